@@ -1,0 +1,40 @@
+"""The one exception tree of affect.
+
+    AffectError
+    ├── InvalidInputError        bad input from the caller (empty, too large, undecodable, ...)
+    │   └── InputTooLargeError   within the rules but over a size limit
+    ├── ModelLoadError           shipped weights missing, corrupt, or not matching their hash
+    ├── UnknownModelError        a model name the registry does not know
+    └── DatasetNotFoundError     (affect.datasets) data files absent
+
+Every message names what was wrong and with which field, so a service can pass it on as is.
+"""
+
+from __future__ import annotations
+
+
+class AffectError(Exception):
+    """Base class of every error affect raises on purpose."""
+
+
+class InvalidInputError(AffectError, ValueError):
+    """The input cannot be analysed as given. ``field`` names the offending input."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InputTooLargeError(InvalidInputError):
+    """The input is over a configured size limit."""
+
+
+class ModelLoadError(AffectError, RuntimeError):
+    """A model's weights could not be loaded."""
+
+
+class UnknownModelError(AffectError, KeyError):
+    """No model of that name is registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""

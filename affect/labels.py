@@ -1,0 +1,186 @@
+"""The one label set that every modality and every data set speaks.
+
+Emotions are Ekman's six basic emotions plus neutral. Sentiment is three-way. Valence and
+arousal live in [-1, 1]. Each data set's own labels enter through exactly one table here
+(``DATASET_LABELS``); a label that has no honest counterpart maps to ``None`` and is dropped,
+and every lossy choice is written down in ``LOSSY_CHOICES`` beside the table.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Mapping
+
+
+class Emotion(str, Enum):
+    """The 7 emotion categories. The order of this enum is the order of every probability vector."""
+
+    NEUTRAL = "neutral"
+    HAPPINESS = "happiness"
+    SADNESS = "sadness"
+    ANGER = "anger"
+    FEAR = "fear"
+    DISGUST = "disgust"
+    SURPRISE = "surprise"
+
+
+class Sentiment(str, Enum):
+    """Three-way sentiment, in the order of every sentiment probability vector."""
+
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+EMOTIONS: tuple[Emotion, ...] = tuple(Emotion)
+SENTIMENTS: tuple[Sentiment, ...] = tuple(Sentiment)
+EMOTION_NAMES: tuple[str, ...] = tuple(e.value for e in EMOTIONS)
+SENTIMENT_NAMES: tuple[str, ...] = tuple(s.value for s in SENTIMENTS)
+
+# Where each emotion sits on the circumplex (Russell 1980), as (valence, arousal) in [-1, 1].
+# Values are the NRC VAD lexicon scores (Mohammad 2018) of the category words, rescaled from
+# [0, 1] to [-1, 1] and rounded; neutral is the origin by definition. A model that does not
+# predict valence and arousal itself reports the probability-weighted mean of these points.
+EMOTION_VALENCE_AROUSAL: Mapping[Emotion, tuple[float, float]] = {
+    Emotion.NEUTRAL: (0.0, 0.0),
+    Emotion.HAPPINESS: (0.94, 0.46),
+    Emotion.SADNESS: (-0.79, -0.22),
+    Emotion.ANGER: (-0.67, 0.73),
+    Emotion.FEAR: (-0.85, 0.58),
+    Emotion.DISGUST: (-0.79, 0.34),
+    Emotion.SURPRISE: (0.57, 0.75),
+}
+
+# Sentiment implied by each emotion, used where a data set has emotions but no sentiment.
+# Surprise is left out: in MELD it is positive about as often as negative.
+EMOTION_SENTIMENT: Mapping[Emotion, Sentiment | None] = {
+    Emotion.NEUTRAL: Sentiment.NEUTRAL,
+    Emotion.HAPPINESS: Sentiment.POSITIVE,
+    Emotion.SADNESS: Sentiment.NEGATIVE,
+    Emotion.ANGER: Sentiment.NEGATIVE,
+    Emotion.FEAR: Sentiment.NEGATIVE,
+    Emotion.DISGUST: Sentiment.NEGATIVE,
+    Emotion.SURPRISE: None,
+}
+
+# One table per data set: the data set's own label -> our Emotion (or None: dropped).
+DATASET_LABELS: Mapping[str, Mapping[str, Emotion | None]] = {
+    "meld": {
+        "neutral": Emotion.NEUTRAL,
+        "joy": Emotion.HAPPINESS,
+        "sadness": Emotion.SADNESS,
+        "anger": Emotion.ANGER,
+        "fear": Emotion.FEAR,
+        "disgust": Emotion.DISGUST,
+        "surprise": Emotion.SURPRISE,
+    },
+    "goemotions-ekman": {
+        "neutral": Emotion.NEUTRAL,
+        "joy": Emotion.HAPPINESS,
+        "sadness": Emotion.SADNESS,
+        "anger": Emotion.ANGER,
+        "fear": Emotion.FEAR,
+        "disgust": Emotion.DISGUST,
+        "surprise": Emotion.SURPRISE,
+    },
+    "dair-emotion": {
+        "joy": Emotion.HAPPINESS,
+        "love": Emotion.HAPPINESS,
+        "sadness": Emotion.SADNESS,
+        "anger": Emotion.ANGER,
+        "fear": Emotion.FEAR,
+        "surprise": Emotion.SURPRISE,
+    },
+    "fer2013": {
+        "neutral": Emotion.NEUTRAL,
+        "happy": Emotion.HAPPINESS,
+        "sad": Emotion.SADNESS,
+        "angry": Emotion.ANGER,
+        "fear": Emotion.FEAR,
+        "disgust": Emotion.DISGUST,
+        "surprise": Emotion.SURPRISE,
+    },
+    "ferplus": {
+        "neutral": Emotion.NEUTRAL,
+        "happiness": Emotion.HAPPINESS,
+        "sadness": Emotion.SADNESS,
+        "anger": Emotion.ANGER,
+        "fear": Emotion.FEAR,
+        "disgust": Emotion.DISGUST,
+        "surprise": Emotion.SURPRISE,
+        "contempt": None,
+        "unknown": None,
+        "NF": None,
+    },
+    "ravdess": {
+        "neutral": Emotion.NEUTRAL,
+        "calm": Emotion.NEUTRAL,
+        "happy": Emotion.HAPPINESS,
+        "sad": Emotion.SADNESS,
+        "angry": Emotion.ANGER,
+        "fearful": Emotion.FEAR,
+        "disgust": Emotion.DISGUST,
+        "surprised": Emotion.SURPRISE,
+    },
+}
+
+LOSSY_CHOICES: Mapping[str, str] = {
+    "ravdess:calm": "RAVDESS 'calm' is merged into neutral: both are low-arousal, non-valenced "
+    "deliveries, and no other data set has a calm class.",
+    "dair-emotion:love": "dair-ai 'love' is merged into happiness (positive valence); the "
+    "affectionate nuance is lost.",
+    "dair-emotion:(none)": "dair-ai has no neutral or disgust class, so it can never teach those.",
+    "ferplus:contempt": "FER+ 'contempt' is dropped (votes ignored): Ekman's contempt is not in "
+    "our 7, and folding it into disgust or anger would mislabel a rare, ambiguous class.",
+    "ferplus:unknown/NF": "FER+ 'unknown' and 'not a face' votes are dropped.",
+    "goemotions-ekman:multi-label": "GoEmotions comments with more than one Ekman label "
+    "(about 9%) are left out of training and of the reported test score, which is over the "
+    "single-label comments; the benchmark states how many it scored.",
+}
+
+# RAVDESS encodes emotions as numbers in the file name (field 3).
+RAVDESS_EMOTION_CODES: Mapping[str, str] = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
+
+
+def map_label(dataset: str, label: str) -> Emotion | None:
+    """Our emotion for a data set's label, or ``None`` when the label is deliberately dropped.
+
+    Raises ``KeyError`` for an unknown data set or a label the table does not know, so that a
+    new label can never slip through silently.
+    """
+    try:
+        table = DATASET_LABELS[dataset]
+    except KeyError:
+        raise KeyError(f"unknown data set {dataset!r}; known: {sorted(DATASET_LABELS)}") from None
+    try:
+        return table[label]
+    except KeyError:
+        raise KeyError(f"{dataset}: unknown label {label!r}; known: {sorted(table)}") from None
+
+
+def emotion_index(emotion: Emotion | str) -> int:
+    """Position of an emotion in every probability vector."""
+    return EMOTIONS.index(Emotion(emotion))
+
+
+def valence_arousal(emotion_probs: "Mapping[Emotion, float] | list[float] | tuple[float, ...]") -> tuple[float, float]:
+    """Probability-weighted circumplex point of an emotion distribution."""
+    if isinstance(emotion_probs, Mapping):
+        probs = [float(emotion_probs.get(e, 0.0)) for e in EMOTIONS]
+    else:
+        probs = [float(p) for p in emotion_probs]
+    if len(probs) != len(EMOTIONS):
+        raise ValueError(f"expected {len(EMOTIONS)} probabilities, got {len(probs)}")
+    total = sum(probs) or 1.0
+    valence = sum(p * EMOTION_VALENCE_AROUSAL[e][0] for p, e in zip(probs, EMOTIONS)) / total
+    arousal = sum(p * EMOTION_VALENCE_AROUSAL[e][1] for p, e in zip(probs, EMOTIONS)) / total
+    return valence, arousal

@@ -1,0 +1,58 @@
+"""Saving and loading the text network's shipped weights: only what fine-tuning changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from affect._errors import ModelLoadError
+from affect.text._network import TextAffectNet
+
+
+
+
+def save_text_weights(net: TextAffectNet, path: Path, meta: dict) -> None:
+    """Store the trainable tensors in float16; frozen ones come from the base package at load."""
+    from safetensors.torch import save_file
+
+    frozen = sorted(name for name, p in net.named_parameters() if not p.requires_grad)
+    tensors = {}
+    for name, tensor in net.state_dict().items():
+        if name in frozen:
+            continue
+        tensor = tensor.detach().contiguous()
+        tensors[name] = tensor.half() if tensor.is_floating_point() else tensor
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {
+        "affect_meta": json.dumps(meta),
+        "window": str(net.window),
+        "dim": str(net.emotion_head.in_features),
+        "frozen": json.dumps(frozen),
+    }
+    save_file(tensors, str(path), metadata=header)
+
+
+def read_text_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k).float() for k in fh.keys()}
+    except Exception as exc:  # safetensors raises several types for a damaged file
+        raise ModelLoadError(f"cannot read text weights {path}: {exc}") from exc
+    return tensors, header
+
+
+def load_text_net(path: Path, encoder: torch.nn.Module) -> tuple[TextAffectNet, dict]:
+    """The fine-tuned network: the base ``encoder`` with the shipped tensors put over it."""
+    tensors, header = read_text_weights(path)
+    net = TextAffectNet(encoder, dim=int(header["dim"]), window=int(header["window"]))
+    missing, unexpected = net.load_state_dict(tensors, strict=False)
+    missing = sorted(set(missing) - set(json.loads(header.get("frozen", "[]"))))
+    if missing or unexpected:
+        raise ModelLoadError(f"text weights {path} do not fit the network: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    net.eval()
+    return net, json.loads(header.get("affect_meta", "{}"))
