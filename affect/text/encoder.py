@@ -1,0 +1,135 @@
+"""The text encoder: emotion and sentiment of a turn, given the turns before it."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from threading import Lock
+
+import torch
+
+from affect._weights import WeightsEnum
+from affect.results import AffectEstimate, Modality, ModalityResult
+from affect.text._base import load_base
+from affect.text._batching import embed_texts
+from affect.text._input import DEFAULT_MAX_CHARS, clean_text
+from affect.text._network import SPEAKER_UNKNOWN, speaker_relation
+from affect.text._weights_io import load_text_net
+from affect.text.weights import TextWeights
+
+
+@dataclass
+class TextContext:
+    """The past turns of one conversation, as the encoder needs them: a few vectors, not text.
+
+    Holds at most ``window`` turn embeddings (most recent last) with their speakers, so it is
+    small and bounded however long the conversation runs, and it never keeps the raw text.
+    """
+
+    window: int
+    turns: deque = field(default_factory=deque)
+
+    def push(self, embedding: torch.Tensor, speaker: str | None) -> None:
+        self.turns.append((embedding, speaker))
+        while len(self.turns) > self.window:
+            self.turns.popleft()
+
+    def __len__(self) -> int:
+        return len(self.turns)
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    """One turn to analyse: its text, its speaker and the context it belongs to (if any)."""
+
+    text: str
+    speaker: str | None = None
+    context: TextContext | None = None
+
+
+class TextEncoder:
+    """Context-aware text emotion and sentiment, fully offline.
+
+    >>> encoder = TextEncoder()
+    >>> context = encoder.new_context()
+    >>> encoder.analyze("I waited an hour and nobody called back.", context=context).emotion
+    <Emotion.ANGER: 'anger'>
+    """
+
+    modality = Modality.TEXT
+
+    def __init__(
+        self,
+        *,
+        weights: TextWeights | str | None = None,
+        max_chars: int = DEFAULT_MAX_CHARS,
+    ) -> None:
+        self.weights = TextWeights.resolve(weights)
+        meta = self.weights.meta
+        self.max_chars = max_chars
+        self.max_tokens = int(meta.get("max_tokens", 96))
+        self.tokenizer, base = load_base(meta.get("base_path"))
+        self.net, self.train_meta = load_text_net(self.weights.value.verified_path(), base)
+        self.model_id = self.weights.value.id
+        self.temperature = float(meta.get("temperature", 1.0))
+        self._lock = Lock()  # the network is not re-entrant across threads
+
+    @property
+    def window(self) -> int:
+        return self.net.window
+
+    def new_context(self) -> TextContext:
+        return TextContext(window=self.window)
+
+    def analyze(self, text: str | bytes, *, speaker: str | None = None, context: TextContext | None = None) -> ModalityResult:
+        """One turn. With ``context``, the turn is read after the ones already in it and then added."""
+        return self.analyze_many([TextRequest(text, speaker, context)])[0]
+
+    def analyze_many(self, requests: Sequence[TextRequest]) -> list[ModalityResult]:
+        """Many turns (of different conversations) in one forward pass: the server's batch call.
+
+        Two requests may share a context only if they are in conversation order.
+        """
+        texts = [clean_text(r.text, max_chars=self.max_chars) for r in requests]
+        with self._lock, torch.inference_mode():
+            current = embed_texts(self.net, self.tokenizer, texts, max_tokens=self.max_tokens)
+            results = []
+            for i, request in enumerate(requests):
+                ctx, mask, relation = self._context_tensors(request)
+                emo, sent = self.net.classify(current[i : i + 1], ctx, mask, relation)
+                results.append(self._result(emo[0], sent[0]))
+                if request.context is not None:
+                    request.context.push(current[i].clone(), request.speaker)
+        return results
+
+    def analyze_conversation(
+        self, turns: Sequence[str | tuple[str, str | None]], *, use_context: bool = True
+    ) -> list[ModalityResult]:
+        """Every turn of a whole conversation, each read with the turns before it."""
+        context = self.new_context() if use_context else None
+        out = []
+        for turn in turns:
+            text, speaker = (turn, None) if isinstance(turn, (str, bytes)) else turn
+            out.append(self.analyze(text, speaker=speaker, context=context))
+        return out
+
+    def _context_tensors(self, request: TextRequest) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        window, dim = self.window, self.net.emotion_head.in_features
+        context = torch.zeros(1, window, dim)
+        mask = torch.zeros(1, window, dtype=torch.bool)
+        relation = torch.full((1, window), SPEAKER_UNKNOWN, dtype=torch.long)
+        if request.context is not None:
+            for k, (embedding, speaker) in enumerate(reversed(request.context.turns)):
+                context[0, k] = embedding
+                mask[0, k] = True
+                relation[0, k] = speaker_relation(request.speaker, speaker)
+        return context, mask, relation
+
+    def _result(self, emotion_logits: torch.Tensor, sentiment_logits: torch.Tensor) -> ModalityResult:
+        emo = torch.softmax(emotion_logits / self.temperature, -1).tolist()
+        sent = torch.softmax(sentiment_logits / self.temperature, -1).tolist()
+        return ModalityResult(**AffectEstimate.fields_from_probs(emo, sent), modality=Modality.TEXT, model=self.model_id)
+
+
+__all__ = ["TextContext", "TextEncoder", "TextRequest", "TextWeights", "WeightsEnum"]

@@ -1,0 +1,211 @@
+"""Benchmark reports: one JSON and one Markdown file per run, plus PNG plots, with the machine,
+the date, the data and the model versions written in."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gib = float("nan")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_gib, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@dataclass
+class Report:
+    """What a benchmark found. ``metrics`` is flat: name -> number (the keys the issues fix)."""
+
+    task: str
+    metrics: dict[str, float]
+    tables: dict[str, tuple[list[str], list[list[Any]]]] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "git_revision": git_revision(),
+            "machine": machine_info(),
+            "metrics": self.metrics,
+            "models": self.models,
+            "data": self.data,
+            "tables": {k: {"columns": cols, "rows": rows} for k, (cols, rows) in self.tables.items()},
+            "notes": self.notes,
+            "plots": self.plots,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: Report, data: dict[str, Any]) -> str:
+    m = data["machine"]
+    out = [
+        f"# affect benchmark: {report.task}",
+        "",
+        f"{data['date']}, git {data['git_revision']}, {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB), "
+        f"torch {m['torch']} with {m['torch_threads']} threads.",
+        "",
+    ]
+    for title, (cols, rows) in report.tables.items():
+        out += [f"## {title}", "", markdown_table(cols, rows), ""]
+    out += ["## Metrics", "", markdown_table(["metric", "value"], [[k, v] for k, v in report.metrics.items()]), ""]
+    if report.models:
+        out += ["## Models", ""] + [f"- `{k}`: {v}" for k, v in report.models.items()] + [""]
+    if report.data:
+        out += ["## Data", ""] + [f"- {k}: {v}" for k, v in report.data.items()] + [""]
+    if report.notes:
+        out += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
+    if report.plots:
+        out += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in report.plots] + [""]
+    return "\n".join(out)
+
+
+def write_report(report: Report, json_path: Path | None, markdown_path: Path | None) -> dict[str, Any]:
+    data = report.to_dict()
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(data, indent=2) + "\n")
+    if markdown_path:
+        markdown_path.parent.mkdir(parents=True, exist_ok=True)
+        markdown_path.write_text(render_markdown(report, data))
+    return data
+
+
+def confusion_matrix_png(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], path: Path, title: str) -> Path:
+    """Row-normalised confusion matrix with counts, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(labels)
+    counts = np.zeros((n, n), dtype=int)
+    for t, p in zip(y_true, y_pred):
+        counts[t, p] += 1
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.1 * n + 2, 1.0 * n + 1.5))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{rates[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.6 else "black")
+    ax.set_xticks(range(n), labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-class confidence over equal-width bins."""
+    conf = probs.max(1)
+    correct = (probs.argmax(1) == labels).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (conf > lo) & (conf <= hi)
+        if sel.any():
+            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
+    return float(ece)
+
+
+def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str, bins: int = 15) -> Path:
+    """Reliability diagram: accuracy against confidence, one line per (probs, labels) curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect")
+    edges = np.linspace(0, 1, bins + 1)
+    for name, (probs, labels) in curves.items():
+        conf, correct = probs.max(1), (probs.argmax(1) == labels)
+        xs, ys = [], []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            sel = (conf > lo) & (conf <= hi)
+            if sel.sum() >= 5:
+                xs.append(conf[sel].mean())
+                ys.append(correct[sel].mean())
+        ece = expected_calibration_error(probs, labels, bins)
+        ax.plot(xs, ys, marker="o", label=f"{name} (ECE {ece:.3f})")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def bootstrap_ci(metric, y_true: np.ndarray, y_pred: np.ndarray, *, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric(y_true, y_pred)`` over resampled items."""
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n):
+        idx = rng.integers(0, len(y_true), len(y_true))
+        stats.append(metric(y_true[idx], y_pred[idx]))
+    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)

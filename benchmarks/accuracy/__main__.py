@@ -1,0 +1,57 @@
+"""Accuracy on real test data, each model beside its baseline in the same run.
+
+    python -m benchmarks.accuracy {text,face,speech,fusion,all} [--data-root DIR]
+        [--full-data DIR] [--json FILE] [--markdown FILE] [--limit N]
+
+Each task is a module ``benchmarks/accuracy/<task>.py`` with ``run(args) -> Report``; plots
+go to ``args.out_dir``. Writes a JSON report (``--json``), a Markdown report (``--markdown``, default beside the JSON)
+and PNG plots beside them; by default all of it lands in ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from benchmarks._report import RESULTS_DIR, write_report
+
+TASKS = ("text", "face", "speech", "fusion")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("task", choices=TASKS + ("all",))
+    ap.add_argument("--data-root", type=Path, default=None, help="the shared data folder (default ../shared/data)")
+    ap.add_argument("--full-data", type=Path, default=None, help="the folder build_datasets.sh filled")
+    ap.add_argument("--json", type=Path, default=None, help="JSON report path (default benchmarks/results/accuracy-TASK.json)")
+    ap.add_argument("--markdown", type=Path, default=None, help="Markdown report path (default: the JSON path with .md)")
+    ap.add_argument("--limit", type=int, default=None, help="score only the first N test items (smoke runs)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+
+    tasks = TASKS if args.task == "all" else (args.task,)
+    for task in tasks:
+        try:
+            module = importlib.import_module(f"benchmarks.accuracy.{task}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"benchmarks.accuracy.{task}":
+                print(f"accuracy benchmark {task!r} is not written yet", file=sys.stderr)
+                if args.task == "all":
+                    continue
+                return 2
+            raise
+        json_path = args.json if (args.json and len(tasks) == 1) else RESULTS_DIR / f"accuracy-{task}.json"
+        md_path = args.markdown if (args.markdown and len(tasks) == 1) else json_path.with_suffix(".md")
+        args.out_dir = json_path.parent  # plots go beside the report
+        report = module.run(args)
+        write_report(report, json_path, md_path)
+        print(md_path.read_text())
+        print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
