@@ -132,4 +132,4 @@ class TextEncoder:
         return ModalityResult(**AffectEstimate.fields_from_probs(emo, sent), modality=Modality.TEXT, model=self.model_id)
 
 
-__all__ = ["TextContext", "TextEncoder", "TextRequest", "TextWeights", "WeightsEnum"]
+

@@ -11,7 +11,7 @@ _TEXT_FILE = "text/minilm_meld_v1.safetensors"
 class TextWeights(WeightsEnum):
     MINILM_MELD_V1 = Weights(
         file=_TEXT_FILE,
-        sha256="PENDING",
+        sha256="de0eea154bcea8ee8a786ca64f22f8eb89baaa330076de84a5a65fe022fd70fa",
         meta={
             "name": "text-minilm-meld",
             "version": "1",

@@ -1,0 +1,39 @@
+"""Plain-text tables for the terminal (no dependency, stable for docs and tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from affect.results import TurnResult
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
+    line = lambda cells: "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _short(text: str | None, width: int) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def turn_table(results: Sequence[TurnResult], texts: Sequence[str | None] | None = None) -> str:
+    """One row per turn: who, what was said (shortened), emotion, sentiment, valence, arousal."""
+    columns = ["turn", "speaker", *(["text"] if texts else []), "emotion", "p", "sentiment", "valence", "arousal", "modalities"]
+    rows = []
+    for i, r in enumerate(results):
+        rows.append([
+            str(r.turn_index),
+            r.speaker or "",
+            *([_short(texts[i], 44)] if texts else []),
+            r.emotion.value,
+            f"{r.confidence:.2f}",
+            r.sentiment_label.value,
+            f"{r.valence:+.2f}",
+            f"{r.arousal:+.2f}",
+            "+".join(m.value for m in r.present),
+        ])
+    return table(columns, rows)

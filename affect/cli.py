@@ -1,0 +1,180 @@
+"""The ``affect`` command line.
+
+    affect analyze --text "I can't believe you did that!" [--json]
+    echo "..." | affect analyze --text -
+    affect analyze --conversation turns.json [--json]
+    affect demo
+    affect serve [--port 50051] [--metrics-port 9100] ...
+    affect models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from affect._errors import AffectError, InputTooLargeError, InvalidInputError
+from affect.text._input import clean_text
+
+MAX_CONVERSATION_BYTES = 5_000_000
+
+
+def read_conversation(path: Path) -> list[dict]:
+    """Turns from a JSON file: a list of strings or of ``{"text": ..., "speaker": ...}`` objects."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror}", field="conversation") from None
+    if size > MAX_CONVERSATION_BYTES:
+        raise InputTooLargeError(f"{path} is {size:,} bytes; the limit is {MAX_CONVERSATION_BYTES:,}", field="conversation")
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is not valid UTF-8 (byte {exc.start})", field="conversation") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}", field="conversation") from None
+    if not isinstance(data, list) or not data:
+        raise InvalidInputError(f"{path} must hold a non-empty JSON list of turns", field="conversation")
+    turns = []
+    for i, item in enumerate(data):
+        if isinstance(item, str):
+            item = {"text": item}
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise InvalidInputError(f"turn {i} of {path} needs a \"text\" string", field=f"conversation[{i}].text")
+        speaker = item.get("speaker")
+        if speaker is not None and not isinstance(speaker, str):
+            raise InvalidInputError(f"turn {i} of {path}: \"speaker\" must be a string", field=f"conversation[{i}].speaker")
+        turns.append({"text": item["text"], "speaker": speaker})
+    return turns
+
+
+def sample_conversation() -> list[dict]:
+    with resources.files("affect.assets").joinpath("sample_conversation.json").open("rb") as fh:
+        return json.loads(fh.read().decode("utf-8"))
+
+
+def _analyze_turns(turns: list[dict], as_json: bool) -> None:
+    from affect import Analyzer, Turn
+    from affect._format import turn_table
+
+    analyzer = Analyzer()
+    conversation = analyzer.conversation()
+    results = [conversation.analyze(Turn(text=t["text"], speaker=t.get("speaker"))) for t in turns]
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print(turn_table(results, [t["text"] for t in turns]))
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    if args.conversation:
+        turns = read_conversation(args.conversation)
+    elif args.text is not None:
+        if args.text == "-":
+            raw = sys.stdin.buffer.read(MAX_CONVERSATION_BYTES + 1)
+            text = raw.decode("utf-8") if _is_utf8(raw) else None
+        else:  # undecodable argv bytes arrive as lone surrogates
+            text = None if any(0xDC80 <= ord(c) <= 0xDCFF for c in args.text) else args.text
+        if text is None:
+            raise InvalidInputError("--text is not valid UTF-8", field="text")
+        turns = [{"text": text, "speaker": args.speaker}]
+    else:
+        raise InvalidInputError("give --text or --conversation", field="input")
+    for i, turn in enumerate(turns):  # refuse bad input before loading any model
+        turn["text"] = clean_text(turn["text"], field="text" if len(turns) == 1 else f"conversation[{i}].text")
+    _analyze_turns(turns, args.json)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    print("Analysing the sample conversation shipped with affect, turn by turn:\n")
+    _analyze_turns(sample_conversation(), args.json)
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from affect.registry import list_weights
+
+    rows = list_weights()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    from affect._format import table
+
+    print(table(["model", "modality", "file", "trained on"], [[r["id"], r["modality"], r["file"], r["trained_on"]] for r in rows]))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import asyncio
+    import logging
+
+    try:
+        from affect_server.app import serve
+        from affect_server.config import ServerConfig
+    except ImportError as exc:  # the service needs the client package for its generated code
+        raise AffectError(f"affect serve needs the affect-client package (pip install clients/python): {exc}") from None
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(ServerConfig.from_args(args), ready_file=args.ready_file))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="affect", description="Emotion, sentiment, valence and arousal per conversation turn.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    analyze = sub.add_parser("analyze", help="analyse a text or a whole conversation")
+    analyze.add_argument("--text", help="one turn of text ('-' reads it from standard input)")
+    analyze.add_argument("--speaker", help="who said --text")
+    analyze.add_argument("--conversation", type=Path, help="JSON file: a list of turns (strings or {text, speaker})")
+    analyze.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    analyze.set_defaults(func=cmd_analyze)
+
+    demo = sub.add_parser("demo", help="analyse the sample conversation shipped with affect")
+    demo.add_argument("--json", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="run the gRPC streaming service",
+                           description="Flags override AFFECT_* environment variables, which override defaults.")
+    _add_server_arguments(serve)
+    serve.add_argument("--ready-file", type=Path, help="write the bound port here once serving (for scripts)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+
+    models = sub.add_parser("models", help="list the shipped models")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    try:
+        from affect_server.config import ServerConfig
+    except ImportError:
+        return
+    ServerConfig.add_arguments(parser)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except AffectError as exc:
+        print(f"affect: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

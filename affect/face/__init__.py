@@ -1,0 +1,1 @@
+"""Face branch: detect faces, classify each one's expression."""

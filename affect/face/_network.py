@@ -1,0 +1,54 @@
+"""The expression CNN: a compact VGG-style network over 48x48 grayscale faces.
+
+The network owns its input normalisation and its test-time crop, so whatever calls it only
+has to hand over 48x48 gray faces scaled to [0, 1]: exactly what training saw.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FACE_SIZE = 48  # side of the gray face the classifier reads (FER-2013 geometry)
+CROP_SIZE = 40  # side of the centre crop the convolutions see (training uses random crops)
+PIXEL_MEAN = 0.5
+PIXEL_STD = 0.25
+
+
+def _conv(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class FaceExpressionNet(nn.Module):
+    """Conv stages at 40, 20, 10 and 5 pixels (1, 2, 3, 3 convs), global average pool, linear."""
+
+    def __init__(self, num_classes: int = 7, width: int = 32, dropout: float = 0.4) -> None:
+        super().__init__()
+        w = width
+        layers: list[nn.Module] = [*_conv(1, w), nn.MaxPool2d(2)]
+        layers += [*_conv(w, 2 * w), *_conv(2 * w, 2 * w), nn.MaxPool2d(2)]
+        layers += [*_conv(2 * w, 4 * w), *_conv(4 * w, 4 * w), *_conv(4 * w, 4 * w), nn.MaxPool2d(2)]
+        layers += [*_conv(4 * w, 8 * w), *_conv(8 * w, 8 * w), *_conv(8 * w, 8 * w)]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(8 * w, num_classes))
+
+    @staticmethod
+    def normalise(x: torch.Tensor) -> torch.Tensor:
+        return (x - PIXEL_MEAN) / PIXEL_STD
+
+    def forward_crops(self, crops: torch.Tensor) -> torch.Tensor:
+        """Logits for already cropped, normalised faces ``(N, 1, 40, 40)`` (the training path)."""
+        return self.head(self.features(crops))
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        """Logits for gray faces ``(N, 1, 48, 48)`` in [0, 1]: normalise, centre-crop, classify."""
+        off = (FACE_SIZE - CROP_SIZE) // 2
+        crops = self.normalise(faces)[:, :, off : off + CROP_SIZE, off : off + CROP_SIZE]
+        return self.forward_crops(crops)
+
+    def predict_proba(self, faces: torch.Tensor, flip: bool = True) -> torch.Tensor:
+        """Class probabilities, averaged with the mirrored face when ``flip`` (test-time augmentation)."""
+        probs = torch.softmax(self(faces), dim=1)
+        if flip:
+            probs = (probs + torch.softmax(self(torch.flip(faces, dims=[3])), dim=1)) / 2
+        return probs

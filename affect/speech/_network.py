@@ -1,0 +1,57 @@
+"""The trained part of the speech model: a small head over frozen Whisper encoder frames.
+
+Frames are projected, weighted by a learned attention over time (speech that carries emotion
+counts more than a filler), and summarised by their attentive mean and standard deviation,
+which capture level and variability of the voice; a two-layer classifier reads the summary.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from affect.labels import EMOTIONS
+
+
+class AttentiveStatsPool(nn.Module):
+    """Attention-weighted mean and standard deviation over valid frames."""
+
+    def __init__(self, dim: int, attention_dim: int = 128) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(dim, attention_dim), nn.Tanh(), nn.Linear(attention_dim, 1))
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.score(frames).squeeze(-1).masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(logits, dim=1).unsqueeze(-1)
+        mean = (weights * frames).sum(1)
+        var = (weights * (frames - mean.unsqueeze(1)) ** 2).sum(1)
+        return torch.cat([mean, var.clamp(min=1e-6).sqrt()], dim=-1)
+
+
+class SpeechEmotionHead(nn.Module):
+    """``[B, T, in_dim]`` encoder frames + ``[B, T]`` validity mask -> ``[B, 7]`` emotion logits."""
+
+    def __init__(self, in_dim: int = 384, hidden: int = 256, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.in_dim, self.hidden = in_dim, hidden
+        self.norm = nn.LayerNorm(in_dim)
+        self.project = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout))
+        self.pool = AttentiveStatsPool(hidden)
+        self.classify = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(hidden, len(EMOTIONS)),
+        )
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.pool(self.project(self.norm(frames)), mask))
+
+
+def pad_frames(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack variable-length ``[T_i, D]`` frames into ``[B, T, D]`` with a ``[B, T]`` mask."""
+    longest = max(int(x.shape[0]) for x in items)
+    frames = torch.zeros(len(items), longest, items[0].shape[1])
+    mask = torch.zeros(len(items), longest, dtype=torch.bool)
+    for i, x in enumerate(items):
+        frames[i, : x.shape[0]] = x.float()
+        mask[i, : x.shape[0]] = True
+    return frames, mask

@@ -1,0 +1,92 @@
+"""Voice activity: where the speech is, with the Silero VAD model the ``silero-vad`` package ships.
+
+The package's TorchScript model is loaded from the installed wheel (``load_silero_vad()`` reads
+``silero_vad/data/silero_vad.jit``), so nothing is downloaded. Speech spans are then grouped
+into segments of at most ``max_segment_s`` seconds: a long turn is analysed segment by segment
+and the results pooled, a short one is a single segment from its first to its last speech.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from threading import Lock
+
+import numpy as np
+import torch
+
+from affect._errors import ModelLoadError
+from affect.speech._audio import MODEL_RATE
+
+
+@dataclass(frozen=True)
+class SpeechSegment:
+    """A stretch of speech, in seconds from the start of the turn's audio."""
+
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, float]:
+        return {"start": round(self.start, 3), "end": round(self.end, 3)}
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    threshold: float = 0.5
+    min_speech_ms: int = 250
+    min_silence_ms: int = 300
+    speech_pad_ms: int = 100
+    max_segment_s: float = 12.0
+
+
+class VoiceActivity:
+    """Silero VAD over 16 kHz audio. Not re-entrant: one call at a time (guarded by a lock)."""
+
+    def __init__(self, settings: VadSettings | None = None) -> None:
+        self.settings = settings or VadSettings()
+        threads = torch.get_num_threads()
+        try:
+            from silero_vad import get_speech_timestamps, load_silero_vad
+
+            self._model = load_silero_vad(onnx=False)
+        except Exception as exc:  # ImportError, or a damaged package
+            raise ModelLoadError(f"the speech branch needs the 'silero-vad' package's VAD model: {exc}") from exc
+        finally:
+            torch.set_num_threads(threads)  # silero_vad sets 1 thread at import; keep the caller's choice
+        self._timestamps = get_speech_timestamps
+        self._lock = Lock()
+
+    def speech_spans(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        """``(start, end)`` sample indices of each speech span, in order."""
+        s = self.settings
+        audio = torch.from_numpy(samples)
+        if audio.numel() < 512:
+            audio = torch.nn.functional.pad(audio, (0, 512 - audio.numel()))
+        with self._lock, torch.inference_mode():
+            self._model.reset_states()
+            spans = self._timestamps(
+                audio,
+                self._model,
+                threshold=s.threshold,
+                sampling_rate=MODEL_RATE,
+                min_speech_duration_ms=s.min_speech_ms,
+                min_silence_duration_ms=s.min_silence_ms,
+                speech_pad_ms=s.speech_pad_ms,
+                max_speech_duration_s=s.max_segment_s,
+            )
+        n = len(samples)
+        return [(int(t["start"]), min(int(t["end"]), n)) for t in spans if int(t["start"]) < n]
+
+    def segments(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        """Speech spans merged, in order, into segments no longer than ``max_segment_s``."""
+        limit = int(self.settings.max_segment_s * MODEL_RATE)
+        merged: list[tuple[int, int]] = []
+        for start, end in self.speech_spans(samples):
+            if merged and end - merged[-1][0] <= limit:
+                merged[-1] = (merged[-1][0], end)
+            else:
+                merged.append((start, end))
+        return merged

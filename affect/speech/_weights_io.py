@@ -1,0 +1,40 @@
+"""Saving and loading the speech head's weights (safetensors; the frozen encoder is not shipped)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from affect._errors import ModelLoadError
+from affect.speech._network import SpeechEmotionHead
+
+
+def save_speech_weights(net: SpeechEmotionHead, path: Path, meta: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {name: t.detach().float().contiguous() for name, t in net.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"affect_meta": json.dumps(meta), "in_dim": str(net.in_dim), "hidden": str(net.hidden)}
+    save_file(tensors, str(path), metadata=header)
+
+
+def load_speech_head(path: Path) -> tuple[SpeechEmotionHead, dict[str, Any]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        net = SpeechEmotionHead(in_dim=int(header["in_dim"]), hidden=int(header["hidden"]))
+        net.load_state_dict(tensors, strict=True)
+    except Exception as exc:  # safetensors and load_state_dict raise several types for a bad file
+        raise ModelLoadError(f"cannot load speech weights {path}: {exc}") from exc
+    net.eval()
+    return net, json.loads(header.get("affect_meta", "{}"))
+
+
+def parameter_count(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

@@ -1,0 +1,55 @@
+"""Audio degradations for training and for testing what callers really send.
+
+``telephone_band`` imitates a narrow-band phone call: 8 kHz, 300-3400 Hz, 8-bit mu-law. The
+others are the recipe's training augmentations. All take and return mono float32 samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+
+from affect.speech._audio import MODEL_RATE
+
+PHONE_RATE = 8_000
+PHONE_LOW_HZ, PHONE_HIGH_HZ = 300.0, 3400.0
+
+
+def telephone_band(samples: np.ndarray, rate: int = MODEL_RATE, *, back_to_rate: bool = True) -> np.ndarray:
+    """Down to 8 kHz, band-pass 300-3400 Hz, mu-law encode and decode, and (by default) back up."""
+    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+    x = AF.resample(x, rate, PHONE_RATE)
+    for _ in range(2):  # two biquads each side: a steeper band edge
+        x = AF.highpass_biquad(x, PHONE_RATE, PHONE_LOW_HZ)
+        x = AF.lowpass_biquad(x, PHONE_RATE, PHONE_HIGH_HZ)
+    x = x.clamp(-1.0, 1.0)
+    x = AF.mu_law_decoding(AF.mu_law_encoding(x, 256), 256)
+    if back_to_rate:
+        x = AF.resample(x, PHONE_RATE, rate)
+    return x.numpy().astype(np.float32)
+
+
+def change_gain(samples: np.ndarray, db: float) -> np.ndarray:
+    return np.clip(samples * (10.0 ** (db / 20.0)), -1.0, 1.0).astype(np.float32)
+
+
+def add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator, *, colour: str = "white") -> np.ndarray:
+    """Noise at ``snr_db`` below the signal's power; ``colour`` white or pink (1/f)."""
+    noise = rng.standard_normal(len(samples)).astype(np.float32)
+    if colour == "pink":
+        spectrum = np.fft.rfft(noise)
+        spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1.0))
+        noise = np.fft.irfft(spectrum, n=len(samples)).astype(np.float32)
+    signal_power = float(np.mean(samples**2)) + 1e-10
+    noise *= np.sqrt(signal_power / (10.0 ** (snr_db / 10.0)) / (float(np.mean(noise**2)) + 1e-10))
+    return np.clip(samples + noise, -1.0, 1.0).astype(np.float32)
+
+
+def change_speed(samples: np.ndarray, factor: float, rate: int = MODEL_RATE) -> np.ndarray:
+    """Speed and pitch together by ``factor`` (1.1 = 10% faster and higher), by resampling."""
+    target = int(round(rate / factor / 100.0)) * 100
+    if target == rate:
+        return samples
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), rate, target)
+    return out.numpy().astype(np.float32)

@@ -1,0 +1,124 @@
+"""Text: MELD test (with and without context), GoEmotions-Ekman test, VADER beside ours."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from tqdm import tqdm
+
+from affect.datasets import read_goemotions_ekman, read_meld
+from affect.labels import EMOTION_NAMES, SENTIMENTS, emotion_index
+from affect.text import TextEncoder
+from affect.text._batching import predict_dialogues
+from benchmarks._report import Report, confusion_matrix_png, expected_calibration_error, reliability_png
+
+SENTIMENT_INDEX = {s: i for i, s in enumerate(SENTIMENTS)}
+
+
+def vader_sentiment(texts: list[str]) -> np.ndarray:
+    """VADER's label with its authors' thresholds: compound >= 0.05 positive, <= -0.05 negative."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    out = []
+    for text in texts:
+        c = analyzer.polarity_scores(text)["compound"]
+        out.append(SENTIMENT_INDEX[SENTIMENTS[2]] if c >= 0.05 else SENTIMENT_INDEX[SENTIMENTS[0]] if c <= -0.05 else 1)
+    return np.array(out)
+
+
+def _take_turns(dialogues: list, limit: int | None) -> list:
+    if not limit:
+        return dialogues
+    out, n = [], 0
+    for d in dialogues:
+        if n >= limit:
+            break
+        out.append(d)
+        n += len(d)
+    return out
+
+
+def run(args: argparse.Namespace) -> Report:
+    encoder = TextEncoder()
+    meld = _take_turns(read_meld("test", args.data_root), args.limit)
+    goemo = read_goemotions_ekman("test", args.data_root)
+    if args.limit:
+        goemo = goemo[: args.limit]
+    pairs = [[(t.text, t.speaker) for t in d] for d in meld]
+    turns = [t for d in meld for t in d]
+    gold = np.array([emotion_index(t.emotion) for t in turns])
+    gold_sent = np.array([SENTIMENT_INDEX[t.sentiment] for t in turns])
+
+    total = 2 * len(turns) + len(goemo)
+    bar = tqdm(total=total, desc="text benchmark", unit="turn", disable=args.no_progress)
+    probs, sent_pred = {}, {}
+    for name, use_context in (("context", True), ("no_context", False)):
+        emo, sent = predict_dialogues(encoder.net, encoder.tokenizer, pairs, use_context=use_context,
+                                      max_tokens=encoder.max_tokens, on_batch=bar.update)
+        probs[name] = torch.softmax(emo / encoder.temperature, -1).numpy()
+        sent_pred[name] = sent.argmax(-1).numpy()
+    go_emo, _ = predict_dialogues(encoder.net, encoder.tokenizer, [[(e.text, None)] for e in goemo],
+                                  max_tokens=encoder.max_tokens, on_batch=bar.update)
+    bar.close()
+    go_gold = np.array([emotion_index(e.emotion) for e in goemo])
+    go_pred = go_emo.argmax(-1).numpy()
+    vader = vader_sentiment([t.text for t in turns])
+
+    labels = list(range(len(EMOTION_NAMES)))
+    pred = probs["context"].argmax(1)
+    pred_nc = probs["no_context"].argmax(1)
+    metrics = {
+        "meld_test_weighted_f1": float(f1_score(gold, pred, average="weighted", labels=labels, zero_division=0)),
+        "meld_test_weighted_f1_no_context": float(f1_score(gold, pred_nc, average="weighted", labels=labels, zero_division=0)),
+        "meld_test_accuracy": float(accuracy_score(gold, pred)),
+        "meld_test_sentiment_macro_f1": float(f1_score(gold_sent, sent_pred["context"], average="macro", zero_division=0)),
+        "vader_meld_test_sentiment_macro_f1": float(f1_score(gold_sent, vader, average="macro", zero_division=0)),
+        "goemotions_ekman_test_macro_f1": float(f1_score(go_gold, go_pred, average="macro", labels=labels, zero_division=0)),
+    }
+    extra = {
+        "meld_test_accuracy_no_context": float(accuracy_score(gold, pred_nc)),
+        "meld_test_sentiment_macro_f1_no_context": float(f1_score(gold_sent, sent_pred["no_context"], average="macro", zero_division=0)),
+        "meld_test_ece": expected_calibration_error(probs["context"], gold),
+    }
+    per_class = f1_score(gold, pred, average=None, labels=labels, zero_division=0)
+    per_class_nc = f1_score(gold, pred_nc, average=None, labels=labels, zero_division=0)
+    support = np.bincount(gold, minlength=len(labels))
+    plots = [
+        confusion_matrix_png(gold, pred, EMOTION_NAMES, args.out_dir / "text-meld-test-confusion.png",
+                             "MELD test, text with context"),
+        reliability_png({"MELD test": (probs["context"], gold)}, args.out_dir / "text-meld-test-reliability.png",
+                        "Text encoder reliability (MELD test)"),
+    ]
+    return Report(
+        task="text",
+        metrics=metrics,
+        tables={
+            "Headline": (["measure", "affect text", "no context", "baseline"], [
+                ["MELD test weighted-F1 (7 emotions)", metrics["meld_test_weighted_f1"], metrics["meld_test_weighted_f1_no_context"], ""],
+                ["MELD test accuracy", metrics["meld_test_accuracy"], extra["meld_test_accuracy_no_context"], ""],
+                ["MELD test sentiment macro-F1", metrics["meld_test_sentiment_macro_f1"],
+                 extra["meld_test_sentiment_macro_f1_no_context"], f"VADER {metrics['vader_meld_test_sentiment_macro_f1']:.3f}"],
+                ["GoEmotions-Ekman test macro-F1 (single-label)", metrics["goemotions_ekman_test_macro_f1"], "", ""],
+            ]),
+            "MELD test F1 per emotion": (["emotion", "support", "F1 with context", "F1 without"], [
+                [name, int(support[i]), float(per_class[i]), float(per_class_nc[i])] for i, name in enumerate(EMOTION_NAMES)
+            ]),
+        },
+        models={"text": encoder.model_id, "sha256": encoder.weights.value.sha256, "dev_metrics": encoder.train_meta.get("dev_metrics")},
+        data={
+            "MELD test": f"{len(turns)} turns in {len(meld)} dialogues",
+            "GoEmotions-Ekman test": f"{len(goemo)} single-label comments (multi-label ones left out)",
+            "data root": str(args.data_root or "default (../shared/data)"),
+        },
+        notes=[
+            "Context = up to 8 earlier turns of the same dialogue, past turns only; 'no context' is the same weights with the context masked.",
+            "MELD test was read once for this report; the weights were chosen on MELD dev.",
+            *([f"--limit {args.limit}: a partial run, not the reported figures."] if args.limit else []),
+        ],
+        plots=[str(p) for p in plots],
+        extra=extra,
+    )

@@ -1,0 +1,54 @@
+"""affect-client: talk to an affect service over gRPC, blocking or asyncio.
+
+    from affect_client import AffectClient
+
+    with AffectClient("127.0.0.1:50051") as client, client.conversation() as conversation:
+        result = conversation.send("My order never arrived.", speaker="caller")
+        print(result.emotion, result.sentiment, result.fused.valence)
+"""
+
+from affect_client._core import ClientOptions
+from affect_client._exceptions import (
+    AffectClientError,
+    APIStatusError,
+    ConversationClosedError,
+    DeadlineExceededError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    TurnRefusedError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from affect_client._inputs import Audio, Image
+from affect_client._async import AsyncAffectClient, AsyncConversation
+from affect_client._sync import AffectClient, Conversation
+from affect_client._types import Affect, ConversationState, Event, Face, ModalityResult, ModelInfo, SpeakerState, TurnResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIStatusError",
+    "Affect",
+    "AffectClient",
+    "AffectClientError",
+    "AsyncAffectClient",
+    "AsyncConversation",
+    "Audio",
+    "ClientOptions",
+    "Conversation",
+    "ConversationClosedError",
+    "ConversationState",
+    "DeadlineExceededError",
+    "Event",
+    "Face",
+    "Image",
+    "InvalidArgumentError",
+    "ModalityResult",
+    "ModelInfo",
+    "ResourceExhaustedError",
+    "SpeakerState",
+    "TurnRefusedError",
+    "TurnResult",
+    "UnauthenticatedError",
+    "UnavailableError",
+]

@@ -1,0 +1,162 @@
+"""The asyncio client: the same surface as the blocking one, with ``await``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import grpc
+
+from affect_client import _core
+from affect_client._exceptions import ConversationClosedError, DeadlineExceededError, status_error
+from affect_client._inputs import Audio, Image, turn_message
+from affect_client._proto import affect_pb2 as pb
+from affect_client._proto import affect_pb2_grpc as pb_grpc
+from affect_client._types import ModelInfo, TurnResult
+
+
+class AsyncAffectClient:
+    """asyncio client of the affect service.
+
+    >>> async with AsyncAffectClient("127.0.0.1:50051") as client:
+    ...     async with client.conversation() as conversation:
+    ...         result = await conversation.send("Where is my parcel?", speaker="caller")
+    """
+
+    def __init__(self, target: str | None = None, *, options: _core.ClientOptions | None = None, **settings: object) -> None:
+        options = options or _core.ClientOptions()
+        if target:
+            settings["target"] = target
+        self.options = options.replace(**settings) if settings else options
+        creds = _core.credentials(self.options)
+        args = _core.channel_arguments()
+        self._channel = (grpc.aio.secure_channel(self.options.target, creds, args) if creds
+                         else grpc.aio.insecure_channel(self.options.target, args))
+        self._stub = pb_grpc.AffectServiceStub(self._channel)
+        self._owns_channel = True
+
+    def with_options(self, **changes: object) -> "AsyncAffectClient":
+        clone = object.__new__(AsyncAffectClient)
+        clone.options = self.options.replace(**changes)
+        clone._channel, clone._stub, clone._owns_channel = self._channel, self._stub, False
+        return clone
+
+    async def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Audio | None = None,
+                      images: Sequence[Image] = (), turn_id: str = "") -> TurnResult:
+        request = pb.AnalyzeRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images, turn_id=turn_id))
+        return TurnResult.from_pb((await self._unary(self._stub.Analyze, request)).result)
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [ModelInfo.from_pb(m) for m in (await self._unary(self._stub.ListModels, pb.ListModelsRequest())).models]
+
+    def conversation(self, conversation_id: str | None = None, *, omit_modality_results: bool = False,
+                     disable_text_context: bool = False) -> "AsyncConversation":
+        """A conversation; ``async with`` opens it (retried on UNAVAILABLE) and closes it."""
+        return AsyncConversation(self, _core.open_request(conversation_id, omit_modality_results=omit_modality_results,
+                                                          disable_text_context=disable_text_context))
+
+    async def close(self) -> None:
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> "AsyncAffectClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _unary(self, method, request):
+        delays = _core.backoff_delays(self.options.max_retries)
+        while True:
+            try:
+                return await method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
+            except grpc.RpcError as error:
+                delay = next(delays, None) if _core.retryable(error) else None
+                if delay is None:
+                    raise status_error(error) from None
+                await asyncio.sleep(delay)
+
+
+class AsyncConversation:
+    def __init__(self, client: AsyncAffectClient, open_request: pb.ConverseRequest) -> None:
+        self._client = client
+        self._options = client.options
+        self._open_request = open_request
+        self._call = None
+        self._closed = False
+        self.id = ""
+        self.models: list[ModelInfo] = []
+
+    async def open(self) -> "AsyncConversation":
+        delays = _core.backoff_delays(self._options.max_retries)
+        while True:
+            self._call = self._client._stub.Converse(timeout=self._options.conversation_deadline,
+                                                     metadata=_core.call_metadata(self._options))
+            try:
+                await self._call.write(self._open_request)
+                opened = await self._read(self._options.open_timeout)
+                break
+            except grpc.RpcError as error:
+                delay = next(delays, None) if _core.retryable(error) else None
+                if delay is None:
+                    raise status_error(error) from None
+                await asyncio.sleep(delay)
+        self.id = opened.opened.conversation_id
+        self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
+        return self
+
+    async def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Audio | None = None,
+                   images: Sequence[Image] = (), turn_id: str = "") -> TurnResult:
+        if self._closed or self._call is None:
+            raise ConversationClosedError("the conversation is not open")
+        request = pb.ConverseRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images, turn_id=turn_id))
+        try:
+            await self._call.write(request)
+            response = await self._read(self._options.turn_timeout)
+        except grpc.RpcError as error:
+            self._closed = True
+            raise status_error(error) from None
+        return _core.parse_turn_response(response)
+
+    async def close(self) -> None:
+        if self._call is not None and not self._closed:
+            self._closed = True
+            try:
+                await self._call.done_writing()
+                while await self._call.read() is not grpc.aio.EOF:
+                    pass
+            except grpc.RpcError:
+                pass
+
+    async def __aenter__(self) -> "AsyncConversation":
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _read(self, timeout: float | None) -> pb.ConverseResponse:
+        assert self._call is not None
+        try:
+            response = await asyncio.wait_for(self._call.read(), timeout)
+        except asyncio.TimeoutError:
+            self._closed = True
+            self._call.cancel()
+            raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout:g} s") from None
+        if response is grpc.aio.EOF:
+            self._closed = True
+            code = await self._call.code()
+            if code != grpc.StatusCode.OK:
+                raise status_error(_StatusOnly(code, await self._call.details()))
+            raise ConversationClosedError("the server ended the conversation")
+        return response
+
+
+class _StatusOnly(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str | None) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str | None:
+        return self._details

@@ -1,0 +1,10 @@
+"""Defaults for every call, in one place. Override per client or per call with ``with_options``."""
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_TIMEOUT_S = 30.0  # unary calls (Analyze, ListModels)
+DEFAULT_OPEN_TIMEOUT_S = 30.0  # waiting for a conversation to open
+DEFAULT_TURN_TIMEOUT_S = 60.0  # waiting for one turn's answer
+DEFAULT_MAX_RETRIES = 3  # on UNAVAILABLE only, before a call or a conversation has started
+INITIAL_BACKOFF_S = 0.25
+MAX_BACKOFF_S = 4.0
+MAX_MESSAGE_BYTES = 16 * 2**20

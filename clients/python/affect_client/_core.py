@@ -1,0 +1,88 @@
+"""What the sync and async clients share: options, channels, metadata, retries, parsing.
+
+The two clients are thin shells over these functions, so a rule lives in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import grpc
+
+from affect_client import _constants as C
+from affect_client._exceptions import TurnRefusedError, status_code
+from affect_client._proto import affect_pb2 as pb
+from affect_client._types import TurnResult
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Every setting of a client. ``with_options(...)`` returns a copy with some changed."""
+
+    target: str = C.DEFAULT_TARGET
+    token: str | None = None  # sent as "authorization: Bearer <token>"
+    tls: bool = False
+    root_certificates: bytes | None = None  # PEM; None uses the system's roots
+    timeout: float | None = C.DEFAULT_TIMEOUT_S  # unary calls
+    open_timeout: float | None = C.DEFAULT_OPEN_TIMEOUT_S
+    turn_timeout: float | None = C.DEFAULT_TURN_TIMEOUT_S
+    conversation_deadline: float | None = None  # whole stream; None: no deadline
+    max_retries: int = C.DEFAULT_MAX_RETRIES
+    application: str | None = None  # Ray Serve's "application" metadata, for a multi-app cluster
+    metadata: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def replace(self, **changes: object) -> "ClientOptions":
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def call_metadata(options: ClientOptions) -> tuple[tuple[str, str], ...]:
+    metadata = list(options.metadata)
+    if options.token:
+        metadata.append(("authorization", f"Bearer {options.token}"))
+    if options.application:
+        metadata.append(("application", options.application))
+    return tuple(metadata)
+
+
+def channel_arguments() -> list[tuple[str, int]]:
+    return [("grpc.max_receive_message_length", C.MAX_MESSAGE_BYTES), ("grpc.max_send_message_length", C.MAX_MESSAGE_BYTES)]
+
+
+def credentials(options: ClientOptions) -> grpc.ChannelCredentials | None:
+    if not options.tls:
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=options.root_certificates)
+
+
+def backoff_delays(max_retries: int) -> Iterator[float]:
+    """Exponential backoff with full jitter: how long to wait before each retry."""
+    delay = C.INITIAL_BACKOFF_S
+    for _ in range(max_retries):
+        yield random.uniform(0, delay)
+        delay = min(C.MAX_BACKOFF_S, delay * 2)
+
+
+def retryable(error: grpc.RpcError) -> bool:
+    """Only UNAVAILABLE is retried: the request did not reach a model, so retrying is safe."""
+    return hasattr(error, "code") and error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def open_request(conversation_id: str | None, *, omit_modality_results: bool, disable_text_context: bool) -> pb.ConverseRequest:
+    return pb.ConverseRequest(open=pb.OpenConversation(
+        conversation_id=conversation_id or "",
+        options=pb.ConversationOptions(omit_modality_results=omit_modality_results, disable_text_context=disable_text_context),
+    ))
+
+
+def parse_turn_response(response: pb.ConverseResponse) -> TurnResult:
+    """The turn's result, or ``TurnRefusedError`` when the server refused it."""
+    kind = response.WhichOneof("kind")
+    if kind == "result":
+        return TurnResult.from_pb(response.result)
+    if kind == "error":
+        e = response.error
+        raise TurnRefusedError(status_code(e.code), e.message, e.field, e.turn_id)
+    raise RuntimeError(f"unexpected {kind!r} message in answer to a turn")

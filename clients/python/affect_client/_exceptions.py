@@ -1,0 +1,80 @@
+"""The client's one exception tree.
+
+    AffectClientError
+    ├── APIStatusError              the server ended a call with a gRPC status (``.code``)
+    │   ├── InvalidArgumentError    INVALID_ARGUMENT
+    │   ├── ResourceExhaustedError  RESOURCE_EXHAUSTED (limits)
+    │   ├── UnauthenticatedError    UNAUTHENTICATED (token)
+    │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation must be reopened)
+    │   └── DeadlineExceededError   DEADLINE_EXCEEDED
+    ├── TurnRefusedError            one turn was refused; the conversation goes on (``.code``, ``.field``)
+    └── ConversationClosedError     send() on a conversation that has ended
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class AffectClientError(Exception):
+    """Base of every error this client raises."""
+
+
+class APIStatusError(AffectClientError):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.details = message
+
+
+class InvalidArgumentError(APIStatusError): ...
+
+
+class ResourceExhaustedError(APIStatusError): ...
+
+
+class UnauthenticatedError(APIStatusError): ...
+
+
+class UnavailableError(APIStatusError): ...
+
+
+class DeadlineExceededError(APIStatusError): ...
+
+
+class TurnRefusedError(AffectClientError):
+    """The server refused one turn (bad input or a rate limit) and kept the conversation open."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, field: str, turn_id: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.details = message
+        self.field = field
+        self.turn_id = turn_id
+
+
+class ConversationClosedError(AffectClientError):
+    """The conversation has ended; open a new one."""
+
+
+_BY_CODE = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+}
+
+
+def status_error(error: grpc.RpcError) -> APIStatusError:
+    """The SDK exception for a failed call, keeping its status code as an enum."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = error.details() if hasattr(error, "details") else str(error)
+    return _BY_CODE.get(code, APIStatusError)(code, details or "")
+
+
+def status_code(value: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code
+    return grpc.StatusCode.UNKNOWN

@@ -1,0 +1,170 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import grpc
+
+from affect_client import _core
+from affect_client._exceptions import ConversationClosedError, DeadlineExceededError, status_error
+from affect_client._inputs import Audio, Image, turn_message
+from affect_client._proto import affect_pb2 as pb
+from affect_client._proto import affect_pb2_grpc as pb_grpc
+from affect_client._types import ModelInfo, TurnResult
+
+_CLOSE = object()
+
+
+class AffectClient:
+    """Blocking client of the affect service.
+
+    >>> with AffectClient("127.0.0.1:50051") as client:
+    ...     with client.conversation() as conversation:
+    ...         result = conversation.send("Where is my parcel?", speaker="caller")
+    ...         print(result.emotion, result.fused.valence)
+    """
+
+    def __init__(self, target: str | None = None, *, options: _core.ClientOptions | None = None, **settings: object) -> None:
+        options = options or _core.ClientOptions()
+        if target:
+            settings["target"] = target
+        self.options = options.replace(**settings) if settings else options
+        creds = _core.credentials(self.options)
+        args = _core.channel_arguments()
+        self._channel = (grpc.secure_channel(self.options.target, creds, args) if creds
+                         else grpc.insecure_channel(self.options.target, args))
+        self._stub = pb_grpc.AffectServiceStub(self._channel)
+        self._owns_channel = True
+
+    def with_options(self, **changes: object) -> "AffectClient":
+        """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``)."""
+        clone = object.__new__(AffectClient)
+        clone.options = self.options.replace(**changes)
+        clone._channel, clone._stub, clone._owns_channel = self._channel, self._stub, False
+        return clone
+
+    def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Audio | None = None,
+                images: Sequence[Image] = (), turn_id: str = "") -> TurnResult:
+        """One turn on its own (no conversation context)."""
+        request = pb.AnalyzeRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images, turn_id=turn_id))
+        return TurnResult.from_pb(self._unary(self._stub.Analyze, request).result)
+
+    def list_models(self) -> list[ModelInfo]:
+        return [ModelInfo.from_pb(m) for m in self._unary(self._stub.ListModels, pb.ListModelsRequest()).models]
+
+    def conversation(self, conversation_id: str | None = None, *, omit_modality_results: bool = False,
+                     disable_text_context: bool = False) -> "Conversation":
+        """Open a conversation stream (retried on UNAVAILABLE); use it as a context manager."""
+        return Conversation(self, _core.open_request(conversation_id, omit_modality_results=omit_modality_results,
+                                                     disable_text_context=disable_text_context))
+
+    def close(self) -> None:
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> "AffectClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _unary(self, method, request):
+        delays = _core.backoff_delays(self.options.max_retries)
+        while True:
+            try:
+                return method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
+            except grpc.RpcError as error:
+                delay = next(delays, None) if _core.retryable(error) else None
+                if delay is None:
+                    raise status_error(error) from None
+                time.sleep(delay)
+
+
+class Conversation:
+    """One conversation stream. ``send()`` returns that turn's result, in order."""
+
+    def __init__(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
+        self._options = client.options
+        self._closed = False
+        delays = _core.backoff_delays(self._options.max_retries)
+        while True:
+            try:
+                self._start(client, open_request)
+                break
+            except grpc.RpcError as error:
+                delay = next(delays, None) if _core.retryable(error) else None
+                if delay is None:
+                    raise status_error(error) from None
+                time.sleep(delay)
+
+    def _start(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._responses: queue.Queue = queue.Queue()
+        self._call = client._stub.Converse(self._request_iterator(), timeout=self._options.conversation_deadline,
+                                           metadata=_core.call_metadata(self._options))
+        self._reader = threading.Thread(target=self._read, daemon=True, name="affect-conversation-reader")
+        self._reader.start()
+        self._requests.put(open_request)
+        opened = self._next_response(self._options.open_timeout)
+        self.id: str = opened.opened.conversation_id
+        self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
+
+    def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Audio | None = None,
+             images: Sequence[Image] = (), turn_id: str = "") -> TurnResult:
+        """Send one turn and wait for its result. A refused turn raises ``TurnRefusedError``;
+        the conversation stays usable."""
+        if self._closed:
+            raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
+        self._requests.put(pb.ConverseRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images,
+                                                                turn_id=turn_id)))
+        return _core.parse_turn_response(self._next_response(self._options.turn_timeout))
+
+    def close(self) -> None:
+        """End the stream politely (the server frees the conversation's state)."""
+        if not self._closed:
+            self._closed = True
+            self._requests.put(_CLOSE)
+
+    def __enter__(self) -> "Conversation":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request_iterator(self) -> Iterator[pb.ConverseRequest]:
+        while True:
+            item = self._requests.get()
+            if item is _CLOSE:
+                return
+            yield item
+
+    def _read(self) -> None:
+        try:
+            for response in self._call:
+                self._responses.put(response)
+            self._responses.put(_CLOSE)
+        except grpc.RpcError as error:
+            self._responses.put(error)
+
+    def _next_response(self, timeout: float | None) -> pb.ConverseResponse:
+        try:
+            item = self._responses.get(timeout=timeout)
+        except queue.Empty:
+            self._fail()
+            raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout:g} s") from None
+        if isinstance(item, grpc.RpcError):
+            self._fail()
+            raise status_error(item) from None
+        if item is _CLOSE:
+            self._fail()
+            raise ConversationClosedError("the server ended the conversation")
+        return item
+
+    def _fail(self) -> None:
+        self._closed = True
+        self._call.cancel()
+        self._requests.put(_CLOSE)

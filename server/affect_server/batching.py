@@ -1,0 +1,90 @@
+"""Dynamic micro-batching: turns of many conversations share one forward pass per encoder.
+
+Each encoder gets a ``MicroBatcher``. A turn's request waits at most ``max_wait`` for others
+to join it, a batch holds at most ``max_size`` requests, and the batch runs in a worker thread
+so the event loop keeps serving streams meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Generic, TypeVar
+
+Req = TypeVar("Req")
+Res = TypeVar("Res")
+
+BatchFn = Callable[[Sequence[Req]], Sequence["Res | BaseException"]]
+
+
+class MicroBatcher(Generic[Req, Res]):
+    def __init__(
+        self,
+        name: str,
+        run_batch: BatchFn,
+        *,
+        executor: Executor,
+        max_size: int = 32,
+        max_wait: float = 0.005,
+        on_batch: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._run_batch = run_batch
+        self._executor = executor
+        self.max_size = max_size
+        self.max_wait = max_wait
+        self._on_batch = on_batch
+        self._queue: asyncio.Queue[tuple[Req, asyncio.Future]] | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def submit(self, request: Req) -> Res:
+        """The request's result, once its batch has run; raises the request's own error."""
+        if self._queue is None:
+            raise RuntimeError(f"batcher {self.name} is not started")
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        await self._queue.put((request, future))
+        return await future
+
+    async def _loop(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self.max_wait
+            while len(batch) < self.max_size:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                except asyncio.TimeoutError:
+                    break
+            live = [(req, fut) for req, fut in batch if not fut.cancelled()]
+            if not live:
+                continue
+            if self._on_batch:
+                self._on_batch(self.name, len(live))
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, [req for req, _ in live])
+            except BaseException as exc:  # the whole batch failed: every caller hears why
+                results = [exc] * len(live)
+            for (_, fut), result in zip(live, results):
+                if fut.done():
+                    continue
+                if isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)

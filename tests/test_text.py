@@ -1,0 +1,106 @@
+"""The shipped text model on real MELD and GoEmotions data, and its input checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import f1_score
+
+from affect import InputTooLargeError, InvalidInputError, TextEncoder
+from affect.datasets import read_meld
+from affect.labels import emotion_index
+from affect.text._batching import predict_dialogues
+
+SUBSET_DIALOGUES = 80  # the first 80 MELD test dialogues (about 700 turns)
+WEIGHTED_F1_FLOOR = 0.52  # measured 0.60 on this subset; a floor, not the reported figure
+
+
+@pytest.fixture(scope="module")
+def meld_subset(data_root):
+    return read_meld("test", data_root)[:SUBSET_DIALOGUES]
+
+
+def _predict(encoder, dialogues, use_context):
+    pairs = [[(t.text, t.speaker) for t in d] for d in dialogues]
+    emo, _ = predict_dialogues(encoder.net, encoder.tokenizer, pairs, use_context=use_context, max_tokens=encoder.max_tokens)
+    return emo
+
+
+def test_scores_above_floor_on_fixed_meld_test_subset(text_encoder: TextEncoder, meld_subset):
+    gold = np.array([emotion_index(t.emotion) for d in meld_subset for t in d])
+    pred = _predict(text_encoder, meld_subset, use_context=True).argmax(-1).numpy()
+    assert len(gold) > 500
+    assert f1_score(gold, pred, average="weighted") >= WEIGHTED_F1_FLOOR
+
+
+def test_streaming_path_equals_batch_path(text_encoder: TextEncoder, meld_subset):
+    """Turn-by-turn analysis with a live context gives what the benchmark measures."""
+    dialogue = max(meld_subset[:20], key=len)
+    batch = torch.softmax(_predict(text_encoder, [dialogue], use_context=True), -1)
+    streamed = text_encoder.analyze_conversation([(t.text, t.speaker) for t in dialogue])
+    for row, result in zip(batch, streamed):
+        assert np.allclose(row.numpy(), result.emotion_vector(), atol=1e-4)
+
+
+def test_context_changes_the_answer_where_it_should(text_encoder: TextEncoder):
+    """'Really?' reads differently after good news than after bad news."""
+    after_good = text_encoder.analyze_conversation([
+        ("I got the job! They called this morning, I start on Monday!", "A"),
+        ("Really? That's the one you wanted!", "B"),
+    ])[-1]
+    after_bad = text_encoder.analyze_conversation([
+        ("They called this morning. Grandpa passed away last night.", "A"),
+        ("Really? Oh no.", "B"),
+    ])[-1]
+    assert after_good.valence > after_bad.valence
+    assert after_bad.emotions["sadness"] > after_good.emotions["sadness"]
+
+    alone = text_encoder.analyze("Really?")
+    with_context = text_encoder.analyze_conversation([("I won the lottery, ten million!", "A"), ("Really?", "B")])[-1]
+    assert max(abs(a - b) for a, b in zip(alone.emotion_vector(), with_context.emotion_vector())) > 0.02
+
+
+def test_context_is_bounded_and_keeps_no_text(text_encoder: TextEncoder):
+    context = text_encoder.new_context()
+    for i in range(3 * context.window):
+        text_encoder.analyze(f"turn number {i}", speaker="A", context=context)
+    assert len(context) == context.window
+    assert all(isinstance(emb, torch.Tensor) and not isinstance(spk, bytes) for emb, spk in context.turns)
+
+
+def test_results_are_distributions_with_valid_ranges(text_encoder: TextEncoder):
+    r = text_encoder.analyze("I am so angry at you right now!")
+    assert sum(r.emotions.values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(r.sentiment.values()) == pytest.approx(1.0, abs=1e-5)
+    assert -1 <= r.valence <= 1 and -1 <= r.arousal <= 1 and 0 < r.confidence <= 1
+    assert r.model == "text-minilm-meld@1"
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        ("", InvalidInputError, "empty"),
+        ("   \n\t ", InvalidInputError, "empty"),
+        (b"\xff\xfe caf\xe9", InvalidInputError, "UTF-8"),
+        ("x" * 1_000_000, InputTooLargeError, "limit"),
+        (None, InvalidInputError, "string"),
+        (42, InvalidInputError, "string"),
+    ],
+)
+def test_bad_text_is_refused_with_a_clear_error(text_encoder: TextEncoder, bad, error, message):
+    with pytest.raises(error, match=message) as info:
+        text_encoder.analyze(bad)
+    assert info.value.field == "text"
+
+
+def test_utf8_bytes_are_accepted(text_encoder: TextEncoder):
+    assert text_encoder.analyze("Ça va très bien, merci !".encode()).model
+
+
+def test_a_refused_turn_leaves_the_context_untouched(text_encoder: TextEncoder):
+    context = text_encoder.new_context()
+    text_encoder.analyze("hello", context=context)
+    with pytest.raises(InvalidInputError):
+        text_encoder.analyze("", context=context)
+    assert len(context) == 1
