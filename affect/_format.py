@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from affect.results import TurnResult
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -20,20 +19,28 @@ def _short(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def turn_table(results: Sequence[TurnResult], texts: Sequence[str | None] | None = None) -> str:
-    """One row per turn: who, what was said (shortened), emotion, sentiment, valence, arousal."""
+def turn_table(results: Sequence[object], texts: Sequence[str | None] | None = None) -> str:
+    """One row per turn: who, what was said (shortened), emotion, sentiment, valence, arousal.
+
+    Takes the library's ``TurnResult`` or the client's (anything with the same attributes).
+    """
     columns = ["turn", "speaker", *(["text"] if texts else []), "emotion", "p", "sentiment", "valence", "arousal", "modalities"]
     rows = []
     for i, r in enumerate(results):
+        fused = getattr(r, "fused", r)  # the client nests the fused reading
         rows.append([
             str(r.turn_index),
             r.speaker or "",
             *([_short(texts[i], 44)] if texts else []),
-            r.emotion.value,
-            f"{r.confidence:.2f}",
-            r.sentiment_label.value,
-            f"{r.valence:+.2f}",
-            f"{r.arousal:+.2f}",
-            "+".join(m.value for m in r.present),
+            _value(fused.emotion),
+            f"{fused.confidence:.2f}",
+            _value(getattr(fused, "sentiment_label", None) or fused.sentiment),
+            f"{fused.valence:+.2f}",
+            f"{fused.arousal:+.2f}",
+            "+".join(_value(m) for m in r.present),
         ])
     return table(columns, rows)
+
+
+def _value(x: object) -> str:
+    return str(getattr(x, "value", x))

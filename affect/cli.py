@@ -99,8 +99,10 @@ def _is_utf8(raw: bytes) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    print("Analysing the sample conversation shipped with affect, turn by turn:\n")
-    _analyze_turns(sample_conversation(), args.json)
+    """Start the service, send the sample conversation through the client, stop the service."""
+    from affect._demo import run_demo
+
+    run_demo(sample_conversation(), as_json=args.json, local=args.local)
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -139,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="print JSON instead of a table")
     analyze.set_defaults(func=cmd_analyze)
 
-    demo = sub.add_parser("demo", help="analyse the sample conversation shipped with affect")
+    demo = sub.add_parser("demo", help="serve the default models and send the sample conversation through the client")
     demo.add_argument("--json", action="store_true")
+    demo.add_argument("--local", action="store_true", help="analyse in this process, without the gRPC service")
     demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="run the gRPC streaming service",

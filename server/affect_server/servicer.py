@@ -148,7 +148,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     async def _next_request(self, request_iterator, context):
         """The next request, or _END when the client closed its side; ends idle streams."""
-        next_request = asyncio.ensure_future(request_iterator.__anext__())
+        next_request = asyncio.ensure_future(_read_one(request_iterator))
         drained = asyncio.ensure_future(self.draining.wait())
         try:
             done, _ = await asyncio.wait({next_request, drained}, timeout=self.config.idle_timeout_s,
@@ -156,10 +156,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         finally:
             drained.cancel()
         if next_request in done:
-            try:
-                return next_request.result()
-            except StopAsyncIteration:
-                return _END
+            return next_request.result()
         next_request.cancel()
         if self.draining.is_set():
             await self._abort(context, grpc.StatusCode.UNAVAILABLE,
@@ -170,6 +167,13 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     async def _abort(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: str):
         self.metrics.refused.labels(code.name, reason).inc()
         await context.abort(code, message)
+
+
+async def _read_one(request_iterator):
+    try:
+        return await request_iterator.__anext__()
+    except StopAsyncIteration:
+        return _END
 
 
 def _message(exc: InvalidInputError) -> str:

@@ -1,0 +1,81 @@
+"""``affect demo``: the whole path a chatbot takes, on the sample conversation.
+
+Starts ``affect serve`` in its own process on a free loopback port, opens one conversation with
+the Python client, sends each turn, prints each answer, and stops the server with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from affect._errors import AffectError
+from affect._format import turn_table
+
+START_TIMEOUT_S = 180
+
+
+def run_demo(turns: list[dict], *, as_json: bool = False, local: bool = False) -> None:
+    if local:
+        from affect import Analyzer, Turn
+
+        conversation = Analyzer().conversation()
+        results = [conversation.analyze(Turn(text=t["text"], speaker=t.get("speaker"))) for t in turns]
+        _print(results, turns, as_json, lambda r: r.to_dict())
+        return
+    try:
+        from affect_client import AffectClient
+    except ImportError:
+        raise AffectError("the demo talks to the service through affect-client: pip install clients/python") from None
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ready = Path(tmp) / "port"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "affect.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+             "--ready-file", str(ready), "--log-level", "warning"],
+            stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            port = _wait_for_port(server, ready)
+            print(f"affect demo: server started on 127.0.0.1:{port} (pid {server.pid}); "
+                  f"sending {len(turns)} turns over one gRPC stream\n", file=sys.stderr)
+            with AffectClient(f"127.0.0.1:{port}") as client, client.conversation() as conversation:
+                results = [conversation.send(t["text"], speaker=t.get("speaker"), turn_id=str(i)) for i, t in enumerate(turns)]
+            _print(results, turns, as_json, _client_result_dict)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            print(f"\naffect demo: server stopped (exit code {server.returncode})", file=sys.stderr)
+
+
+def _wait_for_port(server: subprocess.Popen, ready: Path) -> int:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AffectError(f"the server exited with code {server.returncode} before it was ready")
+        if ready.is_file() and ready.read_text().strip():
+            return int(ready.read_text())
+        time.sleep(0.2)
+    raise AffectError(f"the server was not ready within {START_TIMEOUT_S} s")
+
+
+def _client_result_dict(r) -> dict:
+    return {"turn_id": r.turn_id, "turn_index": r.turn_index, "speaker": r.speaker, "present": list(r.present),
+            "emotion": r.fused.emotion, "emotions": dict(r.fused.emotions), "sentiment": r.fused.sentiment,
+            "valence": r.fused.valence, "arousal": r.fused.arousal, "confidence": r.fused.confidence}
+
+
+def _print(results, turns, as_json, to_dict) -> None:
+    if as_json:
+        print(json.dumps([to_dict(r) for r in results], indent=2))
+    else:
+        print(turn_table(results, [t["text"] for t in turns]))

@@ -1,0 +1,198 @@
+"""The speech encoder: emotion, sentiment, valence and arousal of a turn's audio, fully offline.
+
+Pipeline: validate and resample to 16 kHz mono -> Silero VAD finds the speech (none: the answer
+is "no speech detected") -> speech is grouped into segments of at most 12 s -> each segment goes
+through the frozen Whisper tiny.en encoder and the trained head -> segment probabilities are
+pooled, weighted by segment length.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Lock
+from typing import Any
+
+import numpy as np
+import torch
+
+from affect._errors import InvalidInputError
+from affect.results import AffectEstimate, Modality, ModalityResult
+from affect.speech._audio import DEFAULT_MAX_SECONDS, MODEL_RATE, Audio, AudioSource, prepare_array, prepare_file
+from affect.speech._backbone import WhisperBackbone, valid_outputs
+from affect.speech._network import pad_frames
+from affect.speech._sentiment import sentiment_from_emotions
+from affect.speech._vad import SpeechSegment, VadSettings, VoiceActivity
+from affect.speech._weights_io import load_speech_head
+from affect.speech.weights import SpeechWeights
+
+NO_SPEECH = "no speech detected"
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    """A turn's audio after validation, resampling and VAD: what the batch call consumes.
+
+    Holds the 16 kHz samples only until it is analysed; nothing in it is ever logged.
+    """
+
+    audio: Audio
+    spans: tuple[tuple[int, int], ...]  # sample ranges of the segments to analyse
+
+    @property
+    def segments(self) -> tuple[SpeechSegment, ...]:
+        return tuple(SpeechSegment(s / MODEL_RATE, e / MODEL_RATE) for s, e in self.spans)
+
+
+@dataclass(frozen=True)
+class SpeechResult:
+    """What the speech branch says about one turn.
+
+    ``result`` is ``None`` when there is nothing to analyse, and ``reason`` then says why
+    (``"no speech detected"``). ``segments`` are the speech stretches found (seconds from the
+    start), ``segment_results`` the reading of each; ``result`` pools them by length.
+    """
+
+    result: ModalityResult | None
+    reason: str | None
+    segments: tuple[SpeechSegment, ...] = ()
+    segment_results: tuple[ModalityResult, ...] = ()
+    duration: float = 0.0
+    source_rate: int = MODEL_RATE
+
+    @property
+    def has_speech(self) -> bool:
+        return self.result is not None
+
+    @property
+    def speech_seconds(self) -> float:
+        return sum(s.duration for s in self.segments)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "result": None if self.result is None else self.result.to_dict(),
+            "reason": self.reason,
+            "segments": [
+                s.to_dict() | {"emotion": r.emotion.value, "confidence": r.confidence}
+                for s, r in zip(self.segments, self.segment_results)
+            ] if self.segment_results else [s.to_dict() for s in self.segments],
+            "duration": round(self.duration, 3),
+            "speech_seconds": round(self.speech_seconds, 3),
+            "source_rate": self.source_rate,
+        }
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    """One turn for ``analyze_many``: an array with its sample rate, or a file (path or bytes)."""
+
+    audio: Any
+    sample_rate: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SpeechEncoder:
+    """Emotion from the voice, offline: Silero VAD + frozen Whisper tiny.en encoder + a trained head.
+
+    >>> encoder = SpeechEncoder()
+    >>> answer = encoder.analyze(samples, sample_rate=8000)  # or encoder.analyze_file("turn.wav")
+    >>> answer.result.emotion if answer.has_speech else answer.reason
+    """
+
+    modality = Modality.SPEECH
+
+    def __init__(
+        self,
+        *,
+        weights: SpeechWeights | str | None = None,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
+        vad: VadSettings | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if not max_seconds > 0:
+            raise ValueError("max_seconds must be positive")
+        self.weights = SpeechWeights.resolve(weights)
+        self.model_id = self.weights.value.id
+        self.max_seconds = float(max_seconds)
+        self.head, self.train_meta = load_speech_head(self.weights.value.verified_path())
+        self.temperature = float(self.train_meta.get("temperature", 1.0))  # fitted on the validation actors
+        self.backbone = WhisperBackbone(threads=threads)
+        self.vad = VoiceActivity(vad)
+        self._lock = Lock()
+
+    # -- preparing -----------------------------------------------------------------------
+    def prepare(self, audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: int | None = None) -> PreparedClip:
+        """Validate, resample and find the speech. Arrays need ``sample_rate``; files carry their own."""
+        if isinstance(audio, (np.ndarray, torch.Tensor)):
+            if sample_rate is None:
+                raise InvalidInputError("sample_rate is required with an array of samples", field="sample_rate")
+            clip = prepare_array(audio, sample_rate, max_seconds=self.max_seconds)
+        elif isinstance(audio, (str, Path, bytes, bytearray, memoryview)):
+            clip = prepare_file(audio, max_seconds=self.max_seconds)
+        else:
+            raise InvalidInputError(
+                f"audio must be a numpy array, a tensor, a file path or a file's bytes, got {type(audio).__name__}",
+                field="audio",
+            )
+        return PreparedClip(audio=clip, spans=tuple(self.vad.segments(clip.samples)))
+
+    # -- analysing -----------------------------------------------------------------------
+    def analyze(self, audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: int | None = None) -> SpeechResult:
+        """One turn: samples with their ``sample_rate``, or a WAV/FLAC/OGG file (path or bytes)."""
+        return self.analyze_prepared([self.prepare(audio, sample_rate)])[0]
+
+    def analyze_file(self, path: AudioSource) -> SpeechResult:
+        return self.analyze(path)
+
+    def analyze_many(self, requests: Sequence[SpeechRequest]) -> list[SpeechResult]:
+        """Many turns: each prepared, then all analysed in one batch (see ``analyze_prepared``)."""
+        return self.analyze_prepared([self.prepare(r.audio, r.sample_rate) for r in requests])
+
+    def analyze_prepared(self, clips: Sequence[PreparedClip]) -> list[SpeechResult]:
+        """Many prepared clips at once: the server's batch call.
+
+        Segments of equal padded length share one encoder call, and the head reads every
+        segment of every clip in a single forward pass.
+        """
+        jobs = [(ci, s, e) for ci, clip in enumerate(clips) for s, e in clip.spans]
+        probs = self._segment_probs([clips[ci].audio.samples[s:e] for ci, s, e in jobs]) if jobs else np.zeros((0, 7))
+        per_clip: dict[int, list[tuple[float, np.ndarray]]] = defaultdict(list)
+        for (ci, s, e), p in zip(jobs, probs):
+            per_clip[ci].append(((e - s) / MODEL_RATE, p))
+        return [self._answer(clip, per_clip.get(ci, [])) for ci, clip in enumerate(clips)]
+
+    def _segment_probs(self, segments: list[np.ndarray]) -> np.ndarray:
+        feats = self.backbone.features
+        by_length: dict[int, list[int]] = defaultdict(list)
+        mels = [feats(seg) for seg in segments]
+        for i, mel in enumerate(mels):
+            by_length[mel.shape[1]].append(i)
+        frames: list[torch.Tensor | None] = [None] * len(segments)
+        for idx in by_length.values():
+            out = self.backbone.encode_features(np.stack([mels[i] for i in idx]))
+            for row, i in zip(out, idx):
+                frames[i] = torch.from_numpy(row[: valid_outputs(len(segments[i]))].copy())
+        with self._lock, torch.inference_mode():
+            batch, mask = pad_frames([f for f in frames if f is not None])
+            logits = self.head(batch, mask)
+            return torch.softmax(logits / self.temperature, dim=-1).numpy()
+
+    def _answer(self, clip: PreparedClip, parts: list[tuple[float, np.ndarray]]) -> SpeechResult:
+        common = {"segments": clip.segments, "duration": clip.audio.duration, "source_rate": clip.audio.source_rate}
+        if not parts:
+            return SpeechResult(result=None, reason=NO_SPEECH, **common)
+        seconds = np.array([w for w, _ in parts])
+        pooled = (seconds[:, None] * np.stack([p for _, p in parts])).sum(0) / seconds.sum()
+        return SpeechResult(
+            result=self._result(pooled),
+            reason=None,
+            segment_results=tuple(self._result(p) for _, p in parts),
+            **common,
+        )
+
+    def _result(self, probs: np.ndarray) -> ModalityResult:
+        emotion = [float(p) for p in probs]
+        fields = AffectEstimate.fields_from_probs(emotion, sentiment_from_emotions(emotion))
+        return ModalityResult(**fields, modality=Modality.SPEECH, model=self.model_id)

@@ -1,0 +1,1 @@
+"""Third-party baselines, rebuilt with our own loaders so that nothing heavy gets installed."""
