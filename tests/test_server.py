@@ -1,0 +1,258 @@
+"""The gRPC service against a real server on loopback, with the real models."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from affect_client import (
+    AffectClient,
+    AsyncAffectClient,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    TurnRefusedError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from affect_client._proto import affect_pb2 as pb
+from affect_client._proto import affect_pb2_grpc as pb_grpc
+from tests._serving import ServerThread
+
+
+@pytest.fixture(scope="module")
+def server(analyzer):
+    with ServerThread(analyzer, max_turns_per_second=1000, metrics_port=_free_port()) as running:
+        yield running
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_conversation_gets_one_answer_per_turn_in_order(server):
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        assert conversation.id and conversation.models[0].id == "text-minilm-meld@1"
+        texts = ["Hi, I need help with my bill.", "You charged me twice!", "Thank you, that's perfect."]
+        results = [conversation.send(t, speaker="caller", turn_id=f"t{i}") for i, t in enumerate(texts)]
+    assert [r.turn_id for r in results] == ["t0", "t1", "t2"]
+    assert [r.turn_index for r in results] == [0, 1, 2]
+    for r in results:
+        assert r.present == ("text",) and r.modalities["text"].model == "text-minilm-meld@1"
+        assert abs(sum(r.fused.emotions.values()) - 1) < 1e-4 and r.shares == {"text": pytest.approx(1.0)}
+
+
+def test_stream_answers_match_the_library(server, analyzer):
+    texts = ["We lost the game.", "Again? I can't believe it."]
+    local = analyzer.conversation()
+    expected = [local.analyze(text=t, speaker="A") for t in texts]
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        got = [conversation.send(t, speaker="A") for t in texts]
+    for e, g in zip(expected, got):
+        assert g.emotion == e.emotion.value
+        assert g.fused.valence == pytest.approx(e.valence, abs=1e-5)
+
+
+def test_fifty_concurrent_conversations_each_get_their_own_answers_in_order(server):
+    async def one(client: AsyncAffectClient, k: int):
+        async with client.conversation(f"conv-{k}") as conversation:
+            out = []
+            for i in range(4):
+                r = await conversation.send(f"conversation {k} turn {i}: this is so frustrating" if k % 2 else
+                                            f"conversation {k} turn {i}: thanks, lovely", speaker=f"s{k}", turn_id=f"{k}.{i}")
+                out.append(r)
+            return conversation.id, out
+
+    async def main():
+        async with AsyncAffectClient(server.target) as client:
+            return await asyncio.gather(*(one(client, k) for k in range(50)))
+
+    results = asyncio.run(main())
+    for k, (conversation_id, turns) in enumerate(results):
+        assert conversation_id == f"conv-{k}"
+        assert [r.turn_id for r in turns] == [f"{k}.{i}" for i in range(4)]
+        assert [r.turn_index for r in turns] == [0, 1, 2, 3]
+        assert all(r.speaker == f"s{k}" for r in turns)
+    batch = _metric(server, "affect_batch_size_sum") / max(1.0, _metric(server, "affect_batch_size_count"))
+    assert batch > 1.0, "concurrent conversations should share forward passes"
+    assert server.open_conversations() == 0
+
+
+def _metric(server, name: str) -> float:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{server.config.metrics_port}/metrics", timeout=10).read().decode()
+    return sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith(name))
+
+
+@pytest.mark.parametrize(
+    "turn, field, message",
+    [
+        (pb.Turn(text=b"\xff\xfe\xfd"), "turn.text", "UTF-8"),
+        (pb.Turn(text=b""), "turn.text", "empty"),
+        (pb.Turn(text=b"x" * 20_000), "turn.text", "limit"),
+        (pb.Turn(speaker="s" * 500, text=b"hi"), "turn.speaker", "128"),
+        (pb.Turn(turn_id="i" * 500, text=b"hi"), "turn.turn_id", "128"),
+        (pb.Turn(), "turn", "at least one"),
+    ],
+)
+def test_malformed_turns_are_refused_and_the_stream_goes_on(server, turn, field, message):
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        conversation.send("first turn is fine")
+        conversation._requests.put(pb.ConverseRequest(turn=turn))  # a raw message no SDK helper would build
+        with pytest.raises(TurnRefusedError) as refused:
+            from affect_client._core import parse_turn_response
+
+            parse_turn_response(conversation._next_response(30))
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.field == field and message in refused.value.details
+        after = conversation.send("and the stream still answers")
+        assert after.turn_index == 1  # refused turns are not counted
+
+
+def test_a_second_open_is_refused_as_a_turn(server):
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        conversation._requests.put(pb.ConverseRequest(open=pb.OpenConversation()))
+        from affect_client._core import parse_turn_response
+
+        with pytest.raises(TurnRefusedError) as refused:
+            parse_turn_response(conversation._next_response(30))
+        assert refused.value.field == "open"
+        assert conversation.send("still here").turn_index == 0
+
+
+def test_first_message_must_open(server):
+    channel = grpc.insecure_channel(server.target)
+    stub = pb_grpc.AffectServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as error:
+        list(stub.Converse(iter([pb.ConverseRequest(turn=pb.Turn(text=b"hi"))]), timeout=30))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    channel.close()
+
+
+def test_unary_analyze_and_its_errors(server):
+    with AffectClient(server.target) as client:
+        assert client.analyze("I'm thrilled with the result!").present == ("text",)
+        with pytest.raises(InvalidArgumentError, match="turn.text"):
+            client.analyze(b"\xc3\x28")
+
+
+def test_turn_rate_limit_is_refused_with_resource_exhausted(analyzer):
+    with ServerThread(analyzer, max_turns_per_second=1.0) as server:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            codes = []
+            for i in range(6):
+                try:
+                    conversation.send(f"turn {i}")
+                    codes.append("ok")
+                except TurnRefusedError as refused:
+                    codes.append(refused.code.name)
+            assert codes[:2] == ["ok", "ok"] and "RESOURCE_EXHAUSTED" in codes
+            time.sleep(1.1)
+            assert conversation.send("after a pause").present == ("text",)
+
+
+def test_open_conversation_limit_and_message_size_limit(analyzer):
+    with ServerThread(analyzer, max_conversations=2, max_message_mb=0.05) as server:
+        with AffectClient(server.target, max_retries=0) as client:
+            first, second = client.conversation(), client.conversation()
+            with pytest.raises(ResourceExhaustedError, match="too many open conversations"):
+                client.conversation()
+            first.close()
+            second.close()
+            with pytest.raises(ResourceExhaustedError):
+                client.analyze(b"x" * 100_000)
+            deadline = time.monotonic() + 10
+            while server.open_conversations() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with client.conversation() as third:  # the slots were given back
+                assert third.send("hello").turn_index == 0
+
+
+def test_a_client_that_vanishes_frees_its_state(server):
+    client = AffectClient(server.target)
+    conversation = client.conversation()
+    conversation.send("hello")
+    assert server.open_conversations() >= 1
+    conversation._call.cancel()  # the client goes away without closing
+    client.close()
+    deadline = time.monotonic() + 10
+    while server.open_conversations() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.open_conversations() == 0
+
+
+def test_health_and_reflection_answer(server):
+    channel = grpc.insecure_channel(server.target)
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "affect.v1.AffectService"):
+        assert health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    responses = list(reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
+    names = {s.name for s in responses[0].list_services_response.service}
+    assert "affect.v1.AffectService" in names and "grpc.health.v1.Health" in names
+    channel.close()
+
+
+def test_bearer_token_is_required_when_set(analyzer):
+    with ServerThread(analyzer, token="s3cret") as server:
+        with AffectClient(server.target, max_retries=0) as client:
+            with pytest.raises(UnauthenticatedError):
+                client.analyze("hi")
+            with pytest.raises(UnauthenticatedError):
+                client.conversation()
+        with AffectClient(server.target, token="s3cret") as client, client.conversation() as conversation:
+            assert conversation.send("hi").turn_index == 0
+        channel = grpc.insecure_channel(server.target)  # health stays open for load balancers
+        assert health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status == 1
+        channel.close()
+
+
+def test_sigterm_finishes_turns_in_flight_then_exits(tmp_path: Path):
+    ready = tmp_path / "port"
+    server = subprocess.Popen([sys.executable, "-m", "affect.cli", "serve", "--port", "0", "--ready-file", str(ready),
+                               "--grace-s", "30", "--batch-max-wait-ms", "300"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 240
+        while not (ready.is_file() and ready.read_text()) and time.monotonic() < deadline:
+            assert server.poll() is None, server.stdout.read().decode()
+            time.sleep(0.2)
+
+        async def main():
+            async with AsyncAffectClient(f"127.0.0.1:{ready.read_text()}", max_retries=0) as client:
+                conversations = [await client.conversation().open() for _ in range(3)]
+                in_flight = [asyncio.ensure_future(c.send(f"turn in flight {i}")) for i, c in enumerate(conversations)]
+                await asyncio.sleep(0.1)  # the turns are waiting in the 300 ms batch window
+                server.send_signal(signal.SIGTERM)
+                answers = await asyncio.gather(*in_flight, return_exceptions=True)
+                after = []
+                for c in conversations:
+                    try:
+                        await c.send("after shutdown began")
+                        after.append("ok")
+                    except UnavailableError:
+                        after.append("UNAVAILABLE")
+                    except Exception as exc:  # noqa: BLE001 - reported below
+                        after.append(type(exc).__name__)
+                return answers, after
+
+        answers, after = asyncio.run(main())
+        assert all(not isinstance(a, BaseException) and a.present == ("text",) for a in answers), answers
+        assert all(a != "ok" for a in after), after
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
