@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from affect._errors import InvalidInputError
 from affect.fusion import fuse
-from affect.results import MODALITIES, Modality, ModalityResult, TurnResult
+from affect.results import MODALITIES, AffectEstimate, Modality, ModalityResult, TurnResult
+from affect.state import ConversationState, StateThresholds
 from affect.text._input import clean_text
 from affect.text.encoder import TextRequest
 
@@ -48,10 +49,12 @@ class Conversation:
     """Per-conversation state. Keeps only what the models need (a few embeddings), never raw
     text or media, and is bounded however long the conversation runs."""
 
-    def __init__(self, analyzer: "Analyzer", conversation_id: str | None = None, *, text_context: bool = True) -> None:
+    def __init__(self, analyzer: "Analyzer", conversation_id: str | None = None, *, text_context: bool = True,
+                 thresholds: StateThresholds | None = None) -> None:
         self.analyzer = analyzer
         self.id = conversation_id
         self.turns_seen = 0
+        self.state = ConversationState(thresholds)
         self._text_context = analyzer.text.new_context() if (analyzer.text is not None and text_context) else None
 
     def analyze(self, turn: Turn | None = None, /, **fields: object) -> TurnResult:
@@ -80,6 +83,7 @@ class Conversation:
         """Fuse the encoders' results into the turn's answer and advance the conversation."""
         per_modality = prepared.results
         fields, shares, rule = fuse(per_modality)
+        state, events = self.state.update(AffectEstimate(**fields), prepared.turn.speaker, self.turns_seen)
         result = TurnResult(
             **fields,
             turn_index=self.turns_seen,
@@ -89,6 +93,8 @@ class Conversation:
             absent=dict(prepared.absent),
             shares=shares,
             fusion=rule,
+            state=state,
+            events=events,
         )
         self.turns_seen += 1
         return result

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES, Emotion, Sentiment, valence_arousal
+
+if TYPE_CHECKING:
+    from affect.state import Event, StateSnapshot
 
 
 class Modality(str, Enum):
@@ -118,7 +121,8 @@ class TurnResult(AffectEstimate):
 
     ``present`` lists the modalities that contributed; ``modalities`` holds each one's own
     result; ``absent`` says why a modality that was sent gave no result (for example
-    ``{"face": "no face detected"}``); ``shares`` is each present modality's share in the answer.
+    ``{"face": "no face detected"}``); ``shares`` is each present modality's share in the answer;
+    ``state`` is how the conversation stands after this turn and ``events`` what this turn raised.
     """
 
     turn_index: int = 0
@@ -128,6 +132,8 @@ class TurnResult(AffectEstimate):
     absent: Mapping[Modality, str] = field(default_factory=dict)
     shares: Mapping[Modality, float] = field(default_factory=dict)
     fusion: str = ""
+    state: "StateSnapshot | None" = None
+    events: "tuple[Event, ...]" = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +151,8 @@ class TurnResult(AffectEstimate):
             "fusion": self.fusion,
             "modalities": {m.value: r.to_dict() for m, r in self.modalities.items()},
             "absent": {m.value: why for m, why in self.absent.items()},
+            "state": self.state.to_dict() if self.state else None,
+            "events": [e.__dict__ for e in self.events],
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -165,5 +173,22 @@ class TurnResult(AffectEstimate):
             absent={Modality(m): why for m, why in data.get("absent", {}).items()},
             shares={Modality(m): float(s) for m, s in data.get("shares", {}).items()},
             fusion=str(data.get("fusion", "")),
+            state=_state_from_dict(data.get("state")),
+            events=tuple(_event_from_dict(e) for e in data.get("events", ())),
         )
+
+
+def _state_from_dict(data: Mapping[str, Any] | None) -> "StateSnapshot | None":
+    from affect.state import SpeakerSnapshot, StateSnapshot
+
+    if not data:
+        return None
+    speakers = tuple(SpeakerSnapshot(**s) for s in data.get("speakers", ()))
+    return StateSnapshot(**{**data, "speakers": speakers})
+
+
+def _event_from_dict(data: Mapping[str, Any]) -> "Event":
+    from affect.state import Event
+
+    return Event(**data)
 

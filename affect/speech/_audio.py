@@ -29,6 +29,7 @@ MAX_FILE_BYTES = 512 * 2**20
 FLOAT_SLACK = 4.0
 
 AudioSource = Union[str, Path, bytes, bytearray, memoryview]
+_WAV_HEAD_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -126,16 +127,21 @@ def prepare_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECOND
         if len(raw) > MAX_FILE_BYTES:
             raise InputTooLargeError(f"{field} has {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}", field=field)
         handle: object = io.BytesIO(raw)
-        name = "audio bytes"
+        name, head, size = "the audio bytes", raw[:_WAV_HEAD_BYTES], len(raw)
     elif isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
             raise InvalidInputError(f"{field}: no such file {str(path)!r}", field=field)
         if path.stat().st_size == 0:
             raise InvalidInputError(f"{field}: {path.name} is empty (0 bytes)", field=field)
-        handle, name = str(path), path.name
+        handle, name, size = str(path), path.name, path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(_WAV_HEAD_BYTES)
     else:
         raise InvalidInputError(f"{field} must be a path or the file's bytes, got {type(source).__name__}", field=field)
+    missing = wav_missing_bytes(head, size)
+    if missing:
+        raise InvalidInputError(f"{field}: {name} is a truncated WAV file ({missing:,} bytes of audio missing)", field=field)
     try:
         with sf.SoundFile(handle) as fh:
             rate = check_rate(fh.samplerate, field=f"{field}.sample_rate")
@@ -149,7 +155,7 @@ def prepare_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECOND
     except InvalidInputError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
-        raise InvalidInputError(f"{field}: {name} is not a readable WAV/FLAC/OGG file ({exc})", field=field) from None
+        raise InvalidInputError(f"{field}: {name} is not a readable WAV/FLAC/OGG file, or is truncated or corrupt ({exc})", field=field) from None
     if data.shape[0] == 0:
         raise InvalidInputError(f"{field}: {name} holds no samples", field=field)
     if expected > 0 and data.shape[0] < expected:
@@ -158,3 +164,23 @@ def prepare_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECOND
         )
     mono = _to_mono_float(data, field)
     return Audio(samples=resample(mono, rate), source_rate=rate)
+
+
+def wav_missing_bytes(head: bytes, size: int) -> int:
+    """Bytes of audio a WAV file's header promises but the file lacks (0 if complete or not a WAV).
+
+    libsndfile quietly reads what is there, so a cut-off upload would otherwise pass as a
+    shorter turn. Streaming writers mark an unknown length with 0 or 0xFFFFFFFF: not checked.
+    """
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        return 0
+    order = "little" if head[:4] == b"RIFF" else "big"
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, length = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], order)
+        if chunk == b"data":
+            if length in (0, 0xFFFFFFFF):
+                return 0
+            return max(0, pos + 8 + length - size)
+        pos += 8 + length + (length & 1)
+    return 0

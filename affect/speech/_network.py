@@ -46,8 +46,22 @@ class SpeechEmotionHead(nn.Module):
         return self.classify(self.pool(self.project(self.norm(frames)), mask))
 
 
-def pad_frames(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack variable-length ``[T_i, D]`` frames into ``[B, T, D]`` with a ``[B, T]`` mask."""
+FRAME_STRIDE = 2  # the head reads 40 ms frames: mean of two 20 ms encoder outputs
+
+
+def downsample(frames: torch.Tensor, stride: int = FRAME_STRIDE) -> torch.Tensor:
+    """``[T, D]`` -> ``[ceil(T / stride), D]`` by averaging neighbours (the last frame repeated to fill)."""
+    if stride == 1:
+        return frames.float()
+    extra = -frames.shape[0] % stride
+    if extra:
+        frames = torch.cat([frames, frames[-1:].expand(extra, -1)])
+    return frames.float().reshape(-1, stride, frames.shape[1]).mean(1)
+
+
+def pad_frames(items: list[torch.Tensor], stride: int = FRAME_STRIDE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Downsample variable-length ``[T_i, D]`` frames and stack them into ``[B, T, D]`` with a ``[B, T]`` mask."""
+    items = [downsample(x, stride) for x in items]
     longest = max(int(x.shape[0]) for x in items)
     frames = torch.zeros(len(items), longest, items[0].shape[1])
     mask = torch.zeros(len(items), longest, dtype=torch.bool)

@@ -64,6 +64,18 @@ def turn_result_to_pb(result: TurnResult, turn_id: str, *, include_modalities: b
         absent=[pb.AbsentModality(modality=MODALITY_TO_PB[m], reason=why) for m, why in result.absent.items()],
         shares=[pb.ModalityShare(modality=MODALITY_TO_PB[m], share=s) for m, s in result.shares.items()],
         fusion=result.fusion,
+        state=state_to_pb(result.state) if result.state else None,
+        events=[pb.ConversationEvent(kind=e.kind, speaker=e.speaker or "", turn_index=e.turn_index, value=e.value,
+                                     message=e.message) for e in result.events],
+    )
+
+
+def state_to_pb(state) -> pb.ConversationState:
+    return pb.ConversationState(
+        turns=state.turns, valence=state.valence, arousal=state.arousal, valence_trend=state.valence_trend,
+        arousal_trend=state.arousal_trend,
+        speakers=[pb.SpeakerState(speaker=s.speaker or "", turns=s.turns, valence=s.valence, arousal=s.arousal,
+                                  dominant_emotion=s.dominant_emotion) for s in state.speakers],
     )
 
 

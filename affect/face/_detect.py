@@ -1,0 +1,124 @@
+"""Face detection (OpenCV Haar cascades, shipped with opencv-python-headless) and alignment.
+
+Each face is found with the frontal-face cascade; its eyes are then looked for with the eye
+cascade in the upper half of the box, and when two plausible eyes are found the face is
+rotated so that they are level. The crop is the detector's box (which matches the FER-2013
+framing on average), resized to the classifier's 48x48 gray input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from threading import Lock
+
+import cv2
+import numpy as np
+
+from affect.face._network import FACE_SIZE
+
+DETECT_MIN_SIDE = 160  # small images are upscaled to this for detection (faces under ~24 px are missed)
+BORDER = 0.2  # replicate-padding on each side, so faces touching the border are found
+MAX_ROLL_DEGREES = 30.0
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected face: box in image pixels, detector score in (0, 1), eye-level rotation applied."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+    roll_degrees: float | None
+
+
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    if cascade.empty():
+        from affect._errors import ModelLoadError
+
+        raise ModelLoadError(f"OpenCV Haar cascade {name} missing from {cv2.data.haarcascades}")
+    return cascade
+
+
+class HaarFaceDetector:
+    """Frontal faces with a score, plus eye positions for alignment.
+
+    ``score`` squashes the cascade's final-stage margin through a logistic,
+    ``1 / (1 + exp(-margin / 2))``: monotone in the detector's certainty, not a calibrated
+    probability. Boxes below ``min_score`` are dropped.
+    """
+
+    def __init__(self, *, min_face_size: int = 24, min_neighbors: int = 4, min_score: float = 0.6) -> None:
+        self.faces = _cascade("haarcascade_frontalface_default.xml")
+        self.eyes = _cascade("haarcascade_eye.xml")
+        self.min_face_size = min_face_size
+        self.min_neighbors = min_neighbors
+        self.min_score = min_score
+        self._lock = Lock()  # CascadeClassifier is not safe to share across threads
+
+    def detect(self, gray: np.ndarray) -> list[Detection]:
+        """Every face in a gray uint8 image, largest first."""
+        h, w = gray.shape
+        scale = max(1.0, DETECT_MIN_SIDE / min(h, w))
+        work = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR) if scale > 1 else gray
+        pad = int(BORDER * min(work.shape))
+        work = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        min_size = max(24, int(self.min_face_size * scale))
+        with self._lock:
+            rects, _, weights = self.faces.detectMultiScale3(
+                work, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(min_size, min_size), outputRejectLevels=True
+            )
+        out = []
+        for (rx, ry, rw, rh), margin in zip(np.asarray(rects).reshape(-1, 4), np.asarray(weights).reshape(-1)):
+            score = 1.0 / (1.0 + math.exp(-float(margin) / 2.0))
+            if score < self.min_score:
+                continue
+            x0, y0 = (rx - pad) / scale, (ry - pad) / scale
+            x1, y1 = (rx + rw - pad) / scale, (ry + rh - pad) / scale
+            x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            box = (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
+            out.append(Detection(*box, score=score, roll_degrees=self._roll(gray, box)))
+        out.sort(key=lambda d: d.w * d.h, reverse=True)
+        return out
+
+    def _roll(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
+        """Angle (degrees) of the line through the eyes, or None when two eyes are not found."""
+        x, y, w, h = box
+        upper = gray[y : y + h // 2 + h // 10, x : x + w]
+        if min(upper.shape) < 12:
+            return None
+        with self._lock:
+            eyes = self.eyes.detectMultiScale(upper, scaleFactor=1.1, minNeighbors=6, minSize=(max(6, w // 8), max(6, w // 8)),
+                                              maxSize=(w // 2, w // 2))
+        eyes = np.asarray(eyes).reshape(-1, 4)
+        left = [e for e in eyes if e[0] + e[2] / 2 < w / 2]
+        right = [e for e in eyes if e[0] + e[2] / 2 >= w / 2]
+        if not left or not right:
+            return None
+        lx, ly, lw, lh = max(left, key=lambda e: e[2])
+        qx, qy, qw, qh = max(right, key=lambda e: e[2])
+        dx = (qx + qw / 2) - (lx + lw / 2)
+        dy = (qy + qh / 2) - (ly + lh / 2)
+        if dx < w / 5:
+            return None
+        angle = math.degrees(math.atan2(dy, dx))
+        return angle if abs(angle) <= MAX_ROLL_DEGREES else None
+
+
+def crop_face(gray: np.ndarray, det: Detection) -> np.ndarray:
+    """The face as the classifier wants it: eyes level (when known), square, 48x48 gray uint8."""
+    cx, cy = det.x + det.w / 2, det.y + det.h / 2
+    side = max(det.w, det.h)
+    angle = det.roll_degrees or 0.0
+    # Rotate about the face centre, then shift so that the square box lands at the origin.
+    m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+    m[0, 2] += side / 2 - cx
+    m[1, 2] += side / 2 - cy
+    face = cv2.warpAffine(gray, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    interp = cv2.INTER_AREA if side > FACE_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=interp)

@@ -1,0 +1,147 @@
+"""Turning what callers send (encoded bytes, a file, an array) into one gray uint8 image.
+
+Encoded images are checked before decoding: the size is read from the header, so a
+20000x20000 PNG is refused without allocating it. Only JPEG, PNG, BMP and WebP are read.
+"""
+
+from __future__ import annotations
+
+import struct
+from os import PathLike
+from pathlib import Path
+from typing import Literal, Union
+
+import cv2
+import numpy as np
+
+from affect._errors import InputTooLargeError, InvalidInputError
+
+ImageInput = Union[bytes, bytearray, memoryview, str, PathLike, np.ndarray]
+ChannelOrder = Literal["bgr", "rgb"]
+
+MAX_PIXELS = 40_000_000  # e.g. 8000x5000
+MAX_SIDE = 16_384
+MAX_BYTES = 50 * 2**20
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            if i + 9 > len(data):
+                return None
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        i += 2 + length
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and len(data) >= 30:
+        w, h = struct.unpack("<HH", data[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25:
+        b = data[21:25]
+        return 1 + (b[0] | (b[1] & 0x3F) << 8), 1 + (b[1] >> 6 | b[2] << 2 | (b[3] & 0x0F) << 10)
+    if chunk == b"VP8X" and len(data) >= 30:
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    return None
+
+
+def encoded_size(data: bytes) -> tuple[str, tuple[int, int] | None]:
+    """Format name and (width, height) from the header; raises for formats not accepted."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png", (struct.unpack(">II", data[16:24]) if len(data) >= 24 else None)
+    if data.startswith(b"\xff\xd8"):
+        return "jpeg", _jpeg_size(data)
+    if data.startswith(b"BM"):
+        if len(data) < 26:
+            return "bmp", None
+        w, h = struct.unpack("<ii", data[18:26])
+        return "bmp", (abs(w), abs(h))
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "webp", _webp_size(data)
+    raise InvalidInputError("image is not a JPEG, PNG, BMP or WebP file", field="image")
+
+
+def check_size(width: int, height: int, field: str = "image") -> None:
+    if width <= 0 or height <= 0:
+        raise InvalidInputError(f"{field} has zero size ({width}x{height})", field=field)
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise InputTooLargeError(
+            f"{field} is {width}x{height} pixels; the limit is {MAX_PIXELS:,} pixels and {MAX_SIDE} per side",
+            field=field,
+        )
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Gray uint8 image from encoded bytes (EXIF orientation applied)."""
+    if len(data) == 0:
+        raise InvalidInputError("image is empty (0 bytes)", field="image")
+    if len(data) > MAX_BYTES:
+        raise InputTooLargeError(f"image is {len(data):,} bytes; the limit is {MAX_BYTES:,}", field="image")
+    _, size = encoded_size(data)
+    if size is None:
+        raise InvalidInputError("image header is truncated or corrupt", field="image")
+    check_size(*size)
+    gray = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    if gray is None or gray.size == 0:
+        raise InvalidInputError("image could not be decoded (corrupt or truncated)", field="image")
+    return gray
+
+
+def array_to_gray(array: np.ndarray, channel_order: ChannelOrder | None) -> np.ndarray:
+    """Gray uint8 image from an ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8 array.
+
+    Colour arrays need ``channel_order`` ("bgr" as OpenCV gives, "rgb" as PIL/imageio give):
+    guessing would silently swap red and blue.
+    """
+    if array.dtype != np.uint8:
+        raise InvalidInputError(f"image array must be uint8, got {array.dtype}", field="image")
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise InvalidInputError(f"image array must be (H, W) or (H, W, 1|3|4), got shape {array.shape}", field="image")
+    check_size(array.shape[1], array.shape[0])
+    if array.ndim == 2:
+        return np.ascontiguousarray(array)
+    if array.shape[2] == 1:
+        return np.ascontiguousarray(array[:, :, 0])
+    if channel_order not in ("bgr", "rgb"):
+        raise InvalidInputError(
+            f"a colour image array needs channel_order='bgr' or 'rgb', got {channel_order!r}", field="channel_order"
+        )
+    codes = {
+        (3, "bgr"): cv2.COLOR_BGR2GRAY,
+        (3, "rgb"): cv2.COLOR_RGB2GRAY,
+        (4, "bgr"): cv2.COLOR_BGRA2GRAY,
+        (4, "rgb"): cv2.COLOR_RGBA2GRAY,
+    }
+    return cv2.cvtColor(np.ascontiguousarray(array), codes[(array.shape[2], channel_order)])
+
+
+def load_gray(image: ImageInput, channel_order: ChannelOrder | None = None) -> np.ndarray:
+    """Any accepted image input as a gray uint8 ``(H, W)`` array."""
+    if isinstance(image, np.ndarray):
+        return array_to_gray(image, channel_order)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return decode_image(bytes(image))
+    if isinstance(image, (str, PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise InvalidInputError(f"image file not found: {path}", field="image")
+        if path.stat().st_size > MAX_BYTES:
+            raise InputTooLargeError(f"image file is {path.stat().st_size:,} bytes; the limit is {MAX_BYTES:,}", field="image")
+        return decode_image(path.read_bytes())
+    raise InvalidInputError(
+        f"image must be encoded bytes, a file path or a uint8 numpy array, got {type(image).__name__}", field="image"
+    )

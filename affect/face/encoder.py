@@ -1,0 +1,138 @@
+"""The face encoder: find every face in an image or video and classify its expression."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from threading import Lock
+
+import cv2
+import numpy as np
+import torch
+
+from affect._errors import InvalidInputError
+from affect.face._detect import HaarFaceDetector, crop_face
+from affect.face._input import ChannelOrder, ImageInput, load_gray
+from affect.face._network import FACE_SIZE
+from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, VideoFrameFaces
+from affect.face._video import sample_frames
+from affect.face._weights_io import load_face_weights
+from affect.face.weights import FaceWeights
+from affect.labels import EMOTION_SENTIMENT, EMOTIONS, SENTIMENTS, Sentiment
+from affect.results import AffectEstimate, Modality, ModalityResult
+
+MAX_BATCH = 256
+
+
+def sentiment_from_emotions(emotion_probs: Sequence[float]) -> list[float]:
+    """Sentiment implied by an emotion distribution (``affect.labels.EMOTION_SENTIMENT``).
+
+    A face model has no sentiment head. Each emotion's mass goes to its sentiment; surprise,
+    which has none, is split evenly between negative and positive.
+    """
+    out = [0.0] * len(SENTIMENTS)
+    for p, emotion in zip(emotion_probs, EMOTIONS):
+        sentiment = EMOTION_SENTIMENT[emotion]
+        if sentiment is None:
+            out[SENTIMENTS.index(Sentiment.NEGATIVE)] += p / 2
+            out[SENTIMENTS.index(Sentiment.POSITIVE)] += p / 2
+        else:
+            out[SENTIMENTS.index(sentiment)] += p
+    return out
+
+
+class FaceEncoder:
+    """Faces and their expressions, fully offline.
+
+    >>> encoder = FaceEncoder()
+    >>> analysis = encoder.analyze("photo.jpg")
+    >>> [(f.box, f.result.emotion) for f in analysis.faces]
+    >>> encoder.encode("photo.jpg")   # one ModalityResult (largest face) or None
+
+    ``flip_tta`` averages each face with its mirror image, as the reported figures do.
+    """
+
+    modality = Modality.FACE
+
+    def __init__(
+        self,
+        *,
+        weights: FaceWeights | str | None = None,
+        min_face_size: int = 24,
+        min_detection_score: float = 0.6,
+        flip_tta: bool = True,
+    ) -> None:
+        self.weights = FaceWeights.resolve(weights)
+        self.net = load_face_weights(self.weights.value.verified_path())
+        self.model_id = self.weights.value.id
+        self.detector = HaarFaceDetector(min_face_size=min_face_size, min_score=min_detection_score)
+        self.flip_tta = flip_tta
+        self._lock = Lock()  # one forward pass at a time
+
+    # -- classification of faces already cropped ------------------------------------------
+    def predict_proba(self, faces: np.ndarray) -> np.ndarray:
+        """Emotion probabilities ``(N, 7)`` (``affect.labels.EMOTIONS`` order) for gray uint8 faces ``(N, 48, 48)``."""
+        if faces.ndim != 3 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE) or faces.dtype != np.uint8:
+            raise InvalidInputError(f"faces must be uint8 (N, {FACE_SIZE}, {FACE_SIZE}), got {faces.dtype} {faces.shape}", field="faces")
+        out = []
+        with self._lock, torch.inference_mode():
+            for i in range(0, len(faces), MAX_BATCH):
+                x = torch.from_numpy(np.ascontiguousarray(faces[i : i + MAX_BATCH])).float().div_(255).unsqueeze(1)
+                out.append(self.net.predict_proba(x, flip=self.flip_tta).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+
+    def classify_faces(self, faces: Sequence[ImageInput], *, channel_order: ChannelOrder | None = None) -> list[ModalityResult]:
+        """Many already-cropped faces (any size; resized to 48x48 gray) in one forward pass: the server's batch call."""
+        crops = []
+        for face in faces:
+            gray = load_gray(face, channel_order)
+            interp = cv2.INTER_AREA if min(gray.shape) > FACE_SIZE else cv2.INTER_LINEAR
+            crops.append(cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=interp))
+        if not crops:
+            return []
+        return [self._result(p) for p in self.predict_proba(np.stack(crops))]
+
+    # -- images ----------------------------------------------------------------------------
+    def analyze(self, image: ImageInput, *, channel_order: ChannelOrder | None = None) -> FaceAnalysis:
+        """Every face of one image (encoded bytes, a file path, or a uint8 array).
+
+        Colour arrays need ``channel_order`` ("bgr" or "rgb"). With no face, the analysis has
+        no faces and ``reason == "no face detected"``.
+        """
+        return self._analyze_gray(load_gray(image, channel_order))
+
+    def encode(self, image: ImageInput, *, channel_order: ChannelOrder | None = None) -> ModalityResult | None:
+        """One result for the whole image (its largest face), or None when no face is found."""
+        return self.analyze(image, channel_order=channel_order).modality_result()
+
+    def analyze_video(
+        self, path: str | PathLike, *, fps: float = 1.0, max_frames: int = 600
+    ) -> list[VideoFrameFaces]:
+        """The faces of a video file sampled every ``1 / fps`` seconds (at most ``max_frames`` frames)."""
+        return [
+            VideoFrameFaces(time_s=t, frame_index=i, analysis=self._analyze_gray(gray))
+            for t, i, gray in sample_frames(path, fps, max_frames)
+        ]
+
+    def _analyze_gray(self, gray: np.ndarray) -> FaceAnalysis:
+        h, w = gray.shape
+        detections = self.detector.detect(gray)
+        if not detections:
+            return FaceAnalysis(faces=(), width=w, height=h, reason=NO_FACE_REASON)
+        probs = self.predict_proba(np.stack([crop_face(gray, d) for d in detections]))
+        faces = tuple(
+            DetectedFace(
+                box=FaceBox(d.x, d.y, d.w, d.h),
+                detection_score=d.score,
+                result=self._result(p),
+                aligned=d.roll_degrees is not None,
+                roll_degrees=float(d.roll_degrees or 0.0),
+            )
+            for d, p in zip(detections, probs)
+        )
+        return FaceAnalysis(faces=faces, width=w, height=h)
+
+    def _result(self, probs: np.ndarray) -> ModalityResult:
+        emotion = [float(p) for p in probs]
+        fields = AffectEstimate.fields_from_probs(emotion, sentiment_from_emotions(emotion))
+        return ModalityResult(**fields, modality=Modality.FACE, model=self.model_id)

@@ -1,0 +1,177 @@
+"""How a conversation is going: smoothed valence and arousal, their trend, and events.
+
+Every turn's fused reading updates an exponential moving average (EMA) for the conversation
+and for the turn's speaker. Events are raised when a speaker's state crosses a documented
+threshold, once, and re-armed only after the state has recovered (hysteresis), so a service
+agent is told about a change, not about every turn of it. Memory is bounded: a fixed number of
+recent values per speaker and at most ``max_speakers`` speakers (the least recent is dropped).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from affect.labels import EMOTION_NAMES
+from affect.results import AffectEstimate
+
+
+@dataclass(frozen=True)
+class StateThresholds:
+    """The numbers behind the events. Valence and arousal are in [-1, 1]; anger is a probability."""
+
+    smoothing: float = 0.5  # EMA weight of the newest turn
+    trend_turns: int = 4  # the trend is the least-squares slope over this many recent turns
+    negative_valence: float = -0.25  # sustained_negative_shift: smoothed valence below this ...
+    negative_drop: float = 0.3  # ... after falling at least this far from its recent peak ...
+    negative_turns: int = 2  # ... for this many turns in a row
+    recovered_valence: float = 0.0  # re-armed (and negative_recovered raised) above this
+    anger_level: float = 0.3  # rising_anger: smoothed anger probability at least this ...
+    anger_rise_turns: int = 2  # ... and rising for this many turns in a row
+    anger_rearm: float = 0.15  # re-armed below this
+    history: int = 8  # recent smoothed values kept per speaker
+    max_speakers: int = 16
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a service agent cares about, raised by one turn."""
+
+    kind: str  # "sustained_negative_shift", "rising_anger" or "negative_recovered"
+    speaker: str | None
+    turn_index: int
+    value: float
+    message: str
+
+
+@dataclass(frozen=True)
+class SpeakerSnapshot:
+    speaker: str | None
+    turns: int
+    valence: float
+    arousal: float
+    dominant_emotion: str
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    """The conversation after a turn."""
+
+    turns: int
+    valence: float
+    arousal: float
+    valence_trend: float
+    arousal_trend: float
+    speakers: tuple[SpeakerSnapshot, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "turns": self.turns, "valence": self.valence, "arousal": self.arousal,
+            "valence_trend": self.valence_trend, "arousal_trend": self.arousal_trend,
+            "speakers": [s.__dict__ for s in self.speakers],
+        }
+
+
+def _slope(values: list[float]) -> float:
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    num = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values))
+    den = sum((x - mean_x) ** 2 for x in range(n))
+    return num / den
+
+
+@dataclass
+class _Track:
+    """EMA of valence, arousal and the emotion distribution, with recent history."""
+
+    history_len: int
+    turns: int = 0
+    valence: float = 0.0
+    arousal: float = 0.0
+    emotions: list[float] = field(default_factory=lambda: [0.0] * len(EMOTION_NAMES))
+    valence_history: deque = field(default_factory=deque)
+    arousal_history: deque = field(default_factory=deque)
+    anger_history: deque = field(default_factory=deque)
+    negative_run: int = 0
+    negative_armed: bool = True
+    in_negative: bool = False
+    anger_armed: bool = True
+
+    def update(self, estimate: AffectEstimate, alpha: float) -> None:
+        a = 1.0 if self.turns == 0 else alpha
+        self.valence = (1 - a) * self.valence + a * estimate.valence
+        self.arousal = (1 - a) * self.arousal + a * estimate.arousal
+        self.emotions = [(1 - a) * old + a * new for old, new in zip(self.emotions, estimate.emotion_vector())]
+        self.turns += 1
+        for history, value in ((self.valence_history, self.valence), (self.arousal_history, self.arousal),
+                               (self.anger_history, self.emotions[EMOTION_NAMES.index("anger")])):
+            history.append(value)
+            while len(history) > self.history_len:
+                history.popleft()
+
+    def dominant(self) -> str:
+        return EMOTION_NAMES[max(range(len(self.emotions)), key=self.emotions.__getitem__)]
+
+
+class ConversationState:
+    """Updated by each turn's fused reading; gives a snapshot and the events the turn raised."""
+
+    def __init__(self, thresholds: StateThresholds | None = None) -> None:
+        self.thresholds = thresholds or StateThresholds()
+        self._all = _Track(self.thresholds.history)
+        self._speakers: OrderedDict[str | None, _Track] = OrderedDict()
+
+    def update(self, estimate: AffectEstimate, speaker: str | None, turn_index: int) -> tuple[StateSnapshot, tuple[Event, ...]]:
+        t = self.thresholds
+        self._all.update(estimate, t.smoothing)
+        track = self._speakers.pop(speaker, None) or _Track(t.history)
+        self._speakers[speaker] = track  # most recent last
+        while len(self._speakers) > t.max_speakers:
+            self._speakers.popitem(last=False)
+        track.update(estimate, t.smoothing)
+        events = self._events(track, speaker, turn_index)
+        return self.snapshot(), events
+
+    def snapshot(self) -> StateSnapshot:
+        t = self.thresholds
+        recent_v = list(self._all.valence_history)[-t.trend_turns:]
+        recent_a = list(self._all.arousal_history)[-t.trend_turns:]
+        return StateSnapshot(
+            turns=self._all.turns,
+            valence=self._all.valence,
+            arousal=self._all.arousal,
+            valence_trend=_slope(recent_v),
+            arousal_trend=_slope(recent_a),
+            speakers=tuple(SpeakerSnapshot(s, k.turns, k.valence, k.arousal, k.dominant()) for s, k in self._speakers.items()),
+        )
+
+    def _events(self, track: _Track, speaker: str | None, turn_index: int) -> tuple[Event, ...]:
+        t = self.thresholds
+        who = speaker or "the speaker"
+        events = []
+        peak = max(track.valence_history)
+        if track.valence < t.negative_valence and peak - track.valence >= t.negative_drop:
+            track.negative_run += 1
+        elif track.valence >= t.negative_valence:
+            track.negative_run = 0
+        if track.negative_armed and track.negative_run >= t.negative_turns:
+            track.negative_armed, track.in_negative = False, True
+            events.append(Event("sustained_negative_shift", speaker, turn_index, track.valence,
+                                f"{who}'s mood has turned negative (valence {track.valence:+.2f}, down {peak - track.valence:.2f})"))
+        elif track.in_negative and track.valence > t.recovered_valence:
+            track.negative_armed, track.in_negative = True, False
+            events.append(Event("negative_recovered", speaker, turn_index, track.valence,
+                                f"{who}'s mood has recovered (valence {track.valence:+.2f})"))
+
+        anger = list(track.anger_history)
+        rising = len(anger) > t.anger_rise_turns and all(
+            b > a for a, b in zip(anger[-t.anger_rise_turns - 1:-1], anger[-t.anger_rise_turns:]))
+        if track.anger_armed and rising and anger[-1] >= t.anger_level:
+            track.anger_armed = False
+            events.append(Event("rising_anger", speaker, turn_index, anger[-1],
+                                f"{who} is getting angrier (anger {anger[-1]:.2f})"))
+        elif not track.anger_armed and anger[-1] < t.anger_rearm:
+            track.anger_armed = True
+        return tuple(events)

@@ -1,0 +1,58 @@
+"""A chatbot loop that reads how the user feels before it answers.
+
+    affect serve &                      # in another terminal
+    python examples/chatbot.py [--target 127.0.0.1:50051]
+
+Each line you type is one turn of one conversation stream. The bot picks its tone from the
+turn's emotion and from the conversation's trend, the way a support bot would hand over to a
+human when anger keeps rising.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from affect_client import AffectClient, AffectClientError, TurnRefusedError
+
+REPLIES = {
+    "anger": "I'm sorry this has been so frustrating. Let me fix it right now.",
+    "sadness": "That sounds hard. I'm here to help however I can.",
+    "fear": "Don't worry, nothing is lost. Let's go through it together.",
+    "disgust": "I understand, that's not the experience we want for you.",
+    "happiness": "Glad to hear it!",
+    "surprise": "Oh! Tell me more.",
+    "neutral": "Got it. What else can I do for you?",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="127.0.0.1:50051")
+    parser.add_argument("--token", default=None)
+    args = parser.parse_args()
+
+    with AffectClient(args.target, token=args.token) as client, client.conversation() as conversation:
+        print("Talk to the bot (an empty line or Ctrl-D ends).")
+        while True:
+            try:
+                line = input("you> ").strip()
+            except EOFError:
+                break
+            if not line:
+                break
+            try:
+                result = conversation.send(line, speaker="user")
+            except TurnRefusedError as refused:
+                print(f"bot> (I could not read that: {refused.details})")
+                continue
+            except AffectClientError as error:
+                print(f"bot> (the affect service failed: {error})")
+                break
+            print(f"bot> {REPLIES[result.emotion]}   [{result.emotion} {result.fused.confidence:.2f}, "
+                  f"{result.sentiment}, valence {result.fused.valence:+.2f}]")
+            for event in result.events:
+                print(f"bot> (noticed: {event.message})")
+
+
+if __name__ == "__main__":
+    main()

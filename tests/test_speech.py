@@ -1,0 +1,174 @@
+"""The speech branch on real RAVDESS clips with the shipped model: accuracy, rates, VAD, refusals."""
+
+from __future__ import annotations
+
+import io
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from affect._errors import InputTooLargeError, InvalidInputError
+from affect._weights import REQUIRED_META_KEYS
+from affect.labels import EMOTION_NAMES, emotion_index
+from affect.results import Modality
+from affect.speech import NO_SPEECH, SpeechEncoder, SpeechRequest, SpeechWeights
+from affect.speech.augment import telephone_band
+from affect.speech.ravdess import test_slice
+
+
+@pytest.fixture(scope="module")
+def speech_encoder() -> SpeechEncoder:
+    """Loaded with every network connection refused: the model must come from installed files."""
+    real_connect = socket.socket.connect
+
+    def refuse(self, address):  # noqa: ANN001 - socket's own signature
+        raise OSError(f"network access attempted while loading the speech model: {address}")
+
+    socket.socket.connect = refuse
+    try:
+        return SpeechEncoder()
+    finally:
+        socket.socket.connect = real_connect
+
+
+@pytest.fixture(scope="module")
+def clips(data_root: Path):
+    return test_slice(data_root)
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    samples, rate = sf.read(path, dtype="float32")
+    return samples, rate
+
+
+def _uar(gold: list[int], pred: list[int]) -> float:
+    g, p = np.array(gold), np.array(pred)
+    return float(np.mean([(p[g == c] == c).mean() for c in np.unique(g)]))
+
+
+def test_weights_meta_and_hash() -> None:
+    weights = SpeechWeights.DEFAULT
+    assert all(key in weights.meta for key in REQUIRED_META_KEYS)
+    assert weights.value.verified_path().stat().st_size < 15 * 2**20
+    assert weights.meta["metrics"]["ravdess_test_uar"] >= 0.65
+
+
+def test_beats_chance_on_test_actors(speech_encoder: SpeechEncoder, clips) -> None:
+    assert len(clips) == 120
+    gold, pred = [], []
+    for clip in clips:
+        answer = speech_encoder.analyze_file(clip.path)
+        assert answer.has_speech, clip.path.name
+        result = answer.result
+        assert result.modality is Modality.SPEECH and result.model == speech_encoder.model_id
+        assert abs(sum(result.emotions.values()) - 1.0) < 1e-4 and abs(sum(result.sentiment.values()) - 1.0) < 1e-4
+        assert -1.0 <= result.valence <= 1.0 and -1.0 <= result.arousal <= 1.0
+        gold.append(emotion_index(clip.emotion))
+        pred.append(emotion_index(result.emotion))
+    assert _uar(gold, pred) > 0.4  # chance is 1/7; the shipped model scores about 0.7
+
+
+@pytest.mark.parametrize("rate", [48_000, 22_050, 44_100, 8_000])
+def test_other_sample_rates(speech_encoder: SpeechEncoder, clips, rate: int) -> None:
+    picked = [c for c in clips if c.intensity == 2][::8]
+    agree = 0
+    for clip in picked:
+        samples, source = _read(clip.path)
+        reference = speech_encoder.analyze(samples, sample_rate=source)
+        moved = AF.resample(torch.from_numpy(samples), source, rate).numpy()
+        if rate == 8_000:
+            moved = telephone_band(moved, rate)
+        answer = speech_encoder.analyze(moved, sample_rate=rate)
+        assert answer.has_speech and answer.source_rate == rate
+        assert answer.duration == pytest.approx(len(samples) / source, abs=0.01)
+        agree += answer.result.emotion == reference.result.emotion
+    assert agree >= len(picked) // 2
+
+
+def test_int16_stereo_and_file_bytes(speech_encoder: SpeechEncoder, clips) -> None:
+    samples, rate = _read(clips[0].path)
+    pcm = (samples * 32767).astype(np.int16)
+    stereo = np.stack([pcm, pcm], axis=1)
+    a = speech_encoder.analyze(stereo, sample_rate=rate)
+    buf = io.BytesIO()
+    sf.write(buf, pcm, rate, format="WAV", subtype="PCM_16")
+    b = speech_encoder.analyze(buf.getvalue())
+    assert a.has_speech and b.has_speech
+    assert a.result.emotions == pytest.approx(b.result.emotions, abs=1e-3)
+
+
+def test_silence_and_quiet_noise_have_no_speech(speech_encoder: SpeechEncoder) -> None:
+    rng = np.random.default_rng(0)
+    for audio in (np.zeros(3 * 16_000, np.float32), (1e-3 * rng.standard_normal(3 * 8_000)).astype(np.float32)):
+        rate = 16_000 if len(audio) == 3 * 16_000 else 8_000
+        answer = speech_encoder.analyze(audio, sample_rate=rate)
+        assert answer.result is None and answer.reason == NO_SPEECH and answer.segments == ()
+        assert answer.to_dict()["reason"] == "no speech detected"
+
+
+def test_long_turn_is_split_and_pooled(speech_encoder: SpeechEncoder, clips) -> None:
+    parts = [_read(c.path)[0] for c in clips[:7]]
+    long_turn = np.concatenate(parts)  # about 25 s, with the pauses between clips
+    answer = speech_encoder.analyze(long_turn, sample_rate=16_000)
+    assert answer.has_speech and len(answer.segments) >= 2
+    assert all(s.duration <= 12.0 + 1e-6 for s in answer.segments)
+    assert len(answer.segment_results) == len(answer.segments)
+
+
+def test_batch_matches_single_calls(speech_encoder: SpeechEncoder, clips) -> None:
+    picked = clips[::30]
+    requests = [SpeechRequest(*_read(c.path)) for c in picked] + [SpeechRequest(np.zeros(8_000, np.float32), 16_000)]
+    batch = speech_encoder.analyze_many(requests)
+    assert batch[-1].result is None
+    for request, answer in zip(requests[:-1], batch[:-1]):
+        single = speech_encoder.analyze(request.audio, sample_rate=request.sample_rate)
+        assert [answer.result.emotions[n] for n in EMOTION_NAMES] == pytest.approx(
+            [single.result.emotions[n] for n in EMOTION_NAMES], abs=1e-4)
+
+
+def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def test_bad_input_is_refused(speech_encoder: SpeechEncoder, clips, tmp_path: Path) -> None:
+    samples, rate = _read(clips[0].path)
+    wav = _wav_bytes(samples, rate)
+    flac = clips[0].path.read_bytes()
+    truncated = tmp_path / "cut.wav"
+    truncated.write_bytes(wav[: len(wav) // 2])
+    cases = [
+        (lambda: speech_encoder.analyze(np.zeros(0, np.float32), sample_rate=16_000), InvalidInputError, "audio"),
+        (lambda: speech_encoder.analyze(np.full(1600, np.nan, np.float32), sample_rate=16_000), InvalidInputError, "audio"),
+        (lambda: speech_encoder.analyze(np.array([0.0, np.inf] * 800, np.float32), sample_rate=16_000), InvalidInputError, "audio"),
+        (lambda: speech_encoder.analyze(samples, sample_rate=0), InvalidInputError, "sample_rate"),
+        (lambda: speech_encoder.analyze(samples, sample_rate=5_000_000), InvalidInputError, "sample_rate"),
+        (lambda: speech_encoder.analyze(samples, sample_rate=None), InvalidInputError, "sample_rate"),
+        (lambda: speech_encoder.analyze(np.zeros(2 * 3600 * 8_000, np.int16), sample_rate=8_000), InputTooLargeError, "audio"),
+        (lambda: speech_encoder.analyze(samples.astype(np.int32), sample_rate=rate), InvalidInputError, "audio"),
+        (lambda: speech_encoder.analyze(samples * 32767, sample_rate=rate), InvalidInputError, "audio"),
+        (lambda: speech_encoder.analyze(list(samples), sample_rate=rate), InvalidInputError, "audio"),
+        (lambda: speech_encoder.analyze(truncated), InvalidInputError, "audio_file"),
+        (lambda: speech_encoder.analyze(flac[: len(flac) // 2]), InvalidInputError, "audio_file"),
+        (lambda: speech_encoder.analyze(b"RIFF not really a wave file" * 10), InvalidInputError, "audio_file"),
+        (lambda: speech_encoder.analyze(b""), InvalidInputError, "audio_file"),
+        (lambda: speech_encoder.analyze(tmp_path / "absent.wav"), InvalidInputError, "audio_file"),
+    ]
+    for call, error, field in cases:
+        with pytest.raises(error) as caught:
+            call()
+        assert caught.value.field == field, str(caught.value)
+        assert str(caught.value)
+
+
+def test_max_duration_is_configurable(clips) -> None:
+    short = SpeechEncoder(max_seconds=2.0)
+    with pytest.raises(InputTooLargeError) as caught:
+        short.analyze_file(clips[0].path)
+    assert caught.value.field == "audio_file"

@@ -1,0 +1,76 @@
+"""Conversation state: smoothing, trend, events with hysteresis, bounded memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from affect.results import AffectEstimate
+from affect.state import ConversationState, StateThresholds
+
+ORDER = ["neutral", "happiness", "sadness", "anger", "fear", "disgust", "surprise"]
+
+
+def reading(emotion: str, p: float = 0.8) -> AffectEstimate:
+    probs = [(1 - p) / 6] * 7
+    probs[ORDER.index(emotion)] = p
+    return AffectEstimate(**AffectEstimate.fields_from_probs(probs, [0.3, 0.4, 0.3]))
+
+
+def run(state: ConversationState, script: list[tuple[str, str]]):
+    out = []
+    for i, (speaker, emotion) in enumerate(script):
+        out.append(state.update(reading(emotion), speaker, i))
+    return out
+
+
+def test_sustained_negative_shift_fires_once_then_recovers():
+    state = ConversationState()
+    script = [("caller", "happiness"), ("agent", "neutral"), ("caller", "neutral"), ("caller", "sadness"),
+              ("caller", "anger"), ("caller", "anger"), ("caller", "sadness"), ("caller", "happiness"), ("caller", "happiness")]
+    kinds = [[e.kind for e in events] for _, events in run(state, script)]
+    flat = [k for ks in kinds for k in ks]
+    assert flat.count("sustained_negative_shift") == 1
+    first = next(i for i, ks in enumerate(kinds) if "sustained_negative_shift" in ks)
+    assert first >= 4  # needs the drop to persist, not one bad turn
+    assert "negative_recovered" in flat and flat.index("negative_recovered") > flat.index("sustained_negative_shift")
+
+
+def test_one_bad_turn_is_not_an_event():
+    state = ConversationState()
+    events = [e for _, es in run(state, [("a", "happiness"), ("a", "anger"), ("a", "happiness"), ("a", "neutral")]) for e in es]
+    assert not [e for e in events if e.kind == "sustained_negative_shift"]
+
+
+def test_rising_anger_is_per_speaker():
+    state = ConversationState()
+    script = [("caller", "neutral"), ("agent", "happiness"), ("caller", "anger"), ("agent", "happiness"),
+              ("caller", "anger"), ("agent", "happiness"), ("caller", "anger")]
+    events = [e for _, es in run(state, script) for e in es]
+    anger = [e for e in events if e.kind == "rising_anger"]
+    assert len(anger) == 1 and anger[0].speaker == "caller"
+
+
+def test_smoothing_and_trend():
+    state = ConversationState(StateThresholds(smoothing=0.5))
+    snapshots = [s for s, _ in run(state, [("a", "happiness")] * 3 + [("a", "sadness")] * 3)]
+    valences = [s.valence for s in snapshots]
+    assert valences[2] > 0.5 and valences[-1] < 0
+    assert all(b < a for a, b in zip(valences[3:], valences[4:]))  # smoothed: falls step by step
+    assert snapshots[-1].valence_trend < 0 < snapshots[2].valence_trend + 1e-9
+    assert snapshots[-1].turns == 6 and snapshots[-1].speakers[0].dominant_emotion == "sadness"
+
+
+def test_memory_is_bounded():
+    state = ConversationState(StateThresholds(max_speakers=4, history=5))
+    for i in range(1000):
+        state.update(reading("neutral"), f"speaker-{i % 50}", i)
+    snapshot = state.snapshot()
+    assert len(snapshot.speakers) == 4 and snapshot.turns == 1000
+    assert len(state._all.valence_history) == 5
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.9])
+def test_first_turn_is_taken_as_is(alpha):
+    state = ConversationState(StateThresholds(smoothing=alpha))
+    snapshot, _ = state.update(reading("anger"), None, 0)
+    assert snapshot.valence == pytest.approx(reading("anger").valence)
