@@ -52,7 +52,7 @@ def test_bad_input_gets_a_clear_message_and_no_traceback(args, stdin, message):
         (b"\x89PNG\r\n\x1a\n\x00\x00", "not valid UTF-8"),
         (b"{not json", "not valid JSON"),
         (b"[]", "non-empty JSON list"),
-        (b'[{"speaker": "A"}]', "needs a \\"text\\" string"),
+        (b'[{"speaker": "A"}]', 'needs a "text" string'),
         (json.dumps(["x" * 1_000_000]).encode(), "limit"),
     ],
 )

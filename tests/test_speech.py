@@ -18,7 +18,7 @@ from affect.labels import EMOTION_NAMES, emotion_index
 from affect.results import Modality
 from affect.speech import NO_SPEECH, SpeechEncoder, SpeechRequest, SpeechWeights
 from affect.speech.augment import telephone_band
-from affect.speech.ravdess import test_slice
+from affect.speech.ravdess import read_test_slice
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def speech_encoder() -> SpeechEncoder:
 
 @pytest.fixture(scope="module")
 def clips(data_root: Path):
-    return test_slice(data_root)
+    return read_test_slice(data_root)
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:

@@ -62,6 +62,17 @@ class TextAffectNet(nn.Module):
         self.mix = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * dim, dim), nn.GELU(), nn.Dropout(dropout))
         self.emotion_head = nn.Linear(dim, len(EMOTIONS))
         self.sentiment_head = nn.Linear(dim, len(SENTIMENTS))
+        # Fitted on the validation split after training (recipes/text_meld/calibrate.py):
+        # decision biases for the emotion logits and one temperature per head.
+        self.register_buffer("emotion_bias", torch.zeros(len(EMOTIONS)))
+        self.register_buffer("emotion_temperature", torch.ones(1))
+        self.register_buffer("sentiment_temperature", torch.ones(1))
+
+    CALIBRATION_BUFFERS = ("emotion_bias", "emotion_temperature", "sentiment_temperature")
+
+    def calibrated(self, emotion_logits: torch.Tensor, sentiment_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits whose softmax gives the calibrated probabilities the library reports."""
+        return (emotion_logits + self.emotion_bias) / self.emotion_temperature, sentiment_logits / self.sentiment_temperature
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

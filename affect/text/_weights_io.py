@@ -13,17 +13,22 @@ from affect.text._network import TextAffectNet
 
 
 
-def save_text_weights(net: TextAffectNet, path: Path, meta: dict) -> None:
-    """Store the trainable tensors in float16; frozen ones come from the base package at load."""
+def save_text_weights(net: TextAffectNet, path: Path, meta: dict, frozen: list[str] | None = None) -> None:
+    """Store what training changed in float16; frozen tensors come from the base package at load.
+
+    ``frozen`` defaults to the parameters that do not require gradients.
+    """
     from safetensors.torch import save_file
 
-    frozen = sorted(name for name, p in net.named_parameters() if not p.requires_grad)
+    if frozen is None:
+        frozen = sorted(name for name, p in net.named_parameters() if not p.requires_grad)
     tensors = {}
     for name, tensor in net.state_dict().items():
         if name in frozen:
             continue
         tensor = tensor.detach().contiguous()
-        tensors[name] = tensor.half() if tensor.is_floating_point() else tensor
+        keep_precision = name in TextAffectNet.CALIBRATION_BUFFERS or not tensor.is_floating_point()
+        tensors[name] = tensor if keep_precision else tensor.half()
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {
         "affect_meta": json.dumps(meta),
@@ -46,12 +51,17 @@ def read_text_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return tensors, header
 
 
+def frozen_names(path: Path) -> list[str]:
+    return json.loads(read_text_weights(path)[1].get("frozen", "[]"))
+
+
 def load_text_net(path: Path, encoder: torch.nn.Module) -> tuple[TextAffectNet, dict]:
     """The fine-tuned network: the base ``encoder`` with the shipped tensors put over it."""
     tensors, header = read_text_weights(path)
     net = TextAffectNet(encoder, dim=int(header["dim"]), window=int(header["window"]))
     missing, unexpected = net.load_state_dict(tensors, strict=False)
-    missing = sorted(set(missing) - set(json.loads(header.get("frozen", "[]"))))
+    # Frozen tensors come from the base; files made before calibration keep its neutral defaults.
+    missing = sorted(set(missing) - set(json.loads(header.get("frozen", "[]"))) - set(TextAffectNet.CALIBRATION_BUFFERS))
     if missing or unexpected:
         raise ModelLoadError(f"text weights {path} do not fit the network: missing {missing[:3]}, unexpected {unexpected[:3]}")
     net.eval()

@@ -72,7 +72,6 @@ class TextEncoder:
         self.tokenizer, base = load_base(meta.get("base_path"))
         self.net, self.train_meta = load_text_net(self.weights.value.verified_path(), base)
         self.model_id = self.weights.value.id
-        self.temperature = float(meta.get("temperature", 1.0))
         self._lock = Lock()  # the network is not re-entrant across threads
 
     @property
@@ -97,7 +96,7 @@ class TextEncoder:
             results = []
             for i, request in enumerate(requests):
                 ctx, mask, relation = self._context_tensors(request)
-                emo, sent = self.net.classify(current[i : i + 1], ctx, mask, relation)
+                emo, sent = self.net.calibrated(*self.net.classify(current[i : i + 1], ctx, mask, relation))
                 results.append(self._result(emo[0], sent[0]))
                 if request.context is not None:
                     request.context.push(current[i].clone(), request.speaker)
@@ -127,8 +126,8 @@ class TextEncoder:
         return context, mask, relation
 
     def _result(self, emotion_logits: torch.Tensor, sentiment_logits: torch.Tensor) -> ModalityResult:
-        emo = torch.softmax(emotion_logits / self.temperature, -1).tolist()
-        sent = torch.softmax(sentiment_logits / self.temperature, -1).tolist()
+        emo = torch.softmax(emotion_logits, -1).tolist()
+        sent = torch.softmax(sentiment_logits, -1).tolist()
         return ModalityResult(**AffectEstimate.fields_from_probs(emo, sent), modality=Modality.TEXT, model=self.model_id)
 
 

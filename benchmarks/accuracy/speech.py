@@ -20,7 +20,7 @@ from affect.labels import EMOTION_NAMES, emotion_index
 from affect.speech import SpeechEncoder, SpeechResult
 from affect.speech._audio import prepare_array, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
-from affect.speech.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, test_slice
+from affect.speech.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_test_slice
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png, expected_calibration_error
 
 NO_ANSWER = -1  # the encoder found no speech: counted as a wrong answer
@@ -49,7 +49,7 @@ def _with_ci(metrics: dict[str, float], key: str, metric, gold: np.ndarray, pred
 
 def run(args: argparse.Namespace) -> Report:
     data_root = Path(args.data_root) if args.data_root else default_data_root()
-    clips = test_slice(data_root)
+    clips = read_test_slice(data_root)
     if args.limit:
         clips = clips[: args.limit]
     gold = np.array([emotion_index(c.emotion) for c in clips])

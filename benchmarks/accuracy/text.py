@@ -57,12 +57,14 @@ def run(args: argparse.Namespace) -> Report:
     bar = tqdm(total=total, desc="text benchmark", unit="turn", disable=args.no_progress)
     probs, sent_pred = {}, {}
     for name, use_context in (("context", True), ("no_context", False)):
-        emo, sent = predict_dialogues(encoder.net, encoder.tokenizer, pairs, use_context=use_context,
-                                      max_tokens=encoder.max_tokens, on_batch=bar.update)
-        probs[name] = torch.softmax(emo / encoder.temperature, -1).numpy()
+        emo, sent = encoder.net.calibrated(*predict_dialogues(
+            encoder.net, encoder.tokenizer, pairs, use_context=use_context, max_tokens=encoder.max_tokens,
+            on_batch=bar.update))
+        probs[name] = torch.softmax(emo, -1).numpy()
         sent_pred[name] = sent.argmax(-1).numpy()
-    go_emo, _ = predict_dialogues(encoder.net, encoder.tokenizer, [[(e.text, None)] for e in goemo],
-                                  max_tokens=encoder.max_tokens, on_batch=bar.update)
+    go_emo, _ = encoder.net.calibrated(*predict_dialogues(
+        encoder.net, encoder.tokenizer, [[(e.text, None)] for e in goemo], max_tokens=encoder.max_tokens,
+        on_batch=bar.update))
     bar.close()
     go_gold = np.array([emotion_index(e.emotion) for e in goemo])
     go_pred = go_emo.argmax(-1).numpy()

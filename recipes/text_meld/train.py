@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
                     torch.save({"net": net.state_dict(), "metrics": metrics}, args.workdir / "best.pt")
                     log.info("new best dev weighted-F1 %.4f", state["best"])
         state["epoch"] = epoch + 1
+        torch.save({"net": net.state_dict()}, args.workdir / f"epoch_{epoch + 1}.pt")  # for soup.py
         torch.save(
             {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "state": state, "rng": rng.getstate()},

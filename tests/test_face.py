@@ -1,0 +1,206 @@
+"""The shipped face model on real FER-2013 test faces, the detector on composed pictures, input checks."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from affect._errors import InputTooLargeError, InvalidInputError
+from affect.face import NO_FACE_REASON, FaceAnalysis, FaceEncoder, FaceWeights
+from affect.labels import EMOTIONS, emotion_index, map_label
+from affect.results import Modality
+
+SLICE_ACCURACY_FLOOR = 0.55  # a floor, not the reported figure (see affect/models/face/MODEL_CARD.md)
+UPSCALE = 192
+
+
+@pytest.fixture(scope="module")
+def face_encoder() -> FaceEncoder:
+    return FaceEncoder()
+
+
+@pytest.fixture(scope="module")
+def slice_faces(data_root: Path) -> tuple[np.ndarray, np.ndarray]:
+    root = data_root / "face/fer2013-test-slice"
+    faces, labels = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(folder.glob("*.jpg")):
+            faces.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+            labels.append(emotion_index(map_label("fer2013", folder.name)))
+    return np.stack(faces), np.array(labels)
+
+
+N_FACES = 3
+
+
+@pytest.fixture(scope="module")
+def detectable_faces(face_encoder: FaceEncoder, slice_faces) -> list[np.ndarray]:
+    """Upscaled slice faces (every 7th, all classes) that the detector finds alone in the slot
+    each will take in the composed picture: the slice faces are tight crops, hard for Haar."""
+    out: list[np.ndarray] = []
+    for face in slice_faces[0][::7]:
+        big = cv2.resize(face, (UPSCALE, UPSCALE), interpolation=cv2.INTER_CUBIC)
+        alone = _on_canvas([None] * len(out) + [big], N_FACES)
+        if len(face_encoder.analyze(alone).faces) == 1:
+            out.append(big)
+        if len(out) == N_FACES:
+            break
+    assert len(out) == N_FACES
+    return out
+
+
+def _on_canvas(faces: list[np.ndarray | None], n: int, gap: int = 60) -> np.ndarray:
+    canvas = np.full((UPSCALE + 2 * gap, n * (UPSCALE + gap) + gap), 118, dtype=np.uint8)
+    for k, face in enumerate(faces[:n]):
+        if face is not None:
+            x = gap + k * (UPSCALE + gap)
+            canvas[gap : gap + UPSCALE, x : x + UPSCALE] = face
+    return canvas
+
+
+def _png(array: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", array)
+    assert ok
+    return buf.tobytes()
+
+
+def test_shipped_model_loads_offline_and_is_small(face_encoder: FaceEncoder):
+    path = FaceWeights.DEFAULT.value.verified_path()  # checks the SHA-256
+    assert path.stat().st_size < 15e6
+    assert face_encoder.model_id == FaceWeights.DEFAULT.value.id
+
+
+def test_scores_above_floor_on_fer2013_test_slice(face_encoder: FaceEncoder, slice_faces):
+    faces, labels = slice_faces
+    assert len(faces) == 420
+    probs = face_encoder.predict_proba(faces)
+    assert probs.shape == (420, len(EMOTIONS))
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert float((probs.argmax(1) == labels).mean()) >= SLICE_ACCURACY_FLOOR
+
+
+def test_batch_of_crops_matches_predict_proba(face_encoder: FaceEncoder, slice_faces):
+    faces = slice_faces[0][:5]
+    results = face_encoder.classify_faces(list(faces))
+    probs = face_encoder.predict_proba(faces)
+    np.testing.assert_allclose([r.emotion_vector() for r in results], probs, atol=1e-5)
+    assert all(r.modality is Modality.FACE and -1 <= r.valence <= 1 and -1 <= r.arousal <= 1 for r in results)
+    assert all(sum(r.sentiment.values()) == pytest.approx(1.0) for r in results)
+
+
+def test_several_faces_in_one_picture_give_several_results(face_encoder: FaceEncoder, detectable_faces):
+    picture = _on_canvas(detectable_faces, N_FACES)
+    for image, order in ((picture, None), (_png(picture), None), (cv2.cvtColor(picture, cv2.COLOR_GRAY2RGB), "rgb")):
+        analysis = face_encoder.analyze(image, channel_order=order)
+        assert len(analysis.faces) == N_FACES, analysis
+        assert analysis.reason is None
+        centres = sorted(f.box.x + f.box.w / 2 for f in analysis.faces)
+        expected = [60 + k * (UPSCALE + 60) + UPSCALE / 2 for k in range(N_FACES)]
+        assert centres == pytest.approx(expected, abs=UPSCALE / 4)
+        for face in analysis.faces:
+            assert 0 < face.detection_score <= 1
+            assert face.result.modality is Modality.FACE
+            assert face.box.w > UPSCALE / 2
+    primary = analysis.primary
+    assert primary is not None and analysis.modality_result() is primary.result
+
+
+def test_image_file_and_colour_orders(face_encoder: FaceEncoder, detectable_faces, tmp_path: Path):
+    picture = cv2.cvtColor(_on_canvas(detectable_faces, N_FACES), cv2.COLOR_GRAY2BGR)
+    path = tmp_path / "faces.png"
+    cv2.imwrite(str(path), picture)
+    for image, order in ((path, None), (str(path), None), (picture, "bgr"), (picture[:, :, ::-1].copy(), "rgb")):
+        result = face_encoder.encode(image, channel_order=order)
+        assert result is not None and result.modality is Modality.FACE
+
+
+def test_no_face_gives_the_no_face_answer(face_encoder: FaceEncoder):
+    rng = np.random.default_rng(0)
+    for image in (np.full((240, 320), 128, np.uint8), cv2.GaussianBlur(rng.integers(0, 255, (240, 320), dtype=np.uint8), (9, 9), 3)):
+        analysis = face_encoder.analyze(image)
+        assert isinstance(analysis, FaceAnalysis)
+        assert analysis.faces == () and analysis.reason == NO_FACE_REASON
+        assert analysis.primary is None and analysis.modality_result() is None
+        assert face_encoder.encode(_png(image)) is None
+
+
+def _png_header(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk
+
+
+@pytest.mark.parametrize(
+    "image, kwargs, error, field",
+    [
+        (b"", {}, InvalidInputError, "image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20, {}, InvalidInputError, "image"),
+        (b"definitely not an image", {}, InvalidInputError, "image"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", {}, InvalidInputError, "image"),  # truncated JPEG header
+        (_png_header(20000, 20000) + b"\x00" * 64, {}, InputTooLargeError, "image"),
+        (np.broadcast_to(np.zeros(1, np.uint8), (20000, 20000)), {}, InputTooLargeError, "image"),
+        (np.zeros((0, 64), np.uint8), {}, InvalidInputError, "image"),
+        (np.zeros((64, 64, 0), np.uint8), {}, InvalidInputError, "image"),
+        (np.zeros((64, 64), np.float32), {}, InvalidInputError, "image"),
+        (np.zeros((64, 64), np.int64), {}, InvalidInputError, "image"),
+        (np.zeros((64, 64, 2), np.uint8), {}, InvalidInputError, "image"),
+        (np.zeros((64, 64, 3), np.uint8), {}, InvalidInputError, "channel_order"),
+        (np.zeros((64, 64, 3), np.uint8), {"channel_order": "hsv"}, InvalidInputError, "channel_order"),
+        ("/nonexistent/face.jpg", {}, InvalidInputError, "image"),
+        ([[0, 1], [2, 3]], {}, InvalidInputError, "image"),
+    ],
+    ids=["empty", "corrupt-png", "not-an-image", "truncated-jpeg", "png-20000x20000", "array-20000x20000",
+         "zero-rows", "zero-channels", "float32", "int64", "two-channels", "colour-no-order", "bad-order",
+         "missing-file", "list"],
+)
+def test_bad_input_is_refused(face_encoder: FaceEncoder, image, kwargs, error, field):
+    with pytest.raises(error) as info:
+        face_encoder.analyze(image, **kwargs)
+    assert info.value.field == field
+    assert str(info.value)
+
+
+def test_corrupt_file_is_refused(face_encoder: FaceEncoder, tmp_path: Path):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xdb" + bytes(range(256)) * 4)
+    with pytest.raises(InvalidInputError) as info:
+        face_encoder.analyze(path)
+    assert info.value.field == "image"
+
+
+def test_video_is_sampled_at_the_given_rate(face_encoder: FaceEncoder, detectable_faces, tmp_path: Path):
+    path = tmp_path / "clip.avi"
+    frame = cv2.cvtColor(_on_canvas(detectable_faces, N_FACES), cv2.COLOR_GRAY2BGR)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (frame.shape[1], frame.shape[0]))
+    assert writer.isOpened()
+    for _ in range(20):  # 2 seconds at 10 frames/s
+        writer.write(frame)
+    writer.release()
+    frames = face_encoder.analyze_video(path, fps=2.0)
+    assert [f.frame_index for f in frames] == [0, 5, 10, 15]
+    assert [f.time_s for f in frames] == pytest.approx([0.0, 0.5, 1.0, 1.5])
+    # MJPG compression blurs the faces a little, so the detector may miss one of the three.
+    assert all(N_FACES - 1 <= len(f.analysis.faces) <= N_FACES for f in frames)
+    assert len(face_encoder.analyze_video(path, fps=2.0, max_frames=2)) == 2
+
+
+@pytest.mark.parametrize(
+    "make, fps, field",
+    [(lambda d: d / "missing.mp4", 1.0, "video"), (lambda d: _write(d / "junk.mp4", b"\x00junk" * 100), 1.0, "video"),
+     (lambda d: d / "missing.mp4", 0.0, "fps"), (lambda d: d / "missing.mp4", float("nan"), "fps")],
+    ids=["missing", "corrupt", "zero-fps", "nan-fps"],
+)
+def test_bad_video_is_refused(face_encoder: FaceEncoder, tmp_path: Path, make, fps, field):
+    with pytest.raises(InvalidInputError) as info:
+        face_encoder.analyze_video(make(tmp_path), fps=fps)
+    assert info.value.field == field
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
