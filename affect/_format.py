@@ -24,7 +24,9 @@ def turn_table(results: Sequence[object], texts: Sequence[str | None] | None = N
 
     Takes the library's ``TurnResult`` or the client's (anything with the same attributes).
     """
-    columns = ["turn", "speaker", *(["text"] if texts else []), "emotion", "p", "sentiment", "valence", "arousal", "modalities"]
+    show_events = any(getattr(r, "events", ()) for r in results)
+    columns = ["turn", "speaker", *(["text"] if texts else []), "emotion", "p", "sentiment", "valence", "arousal",
+               "modalities", *(["events"] if show_events else [])]
     rows = []
     for i, r in enumerate(results):
         fused = getattr(r, "fused", r)  # the client nests the fused reading
@@ -38,6 +40,7 @@ def turn_table(results: Sequence[object], texts: Sequence[str | None] | None = N
             f"{fused.valence:+.2f}",
             f"{fused.arousal:+.2f}",
             "+".join(_value(m) for m in r.present),
+            *([", ".join(e.kind for e in r.events)] if show_events else []),
         ])
     return table(columns, rows)
 
