@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from affect.conversation import Conversation, Turn
 from affect.results import ModalityResult, TurnResult
@@ -18,17 +19,22 @@ class Analyzer:
     ...     conv.analyze(text="Hi, my order never arrived.", speaker="caller").emotion
     """
 
-    def __init__(self, *, text: TextEncoder | TextWeights | str | None | bool = True) -> None:
-        if text is True:
-            text = TextEncoder()
-        elif isinstance(text, (TextWeights, str)):
-            text = TextEncoder(weights=text)
-        self.text: TextEncoder | None = text or None
+    def __init__(self, *, text: Any = True, speech: Any = True, face: Any = True) -> None:
+        """Each encoder: ``True`` for the default weights, a weights name or enum member, an
+        encoder instance, or ``None``/``False`` to leave that modality out."""
+        self.text: TextEncoder | None = _build(text, TextEncoder)
+        self.speech = _build(speech, _speech_encoder_class())
+        self.face = _build(face, _face_encoder_class())
 
     @property
     def models(self) -> dict[str, str]:
         """Loaded models by modality, as ``name@version``."""
-        return {"text": self.text.model_id} if self.text else {}
+        return {name: enc.model_id for name, enc in (("text", self.text), ("speech", self.speech), ("face", self.face)) if enc}
+
+    def face_many(self, grays: list) -> list:
+        """Every face of several gray images (the face encoder's batch call)."""
+        assert self.face is not None
+        return [self.face._analyze_gray(gray) for gray in grays]
 
     def conversation(self, conversation_id: str | None = None, *, text_context: bool = True) -> Conversation:
         """A new conversation; usable directly or as a context manager."""
@@ -48,3 +54,27 @@ class Analyzer:
         if self.text is None:
             raise RuntimeError("no text encoder loaded")
         return self.text.analyze(text)
+
+
+def _build(choice: Any, cls: type | None) -> Any:
+    if choice is None or choice is False:
+        return None
+    if cls is None:
+        return None
+    if choice is True:
+        return cls()
+    if isinstance(choice, cls):
+        return choice
+    return cls(weights=choice)
+
+
+def _speech_encoder_class():
+    from affect.speech import SpeechEncoder
+
+    return SpeechEncoder
+
+
+def _face_encoder_class():
+    from affect.face import FaceEncoder
+
+    return FaceEncoder

@@ -8,12 +8,14 @@ fuses their results and advances the conversation. ``analyze`` does all three in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from affect._errors import InvalidInputError
 from affect.fusion import fuse
-from affect.results import MODALITIES, AffectEstimate, Modality, ModalityResult, TurnResult
+from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
+from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
 from affect.text._input import clean_text
 from affect.text.encoder import TextRequest
@@ -23,26 +25,55 @@ if TYPE_CHECKING:
 
 MAX_SPEAKER_CHARS = 128
 
+# The answer for a turn in which no modality could be read: uniform, with zero confidence.
+NO_READING = {
+    "emotions": {name: 1 / 7 for name in EMOTION_NAMES},
+    "sentiment": {name: 1 / 3 for name in SENTIMENT_NAMES},
+    "valence": 0.0,
+    "arousal": 0.0,
+    "confidence": 0.0,
+}
+
+
+MAX_IMAGES_PER_TURN = 8
+
 
 @dataclass(frozen=True)
 class Turn:
-    """One turn as a caller sends it: any of the modalities, and who spoke."""
+    """One turn as a caller sends it: any of the modalities, and who spoke.
+
+    ``audio`` is an array of samples (with ``sample_rate``) or a WAV/FLAC/OGG file (path or
+    bytes). ``images`` are encoded bytes, file paths or uint8 arrays; colour arrays need
+    ``channel_order`` ("bgr" or "rgb"). ``image`` is shorthand for a single image.
+    """
 
     text: str | bytes | None = None
     speaker: str | None = None
+    audio: Any = None
+    sample_rate: int | None = None
+    image: Any = None
+    images: Sequence[Any] = ()
+    channel_order: str | None = None
+
+    def all_images(self) -> list[Any]:
+        return ([self.image] if self.image is not None else []) + list(self.images)
 
     def is_empty(self) -> bool:
-        return self.text is None
+        return self.text is None and self.audio is None and not self.all_images()
 
 
 @dataclass
 class PreparedTurn:
-    """A checked turn and the encoder requests it needs."""
+    """A checked turn and the encoder requests it needs (decoded audio and images, never logged)."""
 
     turn: Turn
     text: TextRequest | None = None
+    speech: Any = None  # affect.speech.PreparedClip
+    faces: list[Any] = field(default_factory=list)  # gray uint8 images for the face encoder
     results: dict[Modality, ModalityResult] = field(default_factory=dict)
     absent: dict[Modality, str] = field(default_factory=dict)
+    face_analyses: list[Any] = field(default_factory=list)  # affect.face.FaceAnalysis per image
+    speech_analysis: Any = None  # affect.speech.SpeechResult
 
 
 class Conversation:
@@ -60,8 +91,13 @@ class Conversation:
     def analyze(self, turn: Turn | None = None, /, **fields: object) -> TurnResult:
         """Analyse the next turn: ``conversation.analyze(text="...", speaker="caller")``."""
         prepared = self.prepare(turn if turn is not None else Turn(**fields))  # type: ignore[arg-type]
+        a = self.analyzer
         if prepared.text is not None:
-            prepared.results[Modality.TEXT] = self.analyzer.text.analyze_many([prepared.text])[0]  # type: ignore[union-attr]
+            prepared.results[Modality.TEXT] = a.text.analyze_many([prepared.text])[0]  # type: ignore[union-attr]
+        if prepared.speech is not None:
+            self.add_speech(prepared, a.speech.analyze_prepared([prepared.speech])[0])  # type: ignore[union-attr]
+        if prepared.faces:
+            self.add_faces(prepared, a.face_many(prepared.faces))
         return self.complete(prepared)
 
     def prepare(self, turn: Turn) -> PreparedTurn:
@@ -77,13 +113,49 @@ class Conversation:
                 raise InvalidInputError("this analyzer has no text encoder loaded", field="text")
             text = clean_text(turn.text, max_chars=self.analyzer.text.max_chars)
             prepared.text = TextRequest(text, speaker, self._text_context)
+        if turn.audio is not None:
+            if self.analyzer.speech is None:
+                raise InvalidInputError("this analyzer has no speech encoder loaded", field="audio")
+            prepared.speech = self.analyzer.speech.prepare(turn.audio, turn.sample_rate)
+        images = turn.all_images()
+        if images:
+            if self.analyzer.face is None:
+                raise InvalidInputError("this analyzer has no face encoder loaded", field="images")
+            if len(images) > MAX_IMAGES_PER_TURN:
+                raise InvalidInputError(f"a turn may carry at most {MAX_IMAGES_PER_TURN} images", field="images")
+            from affect.face._input import load_gray
+
+            prepared.faces = [load_gray(image, turn.channel_order) for image in images]  # type: ignore[arg-type]
         return prepared
+
+    @staticmethod
+    def add_speech(prepared: PreparedTurn, analysis: Any) -> None:
+        """Record the speech encoder's answer: a result, or why there is none ("no speech detected")."""
+        prepared.speech_analysis = analysis
+        if analysis.result is not None:
+            prepared.results[Modality.SPEECH] = analysis.result
+        else:
+            prepared.absent[Modality.SPEECH] = analysis.reason
+
+    @staticmethod
+    def add_faces(prepared: PreparedTurn, analyses: Sequence[Any]) -> None:
+        """Record the face encoder's answers: the turn's face reading is its largest face."""
+        prepared.face_analyses = list(analyses)
+        faces = [face for analysis in analyses for face in analysis.faces]
+        if faces:
+            prepared.results[Modality.FACE] = max(faces, key=lambda f: f.box.area).result
+        else:
+            prepared.absent[Modality.FACE] = analyses[0].reason if analyses else "no image"
 
     def complete(self, prepared: PreparedTurn) -> TurnResult:
         """Fuse the encoders' results into the turn's answer and advance the conversation."""
         per_modality = prepared.results
-        fields, shares, rule = fuse(per_modality)
-        state, events = self.state.update(AffectEstimate(**fields), prepared.turn.speaker, self.turns_seen)
+        if per_modality:
+            fields, shares, rule = fuse(per_modality)
+            state, events = self.state.update(AffectEstimate(**fields), prepared.turn.speaker, self.turns_seen)
+        else:  # every modality sent was absent (silence, no face): nothing to read, the state stays
+            fields, shares, rule = NO_READING, {}, ""
+            state, events = self.state.snapshot(), ()
         result = TurnResult(
             **fields,
             turn_index=self.turns_seen,
@@ -95,6 +167,10 @@ class Conversation:
             fusion=rule,
             state=state,
             events=events,
+            faces=tuple(
+                FaceReading(i, f.box.x, f.box.y, f.box.w, f.box.h, f.detection_score, f.result)
+                for i, analysis in enumerate(prepared.face_analyses) for f in analysis.faces
+            ),
         )
         self.turns_seen += 1
         return result

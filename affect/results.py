@@ -116,6 +116,23 @@ class ModalityResult(AffectEstimate):
 
 
 @dataclass(frozen=True)
+class FaceReading:
+    """One face found in a turn's images: which image, its box in pixels, and its reading."""
+
+    image_index: int
+    x: int
+    y: int
+    width: int
+    height: int
+    detection_score: float
+    result: ModalityResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image_index": self.image_index, "box": [self.x, self.y, self.width, self.height],
+                "detection_score": self.detection_score, **self.result.to_dict()}
+
+
+@dataclass(frozen=True)
 class TurnResult(AffectEstimate):
     """The fused answer for one turn of a conversation.
 
@@ -134,6 +151,7 @@ class TurnResult(AffectEstimate):
     fusion: str = ""
     state: "StateSnapshot | None" = None
     events: "tuple[Event, ...]" = ()
+    faces: tuple[FaceReading, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,6 +171,7 @@ class TurnResult(AffectEstimate):
             "absent": {m.value: why for m, why in self.absent.items()},
             "state": self.state.to_dict() if self.state else None,
             "events": [e.__dict__ for e in self.events],
+            "faces": [f.to_dict() for f in self.faces],
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -175,6 +194,10 @@ class TurnResult(AffectEstimate):
             fusion=str(data.get("fusion", "")),
             state=_state_from_dict(data.get("state")),
             events=tuple(_event_from_dict(e) for e in data.get("events", ())),
+            faces=tuple(
+                FaceReading(f["image_index"], *f["box"], f["detection_score"], ModalityResult.from_dict(f))
+                for f in data.get("faces", ())
+            ),
         )
 
 

@@ -24,6 +24,15 @@ def text_encoder():
 
 @pytest.fixture(scope="session")
 def analyzer(text_encoder):
+    """Text only: fast to load, for the tests of the conversation machinery and the service."""
+    from affect import Analyzer
+
+    return Analyzer(text=text_encoder, speech=None, face=None)
+
+
+@pytest.fixture(scope="session")
+def full_analyzer(text_encoder):
+    """Every shipped encoder."""
     from affect import Analyzer
 
     return Analyzer(text=text_encoder)

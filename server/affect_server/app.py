@@ -48,12 +48,20 @@ class RunningServer:
 
 
 async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -> RunningServer:
-    analyzer = analyzer or Analyzer()
+    analyzer = analyzer or Analyzer(**config.analyzer_choices())
     metrics = ServiceMetrics()
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")
     batchers: dict[str, MicroBatcher] = {}
     if analyzer.text is not None:
         batchers["text"] = MicroBatcher("text", analyzer.text.analyze_many, executor=executor,
+                                        max_size=config.batch_max_size, max_wait=config.batch_max_wait_ms / 1000,
+                                        on_batch=metrics.observe_batch)
+    if analyzer.speech is not None:
+        batchers["speech"] = MicroBatcher("speech", analyzer.speech.analyze_prepared, executor=executor,
+                                          max_size=config.batch_max_size, max_wait=config.batch_max_wait_ms / 1000,
+                                          on_batch=metrics.observe_batch)
+    if analyzer.face is not None:
+        batchers["face"] = MicroBatcher("face", analyzer.face_many, executor=executor,
                                         max_size=config.batch_max_size, max_wait=config.batch_max_wait_ms / 1000,
                                         on_batch=metrics.observe_batch)
     for batcher in batchers.values():
@@ -66,7 +74,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
         options=[("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes),
                  ("grpc.so_reuseport", 0)],
     )
-    servicer = AffectServicer(analyzer, config, metrics, batchers)
+    servicer = AffectServicer(analyzer, config, metrics, batchers, executor)
     pb_grpc.add_AffectServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -21,6 +21,9 @@ class ServerConfig:
     batch_max_wait_ms: float = 5.0
     idle_timeout_s: float = 900.0  # a stream with no turn for this long is closed
     grace_s: float = 30.0  # on SIGTERM, time given to turns in flight
+    text_model: str = "default"  # a weights name (see `affect models`), or "none" to serve without text
+    speech_model: str = "default"
+    face_model: str = "default"
     token: str | None = None  # bearer token required from clients, if set
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -54,3 +57,11 @@ class ServerConfig:
         if bool(config.tls_cert) != bool(config.tls_key):
             raise SystemExit("affect serve: give both --tls-cert and --tls-key, or neither")
         return config
+
+    def analyzer_choices(self) -> dict[str, object]:
+        """Keyword arguments of ``affect.Analyzer`` for the configured models."""
+
+        def choice(name: str) -> object:
+            return None if name.lower() == "none" else (True if name.lower() == "default" else name)
+
+        return {"text": choice(self.text_model), "speech": choice(self.speech_model), "face": choice(self.face_model)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from affect import InvalidInputError, Modality as LibModality, ModalityResult, Turn, TurnResult
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 from affect.results import AffectEstimate
@@ -28,13 +30,56 @@ def turn_from_pb(message: pb.Turn) -> Turn:
             text = message.text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidInputError(f"turn.text is not valid UTF-8 (byte {exc.start})", field="turn.text") from None
-    if message.HasField("audio"):
-        raise InvalidInputError("this server has no speech model loaded", field="turn.audio")
-    if len(message.images):
-        raise InvalidInputError("this server has no face model loaded", field="turn.images")
-    if text is None:
+    audio, sample_rate = _audio(message.audio) if message.HasField("audio") else (None, None)
+    images = [_image(image, i) for i, image in enumerate(message.images)]
+    if text is None and audio is None and not images:
         raise InvalidInputError("a turn needs at least one of text, audio or images", field="turn")
-    return Turn(text=text, speaker=speaker)
+    return Turn(text=text, speaker=speaker, audio=audio, sample_rate=sample_rate, images=images, channel_order="bgr")
+
+
+_RAW_AUDIO = {pb.PCM_S16LE: "<i2", pb.FLOAT32_LE: "<f4"}
+
+
+def _audio(audio: pb.Audio) -> tuple[object, int | None]:
+    if audio.encoding == pb.AUDIO_FILE:
+        if not audio.data:
+            raise InvalidInputError("turn.audio.data is empty", field="turn.audio.data")
+        return bytes(audio.data), None
+    if audio.encoding not in _RAW_AUDIO:
+        raise InvalidInputError("turn.audio.encoding must be PCM_S16LE, FLOAT32_LE or AUDIO_FILE",
+                                field="turn.audio.encoding")
+    if audio.sample_rate_hz == 0:
+        raise InvalidInputError("turn.audio.sample_rate_hz is required for raw audio", field="turn.audio.sample_rate_hz")
+    channels = audio.channels or 1
+    if channels not in (1, 2):
+        raise InvalidInputError("turn.audio.channels must be 1 or 2", field="turn.audio.channels")
+    dtype = np.dtype(_RAW_AUDIO[audio.encoding])
+    if len(audio.data) % (dtype.itemsize * channels):
+        raise InvalidInputError(f"turn.audio.data is not a whole number of {channels}-channel {dtype.itemsize * 8}-bit frames",
+                                field="turn.audio.data")
+    samples = np.frombuffer(audio.data, dtype=dtype).astype(dtype.newbyteorder("="))
+    return (samples.reshape(-1, channels) if channels == 2 else samples), audio.sample_rate_hz
+
+
+_RAW_IMAGE_CHANNELS = {pb.RAW_GRAY8: 1, pb.RAW_BGR8: 3, pb.RAW_RGB8: 3}
+
+
+def _image(image: pb.Image, index: int) -> object:
+    field = f"turn.images[{index}]"
+    if image.encoding == pb.ENCODED:
+        return bytes(image.data)
+    if image.encoding not in _RAW_IMAGE_CHANNELS:
+        raise InvalidInputError(f"{field}.encoding must be ENCODED, RAW_GRAY8, RAW_BGR8 or RAW_RGB8", field=f"{field}.encoding")
+    channels = _RAW_IMAGE_CHANNELS[image.encoding]
+    if not image.width or not image.height:
+        raise InvalidInputError(f"{field}: width and height are required for raw pixels", field=f"{field}.width")
+    if len(image.data) != image.width * image.height * channels:
+        raise InvalidInputError(f"{field}.data has {len(image.data)} bytes; {image.width}x{image.height}x{channels} "
+                                f"needs {image.width * image.height * channels}", field=f"{field}.data")
+    pixels = np.frombuffer(image.data, dtype=np.uint8).reshape(image.height, image.width, channels)
+    if channels == 1:
+        return pixels[:, :, 0]
+    return pixels[:, :, ::-1] if image.encoding == pb.RAW_RGB8 else pixels  # the turn is sent on as BGR
 
 
 def affect_to_pb(estimate: AffectEstimate) -> pb.Affect:
@@ -49,8 +94,12 @@ def affect_to_pb(estimate: AffectEstimate) -> pb.Affect:
     )
 
 
-def modality_result_to_pb(result: ModalityResult) -> pb.ModalityResult:
-    return pb.ModalityResult(modality=MODALITY_TO_PB[result.modality], affect=affect_to_pb(result), model=result.model)
+def modality_result_to_pb(result: ModalityResult, faces=()) -> pb.ModalityResult:
+    return pb.ModalityResult(
+        modality=MODALITY_TO_PB[result.modality], affect=affect_to_pb(result), model=result.model,
+        faces=[pb.FaceBox(x=f.x, y=f.y, width=f.width, height=f.height, detection_score=f.detection_score,
+                          image_index=f.image_index, affect=affect_to_pb(f.result)) for f in faces],
+    )
 
 
 def turn_result_to_pb(result: TurnResult, turn_id: str, *, include_modalities: bool = True) -> pb.TurnResult:
@@ -60,7 +109,8 @@ def turn_result_to_pb(result: TurnResult, turn_id: str, *, include_modalities: b
         speaker=result.speaker or "",
         fused=affect_to_pb(result),
         present=[MODALITY_TO_PB[m] for m in result.present],
-        modalities=[modality_result_to_pb(r) for r in result.modalities.values()] if include_modalities else [],
+        modalities=[modality_result_to_pb(r, result.faces if m is LibModality.FACE else ())
+                    for m, r in result.modalities.items()] if include_modalities else [],
         absent=[pb.AbsentModality(modality=MODALITY_TO_PB[m], reason=why) for m, why in result.absent.items()],
         shares=[pb.ModalityShare(modality=MODALITY_TO_PB[m], share=s) for m, s in result.shares.items()],
         fusion=result.fusion,

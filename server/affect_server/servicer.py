@@ -32,8 +32,10 @@ class _StreamEnded(Exception):
 
 
 class AffectServicer(pb_grpc.AffectServiceServicer):
-    def __init__(self, analyzer: Analyzer, config: ServerConfig, metrics: ServiceMetrics, batchers: dict[str, MicroBatcher]) -> None:
+    def __init__(self, analyzer: Analyzer, config: ServerConfig, metrics: ServiceMetrics, batchers: dict[str, MicroBatcher],
+                 executor) -> None:
         self.analyzer = analyzer
+        self.executor = executor
         self.config = config
         self.metrics = metrics
         self.batchers = batchers
@@ -93,10 +95,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     async def Analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
         if self.draining.is_set():
             await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
+        conversation = self.analyzer.conversation(text_context=False)
         try:
-            turn = turn_from_pb(request.turn)
-            conversation = self.analyzer.conversation(text_context=False)
-            prepared = conversation.prepare(turn)
+            prepared = await self._prepare(conversation, request.turn)
         except InvalidInputError as exc:
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), "invalid")
         result = await self._run(conversation, prepared)
@@ -121,7 +122,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     f"more than {self.config.max_turns_per_second:g} turns per second", "turn", "rate")
         try:
-            prepared = conversation.prepare(turn_from_pb(request.turn))
+            prepared = await self._prepare(conversation, request.turn)
         except InvalidInputError as exc:
             return self._turn_error(turn_id, grpc.StatusCode.INVALID_ARGUMENT, _message(exc),
                                     _wire_field(exc.field), "invalid")
@@ -129,12 +130,29 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return pb.ConverseResponse(result=turn_result_to_pb(
             result, turn_id, include_modalities=not options.omit_modality_results))
 
+    async def _prepare(self, conversation: Conversation, message: pb.Turn) -> PreparedTurn:
+        """Decode and check the turn (audio resampling and VAD, image decoding) off the event loop."""
+        turn = turn_from_pb(message)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, conversation.prepare, turn)
+
     async def _run(self, conversation: Conversation, prepared: PreparedTurn):
         started = time.perf_counter()
         self.in_flight += 1
         try:
+            jobs = {}
             if prepared.text is not None:
-                prepared.results[Modality.TEXT] = await self.batchers["text"].submit(prepared.text)
+                jobs["text"] = self.batchers["text"].submit(prepared.text)
+            if prepared.speech is not None:
+                jobs["speech"] = self.batchers["speech"].submit(prepared.speech)
+            if prepared.faces:
+                jobs["face"] = asyncio.gather(*(self.batchers["face"].submit(gray) for gray in prepared.faces))
+            answers = dict(zip(jobs, await asyncio.gather(*jobs.values())))  # the encoders run side by side
+            if "text" in answers:
+                prepared.results[Modality.TEXT] = answers["text"]
+            if "speech" in answers:
+                conversation.add_speech(prepared, answers["speech"])
+            if "face" in answers:
+                conversation.add_faces(prepared, answers["face"])
             result = conversation.complete(prepared)
         finally:
             self.in_flight -= 1
@@ -182,8 +200,15 @@ def _message(exc: InvalidInputError) -> str:
     return message if message.startswith(field) else f"{field}: {message}"
 
 
+_WIRE_FIELDS = {"text": "turn.text", "speaker": "turn.speaker", "sample_rate": "turn.audio.sample_rate_hz",
+                "audio": "turn.audio", "audio_file": "turn.audio.data", "samples": "turn.audio.data",
+                "image": "turn.images", "images": "turn.images"}
+
+
 def _wire_field(field: str | None) -> str:
-    """Library field names (``text``) as the wire names them (``turn.text``)."""
+    """Library field names (``text``, ``sample_rate``) as the wire names them (``turn.text``, ...)."""
     if not field:
         return "turn"
-    return field if field.startswith(("turn", "open")) else f"turn.{field}"
+    if field.startswith(("turn", "open")):
+        return field
+    return _WIRE_FIELDS.get(field, f"turn.{field}")
