@@ -256,3 +256,32 @@ def test_sigterm_finishes_turns_in_flight_then_exits(tmp_path: Path):
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_tls_when_configured(analyzer, tmp_path: Path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    with ServerThread(analyzer, tls_cert=str(cert), tls_key=str(key)) as server:
+        target = f"localhost:{server.running.port}"
+        with AffectClient(target, tls=True, root_certificates=cert.read_bytes()) as client, client.conversation() as conv:
+            assert conv.send("over TLS").present == ("text",)
+        with AffectClient(target, max_retries=0, timeout=5) as plaintext:  # a plaintext client cannot talk to it
+            with pytest.raises(UnavailableError):
+                plaintext.analyze("hi")
+
+
+def test_client_deadline_ends_the_stream_and_frees_state(server):
+    from affect_client import DeadlineExceededError
+
+    with AffectClient(server.target, conversation_deadline=1.5) as client:
+        conversation = client.conversation()
+        assert conversation.send("quick").turn_index == 0
+        time.sleep(2.0)
+        with pytest.raises(DeadlineExceededError):
+            conversation.send("too late")
+    deadline = time.monotonic() + 10
+    while server.open_conversations() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.open_conversations() == 0

@@ -1,0 +1,127 @@
+"""Every mix of modalities, through the library and through a real server on loopback."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+
+from affect import Turn
+from affect_client import AffectClient, Audio, Image, TurnRefusedError
+from affect_client._proto import affect_pb2 as pb
+from tests._serving import ServerThread
+
+MODALITIES = ("face", "speech", "text")
+MIXES = [m for r in (1, 2, 3) for m in itertools.combinations(MODALITIES, r)]
+
+
+@pytest.fixture(scope="module")
+def face_png(data_root: Path) -> bytes:
+    """A real FER-2013 test face, enlarged onto a larger canvas as a webcam frame would show it."""
+    face = cv2.imread(str(sorted((data_root / "face" / "fer2013-test-slice" / "happy").glob("*.jpg"))[0]), cv2.IMREAD_GRAYSCALE)
+    canvas = np.full((320, 320), 90, np.uint8)
+    canvas[60:260, 60:260] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)
+    return cv2.imencode(".png", canvas)[1].tobytes()
+
+
+@pytest.fixture(scope="module")
+def speech_flac(data_root: Path) -> bytes:
+    return sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_23").glob("*.flac"))[12].read_bytes()
+
+
+@pytest.fixture(scope="module")
+def server(full_analyzer):
+    with ServerThread(full_analyzer, max_turns_per_second=1000) as running:
+        yield running
+
+
+def _send(conversation, mix, face_png, speech_flac, text="I can't believe it, this is great!"):
+    return conversation.send(
+        text if "text" in mix else None,
+        speaker="caller",
+        audio=Audio(speech_flac, pb.AUDIO_FILE) if "speech" in mix else None,
+        images=[Image.encoded(face_png)] if "face" in mix else (),
+    )
+
+
+def test_every_mix_of_modalities_over_grpc(server, face_png, speech_flac):
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        for mix in MIXES:
+            result = _send(conversation, mix, face_png, speech_flac)
+            assert result.present == mix, (mix, result.absent)
+            assert set(result.modalities) == set(mix)
+            assert sum(result.shares.values()) == pytest.approx(1.0, abs=1e-5)
+            assert abs(sum(result.fused.emotions.values()) - 1) < 1e-4
+            if "face" in mix:
+                (face,) = result.modalities["face"].faces
+                assert face.width > 100 and face.detection_score > 0 and face.image_index == 0
+            if len(mix) == 1:  # one modality: the answer is that modality's own
+                own = result.modalities[mix[0]].affect
+                assert result.fused.emotions == pytest.approx(own.emotions, abs=1e-6)
+
+
+def test_a_missing_modality_never_changes_the_others(server, face_png, speech_flac):
+    with AffectClient(server.target) as client:
+        alone = {m: client.analyze(**_kwargs((m,), face_png, speech_flac)) for m in MODALITIES}
+        together = client.analyze(**_kwargs(MODALITIES, face_png, speech_flac))
+    for m in MODALITIES:
+        assert together.modalities[m].affect.emotions == pytest.approx(alone[m].modalities[m].affect.emotions, abs=1e-6)
+
+
+def _kwargs(mix, face_png, speech_flac):
+    return {"text": "Honestly I'm fed up." if "text" in mix else None,
+            "audio": Audio(speech_flac, pb.AUDIO_FILE) if "speech" in mix else None,
+            "images": [Image.encoded(face_png)] if "face" in mix else ()}
+
+
+def test_raw_pcm_at_8khz_and_raw_pixels(server, speech_flac, face_png):
+    samples, rate = sf.read(__import__("io").BytesIO(speech_flac), dtype="int16")
+    telephone = cv2.resize(samples.reshape(1, -1).astype(np.float32), (len(samples) * 8000 // rate, 1)).astype(np.int16)[0]
+    pixels = cv2.imdecode(np.frombuffer(face_png, np.uint8), cv2.IMREAD_COLOR)
+    with AffectClient(server.target) as client:
+        result = client.analyze(audio=Audio.pcm16(telephone.tobytes(), 8000), images=[Image.from_array(pixels, color_order="bgr")])
+    assert result.present == ("face", "speech")
+
+
+def test_nothing_to_read_is_said_not_guessed(server):
+    silence = np.zeros(16000 * 2, dtype=np.float32)
+    blank = np.full((240, 320), 128, np.uint8)
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        result = conversation.send(audio=Audio.from_array(silence, 16000), images=[Image.from_array(blank, color_order="bgr")])
+        assert result.present == () and result.fused.confidence == 0
+        assert result.absent == {"speech": "no speech detected", "face": "no face detected"}
+        assert conversation.send("but text still works").present == ("text",)
+
+
+@pytest.mark.parametrize(
+    "turn, field",
+    [
+        (pb.Turn(audio=pb.Audio(data=b"\x00\x01" * 100)), "turn.audio.encoding"),
+        (pb.Turn(audio=pb.Audio(data=b"\x00\x01" * 100, encoding=pb.PCM_S16LE)), "turn.audio.sample_rate_hz"),
+        (pb.Turn(audio=pb.Audio(data=b"\x00\x01\x02", encoding=pb.PCM_S16LE, sample_rate_hz=16000)), "turn.audio.data"),
+        (pb.Turn(audio=pb.Audio(data=b"RIFF\x00\x00garbage", encoding=pb.AUDIO_FILE)), "turn.audio"),
+        (pb.Turn(audio=pb.Audio(data=b"", encoding=pb.PCM_S16LE, sample_rate_hz=16000)), "turn.audio"),
+        (pb.Turn(images=[pb.Image(data=b"\x89PNG\r\n\x1a\nbroken", encoding=pb.ENCODED)]), "turn.images"),
+        (pb.Turn(images=[pb.Image(data=b"\x00" * 10, encoding=pb.RAW_GRAY8, width=4, height=4)]), "turn.images[0].data"),
+    ],
+)
+def test_bad_audio_and_images_are_refused_and_the_stream_goes_on(server, turn, field):
+    from affect_client._core import parse_turn_response
+
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        conversation._requests.put(pb.ConverseRequest(turn=turn))
+        with pytest.raises(TurnRefusedError) as refused:
+            parse_turn_response(conversation._next_response(60))
+        assert refused.value.code.name == "INVALID_ARGUMENT" and refused.value.field.startswith(field), refused.value
+        assert conversation.send("still answering").present == ("text",)
+
+
+def test_library_turn_with_all_modalities(full_analyzer, face_png, speech_flac):
+    with full_analyzer.conversation() as conversation:
+        result = conversation.analyze(Turn(text="What a lovely surprise!", audio=speech_flac, image=face_png, speaker="A"))
+    assert [m.value for m in result.present] == ["face", "speech", "text"]
+    assert len(result.faces) == 1 and result.to_dict()["faces"][0]["box"][2] > 100
