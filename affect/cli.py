@@ -3,6 +3,8 @@
     affect analyze --text "I can't believe you did that!" [--json]
     echo "..." | affect analyze --text -
     affect analyze --conversation turns.json [--json]
+    affect analyze --text "..." --audio turn.wav --image frame.jpg
+    affect analyze --video call.mp4 --fps 2
     affect demo
     affect serve [--port 50051] [--metrics-port 9100] ...
     affect models
@@ -44,7 +46,7 @@ def read_conversation(path: Path) -> list[dict]:
     for i, item in enumerate(data):
         if isinstance(item, str):
             item = {"text": item}
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):  # files hold text turns
             raise InvalidInputError(f"turn {i} of {path} needs a \"text\" string", field=f"conversation[{i}].text")
         speaker = item.get("speaker")
         if speaker is not None and not isinstance(speaker, str):
@@ -59,35 +61,82 @@ def sample_conversation() -> list[dict]:
 
 
 def _analyze_turns(turns: list[dict], as_json: bool) -> None:
+    """Analyse turns in one conversation, loading only the encoders the turns need."""
     from affect import Analyzer, Turn
     from affect._format import turn_table
 
-    analyzer = Analyzer()
+    needs = {key for t in turns for key in ("text", "audio", "image") if t.get(key) is not None}
+    analyzer = Analyzer(text=True if "text" in needs else None, speech=True if "audio" in needs else None,
+                        face=True if "image" in needs else None)
     conversation = analyzer.conversation()
-    results = [conversation.analyze(Turn(text=t["text"], speaker=t.get("speaker"))) for t in turns]
+    results = [conversation.analyze(Turn(**t)) for t in turns]
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
-    else:
-        print(turn_table(results, [t["text"] for t in turns]))
+        return
+    print(turn_table(results, [t.get("text") for t in turns] if "text" in needs else None))
+    for r in results:
+        for modality, why in r.absent.items():
+            print(f"turn {r.turn_index}: {modality.value}: {why}")
+        if len(r.present) > 1:
+            print(f"turn {r.turn_index}: " + ", ".join(
+                f"{m.value} {res.emotion.value} {res.confidence:.2f} (share {r.shares[m]:.2f})" for m, res in r.modalities.items()))
+        for face in r.faces:
+            print(f"turn {r.turn_index}: face at x={face.x} y={face.y} {face.width}x{face.height} "
+                  f"(detection {face.detection_score:.2f}): {face.result.emotion.value} {face.result.confidence:.2f}")
+
+
+def _analyze_video(path: Path, fps: float, as_json: bool) -> None:
+    from affect._format import table
+    from affect.face import FaceEncoder
+
+    frames = FaceEncoder().analyze_video(path, fps=fps)
+    if as_json:
+        print(json.dumps([f.to_dict() for f in frames], indent=2))
+        return
+    rows = []
+    for frame in frames:
+        primary = frame.analysis.primary
+        rows.append([f"{frame.time_s:.1f}", str(len(frame.analysis.faces)),
+                     primary.result.emotion.value if primary else frame.analysis.reason or "",
+                     f"{primary.result.confidence:.2f}" if primary else "",
+                     f"{primary.result.valence:+.2f}" if primary else ""])
+    print(table(["time s", "faces", "emotion (largest face)", "p", "valence"], rows))
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
+    if args.video:
+        if args.text or args.audio or args.image or args.conversation:
+            raise InvalidInputError("--video is analysed on its own", field="video")
+        _analyze_video(_existing(args.video, "video"), args.fps, args.json)
+        return
     if args.conversation:
         turns = read_conversation(args.conversation)
-    elif args.text is not None:
+    else:
+        text = None
         if args.text == "-":
             raw = sys.stdin.buffer.read(MAX_CONVERSATION_BYTES + 1)
             text = raw.decode("utf-8") if _is_utf8(raw) else None
-        else:  # undecodable argv bytes arrive as lone surrogates
-            text = None if any(0xDC80 <= ord(c) <= 0xDCFF for c in args.text) else args.text
-        if text is None:
-            raise InvalidInputError("--text is not valid UTF-8", field="text")
-        turns = [{"text": text, "speaker": args.speaker}]
-    else:
-        raise InvalidInputError("give --text or --conversation", field="input")
-    for i, turn in enumerate(turns):  # refuse bad input before loading any model
-        turn["text"] = clean_text(turn["text"], field="text" if len(turns) == 1 else f"conversation[{i}].text")
+            if text is None:
+                raise InvalidInputError("--text is not valid UTF-8", field="text")
+        elif args.text is not None:  # undecodable argv bytes arrive as lone surrogates
+            if any(0xDC80 <= ord(c) <= 0xDCFF for c in args.text):
+                raise InvalidInputError("--text is not valid UTF-8", field="text")
+            text = args.text
+        if text is None and not args.audio and not args.image:
+            raise InvalidInputError("give --text, --audio, --image, --video or --conversation", field="input")
+        turns = [{"text": text, "speaker": args.speaker,
+                  "audio": str(_existing(args.audio, "audio")) if args.audio else None,
+                  "image": str(_existing(args.image, "image")) if args.image else None}]
+    for i, turn in enumerate(turns):  # refuse bad text before loading any model
+        if turn.get("text") is not None:
+            turn["text"] = clean_text(turn["text"], field="text" if len(turns) == 1 else f"conversation[{i}].text")
     _analyze_turns(turns, args.json)
+
+
+def _existing(path: Path, field: str) -> Path:
+    if not path.is_file():
+        raise InvalidInputError(f"--{field}: no such file: {path}", field=field)
+    return path
 
 
 def _is_utf8(raw: bytes) -> bool:
@@ -134,8 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="affect", description="Emotion, sentiment, valence and arousal per conversation turn.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    analyze = sub.add_parser("analyze", help="analyse a text or a whole conversation")
+    analyze = sub.add_parser("analyze", help="analyse one turn (any of text, audio, image), a video, or a conversation")
     analyze.add_argument("--text", help="one turn of text ('-' reads it from standard input)")
+    analyze.add_argument("--audio", type=Path, help="the turn's audio: a WAV, FLAC or OGG file")
+    analyze.add_argument("--image", type=Path, help="the turn's image: a JPEG or PNG file")
+    analyze.add_argument("--video", type=Path, help="a video file: the faces of frames sampled at --fps")
+    analyze.add_argument("--fps", type=float, default=1.0, help="frames per second sampled from --video (default 1)")
     analyze.add_argument("--speaker", help="who said --text")
     analyze.add_argument("--conversation", type=Path, help="JSON file: a list of turns (strings or {text, speaker})")
     analyze.add_argument("--json", action="store_true", help="print JSON instead of a table")

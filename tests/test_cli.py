@@ -37,7 +37,7 @@ def test_analyze_conversation_json(tmp_path: Path):
         (["analyze", "--text", ""], None, "text is empty"),
         (["analyze", "--text", "-"], b"\xff\xfe\xfa not utf-8", "not valid UTF-8"),
         (["analyze", "--text", "-"], b"a" * 1_000_000, "limit"),
-        (["analyze"], None, "give --text or --conversation"),
+        (["analyze"], None, "give --text, --audio, --image, --video or --conversation"),
     ],
 )
 def test_bad_input_gets_a_clear_message_and_no_traceback(args, stdin, message):
@@ -69,3 +69,34 @@ def test_models_lists_the_shipped_text_model():
     assert out.returncode == 0
     rows = json.loads(out.stdout)
     assert any(r["modality"] == "text" and r["default"] for r in rows)
+
+
+def test_analyze_audio_and_image_files(tmp_path: Path, data_root: Path):
+    import cv2
+    import numpy as np
+
+    clip = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[30]
+    face = cv2.imread(str(sorted((data_root / "face" / "fer2013-test-slice" / "surprise").glob("*.jpg"))[0]), 0)
+    canvas = np.full((300, 300), 100, np.uint8)
+    canvas[50:250, 50:250] = cv2.resize(face, (200, 200))
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), canvas)
+    out = affect("analyze", "--audio", str(clip), "--image", str(image), "--json")
+    assert out.returncode == 0, out.stderr.decode()
+    (result,) = json.loads(out.stdout)
+    assert result["present"] == ["face", "speech"] and len(result["faces"]) == 1
+
+
+@pytest.mark.parametrize("flag, content, message", [
+    ("--audio", None, "no such file"),
+    ("--audio", b"RIFF\x10\x00\x00\x00WAVEfmt truncated", "audio"),
+    ("--image", b"\x89PNG\r\n\x1a\n not really", "image"),
+    ("--video", b"\x00\x00\x00\x18ftypmp42 nonsense", "video"),
+])
+def test_bad_media_files_are_refused_without_traceback(tmp_path: Path, flag, content, message):
+    path = tmp_path / "input.bin"
+    if content is not None:
+        path.write_bytes(content)
+    out = affect("analyze", flag, str(path))
+    err = out.stderr.decode()
+    assert out.returncode == 2 and message in err and "Traceback" not in err, err
