@@ -1,0 +1,244 @@
+"""Load: how many conversations one machine holds, against a server that does not batch.
+
+    python -m benchmarks.load [--conversations 1,8,32,128] [--seconds 20] [--json FILE]
+        [--mix text,text+speech,text+speech+face] [--soak-turns N]
+
+Starts the real server (``affect serve``) on loopback twice, in the same run: once as shipped
+(micro-batching across conversations) and once as the baseline, which serves the same models
+one request at a time (batch size 1, one model worker). A grpc.aio load generator keeps N
+conversations busy for a bounded time, each sending its next turn as soon as the last is
+answered, cycling through the turn mixes. Reports turns/s, p50/p95/p99 turn latency, errors
+and the server's peak resident memory per N, and the ratio to the baseline. ``--soak-turns``
+instead sends a fixed number of turns through many short conversations and samples the
+server's memory and open-conversation count along the way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from affect.datasets import default_data_root
+from benchmarks._report import RESULTS_DIR, Report, write_report
+
+TEXTS = [
+    "Hi, I'm calling about my order, it still hasn't arrived.",
+    "I've been waiting for over two weeks now.",
+    "Can you please just tell me where it is?",
+    "That's really disappointing, I needed it for Friday.",
+    "Oh great, thank you so much for sorting that out!",
+    "Honestly this is the third time this has happened.",
+]
+
+
+@dataclass
+class Payloads:
+    audio: bytes  # a FLAC turn
+    image: bytes  # a PNG webcam frame with one face
+
+
+def load_payloads(data_root: Path) -> Payloads:
+    import cv2
+
+    audio = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[40].read_bytes()
+    face = cv2.imread(str(sorted((data_root / "face" / "fer2013-test-slice" / "angry").glob("*.jpg"))[0]), 0)
+    canvas = np.full((320, 320), 110, np.uint8)
+    canvas[60:260, 60:260] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)
+    return Payloads(audio, cv2.imencode(".png", canvas)[1].tobytes())
+
+
+class ServerProcess:
+    """``affect serve`` in its own process, on a free loopback port."""
+
+    def __init__(self, extra_args: list[str]) -> None:
+        self._tmp = tempfile.TemporaryDirectory()
+        ready = Path(self._tmp.name) / "port"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "affect.cli", "serve", "--port", "0", "--ready-file", str(ready),
+             "--max-turns-per-second", "1000", "--max-conversations", "10000", "--log-level", "warning", *extra_args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not (ready.is_file() and ready.read_text()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server {extra_args} did not start")
+            time.sleep(0.2)
+        self.target = f"127.0.0.1:{ready.read_text()}"
+
+    def reset_peak_rss(self) -> None:
+        try:
+            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._tmp.cleanup()
+
+
+def _turn_kwargs(mix: str, i: int, payloads: Payloads) -> dict:
+    from affect_client import Audio, Image
+    from affect_client._proto import affect_pb2 as pb
+
+    parts = mix.split("+")
+    return {
+        "text": TEXTS[i % len(TEXTS)] if "text" in parts else None,
+        "audio": Audio(payloads.audio, pb.AUDIO_FILE) if "speech" in parts else None,
+        "images": [Image.encoded(payloads.image)] if "face" in parts else (),
+        "speaker": "caller",
+    }
+
+
+async def drive(target: str, conversations: int, seconds: float, mixes: list[str], payloads: Payloads) -> dict:
+    """N conversations, each sending turns back to back until the time is up."""
+    from affect_client import AffectClientError, AsyncAffectClient
+
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.monotonic() + seconds
+
+    async def one(client, k: int) -> None:
+        nonlocal errors
+        try:
+            async with client.conversation() as conversation:
+                i = k
+                while time.monotonic() < stop_at:
+                    kwargs = _turn_kwargs(mixes[i % len(mixes)], i, payloads)
+                    started = time.perf_counter()
+                    try:
+                        await conversation.send(**kwargs)
+                        latencies.append(time.perf_counter() - started)
+                    except AffectClientError:
+                        errors += 1
+                    i += 1
+        except AffectClientError:
+            errors += 1
+
+    async with AsyncAffectClient(target, turn_timeout=120, max_retries=0) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(one(client, k) for k in range(conversations)))
+        elapsed = time.monotonic() - started
+    lat = np.array(latencies) * 1000 if latencies else np.array([float("nan")])
+    return {"turns": len(latencies), "turns_per_s": len(latencies) / elapsed, "errors": errors,
+            "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+            "p99_ms": float(np.percentile(lat, 99))}
+
+
+async def soak(server: ServerProcess, total_turns: int, per_conversation: int, concurrency: int, payloads: Payloads) -> dict:
+    """A fixed number of turns through many short conversations; memory sampled along the way."""
+    from affect_client import AsyncAffectClient
+
+    samples, sent = [], 0
+    async with AsyncAffectClient(server.target, turn_timeout=120, max_retries=0) as client:
+        async def conversation_of(k: int) -> None:
+            async with client.conversation() as conversation:
+                for i in range(per_conversation):
+                    await conversation.send(**_turn_kwargs("text", k + i, payloads))
+
+        while sent < total_turns:
+            await asyncio.gather(*(conversation_of(sent + k) for k in range(concurrency)))
+            sent += concurrency * per_conversation
+            samples.append((sent, server.rss_mb()))
+    return {"samples": samples}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--conversations", default="1,8,32,128")
+    ap.add_argument("--seconds", type=float, default=20.0, help="per level and server")
+    ap.add_argument("--mix", default="text,text+speech,text+speech+face")
+    ap.add_argument("--data-root", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=RESULTS_DIR / "load.json")
+    ap.add_argument("--markdown", type=Path, default=None)
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--soak-turns", type=int, default=0, help="run the soak mode with this many turns instead")
+    args = ap.parse_args(argv)
+
+    levels = [int(n) for n in args.conversations.split(",")]
+    mixes = args.mix.split(",")
+    payloads = load_payloads(args.data_root or default_data_root())
+    servers = {"affect": ["--batch-max-size", "32", "--batch-max-wait-ms", "5", "--workers", "2"]}
+    if not args.no_baseline and not args.soak_turns:
+        servers["baseline"] = ["--batch-max-size", "1", "--batch-max-wait-ms", "0", "--workers", "1"]
+
+    metrics: dict[str, float] = {}
+    rows = []
+    notes = []
+    if args.soak_turns:
+        server = ServerProcess(servers["affect"])
+        try:
+            result = asyncio.run(soak(server, args.soak_turns, per_conversation=5, concurrency=16, payloads=payloads))
+        finally:
+            server.stop()
+        first, last = result["samples"][0][1], result["samples"][-1][1]
+        metrics = {"soak_turns": float(result["samples"][-1][0]), "soak_rss_first_mb": first, "soak_rss_last_mb": last,
+                   "soak_rss_growth_mb": last - first}
+        rows = [[n, f"{mb:.0f}"] for n, mb in result["samples"]]
+        report = Report(task="load-soak", metrics=metrics, tables={"Server memory during the soak": (["turns sent", "RSS MB"], rows)},
+                        notes=["Conversations of 5 text turns, 16 at a time, opened and closed until the turn count is reached."])
+    else:
+        for name, extra in servers.items():
+            server = ServerProcess(extra)
+            try:
+                asyncio.run(drive(server.target, 2, 3.0, mixes, payloads))  # warm-up
+                for n in levels:
+                    server.reset_peak_rss()
+                    r = asyncio.run(drive(server.target, n, args.seconds, mixes, payloads))
+                    prefix = "" if name == "affect" else "baseline_"
+                    metrics[f"{prefix}turns_per_s_{n}"] = r["turns_per_s"]
+                    metrics[f"{prefix}p99_ms_{n}"] = r["p99_ms"]
+                    if name == "affect":
+                        metrics[f"errors_{n}"] = float(r["errors"])
+                        metrics[f"peak_rss_mb_{n}"] = server.peak_rss_mb()
+                    rows.append([name, n, r["turns"], r["turns_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["errors"],
+                                 server.peak_rss_mb()])
+                    print(f"{name} N={n}: {r['turns_per_s']:.1f} turns/s, p99 {r['p99_ms']:.0f} ms, {r['errors']} errors",
+                          file=sys.stderr)
+            finally:
+                server.stop()
+        tables = {"Turns per second and latency": (
+            ["server", "conversations", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms", "errors", "peak RSS MB"], rows)}
+        if "baseline" in servers:
+            ratio_rows = []
+            for n in levels:
+                ratio = metrics[f"turns_per_s_{n}"] / max(metrics[f"baseline_turns_per_s_{n}"], 1e-9)
+                metrics[f"throughput_ratio_{n}"] = ratio
+                ratio_rows.append([n, ratio, metrics[f"p99_ms_{n}"], metrics[f"baseline_p99_ms_{n}"]])
+            tables["Against the unbatched baseline"] = (["conversations", "turns/s ratio", "p99 ms", "baseline p99 ms"], ratio_rows)
+        notes = [f"Each level runs {args.seconds:g} s; turns cycle through {', '.join(mixes)}.",
+                 "Baseline: the same server and models with batch size 1 and one model worker (no batching).",
+                 "Audio is a RAVDESS test clip (FLAC); the face is a FER-2013 test face enlarged on a 320x320 frame."]
+        report = Report(task="load", metrics=metrics, tables=tables, notes=notes)
+    md = args.markdown or args.json.with_suffix(".md")
+    write_report(report, args.json, md)
+    print(md.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""Seconds-long smoke runs of the benchmark commands: they run and write their reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+def test_accuracy_text_smoke(tmp_path: Path):
+    out = run("-m", "benchmarks.accuracy", "text", "--limit", "60", "--no-progress", "--json", str(tmp_path / "t.json"))
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "t.json").read_text())
+    assert set(report["metrics"]) >= {"meld_test_weighted_f1", "meld_test_weighted_f1_no_context", "meld_test_accuracy",
+                                      "meld_test_sentiment_macro_f1", "vader_meld_test_sentiment_macro_f1",
+                                      "goemotions_ekman_test_macro_f1"}
+    assert all(0 <= v <= 1 for v in report["metrics"].values())
+    assert (tmp_path / "t.md").is_file() and (tmp_path / "text-meld-test-confusion.png").stat().st_size > 1000
+
+
+def test_load_smoke(tmp_path: Path):
+    out = run("-m", "benchmarks.load", "--conversations", "2", "--seconds", "2", "--mix", "text", "--json", str(tmp_path / "l.json"),
+              env={"AFFECT_SPEECH_MODEL": "none", "AFFECT_FACE_MODEL": "none"})
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "l.json").read_text())["metrics"]
+    assert metrics["turns_per_s_2"] > 0 and metrics["baseline_turns_per_s_2"] > 0 and metrics["errors_2"] == 0
