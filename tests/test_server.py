@@ -285,3 +285,29 @@ def test_client_deadline_ends_the_stream_and_frees_state(server):
     while server.open_conversations() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.open_conversations() == 0
+
+
+def test_client_package_needs_no_torch():
+    probe = "import sys, affect_client; assert not [m for m in ('torch', 'affect', 'numpy') if m in sys.modules], sys.modules.keys()"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
+def test_client_retries_unavailable_until_the_server_is_up(analyzer):
+    import threading
+
+    port = _free_port()
+    holder = {}
+
+    def start_later():
+        time.sleep(0.3)
+        holder["server"] = ServerThread(analyzer, port=port).__enter__()
+
+    thread = threading.Thread(target=start_later)
+    thread.start()
+    try:
+        with AffectClient(f"127.0.0.1:{port}", max_retries=8) as client:
+            assert client.analyze("are you there?").present == ("text",)
+    finally:
+        thread.join()
+        holder["server"].__exit__(None, None, None)
