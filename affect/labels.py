@@ -63,26 +63,21 @@ EMOTION_SENTIMENT: Mapping[Emotion, Sentiment | None] = {
     Emotion.SURPRISE: None,
 }
 
+# MELD and GoEmotions (Ekman mapping) name the same seven categories the same way.
+_EKMAN_NAMES: Mapping[str, Emotion | None] = {
+    "neutral": Emotion.NEUTRAL,
+    "joy": Emotion.HAPPINESS,
+    "sadness": Emotion.SADNESS,
+    "anger": Emotion.ANGER,
+    "fear": Emotion.FEAR,
+    "disgust": Emotion.DISGUST,
+    "surprise": Emotion.SURPRISE,
+}
+
 # One table per data set: the data set's own label -> our Emotion (or None: dropped).
 DATASET_LABELS: Mapping[str, Mapping[str, Emotion | None]] = {
-    "meld": {
-        "neutral": Emotion.NEUTRAL,
-        "joy": Emotion.HAPPINESS,
-        "sadness": Emotion.SADNESS,
-        "anger": Emotion.ANGER,
-        "fear": Emotion.FEAR,
-        "disgust": Emotion.DISGUST,
-        "surprise": Emotion.SURPRISE,
-    },
-    "goemotions-ekman": {
-        "neutral": Emotion.NEUTRAL,
-        "joy": Emotion.HAPPINESS,
-        "sadness": Emotion.SADNESS,
-        "anger": Emotion.ANGER,
-        "fear": Emotion.FEAR,
-        "disgust": Emotion.DISGUST,
-        "surprise": Emotion.SURPRISE,
-    },
+    "meld": _EKMAN_NAMES,
+    "goemotions-ekman": _EKMAN_NAMES,
     "dair-emotion": {
         "joy": Emotion.HAPPINESS,
         "love": Emotion.HAPPINESS,

@@ -63,6 +63,29 @@ class AffectEstimate:
     def sentiment_vector(self) -> list[float]:
         return [self.sentiment[name] for name in SENTIMENT_NAMES]
 
+    def estimate_dict(self) -> dict[str, Any]:
+        """The estimate's own fields as JSON-ready data (shared by every result's ``to_dict``)."""
+        return {
+            "emotion": self.emotion.value,
+            "emotions": dict(self.emotions),
+            "sentiment": self.sentiment_label.value,
+            "sentiment_probs": dict(self.sentiment),
+            "valence": self.valence,
+            "arousal": self.arousal,
+            "confidence": self.confidence,
+        }
+
+    @staticmethod
+    def estimate_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments of the estimate's fields, read back from ``estimate_dict`` data."""
+        return {
+            "emotions": dict(data["emotions"]),
+            "sentiment": dict(data["sentiment_probs"]),
+            "valence": float(data["valence"]),
+            "arousal": float(data["arousal"]),
+            "confidence": float(data["confidence"]),
+        }
+
     @staticmethod
     def fields_from_probs(
         emotion_probs: Sequence[float],
@@ -90,29 +113,11 @@ class ModalityResult(AffectEstimate):
     model: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "modality": self.modality.value,
-            "model": self.model,
-            "emotion": self.emotion.value,
-            "emotions": dict(self.emotions),
-            "sentiment": self.sentiment_label.value,
-            "sentiment_probs": dict(self.sentiment),
-            "valence": self.valence,
-            "arousal": self.arousal,
-            "confidence": self.confidence,
-        }
+        return {"modality": self.modality.value, "model": self.model, **self.estimate_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModalityResult":
-        return cls(
-            emotions=dict(data["emotions"]),
-            sentiment=dict(data["sentiment_probs"]),
-            valence=float(data["valence"]),
-            arousal=float(data["arousal"]),
-            confidence=float(data["confidence"]),
-            modality=Modality(data["modality"]),
-            model=str(data["model"]),
-        )
+        return cls(**cls.estimate_fields(data), modality=Modality(data["modality"]), model=str(data["model"]))
 
 
 @dataclass(frozen=True)
@@ -158,13 +163,7 @@ class TurnResult(AffectEstimate):
             "turn_index": self.turn_index,
             "speaker": self.speaker,
             "present": [m.value for m in self.present],
-            "emotion": self.emotion.value,
-            "emotions": dict(self.emotions),
-            "sentiment": self.sentiment_label.value,
-            "sentiment_probs": dict(self.sentiment),
-            "valence": self.valence,
-            "arousal": self.arousal,
-            "confidence": self.confidence,
+            **self.estimate_dict(),
             "shares": {m.value: s for m, s in self.shares.items()},
             "fusion": self.fusion,
             "modalities": {m.value: r.to_dict() for m, r in self.modalities.items()},
@@ -180,11 +179,7 @@ class TurnResult(AffectEstimate):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TurnResult":
         return cls(
-            emotions=dict(data["emotions"]),
-            sentiment=dict(data["sentiment_probs"]),
-            valence=float(data["valence"]),
-            arousal=float(data["arousal"]),
-            confidence=float(data["confidence"]),
+            **cls.estimate_fields(data),
             turn_index=int(data["turn_index"]),
             speaker=data.get("speaker"),
             present=tuple(Modality(m) for m in data["present"]),

@@ -38,6 +38,14 @@ class ClientOptions:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
+def resolve_options(options: ClientOptions | None, target: str | None, settings: dict[str, object]) -> ClientOptions:
+    """A client's options: ``options`` (or the defaults), then ``target``, then keyword settings."""
+    options = options or ClientOptions()
+    if target:
+        settings = {**settings, "target": target}
+    return options.replace(**settings) if settings else options
+
+
 def call_metadata(options: ClientOptions) -> tuple[tuple[str, str], ...]:
     metadata = list(options.metadata)
     if options.token:

@@ -29,10 +29,7 @@ class AffectClient:
     """
 
     def __init__(self, target: str | None = None, *, options: _core.ClientOptions | None = None, **settings: object) -> None:
-        options = options or _core.ClientOptions()
-        if target:
-            settings["target"] = target
-        self.options = options.replace(**settings) if settings else options
+        self.options = _core.resolve_options(options, target, settings)
         creds = _core.credentials(self.options)
         args = _core.channel_arguments()
         self._channel = (grpc.secure_channel(self.options.target, creds, args) if creds
