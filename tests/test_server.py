@@ -311,3 +311,18 @@ def test_client_retries_unavailable_until_the_server_is_up(analyzer):
     finally:
         thread.join()
         holder["server"].__exit__(None, None, None)
+
+
+def test_idle_conversations_expire_and_free_their_state(analyzer):
+    from affect_client import DeadlineExceededError
+
+    with ServerThread(analyzer, idle_timeout_s=1.0) as server:
+        with AffectClient(server.target) as client:
+            conversation = client.conversation()
+            conversation.send("hello")
+            deadline = time.monotonic() + 10
+            while server.open_conversations() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert server.open_conversations() == 0
+            with pytest.raises(DeadlineExceededError, match="no turn for 1 s"):
+                conversation.send("anyone there?")
