@@ -58,7 +58,7 @@ def read_clips(folder: Path, actors: tuple[int, ...] | None = None) -> list[Ravd
     return clips
 
 
-def test_slice(data_root: Path) -> list[RavdessClip]:
+def read_test_slice(data_root: Path) -> list[RavdessClip]:
     """The 120 test clips (actors 23-24, 16 kHz FLAC) of the shared data folder."""
     return read_clips(data_root / TEST_SLICE, TEST_ACTORS)
 
