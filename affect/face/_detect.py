@@ -51,7 +51,7 @@ class HaarFaceDetector:
     probability. Boxes below ``min_score`` are dropped.
     """
 
-    def __init__(self, *, min_face_size: int = 24, min_neighbors: int = 4, min_score: float = 0.6) -> None:
+    def __init__(self, *, min_face_size: int = 24, min_neighbors: int = 4, min_score: float = 0.7) -> None:
         self.faces = _cascade("haarcascade_frontalface_default.xml")
         self.eyes = _cascade("haarcascade_eye.xml")
         self.min_face_size = min_face_size
@@ -84,7 +84,7 @@ class HaarFaceDetector:
             box = (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
             out.append(Detection(*box, score=score, roll_degrees=self._roll(gray, box)))
         out.sort(key=lambda d: d.w * d.h, reverse=True)
-        return out
+        return _suppress_parts(out)
 
     def _roll(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
         """Angle (degrees) of the line through the eyes, or None when two eyes are not found."""
@@ -108,6 +108,25 @@ class HaarFaceDetector:
             return None
         angle = math.degrees(math.atan2(dy, dx))
         return angle if abs(angle) <= MAX_ROLL_DEGREES else None
+
+
+def _suppress_parts(dets: list[Detection], max_covered: float = 0.4) -> list[Detection]:
+    """Drop a box (largest first) when a kept box already covers more than ``max_covered`` of it.
+
+    The cascade sometimes fires on part of a face (an eye and the nose) next to or inside the
+    whole-face box; those parts are not separate faces.
+    """
+    kept: list[Detection] = []
+    for d in dets:
+        covered = 0.0
+        for k in kept:
+            iw = min(d.x + d.w, k.x + k.w) - max(d.x, k.x)
+            ih = min(d.y + d.h, k.y + k.h) - max(d.y, k.y)
+            if iw > 0 and ih > 0:
+                covered = max(covered, iw * ih / float(d.w * d.h))
+        if covered <= max_covered:
+            kept.append(d)
+    return kept
 
 
 def crop_face(gray: np.ndarray, det: Detection) -> np.ndarray:

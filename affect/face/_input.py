@@ -62,7 +62,7 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
 def encoded_size(data: bytes) -> tuple[str, tuple[int, int] | None]:
     """Format name and (width, height) from the header; raises for formats not accepted."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png", (struct.unpack(">II", data[16:24]) if len(data) >= 24 else None)
+        return "png", (struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None)
     if data.startswith(b"\xff\xd8"):
         return "jpeg", _jpeg_size(data)
     if data.startswith(b"BM"):

@@ -59,7 +59,7 @@ class FaceEncoder:
         *,
         weights: FaceWeights | str | None = None,
         min_face_size: int = 24,
-        min_detection_score: float = 0.6,
+        min_detection_score: float = 0.7,
         flip_tta: bool = True,
     ) -> None:
         self.weights = FaceWeights.resolve(weights)
@@ -67,6 +67,7 @@ class FaceEncoder:
         self.model_id = self.weights.value.id
         self.detector = HaarFaceDetector(min_face_size=min_face_size, min_score=min_detection_score)
         self.flip_tta = flip_tta
+        self.temperature = float(self.weights.meta.get("temperature", 1.0))  # fitted by recipes/face_fer/calibrate.py
         self._lock = Lock()  # one forward pass at a time
 
     # -- classification of faces already cropped ------------------------------------------
@@ -79,7 +80,13 @@ class FaceEncoder:
             for i in range(0, len(faces), MAX_BATCH):
                 x = torch.from_numpy(np.ascontiguousarray(faces[i : i + MAX_BATCH])).float().div_(255).unsqueeze(1)
                 out.append(self.net.predict_proba(x, flip=self.flip_tta).numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        if not out:
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        probs = np.concatenate(out)
+        if self.temperature != 1.0:  # p ** (1 / T), renormalised: the argmax never changes
+            probs = np.power(np.clip(probs, 1e-12, 1.0), 1.0 / self.temperature)
+            probs /= probs.sum(1, keepdims=True)
+        return probs
 
     def classify_faces(self, faces: Sequence[ImageInput], *, channel_order: ChannelOrder | None = None) -> list[ModalityResult]:
         """Many already-cropped faces (any size; resized to 48x48 gray) in one forward pass: the server's batch call."""

@@ -148,6 +148,8 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--extend", type=int, default=0,
+                    help="after the one-cycle run: N more epochs from last.pt, cosine from config extend_lr to 0")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
@@ -179,14 +181,32 @@ def main() -> None:
         net.load_state_dict(ck["net"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
+        done_steps = (ck["epoch"] + 1) * steps_per_epoch
+        if sched.total_steps != cfg["epochs"] * steps_per_epoch:
+            # The epoch budget changed since the checkpoint: continue on the new one-cycle curve.
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=cfg["max_lr"], total_steps=cfg["epochs"] * steps_per_epoch, pct_start=cfg["pct_start"]
+            )
+            sched.last_epoch = done_steps - 1
+            sched.step()
+            log.info("schedule re-planned for %d epochs; lr now %.5f", cfg["epochs"], opt.param_groups[0]["lr"])
         gen.set_state(ck["gen"])
         order_rng.bit_generator.state = ck["order_rng"]
         start_epoch, best_acc, history = ck["epoch"] + 1, ck["best_acc"], ck["history"]
         log.info("resumed after epoch %d (best held-back acc %.4f)", ck["epoch"] + 1, best_acc)
 
+    end_epoch = cfg["epochs"]
+    if args.extend:
+        # A warm restart after the finished one-cycle run: a short cosine decay from extend_lr.
+        end_epoch = max(start_epoch, cfg["epochs"]) + args.extend
+        for group in opt.param_groups:
+            group["lr"] = cfg["extend_lr"]
+            group["betas"] = (0.9, 0.999)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=(end_epoch - start_epoch) * steps_per_epoch)
+        log.info("extending by %d epochs from lr %.5f", end_epoch - start_epoch, cfg["extend_lr"])
     x_all = torch.from_numpy(images).unsqueeze(1)  # uint8, converted per batch
     t_all = torch.from_numpy(targets)
-    for epoch in range(start_epoch, cfg["epochs"]):
+    for epoch in range(start_epoch, end_epoch):
         net.train()
         t0 = time.time()
         order = tr[order_rng.permutation(len(tr))]
