@@ -1,31 +1,141 @@
-"""Combining the modalities present in a turn into one answer.
+"""Late fusion: one answer per turn from whichever modalities came.
 
-Until the trained late-fusion head ships, turns are fused by a confidence-weighted average of
-the present modalities' distributions. With one modality present the answer is exactly that
-modality's, so a missing modality never changes the others' results.
+With one modality present the answer is exactly that modality's calibrated reading, so a
+missing modality never changes anything. With two or three, a small trained head combines
+them as a weighted product of experts: for each subset of modalities it has learned one
+exponent per modality (how much to trust it beside the others) and one bias per emotion
+(undoing the class priors each encoder learned from its own data set)::
+
+    fused emotion logits = sum over present m of  a[S, m] * log p_m  +  b[S]
+
+With a = 1 and b = -sum of log(class prior of each encoder's data) this is the Bayes rule for
+modalities that are independent given the emotion; training starts there and moves away only
+as far as the validation combinations warrant.
+
+Each modality's share in the answer is its exponent over the sum of the present exponents;
+sentiment is the share-weighted average of the modalities' sentiment, and valence and arousal
+come from the fused emotions through the circumplex mapping, as for every encoder.
+The head is trained by ``recipes/fusion``; see ``affect/models/fusion/MODEL_CARD.md``.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
+from functools import lru_cache
 
-from affect.results import AffectEstimate, Modality, ModalityResult
+import torch
+from torch import nn
 
-AVERAGE_FUSION = "confidence-weighted-average@1"
+from affect._weights import Weights, WeightsEnum
+from affect.labels import EMOTIONS
+from affect.results import MODALITIES, AffectEstimate, Modality, ModalityResult
+
+# Subsets of two or more modalities, in a fixed order (modalities in MODALITIES order).
+MULTI_SUBSETS: tuple[tuple[Modality, ...], ...] = tuple(
+    s for r in range(2, len(MODALITIES) + 1) for s in itertools.combinations(MODALITIES, r))
 
 
-def fuse(results: Mapping[Modality, ModalityResult]) -> tuple[dict, dict[Modality, float], str]:
-    """Keyword fields of the fused estimate, each modality's share, and the rule's name."""
+def subset_name(subset: tuple[Modality, ...]) -> str:
+    return "+".join(m.value for m in subset)
+
+
+class LateFusionHead(nn.Module):
+    """Per-subset exponents and biases over the present modalities' log-probabilities."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exponents = nn.Parameter(torch.ones(len(MULTI_SUBSETS), len(MODALITIES)))
+        self.bias = nn.Parameter(torch.zeros(len(MULTI_SUBSETS), len(EMOTIONS)))
+
+    def forward(self, log_probs: torch.Tensor, subset_index: torch.Tensor) -> torch.Tensor:
+        """``log_probs [B, 3, 7]`` (absent modalities ignored), ``subset_index [B]`` -> logits ``[B, 7]``."""
+        mask = torch.tensor([[m in s for m in MODALITIES] for s in MULTI_SUBSETS], dtype=log_probs.dtype)[subset_index]
+        weights = self.exponents.clamp(min=0.0)[subset_index] * mask
+        return (weights.unsqueeze(-1) * log_probs).sum(1) + self.bias[subset_index]
+
+    def bayes_init(self, log_priors: torch.Tensor) -> None:
+        """Start from the Bayes rule: ``log_priors [3, 7]`` is each encoder's training class prior."""
+        with torch.no_grad():
+            self.exponents.fill_(1.0)
+            for i, subset in enumerate(MULTI_SUBSETS):
+                b = -sum(log_priors[MODALITIES.index(m)] for m in subset)
+                self.bias[i] = b - b.mean()
+
+    def shares(self, subset_index: int) -> list[float]:
+        subset = MULTI_SUBSETS[subset_index]
+        a = self.exponents.detach().clamp(min=0.0)[subset_index]
+        present = [a[i].item() if m in subset else 0.0 for i, m in enumerate(MODALITIES)]
+        total = sum(present) or 1.0
+        return [v / total for v in present]
+
+
+class FusionWeights(WeightsEnum):
+    LATE_FUSION_V1 = Weights(
+        file="fusion/late_fusion_v1.safetensors",
+        sha256="dfb1d207c9d66c9b4e8dae67234950c58c8c7a1629e574a4e9377da184f3f929",
+        meta={
+            "name": "late-fusion",
+            "version": "1",
+            "modality": "fusion",
+            "categories": [e.value for e in EMOTIONS],
+            "num_params": len(MULTI_SUBSETS) * (len(MODALITIES) + len(EMOTIONS)),
+            "recipe": "recipes/fusion",
+            "trained_on": "label-matched combinations of the encoders' validation outputs: FER+ Train held-back faces, "
+                          "RAVDESS actors 21-22, MELD dev",
+            "licence": "derived from FER-2013 (research use), RAVDESS (CC BY-NC-SA 4.0) and MELD (GPL-3.0)",
+            # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
+            "metrics": {
+                "fusion_accuracy_face": 0.55,
+                "fusion_accuracy_speech": 0.676,
+                "fusion_accuracy_text": 0.443,
+                "fusion_accuracy_face+speech": 0.819,
+                "fusion_accuracy_face+text": 0.711,
+                "fusion_accuracy_speech+text": 0.725,
+                "fusion_accuracy_face+speech+text": 0.844,
+                "ece_before_face": 0.018,
+                "ece_after_face": 0.016,
+                "ece_before_speech": 0.131,
+                "ece_after_speech": 0.105,
+                "ece_before_text": 0.042,
+                "ece_after_text": 0.023,
+            },
+            "card": "affect/models/fusion/MODEL_CARD.md",
+        },
+    )
+    DEFAULT = LATE_FUSION_V1
+
+
+@lru_cache(maxsize=4)
+def load_head(weights: FusionWeights = FusionWeights.DEFAULT) -> LateFusionHead:
+    from safetensors.torch import load_file
+
+    head = LateFusionHead()
+    head.load_state_dict(load_file(str(weights.value.verified_path())))
+    head.eval()
+    return head
+
+
+def fuse(results: Mapping[Modality, ModalityResult], head: LateFusionHead | None = None
+         ) -> tuple[dict, dict[Modality, float], str]:
+    """Keyword fields of the fused estimate, each modality's share, and the fusion's name."""
     if not results:
         raise ValueError("nothing to fuse: no modality gave a result")
+    fusion_id = FusionWeights.DEFAULT.value.id
     if len(results) == 1:
         (modality, only), = results.items()
         fields = {k: getattr(only, k) for k in ("emotions", "sentiment", "valence", "arousal", "confidence")}
-        return fields, {modality: 1.0}, AVERAGE_FUSION
-    total = sum(r.confidence for r in results.values())
-    shares = {m: r.confidence / total for m, r in results.items()}
-    emotions = [sum(shares[m] * r.emotion_vector()[i] for m, r in results.items()) for i in range(7)]
-    sentiment = [sum(shares[m] * r.sentiment_vector()[i] for m, r in results.items()) for i in range(3)]
-    valence = sum(shares[m] * r.valence for m, r in results.items())
-    arousal = sum(shares[m] * r.arousal for m, r in results.items())
-    return AffectEstimate.fields_from_probs(emotions, sentiment, valence, arousal), shares, AVERAGE_FUSION
+        return fields, {modality: 1.0}, fusion_id
+    head = head or load_head()
+    subset = tuple(m for m in MODALITIES if m in results)
+    index = MULTI_SUBSETS.index(subset)
+    log_probs = torch.zeros(1, len(MODALITIES), len(EMOTIONS))
+    for i, m in enumerate(MODALITIES):
+        if m in results:
+            log_probs[0, i] = torch.tensor(results[m].emotion_vector()).clamp(min=1e-8).log()
+    with torch.no_grad():
+        emotions = torch.softmax(head(log_probs, torch.tensor([index])), -1)[0].tolist()
+    share_list = head.shares(index)
+    shares = {m: share_list[i] for i, m in enumerate(MODALITIES) if m in results}
+    sentiment = [sum(shares[m] * r.sentiment_vector()[k] for m, r in results.items()) for k in range(3)]
+    return AffectEstimate.fields_from_probs(emotions, sentiment), shares, fusion_id

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from affect._weights import WeightsEnum
+from affect.face.weights import FaceWeights
+from affect.fusion import FusionWeights
+from affect.speech.weights import SpeechWeights
 from affect.text.weights import TextWeights
 
-WEIGHT_FAMILIES: tuple[type[WeightsEnum], ...] = (TextWeights,)
+WEIGHT_FAMILIES: tuple[type[WeightsEnum], ...] = (TextWeights, SpeechWeights, FaceWeights, FusionWeights)
 
 
 def list_weights() -> list[dict[str, Any]]:
@@ -25,6 +28,7 @@ def list_weights() -> list[dict[str, Any]]:
                 "default": member is family["DEFAULT"],
                 "modality": meta["modality"],
                 "file": member.value.file,
+                "sha256": member.value.sha256,
                 "categories": list(meta["categories"]),
                 "trained_on": meta["trained_on"],
                 "licence": meta["licence"],

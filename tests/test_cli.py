@@ -72,15 +72,11 @@ def test_models_lists_the_shipped_text_model():
 
 
 def test_analyze_audio_and_image_files(tmp_path: Path, data_root: Path):
-    import cv2
-    import numpy as np
+    from tests.conftest import framed_face_png
 
     clip = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[30]
-    face = cv2.imread(str(sorted((data_root / "face" / "fer2013-test-slice" / "surprise").glob("*.jpg"))[0]), 0)
-    canvas = np.full((300, 300), 100, np.uint8)
-    canvas[50:250, 50:250] = cv2.resize(face, (200, 200))
     image = tmp_path / "frame.png"
-    cv2.imwrite(str(image), canvas)
+    image.write_bytes(framed_face_png(data_root, "surprise"))
     out = affect("analyze", "--audio", str(clip), "--image", str(image), "--json")
     assert out.returncode == 0, out.stderr.decode()
     (result,) = json.loads(out.stdout)

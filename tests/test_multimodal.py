@@ -14,6 +14,7 @@ from affect import Turn
 from affect_client import AffectClient, Audio, Image, TurnRefusedError
 from affect_client._proto import affect_pb2 as pb
 from tests._serving import ServerThread
+from tests.conftest import framed_face_png
 
 MODALITIES = ("face", "speech", "text")
 MIXES = [m for r in (1, 2, 3) for m in itertools.combinations(MODALITIES, r)]
@@ -21,11 +22,7 @@ MIXES = [m for r in (1, 2, 3) for m in itertools.combinations(MODALITIES, r)]
 
 @pytest.fixture(scope="module")
 def face_png(data_root: Path) -> bytes:
-    """A real FER-2013 test face, enlarged onto a larger canvas as a webcam frame would show it."""
-    face = cv2.imread(str(sorted((data_root / "face" / "fer2013-test-slice" / "happy").glob("*.jpg"))[0]), cv2.IMREAD_GRAYSCALE)
-    canvas = np.full((320, 320), 90, np.uint8)
-    canvas[60:260, 60:260] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)
-    return cv2.imencode(".png", canvas)[1].tobytes()
+    return framed_face_png(data_root, "happy")
 
 
 @pytest.fixture(scope="module")

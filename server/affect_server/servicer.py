@@ -12,7 +12,7 @@ import grpc
 
 from affect import Analyzer, InvalidInputError, Modality
 from affect.conversation import Conversation, PreparedTurn
-from affect.fusion import AVERAGE_FUSION
+from affect.fusion import FusionWeights
 from affect.registry import list_weights
 from affect_client._proto import affect_pb2 as pb
 from affect_client._proto import affect_pb2_grpc as pb_grpc
@@ -107,7 +107,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         loaded = set(self.analyzer.models.values())
         return pb.ListModelsResponse(models=model_infos([r for r in list_weights() if r["id"] in loaded]),
-                                     fusion=AVERAGE_FUSION)
+                                     fusion=FusionWeights.DEFAULT.value.id)
 
     # ------------------------------------------------------------------ turns
 

@@ -1,0 +1,151 @@
+"""Each shipped encoder's probabilities on its own validation and test splits, cached.
+
+The fusion head is trained on what the encoders say about data they did not learn from (their
+validation splits) and measured on their test splits. Every array here is the encoder's output
+as the library reports it (``calibrated``) and before its calibration (``raw``), so calibration
+can be measured too. Nothing of the data itself is cached: only probability vectors and labels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from affect.datasets import default_data_root, read_meld
+from affect.labels import emotion_index
+
+log = logging.getLogger("recipes.fusion")
+CACHE = Path(__file__).resolve().parent / "cache"
+SPEECH_VAL_ACTORS = (21, 22)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One encoder on one split: probabilities ``[N, 7]`` before and after calibration, labels ``[N]``."""
+
+    raw: np.ndarray
+    calibrated: np.ndarray
+    labels: np.ndarray
+    model: str
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, raw=self.raw, calibrated=self.calibrated, labels=self.labels, model=np.array(self.model))
+
+    @classmethod
+    def load(cls, path: Path) -> "Predictions":
+        d = np.load(path)
+        return cls(d["raw"], d["calibrated"], d["labels"], str(d["model"]))
+
+
+def _normalise(p: np.ndarray) -> np.ndarray:
+    return p / p.sum(1, keepdims=True)
+
+
+def text_predictions(split: str, data_root: Path, limit: int | None = None) -> Predictions:
+    """MELD ``dev`` (validation) or ``test``, every turn with its past turns as context."""
+    from affect.text import TextEncoder
+    from affect.text._batching import predict_dialogues
+
+    encoder = TextEncoder()
+    dialogues = read_meld(split, data_root)
+    if limit:
+        dialogues = dialogues[: max(1, limit // 9)]
+    pairs = [[(t.text, t.speaker) for t in d] for d in dialogues]
+    emo, sent = predict_dialogues(encoder.net, encoder.tokenizer, pairs, max_tokens=encoder.max_tokens)
+    calibrated, _ = encoder.net.calibrated(emo, sent)
+    labels = np.array([emotion_index(t.emotion) for d in dialogues for t in d])
+    return Predictions(torch.softmax(emo, -1).numpy(), torch.softmax(calibrated, -1).numpy(), labels, encoder.model_id)
+
+
+def face_predictions(split: str, data_root: Path, full_data: Path | None, limit: int | None = None) -> Predictions:
+    """FER+ Train faces held back by the face recipe (``val``), or FER-2013 test minus duplicates
+    (``test``; the 420-face slice when ``full_data`` is not given)."""
+    from affect.face import FaceEncoder
+
+    encoder = FaceEncoder()
+    if split == "val":
+        if full_data is None:
+            raise SystemExit("the face validation split needs --full-data")
+        from recipes.face_fer.train import HERE as FACE_RECIPE
+        from recipes.face_fer.train import load_train, split as split_indices
+
+        cfg = json.loads((FACE_RECIPE / "config.json").read_text())
+        images, labels, _ = load_train(full_data, data_root, cfg, None)
+        _, held_back = split_indices(labels, cfg["val_fraction"], cfg["seed"])
+        faces, labels = images[held_back], labels[held_back]
+    else:
+        from benchmarks.accuracy.face import read_fer2013_test
+
+        if full_data is not None:
+            root, duplicates = full_data / "fer2013" / "archive" / "test", data_root / "face" / "fer2013-test-duplicates.txt"
+        else:
+            root, duplicates = data_root / "face" / "fer2013-test-slice", None
+        faces, labels, _ = read_fer2013_test(root, duplicates, None)
+    if limit:
+        pick = np.random.default_rng(0).permutation(len(labels))[:limit]
+        faces, labels = faces[pick], labels[pick]
+    calibrated = encoder.predict_proba(faces)
+    t = encoder.temperature
+    raw = _normalise(np.power(np.clip(calibrated, 1e-12, 1.0), t))  # undo p ** (1 / t)
+    return Predictions(raw, calibrated, labels, encoder.model_id)
+
+
+def speech_predictions(split: str, data_root: Path, full_data: Path | None, limit: int | None = None) -> Predictions:
+    """RAVDESS actors 21-22 (``val``, from ``full_data``) or 23-24 (``test``, the shared slice)."""
+    from affect.speech import SpeechEncoder
+    from affect.speech.ravdess import full_clips, read_test_slice
+
+    encoder = SpeechEncoder()
+    if split == "val":
+        if full_data is None:
+            raise SystemExit("the speech validation split needs --full-data")
+        clips = full_clips(full_data, SPEECH_VAL_ACTORS)
+    else:
+        clips = read_test_slice(data_root)
+    if limit:
+        clips = clips[:limit]
+    probs, labels = [], []
+    for clip in tqdm(clips, desc=f"speech {split}", mininterval=10, leave=False):
+        answer = encoder.analyze_file(clip.path)
+        if answer.result is None:
+            continue  # no speech found: nothing to fuse
+        probs.append(answer.result.emotion_vector())
+        labels.append(emotion_index(clip.emotion))
+    calibrated = np.array(probs)
+    raw = _normalise(np.power(np.clip(calibrated, 1e-12, 1.0), encoder.temperature))
+    return Predictions(raw, calibrated, np.array(labels), encoder.model_id)
+
+
+def cached(modality: str, split: str, data_root: Path | None, full_data: Path | None, *, refresh: bool = False,
+           limit: int | None = None) -> Predictions:
+    """The predictions, from the cache when it holds them for the same model."""
+    data_root = data_root or default_data_root()
+    path = CACHE / f"{modality}-{split}{'-full' if full_data else ''}{f'-{limit}' if limit else ''}.npz"
+    make = {"text": lambda: text_predictions("dev" if split == "val" else "test", data_root, limit),
+            "face": lambda: face_predictions(split, data_root, full_data, limit),
+            "speech": lambda: speech_predictions(split, data_root, full_data, limit)}[modality]
+    fingerprint = default_fingerprint(modality)
+    if path.is_file() and not refresh:
+        predictions = Predictions.load(path)
+        if predictions.model == fingerprint:
+            return predictions
+    log.info("computing %s predictions on %s", modality, split)
+    predictions = make()
+    predictions = Predictions(predictions.raw, predictions.calibrated, predictions.labels, fingerprint)
+    predictions.save(path)
+    return predictions
+
+
+def default_fingerprint(modality: str) -> str:
+    """``name@version#sha`` of the modality's default weights: a cache entry is valid for those only."""
+    from affect.registry import list_weights
+
+    (row,) = [r for r in list_weights() if r["modality"] == modality and r["default"]]
+    return f"{row['id']}#{row['sha256'][:12]}"
