@@ -20,6 +20,20 @@ from affect.text.weights import TextWeights
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """The face and speech encoders load OpenCV, ctranslate2 and Silero: import them on first use."""
+    if name == "FaceEncoder":
+        from affect.face import FaceEncoder
+
+        return FaceEncoder
+    if name == "SpeechEncoder":
+        from affect.speech import SpeechEncoder
+
+        return SpeechEncoder
+    raise AttributeError(f"module 'affect' has no attribute {name!r}")
+
+
 __all__ = [
     "AffectError",
     "AffectEstimate",
@@ -27,6 +41,7 @@ __all__ = [
     "Conversation",
     "EMOTIONS",
     "Emotion",
+    "FaceEncoder",
     "InputTooLargeError",
     "InvalidInputError",
     "Modality",
@@ -34,6 +49,7 @@ __all__ = [
     "ModelLoadError",
     "SENTIMENTS",
     "Sentiment",
+    "SpeechEncoder",
     "TextEncoder",
     "TextWeights",
     "Turn",

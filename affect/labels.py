@@ -9,7 +9,7 @@ and every lossy choice is written down in ``LOSSY_CHOICES`` beside the table.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Mapping
+from typing import Mapping, Sequence
 
 
 class Emotion(str, Enum):
@@ -179,3 +179,24 @@ def valence_arousal(emotion_probs: "Mapping[Emotion, float] | list[float] | tupl
     valence = sum(p * EMOTION_VALENCE_AROUSAL[e][0] for p, e in zip(probs, EMOTIONS)) / total
     arousal = sum(p * EMOTION_VALENCE_AROUSAL[e][1] for p, e in zip(probs, EMOTIONS)) / total
     return valence, arousal
+
+
+def sentiment_from_emotions(emotion_probs: Sequence[float]) -> list[float]:
+    """Negative/neutral/positive probabilities implied by the 7 emotion probabilities.
+
+    For encoders that predict emotions only (face, speech). Each emotion's probability goes to
+    its sentiment in ``EMOTION_SENTIMENT``; surprise, as often bad news as good, is split evenly
+    between negative and positive, so it makes the sentiment less certain rather than neutral.
+    """
+    if len(emotion_probs) != len(EMOTIONS):
+        raise ValueError(f"expected {len(EMOTIONS)} emotion probabilities, got {len(emotion_probs)}")
+    out = dict.fromkeys(SENTIMENTS, 0.0)
+    for emotion, p in zip(EMOTIONS, emotion_probs):
+        sentiment = EMOTION_SENTIMENT[emotion]
+        if sentiment is None:
+            out[Sentiment.NEGATIVE] += p / 2
+            out[Sentiment.POSITIVE] += p / 2
+        else:
+            out[sentiment] += p
+    total = sum(out.values()) or 1.0
+    return [out[s] / total for s in SENTIMENTS]

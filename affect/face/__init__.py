@@ -6,7 +6,7 @@ circumplex mapping of the emotion distribution (``affect.labels.valence_arousal`
 """
 
 from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, VideoFrameFaces
-from affect.face.encoder import FaceEncoder, sentiment_from_emotions
+from affect.face.encoder import FaceEncoder
 from affect.face.weights import FaceWeights
 
 __all__ = [
@@ -17,5 +17,4 @@ __all__ = [
     "FaceEncoder",
     "FaceWeights",
     "VideoFrameFaces",
-    "sentiment_from_emotions",
 ]

@@ -18,27 +18,10 @@ from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, Fac
 from affect.face._video import sample_frames
 from affect.face._weights_io import load_face_weights
 from affect.face.weights import FaceWeights
-from affect.labels import EMOTION_SENTIMENT, EMOTIONS, SENTIMENTS, Sentiment
+from affect.labels import EMOTIONS, sentiment_from_emotions
 from affect.results import AffectEstimate, Modality, ModalityResult
 
 MAX_BATCH = 256
-
-
-def sentiment_from_emotions(emotion_probs: Sequence[float]) -> list[float]:
-    """Sentiment implied by an emotion distribution (``affect.labels.EMOTION_SENTIMENT``).
-
-    A face model has no sentiment head. Each emotion's mass goes to its sentiment; surprise,
-    which has none, is split evenly between negative and positive.
-    """
-    out = [0.0] * len(SENTIMENTS)
-    for p, emotion in zip(emotion_probs, EMOTIONS):
-        sentiment = EMOTION_SENTIMENT[emotion]
-        if sentiment is None:
-            out[SENTIMENTS.index(Sentiment.NEGATIVE)] += p / 2
-            out[SENTIMENTS.index(Sentiment.POSITIVE)] += p / 2
-        else:
-            out[SENTIMENTS.index(sentiment)] += p
-    return out
 
 
 class FaceEncoder:

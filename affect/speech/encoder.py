@@ -23,7 +23,7 @@ from affect.results import AffectEstimate, Modality, ModalityResult
 from affect.speech._audio import DEFAULT_MAX_SECONDS, MODEL_RATE, Audio, AudioSource, prepare_array, prepare_file
 from affect.speech._backbone import WhisperBackbone, valid_outputs
 from affect.speech._network import pad_frames
-from affect.speech._sentiment import sentiment_from_emotions
+from affect.labels import sentiment_from_emotions
 from affect.speech._vad import SpeechSegment, VadSettings, VoiceActivity
 from affect.speech._weights_io import load_speech_head
 from affect.speech.weights import SpeechWeights
