@@ -15,27 +15,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from affect.datasets import default_data_root
 from benchmarks._report import expected_calibration_error
+from recipes._calibration import fit_temperature
 from recipes.fusion.predictions import face_predictions
-
-
-def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
-    log_p = torch.from_numpy(np.log(np.clip(probs, 1e-12, 1.0))).double()
-    y = torch.from_numpy(labels)
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(log_p / log_t.exp(), y)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return float(log_t.exp())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-root", type=Path, default=None)
     args = ap.parse_args(argv)
     val = face_predictions("val", args.data_root or default_data_root(), args.full_data)
-    t = fit_temperature(val.raw, val.labels)
+    t = fit_temperature(np.log(np.clip(val.raw, 1e-12, 1.0)), val.labels)
     calibrated = np.power(val.raw, 1 / t)
     calibrated /= calibrated.sum(1, keepdims=True)
     print(json.dumps({"temperature": round(t, 4), "held_back_faces": len(val.labels),

@@ -27,6 +27,7 @@ from affect.text._base import load_base
 from affect.text._batching import predict_dialogues
 from affect.text._weights_io import frozen_names, load_text_net, save_text_weights
 from benchmarks._report import expected_calibration_error
+from recipes._calibration import fit_temperature
 
 log = logging.getLogger("recipes.text_meld.calibrate")
 GRID = np.round(np.arange(-1.0, 1.01, 0.1), 2)
@@ -51,21 +52,6 @@ def fit_biases(logits: np.ndarray, gold: np.ndarray, rounds: int = 3) -> np.ndar
         if not improved:
             break
     return bias
-
-
-def fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
-    x, y = torch.tensor(logits, dtype=torch.float64), torch.tensor(gold)
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x / log_t.exp(), y)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return float(log_t.exp())
 
 
 def main(argv: list[str] | None = None) -> None:
