@@ -30,3 +30,13 @@ def test_load_smoke(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     metrics = json.loads((tmp_path / "l.json").read_text())["metrics"]
     assert metrics["turns_per_s_2"] > 0 and metrics["baseline_turns_per_s_2"] > 0 and metrics["errors_2"] == 0
+
+
+def test_speed_smoke(tmp_path: Path):
+    out = run("-m", "benchmarks.speed", "--batch-sizes", "1,2", "--repeats", "1", "--json", str(tmp_path / "s.json"))
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "s.json").read_text())["metrics"]
+    assert metrics["matmul_gflops"] > 0
+    for encoder in ("text", "face", "speech"):
+        assert metrics[f"{encoder}_gflop_per_item"] > 0 and metrics[f"{encoder}_items_per_s_2"] > 0
+        assert 0 < metrics[f"{encoder}_peak_fraction"] < 5
