@@ -34,7 +34,7 @@ class Analyzer:
     def face_many(self, grays: list) -> list:
         """Every face of several gray images (the face encoder's batch call)."""
         assert self.face is not None
-        return [self.face._analyze_gray(gray) for gray in grays]
+        return [self.face.analyze(gray) for gray in grays]  # gray arrays: no colour order needed
 
     def conversation(self, conversation_id: str | None = None, *, text_context: bool = True) -> Conversation:
         """A new conversation; usable directly or as a context manager."""
