@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import Enum
 from typing import Any
 
 from affect.conversation import Conversation, Turn
@@ -21,7 +22,8 @@ class Analyzer:
 
     def __init__(self, *, text: Any = True, speech: Any = True, face: Any = True) -> None:
         """Each encoder: ``True`` for the default weights, a weights name or enum member, an
-        encoder instance, or ``None``/``False`` to leave that modality out."""
+        encoder instance (or an object standing in for one, as the Ray Serve ingress passes),
+        or ``None``/``False`` to leave that modality out."""
         self.text: TextEncoder | None = _build(text, TextEncoder)
         self.speech = _build(speech, _speech_encoder_class())
         self.face = _build(face, _face_encoder_class())
@@ -34,7 +36,7 @@ class Analyzer:
     def face_many(self, grays: list) -> list:
         """Every face of several gray images (the face encoder's batch call)."""
         assert self.face is not None
-        return [self.face.analyze(gray) for gray in grays]  # gray arrays: no colour order needed
+        return self.face.analyze_many(grays)  # gray arrays: no colour order needed
 
     def conversation(self, conversation_id: str | None = None, *, text_context: bool = True) -> Conversation:
         """A new conversation; usable directly or as a context manager."""
@@ -63,9 +65,9 @@ def _build(choice: Any, cls: type | None) -> Any:
         return None
     if choice is True:
         return cls()
-    if isinstance(choice, cls):
-        return choice
-    return cls(weights=choice)
+    if isinstance(choice, (str, Enum)):
+        return cls(weights=choice)
+    return choice  # an encoder instance (or a stand-in for one that runs elsewhere)
 
 
 def _speech_encoder_class():

@@ -6,7 +6,7 @@
     affect analyze --text "..." --audio turn.wav --image frame.jpg
     affect analyze --video call.mp4 --fps 2
     affect demo
-    affect serve [--port 50051] [--metrics-port 9100] ...
+    affect serve [--port 50051] [--metrics-port 9100] ... [--ray [--ray-address auto] [--ray-config FILE]]
     affect models
 """
 
@@ -176,7 +176,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except ImportError as exc:  # the service needs the client package for its generated code
         raise AffectError(f"affect serve needs the affect-client package (pip install clients/python): {exc}") from None
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(ServerConfig.from_args(args), ready_file=args.ready_file))
+    config = ServerConfig.from_args(args)
+    if args.ray:
+        try:
+            from affect_server.ray_serve import serve_on_ray
+        except ImportError as exc:
+            raise AffectError(f"affect serve --ray needs Ray Serve (pip install 'ray[serve]'): {exc}") from None
+        serve_on_ray(config, args.ray_config, address=args.ray_address, http_port=args.ray_http_port,
+                     ready_file=args.ready_file)
+        return
+    asyncio.run(serve(config, ready_file=args.ready_file))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_arguments(serve)
     serve.add_argument("--ready-file", type=Path, help="write the bound port here once serving (for scripts)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    ray = serve.add_argument_group("Ray Serve (see docs/deploy-ray.md)")
+    ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of one process")
+    ray.add_argument("--ray-address", help="an existing Ray cluster ('auto' or ray://host:10001); default: start one here")
+    ray.add_argument("--ray-config", type=Path, help="JSON: replicas, autoscaling and CPUs per deployment")
+    ray.add_argument("--ray-http-port", type=int, default=8000, help="Serve's HTTP proxy port (unused by affect)")
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="list the shipped models")

@@ -37,6 +37,9 @@ def generate(out: Path = OUT) -> list[Path]:
             text = src.read_text()
             # The contract's path (affect/v1) would shadow the affect library: import locally.
             text = re.sub(r"^from affect\.v1 import affect_pb2", "from affect_client._proto import affect_pb2", text, flags=re.M)
+            # Message classes name the module they live in, so that pickle (Ray Serve sends
+            # requests to replicas pickled) finds them where they really are.
+            text = text.replace("'affect.v1.affect_pb2', _globals)", "__name__, _globals)")
             dest = out / src.name
             dest.write_text(HEADER + text)
             written.append(dest)

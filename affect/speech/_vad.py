@@ -18,6 +18,8 @@ import torch
 from affect._errors import ModelLoadError
 from affect.speech._audio import MODEL_RATE
 
+WINDOW = 512  # samples per VAD step at 16 kHz (32 ms)
+
 
 @dataclass(frozen=True)
 class SpeechSegment:
@@ -50,7 +52,8 @@ class VoiceActivity:
         self.settings = settings or VadSettings()
         threads = torch.get_num_threads()
         try:
-            from silero_vad import get_speech_timestamps, load_silero_vad
+            from silero_vad import load_silero_vad
+            from silero_vad.utils_vad import get_speech_timestamps_from_probs
 
             with warnings.catch_warnings():  # the package finds its own file with a deprecated importlib call
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -59,42 +62,70 @@ class VoiceActivity:
             raise ModelLoadError(f"the speech branch needs the 'silero-vad' package's VAD model: {exc}") from exc
         finally:
             torch.set_num_threads(threads)  # silero_vad sets 1 thread at import; keep the caller's choice
-        self._timestamps = get_speech_timestamps
+        self._from_probs = get_speech_timestamps_from_probs
         self._lock = Lock()
 
-    def speech_spans(self, samples: np.ndarray) -> list[tuple[int, int]]:
-        """``(start, end)`` sample indices of each speech span, in order."""
-        s = self.settings
-        audio = torch.from_numpy(samples)
-        if audio.numel() < 512:
-            audio = torch.nn.functional.pad(audio, (0, 512 - audio.numel()))
+    def speech_probabilities(self, clips: list[np.ndarray]) -> list[list[float]]:
+        """Silero's speech probability for every 32 ms window of every clip.
+
+        The clips are stepped together, one batch row each (the model keeps a state per row),
+        so many turns cost about as many model calls as the longest of them. A row's windows
+        past its own end are padding and are dropped; the rest equal a clip-by-clip pass.
+        """
+        if not clips:
+            return []
+        longest = max(max(len(c) for c in clips), WINDOW)
+        padded = -(-longest // WINDOW) * WINDOW
+        batch = torch.zeros(len(clips), padded)
+        for row, clip in enumerate(clips):
+            batch[row, : len(clip)] = torch.from_numpy(np.asarray(clip, dtype=np.float32))
         with self._lock, torch.inference_mode():
             # The model is stepped over 32 ms windows: tiny ops that several threads only slow
-            # down (10x and more on a busy CPU), so it runs on one thread, as its authors advise.
+            # down (2-10x on a busy CPU), so it runs on one thread, as its authors advise.
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
                 self._model.reset_states()
-                spans = self._timestamps(
-                    audio,
-                    self._model,
-                    threshold=s.threshold,
-                    sampling_rate=MODEL_RATE,
-                    min_speech_duration_ms=s.min_speech_ms,
-                    min_silence_duration_ms=s.min_silence_ms,
-                    speech_pad_ms=s.speech_pad_ms,
-                    max_speech_duration_s=s.max_segment_s,
-                )
+                probs = torch.cat([self._model(batch[:, i : i + WINDOW], MODEL_RATE) for i in range(0, padded, WINDOW)], 1)
             finally:
                 torch.set_num_threads(threads)
-        n = len(samples)
-        return [(int(t["start"]), min(int(t["end"]), n)) for t in spans if int(t["start"]) < n]
+        return [probs[row, : max(1, -(-len(clip) // WINDOW))].tolist() for row, clip in enumerate(clips)]
+
+    def speech_spans_many(self, clips: list[np.ndarray]) -> list[list[tuple[int, int]]]:
+        """``(start, end)`` sample indices of each speech span of each clip, in order."""
+        s = self.settings
+        out = []
+        for clip, probs in zip(clips, self.speech_probabilities(clips)):
+            spans = self._from_probs(
+                probs,
+                sampling_rate=MODEL_RATE,
+                threshold=s.threshold,
+                min_speech_duration_ms=s.min_speech_ms,
+                min_silence_duration_ms=s.min_silence_ms,
+                speech_pad_ms=s.speech_pad_ms,
+                max_speech_duration_s=s.max_segment_s,
+                audio_length_samples=max(len(clip), WINDOW),
+            )
+            n = len(clip)
+            out.append([(int(t["start"]), min(int(t["end"]), n)) for t in spans if int(t["start"]) < n])
+        return out
+
+    def speech_spans(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        """``(start, end)`` sample indices of each speech span, in order."""
+        return self.speech_spans_many([samples])[0]
+
+    def segments_many(self, clips: list[np.ndarray]) -> list[list[tuple[int, int]]]:
+        """:meth:`segments` of many clips, their VAD run as one batch."""
+        return [self._merge(spans) for spans in self.speech_spans_many(clips)]
 
     def segments(self, samples: np.ndarray) -> list[tuple[int, int]]:
         """Speech spans merged, in order, into segments no longer than ``max_segment_s``."""
+        return self._merge(self.speech_spans(samples))
+
+    def _merge(self, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         limit = int(self.settings.max_segment_s * MODEL_RATE)
         merged: list[tuple[int, int]] = []
-        for start, end in self.speech_spans(samples):
+        for start, end in spans:
             if merged and end - merged[-1][0] <= limit:
                 merged[-1] = (merged[-1][0], end)
             else:

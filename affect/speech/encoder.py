@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -33,17 +33,19 @@ NO_SPEECH = "no speech detected"
 
 @dataclass(frozen=True)
 class PreparedClip:
-    """A turn's audio after validation, resampling and VAD: what the batch call consumes.
+    """A turn's audio after validation and resampling: what the batch call consumes.
 
-    Holds the 16 kHz samples only until it is analysed; nothing in it is ever logged.
+    ``spans`` (the sample ranges of the segments to analyse) are ``None`` until the voice
+    activity detector has run; the batch call runs it for all its clips at once. Holds the
+    16 kHz samples only until it is analysed; nothing in it is ever logged.
     """
 
     audio: Audio
-    spans: tuple[tuple[int, int], ...]  # sample ranges of the segments to analyse
+    spans: tuple[tuple[int, int], ...] | None = None
 
     @property
     def segments(self) -> tuple[SpeechSegment, ...]:
-        return tuple(SpeechSegment(s / MODEL_RATE, e / MODEL_RATE) for s, e in self.spans)
+        return tuple(SpeechSegment(s / MODEL_RATE, e / MODEL_RATE) for s, e in self.spans or ())
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,24 @@ class SpeechRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def prepare_clip(audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: int | None = None, *,
+                 max_seconds: float = DEFAULT_MAX_SECONDS) -> PreparedClip:
+    """A turn's audio checked and resampled to 16 kHz, with no model: what
+    :meth:`SpeechEncoder.prepare` does, usable where the encoder runs elsewhere."""
+    if isinstance(audio, (np.ndarray, torch.Tensor)):
+        if sample_rate is None:
+            raise InvalidInputError("sample_rate is required with an array of samples", field="sample_rate")
+        clip = prepare_array(audio, sample_rate, max_seconds=max_seconds)
+    elif isinstance(audio, (str, Path, bytes, bytearray, memoryview)):
+        clip = prepare_file(audio, max_seconds=max_seconds)
+    else:
+        raise InvalidInputError(
+            f"audio must be a numpy array, a tensor, a file path or a file's bytes, got {type(audio).__name__}",
+            field="audio",
+        )
+    return PreparedClip(audio=clip)
+
+
 class SpeechEncoder:
     """Emotion from the voice, offline: Silero VAD + frozen Whisper tiny.en encoder + a trained head.
 
@@ -124,19 +144,18 @@ class SpeechEncoder:
 
     # -- preparing -----------------------------------------------------------------------
     def prepare(self, audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: int | None = None) -> PreparedClip:
-        """Validate, resample and find the speech. Arrays need ``sample_rate``; files carry their own."""
-        if isinstance(audio, (np.ndarray, torch.Tensor)):
-            if sample_rate is None:
-                raise InvalidInputError("sample_rate is required with an array of samples", field="sample_rate")
-            clip = prepare_array(audio, sample_rate, max_seconds=self.max_seconds)
-        elif isinstance(audio, (str, Path, bytes, bytearray, memoryview)):
-            clip = prepare_file(audio, max_seconds=self.max_seconds)
-        else:
-            raise InvalidInputError(
-                f"audio must be a numpy array, a tensor, a file path or a file's bytes, got {type(audio).__name__}",
-                field="audio",
-            )
-        return PreparedClip(audio=clip, spans=tuple(self.vad.segments(clip.samples)))
+        """Validate and resample (cheap; the speech is found in the batch call). Arrays need
+        ``sample_rate``; files carry their own."""
+        return prepare_clip(audio, sample_rate, max_seconds=self.max_seconds)
+
+    def find_speech(self, clips: Sequence[PreparedClip]) -> list[PreparedClip]:
+        """The clips with their speech segments found, by one batched VAD pass over those without."""
+        todo = [i for i, clip in enumerate(clips) if clip.spans is None]
+        found = self.vad.segments_many([clips[i].audio.samples for i in todo]) if todo else []
+        out = list(clips)
+        for i, spans in zip(todo, found):
+            out[i] = replace(clips[i], spans=tuple(spans))
+        return out
 
     # -- analysing -----------------------------------------------------------------------
     def analyze(self, audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: int | None = None) -> SpeechResult:
@@ -153,9 +172,11 @@ class SpeechEncoder:
     def analyze_prepared(self, clips: Sequence[PreparedClip]) -> list[SpeechResult]:
         """Many prepared clips at once: the server's batch call.
 
-        Segments of equal padded length share one encoder call, and the head reads every
-        segment of every clip in a single forward pass.
+        The voice activity detector steps through all clips together, segments of equal
+        padded length share one encoder call, and the head reads every segment of every clip
+        in a single forward pass.
         """
+        clips = self.find_speech(clips)
         jobs = [(ci, s, e) for ci, clip in enumerate(clips) for s, e in clip.spans]
         probs = self._segment_probs([clips[ci].audio.samples[s:e] for ci, s, e in jobs]) if jobs else np.zeros((0, 7))
         per_clip: dict[int, list[tuple[float, np.ndarray]]] = defaultdict(list)

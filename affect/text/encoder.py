@@ -90,17 +90,23 @@ class TextEncoder:
 
         Two requests may share a context only if they are in conversation order.
         """
+        return [result for result, _ in self.analyze_many_with_embeddings(requests)]
+
+    def analyze_many_with_embeddings(self, requests: Sequence[TextRequest]) -> list[tuple[ModalityResult, torch.Tensor]]:
+        """:meth:`analyze_many`, with each turn's embedding: what a caller whose context lives
+        elsewhere (a copy was sent to a remote encoder) pushes onto its own context."""
         texts = [clean_text(r.text, max_chars=self.max_chars) for r in requests]
         with self._lock, torch.inference_mode():
             current = embed_texts(self.net, self.tokenizer, texts, max_tokens=self.max_tokens)
-            results = []
+            answers = []
             for i, request in enumerate(requests):
                 ctx, mask, relation = self._context_tensors(request)
                 emo, sent = self.net.calibrated(*self.net.classify(current[i : i + 1], ctx, mask, relation))
-                results.append(self._result(emo[0], sent[0]))
+                embedding = current[i].clone()
+                answers.append((self._result(emo[0], sent[0]), embedding))
                 if request.context is not None:
-                    request.context.push(current[i].clone(), request.speaker)
-        return results
+                    request.context.push(embedding, request.speaker)
+        return answers
 
     def analyze_conversation(
         self, turns: Sequence[str | tuple[str, str | None]], *, use_context: bool = True

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from affect.datasets import default_data_root
 from affect.face._network import CROP_SIZE, FACE_SIZE, FaceExpressionNet
-from affect.face._weights_io import save_face_weights
+from affect.face._weights_io import load_face_weights, save_face_weights
 from affect.labels import EMOTIONS, emotion_index, map_label
 
 log = logging.getLogger("recipes.face_fer")
@@ -165,6 +165,11 @@ def main() -> None:
 
     arch = {"num_classes": len(EMOTIONS), "width": cfg["width"], "dropout": cfg["dropout"]}
     net = FaceExpressionNet(**arch)
+    if cfg.get("init_from"):
+        # A second stage: start from the weights an earlier stage exported (same architecture).
+        net.load_state_dict(load_face_weights(ROOT / cfg["init_from"]).state_dict())
+        log.info("initialised from %s", cfg["init_from"])
+    net = net.to(memory_format=torch.channels_last)  # ~15% faster convolutions on this CPU
     log.info("parameters: %d", sum(p.numel() for p in net.parameters()))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg["max_lr"], weight_decay=cfg["weight_decay"])
     steps_per_epoch = math.ceil(len(tr) / cfg["batch_size"])
@@ -214,7 +219,7 @@ def main() -> None:
         bar = tqdm(range(0, len(order), cfg["batch_size"]), desc=f"epoch {epoch + 1}", mininterval=30)
         for i in bar:
             idx = torch.from_numpy(order[i : i + cfg["batch_size"]])
-            x = augment(x_all[idx].float().div_(255), cfg["aug"], gen)
+            x = augment(x_all[idx].float().div_(255), cfg["aug"], gen).contiguous(memory_format=torch.channels_last)
             loss = torch.sum(-t_all[idx] * F.log_softmax(net.forward_crops(x), dim=1), dim=1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()

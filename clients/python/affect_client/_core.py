@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from affect_client import _constants as C
-from affect_client._exceptions import TurnRefusedError, status_code
+from affect_client._exceptions import TurnRefusedError, effective_code, status_code
 from affect_client._proto import affect_pb2 as pb
 from affect_client._types import TurnResult
 
@@ -74,8 +74,9 @@ def backoff_delays(max_retries: int) -> Iterator[float]:
 
 
 def retryable(error: grpc.RpcError) -> bool:
-    """Only UNAVAILABLE is retried: the request did not reach a model, so retrying is safe."""
-    return hasattr(error, "code") and error.code() == grpc.StatusCode.UNAVAILABLE
+    """Only UNAVAILABLE is retried (a server shutting down, or a Ray replica that died): the
+    calls retried are stateless (Analyze, ListModels, opening a conversation), so it is safe."""
+    return hasattr(error, "code") and effective_code(error) == grpc.StatusCode.UNAVAILABLE
 
 
 def open_request(conversation_id: str | None, *, omit_modality_results: bool, disable_text_context: bool) -> pb.ConverseRequest:

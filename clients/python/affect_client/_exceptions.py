@@ -66,10 +66,27 @@ _BY_CODE = {
 }
 
 
+# How Ray Serve's gRPC proxy reports a replica that died while it held the call (it has no way
+# to send UNAVAILABLE for it): the call never finished, the replica is gone, and the same
+# request reaches a live replica if sent again, which is what UNAVAILABLE means.
+_REPLICA_DIED = "The actor died unexpectedly"
+
+
+def effective_code(error: grpc.RpcError) -> grpc.StatusCode:
+    """The call's status code, with a Ray Serve replica's death read as UNAVAILABLE."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = (error.details() if hasattr(error, "details") else "") or ""
+    if code == grpc.StatusCode.INTERNAL and _REPLICA_DIED in details:
+        return grpc.StatusCode.UNAVAILABLE
+    return code
+
+
 def status_error(error: grpc.RpcError) -> APIStatusError:
     """The SDK exception for a failed call, keeping its status code as an enum."""
-    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    code = effective_code(error)
     details = error.details() if hasattr(error, "details") else str(error)
+    if code != (error.code() if hasattr(error, "code") else code):
+        details = f"the server replica holding this call died; send it again (proxy said: {(details or '').splitlines()[0]})"
     return _BY_CODE.get(code, APIStatusError)(code, details or "")
 
 

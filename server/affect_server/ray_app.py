@@ -1,0 +1,205 @@
+"""The affect service as a Ray Serve application: the same servicer and proto, scaled out.
+
+Deployments:
+
+- ``AffectIngress`` holds conversations. Ray's gRPC proxy sends each ``Converse`` stream, as
+  one request, to one ingress replica, which keeps that conversation's state (a few text
+  embeddings and the affect trajectory) for the stream's life. It decodes and checks turns
+  (cheap) and loads no model.
+- ``text-encoder``, ``speech-encoder``, ``face-encoder``: one deployment per encoder, each with
+  its own replica count (or autoscaling on ongoing requests) and its own batching
+  (``@serve.batch``), so a costly encoder scales apart from the cheap ones.
+
+Build it with :func:`build_app` (``affect serve --ray`` does) or let ``serve run`` /
+``serve deploy`` call :func:`app_builder` from a Serve config file (``deploy/ray-serve.yaml``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import grpc
+from ray import serve
+from ray.serve import Application
+
+from affect_server.config import ServerConfig
+
+log = logging.getLogger("affect.server.ray")
+GRPC_SERVICER_FUNCTION = "affect_client._proto.affect_pb2_grpc.add_AffectServiceServicer_to_server"
+MODALITIES = ("text", "speech", "face")
+
+
+@dataclass
+class DeploymentScale:
+    """Replicas of one deployment: fixed (``replicas``) or autoscaled on ongoing requests."""
+
+    replicas: int = 1
+    max_replicas: int = 0  # > replicas: autoscale between the two
+    target_ongoing_requests: float = 16.0
+    num_cpus: float = 1.0
+    max_ongoing_requests: int = 256
+
+    def options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"ray_actor_options": {"num_cpus": self.num_cpus},
+                                "max_ongoing_requests": self.max_ongoing_requests}
+        if self.max_replicas > self.replicas:
+            opts["autoscaling_config"] = {"min_replicas": self.replicas, "max_replicas": self.max_replicas,
+                                          "target_ongoing_requests": self.target_ongoing_requests}
+        else:
+            opts["num_replicas"] = self.replicas
+        return opts
+
+
+@dataclass
+class RaySettings:
+    """How the application is laid out on the cluster (``affect serve --ray-config FILE.json``)."""
+
+    ingress: DeploymentScale = field(default_factory=lambda: DeploymentScale(
+        replicas=1, max_replicas=4, target_ongoing_requests=64, num_cpus=0.5, max_ongoing_requests=1000))
+    text: DeploymentScale = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))
+    speech: DeploymentScale = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))
+    face: DeploymentScale = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))
+    model_threads: int = 1  # torch threads per encoder replica: scale with replicas, not threads
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RaySettings":
+        known = {f.name for f in fields(DeploymentScale)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in ("ingress", *MODALITIES):
+                unknown = set(value) - known
+                if unknown:
+                    raise ValueError(f"unknown settings for {key}: {sorted(unknown)}")
+                values[key] = DeploymentScale(**value)
+            elif key == "model_threads":
+                values[key] = int(value)
+            else:
+                raise ValueError(f"unknown Ray setting {key!r}")
+        return cls(**values)
+
+
+class _RayContext:
+    """The grpc.aio context calls the servicer makes, on Ray's serialisable gRPC context."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        # Ray Serve's proxy ends the stream with the code set here when the method raises.
+        self._context.set_code(code)
+        self._context.set_details(details)
+        raise _Aborted(details)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+class _Aborted(Exception):
+    pass
+
+
+@serve.deployment
+class EncoderDeployment:
+    """One encoder, its requests batched across every conversation of every ingress replica."""
+
+    def __init__(self, modality: str, model: Any, max_batch_size: int, batch_wait_s: float, threads: int) -> None:
+        import torch
+
+        from affect import Analyzer
+        from affect_server.remote import front_of
+
+        torch.set_num_threads(max(1, threads))
+        choice = {m: None for m in MODALITIES} | {modality: model}
+        analyzer = Analyzer(**choice)
+        encoder = getattr(analyzer, modality)
+        self.front = front_of(encoder)
+        self._run = {"text": lambda items: encoder.analyze_many_with_embeddings(items),
+                     "speech": lambda items: encoder.analyze_prepared(items),
+                     "face": lambda items: encoder.analyze_many(items)}[modality]
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{modality}-encoder")
+        self.run.set_max_batch_size(max_batch_size)
+        self.run.set_batch_wait_timeout_s(batch_wait_s)
+        log.info("%s encoder ready: %s", modality, encoder.model_id)
+
+    async def describe(self) -> Any:
+        """The stand-in an ingress replica builds its conversations with."""
+        return self.front
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def run(self, items: list[Any]) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, items)
+
+
+@serve.deployment
+class AffectIngress:
+    """The AffectService RPCs; conversations live here, models in the encoder deployments."""
+
+    def __init__(self, config: dict[str, Any], **encoders: Any) -> None:
+        self._config = ServerConfig(**config)
+        self._handles = encoders
+        self._servicer: Any = None
+        self._ready = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __del__(self) -> None:
+        # Serve calls this when it stops the replica gracefully (scale-down, redeploy): open
+        # streams end after their current turn with UNAVAILABLE, and the client reopens them.
+        if self._servicer is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._servicer.draining.set)
+
+    async def _get_servicer(self) -> Any:
+        async with self._ready:
+            if self._servicer is None:
+                from affect import Analyzer
+                from affect_server.metrics import ServiceMetrics
+                from affect_server.remote import RemoteEncoder, RemoteTextEncoder
+                from affect_server.servicer import AffectServicer
+
+                fronts = {m: await h.describe.remote() for m, h in self._handles.items()}
+                analyzer = Analyzer(**{m: fronts.get(m) for m in MODALITIES})
+                submitters = {m: (RemoteTextEncoder if m == "text" else RemoteEncoder)(h) for m, h in self._handles.items()}
+                executor = ThreadPoolExecutor(max_workers=self._config.workers, thread_name_prefix="affect-prepare")
+                self._servicer = AffectServicer(analyzer, self._config, ServiceMetrics(), submitters, executor)
+                self._loop = asyncio.get_running_loop()
+        return self._servicer
+
+    async def Converse(self, request_stream: Any, grpc_context: Any):
+        servicer = await self._get_servicer()
+        async for response in servicer.Converse(request_stream, _RayContext(grpc_context)):
+            yield response
+
+    async def Analyze(self, request: Any, grpc_context: Any):
+        servicer = await self._get_servicer()
+        return await servicer.Analyze(request, _RayContext(grpc_context))
+
+    async def ListModels(self, request: Any, grpc_context: Any):
+        servicer = await self._get_servicer()
+        return await servicer.ListModels(request, _RayContext(grpc_context))
+
+
+def build_app(config: ServerConfig, settings: RaySettings | None = None) -> Application:
+    """The application graph: the ingress bound to one deployment per configured encoder."""
+    settings = settings or RaySettings()
+    choices = config.analyzer_choices()
+    encoders = {}
+    for modality in MODALITIES:
+        if choices[modality] is None:
+            continue
+        scale: DeploymentScale = getattr(settings, modality)
+        encoders[modality] = EncoderDeployment.options(name=f"{modality}-encoder", **scale.options()).bind(
+            modality, choices[modality], config.batch_max_size, config.batch_max_wait_ms / 1000, settings.model_threads)
+    if not encoders:
+        raise ValueError("at least one of text_model, speech_model, face_model must not be 'none'")
+    config_dict = {k: v for k, v in asdict(config).items() if k not in ("host", "port", "metrics_port", "tls_cert", "tls_key")}
+    return AffectIngress.options(name="AffectIngress", **settings.ingress.options()).bind(config_dict, **encoders)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """For ``serve run`` / ``serve deploy``: ``args`` holds ``server`` (ServerConfig fields) and
+    ``ray`` (RaySettings), both optional."""
+    server = {k: v for k, v in (args.get("server") or {}).items()}
+    return build_app(ServerConfig(**server), RaySettings.from_dict(args.get("ray") or {}))

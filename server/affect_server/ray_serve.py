@@ -1,0 +1,61 @@
+"""``affect serve --ray``: run the application on Ray Serve until SIGTERM, then take it down."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from affect_server.config import ServerConfig
+
+log = logging.getLogger("affect.server.ray")
+APP_NAME = "affect"
+
+
+def start_on_ray(config: ServerConfig, settings_file: Path | None = None, *, address: str | None = None,
+                 http_port: int = 8000, num_cpus: int | None = None, app_name: str = APP_NAME) -> None:
+    """Connect to (``address``) or start a Ray cluster, start Serve's gRPC proxy on
+    ``config.port`` and deploy the application. Returns once every replica is up."""
+    import ray
+    from ray import serve
+    from ray.serve.config import HTTPOptions, gRPCOptions
+
+    from affect_server.ray_app import GRPC_SERVICER_FUNCTION, RaySettings, build_app
+
+    settings = RaySettings.from_dict(json.loads(settings_file.read_text())) if settings_file else RaySettings()
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    serve.start(
+        http_options=HTTPOptions(host=config.host, port=http_port),
+        grpc_options=gRPCOptions(port=config.port, grpc_servicer_functions=[GRPC_SERVICER_FUNCTION]),
+    )
+    serve.run(build_app(config, settings), name=app_name, route_prefix=f"/{app_name}")
+    log.info("affect on Ray Serve: gRPC on %s:%d, application %r", config.host, config.port, app_name)
+
+
+def stop_on_ray(app_name: str = APP_NAME) -> None:
+    import ray
+    from ray import serve
+
+    try:
+        serve.delete(app_name)
+        serve.shutdown()
+    finally:
+        ray.shutdown()
+
+
+def serve_on_ray(config: ServerConfig, settings_file: Path | None = None, *, address: str | None = None,
+                 http_port: int = 8000, ready_file: Path | None = None) -> None:
+    """Deploy, then wait for SIGTERM or SIGINT and take the application down."""
+    start_on_ray(config, settings_file, address=address, http_port=http_port)
+    if ready_file:
+        ready_file.write_text(str(config.port))
+    print(f"affect: serving on Ray Serve, gRPC port {config.port}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    stop_on_ray()

@@ -1,0 +1,132 @@
+"""The service on a local Ray Serve: two ingress replicas, one killed while conversations run.
+
+Starts a real Ray on this machine (text encoder only, to keep it to a minute), drives
+concurrent conversations through Serve's gRPC proxy with the unchanged Python client, kills
+one ingress replica mid-run, and checks what a user would see: the conversations on the dead
+replica end with UNAVAILABLE (retryable), the others go on, new ones are served. Ray is
+stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import grpc
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray import serve  # noqa: E402
+
+from affect_client import AffectClient, AsyncAffectClient, TurnRefusedError, UnavailableError  # noqa: E402
+from affect_server.config import ServerConfig  # noqa: E402
+from affect_server.ray_app import DeploymentScale, RaySettings  # noqa: E402
+from affect_server.ray_serve import start_on_ray, stop_on_ray  # noqa: E402
+
+LINES = ["Hello, my parcel never arrived.", "This is the third time I call!", "Thank you, that helps a lot."]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_target():
+    port = _free_port()
+    config = ServerConfig(port=port, speech_model="none", face_model="none", max_turns_per_second=1000)
+    settings = RaySettings(ingress=DeploymentScale(replicas=2, num_cpus=0.25),
+                           text=DeploymentScale(replicas=1, num_cpus=0.25))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        import json
+        import tempfile
+        from dataclasses import asdict
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({k: v for k, v in asdict(settings).items()}, f)
+        start_on_ray(config, __import__("pathlib").Path(f.name), http_port=_free_port())
+        target = f"127.0.0.1:{port}"
+        _wait_until_serving(target)
+        yield target
+    finally:
+        stop_on_ray()
+    assert not ray.is_initialized()
+
+
+def _wait_until_serving(target: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with AffectClient(target, max_retries=0, timeout=10) as client:
+                client.list_models()
+                return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def _ingress_replicas() -> list[str]:
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["namespace"] == "serve" and "AffectIngress" in a["name"]]
+
+
+def test_models_listed_and_a_conversation_keeps_its_context(ray_target):
+    with AffectClient(ray_target) as client:
+        assert [m.modality for m in client.list_models()] == ["text"]
+        with client.conversation() as conversation:
+            results = [conversation.send(line, speaker="caller") for line in LINES]
+    assert [r.turn_index for r in results] == [0, 1, 2]
+    assert results[1].emotion == "anger"
+    # one stream stays on one replica: the state (turn index, trajectory) continued across turns
+    assert results[2].state.turns == 3 and results[2].state.speakers[0].turns == 3
+
+
+def test_bad_turn_is_refused_and_the_stream_goes_on(ray_target):
+    with AffectClient(ray_target) as client, client.conversation() as conversation:
+        with pytest.raises(TurnRefusedError) as refused:
+            conversation.send(b"\xff\xfe not utf-8")
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and refused.value.field == "turn.text"
+        assert conversation.send("Fine, thanks.").turn_index == 0
+
+
+def test_killing_a_replica_interrupts_only_its_conversations(ray_target):
+    replicas = _ingress_replicas()
+    assert len(replicas) == 2, replicas
+    outcomes: dict[int, str] = {}
+    killed = threading.Event()
+
+    async def one(client: AsyncAffectClient, k: int) -> None:
+        try:
+            async with client.conversation() as conversation:
+                for i in range(400):
+                    await conversation.send(LINES[(k + i) % len(LINES)], speaker="caller")
+                    if killed.is_set() and i % 5 == 4:
+                        await asyncio.sleep(0.5)  # give the survivors' streams time after the kill
+                    if killed.is_set() and time.monotonic() > stop_at:
+                        break
+                outcomes[k] = "completed"
+        except UnavailableError:
+            outcomes[k] = "unavailable"
+
+    async def run() -> None:
+        async with AsyncAffectClient(ray_target, max_retries=0, turn_timeout=60) as client:
+            tasks = [asyncio.create_task(one(client, k)) for k in range(8)]
+            await asyncio.sleep(4)
+            victim = ray.get_actor(replicas[0], namespace="serve")
+            ray.kill(victim, no_restart=True)
+            killed.set()
+            await asyncio.gather(*tasks)
+
+    stop_at = time.monotonic() + 25
+    asyncio.run(run())
+    assert len(outcomes) == 8
+    assert "unavailable" in outcomes.values(), outcomes
+    assert "completed" in outcomes.values(), outcomes
+    # a new conversation is served (by the survivor or the replacement Serve starts)
+    with AffectClient(ray_target, max_retries=5) as client, client.conversation() as conversation:
+        assert conversation.send(LINES[0]).turn_index == 0
