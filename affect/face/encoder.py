@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from affect._errors import InvalidInputError
-from affect.face._detect import HaarFaceDetector, crop_face
+from affect.face._detect import DETECT_SIDE, HaarFaceDetector, crop_face
 from affect.face._input import ChannelOrder, ImageInput, load_gray
 from affect.face._network import FACE_SIZE
 from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, VideoFrameFaces
@@ -34,6 +34,8 @@ class FaceEncoder:
     >>> encoder.encode("photo.jpg")   # one ModalityResult (largest face) or None
 
     ``flip_tta`` averages each face with its mirror image, as the reported figures do.
+    ``detect_side`` trades the smallest face looked for against speed (see ``HaarFaceDetector``);
+    ``None`` searches every image at full resolution.
     """
 
     modality = Modality.FACE
@@ -45,11 +47,12 @@ class FaceEncoder:
         min_face_size: int = 24,
         min_detection_score: float = 0.7,
         flip_tta: bool = True,
+        detect_side: int | None = DETECT_SIDE,
     ) -> None:
         self.weights = FaceWeights.resolve(weights)
         self.net = load_face_weights(self.weights.value.verified_path())
         self.model_id = self.weights.value.id
-        self.detector = HaarFaceDetector(min_face_size=min_face_size, min_score=min_detection_score)
+        self.detector = HaarFaceDetector(min_face_size=min_face_size, min_score=min_detection_score, detect_side=detect_side)
         self.flip_tta = flip_tta
         self.temperature = float(self.weights.meta.get("temperature", 1.0))  # fitted by recipes/face_fer/calibrate.py
         self._lock = Lock()  # one forward pass at a time

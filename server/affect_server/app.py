@@ -47,7 +47,16 @@ class RunningServer:
         log.info("stopped")
 
 
+def set_model_threads(threads: int) -> None:
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
 async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -> RunningServer:
+    set_model_threads(config.threads_per_worker())  # before the encoders load: CTranslate2 reads it then
     analyzer = analyzer or Analyzer(**config.analyzer_choices())
     metrics = ServiceMetrics()
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")

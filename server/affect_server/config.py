@@ -13,6 +13,7 @@ class ServerConfig:
     port: int = 50051
     metrics_port: int = 0  # 0: no Prometheus endpoint
     workers: int = 2  # threads that run model work, off the event loop
+    model_threads: int = 0  # threads each model call may use (torch, OpenCV, CTranslate2); 0: cores // workers
     max_conversations: int = 1000  # open streams; more are refused with RESOURCE_EXHAUSTED
     max_turns_per_second: float = 10.0  # per conversation, token bucket with a burst of 2 s
     max_message_mb: float = 16.0  # one request; larger ones are refused with RESOURCE_EXHAUSTED
@@ -57,6 +58,13 @@ class ServerConfig:
         if bool(config.tls_cert) != bool(config.tls_key):
             raise SystemExit("affect serve: give both --tls-cert and --tls-key, or neither")
         return config
+
+    def threads_per_worker(self) -> int:
+        """Threads one model call gets: the cores shared among the workers, so that the
+        workers' concurrent batches do not fight over the same cores."""
+        if self.model_threads > 0:
+            return self.model_threads
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
     def analyzer_choices(self) -> dict[str, object]:
         """Keyword arguments of ``affect.Analyzer`` for the configured models."""
