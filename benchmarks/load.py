@@ -1,7 +1,7 @@
 """Load: how many conversations one machine holds, against a server that does not batch.
 
     python -m benchmarks.load [--conversations 1,8,32,128] [--seconds 20] [--json FILE]
-        [--mix text,text+speech,text+speech+face] [--soak-turns N]
+        [--mix text,text+speech,text+speech+face] [--soak-turns N] [--ray]
 
 Starts the real server (``affect serve``) on loopback twice, in the same run: once as shipped
 (micro-batching across conversations) and once as the baseline, which serves the same models
@@ -10,13 +10,16 @@ conversations busy for a bounded time, each sending its next turn as soon as the
 answered, cycling through the turn mixes. Reports turns/s, p50/p95/p99 turn latency, errors
 and the server's peak resident memory per N, and the ratio to the baseline. ``--soak-turns``
 instead sends a fixed number of turns through many short conversations and samples the
-server's memory and open-conversation count along the way.
+server's memory and open-conversation count along the way. ``--ray`` runs the same load
+against the service deployed on a local Ray Serve (``affect serve --ray``), beside the
+single-process server, and states Ray's overhead per turn (the p50 difference at N=1).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -29,6 +32,10 @@ import numpy as np
 
 from affect.datasets import default_data_root
 from benchmarks._report import RESULTS_DIR, Report, write_report
+
+# One replica per deployment on this 2-core machine, one thread per encoder replica.
+RAY_LAYOUT = {"ingress": {"replicas": 1, "num_cpus": 0.5}, "text": {"replicas": 1, "num_cpus": 0.5},
+              "speech": {"replicas": 1, "num_cpus": 0.5}, "face": {"replicas": 1, "num_cpus": 0.5}, "model_threads": 1}
 
 TEXTS = [
     "Hi, I'm calling about my order, it still hasn't arrived.",
@@ -68,8 +75,9 @@ class ServerProcess:
     def __init__(self, extra_args: list[str]) -> None:
         self._tmp = tempfile.TemporaryDirectory()
         ready = Path(self._tmp.name) / "port"
+        port = ["--port", str(_free_port())] if "--ray" in extra_args else ["--port", "0"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "affect.cli", "serve", "--port", "0", "--ready-file", str(ready),
+            [sys.executable, "-m", "affect.cli", "serve", *port, "--ready-file", str(ready),
              "--max-turns-per-second", "1000", "--max-conversations", "10000", "--log-level", "warning", *extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
@@ -86,16 +94,15 @@ class ServerProcess:
             pass
 
     def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """Peak resident memory: of the server process, or summed over every process of a
+        Ray deployment (each replica's own peak; they need not peak together)."""
+        return sum(_status_mb(pid, "VmHWM:") for pid in self._pids())
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return sum(_status_mb(pid, "VmRSS:") for pid in self._pids())
+
+    def _pids(self) -> list[int]:
+        return [self.proc.pid, *_descendants(self.proc.pid)]
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -104,6 +111,41 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self._tmp.cleanup()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _status_mb(pid: int, key: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root`` (Ray's raylet, GCS and replica workers for --ray)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 def _turn_kwargs(mix: str, i: int, payloads: Payloads) -> dict:
@@ -179,22 +221,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="per level and server")
     ap.add_argument("--mix", default="text,text+speech,text+speech+face")
     ap.add_argument("--data-root", type=Path, default=None)
-    ap.add_argument("--json", type=Path, default=RESULTS_DIR / "load.json")
+    ap.add_argument("--json", type=Path, default=None, help="default: results/load.json (load-ray.json, load-soak.json)")
     ap.add_argument("--markdown", type=Path, default=None)
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--soak-turns", type=int, default=0, help="run the soak mode with this many turns instead")
+    ap.add_argument("--ray", action="store_true", help="also (instead of the baseline) drive the service on a local Ray Serve")
     args = ap.parse_args(argv)
 
+    if args.json is None:
+        args.json = RESULTS_DIR / ("load-soak.json" if args.soak_turns else "load-ray.json" if args.ray else "load.json")
     levels = [int(n) for n in args.conversations.split(",")]
     mixes = args.mix.split(",")
     payloads = load_payloads(args.data_root or default_data_root())
     servers = {"affect": ["--batch-max-size", "32", "--batch-max-wait-ms", "5", "--workers", "2"]}
-    if not args.no_baseline and not args.soak_turns:
+    if args.ray:
+        ray_config = Path(tempfile.mkdtemp()) / "ray.json"
+        ray_config.write_text(json.dumps(RAY_LAYOUT))
+        servers["ray"] = ["--ray", "--ray-config", str(ray_config), "--ray-http-port", str(_free_port()),
+                          "--batch-max-size", "32", "--batch-max-wait-ms", "5"]
+    elif not args.no_baseline and not args.soak_turns:
         servers["baseline"] = ["--batch-max-size", "1", "--batch-max-wait-ms", "0", "--workers", "1"]
 
     metrics: dict[str, float] = {}
     rows = []
-    notes = []
+    notes: list[str] = []
     if args.soak_turns:
         server = ServerProcess(servers["affect"])
         try:
@@ -215,9 +265,10 @@ def main(argv: list[str] | None = None) -> int:
                 for n in levels:
                     server.reset_peak_rss()
                     r = asyncio.run(drive(server.target, n, args.seconds, mixes, payloads))
-                    prefix = "" if name == "affect" else "baseline_"
+                    prefix = "" if name == "affect" else f"{name}_"
                     metrics[f"{prefix}turns_per_s_{n}"] = r["turns_per_s"]
                     metrics[f"{prefix}p99_ms_{n}"] = r["p99_ms"]
+                    metrics[f"{prefix}p50_ms_{n}"] = r["p50_ms"]
                     if name == "affect":
                         metrics[f"errors_{n}"] = float(r["errors"])
                         metrics[f"peak_rss_mb_{n}"] = server.peak_rss_mb()
@@ -236,7 +287,20 @@ def main(argv: list[str] | None = None) -> int:
                 metrics[f"throughput_ratio_{n}"] = ratio
                 ratio_rows.append([n, ratio, metrics[f"p99_ms_{n}"], metrics[f"baseline_p99_ms_{n}"]])
             tables["Against the unbatched baseline"] = (["conversations", "turns/s ratio", "p99 ms", "baseline p99 ms"], ratio_rows)
-        notes = [f"Each level runs {args.seconds:g} s; turns cycle through {', '.join(mixes)}.",
+        if "ray" in servers:
+            ray_rows = []
+            for n in levels:
+                metrics[f"ray_throughput_ratio_{n}"] = metrics[f"ray_turns_per_s_{n}"] / max(metrics[f"turns_per_s_{n}"], 1e-9)
+                ray_rows.append([n, metrics[f"turns_per_s_{n}"], metrics[f"ray_turns_per_s_{n}"], metrics[f"ray_throughput_ratio_{n}"],
+                                 metrics[f"p50_ms_{n}"], metrics[f"ray_p50_ms_{n}"], metrics[f"p99_ms_{n}"], metrics[f"ray_p99_ms_{n}"]])
+            low = min(levels)
+            metrics["ray_overhead_ms_per_turn"] = metrics[f"ray_p50_ms_{low}"] - metrics[f"p50_ms_{low}"]
+            tables["Ray Serve beside the single process"] = (
+                ["conversations", "turns/s", "Ray turns/s", "Ray / single", "p50 ms", "Ray p50 ms", "p99 ms", "Ray p99 ms"], ray_rows)
+            notes.append(f"Ray Serve overhead per turn: {metrics['ray_overhead_ms_per_turn']:.1f} ms "
+                         f"(median turn latency at {low} conversation(s), Ray minus single process). Ray layout: "
+                         f"{json.dumps(RAY_LAYOUT)}; memory is summed over every Ray process (raylet, GCS, proxy, replicas).")
+        notes += [f"Each level runs {args.seconds:g} s; turns cycle through {', '.join(mixes)}.",
                  "Baseline: the same server and models with batch size 1 and one model worker (no batching).",
                  "Audio is a RAVDESS test clip (FLAC); the face is a FER-2013 test face enlarged on a 320x320 frame."]
         report = Report(task="load", metrics=metrics, tables=tables, notes=notes)

@@ -57,5 +57,6 @@ def serve_on_ray(config: ServerConfig, settings_file: Path | None = None, *, add
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(1.0):  # wake up now and then so the signal handler gets to run
+        pass
     stop_on_ray()
