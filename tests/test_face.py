@@ -110,6 +110,31 @@ def test_several_faces_in_one_picture_give_several_results(face_encoder: FaceEnc
     assert primary is not None and analysis.modality_result() is primary.result
 
 
+def test_batch_of_images_matches_one_by_one(face_encoder: FaceEncoder, detectable_faces):
+    """The server's batch call (detection per image, one CNN pass for every face of every
+    image) gives each image what ``analyze`` gives it alone, including an image with no face."""
+    pictures = [_on_canvas(detectable_faces, N_FACES), _on_canvas(detectable_faces[:1], 1),
+                np.full((240, 320), 128, np.uint8), _on_canvas(detectable_faces[1:3], 2)]
+    together = face_encoder.analyze_many(pictures)
+    alone = [face_encoder.analyze(p) for p in pictures]
+    assert [len(a.faces) for a in together] == [len(a.faces) for a in alone] == [N_FACES, 1, 0, 2]
+    assert together[2].reason == alone[2].reason is not None
+    for a, b in zip(together, alone):
+        for fa, fb in zip(a.faces, b.faces):
+            assert fa.box == fb.box
+            assert fa.result.emotions == pytest.approx(fb.result.emotions, abs=1e-5)
+
+
+def test_full_resolution_search_finds_small_faces(detectable_faces):
+    """A face under 12% of the short side is below the default working size; ``detect_side=None``
+    searches the full resolution and finds it."""
+    small = cv2.resize(detectable_faces[0], (60, 60), interpolation=cv2.INTER_AREA)
+    picture = np.full((720, 960), 118, np.uint8)
+    picture[300:360, 400:460] = small
+    full = FaceEncoder(detect_side=None).analyze(picture)
+    assert len(full.faces) == 1 and abs(full.faces[0].box.x + full.faces[0].box.w / 2 - 430) < 20
+
+
 def test_image_file_and_colour_orders(face_encoder: FaceEncoder, detectable_faces, tmp_path: Path):
     picture = cv2.cvtColor(_on_canvas(detectable_faces, N_FACES), cv2.COLOR_GRAY2BGR)
     path = tmp_path / "faces.png"

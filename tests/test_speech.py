@@ -131,6 +131,20 @@ def test_batch_matches_single_calls(speech_encoder: SpeechEncoder, clips) -> Non
             [single.result.emotions[n] for n in EMOTION_NAMES], abs=1e-4)
 
 
+def test_batched_voice_detection_matches_clip_by_clip(speech_encoder: SpeechEncoder, clips) -> None:
+    """The VAD steps many clips of different lengths together; each must get the same speech
+    segments as when it is run alone (padding rows must not leak into a shorter clip)."""
+    prepared = [speech_encoder.prepare(*_read(c.path)) for c in clips[::25]]
+    short = speech_encoder.prepare(prepared[0].audio.samples[:300], 16_000)  # under one VAD window
+    silence = speech_encoder.prepare(np.zeros(16_000, np.float32), 16_000)
+    batch = [short, *prepared, silence]
+    assert all(c.spans is None for c in batch)  # preparing finds no speech yet: the batch call does
+    together = speech_encoder.find_speech(batch)
+    alone = [speech_encoder.find_speech([c])[0] for c in batch]
+    assert [c.spans for c in together] == [c.spans for c in alone]
+    assert together[-1].spans == () and all(c.spans for c in together[1:-1])
+
+
 def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")
