@@ -146,8 +146,9 @@ class AffectIngress:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __del__(self) -> None:
-        # Serve calls this when it stops the replica gracefully (scale-down, redeploy): open
-        # streams end after their current turn with UNAVAILABLE, and the client reopens them.
+        # Serve calls this when it stops the replica on purpose (scale-down, redeploy), once
+        # its wait for ongoing requests is over (streams never end on their own): the open
+        # streams end with UNAVAILABLE before the replica is killed, and clients reopen them.
         if self._servicer is not None and self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._servicer.draining.set)
 
