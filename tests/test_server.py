@@ -223,7 +223,8 @@ def test_bearer_token_is_required_when_set(analyzer):
 def test_sigterm_finishes_turns_in_flight_then_exits(tmp_path: Path):
     ready = tmp_path / "port"
     server = subprocess.Popen([sys.executable, "-m", "affect.cli", "serve", "--port", "0", "--ready-file", str(ready),
-                               "--grace-s", "30", "--batch-max-wait-ms", "300", "--speech-model", "none", "--face-model", "none"],
+                               "--grace-s", "30", "--batch-max-wait-ms", "300", "--adaptive-batch-wait", "false",
+                               "--speech-model", "none", "--face-model", "none"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
     try:
         deadline = time.monotonic() + 240

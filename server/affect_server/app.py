@@ -61,18 +61,19 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     metrics = ServiceMetrics()
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")
     batchers: dict[str, MicroBatcher] = {}
+    in_flight = (lambda: servicer.in_flight) if config.adaptive_batch_wait else None  # noqa: E731 - read once the servicer exists
     if analyzer.text is not None:
         batchers["text"] = MicroBatcher("text", analyzer.text.analyze_many, executor=executor,
                                         max_size=config.batch_max_size, max_wait=config.batch_max_wait_ms / 1000,
-                                        on_batch=metrics.observe_batch)
+                                        on_batch=metrics.observe_batch, demand=in_flight)
     if analyzer.speech is not None:
         batchers["speech"] = MicroBatcher("speech", analyzer.speech.analyze_prepared, executor=executor,
                                           max_size=config.batch_max_size, max_wait=config.batch_max_wait_ms / 1000,
-                                          on_batch=metrics.observe_batch)
+                                          on_batch=metrics.observe_batch, demand=in_flight)
     if analyzer.face is not None:
         batchers["face"] = MicroBatcher("face", analyzer.face_many, executor=executor,
                                         max_size=config.batch_max_size, max_wait=config.batch_max_wait_ms / 1000,
-                                        on_batch=metrics.observe_batch)
+                                        on_batch=metrics.observe_batch, demand=in_flight)
     for batcher in batchers.values():
         batcher.start()
 

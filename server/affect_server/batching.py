@@ -2,7 +2,9 @@
 
 Each encoder gets a ``MicroBatcher``. A turn's request waits at most ``max_wait`` for others
 to join it, a batch holds at most ``max_size`` requests, and the batch runs in a worker thread
-so the event loop keeps serving streams meanwhile.
+so the event loop keeps serving streams meanwhile. With ``demand`` (the number of turns in
+flight) the wait ends as soon as every turn in flight is in the batch, so a lone conversation
+never waits for company that cannot come.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class MicroBatcher(Generic[Req, Res]):
         max_size: int = 32,
         max_wait: float = 0.005,
         on_batch: Callable[[str, int], None] | None = None,
+        demand: Callable[[], int] | None = None,
     ) -> None:
         self.name = name
         self._run_batch = run_batch
@@ -35,6 +38,7 @@ class MicroBatcher(Generic[Req, Res]):
         self.max_size = max_size
         self.max_wait = max_wait
         self._on_batch = on_batch
+        self._demand = demand
         self._queue: asyncio.Queue[tuple[Req, asyncio.Future]] | None = None
         self._task: asyncio.Task | None = None
 
@@ -65,6 +69,8 @@ class MicroBatcher(Generic[Req, Res]):
             batch = [await self._queue.get()]
             deadline = loop.time() + self.max_wait
             while len(batch) < self.max_size:
+                if self._demand is not None and len(batch) >= self._demand():
+                    break  # every turn in flight is already in this batch: nobody else can join
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break

@@ -20,6 +20,7 @@ class ServerConfig:
     max_text_chars: int = 10_000
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0
+    adaptive_batch_wait: bool = True  # stop waiting once every turn in flight is in the batch
     idle_timeout_s: float = 900.0  # a stream with no turn for this long is closed
     grace_s: float = 30.0  # on SIGTERM, time given to turns in flight
     text_model: str = "default"  # a weights name (see `affect models`), or "none" to serve without text
@@ -51,7 +52,7 @@ class ServerConfig:
                 continue
             kind = type(f.default) if f.default is not None else str
             try:
-                values[f.name] = kind(raw)
+                values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError:
                 raise SystemExit(f"affect serve: {f.name} must be a {kind.__name__}, got {raw!r}") from None
         config = cls(**values)
@@ -73,3 +74,14 @@ class ServerConfig:
             return None if name.lower() == "none" else (True if name.lower() == "default" else name)
 
         return {"text": choice(self.text_model), "speech": choice(self.speech_model), "face": choice(self.face_model)}
+
+
+def _parse_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)

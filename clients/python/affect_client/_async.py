@@ -113,6 +113,12 @@ class AsyncConversation:
         except grpc.RpcError as error:
             self._closed = True
             raise status_error(error) from None
+        except asyncio.InvalidStateError:  # grpc.aio: the server already ended the stream
+            self._closed = True
+            code = await self._call.code()
+            if code == grpc.StatusCode.OK:
+                raise ConversationClosedError("the server ended the conversation") from None
+            raise status_error(_StatusOnly(code, await self._call.details())) from None
         return _core.parse_turn_response(response)
 
     async def close(self) -> None:
