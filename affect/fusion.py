@@ -71,12 +71,12 @@ class LateFusionHead(nn.Module):
 
 
 class FusionWeights(WeightsEnum):
-    LATE_FUSION_V1 = Weights(
-        file="fusion/late_fusion_v1.safetensors",
-        sha256="dfb1d207c9d66c9b4e8dae67234950c58c8c7a1629e574a4e9377da184f3f929",
+    LATE_FUSION_V2 = Weights(
+        file="fusion/late_fusion_v2.safetensors",
+        sha256="919548f71a442de05be35b3d113324650c1b3ea251cd36d9742072ccdfae1652",
         meta={
             "name": "late-fusion",
-            "version": "1",
+            "version": "2",  # refitted for face-vgg-fer@2
             "modality": "fusion",
             "categories": [e.value for e in EMOTIONS],
             "num_params": len(MULTI_SUBSETS) * (len(MODALITIES) + len(EMOTIONS)),
@@ -86,15 +86,15 @@ class FusionWeights(WeightsEnum):
             "licence": "derived from FER-2013 (research use), RAVDESS (CC BY-NC-SA 4.0) and MELD (GPL-3.0)",
             # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
             "metrics": {
-                "fusion_accuracy_face": 0.55,
+                "fusion_accuracy_face": 0.609,
                 "fusion_accuracy_speech": 0.676,
                 "fusion_accuracy_text": 0.443,
-                "fusion_accuracy_face+speech": 0.819,
-                "fusion_accuracy_face+text": 0.711,
-                "fusion_accuracy_speech+text": 0.725,
-                "fusion_accuracy_face+speech+text": 0.844,
-                "ece_before_face": 0.018,
-                "ece_after_face": 0.016,
+                "fusion_accuracy_face+speech": 0.826,
+                "fusion_accuracy_face+text": 0.74,
+                "fusion_accuracy_speech+text": 0.72,
+                "fusion_accuracy_face+speech+text": 0.852,
+                "ece_before_face": 0.028,
+                "ece_after_face": 0.017,
                 "ece_before_speech": 0.131,
                 "ece_after_speech": 0.105,
                 "ece_before_text": 0.042,
@@ -103,7 +103,7 @@ class FusionWeights(WeightsEnum):
             "card": "affect/models/fusion/MODEL_CARD.md",
         },
     )
-    DEFAULT = LATE_FUSION_V1
+    DEFAULT = LATE_FUSION_V2
 
 
 @lru_cache(maxsize=4)

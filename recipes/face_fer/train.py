@@ -2,7 +2,7 @@
 
     python -m recipes.face_fer.train [--config recipes/face_fer/config.json]
         [--full-data /work/full-data] [--data-root ../shared/data]
-        [--out affect/models/face/vgg_fer_v1.safetensors] [--resume]
+        [--out affect/models/face/vgg_fer_v2.safetensors] [--resume]
         [--limit N --epochs N]      # the last two for a smoke run
 
 Targets mix the original FER-2013 label (one-hot, weight ``original_label_weight``) with the
@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--full-data", type=Path, default=ROOT.parent / "full-data")
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--workdir", type=Path, default=HERE / "checkpoints")
-    ap.add_argument("--out", type=Path, default=ROOT / "affect/models/face/vgg_fer_v1.safetensors")
+    ap.add_argument("--out", type=Path, default=ROOT / "affect/models/face/vgg_fer_v2.safetensors")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
