@@ -76,6 +76,9 @@ class ServerProcess:
         self._tmp = tempfile.TemporaryDirectory()
         ready = Path(self._tmp.name) / "port"
         port = ["--port", str(_free_port())] if "--ray" in extra_args else ["--port", "0"]
+        self.metrics_port = _free_port() if "--ray" not in extra_args else 0
+        if self.metrics_port:
+            port += ["--metrics-port", str(self.metrics_port)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "affect.cli", "serve", *port, "--ready-file", str(ready),
              "--max-turns-per-second", "1000", "--max-conversations", "10000", "--log-level", "warning", *extra_args],
@@ -100,6 +103,16 @@ class ServerProcess:
 
     def rss_mb(self) -> float:
         return sum(_status_mb(pid, "VmRSS:") for pid in self._pids())
+
+    def gauges(self) -> dict[str, float]:
+        """The server's Prometheus gauges (needs ``--metrics-port``), read over HTTP."""
+        if not self.metrics_port:
+            return {}
+        import urllib.request
+
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
+        return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                if line and not line.startswith("#") and len(line.split()) == 2}
 
     def _pids(self) -> list[int]:
         return [self.proc.pid, *_descendants(self.proc.pid)]
@@ -210,7 +223,9 @@ async def soak(server: ServerProcess, total_turns: int, per_conversation: int, c
         while sent < total_turns:
             await asyncio.gather(*(conversation_of(sent + k) for k in range(concurrency)))
             sent += concurrency * per_conversation
-            samples.append((sent, server.rss_mb()))
+            gauges = server.gauges()
+            samples.append((sent, server.rss_mb(), gauges.get("affect_active_conversations", float("nan")),
+                            gauges.get("affect_conversation_states", float("nan"))))
     return {"samples": samples}
 
 
@@ -251,12 +266,20 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(soak(server, args.soak_turns, per_conversation=5, concurrency=16, payloads=payloads))
         finally:
             server.stop()
-        first, last = result["samples"][0][1], result["samples"][-1][1]
-        metrics = {"soak_turns": float(result["samples"][-1][0]), "soak_rss_first_mb": first, "soak_rss_last_mb": last,
-                   "soak_rss_growth_mb": last - first}
-        rows = [[n, f"{mb:.0f}"] for n, mb in result["samples"]]
-        report = Report(task="load-soak", metrics=metrics, tables={"Server memory during the soak": (["turns sent", "RSS MB"], rows)},
-                        notes=["Conversations of 5 text turns, 16 at a time, opened and closed until the turn count is reached."])
+        samples = result["samples"]
+        first, last = samples[0][1], samples[-1][1]
+        tail = samples[len(samples) // 2:]  # the second half: past the warm-up of allocators and caches
+        metrics = {"soak_turns": float(samples[-1][0]), "soak_rss_first_mb": first, "soak_rss_last_mb": last,
+                   "soak_rss_growth_mb": last - first, "soak_rss_growth_second_half_mb": tail[-1][1] - tail[0][1],
+                   "soak_open_streams_last": samples[-1][2], "soak_conversation_states_last": samples[-1][3],
+                   "soak_conversation_states_max": max(s[3] for s in samples)}
+        rows = [[n, f"{mb:.0f}", f"{streams:g}", f"{states:g}"] for n, mb, streams, states in samples]
+        report = Report(task="load-soak", metrics=metrics,
+                        tables={"Server memory and held state during the soak": (
+                            ["turns sent", "RSS MB", "open streams", "conversation states held"], rows)},
+                        notes=["Conversations of 5 text turns, 16 at a time, opened and closed until the turn count is "
+                               "reached; after each round (all 16 closed) the server's RSS and its Prometheus gauges are read.",
+                               "Flat memory and zero states held between rounds mean no conversation state leaks."])
     else:
         for name, extra in servers.items():
             server = ServerProcess(extra)

@@ -32,6 +32,15 @@ def test_load_smoke(tmp_path: Path):
     assert metrics["turns_per_s_2"] > 0 and metrics["baseline_turns_per_s_2"] > 0 and metrics["errors_2"] == 0
 
 
+def test_soak_leaves_no_conversation_state(tmp_path: Path):
+    out = run("-m", "benchmarks.load", "--soak-turns", "160", "--json", str(tmp_path / "soak.json"),
+              env={"AFFECT_SPEECH_MODEL": "none", "AFFECT_FACE_MODEL": "none"})
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "soak.json").read_text())["metrics"]
+    assert metrics["soak_turns"] >= 160
+    assert metrics["soak_conversation_states_last"] == 0 and metrics["soak_open_streams_last"] == 0
+
+
 def test_speed_smoke(tmp_path: Path):
     out = run("-m", "benchmarks.speed", "--batch-sizes", "1,2", "--repeats", "1", "--json", str(tmp_path / "s.json"))
     assert out.returncode == 0, out.stderr

@@ -19,6 +19,9 @@ class ServiceMetrics:
             registry=self.registry)
         self.active_conversations = Gauge(
             "affect_active_conversations", "Conversation streams open now.", registry=self.registry)
+        self.conversation_states = Gauge(
+            "affect_conversation_states", "Conversation states held in memory (must fall back to the open streams).",
+            registry=self.registry)
         self.turns = Counter("affect_turns_total", "Turns answered with a result.", registry=self.registry)
         self.refused = Counter(
             "affect_refused_total", "Requests refused, by gRPC status and reason.", ["code", "reason"],

@@ -41,6 +41,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         self.batchers = batchers
         self.slots = ConversationSlots(config.max_conversations)
         self.conversations: dict[str, Conversation] = {}
+        metrics.conversation_states.set_function(lambda: len(self.conversations))
         self.draining = asyncio.Event()
         self.in_flight = 0
 
