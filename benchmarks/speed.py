@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         notes=[f"Best of {args.repeats} runs after a warm-up, torch with {torch.get_num_threads()} threads.",
                "Face times include the mirror-image average (two forward passes per face).",
                "Speech FLOPs are the Whisper tiny encoder's, computed from its shape for the mean speech length of the "
-               "clips; the trained head and the voice detector add little. Text FLOPs are counted on a batch of 16 "
+               "clips; the trained head adds little. Speech times include the voice detector (Silero, stepped over "
+               "32 ms windows, all clips of a batch together): its many small steps, not FLOPs, are most of the time "
+               "at small batches, so the speech encoder's fraction of peak is low. Text FLOPs are counted on a batch of 16 "
                "MELD turns (padding included)."],
     )
     write_report(report, args.json, args.json.with_suffix(".md"))
