@@ -20,11 +20,13 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray import serve  # noqa: E402
 
-from affect_client import AffectClient, AsyncAffectClient, TurnRefusedError, UnavailableError  # noqa: E402
+from affect_client import (  # noqa: E402
+    AffectClient, AsyncAffectClient, TurnRefusedError, UnauthenticatedError, UnavailableError)
 from affect_server.config import ServerConfig  # noqa: E402
 from affect_server.ray_app import DeploymentScale, RaySettings  # noqa: E402
 from affect_server.ray_serve import start_on_ray, stop_on_ray  # noqa: E402
 
+TOKEN = "ray-test-token"
 LINES = ["Hello, my parcel never arrived.", "This is the third time I call!", "Thank you, that helps a lot."]
 
 
@@ -37,7 +39,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ray_target():
     port = _free_port()
-    config = ServerConfig(port=port, speech_model="none", face_model="none", max_turns_per_second=1000)
+    config = ServerConfig(port=port, speech_model="none", face_model="none", max_turns_per_second=1000, token=TOKEN)
     settings = RaySettings(ingress=DeploymentScale(replicas=2, num_cpus=0.25),
                            text=DeploymentScale(replicas=1, num_cpus=0.25))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -61,7 +63,7 @@ def _wait_until_serving(target: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with AffectClient(target, max_retries=0, timeout=10) as client:
+            with AffectClient(target, max_retries=0, timeout=10, token=TOKEN) as client:
                 client.list_models()
                 return
         except Exception:
@@ -76,7 +78,8 @@ def _ingress_replicas() -> list[str]:
 
 
 def test_models_listed_and_a_conversation_keeps_its_context(ray_target):
-    with AffectClient(ray_target) as client:
+    # `application` names the Serve application (Ray's metadata); optional with one application
+    with AffectClient(ray_target, token=TOKEN, application="affect") as client:
         assert [m.modality for m in client.list_models()] == ["text"]
         with client.conversation() as conversation:
             results = [conversation.send(line, speaker="caller") for line in LINES]
@@ -87,11 +90,20 @@ def test_models_listed_and_a_conversation_keeps_its_context(ray_target):
 
 
 def test_bad_turn_is_refused_and_the_stream_goes_on(ray_target):
-    with AffectClient(ray_target) as client, client.conversation() as conversation:
+    with AffectClient(ray_target, token=TOKEN) as client, client.conversation() as conversation:
         with pytest.raises(TurnRefusedError) as refused:
             conversation.send(b"\xff\xfe not utf-8")
         assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and refused.value.field == "turn.text"
         assert conversation.send("Fine, thanks.").turn_index == 0
+
+
+def test_the_token_is_required(ray_target):
+    with AffectClient(ray_target, max_retries=0) as client:
+        with pytest.raises(UnauthenticatedError):
+            client.list_models()
+        with pytest.raises(UnauthenticatedError):
+            with client.conversation() as conversation:
+                conversation.send("hello")
 
 
 def test_killing_a_replica_interrupts_only_its_conversations(ray_target):
@@ -114,7 +126,7 @@ def test_killing_a_replica_interrupts_only_its_conversations(ray_target):
             outcomes[k] = "unavailable"
 
     async def run() -> None:
-        async with AsyncAffectClient(ray_target, max_retries=0, turn_timeout=60) as client:
+        async with AsyncAffectClient(ray_target, max_retries=0, turn_timeout=60, token=TOKEN) as client:
             tasks = [asyncio.create_task(one(client, k)) for k in range(8)]
             await asyncio.sleep(4)
             victim = ray.get_actor(replicas[0], namespace="serve")
@@ -128,5 +140,5 @@ def test_killing_a_replica_interrupts_only_its_conversations(ray_target):
     assert "unavailable" in outcomes.values(), outcomes
     assert "completed" in outcomes.values(), outcomes
     # a new conversation is served (by the survivor or the replacement Serve starts)
-    with AffectClient(ray_target, max_retries=5) as client, client.conversation() as conversation:
+    with AffectClient(ray_target, max_retries=5, token=TOKEN) as client, client.conversation() as conversation:
         assert conversation.send(LINES[0]).turn_index == 0

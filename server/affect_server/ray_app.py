@@ -17,6 +17,7 @@ Build it with :func:`build_app` (``affect serve --ray`` does) or let ``serve run
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
@@ -169,17 +170,27 @@ class AffectIngress:
         return self._servicer
 
     async def Converse(self, request_stream: Any, grpc_context: Any):
+        context = await self._checked(grpc_context)
         servicer = await self._get_servicer()
-        async for response in servicer.Converse(request_stream, _RayContext(grpc_context)):
+        async for response in servicer.Converse(request_stream, context):
             yield response
 
     async def Analyze(self, request: Any, grpc_context: Any):
-        servicer = await self._get_servicer()
-        return await servicer.Analyze(request, _RayContext(grpc_context))
+        context = await self._checked(grpc_context)
+        return await (await self._get_servicer()).Analyze(request, context)
 
     async def ListModels(self, request: Any, grpc_context: Any):
-        servicer = await self._get_servicer()
-        return await servicer.ListModels(request, _RayContext(grpc_context))
+        context = await self._checked(grpc_context)
+        return await (await self._get_servicer()).ListModels(request, context)
+
+    async def _checked(self, grpc_context: Any) -> _RayContext:
+        """The call's context, once its bearer token (when one is configured) is right."""
+        context = _RayContext(grpc_context)
+        if self._config.token:
+            header = dict(grpc_context.invocation_metadata()).get("authorization", "")
+            if not hmac.compare_digest(str(header).encode(), f"Bearer {self._config.token}".encode()):
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        return context
 
 
 def build_app(config: ServerConfig, settings: RaySettings | None = None) -> Application:
