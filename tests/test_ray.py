@@ -44,13 +44,7 @@ def ray_target():
                            text=DeploymentScale(replicas=1, num_cpus=0.25))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        import json
-        import tempfile
-        from dataclasses import asdict
-
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump({k: v for k, v in asdict(settings).items()}, f)
-        start_on_ray(config, __import__("pathlib").Path(f.name), http_port=_free_port())
+        start_on_ray(config, settings, http_port=_free_port())
         target = f"127.0.0.1:{port}"
         _wait_until_serving(target)
         yield target

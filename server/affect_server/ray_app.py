@@ -32,6 +32,8 @@ from affect_server.config import ServerConfig
 log = logging.getLogger("affect.server.ray")
 GRPC_SERVICER_FUNCTION = "affect_client._proto.affect_pb2_grpc.add_AffectServiceServicer_to_server"
 MODALITIES = ("text", "speech", "face")
+# Each encoder's batch call; the text one also returns the turn embeddings (see remote.py).
+BATCH_METHODS = {"text": "analyze_many_with_embeddings", "speech": "analyze_prepared", "face": "analyze_many"}
 
 
 @dataclass
@@ -118,9 +120,7 @@ class EncoderDeployment:
         analyzer = Analyzer(**choice)
         encoder = getattr(analyzer, modality)
         self.front = front_of(encoder)
-        self._run = {"text": lambda items: encoder.analyze_many_with_embeddings(items),
-                     "speech": lambda items: encoder.analyze_prepared(items),
-                     "face": lambda items: encoder.analyze_many(items)}[modality]
+        self._run = getattr(encoder, BATCH_METHODS[modality])
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{modality}-encoder")
         self.run.set_max_batch_size(max_batch_size)
         self.run.set_batch_wait_timeout_s(batch_wait_s)

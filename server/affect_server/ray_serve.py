@@ -8,13 +8,18 @@ import signal
 import threading
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from affect_server.config import ServerConfig
+
+if TYPE_CHECKING:
+    from affect_server.ray_app import RaySettings
 
 log = logging.getLogger("affect.server.ray")
 APP_NAME = "affect"
 
 
-def start_on_ray(config: ServerConfig, settings_file: Path | None = None, *, address: str | None = None,
+def start_on_ray(config: ServerConfig, settings: RaySettings | None = None, *, address: str | None = None,
                  http_port: int = 8000, num_cpus: int | None = None, app_name: str = APP_NAME) -> None:
     """Connect to (``address``) or start a Ray cluster, start Serve's gRPC proxy on
     ``config.port`` and deploy the application. Returns once every replica is up."""
@@ -22,9 +27,8 @@ def start_on_ray(config: ServerConfig, settings_file: Path | None = None, *, add
     from ray import serve
     from ray.serve.config import HTTPOptions, gRPCOptions
 
-    from affect_server.ray_app import GRPC_SERVICER_FUNCTION, RaySettings, build_app
+    from affect_server.ray_app import GRPC_SERVICER_FUNCTION, build_app
 
-    settings = RaySettings.from_dict(json.loads(settings_file.read_text())) if settings_file else RaySettings()
     if not ray.is_initialized():
         ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
@@ -50,7 +54,10 @@ def stop_on_ray(app_name: str = APP_NAME) -> None:
 def serve_on_ray(config: ServerConfig, settings_file: Path | None = None, *, address: str | None = None,
                  http_port: int = 8000, ready_file: Path | None = None) -> None:
     """Deploy, then wait for SIGTERM or SIGINT and take the application down."""
-    start_on_ray(config, settings_file, address=address, http_port=http_port)
+    from affect_server.ray_app import RaySettings
+
+    settings = RaySettings.from_dict(json.loads(settings_file.read_text())) if settings_file else None
+    start_on_ray(config, settings, address=address, http_port=http_port)
     if ready_file:
         ready_file.write_text(str(config.port))
     print(f"affect: serving on Ray Serve, gRPC port {config.port}", flush=True)
