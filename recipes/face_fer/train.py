@@ -160,7 +160,9 @@ def main() -> None:
     torch.set_num_threads(cfg["torch_threads"])
     data_root = args.data_root or default_data_root()
     images, labels, targets = load_train(args.full_data, data_root, cfg, args.limit)
-    tr, va = split(labels, cfg["val_fraction"], cfg["seed"])
+    # The held-back part is fixed by its own seed, so runs with other seeds (ensemble members)
+    # are chosen and compared on the same faces, none of which any member trained on.
+    tr, va = split(labels, cfg["val_fraction"], cfg.get("split_seed", cfg["seed"]))
     log.info("train %d, held back %d", len(tr), len(va))
 
     arch = {"num_classes": len(EMOTIONS), "width": cfg["width"], "dropout": cfg["dropout"]}
