@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from affect.datasets import default_data_root
 from affect.face._network import CROP_SIZE, FACE_SIZE, FaceExpressionNet
-from affect.face._weights_io import load_face_weights, save_face_weights
+from affect.face._weights_io import FaceModel, load_face_weights, save_face_weights
 from affect.labels import EMOTIONS, emotion_index, map_label
 
 log = logging.getLogger("recipes.face_fer")
@@ -129,7 +129,7 @@ def augment(batch: torch.Tensor, aug: dict, gen: torch.Generator) -> torch.Tenso
 
 
 @torch.no_grad()
-def predict(net: FaceExpressionNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict(net: FaceModel, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     net.eval()
     out = []
     for i in range(0, len(images), batch_size):

@@ -1,0 +1,85 @@
+"""Join separately trained face networks into one ensemble file, if the held-back faces say so.
+
+    python -m recipes.face_fer.ensemble --full-data /work/full-data \
+        --members recipes/face_fer/checkpoints/stage2.safetensors recipes/face_fer/checkpoints/member_b.safetensors \
+        --min-heldback 0.696 --out affect/models/face/vgg_fer_v3.safetensors
+
+Scores each member and their mean on the faces the recipe held back (flip-averaged, original
+FER-2013 labels), then the ensemble as it will ship (float16). The file is written only when
+the shipped ensemble reaches ``--min-heldback``: the adoption rule is fixed before the last
+member finishes, and only then is the test set read (by ``benchmarks.accuracy face``). Prints
+one JSON line. No test face is read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import safe_open
+
+from affect.datasets import default_data_root
+from affect.face._weights_io import load_face_weights, save_face_ensemble
+from recipes.face_fer.train import HERE, load_train, predict, split
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full-data", type=Path, required=True)
+    ap.add_argument("--data-root", type=Path, default=None)
+    ap.add_argument("--config", type=Path, default=HERE / "config.json", help="names the data and the held-back split")
+    ap.add_argument("--members", type=Path, nargs="+", required=True, help="single-network files exported by train.py")
+    ap.add_argument("--min-heldback", type=float, required=True, help="write the ensemble only at this held-back accuracy or more")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+
+    cfg = json.loads(args.config.read_text())
+    images, labels, _ = load_train(args.full_data, args.data_root or default_data_root(), cfg, None)
+    _, held_back = split(labels, cfg["val_fraction"], cfg.get("split_seed", cfg["seed"]))
+    faces, labels = images[held_back], labels[held_back]
+
+    members, archs, probs = [], set(), []
+    for path in args.members:
+        with safe_open(str(path), framework="pt") as f:
+            archs.add((f.metadata() or {})["arch"])
+        net = load_face_weights(path)
+        members.append(net)
+        probs.append(predict(net, faces))
+    if len(archs) != 1:
+        raise SystemExit(f"members differ in architecture: {sorted(archs)}")
+    arch = json.loads(archs.pop())
+
+    def accuracy(p: np.ndarray) -> float:
+        return round(float((p.argmax(1) == labels).mean()), 4)
+
+    with tempfile.TemporaryDirectory() as tmp:  # score exactly what ships: the float16 file
+        shipped_path = Path(tmp) / "ensemble.safetensors"
+        save_face_ensemble(members, shipped_path, arch)
+        shipped = load_face_weights(shipped_path)
+        shipped_probs = predict(shipped, faces)
+        mean_probs = np.mean(probs, axis=0)
+        report = {
+            "held_back_faces": int(len(labels)),
+            "members": {str(p): accuracy(q) for p, q in zip(args.members, probs)},
+            "ensemble_float32": accuracy(mean_probs),
+            "ensemble_shipped_float16": accuracy(shipped_probs),
+            "float16_max_prob_change": round(float(np.abs(shipped_probs - mean_probs).max()), 5),
+            "min_heldback": args.min_heldback,
+        }
+        adopted = report["ensemble_shipped_float16"] >= args.min_heldback
+        report["adopted"] = adopted
+        if adopted:
+            save_face_ensemble(members, args.out, arch)
+            report["written"] = str(args.out)
+    print(json.dumps(report))
+    return 0 if adopted else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

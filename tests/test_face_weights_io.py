@@ -1,0 +1,72 @@
+"""Face weight files: a single network and an ensemble round-trip, and parts of an ensemble load alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from affect._errors import ModelLoadError
+from affect.face._network import FaceExpressionEnsemble, FaceExpressionNet
+from affect.face._weights_io import load_face_weights, save_face_ensemble, save_face_weights
+
+ARCH = {"width": 8, "dropout": 0.0}
+
+
+def _net(seed: int) -> FaceExpressionNet:
+    torch.manual_seed(seed)
+    return FaceExpressionNet(**ARCH).eval()
+
+
+@pytest.fixture(scope="module")
+def faces() -> torch.Tensor:
+    return torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+
+
+def test_single_network_round_trips_exactly(tmp_path: Path, faces: torch.Tensor):
+    net = _net(1)
+    save_face_weights(net, tmp_path / "one.safetensors", ARCH)
+    loaded = load_face_weights(tmp_path / "one.safetensors")
+    assert isinstance(loaded, FaceExpressionNet) and not loaded.training
+    with torch.no_grad():
+        assert torch.equal(loaded.predict_proba(faces), net.predict_proba(faces))
+
+
+def test_ensemble_is_the_mean_of_its_members_after_float16(tmp_path: Path, faces: torch.Tensor):
+    a, b = _net(1), _net(2)
+    path = tmp_path / "two.safetensors"
+    save_face_ensemble([a, b], path, ARCH)
+    loaded = load_face_weights(path)
+    assert isinstance(loaded, FaceExpressionEnsemble) and len(loaded.members) == 2
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())  # widened back for CPU inference
+    with torch.no_grad():
+        expected = (a.predict_proba(faces) + b.predict_proba(faces)) / 2
+        got = loaded.predict_proba(faces)
+        assert torch.allclose(got, expected, atol=2e-3)
+        assert not torch.allclose(a.predict_proba(faces), b.predict_proba(faces), atol=2e-3)  # the members differ
+
+
+def test_one_member_of_an_ensemble_loads_as_a_plain_network(tmp_path: Path, faces: torch.Tensor):
+    a, b = _net(1), _net(2)
+    path = tmp_path / "two.safetensors"
+    save_face_ensemble([a, b], path, ARCH)
+    second = load_face_weights(path, members=[1])
+    assert isinstance(second, FaceExpressionNet)
+    with torch.no_grad():
+        assert torch.allclose(second.predict_proba(faces), b.predict_proba(faces), atol=2e-3)
+
+
+@pytest.mark.parametrize("members", [[2], [], [-1]])
+def test_missing_members_are_refused(tmp_path: Path, members: list[int]):
+    path = tmp_path / "two.safetensors"
+    save_face_ensemble([_net(1), _net(2)], path, ARCH)
+    with pytest.raises(ModelLoadError, match="members"):
+        load_face_weights(path, members=members)
+
+
+def test_a_file_that_is_not_weights_is_refused(tmp_path: Path):
+    path = tmp_path / "junk.safetensors"
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match="cannot load face weights"):
+        load_face_weights(path)
