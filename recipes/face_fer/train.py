@@ -2,13 +2,14 @@
 
     python -m recipes.face_fer.train [--config recipes/face_fer/config.json]
         [--full-data /work/full-data] [--data-root ../shared/data]
-        [--out affect/models/face/vgg_fer_v2.safetensors] [--resume]
+        [--out recipes/face_fer/checkpoints/stage1.safetensors] [--resume]
         [--limit N --epochs N]      # the last two for a smoke run
 
 Targets mix the original FER-2013 label (one-hot, weight ``original_label_weight``) with the
 FER+ crowd-vote distribution over our 7 emotions. A checkpoint is written after every epoch
 (``--workdir``, resumable with ``--resume``); the epoch with the best held-back accuracy is
-exported as the shipped safetensors. No test image is read here.
+exported as a single-network safetensors; `ensemble.py` joins such networks into the shipped
+file. No test image is read here.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def main() -> None:
     ap.add_argument("--full-data", type=Path, default=ROOT.parent / "full-data")
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--workdir", type=Path, default=HERE / "checkpoints")
-    ap.add_argument("--out", type=Path, default=ROOT / "affect/models/face/vgg_fer_v2.safetensors")
+    ap.add_argument("--out", type=Path, default=HERE / "checkpoints/stage1.safetensors")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
