@@ -57,8 +57,28 @@ def test_context_changes_the_answer_where_it_should(text_encoder: TextEncoder):
     assert after_good.valence > after_bad.valence
     assert after_bad.emotions["sadness"] > after_good.emotions["sadness"]
 
-    alone = text_encoder.analyze("Really? Oh no.")
-    assert after_bad.emotions["sadness"] > alone.emotions["sadness"]  # the bad news is what made it sad
+
+GOOD_NEWS = "I got the job! They called this morning, I start on Monday!"
+BAD_NEWS = "They called this morning. Grandpa passed away last night."
+REPLY = "I can't believe it."
+CONTEXT_MARGIN = 0.02  # a change the model makes on purpose, far above float noise (1e-8)
+
+
+def test_the_same_speakers_news_moves_an_ambiguous_reply(text_encoder: TextEncoder):
+    """The reply alone is ambiguous; after bad news it is sadder, after good news happier."""
+    alone = text_encoder.analyze(REPLY)
+    after_bad = text_encoder.analyze_conversation([BAD_NEWS, REPLY])[-1]  # speakers unknown
+    after_good = text_encoder.analyze_conversation([GOOD_NEWS, REPLY])[-1]
+    assert after_bad.emotions["sadness"] > alone.emotions["sadness"] + CONTEXT_MARGIN
+    assert after_good.emotions["happiness"] > alone.emotions["happiness"] + CONTEXT_MARGIN
+
+
+@pytest.mark.xfail(strict=True, reason="known limitation of text-minilm-meld@1: another speaker's turns barely move "
+                   "the answer (under 0.001 here); see the text model card")
+def test_another_speakers_news_moves_an_ambiguous_reply(text_encoder: TextEncoder):
+    alone = text_encoder.analyze(REPLY)
+    after_bad = text_encoder.analyze_conversation([(BAD_NEWS, "A"), (REPLY, "B")])[-1]
+    assert after_bad.emotions["sadness"] > alone.emotions["sadness"] + CONTEXT_MARGIN
 
 
 def test_context_is_bounded_and_keeps_no_text(text_encoder: TextEncoder):
