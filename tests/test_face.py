@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.face import NO_FACE_REASON, FaceAnalysis, FaceEncoder, FaceWeights
@@ -82,6 +83,24 @@ def test_scores_above_floor_on_fer2013_test_slice(face_encoder: FaceEncoder, sli
     assert probs.shape == (420, len(EMOTIONS))
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     assert float((probs.argmax(1) == labels).mean()) >= SLICE_ACCURACY_FLOOR
+
+
+def test_multiscale_reading_is_another_distribution_above_the_floor(face_encoder: FaceEncoder, slice_faces):
+    faces, labels = slice_faces
+    multiscale = FaceEncoder(weights=FaceWeights.VGG_FER_V2_MULTISCALE)
+    assert multiscale.tta_crops == (38, 40, 44) and face_encoder.tta_crops == (40,)
+    probs = multiscale.predict_proba(faces)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert float((probs.argmax(1) == labels).mean()) >= SLICE_ACCURACY_FLOOR
+    assert np.abs(probs - face_encoder.predict_proba(faces)).max() > 0.05  # the extra views change answers
+
+
+def test_one_view_is_the_plain_forward_pass(face_encoder: FaceEncoder, slice_faces):
+    x = torch.from_numpy(slice_faces[0][:8]).float().div(255).unsqueeze(1)
+    with torch.inference_mode():
+        np.testing.assert_allclose(face_encoder.net.predict_proba(x, flip=False), torch.softmax(face_encoder.net(x), 1), atol=1e-6)
+        with pytest.raises(ValueError, match="crop side"):
+            face_encoder.net.predict_proba(x, crops=(60,))
 
 
 def test_batch_of_crops_matches_predict_proba(face_encoder: FaceEncoder, slice_faces):

@@ -6,7 +6,10 @@ has to hand over 48x48 gray faces scaled to [0, 1]: exactly what training saw.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 FACE_SIZE = 48  # side of the gray face the classifier reads (FER-2013 geometry)
@@ -46,13 +49,27 @@ class FaceExpressionNet(nn.Module):
         crops = self.normalise(faces)[:, :, off : off + CROP_SIZE, off : off + CROP_SIZE]
         return self.forward_crops(crops)
 
-    def predict_proba(self, faces: torch.Tensor, flip: bool = True) -> torch.Tensor:
-        """Class probabilities, averaged with the mirrored face when ``flip`` (test-time augmentation)."""
-        if not flip:
-            return torch.softmax(self(faces), dim=1)
-        # The faces and their mirrors in one pass: one larger batch is cheaper than two.
-        probs = torch.softmax(self(torch.cat([faces, torch.flip(faces, dims=[3])])), dim=1)
-        return (probs[: len(faces)] + probs[len(faces) :]) / 2
+    def predict_proba(self, faces: torch.Tensor, flip: bool = True, crops: Sequence[int] = (CROP_SIZE,)) -> torch.Tensor:
+        """Class probabilities for gray faces ``(N, 1, 48, 48)`` in [0, 1], averaged over test-time views.
+
+        ``crops`` are the sides of centre crops to read (each resized to 40x40, as training's
+        random crops of 36-45 pixels were); ``flip`` adds each crop's mirror image.
+        """
+        x = self.normalise(faces)
+        views = [_centre_crop(x, side) for side in crops]
+        if flip:
+            views += [torch.flip(v, dims=[3]) for v in views]
+        # All views in one pass: one larger batch is cheaper than several small ones.
+        probs = torch.softmax(self.forward_crops(torch.cat(views)), dim=1)
+        return probs.view(len(views), len(faces), -1).mean(0)
+
+
+def _centre_crop(x: torch.Tensor, side: int) -> torch.Tensor:
+    if not 8 <= side <= FACE_SIZE:
+        raise ValueError(f"crop side must be in [8, {FACE_SIZE}], got {side}")
+    off = (FACE_SIZE - side) // 2
+    crop = x[:, :, off : off + side, off : off + side]
+    return crop if side == CROP_SIZE else F.interpolate(crop, size=(CROP_SIZE, CROP_SIZE), mode="bilinear", align_corners=False)
 
 
 class FaceExpressionEnsemble(nn.Module):
@@ -68,6 +85,6 @@ class FaceExpressionEnsemble(nn.Module):
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
 
-    def predict_proba(self, faces: torch.Tensor, flip: bool = True) -> torch.Tensor:
-        """Mean of the members' (flip-averaged) probabilities for gray faces ``(N, 1, 48, 48)``."""
-        return torch.stack([m.predict_proba(faces, flip=flip) for m in self.members]).mean(0)
+    def predict_proba(self, faces: torch.Tensor, flip: bool = True, crops: Sequence[int] = (CROP_SIZE,)) -> torch.Tensor:
+        """Mean of the members' probabilities (each averaged over the same views) for gray faces ``(N, 1, 48, 48)``."""
+        return torch.stack([m.predict_proba(faces, flip=flip, crops=crops) for m in self.members]).mean(0)

@@ -14,7 +14,7 @@ import torch
 from affect._errors import InvalidInputError
 from affect.face._detect import DETECT_SIDE, HaarFaceDetector, crop_face
 from affect.face._input import ChannelOrder, ImageInput, load_gray
-from affect.face._network import FACE_SIZE
+from affect.face._network import CROP_SIZE, FACE_SIZE
 from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, VideoFrameFaces
 from affect.face._video import sample_frames
 from affect.face._weights_io import load_face_weights
@@ -54,6 +54,7 @@ class FaceEncoder:
         self.model_id = self.weights.value.id
         self.detector = HaarFaceDetector(min_face_size=min_face_size, min_score=min_detection_score, detect_side=detect_side)
         self.flip_tta = flip_tta
+        self.tta_crops = tuple(self.weights.meta.get("tta_crops", (CROP_SIZE,)))  # test-time views the figures used
         self.temperature = float(self.weights.meta.get("temperature", 1.0))  # fitted by recipes/face_fer/calibrate.py
         self._lock = Lock()  # one forward pass at a time
 
@@ -66,7 +67,7 @@ class FaceEncoder:
         with self._lock, torch.inference_mode():
             for i in range(0, len(faces), MAX_BATCH):
                 x = torch.from_numpy(np.ascontiguousarray(faces[i : i + MAX_BATCH])).float().div_(255).unsqueeze(1)
-                out.append(self.net.predict_proba(x, flip=self.flip_tta).numpy())
+                out.append(self.net.predict_proba(x, flip=self.flip_tta, crops=self.tta_crops).numpy())
         if not out:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
         probs = np.concatenate(out)
