@@ -24,6 +24,14 @@ def faces() -> torch.Tensor:
     return torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(0))
 
 
+@pytest.fixture
+def two_member_file(tmp_path: Path) -> tuple[FaceExpressionNet, FaceExpressionNet, Path]:
+    a, b = _net(1), _net(2)
+    path = tmp_path / "two.safetensors"
+    save_face_ensemble([a, b], path, ARCH)
+    return a, b, path
+
+
 def test_single_network_round_trips_exactly(tmp_path: Path, faces: torch.Tensor):
     net = _net(1)
     save_face_weights(net, tmp_path / "one.safetensors", ARCH)
@@ -33,10 +41,8 @@ def test_single_network_round_trips_exactly(tmp_path: Path, faces: torch.Tensor)
         assert torch.equal(loaded.predict_proba(faces), net.predict_proba(faces))
 
 
-def test_ensemble_is_the_mean_of_its_members_after_float16(tmp_path: Path, faces: torch.Tensor):
-    a, b = _net(1), _net(2)
-    path = tmp_path / "two.safetensors"
-    save_face_ensemble([a, b], path, ARCH)
+def test_ensemble_is_the_mean_of_its_members_after_float16(two_member_file, faces: torch.Tensor):
+    a, b, path = two_member_file
     loaded = load_face_weights(path)
     assert isinstance(loaded, FaceExpressionEnsemble) and len(loaded.members) == 2
     assert all(p.dtype == torch.float32 for p in loaded.parameters())  # widened back for CPU inference
@@ -47,10 +53,8 @@ def test_ensemble_is_the_mean_of_its_members_after_float16(tmp_path: Path, faces
         assert not torch.allclose(a.predict_proba(faces), b.predict_proba(faces), atol=2e-3)  # the members differ
 
 
-def test_one_member_of_an_ensemble_loads_as_a_plain_network(tmp_path: Path, faces: torch.Tensor):
-    a, b = _net(1), _net(2)
-    path = tmp_path / "two.safetensors"
-    save_face_ensemble([a, b], path, ARCH)
+def test_one_member_of_an_ensemble_loads_as_a_plain_network(two_member_file, faces: torch.Tensor):
+    _, b, path = two_member_file
     second = load_face_weights(path, members=[1])
     assert isinstance(second, FaceExpressionNet)
     with torch.no_grad():
@@ -58,9 +62,8 @@ def test_one_member_of_an_ensemble_loads_as_a_plain_network(tmp_path: Path, face
 
 
 @pytest.mark.parametrize("members", [[2], [], [-1]])
-def test_missing_members_are_refused(tmp_path: Path, members: list[int]):
-    path = tmp_path / "two.safetensors"
-    save_face_ensemble([_net(1), _net(2)], path, ARCH)
+def test_missing_members_are_refused(two_member_file, members: list[int]):
+    path = two_member_file[2]
     with pytest.raises(ModelLoadError, match="members"):
         load_face_weights(path, members=members)
 

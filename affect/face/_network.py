@@ -45,9 +45,7 @@ class FaceExpressionNet(nn.Module):
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         """Logits for gray faces ``(N, 1, 48, 48)`` in [0, 1]: normalise, centre-crop, classify."""
-        off = (FACE_SIZE - CROP_SIZE) // 2
-        crops = self.normalise(faces)[:, :, off : off + CROP_SIZE, off : off + CROP_SIZE]
-        return self.forward_crops(crops)
+        return self.forward_crops(_centre_crop(self.normalise(faces), CROP_SIZE))
 
     def predict_proba(self, faces: torch.Tensor, flip: bool = True, crops: Sequence[int] = (CROP_SIZE,)) -> torch.Tensor:
         """Class probabilities for gray faces ``(N, 1, 48, 48)`` in [0, 1], averaged over test-time views.

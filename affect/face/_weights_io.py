@@ -49,6 +49,12 @@ def save_face_ensemble(
     )
 
 
+def face_weights_arch(path: Path) -> dict[str, int | float]:
+    """The architecture settings a face weights file was written with (its header only)."""
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads((f.metadata() or {})["arch"])
+
+
 def load_face_weights(path: Path, members: Sequence[int] | None = None) -> FaceModel:
     """The network or ensemble, in eval mode and float32, from a file written above.
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import safe_open
 
 from affect.datasets import default_data_root
-from affect.face._weights_io import load_face_weights, save_face_ensemble
+from affect.face._weights_io import face_weights_arch, load_face_weights, save_face_ensemble
 from recipes.face_fer.train import HERE, load_train, predict, split
 
 
@@ -47,22 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
 
+    archs = [face_weights_arch(path) for path in args.members]
+    if any(a != archs[0] for a in archs):
+        raise SystemExit(f"members differ in architecture: {archs}")
     cfg = json.loads(args.config.read_text())
     images, labels, targets = load_train(args.full_data, args.data_root or default_data_root(), cfg, None)
     _, held_back = split(labels, cfg["val_fraction"], cfg.get("split_seed", cfg["seed"]))
     faces, labels = images[held_back], labels[held_back]
     crowd, has_crowd = crowd_majority(targets[held_back], labels, float(cfg["original_label_weight"]))
 
-    members, archs, probs = [], set(), []
-    for path in args.members:
-        with safe_open(str(path), framework="pt") as f:
-            archs.add((f.metadata() or {})["arch"])
-        net = load_face_weights(path)
-        members.append(net)
-        probs.append(predict(net, faces))
-    if len(archs) != 1:
-        raise SystemExit(f"members differ in architecture: {sorted(archs)}")
-    arch = json.loads(archs.pop())
+    members = [load_face_weights(path) for path in args.members]
+    probs = [predict(net, faces) for net in members]
 
     def accuracy(p: np.ndarray) -> float:
         return round(float((p.argmax(1) == labels).mean()), 4)
@@ -72,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:  # score exactly what ships: the float16 file
         shipped_path = Path(tmp) / "ensemble.safetensors"
-        save_face_ensemble(members, shipped_path, arch)
+        save_face_ensemble(members, shipped_path, archs[0])
         shipped = load_face_weights(shipped_path)
         shipped_probs = predict(shipped, faces)
         mean_probs = np.mean(probs, axis=0)
@@ -92,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         adopted = report["ensemble_shipped_float16"] >= args.min_heldback
         report["adopted"] = adopted
-        if adopted:
-            save_face_ensemble(members, args.out, arch)
+        if adopted:  # the very bytes scored above
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shipped_path, args.out)
             report["written"] = str(args.out)
     print(json.dumps(report))
     return 0 if adopted else 1
