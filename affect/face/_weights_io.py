@@ -30,10 +30,16 @@ def _state(net: torch.nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     }
 
 
-def save_face_weights(net: FaceExpressionNet, path: Path, arch: Mapping[str, int | float]) -> None:
-    """Write the network's state (float32) with ``arch`` (the constructor arguments) as metadata."""
+def save_face_weights(
+    net: FaceExpressionNet, path: Path, arch: Mapping[str, int | float], *, dtype: torch.dtype = torch.float32
+) -> None:
+    """Write the network's state with ``arch`` (the constructor arguments) as metadata.
+
+    ``float16`` halves the file (a wider network stays under the package budget); the loader
+    widens it back to float32.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(_state(net, torch.float32), str(path), metadata={"arch": json.dumps(dict(arch))})
+    save_file(_state(net, dtype), str(path), metadata={"arch": json.dumps(dict(arch)), "dtype": str(dtype).removeprefix("torch.")})
 
 
 def save_face_ensemble(

@@ -126,7 +126,38 @@ def augment(batch: torch.Tensor, aug: dict, gen: torch.Generator) -> torch.Tenso
     brightness = uniform(-aug["brightness"], aug["brightness"]).view(n, 1, 1, 1)
     mean = out.mean(dim=(2, 3), keepdim=True)
     out = ((out - mean) * contrast + mean + brightness).clamp(0, 1)
+    if aug.get("erase"):
+        out = random_erase(out, aug["erase"], gen)
     return FaceExpressionNet.normalise(out)
+
+
+def random_erase(batch: torch.Tensor, erase: dict, gen: torch.Generator) -> torch.Tensor:
+    """Blank one random rectangle (uniform noise) in a share ``p`` of the faces.
+
+    Forces the network to read the whole face rather than one part of it (a hand over the
+    mouth, a shadow over the eyes). ``area`` is the rectangle's share of the crop, ``ratio`` its
+    aspect range.
+    """
+    n, _, h, w = batch.shape
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+    area = uniform(*erase["area"]) * h * w
+    log_ratio = uniform(math.log(erase["ratio"][0]), math.log(erase["ratio"][1]))
+    eh = torch.sqrt(area * torch.exp(log_ratio)).clamp(1, h)
+    ew = torch.sqrt(area / torch.exp(log_ratio)).clamp(1, w)
+    top = torch.rand(n, generator=gen) * (h - eh)
+    left = torch.rand(n, generator=gen) * (w - ew)
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    inside = (
+        (rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
+        & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1))
+    )
+    inside &= (torch.rand(n, generator=gen) < erase["p"]).view(n, 1, 1)
+    noise = torch.rand(batch.shape, generator=gen)
+    return torch.where(inside.unsqueeze(1), noise, batch)
 
 
 @torch.no_grad()
@@ -223,7 +254,11 @@ def main() -> None:
         for i in bar:
             idx = torch.from_numpy(order[i : i + cfg["batch_size"]])
             x = augment(x_all[idx].float().div_(255), cfg["aug"], gen).contiguous(memory_format=torch.channels_last)
-            loss = torch.sum(-t_all[idx] * F.log_softmax(net.forward_crops(x), dim=1), dim=1).mean()
+            # bfloat16 autocast: about 1.8x faster convolutions on this CPU (AVX-512 BF16);
+            # the loss, the optimiser state and the held-back evaluation stay float32.
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.get("bf16", False))):
+                logits = net.forward_crops(x)
+            loss = torch.sum(-t_all[idx] * F.log_softmax(logits.float(), dim=1), dim=1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -239,7 +274,7 @@ def main() -> None:
             best_acc = acc
             torch.save({"net": net.state_dict(), "epoch": epoch + 1, "acc": acc}, args.workdir / "best.pt")
             log.info("new best, exporting to %s", args.out)
-            save_face_weights(net, args.out, arch)
+            save_face_weights(net, args.out, arch, dtype=getattr(torch, cfg.get("export_dtype", "float32")))
         torch.save(
             {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(),
              "order_rng": order_rng.bit_generator.state, "epoch": epoch, "best_acc": best_acc, "history": history},
