@@ -41,6 +41,20 @@ def test_single_network_round_trips_exactly(tmp_path: Path, faces: torch.Tensor)
         assert torch.equal(loaded.predict_proba(faces), net.predict_proba(faces))
 
 
+def test_a_float16_single_network_is_half_the_size_and_loads_as_float32(tmp_path: Path, faces: torch.Tensor):
+    net = _net(3)
+    save_face_weights(net, tmp_path / "f32.safetensors", ARCH)
+    save_face_weights(net, tmp_path / "f16.safetensors", ARCH, dtype=torch.float16)
+    ratio = (tmp_path / "f16.safetensors").stat().st_size / (tmp_path / "f32.safetensors").stat().st_size
+    assert 0.45 < ratio < 0.6
+    loaded = load_face_weights(tmp_path / "f16.safetensors")
+    assert isinstance(loaded, FaceExpressionNet)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    with torch.no_grad():
+        got, expected = loaded.predict_proba(faces), net.predict_proba(faces)
+    assert torch.allclose(got, expected, atol=2e-3) and not torch.equal(got, expected)  # rounded, not lost
+
+
 def test_ensemble_is_the_mean_of_its_members_after_float16(two_member_file, faces: torch.Tensor):
     a, b, path = two_member_file
     loaded = load_face_weights(path)
