@@ -104,6 +104,10 @@ def split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(np.array(train)), np.sort(np.array(val))
 
 
+def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+
 def augment(batch: torch.Tensor, aug: dict, gen: torch.Generator) -> torch.Tensor:
     """Random crop/shift/rotation/flip (one affine resample to 40x40) and brightness/contrast.
 
@@ -112,7 +116,7 @@ def augment(batch: torch.Tensor, aug: dict, gen: torch.Generator) -> torch.Tenso
     n = batch.shape[0]
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(n, generator=gen)
+        return _uniform(n, lo, hi, gen)
 
     scale = uniform(*aug["crop_fraction"])
     angle = uniform(-aug["rotate_degrees"], aug["rotate_degrees"]) * math.pi / 180
@@ -139,12 +143,8 @@ def random_erase(batch: torch.Tensor, erase: dict, gen: torch.Generator) -> torc
     aspect range.
     """
     n, _, h, w = batch.shape
-
-    def uniform(lo: float, hi: float) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(n, generator=gen)
-
-    area = uniform(*erase["area"]) * h * w
-    log_ratio = uniform(math.log(erase["ratio"][0]), math.log(erase["ratio"][1]))
+    area = _uniform(n, *erase["area"], gen) * h * w
+    log_ratio = _uniform(n, math.log(erase["ratio"][0]), math.log(erase["ratio"][1]), gen)
     eh = torch.sqrt(area * torch.exp(log_ratio)).clamp(1, h)
     ew = torch.sqrt(area / torch.exp(log_ratio)).clamp(1, w)
     top = torch.rand(n, generator=gen) * (h - eh)
