@@ -30,6 +30,10 @@ def _state(net: torch.nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     }
 
 
+def _header(arch: Mapping[str, int | float], dtype: torch.dtype) -> dict[str, str]:
+    return {"arch": json.dumps(dict(arch)), "dtype": str(dtype).removeprefix("torch.")}
+
+
 def save_face_weights(
     net: FaceExpressionNet, path: Path, arch: Mapping[str, int | float], *, dtype: torch.dtype = torch.float32
 ) -> None:
@@ -39,7 +43,7 @@ def save_face_weights(
     widens it back to float32.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(_state(net, dtype), str(path), metadata={"arch": json.dumps(dict(arch)), "dtype": str(dtype).removeprefix("torch.")})
+    save_file(_state(net, dtype), str(path), metadata=_header(arch, dtype))
 
 
 def save_face_ensemble(
@@ -51,7 +55,7 @@ def save_face_ensemble(
     save_file(
         _state(ensemble, dtype),
         str(path),
-        metadata={"arch": json.dumps(dict(arch)), "members": str(len(members)), "dtype": str(dtype).removeprefix("torch.")},
+        metadata={**_header(arch, dtype), "members": str(len(members))},
     )
 
 

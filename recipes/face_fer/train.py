@@ -198,6 +198,9 @@ def main() -> None:
     log.info("train %d, held back %d", len(tr), len(va))
 
     arch = {"num_classes": len(EMOTIONS), "width": cfg["width"], "dropout": cfg["dropout"]}
+    # Read once here, so a mistyped setting fails before training rather than after an epoch.
+    export_dtype = {"float32": torch.float32, "float16": torch.float16}[cfg.get("export_dtype", "float32")]
+    use_bf16 = bool(cfg.get("bf16", False))
     net = FaceExpressionNet(**arch)
     if cfg.get("init_from"):
         # A second stage: start from the weights an earlier stage exported (same architecture).
@@ -256,7 +259,7 @@ def main() -> None:
             x = augment(x_all[idx].float().div_(255), cfg["aug"], gen).contiguous(memory_format=torch.channels_last)
             # bfloat16 autocast: about 1.8x faster convolutions on this CPU (AVX-512 BF16);
             # the loss, the optimiser state and the held-back evaluation stay float32.
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.get("bf16", False))):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 logits = net.forward_crops(x)
             loss = torch.sum(-t_all[idx] * F.log_softmax(logits.float(), dim=1), dim=1).mean()
             opt.zero_grad(set_to_none=True)
@@ -274,7 +277,7 @@ def main() -> None:
             best_acc = acc
             torch.save({"net": net.state_dict(), "epoch": epoch + 1, "acc": acc}, args.workdir / "best.pt")
             log.info("new best, exporting to %s", args.out)
-            save_face_weights(net, args.out, arch, dtype=getattr(torch, cfg.get("export_dtype", "float32")))
+            save_face_weights(net, args.out, arch, dtype=export_dtype)
         torch.save(
             {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(),
              "order_rng": order_rng.bit_generator.state, "epoch": epoch, "best_acc": best_acc, "history": history},
