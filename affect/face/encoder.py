@@ -50,7 +50,7 @@ class FaceEncoder:
         detect_side: int | None = DETECT_SIDE,
     ) -> None:
         self.weights = FaceWeights.resolve(weights)
-        self.net = load_face_weights(self.weights.value.verified_path())
+        self.net = load_face_weights(self.weights.value.verified_path(), members=self.weights.meta.get("members"))
         self.model_id = self.weights.value.id
         self.detector = HaarFaceDetector(min_face_size=min_face_size, min_score=min_detection_score, detect_side=detect_side)
         self.flip_tta = flip_tta

@@ -64,12 +64,13 @@ def text_predictions(split: str, data_root: Path, limit: int | None = None) -> P
     return Predictions(torch.softmax(emo, -1).numpy(), torch.softmax(calibrated, -1).numpy(), labels, encoder.model_id)
 
 
-def face_predictions(split: str, data_root: Path, full_data: Path | None, limit: int | None = None) -> Predictions:
+def face_predictions(split: str, data_root: Path, full_data: Path | None, limit: int | None = None,
+                     weights: str | None = None) -> Predictions:
     """FER+ Train faces held back by the face recipe (``val``), or FER-2013 test minus duplicates
     (``test``; the 420-face slice when ``full_data`` is not given)."""
     from affect.face import FaceEncoder
 
-    encoder = FaceEncoder()
+    encoder = FaceEncoder(weights=weights)
     if split == "val":
         if full_data is None:
             raise SystemExit("the face validation split needs --full-data")
