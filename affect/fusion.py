@@ -71,12 +71,12 @@ class LateFusionHead(nn.Module):
 
 
 class FusionWeights(WeightsEnum):
-    LATE_FUSION_V2 = Weights(
-        file="fusion/late_fusion_v2.safetensors",
-        sha256="919548f71a442de05be35b3d113324650c1b3ea251cd36d9742072ccdfae1652",
+    LATE_FUSION_V3 = Weights(
+        file="fusion/late_fusion_v3.safetensors",
+        sha256="501fb5557e9ad827921213e2859d43f617883ca464972038996e9df2b251d4d0",
         meta={
             "name": "late-fusion",
-            "version": "2",  # refitted for face-vgg-fer@2
+            "version": "3",  # refitted for face-vgg-fer@3
             "modality": "fusion",
             "categories": [e.value for e in EMOTIONS],
             "num_params": len(MULTI_SUBSETS) * (len(MODALITIES) + len(EMOTIONS)),
@@ -86,24 +86,24 @@ class FusionWeights(WeightsEnum):
             "licence": "derived from FER-2013 (research use), RAVDESS (CC BY-NC-SA 4.0) and MELD (GPL-3.0)",
             # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
             "metrics": {
-                "fusion_accuracy_face": 0.609,
-                "fusion_accuracy_speech": 0.676,
+                "fusion_accuracy_face": 0.654,
+                "fusion_accuracy_speech": 0.667,
                 "fusion_accuracy_text": 0.443,
                 "fusion_accuracy_face+speech": 0.826,
-                "fusion_accuracy_face+text": 0.74,
-                "fusion_accuracy_speech+text": 0.72,
-                "fusion_accuracy_face+speech+text": 0.852,
-                "ece_before_face": 0.028,
-                "ece_after_face": 0.017,
-                "ece_before_speech": 0.131,
-                "ece_after_speech": 0.105,
+                "fusion_accuracy_face+text": 0.75,
+                "fusion_accuracy_speech+text": 0.719,
+                "fusion_accuracy_face+speech+text": 0.859,
+                "ece_before_face": 0.023,
+                "ece_after_face": 0.012,
+                "ece_before_speech": 0.112,
+                "ece_after_speech": 0.097,
                 "ece_before_text": 0.042,
                 "ece_after_text": 0.023,
             },
             "card": "affect/models/fusion/MODEL_CARD.md",
         },
     )
-    DEFAULT = LATE_FUSION_V2
+    DEFAULT = LATE_FUSION_V3
 
 
 @lru_cache(maxsize=4)

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", type=Path, default=HERE / "config.json")
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--full-data", type=Path, required=True, help="the folder build_datasets.sh filled")
-    ap.add_argument("--out", type=Path, default=Path("affect/models/fusion/late_fusion_v2.safetensors"))
+    ap.add_argument("--out", type=Path, default=Path("affect/models/fusion/late_fusion_v3.safetensors"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = json.loads(args.config.read_text())
