@@ -13,6 +13,7 @@ import torch
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.face import NO_FACE_REASON, FaceAnalysis, FaceEncoder, FaceWeights
+from affect.face._weights_io import load_face_weights
 from affect.labels import EMOTIONS, emotion_index, map_label
 from affect.results import Modality
 
@@ -95,12 +96,29 @@ def test_multiscale_reading_is_another_distribution_above_the_floor(face_encoder
     assert np.abs(probs - face_encoder.predict_proba(faces)).max() > 0.05  # the extra views change answers
 
 
+def test_default_averages_its_networks_and_the_fast_entry_reads_one(face_encoder: FaceEncoder, slice_faces):
+    faces, labels = slice_faces
+    fast = FaceEncoder(weights=FaceWeights.VGG_FER_V3_FAST)
+    assert fast.weights.value.file == face_encoder.weights.value.file  # one file serves both entries
+    path = face_encoder.weights.value.verified_path()
+    x = torch.from_numpy(faces[:32]).float().div(255).unsqueeze(1)
+    with torch.inference_mode():
+        members = [load_face_weights(path, members=[i]).predict_proba(x).numpy() for i in (0, 1)]
+        np.testing.assert_allclose(face_encoder.net.predict_proba(x).numpy(), np.mean(members, axis=0), atol=1e-6)
+        np.testing.assert_allclose(fast.net.predict_proba(x).numpy(), members[1], atol=1e-6)
+    assert np.abs(members[0] - members[1]).max() > 0.05  # two different networks, not one stored twice
+    probs = fast.predict_proba(faces)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert float((probs.argmax(1) == labels).mean()) >= SLICE_ACCURACY_FLOOR
+
+
 def test_one_view_is_the_plain_forward_pass(face_encoder: FaceEncoder, slice_faces):
     x = torch.from_numpy(slice_faces[0][:8]).float().div(255).unsqueeze(1)
     with torch.inference_mode():
-        np.testing.assert_allclose(face_encoder.net.predict_proba(x, flip=False), torch.softmax(face_encoder.net(x), 1), atol=1e-6)
-        with pytest.raises(ValueError, match="crop side"):
-            face_encoder.net.predict_proba(x, crops=(60,))
+        for net in face_encoder.net.members:  # the default is an ensemble: each network alone
+            np.testing.assert_allclose(net.predict_proba(x, flip=False), torch.softmax(net(x), 1), atol=1e-6)
+            with pytest.raises(ValueError, match="crop side"):
+                net.predict_proba(x, crops=(60,))
 
 
 def test_batch_of_crops_matches_predict_proba(face_encoder: FaceEncoder, slice_faces):
