@@ -33,10 +33,9 @@ _V3_SHA256 = "6df20b9e906a0e2c1d96602d008563095d708ffd0d78b0e1653e6d5802d0092f"
 _V3_META = {
     **_V2_META,
     "version": "3",
-    "num_params": 2 * 1_903_207,
+    "num_params": 2 * _V2_META["num_params"],
     "input": "48x48 gray face in [0, 1], centre-cropped to 40x40 inside each network, averaged with its mirror and over the networks",
     "trained_on": "FER+ Train PNGs (sharp FER-2013 train faces) with the original FER-2013 labels softened by FER+ votes (weight 0.7 for @2, 0.9 for network F)",
-    "licence": "weights derived from FER-2013 (research use only) and FER+ labels (MIT); see the model card",
 }
 
 
@@ -63,7 +62,7 @@ class FaceWeights(WeightsEnum):
         meta={
             **_V3_META,
             "name": "face-vgg-fer-fast",
-            "num_params": 1_903_207,
+            "num_params": _V2_META["num_params"],
             "members": [1],  # network F alone
             "input": "48x48 gray face in [0, 1], centre-cropped to 40x40 inside the network, averaged with its mirror",
             "trained_on": "FER+ Train PNGs (sharp FER-2013 train faces) with the original FER-2013 labels, weight 0.9, softened by FER+ votes",

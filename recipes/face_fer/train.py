@@ -230,7 +230,7 @@ def main() -> None:
     if args.resume and ckpt_path.is_file():
         ck = torch.load(ckpt_path, weights_only=False)
         net.load_state_dict(ck["net"])
-        if ema is not None:
+        if ema is not None and ck.get("ema") is not None:  # else the average starts from here
             ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
@@ -258,6 +258,7 @@ def main() -> None:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=(end_epoch - start_epoch) * steps_per_epoch)
         log.info("extending by %d epochs from lr %.5f", end_epoch - start_epoch, cfg["extend_lr"])
     x_all = torch.from_numpy(images).unsqueeze(1)  # uint8, converted per batch
+    faces_va, labels_va, targets_va = images[va], labels[va], targets[va]  # scored after every epoch
     t_all = torch.from_numpy(targets)
     for epoch in range(start_epoch, end_epoch):
         net.train()
@@ -284,11 +285,11 @@ def main() -> None:
         record = {"epoch": epoch + 1, "loss": total / seen}
         if ema is not None:
             # The trained network's own score is logged for comparison; the average is chosen.
-            record["heldback_acc_raw"] = float((predict(net, images[va]).argmax(1) == labels[va]).mean())
+            record["heldback_acc_raw"] = float((predict(net, faces_va).argmax(1) == labels_va).mean())
         chosen_net = net if ema is None else ema.module
-        probs = predict(chosen_net, images[va])
-        acc = float((probs.argmax(1) == labels[va]).mean())
-        soft_acc = float((probs.argmax(1) == targets[va].argmax(1)).mean())
+        probs = predict(chosen_net, faces_va)
+        acc = float((probs.argmax(1) == labels_va).mean())
+        soft_acc = float((probs.argmax(1) == targets_va.argmax(1)).mean())
         record |= {"heldback_acc": acc, "heldback_soft_acc": soft_acc, "seconds": time.time() - t0}
         history.append(record)
         log.info("epoch %d loss %.4f held-back acc %.4f%s (soft-target argmax %.4f) %.0fs", epoch + 1, total / seen, acc,
