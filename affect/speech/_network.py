@@ -28,12 +28,34 @@ class AttentiveStatsPool(nn.Module):
         return torch.cat([mean, var.clamp(min=1e-6).sqrt()], dim=-1)
 
 
-class SpeechEmotionHead(nn.Module):
-    """``[B, T, in_dim]`` encoder frames + ``[B, T]`` validity mask -> ``[B, 7]`` emotion logits."""
+FEATURE_NORMS = ("layer", "utterance")
 
-    def __init__(self, in_dim: int = 384, hidden: int = 256, dropout: float = 0.3) -> None:
+
+def utterance_normalise(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each feature standardised over the utterance's valid frames (zero mean, unit variance).
+
+    Removes what is constant over an utterance (the channel, the room, much of the speaker's
+    timbre) and keeps how the voice moves; padding frames stay zero.
+    """
+    weights = mask.unsqueeze(-1).to(frames.dtype)
+    count = weights.sum(1, keepdim=True).clamp(min=1.0)
+    mean = (frames * weights).sum(1, keepdim=True) / count
+    var = (((frames - mean) * weights) ** 2).sum(1, keepdim=True) / count
+    return (frames - mean) / var.clamp(min=1e-5).sqrt() * weights
+
+
+class SpeechEmotionHead(nn.Module):
+    """``[B, T, in_dim]`` encoder frames + ``[B, T]`` validity mask -> ``[B, 7]`` emotion logits.
+
+    ``feature_norm`` is ``"layer"`` (each frame normalised on its own) or ``"utterance"`` (each
+    feature standardised over the utterance first, see :func:`utterance_normalise`).
+    """
+
+    def __init__(self, in_dim: int = 384, hidden: int = 256, dropout: float = 0.3, feature_norm: str = "layer") -> None:
         super().__init__()
-        self.in_dim, self.hidden = in_dim, hidden
+        if feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
+        self.in_dim, self.hidden, self.feature_norm = in_dim, hidden, feature_norm
         self.norm = nn.LayerNorm(in_dim)
         self.project = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout))
         self.pool = AttentiveStatsPool(hidden)
@@ -43,6 +65,8 @@ class SpeechEmotionHead(nn.Module):
         )
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.feature_norm == "utterance":
+            frames = utterance_normalise(frames, mask)
         return self.classify(self.pool(self.project(self.norm(frames)), mask))
 
 

@@ -53,3 +53,30 @@ def change_speed(samples: np.ndarray, factor: float, rate: int = MODEL_RATE) -> 
         return samples
     out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), rate, target)
     return out.numpy().astype(np.float32)
+
+
+def add_reverb(samples: np.ndarray, rt60: float, rng: np.random.Generator, rate: int = MODEL_RATE,
+               wet: float = 0.5) -> np.ndarray:
+    """A room: the dry signal plus a synthetic late reverberation with decay time ``rt60`` seconds.
+
+    The impulse response is Gaussian noise under an exponential envelope that falls 60 dB in
+    ``rt60`` (the statistical model of a diffuse late field); ``wet`` sets its energy against the
+    dry path. Cheaper than measured room responses and enough to teach the head that a room's
+    tail is not an emotion.
+    """
+    length = max(1, int(rt60 * rate))
+    t = np.arange(length, dtype=np.float32) / rate
+    tail = rng.standard_normal(length).astype(np.float32) * np.exp(-6.9078 * t / rt60).astype(np.float32)
+    tail *= np.sqrt(wet / (float(np.sum(tail**2)) + 1e-10))
+    n = len(samples) + length - 1
+    size = 1 << (n - 1).bit_length()
+    wet_signal = np.fft.irfft(np.fft.rfft(samples, size) * np.fft.rfft(tail, size), size)[: len(samples)]
+    out = samples + wet_signal.astype(np.float32)
+    peak = float(np.max(np.abs(out))) or 1.0
+    return (out / max(1.0, peak)).astype(np.float32)
+
+
+def low_bitrate(samples: np.ndarray, bits: int) -> np.ndarray:
+    """Uniform requantisation to ``bits`` bits: the hiss of cheap codecs and converters."""
+    levels = float(2 ** (bits - 1))
+    return (np.round(np.clip(samples, -1.0, 1.0) * levels) / levels).astype(np.float32)

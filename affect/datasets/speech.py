@@ -1,0 +1,119 @@
+"""The emotional-speech corpora (RAVDESS, EmoDB, URDU) read into one shape, with speaker splits.
+
+Each corpus is read from the folder ``../shared/data/build_datasets.sh`` fills (``--full-data``).
+Splits are by speaker, never by clip, so that a validation or test figure is always about
+voices the model has not heard: RAVDESS keeps its documented actor split (1-20 train, 21-22
+validation, 23-24 test); EmoDB and URDU, which name no split, get one here, fixed and written
+down (``SPEAKER_SPLITS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from affect.datasets._common import DatasetNotFoundError
+from affect.labels import RAVDESS_EMOTION_CODES, Emotion, map_label
+
+Split = Literal["train", "validation", "test"]
+SPEECH_CORPORA: tuple[str, ...] = ("ravdess", "emodb", "urdu")
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+RAVDESS_FOLDER = Path("ravdess") / "speech-emotion-recognition-ravdess-data" / "audio_speech_actors_01-24"
+EMODB_FOLDER = Path("emodb") / "wav"
+URDU_FOLDER = Path("urdu")
+
+# Speakers of each split. EmoDB: 10 speakers (5 female: 08 09 13 14 16); one of each sex held
+# out for validation and one of each for test. URDU: 38 speakers of very unequal clip counts
+# (SM5 alone has 80 clips); validation and test take a mix of small and mid-sized speakers,
+# about 15% of the clips each, never the two largest.
+SPEAKER_SPLITS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ravdess": {
+        "validation": ("21", "22"),
+        "test": ("23", "24"),
+    },
+    "emodb": {
+        "validation": ("10", "14"),
+        "test": ("03", "08"),
+    },
+    "urdu": {
+        "validation": ("SM1", "SF6", "SF4", "SM19", "SF2"),
+        "test": ("SM7", "SF1", "SM20", "SF8"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class SpeechClip:
+    """One labelled clip of an emotional-speech corpus."""
+
+    corpus: str
+    path: Path
+    speaker: str
+    emotion: Emotion
+    label: str  # the corpus's own label, e.g. RAVDESS "calm" or EmoDB "L" (boredom)
+
+    @property
+    def split(self) -> Split:
+        splits = SPEAKER_SPLITS[self.corpus]
+        if self.speaker in splits["test"]:
+            return "test"
+        if self.speaker in splits["validation"]:
+            return "validation"
+        return "train"
+
+
+def _ravdess(folder: Path) -> list[SpeechClip]:
+    clips = []
+    for path in sorted(folder.glob("Actor_*/*")):
+        if path.suffix.lower() not in AUDIO_SUFFIXES:
+            continue
+        parts = path.stem.split("-")
+        if len(parts) != 7 or parts[0] != "03" or parts[1] != "01":
+            continue
+        label = RAVDESS_EMOTION_CODES[parts[2]]
+        emotion = map_label("ravdess", label)
+        if emotion is not None:
+            clips.append(SpeechClip("ravdess", path, f"{int(parts[6]):02d}", emotion, label))
+    return clips
+
+
+def _emodb(folder: Path) -> list[SpeechClip]:
+    clips = []
+    for path in sorted(folder.glob("*.wav")):
+        stem = path.stem  # SSTTTEv: speaker, text, emotion letter, version
+        if len(stem) < 7:
+            continue
+        emotion = map_label("emodb", stem[5])
+        if emotion is not None:
+            clips.append(SpeechClip("emodb", path, stem[:2], emotion, stem[5]))
+    return clips
+
+
+def _urdu(folder: Path) -> list[SpeechClip]:
+    clips = []
+    for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for path in sorted(label_dir.glob("*.wav")):
+            emotion = map_label("urdu", label_dir.name)
+            if emotion is not None:
+                clips.append(SpeechClip("urdu", path, path.stem.split("_")[0], emotion, label_dir.name))
+    return clips
+
+
+_READERS = {"ravdess": (RAVDESS_FOLDER, _ravdess), "emodb": (EMODB_FOLDER, _emodb), "urdu": (URDU_FOLDER, _urdu)}
+
+
+def read_speech_corpus(corpus: str, full_data: Path, split: Split | None = None) -> list[SpeechClip]:
+    """Every clip of ``corpus`` under ``full_data`` (or of one speaker split), sorted by path."""
+    try:
+        sub, reader = _READERS[corpus]
+    except KeyError:
+        raise ValueError(f"unknown speech corpus {corpus!r}; known: {', '.join(SPEECH_CORPORA)}") from None
+    folder = Path(full_data) / sub
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"{corpus} not found at {folder} (build it with ../shared/data/build_datasets.sh)")
+    clips = reader(folder)
+    if not clips:
+        raise DatasetNotFoundError(f"no {corpus} clips in {folder}")
+    return [c for c in clips if split is None or c.split == split]

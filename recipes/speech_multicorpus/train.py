@@ -1,0 +1,300 @@
+"""Train the speech emotion head on several corpora at once; leave-one-corpus-out comparisons.
+
+    python -m recipes.speech_multicorpus.train loco  [--backbone whisper-base] [--feature-norm layer]
+    python -m recipes.speech_multicorpus.train final [--out affect/models/speech/...safetensors] [--resume]
+
+Reads the cached encoder outputs of ``features.py``. Training draws clips balanced over corpora
+and, within a corpus, over its classes (so that RAVDESS's 1,440 clips do not drown URDU's 400,
+and no class is learnt as "the common one"), with random crops and frame masking on top of the
+cached degradations.
+
+``loco``: for each corpus in turn, a head is trained on the *train* speakers of the other two,
+its epoch chosen on *their* validation speakers, and it is scored on every clean clip of the
+corpus left out (which it never heard): UAR over the labels that corpus has and the share of
+the most frequent prediction. Results go to ``loco-<backbone>-<norm>.json`` in the work folder,
+so ``benchmarks.accuracy speech --cross-corpus`` can reuse them.
+
+``final``: the head trained on the train speakers of all corpora, its epoch chosen on the
+validation speakers of all (clean and telephone copies), a temperature fitted there; the test
+speakers (RAVDESS actors 23-24, EmoDB 03 and 08, URDU's test speakers) are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from affect.datasets.speech import SPEECH_CORPORA
+from affect.labels import EMOTIONS
+from affect.speech._backbone import COMPUTE_TYPE, backbone_spec
+from affect.speech._network import SpeechEmotionHead, pad_frames
+from affect.speech._weights_io import parameter_count, save_speech_weights
+from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
+
+log = logging.getLogger("recipes.speech_multicorpus")
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+DEFAULT_OUT = ROOT / "affect" / "models" / "speech" / "whisper_multicorpus_v2.safetensors"
+
+
+@dataclass
+class Items:
+    """Cached encoder outputs with, per item, its label, corpus, speaker split and variant."""
+
+    feats: list[torch.Tensor]
+    labels: np.ndarray
+    corpora: np.ndarray
+    splits: np.ndarray
+    variants: np.ndarray
+    clips: np.ndarray  # index of the clip within its corpus
+
+    def select(self, keep: np.ndarray) -> "Items":
+        idx = np.flatnonzero(keep)
+        return Items([self.feats[i] for i in idx], self.labels[idx], self.corpora[idx], self.splits[idx],
+                     self.variants[idx], self.clips[idx])
+
+    def __len__(self) -> int:
+        return len(self.feats)
+
+
+def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int) -> Items:
+    feats, labels, corpus_ids, splits, variants, clips = [], [], [], [], [], []
+    for corpus in corpora:
+        data = torch.load(cache_path(cache, backbone, corpus, copies))
+        for f, item in zip(data["feats"], data["items"]):
+            c = item["clip"]
+            feats.append(f)
+            labels.append(data["labels"][c])
+            corpus_ids.append(corpus)
+            splits.append(data["splits"][c])
+            variants.append(item["variant"])
+            clips.append(c)
+    return Items(feats, np.array(labels), np.array(corpus_ids), np.array(splits), np.array(variants), np.array(clips))
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Unweighted average recall over the classes present in ``y_true``."""
+    return float(np.mean([(y_pred[y_true == c] == c).mean() for c in np.unique(y_true)]))
+
+
+def max_predicted_share(y_pred: np.ndarray) -> float:
+    """Share of the most frequent prediction: near 1 means the model answers one class."""
+    return float(np.bincount(y_pred, minlength=len(EMOTIONS)).max() / max(1, len(y_pred)))
+
+
+def sampling_weights(items: Items, balance: str) -> np.ndarray:
+    """Per-item draw probabilities: corpora equal, and classes equal within each corpus."""
+    if balance != "corpus_class":
+        raise ValueError(f"unknown balance {balance!r}")
+    weights = np.zeros(len(items))
+    corpora = np.unique(items.corpora)
+    for corpus in corpora:
+        in_corpus = items.corpora == corpus
+        classes = np.unique(items.labels[in_corpus])
+        for c in classes:
+            cell = in_corpus & (items.labels == c)
+            weights[cell] = 1.0 / (len(corpora) * len(classes) * cell.sum())
+    return weights / weights.sum()
+
+
+def jitter(x: torch.Tensor, rng: np.random.Generator, crop_min: float, frame_mask: float) -> torch.Tensor:
+    """A random contiguous crop and one zeroed block of frames."""
+    n = x.shape[0]
+    keep = max(4, int(round(n * rng.uniform(crop_min, 1.0))))
+    if keep < n:
+        start = int(rng.integers(0, n - keep + 1))
+        x = x[start : start + keep]
+    x = x.float().clone()
+    width = int(rng.integers(0, max(1, int(frame_mask * x.shape[0])) + 1))
+    if width:
+        start = int(rng.integers(0, x.shape[0] - width + 1))
+        x[start : start + width] = 0.0
+    return x
+
+
+@torch.inference_mode()
+def predict(net: SpeechEmotionHead, feats: list[torch.Tensor], batch: int = 128) -> torch.Tensor:
+    """Logits for every item."""
+    net.eval()
+    out = []
+    for i in range(0, len(feats), batch):
+        frames, mask = pad_frames(feats[i : i + batch])
+        out.append(net(frames, mask))
+    return torch.cat(out) if out else torch.zeros(0, len(EMOTIONS))
+
+
+def validation_score(net: SpeechEmotionHead, val: Items) -> tuple[float, dict[str, float]]:
+    """Mean over corpora and over clean/telephone copies of the validation UAR."""
+    pred = predict(net, val.feats).argmax(-1).numpy()
+    parts = {}
+    for corpus in np.unique(val.corpora):
+        for variant, name in ((0, "clean"), (1, "telephone")):
+            keep = (val.corpora == corpus) & (val.variants == variant)
+            if keep.any():
+                parts[f"{corpus}_{name}"] = uar(val.labels[keep], pred[keep])
+    return float(np.mean(list(parts.values()))), parts
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    grid = np.exp(np.linspace(np.log(0.3), np.log(5.0), 60))
+    losses = [F.cross_entropy(logits / t, labels).item() for t in grid]
+    return float(grid[int(np.argmin(losses))])
+
+
+def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, ckpt: Path | None = None,
+               resume: bool = False, tag: str = "") -> tuple[SpeechEmotionHead, dict]:
+    """Train on ``train``, keep the epoch with the best validation score; resumable from ``ckpt``."""
+    set_seed(cfg["seed"])
+    head_cfg = cfg["head"]
+    net = SpeechEmotionHead(in_dim=in_dim, hidden=head_cfg["hidden"], dropout=head_cfg["dropout"], feature_norm=feature_norm)
+    epochs, bs = cfg["epochs"], cfg["batch_size"]
+    steps = -(-len(train) // bs)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=epochs * steps, pct_start=0.1)
+    probs = sampling_weights(train, cfg["balance"])
+    rng = np.random.default_rng(cfg["seed"])
+    start, best, history = 0, {"score": -1.0}, []
+    if resume and ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        rng, start, best, history = state["rng"], state["epoch"] + 1, state["best"], state["history"]
+        log.info("%s resumed after epoch %d", tag, state["epoch"])
+    labels = torch.from_numpy(train.labels)
+    for epoch in range(start, epochs):
+        net.train()
+        t0, total = time.time(), 0.0
+        order = rng.choice(len(train), size=len(train), replace=True, p=probs)
+        for i in range(0, len(order), bs):
+            idx = order[i : i + bs]
+            frames, mask = pad_frames([jitter(train.feats[j], rng, cfg["crop_min"], cfg["frame_mask"]) for j in idx])
+            loss = F.cross_entropy(net(frames, mask), labels[idx], label_smoothing=cfg["label_smoothing"])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        score, parts = validation_score(net, val)
+        history.append({"epoch": epoch, "loss": total / len(order), "val": score} | parts)
+        log.info("%s epoch %d loss %.4f validation %.3f %s (%.0fs)", tag, epoch, total / len(order), score,
+                 " ".join(f"{k} {v:.3f}" for k, v in parts.items()), time.time() - t0)
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch, "parts": parts,
+                    "state": {k: v.clone() for k, v in net.state_dict().items()}}
+        if ckpt is not None:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng,
+                        "epoch": epoch, "best": best, "history": history}, ckpt.with_suffix(".tmp"))
+            ckpt.with_suffix(".tmp").rename(ckpt)
+    net.load_state_dict(best["state"])
+    net.eval()
+    return net, {"best_epoch": best["epoch"], "validation": best["score"], "validation_parts": best["parts"],
+                 "history": history}
+
+
+def held_out_scores(net: SpeechEmotionHead, items: Items) -> dict[str, float]:
+    """UAR and most frequent prediction's share on clean and telephone copies of ``items``."""
+    pred = predict(net, items.feats).argmax(-1).numpy()
+    out = {}
+    for variant, name in ((0, "clean"), (1, "telephone")):
+        keep = items.variants == variant
+        out[f"uar_{name}"] = uar(items.labels[keep], pred[keep])
+        out[f"max_predicted_share_{name}"] = max_predicted_share(pred[keep])
+        out[f"max_true_share_{name}"] = max_predicted_share(items.labels[keep])
+        out[f"clips_{name}"] = int(keep.sum())
+    return out
+
+
+def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm: str) -> dict:
+    """Leave-one-corpus-out figures for one encoder and feature normalisation (cached as JSON)."""
+    out_path = workdir / f"loco-{backbone}-{feature_norm}.json"
+    if out_path.is_file():
+        return json.loads(out_path.read_text())
+    corpora = tuple(cfg["corpora"])
+    items = load_items(cache, backbone, corpora, cfg["copies"])
+    in_dim = backbone_spec(backbone).feature_dim
+    result: dict = {"backbone": backbone, "feature_norm": feature_norm, "compute_type": COMPUTE_TYPE, "corpora": {}}
+    for held in corpora:
+        rest = items.corpora != held
+        train = items.select(rest & (items.splits == "train"))
+        val = items.select(rest & (items.splits == "validation") & (items.variants <= 1))
+        net, info = train_head(train, val, cfg, in_dim, feature_norm, tag=f"[{backbone} {feature_norm} -{held}]")
+        scores = held_out_scores(net, items.select(items.corpora == held))
+        result["corpora"][held] = scores | {"best_epoch": info["best_epoch"], "validation": info["validation"]}
+        log.info("held out %s: UAR clean %.3f telephone %.3f, max share %.2f", held, scores["uar_clean"],
+                 scores["uar_telephone"], scores["max_predicted_share_clean"])
+    result["mean_uar_clean"] = float(np.mean([v["uar_clean"] for v in result["corpora"].values()]))
+    result["mean_uar_telephone"] = float(np.mean([v["uar_telephone"] for v in result["corpora"].values()]))
+    workdir.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) -> dict:
+    """The shipped head: every corpus's train speakers, chosen on every corpus's validation speakers."""
+    backbone, feature_norm = cfg["final"]["backbone"], cfg["final"]["feature_norm"]
+    items = load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"])
+    train = items.select(items.splits == "train")
+    val = items.select((items.splits == "validation") & (items.variants <= 1))
+    spec = backbone_spec(backbone)
+    net, info = train_head(train, val, cfg, spec.feature_dim, feature_norm, ckpt=workdir / "final-last.pt",
+                           resume=resume, tag="[final]")
+    temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))
+    meta = {
+        "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": backbone,
+        "backbone_description": spec.description, "compute_type": COMPUTE_TYPE,
+        "best_epoch": info["best_epoch"], "validation": info["validation"], "validation_parts": info["validation_parts"],
+        "temperature": temperature, "num_params": parameter_count(net),
+    }
+    save_speech_weights(net, out, meta)
+    summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}
+    (workdir / "final-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("final: best epoch %d, validation %.3f, temperature %.2f; wrote %s (%d params)", info["best_epoch"],
+             info["validation"], temperature, out, meta["num_params"])
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=("loco", "final"))
+    ap.add_argument("--config", type=Path, default=HERE / "config.json")
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    ap.add_argument("--workdir", type=Path, default=HERE / "checkpoints")
+    ap.add_argument("--backbone", action="append", help="loco: encoders to compare (default: the config's)")
+    ap.add_argument("--feature-norm", action="append", help="loco: normalisations to compare (default: the config's)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = json.loads(args.config.read_text())
+    torch.set_num_threads(cfg["torch_threads"])
+    if args.mode == "final":
+        run_final(cfg, args.cache, args.workdir, args.out, args.resume)
+        return 0
+    for backbone in args.backbone or cfg["backbones"]:
+        for norm in args.feature_norm or [cfg["head"]["feature_norm"]]:
+            res = run_loco(cfg, args.cache, args.workdir, backbone, norm)
+            log.info("LOCO %s %s: mean UAR clean %.3f telephone %.3f", backbone, norm, res["mean_uar_clean"],
+                     res["mean_uar_telephone"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
