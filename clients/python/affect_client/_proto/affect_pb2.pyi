@@ -236,16 +236,18 @@ class TurnResult(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speaker: _Optional[str] = ..., fused: _Optional[_Union[Affect, _Mapping]] = ..., present: _Optional[_Iterable[_Union[Modality, str]]] = ..., modalities: _Optional[_Iterable[_Union[ModalityResult, _Mapping]]] = ..., absent: _Optional[_Iterable[_Union[AbsentModality, _Mapping]]] = ..., shares: _Optional[_Iterable[_Union[ModalityShare, _Mapping]]] = ..., fusion: _Optional[str] = ..., state: _Optional[_Union[ConversationState, _Mapping]] = ..., events: _Optional[_Iterable[_Union[ConversationEvent, _Mapping]]] = ...) -> None: ...
 
 class TurnError(_message.Message):
-    __slots__ = ("turn_id", "code", "message", "field")
+    __slots__ = ("turn_id", "code", "message", "field", "retry_after_ms")
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     FIELD_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
     turn_id: str
     code: int
     message: str
     field: str
-    def __init__(self, turn_id: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
+    retry_after_ms: int
+    def __init__(self, turn_id: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
 
 class ConversationState(_message.Message):
     __slots__ = ("turns", "valence", "arousal", "valence_trend", "arousal_trend", "speakers")
