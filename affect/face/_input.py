@@ -2,6 +2,8 @@
 
 Encoded images are checked before decoding: the size is read from the header, so a
 20000x20000 PNG is refused without allocating it. Only JPEG, PNG, BMP and WebP are read.
+Sides may differ by at most ``MAX_ASPECT`` times: the detector brings the short side up to
+its working size, so a 16384x1 strip would otherwise become a 2.6-gigapixel image.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ ChannelOrder = Literal["bgr", "rgb"]
 MAX_PIXELS = 40_000_000  # e.g. 8000x5000
 MAX_SIDE = 16_384
 MAX_BYTES = 50 * 2**20
+MAX_ASPECT = 10  # long side / short side; no face frame is a strip
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
@@ -81,6 +84,11 @@ def check_size(width: int, height: int, field: str = "image") -> None:
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise InputTooLargeError(
             f"{field} is {width}x{height} pixels; the limit is {MAX_PIXELS:,} pixels and {MAX_SIDE} per side",
+            field=field,
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InvalidInputError(
+            f"{field} is {width}x{height} pixels; its long side may be at most {MAX_ASPECT} times its short side",
             field=field,
         )
 

@@ -4,26 +4,38 @@ Arrays (16-bit PCM or float samples, mono or multi-channel) come with their samp
 files (WAV, FLAC, OGG, given as a path or as the file's bytes) are read with ``soundfile``.
 Anything that cannot be analysed honestly is refused with an ``InvalidInputError`` that names
 the offending field, rather than guessed at.
+
+Cost is bounded before any decoding: a file's header is read first (``probe_file``), so its
+format, rate, channels and length are checked, and its decoded size (frames x channels) is
+held to a budget, before a sample is decoded. Resampling goes through soxr, whose cost per
+second of audio does not grow with the rate (torchaudio's sinc kernel grows with
+rate / gcd(rate, 16000): 3.8 s declared at 48,001 Hz took 13 GB there).
 """
 
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 import numpy as np
+import soxr
 import torch
-import torchaudio.functional as AF
 
 from affect._errors import InputTooLargeError, InvalidInputError
 
 MODEL_RATE = 16_000
-MIN_RATE, MAX_RATE = 8_000, 192_000
+MIN_RATE, MAX_RATE = 8_000, 48_000  # the contract's range (protos/affect/v1/affect.proto), arrays and files alike
 DEFAULT_MAX_SECONDS = 600.0
 MAX_CHANNELS = 8
 MAX_FILE_BYTES = 512 * 2**20
+# Decoded samples x channels of one clip: 600 s of 48 kHz mono, 300 s of stereo (115 MB as float32).
+DEFAULT_MAX_VALUES = 28_800_000
+# What libsndfile may read: the formats the contract names. Everything else it can read (MP3,
+# AIFF, CAF, ...) is refused, so that what is accepted is what is documented and tested.
+ACCEPTED_FORMATS = {"WAV": "WAV", "WAVEX": "WAV", "FLAC": "FLAC", "OGG": "OGG"}
 # Float samples live in [-1, 1]; a little overshoot happens after filtering, much more means
 # integer PCM was passed as floats, which would be read as extreme clipping.
 FLOAT_SLACK = 4.0
@@ -91,14 +103,35 @@ def _to_mono_float(samples: np.ndarray, field: str) -> np.ndarray:
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int = MODEL_RATE) -> np.ndarray:
+    """soxr's high-quality resampler: a few ms per second of audio at any rate, memory a small
+    multiple of the audio."""
     if from_rate == to_rate:
         return samples
-    out = AF.resample(torch.from_numpy(samples), from_rate, to_rate)
-    return out.numpy().astype(np.float32, copy=False)
+    out = soxr.resample(np.ascontiguousarray(samples, dtype=np.float32), from_rate, to_rate, quality="HQ")
+    return np.asarray(out, dtype=np.float32)
+
+
+def check_budget(frames: int, channels: int, rate: int, *, max_seconds: float, max_values: int, field: str,
+                 name: str | None = None) -> None:
+    """Refuse audio longer than ``max_seconds`` or with more than ``max_values`` samples x channels
+    (its decoded size), from what the header or the array's shape says: before decoding."""
+    what = f"{field}: {name}" if name else field
+    if frames / rate > max_seconds:
+        raise InputTooLargeError(
+            f"{what} lasts {frames / rate:,.0f} s; the limit is {max_seconds:,.0f} s (split long recordings into turns)",
+            field=field,
+        )
+    if frames * channels > max_values:
+        raise InputTooLargeError(
+            f"{what} holds {frames:,} frames x {channels} channels = {frames * channels:,} samples; "
+            f"the limit is {max_values:,} per turn",
+            field=field,
+        )
 
 
 def prepare_array(
-    samples: object, sample_rate: object, *, max_seconds: float = DEFAULT_MAX_SECONDS, field: str = "audio"
+    samples: object, sample_rate: object, *, max_seconds: float = DEFAULT_MAX_SECONDS,
+    max_values: int = DEFAULT_MAX_VALUES, field: str = "audio"
 ) -> Audio:
     """Validated mono 16 kHz audio from an array of samples and its sample rate."""
     if isinstance(samples, torch.Tensor):
@@ -107,80 +140,144 @@ def prepare_array(
         raise InvalidInputError(f"{field} must be a numpy array of samples, got {type(samples).__name__}", field=field)
     rate = check_rate(sample_rate)
     frames = samples.shape[0] if samples.ndim == 1 else (max(samples.shape) if samples.ndim == 2 else 0)
-    if frames / rate > max_seconds:
-        raise InputTooLargeError(
-            f"{field} lasts {frames / rate:,.0f} s; the limit is {max_seconds:,.0f} s (split long recordings into turns)",
-            field=field,
-        )
+    channels = 1 if samples.ndim != 2 else min(samples.shape)
+    check_budget(frames, channels, rate, max_seconds=max_seconds, max_values=max_values, field=field)
     mono = _to_mono_float(samples, field)
     return Audio(samples=resample(mono, rate), source_rate=rate)
 
 
-def prepare_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS, field: str = "audio_file") -> Audio:
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, checked against the contract: format, rate, channels, frames."""
+
+    format: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def probe_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_values: int = DEFAULT_MAX_VALUES,
+               field: str = "audio_file") -> AudioInfo:
+    """Read and check a file's header only (nothing is decoded): its format is WAV, FLAC or
+    OGG, a WAV's length fields are true, its rate is supported and its decoded size is within
+    ``max_seconds`` and ``max_values`` (frames x channels)."""
+    import soundfile as sf
+
+    handle, name, head, size = _open_source(source, field)
+    problem = wav_header_problem(head, size)
+    if problem:
+        raise InvalidInputError(f"{field}: {name} {problem}", field=field)
+    try:
+        info = sf.info(handle)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        raise InvalidInputError(f"{field}: {name} is not a readable WAV/FLAC/OGG file ({_reason(exc)})", field=field) from None
+    kind = ACCEPTED_FORMATS.get(info.format)
+    if kind is None:
+        raise InvalidInputError(f"{field}: {name} is {info.format} audio; accepted files are WAV, FLAC and OGG", field=field)
+    rate = check_rate(info.samplerate, field=f"{field}.sample_rate")
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise InvalidInputError(f"{field}: {name} has {info.channels} channels; at most {MAX_CHANNELS} are accepted", field=field)
+    check_budget(max(info.frames, 0), info.channels, rate, max_seconds=max_seconds, max_values=max_values, field=field, name=name)
+    return AudioInfo(kind, rate, info.channels, info.frames)
+
+
+def prepare_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_values: int = DEFAULT_MAX_VALUES,
+                 field: str = "audio_file") -> Audio:
     """Validated mono 16 kHz audio from a WAV/FLAC/OGG file, given as a path or as its bytes."""
     import soundfile as sf
 
+    info = probe_file(source, max_seconds=max_seconds, max_values=max_values, field=field)
+    handle, name, _, _ = _open_source(source, field)
+    try:
+        with sf.SoundFile(handle) as fh:
+            if fh.samplerate != info.sample_rate or fh.channels != info.channels or fh.frames != info.frames:
+                raise InvalidInputError(f"{field}: {name} changed while it was read", field=field)
+            data = fh.read(frames=info.frames, dtype="float32", always_2d=True)
+    except InvalidInputError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        raise InvalidInputError(f"{field}: {name} is not a readable WAV/FLAC/OGG file, or is truncated or corrupt "
+                                f"({_reason(exc)})", field=field) from None
+    if data.shape[0] == 0:
+        raise InvalidInputError(f"{field}: {name} holds no samples", field=field)
+    if info.frames > 0 and data.shape[0] < info.frames:
+        raise InvalidInputError(
+            f"{field}: {name} is truncated ({data.shape[0]:,} of {info.frames:,} frames readable)", field=field
+        )
+    mono = _to_mono_float(data, field)
+    return Audio(samples=resample(mono, info.sample_rate), source_rate=info.sample_rate)
+
+
+def _open_source(source: AudioSource, field: str) -> tuple[object, str, bytes, int]:
+    """(handle for soundfile, a name for messages, the first bytes, the size) of a path or bytes."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw = bytes(source)
         if not raw:
             raise InvalidInputError(f"{field} is empty (0 bytes)", field=field)
         if len(raw) > MAX_FILE_BYTES:
             raise InputTooLargeError(f"{field} has {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}", field=field)
-        handle: object = io.BytesIO(raw)
-        name, head, size = "the audio bytes", raw[:_WAV_HEAD_BYTES], len(raw)
-    elif isinstance(source, (str, Path)):
+        return io.BytesIO(raw), "the audio bytes", raw[:_WAV_HEAD_BYTES], len(raw)
+    if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
             raise InvalidInputError(f"{field}: no such file {str(path)!r}", field=field)
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             raise InvalidInputError(f"{field}: {path.name} is empty (0 bytes)", field=field)
-        handle, name, size = str(path), path.name, path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputTooLargeError(f"{field}: {path.name} has {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", field=field)
         with path.open("rb") as fh:
             head = fh.read(_WAV_HEAD_BYTES)
-    else:
-        raise InvalidInputError(f"{field} must be a path or the file's bytes, got {type(source).__name__}", field=field)
-    missing = wav_missing_bytes(head, size)
-    if missing:
-        raise InvalidInputError(f"{field}: {name} is a truncated WAV file ({missing:,} bytes of audio missing)", field=field)
-    try:
-        with sf.SoundFile(handle) as fh:
-            rate = check_rate(fh.samplerate, field=f"{field}.sample_rate")
-            if fh.frames / rate > max_seconds:
-                raise InputTooLargeError(
-                    f"{field}: {name} lasts {fh.frames / rate:,.0f} s; the limit is {max_seconds:,.0f} s",
-                    field=field,
-                )
-            data = fh.read(dtype="float32", always_2d=True)
-            expected = fh.frames
-    except InvalidInputError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
-        raise InvalidInputError(f"{field}: {name} is not a readable WAV/FLAC/OGG file, or is truncated or corrupt ({exc})", field=field) from None
-    if data.shape[0] == 0:
-        raise InvalidInputError(f"{field}: {name} holds no samples", field=field)
-    if expected > 0 and data.shape[0] < expected:
-        raise InvalidInputError(
-            f"{field}: {name} is truncated ({data.shape[0]:,} of {expected:,} frames readable)", field=field
-        )
-    mono = _to_mono_float(data, field)
-    return Audio(samples=resample(mono, rate), source_rate=rate)
+        return str(path), path.name, head, size
+    raise InvalidInputError(f"{field} must be a path or the file's bytes, got {type(source).__name__}", field=field)
 
 
-def wav_missing_bytes(head: bytes, size: int) -> int:
-    """Bytes of audio a WAV file's header promises but the file lacks (0 if complete or not a WAV).
+_ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>|0x[0-9a-fA-F]{6,}")
 
-    libsndfile quietly reads what is there, so a cut-off upload would otherwise pass as a
-    shorter turn. Streaming writers mark an unknown length with 0 or 0xFFFFFFFF: not checked.
+
+def _reason(exc: BaseException) -> str:
+    """libsndfile's own words for an error, without the object reprs (heap addresses) that
+    soundfile puts around them."""
+    text = getattr(exc, "error_string", None) or str(exc)
+    text = _ADDRESS.sub("the data", text).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def wav_header_problem(head: bytes, size: int) -> str | None:
+    """What is wrong with a WAV file's length fields, or None (also None for files that are not WAV).
+
+    libsndfile quietly reads what is there, so a cut-off upload would pass as a shorter turn
+    and a header whose lengths lie would be believed. A complete file is asked for: the RIFF
+    and data lengths must be given (streaming writers leave 0 or 0xFFFFFFFF), lie within the
+    file and agree with each other, and the data must be whole frames.
     """
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
-        return 0
+        return None
     order = "little" if head[:4] == b"RIFF" else "big"
+    riff_end = 8 + int.from_bytes(head[4:8], order)
+    if riff_end - 8 in (0, 0xFFFFFFFF):
+        return "is a WAV file whose header gives no length (a streamed WAV); send the complete file"
+    if riff_end > size:
+        return f"is a truncated WAV file ({riff_end - size:,} bytes of audio missing)"
+    block_align = 0
     pos = 12
-    while pos + 8 <= len(head):
+    while pos + 8 <= min(len(head), riff_end):
         chunk, length = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], order)
+        if chunk == b"fmt " and pos + 22 <= len(head):
+            block_align = int.from_bytes(head[pos + 20 : pos + 22], order)
         if chunk == b"data":
+            end = pos + 8 + length
             if length in (0, 0xFFFFFFFF):
-                return 0
-            return max(0, pos + 8 + length - size)
+                return "is a WAV file whose data length is not given (a streamed WAV); send the complete file"
+            if end > size:
+                return f"is a truncated WAV file ({end - size:,} bytes of audio missing)"
+            if end > riff_end:
+                return "is a WAV file whose data chunk runs past the length its RIFF header gives"
+            if block_align and length % block_align:
+                return f"is a WAV file whose data length ({length:,} bytes) is not a whole number of {block_align}-byte frames"
+            return None
         pos += 8 + length + (length & 1)
-    return 0
+    if riff_end <= len(head):
+        return "is a WAV file without a data chunk"
+    return None
+
