@@ -15,12 +15,11 @@ from grpc_reflection.v1alpha import reflection
 
 from affect import Analyzer
 from affect_client._proto import affect_pb2 as pb
-from affect_client._proto import affect_pb2_grpc as pb_grpc
 from affect_server.auth import BearerTokenInterceptor
 from affect_server.batching import MicroBatcher
 from affect_server.config import ServerConfig
 from affect_server.metrics import ServiceMetrics
-from affect_server.servicer import AffectServicer
+from affect_server.servicer import AffectServicer, Lane
 
 log = logging.getLogger("affect.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AffectService"].full_name
@@ -33,18 +32,41 @@ class RunningServer:
     health: health.aio.HealthServicer
     port: int
     executor: ThreadPoolExecutor
+    executors: tuple[ThreadPoolExecutor, ...] = ()
 
-    async def drain_and_stop(self, grace: float) -> None:
-        """Stop accepting, let the turns in flight finish (up to ``grace`` s), then stop."""
+    async def drain_and_stop(self, grace: float) -> bool:
+        """Stop accepting, let the turns in flight finish (up to ``grace`` s), then stop. True
+        when every model call had finished; False when some still run in a worker thread
+        (they cannot be interrupted: the caller should end the process)."""
         log.info("draining: %d conversations open, %d turns in flight", self.servicer.slots.open, self.servicer.in_flight)
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.servicer.draining.set()
-        await self.server.stop(grace)
-        for batcher in self.servicer.batchers.values():
-            await batcher.stop()
-        self.executor.shutdown(wait=True)
-        log.info("stopped")
+        await self.server.stop(grace)  # after the grace period the calls still running are cancelled
+        lanes = {id(lane): lane for lane in (self.servicer.lane, self.servicer.heavy_lane)}.values()
+        for lane in lanes:
+            for batcher in lane.batchers.values():
+                await batcher.stop()
+        executors = self.executors or (self.executor,)
+        for executor in executors:
+            executor.shutdown(wait=False, cancel_futures=True)
+        busy = await _busy_threads(executors, wait=1.0)
+        if busy:
+            log.warning("stopped with %d model call(s) still running after the %g s grace period", busy, grace)
+        else:
+            log.info("stopped")
+        return busy == 0
+
+
+async def _busy_threads(executors, wait: float) -> int:
+    """Worker threads still alive after ``wait`` seconds (each holds a model call)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        alive = sum(t.is_alive() for executor in executors for t in list(getattr(executor, "_threads", ())))
+        if not alive or loop.time() >= deadline:
+            return alive
+        await asyncio.sleep(0.05)
 
 
 def set_model_threads(threads: int) -> None:
@@ -55,28 +77,73 @@ def set_model_threads(threads: int) -> None:
     cv2.setNumThreads(threads)
 
 
-async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -> RunningServer:
-    set_model_threads(config.threads_per_worker())  # before the encoders load: CTranslate2 reads it then
-    analyzer = analyzer or Analyzer(**config.analyzer_choices())
-    metrics = ServiceMetrics()
-    executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")
-    batchers: dict[str, MicroBatcher] = {}
-    in_flight = (lambda: servicer.in_flight) if config.adaptive_batch_wait else None  # noqa: E731 - read once the servicer exists
-    if analyzer.text is not None:
-        batchers["text"] = MicroBatcher("text", analyzer.text.analyze_many, executor=executor,
-                                        max_size=config.batch_max_size, max_wait=config.batch_max_wait_ms / 1000,
-                                        on_batch=metrics.observe_batch, demand=in_flight)
-    if analyzer.speech is not None:
-        batchers["speech"] = MicroBatcher("speech", analyzer.speech.analyze_prepared, executor=executor,
-                                          max_size=config.batch_max_size, max_wait=config.batch_max_wait_ms / 1000,
-                                          on_batch=metrics.observe_batch, demand=in_flight)
-    if analyzer.face is not None:
-        batchers["face"] = MicroBatcher("face", analyzer.face_many, executor=executor,
-                                        max_size=config.batch_max_size, max_wait=config.batch_max_wait_ms / 1000,
-                                        on_batch=metrics.observe_batch, demand=in_flight)
-    for batcher in batchers.values():
-        batcher.start()
+def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
+    """Listen on the configured address (TLS if configured); one line and exit if impossible."""
+    address = f"{config.host}:{config.port}"
+    try:
+        if config.tls_cert:
+            credentials = grpc.ssl_server_credentials([(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())])
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise SystemExit(f"affect serve: cannot listen on {address}: {_bind_problem(config.host, config.port)}")
+    return port
 
+
+def _bind_problem(host: str, port: int) -> str:
+    """Why gRPC could not bind (it does not say): the operating system's answer for a plain socket."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"unknown host ({exc.strerror or exc})"
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                return exc.strerror or str(exc)
+    return "the address could not be bound"
+
+
+def _add_service(server: grpc.aio.Server, servicer: AffectServicer) -> None:
+    """The AffectService handlers, as the generated code registers them except for Analyze,
+    which is read as a client stream (the same bytes on the wire for one message) so that a
+    call refused by admission or auth is refused before its body is read."""
+    handlers = {
+        "Converse": grpc.stream_stream_rpc_method_handler(
+            servicer.Converse, request_deserializer=pb.ConverseRequest.FromString,
+            response_serializer=pb.ConverseResponse.SerializeToString),
+        "Analyze": grpc.stream_unary_rpc_method_handler(
+            servicer.analyze_unread, request_deserializer=pb.AnalyzeRequest.FromString,
+            response_serializer=pb.AnalyzeResponse.SerializeToString),
+        "ListModels": grpc.unary_unary_rpc_method_handler(
+            servicer.ListModels, request_deserializer=pb.ListModelsRequest.FromString,
+            response_serializer=pb.ListModelsResponse.SerializeToString),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+def _batchers(analyzer: Analyzer, config: ServerConfig, executor, metrics: ServiceMetrics, *, max_size: int,
+              max_wait: float, demand, modalities=("text", "speech", "face")) -> dict[str, MicroBatcher]:
+    calls = {"text": analyzer.text.analyze_many if analyzer.text is not None else None,
+             "speech": analyzer.speech.analyze_prepared if analyzer.speech is not None else None,
+             "face": analyzer.face_many if analyzer.face is not None else None}
+    return {name: MicroBatcher(name, calls[name], executor=executor, max_size=max_size, max_wait=max_wait,
+                               on_batch=metrics.observe_batch, demand=demand)
+            for name in modalities if calls[name] is not None}
+
+
+async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -> RunningServer:
+    """Check the settings and bind the port first (a mistake there is one line, before any
+    model loads), then load the models and start serving."""
+    for warning in config.check():
+        log.warning("%s", warning)
     max_bytes = int(config.max_message_mb * 2**20)
     interceptors = [BearerTokenInterceptor(config.token)] if config.token else []
     server = grpc.aio.server(
@@ -84,20 +151,28 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
         options=[("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes),
                  ("grpc.so_reuseport", 0)],
     )
-    servicer = AffectServicer(analyzer, config, metrics, batchers, executor)
-    pb_grpc.add_AffectServiceServicer_to_server(servicer, server)
+    port = _bind(server, config)
+
+    set_model_threads(config.threads_per_worker())  # before the encoders load: CTranslate2 reads it then
+    analyzer = analyzer or Analyzer(**config.analyzer_choices())
+    metrics = ServiceMetrics()
+    executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")
+    # Heavy turns (long audio, many pixels) get one worker and batchers of their own.
+    heavy_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-heavy")
+    in_flight = (lambda: servicer.in_flight) if config.adaptive_batch_wait else None  # noqa: E731 - read once the servicer exists
+    batchers = _batchers(analyzer, config, executor, metrics, max_size=config.batch_max_size,
+                         max_wait=config.batch_max_wait_ms / 1000, demand=in_flight)
+    heavy_batchers = _batchers(analyzer, config, heavy_executor, metrics, max_size=config.max_heavy_turns, max_wait=0.0,
+                               demand=None, modalities=("speech", "face"))
+    for batcher in (*batchers.values(), *heavy_batchers.values()):
+        batcher.start()
+
+    servicer = AffectServicer(analyzer, config, metrics, batchers, executor, heavy=Lane(heavy_executor, heavy_batchers))
+    _add_service(server, servicer)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
-    address = f"{config.host}:{config.port}"
-    if config.tls_cert:
-        credentials = grpc.ssl_server_credentials([(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())])
-        port = server.add_secure_port(address, credentials)
-    else:
-        port = server.add_insecure_port(address)
-    if port == 0:
-        raise SystemExit(f"affect serve: cannot listen on {address}")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -105,18 +180,40 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
         metrics.serve(config.metrics_port, config.host)
     log.info("affect serving on %s:%d (%s), models %s", config.host, port, "TLS" if config.tls_cert else "plaintext",
              ", ".join(analyzer.models.values()))
-    return RunningServer(server, servicer, health_servicer, port, executor)
+    return RunningServer(server, servicer, health_servicer, port, executor, (executor, heavy_executor))
 
 
 async def serve(config: ServerConfig, analyzer: Analyzer | None = None, *, ready_file: Path | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then drain gracefully."""
+    """Run until SIGTERM or SIGINT, then drain gracefully: exit within the grace period and a
+    second or so. A second signal during the drain ends the process at once."""
     running = await start_server(config, analyzer)
     if ready_file:
         ready_file.write_text(str(running.port))
     print(f"affect: serving on {config.host}:{running.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            log.info("%s: draining (up to %g s); send it again to stop at once", signal.Signals(signum).name, config.grace_s)
+            stop.set()
+            return
+        log.warning("%s again: stopping now, without waiting for the turns in flight", signal.Signals(signum).name)
+        _exit_now(1)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await stop.wait()
-    await running.drain_and_stop(config.grace_s)
+    if not await running.drain_and_stop(config.grace_s):
+        _exit_now(0)  # the drain is over; only uninterruptible model calls are left, which the exit ends
+
+
+def _exit_now(code: int) -> None:
+    """End the process without waiting for worker threads (Python would join them at exit)."""
+    import os
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -24,8 +24,15 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         return _refusal(await continuation(handler_call_details))
 
 
+def _skip(_: bytes) -> None:
+    """The deserializer of a refused call: its body is never parsed."""
+    return None
+
+
 def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-    """A handler of the same shape as the real one that aborts with UNAUTHENTICATED."""
+    """A handler of the same shape as the real one that aborts with UNAUTHENTICATED without
+    parsing the request: a streaming request (Converse, and Analyze, which the server reads as
+    a stream) is not even read; a unary one is read by gRPC but never parsed."""
     if handler is None:
         return None
 
@@ -36,7 +43,11 @@ def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | N
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         yield  # pragma: no cover - makes this an async generator
 
+    serialize = handler.response_serializer
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(
-            abort_stream, handler.request_deserializer, handler.response_serializer)
-    return grpc.unary_unary_rpc_method_handler(abort_unary, handler.request_deserializer, handler.response_serializer)
+        return grpc.stream_stream_rpc_method_handler(abort_stream, _skip, serialize)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(abort_unary, _skip, serialize)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(abort_stream, _skip, serialize)
+    return grpc.unary_unary_rpc_method_handler(abort_unary, _skip, serialize)

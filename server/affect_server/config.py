@@ -17,7 +17,22 @@ class ServerConfig:
     max_conversations: int = 1000  # open streams; more are refused with RESOURCE_EXHAUSTED
     max_turns_per_second: float = 10.0  # per conversation, token bucket with a burst of 2 s
     max_message_mb: float = 16.0  # one request; larger ones are refused with RESOURCE_EXHAUSTED
+    # Per turn, in decoded units, checked from the headers before anything is decoded
+    # (INVALID_ARGUMENT naming the field: such a turn never fits).
     max_text_chars: int = 10_000
+    max_audio_seconds: float = 120.0
+    max_audio_samples: int = 11_520_000  # samples x channels at the source rate: 120 s of 48 kHz stereo
+    max_image_pixels: int = 16_777_216  # width x height summed over the turn's images (<= 8 images)
+    # Per process: turns admitted and not yet answered, Converse and Analyze alike
+    # (RESOURCE_EXHAUSTED with a retry hint when full).
+    max_in_flight_turns: int = 64
+    max_in_flight_mb: float = 1024.0  # request bytes + estimated decoded size of the turns in flight
+    max_heavy_turns: int = 2  # heavy turns in flight; they run on their own worker, apart from the others
+    heavy_audio_seconds: float = 20.0  # a turn with more audio than this is heavy
+    heavy_image_pixels: int = 4_194_304  # ... or more pixels than this
+    max_analyze_in_flight: int = 16  # Analyze calls being read or served; bodies beyond this are not read
+    max_analyze_per_peer: int = 4  # Analyze calls in flight from one client address
+    max_analyze_per_second_per_peer: float = 20.0  # token bucket per client address, burst of 1 s
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0
     adaptive_batch_wait: bool = True  # stop waiting once every turn in flight is in the batch
@@ -55,10 +70,35 @@ class ServerConfig:
                 values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError:
                 raise SystemExit(f"affect serve: {f.name} must be a {kind.__name__}, got {raw!r}") from None
-        config = cls(**values)
-        if bool(config.tls_cert) != bool(config.tls_key):
+        return cls(**values)
+
+    def check(self) -> list[str]:
+        """What is wrong with these settings, before anything is loaded; also the warnings
+        (returned, to be logged). Raises ``SystemExit`` with one line for a fatal problem."""
+        if bool(self.tls_cert) != bool(self.tls_key):
             raise SystemExit("affect serve: give both --tls-cert and --tls-key, or neither")
-        return config
+        for flag, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key)):
+            if path:
+                try:
+                    with open(path, "rb") as fh:
+                        fh.read(1)
+                except OSError as exc:
+                    raise SystemExit(f"affect serve: {flag} {path}: {exc.strerror or exc}") from None
+        warnings = []
+        if self.token and not self.tls_cert:
+            if not _is_loopback(self.host):
+                raise SystemExit(f"affect serve: --token without TLS would send the token in clear text on {self.host}; "
+                                 "give --tls-cert and --tls-key (plaintext with a token is allowed on loopback only)")
+            warnings.append("--token without TLS: the token travels in clear text (accepted because the host is loopback)")
+        for name in ("workers", "max_conversations", "max_in_flight_turns", "max_heavy_turns", "max_analyze_in_flight",
+                     "max_analyze_per_peer", "max_text_chars", "max_audio_samples", "max_image_pixels"):
+            if getattr(self, name) < 1:
+                raise SystemExit(f"affect serve: {name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_turns_per_second", "max_message_mb", "max_audio_seconds", "max_in_flight_mb",
+                     "max_analyze_per_second_per_peer", "grace_s"):
+            if not getattr(self, name) > 0:
+                raise SystemExit(f"affect serve: {name} must be positive, got {getattr(self, name)}")
+        return warnings
 
     def threads_per_worker(self) -> int:
         """Threads one model call gets: the cores shared among the workers, so that the
@@ -74,6 +114,17 @@ class ServerConfig:
             return None if name.lower() == "none" else (True if name.lower() == "default" else name)
 
         return {"text": choice(self.text_model), "speech": choice(self.speech_model), "face": choice(self.face_model)}
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_bool(raw: object) -> bool:

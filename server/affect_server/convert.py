@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 
 from affect import InvalidInputError, Modality as LibModality, ModalityResult, Turn, TurnResult
@@ -14,16 +16,22 @@ MAX_ID_CHARS = 128
 MODALITY_TO_PB = {LibModality.TEXT: pb.TEXT, LibModality.SPEECH: pb.SPEECH, LibModality.FACE: pb.FACE}
 
 
-def _short_string(value: str, field: str) -> str | None:
+def check_id(value: str, field: str) -> str | None:
+    """An id or name of at most ``MAX_ID_CHARS`` characters with no control, format or
+    line-separator characters (a newline in an id would forge lines in the log); None if empty."""
     if len(value) > MAX_ID_CHARS:
         raise InvalidInputError(f"{field} is longer than {MAX_ID_CHARS} characters", field=field)
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            raise InvalidInputError(f"{field} has a control or format character (U+{ord(char):04X}) at position {position}",
+                                    field=field)
     return value or None
 
 
 def turn_from_pb(message: pb.Turn) -> Turn:
     """The library's Turn; raises ``InvalidInputError`` naming the field (``turn.*``)."""
-    _short_string(message.turn_id, "turn.turn_id")
-    speaker = _short_string(message.speaker, "turn.speaker")
+    check_id(message.turn_id, "turn.turn_id")
+    speaker = check_id(message.speaker, "turn.speaker")
     text: str | None = None
     if message.HasField("text"):
         try:
@@ -86,8 +94,8 @@ def affect_to_pb(estimate: AffectEstimate) -> pb.Affect:
     return pb.Affect(
         emotion=estimate.emotion.value,
         emotions=[pb.LabelProbability(label=n, probability=estimate.emotions[n]) for n in EMOTION_NAMES],
-        sentiment=estimate.sentiment_label.value,
-        sentiments=[pb.LabelProbability(label=n, probability=estimate.sentiment[n]) for n in SENTIMENT_NAMES],
+        sentiment=estimate.sentiment.value,
+        sentiments=[pb.LabelProbability(label=n, probability=estimate.sentiments[n]) for n in SENTIMENT_NAMES],
         valence=estimate.valence,
         arousal=estimate.arousal,
         confidence=estimate.confidence,
@@ -107,7 +115,7 @@ def turn_result_to_pb(result: TurnResult, turn_id: str, *, include_modalities: b
         turn_id=turn_id,
         turn_index=result.turn_index,
         speaker=result.speaker or "",
-        fused=affect_to_pb(result),
+        fused=affect_to_pb(result.fused) if result.fused is not None else None,  # absent: no reading
         present=[MODALITY_TO_PB[m] for m in result.present],
         modalities=[modality_result_to_pb(r, result.faces if m is LibModality.FACE else ())
                     for m, r in result.modalities.items()] if include_modalities else [],

@@ -1,8 +1,14 @@
-"""Admission limits: how many conversations may be open, how fast each may send turns."""
+"""Admission limits: how many conversations may be open, how fast each may send turns, how
+much work may be in flight, and how much of it one client may hold.
+
+Plain counters, no gRPC: the servicer asks them and answers with the status.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 
 
 class TokenBucket:
@@ -21,6 +27,10 @@ class TokenBucket:
             return True
         return False
 
+    def wait_time(self) -> float:
+        """Seconds until the next token (0 if one is there)."""
+        return max(0.0, (1.0 - self._tokens) / self.rate)
+
 
 class ConversationSlots:
     """At most ``limit`` conversations open at once."""
@@ -37,3 +47,81 @@ class ConversationSlots:
 
     def release(self) -> None:
         self.open = max(0, self.open - 1)
+
+
+@dataclass
+class Ticket:
+    """An admitted turn's share of the in-flight budget; give it back with ``release``."""
+
+    budget: "InFlightBudget"
+    nbytes: int
+    heavy: bool
+    released: bool = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.budget._give_back(self)
+
+
+class InFlightBudget:
+    """Turns admitted and not yet answered (Converse and Analyze alike): at most ``max_turns``,
+    at most ``max_bytes`` of their estimated peak memory, at most ``max_heavy`` heavy ones."""
+
+    def __init__(self, max_turns: int, max_bytes: int, max_heavy: int) -> None:
+        self.max_turns, self.max_bytes, self.max_heavy = max_turns, max_bytes, max_heavy
+        self.turns = self.nbytes = self.heavy = 0
+
+    def admit(self, nbytes: int, heavy: bool) -> Ticket | str:
+        """A ticket, or why not: "turns", "memory" or "heavy" (which limit is full)."""
+        if self.turns >= self.max_turns:
+            return "turns"
+        if heavy and self.heavy >= self.max_heavy:
+            return "heavy"
+        if self.nbytes + nbytes > self.max_bytes and self.turns > 0:
+            return "memory"  # a lone turn over the whole budget is still let in: per-turn limits bound it
+        self.turns += 1
+        self.nbytes += nbytes
+        self.heavy += heavy
+        return Ticket(self, nbytes, heavy)
+
+    def _give_back(self, ticket: Ticket) -> None:
+        self.turns -= 1
+        self.nbytes -= ticket.nbytes
+        self.heavy -= ticket.heavy
+
+
+class PeerLimits:
+    """Per client address: calls in flight and a token bucket of calls per second. Remembers
+    at most ``max_peers`` addresses (the least recently seen idle ones are forgotten)."""
+
+    def __init__(self, max_in_flight: int, per_second: float, max_peers: int = 10_000, clock=time.monotonic) -> None:
+        self.max_in_flight, self.per_second, self.max_peers, self._clock = max_in_flight, per_second, max_peers, clock
+        self._peers: OrderedDict[str, list] = OrderedDict()  # peer -> [in flight, bucket]
+
+    def acquire(self, peer: str) -> tuple[str, float | None] | None:
+        """None when admitted (call ``release`` later), else why not ("in_flight" or "rate") and,
+        for the rate, the seconds until the next call is allowed."""
+        entry = self._peers.get(peer)
+        if entry is None:
+            entry = self._peers[peer] = [0, TokenBucket(self.per_second, max(1.0, self.per_second), self._clock)]
+            self._forget_idle()
+        self._peers.move_to_end(peer)
+        if entry[0] >= self.max_in_flight:
+            return "in_flight", None
+        if not entry[1].take():
+            return "rate", entry[1].wait_time()
+        entry[0] += 1
+        return None
+
+    def release(self, peer: str) -> None:
+        entry = self._peers.get(peer)
+        if entry is not None:
+            entry[0] = max(0, entry[0] - 1)
+
+    def _forget_idle(self) -> None:
+        for peer in list(self._peers):
+            if len(self._peers) <= self.max_peers:
+                return
+            if self._peers[peer][0] == 0:
+                del self._peers[peer]

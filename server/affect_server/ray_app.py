@@ -91,10 +91,12 @@ class _RayContext:
     def __init__(self, context: Any) -> None:
         self._context = context
 
-    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+    async def abort(self, code: grpc.StatusCode, details: str, trailing_metadata=()) -> None:
         # Ray Serve's proxy ends the stream with the code set here when the method raises.
         self._context.set_code(code)
         self._context.set_details(details)
+        if trailing_metadata and hasattr(self._context, "set_trailing_metadata"):
+            self._context.set_trailing_metadata(list(trailing_metadata))
         raise _Aborted(details)
 
     def __getattr__(self, name: str) -> Any:

@@ -1,45 +1,73 @@
-"""The AffectService implementation: conversations over one stream each, micro-batched models."""
+"""The AffectService implementation: conversations over one stream each, micro-batched models.
+
+A turn's way through: its cost is read from the message and the media headers (``budget``),
+it is admitted against the work in flight (``limits.InFlightBudget``) or refused with
+RESOURCE_EXHAUSTED and a retry hint, then decoded off the event loop and sent to the encoders'
+batchers. Heavy turns (long audio, many pixels) take their own lane: their own worker thread
+and batchers, so that they cannot hold the workers every other conversation is served by.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import grpc
 
-from affect import Analyzer, InvalidInputError, Modality
+from affect import Analyzer, InputTooLargeError, InvalidInputError, Modality
 from affect.conversation import Conversation, PreparedTurn
 from affect.fusion import FusionWeights
 from affect.registry import list_weights
 from affect_client._proto import affect_pb2 as pb
 from affect_client._proto import affect_pb2_grpc as pb_grpc
-from affect_server.batching import MicroBatcher
+from affect_server.budget import TurnCost, measure
 from affect_server.config import ServerConfig
-from affect_server.convert import model_infos, turn_from_pb, turn_result_to_pb
-from affect_server.limits import ConversationSlots, TokenBucket
+from affect_server.convert import check_id, model_infos, turn_from_pb, turn_result_to_pb
+from affect_server.limits import ConversationSlots, InFlightBudget, PeerLimits, Ticket, TokenBucket
 from affect_server.metrics import ServiceMetrics
+from affect_server.retry_hint import LatencyEstimate, clamp_ms, retry_trailers
 
 log = logging.getLogger("affect.server")
 
 _END = object()
 
 
-class _StreamEnded(Exception):
-    """The stream is ending with a status (set before raising)."""
+@dataclass(frozen=True)
+class Lane:
+    """Where a turn's decoding and model work run: an executor and one batcher per encoder."""
+
+    executor: Executor
+    batchers: dict
+
+
+_BUSY = {
+    "turns": "the server has {n} turns in flight (limit {limit})",
+    "memory": "the turns in flight hold the server's memory budget for work in flight",
+    "heavy": "the server is already working on {limit} heavy turns (long audio or many pixels)",
+}
 
 
 class AffectServicer(pb_grpc.AffectServiceServicer):
-    def __init__(self, analyzer: Analyzer, config: ServerConfig, metrics: ServiceMetrics, batchers: dict[str, MicroBatcher],
-                 executor) -> None:
+    def __init__(self, analyzer: Analyzer, config: ServerConfig, metrics: ServiceMetrics, batchers: dict,
+                 executor: Executor, heavy: Lane | None = None) -> None:
         self.analyzer = analyzer
         self.executor = executor
         self.config = config
         self.metrics = metrics
         self.batchers = batchers
+        self.lane = Lane(executor, batchers)
+        self.heavy_lane = heavy or self.lane
         self.slots = ConversationSlots(config.max_conversations)
+        self.budget = InFlightBudget(config.max_in_flight_turns, int(config.max_in_flight_mb * 2**20), config.max_heavy_turns)
+        self.peers = PeerLimits(config.max_analyze_per_peer, config.max_analyze_per_second_per_peer)
+        self.analyze_in_flight = 0
+        self.latency = LatencyEstimate()
         self.conversations: dict[str, Conversation] = {}
         metrics.conversation_states.set_function(lambda: len(self.conversations))
         self.draining = asyncio.Event()
@@ -52,7 +80,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
         if not self.slots.acquire():
             await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"too many open conversations (limit {self.config.max_conversations})", "conversations")
+                              f"too many open conversations (limit {self.config.max_conversations})", "conversations",
+                              retry_after_ms=clamp_ms(1000))
+        conversation: Conversation | None = None
         conversation_id = ""
         self.metrics.active_conversations.inc()
         try:
@@ -62,10 +92,10 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             if first.WhichOneof("kind") != "open":
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                                   "the first message of a conversation must be `open` (OpenConversation)", "first_message")
-            conversation_id = first.open.conversation_id or uuid.uuid4().hex
-            if len(conversation_id) > 128:
-                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                                  "open.conversation_id is longer than 128 characters", "open")
+            try:
+                conversation_id = check_id(first.open.conversation_id, "open.conversation_id") or uuid.uuid4().hex
+            except InvalidInputError as exc:
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
             if conversation_id in self.conversations:
                 await self._abort(context, grpc.StatusCode.ALREADY_EXISTS,
                                   f"conversation {conversation_id!r} is already open", "duplicate")
@@ -83,34 +113,107 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 if request is _END:
                     return
                 yield await self._answer(request, conversation, bucket, options)
+                del request  # the turn's bytes are not kept while the stream waits for the next one
                 if self.draining.is_set():
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE,
                                       "server is shutting down; reopen the conversation to continue", "draining")
         finally:
             self.slots.release()
             self.metrics.active_conversations.dec()
-            if conversation_id and conversation_id in self.conversations:
+            # Only this stream's own conversation: a stream refused as a duplicate must not
+            # close the conversation that holds the id.
+            if conversation is not None and self.conversations.get(conversation_id) is conversation:
                 self.conversations.pop(conversation_id).close()
                 log.info("conversation %s closed (%d open)", conversation_id, self.slots.open)
 
     async def Analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
-        if self.draining.is_set():
-            await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
-        conversation = self.analyzer.conversation(text_context=False)
-        try:
-            prepared = await self._prepare(conversation, request.turn)
-        except InvalidInputError as exc:
-            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), "invalid")
-        result = await self._run(conversation, prepared)
-        return pb.AnalyzeResponse(result=turn_result_to_pb(
-            result, request.turn.turn_id, include_modalities=not request.options.omit_modality_results))
+        """One turn whose body was already read (Ray Serve's proxy reads it)."""
+        async with self._analyze_admission(context):
+            return await self._analyze(request, context)
+
+    async def analyze_unread(self, request_iterator: AsyncIterator[pb.AnalyzeRequest],
+                             context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
+        """``Analyze`` served as a client-streaming method (the wire is the same for one message),
+        so that a call refused by admission is refused before its body is read."""
+        async with self._analyze_admission(context):
+            request = None
+            async for message in request_iterator:
+                if request is not None:
+                    await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "Analyze takes one request", "invalid")
+                request = message
+            if request is None:
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "Analyze needs a request", "invalid")
+            return await self._analyze(request, context)
 
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         loaded = set(self.analyzer.models.values())
         return pb.ListModelsResponse(models=model_infos([r for r in list_weights() if r["id"] in loaded]),
                                      fusion=FusionWeights.DEFAULT.value.id)
 
+    # ------------------------------------------------------------------ admission
+
+    @contextlib.asynccontextmanager
+    async def _analyze_admission(self, context: grpc.aio.ServicerContext):
+        """Analyze calls in flight: at most ``max_analyze_in_flight`` in all and
+        ``max_analyze_per_peer`` (and ``max_analyze_per_second_per_peer``) per client address."""
+        if self.draining.is_set():
+            await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
+        if self.analyze_in_flight >= self.config.max_analyze_in_flight:
+            await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"the server is serving {self.analyze_in_flight} Analyze calls (limit "
+                              f"{self.config.max_analyze_in_flight})", "analyze_in_flight",
+                              retry_after_ms=self._busy_retry_ms())
+        peer = _peer_host(context)
+        refused = self.peers.acquire(peer)
+        if refused is not None:
+            why, wait_s = refused
+            message = (f"more than {self.config.max_analyze_per_second_per_peer:g} Analyze calls per second from this client"
+                       if why == "rate" else
+                       f"this client has {self.config.max_analyze_per_peer} Analyze calls in flight (limit)")
+            await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message, f"peer_{why}",
+                              retry_after_ms=clamp_ms(wait_s * 1000) if wait_s is not None else self._busy_retry_ms())
+        self.analyze_in_flight += 1
+        try:
+            yield
+        finally:
+            self.analyze_in_flight -= 1
+            self.peers.release(peer)
+
+    def _admit(self, message: pb.Turn) -> tuple[TurnCost, Ticket | None, str]:
+        """The turn's cost and its ticket, or (cost, None, why) when the server is too busy.
+        Raises ``InvalidInputError`` for a turn over a per-turn limit."""
+        cost = measure(message, self.config)
+        admitted = self.budget.admit(cost.decoded_bytes, cost.is_heavy(self.config))
+        if isinstance(admitted, str):
+            limit = {"turns": self.budget.max_turns, "heavy": self.budget.max_heavy}.get(admitted, 0)
+            return cost, None, _BUSY[admitted].format(n=self.budget.turns, limit=limit)
+        return cost, admitted, ""
+
+    def _busy_retry_ms(self) -> int:
+        return self.latency.retry_after_ms(self.budget.turns + self.analyze_in_flight, self.config.workers)
+
     # ------------------------------------------------------------------ turns
+
+    async def _analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
+        try:
+            cost, ticket, busy = self._admit(request.turn)
+        except InvalidInputError as exc:
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _reason(exc))
+        if ticket is None:
+            await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{cost.heaviest_field()}: {busy}", "busy",
+                              retry_after_ms=self._busy_retry_ms())
+        try:
+            lane = self.heavy_lane if ticket.heavy else self.lane
+            conversation = self.analyzer.conversation(text_context=False)
+            try:
+                prepared = await self._prepare(conversation, request.turn, lane)
+            except InvalidInputError as exc:
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _reason(exc))
+            result = await self._run(conversation, prepared, lane)
+        finally:
+            ticket.release()
+        return pb.AnalyzeResponse(result=turn_result_to_pb(
+            result, request.turn.turn_id, include_modalities=not request.options.omit_modality_results))
 
     async def _answer(self, request: pb.ConverseRequest, conversation: Conversation, bucket: TokenBucket,
                       options: pb.ConversationOptions) -> pb.ConverseResponse:
@@ -121,22 +224,36 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                     "only the first message may be `open`; send `turn` messages", "open", "invalid")
         if not bucket.take():
             return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                    f"more than {self.config.max_turns_per_second:g} turns per second", "turn", "rate")
+                                    f"more than {self.config.max_turns_per_second:g} turns per second", "turn", "rate",
+                                    retry_after_ms=clamp_ms(bucket.wait_time() * 1000))
         try:
-            prepared = await self._prepare(conversation, request.turn)
+            cost, ticket, busy = self._admit(request.turn)
         except InvalidInputError as exc:
-            return self._turn_error(turn_id, grpc.StatusCode.INVALID_ARGUMENT, _message(exc),
-                                    _wire_field(exc.field), "invalid")
-        result = await self._run(conversation, prepared)
+            return self._turn_error(turn_id, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _wire_field(exc.field),
+                                    _reason(exc))
+        if ticket is None:
+            return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED, busy, cost.heaviest_field(), "busy",
+                                    retry_after_ms=self._busy_retry_ms())
+        try:
+            lane = self.heavy_lane if ticket.heavy else self.lane
+            try:
+                prepared = await self._prepare(conversation, request.turn, lane)
+            except InvalidInputError as exc:
+                return self._turn_error(turn_id, grpc.StatusCode.INVALID_ARGUMENT, _message(exc),
+                                        _wire_field(exc.field), _reason(exc))
+            result = await self._run(conversation, prepared, lane)
+        finally:
+            ticket.release()
         return pb.ConverseResponse(result=turn_result_to_pb(
             result, turn_id, include_modalities=not options.omit_modality_results))
 
-    async def _prepare(self, conversation: Conversation, message: pb.Turn) -> PreparedTurn:
-        """Decode and check the turn (audio resampling and VAD, image decoding) off the event loop."""
+    async def _prepare(self, conversation: Conversation, message: pb.Turn, lane: Lane) -> PreparedTurn:
+        """Decode and check the turn (audio resampling, image decoding) off the event loop. A
+        turn whose caller went away before this started is never decoded."""
         turn = turn_from_pb(message)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, conversation.prepare, turn)
+        return await asyncio.get_running_loop().run_in_executor(lane.executor, conversation.prepare, turn)
 
-    async def _run(self, conversation: Conversation, prepared: PreparedTurn):
+    async def _run(self, conversation: Conversation, prepared: PreparedTurn, lane: Lane):
         started = time.perf_counter()
         self.in_flight += 1
         try:
@@ -144,9 +261,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             if prepared.text is not None:
                 jobs["text"] = self.batchers["text"].submit(prepared.text)
             if prepared.speech is not None:
-                jobs["speech"] = self.batchers["speech"].submit(prepared.speech)
+                jobs["speech"] = lane.batchers["speech"].submit(prepared.speech)
             if prepared.faces:
-                jobs["face"] = asyncio.gather(*(self.batchers["face"].submit(gray) for gray in prepared.faces))
+                jobs["face"] = asyncio.gather(*(lane.batchers["face"].submit(gray) for gray in prepared.faces))
             answers = dict(zip(jobs, await asyncio.gather(*jobs.values())))  # the encoders run side by side
             if "text" in answers:
                 prepared.results[Modality.TEXT] = answers["text"]
@@ -157,13 +274,18 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             result = conversation.complete(prepared)
         finally:
             self.in_flight -= 1
-        self.metrics.turn_latency.labels("+".join(m.value for m in result.present)).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        if lane is self.lane:
+            self.latency.observe(elapsed)
+        self.metrics.turn_latency.labels("+".join(m.value for m in result.present)).observe(elapsed)
         self.metrics.turns.inc()
         return result
 
-    def _turn_error(self, turn_id: str, code: grpc.StatusCode, message: str, field: str, reason: str) -> pb.ConverseResponse:
+    def _turn_error(self, turn_id: str, code: grpc.StatusCode, message: str, field: str, reason: str,
+                    retry_after_ms: int = 0) -> pb.ConverseResponse:
         self.metrics.refused.labels(code.name, reason).inc()
-        return pb.ConverseResponse(error=pb.TurnError(turn_id=turn_id, code=code.value[0], message=message, field=field))
+        return pb.ConverseResponse(error=pb.TurnError(turn_id=turn_id, code=code.value[0], message=message, field=field,
+                                                      retry_after_ms=retry_after_ms))
 
     async def _next_request(self, request_iterator, context):
         """The next request, or _END when the client closed its side; ends idle streams."""
@@ -183,8 +305,11 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
                           f"no turn for {self.config.idle_timeout_s:g} s; the conversation was closed", "idle")
 
-    async def _abort(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: str):
+    async def _abort(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: str,
+                     retry_after_ms: int = 0):
         self.metrics.refused.labels(code.name, reason).inc()
+        if retry_after_ms:
+            await context.abort(code, message, trailing_metadata=retry_trailers(code, message, retry_after_ms))
         await context.abort(code, message)
 
 
@@ -195,6 +320,25 @@ async def _read_one(request_iterator):
         return _END
 
 
+def _peer_host(context) -> str:
+    """The client's address without its port ("ipv4:10.0.0.7"), so that new connections from
+    one client share its limits."""
+    try:
+        peer = context.peer() or ""
+    except Exception:  # noqa: BLE001 - a context without peer() (Ray Serve's): one shared bucket
+        return ""
+    kind, _, address = peer.partition(":")
+    if kind == "ipv6":
+        return "ipv6:" + address.rsplit(":", 1)[0]
+    if kind == "ipv4":
+        return "ipv4:" + address.rsplit(":", 1)[0]
+    return peer
+
+
+def _reason(exc: InvalidInputError) -> str:
+    return "too_large" if isinstance(exc, InputTooLargeError) else "invalid"
+
+
 def _message(exc: InvalidInputError) -> str:
     message = str(exc)
     field = _wire_field(exc.field)
@@ -203,7 +347,7 @@ def _message(exc: InvalidInputError) -> str:
 
 _WIRE_FIELDS = {"text": "turn.text", "speaker": "turn.speaker", "sample_rate": "turn.audio.sample_rate_hz",
                 "audio": "turn.audio", "audio_file": "turn.audio.data", "samples": "turn.audio.data",
-                "image": "turn.images", "images": "turn.images"}
+                "image": "turn.images", "images": "turn.images", "audio_file.sample_rate": "turn.audio.data"}
 
 
 def _wire_field(field: str | None) -> str:

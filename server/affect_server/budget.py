@@ -1,0 +1,116 @@
+"""What a turn will cost once decoded, read from the wire message and the media headers alone.
+
+Nothing is decoded here: raw audio and raw pixels carry their sizes in the message, audio
+files are probed (``soundfile.info`` behind the contract's checks), encoded images give their
+size in the header. A turn over a per-turn limit is refused here with ``InvalidInputError``
+naming the wire field (it can never fit); what is left is a ``TurnCost`` that admission
+(``limits.InFlightBudget``) reserves before the turn is decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from affect import InputTooLargeError, InvalidInputError
+from affect.face._input import check_size, encoded_size
+from affect.speech._audio import probe_file
+from affect_client._proto import affect_pb2 as pb
+from affect_server.config import ServerConfig
+
+_RAW_AUDIO_BYTES = {pb.PCM_S16LE: 2, pb.FLOAT32_LE: 4}
+_RAW_IMAGE_CHANNELS = {pb.RAW_GRAY8: 1, pb.RAW_BGR8: 3, pb.RAW_RGB8: 3}
+MODEL_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class TurnCost:
+    """A turn's size in decoded units, and the bytes it may hold at its peak while prepared."""
+
+    message_bytes: int = 0
+    text_chars: int = 0
+    audio_seconds: float = 0.0
+    audio_values: int = 0  # samples x channels at the source rate
+    image_pixels: int = 0  # width x height summed over the images
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Peak memory estimate: float32 decode of every channel, its mono mix, the 16 kHz copy
+        and the model's features; gray pixels and the detector's working copies."""
+        audio = 8 * self.audio_values + int(self.audio_seconds * MODEL_RATE * 4 * 3)
+        return self.message_bytes + audio + 5 * self.image_pixels + 8 * self.text_chars
+
+    def heaviest_field(self) -> str:
+        audio, images = 4 * self.audio_values, 5 * self.image_pixels
+        if audio == images == 0:
+            return "turn"
+        return "turn.audio.data" if audio >= images else "turn.images"
+
+    def is_heavy(self, config: ServerConfig) -> bool:
+        return self.audio_seconds > config.heavy_audio_seconds or self.image_pixels > config.heavy_image_pixels
+
+
+def measure(message: pb.Turn, config: ServerConfig) -> TurnCost:
+    """The turn's cost; raises ``InvalidInputError`` (naming the wire field) for a turn over a
+    per-turn limit or whose headers contradict the contract."""
+    text_chars = 0
+    if message.HasField("text"):
+        # UTF-8 never has fewer bytes than characters: the byte count bounds the characters.
+        text_chars = len(message.text)
+        if text_chars > config.max_text_chars and len(message.text.decode("utf-8", "replace")) > config.max_text_chars:
+            raise InputTooLargeError(f"turn.text has more than {config.max_text_chars:,} characters; "
+                                     f"the limit is {config.max_text_chars:,}", field="turn.text")
+    seconds, values = _audio_cost(message.audio, config) if message.HasField("audio") else (0.0, 0)
+    pixels = 0
+    for index, image in enumerate(message.images):
+        pixels += _image_pixels(image, f"turn.images[{index}]")
+    if pixels > config.max_image_pixels:
+        raise InputTooLargeError(f"turn.images hold {pixels:,} pixels in all; the limit is {config.max_image_pixels:,} "
+                                 "per turn", field="turn.images")
+    return TurnCost(message_bytes=message.ByteSize(), text_chars=text_chars, audio_seconds=seconds, audio_values=values,
+                    image_pixels=pixels)
+
+
+def _audio_cost(audio: pb.Audio, config: ServerConfig) -> tuple[float, int]:
+    if audio.encoding == pb.AUDIO_FILE:
+        if not audio.data:
+            raise InvalidInputError("turn.audio.data is empty", field="turn.audio.data")
+        info = probe_file(audio.data, max_seconds=config.max_audio_seconds,
+                          max_values=config.max_audio_samples, field="turn.audio.data")
+        return info.frames / info.sample_rate, info.frames * info.channels
+    width = _RAW_AUDIO_BYTES.get(audio.encoding)
+    if width is None or not audio.sample_rate_hz:
+        return 0.0, 0  # refused with its field by the conversion (convert.py)
+    channels = audio.channels or 1
+    values = len(audio.data) // width
+    seconds = values / max(1, channels) / audio.sample_rate_hz
+    if seconds > config.max_audio_seconds:
+        raise InputTooLargeError(f"turn.audio.data lasts {seconds:,.0f} s; the limit is {config.max_audio_seconds:,.0f} s "
+                                 "per turn (split long recordings into turns)", field="turn.audio.data")
+    if values > config.max_audio_samples:
+        raise InputTooLargeError(f"turn.audio.data holds {values:,} samples; the limit is {config.max_audio_samples:,} "
+                                 "(samples x channels) per turn", field="turn.audio.data")
+    return seconds, values
+
+
+def _image_pixels(image: pb.Image, field: str) -> int:
+    if image.encoding == pb.ENCODED:
+        if not image.data:
+            raise InvalidInputError(f"{field}.data is empty", field=f"{field}.data")
+        try:
+            _, size = encoded_size(image.data)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{field}: {exc}", field=f"{field}.data") from None
+        if size is None:
+            raise InvalidInputError(f"{field}: the image header is truncated or corrupt", field=f"{field}.data")
+        width, height = size
+    elif image.encoding in _RAW_IMAGE_CHANNELS:
+        width, height = image.width, image.height
+        if not width or not height:
+            return 0  # refused with its field by the conversion (convert.py)
+    else:
+        return 0
+    try:
+        check_size(width, height, field=field)
+    except InvalidInputError as exc:
+        raise type(exc)(str(exc), field=field) from None
+    return width * height
