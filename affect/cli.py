@@ -178,6 +178,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig.from_args(args)
     if args.ray:
+        for warning in config.check():  # the in-process server checks (and binds) before loading models
+            logging.getLogger("affect.server").warning("%s", warning)
         try:
             from affect_server.ray_serve import serve_on_ray
         except ImportError as exc:
