@@ -8,7 +8,13 @@ from collections.abc import Sequence
 import grpc
 
 from affect_client import _core
-from affect_client._exceptions import ConversationClosedError, DeadlineExceededError, status_error
+from affect_client._exceptions import (
+    APIStatusError,
+    ConversationClosedError,
+    DeadlineExceededError,
+    TurnRefusedError,
+    status_error,
+)
 from affect_client._inputs import Audio, Image, turn_message
 from affect_client._proto import affect_pb2 as pb
 from affect_client._proto import affect_pb2_grpc as pb_grpc
@@ -63,18 +69,29 @@ class AsyncAffectClient:
         await self.close()
 
     async def _unary(self, method, request):
-        delays = _core.backoff_delays(self.options.max_retries)
+        retries = _core.Retries(self.options)
         while True:
             try:
                 return await method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
             except grpc.RpcError as error:
-                delay = next(delays, None) if _core.retryable(error) else None
-                if delay is None:
-                    raise status_error(error) from None
-                await asyncio.sleep(delay)
+                failure = status_error(error)
+            delay = retries.delay(failure)
+            if delay is None:
+                raise failure
+            await asyncio.sleep(delay)
 
 
 class AsyncConversation:
+    """One conversation stream; ``async with`` opens (retried on UNAVAILABLE) and closes it.
+
+    A turn refused because the server is busy (RESOURCE_EXHAUSTED with a retry hint) is sent
+    again after the hinted delay when ``busy_retries`` allows. Answers come in order, so one
+    turn cannot be abandoned on its own: a turn with no answer within ``turn_timeout`` raises
+    ``DeadlineExceededError``, and a ``send()`` that is cancelled (``asyncio.CancelledError``,
+    e.g. from ``asyncio.wait_for``) cancels the stream; either way later ``send()`` calls raise
+    ``ConversationClosedError`` and a new conversation must be opened.
+    """
+
     def __init__(self, client: AsyncAffectClient, open_request: pb.ConverseRequest) -> None:
         self._client = client
         self._options = client.options
@@ -85,8 +102,9 @@ class AsyncConversation:
         self.models: list[ModelInfo] = []
 
     async def open(self) -> "AsyncConversation":
-        delays = _core.backoff_delays(self._options.max_retries)
+        retries = _core.Retries(self._options)
         while True:
+            self._closed = False
             self._call = self._client._stub.Converse(timeout=self._options.conversation_deadline,
                                                      metadata=_core.call_metadata(self._options))
             try:
@@ -94,10 +112,17 @@ class AsyncConversation:
                 opened = await self._read(self._options.open_timeout)
                 break
             except grpc.RpcError as error:
-                delay = next(delays, None) if _core.retryable(error) else None
-                if delay is None:
-                    raise status_error(error) from None
-                await asyncio.sleep(delay)
+                failure = status_error(error)
+            except asyncio.InvalidStateError:  # the call already ended: its status says why
+                failure = await self._ended()
+            except APIStatusError as error:
+                failure = error
+            self._call.cancel()
+            delay = retries.delay(failure)
+            if delay is None:
+                self._closed = True
+                raise failure
+            await asyncio.sleep(delay)
         self.id = opened.opened.conversation_id
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
         return self
@@ -107,19 +132,42 @@ class AsyncConversation:
         if self._closed or self._call is None:
             raise ConversationClosedError("the conversation is not open")
         request = pb.ConverseRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images, turn_id=turn_id))
-        try:
-            await self._call.write(request)
-            response = await self._read(self._options.turn_timeout)
-        except grpc.RpcError as error:
-            self._closed = True
-            raise status_error(error) from None
-        except asyncio.InvalidStateError:  # grpc.aio: the server already ended the stream
-            self._closed = True
-            code = await self._call.code()
-            if code == grpc.StatusCode.OK:
-                raise ConversationClosedError("the server ended the conversation") from None
-            raise status_error(_StatusOnly(code, await self._call.details())) from None
-        return _core.parse_turn_response(response)
+        return await self._exchange(request)
+
+    async def _exchange(self, request: pb.ConverseRequest) -> TurnResult:
+        """Send the turn and wait for its answer; a busy refusal is resent as ``busy_retries`` allows."""
+        assert self._call is not None
+        retries = _core.Retries(self._options, unavailable=False)
+        while True:
+            try:
+                await self._call.write(request)
+                response = await self._read(self._options.turn_timeout)
+            except grpc.RpcError as error:
+                self._closed = True
+                raise status_error(error) from None
+            except asyncio.InvalidStateError:  # grpc.aio: the server already ended the stream
+                self._closed = True
+                raise await self._ended() from None
+            except asyncio.CancelledError:  # the answer would go to the next turn: the stream ends here
+                self._closed = True
+                self._call.cancel()
+                raise
+            try:
+                return _core.parse_turn_response(response)
+            except TurnRefusedError as refused:
+                failure = refused
+            delay = retries.delay(failure)
+            if delay is None:
+                raise failure
+            await asyncio.sleep(delay)
+
+    async def _ended(self) -> Exception:
+        """The error for a call the server has ended."""
+        assert self._call is not None
+        code = await self._call.code()
+        if code == grpc.StatusCode.OK:
+            return ConversationClosedError("the server ended the conversation")
+        return status_error(_StatusOnly(code, await self._call.details(), await self._call.trailing_metadata()))
 
     async def close(self) -> None:
         if self._call is not None and not self._closed:
@@ -147,16 +195,16 @@ class AsyncConversation:
             raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout:g} s") from None
         if response is grpc.aio.EOF:
             self._closed = True
-            code = await self._call.code()
-            if code != grpc.StatusCode.OK:
-                raise status_error(_StatusOnly(code, await self._call.details()))
-            raise ConversationClosedError("the server ended the conversation")
+            raise await self._ended()
         return response
 
 
 class _StatusOnly(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str | None) -> None:
-        self._code, self._details = code, details
+    def __init__(self, code: grpc.StatusCode, details: str | None, trailers=()) -> None:
+        self._code, self._details, self._trailers = code, details, trailers
+
+    def trailing_metadata(self):
+        return self._trailers
 
     def code(self) -> grpc.StatusCode:
         return self._code

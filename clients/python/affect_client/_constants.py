@@ -5,6 +5,10 @@ DEFAULT_TIMEOUT_S = 30.0  # unary calls (Analyze, ListModels)
 DEFAULT_OPEN_TIMEOUT_S = 30.0  # waiting for a conversation to open
 DEFAULT_TURN_TIMEOUT_S = 60.0  # waiting for one turn's answer
 DEFAULT_MAX_RETRIES = 3  # on UNAVAILABLE only, before a call or a conversation has started
+# RESOURCE_EXHAUSTED with the server's retry hint (a busy server): resent after the hinted
+# delay at most this many times per call or turn. Off by default: the caller opts in.
+DEFAULT_BUSY_RETRIES = 0
+MAX_BUSY_WAIT_S = 30.0  # a hint longer than this is not waited for: the error is raised
 INITIAL_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 4.0
 MAX_MESSAGE_BYTES = 16 * 2**20

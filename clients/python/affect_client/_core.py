@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from affect_client import _constants as C
-from affect_client._exceptions import TurnRefusedError, effective_code, status_code
+from affect_client._exceptions import AffectClientError, TurnRefusedError, effective_code, status_code
 from affect_client._proto import affect_pb2 as pb
 from affect_client._types import TurnResult
 
@@ -31,6 +31,7 @@ class ClientOptions:
     turn_timeout: float | None = C.DEFAULT_TURN_TIMEOUT_S
     conversation_deadline: float | None = None  # whole stream; None: no deadline
     max_retries: int = C.DEFAULT_MAX_RETRIES
+    busy_retries: int = C.DEFAULT_BUSY_RETRIES  # RESOURCE_EXHAUSTED with a retry hint: resent after the hint
     application: str | None = None  # Ray Serve's "application" metadata, for a multi-app cluster
     metadata: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -73,6 +74,28 @@ def backoff_delays(max_retries: int) -> Iterator[float]:
         delay = min(C.MAX_BACKOFF_S, delay * 2)
 
 
+class Retries:
+    """The retries of one call, one conversation's opening or one turn: UNAVAILABLE with
+    jittered backoff, up to ``max_retries`` (calls and openings only); RESOURCE_EXHAUSTED that
+    carries the server's retry hint, after the hinted delay, up to ``busy_retries``. Nothing
+    else is retried. Every request retried is safe to resend: a refused turn is not counted."""
+
+    def __init__(self, options: ClientOptions, *, unavailable: bool = True) -> None:
+        self._backoff = backoff_delays(options.max_retries if unavailable else 0)
+        self._busy_left = options.busy_retries
+
+    def delay(self, error: AffectClientError) -> float | None:
+        """Seconds to wait before sending again, or None to raise ``error``."""
+        code = getattr(error, "code", None)
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return next(self._backoff, None)
+        hint = getattr(error, "retry_after", None)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and hint is not None and hint <= C.MAX_BUSY_WAIT_S and self._busy_left > 0:
+            self._busy_left -= 1
+            return hint
+        return None
+
+
 def retryable(error: grpc.RpcError) -> bool:
     """Only UNAVAILABLE is retried (a server shutting down, or a Ray replica that died): the
     calls retried are stateless (Analyze, ListModels, opening a conversation), so it is safe."""
@@ -93,5 +116,6 @@ def parse_turn_response(response: pb.ConverseResponse) -> TurnResult:
         return TurnResult.from_pb(response.result)
     if kind == "error":
         e = response.error
-        raise TurnRefusedError(status_code(e.code), e.message, e.field, e.turn_id)
+        raise TurnRefusedError(status_code(e.code), e.message, e.field, e.turn_id,
+                               e.retry_after_ms / 1000 if e.retry_after_ms else None)
     raise RuntimeError(f"unexpected {kind!r} message in answer to a turn")

@@ -3,12 +3,18 @@
     AffectClientError
     ├── APIStatusError              the server ended a call with a gRPC status (``.code``)
     │   ├── InvalidArgumentError    INVALID_ARGUMENT
-    │   ├── ResourceExhaustedError  RESOURCE_EXHAUSTED (limits)
+    │   ├── ResourceExhaustedError  RESOURCE_EXHAUSTED (limits; ``.retry_after`` when the server is busy)
     │   ├── UnauthenticatedError    UNAUTHENTICATED (token)
     │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation must be reopened)
-    │   └── DeadlineExceededError   DEADLINE_EXCEEDED
-    ├── TurnRefusedError            one turn was refused; the conversation goes on (``.code``, ``.field``)
+    │   └── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout)
+    ├── TurnRefusedError            one turn was refused; the conversation goes on (``.code``, ``.field``,
+    │                               ``.retry_after``)
     └── ConversationClosedError     send() on a conversation that has ended
+
+``retry_after`` is the server's hint, in seconds, for a refusal because it is busy: the same
+request sent again after that long may succeed. None when there is none (a limit the request
+will never fit). A conversation whose turn timed out or was cancelled is closed: its later
+``send()`` raises ``ConversationClosedError``.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ class AffectClientError(Exception):
 
 
 class APIStatusError(AffectClientError):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.details = message
+        self.retry_after = retry_after
 
 
 class InvalidArgumentError(APIStatusError): ...
@@ -45,12 +52,14 @@ class DeadlineExceededError(APIStatusError): ...
 class TurnRefusedError(AffectClientError):
     """The server refused one turn (bad input or a rate limit) and kept the conversation open."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, field: str, turn_id: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, field: str, turn_id: str,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.details = message
         self.field = field
         self.turn_id = turn_id
+        self.retry_after = retry_after
 
 
 class ConversationClosedError(AffectClientError):
@@ -87,7 +96,26 @@ def status_error(error: grpc.RpcError) -> APIStatusError:
     details = error.details() if hasattr(error, "details") else str(error)
     if code != (error.code() if hasattr(error, "code") else code):
         details = f"the server replica holding this call died; send it again (proxy said: {(details or '').splitlines()[0]})"
-    return _BY_CODE.get(code, APIStatusError)(code, details or "")
+    return _BY_CODE.get(code, APIStatusError)(code, details or "", retry_hint(error))
+
+
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+
+
+def retry_hint(error: grpc.RpcError) -> float | None:
+    """The server's retry hint in seconds (the trailer ``grpc-retry-pushback-ms``), if it sent one."""
+    try:
+        trailers = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    except Exception:  # noqa: BLE001 - a call that ended before any metadata: no hint
+        return None
+    for key, value in trailers or ():
+        if key == RETRY_PUSHBACK_KEY:
+            try:
+                milliseconds = int(value)
+            except (TypeError, ValueError):
+                return None
+            return milliseconds / 1000 if milliseconds >= 0 else None
+    return None
 
 
 def status_code(value: int) -> grpc.StatusCode:

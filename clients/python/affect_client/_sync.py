@@ -10,7 +10,13 @@ from collections.abc import Iterator, Sequence
 import grpc
 
 from affect_client import _core
-from affect_client._exceptions import ConversationClosedError, DeadlineExceededError, status_error
+from affect_client._exceptions import (
+    APIStatusError,
+    ConversationClosedError,
+    DeadlineExceededError,
+    TurnRefusedError,
+    status_error,
+)
 from affect_client._inputs import Audio, Image, turn_message
 from affect_client._proto import affect_pb2 as pb
 from affect_client._proto import affect_pb2_grpc as pb_grpc
@@ -70,35 +76,47 @@ class AffectClient:
         self.close()
 
     def _unary(self, method, request):
-        delays = _core.backoff_delays(self.options.max_retries)
+        retries = _core.Retries(self.options)
         while True:
             try:
                 return method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
             except grpc.RpcError as error:
-                delay = next(delays, None) if _core.retryable(error) else None
-                if delay is None:
-                    raise status_error(error) from None
-                time.sleep(delay)
+                failure = status_error(error)
+            delay = retries.delay(failure)
+            if delay is None:
+                raise failure
+            time.sleep(delay)
 
 
 class Conversation:
-    """One conversation stream. ``send()`` returns that turn's result, in order."""
+    """One conversation stream. ``send()`` returns that turn's result, in order.
+
+    Opening is retried on UNAVAILABLE (``max_retries``, jittered backoff), e.g. while the
+    server starts or restarts. A turn refused because the server is busy (RESOURCE_EXHAUSTED
+    with a retry hint) is sent again after the hinted delay when ``busy_retries`` allows.
+    Answers come in order, so one turn cannot be abandoned on its own: a turn that gets no
+    answer within ``turn_timeout`` raises ``DeadlineExceededError``, and a wait interrupted
+    (``KeyboardInterrupt``) closes the conversation; either way later ``send()`` calls raise
+    ``ConversationClosedError`` and a new conversation must be opened.
+    """
 
     def __init__(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
         self._options = client.options
         self._closed = False
-        delays = _core.backoff_delays(self._options.max_retries)
+        retries = _core.Retries(self._options)
         while True:
             try:
                 self._start(client, open_request)
-                break
-            except grpc.RpcError as error:
-                delay = next(delays, None) if _core.retryable(error) else None
-                if delay is None:
-                    raise status_error(error) from None
-                time.sleep(delay)
+                return
+            except APIStatusError as error:
+                failure = error
+            delay = retries.delay(failure)
+            if delay is None:
+                raise failure
+            time.sleep(delay)
 
     def _start(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
+        self._closed = False
         self._requests: queue.Queue = queue.Queue()
         self._responses: queue.Queue = queue.Queue()
         self._call = client._stub.Converse(self._request_iterator(), timeout=self._options.conversation_deadline,
@@ -116,9 +134,23 @@ class Conversation:
         the conversation stays usable."""
         if self._closed:
             raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
-        self._requests.put(pb.ConverseRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images,
-                                                                turn_id=turn_id)))
-        return _core.parse_turn_response(self._next_response(self._options.turn_timeout))
+        request = pb.ConverseRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images,
+                                                       turn_id=turn_id))
+        return self._exchange(request)
+
+    def _exchange(self, request: pb.ConverseRequest) -> TurnResult:
+        """Send the turn and wait for its answer; a busy refusal is resent as ``busy_retries`` allows."""
+        retries = _core.Retries(self._options, unavailable=False)
+        while True:
+            self._requests.put(request)
+            try:
+                return _core.parse_turn_response(self._next_response(self._options.turn_timeout))
+            except TurnRefusedError as refused:
+                failure = refused
+            delay = retries.delay(failure)
+            if delay is None:
+                raise failure
+            time.sleep(delay)
 
     def close(self) -> None:
         """End the stream politely (the server frees the conversation's state)."""
@@ -153,6 +185,9 @@ class Conversation:
         except queue.Empty:
             self._fail()
             raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout:g} s") from None
+        except BaseException:  # interrupted (KeyboardInterrupt): the answer would go to the next turn
+            self._fail()
+            raise
         if isinstance(item, grpc.RpcError):
             self._fail()
             raise status_error(item) from None
