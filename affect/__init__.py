@@ -9,29 +9,64 @@
 Everything a user needs is importable from here; the submodules are implementation.
 """
 
-from affect._errors import AffectError, InputTooLargeError, InvalidInputError, ModelLoadError, UnknownModelError
-from affect.analyzer import Analyzer
-from affect.conversation import Conversation, Turn
-from affect.labels import EMOTIONS, SENTIMENTS, Emotion, Sentiment
-from affect.registry import list_weights
-from affect.results import AffectEstimate, Modality, ModalityResult, TurnResult
-from affect.text.encoder import TextEncoder
-from affect.text.weights import TextWeights
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+# Where each public name lives. Nothing is imported until it is first used, so that
+# ``import affect`` (and ``affect --help``) does not pay for torch, OpenCV or the models.
+_LAZY: dict[str, str] = {
+    "AffectError": "affect._errors",
+    "InputTooLargeError": "affect._errors",
+    "InvalidInputError": "affect._errors",
+    "ModelLoadError": "affect._errors",
+    "UnknownModelError": "affect._errors",
+    "Analyzer": "affect.analyzer",
+    "Conversation": "affect.conversation",
+    "Turn": "affect.conversation",
+    "EMOTIONS": "affect.labels",
+    "SENTIMENTS": "affect.labels",
+    "Emotion": "affect.labels",
+    "Sentiment": "affect.labels",
+    "list_weights": "affect.registry",
+    "AffectEstimate": "affect.results",
+    "Modality": "affect.results",
+    "ModalityResult": "affect.results",
+    "TurnResult": "affect.results",
+    "TurnResults": "affect.results",
+    "TextEncoder": "affect.text.encoder",
+    "TextWeights": "affect.text.weights",
+    "FaceEncoder": "affect.face",
+    "SpeechEncoder": "affect.speech",
+}
+
+if TYPE_CHECKING:
+    from affect._errors import AffectError, InputTooLargeError, InvalidInputError, ModelLoadError, UnknownModelError
+    from affect.analyzer import Analyzer
+    from affect.conversation import Conversation, Turn
+    from affect.face import FaceEncoder
+    from affect.labels import EMOTIONS, SENTIMENTS, Emotion, Sentiment
+    from affect.registry import list_weights
+    from affect.results import AffectEstimate, Modality, ModalityResult, TurnResult, TurnResults
+    from affect.speech import SpeechEncoder
+    from affect.text.encoder import TextEncoder
+    from affect.text.weights import TextWeights
+
 
 def __getattr__(name: str):
-    """The face and speech encoders load OpenCV, ctranslate2 and Silero: import them on first use."""
-    if name == "FaceEncoder":
-        from affect.face import FaceEncoder
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'affect' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return FaceEncoder
-    if name == "SpeechEncoder":
-        from affect.speech import SpeechEncoder
 
-        return SpeechEncoder
-    raise AttributeError(f"module 'affect' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
 __all__ = [
@@ -54,6 +89,7 @@ __all__ = [
     "TextWeights",
     "Turn",
     "TurnResult",
+    "TurnResults",
     "UnknownModelError",
     "list_weights",
 ]

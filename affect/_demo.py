@@ -47,7 +47,7 @@ def run_demo(turns: list[dict], *, as_json: bool = False, local: bool = False) -
                   f"sending {len(turns)} turns over one gRPC stream\n", file=sys.stderr)
             with AffectClient(f"127.0.0.1:{port}") as client, client.conversation() as conversation:
                 results = [conversation.send(t["text"], speaker=t.get("speaker"), turn_id=str(i)) for i, t in enumerate(turns)]
-            _print(results, turns, as_json, _client_result_dict)
+            _print(results, turns, as_json, lambda r: r.to_dict())
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -66,12 +66,6 @@ def _wait_for_port(server: subprocess.Popen, ready: Path) -> int:
             return int(ready.read_text())
         time.sleep(0.2)
     raise AffectError(f"the server was not ready within {START_TIMEOUT_S} s")
-
-
-def _client_result_dict(r) -> dict:
-    return {"turn_id": r.turn_id, "turn_index": r.turn_index, "speaker": r.speaker, "present": list(r.present),
-            "emotion": r.fused.emotion, "emotions": dict(r.fused.emotions), "sentiment": r.fused.sentiment,
-            "valence": r.fused.valence, "arousal": r.fused.arousal, "confidence": r.fused.confidence}
 
 
 def _print(results, turns, as_json, to_dict) -> None:

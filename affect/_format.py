@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-
 def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
     line = lambda cells: "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()  # noqa: E731
@@ -22,27 +21,33 @@ def _short(text: str | None, width: int) -> str:
 def turn_table(results: Sequence[object], texts: Sequence[str | None] | None = None) -> str:
     """One row per turn: who, what was said (shortened), emotion, sentiment, valence, arousal.
 
-    Takes the library's ``TurnResult`` or the client's (anything with the same attributes).
+    Takes the library's ``TurnResult`` or the client's (they have the same attributes). A turn
+    without a reading says "no reading" and leaves the numbers empty: nothing was measured.
     """
     show_events = any(getattr(r, "events", ()) for r in results)
     columns = ["turn", "speaker", *(["text"] if texts else []), "emotion", "p", "sentiment", "valence", "arousal",
                "modalities", *(["events"] if show_events else [])]
     rows = []
     for i, r in enumerate(results):
-        fused = getattr(r, "fused", r)  # the client nests the fused reading
+        if r.emotion is None:
+            reading = ["no reading", "", "", "", ""]
+        else:
+            reading = [_value(r.emotion), f"{r.confidence:.2f}", _value(r.sentiment), f"{r.valence:+.2f}", f"{r.arousal:+.2f}"]
         rows.append([
             str(r.turn_index),
             r.speaker or "",
             *([_short(texts[i], 44)] if texts else []),
-            _value(fused.emotion),
-            f"{fused.confidence:.2f}",
-            _value(getattr(fused, "sentiment_label", None) or fused.sentiment),
-            f"{fused.valence:+.2f}",
-            f"{fused.arousal:+.2f}",
+            *reading,
             "+".join(_value(m) for m in r.present),
             *([", ".join(e.kind for e in r.events)] if show_events else []),
         ])
     return table(columns, rows)
+
+
+def no_reading_line(result: object) -> str:
+    """``no reading: speech: no speech detected; face: no face detected``."""
+    reasons = "; ".join(f"{_value(m)}: {why}" for m, why in result.absent.items()) or "nothing was sent"
+    return f"no reading: {reasons}"
 
 
 def _value(x: object) -> str:

@@ -5,9 +5,14 @@
     affect analyze --conversation turns.json [--json]
     affect analyze --text "..." --audio turn.wav --image frame.jpg
     affect analyze --video call.mp4 --fps 2
+    affect analyze photos/ --out results.csv          # a folder or glob of images, audio or conversation files
+    affect plot turns.jsonl [--out turns.png]         # valence, arousal and emotion over a conversation
     affect demo
     affect serve [--port 50051] [--metrics-port 9100] ... [--ray [--ray-address auto] [--ray-config FILE]]
     affect models
+
+Exit codes: 0 done, 2 bad input (a one-line message), 3 no reading (nothing in the input
+could be read: silence, no face; the reasons are printed), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,40 +24,15 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from affect._errors import AffectError, InputTooLargeError, InvalidInputError
-from affect.text._input import clean_text
+from affect._errors import AffectError, InvalidInputError
+from affect.turns_file import MAX_CONVERSATION_BYTES, read_conversation  # noqa: F401 (read_conversation: public here)
 
-MAX_CONVERSATION_BYTES = 5_000_000
-
-
-def read_conversation(path: Path) -> list[dict]:
-    """Turns from a JSON file: a list of strings or of ``{"text": ..., "speaker": ...}`` objects."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror}", field="conversation") from None
-    if size > MAX_CONVERSATION_BYTES:
-        raise InputTooLargeError(f"{path} is {size:,} bytes; the limit is {MAX_CONVERSATION_BYTES:,}", field="conversation")
-    raw = path.read_bytes()
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path} is not valid UTF-8 (byte {exc.start})", field="conversation") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}", field="conversation") from None
-    if not isinstance(data, list) or not data:
-        raise InvalidInputError(f"{path} must hold a non-empty JSON list of turns", field="conversation")
-    turns = []
-    for i, item in enumerate(data):
-        if isinstance(item, str):
-            item = {"text": item}
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str):  # files hold text turns
-            raise InvalidInputError(f"turn {i} of {path} needs a \"text\" string", field=f"conversation[{i}].text")
-        speaker = item.get("speaker")
-        if speaker is not None and not isinstance(speaker, str):
-            raise InvalidInputError(f"turn {i} of {path}: \"speaker\" must be a string", field=f"conversation[{i}].speaker")
-        turns.append({"text": item["text"], "speaker": speaker})
-    return turns
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_NO_READING = 3
+EXIT_INTERRUPTED = 130
+EXIT_CODES = f"""exit codes: {EXIT_OK} done, {EXIT_BAD_INPUT} bad input, {EXIT_NO_READING} no reading (nothing in the input could be
+read: silence, no face; the reasons are printed), {EXIT_INTERRUPTED} interrupted"""
 
 
 def sample_conversation() -> list[dict]:
@@ -60,29 +40,174 @@ def sample_conversation() -> list[dict]:
         return json.loads(fh.read().decode("utf-8"))
 
 
-def _analyze_turns(turns: list[dict], as_json: bool) -> None:
-    """Analyse turns in one conversation, loading only the encoders the turns need."""
-    from affect import Analyzer, Turn
-    from affect._format import turn_table
+def load_analyzer(needs: set[str], *, quiet: bool = False):
+    """An ``Analyzer`` with only the encoders in ``needs`` ("text", "speech", "face"), with a
+    progress line on the terminal while the models load."""
+    from affect._progress import Status, wants_progress
 
-    needs = {key for t in turns for key in ("text", "audio", "image") if t.get(key) is not None}
-    analyzer = Analyzer(text=True if "text" in needs else None, speech=True if "audio" in needs else None,
-                        face=True if "image" in needs else None)
+    with Status("loading torch", wants_progress(quiet)) as status:
+        from affect.analyzer import Analyzer
+
+        encoders: dict[str, object] = {}
+        for name in ("text", "speech", "face"):
+            if name in needs:
+                status.update(f"loading the {name} model")
+                encoders[name] = _encoder_class(name)()
+        if len(needs) > 1:
+            status.update("loading the fusion")
+            from affect.fusion import load_head
+
+            load_head()
+        return Analyzer(text=encoders.get("text"), speech=encoders.get("speech"), face=encoders.get("face"))
+
+
+def _encoder_class(name: str) -> type:
+    if name == "text":
+        from affect.text.encoder import TextEncoder
+
+        return TextEncoder
+    if name == "speech":
+        from affect.speech import SpeechEncoder
+
+        return SpeechEncoder
+    if name == "face":
+        from affect.face import FaceEncoder
+
+        return FaceEncoder
+    raise ValueError(f"unknown encoder {name!r}")
+
+
+def _analyze_turns(turns: list[dict], args: argparse.Namespace) -> int:
+    """Analyse turns in one conversation, loading only the encoders the turns need."""
+    from affect._format import no_reading_line, turn_table
+    from affect.batch import turn_modalities
+    from affect.conversation import Turn
+    from affect.results import TurnResults
+
+    needs = turn_modalities(turns)
+    analyzer = load_analyzer(needs, quiet=args.quiet)
     conversation = analyzer.conversation()
-    results = [conversation.analyze(Turn(**t)) for t in turns]
-    if as_json:
+    results = TurnResults(conversation.analyze(Turn(**t)) for t in turns)
+    if args.out:
+        _write_results(args.out, [r.to_dict() for r in results])
+    if args.plot:
+        _plot(results, args.plot, [t.get("text") for t in turns])
+    any_reading = any(r.has_reading for r in results)
+    if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
-        return
-    print(turn_table(results, [t.get("text") for t in turns] if "text" in needs else None))
-    for r in results:
-        for modality, why in r.absent.items():
-            print(f"turn {r.turn_index}: {modality.value}: {why}")
-        if len(r.present) > 1:
-            print(f"turn {r.turn_index}: " + ", ".join(
-                f"{m.value} {res.emotion.value} {res.confidence:.2f} (share {r.shares[m]:.2f})" for m, res in r.modalities.items()))
-        for face in r.faces:
-            print(f"turn {r.turn_index}: face at x={face.x} y={face.y} {face.width}x{face.height} "
-                  f"(detection {face.detection_score:.2f}): {face.result.emotion.value} {face.result.confidence:.2f}")
+    elif len(results) == 1 and not any_reading:
+        print(no_reading_line(results[0]))
+    else:
+        print(turn_table(results, [t.get("text") for t in turns] if "text" in needs else None))
+        for r in results:
+            if not r.has_reading:
+                print(f"turn {r.turn_index}: {no_reading_line(r)}")
+                continue
+            for modality, why in r.absent.items():
+                print(f"turn {r.turn_index}: {modality.value}: {why}")
+            if len(r.present) > 1:
+                print(f"turn {r.turn_index}: " + ", ".join(
+                    f"{m.value} {res.emotion.value} {res.confidence:.2f} (share {r.shares[m]:.2f})"
+                    for m, res in r.modalities.items()))
+            for face in r.faces:
+                print(f"turn {r.turn_index}: face at x={face.x} y={face.y} {face.width}x{face.height} "
+                      f"(detection {face.detection_score:.2f}): {face.result.emotion.value} {face.result.confidence:.2f}")
+    if not any_reading:
+        if args.json:
+            print(f"affect: {no_reading_line(results[0]) if len(results) == 1 else 'no reading in any turn'}",
+                  file=sys.stderr)
+        return EXIT_NO_READING
+    return EXIT_OK
+
+
+def _analyze_files(args: argparse.Namespace) -> int:
+    """``affect analyze DIR_OR_GLOB ...``: one record per image or audio file, one per turn of
+    each conversation file, to a table, JSON Lines or ``--out``."""
+    from affect._progress import wants_progress
+    from affect.batch import analyze_inputs, find_inputs, kinds_needed
+
+    if args.text or args.audio or args.image or args.video or args.conversation:
+        raise InvalidInputError("give files or folders to analyse, or --text/--audio/--image/--video/--conversation, "
+                                "not both", field="inputs")
+    if args.plot:
+        raise InvalidInputError("--plot draws one conversation: use it with --conversation, or run "
+                                "`affect plot FILE` on one conversation file", field="plot")
+    if args.out:
+        _output_format(args.out)
+    inputs = find_inputs(args.inputs)
+    analyzer = load_analyzer(kinds_needed(inputs) or {"text"}, quiet=args.quiet)
+    records = list(analyze_inputs(analyzer, inputs, progress=wants_progress(args.quiet)))
+    for record in records:
+        if "error" in record:
+            print(f"affect: {record['file']}: {record['error']}", file=sys.stderr)
+    if args.out:
+        _write_results(args.out, records)
+        if not args.quiet:
+            print(f"affect: {len(inputs)} files, {len(records)} rows written to {args.out}", file=sys.stderr)
+    elif args.json:
+        from affect.export import write_jsonl
+
+        write_jsonl(records, sys.stdout)
+    else:
+        print(_files_table(records))
+    if all("error" in r for r in records):
+        return EXIT_BAD_INPUT
+    if not any(r.get("emotion") is not None for r in records):
+        print("affect: no reading in any file", file=sys.stderr)
+        return EXIT_NO_READING
+    return EXIT_OK
+
+
+def _files_table(records: list[dict]) -> str:
+    from affect._format import table
+    from affect.export import turn_row
+
+    rows = []
+    for record in records:
+        row = turn_row(record) if "error" not in record else {}
+        if "error" in record:
+            reading = ["error", "", "", "", "", record["error"]]
+        elif row["emotion"] is None:
+            reading = ["no reading", "", "", "", "", row["no_reading"]]
+        else:
+            reading = [row["emotion"], f"{row['confidence']:.2f}", row["sentiment"], f"{row['valence']:+.2f}",
+                       f"{row['arousal']:+.2f}", row["present"]]
+        turn = "" if "error" in record else str(row["turn_index"])
+        rows.append([record["file"], turn, *reading])
+    return table(["file", "turn", "emotion", "p", "sentiment", "valence", "arousal", "modalities"], rows)
+
+
+def _output_format(path: Path) -> str:
+    from affect.export import output_format
+
+    kind = output_format(path)
+    if not kind:
+        raise InvalidInputError(f"--out {path}: name a .csv or .jsonl file", field="out")
+    if path.is_dir():
+        raise InvalidInputError(f"--out {path} is a directory; name a .csv or .jsonl file", field="out")
+    return kind
+
+
+def _write_results(path: Path, records: list[dict]) -> None:
+    from affect.export import turn_row, write_csv, write_jsonl
+
+    kind = _output_format(path)
+    extra = ["file", "error"] if any("file" in r for r in records) else []
+    with path.open("w", encoding="utf-8", newline="") as out:
+        if kind == "csv":
+            write_csv([turn_row(r, **{k: r.get(k) for k in extra}) for r in records], out, extra_columns=extra)
+        else:
+            write_jsonl(records, out)
+
+
+def _plot(results, path: Path, texts=None) -> None:
+    from affect.plot import plot_conversation
+
+    if path.suffix.lower() != ".png":
+        raise InvalidInputError(f"--plot {path}: name a .png file", field="plot")
+    records = [r if isinstance(r, dict) else r.to_dict() for r in results]
+    plot_conversation(records, path, texts=texts)
+    print(f"affect: plot written to {path}", file=sys.stderr)
 
 
 def _analyze_video(path: Path, fps: float, as_json: bool) -> None:
@@ -103,12 +228,18 @@ def _analyze_video(path: Path, fps: float, as_json: bool) -> None:
     print(table(["time s", "faces", "emotion (largest face)", "p", "valence"], rows))
 
 
-def cmd_analyze(args: argparse.Namespace) -> None:
+def cmd_analyze(args: argparse.Namespace) -> int:
+    if args.inputs:
+        return _analyze_files(args)
     if args.video:
         if args.text or args.audio or args.image or args.conversation:
             raise InvalidInputError("--video is analysed on its own", field="video")
         _analyze_video(_existing(args.video, "video"), args.fps, args.json)
-        return
+        return EXIT_OK
+    if args.out:
+        _output_format(args.out)
+    if args.plot and args.plot.suffix.lower() != ".png":
+        raise InvalidInputError(f"--plot {args.plot}: name a .png file", field="plot")
     if args.conversation:
         turns = read_conversation(args.conversation)
     else:
@@ -123,17 +254,29 @@ def cmd_analyze(args: argparse.Namespace) -> None:
                 raise InvalidInputError("--text is not valid UTF-8", field="text")
             text = args.text
         if text is None and not args.audio and not args.image:
-            raise InvalidInputError("give --text, --audio, --image, --video or --conversation", field="input")
+            raise InvalidInputError("give --text, --audio, --image, --video, --conversation, or files and folders",
+                                    field="input")
         turns = [{"text": text, "speaker": args.speaker,
                   "audio": str(_existing(args.audio, "audio")) if args.audio else None,
-                  "image": str(_existing(args.image, "image")) if args.image else None}]
-    for i, turn in enumerate(turns):  # refuse bad text before loading any model
-        if turn.get("text") is not None:
-            turn["text"] = clean_text(turn["text"], field="text" if len(turns) == 1 else f"conversation[{i}].text")
-    _analyze_turns(turns, args.json)
+                  "images": [str(_existing(args.image, "image"))] if args.image else []}]
+    _check_texts(turns)
+    return _analyze_turns(turns, args)
+
+
+def _check_texts(turns: list[dict]) -> None:
+    """Refuse bad text before loading any model (the text rules of ``affect.text._input``)."""
+    if any(t.get("text") is not None for t in turns):
+        from affect.text._input import clean_text
+
+        for i, turn in enumerate(turns):
+            if turn.get("text") is not None:
+                turn["text"] = clean_text(turn["text"], field="text" if len(turns) == 1 else f"conversation[{i}].text")
 
 
 def _existing(path: Path, field: str) -> Path:
+    if path.is_dir():
+        raise InvalidInputError(f"--{field}: {path} is a directory; to analyse every file in it, run "
+                                f"`affect analyze {path}`", field=field)
     if not path.is_file():
         raise InvalidInputError(f"--{field}: no such file: {path}", field=field)
     return path
@@ -145,6 +288,51 @@ def _is_utf8(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """``affect plot FILE``: a conversation's results (JSON or JSON Lines that ``affect analyze``
+    wrote) drawn as a PNG; a conversation file of turns is analysed first."""
+    from affect.turns_file import read_conversation as read_turns
+
+    path: Path = args.file
+    out: Path = args.out or path.with_suffix(".png")
+    if out.suffix.lower() != ".png":
+        raise InvalidInputError(f"--out {out}: name a .png file", field="out")
+    records = _result_records(path)
+    if records is None:  # turns, not results: analyse them
+        turns = read_turns(path)
+        _check_texts(turns)
+        args.out, args.plot, args.json = None, out, False
+        return _analyze_turns(turns, args)
+    files = {r.get("file") for r in records}
+    if len(files) > 1:
+        raise InvalidInputError(f"{path} holds the results of {len(files)} files; a plot shows one conversation",
+                                field="file")
+    if "turn_index" not in records[0]:
+        raise InvalidInputError(f"{path}: the records are not turn results", field="file")
+    _plot(records, out)
+    return EXIT_OK if any(r.get("emotion") is not None for r in records) else EXIT_NO_READING
+
+
+def _result_records(path: Path) -> list[dict] | None:
+    """The turn results in a JSON / JSON Lines file, or ``None`` when it holds turns to analyse."""
+    from affect.turns_file import read_conversation as read_turns
+
+    if path.is_dir() or not path.is_file():
+        read_turns(path)  # raises the one-line message for a directory or a missing file
+    try:
+        raw = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            data = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        else:
+            data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        read_turns(path)  # the same checks and messages as a conversation file
+        raise
+    if isinstance(data, list) and data and all(isinstance(r, dict) and "present" in r for r in data):
+        return data
+    return None
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -191,21 +379,42 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="affect", description="Emotion, sentiment, valence and arousal per conversation turn.")
+    parser = argparse.ArgumentParser(prog="affect", description="Emotion, sentiment, valence and arousal per conversation turn.",
+                                     epilog=EXIT_CODES)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    analyze = sub.add_parser("analyze", help="analyse one turn (any of text, audio, image), a video, or a conversation")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress line while models load")
+
+    analyze = sub.add_parser(
+        "analyze", parents=[common], epilog=EXIT_CODES,
+        help="analyse one turn (any of text, audio, image), a video, a conversation, or a folder of files",
+        description="Analyse one turn, a conversation file, a video, or files and folders (images, audio clips "
+                    "and conversation files; each image or clip is one turn on its own).")
+    analyze.add_argument("inputs", nargs="*", metavar="DIR_OR_GLOB",
+                         help="folders (searched recursively), glob patterns or files to analyse, one row each "
+                              "(one per turn for conversation files), with a progress bar")
     analyze.add_argument("--text", help="one turn of text ('-' reads it from standard input)")
     analyze.add_argument("--audio", type=Path, help="the turn's audio: a WAV, FLAC or OGG file")
     analyze.add_argument("--image", type=Path, help="the turn's image: a JPEG or PNG file")
     analyze.add_argument("--video", type=Path, help="a video file: the faces of frames sampled at --fps")
     analyze.add_argument("--fps", type=float, default=1.0, help="frames per second sampled from --video (default 1)")
     analyze.add_argument("--speaker", help="who said --text")
-    analyze.add_argument("--conversation", type=Path, help="JSON file: a list of turns (strings or {text, speaker})")
-    analyze.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    analyze.add_argument("--conversation", type=Path,
+                         help="a JSON list or JSON Lines file of turns: strings, or objects with text, speaker, audio, "
+                              "image (file paths relative to the conversation file)")
+    analyze.add_argument("--json", action="store_true", help="print JSON instead of a table (JSON Lines for files)")
+    analyze.add_argument("--out", type=Path, help="write the results to a .csv or .jsonl file")
+    analyze.add_argument("--plot", type=Path, help="draw the conversation's valence, arousal and emotions to a .png file")
     analyze.set_defaults(func=cmd_analyze)
 
-    demo = sub.add_parser("demo", help="serve the default models and send the sample conversation through the client")
+    plot = sub.add_parser("plot", parents=[common], epilog=EXIT_CODES,
+                          help="draw a conversation: valence, arousal and the top emotion over its turns, events marked")
+    plot.add_argument("file", type=Path, help="results (.jsonl or .json from affect analyze) or a conversation file of turns")
+    plot.add_argument("--out", type=Path, help="the .png to write (default: FILE with .png)")
+    plot.set_defaults(func=cmd_plot)
+
+    demo = sub.add_parser("demo", parents=[common], help="serve the default models and send the sample conversation through the client")
     demo.add_argument("--json", action="store_true")
     demo.add_argument("--local", action="store_true", help="analyse in this process, without the gRPC service")
     demo.set_defaults(func=cmd_demo)
@@ -239,13 +448,13 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except AffectError as exc:
         print(f"affect: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        return 130
-    return 0
+        return EXIT_INTERRUPTED
+    return code or EXIT_OK
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from affect._errors import InvalidInputError
 from affect.fusion import fuse
-from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
 from affect.text._input import clean_text
@@ -24,16 +23,6 @@ if TYPE_CHECKING:
     from affect.analyzer import Analyzer
 
 MAX_SPEAKER_CHARS = 128
-
-# The answer for a turn in which no modality could be read: uniform, with zero confidence.
-NO_READING = {
-    "emotions": {name: 1 / 7 for name in EMOTION_NAMES},
-    "sentiment": {name: 1 / 3 for name in SENTIMENT_NAMES},
-    "valence": 0.0,
-    "arousal": 0.0,
-    "confidence": 0.0,
-}
-
 
 MAX_IMAGES_PER_TURN = 8
 
@@ -150,14 +139,15 @@ class Conversation:
     def complete(self, prepared: PreparedTurn) -> TurnResult:
         """Fuse the encoders' results into the turn's answer and advance the conversation."""
         per_modality = prepared.results
-        if per_modality:
+        fused: AffectEstimate | None = None
+        shares: dict[Modality, float] = {}
+        rule = ""
+        if per_modality:  # else every modality sent was absent (silence, no face): no reading
             fields, shares, rule = fuse(per_modality)
-            state, events = self.state.update(AffectEstimate(**fields), prepared.turn.speaker, self.turns_seen)
-        else:  # every modality sent was absent (silence, no face): nothing to read, the state stays
-            fields, shares, rule = NO_READING, {}, ""
-            state, events = self.state.snapshot(), ()
+            fused = AffectEstimate(**fields)
+        state, events = self.state.update(fused, prepared.turn.speaker, self.turns_seen)
         result = TurnResult(
-            **fields,
+            fused=fused,
             turn_index=self.turns_seen,
             speaker=prepared.turn.speaker,
             present=tuple(m for m in MODALITIES if m in per_modality),

@@ -118,13 +118,16 @@ def load_head(weights: FusionWeights = FusionWeights.DEFAULT) -> LateFusionHead:
 
 def fuse(results: Mapping[Modality, ModalityResult], head: LateFusionHead | None = None
          ) -> tuple[dict, dict[Modality, float], str]:
-    """Keyword fields of the fused estimate, each modality's share, and the fusion's name."""
+    """Keyword fields of the fused estimate, each modality's share, and the fusion's name.
+
+    Only readings are fused: a turn in which no modality gave one has no fused answer (the
+    caller reports it as such, ``TurnResult.fused is None``), never a made-up neutral."""
     if not results:
         raise ValueError("nothing to fuse: no modality gave a result")
     fusion_id = FusionWeights.DEFAULT.value.id
     if len(results) == 1:
         (modality, only), = results.items()
-        fields = {k: getattr(only, k) for k in ("emotions", "sentiment", "valence", "arousal", "confidence")}
+        fields = {k: getattr(only, k) for k in ("emotions", "sentiments", "valence", "arousal", "confidence")}
         return fields, {modality: 1.0}, fusion_id
     head = head or load_head()
     subset = tuple(m for m in MODALITIES if m in results)

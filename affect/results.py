@@ -2,6 +2,12 @@
 
 Plain frozen dataclasses. ``to_dict()`` gives JSON-ready data (enums as their string values,
 probabilities as ``{label: p}`` in the fixed label order) and ``from_dict()`` reads it back.
+Names are one vocabulary: ``emotion`` is the top label and ``emotions`` the distribution,
+``sentiment`` the top label and ``sentiments`` the distribution, here, in ``to_dict()``, on
+the wire and in the client.
+
+A turn in which no modality could be read (silence, no face) has no reading: its ``fused`` is
+``None`` and so are ``emotion``, ``valence`` and the rest; ``absent`` says why.
 """
 
 from __future__ import annotations
@@ -18,9 +24,16 @@ if TYPE_CHECKING:
 
 
 class Modality(str, Enum):
+    """A modality; prints as its value (``text``), as the enums of ``affect.labels`` do."""
+
     TEXT = "text"
     SPEECH = "speech"
     FACE = "face"
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
 
 
 MODALITIES: tuple[Modality, ...] = (Modality.FACE, Modality.SPEECH, Modality.TEXT)
@@ -37,12 +50,13 @@ class AffectEstimate:
     """What is felt: emotion and sentiment distributions, valence and arousal, and a confidence.
 
     ``emotions`` maps each of the 7 emotion names to a probability (they sum to 1);
-    ``sentiment`` maps negative/neutral/positive to probabilities; ``valence`` and ``arousal``
-    are in [-1, 1]; ``confidence`` is the probability of the top emotion.
+    ``sentiments`` maps negative/neutral/positive to probabilities; ``valence`` and ``arousal``
+    are in [-1, 1]; ``confidence`` is the probability of the top emotion. ``emotion`` and
+    ``sentiment`` are the top labels.
     """
 
     emotions: Mapping[str, float]
-    sentiment: Mapping[str, float]
+    sentiments: Mapping[str, float]
     valence: float
     arousal: float
     confidence: float
@@ -53,23 +67,28 @@ class AffectEstimate:
         return Emotion(max(self.emotions, key=self.emotions.__getitem__))
 
     @property
-    def sentiment_label(self) -> Sentiment:
+    def sentiment(self) -> Sentiment:
         """The most probable sentiment."""
-        return Sentiment(max(self.sentiment, key=self.sentiment.__getitem__))
+        return Sentiment(max(self.sentiments, key=self.sentiments.__getitem__))
+
+    @property
+    def sentiment_label(self) -> Sentiment:
+        """The most probable sentiment (the older name of ``sentiment``)."""
+        return self.sentiment
 
     def emotion_vector(self) -> list[float]:
         return [self.emotions[name] for name in EMOTION_NAMES]
 
     def sentiment_vector(self) -> list[float]:
-        return [self.sentiment[name] for name in SENTIMENT_NAMES]
+        return [self.sentiments[name] for name in SENTIMENT_NAMES]
 
     def estimate_dict(self) -> dict[str, Any]:
         """The estimate's own fields as JSON-ready data (shared by every result's ``to_dict``)."""
         return {
             "emotion": self.emotion.value,
             "emotions": dict(self.emotions),
-            "sentiment": self.sentiment_label.value,
-            "sentiment_probs": dict(self.sentiment),
+            "sentiment": self.sentiment.value,
+            "sentiments": dict(self.sentiments),
             "valence": self.valence,
             "arousal": self.arousal,
             "confidence": self.confidence,
@@ -77,10 +96,11 @@ class AffectEstimate:
 
     @staticmethod
     def estimate_fields(data: Mapping[str, Any]) -> dict[str, Any]:
-        """Keyword arguments of the estimate's fields, read back from ``estimate_dict`` data."""
+        """Keyword arguments of the estimate's fields, read back from ``estimate_dict`` data
+        (``sentiment_probs`` is how files written before the names were unified call ``sentiments``)."""
         return {
             "emotions": dict(data["emotions"]),
-            "sentiment": dict(data["sentiment_probs"]),
+            "sentiments": dict(data["sentiments"] if "sentiments" in data else data["sentiment_probs"]),
             "valence": float(data["valence"]),
             "arousal": float(data["arousal"]),
             "confidence": float(data["confidence"]),
@@ -98,7 +118,7 @@ class AffectEstimate:
         mapped_v, mapped_a = valence_arousal(list(emotion_probs))
         return {
             "emotions": _probs(EMOTION_NAMES, emotion_probs),
-            "sentiment": _probs(SENTIMENT_NAMES, sentiment_probs),
+            "sentiments": _probs(SENTIMENT_NAMES, sentiment_probs),
             "valence": float(mapped_v if valence is None else valence),
             "arousal": float(mapped_a if arousal is None else arousal),
             "confidence": float(max(emotion_probs)),
@@ -138,15 +158,20 @@ class FaceReading:
 
 
 @dataclass(frozen=True)
-class TurnResult(AffectEstimate):
+class TurnResult:
     """The fused answer for one turn of a conversation.
 
+    ``fused`` is the turn's reading, or ``None`` when no modality gave one (every modality sent
+    was absent: silence, no face); ``emotion``, ``emotions``, ``sentiment``, ``sentiments``,
+    ``valence``, ``arousal`` and ``confidence`` read through to it and are ``None`` then too.
     ``present`` lists the modalities that contributed; ``modalities`` holds each one's own
     result; ``absent`` says why a modality that was sent gave no result (for example
     ``{"face": "no face detected"}``); ``shares`` is each present modality's share in the answer;
     ``state`` is how the conversation stands after this turn and ``events`` what this turn raised.
+    A turn without a reading leaves the conversation's state as it was and raises no event.
     """
 
+    fused: AffectEstimate | None
     turn_index: int = 0
     speaker: str | None = None
     present: tuple[Modality, ...] = ()
@@ -158,28 +183,80 @@ class TurnResult(AffectEstimate):
     events: "tuple[Event, ...]" = ()
     faces: tuple[FaceReading, ...] = ()
 
+    @property
+    def has_reading(self) -> bool:
+        return self.fused is not None
+
+    @property
+    def no_reading_reason(self) -> str | None:
+        """Why there is no reading ("speech: no speech detected; face: no face detected"), or
+        ``None`` when there is one."""
+        if self.fused is not None:
+            return None
+        return "; ".join(f"{m.value}: {why}" for m, why in self.absent.items()) or "nothing was sent"
+
+    @property
+    def emotion(self) -> Emotion | None:
+        return self.fused.emotion if self.fused else None
+
+    @property
+    def emotions(self) -> Mapping[str, float] | None:
+        return self.fused.emotions if self.fused else None
+
+    @property
+    def sentiment(self) -> Sentiment | None:
+        return self.fused.sentiment if self.fused else None
+
+    @property
+    def sentiment_label(self) -> Sentiment | None:
+        """The older name of ``sentiment``."""
+        return self.sentiment
+
+    @property
+    def sentiments(self) -> Mapping[str, float] | None:
+        return self.fused.sentiments if self.fused else None
+
+    @property
+    def valence(self) -> float | None:
+        return self.fused.valence if self.fused else None
+
+    @property
+    def arousal(self) -> float | None:
+        return self.fused.arousal if self.fused else None
+
+    @property
+    def confidence(self) -> float | None:
+        return self.fused.confidence if self.fused else None
+
     def to_dict(self) -> dict[str, Any]:
+        reading = self.fused.estimate_dict() if self.fused else dict.fromkeys(_ESTIMATE_KEYS)
         return {
             "turn_index": self.turn_index,
             "speaker": self.speaker,
             "present": [m.value for m in self.present],
-            **self.estimate_dict(),
+            **reading,
             "shares": {m.value: s for m, s in self.shares.items()},
             "fusion": self.fusion,
             "modalities": {m.value: r.to_dict() for m, r in self.modalities.items()},
             "absent": {m.value: why for m, why in self.absent.items()},
             "state": self.state.to_dict() if self.state else None,
-            "events": [e.__dict__ for e in self.events],
+            "events": [dict(e.__dict__) for e in self.events],
             "faces": [f.to_dict() for f in self.faces],
         }
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
+    def to_row(self) -> dict[str, Any]:
+        """One flat row for a table (CSV, a DataFrame): see ``affect.export``."""
+        from affect.export import turn_row
+
+        return turn_row(self.to_dict())
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TurnResult":
         return cls(
-            **cls.estimate_fields(data),
+            fused=AffectEstimate(**AffectEstimate.estimate_fields(data)) if data.get("emotions") else None,
             turn_index=int(data["turn_index"]),
             speaker=data.get("speaker"),
             present=tuple(Modality(m) for m in data["present"]),
@@ -194,6 +271,22 @@ class TurnResult(AffectEstimate):
                 for f in data.get("faces", ())
             ),
         )
+
+
+_ESTIMATE_KEYS = ("emotion", "emotions", "sentiment", "sentiments", "valence", "arousal", "confidence")
+
+
+class TurnResults(list):  # list[TurnResult]
+    """The results of several turns (a conversation, a folder of files): a list that also
+    converts to a table. ``to_pandas()`` needs pandas (``pip install pandas``)."""
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        return [r.to_row() for r in self]
+
+    def to_pandas(self) -> Any:
+        from affect.export import to_pandas
+
+        return to_pandas(self.to_rows())
 
 
 def _state_from_dict(data: Mapping[str, Any] | None) -> "StateSnapshot | None":

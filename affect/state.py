@@ -123,7 +123,12 @@ class ConversationState:
         self._all = _Track(self.thresholds.history)
         self._speakers: OrderedDict[str | None, _Track] = OrderedDict()
 
-    def update(self, estimate: AffectEstimate, speaker: str | None, turn_index: int) -> tuple[StateSnapshot, tuple[Event, ...]]:
+    def update(self, estimate: AffectEstimate | None, speaker: str | None, turn_index: int
+               ) -> tuple[StateSnapshot, tuple[Event, ...]]:
+        """Advance by one turn's reading. A turn without a reading (``None``) is ignored: the
+        state is returned as it was and no event is raised, so silence never reads as calm."""
+        if estimate is None:
+            return self.snapshot(), ()
         t = self.thresholds
         self._all.update(estimate, t.smoothing)
         track = self._speakers.pop(speaker, None) or _Track(t.history)

@@ -37,7 +37,7 @@ def test_analyze_conversation_json(tmp_path: Path):
         (["analyze", "--text", ""], None, "text is empty"),
         (["analyze", "--text", "-"], b"\xff\xfe\xfa not utf-8", "not valid UTF-8"),
         (["analyze", "--text", "-"], b"a" * 1_000_000, "limit"),
-        (["analyze"], None, "give --text, --audio, --image, --video or --conversation"),
+        (["analyze"], None, "give --text, --audio, --image, --video, --conversation, or files and folders"),
     ],
 )
 def test_bad_input_gets_a_clear_message_and_no_traceback(args, stdin, message):
@@ -96,3 +96,121 @@ def test_bad_media_files_are_refused_without_traceback(tmp_path: Path, flag, con
     out = affect("analyze", flag, str(path))
     err = out.stderr.decode()
     assert out.returncode == 2 and message in err and "Traceback" not in err, err
+
+
+def _no_heavy_imports(code: str) -> list[str]:
+    """The heavy modules a snippet of Python imported (it must print nothing else)."""
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in ('torch', 'cv2', 'transformers', 'ctranslate2') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60)
+    return json.loads(out.stdout.decode().strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_help_and_input_errors_import_no_model_machinery(tmp_path: Path):
+    assert _no_heavy_imports("import affect, affect.cli\naffect.cli.build_parser().format_help()") == []
+    run = "from affect.cli import main\nmain({!r})"
+    assert _no_heavy_imports(run.format(["analyze", "--audio", str(tmp_path)])) == []
+    assert _no_heavy_imports(run.format(["analyze", "--conversation", str(tmp_path / "missing.json")])) == []
+    assert _no_heavy_imports(run.format(["analyze", str(tmp_path / "nothing-here")])) == []
+
+
+@pytest.mark.parametrize("flag", ["--audio", "--image", "--conversation", "--video"])
+def test_a_directory_where_a_file_is_expected_gets_one_line(tmp_path: Path, flag: str):
+    out = affect("analyze", flag, str(tmp_path))
+    err = out.stderr.decode()
+    assert out.returncode == 2 and "is a directory" in err and f"affect analyze {tmp_path}" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def nothing_to_read(tmp_path: Path) -> tuple[Path, Path]:
+    import cv2
+    import numpy as np
+    import soundfile as sf
+
+    silence, blank = tmp_path / "silence.wav", tmp_path / "blank.png"
+    sf.write(silence, np.zeros(32000, np.float32), 16000)
+    cv2.imwrite(str(blank), np.full((240, 320), 128, np.uint8))
+    return silence, blank
+
+
+def test_no_reading_is_said_with_its_reasons_and_exit_code_3(nothing_to_read):
+    silence, blank = nothing_to_read
+    out = affect("analyze", "--audio", str(silence), "--image", str(blank))
+    assert out.returncode == 3, out.stderr.decode()
+    assert out.stdout.decode().strip() == "no reading: speech: no speech detected; face: no face detected"
+    out = affect("analyze", "--image", str(blank), "--json")
+    assert out.returncode == 3 and "no reading: face: no face detected" in out.stderr.decode()
+    (result,) = json.loads(out.stdout)
+    assert result["emotion"] is None and result["valence"] is None and result["present"] == []
+
+
+def test_conversation_file_turns_carry_audio_and_images(tmp_path: Path, data_root: Path, nothing_to_read):
+    from tests.conftest import framed_face_png
+
+    silence, _ = nothing_to_read
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "face.png").write_bytes(framed_face_png(data_root, "surprise"))
+    path = tmp_path / "call.jsonl"
+    path.write_text("\n".join(json.dumps(t) for t in [
+        {"speaker": "caller", "text": "Hello? Is anyone there?"},
+        {"speaker": "caller", "audio": "silence.wav"},
+        {"speaker": "caller", "text": "Oh, there you are!", "image": "media/face.png"},
+    ]))
+    out = affect("analyze", "--conversation", str(path), "--json", "--out", str(tmp_path / "call.csv"),
+                 "--plot", str(tmp_path / "call.png"))
+    assert out.returncode == 0, out.stderr.decode()
+    results = json.loads(out.stdout)
+    assert [r["present"] for r in results] == [["text"], [], ["face", "text"]]
+    assert results[1]["emotion"] is None and results[1]["absent"] == {"speech": "no speech detected"}
+    assert results[2]["state"]["turns"] == 2  # the silent turn left the state alone
+    csv_lines = (tmp_path / "call.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("turn_index,speaker,emotion") and len(csv_lines) == 4
+    assert ",speech: no speech detected," in csv_lines[2]
+    assert (tmp_path / "call.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("turn, message", [
+    ({"audio": "missing.wav"}, 'turn 0 of'),
+    ({"image": "."}, "is a directory"),
+    ({"text": "hi", "video": "x.mp4"}, "unknown keys ['video']"),
+])
+def test_bad_media_in_conversation_files_is_refused_before_loading(tmp_path: Path, turn, message):
+    path = tmp_path / "turns.json"
+    path.write_text(json.dumps([turn]))
+    out = affect("analyze", "--conversation", str(path))
+    err = out.stderr.decode()
+    assert out.returncode == 2 and message in err and "Traceback" not in err, err
+
+
+def test_analyze_a_folder_to_csv_and_jsonl_then_plot(tmp_path: Path, data_root: Path, nothing_to_read):
+    import csv
+
+    silence, blank = nothing_to_read
+    faces = sorted((data_root / "face" / "fer2013-test-slice" / "happy").glob("*.jpg"))[:3]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for face in faces:
+        (folder / face.name).write_bytes(face.read_bytes())
+    (folder / "blank.png").write_bytes(blank.read_bytes())
+    (folder / "notes.txt").write_text("not analysed")
+    out = affect("analyze", str(folder), "--out", str(tmp_path / "photos.csv"))
+    assert out.returncode == 0, out.stderr.decode()
+    rows = list(csv.DictReader((tmp_path / "photos.csv").open()))
+    assert [Path(r["file"]).name for r in rows] == sorted(["blank.png", *(f.name for f in faces)])
+    blank_row = next(r for r in rows if r["file"].endswith("blank.png"))
+    assert blank_row["emotion"] == "" and blank_row["no_reading"] == "face: no face detected"
+
+    conversation = tmp_path / "call.json"
+    conversation.write_text(json.dumps(["We won the cup!", "Seriously? That's brilliant!", "But now I'm exhausted."]))
+    out = affect("analyze", str(tmp_path / "*.json"), "--out", str(tmp_path / "call.jsonl"))
+    assert out.returncode == 0, out.stderr.decode()
+    records = [json.loads(line) for line in (tmp_path / "call.jsonl").read_text().splitlines()]
+    assert [r["turn_index"] for r in records] == [0, 1, 2] and all(r["file"] == str(conversation) for r in records)
+    out = affect("plot", str(tmp_path / "call.jsonl"))
+    assert out.returncode == 0, out.stderr.decode()
+    assert (tmp_path / "call.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_folder_with_nothing_to_analyse_is_refused(tmp_path: Path):
+    (tmp_path / "notes.txt").write_text("x")
+    out = affect("analyze", str(tmp_path))
+    assert out.returncode == 2 and "no image, audio or conversation files" in out.stderr.decode()

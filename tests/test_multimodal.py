@@ -89,7 +89,7 @@ def test_nothing_to_read_is_said_not_guessed(server):
     blank = np.full((240, 320), 128, np.uint8)
     with AffectClient(server.target) as client, client.conversation() as conversation:
         result = conversation.send(audio=Audio.from_array(silence, 16000), images=[Image.from_array(blank, color_order="bgr")])
-        assert result.present == () and result.fused.confidence == 0
+        assert result.present == () and result.fused is None and result.emotion is None and result.valence is None
         assert result.absent == {"speech": "no speech detected", "face": "no face detected"}
         assert conversation.send("but text still works").present == ("text",)
 

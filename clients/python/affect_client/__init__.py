@@ -4,7 +4,10 @@
 
     with AffectClient("127.0.0.1:50051") as client, client.conversation() as conversation:
         result = conversation.send("My order never arrived.", speaker="caller")
-        print(result.emotion, result.sentiment, result.fused.valence)
+        print(result.emotion, result.sentiment, result.valence)
+
+The target and token default to ``AFFECT_TARGET`` and ``AFFECT_TOKEN``. Results have the
+affect library's field names and ``to_dict()`` / ``to_json()``; see clients/python/README.md.
 """
 
 from affect_client._core import ClientOptions
@@ -14,6 +17,7 @@ from affect_client._exceptions import (
     ConversationClosedError,
     DeadlineExceededError,
     InvalidArgumentError,
+    InvalidInputError,
     ResourceExhaustedError,
     TurnRefusedError,
     UnauthenticatedError,
@@ -22,7 +26,21 @@ from affect_client._exceptions import (
 from affect_client._inputs import Audio, Image
 from affect_client._async import AsyncAffectClient, AsyncConversation
 from affect_client._sync import AffectClient, Conversation
-from affect_client._types import Affect, ConversationState, Event, Face, ModalityResult, ModelInfo, SpeakerState, TurnResult
+from affect_client._types import (
+    Affect,
+    AffectEstimate,
+    ConversationState,
+    Emotion,
+    Event,
+    Face,
+    FaceReading,
+    Modality,
+    ModalityResult,
+    ModelInfo,
+    Sentiment,
+    SpeakerState,
+    TurnResult,
+)
 
 __version__ = "0.1.0"
 
@@ -30,6 +48,7 @@ __all__ = [
     "APIStatusError",
     "Affect",
     "AffectClient",
+    "AffectEstimate",
     "AffectClientError",
     "AsyncAffectClient",
     "AsyncConversation",
@@ -39,13 +58,18 @@ __all__ = [
     "ConversationClosedError",
     "ConversationState",
     "DeadlineExceededError",
+    "Emotion",
     "Event",
     "Face",
+    "FaceReading",
     "Image",
     "InvalidArgumentError",
+    "InvalidInputError",
+    "Modality",
     "ModalityResult",
     "ModelInfo",
     "ResourceExhaustedError",
+    "Sentiment",
     "SpeakerState",
     "TurnRefusedError",
     "TurnResult",

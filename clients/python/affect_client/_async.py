@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 
@@ -15,7 +16,7 @@ from affect_client._exceptions import (
     TurnRefusedError,
     status_error,
 )
-from affect_client._inputs import Audio, Image, turn_message
+from affect_client._inputs import turn_message
 from affect_client._proto import affect_pb2 as pb
 from affect_client._proto import affect_pb2_grpc as pb_grpc
 from affect_client._types import ModelInfo, TurnResult
@@ -44,9 +45,12 @@ class AsyncAffectClient:
         clone._channel, clone._stub, clone._owns_channel = self._channel, self._stub, False
         return clone
 
-    async def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Audio | None = None,
-                      images: Sequence[Image] = (), turn_id: str = "") -> TurnResult:
-        request = pb.AnalyzeRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images, turn_id=turn_id))
+    async def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
+                      sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
+                      channel_order: str | None = None, turn_id: str = "") -> TurnResult:
+        request = pb.AnalyzeRequest(turn=turn_message(
+            text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
+            channel_order=channel_order, turn_id=turn_id))
         return TurnResult.from_pb((await self._unary(self._stub.Analyze, request)).result)
 
     async def list_models(self) -> list[ModelInfo]:
@@ -127,11 +131,14 @@ class AsyncConversation:
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
         return self
 
-    async def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Audio | None = None,
-                   images: Sequence[Image] = (), turn_id: str = "") -> TurnResult:
+    async def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
+                   sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
+                   channel_order: str | None = None, turn_id: str = "") -> TurnResult:
         if self._closed or self._call is None:
             raise ConversationClosedError("the conversation is not open")
-        request = pb.ConverseRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images, turn_id=turn_id))
+        request = pb.ConverseRequest(turn=turn_message(
+            text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
+            channel_order=channel_order, turn_id=turn_id))
         return await self._exchange(request)
 
     async def _exchange(self, request: pb.ConverseRequest) -> TurnResult:

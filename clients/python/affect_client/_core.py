@@ -6,6 +6,7 @@ The two clients are thin shells over these functions, so a rule lives in one pla
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,11 +41,18 @@ class ClientOptions:
 
 
 def resolve_options(options: ClientOptions | None, target: str | None, settings: dict[str, object]) -> ClientOptions:
-    """A client's options: ``options`` (or the defaults), then ``target``, then keyword settings."""
-    options = options or ClientOptions()
+    """A client's options: ``options`` (or the defaults, with ``AFFECT_TARGET`` and ``AFFECT_TOKEN``
+    from the environment when set), then ``target``, then keyword settings."""
+    options = options or environment_options()
     if target:
         settings = {**settings, "target": target}
     return options.replace(**settings) if settings else options
+
+
+def environment_options() -> ClientOptions:
+    """The defaults, with the target and token read from ``AFFECT_TARGET`` / ``AFFECT_TOKEN`` if set."""
+    env = {"target": os.environ.get("AFFECT_TARGET"), "token": os.environ.get("AFFECT_TOKEN")}
+    return ClientOptions(**{k: v for k, v in env.items() if v})
 
 
 def call_metadata(options: ClientOptions) -> tuple[tuple[str, str], ...]:

@@ -9,7 +9,9 @@
     │   └── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout)
     ├── TurnRefusedError            one turn was refused; the conversation goes on (``.code``, ``.field``,
     │                               ``.retry_after``)
-    └── ConversationClosedError     send() on a conversation that has ended
+    ├── ConversationClosedError     send() on a conversation that has ended
+    └── InvalidInputError           (also a ValueError) refused before sending: a missing file, an
+                                    array without its sample rate (``.field``)
 
 ``retry_after`` is the server's hint, in seconds, for a refusal because it is busy: the same
 request sent again after that long may succeed. None when there is none (a limit the request
@@ -64,6 +66,14 @@ class TurnRefusedError(AffectClientError):
 
 class ConversationClosedError(AffectClientError):
     """The conversation has ended; open a new one."""
+
+
+class InvalidInputError(AffectClientError, ValueError):
+    """A turn the client cannot send as given (checked before anything goes on the wire)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 _BY_CODE = {

@@ -1,4 +1,10 @@
-"""Building a turn's wire message from what a caller has: text, audio, images."""
+"""Building a turn's wire message from what a caller has: text, audio, images.
+
+A turn takes what the library's ``Turn`` takes: ``audio`` as a file path, the bytes of a
+WAV/FLAC/OGG file, an int16 or float array (with ``sample_rate``) or an ``Audio``; ``image`` /
+``images`` as file paths, JPEG/PNG bytes, uint8 arrays (colour ones with ``channel_order``) or
+``Image``. Arrays are duck-typed (numpy is not a dependency of the client).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Sequence
 
+from affect_client._exceptions import InvalidInputError
 from affect_client._proto import affect_pb2 as pb
 
 
@@ -58,8 +65,10 @@ class Image:
         return cls(bytes(data), pb.ENCODED)
 
     @classmethod
-    def from_array(cls, pixels: Any, *, color_order: str) -> "Image":
-        """A uint8 numpy array: (h, w) gray, or (h, w, 3) with ``color_order`` "bgr" or "rgb"."""
+    def from_array(cls, pixels: Any, *, color_order: str | None = None, channel_order: str | None = None) -> "Image":
+        """A uint8 numpy array: (h, w) gray, or (h, w, 3) with ``channel_order`` "bgr" or "rgb"
+        (``color_order`` is the older name)."""
+        color_order = channel_order or color_order or ""
         if pixels.ndim == 2:
             encoding = pb.RAW_GRAY8
         elif color_order.lower() in ("bgr", "rgb"):
@@ -76,14 +85,93 @@ def turn_message(
     text: str | bytes | None = None,
     *,
     speaker: str | None = None,
-    audio: Audio | None = None,
-    images: Sequence[Image] = (),
+    audio: Any = None,
+    sample_rate: int | None = None,
+    image: Any = None,
+    images: Sequence[Any] = (),
+    channel_order: str | None = None,
     turn_id: str = "",
 ) -> pb.Turn:
+    """The wire message of one turn (arguments as the library's ``Turn``)."""
     turn = pb.Turn(turn_id=turn_id, speaker=speaker or "")
     if text is not None:
         turn.text = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     if audio is not None:
-        turn.audio.CopyFrom(audio.to_pb())
-    turn.images.extend(image.to_pb() for image in images)
+        turn.audio.CopyFrom(to_audio(audio, sample_rate).to_pb())
+    if isinstance(images, (str, bytes, PathLike)) or _is_array(images):
+        raise InvalidInputError("images must be a list; pass a single image as image=", field="images")
+    every = ([image] if image is not None else []) + list(images)
+    turn.images.extend(to_image(item, channel_order, i).to_pb() for i, item in enumerate(every))
     return turn
+
+
+def _is_array(value: Any) -> bool:
+    return hasattr(value, "ndim") and hasattr(value, "dtype") and hasattr(value, "tobytes")
+
+
+def _read(path: str | PathLike[str], field: str) -> bytes:
+    p = Path(path)
+    if p.is_dir():
+        raise InvalidInputError(f"{field}: {p} is a directory, not a file", field=field)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInputError(f"{field}: no such file: {p}", field=field) from None
+    except OSError as exc:
+        raise InvalidInputError(f"{field}: cannot read {p}: {exc.strerror}", field=field) from None
+
+
+def to_audio(audio: Any, sample_rate: int | None = None) -> Audio:
+    """An ``Audio`` from a path, file bytes, a sample array (with ``sample_rate``) or an ``Audio``."""
+    if isinstance(audio, Audio):
+        return audio
+    if isinstance(audio, (str, PathLike)):
+        return Audio(_read(audio, "audio"), pb.AUDIO_FILE)
+    if isinstance(audio, (bytes, bytearray, memoryview)):
+        if not len(audio):
+            raise InvalidInputError("audio is empty (0 bytes)", field="audio")
+        return Audio(bytes(audio), pb.AUDIO_FILE)
+    if _is_array(audio):
+        if not sample_rate:
+            raise InvalidInputError("an audio array needs sample_rate=", field="sample_rate")
+        if audio.ndim not in (1, 2):
+            raise InvalidInputError(f"audio array must be (n,) or (n, channels), got shape {tuple(audio.shape)}",
+                                    field="audio")
+        channels = 1 if audio.ndim == 1 else int(audio.shape[1])
+        kind = getattr(audio.dtype, "kind", "")
+        if str(audio.dtype) == "int16":
+            return Audio(audio.astype("<i2").tobytes(), pb.PCM_S16LE, int(sample_rate), channels)
+        if kind == "f":
+            return Audio(audio.astype("<f4").tobytes(), pb.FLOAT32_LE, int(sample_rate), channels)
+        raise InvalidInputError(f"audio array must hold int16 or float samples, got dtype {audio.dtype}", field="audio")
+    raise InvalidInputError(f"audio must be a file path, file bytes, a sample array or Audio, not {type(audio).__name__}",
+                            field="audio")
+
+
+def to_image(image: Any, channel_order: str | None = None, index: int = 0) -> Image:
+    """An ``Image`` from a path, JPEG/PNG bytes, a uint8 array or an ``Image``."""
+    field = f"images[{index}]"
+    if isinstance(image, Image):
+        return image
+    if isinstance(image, (str, PathLike)):
+        return Image(_read(image, field), pb.ENCODED)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        if not len(image):
+            raise InvalidInputError(f"{field} is empty (0 bytes)", field=field)
+        return Image(bytes(image), pb.ENCODED)
+    if _is_array(image):
+        if str(image.dtype) != "uint8":
+            raise InvalidInputError(f"{field}: an image array must be uint8, got {image.dtype}", field=field)
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        elif image.ndim == 3 and image.shape[2] == 4:
+            image = image[:, :, :3]  # alpha is not sent
+        if image.ndim == 3 and image.shape[2] == 3 and channel_order not in ("bgr", "rgb"):
+            raise InvalidInputError(f'{field}: a colour array needs channel_order="bgr" (OpenCV) or "rgb" (PIL)',
+                                    field="channel_order")
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+            raise InvalidInputError(f"{field}: an image array must be (H, W) or (H, W, 1|3|4), got shape "
+                                    f"{tuple(image.shape)}", field=field)
+        return Image.from_array(image, color_order=channel_order or "bgr")
+    raise InvalidInputError(f"{field} must be a file path, JPEG/PNG bytes, a uint8 array or Image, "
+                            f"not {type(image).__name__}", field=field)

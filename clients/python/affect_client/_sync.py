@@ -17,7 +17,7 @@ from affect_client._exceptions import (
     TurnRefusedError,
     status_error,
 )
-from affect_client._inputs import Audio, Image, turn_message
+from affect_client._inputs import turn_message
 from affect_client._proto import affect_pb2 as pb
 from affect_client._proto import affect_pb2_grpc as pb_grpc
 from affect_client._types import ModelInfo, TurnResult
@@ -50,10 +50,13 @@ class AffectClient:
         clone._channel, clone._stub, clone._owns_channel = self._channel, self._stub, False
         return clone
 
-    def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Audio | None = None,
-                images: Sequence[Image] = (), turn_id: str = "") -> TurnResult:
+    def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
+                sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
+                channel_order: str | None = None, turn_id: str = "") -> TurnResult:
         """One turn on its own (no conversation context)."""
-        request = pb.AnalyzeRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images, turn_id=turn_id))
+        request = pb.AnalyzeRequest(turn=turn_message(
+            text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
+            channel_order=channel_order, turn_id=turn_id))
         return TurnResult.from_pb(self._unary(self._stub.Analyze, request).result)
 
     def list_models(self) -> list[ModelInfo]:
@@ -128,14 +131,16 @@ class Conversation:
         self.id: str = opened.opened.conversation_id
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
 
-    def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Audio | None = None,
-             images: Sequence[Image] = (), turn_id: str = "") -> TurnResult:
+    def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
+             sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
+             channel_order: str | None = None, turn_id: str = "") -> TurnResult:
         """Send one turn and wait for its result. A refused turn raises ``TurnRefusedError``;
         the conversation stays usable."""
         if self._closed:
             raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
-        request = pb.ConverseRequest(turn=turn_message(text, speaker=speaker, audio=audio, images=images,
-                                                       turn_id=turn_id))
+        request = pb.ConverseRequest(turn=turn_message(
+            text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
+            channel_order=channel_order, turn_id=turn_id))
         return self._exchange(request)
 
     def _exchange(self, request: pb.ConverseRequest) -> TurnResult:

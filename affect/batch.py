@@ -1,0 +1,128 @@
+"""A folder (or glob) of files analysed in one go: images, audio clips and conversation files.
+
+Each image or audio file is one turn on its own; each conversation file is a conversation
+(see ``affect.turns_file``). A file that cannot be read is reported in its own record and the
+others go on. Records are ``{"file": ..., **TurnResult.to_dict()}`` or ``{"file": ...,
+"error": ...}``; ``affect.export`` turns them into CSV rows, JSON Lines or a DataFrame.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from affect._errors import AffectError, InvalidInputError
+
+if TYPE_CHECKING:
+    from affect.analyzer import Analyzer
+    from affect.results import TurnResult
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+CONVERSATION_SUFFIXES = (".json", ".jsonl", ".ndjson")
+MAX_FILES = 100_000
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path
+    kind: str  # "image", "audio" or "conversation"
+
+
+def kind_of(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in AUDIO_SUFFIXES:
+        return "audio"
+    if suffix in CONVERSATION_SUFFIXES:
+        return "conversation"
+    return None
+
+
+def find_inputs(patterns: Sequence[str]) -> list[InputFile]:
+    """The files named by folders (searched recursively), glob patterns and file names, in
+    sorted order without repeats; other files in a folder are skipped, a named file of an
+    unknown kind is refused."""
+    found: dict[Path, InputFile] = {}
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            candidates = sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            if kind_of(path) is None:
+                raise InvalidInputError(f"{path}: not an image ({', '.join(IMAGE_SUFFIXES)}), audio file "
+                                        f"({', '.join(AUDIO_SUFFIXES)}) or conversation ({', '.join(CONVERSATION_SUFFIXES)})",
+                                        field="inputs")
+            candidates = [path]
+        elif glob.has_magic(pattern):
+            candidates = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        else:
+            raise InvalidInputError(f"{pattern}: no such file or directory", field="inputs")
+        for candidate in candidates:
+            kind = kind_of(candidate)
+            if kind is not None:
+                found.setdefault(candidate, InputFile(candidate, kind))
+        if len(found) > MAX_FILES:
+            raise InvalidInputError(f"more than {MAX_FILES:,} files; analyse them in parts", field="inputs")
+    if not found:
+        raise InvalidInputError(f"no image, audio or conversation files in {' '.join(patterns)}", field="inputs")
+    return list(found.values())
+
+
+def kinds_needed(inputs: Sequence[InputFile]) -> set[str]:
+    """Which encoders the files need: "text", "speech", "face" (a conversation file is read to know)."""
+    from affect.turns_file import read_conversation
+
+    needs: set[str] = set()
+    for item in inputs:
+        if item.kind == "image":
+            needs.add("face")
+        elif item.kind == "audio":
+            needs.add("speech")
+        else:
+            try:
+                turns = read_conversation(item.path)
+            except AffectError:
+                continue  # reported as that file's error when it is analysed
+            needs |= turn_modalities(turns)
+    return needs
+
+
+def turn_modalities(turns: Sequence[dict[str, Any]]) -> set[str]:
+    needs: set[str] = set()
+    for t in turns:
+        needs |= {m for key, m in (("text", "text"), ("audio", "speech"), ("images", "face")) if t.get(key)}
+    return needs
+
+
+def analyze_inputs(analyzer: "Analyzer", inputs: Sequence[InputFile], *, progress: bool) -> Iterator[dict[str, Any]]:
+    """One record per turn (per file for images and audio), in file order, with a progress bar
+    on standard error when ``progress``."""
+    from tqdm import tqdm
+
+    with tqdm(total=len(inputs), unit="file", disable=not progress, dynamic_ncols=True, leave=False) as bar:
+        for item in inputs:
+            bar.set_postfix_str(item.path.name[-40:], refresh=False)
+            try:
+                results = _analyze_one(analyzer, item)
+            except AffectError as exc:
+                yield {"file": str(item.path), "error": str(exc)}
+            else:
+                for result in results:
+                    yield {"file": str(item.path), **result.to_dict()}
+            bar.update(1)
+
+
+def _analyze_one(analyzer: "Analyzer", item: InputFile) -> list["TurnResult"]:
+    from affect.conversation import Turn
+    from affect.turns_file import read_conversation
+
+    if item.kind == "image":
+        return [analyzer.analyze(Turn(image=str(item.path)))]
+    if item.kind == "audio":
+        return [analyzer.analyze(Turn(audio=str(item.path)))]
+    return list(analyzer.analyze_conversation(Turn(**t) for t in read_conversation(item.path)))

@@ -1,0 +1,118 @@
+"""The library and the client speak one vocabulary: the same conversation through both gives the
+same fields, names and types, and the client takes the inputs the library takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+
+from affect_client import AffectClient, Emotion, InvalidInputError, Modality, Sentiment
+from tests._serving import ServerThread
+from tests.conftest import framed_face_png
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory, data_root: Path) -> dict:
+    folder = tmp_path_factory.mktemp("media")
+    face = folder / "face.png"
+    face.write_bytes(framed_face_png(data_root, "happy"))
+    clip = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_23").glob("*.flac"))[12]
+    samples, rate = sf.read(clip, dtype="float32")
+    return {
+        "face_path": str(face),
+        "face_bgr": cv2.imread(str(face), cv2.IMREAD_COLOR),
+        "clip_path": str(clip),
+        "clip_bytes": clip.read_bytes(),
+        "clip_int16": (np.clip(samples, -1, 1) * 32767).astype(np.int16),
+        "rate": rate,
+        "silence": np.zeros(16000 * 2, dtype=np.float32),
+        "blank": np.full((240, 320), 128, np.uint8),
+    }
+
+
+def _script(m: dict) -> list[dict]:
+    """One conversation, each turn in a form both the library and the client accept."""
+    return [
+        {"text": "Hi, I ordered a present for my daughter and it never came.", "speaker": "caller"},
+        {"text": "I'm so sorry, let me look into it.", "speaker": "agent", "image": m["face_path"]},
+        {"audio": m["clip_path"], "speaker": "caller"},
+        {"audio": m["silence"], "sample_rate": 16000, "image": m["blank"], "speaker": "caller"},  # no reading
+        {"text": "Are you serious? Her birthday is on Saturday!", "speaker": "caller", "audio": m["clip_bytes"],
+         "images": [m["face_bgr"]], "channel_order": "bgr"},
+        {"audio": m["clip_int16"], "sample_rate": m["rate"], "speaker": "caller"},
+    ]
+
+
+def _assert_same(lib, got, where: str = "") -> None:
+    """Field by field: the same keys, the same values (floats to float32 precision on the wire)."""
+    if isinstance(lib, dict):
+        assert isinstance(got, dict) and set(got) == set(lib), (where, sorted(set(got) ^ set(lib)))
+        for key in lib:
+            _assert_same(lib[key], got[key], f"{where}.{key}")
+    elif isinstance(lib, (list, tuple)):
+        assert isinstance(got, (list, tuple)) and len(got) == len(lib), where
+        for i, (a, b) in enumerate(zip(lib, got)):
+            _assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(lib, float):
+        assert got == pytest.approx(lib, abs=2e-4), where
+    else:
+        assert got == lib and type(got) is type(lib), (where, lib, got)
+
+
+def test_the_same_conversation_through_library_and_client_gives_the_same_results(full_analyzer, media):
+    script = _script(media)
+    with full_analyzer.conversation() as conversation:
+        expected = [conversation.analyze(**turn) for turn in script]
+    with ServerThread(full_analyzer, max_turns_per_second=1000) as server:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            got = [conversation.send(**turn) for turn in script]
+
+    assert [r.has_reading for r in expected] == [True, True, True, False, True, True]
+    for i, (e, g) in enumerate(zip(expected, got)):
+        lib, wire = e.to_dict(), g.to_dict()
+        assert wire.pop("turn_id") == ""
+        _assert_same(lib, wire, f"turn {i}")
+        # attributes too, with the same names and types
+        assert g.emotion == e.emotion and g.sentiment == e.sentiment and g.present == e.present
+        if e.has_reading:
+            assert isinstance(g.emotion, Emotion) and isinstance(g.sentiment, Sentiment)
+            assert str(g.emotion) == e.emotion.value and f"{g.sentiment}" == e.sentiment.value
+            assert g.sentiments == pytest.approx(dict(e.sentiments), abs=1e-6)
+        assert all(isinstance(m, Modality) for m in g.present)
+
+    silent = got[3]
+    assert silent.fused is None and silent.emotion is None and silent.valence is None and silent.present == ()
+    assert silent.no_reading_reason == expected[3].no_reading_reason == "speech: no speech detected; face: no face detected"
+    assert silent.state == got[2].state  # the state ignored the turn
+    assert silent.to_json() and got[1].faces and got[1].faces[0].result.model.startswith("face-")
+
+
+def test_client_reads_target_and_token_from_the_environment(analyzer, monkeypatch):
+    with ServerThread(analyzer, token="s3cret") as server:
+        monkeypatch.setenv("AFFECT_TARGET", server.target)
+        monkeypatch.setenv("AFFECT_TOKEN", "s3cret")
+        with AffectClient() as client:
+            assert client.options.target == server.target and client.options.token == "s3cret"
+            assert client.analyze("Thanks, that was quick!").has_reading
+        with AffectClient(server.target, token="other") as client:  # arguments win over the environment
+            assert client.options.token == "other"
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"audio": "/no/such/clip.wav"}, "audio"),
+    ({"audio": np.zeros(100, np.float32)}, "sample_rate"),
+    ({"audio": np.zeros(100, np.int32), "sample_rate": 16000}, "audio"),
+    ({"image": np.zeros((8, 8, 3), np.uint8)}, "channel_order"),
+    ({"image": np.zeros((8, 8), np.float32)}, "images[0]"),
+    ({"image": "."}, "images[0]"),
+    ({"images": "face.png"}, "images"),
+])
+def test_client_refuses_what_it_cannot_send_before_sending(kwargs, field):
+    with AffectClient("127.0.0.1:9") as client:  # nothing listens: the error must come first
+        with pytest.raises(InvalidInputError) as refused:
+            client.analyze(**kwargs)
+    assert refused.value.field == field and isinstance(refused.value, ValueError)
