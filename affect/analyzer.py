@@ -9,6 +9,7 @@ from typing import Any
 from affect.conversation import Conversation, Turn
 from affect.results import ModalityResult, TurnResult
 from affect.text.encoder import TextEncoder
+from affect.text.prior import DEFAULT_PRIOR, PriorSpec
 from affect.text.weights import TextWeights
 
 
@@ -20,10 +21,19 @@ class Analyzer:
     ...     conv.analyze(text="Hi, my order never arrived.", speaker="caller").emotion
     """
 
-    def __init__(self, *, text: Any = True, speech: Any = True, face: Any = True) -> None:
+    def __init__(self, *, text: Any = True, speech: Any = True, face: Any = True,
+                 text_prior: PriorSpec = DEFAULT_PRIOR) -> None:
         """Each encoder: ``True`` for the default weights, a weights name or enum member, an
         encoder instance (or an object standing in for one, as the Ray Serve ingress passes),
-        or ``None``/``False`` to leave that modality out."""
+        or ``None``/``False`` to leave that modality out.
+
+        ``text_prior``: the emotion frequencies your traffic is expected to have (see
+        ``affect.text.prior``): ``"conversational"`` (default, everyday dialogue: about half
+        neutral), ``"uniform"``, ``"trained"``, or a mapping such as ``{"neutral": 0.8, ...}``."""
+        if text is True:
+            text = TextEncoder(prior=text_prior)
+        elif isinstance(text, (str, Enum)):
+            text = TextEncoder(weights=text, prior=text_prior)
         self.text: TextEncoder | None = _build(text, TextEncoder)
         self.speech = _build(speech, _speech_encoder_class())
         self.face = _build(face, _face_encoder_class())

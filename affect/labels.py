@@ -117,6 +117,55 @@ DATASET_LABELS: Mapping[str, Mapping[str, Emotion | None]] = {
         "disgust": Emotion.DISGUST,
         "surprised": Emotion.SURPRISE,
     },
+    "emocontext": {
+        "happy": Emotion.HAPPINESS,
+        "sad": Emotion.SADNESS,
+        "angry": Emotion.ANGER,
+        "others": None,  # a set, not one emotion: see PARTIAL_LABELS
+    },
+    # XED (Plutchik ids 1-8) and SemEval-2018 E-c name Plutchik's emotions and more.
+    "xed": {
+        "1": Emotion.ANGER,
+        "2": None,  # anticipation
+        "3": Emotion.DISGUST,
+        "4": Emotion.FEAR,
+        "5": Emotion.HAPPINESS,
+        "6": Emotion.SADNESS,
+        "7": Emotion.SURPRISE,
+        "8": None,  # trust
+        "9": Emotion.NEUTRAL,  # the neutral file neu_en.txt
+    },
+    "semeval2018-ec": {
+        "anger": Emotion.ANGER,
+        "anticipation": None,
+        "disgust": Emotion.DISGUST,
+        "fear": Emotion.FEAR,
+        "joy": Emotion.HAPPINESS,
+        "love": Emotion.HAPPINESS,
+        "optimism": Emotion.HAPPINESS,
+        "pessimism": Emotion.SADNESS,
+        "sadness": Emotion.SADNESS,
+        "surprise": Emotion.SURPRISE,
+        "trust": None,
+        "none": Emotion.NEUTRAL,  # a tweet with all eleven columns 0
+    },
+    "isear": {
+        "joy": Emotion.HAPPINESS,
+        "fear": Emotion.FEAR,
+        "anger": Emotion.ANGER,
+        "sadness": Emotion.SADNESS,
+        "disgust": Emotion.DISGUST,
+        "shame": None,
+        "guilt": None,
+    },
+    "hashtag": {
+        "anger": Emotion.ANGER,
+        "disgust": Emotion.DISGUST,
+        "fear": Emotion.FEAR,
+        "joy": Emotion.HAPPINESS,
+        "sadness": Emotion.SADNESS,
+        "surprise": Emotion.SURPRISE,
+    },
     # EmoDB names its emotions by German initial letters in the file name (SSTTTEv.wav).
     "emodb": {
         "W": Emotion.ANGER,  # Wut / Aerger
@@ -135,6 +184,15 @@ DATASET_LABELS: Mapping[str, Mapping[str, Emotion | None]] = {
     },
 }
 
+# Labels that name a set of our emotions rather than one: the answer is known to lie in the set,
+# not which member it is. Training uses them as partial targets (the loss rewards probability on
+# the whole set), never as one forced class.
+PARTIAL_LABELS: Mapping[str, Mapping[str, frozenset[Emotion]]] = {
+    "emocontext": {
+        "others": frozenset({Emotion.NEUTRAL, Emotion.FEAR, Emotion.DISGUST, Emotion.SURPRISE}),
+    },
+}
+
 LOSSY_CHOICES: Mapping[str, str] = {
     "ravdess:calm": "RAVDESS 'calm' is merged into neutral: both are low-arousal, non-valenced "
     "deliveries, and no other data set has a calm class.",
@@ -149,6 +207,18 @@ LOSSY_CHOICES: Mapping[str, str] = {
     "never as sadness.",
     "emodb/urdu:(none)": "EmoDB has no surprise class; URDU has only anger, happiness, neutral and "
     "sadness. Each is scored over the classes it has.",
+    "emocontext:others": "EmoContext 'others' means 'not happy, sad or angry': a partial label over "
+    "neutral, fear, disgust and surprise (PARTIAL_LABELS), not neutral.",
+    "multi-label corpora": "GoEmotions, XED and SemEval-2018 lines with several emotions are partial "
+    "labels in training (the answer is one of them); their test scores are over lines with one emotion.",
+    "xed/semeval:anticipation,trust": "Plutchik's anticipation and trust have no counterpart among "
+    "Ekman's six and are dropped; a line labelled only with them is left out.",
+    "semeval:love,optimism,pessimism": "SemEval-2018 love and optimism count as happiness, "
+    "pessimism as sadness; a tweet with none of the eleven labels counts as neutral.",
+    "isear:shame,guilt": "ISEAR shame and guilt are dropped (no Ekman counterpart; folding them into "
+    "sadness would teach that self-blame is grief).",
+    "xed/isear/hashtag:splits": "XED, ISEAR and the Hashtag corpus name no split: lines go to train/dev/"
+    "test 80/10/10 by an MD5 hash of their text (affect.datasets.text_corpora.hash_split).",
     "goemotions-ekman:multi-label": "GoEmotions comments with more than one Ekman label "
     "(about 9%) are left out of training and of the reported test score, which is over the "
     "single-label comments; the benchmark states how many it scored.",

@@ -21,7 +21,7 @@ import torch
 from affect._errors import InvalidInputError
 from affect.results import AffectEstimate, Modality, ModalityResult
 from affect.speech._audio import DEFAULT_MAX_SECONDS, MODEL_RATE, Audio, AudioSource, prepare_array, prepare_file
-from affect.speech._backbone import WhisperBackbone, valid_outputs
+from affect.speech._backbone import BACKBONES, WhisperBackbone, valid_outputs
 from affect.speech._network import pad_frames
 from affect.labels import sentiment_from_emotions
 from affect.speech._vad import SpeechSegment, VadSettings, VoiceActivity
@@ -138,7 +138,9 @@ class SpeechEncoder:
         self.max_seconds = float(max_seconds)
         self.head, self.train_meta = load_speech_head(self.weights.value.verified_path())
         self.temperature = float(self.train_meta.get("temperature", 1.0))  # fitted on the validation actors
-        self.backbone = WhisperBackbone(threads=threads)
+        # The head names its encoder; round-1 weights name it by description (tiny.en).
+        backbone = self.train_meta.get("backbone")
+        self.backbone = WhisperBackbone(backbone if backbone in BACKBONES else None, threads=threads)
         self.vad = VoiceActivity(vad)
         self._lock = Lock()
 

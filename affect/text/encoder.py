@@ -16,6 +16,7 @@ from affect.text._batching import embed_texts
 from affect.text._input import DEFAULT_MAX_CHARS, clean_text
 from affect.text._network import SPEAKER_UNKNOWN, speaker_relation
 from affect.text._weights_io import load_text_net
+from affect.text.prior import DEFAULT_PRIOR, PriorSpec, prior_log_ratio, resolve_prior
 from affect.text.weights import TextWeights
 
 
@@ -64,7 +65,12 @@ class TextEncoder:
         *,
         weights: TextWeights | str | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
+        prior: PriorSpec = DEFAULT_PRIOR,
     ) -> None:
+        """``prior``: the label frequencies the deployment expects (``affect.text.prior``): a
+        preset (``"conversational"``, the default; ``"uniform"``; ``"trained"`` for the
+        probabilities as trained) or a mapping of emotion names to frequencies. Weights that do
+        not record their training prior (round 1) ignore it."""
         self.weights = TextWeights.resolve(weights)
         meta = self.weights.meta
         self.max_chars = max_chars
@@ -72,7 +78,16 @@ class TextEncoder:
         self.tokenizer, base = load_base(meta.get("base_path"))
         self.net, self.train_meta = load_text_net(self.weights.value.verified_path(), base)
         self.model_id = self.weights.value.id
+        self.set_prior(prior)
         self._lock = Lock()  # the network is not re-entrant across threads
+
+    def set_prior(self, prior: PriorSpec) -> None:
+        """Follow another expected label prior from the next turn on (see ``__init__``).
+
+        ``prior_shift`` is then what is added to the calibrated emotion logits."""
+        trained = self.train_meta.get("train_prior")
+        self.prior = resolve_prior(prior)
+        self.prior_shift = prior_log_ratio(self.prior, None if trained is None else torch.tensor(trained))
 
     @property
     def window(self) -> int:
@@ -102,6 +117,7 @@ class TextEncoder:
             for i, request in enumerate(requests):
                 ctx, mask, relation = self._context_tensors(request)
                 emo, sent = self.net.calibrated(*self.net.classify(current[i : i + 1], ctx, mask, relation))
+                emo = emo + self.prior_shift
                 embedding = current[i].clone()
                 answers.append((self._result(emo[0], sent[0]), embedding))
                 if request.context is not None:

@@ -1,7 +1,7 @@
 """Accuracy on real test data, each model beside its baseline in the same run.
 
     python -m benchmarks.accuracy {text,face,speech,fusion,all} [--data-root DIR]
-        [--full-data DIR] [--json FILE] [--markdown FILE] [--limit N]
+        [--full-data DIR] [--json FILE] [--markdown FILE] [--limit N] [--cross-corpus]
 
 Each task is a module ``benchmarks/accuracy/<task>.py`` with ``run(args) -> Report``; plots
 go to ``args.out_dir``. Writes a JSON report (``--json``), a Markdown report (``--markdown``, default beside the JSON)
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, default=None, help="Markdown report path (default: the JSON path with .md)")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test items (smoke runs)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--cross-corpus", action="store_true",
+                    help="text, speech: leave-one-corpus-out figures (trains or reuses the recipes' heads)")
     args = ap.parse_args(argv)
 
     tasks = TASKS if args.task == "all" else (args.task,)
@@ -43,10 +45,17 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 return 2
             raise
-        json_path = args.json if (args.json and len(tasks) == 1) else RESULTS_DIR / f"accuracy-{task}.json"
+        name = f"{task}-cross-corpus" if args.cross_corpus else task
+        json_path = args.json if (args.json and len(tasks) == 1) else RESULTS_DIR / f"accuracy-{name}.json"
         md_path = args.markdown if (args.markdown and len(tasks) == 1) else json_path.with_suffix(".md")
         args.out_dir = json_path.parent  # plots go beside the report
-        report = module.run(args)
+        if args.cross_corpus:
+            if not hasattr(module, "run_cross_corpus"):
+                print(f"--cross-corpus is not defined for {task!r}", file=sys.stderr)
+                return 2
+            report = module.run_cross_corpus(args)
+        else:
+            report = module.run(args)
         write_report(report, json_path, md_path)
         print(md_path.read_text())
         print(f"wrote {json_path} and {md_path}", file=sys.stderr)

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from affect.datasets import default_data_root
+from affect.datasets.speech import read_speech_corpus
 from affect.labels import EMOTION_NAMES, emotion_index
 from affect.speech import SpeechEncoder, SpeechResult
 from affect.speech._audio import prepare_array, prepare_file
@@ -23,12 +24,20 @@ from affect.speech.augment import PHONE_RATE, telephone_band
 from affect.speech.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_test_slice
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png, expected_calibration_error
 
+from benchmarks.accuracy.speech_cross import run_cross_corpus  # noqa: F401  (--cross-corpus)
+
 NO_ANSWER = -1  # the encoder found no speech: counted as a wrong answer
 
 
 def uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Unweighted average recall over the classes present in ``y_true``."""
     return float(np.mean([(y_pred[y_true == c] == c).mean() for c in np.unique(y_true)]))
+
+
+def max_predicted_share(y_pred: np.ndarray) -> float:
+    """Share of the most frequent answer (no-speech answers included): near 1 means one class for all."""
+    _, counts = np.unique(y_pred, return_counts=True)
+    return float(counts.max() / max(1, len(y_pred)))
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -86,6 +95,8 @@ def run(args: argparse.Namespace) -> Report:
     _with_ci(metrics, "ravdess_test_telephone_uar", uar, gold, pred_tel)
     _with_ci(metrics, "ravdess_test_telephone_accuracy", accuracy, gold, pred_tel)
     metrics["ravdess_test_ece"] = expected_calibration_error(probs, gold)
+    metrics["max_predicted_share_ravdess_test"] = max_predicted_share(pred)
+    metrics["max_predicted_share_ravdess_test_telephone"] = max_predicted_share(pred_tel)
     metrics["speech_cpu_seconds_per_audio_second"] = busy / max(seconds, 1e-9)
 
     notes = [
@@ -98,7 +109,7 @@ def run(args: argparse.Namespace) -> Report:
         "the intervals do not cover speaker-to-speaker variation.",
     ]
     tables: dict[str, tuple[list[str], list[list]]] = {}
-    rows = [["ours (Whisper tiny.en encoder + head)", metrics["ravdess_test_uar"],
+    rows = [[f"ours ({encoder.backbone.spec.key} encoder + head)", metrics["ravdess_test_uar"],
              f"{metrics['ravdess_test_uar_ci_low']:.3f}-{metrics['ravdess_test_uar_ci_high']:.3f}",
              metrics["ravdess_test_telephone_uar"],
              f"{metrics['ravdess_test_telephone_uar_ci_low']:.3f}-{metrics['ravdess_test_telephone_uar_ci_high']:.3f}",
@@ -128,6 +139,23 @@ def run(args: argparse.Namespace) -> Report:
         notes.append(f"Baseline trained on {len(train)} clips of actors 1-20 from {args.full_data} in this run.")
     else:
         notes.append("Baseline skipped: it needs the training actors; pass --full-data DIR (the folder build_datasets.sh filled).")
+
+    if args.full_data:
+        other_rows = []
+        for corpus in ("emodb", "urdu"):
+            test = read_speech_corpus(corpus, Path(args.full_data), "test")
+            if args.limit:
+                test = test[: args.limit]
+            gold_c = np.array([emotion_index(c.emotion) for c in test])
+            pred_c = np.array([_prediction(encoder.analyze(c.path))[0] for c in tqdm(test, desc=corpus, disable=args.no_progress)])
+            _with_ci(metrics, f"{corpus}_test_uar", uar, gold_c, pred_c)
+            metrics[f"max_predicted_share_{corpus}_test"] = max_predicted_share(pred_c)
+            speakers = sorted({c.speaker for c in test})
+            other_rows.append([corpus, ", ".join(speakers), len(test), metrics[f"{corpus}_test_uar"],
+                               f"{metrics[f'{corpus}_test_uar_ci_low']:.3f}-{metrics[f'{corpus}_test_uar_ci_high']:.3f}",
+                               metrics[f"max_predicted_share_{corpus}_test"]])
+        tables["Test speakers of the other corpora (never trained or chosen on)"] = (
+            ["corpus", "speakers", "clips", "UAR", "95% CI", "max predicted share"], other_rows)
 
     tables["RAVDESS actors 23-24: model and baseline"] = (
         ["model", "UAR", "UAR 95% CI", "telephone UAR", "telephone 95% CI", "accuracy"], rows)

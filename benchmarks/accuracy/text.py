@@ -15,6 +15,8 @@ from affect.text import TextEncoder
 from affect.text._batching import predict_dialogues
 from benchmarks._report import Report, confusion_matrix_png, expected_calibration_error, reliability_png
 
+from benchmarks.accuracy.text_cross import run_cross_corpus  # noqa: F401  (--cross-corpus)
+
 SENTIMENT_INDEX = {s: i for i, s in enumerate(SENTIMENTS)}
 
 
@@ -42,6 +44,42 @@ def _take_turns(dialogues: list, limit: int | None) -> list:
     return out
 
 
+def prior_effect(encoder: TextEncoder, meld_logits: torch.Tensor, meld_gold: np.ndarray, args: argparse.Namespace,
+                 metrics: dict[str, float]) -> list[list]:
+    """The same calibrated outputs re-weighted by each prior preset, on MELD and EmoContext test."""
+    from affect.datasets.text_corpora import corpus_emotions, read_text_corpus
+    from affect.text.prior import PRIOR_PRESETS, prior_log_ratio, resolve_prior
+
+    emo_turns = read_text_corpus("emocontext", "test", args.data_root)
+    if args.limit:
+        emo_turns = emo_turns[: args.limit]
+    dialogues = [[*t.context, (t.text, t.speaker)] for t in emo_turns]
+    logits, _ = encoder.net.calibrated(*predict_dialogues(encoder.net, encoder.tokenizer, dialogues,
+                                                          max_tokens=encoder.max_tokens))
+    ends = np.cumsum([len(d) for d in dialogues]) - 1
+    emo_logits = logits[torch.from_numpy(ends)]
+    emo_gold = np.array([emotion_index(t.single) if t.single else -1 for t in emo_turns])
+    trained = encoder.train_meta.get("train_prior")
+    trained = None if trained is None else torch.tensor(trained)
+    rows = []
+    three = [emotion_index(e) for e in corpus_emotions("emocontext")]
+    for name in PRIOR_PRESETS:
+        shift = prior_log_ratio(resolve_prior(name), trained)
+        pred = (meld_logits + shift).argmax(-1).numpy()
+        m_macro = float(f1_score(meld_gold, pred, average="macro", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
+        m_weighted = float(f1_score(meld_gold, pred, average="weighted", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
+        rows.append(["MELD test", name, m_macro, m_weighted, float((pred == 0).mean()), float((meld_gold == 0).mean())])
+        epred = (emo_logits + shift).argmax(-1).numpy()
+        epred4 = np.where(np.isin(epred, three), epred, -1)
+        e_macro = float(f1_score(emo_gold, epred4, labels=three + [-1], average="macro", zero_division=0))
+        e_micro = float(f1_score(emo_gold, epred4, labels=three, average="micro", zero_division=0))
+        rows.append(["EmoContext test", name, e_macro, e_micro, float((epred4 == -1).mean()), float((emo_gold == -1).mean())])
+        metrics[f"meld_test_macro_f1_prior_{name}"] = m_macro
+        metrics[f"emocontext_test_macro_f1_prior_{name}"] = e_macro
+        metrics[f"emocontext_test_micro_f1_prior_{name}"] = e_micro
+    return rows
+
+
 def run(args: argparse.Namespace) -> Report:
     encoder = TextEncoder()
     meld = _take_turns(read_meld("test", args.data_root), args.limit)
@@ -56,18 +94,20 @@ def run(args: argparse.Namespace) -> Report:
     total = 2 * len(turns) + len(goemo)
     bar = tqdm(total=total, desc="text benchmark", unit="turn", disable=args.no_progress)
     probs, sent_pred = {}, {}
+    raw_meld = None
     for name, use_context in (("context", True), ("no_context", False)):
         emo, sent = encoder.net.calibrated(*predict_dialogues(
             encoder.net, encoder.tokenizer, pairs, use_context=use_context, max_tokens=encoder.max_tokens,
             on_batch=bar.update))
-        probs[name] = torch.softmax(emo, -1).numpy()
+        raw_meld = emo if raw_meld is None else raw_meld
+        probs[name] = torch.softmax(emo + encoder.prior_shift, -1).numpy()
         sent_pred[name] = sent.argmax(-1).numpy()
     go_emo, _ = encoder.net.calibrated(*predict_dialogues(
         encoder.net, encoder.tokenizer, [[(e.text, None)] for e in goemo], max_tokens=encoder.max_tokens,
         on_batch=bar.update))
     bar.close()
     go_gold = np.array([emotion_index(e.emotion) for e in goemo])
-    go_pred = go_emo.argmax(-1).numpy()
+    go_pred = (go_emo + encoder.prior_shift).argmax(-1).numpy()
     vader = vader_sentiment([t.text for t in turns])
 
     labels = list(range(len(EMOTION_NAMES)))
@@ -86,6 +126,7 @@ def run(args: argparse.Namespace) -> Report:
         "meld_test_sentiment_macro_f1_no_context": float(f1_score(gold_sent, sent_pred["no_context"], average="macro", zero_division=0)),
         "meld_test_ece": expected_calibration_error(probs["context"], gold),
     }
+    prior_rows = prior_effect(encoder, raw_meld, gold, args, metrics)
     per_class = f1_score(gold, pred, average=None, labels=labels, zero_division=0)
     per_class_nc = f1_score(gold, pred_nc, average=None, labels=labels, zero_division=0)
     support = np.bincount(gold, minlength=len(labels))
@@ -106,6 +147,9 @@ def run(args: argparse.Namespace) -> Report:
                  extra["meld_test_sentiment_macro_f1_no_context"], f"VADER {metrics['vader_meld_test_sentiment_macro_f1']:.3f}"],
                 ["GoEmotions-Ekman test macro-F1 (single-label)", metrics["goemotions_ekman_test_macro_f1"], "", ""],
             ]),
+            "The expected label prior (Analyzer(text_prior=...)), same weights, same run": (
+                ["corpus", "prior", "macro-F1", "weighted-F1 (EmoContext: micro-F1, happy/sad/angry)", "share read as neutral (EmoContext: as others)",
+                 "true share"], prior_rows),
             "MELD test F1 per emotion": (["emotion", "support", "F1 with context", "F1 without"], [
                 [name, int(support[i]), float(per_class[i]), float(per_class_nc[i])] for i, name in enumerate(EMOTION_NAMES)
             ]),

@@ -1,0 +1,51 @@
+"""The corpus readers: every text and speech corpus maps into our labels, with the documented splits."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from affect.datasets.text_corpora import TEXT_CORPORA, corpus_emotions, hash_split, read_text_corpus
+from affect.labels import PARTIAL_LABELS, Emotion
+
+
+@pytest.mark.parametrize("corpus", TEXT_CORPORA)
+def test_every_text_corpus_reads_into_labelled_turns(data_root, corpus):
+    turns = read_text_corpus(corpus, data_root=data_root)
+    splits = Counter(t.split for t in turns)
+    assert set(splits) == {"train", "dev", "test"}, splits
+    assert splits["train"] > splits["test"] > 100
+    named = set(corpus_emotions(corpus))
+    assert len(named) >= 3
+    for t in turns[:2000]:
+        assert t.text and t.allowed, t
+        assert all(isinstance(e, Emotion) for e in t.allowed)
+
+
+def test_emocontext_others_is_a_set_and_turns_carry_their_chat(data_root):
+    turns = read_text_corpus("emocontext", "test", data_root)
+    others = [t for t in turns if len(t.allowed) > 1]
+    assert others and all(t.allowed == PARTIAL_LABELS["emocontext"]["others"] for t in others)
+    assert Emotion.NEUTRAL in others[0].allowed and Emotion.ANGER not in others[0].allowed
+    assert all([s for _, s in t.context] == ["user", "bot"] and t.speaker == "user" for t in turns)
+
+
+def test_multi_label_lines_keep_every_label(data_root):
+    goemotions = read_text_corpus("goemotions-ekman", "train", data_root)
+    multi = [t for t in goemotions if len(t.allowed) > 1]
+    assert 0.05 < len(multi) / len(goemotions) < 0.2  # about 9% of comments name two or more
+
+
+def test_meld_context_is_the_dialogue_so_far(data_root):
+    turns = read_text_corpus("meld", "dev", data_root)
+    first, second = turns[0], turns[1]
+    assert first.context == () and second.dialogue_id == first.dialogue_id
+    assert second.context == ((first.text, first.speaker),)
+
+
+def test_hash_split_is_stable_and_about_80_10_10():
+    keys = [f"line {i}" for i in range(5000)]
+    splits = Counter(hash_split(k) for k in keys)
+    assert [hash_split(k) for k in keys[:50]] == [hash_split(k) for k in keys[:50]]
+    assert 0.07 < splits["test"] / 5000 < 0.13 and 0.07 < splits["dev"] / 5000 < 0.13
