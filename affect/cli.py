@@ -40,25 +40,30 @@ def sample_conversation() -> list[dict]:
         return json.loads(fh.read().decode("utf-8"))
 
 
-def load_analyzer(needs: set[str], *, quiet: bool = False):
+def load_analyzer(needs: set[str], *, quiet: bool = False, status=None):
     """An ``Analyzer`` with only the encoders in ``needs`` ("text", "speech", "face"), with a
-    progress line on the terminal while the models load."""
+    progress line on the terminal while the models load (or on ``status``, a running one)."""
     from affect._progress import Status, wants_progress
 
-    with Status("loading torch", wants_progress(quiet)) as status:
-        from affect.analyzer import Analyzer
+    if status is None:
+        with Status("loading", wants_progress(quiet)) as status:
+            return load_analyzer(needs, status=status)
+    status.update("loading torch")
+    from affect.analyzer import Analyzer
 
-        encoders: dict[str, object] = {}
-        for name in ("text", "speech", "face"):
-            if name in needs:
-                status.update(f"loading the {name} model")
-                encoders[name] = _encoder_class(name)()
-        if len(needs) > 1:
-            status.update("loading the fusion")
-            from affect.fusion import load_head
+    encoders: dict[str, object] = {}
+    for name in ("text", "speech", "face"):
+        if name in needs:
+            status.update(f"loading the {name} model")
+            encoders[name] = _encoder_class(name)()
+    if len(needs) > 1:
+        status.update("loading the fusion")
+        from affect.fusion import load_head
 
-            load_head()
-        return Analyzer(text=encoders.get("text"), speech=encoders.get("speech"), face=encoders.get("face"))
+        load_head()
+    return Analyzer(text=encoders.get("text"), speech=encoders.get("speech"), face=encoders.get("face"))
+
+
 
 
 def _encoder_class(name: str) -> type:
@@ -84,10 +89,15 @@ def _analyze_turns(turns: list[dict], args: argparse.Namespace) -> int:
     from affect.conversation import Turn
     from affect.results import TurnResults
 
+    from affect._progress import Status, wants_progress
+
     needs = turn_modalities(turns)
-    analyzer = load_analyzer(needs, quiet=args.quiet)
-    conversation = analyzer.conversation()
-    results = TurnResults(conversation.analyze(Turn(**t)) for t in turns)
+    with Status("loading", wants_progress(args.quiet)) as status:
+        conversation = load_analyzer(needs, status=status).conversation()
+        results = TurnResults()
+        for i, turn in enumerate(turns):
+            status.update(f"analysing turn {i + 1} of {len(turns)}")
+            results.append(conversation.analyze(Turn(**turn)))
     if args.out:
         _write_results(args.out, [r.to_dict() for r in results])
     if args.plot:

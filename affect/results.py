@@ -33,6 +33,9 @@ class Modality(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    def __repr__(self) -> str:
+        return repr(self.value)
+
     __format__ = str.__format__
 
 

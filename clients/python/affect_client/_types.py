@@ -18,10 +18,13 @@ from affect_client._proto import affect_pb2 as pb
 
 
 class _Label(str, Enum):
-    """A string enum that prints as its value."""
+    """A string enum that prints as its value, alone and inside containers."""
 
     def __str__(self) -> str:
         return self.value
+
+    def __repr__(self) -> str:
+        return repr(self.value)
 
     __format__ = str.__format__
 
