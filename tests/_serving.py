@@ -40,3 +40,65 @@ class ServerThread:
             return len(self.running.servicer.conversations)
 
         return self.call(count())
+
+
+class ServerProcess:
+    """``affect serve`` in its own process on a free loopback port, so that its memory can be
+    measured apart from the test's; its log goes to a file the test can read."""
+
+    def __init__(self, *args: str, startup_s: float = 300) -> None:
+        import subprocess
+        import sys
+        import tempfile
+        import time
+        from pathlib import Path
+
+        self._tmp = tempfile.TemporaryDirectory()
+        ready = Path(self._tmp.name) / "port"
+        self.log_path = Path(self._tmp.name) / "server.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "affect.cli", "serve", "--port", "0", "--ready-file", str(ready),
+                                      *args], stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + startup_s
+        while not (ready.is_file() and ready.read_text()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server did not start:\n{self.log()}")
+            time.sleep(0.2)
+        self.target = f"127.0.0.1:{ready.read_text()}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def _status_mb(self, key: str) -> float:
+        from pathlib import Path
+
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def rss_mb(self) -> float:
+        return self._status_mb("VmRSS:")
+
+    def peak_rss_mb(self) -> float:
+        """The peak since the last ``reset_peak`` (Linux: VmHWM, reset through clear_refs)."""
+        return self._status_mb("VmHWM:")
+
+    def reset_peak(self) -> None:
+        from pathlib import Path
+
+        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+
+    def stop(self, timeout: float = 60) -> int | None:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+        return self.proc.returncode

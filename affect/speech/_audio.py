@@ -174,7 +174,10 @@ def probe_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS,
     kind = ACCEPTED_FORMATS.get(info.format)
     if kind is None:
         raise InvalidInputError(f"{field}: {name} is {info.format} audio; accepted files are WAV, FLAC and OGG", field=field)
-    rate = check_rate(info.samplerate, field=f"{field}.sample_rate")
+    rate = int(info.samplerate)
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise InvalidInputError(f"{field}: {name} is sampled at {rate} Hz; supported rates are {MIN_RATE}-{MAX_RATE} Hz",
+                                field=field)
     if not 1 <= info.channels <= MAX_CHANNELS:
         raise InvalidInputError(f"{field}: {name} has {info.channels} channels; at most {MAX_CHANNELS} are accepted", field=field)
     check_budget(max(info.frames, 0), info.channels, rate, max_seconds=max_seconds, max_values=max_values, field=field, name=name)

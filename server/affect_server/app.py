@@ -149,7 +149,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes),
-                 ("grpc.so_reuseport", 0)],
+                 ("grpc.so_reuseport", 0), ("grpc.http2.bdp_probe", 0)],
     )
     port = _bind(server, config)
 

@@ -31,7 +31,7 @@ class ServerConfig:
     heavy_audio_seconds: float = 20.0  # a turn with more audio than this is heavy
     heavy_image_pixels: int = 4_194_304  # ... or more pixels than this
     max_analyze_in_flight: int = 16  # Analyze calls being read or served; bodies beyond this are not read
-    max_analyze_per_peer: int = 4  # Analyze calls in flight from one client address
+    max_analyze_per_peer: int = 2  # Analyze calls in flight from one client address
     max_analyze_per_second_per_peer: float = 20.0  # token bucket per client address, burst of 1 s
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0

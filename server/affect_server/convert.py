@@ -65,7 +65,7 @@ def _audio(audio: pb.Audio) -> tuple[object, int | None]:
     if len(audio.data) % (dtype.itemsize * channels):
         raise InvalidInputError(f"turn.audio.data is not a whole number of {channels}-channel {dtype.itemsize * 8}-bit frames",
                                 field="turn.audio.data")
-    samples = np.frombuffer(audio.data, dtype=dtype).astype(dtype.newbyteorder("="))
+    samples = np.frombuffer(audio.data, dtype=dtype).astype(dtype.newbyteorder("="), copy=False)  # no copy on little-endian
     return (samples.reshape(-1, channels) if channels == 2 else samples), audio.sample_rate_hz
 
 

@@ -1,0 +1,309 @@
+"""A hostile client against a real server on loopback (its own process, all three models).
+
+Each attack that once took the service down (issue 18) is replayed: it must be answered
+within seconds with the right status and field, the server's memory must not grow by more
+than 500 MB, and a bystander conversation must keep getting its answers meanwhile. The
+conversion from the wire to a turn is fuzzed with hypothesis: whatever the message, it either
+becomes a turn or is refused with ``InvalidInputError`` naming a field, never anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import struct
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from affect import InvalidInputError
+from affect_client import AffectClient
+from affect_client._proto import affect_pb2 as pb
+from affect_client._proto import affect_pb2_grpc as pb_grpc
+from tests._serving import ServerProcess
+
+MAX_GROWTH_MB = 500
+HEAP_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+ANSWER_WITHIN_S = 5.0
+
+
+@pytest.fixture(scope="module")
+def hostile_server():
+    server = ServerProcess("--max-turns-per-second", "1000", "--log-level", "info")
+    try:
+        with AffectClient(server.target) as client:  # warm up every encoder once
+            client.analyze("warming up")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def speech_clip(data_root) -> tuple[np.ndarray, int]:
+    path = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[40]
+    samples, rate = sf.read(str(path), dtype="float32")
+    return samples, rate
+
+
+@dataclass
+class Bystander:
+    """A conversation that sends text turns back to back while an attack runs."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def bystander(target: str):
+    record, stop = Bystander(), threading.Event()
+
+    def run() -> None:
+        try:
+            with AffectClient(target, turn_timeout=60) as client, client.conversation() as conversation:
+                i = 0
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    conversation.send(f"Just checking on my order again, attempt {i}.", speaker="bystander")
+                    record.latencies.append(time.perf_counter() - started)
+                    i += 1
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            record.errors.append(repr(exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    try:
+        yield record
+    finally:
+        stop.set()
+        thread.join(90)
+
+
+def converse_one(target: str, turn: pb.Turn, timeout: float = 60) -> tuple[pb.ConverseResponse, float]:
+    """Open a conversation, send one raw turn, return its answer and how long it took."""
+    with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 * 2**20)]) as channel:
+        stub = pb_grpc.AffectServiceStub(channel)
+        started = time.perf_counter()
+        responses = list(stub.Converse(iter([pb.ConverseRequest(open=pb.OpenConversation()),
+                                             pb.ConverseRequest(turn=turn)]), timeout=timeout))
+        return responses[1], time.perf_counter() - started
+
+
+# ---------------------------------------------------------------------------- payloads
+
+def pcm(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def encoded_audio(samples: np.ndarray, rate: int, fmt: str, subtype: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def flac_claiming(rate: int, channels: int, seconds: float) -> bytes:
+    """A real one-second silent FLAC whose STREAMINFO claims ``rate``, ``channels`` and
+    ``seconds``: what the header says is all the server may look at before decoding."""
+    data = bytearray(encoded_audio(np.zeros((8000, channels), np.float32), 8000, "FLAC"))
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first
+    info = 8  # STREAMINFO body
+    total = int(rate * seconds)
+    packed = int.from_bytes(data[info + 10: info + 18], "big")
+    bits_per_sample = (packed >> 36) & 0x1F
+    packed = (rate << 44) | ((channels - 1) << 41) | (bits_per_sample << 36) | total
+    data[info + 10: info + 18] = packed.to_bytes(8, "big")
+    return bytes(data)
+
+
+def wav_with_data_length(samples: np.ndarray, rate: int, length: int) -> bytes:
+    wav = bytearray(encoded_audio(samples, rate, "WAV", "PCM_16"))
+    pos = wav.index(b"data")
+    wav[pos + 4: pos + 8] = struct.pack("<I", length)
+    return bytes(wav)
+
+
+def png_of(width: int, height: int) -> bytes:
+    import cv2
+
+    return cv2.imencode(".png", np.zeros((height, width), np.uint8))[1].tobytes()
+
+
+def attacks(clip: np.ndarray, rate: int) -> list[tuple[str, pb.Turn, str, str]]:
+    """(name, turn, expected status, expected field) of each attack refused."""
+    raw = pb.Audio
+    return [
+        ("pcm-48001-hz", pb.Turn(audio=raw(data=pcm(clip), encoding=pb.PCM_S16LE, sample_rate_hz=48_001)),
+         "INVALID_ARGUMENT", "turn.audio.sample_rate_hz"),
+        ("pcm-192000-hz", pb.Turn(audio=raw(data=pcm(clip), encoding=pb.PCM_S16LE, sample_rate_hz=192_000)),
+         "INVALID_ARGUMENT", "turn.audio.sample_rate_hz"),
+        ("flac-192k-8ch-599s", pb.Turn(audio=raw(data=flac_claiming(192_000, 8, 599), encoding=pb.AUDIO_FILE)),
+         "INVALID_ARGUMENT", "turn.audio.data"),
+        ("flac-48k-8ch-599s", pb.Turn(audio=raw(data=flac_claiming(48_000, 8, 599), encoding=pb.AUDIO_FILE)),
+         "INVALID_ARGUMENT", "turn.audio.data"),
+        ("flac-48k-8ch-100s", pb.Turn(audio=raw(data=flac_claiming(48_000, 8, 100), encoding=pb.AUDIO_FILE)),
+         "INVALID_ARGUMENT", "turn.audio.data"),
+        ("pcm-too-long", pb.Turn(audio=raw(data=bytes(2 * 16_000 * 130), encoding=pb.PCM_S16LE, sample_rate_hz=16_000)),
+         "INVALID_ARGUMENT", "turn.audio.data"),
+        ("mp3", pb.Turn(audio=raw(data=encoded_audio(clip, rate, "MP3"), encoding=pb.AUDIO_FILE)),
+         "INVALID_ARGUMENT", "turn.audio.data"),
+        ("wav-streamed-length", pb.Turn(audio=raw(data=wav_with_data_length(clip, rate, 0xFFFFFFFF), encoding=pb.AUDIO_FILE)),
+         "INVALID_ARGUMENT", "turn.audio.data"),
+        ("wav-length-lies", pb.Turn(audio=raw(data=wav_with_data_length(clip, rate, 10 * len(clip)), encoding=pb.AUDIO_FILE)),
+         "INVALID_ARGUMENT", "turn.audio.data"),
+        ("garbage-file", pb.Turn(audio=raw(data=b"\x00\x01garbage" * 1000, encoding=pb.AUDIO_FILE)),
+         "INVALID_ARGUMENT", "turn.audio.data"),
+        ("8-strips-16384x1", pb.Turn(images=[pb.Image(data=bytes(16_384), encoding=pb.RAW_GRAY8, width=16_384, height=1)] * 8),
+         "INVALID_ARGUMENT", "turn.images[0]"),
+        ("8-pngs-4096x4096", pb.Turn(images=[pb.Image(data=png_of(4096, 4096), encoding=pb.ENCODED)] * 8),
+         "INVALID_ARGUMENT", "turn.images"),
+        ("png-20000x20000-header", pb.Turn(images=[pb.Image(data=_png_header(20_000, 20_000), encoding=pb.ENCODED)]),
+         "INVALID_ARGUMENT", "turn.images[0]"),
+        ("text-over-limit", pb.Turn(text=b"x" * 12_000), "INVALID_ARGUMENT", "turn.text"),
+    ]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+
+
+# ---------------------------------------------------------------------------- tests
+
+def test_odd_sample_rates_are_resampled_cheaply(hostile_server, speech_clip):
+    clip, rate = speech_clip
+    hostile_server.reset_peak()
+    before = hostile_server.rss_mb()
+    turns = {
+        "pcm-16001": pb.Turn(audio=pb.Audio(data=pcm(clip), encoding=pb.PCM_S16LE, sample_rate_hz=16_001)),
+        "pcm-47999": pb.Turn(audio=pb.Audio(data=pcm(clip), encoding=pb.PCM_S16LE, sample_rate_hz=47_999)),
+        "flac-16001": pb.Turn(audio=pb.Audio(data=encoded_audio(clip, 16_001, "FLAC"), encoding=pb.AUDIO_FILE)),
+        "wav-24414": pb.Turn(audio=pb.Audio(data=encoded_audio(clip, 24_414, "WAV", "PCM_16"), encoding=pb.AUDIO_FILE)),
+    }
+    for name, turn in turns.items():
+        answer, elapsed = converse_one(hostile_server.target, turn)
+        assert answer.WhichOneof("kind") == "result", (name, answer)
+        assert elapsed < ANSWER_WITHIN_S, (name, elapsed)
+    assert hostile_server.peak_rss_mb() - before < MAX_GROWTH_MB
+
+
+def test_attacks_are_refused_quickly_with_the_field_while_others_are_served(hostile_server, speech_clip):
+    clip, rate = speech_clip
+    hostile_server.reset_peak()
+    before = hostile_server.rss_mb()
+    with bystander(hostile_server.target) as other:
+        for name, turn, code, wire_field in attacks(clip, rate):
+            answer, elapsed = converse_one(hostile_server.target, turn)
+            assert answer.WhichOneof("kind") == "error", (name, answer)
+            assert grpc.StatusCode[code].value[0] == answer.error.code, (name, answer.error)
+            assert answer.error.field == wire_field, (name, answer.error)
+            assert not HEAP_ADDRESS.search(answer.error.message), (name, answer.error.message)
+            assert elapsed < ANSWER_WITHIN_S, (name, elapsed)
+    assert hostile_server.peak_rss_mb() - before < MAX_GROWTH_MB, hostile_server.peak_rss_mb() - before
+    assert not other.errors, other.errors
+    assert other.latencies and max(other.latencies) < ANSWER_WITHIN_S, other.latencies
+
+
+def test_a_flood_of_big_analyze_calls_is_admitted_or_refused_with_a_hint(hostile_server):
+    """100 concurrent 15 MB Analyze calls (82 s of float audio each, inside every per-turn
+    limit): each is answered or refused with RESOURCE_EXHAUSTED and a retry hint; bodies of
+    refused calls are not read, so memory stays bounded; a conversation is served meanwhile."""
+    samples = (0.01 * np.random.default_rng(0).standard_normal(int(15 * 2**20 / 4))).astype("<f4")
+    request = pb.AnalyzeRequest(turn=pb.Turn(audio=pb.Audio(data=samples.tobytes(), encoding=pb.FLOAT32_LE,
+                                                            sample_rate_hz=48_000)))
+    payload = request.SerializeToString()
+
+    async def flood() -> list[tuple[grpc.StatusCode, str | None]]:
+        async with grpc.aio.insecure_channel(hostile_server.target,
+                                             options=[("grpc.max_send_message_length", 32 * 2**20)]) as channel:
+            call = channel.unary_unary("/affect.v1.AffectService/Analyze", request_serializer=lambda b: b,
+                                       response_deserializer=pb.AnalyzeResponse.FromString)
+
+            async def one():
+                try:
+                    await call(payload, timeout=120)
+                    return grpc.StatusCode.OK, None
+                except grpc.aio.AioRpcError as error:
+                    hint = dict(error.trailing_metadata() or ()).get("grpc-retry-pushback-ms")
+                    return error.code(), hint
+
+            return await asyncio.gather(*(one() for _ in range(100)))
+
+    hostile_server.reset_peak()
+    before = hostile_server.rss_mb()
+    with bystander(hostile_server.target) as other:
+        outcomes = asyncio.run(flood())
+    codes = [code for code, _ in outcomes]
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}, set(codes)
+    refused = [hint for code, hint in outcomes if code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert refused and all(hint is not None and int(hint) > 0 for hint in refused)
+    assert hostile_server.peak_rss_mb() - before < MAX_GROWTH_MB, hostile_server.peak_rss_mb() - before
+    assert not other.errors, other.errors
+
+
+def test_the_log_holds_no_content_and_no_forged_lines(hostile_server):
+    with grpc.insecure_channel(hostile_server.target) as channel:
+        stub = pb_grpc.AffectServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            list(stub.Converse(iter([pb.ConverseRequest(open=pb.OpenConversation(
+                conversation_id="x\n2030-01-01 00:00:00 INFO affect.server: FORGED admin logged in"))]), timeout=30))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "open.conversation_id" in refused.value.details()
+    converse_one(hostile_server.target, pb.Turn(text=b"my secret account number is 12345678"))
+    log = hostile_server.log()
+    assert "FORGED" not in log and "12345678" not in log
+
+
+# ---------------------------------------------------------------------------- fuzzing
+
+_ids = st.text(max_size=140)
+_audio = st.builds(
+    pb.Audio,
+    data=st.binary(max_size=4096),
+    encoding=st.integers(min_value=0, max_value=5),
+    sample_rate_hz=st.sampled_from([0, 1, 7_999, 8_000, 16_000, 16_001, 44_100, 48_000, 48_001, 192_000, 2**32 - 1]),
+    channels=st.integers(min_value=0, max_value=9),
+)
+_image = st.builds(
+    pb.Image,
+    data=st.one_of(st.binary(max_size=2048), st.sampled_from([b"\x89PNG\r\n\x1a\n" + bytes(16), b"\xff\xd8\xff\xc0"])),
+    encoding=st.integers(min_value=0, max_value=6),
+    width=st.integers(min_value=0, max_value=70_000),
+    height=st.integers(min_value=0, max_value=70_000),
+)
+
+
+@st.composite
+def wire_turns(draw) -> pb.Turn:
+    turn = pb.Turn(turn_id=draw(_ids), speaker=draw(_ids))
+    if draw(st.booleans()):
+        turn.text = draw(st.one_of(st.binary(max_size=64), st.text(max_size=64).map(str.encode)))
+    if draw(st.booleans()):
+        turn.audio.CopyFrom(draw(_audio))
+    turn.images.extend(draw(st.lists(_image, max_size=3)))
+    return turn
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wire_turns())
+def test_any_wire_turn_becomes_a_turn_or_a_named_refusal(full_analyzer, message):
+    from affect_server.budget import measure
+    from affect_server.config import ServerConfig
+    from affect_server.convert import turn_from_pb
+
+    try:
+        measure(message, ServerConfig())
+        turn = turn_from_pb(message)
+        full_analyzer.conversation().prepare(turn)
+    except InvalidInputError as exc:
+        assert exc.field and str(exc)
+        assert not HEAP_ADDRESS.search(str(exc))
