@@ -293,12 +293,13 @@ class TurnResults(list):  # list[TurnResult]
 
 
 def _state_from_dict(data: Mapping[str, Any] | None) -> "StateSnapshot | None":
-    from affect.state import SpeakerSnapshot, StateSnapshot
+    from affect.state import SpeakerForecast, SpeakerSnapshot, StateSnapshot
 
     if not data:
         return None
     speakers = tuple(SpeakerSnapshot(**s) for s in data.get("speakers", ()))
-    return StateSnapshot(**{**data, "speakers": speakers})
+    forecast = tuple(SpeakerForecast(**f) for f in data.get("forecast", ()))
+    return StateSnapshot(**{**data, "speakers": speakers, "forecast": forecast})
 
 
 def _event_from_dict(data: Mapping[str, Any]) -> "Event":

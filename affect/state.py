@@ -5,13 +5,21 @@ and for the turn's speaker. Events are raised when a speaker's state crosses a d
 threshold, once, and re-armed only after the state has recovered (hysteresis), so a service
 agent is told about a change, not about every turn of it. Memory is bounded: a fixed number of
 recent values per speaker and at most ``max_speakers`` speakers (the least recent is dropped).
+
+With a forecaster (``affect.forecast.Forecaster``, loaded by default by ``Analyzer``), every turn
+with a reading also gives each recent speaker's next-turn P(negative) and P(anger)
+(``StateSnapshot.forecast``), and ``escalation_risk`` is raised when a speaker's forecast anger
+reaches ``escalation_anger``: the warning comes before the angry turn, not after it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from affect.forecast_features import Reading
 from affect.labels import EMOTION_NAMES
 from affect.results import AffectEstimate
 
@@ -31,13 +39,17 @@ class StateThresholds:
     anger_rearm: float = 0.15  # re-armed below this
     history: int = 8  # recent smoothed values kept per speaker
     max_speakers: int = 16
+    # escalation_risk: a speaker's forecast P(anger) for their next turn at least this (chosen on
+    # MELD dev by recipes/forecast: see affect/models/forecast/MODEL_CARD.md) ...
+    escalation_anger: float = 0.35
+    escalation_rearm: float = 0.2  # ... re-armed when it falls below this
 
 
 @dataclass(frozen=True)
 class Event:
     """Something a service agent cares about, raised by one turn."""
 
-    kind: str  # "sustained_negative_shift", "rising_anger" or "negative_recovered"
+    kind: str  # "sustained_negative_shift", "rising_anger", "negative_recovered" or "escalation_risk"
     speaker: str | None
     turn_index: int
     value: float
@@ -54,6 +66,23 @@ class SpeakerSnapshot:
 
 
 @dataclass(frozen=True)
+class SpeakerForecast:
+    """How a speaker's next turn is likely to feel: P(negative sentiment) and P(anger)."""
+
+    speaker: str | None
+    negative: float
+    anger: float
+
+
+class ForecasterLike(Protocol):
+    """What the state needs of a forecaster (``affect.forecast.Forecaster``)."""
+
+    window: int
+
+    def forecast(self, readings: Sequence[Reading]) -> tuple[SpeakerForecast, ...]: ...
+
+
+@dataclass(frozen=True)
 class StateSnapshot:
     """The conversation after a turn."""
 
@@ -63,12 +92,14 @@ class StateSnapshot:
     valence_trend: float
     arousal_trend: float
     speakers: tuple[SpeakerSnapshot, ...] = ()
+    forecast: tuple[SpeakerForecast, ...] = ()  # next turn, per recent speaker (most recent first)
 
     def to_dict(self) -> dict:
         return {
             "turns": self.turns, "valence": self.valence, "arousal": self.arousal,
             "valence_trend": self.valence_trend, "arousal_trend": self.arousal_trend,
             "speakers": [s.__dict__ for s in self.speakers],
+            "forecast": [dict(f.__dict__) for f in self.forecast],
         }
 
 
@@ -98,6 +129,7 @@ class _Track:
     negative_armed: bool = True
     in_negative: bool = False
     anger_armed: bool = True
+    escalation_armed: bool = True
 
     def update(self, estimate: AffectEstimate, alpha: float) -> None:
         a = 1.0 if self.turns == 0 else alpha
@@ -118,10 +150,13 @@ class _Track:
 class ConversationState:
     """Updated by each turn's fused reading; gives a snapshot and the events the turn raised."""
 
-    def __init__(self, thresholds: StateThresholds | None = None) -> None:
+    def __init__(self, thresholds: StateThresholds | None = None, forecaster: ForecasterLike | None = None) -> None:
         self.thresholds = thresholds or StateThresholds()
         self._all = _Track(self.thresholds.history)
         self._speakers: OrderedDict[str | None, _Track] = OrderedDict()
+        self._forecaster = forecaster
+        self._readings: deque[Reading] = deque(maxlen=forecaster.window if forecaster else 1)
+        self._forecast: tuple[SpeakerForecast, ...] = ()
 
     def update(self, estimate: AffectEstimate | None, speaker: str | None, turn_index: int
                ) -> tuple[StateSnapshot, tuple[Event, ...]]:
@@ -137,7 +172,35 @@ class ConversationState:
             self._speakers.popitem(last=False)
         track.update(estimate, t.smoothing)
         events = self._events(track, speaker, turn_index)
+        if self._forecaster is not None:
+            self._readings.append(Reading.of(turn_index, speaker, estimate.emotion_vector(), estimate.sentiment_vector()))
+            self._forecast = self._forecaster.forecast(self._readings)
+            events += self._escalations(turn_index)
         return self.snapshot(), events
+
+    def _escalations(self, turn_index: int) -> tuple[Event, ...]:
+        t, out = self.thresholds, []
+        for f in self._forecast:
+            track = self._speakers.get(f.speaker)
+            if track is None:
+                continue
+            if track.escalation_armed and f.anger >= t.escalation_anger:
+                track.escalation_armed = False
+                out.append(Event("escalation_risk", f.speaker, turn_index, f.anger,
+                                 f"{f.speaker or 'the speaker'}'s next turn is likely to be angry (P {f.anger:.2f})"))
+            elif not track.escalation_armed and f.anger < t.escalation_rearm:
+                track.escalation_armed = True
+        return tuple(out)
+
+    def extrapolate(self, speaker: str | None) -> tuple[float, float] | None:
+        """The speaker's smoothed valence and anger one turn ahead along their recent slope
+        (``trend_turns``), or ``None`` for a speaker not seen: the trend a forecast is judged against."""
+        track = self._speakers.get(speaker)
+        if track is None:
+            return None
+        n = self.thresholds.trend_turns
+        return (track.valence + _slope(list(track.valence_history)[-n:]),
+                track.emotions[EMOTION_NAMES.index("anger")] + _slope(list(track.anger_history)[-n:]))
 
     def snapshot(self) -> StateSnapshot:
         t = self.thresholds
@@ -150,6 +213,7 @@ class ConversationState:
             valence_trend=_slope(recent_v),
             arousal_trend=_slope(recent_a),
             speakers=tuple(SpeakerSnapshot(s, k.turns, k.valence, k.arousal, k.dominant()) for s, k in self._speakers.items()),
+            forecast=self._forecast,
         )
 
     def _events(self, track: _Track, speaker: str | None, turn_index: int) -> tuple[Event, ...]:
