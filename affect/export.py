@@ -29,6 +29,8 @@ def turn_row(data: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     sentiments = data.get("sentiments") or {}
     absent = data.get("absent") or {}
     state = data.get("state") or {}
+    if not state.get("turns"):  # no turn of the conversation has been read yet: no state to report
+        state = {}
     reading = data.get("emotion") is not None
     row: dict[str, Any] = {
         **extra,

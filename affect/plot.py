@@ -41,7 +41,7 @@ def plot_conversation(records: Sequence[Mapping[str, Any]], out: Path, *, title:
     nan = float("nan")
     valence = [r["valence"] if ok else nan for r, ok in zip(records, read)]
     arousal = [r["arousal"] if ok else nan for r, ok in zip(records, read)]
-    smoothed = [(r.get("state") or {}).get("valence", nan) for r in records]
+    smoothed = [(r.get("state") or {}).get("valence", nan) if (r.get("state") or {}).get("turns") else nan for r in records]
 
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(max(7.0, 0.9 * len(records) + 3), 6.2),
                                       gridspec_kw={"height_ratios": [3, 1.3]}, constrained_layout=True)
@@ -55,7 +55,8 @@ def plot_conversation(records: Sequence[Mapping[str, Any]], out: Path, *, title:
         if ok:
             emotion = record["emotion"]
             top.annotate(f"{emotion}\n{record['confidence']:.2f}", (i, 1.2), ha="center", va="center", fontsize=8,
-                         color=EMOTION_COLOURS.get(emotion, "black"), fontweight="bold")
+                         color=EMOTION_COLOURS.get(emotion, "black"), fontweight="bold",
+                         bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})
         else:
             top.axvspan(i - 0.4, i + 0.4, color="#eeeeee", zorder=0)
             top.annotate("no\nreading", (i, 1.2), ha="center", va="center", fontsize=8, color="#777777")
