@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -327,3 +328,180 @@ def test_idle_conversations_expire_and_free_their_state(analyzer):
             assert server.open_conversations() == 0
             with pytest.raises(DeadlineExceededError, match="no turn for 1 s"):
                 conversation.send("anyone there?")
+
+
+# ---------------------------------------------------------------------------- issue 18: bugs found under attack
+
+def test_a_duplicate_conversation_id_leaves_the_open_conversation_alone(server):
+    from affect_client import APIStatusError
+
+    with AffectClient(server.target, max_retries=0) as client, client.conversation("dup-1") as first:
+        assert first.send("hello").turn_index == 0
+        for _ in range(2):  # the refused stream's clean-up must not free the id for a third one
+            with pytest.raises(APIStatusError) as refused:
+                client.conversation("dup-1")
+            assert refused.value.code == grpc.StatusCode.ALREADY_EXISTS
+        time.sleep(0.2)
+        assert "dup-1" in server.call(_ids(server))
+        assert first.send("still mine").turn_index == 1
+
+
+async def _ids(server) -> set[str]:
+    return set(server.running.servicer.conversations)
+
+
+def test_max_text_chars_is_enforced(analyzer):
+    with ServerThread(analyzer, max_text_chars=50) as server:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            with pytest.raises(TurnRefusedError) as refused:
+                conversation.send("x" * 60)
+            assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and refused.value.field == "turn.text"
+            assert "50" in refused.value.details
+            assert conversation.send("short enough").turn_index == 0
+
+
+def test_conversation_ids_with_control_characters_are_refused_and_never_logged(server, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="affect.server")
+    with AffectClient(server.target, max_retries=0) as client:
+        with pytest.raises(InvalidArgumentError, match="open.conversation_id"):
+            client.conversation("abc\n2030-01-01 INFO affect.server: FORGED line")
+        with pytest.raises(InvalidArgumentError, match="open.conversation_id"):
+            client.conversation("abc\u202eevil")  # right-to-left override
+    assert not any("FORGED" in r.getMessage() or "\n" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unauthenticated_body_is_never_parsed(analyzer):
+    with ServerThread(analyzer, token="s3cret") as server, grpc.insecure_channel(server.target) as channel:
+        for method in ("/affect.v1.AffectService/Analyze", "/affect.v1.AffectService/ListModels"):
+            call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+            with pytest.raises(grpc.RpcError) as refused:
+                call(b"\xff\xff\xff\xff not a protobuf message", timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, (method, refused.value)
+
+
+def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
+    """An unknown model is given too: the error shown is the start-up one, so it came first."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        cases = [
+            (["--port", str(held.getsockname()[1])], "cannot listen"),
+            (["--tls-cert", str(tmp_path / "absent.pem"), "--tls-key", str(tmp_path / "absent.key")], "--tls-cert"),
+            (["--host", "0.0.0.0", "--token", "s3cret"], "--token without TLS"),
+        ]
+        for args, words in cases:
+            out = subprocess.run([sys.executable, "-m", "affect.cli", "serve", "--port", "0", *args,
+                                  "--text-model", "no-such-model"], capture_output=True, text=True, timeout=120)
+            lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+            assert out.returncode != 0, (args, lines)
+            assert len(lines) == 1 and words in lines[0], (args, lines)
+
+
+def _long_turn_server(tmp_path: Path, grace: float) -> tuple[subprocess.Popen, str]:
+    """A speech-only server whose batch window gathers the turns of 8 conversations into one
+    model call of about half a minute (8 x 110 s of real speech)."""
+    ready = tmp_path / "port"
+    proc = subprocess.Popen([sys.executable, "-m", "affect.cli", "serve", "--port", "0", "--ready-file", str(ready),
+                             "--grace-s", str(grace), "--text-model", "none", "--face-model", "none",
+                             "--heavy-audio-seconds", "1000", "--batch-max-wait-ms", "1000", "--adaptive-batch-wait", "false",
+                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (ready.is_file() and ready.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    return proc, f"127.0.0.1:{ready.read_text()}"
+
+
+def _send_long_turns(target: str, data_root: Path) -> list[threading.Thread]:
+    import numpy as np
+    import soundfile as sf
+
+    from affect_client import Audio
+
+    clips = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[:32]
+    speech = np.concatenate([sf.read(str(c), dtype="float32")[0] for c in clips])[: 110 * 16_000]
+    pcm = (speech * 32767).astype("<i2").tobytes()
+
+    def one() -> None:
+        try:
+            with AffectClient(target, max_retries=0, turn_timeout=120) as client, client.conversation() as conversation:
+                conversation.send(audio=Audio(pcm, pb.PCM_S16LE, sample_rate_hz=16_000))
+        except Exception:  # noqa: BLE001 - the server goes away under it: that is the point
+            pass
+
+    threads = [threading.Thread(target=one, daemon=True) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def test_shutdown_ends_within_the_grace_period_even_with_a_long_model_call(tmp_path: Path, data_root):
+    grace = 2.0
+    proc, target = _long_turn_server(tmp_path, grace)
+    try:
+        _send_long_turns(target, data_root)
+        time.sleep(3.0)  # the batch window (1 s) has closed: one long model call is running
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace + 30)
+        assert time.monotonic() - signalled < grace + 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_second_sigterm_stops_at_once(tmp_path: Path, data_root):
+    proc, target = _long_turn_server(tmp_path, grace=60)
+    try:
+        _send_long_turns(target, data_root)
+        time.sleep(3.0)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert time.monotonic() - signalled < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_sync_conversation_retries_unavailable_until_the_server_is_up(analyzer):
+    port = _free_port()
+    holder = {}
+
+    def start_later():
+        time.sleep(0.3)
+        holder["server"] = ServerThread(analyzer, port=port).__enter__()
+
+    thread = threading.Thread(target=start_later)
+    thread.start()
+    try:
+        with AffectClient(f"127.0.0.1:{port}", max_retries=8) as client, client.conversation() as conversation:
+            assert conversation.send("are you there?").turn_index == 0
+    finally:
+        thread.join()
+        holder["server"].__exit__(None, None, None)
+
+
+def test_busy_refusals_carry_a_hint_and_are_retried_when_allowed(analyzer):
+    with ServerThread(analyzer, max_turns_per_second=1.0, max_analyze_per_second_per_peer=1.0) as server:
+        with AffectClient(server.target, max_retries=0) as client:
+            client.analyze("first")
+            with pytest.raises(ResourceExhaustedError) as refused:
+                client.analyze("second, too soon")
+            assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 1.0
+            patient = client.with_options(busy_retries=3)
+            assert [patient.analyze(f"call {i}").turn_index for i in range(3)] == [0, 0, 0]
+            with patient.conversation() as conversation:
+                assert [conversation.send(f"turn {i}").turn_index for i in range(5)] == [0, 1, 2, 3, 4]
+            with client.conversation() as impatient:
+                with pytest.raises(TurnRefusedError) as turn_refused:
+                    for i in range(5):
+                        impatient.send(f"turn {i}")
+                assert turn_refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert turn_refused.value.retry_after is not None

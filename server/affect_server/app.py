@@ -80,6 +80,9 @@ def set_model_threads(threads: int) -> None:
 def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
     """Listen on the configured address (TLS if configured); one line and exit if impossible."""
     address = f"{config.host}:{config.port}"
+    problem = _bind_problem(config.host, config.port)  # asked first: gRPC would log its own error lines
+    if problem:
+        raise SystemExit(f"affect serve: cannot listen on {address}: {problem}")
     try:
         if config.tls_cert:
             credentials = grpc.ssl_server_credentials([(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())])
@@ -89,12 +92,13 @@ def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
     except RuntimeError:
         port = 0
     if port == 0:
-        raise SystemExit(f"affect serve: cannot listen on {address}: {_bind_problem(config.host, config.port)}")
+        raise SystemExit(f"affect serve: cannot listen on {address}")
     return port
 
 
-def _bind_problem(host: str, port: int) -> str:
-    """Why gRPC could not bind (it does not say): the operating system's answer for a plain socket."""
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why the address cannot be listened on, as the operating system says for a plain socket
+    (bound as gRPC binds, with SO_REUSEADDR), or None."""
     import socket
 
     try:
@@ -103,11 +107,12 @@ def _bind_problem(host: str, port: int) -> str:
         return f"unknown host ({exc.strerror or exc})"
     for family, kind, proto, _, sockaddr in infos:
         with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(sockaddr)
             except OSError as exc:
                 return exc.strerror or str(exc)
-    return "the address could not be bound"
+    return None
 
 
 def _add_service(server: grpc.aio.Server, servicer: AffectServicer) -> None:

@@ -85,7 +85,11 @@ class MicroBatcher(Generic[Req, Res]):
                 self._on_batch(self.name, len(live))
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, [req for req, _ in live])
-            except BaseException as exc:  # the whole batch failed: every caller hears why
+            except asyncio.CancelledError:  # stopping: the callers are told, and the loop ends
+                for _, fut in live:
+                    fut.cancel()
+                raise
+            except Exception as exc:  # the whole batch failed: every caller hears why
                 results = [exc] * len(live)
             for (_, fut), result in zip(live, results):
                 if fut.done():
