@@ -4,7 +4,7 @@
     >>> analyzer = Analyzer()
     >>> with analyzer.conversation() as conversation:
     ...     result = conversation.analyze(text="My parcel is lost again.", speaker="caller")
-    >>> result.emotion, result.sentiment_label, round(result.valence, 2)
+    >>> result.emotion, result.sentiment, round(result.valence, 2)
 
 Everything a user needs is importable from here; the submodules are implementation.
 """

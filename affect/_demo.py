@@ -21,11 +21,14 @@ from affect._format import turn_table
 START_TIMEOUT_S = 180
 
 
-def run_demo(turns: list[dict], *, as_json: bool = False, local: bool = False) -> None:
-    if local:
-        from affect import Analyzer, Turn
+def run_demo(turns: list[dict], *, as_json: bool = False, local: bool = False, quiet: bool = False) -> None:
+    from affect._progress import Status, wants_progress
 
-        conversation = Analyzer().conversation()
+    if local:
+        from affect import Turn
+        from affect.cli import load_analyzer
+
+        conversation = load_analyzer({"text"}, quiet=quiet).conversation()  # the sample's turns are text
         results = [conversation.analyze(Turn(text=t["text"], speaker=t.get("speaker"))) for t in turns]
         _print(results, turns, as_json, lambda r: r.to_dict())
         return
@@ -42,7 +45,8 @@ def run_demo(turns: list[dict], *, as_json: bool = False, local: bool = False) -
             stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
-            port = _wait_for_port(server, ready)
+            with Status("starting the server (it loads the models)", wants_progress(quiet)):
+                port = _wait_for_port(server, ready)
             print(f"affect demo: server started on 127.0.0.1:{port} (pid {server.pid}); "
                   f"sending {len(turns)} turns over one gRPC stream\n", file=sys.stderr)
             with AffectClient(f"127.0.0.1:{port}") as client, client.conversation() as conversation:

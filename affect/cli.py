@@ -220,11 +220,16 @@ def _plot(results, path: Path, texts=None) -> None:
     print(f"affect: plot written to {path}", file=sys.stderr)
 
 
-def _analyze_video(path: Path, fps: float, as_json: bool) -> None:
+def _analyze_video(path: Path, fps: float, as_json: bool, quiet: bool) -> None:
     from affect._format import table
-    from affect.face import FaceEncoder
+    from affect._progress import Status, wants_progress
 
-    frames = FaceEncoder().analyze_video(path, fps=fps)
+    with Status("loading the face model", wants_progress(quiet)) as status:
+        from affect.face import FaceEncoder
+
+        encoder = FaceEncoder()
+        status.update(f"reading the faces of {path.name} at {fps:g} frames per second")
+        frames = encoder.analyze_video(path, fps=fps)
     if as_json:
         print(json.dumps([f.to_dict() for f in frames], indent=2))
         return
@@ -244,7 +249,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.video:
         if args.text or args.audio or args.image or args.conversation:
             raise InvalidInputError("--video is analysed on its own", field="video")
-        _analyze_video(_existing(args.video, "video"), args.fps, args.json)
+        _analyze_video(_existing(args.video, "video"), args.fps, args.json, args.quiet)
         return EXIT_OK
     if args.out:
         _output_format(args.out)
@@ -349,7 +354,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     """Start the service, send the sample conversation through the client, stop the service."""
     from affect._demo import run_demo
 
-    run_demo(sample_conversation(), as_json=args.json, local=args.local)
+    run_demo(sample_conversation(), as_json=args.json, local=args.local, quiet=args.quiet)
 
 
 def cmd_models(args: argparse.Namespace) -> None:

@@ -137,6 +137,7 @@ def test_no_reading_is_said_with_its_reasons_and_exit_code_3(nothing_to_read):
     out = affect("analyze", "--audio", str(silence), "--image", str(blank))
     assert out.returncode == 3, out.stderr.decode()
     assert out.stdout.decode().strip() == "no reading: speech: no speech detected; face: no face detected"
+    assert out.stderr.decode() == ""  # piped: no progress line
     out = affect("analyze", "--image", str(blank), "--json")
     assert out.returncode == 3 and "no reading: face: no face detected" in out.stderr.decode()
     (result,) = json.loads(out.stdout)
