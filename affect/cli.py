@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -146,23 +146,33 @@ def _analyze_files(args: argparse.Namespace) -> int:
         _output_format(args.out)
     inputs = find_inputs(args.inputs)
     analyzer = load_analyzer(kinds_needed(inputs) or {"text"}, quiet=args.quiet)
-    records = list(analyze_inputs(analyzer, inputs, progress=wants_progress(args.quiet)))
-    for record in records:
-        if "error" in record:
-            print(f"affect: {record['file']}: {record['error']}", file=sys.stderr)
+    errors: list[str] = []
+    counts = {"rows": 0, "readings": 0}
+
+    def counted(records):  # records are written as they come: a large folder is never held in memory
+        for record in records:
+            counts["rows"] += 1
+            counts["readings"] += record.get("emotion") is not None
+            if "error" in record:
+                errors.append(f"affect: {record['file']}: {record['error']}")
+            yield record
+
+    records = counted(analyze_inputs(analyzer, inputs, progress=wants_progress(args.quiet)))
     if args.out:
-        _write_results(args.out, records)
-        if not args.quiet:
-            print(f"affect: {len(inputs)} files, {len(records)} rows written to {args.out}", file=sys.stderr)
+        _write_results(args.out, records, extra_columns=("file", "error"))
     elif args.json:
         from affect.export import write_jsonl
 
         write_jsonl(records, sys.stdout)
     else:
-        print(_files_table(records))
-    if all("error" in r for r in records):
+        print(_files_table(list(records)))
+    for line in errors:
+        print(line, file=sys.stderr)
+    if args.out and not args.quiet:
+        print(f"affect: {len(inputs)} files, {counts['rows']} rows written to {args.out}", file=sys.stderr)
+    if len(errors) == counts["rows"]:
         return EXIT_BAD_INPUT
-    if not any(r.get("emotion") is not None for r in records):
+    if not counts["readings"]:
         print("affect: no reading in any file", file=sys.stderr)
         return EXIT_NO_READING
     return EXIT_OK
@@ -198,14 +208,14 @@ def _output_format(path: Path) -> str:
     return kind
 
 
-def _write_results(path: Path, records: list[dict]) -> None:
+def _write_results(path: Path, records: Iterable[dict], *, extra_columns: Sequence[str] = ()) -> None:
     from affect.export import turn_row, write_csv, write_jsonl
 
     kind = _output_format(path)
-    extra = ["file", "error"] if any("file" in r for r in records) else []
     with path.open("w", encoding="utf-8", newline="") as out:
         if kind == "csv":
-            write_csv([turn_row(r, **{k: r.get(k) for k in extra}) for r in records], out, extra_columns=extra)
+            rows = (turn_row(r, **{k: r.get(k) for k in extra_columns}) for r in records)
+            write_csv(rows, out, extra_columns=extra_columns)
         else:
             write_jsonl(records, out)
 

@@ -42,7 +42,7 @@ def turn_row(data: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
         "valence": data.get("valence"),
         "arousal": data.get("arousal"),
         "present": "+".join(data.get("present") or ()),
-        "no_reading": None if reading else ("; ".join(f"{m}: {why}" for m, why in absent.items()) or "nothing was sent"),
+        "no_reading": None if reading or "error" in data else ("; ".join(f"{m}: {why}" for m, why in absent.items()) or "nothing was sent"),
         "absent": "; ".join(f"{m}: {why}" for m, why in absent.items()),
         "events": ",".join(e["kind"] for e in data.get("events") or ()),
         "faces": len(data.get("faces") or ()),

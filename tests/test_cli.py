@@ -193,12 +193,17 @@ def test_analyze_a_folder_to_csv_and_jsonl_then_plot(tmp_path: Path, data_root: 
         (folder / face.name).write_bytes(face.read_bytes())
     (folder / "blank.png").write_bytes(blank.read_bytes())
     (folder / "notes.txt").write_text("not analysed")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = affect("analyze", str(folder), "--out", str(tmp_path / "photos.csv"))
     assert out.returncode == 0, out.stderr.decode()
+    assert f"{folder / 'broken.png'}: image header is truncated or corrupt" in out.stderr.decode()
     rows = list(csv.DictReader((tmp_path / "photos.csv").open()))
-    assert [Path(r["file"]).name for r in rows] == sorted(["blank.png", *(f.name for f in faces)])
+    assert [Path(r["file"]).name for r in rows] == sorted(["blank.png", "broken.png", *(f.name for f in faces)])
     blank_row = next(r for r in rows if r["file"].endswith("blank.png"))
     assert blank_row["emotion"] == "" and blank_row["no_reading"] == "face: no face detected"
+    broken_row = next(r for r in rows if r["file"].endswith("broken.png"))
+    assert broken_row["error"] and broken_row["emotion"] == "" and broken_row["no_reading"] == ""
+    assert all(r["emotion"] == "happiness" or r["emotion"] == "" or r["p_happiness"] for r in rows)
 
     conversation = tmp_path / "call.json"
     conversation.write_text(json.dumps(["We won the cup!", "Seriously? That's brilliant!", "But now I'm exhausted."]))
