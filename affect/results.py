@@ -279,7 +279,7 @@ class TurnResult:
 _ESTIMATE_KEYS = ("emotion", "emotions", "sentiment", "sentiments", "valence", "arousal", "confidence")
 
 
-class TurnResults(list):  # list[TurnResult]
+class TurnResults(list["TurnResult"]):
     """The results of several turns (a conversation, a folder of files): a list that also
     converts to a table. ``to_pandas()`` needs pandas (``pip install pandas``)."""
 
