@@ -1,7 +1,7 @@
 """Load: how many conversations one machine holds, against a server that does not batch.
 
     python -m benchmarks.load [--conversations 1,8,32,128] [--seconds 20] [--json FILE]
-        [--mix text,text+speech,text+speech+face] [--soak-turns N] [--ray]
+        [--mix text,text+speech,text+speech+face] [--soak-turns N] [--ray] [--chaos]
 
 Starts the real server (``affect serve``) on loopback twice, in the same run: once as shipped
 (micro-batching across conversations) and once as the baseline, which serves the same models
@@ -13,6 +13,10 @@ instead sends a fixed number of turns through many short conversations and sampl
 server's memory and open-conversation count along the way. ``--ray`` runs the same load
 against the service deployed on a local Ray Serve (``affect serve --ray``), beside the
 single-process server, and states Ray's overhead per turn (the p50 difference at N=1).
+``--chaos`` drives the good conversations twice on one server, alone and then beside
+attackers sending malformed, oversized and heavy turns (and bursts of big Analyze calls),
+and reports the good turns' p99 in both runs, the server's peak memory and any error that
+is not the expected refusal.
 """
 
 from __future__ import annotations
@@ -209,6 +213,140 @@ async def drive(target: str, conversations: int, seconds: float, mixes: list[str
             "p99_ms": float(np.percentile(lat, 99))}
 
 
+def chaos_turns(payloads: Payloads) -> list[tuple[str, object, set[str]]]:
+    """(name, wire turn, outcomes expected) of the attackers' turns: malformed, over a limit,
+    or heavy but within the limits (answered on the heavy lane, or refused as busy)."""
+    import io
+
+    import soundfile as sf
+
+    from affect_client._proto import affect_pb2 as pb
+
+    samples, rate = sf.read(io.BytesIO(payloads.audio), dtype="float32")
+    pcm = (samples * 32767).astype("<i2").tobytes()
+    long_speech = np.resize(samples, 100 * rate)  # 100 s of real speech: heavy, within the limits
+
+    def encoded(data: np.ndarray, at: int, fmt: str) -> bytes:
+        buf = io.BytesIO()
+        sf.write(buf, data, at, format=fmt)
+        return buf.getvalue()
+
+    wav = bytearray(encoded(samples, rate, "WAV"))
+    wav[wav.index(b"data") + 4: wav.index(b"data") + 8] = (0xFFFFFFFF).to_bytes(4, "little")
+    refused, busy_or_ok = {"INVALID_ARGUMENT"}, {"OK", "RESOURCE_EXHAUSTED"}
+    audio, image = pb.Audio, pb.Image
+    return [
+        ("rate-48001", pb.Turn(audio=audio(data=pcm, encoding=pb.PCM_S16LE, sample_rate_hz=48_001)), refused),
+        ("rate-16001", pb.Turn(audio=audio(data=pcm, encoding=pb.PCM_S16LE, sample_rate_hz=16_001)), busy_or_ok),
+        ("mp3", pb.Turn(audio=audio(data=encoded(samples, rate, "MP3"), encoding=pb.AUDIO_FILE)), refused),
+        ("wav-streamed", pb.Turn(audio=audio(data=bytes(wav), encoding=pb.AUDIO_FILE)), refused),
+        ("garbage-file", pb.Turn(audio=audio(data=b"\x00garbage" * 500, encoding=pb.AUDIO_FILE)), refused),
+        ("too-long", pb.Turn(audio=audio(data=bytes(2 * 16_000 * 130), encoding=pb.PCM_S16LE, sample_rate_hz=16_000)), refused),
+        ("strips", pb.Turn(images=[image(data=bytes(16_384), encoding=pb.RAW_GRAY8, width=16_384, height=1)] * 8), refused),
+        ("bad-utf8", pb.Turn(text=b"\xff\xfe"), refused),
+        ("heavy-speech", pb.Turn(audio=audio(data=(long_speech * 32767).astype("<i2").tobytes(), encoding=pb.PCM_S16LE,
+                                             sample_rate_hz=rate)), busy_or_ok),
+        ("heavy-pixels", pb.Turn(images=[image(data=payloads.image, encoding=pb.ENCODED)]
+                                 + [image(data=np.full(2048 * 2048, 90, np.uint8).tobytes(), encoding=pb.RAW_GRAY8,
+                                          width=2048, height=2048)] * 3), busy_or_ok),
+    ]
+
+
+async def attack(target: str, seconds: float, payloads: Payloads, attackers: int = 2) -> dict:
+    """Attacker conversations sending chaos turns back to back, and a burst of big Analyze
+    calls every few seconds; counts the outcomes that are not the expected ones."""
+    import grpc
+
+    from affect_client._proto import affect_pb2 as pb
+
+    turns = chaos_turns(payloads)
+    stop_at = time.monotonic() + seconds
+    counts = {"attack_turns": 0, "attack_unexpected": 0}
+    unexpected: list[str] = []
+    big = pb.AnalyzeRequest(turn=pb.Turn(audio=pb.Audio(
+        data=(0.01 * np.random.default_rng(0).standard_normal(3_900_000)).astype("<f4").tobytes(),
+        encoding=pb.FLOAT32_LE, sample_rate_hz=48_000))).SerializeToString()
+
+    async with grpc.aio.insecure_channel(target, options=[("grpc.max_send_message_length", 32 * 2**20)]) as channel:
+        converse = channel.stream_stream("/affect.v1.AffectService/Converse",
+                                         request_serializer=pb.ConverseRequest.SerializeToString,
+                                         response_deserializer=pb.ConverseResponse.FromString)
+        analyze = channel.unary_unary("/affect.v1.AffectService/Analyze", request_serializer=lambda b: b,
+                                      response_deserializer=pb.AnalyzeResponse.FromString)
+
+        async def attacker(k: int) -> None:
+            call = converse(timeout=seconds + 120)
+            await call.write(pb.ConverseRequest(open=pb.OpenConversation()))
+            await call.read()
+            i = k
+            while time.monotonic() < stop_at:
+                name, turn, expected = turns[i % len(turns)]
+                await call.write(pb.ConverseRequest(turn=turn))
+                answer = await call.read()
+                kind = answer.WhichOneof("kind")
+                outcome = "OK" if kind == "result" else next(c.name for c in grpc.StatusCode if c.value[0] == answer.error.code)
+                counts["attack_turns"] += 1
+                if outcome not in expected:
+                    counts["attack_unexpected"] += 1
+                    unexpected.append(f"{name}: {outcome}")
+                i += 1
+            await call.done_writing()
+
+        async def bursts() -> None:
+            while time.monotonic() < stop_at:
+                async def one() -> None:
+                    try:
+                        await analyze(big, timeout=120)
+                    except grpc.aio.AioRpcError as error:
+                        if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                            counts["attack_unexpected"] += 1
+                            unexpected.append(f"analyze burst: {error.code().name}")
+                    counts["attack_turns"] += 1
+
+                await asyncio.gather(*(one() for _ in range(20)))
+                await asyncio.sleep(3.0)
+
+        await asyncio.gather(*(attacker(k) for k in range(attackers)), bursts())
+    return {**counts, "unexpected": unexpected[:20]}
+
+
+def run_chaos(levels: list[int], seconds: float, mixes: list[str], payloads: Payloads) -> tuple[dict, list, list[str]]:
+    """The good conversations alone, then beside the attackers, on one server."""
+    server = ServerProcess(["--batch-max-size", "32", "--batch-max-wait-ms", "5", "--workers", "2"])
+    try:
+        asyncio.run(drive(server.target, 2, 3.0, mixes, payloads))  # warm-up
+        n = levels[0]
+        server.reset_peak_rss()
+        clean = asyncio.run(drive(server.target, n, seconds, mixes, payloads))
+        clean_peak = server.peak_rss_mb()
+        server.reset_peak_rss()
+
+        async def both():
+            return await asyncio.gather(drive(server.target, n, seconds, mixes, payloads), attack(server.target, seconds, payloads))
+
+        chaos, attacked = asyncio.run(both())
+        chaos_peak = server.peak_rss_mb()
+    finally:
+        server.stop()
+    metrics = {"chaos_good_p99_ms": chaos["p99_ms"], "clean_good_p99_ms": clean["p99_ms"],
+               "chaos_p99_ratio": chaos["p99_ms"] / max(clean["p99_ms"], 1e-9),
+               "chaos_good_turns_per_s": chaos["turns_per_s"], "clean_good_turns_per_s": clean["turns_per_s"],
+               "chaos_peak_rss_mb": chaos_peak, "clean_peak_rss_mb": clean_peak,
+               "chaos_errors_unexpected": float(chaos["errors"] + attacked["attack_unexpected"]),
+               "chaos_good_errors": float(chaos["errors"]), "chaos_attack_turns": float(attacked["attack_turns"])}
+    rows = [["clean", n, clean["turns"], clean["turns_per_s"], clean["p50_ms"], clean["p99_ms"], clean["errors"], clean_peak],
+            ["chaos", n, chaos["turns"], chaos["turns_per_s"], chaos["p50_ms"], chaos["p99_ms"], chaos["errors"], chaos_peak]]
+    notes = [f"{n} good conversations for {seconds:g} s each run (turns cycle through {', '.join(mixes)}); in the chaos "
+             f"run 2 attacker conversations send {len(chaos_turns(payloads))} kinds of bad or heavy turns back to back "
+             f"({attacked['attack_turns']} in all with the bursts) and every 3 s a burst of 20 concurrent 15 MB Analyze "
+             "calls (82 s of float audio each) arrives.",
+             "Unexpected errors: any error of a good turn, and any attacker outcome other than the expected refusal "
+             "(INVALID_ARGUMENT for malformed or over-limit turns; a result or RESOURCE_EXHAUSTED for heavy ones)."
+             + (f" Seen: {'; '.join(attacked['unexpected'])}" if attacked["unexpected"] else ""),
+             "Peak RSS: the server process's VmHWM over the run (reset before each run)."]
+    return metrics, rows, notes
+
+
 async def soak(server: ServerProcess, total_turns: int, per_conversation: int, concurrency: int, payloads: Payloads) -> dict:
     """A fixed number of turns through many short conversations; memory sampled along the way."""
     from affect_client import AsyncAffectClient
@@ -241,10 +379,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--soak-turns", type=int, default=0, help="run the soak mode with this many turns instead")
     ap.add_argument("--ray", action="store_true", help="also (instead of the baseline) drive the service on a local Ray Serve")
+    ap.add_argument("--chaos", action="store_true", help="good conversations alone, then beside attackers (first --conversations level)")
     args = ap.parse_args(argv)
 
     if args.json is None:
-        args.json = RESULTS_DIR / ("load-soak.json" if args.soak_turns else "load-ray.json" if args.ray else "load.json")
+        args.json = RESULTS_DIR / ("load-soak.json" if args.soak_turns else "load-ray.json" if args.ray
+                                   else "load-chaos.json" if args.chaos else "load.json")
     levels = [int(n) for n in args.conversations.split(",")]
     mixes = args.mix.split(",")
     payloads = load_payloads(args.data_root or default_data_root())
@@ -260,7 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     metrics: dict[str, float] = {}
     rows = []
     notes: list[str] = []
-    if args.soak_turns:
+    if args.chaos:
+        metrics, rows, notes = run_chaos(levels, args.seconds, mixes, payloads)
+        report = Report(task="load-chaos", metrics=metrics, tables={"Good turns, alone and under attack": (
+            ["run", "conversations", "turns", "turns/s", "p50 ms", "p99 ms", "errors", "peak RSS MB"], rows)}, notes=notes)
+    elif args.soak_turns:
         server = ServerProcess(servers["affect"])
         try:
             result = asyncio.run(soak(server, args.soak_turns, per_conversation=5, concurrency=16, payloads=payloads))

@@ -69,6 +69,22 @@ async def _busy_threads(executors, wait: float) -> int:
         await asyncio.sleep(0.05)
 
 
+def _lowest_priority() -> None:
+    """Nice 19 for the calling thread (Linux schedules threads apart); elsewhere nothing."""
+    import os
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+
+
+def _own_speech_encoder(shared, threads: int):
+    """A second instance of the loaded speech encoder (same weights and settings)."""
+    return type(shared)(weights=shared.weights, max_seconds=shared.max_seconds, threads=threads)
+
+
 def set_model_threads(threads: int) -> None:
     import cv2
     import torch
@@ -162,13 +178,20 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     analyzer = analyzer or Analyzer(**config.analyzer_choices())
     metrics = ServiceMetrics()
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")
-    # Heavy turns (long audio, many pixels) get one worker and batchers of their own.
-    heavy_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-heavy")
+    # Heavy turns (long audio, many pixels) get one worker and batchers of their own, at the
+    # lowest CPU priority: they use the cores the other conversations leave.
+    heavy_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-heavy", initializer=_lowest_priority)
     in_flight = (lambda: servicer.in_flight) if config.adaptive_batch_wait else None  # noqa: E731 - read once the servicer exists
     batchers = _batchers(analyzer, config, executor, metrics, max_size=config.batch_max_size,
                          max_wait=config.batch_max_wait_ms / 1000, demand=in_flight)
     heavy_batchers = _batchers(analyzer, config, heavy_executor, metrics, max_size=config.max_heavy_turns, max_wait=0.0,
                                demand=None, modalities=("speech", "face"))
+    if analyzer.speech is not None and hasattr(analyzer.speech, "analyze_prepared"):
+        # Its own speech model, built in the low-priority thread so that the model's own
+        # threads inherit the priority: a heavy turn never queues in front of the others'.
+        speech = heavy_executor.submit(_own_speech_encoder, analyzer.speech, config.threads_per_worker()).result()
+        heavy_batchers["speech"] = MicroBatcher("speech-heavy", speech.analyze_prepared, executor=heavy_executor,
+                                                max_size=config.max_heavy_turns, max_wait=0.0, on_batch=metrics.observe_batch)
     for batcher in (*batchers.values(), *heavy_batchers.values()):
         batcher.start()
 
