@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -22,14 +22,20 @@ class Analyzer:
     """
 
     def __init__(self, *, text: Any = True, speech: Any = True, face: Any = True,
-                 text_prior: PriorSpec = DEFAULT_PRIOR) -> None:
+                 text_prior: PriorSpec = DEFAULT_PRIOR, runtime: str | Mapping[str, str] = "torch") -> None:
         """Each encoder: ``True`` for the default weights, a weights name or enum member, an
         encoder instance (or an object standing in for one, as the Ray Serve ingress passes),
         or ``None``/``False`` to leave that modality out.
 
         ``text_prior``: the emotion frequencies your traffic is expected to have (see
         ``affect.text.prior``): ``"conversational"`` (default, everyday dialogue: about half
-        neutral), ``"uniform"``, ``"trained"``, or a mapping such as ``{"neutral": 0.8, ...}``."""
+        neutral), ``"uniform"``, ``"trained"``, or a mapping such as ``{"neutral": 0.8, ...}``.
+
+        ``runtime``: what runs the networks: ``"torch"`` (PyTorch eager), ``"onnx"`` (ONNX
+        Runtime, same answers), ``"onnx-int8"`` (the text network in int8), or a mapping by
+        modality such as ``{"text": "onnx-int8", "face": "onnx"}``; see ``affect.onnx``
+        (``pip install 'affect[onnx]'``)."""
+        runtimes = _runtimes(runtime)  # checked before any model loads
         if text is True:
             text = TextEncoder(prior=text_prior)
         elif isinstance(text, (str, Enum)):
@@ -37,6 +43,11 @@ class Analyzer:
         self.text: TextEncoder | None = _build(text, TextEncoder)
         self.speech = _build(speech, _speech_encoder_class())
         self.face = _build(face, _face_encoder_class())
+        for name, choice in runtimes.items():
+            if choice != "torch" and getattr(self, name) is not None:
+                from affect.onnx import use_runtime
+
+                use_runtime(getattr(self, name), choice)
 
     @property
     def models(self) -> dict[str, str]:
@@ -78,6 +89,14 @@ def _build(choice: Any, cls: type | None) -> Any:
     if isinstance(choice, (str, Enum)):
         return cls(weights=choice)
     return choice  # an encoder instance (or a stand-in for one that runs elsewhere)
+
+
+def _runtimes(runtime: str | Mapping[str, str]) -> dict[str, str]:
+    if runtime == "torch":
+        return {}
+    from affect.onnx import runtime_for
+
+    return {name: runtime_for(runtime, name) for name in ("text", "speech", "face")}
 
 
 def _speech_encoder_class():

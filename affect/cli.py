@@ -10,6 +10,7 @@
     affect demo
     affect serve [--port 50051] [--metrics-port 9100] ... [--ray [--ray-address auto] [--ray-config FILE]]
     affect models
+    affect export --format onnx DIR                   # the encoders as ONNX, with their processing and parity
 
 Exit codes: 0 done, 2 bad input (a one-line message), 3 no reading (nothing in the input
 could be read: silence, no face; the reasons are printed), 130 interrupted.
@@ -459,7 +460,44 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the shipped models")
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=cmd_models)
+
+    export = sub.add_parser("export", parents=[common], help="write the encoders as ONNX, with their processing and parity",
+                            description="Each encoder's network as ONNX in DIR, a JSON sidecar per model with the processing "
+                                        "before and after the graph, and parity.json / README.md: each graph against "
+                                        "PyTorch on real test items (needs pip install 'affect[onnx]' and the shared data).")
+    export.add_argument("dir", type=Path, metavar="DIR")
+    export.add_argument("--format", choices=["onnx"], required=True)
+    export.add_argument("--encoders", default="text,face,speech", help="any of text, face, speech (comma-separated)")
+    for name in ("text", "face", "speech"):
+        export.add_argument(f"--{name}-weights", default=None, help=f"the {name} weights to export (default: DEFAULT; see affect models)")
+    export.add_argument("--parity-items", type=int, default=600, help="test items per parity check; 0 for the whole test set")
+    export.add_argument("--data-root", type=Path, default=None, help="the shared data (default: ../shared/data or $AFFECT_DATA_ROOT)")
+    export.set_defaults(func=cmd_export)
     return parser
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``affect export --format onnx DIR``: see ``affect.onnx``."""
+    from affect._progress import Status, wants_progress
+
+    if args.dir.exists() and not args.dir.is_dir():
+        raise InvalidInputError(f"{args.dir} is a file; name a folder to write into", field="dir")
+    encoders = [e.strip() for e in args.encoders.split(",") if e.strip()]
+    unknown = sorted(set(encoders) - {"text", "face", "speech"})
+    if unknown or not encoders:
+        raise InvalidInputError(f"--encoders: unknown {', '.join(unknown) or '(none given)'}; known: text, face, speech",
+                                field="encoders")
+    from affect.onnx import export_onnx, parity_table
+    from affect.onnx._session import require_onnxruntime
+
+    require_onnxruntime()  # a one-line error (exit 2) when onnxruntime is missing
+    with Status("exporting", wants_progress(args.quiet)) as status:
+        parities = export_onnx(args.dir, encoders=encoders,
+                               text=args.text_weights, face=args.face_weights, speech=args.speech_weights,
+                               data_root=args.data_root, parity_items=args.parity_items or None, progress=status.update)
+    print(parity_table(parities), end="")
+    print(f"written to {args.dir} (README.md says what each file is)")
+    return EXIT_OK
 
 
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:

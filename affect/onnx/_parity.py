@@ -1,0 +1,128 @@
+"""Does a runtime give the PyTorch answers? Probabilities of both on real test items, compared.
+
+Each check runs the encoder's own batch path twice on the same test items, once on PyTorch and
+once on the runtime, and reports the largest absolute difference of any probability, how often
+the top label agrees, and each runtime's accuracy against the gold labels (so int8 is judged
+by what it does to accuracy, not only by how far its numbers move).
+
+Items: MELD test turns in their dialogues (text), FER-2013 test-slice faces (face), RAVDESS
+test-slice clips (speech), all from the shared data (``affect.datasets.default_data_root``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from affect.labels import EMOTION_NAMES, emotion_index, map_label
+from affect.onnx._runtime import use_runtime
+from affect.results import Modality
+
+
+@dataclass(frozen=True)
+class Parity:
+    """One encoder on one runtime against PyTorch, on the same ``items``."""
+
+    encoder: str  # text, face or speech
+    model: str
+    runtime: str
+    test_set: str
+    items: int
+    max_abs_diff: float  # largest |p_runtime - p_torch| over every probability of every item
+    top_label_agreement: float  # share of items whose top emotion is the same
+    accuracy_torch: float  # top emotion against the gold label
+    accuracy_runtime: float
+
+    @property
+    def accuracy_drop_points(self) -> float:
+        return 100.0 * (self.accuracy_torch - self.accuracy_runtime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"accuracy_drop_points": self.accuracy_drop_points}
+
+
+def check_parity(encoder: Any, runtime: str, data_root: Path, *, limit: int | None = None) -> Parity:
+    """``encoder`` on PyTorch and on ``runtime``, on up to ``limit`` test items; the encoder is
+    left on ``runtime``."""
+    modality = encoder.modality
+    if modality == Modality.TEXT:
+        name, test_set, probe, gold = "text", "MELD test", *_text_probe(encoder, data_root, limit)
+    elif modality == Modality.FACE:
+        name, test_set, probe, gold = "face", "FER-2013 test slice", *_face_probe(encoder, data_root, limit)
+    elif modality == Modality.SPEECH:
+        name, test_set, probe, gold = "speech", "RAVDESS test slice", *_speech_probe(encoder, data_root, limit)
+    else:
+        raise ValueError(f"no parity check for {encoder!r}")
+    use_runtime(encoder, "torch")
+    reference = probe()
+    use_runtime(encoder, runtime)
+    candidate = probe()
+    top_ref, top_new = reference[:, :7].argmax(1), candidate[:, :7].argmax(1)  # the emotion columns
+    return Parity(
+        encoder=name, model=encoder.model_id, runtime=runtime, test_set=test_set, items=len(reference),
+        max_abs_diff=float(np.abs(candidate - reference).max()),
+        top_label_agreement=float((top_ref == top_new).mean()),
+        accuracy_torch=float((top_ref == gold).mean()), accuracy_runtime=float((top_new == gold).mean()),
+    )
+
+
+def _text_probe(encoder: Any, data_root: Path, limit: int | None):
+    """Emotion (7) and sentiment (3) probabilities of MELD test turns, each read after the turns
+    before it in its dialogue, as the library reports them (calibrated, with the label prior)."""
+    from affect.datasets import read_meld
+    from affect.text._batching import predict_dialogues
+
+    dialogues, count = [], 0
+    for dialogue in read_meld("test", data_root):
+        if limit and count >= limit:
+            break
+        dialogues.append(dialogue)
+        count += len(dialogue)
+    pairs = [[(t.text, t.speaker) for t in d] for d in dialogues]
+    gold = np.array([emotion_index(t.emotion) for d in dialogues for t in d])
+
+    def probe() -> np.ndarray:
+        with torch.inference_mode():
+            emo, sent = encoder.net.calibrated(*predict_dialogues(encoder.net, encoder.tokenizer, pairs,
+                                                                 max_tokens=encoder.max_tokens))
+            emo = emo + encoder.prior_shift
+            return torch.cat([torch.softmax(emo, -1), torch.softmax(sent, -1)], 1).numpy()
+
+    return probe, gold
+
+
+def _face_probe(encoder: Any, data_root: Path, limit: int | None):
+    import cv2
+
+    faces, gold = [], []
+    for folder in sorted(p for p in (data_root / "face" / "fer2013-test-slice").iterdir() if p.is_dir()):
+        emotion = map_label("fer2013", folder.name)
+        if emotion is None:
+            continue
+        for path in sorted(folder.glob("*.jpg")):
+            faces.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+            gold.append(emotion_index(emotion))
+    faces_arr, gold_arr = np.stack(faces), np.array(gold)
+    if limit:
+        pick = np.random.default_rng(0).permutation(len(gold_arr))[:limit]  # every class, not the first folder
+        faces_arr, gold_arr = faces_arr[pick], gold_arr[pick]
+    return (lambda: encoder.predict_proba(faces_arr)), gold_arr
+
+
+def _speech_probe(encoder: Any, data_root: Path, limit: int | None):
+    from affect.speech.ravdess import read_test_slice
+
+    clips = read_test_slice(data_root)[:limit] if limit else read_test_slice(data_root)
+    prepared = encoder.find_speech([encoder.prepare(c.path.read_bytes()) for c in clips])  # the VAD once
+    kept = [i for i, p in enumerate(prepared) if p.spans]
+    gold = np.array([emotion_index(clips[i].emotion) for i in kept])
+
+    def probe() -> np.ndarray:
+        answers = encoder.analyze_prepared([prepared[i] for i in kept])
+        return np.array([[a.result.emotions[name] for name in EMOTION_NAMES] for a in answers])
+
+    return probe, gold

@@ -1,0 +1,198 @@
+"""Running an encoder's network with ONNX Runtime instead of PyTorch.
+
+``use_runtime(encoder, "onnx")`` replaces the encoder's network (``TextEncoder.net``,
+``FaceEncoder.net``, ``SpeechEncoder.head``) by a stand-in with the same calls whose work is
+done by ONNX Runtime sessions over the graphs of ``affect.onnx._graphs``. Everything around
+the network (tokenising, face detection, the voice detector, the Whisper encoder, calibration,
+the label prior) is untouched, so both runtimes give the same answers up to float rounding
+(checked by ``affect.onnx.check_parity``).
+
+Runtimes: ``"torch"`` (PyTorch eager, the default), ``"onnx"`` (float32 graphs),
+``"onnx-int8"`` (the text encoder's matrix products in int8 by dynamic quantisation; the face
+and speech graphs stay float, see ``INT8_ENCODERS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from affect.onnx._graphs import BertEmbedGraph, FaceGraph, SpeechHeadGraph, TextClassifyGraph, to_onnx
+from affect.onnx._session import cached, make_session, quantize_int8
+from affect.results import Modality
+
+Runtime = Literal["torch", "onnx", "onnx-int8"]
+RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+# Where int8 kept accuracy within 0.5 point on the test sets (affect export's parity report):
+# the text encoder's matrix products. The face network is convolutions (dynamic int8 covers
+# MatMul/Gemm only) and the speech head is a small part of a speech turn's time.
+INT8_ENCODERS: tuple[str, ...] = ("text",)
+RuntimeSpec = str | Mapping[str, str]
+
+
+def check_runtime(runtime: str) -> str:
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+    return runtime
+
+
+def runtime_for(spec: RuntimeSpec, modality: str) -> str:
+    """The runtime one modality gets from ``Analyzer(runtime=...)``: one name for all, or a
+    mapping by modality (``{"text": "onnx-int8"}``; modalities not named run on PyTorch)."""
+    if isinstance(spec, str):
+        return check_runtime(spec)
+    unknown = set(spec) - {m.value for m in Modality}
+    if unknown:
+        raise ValueError(f"runtime given for unknown modalities {sorted(unknown)}")
+    return check_runtime(spec.get(modality, "torch"))
+
+
+# -- graphs of one encoder -------------------------------------------------------------------
+def text_graphs(encoder: Any, *, int8: bool = False) -> dict[str, bytes]:
+    """The text encoder's two graphs: ``embed`` (BERT + mean pool) and ``classify`` (context
+    attention + heads); with ``int8`` the embed graph's matrix products are quantised."""
+    net, tokenizer = _torch_net(encoder), encoder.tokenizer
+    sha = encoder.weights.value.sha256
+
+    def embed() -> bytes:
+        tokens = tokenizer(["An example turn, long enough to have some tokens.", "Short."], padding=True,
+                           return_tensors="pt")
+        return to_onnx(BertEmbedGraph(net), (tokens["input_ids"], tokens["attention_mask"]),
+                       ["input_ids", "attention_mask"], ["embedding"],
+                       {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                        "embedding": {0: "batch"}})
+
+    def classify() -> bytes:
+        dim, window = net.emotion_head.in_features, net.window
+        mask = torch.zeros(2, window, dtype=torch.bool)
+        mask[0, :2] = True
+        example = (torch.randn(2, dim), torch.randn(2, window, dim), mask, torch.full((2, window), 2, dtype=torch.long))
+        return to_onnx(TextClassifyGraph(net), example, ["current", "context", "context_mask", "relation"],
+                       ["emotion_logits", "sentiment_logits"],
+                       {name: {0: "batch"} for name in ("current", "context", "context_mask", "relation",
+                                                         "emotion_logits", "sentiment_logits")})
+
+    float_embed = cached(("text-embed", sha), embed)
+    graphs = {"embed": float_embed, "classify": cached(("text-classify", sha), classify)}
+    if int8:
+        graphs["embed"] = cached(("text-embed-int8", sha), lambda: quantize_int8(float_embed))
+    return graphs
+
+
+def face_graph(encoder: Any) -> bytes:
+    """The face network with the encoder's test-time views (mirror, crops) and members inside."""
+    net = _torch_net(encoder)
+    key = ("face", encoder.weights.value.sha256, str(encoder.weights.meta.get("members")), str(encoder.flip_tta),
+           str(tuple(encoder.tta_crops)))
+    graph = FaceGraph(net, flip=encoder.flip_tta, crops=encoder.tta_crops)
+    return cached(key, lambda: to_onnx(graph, (torch.rand(2, 1, 48, 48),), ["faces"], ["probabilities"],
+                                       {"faces": {0: "batch"}, "probabilities": {0: "batch"}}))
+
+
+def speech_head_graph(encoder: Any) -> bytes:
+    """The speech head over Whisper encoder frames (the Whisper encoder stays in CTranslate2)."""
+    head = _torch_net(encoder)
+    mask = torch.ones(2, 25, dtype=torch.bool)
+    mask[1, 10:] = False
+    example = (torch.randn(2, 25, head.in_dim), mask)
+    return cached(("speech-head", encoder.weights.value.sha256),
+                  lambda: to_onnx(SpeechHeadGraph(head), example, ["frames", "mask"], ["emotion_logits"],
+                                  {"frames": {0: "batch", 1: "frames"}, "mask": {0: "batch", 1: "frames"},
+                                   "emotion_logits": {0: "batch"}}))
+
+
+# -- stand-ins for the PyTorch networks ------------------------------------------------------
+class _StandIn:
+    """Anything not run by ONNX Runtime (window, heads' sizes, calibration) comes from the
+    PyTorch network it stands in for."""
+
+    def __init__(self, torch_net: torch.nn.Module, runtime: str) -> None:
+        self.torch_net = torch_net
+        self.runtime = runtime
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["torch_net"], name)
+
+
+class OnnxTextNet(_StandIn):
+    """``TextAffectNet``'s ``embed`` and ``classify`` by ONNX Runtime."""
+
+    def __init__(self, torch_net: torch.nn.Module, graphs: Mapping[str, bytes], runtime: str) -> None:
+        super().__init__(torch_net, runtime)
+        self._embed = make_session(graphs["embed"])
+        self._classify = make_session(graphs["classify"])
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self._embed.run(None, {"input_ids": _np(input_ids, np.int64), "attention_mask": _np(attention_mask, np.int64)})
+        return torch.from_numpy(out[0])
+
+    def classify(self, current: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor,
+                 speaker_relation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emo, sent = self._classify.run(None, {
+            "current": _np(current, np.float32), "context": _np(context, np.float32),
+            "context_mask": _np(context_mask, np.bool_), "relation": _np(speaker_relation, np.int64)})
+        return torch.from_numpy(emo), torch.from_numpy(sent)
+
+
+class OnnxFaceNet(_StandIn):
+    """The face network's ``predict_proba`` by ONNX Runtime, for the views built into the graph."""
+
+    def __init__(self, torch_net: torch.nn.Module, graph: bytes, runtime: str, *, flip: bool, crops) -> None:
+        super().__init__(torch_net, runtime)
+        self._session = make_session(graph)
+        self._views = (bool(flip), tuple(crops))
+
+    def predict_proba(self, faces: torch.Tensor, flip: bool = True, crops=(40,)) -> torch.Tensor:
+        if (bool(flip), tuple(crops)) != self._views:
+            raise ValueError(f"this ONNX face graph was built for flip={self._views[0]}, crops={self._views[1]}")
+        return torch.from_numpy(self._session.run(None, {"faces": _np(faces, np.float32)})[0])
+
+
+class OnnxSpeechHead(_StandIn):
+    """The speech head by ONNX Runtime: ``head(frames, mask)`` -> logits."""
+
+    def __init__(self, torch_net: torch.nn.Module, graph: bytes, runtime: str) -> None:
+        super().__init__(torch_net, runtime)
+        self._session = make_session(graph)
+
+    def __call__(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self._session.run(None, {"frames": _np(frames, np.float32), "mask": _np(mask, np.bool_)})[0])
+
+
+def use_runtime(encoder: Any, runtime: str) -> Any:
+    """Run ``encoder``'s network on ``runtime`` from now on (in place; returns the encoder).
+
+    Builds (or reads from the cache) the encoder's graphs and opens ONNX Runtime sessions;
+    ``"torch"`` puts the PyTorch network back. Encoders standing in for remote ones (Ray
+    Serve) are returned unchanged.
+    """
+    check_runtime(runtime)
+    modality = getattr(encoder, "modality", None)
+    if modality == Modality.TEXT:
+        net = _torch_net(encoder)
+        encoder.net = net if runtime == "torch" else OnnxTextNet(
+            net, text_graphs(encoder, int8=runtime == "onnx-int8" and "text" in INT8_ENCODERS), runtime)
+    elif modality == Modality.FACE:
+        net = _torch_net(encoder)
+        encoder.net = net if runtime == "torch" else OnnxFaceNet(
+            net, face_graph(encoder), runtime, flip=encoder.flip_tta, crops=encoder.tta_crops)
+    elif modality == Modality.SPEECH and hasattr(encoder, "head"):
+        head = _torch_net(encoder)
+        encoder.head = head if runtime == "torch" else OnnxSpeechHead(head, speech_head_graph(encoder), runtime)
+    else:
+        return encoder
+    encoder.runtime = runtime
+    return encoder
+
+
+def _torch_net(encoder: Any) -> torch.nn.Module:
+    net = encoder.head if encoder.modality == Modality.SPEECH else encoder.net
+    return net.torch_net if isinstance(net, _StandIn) else net
+
+
+def _np(tensor: torch.Tensor | np.ndarray, dtype) -> np.ndarray:
+    array = tensor.numpy() if isinstance(tensor, torch.Tensor) else np.asarray(tensor)
+    return np.ascontiguousarray(array, dtype=dtype)

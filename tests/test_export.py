@@ -1,0 +1,156 @@
+"""ONNX export and the ONNX Runtime runtimes: real models on real test data, against PyTorch."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the ONNX runtime is an extra: pip install '.[onnx]'")
+
+from affect.labels import EMOTION_NAMES  # noqa: E402
+from affect.onnx import check_parity, runtime_for, use_runtime  # noqa: E402
+
+# Float32 graphs compute the same sums in another order: answers agree to rounding.
+FLOAT_TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def graph_cache(tmp_path_factory):
+    """Graphs built by these tests go to a folder of their own, not the user's cache."""
+    before = os.environ.get("AFFECT_CACHE_DIR")
+    os.environ["AFFECT_CACHE_DIR"] = str(tmp_path_factory.mktemp("affect-cache"))
+    yield
+    if before is None:
+        os.environ.pop("AFFECT_CACHE_DIR", None)
+    else:
+        os.environ["AFFECT_CACHE_DIR"] = before
+
+
+@pytest.fixture(scope="module")
+def meld_dialogue(data_root):
+    from affect.datasets import read_meld
+
+    return [(t.text, t.speaker) for t in read_meld("test", data_root)[0]][:6]
+
+
+def _conversation(encoder, turns):
+    context = encoder.new_context()
+    return np.array([encoder.analyze(text, speaker=speaker, context=context).emotion_vector() for text, speaker in turns])
+
+
+def test_text_onnx_gives_the_torch_answers_turn_by_turn_with_context(meld_dialogue):
+    from affect import TextEncoder
+
+    encoder = TextEncoder()
+    reference = _conversation(encoder, meld_dialogue)
+    use_runtime(encoder, "onnx")
+    assert encoder.runtime == "onnx" and type(encoder.net).__name__ == "OnnxTextNet"
+    answers = _conversation(encoder, meld_dialogue)
+    assert np.abs(answers - reference).max() < FLOAT_TOLERANCE
+    assert (answers.argmax(1) == reference.argmax(1)).all()
+    use_runtime(encoder, "torch")  # back to the PyTorch network
+    assert np.abs(_conversation(encoder, meld_dialogue) - reference).max() == 0
+
+
+def test_int8_text_parity_is_reported_not_assumed(data_root):
+    """int8 moves the probabilities (so its parity is measured and reported); on MELD test
+    turns it must keep the top label of almost every turn."""
+    from affect import TextEncoder
+
+    parity = check_parity(TextEncoder(), "onnx-int8", data_root, limit=120)
+    assert parity.items >= 120 and parity.runtime == "onnx-int8"
+    assert 0 < parity.max_abs_diff < 0.5
+    assert parity.top_label_agreement >= 0.85
+    assert abs(parity.accuracy_drop_points) < 10
+
+
+def test_face_and_speech_parity_on_the_test_slices(data_root):
+    from affect.face import FaceEncoder
+    from affect.speech import SpeechEncoder
+
+    for encoder, limit in ((FaceEncoder(), 140), (SpeechEncoder(), 24)):
+        parity = check_parity(encoder, "onnx", data_root, limit=limit)
+        assert parity.items >= min(limit, 20)
+        assert parity.max_abs_diff < FLOAT_TOLERANCE, parity
+        assert parity.top_label_agreement == 1.0
+        assert parity.accuracy_runtime == parity.accuracy_torch
+
+
+def test_export_writes_graphs_whose_sidecar_is_enough_to_use_them(tmp_path, data_root, capsys):
+    """Run the graph with onnxruntime alone, doing only what the sidecar says, and get what the
+    library gets for the same faces."""
+    import onnxruntime as ort
+
+    from affect.cli import main
+    from affect.face import FaceEncoder
+
+    assert main(["export", "--format", "onnx", str(tmp_path), "--encoders", "face", "--parity-items", "70", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "| face | face-vgg-fer@3 | onnx | 70 (FER-2013 test slice) |" in printed
+    sidecar = json.loads((tmp_path / "face-vgg-fer-3.json").read_text())
+    assert sidecar["labels"]["emotion"] == list(EMOTION_NAMES)
+    parity = json.loads((tmp_path / "parity.json").read_text())
+    assert parity[0]["max_abs_diff"] < FLOAT_TOLERANCE and parity[0]["top_label_agreement"] == 1.0
+    assert "## Parity with PyTorch" in (tmp_path / "README.md").read_text()
+
+    paths = sorted((data_root / "face" / "fer2013-test-slice").glob("*/*.jpg"))[::30]
+    gray = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths])
+    session = ort.InferenceSession(str(tmp_path / sidecar["files"]["network"]), providers=["CPUExecutionProvider"])
+    probs = session.run(None, {"faces": (gray.astype(np.float32) / 255)[:, None]})[0]
+    probs = probs ** (1 / sidecar["postprocessing"]["temperature"])
+    probs /= probs.sum(1, keepdims=True)
+    library = FaceEncoder().predict_proba(gray)
+    assert np.abs(probs - library).max() < FLOAT_TOLERANCE
+
+
+def test_export_refuses_bad_arguments_with_one_line(tmp_path, capsys):
+    from affect.cli import main
+
+    assert main(["export", "--format", "onnx", str(tmp_path), "--encoders", "text,video"]) == 2
+    assert "unknown video" in capsys.readouterr().err
+    file = tmp_path / "file"
+    file.write_text("x")
+    assert main(["export", "--format", "onnx", str(file)]) == 2
+
+
+def test_runtime_choices_are_checked():
+    from affect import Analyzer
+
+    assert runtime_for({"text": "onnx-int8"}, "text") == "onnx-int8"
+    assert runtime_for({"text": "onnx-int8"}, "face") == "torch"
+    with pytest.raises(ValueError, match="unknown runtime"):
+        runtime_for("tensorrt", "text")
+    with pytest.raises(ValueError, match="unknown modalities"):
+        runtime_for({"video": "onnx"}, "text")
+    with pytest.raises(ValueError, match="unknown runtime"):
+        Analyzer(text=None, speech=None, face=None, runtime="tensorrt")
+
+
+def test_serve_refuses_an_unknown_runtime_before_loading():
+    from affect_server.config import ServerConfig
+
+    with pytest.raises(SystemExit, match="runtime must be one of"):
+        ServerConfig(runtime="tensorrt").check()
+
+
+@pytest.mark.slow
+def test_server_on_onnx_answers_as_the_library_on_torch(text_encoder, meld_dialogue):
+    """``affect serve --runtime onnx`` (a real server process on loopback) against the
+    library on PyTorch, turn by turn in one conversation."""
+    from affect_client import AffectClient
+
+    from tests._serving import ServerProcess
+
+    reference = _conversation(text_encoder, meld_dialogue)
+    server = ServerProcess("--runtime", "onnx", "--speech-model", "none", "--face-model", "none", "--log-level", "warning")
+    try:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            answers = np.array([[conversation.send(text, speaker=speaker).modalities["text"].emotions[name]
+                                 for name in EMOTION_NAMES] for text, speaker in meld_dialogue])
+    finally:
+        server.stop()
+    assert np.abs(answers - reference).max() < FLOAT_TOLERANCE
