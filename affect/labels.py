@@ -15,6 +15,9 @@ from typing import Mapping, Sequence
 class Emotion(str, Enum):
     """The 7 emotion categories. The order of this enum is the order of every probability vector."""
 
+    __str__ = str.__str__  # print and format as the value ("sadness"), not "Emotion.SADNESS"
+    __format__ = str.__format__
+
     NEUTRAL = "neutral"
     HAPPINESS = "happiness"
     SADNESS = "sadness"
@@ -26,6 +29,9 @@ class Emotion(str, Enum):
 
 class Sentiment(str, Enum):
     """Three-way sentiment, in the order of every sentiment probability vector."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
 
     NEGATIVE = "negative"
     NEUTRAL = "neutral"
@@ -202,20 +208,21 @@ LOSSY_CHOICES: Mapping[str, str] = {
     "ferplus:contempt": "FER+ 'contempt' is dropped (votes ignored): Ekman's contempt is not in "
     "our 7, and folding it into disgust or anger would mislabel a rare, ambiguous class.",
     "ferplus:unknown/NF": "FER+ 'unknown' and 'not a face' votes are dropped.",
-    "emodb:boredom": "EmoDB 'boredom' (Langeweile) is merged into neutral, as RAVDESS 'calm' is: a "
-    "flat, low-arousal delivery without a valenced emotion. Bored speech is therefore read as neutral, "
+    "emodb:L": "EmoDB 'boredom' (Langeweile, letter L) is merged into neutral, as RAVDESS 'calm' is: "
+    "a flat, low-arousal delivery without a valenced emotion. Bored speech is therefore read as neutral, "
     "never as sadness.",
     "emodb/urdu:(none)": "EmoDB has no surprise class; URDU has only anger, happiness, neutral and "
     "sadness. Each is scored over the classes it has.",
     "emocontext:others": "EmoContext 'others' means 'not happy, sad or angry': a partial label over "
-    "neutral, fear, disgust and surprise (PARTIAL_LABELS), not neutral.",
+    "neutral, fear, disgust and surprise (PARTIAL_LABELS), never neutral alone.",
     "multi-label corpora": "GoEmotions, XED and SemEval-2018 lines with several emotions are partial "
     "labels in training (the answer is one of them); their test scores are over lines with one emotion.",
-    "xed/semeval:anticipation,trust": "Plutchik's anticipation and trust have no counterpart among "
-    "Ekman's six and are dropped; a line labelled only with them is left out.",
-    "semeval:love,optimism,pessimism": "SemEval-2018 love and optimism count as happiness, "
+    "xed:2/8": "XED's Plutchik anticipation (2) and trust (8) have no counterpart among Ekman's six and "
+    "are dropped; a line labelled only with them is left out.",
+    "semeval2018-ec:anticipation/trust": "SemEval-2018 anticipation and trust are dropped, as in XED.",
+    "semeval2018-ec:love/optimism/pessimism": "SemEval-2018 love and optimism count as happiness, "
     "pessimism as sadness; a tweet with none of the eleven labels counts as neutral.",
-    "isear:shame,guilt": "ISEAR shame and guilt are dropped (no Ekman counterpart; folding them into "
+    "isear:shame/guilt": "ISEAR shame and guilt are dropped (no Ekman counterpart; folding them into "
     "sadness would teach that self-blame is grief).",
     "xed/isear/hashtag:splits": "XED, ISEAR and the Hashtag corpus name no split: lines go to train/dev/"
     "test 80/10/10 by an MD5 hash of their text (affect.datasets.text_corpora.hash_split).",

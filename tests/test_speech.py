@@ -66,7 +66,7 @@ def test_beats_chance_on_test_actors(speech_encoder: SpeechEncoder, clips) -> No
         assert answer.has_speech, clip.path.name
         result = answer.result
         assert result.modality is Modality.SPEECH and result.model == speech_encoder.model_id
-        assert abs(sum(result.emotions.values()) - 1.0) < 1e-4 and abs(sum(result.sentiment.values()) - 1.0) < 1e-4
+        assert abs(sum(result.emotions.values()) - 1.0) < 1e-4 and abs(sum(result.sentiments.values()) - 1.0) < 1e-4
         assert -1.0 <= result.valence <= 1.0 and -1.0 <= result.arousal <= 1.0
         gold.append(emotion_index(clip.emotion))
         pred.append(emotion_index(result.emotion))

@@ -92,7 +92,7 @@ def test_context_is_bounded_and_keeps_no_text(text_encoder: TextEncoder):
 def test_results_are_distributions_with_valid_ranges(text_encoder: TextEncoder):
     r = text_encoder.analyze("I am so angry at you right now!")
     assert sum(r.emotions.values()) == pytest.approx(1.0, abs=1e-5)
-    assert sum(r.sentiment.values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(r.sentiments.values()) == pytest.approx(1.0, abs=1e-5)
     assert -1 <= r.valence <= 1 and -1 <= r.arousal <= 1 and 0 < r.confidence <= 1
     assert r.model == "text-minilm-meld@1"
 
