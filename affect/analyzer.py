@@ -22,7 +22,7 @@ class Analyzer:
     """
 
     def __init__(self, *, text: Any = True, speech: Any = True, face: Any = True,
-                 text_prior: PriorSpec = DEFAULT_PRIOR, runtime: str | Mapping[str, str] = "torch") -> None:
+                 text_prior: PriorSpec = DEFAULT_PRIOR, runtime: str | Mapping[str, str] = "auto") -> None:
         """Each encoder: ``True`` for the default weights, a weights name or enum member, an
         encoder instance (or an object standing in for one, as the Ray Serve ingress passes),
         or ``None``/``False`` to leave that modality out.
@@ -31,11 +31,15 @@ class Analyzer:
         ``affect.text.prior``): ``"conversational"`` (default, everyday dialogue: about half
         neutral), ``"uniform"``, ``"trained"``, or a mapping such as ``{"neutral": 0.8, ...}``.
 
-        ``runtime``: what runs the networks: ``"torch"`` (PyTorch eager), ``"onnx"`` (ONNX
-        Runtime, same answers), ``"onnx-int8"`` (the text network in int8), or a mapping by
-        modality such as ``{"text": "onnx-int8", "face": "onnx"}``; see ``affect.onnx``
-        (``pip install 'affect[onnx]'``)."""
+        ``runtime``: what runs the networks: ``"auto"`` (default: ONNX Runtime where
+        ``benchmarks.speed`` found it faster, when ``affect[onnx]`` is installed, else PyTorch;
+        the same answers either way), ``"torch"`` (PyTorch eager), ``"onnx"``, ``"onnx-int8"``
+        (the text network in int8: answers move a little), or a mapping by modality such as
+        ``{"text": "onnx-int8", "face": "onnx"}``; see ``affect.onnx``. ``"auto"`` leaves the
+        encoder instances you pass as they are; a named runtime applies to them too."""
         runtimes = _runtimes(runtime)  # checked before any model loads
+        passed = {name for name, choice in (("text", text), ("speech", speech), ("face", face))
+                  if not isinstance(choice, (bool, str, Enum)) and choice is not None}
         if text is True:
             text = TextEncoder(prior=text_prior)
         elif isinstance(text, (str, Enum)):
@@ -44,7 +48,7 @@ class Analyzer:
         self.speech = _build(speech, _speech_encoder_class())
         self.face = _build(face, _face_encoder_class())
         for name, choice in runtimes.items():
-            if choice != "torch" and getattr(self, name) is not None:
+            if getattr(self, name) is not None and not (runtime == "auto" and name in passed):
                 from affect.onnx import use_runtime
 
                 use_runtime(getattr(self, name), choice)

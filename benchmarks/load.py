@@ -380,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soak-turns", type=int, default=0, help="run the soak mode with this many turns instead")
     ap.add_argument("--ray", action="store_true", help="also (instead of the baseline) drive the service on a local Ray Serve")
     ap.add_argument("--chaos", action="store_true", help="good conversations alone, then beside attackers (first --conversations level)")
+    ap.add_argument("--runtime", default=None, help="affect serve --runtime for every server (default: the server's own)")
     args = ap.parse_args(argv)
 
     if args.json is None:
@@ -396,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
                           "--batch-max-size", "32", "--batch-max-wait-ms", "5"]
     elif not args.no_baseline and not args.soak_turns:
         servers["baseline"] = ["--batch-max-size", "1", "--batch-max-wait-ms", "0", "--workers", "1"]
+    if args.runtime:
+        servers = {name: [*extra, "--runtime", args.runtime] for name, extra in servers.items()}
 
     metrics: dict[str, float] = {}
     rows = []
@@ -443,6 +446,15 @@ def main(argv: list[str] | None = None) -> int:
                                  server.peak_rss_mb()])
                     print(f"{name} N={n}: {r['turns_per_s']:.1f} turns/s, p99 {r['p99_ms']:.0f} ms, {r['errors']} errors",
                           file=sys.stderr)
+                # one conversation of text-only turns: text_only_p99_ms_1
+                r = asyncio.run(drive(server.target, 1, args.seconds, ["text"], payloads))
+                prefix = "" if name == "affect" else f"{name}_"
+                metrics[f"{prefix}text_only_p99_ms_1"] = r["p99_ms"]
+                metrics[f"{prefix}text_only_p50_ms_1"] = r["p50_ms"]
+                metrics[f"{prefix}text_only_turns_per_s_1"] = r["turns_per_s"]
+                rows.append([f"{name} (text only)", 1, r["turns"], r["turns_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
+                             r["errors"], server.peak_rss_mb()])
+                print(f"{name} text only N=1: p99 {r['p99_ms']:.0f} ms", file=sys.stderr)
             finally:
                 server.stop()
         tables = {"Turns per second and latency": (
@@ -468,7 +480,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"(median turn latency at {low} conversation(s), Ray minus single process). Ray layout: "
                          f"{json.dumps(RAY_LAYOUT)}; memory is summed over every Ray process (raylet, GCS, proxy, replicas).")
         notes += [f"Each level runs {args.seconds:g} s; turns cycle through {', '.join(mixes)}.",
-                 "Baseline: the same server and models with batch size 1 and one model worker (no batching).",
+                 "Baseline: the same server and models with batch size 1 and one model worker (no batching), on "
+                 f"the same runtime ({args.runtime or 'the server default, auto'}: see affect.onnx).",
+                 "text_only_p99_ms_1: one conversation sending text-only turns back to back (the rows '(text only)'), "
+                 "p99 of the turn latency through gRPC.",
                  "Audio is a RAVDESS test clip (FLAC); the face is a FER-2013 test face enlarged on a 320x320 frame."]
         report = Report(task="load", metrics=metrics, tables=tables, notes=notes)
     md = args.markdown or args.json.with_suffix(".md")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,25 +62,36 @@ def whisper_encoder_flops(seconds: float) -> float:
     return convs + layers * per_layer
 
 
-def bench_text(batch_sizes, repeats, data_root):
+@dataclass
+class Bench:
+    """One encoder ready to time: ``run(batch)`` calls it on the first ``batch`` items; ``attrs``
+    name the attributes a runtime replaces (``affect.onnx.use_runtime``), dotted."""
+
+    encoder: object
+    attrs: tuple[str, ...]
+    flops: float
+    run: Callable[[int], object]
+
+
+def bench_text(batch_sizes, data_root) -> Bench:
     from affect.text import TextEncoder
     from affect.text._batching import tokenize
 
     encoder = TextEncoder()
     texts = [t.text for d in read_meld("test", data_root) for t in d][: max(batch_sizes)]
 
-    def run(batch):
+    def run(b: int) -> None:
+        batch = texts[:b]
         with torch.inference_mode():
             emb = encoder.net.embed(**tokenize(encoder.tokenizer, batch, encoder.max_tokens))
             k = encoder.window
             encoder.net.classify(emb, torch.zeros(len(batch), k, emb.shape[1]), torch.zeros(len(batch), k, dtype=torch.bool),
                                  torch.full((len(batch), k), 2))
 
-    flops = counted_flops(lambda: run(texts[:16])) / 16
-    return encoder.model_id, flops, {b: timed(lambda b=b: run(texts[:b]), repeats) for b in batch_sizes}
+    return Bench(encoder, ("net",), counted_flops(lambda: run(16)) / 16, run)
 
 
-def bench_face(batch_sizes, repeats, data_root):
+def bench_face(batch_sizes, data_root) -> Bench:
     import cv2
 
     from affect.face import FaceEncoder
@@ -86,19 +99,68 @@ def bench_face(batch_sizes, repeats, data_root):
     encoder = FaceEncoder()
     paths = sorted((data_root / "face" / "fer2013-test-slice").glob("*/*.jpg"))
     faces = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths[: max(batch_sizes)]])
-    flops = counted_flops(lambda: encoder.predict_proba(faces[:16])) / 16
-    return encoder.model_id, flops, {b: timed(lambda b=b: encoder.predict_proba(faces[:b]), repeats) for b in batch_sizes}
+    return Bench(encoder, ("net",), counted_flops(lambda: encoder.predict_proba(faces[:16])) / 16,
+                 lambda b: encoder.predict_proba(faces[:b]))
 
 
-def bench_speech(batch_sizes, repeats, data_root):
+def bench_speech(batch_sizes, data_root) -> Bench:
     from affect.speech import SpeechEncoder
 
     encoder = SpeechEncoder()
     paths = sorted((data_root / "speech" / "ravdess-test-slice").glob("Actor_*/*.flac"))
     clips = [encoder.prepare(p.read_bytes()) for p in paths[: max(batch_sizes)]]
     seconds = np.mean([sum(e - s for s, e in c.spans) / 16000 for c in encoder.find_speech(clips)])  # timed below with the VAD
-    return encoder.model_id, whisper_encoder_flops(seconds), {
-        b: timed(lambda b=b: encoder.analyze_prepared(clips[:b]), repeats) for b in batch_sizes}
+    return Bench(encoder, ("head", "vad._model"), whisper_encoder_flops(seconds), lambda b: encoder.analyze_prepared(clips[:b]))
+
+
+def runtimes_of(name: str, asked: list[str]) -> list[str]:
+    """The runtimes to time for one encoder: PyTorch eager first (the baseline), then those
+    asked for that the encoder has (int8 only where ``affect.onnx`` offers it)."""
+    if asked == ["torch"]:
+        return ["torch"]
+    try:
+        import onnxruntime  # noqa: F401
+
+        from affect.onnx import INT8_ENCODERS
+    except ImportError:
+        print("onnxruntime is not installed (pip install '.[onnx]'): PyTorch only", file=sys.stderr)
+        return ["torch"]
+    return ["torch"] + [r for r in asked if r == "onnx" or (r == "onnx-int8" and name in INT8_ENCODERS)]
+
+
+def time_runtimes(bench: Bench, runtimes: list[str], batch_sizes, repeats: int) -> dict[str, dict[int, float]]:
+    """Seconds per batch for every runtime and batch size. The runtimes take turns at each batch
+    size, so a change in the machine's load (it is shared) touches them alike."""
+    def owner_and_name(path: str) -> tuple[object, str]:
+        *parents, name = path.split(".")
+        owner = bench.encoder
+        for parent in parents:
+            owner = getattr(owner, parent)
+        return owner, name
+
+    def snapshot() -> list:
+        return [getattr(*owner_and_name(path)) for path in bench.attrs]
+
+    def restore(values: list) -> None:
+        for path, value in zip(bench.attrs, values):
+            setattr(*owner_and_name(path), value)
+
+    from_runtime = {}
+    for runtime in runtimes:
+        if runtime != "torch":
+            from affect.onnx import use_runtime
+
+            use_runtime(bench.encoder, runtime)
+        from_runtime[runtime] = snapshot()
+        if runtime != "torch":
+            use_runtime(bench.encoder, "torch")
+    out: dict[str, dict[int, float]] = {r: {} for r in runtimes}
+    for b in batch_sizes:
+        for runtime in runtimes:
+            restore(from_runtime[runtime])
+            out[runtime][b] = timed(lambda b=b: bench.run(b), repeats)
+    restore(from_runtime["torch"])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,10 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--encoders", default="text,face,speech")
+    ap.add_argument("--runtimes", default="torch,onnx,onnx-int8",
+                    help="PyTorch eager is always timed, as the baseline; onnx-int8 where affect.onnx offers it")
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=RESULTS_DIR / "speed.json")
     args = ap.parse_args(argv)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    runtimes = args.runtimes.split(",")
     data_root = args.data_root or default_data_root()
 
     peak = matmul_flops_per_second()
@@ -120,24 +185,38 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     models = {}
     for name in args.encoders.split(","):
-        model, flops, times = benches[name](batch_sizes, args.repeats, data_root)
-        models[name] = model
+        bench = benches[name](batch_sizes, data_root)
+        models[name] = bench.encoder.model_id
+        flops = bench.flops
         metrics[f"{name}_gflop_per_item"] = flops / 1e9
-        for b, t in times.items():
-            achieved = flops * b / t
-            rows.append([name, b, t * 1000, t * 1000 / b, b / t, achieved / 1e9, achieved / peak])
-            metrics[f"{name}_items_per_s_{b}"] = b / t
-            metrics[f"{name}_ms_per_item_{b}"] = t * 1000 / b
-        metrics[f"{name}_peak_fraction"] = max(r[-1] for r in rows if r[0] == name)
-        print(f"{name}: {flops / 1e9:.3f} GFLOP/item, best {max(r[4] for r in rows if r[0] == name):.1f} items/s",
+        times = time_runtimes(bench, runtimes_of(name, runtimes), batch_sizes, args.repeats)
+        for runtime, by_batch in times.items():
+            for b, t in by_batch.items():
+                achieved = flops * b / t
+                rows.append([name, runtime, b, t * 1000, t * 1000 / b, b / t, achieved / 1e9, achieved / peak])
+                metrics[f"{name}_{runtime}_ms_per_item_{b}"] = t * 1000 / b
+                if runtime == "torch":  # the keys of earlier reports: PyTorch eager
+                    metrics[f"{name}_items_per_s_{b}"] = b / t
+                    metrics[f"{name}_ms_per_item_{b}"] = t * 1000 / b
+                else:
+                    metrics[f"{name}_{runtime}_speedup_{b}"] = times["torch"][b] / t
+        metrics[f"{name}_peak_fraction"] = max(r[-1] for r in rows if r[0] == name and r[1] == "torch")
+        best = {r: max(b / t for b, t in by_batch.items()) for r, by_batch in times.items()}
+        print(f"{name}: {flops / 1e9:.3f} GFLOP/item, best items/s " + ", ".join(f"{r} {v:.1f}" for r, v in best.items()),
               file=sys.stderr)
     report = Report(
         task="speed",
         metrics=metrics,
         tables={"Latency and throughput by batch size": (
-            ["encoder", "batch", "ms/batch", "ms/item", "items/s", "GFLOP/s", "fraction of matmul peak"], rows)},
+            ["encoder", "runtime", "batch", "ms/batch", "ms/item", "items/s", "GFLOP/s", "fraction of matmul peak"], rows)},
         models=models,
-        notes=[f"Best of {args.repeats} runs after a warm-up, torch with {torch.get_num_threads()} threads.",
+        notes=[f"Best of {args.repeats} runs after a warm-up, torch and ONNX Runtime with {torch.get_num_threads()} threads; "
+               "at each batch size the runtimes take turns, so the machine's load (shared with trainings) touches them alike.",
+               "Runtimes: torch = PyTorch eager (the baseline); onnx = the same network as an ONNX graph on ONNX Runtime "
+               "(affect.onnx; for speech the head and the Silero VAD, whose package ships it as ONNX too: the Whisper encoder "
+               "is CTranslate2 in both); onnx-int8 = "
+               "the text encoder's matrix products quantised to int8 (dynamic). <encoder>_<runtime>_speedup_<batch> is "
+               "torch's time divided by the runtime's in this run.",
                "Face times include the mirror-image average (two forward passes per face).",
                "Speech FLOPs are the Whisper tiny encoder's, computed from its shape for the mean speech length of the "
                "clips; the trained head adds little. Speech times include the voice detector (Silero, stepped over "

@@ -10,7 +10,8 @@ source: graphs are traced from the loaded weights (and cached, see ``_session.ca
 
 from affect.onnx._export import export_onnx, parity_table
 from affect.onnx._parity import Parity, check_parity
-from affect.onnx._runtime import INT8_ENCODERS, RUNTIMES, Runtime, RuntimeSpec, check_runtime, runtime_for, use_runtime
+from affect.onnx._runtime import (AUTO_RUNTIMES, INT8_ENCODERS, RUNTIMES, Runtime, RuntimeSpec, check_runtime,
+                                  onnxruntime_installed, resolve_runtime, runtime_for, use_runtime)
 
-__all__ = ["INT8_ENCODERS", "RUNTIMES", "Parity", "Runtime", "RuntimeSpec", "check_parity", "check_runtime",
+__all__ = ["AUTO_RUNTIMES", "INT8_ENCODERS", "onnxruntime_installed", "resolve_runtime", "RUNTIMES", "Parity", "Runtime", "RuntimeSpec", "check_parity", "check_runtime",
            "export_onnx", "parity_table", "runtime_for", "use_runtime"]

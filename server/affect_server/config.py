@@ -7,7 +7,7 @@ import importlib.util
 import os
 from dataclasses import dataclass, fields
 
-RUNTIMES = ("torch", "onnx", "onnx-int8")  # as affect.onnx.RUNTIMES, which imports torch: not at start-up
+RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")  # as affect.onnx.RUNTIMES, which imports torch: not at start-up
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ServerConfig:
     text_model: str = "default"  # a weights name (see `affect models`), or "none" to serve without text
     speech_model: str = "default"
     face_model: str = "default"
-    runtime: str = "torch"  # what runs the networks: torch, onnx or onnx-int8 (affect.onnx; pip install 'affect[onnx]')
+    runtime: str = "auto"  # what runs the networks: auto, torch, onnx or onnx-int8 (see affect.onnx; pip install 'affect[onnx]')
     token: str | None = None  # bearer token required from clients, if set
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -104,7 +104,7 @@ class ServerConfig:
                 raise SystemExit(f"affect serve: {name} must be positive, got {getattr(self, name)}")
         if self.runtime not in RUNTIMES:
             raise SystemExit(f"affect serve: runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
-        if self.runtime != "torch" and importlib.util.find_spec("onnxruntime") is None:
+        if self.runtime not in ("torch", "auto") and importlib.util.find_spec("onnxruntime") is None:
             raise SystemExit(f"affect serve: --runtime {self.runtime} needs onnxruntime: pip install 'affect[onnx]'")
         return warnings
 
