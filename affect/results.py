@@ -154,10 +154,11 @@ class FaceReading:
     height: int
     detection_score: float
     result: ModalityResult
+    track_id: int | None = None  # the same face in the conversation's earlier images has the same id (from 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {"image_index": self.image_index, "box": [self.x, self.y, self.width, self.height],
-                "detection_score": self.detection_score, **self.result.to_dict()}
+                "detection_score": self.detection_score, "track_id": self.track_id, **self.result.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ class TurnResult:
             state=_state_from_dict(data.get("state")),
             events=tuple(_event_from_dict(e) for e in data.get("events", ())),
             faces=tuple(
-                FaceReading(f["image_index"], *f["box"], f["detection_score"], ModalityResult.from_dict(f))
+                FaceReading(f["image_index"], *f["box"], f["detection_score"], ModalityResult.from_dict(f), f.get("track_id"))
                 for f in data.get("faces", ())
             ),
         )

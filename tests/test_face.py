@@ -127,7 +127,7 @@ def test_batch_of_crops_matches_predict_proba(face_encoder: FaceEncoder, slice_f
     probs = face_encoder.predict_proba(faces)
     np.testing.assert_allclose([r.emotion_vector() for r in results], probs, atol=1e-5)
     assert all(r.modality is Modality.FACE and -1 <= r.valence <= 1 and -1 <= r.arousal <= 1 for r in results)
-    assert all(sum(r.sentiment.values()) == pytest.approx(1.0) for r in results)
+    assert all(sum(r.sentiments.values()) == pytest.approx(1.0) for r in results)
 
 
 def test_several_faces_in_one_picture_give_several_results(face_encoder: FaceEncoder, detectable_faces):
@@ -163,13 +163,44 @@ def test_batch_of_images_matches_one_by_one(face_encoder: FaceEncoder, detectabl
 
 
 def test_full_resolution_search_finds_small_faces(detectable_faces):
-    """A face under 12% of the short side is below the default working size; ``detect_side=None``
-    searches the full resolution and finds it."""
+    """Haar (the fallback): a face under 12% of the short side is below the default working size;
+    ``detect_side=None`` searches the full resolution and finds it."""
     small = cv2.resize(detectable_faces[0], (60, 60), interpolation=cv2.INTER_AREA)
     picture = np.full((720, 960), 118, np.uint8)
     picture[300:360, 400:460] = small
-    full = FaceEncoder(detect_side=None).analyze(picture)
+    full = FaceEncoder(detector="haar", detect_side=None).analyze(picture)
     assert len(full.faces) == 1 and abs(full.faces[0].box.x + full.faces[0].box.w / 2 - 430) < 20
+
+
+def test_blazeface_window_pyramid_finds_a_small_face_the_whole_picture_misses(detectable_faces):
+    """BlazeFace reads the whole picture and smaller windows: a 96-pixel face in a 960x720 picture
+    (13% of the short side) is found only with the smaller windows."""
+    small = cv2.resize(detectable_faces[0], (96, 96), interpolation=cv2.INTER_AREA)
+    picture = np.full((720, 960), 118, np.uint8)
+    picture[300:396, 400:496] = small
+    found = FaceEncoder(min_face_fraction=0.1).analyze(picture)
+    assert len(found.faces) == 1 and abs(found.faces[0].box.x + found.faces[0].box.w / 2 - 448) < 20
+    assert FaceEncoder(min_face_fraction=1.0).analyze(picture).faces == ()  # whole picture only
+
+
+def test_blazeface_levels_a_tilted_face_and_haar_stays_available(face_encoder: FaceEncoder, detectable_faces):
+    """The eye keypoints give the roll: a face turned by 20 degrees more is levelled by about 20 more
+    (FER-2013's faces are not all upright to begin with, hence the difference)."""
+    face = detectable_faces[0]
+    rolls = []
+    for angle in (0, 20):
+        turned = cv2.warpAffine(face, cv2.getRotationMatrix2D((UPSCALE / 2, UPSCALE / 2), angle, 1.0), (UPSCALE, UPSCALE),
+                                borderValue=118)
+        (found,) = face_encoder.analyze(_on_canvas([turned], 1)).faces
+        assert found.aligned
+        rolls.append(found.roll_degrees)
+    assert rolls[1] - rolls[0] == pytest.approx(-20, abs=8)
+    assert face_encoder.detector_name == "blazeface"
+    haar = FaceEncoder(detector="haar")
+    assert haar.detector_name == "haar" and len(haar.analyze(_on_canvas([face], 1)).faces) == 1
+    with pytest.raises(InvalidInputError) as info:
+        FaceEncoder(detector="mtcnn")
+    assert info.value.field == "detector"
 
 
 def test_image_file_and_colour_orders(face_encoder: FaceEncoder, detectable_faces, tmp_path: Path):

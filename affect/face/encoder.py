@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from affect._errors import InvalidInputError
-from affect.face._detect import DETECT_SIDE, HaarFaceDetector, crop_face
+from affect.face._detect import DETECT_SIDE, DetectorName, crop_face, make_detector
 from affect.face._input import ChannelOrder, ImageInput, load_gray
 from affect.face._network import CROP_SIZE, FACE_SIZE
 from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, VideoFrameFaces
+from affect.face._track import FaceTracker
 from affect.face._video import sample_frames
 from affect.face._weights_io import load_face_weights
 from affect.face.weights import FaceWeights
@@ -34,8 +35,12 @@ class FaceEncoder:
     >>> encoder.encode("photo.jpg")   # one ModalityResult (largest face) or None
 
     ``flip_tta`` averages each face with its mirror image, as the reported figures do.
-    ``detect_side`` trades the smallest face looked for against speed (see ``HaarFaceDetector``);
-    ``None`` searches every image at full resolution.
+    ``detector`` is "blazeface" (the default: MediaPipe's BlazeFace, whose eye keypoints align
+    the face) or "haar" (OpenCV's cascades, the fallback where BlazeFace cannot run).
+    ``min_detection_score`` defaults to each detector's own (0.6 BlazeFace, 0.7 Haar).
+    BlazeFace looks for faces down to ``min_face_fraction`` of the picture's short side (fewer
+    windows, faster, when larger); Haar's ``detect_side`` trades the smallest face looked for
+    against speed (see ``HaarFaceDetector``; ``None`` searches at full resolution).
     """
 
     modality = Modality.FACE
@@ -44,15 +49,22 @@ class FaceEncoder:
         self,
         *,
         weights: FaceWeights | str | None = None,
+        detector: DetectorName = "blazeface",
         min_face_size: int = 24,
-        min_detection_score: float = 0.7,
+        min_detection_score: float | None = None,
         flip_tta: bool = True,
         detect_side: int | None = DETECT_SIDE,
+        min_face_fraction: float = 0.1,
     ) -> None:
         self.weights = FaceWeights.resolve(weights)
         self.net = load_face_weights(self.weights.value.verified_path(), members=self.weights.meta.get("members"))
         self.model_id = self.weights.value.id
-        self.detector = HaarFaceDetector(min_face_size=min_face_size, min_score=min_detection_score, detect_side=detect_side)
+        try:
+            self.detector = make_detector(detector, min_face_size=min_face_size, min_score=min_detection_score,
+                                          detect_side=detect_side, min_face_fraction=min_face_fraction)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc), field="detector") from exc
+        self.detector_name = detector
         self.flip_tta = flip_tta
         self.tta_crops = tuple(self.weights.meta.get("tta_crops", (CROP_SIZE,)))  # test-time views the figures used
         self.temperature = float(self.weights.meta.get("temperature", 1.0))  # fitted by recipes/face_fer/calibrate.py
@@ -111,11 +123,21 @@ class FaceEncoder:
     def analyze_video(
         self, path: str | PathLike, *, fps: float = 1.0, max_frames: int = 600
     ) -> list[VideoFrameFaces]:
-        """The faces of a video file sampled every ``1 / fps`` seconds (at most ``max_frames`` frames)."""
+        """The faces of a video file sampled every ``1 / fps`` seconds (at most ``max_frames`` frames).
+
+        Faces are followed from frame to frame: each carries a ``track_id`` and its track's
+        ``smoothed`` expression; ``affect.face.summarize_tracks(frames)`` gives one entry per track.
+        """
+        tracker = self.new_tracker()
         return [
-            VideoFrameFaces(time_s=t, frame_index=i, analysis=self._analyze_gray(gray))
+            VideoFrameFaces(time_s=t, frame_index=i, analysis=tracker.update(self._analyze_gray(gray)))
             for t, i, gray in sample_frames(path, fps, max_frames)
         ]
+
+    @staticmethod
+    def new_tracker() -> FaceTracker:
+        """Track state for one stream of frames (a video, a conversation's images)."""
+        return FaceTracker()
 
     def _analyze_gray(self, gray: np.ndarray) -> FaceAnalysis:
         return self.analyze_many([gray])[0]

@@ -1,0 +1,142 @@
+"""Faces followed across frames: the tracker alone on known boxes, and the whole pipeline on a
+synthetic video of two real faces that move and cross."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from affect import Analyzer
+from affect.face import DetectedFace, FaceAnalysis, FaceBox, FaceEncoder, FaceTracker, summarize_tracks
+from affect.face._track import MAX_TRACKS
+from affect.labels import EMOTION_NAMES, sentiment_from_emotions
+from affect.results import AffectEstimate, Modality, ModalityResult
+
+SIDE = 128
+FRAMES = 24
+STEP = 20  # pixels per frame
+
+
+def _reading(top: int) -> ModalityResult:
+    probs = [0.9 if k == top else 0.1 / 6 for k in range(len(EMOTION_NAMES))]
+    return ModalityResult(**AffectEstimate.fields_from_probs(probs, sentiment_from_emotions(probs)),
+                          modality=Modality.FACE, model="test@0")
+
+
+def _analysis(boxes: list[tuple[int, int]], tops: list[int] | None = None) -> FaceAnalysis:
+    tops = tops or [0] * len(boxes)
+    faces = tuple(DetectedFace(FaceBox(x, y, 60, 60), 0.9, _reading(t)) for (x, y), t in zip(boxes, tops))
+    return FaceAnalysis(faces=faces, width=640, height=480)
+
+
+def test_tracker_keeps_ids_through_a_crossing_and_a_missed_frame():
+    tracker = FaceTracker()
+    ids_a, ids_b = [], []
+    for t in range(20):
+        a, b = (40 + 25 * t, 100), (540 - 25 * t, 130)  # they cross at t = 10, overlapping
+        boxes = [a, b] if t != 10 else [b]  # a is hidden behind b in one frame
+        out = tracker.update(_analysis(boxes)).faces
+        if t != 10:
+            ids_a.append(out[0].track_id)
+        ids_b.append(out[-1].track_id)
+    assert set(ids_a) == {1} and set(ids_b) == {2}
+
+
+def test_tracks_end_after_missed_frames_and_ids_are_not_reused():
+    tracker = FaceTracker(max_missed=2)
+    assert tracker.update(_analysis([(100, 100)])).faces[0].track_id == 1
+    for _ in range(3):
+        tracker.update(_analysis([]))
+    assert tracker.live_tracks == 0
+    assert tracker.update(_analysis([(100, 100)])).faces[0].track_id == 2  # a new track, not 1 again
+    crowd = [(70 * (k % 9), 70 * (k // 9)) for k in range(45)]
+    tracker.update(_analysis(crowd))
+    assert tracker.live_tracks <= MAX_TRACKS  # the state is bounded however many faces a frame has
+
+
+def test_smoothing_is_a_moving_average_of_the_track():
+    tracker = FaceTracker(smoothing=0.5)
+    first = tracker.update(_analysis([(100, 100)], [0])).faces[0]
+    second = tracker.update(_analysis([(104, 100)], [1])).faces[0]
+    assert first.smoothed.emotions == pytest.approx(first.result.emotions)
+    expected = {n: 0.5 * first.result.emotions[n] + 0.5 * second.result.emotions[n] for n in EMOTION_NAMES}
+    assert second.smoothed.emotions == pytest.approx(expected)
+    assert second.result.emotion.value == EMOTION_NAMES[1]  # the frame's own reading is kept as is
+
+
+@pytest.fixture(scope="module")
+def encoder() -> FaceEncoder:
+    return FaceEncoder()
+
+
+@pytest.fixture(scope="module")
+def two_faces(encoder: FaceEncoder, data_root: Path) -> list[np.ndarray]:
+    """Two slice faces (of different classes) that the detector finds alone on a plain picture."""
+    out = []
+    for folder in ("happy", "surprise", "neutral", "angry"):
+        for path in sorted((data_root / "face/fer2013-test-slice" / folder).glob("*.jpg"))[:5]:
+            big = cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (SIDE, SIDE), interpolation=cv2.INTER_CUBIC)
+            canvas = np.full((360, 640), 120, np.uint8)
+            canvas[100 : 100 + SIDE, 200 : 200 + SIDE] = big
+            if len(encoder.analyze(canvas).faces) == 1:
+                out.append(big)
+                break
+        if len(out) == 2:
+            return out
+    raise AssertionError("no two detectable faces in the slice")
+
+
+def _centres(t: int) -> list[tuple[int, int]]:
+    """Face A moves right along the top, face B left and a little lower: they cross half-way."""
+    return [(80 + STEP * t, 150), (80 + STEP * (FRAMES - 1 - t), 150 + SIDE // 2)]
+
+
+def test_two_faces_that_move_and_cross_keep_their_track_ids(encoder: FaceEncoder, two_faces, tmp_path: Path):
+    path = tmp_path / "two.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 360))
+    assert writer.isOpened()
+    for t in range(FRAMES):
+        frame = np.full((360, 640), 120, np.uint8)
+        for face, (cx, cy) in zip(two_faces, _centres(t)):  # B is drawn last: in front at the crossing
+            frame[cy - SIDE // 2 : cy + SIDE // 2, cx - SIDE // 2 : cx + SIDE // 2] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+
+    frames = encoder.analyze_video(path, fps=10.0)
+    assert len(frames) == FRAMES
+    ids: list[set[int]] = [set(), set()]
+    seen = [0, 0]
+    for t, frame in enumerate(frames):
+        for face in frame.analysis.faces:
+            cx, cy = face.box.x + face.box.w / 2, face.box.y + face.box.h / 2
+            which = int(np.argmin([np.hypot(cx - x, cy - y) for x, y in _centres(t)]))
+            assert np.hypot(cx - _centres(t)[which][0], cy - _centres(t)[which][1]) < SIDE / 3
+            assert face.track_id is not None and face.smoothed is not None
+            ids[which].add(face.track_id)
+            seen[which] += 1
+    assert seen[0] >= FRAMES * 0.75 and seen[1] >= FRAMES * 0.75, seen
+    assert len(ids[0]) == 1 and len(ids[1]) == 1 and ids[0] != ids[1], ids  # one id each, never swapped
+
+    tracks = summarize_tracks(frames)
+    assert sorted(t.track_id for t in tracks) == sorted(ids[0] | ids[1])
+    assert sum(t.frames for t in tracks) == sum(seen)
+    assert all(sum(t.result.emotions.values()) == pytest.approx(1.0) for t in tracks)
+
+
+def test_a_conversations_successive_images_keep_track_ids(two_faces):
+    analyzer = Analyzer(text=None, speech=None)
+    with analyzer.conversation() as conversation:
+        turns = []
+        for t in (0, 1, 2):
+            frame = np.full((360, 640), 120, np.uint8)
+            for face, (cx, cy) in zip(two_faces, [(160 + 10 * t, 150), (480 - 10 * t, 150)]):
+                frame[cy - SIDE // 2 : cy + SIDE // 2, cx - SIDE // 2 : cx + SIDE // 2] = face
+            turns.append(conversation.analyze(image=frame))
+    by_turn = [sorted((f.x, f.track_id) for f in turn.faces) for turn in turns]
+    assert all(len(faces) == 2 for faces in by_turn)
+    ids = [[tid for _, tid in faces] for faces in by_turn]
+    assert sorted(ids[0]) == [1, 2] and ids[1] == ids[0] and ids[2] == ids[0]  # the same id for the same face, every turn
+    assert turns[0].to_dict()["faces"][0]["track_id"] in (1, 2)
