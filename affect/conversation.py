@@ -76,6 +76,8 @@ class Conversation:
         self.turns_seen = 0
         self.state = ConversationState(thresholds)
         self._text_context = analyzer.text.new_context() if (analyzer.text is not None and text_context) else None
+        new_tracker = getattr(analyzer.face, "new_tracker", None)  # the face encoder's track state: boxes, no pixels
+        self._face_tracker = new_tracker() if new_tracker is not None else None
 
     def analyze(self, turn: Turn | None = None, /, **fields: object) -> TurnResult:
         """Analyse the next turn: ``conversation.analyze(text="...", speaker="caller")``."""
@@ -126,9 +128,13 @@ class Conversation:
         else:
             prepared.absent[Modality.SPEECH] = analysis.reason
 
-    @staticmethod
-    def add_faces(prepared: PreparedTurn, analyses: Sequence[Any]) -> None:
-        """Record the face encoder's answers: the turn's face reading is its largest face."""
+    def add_faces(self, prepared: PreparedTurn, analyses: Sequence[Any]) -> None:
+        """Record the face encoder's answers: the turn's face reading is its largest face.
+
+        Each image's faces get track ids that follow them from the conversation's earlier images.
+        """
+        if self._face_tracker is not None:
+            analyses = [self._face_tracker.update(analysis) for analysis in analyses]
         prepared.face_analyses = list(analyses)
         faces = [face for analysis in analyses for face in analysis.faces]
         if faces:
@@ -158,7 +164,7 @@ class Conversation:
             state=state,
             events=events,
             faces=tuple(
-                FaceReading(i, f.box.x, f.box.y, f.box.w, f.box.h, f.detection_score, f.result)
+                FaceReading(i, f.box.x, f.box.y, f.box.w, f.box.h, f.detection_score, f.result, f.track_id)
                 for i, analysis in enumerate(prepared.face_analyses) for f in analysis.faces
             ),
         )
@@ -168,6 +174,7 @@ class Conversation:
     def close(self) -> None:
         """Drop the state at once (it is also dropped when the object is)."""
         self._text_context = None
+        self._face_tracker = None
 
     def __enter__(self) -> "Conversation":
         return self

@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, default=None, help="Markdown report path (default: the JSON path with .md)")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test items (smoke runs)")
     ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--cross-corpus", action="store_true",
-                    help="text, speech: leave-one-corpus-out figures (trains or reuses the recipes' heads)")
+    ap.add_argument("--cross-corpus", "--cross-dataset", action="store_true",
+                    help="text, speech: leave-one-corpus-out figures (trains or reuses the recipes' heads); face: CK+")
     args = ap.parse_args(argv)
 
     tasks = TASKS if args.task == "all" else (args.task,)

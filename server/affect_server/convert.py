@@ -106,7 +106,8 @@ def modality_result_to_pb(result: ModalityResult, faces=()) -> pb.ModalityResult
     return pb.ModalityResult(
         modality=MODALITY_TO_PB[result.modality], affect=affect_to_pb(result), model=result.model,
         faces=[pb.FaceBox(x=f.x, y=f.y, width=f.width, height=f.height, detection_score=f.detection_score,
-                          image_index=f.image_index, affect=affect_to_pb(f.result)) for f in faces],
+                          image_index=f.image_index, affect=affect_to_pb(f.result),
+                          track_id=f.track_id or 0) for f in faces],
     )
 
 

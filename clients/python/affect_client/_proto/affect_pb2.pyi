@@ -164,7 +164,7 @@ class Affect(_message.Message):
     def __init__(self, emotion: _Optional[str] = ..., emotions: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., sentiment: _Optional[str] = ..., sentiments: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., valence: _Optional[float] = ..., arousal: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class FaceBox(_message.Message):
-    __slots__ = ("x", "y", "width", "height", "detection_score", "image_index", "affect")
+    __slots__ = ("x", "y", "width", "height", "detection_score", "image_index", "affect", "track_id")
     X_FIELD_NUMBER: _ClassVar[int]
     Y_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +172,7 @@ class FaceBox(_message.Message):
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_INDEX_FIELD_NUMBER: _ClassVar[int]
     AFFECT_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     x: int
     y: int
     width: int
@@ -179,7 +180,8 @@ class FaceBox(_message.Message):
     detection_score: float
     image_index: int
     affect: Affect
-    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., detection_score: _Optional[float] = ..., image_index: _Optional[int] = ..., affect: _Optional[_Union[Affect, _Mapping]] = ...) -> None: ...
+    track_id: int
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., detection_score: _Optional[float] = ..., image_index: _Optional[int] = ..., affect: _Optional[_Union[Affect, _Mapping]] = ..., track_id: _Optional[int] = ...) -> None: ...
 
 class ModalityResult(_message.Message):
     __slots__ = ("modality", "affect", "model", "faces")
