@@ -149,8 +149,9 @@ def test_server_on_onnx_answers_as_the_library_on_torch(text_encoder, meld_dialo
     server = ServerProcess("--runtime", "onnx", "--speech-model", "none", "--face-model", "none", "--log-level", "warning")
     try:
         with AffectClient(server.target) as client, client.conversation() as conversation:
-            answers = np.array([[conversation.send(text, speaker=speaker).modalities["text"].emotions[name]
-                                 for name in EMOTION_NAMES] for text, speaker in meld_dialogue])
+            results = [conversation.send(text, speaker=speaker).modalities["text"] for text, speaker in meld_dialogue]
     finally:
         server.stop()
+    answers = np.array([[r.emotions[name] for name in EMOTION_NAMES] for r in results])
+    assert {r.model for r in results} == {"text-minilm-meld@1"}
     assert np.abs(answers - reference).max() < FLOAT_TOLERANCE

@@ -138,7 +138,8 @@ def _write_face(encoder: Any, out_dir: Path) -> dict:
         "files": files,
         "inputs": {"faces": "float32 [batch, 1, 48, 48]: gray faces, pixel / 255"},
         "preprocessing": [
-            f"faces are found by the {encoder.detector_name} detector of affect.face (not in the graph) and cut out "
+            f"faces are found by the {getattr(encoder, 'detector_name', None) or type(encoder.detector).__name__} "
+            "detector of affect.face (not in the graph) and cut out "
             "by affect.face._detect.crop_face (square around the box, turned upright by the eye keypoints where "
             "the detector gives them)",
             "a face given already cropped: gray (OpenCV BGR/RGB to gray), resized to 48x48 (INTER_AREA when shrinking, "
