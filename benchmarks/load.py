@@ -5,7 +5,8 @@
 
 Starts the real server (``affect serve``) on loopback twice, in the same run: once as shipped
 (micro-batching across conversations) and once as the baseline, which serves the same models
-one request at a time (batch size 1, one model worker). A grpc.aio load generator keeps N
+one request at a time (batch size 1, one model worker). Both run side by side and take turns
+at each level, so the load of a shared machine touches them alike. A grpc.aio load generator keeps N
 conversations busy for a bounded time, each sending its next turn as soon as the last is
 answered, cycling through the turn mixes. Reports turns/s, p50/p95/p99 turn latency, errors
 and the server's peak resident memory per N, and the ratio to the baseline. ``--soak-turns``
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -386,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is None:
         args.json = RESULTS_DIR / ("load-soak.json" if args.soak_turns else "load-ray.json" if args.ray
                                    else "load-chaos.json" if args.chaos else "load.json")
+    load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     levels = [int(n) for n in args.conversations.split(",")]
     mixes = args.mix.split(",")
     payloads = load_payloads(args.data_root or default_data_root())
@@ -428,35 +431,40 @@ def main(argv: list[str] | None = None) -> int:
                                "reached; after each round (all 16 closed) the server's RSS and its Prometheus gauges are read.",
                                "Flat memory and zero states held between rounds mean no conversation state leaks."])
     else:
-        for name, extra in servers.items():
-            server = ServerProcess(extra)
-            try:
-                asyncio.run(drive(server.target, 2, 3.0, mixes, payloads))  # warm-up
-                for n in levels:
+        running: dict[str, ServerProcess] = {}
+        try:
+            for name, extra in servers.items():
+                running[name] = ServerProcess(extra)
+                asyncio.run(drive(running[name].target, 2, 3.0, mixes, payloads))  # warm-up
+            # Levels outside, servers inside: the runs of one level follow each other, so a change
+            # in the machine's load (it is shared) touches every server alike. The last level is
+            # one conversation of text-only turns (text_only_p99_ms_1).
+            for n, level_mixes in [*((n, mixes) for n in levels), (1, ["text"])]:
+                text_only = level_mixes == ["text"] and level_mixes != mixes
+                for name, server in running.items():
                     server.reset_peak_rss()
-                    r = asyncio.run(drive(server.target, n, args.seconds, mixes, payloads))
+                    r = asyncio.run(drive(server.target, n, args.seconds, level_mixes, payloads))
                     prefix = "" if name == "affect" else f"{name}_"
-                    metrics[f"{prefix}turns_per_s_{n}"] = r["turns_per_s"]
-                    metrics[f"{prefix}p99_ms_{n}"] = r["p99_ms"]
-                    metrics[f"{prefix}p50_ms_{n}"] = r["p50_ms"]
-                    if name == "affect":
-                        metrics[f"errors_{n}"] = float(r["errors"])
-                        metrics[f"peak_rss_mb_{n}"] = server.peak_rss_mb()
-                    rows.append([name, n, r["turns"], r["turns_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["errors"],
+                    if text_only:
+                        metrics[f"{prefix}text_only_p99_ms_1"] = r["p99_ms"]
+                        metrics[f"{prefix}text_only_p50_ms_1"] = r["p50_ms"]
+                        metrics[f"{prefix}text_only_turns_per_s_1"] = r["turns_per_s"]
+                    else:
+                        metrics[f"{prefix}turns_per_s_{n}"] = r["turns_per_s"]
+                        metrics[f"{prefix}p99_ms_{n}"] = r["p99_ms"]
+                        metrics[f"{prefix}p50_ms_{n}"] = r["p50_ms"]
+                        if name == "affect":
+                            metrics[f"errors_{n}"] = float(r["errors"])
+                            metrics[f"peak_rss_mb_{n}"] = server.peak_rss_mb()
+                    label = f"{name} (text only)" if text_only else name
+                    rows.append([label, n, r["turns"], r["turns_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["errors"],
                                  server.peak_rss_mb()])
-                    print(f"{name} N={n}: {r['turns_per_s']:.1f} turns/s, p99 {r['p99_ms']:.0f} ms, {r['errors']} errors",
+                    print(f"{label} N={n}: {r['turns_per_s']:.1f} turns/s, p99 {r['p99_ms']:.0f} ms, {r['errors']} errors",
                           file=sys.stderr)
-                # one conversation of text-only turns: text_only_p99_ms_1
-                r = asyncio.run(drive(server.target, 1, args.seconds, ["text"], payloads))
-                prefix = "" if name == "affect" else f"{name}_"
-                metrics[f"{prefix}text_only_p99_ms_1"] = r["p99_ms"]
-                metrics[f"{prefix}text_only_p50_ms_1"] = r["p50_ms"]
-                metrics[f"{prefix}text_only_turns_per_s_1"] = r["turns_per_s"]
-                rows.append([f"{name} (text only)", 1, r["turns"], r["turns_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
-                             r["errors"], server.peak_rss_mb()])
-                print(f"{name} text only N=1: p99 {r['p99_ms']:.0f} ms", file=sys.stderr)
-            finally:
+        finally:
+            for server in running.values():
                 server.stop()
+        rows.sort(key=lambda row: (list(servers).index(row[0].split(" ")[0]), "text only" in row[0], row[1]))
         tables = {"Turns per second and latency": (
             ["server", "conversations", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms", "errors", "peak RSS MB"], rows)}
         if "baseline" in servers:
@@ -479,11 +487,15 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"Ray Serve overhead per turn: {metrics['ray_overhead_ms_per_turn']:.1f} ms "
                          f"(median turn latency at {low} conversation(s), Ray minus single process). Ray layout: "
                          f"{json.dumps(RAY_LAYOUT)}; memory is summed over every Ray process (raylet, GCS, proxy, replicas).")
+        notes.append(f"Machine load (1-minute load average, {os.cpu_count()} cores): {load_before:.1f} at the start, "
+                     f"{os.getloadavg()[0]:.1f} at the end; other processes (trainings) shared the CPU throughout, so "
+                     "the absolute figures are low and noisy; compare each server with the other in this run.")
         notes += [f"Each level runs {args.seconds:g} s; turns cycle through {', '.join(mixes)}.",
                  "Baseline: the same server and models with batch size 1 and one model worker (no batching), on "
                  f"the same runtime ({args.runtime or 'the server default, auto'}: see affect.onnx).",
                  "text_only_p99_ms_1: one conversation sending text-only turns back to back (the rows '(text only)'), "
                  "p99 of the turn latency through gRPC.",
+                 "The servers run side by side and take turns at each level (levels in order, then the text-only run).",
                  "Audio is a RAVDESS test clip (FLAC); the face is a FER-2013 test face enlarged on a 320x320 frame."]
         report = Report(task="load", metrics=metrics, tables=tables, notes=notes)
     md = args.markdown or args.json.with_suffix(".md")

@@ -13,6 +13,7 @@ turns, FER-2013 test-slice faces, RAVDESS test-slice clips.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     runtimes = args.runtimes.split(",")
     data_root = args.data_root or default_data_root()
 
+    load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     peak = matmul_flops_per_second()
     print(f"float32 matmul: {peak / 1e9:.1f} GFLOP/s", file=sys.stderr)
     benches = {"text": bench_text, "face": bench_face, "speech": bench_speech}
@@ -210,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         tables={"Latency and throughput by batch size": (
             ["encoder", "runtime", "batch", "ms/batch", "ms/item", "items/s", "GFLOP/s", "fraction of matmul peak"], rows)},
         models=models,
-        notes=[f"Best of {args.repeats} runs after a warm-up, torch and ONNX Runtime with {torch.get_num_threads()} threads; "
+        notes=[f"Machine load (1-minute load average, {os.cpu_count()} cores): {load_before:.1f} at the start, "
+               f"{os.getloadavg()[0]:.1f} at the end; other processes (trainings) shared the CPU, so absolute times are "
+               "high and noisy: compare the runtimes within this run (the speedup keys).",
+               f"Best of {args.repeats} runs after a warm-up, torch and ONNX Runtime with {torch.get_num_threads()} threads; "
                "at each batch size the runtimes take turns, so the machine's load (shared with trainings) touches them alike.",
                "Runtimes: torch = PyTorch eager (the baseline); onnx = the same network as an ONNX graph on ONNX Runtime "
                "(affect.onnx; for speech the head and the Silero VAD, whose package ships it as ONNX too: the Whisper encoder "
