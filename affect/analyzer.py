@@ -22,7 +22,8 @@ class Analyzer:
     """
 
     def __init__(self, *, text: Any = True, speech: Any = True, face: Any = True,
-                 text_prior: PriorSpec = DEFAULT_PRIOR, runtime: str | Mapping[str, str] = "auto") -> None:
+                 text_prior: PriorSpec = DEFAULT_PRIOR, forecast: Any = True,
+                 runtime: str | Mapping[str, str] = "auto") -> None:
         """Each encoder: ``True`` for the default weights, a weights name or enum member, an
         encoder instance (or an object standing in for one, as the Ray Serve ingress passes),
         or ``None``/``False`` to leave that modality out.
@@ -30,6 +31,9 @@ class Analyzer:
         ``text_prior``: the emotion frequencies your traffic is expected to have (see
         ``affect.text.prior``): ``"conversational"`` (default, everyday dialogue: about half
         neutral), ``"uniform"``, ``"trained"``, or a mapping such as ``{"neutral": 0.8, ...}``.
+
+        ``forecast``: the next-turn forecaster (``affect.forecast``): ``True`` for the shipped
+        one, a ``Forecaster``, or ``None``/``False`` for no ``state.forecast``.
 
         ``runtime``: what runs the networks: ``"auto"`` (default: ONNX Runtime where
         ``benchmarks.speed`` found it faster, when ``affect[onnx]`` is installed, else PyTorch;
@@ -52,6 +56,7 @@ class Analyzer:
                 from affect.onnx import use_runtime
 
                 use_runtime(getattr(self, name), choice)
+        self.forecaster = _build(forecast, _forecaster_class())
 
     @property
     def models(self) -> dict[str, str]:
@@ -107,6 +112,12 @@ def _speech_encoder_class():
     from affect.speech import SpeechEncoder
 
     return SpeechEncoder
+
+
+def _forecaster_class():
+    from affect.forecast import Forecaster
+
+    return Forecaster
 
 
 def _face_encoder_class():

@@ -74,7 +74,7 @@ class Conversation:
         self.analyzer = analyzer
         self.id = conversation_id
         self.turns_seen = 0
-        self.state = ConversationState(thresholds)
+        self.state = ConversationState(thresholds, forecaster=getattr(analyzer, "forecaster", None))
         self._text_context = analyzer.text.new_context() if (analyzer.text is not None and text_context) else None
         new_tracker = getattr(analyzer.face, "new_tracker", None)  # the face encoder's track state: boxes, no pixels
         self._face_tracker = new_tracker() if new_tracker is not None else None

@@ -88,3 +88,25 @@ def target_features(readings: Sequence[Reading], target: str | None) -> np.ndarr
     out[PROBS] = math.log1p(readings[-1].turn_index - latest.turn_index)
     out[PROBS + 1] = sum(r.speaker == target for r in readings) / len(readings)
     return out
+
+
+@dataclass(frozen=True)
+class ForecastPair:
+    """One forecast to score: after the reading at ``now`` (a position in the dialogue's
+    readings), for ``target``, whose next reading is at position ``next``."""
+
+    now: int
+    target: str | None
+    next: int
+
+
+def next_turn_pairs(readings: Sequence[Reading], window: int) -> list[ForecastPair]:
+    """Every forecast a conversation asks for: after each reading, for each speaker with a
+    reading in the window who speaks again (what the forecast is judged on)."""
+    out = []
+    for now in range(len(readings)):
+        for who in targets(readings[max(0, now - window + 1): now + 1]):
+            nxt = next((q for q in range(now + 1, len(readings)) if readings[q].speaker == who), None)
+            if nxt is not None:
+                out.append(ForecastPair(now, who, nxt))
+    return out

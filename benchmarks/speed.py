@@ -164,12 +164,29 @@ def time_runtimes(bench: Bench, runtimes: list[str], batch_sizes, repeats: int) 
     return out
 
 
+def bench_forecast(repeats: int, calls: int = 200) -> tuple[str, dict[int, float]]:
+    """Seconds per turn of the next-turn forecast (``ConversationState`` calls it once per turn
+    with a reading): a full window of readings, shared by 2 and by 4 speakers. The probabilities
+    are drawn at random: the cost does not depend on them."""
+    from affect.forecast import Forecaster
+    from affect.forecast_features import Reading
+
+    forecaster = Forecaster()
+    rng = np.random.default_rng(0)
+    out = {}
+    for speakers in (2, 4):
+        readings = [Reading.of(i, f"speaker {i % speakers}", rng.dirichlet(np.ones(7)), rng.dirichlet(np.ones(3)))
+                    for i in range(forecaster.window)]
+        out[speakers] = timed(lambda r=readings: [forecaster.forecast(r) for _ in range(calls)], repeats) / calls
+    return forecaster.model_id, out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--encoders", default="text,face,speech")
+    ap.add_argument("--encoders", default="text,face,speech,forecast")
     ap.add_argument("--runtimes", default="torch,onnx,onnx-int8",
                     help="PyTorch eager is always timed, as the baseline; onnx-int8 where affect.onnx offers it")
     ap.add_argument("--data-root", type=Path, default=None)
@@ -186,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics: dict[str, float] = {"matmul_gflops": peak / 1e9}
     rows = []
     models = {}
-    for name in args.encoders.split(","):
+    names = args.encoders.split(",")
+    for name in [n for n in names if n != "forecast"]:
         bench = benches[name](batch_sizes, data_root)
         models[name] = bench.encoder.model_id
         flops = bench.flops
@@ -205,6 +223,14 @@ def main(argv: list[str] | None = None) -> int:
         metrics[f"{name}_peak_fraction"] = max(r[-1] for r in rows if r[0] == name and r[1] == "torch")
         best = {r: max(b / t for b, t in by_batch.items()) for r, by_batch in times.items()}
         print(f"{name}: {flops / 1e9:.3f} GFLOP/item, best items/s " + ", ".join(f"{r} {v:.1f}" for r, v in best.items()),
+              file=sys.stderr)
+    if "forecast" in names:
+        models["forecast"], per_turn = bench_forecast(args.repeats)
+        metrics["forecast_ms_per_turn"] = per_turn[2] * 1000
+        metrics["forecast_ms_per_turn_4_speakers"] = per_turn[4] * 1000
+        if "text_ms_per_item_1" in metrics:
+            metrics["forecast_share_of_text_turn"] = metrics["forecast_ms_per_turn"] / metrics["text_ms_per_item_1"]
+        print(f"forecast: {per_turn[2] * 1000:.3f} ms per turn (2 speakers), {per_turn[4] * 1000:.3f} ms (4 speakers)",
               file=sys.stderr)
     report = Report(
         task="speed",
@@ -227,7 +253,10 @@ def main(argv: list[str] | None = None) -> int:
                "clips; the trained head adds little. Speech times include the voice detector (Silero, stepped over "
                "32 ms windows, all clips of a batch together): its many small steps, not FLOPs, are most of the time "
                "at small batches, so the speech encoder's fraction of peak is low. Text FLOPs are counted on a batch of 16 "
-               "MELD turns (padding included)."],
+               "MELD turns (padding included).",
+               "forecast_ms_per_turn: the next-turn forecast of every speaker after one turn, over a full window "
+               "shared by 2 speakers (and by 4); forecast_share_of_text_turn divides it by the text encoder's "
+               "ms per item at batch 1, the cost of reading the same turn."],
     )
     write_report(report, args.json, args.json.with_suffix(".md"))
     print(args.json.with_suffix(".md").read_text())

@@ -4,8 +4,10 @@
     python examples/chatbot.py [--target 127.0.0.1:50051]
 
 Each line you type is one turn of one conversation stream. The bot picks its tone from the
-turn's emotion and from the conversation's trend, the way a support bot would hand over to a
-human when anger keeps rising.
+turn's emotion, and it hands over to a human *before* the anger arrives: each result carries
+the forecast of how your next turn is likely to feel (``result.state.forecast``), and when the
+server raises ``escalation_risk`` for you (forecast P(anger) past the threshold documented in
+``affect/state.py``), the bot passes the conversation on instead of answering again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ REPLIES = {
     "surprise": "Oh! Tell me more.",
     "neutral": "Got it. What else can I do for you?",
 }
+HANDOVER = "I'm bringing in a colleague who can sort this out with you right now; they can see everything so far."
 
 
 def main() -> None:
@@ -48,8 +51,17 @@ def main() -> None:
             except AffectClientError as error:
                 print(f"bot> (the affect service failed: {error})")
                 break
+            if not result.has_reading:
+                print(f"bot> (no reading: {result.no_reading_reason})")
+                continue
+            forecast = next((f for f in result.state.forecast if f.speaker == "user"), None) if result.state else None
+            outlook = f", next turn P(anger) {forecast.anger:.2f} P(negative) {forecast.negative:.2f}" if forecast else ""
+            if any(e.kind == "escalation_risk" and e.speaker == "user" for e in result.events):
+                print(f"bot> {HANDOVER}   [{result.emotion} {result.fused.confidence:.2f}{outlook}]")
+                print("(a human agent takes over the conversation)")
+                break
             print(f"bot> {REPLIES[result.emotion]}   [{result.emotion} {result.fused.confidence:.2f}, "
-                  f"{result.sentiment}, valence {result.fused.valence:+.2f}]")
+                  f"{result.sentiment}, valence {result.fused.valence:+.2f}{outlook}]")
             for event in result.events:
                 print(f"bot> (noticed: {event.message})")
 

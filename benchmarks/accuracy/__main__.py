@@ -1,6 +1,6 @@
 """Accuracy on real test data, each model beside its baseline in the same run.
 
-    python -m benchmarks.accuracy {text,face,speech,fusion,all} [--data-root DIR]
+    python -m benchmarks.accuracy {text,face,speech,fusion,forecast,all} [--data-root DIR]
         [--full-data DIR] [--json FILE] [--markdown FILE] [--limit N] [--cross-corpus]
 
 Each task is a module ``benchmarks/accuracy/<task>.py`` with ``run(args) -> Report``; plots
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks._report import RESULTS_DIR, write_report
 
-TASKS = ("text", "face", "speech", "fusion")
+TASKS = ("text", "face", "speech", "fusion", "forecast")
 
 
 def main(argv: list[str] | None = None) -> int:

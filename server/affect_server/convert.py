@@ -135,6 +135,7 @@ def state_to_pb(state) -> pb.ConversationState:
         arousal_trend=state.arousal_trend,
         speakers=[pb.SpeakerState(speaker=s.speaker or "", turns=s.turns, valence=s.valence, arousal=s.arousal,
                                   dominant_emotion=s.dominant_emotion) for s in state.speakers],
+        forecast=[pb.SpeakerForecast(speaker=f.speaker or "", negative=f.negative, anger=f.anger) for f in state.forecast],
     )
 
 

@@ -162,6 +162,15 @@ class SpeakerState:
 
 
 @dataclass(frozen=True)
+class SpeakerForecast:
+    """How a speaker's next turn is likely to feel: P(negative sentiment) and P(anger)."""
+
+    speaker: str | None
+    negative: float
+    anger: float
+
+
+@dataclass(frozen=True)
 class ConversationState:
     """How the conversation stands after a turn (the library's ``StateSnapshot``)."""
 
@@ -171,11 +180,13 @@ class ConversationState:
     valence_trend: float
     arousal_trend: float
     speakers: tuple[SpeakerState, ...] = ()
+    forecast: tuple[SpeakerForecast, ...] = ()  # next turn, per recent speaker (most recent first)
 
     def to_dict(self) -> dict[str, Any]:
         return {"turns": self.turns, "valence": self.valence, "arousal": self.arousal,
                 "valence_trend": self.valence_trend, "arousal_trend": self.arousal_trend,
-                "speakers": [dict(s.__dict__) for s in self.speakers]}
+                "speakers": [dict(s.__dict__) for s in self.speakers],
+                "forecast": [dict(f.__dict__) for f in self.forecast]}
 
 
 @dataclass(frozen=True)
@@ -283,6 +294,7 @@ class TurnResult:
                 arousal_trend=s.arousal_trend,
                 speakers=tuple(SpeakerState(p.speaker or None, p.turns, p.valence, p.arousal, p.dominant_emotion)
                                for p in s.speakers),
+                forecast=tuple(SpeakerForecast(f.speaker or None, f.negative, f.anger) for f in s.forecast),
             )
         modalities = {MODALITY_NAMES[r.modality]: _modality_result(r) for r in m.modalities}
         # A server older than the no-reading rule sent a uniform `fused` with nothing present.

@@ -252,20 +252,32 @@ class TurnError(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
 
 class ConversationState(_message.Message):
-    __slots__ = ("turns", "valence", "arousal", "valence_trend", "arousal_trend", "speakers")
+    __slots__ = ("turns", "valence", "arousal", "valence_trend", "arousal_trend", "speakers", "forecast")
     TURNS_FIELD_NUMBER: _ClassVar[int]
     VALENCE_FIELD_NUMBER: _ClassVar[int]
     AROUSAL_FIELD_NUMBER: _ClassVar[int]
     VALENCE_TREND_FIELD_NUMBER: _ClassVar[int]
     AROUSAL_TREND_FIELD_NUMBER: _ClassVar[int]
     SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_FIELD_NUMBER: _ClassVar[int]
     turns: int
     valence: float
     arousal: float
     valence_trend: float
     arousal_trend: float
     speakers: _containers.RepeatedCompositeFieldContainer[SpeakerState]
-    def __init__(self, turns: _Optional[int] = ..., valence: _Optional[float] = ..., arousal: _Optional[float] = ..., valence_trend: _Optional[float] = ..., arousal_trend: _Optional[float] = ..., speakers: _Optional[_Iterable[_Union[SpeakerState, _Mapping]]] = ...) -> None: ...
+    forecast: _containers.RepeatedCompositeFieldContainer[SpeakerForecast]
+    def __init__(self, turns: _Optional[int] = ..., valence: _Optional[float] = ..., arousal: _Optional[float] = ..., valence_trend: _Optional[float] = ..., arousal_trend: _Optional[float] = ..., speakers: _Optional[_Iterable[_Union[SpeakerState, _Mapping]]] = ..., forecast: _Optional[_Iterable[_Union[SpeakerForecast, _Mapping]]] = ...) -> None: ...
+
+class SpeakerForecast(_message.Message):
+    __slots__ = ("speaker", "negative", "anger")
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_FIELD_NUMBER: _ClassVar[int]
+    ANGER_FIELD_NUMBER: _ClassVar[int]
+    speaker: str
+    negative: float
+    anger: float
+    def __init__(self, speaker: _Optional[str] = ..., negative: _Optional[float] = ..., anger: _Optional[float] = ...) -> None: ...
 
 class SpeakerState(_message.Message):
     __slots__ = ("speaker", "turns", "valence", "arousal", "dominant_emotion")

@@ -1,0 +1,128 @@
+"""Emotion forecast: how each speaker's *next* turn is likely to feel.
+
+A small GRU reads the conversation's recent readings from one speaker's point of view
+(``affect.forecast_features``) and gives two probabilities for that speaker's next turn: that it
+will be negative in sentiment, and that it will be angry. It runs after every turn with a
+reading, for every speaker in the window, in one batched call of a few thousand
+multiply-adds, so its cost beside the encoders is negligible (``benchmarks.speed``). Trained by
+``recipes/forecast`` on MELD train dialogues with the text model's out-of-fold outputs as
+inputs; see ``affect/models/forecast/MODEL_CARD.md`` for what it was measured to do and where it
+was never trained (speech and face readings reach it only through the fused answer).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from threading import Lock
+
+import numpy as np
+import torch
+from torch import nn
+
+from affect._errors import ModelLoadError
+from affect._weights import Weights, WeightsEnum
+from affect.forecast_features import STEP_FEATURES, TARGET_FEATURES, Reading, step_features, target_features, targets
+from affect.state import SpeakerForecast
+
+OUTPUTS = ("negative", "anger")
+
+
+class ForecastNet(nn.Module):
+    """GRU over the window's rows, then a linear head over its last state and the target's features."""
+
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.gru = nn.GRU(STEP_FEATURES, hidden, batch_first=True)
+        self.head = nn.Linear(hidden + TARGET_FEATURES, len(OUTPUTS))
+
+    def forward(self, steps: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``steps [B, T, F]`` (rows after ``lengths`` are padding), ``target [B, G]`` -> logits ``[B, 2]``."""
+        out, _ = self.gru(steps)
+        last = out[torch.arange(out.shape[0]), (lengths - 1).clamp(min=0)]
+        return self.head(torch.cat([last, target], dim=-1))
+
+
+def batch_inputs(windows: Sequence[tuple[Sequence[Reading], str | None]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded tensors for many (window, target) pairs, as ``ForecastNet`` takes them."""
+    longest = max((len(w) for w, _ in windows), default=1)
+    steps = np.zeros((len(windows), max(longest, 1), STEP_FEATURES), dtype=np.float32)
+    target = np.zeros((len(windows), TARGET_FEATURES), dtype=np.float32)
+    lengths = np.zeros(len(windows), dtype=np.int64)
+    for i, (window, who) in enumerate(windows):
+        steps[i, : len(window)] = step_features(window, who)
+        target[i] = target_features(window, who)
+        lengths[i] = len(window)
+    return torch.from_numpy(steps), torch.from_numpy(lengths), torch.from_numpy(target)
+
+
+class ForecastWeights(WeightsEnum):
+    GRU_MELD_V1 = Weights(
+        file="forecast/forecast_gru_v1.safetensors",
+        sha256="cc34db3b3e9dadd09963df75f8e2e6e51d79b70da4698c29dfbd539aa053c80a",
+        meta={
+            "name": "forecast-gru",
+            "version": "1",
+            "modality": "forecast",
+            "categories": list(OUTPUTS),
+            "num_params": 4698,  # GRU(14 -> 32) and a linear head over it and the target's 12 numbers
+            "recipe": "recipes/forecast",
+            "trained_on": "MELD train dialogues (the text model's out-of-fold readings; chosen on MELD dev)",
+            "licence": "derived from MELD (GPL-3.0): research use; see the model card",
+            "metrics": {},
+            "card": "affect/models/forecast/MODEL_CARD.md",
+        },
+    )
+    DEFAULT = GRU_MELD_V1
+
+
+def load_forecast_net(path: Path) -> tuple[ForecastNet, dict]:
+    """The network and its header (``window``, ``hidden``, training summary) from a safetensors file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k).float() for k in fh.keys()}
+        net = ForecastNet(hidden=int(header["hidden"]))
+        net.load_state_dict(tensors, strict=True)
+    except Exception as exc:  # a damaged or foreign file: several exception types
+        raise ModelLoadError(f"cannot read forecast weights {path}: {exc}") from exc
+    net.eval()
+    return net, {"window": int(header["window"]), **json.loads(header.get("affect_meta", "{}"))}
+
+
+def save_forecast_net(net: ForecastNet, path: Path, window: int, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    save_file(tensors, str(path), metadata={"hidden": str(net.hidden), "window": str(window), "affect_meta": json.dumps(meta)})
+
+
+class Forecaster:
+    """Next-turn P(negative) and P(anger) for every speaker of a conversation's recent turns.
+
+    >>> forecaster = Forecaster()
+    >>> forecaster.forecast(readings)   # readings: the conversation's recent Reading list
+    (SpeakerForecast(speaker='caller', negative=0.41, anger=0.18), ...)
+    """
+
+    def __init__(self, *, weights: ForecastWeights | str | None = None) -> None:
+        self.weights = ForecastWeights.resolve(weights)
+        self.net, self.train_meta = load_forecast_net(self.weights.value.verified_path())
+        self.window: int = self.train_meta["window"]
+        self.model_id = self.weights.value.id
+        self._lock = Lock()
+
+    def forecast(self, readings: Sequence[Reading]) -> tuple[SpeakerForecast, ...]:
+        """One forecast per speaker with a reading among the last ``window`` readings, most recent first."""
+        window = list(readings)[-self.window:]
+        who = targets(window)
+        if not who:
+            return ()
+        with self._lock, torch.inference_mode():
+            probs = torch.sigmoid(self.net(*batch_inputs([(window, w) for w in who]))).tolist()
+        return tuple(SpeakerForecast(w, float(p[0]), float(p[1])) for w, p in zip(who, probs))

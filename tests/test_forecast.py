@@ -1,0 +1,122 @@
+"""The next-turn forecast: the shipped weights load offline, beat persistence on real MELD test
+dialogues, travel in every result and on the wire, and warn before a real outburst."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from affect.forecast import Forecaster, ForecastWeights
+from affect.forecast_features import Reading
+from affect.results import TurnResult
+from affect.state import StateThresholds
+
+MELD_SUBSET = 60  # the first 60 MELD test dialogues in file order (about 550 turns)
+FLOOR = 0.02  # the forecast's mean AUROC (negative, anger) must lead persistence's by at least this
+
+OFFLINE_PROBE = textwrap.dedent(
+    """
+    import socket, sys
+    attempts = []
+    def refuse(self, address, *a, **k):
+        attempts.append(address)
+        raise OSError("network disabled by test")
+    socket.socket.connect = refuse
+    socket.socket.connect_ex = refuse
+    socket.create_connection = lambda address, *a, **k: refuse(None, address)
+    from affect.forecast import Forecaster
+    from affect.forecast_features import Reading
+    f = Forecaster()
+    out = f.forecast([Reading.of(0, "caller", [0, 0, 0, 1, 0, 0, 0], [1, 0, 0])])
+    assert len(out) == 1 and 0 < out[0].anger < 1, out
+    print("model", f.model_id, "window", f.window, "attempts:", len(attempts))
+    sys.exit(1 if attempts else 0)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def forecaster() -> Forecaster:
+    return Forecaster()
+
+
+def test_shipped_forecaster_loads_offline_and_is_tiny():
+    out = subprocess.run([sys.executable, "-c", OFFLINE_PROBE], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"}, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "attempts: 0" in out.stdout
+    weights = ForecastWeights.DEFAULT.value
+    assert weights.verified_path().stat().st_size < 100_000
+    assert weights.meta["num_params"] == sum(p.numel() for p in Forecaster().net.parameters())
+
+
+def test_forecaster_beats_persistence_on_real_meld_test_dialogues(text_encoder, forecaster, data_root):
+    from benchmarks.accuracy.forecast import auroc, meld_dialogues, read_all, score
+
+    dialogues = meld_dialogues("test", data_root)[:MELD_SUBSET]
+    scored = score(forecaster, dialogues, read_all(text_encoder, dialogues))
+    assert len(scored.labels) > 500
+
+    def mean_auroc(name: str) -> float:
+        return float(np.mean([auroc(scored.labels[:, j], scored.scores[name][:, j]) for j in range(2)]))
+
+    assert mean_auroc("forecast") >= mean_auroc("persistence") + FLOOR, (mean_auroc("forecast"), mean_auroc("persistence"))
+    assert mean_auroc("forecast") > mean_auroc("trend"), (mean_auroc("forecast"), mean_auroc("trend"))
+
+
+def test_every_result_and_the_proto_carry_the_forecast(analyzer):
+    from affect_client._types import TurnResult as WireResult
+    from server.affect_server.convert import turn_result_to_pb
+
+    script = [("caller", "Hi, my parcel never arrived."), ("agent", "I'm sorry to hear that, let me check."),
+              ("caller", "This is the third time! I want my money back now."), ("agent", "I understand.")]
+    readings: list[Reading] = []
+    with analyzer.conversation() as conversation:
+        for i, (speaker, text) in enumerate(script):
+            result = conversation.analyze(text=text, speaker=speaker)
+            readings.append(Reading.of(i, speaker, result.fused.emotion_vector(), result.fused.sentiment_vector()))
+            forecast = result.state.forecast
+            # one forecast per speaker seen, the current speaker first, each the forecaster's own answer
+            assert [f.speaker for f in forecast] == list(dict.fromkeys(s for s, _ in reversed(script[: i + 1])))
+            assert forecast == analyzer.forecaster.forecast(readings)
+            assert all(0 < f.negative < 1 and 0 < f.anger < 1 for f in forecast)
+            # in the result's dict and back, and on the wire
+            assert TurnResult.from_dict(result.to_dict()).state.forecast == forecast
+            wire = WireResult.from_pb(turn_result_to_pb(result, "t"))
+            assert [w.speaker for w in wire.state.forecast] == [f.speaker for f in forecast]
+            for w, f in zip(wire.state.forecast, forecast):
+                assert (w.negative, w.anger) == pytest.approx((f.negative, f.anger), abs=1e-6)  # float32 on the wire
+    caller = next(f for f in forecast if f.speaker == "caller")
+    assert caller.anger > next(f for f in forecast if f.speaker == "agent").anger  # the angry one is the caller
+
+
+def test_no_forecaster_no_forecast(text_encoder):
+    from affect import Analyzer
+
+    plain = Analyzer(text=text_encoder, speech=None, face=None, forecast=None)
+    result = plain.conversation().analyze(text="Where is my refund?", speaker="caller")
+    assert result.state.forecast == () and result.to_dict()["state"]["forecast"] == []
+
+
+def test_escalation_risk_fires_on_a_real_escalating_conversation(analyzer, data_root):
+    """MELD test dialogue 175: Rachel speaks calmly five times, then is angry in four turns in a
+    row and three more later (gold labels). The warning must come for her while her anger is
+    building, before her second angry turn: in time to hand over."""
+    from affect.datasets import read_meld
+
+    dialogue = next(d for d in read_meld("test", data_root) if d[0].dialogue_id == "175")
+    angry = [k for k, t in enumerate(dialogue) if t.speaker == "Rachel" and t.emotion.value == "anger"]
+    assert len(angry) == 7 and angry[0] == 9
+    warned = []
+    with analyzer.conversation() as conversation:
+        for k, t in enumerate(dialogue):
+            result = conversation.analyze(text=t.text, speaker=t.speaker)
+            assert result.turn_index == k
+            warned += [e for e in result.events if e.kind == "escalation_risk" and e.speaker == "Rachel"]
+    assert warned, "no escalation_risk for Rachel"
+    assert warned[0].turn_index < angry[1], warned
+    assert warned[0].value >= StateThresholds().escalation_anger and "Rachel" in warned[0].message
