@@ -30,9 +30,10 @@ from affect.results import Modality
 
 Runtime = Literal["torch", "onnx", "onnx-int8", "auto"]
 RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "auto")
-# What "auto" runs, from benchmarks/results/speed.md (ONNX Runtime against PyTorch eager in the
-# same run, at every batch size): text 7.5 vs 307 ms per turn at batch 1, face 19.7 vs 1788 ms
-# per face (a loaded machine), speech with the VAD on ONNX Runtime 1.5-2.7x faster.
+# What "auto" runs, from benchmarks/results/speed.md (ONNX Runtime against PyTorch eager, taking
+# turns in one run on a loaded machine): text faster at every batch size (64x at batch 1, 1.7x at
+# 64), face too (14x at 1, 2.1x at 64); speech (head + VAD) 1.3-1.8x faster up to batch 8, even
+# at 16-32 and 0.8x at 64: a turn's speech batch is small, so speech runs on ONNX too.
 AUTO_RUNTIMES: Mapping[str, str] = {"text": "onnx", "face": "onnx", "speech": "onnx"}
 # Where int8 kept accuracy within 0.5 point on the test sets (affect export's parity report):
 # the text encoder's matrix products. The face network is convolutions (dynamic int8 covers
