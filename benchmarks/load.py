@@ -383,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ray", action="store_true", help="also (instead of the baseline) drive the service on a local Ray Serve")
     ap.add_argument("--chaos", action="store_true", help="good conversations alone, then beside attackers (first --conversations level)")
     ap.add_argument("--runtime", default=None, help="affect serve --runtime for every server (default: the server's own)")
+    ap.add_argument("--baseline-runtime", default=None, help="--runtime of the unbatched baseline only (e.g. torch)")
     args = ap.parse_args(argv)
 
     if args.json is None:
@@ -402,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         servers["baseline"] = ["--batch-max-size", "1", "--batch-max-wait-ms", "0", "--workers", "1"]
     if args.runtime:
         servers = {name: [*extra, "--runtime", args.runtime] for name, extra in servers.items()}
+    if args.baseline_runtime and "baseline" in servers:
+        servers["baseline"] = [*servers["baseline"], "--runtime", args.baseline_runtime]
 
     metrics: dict[str, float] = {}
     rows = []
@@ -492,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
                      "the absolute figures are low and noisy; compare each server with the other in this run.")
         notes += [f"Each level runs {args.seconds:g} s; turns cycle through {', '.join(mixes)}.",
                  "Baseline: the same server and models with batch size 1 and one model worker (no batching), on "
-                 f"the same runtime ({args.runtime or 'the server default, auto'}: see affect.onnx).",
+                 f"the runtime {args.baseline_runtime or args.runtime or 'auto (the server default)'} (see affect.onnx); "
+                 f"the batched server's: {args.runtime or 'auto (the server default)'}.",
                  "text_only_p99_ms_1: one conversation sending text-only turns back to back (the rows '(text only)'), "
                  "p99 of the turn latency through gRPC.",
                  "The servers run side by side and take turns at each level (levels in order, then the text-only run).",
