@@ -77,7 +77,7 @@ def text_graphs(encoder: Any, *, int8: bool = False) -> dict[str, bytes]:
     """The text encoder's two graphs: ``embed`` (BERT + mean pool) and ``classify`` (context
     attention + heads); with ``int8`` the embed graph's matrix products are quantised."""
     net, tokenizer = _torch_net(encoder), encoder.tokenizer
-    sha = encoder.weights.value.sha256
+    sha = weights_digest(net)
 
     def embed() -> bytes:
         tokens = tokenizer(["An example turn, long enough to have some tokens.", "Short."], padding=True,
@@ -107,8 +107,7 @@ def text_graphs(encoder: Any, *, int8: bool = False) -> dict[str, bytes]:
 def face_graph(encoder: Any) -> bytes:
     """The face network with the encoder's test-time views (mirror, crops) and members inside."""
     net = _torch_net(encoder)
-    key = ("face", encoder.weights.value.sha256, str(encoder.weights.meta.get("members")), str(encoder.flip_tta),
-           str(tuple(encoder.tta_crops)))
+    key = ("face", weights_digest(net), str(encoder.flip_tta), str(tuple(encoder.tta_crops)))
     graph = FaceGraph(net, flip=encoder.flip_tta, crops=encoder.tta_crops)
     return cached(key, lambda: to_onnx(graph, (torch.rand(2, 1, 48, 48),), ["faces"], ["probabilities"],
                                        {"faces": {0: "batch"}, "probabilities": {0: "batch"}}))
@@ -120,7 +119,7 @@ def speech_head_graph(encoder: Any) -> bytes:
     mask = torch.ones(2, 25, dtype=torch.bool)
     mask[1, 10:] = False
     example = (torch.randn(2, 25, head.in_dim), mask)
-    return cached(("speech-head", encoder.weights.value.sha256),
+    return cached(("speech-head", weights_digest(head)),
                   lambda: to_onnx(SpeechHeadGraph(head), example, ["frames", "mask"], ["emotion_logits"],
                                   {"frames": {0: "batch", 1: "frames"}, "mask": {0: "batch", 1: "frames"},
                                    "emotion_logits": {0: "batch"}}))
@@ -230,6 +229,18 @@ def _use_vad_runtime(vad: Any, runtime: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vad._model = load_silero_vad(onnx=True)  # one thread: 32 ms steps are too small to share
+
+
+def weights_digest(net: torch.nn.Module) -> str:
+    """SHA-256 of every tensor the network computes with: the cache key of its graphs, right
+    for any weights (a file that reuses another's encoder, a user's own network)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in net.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _torch_net(encoder: Any) -> torch.nn.Module:
