@@ -60,6 +60,7 @@ def text_predictions(split: str, data_root: Path, limit: int | None = None) -> P
     pairs = [[(t.text, t.speaker) for t in d] for d in dialogues]
     emo, sent = predict_dialogues(encoder.net, encoder.tokenizer, pairs, max_tokens=encoder.max_tokens)
     calibrated, _ = encoder.net.calibrated(emo, sent)
+    calibrated = calibrated + encoder.prior_shift  # what the library reports: the default expected prior applied
     labels = np.array([emotion_index(t.emotion) for d in dialogues for t in d])
     return Predictions(torch.softmax(emo, -1).numpy(), torch.softmax(calibrated, -1).numpy(), labels, encoder.model_id)
 

@@ -236,36 +236,49 @@ def round1_logits(cache: Path, data: Batchable, use_context: bool = True) -> tor
     return net.calibrated(emo, sent)[0]
 
 
-def run_loco(cfg: dict, cache: Path, workdir: Path, encoder: str, balance: str) -> dict:
-    out_path = workdir / f"loco-{encoder}-{balance}.json"
+def loco_fold(cfg: dict, cache: Path, workdir: Path, encoder: str, balance: str, held: str) -> dict:
+    """One held-out corpus: train on the others, score on its test sample (cached as JSON)."""
+    out_path = workdir / f"loco-{encoder}-{balance}" / f"{held}.json"
     if out_path.is_file():
         return json.loads(out_path.read_text())
     cfg = json.loads(json.dumps(cfg))
     cfg["heads"]["balance"] = balance
     corpora = cfg["corpora"]
     data, _ = load_corpora(cfg, encoder, cache, corpora)
-    r1data, _ = load_corpora(cfg, "round1", cache, corpora)
+    r1data = data if encoder == "round1" else load_corpora(cfg, "round1", cache, corpora)[0]
+    rest = data.corpus != held
+    net, info = train(data.select(rest & (data.split == "train")), data.select(rest & (data.split == "dev")), cfg,
+                      f"[{encoder} {balance} -{held}]")
+    test_keep = (data.corpus == held) & (data.split == "test")
+    test = data.select(test_keep)
+    row = {"best_epoch": info["best_epoch"], "dev": info["dev"]}
+    row |= corpus_scores(held, predict(net, test)[0], test)
+    r1test = r1data.select(test_keep)
+    row |= {f"round1_{k}": v for k, v in corpus_scores(held, round1_logits(cache, r1test), r1test).items()}
+    if held in DIALOGUE_CORPORA:
+        row |= {f"no_context_{k}": v for k, v in corpus_scores(held, predict(net, test, False)[0], test).items()}
+        row |= {f"round1_no_context_{k}": v for k, v in
+                corpus_scores(held, round1_logits(cache, r1test, False), r1test).items()}
+    log.info("held out %s: macro-F1 %.3f (round-1 %.3f)", held, row["macro_f1"], row["round1_macro_f1"])
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(row, indent=2) + "\n")
+    return row
+
+
+def run_loco(cfg: dict, cache: Path, workdir: Path, encoder: str, balance: str, only: list[str] | None = None) -> dict:
+    """Leave-one-corpus-out for one encoder and balance; each fold is cached, so folds can run in
+    separate processes (``--held``) and the summary reuses them."""
     result: dict = {"encoder": encoder, "balance": balance, "corpora": {}}
-    for held in corpora:
-        rest = data.corpus != held
-        net, info = train(data.select(rest & (data.split == "train")), data.select(rest & (data.split == "dev")), cfg,
-                          f"[{encoder} {balance} -{held}]")
-        test_keep = (data.corpus == held) & (data.split == "test")
-        test = data.select(test_keep)
-        row = {"best_epoch": info["best_epoch"], "dev": info["dev"]}
-        row |= {f"{k}": v for k, v in corpus_scores(held, predict(net, test)[0], test).items()}
-        r1test = r1data.select(test_keep)
-        row |= {f"round1_{k}": v for k, v in corpus_scores(held, round1_logits(cache, r1test), r1test).items()}
-        if held in DIALOGUE_CORPORA:
-            row |= {f"no_context_{k}": v for k, v in corpus_scores(held, predict(net, test, False)[0], test).items()}
-            row |= {f"round1_no_context_{k}": v for k, v in
-                    corpus_scores(held, round1_logits(cache, r1test, False), r1test).items()}
-        result["corpora"][held] = row
-        log.info("held out %s: macro-F1 %.3f (round-1 %.3f)", held, row["macro_f1"], row["round1_macro_f1"])
+    for held in cfg["corpora"]:
+        if only and held not in only:
+            continue
+        result["corpora"][held] = loco_fold(cfg, cache, workdir, encoder, balance, held)
+    if only:
+        return result
     result["mean_macro_f1"] = float(np.mean([r["macro_f1"] for r in result["corpora"].values()]))
     result["round1_mean_macro_f1"] = float(np.mean([r["round1_macro_f1"] for r in result["corpora"].values()]))
     workdir.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    (workdir / f"loco-{encoder}-{balance}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -319,7 +332,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path) -> dict:
         "best_epoch": info["best_epoch"], "dev_mean_macro_f1": info["dev"], "dev_parts": info["dev_parts"],
         "emotion_temperature": t_emo, "sentiment_temperature": t_sent, "train_prior": prior,
     }
-    save_text_weights(net, out, meta, frozen=frozen_names(r1_path))
+    save_text_weights(net, out, meta, frozen=frozen_names(r1_path), encoder_from=r1_path.name)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "final-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -337,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=HERE / "checkpoints")
     ap.add_argument("--encoder", action="append")
     ap.add_argument("--balance", action="append")
+    ap.add_argument("--held", action="append", help="loco: only these held-out corpora (folds run in parallel processes)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = json.loads(args.config.read_text())
@@ -346,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for encoder in args.encoder or ["minilm"]:
         for balance in args.balance or [cfg["heads"]["balance"]]:
-            res = run_loco(cfg, args.cache, args.workdir, encoder, balance)
+            res = run_loco(cfg, args.cache, args.workdir, encoder, balance, args.held)
+            if args.held:
+                continue
             log.info("LOCO %s %s: mean macro-F1 %.3f (round-1 %.3f)", encoder, balance, res["mean_macro_f1"],
                      res["round1_mean_macro_f1"])
     return 0
