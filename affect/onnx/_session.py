@@ -7,6 +7,7 @@ runtime other than PyTorch is asked for.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -56,8 +57,12 @@ def quantize_int8(model: bytes) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model)
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
-                         per_channel=True)
+        logging.disable(logging.WARNING)  # its advice to pre-process, on the root logger, for every call
+        try:
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                             per_channel=True)
+        finally:
+            logging.disable(logging.NOTSET)
         return dst.read_bytes()
 
 
