@@ -228,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         models["forecast"], per_turn = bench_forecast(args.repeats)
         metrics["forecast_ms_per_turn"] = per_turn[2] * 1000
         metrics["forecast_ms_per_turn_4_speakers"] = per_turn[4] * 1000
-        if "text_ms_per_item_1" in metrics:
-            metrics["forecast_share_of_text_turn"] = metrics["forecast_ms_per_turn"] / metrics["text_ms_per_item_1"]
+        text_1 = [v for k, v in metrics.items() if k.startswith("text_") and k.endswith("_ms_per_item_1")]
+        if text_1:  # beside the fastest runtime's cost of reading the same turn
+            metrics["forecast_share_of_text_turn"] = metrics["forecast_ms_per_turn"] / min(text_1)
         print(f"forecast: {per_turn[2] * 1000:.3f} ms per turn (2 speakers), {per_turn[4] * 1000:.3f} ms (4 speakers)",
               file=sys.stderr)
     report = Report(
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                "MELD turns (padding included).",
                "forecast_ms_per_turn: the next-turn forecast of every speaker after one turn, over a full window "
                "shared by 2 speakers (and by 4); forecast_share_of_text_turn divides it by the text encoder's "
-               "ms per item at batch 1, the cost of reading the same turn."],
+               "ms per item at batch 1 on its fastest runtime, the cost of reading the same turn."],
     )
     write_report(report, args.json, args.json.with_suffix(".md"))
     print(args.json.with_suffix(".md").read_text())

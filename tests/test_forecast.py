@@ -54,6 +54,23 @@ def test_shipped_forecaster_loads_offline_and_is_tiny():
     assert weights.meta["num_params"] == sum(p.numel() for p in Forecaster().net.parameters())
 
 
+def test_the_numpy_run_time_path_gives_the_network_s_answers(forecaster):
+    import torch
+
+    from affect.forecast import batch_inputs
+    from affect.forecast_features import targets
+
+    rng = np.random.default_rng(3)
+    readings = [Reading.of(i + (i > 5), ["caller", "agent", None][i % 3], rng.dirichlet(np.ones(7)), rng.dirichlet(np.ones(3)))
+                for i in range(forecaster.window + 4)]
+    for end in (1, 5, len(readings)):
+        window = readings[:end][-forecaster.window:]
+        with torch.inference_mode():
+            expected = torch.sigmoid(forecaster.net(*batch_inputs([(window, w) for w in targets(window)]))).numpy()
+        got = np.array([(f.negative, f.anger) for f in forecaster.forecast(readings[:end])])
+        assert got == pytest.approx(expected, abs=1e-6)
+
+
 def test_forecaster_beats_persistence_on_real_meld_test_dialogues(text_encoder, forecaster, data_root):
     from benchmarks.accuracy.forecast import auroc, meld_dialogues, read_all, score
 
