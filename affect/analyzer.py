@@ -29,7 +29,8 @@ class Analyzer:
         or ``None``/``False`` to leave that modality out.
 
         ``text_prior``: the emotion frequencies your traffic is expected to have (see
-        ``affect.text.prior``): ``"conversational"`` (default, everyday dialogue: about half
+        ``affect.text.prior``): ``"trained"`` (default: the probabilities as trained, chosen on the
+        dialogue corpora's dev splits), ``"conversational"`` (everyday dialogue: about half
         neutral), ``"uniform"``, ``"trained"``, or a mapping such as ``{"neutral": 0.8, ...}``.
 
         ``forecast``: the next-turn forecaster (``affect.forecast``): ``True`` for the shipped

@@ -124,3 +124,25 @@ def test_a_refused_turn_leaves_the_context_untouched(text_encoder: TextEncoder):
     with pytest.raises(InvalidInputError):
         text_encoder.analyze("", context=context)
     assert len(context) == 1
+
+
+def test_the_expected_prior_moves_answers_in_the_documented_direction(text_encoder: TextEncoder, meld_subset):
+    """A support desk's prior (mostly neutral) reads more turns as neutral than the uniform prior,
+    on the same weights and the same turns."""
+    from affect.text.prior import DEFAULT_PRIOR, resolve_prior
+
+    assert text_encoder.train_meta.get("train_prior"), "the shipped text weights record their training prior"
+    texts = [t.text for d in meld_subset[:30] for t in d]
+    desk = {"neutral": 0.9, "happiness": 0.02, "sadness": 0.02, "anger": 0.02, "fear": 0.01, "disgust": 0.01, "surprise": 0.02}
+    shares = []
+    try:
+        for prior in ("uniform", "conversational", desk):
+            text_encoder.set_prior(prior)
+            shares.append(np.mean([text_encoder.analyze(t).emotion.value == "neutral" for t in texts]))
+    finally:
+        text_encoder.set_prior(DEFAULT_PRIOR)
+    assert shares[0] < shares[1] < shares[2], shares
+    with pytest.raises(ValueError, match="not an emotion"):
+        resolve_prior({"joy": 1.0})
+    with pytest.raises(ValueError, match="unknown text prior"):
+        resolve_prior("support-desk")

@@ -13,10 +13,13 @@ from affect.text._network import TextAffectNet
 
 
 
-def save_text_weights(net: TextAffectNet, path: Path, meta: dict, frozen: list[str] | None = None) -> None:
+def save_text_weights(net: TextAffectNet, path: Path, meta: dict, frozen: list[str] | None = None,
+                      encoder_from: str | None = None) -> None:
     """Store what training changed in float16; frozen tensors come from the base package at load.
 
-    ``frozen`` defaults to the parameters that do not require gradients.
+    ``frozen`` defaults to the parameters that do not require gradients. ``encoder_from`` (a
+    file name beside ``path``) names shipped weights whose encoder this network reuses
+    unchanged: then no ``encoder.*`` tensor is stored here, and loading takes them from there.
     """
     from safetensors.torch import save_file
 
@@ -24,7 +27,7 @@ def save_text_weights(net: TextAffectNet, path: Path, meta: dict, frozen: list[s
         frozen = sorted(name for name, p in net.named_parameters() if not p.requires_grad)
     tensors = {}
     for name, tensor in net.state_dict().items():
-        if name in frozen:
+        if name in frozen or (encoder_from and name.startswith("encoder.")):
             continue
         tensor = tensor.detach().contiguous()
         keep_precision = name in TextAffectNet.CALIBRATION_BUFFERS or not tensor.is_floating_point()
@@ -35,6 +38,7 @@ def save_text_weights(net: TextAffectNet, path: Path, meta: dict, frozen: list[s
         "window": str(net.window),
         "dim": str(net.emotion_head.in_features),
         "frozen": json.dumps(frozen),
+        **({"encoder_from": encoder_from} if encoder_from else {}),
     }
     save_file(tensors, str(path), metadata=header)
 
@@ -58,6 +62,13 @@ def frozen_names(path: Path) -> list[str]:
 def load_text_net(path: Path, encoder: torch.nn.Module) -> tuple[TextAffectNet, dict]:
     """The fine-tuned network: the base ``encoder`` with the shipped tensors put over it."""
     tensors, header = read_text_weights(path)
+    if header.get("encoder_from"):
+        shared = Path(path).parent / header["encoder_from"]
+        if Path(header["encoder_from"]).name != header["encoder_from"] or not shared.is_file():
+            raise ModelLoadError(f"text weights {path} reuse the encoder of {header['encoder_from']!r}, which is not beside them")
+        encoder_tensors, encoder_header = read_text_weights(shared)
+        tensors = {k: v for k, v in encoder_tensors.items() if k.startswith("encoder.")} | tensors
+        header = header | {"frozen": encoder_header.get("frozen", "[]")}
     net = TextAffectNet(encoder, dim=int(header["dim"]), window=int(header["window"]))
     missing, unexpected = net.load_state_dict(tensors, strict=False)
     # Frozen tensors come from the base; files made before calibration keep its neutral defaults.

@@ -68,13 +68,15 @@ class TextEncoder:
         prior: PriorSpec = DEFAULT_PRIOR,
     ) -> None:
         """``prior``: the label frequencies the deployment expects (``affect.text.prior``): a
-        preset (``"conversational"``, the default; ``"uniform"``; ``"trained"`` for the
-        probabilities as trained) or a mapping of emotion names to frequencies. Weights that do
+        preset (``"trained"``, the default: the probabilities as trained; ``"conversational"``;
+        ``"uniform"``) or a mapping of emotion names to frequencies. Weights that do
         not record their training prior (round 1) ignore it."""
         self.weights = TextWeights.resolve(weights)
         meta = self.weights.meta
         self.max_chars = max_chars
         self.max_tokens = int(meta.get("max_tokens", 96))
+        if meta.get("encoder_weights"):  # the encoder comes from other shipped weights: check them too
+            TextWeights.resolve(meta["encoder_weights"]).value.verified_path()
         self.tokenizer, base = load_base(meta.get("base_path"))
         self.net, self.train_meta = load_text_net(self.weights.value.verified_path(), base)
         self.model_id = self.weights.value.id

@@ -139,6 +139,7 @@ class Face:
     height: int
     detection_score: float
     result: ModalityResult
+    track_id: int | None = None  # the same face in the conversation's earlier images has the same id (from 1)
 
     @property
     def affect(self) -> Affect:
@@ -146,7 +147,7 @@ class Face:
 
     def to_dict(self) -> dict[str, Any]:
         return {"image_index": self.image_index, "box": [self.x, self.y, self.width, self.height],
-                "detection_score": self.detection_score, **self.result.to_dict()}
+                "detection_score": self.detection_score, "track_id": self.track_id, **self.result.to_dict()}
 
 
 FaceReading = Face  # the library's name
@@ -319,7 +320,8 @@ def _modality_result(r: pb.ModalityResult) -> ModalityResult:
     modality = MODALITY_NAMES[r.modality]
     faces = tuple(
         Face(f.image_index, f.x, f.y, f.width, f.height, f.detection_score,
-             ModalityResult(**Affect.fields_from_pb(f.affect), modality=modality, model=r.model))
+             ModalityResult(**Affect.fields_from_pb(f.affect), modality=modality, model=r.model),
+             f.track_id or None)
         for f in r.faces
     )
     return ModalityResult(**Affect.fields_from_pb(r.affect), modality=modality, model=r.model, faces=faces)
