@@ -28,18 +28,13 @@ from affect.speech._audio import prepare_file
 from affect.speech._backbone import COMPUTE_TYPE, WhisperBackbone, valid_outputs
 from affect.speech._vad import VoiceActivity
 from affect.speech.augment import add_noise, add_reverb, change_gain, change_speed, low_bitrate, telephone_band
+from recipes.speech_ravdess.features import speech_span
 
 log = logging.getLogger("recipes.speech_multicorpus")
 HERE = Path(__file__).resolve().parent
 DEFAULT_CACHE = Path("/work/cache/speech")
 
 
-def speech_span(vad: VoiceActivity, samples: np.ndarray) -> np.ndarray:
-    """The clip from its first to its last speech (the whole clip if the VAD finds none)."""
-    spans = vad.segments(samples)
-    if not spans:
-        return samples
-    return samples[spans[0][0] : spans[-1][1]]
 
 
 def degrade(samples: np.ndarray, variant: int, rng: np.random.Generator, aug: dict) -> np.ndarray:

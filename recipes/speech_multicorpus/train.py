@@ -39,6 +39,7 @@ from affect.speech._backbone import COMPUTE_TYPE, backbone_spec
 from affect.speech._network import SpeechEmotionHead, pad_frames
 from affect.speech._weights_io import parameter_count, save_speech_weights
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
+from recipes.speech_ravdess.train import fit_temperature, jitter, uar  # one copy of the shared training pieces
 
 log = logging.getLogger("recipes.speech_multicorpus")
 HERE = Path(__file__).resolve().parent
@@ -87,9 +88,6 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Unweighted average recall over the classes present in ``y_true``."""
-    return float(np.mean([(y_pred[y_true == c] == c).mean() for c in np.unique(y_true)]))
 
 
 def max_predicted_share(y_pred: np.ndarray) -> float:
@@ -112,19 +110,6 @@ def sampling_weights(items: Items, balance: str) -> np.ndarray:
     return weights / weights.sum()
 
 
-def jitter(x: torch.Tensor, rng: np.random.Generator, crop_min: float, frame_mask: float) -> torch.Tensor:
-    """A random contiguous crop and one zeroed block of frames."""
-    n = x.shape[0]
-    keep = max(4, int(round(n * rng.uniform(crop_min, 1.0))))
-    if keep < n:
-        start = int(rng.integers(0, n - keep + 1))
-        x = x[start : start + keep]
-    x = x.float().clone()
-    width = int(rng.integers(0, max(1, int(frame_mask * x.shape[0])) + 1))
-    if width:
-        start = int(rng.integers(0, x.shape[0] - width + 1))
-        x[start : start + width] = 0.0
-    return x
 
 
 @torch.inference_mode()
@@ -150,10 +135,6 @@ def validation_score(net: SpeechEmotionHead, val: Items) -> tuple[float, dict[st
     return float(np.mean(list(parts.values()))), parts
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    grid = np.exp(np.linspace(np.log(0.3), np.log(5.0), 60))
-    losses = [F.cross_entropy(logits / t, labels).item() for t in grid]
-    return float(grid[int(np.argmin(losses))])
 
 
 def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, ckpt: Path | None = None,
