@@ -16,9 +16,12 @@ steadies the box from frame to frame).
 
 from __future__ import annotations
 
+
 import importlib.util
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
@@ -97,6 +100,24 @@ def anchors(spec: _Spec) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 to /dev/null for the duration (model
+    loading only: a CLI's error stream stays for errors)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class BlazeFace:
     """Faces with keypoints in a gray or RGB uint8 picture. One call at a time per instance (a lock)."""
 
@@ -112,8 +133,9 @@ class BlazeFace:
         self.min_score = self.spec.min_score if min_score is None else min_score
         self.nms_iou = nms_iou
         self._anchors = anchors(self.spec)
-        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        with _native_stderr_silenced():  # LiteRT prints "INFO: Created ... delegate" from C++ on stderr
+            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = sorted(self._interpreter.get_output_details(), key=lambda d: int(d["shape"][-1]), reverse=True)
         self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]  # (1, N, 16) and (1, N, 1)
