@@ -14,6 +14,10 @@ pytest.importorskip("onnxruntime", reason="the ONNX runtime is an extra: pip ins
 from affect.labels import EMOTION_NAMES  # noqa: E402
 from affect.onnx import check_parity, runtime_for, use_runtime  # noqa: E402
 
+from affect.text.weights import TextWeights
+
+TEXT_MODEL_ID = TextWeights.DEFAULT.value.id  # the shipped default text model
+
 # Float32 graphs compute the same sums in another order: answers agree to rounding.
 FLOAT_TOLERANCE = 1e-4
 
@@ -153,5 +157,5 @@ def test_server_on_onnx_answers_as_the_library_on_torch(text_encoder, meld_dialo
     finally:
         server.stop()
     answers = np.array([[r.emotions[name] for name in EMOTION_NAMES] for r in results])
-    assert {r.model for r in results} == {"text-minilm-meld@1"}
+    assert {r.model for r in results} == {TEXT_MODEL_ID}
     assert np.abs(answers - reference).max() < FLOAT_TOLERANCE

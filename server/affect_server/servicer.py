@@ -105,7 +105,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             bucket = TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
             log.info("conversation %s opened (%d open)", conversation_id, self.slots.open)
             yield pb.ConverseResponse(opened=pb.ConversationOpened(
-                conversation_id=conversation_id, models=model_infos(list_weights()),
+                conversation_id=conversation_id, models=self._loaded_models(),
                 max_turns_per_second=self.config.max_turns_per_second))
 
             while True:
@@ -146,9 +146,12 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             return await self._analyze(request, context)
 
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(models=self._loaded_models(), fusion=FusionWeights.DEFAULT.value.id)
+
+    def _loaded_models(self) -> list:
+        """The models this server runs (not every model the package ships)."""
         loaded = set(self.analyzer.models.values())
-        return pb.ListModelsResponse(models=model_infos([r for r in list_weights() if r["id"] in loaded]),
-                                     fusion=FusionWeights.DEFAULT.value.id)
+        return model_infos([r for r in list_weights() if r["id"] in loaded])
 
     # ------------------------------------------------------------------ admission
 
