@@ -16,7 +16,6 @@ steadies the box from frame to frame).
 
 from __future__ import annotations
 
-
 import importlib.util
 import math
 import os
