@@ -35,6 +35,7 @@ from affect.forecast_features import Reading, next_turn_pairs
 from affect.labels import Emotion, Sentiment
 from affect.text import TextEncoder
 from affect.text.encoder import TextRequest
+from affect.text.prior import DEFAULT_PRIOR
 from benchmarks._report import Report
 
 SCORERS = ("forecast", "persistence", "trend")
@@ -168,7 +169,8 @@ def run(args: argparse.Namespace) -> Report:
         tables={"Next-turn forecast AUROC [95% bootstrap interval over dialogues]": (
             ["set", "next turn is", "pairs", "base rate", "forecast", "persistence", "trend", "interval of the lead excludes both"],
             rows)},
-        models={"text": encoder.model_id, "forecast": forecaster.model_id, "text prior": "conversational (the default)"},
+        models={"text": encoder.model_id, "forecast": forecaster.model_id, "text prior": f"{DEFAULT_PRIOR} (the library's default; the forecaster learnt from readings under the "
+                      f"'conversational' prior, see recipes/forecast/config.json)"},
         data=data,
         notes=[
             "A pair: after a turn, for a speaker with a reading among the last "
