@@ -39,7 +39,7 @@ from affect.speech._backbone import COMPUTE_TYPE, backbone_spec
 from affect.speech._network import SpeechEmotionHead, pad_frames
 from affect.speech._weights_io import parameter_count, save_speech_weights
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
-from recipes.speech_ravdess.train import fit_temperature, jitter, uar  # one copy of the shared training pieces
+from recipes.speech_ravdess.train import fit_temperature, jitter, predict, uar  # one copy of the shared pieces
 
 log = logging.getLogger("recipes.speech_multicorpus")
 HERE = Path(__file__).resolve().parent
@@ -112,15 +112,6 @@ def sampling_weights(items: Items, balance: str) -> np.ndarray:
 
 
 
-@torch.inference_mode()
-def predict(net: SpeechEmotionHead, feats: list[torch.Tensor], batch: int = 128) -> torch.Tensor:
-    """Logits for every item."""
-    net.eval()
-    out = []
-    for i in range(0, len(feats), batch):
-        frames, mask = pad_frames(feats[i : i + batch])
-        out.append(net(frames, mask))
-    return torch.cat(out) if out else torch.zeros(0, len(EMOTIONS))
 
 
 def validation_score(net: SpeechEmotionHead, val: Items) -> tuple[float, dict[str, float]]:
