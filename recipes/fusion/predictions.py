@@ -146,8 +146,14 @@ def cached(modality: str, split: str, data_root: Path | None, full_data: Path | 
 
 
 def default_fingerprint(modality: str) -> str:
-    """``name@version#sha`` of the modality's default weights: a cache entry is valid for those only."""
+    """``name@version#sha`` of the modality's default weights (and, for text, the default prior):
+    a cache entry is valid for those only."""
     from affect.registry import list_weights
 
     (row,) = [r for r in list_weights() if r["modality"] == modality and r["default"]]
-    return f"{row['id']}#{row['sha256'][:12]}"
+    fingerprint = f"{row['id']}#{row['sha256'][:12]}"
+    if modality == "text":  # the text readings also follow the default expected prior
+        from affect.text.prior import DEFAULT_PRIOR
+
+        fingerprint += f"+prior={DEFAULT_PRIOR}"
+    return fingerprint

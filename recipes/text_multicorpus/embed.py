@@ -1,11 +1,11 @@
 """Frozen sentence embeddings of the text corpora, cached outside the tree, for the head comparisons.
 
-    python -m recipes.text_multicorpus.embed [--encoders minilm mpnet] [--cache /work/cache/text]
+    python -m recipes.text_multicorpus.embed [--encoders round1 minilm mpnet] [--cache /work/cache/text]
 
 Each encoder (``ENCODERS``) embeds every text the comparisons use once: the sampled train lines
 (at most ``train_per_corpus`` per corpus, the same lines for every encoder), the dev lines (at
-most ``dev_per_corpus``), the test lines (at most ``test_per_corpus``), and the earlier turns of the dialogue corpora. Texts
-are sorted by length so that a batch pads little; embeddings are mean-pooled and stored in
+most ``dev_per_corpus``), the test lines (at most ``test_per_corpus``), and the earlier turns of
+the dialogue corpora. Texts are sorted by length so that a batch pads little; embeddings are mean-pooled and stored in
 float16, one file per encoder and corpus, so an interrupted run resumes at the next corpus.
 """
 

@@ -21,6 +21,7 @@ and without context for the dialogue corpora, beside the round-1 model on the sa
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import random
@@ -222,30 +223,37 @@ def dev_score(net: TextAffectNet, dev: Batchable) -> tuple[float, dict[str, floa
     return float(np.mean(list(parts.values()))), parts
 
 
-@torch.inference_mode()
-def round1_logits(cache: Path, data: Batchable, use_context: bool = True) -> torch.Tensor:
-    """The shipped round-1 model's calibrated emotion logits for turns embedded by its own encoder."""
+@functools.lru_cache(maxsize=1)
+def round1_head() -> TextAffectNet:
+    """The shipped round-1 model's context attention and heads (its encoder's outputs are cached)."""
     from affect.text._weights_io import read_text_weights
     from affect.text.weights import TextWeights
 
     tensors, header = read_text_weights(TextWeights.MINILM_MELD_V1.value.verified_path())
     net = TextAffectNet(torch.nn.Identity(), dim=int(header["dim"]), window=int(header["window"]))
     net.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("encoder.")}, strict=True)
-    net.eval()
+    return net.eval()
+
+
+@torch.inference_mode()
+def round1_logits(data: Batchable, use_context: bool = True) -> torch.Tensor:
+    """The round-1 model's calibrated emotion logits for turns embedded by its own encoder."""
+    net = round1_head()
     emo, sent = predict(net, data, use_context)
     return net.calibrated(emo, sent)[0]
 
 
-def loco_fold(cfg: dict, cache: Path, workdir: Path, encoder: str, balance: str, held: str) -> dict:
-    """One held-out corpus: train on the others, score on its test sample (cached as JSON)."""
-    out_path = workdir / f"loco-{encoder}-{balance}" / f"{held}.json"
-    if out_path.is_file():
-        return json.loads(out_path.read_text())
+def fold_path(workdir: Path, encoder: str, balance: str, held: str) -> Path:
+    return workdir / f"loco-{encoder}-{balance}" / f"{held}.json"
+
+
+def loco_fold(cfg: dict, data: Batchable, r1data: Batchable, workdir: Path, encoder: str, balance: str,
+              held: str) -> dict:
+    """One held-out corpus: train on the others, score on its test sample (cached as JSON).
+    ``data`` are the turns embedded by ``encoder``, ``r1data`` the same turns by round 1's encoder."""
+    out_path = fold_path(workdir, encoder, balance, held)
     cfg = json.loads(json.dumps(cfg))
     cfg["heads"]["balance"] = balance
-    corpora = cfg["corpora"]
-    data, _ = load_corpora(cfg, encoder, cache, corpora)
-    r1data = data if encoder == "round1" else load_corpora(cfg, "round1", cache, corpora)[0]
     rest = data.corpus != held
     net, info = train(data.select(rest & (data.split == "train")), data.select(rest & (data.split == "dev")), cfg,
                       f"[{encoder} {balance} -{held}]")
@@ -254,11 +262,11 @@ def loco_fold(cfg: dict, cache: Path, workdir: Path, encoder: str, balance: str,
     row = {"best_epoch": info["best_epoch"], "dev": info["dev"]}
     row |= corpus_scores(held, predict(net, test)[0], test)
     r1test = r1data.select(test_keep)
-    row |= {f"round1_{k}": v for k, v in corpus_scores(held, round1_logits(cache, r1test), r1test).items()}
+    row |= {f"round1_{k}": v for k, v in corpus_scores(held, round1_logits(r1test), r1test).items()}
     if held in DIALOGUE_CORPORA:
         row |= {f"no_context_{k}": v for k, v in corpus_scores(held, predict(net, test, False)[0], test).items()}
         row |= {f"round1_no_context_{k}": v for k, v in
-                corpus_scores(held, round1_logits(cache, r1test, False), r1test).items()}
+                corpus_scores(held, round1_logits(r1test, False), r1test).items()}
     log.info("held out %s: macro-F1 %.3f (round-1 %.3f)", held, row["macro_f1"], row["round1_macro_f1"])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(row, indent=2) + "\n")
@@ -269,10 +277,18 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, encoder: str, balance: str, 
     """Leave-one-corpus-out for one encoder and balance; each fold is cached, so folds can run in
     separate processes (``--held``) and the summary reuses them."""
     result: dict = {"encoder": encoder, "balance": balance, "corpora": {}}
+    loaded: tuple[Batchable, Batchable] | None = None  # read once, and only if a fold must be computed
     for held in cfg["corpora"]:
         if only and held not in only:
             continue
-        result["corpora"][held] = loco_fold(cfg, cache, workdir, encoder, balance, held)
+        done = fold_path(workdir, encoder, balance, held)
+        if done.is_file():
+            result["corpora"][held] = json.loads(done.read_text())
+            continue
+        if loaded is None:
+            data, _ = load_corpora(cfg, encoder, cache, cfg["corpora"])
+            loaded = (data, data if encoder == "round1" else load_corpora(cfg, "round1", cache, cfg["corpora"])[0])
+        result["corpora"][held] = loco_fold(cfg, *loaded, workdir, encoder, balance, held)
     if only:
         return result
     result["mean_macro_f1"] = float(np.mean([r["macro_f1"] for r in result["corpora"].values()]))
