@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+from tests._offline import REFUSE_NETWORK
+
 import numpy as np
 import pytest
 
@@ -18,16 +20,8 @@ from affect.state import StateThresholds
 MELD_SUBSET = 60  # the first 60 MELD test dialogues in file order (about 550 turns)
 FLOOR = 0.02  # the forecast's mean AUROC (negative, anger) must lead persistence's by at least this
 
-OFFLINE_PROBE = textwrap.dedent(
+OFFLINE_PROBE = REFUSE_NETWORK + textwrap.dedent(
     """
-    import socket, sys
-    attempts = []
-    def refuse(self, address, *a, **k):
-        attempts.append(address)
-        raise OSError("network disabled by test")
-    socket.socket.connect = refuse
-    socket.socket.connect_ex = refuse
-    socket.create_connection = lambda address, *a, **k: refuse(None, address)
     from affect.forecast import Forecaster
     from affect.forecast_features import Reading
     f = Forecaster()

@@ -4,16 +4,10 @@ import subprocess
 import sys
 import textwrap
 
-PROBE = textwrap.dedent(
+from tests._offline import REFUSE_NETWORK
+
+PROBE = REFUSE_NETWORK + textwrap.dedent(
     """
-    import socket, sys
-    attempts = []
-    def refuse(self, address, *a, **k):
-        attempts.append(address)
-        raise OSError("network disabled by test")
-    socket.socket.connect = refuse
-    socket.socket.connect_ex = refuse
-    socket.create_connection = lambda address, *a, **k: refuse(None, address)
     import huggingface_hub.file_download as fd
     def no_download(*a, **k):
         attempts.append(("hf_hub_download", a, k))
