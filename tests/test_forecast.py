@@ -7,8 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-from tests._offline import REFUSE_NETWORK
-
 import numpy as np
 import pytest
 
@@ -16,6 +14,7 @@ from affect.forecast import Forecaster, ForecastWeights
 from affect.forecast_features import Reading
 from affect.results import TurnResult
 from affect.state import StateThresholds
+from tests._offline import REFUSE_NETWORK
 
 MELD_SUBSET = 60  # the first 60 MELD test dialogues in file order (about 550 turns)
 FLOOR = 0.02  # the forecast's mean AUROC (negative, anger) must lead persistence's by at least this
