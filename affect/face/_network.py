@@ -22,18 +22,48 @@ def _conv(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-class FaceExpressionNet(nn.Module):
-    """Conv stages at 40, 20, 10 and 5 pixels (1, 2, 3, 3 convs), global average pool, linear."""
+def _separable(c_in: int, c_out: int) -> list[nn.Module]:
+    """A 3x3 depthwise convolution then a 1x1 pointwise one: about a ninth of a full 3x3's cost."""
+    return [nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False), nn.BatchNorm2d(c_in), nn.ReLU(inplace=True),
+            *_pointwise(c_in, c_out)]
 
-    def __init__(self, num_classes: int = 7, width: int = 32, dropout: float = 0.4) -> None:
+
+def _pointwise(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class FaceExpressionNet(nn.Module):
+    """Conv stages at 40, 20, 10 and 5 pixels, global average pool, linear.
+
+    ``depth`` is the number of convolutions per stage (``(1, 2, 3, 3)``, the VGG-style networks
+    of face-vgg-fer@1-3, is the default); stage ``i`` has ``width * 2**i`` channels.
+    ``separable`` makes every convolution after the first a depthwise-separable one (the cheap
+    networks). The constructor arguments are the ``arch`` a weights file stores.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        width: int = 32,
+        dropout: float = 0.4,
+        depth: Sequence[int] = (1, 2, 3, 3),
+        separable: bool = False,
+    ) -> None:
         super().__init__()
-        w = width
-        layers: list[nn.Module] = [*_conv(1, w), nn.MaxPool2d(2)]
-        layers += [*_conv(w, 2 * w), *_conv(2 * w, 2 * w), nn.MaxPool2d(2)]
-        layers += [*_conv(2 * w, 4 * w), *_conv(4 * w, 4 * w), *_conv(4 * w, 4 * w), nn.MaxPool2d(2)]
-        layers += [*_conv(4 * w, 8 * w), *_conv(8 * w, 8 * w), *_conv(8 * w, 8 * w)]
+        if len(depth) != 4 or min(depth) < 1:
+            raise ValueError(f"depth must be four stage sizes >= 1, got {list(depth)}")
+        block = _separable if separable else _conv
+        layers: list[nn.Module] = []
+        c_in = 1
+        for stage, n_convs in enumerate(depth):
+            c_out = width * 2**stage
+            for i in range(n_convs):
+                layers += (_conv if c_in == 1 else block)(c_in, c_out)
+                c_in = c_out
+            if stage < 3:
+                layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(8 * w, num_classes))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes))
 
     @staticmethod
     def normalise(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,270 @@
+"""One cheap face network distilled from the pair, trained to read expressions rather than FER-2013's look.
+
+    python -m recipes.face_fer.distill --config recipes/face_fer/config_distill_g.json \
+        [--full-data /work/full-data] [--workdir recipes/face_fer/checkpoints/distill_g] \
+        [--out recipes/face_fer/checkpoints/distill_g.safetensors] [--resume] [--teacher-only]
+        [--limit N --epochs N]      # the last two for a smoke run
+
+Targets mix three views of each train face (``target_mix``): its original FER-2013 label
+(one-hot), its FER+ crowd-vote distribution, and the teacher's probabilities: the shipped
+ensemble (``teacher``; ``teacher_flip`` adds the mirror view), computed once over the un-augmented train faces and
+cached under ``--cache-dir`` (keyed by the weights file's hash). The augmentation is wider than
+``train.py``'s, so that the pose, framing, light and sharpness of FER-2013's web photos stop
+being cues: rotation, scale (zoom in and out), shear, shift and flip in one affine resample;
+gamma, contrast, brightness and a lighting gradient; blur; down-and-up sampling; noise; an
+occluding patch. Held-back faces (the same seeded 10% as every network of this recipe) are
+read as the student will ship (``test_flip``), and the epoch with the best accuracy against
+their original labels is exported. No test image and no CK+ face is read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from affect.datasets import default_data_root
+from affect.face._network import CROP_SIZE, FaceExpressionNet
+from affect.face._weights_io import load_face_weights, save_face_weights
+from affect.face.weights import FaceWeights
+from affect.labels import EMOTIONS
+from recipes.face_fer.ensemble import crowd_majority
+from recipes.face_fer.train import HERE, ROOT, load_train, random_erase, set_seed, split
+
+log = logging.getLogger("recipes.face_fer.distill")
+
+
+def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+
+def _chance(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=gen) < p
+
+
+def augment_wide(batch: torch.Tensor, aug: dict, gen: torch.Generator) -> torch.Tensor:
+    """Gray faces ``(N, 1, 48, 48)`` in [0, 1] -> augmented, normalised crops ``(N, 1, 40, 40)``."""
+    n = batch.shape[0]
+    u = lambda lo, hi: _uniform(n, lo, hi, gen)  # noqa: E731
+    # Light first, on the whole face: gamma, then contrast/brightness around the face's mean,
+    # then a linear gradient (light from one side).
+    x = batch.clamp(1e-4, 1).pow(torch.exp(u(-math.log(aug["gamma"]), math.log(aug["gamma"]))).view(n, 1, 1, 1))
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    x = (x - mean) * u(*aug["contrast"]).view(n, 1, 1, 1) + mean + u(-aug["brightness"], aug["brightness"]).view(n, 1, 1, 1)
+    angle = u(0, 2 * math.pi)
+    ramp_y, ramp_x = torch.meshgrid(torch.linspace(-1, 1, x.shape[2]), torch.linspace(-1, 1, x.shape[3]), indexing="ij")
+    amp = u(0, aug["gradient"]) * _chance(n, aug["gradient_p"], gen)
+    x = x + amp.view(n, 1, 1, 1) * (torch.cos(angle).view(n, 1, 1, 1) * ramp_x + torch.sin(angle).view(n, 1, 1, 1) * ramp_y)
+    x = x.clamp(0, 1)
+    # Pose and framing: one affine resample to 40x40. scale < 1 zooms in (a tighter crop than
+    # FER-2013's), > 1 out; the range is log-uniform.
+    scale = torch.exp(u(math.log(aug["scale"][0]), math.log(aug["scale"][1])))
+    aspect = torch.exp(u(-aug["aspect"], aug["aspect"]))
+    rot = u(-aug["rotate_degrees"], aug["rotate_degrees"]) * math.pi / 180
+    shear = u(-aug["shear"], aug["shear"])
+    flip = torch.where(_chance(n, 0.5, gen), -1.0, 1.0)
+    sx, sy = scale * aspect * flip, scale / aspect
+    cos, sin = torch.cos(rot), torch.sin(rot)
+    # theta = R(rot) @ [[1, shear], [0, 1]] @ diag(sx, sy), plus a shift
+    a11, a12 = cos * sx, (cos * shear - sin) * sy
+    a21, a22 = sin * sx, (sin * shear + cos) * sy
+    tx, ty = u(-aug["shift"], aug["shift"]), u(-aug["shift"], aug["shift"])
+    theta = torch.stack([torch.stack([a11, a12, tx], 1), torch.stack([a21, a22, ty], 1)], 1)
+    base = CROP_SIZE / batch.shape[2]  # the centre 40 of 48, as the network reads at test time
+    theta[:, :, :2] *= base
+    grid = F.affine_grid(theta, [n, 1, CROP_SIZE, CROP_SIZE], align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # Sharpness: down-and-up sampling (a small face in a large picture), or a Gaussian blur.
+    low = _chance(n, aug["lowres_p"], gen)
+    if low.any():
+        side = int(torch.randint(aug["lowres_side"][0], aug["lowres_side"][1] + 1, (1,), generator=gen))
+        small = F.interpolate(x[low], size=(side, side), mode="area")
+        x[low] = F.interpolate(small, size=(CROP_SIZE, CROP_SIZE), mode="bilinear", align_corners=False)
+    blur = _chance(n, aug["blur_p"], gen) & ~low
+    if blur.any():
+        x[blur] = _gaussian_blur(x[blur], _uniform(int(blur.sum()), *aug["blur_sigma"], gen))
+    x = x + torch.randn(x.shape, generator=gen) * u(0, aug["noise"]).view(n, 1, 1, 1)
+    x = x.clamp(0, 1)
+    if aug.get("erase"):  # an occluding patch (a hand, a microphone, a shadow)
+        x = random_erase(x, aug["erase"], gen)
+    return FaceExpressionNet.normalise(x)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each face with its own sigma (one grouped convolution, 7x7 kernels)."""
+    n = x.shape[0]
+    r = torch.arange(-3, 4, dtype=torch.float32)
+    k1 = torch.exp(-(r.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))
+    k1 = k1 / k1.sum(1, keepdim=True)
+    k2 = (k1.view(n, 7, 1) * k1.view(n, 1, 7)).unsqueeze(1)  # (n, 1, 7, 7)
+    padded = F.pad(x.transpose(0, 1), (3, 3, 3, 3), mode="replicate")  # (1, n, H+6, W+6)
+    return F.conv2d(padded, k2, groups=n).transpose(0, 1)
+
+
+@torch.no_grad()
+def predict(net: torch.nn.Module, images: np.ndarray, flip: bool, batch_size: int = 256) -> np.ndarray:
+    net.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[i : i + batch_size]).float().div_(255).unsqueeze(1)
+        out.append(net.predict_proba(x, flip=flip).numpy())
+    return np.concatenate(out)
+
+
+def teacher_probs(images: np.ndarray, weights_name: str, cache_dir: Path, flip: bool) -> np.ndarray:
+    """The teacher's probabilities for every train face (``flip``: averaged with the mirror), computed once and cached."""
+    weights = FaceWeights[weights_name]
+    digest = hashlib.sha256(images.tobytes()).hexdigest()[:12]
+    views = "flip" if flip else "one-view"
+    path = cache_dir / f"teacher-{weights.value.id}-{weights.value.sha256[:12]}-{views}-faces-{digest}.npy"
+    if path.is_file():
+        log.info("teacher probabilities from %s", path)
+        return np.load(path)
+    net = load_face_weights(weights.value.verified_path(), members=weights.meta.get("members"))
+    log.info("teacher %s over %d train faces (once; cached at %s)", weights.value.id, len(images), path)
+    probs = np.concatenate([predict(net, images[i : i + 1024], flip=flip) for i in
+                            tqdm(range(0, len(images), 1024), desc="teacher", mininterval=30)]).astype(np.float32)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, probs)
+    return probs
+
+
+def build_student(cfg: dict) -> tuple[FaceExpressionNet, dict]:
+    arch = {"num_classes": len(EMOTIONS), **cfg["arch"]}
+    net = FaceExpressionNet(**arch)
+    init = cfg.get("init_from")
+    if init:  # a shipped entry whose network has the student's architecture (e.g. network F alone)
+        weights = FaceWeights[init]
+        net.load_state_dict(load_face_weights(weights.value.verified_path(), members=weights.meta.get("members")).state_dict())
+        log.info("student initialised from %s", weights.value.id)
+    return net, arch
+
+
+def _one_cycle(opt: torch.optim.Optimizer, cfg: dict, steps_per_epoch: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["max_lr"], total_steps=cfg["epochs"] * steps_per_epoch,
+                                               pct_start=cfg["pct_start"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", type=Path, default=HERE / "config_distill_g.json")
+    ap.add_argument("--full-data", type=Path, default=ROOT.parent / "full-data")
+    ap.add_argument("--data-root", type=Path, default=None)
+    ap.add_argument("--cache-dir", type=Path, default=Path("/work/cache/face"))
+    ap.add_argument("--workdir", type=Path, default=HERE / "checkpoints/distill_g")
+    ap.add_argument("--out", type=Path, default=HERE / "checkpoints/distill_g.safetensors")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--teacher-only", action="store_true", help="compute and cache the teacher's probabilities, then stop")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    cfg = json.loads(args.config.read_text())
+    if args.epochs:
+        cfg["epochs"] = args.epochs
+    set_seed(cfg["seed"])
+    torch.set_num_threads(cfg["torch_threads"])
+    data_root = args.data_root or default_data_root()
+    # original_label_weight 0: the soft targets are the crowd votes alone (one-hot where none)
+    images, labels, votes = load_train(args.full_data, data_root, {**cfg, "original_label_weight": 0.0}, args.limit)
+    teacher = teacher_probs(images, cfg["teacher"], args.cache_dir, bool(cfg["teacher_flip"]))
+    if args.teacher_only:
+        return
+    mix = cfg["target_mix"]
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+    targets = (mix["label"] * onehot + mix["votes"] * votes + mix["teacher"] * teacher).astype(np.float32)
+    targets /= targets.sum(1, keepdims=True)
+    tr, va = split(labels, cfg["val_fraction"], cfg["split_seed"])
+    log.info("train %d, held back %d; teacher agrees with the original label on %.3f of the held-back faces",
+             len(tr), len(va), float((teacher[va].argmax(1) == labels[va]).mean()))
+    crowd, has_crowd = crowd_majority(votes[va], labels[va], 0.0)
+
+    net, arch = build_student(cfg)
+    net = net.to(memory_format=torch.channels_last)
+    log.info("parameters: %d", sum(p.numel() for p in net.parameters()))
+    ema = torch.optim.swa_utils.AveragedModel(
+        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg["ema_decay"]), use_buffers=True)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["max_lr"], weight_decay=cfg["weight_decay"])
+    steps_per_epoch = math.ceil(len(tr) / cfg["batch_size"])
+    sched = _one_cycle(opt, cfg, steps_per_epoch)
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    order_rng = np.random.default_rng(cfg["seed"])
+    start_epoch, best_acc, history = 0, -1.0, []
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = args.workdir / "last.pt"
+    if args.resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, weights_only=False)
+        net.load_state_dict(ck["net"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        if sched.total_steps != cfg["epochs"] * steps_per_epoch:  # the epoch budget changed: the new curve from here
+            sched = _one_cycle(opt, cfg, steps_per_epoch)
+            sched.last_epoch = (ck["epoch"] + 1) * steps_per_epoch - 1
+            sched.step()
+            log.info("schedule re-planned for %d epochs; lr now %.5f", cfg["epochs"], opt.param_groups[0]["lr"])
+        gen.set_state(ck["gen"])
+        order_rng.bit_generator.state = ck["order_rng"]
+        start_epoch, best_acc, history = ck["epoch"] + 1, ck["best_acc"], ck["history"]
+        log.info("resumed after epoch %d (best held-back acc %.4f)", start_epoch, best_acc)
+
+    x_all = torch.from_numpy(images).unsqueeze(1)
+    t_all = torch.from_numpy(targets)
+    faces_va, labels_va = images[va], labels[va]
+    use_bf16 = bool(cfg.get("bf16", False))
+    flip_test = bool(cfg["test_flip"])
+    if start_epoch == 0:  # where the student starts, read as it will ship
+        p0 = predict(net, faces_va, flip_test)
+        log.info("before training: held-back acc %.4f", float((p0.argmax(1) == labels_va).mean()))
+    for epoch in range(start_epoch, cfg["epochs"]):
+        net.train()
+        t0 = time.time()
+        order = tr[order_rng.permutation(len(tr))]
+        total, seen = 0.0, 0
+        for i in tqdm(range(0, len(order), cfg["batch_size"]), desc=f"epoch {epoch + 1}", mininterval=60):
+            idx = torch.from_numpy(order[i : i + cfg["batch_size"]])
+            x = augment_wide(x_all[idx].float().div_(255), cfg["aug"], gen).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                logits = net.forward_crops(x)
+            loss = torch.sum(-t_all[idx] * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            ema.update_parameters(net)
+            total += loss.item() * len(idx)
+            seen += len(idx)
+        probs = predict(ema.module, faces_va, flip_test)
+        pred = probs.argmax(1)
+        acc = float((pred == labels_va).mean())
+        record = {"epoch": epoch + 1, "loss": total / seen, "heldback_acc": acc,
+                  "heldback_acc_raw": float((predict(net, faces_va, flip_test).argmax(1) == labels_va).mean()),
+                  "heldback_crowd_acc": float((pred[has_crowd] == crowd[has_crowd]).mean()),
+                  "heldback_teacher_agreement": float((pred == teacher[va].argmax(1)).mean()),
+                  "seconds": time.time() - t0}
+        history.append(record)
+        log.info("epoch %d loss %.4f held-back acc %.4f (without averaging %.4f; crowd majority %.4f) %.0fs",
+                 epoch + 1, record["loss"], acc, record["heldback_acc_raw"], record["heldback_crowd_acc"], record["seconds"])
+        if acc > best_acc:
+            best_acc = acc
+            log.info("new best, exporting to %s", args.out)
+            save_face_weights(ema.module, args.out, arch, dtype=torch.float16)
+        torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "gen": gen.get_state(), "order_rng": order_rng.bit_generator.state, "epoch": epoch,
+                    "best_acc": best_acc, "history": history}, ckpt_path)
+        (args.workdir / "history.json").write_text(json.dumps(history, indent=1))
+    log.info("done; best held-back acc %.4f; weights at %s", best_acc, args.out)
+
+
+if __name__ == "__main__":
+    main()
