@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(if $(TORCH_INDEX_URL),$(PY) -m pip install --quiet --no-deps -c constraints.txt --index-url $(TORCH_INDEX_URL) torch torchaudio)
-	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e protos/python -e clients/python -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -361,13 +361,6 @@ def _result_records(path: Path) -> list[dict] | None:
     return None
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    """Start the service, send the sample conversation through the client, stop the service."""
-    from affect._demo import run_demo
-
-    run_demo(sample_conversation(), as_json=args.json, local=args.local, quiet=args.quiet)
-
-
 def cmd_models(args: argparse.Namespace) -> None:
     from affect.registry import list_weights
 
@@ -380,31 +373,12 @@ def cmd_models(args: argparse.Namespace) -> None:
     print(table(["model", "modality", "file", "trained on"], [[r["id"], r["modality"], r["file"], r["trained_on"]] for r in rows]))
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
-    import asyncio
-    import logging
-
-    try:
-        from affect_server.app import serve
-        from affect_server.config import ServerConfig
-    except ImportError as exc:  # the service needs the client package for its generated code
-        raise AffectError(f"affect serve needs the affect-client package (pip install clients/python): {exc}") from None
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = ServerConfig.from_args(args)
-    if args.ray:
-        for warning in config.check():  # the in-process server checks (and binds) before loading models
-            logging.getLogger("affect.server").warning("%s", warning)
-        try:
-            from affect_server.ray_serve import serve_on_ray
-        except ImportError as exc:
-            raise AffectError(f"affect serve --ray needs Ray Serve (pip install 'ray[serve]'): {exc}") from None
-        serve_on_ray(config, args.ray_config, address=args.ray_address, http_port=args.ray_http_port,
-                     ready_file=args.ready_file)
-        return
-    asyncio.run(serve(config, ready_file=args.ready_file))
+AddCommands = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]", argparse.ArgumentParser], None]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentParser:
+    """The library's commands; ``add_commands(subparsers, common)`` adds more after ``plot``
+    (``affect_server.cli`` adds ``demo`` and ``serve``; ``common`` is the ``--quiet`` parent)."""
     parser = argparse.ArgumentParser(prog="affect", description="Emotion, sentiment, valence and arousal per conversation turn.",
                                      epilog=EXIT_CODES)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -440,22 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", type=Path, help="the .png to write (default: FILE with .png)")
     plot.set_defaults(func=cmd_plot)
 
-    demo = sub.add_parser("demo", parents=[common], help="serve the default models and send the sample conversation through the client")
-    demo.add_argument("--json", action="store_true")
-    demo.add_argument("--local", action="store_true", help="analyse in this process, without the gRPC service")
-    demo.set_defaults(func=cmd_demo)
-
-    serve = sub.add_parser("serve", help="run the gRPC streaming service",
-                           description="Flags override AFFECT_* environment variables, which override defaults.")
-    _add_server_arguments(serve)
-    serve.add_argument("--ready-file", type=Path, help="write the bound port here once serving (for scripts)")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    ray = serve.add_argument_group("Ray Serve (see docs/deploy-ray.md)")
-    ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of one process")
-    ray.add_argument("--ray-address", help="an existing Ray cluster ('auto' or ray://host:10001); default: start one here")
-    ray.add_argument("--ray-config", type=Path, help="JSON: replicas, autoscaling and CPUs per deployment")
-    ray.add_argument("--ray-http-port", type=int, default=8000, help="Serve's HTTP proxy port (unused by affect)")
-    serve.set_defaults(func=cmd_serve)
+    if add_commands is not None:
+        add_commands(sub, common)
 
     models = sub.add_parser("models", help="list the shipped models")
     models.add_argument("--json", action="store_true")
@@ -500,16 +460,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
-    try:
-        from affect_server.config import ServerConfig
-    except ImportError:
-        return
-    ServerConfig.add_arguments(parser)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run a command; ``parser`` defaults to the library's commands (see ``affect_server.cli``)."""
+    args = (parser or build_parser()).parse_args(argv)
     try:
         code = args.func(args)
     except AffectError as exc:

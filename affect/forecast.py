@@ -23,7 +23,7 @@ from torch import nn
 from affect._errors import ModelLoadError
 from affect._weights import Weights, WeightsEnum
 from affect.forecast_features import STEP_FEATURES, TARGET_FEATURES, Reading, step_features, target_features, targets
-from affect.state import SpeakerForecast
+from affect.results import SpeakerForecast
 
 OUTPUTS = ("negative", "anger")
 

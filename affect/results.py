@@ -1,4 +1,5 @@
-"""Typed results: what one modality says about a turn, and the fused answer for the turn.
+"""Typed results: what one modality says about a turn, the fused answer for the turn, and the
+conversation's state after it (snapshots and events, computed by ``affect.state``).
 
 Plain frozen dataclasses. ``to_dict()`` gives JSON-ready data (enums as their string values,
 probabilities as ``{label: p}`` in the fixed label order) and ``from_dict()`` reads it back.
@@ -15,12 +16,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES, Emotion, Sentiment, valence_arousal
-
-if TYPE_CHECKING:
-    from affect.state import Event, StateSnapshot
 
 
 class Modality(str, Enum):
@@ -161,6 +159,58 @@ class FaceReading:
                 "detection_score": self.detection_score, "track_id": self.track_id, **self.result.to_dict()}
 
 
+# The conversation's state after a turn (computed by affect.state.ConversationState).
+
+@dataclass(frozen=True)
+class Event:
+    """Something a service agent cares about, raised by one turn."""
+
+    kind: str  # "sustained_negative_shift", "rising_anger", "negative_recovered" or "escalation_risk"
+    speaker: str | None
+    turn_index: int
+    value: float
+    message: str
+
+
+@dataclass(frozen=True)
+class SpeakerSnapshot:
+    speaker: str | None
+    turns: int
+    valence: float
+    arousal: float
+    dominant_emotion: str
+
+
+@dataclass(frozen=True)
+class SpeakerForecast:
+    """How a speaker's next turn is likely to feel: P(negative sentiment) and P(anger)."""
+
+    speaker: str | None
+    negative: float
+    anger: float
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    """The conversation after a turn."""
+
+    turns: int
+    valence: float
+    arousal: float
+    valence_trend: float
+    arousal_trend: float
+    speakers: tuple[SpeakerSnapshot, ...] = ()
+    forecast: tuple[SpeakerForecast, ...] = ()  # next turn, per recent speaker (most recent first)
+
+    def to_dict(self) -> dict:
+        return {
+            "turns": self.turns, "valence": self.valence, "arousal": self.arousal,
+            "valence_trend": self.valence_trend, "arousal_trend": self.arousal_trend,
+            "speakers": [s.__dict__ for s in self.speakers],
+            "forecast": [dict(f.__dict__) for f in self.forecast],
+        }
+
+
 @dataclass(frozen=True)
 class TurnResult:
     """The fused answer for one turn of a conversation.
@@ -293,9 +343,7 @@ class TurnResults(list["TurnResult"]):
         return to_pandas(self.to_rows())
 
 
-def _state_from_dict(data: Mapping[str, Any] | None) -> "StateSnapshot | None":
-    from affect.state import SpeakerForecast, SpeakerSnapshot, StateSnapshot
-
+def _state_from_dict(data: Mapping[str, Any] | None) -> StateSnapshot | None:
     if not data:
         return None
     speakers = tuple(SpeakerSnapshot(**s) for s in data.get("speakers", ()))
@@ -303,8 +351,6 @@ def _state_from_dict(data: Mapping[str, Any] | None) -> "StateSnapshot | None":
     return StateSnapshot(**{**data, "speakers": speakers, "forecast": forecast})
 
 
-def _event_from_dict(data: Mapping[str, Any]) -> "Event":
-    from affect.state import Event
-
+def _event_from_dict(data: Mapping[str, Any]) -> Event:
     return Event(**data)
 

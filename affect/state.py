@@ -21,7 +21,10 @@ from typing import Protocol
 
 from affect.forecast_features import Reading
 from affect.labels import EMOTION_NAMES
-from affect.results import AffectEstimate
+from affect.results import AffectEstimate, Event, SpeakerForecast, SpeakerSnapshot, StateSnapshot
+
+__all__ = ["ConversationState", "Event", "ForecasterLike", "SpeakerForecast", "SpeakerSnapshot", "StateSnapshot",
+           "StateThresholds"]  # the snapshot value types live in affect.results; importable here too
 
 
 @dataclass(frozen=True)
@@ -45,62 +48,12 @@ class StateThresholds:
     escalation_rearm: float = 0.12  # ... re-armed when it falls below this (two thirds of it)
 
 
-@dataclass(frozen=True)
-class Event:
-    """Something a service agent cares about, raised by one turn."""
-
-    kind: str  # "sustained_negative_shift", "rising_anger", "negative_recovered" or "escalation_risk"
-    speaker: str | None
-    turn_index: int
-    value: float
-    message: str
-
-
-@dataclass(frozen=True)
-class SpeakerSnapshot:
-    speaker: str | None
-    turns: int
-    valence: float
-    arousal: float
-    dominant_emotion: str
-
-
-@dataclass(frozen=True)
-class SpeakerForecast:
-    """How a speaker's next turn is likely to feel: P(negative sentiment) and P(anger)."""
-
-    speaker: str | None
-    negative: float
-    anger: float
-
-
 class ForecasterLike(Protocol):
     """What the state needs of a forecaster (``affect.forecast.Forecaster``)."""
 
     window: int
 
     def forecast(self, readings: Sequence[Reading]) -> tuple[SpeakerForecast, ...]: ...
-
-
-@dataclass(frozen=True)
-class StateSnapshot:
-    """The conversation after a turn."""
-
-    turns: int
-    valence: float
-    arousal: float
-    valence_trend: float
-    arousal_trend: float
-    speakers: tuple[SpeakerSnapshot, ...] = ()
-    forecast: tuple[SpeakerForecast, ...] = ()  # next turn, per recent speaker (most recent first)
-
-    def to_dict(self) -> dict:
-        return {
-            "turns": self.turns, "valence": self.valence, "arousal": self.arousal,
-            "valence_trend": self.valence_trend, "arousal_trend": self.arousal_trend,
-            "speakers": [s.__dict__ for s in self.speakers],
-            "forecast": [dict(f.__dict__) for f in self.forecast],
-        }
 
 
 def _slope(values: list[float]) -> float:

@@ -86,7 +86,7 @@ class ServerProcess:
         if self.metrics_port:
             port += ["--metrics-port", str(self.metrics_port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "affect.cli", "serve", *port, "--ready-file", str(ready),
+            [sys.executable, "-m", "affect_server.cli", "serve", *port, "--ready-file", str(ready),
              "--max-turns-per-second", "1000", "--max-conversations", "10000", "--log-level", "warning", *extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
@@ -169,7 +169,7 @@ def _descendants(root: int) -> list[int]:
 
 def _turn_kwargs(mix: str, i: int, payloads: Payloads) -> dict:
     from affect_client import Audio, Image
-    from affect_client._proto import affect_pb2 as pb
+    from affect_proto import affect_pb2 as pb
 
     parts = mix.split("+")
     return {
@@ -222,7 +222,7 @@ def chaos_turns(payloads: Payloads) -> list[tuple[str, object, set[str]]]:
 
     import soundfile as sf
 
-    from affect_client._proto import affect_pb2 as pb
+    from affect_proto import affect_pb2 as pb
 
     samples, rate = sf.read(io.BytesIO(payloads.audio), dtype="float32")
     pcm = (samples * 32767).astype("<i2").tobytes()
@@ -259,7 +259,7 @@ async def attack(target: str, seconds: float, payloads: Payloads, attackers: int
     calls every few seconds; counts the outcomes that are not the expected ones."""
     import grpc
 
-    from affect_client._proto import affect_pb2 as pb
+    from affect_proto import affect_pb2 as pb
 
     turns = chaos_turns(payloads)
     stop_at = time.monotonic() + seconds

@@ -57,7 +57,7 @@ class ServerProcess:
         ready = Path(self._tmp.name) / "port"
         self.log_path = Path(self._tmp.name) / "server.log"
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "affect.cli", "serve", "--port", "0", "--ready-file", str(ready),
+        self.proc = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", "--ready-file", str(ready),
                                       *args], stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + startup_s
         while not (ready.is_file() and ready.read_text()):

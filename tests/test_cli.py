@@ -11,7 +11,8 @@ import pytest
 
 
 def affect(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "affect.cli", *args], input=stdin, capture_output=True, timeout=300)
+    """The ``affect`` console command (``affect_server.cli:main``: the library's commands and serve, demo)."""
+    return subprocess.run([sys.executable, "-m", "affect_server.cli", *args], input=stdin, capture_output=True, timeout=300)
 
 
 def test_analyze_text_prints_a_table():
@@ -106,8 +107,8 @@ def _no_heavy_imports(code: str) -> list[str]:
 
 
 def test_help_and_input_errors_import_no_model_machinery(tmp_path: Path):
-    assert _no_heavy_imports("import affect, affect.cli\naffect.cli.build_parser().format_help()") == []
-    run = "from affect.cli import main\nmain({!r})"
+    assert _no_heavy_imports("import affect_server.cli\naffect_server.cli.build_parser().format_help()") == []
+    run = "from affect_server.cli import main\nmain({!r})"
     assert _no_heavy_imports(run.format(["analyze", "--audio", str(tmp_path)])) == []
     assert _no_heavy_imports(run.format(["analyze", "--conversation", str(tmp_path / "missing.json")])) == []
     assert _no_heavy_imports(run.format(["analyze", str(tmp_path / "nothing-here")])) == []

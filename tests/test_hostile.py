@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 from affect import InvalidInputError
 from affect_client import AffectClient
-from affect_client._proto import affect_pb2 as pb
-from affect_client._proto import affect_pb2_grpc as pb_grpc
+from affect_proto import affect_pb2 as pb
+from affect_proto import affect_pb2_grpc as pb_grpc
 from tests._serving import ServerProcess
 
 MAX_GROWTH_MB = 500

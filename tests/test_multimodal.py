@@ -12,7 +12,7 @@ import soundfile as sf
 
 from affect import Turn
 from affect_client import AffectClient, Audio, Image, TurnRefusedError
-from affect_client._proto import affect_pb2 as pb
+from affect_proto import affect_pb2 as pb
 from tests._serving import ServerThread
 from tests.conftest import framed_face_png
 

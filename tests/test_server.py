@@ -26,8 +26,8 @@ from affect_client import (
     UnauthenticatedError,
     UnavailableError,
 )
-from affect_client._proto import affect_pb2 as pb
-from affect_client._proto import affect_pb2_grpc as pb_grpc
+from affect_proto import affect_pb2 as pb
+from affect_proto import affect_pb2_grpc as pb_grpc
 from tests._serving import ServerThread
 
 from affect.text.weights import TextWeights
@@ -227,7 +227,7 @@ def test_bearer_token_is_required_when_set(analyzer):
 
 def test_sigterm_finishes_turns_in_flight_then_exits(tmp_path: Path):
     ready = tmp_path / "port"
-    server = subprocess.Popen([sys.executable, "-m", "affect.cli", "serve", "--port", "0", "--ready-file", str(ready),
+    server = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", "--ready-file", str(ready),
                                "--grace-s", "30", "--batch-max-wait-ms", "300", "--adaptive-batch-wait", "false",
                                "--speech-model", "none", "--face-model", "none"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
@@ -398,7 +398,7 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--host", "0.0.0.0", "--token", "s3cret"], "--token without TLS"),
         ]
         for args, words in cases:
-            out = subprocess.run([sys.executable, "-m", "affect.cli", "serve", "--port", "0", *args,
+            out = subprocess.run([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", *args,
                                   "--text-model", "no-such-model"], capture_output=True, text=True, timeout=120)
             lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
             assert out.returncode != 0, (args, lines)
@@ -409,7 +409,7 @@ def _long_turn_server(tmp_path: Path, grace: float) -> tuple[subprocess.Popen, s
     """A speech-only server whose batch window gathers the turns of 8 conversations into one
     model call of about half a minute (8 x 110 s of real speech)."""
     ready = tmp_path / "port"
-    proc = subprocess.Popen([sys.executable, "-m", "affect.cli", "serve", "--port", "0", "--ready-file", str(ready),
+    proc = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", "--ready-file", str(ready),
                              "--grace-s", str(grace), "--text-model", "none", "--face-model", "none",
                              "--heavy-audio-seconds", "1000", "--batch-max-wait-ms", "1000", "--adaptive-batch-wait", "false",
                              "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from affect import Analyzer
-from affect_client._proto import affect_pb2 as pb
+from affect_proto import affect_pb2 as pb
 from affect_server.auth import BearerTokenInterceptor
 from affect_server.batching import MicroBatcher
 from affect_server.config import ServerConfig

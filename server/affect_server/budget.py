@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from affect import InputTooLargeError, InvalidInputError
 from affect.face._input import check_size, encoded_size
 from affect.speech._audio import probe_file
-from affect_client._proto import affect_pb2 as pb
+from affect_proto import affect_pb2 as pb
 from affect_server.config import ServerConfig
 
 _RAW_AUDIO_BYTES = {pb.PCM_S16LE: 2, pb.FLOAT32_LE: 4}

@@ -9,7 +9,7 @@ import numpy as np
 from affect import InvalidInputError, Modality as LibModality, ModalityResult, Turn, TurnResult
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 from affect.results import AffectEstimate
-from affect_client._proto import affect_pb2 as pb
+from affect_proto import affect_pb2 as pb
 
 MAX_ID_CHARS = 128
 

@@ -30,7 +30,7 @@ from ray.serve import Application
 from affect_server.config import ServerConfig
 
 log = logging.getLogger("affect.server.ray")
-GRPC_SERVICER_FUNCTION = "affect_client._proto.affect_pb2_grpc.add_AffectServiceServicer_to_server"
+GRPC_SERVICER_FUNCTION = "affect_proto.affect_pb2_grpc.add_AffectServiceServicer_to_server"
 MODALITIES = ("text", "speech", "face")
 # Each encoder's batch call; the text one also returns the turn embeddings (see remote.py).
 BATCH_METHODS = {"text": "analyze_many_with_embeddings", "speech": "analyze_prepared", "face": "analyze_many"}

@@ -24,8 +24,8 @@ from affect import Analyzer, InputTooLargeError, InvalidInputError, Modality
 from affect.conversation import Conversation, PreparedTurn
 from affect.fusion import FusionWeights
 from affect.registry import list_weights
-from affect_client._proto import affect_pb2 as pb
-from affect_client._proto import affect_pb2_grpc as pb_grpc
+from affect_proto import affect_pb2 as pb
+from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_server.budget import TurnCost, measure
 from affect_server.config import ServerConfig
 from affect_server.convert import check_id, model_infos, turn_from_pb, turn_result_to_pb

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from affect_proto import affect_pb2 as pb
+from affect_proto import affect_pb2_grpc as pb_grpc
 
 from affect_client import _core
 from affect_client._exceptions import (
@@ -17,8 +19,6 @@ from affect_client._exceptions import (
     status_error,
 )
 from affect_client._inputs import turn_message
-from affect_client._proto import affect_pb2 as pb
-from affect_client._proto import affect_pb2_grpc as pb_grpc
 from affect_client._types import ModelInfo, TurnResult
 
 

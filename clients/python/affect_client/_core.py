@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import grpc
+from affect_proto import affect_pb2 as pb
 
 from affect_client import _constants as C
 from affect_client._exceptions import AffectClientError, TurnRefusedError, effective_code, status_code
-from affect_client._proto import affect_pb2 as pb
 from affect_client._types import TurnResult
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from affect_client._exceptions import InvalidInputError
-from affect_client._proto import affect_pb2 as pb
+from affect_proto import affect_pb2 as pb
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator, Sequence
 
 import grpc
+from affect_proto import affect_pb2 as pb
+from affect_proto import affect_pb2_grpc as pb_grpc
 
 from affect_client import _core
 from affect_client._exceptions import (
@@ -18,8 +20,6 @@ from affect_client._exceptions import (
     status_error,
 )
 from affect_client._inputs import turn_message
-from affect_client._proto import affect_pb2 as pb
-from affect_client._proto import affect_pb2_grpc as pb_grpc
 from affect_client._types import ModelInfo, TurnResult
 
 _CLOSE = object()

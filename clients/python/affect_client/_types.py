@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping, TypeVar
 
-from affect_client._proto import affect_pb2 as pb
+from affect_proto import affect_pb2 as pb
 
 
 class _Label(str, Enum):

@@ -4,7 +4,7 @@
 import grpc
 import warnings
 
-from affect_client._proto import affect_pb2 as affect_dot_v1_dot_affect__pb2
+from affect_proto import affect_pb2 as affect_dot_v1_dot_affect__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

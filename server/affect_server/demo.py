@@ -40,7 +40,7 @@ def run_demo(turns: list[dict], *, as_json: bool = False, local: bool = False, q
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "port"
         server = subprocess.Popen(
-            [sys.executable, "-m", "affect.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+            [sys.executable, "-m", "affect_server.cli", "serve", "--host", "127.0.0.1", "--port", "0",
              "--ready-file", str(ready), "--log-level", "warning"],
             stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

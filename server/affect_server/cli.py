@@ -1,0 +1,80 @@
+"""The ``affect`` console command: the library's commands (``affect.cli``) plus the two that
+assemble the service and the client, ``affect serve`` and ``affect demo``.
+
+They live here, not in ``affect.cli``, because the library never imports the server or the
+client; this package may import both (the client only for the demo, through its public API).
+
+    python -m affect_server.cli serve --port 0 --ready-file port.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from affect import cli as library_cli
+from affect._errors import AffectError
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Start the service, send the sample conversation through the client, stop the service."""
+    from affect_server.demo import run_demo
+
+    run_demo(library_cli.sample_conversation(), as_json=args.json, local=args.local, quiet=args.quiet)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import asyncio
+    import logging
+
+    from affect_server.app import serve
+    from affect_server.config import ServerConfig
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig.from_args(args)
+    if args.ray:
+        for warning in config.check():  # the in-process server checks (and binds) before loading models
+            logging.getLogger("affect.server").warning("%s", warning)
+        try:
+            from affect_server.ray_serve import serve_on_ray
+        except ImportError as exc:
+            raise AffectError(f"affect serve --ray needs Ray Serve (pip install 'ray[serve]'): {exc}") from None
+        serve_on_ray(config, args.ray_config, address=args.ray_address, http_port=args.ray_http_port,
+                     ready_file=args.ready_file)
+        return
+    asyncio.run(serve(config, ready_file=args.ready_file))
+
+
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", common: argparse.ArgumentParser) -> None:
+    """``demo`` and ``serve``, added to the library's parser (``affect.cli.build_parser``)."""
+    from affect_server.config import ServerConfig
+
+    demo = sub.add_parser("demo", parents=[common], help="serve the default models and send the sample conversation through the client")
+    demo.add_argument("--json", action="store_true")
+    demo.add_argument("--local", action="store_true", help="analyse in this process, without the gRPC service")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="run the gRPC streaming service",
+                           description="Flags override AFFECT_* environment variables, which override defaults.")
+    ServerConfig.add_arguments(serve)
+    serve.add_argument("--ready-file", type=Path, help="write the bound port here once serving (for scripts)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    ray = serve.add_argument_group("Ray Serve (see docs/deploy-ray.md)")
+    ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of one process")
+    ray.add_argument("--ray-address", help="an existing Ray cluster ('auto' or ray://host:10001); default: start one here")
+    ray.add_argument("--ray-config", type=Path, help="JSON: replicas, autoscaling and CPUs per deployment")
+    ray.add_argument("--ray-http-port", type=int, default=8000, help="Serve's HTTP proxy port (unused by affect)")
+    serve.set_defaults(func=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return library_cli.build_parser(add_commands)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return library_cli.main(argv, parser=build_parser())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""Who may import whom, read from the source (issue 19), and the generated code against the contract.
+
+    affect (the library)   imports neither the server nor the client
+    affect_server          imports the library and affect_proto; the client only by its public name (the demo)
+    affect_client          imports affect_proto, never the library or the server
+    affect_proto           generated from protos/affect/v1/affect.proto, never stale
+
+and the library has no import cycle (imports under ``if TYPE_CHECKING:`` excepted: they never run).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {
+    "affect": ROOT / "affect",
+    "affect_server": ROOT / "server" / "affect_server",
+    "affect_client": ROOT / "clients" / "python" / "affect_client",
+    "affect_proto": ROOT / "protos" / "python" / "affect_proto",
+}
+
+
+def _module_name(package: str, path: Path) -> str:
+    parts = path.relative_to(PACKAGES[package]).with_suffix("").parts
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join((package, *parts))
+
+
+def _modules(package: str) -> dict[str, Path]:
+    return {_module_name(package, p): p for p in sorted(PACKAGES[package].rglob("*.py"))}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[tuple[str, tuple[str, ...], int]]:
+    """``(imported module, names taken from it, line)`` for every import that can run, at any depth
+    (inside functions too), and for ``importlib.import_module("...")`` with a literal name."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, (), node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")
+                anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+                base = ".".join([*anchor, base] if base else anchor)
+            yield base, tuple(a.name for a in node.names), node.lineno
+        elif (isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name))
+              and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            yield node.args[0].value, (), node.lineno
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _all_imports(package: str) -> Iterator[tuple[str, str, tuple[str, ...], int]]:
+    for module, path in _modules(package).items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for target, names, line in _imports(tree, module, path.name == "__init__.py"):
+            yield module, target, names, line
+
+
+def _top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def test_the_library_imports_neither_the_server_nor_the_client():
+    offending = [f"{m}:{line} imports {t}" for m, t, _, line in _all_imports("affect")
+                 if _top(t) in ("affect_server", "affect_client", "affect_proto")]
+    assert offending == []
+
+
+def test_the_server_uses_only_the_public_client_and_the_shared_generated_code():
+    offending = [f"{m}:{line} imports {t}" for m, t, names, line in _all_imports("affect_server")
+                 if _top(t) == "affect_client" and (t != "affect_client" or any(n.startswith("_") for n in names))]
+    assert offending == []
+    # ... and the string Ray Serve resolves to add the servicer names the shared package too
+    assert "affect_client" not in (PACKAGES["affect_server"] / "ray_app.py").read_text(encoding="utf-8")
+
+
+def test_the_client_imports_neither_the_library_nor_the_server():
+    offending = [f"{m}:{line} imports {t}" for m, t, _, line in _all_imports("affect_client")
+                 if _top(t) in ("affect", "affect_server")]
+    assert offending == []
+    offending = [f"{m}:{line} imports {t}" for m, t, _, line in _all_imports("affect_proto")
+                 if _top(t) in ("affect", "affect_server", "affect_client")]
+    assert offending == []
+
+
+def _lazy_exports() -> dict[str, str]:
+    """``affect.__getattr__``'s table: ``from affect import Turn`` imports ``affect.conversation``."""
+    tree = ast.parse((PACKAGES["affect"] / "__init__.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "_LAZY":
+            return ast.literal_eval(node.value)
+    raise AssertionError("affect/__init__.py has no _LAZY table")
+
+
+def library_import_graph() -> dict[str, set[str]]:
+    """Module -> the library modules its code imports when it runs."""
+    modules = _modules("affect")
+    lazy = _lazy_exports()
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, target, names, _ in _all_imports("affect"):
+        if _top(target) != "affect":
+            continue
+        for name in names or ("",):
+            sub = f"{target}.{name}" if name else target
+            if sub in modules:  # from affect.speech import encoder: the submodule
+                graph[module].add(sub)
+            elif target == "affect" and name in lazy:
+                graph[module].add(lazy[name])
+            elif target in modules:
+                graph[module].add(target)
+    for module in graph:
+        graph[module].discard(module)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph (``[a, b, ..., a]``), or ``None``."""
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():  # the check below could fail
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_library_has_no_import_cycle():
+    graph = library_import_graph()
+    assert "affect.conversation" in graph["affect.analyzer"]  # the graph is read, not empty
+    assert find_cycle(graph) is None
+
+
+def test_the_generated_code_matches_the_contract(tmp_path: Path):
+    pytest.importorskip("grpc_tools", reason="grpcio-tools (the dev extra) generates the code")
+    from protos.generate import OUT, generate
+
+    fresh = {p.name: p.read_text(encoding="utf-8") for p in generate(tmp_path)}
+    fresh["__init__.py"] = (tmp_path / "__init__.py").read_text(encoding="utf-8")
+    committed = {p.name: p.read_text(encoding="utf-8") for p in OUT.iterdir() if p.suffix in (".py", ".pyi")}
+    stale = sorted(name for name in fresh.keys() | committed.keys() if fresh.get(name) != committed.get(name))
+    assert stale == [], f"regenerate with `python -m protos.generate`: {stale} differ from protos/affect/v1/affect.proto"
