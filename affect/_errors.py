@@ -4,7 +4,7 @@
     ├── InvalidInputError        bad input from the caller (empty, too large, undecodable, ...)
     │   └── InputTooLargeError   within the rules but over a size limit
     ├── ModelLoadError           shipped weights missing, corrupt, or not matching their hash
-    ├── UnknownModelError        a model name the registry does not know
+    │   └── UnknownModelError    a weights name that no model family knows
     └── DatasetNotFoundError     (affect.datasets) data files absent
 
 Every message names what was wrong and with which field, so a service can pass it on as is.
@@ -33,8 +33,9 @@ class ModelLoadError(AffectError, RuntimeError):
     """A model's weights could not be loaded."""
 
 
-class UnknownModelError(AffectError, KeyError):
-    """No model of that name is registered."""
+class UnknownModelError(ModelLoadError, KeyError):
+    """No weights of that name (``WeightsEnum.resolve``); a ``ModelLoadError``, as it was before
+    it had its own class."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""

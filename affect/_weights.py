@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from affect._errors import ModelLoadError
+from affect._errors import ModelLoadError, UnknownModelError
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -65,7 +65,7 @@ class WeightsEnum(Enum):
             for member in cls:
                 if member.value.id == value or member.value.meta.get("name") == value:
                     return member
-        raise ModelLoadError(f"unknown {cls.__name__} {value!r}; known: {', '.join(cls.__members__)}")
+        raise UnknownModelError(f"unknown {cls.__name__} {value!r}; known: {', '.join(cls.__members__)}")
 
     @property
     def meta(self) -> Mapping[str, Any]:

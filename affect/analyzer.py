@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Any
 
 from affect.conversation import Conversation, Turn
-from affect.results import ModalityResult, TurnResult
+from affect.results import MODALITIES, Modality, ModalityResult, TurnResult
 from affect.text.encoder import TextEncoder
 from affect.text.prior import DEFAULT_PRIOR, PriorSpec
 from affect.text.weights import TextWeights
@@ -60,9 +60,14 @@ class Analyzer:
         self.forecaster = _build(forecast, _forecaster_class())
 
     @property
+    def encoders(self) -> dict[Modality, Any]:
+        """The loaded encoders by modality, in the one modality order (``affect.results.MODALITIES``)."""
+        return {m: enc for m in MODALITIES if (enc := getattr(self, m.value)) is not None}
+
+    @property
     def models(self) -> dict[str, str]:
         """Loaded models by modality, as ``name@version``."""
-        return {name: enc.model_id for name, enc in (("text", self.text), ("speech", self.speech), ("face", self.face)) if enc}
+        return {m.value: enc.model_id for m, enc in self.encoders.items() if enc}
 
     def face_many(self, grays: list) -> list:
         """Every face of several gray images (the face encoder's batch call)."""
@@ -106,7 +111,7 @@ def _runtimes(runtime: str | Mapping[str, str]) -> dict[str, str]:
         return {}
     from affect.onnx import runtime_for
 
-    return {name: runtime_for(runtime, name) for name in ("text", "speech", "face")}
+    return {m.value: runtime_for(runtime, m.value) for m in MODALITIES}
 
 
 def _speech_encoder_class():

@@ -42,7 +42,7 @@ def sample_conversation() -> list[dict]:
 
 
 def load_analyzer(needs: set[str], *, quiet: bool = False, status=None):
-    """An ``Analyzer`` with only the encoders in ``needs`` ("text", "speech", "face"), with a
+    """An ``Analyzer`` with only the encoders in ``needs`` ("face", "speech", "text"), with a
     progress line on the terminal while the models load (or on ``status``, a running one)."""
     from affect._progress import Status, wants_progress
 
@@ -51,9 +51,10 @@ def load_analyzer(needs: set[str], *, quiet: bool = False, status=None):
             return load_analyzer(needs, status=status)
     status.update("loading torch")
     from affect.analyzer import Analyzer
+    from affect.results import MODALITIES
 
     encoders: dict[str, object] = {}
-    for name in ("text", "speech", "face"):
+    for name in (m.value for m in MODALITIES):
         if name in needs:
             status.update(f"loading the {name} model")
             encoders[name] = _encoder_class(name)()
@@ -427,8 +428,8 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
                                         "PyTorch on real test items (needs pip install 'affect[onnx]' and the shared data).")
     export.add_argument("dir", type=Path, metavar="DIR")
     export.add_argument("--format", choices=["onnx"], required=True)
-    export.add_argument("--encoders", default="text,face,speech", help="any of text, face, speech (comma-separated)")
-    for name in ("text", "face", "speech"):
+    export.add_argument("--encoders", default="face,speech,text", help="any of face, speech, text (comma-separated)")
+    for name in ("face", "speech", "text"):
         export.add_argument(f"--{name}-weights", default=None, help=f"the {name} weights to export (default: DEFAULT; see affect models)")
     export.add_argument("--parity-items", type=int, default=600, help="test items per parity check; 0 for the whole test set")
     export.add_argument("--data-root", type=Path, default=None, help="the shared data (default: ../shared/data or $AFFECT_DATA_ROOT)")
@@ -443,9 +444,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.dir.exists() and not args.dir.is_dir():
         raise InvalidInputError(f"{args.dir} is a file; name a folder to write into", field="dir")
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()]
-    unknown = sorted(set(encoders) - {"text", "face", "speech"})
+    unknown = sorted(set(encoders) - {"face", "speech", "text"})
     if unknown or not encoders:
-        raise InvalidInputError(f"--encoders: unknown {', '.join(unknown) or '(none given)'}; known: text, face, speech",
+        raise InvalidInputError(f"--encoders: unknown {', '.join(unknown) or '(none given)'}; known: face, speech, text",
                                 field="encoders")
     from affect.onnx import export_onnx, parity_table
     from affect.onnx._session import require_onnxruntime

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from affect._errors import InvalidInputError
 from affect.fusion import fuse
+from affect.limits import MAX_ID_CHARS, check_image_count, check_not_empty
 from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
 from affect.text._input import clean_text
@@ -21,10 +22,6 @@ from affect.text.encoder import TextRequest
 
 if TYPE_CHECKING:
     from affect.analyzer import Analyzer
-
-MAX_SPEAKER_CHARS = 128
-
-MAX_IMAGES_PER_TURN = 8
 
 
 @dataclass(frozen=True)
@@ -93,11 +90,11 @@ class Conversation:
 
     def prepare(self, turn: Turn) -> PreparedTurn:
         """Check the turn (raising ``InvalidInputError`` naming the field) and build its requests."""
-        if turn.is_empty():
-            raise InvalidInputError("a turn needs at least one of text, audio or image", field="turn")
+        images = turn.all_images()
+        check_not_empty(has_text=turn.text is not None, has_audio=turn.audio is not None, images=len(images))
         speaker = turn.speaker
-        if speaker is not None and (not isinstance(speaker, str) or len(speaker) > MAX_SPEAKER_CHARS):
-            raise InvalidInputError(f"speaker must be a string of at most {MAX_SPEAKER_CHARS} characters", field="speaker")
+        if speaker is not None and (not isinstance(speaker, str) or len(speaker) > MAX_ID_CHARS):
+            raise InvalidInputError(f"speaker must be a string of at most {MAX_ID_CHARS} characters", field="speaker")
         prepared = PreparedTurn(turn)
         if turn.text is not None:
             if self.analyzer.text is None:
@@ -108,12 +105,10 @@ class Conversation:
             if self.analyzer.speech is None:
                 raise InvalidInputError("this analyzer has no speech encoder loaded", field="audio")
             prepared.speech = self.analyzer.speech.prepare(turn.audio, turn.sample_rate)
-        images = turn.all_images()
         if images:
             if self.analyzer.face is None:
                 raise InvalidInputError("this analyzer has no face encoder loaded", field="images")
-            if len(images) > MAX_IMAGES_PER_TURN:
-                raise InvalidInputError(f"a turn may carry at most {MAX_IMAGES_PER_TURN} images", field="images")
+            check_image_count(len(images))
             from affect.face._input import load_gray
 
             prepared.faces = [load_gray(image, turn.channel_order) for image in images]  # type: ignore[arg-type]

@@ -22,11 +22,14 @@ from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES, Emotion, Sentiment, va
 
 
 class Modality(str, Enum):
-    """A modality; prints as its value (``text``), as the enums of ``affect.labels`` do."""
+    """A modality; prints as its value (``text``), as the enums of ``affect.labels`` do.
 
-    TEXT = "text"
-    SPEECH = "speech"
+    The members' order is the one order of modalities everywhere: a turn's ``present``, the
+    fusion head's inputs (it was trained in this order), the encoders of an ``Analyzer``."""
+
     FACE = "face"
+    SPEECH = "speech"
+    TEXT = "text"
 
     def __str__(self) -> str:
         return self.value
@@ -37,7 +40,7 @@ class Modality(str, Enum):
     __format__ = str.__format__
 
 
-MODALITIES: tuple[Modality, ...] = (Modality.FACE, Modality.SPEECH, Modality.TEXT)
+MODALITIES: tuple[Modality, ...] = tuple(Modality)
 
 
 def _probs(names: Sequence[str], values: Sequence[float]) -> dict[str, float]:

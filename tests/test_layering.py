@@ -175,3 +175,20 @@ def test_the_generated_code_matches_the_contract(tmp_path: Path):
     committed = {p.name: p.read_text(encoding="utf-8") for p in OUT.iterdir() if p.suffix in (".py", ".pyi")}
     stale = sorted(name for name in fresh.keys() | committed.keys() if fresh.get(name) != committed.get(name))
     assert stale == [], f"regenerate with `python -m protos.generate`: {stale} differ from protos/affect/v1/affect.proto"
+
+
+def test_every_list_of_the_three_modalities_is_in_the_enums_order():
+    """One modality order everywhere (issue 19): a literal naming all three follows ``Modality``."""
+    from affect.results import MODALITIES, Modality
+
+    assert MODALITIES == tuple(Modality)
+    order = [m.value for m in Modality]
+    wrong = []
+    for package in ("affect", "affect_server", "affect_client"):
+        for module, path in _modules(package).items():
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.Tuple, ast.List)) and all(isinstance(e, ast.Constant) for e in node.elts):
+                    values = [e.value for e in node.elts]
+                    if sorted(map(str, values)) == sorted(order) and values != order:
+                        wrong.append(f"{module}:{node.lineno} {values}")
+    assert wrong == []

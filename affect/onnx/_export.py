@@ -23,7 +23,7 @@ from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 from affect.onnx._parity import Parity, check_parity
 from affect.onnx._runtime import face_graph, speech_head_graph, text_graphs
 
-ENCODERS = ("text", "face", "speech")
+ENCODERS = ("face", "speech", "text")  # the modality order (affect.results.Modality)
 
 
 def file_stem(model_id: str) -> str:

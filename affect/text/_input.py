@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from affect._errors import InputTooLargeError, InvalidInputError
-
-DEFAULT_MAX_CHARS = 10_000
+from affect.limits import MAX_TEXT_CHARS as DEFAULT_MAX_CHARS
 
 
 def clean_text(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, field: str = "text") -> str:

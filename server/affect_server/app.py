@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from affect import Analyzer
+from affect.results import MODALITIES
 from affect_proto import affect_pb2 as pb
 from affect_server.auth import BearerTokenInterceptor
 from affect_server.batching import MicroBatcher
@@ -154,9 +155,11 @@ def _add_service(server: grpc.aio.Server, servicer: AffectServicer) -> None:
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
+MODALITY_NAMES = tuple(m.value for m in MODALITIES)
+
 
 def _batchers(analyzer: Analyzer, config: ServerConfig, executor, metrics: ServiceMetrics, *, max_size: int,
-              max_wait: float, demand, modalities=("text", "speech", "face")) -> dict[str, MicroBatcher]:
+              max_wait: float, demand, modalities: tuple[str, ...] = MODALITY_NAMES) -> dict[str, MicroBatcher]:
     calls = {"text": analyzer.text.analyze_many if analyzer.text is not None else None,
              "speech": analyzer.speech.analyze_prepared if analyzer.speech is not None else None,
              "face": analyzer.face_many if analyzer.face is not None else None}

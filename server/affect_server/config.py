@@ -7,6 +7,8 @@ import importlib.util
 import os
 from dataclasses import dataclass, fields
 
+from affect.limits import MAX_TEXT_CHARS
+
 RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")  # as affect.onnx.RUNTIMES, which imports torch: not at start-up
 
 
@@ -22,7 +24,7 @@ class ServerConfig:
     max_message_mb: float = 16.0  # one request; larger ones are refused with RESOURCE_EXHAUSTED
     # Per turn, in decoded units, checked from the headers before anything is decoded
     # (INVALID_ARGUMENT naming the field: such a turn never fits).
-    max_text_chars: int = 10_000
+    max_text_chars: int = MAX_TEXT_CHARS  # the library's limit (affect.limits)
     max_audio_seconds: float = 120.0
     max_audio_samples: int = 11_520_000  # samples x channels at the source rate: 120 s of 48 kHz stereo
     max_image_pixels: int = 16_777_216  # width x height summed over the turn's images (<= 8 images)

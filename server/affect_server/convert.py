@@ -8,19 +8,17 @@ import numpy as np
 
 from affect import InvalidInputError, Modality as LibModality, ModalityResult, Turn, TurnResult
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
+from affect.limits import check_id_length, check_not_empty
 from affect.results import AffectEstimate
 from affect_proto import affect_pb2 as pb
-
-MAX_ID_CHARS = 128
 
 MODALITY_TO_PB = {LibModality.TEXT: pb.TEXT, LibModality.SPEECH: pb.SPEECH, LibModality.FACE: pb.FACE}
 
 
 def check_id(value: str, field: str) -> str | None:
-    """An id or name of at most ``MAX_ID_CHARS`` characters with no control, format or
+    """An id or name of at most ``affect.limits.MAX_ID_CHARS`` characters with no control, format or
     line-separator characters (a newline in an id would forge lines in the log); None if empty."""
-    if len(value) > MAX_ID_CHARS:
-        raise InvalidInputError(f"{field} is longer than {MAX_ID_CHARS} characters", field=field)
+    check_id_length(value, field)
     for position, char in enumerate(value):
         if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
             raise InvalidInputError(f"{field} has a control or format character (U+{ord(char):04X}) at position {position}",
@@ -40,8 +38,7 @@ def turn_from_pb(message: pb.Turn) -> Turn:
             raise InvalidInputError(f"turn.text is not valid UTF-8 (byte {exc.start})", field="turn.text") from None
     audio, sample_rate = _audio(message.audio) if message.HasField("audio") else (None, None)
     images = [_image(image, i) for i, image in enumerate(message.images)]
-    if text is None and audio is None and not images:
-        raise InvalidInputError("a turn needs at least one of text, audio or images", field="turn")
+    check_not_empty(has_text=text is not None, has_audio=audio is not None, images=len(images))
     return Turn(text=text, speaker=speaker, audio=audio, sample_rate=sample_rate, images=images, channel_order="bgr")
 
 

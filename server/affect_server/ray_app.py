@@ -27,11 +27,12 @@ import grpc
 from ray import serve
 from ray.serve import Application
 
+from affect.results import MODALITIES as LIB_MODALITIES
 from affect_server.config import ServerConfig
 
 log = logging.getLogger("affect.server.ray")
 GRPC_SERVICER_FUNCTION = "affect_proto.affect_pb2_grpc.add_AffectServiceServicer_to_server"
-MODALITIES = ("text", "speech", "face")
+MODALITIES = tuple(m.value for m in LIB_MODALITIES)  # one deployment per encoder, in the library's order
 # Each encoder's batch call; the text one also returns the turn embeddings (see remote.py).
 BATCH_METHODS = {"text": "analyze_many_with_embeddings", "speech": "analyze_prepared", "face": "analyze_many"}
 

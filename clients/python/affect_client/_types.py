@@ -46,9 +46,11 @@ class Sentiment(_Label):
 
 
 class Modality(_Label):
-    TEXT = "text"
-    SPEECH = "speech"
+    """In the library's one order of modalities (``affect.results.Modality``)."""
+
     FACE = "face"
+    SPEECH = "speech"
+    TEXT = "text"
 
 
 MODALITY_NAMES = {pb.TEXT: Modality.TEXT, pb.SPEECH: Modality.SPEECH, pb.FACE: Modality.FACE}
