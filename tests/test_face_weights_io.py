@@ -87,3 +87,19 @@ def test_a_file_that_is_not_weights_is_refused(tmp_path: Path):
     path.write_bytes(b"\x00" * 64)
     with pytest.raises(ModelLoadError, match="cannot load face weights"):
         load_face_weights(path)
+
+
+@pytest.mark.parametrize("arch", [{"width": 8, "depth": [1, 1, 2, 2]}, {"width": 8, "separable": True}])
+def test_shallower_and_separable_networks_round_trip_with_their_arch(tmp_path: Path, faces: torch.Tensor, arch: dict):
+    torch.manual_seed(4)
+    net = FaceExpressionNet(**arch).eval()
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in _net(4).parameters())
+    save_face_weights(net, tmp_path / "arch.safetensors", arch)
+    loaded = load_face_weights(tmp_path / "arch.safetensors")
+    with torch.no_grad():
+        assert torch.equal(loaded.predict_proba(faces), net.predict_proba(faces))
+
+
+def test_a_bad_depth_is_refused():
+    with pytest.raises(ValueError, match="depth"):
+        FaceExpressionNet(depth=(1, 2, 3))
