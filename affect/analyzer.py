@@ -69,11 +69,6 @@ class Analyzer:
         """Loaded models by modality, as ``name@version``."""
         return {m.value: enc.model_id for m, enc in self.encoders.items() if enc}
 
-    def face_many(self, grays: list) -> list:
-        """Every face of several gray images (the face encoder's batch call)."""
-        assert self.face is not None
-        return self.face.analyze_many(grays)  # gray arrays: no colour order needed
-
     def conversation(self, conversation_id: str | None = None, *, text_context: bool = True) -> Conversation:
         """A new conversation; usable directly or as a context manager."""
         return Conversation(self, conversation_id, text_context=text_context)

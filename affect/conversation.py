@@ -19,6 +19,7 @@ from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, Mo
 from affect.state import ConversationState, StateThresholds
 from affect.text._input import clean_text
 from affect.text.encoder import TextRequest
+from affect.turn_flow import analyze_prepared
 
 if TYPE_CHECKING:
     from affect.analyzer import Analyzer
@@ -79,14 +80,7 @@ class Conversation:
     def analyze(self, turn: Turn | None = None, /, **fields: object) -> TurnResult:
         """Analyse the next turn: ``conversation.analyze(text="...", speaker="caller")``."""
         prepared = self.prepare(turn if turn is not None else Turn(**fields))  # type: ignore[arg-type]
-        a = self.analyzer
-        if prepared.text is not None:
-            prepared.results[Modality.TEXT] = a.text.analyze_many([prepared.text])[0]  # type: ignore[union-attr]
-        if prepared.speech is not None:
-            self.add_speech(prepared, a.speech.analyze_prepared([prepared.speech])[0])  # type: ignore[union-attr]
-        if prepared.faces:
-            self.add_faces(prepared, a.face_many(prepared.faces))
-        return self.complete(prepared)
+        return analyze_prepared(self, prepared)  # each encoder on this turn alone (affect.turn_flow)
 
     def prepare(self, turn: Turn) -> PreparedTurn:
         """Check the turn (raising ``InvalidInputError`` naming the field) and build its requests."""
@@ -139,7 +133,7 @@ class Conversation:
 
     def complete(self, prepared: PreparedTurn) -> TurnResult:
         """Fuse the encoders' results into the turn's answer and advance the conversation."""
-        per_modality = prepared.results
+        per_modality = {m: prepared.results[m] for m in MODALITIES if m in prepared.results}  # the one order
         fused: AffectEstimate | None = None
         shares: dict[Modality, float] = {}
         rule = ""
@@ -153,7 +147,9 @@ class Conversation:
             speaker=prepared.turn.speaker,
             present=tuple(m for m in MODALITIES if m in per_modality),
             modalities=dict(per_modality),
-            absent=dict(prepared.absent),
+            # The one exception to the modality order: why a modality is absent reads text,
+            # speech, face ("speech: no speech detected; face: no face detected"), as it always has.
+            absent={m: prepared.absent[m] for m in reversed(MODALITIES) if m in prepared.absent},
             shares=shares,
             fusion=rule,
             state=state,

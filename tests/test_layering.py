@@ -192,3 +192,24 @@ def test_every_list_of_the_three_modalities_is_in_the_enums_order():
                     if sorted(map(str, values)) == sorted(order) and values != order:
                         wrong.append(f"{module}:{node.lineno} {values}")
     assert wrong == []
+
+
+def test_a_turn_is_walked_in_one_module():
+    """Only ``affect.turn_flow`` runs the encoders of a turn, records their answers and completes
+    it; ``Conversation.analyze``, the servicer and the Ray deployments call it (issue 19)."""
+    walking = {"add_speech", "add_faces", "complete"}  # recording answers into a turn, fusing it
+    batch_calls = {"analyze_many", "analyze_prepared", "analyze_many_with_embeddings", "face_many"}
+    offending = []
+    for package in ("affect", "affect_server"):
+        for module, path in _modules(package).items():
+            if module == "affect.turn_flow":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                    name = node.func.attr
+                    if name in walking or (name in batch_calls and module in ("affect.conversation", "affect.analyzer")) \
+                            or (name in batch_calls and package == "affect_server"):
+                        offending.append(f"{module}:{node.lineno} .{name}()")
+                if (package == "affect_server" and isinstance(node, ast.Constant) and node.value in batch_calls):
+                    offending.append(f"{module}:{node.lineno} {node.value!r}")
+    assert offending == []

@@ -33,8 +33,6 @@ from affect_server.config import ServerConfig
 log = logging.getLogger("affect.server.ray")
 GRPC_SERVICER_FUNCTION = "affect_proto.affect_pb2_grpc.add_AffectServiceServicer_to_server"
 MODALITIES = tuple(m.value for m in LIB_MODALITIES)  # one deployment per encoder, in the library's order
-# Each encoder's batch call; the text one also returns the turn embeddings (see remote.py).
-BATCH_METHODS = {"text": "analyze_many_with_embeddings", "speech": "analyze_prepared", "face": "analyze_many"}
 
 
 @dataclass
@@ -115,7 +113,8 @@ class EncoderDeployment:
     def __init__(self, modality: str, model: Any, max_batch_size: int, batch_wait_s: float, threads: int) -> None:
         import torch
 
-        from affect import Analyzer
+        from affect import Analyzer, Modality
+        from affect.turn_flow import STEPS
         from affect_server.remote import front_of
 
         torch.set_num_threads(max(1, threads))
@@ -123,7 +122,7 @@ class EncoderDeployment:
         analyzer = Analyzer(**choice)
         encoder = getattr(analyzer, modality)
         self.front = front_of(encoder)
-        self._run = getattr(encoder, BATCH_METHODS[modality])
+        self._run = STEPS[Modality(modality)].batch(encoder, remote=True)  # the ingress keeps the conversation
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{modality}-encoder")
         self.run.set_max_batch_size(max_batch_size)
         self.run.set_batch_wait_timeout_s(batch_wait_s)

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import grpc
 
-from affect import Analyzer, InputTooLargeError, InvalidInputError, Modality
+from affect import Analyzer, InputTooLargeError, InvalidInputError
 from affect.conversation import Conversation, PreparedTurn
 from affect.fusion import FusionWeights
 from affect.registry import list_weights
+from affect.turn_flow import analyze_submitted
 from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_server.budget import TurnCost, measure
@@ -260,21 +261,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         started = time.perf_counter()
         self.in_flight += 1
         try:
-            jobs = {}
-            if prepared.text is not None:
-                jobs["text"] = self.batchers["text"].submit(prepared.text)
-            if prepared.speech is not None:
-                jobs["speech"] = lane.batchers["speech"].submit(prepared.speech)
-            if prepared.faces:
-                jobs["face"] = asyncio.gather(*(lane.batchers["face"].submit(gray) for gray in prepared.faces))
-            answers = dict(zip(jobs, await asyncio.gather(*jobs.values())))  # the encoders run side by side
-            if "text" in answers:
-                prepared.results[Modality.TEXT] = answers["text"]
-            if "speech" in answers:
-                conversation.add_speech(prepared, answers["speech"])
-            if "face" in answers:
-                conversation.add_faces(prepared, answers["face"])
-            result = conversation.complete(prepared)
+            # the lane's batchers (the heavy lane has its own for speech and faces), else the main ones
+            result = await analyze_submitted(conversation, prepared, lambda m: (
+                lane.batchers[m.value] if m.value in lane.batchers else self.batchers[m.value]).submit)
         finally:
             self.in_flight -= 1
         elapsed = time.perf_counter() - started
