@@ -137,7 +137,9 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     epochs, bs = cfg["epochs"], cfg["batch_size"]
     per_epoch = cfg.get("samples_per_epoch") or len(train)
     steps = -(-per_epoch // bs)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    adversary = CorpusAdversary(2 * head_cfg["hidden"], train.corpora, cfg.get("adversary_weight", 0.0))
+    params = list(net.parameters()) + (list(adversary.parameters()) if adversary.active else [])
+    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=epochs * steps, pct_start=0.1)
     probs = sampling_weights(train, cfg["balance"])
     rng = np.random.default_rng(cfg["seed"])
@@ -157,7 +159,16 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         for i in range(0, len(order), bs):
             idx = order[i : i + bs]
             frames, mask = pad_frames([jitter(train.feats[j], rng, cfg["crop_min"], cfg["frame_mask"]) for j in idx])
-            loss = F.cross_entropy(net(frames, mask), labels[idx], label_smoothing=cfg["label_smoothing"])
+            pooled = net.pool(net.project(net.norm(frames)), mask)
+            target = F.one_hot(labels[idx], len(EMOTIONS)).float()
+            mix = cfg.get("pooled_mixup", 0.0)
+            if mix:  # mixup of pooled summaries: decision boundaries between, not around, training voices
+                lam = torch.from_numpy(rng.beta(mix, mix, size=(len(idx), 1))).float()
+                perm = torch.from_numpy(rng.permutation(len(idx)))
+                pooled, target = lam * pooled + (1 - lam) * pooled[perm], lam * target + (1 - lam) * target[perm]
+            loss = F.cross_entropy(net.classify(pooled), target, label_smoothing=cfg["label_smoothing"])
+            if adversary.active:
+                loss = loss + adversary.loss(pooled, train.corpora[idx])
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -182,6 +193,33 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
                  "history": history}
 
 
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - autograd's signature
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return -grad
+
+
+class CorpusAdversary(torch.nn.Module):
+    """Guesses the corpus from the pooled summary through a reversed gradient (domain-adversarial
+    training): the head is pushed towards summaries that do not tell the corpora apart. Recipe
+    only; not shipped. ``weight`` 0 turns it off."""
+
+    def __init__(self, dim: int, corpora: np.ndarray, weight: float) -> None:
+        super().__init__()
+        self.names = sorted(set(corpora.tolist()))
+        self.weight = float(weight)
+        self.active = self.weight > 0 and len(self.names) > 1
+        self.guess = torch.nn.Sequential(torch.nn.Linear(dim, 128), torch.nn.GELU(), torch.nn.Linear(128, len(self.names)))
+
+    def loss(self, pooled: torch.Tensor, corpora: np.ndarray) -> torch.Tensor:
+        target = torch.tensor([self.names.index(c) for c in corpora])
+        return self.weight * F.cross_entropy(self.guess(_ReverseGradient.apply(pooled)), target)
+
+
 def held_out_scores(net: SpeechEmotionHead, items: Items) -> dict[str, float]:
     """UAR and most frequent prediction's share on clean and telephone copies of ``items``."""
     pred = predict(net, items.feats).argmax(-1).numpy()
@@ -195,15 +233,30 @@ def held_out_scores(net: SpeechEmotionHead, items: Items) -> dict[str, float]:
     return out
 
 
-def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm: str) -> dict:
-    """Leave-one-corpus-out figures for one encoder and feature normalisation (cached as JSON)."""
-    out_path = workdir / f"loco-{backbone}-{feature_norm}.json"
+def with_variant(cfg: dict, variant: str | None) -> dict:
+    """The config with one of its named ``variants`` applied (nested dicts merged)."""
+    if not variant:
+        return cfg
+    out = json.loads(json.dumps(cfg))
+    for key, value in cfg["variants"][variant].items():
+        if isinstance(value, dict):
+            out[key] = out[key] | value
+        else:
+            out[key] = value
+    return out
+
+
+def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm: str, variant: str | None = None) -> dict:
+    """Leave-one-corpus-out figures for one encoder, feature normalisation and config variant (cached as JSON)."""
+    out_path = workdir / f"loco-{backbone}-{feature_norm}{'-' + variant if variant else ''}.json"
+    cfg = with_variant(cfg, variant)
     if out_path.is_file():
         return json.loads(out_path.read_text())
     corpora = tuple(cfg["corpora"])
     items = load_items(cache, backbone, corpora, cfg["copies"])
     in_dim = backbone_spec(backbone).feature_dim
-    result: dict = {"backbone": backbone, "feature_norm": feature_norm, "compute_type": COMPUTE_TYPE, "corpora": {}}
+    result: dict = {"backbone": backbone, "feature_norm": feature_norm, "variant": variant or "base",
+                    "compute_type": COMPUTE_TYPE, "corpora": {}}
     for held in corpora:
         rest = items.corpora != held
         train = items.select(rest & (items.splits == "train"))
@@ -252,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=HERE / "checkpoints")
     ap.add_argument("--backbone", action="append", help="loco: encoders to compare (default: the config's)")
     ap.add_argument("--feature-norm", action="append", help="loco: normalisations to compare (default: the config's)")
+    ap.add_argument("--variant", action="append", help="loco: named config variants to compare (default: none)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
@@ -264,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for backbone in args.backbone or cfg["backbones"]:
         for norm in args.feature_norm or [cfg["head"]["feature_norm"]]:
-            res = run_loco(cfg, args.cache, args.workdir, backbone, norm)
-            log.info("LOCO %s %s: mean UAR clean %.3f telephone %.3f", backbone, norm, res["mean_uar_clean"],
-                     res["mean_uar_telephone"])
+            for variant in args.variant or [None]:
+                res = run_loco(cfg, args.cache, args.workdir, backbone, norm, variant)
+                log.info("LOCO %s %s %s: mean UAR clean %.3f telephone %.3f", backbone, norm, variant or "base",
+                         res["mean_uar_clean"], res["mean_uar_telephone"])
     return 0
 
 
