@@ -138,8 +138,8 @@ class Conversation:
         shares: dict[Modality, float] = {}
         rule = ""
         if per_modality:  # else every modality sent was absent (silence, no face): no reading
-            fields, shares, rule = fuse(per_modality)
-            fused = AffectEstimate(**fields)
+            reading = fuse(per_modality)
+            fused, shares, rule = reading.estimate, reading.shares, reading.fusion
         state, events = self.state.update(fused, prepared.turn.speaker, self.turns_seen)
         result = TurnResult(
             fused=fused,

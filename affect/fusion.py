@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -148,9 +149,17 @@ def load_head(weights: FusionWeights = FusionWeights.DEFAULT) -> LateFusionHead:
     return head
 
 
-def fuse(results: Mapping[Modality, ModalityResult], head: LateFusionHead | None = None
-         ) -> tuple[dict, dict[Modality, float], str]:
-    """Keyword fields of the fused estimate, each modality's share, and the fusion's name.
+@dataclass(frozen=True)
+class Fused:
+    """What ``fuse`` gives: the fused estimate, each modality's share of it, and the fusion's id."""
+
+    estimate: AffectEstimate
+    shares: dict[Modality, float]
+    fusion: str  # the weights id of the fusion head (late-fusion@N)
+
+
+def fuse(results: Mapping[Modality, ModalityResult], head: LateFusionHead | None = None) -> Fused:
+    """The fused estimate of a turn's readings, each modality's share, and the fusion's id.
 
     Only readings are fused: a turn in which no modality gave one has no fused answer (the
     caller reports it as such, ``TurnResult.fused is None``), never a made-up neutral."""
@@ -160,7 +169,7 @@ def fuse(results: Mapping[Modality, ModalityResult], head: LateFusionHead | None
     if len(results) == 1:
         (modality, only), = results.items()
         fields = {k: getattr(only, k) for k in ("emotions", "sentiments", "valence", "arousal", "confidence")}
-        return fields, {modality: 1.0}, fusion_id
+        return Fused(AffectEstimate(**fields), {modality: 1.0}, fusion_id)
     head = head or load_head()
     subset = tuple(m for m in MODALITIES if m in results)
     index = MULTI_SUBSETS.index(subset)
@@ -173,4 +182,4 @@ def fuse(results: Mapping[Modality, ModalityResult], head: LateFusionHead | None
     share_list = head.shares(index)
     shares = {m: share_list[i] for i, m in enumerate(MODALITIES) if m in results}
     sentiment = [sum(shares[m] * r.sentiment_vector()[k] for m, r in results.items()) for k in range(3)]
-    return AffectEstimate.fields_from_probs(emotions, sentiment), shares, fusion_id
+    return Fused(AffectEstimate(**AffectEstimate.fields_from_probs(emotions, sentiment)), shares, fusion_id)

@@ -38,7 +38,8 @@ def _result(modality: Modality, probs) -> ModalityResult:
 def test_one_modality_is_passed_through_exactly(test_pools):
     for m in MODALITIES:
         p = test_pools[m.value].calibrated[3]
-        fields, shares, _ = fuse({m: _result(m, p)})
+        fused = fuse({m: _result(m, p)})
+        fields, shares = vars(fused.estimate), fused.shares
         assert np.allclose([fields["emotions"][e] for e in fields["emotions"]], p, atol=1e-6) and shares == {m: 1.0}
 
 
@@ -46,7 +47,8 @@ def test_shares_sum_to_one_and_follow_the_head(test_pools):
     for r in (2, 3):
         for subset in itertools.combinations(MODALITIES, r):
             results = {m: _result(m, test_pools[m.value].calibrated[0]) for m in subset}
-            fields, shares, name = fuse(results)
+            fused = fuse(results)
+            fields, shares, name = vars(fused.estimate), fused.shares, fused.fusion
             assert set(shares) == set(subset) and sum(shares.values()) == pytest.approx(1.0)
             assert sum(fields["emotions"].values()) == pytest.approx(1.0, abs=1e-5) and name.startswith("late-fusion@")
 
