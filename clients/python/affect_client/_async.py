@@ -73,16 +73,13 @@ class AsyncAffectClient:
         await self.close()
 
     async def _unary(self, method, request):
-        retries = _core.Retries(self.options)
-        while True:
+        async def attempt():
             try:
                 return await method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
             except grpc.RpcError as error:
-                failure = status_error(error)
-            delay = retries.delay(failure)
-            if delay is None:
-                raise failure
-            await asyncio.sleep(delay)
+                raise status_error(error) from None
+
+        return await _core.retrying_async(attempt, self.options)
 
 
 class AsyncConversation:
@@ -106,15 +103,13 @@ class AsyncConversation:
         self.models: list[ModelInfo] = []
 
     async def open(self) -> "AsyncConversation":
-        retries = _core.Retries(self._options)
-        while True:
+        async def attempt() -> pb.ConverseResponse:
             self._closed = False
             self._call = self._client._stub.Converse(timeout=self._options.conversation_deadline,
                                                      metadata=_core.call_metadata(self._options))
             try:
                 await self._call.write(self._open_request)
-                opened = await self._read(self._options.open_timeout)
-                break
+                return await self._read(self._options.open_timeout)
             except grpc.RpcError as error:
                 failure = status_error(error)
             except asyncio.InvalidStateError:  # the call already ended: its status says why
@@ -122,11 +117,10 @@ class AsyncConversation:
             except APIStatusError as error:
                 failure = error
             self._call.cancel()
-            delay = retries.delay(failure)
-            if delay is None:
-                self._closed = True
-                raise failure
-            await asyncio.sleep(delay)
+            self._closed = True  # open again when the flow retries
+            raise failure
+
+        opened = await _core.retrying_async(attempt, self._options)
         self.id = opened.opened.conversation_id
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
         return self
@@ -144,10 +138,11 @@ class AsyncConversation:
     async def _exchange(self, request: pb.ConverseRequest) -> TurnResult:
         """Send the turn and wait for its answer; a busy refusal is resent as ``busy_retries`` allows."""
         assert self._call is not None
-        retries = _core.Retries(self._options, unavailable=False)
-        while True:
+        call = self._call
+
+        async def attempt() -> TurnResult:
             try:
-                await self._call.write(request)
+                await call.write(request)
                 response = await self._read(self._options.turn_timeout)
             except grpc.RpcError as error:
                 self._closed = True
@@ -157,16 +152,11 @@ class AsyncConversation:
                 raise await self._ended() from None
             except asyncio.CancelledError:  # the answer would go to the next turn: the stream ends here
                 self._closed = True
-                self._call.cancel()
+                call.cancel()
                 raise
-            try:
-                return _core.parse_turn_response(response)
-            except TurnRefusedError as refused:
-                failure = refused
-            delay = retries.delay(failure)
-            if delay is None:
-                raise failure
-            await asyncio.sleep(delay)
+            return _core.parse_turn_response(response)
+
+        return await _core.retrying_async(attempt, self._options, unavailable=False, catch=TurnRefusedError)
 
     async def _ended(self) -> Exception:
         """The error for a call the server has ended."""

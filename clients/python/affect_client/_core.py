@@ -5,11 +5,14 @@ The two clients are thin shells over these functions, so a rule lives in one pla
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import grpc
 from affect_proto import affect_pb2 as pb
@@ -102,6 +105,50 @@ class Retries:
             self._busy_left -= 1
             return hint
         return None
+
+
+T = TypeVar("T")
+
+
+def retry_flow(options: ClientOptions, *, unavailable: bool = True) -> Generator[float, AffectClientError, None]:
+    """The retry rule, written once and driven by ``retrying`` (blocking) and ``retrying_async``
+    (asyncio), as httpx writes its auth flows once for both clients.
+
+    Started with ``next()``; each failed attempt is sent in, and the flow answers with the
+    seconds to wait before the next attempt, or raises the failure when it is not retried."""
+    retries = Retries(options, unavailable=unavailable)
+    failure = yield 0.0
+    while True:
+        delay = retries.delay(failure)
+        if delay is None:
+            raise failure
+        failure = yield delay
+
+
+def retrying(attempt: Callable[[], T], options: ClientOptions, *, unavailable: bool = True,
+             catch: type[AffectClientError] = AffectClientError) -> T:
+    """``attempt()`` until it returns, retried on the failures (of type ``catch``) the flow retries."""
+    flow = retry_flow(options, unavailable=unavailable)
+    next(flow)
+    while True:
+        try:
+            return attempt()
+        except catch as failure:
+            delay = flow.send(failure)  # raises the failure when it is not retried
+        time.sleep(delay)
+
+
+async def retrying_async(attempt: Callable[[], Awaitable[T]], options: ClientOptions, *, unavailable: bool = True,
+                         catch: type[AffectClientError] = AffectClientError) -> T:
+    """``retrying`` for coroutines: the same flow, waiting with ``asyncio.sleep``."""
+    flow = retry_flow(options, unavailable=unavailable)
+    next(flow)
+    while True:
+        try:
+            return await attempt()
+        except catch as failure:
+            delay = flow.send(failure)  # raises the failure when it is not retried
+        await asyncio.sleep(delay)
 
 
 def retryable(error: grpc.RpcError) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Iterator, Sequence
 
 import grpc
@@ -79,16 +78,13 @@ class AffectClient:
         self.close()
 
     def _unary(self, method, request):
-        retries = _core.Retries(self.options)
-        while True:
+        def attempt():
             try:
                 return method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
             except grpc.RpcError as error:
-                failure = status_error(error)
-            delay = retries.delay(failure)
-            if delay is None:
-                raise failure
-            time.sleep(delay)
+                raise status_error(error) from None
+
+        return _core.retrying(attempt, self.options)
 
 
 class Conversation:
@@ -106,17 +102,7 @@ class Conversation:
     def __init__(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
         self._options = client.options
         self._closed = False
-        retries = _core.Retries(self._options)
-        while True:
-            try:
-                self._start(client, open_request)
-                return
-            except APIStatusError as error:
-                failure = error
-            delay = retries.delay(failure)
-            if delay is None:
-                raise failure
-            time.sleep(delay)
+        _core.retrying(lambda: self._start(client, open_request), self._options, catch=APIStatusError)
 
     def _start(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
         self._closed = False
@@ -145,17 +131,11 @@ class Conversation:
 
     def _exchange(self, request: pb.ConverseRequest) -> TurnResult:
         """Send the turn and wait for its answer; a busy refusal is resent as ``busy_retries`` allows."""
-        retries = _core.Retries(self._options, unavailable=False)
-        while True:
+        def attempt() -> TurnResult:
             self._requests.put(request)
-            try:
-                return _core.parse_turn_response(self._next_response(self._options.turn_timeout))
-            except TurnRefusedError as refused:
-                failure = refused
-            delay = retries.delay(failure)
-            if delay is None:
-                raise failure
-            time.sleep(delay)
+            return _core.parse_turn_response(self._next_response(self._options.turn_timeout))
+
+        return _core.retrying(attempt, self._options, unavailable=False, catch=TurnRefusedError)
 
     def close(self) -> None:
         """End the stream politely (the server frees the conversation's state)."""
