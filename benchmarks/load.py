@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from affect.datasets import default_data_root
+from affect_server.launch import ServeProcess, ServerStartError, free_port
 from benchmarks._report import RESULTS_DIR, Report, write_report
 
 # One replica per deployment on this 2-core machine, one thread per encoder replica.
@@ -76,25 +76,22 @@ def load_payloads(data_root: Path) -> Payloads:
 
 
 class ServerProcess:
-    """``affect serve`` in its own process, on a free loopback port."""
+    """``affect serve`` in its own process, on a free loopback port (``affect_server.launch``)."""
 
     def __init__(self, extra_args: list[str]) -> None:
-        self._tmp = tempfile.TemporaryDirectory()
-        ready = Path(self._tmp.name) / "port"
-        port = ["--port", str(_free_port())] if "--ray" in extra_args else ["--port", "0"]
-        self.metrics_port = _free_port() if "--ray" not in extra_args else 0
+        port = ["--port", str(free_port())] if "--ray" in extra_args else []
+        self.metrics_port = free_port() if "--ray" not in extra_args else 0
         if self.metrics_port:
             port += ["--metrics-port", str(self.metrics_port)]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "affect_server.cli", "serve", *port, "--ready-file", str(ready),
-             "--max-turns-per-second", "1000", "--max-conversations", "10000", "--log-level", "warning", *extra_args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 300
-        while not (ready.is_file() and ready.read_text()):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server {extra_args} did not start")
-            time.sleep(0.2)
-        self.target = f"127.0.0.1:{ready.read_text()}"
+        self._server = ServeProcess(*port, "--max-turns-per-second", "1000", "--max-conversations", "10000",
+                                    "--log-level", "warning", *extra_args,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = self._server.proc
+        try:
+            self._server.wait_ready(300)
+        except ServerStartError:
+            raise SystemExit(f"server {extra_args} did not start") from None
+        self.target = self._server.target
 
     def reset_peak_rss(self) -> None:
         try:
@@ -124,20 +121,7 @@ class ServerProcess:
         return [self.proc.pid, *_descendants(self.proc.pid)]
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._tmp.cleanup()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        self._server.stop(60)
 
 
 def _status_mb(pid: int, key: str) -> float:
@@ -397,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ray:
         ray_config = Path(tempfile.mkdtemp()) / "ray.json"
         ray_config.write_text(json.dumps(RAY_LAYOUT))
-        servers["ray"] = ["--ray", "--ray-config", str(ray_config), "--ray-http-port", str(_free_port()),
+        servers["ray"] = ["--ray", "--ray-config", str(ray_config), "--ray-http-port", str(free_port()),
                           "--batch-max-size", "32", "--batch-max-wait-ms", "5"]
     elif not args.no_baseline and not args.soak_turns:
         servers["baseline"] = ["--batch-max-size", "1", "--batch-max-wait-ms", "0", "--workers", "1"]

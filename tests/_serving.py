@@ -43,29 +43,27 @@ class ServerThread:
 
 
 class ServerProcess:
-    """``affect serve`` in its own process on a free loopback port, so that its memory can be
-    measured apart from the test's; its log goes to a file the test can read."""
+    """``affect serve`` in its own process on a free loopback port (``affect_server.launch``), so
+    that its memory can be measured apart from the test's; its log goes to a file the test can read."""
 
     def __init__(self, *args: str, startup_s: float = 300) -> None:
         import subprocess
-        import sys
         import tempfile
-        import time
         from pathlib import Path
 
+        from affect_server.launch import ServeProcess, ServerStartError
+
         self._tmp = tempfile.TemporaryDirectory()
-        ready = Path(self._tmp.name) / "port"
         self.log_path = Path(self._tmp.name) / "server.log"
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", "--ready-file", str(ready),
-                                      *args], stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + startup_s
-        while not (ready.is_file() and ready.read_text()):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the server did not start:\n{self.log()}")
-            time.sleep(0.2)
-        self.target = f"127.0.0.1:{ready.read_text()}"
+        self._server = ServeProcess(*args, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = self._server.proc
+        try:
+            self._server.wait_ready(startup_s)
+        except ServerStartError as exc:
+            self.stop()
+            raise RuntimeError(f"the server did not start ({exc}):\n{self.log()}") from None
+        self.target = self._server.target
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -91,14 +89,6 @@ class ServerProcess:
         Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
 
     def stop(self, timeout: float = 60) -> int | None:
-        import signal
-        import subprocess
-
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        code = self._server.stop(timeout)
         self._log.close()
-        return self.proc.returncode
+        return code

@@ -10,7 +10,6 @@ stopped at the end.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
@@ -23,17 +22,12 @@ from ray import serve  # noqa: E402
 from affect_client import (  # noqa: E402
     AffectClient, AsyncAffectClient, TurnRefusedError, UnauthenticatedError, UnavailableError)
 from affect_server.config import ServerConfig  # noqa: E402
+from affect_server.launch import free_port as _free_port  # noqa: E402
 from affect_server.ray_app import DeploymentScale, RaySettings  # noqa: E402
 from affect_server.ray_serve import start_on_ray, stop_on_ray  # noqa: E402
 
 TOKEN = "ray-test-token"
 LINES = ["Hello, my parcel never arrived.", "This is the third time I call!", "Thank you, that helps a lot."]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from affect_client import (
 )
 from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
+from affect_server.launch import free_port as _free_port
 from tests._serving import ServerThread
 
 from affect.text.weights import TextWeights
@@ -39,14 +40,6 @@ TEXT_MODEL_ID = TextWeights.DEFAULT.value.id  # the shipped default text model
 def server(analyzer):
     with ServerThread(analyzer, max_turns_per_second=1000, metrics_port=_free_port()) as running:
         yield running
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_conversation_gets_one_answer_per_turn_in_order(server):

@@ -7,13 +7,8 @@ the Python client, sends each turn, prints each answer, and stops the server wit
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 from affect._errors import AffectError
 from affect._format import turn_table
@@ -37,39 +32,21 @@ def run_demo(turns: list[dict], *, as_json: bool = False, local: bool = False, q
     except ImportError:
         raise AffectError("the demo talks to the service through affect-client: pip install clients/python") from None
 
-    with tempfile.TemporaryDirectory() as tmp:
-        ready = Path(tmp) / "port"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "affect_server.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--ready-file", str(ready), "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        try:
-            with Status("starting the server (it loads the models)", wants_progress(quiet)):
-                port = _wait_for_port(server, ready)
-            print(f"affect demo: server started on 127.0.0.1:{port} (pid {server.pid}); "
-                  f"sending {len(turns)} turns over one gRPC stream\n", file=sys.stderr)
-            with AffectClient(f"127.0.0.1:{port}") as client, client.conversation() as conversation:
-                results = [conversation.send(t["text"], speaker=t.get("speaker"), turn_id=str(i)) for i, t in enumerate(turns)]
-            _print(results, turns, as_json, lambda r: r.to_dict())
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            print(f"\naffect demo: server stopped (exit code {server.returncode})", file=sys.stderr)
+    from affect_server.launch import ServeProcess
 
-
-def _wait_for_port(server: subprocess.Popen, ready: Path) -> int:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AffectError(f"the server exited with code {server.returncode} before it was ready")
-        if ready.is_file() and ready.read_text().strip():
-            return int(ready.read_text())
-        time.sleep(0.2)
-    raise AffectError(f"the server was not ready within {START_TIMEOUT_S} s")
+    server = ServeProcess("--host", "127.0.0.1", "--log-level", "warning", stdout=subprocess.DEVNULL,
+                          env={"PYTHONUNBUFFERED": "1"})
+    try:
+        with Status("starting the server (it loads the models)", wants_progress(quiet)):
+            port = server.wait_ready(START_TIMEOUT_S)
+        print(f"affect demo: server started on 127.0.0.1:{port} (pid {server.proc.pid}); "
+              f"sending {len(turns)} turns over one gRPC stream\n", file=sys.stderr)
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            results = [conversation.send(t["text"], speaker=t.get("speaker"), turn_id=str(i)) for i, t in enumerate(turns)]
+        _print(results, turns, as_json, lambda r: r.to_dict())
+    finally:
+        code = server.stop()
+        print(f"\naffect demo: server stopped (exit code {code})", file=sys.stderr)
 
 
 def _print(results, turns, as_json, to_dict) -> None:
