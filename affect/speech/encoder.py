@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -92,7 +92,6 @@ class SpeechRequest:
 
     audio: Any
     sample_rate: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_clip(audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: int | None = None, *,
