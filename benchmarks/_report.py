@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from evaluation.calibration import expected_calibration_error
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -154,19 +156,6 @@ def confusion_matrix_png(y_true: Sequence[int], y_pred: Sequence[int], labels: S
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """ECE of the top-class confidence over equal-width bins."""
-    conf = probs.max(1)
-    correct = (probs.argmax(1) == labels).astype(float)
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (conf > lo) & (conf <= hi)
-        if sel.any():
-            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
-    return float(ece)
 
 
 def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str, bins: int = 15) -> Path:

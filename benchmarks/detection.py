@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from affect.datasets import default_data_root
+from affect.datasets.face import read_fer2013_test
 from affect.face import FaceEncoder
 from affect.face._detect import BlazeFaceDetector, Detection, FaceDetector, HaarFaceDetector, crop_face
-from benchmarks._face_scenes import PICTURE, SIZES, empty_scenes, face_scenes, iou, plain_scenes
 from benchmarks._report import RESULTS_DIR, Report, write_report
-from benchmarks.accuracy.face import read_fer2013_test
+from evaluation.face_scenes import PICTURE, SIZES, empty_scenes, face_scenes, iou, plain_scenes
 
 MATCH_IOU = 0.5
 LOOSE_IOU = 0.4  # also reported: the classifier's square framed a little off still holds the face

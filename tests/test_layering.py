@@ -213,3 +213,21 @@ def test_a_turn_is_walked_in_one_module():
                 if (package == "affect_server" and isinstance(node, ast.Constant) and node.value in batch_calls):
                     offending.append(f"{module}:{node.lineno} {node.value!r}")
     assert offending == []
+
+
+def test_recipes_and_benchmarks_share_no_private_module():
+    """What both need lives in ``evaluation/`` or the library, never in the other's ``_private`` module;
+    the library imports none of them."""
+    offending = []
+    for package, other in (("recipes", "benchmarks"), ("benchmarks", "recipes"), ("evaluation", None)):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            for target, _, line in _imports(ast.parse(path.read_text(encoding="utf-8")), module, path.name == "__init__.py"):
+                parts = target.split(".")
+                if other is not None and parts[0] == other and any(p.startswith("_") for p in parts[1:]):
+                    offending.append(f"{module}:{line} imports {target}")
+                if package == "evaluation" and parts[0] in ("recipes", "benchmarks"):
+                    offending.append(f"{module}:{line} imports {target}")
+    offending += [f"{m}:{line} imports {t}" for m, t, _, line in _all_imports("affect")
+                  if _top(t) in ("recipes", "benchmarks", "evaluation")]
+    assert offending == []

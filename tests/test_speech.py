@@ -14,11 +14,11 @@ import torchaudio.functional as AF
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect._weights import REQUIRED_META_KEYS
+from affect.datasets.ravdess import read_test_slice
 from affect.labels import EMOTION_NAMES, emotion_index
 from affect.results import Modality
 from affect.speech import NO_SPEECH, SpeechEncoder, SpeechRequest, SpeechWeights
 from affect.speech.augment import telephone_band
-from affect.speech.ravdess import read_test_slice
 
 
 @pytest.fixture(scope="module")

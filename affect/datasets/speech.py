@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Literal
 
 from affect.datasets._common import DatasetNotFoundError
-from affect.labels import RAVDESS_EMOTION_CODES, Emotion, map_label
+from affect.datasets.ravdess import AUDIO_SUFFIXES, FULL_SPEECH, parse_name
+from affect.labels import Emotion, map_label
 
 Split = Literal["train", "validation", "test"]
 SPEECH_CORPORA: tuple[str, ...] = ("ravdess", "emodb", "urdu")
-AUDIO_SUFFIXES = (".wav", ".flac")
-
-RAVDESS_FOLDER = Path("ravdess") / "speech-emotion-recognition-ravdess-data" / "audio_speech_actors_01-24"
+RAVDESS_FOLDER = FULL_SPEECH
 EMODB_FOLDER = Path("emodb") / "wav"
 URDU_FOLDER = Path("urdu")
 
@@ -69,13 +68,11 @@ def _ravdess(folder: Path) -> list[SpeechClip]:
     for path in sorted(folder.glob("Actor_*/*")):
         if path.suffix.lower() not in AUDIO_SUFFIXES:
             continue
-        parts = path.stem.split("-")
-        if len(parts) != 7 or parts[0] != "03" or parts[1] != "01":
+        try:
+            clip = parse_name(path)  # the one RAVDESS file-name reader (affect.datasets.ravdess)
+        except ValueError:  # not an audio-only speech file
             continue
-        label = RAVDESS_EMOTION_CODES[parts[2]]
-        emotion = map_label("ravdess", label)
-        if emotion is not None:
-            clips.append(SpeechClip("ravdess", path, f"{int(parts[6]):02d}", emotion, label))
+        clips.append(SpeechClip("ravdess", path, f"{clip.actor:02d}", clip.emotion, clip.label))
     return clips
 
 

@@ -114,7 +114,7 @@ def _face_probe(encoder: Any, data_root: Path, limit: int | None):
 
 
 def _speech_probe(encoder: Any, data_root: Path, limit: int | None):
-    from affect.speech.ravdess import read_test_slice
+    from affect.datasets.ravdess import read_test_slice
 
     clips = read_test_slice(data_root)[:limit] if limit else read_test_slice(data_root)
     prepared = encoder.find_speech([encoder.prepare(c.path.read_bytes()) for c in clips])  # the VAD once

@@ -20,7 +20,8 @@ import torch
 from affect.fusion import MULTI_SUBSETS, FusionWeights, load_head
 from affect.labels import EMOTIONS
 from affect.results import MODALITIES
-from benchmarks._report import Report, expected_calibration_error, reliability_png
+from benchmarks._report import Report, reliability_png
+from evaluation.calibration import expected_calibration_error
 from recipes.fusion.predictions import cached
 
 COMBINATIONS = 3000

@@ -16,15 +16,16 @@ import numpy as np
 from tqdm import tqdm
 
 from affect.datasets import default_data_root
+from affect.datasets.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_test_slice
 from affect.datasets.speech import read_speech_corpus
 from affect.labels import EMOTION_NAMES, emotion_index
 from affect.speech import SpeechEncoder, SpeechResult
 from affect.speech._audio import prepare_array, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
-from affect.speech.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_test_slice
-from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png, expected_calibration_error
+from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
 
 from benchmarks.accuracy.speech_cross import run_cross_corpus  # noqa: F401  (--cross-corpus)
+from evaluation.calibration import expected_calibration_error
 
 NO_ANSWER = -1  # the encoder found no speech: counted as a wrong answer
 

@@ -13,9 +13,10 @@ from affect.datasets import read_goemotions_ekman, read_meld
 from affect.labels import EMOTION_NAMES, SENTIMENTS, emotion_index
 from affect.text import TextEncoder
 from affect.text._batching import predict_dialogues
-from benchmarks._report import Report, confusion_matrix_png, expected_calibration_error, reliability_png
+from benchmarks._report import Report, confusion_matrix_png, reliability_png
 
 from benchmarks.accuracy.text_cross import run_cross_corpus  # noqa: F401  (--cross-corpus)
+from evaluation.calibration import expected_calibration_error
 
 SENTIMENT_INDEX = {s: i for i, s in enumerate(SENTIMENTS)}
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from affect.face._blazeface import BlazeFace, pyramid
-from benchmarks._face_scenes import face_scenes, iou
+from evaluation.face_scenes import face_scenes, iou
 
 
 def main(argv: list[str] | None = None) -> int:

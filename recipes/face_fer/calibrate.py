@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from affect.datasets import default_data_root
-from benchmarks._report import expected_calibration_error
+from evaluation.calibration import expected_calibration_error
 from recipes._calibration import fit_temperature
 from recipes.fusion.predictions import face_predictions
 

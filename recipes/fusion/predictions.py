@@ -83,7 +83,7 @@ def face_predictions(split: str, data_root: Path, full_data: Path | None, limit:
         _, held_back = split_indices(labels, cfg["val_fraction"], cfg["seed"])
         faces, labels = images[held_back], labels[held_back]
     else:
-        from benchmarks.accuracy.face import read_fer2013_test
+        from affect.datasets.face import read_fer2013_test
 
         if full_data is not None:
             root, duplicates = full_data / "fer2013" / "archive" / "test", data_root / "face" / "fer2013-test-duplicates.txt"
@@ -101,8 +101,8 @@ def face_predictions(split: str, data_root: Path, full_data: Path | None, limit:
 
 def speech_predictions(split: str, data_root: Path, full_data: Path | None, limit: int | None = None) -> Predictions:
     """RAVDESS actors 21-22 (``val``, from ``full_data``) or 23-24 (``test``, the shared slice)."""
+    from affect.datasets.ravdess import full_clips, read_test_slice
     from affect.speech import SpeechEncoder
-    from affect.speech.ravdess import full_clips, read_test_slice
 
     encoder = SpeechEncoder()
     if split == "val":

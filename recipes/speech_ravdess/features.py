@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from affect.datasets.ravdess import RavdessClip, full_clips
 from affect.labels import emotion_index
 from affect.speech._audio import prepare_file
 from affect.speech._backbone import WhisperBackbone, valid_outputs
 from affect.speech._vad import VoiceActivity
 from affect.speech.augment import add_noise, change_gain, change_speed, telephone_band
-from affect.speech.ravdess import RavdessClip, full_clips
 
 log = logging.getLogger("recipes.speech_ravdess")
 

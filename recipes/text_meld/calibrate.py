@@ -26,7 +26,7 @@ from affect.labels import SENTIMENTS, emotion_index
 from affect.text._base import load_base
 from affect.text._batching import predict_dialogues
 from affect.text._weights_io import frozen_names, load_text_net, save_text_weights
-from benchmarks._report import expected_calibration_error
+from evaluation.calibration import expected_calibration_error
 from recipes._calibration import fit_temperature
 
 log = logging.getLogger("recipes.text_meld.calibrate")

@@ -1,6 +1,7 @@
 """RAVDESS speech clips and their labels, from the file names (``MM-VV-EE-II-SS-RR-AA``).
 
-Used by the recipe, the benchmark and the tests; the library never needs the data to run.
+Used by the recipes, the benchmarks, the tests and the multi-corpus reader (``affect.datasets.speech``);
+the library never needs the data to run.
 """
 
 from __future__ import annotations
