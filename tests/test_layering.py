@@ -231,3 +231,40 @@ def test_recipes_and_benchmarks_share_no_private_module():
     offending += [f"{m}:{line} imports {t}" for m, t, _, line in _all_imports("affect")
                   if _top(t) in ("recipes", "benchmarks", "evaluation")]
     assert offending == []
+
+
+DISTRIBUTIONS = {  # pyproject.toml -> the packages that distribution ships
+    ROOT / "pyproject.toml": ("affect", "affect_server"),
+    ROOT / "clients" / "python" / "pyproject.toml": ("affect_client",),
+    ROOT / "protos" / "python" / "pyproject.toml": ("affect_proto",),
+}
+
+
+def _declared(pyproject: Path) -> set[str]:
+    """Every distribution the pyproject names (dependencies and extras), normalised."""
+    import re
+    import tomllib
+
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    specs = [*project.get("dependencies", ()), *(s for extra in project.get("optional-dependencies", {}).values() for s in extra)]
+    return {re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0].lower().replace("_", "-") for spec in specs}
+
+
+@pytest.mark.parametrize("pyproject", list(DISTRIBUTIONS), ids=lambda p: str(p.relative_to(ROOT)))
+def test_each_distribution_declares_what_it_imports(pyproject: Path):
+    import importlib.metadata
+    import sys
+
+    providers = importlib.metadata.packages_distributions()
+    own = set(DISTRIBUTIONS[pyproject])
+    declared = _declared(pyproject)
+    undeclared = []
+    for package in own:
+        for module, target, _, line in _all_imports(package):
+            top = _top(target)
+            if not top or top in own or top in sys.stdlib_module_names or top == "__future__":
+                continue
+            names = {d.lower().replace("_", "-") for d in providers.get(top, [top])}
+            if not names & declared:
+                undeclared.append(f"{module}:{line} imports {target} ({', '.join(sorted(names))})")
+    assert undeclared == []
