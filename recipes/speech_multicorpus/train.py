@@ -143,13 +143,15 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=epochs * steps, pct_start=0.1)
     probs = sampling_weights(train, cfg["balance"])
     rng = np.random.default_rng(cfg["seed"])
-    start, best, history = 0, {"score": -1.0}, []
+    start, best, history, swa = 0, {"score": -1.0}, [], None
+    swa_from = cfg.get("average_from_epoch")
     if resume and ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         rng, start, best, history = state["rng"], state["epoch"] + 1, state["best"], state["history"]
+        swa = state.get("swa")
         log.info("%s resumed after epoch %d", tag, state["epoch"])
     labels = torch.from_numpy(train.labels)
     for epoch in range(start, epochs):
@@ -182,15 +184,30 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         if score > best["score"]:
             best = {"score": score, "epoch": epoch, "parts": parts,
                     "state": {k: v.clone() for k, v in net.state_dict().items()}}
+        if swa_from is not None and epoch >= swa_from:
+            swa = _running_average(swa, net.state_dict())
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng,
-                        "epoch": epoch, "best": best, "history": history}, ckpt.with_suffix(".tmp"))
+                        "epoch": epoch, "best": best, "history": history, "swa": swa}, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").rename(ckpt)
+    if swa is not None:  # the averaged weights replace the best epoch (the head has no batch statistics to refresh)
+        net.load_state_dict(swa["state"])
+        score, parts = validation_score(net, val)
+        log.info("%s weights averaged over epochs %d-%d: validation %.3f", tag, swa_from, epochs - 1, score)
+        best = {"score": score, "epoch": f"average of {swa_from}-{epochs - 1}", "parts": parts, "state": swa["state"]}
     net.load_state_dict(best["state"])
     net.eval()
     return net, {"best_epoch": best["epoch"], "validation": best["score"], "validation_parts": best["parts"],
                  "history": history}
+
+
+def _running_average(swa: dict | None, state: dict[str, torch.Tensor]) -> dict:
+    """Stochastic weight averaging (Izmailov et al. 2018): the mean of the weights at each epoch's end."""
+    if swa is None:
+        return {"n": 1, "state": {k: v.detach().clone().float() for k, v in state.items()}}
+    n = swa["n"] + 1
+    return {"n": n, "state": {k: swa["state"][k] + (v.float() - swa["state"][k]) / n for k, v in state.items()}}
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -292,7 +309,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     save_speech_weights(net, out, meta)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}
     (workdir / "final-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("final: best epoch %d, validation %.3f, temperature %.2f; wrote %s (%d params)", info["best_epoch"],
+    log.info("final: best epoch %s, validation %.3f, temperature %.2f; wrote %s (%d params)", info["best_epoch"],
              info["validation"], temperature, out, meta["num_params"])
     return summary
 
