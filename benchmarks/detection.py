@@ -4,7 +4,7 @@
 
 The FER-2013 test-slice faces are placed in 640x480 cluttered pictures at five sizes (48 to
 240 pixels), five in-plane rotations (-30 to +30 degrees) and four lightings
-(``benchmarks/_face_scenes.py``); face-free pictures come from the same background drawer.
+(``evaluation/face_scenes.py``); face-free pictures come from the same background drawer.
 Every detector reads the same pictures in the same run.
 
 A face counts as found when the square a detector hands to the expression classifier (its

@@ -3,7 +3,7 @@
     python -m recipes.face_detect.fit_frame --full-data /work/full-data [--faces 300]
 
 FER+ Train faces (sharp FER-2013 train faces; never test faces) are placed in synthetic scenes
-(``benchmarks/_face_scenes.py``) where the square each was scaled to is known. For every face
+(``evaluation/face_scenes.py``) where the square each was scaled to is known. For every face
 BlazeFace finds, it prints the medians of: the square's side over the detector's box width,
 and how far the square's centre lies below the eyes along the face's axis (eyes to mouth), in
 box widths. Those two numbers are ``FER_FRAME``. The 2026-12-02 run: 260 of 300 faces found,
