@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from affect.conversation import Conversation, Turn
 from affect.results import MODALITIES, Modality, ModalityResult, TurnResult
 from affect.text.encoder import TextEncoder
 from affect.text.prior import DEFAULT_PRIOR, PriorSpec
 from affect.text.weights import TextWeights
+
+if TYPE_CHECKING:
+    from affect.turn_flow import Encoder
 
 
 class Analyzer:
@@ -60,7 +63,7 @@ class Analyzer:
         self.forecaster = _build(forecast, _forecaster_class())
 
     @property
-    def encoders(self) -> dict[Modality, Any]:
+    def encoders(self) -> dict[Modality, "Encoder"]:
         """The loaded encoders by modality, in the one modality order (``affect.results.MODALITIES``)."""
         return {m: enc for m in MODALITIES if (enc := getattr(self, m.value)) is not None}
 

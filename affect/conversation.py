@@ -3,7 +3,8 @@
 A turn goes through three steps, which a server can drive one by one so that the model work
 of many conversations is batched: ``prepare`` checks the input and says what each encoder must
 run, the encoders run (alone or batched with other conversations' turns), and ``complete``
-fuses their results and advances the conversation. ``analyze`` does all three in place.
+fuses their results and advances the conversation. The middle step, and the order of all
+three, live in ``affect.turn_flow``, which ``analyze`` (in place), the server and Ray Serve call.
 """
 
 from __future__ import annotations

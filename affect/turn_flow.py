@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from affect.results import MODALITIES, Modality, TurnResult
 
@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 
 BatchCall = Callable[[Sequence[Any]], Sequence[Any]]
 Submit = Callable[[Any], Awaitable[Any]]
+
+
+class Encoder(Protocol):
+    """What the table needs of an encoder (``Analyzer.encoders`` maps each Modality to one):
+    its modality, its weights' id, and the batch call its ``ModalityStep`` names."""
+
+    modality: Modality
+    model_id: str
 
 
 @dataclass(frozen=True)
