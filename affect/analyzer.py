@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -46,26 +46,37 @@ class Analyzer:
         ``{"text": "onnx-int8", "face": "onnx"}``; see ``affect.onnx``. ``"auto"`` leaves the
         encoder instances you pass as they are; a named runtime applies to them too."""
         runtimes = _runtimes(runtime)  # checked before any model loads
-        passed = {name for name, choice in (("text", text), ("speech", speech), ("face", face))
-                  if not isinstance(choice, (bool, str, Enum)) and choice is not None}
-        if text is True:
-            text = TextEncoder(prior=text_prior)
-        elif isinstance(text, (str, Enum)):
-            text = TextEncoder(weights=text, prior=text_prior)
-        self.text: TextEncoder | None = _build(text, TextEncoder)
-        self.speech = _build(speech, _speech_encoder_class())
-        self.face = _build(face, _face_encoder_class())
-        for name, choice in runtimes.items():
-            if getattr(self, name) is not None and not (runtime == "auto" and name in passed):
+        choices = {Modality.TEXT: text, Modality.SPEECH: speech, Modality.FACE: face}  # loaded in this order
+        options = {Modality.TEXT: {"prior": text_prior}}
+        loaded = {m: encoder for m, choice in choices.items()
+                  if (encoder := _build(choice, ENCODER_CLASSES[m], **options.get(m, {}))) is not None}
+        for m, encoder in loaded.items():
+            passed = not isinstance(choices[m], (bool, str, Enum))  # an instance the caller built
+            if m.value in runtimes and not (runtime == "auto" and passed):
                 from affect.onnx import use_runtime
 
-                use_runtime(getattr(self, name), choice)
-        self.forecaster = _build(forecast, _forecaster_class())
+                use_runtime(encoder, runtimes[m.value])
+        self._encoders: dict[Modality, Encoder] = {m: loaded[m] for m in MODALITIES if m in loaded}  # the one order
+        self.forecaster = _build(forecast, _forecaster_class)
 
     @property
     def encoders(self) -> dict[Modality, "Encoder"]:
         """The loaded encoders by modality, in the one modality order (``affect.results.MODALITIES``)."""
-        return {m: enc for m in MODALITIES if (enc := getattr(self, m.value)) is not None}
+        return dict(self._encoders)
+
+    @property
+    def text(self) -> TextEncoder | None:
+        return self._encoders.get(Modality.TEXT)  # type: ignore[return-value]
+
+    @property
+    def speech(self) -> Any:
+        """The ``affect.speech.SpeechEncoder`` (or ``None``)."""
+        return self._encoders.get(Modality.SPEECH)
+
+    @property
+    def face(self) -> Any:
+        """The ``affect.face.FaceEncoder`` (or ``None``)."""
+        return self._encoders.get(Modality.FACE)
 
     @property
     def models(self) -> dict[str, str]:
@@ -92,15 +103,14 @@ class Analyzer:
         return self.text.analyze(text)
 
 
-def _build(choice: Any, cls: type | None) -> Any:
+def _build(choice: Any, load_class: Callable[[], type], **options: Any) -> Any:
+    """``choice`` as the Analyzer takes it; the class is imported only when it is built."""
     if choice is None or choice is False:
         return None
-    if cls is None:
-        return None
     if choice is True:
-        return cls()
+        return load_class()(**options)
     if isinstance(choice, (str, Enum)):
-        return cls(weights=choice)
+        return load_class()(weights=choice, **options)
     return choice  # an encoder instance (or a stand-in for one that runs elsewhere)
 
 
@@ -110,6 +120,10 @@ def _runtimes(runtime: str | Mapping[str, str]) -> dict[str, str]:
     from affect.onnx import runtime_for
 
     return {m.value: runtime_for(runtime, m.value) for m in MODALITIES}
+
+
+def _text_encoder_class() -> type:
+    return TextEncoder
 
 
 def _speech_encoder_class():
@@ -128,3 +142,13 @@ def _face_encoder_class():
     from affect.face import FaceEncoder
 
     return FaceEncoder
+
+
+# The encoder class of each modality (imported when first built: loading one is costly). A new
+# modality is its encoder class (see ``affect.turn_flow.Encoder``), its entry here and its
+# ``ModalityStep`` in ``affect.turn_flow``.
+ENCODER_CLASSES: Mapping[Modality, Callable[[], type]] = {
+    Modality.FACE: _face_encoder_class,
+    Modality.SPEECH: _speech_encoder_class,
+    Modality.TEXT: _text_encoder_class,
+}

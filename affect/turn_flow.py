@@ -11,7 +11,8 @@
 
 ``analyze_prepared`` (the library, ``Conversation.analyze``) and ``analyze_submitted`` (the gRPC
 servicer, whose submitters are micro-batchers, or Ray deployment handles on Ray Serve) are the
-two ways to walk it; neither knows a modality by name. Adding a modality is one encoder class
+two ways to walk it; neither knows a modality by name. Adding a modality is one encoder class,
+registered in ``affect.analyzer.ENCODER_CLASSES`` (and a keyword of ``Analyzer`` to choose it),
 and one ``ModalityStep`` here.
 """
 

@@ -120,7 +120,7 @@ class EncoderDeployment:
         torch.set_num_threads(max(1, threads))
         choice = {m: None for m in MODALITIES} | {modality: model}
         analyzer = Analyzer(**choice)
-        encoder = getattr(analyzer, modality)
+        encoder = analyzer.encoders[Modality(modality)]
         self.front = front_of(encoder)
         self._run = STEPS[Modality(modality)].batch(encoder, remote=True)  # the ingress keeps the conversation
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{modality}-encoder")
