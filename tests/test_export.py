@@ -90,12 +90,13 @@ def test_export_writes_graphs_whose_sidecar_is_enough_to_use_them(tmp_path, data
     import onnxruntime as ort
 
     from affect.cli import main
-    from affect.face import FaceEncoder
+    from affect.face import FaceEncoder, FaceWeights
 
     assert main(["export", "--format", "onnx", str(tmp_path), "--encoders", "face", "--parity-items", "70", "-q"]) == 0
     printed = capsys.readouterr().out
-    assert "| face | face-vgg-fer@3 | onnx | 70 (FER-2013 test slice) |" in printed
-    sidecar = json.loads((tmp_path / "face-vgg-fer-3.json").read_text())
+    model_id = FaceWeights.DEFAULT.value.id
+    assert f"| face | {model_id} | onnx | 70 (FER-2013 test slice) |" in printed
+    sidecar = json.loads((tmp_path / f"{model_id.replace('@', '-')}.json").read_text())
     assert sidecar["labels"]["emotion"] == list(EMOTION_NAMES)
     parity = json.loads((tmp_path / "parity.json").read_text())
     assert parity[0]["max_abs_diff"] < FLOAT_TOLERANCE and parity[0]["top_label_agreement"] == 1.0

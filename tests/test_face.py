@@ -96,15 +96,16 @@ def test_multiscale_reading_is_another_distribution_above_the_floor(face_encoder
     assert np.abs(probs - face_encoder.predict_proba(faces)).max() > 0.05  # the extra views change answers
 
 
-def test_default_averages_its_networks_and_the_fast_entry_reads_one(face_encoder: FaceEncoder, slice_faces):
+def test_the_pair_averages_its_networks_and_the_fast_entry_reads_one(slice_faces):
     faces, labels = slice_faces
+    pair = FaceEncoder(weights=FaceWeights.VGG_FER_V3)  # the default, named: other entries may become it
     fast = FaceEncoder(weights=FaceWeights.VGG_FER_V3_FAST)
-    assert fast.weights.value.file == face_encoder.weights.value.file  # one file serves both entries
-    path = face_encoder.weights.value.verified_path()
+    assert fast.weights.value.file == pair.weights.value.file  # one file serves both entries
+    path = pair.weights.value.verified_path()
     x = torch.from_numpy(faces[:32]).float().div(255).unsqueeze(1)
     with torch.inference_mode():
         members = [load_face_weights(path, members=[i]).predict_proba(x).numpy() for i in (0, 1)]
-        np.testing.assert_allclose(face_encoder.net.predict_proba(x).numpy(), np.mean(members, axis=0), atol=1e-6)
+        np.testing.assert_allclose(pair.net.predict_proba(x).numpy(), np.mean(members, axis=0), atol=1e-6)
         np.testing.assert_allclose(fast.net.predict_proba(x).numpy(), members[1], atol=1e-6)
     assert np.abs(members[0] - members[1]).max() > 0.05  # two different networks, not one stored twice
     probs = fast.predict_proba(faces)
@@ -112,10 +113,28 @@ def test_default_averages_its_networks_and_the_fast_entry_reads_one(face_encoder
     assert float((probs.argmax(1) == labels).mean()) >= SLICE_ACCURACY_FLOOR
 
 
-def test_one_view_is_the_plain_forward_pass(face_encoder: FaceEncoder, slice_faces):
+def test_the_distilled_entry_is_one_network_read_in_one_view(face_encoder: FaceEncoder, slice_faces):
+    """face-vgg-distilled-fer@4's figures were measured on one view per face; the VGG entries
+    (the default among them) keep reading each face with its mirror."""
+    one = FaceEncoder(weights=FaceWeights.VGG_DISTILLED_FER_V4)
+    assert one.flip_tta is False and not hasattr(one.net, "members")
+    assert face_encoder.flip_tta is True
+    assert FaceEncoder(weights=FaceWeights.VGG_DISTILLED_FER_V4, flip_tta=True).flip_tta is True  # an explicit choice wins
+    faces, labels = slice_faces
+    x = torch.from_numpy(faces[:16]).float().div(255).unsqueeze(1)
+    with torch.inference_mode():
+        raw = torch.softmax(one.net(x), 1).numpy()
+    t = one.temperature
+    expected = raw ** (1 / t) / (raw ** (1 / t)).sum(1, keepdims=True)
+    np.testing.assert_allclose(one.predict_proba(faces[:16]), expected, atol=1e-5)
+    assert float((one.predict_proba(faces).argmax(1) == labels).mean()) >= SLICE_ACCURACY_FLOOR
+
+
+def test_one_view_is_the_plain_forward_pass(slice_faces):
+    pair = FaceEncoder(weights=FaceWeights.VGG_FER_V3)
     x = torch.from_numpy(slice_faces[0][:8]).float().div(255).unsqueeze(1)
     with torch.inference_mode():
-        for net in face_encoder.net.members:  # the default is an ensemble: each network alone
+        for net in pair.net.members:  # the pair is an ensemble: each network alone
             np.testing.assert_allclose(net.predict_proba(x, flip=False), torch.softmax(net(x), 1), atol=1e-6)
             with pytest.raises(ValueError, match="crop side"):
                 net.predict_proba(x, crops=(60,))

@@ -34,7 +34,9 @@ class FaceEncoder:
     >>> [(f.box, f.result.emotion) for f in analysis.faces]
     >>> encoder.encode("photo.jpg")   # one ModalityResult (largest face) or None
 
-    ``flip_tta`` averages each face with its mirror image, as the reported figures do.
+    ``flip_tta`` averages each face with its mirror image; ``None`` reads each face as its weights'
+    figures were measured (``flip_tta`` in the weights meta: the one-network default reads one
+    view, the VGG entries two).
     ``detector`` is "blazeface" (the default: MediaPipe's BlazeFace, whose eye keypoints align
     the face) or "haar" (OpenCV's cascades, the fallback where BlazeFace cannot run).
     ``min_detection_score`` defaults to each detector's own (0.6 BlazeFace, 0.7 Haar).
@@ -52,7 +54,7 @@ class FaceEncoder:
         detector: DetectorName = "blazeface",
         min_face_size: int = 24,
         min_detection_score: float | None = None,
-        flip_tta: bool = True,
+        flip_tta: bool | None = None,
         detect_side: int | None = DETECT_SIDE,
         min_face_fraction: float = 0.1,
     ) -> None:
@@ -65,7 +67,7 @@ class FaceEncoder:
         except ValueError as exc:
             raise InvalidInputError(str(exc), field="detector") from exc
         self.detector_name = detector
-        self.flip_tta = flip_tta
+        self.flip_tta = bool(self.weights.meta.get("flip_tta", True)) if flip_tta is None else flip_tta
         self.tta_crops = tuple(self.weights.meta.get("tta_crops", (CROP_SIZE,)))  # test-time views the figures used
         self.temperature = float(self.weights.meta.get("temperature", 1.0))  # fitted by recipes/face_fer/calibrate.py
         self._lock = Lock()  # one forward pass at a time
