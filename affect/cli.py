@@ -291,7 +291,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _check_texts(turns: list[dict]) -> None:
-    """Refuse bad text before loading any model (the text rules of ``affect.text._input``)."""
+    """Refuse bad text before loading any model (the text rules of ``affect.text._input``); the
+    clean text (a ``CleanText``) goes on to the library, which does not clean it again."""
     if any(t.get("text") is not None for t in turns):
         from affect.text._input import clean_text
 

@@ -47,18 +47,18 @@ class ModalityStep:
     modality: Modality
     requests: Callable[["PreparedTurn"], list[Any]]  # the turn's requests to this encoder ([] when none)
     batch_method: str  # the encoder's batch call: requests of many turns in, one answer per request out
-    record: Callable[["Conversation", "PreparedTurn", list[Any]], None]  # the answers, in request order
-    # The batch call for a conversation that lives in another process (Ray Serve's ingress):
-    # what the call changes of the conversation's state comes back with the answer (the text
-    # context's new embedding, pushed by affect_server.remote.RemoteTextEncoder).
-    remote_batch_method: str | None = None
+    # The answers, in request order, into the turn and the conversation's state. A batch call
+    # changes no conversation state (it may run in another process, on a copy of the text
+    # context); what the conversation keeps of its answers is recorded here.
+    record: Callable[["Conversation", "PreparedTurn", list[Any]], None]
 
-    def batch(self, encoder: Any, *, remote: bool = False) -> BatchCall:
-        return getattr(encoder, (self.remote_batch_method or self.batch_method) if remote else self.batch_method)
+    def batch(self, encoder: Any) -> BatchCall:
+        return getattr(encoder, self.batch_method)
 
 
 def _record_text(conversation: "Conversation", prepared: "PreparedTurn", answers: list[Any]) -> None:
-    prepared.results[Modality.TEXT] = answers[0]
+    assert prepared.text is not None  # the turn asked for text
+    prepared.results[Modality.TEXT] = prepared.text.record(answers[0])  # the turn joins the text context
 
 
 def _record_speech(conversation: "Conversation", prepared: "PreparedTurn", answers: list[Any]) -> None:
@@ -75,9 +75,9 @@ STEPS: Mapping[Modality, ModalityStep] = {step.modality: step for step in sorted
     # one prepared clip (decoded, resampled; the speaker's voice statistics when there are any)
     ModalityStep(Modality.SPEECH, lambda p: [p.speech] if p.speech is not None else [], "analyze_prepared",
                  _record_speech),
-    # one TextRequest: the cleaned text, its speaker and the conversation's text context
-    ModalityStep(Modality.TEXT, lambda p: [p.text] if p.text is not None else [], "analyze_many", _record_text,
-                 remote_batch_method="analyze_many_with_embeddings"),
+    # one TextRequest: the cleaned text, its speaker and the conversation's text context; the
+    # answer (a TextAnalysis) carries the turn's embedding, which joins the context on record
+    ModalityStep(Modality.TEXT, lambda p: [p.text] if p.text is not None else [], "analyze_prepared", _record_text),
 ), key=lambda s: MODALITIES.index(s.modality))}
 
 

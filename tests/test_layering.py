@@ -268,3 +268,28 @@ def test_each_distribution_declares_what_it_imports(pyproject: Path):
             if not names & declared:
                 undeclared.append(f"{module}:{line} imports {target} ({', '.join(sorted(names))})")
     assert undeclared == []
+
+
+def test_adding_a_modality_is_its_encoder_class_and_its_registration(analyzer):
+    """The Analyzer keeps its encoders in one mapping by Modality (``.text`` and the others read
+    it); the registry of encoder classes and the turn's table cover every modality (issue 19)."""
+    from affect.analyzer import ENCODER_CLASSES
+    from affect.results import Modality
+    from affect.turn_flow import STEPS
+
+    assert set(ENCODER_CLASSES) == set(STEPS) == set(Modality)
+    assert analyzer.encoders == {Modality.TEXT: analyzer.text} and analyzer.speech is None is analyzer.face
+    with pytest.raises(AttributeError):
+        analyzer.text = None
+
+
+def test_a_text_context_is_changed_in_one_place():
+    """Only ``TextRequest.record`` pushes a turn onto a text context, whether the encoder ran in
+    this process or in a Ray deployment (issue 19)."""
+    pushing = []
+    for package in ("affect", "affect_server"):
+        for module, path in _modules(package).items():
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "push":
+                    pushing.append(f"{module}:{node.lineno}")
+    assert len(pushing) == 1 and pushing[0].startswith("affect.text.encoder:")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from affect import InvalidInputError, ModelLoadError, Turn, UnknownModelError
+from affect import InputTooLargeError, InvalidInputError, ModelLoadError, Turn, UnknownModelError
 from affect.limits import EMPTY_TURN, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS
+from affect.text._input import CleanText, clean_text
 from affect_proto import affect_pb2 as pb
 from affect_server.config import ServerConfig
 from affect_server.convert import check_id, turn_from_pb
@@ -51,3 +52,27 @@ def test_an_unknown_weights_name_raises_unknown_model_error():
     with pytest.raises(UnknownModelError, match="no-such-model") as raised:
         TextWeights.resolve("no-such-model")
     assert isinstance(raised.value, ModelLoadError)  # what it was before it had its own class
+
+
+def test_text_is_cleaned_once_where_the_turn_enters(analyzer):
+    """``Conversation.prepare`` cleans the text; what it made passes every later check as it is,
+    while the encoder's own entry still cleans raw text (gap 3 of issue 19)."""
+    raw = b"  I waited\x00 an hour.  "
+    request = analyzer.conversation().prepare(Turn(text=raw)).text
+    assert isinstance(request.text, CleanText) and request.text == "I waited an hour."
+    assert clean_text(request.text) is request.text  # not cleaned a second time
+    with pytest.raises(InputTooLargeError, match=f"{len(raw)} characters"):  # a smaller limit reads the text as sent
+        clean_text(request.text, max_chars=len(request.text) + 1)
+    assert analyzer.text.analyze(raw).emotions == analyzer.text.analyze_prepared([request])[0].result.emotions
+
+
+def test_a_text_context_changes_only_when_the_answer_is_recorded(analyzer):
+    """The batch call (here, in a micro-batch or in a Ray deployment on a copy of the context)
+    reads the context; recording the answer, in the conversation's process, adds the turn."""
+    conversation = analyzer.conversation()
+    first = conversation.analyze(text="They called this morning.", speaker="A")
+    request = conversation.prepare(Turn(text="I can't believe it.", speaker="B")).text
+    (analysis,) = analyzer.text.analyze_prepared([request])
+    assert len(request.context) == 1 and first.turn_index == 0
+    assert request.record(analysis) is analysis.result
+    assert len(request.context) == 2 and request.context.turns[-1] == (analysis.embedding, "B")

@@ -48,6 +48,21 @@ class TextRequest:
     speaker: str | None = None
     context: TextContext | None = None
 
+    def record(self, analysis: "TextAnalysis") -> ModalityResult:
+        """The turn joins its context (its embedding and speaker): the one update of a text
+        context, whether the encoder ran here or in another process (``affect.turn_flow``)."""
+        if self.context is not None:
+            self.context.push(analysis.embedding, self.speaker)
+        return analysis.result
+
+
+@dataclass(frozen=True)
+class TextAnalysis:
+    """The encoder's answer to one request, before the turn joins its context."""
+
+    result: ModalityResult
+    embedding: torch.Tensor  # what ``TextRequest.record`` pushes onto the context
+
 
 class TextEncoder:
     """Context-aware text emotion and sentiment, fully offline.
@@ -103,16 +118,23 @@ class TextEncoder:
         return self.analyze_many([TextRequest(text, speaker, context)])[0]
 
     def analyze_many(self, requests: Sequence[TextRequest]) -> list[ModalityResult]:
-        """Many turns (of different conversations) in one forward pass: the server's batch call.
+        """Many turns (of different conversations) in one forward pass, each added to its context.
 
         Two requests may share a context only if they are in conversation order.
         """
-        return [result for result, _ in self.analyze_many_with_embeddings(requests)]
+        return [analysis.result for analysis in self._read(requests, record=True)]
 
-    def analyze_many_with_embeddings(self, requests: Sequence[TextRequest]) -> list[tuple[ModalityResult, torch.Tensor]]:
-        """:meth:`analyze_many`, with each turn's embedding: what a caller whose context lives
-        elsewhere (a copy was sent to a remote encoder) pushes onto its own context."""
-        texts = [clean_text(r.text, max_chars=self.max_chars) for r in requests]
+    def analyze_prepared(self, requests: Sequence[TextRequest]) -> list[TextAnalysis]:
+        """Many turns in one forward pass, their contexts read but left as they are: the batch
+        call of ``affect.turn_flow`` (here, in a server's micro-batch or in a Ray deployment),
+        whose record step adds each turn to its context with ``TextRequest.record``.
+
+        The text of ``Conversation.prepare`` is clean already and is not cleaned again.
+        """
+        return self._read(requests, record=False)
+
+    def _read(self, requests: Sequence[TextRequest], *, record: bool) -> list[TextAnalysis]:
+        texts = [clean_text(r.text, max_chars=self.max_chars) for r in requests]  # once: CleanText passes as it is
         with self._lock, torch.inference_mode():
             current = embed_texts(self.net, self.tokenizer, texts, max_tokens=self.max_tokens)
             answers = []
@@ -120,10 +142,9 @@ class TextEncoder:
                 ctx, mask, relation = self._context_tensors(request)
                 emo, sent = self.net.calibrated(*self.net.classify(current[i : i + 1], ctx, mask, relation))
                 emo = emo + self.prior_shift
-                embedding = current[i].clone()
-                answers.append((self._result(emo[0], sent[0]), embedding))
-                if request.context is not None:
-                    request.context.push(embedding, request.speaker)
+                answers.append(TextAnalysis(self._result(emo[0], sent[0]), current[i].clone()))
+                if record:  # before the next request, which may share the context
+                    request.record(answers[-1])
         return answers
 
     def analyze_conversation(

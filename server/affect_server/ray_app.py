@@ -122,7 +122,7 @@ class EncoderDeployment:
         analyzer = Analyzer(**choice)
         encoder = analyzer.encoders[Modality(modality)]
         self.front = front_of(encoder)
-        self._run = STEPS[Modality(modality)].batch(encoder, remote=True)  # the ingress keeps the conversation
+        self._run = STEPS[Modality(modality)].batch(encoder)  # changes no conversation: the ingress records the answers
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{modality}-encoder")
         self.run.set_max_batch_size(max_batch_size)
         self.run.set_batch_wait_timeout_s(batch_wait_s)
@@ -160,12 +160,12 @@ class AffectIngress:
             if self._servicer is None:
                 from affect import Analyzer
                 from affect_server.metrics import ServiceMetrics
-                from affect_server.remote import RemoteEncoder, RemoteTextEncoder
+                from affect_server.remote import RemoteEncoder
                 from affect_server.servicer import AffectServicer
 
                 fronts = {m: await h.describe.remote() for m, h in self._handles.items()}
                 analyzer = Analyzer(**{m: fronts.get(m) for m in MODALITIES})
-                submitters = {m: (RemoteTextEncoder if m == "text" else RemoteEncoder)(h) for m, h in self._handles.items()}
+                submitters = {m: RemoteEncoder(h) for m, h in self._handles.items()}
                 executor = ThreadPoolExecutor(max_workers=self._config.workers, thread_name_prefix="affect-prepare")
                 self._servicer = AffectServicer(analyzer, self._config, ServiceMetrics(), submitters, executor)
                 self._loop = asyncio.get_running_loop()

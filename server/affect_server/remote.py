@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from affect.speech.encoder import PreparedClip, prepare_clip
-from affect.text.encoder import TextContext, TextRequest
+from affect.text.encoder import TextContext
 
 
 @dataclass(frozen=True)
@@ -57,21 +57,14 @@ def front_of(encoder: Any) -> TextFront | SpeechFront | FaceFront:
 
 
 class RemoteEncoder:
-    """``await submit(request)`` on an encoder deployment's batched ``run`` method."""
+    """``await submit(request)`` on an encoder deployment's batched ``run`` method.
+
+    The answer comes back as the encoder gave it; what the conversation keeps of it (the text
+    context's new embedding) is recorded here, by ``affect.turn_flow``, as in one process.
+    """
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
 
     async def submit(self, request: Any) -> Any:
         return await self.handle.run.remote(request)
-
-
-class RemoteTextEncoder(RemoteEncoder):
-    """The text deployment reads a copy of the context and returns the turn's embedding with
-    its result; the embedding is pushed here, onto the context this replica keeps."""
-
-    async def submit(self, request: TextRequest) -> Any:
-        result, embedding = await self.handle.run.remote(request)
-        if request.context is not None:
-            request.context.push(embedding, request.speaker)
-        return result
