@@ -153,3 +153,16 @@ def test_the_expected_prior_moves_answers_in_the_documented_direction(text_encod
         resolve_prior({"joy": 1.0})
     with pytest.raises(ValueError, match="unknown text prior"):
         resolve_prior("support-desk")
+
+
+def test_v3_ships_only_its_adapted_layers_and_reads_the_rest_from_round_1():
+    """text-minilm-multicorpus@3 stores MiniLM layers 4-5 and the heads; the embeddings and layers
+    0-3 come from round 1's file, and the stored layers are not round 1's."""
+    from affect.text._weights_io import read_text_weights
+
+    tensors, header = read_text_weights(TextWeights.MINILM_MULTICORPUS_V3.value.verified_path())
+    layers = {name.split(".")[3] for name in tensors if name.startswith("encoder.")}
+    assert layers == {"4", "5"} and header["encoder_from"] == TextWeights.MINILM_MELD_V1.value.path.name
+    round1, _ = read_text_weights(TextWeights.MINILM_MELD_V1.value.verified_path())
+    name = "encoder.encoder.layer.5.output.dense.weight"
+    assert not torch.allclose(tensors[name], round1[name])

@@ -14,12 +14,13 @@ from affect.text._network import TextAffectNet
 
 
 def save_text_weights(net: TextAffectNet, path: Path, meta: dict, frozen: list[str] | None = None,
-                      encoder_from: str | None = None) -> None:
+                      encoder_from: str | None = None, encoder_changed: tuple[str, ...] = ()) -> None:
     """Store what training changed in float16; frozen tensors come from the base package at load.
 
     ``frozen`` defaults to the parameters that do not require gradients. ``encoder_from`` (a
-    file name beside ``path``) names shipped weights whose encoder this network reuses
-    unchanged: then no ``encoder.*`` tensor is stored here, and loading takes them from there.
+    file name beside ``path``) names shipped weights whose encoder this network reuses: then
+    only the ``encoder.*`` tensors whose names start with one of ``encoder_changed`` (the layers
+    trained further) are stored here, and loading takes the others from there.
     """
     from safetensors.torch import save_file
 
@@ -27,7 +28,8 @@ def save_text_weights(net: TextAffectNet, path: Path, meta: dict, frozen: list[s
         frozen = sorted(name for name, p in net.named_parameters() if not p.requires_grad)
     tensors = {}
     for name, tensor in net.state_dict().items():
-        if name in frozen or (encoder_from and name.startswith("encoder.")):
+        reused = encoder_from and name.startswith("encoder.") and not name.startswith(encoder_changed)
+        if name in frozen or reused:
             continue
         tensor = tensor.detach().contiguous()
         keep_precision = name in TextAffectNet.CALIBRATION_BUFFERS or not tensor.is_floating_point()

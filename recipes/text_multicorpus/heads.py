@@ -112,7 +112,9 @@ def set_loss(logits: torch.Tensor, allowed: torch.Tensor, smoothing: float) -> t
     return (-(1 - smoothing) * in_set - smoothing * log_p.mean(-1)).mean()
 
 
-def sampling_weights(data: Batchable, balance: str) -> np.ndarray:
+def sampling_weights(data: Batchable, balance: str, corpus_weight: dict[str, float] | None = None) -> np.ndarray:
+    """Probability of drawing each turn: corpora equal (times ``corpus_weight``, default 1 each)."""
+    corpus_weight = corpus_weight or {}
     weights = np.zeros(len(data))
     corpora = np.unique(data.corpus)
     first = data.allowed.float().argmax(-1).numpy()  # class cell of a set label: its first member
@@ -128,6 +130,7 @@ def sampling_weights(data: Batchable, balance: str) -> np.ndarray:
                 weights[cell] = 1.0 / (len(corpora) * len(cells) * cell.sum())
         else:
             raise ValueError(f"unknown balance {balance!r}")
+        weights[in_corpus] *= corpus_weight.get(str(corpus), 1.0)
     return weights / weights.sum()
 
 
@@ -186,7 +189,7 @@ def train(train_data: Batchable, dev: Batchable, cfg: dict, tag: str) -> tuple[T
     opt = torch.optim.AdamW(net.parameters(), lr=h["lr"], weight_decay=h["weight_decay"])
     steps = h["steps_per_epoch"]
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=h["lr"], total_steps=h["epochs"] * steps, pct_start=0.1)
-    probs = sampling_weights(train_data, h["balance"])
+    probs = sampling_weights(train_data, h["balance"], h.get("corpus_weight"))
     best: dict = {"score": -1.0}
     history = []
     for epoch in range(h["epochs"]):
@@ -322,10 +325,12 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path) -> dict:
     from affect.text.weights import TextWeights
 
     encoder = cfg["final"]["encoder"]
-    if encoder != "round1":
-        raise SystemExit("only the round1 encoder can be shipped by this recipe (the others would need fine-tuning)")
+    adapted = encoder == cfg.get("adapt", {}).get("encoder")  # round 1's encoder with its top layers adapted (adapt.py)
+    if encoder != "round1" and not adapted:
+        raise SystemExit("only round 1's encoder, as it is or adapted by adapt.py, can be shipped by this recipe")
     cfg = json.loads(json.dumps(cfg))
     cfg["heads"]["balance"] = cfg["final"]["balance"]
+    cfg["heads"]["corpus_weight"] = cfg["final"].get("corpus_weight", {})
     data, _ = load_corpora(cfg, encoder, cache, cfg["corpora"])
     train_data, dev = data.select(data.split == "train"), data.select(data.split == "dev")
     head, info = train(train_data, dev, cfg, "[final]")
@@ -335,23 +340,35 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path) -> dict:
     t_sent = fit_temperature(sent[known], lambda z: F.cross_entropy(z, dev.sentiment[known]))
     head.emotion_temperature.fill_(t_emo)
     head.sentiment_temperature.fill_(t_sent)
-    prior = training_prior(head, train_data, sampling_weights(train_data, cfg["heads"]["balance"]), t_emo, seed=cfg["seed"])
+    prior = training_prior(head, train_data, sampling_weights(train_data, cfg["heads"]["balance"], cfg["heads"]["corpus_weight"]),
+                           t_emo, seed=cfg["seed"])
 
     r1_path = TextWeights.MINILM_MELD_V1.value.verified_path()
     _, base = load_base(None)
     r1, _ = load_text_net(r1_path, base)
+    changed: tuple[str, ...] = ()
+    if adapted:
+        from recipes.text_multicorpus.adapt import adapted_layers
+
+        layers = adapted_layers(cfg, workdir)
+        missing, unexpected = r1.encoder.load_state_dict(layers, strict=False)
+        assert not unexpected and len(missing) == len(r1.encoder.state_dict()) - len(layers), unexpected
+        changed = tuple(sorted({"encoder." + ".".join(k.split(".")[:3]) + "." for k in layers}))
     net = TextAffectNet(r1.encoder, dim=head.emotion_head.in_features, window=head.window)
     missing, unexpected = net.load_state_dict({k: v for k, v in head.state_dict().items()}, strict=False)
     assert not unexpected and all(k.startswith("encoder.") for k in missing), (missing, unexpected)
     meta = {
-        "recipe": "recipes/text_multicorpus", "config": cfg, "encoder": "text-minilm-meld@1's fine-tuned MiniLM, frozen",
+        "recipe": "recipes/text_multicorpus", "config": cfg,
+        "encoder": ("text-minilm-meld@1's fine-tuned MiniLM, its top layers adapted to the eight corpora "
+                    f"({', '.join(c.rstrip('.') for c in changed)} stored here)") if adapted
+                   else "text-minilm-meld@1's fine-tuned MiniLM, frozen",
         "best_epoch": info["best_epoch"], "dev_mean_macro_f1": info["dev"], "dev_parts": info["dev_parts"],
         "emotion_temperature": t_emo, "sentiment_temperature": t_sent, "train_prior": prior,
     }
-    save_text_weights(net, out, meta, frozen=frozen_names(r1_path), encoder_from=r1_path.name)
+    save_text_weights(net, out, meta, frozen=frozen_names(r1_path), encoder_from=r1_path.name, encoder_changed=changed)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "final-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (workdir / f"final-summary-{out.stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("final: epoch %d, dev mean macro-F1 %.3f, temperatures %.2f/%.2f, prior %s; wrote %s", info["best_epoch"],
              info["dev"], t_emo, t_sent, " ".join(f"{p:.2f}" for p in prior), out)
     return summary
