@@ -101,4 +101,4 @@ class TextWeights(WeightsEnum):
             "card": "affect/models/text/MODEL_CARD.md",
         },
     )
-    DEFAULT = MINILM_MULTICORPUS_V3
+    DEFAULT = MINILM_MULTICORPUS_V2
