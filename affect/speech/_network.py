@@ -64,10 +64,14 @@ class SpeechEmotionHead(nn.Module):
             nn.Linear(hidden, len(EMOTIONS)),
         )
 
-    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def summarise(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The pooled ``[B, 2 * hidden]`` summary the classifier reads (training mixes these)."""
         if self.feature_norm == "utterance":
             frames = utterance_normalise(frames, mask)
-        return self.classify(self.pool(self.project(self.norm(frames)), mask))
+        return self.pool(self.project(self.norm(frames)), mask)
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.summarise(frames, mask))
 
 
 FRAME_STRIDE = 2  # the head reads 40 ms frames: mean of two 20 ms encoder outputs

@@ -161,7 +161,7 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         for i in range(0, len(order), bs):
             idx = order[i : i + bs]
             frames, mask = pad_frames([jitter(train.feats[j], rng, cfg["crop_min"], cfg["frame_mask"]) for j in idx])
-            pooled = net.pool(net.project(net.norm(frames)), mask)
+            pooled = net.summarise(frames, mask)
             target = F.one_hot(labels[idx], len(EMOTIONS)).float()
             mix = cfg.get("pooled_mixup", 0.0)
             if mix:  # mixup of pooled summaries: decision boundaries between, not around, training voices
