@@ -24,17 +24,17 @@ class Analyzer:
     ...     conv.analyze(text="Hi, my order never arrived.", speaker="caller").emotion
     """
 
-    def __init__(self, *, text: Any = True, speech: Any = True, face: Any = True,
-                 text_prior: PriorSpec = DEFAULT_PRIOR, forecast: Any = True,
-                 runtime: str | Mapping[str, str] = "auto") -> None:
-        """Each encoder: ``True`` for the default weights, a weights name or enum member, an
-        encoder instance (or an object standing in for one, as the Ray Serve ingress passes),
-        or ``None``/``False`` to leave that modality out.
+    def __init__(self, *, text_prior: PriorSpec = DEFAULT_PRIOR, forecast: Any = True,
+                 runtime: str | Mapping[str, str] = "auto", **encoders: Any) -> None:
+        """One keyword per modality (``text``, ``speech``, ``face``: the keys of
+        ``ENCODER_CLASSES``), each ``True`` for the default weights (also when left out), a
+        weights name or enum member, an encoder instance (or an object standing in for one, as
+        the Ray Serve ingress passes), or ``None``/``False`` to leave that modality out.
 
         ``text_prior``: the emotion frequencies your traffic is expected to have (see
         ``affect.text.prior``): ``"trained"`` (default: the probabilities as trained, chosen on the
         dialogue corpora's dev splits), ``"conversational"`` (everyday dialogue: about half
-        neutral), ``"uniform"``, ``"trained"``, or a mapping such as ``{"neutral": 0.8, ...}``.
+        neutral), ``"uniform"``, or a mapping such as ``{"neutral": 0.8, ...}``.
 
         ``forecast``: the next-turn forecaster (``affect.forecast``): ``True`` for the shipped
         one, a ``Forecaster``, or ``None``/``False`` for no ``state.forecast``.
@@ -45,8 +45,12 @@ class Analyzer:
         (the text network in int8: answers move a little), or a mapping by modality such as
         ``{"text": "onnx-int8", "face": "onnx"}``; see ``affect.onnx``. ``"auto"`` leaves the
         encoder instances you pass as they are; a named runtime applies to them too."""
+        unknown = sorted(set(encoders) - {m.value for m in ENCODER_CLASSES})
+        if unknown:
+            raise TypeError(f"Analyzer() got unexpected keyword arguments {unknown}; the modalities are "
+                            f"{[m.value for m in ENCODER_CLASSES]}")
         runtimes = _runtimes(runtime)  # checked before any model loads
-        choices = {Modality.TEXT: text, Modality.SPEECH: speech, Modality.FACE: face}  # loaded in this order
+        choices = {m: encoders.get(m.value, True) for m in MODALITIES if m in ENCODER_CLASSES}
         options = {Modality.TEXT: {"prior": text_prior}}
         loaded = {m: encoder for m, choice in choices.items()
                   if (encoder := _build(choice, ENCODER_CLASSES[m], **options.get(m, {}))) is not None}
@@ -56,7 +60,7 @@ class Analyzer:
                 from affect.onnx import use_runtime
 
                 use_runtime(encoder, runtimes[m.value])
-        self._encoders: dict[Modality, Encoder] = {m: loaded[m] for m in MODALITIES if m in loaded}  # the one order
+        self._encoders: dict[Modality, Encoder] = loaded  # in the one modality order
         self.forecaster = _build(forecast, _forecaster_class)
 
     @property
@@ -144,9 +148,9 @@ def _face_encoder_class():
     return FaceEncoder
 
 
-# The encoder class of each modality (imported when first built: loading one is costly). A new
-# modality is its encoder class (see ``affect.turn_flow.Encoder``), its entry here and its
-# ``ModalityStep`` in ``affect.turn_flow``.
+# The encoder class of each modality (imported when first built: loading one is costly): the
+# registry. A new modality is its input field on ``Turn``, its encoder class with its ``turns``
+# (see ``affect.turn_flow``) and its entry here; it is then a keyword of ``Analyzer``.
 ENCODER_CLASSES: Mapping[Modality, Callable[[], type]] = {
     Modality.FACE: _face_encoder_class,
     Modality.SPEECH: _speech_encoder_class,

@@ -63,7 +63,7 @@ def load_analyzer(needs: set[str], *, quiet: bool = False, status=None):
         from affect.fusion import load_head
 
         load_head()
-    return Analyzer(text=encoders.get("text"), speech=encoders.get("speech"), face=encoders.get("face"))
+    return Analyzer(**{m.value: encoders.get(m.value) for m in MODALITIES})
 
 
 

@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from affect._errors import InvalidInputError
 from affect.fusion import fuse
-from affect.limits import MAX_ID_CHARS, check_image_count, check_not_empty
+from affect.limits import check_id_length, check_not_empty
 from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
-from affect.text._input import clean_text
-from affect.text.encoder import TextRequest
-from affect.turn_flow import analyze_prepared
+from affect.turn_flow import ConversationOptions, analyze_prepared, turns_of
 
 if TYPE_CHECKING:
     from affect.analyzer import Analyzer
@@ -46,27 +44,32 @@ class Turn:
     def all_images(self) -> list[Any]:
         return ([self.image] if self.image is not None else []) + list(self.images)
 
+    def carried(self) -> dict[Modality, str]:
+        """The modalities this turn carries, each with the field that carries it."""
+        fields = {Modality.FACE: ("images", bool(self.all_images())),  # in the one modality order
+                  Modality.SPEECH: ("audio", self.audio is not None),
+                  Modality.TEXT: ("text", self.text is not None)}
+        return {m: name for m, (name, sent) in fields.items() if sent}
+
     def is_empty(self) -> bool:
-        return self.text is None and self.audio is None and not self.all_images()
+        return not self.carried()
 
 
 @dataclass
 class PreparedTurn:
-    """A checked turn and the encoder requests it needs (decoded audio and images, never logged)."""
+    """A checked turn and the requests it makes of each encoder (decoded audio and images,
+    never logged), then the answers recorded into it."""
 
     turn: Turn
-    text: TextRequest | None = None
-    speech: Any = None  # affect.speech.PreparedClip
-    faces: list[Any] = field(default_factory=list)  # gray uint8 images for the face encoder
+    requests: dict[Modality, list[Any]] = field(default_factory=dict)  # in the one modality order
     results: dict[Modality, ModalityResult] = field(default_factory=dict)
     absent: dict[Modality, str] = field(default_factory=dict)
-    face_analyses: list[Any] = field(default_factory=list)  # affect.face.FaceAnalysis per image
-    speech_analysis: Any = None  # affect.speech.SpeechResult
+    faces: tuple[FaceReading, ...] = ()  # every face of the turn's images (the face encoder's record)
 
 
 class Conversation:
-    """Per-conversation state. Keeps only what the models need (a few embeddings), never raw
-    text or media, and is bounded however long the conversation runs."""
+    """Per-conversation state. Keeps only what the models need (a few embeddings, face boxes),
+    never raw text or media, and is bounded however long the conversation runs."""
 
     def __init__(self, analyzer: "Analyzer", conversation_id: str | None = None, *, text_context: bool = True,
                  thresholds: StateThresholds | None = None) -> None:
@@ -74,9 +77,9 @@ class Conversation:
         self.id = conversation_id
         self.turns_seen = 0
         self.state = ConversationState(thresholds, forecaster=getattr(analyzer, "forecaster", None))
-        self._text_context = analyzer.text.new_context() if (analyzer.text is not None and text_context) else None
-        new_tracker = getattr(analyzer.face, "new_tracker", None)  # the face encoder's track state: boxes, no pixels
-        self._face_tracker = new_tracker() if new_tracker is not None else None
+        options = ConversationOptions(text_context=text_context)
+        self._turns = {m: turns_of(encoder) for m, encoder in analyzer.encoders.items()}  # the one table
+        self._states: dict[Modality, Any] = {m: turns.new_state(options) for m, turns in self._turns.items()}
 
     def analyze(self, turn: Turn | None = None, /, **fields: object) -> TurnResult:
         """Analyse the next turn: ``conversation.analyze(text="...", speaker="caller")``."""
@@ -85,52 +88,22 @@ class Conversation:
 
     def prepare(self, turn: Turn) -> PreparedTurn:
         """Check the turn (raising ``InvalidInputError`` naming the field) and build its requests."""
-        images = turn.all_images()
-        check_not_empty(has_text=turn.text is not None, has_audio=turn.audio is not None, images=len(images))
-        speaker = turn.speaker
-        if speaker is not None and (not isinstance(speaker, str) or len(speaker) > MAX_ID_CHARS):
-            raise InvalidInputError(f"speaker must be a string of at most {MAX_ID_CHARS} characters", field="speaker")
-        prepared = PreparedTurn(turn)
-        if turn.text is not None:
-            if self.analyzer.text is None:
-                raise InvalidInputError("this analyzer has no text encoder loaded", field="text")
-            text = clean_text(turn.text, max_chars=self.analyzer.text.max_chars)
-            prepared.text = TextRequest(text, speaker, self._text_context)
-        if turn.audio is not None:
-            if self.analyzer.speech is None:
-                raise InvalidInputError("this analyzer has no speech encoder loaded", field="audio")
-            prepared.speech = self.analyzer.speech.prepare(turn.audio, turn.sample_rate)
-        if images:
-            if self.analyzer.face is None:
-                raise InvalidInputError("this analyzer has no face encoder loaded", field="images")
-            check_image_count(len(images))
-            from affect.face._input import load_gray
+        carried = turn.carried()
+        check_not_empty(carried)
+        if turn.speaker is not None:
+            if not isinstance(turn.speaker, str):
+                raise InvalidInputError("speaker must be a string", field="speaker")
+            check_id_length(turn.speaker, "speaker")
+        for modality, name in carried.items():
+            if modality not in self._turns:
+                raise InvalidInputError(f"this analyzer has no {modality.value} encoder loaded", field=name)
+        requests = {m: self._turns[m].requests(turn, self._states[m]) for m in carried}
+        return PreparedTurn(turn, requests={m: r for m, r in requests.items() if r})
 
-            prepared.faces = [load_gray(image, turn.channel_order) for image in images]  # type: ignore[arg-type]
-        return prepared
-
-    @staticmethod
-    def add_speech(prepared: PreparedTurn, analysis: Any) -> None:
-        """Record the speech encoder's answer: a result, or why there is none ("no speech detected")."""
-        prepared.speech_analysis = analysis
-        if analysis.result is not None:
-            prepared.results[Modality.SPEECH] = analysis.result
-        else:
-            prepared.absent[Modality.SPEECH] = analysis.reason
-
-    def add_faces(self, prepared: PreparedTurn, analyses: Sequence[Any]) -> None:
-        """Record the face encoder's answers: the turn's face reading is its largest face.
-
-        Each image's faces get track ids that follow them from the conversation's earlier images.
-        """
-        if self._face_tracker is not None:
-            analyses = [self._face_tracker.update(analysis) for analysis in analyses]
-        prepared.face_analyses = list(analyses)
-        faces = [face for analysis in analyses for face in analysis.faces]
-        if faces:
-            prepared.results[Modality.FACE] = max(faces, key=lambda f: f.box.area).result
-        else:
-            prepared.absent[Modality.FACE] = analyses[0].reason if analyses else "no image"
+    def record(self, modality: Modality, prepared: PreparedTurn, answers: list[Any]) -> None:
+        """One encoder's answers to this turn's requests into the turn and this conversation's
+        state for that modality (``affect.turn_flow.record`` calls it in the one order)."""
+        self._turns[modality].record(prepared, answers, self._states[modality])
 
     def complete(self, prepared: PreparedTurn) -> TurnResult:
         """Fuse the encoders' results into the turn's answer and advance the conversation."""
@@ -155,18 +128,14 @@ class Conversation:
             fusion=rule,
             state=state,
             events=events,
-            faces=tuple(
-                FaceReading(i, f.box.x, f.box.y, f.box.w, f.box.h, f.detection_score, f.result, f.track_id)
-                for i, analysis in enumerate(prepared.face_analyses) for f in analysis.faces
-            ),
+            faces=prepared.faces,
         )
         self.turns_seen += 1
         return result
 
     def close(self) -> None:
         """Drop the state at once (it is also dropped when the object is)."""
-        self._text_context = None
-        self._face_tracker = None
+        self._states = {m: None for m in self._states}
 
     def __enter__(self) -> "Conversation":
         return self

@@ -1,7 +1,9 @@
-"""The rules every turn meets, in one place.
+"""The rules every turn meets, raised as the library's errors.
 
-The library (``Conversation.prepare``, ``affect.text``) and the server (its wire conversion,
-``affect_server.convert``, and its settings, ``affect_server.config``) read them from here.
+The rules themselves (limits and messages) are the contract's, written once in
+``affect_proto.rules``, which the client's pre-check reads too. The library
+(``Conversation.prepare``, ``affect.text``) and the server (its wire conversion,
+``affect_server.convert``, and its settings, ``affect_server.config``) raise them from here.
 Media budgets per clip or image (seconds, samples, pixels, file bytes) sit beside the code that
 probes the media (``affect.speech._audio``, ``affect.face._input``); the server's per-turn
 budgets are its settings, stricter by default.
@@ -9,27 +11,34 @@ budgets are its settings, stricter by default.
 
 from __future__ import annotations
 
-from affect._errors import InvalidInputError
+from collections.abc import Collection
 
-MAX_ID_CHARS = 128  # a speaker's name, a turn id, a conversation id
-MAX_IMAGES_PER_TURN = 8
-MAX_TEXT_CHARS = 10_000  # longer text is refused, never cut
+from affect._errors import InputTooLargeError, InvalidInputError
+from affect_proto.rules import (EMPTY_TURN, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS, id_too_long,
+                                text_too_long, too_many_images)
 
-EMPTY_TURN = "a turn needs at least one of text, audio or images"
+__all__ = ["EMPTY_TURN", "MAX_ID_CHARS", "MAX_IMAGES_PER_TURN", "MAX_TEXT_CHARS", "check_id_length",
+           "check_image_count", "check_not_empty", "check_text_length"]
 
 
-def check_not_empty(*, has_text: bool, has_audio: bool, images: int, field: str = "turn") -> None:
-    """Refuse a turn that carries nothing to analyse."""
-    if not (has_text or has_audio or images):
+def check_not_empty(carried: Collection[object], field: str = "turn") -> None:
+    """Refuse a turn that carries nothing to analyse (``carried``: its modalities, ``Turn.carried``)."""
+    if not carried:
         raise InvalidInputError(EMPTY_TURN, field=field)
 
 
 def check_image_count(images: int, field: str = "images") -> None:
-    if images > MAX_IMAGES_PER_TURN:
-        raise InvalidInputError(f"a turn may carry at most {MAX_IMAGES_PER_TURN} images", field=field)
+    if problem := too_many_images(images):
+        raise InvalidInputError(problem, field=field)
 
 
 def check_id_length(value: str, field: str) -> None:
     """Refuse an id or name longer than ``MAX_ID_CHARS``."""
-    if len(value) > MAX_ID_CHARS:
-        raise InvalidInputError(f"{field} is longer than {MAX_ID_CHARS} characters", field=field)
+    if problem := id_too_long(value, field):
+        raise InvalidInputError(problem, field=field)
+
+
+def check_text_length(chars: int, field: str = "text", limit: int = MAX_TEXT_CHARS) -> None:
+    """Refuse text longer than ``limit`` characters as sent (it is never cut)."""
+    if problem := text_too_long(chars, field, limit):
+        raise InputTooLargeError(problem, field=field)

@@ -80,9 +80,20 @@ def _top(name: str) -> str:
 
 
 def test_the_library_imports_neither_the_server_nor_the_client():
+    """Nor the generated wire code: of the contract's package it reads only the turn rules
+    (``affect_proto.rules``, plain Python), which the client's pre-check reads too."""
     offending = [f"{m}:{line} imports {t}" for m, t, _, line in _all_imports("affect")
-                 if _top(t) in ("affect_server", "affect_client", "affect_proto")]
+                 if _top(t) in ("affect_server", "affect_client", "affect_proto") and t != "affect_proto.rules"]
     assert offending == []
+
+
+def test_the_turn_rules_import_nothing_but_the_standard_library():
+    import sys
+
+    import affect_proto.rules as rules
+
+    tree = ast.parse(Path(rules.__file__).read_text(encoding="utf-8"))
+    assert {_top(t) for t, _, _ in _imports(tree, "affect_proto.rules", False)} <= set(sys.stdlib_module_names) | {"__future__"}
 
 
 def test_the_server_uses_only_the_public_client_and_the_shared_generated_code():
@@ -168,11 +179,12 @@ def test_the_library_has_no_import_cycle():
 
 def test_the_generated_code_matches_the_contract(tmp_path: Path):
     pytest.importorskip("grpc_tools", reason="grpcio-tools (the dev extra) generates the code")
-    from protos.generate import OUT, generate
+    from protos.generate import HAND_WRITTEN, OUT, generate
 
     fresh = {p.name: p.read_text(encoding="utf-8") for p in generate(tmp_path)}
     fresh["__init__.py"] = (tmp_path / "__init__.py").read_text(encoding="utf-8")
-    committed = {p.name: p.read_text(encoding="utf-8") for p in OUT.iterdir() if p.suffix in (".py", ".pyi")}
+    committed = {p.name: p.read_text(encoding="utf-8") for p in OUT.iterdir()
+                 if p.suffix in (".py", ".pyi") and p.name not in HAND_WRITTEN}
     stale = sorted(name for name in fresh.keys() | committed.keys() if fresh.get(name) != committed.get(name))
     assert stale == [], f"regenerate with `python -m protos.generate`: {stale} differ from protos/affect/v1/affect.proto"
 
@@ -197,22 +209,48 @@ def test_every_list_of_the_three_modalities_is_in_the_enums_order():
 def test_a_turn_is_walked_in_one_module():
     """Only ``affect.turn_flow`` runs the encoders of a turn, records their answers and completes
     it; ``Conversation.analyze``, the servicer and the Ray deployments call it (issue 19)."""
-    walking = {"add_speech", "add_faces", "complete"}  # recording answers into a turn, fusing it
     batch_calls = {"analyze_many", "analyze_prepared", "analyze_many_with_embeddings", "face_many"}
     offending = []
     for package in ("affect", "affect_server"):
         for module, path in _modules(package).items():
             if module == "affect.turn_flow":
                 continue
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            delegating = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "record"
+                          for n in ast.walk(f)}  # Conversation.record hands the answers to its modality's turns
+            for node in ast.walk(tree):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                     name = node.func.attr
-                    if name in walking or (name in batch_calls and module in ("affect.conversation", "affect.analyzer")) \
+                    completing = name == "complete"  # fusing a turn
+                    # recording a turn's answers: Conversation.record(modality, prepared, answers)
+                    recording = name == "record" and len(node.args) == 3 and id(node) not in delegating
+                    if completing or recording or (name in batch_calls and module in ("affect.conversation", "affect.analyzer")) \
                             or (name in batch_calls and package == "affect_server"):
                         offending.append(f"{module}:{node.lineno} .{name}()")
                 if (package == "affect_server" and isinstance(node, ast.Constant) and node.value in batch_calls):
                     offending.append(f"{module}:{node.lineno} {node.value!r}")
     assert offending == []
+
+
+def test_the_turn_path_names_no_modality():
+    """The conversation, the table's walk, the servicer and the Ray deployments name no modality:
+    each loops over the table (``Analyzer.encoders``), so a new modality changes none of them."""
+    walkers = {"affect.turn_flow": None, "affect.conversation": "Conversation", "affect_server.servicer": None,
+               "affect_server.remote": None, "affect_server.ray_app": None}
+    modules = {**_modules("affect"), **_modules("affect_server")}
+    naming = []
+    for module, scope in walkers.items():
+        tree = ast.parse(modules[module].read_text(encoding="utf-8"))
+        roots = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == scope] if scope else [tree]
+        assert roots, f"{module} has no {scope}"
+        for root in roots:
+            for node in ast.walk(root):
+                member = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "Modality"
+                encoder = (isinstance(node, ast.Attribute) and node.attr in ("text", "speech", "face")
+                           and isinstance(node.value, ast.Attribute) and node.value.attr == "analyzer")
+                if member or encoder:
+                    naming.append(f"{module}:{node.lineno} {ast.unparse(node)}")
+    assert naming == []
 
 
 def test_recipes_and_benchmarks_share_no_private_module():
@@ -272,15 +310,25 @@ def test_each_distribution_declares_what_it_imports(pyproject: Path):
 
 def test_adding_a_modality_is_its_encoder_class_and_its_registration(analyzer):
     """The Analyzer keeps its encoders in one mapping by Modality (``.text`` and the others read
-    it); the registry of encoder classes and the turn's table cover every modality (issue 19)."""
+    it); the registry of encoder classes covers every modality, each is a keyword of
+    ``Analyzer``, and a loaded encoder gives the conversation its ``ModalityTurns`` (issue 19)."""
+    import pickle
+
+    from affect import Analyzer
     from affect.analyzer import ENCODER_CLASSES
     from affect.results import Modality
-    from affect.turn_flow import STEPS
+    from affect.turn_flow import ModalityTurns, batch_call, turns_of
 
-    assert set(ENCODER_CLASSES) == set(STEPS) == set(Modality)
+    assert set(ENCODER_CLASSES) == set(Modality)
     assert analyzer.encoders == {Modality.TEXT: analyzer.text} and analyzer.speech is None is analyzer.face
     with pytest.raises(AttributeError):
         analyzer.text = None
+    turns = analyzer.text.turns
+    assert isinstance(turns, ModalityTurns) and turns.modality is Modality.TEXT and turns_of(turns) is turns
+    assert pickle.loads(pickle.dumps(turns)) == turns  # what a Ray ingress holds instead of the model
+    assert batch_call(analyzer.text) == analyzer.text.analyze_prepared
+    with pytest.raises(TypeError, match="smell"):
+        Analyzer(smell=True)
 
 
 def test_a_text_context_is_changed_in_one_place():

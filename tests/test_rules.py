@@ -7,6 +7,7 @@ import pytest
 
 from affect import InputTooLargeError, InvalidInputError, ModelLoadError, Turn, UnknownModelError
 from affect.limits import EMPTY_TURN, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS
+from affect.results import Modality
 from affect.text._input import CleanText, clean_text
 from affect_proto import affect_pb2 as pb
 from affect_server.config import ServerConfig
@@ -58,7 +59,7 @@ def test_text_is_cleaned_once_where_the_turn_enters(analyzer):
     """``Conversation.prepare`` cleans the text; what it made passes every later check as it is,
     while the encoder's own entry still cleans raw text (gap 3 of issue 19)."""
     raw = b"  I waited\x00 an hour.  "
-    request = analyzer.conversation().prepare(Turn(text=raw)).text
+    (request,) = analyzer.conversation().prepare(Turn(text=raw)).requests[Modality.TEXT]
     assert isinstance(request.text, CleanText) and request.text == "I waited an hour."
     assert clean_text(request.text) is request.text  # not cleaned a second time
     with pytest.raises(InputTooLargeError, match=f"{len(raw)} characters"):  # a smaller limit reads the text as sent
@@ -71,8 +72,36 @@ def test_a_text_context_changes_only_when_the_answer_is_recorded(analyzer):
     reads the context; recording the answer, in the conversation's process, adds the turn."""
     conversation = analyzer.conversation()
     first = conversation.analyze(text="They called this morning.", speaker="A")
-    request = conversation.prepare(Turn(text="I can't believe it.", speaker="B")).text
+    (request,) = conversation.prepare(Turn(text="I can't believe it.", speaker="B")).requests[Modality.TEXT]
     (analysis,) = analyzer.text.analyze_prepared([request])
     assert len(request.context) == 1 and first.turn_index == 0
     assert request.record(analysis) is analysis.result
     assert len(request.context) == 2 and request.context.turns[-1] == (analysis.embedding, "B")
+
+
+def test_the_client_pre_checks_the_same_rules_and_the_stream_goes_on(analyzer):
+    """A turn that breaks a rule of the contract is refused by the client before it is sent, with
+    the field and the message the library gives (both read ``affect_proto.rules``)."""
+    from affect_client import AffectClient, InvalidInputError as ClientInputError
+
+    from tests._serving import ServerThread
+
+    cases = [
+        ({}, "turn", Turn()),
+        ({"text": "hi", "speaker": "s" * (MAX_ID_CHARS + 1)}, "speaker", Turn(text="hi", speaker="s" * (MAX_ID_CHARS + 1))),
+        ({"text": "a" * (MAX_TEXT_CHARS + 1)}, "text", Turn(text="a" * (MAX_TEXT_CHARS + 1))),
+    ]
+    with ServerThread(analyzer) as server, AffectClient(server.target) as client, client.conversation() as conversation:
+        for kwargs, field, library_turn in cases:
+            with pytest.raises(ClientInputError) as client_refused:
+                conversation.send(**kwargs)
+            with pytest.raises(InvalidInputError) as library_refused:
+                analyzer.conversation().prepare(library_turn)
+            assert client_refused.value.field == library_refused.value.field == field
+            assert str(client_refused.value) == str(library_refused.value)
+        with pytest.raises(ClientInputError, match=f"at most {MAX_IMAGES_PER_TURN} images") as too_many:
+            conversation.send("hi", images=[b"\x89PNG"] * (MAX_IMAGES_PER_TURN + 1))
+        assert too_many.value.field == "images"
+        with pytest.raises(ClientInputError, match=str(MAX_ID_CHARS)):
+            conversation.send("hi", turn_id="t" * (MAX_ID_CHARS + 1))
+        assert conversation.send("nothing was sent before this turn").turn_index == 0

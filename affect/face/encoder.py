@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from os import PathLike
 from threading import Lock
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
@@ -21,9 +22,46 @@ from affect.face._video import sample_frames
 from affect.face._weights_io import load_face_weights
 from affect.face.weights import FaceWeights
 from affect.labels import EMOTIONS, sentiment_from_emotions
-from affect.results import AffectEstimate, Modality, ModalityResult
+from affect.limits import check_image_count
+from affect.results import AffectEstimate, FaceReading, Modality, ModalityResult
+from affect.turn_flow import ConversationOptions
+
+if TYPE_CHECKING:
+    from affect.conversation import PreparedTurn, Turn
 
 MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class FaceTurns:
+    """What a conversation needs of a face encoder (``affect.turn_flow.ModalityTurns``), here or
+    in another process: images are decoded to gray arrays where the turn enters. The
+    conversation's state is its ``FaceTracker`` (boxes, no pixels)."""
+
+    model_id: str
+    modality: ClassVar[Modality] = Modality.FACE
+    batch_method: ClassVar[str] = "analyze_many"
+
+    def new_state(self, options: ConversationOptions) -> FaceTracker:
+        return FaceTracker()
+
+    def requests(self, turn: "Turn", state: FaceTracker | None) -> list[np.ndarray]:
+        images = turn.all_images()
+        check_image_count(len(images))
+        return [load_gray(image, turn.channel_order) for image in images]  # type: ignore[arg-type]
+
+    def record(self, prepared: "PreparedTurn", answers: list[Any], tracker: FaceTracker | None) -> None:
+        """Every face of the turn's images, with track ids that follow them from the conversation's
+        earlier images; the turn's face reading is its largest face."""
+        analyses = [tracker.update(a) for a in answers] if tracker is not None else list(answers)
+        prepared.faces = tuple(
+            FaceReading(i, f.box.x, f.box.y, f.box.w, f.box.h, f.detection_score, f.result, f.track_id)
+            for i, analysis in enumerate(analyses) for f in analysis.faces)
+        faces = [face for analysis in analyses for face in analysis.faces]
+        if faces:
+            prepared.results[Modality.FACE] = max(faces, key=lambda f: f.box.area).result
+        else:
+            prepared.absent[Modality.FACE] = analyses[0].reason if analyses else "no image"
 
 
 class FaceEncoder:
@@ -135,6 +173,10 @@ class FaceEncoder:
             VideoFrameFaces(time_s=t, frame_index=i, analysis=tracker.update(self._analyze_gray(gray)))
             for t, i, gray in sample_frames(path, fps, max_frames)
         ]
+
+    @property
+    def turns(self) -> FaceTurns:
+        return FaceTurns(self.model_id)
 
     @staticmethod
     def new_tracker() -> FaceTracker:

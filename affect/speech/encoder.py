@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from threading import Lock
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,6 +27,10 @@ from affect.labels import sentiment_from_emotions
 from affect.speech._vad import SpeechSegment, VadSettings, VoiceActivity
 from affect.speech._weights_io import load_speech_head
 from affect.speech.weights import SpeechWeights
+from affect.turn_flow import ConversationOptions
+
+if TYPE_CHECKING:
+    from affect.conversation import PreparedTurn, Turn
 
 NO_SPEECH = "no speech detected"
 
@@ -112,6 +116,32 @@ def prepare_clip(audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: in
     return PreparedClip(audio=clip)
 
 
+@dataclass(frozen=True)
+class SpeechTurns:
+    """What a conversation needs of a speech encoder (``affect.turn_flow.ModalityTurns``), here or
+    in another process: the audio checks. Each turn's audio is decoded and resampled where the
+    turn enters; the voice activity detector runs in the batch call."""
+
+    model_id: str
+    max_seconds: float
+    modality: ClassVar[Modality] = Modality.SPEECH
+    batch_method: ClassVar[str] = "analyze_prepared"
+
+    def new_state(self, options: ConversationOptions) -> None:
+        return None
+
+    def requests(self, turn: "Turn", state: None) -> list[PreparedClip]:
+        return [prepare_clip(turn.audio, turn.sample_rate, max_seconds=self.max_seconds)]
+
+    def record(self, prepared: "PreparedTurn", answers: list[Any], state: None) -> None:
+        """A result, or why there is none ("no speech detected")."""
+        (analysis,) = answers
+        if analysis.result is not None:
+            prepared.results[Modality.SPEECH] = analysis.result
+        else:
+            prepared.absent[Modality.SPEECH] = analysis.reason
+
+
 class SpeechEncoder:
     """Emotion from the voice, offline: Silero VAD + frozen Whisper tiny.en encoder + a trained head.
 
@@ -142,6 +172,10 @@ class SpeechEncoder:
         self.backbone = WhisperBackbone(backbone if backbone in BACKBONES else None, threads=threads)
         self.vad = VoiceActivity(vad)
         self._lock = Lock()
+
+    @property
+    def turns(self) -> SpeechTurns:
+        return SpeechTurns(self.model_id, self.max_seconds)
 
     # -- preparing -----------------------------------------------------------------------
     def prepare(self, audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: int | None = None) -> PreparedClip:

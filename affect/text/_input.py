@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from affect._errors import InputTooLargeError, InvalidInputError
-from affect.limits import MAX_TEXT_CHARS as DEFAULT_MAX_CHARS
+from affect._errors import InvalidInputError
+from affect.limits import MAX_TEXT_CHARS as DEFAULT_MAX_CHARS, check_text_length
 
 
 class CleanText(str):
@@ -31,8 +31,7 @@ def clean_text(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, field: str =
     caller decides what to send.
     """
     if isinstance(text, CleanText):  # cleaned already: only the limit may differ
-        if text.raw_chars > max_chars:
-            raise InputTooLargeError(f"{field} has {text.raw_chars:,} characters; the limit is {max_chars:,}", field=field)
+        check_text_length(text.raw_chars, field, max_chars)
         return text
     if isinstance(text, (bytes, bytearray, memoryview)):
         try:
@@ -41,8 +40,7 @@ def clean_text(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, field: str =
             raise InvalidInputError(f"{field} is not valid UTF-8 (byte {exc.start})", field=field) from None
     if not isinstance(text, str):
         raise InvalidInputError(f"{field} must be a string, got {type(text).__name__}", field=field)
-    if len(text) > max_chars:
-        raise InputTooLargeError(f"{field} has {len(text):,} characters; the limit is {max_chars:,}", field=field)
+    check_text_length(len(text), field, max_chars)
     cleaned = "".join(ch for ch in text if ch.isprintable() or ch.isspace()).strip()
     if not cleaned:
         raise InvalidInputError(f"{field} is empty", field=field)

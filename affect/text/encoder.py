@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from threading import Lock
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -18,6 +19,10 @@ from affect.text._network import SPEAKER_UNKNOWN, speaker_relation
 from affect.text._weights_io import load_text_net
 from affect.text.prior import DEFAULT_PRIOR, PriorSpec, prior_log_ratio, resolve_prior
 from affect.text.weights import TextWeights
+from affect.turn_flow import ConversationOptions
+
+if TYPE_CHECKING:
+    from affect.conversation import PreparedTurn, Turn
 
 
 @dataclass
@@ -62,6 +67,30 @@ class TextAnalysis:
 
     result: ModalityResult
     embedding: torch.Tensor  # what ``TextRequest.record`` pushes onto the context
+
+
+@dataclass(frozen=True)
+class TextTurns:
+    """What a conversation needs of a text encoder (``affect.turn_flow.ModalityTurns``), here or
+    in another process: its character limit and context window. The conversation's state is its
+    ``TextContext``."""
+
+    model_id: str
+    max_chars: int
+    window: int
+    modality: ClassVar[Modality] = Modality.TEXT
+    batch_method: ClassVar[str] = "analyze_prepared"
+
+    def new_state(self, options: ConversationOptions) -> TextContext | None:
+        return TextContext(window=self.window) if options.text_context else None
+
+    def requests(self, turn: "Turn", context: TextContext | None) -> list[TextRequest]:
+        """The turn's text, cleaned once here (``CleanText`` passes every later check as it is)."""
+        return [TextRequest(clean_text(turn.text, max_chars=self.max_chars), turn.speaker, context)]
+
+    def record(self, prepared: "PreparedTurn", answers: list[Any], context: TextContext | None) -> None:
+        (request,), (analysis,) = prepared.requests[Modality.TEXT], answers
+        prepared.results[Modality.TEXT] = request.record(analysis)  # the turn joins the text context
 
 
 class TextEncoder:
@@ -109,6 +138,10 @@ class TextEncoder:
     @property
     def window(self) -> int:
         return self.net.window
+
+    @property
+    def turns(self) -> TextTurns:
+        return TextTurns(self.model_id, self.max_chars, self.window)
 
     def new_context(self) -> TextContext:
         return TextContext(window=self.window)

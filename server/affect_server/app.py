@@ -14,8 +14,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from affect import Analyzer
-from affect.results import MODALITIES, Modality
-from affect.turn_flow import STEPS
+from affect.results import MODALITIES
+from affect.turn_flow import ModalityTurns, batch_call
 from affect_proto import affect_pb2 as pb
 from affect_server.auth import BearerTokenInterceptor
 from affect_server.batching import MicroBatcher
@@ -161,7 +161,7 @@ MODALITY_NAMES = tuple(m.value for m in MODALITIES)
 
 def _batchers(analyzer: Analyzer, config: ServerConfig, executor, metrics: ServiceMetrics, *, max_size: int,
               max_wait: float, demand, modalities: tuple[str, ...] = MODALITY_NAMES) -> dict[str, MicroBatcher]:
-    return {m.value: MicroBatcher(m.value, STEPS[m].batch(encoder), executor=executor, max_size=max_size,
+    return {m.value: MicroBatcher(m.value, batch_call(encoder), executor=executor, max_size=max_size,
                                   max_wait=max_wait, on_batch=metrics.observe_batch, demand=demand)
             for m, encoder in analyzer.encoders.items() if m.value in modalities}
 
@@ -192,11 +192,11 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
                          max_wait=config.batch_max_wait_ms / 1000, demand=in_flight)
     heavy_batchers = _batchers(analyzer, config, heavy_executor, metrics, max_size=config.max_heavy_turns, max_wait=0.0,
                                demand=None, modalities=("face", "speech"))
-    if analyzer.speech is not None and hasattr(analyzer.speech, STEPS[Modality.SPEECH].batch_method):
+    if analyzer.speech is not None and not isinstance(analyzer.speech, ModalityTurns):  # a loaded model, not a stand-in
         # Its own speech model, built in the low-priority thread so that the model's own
         # threads inherit the priority: a heavy turn never queues in front of the others'.
         speech = heavy_executor.submit(_own_speech_encoder, analyzer.speech, config.threads_per_worker()).result()
-        heavy_batchers["speech"] = MicroBatcher("speech-heavy", STEPS[Modality.SPEECH].batch(speech), executor=heavy_executor,
+        heavy_batchers["speech"] = MicroBatcher("speech-heavy", batch_call(speech), executor=heavy_executor,
                                                 max_size=config.max_heavy_turns, max_wait=0.0, on_batch=metrics.observe_batch)
     for batcher in (*batchers.values(), *heavy_batchers.values()):
         batcher.start()

@@ -38,8 +38,9 @@ def turn_from_pb(message: pb.Turn) -> Turn:
             raise InvalidInputError(f"turn.text is not valid UTF-8 (byte {exc.start})", field="turn.text") from None
     audio, sample_rate = _audio(message.audio) if message.HasField("audio") else (None, None)
     images = [_image(image, i) for i, image in enumerate(message.images)]
-    check_not_empty(has_text=text is not None, has_audio=audio is not None, images=len(images))
-    return Turn(text=text, speaker=speaker, audio=audio, sample_rate=sample_rate, images=images, channel_order="bgr")
+    turn = Turn(text=text, speaker=speaker, audio=audio, sample_rate=sample_rate, images=images, channel_order="bgr")
+    check_not_empty(turn.carried())
+    return turn
 
 
 _RAW_AUDIO = {pb.PCM_S16LE: "<i2", pb.FLOAT32_LE: "<f4"}

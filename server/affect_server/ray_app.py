@@ -110,26 +110,26 @@ class _Aborted(Exception):
 class EncoderDeployment:
     """One encoder, its requests batched across every conversation of every ingress replica."""
 
-    def __init__(self, modality: str, model: Any, max_batch_size: int, batch_wait_s: float, threads: int) -> None:
+    def __init__(self, modality: str, model: Any, max_batch_size: int, batch_wait_s: float, threads: int,
+                 runtime: str = "auto") -> None:
         import torch
 
         from affect import Analyzer, Modality
-        from affect.turn_flow import STEPS
-        from affect_server.remote import front_of
+        from affect.turn_flow import batch_call
 
         torch.set_num_threads(max(1, threads))
         choice = {m: None for m in MODALITIES} | {modality: model}
-        analyzer = Analyzer(**choice)
+        analyzer = Analyzer(**choice, runtime=runtime)  # the server's --runtime, as in one process
         encoder = analyzer.encoders[Modality(modality)]
-        self.front = front_of(encoder)
-        self._run = STEPS[Modality(modality)].batch(encoder)  # changes no conversation: the ingress records the answers
+        self.front = encoder.turns  # what a conversation needs of this encoder, picklable, no model
+        self._run = batch_call(encoder)  # changes no conversation: the ingress records the answers
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{modality}-encoder")
         self.run.set_max_batch_size(max_batch_size)
         self.run.set_batch_wait_timeout_s(batch_wait_s)
         log.info("%s encoder ready: %s", modality, encoder.model_id)
 
     async def describe(self) -> Any:
-        """The stand-in an ingress replica builds its conversations with."""
+        """The stand-in an ingress replica builds its conversations with (the encoder's ``turns``)."""
         return self.front
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
@@ -205,7 +205,8 @@ def build_app(config: ServerConfig, settings: RaySettings | None = None) -> Appl
             continue
         scale: DeploymentScale = getattr(settings, modality)
         encoders[modality] = EncoderDeployment.options(name=f"{modality}-encoder", **scale.options()).bind(
-            modality, choices[modality], config.batch_max_size, config.batch_max_wait_ms / 1000, settings.model_threads)
+            modality, choices[modality], config.batch_max_size, config.batch_max_wait_ms / 1000, settings.model_threads,
+            config.runtime)
     if not encoders:
         raise ValueError("at least one of text_model, speech_model, face_model must not be 'none'")
     config_dict = {k: v for k, v in asdict(config).items() if k not in ("host", "port", "metrics_port", "tls_cert", "tls_key")}

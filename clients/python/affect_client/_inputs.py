@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from affect_client._exceptions import InvalidInputError
 from affect_proto import affect_pb2 as pb
+from affect_proto import rules
 
 
 @dataclass(frozen=True)
@@ -92,17 +93,35 @@ def turn_message(
     channel_order: str | None = None,
     turn_id: str = "",
 ) -> pb.Turn:
-    """The wire message of one turn (arguments as the library's ``Turn``)."""
+    """The wire message of one turn (arguments as the library's ``Turn``), after the contract's
+    rules (``affect_proto.rules``) that can be checked here: a turn that breaks one is refused
+    before it is sent, with the message the server would give."""
+    if isinstance(images, (str, bytes, PathLike)) or _is_array(images):
+        raise InvalidInputError("images must be a list; pass a single image as image=", field="images")
+    every = ([image] if image is not None else []) + list(images)
+    _check_rules(text, speaker, turn_id, audio is not None, len(every))
     turn = pb.Turn(turn_id=turn_id, speaker=speaker or "")
     if text is not None:
         turn.text = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     if audio is not None:
         turn.audio.CopyFrom(to_audio(audio, sample_rate).to_pb())
-    if isinstance(images, (str, bytes, PathLike)) or _is_array(images):
-        raise InvalidInputError("images must be a list; pass a single image as image=", field="images")
-    every = ([image] if image is not None else []) + list(images)
     turn.images.extend(to_image(item, channel_order, i).to_pb() for i, item in enumerate(every))
     return turn
+
+
+def _check_rules(text: str | bytes | None, speaker: str | None, turn_id: str, has_audio: bool, images: int) -> None:
+    if text is None and not has_audio and not images:
+        raise InvalidInputError(rules.EMPTY_TURN, field="turn")
+    problems = [
+        ("speaker", rules.id_too_long(speaker or "", "speaker")),
+        ("turn_id", rules.id_too_long(turn_id, "turn_id")),
+        ("images", rules.too_many_images(images)),
+        # str only: bytes are counted in characters once decoded, which the server does
+        ("text", rules.text_too_long(len(text)) if isinstance(text, str) else None),
+    ]
+    for field, problem in problems:
+        if problem:
+            raise InvalidInputError(problem, field=field)
 
 
 def _is_array(value: Any) -> bool:
