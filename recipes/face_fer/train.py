@@ -94,6 +94,21 @@ def load_train(full_data: Path, data_root: Path, cfg: dict, limit: int | None) -
     return images[keep], labels[keep], targets[keep]
 
 
+def add_extra_faces(images: np.ndarray, labels: np.ndarray, targets: np.ndarray, train: np.ndarray,
+                    path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Faces from elsewhere (``faces`` uint8 ``(N, 48, 48)``, ``labels``: an ``.npz``, such as
+    ``recipes/face_dcgan``'s generated faces) joined to the training part only, one-hot targets;
+    the held-back part stays as it is, so runs with and without are chosen on the same faces."""
+    extra = np.load(path)
+    faces, extra_labels = extra["faces"].astype(np.uint8), extra["labels"].astype(np.int64)
+    start = len(images)
+    log.info("extra training faces from %s: %d, per class %s", path, len(faces),
+             np.bincount(extra_labels, minlength=len(EMOTIONS)).tolist())
+    return (np.concatenate([images, faces]), np.concatenate([labels, extra_labels]),
+            np.concatenate([targets, np.eye(len(EMOTIONS), dtype=np.float32)[extra_labels]]),
+            np.concatenate([train, np.arange(start, start + len(faces))]))
+
+
 def split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified train / held-back indices, fixed by ``seed``."""
     rng = np.random.default_rng(seed)
@@ -197,6 +212,8 @@ def main() -> None:
     # The held-back part is fixed by its own seed, so runs with other seeds (ensemble members)
     # are chosen and compared on the same faces, none of which any member trained on.
     tr, va = split(labels, cfg["val_fraction"], cfg.get("split_seed", cfg["seed"]))
+    if cfg.get("extra_faces"):
+        images, labels, targets, tr = add_extra_faces(images, labels, targets, tr, ROOT / cfg["extra_faces"])
     log.info("train %d, held back %d", len(tr), len(va))
 
     arch = {"num_classes": len(EMOTIONS), "width": cfg["width"], "dropout": cfg["dropout"]}
