@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from affect import InputTooLargeError, InvalidInputError
 from affect.face._input import check_size, encoded_size
+from affect.limits import check_text_length
 from affect.speech._audio import probe_file
 from affect_proto import affect_pb2 as pb
 from affect_server.config import ServerConfig
-
-_RAW_AUDIO_BYTES = {pb.PCM_S16LE: 2, pb.FLOAT32_LE: 4}
-_RAW_IMAGE_CHANNELS = {pb.RAW_GRAY8: 1, pb.RAW_BGR8: 3, pb.RAW_RGB8: 3}
+from affect_server.convert import RAW_AUDIO_DTYPES, RAW_IMAGE_CHANNELS
 MODEL_RATE = 16_000
 
 
@@ -56,9 +57,8 @@ def measure(message: pb.Turn, config: ServerConfig) -> TurnCost:
     if message.HasField("text"):
         # UTF-8 never has fewer bytes than characters: the byte count bounds the characters.
         text_chars = len(message.text)
-        if text_chars > config.max_text_chars and len(message.text.decode("utf-8", "replace")) > config.max_text_chars:
-            raise InputTooLargeError(f"turn.text has more than {config.max_text_chars:,} characters; "
-                                     f"the limit is {config.max_text_chars:,}", field="turn.text")
+        if text_chars > config.max_text_chars:
+            check_text_length(len(message.text.decode("utf-8", "replace")), "turn.text", config.max_text_chars)
     seconds, values = _audio_cost(message.audio, config) if message.HasField("audio") else (0.0, 0)
     pixels = 0
     for index, image in enumerate(message.images):
@@ -77,11 +77,11 @@ def _audio_cost(audio: pb.Audio, config: ServerConfig) -> tuple[float, int]:
         info = probe_file(audio.data, max_seconds=config.max_audio_seconds,
                           max_values=config.max_audio_samples, field="turn.audio.data")
         return info.frames / info.sample_rate, info.frames * info.channels
-    width = _RAW_AUDIO_BYTES.get(audio.encoding)
-    if width is None or not audio.sample_rate_hz:
+    dtype = RAW_AUDIO_DTYPES.get(audio.encoding)
+    if dtype is None or not audio.sample_rate_hz:
         return 0.0, 0  # refused with its field by the conversion (convert.py)
     channels = audio.channels or 1
-    values = len(audio.data) // width
+    values = len(audio.data) // np.dtype(dtype).itemsize
     seconds = values / max(1, channels) / audio.sample_rate_hz
     if seconds > config.max_audio_seconds:
         raise InputTooLargeError(f"turn.audio.data lasts {seconds:,.0f} s; the limit is {config.max_audio_seconds:,.0f} s "
@@ -103,7 +103,7 @@ def _image_pixels(image: pb.Image, field: str) -> int:
         if size is None:
             raise InvalidInputError(f"{field}: the image header is truncated or corrupt", field=f"{field}.data")
         width, height = size
-    elif image.encoding in _RAW_IMAGE_CHANNELS:
+    elif image.encoding in RAW_IMAGE_CHANNELS:
         width, height = image.width, image.height
         if not width or not height:
             return 0  # refused with its field by the conversion (convert.py)

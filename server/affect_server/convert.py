@@ -43,7 +43,7 @@ def turn_from_pb(message: pb.Turn) -> Turn:
     return turn
 
 
-_RAW_AUDIO = {pb.PCM_S16LE: "<i2", pb.FLOAT32_LE: "<f4"}
+RAW_AUDIO_DTYPES = {pb.PCM_S16LE: "<i2", pb.FLOAT32_LE: "<f4"}  # the raw audio encodings (budget.py sizes them)
 
 
 def _audio(audio: pb.Audio) -> tuple[object, int | None]:
@@ -51,7 +51,7 @@ def _audio(audio: pb.Audio) -> tuple[object, int | None]:
         if not audio.data:
             raise InvalidInputError("turn.audio.data is empty", field="turn.audio.data")
         return bytes(audio.data), None
-    if audio.encoding not in _RAW_AUDIO:
+    if audio.encoding not in RAW_AUDIO_DTYPES:
         raise InvalidInputError("turn.audio.encoding must be PCM_S16LE, FLOAT32_LE or AUDIO_FILE",
                                 field="turn.audio.encoding")
     if audio.sample_rate_hz == 0:
@@ -59,7 +59,7 @@ def _audio(audio: pb.Audio) -> tuple[object, int | None]:
     channels = audio.channels or 1
     if channels not in (1, 2):
         raise InvalidInputError("turn.audio.channels must be 1 or 2", field="turn.audio.channels")
-    dtype = np.dtype(_RAW_AUDIO[audio.encoding])
+    dtype = np.dtype(RAW_AUDIO_DTYPES[audio.encoding])
     if len(audio.data) % (dtype.itemsize * channels):
         raise InvalidInputError(f"turn.audio.data is not a whole number of {channels}-channel {dtype.itemsize * 8}-bit frames",
                                 field="turn.audio.data")
@@ -67,16 +67,16 @@ def _audio(audio: pb.Audio) -> tuple[object, int | None]:
     return (samples.reshape(-1, channels) if channels == 2 else samples), audio.sample_rate_hz
 
 
-_RAW_IMAGE_CHANNELS = {pb.RAW_GRAY8: 1, pb.RAW_BGR8: 3, pb.RAW_RGB8: 3}
+RAW_IMAGE_CHANNELS = {pb.RAW_GRAY8: 1, pb.RAW_BGR8: 3, pb.RAW_RGB8: 3}  # the raw pixel encodings
 
 
 def _image(image: pb.Image, index: int) -> object:
     field = f"turn.images[{index}]"
     if image.encoding == pb.ENCODED:
         return bytes(image.data)
-    if image.encoding not in _RAW_IMAGE_CHANNELS:
+    if image.encoding not in RAW_IMAGE_CHANNELS:
         raise InvalidInputError(f"{field}.encoding must be ENCODED, RAW_GRAY8, RAW_BGR8 or RAW_RGB8", field=f"{field}.encoding")
-    channels = _RAW_IMAGE_CHANNELS[image.encoding]
+    channels = RAW_IMAGE_CHANNELS[image.encoding]
     if not image.width or not image.height:
         raise InvalidInputError(f"{field}: width and height are required for raw pixels", field=f"{field}.width")
     if len(image.data) != image.width * image.height * channels:
