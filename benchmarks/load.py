@@ -78,12 +78,16 @@ def load_payloads(data_root: Path) -> Payloads:
 class ServerProcess:
     """``affect serve`` in its own process, on a free loopback port (``affect_server.launch``)."""
 
-    def __init__(self, extra_args: list[str]) -> None:
+    def __init__(self, extra_args: list[str], max_in_flight_turns: int = 64) -> None:
+        """``max_in_flight_turns``: admission's cap (the server's default 64), raised for a run that
+        measures throughput with more conversations than that, so every turn is served rather
+        than refused as busy (the cap itself is measured by the chaos mode and the tests)."""
         port = ["--port", str(free_port())] if "--ray" in extra_args else []
         self.metrics_port = free_port() if "--ray" not in extra_args else 0
         if self.metrics_port:
             port += ["--metrics-port", str(self.metrics_port)]
         self._server = ServeProcess(*port, "--max-turns-per-second", "1000", "--max-conversations", "10000",
+                                    "--max-in-flight-turns", str(max(64, max_in_flight_turns)),
                                     "--log-level", "warning", *extra_args,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.proc = self._server.proc
@@ -421,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         running: dict[str, ServerProcess] = {}
         try:
             for name, extra in servers.items():
-                running[name] = ServerProcess(extra)
+                running[name] = ServerProcess(extra, max_in_flight_turns=max(levels))
                 asyncio.run(drive(running[name].target, 2, 3.0, mixes, payloads))  # warm-up
             # Levels outside, servers inside: the runs of one level follow each other, so a change
             # in the machine's load (it is shared) touches every server alike. The last level is
@@ -478,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{os.getloadavg()[0]:.1f} at the end; other processes (trainings) shared the CPU throughout, so "
                      "the absolute figures are low and noisy; compare each server with the other in this run.")
         notes += [f"Each level runs {args.seconds:g} s; turns cycle through {', '.join(mixes)}.",
+                  f"Every server admits {max(64, max(levels))} turns in flight (--max-in-flight-turns; the default "
+                  "is 64), so a level with more conversations than 64 measures service, not refusals.",
                  "Baseline: the same server and models with batch size 1 and one model worker (no batching), on "
                  f"the runtime {args.baseline_runtime or args.runtime or 'auto (the server default)'} (see affect.onnx); "
                  f"the batched server's: {args.runtime or 'auto (the server default)'}.",
