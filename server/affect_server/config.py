@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, fields
 
 from affect.limits import MAX_TEXT_CHARS
+from affect.results import MODALITIES
 
 RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")  # as affect.onnx.RUNTIMES, which imports torch: not at start-up
 
@@ -123,7 +124,7 @@ class ServerConfig:
         def choice(name: str) -> object:
             return None if name.lower() == "none" else (True if name.lower() == "default" else name)
 
-        return {"text": choice(self.text_model), "speech": choice(self.speech_model), "face": choice(self.face_model)}
+        return {m.value: choice(getattr(self, f"{m.value}_model")) for m in MODALITIES}  # a <modality>_model setting each
 
 
 def _is_loopback(host: str) -> bool:
