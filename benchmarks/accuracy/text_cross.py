@@ -55,10 +55,12 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
     metrics["round1_mean_macro_f1"] = chosen["round1_mean_macro_f1"]
 
     compared = []
+    adapted = cfg["adapt"]["encoder"]  # its layers were adapted on every corpus's train split
     for path in sorted(workdir.glob("loco-*.json")):
         res = json.loads(path.read_text())
         unseen = [c for c in res["corpora"] if c not in ("meld", "goemotions-ekman")]
-        compared.append([res["encoder"], res["balance"], res["mean_macro_f1"],
+        encoder = res["encoder"] + (" (encoder saw every corpus: heads held out only)" if res["encoder"] == adapted else "")
+        compared.append([encoder, res["balance"], res["mean_macro_f1"],
                          sum(res["corpora"][c]["macro_f1"] for c in unseen) / len(unseen)]
                         + [res["corpora"][c]["macro_f1"] for c in cfg["corpora"]])
     tables = {
@@ -72,6 +74,8 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
         "Each LOCO head never saw the corpus it is scored on.",
         "Round-1 (text-minilm-meld@1) was fine-tuned on MELD and GoEmotions train: its figures on those two corpora are "
         "in-domain, on the six others they are held out.",
+        f"'{adapted}' (the encoder of text-minilm-multicorpus@3) had its top layers adapted on the train split of every "
+        "corpus, so in its rows only the heads are held out: an optimistic figure, not a leave-one-corpus-out one.",
         "Scored on each corpus's test sample (at most 2,500 turns; single-label turns), strict argmax over all seven "
         "emotions. EmoContext and SemEval-2018 have no public test split here: their official dev split is the test.",
     ]
