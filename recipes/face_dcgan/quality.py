@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         mine = real_y == c
         if mine.sum() > 10:
             report["per_class"][name] = frechet_distance(f_fake[y.numpy() == c], f_real[mine])
-    (args.workdir / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
+    (HERE / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     log.info("Frechet distance in face-network space: %s", json.dumps(report))
     return 0
 

@@ -99,6 +99,10 @@ def add_extra_faces(images: np.ndarray, labels: np.ndarray, targets: np.ndarray,
     """Faces from elsewhere (``faces`` uint8 ``(N, 48, 48)``, ``labels``: an ``.npz``, such as
     ``recipes/face_dcgan``'s generated faces) joined to the training part only, one-hot targets;
     the held-back part stays as it is, so runs with and without are chosen on the same faces."""
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: the configuration adds generated faces to the training part; "
+                         "make them with `python -m recipes.face_dcgan.augment generate` (needs the trained GAN, "
+                         "recipes/face_dcgan/README.md), or drop `extra_faces` from the configuration")
     extra = np.load(path)
     faces, extra_labels = extra["faces"].astype(np.uint8), extra["labels"].astype(np.int64)
     start = len(images)
