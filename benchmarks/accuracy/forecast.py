@@ -169,8 +169,8 @@ def run(args: argparse.Namespace) -> Report:
         tables={"Next-turn forecast AUROC [95% bootstrap interval over dialogues]": (
             ["set", "next turn is", "pairs", "base rate", "forecast", "persistence", "trend", "interval of the lead excludes both"],
             rows)},
-        models={"text": encoder.model_id, "forecast": forecaster.model_id, "text prior": f"{DEFAULT_PRIOR} (the library's default; the forecaster learnt from readings under the "
-                      f"'conversational' prior, see recipes/forecast/config.json)"},
+        models={"text": encoder.model_id, "forecast": forecaster.model_id, "text prior": f"{DEFAULT_PRIOR} (the library's default; the forecaster learnt from readings under "
+                      f"'{forecaster.weights.value.meta['readings_prior']}')"},
         data=data,
         notes=[
             "A pair: after a turn, for a speaker with a reading among the last "

@@ -8,8 +8,9 @@ dialogues (MELD train, the EmoContext train sample) are cut into ``folds`` by di
 fold is read by a head (``recipes.text_multicorpus.heads.train``, the lead's final configuration)
 trained on the other folds plus the other six corpora; dev and test dialogues are read by a head
 trained on all of train, as the shipped one is. Each head is calibrated as ``heads final`` does
-(temperatures on dev) and follows the deployment's expected prior (``text_prior``), so its
-readings are the probabilities the library reports.
+(temperatures on dev) and follows the library's default expected prior
+(``affect.text.prior.DEFAULT_PRIOR``, read here, never copied), so its readings are the
+probabilities a default ``Analyzer`` reports.
 
 The sentence encoder under the heads is round 1's, which was fine-tuned on MELD train: MELD
 train readings are out-of-fold for the head, not for the encoder (dev and test are clean).
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 
 from affect.datasets.text_corpora import DIALOGUE_CORPORA, LabelledTurn, read_text_corpus
 from affect.labels import Emotion, Sentiment
-from affect.text.prior import prior_log_ratio, resolve_prior
+from affect.text.prior import DEFAULT_PRIOR, prior_log_ratio, resolve_prior
 from recipes.text_multicorpus.embed import DEFAULT_CACHE, cache_file, embed, load_encoder, sample_turns
 from recipes.text_multicorpus.heads import (
     Batchable, fit_temperature, load_corpora, predict, sampling_weights, set_loss, to_tensors, train, training_prior,
@@ -142,7 +143,7 @@ def run(cfg: dict, cache: Path, out: Path) -> dict:
     dial_split = np.array([d["split"] for d in dials])
     dev = data.select(data.split == "dev")
     probs = np.full((len(queries), 10), np.nan, dtype=np.float32)
-    summary: dict = {"heads": {}}
+    summary: dict = {"text_prior": DEFAULT_PRIOR, "heads": {}}
     for k in [*range(folds), "all"]:
         t0 = time.time()
         if k == "all":
@@ -153,7 +154,7 @@ def run(cfg: dict, cache: Path, out: Path) -> dict:
         train_data = data.select(keep)
         head, info = train(train_data, dev, text_cfg, f"[oof {k}]")
         rows = np.flatnonzero(read[owner])
-        probs[rows] = calibrated_probs(head, train_data, dev, qdata.select(read[owner]), text_cfg, cfg["text_prior"])
+        probs[rows] = calibrated_probs(head, train_data, dev, qdata.select(read[owner]), text_cfg, DEFAULT_PRIOR)
         summary["heads"][str(k)] = {"train_turns": int(keep.sum()), "read_turns": int(len(rows)),
                                     "best_epoch": info["best_epoch"], "dev_mean_macro_f1": info["dev"],
                                     "seconds": round(time.time() - t0)}

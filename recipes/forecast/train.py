@@ -1,7 +1,7 @@
 """Train the next-turn forecaster on out-of-fold text readings, choose it on MELD dev, ship it.
 
     python -m recipes.forecast.oof                 # first: the readings (about 10 minutes)
-    python -m recipes.forecast.train [--out affect/models/forecast/forecast_gru_v1.safetensors]
+    python -m recipes.forecast.train [--out affect/models/forecast/forecast_gru_v2.safetensors]
 
 Pairs (``affect.forecast_features.next_turn_pairs``): after each turn of a dialogue, for each
 speaker with a reading in the window who speaks again, the gold label of that speaker's next
@@ -35,7 +35,7 @@ from recipes.forecast.oof import DEFAULT_OUT
 log = logging.getLogger("recipes.forecast")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-DEFAULT_WEIGHTS = ROOT / "affect" / "models" / "forecast" / "forecast_gru_v1.safetensors"
+DEFAULT_WEIGHTS = ROOT / "affect" / "models" / "forecast" / "forecast_gru_v2.safetensors"
 
 
 @dataclass
