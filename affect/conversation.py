@@ -97,6 +97,8 @@ class Conversation:
         for modality, name in carried.items():
             if modality not in self._turns:
                 raise InvalidInputError(f"this analyzer has no {modality.value} encoder loaded", field=name)
+        for modality in carried:  # every cheap check before any decoding
+            self._turns[modality].check(turn)
         requests = {m: self._turns[m].requests(turn, self._states[m]) for m in carried}
         return PreparedTurn(turn, requests={m: r for m, r in requests.items() if r})
 

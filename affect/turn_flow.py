@@ -45,8 +45,10 @@ class ConversationOptions:
 class ModalityTurns(Protocol):
     """What a conversation needs of one modality's encoder: cheap, picklable, no model.
 
-    ``requests`` checks the turn's input for this modality (raising ``InvalidInputError`` that
-    names the field) and decodes it; ``batch_method`` names the encoder's batch call (requests of
+    ``check`` refuses the turn's input for this modality by what needs no decoding (its type,
+    size and count; raising ``InvalidInputError`` that names the field): a conversation checks
+    every modality of a turn before it decodes any, so a turn refused for its text costs no image
+    decoding. ``requests`` checks the rest and decodes it; ``batch_method`` names the encoder's batch call (requests of
     many turns in, one answer per request out, no conversation state changed: it may run in
     another process); ``record`` puts the answers into the turn (``prepared.results`` or
     ``prepared.absent``) and into the conversation's state for this modality.
@@ -57,6 +59,8 @@ class ModalityTurns(Protocol):
     batch_method: str
 
     def new_state(self, options: ConversationOptions) -> Any: ...
+
+    def check(self, turn: "Turn") -> None: ...
 
     def requests(self, turn: "Turn", state: Any) -> list[Any]: ...
 

@@ -117,6 +117,21 @@ def test_bad_audio_and_images_are_refused_and_the_stream_goes_on(server, turn, f
         assert conversation.send("still answering").present == ("text",)
 
 
+def test_a_turn_is_refused_for_its_text_before_its_images_are_decoded(full_analyzer):
+    """Every modality's cheap checks run before any decoding: undecodable images beside
+    too-long text are refused for the text (decoding them first would name the images)."""
+    from affect import InputTooLargeError
+    from affect.limits import MAX_TEXT_CHARS
+
+    with full_analyzer.conversation() as conversation:
+        with pytest.raises(InputTooLargeError) as refused:
+            conversation.analyze(Turn(text="a" * (MAX_TEXT_CHARS + 1), images=[b"not an image"] * 3))
+        assert refused.value.field == "text"
+        with pytest.raises(Exception) as decoded:  # the same images alone are decoded, and refused for themselves
+            conversation.analyze(Turn(text="fine", images=[b"not an image"] * 3))
+        assert "image" in str(getattr(decoded.value, "field", "")), decoded.value
+
+
 def test_library_turn_with_all_modalities(full_analyzer, face_png, speech_flac):
     with full_analyzer.conversation() as conversation:
         result = conversation.analyze(Turn(text="What a lovely surprise!", audio=speech_flac, image=face_png, speaker="A"))

@@ -45,10 +45,12 @@ class FaceTurns:
     def new_state(self, options: ConversationOptions) -> FaceTracker:
         return FaceTracker()
 
+    def check(self, turn: "Turn") -> None:
+        check_image_count(len(turn.all_images()))
+
     def requests(self, turn: "Turn", state: FaceTracker | None) -> list[np.ndarray]:
-        images = turn.all_images()
-        check_image_count(len(images))
-        return [load_gray(image, turn.channel_order) for image in images]  # type: ignore[arg-type]
+        self.check(turn)
+        return [load_gray(image, turn.channel_order) for image in turn.all_images()]  # type: ignore[arg-type]
 
     def record(self, prepared: "PreparedTurn", answers: list[Any], tracker: FaceTracker | None) -> None:
         """Every face of the turn's images, with track ids that follow them from the conversation's

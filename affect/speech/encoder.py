@@ -102,18 +102,24 @@ def prepare_clip(audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: in
                  max_seconds: float = DEFAULT_MAX_SECONDS) -> PreparedClip:
     """A turn's audio checked and resampled to 16 kHz, with no model: what
     :meth:`SpeechEncoder.prepare` does, usable where the encoder runs elsewhere."""
+    check_audio_source(audio, sample_rate)
+    if isinstance(audio, (np.ndarray, torch.Tensor)):
+        clip = prepare_array(audio, sample_rate, max_seconds=max_seconds)  # type: ignore[arg-type]
+    else:
+        clip = prepare_file(audio, max_seconds=max_seconds)
+    return PreparedClip(audio=clip)
+
+
+def check_audio_source(audio: object, sample_rate: int | None) -> None:
+    """Refuse audio of a kind the encoder cannot read, before anything is decoded."""
     if isinstance(audio, (np.ndarray, torch.Tensor)):
         if sample_rate is None:
             raise InvalidInputError("sample_rate is required with an array of samples", field="sample_rate")
-        clip = prepare_array(audio, sample_rate, max_seconds=max_seconds)
-    elif isinstance(audio, (str, Path, bytes, bytearray, memoryview)):
-        clip = prepare_file(audio, max_seconds=max_seconds)
-    else:
+    elif not isinstance(audio, (str, Path, bytes, bytearray, memoryview)):
         raise InvalidInputError(
             f"audio must be a numpy array, a tensor, a file path or a file's bytes, got {type(audio).__name__}",
             field="audio",
         )
-    return PreparedClip(audio=clip)
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,9 @@ class SpeechTurns:
 
     def new_state(self, options: ConversationOptions) -> None:
         return None
+
+    def check(self, turn: "Turn") -> None:
+        check_audio_source(turn.audio, turn.sample_rate)
 
     def requests(self, turn: "Turn", state: None) -> list[PreparedClip]:
         return [prepare_clip(turn.audio, turn.sample_rate, max_seconds=self.max_seconds)]

@@ -84,6 +84,9 @@ class TextTurns:
     def new_state(self, options: ConversationOptions) -> TextContext | None:
         return TextContext(window=self.window) if options.text_context else None
 
+    def check(self, turn: "Turn") -> None:
+        clean_text(turn.text, max_chars=self.max_chars)
+
     def requests(self, turn: "Turn", context: TextContext | None) -> list[TextRequest]:
         """The turn's text, cleaned once here (``CleanText`` passes every later check as it is)."""
         return [TextRequest(clean_text(turn.text, max_chars=self.max_chars), turn.speaker, context)]
