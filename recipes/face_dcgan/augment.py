@@ -7,6 +7,7 @@ face network's training set make it read those expressions better?
     python -m recipes.face_fer.train --config recipes/face_dcgan/face_fer_with.json \\
         --workdir recipes/face_dcgan/checkpoints/arm-with --out recipes/face_dcgan/checkpoints/arm-with.safetensors
     python -m recipes.face_dcgan.augment evaluate --full-data /work/full-data   # both arms, FER-2013 test, once
+    python -m recipes.face_dcgan.augment plot        # augment-results.png from augment-results.json
 
 The two arms are the face recipe's stage 1 with everything fixed (seed, schedule, held-back
 part, augmentation) but the generated faces added to the training part of one of them.
@@ -118,9 +119,37 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(result: dict, out: Path) -> Path:
+    """Accuracy and per-class recall of both arms with their intervals, one PNG (from the results file)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(result["figures"])
+    labels = [k.replace("recall_", "") for k in keys]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for shift, arm, colour in ((-0.18, "without", "#9e9e9e"), (0.18, "with", "#3b75af")):
+        rows = [result["figures"][k][arm] for k in keys]
+        x = np.arange(len(keys)) + shift
+        mid = np.array([r[0] for r in rows])
+        err = np.array([[r[0] - r[1] for r in rows], [r[2] - r[0] for r in rows]])
+        ax.bar(x, mid, width=0.36, color=colour, label=f"{arm} generated faces")
+        ax.errorbar(x, mid, yerr=err, fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+    ax.set_xticks(np.arange(len(keys)), labels)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("FER-2013 test")
+    ax.set_title("Stage 1 of the face recipe with and without generated disgust and fear faces (95% intervals)", fontsize=9)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=("generate", "evaluate"))
+    ap.add_argument("step", choices=("generate", "evaluate", "plot"))
     ap.add_argument("--config", type=Path, default=HERE / "config.json")
     ap.add_argument("--workdir", type=Path, default=HERE / "checkpoints")
     ap.add_argument("--generated", type=Path, default=HERE / "generated/faces.npz")
@@ -132,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.step == "generate":
         generate(cfg, args.workdir, args.generated)
         return 0
+    if args.step == "plot":  # from the results file: the test is not read again
+        print(f"wrote {plot(json.loads(args.out.read_text()), args.out.with_name('augment-results.png'))}")
+        return 0
     result = evaluate(cfg, args.full_data, args.out)
+    plot(result, args.out.with_name("augment-results.png"))
     print(result["test"])
     print(table(result))
     print(f"adopt: {result['adopt']} ({result['why']})")
