@@ -17,6 +17,35 @@ import numpy as np
 from evaluation.calibration import expected_calibration_error
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+STEAL_WARNING = 0.05  # above this share of CPU time taken by the hypervisor, a report's timings are flagged
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) CPU ticks of the whole machine since boot, from ``/proc/stat`` (Linux), else None."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+    return (fields[7], sum(fields)) if len(fields) == 8 else None
+
+
+# Read when a benchmark starts (every benchmark imports this module first): a virtual machine's
+# "steal" is CPU time the hypervisor gave to other machines while this one wanted it. Timing
+# figures of a run with much steal describe the neighbours as much as the code.
+_RUN_START_CPU = cpu_times()
+
+
+def host_during_run() -> dict[str, Any]:
+    """The share of CPU time stolen by the hypervisor since the run began, and the load averages now."""
+    out: dict[str, Any] = {}
+    now = cpu_times()
+    if now is not None and _RUN_START_CPU is not None and now[1] > _RUN_START_CPU[1]:
+        out["cpu_steal_share"] = round((now[0] - _RUN_START_CPU[0]) / (now[1] - _RUN_START_CPU[1]), 3)
+    try:
+        out["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
+    return out
 
 
 def machine_info() -> dict[str, Any]:
@@ -73,6 +102,7 @@ class Report:
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "git_revision": git_revision(),
             "machine": machine_info(),
+            "host_during_run": host_during_run(),
             "metrics": self.metrics,
             "models": self.models,
             "data": self.data,
@@ -103,6 +133,13 @@ def render_markdown(report: Report, data: dict[str, Any]) -> str:
         f"torch {m['torch']} with {m['torch_threads']} threads.",
         "",
     ]
+    host = data.get("host_during_run", {})
+    if "cpu_steal_share" in host:
+        steal = host["cpu_steal_share"]
+        line = f"During the run the hypervisor took {steal:.0%} of the CPU time (steal); load average at the end {host.get('load_average')}."
+        if steal > STEAL_WARNING:
+            line += " **Timings of this run are low by about that much and vary with the neighbours'; compare only ratios taken in the same run.**"
+        out += [line, ""]
     for title, (cols, rows) in report.tables.items():
         out += [f"## {title}", "", markdown_table(cols, rows), ""]
     out += ["## Metrics", "", markdown_table(["metric", "value"], [[k, v] for k, v in report.metrics.items()]), ""]

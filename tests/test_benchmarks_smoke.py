@@ -46,6 +46,8 @@ def test_speed_smoke(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     metrics = json.loads((tmp_path / "s.json").read_text())["metrics"]
     assert metrics["matmul_gflops"] > 0
+    host = json.loads((tmp_path / "s.json").read_text())["host_during_run"]  # a timing report says what the host took
+    assert 0 <= host["cpu_steal_share"] <= 1 and len(host["load_average"]) == 3
     for encoder in ("text", "face", "speech"):
         assert metrics[f"{encoder}_gflop_per_item"] > 0 and metrics[f"{encoder}_items_per_s_2"] > 0
         assert 0 < metrics[f"{encoder}_peak_fraction"] < 5

@@ -31,9 +31,10 @@ from affect.results import Modality
 Runtime = Literal["torch", "onnx", "onnx-int8", "auto"]
 RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "auto")
 # What "auto" runs, from benchmarks/results/speed.md (ONNX Runtime against PyTorch eager, taking
-# turns in one run on a loaded machine): text faster at every batch size (64x at batch 1, 1.7x at
-# 64), face too (14x at 1, 2.1x at 64); speech (head + VAD) 1.3-1.8x faster up to batch 8, even
-# at 16-32 and 0.8x at 64: a turn's speech batch is small, so speech runs on ONNX too.
+# turns in one run; Intel Xeon, 2 cores, 5% CPU steal, 2026-12-03): text 1.5x faster at batch 1
+# and faster up to batch 32, PyTorch 1.1x faster at 64; face faster at every batch (1.6x at 1, 1.5x
+# at 64); speech (head + VAD) 1.4-2.2x faster up to batch 4, even at 8-32, PyTorch 1.4x faster at
+# 64. A live turn's batches are small (a few conversations at once), so all three run on ONNX.
 AUTO_RUNTIMES: Mapping[str, str] = {"text": "onnx", "face": "onnx", "speech": "onnx"}
 # Where int8 kept accuracy within 0.5 point on the test sets (affect export's parity report):
 # the text encoder's matrix products. The face network is convolutions (dynamic int8 covers
