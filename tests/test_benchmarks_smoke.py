@@ -51,3 +51,14 @@ def test_speed_smoke(tmp_path: Path):
     for encoder in ("text", "face", "speech"):
         assert metrics[f"{encoder}_gflop_per_item"] > 0 and metrics[f"{encoder}_items_per_s_2"] > 0
         assert 0 < metrics[f"{encoder}_peak_fraction"] < 5
+
+
+def test_profile_smoke(tmp_path: Path):
+    """py-spy samples a few turns of the batch path; every sample lands in one stage."""
+    out = run("-m", "benchmarks.profile", "--batch", "3", "--rounds", "1", "--json", str(tmp_path / "p.json"))
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "p.json").read_text())
+    rows = report["tables"]["Samples by stage (py-spy, innermost frame in a stage's module)"]["rows"]
+    assert report["metrics"]["samples"] > 0 and report["metrics"]["turns"] == 3
+    assert sum(n for _, n, _ in rows) == report["metrics"]["samples"]
+    assert report["metrics"]["share_face_blazeface_detection"] > 0  # a third of the turns carry a frame
