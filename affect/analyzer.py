@@ -25,7 +25,8 @@ class Analyzer:
     """
 
     def __init__(self, *, text_prior: PriorSpec = DEFAULT_PRIOR, forecast: Any = True,
-                 runtime: str | Mapping[str, str] = "auto", **encoders: Any) -> None:
+                 runtime: str | Mapping[str, str] = "auto",
+                 encoder_options: Mapping[str, Mapping[str, Any]] | None = None, **encoders: Any) -> None:
         """One keyword per modality (``text``, ``speech``, ``face``: the keys of
         ``ENCODER_CLASSES``), each ``True`` for the default weights (also when left out), a
         weights name or enum member, an encoder instance (or an object standing in for one, as
@@ -44,14 +45,24 @@ class Analyzer:
         the same answers either way), ``"torch"`` (PyTorch eager), ``"onnx"``, ``"onnx-int8"``
         (the text network in int8: answers move a little), or a mapping by modality such as
         ``{"text": "onnx-int8", "face": "onnx"}``; see ``affect.onnx``. ``"auto"`` leaves the
-        encoder instances you pass as they are; a named runtime applies to them too."""
+        encoder instances you pass as they are; a named runtime applies to them too.
+
+        ``encoder_options``: keyword arguments, by modality, for the encoders the Analyzer builds
+        (not for instances you pass), such as ``{"face": {"min_face_fraction": 0.3}}`` for webcam
+        frames where the face is large (one detector window instead of dozens; see
+        ``affect.face.FaceEncoder``)."""
         unknown = sorted(set(encoders) - {m.value for m in ENCODER_CLASSES})
         if unknown:
             raise TypeError(f"Analyzer() got unexpected keyword arguments {unknown}; the modalities are "
                             f"{[m.value for m in ENCODER_CLASSES]}")
         runtimes = _runtimes(runtime)  # checked before any model loads
         choices = {m: encoders.get(m.value, True) for m in MODALITIES if m in ENCODER_CLASSES}
-        options = {Modality.TEXT: {"prior": text_prior}}
+        unknown = sorted(set(encoder_options or {}) - {m.value for m in ENCODER_CLASSES})
+        if unknown:
+            raise TypeError(f"encoder_options names no modality: {unknown}; the modalities are "
+                            f"{[m.value for m in ENCODER_CLASSES]}")
+        options = {m: dict((encoder_options or {}).get(m.value, {})) for m in ENCODER_CLASSES}
+        options[Modality.TEXT].setdefault("prior", text_prior)
         loaded = {m: encoder for m, choice in choices.items()
                   if (encoder := _build(choice, ENCODER_CLASSES[m], **options.get(m, {}))) is not None}
         for m, encoder in loaded.items():

@@ -479,8 +479,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"(median turn latency at {low} conversation(s), Ray minus single process). Ray layout: "
                          f"{json.dumps(RAY_LAYOUT)}; memory is summed over every Ray process (raylet, GCS, proxy, replicas).")
         notes.append(f"Machine load (1-minute load average, {os.cpu_count()} cores): {load_before:.1f} at the start, "
-                     f"{os.getloadavg()[0]:.1f} at the end; other processes (trainings) shared the CPU throughout, so "
-                     "the absolute figures are low and noisy; compare each server with the other in this run.")
+                     f"{os.getloadavg()[0]:.1f} at the end (the servers' own load included); compare each server "
+                     "with the other in this run.")
+        notes.append("Face detector, both servers: min_face_fraction "
+                     f"{os.environ.get('AFFECT_FACE_MIN_FRACTION') or '0.1 (the default; AFFECT_FACE_MIN_FRACTION sets it)'}.")
         notes += [f"Each level runs {args.seconds:g} s; turns cycle through {', '.join(mixes)}.",
                   f"Every server admits {max(64, max(levels))} turns in flight (--max-in-flight-turns; the default "
                   "is 64), so a level with more conversations than 64 measures service, not refusals.",

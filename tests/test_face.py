@@ -316,3 +316,18 @@ def test_bad_video_is_refused(face_encoder: FaceEncoder, tmp_path: Path, make, f
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_encoder_options_reach_the_face_detector_and_cut_its_windows():
+    """The server's --face-min-fraction path: Analyzer(encoder_options=...) builds the face
+    encoder with it; larger faces only means far fewer detector windows per frame."""
+    import pytest
+
+    from affect import Analyzer
+
+    default = Analyzer(text=None, speech=None, forecast=None)
+    webcam = Analyzer(text=None, speech=None, forecast=None, encoder_options={"face": {"min_face_fraction": 0.3}})
+    assert webcam.face.detector.min_face_fraction == 0.3
+    assert webcam.face.detector.windows(320, 320) < default.face.detector.windows(320, 320) / 10
+    with pytest.raises(TypeError, match="encoder_options names no modality"):
+        Analyzer(text=None, speech=None, face=None, encoder_options={"faces": {}})

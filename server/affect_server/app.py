@@ -181,7 +181,8 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     port = _bind(server, config)
 
     set_model_threads(config.threads_per_worker())  # before the encoders load: CTranslate2 reads it then
-    analyzer = analyzer or Analyzer(**config.analyzer_choices(), runtime=config.runtime)
+    analyzer = analyzer or Analyzer(**config.analyzer_choices(), encoder_options=config.encoder_options(),
+                                    runtime=config.runtime)
     metrics = ServiceMetrics()
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")
     # Heavy turns (long audio, many pixels) get one worker and batchers of their own, at the

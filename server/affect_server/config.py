@@ -47,6 +47,10 @@ class ServerConfig:
     text_model: str = "default"  # a weights name (see `affect models`), or "none" to serve without text
     speech_model: str = "default"
     face_model: str = "default"
+    # The smallest face looked for, as a fraction of a picture's short side. The detector's cost
+    # grows with its inverse squared (0.1: 59 windows for a 320x320 frame, 148 ms of CPU; 0.3: one
+    # window, 4 ms; benchmarks/results/profile.md): 0.3 suits webcam frames, where the face is large.
+    face_min_fraction: float = 0.1
     runtime: str = "auto"  # what runs the networks: auto, torch, onnx or onnx-int8 (see affect.onnx; pip install 'affect[onnx]')
     token: str | None = None  # bearer token required from clients, if set
     tls_cert: str | None = None
@@ -105,6 +109,8 @@ class ServerConfig:
                      "max_analyze_per_second_per_peer", "grace_s"):
             if not getattr(self, name) > 0:
                 raise SystemExit(f"affect serve: {name} must be positive, got {getattr(self, name)}")
+        if not 0.05 <= self.face_min_fraction <= 1:  # below 0.05 a picture costs hundreds of detector windows
+            raise SystemExit(f"affect serve: face_min_fraction must be between 0.05 and 1, got {self.face_min_fraction}")
         if self.runtime not in RUNTIMES:
             raise SystemExit(f"affect serve: runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.runtime not in ("torch", "auto") and importlib.util.find_spec("onnxruntime") is None:
@@ -125,6 +131,10 @@ class ServerConfig:
             return None if name.lower() == "none" else (True if name.lower() == "default" else name)
 
         return {m.value: choice(getattr(self, f"{m.value}_model")) for m in MODALITIES}  # a <modality>_model setting each
+
+    def encoder_options(self) -> dict[str, dict[str, object]]:
+        """``affect.Analyzer``'s ``encoder_options`` for these settings."""
+        return {"face": {"min_face_fraction": self.face_min_fraction}}
 
 
 def _is_loopback(host: str) -> bool:

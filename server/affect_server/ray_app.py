@@ -111,7 +111,7 @@ class EncoderDeployment:
     """One encoder, its requests batched across every conversation of every ingress replica."""
 
     def __init__(self, modality: str, model: Any, max_batch_size: int, batch_wait_s: float, threads: int,
-                 runtime: str = "auto") -> None:
+                 runtime: str = "auto", options: dict[str, Any] | None = None) -> None:
         import torch
 
         from affect import Analyzer, Modality
@@ -119,7 +119,8 @@ class EncoderDeployment:
 
         torch.set_num_threads(max(1, threads))
         choice = {m: None for m in MODALITIES} | {modality: model}
-        analyzer = Analyzer(**choice, runtime=runtime)  # the server's --runtime, as in one process
+        analyzer = Analyzer(**choice, runtime=runtime,  # the server's --runtime and encoder settings, as in one process
+                            encoder_options={modality: options or {}})
         encoder = analyzer.encoders[Modality(modality)]
         self.front = encoder.turns  # what a conversation needs of this encoder, picklable, no model
         self._run = batch_call(encoder)  # changes no conversation: the ingress records the answers
@@ -206,7 +207,7 @@ def build_app(config: ServerConfig, settings: RaySettings | None = None) -> Appl
         scale: DeploymentScale = getattr(settings, modality)
         encoders[modality] = EncoderDeployment.options(name=f"{modality}-encoder", **scale.options()).bind(
             modality, choices[modality], config.batch_max_size, config.batch_max_wait_ms / 1000, settings.model_threads,
-            config.runtime)
+            config.runtime, config.encoder_options().get(modality, {}))
     if not encoders:
         raise ValueError("at least one of text_model, speech_model, face_model must not be 'none'")
     config_dict = {k: v for k, v in asdict(config).items() if k not in ("host", "port", "metrics_port", "tls_cert", "tls_key")}
