@@ -57,58 +57,44 @@ def batch_inputs(windows: Sequence[tuple[Sequence[Reading], str | None]]) -> tup
     return torch.from_numpy(steps), torch.from_numpy(lengths), torch.from_numpy(target)
 
 
+def _meld_test(negative: float, anger: float) -> dict[str, float]:
+    """MELD test AUROCs (``python -m benchmarks.accuracy forecast``, text-minilm-multicorpus@2 with
+    its default prior reading the turns) of the forecast, beside the baselines of the same run."""
+    return {"meld_test_forecast_negative_auroc": negative, "meld_test_persistence_negative_auroc": 0.593,
+            "meld_test_trend_negative_auroc": 0.548, "meld_test_forecast_anger_auroc": anger,
+            "meld_test_persistence_anger_auroc": 0.625, "meld_test_trend_anger_auroc": 0.632}
+
+
+# What every version of the GRU shares; each entry adds its version, readings and figures.
+_GRU_META = {
+    "name": "forecast-gru",
+    "modality": "forecast",
+    "categories": list(OUTPUTS),
+    "num_params": 4698,  # GRU(14 -> 32) and a linear head over it and the target's 12 numbers
+    "recipe": "recipes/forecast",
+    "licence": "derived from MELD (GPL-3.0): research use; see the model card",
+    "window": 16,
+    "card": "affect/models/forecast/MODEL_CARD.md",
+}
+
+
 class ForecastWeights(WeightsEnum):
     GRU_MELD_V1 = Weights(
         file="forecast/forecast_gru_v1.safetensors",
         sha256="cc34db3b3e9dadd09963df75f8e2e6e51d79b70da4698c29dfbd539aa053c80a",
-        meta={
-            "name": "forecast-gru",
-            "version": "1",
-            "modality": "forecast",
-            "categories": list(OUTPUTS),
-            "num_params": 4698,  # GRU(14 -> 32) and a linear head over it and the target's 12 numbers
-            "recipe": "recipes/forecast",
-            "trained_on": "MELD train dialogues (the text model's out-of-fold readings; chosen on MELD dev)",
-            "licence": "derived from MELD (GPL-3.0): research use; see the model card",
-            # MELD test, `python -m benchmarks.accuracy forecast` with text-minilm-multicorpus@2 (prior 'trained') reading the turns
-            "metrics": {
-                "meld_test_forecast_negative_auroc": 0.625,
-                "meld_test_persistence_negative_auroc": 0.593,
-                "meld_test_trend_negative_auroc": 0.548,
-                "meld_test_forecast_anger_auroc": 0.681,
-                "meld_test_persistence_anger_auroc": 0.625,
-                "meld_test_trend_anger_auroc": 0.632,
-            },
-            "window": 16,
-            "readings_prior": "conversational",  # the text prior of the readings it learnt from
-            "card": "affect/models/forecast/MODEL_CARD.md",
-        },
+        meta={**_GRU_META, "version": "1",
+              "trained_on": "MELD train dialogues (the text model's out-of-fold readings; chosen on MELD dev)",
+              "readings_prior": "conversational",  # the text prior of the readings it learnt from
+              "metrics": _meld_test(0.625, 0.681)},
     )
     GRU_MELD_V2 = Weights(
         file="forecast/forecast_gru_v2.safetensors",
         sha256="8a7c45ddf74b1bf2833c2c47ac2bcfd46daee1899ff10096fbf702a0b45f1255",
-        meta={
-            "name": "forecast-gru",
-            "version": "2",
-            "modality": "forecast",
-            "categories": list(OUTPUTS),
-            "num_params": 4698,  # GRU(14 -> 32) and a linear head over it and the target's 12 numbers
-            "recipe": "recipes/forecast",
-            "trained_on": "MELD train dialogues (the text model's out-of-fold readings under the library's default prior; chosen on MELD dev)",
-            "licence": "derived from MELD (GPL-3.0): research use; see the model card",
-            # MELD test, `python -m benchmarks.accuracy forecast` with text-minilm-multicorpus@2 (prior 'trained') reading the turns
-            "metrics": {
-                "meld_test_forecast_negative_auroc": 0.624,
-                "meld_test_persistence_negative_auroc": 0.593,
-                "meld_test_trend_negative_auroc": 0.548,
-                "meld_test_forecast_anger_auroc": 0.681,
-                "meld_test_persistence_anger_auroc": 0.625,
-                "meld_test_trend_anger_auroc": 0.632,
-            },
-            "window": 16,
-            "readings_prior": "trained",  # the text prior of the readings it learnt from
-            "card": "affect/models/forecast/MODEL_CARD.md",
-        },
+        meta={**_GRU_META, "version": "2",
+              "trained_on": "MELD train dialogues (the text model's out-of-fold readings under the library's "
+                            "default prior; chosen on MELD dev)",
+              "readings_prior": "trained",
+              "metrics": _meld_test(0.624, 0.681)},
     )
     DEFAULT = GRU_MELD_V2
 
