@@ -49,7 +49,7 @@ class FaceTurns:
         check_image_count(len(turn.all_images()))
 
     def requests(self, turn: "Turn", state: FaceTracker | None) -> list[np.ndarray]:
-        self.check(turn)
+        """The turn's images as gray arrays (``check`` has passed: the conversation calls it first)."""
         return [load_gray(image, turn.channel_order) for image in turn.all_images()]  # type: ignore[arg-type]
 
     def record(self, prepared: "PreparedTurn", answers: list[Any], tracker: FaceTracker | None) -> None:
