@@ -163,3 +163,47 @@ def plain_scenes(faces: Sequence[np.ndarray], side: int = 192, canvas: int = 320
         o = (canvas - side) // 2
         image[o : o + side, o : o + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
         yield Scene(image, (PlacedFace(canvas / 2, canvas / 2, side, 0.0, i),), "as-is")
+
+
+@dataclass(frozen=True)
+class MovingFace:
+    """The frames of one face moving in front of one background (a webcam's view), boxes known."""
+
+    frames: tuple[np.ndarray, ...]
+    faces: tuple[PlacedFace, ...]  # where the face is in each frame
+    source: int
+
+
+def moving_sequences(faces: Sequence[np.ndarray], frames: int = 30, seed: int = 2,
+                     sides: Sequence[int] = (108, 160, 240)) -> Iterator[MovingFace]:
+    """One sequence per face: the face (one lighting) drifts across a still background at up to
+    a sixth of its side per frame, with a little shake, a slow change of size (leaning in or back)
+    and of roll (within 10 degrees), as a caller before a webcam does between frames."""
+    rng = np.random.default_rng(seed)
+    for i, face in enumerate(faces):
+        canvas = background(rng)
+        h, w = canvas.shape
+        side0 = float(sides[i % len(sides)])
+        lit, _ = relight(face, rng)
+        speed = rng.uniform(0, side0 / 6)
+        heading = rng.uniform(0, 2 * np.pi)
+        grow = rng.uniform(-0.01, 0.01)  # relative change of size per frame
+        roll0, spin = rng.uniform(-10, 10), rng.uniform(-0.5, 0.5)
+        cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
+        images, placed = [], []
+        for t in range(frames):
+            side = side0 * (1 + grow) ** t
+            reach = side * 0.71
+            cx, cy = cx + speed * np.cos(heading) + rng.normal(0, 1.5), cy + speed * np.sin(heading) + rng.normal(0, 1.5)
+            if not reach <= cx <= w - reach:  # bounce off the edges: the face stays whole in the picture
+                heading = np.pi - heading
+                cx = float(np.clip(cx, reach, w - reach))
+            if not reach <= cy <= h - reach:
+                heading = -heading
+                cy = float(np.clip(cy, reach, h - reach))
+            roll = float(np.clip(roll0 + spin * t, -10, 10))
+            frame = canvas.copy()
+            place(frame, lit, cx, cy, int(round(side)), roll)
+            images.append(frame)
+            placed.append(PlacedFace(float(cx), float(cy), float(int(round(side))), roll, i))
+        yield MovingFace(tuple(images), tuple(placed), i)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from affect import Analyzer
-from affect.face import DetectedFace, FaceAnalysis, FaceBox, FaceEncoder, FaceTracker, summarize_tracks
+from affect import InvalidInputError
+from affect.face import DetectedFace, FaceAnalysis, FaceBox, FaceEncoder, FaceRequest, FaceTracker, summarize_tracks
 from affect.face._track import MAX_TRACKS
 from affect.labels import EMOTION_NAMES, sentiment_from_emotions
 from affect.results import AffectEstimate, Modality, ModalityResult
@@ -140,3 +141,61 @@ def test_a_conversations_successive_images_keep_track_ids(two_faces):
     ids = [[tid for _, tid in faces] for faces in by_turn]
     assert sorted(ids[0]) == [1, 2] and ids[1] == ids[0] and ids[2] == ids[0]  # the same id for the same face, every turn
     assert turns[0].to_dict()["faces"][0]["track_id"] in (1, 2)
+
+
+def _frame(faces_at: list[tuple[np.ndarray, int, int]]) -> np.ndarray:
+    frame = np.full((360, 640), 120, np.uint8)
+    for face, cx, cy in faces_at:
+        frame[cy - SIDE // 2 : cy + SIDE // 2, cx - SIDE // 2 : cx + SIDE // 2] = face
+    return frame
+
+
+def test_between_full_searches_the_detector_looks_around_the_tracked_face(two_faces):
+    """A moving face through a conversation: with the default focused search the detector reads a
+    fraction of the windows of a full search on every image, and finds the same face, at the
+    same place, under one track id."""
+    frames = [_frame([(two_faces[0], 160 + 12 * t, 150 + 4 * t)]) for t in range(12)]
+    read = {}
+    for every in (1, 10):
+        analyzer = Analyzer(text=None, speech=None, forecast=None, encoder_options={"face": {"full_search_every": every}})
+        model = analyzer.face.detector.model
+        before = model.windows_read
+        with analyzer.conversation() as conversation:
+            read[every] = [conversation.analyze(image=frame).faces for frame in frames]
+        read[every, "windows"] = model.windows_read - before
+    assert read[10, "windows"] < read[1, "windows"] / 3, read
+    for t, (full, focused) in enumerate(zip(read[1], read[10])):
+        assert len(full) == 1 and len(focused) == 1, t
+        a, b = full[0], focused[0]
+        assert abs((a.x + a.width / 2) - (b.x + b.width / 2)) < SIDE / 8 and abs(a.width - b.width) < SIDE / 5, (t, a, b)
+    assert {faces[0].track_id for faces in read[10]} == {1}
+
+
+def test_a_face_that_jumps_away_is_found_in_the_same_frame_and_a_new_face_by_the_next_full_search(encoder: FaceEncoder, two_faces):
+    """The shortcut never loses an expected face (a face that is not where the tracker expects it
+    makes the detector search the whole pyramid in that same frame), and a face that appears
+    elsewhere is found no later than the next full search."""
+    every = 4
+    tracker = encoder.new_tracker()
+    a, b = two_faces
+    frames = [_frame([(a, 120, 150)]), _frame([(a, 520, 200)]),  # frame 1: A jumps to the other side
+              *[_frame([(a, 520, 200), (b, 140, 220)]) for _ in range(4)]]  # frame 2 on: B appears
+    hints, found = [], []
+    for frame in frames:
+        near = tracker.search_hints(frame.shape[1], frame.shape[0], every)
+        hints.append(near)
+        found.append(tracker.update(encoder.analyze_many([FaceRequest(frame, near)])[0]).faces)
+    assert hints[0] == () and len(hints[1]) == 1 and hints[every] == ()  # full searches: the first frame, then every 4th
+    assert len(found[1]) == 1 and found[1][0].box.x > 400  # A, found where it went
+    assert found[1][0].track_id != found[0][0].track_id  # too far to be the same track: a new one
+    assert all(len(faces) == 2 for faces in found[every:]), [len(f) for f in found]  # B from the full search on
+
+
+def test_search_hints_ask_for_a_full_search_when_the_frame_size_changes():
+    tracker = FaceTracker()
+    tracker.update(_analysis([(100, 100)]))
+    assert tracker.search_hints(640, 480, 10) == ((100.0, 100.0, 160.0, 160.0),)
+    assert tracker.search_hints(320, 240, 10) == ()  # another frame size: the boxes mean nothing there
+    assert tracker.search_hints(640, 480, 1) == ()  # 1: a full search on every frame
+    with pytest.raises(InvalidInputError, match="full_search_every"):
+        FaceEncoder(full_search_every=0)

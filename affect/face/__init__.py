@@ -9,7 +9,7 @@ circumplex mapping of the emotion distribution (``affect.labels.valence_arousal`
 
 from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, FaceTrackSummary, VideoFrameFaces
 from affect.face._track import FaceTracker, summarize_tracks
-from affect.face.encoder import FaceEncoder
+from affect.face.encoder import FaceEncoder, FaceRequest
 from affect.face.weights import FaceWeights
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "FaceAnalysis",
     "FaceBox",
     "FaceEncoder",
+    "FaceRequest",
     "FaceTrackSummary",
     "FaceTracker",
     "FaceWeights",

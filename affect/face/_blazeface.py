@@ -141,6 +141,7 @@ class BlazeFace:
         if len(self._anchors) != int(outputs[0]["shape"][1]):
             raise ModelLoadError(f"BlazeFace {model}: {len(self._anchors)} anchors for {outputs[0]['shape'][1]} outputs")
         self._lock = Lock()
+        self.windows_read = 0  # windows run through the model so far (the detector's cost, counted)
 
     def detect(self, image: np.ndarray, windows: Sequence[Window] | None = None) -> list[RawFace]:
         """Every face of ``image`` (``(H, W)`` gray or ``(H, W, 3)`` RGB uint8), best score first.
@@ -169,6 +170,7 @@ class BlazeFace:
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         x[0, oy : oy + nh, ox : ox + nw] = cv2.resize(image[cy0:cy1, cx0:cx1], (nw, nh), interpolation=interpolation) / 127.5 - 1.0
         with self._lock:
+            self.windows_read += 1
             self._interpreter.set_tensor(self._input, x)
             self._interpreter.invoke()
             raw = self._interpreter.get_tensor(self._boxes)[0].copy()
@@ -219,6 +221,20 @@ def pyramid(h: int, w: int, min_face: float, *, face_fraction: float = 0.3, rati
         ys = sorted({*range(0, h - s, step), h - s})
         out += [Window(x, y, s) for y in ys for x in xs]
         side /= ratio
+    return out
+
+
+def around(h: int, w: int, boxes: Sequence[tuple[float, float, float, float]], *,
+           face_fractions: Sequence[float] = (0.3, 0.55)) -> list[Window]:
+    """Square windows centred on each expected face box ``(x0, y0, x1, y1)``, one per fraction of
+    the window's side the face would fill. Two scales, because the model's score for one face
+    swings across its 0.6 threshold from one window to the next; a face that moved by up to
+    about half its side since the box was seen is still whole in the larger window."""
+    out = []
+    for x0, y0, x1, y1 in boxes:
+        for fraction in face_fractions:
+            side = int(round(min(max(max(x1 - x0, y1 - y0) / fraction, 16.0), float(max(h, w)))))
+            out.append(Window(int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)), side))
     return out
 
 

@@ -17,15 +17,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from threading import Lock
+from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import cv2
 import numpy as np
 
-from affect.face._blazeface import BlazeFace, pyramid
+from affect.face._blazeface import BlazeFace, RawFace, around, pyramid, whole_picture
 from affect.face._network import FACE_SIZE
 
 DetectorName = Literal["blazeface", "haar"]
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in image pixels
 DETECTORS: tuple[str, ...] = ("blazeface", "haar")
 
 DETECT_MIN_SIDE = 160  # small images are upscaled to this for detection (faces under ~24 px are missed)
@@ -49,9 +51,11 @@ class Detection:
 
 
 class FaceDetector(Protocol):
-    """What the encoder needs of a detector."""
+    """What the encoder needs of a detector. ``near``: where faces are expected (a tracker's
+    guess from earlier frames); a detector may look there first, and must still return every
+    face it would have found when one of them is not there."""
 
-    def detect(self, gray: np.ndarray) -> list[Detection]: ...
+    def detect(self, gray: np.ndarray, near: Sequence[Box] = ()) -> list[Detection]: ...
 
 
 # FER-2013's framing relative to BlazeFace's box and keypoints, fitted by recipes/face_detect/fit_frame.py
@@ -80,10 +84,25 @@ class BlazeFaceDetector:
         """How many windows a picture of this size costs."""
         return len(pyramid(h, w, self.min_face_fraction * min(h, w), face_fraction=self.face_fraction))
 
-    def detect(self, gray: np.ndarray) -> list[Detection]:
-        """Every face in a gray uint8 image, largest first."""
+    def detect(self, gray: np.ndarray, near: Sequence[Box] = ()) -> list[Detection]:
+        """Every face in a gray uint8 image, largest first.
+
+        With ``near`` (boxes where faces are expected), the model reads the whole picture and
+        one window around each box (``around``: 2 windows for one face instead of the pyramid's
+        59 for a 320x320 frame); when a box holds no face there (the face moved away, turned,
+        left), the whole pyramid runs after all, so no expected face is lost to the shortcut.
+        Faces that appear elsewhere, smaller than the whole-picture window finds, wait for the
+        next search without ``near`` (``FaceTracker.search_hints`` decides).
+        """
         h, w = gray.shape
-        found = self.model.detect(gray, pyramid(h, w, self.min_face_fraction * min(h, w), face_fraction=self.face_fraction))
+        if near:
+            found = self.model.detect(gray, [whole_picture(h, w), *around(h, w, near)])
+            if all(any(_holds(box, f) for f in found) for box in near):
+                return self._detections(found, h, w)
+        return self._detections(self.model.detect(gray, pyramid(h, w, self.min_face_fraction * min(h, w),
+                                                                  face_fraction=self.face_fraction)), h, w)
+
+    def _detections(self, found: list[RawFace], h: int, w: int) -> list[Detection]:
         out = []
         for f in found:
             x0, y0, x1, y1 = max(0.0, f.x0), max(0.0, f.y0), min(float(w), f.x1), min(float(h), f.y1)
@@ -151,8 +170,8 @@ class HaarFaceDetector:
         self.detect_side = detect_side
         self._lock = Lock()  # CascadeClassifier is not safe to share across threads
 
-    def detect(self, gray: np.ndarray) -> list[Detection]:
-        """Every face in a gray uint8 image, largest first."""
+    def detect(self, gray: np.ndarray, near: Sequence[Box] = ()) -> list[Detection]:
+        """Every face in a gray uint8 image, largest first (``near`` is not used: one search covers all)."""
         h, w = gray.shape
         scale = self.detect_side / min(h, w) if self.detect_side else max(1.0, DETECT_MIN_SIDE / min(h, w))
         interpolation = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
@@ -201,6 +220,14 @@ class HaarFaceDetector:
             return None
         angle = math.degrees(math.atan2(dy, dx))
         return angle if abs(angle) <= MAX_ROLL_DEGREES else None
+
+
+def _holds(box: Box, face: RawFace) -> bool:
+    """Is ``face`` the face expected at ``box``: its centre within half the box's side of the box's, its size within 2x."""
+    side = max(box[2] - box[0], box[3] - box[1], 1e-6)
+    face_side = max(face.x1 - face.x0, face.y1 - face.y0)
+    shift = math.hypot((face.x0 + face.x1 - box[0] - box[2]) / 2, (face.y0 + face.y1 - box[1] - box[3]) / 2)
+    return shift <= side / 2 and 0.5 <= face_side / side <= 2.0
 
 
 def _suppress_parts(dets: list[Detection], max_covered: float = 0.4) -> list[Detection]:

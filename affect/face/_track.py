@@ -9,6 +9,12 @@ A face that matches no track starts a new one with the next id; a track not seen
 boxes and the smoothed emotion distribution is kept: no face pixels, no embeddings, no
 identity. A face that leaves and comes back later is a new track.
 
+Between full searches the tracker tells the detector where its faces are expected
+(``search_hints``): BlazeFace then reads a window around each instead of its whole pyramid,
+and falls back to the pyramid itself when an expected face is not there. Every
+``full_search_every``-th frame (and whenever the frame size changes or no face is tracked)
+is a full search, which finds faces that appeared since.
+
 Each track's expression is an exponential moving average of its faces' emotion
 distributions (``smoothing`` is the weight of the newest frame), so a single odd frame moves
 it only part of the way.
@@ -74,13 +80,25 @@ class FaceTracker:
     max_centre_shift: float = 1.0  # second pass: centres this close (in box sides) match when the boxes overlap too little
     _tracks: list[_Track] = field(default_factory=list, init=False, repr=False)
     _next_id: int = field(default=1, init=False, repr=False)
+    _frames: int = field(default=0, init=False, repr=False)  # frames seen
+    _size: tuple[int, int] = field(default=(0, 0), init=False, repr=False)  # the last frame's width and height
 
     def __post_init__(self) -> None:
         if not 0 < self.smoothing <= 1:
             raise ValueError(f"smoothing must be in (0, 1], got {self.smoothing}")
 
+    def search_hints(self, width: int, height: int, full_search_every: int) -> tuple[tuple[float, float, float, float], ...]:
+        """Where the next frame's faces are expected (``x0, y0, x1, y1`` of each track seen in the
+        last frame, moved by its recent step), or ``()`` when the next frame needs a full search:
+        every ``full_search_every``-th frame (1: always), a new frame size, or no face tracked."""
+        if full_search_every <= 1 or self._frames % full_search_every == 0 or (width, height) != self._size:
+            return ()
+        return tuple(tuple(float(v) for v in t.box + t.step) for t in self._tracks if t.missed == 0)  # type: ignore[misc]
+
     def update(self, analysis: FaceAnalysis) -> FaceAnalysis:
         """The same analysis with each face's ``track_id`` and ``smoothed`` reading filled in."""
+        self._frames += 1
+        self._size = (analysis.width, analysis.height)
         boxes = [np.array([f.box.x, f.box.y, f.box.x + f.box.w, f.box.y + f.box.h], float) for f in analysis.faces]
         pairs = sorted(((_iou(t.box + t.step, b), ti, fi) for ti, t in enumerate(self._tracks) for fi, b in enumerate(boxes)),
                        reverse=True)

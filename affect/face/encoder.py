@@ -30,6 +30,16 @@ if TYPE_CHECKING:
     from affect.conversation import PreparedTurn, Turn
 
 MAX_BATCH = 256
+FULL_SEARCH_EVERY = 10  # successive frames: one full detector search in this many (see FaceTracker.search_hints)
+
+
+@dataclass(frozen=True)
+class FaceRequest:
+    """One image for ``analyze_many``, with where its faces are expected (``near``: boxes
+    ``x0, y0, x1, y1`` from a tracker, or none); see ``FaceDetector.detect``."""
+
+    image: Any  # an ImageInput
+    near: tuple[tuple[float, float, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class FaceTurns:
     conversation's state is its ``FaceTracker`` (boxes, no pixels)."""
 
     model_id: str
+    full_search_every: int = FULL_SEARCH_EVERY
     modality: ClassVar[Modality] = Modality.FACE
     batch_method: ClassVar[str] = "analyze_many"
 
@@ -48,9 +59,12 @@ class FaceTurns:
     def check(self, turn: "Turn") -> None:
         check_image_count(len(turn.all_images()))
 
-    def requests(self, turn: "Turn", state: FaceTracker | None) -> list[np.ndarray]:
-        """The turn's images as gray arrays (``check`` has passed: the conversation calls it first)."""
-        return [load_gray(image, turn.channel_order) for image in turn.all_images()]  # type: ignore[arg-type]
+    def requests(self, turn: "Turn", state: FaceTracker | None) -> list[FaceRequest]:
+        """The turn's images as gray arrays (``check`` has passed: the conversation calls it first),
+        each with where the conversation's tracked faces are expected."""
+        grays = [load_gray(image, turn.channel_order) for image in turn.all_images()]  # type: ignore[arg-type]
+        return [FaceRequest(g, state.search_hints(g.shape[1], g.shape[0], self.full_search_every) if state else ())
+                for g in grays]
 
     def record(self, prepared: "PreparedTurn", answers: list[Any], tracker: FaceTracker | None) -> None:
         """Every face of the turn's images, with track ids that follow them from the conversation's
@@ -83,6 +97,9 @@ class FaceEncoder:
     BlazeFace looks for faces down to ``min_face_fraction`` of the picture's short side (fewer
     windows, faster, when larger); Haar's ``detect_side`` trades the smallest face looked for
     against speed (see ``HaarFaceDetector``; ``None`` searches at full resolution).
+    In successive frames (a video, a conversation's images) BlazeFace searches the whole
+    picture once in ``full_search_every`` frames and in between looks around the faces it
+    follows (falling back to a full search when one is not there); 1 searches every frame in full.
     """
 
     modality = Modality.FACE
@@ -97,7 +114,11 @@ class FaceEncoder:
         flip_tta: bool | None = None,
         detect_side: int | None = DETECT_SIDE,
         min_face_fraction: float = 0.1,
+        full_search_every: int = FULL_SEARCH_EVERY,
     ) -> None:
+        if not isinstance(full_search_every, int) or full_search_every < 1:
+            raise InvalidInputError(f"full_search_every must be an integer >= 1, got {full_search_every!r}", field="full_search_every")
+        self.full_search_every = full_search_every
         self.weights = FaceWeights.resolve(weights)
         self.net = load_face_weights(self.weights.value.verified_path(), members=self.weights.meta.get("members"))
         self.model_id = self.weights.value.id
@@ -150,10 +171,12 @@ class FaceEncoder:
         """
         return self._analyze_gray(load_gray(image, channel_order))
 
-    def analyze_many(self, images: Sequence[ImageInput], *, channel_order: ChannelOrder | None = None) -> list[FaceAnalysis]:
+    def analyze_many(self, images: Sequence[ImageInput | FaceRequest], *,
+                     channel_order: ChannelOrder | None = None) -> list[FaceAnalysis]:
         """Every face of several images, all faces classified in one forward pass: the server's batch call."""
-        grays = [load_gray(image, channel_order) for image in images]
-        detections = [self.detector.detect(gray) for gray in grays]
+        requests = [image if isinstance(image, FaceRequest) else FaceRequest(image) for image in images]
+        grays = [load_gray(r.image, channel_order) for r in requests]
+        detections = [self.detector.detect(gray, r.near) for gray, r in zip(grays, requests)]
         crops = [crop_face(gray, d) for gray, found in zip(grays, detections) for d in found]
         probs = iter(self.predict_proba(np.stack(crops)) if crops else ())
         return [self._analysis(gray, found, [next(probs) for _ in found]) for gray, found in zip(grays, detections)]
@@ -171,14 +194,15 @@ class FaceEncoder:
         ``smoothed`` expression; ``affect.face.summarize_tracks(frames)`` gives one entry per track.
         """
         tracker = self.new_tracker()
-        return [
-            VideoFrameFaces(time_s=t, frame_index=i, analysis=tracker.update(self._analyze_gray(gray)))
-            for t, i, gray in sample_frames(path, fps, max_frames)
-        ]
+        frames = []
+        for t, i, gray in sample_frames(path, fps, max_frames):
+            near = tracker.search_hints(gray.shape[1], gray.shape[0], self.full_search_every)
+            frames.append(VideoFrameFaces(time_s=t, frame_index=i, analysis=tracker.update(self.analyze_many([FaceRequest(gray, near)])[0])))
+        return frames
 
     @property
     def turns(self) -> FaceTurns:
-        return FaceTurns(self.model_id)
+        return FaceTurns(self.model_id, self.full_search_every)
 
     @staticmethod
     def new_tracker() -> FaceTracker:

@@ -51,6 +51,10 @@ class ServerConfig:
     # grows with its inverse squared (0.1: 59 windows for a 320x320 frame, 148 ms of CPU; 0.3: one
     # window, 4 ms; benchmarks/results/profile.md): 0.3 suits webcam frames, where the face is large.
     face_min_fraction: float = 0.1
+    # In a conversation's successive images, one full detector search in this many; in between the
+    # detector looks only around the faces it follows (affect.face.FaceEncoder's full_search_every).
+    # 1: a full search on every image; 0: the library's default.
+    face_full_search_every: int = 0
     runtime: str = "auto"  # what runs the networks: auto, torch, onnx or onnx-int8 (see affect.onnx; pip install 'affect[onnx]')
     token: str | None = None  # bearer token required from clients, if set
     tls_cert: str | None = None
@@ -111,6 +115,8 @@ class ServerConfig:
                 raise SystemExit(f"affect serve: {name} must be positive, got {getattr(self, name)}")
         if not 0.05 <= self.face_min_fraction <= 1:  # below 0.05 a picture costs hundreds of detector windows
             raise SystemExit(f"affect serve: face_min_fraction must be between 0.05 and 1, got {self.face_min_fraction}")
+        if self.face_full_search_every < 0:
+            raise SystemExit(f"affect serve: face_full_search_every must be 0 (the default) or more, got {self.face_full_search_every}")
         if self.runtime not in RUNTIMES:
             raise SystemExit(f"affect serve: runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.runtime not in ("torch", "auto") and importlib.util.find_spec("onnxruntime") is None:
@@ -134,7 +140,10 @@ class ServerConfig:
 
     def encoder_options(self) -> dict[str, dict[str, object]]:
         """``affect.Analyzer``'s ``encoder_options`` for these settings."""
-        return {"face": {"min_face_fraction": self.face_min_fraction}}
+        face: dict[str, object] = {"min_face_fraction": self.face_min_fraction}
+        if self.face_full_search_every:
+            face["full_search_every"] = self.face_full_search_every
+        return {"face": face}
 
 
 def _is_loopback(host: str) -> bool:
