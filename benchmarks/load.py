@@ -482,7 +482,11 @@ def main(argv: list[str] | None = None) -> int:
                      f"{os.getloadavg()[0]:.1f} at the end (the servers' own load included); compare each server "
                      "with the other in this run.")
         notes.append("Face detector, both servers: min_face_fraction "
-                     f"{os.environ.get('AFFECT_FACE_MIN_FRACTION') or '0.1 (the default; AFFECT_FACE_MIN_FRACTION sets it)'}.")
+                     f"{os.environ.get('AFFECT_FACE_MIN_FRACTION') or '0.1 (the default; AFFECT_FACE_MIN_FRACTION sets it)'}; "
+                     "a full search once in "
+                     f"{os.environ.get('AFFECT_FACE_FULL_SEARCH_EVERY') or '10 (the default; AFFECT_FACE_FULL_SEARCH_EVERY sets it)'} "
+                     "of a conversation's images, the tracked faces' surroundings in between (every conversation sends "
+                     "the same frame, so the face stays where it was).")
         notes += [f"Each level runs {args.seconds:g} s; turns cycle through {', '.join(mixes)}.",
                   f"Every server admits {max(64, max(levels))} turns in flight (--max-in-flight-turns; the default "
                   "is 64), so a level with more conversations than 64 measures service, not refusals.",

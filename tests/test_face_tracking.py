@@ -199,3 +199,17 @@ def test_search_hints_ask_for_a_full_search_when_the_frame_size_changes():
     assert tracker.search_hints(640, 480, 1) == ()  # 1: a full search on every frame
     with pytest.raises(InvalidInputError, match="full_search_every"):
         FaceEncoder(full_search_every=0)
+    with pytest.raises(InvalidInputError, match="near"):
+        FaceRequest(np.zeros((8, 8), np.uint8), near=((10.0, 10.0, 5.0, 20.0),))
+    with pytest.raises(InvalidInputError, match="near"):
+        FaceRequest(np.zeros((8, 8), np.uint8), near=((0.0, 0.0, float("nan"), 20.0),))
+
+
+def test_expected_faces_never_cost_more_windows_than_a_full_search(encoder: FaceEncoder):
+    """However many boxes a request says to look around, the detector reads at most the pyramid."""
+    model = encoder.detector.model
+    frame = np.full((320, 320), 120, np.uint8)
+    full = encoder.detector.windows(320, 320)
+    before = model.windows_read
+    encoder.analyze_many([FaceRequest(frame, near=tuple((10.0 * k, 10.0, 10.0 * k + 40, 50.0) for k in range(30)))])
+    assert model.windows_read - before == full

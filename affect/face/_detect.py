@@ -95,12 +95,13 @@ class BlazeFaceDetector:
         next search without ``near`` (``FaceTracker.search_hints`` decides).
         """
         h, w = gray.shape
-        if near:
-            found = self.model.detect(gray, [whole_picture(h, w), *around(h, w, near)])
+        full = pyramid(h, w, self.min_face_fraction * min(h, w), face_fraction=self.face_fraction)
+        focused = [whole_picture(h, w), *around(h, w, near)] if near else []
+        if focused and len(focused) < len(full):  # many expected faces: the pyramid costs less
+            found = self.model.detect(gray, focused)
             if all(any(_holds(box, f) for f in found) for box in near):
                 return self._detections(found, h, w)
-        return self._detections(self.model.detect(gray, pyramid(h, w, self.min_face_fraction * min(h, w),
-                                                                  face_fraction=self.face_fraction)), h, w)
+        return self._detections(self.model.detect(gray, full), h, w)
 
     def _detections(self, found: list[RawFace], h: int, w: int) -> list[Detection]:
         out = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -40,6 +41,12 @@ class FaceRequest:
 
     image: Any  # an ImageInput
     near: tuple[tuple[float, float, float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        for box in self.near:
+            if len(box) != 4 or not all(math.isfinite(v) for v in box) or box[2] <= box[0] or box[3] <= box[1]:
+                raise InvalidInputError(f"near: each box is (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {box!r}",
+                                        field="near")
 
 
 @dataclass(frozen=True)
