@@ -165,6 +165,15 @@ def write_report(report: Report, json_path: Path | None, markdown_path: Path | N
     return data
 
 
+def publish(report: Report, json_path: Path, markdown_path: Path | None = None) -> int:
+    """A command-line benchmark's ending: the report as JSON and Markdown (beside the JSON unless
+    given), the Markdown printed; the exit status 0."""
+    markdown_path = markdown_path or json_path.with_suffix(".md")
+    write_report(report, json_path, markdown_path)
+    print(markdown_path.read_text())
+    return 0
+
+
 def confusion_matrix_png(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], path: Path, title: str) -> Path:
     """Row-normalised confusion matrix with counts, as a PNG."""
     import matplotlib

@@ -31,7 +31,7 @@ from affect.datasets import default_data_root
 from affect.datasets.face import read_fer2013_test
 from affect.face import FaceEncoder
 from affect.face._detect import BlazeFaceDetector, Detection, FaceDetector, HaarFaceDetector, crop_face
-from benchmarks._report import RESULTS_DIR, Report, write_report
+from benchmarks._report import RESULTS_DIR, Report, publish
 from evaluation.face_scenes import PICTURE, SIZES, empty_scenes, face_scenes, iou, plain_scenes
 
 MATCH_IOU = 0.5
@@ -198,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=RESULTS_DIR / "detection.json")
     args = ap.parse_args(argv)
-    report = run(args)
-    md = args.json.with_suffix(".md")
-    write_report(report, args.json, md)
-    print(md.read_text())
-    return 0
+    return publish(run(args), args.json)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from affect.datasets.face import read_fer2013_test
 from affect.face import FaceEncoder, FaceRequest
 from affect.face._results import FaceAnalysis
 from affect.labels import EMOTIONS
-from benchmarks._report import RESULTS_DIR, Report, write_report
+from benchmarks._report import RESULTS_DIR, Report, publish
 from evaluation.face_scenes import iou, moving_sequences
 
 MATCH_IOU = 0.5
@@ -136,11 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=RESULTS_DIR / "face-frames.json")
     args = ap.parse_args(argv)
-    report = run(args)
-    md = args.json.with_suffix(".md")
-    write_report(report, args.json, md)
-    print(md.read_text())
-    return 0
+    return publish(run(args), args.json)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import numpy as np
 
 from affect.datasets import default_data_root
 from affect_server.launch import ServeProcess, ServerStartError, free_port
-from benchmarks._report import RESULTS_DIR, Report, write_report
+from benchmarks._report import RESULTS_DIR, Report, publish
 
 # One replica per deployment on this 2-core machine, one thread per encoder replica.
 RAY_LAYOUT = {"ingress": {"replicas": 1, "num_cpus": 0.5}, "text": {"replicas": 1, "num_cpus": 0.5},
@@ -498,10 +498,7 @@ def main(argv: list[str] | None = None) -> int:
                  "The servers run side by side and take turns at each level (levels in order, then the text-only run).",
                  "Audio is a RAVDESS test clip (FLAC); the face is a FER-2013 test face enlarged on a 320x320 frame."]
         report = Report(task="load", metrics=metrics, tables=tables, notes=notes)
-    md = args.markdown or args.json.with_suffix(".md")
-    write_report(report, args.json, md)
-    print(md.read_text())
-    return 0
+    return publish(report, args.json, args.markdown)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from affect.datasets import default_data_root, read_meld
-from benchmarks._report import RESULTS_DIR, Report, write_report
+from benchmarks._report import RESULTS_DIR, Report, publish
 
 WHISPER_TINY = {"layers": 4, "width": 384, "frames_per_second": 50}
 
@@ -259,9 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                "shared by 2 speakers (and by 4); forecast_share_of_text_turn divides it by the text encoder's "
                "ms per item at batch 1 on its fastest runtime, the cost of reading the same turn."],
     )
-    write_report(report, args.json, args.json.with_suffix(".md"))
-    print(args.json.with_suffix(".md").read_text())
-    return 0
+    return publish(report, args.json)
 
 
 if __name__ == "__main__":

@@ -62,3 +62,13 @@ def test_profile_smoke(tmp_path: Path):
     assert report["metrics"]["samples"] > 0 and report["metrics"]["turns"] == 3
     assert sum(n for _, n, _ in rows) == report["metrics"]["samples"]
     assert report["metrics"]["share_face_blazeface_detection"] > 0  # a third of the turns carry a frame
+
+
+def test_face_frames_smoke(tmp_path: Path):
+    """Both ways read the same moving-face frames; the focused search reads fewer detector windows."""
+    out = run("-m", "benchmarks.face_frames", "--faces", "3", "--frames", "6", "--every", "3", "--json", str(tmp_path / "f.json"))
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "f.json").read_text())["metrics"]
+    assert metrics["focused_windows_per_frame"] < metrics["full_windows_per_frame"]
+    assert 0 <= metrics["focused_found_share"] <= 1 and 0 <= metrics["same_top_emotion_share"] <= 1
+    assert (tmp_path / "f.md").is_file()
