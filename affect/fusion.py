@@ -71,20 +71,27 @@ class LateFusionHead(nn.Module):
         return [v / total for v in present]
 
 
+# What every version of the head shares; each entry adds its version and test figures.
+_LATE_FUSION_META = {
+    "name": "late-fusion",
+    "modality": "fusion",
+    "categories": [e.value for e in EMOTIONS],
+    "num_params": len(MULTI_SUBSETS) * (len(MODALITIES) + len(EMOTIONS)),
+    "recipe": "recipes/fusion",
+    "trained_on": "label-matched combinations of the encoders' validation outputs: FER+ Train held-back faces, "
+                  "RAVDESS actors 21-22, MELD dev",
+    "licence": "derived from FER-2013 (research use), RAVDESS (CC BY-NC-SA 4.0) and MELD (GPL-3.0)",
+    "card": "affect/models/fusion/MODEL_CARD.md",
+}
+
+
 class FusionWeights(WeightsEnum):
     LATE_FUSION_V3 = Weights(
         file="fusion/late_fusion_v3.safetensors",
         sha256="501fb5557e9ad827921213e2859d43f617883ca464972038996e9df2b251d4d0",
         meta={
-            "name": "late-fusion",
+            **_LATE_FUSION_META,
             "version": "3",  # refitted for face-vgg-fer@3
-            "modality": "fusion",
-            "categories": [e.value for e in EMOTIONS],
-            "num_params": len(MULTI_SUBSETS) * (len(MODALITIES) + len(EMOTIONS)),
-            "recipe": "recipes/fusion",
-            "trained_on": "label-matched combinations of the encoders' validation outputs: FER+ Train held-back faces, "
-                          "RAVDESS actors 21-22, MELD dev",
-            "licence": "derived from FER-2013 (research use), RAVDESS (CC BY-NC-SA 4.0) and MELD (GPL-3.0)",
             # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
             "metrics": {
                 "fusion_accuracy_face": 0.654,
@@ -101,22 +108,14 @@ class FusionWeights(WeightsEnum):
                 "ece_before_text": 0.042,
                 "ece_after_text": 0.023,
             },
-            "card": "affect/models/fusion/MODEL_CARD.md",
         },
     )
     LATE_FUSION_V4 = Weights(
         file="fusion/late_fusion_v4.safetensors",
         sha256="40ca7d33c26c6268f3683a3c9fc2cfd60ba4754fcd42a3ea681950a872097c8f",
         meta={
-            "name": "late-fusion",
+            **_LATE_FUSION_META,
             "version": "4",  # refitted for text-minilm-multicorpus@2 and speech-whisper-tiny-multicorpus@2
-            "modality": "fusion",
-            "categories": [e.value for e in EMOTIONS],
-            "num_params": len(MULTI_SUBSETS) * (len(MODALITIES) + len(EMOTIONS)),
-            "recipe": "recipes/fusion",
-            "trained_on": "label-matched combinations of the encoders' validation outputs: FER+ Train held-back faces, "
-                          "RAVDESS actors 21-22, MELD dev",
-            "licence": "derived from FER-2013 (research use), RAVDESS (CC BY-NC-SA 4.0) and MELD (GPL-3.0)",
             # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
             "metrics": {
                 "fusion_accuracy_face": 0.654,
@@ -133,7 +132,6 @@ class FusionWeights(WeightsEnum):
                 "ece_before_text": 0.035,
                 "ece_after_text": 0.07,
             },
-            "card": "affect/models/fusion/MODEL_CARD.md",
         },
     )
     DEFAULT = LATE_FUSION_V4
