@@ -32,19 +32,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from affect.datasets import default_data_root
 from affect.face._network import CROP_SIZE, FaceExpressionNet
 from affect.face._weights_io import load_face_weights, save_face_weights
 from affect.face.weights import FaceWeights
 from affect.labels import EMOTIONS
 from recipes.face_fer.ensemble import crowd_majority
-from recipes.face_fer.train import HERE, ROOT, load_train, random_erase, set_seed, split
+from recipes.face_fer.train import HERE, load_train, predict, random_erase, random_uniform, split, start_run
 
 log = logging.getLogger("recipes.face_fer.distill")
-
-
-def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=gen)
 
 
 def _chance(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
@@ -54,7 +49,7 @@ def _chance(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
 def augment_wide(batch: torch.Tensor, aug: dict, gen: torch.Generator) -> torch.Tensor:
     """Gray faces ``(N, 1, 48, 48)`` in [0, 1] -> augmented, normalised crops ``(N, 1, 40, 40)``."""
     n = batch.shape[0]
-    u = lambda lo, hi: _uniform(n, lo, hi, gen)  # noqa: E731
+    u = lambda lo, hi: random_uniform(n, lo, hi, gen)  # noqa: E731
     # Light first, on the whole face: gamma, then contrast/brightness around the face's mean,
     # then a linear gradient (light from one side).
     x = batch.clamp(1e-4, 1).pow(torch.exp(u(-math.log(aug["gamma"]), math.log(aug["gamma"]))).view(n, 1, 1, 1))
@@ -91,7 +86,7 @@ def augment_wide(batch: torch.Tensor, aug: dict, gen: torch.Generator) -> torch.
         x[low] = F.interpolate(small, size=(CROP_SIZE, CROP_SIZE), mode="bilinear", align_corners=False)
     blur = _chance(n, aug["blur_p"], gen) & ~low
     if blur.any():
-        x[blur] = _gaussian_blur(x[blur], _uniform(int(blur.sum()), *aug["blur_sigma"], gen))
+        x[blur] = _gaussian_blur(x[blur], random_uniform(int(blur.sum()), *aug["blur_sigma"], gen))
     x = x + torch.randn(x.shape, generator=gen) * u(0, aug["noise"]).view(n, 1, 1, 1)
     x = x.clamp(0, 1)
     if aug.get("erase"):  # an occluding patch (a hand, a microphone, a shadow)
@@ -108,16 +103,6 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     k2 = (k1.view(n, 7, 1) * k1.view(n, 1, 7)).unsqueeze(1)  # (n, 1, 7, 7)
     padded = F.pad(x.transpose(0, 1), (3, 3, 3, 3), mode="replicate")  # (1, n, H+6, W+6)
     return F.conv2d(padded, k2, groups=n).transpose(0, 1)
-
-
-@torch.no_grad()
-def predict(net: torch.nn.Module, images: np.ndarray, flip: bool, batch_size: int = 256) -> np.ndarray:
-    net.eval()
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[i : i + batch_size]).float().div_(255).unsqueeze(1)
-        out.append(net.predict_proba(x, flip=flip).numpy())
-    return np.concatenate(out)
 
 
 def teacher_probs(images: np.ndarray, weights_name: str, cache_dir: Path, flip: bool) -> np.ndarray:
@@ -156,25 +141,10 @@ def _one_cycle(opt: torch.optim.Optimizer, cfg: dict, steps_per_epoch: int) -> t
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", type=Path, default=HERE / "config_distill_g.json")
-    ap.add_argument("--full-data", type=Path, default=ROOT.parent / "full-data")
-    ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--cache-dir", type=Path, default=Path("/work/cache/face"))
-    ap.add_argument("--workdir", type=Path, default=HERE / "checkpoints/distill_g")
-    ap.add_argument("--out", type=Path, default=HERE / "checkpoints/distill_g.safetensors")
-    ap.add_argument("--resume", action="store_true")
     ap.add_argument("--teacher-only", action="store_true", help="compute and cache the teacher's probabilities, then stop")
-    ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--epochs", type=int, default=None)
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-
-    cfg = json.loads(args.config.read_text())
-    if args.epochs:
-        cfg["epochs"] = args.epochs
-    set_seed(cfg["seed"])
-    torch.set_num_threads(cfg["torch_threads"])
-    data_root = args.data_root or default_data_root()
+    args, cfg, data_root = start_run(ap, config=HERE / "config_distill_g.json", workdir=HERE / "checkpoints/distill_g",
+                                     out=HERE / "checkpoints/distill_g.safetensors")
     # original_label_weight 0: the soft targets are the crowd votes alone (one-hot where none)
     images, labels, votes = load_train(args.full_data, data_root, {**cfg, "original_label_weight": 0.0}, args.limit)
     teacher = teacher_probs(images, cfg["teacher"], args.cache_dir, bool(cfg["teacher_flip"]))

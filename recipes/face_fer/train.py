@@ -125,7 +125,7 @@ def split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(np.array(train)), np.sort(np.array(val))
 
 
-def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
+def random_uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=gen)
 
 
@@ -137,7 +137,7 @@ def augment(batch: torch.Tensor, aug: dict, gen: torch.Generator) -> torch.Tenso
     n = batch.shape[0]
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
-        return _uniform(n, lo, hi, gen)
+        return random_uniform(n, lo, hi, gen)
 
     scale = uniform(*aug["crop_fraction"])
     angle = uniform(-aug["rotate_degrees"], aug["rotate_degrees"]) * math.pi / 180
@@ -164,8 +164,8 @@ def random_erase(batch: torch.Tensor, erase: dict, gen: torch.Generator) -> torc
     aspect range.
     """
     n, _, h, w = batch.shape
-    area = _uniform(n, *erase["area"], gen) * h * w
-    log_ratio = _uniform(n, math.log(erase["ratio"][0]), math.log(erase["ratio"][1]), gen)
+    area = random_uniform(n, *erase["area"], gen) * h * w
+    log_ratio = random_uniform(n, math.log(erase["ratio"][0]), math.log(erase["ratio"][1]), gen)
     eh = torch.sqrt(area * torch.exp(log_ratio)).clamp(1, h)
     ew = torch.sqrt(area / torch.exp(log_ratio)).clamp(1, w)
     top = torch.rand(n, generator=gen) * (h - eh)
@@ -182,36 +182,43 @@ def random_erase(batch: torch.Tensor, erase: dict, gen: torch.Generator) -> torc
 
 
 @torch.no_grad()
-def predict(net: FaceModel, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict(net: FaceModel, images: np.ndarray, flip: bool = True, batch_size: int = 256) -> np.ndarray:
     net.eval()
     out = []
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(images[i : i + batch_size]).float().div_(255).unsqueeze(1)
-        out.append(net.predict_proba(x, flip=True).numpy())
+        out.append(net.predict_proba(x, flip=flip).numpy())
     return np.concatenate(out)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", type=Path, default=HERE / "config.json")
+def start_run(ap: argparse.ArgumentParser, *, config: Path, workdir: Path, out: Path) -> tuple[argparse.Namespace, dict, Path]:
+    """What every training command of this recipe begins with: the shared flags (on top of ``ap``'s
+    own), logging, the config (``--epochs`` overriding it), the seed and the thread count.
+    Returns the flags, the config and the data root."""
+    ap.add_argument("--config", type=Path, default=config)
     ap.add_argument("--full-data", type=Path, default=ROOT.parent / "full-data")
     ap.add_argument("--data-root", type=Path, default=None)
-    ap.add_argument("--workdir", type=Path, default=HERE / "checkpoints")
-    ap.add_argument("--out", type=Path, default=HERE / "checkpoints/stage1.safetensors")
+    ap.add_argument("--workdir", type=Path, default=workdir)
+    ap.add_argument("--out", type=Path, default=out)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--extend", type=int, default=0,
-                    help="after the one-cycle run: N more epochs from last.pt, cosine from config extend_lr to 0")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-
     cfg = json.loads(args.config.read_text())
     if args.epochs:
         cfg["epochs"] = args.epochs
     set_seed(cfg["seed"])
     torch.set_num_threads(cfg["torch_threads"])
-    data_root = args.data_root or default_data_root()
+    return args, cfg, args.data_root or default_data_root()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--extend", type=int, default=0,
+                    help="after the one-cycle run: N more epochs from last.pt, cosine from config extend_lr to 0")
+    args, cfg, data_root = start_run(ap, config=HERE / "config.json", workdir=HERE / "checkpoints",
+                                     out=HERE / "checkpoints/stage1.safetensors")
     images, labels, targets = load_train(args.full_data, data_root, cfg, args.limit)
     # The held-back part is fixed by its own seed, so runs with other seeds (ensemble members)
     # are chosen and compared on the same faces, none of which any member trained on.
