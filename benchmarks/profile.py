@@ -1,6 +1,6 @@
 """Where a mixed turn's CPU time goes: the batch path the server runs, sampled by py-spy, summed by stage.
 
-    python -m benchmarks.profile [--batch 32] [--rounds 4] [--rate 100] [--json FILE]
+    python -m benchmarks.profile [--batch 32] [--rounds 20] [--rate 100] [--json FILE]
 
 Issue 20 asks to find where the time goes before changing code. This runs ``benchmarks.load``'s
 mixed turns (text; text + a 3.5 s clip; text + the clip + a 320x320 frame with one face) through
@@ -142,7 +142,8 @@ def profile(batch: int, rounds: int, rate: int, threads: int) -> tuple[Counter, 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=32, help="turns (of as many conversations) per batch")
-    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=20,
+                    help="batches; each conversation sends one turn a batch, so fewer rounds weigh its first, full face search more")
     ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--json", type=Path, default=RESULTS_DIR / "profile.json")
     ap.add_argument("--threads", type=int, default=1, help="threads per model call (the server gives each of its two workers one core)")
