@@ -205,6 +205,18 @@ def test_search_hints_ask_for_a_full_search_when_the_frame_size_changes():
         FaceRequest(np.zeros((8, 8), np.uint8), near=((0.0, 0.0, float("nan"), 20.0),))
 
 
+def test_face_requests_and_turns_cross_process_boundaries():
+    """Ray sends a turn's requests to the encoder's replica and keeps FaceTurns in the ingress: both pickle."""
+    import pickle
+
+    request = FaceRequest(np.full((32, 48), 7, np.uint8), near=((1.0, 2.0, 11.0, 12.0),))
+    back = pickle.loads(pickle.dumps(request))
+    assert back.near == request.near and np.array_equal(back.image, request.image)
+    from affect.face.encoder import FaceTurns
+
+    assert pickle.loads(pickle.dumps(FaceTurns("face-x@1", 4))).full_search_every == 4
+
+
 def test_expected_faces_never_cost_more_windows_than_a_full_search(encoder: FaceEncoder):
     """However many boxes a request says to look around, the detector reads at most the pyramid."""
     model = encoder.detector.model
