@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ import soundfile as sf
 from affect import Turn
 from affect_client import AffectClient, Audio, Image, TurnRefusedError
 from affect_proto import affect_pb2 as pb
+from affect_server.launch import free_port as _free_port
 from tests._serving import ServerThread
 from tests.conftest import framed_face_png
 
@@ -32,8 +34,14 @@ def speech_flac(data_root: Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def server(full_analyzer):
-    with ServerThread(full_analyzer, max_turns_per_second=1000) as running:
+    with ServerThread(full_analyzer, max_turns_per_second=1000, metrics_port=_free_port()) as running:
         yield running
+
+
+def _scrape(server) -> dict[str, float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{server.config.metrics_port}/metrics", timeout=10).read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+            if line.startswith("affect_face_")}
 
 
 def _send(conversation, mix, face_png, speech_flac, text="I can't believe it, this is great!"):
@@ -137,3 +145,18 @@ def test_library_turn_with_all_modalities(full_analyzer, face_png, speech_flac):
         result = conversation.analyze(Turn(text="What a lovely surprise!", audio=speech_flac, image=face_png, speaker="A"))
     assert [m.value for m in result.present] == ["face", "speech", "text"]
     assert len(result.faces) == 1 and result.to_dict()["faces"][0]["box"][2] > 100
+
+
+def test_a_conversations_frames_are_searched_around_its_face_and_the_metrics_say_so(server, face_png):
+    """Through the server: the first frame of a conversation is a full search, the next ones look
+    only around the face it follows (the service's default); Prometheus counts both and the windows."""
+    before = _scrape(server)
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        answers = [conversation.send(images=[Image.encoded(face_png)]) for _ in range(3)]
+    after = _scrape(server)
+    grew = {k: after[k] - before.get(k, 0.0) for k in after}
+    assert all(len(a.faces) == 1 for a in answers) and len({a.faces[0].track_id for a in answers}) == 1
+    assert grew['affect_face_searches_total{kind="full"}'] == 1
+    assert grew['affect_face_searches_total{kind="focused"}'] == 2
+    full_windows = server.analyzer.face.detector.windows(*cv2.imdecode(np.frombuffer(face_png, np.uint8), 0).shape)
+    assert grew["affect_face_detector_windows_total"] < full_windows + 2 * full_windows / 4

@@ -79,6 +79,10 @@ class BlazeFaceDetector:
         self.model = BlazeFace("short", min_score=min_score)
         self.min_face_fraction = min_face_fraction
         self.face_fraction = face_fraction
+        # Searches so far, by kind: "full" (the pyramid), "focused" (around the expected faces) and
+        # "focused, then full" (an expected face was not there). Windows read: ``model.windows_read``.
+        self.searches = {"full": 0, "focused": 0, "focused, then full": 0}
+        self._count_lock = Lock()
 
     def windows(self, h: int, w: int) -> int:
         """How many windows a picture of this size costs."""
@@ -97,11 +101,15 @@ class BlazeFaceDetector:
         h, w = gray.shape
         full = pyramid(h, w, self.min_face_fraction * min(h, w), face_fraction=self.face_fraction)
         focused = [whole_picture(h, w), *around(h, w, near)] if near else []
+        kind = "full"
         if focused and len(focused) < len(full):  # many expected faces: the pyramid costs less
             found = self.model.detect(gray, focused)
-            if all(any(_holds(box, f) for f in found) for box in near):
-                return self._detections(found, h, w)
-        return self._detections(self.model.detect(gray, full), h, w)
+            kind = "focused" if all(any(_holds(box, f) for f in found) for box in near) else "focused, then full"
+        if kind != "focused":
+            found = self.model.detect(gray, full)
+        with self._count_lock:
+            self.searches[kind] += 1
+        return self._detections(found, h, w)
 
     def _detections(self, found: list[RawFace], h: int, w: int) -> list[Detection]:
         out = []

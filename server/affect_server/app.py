@@ -184,6 +184,9 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     analyzer = analyzer or Analyzer(**config.analyzer_choices(), encoder_options=config.encoder_options(),
                                     runtime=config.runtime)
     metrics = ServiceMetrics()
+    detector = getattr(getattr(analyzer, "face", None), "detector", None)  # a loaded face encoder's
+    if hasattr(detector, "searches"):
+        metrics.watch_face_detector(lambda: dict(detector.searches), lambda: detector.model.windows_read)
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")
     # Heavy turns (long audio, many pixels) get one worker and batchers of their own, at the
     # lowest CPU priority: they use the cores the other conversations leave.

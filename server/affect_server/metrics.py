@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -27,8 +31,28 @@ class ServiceMetrics:
             "affect_refused_total", "Requests refused, by gRPC status and reason.", ["code", "reason"],
             registry=self.registry)
 
+    def watch_face_detector(self, searches: Callable[[], Mapping[str, int]], windows: Callable[[], int]) -> None:
+        """Expose the face detector's own counts, read at each scrape: its searches by kind and the
+        windows its model read (the detector's cost; see ``affect.face._detect.BlazeFaceDetector``)."""
+        self.registry.register(_FaceDetectorCollector(searches, windows))
+
     def observe_batch(self, encoder: str, size: int) -> None:
         self.batch_size.labels(encoder).observe(size)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)
+
+
+class _FaceDetectorCollector(Collector):
+    def __init__(self, searches: Callable[[], Mapping[str, int]], windows: Callable[[], int]) -> None:
+        self._searches, self._windows = searches, windows
+
+    def collect(self):
+        by_kind = CounterMetricFamily(
+            "affect_face_searches", "Face detector searches by kind: full (the window pyramid), focused (around the "
+            "faces a conversation follows), focused_then_full (an expected face was not there).", labels=["kind"])
+        for kind, count in self._searches().items():
+            by_kind.add_metric([kind.replace(", ", "_").replace(" ", "_")], count)
+        yield by_kind
+        yield CounterMetricFamily("affect_face_detector_windows", "Windows the face detector's model read (its cost).",
+                                  value=self._windows())
