@@ -73,12 +73,14 @@ class BlazeFaceDetector:
     640x480 frame in 42 windows. ``score`` is the model's sigmoid score.
     """
 
-    def __init__(self, *, min_face_fraction: float = 0.1, min_score: float = 0.6, face_fraction: float = 0.25) -> None:
+    def __init__(self, *, min_face_fraction: float = 0.1, min_score: float = 0.6, face_fraction: float = 0.25,
+                 ratio: float = 2.0, overlap: float = 0.5) -> None:
         if not 0 < min_face_fraction <= 1:
             raise ValueError(f"min_face_fraction must be in (0, 1], got {min_face_fraction}")
         self.model = BlazeFace("short", min_score=min_score)
         self.min_face_fraction = min_face_fraction
         self.face_fraction = face_fraction
+        self.ratio, self.overlap = ratio, overlap  # the pyramid's level ratio and window overlap
         # Searches so far, by kind: "full" (the pyramid), "focused" (around the expected faces) and
         # "focused, then full" (an expected face was not there). Windows read: ``model.windows_read``.
         self.searches = {"full": 0, "focused": 0, "focused, then full": 0}
@@ -86,7 +88,11 @@ class BlazeFaceDetector:
 
     def windows(self, h: int, w: int) -> int:
         """How many windows a picture of this size costs."""
-        return len(pyramid(h, w, self.min_face_fraction * min(h, w), face_fraction=self.face_fraction))
+        return len(self._pyramid(h, w))
+
+    def _pyramid(self, h: int, w: int) -> list:
+        return pyramid(h, w, self.min_face_fraction * min(h, w), face_fraction=self.face_fraction, ratio=self.ratio,
+                       overlap=self.overlap)
 
     def detect(self, gray: np.ndarray, near: Sequence[Box] = ()) -> list[Detection]:
         """Every face in a gray uint8 image, largest first.
@@ -99,7 +105,7 @@ class BlazeFaceDetector:
         next search without ``near`` (``FaceTracker.search_hints`` decides).
         """
         h, w = gray.shape
-        full = pyramid(h, w, self.min_face_fraction * min(h, w), face_fraction=self.face_fraction)
+        full = self._pyramid(h, w)
         focused = [whole_picture(h, w), *around(h, w, near)] if near else []
         kind = "full"
         if focused and len(focused) < len(full):  # many expected faces: the pyramid costs less
