@@ -15,9 +15,9 @@ Either way the crop is resized to the classifier's 48x48 gray input.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from threading import Lock
-from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import cv2
@@ -98,7 +98,7 @@ class BlazeFaceDetector:
         """Every face in a gray uint8 image, largest first.
 
         With ``near`` (boxes where faces are expected), the model reads the whole picture and
-        one window around each box (``around``: 2 windows for one face instead of the pyramid's
+        two windows around each box (``around``: 3 windows for one face instead of the pyramid's
         59 for a 320x320 frame); when a box holds no face there (the face moved away, turned,
         left), the whole pyramid runs after all, so no expected face is lost to the shortcut.
         Faces that appear elsewhere, smaller than the whole-picture window finds, wait for the
