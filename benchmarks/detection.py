@@ -30,36 +30,9 @@ import torch
 from affect.datasets import default_data_root
 from affect.datasets.face import read_fer2013_test
 from affect.face import FaceEncoder
-from affect.face._detect import BlazeFaceDetector, Detection, FaceDetector, HaarFaceDetector, crop_face
+from affect.face._detect import BlazeFaceDetector, FaceDetector, HaarFaceDetector, crop_face
 from benchmarks._report import RESULTS_DIR, Report, publish
-from evaluation.face_scenes import PICTURE, SIZES, empty_scenes, face_scenes, iou, plain_scenes
-
-MATCH_IOU = 0.5
-LOOSE_IOU = 0.4  # also reported: the classifier's square framed a little off still holds the face
-
-
-def crop_square(d: Detection) -> tuple[float, float, float, float]:
-    """The square the classifier reads, as (x0, y0, x1, y1)."""
-    if d.crop is not None:
-        cx, cy, side = d.crop
-    else:
-        cx, cy, side = d.x + d.w / 2, d.y + d.h / 2, max(d.w, d.h)
-    return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
-
-
-def match(truth: list[tuple[float, float, float, float]], dets: list[Detection],
-          min_iou: float = MATCH_IOU) -> tuple[list[int | None], int]:
-    """Greedy one-to-one matching by IoU >= ``min_iou``: for each truth box the detection index or None; and the unmatched count."""
-    pairs = sorted(((iou(t, crop_square(d)), i, j) for i, t in enumerate(truth) for j, d in enumerate(dets)), reverse=True)
-    out: list[int | None] = [None] * len(truth)
-    used: set[int] = set()
-    for value, i, j in pairs:
-        if value < min_iou:
-            break
-        if out[i] is None and j not in used:
-            out[i], _ = j, used.add(j)
-    return out, len(dets) - len(used)
-
+from evaluation.face_scenes import LOOSE_IOU, MATCH_IOU, PICTURE, SIZES, empty_scenes, face_scenes, match, plain_scenes
 
 def evaluate(name: str, detector: FaceDetector, scenes: list, empties: list[np.ndarray], faces: np.ndarray,
              labels: np.ndarray, encoder: FaceEncoder) -> dict:

@@ -5,16 +5,21 @@ gamma and a light gradient across the face, as from a lamp at the side), blended
 cluttered background with soft edges, and placed anywhere it fits whole. Face-free pictures
 are the same backgrounds with no face. Everything is drawn from a seeded generator, so a run
 is repeatable; the truth box of a face is the square the 48x48 crop was scaled to (FER-2013's
-framing), centred where it was placed.
+framing), centred where it was placed. ``match`` pairs a detector's faces with the placed ones
+as the classifier would read them (``benchmarks.detection`` and ``recipes/face_detect`` both use it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from affect.face._detect import Detection
 
 SIZES = (48, 72, 108, 160, 240)  # face side in pixels on a 640x480 picture (10% to 50% of the short side)
 ROLLS = (-30.0, -15.0, 0.0, 15.0, 30.0)  # in-plane rotation, degrees
@@ -154,6 +159,33 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
         return 0.0
     inter = iw * ih
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+MATCH_IOU = 0.5
+LOOSE_IOU = 0.4  # also reported: the classifier's square framed a little off still holds the face
+
+
+def crop_square(d: Detection) -> tuple[float, float, float, float]:
+    """The square the classifier reads, as (x0, y0, x1, y1)."""
+    if d.crop is not None:
+        cx, cy, side = d.crop
+    else:
+        cx, cy, side = d.x + d.w / 2, d.y + d.h / 2, max(d.w, d.h)
+    return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
+
+
+def match(truth: list[tuple[float, float, float, float]], dets: list[Detection],
+          min_iou: float = MATCH_IOU) -> tuple[list[int | None], int]:
+    """Greedy one-to-one matching by IoU >= ``min_iou``: for each truth box the detection index or None; and the unmatched count."""
+    pairs = sorted(((iou(t, crop_square(d)), i, j) for i, t in enumerate(truth) for j, d in enumerate(dets)), reverse=True)
+    out: list[int | None] = [None] * len(truth)
+    used: set[int] = set()
+    for value, i, j in pairs:
+        if value < min_iou:
+            break
+        if out[i] is None and j not in used:
+            out[i], _ = j, used.add(j)
+    return out, len(dets) - len(used)
 
 
 def plain_scenes(faces: Sequence[np.ndarray], side: int = 192, canvas: int = 320, grey: int = 118) -> Iterator[Scene]:

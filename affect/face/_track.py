@@ -10,7 +10,7 @@ boxes and the smoothed emotion distribution is kept: no face pixels, no embeddin
 identity. A face that leaves and comes back later is a new track.
 
 Between full searches the tracker tells the detector where its faces are expected
-(``search_hints``): BlazeFace then reads a window around each instead of its whole pyramid,
+(``search_hints``): BlazeFace then reads two windows around each instead of its whole pyramid,
 and falls back to the pyramid itself when an expected face is not there. Every
 ``full_search_every``-th frame (and whenever the frame size changes or no face is tracked)
 is a full search, which finds faces that appeared since.
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from affect.face._blazeface import Box
 from affect.face._results import DetectedFace, FaceAnalysis, FaceTrackSummary, VideoFrameFaces
 from affect.labels import EMOTION_NAMES, sentiment_from_emotions
 from affect.results import AffectEstimate, ModalityResult
@@ -87,7 +88,7 @@ class FaceTracker:
         if not 0 < self.smoothing <= 1:
             raise ValueError(f"smoothing must be in (0, 1], got {self.smoothing}")
 
-    def search_hints(self, width: int, height: int, full_search_every: int) -> tuple[tuple[float, float, float, float], ...]:
+    def search_hints(self, width: int, height: int, full_search_every: int) -> tuple[Box, ...]:
         """Where the next frame's faces are expected (``x0, y0, x1, y1`` of each track seen in the
         last frame, moved by its recent step), or ``()`` when the next frame needs a full search:
         every ``full_search_every``-th frame (1: always), a new frame size, or no face tracked."""

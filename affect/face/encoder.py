@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from affect._errors import InvalidInputError
+from affect.face._blazeface import Box
 from affect.face._detect import DETECT_SIDE, DetectorName, crop_face, make_detector
 from affect.face._input import ChannelOrder, ImageInput, load_gray
 from affect.face._network import CROP_SIZE, FACE_SIZE
@@ -40,7 +41,7 @@ class FaceRequest:
     ``x0, y0, x1, y1`` from a tracker, or none); see ``FaceDetector.detect``."""
 
     image: Any  # an ImageInput
-    near: tuple[tuple[float, float, float, float], ...] = ()
+    near: tuple[Box, ...] = ()
 
     def __post_init__(self) -> None:
         for box in self.near:
@@ -204,7 +205,8 @@ class FaceEncoder:
         frames = []
         for t, i, gray in sample_frames(path, fps, max_frames):
             near = tracker.search_hints(gray.shape[1], gray.shape[0], self.full_search_every)
-            frames.append(VideoFrameFaces(time_s=t, frame_index=i, analysis=tracker.update(self.analyze_many([FaceRequest(gray, near)])[0])))
+            analysis = self.analyze_many([FaceRequest(gray, near)])[0]
+            frames.append(VideoFrameFaces(time_s=t, frame_index=i, analysis=tracker.update(analysis)))
         return frames
 
     @property

@@ -32,8 +32,7 @@ import cv2
 import numpy as np
 
 from affect.face._detect import BlazeFaceDetector
-from benchmarks.detection import match
-from evaluation.face_scenes import PICTURE, empty_scenes, face_scenes
+from evaluation.face_scenes import PICTURE, empty_scenes, face_scenes, match
 
 CANDIDATES = {  # name -> (level ratio, overlap of neighbouring windows)
     "ratio 2, overlap 0.5 (current)": (2.0, 0.5),

@@ -52,7 +52,7 @@ class _FaceDetectorCollector(Collector):
             "affect_face_searches", "Face detector searches by kind: full (the window pyramid), focused (around the "
             "faces a conversation follows), focused_then_full (an expected face was not there).", labels=["kind"])
         for kind, count in self._searches().items():
-            by_kind.add_metric([kind.replace(", ", "_").replace(" ", "_")], count)
+            by_kind.add_metric([kind], count)
         yield by_kind
         yield CounterMetricFamily("affect_face_detector_windows", "Windows the face detector's model read (its cost).",
                                   value=self._windows())
