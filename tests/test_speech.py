@@ -209,3 +209,38 @@ def test_speech_encoder_reads_the_backbone_its_head_names() -> None:
     backbone = WhisperBackbone("whisper-base", threads=1)  # the multilingual encoder joins its two wheels in memory
     out = backbone.encode(np.zeros(16_000, np.float32))
     assert out.shape[1] == BACKBONES["whisper-base"].feature_dim == 512
+
+
+def test_every_layer_encoder_ends_where_ctranslate2_does(clips) -> None:
+    """The torch encoder read from the CTranslate2 file gives five layer outputs per frame; its last
+    equals CTranslate2's own encoder run in float32 on the same speech."""
+    from affect.speech._backbone import BACKBONES, WhisperBackbone
+
+    layered = WhisperBackbone("whisper-tiny.en-layers")
+    reference = WhisperBackbone("whisper-tiny.en", compute_type="float32")
+    samples, rate = _read(clips[0].path)
+    mel = reference.features(AF.resample(torch.from_numpy(samples), rate, 16_000).numpy()[:48_000])[None]
+    states = layered.encode_features(mel)
+    assert states.shape[2] == BACKBONES["whisper-tiny.en-layers"].feature_dim == 5 * 384
+    last = states[0, :, -384:]
+    np.testing.assert_allclose(last, reference.encode_features(mel)[0], atol=2e-3)
+    first = states[0, :, :384]
+    assert np.abs(first - last).mean() > 0.1  # the layers differ: not one state repeated
+
+
+def test_a_layer_mixing_head_round_trips_through_its_file(tmp_path: Path) -> None:
+    from affect.speech._network import SpeechEmotionHead, pad_frames
+    from affect.speech._weights_io import load_speech_head, save_speech_weights
+
+    torch.manual_seed(0)
+    net = SpeechEmotionHead(in_dim=384, hidden=32, layers=5).eval()
+    with torch.no_grad():
+        net.mix.weights.copy_(torch.tensor([2.0, 0.0, -1.0, 0.5, 1.0]))
+    save_speech_weights(net, tmp_path / "head.safetensors", {"backbone": "whisper-tiny.en-layers"})
+    loaded, meta = load_speech_head(tmp_path / "head.safetensors")
+    frames, mask = pad_frames([torch.randn(30, 5 * 384), torch.randn(12, 5 * 384)])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(frames, mask), net(frames, mask))
+    assert loaded.layers == 5 and meta["backbone"] == "whisper-tiny.en-layers"
+    with pytest.raises(RuntimeError):
+        net(torch.randn(1, 4, 384), torch.ones(1, 4, dtype=torch.bool))  # one layer's frames for a five-layer head

@@ -171,9 +171,10 @@ def _write_speech(encoder: Any, out_dir: Path) -> dict:
         "model": encoder.model_id,
         "weights": encoder.weights.name,
         "files": files,
-        "backbone": f"{encoder.backbone.spec.key}: {encoder.backbone.spec.description} (CTranslate2, "
-                    f"from {' + '.join(encoder.backbone.spec.packages)}; not exported: it is already a CTranslate2 model)",
-        "inputs": {"frames": f"float32 [batch, frames, {head.in_dim}]: Whisper encoder outputs, {FRAME_STRIDE} averaged per frame (40 ms)",
+        "backbone": f"{encoder.backbone.spec.key}: {encoder.backbone.spec.description}, from "
+                    f"{' + '.join(encoder.backbone.spec.packages)}; not exported: it ships as a CTranslate2 model",
+        "inputs": {"frames": f"float32 [batch, frames, {head.in_dim * head.layers}]: Whisper encoder outputs ({head.layers} "
+                             f"layer(s) side by side), {FRAME_STRIDE} averaged per frame (40 ms)",
                    "mask": "bool [batch, frames]: true for frames of the segment, false for padding"},
         "preprocessing": [
             "audio: WAV/FLAC/OGG or PCM at 8-48 kHz, mixed to mono, resampled to 16 kHz (soxr)",

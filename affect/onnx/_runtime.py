@@ -119,7 +119,7 @@ def speech_head_graph(encoder: Any) -> bytes:
     head = _torch_net(encoder)
     mask = torch.ones(2, 25, dtype=torch.bool)
     mask[1, 10:] = False
-    example = (torch.randn(2, 25, head.in_dim), mask)
+    example = (torch.randn(2, 25, head.in_dim * head.layers), mask)
     return cached(("speech-head", weights_digest(head)),
                   lambda: to_onnx(SpeechHeadGraph(head), example, ["frames", "mask"], ["emotion_logits"],
                                   {"frames": {0: "batch", 1: "frames"}, "mask": {0: "batch", 1: "frames"},

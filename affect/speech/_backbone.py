@@ -22,7 +22,7 @@ so that a figure names what produced it.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from threading import Lock
 
@@ -32,6 +32,7 @@ import torchaudio
 
 from affect._errors import ModelLoadError
 from affect.speech._audio import MODEL_RATE
+from affect.speech._whisper_layers import WhisperLayers, load_whisper_layers
 
 N_MELS, N_FFT, HOP = 80, 400, 160
 FRAMES_PER_OUTPUT = 2  # the encoder's stride-2 convolution
@@ -51,6 +52,7 @@ class BackboneSpec:
     modules: tuple[str, ...]  # the import names of those distributions
     subfolder: str  # folder of the model files inside each package
     licence: str
+    layers: int = 1  # 1: CTranslate2's last layer; more: every layer's output, run in torch (float32)
 
     def files(self) -> dict[str, bytes] | Path:
         """The model folder (one package) or its files joined in memory (a split model)."""
@@ -99,6 +101,14 @@ BACKBONES: dict[str, BackboneSpec] = {
         licence="MIT",
     ),
 }
+# The same weights, every layer's output side by side (the input to the first layer and each
+# layer's output: 5 x 384 per frame for tiny.en, 7 x 512 for base), run in torch from the same model file.
+for _key, _layers in (("whisper-tiny.en", 5), ("whisper-base", 7)):
+    _spec = BACKBONES[_key]
+    BACKBONES[f"{_key}-layers"] = replace(
+        _spec, key=f"{_key}-layers", feature_dim=_layers * _spec.feature_dim, layers=_layers,
+        description=f"{_spec.description.split(' (')[0]}, every layer (torch float32, weights read from its CTranslate2 file)",
+    )
 DEFAULT_BACKBONE = "whisper-tiny.en"
 # Kept for the round-1 weights, whose meta names the encoder by this description.
 BACKBONE_NAME = BACKBONES[DEFAULT_BACKBONE].description
@@ -150,9 +160,18 @@ class WhisperBackbone:
             raise ModelLoadError("the speech encoder needs the 'ctranslate2' package: pip install ctranslate2") from exc
         self._ct2 = ctranslate2
         self.spec = backbone_spec(key)
-        self.compute_type = compute_type
         threads = threads or torch.get_num_threads()
         source = self.spec.files()
+        self.features = WhisperLogMel()
+        self._lock = Lock()
+        self.layers: WhisperLayers | None = None
+        if self.spec.layers > 1:
+            self.compute_type = "float32"
+            self.layers = load_whisper_layers(source)
+            if self.layers.num_states != self.spec.layers:
+                raise ModelLoadError(f"{self.spec.key}: the model has {self.layers.num_states} layer outputs, expected {self.spec.layers}")
+            return
+        self.compute_type = compute_type
         try:
             if isinstance(source, Path):
                 self.model = ctranslate2.models.Whisper(str(source), device="cpu", compute_type=compute_type, intra_threads=threads)
@@ -162,15 +181,19 @@ class WhisperBackbone:
                 )
         except (RuntimeError, ValueError) as exc:
             raise ModelLoadError(f"cannot load the {self.spec.key} encoder from {', '.join(self.spec.packages)}: {exc}") from exc
-        self.features = WhisperLogMel()
-        self._lock = Lock()
 
     @property
     def feature_dim(self) -> int:
         return self.spec.feature_dim
 
     def encode_features(self, features: np.ndarray) -> np.ndarray:
-        """Encoder outputs ``[B, T, feature_dim]`` for log-mels ``[B, 80, frames]`` of one length."""
+        """Encoder outputs ``[B, T, feature_dim]`` for log-mels ``[B, 80, frames]`` of one length
+        (with every layer, each frame is the layers' outputs one after the other)."""
+        if self.layers is not None:
+            mels = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+            with self._lock, torch.inference_mode():
+                states = self.layers(mels)  # [B, L, T, D]
+            return states.permute(0, 2, 1, 3).reshape(states.shape[0], states.shape[2], -1).numpy()
         view = self._ct2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
         with self._lock:
             out = self.model.encode(view, to_cpu=True)

@@ -44,18 +44,36 @@ def utterance_normalise(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     return (frames - mean) / var.clamp(min=1e-5).sqrt() * weights
 
 
+class LayerMix(nn.Module):
+    """``[B, T, layers * dim]`` (each frame: every encoder layer's output) -> ``[B, T, dim]``:
+    each layer normalised on its own, then a learned softmax-weighted sum (SUPERB's recipe)."""
+
+    def __init__(self, layers: int, dim: int) -> None:
+        super().__init__()
+        self.layers, self.dim = layers, dim
+        self.weights = nn.Parameter(torch.zeros(layers))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b, t, _ = frames.shape
+        states = nn.functional.layer_norm(frames.view(b, t, self.layers, self.dim), (self.dim,))
+        return (states * torch.softmax(self.weights, 0).view(1, 1, -1, 1)).sum(2)
+
+
 class SpeechEmotionHead(nn.Module):
-    """``[B, T, in_dim]`` encoder frames + ``[B, T]`` validity mask -> ``[B, 7]`` emotion logits.
+    """``[B, T, layers * in_dim]`` encoder frames + ``[B, T]`` validity mask -> ``[B, 7]`` emotion logits.
 
     ``feature_norm`` is ``"layer"`` (each frame normalised on its own) or ``"utterance"`` (each
-    feature standardised over the utterance first, see :func:`utterance_normalise`).
+    feature standardised over the utterance first, see :func:`utterance_normalise`). With
+    ``layers`` > 1 each frame holds that many encoder layers' outputs, mixed by :class:`LayerMix`.
     """
 
-    def __init__(self, in_dim: int = 384, hidden: int = 256, dropout: float = 0.3, feature_norm: str = "layer") -> None:
+    def __init__(self, in_dim: int = 384, hidden: int = 256, dropout: float = 0.3, feature_norm: str = "layer",
+                 layers: int = 1) -> None:
         super().__init__()
         if feature_norm not in FEATURE_NORMS:
             raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
-        self.in_dim, self.hidden, self.feature_norm = in_dim, hidden, feature_norm
+        self.in_dim, self.hidden, self.feature_norm, self.layers = in_dim, hidden, feature_norm, layers
+        self.mix = LayerMix(layers, in_dim) if layers > 1 else None
         self.norm = nn.LayerNorm(in_dim)
         self.project = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout))
         self.pool = AttentiveStatsPool(hidden)
@@ -66,6 +84,8 @@ class SpeechEmotionHead(nn.Module):
 
     def summarise(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The pooled ``[B, 2 * hidden]`` summary the classifier reads (training mixes these)."""
+        if self.mix is not None:
+            frames = self.mix(frames)
         if self.feature_norm == "utterance":
             frames = utterance_normalise(frames, mask)
         return self.pool(self.project(self.norm(frames)), mask)

@@ -18,7 +18,7 @@ def save_speech_weights(net: SpeechEmotionHead, path: Path, meta: dict[str, Any]
     tensors = {name: t.detach().float().contiguous() for name, t in net.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"affect_meta": json.dumps(meta), "in_dim": str(net.in_dim), "hidden": str(net.hidden),
-              "feature_norm": net.feature_norm}
+              "feature_norm": net.feature_norm, "layers": str(net.layers)}
     save_file(tensors, str(path), metadata=header)
 
 
@@ -30,7 +30,7 @@ def load_speech_head(path: Path) -> tuple[SpeechEmotionHead, dict[str, Any]]:
             header = fh.metadata() or {}
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
         net = SpeechEmotionHead(in_dim=int(header["in_dim"]), hidden=int(header["hidden"]),
-                                feature_norm=header.get("feature_norm", "layer"))
+                                feature_norm=header.get("feature_norm", "layer"), layers=int(header.get("layers", "1")))
         net.load_state_dict(tensors, strict=True)
     except Exception as exc:  # safetensors and load_state_dict raise several types for a bad file
         raise ModelLoadError(f"cannot load speech weights {path}: {exc}") from exc

@@ -25,7 +25,7 @@ import torch
 from affect.datasets.speech import SPEECH_CORPORA, SpeechClip, read_speech_corpus
 from affect.labels import emotion_index
 from affect.speech._audio import prepare_file
-from affect.speech._backbone import COMPUTE_TYPE, WhisperBackbone, valid_outputs
+from affect.speech._backbone import WhisperBackbone, valid_outputs
 from affect.speech._vad import VoiceActivity
 from affect.speech.augment import add_noise, add_reverb, change_gain, change_speed, low_bitrate, telephone_band
 from recipes.speech_ravdess.features import speech_span
@@ -92,11 +92,11 @@ def build_corpus(clips: list[SpeechClip], backbones: dict[str, WhisperBackbone],
         "corpus_labels": [c.label for c in clips],
         "splits": [c.split for c in clips],
         "items": items,
-        "compute_type": COMPUTE_TYPE,
     }
     for key, path in paths.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(meta | {"feats": feats[key], "backbone": key}, path.with_suffix(".tmp"))
+        torch.save(meta | {"feats": feats[key], "backbone": key, "compute_type": backbones[key].compute_type},
+                   path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
     log.info("%s: cached %d clips x %d copies for %s", corpus, len(clips), copies, ", ".join(backbones))
 
@@ -107,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-data", type=Path, default=Path("/work/full-data"))
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--corpora", nargs="*", default=list(SPEECH_CORPORA))
+    ap.add_argument("--backbones", nargs="*", help="encoders to cache (default: the config's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = json.loads(args.config.read_text())
-    torch.set_num_threads(cfg["torch_threads"])
-    backbones = {key: WhisperBackbone(key, threads=cfg["torch_threads"]) for key in cfg["backbones"]}
+    threads = args.threads or cfg["torch_threads"]
+    torch.set_num_threads(threads)
+    backbones = {key: WhisperBackbone(key, threads=threads) for key in args.backbones or cfg["backbones"]}
     vad = VoiceActivity()
     for corpus in args.corpora:
         clips = read_speech_corpus(corpus, args.full_data)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from affect.datasets.speech import SPEECH_CORPORA
 from affect.labels import EMOTIONS
-from affect.speech._backbone import COMPUTE_TYPE, backbone_spec
+from affect.speech._backbone import COMPUTE_TYPE, BackboneSpec, backbone_spec
 from affect.speech._network import SpeechEmotionHead, pad_frames
 from affect.speech._weights_io import parameter_count, save_speech_weights
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
@@ -80,6 +80,11 @@ def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int
             variants.append(item["variant"])
             clips.append(c)
     return Items(feats, np.array(labels), np.array(corpus_ids), np.array(splits), np.array(variants), np.array(clips))
+
+
+def spec_compute_type(spec: BackboneSpec) -> str:
+    """What ran the encoder: CTranslate2's pinned type, or torch float32 for every layer."""
+    return "float32" if spec.layers > 1 else COMPUTE_TYPE
 
 
 def set_seed(seed: int) -> None:
@@ -128,12 +133,14 @@ def validation_score(net: SpeechEmotionHead, val: Items) -> tuple[float, dict[st
 
 
 
-def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, ckpt: Path | None = None,
-               resume: bool = False, tag: str = "") -> tuple[SpeechEmotionHead, dict]:
-    """Train on ``train``, keep the epoch with the best validation score; resumable from ``ckpt``."""
+def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, layers: int = 1,
+               ckpt: Path | None = None, resume: bool = False, tag: str = "") -> tuple[SpeechEmotionHead, dict]:
+    """Train on ``train``, keep the epoch with the best validation score; resumable from ``ckpt``.
+    ``in_dim`` is one encoder layer's width; frames hold ``layers`` of them."""
     set_seed(cfg["seed"])
     head_cfg = cfg["head"]
-    net = SpeechEmotionHead(in_dim=in_dim, hidden=head_cfg["hidden"], dropout=head_cfg["dropout"], feature_norm=feature_norm)
+    net = SpeechEmotionHead(in_dim=in_dim, hidden=head_cfg["hidden"], dropout=head_cfg["dropout"], feature_norm=feature_norm,
+                            layers=layers)
     epochs, bs = cfg["epochs"], cfg["batch_size"]
     per_epoch = cfg.get("samples_per_epoch") or len(train)
     steps = -(-per_epoch // bs)
@@ -237,6 +244,13 @@ class CorpusAdversary(torch.nn.Module):
         return self.weight * F.cross_entropy(self.guess(_ReverseGradient.apply(pooled)), target)
 
 
+def layer_weights(net: SpeechEmotionHead) -> list[float] | None:
+    """How much the head reads each encoder layer (first: the input to the first layer), or None for one layer."""
+    if net.mix is None:
+        return None
+    return [round(float(w), 3) for w in torch.softmax(net.mix.weights.detach(), 0)]
+
+
 def held_out_scores(net: SpeechEmotionHead, items: Items) -> dict[str, float]:
     """UAR and most frequent prediction's share on clean and telephone copies of ``items``."""
     pred = predict(net, items.feats).argmax(-1).numpy()
@@ -271,16 +285,18 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
         return json.loads(out_path.read_text())
     corpora = tuple(cfg["corpora"])
     items = load_items(cache, backbone, corpora, cfg["copies"])
-    in_dim = backbone_spec(backbone).feature_dim
+    spec = backbone_spec(backbone)
     result: dict = {"backbone": backbone, "feature_norm": feature_norm, "variant": variant or "base",
-                    "compute_type": COMPUTE_TYPE, "corpora": {}}
+                    "compute_type": spec_compute_type(spec), "corpora": {}}
     for held in corpora:
         rest = items.corpora != held
         train = items.select(rest & (items.splits == "train"))
         val = items.select(rest & (items.splits == "validation") & (items.variants <= 1))
-        net, info = train_head(train, val, cfg, in_dim, feature_norm, tag=f"[{backbone} {feature_norm} -{held}]")
+        net, info = train_head(train, val, cfg, spec.feature_dim // spec.layers, feature_norm, layers=spec.layers,
+                               tag=f"[{backbone} {feature_norm} -{held}]")
         scores = held_out_scores(net, items.select(items.corpora == held))
-        result["corpora"][held] = scores | {"best_epoch": info["best_epoch"], "validation": info["validation"]}
+        result["corpora"][held] = scores | {"best_epoch": info["best_epoch"], "validation": info["validation"],
+                                            "layer_weights": layer_weights(net)}
         log.info("held out %s: UAR clean %.3f telephone %.3f, max share %.2f", held, scores["uar_clean"],
                  scores["uar_telephone"], scores["max_predicted_share_clean"])
     result["mean_uar_clean"] = float(np.mean([v["uar_clean"] for v in result["corpora"].values()]))
@@ -297,14 +313,15 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     train = items.select(items.splits == "train")
     val = items.select((items.splits == "validation") & (items.variants <= 1))
     spec = backbone_spec(backbone)
-    net, info = train_head(train, val, cfg, spec.feature_dim, feature_norm, ckpt=workdir / "final-last.pt",
+    net, info = train_head(train, val, cfg, spec.feature_dim // spec.layers, feature_norm, layers=spec.layers,
+                           ckpt=workdir / "final-last.pt",
                            resume=resume, tag="[final]")
     temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))
     meta = {
         "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": backbone,
-        "backbone_description": spec.description, "compute_type": COMPUTE_TYPE,
+        "backbone_description": spec.description, "compute_type": spec_compute_type(spec),
         "best_epoch": info["best_epoch"], "validation": info["validation"], "validation_parts": info["validation_parts"],
-        "temperature": temperature, "num_params": parameter_count(net),
+        "temperature": temperature, "num_params": parameter_count(net), "layer_weights": layer_weights(net),
     }
     save_speech_weights(net, out, meta)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}
