@@ -134,7 +134,31 @@ class FusionWeights(WeightsEnum):
             },
         },
     )
-    DEFAULT = LATE_FUSION_V4
+    LATE_FUSION_V5 = Weights(
+        file="fusion/late_fusion_v5.safetensors",
+        sha256="fdcc179a88485868aabdf93655ff9ff94e1d3fe4bc0abb33150e83231f37a200",
+        meta={
+            **_LATE_FUSION_META,
+            "version": "5",  # refitted for speech-whisper-tiny-layers-multicorpus@3
+            # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
+            "metrics": {
+                "fusion_accuracy_face": 0.654,
+                "fusion_accuracy_speech": 0.66,
+                "fusion_accuracy_text": 0.421,
+                "fusion_accuracy_face+speech": 0.861,
+                "fusion_accuracy_face+text": 0.743,
+                "fusion_accuracy_speech+text": 0.757,
+                "fusion_accuracy_face+speech+text": 0.882,
+                "ece_before_face": 0.023,
+                "ece_after_face": 0.012,
+                "ece_before_speech": 0.16,
+                "ece_after_speech": 0.163,
+                "ece_before_text": 0.035,
+                "ece_after_text": 0.07,
+            },
+        },
+    )
+    DEFAULT = LATE_FUSION_V5
 
 
 @lru_cache(maxsize=4)
