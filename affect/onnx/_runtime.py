@@ -31,10 +31,11 @@ from affect.results import Modality
 Runtime = Literal["torch", "onnx", "onnx-int8", "auto"]
 RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "auto")
 # What "auto" runs, from benchmarks/results/speed.md (ONNX Runtime against PyTorch eager, taking
-# turns in one run; Intel Xeon, 2 cores, 5% CPU steal, 2026-12-03): text 1.5x faster at batch 1
-# and faster up to batch 32, PyTorch 1.1x faster at 64; face faster at every batch (1.6x at 1, 1.5x
-# at 64); speech (head + VAD) 1.4-2.2x faster up to batch 4, even at 8-32, PyTorch 1.4x faster at
-# 64. A live turn's batches are small (a few conversations at once), so all three run on ONNX.
+# turns in one run; Intel Xeon, 2 cores, 5% CPU steal, 2026-12-03 10:19): text 1.6x faster at batch
+# 1, PyTorch 1.3x faster at 64; face faster at every batch (2.5x at 1, 1.8x at 64); speech (head +
+# VAD; speech@3's Whisper encoder runs in torch either way, ONNX Runtime measured no faster for it)
+# 1.5-1.8x faster at batch 2-4, about even at 1 and 8-32, PyTorch 1.15x faster at 64. A live turn's
+# batches are small (a few conversations at once), so all three run on ONNX.
 AUTO_RUNTIMES: Mapping[str, str] = {"text": "onnx", "face": "onnx", "speech": "onnx"}
 # Where int8 kept accuracy within 0.5 point on the test sets (affect export's parity report):
 # the text encoder's matrix products. The face network is convolutions (dynamic int8 covers
