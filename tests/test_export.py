@@ -160,3 +160,38 @@ def test_server_on_onnx_answers_as_the_library_on_torch(text_encoder, meld_dialo
     answers = np.array([[r.emotions[name] for name in EMOTION_NAMES] for r in results])
     assert {r.model for r in results} == {TEXT_MODEL_ID}
     assert np.abs(answers - reference).max() < FLOAT_TOLERANCE
+
+
+def test_exported_speech_encoder_and_head_give_the_librarys_answer(tmp_path, data_root):
+    """speech@3's every-layer Whisper encoder is exported beside its head; chained by hand with
+    onnxruntime, as the sidecar describes, they give the library's probabilities for a clip."""
+    import onnxruntime as ort
+    import torch
+
+    from affect.cli import main
+    from affect.speech import SpeechEncoder, SpeechWeights
+    from affect.speech._backbone import valid_outputs
+    from affect.speech._network import pad_frames
+
+    assert main(["export", "--format", "onnx", str(tmp_path), "--encoders", "speech", "--parity-items", "8", "-q"]) == 0
+    model_id = SpeechWeights.DEFAULT.value.id
+    sidecar = json.loads((tmp_path / f"{model_id.replace('@', '-')}.json").read_text())
+    assert "encoder" in sidecar["files"] and "layer_states" in sidecar["backbone"]
+    encoder = SpeechEncoder()
+    clip = encoder.find_speech([encoder.prepare(sorted((data_root / "speech" / "ravdess-test-slice").glob("*/*.flac"))[5])])[0]
+    assert len(clip.spans) == 1
+    start, end = clip.spans[0]
+    segment = clip.audio.samples[start:end]
+
+    def run(graph: str, feeds: dict) -> np.ndarray:
+        session = ort.InferenceSession(str(tmp_path / sidecar["files"][graph]), providers=["CPUExecutionProvider"])
+        return session.run(None, feeds)[0]
+
+    states = run("encoder", {"log_mel": encoder.backbone.features(segment)[None]})[0]  # [layers, frames, width]
+    frames = states.transpose(1, 0, 2).reshape(states.shape[1], -1)[: valid_outputs(len(segment))]
+    batch, mask = pad_frames([torch.from_numpy(frames.copy())])
+    logits = run("head", {"frames": batch.numpy(), "mask": mask.numpy()})[0]
+    probs = np.exp(logits / sidecar["postprocessing"]["temperature"])
+    probs /= probs.sum()
+    expected = encoder.analyze_prepared([clip])[0].result.emotion_vector()
+    np.testing.assert_allclose(probs, expected, atol=2e-3)

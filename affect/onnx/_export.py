@@ -21,7 +21,7 @@ from typing import Any
 
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 from affect.onnx._parity import Parity, check_parity
-from affect.onnx._runtime import face_graph, speech_head_graph, text_graphs
+from affect.onnx._runtime import face_graph, speech_head_graph, text_graphs, whisper_layers_graph
 
 ENCODERS = ("face", "speech", "text")  # the modality order (affect.results.Modality)
 
@@ -166,13 +166,20 @@ def _write_speech(encoder: Any, out_dir: Path) -> dict:
     stem = file_stem(encoder.model_id)
     head = encoder.head.torch_net if hasattr(encoder.head, "torch_net") else encoder.head
     files = {"head": _write(out_dir, f"{stem}.head.onnx", speech_head_graph(encoder))}
+    spec = encoder.backbone.spec
+    if encoder.backbone.layers is not None:  # run in torch from the package's file: exportable
+        files["encoder"] = _write(out_dir, f"{stem}.encoder.onnx", whisper_layers_graph(encoder))
+        backbone = (f"{spec.key}: {spec.description}, from {' + '.join(spec.packages)} ({spec.licence}); exported as "
+                    f"{files['encoder']}: float32 log_mel [batch, 80, mel_frames] -> layer_states [batch, {spec.layers}, "
+                    "mel_frames / 2, width]; the head's frames are these states side by side per frame")
+    else:
+        backbone = f"{spec.key}: {spec.description}, from {' + '.join(spec.packages)}; not exported: it ships as a CTranslate2 model"
     vad = encoder.vad.settings
     sidecar = {
         "model": encoder.model_id,
         "weights": encoder.weights.name,
         "files": files,
-        "backbone": f"{encoder.backbone.spec.key}: {encoder.backbone.spec.description}, from "
-                    f"{' + '.join(encoder.backbone.spec.packages)}; not exported: it ships as a CTranslate2 model",
+        "backbone": backbone,
         "inputs": {"frames": f"float32 [batch, frames, {head.in_dim * head.layers}]: Whisper encoder outputs ({head.layers} "
                              f"layer(s) side by side), {FRAME_STRIDE} averaged per frame (40 ms)",
                    "mask": "bool [batch, frames]: true for frames of the segment, false for padding"},

@@ -127,6 +127,16 @@ def speech_head_graph(encoder: Any) -> bytes:
                                    "emotion_logits": {0: "batch"}}))
 
 
+def whisper_layers_graph(encoder: Any) -> bytes:
+    """The every-layer Whisper encoder (speech@3's backbone) over log-mels, for export only:
+    ONNX Runtime measured no faster than PyTorch for it (benchmarks/results/speed.md's notes)."""
+    layers = encoder.backbone.layers
+    example = (torch.from_numpy(encoder.backbone.features(np.zeros(32_000, np.float32))[None]).repeat(2, 1, 1),)
+    return cached(("whisper-layers", weights_digest(layers)),
+                  lambda: to_onnx(layers, example, ["log_mel"], ["layer_states"],
+                                  {"log_mel": {0: "batch", 2: "mel_frames"}, "layer_states": {0: "batch", 2: "frames"}}))
+
+
 # -- stand-ins for the PyTorch networks ------------------------------------------------------
 class _StandIn:
     """Anything not run by ONNX Runtime (window, heads' sizes, calibration) comes from the
