@@ -68,7 +68,7 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
     compared = []
     for path in sorted(workdir.glob("loco-*.json")):
         res = json.loads(path.read_text())
-        compared.append([res["backbone"], res["feature_norm"], res["mean_uar_clean"], res["mean_uar_telephone"],
+        compared.append([res["backbone"], res["feature_norm"], res.get("variant", "base"), res["mean_uar_clean"], res["mean_uar_telephone"],
                          max(v["max_predicted_share_clean"] for v in res["corpora"].values())]
                         + [res["corpora"][c]["uar_clean"] for c in cfg["corpora"]])
     tables = {
@@ -76,7 +76,7 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
             ["held out", "clips", "UAR", "telephone UAR", "max share", "round-1 UAR", "round-1 telephone",
              "round-1 max share", "largest class share"], rows),
         "Every recipe compared (LOCO, clean; the choice rule is in the recipe config)": (
-            ["encoder", "feature norm", "mean UAR", "mean telephone UAR", "worst max share"] + list(cfg["corpora"]),
+            ["encoder", "feature norm", "config variant", "mean UAR", "mean telephone UAR", "worst max share"] + list(cfg["corpora"]),
             compared),
     }
     notes = [
