@@ -54,6 +54,11 @@ class BackboneSpec:
     licence: str
     layers: int = 1  # 1: CTranslate2's last layer; more: every layer's output, run in torch (float32)
 
+    @property
+    def compute_type(self) -> str:
+        """What runs the encoder's matrices: CTranslate2's pinned type, or float32 in torch for every layer."""
+        return "float32" if self.layers > 1 else COMPUTE_TYPE
+
     def files(self) -> dict[str, bytes] | Path:
         """The model folder (one package) or its files joined in memory (a split model)."""
         folders = []
@@ -153,31 +158,31 @@ def valid_outputs(num_samples: int) -> int:
 class WhisperBackbone:
     """A frozen Whisper encoder. ``encode(samples)`` -> ``[T, feature_dim]`` float32 (T covers the padding too)."""
 
-    def __init__(self, key: str | None = None, *, threads: int | None = None, compute_type: str = COMPUTE_TYPE) -> None:
+    def __init__(self, key: str | None = None, *, threads: int | None = None, compute_type: str | None = None) -> None:
+        """``compute_type`` overrides CTranslate2's pinned type (the every-layer encoders run in torch float32)."""
+        self.spec = backbone_spec(key)
+        self.compute_type = self.spec.compute_type if self.spec.layers > 1 else (compute_type or self.spec.compute_type)
+        self.features = WhisperLogMel()
+        self._lock = Lock()
+        source = self.spec.files()
+        self.layers: WhisperLayers | None = None
+        if self.spec.layers > 1:
+            self.layers = load_whisper_layers(source)
+            if self.layers.num_states != self.spec.layers:
+                raise ModelLoadError(f"{self.spec.key}: the model has {self.layers.num_states} layer outputs, expected {self.spec.layers}")
+            return
         try:
             import ctranslate2
         except ImportError as exc:
             raise ModelLoadError("the speech encoder needs the 'ctranslate2' package: pip install ctranslate2") from exc
         self._ct2 = ctranslate2
-        self.spec = backbone_spec(key)
         threads = threads or torch.get_num_threads()
-        source = self.spec.files()
-        self.features = WhisperLogMel()
-        self._lock = Lock()
-        self.layers: WhisperLayers | None = None
-        if self.spec.layers > 1:
-            self.compute_type = "float32"
-            self.layers = load_whisper_layers(source)
-            if self.layers.num_states != self.spec.layers:
-                raise ModelLoadError(f"{self.spec.key}: the model has {self.layers.num_states} layer outputs, expected {self.spec.layers}")
-            return
-        self.compute_type = compute_type
         try:
             if isinstance(source, Path):
-                self.model = ctranslate2.models.Whisper(str(source), device="cpu", compute_type=compute_type, intra_threads=threads)
+                self.model = ctranslate2.models.Whisper(str(source), device="cpu", compute_type=self.compute_type, intra_threads=threads)
             else:
                 self.model = ctranslate2.models.Whisper(
-                    self.spec.key, device="cpu", compute_type=compute_type, intra_threads=threads, files=source
+                    self.spec.key, device="cpu", compute_type=self.compute_type, intra_threads=threads, files=source
                 )
         except (RuntimeError, ValueError) as exc:
             raise ModelLoadError(f"cannot load the {self.spec.key} encoder from {', '.join(self.spec.packages)}: {exc}") from exc

@@ -95,7 +95,7 @@ class WhisperLayers(nn.Module):
         super().__init__()
         dim = int(variables["conv1/bias"].shape[0])
         heads = int(variables["num_heads"])
-        layers = 1 + max(int(k.split("/")[0][len("layer_"):]) for k in variables if k.split("/")[0][len("layer_"):].isdigit())
+        layers = sum(1 for name in variables if name.endswith("/ffn/linear_0/weight"))  # one per layer
         self.conv1 = nn.Conv1d(80, dim, 3, padding=1)
         self.conv2 = nn.Conv1d(dim, dim, 3, stride=2, padding=1)
         self.register_buffer("positions", torch.zeros(variables["position_encodings/encodings"].shape))
@@ -115,17 +115,20 @@ class WhisperLayers(nn.Module):
                 raise ModelLoadError(f"{name}: shape {tuple(value.shape)}, expected {tuple(param.shape)}")
             param.data.copy_(value)
 
-        put(self.conv1.weight, "conv1/weight"), put(self.conv1.bias, "conv1/bias")
-        put(self.conv2.weight, "conv2/weight"), put(self.conv2.bias, "conv2/bias")
-        put(self.positions, "position_encodings/encodings")
+        # CTranslate2 names a layer norm's weight and bias gamma and beta, a linear's weight and bias.
+        norms = [(self.final_norm, "layer_norm")]
+        linears = [(self.conv1, "conv1"), (self.conv2, "conv2")]
         for i, block in enumerate(self.blocks):
-            p = f"layer_{i}/"
-            for module, name in ((block.attn_norm, "self_attention/layer_norm"), (block.ffn_norm, "ffn/layer_norm")):
-                put(module.weight, p + name + "/gamma"), put(module.bias, p + name + "/beta")
-            for module, name in ((block.qkv, "self_attention/linear_0"), (block.out, "self_attention/linear_1"),
-                                 (block.ffn_in, "ffn/linear_0"), (block.ffn_out, "ffn/linear_1")):
-                put(module.weight, p + name + "/weight"), put(module.bias, p + name + "/bias")
-        put(self.final_norm.weight, "layer_norm/gamma"), put(self.final_norm.bias, "layer_norm/beta")
+            norms += [(block.attn_norm, f"layer_{i}/self_attention/layer_norm"), (block.ffn_norm, f"layer_{i}/ffn/layer_norm")]
+            linears += [(block.qkv, f"layer_{i}/self_attention/linear_0"), (block.out, f"layer_{i}/self_attention/linear_1"),
+                        (block.ffn_in, f"layer_{i}/ffn/linear_0"), (block.ffn_out, f"layer_{i}/ffn/linear_1")]
+        for module, name in norms:
+            put(module.weight, f"{name}/gamma")
+            put(module.bias, f"{name}/beta")
+        for module, name in linears:
+            put(module.weight, f"{name}/weight")
+            put(module.bias, f"{name}/bias")
+        put(self.positions, "position_encodings/encodings")
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from affect.datasets.speech import SPEECH_CORPORA
 from affect.labels import EMOTIONS
-from affect.speech._backbone import COMPUTE_TYPE, BackboneSpec, backbone_spec
+from affect.speech._backbone import backbone_spec
 from affect.speech._network import SpeechEmotionHead, pad_frames
 from affect.speech._weights_io import parameter_count, save_speech_weights
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
@@ -80,11 +80,6 @@ def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int
             variants.append(item["variant"])
             clips.append(c)
     return Items(feats, np.array(labels), np.array(corpus_ids), np.array(splits), np.array(variants), np.array(clips))
-
-
-def spec_compute_type(spec: BackboneSpec) -> str:
-    """What ran the encoder: CTranslate2's pinned type, or torch float32 for every layer."""
-    return "float32" if spec.layers > 1 else COMPUTE_TYPE
 
 
 def set_seed(seed: int) -> None:
@@ -287,7 +282,7 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     items = load_items(cache, backbone, corpora, cfg["copies"])
     spec = backbone_spec(backbone)
     result: dict = {"backbone": backbone, "feature_norm": feature_norm, "variant": variant or "base",
-                    "compute_type": spec_compute_type(spec), "corpora": {}}
+                    "compute_type": spec.compute_type, "corpora": {}}
     for held in corpora:
         rest = items.corpora != held
         train = items.select(rest & (items.splits == "train"))
@@ -319,7 +314,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))
     meta = {
         "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": backbone,
-        "backbone_description": spec.description, "compute_type": spec_compute_type(spec),
+        "backbone_description": spec.description, "compute_type": spec.compute_type,
         "best_epoch": info["best_epoch"], "validation": info["validation"], "validation_parts": info["validation_parts"],
         "temperature": temperature, "num_params": parameter_count(net), "layer_weights": layer_weights(net),
     }
