@@ -244,3 +244,24 @@ def test_a_layer_mixing_head_round_trips_through_its_file(tmp_path: Path) -> Non
     assert loaded.layers == 5 and meta["backbone"] == "whisper-tiny.en-layers"
     with pytest.raises(RuntimeError):
         net(torch.randn(1, 4, 384), torch.ones(1, 4, dtype=torch.bool))  # one layer's frames for a five-layer head
+
+
+def test_an_ensemble_of_heads_answers_the_mean_of_their_probabilities_and_round_trips(tmp_path: Path) -> None:
+    from affect.speech._network import SpeechEmotionHead, SpeechHeadEnsemble, pad_frames
+    from affect.speech._weights_io import load_speech_head, save_speech_weights
+
+    torch.manual_seed(1)
+    members = [SpeechEmotionHead(in_dim=384, hidden=32, layers=5).eval() for _ in range(3)]
+    ensemble = SpeechHeadEnsemble(members).eval()
+    frames, mask = pad_frames([torch.randn(30, 5 * 384), torch.randn(12, 5 * 384)])
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(m(frames, mask), -1) for m in members]).mean(0)
+        torch.testing.assert_close(torch.softmax(ensemble(frames, mask), -1), mean)
+        assert not torch.allclose(torch.softmax(members[0](frames, mask), -1), mean)  # the members differ
+    save_speech_weights(ensemble, tmp_path / "heads.safetensors", {"backbone": "whisper-tiny.en-layers"})
+    loaded, _ = load_speech_head(tmp_path / "heads.safetensors")
+    assert isinstance(loaded, SpeechHeadEnsemble) and len(loaded.members) == 3 and loaded.layers == 5
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(frames, mask), ensemble(frames, mask))
+    with pytest.raises(ValueError):
+        SpeechHeadEnsemble([members[0], SpeechEmotionHead(in_dim=384, hidden=64, layers=5)])  # different shapes

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--cross-corpus", "--cross-dataset", action="store_true",
                     help="text, speech: leave-one-corpus-out figures (trains or reuses the recipes' heads); face: CK+")
+    ap.add_argument("--text-weights", default=None,
+                    help="text: a TextWeights member to read instead of the default (an opt-in entry's one test run)")
     args = ap.parse_args(argv)
 
     tasks = TASKS if args.task == "all" else (args.task,)

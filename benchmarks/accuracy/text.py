@@ -82,7 +82,7 @@ def prior_effect(encoder: TextEncoder, meld_logits: torch.Tensor, meld_gold: np.
 
 
 def run(args: argparse.Namespace) -> Report:
-    encoder = TextEncoder()
+    encoder = TextEncoder(weights=getattr(args, "text_weights", None))
     meld = _take_turns(read_meld("test", args.data_root), args.limit)
     goemo = read_goemotions_ekman("test", args.data_root)
     if args.limit:

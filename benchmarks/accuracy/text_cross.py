@@ -33,7 +33,8 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
     cfg = json.loads((RECIPE_DIR / "config.json").read_text())
     torch.set_num_threads(cfg["compare"]["torch_threads"])
     workdir = RECIPE_DIR / "checkpoints"
-    chosen = run_loco(cfg, DEFAULT_CACHE, workdir, cfg["loco_report"]["encoder"], cfg["loco_report"]["balance"])
+    report = cfg["loco_report"]
+    chosen = run_loco(cfg, DEFAULT_CACHE, workdir, report["encoder"], report["balance"], variant=report.get("variant"))
     metrics: dict[str, float] = {}
     rows = []
     for corpus, r in chosen["corpora"].items():
@@ -60,18 +61,24 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
         res = json.loads(path.read_text())
         unseen = [c for c in res["corpora"] if c not in ("meld", "goemotions-ekman")]
         encoder = res["encoder"] + (" (encoder saw every corpus: heads held out only)" if res["encoder"] == adapted else "")
-        compared.append([encoder, res["balance"], res["mean_macro_f1"],
-                         sum(res["corpora"][c]["macro_f1"] for c in unseen) / len(unseen)]
+        dialogue = [f"{res['corpora'][c]['macro_f1']:.3f} / {res['corpora'][c]['no_context_macro_f1']:.3f}"
+                    for c in ("meld", "emocontext")]
+        compared.append([encoder, res["balance"], res.get("variant", "base"), res["mean_macro_f1"],
+                         sum(res["corpora"][c]["macro_f1"] for c in unseen) / len(unseen)] + dialogue
                         + [res["corpora"][c]["macro_f1"] for c in cfg["corpora"]])
     tables = {
         "Leave-one-corpus-out (reported recipe) vs round-1 on the same turns": (
             ["held out", "turns scored", "macro-F1", "round-1 macro-F1", "no context: ours / round-1", "notes"], rows),
         "Every recipe compared (the choice rule is in the recipe config)": (
-            ["encoder", "balance", "mean macro-F1 (8)", "mean over the 6 unseen by round 1"] + list(cfg["corpora"]), compared),
+            ["encoder", "balance", "config variant", "mean macro-F1 (8)", "mean over the 6 unseen by round 1",
+             "MELD with / without context", "EmoContext with / without context"] + list(cfg["corpora"]), compared),
     }
     notes = [
-        f"Reported recipe: heads over frozen '{chosen['encoder']}' embeddings, sampling balance '{chosen['balance']}'. "
-        "Each LOCO head never saw the corpus it is scored on.",
+        f"Reported recipe: heads over frozen '{chosen['encoder']}' embeddings, sampling balance '{chosen['balance']}', "
+        f"config variant '{chosen['variant']}'. Each LOCO head never saw the corpus it is scored on.",
+        "Config variants (recipes/text_multicorpus/config.json): 'pseudo_context*' give that share of the training turns "
+        "of single-sentence corpora unrelated past turns of their own corpus (recipes.text_multicorpus.heads.PseudoContext), "
+        "so that having context no longer tells the head which corpus a turn comes from.",
         "Round-1 (text-minilm-meld@1) was fine-tuned on MELD and GoEmotions train: its figures on those two corpora are "
         "in-domain, on the six others they are held out.",
         f"'{adapted}' (the encoder of text-minilm-multicorpus@3) had its top layers adapted on the train split of every "
@@ -80,5 +87,6 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
         "emotions. EmoContext and SemEval-2018 have no public test split here: their official dev split is the test.",
     ]
     return Report(task="text-cross-corpus", metrics=metrics, tables=tables,
-                  models={"recipe": f"{chosen['encoder']} / {chosen['balance']}", "round1": "text-minilm-meld@1"},
+                  models={"recipe": f"{chosen['encoder']} / {chosen['balance']} / {chosen['variant']}",
+                          "round1": "text-minilm-meld@1"},
                   data={"corpora": ", ".join(cfg["corpora"])}, notes=notes)

