@@ -378,17 +378,13 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     spec = backbone_spec(backbone)
     net, info = train_members(train, val, cfg, spec.feature_dim // spec.layers, feature_norm, layers=spec.layers,
                               ckpt=workdir / "final-last.pt", resume=resume, tag="[final]")
-    validation_temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))
-    temperature = validation_temperature
-    if cfg["final"].get("temperature") == "loco":  # fitted on the held-out corpora of the same recipe's LOCO run
-        loco = run_loco(cfg, cache, workdir, backbone, feature_norm, cfg["final"].get("loco_variant"))
-        temperature = loco["loco_temperature"]
+    temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))
     meta = {
         "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": backbone,
         "backbone_description": spec.description, "compute_type": spec.compute_type,
         "best_epoch": info["best_epoch"], "validation": info["validation"], "validation_parts": info["validation_parts"],
-        "temperature": temperature, "validation_temperature": validation_temperature,
-        "members": int(cfg.get("ensemble", 1)), "num_params": parameter_count(net), "layer_weights": layer_weights(net),
+        "temperature": temperature, "members": int(cfg.get("ensemble", 1)), "num_params": parameter_count(net),
+        "layer_weights": layer_weights(net),
     }
     save_speech_weights(net, out, meta)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}
