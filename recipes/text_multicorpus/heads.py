@@ -158,7 +158,7 @@ class PseudoContext:
     Without them, only the dialogue corpora ever show the context attention a past turn, so
     "there is context" itself tells the head which corpus a turn comes from, and it learns that
     corpus's label frequencies as the meaning of context: on a dialogue corpus it never saw, the
-    past turns then pull answers towards the other dialogue corpus's labels (held-out MELD lost 8
+    past turns then pull answers towards the other dialogue corpus's labels (held-out MELD lost 10
     points of macro-F1 with context). Giving a share ``p`` of the other turns 1 to ``window``
     random turns of their own corpus, with random speaker relations, takes that cue away: the
     head must learn from what the past turns say, and that unrelated turns say nothing.
