@@ -38,6 +38,8 @@ from affect.labels import EMOTIONS
 from affect.speech._backbone import backbone_spec
 from affect.speech._network import SpeechEmotionHead, SpeechHeadEnsemble, pad_frames
 from affect.speech._weights_io import SpeechHead, parameter_count, save_speech_weights
+from evaluation.calibration import expected_calibration_error
+from recipes._variants import with_variant
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
 from recipes.speech_ravdess.train import fit_temperature, jitter, predict, uar  # one copy of the shared pieces
 
@@ -285,19 +287,6 @@ def held_out_scores(net: SpeechHead, items: Items) -> dict[str, float]:
     return out
 
 
-def with_variant(cfg: dict, variant: str | None) -> dict:
-    """The config with one of its named ``variants`` applied (nested dicts merged)."""
-    if not variant:
-        return cfg
-    out = json.loads(json.dumps(cfg))
-    for key, value in cfg["variants"][variant].items():
-        if isinstance(value, dict):
-            out[key] = out[key] | value
-        else:
-            out[key] = value
-    return out
-
-
 def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm: str, variant: str | None = None) -> dict:
     """Leave-one-corpus-out figures for one encoder, feature normalisation and config variant (cached as JSON)."""
     out_path = workdir / f"loco-{backbone}-{feature_norm}{'-' + variant if variant else ''}.json"
@@ -328,22 +317,8 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     result["mean_uar_telephone"] = float(np.mean([v["uar_telephone"] for v in result["corpora"].values()]))
     result |= cross_corpus_calibration(held_logits)
     workdir.mkdir(parents=True, exist_ok=True)
-    torch.save(held_logits, out_path.with_suffix(".logits.pt"))
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> float:
-    """Top-label ECE with equal-width confidence bins."""
-    conf, pred = probs.max(-1)
-    correct = (pred == labels).float()
-    edges = torch.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (conf > lo) & (conf <= hi)
-        if inside.any():
-            ece += float(inside.float().mean() * (conf[inside].mean() - correct[inside].mean()).abs())
-    return ece
 
 
 def cross_corpus_calibration(held_logits: dict[str, dict[str, torch.Tensor]]) -> dict:
@@ -362,10 +337,12 @@ def cross_corpus_calibration(held_logits: dict[str, dict[str, torch.Tensor]]) ->
         others = [c for c in names if c != corpus]
         t = fit_temperature(*pooled(others))
         clean = held_logits[corpus]["variants"] == 0
-        logits, labels = held_logits[corpus]["logits"][clean], held_logits[corpus]["labels"][clean]
-        out["calibration"][corpus] = {"temperature_from_others": t,
-                                      "ece_t1": expected_calibration_error(torch.softmax(logits, -1), labels),
-                                      "ece_others_t": expected_calibration_error(torch.softmax(logits / t, -1), labels)}
+        logits, labels = held_logits[corpus]["logits"][clean], held_logits[corpus]["labels"][clean].numpy()
+        out["calibration"][corpus] = {
+            "temperature_from_others": t,
+            "ece_t1": expected_calibration_error(torch.softmax(logits, -1).numpy(), labels, bins=10),
+            "ece_others_t": expected_calibration_error(torch.softmax(logits / t, -1).numpy(), labels, bins=10),
+        }
     return out
 
 

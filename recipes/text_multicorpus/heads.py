@@ -37,6 +37,7 @@ from sklearn.metrics import f1_score
 from affect.datasets.text_corpora import DIALOGUE_CORPORA, LabelledTurn, corpus_emotions
 from affect.labels import EMOTIONS, PARTIAL_LABELS, SENTIMENTS, Emotion
 from affect.text._network import TextAffectNet, speaker_relation
+from recipes._variants import with_variant
 from recipes.text_multicorpus.embed import DEFAULT_CACHE, cache_file, sample_turns
 
 log = logging.getLogger("recipes.text_multicorpus")
@@ -295,15 +296,6 @@ def round1_logits(data: Batchable, use_context: bool = True) -> torch.Tensor:
 
 def fold_path(workdir: Path, encoder: str, balance: str, held: str, variant: str | None = None) -> Path:
     return workdir / f"loco-{encoder}-{balance}{'-' + variant if variant else ''}" / f"{held}.json"
-
-
-def with_variant(cfg: dict, variant: str | None) -> dict:
-    """The config with one of its named ``variants`` applied (its dicts merged one level deep)."""
-    out = json.loads(json.dumps(cfg))
-    if variant:
-        for key, value in cfg["variants"][variant].items():
-            out[key] = out[key] | value if isinstance(value, dict) else value
-    return out
 
 
 def loco_fold(cfg: dict, data: Batchable, r1data: Batchable, workdir: Path, encoder: str, balance: str,
