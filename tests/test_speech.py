@@ -265,3 +265,50 @@ def test_an_ensemble_of_heads_answers_the_mean_of_their_probabilities_and_round_
         torch.testing.assert_close(loaded(frames, mask), ensemble(frames, mask))
     with pytest.raises(ValueError):
         SpeechHeadEnsemble([members[0], SpeechEmotionHead(in_dim=384, hidden=64, layers=5)])  # different shapes
+
+
+def test_a_standardising_head_round_trips_with_its_statistics(tmp_path: Path) -> None:
+    from affect.speech._network import SpeechEmotionHead, pad_frames
+    from affect.speech._weights_io import load_speech_head, save_speech_weights
+
+    torch.manual_seed(2)
+    net = SpeechEmotionHead(in_dim=5 * 384, hidden=32, standardise=True).eval()
+    net.standardise.mean.copy_(torch.randn(5 * 384))
+    net.standardise.std.copy_(torch.rand(5 * 384) + 0.5)
+    save_speech_weights(net, tmp_path / "head.safetensors", {})
+    loaded, _ = load_speech_head(tmp_path / "head.safetensors")
+    frames, mask = pad_frames([torch.randn(30, 5 * 384), torch.randn(12, 5 * 384)])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(frames, mask), net(frames, mask))
+        torch.testing.assert_close(loaded.standardise.std, net.standardise.std)
+        plain = SpeechEmotionHead(in_dim=5 * 384, hidden=32).eval()
+        plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("standardise.")})
+        assert not torch.allclose(plain(frames, mask), net(frames, mask))  # the statistics are read
+
+
+def test_deployment_statistics_map_what_was_heard_onto_the_heads_statistics() -> None:
+    """Frames of a channel louder and shifted against the training statistics come out, once enough
+    of them were heard, with the head's mean and spread; before that, shrunk towards no change."""
+    from affect.speech.adaptation import DeploymentStatistics
+
+    torch.manual_seed(3)
+    head_mean, head_std = torch.randn(16), torch.rand(16) + 0.5
+    stats = DeploymentStatistics(head_mean, head_std, prior_frames=3000, memory_frames=50_000)
+    heard = [head_mean + 2.0 + 3.0 * head_std * torch.randn(150, 16) for _ in range(4)]
+    first = stats.observe_and_map(heard[:1])[0]
+    assert stats.frames_heard == 150
+    # 150 frames against a prior of 3000: the map has barely moved the frames
+    assert (first - heard[0]).abs().mean() < 0.3 * (heard[0] - head_mean).abs().mean()
+    for _ in range(100):  # 60,000 frames: past the memory, which caps what counts
+        stats.observe([head_mean + 2.0 + 3.0 * head_std * torch.randn(600, 16)])
+    assert stats.frames_heard == 50_000
+    mapped = torch.cat(stats.map(heard))
+    torch.testing.assert_close(mapped.mean(0), head_mean, atol=0.25, rtol=0)
+    torch.testing.assert_close(mapped.std(0) / head_std, torch.ones(16), atol=0.1, rtol=0)
+    with pytest.raises(ValueError):
+        DeploymentStatistics(head_mean, head_std, prior_frames=0)
+
+
+def test_adapting_needs_weights_trained_with_corpus_statistics() -> None:
+    with pytest.raises(ValueError, match="corpus statistics"):
+        SpeechEncoder(weights="WHISPER_TINY_LAYERS_MULTICORPUS_V3", adapt=True)

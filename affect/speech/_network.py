@@ -61,20 +61,37 @@ class LayerMix(nn.Module):
         return (states * torch.softmax(self.weights, 0).view(1, 1, -1, 1)).sum(2)
 
 
+class FrameStandardiser(nn.Module):
+    """Each feature of a frame standardised by fixed statistics: those of the recordings the head
+    was trained on, pooled (buffers, saved with the head). A head trained on corpus-standardised
+    frames reads raw frames through it; ``affect.speech.adaptation`` maps a deployment's frames
+    onto these statistics first."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return (frames - self.mean) / self.std
+
+
 class SpeechEmotionHead(nn.Module):
     """``[B, T, layers * in_dim]`` encoder frames + ``[B, T]`` validity mask -> ``[B, 7]`` emotion logits.
 
     ``feature_norm`` is ``"layer"`` (each frame normalised on its own) or ``"utterance"`` (each
     feature standardised over the utterance first, see :func:`utterance_normalise`). With
     ``layers`` > 1 each frame holds that many encoder layers' outputs, mixed by :class:`LayerMix`.
+    With ``standardise``, frames first pass a :class:`FrameStandardiser`.
     """
 
     def __init__(self, in_dim: int = 384, hidden: int = 256, dropout: float = 0.3, feature_norm: str = "layer",
-                 layers: int = 1) -> None:
+                 layers: int = 1, standardise: bool = False) -> None:
         super().__init__()
         if feature_norm not in FEATURE_NORMS:
             raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
         self.in_dim, self.hidden, self.feature_norm, self.layers = in_dim, hidden, feature_norm, layers
+        self.standardise = FrameStandardiser(in_dim * layers) if standardise else None
         self.mix = LayerMix(layers, in_dim) if layers > 1 else None
         self.norm = nn.LayerNorm(in_dim)
         self.project = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout))
@@ -86,6 +103,8 @@ class SpeechEmotionHead(nn.Module):
 
     def summarise(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The pooled ``[B, 2 * hidden]`` summary the classifier reads (training mixes these)."""
+        if self.standardise is not None:
+            frames = self.standardise(frames)
         if self.mix is not None:
             frames = self.mix(frames)
         if self.feature_norm == "utterance":
@@ -110,11 +129,18 @@ class SpeechHeadEnsemble(nn.Module):
         if not members:
             raise ValueError("an ensemble needs at least one head")
         first = members[0]
-        if any((m.in_dim, m.layers, m.hidden, m.feature_norm) != (first.in_dim, first.layers, first.hidden, first.feature_norm)
-               for m in members):
+        def shape(m: SpeechEmotionHead) -> tuple:
+            return m.in_dim, m.layers, m.hidden, m.feature_norm, m.standardise is not None
+
+        if any(shape(m) != shape(first) for m in members):
             raise ValueError("every head of an ensemble must read the same frames with the same shape")
         self.members = nn.ModuleList(members)
         self.in_dim, self.hidden, self.feature_norm, self.layers = first.in_dim, first.hidden, first.feature_norm, first.layers
+
+    @property
+    def standardise(self) -> FrameStandardiser | None:
+        """The first member's (every member is trained on, and holds, the same statistics)."""
+        return self.members[0].standardise
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logp = torch.stack([torch.log_softmax(m(frames, mask), dim=-1) for m in self.members])

@@ -26,6 +26,7 @@ from affect.speech._network import pad_frames
 from affect.labels import sentiment_from_emotions
 from affect.speech._vad import SpeechSegment, VadSettings, VoiceActivity
 from affect.speech._weights_io import load_speech_head
+from affect.speech.adaptation import DeploymentStatistics
 from affect.speech.weights import SpeechWeights
 from affect.turn_flow import ConversationOptions
 
@@ -168,13 +169,23 @@ class SpeechEncoder:
         max_seconds: float = DEFAULT_MAX_SECONDS,
         vad: VadSettings | None = None,
         threads: int | None = None,
+        adapt: bool = False,
     ) -> None:
+        """``adapt``: read each voice against the running statistics of all the speech this encoder
+        has heard (``affect.speech.adaptation``), for weights trained with corpus statistics.
+        Answers then depend on the traffic heard before (not reproducible turn by turn); off, the
+        head reads every turn against its training statistics."""
         if not max_seconds > 0:
             raise ValueError("max_seconds must be positive")
         self.weights = SpeechWeights.resolve(weights)
         self.model_id = self.weights.value.id
         self.max_seconds = float(max_seconds)
         self.head, self.train_meta = load_speech_head(self.weights.value.verified_path())
+        self.adaptation: DeploymentStatistics | None = None
+        if adapt:
+            if self.head.standardise is None:
+                raise ValueError(f"adapt=True needs speech weights trained with corpus statistics; {self.model_id} was not")
+            self.adaptation = DeploymentStatistics(self.head.standardise.mean, self.head.standardise.std)
         self.temperature = float(self.train_meta.get("temperature", 1.0))  # fitted on the validation actors
         # The head names its encoder; round-1 weights name it by description (tiny.en).
         backbone = self.train_meta.get("backbone")
@@ -239,8 +250,11 @@ class SpeechEncoder:
             out = self.backbone.encode_features(np.stack([mels[i] for i in idx]))
             for row, i in zip(out, idx):
                 frames[i] = torch.from_numpy(row[: valid_outputs(len(segments[i]))].copy())
+        present = [f for f in frames if f is not None]
+        if self.adaptation is not None:
+            present = self.adaptation.observe_and_map(present)
         with self._lock, torch.inference_mode():
-            batch, mask = pad_frames([f for f in frames if f is not None])
+            batch, mask = pad_frames(present)
             logits = self.head(batch, mask)
             return torch.softmax(logits / self.temperature, dim=-1).numpy()
 

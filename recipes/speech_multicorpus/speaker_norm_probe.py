@@ -39,8 +39,12 @@ for c in cfg["corpora"]:
 speakers = np.array([f"{c}:{s}" for c, s in zip(items.corpora, speakers)])
 
 def stats(feats):
-    x = torch.cat([f.float() for f in feats])
-    return x.sum(0).double(), (x.double() ** 2).sum(0), x.shape[0]
+    """Sum, sum of squares and frame count, one item at a time (the every-layer cache is large)."""
+    total, squares, n = 0, 0, 0
+    for f in feats:
+        x = f.double()
+        total, squares, n = total + x.sum(0), squares + (x ** 2).sum(0), n + x.shape[0]
+    return total, squares, n
 
 g_sum, g_sq, g_n = stats(items.feats)
 g_mu = g_sum / g_n; g_var = g_sq / g_n - g_mu ** 2
@@ -76,13 +80,14 @@ if mode != "none":
     allmask = np.ones(len(items), bool)
     items.feats = normalise(items.feats, groups(allmask), online_order=(mode in ("online", "single")) or None)
 
-in_dim = backbone_spec(backbone).feature_dim
+spec = backbone_spec(backbone)
 res = {}
 for held in cfg["corpora"]:
     rest = items.corpora != held
     tr = items.select(rest & (items.splits == "train"))
     va = items.select(rest & (items.splits == "validation") & (items.variants <= 1))
-    net, info = T.train_head(tr, va, cfg, in_dim, "layer", tag=f"[{mode} -{held}]")
+    net, info = T.train_head(tr, va, cfg, spec.feature_dim // spec.layers, "layer", layers=spec.layers,
+                             tag=f"[{mode} -{held}]")
     sc = T.held_out_scores(net, items.select(items.corpora == held))
     res[held] = sc
     logging.info("held out %s: %s", held, {k: round(v, 3) for k, v in sc.items()})

@@ -38,6 +38,7 @@ from affect.labels import EMOTIONS
 from affect.speech._backbone import backbone_spec
 from affect.speech._network import SpeechEmotionHead, SpeechHeadEnsemble, pad_frames
 from affect.speech._weights_io import SpeechHead, parameter_count, save_speech_weights
+from affect.speech.adaptation import DeploymentStatistics
 from evaluation.calibration import expected_calibration_error
 from recipes._variants import with_variant
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
@@ -137,7 +138,7 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     set_seed(cfg["seed"])
     head_cfg = cfg["head"]
     net = SpeechEmotionHead(in_dim=in_dim, hidden=head_cfg["hidden"], dropout=head_cfg["dropout"], feature_norm=feature_norm,
-                            layers=layers)
+                            layers=layers, standardise=cfg.get("standardise") == "corpus")
     epochs, bs = cfg["epochs"], cfg["batch_size"]
     per_epoch = cfg.get("samples_per_epoch") or len(train)
     steps = -(-per_epoch // bs)
@@ -287,6 +288,64 @@ def held_out_scores(net: SpeechHead, items: Items) -> dict[str, float]:
     return out
 
 
+def head_shape(spec, cfg: dict) -> tuple[int, int]:
+    """``(in_dim, layers)`` of the head: every layer mixed by learnt weights (``mix_layers``, the
+    default), or the layers' outputs side by side read as one frame."""
+    layers = spec.layers if cfg["head"].get("mix_layers", True) else 1
+    return spec.feature_dim // layers, layers
+
+
+Moments = tuple[torch.Tensor, torch.Tensor, int]
+
+
+def corpus_moments(items: Items, keep: np.ndarray) -> dict[tuple[str, int], Moments]:
+    """Per corpus and channel copy: sum, sum of squares and count of the frames of the items in ``keep``."""
+    out: dict[tuple[str, int], Moments] = {}
+    for i in np.flatnonzero(keep):
+        key = (str(items.corpora[i]), int(items.variants[i]))
+        x = items.feats[i].double()
+        total, squares, n = out.get(key, (0, 0, 0))
+        out[key] = (total + x.sum(0), squares + (x**2).sum(0), n + x.shape[0])
+    return out
+
+
+def mean_std(moments: list[Moments]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of the frames behind ``moments``, pooled."""
+    n = sum(m[2] for m in moments)
+    mean = sum(m[0] for m in moments) / n
+    var = sum(m[1] for m in moments) / n - mean**2
+    return mean.float(), var.clamp(min=1e-8).sqrt().float()
+
+
+def standardised_by_corpus(items: Items, moments: dict[tuple[str, int], Moments]) -> Items:
+    """A copy of ``items`` with every frame standardised by its corpus's (and copy's) statistics."""
+    stats = {key: mean_std([m]) for key, m in moments.items()}
+    feats = []
+    for f, corpus, variant in zip(items.feats, items.corpora, items.variants):
+        mean, std = stats[(str(corpus), int(variant))]
+        feats.append(((f.float() - mean) / std).half())
+    return Items(feats, items.labels, items.corpora, items.splits, items.variants, items.clips)
+
+
+def install_statistics(net: SpeechHead, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """The statistics the head standardises raw frames by (trained on standardised frames, it held 0 and 1)."""
+    heads = list(net.members) if isinstance(net, SpeechHeadEnsemble) else [net]
+    for head in heads:
+        head.standardise.mean.copy_(mean)
+        head.standardise.std.copy_(std)
+
+
+def adapted_feats(items: Items, mean: torch.Tensor, std: torch.Tensor, seed: int) -> list[torch.Tensor]:
+    """Each channel copy of ``items`` heard as one deployment would hear it, clip after clip in a
+    seeded order: mapped by ``affect.speech.adaptation.DeploymentStatistics`` (the library's path)."""
+    out: list[torch.Tensor] = list(items.feats)
+    for variant in np.unique(items.variants):
+        stats = DeploymentStatistics(mean, std)
+        for i in np.random.default_rng(seed).permutation(np.flatnonzero(items.variants == variant)):
+            (out[i],) = stats.observe_and_map([items.feats[i].float()])
+    return out
+
+
 def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm: str, variant: str | None = None) -> dict:
     """Leave-one-corpus-out figures for one encoder, feature normalisation and config variant (cached as JSON)."""
     out_path = workdir / f"loco-{backbone}-{feature_norm}{'-' + variant if variant else ''}.json"
@@ -296,17 +355,34 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     corpora = tuple(cfg["corpora"])
     items = load_items(cache, backbone, corpora, cfg["copies"])
     spec = backbone_spec(backbone)
+    in_dim, layers = head_shape(spec, cfg)
+    by_corpus = cfg.get("standardise") == "corpus"
     result: dict = {"backbone": backbone, "feature_norm": feature_norm, "variant": variant or "base",
                     "compute_type": spec.compute_type, "ensemble": int(cfg.get("ensemble", 1)), "corpora": {}}
+    if by_corpus:  # each corpus by the statistics of its train speakers; the held-out one as a deployment would
+        moments = corpus_moments(items, items.splits == "train")
+        trained_on = standardised_by_corpus(items, moments)
+    else:
+        trained_on = items
     held_logits: dict[str, dict[str, torch.Tensor]] = {}
     for held in corpora:
         rest = items.corpora != held
-        train = items.select(rest & (items.splits == "train"))
-        val = items.select(rest & (items.splits == "validation") & (items.variants <= 1))
-        net, info = train_members(train, val, cfg, spec.feature_dim // spec.layers, feature_norm, layers=spec.layers,
+        train = trained_on.select(rest & (items.splits == "train"))
+        val = trained_on.select(rest & (items.splits == "validation") & (items.variants <= 1))
+        net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
                                   tag=f"[{backbone} {feature_norm} -{held}]")
         held_items = items.select((items.corpora == held) & (items.variants <= 1))
-        scores = held_out_scores(net, held_items)
+        extra: dict = {}
+        if by_corpus:
+            prior = mean_std([m for key, m in moments.items() if key[0] != held])
+            converged = held_out_scores(net, trained_on.select((items.corpora == held) & (items.variants <= 1)))
+            install_statistics(net, *prior)
+            adapted = Items(adapted_feats(held_items, *prior, seed=cfg["seed"]), held_items.labels, held_items.corpora,
+                            held_items.splits, held_items.variants, held_items.clips)
+            extra = {"adapted": held_out_scores(net, adapted), "converged": converged}
+            log.info("held out %s adapting: UAR clean %.3f (converged %.3f)", held, extra["adapted"]["uar_clean"],
+                     converged["uar_clean"])
+        scores = held_out_scores(net, held_items) | extra
         held_logits[held] = {"logits": predict(net, held_items.feats), "labels": torch.from_numpy(held_items.labels),
                              "variants": torch.from_numpy(held_items.variants)}
         result["corpora"][held] = scores | {"best_epoch": info["best_epoch"], "validation": info["validation"],
@@ -315,6 +391,10 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
                  scores["uar_telephone"], scores["max_predicted_share_clean"])
     result["mean_uar_clean"] = float(np.mean([v["uar_clean"] for v in result["corpora"].values()]))
     result["mean_uar_telephone"] = float(np.mean([v["uar_telephone"] for v in result["corpora"].values()]))
+    if by_corpus:
+        for path in ("adapted", "converged"):
+            for copy in ("clean", "telephone"):
+                result[f"{path}_mean_uar_{copy}"] = float(np.mean([v[path][f"uar_{copy}"] for v in result["corpora"].values()]))
     result |= cross_corpus_calibration(held_logits)
     workdir.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -350,18 +430,25 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     """The shipped head: every corpus's train speakers, chosen on every corpus's validation speakers."""
     backbone, feature_norm = cfg["final"]["backbone"], cfg["final"]["feature_norm"]
     items = load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"])
-    train = items.select(items.splits == "train")
-    val = items.select((items.splits == "validation") & (items.variants <= 1))
+    by_corpus = cfg.get("standardise") == "corpus"
+    moments = corpus_moments(items, items.splits == "train") if by_corpus else {}
+    trained_on = standardised_by_corpus(items, moments) if by_corpus else items
+    train = trained_on.select(items.splits == "train")
+    val = trained_on.select((items.splits == "validation") & (items.variants <= 1))
     spec = backbone_spec(backbone)
-    net, info = train_members(train, val, cfg, spec.feature_dim // spec.layers, feature_norm, layers=spec.layers,
+    in_dim, layers = head_shape(spec, cfg)
+    net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
                               ckpt=workdir / "final-last.pt", resume=resume, tag="[final]")
-    temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))
+    if by_corpus:  # raw frames are read against every corpus's train frames pooled (all copies)
+        install_statistics(net, *mean_std(list(moments.values())))
+        val = items.select((items.splits == "validation") & (items.variants <= 1))
+    temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))  # for the path without adaptation
     meta = {
         "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": backbone,
         "backbone_description": spec.description, "compute_type": spec.compute_type,
         "best_epoch": info["best_epoch"], "validation": info["validation"], "validation_parts": info["validation_parts"],
         "temperature": temperature, "members": int(cfg.get("ensemble", 1)), "num_params": parameter_count(net),
-        "layer_weights": layer_weights(net),
+        "layer_weights": layer_weights(net), "standardise": cfg.get("standardise"),
     }
     save_speech_weights(net, out, meta)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}

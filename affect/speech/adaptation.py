@@ -1,0 +1,90 @@
+"""Adapting the speech head to a deployment's recordings: running statistics of the encoder frames.
+
+Emotion in the voice is read against what is usual where the voice comes from: the microphones,
+the line, the room and the population of callers. A head trained on corpus-standardised frames
+(each training corpus standardised by its own statistics; speech model card, "corpus
+statistics") sees each corpus on one footing; at a deployment, the same is done with the
+statistics of the speech this encoder has heard so far, over all its callers, mapped onto the
+training statistics the head holds. Until enough speech has been heard, the estimate is shrunk
+towards those training statistics with the weight of ``prior_frames`` frames (50 a second), and
+only the last ``memory_frames`` frames count (older speech fades), so a long-running server
+follows changes in its traffic.
+
+Why over all callers and not per caller: per-speaker statistics erase the emotion of a speaker
+who keeps one emotion for the whole call (measured: speech model card, round 2).
+
+What is kept: per feature, a running sum and sum of squares over the frames heard (two vectors);
+no audio, no per-turn record. Early on, with few callers, those vectors describe those callers'
+voices: they stay in memory and are never written anywhere by the library.
+"""
+
+from __future__ import annotations
+
+from threading import Lock
+
+import torch
+
+DEFAULT_PRIOR_FRAMES = 3000.0  # one minute of speech (the weight measured leave-one-corpus-out)
+DEFAULT_MEMORY_FRAMES = 180_000.0  # an hour of speech
+
+
+class DeploymentStatistics:
+    """Running per-feature mean and variance of the frames heard, and the map onto the head's statistics.
+
+    >>> stats = DeploymentStatistics(head_mean, head_std)
+    >>> frames = stats.observe_and_map(frames)  # a list of [T, D] tensors, the batch's segments
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, *, prior_frames: float = DEFAULT_PRIOR_FRAMES,
+                 memory_frames: float = DEFAULT_MEMORY_FRAMES) -> None:
+        if not prior_frames > 0 or not memory_frames > 0:
+            raise ValueError("prior_frames and memory_frames must be positive")
+        self.prior_mean = mean.detach().double().clone()
+        self.prior_std = std.detach().double().clone()
+        self.prior_frames, self.memory_frames = float(prior_frames), float(memory_frames)
+        self._sum = torch.zeros_like(self.prior_mean)
+        self._squares = torch.zeros_like(self.prior_mean)
+        self._frames = 0.0
+        self._lock = Lock()
+
+    @property
+    def frames_heard(self) -> float:
+        """Frames that count now (at most ``memory_frames``)."""
+        return self._frames
+
+    def observe(self, frames: list[torch.Tensor]) -> None:
+        """Add the frames of one batch (all segments) to the running statistics."""
+        if not frames:
+            return
+        x = torch.cat([f.double() for f in frames])
+        with self._lock:
+            self._sum += x.sum(0)
+            self._squares += (x**2).sum(0)
+            self._frames += x.shape[0]
+            if self._frames > self.memory_frames:  # forget the oldest speech, proportionally
+                keep = self.memory_frames / self._frames
+                self._sum *= keep
+                self._squares *= keep
+                self._frames = self.memory_frames
+
+    def mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This deployment's estimate: the frames heard, shrunk towards the head's statistics."""
+        with self._lock:
+            total, squares, n = self._sum.clone(), self._squares.clone(), self._frames
+        k = self.prior_frames
+        mean = (total + k * self.prior_mean) / (n + k)
+        second = (squares + k * (self.prior_std**2 + self.prior_mean**2)) / (n + k)
+        return mean, (second - mean**2).clamp(min=1e-8).sqrt()
+
+    def map(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Frames moved from this deployment's statistics onto the head's: the head's own
+        standardisation then sees them as standardised by this deployment."""
+        mean, std = self.mean_std()
+        scale = (self.prior_std / std).float()
+        shift = (self.prior_mean - mean * self.prior_std / std).float()
+        return [f.float() * scale + shift for f in frames]
+
+    def observe_and_map(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`observe` then :meth:`map` (each frame counts in the statistics it is read with)."""
+        self.observe(frames)
+        return self.map(frames)
