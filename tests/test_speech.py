@@ -312,3 +312,32 @@ def test_deployment_statistics_map_what_was_heard_onto_the_heads_statistics() ->
 def test_adapting_needs_weights_trained_with_corpus_statistics() -> None:
     with pytest.raises(ValueError, match="corpus statistics"):
         SpeechEncoder(weights="WHISPER_TINY_LAYERS_MULTICORPUS_V3", adapt=True)
+
+
+def test_a_server_set_to_adapt_reads_a_deployment_of_calls_against_what_it_heard(speech_encoder: SpeechEncoder, clips) -> None:
+    """``--speech-adapt`` reaches the encoder; hearing the test actors' telephone calls, its
+    statistics grow with every turn, its answers move away from the fixed path's, and it still
+    reads emotion with no class taking over (the test actors' clips are balanced)."""
+    from affect import Analyzer
+    from affect_server.config import ServerConfig
+
+    config = ServerConfig.from_args(env={"AFFECT_SPEECH_ADAPT": "true"})
+    adapting = Analyzer(text=None, face=None, forecast=None, encoder_options=config.encoder_options()).speech
+    assert adapting.adaptation is not None and adapting.adaptation.frames_heard == 0
+    assert speech_encoder.adaptation is None  # the default reads every turn against its training statistics
+    gold, fixed, adapted, heard = [], [], [], [0.0]
+    for clip in clips[::2]:
+        phone = telephone_band(_read(clip.path)[0])
+        a, f = adapting.analyze(phone, sample_rate=16_000), speech_encoder.analyze(phone, sample_rate=16_000)
+        if not (a.has_speech and f.has_speech):
+            continue
+        gold.append(emotion_index(clip.emotion))
+        adapted.append(a.result.emotion_vector())
+        fixed.append(f.result.emotion_vector())
+        heard.append(adapting.adaptation.frames_heard)
+    assert all(later > earlier for earlier, later in zip(heard, heard[1:]))
+    adapted, fixed = np.array(adapted), np.array(fixed)
+    assert np.abs(adapted[-10:] - fixed[-10:]).max() > 0.05  # once much was heard, the answers differ
+    pred = adapted.argmax(1)
+    assert _uar(gold, list(pred)) >= 0.5
+    assert np.bincount(pred).max() / len(pred) <= 0.35

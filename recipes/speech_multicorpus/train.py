@@ -47,7 +47,7 @@ from recipes.speech_ravdess.train import fit_temperature, jitter, predict, uar  
 log = logging.getLogger("recipes.speech_multicorpus")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-DEFAULT_OUT = ROOT / "affect" / "models" / "speech" / "whisper_multicorpus_v2.safetensors"
+DEFAULT_OUT = ROOT / "affect" / "models" / "speech" / "whisper_tiny_layers_multicorpus_v4.safetensors"
 
 
 @dataclass
@@ -132,9 +132,11 @@ def validation_score(net: SpeechHead, val: Items) -> tuple[float, dict[str, floa
 
 
 def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, layers: int = 1,
-               ckpt: Path | None = None, resume: bool = False, tag: str = "") -> tuple[SpeechEmotionHead, dict]:
+               ckpt: Path | None = None, resume: bool = False, tag: str = "",
+               shrink: "PartlyAdapted | None" = None) -> tuple[SpeechEmotionHead, dict]:
     """Train on ``train``, keep the epoch with the best validation score; resumable from ``ckpt``.
-    ``in_dim`` is one encoder layer's width; frames hold ``layers`` of them."""
+    ``in_dim`` is one encoder layer's width; frames hold ``layers`` of them. ``shrink``: each
+    training clip is read as at a random stage of a deployment's adaptation (corpus statistics)."""
     set_seed(cfg["seed"])
     head_cfg = cfg["head"]
     net = SpeechEmotionHead(in_dim=in_dim, hidden=head_cfg["hidden"], dropout=head_cfg["dropout"], feature_norm=feature_norm,
@@ -165,7 +167,9 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         order = rng.choice(len(train), size=per_epoch, replace=True, p=probs)
         for i in range(0, len(order), bs):
             idx = order[i : i + bs]
-            frames, mask = pad_frames([jitter(train.feats[j], rng, cfg["crop_min"], cfg["frame_mask"]) for j in idx])
+            clips = [train.feats[j] if shrink is None else shrink(train.feats[j], train.corpora[j], train.variants[j], rng)
+                     for j in idx]
+            frames, mask = pad_frames([jitter(x, rng, cfg["crop_min"], cfg["frame_mask"]) for x in clips])
             pooled = net.summarise(frames, mask)
             target = F.one_hot(labels[idx], len(EMOTIONS)).float()
             mix = cfg.get("pooled_mixup", 0.0)
@@ -208,7 +212,8 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
 
 
 def train_members(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, layers: int = 1,
-                  ckpt: Path | None = None, resume: bool = False, tag: str = "") -> tuple[SpeechHead, dict]:
+                  ckpt: Path | None = None, resume: bool = False, tag: str = "",
+                  shrink: "PartlyAdapted | None" = None) -> tuple[SpeechHead, dict]:
     """``cfg["ensemble"]`` heads (default 1), each trained by :func:`train_head` with seed
     ``cfg["seed"] + i``; more than one are returned as a :class:`SpeechHeadEnsemble`."""
     n = int(cfg.get("ensemble", 1))
@@ -217,7 +222,7 @@ def train_members(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm
         member_cfg = cfg | {"seed": cfg["seed"] + i}
         member_ckpt = ckpt if ckpt is None or n == 1 else ckpt.with_name(f"{ckpt.stem}-m{i}{ckpt.suffix}")
         net, info = train_head(train, val, member_cfg, in_dim, feature_norm, layers=layers, ckpt=member_ckpt,
-                               resume=resume, tag=f"{tag}[{i + 1}/{n}]" if n > 1 else tag)
+                               resume=resume, tag=f"{tag}[{i + 1}/{n}]" if n > 1 else tag, shrink=shrink)
         nets.append(net)
         infos.append(info)
     if n == 1:
@@ -327,6 +332,25 @@ def standardised_by_corpus(items: Items, moments: dict[tuple[str, int], Moments]
     return Items(feats, items.labels, items.corpora, items.splits, items.variants, items.clips)
 
 
+class PartlyAdapted:
+    """A corpus-standardised clip re-read as a deployment would read it part way through adapting:
+    standardised by its corpus's statistics shrunk towards the pooled ``prior`` with a random
+    weight (uniform in [0, 1]; 0 is the first turn, which the default path reads, 1 is
+    converged). The head then learns every stage, not only the converged one."""
+
+    def __init__(self, moments: dict[tuple[str, int], Moments], prior: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.stats = {key: mean_std([m]) for key, m in moments.items()}
+        self.prior_mean, self.prior_std = prior
+
+    def __call__(self, z: torch.Tensor, corpus: str, variant: int, rng: np.random.Generator) -> torch.Tensor:
+        mean, std = self.stats[(str(corpus), int(variant))]
+        w = float(rng.uniform())
+        shrunk_mean = w * mean + (1 - w) * self.prior_mean
+        second = w * (std**2 + mean**2) + (1 - w) * (self.prior_std**2 + self.prior_mean**2)
+        shrunk_std = (second - shrunk_mean**2).clamp(min=1e-8).sqrt()
+        return z.float() * (std / shrunk_std) + (mean - shrunk_mean) / shrunk_std
+
+
 def install_statistics(net: SpeechHead, mean: torch.Tensor, std: torch.Tensor) -> None:
     """The statistics the head standardises raw frames by (trained on standardised frames, it held 0 and 1)."""
     heads = list(net.members) if isinstance(net, SpeechHeadEnsemble) else [net]
@@ -369,8 +393,11 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
         rest = items.corpora != held
         train = trained_on.select(rest & (items.splits == "train"))
         val = trained_on.select(rest & (items.splits == "validation") & (items.variants <= 1))
+        shrink = None
+        if by_corpus and cfg.get("partly_adapted"):
+            shrink = PartlyAdapted(moments, mean_std([m for key, m in moments.items() if key[0] != held]))
         net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
-                                  tag=f"[{backbone} {feature_norm} -{held}]")
+                                  tag=f"[{backbone} {feature_norm} -{held}]", shrink=shrink)
         held_items = items.select((items.corpora == held) & (items.variants <= 1))
         extra: dict = {}
         if by_corpus:
@@ -427,8 +454,10 @@ def cross_corpus_calibration(held_logits: dict[str, dict[str, torch.Tensor]]) ->
 
 
 def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) -> dict:
-    """The shipped head: every corpus's train speakers, chosen on every corpus's validation speakers."""
+    """The shipped head: every corpus's train speakers, chosen on every corpus's validation speakers
+    (the config's ``final`` names the encoder, normalisation and config variant)."""
     backbone, feature_norm = cfg["final"]["backbone"], cfg["final"]["feature_norm"]
+    cfg = with_variant(cfg, cfg["final"].get("variant"))
     items = load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"])
     by_corpus = cfg.get("standardise") == "corpus"
     moments = corpus_moments(items, items.splits == "train") if by_corpus else {}
@@ -437,8 +466,9 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     val = trained_on.select((items.splits == "validation") & (items.variants <= 1))
     spec = backbone_spec(backbone)
     in_dim, layers = head_shape(spec, cfg)
+    shrink = PartlyAdapted(moments, mean_std(list(moments.values()))) if by_corpus and cfg.get("partly_adapted") else None
     net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
-                              ckpt=workdir / "final-last.pt", resume=resume, tag="[final]")
+                              ckpt=workdir / "final-last.pt", resume=resume, tag="[final]", shrink=shrink)
     if by_corpus:  # raw frames are read against every corpus's train frames pooled (all copies)
         install_statistics(net, *mean_std(list(moments.values())))
         val = items.select((items.splits == "validation") & (items.variants <= 1))

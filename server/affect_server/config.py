@@ -55,6 +55,11 @@ class ServerConfig:
     # detector looks only around the faces it follows (affect.face.FaceEncoder's full_search_every).
     # 1: a full search on every image; 0: the library's default.
     face_full_search_every: int = 0
+    # Read voices against the running statistics of all the speech this server has heard (its
+    # microphones, lines and callers), for speech weights trained with corpus statistics
+    # (affect.speech.adaptation). Off: every turn is read against the training statistics, and
+    # the same turn always gets the same answer.
+    speech_adapt: bool = False
     runtime: str = "auto"  # what runs the networks: auto, torch, onnx or onnx-int8 (see affect.onnx; pip install 'affect[onnx]')
     token: str | None = None  # bearer token required from clients, if set
     tls_cert: str | None = None
@@ -143,7 +148,10 @@ class ServerConfig:
         face: dict[str, object] = {"min_face_fraction": self.face_min_fraction}
         if self.face_full_search_every:
             face["full_search_every"] = self.face_full_search_every
-        return {"face": face}
+        options: dict[str, dict[str, object]] = {"face": face}
+        if self.speech_adapt:
+            options["speech"] = {"adapt": True}
+        return options
 
 
 def _is_loopback(host: str) -> bool:
