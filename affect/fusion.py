@@ -158,7 +158,31 @@ class FusionWeights(WeightsEnum):
             },
         },
     )
-    DEFAULT = LATE_FUSION_V5
+    LATE_FUSION_V6 = Weights(
+        file="fusion/late_fusion_v6.safetensors",
+        sha256="b7f2fa04c4aa8543431e7696991b9419ae32aa0bbd29f7be17a887c598d00700",
+        meta={
+            **_LATE_FUSION_META,
+            "version": "6",  # refitted for speech-whisper-tiny-layers-multicorpus@4
+            # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
+            "metrics": {
+                "fusion_accuracy_face": 0.654,
+                "fusion_accuracy_speech": 0.758,
+                "fusion_accuracy_text": 0.421,
+                "fusion_accuracy_face+speech": 0.886,
+                "fusion_accuracy_face+text": 0.742,
+                "fusion_accuracy_speech+text": 0.794,
+                "fusion_accuracy_face+speech+text": 0.906,
+                "ece_before_face": 0.023,
+                "ece_after_face": 0.012,
+                "ece_before_speech": 0.144,
+                "ece_after_speech": 0.127,
+                "ece_before_text": 0.035,
+                "ece_after_text": 0.07,
+            },
+        },
+    )
+    DEFAULT = LATE_FUSION_V6
 
 
 @lru_cache(maxsize=4)
