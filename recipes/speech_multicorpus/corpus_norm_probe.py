@@ -25,24 +25,11 @@ import numpy as np
 import torch
 
 from affect.speech._backbone import backbone_spec
+from affect.speech.adaptation import DeploymentStatistics
 from recipes.speech_multicorpus import train as T
 from recipes.speech_multicorpus.features import DEFAULT_CACHE
 
 log = logging.getLogger("recipes.speech_multicorpus")
-
-
-def moments(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Sum, sum of squares and frame count, one item at a time (the every-layer cache is large)."""
-    total, squares, n = torch.zeros(feats[0].shape[1], dtype=torch.float64), 0, 0
-    for f in feats:
-        x = f.double()
-        total, squares, n = total + x.sum(0), squares + (x ** 2).sum(0), n + x.shape[0]
-    return total, squares, n
-
-
-def mean_std(total: torch.Tensor, squares: torch.Tensor, n: float) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = total / n
-    return mean.float(), (squares / n - mean ** 2).clamp(min=1e-4).sqrt().float()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,36 +48,27 @@ def main(argv: list[str] | None = None) -> int:
     spec = backbone_spec(args.backbone)
     items = T.load_items(DEFAULT_CACHE, args.backbone, tuple(cfg["corpora"]), cfg["copies"])
     groups: dict[tuple[str, int], np.ndarray] = {}
-    for key in sorted(set(zip(items.corpora, items.variants))):
-        groups[key] = np.flatnonzero((items.corpora == key[0]) & (items.variants == key[1]))
-    sums = {key: moments([items.feats[i] for i in idx]) for key, idx in groups.items()}
+    for corpus, variant in sorted(set(zip(items.corpora.tolist(), items.variants.tolist()))):
+        groups[(corpus, variant)] = np.flatnonzero((items.corpora == corpus) & (items.variants == variant))
+    sums = T.corpus_moments(items, np.ones(len(items), bool))  # over all clips: the probe may favour itself
     raw = list(items.feats)
     if args.mode != "none":  # every corpus by its own statistics; the held-out one is redone per fold
         for key, idx in groups.items():
-            mean, std = mean_std(*sums[key])
+            mean, std = T.mean_std([sums[key]])
             for i in idx:
                 items.feats[i] = ((raw[i].float() - mean) / std).half()
     results = {}
     for held in cfg["corpora"]:
         if args.mode in ("online", "prior"):
-            rest = [sums[k] for k in sums if k[0] != held]
-            prior_mean, prior_std = mean_std(sum(s[0] for s in rest), sum(s[1] for s in rest), sum(s[2] for s in rest))
-            prior_sq = prior_std.double() ** 2 + prior_mean.double() ** 2
-            k = float("inf") if args.mode == "prior" else args.prior_frames
+            prior_mean, prior_std = T.mean_std([m for k, m in sums.items() if k[0] != held])
             for key, idx in groups.items():
                 if key[0] != held:
                     continue
-                total, squares, n = torch.zeros_like(prior_sq), torch.zeros_like(prior_sq), 0
+                heard = DeploymentStatistics(prior_mean, prior_std, prior_frames=args.prior_frames, memory_frames=float("inf"))
                 for i in np.random.default_rng(args.seed).permutation(idx):
-                    x = raw[i].double()
-                    total, squares, n = total + x.sum(0), squares + (x ** 2).sum(0), n + x.shape[0]
-                    if np.isinf(k):
-                        mean, std = prior_mean, prior_std
-                    else:
-                        mean = (total + k * prior_mean.double()) / (n + k)
-                        var = (squares + k * prior_sq) / (n + k) - mean ** 2
-                        mean, std = mean.float(), var.clamp(min=1e-4).sqrt().float()
-                    items.feats[i] = ((raw[i].float() - mean) / std).half()
+                    # the library's map moves frames onto the prior; standardising by the prior gives the head's input
+                    (x,) = heard.observe_and_map([raw[i].float()]) if args.mode == "online" else (raw[i].float(),)
+                    items.feats[i] = ((x - prior_mean) / prior_std).half()
         rest = items.corpora != held
         train = items.select(rest & (items.splits == "train"))
         val = items.select(rest & (items.splits == "validation") & (items.variants <= 1))
