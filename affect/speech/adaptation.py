@@ -56,11 +56,16 @@ class DeploymentStatistics:
         """Add the frames of one batch (all segments) to the running statistics."""
         if not frames:
             return
-        x = torch.cat([f.double() for f in frames])
+        total, squares, count = torch.zeros_like(self._sum), torch.zeros_like(self._sum), 0
+        for f in frames:  # one segment (at most 12 s) at a time: a float64 copy of a whole batch would be large
+            x = f.double()
+            total += x.sum(0)
+            squares += (x**2).sum(0)
+            count += x.shape[0]
         with self._lock:
-            self._sum += x.sum(0)
-            self._squares += (x**2).sum(0)
-            self._frames += x.shape[0]
+            self._sum += total
+            self._squares += squares
+            self._frames += count
             if self._frames > self.memory_frames:  # forget the oldest speech, proportionally
                 keep = self.memory_frames / self._frames
                 self._sum *= keep

@@ -298,6 +298,23 @@ def fold_path(workdir: Path, encoder: str, balance: str, held: str, variant: str
     return workdir / f"loco-{encoder}-{balance}{'-' + variant if variant else ''}" / f"{held}.json"
 
 
+def standardised_by_corpus(data: Batchable, held: str) -> Batchable:
+    """Probe (``standardise: corpus``): every corpus's embeddings (current and past turns)
+    standardised by the mean and spread of its own current turns: the training corpora's train
+    turns, and the held-out corpus's test turns (unlabelled; what a deployment's running
+    statistics converge to). Asks whether text, like speech, generalises better when each source
+    is read against what is usual there."""
+    current, context = data.current.clone(), data.context.clone()
+    for corpus in np.unique(data.corpus):
+        rows = data.corpus == corpus
+        basis = rows & (data.split == ("test" if corpus == held else "train"))
+        mean, std = data.current[basis].mean(0), data.current[basis].std(0).clamp(min=1e-6)
+        idx = torch.from_numpy(np.flatnonzero(rows))
+        current[idx] = (current[idx] - mean) / std
+        context[idx] = torch.where(data.mask[idx].unsqueeze(-1), (context[idx] - mean) / std, context[idx])
+    return Batchable(current, context, data.mask, data.relation, data.allowed, data.sentiment, data.corpus, data.split)
+
+
 def loco_fold(cfg: dict, data: Batchable, r1data: Batchable, workdir: Path, encoder: str, balance: str,
               held: str, variant: str | None = None) -> dict:
     """One held-out corpus: train on the others, score on its test sample (cached as JSON).
@@ -305,6 +322,8 @@ def loco_fold(cfg: dict, data: Batchable, r1data: Batchable, workdir: Path, enco
     out_path = fold_path(workdir, encoder, balance, held, variant)
     cfg = with_variant(cfg, variant)
     cfg["heads"]["balance"] = balance
+    if cfg["heads"].get("standardise") == "corpus":
+        data = standardised_by_corpus(data, held)
     rest = data.corpus != held
     net, info = train(data.select(rest & (data.split == "train")), data.select(rest & (data.split == "dev")), cfg,
                       f"[{encoder} {balance}{' ' + variant if variant else ''} -{held}]")
