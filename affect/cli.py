@@ -41,14 +41,15 @@ def sample_conversation() -> list[dict]:
         return json.loads(fh.read().decode("utf-8"))
 
 
-def load_analyzer(needs: set[str], *, quiet: bool = False, status=None):
+def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, speech_adapt: bool = False):
     """An ``Analyzer`` with only the encoders in ``needs`` ("face", "speech", "text"), with a
-    progress line on the terminal while the models load (or on ``status``, a running one)."""
+    progress line on the terminal while the models load (or on ``status``, a running one).
+    ``speech_adapt``: the speech encoder reads voices against what it has heard in this run."""
     from affect._progress import Status, wants_progress
 
     if status is None:
         with Status("loading", wants_progress(quiet)) as status:
-            return load_analyzer(needs, status=status)
+            return load_analyzer(needs, status=status, speech_adapt=speech_adapt)
     status.update("loading torch")
     from affect.analyzer import Analyzer
     from affect.results import MODALITIES
@@ -57,7 +58,7 @@ def load_analyzer(needs: set[str], *, quiet: bool = False, status=None):
     for name in (m.value for m in MODALITIES):
         if name in needs:
             status.update(f"loading the {name} model")
-            encoders[name] = _encoder_class(name)()
+            encoders[name] = _encoder_class(name)(**({"adapt": True} if name == "speech" and speech_adapt else {}))
     if len(needs) > 1:
         status.update("loading the fusion")
         from affect.fusion import load_head
@@ -95,7 +96,7 @@ def _analyze_turns(turns: list[dict], args: argparse.Namespace) -> int:
 
     needs = turn_modalities(turns)
     with Status("loading", wants_progress(args.quiet)) as status:
-        conversation = load_analyzer(needs, status=status).conversation()
+        conversation = load_analyzer(needs, status=status, speech_adapt=getattr(args, "speech_adapt", False)).conversation()
         results = TurnResults()
         for i, turn in enumerate(turns):
             status.update(f"analysing turn {i + 1} of {len(turns)}")
@@ -147,7 +148,7 @@ def _analyze_files(args: argparse.Namespace) -> int:
     if args.out:
         _output_format(args.out)
     inputs = find_inputs(args.inputs)
-    analyzer = load_analyzer(kinds_needed(inputs) or {"text"}, quiet=args.quiet)
+    analyzer = load_analyzer(kinds_needed(inputs) or {"text"}, quiet=args.quiet, speech_adapt=args.speech_adapt)
     errors: list[str] = []
     counts = {"rows": 0, "readings": 0}
 
@@ -408,6 +409,10 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
     analyze.add_argument("--json", action="store_true", help="print JSON instead of a table (JSON Lines for files)")
     analyze.add_argument("--out", type=Path, help="write the results to a .csv or .jsonl file")
     analyze.add_argument("--plot", type=Path, help="draw the conversation's valence, arousal and emotions to a .png file")
+    analyze.add_argument("--speech-adapt", action="store_true",
+                         help="read voices against the statistics of all the speech heard in this run, clip after clip, "
+                              "instead of the training corpora's (recordings of one deployment: its lines, rooms and "
+                              "callers; see the speech model card for when not to)")
     analyze.set_defaults(func=cmd_analyze)
 
     plot = sub.add_parser("plot", parents=[common], epilog=EXIT_CODES,

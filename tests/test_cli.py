@@ -84,6 +84,26 @@ def test_analyze_audio_and_image_files(tmp_path: Path, data_root: Path):
     assert result["present"] == ["face", "speech"] and len(result["faces"]) == 1
 
 
+def test_a_folder_of_calls_can_be_read_against_what_the_run_has_heard(tmp_path: Path, data_root: Path):
+    """``--speech-adapt``: the first clip is read almost as without it (a minute of training
+    statistics outweighs one clip); the later ones move as the run's statistics grow."""
+    for clip in sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_23").glob("*.flac"))[:8]:
+        (tmp_path / clip.name).write_bytes(clip.read_bytes())
+    runs = []
+    for flags in ([], ["--speech-adapt"]):
+        out = affect("analyze", str(tmp_path), "--json", "-q", *flags)
+        assert out.returncode == 0, out.stderr.decode()
+        runs.append([json.loads(line) for line in out.stdout.decode().splitlines()])
+    fixed, adapted = runs
+    assert [r["file"] for r in fixed] == [r["file"] for r in adapted] and len(fixed) == 8
+
+    def moved(a: dict, b: dict) -> float:
+        return max(abs(a["emotions"][k] - b["emotions"][k]) for k in a["emotions"])
+
+    assert moved(fixed[0], adapted[0]) < 0.01
+    assert max(moved(f, a) for f, a in zip(fixed[4:], adapted[4:])) > 0.03
+
+
 @pytest.mark.parametrize("flag, content, message", [
     ("--audio", None, "no such file"),
     ("--audio", b"RIFF\x10\x00\x00\x00WAVEfmt truncated", "audio"),
