@@ -310,8 +310,15 @@ def test_deployment_statistics_map_what_was_heard_onto_the_heads_statistics() ->
 
 
 def test_adapting_needs_weights_trained_with_corpus_statistics() -> None:
-    with pytest.raises(ValueError, match="corpus statistics"):
+    """Refused by name; and each weights entry's meta says whether its file holds statistics."""
+    with pytest.raises(InvalidInputError, match="corpus statistics") as caught:
         SpeechEncoder(weights="WHISPER_TINY_LAYERS_MULTICORPUS_V3", adapt=True)
+    assert caught.value.field == "adapt"
+    from affect.speech._weights_io import load_speech_head
+
+    for member in SpeechWeights:
+        head, _ = load_speech_head(member.value.verified_path())
+        assert (head.standardise is not None) == (member.meta.get("standardise") == "corpus"), member.name
 
 
 def test_a_server_set_to_adapt_reads_a_deployment_of_calls_against_what_it_heard(speech_encoder: SpeechEncoder, clips) -> None:

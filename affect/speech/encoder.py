@@ -184,7 +184,8 @@ class SpeechEncoder:
         self.adaptation: DeploymentStatistics | None = None
         if adapt:
             if self.head.standardise is None:
-                raise ValueError(f"adapt=True needs speech weights trained with corpus statistics; {self.model_id} was not")
+                raise InvalidInputError(f"adapt=True needs speech weights trained with corpus statistics; {self.model_id} "
+                                        f"was not (the default, {SpeechWeights.DEFAULT.value.id}, is)", field="adapt")
             self.adaptation = DeploymentStatistics(self.head.standardise.mean, self.head.standardise.std)
         self.temperature = float(self.train_meta.get("temperature", 1.0))  # fitted on the validation actors
         # The head names its encoder; round-1 weights name it by description (tiny.en).

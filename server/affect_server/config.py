@@ -122,6 +122,8 @@ class ServerConfig:
             raise SystemExit(f"affect serve: face_min_fraction must be between 0.05 and 1, got {self.face_min_fraction}")
         if self.face_full_search_every < 0:
             raise SystemExit(f"affect serve: face_full_search_every must be 0 (the default) or more, got {self.face_full_search_every}")
+        if self.speech_adapt and self.speech_model.lower() == "none":
+            raise SystemExit("affect serve: --speech-adapt needs a speech model, and --speech-model is none")
         if self.runtime not in RUNTIMES:
             raise SystemExit(f"affect serve: runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.runtime not in ("torch", "auto") and importlib.util.find_spec("onnxruntime") is None:
