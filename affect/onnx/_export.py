@@ -189,7 +189,12 @@ def _write_speech(encoder: Any, out_dir: Path) -> dict:
             f"{vad.min_silence_ms} ms, pad {vad.speech_pad_ms} ms); spans merged into segments of at most {vad.max_segment_s} s",
             f"each segment: Whisper's 80-band log-mel spectrogram, zero-padded to a whole {PAD_SECONDS:g} s, through the "
             "Whisper encoder; the outputs of the segment's own samples kept (one per 20 ms), averaged in pairs",
-        ],
+        ] + ([
+            "the head standardises the frames by the training corpora's statistics inside the graph; to adapt to a "
+            "deployment (SpeechEncoder(adapt=True)), map each batch's frames first: x * (s_head / s_heard) + "
+            "(m_head - m_heard * s_head / s_heard), with running statistics of the frames heard shrunk towards the "
+            "head's (affect.speech.adaptation.DeploymentStatistics)",
+        ] if head.standardise is not None else []),
         "postprocessing": {
             "emotion": "softmax(emotion_logits / temperature) per segment, then the segments averaged weighted by length",
             "temperature": encoder.temperature,
