@@ -57,10 +57,10 @@ class DeploymentStatistics:
         if not frames:
             return
         total, squares, count = torch.zeros_like(self._sum), torch.zeros_like(self._sum), 0
-        for f in frames:  # one segment (at most 12 s) at a time: a float64 copy of a whole batch would be large
-            x = f.double()
-            total += x.sum(0)
-            squares += (x**2).sum(0)
+        for f in frames:  # one segment (at most 12 s) at a time; float32 within it, float64 across the traffic
+            x = f.float()
+            total += x.sum(0).double()
+            squares += (x * x).sum(0).double()
             count += x.shape[0]
         with self._lock:
             self._sum += total
