@@ -28,6 +28,16 @@ DEFAULT_PRIOR_FRAMES = 3000.0  # one minute of speech (the weight measured leave
 DEFAULT_MEMORY_FRAMES = 180_000.0  # an hour of speech
 
 
+def shrunk_statistics(mean: torch.Tensor, std: torch.Tensor, prior_mean: torch.Tensor, prior_std: torch.Tensor,
+                      weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of a mixture: ``weight`` of the frames heard (``mean``, ``std``)
+    and the rest of the prior's. A deployment that has heard ``n`` frames against a prior of ``k``
+    weighs what it heard ``n / (n + k)``; the recipe trains at random weights."""
+    mixed = weight * mean + (1 - weight) * prior_mean
+    second = weight * (std**2 + mean**2) + (1 - weight) * (prior_std**2 + prior_mean**2)
+    return mixed, (second - mixed**2).clamp(min=1e-8).sqrt()
+
+
 class DeploymentStatistics:
     """Running per-feature mean and variance of the frames heard, and the map onto the head's statistics.
 
@@ -76,10 +86,11 @@ class DeploymentStatistics:
         """This deployment's estimate: the frames heard, shrunk towards the head's statistics."""
         with self._lock:
             total, squares, n = self._sum.clone(), self._squares.clone(), self._frames
-        k = self.prior_frames
-        mean = (total + k * self.prior_mean) / (n + k)
-        second = (squares + k * (self.prior_std**2 + self.prior_mean**2)) / (n + k)
-        return mean, (second - mean**2).clamp(min=1e-8).sqrt()
+        if n == 0:
+            return self.prior_mean, self.prior_std
+        heard_mean = total / n
+        heard_std = (squares / n - heard_mean**2).clamp(min=0).sqrt()
+        return shrunk_statistics(heard_mean, heard_std, self.prior_mean, self.prior_std, n / (n + self.prior_frames))
 
     def map(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
         """Frames moved from this deployment's statistics onto the head's: the head's own

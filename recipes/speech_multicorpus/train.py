@@ -38,7 +38,7 @@ from affect.labels import EMOTIONS
 from affect.speech._backbone import backbone_spec
 from affect.speech._network import SpeechEmotionHead, SpeechHeadEnsemble, pad_frames
 from affect.speech._weights_io import SpeechHead, parameter_count, save_speech_weights
-from affect.speech.adaptation import DeploymentStatistics
+from affect.speech.adaptation import DeploymentStatistics, shrunk_statistics
 from evaluation.calibration import expected_calibration_error
 from recipes._variants import with_variant
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
@@ -344,10 +344,7 @@ class PartlyAdapted:
 
     def __call__(self, z: torch.Tensor, corpus: str, variant: int, rng: np.random.Generator) -> torch.Tensor:
         mean, std = self.stats[(str(corpus), int(variant))]
-        w = float(rng.uniform())
-        shrunk_mean = w * mean + (1 - w) * self.prior_mean
-        second = w * (std**2 + mean**2) + (1 - w) * (self.prior_std**2 + self.prior_mean**2)
-        shrunk_std = (second - shrunk_mean**2).clamp(min=1e-8).sqrt()
+        shrunk_mean, shrunk_std = shrunk_statistics(mean, std, self.prior_mean, self.prior_std, float(rng.uniform()))
         return z.float() * (std / shrunk_std) + (mean - shrunk_mean) / shrunk_std
 
 
