@@ -41,15 +41,15 @@ def sample_conversation() -> list[dict]:
         return json.loads(fh.read().decode("utf-8"))
 
 
-def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, speech_adapt: bool = False):
+def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, encoder_options: dict | None = None):
     """An ``Analyzer`` with only the encoders in ``needs`` ("face", "speech", "text"), with a
     progress line on the terminal while the models load (or on ``status``, a running one).
-    ``speech_adapt``: the speech encoder reads voices against what it has heard in this run."""
+    ``encoder_options``: keyword arguments by modality, as ``Analyzer`` takes them."""
     from affect._progress import Status, wants_progress
 
     if status is None:
         with Status("loading", wants_progress(quiet)) as status:
-            return load_analyzer(needs, status=status, speech_adapt=speech_adapt)
+            return load_analyzer(needs, status=status, encoder_options=encoder_options)
     status.update("loading torch")
     from affect.analyzer import Analyzer
     from affect.results import MODALITIES
@@ -58,7 +58,7 @@ def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, speech_a
     for name in (m.value for m in MODALITIES):
         if name in needs:
             status.update(f"loading the {name} model")
-            encoders[name] = _encoder_class(name)(**({"adapt": True} if name == "speech" and speech_adapt else {}))
+            encoders[name] = _encoder_class(name)(**(encoder_options or {}).get(name, {}))
     if len(needs) > 1:
         status.update("loading the fusion")
         from affect.fusion import load_head
@@ -85,6 +85,11 @@ def _encoder_class(name: str) -> type:
     raise ValueError(f"unknown encoder {name!r}")
 
 
+def _encoder_options(args: argparse.Namespace) -> dict[str, dict]:
+    """``analyze``'s flags as ``Analyzer(encoder_options=...)``."""
+    return {"speech": {"adapt": True}} if args.speech_adapt else {}
+
+
 def _analyze_turns(turns: list[dict], args: argparse.Namespace) -> int:
     """Analyse turns in one conversation, loading only the encoders the turns need."""
     from affect._format import no_reading_line, turn_table
@@ -96,7 +101,7 @@ def _analyze_turns(turns: list[dict], args: argparse.Namespace) -> int:
 
     needs = turn_modalities(turns)
     with Status("loading", wants_progress(args.quiet)) as status:
-        conversation = load_analyzer(needs, status=status, speech_adapt=getattr(args, "speech_adapt", False)).conversation()
+        conversation = load_analyzer(needs, status=status, encoder_options=_encoder_options(args)).conversation()
         results = TurnResults()
         for i, turn in enumerate(turns):
             status.update(f"analysing turn {i + 1} of {len(turns)}")
@@ -148,7 +153,7 @@ def _analyze_files(args: argparse.Namespace) -> int:
     if args.out:
         _output_format(args.out)
     inputs = find_inputs(args.inputs)
-    analyzer = load_analyzer(kinds_needed(inputs) or {"text"}, quiet=args.quiet, speech_adapt=args.speech_adapt)
+    analyzer = load_analyzer(kinds_needed(inputs) or {"text"}, quiet=args.quiet, encoder_options=_encoder_options(args))
     errors: list[str] = []
     counts = {"rows": 0, "readings": 0}
 
@@ -332,7 +337,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if records is None:  # turns, not results: analyse them
         turns = read_turns(path)
         _check_texts(turns)
-        args.out, args.plot, args.json = None, out, False
+        args.out, args.plot, args.json, args.speech_adapt = None, out, False, False
         return _analyze_turns(turns, args)
     files = {r.get("file") for r in records}
     if len(files) > 1:

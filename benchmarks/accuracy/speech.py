@@ -20,7 +20,7 @@ from affect.datasets.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_
 from affect.datasets.speech import read_speech_corpus
 from affect.labels import EMOTION_NAMES, emotion_index
 from affect.speech import SpeechEncoder, SpeechResult
-from affect.speech._audio import prepare_array, prepare_file
+from affect.speech._audio import MODEL_RATE, prepare_array, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
 
@@ -110,8 +110,8 @@ def run(args: argparse.Namespace) -> Report:
     metrics["speech_cpu_seconds_per_audio_second"] = busy / max(seconds, 1e-9)
     adapts = encoder.head.standardise is not None
     if adapts:
-        _adapted_uar(metrics, "ravdess_test", gold, [(c.path,) for c in clips], not args.no_progress)
-        _adapted_uar(metrics, "ravdess_test_telephone", gold, [(a, 16_000) for a in phone_audio], not args.no_progress)
+        _adapted_uar(metrics, "ravdess_test", gold, [(a, MODEL_RATE) for a in clean_audio], not args.no_progress)
+        _adapted_uar(metrics, "ravdess_test_telephone", gold, [(a, MODEL_RATE) for a in phone_audio], not args.no_progress)
 
     notes = [
         "Test: RAVDESS actors 23-24 (120 clips, 16 kHz FLAC of the shared data folder); the model was "
@@ -165,11 +165,13 @@ def run(args: argparse.Namespace) -> Report:
             if args.limit:
                 test = test[: args.limit]
             gold_c = np.array([emotion_index(c.emotion) for c in test])
-            pred_c = np.array([_prediction(encoder.analyze(c.path))[0] for c in tqdm(test, desc=corpus, disable=args.no_progress)])
+            audio_c = [prepare_file(c.path).samples for c in test]  # decoded once for both paths
+            pred_c = np.array([_prediction(encoder.analyze(a, MODEL_RATE))[0]
+                               for a in tqdm(audio_c, desc=corpus, disable=args.no_progress)])
             _with_ci(metrics, f"{corpus}_test_uar", uar, gold_c, pred_c)
             metrics[f"max_predicted_share_{corpus}_test"] = max_predicted_share(pred_c)
             if adapts:
-                _adapted_uar(metrics, f"{corpus}_test", gold_c, [(c.path,) for c in test], not args.no_progress)
+                _adapted_uar(metrics, f"{corpus}_test", gold_c, [(a, MODEL_RATE) for a in audio_c], not args.no_progress)
             speakers = sorted({c.speaker for c in test})
             other_rows.append([corpus, ", ".join(speakers), len(test), metrics[f"{corpus}_test_uar"],
                                f"{metrics[f'{corpus}_test_uar_ci_low']:.3f}-{metrics[f'{corpus}_test_uar_ci_high']:.3f}",

@@ -61,6 +61,10 @@ class Items:
     variants: np.ndarray
     clips: np.ndarray  # index of the clip within its corpus
 
+    def with_feats(self, feats: list[torch.Tensor]) -> "Items":
+        """The same items with other frames (standardised, adapted)."""
+        return Items(feats, self.labels, self.corpora, self.splits, self.variants, self.clips)
+
     def select(self, keep: np.ndarray) -> "Items":
         idx = np.flatnonzero(keep)
         return Items([self.feats[i] for i in idx], self.labels[idx], self.corpora[idx], self.splits[idx],
@@ -322,14 +326,21 @@ def mean_std(moments: list[Moments]) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float(), var.clamp(min=1e-8).sqrt().float()
 
 
-def standardised_by_corpus(items: Items, moments: dict[tuple[str, int], Moments]) -> Items:
+Statistics = dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def corpus_statistics(moments: dict[tuple[str, int], Moments]) -> Statistics:
+    """Mean and standard deviation per corpus and channel copy."""
+    return {key: mean_std([m]) for key, m in moments.items()}
+
+
+def standardised_by_corpus(items: Items, stats: Statistics) -> Items:
     """A copy of ``items`` with every frame standardised by its corpus's (and copy's) statistics."""
-    stats = {key: mean_std([m]) for key, m in moments.items()}
     feats = []
     for f, corpus, variant in zip(items.feats, items.corpora, items.variants):
         mean, std = stats[(str(corpus), int(variant))]
         feats.append(((f.float() - mean) / std).half())
-    return Items(feats, items.labels, items.corpora, items.splits, items.variants, items.clips)
+    return items.with_feats(feats)
 
 
 class PartlyAdapted:
@@ -338,8 +349,8 @@ class PartlyAdapted:
     weight (uniform in [0, 1]; 0 is the first turn, which the default path reads, 1 is
     converged). The head then learns every stage, not only the converged one."""
 
-    def __init__(self, moments: dict[tuple[str, int], Moments], prior: tuple[torch.Tensor, torch.Tensor]) -> None:
-        self.stats = {key: mean_std([m]) for key, m in moments.items()}
+    def __init__(self, stats: Statistics, prior: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.stats = stats
         self.prior_mean, self.prior_std = prior
 
     def __call__(self, z: torch.Tensor, corpus: str, variant: int, rng: np.random.Generator) -> torch.Tensor:
@@ -382,7 +393,8 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
                     "compute_type": spec.compute_type, "ensemble": int(cfg.get("ensemble", 1)), "corpora": {}}
     if by_corpus:  # each corpus by the statistics of its train speakers; the held-out one as a deployment would
         moments = corpus_moments(items, items.splits == "train")
-        trained_on = standardised_by_corpus(items, moments)
+        stats = corpus_statistics(moments)
+        trained_on = standardised_by_corpus(items, stats)
     else:
         trained_on = items
     held_logits: dict[str, dict[str, torch.Tensor]] = {}
@@ -390,19 +402,16 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
         rest = items.corpora != held
         train = trained_on.select(rest & (items.splits == "train"))
         val = trained_on.select(rest & (items.splits == "validation") & (items.variants <= 1))
-        shrink = None
-        if by_corpus and cfg.get("partly_adapted"):
-            shrink = PartlyAdapted(moments, mean_std([m for key, m in moments.items() if key[0] != held]))
+        prior = mean_std([m for key, m in moments.items() if key[0] != held]) if by_corpus else None
+        shrink = PartlyAdapted(stats, prior) if by_corpus and cfg.get("partly_adapted") else None
         net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
                                   tag=f"[{backbone} {feature_norm} -{held}]", shrink=shrink)
         held_items = items.select((items.corpora == held) & (items.variants <= 1))
         extra: dict = {}
         if by_corpus:
-            prior = mean_std([m for key, m in moments.items() if key[0] != held])
             converged = held_out_scores(net, trained_on.select((items.corpora == held) & (items.variants <= 1)))
             install_statistics(net, *prior)
-            adapted = Items(adapted_feats(held_items, *prior, seed=cfg["seed"]), held_items.labels, held_items.corpora,
-                            held_items.splits, held_items.variants, held_items.clips)
+            adapted = held_items.with_feats(adapted_feats(held_items, *prior, seed=cfg["seed"]))
             extra = {"adapted": held_out_scores(net, adapted), "converged": converged}
             log.info("held out %s adapting: UAR clean %.3f (converged %.3f)", held, extra["adapted"]["uar_clean"],
                      converged["uar_clean"])
@@ -458,16 +467,18 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     items = load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"])
     by_corpus = cfg.get("standardise") == "corpus"
     moments = corpus_moments(items, items.splits == "train") if by_corpus else {}
-    trained_on = standardised_by_corpus(items, moments) if by_corpus else items
+    stats = corpus_statistics(moments)
+    pooled = mean_std(list(moments.values())) if by_corpus else None  # every corpus's train frames (all copies)
+    trained_on = standardised_by_corpus(items, stats) if by_corpus else items
     train = trained_on.select(items.splits == "train")
     val = trained_on.select((items.splits == "validation") & (items.variants <= 1))
     spec = backbone_spec(backbone)
     in_dim, layers = head_shape(spec, cfg)
-    shrink = PartlyAdapted(moments, mean_std(list(moments.values()))) if by_corpus and cfg.get("partly_adapted") else None
+    shrink = PartlyAdapted(stats, pooled) if by_corpus and cfg.get("partly_adapted") else None
     net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
                               ckpt=workdir / "final-last.pt", resume=resume, tag="[final]", shrink=shrink)
-    if by_corpus:  # raw frames are read against every corpus's train frames pooled (all copies)
-        install_statistics(net, *mean_std(list(moments.values())))
+    if by_corpus:  # raw frames are read against the pooled statistics
+        install_statistics(net, *pooled)
         val = items.select((items.splits == "validation") & (items.variants <= 1))
     temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))  # for the path without adaptation
     meta = {
