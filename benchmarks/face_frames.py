@@ -33,7 +33,7 @@ import torch
 from affect.datasets import default_data_root
 from affect.datasets.face import read_fer2013_test
 from affect.face import FaceEncoder, FaceRequest
-from affect.face._detect import FER_FRAME
+from affect.face._framing import MEDIAN_SIDE_PER_BOX_WIDTH
 from affect.face._results import FaceAnalysis
 from affect.labels import EMOTIONS
 from benchmarks._report import RESULTS_DIR, Report, publish
@@ -43,7 +43,7 @@ from evaluation.face_scenes import MATCH_IOU, iou, moving_sequences
 def crop_square(face) -> tuple[float, float, float, float]:
     """The detected face's box as the benchmark compares it: its square around the box centre."""
     b = face.box
-    side = max(b.w, b.h) * FER_FRAME["side_per_box_width"]
+    side = max(b.w, b.h) * MEDIAN_SIDE_PER_BOX_WIDTH
     cx, cy = b.x + b.w / 2, b.y + b.h / 2
     return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
 

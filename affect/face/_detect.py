@@ -2,7 +2,7 @@
 
 ``BlazeFaceDetector`` runs MediaPipe's short-range BlazeFace over a pyramid of windows (see
 ``affect.face._blazeface``); its eye keypoints give the roll, and the eyes, mouth and box give
-the square the classifier reads, framed as FER-2013 frames its faces (``FER_FRAME``).
+the square the classifier reads, framed as FER-2013 frames its faces (``FER_FRAMING``, affect/face/_framing.py).
 
 ``HaarFaceDetector`` finds each face with the frontal-face cascade; its eyes are then looked
 for with the eye cascade in the upper half of the box, and when two plausible eyes are found
@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from affect.face._blazeface import BlazeFace, Box, RawFace, Window, around, pyramid, whole_picture
+from affect.face._framing import FER_FRAMING
 from affect.face._network import FACE_SIZE
 
 DetectorName = Literal["blazeface", "haar"]
@@ -56,10 +57,6 @@ class FaceDetector(Protocol):
 
     def detect(self, gray: np.ndarray, near: Sequence[Box] = ()) -> list[Detection]: ...
 
-
-# FER-2013's framing relative to BlazeFace's box and keypoints, fitted by recipes/face_detect/fit_frame.py
-# on FER+ train faces placed in synthetic scenes (never on test faces).
-FER_FRAME = {"side_per_box_width": 1.25, "centre_below_eyes_per_box_width": 0.13}
 
 
 class BlazeFaceDetector:
@@ -122,17 +119,11 @@ class BlazeFaceDetector:
             x0, y0, x1, y1 = max(0.0, f.x0), max(0.0, f.y0), min(float(w), f.x1), min(float(h), f.y1)
             if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
-            right_eye, left_eye, mouth = f.keypoints[0], f.keypoints[1], f.keypoints[3]
-            dx, dy = left_eye - right_eye  # the subject's right eye is on the image's left
-            eyes = (right_eye + left_eye) / 2
-            up = eyes - mouth
-            up = up / max(float(np.hypot(*up)), 1e-6)
-            box_w = f.x1 - f.x0
-            centre = eyes - FER_FRAME["centre_below_eyes_per_box_width"] * box_w * up
+            dx, dy = f.keypoints[1] - f.keypoints[0]  # the subject's right eye is on the image's left
             out.append(Detection(
                 int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)), score=f.score,
                 roll_degrees=math.degrees(math.atan2(dy, dx)),
-                crop=(float(centre[0]), float(centre[1]), FER_FRAME["side_per_box_width"] * box_w),
+                crop=FER_FRAMING.crop((f.x0, f.y0, f.x1, f.y1), f.keypoints),
                 keypoints=tuple((float(x), float(y)) for x, y in f.keypoints),
             ))
         out.sort(key=lambda d: d.w * d.h, reverse=True)
