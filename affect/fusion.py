@@ -182,7 +182,31 @@ class FusionWeights(WeightsEnum):
             },
         },
     )
-    DEFAULT = LATE_FUSION_V6
+    LATE_FUSION_V7 = Weights(
+        file="fusion/late_fusion_v7.safetensors",
+        sha256="50862d187b58712241fc0ecb3485472f43347d57b68da266ee0f16c3c2f884ac",
+        meta={
+            **_LATE_FUSION_META,
+            "version": "7",  # refitted for text-minilm-multicorpus@5 (its context weight 0.5)
+            # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
+            "metrics": {
+                "fusion_accuracy_face": 0.654,
+                "fusion_accuracy_speech": 0.758,
+                "fusion_accuracy_text": 0.433,
+                "fusion_accuracy_face+speech": 0.886,
+                "fusion_accuracy_face+text": 0.75,
+                "fusion_accuracy_speech+text": 0.791,
+                "fusion_accuracy_face+speech+text": 0.904,
+                "ece_before_face": 0.023,
+                "ece_after_face": 0.012,
+                "ece_before_speech": 0.144,
+                "ece_after_speech": 0.127,
+                "ece_before_text": 0.029,
+                "ece_after_text": 0.029,
+            },
+        },
+    )
+    DEFAULT = LATE_FUSION_V7
 
 
 @lru_cache(maxsize=4)

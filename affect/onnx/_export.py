@@ -122,6 +122,9 @@ def _write_text(encoder: Any, out_dir: Path) -> dict:
             "sentiment_temperature": float(net.sentiment_temperature),
             "prior_shift": [round(float(x), 6) for x in encoder.prior_shift],
             "prior_shift_is_for": "the default label prior (affect.text.prior); another prior gives another shift",
+            "context_weight": encoder.context_weight,
+            "context_mix": "for a turn with earlier turns, run classify twice (context_mask as given, then all false) and report "
+                           "context_weight x the first distribution + (1 - context_weight) x the second (emotion and sentiment alike)",
         },
         "labels": {"emotion": list(EMOTION_NAMES), "sentiment": list(SENTIMENT_NAMES)},
     }

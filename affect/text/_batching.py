@@ -47,6 +47,24 @@ def dialogue_inputs(
 
 
 @torch.inference_mode()
+def dialogue_batch(
+    net: TextAffectNet,
+    tokenizer,
+    dialogues: Sequence[DialogueTexts],
+    *,
+    max_tokens: int = 128,
+    batch_size: int = 64,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The network's inputs (current, context, mask, relation) for every turn, dialogues flattened in order."""
+    texts = [text for dialogue in dialogues for text, _ in dialogue]
+    flat = embed_texts(net, tokenizer, texts, max_tokens=max_tokens, batch_size=batch_size, on_batch=on_batch)
+    embeddings = list(torch.split(flat, [len(d) for d in dialogues]))
+    speakers = [[speaker for _, speaker in d] for d in dialogues]
+    return dialogue_inputs(embeddings, speakers, net.window)
+
+
+@torch.inference_mode()
 def predict_dialogues(
     net: TextAffectNet,
     tokenizer,
@@ -57,13 +75,10 @@ def predict_dialogues(
     batch_size: int = 64,
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Emotion ``[N, 7]`` and sentiment ``[N, 3]`` logits for every turn, dialogues flattened in order."""
-    texts = [text for dialogue in dialogues for text, _ in dialogue]
-    flat = embed_texts(net, tokenizer, texts, max_tokens=max_tokens, batch_size=batch_size, on_batch=on_batch)
-    sizes = [len(d) for d in dialogues]
-    embeddings = list(torch.split(flat, sizes))
-    speakers = [[speaker for _, speaker in d] for d in dialogues]
-    current, context, mask, relation = dialogue_inputs(embeddings, speakers, net.window)
+    """Emotion ``[N, 7]`` and sentiment ``[N, 3]`` logits of the network for every turn, dialogues
+    flattened in order (raw: what the library reports is ``TextEncoder.read_dialogues``)."""
+    current, context, mask, relation = dialogue_batch(net, tokenizer, dialogues, max_tokens=max_tokens,
+                                                      batch_size=batch_size, on_batch=on_batch)
     if not use_context:
         mask = torch.zeros_like(mask)
     return net.classify(current, context, mask, relation)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from threading import Lock
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from affect._errors import InvalidInputError
 from affect._weights import WeightsEnum
 from affect.results import AffectEstimate, Modality, ModalityResult
 from affect.text._base import load_base
-from affect.text._batching import embed_texts
+from affect.text._batching import DialogueTexts, dialogue_batch, embed_texts
 from affect.text._input import DEFAULT_MAX_CHARS, clean_text
-from affect.text._network import SPEAKER_UNKNOWN, speaker_relation
+from affect.text._network import SPEAKER_UNKNOWN, mix_context, speaker_relation
 from affect.text._weights_io import load_text_net
 from affect.text.prior import DEFAULT_PRIOR, PriorSpec, prior_log_ratio, resolve_prior
 from affect.text.weights import TextWeights
@@ -70,6 +71,15 @@ class TextAnalysis:
 
 
 @dataclass(frozen=True)
+class Readings:
+    """Calibrated emotion and sentiment logits of many turns, read with their past turns and
+    without them: the two readings ``TextEncoder.reported`` mixes into what the library reports."""
+
+    with_context: tuple[torch.Tensor, torch.Tensor]
+    without_context: tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
 class TextTurns:
     """What a conversation needs of a text encoder (``affect.turn_flow.ModalityTurns``), here or
     in another process: its character limit and context window. The conversation's state is its
@@ -113,11 +123,17 @@ class TextEncoder:
         weights: TextWeights | str | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
         prior: PriorSpec = DEFAULT_PRIOR,
+        context_weight: float | None = None,
     ) -> None:
         """``prior``: the label frequencies the deployment expects (``affect.text.prior``): a
         preset (``"trained"``, the default: the probabilities as trained; ``"conversational"``;
         ``"uniform"``) or a mapping of emotion names to frequencies. Weights that do
-        not record their training prior (round 1) ignore it."""
+        not record their training prior (round 1) ignore it.
+
+        ``context_weight``: how much of a turn's answer comes from reading it with the past turns
+        (the rest from reading it alone; ``affect.text._network.mix_context``), from 0 (past turns
+        ignored) to 1 (the context reading only). ``None``: the weights entry's own value
+        (``context_weight`` in its meta, chosen on held-out dialogue; 1 where it says none)."""
         self.weights = TextWeights.resolve(weights)
         meta = self.weights.meta
         self.max_chars = max_chars
@@ -127,6 +143,9 @@ class TextEncoder:
         self.tokenizer, base = load_base(meta.get("base_path"))
         self.net, self.train_meta = load_text_net(self.weights.value.verified_path(), base)
         self.model_id = self.weights.value.id
+        self.context_weight = float(meta.get("context_weight", 1.0) if context_weight is None else context_weight)
+        if not 0.0 <= self.context_weight <= 1.0:
+            raise InvalidInputError(f"context_weight must be between 0 and 1, got {context_weight!r}", field="context_weight")
         self.set_prior(prior)
         self._lock = Lock()  # the network is not re-entrant across threads
 
@@ -175,13 +194,40 @@ class TextEncoder:
             current = embed_texts(self.net, self.tokenizer, texts, max_tokens=self.max_tokens)
             answers = []
             for i, request in enumerate(requests):
-                ctx, mask, relation = self._context_tensors(request)
-                emo, sent = self.net.calibrated(*self.net.classify(current[i : i + 1], ctx, mask, relation))
-                emo = emo + self.prior_shift
+                emo, sent = self.reported(self._readings(current[i : i + 1], *self._context_tensors(request)))
                 answers.append(TextAnalysis(self._result(emo[0], sent[0]), current[i].clone()))
                 if record:  # before the next request, which may share the context
                     request.record(answers[-1])
         return answers
+
+    def read_dialogues(self, dialogues: Sequence[DialogueTexts], *, use_context: bool = True,
+                       on_batch: Callable[[int], None] | None = None) -> Readings:
+        """Every turn of many dialogues ((text, speaker) pairs in order), each with the turns before
+        it, in batches (for benchmarks and recipes); ``reported`` gives what ``analyze`` would."""
+        with self._lock, torch.inference_mode():
+            current, context, mask, relation = dialogue_batch(self.net, self.tokenizer, dialogues,
+                                                              max_tokens=self.max_tokens, on_batch=on_batch)
+            return self._readings(current, context, mask if use_context else torch.zeros_like(mask), relation, both=True)
+
+    def reported(self, readings: Readings, *, prior_shift: torch.Tensor | None = None,
+                 context_weight: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Emotion and sentiment log-probabilities as the library reports them: the expected prior
+        (``prior_shift``, default this encoder's) applied to both readings, then mixed by
+        ``context_weight`` (default this encoder's)."""
+        shift = self.prior_shift if prior_shift is None else prior_shift
+        weight = self.context_weight if context_weight is None else context_weight
+        (emo, sent), (emo_alone, sent_alone) = readings.with_context, readings.without_context
+        return mix_context(emo + shift, emo_alone + shift, weight), mix_context(sent, sent_alone, weight)
+
+    def _readings(self, current: torch.Tensor, context: torch.Tensor, mask: torch.Tensor,
+                  relation: torch.Tensor, *, both: bool = False) -> Readings:
+        """Both readings when ``both`` (any ``context_weight`` may be applied later), else only
+        what this encoder's weight needs."""
+        with_context = self.net.calibrated(*self.net.classify(current, context, mask, relation))
+        if not bool(mask.any()) or (self.context_weight >= 1.0 and not both):  # one reading serves both
+            return Readings(with_context, with_context)
+        alone = self.net.calibrated(*self.net.classify(current, context, torch.zeros_like(mask), relation))
+        return Readings(with_context, alone)
 
     def analyze_conversation(
         self, turns: Sequence[str | tuple[str, str | None]], *, use_context: bool = True

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from affect.datasets import read_goemotions_ekman, read_meld
 from affect.labels import EMOTION_NAMES, SENTIMENTS, emotion_index
 from affect.text import TextEncoder
-from affect.text._batching import predict_dialogues
+from affect.text.encoder import Readings
 from affect.text.weights import TextWeights
 from benchmarks._report import Report, confusion_matrix_png, reliability_png
 
@@ -46,9 +46,9 @@ def _take_turns(dialogues: list, limit: int | None) -> list:
     return out
 
 
-def prior_effect(encoder: TextEncoder, meld_logits: torch.Tensor, meld_gold: np.ndarray, args: argparse.Namespace,
+def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, args: argparse.Namespace,
                  metrics: dict[str, float]) -> list[list]:
-    """The same calibrated outputs re-weighted by each prior preset, on MELD and EmoContext test."""
+    """The same calibrated readings re-weighted by each prior preset, on MELD and EmoContext test."""
     from affect.datasets.text_corpora import corpus_emotions, read_text_corpus
     from affect.text.prior import PRIOR_PRESETS, prior_log_ratio, resolve_prior
 
@@ -56,10 +56,8 @@ def prior_effect(encoder: TextEncoder, meld_logits: torch.Tensor, meld_gold: np.
     if args.limit:
         emo_turns = emo_turns[: args.limit]
     dialogues = [[*t.context, (t.text, t.speaker)] for t in emo_turns]
-    logits, _ = encoder.net.calibrated(*predict_dialogues(encoder.net, encoder.tokenizer, dialogues,
-                                                          max_tokens=encoder.max_tokens))
-    ends = np.cumsum([len(d) for d in dialogues]) - 1
-    emo_logits = logits[torch.from_numpy(ends)]
+    emocontext = encoder.read_dialogues(dialogues)
+    ends = torch.from_numpy(np.cumsum([len(d) for d in dialogues]) - 1)
     emo_gold = np.array([emotion_index(t.single) if t.single else -1 for t in emo_turns])
     trained = encoder.train_meta.get("train_prior")
     trained = None if trained is None else torch.tensor(trained)
@@ -67,11 +65,11 @@ def prior_effect(encoder: TextEncoder, meld_logits: torch.Tensor, meld_gold: np.
     three = [emotion_index(e) for e in corpus_emotions("emocontext")]
     for name in PRIOR_PRESETS:
         shift = prior_log_ratio(resolve_prior(name), trained)
-        pred = (meld_logits + shift).argmax(-1).numpy()
+        pred = encoder.reported(meld, prior_shift=shift)[0].argmax(-1).numpy()
         m_macro = float(f1_score(meld_gold, pred, average="macro", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
         m_weighted = float(f1_score(meld_gold, pred, average="weighted", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
         rows.append(["MELD test", name, m_macro, m_weighted, float((pred == 0).mean()), float((meld_gold == 0).mean())])
-        epred = (emo_logits + shift).argmax(-1).numpy()
+        epred = encoder.reported(emocontext, prior_shift=shift)[0][ends].argmax(-1).numpy()
         epred4 = np.where(np.isin(epred, three), epred, -1)
         e_macro = float(f1_score(emo_gold, epred4, labels=three + [-1], average="macro", zero_division=0))
         e_micro = float(f1_score(emo_gold, epred4, labels=three, average="micro", zero_division=0))
@@ -93,23 +91,17 @@ def run(args: argparse.Namespace) -> Report:
     gold = np.array([emotion_index(t.emotion) for t in turns])
     gold_sent = np.array([SENTIMENT_INDEX[t.sentiment] for t in turns])
 
-    total = 2 * len(turns) + len(goemo)
-    bar = tqdm(total=total, desc="text benchmark", unit="turn", disable=args.no_progress)
+    bar = tqdm(total=len(turns) + len(goemo), desc="text benchmark", unit="turn", disable=args.no_progress)
+    meld_readings = encoder.read_dialogues(pairs, on_batch=bar.update)  # with and without context, one pass
     probs, sent_pred = {}, {}
-    raw_meld = None
-    for name, use_context in (("context", True), ("no_context", False)):
-        emo, sent = encoder.net.calibrated(*predict_dialogues(
-            encoder.net, encoder.tokenizer, pairs, use_context=use_context, max_tokens=encoder.max_tokens,
-            on_batch=bar.update))
-        raw_meld = emo if raw_meld is None else raw_meld
-        probs[name] = torch.softmax(emo + encoder.prior_shift, -1).numpy()
+    for name, weight in (("context", None), ("no_context", 0.0)):  # None: the entry's own context weight
+        emo, sent = encoder.reported(meld_readings, context_weight=weight)
+        probs[name] = torch.softmax(emo, -1).numpy()
         sent_pred[name] = sent.argmax(-1).numpy()
-    go_emo, _ = encoder.net.calibrated(*predict_dialogues(
-        encoder.net, encoder.tokenizer, [[(e.text, None)] for e in goemo], max_tokens=encoder.max_tokens,
-        on_batch=bar.update))
+    go_emo, _ = encoder.reported(encoder.read_dialogues([[(e.text, None)] for e in goemo], on_batch=bar.update))
     bar.close()
     go_gold = np.array([emotion_index(e.emotion) for e in goemo])
-    go_pred = (go_emo + encoder.prior_shift).argmax(-1).numpy()
+    go_pred = go_emo.argmax(-1).numpy()
     vader = vader_sentiment([t.text for t in turns])
 
     labels = list(range(len(EMOTION_NAMES)))
@@ -128,7 +120,7 @@ def run(args: argparse.Namespace) -> Report:
         "meld_test_sentiment_macro_f1_no_context": float(f1_score(gold_sent, sent_pred["no_context"], average="macro", zero_division=0)),
         "meld_test_ece": expected_calibration_error(probs["context"], gold),
     }
-    prior_rows = prior_effect(encoder, raw_meld, gold, args, metrics)
+    prior_rows = prior_effect(encoder, meld_readings, gold, args, metrics)
     per_class = f1_score(gold, pred, average=None, labels=labels, zero_division=0)
     per_class_nc = f1_score(gold, pred_nc, average=None, labels=labels, zero_division=0)
     support = np.bincount(gold, minlength=len(labels))
@@ -159,14 +151,16 @@ def run(args: argparse.Namespace) -> Report:
                 [name, int(support[i]), float(per_class[i]), float(per_class_nc[i])] for i, name in enumerate(EMOTION_NAMES)
             ]),
         },
-        models={"text": encoder.model_id, "sha256": encoder.weights.value.sha256, "dev_metrics": encoder.train_meta.get("dev_metrics")},
+        models={"text": encoder.model_id, "sha256": encoder.weights.value.sha256, "context_weight": encoder.context_weight,
+                "dev_metrics": encoder.train_meta.get("dev_metrics")},
         data={
             "MELD test": f"{len(turns)} turns in {len(meld)} dialogues",
             "GoEmotions-Ekman test": f"{len(goemo)} single-label comments (multi-label ones left out)",
             "data root": str(args.data_root or "default (../shared/data)"),
         },
         notes=[
-            "Context = up to 8 earlier turns of the same dialogue, past turns only; 'no context' is the same weights with the context masked.",
+            "Context = up to 8 earlier turns of the same dialogue, past turns only; 'no context' is the same weights with the context masked. "
+            "With context, the library reports context_weight x the reading with the past turns + the rest x the reading without (affect.text._network.mix_context).",
             "MELD test was read once for this report; the weights were chosen on MELD dev.",
             *([f"--limit {args.limit}: a partial run, not the reported figures."] if args.limit else []),
         ],

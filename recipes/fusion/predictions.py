@@ -51,18 +51,24 @@ def _normalise(p: np.ndarray) -> np.ndarray:
 def text_predictions(split: str, data_root: Path, limit: int | None = None) -> Predictions:
     """MELD ``dev`` (validation) or ``test``, every turn with its past turns as context."""
     from affect.text import TextEncoder
-    from affect.text._batching import predict_dialogues
+    from affect.text._batching import dialogue_batch
+    from affect.text._network import mix_context
+    from affect.text.encoder import Readings
 
     encoder = TextEncoder()
     dialogues = read_meld(split, data_root)
     if limit:
         dialogues = dialogues[: max(1, limit // 9)]
     pairs = [[(t.text, t.speaker) for t in d] for d in dialogues]
-    emo, sent = predict_dialogues(encoder.net, encoder.tokenizer, pairs, max_tokens=encoder.max_tokens)
-    calibrated, _ = encoder.net.calibrated(emo, sent)
-    calibrated = calibrated + encoder.prior_shift  # what the library reports: the default expected prior applied
+    with torch.inference_mode():
+        current, context, mask, relation = dialogue_batch(encoder.net, encoder.tokenizer, pairs, max_tokens=encoder.max_tokens)
+        with_context = encoder.net.classify(current, context, mask, relation)
+        alone = encoder.net.classify(current, context, torch.zeros_like(mask), relation)
+        raw = mix_context(with_context[0], alone[0], encoder.context_weight).exp()  # before calibration
+        readings = Readings(encoder.net.calibrated(*with_context), encoder.net.calibrated(*alone))
+        calibrated = encoder.reported(readings)[0].exp()  # what the library reports (prior and context weight)
     labels = np.array([emotion_index(t.emotion) for d in dialogues for t in d])
-    return Predictions(torch.softmax(emo, -1).numpy(), torch.softmax(calibrated, -1).numpy(), labels, encoder.model_id)
+    return Predictions(raw.numpy(), calibrated.numpy(), labels, encoder.model_id)
 
 
 def face_predictions(split: str, data_root: Path, full_data: Path | None, limit: int | None = None,

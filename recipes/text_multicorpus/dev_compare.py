@@ -21,7 +21,6 @@ from sklearn.metrics import f1_score
 from affect.datasets import read_goemotions_ekman, read_meld
 from affect.labels import EMOTION_NAMES, SENTIMENTS, emotion_index
 from affect.text import TextEncoder
-from affect.text._batching import predict_dialogues
 
 log = logging.getLogger("recipes.text_multicorpus")
 
@@ -35,16 +34,14 @@ def dev_figures(weights: str) -> dict[str, float]:
     gold_sent = np.array([SENTIMENTS.index(t.sentiment) for t in turns])
     labels = list(range(len(EMOTION_NAMES)))
     out: dict[str, float] = {}
-    for name, use_context in (("", True), ("_no_context", False)):
-        emo, sent = encoder.net.calibrated(*predict_dialogues(
-            encoder.net, encoder.tokenizer, pairs, use_context=use_context, max_tokens=encoder.max_tokens))
-        pred = (emo + encoder.prior_shift).argmax(-1).numpy()
+    readings = encoder.read_dialogues(pairs)
+    for name, weight in (("", None), ("_no_context", 0.0)):  # None: the entry's own context weight
+        emo, sent = encoder.reported(readings, context_weight=weight)
+        pred = emo.argmax(-1).numpy()
         out[f"meld_dev_weighted_f1{name}"] = float(f1_score(gold, pred, average="weighted", labels=labels, zero_division=0))
         out[f"meld_dev_sentiment_macro_f1{name}"] = float(f1_score(gold_sent, sent.argmax(-1).numpy(), average="macro"))
     goemo = read_goemotions_ekman("dev")
-    emo, _ = encoder.net.calibrated(*predict_dialogues(
-        encoder.net, encoder.tokenizer, [[(e.text, None)] for e in goemo], max_tokens=encoder.max_tokens))
-    go_pred = (emo + encoder.prior_shift).argmax(-1).numpy()
+    go_pred = encoder.reported(encoder.read_dialogues([[(e.text, None)] for e in goemo]))[0].argmax(-1).numpy()
     go_gold = np.array([emotion_index(e.emotion) for e in goemo])
     out["goemotions_ekman_dev_macro_f1"] = float(f1_score(go_gold, go_pred, average="macro", labels=labels, zero_division=0))
     return out

@@ -36,7 +36,7 @@ from sklearn.metrics import f1_score
 
 from affect.datasets.text_corpora import DIALOGUE_CORPORA, LabelledTurn, corpus_emotions
 from affect.labels import EMOTIONS, PARTIAL_LABELS, SENTIMENTS, Emotion
-from affect.text._network import TextAffectNet, speaker_relation
+from affect.text._network import TextAffectNet, mix_context, speaker_relation
 from recipes._variants import with_variant
 from recipes.text_multicorpus.embed import DEFAULT_CACHE, cache_file, sample_turns
 
@@ -334,7 +334,16 @@ def loco_fold(cfg: dict, data: Batchable, r1data: Batchable, workdir: Path, enco
     r1test = r1data.select(test_keep)
     row |= {f"round1_{k}": v for k, v in corpus_scores(held, round1_logits(r1test), r1test).items()}
     if held in DIALOGUE_CORPORA:
-        row |= {f"no_context_{k}": v for k, v in corpus_scores(held, predict(net, test, False)[0], test).items()}
+        (with_context, sent_context), (without, sent_alone) = predict(net, test), predict(net, test, False)
+        row |= {f"no_context_{k}": v for k, v in corpus_scores(held, without, test).items()}
+        known = test.sentiment >= 0
+        for weight in cfg["heads"].get("context_weights", []):  # the library's mix of the two readings
+            mixed = mix_context(with_context, without, weight)
+            row |= {f"context_weight_{weight}_{k}": v for k, v in corpus_scores(held, mixed, test).items()}
+            if known.any():  # MELD: sentiment too
+                sent = mix_context(sent_context, sent_alone, weight).argmax(-1)
+                row[f"context_weight_{weight}_sentiment_macro_f1"] = float(
+                    f1_score(test.sentiment[known].numpy(), sent[known].numpy(), average="macro", zero_division=0))
         row |= {f"round1_no_context_{k}": v for k, v in
                 corpus_scores(held, round1_logits(r1test, False), r1test).items()}
     log.info("held out %s: macro-F1 %.3f (round-1 %.3f)", held, row["macro_f1"], row["round1_macro_f1"])

@@ -60,6 +60,10 @@ class ServerConfig:
     # (affect.speech.adaptation). Off: every turn is read against the training statistics, and
     # the same turn always gets the same answer.
     speech_adapt: bool = False
+    # How much of a text turn's answer comes from reading it with the conversation's past turns,
+    # the rest from reading it alone (affect.text.TextEncoder's context_weight): 0 to 1, or -1 for
+    # the text weights' own value (chosen on held-out dialogue; see the text model card).
+    text_context_weight: float = -1.0
     runtime: str = "auto"  # what runs the networks: auto, torch, onnx or onnx-int8 (see affect.onnx; pip install 'affect[onnx]')
     token: str | None = None  # bearer token required from clients, if set
     tls_cert: str | None = None
@@ -122,6 +126,12 @@ class ServerConfig:
             raise SystemExit(f"affect serve: face_min_fraction must be between 0.05 and 1, got {self.face_min_fraction}")
         if self.face_full_search_every < 0:
             raise SystemExit(f"affect serve: face_full_search_every must be 0 (the default) or more, got {self.face_full_search_every}")
+        if self.text_context_weight != -1.0:
+            if not 0.0 <= self.text_context_weight <= 1.0:
+                raise SystemExit(f"affect serve: text_context_weight must be between 0 and 1 (or -1: the weights' own), "
+                                 f"got {self.text_context_weight}")
+            if self.text_model.lower() == "none":
+                raise SystemExit("affect serve: --text-context-weight needs a text model, and --text-model is none")
         if self.speech_adapt and self.speech_model.lower() == "none":
             raise SystemExit("affect serve: --speech-adapt needs a speech model, and --speech-model is none")
         if self.runtime not in RUNTIMES:
@@ -153,6 +163,8 @@ class ServerConfig:
         options: dict[str, dict[str, object]] = {"face": face}
         if self.speech_adapt:
             options["speech"] = {"adapt": True}
+        if self.text_context_weight != -1.0:
+            options["text"] = {"context_weight": self.text_context_weight}
         return options
 
 
