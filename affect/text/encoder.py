@@ -223,11 +223,13 @@ class TextEncoder:
                   relation: torch.Tensor, *, both: bool = False) -> Readings:
         """Both readings when ``both`` (any ``context_weight`` may be applied later), else only
         what this encoder's weight needs."""
-        with_context = self.net.calibrated(*self.net.classify(current, context, mask, relation))
         if not bool(mask.any()) or (self.context_weight >= 1.0 and not both):  # one reading serves both
+            with_context = self.net.calibrated(*self.net.classify(current, context, mask, relation))
             return Readings(with_context, with_context)
-        alone = self.net.calibrated(*self.net.classify(current, context, torch.zeros_like(mask), relation))
-        return Readings(with_context, alone)
+        n = current.shape[0]  # both readings in one pass: the second half sees no past turns
+        emo, sent = self.net.calibrated(*self.net.classify(current.repeat(2, 1), context.repeat(2, 1, 1),
+                                                           torch.cat([mask, torch.zeros_like(mask)]), relation.repeat(2, 1)))
+        return Readings((emo[:n], sent[:n]), (emo[n:], sent[n:]))
 
     def analyze_conversation(
         self, turns: Sequence[str | tuple[str, str | None]], *, use_context: bool = True
