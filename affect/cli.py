@@ -87,7 +87,12 @@ def _encoder_class(name: str) -> type:
 
 def _encoder_options(args: argparse.Namespace) -> dict[str, dict]:
     """``analyze``'s flags as ``Analyzer(encoder_options=...)``."""
-    return {"speech": {"adapt": True}} if args.speech_adapt else {}
+    options: dict[str, dict] = {}
+    if args.speech_adapt:
+        options["speech"] = {"adapt": True}
+    if args.text_context_weight is not None:
+        options["text"] = {"context_weight": args.text_context_weight}
+    return options
 
 
 def _analyze_turns(turns: list[dict], args: argparse.Namespace) -> int:
@@ -337,7 +342,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if records is None:  # turns, not results: analyse them
         turns = read_turns(path)
         _check_texts(turns)
-        args.out, args.plot, args.json, args.speech_adapt = None, out, False, False
+        args.out, args.plot, args.json, args.speech_adapt, args.text_context_weight = None, out, False, False, None
         return _analyze_turns(turns, args)
     files = {r.get("file") for r in records}
     if len(files) > 1:
@@ -418,6 +423,10 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
                          help="read voices against the statistics of all the speech heard in this run, clip after clip, "
                               "instead of the training corpora's (recordings of one deployment: its lines, rooms and "
                               "callers; see the speech model card for when not to)")
+    analyze.add_argument("--text-context-weight", type=float, default=None, metavar="W",
+                         help="how much of a text turn's answer comes from reading it with the turns before it, 0 to 1 "
+                              "(default: the text model's own, 0.5 for the default; 1 suits chats like the text model's "
+                              "training dialogue; see the text model card)")
     analyze.set_defaults(func=cmd_analyze)
 
     plot = sub.add_parser("plot", parents=[common], epilog=EXIT_CODES,

@@ -104,6 +104,27 @@ def test_a_folder_of_calls_can_be_read_against_what_the_run_has_heard(tmp_path: 
     assert max(moved(f, a) for f, a in zip(fixed[4:], adapted[4:])) > 0.03
 
 
+def test_the_text_context_weight_can_be_set_for_a_conversation(tmp_path: Path):
+    """``--text-context-weight 0`` reads each turn on its own: the first turn (no past turns) is
+    read as with the default; later ones move. Outside 0-1 it is refused in one line."""
+    conversation = Path(__file__).resolve().parents[1] / "docs" / "examples" / "support-call.jsonl"
+    runs = []
+    for flags in ([], ["--text-context-weight", "0"]):
+        out = affect("analyze", "--conversation", str(conversation), "--json", "-q", *flags)
+        assert out.returncode == 0, out.stderr.decode()
+        runs.append(json.loads(out.stdout))
+    default, alone = runs
+
+    def moved(a: dict, b: dict) -> float:
+        return max(abs(a["emotions"][k] - b["emotions"][k]) for k in a["emotions"])
+
+    assert moved(default[0], alone[0]) < 1e-4
+    assert max(moved(d, a) for d, a in zip(default[1:], alone[1:])) > 0.05
+    refused = affect("analyze", "--text", "hello", "--text-context-weight", "2")
+    lines = [line for line in refused.stderr.decode().splitlines() if line.strip()]
+    assert refused.returncode != 0 and len(lines) == 1 and "context_weight" in lines[0], lines
+
+
 @pytest.mark.parametrize("flag, content, message", [
     ("--audio", None, "no such file"),
     ("--audio", b"RIFF\x10\x00\x00\x00WAVEfmt truncated", "audio"),
