@@ -195,3 +195,55 @@ def test_exported_speech_encoder_and_head_give_the_librarys_answer(tmp_path, dat
     probs /= probs.sum()
     expected = encoder.analyze_prepared([clip])[0].result.emotion_vector()
     np.testing.assert_allclose(probs, expected, atol=2e-3)
+
+
+def test_the_text_sidecar_is_enough_to_read_a_conversation(tmp_path, capsys):
+    """Embed each turn, run classify with the past turns and without, calibrate, shift by the
+    prior and mix by the context weight, all as the sidecar says: the library's answers, turn by turn."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    from affect.cli import main
+    from affect.text import TextEncoder
+
+    assert main(["export", "--format", "onnx", str(tmp_path), "--encoders", "text", "--parity-items", "20", "-q"]) == 0
+    capsys.readouterr()
+    encoder = TextEncoder()
+    sidecar = json.loads((tmp_path / f"{encoder.model_id.replace('@', '-')}.json").read_text())
+    post = sidecar["postprocessing"]
+    assert post["context_weight"] == encoder.context_weight
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "text-tokenizer"))
+    embed = ort.InferenceSession(str(tmp_path / sidecar["files"]["embed"]), providers=["CPUExecutionProvider"])
+    classify = ort.InferenceSession(str(tmp_path / sidecar["files"]["classify"]), providers=["CPUExecutionProvider"])
+    turns = [("My parcel never arrived and nobody answers the phone.", "caller"),
+             ("I'm sorry to hear that, let me check.", "agent"),
+             ("Thanks. Honestly I'm fed up with this.", "caller")]
+    window = encoder.window
+    dim = encoder.net.emotion_head.in_features
+    past: list[tuple[np.ndarray, str]] = []
+    library = encoder.analyze_conversation(turns)
+
+    def softmax(z: np.ndarray) -> np.ndarray:
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    for (text, speaker), expected in zip(turns, library):
+        tokens = tokenizer([text], truncation=True, max_length=encoder.max_tokens, return_tensors="np")
+        (current,) = embed.run(None, {"input_ids": tokens["input_ids"].astype(np.int64),
+                                      "attention_mask": tokens["attention_mask"].astype(np.int64)})
+        context = np.zeros((1, window, dim), np.float32)
+        mask = np.zeros((1, window), bool)
+        relation = np.full((1, window), 2, np.int64)
+        for k, (vector, who) in enumerate(reversed(past)):
+            context[0, k], mask[0, k], relation[0, k] = vector, True, int(who == speaker)
+        readings = []
+        for m in (mask, np.zeros_like(mask)):
+            emo, sent = classify.run(None, {"current": current, "context": context, "context_mask": m, "relation": relation})
+            readings.append((softmax((emo + np.array(post["emotion_bias"])) / post["emotion_temperature"] + np.array(post["prior_shift"])),
+                             softmax(sent / post["sentiment_temperature"])))
+        w = post["context_weight"] if past else 1.0
+        emotions = w * readings[0][0] + (1 - w) * readings[1][0]
+        sentiments = w * readings[0][1] + (1 - w) * readings[1][1]
+        assert np.abs(emotions[0] - expected.emotion_vector()).max() < 1e-4
+        assert np.abs(sentiments[0] - np.array(list(expected.sentiments.values()))).max() < 1e-4
+        past.append((current[0], speaker))
