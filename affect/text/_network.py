@@ -93,7 +93,8 @@ class TextAffectNet(nn.Module):
 
 def mix_context(with_context: torch.Tensor, without_context: torch.Tensor, weight: float) -> torch.Tensor:
     """Log of ``weight`` x the probabilities read with the past turns + (1 - ``weight``) x those read
-    without them (both given as logits, calibrated as the library reports them).
+    without them (both given as logits: calibrated, as the library reports them, or raw, as the
+    recipe scores its held-out folds).
 
     How far a head's context attention carries to conversations unlike its training dialogue is
     measured, not assumed: held out, the v2 head read MELD at macro-F1 0.246 with its past turns
