@@ -17,9 +17,8 @@ the threshold is 1 and screens nothing.
 Writes ``memorisation.json`` (the threshold, per emotion the share of likely copies among the
 grid candidates and among the augmentation faces in ``generated/faces.npz`` if present) and
 ``grids/<emotion>.png``: the first 64 candidates per emotion that are not likely copies (8x8,
-fixed seed). Only screened faces are ever drawn. The screened grids are committed (the
-recipe's README shows them); unscreened samples (``samples.py``) and the augmentation faces stay
-on the machine that trained the GAN.
+fixed seed). Only screened faces are ever drawn; no grid is committed (generated faces derive
+from FER-2013 and count as data, which stays on the machine, as the training faces do).
 """
 
 from __future__ import annotations
