@@ -11,7 +11,7 @@ import pytest
 
 from affect.face._detect import BlazeFaceDetector
 from affect.face._framing import FER_FRAMING
-from evaluation.face_scenes import iou, plain_scenes
+from evaluation.face_scenes import crop_square, iou, plain_scenes
 
 IOU_SHARE_FLOOR = 0.93  # share of found slice faces framed at IoU >= 0.5: 0.964 measured, 0.920 with round 3's box-width rule
 MEAN_IOU_FLOOR = 0.74  # their mean IoU: 0.778 measured, 0.711 with the box-width rule
@@ -32,7 +32,7 @@ def test_found_faces_are_framed_as_fer2013_frames_them(slice_faces):
         (truth,) = scene.faces
         found = detector.detect(scene.image)
         if found:
-            overlaps.append(max(iou(truth.box, _square(d.crop)) for d in found))
+            overlaps.append(max(iou(truth.box, crop_square(d)) for d in found))
     overlaps = np.array(overlaps)
     assert len(overlaps) >= 0.9 * len(slice_faces)
     assert (overlaps >= 0.5).mean() >= IOU_SHARE_FLOOR
@@ -65,8 +65,3 @@ def test_the_square_turns_and_scales_with_the_face():
     assert side2 == pytest.approx(2 * side, rel=0.02)
     assert np.allclose(np.array([cx2, cy2]), (np.array([cx, cy]) - 150) @ rot.T + 500, atol=0.5)
 
-
-def _square(crop: tuple[float, float, float] | None) -> tuple[float, float, float, float]:
-    assert crop is not None
-    cx, cy, side = crop
-    return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2

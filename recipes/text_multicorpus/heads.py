@@ -330,11 +330,12 @@ def loco_fold(cfg: dict, data: Batchable, r1data: Batchable, workdir: Path, enco
     test_keep = (data.corpus == held) & (data.split == "test")
     test = data.select(test_keep)
     row = {"best_epoch": info["best_epoch"], "dev": info["dev"]}
-    row |= corpus_scores(held, predict(net, test)[0], test)
+    with_context, sent_context = predict(net, test)
+    row |= corpus_scores(held, with_context, test)
     r1test = r1data.select(test_keep)
     row |= {f"round1_{k}": v for k, v in corpus_scores(held, round1_logits(r1test), r1test).items()}
     if held in DIALOGUE_CORPORA:
-        (with_context, sent_context), (without, sent_alone) = predict(net, test), predict(net, test, False)
+        without, sent_alone = predict(net, test, False)
         row |= {f"no_context_{k}": v for k, v in corpus_scores(held, without, test).items()}
         known = test.sentiment >= 0
         for weight in cfg["heads"].get("context_weights", []):  # the library's mix of the two readings
