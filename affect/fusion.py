@@ -206,7 +206,31 @@ class FusionWeights(WeightsEnum):
             },
         },
     )
-    DEFAULT = LATE_FUSION_V7
+    LATE_FUSION_V8 = Weights(
+        file="fusion/late_fusion_v8.safetensors",
+        sha256="54aa8858d84b05ff30f30968311c96469559a7f4790d9cd35f37cd94c8fbb884",
+        meta={
+            **_LATE_FUSION_META,
+            "version": "8",  # refitted for speech-whisper-tiny-layers-multicorpus@5 (statistics per channel)
+            # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
+            "metrics": {
+                "fusion_accuracy_face": 0.654,
+                "fusion_accuracy_speech": 0.78,
+                "fusion_accuracy_text": 0.433,
+                "fusion_accuracy_face+speech": 0.883,
+                "fusion_accuracy_face+text": 0.75,
+                "fusion_accuracy_speech+text": 0.793,
+                "fusion_accuracy_face+speech+text": 0.9,
+                "ece_before_face": 0.023,
+                "ece_after_face": 0.012,
+                "ece_before_speech": 0.128,
+                "ece_after_speech": 0.15,
+                "ece_before_text": 0.029,
+                "ece_after_text": 0.029,
+            },
+        },
+    )
+    DEFAULT = LATE_FUSION_V8
 
 
 @lru_cache(maxsize=4)

@@ -163,8 +163,9 @@ def test_server_on_onnx_answers_as_the_library_on_torch(text_encoder, meld_dialo
 
 
 def test_exported_speech_encoder_and_head_give_the_librarys_answer(tmp_path, data_root):
-    """speech@3's every-layer Whisper encoder is exported beside its head; chained by hand with
-    onnxruntime, as the sidecar describes, they give the library's probabilities for a clip."""
+    """The default speech weights' every-layer Whisper encoder is exported beside its head; chained
+    by hand with onnxruntime, as the sidecar describes, they give the library's probabilities for a
+    clip, and for the same clip as a phone call once its frames take the sidecar's channel step."""
     import onnxruntime as ort
     import torch
 
@@ -172,6 +173,7 @@ def test_exported_speech_encoder_and_head_give_the_librarys_answer(tmp_path, dat
     from affect.speech import SpeechEncoder, SpeechWeights
     from affect.speech._backbone import valid_outputs
     from affect.speech._network import pad_frames
+    from affect.speech.augment import telephone_band
 
     assert main(["export", "--format", "onnx", str(tmp_path), "--encoders", "speech", "--parity-items", "8", "-q"]) == 0
     model_id = SpeechWeights.DEFAULT.value.id
@@ -187,14 +189,29 @@ def test_exported_speech_encoder_and_head_give_the_librarys_answer(tmp_path, dat
         session = ort.InferenceSession(str(tmp_path / sidecar["files"][graph]), providers=["CPUExecutionProvider"])
         return session.run(None, feeds)[0]
 
-    states = run("encoder", {"log_mel": encoder.backbone.features(segment)[None]})[0]  # [layers, frames, width]
-    frames = states.transpose(1, 0, 2).reshape(states.shape[1], -1)[: valid_outputs(len(segment))]
-    batch, mask = pad_frames([torch.from_numpy(frames.copy())])
-    logits = run("head", {"frames": batch.numpy(), "mask": mask.numpy()})[0]
-    probs = np.exp(logits / sidecar["postprocessing"]["temperature"])
-    probs /= probs.sum()
+    def by_hand(segment: np.ndarray, narrowband: bool) -> np.ndarray:
+        states = run("encoder", {"log_mel": encoder.backbone.features(segment)[None]})[0]  # [layers, frames, width]
+        frames = states.transpose(1, 0, 2).reshape(states.shape[1], -1)[: valid_outputs(len(segment))]
+        if narrowband:  # the sidecar's channel step: moved from the narrowband statistics onto the head's
+            head = encoder.head.standardise
+            m_n = np.array(sidecar["channel_statistics"]["narrowband_mean"], dtype=np.float32)
+            s_n = np.array(sidecar["channel_statistics"]["narrowband_std"], dtype=np.float32)
+            m_h, s_h = head.mean.numpy(), head.std.numpy()
+            frames = frames * (s_h / s_n) + (m_h - m_n * s_h / s_n)
+        batch, mask = pad_frames([torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))])
+        logits = run("head", {"frames": batch.numpy(), "mask": mask.numpy()})[0]
+        probs = np.exp(logits / sidecar["postprocessing"]["temperature"])
+        return probs / probs.sum()
+
     expected = encoder.analyze_prepared([clip])[0].result.emotion_vector()
-    np.testing.assert_allclose(probs, expected, atol=2e-3)
+    np.testing.assert_allclose(by_hand(segment, narrowband=False), expected, atol=2e-3)
+    # The same clip as a phone call delivers it (8 kHz): read against the narrowband statistics.
+    phone = encoder.find_speech([encoder.prepare(telephone_band(segment, back_to_rate=False), 8_000)])[0]
+    assert "channel_statistics" in sidecar and len(phone.spans) == 1
+    start, end = phone.spans[0]
+    expected_phone = encoder.analyze_prepared([phone])[0].result.emotion_vector()
+    np.testing.assert_allclose(by_hand(phone.audio.samples[start:end], narrowband=True), expected_phone, atol=2e-3)
+    assert np.abs(by_hand(phone.audio.samples[start:end], narrowband=False) - expected_phone).max() > 2e-3
 
 
 def test_the_text_sidecar_is_enough_to_read_a_conversation(tmp_path, capsys):

@@ -330,8 +330,8 @@ def test_a_server_set_to_adapt_reads_a_deployment_of_calls_against_what_it_heard
 
     config = ServerConfig.from_args(env={"AFFECT_SPEECH_ADAPT": "true"})
     adapting = Analyzer(text=None, face=None, forecast=None, encoder_options=config.encoder_options()).speech
-    assert adapting.adaptation is not None and adapting.adaptation.frames_heard == 0
-    assert speech_encoder.adaptation is None  # the default reads every turn against its training statistics
+    assert adapting.reader.adaptation is not None and adapting.reader.frames_heard == 0
+    assert speech_encoder.reader.adaptation is None  # the default reads every turn against its training statistics
     gold, fixed, adapted, heard = [], [], [], [0.0]
     for clip in clips[::2]:
         phone = telephone_band(_read(clip.path)[0])
@@ -341,7 +341,7 @@ def test_a_server_set_to_adapt_reads_a_deployment_of_calls_against_what_it_heard
         gold.append(emotion_index(clip.emotion))
         adapted.append(a.result.emotion_vector())
         fixed.append(f.result.emotion_vector())
-        heard.append(adapting.adaptation.frames_heard)
+        heard.append(adapting.reader.frames_heard)
     assert all(later > earlier for earlier, later in zip(heard, heard[1:]))
     adapted, fixed = np.array(adapted), np.array(fixed)
     assert np.abs(adapted[-10:] - fixed[-10:]).max() > 0.05  # once much was heard, the answers differ

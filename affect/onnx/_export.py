@@ -22,6 +22,7 @@ from typing import Any
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 from affect.onnx._parity import Parity, check_parity
 from affect.onnx._runtime import face_graph, speech_head_graph, text_graphs, whisper_layers_graph
+from affect.speech._channel import EDGE_HZ, NARROWBAND_SHARE
 
 ENCODERS = ("face", "speech", "text")  # the modality order (affect.results.Modality)
 
@@ -158,6 +159,11 @@ def _write_face(encoder: Any, out_dir: Path) -> dict:
         },
         "labels": {"emotion": list(EMOTION_NAMES)},
     }
+    if head.standardise is not None and head.standardise.channels:
+        sidecar["channel_statistics"] = {
+            "narrowband_mean": [round(float(v), 6) for v in head.standardise.narrowband_mean],
+            "narrowband_std": [round(float(v), 6) for v in head.standardise.narrowband_std],
+        }
     (out_dir / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     return sidecar
 
@@ -197,7 +203,13 @@ def _write_speech(encoder: Any, out_dir: Path) -> dict:
             "deployment (SpeechEncoder(adapt=True)), map each batch's frames first: x * (s_head / s_heard) + "
             "(m_head - m_heard * s_head / s_heard), with running statistics of the frames heard shrunk towards the "
             "head's (affect.speech.adaptation.DeploymentStatistics)",
-        ] if head.standardise is not None else []),
+        ] if head.standardise is not None else []) + ([
+            f"channels: a clip is narrowband when its source rate is 8 kHz or less or when under {NARROWBAND_SHARE:g} of its "
+            f"speech's energy lies above {EDGE_HZ:g} Hz (affect.speech._channel); a narrowband clip's frames are moved "
+            "onto the head's statistics first: x * (s_head / s_narrowband) + (m_head - m_narrowband * s_head / s_narrowband), "
+            "with m_narrowband and s_narrowband from channel_statistics below (adapting: one running estimate per channel, "
+            "each shrunk towards its channel's statistics)",
+        ] if head.standardise is not None and head.standardise.channels else []),
         "postprocessing": {
             "emotion": "softmax(emotion_logits / temperature) per segment, then the segments averaged weighted by length",
             "temperature": encoder.temperature,
@@ -205,6 +217,11 @@ def _write_speech(encoder: Any, out_dir: Path) -> dict:
         },
         "labels": {"emotion": list(EMOTION_NAMES)},
     }
+    if head.standardise is not None and head.standardise.channels:
+        sidecar["channel_statistics"] = {
+            "narrowband_mean": [round(float(v), 6) for v in head.standardise.narrowband_mean],
+            "narrowband_std": [round(float(v), 6) for v in head.standardise.narrowband_std],
+        }
     (out_dir / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     return sidecar
 

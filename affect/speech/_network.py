@@ -65,12 +65,26 @@ class FrameStandardiser(nn.Module):
     """Each feature of a frame standardised by fixed statistics: those of the recordings the head
     was trained on, pooled (buffers, saved with the head). A head trained on corpus-standardised
     frames reads raw frames through it; ``affect.speech.adaptation`` maps a deployment's frames
-    onto these statistics first."""
+    onto these statistics first.
 
-    def __init__(self, dim: int) -> None:
+    With ``channels``, ``mean`` and ``std`` are the wideband recordings' and a second pair holds the
+    narrowband (telephone) recordings'; a narrowband clip is moved from its pair onto the first
+    before this standardisation (``affect.speech.adaptation.ChannelReader``)."""
+
+    def __init__(self, dim: int, *, channels: bool = False) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
+        self.channels = channels
+        if channels:
+            self.register_buffer("narrowband_mean", torch.zeros(dim))
+            self.register_buffer("narrowband_std", torch.ones(dim))
+
+    def statistics(self, channel: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training statistics a clip of ``channel`` is read against (one pair without ``channels``)."""
+        if self.channels and channel == "narrowband":
+            return self.narrowband_mean, self.narrowband_std
+        return self.mean, self.std
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return (frames - self.mean) / self.std
@@ -82,16 +96,19 @@ class SpeechEmotionHead(nn.Module):
     ``feature_norm`` is ``"layer"`` (each frame normalised on its own) or ``"utterance"`` (each
     feature standardised over the utterance first, see :func:`utterance_normalise`). With
     ``layers`` > 1 each frame holds that many encoder layers' outputs, mixed by :class:`LayerMix`.
-    With ``standardise``, frames first pass a :class:`FrameStandardiser`.
+    With ``standardise``, frames first pass a :class:`FrameStandardiser` (``channel_statistics``:
+    one that holds wideband and narrowband statistics).
     """
 
     def __init__(self, in_dim: int = 384, hidden: int = 256, dropout: float = 0.3, feature_norm: str = "layer",
-                 layers: int = 1, standardise: bool = False) -> None:
+                 layers: int = 1, standardise: bool = False, channel_statistics: bool = False) -> None:
         super().__init__()
         if feature_norm not in FEATURE_NORMS:
             raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
         self.in_dim, self.hidden, self.feature_norm, self.layers = in_dim, hidden, feature_norm, layers
-        self.standardise = FrameStandardiser(in_dim * layers) if standardise else None
+        if channel_statistics and not standardise:
+            raise ValueError("channel_statistics needs standardise")
+        self.standardise = FrameStandardiser(in_dim * layers, channels=channel_statistics) if standardise else None
         self.mix = LayerMix(layers, in_dim) if layers > 1 else None
         self.norm = nn.LayerNorm(in_dim)
         self.project = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout))
@@ -130,7 +147,8 @@ class SpeechHeadEnsemble(nn.Module):
             raise ValueError("an ensemble needs at least one head")
         first = members[0]
         def shape(m: SpeechEmotionHead) -> tuple:
-            return m.in_dim, m.layers, m.hidden, m.feature_norm, m.standardise is not None
+            return (m.in_dim, m.layers, m.hidden, m.feature_norm, m.standardise is not None,
+                    m.standardise is not None and m.standardise.channels)
 
         if any(shape(m) != shape(first) for m in members):
             raise ValueError("every head of an ensemble must read the same frames with the same shape")

@@ -26,7 +26,8 @@ def save_speech_weights(net: SpeechHead, path: Path, meta: dict[str, Any]) -> No
     members = len(net.members) if isinstance(net, SpeechHeadEnsemble) else 1
     header = {"affect_meta": json.dumps(meta), "in_dim": str(net.in_dim), "hidden": str(net.hidden),
               "feature_norm": net.feature_norm, "layers": str(net.layers), "members": str(members),
-              "standardise": str(int(net.standardise is not None))}
+              "standardise": str(int(net.standardise is not None)),
+              "channel_statistics": str(int(net.standardise is not None and net.standardise.channels))}
     save_file(tensors, str(path), metadata=header)
 
 
@@ -42,7 +43,8 @@ def load_speech_head(path: Path) -> tuple[SpeechHead, dict[str, Any]]:
         def one_head() -> SpeechEmotionHead:
             return SpeechEmotionHead(in_dim=int(header["in_dim"]), hidden=int(header["hidden"]),
                                      feature_norm=header.get("feature_norm", "layer"), layers=int(header.get("layers", "1")),
-                                     standardise=header.get("standardise", "0") == "1")
+                                     standardise=header.get("standardise", "0") == "1",
+                                     channel_statistics=header.get("channel_statistics", "0") == "1")
 
         net: SpeechHead = one_head() if members == 1 else SpeechHeadEnsemble([one_head() for _ in range(members)])
         net.load_state_dict(tensors, strict=True)

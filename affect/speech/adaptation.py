@@ -13,6 +13,11 @@ follows changes in its traffic.
 Why over all callers and not per caller: per-speaker statistics erase the emotion of a speaker
 who keeps one emotion for the whole call (measured: speech model card, round 2).
 
+Channels: weights with channel statistics (speech@5) hold one pair of training statistics for
+wideband and one for narrowband (telephone) recordings; :class:`ChannelReader` tells each clip's
+channel (``affect.speech._channel``), moves a narrowband clip from its pair onto the head's, and,
+adapting, keeps one running estimate per channel (a line and a microphone are two populations).
+
 What is kept: per feature, a running sum and sum of squares over the frames heard (two vectors);
 no audio, no per-turn record. Early on, with few callers, those vectors describe those callers'
 voices: they stay in memory and are never written anywhere by the library.
@@ -20,9 +25,13 @@ voices: they stay in memory and are never written anywhere by the library.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from threading import Lock
 
 import torch
+
+from affect.speech._channel import CHANNELS, Channel
+from affect.speech._network import FrameStandardiser
 
 DEFAULT_PRIOR_FRAMES = 3000.0  # one minute of speech (the weight measured leave-one-corpus-out)
 DEFAULT_MEMORY_FRAMES = 180_000.0  # an hour of speech
@@ -36,6 +45,16 @@ def shrunk_statistics(mean: torch.Tensor, std: torch.Tensor, prior_mean: torch.T
     mixed = weight * mean + (1 - weight) * prior_mean
     second = weight * (std**2 + mean**2) + (1 - weight) * (prior_std**2 + prior_mean**2)
     return mixed, (second - mixed**2).clamp(min=1e-8).sqrt()
+
+
+def move_statistics(frames: list[torch.Tensor], source: tuple[torch.Tensor, torch.Tensor],
+                    target: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+    """Frames moved from ``source`` (mean, std) onto ``target``: standardised by the target's
+    statistics afterwards, they read as if standardised by the source's."""
+    (s_mean, s_std), (t_mean, t_std) = source, target
+    scale = (t_std.double() / s_std.double()).float()
+    shift = (t_mean.double() - s_mean.double() * t_std.double() / s_std.double()).float()
+    return [f.float() * scale + shift for f in frames]
 
 
 class DeploymentStatistics:
@@ -95,12 +114,56 @@ class DeploymentStatistics:
     def map(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
         """Frames moved from this deployment's statistics onto the head's: the head's own
         standardisation then sees them as standardised by this deployment."""
-        mean, std = self.mean_std()
-        scale = (self.prior_std / std).float()
-        shift = (self.prior_mean - mean * self.prior_std / std).float()
-        return [f.float() * scale + shift for f in frames]
+        return move_statistics(frames, self.mean_std(), (self.prior_mean, self.prior_std))
 
     def observe_and_map(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
         """:meth:`observe` then :meth:`map` (each frame counts in the statistics it is read with)."""
         self.observe(frames)
         return self.map(frames)
+
+
+class ChannelReader:
+    """Maps each clip's frames onto the statistics the head standardises by: the head's training
+    statistics for the clip's channel, or, with ``adapt``, this deployment's running estimate for
+    that channel. The library's encoder and the recipe's evaluation both read through it.
+
+    >>> reader = ChannelReader(head.standardise, adapt=False)
+    >>> frames = reader.map(frames, ["wideband", "narrowband"])
+    """
+
+    def __init__(self, standardiser: FrameStandardiser, *, adapt: bool = False, **adapt_options: float) -> None:
+        self.standardiser = standardiser
+        self.head_statistics = {ch: standardiser.statistics(ch) for ch in CHANNELS}
+        self.adaptation: dict[Channel, DeploymentStatistics] | None = None
+        if adapt:  # weights without channel statistics keep one estimate over all the traffic (speech@4)
+            if standardiser.channels:
+                self.adaptation = {ch: DeploymentStatistics(*self.head_statistics[ch], **adapt_options) for ch in CHANNELS}
+            else:
+                shared = DeploymentStatistics(standardiser.mean, standardiser.std, **adapt_options)
+                self.adaptation = {ch: shared for ch in CHANNELS}
+
+    @property
+    def frames_heard(self) -> float:
+        """Frames in this deployment's estimates (0 when not adapting)."""
+        if self.adaptation is None:
+            return 0.0
+        return sum(stats.frames_heard for stats in {id(s): s for s in self.adaptation.values()}.values())
+
+    def map(self, frames: Sequence[torch.Tensor], channels: Sequence[Channel]) -> list[torch.Tensor]:
+        """``frames[i]`` (``[T, D]``) of a clip heard through ``channels[i]``; adapting, every frame
+        also counts in its channel's running statistics."""
+        if len(frames) != len(channels):
+            raise ValueError("one channel per clip")
+        out = list(frames)  # a clip read against the head's own statistics passes unchanged
+        for channel in CHANNELS:
+            idx = [i for i, c in enumerate(channels) if c == channel]
+            if not idx:
+                continue
+            group = [out[i] for i in idx]
+            if self.adaptation is not None:
+                group = self.adaptation[channel].observe_and_map(group)
+            if self.standardiser.channels and channel != "wideband":
+                group = move_statistics(group, self.head_statistics[channel], self.head_statistics["wideband"])
+            for i, g in zip(idx, group):
+                out[i] = g
+        return out

@@ -26,7 +26,8 @@ from affect.speech._network import pad_frames
 from affect.labels import sentiment_from_emotions
 from affect.speech._vad import SpeechSegment, VadSettings, VoiceActivity
 from affect.speech._weights_io import load_speech_head
-from affect.speech.adaptation import DeploymentStatistics
+from affect.speech._channel import Channel, detect_channel
+from affect.speech.adaptation import ChannelReader
 from affect.speech.weights import SpeechWeights
 from affect.turn_flow import ConversationOptions
 
@@ -181,12 +182,12 @@ class SpeechEncoder:
         self.model_id = self.weights.value.id
         self.max_seconds = float(max_seconds)
         self.head, self.train_meta = load_speech_head(self.weights.value.verified_path())
-        self.adaptation: DeploymentStatistics | None = None
-        if adapt:
-            if self.head.standardise is None:
-                raise InvalidInputError(f"adapt=True needs speech weights trained with corpus statistics; {self.model_id} "
-                                        f"was not (the default, {SpeechWeights.DEFAULT.value.id}, is)", field="adapt")
-            self.adaptation = DeploymentStatistics(self.head.standardise.mean, self.head.standardise.std)
+        if adapt and self.head.standardise is None:
+            raise InvalidInputError(f"adapt=True needs speech weights trained with corpus statistics; {self.model_id} "
+                                    f"was not (the default, {SpeechWeights.DEFAULT.value.id}, is)", field="adapt")
+        # Weights with training statistics read each clip against those of its channel (or, adapting,
+        # against this deployment's running statistics for that channel).
+        self.reader = ChannelReader(self.head.standardise, adapt=adapt) if self.head.standardise is not None else None
         self.temperature = float(self.train_meta.get("temperature", 1.0))  # fitted on the validation actors
         # The head names its encoder; round-1 weights name it by description (tiny.en).
         backbone = self.train_meta.get("backbone")
@@ -234,13 +235,22 @@ class SpeechEncoder:
         """
         clips = self.find_speech(clips)
         jobs = [(ci, s, e) for ci, clip in enumerate(clips) for s, e in clip.spans]
-        probs = self._segment_probs([clips[ci].audio.samples[s:e] for ci, s, e in jobs]) if jobs else np.zeros((0, 7))
+        channels = [self._channel(clip) for clip in clips]
+        probs = (self._segment_probs([clips[ci].audio.samples[s:e] for ci, s, e in jobs], [channels[ci] for ci, _, _ in jobs])
+                 if jobs else np.zeros((0, 7)))
         per_clip: dict[int, list[tuple[float, np.ndarray]]] = defaultdict(list)
         for (ci, s, e), p in zip(jobs, probs):
             per_clip[ci].append(((e - s) / MODEL_RATE, p))
         return [self._answer(clip, per_clip.get(ci, [])) for ci, clip in enumerate(clips)]
 
-    def _segment_probs(self, segments: list[np.ndarray]) -> np.ndarray:
+    def _channel(self, clip: PreparedClip) -> Channel:
+        """The line the clip's speech came through, told from its speech alone (not its pauses)."""
+        if self.reader is None or not clip.spans:
+            return "wideband"
+        speech = np.concatenate([clip.audio.samples[s:e] for s, e in clip.spans])
+        return detect_channel(speech, clip.audio.source_rate)
+
+    def _segment_probs(self, segments: list[np.ndarray], channels: list[Channel]) -> np.ndarray:
         feats = self.backbone.features
         by_length: dict[int, list[int]] = defaultdict(list)
         mels = [feats(seg) for seg in segments]
@@ -252,8 +262,8 @@ class SpeechEncoder:
             for row, i in zip(out, idx):
                 frames[i] = torch.from_numpy(row[: valid_outputs(len(segments[i]))].copy())
         present = [f for f in frames if f is not None]
-        if self.adaptation is not None:
-            present = self.adaptation.observe_and_map(present)
+        if self.reader is not None:
+            present = self.reader.map(present, channels)
         with self._lock, torch.inference_mode():
             batch, mask = pad_frames(present)
             logits = self.head(batch, mask)

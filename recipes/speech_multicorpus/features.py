@@ -5,8 +5,10 @@
 Each clip is read at its own rate, resampled to 16 kHz, cut to its speech with the library's VAD,
 then degraded into ``copies`` variants (0 clean, 1 telephone band, 2+ random mixes of what calls
 do to a voice: speed and pitch, gain, room reverberation, noise at 0-20 dB SNR, telephone band
-or a coarse codec) and run through *every* frozen encoder compared (the same degraded audio for
-each, so the comparison is fair). Only the outputs that cover real audio are kept, in float16,
+or a coarse codec), each copy's upper-band energy share kept (``affect.speech._channel``: the
+recipe tells the channel from it as the library does, and keeps statistics per channel), and run
+through *every* frozen encoder compared (the same degraded audio for each, so the comparison is
+fair). Only the outputs that cover real audio are kept, in float16,
 one file per corpus and encoder under the cache folder (outside the tree), so an interrupted run
 resumes at the corpus where it stopped. Progress goes to the log.
 """
@@ -26,6 +28,7 @@ from affect.datasets.speech import SPEECH_CORPORA, SpeechClip, read_speech_corpu
 from affect.labels import emotion_index
 from affect.speech._audio import prepare_file
 from affect.speech._backbone import WhisperBackbone, valid_outputs
+from affect.speech._channel import upper_band_share
 from affect.speech._vad import VoiceActivity
 from affect.speech.augment import add_noise, add_reverb, change_gain, change_speed, low_bitrate, telephone_band
 from recipes.speech_ravdess.features import speech_span
@@ -81,7 +84,7 @@ def build_corpus(clips: list[SpeechClip], backbones: dict[str, WhisperBackbone],
             for key, backbone in backbones.items():
                 out = backbone.encode(audio[: int(30 * 16000)])[: valid_outputs(len(audio))]
                 feats[key].append(torch.from_numpy(out).half())
-            items.append({"clip": n - 1, "variant": variant})
+            items.append({"clip": n - 1, "variant": variant, "upper_band_share": upper_band_share(audio)})
         if n % 100 == 0 or n == len(clips):
             rate = n / (time.time() - t0)
             log.info("%s: %d/%d clips (%.1f clips/s, %.0f s left)", corpus, n, len(clips), rate, (len(clips) - n) / rate)

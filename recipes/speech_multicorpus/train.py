@@ -38,7 +38,8 @@ from affect.labels import EMOTIONS
 from affect.speech._backbone import backbone_spec
 from affect.speech._network import SpeechEmotionHead, SpeechHeadEnsemble, pad_frames
 from affect.speech._weights_io import SpeechHead, parameter_count, save_speech_weights
-from affect.speech.adaptation import DeploymentStatistics, shrunk_statistics
+from affect.speech._channel import NARROWBAND_SHARE
+from affect.speech.adaptation import ChannelReader, shrunk_statistics
 from evaluation.calibration import expected_calibration_error
 from recipes._variants import with_variant
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
@@ -47,12 +48,12 @@ from recipes.speech_ravdess.train import fit_temperature, jitter, predict, uar  
 log = logging.getLogger("recipes.speech_multicorpus")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-DEFAULT_OUT = ROOT / "affect" / "models" / "speech" / "whisper_tiny_layers_multicorpus_v4.safetensors"
+DEFAULT_OUT = ROOT / "affect" / "models" / "speech" / "whisper_tiny_layers_multicorpus_v5.safetensors"
 
 
 @dataclass
 class Items:
-    """Cached encoder outputs with, per item, its label, corpus, speaker split and variant."""
+    """Cached encoder outputs with, per item, its label, corpus, speaker split, variant and channel."""
 
     feats: list[torch.Tensor]
     labels: np.ndarray
@@ -60,22 +61,23 @@ class Items:
     splits: np.ndarray
     variants: np.ndarray
     clips: np.ndarray  # index of the clip within its corpus
+    channels: np.ndarray  # "wideband" or "narrowband", told from the copy's audio as the library tells it
 
     def with_feats(self, feats: list[torch.Tensor]) -> "Items":
         """The same items with other frames (standardised, adapted)."""
-        return Items(feats, self.labels, self.corpora, self.splits, self.variants, self.clips)
+        return Items(feats, self.labels, self.corpora, self.splits, self.variants, self.clips, self.channels)
 
     def select(self, keep: np.ndarray) -> "Items":
         idx = np.flatnonzero(keep)
         return Items([self.feats[i] for i in idx], self.labels[idx], self.corpora[idx], self.splits[idx],
-                     self.variants[idx], self.clips[idx])
+                     self.variants[idx], self.clips[idx], self.channels[idx])
 
     def __len__(self) -> int:
         return len(self.feats)
 
 
 def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int) -> Items:
-    feats, labels, corpus_ids, splits, variants, clips = [], [], [], [], [], []
+    feats, labels, corpus_ids, splits, variants, clips, channels = [], [], [], [], [], [], []
     for corpus in corpora:
         data = torch.load(cache_path(cache, backbone, corpus, copies))
         for f, item in zip(data["feats"], data["items"]):
@@ -86,7 +88,16 @@ def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int
             splits.append(data["splits"][c])
             variants.append(item["variant"])
             clips.append(c)
-    return Items(feats, np.array(labels), np.array(corpus_ids), np.array(splits), np.array(variants), np.array(clips))
+            share = item.get("upper_band_share")  # caches from before channels: the telephone copy is narrowband
+            narrow = item["variant"] == 1 if share is None else share < NARROWBAND_SHARE
+            channels.append("narrowband" if narrow else "wideband")
+    items = Items(feats, np.array(labels), np.array(corpus_ids), np.array(splits), np.array(variants), np.array(clips),
+                  np.array(channels))
+    for corpus in corpora:
+        shares = [f"copy {v}: {np.mean(items.channels[(items.corpora == corpus) & (items.variants == v)] == 'narrowband'):.2f}"
+                  for v in range(copies)]
+        log.info("%s: share read as narrowband by %s", corpus, ", ".join(shares))
+    return items
 
 
 def set_seed(seed: int) -> None:
@@ -144,7 +155,8 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     set_seed(cfg["seed"])
     head_cfg = cfg["head"]
     net = SpeechEmotionHead(in_dim=in_dim, hidden=head_cfg["hidden"], dropout=head_cfg["dropout"], feature_norm=feature_norm,
-                            layers=layers, standardise=cfg.get("standardise") == "corpus")
+                            layers=layers, standardise=cfg.get("standardise") == "corpus",
+                            channel_statistics=statistics_by(cfg) == "channel")
     epochs, bs = cfg["epochs"], cfg["batch_size"]
     per_epoch = cfg.get("samples_per_epoch") or len(train)
     steps = -(-per_epoch // bs)
@@ -171,8 +183,7 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         order = rng.choice(len(train), size=per_epoch, replace=True, p=probs)
         for i in range(0, len(order), bs):
             idx = order[i : i + bs]
-            clips = [train.feats[j] if shrink is None else shrink(train.feats[j], train.corpora[j], train.variants[j], rng)
-                     for j in idx]
+            clips = [train.feats[j] if shrink is None else shrink(train, j, rng) for j in idx]
             frames, mask = pad_frames([jitter(x, rng, cfg["crop_min"], cfg["frame_mask"]) for x in clips])
             pooled = net.summarise(frames, mask)
             target = F.one_hot(labels[idx], len(EMOTIONS)).float()
@@ -305,13 +316,28 @@ def head_shape(spec, cfg: dict) -> tuple[int, int]:
 
 
 Moments = tuple[torch.Tensor, torch.Tensor, int]
+StatisticsKey = tuple[str, object]  # (corpus, copy) or (corpus, channel)
 
 
-def corpus_moments(items: Items, keep: np.ndarray) -> dict[tuple[str, int], Moments]:
-    """Per corpus and channel copy: sum, sum of squares and count of the frames of the items in ``keep``."""
-    out: dict[tuple[str, int], Moments] = {}
+def statistics_by(cfg: dict) -> str:
+    """``"copy"``: one set of statistics per corpus and cached copy, read at deployment against one
+    pooled set (speech@4); ``"channel"``: per corpus and channel (wideband, narrowband), read against
+    the pooled set of the clip's channel (speech@5)."""
+    by = cfg.get("statistics_by", "copy")
+    if by not in ("copy", "channel"):
+        raise ValueError(f"statistics_by must be copy or channel, got {by!r}")
+    return by
+
+
+def statistics_key(items: Items, i: int, by: str) -> StatisticsKey:
+    return (str(items.corpora[i]), int(items.variants[i]) if by == "copy" else str(items.channels[i]))
+
+
+def corpus_moments(items: Items, keep: np.ndarray, by: str) -> dict[StatisticsKey, Moments]:
+    """Per corpus and copy (or channel): sum, sum of squares and count of the frames of the items in ``keep``."""
+    out: dict[StatisticsKey, Moments] = {}
     for i in np.flatnonzero(keep):
-        key = (str(items.corpora[i]), int(items.variants[i]))
+        key = statistics_key(items, i, by)
         x = items.feats[i].double()
         total, squares, n = out.get(key, (0, 0, 0))
         out[key] = (total + x.sum(0), squares + (x**2).sum(0), n + x.shape[0])
@@ -326,55 +352,73 @@ def mean_std(moments: list[Moments]) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float(), var.clamp(min=1e-8).sqrt().float()
 
 
-Statistics = dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]
+Statistics = dict[StatisticsKey, tuple[torch.Tensor, torch.Tensor]]
+Priors = dict[str, tuple[torch.Tensor, torch.Tensor]]  # channel -> the pooled statistics a deployment starts from
 
 
-def corpus_statistics(moments: dict[tuple[str, int], Moments]) -> Statistics:
-    """Mean and standard deviation per corpus and channel copy."""
+def corpus_statistics(moments: dict[StatisticsKey, Moments]) -> Statistics:
+    """Mean and standard deviation per corpus and copy (or channel)."""
     return {key: mean_std([m]) for key, m in moments.items()}
 
 
-def standardised_by_corpus(items: Items, stats: Statistics) -> Items:
-    """A copy of ``items`` with every frame standardised by its corpus's (and copy's) statistics."""
+def pooled_priors(moments: dict[StatisticsKey, Moments], by: str, leave_out: str | None = None) -> Priors:
+    """The statistics the head reads raw frames against, per channel: pooled over every corpus but
+    ``leave_out`` (and, by channel, over that channel's frames only; by copy, one set for both)."""
+    kept = {key: m for key, m in moments.items() if key[0] != leave_out}
+    if by == "copy":
+        pooled = mean_std(list(kept.values()))
+        return {"wideband": pooled, "narrowband": pooled}
+    return {ch: mean_std([m for key, m in kept.items() if key[1] == ch]) for ch in ("wideband", "narrowband")}
+
+
+def standardised_by_corpus(items: Items, stats: Statistics, by: str) -> Items:
+    """A copy of ``items`` with every frame standardised by its corpus's (and copy's or channel's) statistics."""
     feats = []
-    for f, corpus, variant in zip(items.feats, items.corpora, items.variants):
-        mean, std = stats[(str(corpus), int(variant))]
+    for i, f in enumerate(items.feats):
+        mean, std = stats[statistics_key(items, i, by)]
         feats.append(((f.float() - mean) / std).half())
     return items.with_feats(feats)
 
 
 class PartlyAdapted:
     """A corpus-standardised clip re-read as a deployment would read it part way through adapting:
-    standardised by its corpus's statistics shrunk towards the pooled ``prior`` with a random
+    standardised by its corpus's statistics shrunk towards the prior of its channel with a random
     weight (uniform in [0, 1]; 0 is the first turn, which the default path reads, 1 is
     converged). The head then learns every stage, not only the converged one."""
 
-    def __init__(self, stats: Statistics, prior: tuple[torch.Tensor, torch.Tensor]) -> None:
-        self.stats = stats
-        self.prior_mean, self.prior_std = prior
+    def __init__(self, stats: Statistics, priors: Priors, by: str) -> None:
+        self.stats, self.priors, self.by = stats, priors, by
 
-    def __call__(self, z: torch.Tensor, corpus: str, variant: int, rng: np.random.Generator) -> torch.Tensor:
-        mean, std = self.stats[(str(corpus), int(variant))]
-        shrunk_mean, shrunk_std = shrunk_statistics(mean, std, self.prior_mean, self.prior_std, float(rng.uniform()))
-        return z.float() * (std / shrunk_std) + (mean - shrunk_mean) / shrunk_std
+    def __call__(self, items: Items, i: int, rng: np.random.Generator) -> torch.Tensor:
+        mean, std = self.stats[statistics_key(items, i, self.by)]
+        prior_mean, prior_std = self.priors[str(items.channels[i])]
+        shrunk_mean, shrunk_std = shrunk_statistics(mean, std, prior_mean, prior_std, float(rng.uniform()))
+        return items.feats[i].float() * (std / shrunk_std) + (mean - shrunk_mean) / shrunk_std
 
 
-def install_statistics(net: SpeechHead, mean: torch.Tensor, std: torch.Tensor) -> None:
-    """The statistics the head standardises raw frames by (trained on standardised frames, it held 0 and 1)."""
+def install_statistics(net: SpeechHead, priors: Priors) -> None:
+    """The statistics the head standardises raw frames by (trained on standardised frames, it held 0
+    and 1): the wideband prior, and the narrowband one where the head keeps channels."""
     heads = list(net.members) if isinstance(net, SpeechHeadEnsemble) else [net]
     for head in heads:
-        head.standardise.mean.copy_(mean)
-        head.standardise.std.copy_(std)
+        head.standardise.mean.copy_(priors["wideband"][0])
+        head.standardise.std.copy_(priors["wideband"][1])
+        if head.standardise.channels:
+            head.standardise.narrowband_mean.copy_(priors["narrowband"][0])
+            head.standardise.narrowband_std.copy_(priors["narrowband"][1])
 
 
-def adapted_feats(items: Items, mean: torch.Tensor, std: torch.Tensor, seed: int) -> list[torch.Tensor]:
-    """Each channel copy of ``items`` heard as one deployment would hear it, clip after clip in a
-    seeded order: mapped by ``affect.speech.adaptation.DeploymentStatistics`` (the library's path)."""
+def read_as_library(net: SpeechHead, items: Items, *, adapt: bool, seed: int = 0) -> list[torch.Tensor]:
+    """The frames of ``items`` as the library's encoder reads them (``affect.speech.adaptation.ChannelReader``):
+    by default each against the head's statistics for its channel; adapting, each copy heard as one
+    deployment, clip after clip in a seeded order."""
+    if not adapt:
+        return ChannelReader(net.standardise).map(items.feats, list(items.channels))
     out: list[torch.Tensor] = list(items.feats)
     for variant in np.unique(items.variants):
-        stats = DeploymentStatistics(mean, std)
+        reader = ChannelReader(net.standardise, adapt=True)
         for i in np.random.default_rng(seed).permutation(np.flatnonzero(items.variants == variant)):
-            (out[i],) = stats.observe_and_map([items.feats[i].float()])
+            (out[i],) = reader.map([items.feats[i]], [str(items.channels[i])])
     return out
 
 
@@ -388,13 +432,14 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     items = load_items(cache, backbone, corpora, cfg["copies"])
     spec = backbone_spec(backbone)
     in_dim, layers = head_shape(spec, cfg)
-    by_corpus = cfg.get("standardise") == "corpus"
+    by_corpus, by = cfg.get("standardise") == "corpus", statistics_by(cfg)
     result: dict = {"backbone": backbone, "feature_norm": feature_norm, "variant": variant or "base",
-                    "compute_type": spec.compute_type, "ensemble": int(cfg.get("ensemble", 1)), "corpora": {}}
+                    "compute_type": spec.compute_type, "ensemble": int(cfg.get("ensemble", 1)), "statistics_by": by,
+                    "corpora": {}}
     if by_corpus:  # each corpus by the statistics of its train speakers; the held-out one as a deployment would
-        moments = corpus_moments(items, items.splits == "train")
+        moments = corpus_moments(items, items.splits == "train", by)
         stats = corpus_statistics(moments)
-        trained_on = standardised_by_corpus(items, stats)
+        trained_on = standardised_by_corpus(items, stats, by)
     else:
         trained_on = items
     held_logits: dict[str, dict[str, torch.Tensor]] = {}
@@ -402,16 +447,17 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
         rest = items.corpora != held
         train = trained_on.select(rest & (items.splits == "train"))
         val = trained_on.select(rest & (items.splits == "validation") & (items.variants <= 1))
-        prior = mean_std([m for key, m in moments.items() if key[0] != held]) if by_corpus else None
-        shrink = PartlyAdapted(stats, prior) if by_corpus and cfg.get("partly_adapted") else None
+        priors = pooled_priors(moments, by, leave_out=held) if by_corpus else None
+        shrink = PartlyAdapted(stats, priors, by) if by_corpus and cfg.get("partly_adapted") else None
         net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
                                   tag=f"[{backbone} {feature_norm} -{held}]", shrink=shrink)
         held_items = items.select((items.corpora == held) & (items.variants <= 1))
         extra: dict = {}
         if by_corpus:
             converged = held_out_scores(net, trained_on.select((items.corpora == held) & (items.variants <= 1)))
-            install_statistics(net, *prior)
-            adapted = held_items.with_feats(adapted_feats(held_items, *prior, seed=cfg["seed"]))
+            install_statistics(net, priors)
+            adapted = held_items.with_feats(read_as_library(net, held_items, adapt=True, seed=cfg["seed"]))
+            held_items = held_items.with_feats(read_as_library(net, held_items, adapt=False))
             extra = {"adapted": held_out_scores(net, adapted), "converged": converged}
             log.info("held out %s adapting: UAR clean %.3f (converged %.3f)", held, extra["adapted"]["uar_clean"],
                      converged["uar_clean"])
@@ -465,28 +511,29 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     backbone, feature_norm = cfg["final"]["backbone"], cfg["final"]["feature_norm"]
     cfg = with_variant(cfg, cfg["final"].get("variant"))
     items = load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"])
-    by_corpus = cfg.get("standardise") == "corpus"
-    moments = corpus_moments(items, items.splits == "train") if by_corpus else {}
+    by_corpus, by = cfg.get("standardise") == "corpus", statistics_by(cfg)
+    moments = corpus_moments(items, items.splits == "train", by) if by_corpus else {}
     stats = corpus_statistics(moments)
-    pooled = mean_std(list(moments.values())) if by_corpus else None  # every corpus's train frames (all copies)
-    trained_on = standardised_by_corpus(items, stats) if by_corpus else items
+    priors = pooled_priors(moments, by) if by_corpus else None  # every corpus's train frames (per channel)
+    trained_on = standardised_by_corpus(items, stats, by) if by_corpus else items
     train = trained_on.select(items.splits == "train")
     val = trained_on.select((items.splits == "validation") & (items.variants <= 1))
     spec = backbone_spec(backbone)
     in_dim, layers = head_shape(spec, cfg)
-    shrink = PartlyAdapted(stats, pooled) if by_corpus and cfg.get("partly_adapted") else None
+    shrink = PartlyAdapted(stats, priors, by) if by_corpus and cfg.get("partly_adapted") else None
     net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
                               ckpt=workdir / "final-last.pt", resume=resume, tag="[final]", shrink=shrink)
-    if by_corpus:  # raw frames are read against the pooled statistics
-        install_statistics(net, *pooled)
+    if by_corpus:  # raw frames are read against the pooled statistics of their channel
+        install_statistics(net, priors)
         val = items.select((items.splits == "validation") & (items.variants <= 1))
+        val = val.with_feats(read_as_library(net, val, adapt=False))
     temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))  # for the path without adaptation
     meta = {
         "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": backbone,
         "backbone_description": spec.description, "compute_type": spec.compute_type,
         "best_epoch": info["best_epoch"], "validation": info["validation"], "validation_parts": info["validation_parts"],
         "temperature": temperature, "members": int(cfg.get("ensemble", 1)), "num_params": parameter_count(net),
-        "layer_weights": layer_weights(net), "standardise": cfg.get("standardise"),
+        "layer_weights": layer_weights(net), "standardise": cfg.get("standardise"), "statistics_by": by,
     }
     save_speech_weights(net, out, meta)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}
