@@ -261,9 +261,9 @@ class SpeechEncoder:
             out = self.backbone.encode_features(np.stack([mels[i] for i in idx]))
             for row, i in zip(out, idx):
                 frames[i] = torch.from_numpy(row[: valid_outputs(len(segments[i]))].copy())
-        present = [f for f in frames if f is not None]
+        present = [f for f in frames if f is not None]  # every segment has its frames; the filter is for the type
         if self.reader is not None:
-            present = self.reader.map(present, channels)
+            present = self.reader.map(present, [c for f, c in zip(frames, channels) if f is not None])
         with self._lock, torch.inference_mode():
             batch, mask = pad_frames(present)
             logits = self.head(batch, mask)
