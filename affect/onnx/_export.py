@@ -159,11 +159,6 @@ def _write_face(encoder: Any, out_dir: Path) -> dict:
         },
         "labels": {"emotion": list(EMOTION_NAMES)},
     }
-    if head.standardise is not None and head.standardise.channels:
-        sidecar["channel_statistics"] = {
-            "narrowband_mean": [round(float(v), 6) for v in head.standardise.narrowband_mean],
-            "narrowband_std": [round(float(v), 6) for v in head.standardise.narrowband_std],
-        }
     (out_dir / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     return sidecar
 
