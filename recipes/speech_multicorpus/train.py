@@ -384,16 +384,36 @@ class PartlyAdapted:
     """A corpus-standardised clip re-read as a deployment would read it part way through adapting:
     standardised by its corpus's statistics shrunk towards the prior of its channel with a random
     weight (uniform in [0, 1]; 0 is the first turn, which the default path reads, 1 is
-    converged). The head then learns every stage, not only the converged one."""
+    converged). The head then learns every stage, not only the converged one.
 
-    def __init__(self, stats: Statistics, priors: Priors, by: str) -> None:
+    ``mismatch`` (a probability, config key ``mismatched_statistics``): the statistics a clip is
+    shrunk towards are then moved part way (uniform weight) from its channel's prior to another
+    training corpus's statistics of the same channel, so that the head also hears clips read
+    against statistics that are not theirs at all, as a corpus it never heard is on the default
+    path. Only corpora in ``corpora`` (the ones trained on) are drawn."""
+
+    def __init__(self, stats: Statistics, priors: Priors, by: str, *, mismatch: float = 0.0,
+                 corpora: tuple[str, ...] = ()) -> None:
         self.stats, self.priors, self.by = stats, priors, by
+        self.mismatch, self.corpora = mismatch, corpora
 
     def __call__(self, items: Items, i: int, rng: np.random.Generator) -> torch.Tensor:
-        mean, std = self.stats[statistics_key(items, i, self.by)]
+        key = statistics_key(items, i, self.by)
+        mean, std = self.stats[key]
         prior_mean, prior_std = self.priors[str(items.channels[i])]
+        others = [(c, key[1]) for c in self.corpora if c != key[0] and (c, key[1]) in self.stats]
+        if others and rng.uniform() < self.mismatch:
+            other_mean, other_std = self.stats[others[int(rng.integers(len(others)))]]
+            prior_mean, prior_std = shrunk_statistics(other_mean, other_std, prior_mean, prior_std, float(rng.uniform()))
         shrunk_mean, shrunk_std = shrunk_statistics(mean, std, prior_mean, prior_std, float(rng.uniform()))
         return items.feats[i].float() * (std / shrunk_std) + (mean - shrunk_mean) / shrunk_std
+
+
+def partly_adapted(cfg: dict, stats: Statistics, priors: Priors, by: str, corpora: tuple[str, ...]) -> PartlyAdapted | None:
+    """The config's re-reading of training clips (``partly_adapted``, ``mismatched_statistics``), or None."""
+    if not cfg.get("partly_adapted"):
+        return None
+    return PartlyAdapted(stats, priors, by, mismatch=float(cfg.get("mismatched_statistics", 0.0)), corpora=corpora)
 
 
 def install_statistics(net: SpeechHead, priors: Priors) -> None:
@@ -448,7 +468,7 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
         train = trained_on.select(rest & (items.splits == "train"))
         val = trained_on.select(rest & (items.splits == "validation") & (items.variants <= 1))
         priors = pooled_priors(moments, by, leave_out=held) if by_corpus else None
-        shrink = PartlyAdapted(stats, priors, by) if by_corpus and cfg.get("partly_adapted") else None
+        shrink = partly_adapted(cfg, stats, priors, by, tuple(c for c in corpora if c != held)) if by_corpus else None
         net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
                                   tag=f"[{backbone} {feature_norm} -{held}]", shrink=shrink)
         held_items = items.select((items.corpora == held) & (items.variants <= 1))
@@ -520,7 +540,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     val = trained_on.select((items.splits == "validation") & (items.variants <= 1))
     spec = backbone_spec(backbone)
     in_dim, layers = head_shape(spec, cfg)
-    shrink = PartlyAdapted(stats, priors, by) if by_corpus and cfg.get("partly_adapted") else None
+    shrink = partly_adapted(cfg, stats, priors, by, tuple(cfg["corpora"])) if by_corpus else None
     net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
                               ckpt=workdir / "final-last.pt", resume=resume, tag="[final]", shrink=shrink)
     if by_corpus:  # raw frames are read against the pooled statistics of their channel
