@@ -18,29 +18,53 @@ from evaluation.calibration import expected_calibration_error
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 STEAL_WARNING = 0.05  # above this share of CPU time taken by the hypervisor, a report's timings are flagged
+OTHERS_WARNING = 0.05  # likewise for CPU time used by other processes on this machine
 
 
-def cpu_times() -> tuple[int, int] | None:
-    """(steal, total) CPU ticks of the whole machine since boot, from ``/proc/stat`` (Linux), else None."""
+@dataclass(frozen=True)
+class CpuTimes:
+    """Seconds of CPU time since boot of the whole machine (``/proc/stat``: ``total``, ``busy``
+    and ``steal``) and of this process with its waited-for children (``own``)."""
+
+    total: float
+    busy: float
+    steal: float
+    own: float
+
+
+def cpu_times() -> CpuTimes | None:
+    """The machine's and this process's CPU times now (Linux), else None."""
     try:
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        tick = float(os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return None
-    return (fields[7], sum(fields)) if len(fields) == 8 else None
+    if len(fields) != 8:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    own = os.times()
+    return CpuTimes(total=sum(fields) / tick, busy=(user + nice + system + irq + softirq) / tick, steal=steal / tick,
+                    own=own.user + own.system + own.children_user + own.children_system)
 
 
 # Read when a benchmark starts (every benchmark imports this module first): a virtual machine's
-# "steal" is CPU time the hypervisor gave to other machines while this one wanted it. Timing
-# figures of a run with much steal describe the neighbours as much as the code.
+# "steal" is CPU time the hypervisor gave to other machines while this one wanted it, and other
+# processes (a training) take cores from the code being timed. Timing figures of a run with much
+# of either describe the neighbours as much as the code.
 _RUN_START_CPU = cpu_times()
 
 
 def host_during_run() -> dict[str, Any]:
-    """The share of CPU time stolen by the hypervisor since the run began, and the load averages now."""
+    """Since the run began: the share of CPU time stolen by the hypervisor, the share used by
+    processes other than this one and its finished children (servers the benchmark started
+    and stopped count as its own), and the load averages now."""
     out: dict[str, Any] = {}
-    now = cpu_times()
-    if now is not None and _RUN_START_CPU is not None and now[1] > _RUN_START_CPU[1]:
-        out["cpu_steal_share"] = round((now[0] - _RUN_START_CPU[0]) / (now[1] - _RUN_START_CPU[1]), 3)
+    now, start = cpu_times(), _RUN_START_CPU
+    if now is not None and start is not None and now.total > start.total:
+        elapsed = now.total - start.total
+        out["cpu_steal_share"] = round((now.steal - start.steal) / elapsed, 3)
+        others = (now.busy - start.busy) - (now.own - start.own)
+        out["cpu_others_share"] = round(min(max(others / elapsed, 0.0), 1.0), 3)
     try:
         out["load_average"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:
@@ -136,8 +160,12 @@ def render_markdown(report: Report, data: dict[str, Any]) -> str:
     host = data.get("host_during_run", {})
     if "cpu_steal_share" in host:
         steal = host["cpu_steal_share"]
-        line = f"During the run the hypervisor took {steal:.0%} of the CPU time (steal); load average at the end {host.get('load_average')}."
-        if steal > STEAL_WARNING:
+        others = host.get("cpu_others_share")
+        line = f"During the run the hypervisor took {steal:.0%} of the CPU time (steal)"
+        if others is not None:
+            line += f" and other processes on this machine {others:.0%}"
+        line += f"; load average at the end {host.get('load_average')}."
+        if steal > STEAL_WARNING or (others or 0.0) > OTHERS_WARNING:
             line += " **Timings of this run are low by about that much and vary with the neighbours'; compare only ratios taken in the same run.**"
         out += [line, ""]
     for title, (cols, rows) in report.tables.items():

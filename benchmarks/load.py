@@ -121,6 +121,10 @@ class ServerProcess:
         return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
                 if line and not line.startswith("#") and len(line.split()) == 2}
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server and every process below it."""
+        return sum(_cpu_seconds(pid) for pid in self._pids())
+
     def _pids(self) -> list[int]:
         return [self.proc.pid, *_descendants(self.proc.pid)]
 
@@ -136,6 +140,15 @@ def _status_mb(pid: int, key: str) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (all its threads), from ``/proc/<pid>/stat``; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _descendants(root: int) -> list[int]:
@@ -434,7 +447,12 @@ def main(argv: list[str] | None = None) -> int:
                 text_only = level_mixes == ["text"] and level_mixes != mixes
                 for name, server in running.items():
                     server.reset_peak_rss()
+                    cpu_before, client_before, wall_before = server.cpu_seconds(), time.process_time(), time.monotonic()
                     r = asyncio.run(drive(server.target, n, args.seconds, level_mixes, payloads))
+                    wall = time.monotonic() - wall_before
+                    server_cpu, client_cpu = server.cpu_seconds() - cpu_before, time.process_time() - client_before
+                    cpu = {"server_cpu_ms_per_turn": 1000 * server_cpu / max(r["turns"], 1),
+                           "server_cores": server_cpu / wall, "client_cores": client_cpu / wall}
                     prefix = "" if name == "affect" else f"{name}_"
                     if text_only:
                         metrics[f"{prefix}text_only_p99_ms_1"] = r["p99_ms"]
@@ -444,12 +462,14 @@ def main(argv: list[str] | None = None) -> int:
                         metrics[f"{prefix}turns_per_s_{n}"] = r["turns_per_s"]
                         metrics[f"{prefix}p99_ms_{n}"] = r["p99_ms"]
                         metrics[f"{prefix}p50_ms_{n}"] = r["p50_ms"]
+                        for key, value in cpu.items():
+                            metrics[f"{prefix}{key}_{n}"] = value
                         if name == "affect":
                             metrics[f"errors_{n}"] = float(r["errors"])
                             metrics[f"peak_rss_mb_{n}"] = server.peak_rss_mb()
                     label = f"{name} (text only)" if text_only else name
                     rows.append([label, n, r["turns"], r["turns_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["errors"],
-                                 server.peak_rss_mb()])
+                                 server.peak_rss_mb(), cpu["server_cpu_ms_per_turn"], cpu["server_cores"], cpu["client_cores"]])
                     print(f"{label} N={n}: {r['turns_per_s']:.1f} turns/s, p99 {r['p99_ms']:.0f} ms, {r['errors']} errors",
                           file=sys.stderr)
         finally:
@@ -457,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
         rows.sort(key=lambda row: (list(servers).index(row[0].split(" ")[0]), "text only" in row[0], row[1]))
         tables = {"Turns per second and latency": (
-            ["server", "conversations", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms", "errors", "peak RSS MB"], rows)}
+            ["server", "conversations", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms", "errors", "peak RSS MB",
+             "server CPU ms/turn", "server cores busy", "load generator cores busy"], rows)}
         if "baseline" in servers:
             ratio_rows = []
             for n in levels:
@@ -496,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
                  "text_only_p99_ms_1: one conversation sending text-only turns back to back (the rows '(text only)'), "
                  "p99 of the turn latency through gRPC.",
                  "The servers run side by side and take turns at each level (levels in order, then the text-only run).",
+                 "CPU: the server's user + system time over the level (every thread and child process), per turn answered "
+                 "and per second of the level (cores busy); the load generator (this process, the gRPC client) shares the "
+                 f"same {os.cpu_count()} cores, so a server can use at most what the generator leaves.",
                  "Audio is a RAVDESS test clip (FLAC); the face is a FER-2013 test face enlarged on a 320x320 frame."]
         report = Report(task="load", metrics=metrics, tables=tables, notes=notes)
     return publish(report, args.json, args.markdown)

@@ -240,10 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             ["encoder", "runtime", "batch", "ms/batch", "ms/item", "items/s", "GFLOP/s", "fraction of matmul peak"], rows)},
         models=models,
         notes=[f"Machine load (1-minute load average, {os.cpu_count()} cores): {load_before:.1f} at the start, "
-               f"{os.getloadavg()[0]:.1f} at the end; other processes (trainings) shared the CPU, so absolute times are "
-               "high and noisy: compare the runtimes within this run (the speedup keys).",
+               f"{os.getloadavg()[0]:.1f} at the end (what other processes took is on the first lines); absolute times move with "
+               "the machine and its neighbours: compare the runtimes within this run (the speedup keys).",
                f"Best of {args.repeats} runs after a warm-up, torch and ONNX Runtime with {torch.get_num_threads()} threads; "
-               "at each batch size the runtimes take turns, so the machine's load (shared with trainings) touches them alike.",
+               "at each batch size the runtimes take turns, so whatever else the machine does touches them alike.",
                "Runtimes: torch = PyTorch eager (the baseline); onnx = the same network as an ONNX graph on ONNX Runtime "
                "(affect.onnx; for speech the head and the Silero VAD, whose package ships it as ONNX too: the Whisper encoder "
                "is CTranslate2 in both); onnx-int8 = "

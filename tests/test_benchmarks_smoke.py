@@ -30,6 +30,10 @@ def test_load_smoke(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     metrics = json.loads((tmp_path / "l.json").read_text())["metrics"]
     assert metrics["turns_per_s_2"] > 0 and metrics["baseline_turns_per_s_2"] > 0 and metrics["errors_2"] == 0
+    # the servers' CPU is read from /proc: some per turn, and never more cores than the machine has
+    for prefix in ("", "baseline_"):
+        assert metrics[f"{prefix}server_cpu_ms_per_turn_2"] > 0
+        assert 0 < metrics[f"{prefix}server_cores_2"] <= os.cpu_count() + 0.1
 
 
 def test_soak_leaves_no_conversation_state(tmp_path: Path):
@@ -47,7 +51,7 @@ def test_speed_smoke(tmp_path: Path):
     metrics = json.loads((tmp_path / "s.json").read_text())["metrics"]
     assert metrics["matmul_gflops"] > 0
     host = json.loads((tmp_path / "s.json").read_text())["host_during_run"]  # a timing report says what the host took
-    assert 0 <= host["cpu_steal_share"] <= 1 and len(host["load_average"]) == 3
+    assert 0 <= host["cpu_steal_share"] <= 1 and 0 <= host["cpu_others_share"] <= 1 and len(host["load_average"]) == 3
     for encoder in ("text", "face", "speech"):
         assert metrics[f"{encoder}_gflop_per_item"] > 0 and metrics[f"{encoder}_items_per_s_2"] > 0
         assert 0 < metrics[f"{encoder}_peak_fraction"] < 5
