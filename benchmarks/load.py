@@ -499,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"Ray Serve overhead per turn: {metrics['ray_overhead_ms_per_turn']:.1f} ms "
                          f"(median turn latency at {low} conversation(s), Ray minus single process). Ray layout: "
                          f"{json.dumps(RAY_LAYOUT)}; memory is summed over every Ray process (raylet, GCS, proxy, replicas).")
+            notes.append("Ray's processes (raylet, GCS, replicas) are not children this benchmark waits for, so their CPU "
+                         "counts as 'other processes' in the line at the top; the 'server cores busy' column sums them.")
         notes.append(f"Machine load (1-minute load average, {os.cpu_count()} cores): {load_before:.1f} at the start, "
                      f"{os.getloadavg()[0]:.1f} at the end (the servers' own load included); compare each server "
                      "with the other in this run.")
