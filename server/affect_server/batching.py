@@ -1,10 +1,16 @@
 """Dynamic micro-batching: turns of many conversations share one forward pass per encoder.
 
 Each encoder gets a ``MicroBatcher``. A turn's request waits at most ``max_wait`` for others
-to join it, a batch holds at most ``max_size`` requests, and the batch runs in a worker thread
+to join it (those already queued join at once), a batch holds at most ``max_size`` requests, and the batch runs in a worker thread
 so the event loop keeps serving streams meanwhile. With ``demand`` (the number of turns in
 flight) the wait ends as soon as every turn in flight is in the batch, so a lone conversation
 never waits for company that cannot come.
+
+``concurrency`` batches of one encoder may run at once (each in its own worker thread). With
+one, an encoder that takes most of a mixed turn's CPU (speech: Whisper and the voice detector,
+about 60%) keeps one core busy while the other waits for the lighter encoders' batches; the
+load benchmark read 1.4 of 2 cores busy at 32 conversations. The next batch is gathered only
+once a slot is free, so while every slot is busy, waiting turns pile up into a bigger batch.
 """
 
 from __future__ import annotations
@@ -31,7 +37,10 @@ class MicroBatcher(Generic[Req, Res]):
         max_wait: float = 0.005,
         on_batch: Callable[[str, int], None] | None = None,
         demand: Callable[[], int] | None = None,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.name = name
         self._run_batch = run_batch
         self._executor = executor
@@ -39,62 +48,95 @@ class MicroBatcher(Generic[Req, Res]):
         self.max_wait = max_wait
         self._on_batch = on_batch
         self._demand = demand
+        self.concurrency = concurrency
         self._queue: asyncio.Queue[tuple[Req, asyncio.Future]] | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+        self._unanswered: set[asyncio.Future] = set()  # every caller not yet answered, wherever its request is
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        """Stop gathering and running batches; every caller not yet answered is cancelled."""
+        tasks = [t for t in (self._task, *self._running) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
+        for future in list(self._unanswered):  # queued, being gathered, or in a batch cancelled before it ran
+            future.cancel()
 
     async def submit(self, request: Req) -> Res:
         """The request's result, once its batch has run; raises the request's own error."""
         if self._queue is None:
             raise RuntimeError(f"batcher {self.name} is not started")
         future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._unanswered.add(future)
+        future.add_done_callback(self._unanswered.discard)
         await self._queue.put((request, future))
         return await future
 
     async def _loop(self) -> None:
-        assert self._queue is not None
+        assert self._queue is not None and self._slots is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_size:
-                if self._demand is not None and len(batch) >= self._demand():
-                    break  # every turn in flight is already in this batch: nobody else can join
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except asyncio.TimeoutError:
-                    break
+            await self._slots.acquire()  # a free slot first: meanwhile the queue fills a bigger batch
+            try:
+                batch = [await self._queue.get()]
+                deadline = loop.time() + self.max_wait
+                while len(batch) < self.max_size:
+                    try:  # requests already waiting join without delay, whatever max_wait is
+                        batch.append(self._queue.get_nowait())
+                        continue
+                    except asyncio.QueueEmpty:
+                        pass
+                    if self._demand is not None and len(batch) >= self._demand():
+                        break  # every turn in flight is already in this batch: nobody else can join
+                    timeout = deadline - loop.time()
+                    if timeout <= 0:
+                        break
+                    try:
+                        batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                    except asyncio.TimeoutError:
+                        break
+            except BaseException:
+                self._slots.release()
+                raise
             live = [(req, fut) for req, fut in batch if not fut.cancelled()]
             if not live:
+                self._slots.release()
                 continue
             if self._on_batch:
                 self._on_batch(self.name, len(live))
-            try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, [req for req, _ in live])
-            except asyncio.CancelledError:  # stopping: the callers are told, and the loop ends
-                for _, fut in live:
-                    fut.cancel()
-                raise
-            except Exception as exc:  # the whole batch failed: every caller hears why
-                results = [exc] * len(live)
-            for (_, fut), result in zip(live, results):
-                if fut.done():
-                    continue
-                if isinstance(result, BaseException):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
+            task = loop.create_task(self._run(live), name=f"batch-{self.name}")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, live: list[tuple[Req, asyncio.Future]]) -> None:
+        """One batch in a worker thread; each caller gets its own result or error."""
+        assert self._slots is not None
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._executor, self._run_batch, [req for req, _ in live])
+        except asyncio.CancelledError:  # stopping: the callers are told, and the task ends
+            for _, fut in live:
+                fut.cancel()
+            raise
+        except Exception as exc:  # the whole batch failed: every caller hears why
+            results = [exc] * len(live)
+        finally:
+            self._slots.release()
+        for (_, fut), result in zip(live, results):
+            if fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
