@@ -99,12 +99,18 @@ def machine_info() -> dict[str, Any]:
 
 
 def git_revision() -> str | None:
+    """HEAD's short hash, with ``-dirty`` when tracked files differ from it (the code measured is not HEAD's)."""
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=here).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, timeout=5, cwd=here).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
+    if not head:
+        return None
+    return f"{head}-dirty" if changed else head
 
 
 @dataclass

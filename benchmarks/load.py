@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -384,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ray", action="store_true", help="also (instead of the baseline) drive the service on a local Ray Serve")
     ap.add_argument("--chaos", action="store_true", help="good conversations alone, then beside attackers (first --conversations level)")
     ap.add_argument("--runtime", default=None, help="affect serve --runtime for every server (default: the server's own)")
+    ap.add_argument("--variant", action="append", default=[], metavar="FLAGS",
+                    help="also drive the shipped server with these extra flags, e.g. '--batch-concurrency 2' (repeatable)")
     ap.add_argument("--baseline-runtime", default=None, help="--runtime of the unbatched baseline only (e.g. torch)")
     args = ap.parse_args(argv)
 
@@ -402,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
                           "--batch-max-size", "32", "--batch-max-wait-ms", "5"]
     elif not args.no_baseline and not args.soak_turns:
         servers["baseline"] = ["--batch-max-size", "1", "--batch-max-wait-ms", "0", "--workers", "1"]
+    variants = {f"variant{i}": flags for i, flags in enumerate(args.variant, 1)}
+    for name, flags in variants.items():
+        servers[name] = [*servers["affect"], *shlex.split(flags)]
     if args.runtime:
         servers = {name: [*extra, "--runtime", args.runtime] for name, extra in servers.items()}
     if args.baseline_runtime and "baseline" in servers:
@@ -486,6 +492,18 @@ def main(argv: list[str] | None = None) -> int:
                 metrics[f"throughput_ratio_{n}"] = ratio
                 ratio_rows.append([n, ratio, metrics[f"p99_ms_{n}"], metrics[f"baseline_p99_ms_{n}"]])
             tables["Against the unbatched baseline"] = (["conversations", "turns/s ratio", "p99 ms", "baseline p99 ms"], ratio_rows)
+        for name, flags in variants.items():
+            variant_rows = []
+            for n in levels:
+                ratio = metrics[f"{name}_turns_per_s_{n}"] / max(metrics[f"turns_per_s_{n}"], 1e-9)
+                metrics[f"{name}_throughput_ratio_{n}"] = ratio
+                variant_rows.append([n, metrics[f"turns_per_s_{n}"], metrics[f"{name}_turns_per_s_{n}"], ratio,
+                                     metrics[f"p99_ms_{n}"], metrics[f"{name}_p99_ms_{n}"],
+                                     metrics[f"server_cpu_ms_per_turn_{n}"], metrics[f"{name}_server_cpu_ms_per_turn_{n}"]])
+            tables[f"{name} ({flags}) against the shipped server"] = (
+                ["conversations", "affect turns/s", f"{name} turns/s", "ratio", "affect p99 ms", f"{name} p99 ms",
+                 "affect CPU ms/turn", f"{name} CPU ms/turn"], variant_rows)
+            notes.append(f"'{name}' is the shipped server with the extra flags {flags!r}, in the same run.")
         if "ray" in servers:
             ray_rows = []
             for n in levels:

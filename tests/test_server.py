@@ -391,6 +391,7 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--host", "0.0.0.0", "--token", "s3cret"], "--token without TLS"),
             (["--face-min-fraction", "0.01"], "face_min_fraction must be between 0.05 and 1"),
             (["--face-full-search-every", "-1"], "face_full_search_every must be 0 (the default) or more"),
+            (["--batch-concurrency", "0"], "batch_concurrency must be at least 1"),
             (["--speech-adapt", "true", "--speech-model", "none"], "--speech-adapt needs a speech model"),
             (["--text-context-weight", "1.5"], "text_context_weight must be between 0 and 1"),
         ]

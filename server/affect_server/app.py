@@ -194,10 +194,9 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     # lowest CPU priority: they use the cores the other conversations leave.
     heavy_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-heavy", initializer=_lowest_priority)
     in_flight = (lambda: servicer.in_flight) if config.adaptive_batch_wait else None  # noqa: E731 - read once the servicer exists
-    # As many batches of one encoder at once as there are workers: the heaviest encoder may then
-    # use every core while the others are idle (see affect_server.batching).
     batchers = _batchers(analyzer, config, executor, metrics, max_size=config.batch_max_size,
-                         max_wait=config.batch_max_wait_ms / 1000, demand=in_flight, concurrency=config.workers)
+                         max_wait=config.batch_max_wait_ms / 1000, demand=in_flight,
+                         concurrency=config.batch_concurrency)
     heavy_batchers = _batchers(analyzer, config, heavy_executor, metrics, max_size=config.max_heavy_turns, max_wait=0.0,
                                demand=None, modalities=("face", "speech"))
     if analyzer.speech is not None and not isinstance(analyzer.speech, ModalityTurns):  # a loaded model, not a stand-in

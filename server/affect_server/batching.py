@@ -6,11 +6,10 @@ so the event loop keeps serving streams meanwhile. With ``demand`` (the number o
 flight) the wait ends as soon as every turn in flight is in the batch, so a lone conversation
 never waits for company that cannot come.
 
-``concurrency`` batches of one encoder may run at once (each in its own worker thread). With
-one, an encoder that takes most of a mixed turn's CPU (speech: Whisper and the voice detector,
-about 60%) keeps one core busy while the other waits for the lighter encoders' batches; the
-load benchmark read 1.4 of 2 cores busy at 32 conversations. The next batch is gathered only
-once a slot is free, so while every slot is busy, waiting turns pile up into a bigger batch.
+``concurrency`` batches of one encoder may run at once (each in its own worker thread). The
+next batch is gathered only once a slot is free, so while every slot is busy, waiting turns pile
+up into a bigger batch. The server runs one (``--batch-concurrency``): two batches of speech at
+once were measured to serve no more turns, at more CPU per turn (smaller batches).
 """
 
 from __future__ import annotations

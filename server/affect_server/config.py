@@ -42,6 +42,9 @@ class ServerConfig:
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0
     adaptive_batch_wait: bool = True  # stop waiting once every turn in flight is in the batch
+    # Batches of one encoder that may run at once (affect_server.batching). 2 on two workers served
+    # no more turns than 1 and took more CPU per turn (smaller batches): benchmarks/results/load-variants.md.
+    batch_concurrency: int = 1
     idle_timeout_s: float = 900.0  # a stream with no turn for this long is closed
     grace_s: float = 30.0  # on SIGTERM, time given to turns in flight
     text_model: str = "default"  # a weights name (see `affect models`), or "none" to serve without text
@@ -114,7 +117,7 @@ class ServerConfig:
                 raise SystemExit(f"affect serve: --token without TLS would send the token in clear text on {self.host}; "
                                  "give --tls-cert and --tls-key (plaintext with a token is allowed on loopback only)")
             warnings.append("--token without TLS: the token travels in clear text (accepted because the host is loopback)")
-        for name in ("workers", "max_conversations", "max_in_flight_turns", "max_heavy_turns", "max_analyze_in_flight",
+        for name in ("workers", "batch_concurrency", "max_conversations", "max_in_flight_turns", "max_heavy_turns", "max_analyze_in_flight",
                      "max_analyze_per_peer", "max_text_chars", "max_audio_samples", "max_image_pixels"):
             if getattr(self, name) < 1:
                 raise SystemExit(f"affect serve: {name} must be at least 1, got {getattr(self, name)}")
