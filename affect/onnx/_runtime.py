@@ -31,11 +31,11 @@ from affect.results import Modality
 Runtime = Literal["torch", "onnx", "onnx-int8", "auto"]
 RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "auto")
 # What "auto" runs, from benchmarks/results/speed.md (ONNX Runtime against PyTorch eager, taking
-# turns in one run; Intel Xeon, 2 cores, 5% CPU steal, 2026-12-03 10:19): text 1.6x faster at batch
-# 1, PyTorch 1.3x faster at 64; face faster at every batch (2.5x at 1, 1.8x at 64); speech (head +
-# VAD; speech@3's Whisper encoder runs in torch either way, ONNX Runtime measured no faster for it)
-# 1.5-1.8x faster at batch 2-4, about even at 1 and 8-32, PyTorch 1.15x faster at 64. A live turn's
-# batches are small (a few conversations at once), so all three run on ONNX.
+# turns in one run; AMD EPYC, 2 cores, 0% CPU steal, 3% taken by other processes, 2026-12-04
+# 12:25): text 2.2x faster at batch 1, 1.1-1.5x at 2-64; face 1.7x at 1, 1.6x at 64; speech (head +
+# VAD; the Whisper layers run in torch either way) 1.5x faster at 1, 1.3-1.4x at 2-4, even at 8-16,
+# PyTorch 1.2x faster at 32-64. A live turn's batches are small (a few conversations at once),
+# so all three run on ONNX. (On an Intel Xeon on 2026-12-03 PyTorch was 1.3x faster for text at 64.)
 AUTO_RUNTIMES: Mapping[str, str] = {"text": "onnx", "face": "onnx", "speech": "onnx"}
 # Where int8 kept accuracy within 0.5 point on the test sets (affect export's parity report):
 # the text encoder's matrix products. The face network is convolutions (dynamic int8 covers

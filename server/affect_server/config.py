@@ -42,8 +42,9 @@ class ServerConfig:
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0
     adaptive_batch_wait: bool = True  # stop waiting once every turn in flight is in the batch
-    # Batches of one encoder that may run at once (affect_server.batching). 2 on two workers served
-    # no more turns than 1 and took more CPU per turn (smaller batches): benchmarks/results/load-variants.md.
+    # Batches of one encoder that may run at once (affect_server.batching). On two workers, 2 served
+    # as many turns as 1 at 32 conversations (two servers of each, taking turns) and took more CPU
+    # a turn (smaller batches): benchmarks/results/load-concurrency.md, load-variants.md.
     batch_concurrency: int = 1
     idle_timeout_s: float = 900.0  # a stream with no turn for this long is closed
     grace_s: float = 30.0  # on SIGTERM, time given to turns in flight
