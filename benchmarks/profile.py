@@ -18,6 +18,7 @@ compares the whole service.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from benchmarks._report import RESULTS_DIR, Report, write_report
+from benchmarks._report import RESULTS_DIR, Report, count_as_own, write_report
 
 # (module path fragment, stage), innermost match wins; the first fragment that matches a frame names it.
 STAGES: tuple[tuple[str, str], ...] = (
@@ -118,7 +119,9 @@ def workload(batch: int, rounds: int, threads: int) -> None:
     run_batches(analyzer, conversations, turns[:batch])  # warm-up batch (first-call costs), also profiled
     start = time.perf_counter()
     run_batches(analyzer, conversations, turns)
-    print(f"turns {len(turns)} seconds {time.perf_counter() - start:.3f}", flush=True)
+    own = os.times()  # its CPU, for the parent's account of the machine (see profile())
+    print(f"turns {len(turns)} seconds {time.perf_counter() - start:.3f} "
+          f"cpu {own.user + own.system + own.children_user + own.children_system:.3f}", flush=True)
 
 
 def profile(batch: int, rounds: int, rate: int, threads: int) -> tuple[Counter, int, float, int]:
@@ -129,13 +132,18 @@ def profile(batch: int, rounds: int, rate: int, threads: int) -> tuple[Counter, 
                "--threads", str(threads)]
         spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--idle", "--format", "raw", "--rate", str(rate),
                "--nonblocking", "-o", str(out), "--"]
+        before = os.times()
         done = subprocess.run(spy + cmd, capture_output=True, text=True)
+        after = os.times()
         if done.returncode != 0 or not out.is_file():
             raise SystemExit(f"py-spy failed ({done.returncode}): {done.stderr.strip()[-400:]}")
         timed = [line for line in done.stdout.splitlines() if line.startswith("turns ")]  # py-spy prints too
         if not timed:
             raise SystemExit(f"the profiled workload printed no timing: {done.stdout.strip()[-400:]}")
-        turns, seconds = (float(v) for v in timed[-1].split()[1::2])
+        turns, seconds, workload_cpu = (float(v) for v in timed[-1].split()[1::2])
+        reaped = (after.children_user + after.children_system) - (before.children_user + before.children_system)
+        if reaped < workload_cpu:  # py-spy exited without waiting for the workload: its CPU is ours all the same
+            count_as_own(workload_cpu)
         per_stage, total = summarise(out.read_text())
     return per_stage, total, seconds, int(turns)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,14 +37,22 @@ class CountingBatch:
                 self.running -= 1
 
 
-async def _serve(batch: CountingBatch, requests: list[int], *, concurrency: int, max_size: int = 2):
+@contextlib.asynccontextmanager
+async def running_batcher(batch: CountingBatch, *, max_size: int, max_wait: float, concurrency: int):
+    """A started batcher over its own worker threads, stopped on the way out."""
     with ThreadPoolExecutor(max_workers=4) as executor:
-        batcher = MicroBatcher("test", batch, executor=executor, max_size=max_size, max_wait=0.01, concurrency=concurrency)
+        batcher = MicroBatcher("test", batch, executor=executor, max_size=max_size, max_wait=max_wait,
+                               concurrency=concurrency)
         batcher.start()
         try:
-            return await asyncio.gather(*(batcher.submit(r) for r in requests), return_exceptions=True)
+            yield batcher
         finally:
             await batcher.stop()
+
+
+async def _serve(batch: CountingBatch, requests: list[int], *, concurrency: int, max_size: int = 2):
+    async with running_batcher(batch, max_size=max_size, max_wait=0.01, concurrency=concurrency) as batcher:
+        return await asyncio.gather(*(batcher.submit(r) for r in requests), return_exceptions=True)
 
 
 @pytest.mark.parametrize("concurrency", [1, 2, 3])
@@ -60,13 +69,10 @@ def test_while_every_slot_is_busy_waiting_turns_join_one_batch():
     batch = CountingBatch(0.3)
 
     async def main():
-        with ThreadPoolExecutor(max_workers=2) as executor:
-            batcher = MicroBatcher("test", batch, executor=executor, max_size=32, max_wait=0.0, concurrency=1)
-            batcher.start()
+        async with running_batcher(batch, max_size=32, max_wait=0.0, concurrency=1) as batcher:
             first = asyncio.ensure_future(batcher.submit(0))
             await asyncio.sleep(0.1)  # the first batch is running
             rest = await asyncio.gather(*(batcher.submit(r) for r in range(1, 6)))
-            await batcher.stop()
             return [await first, *rest]
 
     assert asyncio.run(main()) == [0, 10, 20, 30, 40, 50]
@@ -85,12 +91,10 @@ def test_stopping_cancels_the_turns_still_waiting():
     batch = CountingBatch(0.5)
 
     async def main():
-        with ThreadPoolExecutor(max_workers=2) as executor:
-            batcher = MicroBatcher("test", batch, executor=executor, max_size=1, max_wait=0.0, concurrency=1)
-            batcher.start()
+        async with running_batcher(batch, max_size=1, max_wait=0.0, concurrency=1) as batcher:
             pending = [asyncio.ensure_future(batcher.submit(r)) for r in range(3)]
             await asyncio.sleep(0.1)
-            await batcher.stop()
+            await batcher.stop()  # the second stop, on the way out, finds nothing left to do
             return await asyncio.gather(*pending, return_exceptions=True)
 
     results = asyncio.run(main())
