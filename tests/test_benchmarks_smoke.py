@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
@@ -26,12 +28,17 @@ def test_accuracy_text_smoke(tmp_path: Path):
 
 def test_load_smoke(tmp_path: Path):
     out = run("-m", "benchmarks.load", "--conversations", "2", "--seconds", "2", "--mix", "text", "--json", str(tmp_path / "l.json"),
-              env={"AFFECT_SPEECH_MODEL": "none", "AFFECT_FACE_MODEL": "none"})
+              "--variant", "--batch-concurrency 2", env={"AFFECT_SPEECH_MODEL": "none", "AFFECT_FACE_MODEL": "none"})
     assert out.returncode == 0, out.stderr
-    metrics = json.loads((tmp_path / "l.json").read_text())["metrics"]
+    report = json.loads((tmp_path / "l.json").read_text())
+    metrics = report["metrics"]
     assert metrics["turns_per_s_2"] > 0 and metrics["baseline_turns_per_s_2"] > 0 and metrics["errors_2"] == 0
+    # the variant (the shipped server with extra flags) ran in the same run and is set beside it
+    assert metrics["variant1_turns_per_s_2"] > 0
+    assert metrics["variant1_throughput_ratio_2"] == pytest.approx(metrics["variant1_turns_per_s_2"] / metrics["turns_per_s_2"])
+    assert any("--batch-concurrency 2" in name for name in report["tables"])
     # the servers' CPU is read from /proc: some per turn, and never more cores than the machine has
-    for prefix in ("", "baseline_"):
+    for prefix in ("", "baseline_", "variant1_"):
         assert metrics[f"{prefix}server_cpu_ms_per_turn_2"] > 0
         assert 0 < metrics[f"{prefix}server_cores_2"] <= os.cpu_count() + 0.1
 
