@@ -1,7 +1,7 @@
 """Load: how many conversations one machine holds, against a server that does not batch.
 
     python -m benchmarks.load [--conversations 1,8,32,128] [--seconds 20] [--json FILE]
-        [--mix text,text+speech,text+speech+face] [--soak-turns N] [--ray] [--chaos]
+        [--mix text,text+speech,text+speech+face] [--soak-turns N] [--ray] [--chaos] [--variant FLAGS]...
 
 Starts the real server (``affect serve``) on loopback twice, in the same run: once as shipped
 (micro-batching across conversations) and once as the baseline, which serves the same models
@@ -17,7 +17,9 @@ single-process server, and states Ray's overhead per turn (the p50 difference at
 ``--chaos`` drives the good conversations twice on one server, alone and then beside
 attackers sending malformed, oversized and heavy turns (and bursts of big Analyze calls),
 and reports the good turns' p99 in both runs, the server's peak memory and any error that
-is not the expected refusal.
+is not the expected refusal. ``--variant FLAGS`` (repeatable) also drives the shipped server with
+those extra flags (``--batch-concurrency 2``, say), beside it in the same run, and reports each
+variant's turns/s as a ratio to the shipped server's.
 """
 
 from __future__ import annotations
@@ -378,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="per level and server")
     ap.add_argument("--mix", default="text,text+speech,text+speech+face")
     ap.add_argument("--data-root", type=Path, default=None)
-    ap.add_argument("--json", type=Path, default=None, help="default: results/load.json (load-ray.json, load-soak.json)")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="default: results/load.json (load-ray.json, load-soak.json, load-chaos.json, load-variants.json)")
     ap.add_argument("--markdown", type=Path, default=None)
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--soak-turns", type=int, default=0, help="run the soak mode with this many turns instead")
@@ -389,10 +392,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="also drive the shipped server with these extra flags, e.g. '--batch-concurrency 2' (repeatable)")
     ap.add_argument("--baseline-runtime", default=None, help="--runtime of the unbatched baseline only (e.g. torch)")
     args = ap.parse_args(argv)
+    if args.variant and (args.soak_turns or args.chaos):
+        ap.error("--variant goes with the throughput run, not with --soak-turns or --chaos")
 
     if args.json is None:
         args.json = RESULTS_DIR / ("load-soak.json" if args.soak_turns else "load-ray.json" if args.ray
-                                   else "load-chaos.json" if args.chaos else "load.json")
+                                   else "load-chaos.json" if args.chaos else "load-variants.json" if args.variant
+                                   else "load.json")
     load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     levels = [int(n) for n in args.conversations.split(",")]
     mixes = args.mix.split(",")
