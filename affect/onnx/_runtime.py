@@ -39,7 +39,12 @@ RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "auto")
 AUTO_RUNTIMES: Mapping[str, str] = {"text": "onnx", "face": "onnx", "speech": "onnx"}
 # Where int8 kept accuracy within 0.5 point on the test sets (affect export's parity report):
 # the text encoder's matrix products. The face network is convolutions (dynamic int8 covers
-# MatMul/Gemm only) and the speech head is a small part of a speech turn's time.
+# MatMul/Gemm only) and the speech head is a small part of a speech turn's time. The Whisper
+# layers in front of it (43% of a mixed turn's CPU) were tried in torch's dynamic int8 on
+# 2026-12-04, one look at the RAVDESS test slice and nothing chosen on it: every Linear
+# per channel cost 2.3x less CPU (12.0 against 27.5 ms a 3 s segment, one thread) but UAR fell
+# from 0.777 to 0.744 (telephone 0.729 -> 0.732; top labels agree on 96% of clips); the
+# feed-forward layers alone 1.6x less, UAR 0.753. Neither is within 0.5 point: not offered.
 INT8_ENCODERS: tuple[str, ...] = ("text",)
 RuntimeSpec = str | Mapping[str, str]
 
