@@ -281,6 +281,36 @@ def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path
     return path
 
 
+def load_curves_png(curves: dict[str, list[tuple[int, float, float]]], path: Path, title: str) -> Path:
+    """Turns per second and p99 latency against concurrent conversations, one line per server;
+    ``curves``: server -> [(conversations, turns/s, p99 ms)]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (rate_ax, p99_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, points in curves.items():
+        points = sorted(points)
+        ns = [n for n, _, _ in points]
+        rate_ax.plot(ns, [rate for _, rate, _ in points], marker="o", label=name)
+        p99_ax.plot(ns, [p99 / 1000 for _, _, p99 in points], marker="o", label=name)
+    for ax, label in ((rate_ax, "turns answered per second"), (p99_ax, "p99 turn latency (s)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent conversations")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    rate_ax.set_ylim(bottom=0)
+    p99_ax.set_yscale("log")
+    rate_ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def bootstrap_ci(metric, y_true: np.ndarray, y_pred: np.ndarray, *, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
     """Percentile bootstrap interval of ``metric(y_true, y_pred)`` over resampled items."""
     rng = np.random.default_rng(seed)

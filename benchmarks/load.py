@@ -40,7 +40,7 @@ import numpy as np
 
 from affect.datasets import default_data_root
 from affect_server.launch import ServeProcess, ServerStartError, free_port
-from benchmarks._report import RESULTS_DIR, Report, publish
+from benchmarks._report import RESULTS_DIR, Report, load_curves_png, publish
 
 # One replica per deployment on this 2-core machine, one thread per encoder replica.
 RAY_LAYOUT = {"ingress": {"replicas": 1, "num_cpus": 0.5}, "text": {"replicas": 1, "num_cpus": 0.5},
@@ -547,7 +547,13 @@ def main(argv: list[str] | None = None) -> int:
                  "and per second of the level (cores busy); the load generator (this process, the gRPC client) shares the "
                  f"same {os.cpu_count()} cores, so a server can use at most what the generator leaves.",
                  "Audio is a RAVDESS test clip (FLAC); the face is a FER-2013 test face enlarged on a 320x320 frame."]
-        report = Report(task="load", metrics=metrics, tables=tables, notes=notes)
+        curves: dict[str, list[tuple[int, float, float]]] = {}
+        for label, n, _turns, rate, _p50, _p95, p99, *_ in rows:
+            if not label.endswith("(text only)"):
+                curves.setdefault(f"{label} ({variants[label]})" if label in variants else label, []).append((n, rate, p99))
+        plot = load_curves_png(curves, args.json.with_suffix(".png"),
+                               f"{' / '.join(mixes)} turns in turn, {args.seconds:g} s a level")
+        report = Report(task="load", metrics=metrics, tables=tables, notes=notes, plots=[str(plot)])
     return publish(report, args.json, args.markdown)
 
 

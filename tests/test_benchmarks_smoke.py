@@ -37,6 +37,7 @@ def test_load_smoke(tmp_path: Path):
     assert metrics["variant1_turns_per_s_2"] > 0
     assert metrics["variant1_throughput_ratio_2"] == pytest.approx(metrics["variant1_turns_per_s_2"] / metrics["turns_per_s_2"])
     assert any("--batch-concurrency 2" in name for name in report["tables"])
+    assert [Path(p).name for p in report["plots"]] == ["l.png"] and (tmp_path / "l.png").stat().st_size > 0
     # the servers' CPU is read from /proc: some per turn, and never more cores than the machine has
     for prefix in ("", "baseline_", "variant1_"):
         assert metrics[f"{prefix}server_cpu_ms_per_turn_2"] > 0
