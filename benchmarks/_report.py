@@ -295,8 +295,11 @@ def load_curves_png(curves: dict[str, list[tuple[int, float, float]]], path: Pat
         ns = [n for n, _, _ in points]
         rate_ax.plot(ns, [rate for _, rate, _ in points], marker="o", label=name)
         p99_ax.plot(ns, [p99 / 1000 for _, _, p99 in points], marker="o", label=name)
+    levels = sorted({n for points in curves.values() for n, _, _ in points})
     for ax, label in ((rate_ax, "turns answered per second"), (p99_ax, "p99 turn latency (s)")):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(levels, [str(n) for n in levels])
+        ax.minorticks_off()
         ax.set_xlabel("concurrent conversations")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
