@@ -220,12 +220,29 @@ def publish(report: Report, json_path: Path, markdown_path: Path | None = None) 
     return 0
 
 
-def confusion_matrix_png(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], path: Path, title: str) -> Path:
-    """Row-normalised confusion matrix with counts, as a PNG."""
+def _pyplot():
+    """matplotlib's pyplot, drawing to files only (no screen here)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    """The figure as a PNG at ``path``, closed."""
+    plt = _pyplot()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix_png(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], path: Path, title: str) -> Path:
+    """Row-normalised confusion matrix with counts, as a PNG."""
+    plt = _pyplot()
 
     n = len(labels)
     counts = np.zeros((n, n), dtype=int)
@@ -243,19 +260,12 @@ def confusion_matrix_png(y_true: Sequence[int], y_pred: Sequence[int], labels: S
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str, bins: int = 15) -> Path:
     """Reliability diagram: accuracy against confidence, one line per (probs, labels) curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect")
@@ -274,20 +284,13 @@ def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def load_curves_png(curves: dict[str, list[tuple[int, float, float]]], path: Path, title: str) -> Path:
     """Turns per second and p99 latency against concurrent conversations, one line per server;
     ``curves``: server -> [(conversations, turns/s, p99 ms)]."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, (rate_ax, p99_ax) = plt.subplots(1, 2, figsize=(10, 4))
     for name, points in curves.items():
@@ -307,11 +310,7 @@ def load_curves_png(curves: dict[str, list[tuple[int, float, float]]], path: Pat
     p99_ax.set_yscale("log")
     rate_ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def bootstrap_ci(metric, y_true: np.ndarray, y_pred: np.ndarray, *, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
