@@ -32,17 +32,6 @@ class CpuTimes:
     own: float
 
 
-_OWN_UNREAPED_SECONDS = 0.0  # CPU time of this run's own processes that no wait of ours reaped
-
-
-def count_as_own(cpu_seconds: float) -> None:
-    """Count a process of this run that no wait of ours reaped (py-spy's workload, which py-spy
-    does not always wait for) as the run's own rather than another process's: its CPU seconds,
-    as it measured them itself."""
-    global _OWN_UNREAPED_SECONDS
-    _OWN_UNREAPED_SECONDS += max(cpu_seconds, 0.0)
-
-
 def cpu_times() -> CpuTimes | None:
     """The machine's and this process's CPU times now (Linux), else None."""
     try:
@@ -55,7 +44,7 @@ def cpu_times() -> CpuTimes | None:
     user, nice, system, idle, iowait, irq, softirq, steal = fields
     own = os.times()
     return CpuTimes(total=sum(fields) / tick, busy=(user + nice + system + irq + softirq) / tick, steal=steal / tick,
-                    own=own.user + own.system + own.children_user + own.children_system + _OWN_UNREAPED_SECONDS)
+                    own=own.user + own.system + own.children_user + own.children_system)
 
 
 # Read when a benchmark starts (every benchmark imports this module first): a virtual machine's

@@ -373,6 +373,22 @@ async def soak(server: ServerProcess, total_turns: int, per_conversation: int, c
     return {"samples": samples}
 
 
+def beside_shipped(metrics: dict[str, float], levels: list[int], prefix: str, title: str) -> tuple[list[str], list[list]]:
+    """The table of a server driven beside the shipped one in the same run (its metrics under
+    ``prefix``): per level both servers' turns/s, p50, p99 and CPU a turn, and the ratio of turns/s,
+    which is also stored as ``<prefix>_throughput_ratio_<n>``."""
+    rows = []
+    for n in levels:
+        ratio = metrics[f"{prefix}_turns_per_s_{n}"] / max(metrics[f"turns_per_s_{n}"], 1e-9)
+        metrics[f"{prefix}_throughput_ratio_{n}"] = ratio
+        rows.append([n, metrics[f"turns_per_s_{n}"], metrics[f"{prefix}_turns_per_s_{n}"], ratio,
+                     *(metrics[f"{p}{key}_{n}"] for key in ("p50_ms", "p99_ms", "server_cpu_ms_per_turn")
+                       for p in ("", f"{prefix}_"))])
+    columns = ["conversations", "turns/s", f"{title} turns/s", f"{title} / shipped", "p50 ms", f"{title} p50 ms",
+               "p99 ms", f"{title} p99 ms", "CPU ms/turn", f"{title} CPU ms/turn"]
+    return columns, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -448,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                                "Flat memory and zero states held between rounds mean no conversation state leaks."])
     else:
         running: dict[str, ServerProcess] = {}
+        curves: dict[str, list[tuple[int, float, float]]] = {}  # server -> (conversations, turns/s, p99 ms), for the plot
         try:
             for name, extra in servers.items():
                 running[name] = ServerProcess(extra, max_in_flight_turns=max(levels))
@@ -479,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
                         if name == "affect":
                             metrics[f"errors_{n}"] = float(r["errors"])
                             metrics[f"peak_rss_mb_{n}"] = server.peak_rss_mb()
+                    if not text_only:
+                        curves.setdefault(f"{name} ({variants[name]})" if name in variants else name, []).append(
+                            (n, r["turns_per_s"], r["p99_ms"]))
                     label = f"{name} (text only)" if text_only else name
                     rows.append([label, n, r["turns"], r["turns_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["errors"],
                                  server.peak_rss_mb(), cpu["server_cpu_ms_per_turn"], cpu["server_cores"], cpu["client_cores"]])
@@ -499,27 +519,12 @@ def main(argv: list[str] | None = None) -> int:
                 ratio_rows.append([n, ratio, metrics[f"p99_ms_{n}"], metrics[f"baseline_p99_ms_{n}"]])
             tables["Against the unbatched baseline"] = (["conversations", "turns/s ratio", "p99 ms", "baseline p99 ms"], ratio_rows)
         for name, flags in variants.items():
-            variant_rows = []
-            for n in levels:
-                ratio = metrics[f"{name}_turns_per_s_{n}"] / max(metrics[f"turns_per_s_{n}"], 1e-9)
-                metrics[f"{name}_throughput_ratio_{n}"] = ratio
-                variant_rows.append([n, metrics[f"turns_per_s_{n}"], metrics[f"{name}_turns_per_s_{n}"], ratio,
-                                     metrics[f"p99_ms_{n}"], metrics[f"{name}_p99_ms_{n}"],
-                                     metrics[f"server_cpu_ms_per_turn_{n}"], metrics[f"{name}_server_cpu_ms_per_turn_{n}"]])
-            tables[f"{name} ({flags}) against the shipped server"] = (
-                ["conversations", "affect turns/s", f"{name} turns/s", "ratio", "affect p99 ms", f"{name} p99 ms",
-                 "affect CPU ms/turn", f"{name} CPU ms/turn"], variant_rows)
+            tables[f"{name} ({flags}) against the shipped server"] = beside_shipped(metrics, levels, name, name)
             notes.append(f"'{name}' is the shipped server with the extra flags {flags!r}, in the same run.")
         if "ray" in servers:
-            ray_rows = []
-            for n in levels:
-                metrics[f"ray_throughput_ratio_{n}"] = metrics[f"ray_turns_per_s_{n}"] / max(metrics[f"turns_per_s_{n}"], 1e-9)
-                ray_rows.append([n, metrics[f"turns_per_s_{n}"], metrics[f"ray_turns_per_s_{n}"], metrics[f"ray_throughput_ratio_{n}"],
-                                 metrics[f"p50_ms_{n}"], metrics[f"ray_p50_ms_{n}"], metrics[f"p99_ms_{n}"], metrics[f"ray_p99_ms_{n}"]])
+            tables["Ray Serve beside the single process"] = beside_shipped(metrics, levels, "ray", "Ray")
             low = min(levels)
             metrics["ray_overhead_ms_per_turn"] = metrics[f"ray_p50_ms_{low}"] - metrics[f"p50_ms_{low}"]
-            tables["Ray Serve beside the single process"] = (
-                ["conversations", "turns/s", "Ray turns/s", "Ray / single", "p50 ms", "Ray p50 ms", "p99 ms", "Ray p99 ms"], ray_rows)
             notes.append(f"Ray Serve overhead per turn: {metrics['ray_overhead_ms_per_turn']:.1f} ms "
                          f"(median turn latency at {low} conversation(s), Ray minus single process). Ray layout: "
                          f"{json.dumps(RAY_LAYOUT)}; memory is summed over every Ray process (raylet, GCS, proxy, replicas).")
@@ -547,10 +552,6 @@ def main(argv: list[str] | None = None) -> int:
                  "and per second of the level (cores busy); the load generator (this process, the gRPC client) shares the "
                  f"same {os.cpu_count()} cores, so a server can use at most what the generator leaves.",
                  "Audio is a RAVDESS test clip (FLAC); the face is a FER-2013 test face enlarged on a 320x320 frame."]
-        curves: dict[str, list[tuple[int, float, float]]] = {}
-        for label, n, _turns, rate, _p50, _p95, p99, *_ in rows:
-            if not label.endswith("(text only)"):
-                curves.setdefault(f"{label} ({variants[label]})" if label in variants else label, []).append((n, rate, p99))
         plot = load_curves_png(curves, args.json.with_suffix(".png"),
                                f"{' / '.join(mixes)} turns in turn, {args.seconds:g} s a level")
         report = Report(task="load", metrics=metrics, tables=tables, notes=notes, plots=[str(plot)])

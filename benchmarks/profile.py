@@ -18,7 +18,6 @@ compares the whole service.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from benchmarks._report import RESULTS_DIR, Report, count_as_own, write_report
+from benchmarks._report import RESULTS_DIR, Report, write_report
 
 # (module path fragment, stage), innermost match wins; the first fragment that matches a frame names it.
 STAGES: tuple[tuple[str, str], ...] = (
@@ -119,9 +118,7 @@ def workload(batch: int, rounds: int, threads: int) -> None:
     run_batches(analyzer, conversations, turns[:batch])  # warm-up batch (first-call costs), also profiled
     start = time.perf_counter()
     run_batches(analyzer, conversations, turns)
-    own = os.times()  # its CPU, for the parent's account of the machine (see profile())
-    print(f"turns {len(turns)} seconds {time.perf_counter() - start:.3f} "
-          f"cpu {own.user + own.system + own.children_user + own.children_system:.3f}", flush=True)
+    print(f"turns {len(turns)} seconds {time.perf_counter() - start:.3f}", flush=True)
 
 
 def profile(batch: int, rounds: int, rate: int, threads: int) -> tuple[Counter, int, float, int]:
@@ -130,20 +127,20 @@ def profile(batch: int, rounds: int, rate: int, threads: int) -> tuple[Counter, 
         out = Path(tmp) / "raw.txt"
         cmd = [sys.executable, "-m", "benchmarks.profile", "--child", "--batch", str(batch), "--rounds", str(rounds),
                "--threads", str(threads)]
+        # The workload is this process's own child and py-spy attaches to it, so that waiting for it
+        # counts its CPU as this run's (py-spy does not always wait for a child it starts itself).
+        workload_process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--idle", "--format", "raw", "--rate", str(rate),
-               "--nonblocking", "-o", str(out), "--"]
-        before = os.times()
-        done = subprocess.run(spy + cmd, capture_output=True, text=True)
-        after = os.times()
+               "--nonblocking", "-o", str(out), "--pid", str(workload_process.pid)]
+        done = subprocess.run(spy, capture_output=True, text=True)
+        printed, _ = workload_process.communicate()
         if done.returncode != 0 or not out.is_file():
             raise SystemExit(f"py-spy failed ({done.returncode}): {done.stderr.strip()[-400:]}")
-        timed = [line for line in done.stdout.splitlines() if line.startswith("turns ")]  # py-spy prints too
-        if not timed:
-            raise SystemExit(f"the profiled workload printed no timing: {done.stdout.strip()[-400:]}")
-        turns, seconds, workload_cpu = (float(v) for v in timed[-1].split()[1::2])
-        reaped = (after.children_user + after.children_system) - (before.children_user + before.children_system)
-        if reaped < workload_cpu:  # py-spy exited without waiting for the workload: its CPU is ours all the same
-            count_as_own(workload_cpu)
+        timed = [line for line in printed.splitlines() if line.startswith("turns ")]
+        if workload_process.returncode != 0 or not timed:
+            raise SystemExit(f"the profiled workload failed ({workload_process.returncode}) or printed no timing: "
+                             f"{printed.strip()[-400:]}")
+        turns, seconds = (float(v) for v in timed[-1].split()[1::2])
         per_stage, total = summarise(out.read_text())
     return per_stage, total, seconds, int(turns)
 

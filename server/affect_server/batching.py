@@ -1,10 +1,10 @@
 """Dynamic micro-batching: turns of many conversations share one forward pass per encoder.
 
 Each encoder gets a ``MicroBatcher``. A turn's request waits at most ``max_wait`` for others
-to join it (those already queued join at once), a batch holds at most ``max_size`` requests, and the batch runs in a worker thread
-so the event loop keeps serving streams meanwhile. With ``demand`` (the number of turns in
-flight) the wait ends as soon as every turn in flight is in the batch, so a lone conversation
-never waits for company that cannot come.
+to join it (those already queued join at once), a batch holds at most ``max_size`` requests,
+and the batch runs in a worker thread so the event loop keeps serving streams meanwhile. With
+``demand`` (the number of turns in flight) the wait ends as soon as every turn in flight is in
+the batch, so a lone conversation never waits for company that cannot come.
 
 ``concurrency`` batches of one encoder may run at once (each in its own worker thread). The
 next batch is gathered only once a slot is free, so while every slot is busy, waiting turns pile

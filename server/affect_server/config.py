@@ -118,8 +118,9 @@ class ServerConfig:
                 raise SystemExit(f"affect serve: --token without TLS would send the token in clear text on {self.host}; "
                                  "give --tls-cert and --tls-key (plaintext with a token is allowed on loopback only)")
             warnings.append("--token without TLS: the token travels in clear text (accepted because the host is loopback)")
-        for name in ("workers", "batch_concurrency", "max_conversations", "max_in_flight_turns", "max_heavy_turns", "max_analyze_in_flight",
-                     "max_analyze_per_peer", "max_text_chars", "max_audio_samples", "max_image_pixels"):
+        for name in ("workers", "batch_concurrency", "max_conversations", "max_in_flight_turns", "max_heavy_turns",
+                     "max_analyze_in_flight", "max_analyze_per_peer", "max_text_chars", "max_audio_samples",
+                     "max_image_pixels"):
             if getattr(self, name) < 1:
                 raise SystemExit(f"affect serve: {name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_turns_per_second", "max_message_mb", "max_audio_seconds", "max_in_flight_mb",
