@@ -391,6 +391,7 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--host", "0.0.0.0", "--token", "s3cret"], "--token without TLS"),
             (["--face-min-fraction", "0.01"], "face_min_fraction must be between 0.05 and 1"),
             (["--face-full-search-every", "-1"], "face_full_search_every must be 0 (the default) or more"),
+            (["--face-detector", "mtcnn"], "face_detector must be one of blazeface, blazeface+mtcnn, haar"),
             (["--batch-concurrency", "0"], "batch_concurrency must be at least 1"),
             (["--speech-adapt", "true", "--speech-model", "none"], "--speech-adapt needs a speech model"),
             (["--text-context-weight", "1.5"], "text_context_weight must be between 0 and 1"),
@@ -401,6 +402,17 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
             assert out.returncode != 0, (args, lines)
             assert len(lines) == 1 and words in lines[0], (args, lines)
+
+
+def test_the_servers_face_detector_choices_are_the_librarys():
+    """The server names them without importing the library at start-up; the two lists must agree."""
+    from affect.face._detect import DETECTORS
+    from affect_server.config import FACE_DETECTORS, ServerConfig
+
+    assert FACE_DETECTORS == DETECTORS
+    options = ServerConfig(face_detector="blazeface+mtcnn").encoder_options()
+    assert options["face"]["detector"] == "blazeface+mtcnn"
+    assert "detector" not in ServerConfig().encoder_options()["face"]  # the library's default stays the default
 
 
 def _long_turn_server(tmp_path: Path, grace: float) -> tuple[subprocess.Popen, str]:

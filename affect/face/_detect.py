@@ -1,8 +1,13 @@
-"""Face detection and alignment: BlazeFace (the default) or OpenCV's Haar cascades (the fallback).
+"""Face detection and alignment: BlazeFace (the default), BlazeFace with MTCNN's second look, or
+OpenCV's Haar cascades (the fallback).
 
 ``BlazeFaceDetector`` runs MediaPipe's short-range BlazeFace over a pyramid of windows (see
 ``affect.face._blazeface``); its eye keypoints give the roll, and the eyes, mouth and box give
 the square the classifier reads, framed as FER-2013 frames its faces (``FER_FRAMING``, affect/face/_framing.py).
+With ``second_look=True`` ("blazeface+mtcnn") MTCNN (``affect.face._mtcnn``) also reads the whole
+picture, and BlazeFace looks again, closely, wherever MTCNN found a face it had not: faces that
+the window pyramid missed (small, dim, side-lit) are found at about twice the CPU, every face
+still framed from BlazeFace's keypoints.
 
 ``HaarFaceDetector`` finds each face with the frontal-face cascade; its eyes are then looked
 for with the eye cascade in the upper half of the box, and when two plausible eyes are found
@@ -25,10 +30,16 @@ import numpy as np
 
 from affect.face._blazeface import BlazeFace, Box, RawFace, Window, around, pyramid, whole_picture
 from affect.face._framing import FER_FRAMING
+from affect.face._mtcnn import Mtcnn
 from affect.face._network import FACE_SIZE
 
-DetectorName = Literal["blazeface", "haar"]
-DETECTORS: tuple[str, ...] = ("blazeface", "haar")
+DetectorName = Literal["blazeface", "blazeface+mtcnn", "haar"]
+DETECTORS: tuple[str, ...] = ("blazeface", "blazeface+mtcnn", "haar")
+SECOND_LOOK_IOU = 0.3  # an MTCNN box overlapping a BlazeFace box this much is the same face
+# MTCNN looks for face boxes down to this share of the pyramid's smallest face (a face's box is
+# smaller than its FER square), never under 20 px: chosen on training faces by
+# recipes/face_detect/choose_second_look.py.
+SECOND_LOOK_MIN_FACE_SHARE = 0.7
 
 DETECT_MIN_SIDE = 160  # small images are upscaled to this for detection (faces under ~24 px are missed)
 DETECT_SIDE = 200  # by default detection runs with the short side at this size (see HaarFaceDetector)
@@ -70,10 +81,12 @@ class BlazeFaceDetector:
     """
 
     def __init__(self, *, min_face_fraction: float = 0.1, min_score: float = 0.6, face_fraction: float = 0.25,
-                 ratio: float = 2.0, overlap: float = 0.5) -> None:
+                 ratio: float = 2.0, overlap: float = 0.5, second_look: bool = False) -> None:
         if not 0 < min_face_fraction <= 1:
             raise ValueError(f"min_face_fraction must be in (0, 1], got {min_face_fraction}")
         self.model = BlazeFace("short", min_score=min_score)
+        self.second_look = Mtcnn() if second_look else None
+        self.second_look_min_face_share = SECOND_LOOK_MIN_FACE_SHARE
         self.min_face_fraction = min_face_fraction
         self.face_fraction = face_fraction
         self.ratio, self.overlap = ratio, overlap  # the pyramid's level ratio and window overlap
@@ -109,9 +122,26 @@ class BlazeFaceDetector:
             kind = "focused" if all(any(_holds(box, f) for f in found) for box in near) else "focused_then_full"
         if kind != "focused":
             found = self.model.detect(gray, full)
+            if self.second_look is not None:
+                found = found + self._look_again(gray, found)
         with self._count_lock:
             self.searches[kind] += 1
         return self._detections(found, h, w)
+
+    def _look_again(self, gray: np.ndarray, found: list[RawFace]) -> list[RawFace]:
+        """BlazeFace's faces in windows around each face MTCNN found and BlazeFace had not (none
+        when BlazeFace, looking closely, still sees no face there: MTCNN alone never adds one)."""
+        assert self.second_look is not None
+        h, w = gray.shape
+        min_face = max(20.0, self.min_face_fraction * min(h, w) * self.second_look_min_face_share)
+        known = [(f.x0, f.y0, f.x1, f.y1) for f in found]
+        missed = [box for box in ((f.x0, f.y0, f.x1, f.y1) for f in self.second_look.detect(gray, min_face=min_face))
+                  if all(_box_iou(box, k) < SECOND_LOOK_IOU for k in known)]
+        if not missed:
+            return []
+        return [f for f in self.model.detect(gray, around(h, w, missed))
+                if all(_box_iou((f.x0, f.y0, f.x1, f.y1), k) < SECOND_LOOK_IOU for k in known)
+                and any(_box_iou((f.x0, f.y0, f.x1, f.y1), m) >= SECOND_LOOK_IOU for m in missed)]
 
     def _detections(self, found: list[RawFace], h: int, w: int) -> list[Detection]:
         out = []
@@ -133,8 +163,9 @@ class BlazeFaceDetector:
 def make_detector(name: str, *, min_face_size: int = 24, min_score: float | None = None,
                   detect_side: int | None = DETECT_SIDE, min_face_fraction: float = 0.1) -> FaceDetector:
     """The detector called ``name`` ("blazeface" or "haar") with the encoder's settings."""
-    if name == "blazeface":
-        return BlazeFaceDetector(min_face_fraction=min_face_fraction, **({} if min_score is None else {"min_score": min_score}))
+    if name in ("blazeface", "blazeface+mtcnn"):
+        return BlazeFaceDetector(min_face_fraction=min_face_fraction, second_look=name == "blazeface+mtcnn",
+                                 **({} if min_score is None else {"min_score": min_score}))
     if name == "haar":
         return HaarFaceDetector(min_face_size=min_face_size, detect_side=detect_side,
                                 **({} if min_score is None else {"min_score": min_score}))
@@ -225,6 +256,13 @@ class HaarFaceDetector:
             return None
         angle = math.degrees(math.atan2(dy, dx))
         return angle if abs(angle) <= MAX_ROLL_DEGREES else None
+
+
+def _box_iou(a: Box, b: Box) -> float:
+    iw, ih = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    return iw * ih / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih)
 
 
 def _holds(box: Box, face: RawFace) -> bool:

@@ -43,6 +43,41 @@ CANDIDATES = {  # name -> (level ratio, overlap of neighbouring windows)
 }
 
 
+def training_scenes(full_data: Path, faces: int, empty: int, seed: int) -> tuple[list, list[np.ndarray]]:
+    """FER+ Train faces (never test faces) in synthetic scenes, and face-free pictures, seeded."""
+    files = sorted((full_data / "ferplus/data/FER2013Train").glob("*.png"))
+    pick = np.random.default_rng(seed).permutation(len(files))[:faces]
+    chosen = [cv2.imread(str(files[j]), cv2.IMREAD_GRAYSCALE) for j in pick]
+    return list(face_scenes(chosen, seed=seed)), list(empty_scenes(empty, seed=seed + 1))
+
+
+def measure(detector: BlazeFaceDetector, scenes: list, empties: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    """Which placed faces ``detector`` finds (as ``benchmarks.detection`` counts them), and its figures."""
+    found, false_empty, cpu = [], [], 0.0
+    for scene in scenes:
+        t0 = time.process_time()
+        dets = detector.detect(scene.image)
+        cpu += time.process_time() - t0
+        found += [j is not None for j in match([f.box for f in scene.faces], dets)[0]]
+    for picture in empties:
+        t0 = time.process_time()
+        false_empty.append(len(detector.detect(picture)))
+        cpu += time.process_time() - t0
+    return np.array(found), {"recall": float(np.mean(found)), "false_per_empty_picture": float(np.mean(false_empty)),
+                             "windows_640x480": detector.windows(*PICTURE),
+                             "ms_per_picture": 1000 * cpu / (len(scenes) + len(empties))}
+
+
+def add_gain_intervals(rows: dict[str, dict], hits: dict[str, np.ndarray], current: str) -> None:
+    """Each row's recall gain over ``current``: a paired bootstrap 95% interval over faces."""
+    base = hits[current]
+    draws = np.random.default_rng(0).integers(0, len(base), (2000, len(base)))
+    for name, r in rows.items():
+        gains = hits[name][draws].mean(1) - base[draws].mean(1)
+        r["recall_gain_interval"] = [float(np.percentile(gains, 2.5)), float(np.percentile(gains, 97.5))]
+        print(name, "recall gain 95% interval", r["recall_gain_interval"], flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full-data", type=Path, required=True)
@@ -51,37 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=23)
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
-    files = sorted((args.full_data / "ferplus/data/FER2013Train").glob("*.png"))
-    pick = np.random.default_rng(args.seed).permutation(len(files))[: args.faces]
-    faces = [cv2.imread(str(files[j]), cv2.IMREAD_GRAYSCALE) for j in pick]
-    scenes = list(face_scenes(faces, seed=args.seed))
-    empties = list(empty_scenes(args.empty, seed=args.seed + 1))
+    scenes, empties = training_scenes(args.full_data, args.faces, args.empty, args.seed)
     rows, hits = {}, {}
     for name, (ratio, overlap) in CANDIDATES.items():
         detector = BlazeFaceDetector(ratio=ratio, overlap=overlap)
-        found, false_empty, cpu = [], [], 0.0
-        for scene in scenes:
-            t0 = time.process_time()
-            dets = detector.detect(scene.image)
-            cpu += time.process_time() - t0
-            found += [j is not None for j in match([f.box for f in scene.faces], dets)[0]]
-        hits[name] = np.array(found)
-        for picture in empties:
-            t0 = time.process_time()
-            false_empty.append(len(detector.detect(picture)))
-            cpu += time.process_time() - t0
-        rows[name] = {"recall": float(np.mean(found)), "false_per_empty_picture": float(np.mean(false_empty)),
-                      "windows_640x480": detector.windows(*PICTURE),
-                      "ms_per_picture": 1000 * cpu / (len(scenes) + len(empties))}
+        hits[name], rows[name] = measure(detector, scenes, empties)
         print(name, json.dumps(rows[name]), flush=True)
     current = rows["ratio 2, overlap 0.5 (current)"]
-    base = hits["ratio 2, overlap 0.5 (current)"]
-    rng = np.random.default_rng(0)
-    draws = rng.integers(0, len(base), (2000, len(base)))
-    for name, r in rows.items():
-        gains = hits[name][draws].mean(1) - base[draws].mean(1)
-        r["recall_gain_interval"] = [float(np.percentile(gains, 2.5)), float(np.percentile(gains, 97.5))]
-        print(name, "recall gain 95% interval", r["recall_gain_interval"], flush=True)
+    add_gain_intervals(rows, hits, "ratio 2, overlap 0.5 (current)")
     allowed = {n: r for n, r in rows.items() if r["false_per_empty_picture"] <= current["false_per_empty_picture"] + 0.05
                and r["windows_640x480"] <= 2 * current["windows_640x480"] and r["recall_gain_interval"][0] > 0}
     chosen = max(allowed, key=lambda n: allowed[n]["recall"]) if allowed else "ratio 2, overlap 0.5 (current)"

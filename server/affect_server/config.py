@@ -11,6 +11,7 @@ from affect.limits import MAX_TEXT_CHARS
 from affect.results import MODALITIES
 
 RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")  # as affect.onnx.RUNTIMES, which imports torch: not at start-up
+FACE_DETECTORS = ("blazeface", "blazeface+mtcnn", "haar")  # as affect.face._detect.DETECTORS (tests/test_server.py checks)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class ServerConfig:
     # grows with its inverse squared (0.1: 59 windows for a 320x320 frame, 148 ms of CPU; 0.3: one
     # window, 4 ms; benchmarks/results/profile.md): 0.3 suits webcam frames, where the face is large.
     face_min_fraction: float = 0.1
+    # "blazeface" (the default), "blazeface+mtcnn" (MTCNN looks again over each full search: more of
+    # the small, dim and side-lit faces found, at about twice the detector's CPU; see the face model
+    # card) or "haar" (OpenCV's cascades).
+    face_detector: str = "blazeface"
     # In a conversation's successive images, one full detector search in this many; in between the
     # detector looks only around the faces it follows (affect.face.FaceEncoder's full_search_every).
     # 1: a full search on every image; 0: the library's default.
@@ -129,6 +134,8 @@ class ServerConfig:
                 raise SystemExit(f"affect serve: {name} must be positive, got {getattr(self, name)}")
         if not 0.05 <= self.face_min_fraction <= 1:  # below 0.05 a picture costs hundreds of detector windows
             raise SystemExit(f"affect serve: face_min_fraction must be between 0.05 and 1, got {self.face_min_fraction}")
+        if self.face_detector not in FACE_DETECTORS:
+            raise SystemExit(f"affect serve: face_detector must be one of {', '.join(FACE_DETECTORS)}, got {self.face_detector!r}")
         if self.face_full_search_every < 0:
             raise SystemExit(f"affect serve: face_full_search_every must be 0 (the default) or more, got {self.face_full_search_every}")
         if self.text_context_weight != -1.0:
@@ -163,6 +170,8 @@ class ServerConfig:
     def encoder_options(self) -> dict[str, dict[str, object]]:
         """``affect.Analyzer``'s ``encoder_options`` for these settings."""
         face: dict[str, object] = {"min_face_fraction": self.face_min_fraction}
+        if self.face_detector != "blazeface":
+            face["detector"] = self.face_detector
         if self.face_full_search_every:
             face["full_search_every"] = self.face_full_search_every
         options: dict[str, dict[str, object]] = {"face": face}
