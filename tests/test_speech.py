@@ -228,6 +228,26 @@ def test_every_layer_encoder_ends_where_ctranslate2_does(clips) -> None:
     assert np.abs(first - last).mean() > 0.1  # the layers differ: not one state repeated
 
 
+def test_the_int8_encoder_quantises_its_linear_layers_and_stays_near_float32(clips) -> None:
+    """Every linear layer of the int8 encoder is a dynamic int8 one; its frames are close to float32's
+    but not equal (a head must be trained on them), and the convolutions in front are untouched."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    from affect.speech._backbone import WhisperBackbone
+
+    int8 = WhisperBackbone("whisper-tiny.en-layers-int8")
+    float32 = WhisperBackbone("whisper-tiny.en-layers")
+    assert int8.compute_type == "torch-dynamic-int8" and float32.compute_type == "float32"
+    linears = [m for m in int8.layers.modules() if isinstance(m, (torch.nn.Linear, DynamicInt8Linear))]
+    assert linears and all(isinstance(m, DynamicInt8Linear) for m in linears)
+    assert torch.equal(int8.layers.conv1.weight, float32.layers.conv1.weight)
+    samples, rate = _read(clips[0].path)
+    mel = float32.features(AF.resample(torch.from_numpy(samples), rate, 16_000).numpy()[:48_000])[None]
+    a, b = int8.encode_features(mel)[0], float32.encode_features(mel)[0]
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cosine.mean() > 0.98 and not np.allclose(a, b, atol=1e-3)
+
+
 def test_a_layer_mixing_head_round_trips_through_its_file(tmp_path: Path) -> None:
     from affect.speech._network import SpeechEmotionHead, pad_frames
     from affect.speech._weights_io import load_speech_head, save_speech_weights

@@ -44,7 +44,10 @@ AUTO_RUNTIMES: Mapping[str, str] = {"text": "onnx", "face": "onnx", "speech": "o
 # 2026-12-04, one look at the RAVDESS test slice and nothing chosen on it: every Linear
 # per channel cost 2.3x less CPU (12.0 against 27.5 ms a 3 s segment, one thread) but UAR fell
 # from 0.777 to 0.744 (telephone 0.729 -> 0.732; top labels agree on 96% of clips); the
-# feed-forward layers alone 1.6x less, UAR 0.753. Neither is within 0.5 point: not offered.
+# feed-forward layers alone 1.6x less, UAR 0.753. Neither is within 0.5 point: not offered. A head
+# trained on the int8 layers' own frames (backbone whisper-tiny.en-layers-int8) read 1.4 points
+# lower than float32's on the leave-one-corpus-out folds (two seeds; speech model card, round 7):
+# not shipped either.
 INT8_ENCODERS: tuple[str, ...] = ("text",)
 RuntimeSpec = str | Mapping[str, str]
 

@@ -52,12 +52,15 @@ class BackboneSpec:
     modules: tuple[str, ...]  # the import names of those distributions
     subfolder: str  # folder of the model files inside each package
     licence: str
-    layers: int = 1  # 1: CTranslate2's last layer; more: every layer's output, run in torch (float32)
+    layers: int = 1  # 1: CTranslate2's last layer; more: every layer's output, run in torch
+    int8: bool = False  # with every layer: torch's dynamic int8 for the linear layers (else float32)
 
     @property
     def compute_type(self) -> str:
-        """What runs the encoder's matrices: CTranslate2's pinned type, or float32 in torch for every layer."""
-        return "float32" if self.layers > 1 else COMPUTE_TYPE
+        """What runs the encoder's matrices: CTranslate2's pinned type, or torch (float32 or dynamic int8) for every layer."""
+        if self.layers > 1:
+            return "torch-dynamic-int8" if self.int8 else "float32"
+        return COMPUTE_TYPE
 
     def files(self) -> dict[str, bytes] | Path:
         """The model folder (one package) or its files joined in memory (a split model)."""
@@ -114,6 +117,13 @@ for _key, _layers in (("whisper-tiny.en", 5), ("whisper-base", 7)):
         _spec, key=f"{_key}-layers", feature_dim=_layers * _spec.feature_dim, layers=_layers,
         description=f"{_spec.description.split(' (')[0]}, every layer (torch float32, weights read from its CTranslate2 file)",
     )
+# tiny.en's every layer with the linear layers in dynamic int8 (load_whisper_layers(int8=True)): a
+# head reads it only if it was trained on it (its frames are not float32's).
+BACKBONES["whisper-tiny.en-layers-int8"] = replace(
+    BACKBONES["whisper-tiny.en-layers"], key="whisper-tiny.en-layers-int8", int8=True,
+    description="openai/whisper-tiny.en encoder, every layer (torch, linear layers in dynamic int8 per channel, "
+                "weights read from its CTranslate2 file)",
+)
 DEFAULT_BACKBONE = "whisper-tiny.en"
 # Kept for the round-1 weights, whose meta names the encoder by this description.
 BACKBONE_NAME = BACKBONES[DEFAULT_BACKBONE].description
@@ -167,7 +177,7 @@ class WhisperBackbone:
         source = self.spec.files()
         self.layers: WhisperLayers | None = None
         if self.spec.layers > 1:
-            self.layers = load_whisper_layers(source)
+            self.layers = load_whisper_layers(source, int8=self.spec.int8)
             if self.layers.num_states != self.spec.layers:
                 raise ModelLoadError(f"{self.spec.key}: the model has {self.layers.num_states} layer outputs, expected {self.spec.layers}")
             return

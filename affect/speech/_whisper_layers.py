@@ -142,11 +142,28 @@ class WhisperLayers(nn.Module):
         return torch.stack(states, 1)
 
 
-def load_whisper_layers(source: Path | dict[str, bytes]) -> WhisperLayers:
-    """The encoder of the model in ``source`` (a model folder, or its files as bytes)."""
+def load_whisper_layers(source: Path | dict[str, bytes], *, int8: bool = False) -> WhisperLayers:
+    """The encoder of the model in ``source`` (a model folder, or its files as bytes).
+
+    ``int8``: every linear layer (attention and feed-forward) quantised by torch's dynamic int8,
+    per output channel: weights in int8, activations quantised per batch at run time. About 2.3x
+    less CPU for the layers on a 2-core AMD EPYC (12.0 against 27.5 ms a 3 s segment, one
+    thread); the frames move, so a head must be trained on this encoder's own outputs. The
+    convolutions stay float32. Torch picks its int8 kernels per CPU (fbgemm on x86).
+    """
     data = (source / "model.bin").read_bytes() if isinstance(source, Path) else source["model.bin"]
     variables = read_ct2_variables(data)
     if "conv1/weight" not in variables:
         raise ModelLoadError("the CTranslate2 model holds no Whisper encoder")
-    return WhisperLayers(variables)
+    layers = WhisperLayers(variables)
+    if not int8:
+        return layers
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization's notice of its move to torchao
+        quantised = quantize_dynamic(layers, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    return quantised
 

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="text, speech: leave-one-corpus-out figures (trains or reuses the recipes' heads); face: CK+")
     ap.add_argument("--text-weights", default=None,
                     help="text: a TextWeights member to read instead of the default (an opt-in entry's one test run)")
+    ap.add_argument("--speech-weights", default=None,
+                    help="speech: a SpeechWeights member to read instead of the default (an opt-in entry's one test run)")
     args = ap.parse_args(argv)
 
     tasks = TASKS if args.task == "all" else (args.task,)

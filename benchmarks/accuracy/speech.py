@@ -19,7 +19,7 @@ from affect.datasets import default_data_root
 from affect.datasets.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_test_slice
 from affect.datasets.speech import read_speech_corpus
 from affect.labels import EMOTION_NAMES, emotion_index
-from affect.speech import SpeechEncoder, SpeechResult
+from affect.speech import SpeechEncoder, SpeechResult, SpeechWeights
 from affect.speech._audio import MODEL_RATE, prepare_array, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
@@ -57,10 +57,11 @@ def _with_ci(metrics: dict[str, float], key: str, metric, gold: np.ndarray, pred
     metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = lo, hi
 
 
-def _adapted_uar(metrics: dict[str, float], key: str, gold: np.ndarray, inputs: list, progress: bool) -> None:
+def _adapted_uar(metrics: dict[str, float], key: str, gold: np.ndarray, inputs: list, progress: bool,
+                 weights: SpeechWeights | str | None = None) -> None:
     """The test set heard as one deployment by ``SpeechEncoder(adapt=True)``, clip after clip in
     the set's order (``affect.speech.adaptation``): ``<key>_uar_adapted`` and its top class's share."""
-    encoder = SpeechEncoder(adapt=True)
+    encoder = SpeechEncoder(weights=weights, adapt=True)
     pred = np.array([_prediction(encoder.analyze(*x))[0] for x in tqdm(inputs, desc=f"{key} adapting", disable=not progress)])
     metrics[f"{key}_uar_adapted"] = uar(gold, pred)
     metrics[f"max_predicted_share_{key}_adapted"] = max_predicted_share(pred)
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> Report:
     if args.limit:
         clips = clips[: args.limit]
     gold = np.array([emotion_index(c.emotion) for c in clips])
-    encoder = SpeechEncoder()
+    encoder = SpeechEncoder(weights=getattr(args, "speech_weights", None))
 
     bar = tqdm(total=2 * len(clips), desc="speech benchmark", unit="clip", disable=args.no_progress)
     pred, probs, pred_tel, no_speech, no_speech_tel = [], [], [], 0, 0
@@ -110,8 +111,8 @@ def run(args: argparse.Namespace) -> Report:
     metrics["speech_cpu_seconds_per_audio_second"] = busy / max(seconds, 1e-9)
     adapts = encoder.head.standardise is not None
     if adapts:
-        _adapted_uar(metrics, "ravdess_test", gold, [(a, MODEL_RATE) for a in clean_audio], not args.no_progress)
-        _adapted_uar(metrics, "ravdess_test_telephone", gold, [(a, MODEL_RATE) for a in phone_audio], not args.no_progress)
+        _adapted_uar(metrics, "ravdess_test", gold, [(a, MODEL_RATE) for a in clean_audio], not args.no_progress, encoder.weights)
+        _adapted_uar(metrics, "ravdess_test_telephone", gold, [(a, MODEL_RATE) for a in phone_audio], not args.no_progress, encoder.weights)
 
     notes = [
         "Test: RAVDESS actors 23-24 (120 clips, 16 kHz FLAC of the shared data folder); the model was "
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace) -> Report:
             _with_ci(metrics, f"{corpus}_test_uar", uar, gold_c, pred_c)
             metrics[f"max_predicted_share_{corpus}_test"] = max_predicted_share(pred_c)
             if adapts:
-                _adapted_uar(metrics, f"{corpus}_test", gold_c, [(a, MODEL_RATE) for a in audio_c], not args.no_progress)
+                _adapted_uar(metrics, f"{corpus}_test", gold_c, [(a, MODEL_RATE) for a in audio_c], not args.no_progress, encoder.weights)
             speakers = sorted({c.speaker for c in test})
             other_rows.append([corpus, ", ".join(speakers), len(test), metrics[f"{corpus}_test_uar"],
                                f"{metrics[f'{corpus}_test_uar_ci_low']:.3f}-{metrics[f'{corpus}_test_uar_ci_high']:.3f}",

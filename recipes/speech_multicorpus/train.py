@@ -525,10 +525,11 @@ def cross_corpus_calibration(held_logits: dict[str, dict[str, torch.Tensor]]) ->
     return out
 
 
-def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) -> dict:
+def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, backbone: str | None = None) -> dict:
     """The shipped head: every corpus's train speakers, chosen on every corpus's validation speakers
-    (the config's ``final`` names the encoder, normalisation and config variant)."""
-    backbone, feature_norm = cfg["final"]["backbone"], cfg["final"]["feature_norm"]
+    (the config's ``final`` names the encoder, normalisation and config variant; ``backbone``
+    trains the same recipe over another encoder)."""
+    backbone, feature_norm = backbone or cfg["final"]["backbone"], cfg["final"]["feature_norm"]
     cfg = with_variant(cfg, cfg["final"].get("variant"))
     items = load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"])
     by_corpus, by = cfg.get("standardise") == "corpus", statistics_by(cfg)
@@ -542,7 +543,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     in_dim, layers = head_shape(spec, cfg)
     shrink = partly_adapted(cfg, stats, priors, by, tuple(cfg["corpora"])) if by_corpus else None
     net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
-                              ckpt=workdir / "final-last.pt", resume=resume, tag="[final]", shrink=shrink)
+                              ckpt=workdir / f"final-{backbone}-last.pt", resume=resume, tag="[final]", shrink=shrink)
     if by_corpus:  # raw frames are read against the pooled statistics of their channel
         install_statistics(net, priors)
         val = items.select((items.splits == "validation") & (items.variants <= 1))
@@ -557,7 +558,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool) ->
     }
     save_speech_weights(net, out, meta)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}
-    (workdir / "final-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (workdir / f"final-{backbone}-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("final: best epoch %s, validation %.3f, temperature %.2f; wrote %s (%d params)", info["best_epoch"],
              info["validation"], temperature, out, meta["num_params"])
     return summary
@@ -569,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=HERE / "config.json")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--workdir", type=Path, default=HERE / "checkpoints")
-    ap.add_argument("--backbone", action="append", help="loco: encoders to compare (default: the config's)")
+    ap.add_argument("--backbone", action="append",
+                    help="loco: encoders to compare (default: the config's); final: the one encoder (default: the config's final)")
     ap.add_argument("--feature-norm", action="append", help="loco: normalisations to compare (default: the config's)")
     ap.add_argument("--variant", action="append", help="loco: named config variants to compare (default: none)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -580,7 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = json.loads(args.config.read_text())
     torch.set_num_threads(args.threads or cfg["torch_threads"])
     if args.mode == "final":
-        run_final(cfg, args.cache, args.workdir, args.out, args.resume)
+        if args.backbone and len(args.backbone) > 1:
+            ap.error("final trains one head: give --backbone once")
+        run_final(cfg, args.cache, args.workdir, args.out, args.resume, backbone=(args.backbone or [None])[0])
         return 0
     for backbone in args.backbone or cfg["backbones"]:
         for norm in args.feature_norm or [cfg["head"]["feature_norm"]]:
