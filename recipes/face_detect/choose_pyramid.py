@@ -43,6 +43,16 @@ CANDIDATES = {  # name -> (level ratio, overlap of neighbouring windows)
 }
 
 
+def scene_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options of a choice made on training scenes (which faces, how many, which seed)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full-data", type=Path, required=True)
+    ap.add_argument("--faces", type=int, default=420)
+    ap.add_argument("--empty", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=23)
+    return ap
+
+
 def training_scenes(full_data: Path, faces: int, empty: int, seed: int) -> tuple[list, list[np.ndarray]]:
     """FER+ Train faces (never test faces) in synthetic scenes, and face-free pictures, seeded."""
     files = sorted((full_data / "ferplus/data/FER2013Train").glob("*.png"))
@@ -79,12 +89,7 @@ def add_gain_intervals(rows: dict[str, dict], hits: dict[str, np.ndarray], curre
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--full-data", type=Path, required=True)
-    ap.add_argument("--faces", type=int, default=420)
-    ap.add_argument("--empty", type=int, default=60)
-    ap.add_argument("--seed", type=int, default=23)
-    args = ap.parse_args(argv)
+    args = scene_arguments(__doc__).parse_args(argv)
     cv2.setNumThreads(1)
     scenes, empties = training_scenes(args.full_data, args.faces, args.empty, args.seed)
     rows, hits = {}, {}

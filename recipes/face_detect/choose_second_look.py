@@ -15,27 +15,20 @@ benchmarks.detection``) are read after.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import cv2
 import torch
 
 from affect.face._detect import BlazeFaceDetector
-from recipes.face_detect.choose_pyramid import add_gain_intervals, measure, training_scenes
+from recipes.face_detect.choose_pyramid import add_gain_intervals, measure, scene_arguments, training_scenes
 
 SHARES = (0.35, 0.5, 0.7, 1.0)
 ALONE = "BlazeFace alone"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--full-data", type=Path, required=True)
-    ap.add_argument("--faces", type=int, default=420)
-    ap.add_argument("--empty", type=int, default=60)
-    ap.add_argument("--seed", type=int, default=23)
-    args = ap.parse_args(argv)
+    args = scene_arguments(__doc__).parse_args(argv)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)  # ms per picture is CPU time of one thread, as in benchmarks.detection
     scenes, empties = training_scenes(args.full_data, args.faces, args.empty, args.seed)

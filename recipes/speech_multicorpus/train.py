@@ -146,6 +146,28 @@ def validation_score(net: SpeechHead, val: Items) -> tuple[float, dict[str, floa
 
 
 
+def corpus_label_sets(items: Items) -> dict[str, torch.Tensor]:
+    """Each corpus's labels, as a mask over the seven emotions (URDU has four, EmoDB no surprise)."""
+    out = {}
+    for corpus in np.unique(items.corpora):
+        present = torch.zeros(len(EMOTIONS), dtype=torch.bool)
+        present[np.unique(items.labels[items.corpora == corpus])] = True
+        out[str(corpus)] = present
+    return out
+
+
+def label_set_loss(logits: torch.Tensor, labels: torch.Tensor, present: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Cross-entropy over the labels the clip's corpus has (``present``, [B, 7]), smoothed over those.
+
+    A corpus that never labels a class says nothing about it: with the full softmax, every URDU
+    clip also teaches "not fear, not disgust, not surprise", which the head can learn as what
+    URDU's recordings sound like; here such classes get no gradient from that corpus.
+    """
+    log_probs = torch.log_softmax(logits.masked_fill(~present, float("-inf")), -1).masked_fill(~present, 0.0)
+    target = F.one_hot(labels, logits.shape[1]).float() * (1 - smoothing) + present.float() * smoothing / present.sum(1, keepdim=True)
+    return -(target * log_probs).sum(1).mean()
+
+
 def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, layers: int = 1,
                ckpt: Path | None = None, resume: bool = False, tag: str = "",
                shrink: "PartlyAdapted | None" = None) -> tuple[SpeechEmotionHead, dict]:
@@ -177,6 +199,11 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         swa = state.get("swa")
         log.info("%s resumed after epoch %d", tag, state["epoch"])
     labels = torch.from_numpy(train.labels)
+    by_label_set = bool(cfg.get("corpus_label_sets"))
+    if by_label_set and (cfg.get("pooled_mixup") or cfg.get("adversary_weight")):
+        raise ValueError("corpus_label_sets is not combined with pooled_mixup or the corpus adversary")
+    sets = corpus_label_sets(train)
+    present_of = torch.stack([sets[str(c)] for c in train.corpora]) if by_label_set else None
     for epoch in range(start, epochs):
         net.train()
         t0, total = time.time(), 0.0
@@ -192,7 +219,10 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
                 lam = torch.from_numpy(rng.beta(mix, mix, size=(len(idx), 1))).float()
                 perm = torch.from_numpy(rng.permutation(len(idx)))
                 pooled, target = lam * pooled + (1 - lam) * pooled[perm], lam * target + (1 - lam) * target[perm]
-            loss = F.cross_entropy(net.classify(pooled), target, label_smoothing=cfg["label_smoothing"])
+            if present_of is not None:
+                loss = label_set_loss(net.classify(pooled), labels[idx], present_of[idx], cfg["label_smoothing"])
+            else:
+                loss = F.cross_entropy(net.classify(pooled), target, label_smoothing=cfg["label_smoothing"])
             if adversary.active:
                 loss = loss + adversary.loss(pooled, train.corpora[idx])
             opt.zero_grad()
