@@ -92,6 +92,8 @@ def _encoder_options(args: argparse.Namespace) -> dict[str, dict]:
         options["speech"] = {"adapt": True}
     if args.text_context_weight is not None:
         options["text"] = {"context_weight": args.text_context_weight}
+    if args.face_detector is not None:
+        options["face"] = {"detector": args.face_detector}
     return options
 
 
@@ -343,6 +345,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         turns = read_turns(path)
         _check_texts(turns)
         args.out, args.plot, args.json, args.speech_adapt, args.text_context_weight = None, out, False, False, None
+        args.face_detector = None
         return _analyze_turns(turns, args)
     files = {r.get("file") for r in records}
     if len(files) > 1:
@@ -427,6 +430,9 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
                          help="how much of a text turn's answer comes from reading it with the turns before it, 0 to 1 "
                               "(default: the text model's own, 0.5 for the default; 1 suits chats like the text model's "
                               "training dialogue; see the text model card)")
+    analyze.add_argument("--face-detector", default=None, metavar="NAME",
+                         help="blazeface (the default), blazeface+mtcnn (MTCNN looks again after each full search: more "
+                              "small, dim and side-lit faces, about twice the detector's CPU) or haar; see the face model card")
     analyze.set_defaults(func=cmd_analyze)
 
     plot = sub.add_parser("plot", parents=[common], epilog=EXIT_CODES,

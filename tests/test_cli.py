@@ -84,6 +84,20 @@ def test_analyze_audio_and_image_files(tmp_path: Path, data_root: Path):
     assert result["present"] == ["face", "speech"] and len(result["faces"]) == 1
 
 
+def test_the_face_detector_can_be_chosen_and_a_wrong_name_is_refused(tmp_path: Path, data_root: Path):
+    from tests.conftest import framed_face_png
+
+    image = tmp_path / "frame.png"
+    image.write_bytes(framed_face_png(data_root, "surprise"))
+    out = affect("analyze", "--image", str(image), "--face-detector", "blazeface+mtcnn", "--json")
+    assert out.returncode == 0, out.stderr.decode()
+    (result,) = json.loads(out.stdout)
+    assert len(result["faces"]) == 1
+    wrong = affect("analyze", "--image", str(image), "--face-detector", "mtcnn")
+    err = wrong.stderr.decode()
+    assert wrong.returncode == 2 and "unknown face detector 'mtcnn'" in err and "Traceback" not in err
+
+
 def test_a_folder_of_calls_can_be_read_against_what_the_run_has_heard(tmp_path: Path, data_root: Path):
     """``--speech-adapt``: the first clip is read almost as without it (a minute of training
     statistics outweighs one clip); the later ones move as the run's statistics grow."""
