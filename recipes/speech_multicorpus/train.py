@@ -132,9 +132,14 @@ def sampling_weights(items: Items, balance: str) -> np.ndarray:
 
 
 
-def validation_score(net: SpeechHead, val: Items) -> tuple[float, dict[str, float]]:
-    """Mean over corpora and over clean/telephone copies of the validation UAR."""
-    pred = predict(net, val.feats).argmax(-1).numpy()
+def validation_score(net: SpeechHead, val: Items, label_sets: bool = False) -> tuple[float, dict[str, float]]:
+    """Mean over corpora and over clean/telephone copies of the validation UAR; with
+    ``label_sets``, each corpus's clips answer among that corpus's labels (as such a head was trained)."""
+    logits = predict(net, val.feats)
+    if label_sets:
+        sets = corpus_label_sets(val)
+        logits = logits.masked_fill(~torch.stack([sets[str(c)] for c in val.corpora]), float("-inf"))
+    pred = logits.argmax(-1).numpy()
     parts = {}
     for corpus in np.unique(val.corpora):
         for variant, name in ((0, "clean"), (1, "telephone")):
@@ -199,11 +204,13 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         swa = state.get("swa")
         log.info("%s resumed after epoch %d", tag, state["epoch"])
     labels = torch.from_numpy(train.labels)
-    by_label_set = bool(cfg.get("corpus_label_sets"))
-    if by_label_set and (cfg.get("pooled_mixup") or cfg.get("adversary_weight")):
+    # The share of the loss read over each clip's corpus's label set (1: all of it; the rest is the
+    # full softmax, which also teaches "not this" for the labels the corpus lacks).
+    set_share = float(cfg.get("corpus_label_sets", 0.0))
+    if set_share and (cfg.get("pooled_mixup") or cfg.get("adversary_weight")):
         raise ValueError("corpus_label_sets is not combined with pooled_mixup or the corpus adversary")
     sets = corpus_label_sets(train)
-    present_of = torch.stack([sets[str(c)] for c in train.corpora]) if by_label_set else None
+    present_of = torch.stack([sets[str(c)] for c in train.corpora]) if set_share else None
     for epoch in range(start, epochs):
         net.train()
         t0, total = time.time(), 0.0
@@ -219,10 +226,11 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
                 lam = torch.from_numpy(rng.beta(mix, mix, size=(len(idx), 1))).float()
                 perm = torch.from_numpy(rng.permutation(len(idx)))
                 pooled, target = lam * pooled + (1 - lam) * pooled[perm], lam * target + (1 - lam) * target[perm]
+            logits = net.classify(pooled)
+            loss = F.cross_entropy(logits, target, label_smoothing=cfg["label_smoothing"]) if set_share < 1 else 0.0
             if present_of is not None:
-                loss = label_set_loss(net.classify(pooled), labels[idx], present_of[idx], cfg["label_smoothing"])
-            else:
-                loss = F.cross_entropy(net.classify(pooled), target, label_smoothing=cfg["label_smoothing"])
+                loss = set_share * label_set_loss(logits, labels[idx], present_of[idx], cfg["label_smoothing"]) \
+                    + (1 - set_share) * loss
             if adversary.active:
                 loss = loss + adversary.loss(pooled, train.corpora[idx])
             opt.zero_grad()
@@ -231,7 +239,7 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
-        score, parts = validation_score(net, val)
+        score, parts = validation_score(net, val, label_sets=bool(set_share) and cfg.get("validate_over_label_sets", False))
         history.append({"epoch": epoch, "loss": total / len(order), "val": score} | parts)
         log.info("%s epoch %d loss %.4f validation %.3f %s (%.0fs)", tag, epoch, total / len(order), score,
                  " ".join(f"{k} {v:.3f}" for k, v in parts.items()), time.time() - t0)
