@@ -6,8 +6,8 @@ OpenCV's Haar cascades (the fallback).
 the square the classifier reads, framed as FER-2013 frames its faces (``FER_FRAMING``, affect/face/_framing.py).
 With ``second_look=True`` ("blazeface+mtcnn") MTCNN (``affect.face._mtcnn``) also reads the whole
 picture, and BlazeFace looks again, closely, wherever MTCNN found a face it had not: faces that
-the window pyramid missed (small, dim, side-lit) are found at about twice the CPU, every face
-still framed from BlazeFace's keypoints.
+the window pyramid missed (small, dim, side-lit) are found at about 1.6x the detector's CPU
+(benchmarks/results/detection.md), every face still framed from BlazeFace's keypoints.
 
 ``HaarFaceDetector`` finds each face with the frontal-face cascade; its eyes are then looked
 for with the eye cascade in the upper half of the box, and when two plausible eyes are found
@@ -28,7 +28,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
-from affect.face._blazeface import BlazeFace, Box, RawFace, Window, around, pyramid, whole_picture
+from affect.face._blazeface import BlazeFace, Box, RawFace, Window, _iou, around, pyramid, whole_picture
 from affect.face._framing import FER_FRAMING
 from affect.face._mtcnn import Mtcnn
 from affect.face._network import FACE_SIZE
@@ -81,12 +81,13 @@ class BlazeFaceDetector:
     """
 
     def __init__(self, *, min_face_fraction: float = 0.1, min_score: float = 0.6, face_fraction: float = 0.25,
-                 ratio: float = 2.0, overlap: float = 0.5, second_look: bool = False) -> None:
+                 ratio: float = 2.0, overlap: float = 0.5, second_look: bool = False,
+                 second_look_min_face_share: float = SECOND_LOOK_MIN_FACE_SHARE) -> None:
         if not 0 < min_face_fraction <= 1:
             raise ValueError(f"min_face_fraction must be in (0, 1], got {min_face_fraction}")
         self.model = BlazeFace("short", min_score=min_score)
         self.second_look = Mtcnn() if second_look else None
-        self.second_look_min_face_share = SECOND_LOOK_MIN_FACE_SHARE
+        self.second_look_min_face_share = second_look_min_face_share
         self.min_face_fraction = min_face_fraction
         self.face_fraction = face_fraction
         self.ratio, self.overlap = ratio, overlap  # the pyramid's level ratio and window overlap
@@ -134,14 +135,21 @@ class BlazeFaceDetector:
         assert self.second_look is not None
         h, w = gray.shape
         min_face = max(20.0, self.min_face_fraction * min(h, w) * self.second_look_min_face_share)
-        known = [(f.x0, f.y0, f.x1, f.y1) for f in found]
-        missed = [box for box in ((f.x0, f.y0, f.x1, f.y1) for f in self.second_look.detect(gray, min_face=min_face))
-                  if all(_box_iou(box, k) < SECOND_LOOK_IOU for k in known)]
-        if not missed:
+        known = np.array([(f.x0, f.y0, f.x1, f.y1) for f in found]).reshape(-1, 4)
+
+        def new_face(box: np.ndarray) -> bool:
+            return not len(known) or _iou(box, known).max() < SECOND_LOOK_IOU
+
+        boxes = [np.array([f.x0, f.y0, f.x1, f.y1]) for f in self.second_look.detect(gray, min_face=min_face)]
+        missed = np.array([box for box in boxes if new_face(box)]).reshape(-1, 4)
+        if not len(missed):
             return []
-        return [f for f in self.model.detect(gray, around(h, w, missed))
-                if all(_box_iou((f.x0, f.y0, f.x1, f.y1), k) < SECOND_LOOK_IOU for k in known)
-                and any(_box_iou((f.x0, f.y0, f.x1, f.y1), m) >= SECOND_LOOK_IOU for m in missed)]
+        confirmed = []
+        for face in self.model.detect(gray, around(h, w, [tuple(m) for m in missed])):
+            box = np.array([face.x0, face.y0, face.x1, face.y1])
+            if new_face(box) and _iou(box, missed).max() >= SECOND_LOOK_IOU:
+                confirmed.append(face)
+        return confirmed
 
     def _detections(self, found: list[RawFace], h: int, w: int) -> list[Detection]:
         out = []
@@ -162,7 +170,7 @@ class BlazeFaceDetector:
 
 def make_detector(name: str, *, min_face_size: int = 24, min_score: float | None = None,
                   detect_side: int | None = DETECT_SIDE, min_face_fraction: float = 0.1) -> FaceDetector:
-    """The detector called ``name`` ("blazeface" or "haar") with the encoder's settings."""
+    """The detector called ``name`` (one of ``DETECTORS``) with the encoder's settings."""
     if name in ("blazeface", "blazeface+mtcnn"):
         return BlazeFaceDetector(min_face_fraction=min_face_fraction, second_look=name == "blazeface+mtcnn",
                                  **({} if min_score is None else {"min_score": min_score}))
@@ -256,13 +264,6 @@ class HaarFaceDetector:
             return None
         angle = math.degrees(math.atan2(dy, dx))
         return angle if abs(angle) <= MAX_ROLL_DEGREES else None
-
-
-def _box_iou(a: Box, b: Box) -> float:
-    iw, ih = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    return iw * ih / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih)
 
 
 def _holds(box: Box, face: RawFace) -> bool:

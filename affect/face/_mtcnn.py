@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from threading import Lock
 
 import cv2
@@ -93,7 +94,7 @@ def gray_first_layer(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.sum(1, keepdim=True) if k == "conv1.weight" else v for k, v in state.items()}
 
 
-def load_networks(path=None) -> tuple[PNet, RNet, ONet]:
+def load_networks(path: Path | None = None) -> tuple[PNet, RNet, ONet]:
     """The three networks from the shipped file (keys ``<net>.<parameter>``), for gray input."""
     from safetensors.torch import load_file
 
@@ -167,7 +168,7 @@ class Mtcnn:
     CELL, STRIDE = 12, 2
 
     def __init__(self, *, min_face: float = 20.0, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709, path=None) -> None:
+                 factor: float = 0.709, path: Path | None = None) -> None:
         self.pnet, self.rnet, self.onet = load_networks(path)
         self.min_face, self.thresholds, self.factor = min_face, thresholds, factor
         self._lock = Lock()

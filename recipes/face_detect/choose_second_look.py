@@ -36,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     hits[ALONE], rows[ALONE] = measure(BlazeFaceDetector(), scenes, empties)
     print(ALONE, json.dumps(rows[ALONE]), flush=True)
     for share in SHARES:
-        detector = BlazeFaceDetector(second_look=True)
-        detector.second_look_min_face_share = share
+        detector = BlazeFaceDetector(second_look=True, second_look_min_face_share=share)
         name = f"second look, MTCNN down to {share} of the smallest face"
         hits[name], rows[name] = measure(detector, scenes, empties)
         rows[name]["share"] = share
