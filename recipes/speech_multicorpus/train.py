@@ -258,6 +258,9 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         score, parts = validation_score(net, val)
         log.info("%s weights averaged over epochs %d-%d: validation %.3f", tag, swa_from, epochs - 1, score)
         best = {"score": score, "epoch": f"average of {swa_from}-{epochs - 1}", "parts": parts, "state": swa["state"]}
+    if cfg.get("keep_last_epoch"):  # no choice on the training corpora's validation speakers: the schedule's end
+        score, parts = validation_score(net, val)
+        best = {"score": score, "epoch": epochs - 1, "parts": parts, "state": net.state_dict()}
     net.load_state_dict(best["state"])
     net.eval()
     return net, {"best_epoch": best["epoch"], "validation": best["score"], "validation_parts": best["parts"],
