@@ -432,7 +432,7 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
                               "training dialogue; see the text model card)")
     analyze.add_argument("--face-detector", default=None, metavar="NAME",
                          help="blazeface (the default), blazeface+mtcnn (MTCNN looks again after each full search: more "
-                              "small, dim and side-lit faces, about twice the detector's CPU) or haar; see the face model card")
+                              "small, dim and side-lit faces, about 1.6x the detector's CPU) or haar; see the face model card")
     analyze.set_defaults(func=cmd_analyze)
 
     plot = sub.add_parser("plot", parents=[common], epilog=EXIT_CODES,

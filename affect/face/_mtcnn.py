@@ -196,12 +196,13 @@ class Mtcnn:
             sh, sw = int(math.ceil(h * scale)), int(math.ceil(w * scale))
             level = cv2.resize(gray, (sw, sh), interpolation=cv2.INTER_AREA)
             prob, offsets = self.pnet(_normalised(level)[None, None])
-            ys, xs = np.nonzero(prob[0].numpy() >= self.thresholds[0])
+            prob = prob[0].numpy()
+            ys, xs = np.nonzero(prob >= self.thresholds[0])
             if not len(ys):
                 continue
             corner = np.stack([xs, ys], 1).astype(np.float64) * self.STRIDE
             boxes = np.concatenate([(corner + 1) / scale, (corner + self.CELL) / scale], 1)
-            scores = prob[0].numpy()[ys, xs]
+            scores = prob[ys, xs]
             reg = offsets[0].numpy()[:, ys, xs].T
             keep = _nms(boxes, scores, 0.5)
             found.append(np.concatenate([boxes[keep], scores[keep, None], reg[keep]], 1))

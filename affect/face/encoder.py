@@ -101,7 +101,7 @@ class FaceEncoder:
     view, the VGG entries two).
     ``detector`` is "blazeface" (the default: MediaPipe's BlazeFace, whose eye keypoints align
     the face), "blazeface+mtcnn" (MTCNN looks again over each full search and BlazeFace looks
-    closely wherever it finds a face: more small, dim and side-lit faces found, about twice the
+    closely wherever it finds a face: more small, dim and side-lit faces found, about 1.6x the
     detector's CPU) or "haar" (OpenCV's cascades, the fallback where BlazeFace cannot run).
     ``min_detection_score`` defaults to each detector's own (0.6 BlazeFace, 0.7 Haar).
     BlazeFace looks for faces down to ``min_face_fraction`` of the picture's short side (fewer

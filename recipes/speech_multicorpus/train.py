@@ -132,13 +132,13 @@ def sampling_weights(items: Items, balance: str) -> np.ndarray:
 
 
 
-def validation_score(net: SpeechHead, val: Items, label_sets: bool = False) -> tuple[float, dict[str, float]]:
+def validation_score(net: SpeechHead, val: Items, answer_among: torch.Tensor | None = None) -> tuple[float, dict[str, float]]:
     """Mean over corpora and over clean/telephone copies of the validation UAR; with
-    ``label_sets``, each corpus's clips answer among that corpus's labels (as such a head was trained)."""
+    ``answer_among`` (``label_set_mask(val)``), each clip answers among its corpus's labels (as a
+    head trained on label sets learnt them)."""
     logits = predict(net, val.feats)
-    if label_sets:
-        sets = corpus_label_sets(val)
-        logits = logits.masked_fill(~torch.stack([sets[str(c)] for c in val.corpora]), float("-inf"))
+    if answer_among is not None:
+        logits = logits.masked_fill(~answer_among, float("-inf"))
     pred = logits.argmax(-1).numpy()
     parts = {}
     for corpus in np.unique(val.corpora):
@@ -159,6 +159,12 @@ def corpus_label_sets(items: Items) -> dict[str, torch.Tensor]:
         present[np.unique(items.labels[items.corpora == corpus])] = True
         out[str(corpus)] = present
     return out
+
+
+def label_set_mask(items: Items) -> torch.Tensor:
+    """``[N, 7]``: for each item, the labels its corpus has (``corpus_label_sets`` of these items)."""
+    sets = corpus_label_sets(items)
+    return torch.stack([sets[str(c)] for c in items.corpora])
 
 
 def label_set_loss(logits: torch.Tensor, labels: torch.Tensor, present: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -209,8 +215,9 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     set_share = float(cfg.get("corpus_label_sets", 0.0))
     if set_share and (cfg.get("pooled_mixup") or cfg.get("adversary_weight")):
         raise ValueError("corpus_label_sets is not combined with pooled_mixup or the corpus adversary")
-    sets = corpus_label_sets(train)
-    present_of = torch.stack([sets[str(c)] for c in train.corpora]) if set_share else None
+    present_of = label_set_mask(train) if set_share else None
+    # Computed once: the validation clips' label sets, when the epoch is chosen over them.
+    answer_among = label_set_mask(val) if set_share and cfg.get("validate_over_label_sets") else None
     for epoch in range(start, epochs):
         net.train()
         t0, total = time.time(), 0.0
@@ -227,10 +234,12 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
                 perm = torch.from_numpy(rng.permutation(len(idx)))
                 pooled, target = lam * pooled + (1 - lam) * pooled[perm], lam * target + (1 - lam) * target[perm]
             logits = net.classify(pooled)
-            loss = F.cross_entropy(logits, target, label_smoothing=cfg["label_smoothing"]) if set_share < 1 else 0.0
-            if present_of is not None:
-                loss = set_share * label_set_loss(logits, labels[idx], present_of[idx], cfg["label_smoothing"]) \
-                    + (1 - set_share) * loss
+            if present_of is None:
+                loss = F.cross_entropy(logits, target, label_smoothing=cfg["label_smoothing"])
+            else:
+                loss = set_share * label_set_loss(logits, labels[idx], present_of[idx], cfg["label_smoothing"])
+                if set_share < 1:
+                    loss = loss + (1 - set_share) * F.cross_entropy(logits, target, label_smoothing=cfg["label_smoothing"])
             if adversary.active:
                 loss = loss + adversary.loss(pooled, train.corpora[idx])
             opt.zero_grad()
@@ -239,7 +248,7 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
-        score, parts = validation_score(net, val, label_sets=bool(set_share) and cfg.get("validate_over_label_sets", False))
+        score, parts = validation_score(net, val, answer_among)
         history.append({"epoch": epoch, "loss": total / len(order), "val": score} | parts)
         log.info("%s epoch %d loss %.4f validation %.3f %s (%.0fs)", tag, epoch, total / len(order), score,
                  " ".join(f"{k} {v:.3f}" for k, v in parts.items()), time.time() - t0)
@@ -259,7 +268,7 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         log.info("%s weights averaged over epochs %d-%d: validation %.3f", tag, swa_from, epochs - 1, score)
         best = {"score": score, "epoch": f"average of {swa_from}-{epochs - 1}", "parts": parts, "state": swa["state"]}
     if cfg.get("keep_last_epoch"):  # no choice on the training corpora's validation speakers: the schedule's end
-        score, parts = validation_score(net, val)
+        score, parts = validation_score(net, val, answer_among)
         best = {"score": score, "epoch": epochs - 1, "parts": parts, "state": net.state_dict()}
     net.load_state_dict(best["state"])
     net.eval()

@@ -57,7 +57,7 @@ class ServerConfig:
     # window, 4 ms; benchmarks/results/profile.md): 0.3 suits webcam frames, where the face is large.
     face_min_fraction: float = 0.1
     # "blazeface" (the default), "blazeface+mtcnn" (MTCNN looks again over each full search: more of
-    # the small, dim and side-lit faces found, at about twice the detector's CPU; see the face model
+    # the small, dim and side-lit faces found, at about 1.6x the detector's CPU; see the face model
     # card) or "haar" (OpenCV's cascades).
     face_detector: str = "blazeface"
     # In a conversation's successive images, one full detector search in this many; in between the
