@@ -52,3 +52,44 @@ def test_shuffle_swaps_what_a_dialogues_past_turns_said_not_how_many_or_who():
     assert not mask[:10].any()  # p = 0: single sentences stay without context
     assert torch.equal(mask[10:], data.mask[10:]) and torch.equal(relation[10:], data.relation[10:])
     assert (context[10:, :2, 0] >= 10).all()  # the two real turns replaced by meld turns (values 10-19)
+
+
+# The end-to-end recipe (finetune.py): how turns become the units a batch reads in order.
+
+from recipes.text_multicorpus.finetune import Unit, epoch_units, pseudo_dialogues, targets  # noqa: E402
+from affect.datasets.text_corpora import read_text_corpus  # noqa: E402
+
+FINETUNE_CFG = {"seed": 3, "context_window": 8, "pseudo_context": 0.8,
+                "per_epoch": {"meld": 20, "goemotions-ekman": 50, "default": 30}}
+
+
+def test_an_epoch_keeps_meld_dialogues_whole_emocontext_with_its_past_and_single_sentences_in_pseudo_dialogues():
+    train = {c: read_text_corpus(c, "train") for c in ("meld", "emocontext", "isear")}
+    units = epoch_units(train, FINETUNE_CFG, epoch=0)
+    labelled = [t for u in units for t in u.labelled if t is not None]
+    by_corpus = {c: [t for t in labelled if t.corpus == c] for c in train}
+    assert len(by_corpus["emocontext"]) == 30 and len(by_corpus["isear"]) == 30
+    meld_units = [u for u in units if u.labelled[-1] is not None and u.labelled[-1].corpus == "meld"]
+    assert len(meld_units) == 20
+    for u in meld_units:  # a whole dialogue, every turn labelled, in the order spoken
+        ids = {t.dialogue_id for t in u.labelled}
+        assert len(ids) == 1 and all(t is not None for t in u.labelled)
+        assert all(t.context[-1][0] == u.texts[i] for i, t in enumerate(u.labelled[1:]))
+    chats = [u for u in units if u.labelled[-1].corpus == "emocontext"]
+    assert all(u.labelled[:-1] == (None, None) and u.texts[:-1] == tuple(t for t, _ in u.labelled[-1].context) for u in chats)
+    isear = [u for u in units if u.labelled[-1].corpus == "isear"]
+    in_pseudo = sum(len(u.texts) for u in isear if len(u.texts) > 1)
+    assert in_pseudo == 24  # 80% of the 30 sentences
+    assert all(len(u.texts) <= 9 and {t.corpus for t in u.labelled} == {"isear"} for u in isear)
+    assert epoch_units(train, FINETUNE_CFG, epoch=0) == units  # a resumed epoch draws the same
+    assert epoch_units(train, FINETUNE_CFG, epoch=1) != units
+
+
+def test_targets_are_the_labelled_rows_with_their_sets_and_known_sentiments():
+    turns = [t for t in read_text_corpus("emocontext", "train")[:40] if t.single is None][:2]  # "others": a set
+    units = [Unit(("hi", "there", turns[0].text), ("user", "bot", "user"), (None, None, turns[0])),
+             *pseudo_dialogues([turns[1]], 0.0, 8, __import__("random").Random(0))]
+    rows, allowed, sentiment = targets(units)
+    assert rows.tolist() == [2, 3]
+    assert allowed.sum(1).tolist() == [len(turns[0].allowed), len(turns[1].allowed)] and allowed.sum(1).min() > 1
+    assert sentiment.shape == (2,)

@@ -1,0 +1,363 @@
+"""Fine-tune MiniLM end to end on all eight corpora, with its context attention and heads.
+
+    python -m recipes.text_multicorpus.finetune train [--resume]     # checkpoints in --workdir
+    python -m recipes.text_multicorpus.finetune final --out affect/models/text/minilm_multicorpus_v6.safetensors
+
+``adapt.py`` and ``heads.py`` keep most of round 1's encoder frozen, so what MELD and GoEmotions
+taught it is all the lower layers know. Here the packaged all-MiniLM-L6-v2 learns afresh (its
+word embeddings and lowest layer frozen, as round 1) from every corpus at once, the way round 1
+learnt from MELD: each batch holds whole units, a unit being a MELD dialogue, an EmoContext chat
+(its two earlier turns unlabelled), or single sentences of one corpus. A share
+(``pseudo_context``) of the single sentences are packed into pseudo-dialogues of 2 to
+``window + 1`` unrelated sentences of their own corpus with random speakers, so that having
+past turns does not tell the context attention which corpus a turn comes from (see
+``heads.PseudoContext``). Labels naming a set are partial targets (``heads.set_loss``); each
+epoch draws its own sample of every corpus (``per_epoch``), which sets the corpus mix.
+
+The evaluation point kept is the one with the best ``select`` score on dev (written in the
+config before the run): MELD dev weighted-F1, GoEmotions-Ekman dev macro-F1 (single-label) and
+the mean dev macro-F1 over the eight corpora. Test splits are never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import f1_score
+from tqdm import tqdm
+
+from affect.datasets.text_corpora import LabelledTurn, corpus_emotions, read_text_corpus
+from affect.labels import EMOTIONS, SENTIMENTS
+from affect.text._base import load_base
+from affect.text._batching import dialogue_inputs, tokenize
+from affect.text._network import TextAffectNet
+from affect.text._weights_io import save_text_weights
+from recipes.text_multicorpus.heads import set_loss
+
+log = logging.getLogger("recipes.text_multicorpus")
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+DEFAULT_WORKDIR = Path("/work/cache/text-finetune")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Turns read in order; ``labelled[i]`` is the gold turn of text ``i`` (None: context only)."""
+
+    texts: tuple[str, ...]
+    speakers: tuple[str | None, ...]
+    labelled: tuple[LabelledTurn | None, ...]
+
+
+def context_unit(turn: LabelledTurn, window: int) -> Unit:
+    """A turn with its own earlier turns (unlabelled) before it."""
+    past = turn.context[-window:]
+    return Unit(tuple(t for t, _ in past) + (turn.text,), tuple(s for _, s in past) + (turn.speaker,),
+                (None,) * len(past) + (turn,))
+
+
+def dialogue_units(turns: Sequence[LabelledTurn]) -> list[Unit]:
+    """MELD's turns grouped into their dialogues, every turn labelled."""
+    by_dialogue: dict[str, list[LabelledTurn]] = {}
+    for t in turns:
+        by_dialogue.setdefault(t.dialogue_id or t.text, []).append(t)
+    return [Unit(tuple(t.text for t in d), tuple(t.speaker for t in d), tuple(d)) for d in by_dialogue.values()]
+
+
+def pseudo_dialogues(turns: list[LabelledTurn], share: float, window: int, rng: random.Random) -> list[Unit]:
+    """Single sentences; a ``share`` of them packed into pseudo-dialogues with random speakers."""
+    rng.shuffle(turns)
+    cut = round(share * len(turns))
+    units = [Unit((t.text,), (None,), (t,)) for t in turns[cut:]]
+    rest = turns[:cut]
+    while rest:
+        k = rng.randint(2, window + 1)
+        group, rest = rest[:k], rest[k:]
+        units.append(Unit(tuple(t.text for t in group), tuple(rng.choice("AB") for _ in group), tuple(group)))
+    return units
+
+
+def corpus_units(turns: list[LabelledTurn], corpus: str, cfg: dict, rng: random.Random | None) -> list[Unit]:
+    """Training units (``rng`` given: pseudo-dialogues) or evaluation units (each turn with its own past)."""
+    window = cfg["context_window"]
+    if corpus == "meld":
+        return dialogue_units(turns)
+    if any(t.context for t in turns):
+        return [context_unit(t, window) for t in turns]
+    if rng is None:
+        return [Unit((t.text,), (None,), (t,)) for t in turns]
+    return pseudo_dialogues(list(turns), cfg["pseudo_context"], window, rng)
+
+
+def epoch_units(train: dict[str, list[LabelledTurn]], cfg: dict, epoch: int) -> list[Unit]:
+    """This epoch's draw of every corpus, shuffled; the same for a resumed epoch.
+
+    ``per_epoch``: turns drawn of each corpus (MELD: whole dialogues), null for all of it."""
+    rng = random.Random(f"{cfg['seed']}-epoch-{epoch}")
+    units: list[Unit] = []
+    for corpus, turns in train.items():
+        n = cfg["per_epoch"].get(corpus, cfg["per_epoch"]["default"])
+        if corpus == "meld":
+            dialogues = dialogue_units(turns)
+            units += dialogues if n is None or n >= len(dialogues) else rng.sample(dialogues, n)
+            continue
+        drawn = list(turns) if n is None or n >= len(turns) else rng.sample(turns, n)
+        units += corpus_units(drawn, corpus, cfg, rng)
+    rng.shuffle(units)
+    return units
+
+
+def batches_of(units: list[Unit], turns_per_batch: int) -> list[list[Unit]]:
+    batches, current, size = [], [], 0
+    for unit in units:
+        if current and size + len(unit.texts) > turns_per_batch:
+            batches.append(current)
+            current, size = [], 0
+        current.append(unit)
+        size += len(unit.texts)
+    return batches + ([current] if current else [])
+
+
+def run_units(net: TextAffectNet, tokenizer, units: Sequence[Unit], max_tokens: int,
+              drop: float = 0.0, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Emotion and sentiment logits of every text of ``units``, flattened in order."""
+    texts = [t for u in units for t in u.texts]
+    flat = net.embed(**tokenize(tokenizer, texts, max_tokens))
+    current, context, mask, relation = dialogue_inputs(
+        list(torch.split(flat, [len(u.texts) for u in units])), [list(u.speakers) for u in units], net.window)
+    if drop > 0:
+        mask = mask & (torch.rand(mask.shape[0], 1, generator=gen) >= drop)
+    return net.classify(current, context, mask, relation)
+
+
+def targets(units: Sequence[Unit]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(labelled rows, allowed-set masks of those rows, sentiment index or -100)."""
+    rows, allowed, sentiment = [], [], []
+    flat = [t for u in units for t in u.labelled]
+    for i, turn in enumerate(flat):
+        if turn is None:
+            continue
+        rows.append(i)
+        allowed.append([e in turn.allowed for e in EMOTIONS])
+        sentiment.append(SENTIMENTS.index(turn.sentiment) if turn.sentiment is not None else -100)
+    return torch.tensor(rows), torch.tensor(allowed), torch.tensor(sentiment)
+
+
+def batch_loss(net: TextAffectNet, tokenizer, units: list[Unit], cfg: dict, gen: torch.Generator) -> torch.Tensor:
+    emo, sent = run_units(net, tokenizer, units, cfg["max_tokens"], cfg["context_dropout"], gen)
+    rows, allowed, sentiment = targets(units)
+    loss = set_loss(emo[rows], allowed, cfg["label_smoothing"])
+    known = sentiment >= 0
+    if known.any():
+        loss = loss + cfg["sentiment_loss_weight"] * F.cross_entropy(
+            sent[rows][known], sentiment[known], label_smoothing=cfg["label_smoothing"])
+    return loss
+
+
+@torch.inference_mode()
+def predict_units(net: TextAffectNet, tokenizer, units: Sequence[Unit], cfg: dict,
+                  use_context: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[LabelledTurn]]:
+    """Raw logits of the labelled turns of ``units`` (with their past turns unless ``use_context`` is off)."""
+    was_training = net.training
+    net.eval()
+    emo, sent, gold = [], [], []
+    for batch in batches_of(list(units), 64):
+        if not use_context:
+            batch = [Unit((t.text,), (t.speaker,), (t,)) for u in batch for t in u.labelled if t is not None]
+        e, s = run_units(net, tokenizer, batch, cfg["max_tokens"])
+        rows, _, _ = targets(batch)
+        emo.append(e[rows])
+        sent.append(s[rows])
+        gold += [t for u in batch for t in u.labelled if t is not None]
+    net.train(was_training)
+    return torch.cat(emo), torch.cat(sent), gold
+
+
+def corpus_macro_f1(corpus: str, emo: torch.Tensor, gold: Sequence[LabelledTurn]) -> float:
+    """Macro-F1 over the corpus's emotions on its single-label turns (strict argmax over seven)."""
+    keep = [i for i, t in enumerate(gold) if t.single is not None]
+    pred = emo[keep].argmax(-1).numpy()
+    truth = np.array([EMOTIONS.index(gold[i].single) for i in keep])
+    names = [EMOTIONS.index(e) for e in corpus_emotions(corpus)]
+    return float(f1_score(truth, pred, labels=names, average="macro", zero_division=0))
+
+
+def dev_units(cfg: dict, data_root: Path | None) -> dict[str, list[Unit]]:
+    """MELD dev whole, GoEmotions dev's single-label comments whole, ``dev_per_corpus`` of each other
+    (a smoke run caps MELD's dialogues and GoEmotions' comments too)."""
+    out = {}
+    cap = cfg["dev_per_corpus"]
+    for corpus in cfg["corpora"]:
+        turns = read_text_corpus(corpus, "dev", data_root)
+        if corpus == "goemotions-ekman":
+            turns = [t for t in turns if t.single is not None]
+        whole = corpus in ("meld", "goemotions-ekman") and not cfg.get("smoke")
+        if corpus != "meld" and not whole and len(turns) > cap:
+            turns = random.Random(f"{cfg['seed']}-dev-{corpus}").sample(turns, cap)
+        out[corpus] = corpus_units(turns, corpus, cfg, None)
+        if corpus == "meld" and not whole:
+            out[corpus] = out[corpus][: max(1, cap // 10)]
+    return out
+
+
+def evaluate(net: TextAffectNet, tokenizer, dev: dict[str, list[Unit]], cfg: dict) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for corpus, units in dev.items():
+        emo, sent, gold = predict_units(net, tokenizer, units, cfg)
+        out[f"{corpus}_macro_f1"] = corpus_macro_f1(corpus, emo, gold)
+        if corpus == "meld":
+            truth = [EMOTIONS.index(t.single) for t in gold]
+            out["meld_weighted_f1"] = float(f1_score(truth, emo.argmax(-1).numpy(), average="weighted",
+                                                     labels=range(len(EMOTIONS)), zero_division=0))
+            out["meld_sentiment_macro_f1"] = float(f1_score([SENTIMENTS.index(t.sentiment) for t in gold],
+                                                            sent.argmax(-1).numpy(), average="macro", zero_division=0))
+    out["mean_macro_f1"] = float(np.mean([out[f"{c}_macro_f1"] for c in dev]))
+    out["select"] = float(np.mean([out[k] for k in cfg["select"]]))
+    return out
+
+
+def build_net(cfg: dict) -> tuple[object, TextAffectNet]:
+    tokenizer, encoder = load_base(None)
+    frozen = [encoder.embeddings, *encoder.encoder.layer[: cfg["frozen_layers"]]]
+    if getattr(encoder, "pooler", None) is not None:
+        frozen.append(encoder.pooler)  # unused: turns are mean-pooled
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)  # the frozen parts come from the base package at load, not from our file
+    return tokenizer, TextAffectNet(encoder, dim=encoder.config.hidden_size, window=cfg["context_window"])
+
+
+def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> None:
+    torch.manual_seed(cfg["seed"])
+    torch.set_num_threads(cfg["torch_threads"])
+    train_turns = {c: read_text_corpus(c, "train", data_root) for c in cfg["corpora"]}
+    dev = dev_units(cfg, data_root)
+    tokenizer, net = build_net(cfg)
+    steps_per_epoch = len(batches_of(epoch_units(train_turns, cfg, 0), cfg["turns_per_batch"]))
+    total = steps_per_epoch * cfg["epochs"]
+    warmup = max(1, int(cfg["warmup_fraction"] * total))
+    enc = [p for n, p in net.named_parameters() if n.startswith("encoder.") and p.requires_grad]
+    head = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
+    opt = torch.optim.AdamW([{"params": enc, "lr": cfg["encoder_lr"]}, {"params": head, "lr": cfg["head_lr"]}],
+                            weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)))
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    state = {"epoch": 0, "batch": 0, "best": -1.0, "history": []}
+    last = workdir / "last.pt"
+    workdir.mkdir(parents=True, exist_ok=True)
+    if resume and last.is_file():
+        ckpt = torch.load(last, weights_only=False)
+        net.load_state_dict(ckpt["net"])
+        opt.load_state_dict(ckpt["opt"])
+        sched.load_state_dict(ckpt["sched"])
+        gen.set_state(ckpt["gen"])
+        state = ckpt["state"]
+        log.info("resumed at epoch %d, batch %d (best select %.4f)", state["epoch"] + 1, state["batch"], state["best"])
+    log.info("%d steps per epoch, %d epochs", steps_per_epoch, cfg["epochs"])
+    net.train()
+    for epoch in range(state["epoch"], cfg["epochs"]):
+        batches = batches_of(epoch_units(train_turns, cfg, epoch), cfg["turns_per_batch"])
+        eval_at = {math.ceil(len(batches) * (i + 1) / cfg["evals_per_epoch"]) for i in range(cfg["evals_per_epoch"])}
+        bar = tqdm(range(state["batch"], len(batches)), desc=f"epoch {epoch + 1}/{cfg['epochs']}", mininterval=30)
+        running = None
+        for b in bar:
+            loss = batch_loss(net, tokenizer, batches[b], cfg, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+            if b + 1 in eval_at:
+                metrics = evaluate(net, tokenizer, dev, cfg) | {"epoch": epoch + (b + 1) / len(batches), "time": time.time()}
+                state["history"].append(metrics)
+                log.info("dev %s", json.dumps({k: round(v, 4) for k, v in metrics.items() if k != "time"}))
+                if metrics["select"] > state["best"]:
+                    state["best"] = metrics["select"]
+                    torch.save({"net": net.state_dict(), "metrics": metrics}, workdir / "best.pt")
+                    log.info("new best dev select %.4f", state["best"])
+                state["batch"] = b + 1
+                if state["batch"] == len(batches):
+                    state["epoch"], state["batch"] = epoch + 1, 0
+                torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                            "gen": gen.get_state(), "state": state}, last)
+        state["epoch"], state["batch"] = epoch + 1, 0
+
+
+def fit_temperature(logits: torch.Tensor, loss_fn) -> float:
+    grid = np.exp(np.linspace(np.log(0.3), np.log(5.0), 60))
+    return float(grid[int(np.argmin([loss_fn(logits / t).item() for t in grid]))])
+
+
+def final(cfg: dict, workdir: Path, data_root: Path | None, out: Path) -> dict:
+    """The kept checkpoint, temperatures fitted on dev, the training mix's prior, written as shipped weights."""
+    torch.set_num_threads(cfg["torch_threads"])
+    tokenizer, net = build_net(cfg)
+    best = torch.load(workdir / "best.pt", weights_only=False)
+    net.load_state_dict(best["net"])
+    net.eval()
+    dev = dev_units(cfg, data_root)
+    units = [u for us in dev.values() for u in us]
+    emo, sent, gold = predict_units(net, tokenizer, units, cfg)
+    allowed = torch.tensor([[e in t.allowed for e in EMOTIONS] for t in gold])
+    t_emo = fit_temperature(emo, lambda z: set_loss(z, allowed, 0.0))
+    known = torch.tensor([t.sentiment is not None for t in gold])
+    sent_gold = torch.tensor([SENTIMENTS.index(t.sentiment) for t in gold if t.sentiment is not None])
+    t_sent = fit_temperature(sent[known], lambda z: F.cross_entropy(z, sent_gold))
+    # The label prior the head learnt: its mean calibrated probability over one epoch's training mix.
+    train_turns = {c: read_text_corpus(c, "train", data_root) for c in cfg["corpora"]}
+    mix = random.Random(cfg["seed"]).sample(epoch_units(train_turns, cfg, 0), cfg["prior_units"])
+    prior_logits, _, _ = predict_units(net, tokenizer, mix, cfg)
+    prior = torch.softmax(prior_logits / t_emo, -1).mean(0).tolist()
+    net.emotion_temperature.fill_(t_emo)
+    net.sentiment_temperature.fill_(t_sent)
+    meta = {"recipe": "recipes/text_multicorpus/finetune.py", "config": cfg,
+            "dev_metrics": {k: v for k, v in best["metrics"].items() if k != "time"},
+            "emotion_temperature": t_emo, "sentiment_temperature": t_sent, "train_prior": prior}
+    save_text_weights(net, out, meta)
+    summary = {k: v for k, v in meta.items() if k != "config"}
+    (workdir / f"final-summary-{out.stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("final: dev %s, temperatures %.2f/%.2f, prior %s; wrote %s (%.1f MB)", summary["dev_metrics"], t_emo, t_sent,
+             " ".join(f"{p:.2f}" for p in prior), out, out.stat().st_size / 1e6)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=("train", "final"))
+    ap.add_argument("--config", type=Path, default=HERE / "config.json")
+    ap.add_argument("--data-root", type=Path, default=None)
+    ap.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    ap.add_argument("--out", type=Path, default=ROOT / "affect" / "models" / "text" / "minilm_multicorpus_v6.safetensors")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--smoke", type=int, default=None, metavar="N",
+                    help="a smoke run: one epoch of N turns per corpus (MELD: N dialogues), small dev samples")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    full = json.loads(args.config.read_text())
+    cfg = full["finetune"] | {"corpora": full["corpora"]}
+    if args.smoke:
+        cfg |= {"epochs": 1, "per_epoch": {"default": args.smoke}, "dev_per_corpus": args.smoke, "smoke": True,
+                "prior_units": min(cfg["prior_units"], args.smoke)}
+    if args.mode == "train":
+        train(cfg, args.workdir, args.data_root, args.resume)
+    else:
+        final(cfg, args.workdir, args.data_root, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
