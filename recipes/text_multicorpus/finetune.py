@@ -223,7 +223,7 @@ def evaluate(net: TextAffectNet, tokenizer, dev: dict[str, list[Unit]], cfg: dic
             out["meld_sentiment_macro_f1"] = float(f1_score([SENTIMENTS.index(t.sentiment) for t in gold],
                                                             sent.argmax(-1).numpy(), average="macro", zero_division=0))
     out["mean_macro_f1"] = float(np.mean([out[f"{c}_macro_f1"] for c in dev]))
-    out["select"] = float(np.mean([out[k] for k in cfg["select"]]))
+    out["select"] = float(np.mean([out[k] for k in cfg["select"] if k in out]))
     return out
 
 
@@ -335,6 +335,25 @@ def final(cfg: dict, workdir: Path, data_root: Path | None, out: Path) -> dict:
     return summary
 
 
+def held_out_figures(cfg: dict, workdir: Path, held: str, data_root: Path | None) -> dict:
+    """The kept checkpoint of a fold on the held-out corpus's test sample (the one ``heads.py loco`` scores,
+    so the figures sit beside its table): macro-F1 over that corpus's emotions, with and without the past turns."""
+    from recipes.text_multicorpus.embed import sample_turns
+
+    torch.set_num_threads(cfg["torch_threads"])
+    tokenizer, net = build_net(cfg)
+    net.load_state_dict(torch.load(workdir / "best.pt", weights_only=False)["net"])
+    turns = [t for t in sample_turns(cfg["loco_sample"], held, data_root) if t.split == "test"]
+    units = [context_unit(t, cfg["context_window"]) for t in turns]  # each turn with its own past, as in the LOCO table
+    out = {"held_out": held, "n": len(turns)}
+    for name, use_context in (("", True), ("_no_context", False)):
+        emo, _, gold = predict_units(net, tokenizer, units, cfg, use_context=use_context)
+        out[f"macro_f1{name}"] = corpus_macro_f1(held, emo, gold)
+    (workdir / f"held-out-{held}.json").write_text(json.dumps(out, indent=2) + "\n")
+    log.info("held out %s: %s", held, out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=("train", "final"))
@@ -343,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     ap.add_argument("--out", type=Path, default=ROOT / "affect" / "models" / "text" / "minilm_multicorpus_v6.safetensors")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--hold-out", metavar="CORPUS", default=None,
+                    help="train: a leave-one-corpus-out fold (chosen on the others' mean dev macro-F1), then scored on CORPUS's test sample")
     ap.add_argument("--smoke", type=int, default=None, metavar="N",
                     help="a smoke run: one epoch of N turns per corpus (MELD: N dialogues), small dev samples")
     args = ap.parse_args(argv)
@@ -352,8 +373,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         cfg |= {"epochs": 1, "per_epoch": {"default": args.smoke}, "dev_per_corpus": args.smoke, "smoke": True,
                 "prior_units": min(cfg["prior_units"], args.smoke)}
+    if args.hold_out:
+        if args.hold_out not in cfg["corpora"]:
+            ap.error(f"--hold-out: unknown corpus {args.hold_out!r}; known: {', '.join(cfg['corpora'])}")
+        cfg |= {"corpora": [c for c in cfg["corpora"] if c != args.hold_out], "select": ["mean_macro_f1"],
+                "loco_sample": full["compare"]}
     if args.mode == "train":
         train(cfg, args.workdir, args.data_root, args.resume)
+        if args.hold_out:
+            held_out_figures(cfg, args.workdir, args.hold_out, args.data_root)
     else:
         final(cfg, args.workdir, args.data_root, args.out)
     return 0
