@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             raise
         name = f"{task}-cross-corpus" if args.cross_corpus else task
+        chosen = {"text": args.text_weights, "speech": args.speech_weights}.get(task)
+        if chosen:  # an entry picked by name has its own report; the default's is never replaced by it
+            name += "-" + chosen.lower().replace("_", "-")
         json_path = args.json if (args.json and len(tasks) == 1) else RESULTS_DIR / f"accuracy-{name}.json"
         md_path = args.markdown if (args.markdown and len(tasks) == 1) else json_path.with_suffix(".md")
         args.out_dir = json_path.parent  # plots go beside the report
