@@ -56,8 +56,10 @@ def test_shuffle_swaps_what_a_dialogues_past_turns_said_not_how_many_or_who():
 
 # The end-to-end recipe (finetune.py): how turns become the units a batch reads in order.
 
-from recipes.text_multicorpus.finetune import Unit, epoch_units, pseudo_dialogues, targets  # noqa: E402
+import random  # noqa: E402
+
 from affect.datasets.text_corpora import read_text_corpus  # noqa: E402
+from recipes.text_multicorpus.finetune import Unit, epoch_units, pseudo_dialogues, targets  # noqa: E402
 
 FINETUNE_CFG = {"seed": 3, "context_window": 8, "pseudo_context": 0.8,
                 "per_epoch": {"meld": 20, "goemotions-ekman": 50, "default": 30}}
@@ -88,7 +90,7 @@ def test_an_epoch_keeps_meld_dialogues_whole_emocontext_with_its_past_and_single
 def test_targets_are_the_labelled_rows_with_their_sets_and_known_sentiments():
     turns = [t for t in read_text_corpus("emocontext", "train")[:40] if t.single is None][:2]  # "others": a set
     units = [Unit(("hi", "there", turns[0].text), ("user", "bot", "user"), (None, None, turns[0])),
-             *pseudo_dialogues([turns[1]], 0.0, 8, __import__("random").Random(0))]
+             *pseudo_dialogues([turns[1]], 0.0, 8, random.Random(0))]
     rows, allowed, sentiment = targets(units)
     assert rows.tolist() == [2, 3]
     assert allowed.sum(1).tolist() == [len(turns[0].allowed), len(turns[1].allowed)] and allowed.sum(1).min() > 1

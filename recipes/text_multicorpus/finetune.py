@@ -43,7 +43,7 @@ from affect.text._base import load_base
 from affect.text._batching import dialogue_inputs, tokenize
 from affect.text._network import TextAffectNet
 from affect.text._weights_io import save_text_weights
-from recipes.text_multicorpus.heads import set_loss
+from recipes.text_multicorpus.heads import fit_temperature, set_loss
 
 log = logging.getLogger("recipes.text_multicorpus")
 HERE = Path(__file__).resolve().parent
@@ -295,11 +295,6 @@ def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> Non
                 torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                             "gen": gen.get_state(), "state": state}, last)
         state["epoch"], state["batch"] = epoch + 1, 0
-
-
-def fit_temperature(logits: torch.Tensor, loss_fn) -> float:
-    grid = np.exp(np.linspace(np.log(0.3), np.log(5.0), 60))
-    return float(grid[int(np.argmin([loss_fn(logits / t).item() for t in grid]))])
 
 
 def final(cfg: dict, workdir: Path, data_root: Path | None, out: Path) -> dict:
