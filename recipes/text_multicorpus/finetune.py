@@ -39,10 +39,10 @@ from tqdm import tqdm
 
 from affect.datasets.text_corpora import LabelledTurn, corpus_emotions, read_text_corpus
 from affect.labels import EMOTIONS, SENTIMENTS
-from affect.text._base import load_base
 from affect.text._batching import dialogue_inputs, tokenize
 from affect.text._network import TextAffectNet
 from affect.text._weights_io import save_text_weights
+from recipes.text_meld.train import build_net as build_meld_net
 from recipes.text_multicorpus.heads import fit_temperature, set_loss
 
 log = logging.getLogger("recipes.text_multicorpus")
@@ -141,16 +141,18 @@ def run_units(net: TextAffectNet, tokenizer, units: Sequence[Unit], max_tokens: 
     return net.classify(current, context, mask, relation)
 
 
+def labelled_rows(units: Sequence[Unit]) -> tuple[list[int], list[LabelledTurn]]:
+    """The rows of the labelled texts among all texts of ``units`` (flattened in order), and their turns."""
+    flat = [t for u in units for t in u.labelled]
+    rows = [i for i, t in enumerate(flat) if t is not None]
+    return rows, [flat[i] for i in rows]
+
+
 def targets(units: Sequence[Unit]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(labelled rows, allowed-set masks of those rows, sentiment index or -100)."""
-    rows, allowed, sentiment = [], [], []
-    flat = [t for u in units for t in u.labelled]
-    for i, turn in enumerate(flat):
-        if turn is None:
-            continue
-        rows.append(i)
-        allowed.append([e in turn.allowed for e in EMOTIONS])
-        sentiment.append(SENTIMENTS.index(turn.sentiment) if turn.sentiment is not None else -100)
+    rows, turns = labelled_rows(units)
+    allowed = [[e in t.allowed for e in EMOTIONS] for t in turns]
+    sentiment = [SENTIMENTS.index(t.sentiment) if t.sentiment is not None else -100 for t in turns]
     return torch.tensor(rows), torch.tensor(allowed), torch.tensor(sentiment)
 
 
@@ -176,10 +178,10 @@ def predict_units(net: TextAffectNet, tokenizer, units: Sequence[Unit], cfg: dic
         if not use_context:
             batch = [Unit((t.text,), (t.speaker,), (t,)) for u in batch for t in u.labelled if t is not None]
         e, s = run_units(net, tokenizer, batch, cfg["max_tokens"])
-        rows, _, _ = targets(batch)
+        rows, turns = labelled_rows(batch)
         emo.append(e[rows])
         sent.append(s[rows])
-        gold += [t for u in batch for t in u.labelled if t is not None]
+        gold += turns
     net.train(was_training)
     return torch.cat(emo), torch.cat(sent), gold
 
@@ -228,14 +230,8 @@ def evaluate(net: TextAffectNet, tokenizer, dev: dict[str, list[Unit]], cfg: dic
 
 
 def build_net(cfg: dict) -> tuple[object, TextAffectNet]:
-    tokenizer, encoder = load_base(None)
-    frozen = [encoder.embeddings, *encoder.encoder.layer[: cfg["frozen_layers"]]]
-    if getattr(encoder, "pooler", None) is not None:
-        frozen.append(encoder.pooler)  # unused: turns are mean-pooled
-    for module in frozen:
-        for p in module.parameters():
-            p.requires_grad_(False)  # the frozen parts come from the base package at load, not from our file
-    return tokenizer, TextAffectNet(encoder, dim=encoder.config.hidden_size, window=cfg["context_window"])
+    """The packaged MiniLM with round 1's freezing (word embeddings, pooler, lowest ``frozen_layers``) and new heads."""
+    return build_meld_net(cfg | {"base_encoder": None})
 
 
 def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> None:
