@@ -103,14 +103,16 @@ def corpus_units(turns: list[LabelledTurn], corpus: str, cfg: dict, rng: random.
 def epoch_units(train: dict[str, list[LabelledTurn]], cfg: dict, epoch: int) -> list[Unit]:
     """This epoch's draw of every corpus, shuffled; the same for a resumed epoch.
 
-    ``per_epoch``: turns drawn of each corpus (MELD: whole dialogues), null for all of it."""
+    ``per_epoch``: turns drawn of each corpus (MELD: whole dialogues), null for all of it;
+    ``meld_repeats``: how many times MELD's drawn dialogues enter the epoch (a MELD-weighted stage)."""
     rng = random.Random(f"{cfg['seed']}-epoch-{epoch}")
     units: list[Unit] = []
     for corpus, turns in train.items():
         n = cfg["per_epoch"].get(corpus, cfg["per_epoch"]["default"])
         if corpus == "meld":
             dialogues = dialogue_units(turns)
-            units += dialogues if n is None or n >= len(dialogues) else rng.sample(dialogues, n)
+            drawn_dialogues = dialogues if n is None or n >= len(dialogues) else rng.sample(dialogues, n)
+            units += drawn_dialogues * cfg.get("meld_repeats", 1)
             continue
         drawn = list(turns) if n is None or n >= len(turns) else rng.sample(turns, n)
         units += corpus_units(drawn, corpus, cfg, rng)
@@ -240,6 +242,9 @@ def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> Non
     train_turns = {c: read_text_corpus(c, "train", data_root) for c in cfg["corpora"]}
     dev = dev_units(cfg, data_root)
     tokenizer, net = build_net(cfg)
+    if cfg.get("init_from"):
+        net.load_state_dict(torch.load(cfg["init_from"], weights_only=False)["net"])
+        log.info("started from %s", cfg["init_from"])
     steps_per_epoch = len(batches_of(epoch_units(train_turns, cfg, 0), cfg["turns_per_batch"]))
     total = steps_per_epoch * cfg["epochs"]
     warmup = max(1, int(cfg["warmup_fraction"] * total))
@@ -262,6 +267,13 @@ def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> Non
         state = ckpt["state"]
         log.info("resumed at epoch %d, batch %d (best select %.4f)", state["epoch"] + 1, state["batch"], state["best"])
     log.info("%d steps per epoch, %d epochs", steps_per_epoch, cfg["epochs"])
+    if cfg.get("init_from") and not state["history"]:
+        # A later stage competes with its starting point: if no point of it does better on dev, the start is kept.
+        metrics = evaluate(net, tokenizer, dev, cfg) | {"epoch": 0.0, "time": time.time()}
+        state["history"].append(metrics)
+        state["best"] = metrics["select"]
+        torch.save({"net": net.state_dict(), "metrics": metrics}, workdir / "best.pt")
+        log.info("dev at the start %s", json.dumps({k: round(v, 4) for k, v in metrics.items() if k != "time"}))
     net.train()
     for epoch in range(state["epoch"], cfg["epochs"]):
         batches = batches_of(epoch_units(train_turns, cfg, epoch), cfg["turns_per_batch"])
@@ -353,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     ap.add_argument("--out", type=Path, default=ROOT / "affect" / "models" / "text" / "minilm_multicorpus_v6.safetensors")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--variant", default=None, metavar="NAME",
+                    help="train/final: the config's finetune_variants[NAME] over finetune (e.g. meld_stage, a second stage)")
+    ap.add_argument("--init-from", type=Path, default=None, metavar="CKPT",
+                    help="train: start from this checkpoint (another run's best.pt) instead of the packaged MiniLM")
     ap.add_argument("--hold-out", metavar="CORPUS", default=None,
                     help="train: a leave-one-corpus-out fold (chosen on the others' mean dev macro-F1), then scored on CORPUS's test sample")
     ap.add_argument("--smoke", type=int, default=None, metavar="N",
@@ -361,6 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     full = json.loads(args.config.read_text())
     cfg = full["finetune"] | {"corpora": full["corpora"]}
+    if args.variant:
+        if args.variant not in full.get("finetune_variants", {}):
+            ap.error(f"--variant: unknown {args.variant!r}; known: {', '.join(full.get('finetune_variants', {}))}")
+        cfg |= full["finetune_variants"][args.variant] | {"variant": args.variant}
+    if args.init_from:
+        cfg["init_from"] = str(args.init_from)
     if args.smoke:
         cfg |= {"epochs": 1, "per_epoch": {"default": args.smoke}, "dev_per_corpus": args.smoke, "smoke": True,
                 "prior_units": min(cfg["prior_units"], args.smoke)}
