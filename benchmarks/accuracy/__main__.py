@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         name = f"{task}-cross-corpus" if args.cross_corpus else task
         chosen = {"text": args.text_weights, "speech": args.speech_weights}.get(task)
-        if chosen:  # an entry picked by name has its own report; the default's is never replaced by it
-            name += "-" + chosen.lower().replace("_", "-")
+        # An entry picked by name has its own report and plots; the default's are never replaced by them.
+        args.entry_suffix = "-" + chosen.lower().replace("_", "-") if chosen else ""
+        name += args.entry_suffix
         json_path = args.json if (args.json and len(tasks) == 1) else RESULTS_DIR / f"accuracy-{name}.json"
         md_path = args.markdown if (args.markdown and len(tasks) == 1) else json_path.with_suffix(".md")
         args.out_dir = json_path.parent  # plots go beside the report

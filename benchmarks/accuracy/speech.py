@@ -198,7 +198,8 @@ def run(args: argparse.Namespace) -> Report:
 
     out_dir = Path(args.out_dir)
     plots = []
-    for key, values, title in (("speech-confusion", pred, "clean"), ("speech-confusion-telephone", pred_tel, "telephone band")):
+    stem = f"speech{getattr(args, 'entry_suffix', '')}-confusion"
+    for key, values, title in ((stem, pred, "clean"), (f"{stem}-telephone", pred_tel, "telephone band")):
         keep = values != NO_ANSWER
         path = confusion_matrix_png(gold[keep], values[keep], list(EMOTION_NAMES), out_dir / f"{key}.png",
                                     f"speech, RAVDESS actors 23-24, {title}")

@@ -13,7 +13,6 @@ from affect.datasets import read_goemotions_ekman, read_meld
 from affect.labels import EMOTION_NAMES, SENTIMENTS, emotion_index
 from affect.text import TextEncoder
 from affect.text.encoder import Readings
-from affect.text.weights import TextWeights
 from benchmarks._report import Report, confusion_matrix_png, reliability_png
 
 from benchmarks.accuracy.text_cross import run_cross_corpus  # noqa: F401  (--cross-corpus)
@@ -124,9 +123,7 @@ def run(args: argparse.Namespace) -> Report:
     per_class = f1_score(gold, pred, average=None, labels=labels, zero_division=0)
     per_class_nc = f1_score(gold, pred_nc, average=None, labels=labels, zero_division=0)
     support = np.bincount(gold, minlength=len(labels))
-    # An opt-in entry's plots are named after it, so they never replace the default's.
-    opt_in = encoder.weights is not TextWeights.DEFAULT
-    stem = f"text-{encoder.weights.name.lower().replace('_', '-')}-meld-test" if opt_in else "text-meld-test"
+    stem = f"text{getattr(args, 'entry_suffix', '')}-meld-test"
     plots = [
         confusion_matrix_png(gold, pred, EMOTION_NAMES, args.out_dir / f"{stem}-confusion.png",
                              f"MELD test, {encoder.model_id} with context"),
