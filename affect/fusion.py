@@ -230,7 +230,31 @@ class FusionWeights(WeightsEnum):
             },
         },
     )
-    DEFAULT = LATE_FUSION_V8
+    LATE_FUSION_V9 = Weights(
+        file="fusion/late_fusion_v9.safetensors",
+        sha256="3f2ed34b345a3cf3c8731a4ceddcfee551c7f606592ad9329485ef8b28b8d89f",
+        meta={
+            **_LATE_FUSION_META,
+            "version": "9",  # refitted for speech-whisper-tiny-layers-multicorpus@6 (three heads with label sets; L2 0.001)
+            # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
+            "metrics": {
+                "fusion_accuracy_face": 0.654,
+                "fusion_accuracy_speech": 0.762,
+                "fusion_accuracy_text": 0.433,
+                "fusion_accuracy_face+speech": 0.875,
+                "fusion_accuracy_face+text": 0.749,
+                "fusion_accuracy_speech+text": 0.792,
+                "fusion_accuracy_face+speech+text": 0.894,
+                "ece_before_face": 0.023,
+                "ece_after_face": 0.012,
+                "ece_before_speech": 0.1,
+                "ece_after_speech": 0.13,
+                "ece_before_text": 0.029,
+                "ece_after_text": 0.029,
+            },
+        },
+    )
+    DEFAULT = LATE_FUSION_V9
 
 
 @lru_cache(maxsize=4)
