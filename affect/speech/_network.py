@@ -136,9 +136,9 @@ class SpeechHeadEnsemble(nn.Module):
     """Several heads trained alike from different seeds over the same encoder frames; answers the
     log of their mean probabilities (so a softmax of its output is that mean).
 
-    Heads are cheap beside the encoder they share. No shipped weights use one: three seeds of the
-    v3 recipe averaged read the held-out corpora no better than their members (the speech model
-    card). Exposes the members' common shape so callers need not know it is an ensemble.
+    Heads are cheap beside the encoder they share. speech@6 is three seeds of its recipe averaged
+    (their mistakes on held-out corpora differ; v3's seeds made the same ones and gained nothing:
+    the speech model card). Exposes the members' common shape so callers need not know it is an ensemble.
     """
 
     def __init__(self, members: list[SpeechEmotionHead]) -> None:
