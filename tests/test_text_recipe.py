@@ -87,6 +87,18 @@ def test_an_epoch_keeps_meld_dialogues_whole_emocontext_with_its_past_and_single
     assert epoch_units(train, FINETUNE_CFG, epoch=1) != units
 
 
+def test_a_meld_weighted_stage_draws_the_same_dialogues_again_and_the_other_corpora_once():
+    train = {c: read_text_corpus(c, "train") for c in ("meld", "isear")}
+    once = epoch_units(train, FINETUNE_CFG, epoch=0)
+    twice = epoch_units(train, FINETUNE_CFG | {"meld_repeats": 2}, epoch=0)
+
+    def dialogues(units):
+        return sorted(u.labelled[0].dialogue_id for u in units if u.labelled[0] is not None and u.labelled[0].corpus == "meld")
+
+    assert dialogues(twice) == sorted(dialogues(once) * 2)
+    assert sum(u.labelled[-1].corpus == "isear" for u in twice) == sum(u.labelled[-1].corpus == "isear" for u in once)
+
+
 def test_targets_are_the_labelled_rows_with_their_sets_and_known_sentiments():
     turns = [t for t in read_text_corpus("emocontext", "train")[:40] if t.single is None][:2]  # "others": a set
     units = [Unit(("hi", "there", turns[0].text), ("user", "bot", "user"), (None, None, turns[0])),
