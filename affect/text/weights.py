@@ -162,6 +162,9 @@ class TextWeights(WeightsEnum):
                 "meld_test_ece": 0.038,
                 # the same recipe with MELD held out (finetune.py train --hold-out meld), the heads recipe's test sample
                 "loco_meld_macro_f1": 0.284,
+                "loco_meld_macro_f1_no_context": 0.281,
+                "loco_emocontext_macro_f1": 0.743,
+                "loco_emocontext_macro_f1_no_context": 0.737,
             },
             "card": "affect/models/text/MODEL_CARD.md",
         },
