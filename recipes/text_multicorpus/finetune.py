@@ -227,7 +227,7 @@ def evaluate(net: TextAffectNet, tokenizer, dev: dict[str, list[Unit]], cfg: dic
             out["meld_sentiment_macro_f1"] = float(f1_score([SENTIMENTS.index(t.sentiment) for t in gold],
                                                             sent.argmax(-1).numpy(), average="macro", zero_division=0))
     out["mean_macro_f1"] = float(np.mean([out[f"{c}_macro_f1"] for c in dev]))
-    out["select"] = float(np.mean([out[k] for k in cfg["select"] if k in out]))
+    out["select"] = float(np.mean([out[k] for k in cfg["select"]]))
     return out
 
 
@@ -245,7 +245,8 @@ def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> Non
     if cfg.get("init_from"):
         net.load_state_dict(torch.load(cfg["init_from"], weights_only=False)["net"])
         log.info("started from %s", cfg["init_from"])
-    steps_per_epoch = len(batches_of(epoch_units(train_turns, cfg, 0), cfg["turns_per_batch"]))
+    first_batches = batches_of(epoch_units(train_turns, cfg, 0), cfg["turns_per_batch"])  # also sizes the schedule
+    steps_per_epoch = len(first_batches)
     total = steps_per_epoch * cfg["epochs"]
     warmup = max(1, int(cfg["warmup_fraction"] * total))
     enc = [p for n, p in net.named_parameters() if n.startswith("encoder.") and p.requires_grad]
@@ -276,7 +277,7 @@ def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> Non
         log.info("dev at the start %s", json.dumps({k: round(v, 4) for k, v in metrics.items() if k != "time"}))
     net.train()
     for epoch in range(state["epoch"], cfg["epochs"]):
-        batches = batches_of(epoch_units(train_turns, cfg, epoch), cfg["turns_per_batch"])
+        batches = first_batches if epoch == 0 else batches_of(epoch_units(train_turns, cfg, epoch), cfg["turns_per_batch"])
         eval_at = {math.ceil(len(batches) * (i + 1) / cfg["evals_per_epoch"]) for i in range(cfg["evals_per_epoch"])}
         bar = tqdm(range(state["batch"], len(batches)), desc=f"epoch {epoch + 1}/{cfg['epochs']}", mininterval=30)
         running = None
