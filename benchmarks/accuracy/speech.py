@@ -18,7 +18,7 @@ from tqdm import tqdm
 from affect.datasets import default_data_root
 from affect.datasets.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_test_slice
 from affect.datasets.speech import read_speech_corpus
-from affect.labels import EMOTION_NAMES, emotion_index
+from affect.labels import DATASET_LABELS, EMOTION_NAMES, emotion_index
 from affect.speech import SpeechEncoder, SpeechResult, SpeechWeights
 from affect.speech._audio import MODEL_RATE, prepare_array, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
@@ -43,6 +43,11 @@ def max_predicted_share(y_pred: np.ndarray) -> float:
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float((y_true == y_pred).mean())
+
+
+def _corpus_labels(corpus: str) -> list[int]:
+    """The emotions a corpus's labels map to (its whole label set, not only those of its test clips)."""
+    return sorted({emotion_index(e) for e in DATASET_LABELS[corpus].values() if e is not None})
 
 
 def _prediction(answer: SpeechResult) -> tuple[int, np.ndarray]:
@@ -160,7 +165,7 @@ def run(args: argparse.Namespace) -> Report:
         notes.append("Baseline skipped: it needs the training actors; pass --full-data DIR (the folder build_datasets.sh filled).")
 
     if args.full_data:
-        other_rows = []
+        other_rows, answer_rows = [], []
         for corpus in ("emodb", "urdu"):
             test = read_speech_corpus(corpus, Path(args.full_data), "test")
             if args.limit:
@@ -173,12 +178,16 @@ def run(args: argparse.Namespace) -> Report:
             metrics[f"max_predicted_share_{corpus}_test"] = max_predicted_share(pred_c)
             if adapts:
                 _adapted_uar(metrics, f"{corpus}_test", gold_c, [(a, MODEL_RATE) for a in audio_c], not args.no_progress, encoder.weights)
+            answer_rows.append([corpus, *(int((pred_c == c).sum()) for c in range(len(EMOTION_NAMES))),
+                                int(((pred_c != NO_ANSWER) & ~np.isin(pred_c, _corpus_labels(corpus))).sum())])
             speakers = sorted({c.speaker for c in test})
             other_rows.append([corpus, ", ".join(speakers), len(test), metrics[f"{corpus}_test_uar"],
                                f"{metrics[f'{corpus}_test_uar_ci_low']:.3f}-{metrics[f'{corpus}_test_uar_ci_high']:.3f}",
                                metrics[f"max_predicted_share_{corpus}_test"]])
         tables["Test speakers of the other corpora (never trained or chosen on)"] = (
             ["corpus", "speakers", "clips", "UAR", "95% CI", "max predicted share"], other_rows)
+        tables["Answers on the other corpora's test speakers (clips per predicted emotion)"] = (
+            ["corpus", *EMOTION_NAMES, "labels the corpus lacks"], answer_rows)
 
     tables["RAVDESS actors 23-24: model and baseline"] = (
         ["model", "UAR", "UAR 95% CI", "telephone UAR", "telephone 95% CI", "accuracy"], rows)
