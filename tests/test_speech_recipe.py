@@ -33,3 +33,24 @@ def test_each_corpus_label_set_is_what_its_items_carry():
     sets = corpus_label_sets(items)
     assert sets["urdu"].nonzero().flatten().tolist() == [0, 1, 2]
     assert sets["emodb"].nonzero().flatten().tolist() == [0, 6]
+
+
+def test_first_outputs_keeps_the_first_blocks_and_the_head_reads_that_many():
+    from affect.speech._backbone import backbone_spec
+    from affect.speech._network import SpeechEmotionHead
+    from recipes.speech_multicorpus.train import first_outputs, head_shape
+
+    spec = backbone_spec("whisper-tiny.en-layers")
+    dim = spec.feature_dim // spec.layers
+    frames = torch.arange(4 * spec.feature_dim, dtype=torch.float32).reshape(4, spec.feature_dim)
+    items = Items([frames], np.array([0]), np.array(["ravdess"]), np.array(["train"]), np.array([0]), np.array([0]),
+                  np.array(["wideband"]))
+    cfg = {"head": {}, "encoder_outputs": 3}
+    cut = first_outputs(items, spec, cfg)
+    torch.testing.assert_close(cut.feats[0], frames[:, : 3 * dim])  # the input to block 1, then blocks 1 and 2
+    in_dim, layers = head_shape(spec, cfg)
+    assert (in_dim, layers) == (dim, 3)
+    head = SpeechEmotionHead(in_dim=in_dim, hidden=8, layers=layers)
+    assert head(cut.feats[0][None], torch.ones(1, 4, dtype=torch.bool)).shape == (1, 7)
+    assert first_outputs(items, spec, {"head": {}}) is items  # every output kept: nothing cut
+    assert head_shape(spec, {"head": {}}) == (dim, spec.layers)

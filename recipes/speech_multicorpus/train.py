@@ -360,9 +360,25 @@ def held_out_scores(net: SpeechHead, items: Items) -> dict[str, float]:
 
 def head_shape(spec, cfg: dict) -> tuple[int, int]:
     """``(in_dim, layers)`` of the head: every layer mixed by learnt weights (``mix_layers``, the
-    default), or the layers' outputs side by side read as one frame."""
-    layers = spec.layers if cfg["head"].get("mix_layers", True) else 1
-    return spec.feature_dim // layers, layers
+    default), or the layers' outputs side by side read as one frame. ``encoder_outputs`` keeps only
+    the first that many of the encoder's outputs (``first_outputs``)."""
+    kept = int(cfg.get("encoder_outputs", spec.layers))
+    dim = spec.feature_dim // spec.layers
+    layers = kept if cfg["head"].get("mix_layers", True) else 1
+    return dim * kept // layers, layers
+
+
+def first_outputs(items: Items, spec, cfg: dict) -> Items:
+    """The items with each frame cut to the encoder's first ``encoder_outputs`` outputs (the input to
+    its first block, then each block's output): what an encoder stopped after that many blocks gives,
+    at that share of the blocks' CPU."""
+    kept = int(cfg.get("encoder_outputs", spec.layers))
+    if kept == spec.layers:
+        return items
+    if not 1 <= kept < spec.layers:
+        raise ValueError(f"encoder_outputs {kept} outside 1..{spec.layers}")
+    width = spec.feature_dim // spec.layers * kept
+    return items.with_feats([f[:, :width] for f in items.feats])
 
 
 Moments = tuple[torch.Tensor, torch.Tensor, int]
@@ -499,8 +515,8 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     if out_path.is_file():
         return json.loads(out_path.read_text())
     corpora = tuple(cfg["corpora"])
-    items = load_items(cache, backbone, corpora, cfg["copies"])
     spec = backbone_spec(backbone)
+    items = first_outputs(load_items(cache, backbone, corpora, cfg["copies"]), spec, cfg)
     in_dim, layers = head_shape(spec, cfg)
     by_corpus, by = cfg.get("standardise") == "corpus", statistics_by(cfg)
     result: dict = {"backbone": backbone, "feature_norm": feature_norm, "variant": variant or "base",
@@ -581,7 +597,8 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
     trains the same recipe over another encoder)."""
     backbone, feature_norm = backbone or cfg["final"]["backbone"], cfg["final"]["feature_norm"]
     cfg = with_variant(cfg, cfg["final"].get("variant"))
-    items = load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"])
+    spec = backbone_spec(backbone)
+    items = first_outputs(load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"]), spec, cfg)
     by_corpus, by = cfg.get("standardise") == "corpus", statistics_by(cfg)
     moments = corpus_moments(items, items.splits == "train", by) if by_corpus else {}
     stats = corpus_statistics(moments)
@@ -589,7 +606,6 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
     trained_on = standardised_by_corpus(items, stats, by) if by_corpus else items
     train = trained_on.select(items.splits == "train")
     val = trained_on.select((items.splits == "validation") & (items.variants <= 1))
-    spec = backbone_spec(backbone)
     in_dim, layers = head_shape(spec, cfg)
     shrink = partly_adapted(cfg, stats, priors, by, tuple(cfg["corpora"])) if by_corpus else None
     net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
