@@ -228,6 +228,27 @@ def test_every_layer_encoder_ends_where_ctranslate2_does(clips) -> None:
     assert np.abs(first - last).mean() > 0.1  # the layers differ: not one state repeated
 
 
+def test_an_encoder_stopped_after_fewer_layers_gives_the_full_encoders_first_outputs(clips) -> None:
+    """tiny.en kept to its first two or three layers holds fewer layers and gives, frame for frame,
+    the full encoder's first outputs (no final layer norm on a middle layer); a head names it by
+    ``stopped_after``."""
+    from affect.speech._backbone import WhisperBackbone, stopped_after
+
+    full = WhisperBackbone("whisper-tiny.en-layers")
+    samples, rate = _read(clips[0].path)
+    mel = full.features(AF.resample(torch.from_numpy(samples), rate, 16_000).numpy()[:48_000])[None]
+    states = full.encode_features(mel)
+    for blocks in (2, 3):
+        cut = WhisperBackbone(stopped_after("whisper-tiny.en-layers", blocks + 1))
+        assert cut.spec.key == f"whisper-tiny.en-blocks{blocks}" and len(cut.layers.blocks) == blocks
+        out = cut.encode_features(mel)
+        assert out.shape[2] == (blocks + 1) * 384
+        np.testing.assert_allclose(out, states[:, :, : (blocks + 1) * 384], atol=1e-5)
+    assert stopped_after("whisper-tiny.en-layers", 5) == "whisper-tiny.en-layers"
+    with pytest.raises(ValueError):
+        stopped_after("whisper-tiny.en-layers", 1)
+
+
 def test_the_int8_encoder_quantises_its_linear_layers_and_stays_near_float32(clips) -> None:
     """Every linear layer of the int8 encoder is a dynamic int8 one; its frames are close to float32's
     but not equal (a head must be trained on them), and the convolutions in front are untouched."""

@@ -124,6 +124,29 @@ BACKBONES["whisper-tiny.en-layers-int8"] = replace(
     description="openai/whisper-tiny.en encoder, every layer (torch, linear layers in dynamic int8 per channel, "
                 "weights read from its CTranslate2 file)",
 )
+# tiny.en stopped after its first two or three of four layers (every output kept up to there): the
+# layers' CPU falls with the layers dropped; a head reads it only if it was trained on those outputs.
+for _blocks in (2, 3):
+    BACKBONES[f"whisper-tiny.en-blocks{_blocks}"] = replace(
+        BACKBONES["whisper-tiny.en-layers"], key=f"whisper-tiny.en-blocks{_blocks}", feature_dim=(_blocks + 1) * 384,
+        layers=_blocks + 1,
+        description=f"openai/whisper-tiny.en encoder, its first {_blocks} of 4 layers, every output (torch float32, "
+                    "weights read from its CTranslate2 file)",
+    )
+
+
+def stopped_after(key: str, outputs: int) -> str:
+    """The key of ``key``'s every-layer encoder kept to its first ``outputs`` outputs (``key`` itself
+    when that is all of them): how a head trained on the first outputs names its encoder."""
+    spec = backbone_spec(key)
+    if outputs == spec.layers:
+        return key
+    truncated = f"{key.removesuffix('-layers')}-blocks{outputs - 1}"
+    if truncated not in BACKBONES:
+        raise ValueError(f"no encoder {truncated!r} ({key} kept to {outputs} outputs)")
+    return truncated
+
+
 DEFAULT_BACKBONE = "whisper-tiny.en"
 # Kept for the round-1 weights, whose meta names the encoder by this description.
 BACKBONE_NAME = BACKBONES[DEFAULT_BACKBONE].description
@@ -177,7 +200,7 @@ class WhisperBackbone:
         source = self.spec.files()
         self.layers: WhisperLayers | None = None
         if self.spec.layers > 1:
-            self.layers = load_whisper_layers(source, int8=self.spec.int8)
+            self.layers = load_whisper_layers(source, int8=self.spec.int8, blocks=self.spec.layers - 1)
             if self.layers.num_states != self.spec.layers:
                 raise ModelLoadError(f"{self.spec.key}: the model has {self.layers.num_states} layer outputs, expected {self.spec.layers}")
             return

@@ -89,13 +89,21 @@ class _Block(nn.Module):
 class WhisperLayers(nn.Module):
     """``[B, 80, frames]`` log-mels -> ``[B, layers + 1, frames / 2, dim]``: the input to the
     first layer and the output of each layer, the last with the final layer norm (what
-    CTranslate2's ``encode`` returns)."""
+    CTranslate2's ``encode`` returns).
 
-    def __init__(self, variables: dict[str, np.ndarray]) -> None:
+    ``blocks``: stop after the first that many layers (their outputs as the full encoder gives
+    them, so without the final layer norm unless the last layer is kept), for that share of the
+    layers' CPU."""
+
+    def __init__(self, variables: dict[str, np.ndarray], blocks: int | None = None) -> None:
         super().__init__()
         dim = int(variables["conv1/bias"].shape[0])
         heads = int(variables["num_heads"])
-        layers = sum(1 for name in variables if name.endswith("/ffn/linear_0/weight"))  # one per layer
+        total = sum(1 for name in variables if name.endswith("/ffn/linear_0/weight"))  # one per layer
+        layers = total if blocks is None else blocks
+        if not 1 <= layers <= total:
+            raise ModelLoadError(f"the encoder has {total} layers; cannot keep {blocks}")
+        self.complete = layers == total
         self.conv1 = nn.Conv1d(80, dim, 3, padding=1)
         self.conv2 = nn.Conv1d(dim, dim, 3, stride=2, padding=1)
         self.register_buffer("positions", torch.zeros(variables["position_encodings/encodings"].shape))
@@ -138,12 +146,13 @@ class WhisperLayers(nn.Module):
         states = [x]
         for i, block in enumerate(self.blocks):
             x = block(x)
-            states.append(self.final_norm(x) if i == len(self.blocks) - 1 else x)
+            states.append(self.final_norm(x) if self.complete and i == len(self.blocks) - 1 else x)
         return torch.stack(states, 1)
 
 
-def load_whisper_layers(source: Path | dict[str, bytes], *, int8: bool = False) -> WhisperLayers:
-    """The encoder of the model in ``source`` (a model folder, or its files as bytes).
+def load_whisper_layers(source: Path | dict[str, bytes], *, int8: bool = False, blocks: int | None = None) -> WhisperLayers:
+    """The encoder of the model in ``source`` (a model folder, or its files as bytes); ``blocks``:
+    only its first that many layers (``WhisperLayers``).
 
     ``int8``: every linear layer (attention and feed-forward) quantised by torch's dynamic int8,
     per output channel: weights in int8, activations quantised per batch at run time. About 2.3x
@@ -155,7 +164,7 @@ def load_whisper_layers(source: Path | dict[str, bytes], *, int8: bool = False) 
     variables = read_ct2_variables(data)
     if "conv1/weight" not in variables:
         raise ModelLoadError("the CTranslate2 model holds no Whisper encoder")
-    layers = WhisperLayers(variables)
+    layers = WhisperLayers(variables, blocks)
     if not int8:
         return layers
     import warnings

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from affect.datasets.speech import SPEECH_CORPORA
 from affect.labels import EMOTIONS
-from affect.speech._backbone import backbone_spec
+from affect.speech._backbone import backbone_spec, stopped_after
 from affect.speech._network import SpeechEmotionHead, SpeechHeadEnsemble, pad_frames
 from affect.speech._weights_io import SpeechHead, parameter_count, save_speech_weights
 from affect.speech._channel import NARROWBAND_SHARE
@@ -615,9 +615,10 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
         val = items.select((items.splits == "validation") & (items.variants <= 1))
         val = val.with_feats(read_as_library(net, val, adapt=False))
     temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))  # for the path without adaptation
+    runs_on = backbone_spec(stopped_after(backbone, int(cfg.get("encoder_outputs", spec.layers))))  # what reads it
     meta = {
-        "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": backbone,
-        "backbone_description": spec.description, "compute_type": spec.compute_type,
+        "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": runs_on.key,
+        "backbone_description": runs_on.description, "compute_type": runs_on.compute_type,
         "best_epoch": info["best_epoch"], "validation": info["validation"], "validation_parts": info["validation_parts"],
         "temperature": temperature, "members": int(cfg.get("ensemble", 1)), "num_params": parameter_count(net),
         "layer_weights": layer_weights(net), "standardise": cfg.get("standardise"), "statistics_by": by,
