@@ -278,7 +278,31 @@ class FusionWeights(WeightsEnum):
             },
         },
     )
-    DEFAULT = LATE_FUSION_V10
+    LATE_FUSION_V11 = Weights(
+        file="fusion/late_fusion_v11.safetensors",
+        sha256="58ebe2a8cae91025975fcdff90eddd0a3d887150635e4c15dfb647ce2348ac39",
+        meta={
+            **_LATE_FUSION_META,
+            "version": "11",  # refitted for speech-whisper-tiny-layers-multicorpus@8 (the first three encoder layers; L2 0.003)
+            # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
+            "metrics": {
+                "fusion_accuracy_face": 0.654,
+                "fusion_accuracy_speech": 0.747,
+                "fusion_accuracy_text": 0.433,
+                "fusion_accuracy_face+speech": 0.887,
+                "fusion_accuracy_face+text": 0.75,
+                "fusion_accuracy_speech+text": 0.801,
+                "fusion_accuracy_face+speech+text": 0.9,
+                "ece_before_face": 0.023,
+                "ece_after_face": 0.012,
+                "ece_before_speech": 0.117,
+                "ece_after_speech": 0.103,
+                "ece_before_text": 0.029,
+                "ece_after_text": 0.029,
+            },
+        },
+    )
+    DEFAULT = LATE_FUSION_V11
 
 
 @lru_cache(maxsize=4)

@@ -55,9 +55,10 @@ def counted_flops(fn) -> float:
     return float(counter.get_total_flops())
 
 
-def whisper_encoder_flops(seconds: float) -> float:
-    """Multiply-adds x 2 of Whisper tiny's encoder on ``seconds`` of audio (convolutions, attention, MLP)."""
-    t, d, layers = seconds * WHISPER_TINY["frames_per_second"], WHISPER_TINY["width"], WHISPER_TINY["layers"]
+def whisper_encoder_flops(seconds: float, layers: int = WHISPER_TINY["layers"]) -> float:
+    """Multiply-adds x 2 of Whisper tiny's encoder, run through ``layers`` of its layers, on ``seconds``
+    of audio (convolutions, attention, MLP)."""
+    t, d = seconds * WHISPER_TINY["frames_per_second"], WHISPER_TINY["width"]
     convs = 2 * (2 * t * 80 * d * 3) + 2 * (t * d * d * 3)  # conv1 at 2T frames, conv2 strided to T
     per_layer = 2 * t * (4 * d * d + 8 * d * d) + 2 * 2 * t * t * d
     return convs + layers * per_layer
@@ -111,7 +112,9 @@ def bench_speech(batch_sizes, data_root) -> Bench:
     paths = sorted((data_root / "speech" / "ravdess-test-slice").glob("Actor_*/*.flac"))
     clips = [encoder.prepare(p.read_bytes()) for p in paths[: max(batch_sizes)]]
     seconds = np.mean([sum(e - s for s, e in c.spans) / 16000 for c in encoder.find_speech(clips)])  # timed below with the VAD
-    return Bench(encoder, ("head", "vad._model"), whisper_encoder_flops(seconds), lambda b: encoder.analyze_prepared(clips[:b]))
+    run_layers = len(encoder.backbone.layers.blocks) if encoder.backbone.layers is not None else WHISPER_TINY["layers"]
+    return Bench(encoder, ("head", "vad._model"), whisper_encoder_flops(seconds, run_layers),
+                 lambda b: encoder.analyze_prepared(clips[:b]))
 
 
 def runtimes_of(name: str, asked: list[str]) -> list[str]:
