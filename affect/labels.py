@@ -260,6 +260,12 @@ def map_label(dataset: str, label: str) -> Emotion | None:
         raise KeyError(f"{dataset}: unknown label {label!r}; known: {sorted(table)}") from None
 
 
+def corpus_emotions(dataset: str) -> tuple[Emotion, ...]:
+    """The emotions a data set's single labels can name (what a score over its labels is over), in enum order."""
+    named = {e for e in DATASET_LABELS[dataset].values() if e is not None}
+    return tuple(e for e in Emotion if e in named)
+
+
 def emotion_index(emotion: Emotion | str) -> int:
     """Position of an emotion in every probability vector."""
     return EMOTIONS.index(Emotion(emotion))

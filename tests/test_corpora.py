@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from affect.datasets.text_corpora import TEXT_CORPORA, corpus_emotions, hash_split, read_text_corpus
-from affect.labels import PARTIAL_LABELS, Emotion
+from affect.datasets.text_corpora import TEXT_CORPORA, hash_split, read_text_corpus
+from affect.labels import PARTIAL_LABELS, Emotion, corpus_emotions
 
 
 @pytest.mark.parametrize("corpus", TEXT_CORPORA)

@@ -214,8 +214,8 @@ CORPUS_MACRO_F1_FLOORS = {
 
 @pytest.mark.parametrize("weights", ["MINILM_MULTICORPUS_V5", "MINILM_MULTICORPUS_V6"])
 def test_a_fixed_subset_of_every_corpus_scores_above_its_floor(data_root, weights):
-    from affect.datasets.text_corpora import corpus_emotions, read_text_corpus
-    from affect.labels import EMOTIONS
+    from affect.datasets.text_corpora import read_text_corpus
+    from affect.labels import EMOTIONS, corpus_emotions
 
     encoder = TextEncoder(weights=weights)
     for corpus, floor in CORPUS_MACRO_F1_FLOORS.items():

@@ -236,8 +236,3 @@ def read_text_corpus(corpus: str, split: Split | None = None, data_root: Path | 
     turns = reader(root)
     return [t for t in turns if split is None or t.split == split]
 
-
-def corpus_emotions(corpus: str) -> tuple[Emotion, ...]:
-    """The emotions a corpus's single labels can name (what its macro-F1 is over), in enum order."""
-    named = {e for e in DATASET_LABELS[corpus].values() if e is not None}
-    return tuple(e for e in Emotion if e in named)

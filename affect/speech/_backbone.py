@@ -124,24 +124,31 @@ BACKBONES["whisper-tiny.en-layers-int8"] = replace(
     description="openai/whisper-tiny.en encoder, every layer (torch, linear layers in dynamic int8 per channel, "
                 "weights read from its CTranslate2 file)",
 )
+
+
+def _stopped_key(key: str, blocks: int) -> str:
+    """The name of ``key``'s every-layer encoder stopped after its first ``blocks`` layers."""
+    return f"{key.removesuffix('-layers')}-blocks{blocks}"
+
+
 # tiny.en stopped after its first two or three of four layers (every output kept up to there): the
 # layers' CPU falls with the layers dropped; a head reads it only if it was trained on those outputs.
+_full = BACKBONES["whisper-tiny.en-layers"]
 for _blocks in (2, 3):
-    BACKBONES[f"whisper-tiny.en-blocks{_blocks}"] = replace(
-        BACKBONES["whisper-tiny.en-layers"], key=f"whisper-tiny.en-blocks{_blocks}", feature_dim=(_blocks + 1) * 384,
+    BACKBONES[_stopped_key(_full.key, _blocks)] = replace(
+        _full, key=_stopped_key(_full.key, _blocks), feature_dim=_full.feature_dim // _full.layers * (_blocks + 1),
         layers=_blocks + 1,
-        description=f"openai/whisper-tiny.en encoder, its first {_blocks} of 4 layers, every output (torch float32, "
-                    "weights read from its CTranslate2 file)",
+        description=f"openai/whisper-tiny.en encoder, its first {_blocks} of {_full.layers - 1} layers, every output "
+                    "(torch float32, weights read from its CTranslate2 file)",
     )
 
 
 def stopped_after(key: str, outputs: int) -> str:
     """The key of ``key``'s every-layer encoder kept to its first ``outputs`` outputs (``key`` itself
     when that is all of them): how a head trained on the first outputs names its encoder."""
-    spec = backbone_spec(key)
-    if outputs == spec.layers:
+    if outputs == backbone_spec(key).layers:
         return key
-    truncated = f"{key.removesuffix('-layers')}-blocks{outputs - 1}"
+    truncated = _stopped_key(key, outputs - 1)
     if truncated not in BACKBONES:
         raise ValueError(f"no encoder {truncated!r} ({key} kept to {outputs} outputs)")
     return truncated

@@ -103,12 +103,11 @@ class WhisperLayers(nn.Module):
         layers = total if blocks is None else blocks
         if not 1 <= layers <= total:
             raise ModelLoadError(f"the encoder has {total} layers; cannot keep {blocks}")
-        self.complete = layers == total
         self.conv1 = nn.Conv1d(80, dim, 3, padding=1)
         self.conv2 = nn.Conv1d(dim, dim, 3, stride=2, padding=1)
         self.register_buffer("positions", torch.zeros(variables["position_encodings/encodings"].shape))
         self.blocks = nn.ModuleList(_Block(dim, heads) for _ in range(layers))
-        self.final_norm = nn.LayerNorm(dim)
+        self.final_norm = nn.LayerNorm(dim) if layers == total else None  # after the last layer only
         self._load(variables)
         self.eval().requires_grad_(False)
 
@@ -124,7 +123,7 @@ class WhisperLayers(nn.Module):
             param.data.copy_(value)
 
         # CTranslate2 names a layer norm's weight and bias gamma and beta, a linear's weight and bias.
-        norms = [(self.final_norm, "layer_norm")]
+        norms = [(self.final_norm, "layer_norm")] if self.final_norm is not None else []
         linears = [(self.conv1, "conv1"), (self.conv2, "conv2")]
         for i, block in enumerate(self.blocks):
             norms += [(block.attn_norm, f"layer_{i}/self_attention/layer_norm"), (block.ffn_norm, f"layer_{i}/ffn/layer_norm")]
@@ -146,7 +145,7 @@ class WhisperLayers(nn.Module):
         states = [x]
         for i, block in enumerate(self.blocks):
             x = block(x)
-            states.append(self.final_norm(x) if self.complete and i == len(self.blocks) - 1 else x)
+            states.append(self.final_norm(x) if self.final_norm is not None and i == len(self.blocks) - 1 else x)
         return torch.stack(states, 1)
 
 

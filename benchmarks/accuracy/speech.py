@@ -18,7 +18,7 @@ from tqdm import tqdm
 from affect.datasets import default_data_root
 from affect.datasets.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_test_slice
 from affect.datasets.speech import read_speech_corpus
-from affect.labels import DATASET_LABELS, EMOTION_NAMES, emotion_index
+from affect.labels import EMOTION_NAMES, corpus_emotions, emotion_index
 from affect.speech import SpeechEncoder, SpeechResult, SpeechWeights
 from affect.speech._audio import MODEL_RATE, prepare_array, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
@@ -43,11 +43,6 @@ def max_predicted_share(y_pred: np.ndarray) -> float:
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float((y_true == y_pred).mean())
-
-
-def _corpus_labels(corpus: str) -> list[int]:
-    """The emotions a corpus's labels map to (its whole label set, not only those of its test clips)."""
-    return sorted({emotion_index(e) for e in DATASET_LABELS[corpus].values() if e is not None})
 
 
 def _prediction(answer: SpeechResult) -> tuple[int, np.ndarray]:
@@ -179,7 +174,7 @@ def run(args: argparse.Namespace) -> Report:
             if adapts:
                 _adapted_uar(metrics, f"{corpus}_test", gold_c, [(a, MODEL_RATE) for a in audio_c], not args.no_progress, encoder.weights)
             answer_rows.append([corpus, *(int((pred_c == c).sum()) for c in range(len(EMOTION_NAMES))),
-                                int(((pred_c != NO_ANSWER) & ~np.isin(pred_c, _corpus_labels(corpus))).sum())])
+                                int(((pred_c != NO_ANSWER) & ~np.isin(pred_c, [emotion_index(e) for e in corpus_emotions(corpus)])).sum())])
             speakers = sorted({c.speaker for c in test})
             other_rows.append([corpus, ", ".join(speakers), len(test), metrics[f"{corpus}_test_uar"],
                                f"{metrics[f'{corpus}_test_uar_ci_low']:.3f}-{metrics[f'{corpus}_test_uar_ci_high']:.3f}",

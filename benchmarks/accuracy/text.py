@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from tqdm import tqdm
 
 from affect.datasets import read_goemotions_ekman, read_meld
-from affect.labels import EMOTION_NAMES, SENTIMENTS, emotion_index
+from affect.labels import EMOTION_NAMES, SENTIMENTS, corpus_emotions, emotion_index
 from affect.text import TextEncoder
 from affect.text.encoder import Readings
 from benchmarks._report import Report, confusion_matrix_png, reliability_png
@@ -48,7 +48,7 @@ def _take_turns(dialogues: list, limit: int | None) -> list:
 def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, args: argparse.Namespace,
                  metrics: dict[str, float]) -> list[list]:
     """The same calibrated readings re-weighted by each prior preset, on MELD and EmoContext test."""
-    from affect.datasets.text_corpora import corpus_emotions, read_text_corpus
+    from affect.datasets.text_corpora import read_text_corpus
     from affect.text.prior import PRIOR_PRESETS, prior_log_ratio, resolve_prior
 
     emo_turns = read_text_corpus("emocontext", "test", args.data_root)

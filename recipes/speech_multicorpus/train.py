@@ -33,7 +33,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from affect.datasets.speech import SPEECH_CORPORA
 from affect.labels import EMOTIONS
 from affect.speech._backbone import backbone_spec, stopped_after
 from affect.speech._network import SpeechEmotionHead, SpeechHeadEnsemble, pad_frames
@@ -358,25 +357,29 @@ def held_out_scores(net: SpeechHead, items: Items) -> dict[str, float]:
     return out
 
 
-def head_shape(spec, cfg: dict) -> tuple[int, int]:
-    """``(in_dim, layers)`` of the head: every layer mixed by learnt weights (``mix_layers``, the
-    default), or the layers' outputs side by side read as one frame. ``encoder_outputs`` keeps only
-    the first that many of the encoder's outputs (``first_outputs``)."""
+def kept_outputs(spec, cfg: dict) -> int:
+    """How many of the encoder's outputs the head reads: the config's ``encoder_outputs`` (the input
+    to the first block, then each block's output), all of them by default."""
     kept = int(cfg.get("encoder_outputs", spec.layers))
-    dim = spec.feature_dim // spec.layers
+    if not 1 <= kept <= spec.layers:
+        raise ValueError(f"encoder_outputs {kept} outside 1..{spec.layers}")
+    return kept
+
+
+def head_shape(spec, cfg: dict) -> tuple[int, int]:
+    """``(in_dim, layers)`` of the head: every kept output mixed by learnt weights (``mix_layers``,
+    the default), or the kept outputs side by side read as one frame (``kept_outputs``)."""
+    kept = kept_outputs(spec, cfg)
     layers = kept if cfg["head"].get("mix_layers", True) else 1
-    return dim * kept // layers, layers
+    return spec.feature_dim // spec.layers * kept // layers, layers
 
 
 def first_outputs(items: Items, spec, cfg: dict) -> Items:
-    """The items with each frame cut to the encoder's first ``encoder_outputs`` outputs (the input to
-    its first block, then each block's output): what an encoder stopped after that many blocks gives,
-    at that share of the blocks' CPU."""
-    kept = int(cfg.get("encoder_outputs", spec.layers))
+    """The items with each frame cut to the encoder's ``kept_outputs``: what an encoder stopped
+    after that many blocks gives, at that share of the blocks' CPU."""
+    kept = kept_outputs(spec, cfg)
     if kept == spec.layers:
         return items
-    if not 1 <= kept < spec.layers:
-        raise ValueError(f"encoder_outputs {kept} outside 1..{spec.layers}")
     width = spec.feature_dim // spec.layers * kept
     return items.with_feats([f[:, :width] for f in items.feats])
 
@@ -615,7 +618,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
         val = items.select((items.splits == "validation") & (items.variants <= 1))
         val = val.with_feats(read_as_library(net, val, adapt=False))
     temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))  # for the path without adaptation
-    runs_on = backbone_spec(stopped_after(backbone, int(cfg.get("encoder_outputs", spec.layers))))  # what reads it
+    runs_on = backbone_spec(stopped_after(backbone, kept_outputs(spec, cfg)))  # the encoder that reads this head
     meta = {
         "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": runs_on.key,
         "backbone_description": runs_on.description, "compute_type": runs_on.compute_type,

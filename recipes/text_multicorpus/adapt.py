@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from affect.datasets.text_corpora import LabelledTurn, corpus_emotions
-from affect.labels import EMOTIONS, SENTIMENTS
+from affect.datasets.text_corpora import LabelledTurn
+from affect.labels import EMOTIONS, SENTIMENTS, corpus_emotions
 from affect.text._network import mean_pool
 from recipes.text_multicorpus.embed import DEFAULT_CACHE, cache_file, load_encoder, sample_turns, texts_of
 from recipes.text_multicorpus.heads import set_loss

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from tqdm import tqdm
 
-from affect.datasets.text_corpora import LabelledTurn, corpus_emotions, read_text_corpus
-from affect.labels import EMOTIONS, SENTIMENTS
+from affect.datasets.text_corpora import LabelledTurn, read_text_corpus
+from affect.labels import EMOTIONS, SENTIMENTS, corpus_emotions
 from affect.text._batching import dialogue_inputs, tokenize
 from affect.text._network import TextAffectNet
 from affect.text._weights_io import save_text_weights

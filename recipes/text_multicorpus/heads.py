@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from affect.datasets.text_corpora import DIALOGUE_CORPORA, LabelledTurn, corpus_emotions
-from affect.labels import EMOTIONS, PARTIAL_LABELS, SENTIMENTS, Emotion
+from affect.datasets.text_corpora import DIALOGUE_CORPORA, LabelledTurn
+from affect.labels import EMOTIONS, PARTIAL_LABELS, SENTIMENTS, corpus_emotions
 from affect.text._network import TextAffectNet, mix_context, speaker_relation
 from recipes._variants import with_variant
 from recipes.text_multicorpus.embed import DEFAULT_CACHE, cache_file, sample_turns
