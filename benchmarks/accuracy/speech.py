@@ -41,6 +41,11 @@ def max_predicted_share(y_pred: np.ndarray) -> float:
     return float(counts.max() / max(1, len(y_pred)))
 
 
+def largest_class_share(y_true: np.ndarray) -> float:
+    """The most frequent true label's share: a predicted share up to this is no sign of collapse."""
+    return max_predicted_share(y_true)
+
+
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float((y_true == y_pred).mean())
 
@@ -171,16 +176,19 @@ def run(args: argparse.Namespace) -> Report:
                                for a in tqdm(audio_c, desc=corpus, disable=args.no_progress)])
             _with_ci(metrics, f"{corpus}_test_uar", uar, gold_c, pred_c)
             metrics[f"max_predicted_share_{corpus}_test"] = max_predicted_share(pred_c)
+            metrics[f"max_true_share_{corpus}_test"] = largest_class_share(gold_c)
             if adapts:
                 _adapted_uar(metrics, f"{corpus}_test", gold_c, [(a, MODEL_RATE) for a in audio_c], not args.no_progress, encoder.weights)
+            answer_rows.append([f"{corpus} (true labels)", *(int((gold_c == c).sum()) for c in range(len(EMOTION_NAMES))), 0])
             answer_rows.append([corpus, *(int((pred_c == c).sum()) for c in range(len(EMOTION_NAMES))),
                                 int(((pred_c != NO_ANSWER) & ~np.isin(pred_c, [emotion_index(e) for e in corpus_emotions(corpus)])).sum())])
             speakers = sorted({c.speaker for c in test})
             other_rows.append([corpus, ", ".join(speakers), len(test), metrics[f"{corpus}_test_uar"],
                                f"{metrics[f'{corpus}_test_uar_ci_low']:.3f}-{metrics[f'{corpus}_test_uar_ci_high']:.3f}",
-                               metrics[f"max_predicted_share_{corpus}_test"]])
+                               metrics[f"max_predicted_share_{corpus}_test"], metrics[f"max_true_share_{corpus}_test"]])
         tables["Test speakers of the other corpora (never trained or chosen on)"] = (
-            ["corpus", "speakers", "clips", "UAR", "95% CI", "max predicted share"], other_rows)
+            ["corpus", "speakers", "clips", "UAR", "95% CI", "max predicted share", "largest class's share of the clips"],
+            other_rows)
         tables["Answers on the other corpora's test speakers (clips per predicted emotion)"] = (
             ["corpus", *EMOTION_NAMES, "labels the corpus lacks"], answer_rows)
 
