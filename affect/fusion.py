@@ -302,7 +302,31 @@ class FusionWeights(WeightsEnum):
             },
         },
     )
-    DEFAULT = LATE_FUSION_V11
+    LATE_FUSION_V12 = Weights(
+        file="fusion/late_fusion_v12.safetensors",
+        sha256="fa75a59f2fa33da27e9ab7c2e216378ea6b3dfec8e6730113ddf90d16a382dbe",
+        meta={
+            **_LATE_FUSION_META,
+            "version": "12",  # refitted for speech-whisper-tiny-layers-multicorpus@9 (the first two encoder layers, five heads; L2 0.003)
+            # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
+            "metrics": {
+                "fusion_accuracy_face": 0.654,
+                "fusion_accuracy_speech": 0.737,
+                "fusion_accuracy_text": 0.433,
+                "fusion_accuracy_face+speech": 0.875,
+                "fusion_accuracy_face+text": 0.75,
+                "fusion_accuracy_speech+text": 0.776,
+                "fusion_accuracy_face+speech+text": 0.896,
+                "ece_before_face": 0.023,
+                "ece_after_face": 0.012,
+                "ece_before_speech": 0.12,
+                "ece_after_speech": 0.117,
+                "ece_before_text": 0.029,
+                "ece_after_text": 0.029,
+            },
+        },
+    )
+    DEFAULT = LATE_FUSION_V12
 
 
 @lru_cache(maxsize=4)
