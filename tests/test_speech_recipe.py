@@ -54,3 +54,23 @@ def test_first_outputs_keeps_the_first_blocks_and_the_head_reads_that_many():
     assert head(cut.feats[0][None], torch.ones(1, 4, dtype=torch.bool)).shape == (1, 7)
     assert first_outputs(items, spec, {"head": {}}) is items  # every output kept: nothing cut
     assert head_shape(spec, {"head": {}}) == (dim, spec.layers)
+
+
+def test_held_out_scores_count_every_answer_per_copy():
+    from affect.speech._network import SpeechEmotionHead
+    from recipes.speech_multicorpus.train import held_out_scores
+    from recipes.speech_ravdess.train import predict
+
+    torch.manual_seed(0)
+    n = 12
+    feats = [torch.randn(5 + i % 3, 16) * (1 + i) for i in range(n)]
+    items = Items(feats, np.arange(n) % 4, np.array(["emodb"] * n), np.array(["test"] * n), np.arange(n) % 2,
+                  np.arange(n), np.array(["wideband"] * n))
+    net = SpeechEmotionHead(in_dim=16, hidden=8).eval()
+    scores = held_out_scores(net, items)
+    pred = predict(net, feats).argmax(-1).numpy()
+    for variant, copy in ((0, "clean"), (1, "telephone")):
+        answers = scores[f"answers_{copy}"]
+        assert len(answers) == 7 and sum(answers) == scores[f"clips_{copy}"] == n // 2
+        assert answers == np.bincount(pred[items.variants == variant], minlength=7).tolist()
+        assert scores[f"max_predicted_share_{copy}"] == max(answers) / sum(answers)

@@ -43,7 +43,7 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
     r1_head, _ = load_speech_head(SpeechWeights.WHISPER_TINY_RAVDESS_V1.value.verified_path())
     tiny = load_items(DEFAULT_CACHE, "whisper-tiny.en", tuple(cfg["corpora"]), cfg["copies"])
     metrics: dict[str, float] = {}
-    rows, plots = [], []
+    rows, answer_rows, plots = [], [], []
     for corpus, ours in chosen["corpora"].items():
         held = tiny.select((tiny.corpora == corpus) & (tiny.variants <= 1))
         r1 = held_out_scores(r1_head, held)
@@ -60,6 +60,9 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
         metrics[f"max_predicted_share_round1_{corpus}"] = r1["max_predicted_share_clean"]
         rows.append([corpus, ours["clips_clean"], ours["uar_clean"], ours["uar_telephone"], ours["max_predicted_share_clean"],
                      r1["uar_clean"], r1["uar_telephone"], r1["max_predicted_share_clean"], ours["max_true_share_clean"]])
+        for copy in ("clean", "telephone"):  # runs cached before answers_* were kept have none
+            if f"answers_{copy}" in ours:
+                answer_rows.append([corpus, copy, *ours[f"answers_{copy}"], ours[f"max_predicted_share_{copy}"]])
         clean = held.select(held.variants == 0)
         pred = predict(r1_head, clean.feats).argmax(-1).numpy()
         plots.append(str(confusion_matrix_png(clean.labels, pred, list(EMOTION_NAMES),
@@ -83,6 +86,8 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
         "Leave-one-corpus-out, shipped recipe vs round-1 on the same clips": (
             ["held out", "clips", "UAR", "telephone UAR", "max share", "round-1 UAR", "round-1 telephone",
              "round-1 max share", "largest class share"], rows),
+        **({"Shipped recipe's answers on each held-out corpus (clips per predicted emotion)": (
+            ["held out", "copy", *EMOTION_NAMES, "max share"], answer_rows)} if answer_rows else {}),
         "Every recipe compared (LOCO, clean; the choice rule is in the recipe config)": (
             ["encoder", "feature norm", "config variant", "mean UAR", "mean telephone UAR", "worst max share",
              "mean UAR adapting"] + list(cfg["corpora"]),

@@ -344,16 +344,18 @@ def layer_weights(net: SpeechHead) -> list[float] | None:
     return [round(float(w), 3) for w in weights]
 
 
-def held_out_scores(net: SpeechHead, items: Items) -> dict[str, float]:
-    """UAR and most frequent prediction's share on clean and telephone copies of ``items``."""
+def held_out_scores(net: SpeechHead, items: Items) -> dict:
+    """UAR, most frequent prediction's share and clips per predicted emotion (``answers_*``, in
+    ``EMOTIONS`` order) on clean and telephone copies of ``items``."""
     pred = predict(net, items.feats).argmax(-1).numpy()
-    out = {}
+    out: dict = {}
     for variant, name in ((0, "clean"), (1, "telephone")):
         keep = items.variants == variant
         out[f"uar_{name}"] = uar(items.labels[keep], pred[keep])
         out[f"max_predicted_share_{name}"] = max_predicted_share(pred[keep])
         out[f"max_true_share_{name}"] = max_predicted_share(items.labels[keep])
         out[f"clips_{name}"] = int(keep.sum())
+        out[f"answers_{name}"] = np.bincount(pred[keep], minlength=len(EMOTIONS)).tolist()
     return out
 
 
