@@ -160,6 +160,37 @@ def corpus_label_sets(items: Items) -> dict[str, torch.Tensor]:
     return out
 
 
+def confounded_labels(items: Items, threshold: float) -> list[tuple[str, int]]:
+    """``(corpus, label)`` pairs whose recordings differ from the rest of their corpus: the share of
+    the label's clean train clips that the library's channel rule calls narrowband differs from
+    that share over the corpus's other labels by more than ``threshold``. A head taught such a label
+    learns the recording as the emotion (URDU's sad talk-show clips are band-limited far more often
+    than its other classes), so the recipe leaves it out (``confounded_labels`` in the config). Reads
+    only the training clips' audio and labels, never a held-out score."""
+    out = []
+    for corpus in np.unique(items.corpora):
+        clean = (items.corpora == corpus) & (items.variants == 0) & (items.splits == "train")
+        narrow = items.channels == "narrowband"
+        for label in np.unique(items.labels[clean]):
+            own, rest = clean & (items.labels == label), clean & (items.labels != label)
+            if rest.any() and abs(narrow[own].mean() - narrow[rest].mean()) > threshold:
+                out.append((str(corpus), int(label)))
+    return out
+
+
+def without_confounded(train: Items, cfg: dict) -> Items:
+    """``train`` without the clips of its ``confounded_labels`` (none unless the config sets a threshold)."""
+    if cfg.get("confounded_labels") is None:
+        return train
+    pairs = confounded_labels(train, float(cfg["confounded_labels"]))
+    drop = np.zeros(len(train.labels), dtype=bool)
+    for corpus, label in pairs:
+        drop |= (train.corpora == corpus) & (train.labels == label)
+    log.info("left out as confounded with the recording: %s (%d clips, every copy)",
+             ", ".join(f"{c} {EMOTIONS[l].value}" for c, l in pairs) or "none", int(drop.sum()))
+    return train.select(~drop)
+
+
 def label_set_mask(items: Items) -> torch.Tensor:
     """``[N, 7]``: for each item, the labels its corpus has (``corpus_label_sets`` of these items)."""
     sets = corpus_label_sets(items)
@@ -536,7 +567,7 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     held_logits: dict[str, dict[str, torch.Tensor]] = {}
     for held in corpora:
         rest = items.corpora != held
-        train = trained_on.select(rest & (items.splits == "train"))
+        train = without_confounded(trained_on.select(rest & (items.splits == "train")), cfg)
         val = trained_on.select(rest & (items.splits == "validation") & (items.variants <= 1))
         priors = pooled_priors(moments, by, leave_out=held) if by_corpus else None
         shrink = partly_adapted(cfg, stats, priors, by, tuple(c for c in corpora if c != held)) if by_corpus else None
@@ -609,7 +640,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
     stats = corpus_statistics(moments)
     priors = pooled_priors(moments, by) if by_corpus else None  # every corpus's train frames (per channel)
     trained_on = standardised_by_corpus(items, stats, by) if by_corpus else items
-    train = trained_on.select(items.splits == "train")
+    train = without_confounded(trained_on.select(items.splits == "train"), cfg)
     val = trained_on.select((items.splits == "validation") & (items.variants <= 1))
     in_dim, layers = head_shape(spec, cfg)
     shrink = partly_adapted(cfg, stats, priors, by, tuple(cfg["corpora"])) if by_corpus else None
