@@ -162,19 +162,22 @@ def corpus_label_sets(items: Items) -> dict[str, torch.Tensor]:
 
 def confounded_labels(items: Items, threshold: float) -> list[tuple[str, int]]:
     """``(corpus, label)`` pairs whose recordings differ from the rest of their corpus: the share of
-    the label's clean train clips that the library's channel rule calls narrowband differs from
-    that share over the corpus's other labels by more than ``threshold``. A head taught such a label
-    learns the recording as the emotion (URDU's sad talk-show clips are band-limited far more often
-    than its other classes), so the recipe leaves it out (``confounded_labels`` in the config). Reads
-    only the training clips' audio and labels, never a held-out score."""
+    the label's clean train clips that the library's channel rule calls narrowband is more than
+    ``threshold`` away from the median of that share over the corpus's labels (the median, so that
+    one odd label does not make the others look odd). A head taught such a label learns the
+    recording as the emotion (URDU's sad talk-show clips are band-limited far more often than its
+    other classes), so the recipe leaves it out (``confounded_labels`` in the config). Reads only the
+    training clips' audio and labels, never a held-out score."""
     out = []
+    narrow = items.channels == "narrowband"
     for corpus in np.unique(items.corpora):
         clean = (items.corpora == corpus) & (items.variants == 0) & (items.splits == "train")
-        narrow = items.channels == "narrowband"
-        for label in np.unique(items.labels[clean]):
-            own, rest = clean & (items.labels == label), clean & (items.labels != label)
-            if rest.any() and abs(narrow[own].mean() - narrow[rest].mean()) > threshold:
-                out.append((str(corpus), int(label)))
+        labels = np.unique(items.labels[clean])
+        shares = {int(label): float(narrow[clean & (items.labels == label)].mean()) for label in labels}
+        middle = float(np.median(list(shares.values())))
+        log.info("%s: clean train clips read as narrowband, by label: %s (median %.2f)", corpus,
+                 ", ".join(f"{EMOTIONS[label].value} {share:.2f}" for label, share in shares.items()), middle)
+        out += [(str(corpus), label) for label, share in shares.items() if abs(share - middle) > threshold]
     return out
 
 
