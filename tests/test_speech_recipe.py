@@ -74,3 +74,28 @@ def test_held_out_scores_count_every_answer_per_copy():
         assert len(answers) == 7 and sum(answers) == scores[f"clips_{copy}"] == n // 2
         assert answers == np.bincount(pred[items.variants == variant], minlength=7).tolist()
         assert scores[f"max_predicted_share_{copy}"] == max(answers) / sum(answers)
+
+
+def test_a_label_recorded_apart_from_its_corpus_is_left_out_and_only_it():
+    from recipes.speech_multicorpus.train import confounded_labels, without_confounded
+
+    # URDU-like: sadness band-limited half the time, neutral 10%, happiness 5%, anger never; one
+    # EmoDB-like corpus all wideband. Against the other labels pooled (22%), anger (0%) would look odd too.
+    narrow_share = {0: 0.10, 1: 0.05, 2: 0.50, 3: 0.0}
+    labels, corpora, channels, variants, splits = [], [], [], [], []
+    for label, share in narrow_share.items():
+        for i in range(20):
+            for variant in (0, 1):
+                labels.append(label), corpora.append("urdu"), variants.append(variant), splits.append("train")
+                channels.append("narrowband" if variant == 1 or i < share * 20 else "wideband")
+    for label in range(6):
+        for i in range(10):
+            labels.append(label), corpora.append("emodb"), variants.append(0), splits.append("train"), channels.append("wideband")
+    n = len(labels)
+    items = Items([torch.zeros(1, 1)] * n, np.array(labels), np.array(corpora), np.array(splits), np.array(variants),
+                  np.arange(n), np.array(channels))
+    assert confounded_labels(items, 0.2) == [("urdu", 2)]
+    assert confounded_labels(items, 0.5) == []
+    kept = without_confounded(items, {"confounded_labels": 0.2})
+    assert len(kept) == n - 40 and not ((kept.corpora == "urdu") & (kept.labels == 2)).any()  # both copies of its 20 clips
+    assert without_confounded(items, {}) is items
