@@ -99,3 +99,22 @@ def test_a_label_recorded_apart_from_its_corpus_is_left_out_and_only_it():
     kept = without_confounded(items, {"confounded_labels": 0.2})
     assert len(kept) == n - 40 and not ((kept.corpora == "urdu") & (kept.labels == 2)).any()  # both copies of its 20 clips
     assert without_confounded(items, {}) is items
+
+
+def test_channel_balanced_draws_give_every_class_the_same_channel_mix():
+    from recipes.speech_multicorpus.train import sampling_weights
+
+    # one corpus: class 0 mostly narrowband, class 1 mostly wideband, class 2 wideband only
+    channels = ["narrowband"] * 8 + ["wideband"] * 2 + ["narrowband"] * 1 + ["wideband"] * 9 + ["wideband"] * 5
+    labels = [0] * 10 + [1] * 10 + [2] * 5
+    n = len(labels)
+    items = Items([torch.zeros(1, 1)] * n, np.array(labels), np.array(["urdu"] * n), np.array(["train"] * n), np.zeros(n, int),
+                  np.arange(n), np.array(channels))
+    narrow = items.channels == "narrowband"
+    plain = sampling_weights(items, "corpus_class")
+    balanced = sampling_weights(items, "corpus_class_channel")
+    for w in (plain, balanced):
+        np.testing.assert_allclose([w[items.labels == c].sum() for c in range(3)], [1 / 3] * 3)  # classes still equal
+    np.testing.assert_allclose([plain[(items.labels == c) & narrow].sum() * 3 for c in (0, 1)], [0.8, 0.1])
+    np.testing.assert_allclose([balanced[(items.labels == c) & narrow].sum() * 3 for c in (0, 1)], [0.5, 0.5])
+    np.testing.assert_allclose(balanced[(items.labels == 2) & ~narrow].sum() * 3, 1.0)  # a class with one channel keeps all its draws
