@@ -135,8 +135,9 @@ def _stopped_key(key: str, blocks: int) -> str:
 # layers' CPU falls with the layers dropped; a head reads it only if it was trained on those outputs.
 _full = BACKBONES["whisper-tiny.en-layers"]
 for _blocks in (2, 3):
-    BACKBONES[_stopped_key(_full.key, _blocks)] = replace(
-        _full, key=_stopped_key(_full.key, _blocks), feature_dim=_full.feature_dim // _full.layers * (_blocks + 1),
+    _key = _stopped_key(_full.key, _blocks)
+    BACKBONES[_key] = replace(
+        _full, key=_key, feature_dim=_full.feature_dim // _full.layers * (_blocks + 1),
         layers=_blocks + 1,
         description=f"openai/whisper-tiny.en encoder, its first {_blocks} of {_full.layers - 1} layers, every output "
                     "(torch float32, weights read from its CTranslate2 file)",

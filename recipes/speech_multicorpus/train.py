@@ -391,11 +391,12 @@ def held_out_scores(net: SpeechHead, items: Items) -> dict:
     out: dict = {}
     for variant, name in ((0, "clean"), (1, "telephone")):
         keep = items.variants == variant
+        answers = np.bincount(pred[keep], minlength=len(EMOTIONS))
         out[f"uar_{name}"] = uar(items.labels[keep], pred[keep])
-        out[f"max_predicted_share_{name}"] = max_predicted_share(pred[keep])
+        out[f"max_predicted_share_{name}"] = float(answers.max() / max(1, keep.sum()))
         out[f"max_true_share_{name}"] = max_predicted_share(items.labels[keep])
         out[f"clips_{name}"] = int(keep.sum())
-        out[f"answers_{name}"] = np.bincount(pred[keep], minlength=len(EMOTIONS)).tolist()
+        out[f"answers_{name}"] = answers.tolist()
     return out
 
 

@@ -32,6 +32,18 @@ CONTEXTS = (("", None), ("_no_context", 0.0))  # None: the entry's own context w
 
 
 @dataclass(frozen=True)
+class DevSplits:
+    """The dev splits every entry is read on, read from disk once."""
+
+    meld: list  # MELD dev dialogues
+    goemotions: list  # GoEmotions-Ekman dev comments
+
+    @staticmethod
+    def read() -> DevSplits:
+        return DevSplits(read_meld("dev"), read_goemotions_ekman("dev"))
+
+
+@dataclass(frozen=True)
 class DevReadings:
     """One entry's reported log-probabilities on the dev splits: MELD emotion and sentiment per context, GoEmotions emotion."""
 
@@ -44,19 +56,19 @@ class DevReadings:
                            np.mean([r.goemotions for r in readings], 0))
 
 
-def dev_readings(weights: str) -> DevReadings:
+def dev_readings(weights: str, dev: DevSplits) -> DevReadings:
     encoder = TextEncoder(weights=weights)
-    readings = encoder.read_dialogues([[(t.text, t.speaker) for t in d] for d in read_meld("dev")])
+    readings = encoder.read_dialogues([[(t.text, t.speaker) for t in d] for d in dev.meld])
     meld = {}
     for name, weight in CONTEXTS:
         emo, sent = encoder.reported(readings, context_weight=weight)
         meld[name] = (emo.numpy(), sent.numpy())
-    goemo = encoder.reported(encoder.read_dialogues([[(e.text, None)] for e in read_goemotions_ekman("dev")]))[0].numpy()
+    goemo = encoder.reported(encoder.read_dialogues([[(e.text, None)] for e in dev.goemotions]))[0].numpy()
     return DevReadings(meld, goemo)
 
 
-def dev_figures(readings: DevReadings) -> dict[str, float]:
-    turns = [t for d in read_meld("dev") for t in d]
+def dev_figures(readings: DevReadings, dev: DevSplits) -> dict[str, float]:
+    turns = [t for d in dev.meld for t in d]
     gold = np.array([emotion_index(t.emotion) for t in turns])
     gold_sent = np.array([SENTIMENTS.index(t.sentiment) for t in turns])
     out: dict[str, float] = {}
@@ -64,7 +76,7 @@ def dev_figures(readings: DevReadings) -> dict[str, float]:
         emo, sent = readings.meld[name]
         out[f"meld_dev_weighted_f1{name}"] = float(f1_score(gold, emo.argmax(-1), average="weighted", labels=LABELS, zero_division=0))
         out[f"meld_dev_sentiment_macro_f1{name}"] = float(f1_score(gold_sent, sent.argmax(-1), average="macro"))
-    go_gold = np.array([emotion_index(e.emotion) for e in read_goemotions_ekman("dev")])
+    go_gold = np.array([emotion_index(e.emotion) for e in dev.goemotions])
     out["goemotions_ekman_dev_macro_f1"] = float(f1_score(go_gold, readings.goemotions.argmax(-1), average="macro",
                                                           labels=LABELS, zero_division=0))
     return out
@@ -76,10 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mean", action="store_true", help="also score the entries' log-probabilities averaged")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    readings = {w: dev_readings(w) for w in args.weights}
-    figures = {w: dev_figures(r) for w, r in readings.items()}
+    dev = DevSplits.read()
+    readings = {w: dev_readings(w, dev) for w in args.weights}
+    figures = {w: dev_figures(r, dev) for w, r in readings.items()}
     if args.mean:
-        figures["mean of " + " + ".join(args.weights)] = dev_figures(DevReadings.mean(list(readings.values())))
+        figures["mean of " + " + ".join(args.weights)] = dev_figures(DevReadings.mean(list(readings.values())), dev)
     print(json.dumps(figures, indent=2))
     return 0
 
