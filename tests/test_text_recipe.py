@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -107,3 +109,44 @@ def test_targets_are_the_labelled_rows_with_their_sets_and_known_sentiments():
     assert rows.tolist() == [2, 3]
     assert allowed.sum(1).tolist() == [len(turns[0].allowed), len(turns[1].allowed)] and allowed.sum(1).min() > 1
     assert sentiment.shape == (2,)
+
+
+from recipes.text_multicorpus.finetune import distill_loss  # noqa: E402
+from recipes.text_multicorpus.teacher import drawn_turns  # noqa: E402
+from recipes.text_multicorpus.teacher_table import TeacherTable, turn_key  # noqa: E402
+
+
+def test_the_teacher_reads_each_drawn_turn_once_meld_as_whole_dialogues_and_chats_with_their_past():
+    train = {c: read_text_corpus(c, "train") for c in ("meld", "emocontext", "isear")}
+    cfg = FINETUNE_CFG | {"epochs": 2}
+    dialogues, singles = drawn_turns(train, cfg)
+    drawn = {turn_key(t) for e in range(2) for u in epoch_units(train, cfg, e) for t in u.labelled if t is not None}
+    read = [t for d in dialogues for t in d] + singles
+    assert len(read) == len({turn_key(t) for t in read}) == len(drawn)  # every drawn turn, once
+    assert {turn_key(t) for t in read} == drawn
+    assert all(len({t.dialogue_id for t in d}) == 1 for d in dialogues)
+    assert not any(t.corpus == "meld" for t in singles)
+    chat = next(t for t in singles if t.corpus == "emocontext")
+    same_text_elsewhere = dataclasses.replace(chat, context=())  # the key holds the real past turns
+    assert turn_key(same_text_elsewhere) != turn_key(chat)
+
+
+def test_distillation_pulls_towards_the_teacher_and_ignores_turns_it_never_read(tmp_path):
+    turns = read_text_corpus("isear", "train")[:3]
+    teacher_emo = torch.log_softmax(torch.tensor([[3.0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 3.0, 0, 0, 0]]), -1)
+    teacher_sent = torch.log_softmax(torch.tensor([[2.0, 0, 0], [0, 0, 2.0]]), -1)
+    torch.save({"weights": ["A", "B"], "keys": [turn_key(t) for t in turns[:2]], "emotion": teacher_emo,
+                "sentiment": teacher_sent}, tmp_path / "t.pt")
+    table = TeacherTable(tmp_path / "t.pt")
+    cfg = {"sentiment_loss_weight": 0.5}
+    found, _, _ = table.lookup(turns)
+    assert found.tolist() == [True, True, False]
+    agreeing = distill_loss(torch.cat([teacher_emo, torch.zeros(1, 7)]), torch.cat([teacher_sent, torch.zeros(1, 3)]),
+                            turns, table, cfg)
+    assert abs(float(agreeing)) < 1e-6  # the unread third turn adds nothing
+    student = torch.zeros(3, 7, requires_grad=True)
+    loss = distill_loss(student, torch.zeros(3, 3), turns, table, cfg)
+    assert loss.item() > 0.1
+    loss.backward()
+    assert student.grad[0, 0] < 0 and student.grad[1, 3] < 0  # raising the teacher's class lowers the loss
+    assert torch.equal(student.grad[2], torch.zeros(7))

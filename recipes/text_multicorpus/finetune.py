@@ -44,6 +44,7 @@ from affect.text._network import TextAffectNet
 from affect.text._weights_io import save_text_weights
 from recipes.text_meld.train import build_net as build_meld_net
 from recipes.text_multicorpus.heads import fit_temperature, set_loss
+from recipes.text_multicorpus.teacher_table import TeacherTable
 
 log = logging.getLogger("recipes.text_multicorpus")
 HERE = Path(__file__).resolve().parent
@@ -158,7 +159,9 @@ def targets(units: Sequence[Unit]) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return torch.tensor(rows), torch.tensor(allowed), torch.tensor(sentiment)
 
 
-def batch_loss(net: TextAffectNet, tokenizer, units: list[Unit], cfg: dict, gen: torch.Generator) -> torch.Tensor:
+def batch_loss(net: TextAffectNet, tokenizer, units: list[Unit], cfg: dict, gen: torch.Generator,
+               teacher: TeacherTable | None = None) -> torch.Tensor:
+    """The labels' loss; with a ``teacher``, mixed with the distance to its readings (``distill_loss``)."""
     emo, sent = run_units(net, tokenizer, units, cfg["max_tokens"], cfg["context_dropout"], gen)
     rows, allowed, sentiment = targets(units)
     loss = set_loss(emo[rows], allowed, cfg["label_smoothing"])
@@ -166,7 +169,22 @@ def batch_loss(net: TextAffectNet, tokenizer, units: list[Unit], cfg: dict, gen:
     if known.any():
         loss = loss + cfg["sentiment_loss_weight"] * F.cross_entropy(
             sent[rows][known], sentiment[known], label_smoothing=cfg["label_smoothing"])
-    return loss
+    if teacher is None:
+        return loss
+    share = float(cfg["teacher"]["weight"])
+    return (1 - share) * loss + share * distill_loss(emo[rows], sent[rows], labelled_rows(units)[1], teacher, cfg)
+
+
+def distill_loss(emo: torch.Tensor, sent: torch.Tensor, turns: list[LabelledTurn], teacher: TeacherTable,
+                 cfg: dict) -> torch.Tensor:
+    """KL(teacher || student) on emotion, and on sentiment for every turn (the teacher reads sentiment
+    on corpora that label none), over the turns the teacher read."""
+    found, t_emo, t_sent = teacher.lookup(turns)
+    if not found.any():
+        return emo.sum() * 0.0
+    def kl(target_logp: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return (target_logp.exp() * (target_logp - torch.log_softmax(logits, -1))).sum(-1)[found].mean()
+    return kl(t_emo, emo) + cfg["sentiment_loss_weight"] * kl(t_sent, sent)
 
 
 @torch.inference_mode()
@@ -256,6 +274,11 @@ def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> Non
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)))
     gen = torch.Generator().manual_seed(cfg["seed"])
+    teacher = TeacherTable(Path(cfg["teacher"]["path"])) if cfg.get("teacher") else None
+    if teacher is not None:
+        if list(teacher.weights) != list(cfg["teacher"]["entries"]):
+            raise ValueError(f"the teacher table read {teacher.weights}, the config names {cfg['teacher']['entries']}")
+        log.info("distilling from %s (weight %.2f)", " + ".join(teacher.weights), cfg["teacher"]["weight"])
     state = {"epoch": 0, "batch": 0, "best": -1.0, "history": []}
     last = workdir / "last.pt"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -282,7 +305,7 @@ def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> Non
         bar = tqdm(range(state["batch"], len(batches)), desc=f"epoch {epoch + 1}/{cfg['epochs']}", mininterval=30)
         running = None
         for b in bar:
-            loss = batch_loss(net, tokenizer, batches[b], cfg, gen)
+            loss = batch_loss(net, tokenizer, batches[b], cfg, gen, teacher)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -372,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="train: start from this checkpoint (another run's best.pt) instead of the packaged MiniLM")
     ap.add_argument("--hold-out", metavar="CORPUS", default=None,
                     help="train: a leave-one-corpus-out fold (chosen on the others' mean dev macro-F1), then scored on CORPUS's test sample")
+    ap.add_argument("--teacher-table", type=Path, default=None, metavar="PT",
+                    help="train, a variant with a teacher: teacher.py's output (default: WORKDIR/teacher.pt)")
     ap.add_argument("--smoke", type=int, default=None, metavar="N",
                     help="a smoke run: one epoch of N turns per corpus (MELD: N dialogues), small dev samples")
     args = ap.parse_args(argv)
@@ -384,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg |= full["finetune_variants"][args.variant] | {"variant": args.variant}
     if args.init_from:
         cfg["init_from"] = str(args.init_from)
+    if cfg.get("teacher"):
+        cfg["teacher"] = cfg["teacher"] | {"path": str(args.teacher_table or args.workdir / "teacher.pt")}
     if args.smoke:
         cfg |= {"epochs": 1, "per_epoch": {"default": args.smoke}, "dev_per_corpus": args.smoke, "smoke": True,
                 "prior_units": min(cfg["prior_units"], args.smoke)}
