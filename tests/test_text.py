@@ -197,22 +197,22 @@ def test_a_server_setting_reaches_the_text_encoders_context_weight():
 
 
 # A fixed subset of every corpus (its first 300 single-label test turns, each with its own past turns):
-# macro-F1 over the emotions the corpus names. Floors about 0.09 under the lower of the two readings
-# measured (text-minilm-multicorpus@5 / @6, 2026-12-04): they catch a broken model, they are not the figures.
+# macro-F1 over the emotions the corpus names. Floors about 0.09 under the lower of the @5 and @6 readings
+# measured (text-minilm-multicorpus@5 / @6, 2026-12-04; @7, 2026-12-05): they catch a broken model, they are not the figures.
 CORPUS_SUBSET_TURNS = 300
 CORPUS_MACRO_F1_FLOORS = {
-    "meld": 0.30,                # measured 0.487 / 0.392
-    "goemotions-ekman": 0.42,    # 0.516 / 0.552
-    "dair-emotion": 0.50,        # 0.592 / 0.793
-    "emocontext": 0.75,          # 0.876 / 0.847
-    "xed": 0.27,                 # 0.368 / 0.356
-    "isear": 0.55,               # 0.643 / 0.708
-    "semeval2018-ec": 0.45,      # 0.605 / 0.546
-    "hashtag": 0.32,             # 0.402 / 0.420
+    "meld": 0.30,                # measured 0.487 / 0.392 / 0.465
+    "goemotions-ekman": 0.42,    # 0.516 / 0.552 / 0.557
+    "dair-emotion": 0.50,        # 0.592 / 0.793 / 0.774
+    "emocontext": 0.75,          # 0.876 / 0.847 / 0.849
+    "xed": 0.27,                 # 0.368 / 0.356 / 0.388
+    "isear": 0.55,               # 0.643 / 0.708 / 0.719
+    "semeval2018-ec": 0.45,      # 0.605 / 0.546 / 0.611
+    "hashtag": 0.32,             # 0.402 / 0.420 / 0.404
 }
 
 
-@pytest.mark.parametrize("weights", ["MINILM_MULTICORPUS_V5", "MINILM_MULTICORPUS_V6"])
+@pytest.mark.parametrize("weights", ["MINILM_MULTICORPUS_V5", "MINILM_MULTICORPUS_V6", "MINILM_MULTICORPUS_V7"])
 def test_a_fixed_subset_of_every_corpus_scores_above_its_floor(data_root, weights):
     from affect.datasets.text_corpora import read_text_corpus
     from affect.labels import EMOTIONS, corpus_emotions
