@@ -221,8 +221,8 @@ def test_a_fixed_subset_of_every_corpus_scores_above_its_floor(data_root, weight
     for corpus, floor in CORPUS_MACRO_F1_FLOORS.items():
         turns = [t for t in read_text_corpus(corpus, "test", data_root) if t.single is not None][:CORPUS_SUBSET_TURNS]
         pairs = [[*t.context[-8:], (t.text, t.speaker)] for t in turns]
-        emotion = encoder.reported(encoder.read_dialogues(pairs))[0]
-        pred = emotion[np.cumsum([len(p) for p in pairs]) - 1].argmax(-1).numpy()
+        emotion = encoder.reported(encoder.read_dialogues(pairs).last_turns([len(p) for p in pairs]))[0]
+        pred = emotion.argmax(-1).numpy()
         gold = [EMOTIONS.index(t.single) for t in turns]
         names = [EMOTIONS.index(e) for e in corpus_emotions(corpus)]
         assert len(turns) == CORPUS_SUBSET_TURNS

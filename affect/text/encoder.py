@@ -78,6 +78,12 @@ class Readings:
     with_context: tuple[torch.Tensor, torch.Tensor]
     without_context: tuple[torch.Tensor, torch.Tensor]
 
+    def last_turns(self, lengths: Sequence[int]) -> Readings:
+        """Each dialogue's last turn, of dialogues of these lengths read in one ``read_dialogues`` call:
+        how a turn is read after its own past turns (an EmoContext chat, a corpus's test turn)."""
+        ends = torch.tensor(list(lengths)).cumsum(0) - 1
+        return Readings(tuple(t[ends] for t in self.with_context), tuple(t[ends] for t in self.without_context))
+
 
 @dataclass(frozen=True)
 class TextTurns:

@@ -55,8 +55,7 @@ def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, ar
     if args.limit:
         emo_turns = emo_turns[: args.limit]
     dialogues = [[*t.context, (t.text, t.speaker)] for t in emo_turns]
-    emocontext = encoder.read_dialogues(dialogues)
-    ends = torch.from_numpy(np.cumsum([len(d) for d in dialogues]) - 1)
+    emocontext = encoder.read_dialogues(dialogues).last_turns([len(d) for d in dialogues])
     emo_gold = np.array([emotion_index(t.single) if t.single else -1 for t in emo_turns])
     trained = encoder.train_meta.get("train_prior")
     trained = None if trained is None else torch.tensor(trained)
@@ -68,7 +67,7 @@ def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, ar
         m_macro = float(f1_score(meld_gold, pred, average="macro", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
         m_weighted = float(f1_score(meld_gold, pred, average="weighted", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
         rows.append(["MELD test", name, m_macro, m_weighted, float((pred == 0).mean()), float((meld_gold == 0).mean())])
-        epred = encoder.reported(emocontext, prior_shift=shift)[0][ends].argmax(-1).numpy()
+        epred = encoder.reported(emocontext, prior_shift=shift)[0].argmax(-1).numpy()
         epred4 = np.where(np.isin(epred, three), epred, -1)
         e_macro = float(f1_score(emo_gold, epred4, labels=three + [-1], average="macro", zero_division=0))
         e_micro = float(f1_score(emo_gold, epred4, labels=three, average="micro", zero_division=0))

@@ -182,9 +182,9 @@ def distill_loss(emo: torch.Tensor, sent: torch.Tensor, turns: list[LabelledTurn
     found, t_emo, t_sent = teacher.lookup(turns)
     if not found.any():
         return emo.sum() * 0.0
-    def kl(target_logp: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        return (target_logp.exp() * (target_logp - torch.log_softmax(logits, -1))).sum(-1)[found].mean()
-    return kl(t_emo, emo) + cfg["sentiment_loss_weight"] * kl(t_sent, sent)
+    emo_kl = F.kl_div(torch.log_softmax(emo[found], -1), t_emo[found], log_target=True, reduction="batchmean")
+    sent_kl = F.kl_div(torch.log_softmax(sent[found], -1), t_sent[found], log_target=True, reduction="batchmean")
+    return emo_kl + cfg["sentiment_loss_weight"] * sent_kl
 
 
 @torch.inference_mode()

@@ -39,8 +39,7 @@ def drawn_turns(train: dict[str, list[LabelledTurn]], cfg: dict) -> tuple[list[l
     for epoch in range(cfg["epochs"]):
         for unit in epoch_units(train, cfg, epoch):
             if unit.labelled[0] is not None and unit.labelled[0].corpus == "meld":
-                first = unit.labelled[0]
-                dialogues.setdefault(first.dialogue_id or first.text, [t for t in unit.labelled if t is not None])
+                dialogues.setdefault(turn_key(unit.labelled[0]), list(unit.labelled))  # a MELD unit: every turn labelled
                 continue
             for turn in unit.labelled:
                 if turn is not None:
@@ -59,10 +58,10 @@ def entry_readings(weights: str, dialogues: list[list[LabelledTurn]], singles: l
         for start in tqdm(range(0, len(batch), chunk), desc=f"{weights} {'turns' if last_only else 'MELD dialogues'}",
                           mininterval=30):
             part = batch[start:start + chunk]
-            e, s = encoder.reported(encoder.read_dialogues(part))
+            readings = encoder.read_dialogues(part)
             if last_only:  # each dialogue here is one turn after its real past turns
-                ends = torch.tensor([len(d) for d in part]).cumsum(0) - 1
-                e, s = e[ends], s[ends]
+                readings = readings.last_turns([len(d) for d in part])
+            e, s = encoder.reported(readings)
             emo.append(e)
             sent.append(s)
     return torch.cat(emo), torch.cat(sent)
