@@ -113,7 +113,8 @@ def test_targets_are_the_labelled_rows_with_their_sets_and_known_sentiments():
 
 from recipes.text_multicorpus.finetune import distill_loss  # noqa: E402
 from recipes.text_multicorpus.teacher import drawn_turns  # noqa: E402
-from recipes.text_multicorpus.teacher_table import TeacherTable, turn_key  # noqa: E402
+from recipes.text_multicorpus.dev_compare import DevReadings  # noqa: E402
+from recipes.text_multicorpus.teacher_table import TeacherTable, averaged_log_probs, turn_key  # noqa: E402
 
 
 def test_the_teacher_reads_each_drawn_turn_once_meld_as_whole_dialogues_and_chats_with_their_past():
@@ -150,3 +151,15 @@ def test_distillation_pulls_towards_the_teacher_and_ignores_turns_it_never_read(
     loss.backward()
     assert student.grad[0, 0] < 0 and student.grad[1, 3] < 0  # raising the teacher's class lowers the loss
     assert torch.equal(student.grad[2], torch.zeros(7))
+
+
+def test_entries_averaged_are_their_renormalised_geometric_mean_whoever_averages_them():
+    a = torch.log_softmax(torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), -1)
+    b = torch.log_softmax(torch.tensor([[0.0, 3.0, 0.0], [0.0, 0.0, 1.0]]), -1)
+    mean = averaged_log_probs([a, b])
+    assert torch.allclose(mean.exp().sum(-1), torch.ones(2))  # a distribution again, not a bare average
+    geometric = (a.exp() * b.exp()).sqrt()
+    assert torch.allclose(mean.exp(), geometric / geometric.sum(-1, keepdim=True))
+    assert mean[0].argmax() == 1 and torch.allclose(mean[1], a[1])  # b's surer vote wins; agreement stays as it was
+    dev = DevReadings.mean([DevReadings({"": (a.numpy(), b.numpy())}, a.numpy()), DevReadings({"": (b.numpy(), b.numpy())}, b.numpy())])
+    assert np.allclose(dev.meld[""][0], mean.numpy()) and np.allclose(dev.goemotions, mean.numpy())

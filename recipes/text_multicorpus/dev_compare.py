@@ -25,6 +25,7 @@ from sklearn.metrics import f1_score
 from affect.datasets import read_goemotions_ekman, read_meld
 from affect.labels import EMOTION_NAMES, SENTIMENTS, emotion_index
 from affect.text import TextEncoder
+from recipes.text_multicorpus.teacher_table import averaged_log_probs
 
 log = logging.getLogger("recipes.text_multicorpus")
 LABELS = list(range(len(EMOTION_NAMES)))
@@ -52,8 +53,12 @@ class DevReadings:
 
     @staticmethod
     def mean(readings: list[DevReadings]) -> DevReadings:
-        return DevReadings({k: tuple(np.mean([r.meld[k][i] for r in readings], 0) for i in (0, 1)) for k in readings[0].meld},
-                           np.mean([r.goemotions for r in readings], 0))
+        """The entries averaged as the teacher averages them (``averaged_log_probs``)."""
+        def average(arrays: list[np.ndarray]) -> np.ndarray:
+            return averaged_log_probs([torch.from_numpy(a) for a in arrays]).numpy()
+
+        return DevReadings({k: tuple(average([r.meld[k][i] for r in readings]) for i in (0, 1)) for k in readings[0].meld},
+                           average([r.goemotions for r in readings]))
 
 
 def dev_readings(weights: str, dev: DevSplits) -> DevReadings:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from affect.datasets.text_corpora import LabelledTurn, read_text_corpus
 from affect.text import TextEncoder
 from recipes.text_multicorpus.finetune import HERE, epoch_units
-from recipes.text_multicorpus.teacher_table import turn_key
+from recipes.text_multicorpus.teacher_table import averaged_log_probs, turn_key
 
 log = logging.getLogger("recipes.text_multicorpus")
 
@@ -73,8 +73,8 @@ def build(weights: list[str], cfg: dict, data_root: Path | None) -> dict:
     turns = [t for d in dialogues for t in d] + singles
     log.info("teacher: %d MELD dialogues (%d turns) and %d other turns", len(dialogues), len(turns) - len(singles), len(singles))
     readings = [entry_readings(w, dialogues, singles) for w in weights]
-    emotion = torch.log_softmax(torch.stack([r[0] for r in readings]).mean(0), -1)
-    sentiment = torch.log_softmax(torch.stack([r[1] for r in readings]).mean(0), -1)
+    emotion = averaged_log_probs([r[0] for r in readings])
+    sentiment = averaged_log_probs([r[1] for r in readings])
     return {"weights": weights, "keys": [turn_key(t) for t in turns], "emotion": emotion.float(), "sentiment": sentiment.float()}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -15,6 +16,12 @@ def turn_key(turn: LabelledTurn) -> str:
     """A turn's identity for the teacher's table: its corpus, text, speaker and real past turns."""
     raw = json.dumps([turn.corpus, turn.text, turn.speaker, list(turn.context)], ensure_ascii=False)
     return hashlib.blake2b(raw.encode("utf-8"), digest_size=12).hexdigest()
+
+
+def averaged_log_probs(readings: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Several entries' log-probabilities of the same turns, averaged and renormalised (their normalised
+    geometric mean): what "the entries averaged" means for the teacher and for ``dev_compare --mean``."""
+    return torch.log_softmax(torch.stack(list(readings)).mean(0), -1)
 
 
 class TeacherTable:
