@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -105,13 +107,14 @@ def test_targets_are_the_labelled_rows_with_their_sets_and_known_sentiments():
     turns = [t for t in read_text_corpus("emocontext", "train")[:40] if t.single is None][:2]  # "others": a set
     units = [Unit(("hi", "there", turns[0].text), ("user", "bot", "user"), (None, None, turns[0])),
              *pseudo_dialogues([turns[1]], 0.0, 8, random.Random(0))]
-    rows, allowed, sentiment = targets(units)
-    assert rows.tolist() == [2, 3]
-    assert allowed.sum(1).tolist() == [len(turns[0].allowed), len(turns[1].allowed)] and allowed.sum(1).min() > 1
-    assert sentiment.shape == (2,)
+    taught = targets(units)
+    assert taught.rows.tolist() == [2, 3]
+    assert taught.allowed.sum(1).tolist() == [len(turns[0].allowed), len(turns[1].allowed)] and taught.allowed.sum(1).min() > 1
+    assert taught.sentiment.shape == (2,)
+    assert taught.turns == [turns[0], turns[1]]
 
 
-from recipes.text_multicorpus.finetune import distill_loss  # noqa: E402
+from recipes.text_multicorpus.finetune import batch_loss, build_net, distill_loss, run_units  # noqa: E402
 from recipes.text_multicorpus.teacher import drawn_turns  # noqa: E402
 from recipes.text_multicorpus.dev_compare import DevReadings  # noqa: E402
 from recipes.text_multicorpus.teacher_table import TeacherTable, averaged_log_probs, turn_key  # noqa: E402
@@ -163,3 +166,28 @@ def test_entries_averaged_are_their_renormalised_geometric_mean_whoever_averages
     assert mean[0].argmax() == 1 and torch.allclose(mean[1], a[1])  # b's surer vote wins; agreement stays as it was
     dev = DevReadings.mean([DevReadings({"": (a.numpy(), b.numpy())}, a.numpy()), DevReadings({"": (b.numpy(), b.numpy())}, b.numpy())])
     assert np.allclose(dev.meld[""][0], mean.numpy()) and np.allclose(dev.goemotions, mean.numpy())
+
+
+def test_a_batch_with_a_teacher_mixes_the_label_loss_and_the_distance_to_the_teacher_by_its_weight(tmp_path):
+    full = json.loads((Path(__file__).parents[1] / "recipes/text_multicorpus/config.json").read_text())
+    cfg = full["finetune"] | {"corpora": full["corpora"], "context_dropout": 0.0}
+    torch.manual_seed(0)
+    tokenizer, net = build_net(cfg)
+    net.eval()  # no dropout: every call reads the same logits
+    meld = read_text_corpus("meld", "train")[:3]
+    units = [Unit(tuple(t.text for t in meld), tuple(t.speaker for t in meld), tuple(meld)),
+             *pseudo_dialogues(read_text_corpus("isear", "train")[:2], 0.0, 8, random.Random(0))]
+    taught = targets(units)
+    torch.save({"weights": ["A"], "keys": [turn_key(t) for t in taught.turns],
+                "emotion": torch.log_softmax(torch.randn(len(taught.turns), 7), -1),
+                "sentiment": torch.log_softmax(torch.randn(len(taught.turns), 3), -1)}, tmp_path / "t.pt")
+    table = TeacherTable(tmp_path / "t.pt")
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        labels_only = batch_loss(net, tokenizer, units, cfg, gen)
+        emo, sent = run_units(net, tokenizer, units, cfg["max_tokens"])
+        distance = distill_loss(emo[taught.rows], sent[taught.rows], taught.turns, table, cfg)
+        for weight in (0.0, 0.3, 1.0):
+            mixed = batch_loss(net, tokenizer, units, cfg | {"teacher": {"weight": weight}}, gen, table)
+            assert torch.allclose(mixed, (1 - weight) * labels_only + weight * distance, atol=1e-5)
+    assert distance > 0 and labels_only > 0

@@ -151,28 +151,38 @@ def labelled_rows(units: Sequence[Unit]) -> tuple[list[int], list[LabelledTurn]]
     return rows, [flat[i] for i in rows]
 
 
-def targets(units: Sequence[Unit]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(labelled rows, allowed-set masks of those rows, sentiment index or -100)."""
+@dataclass(frozen=True)
+class Targets:
+    """What a batch is taught: its labelled rows, their allowed-set masks, sentiment index or -100, and their turns."""
+
+    rows: torch.Tensor
+    allowed: torch.Tensor
+    sentiment: torch.Tensor
+    turns: list[LabelledTurn]
+
+
+def targets(units: Sequence[Unit]) -> Targets:
     rows, turns = labelled_rows(units)
     allowed = [[e in t.allowed for e in EMOTIONS] for t in turns]
     sentiment = [SENTIMENTS.index(t.sentiment) if t.sentiment is not None else -100 for t in turns]
-    return torch.tensor(rows), torch.tensor(allowed), torch.tensor(sentiment)
+    return Targets(torch.tensor(rows), torch.tensor(allowed), torch.tensor(sentiment), turns)
 
 
 def batch_loss(net: TextAffectNet, tokenizer, units: list[Unit], cfg: dict, gen: torch.Generator,
                teacher: TeacherTable | None = None) -> torch.Tensor:
     """The labels' loss; with a ``teacher``, mixed with the distance to its readings (``distill_loss``)."""
     emo, sent = run_units(net, tokenizer, units, cfg["max_tokens"], cfg["context_dropout"], gen)
-    rows, allowed, sentiment = targets(units)
-    loss = set_loss(emo[rows], allowed, cfg["label_smoothing"])
-    known = sentiment >= 0
+    taught = targets(units)
+    emo, sent = emo[taught.rows], sent[taught.rows]
+    loss = set_loss(emo, taught.allowed, cfg["label_smoothing"])
+    known = taught.sentiment >= 0
     if known.any():
         loss = loss + cfg["sentiment_loss_weight"] * F.cross_entropy(
-            sent[rows][known], sentiment[known], label_smoothing=cfg["label_smoothing"])
+            sent[known], taught.sentiment[known], label_smoothing=cfg["label_smoothing"])
     if teacher is None:
         return loss
     share = float(cfg["teacher"]["weight"])
-    return (1 - share) * loss + share * distill_loss(emo[rows], sent[rows], labelled_rows(units)[1], teacher, cfg)
+    return (1 - share) * loss + share * distill_loss(emo, sent, taught.turns, teacher, cfg)
 
 
 def distill_loss(emo: torch.Tensor, sent: torch.Tensor, turns: list[LabelledTurn], teacher: TeacherTable,
