@@ -135,6 +135,17 @@ def test_the_teacher_reads_each_drawn_turn_once_meld_as_whole_dialogues_and_chat
     assert turn_key(same_text_elsewhere) != turn_key(chat)
 
 
+
+def test_the_teacher_reads_every_meld_dialogue_even_those_that_open_with_the_same_line():
+    train = {"meld": read_text_corpus("meld", "train")}
+    cfg = FINETUNE_CFG | {"epochs": 1, "per_epoch": {"meld": None, "default": 0}}
+    dialogues, _ = drawn_turns(train, cfg)
+    openers = [turn_key(d[0]) for d in dialogues]
+    assert len(set(openers)) < len(openers)  # MELD has dialogues that open alike ("Hey!")...
+    assert len(dialogues) == len({t.dialogue_id for t in train["meld"]})  # ...and each is read
+    assert {turn_key(t) for d in dialogues for t in d} == {turn_key(t) for t in train["meld"]}
+
+
 def test_distillation_pulls_towards_the_teacher_and_ignores_turns_it_never_read(tmp_path):
     turns = read_text_corpus("isear", "train")[:3]
     teacher_emo = torch.log_softmax(torch.tensor([[3.0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 3.0, 0, 0, 0]]), -1)

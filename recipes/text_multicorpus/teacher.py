@@ -39,7 +39,8 @@ def drawn_turns(train: dict[str, list[LabelledTurn]], cfg: dict) -> tuple[list[l
     for epoch in range(cfg["epochs"]):
         for unit in epoch_units(train, cfg, epoch):
             if unit.labelled[0] is not None and unit.labelled[0].corpus == "meld":
-                dialogues.setdefault(turn_key(unit.labelled[0]), list(unit.labelled))  # a MELD unit: every turn labelled
+                # a MELD unit: every turn labelled; keyed by all its turns (dialogues that open alike, "Hey!", differ later)
+                dialogues.setdefault(tuple(turn_key(t) for t in unit.labelled), list(unit.labelled))
                 continue
             for turn in unit.labelled:
                 if turn is not None:
