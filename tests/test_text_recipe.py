@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -114,9 +113,9 @@ def test_targets_are_the_labelled_rows_with_their_sets_and_known_sentiments():
     assert taught.turns == [turns[0], turns[1]]
 
 
-from recipes.text_multicorpus.finetune import batch_loss, build_net, distill_loss, run_units  # noqa: E402
-from recipes.text_multicorpus.teacher import drawn_turns  # noqa: E402
 from recipes.text_multicorpus.dev_compare import DevReadings  # noqa: E402
+from recipes.text_multicorpus.finetune import HERE, batch_loss, build_net, distill_loss, finetune_config, run_units  # noqa: E402
+from recipes.text_multicorpus.teacher import drawn_turns  # noqa: E402
 from recipes.text_multicorpus.teacher_table import TeacherTable, averaged_log_probs, turn_key  # noqa: E402
 
 
@@ -133,7 +132,6 @@ def test_the_teacher_reads_each_drawn_turn_once_meld_as_whole_dialogues_and_chat
     chat = next(t for t in singles if t.corpus == "emocontext")
     same_text_elsewhere = dataclasses.replace(chat, context=())  # the key holds the real past turns
     assert turn_key(same_text_elsewhere) != turn_key(chat)
-
 
 
 def test_the_teacher_reads_every_meld_dialogue_even_those_that_open_with_the_same_line():
@@ -180,8 +178,7 @@ def test_entries_averaged_are_their_renormalised_geometric_mean_whoever_averages
 
 
 def test_a_batch_with_a_teacher_mixes_the_label_loss_and_the_distance_to_the_teacher_by_its_weight(tmp_path):
-    full = json.loads((Path(__file__).parents[1] / "recipes/text_multicorpus/config.json").read_text())
-    cfg = full["finetune"] | {"corpora": full["corpora"], "context_dropout": 0.0}
+    cfg = finetune_config(json.loads((HERE / "config.json").read_text())) | {"context_dropout": 0.0}
     torch.manual_seed(0)
     tokenizer, net = build_net(cfg)
     net.eval()  # no dropout: every call reads the same logits

@@ -391,6 +391,18 @@ def held_out_figures(cfg: dict, workdir: Path, held: str, data_root: Path | None
     return out
 
 
+def finetune_config(full: dict, variant: str | None = None) -> dict:
+    """The recipe's settings from the parsed config.json: ``finetune`` with the corpora, and a variant's
+    settings over it (``finetune_variants[variant]``)."""
+    cfg = full["finetune"] | {"corpora": full["corpora"]}
+    if variant is None:
+        return cfg
+    variants = full.get("finetune_variants", {})
+    if variant not in variants:
+        raise ValueError(f"unknown {variant!r}; known: {', '.join(variants)}")
+    return cfg | variants[variant] | {"variant": variant}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=("train", "final"))
@@ -412,11 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     full = json.loads(args.config.read_text())
-    cfg = full["finetune"] | {"corpora": full["corpora"]}
-    if args.variant:
-        if args.variant not in full.get("finetune_variants", {}):
-            ap.error(f"--variant: unknown {args.variant!r}; known: {', '.join(full.get('finetune_variants', {}))}")
-        cfg |= full["finetune_variants"][args.variant] | {"variant": args.variant}
+    try:
+        cfg = finetune_config(full, args.variant)
+    except ValueError as exc:
+        ap.error(f"--variant: {exc}")
     if args.init_from:
         cfg["init_from"] = str(args.init_from)
     if cfg.get("teacher"):

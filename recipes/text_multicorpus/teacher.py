@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from affect.datasets.text_corpora import LabelledTurn, read_text_corpus
 from affect.text import TextEncoder
-from recipes.text_multicorpus.finetune import HERE, epoch_units
+from recipes.text_multicorpus.finetune import HERE, epoch_units, finetune_config
 from recipes.text_multicorpus.teacher_table import averaged_log_probs, turn_key
 
 log = logging.getLogger("recipes.text_multicorpus")
@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    full = json.loads(args.config.read_text())
-    cfg = full["finetune"] | {"corpora": full["corpora"]}
-    if args.variant:
-        cfg |= full["finetune_variants"][args.variant]
+    try:
+        cfg = finetune_config(json.loads(args.config.read_text()), args.variant)
+    except ValueError as exc:
+        ap.error(f"--variant: {exc}")
     table = build(args.weights, cfg, args.data_root)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(table, args.out)
