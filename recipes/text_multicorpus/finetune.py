@@ -41,7 +41,8 @@ from affect.datasets.text_corpora import LabelledTurn, read_text_corpus
 from affect.labels import EMOTIONS, SENTIMENTS, corpus_emotions
 from affect.text._batching import dialogue_inputs, tokenize
 from affect.text._network import TextAffectNet
-from affect.text._weights_io import save_text_weights
+from affect.text._weights_io import load_text_net, save_text_weights
+from affect.text.weights import TextWeights
 from recipes.text_meld.train import build_net as build_meld_net
 from recipes.text_multicorpus.heads import fit_temperature, set_loss
 from recipes.text_multicorpus.teacher_table import TeacherTable
@@ -264,15 +265,30 @@ def build_net(cfg: dict) -> tuple[object, TextAffectNet]:
     return build_meld_net(cfg | {"base_encoder": None})
 
 
+def start_from_shipped(net: TextAffectNet, name: str) -> None:
+    """Put a shipped entry's network (``TextWeights[name]``) into ``net``, calibration back to neutral:
+    a run that starts where that entry ended, its temperatures and bias refitted by ``final``."""
+    shipped, _ = load_text_net(TextWeights[name].value.verified_path(), net.encoder)  # loads into net.encoder too
+    learnt = {k: v for k, v in shipped.state_dict().items() if k not in TextAffectNet.CALIBRATION_BUFFERS}
+    missing, unexpected = net.load_state_dict(learnt, strict=False)
+    if sorted(missing) != sorted(TextAffectNet.CALIBRATION_BUFFERS) or unexpected:
+        raise ValueError(f"{name} does not fit the recipe's network: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+
 def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> None:
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(cfg["torch_threads"])
     train_turns = {c: read_text_corpus(c, "train", data_root) for c in cfg["corpora"]}
     dev = dev_units(cfg, data_root)
     tokenizer, net = build_net(cfg)
+    if cfg.get("init_from") and cfg.get("init_weights"):
+        raise ValueError("init_from and init_weights both name a start; give one")
     if cfg.get("init_from"):
         net.load_state_dict(torch.load(cfg["init_from"], weights_only=False)["net"])
         log.info("started from %s", cfg["init_from"])
+    if cfg.get("init_weights"):
+        start_from_shipped(net, cfg["init_weights"])
+        log.info("started from the shipped %s", cfg["init_weights"])
     first_batches = batches_of(epoch_units(train_turns, cfg, 0), cfg["turns_per_batch"])  # also sizes the schedule
     steps_per_epoch = len(first_batches)
     total = steps_per_epoch * cfg["epochs"]
@@ -301,7 +317,7 @@ def train(cfg: dict, workdir: Path, data_root: Path | None, resume: bool) -> Non
         state = ckpt["state"]
         log.info("resumed at epoch %d, batch %d (best select %.4f)", state["epoch"] + 1, state["batch"], state["best"])
     log.info("%d steps per epoch, %d epochs", steps_per_epoch, cfg["epochs"])
-    if cfg.get("init_from") and not state["history"]:
+    if (cfg.get("init_from") or cfg.get("init_weights")) and not state["history"]:
         # A later stage competes with its starting point: if no point of it does better on dev, the start is kept.
         metrics = evaluate(net, tokenizer, dev, cfg) | {"epoch": 0.0, "time": time.time()}
         state["history"].append(metrics)
