@@ -199,3 +199,25 @@ def test_a_batch_with_a_teacher_mixes_the_label_loss_and_the_distance_to_the_tea
             mixed = batch_loss(net, tokenizer, units, cfg | {"teacher": {"weight": weight}}, gen, table)
             assert torch.allclose(mixed, (1 - weight) * labels_only + weight * distance, atol=1e-5)
     assert distance > 0 and labels_only > 0
+
+
+from affect.text._network import TextAffectNet  # noqa: E402
+from affect.text._weights_io import read_text_weights  # noqa: E402
+from affect.text.weights import TextWeights  # noqa: E402
+from recipes.text_multicorpus.finetune import start_from_shipped  # noqa: E402
+
+
+def test_a_run_from_a_shipped_entry_starts_with_its_whole_network_and_neutral_calibration():
+    cfg = finetune_config(json.loads((HERE / "config.json").read_text()), "from_round1")
+    _, net = build_net(cfg)
+    fresh = {k: v.clone() for k, v in net.state_dict().items()}
+    start_from_shipped(net, cfg["init_weights"])
+    shipped, _ = read_text_weights(TextWeights[cfg["init_weights"]].value.path)
+    state = net.state_dict()
+    learnt = [k for k in shipped if k not in TextAffectNet.CALIBRATION_BUFFERS]
+    assert any(k.startswith("encoder.") for k in learnt) and any(k.startswith("emotion_head") for k in learnt)
+    for name in learnt:
+        assert torch.equal(state[name], shipped[name]), name
+        assert not torch.equal(state[name], fresh[name]), name  # every stored tensor moved away from the packaged start
+    for name in TextAffectNet.CALIBRATION_BUFFERS:
+        assert torch.equal(state[name], fresh[name])  # refitted by final, never carried over
