@@ -112,8 +112,7 @@ def bench_speech(batch_sizes, data_root) -> Bench:
     paths = sorted((data_root / "speech" / "ravdess-test-slice").glob("Actor_*/*.flac"))
     clips = [encoder.prepare(p.read_bytes()) for p in paths[: max(batch_sizes)]]
     seconds = np.mean([sum(e - s for s, e in c.spans) / 16000 for c in encoder.find_speech(clips)])  # timed below with the VAD
-    run_layers = len(encoder.backbone.layers.blocks) if encoder.backbone.layers is not None else WHISPER_TINY["layers"]
-    return Bench(encoder, ("head", "vad._model"), whisper_encoder_flops(seconds, run_layers),
+    return Bench(encoder, ("head", "vad._model"), whisper_encoder_flops(seconds, encoder.backbone.blocks_run or WHISPER_TINY["layers"]),
                  lambda b: encoder.analyze_prepared(clips[:b]))
 
 

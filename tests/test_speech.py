@@ -240,11 +240,11 @@ def test_an_encoder_stopped_after_fewer_layers_gives_the_full_encoders_first_out
     states = full.encode_features(mel)
     for blocks in (2, 3):
         cut = WhisperBackbone(stopped_after("whisper-tiny.en-layers", blocks + 1))
-        assert cut.spec.key == f"whisper-tiny.en-blocks{blocks}" and len(cut.layers.blocks) == blocks
+        assert cut.spec.key == f"whisper-tiny.en-blocks{blocks}" and cut.blocks_run == len(cut.layers.blocks) == blocks
         out = cut.encode_features(mel)
         assert out.shape[2] == (blocks + 1) * 384
         np.testing.assert_allclose(out, states[:, :, : (blocks + 1) * 384], atol=1e-5)
-    assert stopped_after("whisper-tiny.en-layers", 5) == "whisper-tiny.en-layers"
+    assert full.blocks_run == 4 and stopped_after("whisper-tiny.en-layers", 5) == "whisper-tiny.en-layers"
     with pytest.raises(ValueError):
         stopped_after("whisper-tiny.en-layers", 1)
 

@@ -232,6 +232,11 @@ class WhisperBackbone:
     def feature_dim(self) -> int:
         return self.spec.feature_dim
 
+    @property
+    def blocks_run(self) -> int | None:
+        """Transformer blocks run per clip in torch (an encoder stopped early), or None: CTranslate2 runs them all."""
+        return len(self.layers.blocks) if self.layers is not None else None
+
     def encode_features(self, features: np.ndarray) -> np.ndarray:
         """Encoder outputs ``[B, T, feature_dim]`` for log-mels ``[B, 80, frames]`` of one length
         (with every layer, each frame is the layers' outputs one after the other)."""
