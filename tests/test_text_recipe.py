@@ -177,8 +177,11 @@ def test_entries_averaged_are_their_renormalised_geometric_mean_whoever_averages
     assert np.allclose(dev.meld[""][0], mean.numpy()) and np.allclose(dev.goemotions, mean.numpy())
 
 
+RECIPE_CONFIG = json.loads((HERE / "config.json").read_text())
+
+
 def test_a_batch_with_a_teacher_mixes_the_label_loss_and_the_distance_to_the_teacher_by_its_weight(tmp_path):
-    cfg = finetune_config(json.loads((HERE / "config.json").read_text())) | {"context_dropout": 0.0}
+    cfg = finetune_config(RECIPE_CONFIG) | {"context_dropout": 0.0}
     torch.manual_seed(0)
     tokenizer, net = build_net(cfg)
     net.eval()  # no dropout: every call reads the same logits
@@ -208,11 +211,11 @@ from recipes.text_multicorpus.finetune import start_from_shipped  # noqa: E402
 
 
 def test_a_run_from_a_shipped_entry_starts_with_its_whole_network_and_neutral_calibration():
-    cfg = finetune_config(json.loads((HERE / "config.json").read_text()), "from_round1")
+    cfg = finetune_config(RECIPE_CONFIG, "from_round1")
     _, net = build_net(cfg)
     fresh = {k: v.clone() for k, v in net.state_dict().items()}
     start_from_shipped(net, cfg["init_weights"])
-    shipped, _ = read_text_weights(TextWeights[cfg["init_weights"]].value.path)
+    shipped, _ = read_text_weights(TextWeights.resolve(cfg["init_weights"]).value.path)
     state = net.state_dict()
     learnt = [k for k in shipped if k not in TextAffectNet.CALIBRATION_BUFFERS]
     assert any(k.startswith("encoder.") for k in learnt) and any(k.startswith("emotion_head") for k in learnt)

@@ -268,7 +268,7 @@ def build_net(cfg: dict) -> tuple[object, TextAffectNet]:
 def start_from_shipped(net: TextAffectNet, name: str) -> None:
     """Put a shipped entry's network (``TextWeights[name]``) into ``net``, calibration back to neutral:
     a run that starts where that entry ended, its temperatures and bias refitted by ``final``."""
-    shipped, _ = load_text_net(TextWeights[name].value.verified_path(), net.encoder)  # loads into net.encoder too
+    shipped, _ = load_text_net(TextWeights.resolve(name).value.verified_path(), net.encoder)  # loads into net.encoder too
     learnt = {k: v for k, v in shipped.state_dict().items() if k not in TextAffectNet.CALIBRATION_BUFFERS}
     missing, unexpected = net.load_state_dict(learnt, strict=False)
     if sorted(missing) != sorted(TextAffectNet.CALIBRATION_BUFFERS) or unexpected:
