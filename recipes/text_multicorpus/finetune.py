@@ -261,7 +261,12 @@ def evaluate(net: TextAffectNet, tokenizer, dev: dict[str, list[Unit]], cfg: dic
 
 
 def build_net(cfg: dict) -> tuple[object, TextAffectNet]:
-    """The packaged MiniLM with round 1's freezing (word embeddings, pooler, lowest ``frozen_layers``) and new heads."""
+    """The packaged MiniLM with round 1's freezing (word embeddings, pooler, lowest ``frozen_layers``) and new heads;
+    with ``"base": "mpnet"``, all-mpnet-base-v2 with its lower layers cached (``mpnet_top``)."""
+    if cfg.get("base") == "mpnet":
+        from recipes.text_multicorpus.mpnet_top import build_net as build_mpnet_net
+
+        return build_mpnet_net(cfg)
     return build_meld_net(cfg | {"base_encoder": None})
 
 
