@@ -1,4 +1,4 @@
-"""The multi-corpus text recipe's pseudo-context: unrelated past turns for turns that have none."""
+"""The multi-corpus text recipe: pseudo-context, epochs and targets, the teacher, starts, and mpnet's cached lower layers."""
 
 from __future__ import annotations
 
@@ -224,3 +224,36 @@ def test_a_run_from_a_shipped_entry_starts_with_its_whole_network_and_neutral_ca
         assert not torch.equal(state[name], fresh[name]), name  # every stored tensor moved away from the packaged start
     for name in TextAffectNet.CALIBRATION_BUFFERS:
         assert torch.equal(state[name], fresh[name])  # refitted by final, never carried over
+
+
+def test_mpnet_with_cached_lower_layers_reads_as_the_whole_network_and_trains_only_its_top():
+    """mpnet_top's network: the lower layers run once per text and are kept; the output is the full
+    MPNet's (a small random one here: the 420 MB base package is not on the test machine)."""
+    from transformers import MPNetConfig, MPNetModel
+
+    from recipes.text_multicorpus.mpnet_top import CachedLowerMPNet
+
+    torch.manual_seed(0)
+    config = MPNetConfig(vocab_size=60, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                         intermediate_size=64, max_position_embeddings=40)
+    full = MPNetModel(config, add_pooling_layer=False).eval()
+    full.encoder.relative_attention_bias.weight.data.normal_(0.0, 1.0)  # large enough that leaving it out shows
+    cached = CachedLowerMPNet(MPNetModel(config, add_pooling_layer=False), frozen=3)
+    cached.load_state_dict({f"top.0.{k}": v for k, v in full.encoder.layer[3].state_dict().items()})
+    for mine, theirs in zip(cached._lower[1], full.encoder.layer[:3]):
+        mine.load_state_dict(theirs.state_dict())
+    cached._lower[0].load_state_dict(full.embeddings.state_dict())
+    cached._lower[2].relative_attention_bias.load_state_dict(full.encoder.relative_attention_bias.state_dict())
+    cached.eval()
+    ids = torch.tensor([[0, 11, 12, 13, 14, 2], [0, 21, 2, 1, 1, 1]])
+    mask = (ids != 1).long()
+    with torch.no_grad():
+        want = full(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = cached(input_ids=ids, attention_mask=mask).last_hidden_state
+        again = cached(input_ids=ids[[1, 0]], attention_mask=mask[[1, 0]]).last_hidden_state[[1, 0]]
+    real = mask.bool()
+    assert torch.allclose(got[real], want[real], atol=3e-3)  # the cache holds float16
+    assert not torch.allclose(got[real], full.embeddings(input_ids=ids)[real], atol=2e-2)
+    assert cached.cached_texts == 2 and torch.equal(again[real], got[real])  # read from the cache the second time
+    assert set(cached.state_dict()) == {f"top.0.{k}" for k in full.encoder.layer[3].state_dict()}
+    assert all(not p.requires_grad for part in cached._lower for p in part.parameters())
