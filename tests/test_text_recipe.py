@@ -257,3 +257,30 @@ def test_mpnet_with_cached_lower_layers_reads_as_the_whole_network_and_trains_on
     assert cached.cached_texts == 2 and torch.equal(again[real], got[real])  # read from the cache the second time
     assert set(cached.state_dict()) == {f"top.0.{k}" for k in full.encoder.layer[3].state_dict()}
     assert all(not p.requires_grad for part in cached._lower for p in part.parameters())
+
+
+from recipes.text_multicorpus.finetune import dev_units  # noqa: E402
+from recipes.text_multicorpus.soup import average, greedy_soup, learnt_weights  # noqa: E402
+
+
+def test_a_greedy_soup_keeps_the_best_ingredient_and_leaves_out_one_that_lowers_dev(tmp_path):
+    cfg = finetune_config(RECIPE_CONFIG) | {"dev_per_corpus": 30, "smoke": True}
+    torch.manual_seed(0)
+    tokenizer, net = build_net(cfg)
+    net.eval()
+    start_from_shipped(net, "MINILM_MULTICORPUS_V7")
+    good = learnt_weights(net)
+    spoilt = {k: v + 0.5 * torch.randn_like(v) if v.is_floating_point() else v for k, v in good.items()}
+    torch.save({"net": spoilt}, tmp_path / "spoilt.pt")
+    dev = dev_units(cfg, None)
+    soup, record = greedy_soup(net, tokenizer, dev, cfg, [str(tmp_path / "spoilt.pt"), "entry:MINILM_MULTICORPUS_V7"],
+                               tmp_path / "soup.json")
+    readings = record["ingredients"]
+    assert readings["entry:MINILM_MULTICORPUS_V7"]["select"] > readings[str(tmp_path / "spoilt.pt")]["select"]
+    assert record["kept"] == ["entry:MINILM_MULTICORPUS_V7"]  # tried best first, the spoilt one added and left out
+    assert [s["added"] for s in record["steps"]] == [False]
+    assert record["steps"][0]["metrics"]["select"] < readings["entry:MINILM_MULTICORPUS_V7"]["select"]
+    assert all(torch.equal(soup[k], good[k]) for k in good)
+    assert json.loads((tmp_path / "soup.json").read_text())["kept"] == record["kept"]
+    halfway = average([good, spoilt])
+    assert torch.allclose(halfway["emotion_head.weight"], (good["emotion_head.weight"] + spoilt["emotion_head.weight"]) / 2)

@@ -1,0 +1,133 @@
+"""A greedy weight soup of MiniLM networks fine-tuned from one start: more accuracy at one network's CPU.
+
+    python -m recipes.text_multicorpus.soup --entry MINILM_MULTICORPUS_V7 --entry MINILM_MULTICORPUS_V6 \
+        --checkpoint /work/cache/text-finetune-loco-xed/best.pt ... --workdir /work/cache/text-soup
+    python -m recipes.text_multicorpus.finetune final --workdir /work/cache/text-soup --out OUT.safetensors
+
+Every ``finetune.py`` run of the MiniLM recipe starts from the same packaged encoder and, with the
+config's seed, the same initial heads; runs that differ in their loss (a teacher), their corpus mix
+(a held-out fold) or their pseudo-context share end in one basin, where averaging their weights
+tends to read better than any one of them and costs nothing per turn (Wortsman et al., "Model
+soups", ICML 2022). The greedy soup of that paper: read every ingredient on dev (``finetune.evaluate``,
+the recipe's ``select``), order them best first, and add each in turn to the running average if the
+average's dev ``select`` does not fall. The soup is written as ``best.pt`` in ``--workdir`` (what
+``finetune.py final`` exports, with temperatures and prior fitted as for any run) and every reading
+to ``soup.json``. Dev splits only; no test split is read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from recipes.text_multicorpus.finetune import HERE, build_net, dev_units, evaluate, finetune_config, start_from_shipped
+from affect.text._network import TextAffectNet
+
+log = logging.getLogger("recipes.text_multicorpus")
+StateDict = dict[str, torch.Tensor]
+
+
+def learnt_weights(net: TextAffectNet) -> StateDict:
+    """The network's weights without its calibration buffers (each run's are refitted by ``final``)."""
+    return {k: v.detach().clone().float() for k, v in net.state_dict().items()
+            if k not in TextAffectNet.CALIBRATION_BUFFERS}
+
+
+def ingredient_weights(net: TextAffectNet, source: str, start: StateDict) -> StateDict:
+    """A shipped entry's weights (``entry:NAME``) or a run's checkpoint (a path to its ``best.pt``).
+
+    A shipped entry stores only what its run trained; the rest (the word embeddings, the lowest
+    layer) is put back from ``start``, the packaged network, whatever ``net`` held before."""
+    if source.startswith("entry:"):
+        net.load_state_dict(start, strict=False)
+        start_from_shipped(net, source.removeprefix("entry:"))
+    else:
+        state = torch.load(source, weights_only=False)["net"]
+        learnt = {k: v for k, v in state.items() if k not in TextAffectNet.CALIBRATION_BUFFERS}
+        missing, unexpected = net.load_state_dict(learnt, strict=False)
+        if sorted(missing) != sorted(TextAffectNet.CALIBRATION_BUFFERS) or unexpected:
+            raise ValueError(f"{source} is not the recipe's network: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return learnt_weights(net)
+
+
+def average(states: list[StateDict]) -> StateDict:
+    """The element-wise mean of networks of one architecture (integer buffers, such as position ids, kept)."""
+    out = {}
+    for key, first in states[0].items():
+        if first.is_floating_point():
+            out[key] = torch.stack([s[key] for s in states]).mean(0)
+        else:
+            out[key] = first
+    return out
+
+
+def greedy_soup(net: TextAffectNet, tokenizer, dev: dict, cfg: dict, sources: list[str],
+                log_path: Path) -> tuple[StateDict, dict]:
+    """Wortsman et al.'s greedy soup over ``sources``; returns the soup and the record of every reading.
+    ``net`` comes in as built (``finetune.build_net``): its frozen parts are every entry's."""
+    record: dict = {"select": cfg["select"], "ingredients": {}, "steps": []}
+    start = learnt_weights(net)
+    weights: dict[str, StateDict] = {}
+    for source in sources:
+        weights[source] = ingredient_weights(net, source, start)
+        started = time.time()
+        record["ingredients"][source] = evaluate(net, tokenizer, dev, cfg)
+        log.info("%s: dev select %.4f (%.0f s)", source, record["ingredients"][source]["select"], time.time() - started)
+        log_path.write_text(json.dumps(record, indent=2) + "\n")
+    order = sorted(sources, key=lambda s: record["ingredients"][s]["select"], reverse=True)
+    kept = [order[0]]
+    best = record["ingredients"][order[0]]
+    for source in order[1:]:
+        candidate = average([weights[s] for s in kept + [source]])
+        net.load_state_dict(candidate, strict=False)
+        metrics = evaluate(net, tokenizer, dev, cfg)
+        added = metrics["select"] >= best["select"]
+        record["steps"].append({"tried": source, "with": list(kept), "metrics": metrics, "added": added})
+        log.info("soup of %d + %s: dev select %.4f (%s)", len(kept), source, metrics["select"],
+                 "added" if added else "left out")
+        if added:
+            kept.append(source)
+            best = metrics
+        log_path.write_text(json.dumps(record, indent=2) + "\n")
+    record |= {"kept": kept, "metrics": best}
+    log_path.write_text(json.dumps(record, indent=2) + "\n")
+    return average([weights[s] for s in kept]), record
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, default=HERE / "config.json")
+    ap.add_argument("--data-root", type=Path, default=None)
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--entry", action="append", default=[], metavar="NAME",
+                    help="a shipped text entry of the recipe's network (TextWeights name), repeatable")
+    ap.add_argument("--checkpoint", action="append", default=[], type=Path, metavar="PT",
+                    help="a finetune.py run's best.pt, repeatable")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    sources = [f"entry:{e}" for e in args.entry] + [str(p) for p in args.checkpoint]
+    if len(sources) < 2:
+        ap.error("a soup needs at least two ingredients")
+    cfg = finetune_config(json.loads(args.config.read_text()))
+    torch.manual_seed(cfg["seed"])
+    torch.set_num_threads(cfg["torch_threads"])
+    tokenizer, net = build_net(cfg)
+    net.eval()
+    dev = dev_units(cfg, args.data_root)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    soup, record = greedy_soup(net, tokenizer, dev, cfg, sources, args.workdir / "soup.json")
+    net.load_state_dict(soup, strict=False)
+    torch.save({"net": net.state_dict(), "metrics": record["metrics"] | {"soup": record["kept"]}},
+               args.workdir / "best.pt")
+    log.info("kept %d of %d: %s; dev %s", len(record["kept"]), len(sources), record["kept"],
+             {k: round(v, 4) for k, v in record["metrics"].items()})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
