@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from recipes.text_multicorpus.finetune import HERE, build_net, dev_units, evaluate, finetune_config, start_from_shipped
 from affect.text._network import TextAffectNet
+from recipes.text_multicorpus.finetune import HERE, build_net, dev_units, evaluate, finetune_config, start_from_shipped
 
 log = logging.getLogger("recipes.text_multicorpus")
 StateDict = dict[str, torch.Tensor]
