@@ -2,6 +2,8 @@
 
     python -m recipes.text_multicorpus.soup --entry MINILM_MULTICORPUS_V7 --entry MINILM_MULTICORPUS_V6 \
         --checkpoint /work/cache/text-finetune-loco-xed/best.pt ... --workdir /work/cache/text-soup
+    python -m recipes.text_multicorpus.soup --entry MINILM_MELD_V1 --checkpoint /work/cache/text-from-r1/best.pt \
+        --line 0.25 0.5 0.75 --workdir /work/cache/text-line-r1       # points between a network and a run from it
     python -m recipes.text_multicorpus.finetune final --workdir /work/cache/text-soup --out OUT.safetensors
 
 Every ``finetune.py`` run of the MiniLM recipe starts from the same packaged encoder and, with the
@@ -99,6 +101,27 @@ def greedy_soup(net: TextAffectNet, tokenizer, dev: dict, cfg: dict, sources: li
     return average([weights[s] for s in kept]), record
 
 
+def line(net: TextAffectNet, tokenizer, dev: dict, cfg: dict, start_source: str, end_source: str,
+         alphas: list[float], log_path: Path) -> tuple[StateDict, dict]:
+    """Points ``start + a * (end - start)`` between a network and a run started from it (WiSE-FT,
+    Wortsman et al., CVPR 2022), each read on dev; returns the point with the best select and the record."""
+    start_weights = learnt_weights(net)
+    ends = [ingredient_weights(net, source, start_weights) for source in (start_source, end_source)]
+    record: dict = {"select": cfg["select"], "start": start_source, "end": end_source, "points": {}}
+    best_a, best_state = None, None
+    for a in alphas:
+        point = {k: v + a * (ends[1][k] - v) if v.is_floating_point() else v for k, v in ends[0].items()}
+        net.load_state_dict(point, strict=False)
+        record["points"][f"{a:g}"] = evaluate(net, tokenizer, dev, cfg)
+        log.info("a = %.2f: dev select %.4f", a, record["points"][f"{a:g}"]["select"])
+        if best_a is None or record["points"][f"{a:g}"]["select"] > record["points"][f"{best_a:g}"]["select"]:
+            best_a, best_state = a, point
+        log_path.write_text(json.dumps(record, indent=2) + "\n")
+    record |= {"kept": [f"a={best_a:g}"], "metrics": record["points"][f"{best_a:g}"]}
+    log_path.write_text(json.dumps(record, indent=2) + "\n")
+    return best_state, record
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, default=HERE / "config.json")
@@ -108,11 +131,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="a shipped text entry of the recipe's network (TextWeights name), repeatable")
     ap.add_argument("--checkpoint", action="append", default=[], type=Path, metavar="PT",
                     help="a finetune.py run's best.pt, repeatable")
+    ap.add_argument("--line", type=float, nargs="+", default=None, metavar="A",
+                    help="instead of a greedy soup: the two ingredients are the ends of a line (the first the start), "
+                         "read at these points (0: the start, 1: the end)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     sources = [f"entry:{e}" for e in args.entry] + [str(p) for p in args.checkpoint]
-    if len(sources) < 2:
-        ap.error("a soup needs at least two ingredients")
+    if len(sources) < 2 or (args.line and len(sources) != 2):
+        ap.error("a soup needs at least two ingredients, a line exactly two")
     cfg = finetune_config(json.loads(args.config.read_text()))
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(cfg["torch_threads"])
@@ -120,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     net.eval()
     dev = dev_units(cfg, args.data_root)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    soup, record = greedy_soup(net, tokenizer, dev, cfg, sources, args.workdir / "soup.json")
+    if args.line:
+        soup, record = line(net, tokenizer, dev, cfg, sources[0], sources[1], args.line, args.workdir / "line.json")
+    else:
+        soup, record = greedy_soup(net, tokenizer, dev, cfg, sources, args.workdir / "soup.json")
     net.load_state_dict(soup, strict=False)
     torch.save({"net": net.state_dict(), "metrics": record["metrics"] | {"soup": record["kept"]}},
                args.workdir / "best.pt")
