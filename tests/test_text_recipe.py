@@ -259,8 +259,8 @@ def test_mpnet_with_cached_lower_layers_reads_as_the_whole_network_and_trains_on
     assert all(not p.requires_grad for part in cached._lower for p in part.parameters())
 
 
-from recipes.text_multicorpus.finetune import dev_units  # noqa: E402
-from recipes.text_multicorpus.soup import average, greedy_soup, learnt_weights  # noqa: E402
+from recipes.text_multicorpus.finetune import dev_units, evaluate  # noqa: E402
+from recipes.text_multicorpus.soup import average, greedy_soup, learnt_weights, line  # noqa: E402
 
 
 def test_a_greedy_soup_keeps_the_best_ingredient_and_leaves_out_one_that_lowers_dev(tmp_path):
@@ -284,3 +284,24 @@ def test_a_greedy_soup_keeps_the_best_ingredient_and_leaves_out_one_that_lowers_
     assert json.loads((tmp_path / "soup.json").read_text())["kept"] == record["kept"]
     halfway = average([good, spoilt])
     assert torch.allclose(halfway["emotion_head.weight"], (good["emotion_head.weight"] + spoilt["emotion_head.weight"]) / 2)
+
+
+def test_a_line_reads_its_ends_as_the_two_networks_and_keeps_the_best_point(tmp_path):
+    cfg = finetune_config(RECIPE_CONFIG) | {"dev_per_corpus": 30, "smoke": True}
+    torch.manual_seed(0)
+    tokenizer, net = build_net(cfg)
+    net.eval()
+    dev = dev_units(cfg, None)
+    start_from_shipped(net, "MINILM_MULTICORPUS_V7")
+    good = learnt_weights(net)
+    shipped_reading = evaluate(net, tokenizer, dev, cfg)
+    spoilt = {k: v + 0.5 * torch.randn_like(v) if v.is_floating_point() else v for k, v in good.items()}
+    torch.save({"net": spoilt}, tmp_path / "spoilt.pt")
+    best, record = line(net, tokenizer, dev, cfg, "entry:MINILM_MULTICORPUS_V7", str(tmp_path / "spoilt.pt"),
+                        [0.0, 0.5, 1.0], tmp_path / "line.json")
+    points = record["points"]
+    assert points["0"] == shipped_reading  # a = 0 is the start itself
+    assert points["1"]["select"] < points["0"]["select"]
+    assert record["kept"] == ["a=0"] and all(torch.equal(best[k], good[k]) for k in good)
+    net.load_state_dict(best, strict=False)
+    assert evaluate(net, tokenizer, dev, cfg)["select"] == points["0"]["select"]
