@@ -36,8 +36,8 @@ StateDict = dict[str, torch.Tensor]
 
 def learnt_weights(net: TextAffectNet) -> StateDict:
     """The network's weights without its calibration buffers (each run's are refitted by ``final``)."""
-    return {k: v.detach().clone().float() for k, v in net.state_dict().items()
-            if k not in TextAffectNet.CALIBRATION_BUFFERS}
+    return {k: v.detach().clone().float() if v.is_floating_point() else v.detach().clone()
+            for k, v in net.state_dict().items() if k not in TextAffectNet.CALIBRATION_BUFFERS}
 
 
 def ingredient_weights(net: TextAffectNet, source: str, start: StateDict) -> StateDict:
