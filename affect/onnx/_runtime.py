@@ -39,11 +39,11 @@ RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "auto")
 AUTO_RUNTIMES: Mapping[str, str] = {"text": "onnx", "face": "onnx", "speech": "onnx"}
 # Where int8 kept accuracy within 0.5 point on the test sets (affect export's parity report):
 # the text encoder's matrix products. The face network is convolutions: ONNX Runtime's dynamic
-# int8 of them (ConvInteger, uint8, with MatMul/Gemm) cost more CPU, not less, on 2026-12-05 (one
-# thread, AMD EPYC, a scratch timing of this module's face graph, no accuracy read): face-vgg-distilled-fer@4 1.23 ->
-# 1.87 ms a face at batch 1, 1.13 -> 1.94 at 64; the pair with mirrors 4.67 -> 7.62 and 4.57 -> 8.05.
-# Static int8 would need calibration faces shipped with the graph; not tried. The speech head is
-# a small part of a speech turn's time. The Whisper
+# int8 of them (ConvInteger, uint8, with MatMul/Gemm) cost more CPU, not less, on 2026-12-05
+# (one thread, AMD EPYC, a scratch timing of this module's face graph, no accuracy read):
+# face-vgg-distilled-fer@4 1.23 -> 1.87 ms a face at batch 1, 1.13 -> 1.94 at 64; the pair with
+# mirrors 4.67 -> 7.62 and 4.57 -> 8.05. Static int8 would need calibration faces shipped with
+# the graph; not tried. The speech head is a small part of a speech turn's time. The Whisper
 # layers in front of it (43% of a mixed turn's CPU) were tried in torch's dynamic int8 on
 # 2026-12-04, one look at the RAVDESS test slice and nothing chosen on it: every Linear
 # per channel cost 2.3x less CPU (12.0 against 27.5 ms a 3 s segment, one thread) but UAR fell

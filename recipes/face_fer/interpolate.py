@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
+from affect.datasets import default_data_root
 from affect.face._network import FaceExpressionNet
 from affect.face._weights_io import face_weights_arch, load_face_weights, save_face_weights
 from affect.face.weights import FaceWeights
-from affect.datasets import default_data_root
+from recipes._weight_space import interpolate
 from recipes.face_fer.train import ROOT, load_train, predict, split
 
 log = logging.getLogger("recipes.face_fer.interpolate")
@@ -32,11 +33,8 @@ log = logging.getLogger("recipes.face_fer.interpolate")
 
 def interpolated(start: FaceExpressionNet, end: FaceExpressionNet, a: float, arch: dict) -> FaceExpressionNet:
     """A network of ``arch`` a fraction ``a`` of the way from ``start`` to ``end`` (0: start, 1: end)."""
-    s, e = start.state_dict(), end.state_dict()
-    if s.keys() != e.keys():
-        raise ValueError("the two networks differ in their tensors")
     net = FaceExpressionNet(**arch)
-    net.load_state_dict({k: s[k] + a * (e[k] - s[k]) if s[k].is_floating_point() else s[k] for k in s})
+    net.load_state_dict(interpolate(start.state_dict(), end.state_dict(), a))
     return net.eval()
 
 

@@ -274,7 +274,13 @@ def start_from_shipped(net: TextAffectNet, name: str) -> None:
     """Put a shipped entry's network (``TextWeights[name]``) into ``net``, calibration back to neutral:
     a run that starts where that entry ended, its temperatures and bias refitted by ``final``."""
     shipped, _ = load_text_net(TextWeights.resolve(name).value.verified_path(), net.encoder)  # loads into net.encoder too
-    learnt = {k: v for k, v in shipped.state_dict().items() if k not in TextAffectNet.CALIBRATION_BUFFERS}
+    load_learnt(net, shipped.state_dict(), name)
+
+
+def load_learnt(net: TextAffectNet, state: dict[str, torch.Tensor], name: str) -> None:
+    """Put every learnt tensor of ``state`` (a shipped entry's or a run's network) into ``net``, leaving the
+    calibration buffers as they are; ``name`` says whose ``state`` it is if it does not fit the recipe's network."""
+    learnt = {k: v for k, v in state.items() if k not in TextAffectNet.CALIBRATION_BUFFERS}
     missing, unexpected = net.load_state_dict(learnt, strict=False)
     if sorted(missing) != sorted(TextAffectNet.CALIBRATION_BUFFERS) or unexpected:
         raise ValueError(f"{name} does not fit the recipe's network: missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -28,7 +28,9 @@ from pathlib import Path
 import torch
 
 from affect.text._network import TextAffectNet
-from recipes.text_multicorpus.finetune import HERE, build_net, dev_units, evaluate, finetune_config, start_from_shipped
+from recipes._weight_space import average, interpolate
+from recipes.text_multicorpus.finetune import (HERE, build_net, dev_units, evaluate, finetune_config, load_learnt,
+                                               start_from_shipped)
 
 log = logging.getLogger("recipes.text_multicorpus")
 StateDict = dict[str, torch.Tensor]
@@ -49,23 +51,8 @@ def ingredient_weights(net: TextAffectNet, source: str, start: StateDict) -> Sta
         net.load_state_dict(start, strict=False)
         start_from_shipped(net, source.removeprefix("entry:"))
     else:
-        state = torch.load(source, weights_only=False)["net"]
-        learnt = {k: v for k, v in state.items() if k not in TextAffectNet.CALIBRATION_BUFFERS}
-        missing, unexpected = net.load_state_dict(learnt, strict=False)
-        if sorted(missing) != sorted(TextAffectNet.CALIBRATION_BUFFERS) or unexpected:
-            raise ValueError(f"{source} is not the recipe's network: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        load_learnt(net, torch.load(source, weights_only=False)["net"], source)
     return learnt_weights(net)
-
-
-def average(states: list[StateDict]) -> StateDict:
-    """The element-wise mean of networks of one architecture (integer buffers, such as position ids, kept)."""
-    out = {}
-    for key, first in states[0].items():
-        if first.is_floating_point():
-            out[key] = torch.stack([s[key] for s in states]).mean(0)
-        else:
-            out[key] = first
-    return out
 
 
 def greedy_soup(net: TextAffectNet, tokenizer, dev: dict, cfg: dict, sources: list[str],
@@ -108,16 +95,16 @@ def line(net: TextAffectNet, tokenizer, dev: dict, cfg: dict, start_source: str,
     start_weights = learnt_weights(net)
     ends = [ingredient_weights(net, source, start_weights) for source in (start_source, end_source)]
     record: dict = {"select": cfg["select"], "start": start_source, "end": end_source, "points": {}}
-    best_a, best_state = None, None
+    best_a, best_state, best = None, None, None
     for a in alphas:
-        point = {k: v + a * (ends[1][k] - v) if v.is_floating_point() else v for k, v in ends[0].items()}
+        point = interpolate(ends[0], ends[1], a)
         net.load_state_dict(point, strict=False)
-        record["points"][f"{a:g}"] = evaluate(net, tokenizer, dev, cfg)
-        log.info("a = %.2f: dev select %.4f", a, record["points"][f"{a:g}"]["select"])
-        if best_a is None or record["points"][f"{a:g}"]["select"] > record["points"][f"{best_a:g}"]["select"]:
-            best_a, best_state = a, point
+        metrics = record["points"][f"{a:g}"] = evaluate(net, tokenizer, dev, cfg)
+        log.info("a = %.2f: dev select %.4f", a, metrics["select"])
+        if best is None or metrics["select"] > best["select"]:
+            best_a, best_state, best = a, point, metrics
         log_path.write_text(json.dumps(record, indent=2) + "\n")
-    record |= {"kept": [f"a={best_a:g}"], "metrics": record["points"][f"{best_a:g}"]}
+    record |= {"kept": [f"a={best_a:g}"], "metrics": best}
     log_path.write_text(json.dumps(record, indent=2) + "\n")
     return best_state, record
 
