@@ -24,10 +24,12 @@ from benchmarks.baselines.fer_mini_xception import FerMiniXception
 
 CANDIDATES: dict[str, dict] = {
     "vgg32 (face-vgg-fer@2/F)": {"width": 32},
+    "vgg28": {"width": 28},
     "vgg24": {"width": 24},
     "vgg20": {"width": 20},
     "vgg32 shallow 1-1-2-2": {"width": 32, "depth": [1, 1, 2, 2]},
     "vgg24 shallow 1-2-2-2": {"width": 24, "depth": [1, 2, 2, 2]},
+    "vgg28 shallow 1-2-2-2": {"width": 28, "depth": [1, 2, 2, 2]},
     "sep32": {"width": 32, "separable": True},
     "sep48": {"width": 48, "separable": True},
     "sep64 1-2-2-2": {"width": 64, "depth": [1, 2, 2, 2], "separable": True},
@@ -70,6 +72,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="time these candidates alone (names as in CANDIDATES)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     faces = np.random.default_rng(0).integers(0, 256, (BATCH * 8, 48, 48), dtype=np.uint8)
@@ -77,6 +80,8 @@ def main() -> None:
     base_ms = ms_per_face(baseline.predict_proba, faces, args.rounds)
     print(json.dumps({"candidate": "baseline mini-Xception", "ms_per_face": round(base_ms, 3)}), flush=True)
     for name, arch in CANDIDATES.items():
+        if args.only and name not in args.only:
+            continue
         net = FaceExpressionNet(**arch).eval()
         row = {"candidate": name, "arch": arch, "params": sum(p.numel() for p in net.parameters())}
         for flip in (True, False):
