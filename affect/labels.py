@@ -188,6 +188,17 @@ DATASET_LABELS: Mapping[str, Mapping[str, Emotion | None]] = {
         "Neutral": Emotion.NEUTRAL,
         "Sad": Emotion.SADNESS,
     },
+    # EMOVO names its emotions by Italian prefixes in the file name (<emotion>-<actor>-<sentence>.wav):
+    # the seven are ours one for one.
+    "emovo": {
+        "neu": Emotion.NEUTRAL,
+        "gio": Emotion.HAPPINESS,  # gioia
+        "tri": Emotion.SADNESS,  # tristezza
+        "rab": Emotion.ANGER,  # rabbia
+        "pau": Emotion.FEAR,  # paura
+        "dis": Emotion.DISGUST,  # disgusto
+        "sor": Emotion.SURPRISE,  # sorpresa
+    },
 }
 
 # Labels that name a set of our emotions rather than one: the answer is known to lie in the set,

@@ -1,10 +1,10 @@
-"""The emotional-speech corpora (RAVDESS, EmoDB, URDU) read into one shape, with speaker splits.
+"""The emotional-speech corpora (RAVDESS, EmoDB, URDU, EMOVO) read into one shape, with speaker splits.
 
 Each corpus is read from the folder ``../shared/data/build_datasets.sh`` fills (``--full-data``).
 Splits are by speaker, never by clip, so that a validation or test figure is always about
 voices the model has not heard: RAVDESS keeps its documented actor split (1-20 train, 21-22
-validation, 23-24 test); EmoDB and URDU, which name no split, get one here, fixed and written
-down (``SPEAKER_SPLITS``).
+validation, 23-24 test); EmoDB, URDU and EMOVO, which name no split, get one here, fixed and
+written down (``SPEAKER_SPLITS``). EMOVO is built by ``recipes/speech_multicorpus/build_emovo.sh``.
 """
 
 from __future__ import annotations
@@ -18,15 +18,17 @@ from affect.datasets.ravdess import AUDIO_SUFFIXES, FULL_SPEECH, parse_name
 from affect.labels import Emotion, map_label
 
 Split = Literal["train", "validation", "test"]
-SPEECH_CORPORA: tuple[str, ...] = ("ravdess", "emodb", "urdu")
+SPEECH_CORPORA: tuple[str, ...] = ("ravdess", "emodb", "urdu", "emovo")
 RAVDESS_FOLDER = FULL_SPEECH
 EMODB_FOLDER = Path("emodb") / "wav"
 URDU_FOLDER = Path("urdu")
+EMOVO_FOLDER = Path("emovo")
 
 # Speakers of each split. EmoDB: 10 speakers (5 female: 08 09 13 14 16); one of each sex held
 # out for validation and one of each for test. URDU: 38 speakers of very unequal clip counts
 # (SM5 alone has 80 clips); validation and test take a mix of small and mid-sized speakers,
-# about 15% of the clips each, never the two largest.
+# about 15% of the clips each, never the two largest. EMOVO: 6 actors of 98 clips each (3 female
+# f1-f3, 3 male m1-m3); one female for validation, one male for test.
 SPEAKER_SPLITS: dict[str, dict[str, tuple[str, ...]]] = {
     "ravdess": {
         "validation": ("21", "22"),
@@ -39,6 +41,10 @@ SPEAKER_SPLITS: dict[str, dict[str, tuple[str, ...]]] = {
     "urdu": {
         "validation": ("SM1", "SF6", "SF4", "SM19", "SF2"),
         "test": ("SM7", "SF1", "SM20", "SF8"),
+    },
+    "emovo": {
+        "validation": ("f3",),
+        "test": ("m3",),
     },
 }
 
@@ -98,7 +104,18 @@ def _urdu(folder: Path) -> list[SpeechClip]:
     return clips
 
 
-_READERS = {"ravdess": (RAVDESS_FOLDER, _ravdess), "emodb": (EMODB_FOLDER, _emodb), "urdu": (URDU_FOLDER, _urdu)}
+def _emovo(folder: Path) -> list[SpeechClip]:
+    clips = []
+    for path in sorted(folder.glob("*/*.wav")):
+        prefix, actor, *_ = path.stem.split("-")  # <emotion>-<actor>-<sentence>
+        emotion = map_label("emovo", prefix)
+        if emotion is not None:
+            clips.append(SpeechClip("emovo", path, actor, emotion, prefix))
+    return clips
+
+
+_READERS = {"ravdess": (RAVDESS_FOLDER, _ravdess), "emodb": (EMODB_FOLDER, _emodb), "urdu": (URDU_FOLDER, _urdu),
+            "emovo": (EMOVO_FOLDER, _emovo)}
 
 
 def read_speech_corpus(corpus: str, full_data: Path, split: Split | None = None) -> list[SpeechClip]:
@@ -109,7 +126,8 @@ def read_speech_corpus(corpus: str, full_data: Path, split: Split | None = None)
         raise ValueError(f"unknown speech corpus {corpus!r}; known: {', '.join(SPEECH_CORPORA)}") from None
     folder = Path(full_data) / sub
     if not folder.is_dir():
-        raise DatasetNotFoundError(f"{corpus} not found at {folder} (build it with ../shared/data/build_datasets.sh)")
+        builder = "recipes/speech_multicorpus/build_emovo.sh" if corpus == "emovo" else "../shared/data/build_datasets.sh"
+        raise DatasetNotFoundError(f"{corpus} not found at {folder} (build it with {builder})")
     clips = reader(folder)
     if not clips:
         raise DatasetNotFoundError(f"no {corpus} clips in {folder}")
