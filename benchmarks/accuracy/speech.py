@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from affect.datasets import default_data_root
+from affect.datasets import DatasetNotFoundError, default_data_root
 from affect.datasets.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_test_slice
 from affect.datasets.speech import read_speech_corpus
 from affect.labels import EMOTION_NAMES, corpus_emotions, emotion_index
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> Report:
         "the intervals do not cover speaker-to-speaker variation.",
     ]
     if adapts:
-        notes.append("'_adapted' figures: each test set (RAVDESS clean, RAVDESS telephone, EmoDB, URDU) heard as one "
+        notes.append("'_adapted' figures: each test set (RAVDESS clean, RAVDESS telephone, EmoDB, URDU, EMOVO) heard as one "
                      "deployment by a fresh SpeechEncoder(adapt=True), clip after clip in the set's order; the plain "
                      "figures are the default path (every clip read against the training statistics).")
     tables: dict[str, tuple[list[str], list[list]]] = {}
@@ -166,8 +166,12 @@ def run(args: argparse.Namespace) -> Report:
 
     if args.full_data:
         other_rows, answer_rows = [], []
-        for corpus in ("emodb", "urdu"):
-            test = read_speech_corpus(corpus, Path(args.full_data), "test")
+        for corpus in ("emodb", "urdu", "emovo"):
+            try:
+                test = read_speech_corpus(corpus, Path(args.full_data), "test")
+            except DatasetNotFoundError as exc:  # EMOVO has its own builder (recipes/speech_multicorpus/build_emovo.sh)
+                notes.append(f"{corpus} test speakers skipped: {exc}")
+                continue
             if args.limit:
                 test = test[: args.limit]
             gold_c = np.array([emotion_index(c.emotion) for c in test])
