@@ -326,7 +326,31 @@ class FusionWeights(WeightsEnum):
             },
         },
     )
-    DEFAULT = LATE_FUSION_V12
+    LATE_FUSION_V13 = Weights(
+        file="fusion/late_fusion_v13.safetensors",
+        sha256="279fbdf13a55d218fe5a31970ebfac2a353f744bcb210fd7ce122beb38d8079b",
+        meta={
+            **_LATE_FUSION_META,
+            "version": "13",  # refitted for speech-whisper-tiny-layers-multicorpus@10 (a fourth corpus, EMOVO; L2 0.003)
+            # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
+            "metrics": {
+                "fusion_accuracy_face": 0.654,
+                "fusion_accuracy_speech": 0.741,
+                "fusion_accuracy_text": 0.433,
+                "fusion_accuracy_face+speech": 0.875,
+                "fusion_accuracy_face+text": 0.75,
+                "fusion_accuracy_speech+text": 0.78,
+                "fusion_accuracy_face+speech+text": 0.893,
+                "ece_before_face": 0.023,
+                "ece_after_face": 0.012,
+                "ece_before_speech": 0.144,
+                "ece_after_speech": 0.156,
+                "ece_before_text": 0.029,
+                "ece_after_text": 0.029,
+            },
+        },
+    )
+    DEFAULT = LATE_FUSION_V13
 
 
 @lru_cache(maxsize=4)
