@@ -118,3 +118,24 @@ def test_channel_balanced_draws_give_every_class_the_same_channel_mix():
     np.testing.assert_allclose([plain[(items.labels == c) & narrow].sum() * 3 for c in (0, 1)], [0.8, 0.1])
     np.testing.assert_allclose([balanced[(items.labels == c) & narrow].sum() * 3 for c in (0, 1)], [0.5, 0.5])
     np.testing.assert_allclose(balanced[(items.labels == 2) & ~narrow].sum() * 3, 1.0)  # a class with one channel keeps all its draws
+
+
+def test_emovo_names_give_the_seven_emotions_and_split_by_actor(tmp_path):
+    """EMOVO's reader (built by recipes/speech_multicorpus/build_emovo.sh): the emotion comes from the
+    Italian prefix of ``<emotion>-<actor>-<sentence>.wav``, the speaker from the actor, and the split
+    keeps one actor for validation and one for test, never by clip."""
+    from affect.datasets.speech import SPEAKER_SPLITS, read_speech_corpus
+    from affect.labels import Emotion
+
+    prefixes = {"neu": Emotion.NEUTRAL, "gio": Emotion.HAPPINESS, "tri": Emotion.SADNESS, "rab": Emotion.ANGER,
+                "pau": Emotion.FEAR, "dis": Emotion.DISGUST, "sor": Emotion.SURPRISE}
+    for actor in ("f1", "f3", "m3"):
+        (tmp_path / "emovo" / actor).mkdir(parents=True)
+        for prefix in prefixes:
+            (tmp_path / "emovo" / actor / f"{prefix}-{actor}-b1.wav").write_bytes(b"")
+    clips = read_speech_corpus("emovo", tmp_path)
+    assert len(clips) == 21
+    assert all(c.emotion == prefixes[c.label] and c.path.stem.split("-")[1] == c.speaker for c in clips)
+    assert {c.speaker for c in read_speech_corpus("emovo", tmp_path, "test")} == set(SPEAKER_SPLITS["emovo"]["test"]) == {"m3"}
+    assert {c.speaker for c in read_speech_corpus("emovo", tmp_path, "validation")} == {"f3"}
+    assert {c.speaker for c in read_speech_corpus("emovo", tmp_path, "train")} == {"f1"}
