@@ -29,7 +29,6 @@ RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "speech_multicorp
 
 def run_cross_corpus(args: argparse.Namespace) -> Report:
     from recipes.speech_multicorpus.features import DEFAULT_CACHE
-    from recipes._variants import with_variant
     from recipes.speech_multicorpus.train import held_out_scores, load_items, max_predicted_share, predict, run_loco, uar
 
     if not args.full_data:
@@ -40,7 +39,7 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
     workdir = RECIPE_DIR / "checkpoints"
     backbone, norm, variant = cfg["final"]["backbone"], cfg["final"]["feature_norm"], cfg["final"].get("variant")
     chosen = run_loco(cfg, DEFAULT_CACHE, workdir, backbone, norm, variant)
-    corpora = tuple(with_variant(cfg, variant)["corpora"])  # the shipped recipe's corpora (a variant may add one)
+    corpora = tuple(chosen["corpora"])  # each corpus of the shipped recipe held out in turn (a variant may add one)
 
     r1_head, _ = load_speech_head(SpeechWeights.WHISPER_TINY_RAVDESS_V1.value.verified_path())
     tiny = load_items(DEFAULT_CACHE, "whisper-tiny.en", corpora, cfg["copies"])
