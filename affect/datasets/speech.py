@@ -114,19 +114,21 @@ def _emovo(folder: Path) -> list[SpeechClip]:
     return clips
 
 
-_READERS = {"ravdess": (RAVDESS_FOLDER, _ravdess), "emodb": (EMODB_FOLDER, _emodb), "urdu": (URDU_FOLDER, _urdu),
-            "emovo": (EMOVO_FOLDER, _emovo)}
+_SHARED_BUILDER = "../shared/data/build_datasets.sh"
+# corpus -> (folder under --full-data, reader, what builds that folder)
+_READERS = {"ravdess": (RAVDESS_FOLDER, _ravdess, _SHARED_BUILDER), "emodb": (EMODB_FOLDER, _emodb, _SHARED_BUILDER),
+            "urdu": (URDU_FOLDER, _urdu, _SHARED_BUILDER),
+            "emovo": (EMOVO_FOLDER, _emovo, "recipes/speech_multicorpus/build_emovo.sh")}
 
 
 def read_speech_corpus(corpus: str, full_data: Path, split: Split | None = None) -> list[SpeechClip]:
     """Every clip of ``corpus`` under ``full_data`` (or of one speaker split), sorted by path."""
     try:
-        sub, reader = _READERS[corpus]
+        sub, reader, builder = _READERS[corpus]
     except KeyError:
         raise ValueError(f"unknown speech corpus {corpus!r}; known: {', '.join(SPEECH_CORPORA)}") from None
     folder = Path(full_data) / sub
     if not folder.is_dir():
-        builder = "recipes/speech_multicorpus/build_emovo.sh" if corpus == "emovo" else "../shared/data/build_datasets.sh"
         raise DatasetNotFoundError(f"{corpus} not found at {folder} (build it with {builder})")
     clips = reader(folder)
     if not clips:
