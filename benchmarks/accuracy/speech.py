@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from affect.datasets import DatasetNotFoundError, default_data_root
 from affect.datasets.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_test_slice
-from affect.datasets.speech import read_speech_corpus
+from affect.datasets.speech import SPEECH_CORPORA, read_speech_corpus
 from affect.labels import EMOTION_NAMES, corpus_emotions, emotion_index
 from affect.speech import SpeechEncoder, SpeechResult, SpeechWeights
 from affect.speech._audio import MODEL_RATE, prepare_array, prepare_file
@@ -166,10 +166,10 @@ def run(args: argparse.Namespace) -> Report:
 
     if args.full_data:
         other_rows, answer_rows = [], []
-        for corpus in ("emodb", "urdu", "emovo"):
+        for corpus in (c for c in SPEECH_CORPORA if c != "ravdess"):  # RAVDESS's test actors are read above
             try:
                 test = read_speech_corpus(corpus, Path(args.full_data), "test")
-            except DatasetNotFoundError as exc:  # EMOVO has its own builder (recipes/speech_multicorpus/build_emovo.sh)
+            except DatasetNotFoundError as exc:  # a corpus not built here (the message names its builder)
                 notes.append(f"{corpus} test speakers skipped: {exc}")
                 continue
             if args.limit:
