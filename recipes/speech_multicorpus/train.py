@@ -61,22 +61,24 @@ class Items:
     variants: np.ndarray
     clips: np.ndarray  # index of the clip within its corpus
     channels: np.ndarray  # "wideband" or "narrowband", told from the copy's audio as the library tells it
+    speakers: np.ndarray  # "<corpus>:<speaker>"
 
     def with_feats(self, feats: list[torch.Tensor]) -> "Items":
         """The same items with other frames (standardised, adapted)."""
-        return Items(feats, self.labels, self.corpora, self.splits, self.variants, self.clips, self.channels)
+        return Items(feats, self.labels, self.corpora, self.splits, self.variants, self.clips, self.channels,
+                     self.speakers)
 
     def select(self, keep: np.ndarray) -> "Items":
         idx = np.flatnonzero(keep)
         return Items([self.feats[i] for i in idx], self.labels[idx], self.corpora[idx], self.splits[idx],
-                     self.variants[idx], self.clips[idx], self.channels[idx])
+                     self.variants[idx], self.clips[idx], self.channels[idx], self.speakers[idx])
 
     def __len__(self) -> int:
         return len(self.feats)
 
 
 def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int) -> Items:
-    feats, labels, corpus_ids, splits, variants, clips, channels = [], [], [], [], [], [], []
+    feats, labels, corpus_ids, splits, variants, clips, channels, speakers = [], [], [], [], [], [], [], []
     for corpus in corpora:
         data = torch.load(cache_path(cache, backbone, corpus, copies))
         for f, item in zip(data["feats"], data["items"]):
@@ -87,11 +89,12 @@ def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int
             splits.append(data["splits"][c])
             variants.append(item["variant"])
             clips.append(c)
+            speakers.append(f"{corpus}:{data['speakers'][c]}")
             share = item.get("upper_band_share")  # caches from before channels: the telephone copy is narrowband
             narrow = item["variant"] == 1 if share is None else share < NARROWBAND_SHARE
             channels.append("narrowband" if narrow else "wideband")
     items = Items(feats, np.array(labels), np.array(corpus_ids), np.array(splits), np.array(variants), np.array(clips),
-                  np.array(channels))
+                  np.array(channels), np.array(speakers))
     for corpus in corpora:
         shares = [f"copy {v}: {np.mean(items.channels[(items.corpora == corpus) & (items.variants == v)] == 'narrowband'):.2f}"
                   for v in range(copies)]
@@ -220,10 +223,12 @@ def label_set_loss(logits: torch.Tensor, labels: torch.Tensor, present: torch.Te
 
 def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, layers: int = 1,
                ckpt: Path | None = None, resume: bool = False, tag: str = "",
-               shrink: "PartlyAdapted | None" = None) -> tuple[SpeechEmotionHead, dict]:
+               shrink: "PartlyAdapted | None" = None,
+               voice: "SpeakerShift | None" = None) -> tuple[SpeechEmotionHead, dict]:
     """Train on ``train``, keep the epoch with the best validation score; resumable from ``ckpt``.
     ``in_dim`` is one encoder layer's width; frames hold ``layers`` of them. ``shrink``: each
-    training clip is read as at a random stage of a deployment's adaptation (corpus statistics)."""
+    training clip is read as at a random stage of a deployment's adaptation (corpus statistics).
+    ``voice``: each training clip then moved as if spoken by another voice."""
     set_seed(cfg["seed"])
     head_cfg = cfg["head"]
     net = SpeechEmotionHead(in_dim=in_dim, hidden=head_cfg["hidden"], dropout=head_cfg["dropout"], feature_norm=feature_norm,
@@ -264,6 +269,8 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         for i in range(0, len(order), bs):
             idx = order[i : i + bs]
             clips = [train.feats[j] if shrink is None else shrink(train, j, rng) for j in idx]
+            if voice is not None:
+                clips = [voice(x, rng) for x in clips]
             frames, mask = pad_frames([jitter(x, rng, cfg["crop_min"], cfg["frame_mask"]) for x in clips])
             pooled = net.summarise(frames, mask)
             target = F.one_hot(labels[idx], len(EMOTIONS)).float()
@@ -317,7 +324,8 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
 
 def train_members(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, layers: int = 1,
                   ckpt: Path | None = None, resume: bool = False, tag: str = "",
-                  shrink: "PartlyAdapted | None" = None) -> tuple[SpeechHead, dict]:
+                  shrink: "PartlyAdapted | None" = None,
+                  voice: "SpeakerShift | None" = None) -> tuple[SpeechHead, dict]:
     """``cfg["ensemble"]`` heads (default 1), each trained by :func:`train_head` with seed
     ``cfg["seed"] + i``; more than one are returned as a :class:`SpeechHeadEnsemble`."""
     n = int(cfg.get("ensemble", 1))
@@ -326,7 +334,8 @@ def train_members(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm
         member_cfg = cfg | {"seed": cfg["seed"] + i}
         member_ckpt = ckpt if ckpt is None or n == 1 else ckpt.with_name(f"{ckpt.stem}-m{i}{ckpt.suffix}")
         net, info = train_head(train, val, member_cfg, in_dim, feature_norm, layers=layers, ckpt=member_ckpt,
-                               resume=resume, tag=f"{tag}[{i + 1}/{n}]" if n > 1 else tag, shrink=shrink)
+                               resume=resume, tag=f"{tag}[{i + 1}/{n}]" if n > 1 else tag, shrink=shrink,
+                               voice=voice)
         nets.append(net)
         infos.append(info)
     if n == 1:
@@ -397,6 +406,22 @@ def held_out_scores(net: SpeechHead, items: Items) -> dict:
         out[f"max_true_share_{name}"] = max_predicted_share(items.labels[keep])
         out[f"clips_{name}"] = int(keep.sum())
         out[f"answers_{name}"] = answers.tolist()
+        out[f"speaker_max_share_{name}"] = speaker_max_shares(pred[keep], items.speakers[keep])
+    return out
+
+
+SPEAKER_SHARE_MIN_CLIPS = 20  # a speaker's share of one answer means little over fewer clips
+
+
+def speaker_max_shares(pred: np.ndarray, speakers: np.ndarray) -> dict[str, float]:
+    """For each speaker with at least ``SPEAKER_SHARE_MIN_CLIPS`` clips, the share of their clips
+    given to the answer given most: a head that reads one voice as one emotion shows here even
+    when the corpus as a whole looks balanced (the model card's EMOVO test actor)."""
+    out = {}
+    for speaker in np.unique(speakers):
+        mine = pred[speakers == speaker]
+        if len(mine) >= SPEAKER_SHARE_MIN_CLIPS:
+            out[str(speaker)] = round(max_predicted_share(mine), 3)
     return out
 
 
@@ -521,6 +546,42 @@ class PartlyAdapted:
         return items.feats[i].float() * (std / shrunk_std) + (mean - shrunk_mean) / shrunk_std
 
 
+class SpeakerShift:
+    """Each training clip heard as if from another voice: its (corpus-standardised) frames moved by
+    one random offset drawn from the spread of the training speakers' mean frames about their
+    corpus's, ``scale`` times a typical speaker's offset (config key ``speaker_shift``).
+
+    Acted corpora have few speakers (EMOVO 4 in training), and a head can learn a voice as an
+    emotion; the speakers' means are taken over all their clips, every emotion alike, so these
+    directions are voice, not emotion, and the head learns to read across them. The offset is the
+    training speakers' offsets mixed with Gaussian weights (a draw from their covariance), added to
+    every frame of the clip alike."""
+
+    def __init__(self, train: Items, scale: float) -> None:
+        clean = np.flatnonzero(train.variants == 0)
+        clip_means = {i: train.feats[i].float().mean(0) for i in clean}
+        offsets = []
+        for corpus in np.unique(train.corpora[clean]):
+            in_corpus = clean[train.corpora[clean] == corpus]
+            means = torch.stack([torch.stack([clip_means[i] for i in in_corpus[train.speakers[in_corpus] == s]]).mean(0)
+                                 for s in np.unique(train.speakers[in_corpus])])
+            offsets.append(means - means.mean(0))
+        self.offsets = torch.cat(offsets)
+        self.scale = scale
+        log.info("speaker shift: %d training speakers, typical offset norm %.2f, scale %.2f", len(self.offsets),
+                 float(self.offsets.norm(dim=1).pow(2).mean().sqrt()), scale)
+
+    def __call__(self, frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        weights = torch.from_numpy(rng.standard_normal(len(self.offsets))).float() / len(self.offsets) ** 0.5
+        return frames.float() + self.scale * (weights @ self.offsets)
+
+
+def speaker_shift(cfg: dict, train: Items) -> SpeakerShift | None:
+    """The config's ``speaker_shift`` over ``train``'s speakers, or None."""
+    scale = float(cfg.get("speaker_shift", 0.0))
+    return SpeakerShift(train, scale) if scale else None
+
+
 def partly_adapted(cfg: dict, stats: Statistics, priors: Priors, by: str, corpora: tuple[str, ...]) -> PartlyAdapted | None:
     """The config's re-reading of training clips (``partly_adapted``, ``mismatched_statistics``), or None."""
     if not cfg.get("partly_adapted"):
@@ -582,7 +643,8 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
         priors = pooled_priors(moments, by, leave_out=held) if by_corpus else None
         shrink = partly_adapted(cfg, stats, priors, by, tuple(c for c in corpora if c != held)) if by_corpus else None
         net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
-                                  tag=f"[{backbone} {feature_norm} -{held}]", shrink=shrink)
+                                  tag=f"[{backbone} {feature_norm} -{held}]", shrink=shrink,
+                                  voice=speaker_shift(cfg, train))
         held_items = items.select((items.corpora == held) & (items.variants <= 1))
         extra: dict = {}
         if by_corpus:
@@ -655,12 +717,15 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
     in_dim, layers = head_shape(spec, cfg)
     shrink = partly_adapted(cfg, stats, priors, by, tuple(cfg["corpora"])) if by_corpus else None
     net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
-                              ckpt=workdir / f"final-{backbone}-last.pt", resume=resume, tag="[final]", shrink=shrink)
+                              ckpt=workdir / f"final-{backbone}-last.pt", resume=resume, tag="[final]", shrink=shrink,
+                              voice=speaker_shift(cfg, train))
     if by_corpus:  # raw frames are read against the pooled statistics of their channel
         install_statistics(net, priors)
         val = items.select((items.splits == "validation") & (items.variants <= 1))
         val = val.with_feats(read_as_library(net, val, adapt=False))
     temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))  # for the path without adaptation
+    clean = val.variants == 0
+    speaker_shares = speaker_max_shares(predict(net, val.feats).argmax(-1).numpy()[clean], val.speakers[clean])
     runs_on = backbone_spec(stopped_after(backbone, kept_outputs(spec, cfg)))  # the encoder that reads this head
     meta = {
         "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": runs_on.key,
@@ -668,6 +733,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
         "best_epoch": info["best_epoch"], "validation": info["validation"], "validation_parts": info["validation_parts"],
         "temperature": temperature, "members": int(cfg.get("ensemble", 1)), "num_params": parameter_count(net),
         "layer_weights": layer_weights(net), "standardise": cfg.get("standardise"), "statistics_by": by,
+        "validation_speaker_max_share_clean": speaker_shares,
     }
     save_speech_weights(net, out, meta)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}
