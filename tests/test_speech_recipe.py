@@ -29,7 +29,7 @@ def test_labels_a_corpus_lacks_get_no_gradient_and_no_smoothing_mass():
 def test_each_corpus_label_set_is_what_its_items_carry():
     n = 5
     items = Items([torch.zeros(1, 1)] * n, np.array([0, 1, 2, 0, 6]), np.array(["urdu", "urdu", "urdu", "emodb", "emodb"]),
-                  np.array(["train"] * n), np.zeros(n, int), np.arange(n), np.array(["wideband"] * n))
+                  np.array(["train"] * n), np.zeros(n, int), np.arange(n), np.array(["wideband"] * n), np.array(["urdu:a"] * n))
     sets = corpus_label_sets(items)
     assert sets["urdu"].nonzero().flatten().tolist() == [0, 1, 2]
     assert sets["emodb"].nonzero().flatten().tolist() == [0, 6]
@@ -44,7 +44,7 @@ def test_first_outputs_keeps_the_first_blocks_and_the_head_reads_that_many():
     dim = spec.feature_dim // spec.layers
     frames = torch.arange(4 * spec.feature_dim, dtype=torch.float32).reshape(4, spec.feature_dim)
     items = Items([frames], np.array([0]), np.array(["ravdess"]), np.array(["train"]), np.array([0]), np.array([0]),
-                  np.array(["wideband"]))
+                  np.array(["wideband"]), np.array(["ravdess:01"]))
     cfg = {"head": {}, "encoder_outputs": 3}
     cut = first_outputs(items, spec, cfg)
     torch.testing.assert_close(cut.feats[0], frames[:, : 3 * dim])  # the input to block 1, then blocks 1 and 2
@@ -65,7 +65,7 @@ def test_held_out_scores_count_every_answer_per_copy():
     n = 12
     feats = [torch.randn(5 + i % 3, 16) * (1 + i) for i in range(n)]
     items = Items(feats, np.arange(n) % 4, np.array(["emodb"] * n), np.array(["test"] * n), np.arange(n) % 2,
-                  np.arange(n), np.array(["wideband"] * n))
+                  np.arange(n), np.array(["wideband"] * n), np.array(["emodb:03"] * n))
     net = SpeechEmotionHead(in_dim=16, hidden=8).eval()
     scores = held_out_scores(net, items)
     pred = predict(net, feats).argmax(-1).numpy()
@@ -74,6 +74,42 @@ def test_held_out_scores_count_every_answer_per_copy():
         assert len(answers) == 7 and sum(answers) == scores[f"clips_{copy}"] == n // 2
         assert answers == np.bincount(pred[items.variants == variant], minlength=7).tolist()
         assert scores[f"max_predicted_share_{copy}"] == max(answers) / sum(answers)
+
+
+def test_speaker_shares_name_the_voice_read_as_one_emotion():
+    from recipes.speech_multicorpus.train import SPEAKER_SHARE_MIN_CLIPS, speaker_max_shares
+
+    n = SPEAKER_SHARE_MIN_CLIPS
+    pred = np.array([2] * n + list(range(7)) * 3 + [0] * (n - 1))  # one voice all sad, one balanced, one too short
+    speakers = np.array(["emovo:m3"] * n + ["emovo:f1"] * 21 + ["emodb:03"] * (n - 1))
+    shares = speaker_max_shares(pred, speakers)
+    assert shares == {"emovo:m3": 1.0, "emovo:f1": round(3 / 21, 3)}
+
+
+def test_speaker_shift_moves_a_clip_along_voice_directions_only():
+    from recipes.speech_multicorpus.train import SpeakerShift, speaker_shift
+
+    # two corpora, two speakers each; each speaker's clips sit at its own offset along feature 0
+    # (corpus A) or feature 1 (corpus B); features 2-3 carry only within-speaker noise
+    torch.manual_seed(0)
+    feats, corpora, speakers = [], [], []
+    for corpus, axis in (("a", 0), ("b", 1)):
+        for speaker, offset in (("s1", 1.0), ("s2", -1.0)):
+            for _ in range(6):
+                x = torch.randn(5, 4) * 0.1
+                x[:, axis] += offset + (3.0 if corpus == "b" else 0.0)  # corpus B's mean far away: offsets are within-corpus
+                feats.append(x), corpora.append(corpus), speakers.append(f"{corpus}:{speaker}")
+    n = len(feats)
+    items = Items(feats, np.zeros(n, int), np.array(corpora), np.array(["train"] * n), np.zeros(n, int), np.arange(n),
+                  np.array(["wideband"] * n), np.array(speakers))
+    shift = SpeakerShift(items, 1.0)
+    assert shift.offsets.shape == (4, 4)
+    torch.testing.assert_close(shift.offsets.abs()[:, :2].max(0).values, torch.ones(2), atol=0.1, rtol=0)
+    moved = [shift(feats[0], np.random.default_rng(i)) - feats[0] for i in range(50)]
+    assert all(torch.allclose(m, m[:1].expand_as(m)) for m in moved)  # one offset for every frame of the clip
+    spread = torch.stack([m[0] for m in moved]).std(0)
+    assert spread[:2].min() > 0.3 and spread[2:].max() < 0.1  # along the voice axes, hardly across the rest
+    assert speaker_shift({}, items) is None and speaker_shift({"speaker_shift": 0.5}, items).scale == 0.5
 
 
 def test_a_label_recorded_apart_from_its_corpus_is_left_out_and_only_it():
@@ -93,7 +129,7 @@ def test_a_label_recorded_apart_from_its_corpus_is_left_out_and_only_it():
             labels.append(label), corpora.append("emodb"), variants.append(0), splits.append("train"), channels.append("wideband")
     n = len(labels)
     items = Items([torch.zeros(1, 1)] * n, np.array(labels), np.array(corpora), np.array(splits), np.array(variants),
-                  np.arange(n), np.array(channels))
+                  np.arange(n), np.array(channels), np.array([f"{c}:a" for c in corpora]))
     assert confounded_labels(items, 0.2) == [("urdu", 2)]
     assert confounded_labels(items, 0.5) == []
     kept = without_confounded(items, {"confounded_labels": 0.2})
@@ -109,7 +145,7 @@ def test_channel_balanced_draws_give_every_class_the_same_channel_mix():
     labels = [0] * 10 + [1] * 10 + [2] * 5
     n = len(labels)
     items = Items([torch.zeros(1, 1)] * n, np.array(labels), np.array(["urdu"] * n), np.array(["train"] * n), np.zeros(n, int),
-                  np.arange(n), np.array(channels))
+                  np.arange(n), np.array(channels), np.array(["urdu:a"] * n))
     narrow = items.channels == "narrowband"
     plain = sampling_weights(items, "corpus_class")
     balanced = sampling_weights(items, "corpus_class_channel")
