@@ -77,7 +77,7 @@ def test_held_out_scores_count_every_answer_per_copy():
 
 
 def test_speaker_shares_name_the_voice_read_as_one_emotion():
-    from recipes.speech_multicorpus.train import SPEAKER_SHARE_MIN_CLIPS, speaker_max_shares
+    from evaluation.answer_shares import SPEAKER_SHARE_MIN_CLIPS, speaker_max_shares
 
     n = SPEAKER_SHARE_MIN_CLIPS
     pred = np.array([2] * n + list(range(7)) * 3 + [0] * (n - 1))  # one voice all sad, one balanced, one too short

@@ -25,6 +25,7 @@ from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
 
 from benchmarks.accuracy.speech_cross import run_cross_corpus  # noqa: F401  (--cross-corpus)
+from evaluation.answer_shares import max_predicted_share, speaker_max_shares
 from evaluation.calibration import expected_calibration_error
 
 NO_ANSWER = -1  # the encoder found no speech: counted as a wrong answer
@@ -33,12 +34,6 @@ NO_ANSWER = -1  # the encoder found no speech: counted as a wrong answer
 def uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Unweighted average recall over the classes present in ``y_true``."""
     return float(np.mean([(y_pred[y_true == c] == c).mean() for c in np.unique(y_true)]))
-
-
-def max_predicted_share(y_pred: np.ndarray) -> float:
-    """Share of the most frequent answer (no-speech answers included): near 1 means one class for all."""
-    _, counts = np.unique(y_pred, return_counts=True)
-    return float(counts.max() / max(1, len(y_pred)))
 
 
 def largest_class_share(y_true: np.ndarray) -> float:
@@ -165,7 +160,7 @@ def run(args: argparse.Namespace) -> Report:
         notes.append("Baseline skipped: it needs the training actors; pass --full-data DIR (the folder build_datasets.sh filled).")
 
     if args.full_data:
-        other_rows, answer_rows = [], []
+        other_rows, answer_rows, speaker_rows = [], [], []
         for corpus in (c for c in SPEECH_CORPORA if c != "ravdess"):  # RAVDESS's test actors are read above
             try:
                 test = read_speech_corpus(corpus, Path(args.full_data), "test")
@@ -187,6 +182,10 @@ def run(args: argparse.Namespace) -> Report:
             answer_rows.append([corpus, *(int((pred_c == c).sum()) for c in range(len(EMOTION_NAMES))),
                                 int(((pred_c != NO_ANSWER) & ~np.isin(pred_c, [emotion_index(e) for e in corpus_emotions(corpus)])).sum())])
             speakers = sorted({c.speaker for c in test})
+            shares = speaker_max_shares(pred_c, np.array([c.speaker for c in test]))
+            if shares:
+                metrics[f"max_predicted_share_{corpus}_test_worst_speaker"] = max(shares.values())
+            speaker_rows += [[corpus, speaker, sum(c.speaker == speaker for c in test), share] for speaker, share in shares.items()]
             other_rows.append([corpus, ", ".join(speakers), len(test), metrics[f"{corpus}_test_uar"],
                                f"{metrics[f'{corpus}_test_uar_ci_low']:.3f}-{metrics[f'{corpus}_test_uar_ci_high']:.3f}",
                                metrics[f"max_predicted_share_{corpus}_test"], metrics[f"max_true_share_{corpus}_test"]])
@@ -195,6 +194,8 @@ def run(args: argparse.Namespace) -> Report:
             other_rows)
         tables["Answers on the other corpora's test speakers (clips per predicted emotion)"] = (
             ["corpus", *EMOTION_NAMES, "labels the corpus lacks"], answer_rows)
+        tables["Top answer's share per test speaker (speakers with at least 20 clips): one voice read as one emotion"] = (
+            ["corpus", "speaker", "clips", "share of the top answer"], speaker_rows)
 
     tables["RAVDESS actors 23-24: model and baseline"] = (
         ["model", "UAR", "UAR 95% CI", "telephone UAR", "telephone 95% CI", "accuracy"], rows)
@@ -209,8 +210,8 @@ def run(args: argparse.Namespace) -> Report:
         sel = np.array([c.actor == actor for c in clips])
         if sel.any():
             actor_rows.append([f"{actor} ({'female' if actor % 2 == 0 else 'male'})", int(sel.sum()),
-                               uar(gold[sel], pred[sel]), uar(gold[sel], pred_tel[sel])])
-    tables["UAR per test actor"] = (["actor", "clips", "UAR", "telephone UAR"], actor_rows)
+                               uar(gold[sel], pred[sel]), uar(gold[sel], pred_tel[sel]), max_predicted_share(pred[sel])])
+    tables["UAR per test actor"] = (["actor", "clips", "UAR", "telephone UAR", "share of the top answer"], actor_rows)
 
     out_dir = Path(args.out_dir)
     plots = []

@@ -23,13 +23,14 @@ from affect.labels import EMOTION_NAMES
 from affect.speech._weights_io import load_speech_head
 from affect.speech.weights import SpeechWeights
 from benchmarks._report import Report, confusion_matrix_png
+from evaluation.answer_shares import max_predicted_share
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "speech_multicorpus"
 
 
 def run_cross_corpus(args: argparse.Namespace) -> Report:
     from recipes.speech_multicorpus.features import DEFAULT_CACHE
-    from recipes.speech_multicorpus.train import held_out_scores, load_items, max_predicted_share, predict, run_loco, uar
+    from recipes.speech_multicorpus.train import held_out_scores, load_items, predict, run_loco, uar
 
     if not args.full_data:
         raise SystemExit("--cross-corpus needs --full-data DIR (the folder build_datasets.sh filled) and the feature cache "

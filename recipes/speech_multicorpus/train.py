@@ -39,6 +39,7 @@ from affect.speech._network import SpeechEmotionHead, SpeechHeadEnsemble, pad_fr
 from affect.speech._weights_io import SpeechHead, parameter_count, save_speech_weights
 from affect.speech._channel import NARROWBAND_SHARE
 from affect.speech.adaptation import ChannelReader, shrunk_statistics
+from evaluation.answer_shares import max_predicted_share, speaker_max_shares
 from evaluation.calibration import expected_calibration_error
 from recipes._variants import with_variant
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
@@ -110,9 +111,6 @@ def set_seed(seed: int) -> None:
 
 
 
-def max_predicted_share(y_pred: np.ndarray) -> float:
-    """Share of the most frequent prediction: near 1 means the model answers one class."""
-    return float(np.bincount(y_pred, minlength=len(EMOTIONS)).max() / max(1, len(y_pred)))
 
 
 BALANCES = ("corpus_class", "corpus_class_channel")
@@ -409,20 +407,6 @@ def held_out_scores(net: SpeechHead, items: Items) -> dict:
         out[f"speaker_max_share_{name}"] = speaker_max_shares(pred[keep], items.speakers[keep])
     return out
 
-
-SPEAKER_SHARE_MIN_CLIPS = 20  # a speaker's share of one answer means little over fewer clips
-
-
-def speaker_max_shares(pred: np.ndarray, speakers: np.ndarray) -> dict[str, float]:
-    """For each speaker with at least ``SPEAKER_SHARE_MIN_CLIPS`` clips, the share of their clips
-    given to the answer given most: a head that reads one voice as one emotion shows here even
-    when the corpus as a whole looks balanced (the model card's EMOVO test actor)."""
-    out = {}
-    for speaker in np.unique(speakers):
-        mine = pred[speakers == speaker]
-        if len(mine) >= SPEAKER_SHARE_MIN_CLIPS:
-            out[str(speaker)] = round(max_predicted_share(mine), 3)
-    return out
 
 
 def kept_outputs(spec, cfg: dict) -> int:
