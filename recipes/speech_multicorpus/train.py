@@ -599,13 +599,17 @@ def read_as_library(net: SpeechHead, items: Items, *, adapt: bool, seed: int = 0
     return out
 
 
-def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm: str, variant: str | None = None) -> dict:
-    """Leave-one-corpus-out figures for one encoder, feature normalisation and config variant (cached as JSON)."""
-    out_path = workdir / f"loco-{backbone}-{feature_norm}{'-' + variant if variant else ''}.json"
+def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm: str, variant: str | None = None,
+             only: str | None = None) -> dict:
+    """Leave-one-corpus-out figures for one encoder, feature normalisation and config variant (cached as JSON).
+    ``only``: the fold that holds out that corpus, alone (its own JSON; the means are over it alone)."""
+    out_path = workdir / f"loco-{backbone}-{feature_norm}{'-' + variant if variant else ''}{'-only-' + only if only else ''}.json"
     cfg = with_variant(cfg, variant)
     if out_path.is_file():
         return json.loads(out_path.read_text())
     corpora = tuple(cfg["corpora"])
+    if only is not None and only not in corpora:
+        raise ValueError(f"--only {only!r}: not one of this recipe's corpora {corpora}")
     spec = backbone_spec(backbone)
     items = first_outputs(load_items(cache, backbone, corpora, cfg["copies"]), spec, cfg)
     in_dim, layers = head_shape(spec, cfg)
@@ -620,7 +624,7 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     else:
         trained_on = items
     held_logits: dict[str, dict[str, torch.Tensor]] = {}
-    for held in corpora:
+    for held in (c for c in corpora if only in (None, c)):
         rest = items.corpora != held
         train = without_confounded(trained_on.select(rest & (items.splits == "train")), cfg)
         val = trained_on.select(rest & (items.splits == "validation") & (items.variants <= 1))
@@ -652,7 +656,8 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
         for path in ("adapted", "converged"):
             for copy in ("clean", "telephone"):
                 result[f"{path}_mean_uar_{copy}"] = float(np.mean([v[path][f"uar_{copy}"] for v in result["corpora"].values()]))
-    result |= cross_corpus_calibration(held_logits)
+    if only is None:  # a temperature from the other folds needs them
+        result |= cross_corpus_calibration(held_logits)
     workdir.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -737,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="loco: encoders to compare (default: the config's); final: the one encoder (default: the config's final)")
     ap.add_argument("--feature-norm", action="append", help="loco: normalisations to compare (default: the config's)")
     ap.add_argument("--variant", action="append", help="loco: named config variants to compare (default: none)")
+    ap.add_argument("--only", help="loco: run only the fold that holds out this corpus")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
@@ -752,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     for backbone in args.backbone or cfg["backbones"]:
         for norm in args.feature_norm or [cfg["head"]["feature_norm"]]:
             for variant in args.variant or [None]:
-                res = run_loco(cfg, args.cache, args.workdir, backbone, norm, variant)
+                res = run_loco(cfg, args.cache, args.workdir, backbone, norm, variant, only=args.only)
                 log.info("LOCO %s %s %s: mean UAR clean %.3f telephone %.3f", backbone, norm, variant or "base",
                          res["mean_uar_clean"], res["mean_uar_telephone"])
     return 0
