@@ -688,12 +688,14 @@ def cross_corpus_calibration(held_logits: dict[str, dict[str, torch.Tensor]]) ->
     return out
 
 
-def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, backbone: str | None = None) -> dict:
+def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, backbone: str | None = None,
+              variant: str | None = None) -> dict:
     """The shipped head: every corpus's train speakers, chosen on every corpus's validation speakers
     (the config's ``final`` names the encoder, normalisation and config variant; ``backbone``
-    trains the same recipe over another encoder)."""
+    trains the same recipe over another encoder, ``variant`` another variant, a candidate's)."""
     backbone, feature_norm = backbone or cfg["final"]["backbone"], cfg["final"]["feature_norm"]
-    cfg = with_variant(cfg, cfg["final"].get("variant"))
+    variant = variant or cfg["final"].get("variant")
+    cfg = with_variant(cfg, variant)
     spec = backbone_spec(backbone)
     items = first_outputs(load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"]), spec, cfg)
     by_corpus, by = cfg.get("standardise") == "corpus", statistics_by(cfg)
@@ -706,7 +708,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
     in_dim, layers = head_shape(spec, cfg)
     shrink = partly_adapted(cfg, stats, priors, by, tuple(cfg["corpora"])) if by_corpus else None
     net, info = train_members(train, val, cfg, in_dim, feature_norm, layers=layers,
-                              ckpt=workdir / f"final-{backbone}-last.pt", resume=resume, tag="[final]", shrink=shrink,
+                              ckpt=workdir / f"final-{backbone}-{variant}-last.pt", resume=resume, tag="[final]", shrink=shrink,
                               voice=speaker_shift(cfg, train))
     if by_corpus:  # raw frames are read against the pooled statistics of their channel
         install_statistics(net, priors)
@@ -726,7 +728,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
     }
     save_speech_weights(net, out, meta)
     summary = {k: v for k, v in meta.items() if k != "config"} | {"history": info["history"]}
-    (workdir / f"final-{backbone}-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (workdir / f"final-{backbone}-{variant}-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("final: best epoch %s, validation %.3f, temperature %.2f; wrote %s (%d params)", info["best_epoch"],
              info["validation"], temperature, out, meta["num_params"])
     return summary
@@ -751,9 +753,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = json.loads(args.config.read_text())
     torch.set_num_threads(args.threads or cfg["torch_threads"])
     if args.mode == "final":
-        if args.backbone and len(args.backbone) > 1:
-            ap.error("final trains one head: give --backbone once")
-        run_final(cfg, args.cache, args.workdir, args.out, args.resume, backbone=(args.backbone or [None])[0])
+        if (args.backbone and len(args.backbone) > 1) or (args.variant and len(args.variant) > 1):
+            ap.error("final trains one head: give --backbone and --variant at most once")
+        run_final(cfg, args.cache, args.workdir, args.out, args.resume, backbone=(args.backbone or [None])[0],
+                  variant=(args.variant or [None])[0])
         return 0
     for backbone in args.backbone or cfg["backbones"]:
         for norm in args.feature_norm or [cfg["head"]["feature_norm"]]:
