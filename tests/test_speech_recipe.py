@@ -175,3 +175,21 @@ def test_emovo_names_give_the_seven_emotions_and_split_by_actor(tmp_path):
     assert {c.speaker for c in read_speech_corpus("emovo", tmp_path, "test")} == set(SPEAKER_SPLITS["emovo"]["test"]) == {"m3"}
     assert {c.speaker for c in read_speech_corpus("emovo", tmp_path, "validation")} == {"f3"}
     assert {c.speaker for c in read_speech_corpus("emovo", tmp_path, "train")} == {"f1"}
+
+
+def test_folds_run_apart_make_one_leave_one_corpus_out_result(tmp_path):
+    import json
+
+    from recipes.speech_multicorpus.train import run_loco
+
+    def fold(corpus: str, clean: float) -> dict:
+        scores = {"uar_clean": clean, "uar_telephone": clean - 0.1}
+        return {"backbone": "b", "variant": "v", "corpora": {corpus: scores | {"adapted": scores, "converged": scores}}}
+
+    cfg = {"corpora": ["ravdess", "emodb"], "standardise": "corpus", "variants": {"v": {}}}
+    for corpus, clean in (("ravdess", 0.4), ("emodb", 0.6)):
+        (tmp_path / f"loco-b-layer-v-only-{corpus}.json").write_text(json.dumps(fold(corpus, clean)))
+    result = run_loco(cfg, tmp_path / "no-cache", tmp_path, "b", "layer", "v")  # nothing trained: the cache is not read
+    assert sorted(result["corpora"]) == ["emodb", "ravdess"] and result["folds_run_apart"]
+    assert abs(result["mean_uar_clean"] - 0.5) < 1e-9 and abs(result["adapted_mean_uar_telephone"] - 0.4) < 1e-9
+    assert json.loads((tmp_path / "loco-b-layer-v.json").read_text()) == result

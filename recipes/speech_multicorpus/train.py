@@ -603,10 +603,19 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
              only: str | None = None) -> dict:
     """Leave-one-corpus-out figures for one encoder, feature normalisation and config variant (cached as JSON).
     ``only``: the fold that holds out that corpus, alone (its own JSON; the means are over it alone)."""
-    out_path = workdir / f"loco-{backbone}-{feature_norm}{'-' + variant if variant else ''}{'-only-' + only if only else ''}.json"
+    stem = f"loco-{backbone}-{feature_norm}{'-' + variant if variant else ''}"
+    out_path = workdir / f"{stem}{'-only-' + only if only else ''}.json"
     cfg = with_variant(cfg, variant)
     if out_path.is_file():
         return json.loads(out_path.read_text())
+    folds = [workdir / f"{stem}-only-{c}.json" for c in cfg["corpora"]]
+    if only is None and all(f.is_file() for f in folds):  # every fold run apart (--only): one result of them
+        result = json.loads(folds[0].read_text()) | {"corpora": {}, "folds_run_apart": True}
+        for f in folds:
+            result["corpora"] |= json.loads(f.read_text())["corpora"]
+        result |= mean_uars(result["corpora"], adapting=cfg.get("standardise") == "corpus")
+        out_path.write_text(json.dumps(result, indent=2) + "\n")
+        return result
     corpora = tuple(cfg["corpora"])
     if only is not None and only not in corpora:
         raise ValueError(f"--only {only!r}: not one of this recipe's corpora {corpora}")
@@ -650,17 +659,22 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
                                             "layer_weights": layer_weights(net)}
         log.info("held out %s: UAR clean %.3f telephone %.3f, max share %.2f", held, scores["uar_clean"],
                  scores["uar_telephone"], scores["max_predicted_share_clean"])
-    result["mean_uar_clean"] = float(np.mean([v["uar_clean"] for v in result["corpora"].values()]))
-    result["mean_uar_telephone"] = float(np.mean([v["uar_telephone"] for v in result["corpora"].values()]))
-    if by_corpus:
-        for path in ("adapted", "converged"):
-            for copy in ("clean", "telephone"):
-                result[f"{path}_mean_uar_{copy}"] = float(np.mean([v[path][f"uar_{copy}"] for v in result["corpora"].values()]))
-    if only is None:  # a temperature from the other folds needs them
+    result |= mean_uars(result["corpora"], adapting=by_corpus)
+    if only is None:  # a temperature from the other folds needs them (folds run apart have none)
         result |= cross_corpus_calibration(held_logits)
     workdir.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def mean_uars(folds: dict[str, dict], *, adapting: bool) -> dict[str, float]:
+    """The held-out UARs averaged over ``folds`` (clean and telephone; adapting and converged too)."""
+    out = {f"mean_uar_{copy}": float(np.mean([v[f"uar_{copy}"] for v in folds.values()])) for copy in ("clean", "telephone")}
+    if adapting:
+        for path in ("adapted", "converged"):
+            for copy in ("clean", "telephone"):
+                out[f"{path}_mean_uar_{copy}"] = float(np.mean([v[path][f"uar_{copy}"] for v in folds.values()]))
+    return out
 
 
 def cross_corpus_calibration(held_logits: dict[str, dict[str, torch.Tensor]]) -> dict:
