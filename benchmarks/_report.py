@@ -252,6 +252,29 @@ def confusion_matrix_png(y_true: Sequence[int], y_pred: Sequence[int], labels: S
     return _save(fig, path)
 
 
+def speaker_shares_png(shares: dict[str, dict[str, dict[str, float]]], path: Path, title: str, bar: float) -> Path:
+    """Each speaker's share of their clips given to their most frequent answer, one column of dots per
+    group (a held-out corpus), one colour per model, with the bar drawn across."""
+    plt = _pyplot()
+
+    groups = sorted({g for by_group in shares.values() for g in by_group})
+    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2.5, 4))
+    width = 0.7 / max(1, len(shares))
+    for k, (model, by_group) in enumerate(shares.items()):
+        for i, group in enumerate(groups):
+            values = list(by_group.get(group, {}).values())
+            xs = i - 0.35 + width * (k + 0.5) + np.linspace(-width / 3, width / 3, len(values)) if values else []
+            ax.scatter(xs, values, s=14, color=f"C{k}", label=model if i == 0 else None)
+    ax.axhline(bar, ls="--", color="grey", lw=1, label=f"{bar:.0%}")
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_xlim(-0.5, len(groups) - 0.5)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of the top answer, per speaker")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    return _save(fig, path)
+
+
 def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str, bins: int = 15) -> Path:
     """Reliability diagram: accuracy against confidence, one line per (probs, labels) curve."""
     plt = _pyplot()

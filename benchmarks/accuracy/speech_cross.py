@@ -22,10 +22,11 @@ import torch
 from affect.labels import EMOTION_NAMES
 from affect.speech._weights_io import load_speech_head
 from affect.speech.weights import SpeechWeights
-from benchmarks._report import Report, confusion_matrix_png
+from benchmarks._report import Report, confusion_matrix_png, speaker_shares_png
 from evaluation.answer_shares import max_predicted_share
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "speech_multicorpus"
+SHARE_BAR = 0.35  # issue 17: no evaluation with more than this share to one class
 
 
 def run_cross_corpus(args: argparse.Namespace) -> Report:
@@ -45,7 +46,8 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
     r1_head, _ = load_speech_head(SpeechWeights.WHISPER_TINY_RAVDESS_V1.value.verified_path())
     tiny = load_items(DEFAULT_CACHE, "whisper-tiny.en", corpora, cfg["copies"])
     metrics: dict[str, float] = {}
-    rows, answer_rows, plots = [], [], []
+    rows, answer_rows, plots, speaker_rows = [], [], [], []
+    shares: dict[str, dict[str, dict[str, float]]] = {"shipped recipe, held out": {}, "round 1": {}}
     for corpus, ours in chosen["corpora"].items():
         held = tiny.select((tiny.corpora == corpus) & (tiny.variants <= 1))
         r1 = held_out_scores(r1_head, held)
@@ -60,6 +62,13 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
         metrics[f"round1_{corpus}_uar"] = r1["uar_clean"]
         metrics[f"round1_{corpus}_telephone_uar"] = r1["uar_telephone"]
         metrics[f"max_predicted_share_round1_{corpus}"] = r1["max_predicted_share_clean"]
+        for model, scores, key in (("shipped recipe, held out", ours, "loco"), ("round 1", r1, "round1")):
+            by_speaker = scores.get("speaker_max_share_clean")  # runs cached before it was kept have none
+            if by_speaker:
+                shares[model][corpus] = by_speaker
+                metrics[f"{key}_{corpus}_worst_speaker_share"] = max(by_speaker.values())
+                speaker_rows.append([corpus, model, len(by_speaker), float(np.mean(list(by_speaker.values()))),
+                                     max(by_speaker.values()), sum(v > SHARE_BAR for v in by_speaker.values())])
         rows.append([corpus, ours["clips_clean"], ours["uar_clean"], ours["uar_telephone"], ours["max_predicted_share_clean"],
                      r1["uar_clean"], r1["uar_telephone"], r1["max_predicted_share_clean"], ours["max_true_share_clean"]])
         for copy in ("clean", "telephone"):  # runs cached before answers_* were kept have none
@@ -83,6 +92,8 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
 
     compared = []
     for path in sorted(workdir.glob("loco-*.json")):
+        if "-only-" in path.name:  # one fold run apart: part of a joined result
+            continue
         res = json.loads(path.read_text())
         compared.append([res["backbone"], res["feature_norm"], res.get("variant", "base"), res["mean_uar_clean"], res["mean_uar_telephone"],
                          max(v["max_predicted_share_clean"] for v in res["corpora"].values()),
@@ -94,6 +105,9 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
              "round-1 max share", "largest class share"], rows),
         **({"Shipped recipe's answers on each held-out corpus (clips per predicted emotion)": (
             ["held out", "copy", *EMOTION_NAMES, "max share"], answer_rows)} if answer_rows else {}),
+        **({"Top answer's share per speaker (clean, speakers with at least 20 clips): one voice read as one emotion": (
+            ["corpus", "model", "speakers", "mean share", "worst share", f"speakers over {SHARE_BAR:.0%}"], speaker_rows)}
+           if speaker_rows else {}),
         "Every recipe compared (LOCO, clean; the choice rule is in the recipe config)": (
             ["encoder", "feature norm", "config variant", "mean UAR", "mean telephone UAR", "worst max share",
              "mean UAR adapting"] + list(corpora),
@@ -111,6 +125,9 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
         "Strict scoring: argmax over all seven emotions, so a URDU clip read as fear is wrong; UAR over the classes the "
         "corpus has (EmoDB boredom counts as neutral, see affect.labels.LOSSY_CHOICES).",
     ]
+    if speaker_rows:
+        plots.append(str(speaker_shares_png(shares, Path(args.out_dir) / "speech-loco-speaker-shares.png",
+                                            "top answer's share per speaker, clean clips", SHARE_BAR)))
     return Report(task="speech-cross-corpus", metrics=metrics, tables=tables,
                   models={"speech": f"recipe {backbone} / {norm}", "round1": SpeechWeights.WHISPER_TINY_RAVDESS_V1.value.id},
                   data={"corpora": ", ".join(corpora), "full data": str(args.full_data)}, notes=notes, plots=plots)
