@@ -28,3 +28,39 @@ def test_weights_meta_schema_and_file(family, name, member):
 def test_every_family_names_a_default():
     for family in WEIGHT_FAMILIES:
         assert "DEFAULT" in family.__members__
+
+
+# The default entry of each family and the committed reports its figures were copied from (the
+# figures are written into the weights' meta by hand: this is where a rerun that was not copied shows).
+DEFAULT_REPORTS = {
+    "speech": ("accuracy-speech", "accuracy-speech-cross-corpus"),
+    "text": ("accuracy-text", "accuracy-text-cross-corpus"),
+    "face": ("accuracy-face",),
+}
+
+
+def _written_precision(value: float) -> float:
+    """Half a unit of the last decimal written (0.726 -> 0.0005, 12.28 -> 0.005, 3 -> 0.5)."""
+    text = repr(float(value))
+    decimals = len(text.split(".")[1].rstrip("0")) if "." in text and "e" not in text else 0
+    return 0.5 * 10.0 ** -decimals + 1e-9
+
+
+@pytest.mark.parametrize("modality", sorted(DEFAULT_REPORTS))
+def test_default_weights_figures_are_the_committed_reports(modality):
+    import json
+    from pathlib import Path
+
+    family = next(f for f in WEIGHT_FAMILIES if f.DEFAULT.meta["modality"] == modality)
+    weights = family.DEFAULT.value
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    compared = 0
+    for stem in DEFAULT_REPORTS[modality]:
+        report = json.loads((results / f"{stem}.json").read_text())
+        if "cross-corpus" not in stem:  # a test report names the weights it read
+            assert weights.id in json.dumps(report["models"]), f"{stem} was not run with {weights.id}"
+        for key, value in weights.meta["metrics"].items():
+            if key in report["metrics"]:
+                assert abs(report["metrics"][key] - value) <= _written_precision(value), (stem, key, value, report["metrics"][key])
+                compared += 1
+    assert compared >= 3, "the default's figures name none of its reports' keys"
