@@ -182,10 +182,12 @@ def run(args: argparse.Namespace) -> Report:
             answer_rows.append([corpus, *(int((pred_c == c).sum()) for c in range(len(EMOTION_NAMES))),
                                 int(((pred_c != NO_ANSWER) & ~np.isin(pred_c, [emotion_index(e) for e in corpus_emotions(corpus)])).sum())])
             speakers = sorted({c.speaker for c in test})
-            shares = speaker_max_shares(pred_c, np.array([c.speaker for c in test]))
+            speaker_of = np.array([c.speaker for c in test])
+            shares, true_shares = speaker_max_shares(pred_c, speaker_of), speaker_max_shares(gold_c, speaker_of)
             if shares:
                 metrics[f"max_predicted_share_{corpus}_test_worst_speaker"] = max(shares.values())
-            speaker_rows += [[corpus, speaker, sum(c.speaker == speaker for c in test), share] for speaker, share in shares.items()]
+            speaker_rows += [[corpus, speaker, int((speaker_of == speaker).sum()), share, true_shares[speaker]]
+                             for speaker, share in shares.items()]
             other_rows.append([corpus, ", ".join(speakers), len(test), metrics[f"{corpus}_test_uar"],
                                f"{metrics[f'{corpus}_test_uar_ci_low']:.3f}-{metrics[f'{corpus}_test_uar_ci_high']:.3f}",
                                metrics[f"max_predicted_share_{corpus}_test"], metrics[f"max_true_share_{corpus}_test"]])
@@ -195,7 +197,7 @@ def run(args: argparse.Namespace) -> Report:
         tables["Answers on the other corpora's test speakers (clips per predicted emotion)"] = (
             ["corpus", *EMOTION_NAMES, "labels the corpus lacks"], answer_rows)
         tables["Top answer's share per test speaker (speakers with at least 20 clips): one voice read as one emotion"] = (
-            ["corpus", "speaker", "clips", "share of the top answer"], speaker_rows)
+            ["corpus", "speaker", "clips", "share of the top answer", "their largest class's share of their clips"], speaker_rows)
 
     tables["RAVDESS actors 23-24: model and baseline"] = (
         ["model", "UAR", "UAR 95% CI", "telephone UAR", "telephone 95% CI", "accuracy"], rows)
@@ -210,8 +212,10 @@ def run(args: argparse.Namespace) -> Report:
         sel = np.array([c.actor == actor for c in clips])
         if sel.any():
             actor_rows.append([f"{actor} ({'female' if actor % 2 == 0 else 'male'})", int(sel.sum()),
-                               uar(gold[sel], pred[sel]), uar(gold[sel], pred_tel[sel]), max_predicted_share(pred[sel])])
-    tables["UAR per test actor"] = (["actor", "clips", "UAR", "telephone UAR", "share of the top answer"], actor_rows)
+                               uar(gold[sel], pred[sel]), uar(gold[sel], pred_tel[sel]), max_predicted_share(pred[sel]),
+                               max_predicted_share(gold[sel])])
+    tables["UAR per test actor"] = (["actor", "clips", "UAR", "telephone UAR", "share of the top answer",
+                                     "largest class's share of the clips"], actor_rows)
 
     out_dir = Path(args.out_dir)
     plots = []
