@@ -271,7 +271,7 @@ def speaker_shares_png(shares: dict[str, dict[str, dict[str, float]]], path: Pat
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of the top answer, per speaker")
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # beside the dots, never over them
     return _save(fig, path)
 
 
