@@ -181,8 +181,8 @@ def run(args: argparse.Namespace) -> Report:
             answer_rows.append([f"{corpus} (true labels)", *(int((gold_c == c).sum()) for c in range(len(EMOTION_NAMES))), 0])
             answer_rows.append([corpus, *(int((pred_c == c).sum()) for c in range(len(EMOTION_NAMES))),
                                 int(((pred_c != NO_ANSWER) & ~np.isin(pred_c, [emotion_index(e) for e in corpus_emotions(corpus)])).sum())])
-            speakers = sorted({c.speaker for c in test})
             speaker_of = np.array([c.speaker for c in test])
+            speakers = sorted(set(speaker_of))
             shares, true_shares = speaker_max_shares(pred_c, speaker_of), speaker_max_shares(gold_c, speaker_of)
             if shares:
                 metrics[f"max_predicted_share_{corpus}_test_worst_speaker"] = max(shares.values())
@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> Report:
         if sel.any():
             actor_rows.append([f"{actor} ({'female' if actor % 2 == 0 else 'male'})", int(sel.sum()),
                                uar(gold[sel], pred[sel]), uar(gold[sel], pred_tel[sel]), max_predicted_share(pred[sel]),
-                               max_predicted_share(gold[sel])])
+                               largest_class_share(gold[sel])])
     tables["UAR per test actor"] = (["actor", "clips", "UAR", "telephone UAR", "share of the top answer",
                                      "largest class's share of the clips"], actor_rows)
 

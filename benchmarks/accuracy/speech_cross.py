@@ -98,9 +98,9 @@ def run_cross_corpus(args: argparse.Namespace) -> Report:
 
     compared = []
     for path in sorted(workdir.glob("loco-*.json")):
-        if "-only-" in path.name:  # one fold run apart: part of a joined result
-            continue
         res = json.loads(path.read_text())
+        if res.get("only"):  # one fold run apart (train loco --only): part of a joined result
+            continue
         compared.append([res["backbone"], res["feature_norm"], res.get("variant", "base"), res["mean_uar_clean"], res["mean_uar_telephone"],
                          max(v["max_predicted_share_clean"] for v in res["corpora"].values()),
                          res.get("adapted_mean_uar_clean", "")]

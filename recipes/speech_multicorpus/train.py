@@ -603,7 +603,7 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
         return json.loads(out_path.read_text())
     folds = [workdir / f"{stem}-only-{c}.json" for c in cfg["corpora"]]
     if only is None and all(f.is_file() for f in folds):  # every fold run apart (--only): one result of them
-        result = json.loads(folds[0].read_text()) | {"corpora": {}, "folds_run_apart": True}
+        result = json.loads(folds[0].read_text()) | {"corpora": {}, "only": None, "folds_run_apart": True}
         for f in folds:
             result["corpora"] |= json.loads(f.read_text())["corpora"]
         result |= mean_uars(result["corpora"], adapting=cfg.get("standardise") == "corpus")
@@ -618,7 +618,7 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     by_corpus, by = cfg.get("standardise") == "corpus", statistics_by(cfg)
     result: dict = {"backbone": backbone, "feature_norm": feature_norm, "variant": variant or "base",
                     "compute_type": spec.compute_type, "ensemble": int(cfg.get("ensemble", 1)), "statistics_by": by,
-                    "corpora": {}}
+                    "corpora": {}, "only": only}
     if by_corpus:  # each corpus by the statistics of its train speakers; the held-out one as a deployment would
         moments = corpus_moments(items, items.splits == "train", by)
         stats = corpus_statistics(moments)
@@ -721,9 +721,10 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
         install_statistics(net, priors)
         val = items.select((items.splits == "validation") & (items.variants <= 1))
         val = val.with_feats(read_as_library(net, val, adapt=False))
-    temperature = fit_temperature(predict(net, val.feats), torch.from_numpy(val.labels))  # for the path without adaptation
+    val_logits = predict(net, val.feats)
+    temperature = fit_temperature(val_logits, torch.from_numpy(val.labels))  # for the path without adaptation
     clean = val.variants == 0
-    speaker_shares = speaker_max_shares(predict(net, val.feats).argmax(-1).numpy()[clean], val.speakers[clean])
+    speaker_shares = speaker_max_shares(val_logits.argmax(-1).numpy()[clean], val.speakers[clean])
     runs_on = backbone_spec(stopped_after(backbone, kept_outputs(spec, cfg)))  # the encoder that reads this head
     meta = {
         "recipe": "recipes/speech_multicorpus", "config": cfg, "backbone": runs_on.key,
