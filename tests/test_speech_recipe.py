@@ -193,3 +193,34 @@ def test_folds_run_apart_make_one_leave_one_corpus_out_result(tmp_path):
     assert sorted(result["corpora"]) == ["emodb", "ravdess"] and result["folds_run_apart"]
     assert abs(result["mean_uar_clean"] - 0.5) < 1e-9 and abs(result["adapted_mean_uar_telephone"] - 0.4) < 1e-9
     assert json.loads((tmp_path / "loco-b-layer-v.json").read_text()) == result
+
+
+def test_the_speaker_adversary_reads_only_speakers_whose_labels_are_spread_as_their_corpus():
+    from recipes.speech_multicorpus.train import GroupAdversary, adversary_speakers
+
+    # an acted corpus (each actor every label) and a talk-show corpus (each speaker one label)
+    clips = [("acted", f"acted:{actor}", label) for actor in ("a1", "a2", "a3") for label in range(4)]
+    clips += [("show", f"show:s{label}", label) for label in range(4)]
+    corpora, speakers, labels = (list(column) for column in zip(*(clip for clip in clips for _ in range(3))))
+    n = len(labels)
+    items = Items([torch.zeros(2, 4)] * n, np.array(labels), np.array(corpora), np.array(["train"] * n),
+                  np.zeros(n, int), np.arange(n), np.array(["wideband"] * n), np.array(speakers))
+    groups = adversary_speakers(items, 0.25)
+    assert set(groups[np.array(corpora) == "acted"]) == {"acted:a1", "acted:a2", "acted:a3"}
+    assert set(groups[np.array(corpora) == "show"]) == {""}
+    assert set(adversary_speakers(items, 0.8)) == set(speakers)  # a looser bound lets the one-label speakers in
+
+    torch.manual_seed(0)
+    adversary = GroupAdversary(4, groups, 0.3, ramp=True)
+    assert adversary.active and adversary.names == ["acted:a1", "acted:a2", "acted:a3"]
+    pooled = torch.randn(n, 4, requires_grad=True)
+    start, _, _ = adversary.loss(pooled, groups, progress=0.0)
+    loss, right, read = adversary.loss(pooled, groups, progress=1.0)
+    assert float(start.detach()) == 0.0 and read == 36 and 0 <= right <= read  # the ramp starts at nothing
+    loss.backward()
+    assert pooled.grad[np.flatnonzero(groups == "")].abs().max() == 0  # unread clips get no gradient
+    # the reversed gradient: a step along the summary's gradient makes the adversary's guess better
+    with torch.no_grad():
+        stepped = pooled + 0.5 * pooled.grad
+    assert float(adversary.loss(stepped, groups)[0]) < float(loss.detach())
+    assert not GroupAdversary(4, groups, 0.0).active and not GroupAdversary(4, np.array(["", "x"]), 0.3).active

@@ -229,8 +229,14 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     epochs, bs = cfg["epochs"], cfg["batch_size"]
     per_epoch = cfg.get("samples_per_epoch") or len(train)
     steps = -(-per_epoch // bs)
-    adversary = CorpusAdversary(2 * head_cfg["hidden"], train.corpora, cfg.get("adversary_weight", 0.0))
-    params = list(net.parameters()) + (list(adversary.parameters()) if adversary.active else [])
+    adversary = GroupAdversary(2 * head_cfg["hidden"], train.corpora, cfg.get("adversary_weight", 0.0))
+    speaker_groups = adversary_speakers(train, cfg.get("speaker_adversary_max_label_shift", 0.25))
+    speaker_adversary = GroupAdversary(2 * head_cfg["hidden"], speaker_groups, cfg.get("speaker_adversary_weight", 0.0),
+                                       ramp=True)
+    if speaker_adversary.active:
+        log.info("%s speaker adversary: %d speakers, %d of %d clips", tag, len(speaker_adversary.names),
+                 int((speaker_groups != "").sum()), len(train))
+    params = list(net.parameters()) + [p for a in (adversary, speaker_adversary) if a.active for p in a.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=epochs * steps, pct_start=0.1)
     probs = sampling_weights(train, cfg["balance"])
@@ -256,7 +262,7 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     answer_among = label_set_mask(val) if set_share and cfg.get("validate_over_label_sets") else None
     for epoch in range(start, epochs):
         net.train()
-        t0, total = time.time(), 0.0
+        t0, total, speakers_right, speakers_read = time.time(), 0.0, 0, 0
         order = rng.choice(len(train), size=per_epoch, replace=True, p=probs)
         for i in range(0, len(order), bs):
             idx = order[i : i + bs]
@@ -279,7 +285,11 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
                 if set_share < 1:
                     loss = loss + (1 - set_share) * F.cross_entropy(logits, target, label_smoothing=cfg["label_smoothing"])
             if adversary.active:
-                loss = loss + adversary.loss(pooled, train.corpora[idx])
+                loss = loss + adversary.loss(pooled, train.corpora[idx])[0]
+            if speaker_adversary.active:
+                progress = (epoch * steps + i // bs) / (epochs * steps)
+                guessed, right, read = speaker_adversary.loss(pooled, speaker_groups[idx], progress)
+                loss, speakers_right, speakers_read = loss + guessed, speakers_right + right, speakers_read + read
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -287,6 +297,8 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
             sched.step()
             total += loss.item() * len(idx)
         score, parts = validation_score(net, val, answer_among)
+        if speakers_read:  # how well the adversary still tells the training speakers apart (chance: 1 / speakers)
+            parts = parts | {"speakers_guessed": speakers_right / speakers_read}
         history.append({"epoch": epoch, "loss": total / len(order), "val": score} | parts)
         log.info("%s epoch %d loss %.4f validation %.3f %s (%.0fs)", tag, epoch, total / len(order), score,
                  " ".join(f"{k} {v:.3f}" for k, v in parts.items()), time.time() - t0)
@@ -358,21 +370,51 @@ class _ReverseGradient(torch.autograd.Function):
         return -grad
 
 
-class CorpusAdversary(torch.nn.Module):
-    """Guesses the corpus from the pooled summary through a reversed gradient (domain-adversarial
-    training): the head is pushed towards summaries that do not tell the corpora apart. Recipe
-    only; not shipped. ``weight`` 0 turns it off."""
+class GroupAdversary(torch.nn.Module):
+    """Guesses each clip's group (its corpus, or its speaker) from the pooled summary through a
+    reversed gradient (domain-adversarial training, Ganin et al. 2016): the head is pushed towards
+    summaries that do not tell the groups apart. Clips whose group is ``""`` are not read.
+    ``weight`` 0 turns it off; with ``ramp`` the weight grows as Ganin's schedule,
+    2 / (1 + exp(-10 p)) - 1 over the run's progress p, so the head first learns the task.
+    Recipe only; not shipped."""
 
-    def __init__(self, dim: int, corpora: np.ndarray, weight: float) -> None:
+    def __init__(self, dim: int, groups: np.ndarray, weight: float, *, ramp: bool = False) -> None:
         super().__init__()
-        self.names = sorted(set(corpora.tolist()))
-        self.weight = float(weight)
+        self.names = sorted(set(groups.tolist()) - {""})
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.weight, self.ramp = float(weight), ramp
         self.active = self.weight > 0 and len(self.names) > 1
         self.guess = torch.nn.Sequential(torch.nn.Linear(dim, 128), torch.nn.GELU(), torch.nn.Linear(128, len(self.names)))
 
-    def loss(self, pooled: torch.Tensor, corpora: np.ndarray) -> torch.Tensor:
-        target = torch.tensor([self.names.index(c) for c in corpora])
-        return self.weight * F.cross_entropy(self.guess(_ReverseGradient.apply(pooled)), target)
+    def loss(self, pooled: torch.Tensor, groups: np.ndarray, progress: float = 1.0) -> tuple[torch.Tensor, int, int]:
+        """The weighted loss, and how many of the read clips it guessed right, of how many."""
+        read = np.flatnonzero(groups != "")
+        if not len(read):
+            return pooled.new_zeros(()), 0, 0
+        target = torch.tensor([self.index[g] for g in groups[read]])
+        logits = self.guess(_ReverseGradient.apply(pooled[torch.from_numpy(read)]))
+        weight = self.weight * (2.0 / (1.0 + np.exp(-10.0 * progress)) - 1.0 if self.ramp else 1.0)
+        right = int((logits.argmax(-1) == target).sum())
+        return weight * F.cross_entropy(logits, target), right, len(read)
+
+
+def adversary_speakers(items: Items, max_label_shift: float) -> np.ndarray:
+    """Per item, its speaker when that speaker's labels are spread as their corpus's (total variation
+    distance at most ``max_label_shift``), else ``""``. A speaker adversary must not read a speaker
+    whose voice tells the label: URDU's talk-show speakers each keep one label (distance 0.75), so
+    hiding who speaks would hide what they feel; every RAVDESS, EmoDB and EMOVO actor acts every
+    emotion (0.00-0.17)."""
+    out = np.full(len(items), "", dtype=object)
+    for corpus in np.unique(items.corpora):
+        in_corpus = items.corpora == corpus
+        classes = np.unique(items.labels[in_corpus])
+        corpus_share = np.array([np.mean(items.labels[in_corpus] == c) for c in classes])
+        for speaker in np.unique(items.speakers[in_corpus]):
+            own = in_corpus & (items.speakers == speaker)
+            share = np.array([np.mean(items.labels[own] == c) for c in classes])
+            if 0.5 * np.abs(share - corpus_share).sum() <= max_label_shift:
+                out[own] = speaker
+    return out.astype(str)
 
 
 def layer_weights(net: SpeechHead) -> list[float] | None:
