@@ -18,6 +18,11 @@ def max_predicted_share(y_pred: np.ndarray) -> float:
     return float(counts.max() / len(y_pred))
 
 
+def largest_class_share(y_true: np.ndarray) -> float:
+    """The most frequent true label's share: a predicted share up to this is no sign of collapse."""
+    return max_predicted_share(y_true)
+
+
 def speaker_max_shares(pred: np.ndarray, speakers: np.ndarray) -> dict[str, float]:
     """For each speaker with at least ``SPEAKER_SHARE_MIN_CLIPS`` clips, the share of their clips
     given to the answer given most: a model that reads one voice as one emotion shows here even

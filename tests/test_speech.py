@@ -19,6 +19,7 @@ from affect.labels import EMOTION_NAMES, emotion_index
 from affect.results import Modality
 from affect.speech import NO_SPEECH, SpeechEncoder, SpeechRequest, SpeechWeights
 from affect.speech.augment import telephone_band
+from evaluation.recall import uar
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +47,6 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
-def _uar(gold: list[int], pred: list[int]) -> float:
-    g, p = np.array(gold), np.array(pred)
-    return float(np.mean([(p[g == c] == c).mean() for c in np.unique(g)]))
-
-
 def test_weights_meta_and_hash() -> None:
     weights = SpeechWeights.DEFAULT
     assert all(key in weights.meta for key in REQUIRED_META_KEYS)
@@ -70,7 +66,7 @@ def test_beats_chance_on_test_actors(speech_encoder: SpeechEncoder, clips) -> No
         assert -1.0 <= result.valence <= 1.0 and -1.0 <= result.arousal <= 1.0
         gold.append(emotion_index(clip.emotion))
         pred.append(emotion_index(result.emotion))
-    assert _uar(gold, pred) > 0.4  # chance is 1/7; the shipped model scores about 0.7
+    assert uar(gold, pred) > 0.4  # chance is 1/7; the shipped model scores about 0.7
 
 
 @pytest.mark.parametrize("rate", [48_000, 22_050, 44_100, 8_000])
@@ -387,5 +383,5 @@ def test_a_server_set_to_adapt_reads_a_deployment_of_calls_against_what_it_heard
     adapted, fixed = np.array(adapted), np.array(fixed)
     assert np.abs(adapted[-10:] - fixed[-10:]).max() > 0.05  # once much was heard, the answers differ
     pred = adapted.argmax(1)
-    assert _uar(gold, list(pred)) >= 0.5
+    assert uar(gold, list(pred)) >= 0.5
     assert np.bincount(pred).max() / len(pred) <= 0.35

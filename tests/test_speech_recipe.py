@@ -224,3 +224,12 @@ def test_the_speaker_adversary_reads_only_speakers_whose_labels_are_spread_as_th
         stepped = pooled + 0.5 * pooled.grad
     assert float(adversary.loss(stepped, groups)[0]) < float(loss.detach())
     assert not GroupAdversary(4, groups, 0.0).active and not GroupAdversary(4, np.array(["", "x"]), 0.3).active
+
+
+def test_uar_counts_only_the_classes_the_labels_have():
+    from evaluation.recall import accuracy, uar
+
+    gold = np.array([0, 0, 0, 0, 1, 1])
+    assert uar(gold, np.array([0, 0, 0, 0, 0, 0])) == 0.5  # one class for all: half the classes, whatever accuracy says
+    assert accuracy(gold, np.array([0, 0, 0, 0, 0, 0])) == 4 / 6
+    assert uar(gold, np.array([0, 0, 0, 5, 1, 1])) == (3 / 4 + 1) / 2  # an answer outside the labels is only a miss

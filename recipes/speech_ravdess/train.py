@@ -30,6 +30,7 @@ from affect.speech._backbone import BACKBONE_NAME, WhisperBackbone
 from affect.speech._network import SpeechEmotionHead, pad_frames
 from affect.speech._vad import VoiceActivity
 from affect.speech._weights_io import parameter_count, save_speech_weights
+from evaluation.recall import uar
 from recipes.speech_ravdess.features import build_cache, load_cache
 
 log = logging.getLogger("recipes.speech_ravdess")
@@ -42,11 +43,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Unweighted average recall over the classes present in ``y_true``."""
-    return float(np.mean([(y_pred[y_true == c] == c).mean() for c in np.unique(y_true)]))
 
 
 def jitter(x: torch.Tensor, rng: np.random.Generator, crop_min: float, frame_mask: float) -> torch.Tensor:
