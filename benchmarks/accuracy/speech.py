@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from affect.datasets import DatasetNotFoundError, default_data_root
@@ -71,9 +72,9 @@ def run(args: argparse.Namespace) -> Report:
         phone = telephone_band(audio, back_to_rate=False)  # what an 8 kHz call delivers
         clean_audio.append(audio)
         phone_audio.append(prepare_array(phone, PHONE_RATE).samples)
-        t0 = time.perf_counter()
+        t0 = time.process_time()  # CPU time of this process (every thread), not wall time: another job beside does not count
         answer = encoder.analyze(clip.path)
-        busy += time.perf_counter() - t0
+        busy += time.process_time() - t0
         seconds += answer.duration
         p, pr = _prediction(answer)
         pred.append(p)
@@ -109,6 +110,9 @@ def run(args: argparse.Namespace) -> Report:
         f"Clips where the VAD found no speech (counted wrong): {no_speech} clean, {no_speech_tel} telephone.",
         "95% intervals: percentile bootstrap over the test clips (1000 resamples). Two speakers only: "
         "the intervals do not cover speaker-to-speaker variation.",
+        f"speech_cpu_seconds_per_audio_second: CPU time of this process (time.process_time, torch with {torch.get_num_threads()} "
+        "threads) in SpeechEncoder.analyze of each clean RAVDESS test file (decoding, VAD, encoder, head), over the audio's "
+        "seconds. Reports before 2026-12-06 timed wall time, which another job running beside inflates.",
     ]
     if adapts:
         notes.append("'_adapted' figures: each test set (RAVDESS clean, RAVDESS telephone, EmoDB, URDU, EMOVO) heard as one "
