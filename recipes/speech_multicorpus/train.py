@@ -230,14 +230,14 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     epochs, bs = cfg["epochs"], cfg["batch_size"]
     per_epoch = cfg.get("samples_per_epoch") or len(train)
     steps = -(-per_epoch // bs)
-    adversary = GroupAdversary(2 * head_cfg["hidden"], train.corpora, cfg.get("adversary_weight", 0.0))
-    speaker_groups = adversary_speakers(train, cfg.get("speaker_adversary_max_label_shift", 0.25))
-    speaker_adversary = GroupAdversary(2 * head_cfg["hidden"], speaker_groups, cfg.get("speaker_adversary_weight", 0.0),
-                                       ramp=True)
-    if speaker_adversary.active:
-        log.info("%s speaker adversary: %d speakers, %d of %d clips", tag, len(speaker_adversary.names),
+    adversaries = {"corpus": GroupAdversary(2 * head_cfg["hidden"], train.corpora, cfg.get("adversary_weight", 0.0))}
+    if cfg.get("speaker_adversary_weight"):  # built only when asked: its weights' draws would move every later random draw
+        speaker_groups = adversary_speakers(train, cfg.get("speaker_adversary_max_label_shift", 0.25))
+        adversaries["speaker"] = GroupAdversary(2 * head_cfg["hidden"], speaker_groups, cfg["speaker_adversary_weight"], ramp=True)
+        log.info("%s speaker adversary: %d speakers, %d of %d clips", tag, len(adversaries["speaker"].names),
                  int((speaker_groups != "").sum()), len(train))
-    params = list(net.parameters()) + [p for a in (adversary, speaker_adversary) if a.active for p in a.parameters()]
+    adversary, speaker_adversary = adversaries["corpus"], adversaries.get("speaker")
+    params = list(net.parameters()) + [p for a in adversaries.values() if a.active for p in a.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=epochs * steps, pct_start=0.1)
     probs = sampling_weights(train, cfg["balance"])
@@ -247,6 +247,8 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     if resume and ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
         net.load_state_dict(state["net"])
+        for name, state_dict in state.get("adversaries", {}).items():
+            adversaries[name].load_state_dict(state_dict)
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         rng, start, best, history = state["rng"], state["epoch"] + 1, state["best"], state["history"]
@@ -287,7 +289,7 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
                     loss = loss + (1 - set_share) * F.cross_entropy(logits, target, label_smoothing=cfg["label_smoothing"])
             if adversary.active:
                 loss = loss + adversary.loss(pooled, train.corpora[idx])[0]
-            if speaker_adversary.active:
+            if speaker_adversary is not None and speaker_adversary.active:
                 progress = (epoch * steps + i // bs) / (epochs * steps)
                 guessed, right, read = speaker_adversary.loss(pooled, speaker_groups[idx], progress)
                 loss, speakers_right, speakers_read = loss + guessed, speakers_right + right, speakers_read + read
@@ -311,6 +313,7 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng,
+                        "adversaries": {name: a.state_dict() for name, a in adversaries.items() if a.active},
                         "epoch": epoch, "best": best, "history": history, "swa": swa}, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").rename(ckpt)
     if swa is not None:  # the averaged weights replace the best epoch (the head has no batch statistics to refresh)
