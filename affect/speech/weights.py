@@ -413,16 +413,32 @@ class SpeechWeights(WeightsEnum):
         },
     )
     # v10's recipe with a speaker adversary at weight 1.0: round 19 of the recipe's choice rule (the model card).
-    # Opt-in while its test figures are read and late fusion is refitted for it; v10 stays the default.
+    # Opt-in until late fusion is refitted for it (the rule's last step); v10 stays the default until then.
     WHISPER_TINY_LAYERS_MULTICORPUS_V11 = Weights(
         file="speech/whisper_tiny_layers_multicorpus_v11.safetensors",
         sha256="f52e60fb666c22f501029eb567f6ff5696cc53bbc48ee3ec38620ff430fb0fc1",
         meta={
             **WHISPER_TINY_LAYERS_MULTICORPUS_V10.meta,
             "version": "11",
-            # loco_*: `train loco --variant ..._outputs3_emovo_speakeradv10` (four folds run apart, 2026-12-06);
-            # test figures: not read yet.
+            # loco_*: `train loco --variant ..._outputs3_emovo_speakeradv10` (four folds run apart, 2026-12-06); test:
+            # `python -m benchmarks.accuracy speech --speech-weights WHISPER_TINY_LAYERS_MULTICORPUS_V11` (read once, 04:43 UTC).
             "metrics": {
+                "ravdess_test_uar": 0.682,
+                "ravdess_test_uar_ci_low": 0.61,
+                "ravdess_test_uar_ci_high": 0.753,
+                "ravdess_test_accuracy": 0.683,
+                "ravdess_test_telephone_uar": 0.714,
+                "ravdess_test_telephone_uar_ci_low": 0.652,
+                "ravdess_test_telephone_uar_ci_high": 0.784,
+                "ravdess_test_ece": 0.076,
+                "max_predicted_share_ravdess_test": 0.225,
+                "max_predicted_share_ravdess_test_telephone": 0.225,
+                "emodb_test_uar": 0.774,
+                "max_predicted_share_emodb_test": 0.299,
+                "urdu_test_uar": 0.49,
+                "max_predicted_share_urdu_test": 0.731,
+                "emovo_test_uar": 0.235,
+                "max_predicted_share_emovo_test": 0.745,
                 "loco_mean_uar": 0.491,
                 "loco_mean_telephone_uar": 0.481,
                 "loco_mean_uar_adapted": 0.491,
