@@ -217,7 +217,8 @@ def label_set_loss(logits: torch.Tensor, labels: torch.Tensor, present: torch.Te
 def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: str, *, layers: int = 1,
                ckpt: Path | None = None, resume: bool = False, tag: str = "",
                shrink: "PartlyAdapted | None" = None,
-               voice: "SpeakerShift | None" = None) -> tuple[SpeechEmotionHead, dict]:
+               voice: "SpeakerShift | None" = None,
+               speaker_groups: np.ndarray | None = None) -> tuple[SpeechEmotionHead, dict]:
     """Train on ``train``, keep the epoch with the best validation score; resumable from ``ckpt``.
     ``in_dim`` is one encoder layer's width; frames hold ``layers`` of them. ``shrink``: each
     training clip is read as at a random stage of a deployment's adaptation (corpus statistics).
@@ -232,7 +233,8 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     steps = -(-per_epoch // bs)
     adversaries = {"corpus": GroupAdversary(2 * head_cfg["hidden"], train.corpora, cfg.get("adversary_weight", 0.0))}
     if cfg.get("speaker_adversary_weight"):  # built only when asked: its weights' draws would move every later random draw
-        speaker_groups = adversary_speakers(train, cfg.get("speaker_adversary_max_label_shift", 0.25))
+        if speaker_groups is None:  # train_members reads them once for all its members
+            speaker_groups = speaker_adversary_groups(train, cfg)
         adversaries["speaker"] = GroupAdversary(2 * head_cfg["hidden"], speaker_groups, cfg["speaker_adversary_weight"], ramp=True)
         log.info("%s speaker adversary: %d speakers, %d of %d clips", tag, len(adversaries["speaker"].names),
                  int((speaker_groups != "").sum()), len(train))
@@ -338,12 +340,13 @@ def train_members(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm
     ``cfg["seed"] + i``; more than one are returned as a :class:`SpeechHeadEnsemble`."""
     n = int(cfg.get("ensemble", 1))
     nets, infos = [], []
+    speaker_groups = speaker_adversary_groups(train, cfg) if cfg.get("speaker_adversary_weight") else None
     for i in range(n):
         member_cfg = cfg | {"seed": cfg["seed"] + i}
         member_ckpt = ckpt if ckpt is None or n == 1 else ckpt.with_name(f"{ckpt.stem}-m{i}{ckpt.suffix}")
         net, info = train_head(train, val, member_cfg, in_dim, feature_norm, layers=layers, ckpt=member_ckpt,
                                resume=resume, tag=f"{tag}[{i + 1}/{n}]" if n > 1 else tag, shrink=shrink,
-                               voice=voice)
+                               voice=voice, speaker_groups=speaker_groups)
         nets.append(net)
         infos.append(info)
     if n == 1:
@@ -419,6 +422,11 @@ def adversary_speakers(items: Items, max_label_shift: float) -> np.ndarray:
             if 0.5 * np.abs(share - corpus_share).sum() <= max_label_shift:
                 out[own] = speaker
     return out.astype(str)
+
+
+def speaker_adversary_groups(train: Items, cfg: dict) -> np.ndarray:
+    """The speaker adversary's group of each training item, by the config's label-shift bound."""
+    return adversary_speakers(train, cfg.get("speaker_adversary_max_label_shift", 0.25))
 
 
 def layer_weights(net: SpeechHead) -> list[float] | None:
