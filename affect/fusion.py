@@ -350,7 +350,31 @@ class FusionWeights(WeightsEnum):
             },
         },
     )
-    DEFAULT = LATE_FUSION_V13
+    LATE_FUSION_V14 = Weights(
+        file="fusion/late_fusion_v14.safetensors",
+        sha256="fcf9f93497dd82ebfa2099775fc0bd970b691b908f3af8df77e71170316e41a9",
+        meta={
+            **_LATE_FUSION_META,
+            "version": "14",  # refitted for speech-whisper-tiny-layers-multicorpus@11 (the speaker adversary; L2 0.003)
+            # label-matched test combinations, `python -m benchmarks.accuracy fusion --full-data ...`
+            "metrics": {
+                "fusion_accuracy_face": 0.654,
+                "fusion_accuracy_speech": 0.675,
+                "fusion_accuracy_text": 0.433,
+                "fusion_accuracy_face+speech": 0.863,
+                "fusion_accuracy_face+text": 0.75,
+                "fusion_accuracy_speech+text": 0.756,
+                "fusion_accuracy_face+speech+text": 0.879,
+                "ece_before_face": 0.023,
+                "ece_after_face": 0.012,
+                "ece_before_speech": 0.138,
+                "ece_after_speech": 0.076,
+                "ece_before_text": 0.029,
+                "ece_after_text": 0.029,
+            },
+        },
+    )
+    DEFAULT = LATE_FUSION_V14
 
 
 @lru_cache(maxsize=4)

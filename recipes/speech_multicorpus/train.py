@@ -49,7 +49,7 @@ from recipes.speech_ravdess.train import fit_temperature, jitter, predict  # one
 log = logging.getLogger("recipes.speech_multicorpus")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-DEFAULT_OUT = ROOT / "affect" / "models" / "speech" / "whisper_tiny_layers_multicorpus_v10.safetensors"
+DEFAULT_OUT = ROOT / "affect" / "models" / "speech" / "whisper_tiny_layers_multicorpus_v12.safetensors"
 
 
 @dataclass
