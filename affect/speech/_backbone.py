@@ -131,17 +131,18 @@ def _stopped_key(key: str, blocks: int) -> str:
     return f"{key.removesuffix('-layers')}-blocks{blocks}"
 
 
-# tiny.en stopped after its first two or three of four layers (every output kept up to there): the
-# layers' CPU falls with the layers dropped; a head reads it only if it was trained on those outputs.
-_full = BACKBONES["whisper-tiny.en-layers"]
-for _blocks in (2, 3):
-    _key = _stopped_key(_full.key, _blocks)
-    BACKBONES[_key] = replace(
-        _full, key=_key, feature_dim=_full.feature_dim // _full.layers * (_blocks + 1),
-        layers=_blocks + 1,
-        description=f"openai/whisper-tiny.en encoder, its first {_blocks} of {_full.layers - 1} layers, every output "
-                    "(torch float32, weights read from its CTranslate2 file)",
-    )
+# Each every-layer encoder stopped after its first two or three layers (every output kept up to
+# there; tiny.en has four, base six): the layers' CPU falls with the layers dropped; a head reads it
+# only if it was trained on those outputs.
+for _full in (BACKBONES["whisper-tiny.en-layers"], BACKBONES["whisper-base-layers"]):
+    for _blocks in (2, 3):
+        _key = _stopped_key(_full.key, _blocks)
+        BACKBONES[_key] = replace(
+            _full, key=_key, feature_dim=_full.feature_dim // _full.layers * (_blocks + 1),
+            layers=_blocks + 1,
+            description=f"{_full.description.split(',')[0]}, its first {_blocks} of {_full.layers - 1} layers, every "
+                        "output (torch float32, weights read from its CTranslate2 file)",
+        )
 
 
 def stopped_after(key: str, outputs: int) -> str:
