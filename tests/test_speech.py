@@ -207,42 +207,47 @@ def test_speech_encoder_reads_the_backbone_its_head_names() -> None:
     assert out.shape[1] == BACKBONES["whisper-base"].feature_dim == 512
 
 
-def test_every_layer_encoder_ends_where_ctranslate2_does(clips) -> None:
-    """The torch encoder read from the CTranslate2 file gives five layer outputs per frame; its last
-    equals CTranslate2's own encoder run in float32 on the same speech."""
+@pytest.mark.parametrize(("key", "outputs", "width"), [("whisper-tiny.en", 5, 384), ("whisper-base", 7, 512)])
+def test_every_layer_encoder_ends_where_ctranslate2_does(clips, key: str, outputs: int, width: int) -> None:
+    """The torch encoder read from the CTranslate2 file gives every layer's output per frame (five
+    for tiny.en, seven for the multilingual base); its last equals CTranslate2's own encoder run in
+    float32 on the same speech."""
     from affect.speech._backbone import BACKBONES, WhisperBackbone
 
-    layered = WhisperBackbone("whisper-tiny.en-layers")
-    reference = WhisperBackbone("whisper-tiny.en", compute_type="float32")
+    layered = WhisperBackbone(f"{key}-layers")
+    reference = WhisperBackbone(key, compute_type="float32")
     samples, rate = _read(clips[0].path)
     mel = reference.features(AF.resample(torch.from_numpy(samples), rate, 16_000).numpy()[:48_000])[None]
     states = layered.encode_features(mel)
-    assert states.shape[2] == BACKBONES["whisper-tiny.en-layers"].feature_dim == 5 * 384
-    last = states[0, :, -384:]
+    assert states.shape[2] == BACKBONES[f"{key}-layers"].feature_dim == outputs * width
+    last = states[0, :, -width:]
     np.testing.assert_allclose(last, reference.encode_features(mel)[0], atol=2e-3)
-    first = states[0, :, :384]
+    first = states[0, :, :width]
     assert np.abs(first - last).mean() > 0.1  # the layers differ: not one state repeated
 
 
-def test_an_encoder_stopped_after_fewer_layers_gives_the_full_encoders_first_outputs(clips) -> None:
-    """tiny.en kept to its first two or three layers holds fewer layers and gives, frame for frame,
-    the full encoder's first outputs (no final layer norm on a middle layer); a head names it by
-    ``stopped_after``."""
+@pytest.mark.parametrize(("key", "blocks_in_full", "width"), [("whisper-tiny.en", 4, 384), ("whisper-base", 6, 512)])
+def test_an_encoder_stopped_after_fewer_layers_gives_the_full_encoders_first_outputs(
+        clips, key: str, blocks_in_full: int, width: int) -> None:
+    """An encoder kept to its first two or three layers holds fewer layers and gives, frame for
+    frame, the full encoder's first outputs (no final layer norm on a middle layer); a head names
+    it by ``stopped_after``."""
     from affect.speech._backbone import WhisperBackbone, stopped_after
 
-    full = WhisperBackbone("whisper-tiny.en-layers")
+    full = WhisperBackbone(f"{key}-layers")
     samples, rate = _read(clips[0].path)
     mel = full.features(AF.resample(torch.from_numpy(samples), rate, 16_000).numpy()[:48_000])[None]
     states = full.encode_features(mel)
     for blocks in (2, 3):
-        cut = WhisperBackbone(stopped_after("whisper-tiny.en-layers", blocks + 1))
-        assert cut.spec.key == f"whisper-tiny.en-blocks{blocks}" and cut.blocks_run == len(cut.layers.blocks) == blocks
+        cut = WhisperBackbone(stopped_after(f"{key}-layers", blocks + 1))
+        assert cut.spec.key == f"{key}-blocks{blocks}" and cut.blocks_run == len(cut.layers.blocks) == blocks
         out = cut.encode_features(mel)
-        assert out.shape[2] == (blocks + 1) * 384
-        np.testing.assert_allclose(out, states[:, :, : (blocks + 1) * 384], atol=1e-5)
-    assert full.blocks_run == 4 and stopped_after("whisper-tiny.en-layers", 5) == "whisper-tiny.en-layers"
+        assert out.shape[2] == (blocks + 1) * width
+        np.testing.assert_allclose(out, states[:, :, : (blocks + 1) * width], atol=1e-5)
+    assert full.blocks_run == blocks_in_full
+    assert stopped_after(f"{key}-layers", blocks_in_full + 1) == f"{key}-layers"
     with pytest.raises(ValueError):
-        stopped_after("whisper-tiny.en-layers", 1)
+        stopped_after(f"{key}-layers", 1)
 
 
 def test_the_int8_encoder_quantises_its_linear_layers_and_stays_near_float32(clips) -> None:
