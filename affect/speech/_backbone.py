@@ -109,21 +109,6 @@ BACKBONES: dict[str, BackboneSpec] = {
         licence="MIT",
     ),
 }
-# The same weights, every layer's output side by side (the input to the first layer and each
-# layer's output: 5 x 384 per frame for tiny.en, 7 x 512 for base), run in torch from the same model file.
-for _key, _layers in (("whisper-tiny.en", 5), ("whisper-base", 7)):
-    _spec = BACKBONES[_key]
-    BACKBONES[f"{_key}-layers"] = replace(
-        _spec, key=f"{_key}-layers", feature_dim=_layers * _spec.feature_dim, layers=_layers,
-        description=f"{_spec.description.split(' (')[0]}, every layer (torch float32, weights read from its CTranslate2 file)",
-    )
-# tiny.en's every layer with the linear layers in dynamic int8 (load_whisper_layers(int8=True)): a
-# head reads it only if it was trained on it (its frames are not float32's).
-BACKBONES["whisper-tiny.en-layers-int8"] = replace(
-    BACKBONES["whisper-tiny.en-layers"], key="whisper-tiny.en-layers-int8", int8=True,
-    description="openai/whisper-tiny.en encoder, every layer (torch, linear layers in dynamic int8 per channel, "
-                "weights read from its CTranslate2 file)",
-)
 
 
 def _stopped_key(key: str, blocks: int) -> str:
@@ -131,18 +116,31 @@ def _stopped_key(key: str, blocks: int) -> str:
     return f"{key.removesuffix('-layers')}-blocks{blocks}"
 
 
-# Each every-layer encoder stopped after its first two or three layers (every output kept up to
-# there; tiny.en has four, base six): the layers' CPU falls with the layers dropped; a head reads it
-# only if it was trained on those outputs.
-for _full in (BACKBONES["whisper-tiny.en-layers"], BACKBONES["whisper-base-layers"]):
+# The same weights, every layer's output side by side (the input to the first layer and each
+# layer's output: 5 x 384 per frame for tiny.en, 7 x 512 for base), run in torch from the same model
+# file; and each stopped after its first two or three layers (every output kept up to there): the
+# layers' CPU falls with the layers dropped; a head reads it only if it was trained on those outputs.
+for _key, _layers in (("whisper-tiny.en", 5), ("whisper-base", 7)):
+    _spec = BACKBONES[_key]
+    _name = _spec.description.split(" (")[0]
+    _full = BACKBONES[f"{_key}-layers"] = replace(
+        _spec, key=f"{_key}-layers", feature_dim=_layers * _spec.feature_dim, layers=_layers,
+        description=f"{_name}, every layer (torch float32, weights read from its CTranslate2 file)",
+    )
     for _blocks in (2, 3):
-        _key = _stopped_key(_full.key, _blocks)
-        BACKBONES[_key] = replace(
-            _full, key=_key, feature_dim=_full.feature_dim // _full.layers * (_blocks + 1),
-            layers=_blocks + 1,
-            description=f"{_full.description.split(',')[0]}, its first {_blocks} of {_full.layers - 1} layers, every "
-                        "output (torch float32, weights read from its CTranslate2 file)",
+        _stopped = _stopped_key(_full.key, _blocks)
+        BACKBONES[_stopped] = replace(
+            _full, key=_stopped, feature_dim=_spec.feature_dim * (_blocks + 1), layers=_blocks + 1,
+            description=f"{_name}, its first {_blocks} of {_layers - 1} layers, every output "
+                        "(torch float32, weights read from its CTranslate2 file)",
         )
+# tiny.en's every layer with the linear layers in dynamic int8 (load_whisper_layers(int8=True)): a
+# head reads it only if it was trained on it (its frames are not float32's).
+BACKBONES["whisper-tiny.en-layers-int8"] = replace(
+    BACKBONES["whisper-tiny.en-layers"], key="whisper-tiny.en-layers-int8", int8=True,
+    description="openai/whisper-tiny.en encoder, every layer (torch, linear layers in dynamic int8 per channel, "
+                "weights read from its CTranslate2 file)",
+)
 
 
 def stopped_after(key: str, outputs: int) -> str:

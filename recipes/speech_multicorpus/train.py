@@ -232,9 +232,9 @@ def train_head(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm: s
     per_epoch = cfg.get("samples_per_epoch") or len(train)
     steps = -(-per_epoch // bs)
     adversaries = {"corpus": GroupAdversary(2 * head_cfg["hidden"], train.corpora, cfg.get("adversary_weight", 0.0))}
-    if cfg.get("speaker_adversary_weight"):  # built only when asked: its weights' draws would move every later random draw
-        if speaker_groups is None:  # train_members reads them once for all its members
-            speaker_groups = speaker_adversary_groups(train, cfg)
+    if speaker_groups is None:  # train_members reads them once for all its members
+        speaker_groups = speaker_adversary_groups(train, cfg)
+    if speaker_groups is not None:  # built only when asked: its weights' draws would move every later random draw
         adversaries["speaker"] = GroupAdversary(2 * head_cfg["hidden"], speaker_groups, cfg["speaker_adversary_weight"], ramp=True)
         log.info("%s speaker adversary: %d speakers, %d of %d clips", tag, len(adversaries["speaker"].names),
                  int((speaker_groups != "").sum()), len(train))
@@ -340,7 +340,7 @@ def train_members(train: Items, val: Items, cfg: dict, in_dim: int, feature_norm
     ``cfg["seed"] + i``; more than one are returned as a :class:`SpeechHeadEnsemble`."""
     n = int(cfg.get("ensemble", 1))
     nets, infos = [], []
-    speaker_groups = speaker_adversary_groups(train, cfg) if cfg.get("speaker_adversary_weight") else None
+    speaker_groups = speaker_adversary_groups(train, cfg)
     for i in range(n):
         member_cfg = cfg | {"seed": cfg["seed"] + i}
         member_ckpt = ckpt if ckpt is None or n == 1 else ckpt.with_name(f"{ckpt.stem}-m{i}{ckpt.suffix}")
@@ -424,8 +424,11 @@ def adversary_speakers(items: Items, max_label_shift: float) -> np.ndarray:
     return out.astype(str)
 
 
-def speaker_adversary_groups(train: Items, cfg: dict) -> np.ndarray:
-    """The speaker adversary's group of each training item, by the config's label-shift bound."""
+def speaker_adversary_groups(train: Items, cfg: dict) -> np.ndarray | None:
+    """The speaker adversary's group of each training item, by the config's label-shift bound; None
+    when the config asks for no speaker adversary."""
+    if not cfg.get("speaker_adversary_weight"):
+        return None
     return adversary_speakers(train, cfg.get("speaker_adversary_max_label_shift", 0.25))
 
 
