@@ -91,10 +91,22 @@ def _encoder_options(args: argparse.Namespace) -> dict[str, dict]:
     if args.speech_adapt:
         options["speech"] = {"adapt": True}
     if args.text_context_weight is not None:
-        options["text"] = {"context_weight": args.text_context_weight}
+        options.setdefault("text", {})["context_weight"] = args.text_context_weight
+    if args.text_prior is not None:
+        options.setdefault("text", {})["prior"] = args.text_prior
     if args.face_detector is not None:
         options["face"] = {"detector": args.face_detector}
     return options
+
+
+def _text_prior(text: str) -> object:
+    """``--text-prior`` checked as the library checks it (``affect.text.prior.parse_prior``)."""
+    from affect.text.prior import parse_prior
+
+    try:
+        return parse_prior(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _analyze_turns(turns: list[dict], args: argparse.Namespace) -> int:
@@ -345,7 +357,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         turns = read_turns(path)
         _check_texts(turns)
         args.out, args.plot, args.json, args.speech_adapt, args.text_context_weight = None, out, False, False, None
-        args.face_detector = None
+        args.face_detector = args.text_prior = None
         return _analyze_turns(turns, args)
     files = {r.get("file") for r in records}
     if len(files) > 1:
@@ -430,6 +442,10 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
                          help="how much of a text turn's answer comes from reading it with the turns before it, 0 to 1 "
                               "(default: the text model's own, 0.5 for the default; 1 suits chats like the text model's "
                               "training dialogue; see the text model card)")
+    analyze.add_argument("--text-prior", type=_text_prior, default=None, metavar="PRIOR",
+                         help="the emotion frequencies the turns are expected to have: trained (the default: as the text "
+                              "model learnt them), conversational, uniform, or emotion=weight pairs such as "
+                              "neutral=0.8,happiness=0.06,anger=0.06,sadness=0.04,surprise=0.04 (see the text model card)")
     analyze.add_argument("--face-detector", default=None, metavar="NAME",
                          help="blazeface (the default), blazeface+mtcnn (MTCNN looks again after each full search: more "
                               "small, dim and side-lit faces, about 1.6x the detector's CPU) or haar; see the face model card")

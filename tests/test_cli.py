@@ -142,6 +142,22 @@ def test_the_text_context_weight_can_be_set_for_a_conversation(tmp_path: Path):
     assert refused.returncode != 0 and len(lines) == 1 and "context_weight" in lines[0], lines
 
 
+def test_the_text_prior_can_be_set_for_a_conversation():
+    """``--text-prior`` with a support desk's frequencies (mostly neutral) gives every turn a higher
+    neutral probability than the default; a prior naming no emotion is refused before anything loads."""
+    conversation = Path(__file__).resolve().parents[1] / "docs" / "examples" / "support-call.jsonl"
+    desk = "neutral=0.85,happiness=0.04,sadness=0.03,anger=0.04,fear=0.01,disgust=0.01,surprise=0.02"
+    runs = []
+    for flags in ([], ["--text-prior", desk]):
+        out = affect("analyze", "--conversation", str(conversation), "--json", "-q", *flags)
+        assert out.returncode == 0, out.stderr.decode()
+        runs.append(json.loads(out.stdout))
+    default, at_desk = runs
+    assert all(d["emotions"]["neutral"] < a["emotions"]["neutral"] for d, a in zip(default, at_desk))
+    refused = affect("analyze", "--text", "hello", "--text-prior", "calm=1")
+    assert refused.returncode == 2 and "'calm', which is not an emotion" in refused.stderr.decode()
+
+
 @pytest.mark.parametrize("flag, content, message", [
     ("--audio", None, "no such file"),
     ("--audio", b"RIFF\x10\x00\x00\x00WAVEfmt truncated", "audio"),

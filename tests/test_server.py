@@ -395,6 +395,7 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--batch-concurrency", "0"], "batch_concurrency must be at least 1"),
             (["--speech-adapt", "true", "--speech-model", "none"], "--speech-adapt needs a speech model"),
             (["--text-context-weight", "1.5"], "text_context_weight must be between 0 and 1"),
+            (["--text-prior", "neutral=0.8,calm=0.2"], "'calm', which is not an emotion"),
         ]
         for args, words in cases:
             out = subprocess.run([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", *args,
@@ -413,6 +414,19 @@ def test_the_servers_face_detector_choices_are_the_librarys():
     options = ServerConfig(face_detector="blazeface+mtcnn").encoder_options()
     assert options["face"]["detector"] == "blazeface+mtcnn"
     assert "detector" not in ServerConfig().encoder_options()["face"]  # the library's default stays the default
+
+
+def test_the_servers_text_prior_reaches_the_text_encoder():
+    """``--text-prior`` is handed to the text encoder as the library reads it; left at "default",
+    nothing is handed over and the library's default applies."""
+    from affect_server.config import ServerConfig
+
+    assert "text" not in ServerConfig().encoder_options()
+    assert ServerConfig(text_prior="trained").encoder_options()["text"] == {"prior": "trained"}
+    options = ServerConfig(text_prior="neutral=0.9,anger=0.1", text_context_weight=0.0).encoder_options()
+    assert options["text"] == {"prior": {"neutral": 0.9, "anger": 0.1}, "context_weight": 0.0}
+    with pytest.raises(SystemExit, match="--text-prior needs a text model"):
+        ServerConfig(text_prior="uniform", text_model="none").check()
 
 
 def _long_turn_server(tmp_path: Path, grace: float) -> tuple[subprocess.Popen, str]:

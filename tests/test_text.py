@@ -153,6 +153,24 @@ def test_the_expected_prior_moves_answers_in_the_documented_direction(text_encod
         resolve_prior("support-desk")
 
 
+def test_a_prior_written_on_a_command_line_is_read_as_the_library_reads_a_mapping():
+    """``parse_prior`` (the CLI's and the server's ``--text-prior``): presets by name, emotion=weight
+    pairs as a mapping that resolves like the same dict, and each mistake named."""
+    from affect.text.prior import DEFAULT_PRIOR, PRIOR_PRESETS, parse_prior, resolve_prior
+
+    assert DEFAULT_PRIOR in PRIOR_PRESETS
+    for name in PRIOR_PRESETS:
+        assert parse_prior(f" {name} ") == name
+    written = parse_prior("neutral=0.8, anger=0.15,sadness=0.05")
+    assert torch.equal(resolve_prior(written), resolve_prior({"neutral": 0.8, "anger": 0.15, "sadness": 0.05}))
+    for text, words in [("support-desk", "unknown text prior"), ("neutral=lots", "is not emotion=weight"),
+                        ("calm=1", "not an emotion"), ("neutral=-0.1", "finite number >= 0"),
+                        ("neutral=nan", "finite number >= 0"), ("neutral=inf", "finite number >= 0"),
+                        ("neutral=0,anger=0", "positive weight")]:
+        with pytest.raises(ValueError, match=words):
+            parse_prior(text)
+
+
 def test_v3_ships_only_its_adapted_layers_and_reads_the_rest_from_round_1():
     """text-minilm-multicorpus@3 stores MiniLM layers 4-5 and the heads; the embeddings and layers
     0-3 come from round 1's file, and the stored layers are not round 1's."""

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from affect.datasets import read_goemotions_ekman, read_meld
 from affect.labels import EMOTION_NAMES, SENTIMENTS, corpus_emotions, emotion_index
+from affect.text.prior import DEFAULT_PRIOR
 from affect.text import TextEncoder
 from affect.text.encoder import Readings
 from benchmarks._report import Report, confusion_matrix_png, reliability_png
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> Report:
             ]),
         },
         models={"text": encoder.model_id, "sha256": encoder.weights.value.sha256, "context_weight": encoder.context_weight,
-                "dev_metrics": encoder.train_meta.get("dev_metrics")},
+                "text_prior": DEFAULT_PRIOR, "dev_metrics": encoder.train_meta.get("dev_metrics")},
         data={
             "MELD test": f"{len(turns)} turns in {len(meld)} dialogues",
             "GoEmotions-Ekman test": f"{len(goemo)} single-label comments (multi-label ones left out)",

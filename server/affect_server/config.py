@@ -73,6 +73,10 @@ class ServerConfig:
     # the rest from reading it alone (affect.text.TextEncoder's context_weight): 0 to 1, or -1 for
     # the text weights' own value (chosen on held-out dialogue; see the text model card).
     text_context_weight: float = -1.0
+    # The emotion frequencies the traffic is expected to have (affect.text.prior): "default" (the
+    # library's, "trained"), a preset (trained, conversational, uniform) or
+    # emotion=weight pairs such as "neutral=0.8,happiness=0.06,anger=0.06,sadness=0.04,surprise=0.04".
+    text_prior: str = "default"
     runtime: str = "auto"  # what runs the networks: auto, torch, onnx or onnx-int8 (see affect.onnx; pip install 'affect[onnx]')
     token: str | None = None  # bearer token required from clients, if set
     tls_cert: str | None = None
@@ -144,6 +148,10 @@ class ServerConfig:
                                  f"got {self.text_context_weight}")
             if self.text_model.lower() == "none":
                 raise SystemExit("affect serve: --text-context-weight needs a text model, and --text-model is none")
+        if self.text_prior != "default":
+            self.text_prior_spec()  # SystemExit with the reason
+            if self.text_model.lower() == "none":
+                raise SystemExit("affect serve: --text-prior needs a text model, and --text-model is none")
         if self.speech_adapt and self.speech_model.lower() == "none":
             raise SystemExit("affect serve: --speech-adapt needs a speech model, and --speech-model is none")
         if self.runtime not in RUNTIMES:
@@ -178,8 +186,19 @@ class ServerConfig:
         if self.speech_adapt:
             options["speech"] = {"adapt": True}
         if self.text_context_weight != -1.0:
-            options["text"] = {"context_weight": self.text_context_weight}
+            options.setdefault("text", {})["context_weight"] = self.text_context_weight
+        if self.text_prior != "default":
+            options.setdefault("text", {})["prior"] = self.text_prior_spec()
         return options
+
+    def text_prior_spec(self) -> object:
+        """``--text-prior`` as ``affect.text.prior`` takes it (importing that module loads no torch)."""
+        from affect.text.prior import parse_prior
+
+        try:
+            return parse_prior(self.text_prior)
+        except ValueError as exc:
+            raise SystemExit(f"affect serve: {exc}") from None
 
 
 def _is_loopback(host: str) -> bool:
