@@ -305,3 +305,21 @@ def test_a_line_reads_its_ends_as_the_two_networks_and_keeps_the_best_point(tmp_
     assert record["kept"] == ["a=0"] and all(torch.equal(best[k], good[k]) for k in good)
     net.load_state_dict(best, strict=False)
     assert evaluate(net, tokenizer, dev, cfg)["select"] == points["0"]["select"]
+
+
+from recipes.text_multicorpus.prior_compare import CHAT_SHARES, STREAM_CHATS, chat_streams  # noqa: E402
+
+
+def test_chat_streams_hold_real_traffics_shares_of_the_dev_chats_the_same_for_a_seed():
+    """Each stream has the organisers' shares (88% others, 4% each emotion), drawn from the dev
+    chats' own rows, in a shuffled order; the same seed draws the same streams."""
+    gold = np.array([-1] * 500 + [1] * 150 + [2] * 150 + [3] * 150)
+    streams = chat_streams(gold, [1, 2, 3], streams=3)
+    assert len(streams) == 3 and all(len(s) == STREAM_CHATS for s in streams)
+    for order in streams:
+        assert np.mean(gold[order] == -1) == CHAT_SHARES["others"]
+        assert all(np.mean(gold[order] == k) == CHAT_SHARES["each emotion"] for k in (1, 2, 3))
+        assert not np.array_equal(gold[order], np.sort(gold[order]))  # not grouped by label
+    again = chat_streams(gold, [1, 2, 3], streams=3)
+    assert all(np.array_equal(a, b) for a, b in zip(streams, again))
+    assert not np.array_equal(streams[0], streams[1])
