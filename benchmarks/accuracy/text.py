@@ -46,9 +46,9 @@ def _take_turns(dialogues: list, limit: int | None) -> list:
     return out
 
 
-def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, args: argparse.Namespace,
-                 metrics: dict[str, float]) -> list[list]:
-    """The same calibrated readings re-weighted by each prior preset, on MELD and EmoContext test."""
+def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, goemotions: Readings, go_gold: np.ndarray,
+                 args: argparse.Namespace, metrics: dict[str, float]) -> list[list]:
+    """The same calibrated readings re-weighted by each prior preset, on MELD, EmoContext and GoEmotions test."""
     from affect.datasets.text_corpora import read_text_corpus
     from affect.text.prior import PRIOR_PRESETS, prior_log_ratio, resolve_prior
 
@@ -73,7 +73,12 @@ def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, ar
         e_macro = float(f1_score(emo_gold, epred4, labels=three + [-1], average="macro", zero_division=0))
         e_micro = float(f1_score(emo_gold, epred4, labels=three, average="micro", zero_division=0))
         rows.append(["EmoContext test", name, e_macro, e_micro, float((epred4 == -1).mean()), float((emo_gold == -1).mean())])
+        gpred = encoder.reported(goemotions, prior_shift=shift)[0].argmax(-1).numpy()
+        g_macro = float(f1_score(go_gold, gpred, average="macro", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
+        g_weighted = float(f1_score(go_gold, gpred, average="weighted", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
+        rows.append(["GoEmotions-Ekman test", name, g_macro, g_weighted, float((gpred == 0).mean()), float((go_gold == 0).mean())])
         metrics[f"meld_test_macro_f1_prior_{name}"] = m_macro
+        metrics[f"goemotions_ekman_test_macro_f1_prior_{name}"] = g_macro
         metrics[f"emocontext_test_macro_f1_prior_{name}"] = e_macro
         metrics[f"emocontext_test_micro_f1_prior_{name}"] = e_micro
     return rows
@@ -97,7 +102,8 @@ def run(args: argparse.Namespace) -> Report:
         emo, sent = encoder.reported(meld_readings, context_weight=weight)
         probs[name] = torch.softmax(emo, -1).numpy()
         sent_pred[name] = sent.argmax(-1).numpy()
-    go_emo, _ = encoder.reported(encoder.read_dialogues([[(e.text, None)] for e in goemo], on_batch=bar.update))
+    go_readings = encoder.read_dialogues([[(e.text, None)] for e in goemo], on_batch=bar.update)
+    go_emo, _ = encoder.reported(go_readings)
     bar.close()
     go_gold = np.array([emotion_index(e.emotion) for e in goemo])
     go_pred = go_emo.argmax(-1).numpy()
@@ -119,7 +125,7 @@ def run(args: argparse.Namespace) -> Report:
         "meld_test_sentiment_macro_f1_no_context": float(f1_score(gold_sent, sent_pred["no_context"], average="macro", zero_division=0)),
         "meld_test_ece": expected_calibration_error(probs["context"], gold),
     }
-    prior_rows = prior_effect(encoder, meld_readings, gold, args, metrics)
+    prior_rows = prior_effect(encoder, meld_readings, gold, go_readings, go_gold, args, metrics)
     per_class = f1_score(gold, pred, average=None, labels=labels, zero_division=0)
     per_class_nc = f1_score(gold, pred_nc, average=None, labels=labels, zero_division=0)
     support = np.bincount(gold, minlength=len(labels))
