@@ -2,7 +2,9 @@
 
 Test combinations are drawn like the training ones (recipes/fusion/train.py) but from the
 encoders' outputs on their *test* splits only: MELD test turns, FER-2013 test faces (duplicates
-of train faces removed; the 420-face slice without --full-data) and RAVDESS actors 23-24. For
+of train faces removed; the 420-face slice without --full-data) and RAVDESS actors 23-24; with
+--full-data, the same again with the speech of the other corpora's test speakers (EmoDB, URDU,
+EMOVO) in RAVDESS's place, so that the fused figures are not those of two actors alone. For
 every subset of present modalities the fused answer is compared with the best single present
 modality and with the plain average of the present modalities' probabilities, on the same
 combinations. Calibration: each encoder's expected calibration error on its test split, before
@@ -22,7 +24,7 @@ from affect.labels import EMOTIONS
 from affect.results import MODALITIES
 from benchmarks._report import Report, reliability_png
 from evaluation.calibration import expected_calibration_error
-from recipes.fusion.predictions import cached
+from recipes.fusion.predictions import OTHER_VOICES, cached
 
 COMBINATIONS = 3000
 SEED = 2024
@@ -61,19 +63,37 @@ def evaluate_subsets(probs: np.ndarray, labels: np.ndarray) -> dict[str, dict[st
     return out
 
 
-def run(args: argparse.Namespace) -> Report:
-    pools = {m.value: cached(m.value, "test", args.data_root, args.full_data, limit=args.limit) for m in MODALITIES}
-    probs, labels = draw_combinations(pools, COMBINATIONS if not args.limit else min(args.limit, COMBINATIONS), SEED)
-    results = evaluate_subsets(probs, labels)
-
-    metrics: dict[str, float] = {}
+def subset_rows(results: dict[str, dict[str, float]], metrics: dict[str, float], prefix: str = "") -> list[list]:
+    """One table row per subset; its three figures into ``metrics`` under ``prefix``."""
     rows = []
     for name, r in results.items():
-        metrics[f"fusion_accuracy_{name}"] = r["fusion"]
-        metrics[f"best_single_accuracy_{name}"] = r["best_single"]
-        metrics[f"average_accuracy_{name}"] = r["average"]
+        metrics[f"{prefix}fusion_accuracy_{name}"] = r["fusion"]
+        metrics[f"{prefix}best_single_accuracy_{name}"] = r["best_single"]
+        metrics[f"{prefix}average_accuracy_{name}"] = r["average"]
         rows.append([name, r["fusion"], r["best_single"], r["average"],
                      "yes" if r["fusion"] >= r["best_single"] and r["fusion"] >= r["average"] else "NO"])
+    return rows
+
+
+def run(args: argparse.Namespace) -> Report:
+    pools = {m.value: cached(m.value, "test", args.data_root, args.full_data, limit=args.limit) for m in MODALITIES}
+    n = COMBINATIONS if not args.limit else min(args.limit, COMBINATIONS)
+    probs, labels = draw_combinations(pools, n, SEED)
+    metrics: dict[str, float] = {}
+    rows = subset_rows(evaluate_subsets(probs, labels), metrics)
+    tables = {"Accuracy by subset of present modalities (label-matched test combinations)": (
+        ["modalities", "fused", "best single present", "plain average", "fused >= both"], rows)}
+    data = {"combinations": f"{len(labels)} label-matched triples, emotion drawn uniformly over "
+                            f"{len(set(labels.tolist()))} classes, seed {SEED}"}
+    if args.full_data is not None:
+        voices = cached("speech", "test-other-voices", args.data_root, args.full_data, limit=args.limit)
+        other_probs, other_labels = draw_combinations({**pools, "speech": voices}, n, SEED)
+        other_rows = subset_rows(evaluate_subsets(other_probs, other_labels), metrics, "other_voices_")
+        tables[f"The same, speech from the test speakers of {', '.join(OTHER_VOICES)} (not RAVDESS)"] = (
+            ["modalities", "fused", "best single present", "plain average", "fused >= both"], other_rows)
+        data["speech test items, other voices"] = len(voices.labels)
+        data["combinations, other voices"] = (f"{len(other_labels)} triples over {len(set(other_labels.tolist()))} classes, "
+                                             f"seed {SEED}")
     cal_rows, plots = [], []
     for m, p in pools.items():
         metrics[f"ece_before_{m}"] = expected_calibration_error(p.raw, p.labels)
@@ -81,18 +101,13 @@ def run(args: argparse.Namespace) -> Report:
         cal_rows.append([m, len(p.labels), metrics[f"ece_before_{m}"], metrics[f"ece_after_{m}"]])
         plots.append(str(reliability_png({"before calibration": (p.raw, p.labels), "after": (p.calibrated, p.labels)},
                                          args.out_dir / f"reliability-{m}.png", f"{m} encoder, test split")))
+    tables["Calibration on each encoder's test split (ECE, 15 bins)"] = (["encoder", "items", "before", "after"], cal_rows)
     return Report(
         task="fusion",
         metrics=metrics,
-        tables={
-            "Accuracy by subset of present modalities (label-matched test combinations)": (
-                ["modalities", "fused", "best single present", "plain average", "fused >= both"], rows),
-            "Calibration on each encoder's test split (ECE, 15 bins)": (["encoder", "items", "before", "after"], cal_rows),
-        },
+        tables=tables,
         models={"fusion": FusionWeights.DEFAULT.value.id, **{m: p.model for m, p in pools.items()}},
-        data={"combinations": f"{len(labels)} label-matched triples, emotion drawn uniformly over "
-                              f"{len(set(labels.tolist()))} classes, seed {SEED}",
-              **{f"{m} test items": len(p.labels) for m, p in pools.items()}},
+        data={**data, **{f"{m} test items": len(p.labels) for m, p in pools.items()}},
         notes=["No public data set has one turn in all three modalities: each combination joins a face, a speech clip "
                "and a text turn of the same emotion from three different test sets, so modalities are independent "
                "given the emotion. Real conversations correlate their modalities more; treat the fused figures as an "

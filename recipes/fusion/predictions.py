@@ -23,6 +23,9 @@ from affect.labels import emotion_index
 log = logging.getLogger("recipes.fusion")
 CACHE = Path(__file__).resolve().parent / "cache"
 SPEECH_VAL_ACTORS = (21, 22)
+# The speech test speakers of the corpora other than RAVDESS (German, Urdu, Italian; the speech
+# recipe's speaker splits): split "test-other-voices", for a fusion reading beyond RAVDESS's two actors.
+OTHER_VOICES = ("emodb", "urdu", "emovo")
 
 
 @dataclass(frozen=True)
@@ -106,15 +109,19 @@ def face_predictions(split: str, data_root: Path, full_data: Path | None, limit:
 
 
 def speech_predictions(split: str, data_root: Path, full_data: Path | None, limit: int | None = None) -> Predictions:
-    """RAVDESS actors 21-22 (``val``, from ``full_data``) or 23-24 (``test``, the shared slice)."""
+    """RAVDESS actors 21-22 (``val``, from ``full_data``) or 23-24 (``test``, the shared slice), or
+    the test speakers of ``OTHER_VOICES`` (``test-other-voices``, from ``full_data``)."""
     from affect.datasets.ravdess import full_clips, read_test_slice
+    from affect.datasets.speech import read_speech_corpus
     from affect.speech import SpeechEncoder
 
     encoder = SpeechEncoder()
+    if split in ("val", "test-other-voices") and full_data is None:
+        raise SystemExit(f"the speech {split} split needs --full-data")
     if split == "val":
-        if full_data is None:
-            raise SystemExit("the speech validation split needs --full-data")
         clips = full_clips(full_data, SPEECH_VAL_ACTORS)
+    elif split == "test-other-voices":
+        clips = [c for corpus in OTHER_VOICES for c in read_speech_corpus(corpus, full_data, "test")]
     else:
         clips = read_test_slice(data_root)
     if limit:
