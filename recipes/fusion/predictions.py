@@ -23,9 +23,11 @@ from affect.labels import emotion_index
 log = logging.getLogger("recipes.fusion")
 CACHE = Path(__file__).resolve().parent / "cache"
 SPEECH_VAL_ACTORS = (21, 22)
-# The speech test speakers of the corpora other than RAVDESS (German, Urdu, Italian; the speech
-# recipe's speaker splits): split "test-other-voices", for a fusion reading beyond RAVDESS's two actors.
+# The speech corpora other than RAVDESS (German, Urdu, Italian), by the speech recipe's speaker
+# splits: "val-other-voices" and "test-other-voices" hold their validation and test speakers, so
+# that fusion learns and is read beyond RAVDESS's actors.
 OTHER_VOICES = ("emodb", "urdu", "emovo")
+OTHER_VOICE_SPLITS = {"val-other-voices": "validation", "test-other-voices": "test"}
 
 
 @dataclass(frozen=True)
@@ -110,18 +112,18 @@ def face_predictions(split: str, data_root: Path, full_data: Path | None, limit:
 
 def speech_predictions(split: str, data_root: Path, full_data: Path | None, limit: int | None = None) -> Predictions:
     """RAVDESS actors 21-22 (``val``, from ``full_data``) or 23-24 (``test``, the shared slice), or
-    the test speakers of ``OTHER_VOICES`` (``test-other-voices``, from ``full_data``)."""
+    the validation or test speakers of ``OTHER_VOICES`` (``OTHER_VOICE_SPLITS``, from ``full_data``)."""
     from affect.datasets.ravdess import full_clips, read_test_slice
     from affect.datasets.speech import read_speech_corpus
     from affect.speech import SpeechEncoder
 
     encoder = SpeechEncoder()
-    if split in ("val", "test-other-voices") and full_data is None:
+    if (split == "val" or split in OTHER_VOICE_SPLITS) and full_data is None:
         raise SystemExit(f"the speech {split} split needs --full-data")
     if split == "val":
         clips = full_clips(full_data, SPEECH_VAL_ACTORS)
-    elif split == "test-other-voices":
-        clips = [c for corpus in OTHER_VOICES for c in read_speech_corpus(corpus, full_data, "test")]
+    elif split in OTHER_VOICE_SPLITS:
+        clips = [c for corpus in OTHER_VOICES for c in read_speech_corpus(corpus, full_data, OTHER_VOICE_SPLITS[split])]
     else:
         clips = read_test_slice(data_root)
     if limit:

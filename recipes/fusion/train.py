@@ -95,27 +95,40 @@ def fit(head: LateFusionHead, log_probs: np.ndarray, subsets: np.ndarray, target
     optimizer.step(closure)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", type=Path, default=HERE / "config.json")
-    ap.add_argument("--data-root", type=Path, default=None)
-    ap.add_argument("--full-data", type=Path, required=True, help="the folder build_datasets.sh filled")
-    ap.add_argument("--out", type=Path, default=Path("affect/models/fusion/late_fusion_v3.safetensors"))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cfg = json.loads(args.config.read_text())
-    torch.manual_seed(cfg["seed"])
-    rng = np.random.default_rng(cfg["seed"])
+def joined(parts: list[Predictions]) -> Predictions:
+    """Several pools of one encoder as one (the first one's model name)."""
+    return Predictions(np.concatenate([p.raw for p in parts]), np.concatenate([p.calibrated for p in parts]),
+                       np.concatenate([p.labels for p in parts]), parts[0].model)
 
-    pools = {m.value: cached(m.value, "val", args.data_root, args.full_data) for m in MODALITIES}
-    for m, p in pools.items():
-        log.info("%s validation outputs: %d items, accuracy %.3f", m, len(p.labels), (p.calibrated.argmax(1) == p.labels).mean())
-    log_priors = torch.tensor(np.stack([log_prior(pools[m.value].labels) for m in MODALITIES]), dtype=torch.float32)
 
-    # Choose the regularisation on items the head has not seen: combinations for fitting and for
-    # scoring are drawn from disjoint halves of every validation pool (the speech pool is small,
-    # so combinations that share clips would flatter an over-fitted head).
-    halves = [split_pools(pools, rng, part) for part in (0, 1)]
+SPEECH_VALIDATION = {"ravdess": ("val",), "all": ("val", "val-other-voices")}  # the config's speech_validation
+
+
+def validation_parts(cfg: dict, data_root: Path | None, full_data: Path, speech: str | None = None) -> dict[str, list[Predictions]]:
+    """Each encoder's validation pools: one for text and faces; for speech RAVDESS's actors 21-22, and
+    with ``speech_validation`` "all" also the other corpora's validation speakers."""
+    speech = speech or cfg.get("speech_validation", "ravdess")
+    splits = {m.value: ("val",) for m in MODALITIES} | {"speech": SPEECH_VALIDATION[speech]}
+    return {m: [cached(m, split, data_root, full_data) for split in splits[m]] for m in splits}
+
+
+def halves_of(parts: dict[str, list[Predictions]], rng: np.random.Generator) -> list[dict[str, Predictions]]:
+    """The two halves of every pool, each part of a pool halved on its own (RAVDESS's halves do not
+    depend on what else joins it)."""
+    return [{m: joined([split_pools({m: p}, rng, half)[m] for p in ps]) for m, ps in parts.items()} for half in (0, 1)]
+
+
+def bayes_start(pools: dict[str, Predictions]) -> torch.Tensor:
+    return torch.tensor(np.stack([log_prior(pools[m.value].labels) for m in MODALITIES]), dtype=torch.float32)
+
+
+def choose_l2(halves: list[dict[str, Predictions]], cfg: dict, rng: np.random.Generator, log_priors: torch.Tensor
+              ) -> tuple[float, dict[float, dict[str, float]]]:
+    """The L2 whose head, fitted on combinations of the first halves, reads those of the second best.
+
+    Choose the regularisation on items the head has not seen: combinations for fitting and for
+    scoring are drawn from disjoint halves of every validation pool (the speech pool is small,
+    so combinations that share clips would flatter an over-fitted head)."""
     scores = {}
     for l2 in cfg["l2_grid"]:
         x_fit, y_fit = make_combinations(halves[0], cfg["combinations"], cfg["conflict_rate"], rng)
@@ -128,12 +141,38 @@ def main(argv: list[str] | None = None) -> None:
         log.info("l2 %g: held-out accuracy by subset %s", l2, json.dumps({k: round(v, 3) for k, v in scores[l2].items()}))
     best_l2 = max(scores, key=lambda l2: np.mean(list(scores[l2].values())))
     log.info("chosen l2 %g", best_l2)
+    return best_l2, scores
 
+
+def fitted_head(pools: dict[str, Predictions], cfg: dict, rng: np.random.Generator, log_priors: torch.Tensor,
+                l2: float) -> LateFusionHead:
     log_probs, targets = make_combinations(pools, cfg["combinations"], cfg["conflict_rate"], rng)
     subsets = rng.integers(len(MULTI_SUBSETS), size=len(targets))
     head = LateFusionHead()
     head.bayes_init(log_priors)
-    fit(head, log_probs, subsets, targets, best_l2)
+    fit(head, log_probs, subsets, targets, l2)
+    return head
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, default=HERE / "config.json")
+    ap.add_argument("--data-root", type=Path, default=None)
+    ap.add_argument("--full-data", type=Path, required=True, help="the folder build_datasets.sh filled")
+    ap.add_argument("--out", type=Path, default=Path("affect/models/fusion/late_fusion_v3.safetensors"))
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = json.loads(args.config.read_text())
+    torch.manual_seed(cfg["seed"])
+    rng = np.random.default_rng(cfg["seed"])
+
+    parts = validation_parts(cfg, args.data_root, args.full_data)
+    pools = {m: joined(ps) for m, ps in parts.items()}
+    for m, p in pools.items():
+        log.info("%s validation outputs: %d items, accuracy %.3f", m, len(p.labels), (p.calibrated.argmax(1) == p.labels).mean())
+    log_priors = bayes_start(pools)
+    best_l2, scores = choose_l2(halves_of(parts, rng), cfg, rng, log_priors)
+    head = fitted_head(pools, cfg, rng, log_priors, best_l2)
     held = scores[best_l2]
     log.info("exponents:\n%s\nbiases:\n%s", head.exponents.detach().numpy().round(2), head.bias.detach().numpy().round(2))
 
