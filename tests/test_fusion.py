@@ -69,3 +69,29 @@ def test_events_fire_on_a_conversation_that_turns_negative(analyzer: Analyzer):
     assert fired.index("sustained_negative_shift") < fired.index("negative_recovered")
     assert all(not ks for ks in kinds[:2])  # nothing before the mood turns
     assert results[4].state.valence < results[0].state.valence and results[4].state.valence_trend < 0
+
+
+def test_each_part_of_a_validation_pool_is_halved_on_its_own():
+    """RAVDESS's clips fall in the same half whether or not other corpora's validation speakers join
+    the speech pool, so the two recipes compare on clips neither fitted; the halves split each pool."""
+    from recipes.fusion.predictions import Predictions
+    from recipes.fusion.train import halves_of
+
+    rng = np.random.default_rng(0)
+
+    def pool(n: int, offset: int) -> Predictions:
+        labels = rng.integers(7, size=n)
+        probs = np.full((n, 7), 1 / 7)
+        probs[:, 0] = np.arange(offset, offset + n)  # each row told apart by its first column
+        return Predictions(probs, probs, labels, "m")
+
+    ravdess, others, faces = pool(120, 0), pool(250, 1000), pool(300, 5000)
+    alone = halves_of({"speech": [ravdess], "face": [faces]}, rng)
+    joined = halves_of({"speech": [ravdess, others], "face": [faces]}, rng)
+    for half in (0, 1):
+        ids = joined[half]["speech"].raw[:, 0]
+        assert np.array_equal(ids[ids < 1000], alone[half]["speech"].raw[:, 0])
+        assert np.array_equal(joined[half]["face"].raw, alone[half]["face"].raw)
+    both = np.sort(np.concatenate([joined[0]["speech"].raw[:, 0], joined[1]["speech"].raw[:, 0]]))
+    assert np.array_equal(both, np.sort(np.concatenate([ravdess.raw[:, 0], others.raw[:, 0]])))
+    assert 0 < len(joined[0]["speech"].labels) < 370
