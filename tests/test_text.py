@@ -166,7 +166,7 @@ def test_a_prior_written_on_a_command_line_is_read_as_the_library_reads_a_mappin
     for text, words in [("support-desk", "unknown text prior"), ("neutral=lots", "is not emotion=weight"),
                         ("calm=1", "not an emotion"), ("neutral=-0.1", "finite number >= 0"),
                         ("neutral=nan", "finite number >= 0"), ("neutral=inf", "finite number >= 0"),
-                        ("neutral=0,anger=0", "positive weight")]:
+                        ("neutral=0,anger=0", "positive weight"), ("neutral=0.5,neutral=0.4", "twice")]:
         with pytest.raises(ValueError, match=words):
             parse_prior(text)
 

@@ -71,6 +71,8 @@ def parse_prior(text: str) -> PriorSpec:
     pairs: dict[str, float] = {}
     for part in text.split(","):
         name, _, value = part.partition("=")
+        if name.strip() in pairs:
+            raise ValueError(f"text prior names {name.strip()!r} twice")
         try:
             pairs[name.strip()] = float(value)
         except ValueError:
