@@ -63,6 +63,9 @@ class PreparedTurn:
     turn: Turn
     requests: dict[Modality, list[Any]] = field(default_factory=dict)  # in the one modality order
     results: dict[Modality, ModalityResult] = field(default_factory=dict)
+    # A modality's reading under the prior its weights learnt, where the analyzer reads it under
+    # another (text with a ``text_prior``): what the forecaster is handed.
+    as_trained: dict[Modality, ModalityResult] = field(default_factory=dict)
     absent: dict[Modality, str] = field(default_factory=dict)
     faces: tuple[FaceReading, ...] = ()  # every face of the turn's images (the face encoder's record)
 
@@ -107,6 +110,17 @@ class Conversation:
         state for that modality (``affect.turn_flow.record`` calls it in the one order)."""
         self._turns[modality].record(prepared, answers, self._states[modality])
 
+    def _as_the_forecaster_learnt(self, prepared: PreparedTurn, per_modality: dict[Modality, ModalityResult],
+                                  fused: AffectEstimate | None) -> AffectEstimate | None:
+        """The turn fused again from each modality's reading under the prior its weights learnt,
+        where the analyzer reads one under another (a ``text_prior``), for a forecaster that learnt
+        from such readings: a deployment's prior does not feed it readings it never saw. ``None``
+        when the fused reading serves."""
+        forecaster = self.state.forecaster
+        if fused is None or not prepared.as_trained or not getattr(forecaster, "learnt_from_trained_readings", False):
+            return None
+        return fuse({**per_modality, **prepared.as_trained}).estimate
+
     def complete(self, prepared: PreparedTurn) -> TurnResult:
         """Fuse the encoders' results into the turn's answer and advance the conversation."""
         per_modality = {m: prepared.results[m] for m in MODALITIES if m in prepared.results}  # the one order
@@ -116,7 +130,8 @@ class Conversation:
         if per_modality:  # else every modality sent was absent (silence, no face): no reading
             reading = fuse(per_modality)
             fused, shares, rule = reading.estimate, reading.shares, reading.fusion
-        state, events = self.state.update(fused, prepared.turn.speaker, self.turns_seen)
+        state, events = self.state.update(fused, prepared.turn.speaker, self.turns_seen,
+                                          forecast_reading=self._as_the_forecaster_learnt(prepared, per_modality, fused))
         result = TurnResult(
             fused=fused,
             turn_index=self.turns_seen,

@@ -165,6 +165,9 @@ class Forecaster:
         self.net, self.train_meta = load_forecast_net(self.weights.value.verified_path())
         self.window: int = self.train_meta["window"]
         self.model_id = self.weights.value.id
+        self.readings_prior: str = self.weights.value.meta.get("readings_prior", "trained")
+        # forecast-gru@1 learnt from readings under the "conversational" prior: it gets the turns as reported
+        self.learnt_from_trained_readings = self.readings_prior == "trained"
         self._run = _NumpyForecast(self.net)
 
     def forecast(self, readings: Sequence[Reading]) -> tuple[SpeakerForecast, ...]:

@@ -52,6 +52,9 @@ class ForecasterLike(Protocol):
     """What the state needs of a forecaster (``affect.forecast.Forecaster``)."""
 
     window: int
+    # True when its training readings were made under each model's own training prior (no
+    # ``text_prior`` shift): a conversation then hands it each turn read that way.
+    learnt_from_trained_readings: bool
 
     def forecast(self, readings: Sequence[Reading]) -> tuple[SpeakerForecast, ...]: ...
 
@@ -111,10 +114,15 @@ class ConversationState:
         self._readings: deque[Reading] = deque(maxlen=forecaster.window if forecaster else 1)
         self._forecast: tuple[SpeakerForecast, ...] = ()
 
-    def update(self, estimate: AffectEstimate | None, speaker: str | None, turn_index: int
-               ) -> tuple[StateSnapshot, tuple[Event, ...]]:
+    @property
+    def forecaster(self) -> ForecasterLike | None:
+        return self._forecaster
+
+    def update(self, estimate: AffectEstimate | None, speaker: str | None, turn_index: int, *,
+               forecast_reading: AffectEstimate | None = None) -> tuple[StateSnapshot, tuple[Event, ...]]:
         """Advance by one turn's reading. A turn without a reading (``None``) is ignored: the
-        state is returned as it was and no event is raised, so silence never reads as calm."""
+        state is returned as it was and no event is raised, so silence never reads as calm.
+        ``forecast_reading``: the turn as the forecaster is to read it, if not ``estimate``."""
         if estimate is None:
             return self.snapshot(), ()
         t = self.thresholds
@@ -126,7 +134,8 @@ class ConversationState:
         track.update(estimate, t.smoothing)
         events = self._events(track, speaker, turn_index)
         if self._forecaster is not None:
-            self._readings.append(Reading.of(turn_index, speaker, estimate.emotion_vector(), estimate.sentiment_vector()))
+            seen = forecast_reading or estimate
+            self._readings.append(Reading.of(turn_index, speaker, seen.emotion_vector(), seen.sentiment_vector()))
             self._forecast = self._forecaster.forecast(self._readings)
             events += self._escalations(turn_index)
         return self.snapshot(), events

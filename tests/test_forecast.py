@@ -112,6 +112,37 @@ def test_no_forecaster_no_forecast(text_encoder):
     assert result.state.forecast == () and result.to_dict()["state"]["forecast"] == []
 
 
+def test_the_forecaster_reads_turns_as_under_the_prior_it_learnt_from(analyzer, data_root):
+    """A deployment that sets a text prior (here a support desk's, mostly neutral) reads every turn
+    differently, but its forecaster is handed the turns as under the prior its training readings
+    were made under: the same forecasts as the default analyzer's, turn by turn; fed the plain
+    reported readings it forecasts otherwise."""
+    from affect import Analyzer, TextEncoder
+    from affect.datasets import read_meld
+    from affect.forecast_features import Reading
+
+    desk = {"neutral": 0.85, "happiness": 0.04, "sadness": 0.03, "anger": 0.04, "fear": 0.01, "disgust": 0.01, "surprise": 0.02}
+    at_desk = Analyzer(text=TextEncoder(prior=desk), speech=None, face=None)
+    assert at_desk.forecaster.learnt_from_trained_readings
+    dialogue = next(d for d in read_meld("test", data_root) if d[0].dialogue_id == "175")
+    plain = at_desk.forecaster  # the same network fed the reported (desk) readings, for contrast
+    reported: list[Reading] = []
+    moved_answers = 0
+    with analyzer.conversation() as default, at_desk.conversation() as shifted:
+        for k, t in enumerate(dialogue):
+            a = default.analyze(text=t.text, speaker=t.speaker)
+            b = shifted.analyze(text=t.text, speaker=t.speaker)
+            moved_answers += b.emotions["neutral"] > a.emotions["neutral"] + 0.05
+            assert [f.speaker for f in b.state.forecast] == [f.speaker for f in a.state.forecast]
+            for fa, fb in zip(a.state.forecast, b.state.forecast):
+                assert (fb.negative, fb.anger) == pytest.approx((fa.negative, fa.anger), abs=1e-5), k
+            reported.append(Reading.of(k, t.speaker, b.fused.emotion_vector(), b.fused.sentiment_vector()))
+    assert moved_answers >= len(dialogue) // 2  # the desk prior does move the turns' readings
+    naive = plain.forecast(reported)
+    gap = max(max(abs(n.anger - f.anger), abs(n.negative - f.negative)) for n, f in zip(naive, b.state.forecast))
+    assert gap > 0.02, gap
+
+
 def test_escalation_risk_fires_on_a_real_escalating_conversation(analyzer, data_root):
     """MELD test dialogue 175: Rachel speaks calmly five times, then is angry in four turns in a
     row and three more later (gold labels). The warning must come for her while her anger is

@@ -68,6 +68,9 @@ class TextAnalysis:
 
     result: ModalityResult
     embedding: torch.Tensor  # what ``TextRequest.record`` pushes onto the context
+    # The same turn read under the prior the weights learnt (``None`` when ``result`` is that
+    # reading): what a conversation's forecaster learnt from, whatever the deployment's prior.
+    as_trained: ModalityResult | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class TextTurns:
     def record(self, prepared: "PreparedTurn", answers: list[Any], context: TextContext | None) -> None:
         (request,), (analysis,) = prepared.requests[Modality.TEXT], answers
         prepared.results[Modality.TEXT] = request.record(analysis)  # the turn joins the text context
+        if analysis.as_trained is not None:
+            prepared.as_trained[Modality.TEXT] = analysis.as_trained
 
 
 class TextEncoder:
@@ -199,9 +204,15 @@ class TextEncoder:
         with self._lock, torch.inference_mode():
             current = embed_texts(self.net, self.tokenizer, texts, max_tokens=self.max_tokens)
             answers = []
+            shifted = bool(self.prior_shift.any())
             for i, request in enumerate(requests):
-                emo, sent = self.reported(self._readings(current[i : i + 1], *self._context_tensors(request)))
-                answers.append(TextAnalysis(self._result(emo[0], sent[0]), current[i].clone()))
+                readings = self._readings(current[i : i + 1], *self._context_tensors(request))
+                emo, sent = self.reported(readings)
+                as_trained = None
+                if shifted:  # a deployment prior: the reading without it too (the forecaster's input)
+                    emo_trained, sent_trained = self.reported(readings, prior_shift=torch.zeros_like(self.prior_shift))
+                    as_trained = self._result(emo_trained[0], sent_trained[0])
+                answers.append(TextAnalysis(self._result(emo[0], sent[0]), current[i].clone(), as_trained))
                 if record:  # before the next request, which may share the context
                     request.record(answers[-1])
         return answers
