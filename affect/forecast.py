@@ -166,9 +166,13 @@ class Forecaster:
         self.window: int = self.train_meta["window"]
         self.model_id = self.weights.value.id
         self.readings_prior: str = self.weights.value.meta.get("readings_prior", "trained")
-        # forecast-gru@1 learnt from readings under the "conversational" prior: it gets the turns as reported
-        self.learnt_from_trained_readings = self.readings_prior == "trained"
         self._run = _NumpyForecast(self.net)
+
+    @property
+    def learnt_from_trained_readings(self) -> bool:
+        """Whether its training readings were made under the text model's own prior (forecast-gru@1's
+        were under "conversational": it gets the turns as reported)."""
+        return self.readings_prior == "trained"
 
     def forecast(self, readings: Sequence[Reading]) -> tuple[SpeakerForecast, ...]:
         """One forecast per speaker with a reading among the last ``window`` readings, most recent first."""

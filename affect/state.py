@@ -134,7 +134,7 @@ class ConversationState:
         track.update(estimate, t.smoothing)
         events = self._events(track, speaker, turn_index)
         if self._forecaster is not None:
-            seen = forecast_reading or estimate
+            seen = estimate if forecast_reading is None else forecast_reading
             self._readings.append(Reading.of(turn_index, speaker, seen.emotion_vector(), seen.sentiment_vector()))
             self._forecast = self._forecaster.forecast(self._readings)
             events += self._escalations(turn_index)

@@ -81,11 +81,14 @@ class Readings:
     with_context: tuple[torch.Tensor, torch.Tensor]
     without_context: tuple[torch.Tensor, torch.Tensor]
 
+    def rows(self, index: torch.Tensor) -> Readings:
+        """The readings of the turns at ``index`` (in that order)."""
+        return Readings(tuple(t[index] for t in self.with_context), tuple(t[index] for t in self.without_context))
+
     def last_turns(self, lengths: Sequence[int]) -> Readings:
         """Each dialogue's last turn, of dialogues of these lengths read in one ``read_dialogues`` call:
         how a turn is read after its own past turns (an EmoContext chat, a corpus's test turn)."""
-        ends = torch.tensor(list(lengths)).cumsum(0) - 1
-        return Readings(tuple(t[ends] for t in self.with_context), tuple(t[ends] for t in self.without_context))
+        return self.rows(torch.tensor(list(lengths)).cumsum(0) - 1)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ class TextEncoder:
         trained = self.train_meta.get("train_prior")
         self.prior = resolve_prior(prior)
         self.prior_shift = prior_log_ratio(self.prior, None if trained is None else torch.tensor(trained))
+        # Set once here, read on every turn: with a shift, each turn is also reported without it.
+        self._unshifted = torch.zeros_like(self.prior_shift) if bool(self.prior_shift.any()) else None
 
     @property
     def window(self) -> int:
@@ -204,13 +209,12 @@ class TextEncoder:
         with self._lock, torch.inference_mode():
             current = embed_texts(self.net, self.tokenizer, texts, max_tokens=self.max_tokens)
             answers = []
-            shifted = bool(self.prior_shift.any())
             for i, request in enumerate(requests):
                 readings = self._readings(current[i : i + 1], *self._context_tensors(request))
                 emo, sent = self.reported(readings)
                 as_trained = None
-                if shifted:  # a deployment prior: the reading without it too (the forecaster's input)
-                    emo_trained, sent_trained = self.reported(readings, prior_shift=torch.zeros_like(self.prior_shift))
+                if self._unshifted is not None:  # a deployment prior: the reading without it too (the forecaster's input)
+                    emo_trained, sent_trained = self.reported(readings, prior_shift=self._unshifted)
                     as_trained = self._result(emo_trained[0], sent_trained[0])
                 answers.append(TextAnalysis(self._result(emo[0], sent[0]), current[i].clone(), as_trained))
                 if record:  # before the next request, which may share the context

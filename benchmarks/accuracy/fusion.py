@@ -28,6 +28,7 @@ from recipes.fusion.predictions import OTHER_VOICES, cached
 
 COMBINATIONS = 3000
 SEED = 2024
+SUBSET_COLUMNS = ["modalities", "fused", "best single present", "plain average", "fused >= both"]
 
 
 def draw_combinations(pools: dict, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -81,16 +82,14 @@ def run(args: argparse.Namespace) -> Report:
     probs, labels = draw_combinations(pools, n, SEED)
     metrics: dict[str, float] = {}
     rows = subset_rows(evaluate_subsets(probs, labels), metrics)
-    tables = {"Accuracy by subset of present modalities (label-matched test combinations)": (
-        ["modalities", "fused", "best single present", "plain average", "fused >= both"], rows)}
+    tables = {"Accuracy by subset of present modalities (label-matched test combinations)": (SUBSET_COLUMNS, rows)}
     data = {"combinations": f"{len(labels)} label-matched triples, emotion drawn uniformly over "
                             f"{len(set(labels.tolist()))} classes, seed {SEED}"}
     if args.full_data is not None:
         voices = cached("speech", "test-other-voices", args.data_root, args.full_data, limit=args.limit)
         other_probs, other_labels = draw_combinations({**pools, "speech": voices}, n, SEED)
         other_rows = subset_rows(evaluate_subsets(other_probs, other_labels), metrics, "other_voices_")
-        tables[f"The same, speech from the test speakers of {', '.join(OTHER_VOICES)} (not RAVDESS)"] = (
-            ["modalities", "fused", "best single present", "plain average", "fused >= both"], other_rows)
+        tables[f"The same, speech from the test speakers of {', '.join(OTHER_VOICES)} (not RAVDESS)"] = (SUBSET_COLUMNS, other_rows)
         data["speech test items, other voices"] = len(voices.labels)
         data["combinations, other voices"] = (f"{len(other_labels)} triples over {len(set(other_labels.tolist()))} classes, "
                                              f"seed {SEED}")

@@ -11,10 +11,11 @@ from tqdm import tqdm
 
 from affect.datasets import read_goemotions_ekman, read_meld
 from affect.labels import EMOTION_NAMES, SENTIMENTS, corpus_emotions, emotion_index
-from affect.text.prior import DEFAULT_PRIOR
 from affect.text import TextEncoder
 from affect.text.encoder import Readings
+from affect.text.prior import DEFAULT_PRIOR
 from benchmarks._report import Report, confusion_matrix_png, reliability_png
+from evaluation.emocontext import OTHERS, macro_f1_with_others, micro_f1_emotions, with_others
 
 from benchmarks.accuracy.text_cross import run_cross_corpus  # noqa: F401  (--cross-corpus)
 from evaluation.calibration import expected_calibration_error
@@ -57,28 +58,29 @@ def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, go
         emo_turns = emo_turns[: args.limit]
     dialogues = [[*t.context, (t.text, t.speaker)] for t in emo_turns]
     emocontext = encoder.read_dialogues(dialogues).last_turns([len(d) for d in dialogues])
-    emo_gold = np.array([emotion_index(t.single) if t.single else -1 for t in emo_turns])
+    emo_gold = np.array([emotion_index(t.single) if t.single else OTHERS for t in emo_turns])
     trained = encoder.train_meta.get("train_prior")
     trained = None if trained is None else torch.tensor(trained)
     rows = []
     three = [emotion_index(e) for e in corpus_emotions("emocontext")]
+    seven = list(range(len(EMOTION_NAMES)))
+
+    def seven_class_row(corpus: str, name: str, gold: np.ndarray, pred: np.ndarray) -> list:
+        return [corpus, name, float(f1_score(gold, pred, average="macro", labels=seven, zero_division=0)),
+                float(f1_score(gold, pred, average="weighted", labels=seven, zero_division=0)),
+                float((pred == 0).mean()), float((gold == 0).mean())]
+
     for name in PRIOR_PRESETS:
         shift = prior_log_ratio(resolve_prior(name), trained)
-        pred = encoder.reported(meld, prior_shift=shift)[0].argmax(-1).numpy()
-        m_macro = float(f1_score(meld_gold, pred, average="macro", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
-        m_weighted = float(f1_score(meld_gold, pred, average="weighted", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
-        rows.append(["MELD test", name, m_macro, m_weighted, float((pred == 0).mean()), float((meld_gold == 0).mean())])
+        meld_row = seven_class_row("MELD test", name, meld_gold, encoder.reported(meld, prior_shift=shift)[0].argmax(-1).numpy())
         epred = encoder.reported(emocontext, prior_shift=shift)[0].argmax(-1).numpy()
-        epred4 = np.where(np.isin(epred, three), epred, -1)
-        e_macro = float(f1_score(emo_gold, epred4, labels=three + [-1], average="macro", zero_division=0))
-        e_micro = float(f1_score(emo_gold, epred4, labels=three, average="micro", zero_division=0))
-        rows.append(["EmoContext test", name, e_macro, e_micro, float((epred4 == -1).mean()), float((emo_gold == -1).mean())])
-        gpred = encoder.reported(goemotions, prior_shift=shift)[0].argmax(-1).numpy()
-        g_macro = float(f1_score(go_gold, gpred, average="macro", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
-        g_weighted = float(f1_score(go_gold, gpred, average="weighted", labels=list(range(len(EMOTION_NAMES))), zero_division=0))
-        rows.append(["GoEmotions-Ekman test", name, g_macro, g_weighted, float((gpred == 0).mean()), float((go_gold == 0).mean())])
-        metrics[f"meld_test_macro_f1_prior_{name}"] = m_macro
-        metrics[f"goemotions_ekman_test_macro_f1_prior_{name}"] = g_macro
+        e_macro, e_micro = macro_f1_with_others(emo_gold, epred, three), micro_f1_emotions(emo_gold, epred, three)
+        go_row = seven_class_row("GoEmotions-Ekman test", name, go_gold,
+                                 encoder.reported(goemotions, prior_shift=shift)[0].argmax(-1).numpy())
+        rows += [meld_row, ["EmoContext test", name, e_macro, e_micro, float((with_others(epred, three) == OTHERS).mean()),
+                            float((emo_gold == OTHERS).mean())], go_row]
+        metrics[f"meld_test_macro_f1_prior_{name}"] = meld_row[2]
+        metrics[f"goemotions_ekman_test_macro_f1_prior_{name}"] = go_row[2]
         metrics[f"emocontext_test_macro_f1_prior_{name}"] = e_macro
         metrics[f"emocontext_test_micro_f1_prior_{name}"] = e_micro
     return rows

@@ -12,28 +12,22 @@ has fitted a clip it is scored on. Validation outputs only: no test split is rea
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from affect.fusion import MULTI_SUBSETS
-from recipes.fusion.train import (HERE, SPEECH_VALIDATION, accuracy_by_subset, bayes_start, choose_l2, fitted_head,
-                                  halves_of, joined, make_combinations, validation_parts)
+from recipes.fusion.train import (SPEECH_VALIDATION, accuracy_by_subset, bayes_start, choose_l2, fitted_head, halves_of,
+                                  joined, make_combinations, recipe_parser, validation_parts)
 
 SCORED_COMBINATIONS = 10_000
 SCORING_SEED = 2026
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", type=Path, default=HERE / "config.json")
-    ap.add_argument("--data-root", type=Path, default=None)
-    ap.add_argument("--full-data", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = recipe_parser(__doc__).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = json.loads(args.config.read_text())
     heads, second_halves = {}, {}

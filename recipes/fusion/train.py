@@ -154,11 +154,17 @@ def fitted_head(pools: dict[str, Predictions], cfg: dict, rng: np.random.Generat
     return head
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def recipe_parser(description: str | None) -> argparse.ArgumentParser:
+    """The flags every entry point of this recipe takes: its config and the data it reads."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, default=HERE / "config.json")
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--full-data", type=Path, required=True, help="the folder build_datasets.sh filled")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = recipe_parser(__doc__)
     ap.add_argument("--out", type=Path, default=Path("affect/models/fusion/late_fusion_v3.safetensors"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

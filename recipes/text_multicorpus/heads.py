@@ -37,6 +37,7 @@ from sklearn.metrics import f1_score
 from affect.datasets.text_corpora import DIALOGUE_CORPORA, LabelledTurn
 from affect.labels import EMOTIONS, PARTIAL_LABELS, SENTIMENTS, corpus_emotions
 from affect.text._network import TextAffectNet, mix_context, speaker_relation
+from evaluation.emocontext import OTHERS, macro_f1_with_others, micro_f1_emotions
 from recipes._variants import with_variant
 from recipes.text_multicorpus.embed import DEFAULT_CACHE, cache_file, sample_turns
 
@@ -216,10 +217,9 @@ def corpus_scores(corpus: str, emotion_logits: torch.Tensor, data: Batchable) ->
     out["macro_f1"] = float(f1_score(gold[single], pred[single], labels=names, average="macro", zero_division=0))
     out["weighted_f1"] = float(f1_score(gold[single], pred[single], labels=names, average="weighted", zero_division=0))
     if corpus in PARTIAL_LABELS:  # EmoContext: four classes, "others" = anything but happy, sad, angry
-        four = np.where(np.isin(pred, names), pred, -1)
-        gold4 = np.where(single, gold, -1)
-        out["macro_f1_with_others"] = float(f1_score(gold4, four, labels=names + [-1], average="macro", zero_division=0))
-        out["micro_f1_emotions"] = float(f1_score(gold4, four, labels=names, average="micro", zero_division=0))
+        gold4 = np.where(single, gold, OTHERS)
+        out["macro_f1_with_others"] = macro_f1_with_others(gold4, pred, names)
+        out["micro_f1_emotions"] = micro_f1_emotions(gold4, pred, names)
         out["n"] = len(gold4)
     return out
 

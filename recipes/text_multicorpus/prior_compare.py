@@ -28,6 +28,7 @@ from affect.labels import EMOTION_NAMES, corpus_emotions, emotion_index
 from affect.text import TextEncoder
 from affect.text.encoder import Readings
 from affect.text.prior import PRIOR_PRESETS, prior_log_ratio, resolve_prior
+from evaluation.emocontext import OTHERS, micro_f1_emotions, with_others
 
 CHAT_SHARES = {"others": 0.88, "each emotion": 0.04}  # the organisers' real-traffic shares (SemEval-2019 Task 3)
 STREAM_CHATS = 1000
@@ -35,14 +36,9 @@ PSEUDO_TURNS = 100.0
 ALL = list(range(len(EMOTION_NAMES)))
 
 
-def rows(readings: Readings, index: np.ndarray) -> Readings:
-    at = torch.from_numpy(index)
-    return Readings(tuple(t[at] for t in readings.with_context), tuple(t[at] for t in readings.without_context))
-
-
 def read_fixed(encoder: TextEncoder, trained: torch.Tensor, name: str) -> Callable[[Readings, np.ndarray], np.ndarray]:
     shift = prior_log_ratio(resolve_prior(name), trained)
-    return lambda readings, order: encoder.reported(rows(readings, order), prior_shift=shift)[0].argmax(-1).numpy()
+    return lambda readings, order: encoder.reported(readings.rows(torch.from_numpy(order)), prior_shift=shift)[0].argmax(-1).numpy()
 
 
 def read_adaptive(encoder: TextEncoder, trained: torch.Tensor) -> Callable[[Readings, np.ndarray], np.ndarray]:
@@ -50,7 +46,7 @@ def read_adaptive(encoder: TextEncoder, trained: torch.Tensor) -> Callable[[Read
     def read(readings: Readings, order: np.ndarray) -> np.ndarray:
         estimate, weight, answers = trained.clone(), PSEUDO_TURNS, []
         for i in order:
-            emotion = encoder.reported(rows(readings, np.array([i])), prior_shift=prior_log_ratio(estimate, trained))[0][0]
+            emotion = encoder.reported(readings.rows(torch.tensor([int(i)])), prior_shift=prior_log_ratio(estimate, trained))[0][0]
             answers.append(int(emotion.argmax()))
             estimate = (weight * estimate + emotion.exp()) / (weight + 1)
             weight += 1
@@ -61,7 +57,7 @@ def read_adaptive(encoder: TextEncoder, trained: torch.Tensor) -> Callable[[Read
 
 def chat_streams(gold: np.ndarray, emotions: list[int], streams: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    others = np.flatnonzero(gold == -1)
+    others = np.flatnonzero(gold == OTHERS)
     per_emotion = round(STREAM_CHATS * CHAT_SHARES["each emotion"])
     out = []
     for _ in range(streams):
@@ -84,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     chats = read_text_corpus("emocontext", "dev")
     chat_readings = encoder.read_dialogues([[*t.context, (t.text, t.speaker)] for t in chats]).last_turns(
         [len(t.context) + 1 for t in chats])
-    chat_gold = np.array([emotion_index(t.single) if t.single else -1 for t in chats])
+    chat_gold = np.array([emotion_index(t.single) if t.single else OTHERS for t in chats])
     three = [emotion_index(e) for e in corpus_emotions("emocontext")]
     streams = chat_streams(chat_gold, three, args.streams)
     readers = {name: read_fixed(encoder, trained, name) for name in PRIOR_PRESETS} | {"adaptive": read_adaptive(encoder, trained)}
@@ -95,9 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         micro, as_others = [], []
         for order in streams:
             answer = read(chat_readings, order)
-            answer = np.where(np.isin(answer, three), answer, -1)
-            micro.append(f1_score(chat_gold[order], answer, labels=three, average="micro", zero_division=0))
-            as_others.append(float((answer == -1).mean()))
+            micro.append(micro_f1_emotions(chat_gold[order], answer, three))
+            as_others.append(float((with_others(answer, three) == OTHERS).mean()))
         print(f"| {name} | {meld_f1:.4f} ({(answers == 0).mean():.3f}) | {np.mean(micro):.4f} ({np.std(micro):.4f}; "
               f"{np.mean(as_others):.3f}) | {(meld_f1 + np.mean(micro)) / 2:.4f} |", flush=True)
     return 0
