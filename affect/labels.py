@@ -172,6 +172,16 @@ DATASET_LABELS: Mapping[str, Mapping[str, Emotion | None]] = {
         "sadness": Emotion.SADNESS,
         "surprise": Emotion.SURPRISE,
     },
+    # DailyDialog's emotion files number its labels (0 "no emotion", then Ekman's six).
+    "dailydialog": {
+        "0": Emotion.NEUTRAL,  # no emotion: see LOSSY_CHOICES
+        "1": Emotion.ANGER,
+        "2": Emotion.DISGUST,
+        "3": Emotion.FEAR,
+        "4": Emotion.HAPPINESS,
+        "5": Emotion.SADNESS,
+        "6": Emotion.SURPRISE,
+    },
     # EmoDB names its emotions by German initial letters in the file name (SSTTTEv.wav).
     "emodb": {
         "W": Emotion.ANGER,  # Wut / Aerger
@@ -237,6 +247,8 @@ LOSSY_CHOICES: Mapping[str, str] = {
     "sadness would teach that self-blame is grief).",
     "xed/isear/hashtag:splits": "XED, ISEAR and the Hashtag corpus name no split: lines go to train/dev/"
     "test 80/10/10 by an MD5 hash of their text (affect.datasets.text_corpora.hash_split).",
+    "dailydialog:0": "DailyDialog's 'no emotion' is read as neutral, as MELD's neutral: an utterance whose "
+    "annotators saw none of the six emotions in it.",
     "goemotions-ekman:multi-label": "GoEmotions comments with more than one Ekman label "
     "(about 9%) are left out of training and of the reported test score, which is over the "
     "single-label comments; the benchmark states how many it scored.",
