@@ -84,3 +84,27 @@ def test_face_frames_smoke(tmp_path: Path):
     assert metrics["focused_windows_per_frame"] < metrics["full_windows_per_frame"]
     assert 0 <= metrics["focused_found_share"] <= 1 and 0 <= metrics["same_top_emotion_share"] <= 1
     assert (tmp_path / "f.md").is_file()
+
+
+def test_accuracy_text_everyday_dialogue_smoke(tmp_path: Path):
+    from affect.text.prior import PRIOR_PRESETS
+    from affect.text.weights import TextWeights
+    from tests._dailydialog import write_dailydialog
+
+    write_dailydialog(tmp_path / "full")
+    out = run("-m", "benchmarks.accuracy", "text", "--everyday-dialogue", "--full-data", str(tmp_path / "full"), "--no-progress",
+              "--json", str(tmp_path / "d.json"))
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "d.json").read_text())
+    metrics = report["metrics"]
+    entries = [("default" if w is TextWeights.DEFAULT else w.name.lower()) for w in TextWeights]
+    for entry in entries:
+        for reading in ("", "_alone"):
+            assert 0 <= metrics[f"dailydialog_{entry}_micro_f1_emotions{reading}"] <= 1
+            assert 0 <= metrics[f"dailydialog_{entry}_share_neutral{reading}"] <= 1
+    assert metrics["dailydialog_true_share_neutral"] == 4 / 11
+    assert metrics["dailydialog_always_neutral_micro_f1_emotions"] == 0 and metrics["dailydialog_always_neutral_share_neutral"] == 1
+    # a prior with more neutral than the training mix reads more turns as neutral, never fewer
+    assert metrics["dailydialog_default_share_neutral_prior_conversational"] >= metrics["dailydialog_default_share_neutral_prior_trained"]
+    assert len(report["tables"]["The default under each prior preset (with past turns)"]["rows"]) == len(PRIOR_PRESETS)
+    assert (tmp_path / "text-dailydialog-confusion.png").stat().st_size > 1000

@@ -8,6 +8,7 @@ import pytest
 
 from affect.datasets.text_corpora import TEXT_CORPORA, hash_split, read_text_corpus
 from affect.labels import PARTIAL_LABELS, Emotion, corpus_emotions
+from tests._dailydialog import write_dailydialog
 
 
 @pytest.mark.parametrize("corpus", TEXT_CORPORA)
@@ -49,3 +50,25 @@ def test_hash_split_is_stable_and_about_80_10_10():
     splits = Counter(hash_split(k) for k in keys)
     assert [hash_split(k) for k in keys[:50]] == [hash_split(k) for k in keys[:50]]
     assert 0.07 < splits["test"] / 5000 < 0.13 and 0.07 < splits["dev"] / 5000 < 0.13
+
+
+def test_dailydialog_turns_alternate_speakers_and_keep_their_labels(tmp_path):
+    from affect.datasets import read_dailydialog
+
+    write_dailydialog(tmp_path)
+    dialogues = read_dailydialog("test", tmp_path)
+    assert [len(d) for d in dialogues] == [2, 3, 2, 2, 2]
+    assert [t.speaker for t in dialogues[1]] == ["A", "B", "A"]
+    assert [t.emotion for t in dialogues[1]] == [Emotion.NEUTRAL, Emotion.NEUTRAL, Emotion.ANGER]
+    assert dialogues[0][1].text == "Yes , thanks . I ' m so happy the exams are over !"  # the typographic apostrophe read as '
+    assert [t.emotion for t in dialogues[3]] == [Emotion.FEAR, Emotion.SURPRISE] and dialogues[3][1].sentiment is None
+
+
+def test_dailydialog_refuses_labels_that_do_not_match_the_utterances(tmp_path):
+    from affect.datasets import read_dailydialog
+
+    write_dailydialog(tmp_path, sample=[("One . __eou__ Two . __eou__", "0")])
+    with pytest.raises(ValueError, match="2 utterances"):
+        read_dailydialog("test", tmp_path)
+    with pytest.raises(Exception, match="DailyDialog validation"):
+        read_dailydialog("validation", tmp_path)
