@@ -98,9 +98,16 @@ class Analyzer:
         """Loaded models by modality, as ``name@version``."""
         return {m.value: enc.model_id for m, enc in self.encoders.items() if enc}
 
-    def conversation(self, conversation_id: str | None = None, *, text_context: bool = True) -> Conversation:
-        """A new conversation; usable directly or as a context manager."""
-        return Conversation(self, conversation_id, text_context=text_context)
+    def conversation(self, conversation_id: str | None = None, *, text_context: bool = True,
+                     text_prior: PriorSpec = None) -> Conversation:
+        """A new conversation; usable directly or as a context manager.
+
+        ``text_prior``: the label prior this conversation's text is read under, as for the
+        Analyzer's (a preset or a mapping of emotions); ``None`` keeps the Analyzer's. One
+        analyzer (or server) can so serve a support desk and a chatbot each under its own.
+        Raises ``ValueError`` naming what is wrong with it.
+        """
+        return Conversation(self, conversation_id, text_context=text_context, text_prior=text_prior)
 
     def analyze(self, turn: Turn | None = None, /, **fields: object) -> TurnResult:
         """One turn on its own, with no conversation around it."""

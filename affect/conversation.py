@@ -22,6 +22,7 @@ from affect.turn_flow import ConversationOptions, analyze_prepared, turns_of
 
 if TYPE_CHECKING:
     from affect.analyzer import Analyzer
+    from affect.text.prior import PriorSpec
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,12 @@ class Conversation:
     never raw text or media, and is bounded however long the conversation runs."""
 
     def __init__(self, analyzer: "Analyzer", conversation_id: str | None = None, *, text_context: bool = True,
-                 thresholds: StateThresholds | None = None) -> None:
+                 text_prior: "PriorSpec" = None, thresholds: StateThresholds | None = None) -> None:
         self.analyzer = analyzer
         self.id = conversation_id
         self.turns_seen = 0
         self.state = ConversationState(thresholds, forecaster=getattr(analyzer, "forecaster", None))
-        options = ConversationOptions(text_context=text_context)
+        options = ConversationOptions(text_context=text_context, text_prior=text_prior)
         self._turns = {m: turns_of(encoder) for m, encoder in analyzer.encoders.items()}  # the one table
         self._states: dict[Modality, Any] = {m: turns.new_state(options) for m, turns in self._turns.items()}
 

@@ -39,6 +39,9 @@ class ConversationOptions:
     """A conversation's options that an encoder's per-conversation state reads."""
 
     text_context: bool = True  # read each text turn with the turns before it
+    # The label prior this conversation's text is reported under (``affect.text.prior``: a preset
+    # name or a mapping of emotions); ``None``: the text encoder's own (``Analyzer(text_prior=...)``).
+    text_prior: str | Mapping[str, float] | None = None
 
 
 @runtime_checkable

@@ -147,6 +147,30 @@ def test_unary_analyze_and_its_errors(server):
             client.analyze(b"\xc3\x28")
 
 
+def test_a_conversation_may_bring_its_own_text_prior(server, analyzer):
+    """``ConversationOptions.text_prior`` (the client's ``text_prior=``): that conversation's text is
+    read under it, as the library reads it, while a conversation opened beside it without one keeps
+    the server's; a bad prior is refused on opening, naming the option, and the server goes on."""
+    texts = ["I need to change my address.", "This is the third time you lost my parcel!"]
+    desk = {"neutral": 0.9, "anger": 0.1}
+    with analyzer.conversation(text_prior=desk) as local:
+        expected = [local.analyze(text=t, speaker="caller") for t in texts]
+    with AffectClient(server.target) as client:
+        with client.conversation(text_prior=desk) as at_desk, client.conversation() as plain:
+            for t, e in zip(texts, expected):
+                got, other = at_desk.send(t, speaker="caller"), plain.send(t, speaker="caller")
+                assert got.fused.emotions == pytest.approx(e.emotions, abs=1e-5)
+                assert got.emotion in ("neutral", "anger") and got.fused.emotions["neutral"] > other.fused.emotions["neutral"]
+        unary = client.analyze(texts[1], text_prior="neutral=0.9,anger=0.1")
+        assert unary.fused.emotions["happiness"] == pytest.approx(0.0, abs=1e-6)
+        with pytest.raises(InvalidArgumentError, match="options.text_prior: unknown text prior 'desk'"):
+            with client.conversation(text_prior="desk") as refused:
+                refused.send("hello")
+        with pytest.raises(InvalidArgumentError, match="options.text_prior"):
+            client.analyze("hello", text_prior="calm=1")
+        assert client.analyze("still serving").present == ("text",)
+
+
 def test_turn_rate_limit_is_refused_with_resource_exhausted(analyzer):
     with ServerThread(analyzer, max_turns_per_second=1.0) as server:
         with AffectClient(server.target) as client, client.conversation() as conversation:

@@ -153,6 +153,34 @@ def test_the_expected_prior_moves_answers_in_the_documented_direction(text_encod
         resolve_prior("support-desk")
 
 
+def test_each_conversation_can_have_its_own_prior_and_leaves_the_others_alone(text_encoder: TextEncoder):
+    """``analyzer.conversation(text_prior=...)``: one analyzer serves a support desk and a chatbot,
+    each conversation read under its own prior (the same answer as an analyzer built with that
+    prior), the others under the analyzer's; "trained" overrides an analyzer's desk prior."""
+    from affect import Analyzer
+    from affect.text.prior import DEFAULT_PRIOR
+
+    desk = {"neutral": 0.9, "anger": 0.05, "sadness": 0.05}
+    turns = ["Hi, I'm calling about my bill.", "You charged me twice this month!", "Okay, thanks for fixing it."]
+    shared = Analyzer(text=text_encoder, speech=None, face=None, forecast=None)
+    with shared.conversation() as plain, shared.conversation(text_prior=desk) as at_desk:
+        pairs = [(plain.analyze(text=t, speaker="c"), at_desk.analyze(text=t, speaker="c")) for t in turns]
+    try:
+        text_encoder.set_prior(desk)
+        with shared.conversation() as reference, shared.conversation(text_prior="trained") as as_trained:
+            desk_reference = [reference.analyze(text=t, speaker="c") for t in turns]
+            trained_again = [as_trained.analyze(text=t, speaker="c") for t in turns]
+    finally:
+        text_encoder.set_prior(DEFAULT_PRIOR)
+    for (a, b), c, d in zip(pairs, desk_reference, trained_again):
+        assert b.emotions["neutral"] > a.emotions["neutral"]  # the desk's prior: more neutral
+        assert set(b.emotions) == set(a.emotions) and b.emotions["fear"] == pytest.approx(0.0, abs=1e-6)
+        assert b.emotions == pytest.approx(c.emotions, abs=1e-6)  # as an analyzer with that prior reads it
+        assert d.emotions == pytest.approx(a.emotions, abs=1e-6)  # "trained" here undoes the analyzer's prior
+    with pytest.raises(ValueError, match="unknown text prior"):
+        shared.conversation(text_prior="support-desk")
+
+
 def test_a_prior_written_on_a_command_line_is_read_as_the_library_reads_a_mapping():
     """``parse_prior`` (the CLI's and the server's ``--text-prior``): presets by name, emotion=weight
     pairs as a mapping that resolves like the same dict, and each mistake named."""
@@ -166,7 +194,8 @@ def test_a_prior_written_on_a_command_line_is_read_as_the_library_reads_a_mappin
     for text, words in [("support-desk", "unknown text prior"), ("neutral=lots", "is not emotion=weight"),
                         ("calm=1", "not an emotion"), ("neutral=-0.1", "finite number >= 0"),
                         ("neutral=nan", "finite number >= 0"), ("neutral=inf", "finite number >= 0"),
-                        ("neutral=0,anger=0", "positive weight"), ("neutral=0.5,neutral=0.4", "twice")]:
+                        ("neutral=0,anger=0", "positive weight"), ("neutral=0.5,neutral=0.4", "twice"),
+                        (",".join(f"e{i}=1" for i in range(100)), "at most 512")]:
         with pytest.raises(ValueError, match=words):
             parse_prior(text)
 

@@ -47,12 +47,23 @@ class TextContext:
 
 
 @dataclass(frozen=True)
+class TextConversation:
+    """A conversation's text state: its past turns (``None``: each turn is read alone) and the
+    prior shift its turns are reported under (``None``: the encoder's, ``TextEncoder.set_prior``)."""
+
+    context: TextContext | None
+    prior_shift: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
 class TextRequest:
-    """One turn to analyse: its text, its speaker and the context it belongs to (if any)."""
+    """One turn to analyse: its text, its speaker, the context it belongs to (if any) and its
+    conversation's prior shift (``None``: the encoder's)."""
 
     text: str
     speaker: str | None = None
     context: TextContext | None = None
+    prior_shift: torch.Tensor | None = None
 
     def record(self, analysis: "TextAnalysis") -> ModalityResult:
         """The turn joins its context (its embedding and speaker): the one update of a text
@@ -94,26 +105,32 @@ class Readings:
 @dataclass(frozen=True)
 class TextTurns:
     """What a conversation needs of a text encoder (``affect.turn_flow.ModalityTurns``), here or
-    in another process: its character limit and context window. The conversation's state is its
-    ``TextContext``."""
+    in another process: its character limit, context window and the label prior its weights
+    learnt. The conversation's state is a ``TextConversation``."""
 
     model_id: str
     max_chars: int
     window: int
+    train_prior: tuple[float, ...] | None = None
     modality: ClassVar[Modality] = Modality.TEXT
     batch_method: ClassVar[str] = "analyze_prepared"
 
-    def new_state(self, options: ConversationOptions) -> TextContext | None:
-        return TextContext(window=self.window) if options.text_context else None
+    def new_state(self, options: ConversationOptions) -> TextConversation:
+        """Raises ``ValueError`` naming what is wrong with ``options.text_prior``."""
+        shift = None
+        if options.text_prior is not None:
+            trained = None if self.train_prior is None else torch.tensor(self.train_prior)
+            shift = prior_log_ratio(resolve_prior(options.text_prior), trained)
+        return TextConversation(TextContext(window=self.window) if options.text_context else None, shift)
 
     def check(self, turn: "Turn") -> None:
         clean_text(turn.text, max_chars=self.max_chars)
 
-    def requests(self, turn: "Turn", context: TextContext | None) -> list[TextRequest]:
+    def requests(self, turn: "Turn", state: TextConversation) -> list[TextRequest]:
         """The turn's text, cleaned once here (``CleanText`` passes every later check as it is)."""
-        return [TextRequest(clean_text(turn.text, max_chars=self.max_chars), turn.speaker, context)]
+        return [TextRequest(clean_text(turn.text, max_chars=self.max_chars), turn.speaker, state.context, state.prior_shift)]
 
-    def record(self, prepared: "PreparedTurn", answers: list[Any], context: TextContext | None) -> None:
+    def record(self, prepared: "PreparedTurn", answers: list[Any], state: TextConversation) -> None:
         (request,), (analysis,) = prepared.requests[Modality.TEXT], answers
         prepared.results[Modality.TEXT] = request.record(analysis)  # the turn joins the text context
         if analysis.as_trained is not None:
@@ -171,7 +188,8 @@ class TextEncoder:
         self.prior = resolve_prior(prior)
         self.prior_shift = prior_log_ratio(self.prior, None if trained is None else torch.tensor(trained))
         # Set once here, read on every turn: with a shift, each turn is also reported without it.
-        self._unshifted = torch.zeros_like(self.prior_shift) if bool(self.prior_shift.any()) else None
+        self._shifted = bool(self.prior_shift.any())
+        self._no_shift = torch.zeros_like(self.prior_shift)
 
     @property
     def window(self) -> int:
@@ -179,7 +197,8 @@ class TextEncoder:
 
     @property
     def turns(self) -> TextTurns:
-        return TextTurns(self.model_id, self.max_chars, self.window)
+        trained = self.train_meta.get("train_prior")
+        return TextTurns(self.model_id, self.max_chars, self.window, None if trained is None else tuple(trained))
 
     def new_context(self) -> TextContext:
         return TextContext(window=self.window)
@@ -211,10 +230,12 @@ class TextEncoder:
             answers = []
             for i, request in enumerate(requests):
                 readings = self._readings(current[i : i + 1], *self._context_tensors(request))
-                emo, sent = self.reported(readings)
+                shift = request.prior_shift  # the conversation's prior, else the encoder's
+                shifted = self._shifted if shift is None else bool(shift.any())
+                emo, sent = self.reported(readings, prior_shift=shift)
                 as_trained = None
-                if self._unshifted is not None:  # a deployment prior: the reading without it too (the forecaster's input)
-                    emo_trained, sent_trained = self.reported(readings, prior_shift=self._unshifted)
+                if shifted:  # a deployment prior: the reading without it too (the forecaster's input)
+                    emo_trained, sent_trained = self.reported(readings, prior_shift=self._no_shift)
                     as_trained = self._result(emo_trained[0], sent_trained[0])
                 answers.append(TextAnalysis(self._result(emo[0], sent[0]), current[i].clone(), as_trained))
                 if record:  # before the next request, which may share the context

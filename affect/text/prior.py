@@ -57,6 +57,8 @@ PRIOR_PRESETS: Mapping[str, Mapping[Emotion, float] | None] = {
 # (the text model card, "The expected prior").
 DEFAULT_PRIOR = "trained"
 
+MAX_PRIOR_CHARS = 512  # seven emotion=weight pairs take about 100
+
 PriorSpec = Union[str, Mapping[str, float], Mapping[Emotion, float], None]
 
 
@@ -64,6 +66,8 @@ def parse_prior(text: str) -> PriorSpec:
     """A prior as written in a flag or an environment variable: a preset name (``uniform``) or
     comma-separated ``emotion=weight`` pairs (``neutral=0.8,happiness=0.05,anger=0.05``; emotions
     left out get 0). Raises ``ValueError`` naming what is wrong."""
+    if len(text) > MAX_PRIOR_CHARS:  # a flag, a variable or a wire option: no list of thousands of pairs is parsed
+        raise ValueError(f"text prior is {len(text)} characters long; at most {MAX_PRIOR_CHARS}")
     text = text.strip()
     if "=" not in text:
         _preset(text)

@@ -10,6 +10,7 @@ from affect import InvalidInputError, Modality as LibModality, ModalityResult, T
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 from affect.limits import check_id_length, check_not_empty
 from affect.results import AffectEstimate
+from affect.text.prior import PriorSpec, parse_prior
 from affect_proto import affect_pb2 as pb
 
 MODALITY_TO_PB = {LibModality.TEXT: pb.TEXT, LibModality.SPEECH: pb.SPEECH, LibModality.FACE: pb.FACE}
@@ -24,6 +25,17 @@ def check_id(value: str, field: str) -> str | None:
             raise InvalidInputError(f"{field} has a control or format character (U+{ord(char):04X}) at position {position}",
                                     field=field)
     return value or None
+
+
+def text_prior_from_pb(options: pb.ConversationOptions) -> PriorSpec:
+    """The conversation's text prior (``None``: the server's); raises ``InvalidInputError``
+    naming ``options.text_prior``."""
+    if not options.text_prior:
+        return None
+    try:
+        return parse_prior(options.text_prior)
+    except ValueError as exc:
+        raise InvalidInputError(f"options.text_prior: {exc}", field="options.text_prior") from None
 
 
 def turn_from_pb(message: pb.Turn) -> Turn:

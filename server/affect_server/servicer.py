@@ -29,7 +29,7 @@ from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_server.budget import TurnCost, measure
 from affect_server.config import ServerConfig
-from affect_server.convert import check_id, model_infos, turn_from_pb, turn_result_to_pb
+from affect_server.convert import check_id, model_infos, text_prior_from_pb, turn_from_pb, turn_result_to_pb
 from affect_server.limits import ConversationSlots, InFlightBudget, PeerLimits, Ticket, TokenBucket
 from affect_server.metrics import ServiceMetrics
 from affect_server.retry_hint import LatencyEstimate, clamp_ms, retry_trailers
@@ -101,7 +101,11 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 await self._abort(context, grpc.StatusCode.ALREADY_EXISTS,
                                   f"conversation {conversation_id!r} is already open", "duplicate")
             options = first.open.options
-            conversation = self.analyzer.conversation(conversation_id, text_context=not options.disable_text_context)
+            try:
+                conversation = self.analyzer.conversation(conversation_id, text_context=not options.disable_text_context,
+                                                          text_prior=text_prior_from_pb(options))
+            except InvalidInputError as exc:
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
             self.conversations[conversation_id] = conversation
             bucket = TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
             log.info("conversation %s opened (%d open)", conversation_id, self.slots.open)
@@ -208,7 +212,10 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                               retry_after_ms=self._busy_retry_ms())
         try:
             lane = self.heavy_lane if ticket.heavy else self.lane
-            conversation = self.analyzer.conversation(text_context=False)
+            try:
+                conversation = self.analyzer.conversation(text_context=False, text_prior=text_prior_from_pb(request.options))
+            except InvalidInputError as exc:
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "invalid")
             try:
                 prepared = await self._prepare(conversation, request.turn, lane)
             except InvalidInputError as exc:

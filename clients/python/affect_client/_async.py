@@ -47,20 +47,26 @@ class AsyncAffectClient:
 
     async def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
                       sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
-                      channel_order: str | None = None, turn_id: str = "") -> TurnResult:
-        request = pb.AnalyzeRequest(turn=turn_message(
+                      channel_order: str | None = None, turn_id: str = "",
+                      text_prior: _core.TextPrior = None) -> TurnResult:
+        request = _core.analyze_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
-            channel_order=channel_order, turn_id=turn_id))
+            channel_order=channel_order, turn_id=turn_id), text_prior=text_prior)
         return TurnResult.from_pb((await self._unary(self._stub.Analyze, request)).result)
 
     async def list_models(self) -> list[ModelInfo]:
         return [ModelInfo.from_pb(m) for m in (await self._unary(self._stub.ListModels, pb.ListModelsRequest())).models]
 
     def conversation(self, conversation_id: str | None = None, *, omit_modality_results: bool = False,
-                     disable_text_context: bool = False) -> "AsyncConversation":
-        """A conversation; ``async with`` opens it (retried on UNAVAILABLE) and closes it."""
+                     disable_text_context: bool = False, text_prior: _core.TextPrior = None) -> "AsyncConversation":
+        """A conversation; ``async with`` opens it (retried on UNAVAILABLE) and closes it.
+
+        ``text_prior``: the emotion frequencies this conversation's text is expected to have (a preset
+        such as ``"conversational"`` or a mapping such as ``{"neutral": 0.8, "anger": 0.2}``); ``None``: the
+        server's. A value the server refuses raises ``InvalidArgumentError`` on opening.
+        """
         return AsyncConversation(self, _core.open_request(conversation_id, omit_modality_results=omit_modality_results,
-                                                          disable_text_context=disable_text_context))
+                                                          disable_text_context=disable_text_context, text_prior=text_prior))
 
     async def close(self) -> None:
         if self._owns_channel:

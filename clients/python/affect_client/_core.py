@@ -10,9 +10,9 @@ import dataclasses
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, Union
 
 import grpc
 from affect_proto import affect_pb2 as pb
@@ -157,11 +157,29 @@ def retryable(error: grpc.RpcError) -> bool:
     return hasattr(error, "code") and effective_code(error) == grpc.StatusCode.UNAVAILABLE
 
 
-def open_request(conversation_id: str | None, *, omit_modality_results: bool, disable_text_context: bool) -> pb.ConverseRequest:
+TextPrior = Union[str, Mapping[str, float], None]
+
+
+def prior_option(text_prior: TextPrior) -> str:
+    """A text prior as the wire carries it (``ConversationOptions.text_prior``): a preset name as it
+    is, a mapping as ``emotion=weight`` pairs, ``None`` as empty (the server's own prior). The
+    server checks it."""
+    if text_prior is None or isinstance(text_prior, str):
+        return text_prior or ""
+    return ",".join(f"{getattr(name, 'value', name)}={float(weight)!r}" for name, weight in text_prior.items())
+
+
+def open_request(conversation_id: str | None, *, omit_modality_results: bool, disable_text_context: bool,
+                 text_prior: TextPrior = None) -> pb.ConverseRequest:
     return pb.ConverseRequest(open=pb.OpenConversation(
         conversation_id=conversation_id or "",
-        options=pb.ConversationOptions(omit_modality_results=omit_modality_results, disable_text_context=disable_text_context),
+        options=pb.ConversationOptions(omit_modality_results=omit_modality_results, disable_text_context=disable_text_context,
+                                       text_prior=prior_option(text_prior)),
     ))
+
+
+def analyze_request(turn: pb.Turn, *, text_prior: TextPrior = None) -> pb.AnalyzeRequest:
+    return pb.AnalyzeRequest(turn=turn, options=pb.ConversationOptions(text_prior=prior_option(text_prior)))
 
 
 def parse_turn_response(response: pb.ConverseResponse) -> TurnResult:

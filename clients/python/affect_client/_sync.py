@@ -51,21 +51,27 @@ class AffectClient:
 
     def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
                 sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
-                channel_order: str | None = None, turn_id: str = "") -> TurnResult:
+                channel_order: str | None = None, turn_id: str = "",
+                text_prior: _core.TextPrior = None) -> TurnResult:
         """One turn on its own (no conversation context)."""
-        request = pb.AnalyzeRequest(turn=turn_message(
+        request = _core.analyze_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
-            channel_order=channel_order, turn_id=turn_id))
+            channel_order=channel_order, turn_id=turn_id), text_prior=text_prior)
         return TurnResult.from_pb(self._unary(self._stub.Analyze, request).result)
 
     def list_models(self) -> list[ModelInfo]:
         return [ModelInfo.from_pb(m) for m in self._unary(self._stub.ListModels, pb.ListModelsRequest()).models]
 
     def conversation(self, conversation_id: str | None = None, *, omit_modality_results: bool = False,
-                     disable_text_context: bool = False) -> "Conversation":
-        """Open a conversation stream (retried on UNAVAILABLE); use it as a context manager."""
+                     disable_text_context: bool = False, text_prior: _core.TextPrior = None) -> "Conversation":
+        """Open a conversation stream (retried on UNAVAILABLE); use it as a context manager.
+
+        ``text_prior``: the emotion frequencies this conversation's text is expected to have (a preset
+        such as ``"conversational"`` or a mapping such as ``{"neutral": 0.8, "anger": 0.2}``); ``None``: the
+        server's. A value the server refuses raises ``InvalidArgumentError`` on opening.
+        """
         return Conversation(self, _core.open_request(conversation_id, omit_modality_results=omit_modality_results,
-                                                     disable_text_context=disable_text_context))
+                                                     disable_text_context=disable_text_context, text_prior=text_prior))
 
     def close(self) -> None:
         if self._owns_channel:

@@ -60,12 +60,14 @@ class OpenConversation(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., options: _Optional[_Union[ConversationOptions, _Mapping]] = ...) -> None: ...
 
 class ConversationOptions(_message.Message):
-    __slots__ = ("omit_modality_results", "disable_text_context")
+    __slots__ = ("omit_modality_results", "disable_text_context", "text_prior")
     OMIT_MODALITY_RESULTS_FIELD_NUMBER: _ClassVar[int]
     DISABLE_TEXT_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_PRIOR_FIELD_NUMBER: _ClassVar[int]
     omit_modality_results: bool
     disable_text_context: bool
-    def __init__(self, omit_modality_results: _Optional[bool] = ..., disable_text_context: _Optional[bool] = ...) -> None: ...
+    text_prior: str
+    def __init__(self, omit_modality_results: _Optional[bool] = ..., disable_text_context: _Optional[bool] = ..., text_prior: _Optional[str] = ...) -> None: ...
 
 class Turn(_message.Message):
     __slots__ = ("turn_id", "speaker", "text", "audio", "images")
