@@ -11,9 +11,8 @@
 set -euo pipefail
 snap=${1:?usage: build_emovo.sh SNAPSHOTS DEST}
 dest=${2:?usage: build_emovo.sh SNAPSHOTS DEST}
-g="$snap/fp1acm8+SER/repo"
-[[ -d $g/.git ]] && g=$g/.git
-[[ -d $g ]] || { echo "missing snapshot: fp1acm8/SER (fetch it first)" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../snapshot.sh"
+g=$(snapshot_git "$snap" fp1acm8+SER)
 mkdir -p "$dest/emovo"
 git --git-dir="$g" archive HEAD data/EMOVO | tar -x -C "$dest/emovo" --strip-components=2
 printf 'emovo %d clips, %.1f MB\n' "$(find "$dest/emovo" -name '*.wav' | wc -l)" "$(du -sb "$dest/emovo" | awk '{print $1/1e6}')"

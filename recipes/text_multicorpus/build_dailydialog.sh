@@ -13,9 +13,8 @@
 set -euo pipefail
 snap=${1:?usage: build_dailydialog.sh SNAPSHOTS DEST}
 dest=${2:?usage: build_dailydialog.sh SNAPSHOTS DEST}
-g="$snap/bothe+politeEDAs/repo"
-[[ -d $g/.git ]] && g=$g/.git
-[[ -d $g ]] || { echo "missing snapshot: bothe/politeEDAs (fetch it first)" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../snapshot.sh"
+g=$(snapshot_git "$snap" bothe+politeEDAs)
 for split in validation test; do
   mkdir -p "$dest/dailydialog/$split"
   for kind in dialogues dialogues_emotion; do
