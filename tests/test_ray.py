@@ -75,6 +75,11 @@ def test_models_listed_and_a_conversation_keeps_its_context(ray_target):
     assert results[1].emotion == "anger"
     # one stream stays on one replica: the state (turn index, trajectory) continued across turns
     assert results[2].state.turns == 3 and results[2].state.speakers[0].turns == 3
+    # a conversation's own text prior crosses to the text deployment with its turns
+    with AffectClient(ray_target, token=TOKEN) as client, client.conversation(text_prior="neutral=0.9,anger=0.1") as at_desk:
+        desk = [at_desk.send(line, speaker="caller") for line in LINES]
+    assert all(r.emotion in ("neutral", "anger") for r in desk)
+    assert desk[0].fused.emotions["neutral"] > results[0].fused.emotions["neutral"]
 
 
 def test_bad_turn_is_refused_and_the_stream_goes_on(ray_target):
