@@ -307,3 +307,29 @@ def test_any_wire_turn_becomes_a_turn_or_a_named_refusal(full_analyzer, message)
     except InvalidInputError as exc:
         assert exc.field and str(exc)
         assert not HEAP_ADDRESS.search(str(exc))
+
+
+_prior_words = st.sampled_from(["neutral", "anger", "joy", "uniform", "trained", "conversational", "=", ",", "0", "1e308",
+                                "-1", "nan", "inf", " ", "0.5", "\x00", "neutral=", "=1"])
+
+
+_prior_pairs = st.lists(st.tuples(st.sampled_from(["neutral", "anger", "fear", "calm", ""]), st.floats()), max_size=8).map(
+    lambda pairs: ",".join(f"{name}={value!r}" for name, value in pairs))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=80), st.lists(_prior_words, max_size=12).map("".join), _prior_pairs,
+                 st.text(min_size=500, max_size=700)))
+def test_any_wire_text_prior_becomes_a_prior_or_a_named_refusal(text_encoder, text):
+    """``ConversationOptions.text_prior`` as a client may send it: read into a prior the text encoder
+    takes, or refused naming the option; never another error."""
+    from affect.turn_flow import ConversationOptions
+    from affect_server.convert import text_prior_from_pb
+
+    try:
+        prior = text_prior_from_pb(pb.ConversationOptions(text_prior=text))
+    except InvalidInputError as exc:
+        assert exc.field == "options.text_prior" and str(exc).startswith("options.text_prior: ")
+        return
+    state = text_encoder.turns.new_state(ConversationOptions(text_prior=prior))
+    assert prior is None or bool(state.prior_shift.isfinite().all())

@@ -189,13 +189,14 @@ def test_a_prior_written_on_a_command_line_is_read_as_the_library_reads_a_mappin
     assert DEFAULT_PRIOR in PRIOR_PRESETS
     for name in PRIOR_PRESETS:
         assert parse_prior(f" {name} ") == name
+    assert resolve_prior(parse_prior("neutral=1e-300"))[0] == 1 and resolve_prior(parse_prior("neutral=1e300,anger=1e299"))[0] > 0.9
     written = parse_prior("neutral=0.8, anger=0.15,sadness=0.05")
     assert torch.equal(resolve_prior(written), resolve_prior({"neutral": 0.8, "anger": 0.15, "sadness": 0.05}))
     for text, words in [("support-desk", "unknown text prior"), ("neutral=lots", "is not emotion=weight"),
                         ("calm=1", "not an emotion"), ("neutral=-0.1", "finite number >= 0"),
                         ("neutral=nan", "finite number >= 0"), ("neutral=inf", "finite number >= 0"),
                         ("neutral=0,anger=0", "positive weight"), ("neutral=0.5,neutral=0.4", "twice"),
-                        (",".join(f"e{i}=1" for i in range(100)), "at most 512")]:
+                        (",".join(f"e{i}=1" for i in range(100)), "at most 512"), ("neutral=1e308,anger=1e308", "too large")]:
         with pytest.raises(ValueError, match=words):
             parse_prior(text)
 

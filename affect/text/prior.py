@@ -95,8 +95,11 @@ def checked_weights(spec: Mapping[str, float] | Mapping[Emotion, float]) -> dict
         if not 0 <= float(value) < math.inf:
             raise ValueError(f"text prior for {name} must be a finite number >= 0, got {value!r}")
         weights[name] = float(value)
-    if not sum(weights.values()) > 0:
+    total = sum(weights.values())
+    if not total > 0:
         raise ValueError("text prior must give some emotion a positive weight")
+    if not math.isfinite(total):
+        raise ValueError("text prior weights are too large to add up; give relative weights such as 0.8 and 0.2")
     return weights
 
 
@@ -118,10 +121,13 @@ def resolve_prior(spec: PriorSpec) -> torch.Tensor | None:
         spec = _preset(spec)
     if spec is None:
         return None
-    values = torch.zeros(len(EMOTIONS))
-    for name, value in checked_weights(spec).items():
+    weights = checked_weights(spec)
+    # Normalised in double precision: weights such as 1e300 or 1e-300 are relative weights too, and
+    # single precision would turn them into inf or 0.
+    values = torch.zeros(len(EMOTIONS), dtype=torch.float64)
+    for name, value in weights.items():
         values[EMOTION_NAMES.index(name)] = value
-    return values / values.sum()
+    return (values / values.sum()).float()
 
 
 def prior_log_ratio(target: torch.Tensor | None, trained: torch.Tensor | None) -> torch.Tensor:
