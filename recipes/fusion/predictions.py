@@ -18,11 +18,12 @@ import torch
 from tqdm import tqdm
 
 from affect.datasets import default_data_root, read_meld
+from affect.datasets.speech import SPEAKER_SPLITS
 from affect.labels import emotion_index
 
 log = logging.getLogger("recipes.fusion")
 CACHE = Path(__file__).resolve().parent / "cache"
-SPEECH_VAL_ACTORS = (21, 22)
+SPEECH_VAL_ACTORS = tuple(int(actor) for actor in SPEAKER_SPLITS["ravdess"]["validation"])  # 21, 22
 # The speech corpora other than RAVDESS (German, Urdu, Italian), by the speech recipe's speaker
 # splits: "val-other-voices" and "test-other-voices" hold their validation and test speakers, so
 # that fusion learns and is read beyond RAVDESS's actors.
