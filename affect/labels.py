@@ -182,6 +182,16 @@ DATASET_LABELS: Mapping[str, Mapping[str, Emotion | None]] = {
         "5": Emotion.SADNESS,
         "6": Emotion.SURPRISE,
     },
+    # TESS names its folders <speaker>_<emotion>.
+    "tess": {
+        "angry": Emotion.ANGER,
+        "disgust": Emotion.DISGUST,
+        "fear": Emotion.FEAR,
+        "happy": Emotion.HAPPINESS,
+        "neutral": Emotion.NEUTRAL,
+        "pleasant_surprise": Emotion.SURPRISE,  # see LOSSY_CHOICES
+        "sad": Emotion.SADNESS,
+    },
     # EmoDB names its emotions by German initial letters in the file name (SSTTTEv.wav).
     "emodb": {
         "W": Emotion.ANGER,  # Wut / Aerger
@@ -249,6 +259,8 @@ LOSSY_CHOICES: Mapping[str, str] = {
     "test 80/10/10 by an MD5 hash of their text (affect.datasets.text_corpora.hash_split).",
     "dailydialog:0": "DailyDialog's 'no emotion' is read as neutral, as MELD's neutral: an utterance whose "
     "annotators saw none of the six emotions in it.",
+    "tess:pleasant_surprise": "TESS's 'pleasant surprise' is read as surprise: our surprise carries no valence "
+    "of its own, so 'pleasant' is lost.",
     "goemotions-ekman:multi-label": "GoEmotions comments with more than one Ekman label "
     "(about 9%) are left out of training and of the reported test score, which is over the "
     "single-label comments; the benchmark states how many it scored.",

@@ -5,6 +5,7 @@ Splits are by speaker, never by clip, so that a validation or test figure is alw
 voices the model has not heard: RAVDESS keeps its documented actor split (1-20 train, 21-22
 validation, 23-24 test); EmoDB, URDU and EMOVO, which name no split, get one here, fixed and
 written down (``SPEAKER_SPLITS``). EMOVO is built by ``recipes/speech_multicorpus/build_emovo.sh``.
+TESS (``recipes/speech_multicorpus/build_tess.sh``) is never trained on: all of it is "test".
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from affect.labels import Emotion, map_label
 
 Split = Literal["train", "validation", "test"]
 SPEECH_CORPORA: tuple[str, ...] = ("ravdess", "emodb", "urdu", "emovo")
+# Corpora no speech model trains on: read whole as voices none of them heard (every speaker is "test").
+UNHEARD_SPEECH_CORPORA: tuple[str, ...] = ("tess",)
 RAVDESS_FOLDER = FULL_SPEECH
 EMODB_FOLDER = Path("emodb") / "wav"
 URDU_FOLDER = Path("urdu")
@@ -45,6 +48,10 @@ SPEAKER_SPLITS: dict[str, dict[str, tuple[str, ...]]] = {
     "emovo": {
         "validation": ("f3",),
         "test": ("m3",),
+    },
+    "tess": {
+        "validation": (),
+        "test": ("OAF", "YAF"),
     },
 }
 
@@ -114,11 +121,22 @@ def _emovo(folder: Path) -> list[SpeechClip]:
     return clips
 
 
+def _tess(folder: Path) -> list[SpeechClip]:
+    clips = []
+    for path in sorted(folder.glob("*/*.wav")):
+        speaker, _, label = path.parent.name.partition("_")  # <SPEAKER>_<emotion>/ (one file is named OA_, not OAF_)
+        emotion = map_label("tess", label.lower())
+        if emotion is not None:
+            clips.append(SpeechClip("tess", path, speaker, emotion, label.lower()))
+    return clips
+
+
 _SHARED_BUILDER = "../shared/data/build_datasets.sh"
 # corpus -> (folder under --full-data, reader, what builds that folder)
 _READERS = {"ravdess": (RAVDESS_FOLDER, _ravdess, _SHARED_BUILDER), "emodb": (EMODB_FOLDER, _emodb, _SHARED_BUILDER),
             "urdu": (URDU_FOLDER, _urdu, _SHARED_BUILDER),
-            "emovo": (EMOVO_FOLDER, _emovo, "recipes/speech_multicorpus/build_emovo.sh")}
+            "emovo": (EMOVO_FOLDER, _emovo, "recipes/speech_multicorpus/build_emovo.sh"),
+            "tess": (Path("tess"), _tess, "recipes/speech_multicorpus/build_tess.sh")}
 
 
 def read_speech_corpus(corpus: str, full_data: Path, split: Split | None = None) -> list[SpeechClip]:
@@ -126,7 +144,7 @@ def read_speech_corpus(corpus: str, full_data: Path, split: Split | None = None)
     try:
         sub, reader, builder = _READERS[corpus]
     except KeyError:
-        raise ValueError(f"unknown speech corpus {corpus!r}; known: {', '.join(SPEECH_CORPORA)}") from None
+        raise ValueError(f"unknown speech corpus {corpus!r}; known: {', '.join(_READERS)}") from None
     folder = Path(full_data) / sub
     if not folder.is_dir():
         raise DatasetNotFoundError(f"{corpus} not found at {folder} (build it with {builder})")

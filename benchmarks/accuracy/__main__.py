@@ -1,7 +1,7 @@
 """Accuracy on real test data, each model beside its baseline in the same run.
 
     python -m benchmarks.accuracy {text,face,speech,fusion,forecast,all} [--data-root DIR]
-        [--full-data DIR] [--json FILE] [--markdown FILE] [--limit N] [--cross-corpus] [--everyday-dialogue]
+        [--full-data DIR] [--json FILE] [--markdown FILE] [--limit N] [--cross-corpus] [--everyday-dialogue] [--unheard-voices]
 
 Each task is a module ``benchmarks/accuracy/<task>.py`` with ``run(args) -> Report``; plots
 go to ``args.out_dir``. Writes a JSON report (``--json``), a Markdown report (``--markdown``, default beside the JSON)
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="text, speech: leave-one-corpus-out figures (trains or reuses the recipes' heads); face: CK+")
     ap.add_argument("--everyday-dialogue", action="store_true",
                     help="text: every shipped entry on DailyDialog test, dialogue none of them saw (needs --full-data)")
+    ap.add_argument("--unheard-voices", action="store_true",
+                    help="speech: the default and earlier entries on TESS, voices none of them heard (needs --full-data)")
     ap.add_argument("--text-weights", default=None,
                     help="text: a TextWeights member to read instead of the default (an opt-in entry's one test run)")
     ap.add_argument("--speech-weights", default=None,
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     tasks = TASKS if args.task == "all" else (args.task,)
     if args.everyday_dialogue and tasks != ("text",):
         ap.error("--everyday-dialogue is a text benchmark: give the task text")
+    if args.unheard_voices and tasks != ("speech",):
+        ap.error("--unheard-voices is a speech benchmark: give the task speech")
     for task in tasks:
         try:
             module = importlib.import_module(f"benchmarks.accuracy.{task}")
@@ -53,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 return 2
             raise
-        name = f"{task}-cross-corpus" if args.cross_corpus else f"{task}-dailydialog" if args.everyday_dialogue else task
+        name = (f"{task}-cross-corpus" if args.cross_corpus else f"{task}-dailydialog" if args.everyday_dialogue
+                else f"{task}-tess" if args.unheard_voices else task)
         chosen = {"text": args.text_weights, "speech": args.speech_weights}.get(task)
         # An entry picked by name has its own report and plots; the default's are never replaced by them.
         args.entry_suffix = "-" + chosen.lower().replace("_", "-") if chosen else ""
@@ -70,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.accuracy.text_dialogue import run_everyday_dialogue
 
             report = run_everyday_dialogue(args)
+        elif args.unheard_voices:
+            from benchmarks.accuracy.speech_unheard import run_unheard_voices
+
+            report = run_unheard_voices(args)
         else:
             report = module.run(args)
         write_report(report, json_path, md_path)
