@@ -108,3 +108,33 @@ def test_accuracy_text_everyday_dialogue_smoke(tmp_path: Path):
     assert metrics["dailydialog_default_share_neutral_prior_conversational"] >= metrics["dailydialog_default_share_neutral_prior_trained"]
     assert len(report["tables"]["The default under each prior preset (with past turns)"]["rows"]) == len(PRIOR_PRESETS)
     assert (tmp_path / "text-dailydialog-confusion.png").stat().st_size > 1000
+
+
+def test_accuracy_speech_unheard_voices_smoke(tmp_path: Path, data_root: Path):
+    """TESS-shaped folders of real speech (RAVDESS test-slice clips written as WAV), one of them an
+    AIFF file named .wav as TESS has: read by every entry, the refused file named and left out."""
+    import soundfile as sf
+
+    from affect.datasets.ravdess import read_test_slice
+
+    clips = read_test_slice(data_root)
+    folders = {"angry": "anger", "happy": "happiness", "sad": "sadness", "neutral": "neutral"}
+    for speaker, offset in (("OAF", 0), ("YAF", 1)):
+        for folder, emotion in folders.items():
+            clip = [c for c in clips if c.emotion.value == emotion][offset]
+            samples, rate = sf.read(clip.path)
+            (tmp_path / "full" / "tess" / f"{speaker}_{folder}").mkdir(parents=True)
+            sf.write(tmp_path / "full" / "tess" / f"{speaker}_{folder}" / f"{speaker}_word_{folder}.wav", samples, rate)
+    sf.write(tmp_path / "full" / "tess" / "YAF_sad" / "YAF_germ_sad.wav", samples, rate, format="AIFF")
+    out = run("-m", "benchmarks.accuracy", "speech", "--unheard-voices", "--full-data", str(tmp_path / "full"), "--no-progress",
+              "--json", str(tmp_path / "s.json"))
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "s.json").read_text())
+    metrics = report["metrics"]
+    assert metrics["tess_clips"] == 8 and metrics["tess_refused_files"] == 1
+    assert any("YAF_germ_sad.wav" in note and "AIFF" in note for note in report["notes"])
+    for tag in ("default", "whisper_tiny_layers_multicorpus_v10", "whisper_tiny_ravdess_v1"):
+        for reading in ("", "_telephone"):
+            assert 0 <= metrics[f"tess_{tag}{reading}_uar"] <= 1
+            assert 0 < metrics[f"max_predicted_share_tess_{tag}{reading}"] <= 1
+    assert (tmp_path / "speech-tess-confusion.png").stat().st_size > 1000

@@ -177,6 +177,21 @@ def test_emovo_names_give_the_seven_emotions_and_split_by_actor(tmp_path):
     assert {c.speaker for c in read_speech_corpus("emovo", tmp_path, "train")} == {"f1"}
 
 
+def test_tess_is_read_whole_as_voices_no_model_heard(tmp_path):
+    """TESS's reader (recipes/speech_multicorpus/build_tess.sh): speaker and emotion from the folder
+    ``<SPEAKER>_<emotion>``, every clip "test" (it is never trained on), and not a training corpus."""
+    from affect.datasets.speech import SPEECH_CORPORA, UNHEARD_SPEECH_CORPORA, read_speech_corpus
+    from affect.labels import Emotion
+
+    for folder in ("OAF_angry", "OAF_pleasant_surprise", "YAF_Sad"):
+        (tmp_path / "tess" / folder).mkdir(parents=True)
+        (tmp_path / "tess" / folder / "OA_bite.wav").write_bytes(b"")  # the speaker is the folder's, not the file's
+    clips = read_speech_corpus("tess", tmp_path)
+    assert [(c.speaker, c.emotion) for c in clips] == [("OAF", Emotion.ANGER), ("OAF", Emotion.SURPRISE), ("YAF", Emotion.SADNESS)]
+    assert len(read_speech_corpus("tess", tmp_path, "test")) == 3 and not read_speech_corpus("tess", tmp_path, "train")
+    assert "tess" in UNHEARD_SPEECH_CORPORA and "tess" not in SPEECH_CORPORA
+
+
 def test_folds_run_apart_make_one_leave_one_corpus_out_result(tmp_path):
     import json
 
