@@ -137,4 +137,5 @@ def test_accuracy_speech_unheard_voices_smoke(tmp_path: Path, data_root: Path):
         for reading in ("", "_telephone"):
             assert 0 <= metrics[f"tess_{tag}{reading}_uar"] <= 1
             assert 0 < metrics[f"max_predicted_share_tess_{tag}{reading}"] <= 1
+            assert metrics[f"tess_{tag}{reading}_no_speech"] == 0  # real speech, clean or through a phone line, is heard
     assert (tmp_path / "speech-tess-confusion.png").stat().st_size > 1000

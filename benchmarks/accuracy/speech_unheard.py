@@ -22,7 +22,7 @@ from affect import InvalidInputError
 from affect.datasets.speech import read_speech_corpus
 from affect.labels import EMOTION_NAMES, emotion_index
 from affect.speech import SpeechEncoder, SpeechWeights
-from affect.speech._audio import MODEL_RATE, prepare_array, prepare_file
+from affect.speech._audio import MODEL_RATE, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
 from benchmarks.accuracy.speech import _prediction
@@ -51,7 +51,7 @@ def run_unheard_voices(args: argparse.Namespace) -> Report:
             refused.append(f"{clip.path.parent.name}/{clip.path.name}: {exc}")
             continue
         clean.append(audio)
-        phone.append(prepare_array(telephone_band(audio, back_to_rate=False), PHONE_RATE).samples)
+        phone.append(telephone_band(audio, back_to_rate=False))  # what an 8 kHz call delivers, handed over at 8 kHz
         kept.append(clip)
     gold = np.array([emotion_index(c.emotion) for c in kept])
     speakers = np.array([c.speaker for c in kept])
@@ -75,6 +75,7 @@ def run_unheard_voices(args: argparse.Namespace) -> Report:
                 metrics[f"{key}_uar_ci_low"], metrics[f"{key}_uar_ci_high"] = bootstrap_ci(uar, gold, pred)
                 metrics[f"{key}_accuracy"] = accuracy(gold, pred)
                 metrics[f"max_predicted_share_{key}"] = max_predicted_share(pred)
+                metrics[f"{key}_no_speech"] = float((pred < 0).sum())
                 shares = speaker_max_shares(pred, speakers)
                 for speaker, share in shares.items():
                     metrics[f"max_predicted_share_{key}_{speaker.lower()}"] = share
