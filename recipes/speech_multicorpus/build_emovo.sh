@@ -9,9 +9,8 @@
 # by Fondazione Ugo Bordoni for research; the snapshot states no licence for it: research use only.
 # Data, not code: it stays out of every commit.
 set -euo pipefail
-snap=${1:?usage: build_emovo.sh SNAPSHOTS DEST}
-dest=${2:?usage: build_emovo.sh SNAPSHOTS DEST}
 source "$(dirname "${BASH_SOURCE[0]}")/../snapshot.sh"
+snapshot_build_args "$@"
 g=$(snapshot_git "$snap" fp1acm8+SER)
 mkdir -p "$dest/emovo"
 git --git-dir="$g" archive HEAD data/EMOVO | tar -x -C "$dest/emovo" --strip-components=2

@@ -12,9 +12,8 @@
 # (the snapshot states no licence of its own): non-commercial use, no derivatives.
 # Data, not code: it stays out of every commit.
 set -euo pipefail
-snap=${1:?usage: build_tess.sh SNAPSHOTS DEST}
-dest=${2:?usage: build_tess.sh SNAPSHOTS DEST}
 source "$(dirname "${BASH_SOURCE[0]}")/../snapshot.sh"
+snapshot_build_args "$@"
 g=$(snapshot_git "$snap" NidupDorji+SpeechEmotionRecognitionSystemUsingPython)
 mkdir -p "$dest/tess"
 git --git-dir="$g" archive HEAD TESS_Toronto_emotional_speech_set_data | tar -x -C "$dest/tess" --strip-components=1

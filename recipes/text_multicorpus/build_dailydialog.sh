@@ -11,9 +11,8 @@
 # release it under CC BY-NC-SA 4.0 (the snapshot states no licence of its own): non-commercial use.
 # Data, not code: it stays out of every commit.
 set -euo pipefail
-snap=${1:?usage: build_dailydialog.sh SNAPSHOTS DEST}
-dest=${2:?usage: build_dailydialog.sh SNAPSHOTS DEST}
 source "$(dirname "${BASH_SOURCE[0]}")/../snapshot.sh"
+snapshot_build_args "$@"
 g=$(snapshot_git "$snap" bothe+politeEDAs)
 for split in validation test; do
   mkdir -p "$dest/dailydialog/$split"
