@@ -18,7 +18,7 @@ from affect.text._batching import DialogueTexts, dialogue_batch, embed_texts
 from affect.text._input import DEFAULT_MAX_CHARS, clean_text
 from affect.text._network import SPEAKER_UNKNOWN, mix_context, speaker_relation
 from affect.text._weights_io import load_text_net
-from affect.text.prior import DEFAULT_PRIOR, PriorSpec, prior_log_ratio, resolve_prior
+from affect.text.prior import DEFAULT_PRIOR, PriorSpec, prior_log_ratio, resolve_prior, shift_for
 from affect.text.weights import TextWeights
 from affect.turn_flow import ConversationOptions
 
@@ -117,10 +117,7 @@ class TextTurns:
 
     def new_state(self, options: ConversationOptions) -> TextConversation:
         """Raises ``ValueError`` naming what is wrong with ``options.text_prior``."""
-        shift = None
-        if options.text_prior is not None:
-            trained = None if self.train_prior is None else torch.tensor(self.train_prior)
-            shift = prior_log_ratio(resolve_prior(options.text_prior), trained)
+        shift = None if options.text_prior is None else shift_for(options.text_prior, self.train_prior)
         return TextConversation(TextContext(window=self.window) if options.text_context else None, shift)
 
     def check(self, turn: "Turn") -> None:

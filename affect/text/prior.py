@@ -18,7 +18,7 @@ Importing this module does not import torch (the server checks its flags before 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Union
 
 from affect.labels import EMOTION_NAMES, EMOTIONS, Emotion
@@ -137,3 +137,11 @@ def prior_log_ratio(target: torch.Tensor | None, trained: torch.Tensor | None) -
     if target is None or trained is None:
         return torch.zeros(len(EMOTIONS))
     return target.clamp(min=1e-12).log() - trained.clamp(min=1e-12).log()
+
+
+def shift_for(spec: PriorSpec, train_prior: Sequence[float] | None) -> torch.Tensor:
+    """``prior_log_ratio`` of the prior ``spec`` names against a weights entry's training prior
+    (its ``train_prior`` metadata; ``None``: no shift is possible). Raises as ``resolve_prior``."""
+    import torch
+
+    return prior_log_ratio(resolve_prior(spec), None if train_prior is None else torch.tensor(list(train_prior)))

@@ -25,7 +25,7 @@ from affect.speech import SpeechEncoder, SpeechWeights
 from affect.speech._audio import MODEL_RATE, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
-from benchmarks.accuracy.speech import _prediction
+from benchmarks.accuracy.speech import NO_ANSWER, _prediction
 from evaluation.answer_shares import max_predicted_share, speaker_max_shares
 from evaluation.recall import accuracy, uar
 
@@ -75,15 +75,15 @@ def run_unheard_voices(args: argparse.Namespace) -> Report:
                 metrics[f"{key}_uar_ci_low"], metrics[f"{key}_uar_ci_high"] = bootstrap_ci(uar, gold, pred)
                 metrics[f"{key}_accuracy"] = accuracy(gold, pred)
                 metrics[f"max_predicted_share_{key}"] = max_predicted_share(pred)
-                metrics[f"{key}_no_speech"] = float((pred < 0).sum())
+                no_speech = int((pred == NO_ANSWER).sum())
+                metrics[f"{key}_no_speech"] = float(no_speech)
                 shares = speaker_max_shares(pred, speakers)
                 for speaker, share in shares.items():
                     metrics[f"max_predicted_share_{key}_{speaker.lower()}"] = share
                 rows.append([encoder.model_id + (" (default)" if tag == "default" else ""), reading, metrics[f"{key}_uar"],
                              f"{metrics[f'{key}_uar_ci_low']:.3f}-{metrics[f'{key}_uar_ci_high']:.3f}", metrics[f"{key}_accuracy"],
                              metrics[f"max_predicted_share_{key}"], ", ".join(f"{s} {v:.2f}" for s, v in shares.items())])
-                answer_rows.append([encoder.model_id, reading, *(int((pred == c).sum()) for c in range(len(EMOTION_NAMES))),
-                                    int((pred < 0).sum())])
+                answer_rows.append([encoder.model_id, reading, *(int((pred == c).sum()) for c in range(len(EMOTION_NAMES))), no_speech])
                 if tag == "default":
                     for speaker in sorted(set(speakers)):
                         mine = speakers == speaker
@@ -92,7 +92,7 @@ def run_unheard_voices(args: argparse.Namespace) -> Report:
                     if reading == "clean":
                         default_pred = pred
     assert default_pred is not None
-    plot = confusion_matrix_png(gold, np.where(default_pred < 0, emotion_index("neutral"), default_pred), EMOTION_NAMES,
+    plot = confusion_matrix_png(gold, np.where(default_pred == NO_ANSWER, emotion_index("neutral"), default_pred), EMOTION_NAMES,
                                 args.out_dir / "speech-tess-confusion.png",
                                 f"TESS (voices never heard), {models[SpeechWeights.DEFAULT.name]}, clean")
     header = ["entry", "reading", "UAR (7)", "95% CI", "accuracy", "top answer's share", "top answer's share per speaker"]

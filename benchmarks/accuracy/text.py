@@ -51,7 +51,7 @@ def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, go
                  args: argparse.Namespace, metrics: dict[str, float]) -> list[list]:
     """The same calibrated readings re-weighted by each prior preset, on MELD, EmoContext and GoEmotions test."""
     from affect.datasets.text_corpora import read_text_corpus
-    from affect.text.prior import PRIOR_PRESETS, prior_log_ratio, resolve_prior
+    from affect.text.prior import PRIOR_PRESETS, shift_for
 
     emo_turns = read_text_corpus("emocontext", "test", args.data_root)
     if args.limit:
@@ -59,8 +59,6 @@ def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, go
     dialogues = [[*t.context, (t.text, t.speaker)] for t in emo_turns]
     emocontext = encoder.read_dialogues(dialogues).last_turns([len(d) for d in dialogues])
     emo_gold = np.array([emotion_index(t.single) if t.single else OTHERS for t in emo_turns])
-    trained = encoder.train_meta.get("train_prior")
-    trained = None if trained is None else torch.tensor(trained)
     rows = []
     three = [emotion_index(e) for e in corpus_emotions("emocontext")]
     seven = list(range(len(EMOTION_NAMES)))
@@ -71,7 +69,7 @@ def prior_effect(encoder: TextEncoder, meld: Readings, meld_gold: np.ndarray, go
                 float((pred == 0).mean()), float((gold == 0).mean())]
 
     for name in PRIOR_PRESETS:
-        shift = prior_log_ratio(resolve_prior(name), trained)
+        shift = shift_for(name, encoder.train_meta.get("train_prior"))
         meld_row = seven_class_row("MELD test", name, meld_gold, encoder.reported(meld, prior_shift=shift)[0].argmax(-1).numpy())
         epred = encoder.reported(emocontext, prior_shift=shift)[0].argmax(-1).numpy()
         e_macro, e_micro = macro_f1_with_others(emo_gold, epred, three), micro_f1_emotions(emo_gold, epred, three)

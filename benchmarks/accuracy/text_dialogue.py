@@ -27,7 +27,7 @@ from tqdm import tqdm
 from affect.datasets import read_dailydialog
 from affect.labels import EMOTION_NAMES, emotion_index
 from affect.text import TextEncoder
-from affect.text.prior import PRIOR_PRESETS, prior_log_ratio, resolve_prior
+from affect.text.prior import PRIOR_PRESETS, shift_for
 from affect.text.weights import TextWeights
 from benchmarks._report import Report, confusion_matrix_png
 
@@ -80,10 +80,8 @@ def run_everyday_dialogue(args: argparse.Namespace) -> Report:
                 if tag == "default" and weight is None:
                     default_pred = pred
             if tag == "default":
-                trained = encoder.train_meta.get("train_prior")
-                trained = None if trained is None else torch.tensor(trained)
                 for preset in PRIOR_PRESETS:
-                    shift = prior_log_ratio(resolve_prior(preset), trained)
+                    shift = shift_for(preset, encoder.train_meta.get("train_prior"))
                     m = measures(gold, encoder.reported(readings, prior_shift=shift)[0].argmax(-1).numpy())
                     prior_rows.append(_row(name, f"prior {preset}", m))
                     for k, v in m.items():
