@@ -18,6 +18,13 @@ def max_predicted_share(y_pred: np.ndarray) -> float:
     return float(counts.max() / len(y_pred))
 
 
+def answer_counts(y: np.ndarray, n_classes: int) -> list[int]:
+    """How many items got each class ``0..n_classes-1`` (a negative "no answer" is counted by none):
+    the "clips per predicted emotion" row of the speech reports, for true labels too."""
+    y = np.asarray(y, dtype=int)
+    return [int(n) for n in np.bincount(y[y >= 0], minlength=n_classes)[:n_classes]]
+
+
 def largest_class_share(y_true: np.ndarray) -> float:
     """The most frequent true label's share: a predicted share up to this is no sign of collapse."""
     return max_predicted_share(y_true)

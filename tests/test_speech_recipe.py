@@ -86,6 +86,14 @@ def test_speaker_shares_name_the_voice_read_as_one_emotion():
     assert shares == {"emovo:m3": 1.0, "emovo:f1": round(3 / 21, 3)}
 
 
+def test_answer_counts_leave_no_speech_out_and_cover_every_class():
+    from evaluation.answer_shares import answer_counts
+
+    pred = np.array([6, 0, -1, 0, 3, -1])  # -1: the VAD found no speech
+    assert answer_counts(pred, 7) == [2, 0, 0, 1, 0, 0, 1]
+    assert answer_counts(np.array([], dtype=int), 7) == [0] * 7
+
+
 def test_speaker_shift_moves_a_clip_along_voice_directions_only():
     from recipes.speech_multicorpus.train import SpeakerShift, speaker_shift
 

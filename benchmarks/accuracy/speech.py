@@ -26,14 +26,15 @@ from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
 
 from benchmarks.accuracy.speech_cross import run_cross_corpus  # noqa: F401  (--cross-corpus)
-from evaluation.answer_shares import largest_class_share, max_predicted_share, speaker_max_shares
+from evaluation.answer_shares import answer_counts, largest_class_share, max_predicted_share, speaker_max_shares
 from evaluation.calibration import expected_calibration_error
 from evaluation.recall import accuracy, uar
 
 NO_ANSWER = -1  # the encoder found no speech: counted as a wrong answer
 
 
-def _prediction(answer: SpeechResult) -> tuple[int, np.ndarray]:
+def prediction(answer: SpeechResult) -> tuple[int, np.ndarray]:
+    """The answer's emotion index and probabilities; ``NO_ANSWER`` and a uniform vector when the VAD found no speech."""
     if answer.result is None:
         return NO_ANSWER, np.full(len(EMOTION_NAMES), 1.0 / len(EMOTION_NAMES))
     return emotion_index(answer.result.emotion), np.array(answer.result.emotion_vector())
@@ -50,7 +51,7 @@ def _adapted_uar(metrics: dict[str, float], key: str, gold: np.ndarray, inputs: 
     """The test set heard as one deployment by ``SpeechEncoder(adapt=True)``, clip after clip in
     the set's order (``affect.speech.adaptation``): ``<key>_uar_adapted`` and its top class's share."""
     encoder = SpeechEncoder(weights=weights, adapt=True)
-    pred = np.array([_prediction(encoder.analyze(*x))[0] for x in tqdm(inputs, desc=f"{key} adapting", disable=not progress)])
+    pred = np.array([prediction(encoder.analyze(*x))[0] for x in tqdm(inputs, desc=f"{key} adapting", disable=not progress)])
     metrics[f"{key}_uar_adapted"] = uar(gold, pred)
     metrics[f"max_predicted_share_{key}_adapted"] = max_predicted_share(pred)
 
@@ -76,13 +77,13 @@ def run(args: argparse.Namespace) -> Report:
         answer = encoder.analyze(clip.path)
         busy += time.process_time() - t0
         seconds += answer.duration
-        p, pr = _prediction(answer)
+        p, pr = prediction(answer)
         pred.append(p)
         probs.append(pr)
         no_speech += answer.result is None
         bar.update()
         answer = encoder.analyze(phone, sample_rate=PHONE_RATE)
-        pred_tel.append(_prediction(answer)[0])
+        pred_tel.append(prediction(answer)[0])
         no_speech_tel += answer.result is None
         bar.update()
     bar.close()
@@ -162,15 +163,15 @@ def run(args: argparse.Namespace) -> Report:
                 test = test[: args.limit]
             gold_c = np.array([emotion_index(c.emotion) for c in test])
             audio_c = [prepare_file(c.path).samples for c in test]  # decoded once for both paths
-            pred_c = np.array([_prediction(encoder.analyze(a, MODEL_RATE))[0]
+            pred_c = np.array([prediction(encoder.analyze(a, MODEL_RATE))[0]
                                for a in tqdm(audio_c, desc=corpus, disable=args.no_progress)])
             _with_ci(metrics, f"{corpus}_test_uar", uar, gold_c, pred_c)
             metrics[f"max_predicted_share_{corpus}_test"] = max_predicted_share(pred_c)
             metrics[f"max_true_share_{corpus}_test"] = largest_class_share(gold_c)
             if adapts:
                 _adapted_uar(metrics, f"{corpus}_test", gold_c, [(a, MODEL_RATE) for a in audio_c], not args.no_progress, encoder.weights)
-            answer_rows.append([f"{corpus} (true labels)", *(int((gold_c == c).sum()) for c in range(len(EMOTION_NAMES))), 0])
-            answer_rows.append([corpus, *(int((pred_c == c).sum()) for c in range(len(EMOTION_NAMES))),
+            answer_rows.append([f"{corpus} (true labels)", *answer_counts(gold_c, len(EMOTION_NAMES)), 0])
+            answer_rows.append([corpus, *answer_counts(pred_c, len(EMOTION_NAMES)),
                                 int(((pred_c != NO_ANSWER) & ~np.isin(pred_c, [emotion_index(e) for e in corpus_emotions(corpus)])).sum())])
             speaker_of = np.array([c.speaker for c in test])
             speakers = sorted(set(speaker_of))

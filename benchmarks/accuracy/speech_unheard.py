@@ -25,8 +25,8 @@ from affect.speech import SpeechEncoder, SpeechWeights
 from affect.speech._audio import MODEL_RATE, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
-from benchmarks.accuracy.speech import NO_ANSWER, _prediction
-from evaluation.answer_shares import max_predicted_share, speaker_max_shares
+from benchmarks.accuracy.speech import NO_ANSWER, prediction
+from evaluation.answer_shares import answer_counts, max_predicted_share, speaker_max_shares
 from evaluation.recall import accuracy, uar
 
 ENTRIES = (SpeechWeights.DEFAULT, SpeechWeights.WHISPER_TINY_LAYERS_MULTICORPUS_V10,
@@ -57,7 +57,7 @@ def run_unheard_voices(args: argparse.Namespace) -> Report:
     speakers = np.array([c.speaker for c in kept])
     metrics: dict[str, float] = {"tess_clips": float(len(kept)), "tess_refused_files": float(len(refused))}
     rows, answer_rows, speaker_rows, models = [], [], [], {}
-    answer_rows.append(["true labels", "", *(int((gold == c).sum()) for c in range(len(EMOTION_NAMES))), 0])
+    answer_rows.append(["true labels", "", *answer_counts(gold, len(EMOTION_NAMES)), 0])
     default_pred = None
     with tqdm(total=2 * len(kept) * len(ENTRIES), desc="TESS", unit="clip", disable=args.no_progress) as bar:
         for weights in ENTRIES:
@@ -67,7 +67,7 @@ def run_unheard_voices(args: argparse.Namespace) -> Report:
             for reading, audios, rate in (("clean", clean, MODEL_RATE), ("telephone", phone, PHONE_RATE)):
                 pred = []
                 for audio in audios:
-                    pred.append(_prediction(encoder.analyze(audio, rate))[0])
+                    pred.append(prediction(encoder.analyze(audio, rate))[0])
                     bar.update()
                 pred = np.array(pred)
                 key = f"tess_{tag}" + ("" if reading == "clean" else "_telephone")
@@ -83,7 +83,7 @@ def run_unheard_voices(args: argparse.Namespace) -> Report:
                 rows.append([encoder.model_id + (" (default)" if tag == "default" else ""), reading, metrics[f"{key}_uar"],
                              f"{metrics[f'{key}_uar_ci_low']:.3f}-{metrics[f'{key}_uar_ci_high']:.3f}", metrics[f"{key}_accuracy"],
                              metrics[f"max_predicted_share_{key}"], ", ".join(f"{s} {v:.2f}" for s, v in shares.items())])
-                answer_rows.append([encoder.model_id, reading, *(int((pred == c).sum()) for c in range(len(EMOTION_NAMES))), no_speech])
+                answer_rows.append([encoder.model_id, reading, *answer_counts(pred, len(EMOTION_NAMES)), no_speech])
                 if tag == "default":
                     for speaker in sorted(set(speakers)):
                         mine = speakers == speaker

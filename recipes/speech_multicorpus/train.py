@@ -39,7 +39,7 @@ from affect.speech._network import SpeechEmotionHead, SpeechHeadEnsemble, pad_fr
 from affect.speech._weights_io import SpeechHead, parameter_count, save_speech_weights
 from affect.speech._channel import NARROWBAND_SHARE
 from affect.speech.adaptation import ChannelReader, shrunk_statistics
-from evaluation.answer_shares import max_predicted_share, speaker_max_shares
+from evaluation.answer_shares import answer_counts, max_predicted_share, speaker_max_shares
 from evaluation.calibration import expected_calibration_error
 from evaluation.recall import uar
 from recipes._variants import with_variant
@@ -449,12 +449,12 @@ def held_out_scores(net: SpeechHead, items: Items) -> dict:
     out: dict = {}
     for variant, name in ((0, "clean"), (1, "telephone")):
         keep = items.variants == variant
-        answers = np.bincount(pred[keep], minlength=len(EMOTIONS))
+        answers = answer_counts(pred[keep], len(EMOTIONS))
         out[f"uar_{name}"] = uar(items.labels[keep], pred[keep])
-        out[f"max_predicted_share_{name}"] = float(answers.max() / max(1, keep.sum()))
+        out[f"max_predicted_share_{name}"] = float(max(answers) / max(1, keep.sum()))
         out[f"max_true_share_{name}"] = max_predicted_share(items.labels[keep])
         out[f"clips_{name}"] = int(keep.sum())
-        out[f"answers_{name}"] = answers.tolist()
+        out[f"answers_{name}"] = answers
         out[f"speaker_max_share_{name}"] = speaker_max_shares(pred[keep], items.speakers[keep])
     return out
 
