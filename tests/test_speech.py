@@ -390,3 +390,24 @@ def test_a_server_set_to_adapt_reads_a_deployment_of_calls_against_what_it_heard
     pred = adapted.argmax(1)
     assert uar(gold, list(pred)) >= 0.5
     assert np.bincount(pred).max() / len(pred) <= 0.35
+
+
+def _median_pitch(samples: np.ndarray) -> float:
+    return float(AF.detect_pitch_frequency(torch.from_numpy(samples), 16_000, freq_low=70, freq_high=500).median())
+
+
+@pytest.mark.parametrize("factor", [0.8, 1.25])
+def test_tempo_changes_the_delivery_and_keeps_the_voice(clips, factor: float) -> None:
+    """The recipe's tempo perturbation: a real clip said slower or faster, at the same pitch and level
+    (the speed perturbation, for contrast, moves the pitch with the tempo)."""
+    from affect.speech._audio import prepare_file
+    from affect.speech.augment import change_speed, change_tempo
+
+    for clip in clips[:3]:
+        voice = prepare_file(clip.path).samples
+        stretched, sped = change_tempo(voice, factor), change_speed(voice, factor)
+        assert len(stretched) == pytest.approx(len(voice) / factor, rel=1e-3)
+        assert _median_pitch(stretched) == pytest.approx(_median_pitch(voice), rel=0.06)
+        assert abs(_median_pitch(sped) / _median_pitch(voice) - 1) > 0.1
+        level = lambda x: 10 * np.log10(np.mean(x.astype(np.float64) ** 2))  # noqa: E731
+        assert level(stretched) == pytest.approx(level(voice), abs=0.5)

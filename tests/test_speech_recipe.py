@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -256,3 +257,19 @@ def test_uar_counts_only_the_classes_the_labels_have():
     assert uar(gold, np.array([0, 0, 0, 0, 0, 0])) == 0.5  # one class for all: half the classes, whatever accuracy says
     assert accuracy(gold, np.array([0, 0, 0, 0, 0, 0])) == 4 / 6
     assert uar(gold, np.array([0, 0, 0, 5, 1, 1])) == (3 / 4 + 1) / 2  # an answer outside the labels is only a miss
+
+
+def test_a_variant_that_changes_the_augmentation_names_its_own_cache(tmp_path):
+    import json
+
+    from recipes._variants import with_variant
+    from recipes.speech_multicorpus.features import HERE, augment_tag, cache_path
+
+    base = json.loads((HERE / "config.json").read_text())
+    base["variants"]["untagged"] = {"augment": {"p_tempo": 0.5, "tempo": [0.8, 1.25]}}
+    with pytest.raises(ValueError, match="augment_tag"):
+        augment_tag(base, with_variant(base, "untagged"))
+    tagged = next(name for name, v in base["variants"].items() if "augment_tag" in v)
+    tag = augment_tag(base, with_variant(base, tagged))
+    assert tag and augment_tag(base, with_variant(base, None)) == ""
+    assert cache_path(tmp_path, "b", "emodb", 4, tag) != cache_path(tmp_path, "b", "emodb", 4)

@@ -4,7 +4,7 @@
 
 Each clip is read at its own rate, resampled to 16 kHz, cut to its speech with the library's VAD,
 then degraded into ``copies`` variants (0 clean, 1 telephone band, 2+ random mixes of what calls
-do to a voice: speed and pitch, gain, room reverberation, noise at 0-20 dB SNR, telephone band
+do to a voice: speed and pitch, delivery tempo (where a variant asks), gain, room reverberation, noise at 0-20 dB SNR, telephone band
 or a coarse codec), each copy's upper-band energy share kept (``affect.speech._channel``: the
 recipe tells the channel from it as the library does, and keeps statistics per channel), and run
 through *every* frozen encoder compared (the same degraded audio for each, so the comparison is
@@ -30,7 +30,8 @@ from affect.speech._audio import prepare_file
 from affect.speech._backbone import WhisperBackbone, valid_outputs
 from affect.speech._channel import upper_band_share
 from affect.speech._vad import VoiceActivity
-from affect.speech.augment import add_noise, add_reverb, change_gain, change_speed, low_bitrate, telephone_band
+from affect.speech.augment import add_noise, add_reverb, change_gain, change_speed, change_tempo, low_bitrate, telephone_band
+from recipes._variants import with_variant
 from recipes.speech_ravdess.features import speech_span
 
 log = logging.getLogger("recipes.speech_multicorpus")
@@ -49,6 +50,8 @@ def degrade(samples: np.ndarray, variant: int, rng: np.random.Generator, aug: di
     x = samples
     if rng.random() < aug["p_speed"]:
         x = change_speed(x, rng.uniform(*aug["speed"]))
+    if aug.get("p_tempo", 0.0) and rng.random() < aug["p_tempo"]:  # drawn only where asked: the base's draws unchanged
+        x = change_tempo(x, float(np.exp(rng.uniform(*np.log(aug["tempo"])))))
     if rng.random() < aug["p_reverb"]:
         x = add_reverb(x, rng.uniform(*aug["rt60_s"]), rng, wet=rng.uniform(*aug["reverb_wet"]))
     x = change_gain(x, rng.uniform(*aug["gain_db"]))
@@ -62,14 +65,24 @@ def degrade(samples: np.ndarray, variant: int, rng: np.random.Generator, aug: di
     return x
 
 
-def cache_path(cache: Path, backbone: str, corpus: str, copies: int) -> Path:
-    return cache / backbone / f"{corpus}_x{copies}.pt"
+def cache_path(cache: Path, backbone: str, corpus: str, copies: int, tag: str = "") -> Path:
+    """``tag``: a config variant's own augmentation (``augment_tag``) is cached apart from the base's."""
+    return cache / backbone / f"{corpus}_x{copies}{tag}.pt"
+
+
+def augment_tag(base: dict, cfg: dict) -> str:
+    """The cache tag of ``cfg`` (the base config with a variant applied): a variant that changes the
+    augmentation must name its own cache, so that no head is trained on copies made otherwise."""
+    tag = cfg.get("augment_tag", "")
+    if cfg["augment"] != base["augment"] and not tag:
+        raise ValueError("this variant changes the augmentation: give it an augment_tag (its cache's name)")
+    return tag
 
 
 def build_corpus(clips: list[SpeechClip], backbones: dict[str, WhisperBackbone], vad: VoiceActivity, cache: Path,
-                 corpus: str, copies: int, aug: dict, seed: int) -> None:
+                 corpus: str, copies: int, aug: dict, seed: int, tag: str = "") -> None:
     """One cache file per encoder for ``corpus`` (skipped when all exist)."""
-    paths = {key: cache_path(cache, key, corpus, copies) for key in backbones}
+    paths = {key: cache_path(cache, key, corpus, copies, tag) for key in backbones}
     if all(p.is_file() for p in paths.values()):
         log.info("%s: cached already", corpus)
         return
@@ -112,16 +125,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpora", nargs="*", default=list(SPEECH_CORPORA))
     ap.add_argument("--backbones", nargs="*", help="encoders to cache (default: the config's)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
+    ap.add_argument("--variant", help="a config variant whose augmentation (augment_tag) is cached apart")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cfg = json.loads(args.config.read_text())
+    base = json.loads(args.config.read_text())
+    cfg = with_variant(base, args.variant)
+    tag = augment_tag(base, cfg)
     threads = args.threads or cfg["torch_threads"]
     torch.set_num_threads(threads)
     backbones = {key: WhisperBackbone(key, threads=threads) for key in args.backbones or cfg["backbones"]}
     vad = VoiceActivity()
     for corpus in args.corpora:
         clips = read_speech_corpus(corpus, args.full_data)
-        build_corpus(clips, backbones, vad, args.cache, corpus, cfg["copies"], cfg["augment"], cfg["seed"])
+        build_corpus(clips, backbones, vad, args.cache, corpus, cfg["copies"], cfg["augment"], cfg["seed"], tag)
     return 0
 
 

@@ -43,7 +43,7 @@ from evaluation.answer_shares import answer_counts, max_predicted_share, speaker
 from evaluation.calibration import expected_calibration_error
 from evaluation.recall import uar
 from recipes._variants import with_variant
-from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path
+from recipes.speech_multicorpus.features import DEFAULT_CACHE, augment_tag, cache_path
 from recipes.speech_ravdess.train import fit_temperature, jitter, predict  # one copy of the shared pieces
 
 log = logging.getLogger("recipes.speech_multicorpus")
@@ -79,10 +79,10 @@ class Items:
         return len(self.feats)
 
 
-def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int) -> Items:
+def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int, tag: str = "") -> Items:
     feats, labels, corpus_ids, splits, variants, clips, channels, speakers = [], [], [], [], [], [], [], []
     for corpus in corpora:
-        data = torch.load(cache_path(cache, backbone, corpus, copies))
+        data = torch.load(cache_path(cache, backbone, corpus, copies, tag))
         for f, item in zip(data["feats"], data["items"]):
             c = item["clip"]
             feats.append(f)
@@ -655,7 +655,7 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     ``only``: the fold that holds out that corpus, alone (its own JSON; the means are over it alone)."""
     stem = f"loco-{backbone}-{feature_norm}{'-' + variant if variant else ''}"
     out_path = workdir / f"{stem}{'-only-' + only if only else ''}.json"
-    cfg = with_variant(cfg, variant)
+    cfg, tag = with_variant(cfg, variant), augment_tag(cfg, with_variant(cfg, variant))
     if out_path.is_file():
         return json.loads(out_path.read_text())
     folds = [workdir / f"{stem}-only-{c}.json" for c in cfg["corpora"]]
@@ -670,7 +670,7 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     if only is not None and only not in corpora:
         raise ValueError(f"--only {only!r}: not one of this recipe's corpora {corpora}")
     spec = backbone_spec(backbone)
-    items = first_outputs(load_items(cache, backbone, corpora, cfg["copies"]), spec, cfg)
+    items = first_outputs(load_items(cache, backbone, corpora, cfg["copies"], tag), spec, cfg)
     in_dim, layers = head_shape(spec, cfg)
     by_corpus, by = cfg.get("standardise") == "corpus", statistics_by(cfg)
     result: dict = {"backbone": backbone, "feature_norm": feature_norm, "variant": variant or "base",
@@ -759,9 +759,9 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
     trains the same recipe over another encoder, ``variant`` another variant, a candidate's)."""
     backbone, feature_norm = backbone or cfg["final"]["backbone"], cfg["final"]["feature_norm"]
     variant = variant or cfg["final"].get("variant")
-    cfg = with_variant(cfg, variant)
+    cfg, tag = with_variant(cfg, variant), augment_tag(cfg, with_variant(cfg, variant))
     spec = backbone_spec(backbone)
-    items = first_outputs(load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"]), spec, cfg)
+    items = first_outputs(load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"], tag), spec, cfg)
     by_corpus, by = cfg.get("standardise") == "corpus", statistics_by(cfg)
     moments = corpus_moments(items, items.splits == "train", by) if by_corpus else {}
     stats = corpus_statistics(moments)
