@@ -4,8 +4,8 @@
 
 Each clip is read at its own rate, resampled to 16 kHz, cut to its speech with the library's VAD,
 then degraded into ``copies`` variants (0 clean, 1 telephone band, 2+ random mixes of what calls
-do to a voice: speed and pitch, delivery tempo (where a variant asks), gain, room reverberation, noise at 0-20 dB SNR, telephone band
-or a coarse codec), each copy's upper-band energy share kept (``affect.speech._channel``: the
+do to a voice: speed and pitch, delivery tempo (where a variant asks), gain, room reverberation,
+noise at 0-20 dB SNR, telephone band or a coarse codec), each copy's upper-band energy share kept (``affect.speech._channel``: the
 recipe tells the channel from it as the library does, and keeps statistics per channel), and run
 through *every* frozen encoder compared (the same degraded audio for each, so the comparison is
 fair). Only the outputs that cover real audio are kept, in float16,

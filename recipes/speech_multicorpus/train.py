@@ -79,6 +79,12 @@ class Items:
         return len(self.feats)
 
 
+def variant_and_tag(cfg: dict, variant: str | None) -> tuple[dict, str]:
+    """The config with ``variant`` applied, and the tag of the cache its augmentation was made in."""
+    applied = with_variant(cfg, variant)
+    return applied, augment_tag(cfg, applied)
+
+
 def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int, tag: str = "") -> Items:
     feats, labels, corpus_ids, splits, variants, clips, channels, speakers = [], [], [], [], [], [], [], []
     for corpus in corpora:
@@ -655,7 +661,7 @@ def run_loco(cfg: dict, cache: Path, workdir: Path, backbone: str, feature_norm:
     ``only``: the fold that holds out that corpus, alone (its own JSON; the means are over it alone)."""
     stem = f"loco-{backbone}-{feature_norm}{'-' + variant if variant else ''}"
     out_path = workdir / f"{stem}{'-only-' + only if only else ''}.json"
-    cfg, tag = with_variant(cfg, variant), augment_tag(cfg, with_variant(cfg, variant))
+    cfg, tag = variant_and_tag(cfg, variant)
     if out_path.is_file():
         return json.loads(out_path.read_text())
     folds = [workdir / f"{stem}-only-{c}.json" for c in cfg["corpora"]]
@@ -759,7 +765,7 @@ def run_final(cfg: dict, cache: Path, workdir: Path, out: Path, resume: bool, ba
     trains the same recipe over another encoder, ``variant`` another variant, a candidate's)."""
     backbone, feature_norm = backbone or cfg["final"]["backbone"], cfg["final"]["feature_norm"]
     variant = variant or cfg["final"].get("variant")
-    cfg, tag = with_variant(cfg, variant), augment_tag(cfg, with_variant(cfg, variant))
+    cfg, tag = variant_and_tag(cfg, variant)
     spec = backbone_spec(backbone)
     items = first_outputs(load_items(cache, backbone, tuple(cfg["corpora"]), cfg["copies"], tag), spec, cfg)
     by_corpus, by = cfg.get("standardise") == "corpus", statistics_by(cfg)
