@@ -74,7 +74,7 @@ def augment_tag(base: dict, cfg: dict) -> str:
     """The cache tag of ``cfg`` (the base config with a variant applied): a variant that changes the
     augmentation must name its own cache, so that no head is trained on copies made otherwise."""
     tag = cfg.get("augment_tag", "")
-    if cfg["augment"] != base["augment"] and not tag:
+    if cfg.get("augment") != base.get("augment") and not tag:
         raise ValueError("this variant changes the augmentation: give it an augment_tag (its cache's name)")
     return tag
 
