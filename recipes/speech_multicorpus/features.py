@@ -1,6 +1,6 @@
-"""Frozen-encoder features of every clip of RAVDESS, EmoDB and URDU and of their degraded copies.
+"""Frozen-encoder features of every clip of the speech corpora (RAVDESS, EmoDB, URDU, EMOVO) and of their degraded copies.
 
-    python -m recipes.speech_multicorpus.features [--full-data /work/full-data] [--cache /work/cache/speech]
+    python -m recipes.speech_multicorpus.features [--full-data /work/full-data] [--cache /work/cache/speech] [--variant NAME]
 
 Each clip is read at its own rate, resampled to 16 kHz, cut to its speech with the library's VAD,
 then degraded into ``copies`` variants (0 clean, 1 telephone band, 2+ random mixes of what calls
