@@ -1,12 +1,15 @@
-"""Frozen-encoder features of every clip of the speech corpora (RAVDESS, EmoDB, URDU, EMOVO) and of their degraded copies.
+"""Frozen-encoder features of every clip of the speech corpora (RAVDESS, EmoDB, URDU, EMOVO) and
+of their degraded copies.
 
-    python -m recipes.speech_multicorpus.features [--full-data /work/full-data] [--cache /work/cache/speech] [--variant NAME]
+    python -m recipes.speech_multicorpus.features [--full-data /work/full-data]
+        [--cache /work/cache/speech] [--variant NAME]
 
 Each clip is read at its own rate, resampled to 16 kHz, cut to its speech with the library's VAD,
 then degraded into ``copies`` variants (0 clean, 1 telephone band, 2+ random mixes of what calls
 do to a voice: speed and pitch, delivery tempo (where a variant asks), gain, room reverberation,
-noise at 0-20 dB SNR, telephone band or a coarse codec), each copy's upper-band energy share kept (``affect.speech._channel``: the
-recipe tells the channel from it as the library does, and keeps statistics per channel), and run
+noise at 0-20 dB SNR, telephone band or a coarse codec), each copy's upper-band energy share kept
+(``affect.speech._channel``: the recipe tells the channel from it as the library does, and keeps
+statistics per channel), and run
 through *every* frozen encoder compared (the same degraded audio for each, so the comparison is
 fair). Only the outputs that cover real audio are kept, in float16,
 one file per corpus and encoder under the cache folder (outside the tree), so an interrupted run
@@ -30,7 +33,8 @@ from affect.speech._audio import prepare_file
 from affect.speech._backbone import WhisperBackbone, valid_outputs
 from affect.speech._channel import upper_band_share
 from affect.speech._vad import VoiceActivity
-from affect.speech.augment import add_noise, add_reverb, change_gain, change_speed, change_tempo, low_bitrate, telephone_band
+from affect.speech.augment import (add_noise, add_reverb, change_gain, change_speed, change_tempo, low_bitrate,
+                                   telephone_band)
 from recipes._variants import with_variant
 from recipes.speech_ravdess.features import speech_span
 
