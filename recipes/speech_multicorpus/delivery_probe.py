@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             answer = encoder.analyze(change(samples), MODEL_RATE).result
             pred.append(-1 if answer is None else emotion_index(answer.emotion))
         pred = np.array(pred)
-        print(f"| {name} | {' | '.join(map(str, answer_counts(pred, len(EMOTION_NAMES))))} | {uar(gold, pred):.3f} |", flush=True)
+        counts = " | ".join(map(str, answer_counts(pred, len(EMOTION_NAMES))))
+        print(f"| {name} | {counts} | {uar(gold, pred):.3f} |", flush=True)
     return 0
 
 
