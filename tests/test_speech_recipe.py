@@ -278,6 +278,7 @@ def test_a_variant_that_changes_the_augmentation_names_its_own_cache(tmp_path):
 def test_the_delivery_probe_changes_one_thing_at_a_time(data_root):
     from affect.datasets.ravdess import read_test_slice
     from affect.speech._audio import MODEL_RATE, prepare_file
+    from affect.speech.augment import level_dbfs
     from recipes.speech_multicorpus.delivery_probe import changes
 
     voice = prepare_file(read_test_slice(data_root)[0].path).samples
@@ -288,6 +289,5 @@ def test_the_delivery_probe_changes_one_thing_at_a_time(data_root):
     assert len(changed["the clip said twice"]) == 2 * len(voice)
     assert len(changed["30% faster, same pitch"]) == pytest.approx(len(voice) / 1.3, rel=1e-3)
     assert len(changed["3 semitones lower, same tempo"]) == pytest.approx(len(voice), rel=0.01)  # tempo kept
-    level = lambda x: 10 * np.log10(np.mean(x.astype(np.float64) ** 2))  # noqa: E731
-    assert level(changed["20 dB quieter"]) == pytest.approx(level(voice) - 20, abs=0.1)
-    assert level(changed["levelled to -20 dBFS"]) == pytest.approx(-20, abs=0.1)
+    assert level_dbfs(changed["20 dB quieter"]) == pytest.approx(level_dbfs(voice) - 20, abs=0.1)
+    assert level_dbfs(changed["levelled to -20 dBFS"]) == pytest.approx(-20, abs=0.1)

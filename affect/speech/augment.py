@@ -30,6 +30,11 @@ def telephone_band(samples: np.ndarray, rate: int = MODEL_RATE, *, back_to_rate:
     return x.numpy().astype(np.float32)
 
 
+def level_dbfs(samples: np.ndarray) -> float:
+    """The signal's RMS level in dB below full scale (1.0)."""
+    return float(10.0 * np.log10(np.mean(np.asarray(samples, dtype=np.float64) ** 2) + 1e-20))
+
+
 def change_gain(samples: np.ndarray, db: float) -> np.ndarray:
     return np.clip(samples * (10.0 ** (db / 20.0)), -1.0, 1.0).astype(np.float32)
 

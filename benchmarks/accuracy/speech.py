@@ -20,7 +20,7 @@ from affect.datasets import DatasetNotFoundError, default_data_root
 from affect.datasets.ravdess import TEST_ACTORS, TRAIN_ACTORS, full_clips, read_test_slice
 from affect.datasets.speech import SPEECH_CORPORA, read_speech_corpus
 from affect.labels import EMOTION_NAMES, corpus_emotions, emotion_index
-from affect.speech import SpeechEncoder, SpeechResult, SpeechWeights
+from affect.speech import SpeechEncoder, SpeechWeights
 from affect.speech._audio import MODEL_RATE, prepare_array, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
@@ -29,16 +29,7 @@ from benchmarks.accuracy.speech_cross import run_cross_corpus  # noqa: F401  (--
 from evaluation.answer_shares import answer_counts, largest_class_share, max_predicted_share, speaker_max_shares
 from evaluation.calibration import expected_calibration_error
 from evaluation.recall import accuracy, uar
-
-NO_ANSWER = -1  # the encoder found no speech: counted as a wrong answer
-
-
-def prediction(answer: SpeechResult) -> tuple[int, np.ndarray]:
-    """The answer's emotion index and probabilities; ``NO_ANSWER`` and a uniform vector when the VAD found no speech."""
-    if answer.result is None:
-        return NO_ANSWER, np.full(len(EMOTION_NAMES), 1.0 / len(EMOTION_NAMES))
-    return emotion_index(answer.result.emotion), np.array(answer.result.emotion_vector())
-
+from evaluation.speech_answers import NO_ANSWER, prediction
 
 def _with_ci(metrics: dict[str, float], key: str, metric, gold: np.ndarray, pred: np.ndarray) -> None:
     metrics[key] = metric(gold, pred)

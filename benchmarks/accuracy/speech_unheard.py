@@ -25,9 +25,9 @@ from affect.speech import SpeechEncoder, SpeechWeights
 from affect.speech._audio import MODEL_RATE, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
-from benchmarks.accuracy.speech import NO_ANSWER, prediction
 from evaluation.answer_shares import answer_counts, max_predicted_share, speaker_max_shares
 from evaluation.recall import accuracy, uar
+from evaluation.speech_answers import NO_ANSWER, prediction
 
 ENTRIES = (SpeechWeights.DEFAULT, SpeechWeights.WHISPER_TINY_LAYERS_MULTICORPUS_V10,
            SpeechWeights.WHISPER_TINY_LAYERS_MULTICORPUS_V9, SpeechWeights.WHISPER_TINY_RAVDESS_V1)

@@ -24,16 +24,12 @@ from affect.datasets.speech import read_speech_corpus
 from affect.labels import EMOTION_NAMES, emotion_index
 from affect.speech import SpeechEncoder
 from affect.speech._audio import MODEL_RATE, prepare_file
-from affect.speech.augment import add_noise, change_gain, change_speed, change_tempo
+from affect.speech.augment import add_noise, change_gain, change_speed, change_tempo, level_dbfs
 from evaluation.answer_shares import answer_counts
 from evaluation.recall import uar
+from evaluation.speech_answers import prediction
 
 SEMITONES_DOWN = 3
-
-
-def _levelled(samples: np.ndarray, dbfs: float) -> np.ndarray:
-    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) + 1e-9
-    return change_gain(samples, dbfs - 20 * np.log10(rms))
 
 
 def _trimmed(samples: np.ndarray, margin_s: float = 0.1) -> np.ndarray:
@@ -55,7 +51,7 @@ def changes(rng: np.random.Generator) -> dict[str, Callable[[np.ndarray], np.nda
     return {
         "as they are": lambda x: x,
         "20 dB quieter": lambda x: change_gain(x, -20),
-        "levelled to -20 dBFS": lambda x: _levelled(x, -20),
+        "levelled to -20 dBFS": lambda x: change_gain(x, -20 - level_dbfs(x)),
         "silence trimmed (0.1 s kept)": _trimmed,
         "1 s of silence added each side": lambda x: np.concatenate([silence, x, silence]),
         "white noise at 20 dB SNR": lambda x: add_noise(x, 20, rng),
@@ -88,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, change in changes(np.random.default_rng(0)).items():
         pred = []
         for samples, _ in tqdm(audio, desc=name, leave=False):
-            answer = encoder.analyze(change(samples), MODEL_RATE).result
-            pred.append(-1 if answer is None else emotion_index(answer.emotion))
+            pred.append(prediction(encoder.analyze(change(samples), MODEL_RATE))[0])
         pred = np.array(pred)
         counts = " | ".join(map(str, answer_counts(pred, len(EMOTION_NAMES))))
         print(f"| {name} | {counts} | {uar(gold, pred):.3f} |", flush=True)

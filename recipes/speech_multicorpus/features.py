@@ -83,6 +83,12 @@ def augment_tag(base: dict, cfg: dict) -> str:
     return tag
 
 
+def variant_and_tag(cfg: dict, variant: str | None) -> tuple[dict, str]:
+    """The config with ``variant`` applied, and the tag of the cache its augmentation was made in."""
+    applied = with_variant(cfg, variant)
+    return applied, augment_tag(cfg, applied)
+
+
 def build_corpus(clips: list[SpeechClip], backbones: dict[str, WhisperBackbone], vad: VoiceActivity, cache: Path,
                  corpus: str, copies: int, aug: dict, seed: int, tag: str = "") -> None:
     """One cache file per encoder for ``corpus`` (skipped when all exist)."""
@@ -132,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", help="a config variant whose augmentation (augment_tag) is cached apart")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    base = json.loads(args.config.read_text())
-    cfg = with_variant(base, args.variant)
-    tag = augment_tag(base, cfg)
+    cfg, tag = variant_and_tag(json.loads(args.config.read_text()), args.variant)
     threads = args.threads or cfg["torch_threads"]
     torch.set_num_threads(threads)
     backbones = {key: WhisperBackbone(key, threads=threads) for key in args.backbones or cfg["backbones"]}

@@ -43,7 +43,7 @@ from evaluation.answer_shares import answer_counts, max_predicted_share, speaker
 from evaluation.calibration import expected_calibration_error
 from evaluation.recall import uar
 from recipes._variants import with_variant
-from recipes.speech_multicorpus.features import DEFAULT_CACHE, augment_tag, cache_path
+from recipes.speech_multicorpus.features import DEFAULT_CACHE, cache_path, variant_and_tag
 from recipes.speech_ravdess.train import fit_temperature, jitter, predict  # one copy of the shared pieces
 
 log = logging.getLogger("recipes.speech_multicorpus")
@@ -77,12 +77,6 @@ class Items:
 
     def __len__(self) -> int:
         return len(self.feats)
-
-
-def variant_and_tag(cfg: dict, variant: str | None) -> tuple[dict, str]:
-    """The config with ``variant`` applied, and the tag of the cache its augmentation was made in."""
-    applied = with_variant(cfg, variant)
-    return applied, augment_tag(cfg, applied)
 
 
 def load_items(cache: Path, backbone: str, corpora: tuple[str, ...], copies: int, tag: str = "") -> Items:
