@@ -3,6 +3,7 @@
     python -m recipes.face_fer.distill --config recipes/face_fer/config_distill_g.json \
         [--full-data /work/full-data] [--workdir recipes/face_fer/checkpoints/distill_g] \
         [--out recipes/face_fer/checkpoints/distill_g.safetensors] [--resume] [--teacher-only]
+        [--export-last FILE]        # the last epoch's averaged network, from the workdir's last.pt
         [--limit N --epochs N]      # the last two for a smoke run
 
 Targets mix three views of each train face (``target_mix``): its original FER-2013 label
@@ -139,12 +140,32 @@ def _one_cycle(opt: torch.optim.Optimizer, cfg: dict, steps_per_epoch: int) -> t
                                                pct_start=cfg["pct_start"])
 
 
+def _averaged(net: FaceExpressionNet, cfg: dict) -> torch.optim.swa_utils.AveragedModel:
+    return torch.optim.swa_utils.AveragedModel(
+        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg["ema_decay"]), use_buffers=True)
+
+
+def export_last(cfg: dict, checkpoint: Path, out: Path) -> None:
+    """The averaged (EMA) network of a run's last epoch as weights, beside the best epoch's that the run exports."""
+    net, arch = build_student(cfg)
+    ema = _averaged(net, cfg)
+    ck = torch.load(checkpoint, weights_only=False)
+    ema.load_state_dict(ck["ema"])
+    save_face_weights(ema.module, out, arch, dtype=torch.float16)
+    log.info("epoch %d's averaged network written to %s", ck["epoch"] + 1, out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cache-dir", type=Path, default=Path("/work/cache/face"))
     ap.add_argument("--teacher-only", action="store_true", help="compute and cache the teacher's probabilities, then stop")
+    ap.add_argument("--export-last", type=Path, default=None,
+                    help="write the averaged network of the workdir's last.pt there (float16), then stop")
     args, cfg, data_root = start_run(ap, config=HERE / "config_distill_g.json", workdir=HERE / "checkpoints/distill_g",
                                      out=HERE / "checkpoints/distill_g.safetensors")
+    if args.export_last:
+        export_last(cfg, args.workdir / "last.pt", args.export_last)
+        return
     # original_label_weight 0: the soft targets are the crowd votes alone (one-hot where none)
     images, labels, votes = load_train(args.full_data, data_root, {**cfg, "original_label_weight": 0.0}, args.limit)
     teacher = teacher_probs(images, cfg["teacher"], args.cache_dir, bool(cfg["teacher_flip"]))
@@ -162,8 +183,7 @@ def main() -> None:
     net, arch = build_student(cfg)
     net = net.to(memory_format=torch.channels_last)
     log.info("parameters: %d", sum(p.numel() for p in net.parameters()))
-    ema = torch.optim.swa_utils.AveragedModel(
-        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg["ema_decay"]), use_buffers=True)
+    ema = _averaged(net, cfg)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg["max_lr"], weight_decay=cfg["weight_decay"])
     steps_per_epoch = math.ceil(len(tr) / cfg["batch_size"])
     sched = _one_cycle(opt, cfg, steps_per_epoch)

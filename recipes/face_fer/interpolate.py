@@ -38,10 +38,22 @@ def interpolated(start: FaceExpressionNet, end: FaceExpressionNet, a: float, arc
     return net.eval()
 
 
+def line_start(spec: str) -> tuple[FaceExpressionNet, str]:
+    """A shipped entry by its FaceWeights name, or a network's weights file (a run's own checkpoint), and what to call it."""
+    if spec in FaceWeights.__members__:
+        entry = FaceWeights[spec]
+        return load_face_weights(entry.value.verified_path(), members=entry.meta.get("members")), entry.value.id
+    path = Path(spec)
+    if not path.is_file():
+        raise SystemExit(f"--start {spec!r} is neither a FaceWeights name nor a weights file")
+    return load_face_weights(path), str(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", type=Path, required=True, help="the fine-tuning run's config (its split and test_flip)")
-    ap.add_argument("--start", default=None, help="the shipped entry it started from (default: the config's init_from)")
+    ap.add_argument("--start", default=None,
+                    help="a FaceWeights name or a weights file: where the line starts (default: the config's init_from)")
     ap.add_argument("--end", type=Path, required=True, help="the fine-tuned network's weights file")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     ap.add_argument("--full-data", type=Path, default=ROOT.parent / "full-data")
@@ -51,15 +63,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     cfg = json.loads(args.config.read_text())
     torch.set_num_threads(cfg["torch_threads"])
-    start_entry = FaceWeights[args.start or cfg["init_from"]]
-    start = load_face_weights(start_entry.value.verified_path(), members=start_entry.meta.get("members"))
+    start, start_id = line_start(args.start or cfg["init_from"])
     end = load_face_weights(args.end)
     arch = face_weights_arch(args.end)
     images, labels, _ = load_train(args.full_data, args.data_root or default_data_root(),
                                    {**cfg, "original_label_weight": 1.0}, None)
     _, va = split(labels, cfg["val_fraction"], cfg["split_seed"])
     args.workdir.mkdir(parents=True, exist_ok=True)
-    readings = {"start": start_entry.value.id, "end": str(args.end), "test_flip": bool(cfg["test_flip"]), "heldback_acc": {}}
+    readings = {"start": start_id, "end": str(args.end), "test_flip": bool(cfg["test_flip"]), "heldback_acc": {}}
     for a in args.alphas:
         net = interpolated(start, end, a, arch)
         acc = float((predict(net, images[va], bool(cfg["test_flip"])).argmax(1) == labels[va]).mean())
