@@ -1,4 +1,5 @@
-"""The face recipe's weight-space tools: the line between two networks (interpolate.py) and a run's last averaged network (distill.py --export-last)."""
+"""The face recipe's weight-space tools: the line between two networks (interpolate.py) and a run's
+last averaged network (distill.py --export-last)."""
 
 from __future__ import annotations
 

@@ -146,7 +146,7 @@ def _averaged(net: FaceExpressionNet, cfg: dict) -> torch.optim.swa_utils.Averag
 
 
 def export_last(cfg: dict, checkpoint: Path, out: Path) -> None:
-    """The averaged (EMA) network of a run's last epoch as weights, beside the best epoch's that the run exports."""
+    """The averaged (EMA) network of a run's last epoch as weights (the run itself exports its best epoch's)."""
     net, arch = build_student(cfg)
     ema = _averaged(net, cfg)
     ck = torch.load(checkpoint, weights_only=False)

@@ -39,7 +39,7 @@ def interpolated(start: FaceExpressionNet, end: FaceExpressionNet, a: float, arc
 
 
 def line_start(spec: str) -> tuple[FaceExpressionNet, str]:
-    """A shipped entry by its FaceWeights name, or a network's weights file (a run's own checkpoint), and what to call it."""
+    """A shipped entry by its FaceWeights name, or a network's weights file (a run's own), and what to call it."""
     if spec in FaceWeights.__members__:
         entry = FaceWeights[spec]
         return load_face_weights(entry.value.verified_path(), members=entry.meta.get("members")), entry.value.id
