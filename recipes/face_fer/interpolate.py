@@ -2,6 +2,7 @@
 
     python -m recipes.face_fer.interpolate --config recipes/face_fer/config_distill_i.json \
         --end recipes/face_fer/checkpoints/distill_i.safetensors --workdir recipes/face_fer/checkpoints/interp_i
+        [--start NAME_OR_FILE]   # e.g. a run's best epoch, with --end its last (distill.py --export-last)
 
 A network fine-tuned from another for a few epochs stays in its basin, so the weights between the
 two, ``start + a * (end - start)``, are networks too, and one of them can read better than
