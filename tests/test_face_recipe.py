@@ -3,12 +3,15 @@ last averaged network (distill.py --export-last)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from affect.face._weights_io import face_weights_arch, load_face_weights
 from affect.face.weights import FaceWeights
-from recipes.face_fer.interpolate import interpolated
+from recipes.face_fer.distill import HERE, _averaged, build_student, export_last
+from recipes.face_fer.interpolate import interpolated, line_start
 
 
 def test_the_ends_of_the_line_are_the_two_networks_and_its_middle_their_mean():
@@ -33,8 +36,6 @@ def test_the_ends_of_the_line_are_the_two_networks_and_its_middle_their_mean():
 
 
 def test_a_line_starts_at_a_shipped_entry_by_name_or_at_a_weights_file(tmp_path):
-    from recipes.face_fer.interpolate import line_start
-
     entry = FaceWeights.VGG_DISTILLED_FER_V4
     by_name, name_id = line_start(entry.name)
     by_file, file_id = line_start(str(entry.value.verified_path()))
@@ -47,10 +48,6 @@ def test_a_line_starts_at_a_shipped_entry_by_name_or_at_a_weights_file(tmp_path)
 
 
 def test_the_last_epochs_averaged_network_is_what_export_last_writes(tmp_path):
-    import json
-
-    from recipes.face_fer.distill import HERE, _averaged, build_student, export_last
-
     cfg = json.loads((HERE / "config_distill_l.json").read_text())
     torch.manual_seed(0)
     net, _ = build_student(cfg)

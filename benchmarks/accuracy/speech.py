@@ -31,6 +31,7 @@ from evaluation.calibration import expected_calibration_error
 from evaluation.recall import accuracy, uar
 from evaluation.speech_answers import NO_ANSWER, prediction
 
+
 def _with_ci(metrics: dict[str, float], key: str, metric, gold: np.ndarray, pred: np.ndarray) -> None:
     metrics[key] = metric(gold, pred)
     lo, hi = bootstrap_ci(metric, gold, pred)
