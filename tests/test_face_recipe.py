@@ -1,16 +1,22 @@
 """The face recipe's weight-space tools: the line between two networks (interpolate.py) and a run's
-last averaged network (distill.py --export-last)."""
+last averaged network (distill.py --export-last); the distillation's targets and its teacher read on
+the student's own crops."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from affect.face._weights_io import face_weights_arch, load_face_weights
 from affect.face.weights import FaceWeights
-from recipes.face_fer.distill import HERE, _averaged, build_student, export_last
+from affect.face._network import CROP_SIZE, FaceExpressionNet
+from recipes.face_fer.distill import (HERE, OnlineTeacher, _averaged, augment_wide, build_student, export_last,
+                                      fixed_targets, teacher_reads)
 from recipes.face_fer.interpolate import interpolated, line_start
 
 
@@ -65,3 +71,47 @@ def test_the_last_epochs_averaged_network_is_what_export_last_writes(tmp_path):
         want, raw, got = ema.module.eval()(faces), net.eval()(faces), exported(faces)
     assert torch.allclose(got, want, atol=2e-2)  # float16 weights
     assert not torch.allclose(got, raw, atol=2e-2)
+
+
+def _slice_faces(data_root: Path, per_emotion: int = 3) -> np.ndarray:
+    paths = [path for emotion_dir in sorted((data_root / "face" / "fer2013-test-slice").iterdir())
+             for path in sorted(emotion_dir.glob("*.jpg"))[:per_emotion]]
+    return np.stack([cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in paths])
+
+
+def test_the_online_teacher_reads_a_crop_as_the_pair_reads_that_face_in_one_view(data_root):
+    faces = torch.from_numpy(_slice_faces(data_root)).float().div(255).unsqueeze(1)
+    teacher = OnlineTeacher("VGG_FER_V3", use_bf16=False)
+    off = (faces.shape[-1] - CROP_SIZE) // 2
+    centre = FaceExpressionNet.normalise(faces)[:, :, off : off + CROP_SIZE, off : off + CROP_SIZE]
+    with torch.no_grad():
+        want = teacher.net.predict_proba(faces, flip=False)
+    got = teacher(centre.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(got.sum(1), torch.ones(len(faces)), atol=1e-5)
+    # what it is for: the crop the student is shown, not the clean face, is what the teacher reads
+    shown = augment_wide(faces, json.loads((HERE / "config_distill_m.json").read_text())["aug"],
+                         torch.Generator().manual_seed(3))
+    assert (teacher(shown) - want).abs().max() > 0.05
+
+
+def test_an_online_teachers_share_is_left_out_of_the_fixed_targets_and_added_per_batch():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 20)
+    votes = rng.dirichlet(np.ones(7), 20).astype(np.float32)
+    teacher = rng.dirichlet(np.ones(7), 20).astype(np.float32)
+    mix = {"label": 0.3, "votes": 0.1, "teacher": 0.6}
+    clean, share = fixed_targets(labels, votes, teacher, mix, online=False)
+    onehot = np.eye(7, dtype=np.float32)[labels]
+    assert share == pytest.approx(0.6)
+    np.testing.assert_allclose(clean, 0.3 * onehot + 0.1 * votes + 0.6 * teacher, atol=1e-6)
+    online, share = fixed_targets(labels, votes, teacher, mix, online=True)
+    np.testing.assert_allclose(online.sum(1), 0.4, atol=1e-6)
+    np.testing.assert_allclose(online + share * teacher, clean, atol=1e-6)  # the same target where the views agree
+
+
+def test_the_teacher_reads_clean_faces_unless_told_and_nothing_else():
+    assert teacher_reads({}) == "clean"
+    assert teacher_reads(json.loads((HERE / "config_distill_m.json").read_text())) == "augmented"
+    with pytest.raises(ValueError, match="teacher_reads"):
+        teacher_reads({"teacher_reads": "mirrored"})

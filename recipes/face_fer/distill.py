@@ -9,8 +9,11 @@
 Targets mix three views of each train face (``target_mix``): its original FER-2013 label
 (one-hot), its FER+ crowd-vote distribution, and the teacher's probabilities: the shipped
 ensemble (``teacher``; ``teacher_flip`` adds the mirror view), computed once over the un-augmented train faces and
-cached under ``--cache-dir`` (keyed by the weights file's hash). The augmentation is wider than
-``train.py``'s, so that the pose, framing, light and sharpness of FER-2013's web photos stop
+cached under ``--cache-dir`` (keyed by the weights file's hash). With ``"teacher_reads": "augmented"`` the
+teacher's part is read instead, batch by batch, from the very crop the student is shown (one view; "consistent
+teaching", Beyer et al., "Knowledge distillation: A good teacher is patient and consistent", CVPR 2022): a
+student matched to the teacher on the clean faces alone learns its function only where those faces lie.
+The augmentation is wider than ``train.py``'s, so that the pose, framing, light and sharpness of FER-2013's web photos stop
 being cues: rotation, scale (zoom in and out), shear, shift and flip in one affine resample;
 gamma, contrast, brightness and a lighting gradient; blur; down-and-up sampling; noise; an
 occluding patch. Held-back faces (the same seeded 10% as every network of this recipe) are
@@ -124,6 +127,43 @@ def teacher_probs(images: np.ndarray, weights_name: str, cache_dir: Path, flip: 
     return probs
 
 
+class OnlineTeacher:
+    """The teacher read on the student's own augmented crops, one view, without gradients."""
+
+    def __init__(self, weights_name: str, use_bf16: bool) -> None:
+        weights = FaceWeights[weights_name]
+        self.net = load_face_weights(weights.value.verified_path(), members=weights.meta.get("members")).eval()
+        self.net = self.net.to(memory_format=torch.channels_last)
+        self.use_bf16 = use_bf16
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        members = getattr(self.net, "members", [self.net])
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
+            probs = torch.stack([torch.softmax(m.forward_crops(crops).float(), dim=1) for m in members]).mean(0)
+        return probs.clone()
+
+
+def teacher_reads(cfg: dict) -> str:
+    reads = cfg.get("teacher_reads", "clean")
+    if reads not in ("clean", "augmented"):
+        raise ValueError(f'teacher_reads must be "clean" or "augmented", got {reads!r}')
+    return reads
+
+
+def fixed_targets(labels: np.ndarray, votes: np.ndarray, teacher: np.ndarray, mix: dict,
+                  online: bool) -> tuple[np.ndarray, float]:
+    """Each train face's target before any batch is drawn, and the teacher's share of it.
+
+    A clean-reading teacher is in the targets already (rows sum to 1); an online one is added batch by
+    batch (``target + share * teacher(crop)``), so the fixed part then sums to ``1 - share``.
+    """
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+    fixed = mix["label"] * onehot + mix["votes"] * votes + (0.0 if online else mix["teacher"]) * teacher
+    targets = (fixed / fixed.sum(1, keepdims=True)).astype(np.float32)
+    share = mix["teacher"] / (mix["label"] + mix["votes"] + mix["teacher"])
+    return (targets * (1.0 - share) if online else targets), share
+
+
 def build_student(cfg: dict) -> tuple[FaceExpressionNet, dict]:
     arch = {"num_classes": len(EMOTIONS), **cfg["arch"]}
     net = FaceExpressionNet(**arch)
@@ -171,10 +211,8 @@ def main() -> None:
     teacher = teacher_probs(images, cfg["teacher"], args.cache_dir, bool(cfg["teacher_flip"]))
     if args.teacher_only:
         return
-    mix = cfg["target_mix"]
-    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
-    targets = (mix["label"] * onehot + mix["votes"] * votes + mix["teacher"] * teacher).astype(np.float32)
-    targets /= targets.sum(1, keepdims=True)
+    online = teacher_reads(cfg) == "augmented"
+    targets, teacher_share = fixed_targets(labels, votes, teacher, cfg["target_mix"], online)
     tr, va = split(labels, cfg["val_fraction"], cfg["split_seed"])
     log.info("train %d, held back %d; teacher agrees with the original label on %.3f of the held-back faces",
              len(tr), len(va), float((teacher[va].argmax(1) == labels[va]).mean()))
@@ -213,6 +251,7 @@ def main() -> None:
     faces_va, labels_va = images[va], labels[va]
     use_bf16 = bool(cfg.get("bf16", False))
     flip_test = bool(cfg["test_flip"])
+    online_teacher = OnlineTeacher(cfg["teacher"], use_bf16) if online else None
     if start_epoch == 0:  # where the student starts, read as it will ship
         p0 = predict(net, faces_va, flip_test)
         log.info("before training: held-back acc %.4f", float((p0.argmax(1) == labels_va).mean()))
@@ -224,9 +263,12 @@ def main() -> None:
         for i in tqdm(range(0, len(order), cfg["batch_size"]), desc=f"epoch {epoch + 1}", mininterval=60):
             idx = torch.from_numpy(order[i : i + cfg["batch_size"]])
             x = augment_wide(x_all[idx].float().div_(255), cfg["aug"], gen).contiguous(memory_format=torch.channels_last)
+            target = t_all[idx]
+            if online_teacher is not None:
+                target = target + teacher_share * online_teacher(x)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 logits = net.forward_crops(x)
-            loss = torch.sum(-t_all[idx] * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+            loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
