@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from affect.face._network import CROP_SIZE, FaceExpressionNet
 from affect.face._weights_io import face_weights_arch, load_face_weights
 from affect.face.weights import FaceWeights
-from affect.face._network import CROP_SIZE, FaceExpressionNet
 from recipes.face_fer.distill import (HERE, OnlineTeacher, _averaged, augment_wide, build_student, export_last,
                                       fixed_targets, teacher_reads)
 from recipes.face_fer.interpolate import interpolated, line_start
