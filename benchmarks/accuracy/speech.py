@@ -24,7 +24,6 @@ from affect.speech import SpeechEncoder, SpeechWeights
 from affect.speech._audio import MODEL_RATE, prepare_array, prepare_file
 from affect.speech.augment import PHONE_RATE, telephone_band
 from benchmarks._report import Report, bootstrap_ci, confusion_matrix_png
-
 from benchmarks.accuracy.speech_cross import run_cross_corpus  # noqa: F401  (--cross-corpus)
 from evaluation.answer_shares import answer_counts, largest_class_share, max_predicted_share, speaker_max_shares
 from evaluation.calibration import expected_calibration_error
