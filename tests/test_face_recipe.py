@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from affect.face._network import CROP_SIZE, FaceExpressionNet
-from affect.face._weights_io import face_weights_arch, load_face_weights
+from affect.face._weights_io import face_weights_arch, load_face_entry, load_face_weights
 from affect.face.weights import FaceWeights
 from recipes.face_fer.distill import (HERE, OnlineTeacher, _averaged, augment_wide, build_student, export_last,
                                       fixed_targets, teacher_reads)
@@ -22,7 +22,7 @@ from recipes.face_fer.interpolate import interpolated, line_start
 
 def test_the_ends_of_the_line_are_the_two_networks_and_its_middle_their_mean():
     fast = FaceWeights.VGG_FER_V3_FAST
-    start = load_face_weights(fast.value.verified_path(), members=fast.meta.get("members"))
+    start = load_face_entry(fast)
     end_path = FaceWeights.VGG_DISTILLED_FER_V4.value.verified_path()  # fine-tuned from network F
     end = load_face_weights(end_path)
     arch = face_weights_arch(end_path)

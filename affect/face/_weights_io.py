@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -20,7 +20,15 @@ from safetensors.torch import load_file, safe_open, save_file
 from affect._errors import ModelLoadError
 from affect.face._network import FaceExpressionEnsemble, FaceExpressionNet
 
+if TYPE_CHECKING:
+    from affect.face.weights import FaceWeights
+
 FaceModel = FaceExpressionNet | FaceExpressionEnsemble
+
+
+def load_face_entry(entry: FaceWeights) -> FaceModel:
+    """A shipped ``FaceWeights`` entry's network(s), checked by its SHA-256, read as the entry reads them."""
+    return load_face_weights(entry.value.verified_path(), members=entry.meta.get("members"))
 
 
 def _state(net: torch.nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:

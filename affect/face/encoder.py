@@ -21,7 +21,7 @@ from affect.face._network import CROP_SIZE, FACE_SIZE
 from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, VideoFrameFaces
 from affect.face._track import FaceTracker
 from affect.face._video import sample_frames
-from affect.face._weights_io import load_face_weights
+from affect.face._weights_io import load_face_entry
 from affect.face.weights import FaceWeights
 from affect.labels import EMOTIONS, sentiment_from_emotions
 from affect.limits import check_image_count
@@ -130,7 +130,7 @@ class FaceEncoder:
             raise InvalidInputError(f"full_search_every must be an integer >= 1, got {full_search_every!r}", field="full_search_every")
         self.full_search_every = full_search_every
         self.weights = FaceWeights.resolve(weights)
-        self.net = load_face_weights(self.weights.value.verified_path(), members=self.weights.meta.get("members"))
+        self.net = load_face_entry(self.weights)
         self.model_id = self.weights.value.id
         try:
             self.detector = make_detector(detector, min_face_size=min_face_size, min_score=min_detection_score,

@@ -13,8 +13,8 @@ cached under ``--cache-dir`` (keyed by the weights file's hash). With ``"teacher
 teacher's part is read instead, batch by batch, from the very crop the student is shown (one view; "consistent
 teaching", Beyer et al., "Knowledge distillation: A good teacher is patient and consistent", CVPR 2022): a
 student matched to the teacher on the clean faces alone learns its function only where those faces lie.
-The augmentation is wider than ``train.py``'s, so that the pose, framing, light and sharpness of FER-2013's web photos stop
-being cues: rotation, scale (zoom in and out), shear, shift and flip in one affine resample;
+The augmentation is wider than ``train.py``'s, so that the pose, framing, light and sharpness of
+FER-2013's web photos stop being cues: rotation, scale (zoom in and out), shear, shift and flip in one affine resample;
 gamma, contrast, brightness and a lighting gradient; blur; down-and-up sampling; noise; an
 occluding patch. Held-back faces (the same seeded 10% as every network of this recipe) are
 read as the student will ship (``test_flip``), and the epoch with the best accuracy against
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from affect.face._network import CROP_SIZE, FaceExpressionNet
-from affect.face._weights_io import load_face_weights, save_face_weights
+from affect.face._weights_io import load_face_entry, save_face_weights
 from affect.face.weights import FaceWeights
 from affect.labels import EMOTIONS
 from recipes.face_fer.ensemble import crowd_majority
@@ -118,7 +118,7 @@ def teacher_probs(images: np.ndarray, weights_name: str, cache_dir: Path, flip: 
     if path.is_file():
         log.info("teacher probabilities from %s", path)
         return np.load(path)
-    net = load_face_weights(weights.value.verified_path(), members=weights.meta.get("members"))
+    net = load_face_entry(weights)
     log.info("teacher %s over %d train faces (once; cached at %s)", weights.value.id, len(images), path)
     probs = np.concatenate([predict(net, images[i : i + 1024], flip=flip) for i in
                             tqdm(range(0, len(images), 1024), desc="teacher", mininterval=30)]).astype(np.float32)
@@ -131,9 +131,7 @@ class OnlineTeacher:
     """The teacher read on the student's own augmented crops, one view, without gradients."""
 
     def __init__(self, weights_name: str, use_bf16: bool) -> None:
-        weights = FaceWeights[weights_name]
-        self.net = load_face_weights(weights.value.verified_path(), members=weights.meta.get("members")).eval()
-        self.net = self.net.to(memory_format=torch.channels_last)
+        self.net = load_face_entry(FaceWeights[weights_name]).eval().to(memory_format=torch.channels_last)
         self.use_bf16 = use_bf16
 
     def __call__(self, crops: torch.Tensor) -> torch.Tensor:
@@ -169,9 +167,8 @@ def build_student(cfg: dict) -> tuple[FaceExpressionNet, dict]:
     net = FaceExpressionNet(**arch)
     init = cfg.get("init_from")
     if init:  # a shipped entry whose network has the student's architecture (e.g. network F alone)
-        weights = FaceWeights[init]
-        net.load_state_dict(load_face_weights(weights.value.verified_path(), members=weights.meta.get("members")).state_dict())
-        log.info("student initialised from %s", weights.value.id)
+        net.load_state_dict(load_face_entry(FaceWeights[init]).state_dict())
+        log.info("student initialised from %s", FaceWeights[init].value.id)
     return net, arch
 
 

@@ -24,7 +24,7 @@ import torch
 
 from affect.datasets import default_data_root
 from affect.face._network import FaceExpressionNet
-from affect.face._weights_io import face_weights_arch, load_face_weights, save_face_weights
+from affect.face._weights_io import face_weights_arch, load_face_entry, load_face_weights, save_face_weights
 from affect.face.weights import FaceWeights
 from recipes._weight_space import interpolate
 from recipes.face_fer.train import ROOT, load_train, predict, split
@@ -43,7 +43,7 @@ def line_start(spec: str) -> tuple[FaceExpressionNet, str]:
     """A shipped entry by its FaceWeights name, or a network's weights file (a run's own), and what to call it."""
     if spec in FaceWeights.__members__:
         entry = FaceWeights[spec]
-        return load_face_weights(entry.value.verified_path(), members=entry.meta.get("members")), entry.value.id
+        return load_face_entry(entry), entry.value.id
     path = Path(spec)
     if not path.is_file():
         raise SystemExit(f"--start {spec!r} is neither a FaceWeights name nor a weights file")
