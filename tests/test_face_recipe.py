@@ -5,14 +5,13 @@ the student's own crops."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
-from affect.face._network import CROP_SIZE, FaceExpressionNet
+from affect.datasets.face import read_fer2013_test
+from affect.face._network import CROP_SIZE, FaceExpressionNet, _centre_crop
 from affect.face._weights_io import face_weights_arch, load_face_entry, load_face_weights
 from affect.face.weights import FaceWeights
 from recipes.face_fer.distill import (HERE, OnlineTeacher, _averaged, augment_wide, build_student, export_last,
@@ -73,17 +72,11 @@ def test_the_last_epochs_averaged_network_is_what_export_last_writes(tmp_path):
     assert not torch.allclose(got, raw, atol=2e-2)
 
 
-def _slice_faces(data_root: Path, per_emotion: int = 3) -> np.ndarray:
-    paths = [path for emotion_dir in sorted((data_root / "face" / "fer2013-test-slice").iterdir())
-             for path in sorted(emotion_dir.glob("*.jpg"))[:per_emotion]]
-    return np.stack([cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in paths])
-
-
 def test_the_online_teacher_reads_a_crop_as_the_pair_reads_that_face_in_one_view(data_root):
-    faces = torch.from_numpy(_slice_faces(data_root)).float().div(255).unsqueeze(1)
+    slice_faces, _, _ = read_fer2013_test(data_root / "face" / "fer2013-test-slice", None, 21)
+    faces = torch.from_numpy(slice_faces).float().div(255).unsqueeze(1)
     teacher = OnlineTeacher("VGG_FER_V3", use_bf16=False)
-    off = (faces.shape[-1] - CROP_SIZE) // 2
-    centre = FaceExpressionNet.normalise(faces)[:, :, off : off + CROP_SIZE, off : off + CROP_SIZE]
+    centre = _centre_crop(FaceExpressionNet.normalise(faces), CROP_SIZE)
     with torch.no_grad():
         want = teacher.net.predict_proba(faces, flip=False)
     got = teacher(centre.contiguous(memory_format=torch.channels_last))

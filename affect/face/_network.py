@@ -73,6 +73,10 @@ class FaceExpressionNet(nn.Module):
         """Logits for already cropped, normalised faces ``(N, 1, 40, 40)`` (the training path)."""
         return self.head(self.features(crops))
 
+    def crop_proba(self, crops: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (float32) for already cropped, normalised faces ``(N, 1, 40, 40)``."""
+        return torch.softmax(self.forward_crops(crops).float(), dim=1)
+
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         """Logits for gray faces ``(N, 1, 48, 48)`` in [0, 1]: normalise, centre-crop, classify."""
         return self.forward_crops(_centre_crop(self.normalise(faces), CROP_SIZE))
@@ -88,8 +92,7 @@ class FaceExpressionNet(nn.Module):
         if flip:
             views += [torch.flip(v, dims=[3]) for v in views]
         # All views in one pass: one larger batch is cheaper than several small ones.
-        probs = torch.softmax(self.forward_crops(torch.cat(views)), dim=1)
-        return probs.view(len(views), len(faces), -1).mean(0)
+        return self.crop_proba(torch.cat(views)).view(len(views), len(faces), -1).mean(0)
 
 
 def _centre_crop(x: torch.Tensor, side: int) -> torch.Tensor:
@@ -112,6 +115,10 @@ class FaceExpressionEnsemble(nn.Module):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
+
+    def crop_proba(self, crops: torch.Tensor) -> torch.Tensor:
+        """Mean of the members' probabilities for already cropped, normalised faces ``(N, 1, 40, 40)``."""
+        return torch.stack([m.crop_proba(crops) for m in self.members]).mean(0)
 
     def predict_proba(self, faces: torch.Tensor, flip: bool = True, crops: Sequence[int] = (CROP_SIZE,)) -> torch.Tensor:
         """Mean of the members' probabilities (each averaged over the same views) for gray faces ``(N, 1, 48, 48)``."""

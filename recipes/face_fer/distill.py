@@ -135,10 +135,9 @@ class OnlineTeacher:
         self.use_bf16 = use_bf16
 
     def __call__(self, crops: torch.Tensor) -> torch.Tensor:
-        members = getattr(self.net, "members", [self.net])
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
-            probs = torch.stack([torch.softmax(m.forward_crops(crops).float(), dim=1) for m in members]).mean(0)
-        return probs.clone()
+            probs = self.net.crop_proba(crops)
+        return probs.clone()  # an ordinary tensor: inference-mode tensors may not enter the student's loss graph
 
 
 def teacher_reads(cfg: dict) -> str:
@@ -167,8 +166,9 @@ def build_student(cfg: dict) -> tuple[FaceExpressionNet, dict]:
     net = FaceExpressionNet(**arch)
     init = cfg.get("init_from")
     if init:  # a shipped entry whose network has the student's architecture (e.g. network F alone)
-        net.load_state_dict(load_face_entry(FaceWeights[init]).state_dict())
-        log.info("student initialised from %s", FaceWeights[init].value.id)
+        entry = FaceWeights[init]
+        net.load_state_dict(load_face_entry(entry).state_dict())
+        log.info("student initialised from %s", entry.value.id)
     return net, arch
 
 
@@ -203,12 +203,12 @@ def main() -> None:
     if args.export_last:
         export_last(cfg, args.workdir / "last.pt", args.export_last)
         return
+    online = teacher_reads(cfg) == "augmented"  # a wrong value stops the run before the faces are read
     # original_label_weight 0: the soft targets are the crowd votes alone (one-hot where none)
     images, labels, votes = load_train(args.full_data, data_root, {**cfg, "original_label_weight": 0.0}, args.limit)
     teacher = teacher_probs(images, cfg["teacher"], args.cache_dir, bool(cfg["teacher_flip"]))
     if args.teacher_only:
         return
-    online = teacher_reads(cfg) == "augmented"
     targets, teacher_share = fixed_targets(labels, votes, teacher, cfg["target_mix"], online)
     tr, va = split(labels, cfg["val_fraction"], cfg["split_seed"])
     log.info("train %d, held back %d; teacher agrees with the original label on %.3f of the held-back faces",
