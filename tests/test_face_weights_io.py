@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from affect._errors import ModelLoadError
+from affect.datasets.face import read_fer2013_test
 from affect.face._network import FaceExpressionEnsemble, FaceExpressionNet
-from affect.face._weights_io import load_face_weights, save_face_ensemble, save_face_weights
+from affect.face._weights_io import load_face_entry, load_face_weights, save_face_ensemble, save_face_weights
+from affect.face.weights import FaceWeights
 
 ARCH = {"width": 8, "dropout": 0.0}
 
@@ -65,6 +67,21 @@ def test_ensemble_is_the_mean_of_its_members_after_float16(two_member_file, face
         got = loaded.predict_proba(faces)
         assert torch.allclose(got, expected, atol=2e-3)
         assert not torch.allclose(a.predict_proba(faces), b.predict_proba(faces), atol=2e-3)  # the members differ
+
+
+@pytest.mark.parametrize(("flip", "crops"), [(False, (40,)), (True, (36, 40, 44))])
+def test_the_shipped_pair_reads_the_same_views_as_its_members(data_root, flip: bool, crops: tuple[int, ...]):
+    slice_faces, _, _ = read_fer2013_test(data_root / "face" / "fer2013-test-slice", None, 21)
+    faces = torch.from_numpy(slice_faces).float().div(255).unsqueeze(1)
+    pair = load_face_entry(FaceWeights.VGG_FER_V3)
+    assert isinstance(pair, FaceExpressionEnsemble) and len(pair.members) == 2
+    with torch.no_grad():
+        members = [m.predict_proba(faces, flip=flip, crops=crops) for m in pair.members]
+        got = pair.predict_proba(faces, flip=flip, crops=crops)
+        one_view = pair.predict_proba(faces, flip=False, crops=(40,))
+    assert torch.allclose(got, (members[0] + members[1]) / 2, atol=1e-6)
+    if flip:
+        assert (got - one_view).abs().max() > 0.05  # the other views are read, not only the centre crop
 
 
 def test_one_member_of_an_ensemble_loads_as_a_plain_network(two_member_file, faces: torch.Tensor):

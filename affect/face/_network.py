@@ -87,12 +87,19 @@ class FaceExpressionNet(nn.Module):
         ``crops`` are the sides of centre crops to read (each resized to 40x40, as training's
         random crops of 36-45 pixels were); ``flip`` adds each crop's mirror image.
         """
-        x = self.normalise(faces)
-        views = [_centre_crop(x, side) for side in crops]
-        if flip:
-            views += [torch.flip(v, dims=[3]) for v in views]
-        # All views in one pass: one larger batch is cheaper than several small ones.
-        return self.crop_proba(torch.cat(views)).view(len(views), len(faces), -1).mean(0)
+        return _mean_over_views(self.crop_proba, faces, flip, crops)
+
+
+def _mean_over_views(crop_proba, faces: torch.Tensor, flip: bool, crops: Sequence[int]) -> torch.Tensor:
+    """``crop_proba`` of each test-time view of ``faces``, averaged over the views.
+
+    All views go through in one pass: one larger batch is cheaper than several small ones.
+    """
+    x = FaceExpressionNet.normalise(faces)
+    views = [_centre_crop(x, side) for side in crops]
+    if flip:
+        views += [torch.flip(v, dims=[3]) for v in views]
+    return crop_proba(torch.cat(views)).view(len(views), len(faces), -1).mean(0)
 
 
 def _centre_crop(x: torch.Tensor, side: int) -> torch.Tensor:
@@ -121,5 +128,8 @@ class FaceExpressionEnsemble(nn.Module):
         return torch.stack([m.crop_proba(crops) for m in self.members]).mean(0)
 
     def predict_proba(self, faces: torch.Tensor, flip: bool = True, crops: Sequence[int] = (CROP_SIZE,)) -> torch.Tensor:
-        """Mean of the members' probabilities (each averaged over the same views) for gray faces ``(N, 1, 48, 48)``."""
-        return torch.stack([m.predict_proba(faces, flip=flip, crops=crops) for m in self.members]).mean(0)
+        """Mean of the members' probabilities, averaged over test-time views, for gray faces ``(N, 1, 48, 48)``.
+
+        The views are built once and each member reads all of them (``FaceExpressionNet.predict_proba``).
+        """
+        return _mean_over_views(self.crop_proba, faces, flip, crops)
