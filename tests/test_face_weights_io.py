@@ -10,7 +10,12 @@ import torch
 from affect._errors import ModelLoadError
 from affect.datasets.face import read_fer2013_test
 from affect.face._network import FaceExpressionEnsemble, FaceExpressionNet
-from affect.face._weights_io import load_face_entry, load_face_weights, save_face_ensemble, save_face_weights
+from affect.face._weights_io import (
+    load_face_entry,
+    load_face_weights,
+    save_face_ensemble,
+    save_face_weights,
+)
 from affect.face.weights import FaceWeights
 
 ARCH = {"width": 8, "dropout": 0.0}
