@@ -440,6 +440,29 @@ def test_the_servers_face_detector_choices_are_the_librarys():
     assert "detector" not in ServerConfig().encoder_options()["face"]  # the library's default stays the default
 
 
+def test_a_boolean_server_option_is_a_flag_alone_or_takes_a_value():
+    """``affect serve --speech-adapt`` (as the README writes it) turns adaptation on; a value
+    (``true``/``false``) is still read, and a flag wins over the environment."""
+    import argparse
+
+    from affect_server.config import ServerConfig
+
+    parser = argparse.ArgumentParser()
+    ServerConfig.add_arguments(parser)
+
+    def read(*argv: str, env: dict[str, str] | None = None) -> ServerConfig:
+        return ServerConfig.from_args(parser.parse_args(list(argv)), env=env or {})
+
+    assert read("--speech-adapt").speech_adapt is True
+    assert read("--speech-adapt", "false").speech_adapt is False
+    assert read("--speech-adapt", "--workers", "2").speech_adapt is True  # the next flag is not taken as its value
+    assert read().speech_adapt is False and read(env={"AFFECT_SPEECH_ADAPT": "1"}).speech_adapt is True
+    assert read("--speech-adapt", "no", env={"AFFECT_SPEECH_ADAPT": "1"}).speech_adapt is False
+    assert read("--workers", "3").workers == 3  # options with values are unchanged
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--workers"])
+
+
 def test_the_servers_text_prior_reaches_the_text_encoder():
     """``--text-prior`` is handed to the text encoder as the library reads it; left at "default",
     nothing is handed over and the library's default applies."""

@@ -89,7 +89,11 @@ class ServerConfig:
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
             env = cls.ENV_PREFIX + f.name.upper()
-            parser.add_argument(flag, default=None, help=f"(env {env}, default {f.default!r})")
+            if isinstance(f.default, bool):  # `--speech-adapt` alone turns it on; `--speech-adapt false` too
+                parser.add_argument(flag, default=None, nargs="?", const="true", metavar="BOOL",
+                                    help=f"(env {env}, default {f.default!r}; alone: true)")
+            else:
+                parser.add_argument(flag, default=None, help=f"(env {env}, default {f.default!r})")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> "ServerConfig":
