@@ -72,9 +72,9 @@ def check_parity(encoder: Any, runtime: str, data_root: Path, *, limit: int | No
 
 def _text_probe(encoder: Any, data_root: Path, limit: int | None):
     """Emotion (7) and sentiment (3) probabilities of MELD test turns, each read after the turns
-    before it in its dialogue, as the library reports them (calibrated, with the label prior)."""
+    before it in its dialogue, as the library reports them (calibrated, with the label prior and
+    the entry's ``context_weight``: ``TextEncoder.read_dialogues`` and ``reported``)."""
     from affect.datasets import read_meld
-    from affect.text._batching import predict_dialogues
 
     dialogues, count = [], 0
     for dialogue in read_meld("test", data_root):
@@ -86,11 +86,8 @@ def _text_probe(encoder: Any, data_root: Path, limit: int | None):
     gold = np.array([emotion_index(t.emotion) for d in dialogues for t in d])
 
     def probe() -> np.ndarray:
-        with torch.inference_mode():
-            emo, sent = encoder.net.calibrated(*predict_dialogues(encoder.net, encoder.tokenizer, pairs,
-                                                                 max_tokens=encoder.max_tokens))
-            emo = emo + encoder.prior_shift
-            return torch.cat([torch.softmax(emo, -1), torch.softmax(sent, -1)], 1).numpy()
+        emo, sent = encoder.reported(encoder.read_dialogues(pairs))
+        return torch.cat([emo.exp(), sent.exp()], 1).numpy()
 
     return probe, gold
 
