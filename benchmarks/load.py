@@ -89,7 +89,7 @@ class ServerProcess:
         self.metrics_port = free_port() if "--ray" not in extra_args else 0
         if self.metrics_port:
             port += ["--metrics-port", str(self.metrics_port)]
-        self._server = ServeProcess(*port, "--max-turns-per-second", "1000", "--max-conversations", "10000",
+        self._server = ServeProcess(*port, "--max-turns-per-second", "1000", "--max-conversations", "10000", "--max-conversations-per-peer", "10000",
                                     "--max-in-flight-turns", str(max(64, max_in_flight_turns)),
                                     "--log-level", "warning", *extra_args,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -331,3 +331,47 @@ def test_encoder_options_reach_the_face_detector_and_cut_its_windows():
     assert webcam.face.detector.windows(320, 320) < default.face.detector.windows(320, 320) / 10
     with pytest.raises(TypeError, match="encoder_options names no modality"):
         Analyzer(text=None, speech=None, face=None, encoder_options={"faces": {}})
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_jpegs_size_is_read_as_libjpeg_reads_it(progressive: bool):
+    """The size checked before decoding is the size decoded: markers are walked as libjpeg walks
+    them (0xFF 0x00 is a stuffed byte, not a segment; fill bytes and garbage between segments
+    skipped), and a decode that disagrees with the header is refused."""
+    from affect.face._input import _jpeg_size, decode_image
+
+    picture = (np.arange(120 * 200) % 251).astype(np.uint8).reshape(120, 200)
+    params = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1] if progressive else []
+    data = cv2.imencode(".jpg", picture, params)[1].tobytes()
+    assert _jpeg_size(data) == (200, 120) and decode_image(data).shape == (120, 200)
+    padded = data[:2] + b"\xff" * 50 + b"\x00\xff\x00junk" + data[2:]  # fill, stuffed bytes and garbage before APP0
+    assert _jpeg_size(padded) == (200, 120)
+    assert _jpeg_size(b"\xff\xd8" + b"\xff" * 2_000_000) is None  # no frame: refused, in one pass
+    hidden = b"\xff\xd8\xff\x00\x00\x20" + data[2:]  # a reader taking FF 00 for a 32-byte segment would skip APP0
+    assert _jpeg_size(hidden) == (200, 120) and decode_image(hidden).shape == (120, 200)
+
+
+def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
+    from affect.face._input import MAX_JPEG_SCANS, decode_image
+
+    data = cv2.imencode(".jpg", np.zeros((64, 64), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    last_scan = data.rindex(b"\xff\xda")
+    many = data[:last_scan] + data[last_scan:-2] * (MAX_JPEG_SCANS + 1) + data[-2:]
+    with pytest.raises(InputTooLargeError, match="scans") as info:
+        decode_image(many)
+    assert info.value.field == "image"
+    assert decode_image(data).shape == (64, 64)  # a usual progressive file (a handful of scans) is read
+
+
+def test_the_detectors_windows_follow_the_pictures_pixels():
+    """A window costs the same on any picture, and admission measures pictures by pixels: a thin
+    strip once cost nine times a 320x320 frame's windows. Usual frames keep their whole pyramid."""
+    from affect.face._blazeface import PIXELS_PER_WINDOW, pyramid
+
+    assert len(pyramid(480, 640, 0.1 * 480)) == 42 and len(pyramid(320, 320, 0.1 * 320)) == 59  # as benchmarked
+    for h, w in [(100, 1000), (1000, 100), (200, 2000), (1080, 1920), (320, 320), (48, 48)]:
+        for fraction in (0.1, 0.05):
+            windows = pyramid(h, w, fraction * min(h, w))
+            assert len(windows) <= max(64, h * w // PIXELS_PER_WINDOW), (h, w, fraction, len(windows))
+            assert len(set(windows)) == len(windows)  # no level repeated
+            assert windows[0].side == max(h, w)  # the whole picture is always read

@@ -137,6 +137,44 @@ def png_of(width: int, height: int) -> bytes:
     return cv2.imencode(".png", np.zeros((height, width), np.uint8))[1].tobytes()
 
 
+def _jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _eob_run_scan(blocks: int) -> bytes:
+    """A progressive AC scan of one gray component that ends every block by end-of-band runs of
+    32767 (the Huffman table below gives the run symbol the code "0"): a few bytes a scan."""
+    bits = "".join("0" + "1" * 14 for _ in range(-(-blocks // 32767)))
+    bits += "1" * (-len(bits) % 8)
+    data = bytearray()
+    for i in range(0, len(bits), 8):
+        data.append(int(bits[i : i + 8], 2))
+        if data[-1] == 0xFF:
+            data.append(0)  # stuffed
+    return _jpeg_segment(0xDA, b"\x01\x01\x00\x01\x01\x00") + bytes(data)
+
+
+def progressive_jpeg(width: int, height: int, scans: int, dc_scan: bool = True) -> bytes:
+    """A gray progressive JPEG of ``scans`` AC scans: decoding costs a pass over every block per
+    scan, so its CPU follows the scans (about 0.3 ms a scan at 2048x2048), not its pixels."""
+    blocks = -(-width // 8) * -(-height // 8)
+    head = (_jpeg_segment(0xDB, b"\x00" + b"\x01" * 64)
+            + _jpeg_segment(0xC2, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
+            + _jpeg_segment(0xC4, b"\x00" + bytes([1] + [0] * 15) + b"\x00")
+            + _jpeg_segment(0xC4, b"\x10" + bytes([1] + [0] * 15) + b"\xe0"))
+    dc = _jpeg_segment(0xDA, b"\x01\x01\x00\x00\x00\x00") + bytes(-(-blocks // 8)) if dc_scan else b""
+    return b"\xff\xd8" + head + dc + _eob_run_scan(blocks) * scans + b"\xff\xd9"
+
+
+def jpeg_hiding_its_frame(width: int, height: int) -> bytes:
+    """A JPEG whose first frame header (``width`` x ``height``) sits behind the bytes 0xFF 0x00:
+    a reader that takes those for a segment skips it and finds the 16x16 frame after it, while
+    libjpeg, for which 0xFF 0x00 is a stuffed byte, decodes the big one."""
+    big = progressive_jpeg(width, height, 1, dc_scan=False)[2:]
+    small = _jpeg_segment(0xC0, struct.pack(">BHHB", 8, 16, 16, 1) + b"\x01\x11\x00")
+    return b"\xff\xd8" + b"\xff\x00" + struct.pack(">H", len(big) + 2) + big + small
+
+
 def attacks(clip: np.ndarray, rate: int) -> list[tuple[str, pb.Turn, str, str]]:
     """(name, turn, expected status, expected field) of each attack refused."""
     raw = pb.Audio
@@ -168,6 +206,20 @@ def attacks(clip: np.ndarray, rate: int) -> list[tuple[str, pb.Turn, str, str]]:
         ("png-20000x20000-header", pb.Turn(images=[pb.Image(data=_png_header(20_000, 20_000), encoding=pb.ENCODED)]),
          "INVALID_ARGUMENT", "turn.images[0]"),
         ("text-over-limit", pb.Turn(text=b"x" * 12_000), "INVALID_ARGUMENT", "turn.text"),
+        ("flac-streamed-without-length", pb.Turn(audio=raw(data=flac_claiming(8000, 1, 0), encoding=pb.AUDIO_FILE)),
+         "INVALID_ARGUMENT", "turn.audio.data"),
+        ("pcm-1-hz", pb.Turn(audio=raw(data=pcm(clip), encoding=pb.PCM_S16LE, sample_rate_hz=1)),
+         "INVALID_ARGUMENT", "turn.audio.sample_rate_hz"),
+        ("jpeg-hiding-a-12000x12000-frame", pb.Turn(images=[pb.Image(data=jpeg_hiding_its_frame(12_000, 12_000),
+                                                                     encoding=pb.ENCODED)]),
+         "INVALID_ARGUMENT", "turn.images[0]"),
+        ("jpeg-2048x2048-of-20000-scans", pb.Turn(images=[pb.Image(data=progressive_jpeg(2048, 2048, 20_000),
+                                                                   encoding=pb.ENCODED)]),
+         "INVALID_ARGUMENT", "turn.images[0].data"),
+        ("ogg-with-8mb-of-page-lookalikes", pb.Turn(audio=raw(data=encoded_audio(clip, rate, "OGG") + b"OggS" * 2**21,
+                                                              encoding=pb.AUDIO_FILE)),
+         "INVALID_ARGUMENT", "turn.audio.data"),
+        ("200000-empty-images", pb.Turn(images=[pb.Image()] * 200_000), "INVALID_ARGUMENT", "turn.images"),
     ]
 
 
@@ -208,10 +260,30 @@ def test_attacks_are_refused_quickly_with_the_field_while_others_are_served(host
             assert grpc.StatusCode[code].value[0] == answer.error.code, (name, answer.error)
             assert answer.error.field == wire_field, (name, answer.error)
             assert not HEAP_ADDRESS.search(answer.error.message), (name, answer.error.message)
+            assert not re.search(r"\d{1,3}(,\d{3}){4,}", answer.error.message), (name, answer.error.message)  # no absurd figure
             assert elapsed < ANSWER_WITHIN_S, (name, elapsed)
     assert hostile_server.peak_rss_mb() - before < MAX_GROWTH_MB, hostile_server.peak_rss_mb() - before
     assert not other.errors, other.errors
     assert other.latencies and max(other.latencies) < ANSWER_WITHIN_S, other.latencies
+
+
+def test_an_unreadable_message_is_a_bad_turn_and_the_conversation_goes_on(hostile_server):
+    """Bytes that do not parse as a ConverseRequest (here a speaker name that is not UTF-8) once
+    ended the whole stream with UNKNOWN; now that message alone is refused, with its status."""
+    good = pb.ConverseRequest(turn=pb.Turn(speaker="ab", text=b"Where is my parcel?")).SerializeToString()
+    bad = good.replace(b"ab", b"\xff\xfe")
+    with pytest.raises(Exception, match="(?i)utf-8|parse"):
+        pb.ConverseRequest.FromString(bad)
+    opening = pb.ConverseRequest(open=pb.OpenConversation()).SerializeToString()
+    with grpc.insecure_channel(hostile_server.target) as channel:
+        converse = channel.stream_stream(f"/{pb.DESCRIPTOR.services_by_name['AffectService'].full_name}/Converse",
+                                         request_serializer=None, response_deserializer=pb.ConverseResponse.FromString)
+        answers = list(converse(iter([opening, bad, good]), timeout=60))
+        assert [a.WhichOneof("kind") for a in answers] == ["opened", "error", "result"], answers
+        assert answers[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and answers[1].error.field == "turn"
+        with pytest.raises(grpc.RpcError) as refused:  # an unreadable first message ends the call, with its status
+            list(converse(iter([bad]), timeout=60))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value
 
 
 def test_a_flood_of_big_analyze_calls_is_admitted_or_refused_with_a_hint(hostile_server):

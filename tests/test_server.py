@@ -29,6 +29,7 @@ from affect_client import (
 from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_server.launch import free_port as _free_port
+from affect_server.limits import ConversationSlots
 from tests._serving import ServerThread
 
 from affect.text.weights import TextWeights
@@ -201,6 +202,30 @@ def test_open_conversation_limit_and_message_size_limit(analyzer):
                 time.sleep(0.05)
             with client.conversation() as third:  # the slots were given back
                 assert third.send("hello").turn_index == 0
+
+
+def test_one_client_may_hold_only_its_share_of_the_conversations(analyzer):
+    """``max_conversations_per_peer``: the server has slots left, this client has used its own;
+    its slots are given back when its conversations close."""
+    with ServerThread(analyzer, max_conversations=10, max_conversations_per_peer=2) as server:
+        with AffectClient(server.target, max_retries=0) as client:
+            first, second = client.conversation(), client.conversation()
+            with pytest.raises(ResourceExhaustedError, match="this client has 2 conversations open") as refused:
+                client.conversation()
+            assert refused.value.retry_after and refused.value.retry_after > 0
+            first.close()
+            deadline = time.monotonic() + 10
+            while server.open_conversations() > 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with client.conversation() as third:
+                assert third.send("hello").turn_index == 0
+            second.close()
+    slots = ConversationSlots(3, per_peer=2)
+    assert [slots.acquire("a"), slots.acquire("a"), slots.acquire("a"), slots.acquire("b"), slots.acquire("c")] == \
+        [None, None, "peer", None, "server"]
+    for peer in ("a", "a", "b"):
+        slots.release(peer)
+    assert slots.open == 0 and not slots._by_peer  # nothing kept of a client with nothing open
 
 
 def test_a_client_that_vanishes_frees_its_state(server):
@@ -461,6 +486,40 @@ def test_a_boolean_server_option_is_a_flag_alone_or_takes_a_value():
     assert read("--workers", "3").workers == 3  # options with values are unchanged
     with pytest.raises(SystemExit):
         parser.parse_args(["--workers"])
+
+
+@pytest.mark.parametrize("setting", [{"heavy_audio_seconds": float("nan")}, {"idle_timeout_s": -1.0},
+                                     {"batch_max_wait_ms": float("inf")}, {"batch_max_size": 0},
+                                     {"heavy_image_pixels": 0}, {"max_turns_per_second": float("inf")}])
+def test_every_numeric_server_setting_is_checked_before_start(setting):
+    from affect_server.config import ServerConfig
+
+    name = next(iter(setting))
+    with pytest.raises(SystemExit, match=name):
+        ServerConfig(**setting).check()
+    ServerConfig().check()  # the defaults pass
+
+
+def test_the_server_caps_opencvs_own_decoder_at_the_librarys_pixel_limit():
+    """Behind the header check, OpenCV itself refuses to decode past the per-image limit in a
+    server process (set when the server package is imported, before cv2 is; an operator's own
+    value stands)."""
+    script = (
+        "import os, affect_server, cv2, numpy as np\n"
+        "from affect.face._input import MAX_PIXELS\n"
+        "assert os.environ['OPENCV_IO_MAX_IMAGE_PIXELS'] == str(MAX_PIXELS)\n"
+        "side = int(MAX_PIXELS ** 0.5) + 10\n"
+        "png = cv2.imencode('.png', np.zeros((side, side), np.uint8))[1]\n"
+        "try:\n"
+        "    cv2.imdecode(png, 0)\n"
+        "except cv2.error:\n"
+        "    print('refused')\n"
+        "print(cv2.imdecode(cv2.imencode('.png', np.zeros((480, 640), np.uint8))[1], 0).shape)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["refused", "(480,", "640)"], out.stdout
 
 
 def test_the_servers_text_prior_reaches_the_text_encoder():

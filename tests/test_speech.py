@@ -410,3 +410,24 @@ def test_tempo_changes_the_delivery_and_keeps_the_voice(clips, factor: float) ->
         assert _median_pitch(stretched) == pytest.approx(_median_pitch(voice), rel=0.06)
         assert abs(_median_pitch(sped) / _median_pitch(voice) - 1) > 0.1
         assert level_dbfs(stretched) == pytest.approx(level_dbfs(voice), abs=0.5)
+
+
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+def test_an_ogg_file_must_be_pages_end_to_end(subtype: str) -> None:
+    """libsndfile searches back from the end of an Ogg file for its last page: bytes that only
+    look like pages made that search cost seconds per megabyte. Whole files are read; trailing
+    bytes, a cut-off page and a file of too many pages are refused before libsndfile sees them."""
+    from affect.speech._audio import MAX_OGG_PAGES, ogg_structure_problem, prepare_file, probe_file
+
+    buf = io.BytesIO()
+    sf.write(buf, (0.1 * np.sin(np.arange(48_000 * 2) / 20)).astype(np.float32), 48_000, format="OGG", subtype=subtype)
+    ogg = buf.getvalue()
+    assert ogg_structure_problem(ogg) is None and probe_file(ogg).frames == 96_000
+    assert len(prepare_file(ogg).samples) == 32_000
+    for bad, words in ((ogg + b"OggS" * 250_000, "pages end to end"), (ogg[:-10], "truncated"),
+                       (ogg + b"\x00", "pages end to end")):
+        with pytest.raises(InvalidInputError, match=words) as info:
+            probe_file(bad, field="turn.audio.data")
+        assert info.value.field == "turn.audio.data"
+    empty_page = b"OggS\x00\x00" + bytes(20) + b"\x00"  # 27 bytes, no segments
+    assert "more than" in ogg_structure_problem(ogg + empty_page * (MAX_OGG_PAGES + 1))

@@ -208,6 +208,9 @@ def whole_picture(h: int, w: int) -> Window:
     return Window((w - side) // 2, (h - side) // 2, side)
 
 
+PIXELS_PER_WINDOW = 1_000  # the pyramid's budget: at most one window per this many pixels (and at least 64)
+
+
 @lru_cache(maxsize=64)  # a stream's frames share one size: its pyramid is computed once
 def pyramid(h: int, w: int, min_face: float, *, face_fraction: float = 0.3, ratio: float = 2.0,
             overlap: float = 0.5) -> tuple[Window, ...]:
@@ -215,17 +218,26 @@ def pyramid(h: int, w: int, min_face: float, *, face_fraction: float = 0.3, rati
 
     The short-range model finds faces that fill at least ``face_fraction`` of its window, so
     levels are added until faces of ``min_face`` pixels fill that much of the smallest window.
+    A window costs the same whatever the picture's size, so the windows are held to one per
+    ``PIXELS_PER_WINDOW`` pixels (at least 64), finest level dropped first: admission measures
+    a picture by its pixels, and a thin strip (1000x100) would otherwise cost 500 windows, a
+    320x320 frame's 59 nine times over. Pictures of usual shapes stay well inside it (640x480:
+    42 windows of 307).
     """
-    out = [whole_picture(h, w)]
-    side = max(h, w) / ratio
+    levels: list[list[Window]] = []
+    side, last = max(h, w) / ratio, None
     while side >= 16 and face_fraction * side * ratio > min_face:
         s = int(round(min(side, h, w)))
-        step = max(1, int(s * (1 - overlap)))
-        xs = sorted({*range(0, w - s, step), w - s})
-        ys = sorted({*range(0, h - s, step), h - s})
-        out += [Window(x, y, s) for y in ys for x in xs]
-        side /= ratio
-    return tuple(out)
+        if s != last:  # a level clamped to the short side again would repeat the same windows
+            step = max(1, int(s * (1 - overlap)))
+            xs = sorted({*range(0, w - s, step), w - s})
+            ys = sorted({*range(0, h - s, step), h - s})
+            levels.append([Window(x, y, s) for y in ys for x in xs])
+        side, last = side / ratio, s
+    budget = max(64, h * w // PIXELS_PER_WINDOW)
+    while levels and 1 + sum(map(len, levels)) > budget:
+        levels.pop()
+    return (whole_picture(h, w), *(window for level in levels for window in level))
 
 
 def around(h: int, w: int, boxes: Sequence[Box], *,

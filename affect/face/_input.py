@@ -8,6 +8,7 @@ its working size, so a 16384x1 strip would otherwise become a 2.6-gigapixel imag
 
 from __future__ import annotations
 
+import re
 import struct
 from os import PathLike
 from pathlib import Path
@@ -27,26 +28,45 @@ MAX_BYTES = 50 * 2**20
 MAX_ASPECT = 10  # long side / short side; no face frame is a strip
 
 
+# The next marker as libjpeg finds it (jdmarker.c, next_marker): bytes other than 0xFF are skipped,
+# a run of 0xFF is fill, and 0xFF 0x00 is a stuffed byte, not a marker. The look-behind makes
+# each search start at the beginning of a run, so a long run of 0xFF is scanned once, not again
+# from each of its bytes.
+_NEXT_MARKER = re.compile(rb"(?<!\xff)\xff++([^\x00\xff])")
+_SOF_MARKERS = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+MAX_JPEG_SCANS = 100  # a progressive JPEG's cost grows with its scans, not its pixels; encoders write about 10
+
+
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of the frame libjpeg will decode: the first SOF marker, found by walking
+    the markers after SOI the way libjpeg does; None when there is none before a scan or the end."""
     i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
+    while True:
+        found = _NEXT_MARKER.search(data, i)
+        if found is None:
             return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            if i + 9 > len(data):
+        at, marker = found.start(1) - 1, found.group(1)[0]
+        if marker in _SOF_MARKERS:
+            if at + 9 > len(data):
                 return None
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            h, w = struct.unpack(">HH", data[at + 5 : at + 9])
             return w, h
-        i += 2 + length
-    return None
+        if marker in (0xD8, 0xD9, 0xDA):  # a second SOI, the end, or a scan before any frame header
+            return None
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length follows
+            i = at + 2
+            continue
+        if at + 4 > len(data):
+            return None
+        (length,) = struct.unpack(">H", data[at + 2 : at + 4])
+        if length < 2:
+            return None
+        i = at + 2 + length
+
+
+def _jpeg_scans(data: bytes) -> int:
+    """SOS markers in the file: 0xFF 0xDA cannot occur inside entropy-coded data (0xFF is stuffed)."""
+    return data.count(b"\xff\xda")
 
 
 def _webp_size(data: bytes) -> tuple[int, int] | None:
@@ -67,6 +87,8 @@ def encoded_size(data: bytes) -> tuple[str, tuple[int, int] | None]:
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png", (struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None)
     if data.startswith(b"\xff\xd8"):
+        if (scans := _jpeg_scans(data)) > MAX_JPEG_SCANS:
+            raise InputTooLargeError(f"image is a JPEG of {scans:,} scans; the limit is {MAX_JPEG_SCANS}", field="image")
         return "jpeg", _jpeg_size(data)
     if data.startswith(b"BM"):
         if len(data) < 26:
@@ -103,9 +125,15 @@ def decode_image(data: bytes) -> np.ndarray:
     if size is None:
         raise InvalidInputError("image header is truncated or corrupt", field="image")
     check_size(*size)
-    gray = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    try:
+        gray = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    except cv2.error:  # OpenCV's own pixel limit (OPENCV_IO_MAX_IMAGE_PIXELS; the server sets it) refused it
+        raise InputTooLargeError(f"image decodes past {MAX_PIXELS:,} pixels", field="image") from None
     if gray is None or gray.size == 0:
         raise InvalidInputError("image could not be decoded (corrupt or truncated)", field="image")
+    if gray.shape not in ((size[1], size[0]), (size[0], size[1])):  # EXIF orientation may turn it
+        raise InvalidInputError(f"image decodes to {gray.shape[1]}x{gray.shape[0]} pixels but its header says "
+                                f"{size[0]}x{size[1]}", field="image")
     return gray
 
 

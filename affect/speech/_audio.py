@@ -165,6 +165,8 @@ def probe_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS,
 
     handle, name, head, size = _open_source(source, field)
     problem = wav_header_problem(head, size)
+    if problem is None and head.startswith(b"OggS"):
+        problem = ogg_structure_problem(_whole(source))
     if problem:
         raise InvalidInputError(f"{field}: {name} {problem}", field=field)
     try:
@@ -180,6 +182,9 @@ def probe_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS,
                                 field=field)
     if not 1 <= info.channels <= MAX_CHANNELS:
         raise InvalidInputError(f"{field}: {name} has {info.channels} channels; at most {MAX_CHANNELS} are accepted", field=field)
+    if info.frames >= 2**62:  # libsndfile's "unknown": a FLAC written as a stream leaves its length out
+        raise InvalidInputError(f"{field}: {name} does not say how long it is (written as a stream?); send a complete "
+                                "file", field=field)
     check_budget(max(info.frames, 0), info.channels, rate, max_seconds=max_seconds, max_values=max_values, field=field, name=name)
     return AudioInfo(kind, rate, info.channels, info.frames)
 
@@ -209,6 +214,11 @@ def prepare_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECOND
         )
     mono = _to_mono_float(data, field)
     return Audio(samples=resample(mono, info.sample_rate), source_rate=info.sample_rate)
+
+
+def _whole(source: AudioSource) -> bytes:
+    """The file's bytes (``_open_source`` has checked the source and its size)."""
+    return bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
 
 
 def _open_source(source: AudioSource, field: str) -> tuple[object, str, bytes, int]:
@@ -244,6 +254,34 @@ def _reason(exc: BaseException) -> str:
     text = getattr(exc, "error_string", None) or str(exc)
     text = _ADDRESS.sub("the data", text).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+MAX_OGG_PAGES = 100_000  # 600 s of Vorbis at 500 kbit/s is about 10,000 pages of 4 KB
+
+
+def ogg_structure_problem(data: bytes) -> str | None:
+    """What is wrong with an Ogg file's pages, or None (also None for data that is not Ogg).
+
+    libsndfile finds an Ogg file's length by searching back from its end for the last page, a
+    search whose cost grows with every byte that only looks like a page: 15 MB of ``OggS``
+    after one second of audio cost 21 s of CPU to probe. So the file must be Ogg pages end to
+    end (each header's segment table gives its length), and at most ``MAX_OGG_PAGES`` of them.
+    CRCs are left to the decoder.
+    """
+    if not data.startswith(b"OggS"):
+        return None
+    at, pages, size = 0, 0, len(data)
+    while at < size:
+        if data[at : at + 4] != b"OggS" or at + 27 > size or data[at + 4] != 0:
+            return f"is not Ogg pages end to end (byte {at:,} does not start a page)"
+        segments = data[at + 26]
+        if at + 27 + segments > size:
+            return f"ends inside a page header (byte {at:,})"
+        at += 27 + segments + sum(data[at + 27 : at + 27 + segments])
+        pages += 1
+        if pages > MAX_OGG_PAGES:
+            return f"has more than {MAX_OGG_PAGES:,} Ogg pages"
+    return None if at == size else "ends inside an Ogg page (truncated)"
 
 
 def wav_header_problem(head: bytes, size: int) -> str | None:

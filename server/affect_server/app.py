@@ -21,7 +21,7 @@ from affect_server.auth import BearerTokenInterceptor
 from affect_server.batching import MicroBatcher
 from affect_server.config import ServerConfig
 from affect_server.metrics import ServiceMetrics
-from affect_server.servicer import AffectServicer, Lane
+from affect_server.servicer import AffectServicer, Lane, lenient_parser
 
 log = logging.getLogger("affect.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AffectService"].full_name
@@ -144,10 +144,10 @@ def _add_service(server: grpc.aio.Server, servicer: AffectServicer) -> None:
     call refused by admission or auth is refused before its body is read."""
     handlers = {
         "Converse": grpc.stream_stream_rpc_method_handler(
-            servicer.Converse, request_deserializer=pb.ConverseRequest.FromString,
+            servicer.Converse, request_deserializer=lenient_parser(pb.ConverseRequest),
             response_serializer=pb.ConverseResponse.SerializeToString),
         "Analyze": grpc.stream_unary_rpc_method_handler(
-            servicer.analyze_unread, request_deserializer=pb.AnalyzeRequest.FromString,
+            servicer.analyze_unread, request_deserializer=lenient_parser(pb.AnalyzeRequest),
             response_serializer=pb.AnalyzeResponse.SerializeToString),
         "ListModels": grpc.unary_unary_rpc_method_handler(
             servicer.ListModels, request_deserializer=pb.ListModelsRequest.FromString,

@@ -15,8 +15,8 @@ import numpy as np
 
 from affect import InputTooLargeError, InvalidInputError
 from affect.face._input import check_size, encoded_size
-from affect.limits import check_text_length
-from affect.speech._audio import probe_file
+from affect.limits import check_image_count, check_text_length
+from affect.speech._audio import check_rate, probe_file
 from affect_proto import affect_pb2 as pb
 from affect_server.config import ServerConfig
 from affect_server.convert import RAW_AUDIO_DTYPES, RAW_IMAGE_CHANNELS
@@ -53,6 +53,7 @@ class TurnCost:
 def measure(message: pb.Turn, config: ServerConfig) -> TurnCost:
     """The turn's cost; raises ``InvalidInputError`` (naming the wire field) for a turn over a
     per-turn limit or whose headers contradict the contract."""
+    check_image_count(len(message.images), field="turn.images")  # first: a count is free, each image is not
     text_chars = 0
     if message.HasField("text"):
         # UTF-8 never has fewer bytes than characters: the byte count bounds the characters.
@@ -80,6 +81,7 @@ def _audio_cost(audio: pb.Audio, config: ServerConfig) -> tuple[float, int]:
     dtype = RAW_AUDIO_DTYPES.get(audio.encoding)
     if dtype is None or not audio.sample_rate_hz:
         return 0.0, 0  # refused with its field by the conversion (convert.py)
+    check_rate(audio.sample_rate_hz, field="turn.audio.sample_rate_hz")  # before a length read at a rate we refuse
     channels = audio.channels or 1
     values = len(audio.data) // np.dtype(dtype).itemsize
     seconds = values / max(1, channels) / audio.sample_rate_hz
@@ -99,7 +101,7 @@ def _image_pixels(image: pb.Image, field: str) -> int:
         try:
             _, size = encoded_size(image.data)
         except InvalidInputError as exc:
-            raise InvalidInputError(f"{field}: {exc}", field=f"{field}.data") from None
+            raise type(exc)(f"{field}: {exc}", field=f"{field}.data") from None
         if size is None:
             raise InvalidInputError(f"{field}: the image header is truncated or corrupt", field=f"{field}.data")
         width, height = size

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 from dataclasses import dataclass, fields
 
@@ -22,6 +23,10 @@ class ServerConfig:
     workers: int = 2  # threads that run model work, off the event loop
     model_threads: int = 0  # threads each model call may use (torch, OpenCV, CTranslate2); 0: cores // workers
     max_conversations: int = 1000  # open streams; more are refused with RESOURCE_EXHAUSTED
+    # ... and from one client address: one client cannot hold every slot, and what gRPC buffers of
+    # partly sent turns is bounded per client by this times max_message_mb (all told, by
+    # max_conversations times it). A backend that carries more conversations from one address raises it.
+    max_conversations_per_peer: int = 256
     max_turns_per_second: float = 10.0  # per conversation, token bucket with a burst of 2 s
     max_message_mb: float = 16.0  # one request; larger ones are refused with RESOURCE_EXHAUSTED
     # Per turn, in decoded units, checked from the headers before anything is decoded
@@ -131,15 +136,17 @@ class ServerConfig:
                 raise SystemExit(f"affect serve: --token without TLS would send the token in clear text on {self.host}; "
                                  "give --tls-cert and --tls-key (plaintext with a token is allowed on loopback only)")
             warnings.append("--token without TLS: the token travels in clear text (accepted because the host is loopback)")
-        for name in ("workers", "batch_concurrency", "max_conversations", "max_in_flight_turns", "max_heavy_turns",
+        for name in ("workers", "batch_concurrency", "max_conversations", "max_conversations_per_peer", "max_in_flight_turns", "max_heavy_turns",
                      "max_analyze_in_flight", "max_analyze_per_peer", "max_text_chars", "max_audio_samples",
-                     "max_image_pixels"):
+                     "max_image_pixels", "heavy_image_pixels", "batch_max_size"):
             if getattr(self, name) < 1:
                 raise SystemExit(f"affect serve: {name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_turns_per_second", "max_message_mb", "max_audio_seconds", "max_in_flight_mb",
-                     "max_analyze_per_second_per_peer", "grace_s"):
-            if not getattr(self, name) > 0:
-                raise SystemExit(f"affect serve: {name} must be positive, got {getattr(self, name)}")
+                     "max_analyze_per_second_per_peer", "grace_s", "heavy_audio_seconds", "idle_timeout_s"):
+            if not 0 < getattr(self, name) < math.inf:  # NaN fails too
+                raise SystemExit(f"affect serve: {name} must be a positive number, got {getattr(self, name)}")
+        if not 0 <= self.batch_max_wait_ms < math.inf:
+            raise SystemExit(f"affect serve: batch_max_wait_ms must be 0 or more, got {self.batch_max_wait_ms}")
         if not 0.05 <= self.face_min_fraction <= 1:  # below 0.05 a picture costs hundreds of detector windows
             raise SystemExit(f"affect serve: face_min_fraction must be between 0.05 and 1, got {self.face_min_fraction}")
         if self.face_detector not in FACE_DETECTORS:

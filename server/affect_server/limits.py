@@ -33,20 +33,33 @@ class TokenBucket:
 
 
 class ConversationSlots:
-    """At most ``limit`` conversations open at once."""
+    """At most ``limit`` conversations open at once, and at most ``per_peer`` of them from one
+    client address, so that one client cannot hold every slot (nor buffer a partly sent turn
+    in each of them)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_peer: int | None = None) -> None:
         self.limit = limit
+        self.per_peer = per_peer if per_peer is not None else limit
         self.open = 0
+        self._by_peer: dict[str, int] = {}
 
-    def acquire(self) -> bool:
+    def acquire(self, peer: str = "") -> str | None:
+        """None when a slot was taken for ``peer``, else why not ("server" or "peer")."""
         if self.open >= self.limit:
-            return False
+            return "server"
+        if self._by_peer.get(peer, 0) >= self.per_peer:
+            return "peer"
         self.open += 1
-        return True
+        self._by_peer[peer] = self._by_peer.get(peer, 0) + 1
+        return None
 
-    def release(self) -> None:
+    def release(self, peer: str = "") -> None:
         self.open = max(0, self.open - 1)
+        left = self._by_peer.get(peer, 0) - 1
+        if left > 0:
+            self._by_peer[peer] = left
+        else:
+            self._by_peer.pop(peer, None)  # no entry kept for a client with nothing open
 
 
 @dataclass

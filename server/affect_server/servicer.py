@@ -40,6 +40,28 @@ _END = object()
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """A request whose bytes do not parse as its message (bad UTF-8 in a string field, a broken
+    varint, nesting past protobuf's limit): answered as a bad turn, not by ending the stream."""
+
+    reason: str
+
+
+def lenient_parser(message_type):
+    """``message_type.FromString`` for a request deserializer, giving :class:`Unreadable` where
+    gRPC would end the call with UNKNOWN."""
+    from google.protobuf.message import DecodeError
+
+    def parse(data: bytes):
+        try:
+            return message_type.FromString(data)
+        except DecodeError as exc:
+            return Unreadable(str(exc).splitlines()[0][:200] if str(exc) else "not a valid message")
+
+    return parse
+
+
+@dataclass(frozen=True)
 class Lane:
     """Where a turn's decoding and model work run: an executor and one batcher per encoder."""
 
@@ -64,7 +86,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         self.batchers = batchers
         self.lane = Lane(executor, batchers)
         self.heavy_lane = heavy or self.lane
-        self.slots = ConversationSlots(config.max_conversations)
+        self.slots = ConversationSlots(config.max_conversations, config.max_conversations_per_peer)
         self.budget = InFlightBudget(config.max_in_flight_turns, int(config.max_in_flight_mb * 2**20), config.max_heavy_turns)
         self.peers = PeerLimits(config.max_analyze_per_peer, config.max_analyze_per_second_per_peer)
         self.analyze_in_flight = 0
@@ -79,10 +101,13 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     async def Converse(self, request_iterator: AsyncIterator[pb.ConverseRequest], context: grpc.aio.ServicerContext):
         if self.draining.is_set():
             await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
-        if not self.slots.acquire():
-            await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"too many open conversations (limit {self.config.max_conversations})", "conversations",
-                              retry_after_ms=clamp_ms(1000))
+        peer = _peer_host(context)
+        refused = self.slots.acquire(peer)
+        if refused is not None:
+            message = (f"too many open conversations (limit {self.config.max_conversations})" if refused == "server" else
+                       f"this client has {self.config.max_conversations_per_peer} conversations open (limit per client)")
+            await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message,
+                              "conversations" if refused == "server" else "peer_conversations", retry_after_ms=clamp_ms(1000))
         conversation: Conversation | None = None
         conversation_id = ""
         self.metrics.active_conversations.inc()
@@ -90,6 +115,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             first = await self._next_request(request_iterator, context)
             if first is _END:
                 return
+            if isinstance(first, Unreadable):
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"the first message could not be read as a ConverseRequest ({first.reason})", "unreadable")
             if first.WhichOneof("kind") != "open":
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                                   "the first message of a conversation must be `open` (OpenConversation)", "first_message")
@@ -117,13 +145,18 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 request = await self._next_request(request_iterator, context)
                 if request is _END:
                     return
+                if isinstance(request, Unreadable):
+                    yield self._turn_error("", grpc.StatusCode.INVALID_ARGUMENT,
+                                           f"a message could not be read as a ConverseRequest ({request.reason}); "
+                                           "the conversation goes on", "turn", "unreadable")
+                    continue
                 yield await self._answer(request, conversation, bucket, options)
                 del request  # the turn's bytes are not kept while the stream waits for the next one
                 if self.draining.is_set():
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE,
                                       "server is shutting down; reopen the conversation to continue", "draining")
         finally:
-            self.slots.release()
+            self.slots.release(peer)
             self.metrics.active_conversations.dec()
             # Only this stream's own conversation: a stream refused as a duplicate must not
             # close the conversation that holds the id.
@@ -148,6 +181,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 request = message
             if request is None:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "Analyze needs a request", "invalid")
+            if isinstance(request, Unreadable):
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable")
             return await self._analyze(request, context)
 
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
@@ -187,10 +223,15 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             self.analyze_in_flight -= 1
             self.peers.release(peer)
 
-    def _admit(self, message: pb.Turn) -> tuple[TurnCost, Ticket | None, str]:
+    async def _admit(self, message: pb.Turn) -> tuple[TurnCost, Ticket | None, str]:
         """The turn's cost and its ticket, or (cost, None, why) when the server is too busy.
-        Raises ``InvalidInputError`` for a turn over a per-turn limit."""
-        cost = measure(message, self.config)
+        Raises ``InvalidInputError`` for a turn over a per-turn limit. Media headers are read off
+        the event loop (a crafted header may take a fraction of a second to walk), text-only turns
+        on it."""
+        if message.images or (message.HasField("audio") and message.audio.encoding == pb.AUDIO_FILE):
+            cost = await asyncio.to_thread(measure, message, self.config)
+        else:
+            cost = measure(message, self.config)
         admitted = self.budget.admit(cost.decoded_bytes, cost.is_heavy(self.config))
         if isinstance(admitted, str):
             limit = {"turns": self.budget.max_turns, "heavy": self.budget.max_heavy}.get(admitted, 0)
@@ -204,7 +245,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     async def _analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
         try:
-            cost, ticket, busy = self._admit(request.turn)
+            cost, ticket, busy = await self._admit(request.turn)
         except InvalidInputError as exc:
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _reason(exc))
         if ticket is None:
@@ -238,7 +279,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                     f"more than {self.config.max_turns_per_second:g} turns per second", "turn", "rate",
                                     retry_after_ms=clamp_ms(bucket.wait_time() * 1000))
         try:
-            cost, ticket, busy = self._admit(request.turn)
+            cost, ticket, busy = await self._admit(request.turn)
         except InvalidInputError as exc:
             return self._turn_error(turn_id, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _wire_field(exc.field),
                                     _reason(exc))
