@@ -10,6 +10,7 @@ becomes a turn or is refused with ``InvalidInputError`` naming a field, never an
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import re
 import struct
@@ -331,8 +332,12 @@ def test_the_log_holds_no_content_and_no_forged_lines(hostile_server):
                 conversation_id="x\n2030-01-01 00:00:00 INFO affect.server: FORGED admin logged in"))]), timeout=30))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "open.conversation_id" in refused.value.details()
     converse_one(hostile_server.target, pb.Turn(text=b"my secret account number is 12345678"))
+    with grpc.insecure_channel(hostile_server.target) as channel:  # an id the client chose: a phone number
+        list(pb_grpc.AffectServiceStub(channel).Converse(iter([pb.ConverseRequest(open=pb.OpenConversation(
+            conversation_id="+44 20 7946 0958"))]), timeout=30))
     log = hostile_server.log()
     assert "FORGED" not in log and "12345678" not in log
+    assert "7946" not in log and "#" + hashlib.sha256(b"+44 20 7946 0958").hexdigest()[:12] in log  # its digest only
 
 
 # ---------------------------------------------------------------------------- fuzzing

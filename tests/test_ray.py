@@ -36,9 +36,10 @@ def ray_target():
     config = ServerConfig(port=port, speech_model="none", face_model="none", max_turns_per_second=1000, token=TOKEN)
     settings = RaySettings(ingress=DeploymentScale(replicas=2, num_cpus=0.25),
                            text=DeploymentScale(replicas=1, num_cpus=0.25))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        start_on_ray(config, settings, http_port=_free_port())
+        start_on_ray(config, settings, http_port=_free_port(), num_cpus=2)
+        # turns pass through the object store: a cluster started by affect never spills them to disk
+        assert ray._private.worker._global_node._config.get("automatic_object_spilling_enabled") is False
         target = f"127.0.0.1:{port}"
         _wait_until_serving(target)
         yield target

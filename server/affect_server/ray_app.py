@@ -198,6 +198,11 @@ class AffectIngress:
 
 def build_app(config: ServerConfig, settings: RaySettings | None = None) -> Application:
     """The application graph: the ingress bound to one deployment per configured encoder."""
+    if config.tls_cert or config.tls_key:
+        raise ValueError("Ray Serve's gRPC proxy has no TLS: end TLS in front of it (a load balancer) and leave "
+                         "tls_cert and tls_key unset")
+    for warning in config.check():  # the same settings checks as `affect serve` (also for `serve deploy`)
+        log.warning("%s", warning)
     settings = settings or RaySettings()
     choices = config.analyzer_choices()
     encoders = {}

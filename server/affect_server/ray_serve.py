@@ -30,8 +30,12 @@ def start_on_ray(config: ServerConfig, settings: RaySettings | None = None, *, a
     from affect_server.ray_app import GRPC_SERVICER_FUNCTION, build_app
 
     if not ray.is_initialized():
+        # Raw turns (voices, faces, text) pass through Ray's object store; spilled to disk under
+        # memory pressure, they would be written in Ray's temp folder. A cluster started here
+        # never spills; one started apart needs `ray start --system-config` (docs/deploy-ray.md).
+        system = {"automatic_object_spilling_enabled": False} if address is None else None
         ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+                 configure_logging=False, _system_config=system)
     serve.start(
         http_options=HTTPOptions(host=config.host, port=http_port),
         grpc_options=gRPCOptions(port=config.port, grpc_servicer_functions=[GRPC_SERVICER_FUNCTION]),

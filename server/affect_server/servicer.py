@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
@@ -127,7 +128,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
             if conversation_id in self.conversations:
                 await self._abort(context, grpc.StatusCode.ALREADY_EXISTS,
-                                  f"conversation {conversation_id!r} is already open", "duplicate")
+                                  "a conversation with this open.conversation_id is already open", "duplicate")  # the id is not echoed: logs keep messages
             options = first.open.options
             try:
                 conversation = self.analyzer.conversation(conversation_id, text_context=not options.disable_text_context,
@@ -136,7 +137,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
             self.conversations[conversation_id] = conversation
             bucket = TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
-            log.info("conversation %s opened (%d open)", conversation_id, self.slots.open)
+            log.info("conversation %s opened (%d open)", _log_id(conversation_id), self.slots.open)
             yield pb.ConverseResponse(opened=pb.ConversationOpened(
                 conversation_id=conversation_id, models=self._loaded_models(),
                 max_turns_per_second=self.config.max_turns_per_second))
@@ -162,7 +163,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             # close the conversation that holds the id.
             if conversation is not None and self.conversations.get(conversation_id) is conversation:
                 self.conversations.pop(conversation_id).close()
-                log.info("conversation %s closed (%d open)", conversation_id, self.slots.open)
+                log.info("conversation %s closed (%d open)", _log_id(conversation_id), self.slots.open)
 
     async def Analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
         """One turn whose body was already read (Ray Serve's proxy reads it)."""
@@ -358,6 +359,13 @@ async def _read_one(request_iterator):
         return await request_iterator.__anext__()
     except StopAsyncIteration:
         return _END
+
+
+def _log_id(conversation_id: str) -> str:
+    """A conversation's id as the log shows it: a short digest. A client chooses its ids, and
+    they may be names, phone numbers or ticket numbers; the digest still follows one
+    conversation through the log (the client can compute it: SHA-256, first 12 hex digits)."""
+    return "#" + hashlib.sha256(conversation_id.encode()).hexdigest()[:12]
 
 
 def _peer_host(context) -> str:
