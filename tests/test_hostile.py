@@ -410,3 +410,30 @@ def test_any_wire_text_prior_becomes_a_prior_or_a_named_refusal(text_encoder, te
         return
     state = text_encoder.turns.new_state(ConversationOptions(text_prior=prior))
     assert prior is None or bool(state.prior_shift.isfinite().all())
+
+
+def test_a_progressive_jpeg_is_budgeted_for_the_coefficients_its_decoder_holds():
+    """A progressive JPEG is decoded only after its last scan, so libjpeg holds every coefficient
+    of every component meanwhile (2 bytes a pixel a component: a 4096x4096 CMYK file peaked at
+    146 MB against 80 MB budgeted for gray pixels). Admission counts them; baseline files and
+    PNGs are decoded a few rows at a time and are budgeted as before."""
+    import cv2
+
+    from affect_server.budget import measure
+    from affect_server.config import ServerConfig
+
+    colour = np.dstack([np.arange(512 * 640).reshape(512, 640) % 251] * 3).astype(np.uint8)
+    baseline = cv2.imencode(".jpg", colour)[1].tobytes()
+    progressive = cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    png = cv2.imencode(".png", colour)[1].tobytes()
+
+    def cost(*images: bytes):
+        return measure(pb.Turn(images=[pb.Image(data=i, encoding=pb.ENCODED) for i in images]), ServerConfig())
+
+    def overhead(*images: bytes) -> int:
+        c = cost(*images)
+        return c.decoded_bytes - c.message_bytes - 5 * c.image_pixels
+
+    assert overhead(baseline) == overhead(png) == 0
+    assert overhead(progressive) == 2 * 3 * 512 * 640  # three components
+    assert overhead(progressive, progressive, baseline) == overhead(progressive)  # decoded one after another

@@ -37,9 +37,19 @@ _SOF_MARKERS = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 
 MAX_JPEG_SCANS = 100  # a progressive JPEG's cost grows with its scans, not its pixels; encoders write about 10
 
 
+_PROGRESSIVE_SOF = frozenset((0xC2, 0xC6, 0xCA, 0xCE))
+
+
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) of the frame libjpeg will decode: the first SOF marker, found by walking
-    the markers after SOI the way libjpeg does; None when there is none before a scan or the end."""
+    """(width, height) of the frame libjpeg will decode (``jpeg_frame``)."""
+    frame = jpeg_frame(data)
+    return None if frame is None else (frame[0], frame[1])
+
+
+def jpeg_frame(data: bytes) -> tuple[int, int, int, bool] | None:
+    """(width, height, components, progressive) of the frame libjpeg will decode: the first SOF
+    marker, found by walking the markers after SOI the way libjpeg does; None when there is none
+    before a scan or the end."""
     i = 2
     while True:
         found = _NEXT_MARKER.search(data, i)
@@ -47,10 +57,10 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             return None
         at, marker = found.start(1) - 1, found.group(1)[0]
         if marker in _SOF_MARKERS:
-            if at + 9 > len(data):
+            if at + 10 > len(data):
                 return None
             h, w = struct.unpack(">HH", data[at + 5 : at + 9])
-            return w, h
+            return w, h, data[at + 9], marker in _PROGRESSIVE_SOF
         if marker in (0xD8, 0xD9, 0xDA):  # a second SOI, the end, or a scan before any frame header
             return None
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length follows
@@ -62,6 +72,15 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
         if length < 2:
             return None
         i = at + 2 + length
+
+
+def decode_overhead_per_pixel(data: bytes) -> int:
+    """Bytes per pixel an encoded image's decoding holds besides the gray result: a progressive
+    JPEG keeps every coefficient of every component until its last scan (2 bytes each, 64 per
+    8x8 block: 2 bytes a pixel a component); other formats are decoded a few rows at a time."""
+    if data.startswith(b"\xff\xd8") and (frame := jpeg_frame(data)) is not None and frame[3]:
+        return 2 * frame[2]
+    return 0
 
 
 def _jpeg_scans(data: bytes) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from affect import InputTooLargeError, InvalidInputError
-from affect.face._input import check_size, encoded_size
+from affect.face._input import check_size, decode_overhead_per_pixel, encoded_size
 from affect.limits import check_image_count, check_text_length
 from affect.speech._audio import check_rate, probe_file
 from affect_proto import affect_pb2 as pb
@@ -32,13 +32,15 @@ class TurnCost:
     audio_seconds: float = 0.0
     audio_values: int = 0  # samples x channels at the source rate
     image_pixels: int = 0  # width x height summed over the images
+    image_decode_bytes: int = 0  # what decoding holds besides the gray pixels (progressive JPEGs' coefficients)
 
     @property
     def decoded_bytes(self) -> int:
         """Peak memory estimate: float32 decode of every channel, its mono mix, the 16 kHz copy
-        and the model's features; gray pixels and the detector's working copies."""
+        and the model's features; gray pixels, the detector's working copies and what a decoder
+        holds meanwhile."""
         audio = 8 * self.audio_values + int(self.audio_seconds * MODEL_RATE * 4 * 3)
-        return self.message_bytes + audio + 5 * self.image_pixels + 8 * self.text_chars
+        return self.message_bytes + audio + 5 * self.image_pixels + self.image_decode_bytes + 8 * self.text_chars
 
     def heaviest_field(self) -> str:
         audio, images = 4 * self.audio_values, 5 * self.image_pixels
@@ -61,14 +63,17 @@ def measure(message: pb.Turn, config: ServerConfig) -> TurnCost:
         if text_chars > config.max_text_chars:
             check_text_length(len(message.text.decode("utf-8", "replace")), "turn.text", config.max_text_chars)
     seconds, values = _audio_cost(message.audio, config) if message.HasField("audio") else (0.0, 0)
-    pixels = 0
+    pixels = decode_bytes = 0
     for index, image in enumerate(message.images):
-        pixels += _image_pixels(image, f"turn.images[{index}]")
+        image_pixels = _image_pixels(image, f"turn.images[{index}]")
+        pixels += image_pixels
+        if image.encoding == pb.ENCODED:
+            decode_bytes = max(decode_bytes, image_pixels * decode_overhead_per_pixel(image.data))  # decoded one by one
     if pixels > config.max_image_pixels:
         raise InputTooLargeError(f"turn.images hold {pixels:,} pixels in all; the limit is {config.max_image_pixels:,} "
                                  "per turn", field="turn.images")
     return TurnCost(message_bytes=message.ByteSize(), text_chars=text_chars, audio_seconds=seconds, audio_values=values,
-                    image_pixels=pixels)
+                    image_pixels=pixels, image_decode_bytes=decode_bytes)
 
 
 def _audio_cost(audio: pb.Audio, config: ServerConfig) -> tuple[float, int]:
