@@ -24,6 +24,7 @@ from affect_client import (  # noqa: E402
 from affect_server.config import ServerConfig  # noqa: E402
 from affect_server.launch import free_port as _free_port  # noqa: E402
 from affect_server.ray_app import DeploymentScale, RaySettings  # noqa: E402
+from affect_proto import affect_pb2 as pb  # noqa: E402
 from affect_server.ray_serve import start_on_ray, stop_on_ray  # noqa: E402
 
 TOKEN = "ray-test-token"
@@ -89,6 +90,21 @@ def test_bad_turn_is_refused_and_the_stream_goes_on(ray_target):
             conversation.send(b"\xff\xfe not utf-8")
         assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and refused.value.field == "turn.text"
         assert conversation.send("Fine, thanks.").turn_index == 0
+
+
+def test_an_unreadable_message_is_refused_and_the_stream_goes_on(ray_target):
+    """Serve's proxy parses each message: with affect's handlers a message that does not parse
+    (a speaker name that is not UTF-8) is one refused turn, not the end of the conversation."""
+    good = pb.ConverseRequest(turn=pb.Turn(speaker="ab", text=b"Where is my parcel?")).SerializeToString()
+    bad = good.replace(b"ab", b"\xff\xfe")
+    opening = pb.ConverseRequest(open=pb.OpenConversation()).SerializeToString()
+    with grpc.insecure_channel(ray_target) as channel:
+        converse = channel.stream_stream("/affect.v1.AffectService/Converse", request_serializer=None,
+                                         response_deserializer=pb.ConverseResponse.FromString)
+        answers = list(converse(iter([opening, bad, good]), timeout=120,
+                                metadata=[("authorization", f"Bearer {TOKEN}")]))
+    assert [a.WhichOneof("kind") for a in answers] == ["opened", "error", "result"], answers
+    assert answers[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
 
 def test_the_token_is_required(ray_target):

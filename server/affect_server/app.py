@@ -21,10 +21,9 @@ from affect_server.auth import BearerTokenInterceptor
 from affect_server.batching import MicroBatcher
 from affect_server.config import ServerConfig
 from affect_server.metrics import ServiceMetrics
-from affect_server.servicer import AffectServicer, Lane, lenient_parser
+from affect_server.servicer import SERVICE_NAME, AffectServicer, Lane, method_handlers
 
 log = logging.getLogger("affect.server")
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AffectService"].full_name
 
 
 @dataclass
@@ -139,20 +138,9 @@ def _bind_problem(host: str, port: int) -> str | None:
 
 
 def _add_service(server: grpc.aio.Server, servicer: AffectServicer) -> None:
-    """The AffectService handlers, as the generated code registers them except for Analyze,
-    which is read as a client stream (the same bytes on the wire for one message) so that a
-    call refused by admission or auth is refused before its body is read."""
-    handlers = {
-        "Converse": grpc.stream_stream_rpc_method_handler(
-            servicer.Converse, request_deserializer=lenient_parser(pb.ConverseRequest),
-            response_serializer=pb.ConverseResponse.SerializeToString),
-        "Analyze": grpc.stream_unary_rpc_method_handler(
-            servicer.analyze_unread, request_deserializer=lenient_parser(pb.AnalyzeRequest),
-            response_serializer=pb.AnalyzeResponse.SerializeToString),
-        "ListModels": grpc.unary_unary_rpc_method_handler(
-            servicer.ListModels, request_deserializer=pb.ListModelsRequest.FromString,
-            response_serializer=pb.ListModelsResponse.SerializeToString),
-    }
+    """The AffectService handlers (``method_handlers``), Analyze read as a client stream so that
+    a call refused by admission or auth is refused before its body is read."""
+    handlers = method_handlers(servicer.Converse, servicer.analyze_unread, servicer.ListModels, analyze_streamed=True)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 

@@ -31,8 +31,20 @@ from affect.results import MODALITIES as LIB_MODALITIES
 from affect_server.config import ServerConfig
 
 log = logging.getLogger("affect.server.ray")
-GRPC_SERVICER_FUNCTION = "affect_proto.affect_pb2_grpc.add_AffectServiceServicer_to_server"
+GRPC_SERVICER_FUNCTION = "affect_server.ray_app.add_affect_service"
 MODALITIES = tuple(m.value for m in LIB_MODALITIES)  # one deployment per encoder, in the library's order
+
+
+def add_affect_service(servicer: Any, server: Any) -> None:
+    """How Serve's gRPC proxy learns the service (``GRPC_SERVICER_FUNCTION``): the handlers of
+    the in-process server (``affect_server.servicer.method_handlers``, Analyze as one message),
+    so that a message that does not parse reaches the ingress as one refused turn; with the
+    generated function, the proxy ended the stream instead."""
+    from affect_server.servicer import SERVICE_NAME, method_handlers
+
+    handlers = method_handlers(servicer.Converse, servicer.Analyze, servicer.ListModels, analyze_streamed=False)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 @dataclass

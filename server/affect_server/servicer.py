@@ -48,6 +48,26 @@ class Unreadable:
     reason: str
 
 
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AffectService"].full_name
+
+
+def method_handlers(converse, analyze, list_models, *, analyze_streamed: bool) -> dict:
+    """The AffectService handlers as the generated code builds them, but requests parsed by
+    :func:`lenient_parser`; ``analyze_streamed`` serves Analyze as a client stream (the same
+    bytes on the wire), so that the in-process server can refuse a call before reading its body."""
+    return {
+        "Converse": grpc.stream_stream_rpc_method_handler(
+            converse, request_deserializer=lenient_parser(pb.ConverseRequest),
+            response_serializer=pb.ConverseResponse.SerializeToString),
+        "Analyze": (grpc.stream_unary_rpc_method_handler if analyze_streamed else grpc.unary_unary_rpc_method_handler)(
+            analyze, request_deserializer=lenient_parser(pb.AnalyzeRequest),
+            response_serializer=pb.AnalyzeResponse.SerializeToString),
+        "ListModels": grpc.unary_unary_rpc_method_handler(
+            list_models, request_deserializer=pb.ListModelsRequest.FromString,
+            response_serializer=pb.ListModelsResponse.SerializeToString),
+    }
+
+
 def lenient_parser(message_type):
     """``message_type.FromString`` for a request deserializer, giving :class:`Unreadable` where
     gRPC would end the call with UNKNOWN."""
@@ -168,6 +188,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     async def Analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
         """One turn whose body was already read (Ray Serve's proxy reads it)."""
         async with self._analyze_admission(context):
+            if isinstance(request, Unreadable):
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable")
             return await self._analyze(request, context)
 
     async def analyze_unread(self, request_iterator: AsyncIterator[pb.AnalyzeRequest],
