@@ -232,7 +232,22 @@ def _output_format(path: Path) -> str:
         raise InvalidInputError(f"--out {path}: name a .csv or .jsonl file", field="out")
     if path.is_dir():
         raise InvalidInputError(f"--out {path} is a directory; name a .csv or .jsonl file", field="out")
+    _writable_folder(path, "out")
     return kind
+
+
+def _png_target(path: Path, flag: str) -> Path:
+    """``path`` when it names a .png file in a folder that exists (checked before any model loads)."""
+    if path.suffix.lower() != ".png":
+        raise InvalidInputError(f"--{flag} {path}: name a .png file", field=flag)
+    _writable_folder(path, flag)
+    return path
+
+
+def _writable_folder(path: Path, flag: str) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InvalidInputError(f"--{flag} {path}: the folder {folder} does not exist", field=flag)
 
 
 def _write_results(path: Path, records: Iterable[dict], *, extra_columns: Sequence[str] = ()) -> None:
@@ -250,8 +265,7 @@ def _write_results(path: Path, records: Iterable[dict], *, extra_columns: Sequen
 def _plot(results, path: Path, texts=None) -> None:
     from affect.plot import plot_conversation
 
-    if path.suffix.lower() != ".png":
-        raise InvalidInputError(f"--plot {path}: name a .png file", field="plot")
+    _png_target(path, "plot")
     records = [r if isinstance(r, dict) else r.to_dict() for r in results]
     plot_conversation(records, path, texts=texts)
     print(f"affect: plot written to {path}", file=sys.stderr)
@@ -290,8 +304,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.out:
         _output_format(args.out)
-    if args.plot and args.plot.suffix.lower() != ".png":
-        raise InvalidInputError(f"--plot {args.plot}: name a .png file", field="plot")
+    if args.plot:
+        _png_target(args.plot, "plot")
     if args.conversation:
         turns = read_conversation(args.conversation)
     else:
@@ -350,8 +364,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     path: Path = args.file
     out: Path = args.out or path.with_suffix(".png")
-    if out.suffix.lower() != ".png":
-        raise InvalidInputError(f"--out {out}: name a .png file", field="out")
+    _png_target(out, "out")
     records = _result_records(path)
     if records is None:  # turns, not results: analyse them
         turns = read_turns(path)

@@ -295,3 +295,12 @@ def test_a_folder_with_nothing_to_analyse_is_refused(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("x")
     out = affect("analyze", str(tmp_path))
     assert out.returncode == 2 and "no image, audio or conversation files" in out.stderr.decode()
+
+
+@pytest.mark.parametrize("flag, name", [("--out", "turns.csv"), ("--plot", "turns.png")])
+def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_any_model_loads(tmp_path: Path, flag, name):
+    target = str(tmp_path / "missing" / name)
+    out = affect("analyze", "--text", "My parcel is late again.", flag, target)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and "does not exist" in err and "Traceback" not in err, err
+    assert _no_heavy_imports(f"from affect_server.cli import main\nmain({['analyze', '--text', 'hi', flag, target]!r})") == []

@@ -445,12 +445,15 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--speech-adapt", "true", "--speech-model", "none"], "--speech-adapt needs a speech model"),
             (["--text-context-weight", "1.5"], "text_context_weight must be between 0 and 1"),
             (["--text-prior", "neutral=0.8,calm=0.2"], "'calm', which is not an emotion"),
+            (["--port", "99999"], "port must be between 0 and 65535"),  # it once served on 34463
+            (["--metrics-port", "-1"], "metrics_port must be between 0 and 65535"),
+            (["--workers", "two"], "workers must be a whole number"),
         ]
         for args, words in cases:
             out = subprocess.run([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", *args,
                                   "--text-model", "no-such-model"], capture_output=True, text=True, timeout=120)
             lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
-            assert out.returncode != 0, (args, lines)
+            assert out.returncode == 2, (args, lines)  # a usage error, as the other commands give
             assert len(lines) == 1 and words in lines[0], (args, lines)
 
 
@@ -639,3 +642,62 @@ def test_busy_refusals_carry_a_hint_and_are_retried_when_allowed(analyzer):
                         impatient.send(f"turn {i}")
                 assert turn_refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
                 assert turn_refused.value.retry_after is not None
+
+
+def test_threads_sharing_a_conversation_each_get_their_own_answers(server):
+    """Answers come back in order on one stream: threads sharing a conversation take turns (11
+    of 45 answers once went to another thread's turn on a loaded machine; on an idle one the race
+    is rare, so this test guards the contract more than it catches the race)."""
+    got: dict[str, str] = {}
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        def run(k: int) -> None:
+            for i in range(15):
+                turn_id = f"thread{k}-turn{i}"
+                got[turn_id] = conversation.send(f"Turn {i} from thread {k}: my parcel is late.", turn_id=turn_id).turn_id
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert len(got) == 45 and all(answer == sent for sent, answer in got.items()), got
+
+
+def test_tasks_sharing_an_async_conversation_each_get_their_own_answers(server):
+    """The same for asyncio tasks (5 of 6 once waited out their timeout), and a second ``open()``
+    of an open conversation opens nothing new."""
+    async def main() -> tuple[list[str], int, int]:
+        async with AsyncAffectClient(server.target) as client:
+            async with client.conversation() as conversation:
+                answers = await asyncio.gather(*(conversation.send(f"Turn {i}: where is it?", turn_id=f"t{i}")
+                                                 for i in range(6)))
+                assert await conversation.open() is conversation
+                open_now = server.open_conversations()
+            deadline = time.monotonic() + 10
+            while server.open_conversations() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return [a.turn_id for a in answers], open_now, server.open_conversations()
+
+    turn_ids, open_now, open_after = asyncio.run(main())
+    assert turn_ids == [f"t{i}" for i in range(6)]
+    assert (open_now, open_after) == (1, 0)
+
+
+def test_a_token_is_never_sent_in_clear_text_off_this_machine():
+    from affect_client import AffectClientError
+
+    for make in (AffectClient, AsyncAffectClient):
+        for target in ("10.1.2.3:50051", "dns:///example.com:443"):
+            with pytest.raises(AffectClientError, match="clear text"):
+                make(target, token="s3cret")
+    AffectClient("localhost:50051", token="s3cret").close()  # loopback, as the server allows it
+    AffectClient("example.com:443", token="s3cret", tls=True).close()
+
+
+def test_a_result_naming_a_modality_this_client_does_not_know_is_still_read():
+    from affect_client import TurnResult
+
+    message = pb.TurnResult(turn_index=3, present=[pb.TEXT, 9])
+    message.absent.add(modality=9, reason="a newer server's modality")
+    result = TurnResult.from_pb(message)
+    assert result.present == ("text", "modality_9") and result.absent == {"modality_9": "a newer server's modality"}

@@ -10,6 +10,7 @@ client; this package may import both (the client only for the demo, through its 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    """``affect serve``: a setting or start-up problem (a port in use, a missing certificate) is
+    one line on stderr and exit status 2, as the other commands' usage errors."""
+    try:
+        _serve(args)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            raise SystemExit(library_cli.EXIT_BAD_INPUT) from None
+        raise
+
+
+def _serve(args: argparse.Namespace) -> None:
     import asyncio
     import logging
 

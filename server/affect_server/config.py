@@ -115,7 +115,8 @@ class ServerConfig:
             try:
                 values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError:
-                raise SystemExit(f"affect serve: {f.name} must be a {kind.__name__}, got {raw!r}") from None
+                what = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+                raise SystemExit(f"affect serve: {f.name} must be {what}, got {raw!r}") from None
         return cls(**values)
 
     def check(self) -> list[str]:
@@ -136,6 +137,9 @@ class ServerConfig:
                 raise SystemExit(f"affect serve: --token without TLS would send the token in clear text on {self.host}; "
                                  "give --tls-cert and --tls-key (plaintext with a token is allowed on loopback only)")
             warnings.append("--token without TLS: the token travels in clear text (accepted because the host is loopback)")
+        for name in ("port", "metrics_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise SystemExit(f"affect serve: {name} must be between 0 and 65535, got {getattr(self, name)}")
         for name in ("workers", "batch_concurrency", "max_conversations", "max_conversations_per_peer", "max_in_flight_turns", "max_heavy_turns",
                      "max_analyze_in_flight", "max_analyze_per_peer", "max_text_chars", "max_audio_samples",
                      "max_image_pixels", "heavy_image_pixels", "batch_max_size"):

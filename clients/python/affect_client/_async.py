@@ -105,10 +105,15 @@ class AsyncConversation:
         self._open_request = open_request
         self._call = None
         self._closed = False
+        self._turn = asyncio.Lock()  # one turn on the stream at a time: answers come back in order
         self.id = ""
         self.models: list[ModelInfo] = []
 
     async def open(self) -> "AsyncConversation":
+        """Open the stream (``async with`` does it); a conversation already open is left as it is."""
+        if self._call is not None and not self._closed:
+            return self
+
         async def attempt() -> pb.ConverseResponse:
             self._closed = False
             self._call = self._client._stub.Converse(timeout=self._options.conversation_deadline,
@@ -162,7 +167,8 @@ class AsyncConversation:
                 raise
             return _core.parse_turn_response(response)
 
-        return await _core.retrying_async(attempt, self._options, unavailable=False, catch=TurnRefusedError)
+        async with self._turn:  # tasks sharing a conversation take turns, each getting its own answer
+            return await _core.retrying_async(attempt, self._options, unavailable=False, catch=TurnRefusedError)
 
     async def _ended(self) -> Exception:
         """The error for a call the server has ended."""
@@ -173,14 +179,21 @@ class AsyncConversation:
         return status_error(_StatusOnly(code, await self._call.details(), await self._call.trailing_metadata()))
 
     async def close(self) -> None:
+        """End the stream politely (the server frees the conversation's state), waiting for the
+        server's end of it at most ``open_timeout`` seconds, then cancelling."""
         if self._call is not None and not self._closed:
             self._closed = True
-            try:
-                await self._call.done_writing()
-                while await self._call.read() is not grpc.aio.EOF:
+            call = self._call
+
+            async def drain() -> None:
+                await call.done_writing()
+                while await call.read() is not grpc.aio.EOF:
                     pass
-            except grpc.RpcError:
-                pass
+
+            try:
+                await asyncio.wait_for(drain(), self._options.open_timeout)
+            except (grpc.RpcError, asyncio.TimeoutError, asyncio.InvalidStateError):
+                call.cancel()
 
     async def __aenter__(self) -> "AsyncConversation":
         return await self.open()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import os
 import random
 import time
@@ -49,7 +50,25 @@ def resolve_options(options: ClientOptions | None, target: str | None, settings:
     options = options or environment_options()
     if target:
         settings = {**settings, "target": target}
-    return options.replace(**settings) if settings else options
+    options = options.replace(**settings) if settings else options
+    if options.token and not options.tls and not _is_loopback_target(options.target):
+        raise AffectClientError(f"a token without TLS would travel in clear text to {options.target}: use tls=True "
+                                "(plaintext with a token is allowed on loopback only, as the server allows it)")
+    return options
+
+
+def _is_loopback_target(target: str) -> bool:
+    """Whether a gRPC target (``host:port``, ``[::1]:port``, ``dns:///host:port``, ``unix:...``) is this machine."""
+    if target.startswith(("unix:", "unix-abstract:")):
+        return True
+    address = target.split("///", 1)[-1] if "///" in target else target.split(":", 1)[-1] if target.startswith(("ipv4:", "ipv6:")) else target
+    host = address[1:address.index("]")] if address.startswith("[") else address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def environment_options() -> ClientOptions:
@@ -103,7 +122,7 @@ class Retries:
         hint = getattr(error, "retry_after", None)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED and hint is not None and hint <= C.MAX_BUSY_WAIT_S and self._busy_left > 0:
             self._busy_left -= 1
-            return hint
+            return hint * random.uniform(1.0, 1.25)  # not before the hint, and not all refused clients at once
         return None
 
 

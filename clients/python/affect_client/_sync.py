@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import grpc
 from affect_proto import affect_pb2 as pb
@@ -108,6 +109,7 @@ class Conversation:
     def __init__(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
         self._options = client.options
         self._closed = False
+        self._turn = threading.Lock()  # one turn on the stream at a time: answers come back in order
         _core.retrying(lambda: self._start(client, open_request), self._options, catch=APIStatusError)
 
     def _start(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
@@ -141,7 +143,8 @@ class Conversation:
             self._requests.put(request)
             return _core.parse_turn_response(self._next_response(self._options.turn_timeout))
 
-        return _core.retrying(attempt, self._options, unavailable=False, catch=TurnRefusedError)
+        with self._turn:  # threads sharing a conversation take turns, each getting its own answer
+            return _core.retrying(attempt, self._options, unavailable=False, catch=TurnRefusedError)
 
     def close(self) -> None:
         """End the stream politely (the server frees the conversation's state)."""

@@ -57,6 +57,12 @@ MODALITY_NAMES = {pb.TEXT: Modality.TEXT, pb.SPEECH: Modality.SPEECH, pb.FACE: M
 _L = TypeVar("_L", bound=_Label)
 
 
+def _modality(value: int) -> Modality | str:
+    """The modality, or ``"modality_<n>"`` for one this client does not know (a newer server), as
+    ``_label`` does for labels."""
+    return MODALITY_NAMES.get(value, f"modality_{value}")
+
+
 def _label(cls: type[_L], value: str) -> _L | str:
     """The enum member, or the plain string for a label this client does not know (a newer server)."""
     try:
@@ -299,7 +305,7 @@ class TurnResult:
                                for p in s.speakers),
                 forecast=tuple(SpeakerForecast(f.speaker or None, f.negative, f.anger) for f in s.forecast),
             )
-        modalities = {MODALITY_NAMES[r.modality]: _modality_result(r) for r in m.modalities}
+        modalities = {_modality(r.modality): _modality_result(r) for r in m.modalities}
         # A server older than the no-reading rule sent a uniform `fused` with nothing present.
         fused = Affect.from_pb(m.fused) if m.HasField("fused") and len(m.present) else None
         return cls(
@@ -307,10 +313,10 @@ class TurnResult:
             turn_index=m.turn_index,
             speaker=m.speaker or None,
             fused=fused,
-            present=tuple(MODALITY_NAMES[p] for p in m.present),
+            present=tuple(_modality(p) for p in m.present),
             modalities=modalities,
-            absent={MODALITY_NAMES[a.modality]: a.reason for a in m.absent},
-            shares={MODALITY_NAMES[s.modality]: s.share for s in m.shares},
+            absent={_modality(a.modality): a.reason for a in m.absent},
+            shares={_modality(s.modality): s.share for s in m.shares},
             fusion=m.fusion,
             state=state,
             events=tuple(Event(e.kind, e.speaker or None, e.turn_index, e.value, e.message) for e in m.events),
@@ -319,7 +325,7 @@ class TurnResult:
 
 
 def _modality_result(r: pb.ModalityResult) -> ModalityResult:
-    modality = MODALITY_NAMES[r.modality]
+    modality = _modality(r.modality)
     faces = tuple(
         Face(f.image_index, f.x, f.y, f.width, f.height, f.detection_score,
              ModalityResult(**Affect.fields_from_pb(f.affect), modality=modality, model=r.model),
