@@ -701,3 +701,35 @@ def test_a_result_naming_a_modality_this_client_does_not_know_is_still_read():
     message.absent.add(modality=9, reason="a newer server's modality")
     result = TurnResult.from_pb(message)
     assert result.present == ("text", "modality_9") and result.absent == {"modality_9": "a newer server's modality"}
+
+
+def test_a_conversation_dropped_without_close_frees_its_server_slot(server):
+    """Nothing of the client keeps a conversation alive but the caller: one dropped without
+    close() is collected and its stream ended, so it does not hold a server slot until the
+    client closes (or the server's idle timeout, 15 minutes)."""
+    import gc
+
+    def wait_until_none_open() -> int:
+        deadline = time.monotonic() + 10
+        while server.open_conversations() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return server.open_conversations()
+
+    with AffectClient(server.target) as client:
+        client.conversation().send("Hello, is anyone there?")  # never closed, never kept
+        gc.collect()
+        assert wait_until_none_open() == 0
+
+        async def async_side() -> int:
+            async with AsyncAffectClient(server.target) as aclient:  # still open while we look
+                conversation = await aclient.conversation().open()
+                await conversation.send("Hello again.")
+                del conversation
+                gc.collect()
+                for _ in range(200):
+                    if not server.open_conversations():
+                        break
+                    await asyncio.sleep(0.05)
+                return server.open_conversations()
+
+        assert asyncio.run(async_side()) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -132,6 +133,7 @@ class AsyncConversation:
             raise failure
 
         opened = await _core.retrying_async(attempt, self._options)
+        weakref.finalize(self, self._call.cancel)  # dropped without close(): the stream ends with it
         self.id = opened.opened.conversation_id
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
         return self

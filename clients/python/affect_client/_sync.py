@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -94,6 +95,25 @@ class AffectClient:
         return _core.retrying(attempt, self.options)
 
 
+def _requests_until_close(requests: queue.Queue) -> Iterator[pb.ConverseRequest]:
+    """A stream's requests, as they are put, until ``_CLOSE``."""
+    while True:
+        item = requests.get()
+        if item is _CLOSE:
+            return
+        yield item
+
+
+def _read_into(call, responses: queue.Queue) -> None:
+    """Every answer of the stream into ``responses``, then ``_CLOSE`` (or the error that ended it)."""
+    try:
+        for response in call:
+            responses.put(response)
+        responses.put(_CLOSE)
+    except grpc.RpcError as error:
+        responses.put(error)
+
+
 class Conversation:
     """One conversation stream. ``send()`` returns that turn's result, in order.
 
@@ -116,10 +136,14 @@ class Conversation:
         self._closed = False
         self._requests: queue.Queue = queue.Queue()
         self._responses: queue.Queue = queue.Queue()
-        self._call = client._stub.Converse(self._request_iterator(), timeout=self._options.conversation_deadline,
+        # Neither the stream's request iterator nor its reader thread holds this object, so a
+        # conversation dropped without close() is collected and its stream ended (finalize below).
+        self._call = client._stub.Converse(_requests_until_close(self._requests), timeout=self._options.conversation_deadline,
                                            metadata=_core.call_metadata(self._options))
-        self._reader = threading.Thread(target=self._read, daemon=True, name="affect-conversation-reader")
+        self._reader = threading.Thread(target=_read_into, args=(self._call, self._responses), daemon=True,
+                                        name="affect-conversation-reader")
         self._reader.start()
+        self._finalizer = weakref.finalize(self, self._requests.put, _CLOSE)
         self._requests.put(open_request)
         opened = self._next_response(self._options.open_timeout)
         self.id: str = opened.opened.conversation_id
@@ -157,21 +181,6 @@ class Conversation:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _request_iterator(self) -> Iterator[pb.ConverseRequest]:
-        while True:
-            item = self._requests.get()
-            if item is _CLOSE:
-                return
-            yield item
-
-    def _read(self) -> None:
-        try:
-            for response in self._call:
-                self._responses.put(response)
-            self._responses.put(_CLOSE)
-        except grpc.RpcError as error:
-            self._responses.put(error)
 
     def _next_response(self, timeout: float | None) -> pb.ConverseResponse:
         try:
