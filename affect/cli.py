@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
@@ -386,8 +387,10 @@ def _result_records(path: Path) -> list[dict] | None:
     """The turn results in a JSON / JSON Lines file, or ``None`` when it holds turns to analyse."""
     from affect.turns_file import read_conversation as read_turns
 
-    if path.is_dir() or not path.is_file():
-        read_turns(path)  # raises the one-line message for a directory or a missing file
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a directory; name one file of turn results (or of turns)", field="file")
+    if not path.is_file():
+        read_turns(path)  # raises the one-line message for a missing file
     try:
         raw = path.read_text(encoding="utf-8")
         if path.suffix.lower() in (".jsonl", ".ndjson"):
@@ -521,11 +524,15 @@ def main(argv: Sequence[str] | None = None, *, parser: argparse.ArgumentParser |
     args = (parser or build_parser()).parse_args(argv)
     try:
         code = args.func(args)
+        sys.stdout.flush()
     except AffectError as exc:
         print(f"affect: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`affect models --json | head -1`): as other tools, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit must not fail
+        return EXIT_OK
     return code or EXIT_OK
 
 

@@ -304,3 +304,19 @@ def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_any_model_l
     err = out.stderr.decode()
     assert out.returncode == 2 and "does not exist" in err and "Traceback" not in err, err
     assert _no_heavy_imports(f"from affect_server.cli import main\nmain({['analyze', '--text', 'hi', flag, target]!r})") == []
+
+
+def test_output_cut_short_by_its_reader_ends_quietly():
+    """``affect models --json | head -1``: the reader goes away; no BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "models", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout.readline().strip() in (b"[", b"{")
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_plot_names_its_own_argument_when_given_a_folder(tmp_path: Path):
+    out = affect("plot", str(tmp_path))
+    err = out.stderr.decode()
+    assert out.returncode == 2 and "is a directory" in err and "--conversation" not in err, err
