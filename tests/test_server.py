@@ -733,3 +733,23 @@ def test_a_conversation_dropped_without_close_frees_its_server_slot(server):
                 return server.open_conversations()
 
         assert asyncio.run(async_side()) == 0
+
+
+def test_a_client_waits_out_a_server_that_is_still_starting():
+    """UNAVAILABLE is retried long enough (by default up to about 12 s) for a server to start and
+    load its model: a conversation opened before the server listens opens once it does."""
+    from affect_server.launch import ServeProcess
+
+    port = _free_port()
+    started: list[ServeProcess] = []
+    timer = threading.Timer(1.0, lambda: started.append(ServeProcess("--port", str(port), "--speech-model", "none",
+                                                                     "--face-model", "none", stdout=subprocess.DEVNULL,
+                                                                     stderr=subprocess.DEVNULL)))
+    timer.start()
+    try:
+        with AffectClient(f"127.0.0.1:{port}") as client, client.conversation() as conversation:
+            assert conversation.send("Are you there now?").present == ("text",)
+    finally:
+        timer.join()
+        for server in started:
+            server.stop()

@@ -4,7 +4,9 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_S = 30.0  # unary calls (Analyze, ListModels)
 DEFAULT_OPEN_TIMEOUT_S = 30.0  # waiting for a conversation to open
 DEFAULT_TURN_TIMEOUT_S = 60.0  # waiting for one turn's answer
-DEFAULT_MAX_RETRIES = 3  # on UNAVAILABLE only, before a call or a conversation has started
+# On UNAVAILABLE only, before a call or a conversation has started: with the backoff below, up to
+# about 12 s (6 s expected), as long as a server takes to restart and load its models.
+DEFAULT_MAX_RETRIES = 6
 # RESOURCE_EXHAUSTED with the server's retry hint (a busy server): resent after the hinted
 # delay at most this many times per call or turn. Off by default: the caller opts in.
 DEFAULT_BUSY_RETRIES = 0

@@ -117,8 +117,8 @@ def _read_into(call, responses: queue.Queue) -> None:
 class Conversation:
     """One conversation stream. ``send()`` returns that turn's result, in order.
 
-    Opening is retried on UNAVAILABLE (``max_retries``, jittered backoff), e.g. while the
-    server starts or restarts. A turn refused because the server is busy (RESOURCE_EXHAUSTED
+    Opening is retried on UNAVAILABLE (``max_retries``, jittered backoff: by default up to
+    about 12 s), e.g. while the server starts or restarts. A turn refused because the server is busy (RESOURCE_EXHAUSTED
     with a retry hint) is sent again after the hinted delay when ``busy_retries`` allows.
     Answers come in order, so one turn cannot be abandoned on its own: a turn that gets no
     answer within ``turn_timeout`` raises ``DeadlineExceededError``, and a wait interrupted
