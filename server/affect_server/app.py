@@ -16,7 +16,6 @@ from grpc_reflection.v1alpha import reflection
 from affect import Analyzer
 from affect.results import MODALITIES
 from affect.turn_flow import ModalityTurns, batch_call
-from affect_proto import affect_pb2 as pb
 from affect_server.auth import BearerTokenInterceptor
 from affect_server.batching import MicroBatcher
 from affect_server.config import ServerConfig

@@ -61,8 +61,17 @@ def _is_loopback_target(target: str) -> bool:
     """Whether a gRPC target (``host:port``, ``[::1]:port``, ``dns:///host:port``, ``unix:...``) is this machine."""
     if target.startswith(("unix:", "unix-abstract:")):
         return True
-    address = target.split("///", 1)[-1] if "///" in target else target.split(":", 1)[-1] if target.startswith(("ipv4:", "ipv6:")) else target
-    host = address[1:address.index("]")] if address.startswith("[") else address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+    address = target
+    if "///" in address:  # dns:///host:port
+        address = address.split("///", 1)[1]
+    elif address.startswith(("ipv4:", "ipv6:")):
+        address = address.split(":", 1)[1]
+    if address.startswith("["):  # [::1]:port
+        host = address[1:address.index("]")]
+    elif address.count(":") == 1:  # host:port
+        host = address.rsplit(":", 1)[0]
+    else:  # a bare host or IPv6 address
+        host = address
     if host == "localhost":
         return True
     try:
