@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray")
 from ray import serve  # noqa: E402
 
 from affect_client import (  # noqa: E402
-    AffectClient, AsyncAffectClient, TurnRefusedError, UnauthenticatedError, UnavailableError)
+    AffectClient, AsyncAffectClient, Audio, TurnRefusedError, UnauthenticatedError, UnavailableError)
 from affect_server.config import ServerConfig  # noqa: E402
 from affect_server.launch import free_port as _free_port  # noqa: E402
 from affect_server.ray_app import DeploymentScale, RaySettings  # noqa: E402
@@ -86,9 +86,10 @@ def test_models_listed_and_a_conversation_keeps_its_context(ray_target):
 
 def test_bad_turn_is_refused_and_the_stream_goes_on(ray_target):
     with AffectClient(ray_target, token=TOKEN) as client, client.conversation() as conversation:
-        with pytest.raises(TurnRefusedError) as refused:
-            conversation.send(b"\xff\xfe not utf-8")
-        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and refused.value.field == "turn.text"
+        with pytest.raises(TurnRefusedError) as refused:  # the client cannot tell; the server refuses it
+            conversation.send(audio=Audio.pcm16(bytes(3200), sample_rate_hz=1))
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.field == "turn.audio.sample_rate_hz"
         assert conversation.send("Fine, thanks.").turn_index == 0
 
 

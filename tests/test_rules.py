@@ -90,6 +90,9 @@ def test_the_client_pre_checks_the_same_rules_and_the_stream_goes_on(analyzer):
         ({}, "turn", Turn()),
         ({"text": "hi", "speaker": "s" * (MAX_ID_CHARS + 1)}, "speaker", Turn(text="hi", speaker="s" * (MAX_ID_CHARS + 1))),
         ({"text": "a" * (MAX_TEXT_CHARS + 1)}, "text", Turn(text="a" * (MAX_TEXT_CHARS + 1))),
+        ({"text": " \x00\t "}, "text", Turn(text=" \x00\t ")),  # nothing left once cleaned
+        ({"text": b"\xff\xfe not UTF-8"}, "text", Turn(text=b"\xff\xfe not UTF-8")),
+        ({"text": 123}, "text", Turn(text=123)),
     ]
     with ServerThread(analyzer) as server, AffectClient(server.target) as client, client.conversation() as conversation:
         for kwargs, field, library_turn in cases:
@@ -104,4 +107,7 @@ def test_the_client_pre_checks_the_same_rules_and_the_stream_goes_on(analyzer):
         assert too_many.value.field == "images"
         with pytest.raises(ClientInputError, match=str(MAX_ID_CHARS)):
             conversation.send("hi", turn_id="t" * (MAX_ID_CHARS + 1))
+        with pytest.raises(ClientInputError, match="control or format character") as forged:  # as the server: no log lines
+            conversation.send("hi", speaker="agent\n2030-01-01 INFO affect.server: FORGED")
+        assert forged.value.field == "speaker"
         assert conversation.send("nothing was sent before this turn").turn_index == 0

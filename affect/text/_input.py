@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from affect._errors import InvalidInputError
 from affect.limits import MAX_TEXT_CHARS as DEFAULT_MAX_CHARS, check_text_length
+from affect_proto.rules import cleaned_text
 
 
 class CleanText(str):
@@ -41,7 +42,7 @@ def clean_text(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, field: str =
     if not isinstance(text, str):
         raise InvalidInputError(f"{field} must be a string, got {type(text).__name__}", field=field)
     check_text_length(len(text), field, max_chars)
-    cleaned = "".join(ch for ch in text if ch.isprintable() or ch.isspace()).strip()
+    cleaned = cleaned_text(text)
     if not cleaned:
         raise InvalidInputError(f"{field} is empty", field=field)
     return CleanText(cleaned, len(text))

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 import numpy as np
 
 from affect import InvalidInputError, Modality as LibModality, ModalityResult, Turn, TurnResult
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
-from affect.limits import check_id_length, check_not_empty
+from affect.limits import check_not_empty
 from affect.results import AffectEstimate
 from affect.text.prior import PriorSpec, parse_prior
 from affect_proto import affect_pb2 as pb
+from affect_proto.rules import id_problem
 
 MODALITY_TO_PB = {LibModality.TEXT: pb.TEXT, LibModality.SPEECH: pb.SPEECH, LibModality.FACE: pb.FACE}
 
 
 def check_id(value: str, field: str) -> str | None:
-    """An id or name of at most ``affect.limits.MAX_ID_CHARS`` characters with no control, format or
-    line-separator characters (a newline in an id would forge lines in the log); None if empty."""
-    check_id_length(value, field)
-    for position, char in enumerate(value):
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            raise InvalidInputError(f"{field} has a control or format character (U+{ord(char):04X}) at position {position}",
-                                    field=field)
+    """An id or name as the contract allows it (``affect_proto.rules.id_problem``); None if empty."""
+    if problem := id_problem(value, field):
+        raise InvalidInputError(problem, field=field)
     return value or None
 
 

@@ -112,16 +112,32 @@ def turn_message(
 def _check_rules(text: str | bytes | None, speaker: str | None, turn_id: str, has_audio: bool, images: int) -> None:
     if text is None and not has_audio and not images:
         raise InvalidInputError(rules.EMPTY_TURN, field="turn")
+    for field, value in (("speaker", speaker), ("turn_id", turn_id)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidInputError(f"{field} must be a string, got {type(value).__name__}", field=field)
     problems = [
-        ("speaker", rules.id_too_long(speaker or "", "speaker")),
-        ("turn_id", rules.id_too_long(turn_id, "turn_id")),
+        ("speaker", rules.id_problem(speaker or "", "speaker")),
+        ("turn_id", rules.id_problem(turn_id, "turn_id")),
         ("images", rules.too_many_images(images)),
-        # str only: bytes are counted in characters once decoded, which the server does
-        ("text", rules.text_too_long(len(text)) if isinstance(text, str) else None),
+        ("text", _text_problem(text)),
     ]
     for field, problem in problems:
         if problem:
             raise InvalidInputError(problem, field=field)
+
+
+def _text_problem(text: object) -> str | None:
+    """What the server would refuse in a turn's text (the library's ``clean_text``), or None."""
+    if text is None:
+        return None
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"text is not valid UTF-8 (byte {exc.start})"
+    if not isinstance(text, str):
+        return f"text must be a string, got {type(text).__name__}"
+    return rules.text_too_long(len(text)) or (None if rules.cleaned_text(text) else "text is empty")
 
 
 def _is_array(value: Any) -> bool:

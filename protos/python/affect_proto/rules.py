@@ -8,6 +8,8 @@ looser. Hand-written: ``python -m protos.generate`` leaves this file alone.
 
 from __future__ import annotations
 
+import unicodedata
+
 MAX_ID_CHARS = 128  # a speaker's name, a turn id, a conversation id
 MAX_IMAGES_PER_TURN = 8
 MAX_TEXT_CHARS = 10_000  # longer text is refused, never cut
@@ -16,8 +18,28 @@ EMPTY_TURN = "a turn needs at least one of text, audio or images"
 
 
 def id_too_long(value: str, field: str) -> str | None:
-    """Why ``value`` may not be an id or name, or None when it may."""
+    """Why ``value`` may not be an id or name for its length, or None when it may."""
     return f"{field} is longer than {MAX_ID_CHARS} characters" if len(value) > MAX_ID_CHARS else None
+
+
+_NOT_IN_IDS = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")  # control, format and line-separator characters
+
+
+def id_problem(value: str, field: str) -> str | None:
+    """Why ``value`` may not be an id or name, or None when it may: at most ``MAX_ID_CHARS``
+    characters, none of them control, format or line-separator characters (a newline in an id
+    would forge lines in a log)."""
+    if problem := id_too_long(value, field):
+        return problem
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in _NOT_IN_IDS:
+            return f"{field} has a control or format character (U+{ord(char):04X}) at position {position}"
+    return None
+
+
+def cleaned_text(text: str) -> str:
+    """Text as it is read: characters that are neither printable nor white space removed, stripped."""
+    return "".join(ch for ch in text if ch.isprintable() or ch.isspace()).strip()
 
 
 def too_many_images(images: int) -> str | None:
