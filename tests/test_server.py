@@ -757,3 +757,30 @@ def test_a_client_waits_out_a_server_that_is_still_starting():
         timer.join()
         for server in started:
             server.stop()
+
+
+def test_a_closed_client_says_so_in_its_own_error(server):
+    """Not gRPC's ValueError (sync) or UsageError (asyncio): one error of the client's tree, the same
+    for both twins, for the client and the copies ``with_options`` made of it."""
+    from affect_client import AffectClientError, ClientClosedError
+
+    client = AffectClient(server.target)
+    copy = client.with_options(timeout=5)
+    client.close()
+    for call in (lambda: client.analyze("hi"), client.list_models, client.conversation, lambda: copy.analyze("hi")):
+        with pytest.raises(ClientClosedError, match="closed"):
+            call()
+    assert issubclass(ClientClosedError, AffectClientError) and not issubclass(ClientClosedError, ValueError)
+
+    async def async_side() -> list[str]:
+        aclient = AsyncAffectClient(server.target)
+        await aclient.close()
+        names = []
+        for call in (lambda: aclient.analyze("hi"), aclient.list_models, lambda: aclient.conversation().open()):
+            try:
+                await call()
+            except ClientClosedError as exc:
+                names.append(type(exc).__name__)
+        return names
+
+    assert asyncio.run(async_side()) == ["ClientClosedError"] * 3

@@ -14,6 +14,7 @@ from affect_client._core import ClientOptions
 from affect_client._exceptions import (
     AffectClientError,
     APIStatusError,
+    ClientClosedError,
     ConversationClosedError,
     DeadlineExceededError,
     InvalidArgumentError,
@@ -55,6 +56,7 @@ __all__ = [
     "Audio",
     "ClientOptions",
     "Conversation",
+    "ClientClosedError",
     "ConversationClosedError",
     "ConversationState",
     "DeadlineExceededError",

@@ -14,6 +14,7 @@ from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_client import _core
 from affect_client._exceptions import (
     APIStatusError,
+    ClientClosedError,
     ConversationClosedError,
     DeadlineExceededError,
     TurnRefusedError,
@@ -39,11 +40,13 @@ class AsyncAffectClient:
                          else grpc.aio.insecure_channel(self.options.target, args))
         self._stub = pb_grpc.AffectServiceStub(self._channel)
         self._owns_channel = True
+        self._closed = [False]  # shared with the copies with_options makes: they use this channel
 
     def with_options(self, **changes: object) -> "AsyncAffectClient":
         clone = object.__new__(AsyncAffectClient)
         clone.options = self.options.replace(**changes)
         clone._channel, clone._stub, clone._owns_channel = self._channel, self._stub, False
+        clone._closed = self._closed
         return clone
 
     async def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
@@ -71,7 +74,12 @@ class AsyncAffectClient:
 
     async def close(self) -> None:
         if self._owns_channel:
+            self._closed[0] = True
             await self._channel.close()
+
+    def _check_open(self) -> None:
+        if self._closed[0]:
+            raise ClientClosedError("the client is closed; make a new one")
 
     async def __aenter__(self) -> "AsyncAffectClient":
         return self
@@ -80,6 +88,8 @@ class AsyncAffectClient:
         await self.close()
 
     async def _unary(self, method, request):
+        self._check_open()
+
         async def attempt():
             try:
                 return await method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
@@ -114,6 +124,7 @@ class AsyncConversation:
         """Open the stream (``async with`` does it); a conversation already open is left as it is."""
         if self._call is not None and not self._closed:
             return self
+        self._client._check_open()
 
         async def attempt() -> pb.ConverseResponse:
             self._closed = False

@@ -68,6 +68,10 @@ class ConversationClosedError(AffectClientError):
     """The conversation has ended; open a new one."""
 
 
+class ClientClosedError(AffectClientError):
+    """The client (or the client it was copied from) is closed; make a new one."""
+
+
 class InvalidInputError(AffectClientError, ValueError):
     """A turn the client cannot send as given (checked before anything goes on the wire)."""
 

@@ -15,6 +15,7 @@ from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_client import _core
 from affect_client._exceptions import (
     APIStatusError,
+    ClientClosedError,
     ConversationClosedError,
     DeadlineExceededError,
     TurnRefusedError,
@@ -43,12 +44,14 @@ class AffectClient:
                          else grpc.insecure_channel(self.options.target, args))
         self._stub = pb_grpc.AffectServiceStub(self._channel)
         self._owns_channel = True
+        self._closed = [False]  # shared with the copies with_options makes: they use this channel
 
     def with_options(self, **changes: object) -> "AffectClient":
         """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``)."""
         clone = object.__new__(AffectClient)
         clone.options = self.options.replace(**changes)
         clone._channel, clone._stub, clone._owns_channel = self._channel, self._stub, False
+        clone._closed = self._closed
         return clone
 
     def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
@@ -77,7 +80,12 @@ class AffectClient:
 
     def close(self) -> None:
         if self._owns_channel:
+            self._closed[0] = True
             self._channel.close()
+
+    def _check_open(self) -> None:
+        if self._closed[0]:
+            raise ClientClosedError("the client is closed; make a new one")
 
     def __enter__(self) -> "AffectClient":
         return self
@@ -86,6 +94,8 @@ class AffectClient:
         self.close()
 
     def _unary(self, method, request):
+        self._check_open()
+
         def attempt():
             try:
                 return method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
@@ -127,6 +137,7 @@ class Conversation:
     """
 
     def __init__(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
+        client._check_open()
         self._options = client.options
         self._closed = False
         self._turn = threading.Lock()  # one turn on the stream at a time: answers come back in order
