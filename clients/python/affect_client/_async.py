@@ -34,18 +34,17 @@ class AsyncAffectClient:
 
     def __init__(self, target: str | None = None, *, options: _core.ClientOptions | None = None, **settings: object) -> None:
         self.options = _core.resolve_options(options, target, settings)
-        creds = _core.credentials(self.options)
-        args = _core.channel_arguments()
-        self._channel = (grpc.aio.secure_channel(self.options.target, creds, args) if creds
-                         else grpc.aio.insecure_channel(self.options.target, args))
-        self._stub = pb_grpc.AffectServiceStub(self._channel)
+        # The channel is made on first use, inside the event loop that uses it: grpc.aio binds a
+        # channel to the loop it was made in, so a client made at import time (no loop running)
+        # failed under asyncio.run with "attached to a different loop".
+        self._connection: list[Any] = [None, None]  # [channel, stub], shared with the copies with_options makes
         self._owns_channel = True
-        self._closed = [False]  # shared with the copies with_options makes: they use this channel
+        self._closed = [False]  # shared with those copies too
 
     def with_options(self, **changes: object) -> "AsyncAffectClient":
         clone = object.__new__(AsyncAffectClient)
         clone.options = self.options.replace(**changes)
-        clone._channel, clone._stub, clone._owns_channel = self._channel, self._stub, False
+        clone._connection, clone._owns_channel = self._connection, False
         clone._closed = self._closed
         return clone
 
@@ -75,7 +74,17 @@ class AsyncAffectClient:
     async def close(self) -> None:
         if self._owns_channel:
             self._closed[0] = True
-            await self._channel.close()
+            if self._connection[0] is not None:
+                await self._connection[0].close()
+
+    @property
+    def _stub(self) -> pb_grpc.AffectServiceStub:
+        if self._connection[1] is None:
+            creds, args = _core.credentials(self.options), _core.channel_arguments()
+            channel = (grpc.aio.secure_channel(self.options.target, creds, args) if creds
+                       else grpc.aio.insecure_channel(self.options.target, args))
+            self._connection[:] = [channel, pb_grpc.AffectServiceStub(channel)]
+        return self._connection[1]
 
     def _check_open(self) -> None:
         if self._closed[0]:
