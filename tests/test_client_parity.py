@@ -116,3 +116,22 @@ def test_client_refuses_what_it_cannot_send_before_sending(kwargs, field):
         with pytest.raises(InvalidInputError) as refused:
             client.analyze(**kwargs)
     assert refused.value.field == field and isinstance(refused.value, ValueError)
+
+
+def test_the_sync_and_async_twins_offer_the_same_calls_alike():
+    """httpx's habit: the blocking and asyncio clients have the same methods, arguments, defaults
+    and documentation (the async conversation alone has ``open()``, which ``async with`` calls)."""
+    import inspect
+
+    from affect_client import AsyncAffectClient, AsyncConversation, Conversation
+
+    def public(cls: type) -> dict[str, object]:
+        return {n: getattr(cls, n) for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n))}
+
+    for sync_cls, async_cls in ((AffectClient, AsyncAffectClient), (Conversation, AsyncConversation)):
+        sync_calls, async_calls = public(sync_cls), public(async_cls)
+        assert set(sync_calls) == set(async_calls) - {"open"}, (sync_cls, set(sync_calls) ^ set(async_calls))
+        for name, call in sync_calls.items():
+            twin = async_calls[name]
+            assert list(inspect.signature(call).parameters.values()) == list(inspect.signature(twin).parameters.values()), name
+            assert inspect.getdoc(call) and inspect.getdoc(twin), f"{sync_cls.__name__}.{name} or its twin has no docstring"

@@ -42,6 +42,7 @@ class AsyncAffectClient:
         self._closed = [False]  # shared with those copies too
 
     def with_options(self, **changes: object) -> "AsyncAffectClient":
+        """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``)."""
         clone = object.__new__(AsyncAffectClient)
         clone.options = self.options.replace(**changes)
         clone._connection, clone._owns_channel = self._connection, False
@@ -52,12 +53,14 @@ class AsyncAffectClient:
                       sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
                       channel_order: str | None = None, turn_id: str = "",
                       text_prior: _core.TextPrior = None) -> TurnResult:
+        """One turn on its own (no conversation context)."""
         request = _core.analyze_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
             channel_order=channel_order, turn_id=turn_id), text_prior=text_prior)
         return TurnResult.from_pb((await self._unary(self._stub.Analyze, request)).result)
 
     async def list_models(self) -> list[ModelInfo]:
+        """The models the server runs."""
         return [ModelInfo.from_pb(m) for m in (await self._unary(self._stub.ListModels, pb.ListModelsRequest())).models]
 
     def conversation(self, conversation_id: str | None = None, *, omit_modality_results: bool = False,
@@ -72,6 +75,7 @@ class AsyncAffectClient:
                                                           disable_text_context=disable_text_context, text_prior=text_prior))
 
     async def close(self) -> None:
+        """Close the connection (copies made by ``with_options`` share it and are closed too)."""
         if self._owns_channel:
             self._closed[0] = True
             if self._connection[0] is not None:
@@ -161,8 +165,10 @@ class AsyncConversation:
     async def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
                    sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
                    channel_order: str | None = None, turn_id: str = "") -> TurnResult:
+        """Send one turn and wait for its result. A refused turn raises ``TurnRefusedError``;
+        the conversation stays usable."""
         if self._closed or self._call is None:
-            raise ConversationClosedError("the conversation is not open")
+            raise ConversationClosedError(f"conversation {self.id} is closed" if self.id else "the conversation is not open")
         request = pb.ConverseRequest(turn=turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
             channel_order=channel_order, turn_id=turn_id))

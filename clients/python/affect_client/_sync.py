@@ -65,6 +65,7 @@ class AffectClient:
         return TurnResult.from_pb(self._unary(self._stub.Analyze, request).result)
 
     def list_models(self) -> list[ModelInfo]:
+        """The models the server runs."""
         return [ModelInfo.from_pb(m) for m in self._unary(self._stub.ListModels, pb.ListModelsRequest()).models]
 
     def conversation(self, conversation_id: str | None = None, *, omit_modality_results: bool = False,
@@ -79,6 +80,7 @@ class AffectClient:
                                                      disable_text_context=disable_text_context, text_prior=text_prior))
 
     def close(self) -> None:
+        """Close the connection (copies made by ``with_options`` share it and are closed too)."""
         if self._owns_channel:
             self._closed[0] = True
             self._channel.close()
