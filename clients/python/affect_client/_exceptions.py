@@ -10,6 +10,7 @@
     ├── TurnRefusedError            one turn was refused; the conversation goes on (``.code``, ``.field``,
     │                               ``.retry_after``)
     ├── ConversationClosedError     send() on a conversation that has ended
+    ├── ClientClosedError           a call on a client that is closed (or a copy made of it)
     └── InvalidInputError           (also a ValueError) refused before sending: a missing file, an
                                     array without its sample rate (``.field``)
 
