@@ -144,8 +144,14 @@ def test_first_message_must_open(server):
 def test_unary_analyze_and_its_errors(server):
     with AffectClient(server.target) as client:
         assert client.analyze("I'm thrilled with the result!").present == ("text",)
-        with pytest.raises(InvalidArgumentError, match="turn.text"):
+        from affect_client import InvalidInputError as ClientInputError
+
+        with pytest.raises(ClientInputError, match="not valid UTF-8"):  # refused before sending ...
             client.analyze(b"\xc3\x28")
+    with grpc.insecure_channel(server.target) as channel:  # ... as the server refuses it, sent raw
+        with pytest.raises(grpc.RpcError) as refused:
+            pb_grpc.AffectServiceStub(channel).Analyze(pb.AnalyzeRequest(turn=pb.Turn(text=b"\xc3\x28")), timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "turn.text" in refused.value.details()
 
 
 def test_a_conversation_may_bring_its_own_text_prior(server, analyzer):
@@ -195,8 +201,8 @@ def test_open_conversation_limit_and_message_size_limit(analyzer):
                 client.conversation()
             first.close()
             second.close()
-            with pytest.raises(ResourceExhaustedError):
-                client.analyze(b"x" * 100_000)
+            with pytest.raises(ResourceExhaustedError):  # a 100 KB message against 0.05 MB
+                client.analyze(audio=b"RIFF" + bytes(100_000))
             deadline = time.monotonic() + 10
             while server.open_conversations() and time.monotonic() < deadline:
                 time.sleep(0.05)
