@@ -338,17 +338,18 @@ def test_a_jpegs_size_is_read_as_libjpeg_reads_it(progressive: bool):
     """The size checked before decoding is the size decoded: markers are walked as libjpeg walks
     them (0xFF 0x00 is a stuffed byte, not a segment; fill bytes and garbage between segments
     skipped), and a decode that disagrees with the header is refused."""
-    from affect.face._input import _jpeg_size, decode_image
+    from affect.face._input import decode_image, read_header
 
     picture = (np.arange(120 * 200) % 251).astype(np.uint8).reshape(120, 200)
     params = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1] if progressive else []
     data = cv2.imencode(".jpg", picture, params)[1].tobytes()
-    assert _jpeg_size(data) == (200, 120) and decode_image(data).shape == (120, 200)
+    assert read_header(data).size == (200, 120) and decode_image(data).shape == (120, 200)
+    assert read_header(data).decode_bytes_per_pixel == (2 if progressive else 0)  # one component's coefficients
     padded = data[:2] + b"\xff" * 50 + b"\x00\xff\x00junk" + data[2:]  # fill, stuffed bytes and garbage before APP0
-    assert _jpeg_size(padded) == (200, 120)
-    assert _jpeg_size(b"\xff\xd8" + b"\xff" * 2_000_000) is None  # no frame: refused, in one pass
+    assert read_header(padded).size == (200, 120)
+    assert read_header(b"\xff\xd8" + b"\xff" * 2_000_000).size is None  # no frame: refused, in one pass
     hidden = b"\xff\xd8\xff\x00\x00\x20" + data[2:]  # a reader taking FF 00 for a 32-byte segment would skip APP0
-    assert _jpeg_size(hidden) == (200, 120) and decode_image(hidden).shape == (120, 200)
+    assert read_header(hidden).size == (200, 120) and decode_image(hidden).shape == (120, 200)
 
 
 def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Literal, Union
@@ -40,13 +41,47 @@ MAX_JPEG_SCANS = 100  # a progressive JPEG's cost grows with its scans, not its 
 _PROGRESSIVE_SOF = frozenset((0xC2, 0xC6, 0xCA, 0xCE))
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) of the frame libjpeg will decode (``jpeg_frame``)."""
-    frame = jpeg_frame(data)
-    return None if frame is None else (frame[0], frame[1])
+@dataclass(frozen=True)
+class EncodedHeader:
+    """What an encoded image's header says, read in one pass before any decoding."""
+
+    format: str
+    size: tuple[int, int] | None  # (width, height); None when the header is truncated or corrupt
+    decode_bytes_per_pixel: int = 0  # what decoding holds besides the gray result (``_jpeg_header``)
 
 
-def jpeg_frame(data: bytes) -> tuple[int, int, int, bool] | None:
+def read_header(data: bytes) -> EncodedHeader:
+    """The header of a JPEG, PNG, BMP or WebP file; raises for other formats and for a JPEG of
+    more than ``MAX_JPEG_SCANS`` scans."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        size = struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None
+        return EncodedHeader("png", size)
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_header(data)
+    if data.startswith(b"BM"):
+        if len(data) < 26:
+            return EncodedHeader("bmp", None)
+        w, h = struct.unpack("<ii", data[18:26])
+        return EncodedHeader("bmp", (abs(w), abs(h)))
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return EncodedHeader("webp", _webp_size(data))
+    raise InvalidInputError("image is not a JPEG, PNG, BMP or WebP file", field="image")
+
+
+def _jpeg_header(data: bytes) -> EncodedHeader:
+    """The frame libjpeg will decode (``_jpeg_frame``). A progressive JPEG keeps every coefficient
+    of every component until its last scan (2 bytes each, 64 per 8x8 block: 2 bytes a pixel a
+    component); a baseline one is decoded a few rows at a time."""
+    if (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:  # 0xFF 0xDA cannot occur in entropy-coded data
+        raise InputTooLargeError(f"image is a JPEG of {scans:,} scans; the limit is {MAX_JPEG_SCANS}", field="image")
+    frame = _jpeg_frame(data)
+    if frame is None:
+        return EncodedHeader("jpeg", None)
+    width, height, components, progressive = frame
+    return EncodedHeader("jpeg", (width, height), 2 * components if progressive else 0)
+
+
+def _jpeg_frame(data: bytes) -> tuple[int, int, int, bool] | None:
     """(width, height, components, progressive) of the frame libjpeg will decode: the first SOF
     marker, found by walking the markers after SOI the way libjpeg does; None when there is none
     before a scan or the end."""
@@ -74,20 +109,6 @@ def jpeg_frame(data: bytes) -> tuple[int, int, int, bool] | None:
         i = at + 2 + length
 
 
-def decode_overhead_per_pixel(data: bytes) -> int:
-    """Bytes per pixel an encoded image's decoding holds besides the gray result: a progressive
-    JPEG keeps every coefficient of every component until its last scan (2 bytes each, 64 per
-    8x8 block: 2 bytes a pixel a component); other formats are decoded a few rows at a time."""
-    if data.startswith(b"\xff\xd8") and (frame := jpeg_frame(data)) is not None and frame[3]:
-        return 2 * frame[2]
-    return 0
-
-
-def _jpeg_scans(data: bytes) -> int:
-    """SOS markers in the file: 0xFF 0xDA cannot occur inside entropy-coded data (0xFF is stuffed)."""
-    return data.count(b"\xff\xda")
-
-
 def _webp_size(data: bytes) -> tuple[int, int] | None:
     chunk = data[12:16]
     if chunk == b"VP8 " and len(data) >= 30:
@@ -99,24 +120,6 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
     if chunk == b"VP8X" and len(data) >= 30:
         return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
     return None
-
-
-def encoded_size(data: bytes) -> tuple[str, tuple[int, int] | None]:
-    """Format name and (width, height) from the header; raises for formats not accepted."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png", (struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None)
-    if data.startswith(b"\xff\xd8"):
-        if (scans := _jpeg_scans(data)) > MAX_JPEG_SCANS:
-            raise InputTooLargeError(f"image is a JPEG of {scans:,} scans; the limit is {MAX_JPEG_SCANS}", field="image")
-        return "jpeg", _jpeg_size(data)
-    if data.startswith(b"BM"):
-        if len(data) < 26:
-            return "bmp", None
-        w, h = struct.unpack("<ii", data[18:26])
-        return "bmp", (abs(w), abs(h))
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "webp", _webp_size(data)
-    raise InvalidInputError("image is not a JPEG, PNG, BMP or WebP file", field="image")
 
 
 def check_size(width: int, height: int, field: str = "image") -> None:
@@ -140,7 +143,7 @@ def decode_image(data: bytes) -> np.ndarray:
         raise InvalidInputError("image is empty (0 bytes)", field="image")
     if len(data) > MAX_BYTES:
         raise InputTooLargeError(f"image is {len(data):,} bytes; the limit is {MAX_BYTES:,}", field="image")
-    _, size = encoded_size(data)
+    size = read_header(data).size
     if size is None:
         raise InvalidInputError("image header is truncated or corrupt", field="image")
     check_size(*size)

@@ -18,7 +18,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import soxr
@@ -163,43 +163,24 @@ def probe_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS,
     ``max_seconds`` and ``max_values`` (frames x channels)."""
     import soundfile as sf
 
-    handle, name, head, size = _open_source(source, field)
-    problem = wav_header_problem(head, size)
-    if problem is None and head.startswith(b"OggS"):
-        problem = ogg_structure_problem(_whole(source))
-    if problem:
-        raise InvalidInputError(f"{field}: {name} {problem}", field=field)
+    handle, name = _structurally_sound(source, field)
     try:
         info = sf.info(handle)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise InvalidInputError(f"{field}: {name} is not a readable WAV/FLAC/OGG file ({_reason(exc)})", field=field) from None
-    kind = ACCEPTED_FORMATS.get(info.format)
-    if kind is None:
-        raise InvalidInputError(f"{field}: {name} is {info.format} audio; accepted files are WAV, FLAC and OGG", field=field)
-    rate = int(info.samplerate)
-    if not MIN_RATE <= rate <= MAX_RATE:
-        raise InvalidInputError(f"{field}: {name} is sampled at {rate} Hz; supported rates are {MIN_RATE}-{MAX_RATE} Hz",
-                                field=field)
-    if not 1 <= info.channels <= MAX_CHANNELS:
-        raise InvalidInputError(f"{field}: {name} has {info.channels} channels; at most {MAX_CHANNELS} are accepted", field=field)
-    if info.frames >= 2**62:  # libsndfile's "unknown": a FLAC written as a stream leaves its length out
-        raise InvalidInputError(f"{field}: {name} does not say how long it is (written as a stream?); send a complete "
-                                "file", field=field)
-    check_budget(max(info.frames, 0), info.channels, rate, max_seconds=max_seconds, max_values=max_values, field=field, name=name)
-    return AudioInfo(kind, rate, info.channels, info.frames)
+    return _checked_header(info, name, max_seconds=max_seconds, max_values=max_values, field=field)
 
 
 def prepare_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_values: int = DEFAULT_MAX_VALUES,
                  field: str = "audio_file") -> Audio:
-    """Validated mono 16 kHz audio from a WAV/FLAC/OGG file, given as a path or as its bytes."""
+    """Validated mono 16 kHz audio from a WAV/FLAC/OGG file, given as a path or as its bytes:
+    the checks of ``probe_file`` on the header of the one handle that is then decoded."""
     import soundfile as sf
 
-    info = probe_file(source, max_seconds=max_seconds, max_values=max_values, field=field)
-    handle, name, _, _ = _open_source(source, field)
+    handle, name = _structurally_sound(source, field)
     try:
         with sf.SoundFile(handle) as fh:
-            if fh.samplerate != info.sample_rate or fh.channels != info.channels or fh.frames != info.frames:
-                raise InvalidInputError(f"{field}: {name} changed while it was read", field=field)
+            info = _checked_header(fh, name, max_seconds=max_seconds, max_values=max_values, field=field)
             data = fh.read(frames=info.frames, dtype="float32", always_2d=True)
     except InvalidInputError:
         raise
@@ -214,6 +195,38 @@ def prepare_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECOND
         )
     mono = _to_mono_float(data, field)
     return Audio(samples=resample(mono, info.sample_rate), source_rate=info.sample_rate)
+
+
+def _structurally_sound(source: AudioSource, field: str) -> tuple[object, str]:
+    """(handle for soundfile, a name for messages) of a source whose structure libsndfile may
+    safely read: a WAV's length fields are true, an Ogg file is pages end to end."""
+    handle, name, head, size = _open_source(source, field)
+    problem = wav_header_problem(head, size)
+    if problem is None and head.startswith(b"OggS"):
+        whole = _whole(source)
+        problem = ogg_structure_problem(whole)
+        handle = io.BytesIO(whole)  # the bytes checked are the bytes read
+    if problem:
+        raise InvalidInputError(f"{field}: {name} {problem}", field=field)
+    return handle, name
+
+
+def _checked_header(info: Any, name: str, *, max_seconds: float, max_values: int, field: str) -> AudioInfo:
+    """An ``sf.info`` result or an open ``sf.SoundFile`` checked against the contract."""
+    kind = ACCEPTED_FORMATS.get(info.format)
+    if kind is None:
+        raise InvalidInputError(f"{field}: {name} is {info.format} audio; accepted files are WAV, FLAC and OGG", field=field)
+    rate = int(info.samplerate)
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise InvalidInputError(f"{field}: {name} is sampled at {rate} Hz; supported rates are {MIN_RATE}-{MAX_RATE} Hz",
+                                field=field)
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise InvalidInputError(f"{field}: {name} has {info.channels} channels; at most {MAX_CHANNELS} are accepted", field=field)
+    if info.frames >= 2**62:  # libsndfile's "unknown": a FLAC written as a stream leaves its length out
+        raise InvalidInputError(f"{field}: {name} does not say how long it is (written as a stream?); send a complete "
+                                "file", field=field)
+    check_budget(max(info.frames, 0), info.channels, rate, max_seconds=max_seconds, max_values=max_values, field=field, name=name)
+    return AudioInfo(kind, rate, info.channels, info.frames)
 
 
 def _whole(source: AudioSource) -> bytes:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from affect import InputTooLargeError, InvalidInputError
-from affect.face._input import check_size, decode_overhead_per_pixel, encoded_size
+from affect.face._input import check_size, read_header
 from affect.limits import check_image_count, check_text_length
 from affect.speech._audio import check_rate, probe_file
 from affect_proto import affect_pb2 as pb
@@ -65,10 +65,9 @@ def measure(message: pb.Turn, config: ServerConfig) -> TurnCost:
     seconds, values = _audio_cost(message.audio, config) if message.HasField("audio") else (0.0, 0)
     pixels = decode_bytes = 0
     for index, image in enumerate(message.images):
-        image_pixels = _image_pixels(image, f"turn.images[{index}]")
+        image_pixels, per_pixel = _image_pixels(image, f"turn.images[{index}]")
         pixels += image_pixels
-        if image.encoding == pb.ENCODED:
-            decode_bytes = max(decode_bytes, image_pixels * decode_overhead_per_pixel(image.data))  # decoded one by one
+        decode_bytes = max(decode_bytes, image_pixels * per_pixel)  # decoded one by one
     if pixels > config.max_image_pixels:
         raise InputTooLargeError(f"turn.images hold {pixels:,} pixels in all; the limit is {config.max_image_pixels:,} "
                                  "per turn", field="turn.images")
@@ -99,25 +98,27 @@ def _audio_cost(audio: pb.Audio, config: ServerConfig) -> tuple[float, int]:
     return seconds, values
 
 
-def _image_pixels(image: pb.Image, field: str) -> int:
+def _image_pixels(image: pb.Image, field: str) -> tuple[int, int]:
+    """(pixels, bytes per pixel its decoding holds besides the result) from the header alone."""
+    per_pixel = 0
     if image.encoding == pb.ENCODED:
         if not image.data:
             raise InvalidInputError(f"{field}.data is empty", field=f"{field}.data")
         try:
-            _, size = encoded_size(image.data)
+            header = read_header(image.data)
         except InvalidInputError as exc:
             raise type(exc)(f"{field}: {exc}", field=f"{field}.data") from None
-        if size is None:
+        if header.size is None:
             raise InvalidInputError(f"{field}: the image header is truncated or corrupt", field=f"{field}.data")
-        width, height = size
+        (width, height), per_pixel = header.size, header.decode_bytes_per_pixel
     elif image.encoding in RAW_IMAGE_CHANNELS:
         width, height = image.width, image.height
         if not width or not height:
-            return 0  # refused with its field by the conversion (convert.py)
+            return 0, 0  # refused with its field by the conversion (convert.py)
     else:
-        return 0
+        return 0, 0
     try:
         check_size(width, height, field=field)
     except InvalidInputError as exc:
         raise type(exc)(str(exc), field=field) from None
-    return width * height
+    return width * height, per_pixel
