@@ -113,13 +113,14 @@ def test_the_pair_averages_its_networks_and_the_fast_entry_reads_one(slice_faces
     assert float((probs.argmax(1) == labels).mean()) >= SLICE_ACCURACY_FLOOR
 
 
-def test_the_distilled_entry_is_one_network_read_in_one_view(face_encoder: FaceEncoder, slice_faces):
-    """face-vgg-distilled-fer@4's figures were measured on one view per face; the VGG entries
+@pytest.mark.parametrize("entry", [FaceWeights.VGG_DISTILLED_FER_V4, FaceWeights.VGG_DISTILLED_FER_V5])
+def test_the_distilled_entries_are_one_network_read_in_one_view(face_encoder: FaceEncoder, slice_faces, entry):
+    """The distilled entries' figures were measured on one view per face; the VGG entries
     (the default among them) keep reading each face with its mirror."""
-    one = FaceEncoder(weights=FaceWeights.VGG_DISTILLED_FER_V4)
+    one = FaceEncoder(weights=entry)
     assert one.flip_tta is False and not hasattr(one.net, "members")
     assert face_encoder.flip_tta is True
-    assert FaceEncoder(weights=FaceWeights.VGG_DISTILLED_FER_V4, flip_tta=True).flip_tta is True  # an explicit choice wins
+    assert FaceEncoder(weights=entry, flip_tta=True).flip_tta is True  # an explicit choice wins
     faces, labels = slice_faces
     x = torch.from_numpy(faces[:16]).float().div(255).unsqueeze(1)
     with torch.inference_mode():
