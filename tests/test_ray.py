@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import urllib.request
 
 import grpc
 import pytest
@@ -31,10 +32,14 @@ TOKEN = "ray-test-token"
 LINES = ["Hello, my parcel never arrived.", "This is the third time I call!", "Thank you, that helps a lot."]
 
 
+METRICS_PORT = _free_port()
+
+
 @pytest.fixture(scope="module")
 def ray_target():
     port = _free_port()
-    config = ServerConfig(port=port, speech_model="none", face_model="none", max_turns_per_second=1000, token=TOKEN)
+    config = ServerConfig(port=port, speech_model="none", face_model="none", max_turns_per_second=1000, token=TOKEN,
+                          metrics_port=METRICS_PORT)
     settings = RaySettings(ingress=DeploymentScale(replicas=2, num_cpus=0.25),
                            text=DeploymentScale(replicas=1, num_cpus=0.25))
     try:
@@ -106,6 +111,47 @@ def test_an_unreadable_message_is_refused_and_the_stream_goes_on(ray_target):
                                 metadata=[("authorization", f"Bearer {TOKEN}")]))
     assert [a.WhichOneof("kind") for a in answers] == ["opened", "error", "result"], answers
     assert answers[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+def _scraped(port: int) -> dict[tuple[str, frozenset], float]:
+    """Each sample's value, summed over the replicas (Ray tags each with its WorkerId)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    values: dict[tuple[str, frozenset], float] = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name.startswith("ray_affect_"):
+                labels = frozenset((k, v) for k, v in sample.labels.items() if k in ("code", "reason", "encoder", "modalities"))
+                values[(sample.name, labels)] = values.get((sample.name, labels), 0.0) + sample.value
+    return values
+
+
+def test_the_service_metrics_are_exported_by_ray(ray_target):
+    """`--metrics-port` on Ray: the cluster's metrics agent exports what the ingress replicas
+    and the encoder deployments record, under the in-process names with Ray's prefix."""
+    with AffectClient(ray_target, token=TOKEN) as client, client.conversation() as conversation:
+        before = conversation.send("Hello there.").turn_index
+        conversation.send("Still waiting for my refund.")
+        with pytest.raises(TurnRefusedError):
+            conversation.send(audio=Audio.pcm16(bytes(3200), sample_rate_hz=1))
+    assert before == 0
+    deadline, seen = time.monotonic() + 90, {}
+    while time.monotonic() < deadline:  # Ray's agent exports every few seconds
+        try:
+            seen = _scraped(METRICS_PORT)
+        except OSError:
+            seen = {}
+        refused = sum(v for (name, labels), v in seen.items() if name == "ray_affect_refused_total"
+                      and ("code", "INVALID_ARGUMENT") in labels)
+        if seen.get(("ray_affect_turns_total", frozenset()), 0) >= 2 and refused >= 1:
+            break
+        time.sleep(2)
+    assert seen.get(("ray_affect_turns_total", frozenset()), 0) >= 2, sorted(seen)
+    assert seen.get(("ray_affect_batch_size_count", frozenset({("encoder", "text")})), 0) >= 2, sorted(seen)
+    assert seen.get(("ray_affect_turn_latency_seconds_count", frozenset({("modalities", "text")})), 0) >= 2
+    assert refused >= 1, sorted(seen)  # the turn refused above, by its status
+    assert ("ray_affect_active_conversations", frozenset()) in seen
 
 
 def test_the_token_is_required(ray_target):

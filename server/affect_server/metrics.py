@@ -12,24 +12,29 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
+METRIC_HELP = {
+    "turn_latency": "Time from a turn's arrival to its answer, by modalities present.",
+    "batch_size": "Requests per encoder forward pass.",
+    "active_conversations": "Conversation streams open now.",
+    "conversation_states": "Conversation states held in memory (must fall back to the open streams).",
+    "turns": "Turns answered with a result.",
+    "refused": "Requests refused, by gRPC status and reason.",
+}
+
+
 class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.turn_latency = Histogram(
-            "affect_turn_latency_seconds", "Time from a turn's arrival to its answer, by modalities present.",
-            ["modalities"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.batch_size = Histogram(
-            "affect_batch_size", "Requests per encoder forward pass.", ["encoder"], buckets=BATCH_BUCKETS,
-            registry=self.registry)
-        self.active_conversations = Gauge(
-            "affect_active_conversations", "Conversation streams open now.", registry=self.registry)
-        self.conversation_states = Gauge(
-            "affect_conversation_states", "Conversation states held in memory (must fall back to the open streams).",
-            registry=self.registry)
-        self.turns = Counter("affect_turns_total", "Turns answered with a result.", registry=self.registry)
-        self.refused = Counter(
-            "affect_refused_total", "Requests refused, by gRPC status and reason.", ["code", "reason"],
-            registry=self.registry)
+        self.turn_latency = Histogram("affect_turn_latency_seconds", METRIC_HELP["turn_latency"], ["modalities"],
+                                      buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.batch_size = Histogram("affect_batch_size", METRIC_HELP["batch_size"], ["encoder"], buckets=BATCH_BUCKETS,
+                                    registry=self.registry)
+        self.active_conversations = Gauge("affect_active_conversations", METRIC_HELP["active_conversations"],
+                                          registry=self.registry)
+        self.conversation_states = Gauge("affect_conversation_states", METRIC_HELP["conversation_states"],
+                                         registry=self.registry)
+        self.turns = Counter("affect_turns_total", METRIC_HELP["turns"], registry=self.registry)
+        self.refused = Counter("affect_refused_total", METRIC_HELP["refused"], ["code", "reason"], registry=self.registry)
 
     def watch_face_detector(self, searches: Callable[[], Mapping[str, int]], windows: Callable[[], int]) -> None:
         """Expose the face detector's own counts, read at each scrape: its searches by kind and the

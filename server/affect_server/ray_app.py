@@ -128,6 +128,7 @@ class EncoderDeployment:
 
         from affect import Analyzer, Modality
         from affect.turn_flow import batch_call
+        from affect_server.ray_metrics import batch_sizes
 
         torch.set_num_threads(max(1, threads))
         choice = {m: None for m in MODALITIES} | {modality: model}
@@ -136,6 +137,8 @@ class EncoderDeployment:
         encoder = analyzer.encoders[Modality(modality)]
         self.front = encoder.turns  # what a conversation needs of this encoder, picklable, no model
         self._run = batch_call(encoder)  # changes no conversation: the ingress records the answers
+        self._modality = modality
+        self._batch_sizes = batch_sizes()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{modality}-encoder")
         self.run.set_max_batch_size(max_batch_size)
         self.run.set_batch_wait_timeout_s(batch_wait_s)
@@ -147,6 +150,7 @@ class EncoderDeployment:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def run(self, items: list[Any]) -> list[Any]:
+        self._batch_sizes.labels(self._modality).observe(len(items))
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, items)
 
 
@@ -172,7 +176,7 @@ class AffectIngress:
         async with self._ready:
             if self._servicer is None:
                 from affect import Analyzer
-                from affect_server.metrics import ServiceMetrics
+                from affect_server.ray_metrics import RayServiceMetrics
                 from affect_server.remote import RemoteEncoder
                 from affect_server.servicer import AffectServicer
 
@@ -180,7 +184,7 @@ class AffectIngress:
                 analyzer = Analyzer(**{m: fronts.get(m) for m in MODALITIES})
                 submitters = {m: RemoteEncoder(h) for m, h in self._handles.items()}
                 executor = ThreadPoolExecutor(max_workers=self._config.workers, thread_name_prefix="affect-prepare")
-                self._servicer = AffectServicer(analyzer, self._config, ServiceMetrics(), submitters, executor)
+                self._servicer = AffectServicer(analyzer, self._config, RayServiceMetrics(), submitters, executor)
                 self._loop = asyncio.get_running_loop()
         return self._servicer
 

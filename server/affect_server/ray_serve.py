@@ -34,8 +34,12 @@ def start_on_ray(config: ServerConfig, settings: RaySettings | None = None, *, a
         # memory pressure, they would be written in Ray's temp folder. A cluster started here
         # never spills; one started apart needs `ray start --system-config` (docs/deploy-ray.md).
         system = {"automatic_object_spilling_enabled": False} if address is None else None
+        # --metrics-port: this cluster's metrics agent exports Ray's, Serve's and the service's own
+        # metrics there (affect_server.ray_metrics); a cluster started apart sets its own
+        # (`ray start --metrics-export-port`).
+        metrics = {"_metrics_export_port": config.metrics_port} if address is None and config.metrics_port else {}
         ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False, _system_config=system)
+                 configure_logging=False, _system_config=system, **metrics)
     serve.start(
         http_options=HTTPOptions(host=config.host, port=http_port),
         grpc_options=gRPCOptions(port=config.port, grpc_servicer_functions=[GRPC_SERVICER_FUNCTION]),

@@ -178,12 +178,12 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                       "server is shutting down; reopen the conversation to continue", "draining")
         finally:
             self.slots.release(peer)
-            self.metrics.active_conversations.dec()
             # Only this stream's own conversation: a stream refused as a duplicate must not
             # close the conversation that holds the id.
             if conversation is not None and self.conversations.get(conversation_id) is conversation:
                 self.conversations.pop(conversation_id).close()
                 log.info("conversation %s closed (%d open)", _log_id(conversation_id), self.slots.open)
+            self.metrics.active_conversations.dec()
 
     async def Analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
         """One turn whose body was already read (Ray Serve's proxy reads it)."""
