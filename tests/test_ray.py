@@ -1,6 +1,6 @@
 """The service on a local Ray Serve: two ingress replicas, one killed while conversations run.
 
-Starts a real Ray on this machine (text encoder only, to keep it to a minute), drives
+Starts a real Ray on this machine (text and face encoders, to keep it to a minute), drives
 concurrent conversations through Serve's gRPC proxy with the unchanged Python client, kills
 one ingress replica mid-run, and checks what a user would see: the conversations on the dead
 replica end with UNAVAILABLE (retryable), the others go on, new ones are served. Ray is
@@ -21,7 +21,7 @@ ray = pytest.importorskip("ray")
 from ray import serve  # noqa: E402
 
 from affect_client import (  # noqa: E402
-    AffectClient, AsyncAffectClient, Audio, TurnRefusedError, UnauthenticatedError, UnavailableError)
+    AffectClient, AsyncAffectClient, Audio, Image, Modality, TurnRefusedError, UnauthenticatedError, UnavailableError)
 from affect_server.config import ServerConfig  # noqa: E402
 from affect_server.launch import free_port as _free_port  # noqa: E402
 from affect_server.ray_app import DeploymentScale, RaySettings  # noqa: E402
@@ -33,15 +33,17 @@ LINES = ["Hello, my parcel never arrived.", "This is the third time I call!", "T
 
 
 METRICS_PORT = _free_port()
+HEAVY_PIXELS = 200_000  # a 640x480 frame is a heavy turn here, a 320x240 one is not
 
 
 @pytest.fixture(scope="module")
 def ray_target():
     port = _free_port()
-    config = ServerConfig(port=port, speech_model="none", face_model="none", max_turns_per_second=1000, token=TOKEN,
-                          metrics_port=METRICS_PORT)
+    config = ServerConfig(port=port, speech_model="none", max_turns_per_second=1000, token=TOKEN,
+                          metrics_port=METRICS_PORT, heavy_image_pixels=HEAVY_PIXELS)
     settings = RaySettings(ingress=DeploymentScale(replicas=2, num_cpus=0.25),
-                           text=DeploymentScale(replicas=1, num_cpus=0.25))
+                           text=DeploymentScale(replicas=1, num_cpus=0.25), face=DeploymentScale(num_cpus=0.25),
+                           heavy=DeploymentScale(num_cpus=0.25))
     try:
         start_on_ray(config, settings, http_port=_free_port(), num_cpus=2)
         # turns pass through the object store: a cluster started by affect never spills them to disk
@@ -75,7 +77,7 @@ def _ingress_replicas() -> list[str]:
 def test_models_listed_and_a_conversation_keeps_its_context(ray_target):
     # `application` names the Serve application (Ray's metadata); optional with one application
     with AffectClient(ray_target, token=TOKEN, application="affect") as client:
-        assert [m.modality for m in client.list_models()] == ["text"]
+        assert sorted(m.modality for m in client.list_models()) == ["face", "text"]
         with client.conversation() as conversation:
             results = [conversation.send(line, speaker="caller") for line in LINES]
     assert [r.turn_index for r in results] == [0, 1, 2]
@@ -154,6 +156,35 @@ def test_the_service_metrics_are_exported_by_ray(ray_target):
     assert ("ray_affect_active_conversations", frozenset()) in seen
 
 
+def _frame(width: int, height: int) -> bytes:
+    import cv2
+    import numpy as np
+
+    picture = (np.random.default_rng(0).random((height, width)) * 255).astype(np.uint8)
+    return cv2.imencode(".jpg", picture)[1].tobytes()
+
+
+def test_a_heavy_turn_is_read_in_the_heavy_lane(ray_target):
+    """A frame of more pixels than heavy_image_pixels goes to the face-encoder-heavy deployment,
+    apart from the batches of ordinary turns, as the in-process server's heavy lane does."""
+    with AffectClient(ray_target, token=TOKEN) as client, client.conversation() as conversation:
+        light = conversation.send("Here I am.", image=Image.encoded(_frame(320, 240)))
+        heavy = conversation.send("And now?", image=Image.encoded(_frame(640, 480)))
+    assert light.turn_index == 0 and heavy.turn_index == 1
+    for result in (light, heavy):  # noise: the face deployments looked and found no face; the text was read
+        assert Modality.FACE in result.absent and Modality.TEXT in result.present
+    key = ("ray_affect_batch_size_count", frozenset({("encoder", "face-heavy")}))
+    deadline, seen = time.monotonic() + 90, {}
+    while time.monotonic() < deadline and seen.get(key, 0) < 1:  # Ray's agent exports every few seconds
+        try:
+            seen = _scraped(METRICS_PORT)
+        except OSError:
+            seen = {}
+        time.sleep(2)
+    assert seen.get(key, 0) == 1, sorted(seen)  # the heavy frame alone
+    assert seen.get(("ray_affect_batch_size_count", frozenset({("encoder", "face")})), 0) >= 1, sorted(seen)
+
+
 def test_the_token_is_required(ray_target):
     with AffectClient(ray_target, max_retries=0) as client:
         with pytest.raises(UnauthenticatedError):
@@ -199,3 +230,17 @@ def test_killing_a_replica_interrupts_only_its_conversations(ray_target):
     # a new conversation is served (by the survivor or the replacement Serve starts)
     with AffectClient(ray_target, max_retries=5, token=TOKEN) as client, client.conversation() as conversation:
         assert conversation.send(LINES[0]).turn_index == 0
+
+
+def test_the_shipped_serve_config_reads_as_settings():
+    """deploy/ray-serve.yaml's `ray` block is what RaySettings reads; `heavy: null` turns the
+    heavy lane off, and a misspelt key is refused rather than ignored."""
+    import yaml
+    from pathlib import Path
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "deploy" / "ray-serve.yaml").read_text())
+    settings = RaySettings.from_dict(config["applications"][0]["args"]["ray"])
+    assert settings.heavy is not None and settings.heavy.num_cpus == 1 and settings.speech.max_replicas == 16
+    assert RaySettings.from_dict({"heavy": None}).heavy is None
+    with pytest.raises(ValueError, match="heavy"):
+        RaySettings.from_dict({"heavy": {"replica": 2}})

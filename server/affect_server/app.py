@@ -148,8 +148,11 @@ MODALITY_NAMES = tuple(m.value for m in MODALITIES)
 
 def _batchers(analyzer: Analyzer, config: ServerConfig, executor, metrics: ServiceMetrics, *, max_size: int,
               max_wait: float, demand, modalities: tuple[str, ...] = MODALITY_NAMES,
-              concurrency: int = 1) -> dict[str, MicroBatcher]:
-    return {m.value: MicroBatcher(m.value, batch_call(encoder), executor=executor, max_size=max_size,
+              concurrency: int = 1, lane: str = "") -> dict[str, MicroBatcher]:
+    """One batcher per encoder, named by its modality (``speech``; ``speech-heavy`` in a named lane:
+    the name is the ``encoder`` label of the batch-size metric)."""
+    return {m.value: MicroBatcher(f"{m.value}-{lane}" if lane else m.value, batch_call(encoder), executor=executor,
+                                  max_size=max_size,
                                   max_wait=max_wait, on_batch=metrics.observe_batch, demand=demand,
                                   concurrency=concurrency)
             for m, encoder in analyzer.encoders.items() if m.value in modalities}
@@ -185,7 +188,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
                          max_wait=config.batch_max_wait_ms / 1000, demand=in_flight,
                          concurrency=config.batch_concurrency)
     heavy_batchers = _batchers(analyzer, config, heavy_executor, metrics, max_size=config.max_heavy_turns, max_wait=0.0,
-                               demand=None, modalities=("face", "speech"))
+                               demand=None, modalities=("face", "speech"), lane="heavy")
     if analyzer.speech is not None and not isinstance(analyzer.speech, ModalityTurns):  # a loaded model, not a stand-in
         # Its own speech model, built in the low-priority thread so that the model's own
         # threads inherit the priority: a heavy turn never queues in front of the others'.

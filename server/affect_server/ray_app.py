@@ -9,6 +9,10 @@ Deployments:
 - ``text-encoder``, ``speech-encoder``, ``face-encoder``: one deployment per encoder, each with
   its own replica count (or autoscaling on ongoing requests) and its own batching
   (``@serve.batch``), so a costly encoder scales apart from the cheap ones.
+- ``speech-encoder-heavy``, ``face-encoder-heavy``: the heavy lane (``RaySettings.heavy``): a
+  turn with more audio or pixels than the server's ``heavy_*`` settings is read there, in batches
+  of at most ``max_heavy_turns`` sent at once, so that a ten-minute clip never holds up a batch of
+  short turns; as in one process (``affect_server.app``).
 
 Build it with :func:`build_app` (``affect serve --ray`` does) or let ``serve run`` /
 ``serve deploy`` call :func:`app_builder` from a Serve config file (``deploy/ray-serve.yaml``).
@@ -33,6 +37,8 @@ from affect_server.config import ServerConfig
 log = logging.getLogger("affect.server.ray")
 GRPC_SERVICER_FUNCTION = "affect_server.ray_app.add_affect_service"
 MODALITIES = tuple(m.value for m in LIB_MODALITIES)  # one deployment per encoder, in the library's order
+HEAVY_MODALITIES = ("speech", "face")  # the encoders whose turns can be heavy (long audio, many pixels)
+HEAVY_SUFFIX = "_heavy"  # the ingress's name for a heavy lane's handle: speech_heavy, face_heavy
 
 
 def add_affect_service(servicer: Any, server: Any) -> None:
@@ -77,6 +83,7 @@ class RaySettings:
     text: DeploymentScale = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))
     speech: DeploymentScale = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))
     face: DeploymentScale = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))
+    heavy: DeploymentScale | None = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))  # each heavy lane; None: none
     model_threads: int = 1  # torch threads per encoder replica: scale with replicas, not threads
 
     @classmethod
@@ -84,7 +91,9 @@ class RaySettings:
         known = {f.name for f in fields(DeploymentScale)}
         values: dict[str, Any] = {}
         for key, value in raw.items():
-            if key in ("ingress", *MODALITIES):
+            if key == "heavy" and value is None:
+                values[key] = None
+            elif key in ("ingress", "heavy", *MODALITIES):
                 unknown = set(value) - known
                 if unknown:
                     raise ValueError(f"unknown settings for {key}: {sorted(unknown)}")
@@ -123,7 +132,7 @@ class EncoderDeployment:
     """One encoder, its requests batched across every conversation of every ingress replica."""
 
     def __init__(self, modality: str, model: Any, max_batch_size: int, batch_wait_s: float, threads: int,
-                 runtime: str = "auto", options: dict[str, Any] | None = None) -> None:
+                 runtime: str = "auto", options: dict[str, Any] | None = None, lane: str = "") -> None:
         import torch
 
         from affect import Analyzer, Modality
@@ -137,7 +146,7 @@ class EncoderDeployment:
         encoder = analyzer.encoders[Modality(modality)]
         self.front = encoder.turns  # what a conversation needs of this encoder, picklable, no model
         self._run = batch_call(encoder)  # changes no conversation: the ingress records the answers
-        self._modality = modality
+        self._batch_label = f"{modality}-{lane}" if lane else modality  # as affect_server.app._batchers names them
         self._batch_sizes = batch_sizes()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{modality}-encoder")
         self.run.set_max_batch_size(max_batch_size)
@@ -150,7 +159,7 @@ class EncoderDeployment:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def run(self, items: list[Any]) -> list[Any]:
-        self._batch_sizes.labels(self._modality).observe(len(items))
+        self._batch_sizes.labels(self._batch_label).observe(len(items))
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, items)
 
 
@@ -178,13 +187,18 @@ class AffectIngress:
                 from affect import Analyzer
                 from affect_server.ray_metrics import RayServiceMetrics
                 from affect_server.remote import RemoteEncoder
-                from affect_server.servicer import AffectServicer
+                from affect_server.servicer import AffectServicer, Lane
 
-                fronts = {m: await h.describe.remote() for m, h in self._handles.items()}
+                main = {m: h for m, h in self._handles.items() if m in MODALITIES}
+                heavy = {m.removesuffix(HEAVY_SUFFIX): h for m, h in self._handles.items() if m.endswith(HEAVY_SUFFIX)}
+                fronts = {m: await h.describe.remote() for m, h in main.items()}
                 analyzer = Analyzer(**{m: fronts.get(m) for m in MODALITIES})
-                submitters = {m: RemoteEncoder(h) for m, h in self._handles.items()}
+                submitters = {m: RemoteEncoder(h) for m, h in main.items()}
                 executor = ThreadPoolExecutor(max_workers=self._config.workers, thread_name_prefix="affect-prepare")
-                self._servicer = AffectServicer(analyzer, self._config, RayServiceMetrics(), submitters, executor)
+                heavy_lane = Lane(ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-prepare-heavy"),
+                                  {m: RemoteEncoder(h) for m, h in heavy.items()}) if heavy else None
+                self._servicer = AffectServicer(analyzer, self._config, RayServiceMetrics(), submitters, executor,
+                                                heavy=heavy_lane)
                 self._loop = asyncio.get_running_loop()
         return self._servicer
 
@@ -229,6 +243,12 @@ def build_app(config: ServerConfig, settings: RaySettings | None = None) -> Appl
         encoders[modality] = EncoderDeployment.options(name=f"{modality}-encoder", **scale.options()).bind(
             modality, choices[modality], config.batch_max_size, config.batch_max_wait_ms / 1000, settings.model_threads,
             config.runtime, config.encoder_options().get(modality, {}))
+        if settings.heavy is not None and modality in HEAVY_MODALITIES:
+            # sent at once (no wait), at most as many as the server lets in flight
+            encoders[modality + HEAVY_SUFFIX] = EncoderDeployment.options(
+                name=f"{modality}-encoder-heavy", **settings.heavy.options()).bind(
+                modality, choices[modality], config.max_heavy_turns, 0.0, settings.model_threads, config.runtime,
+                config.encoder_options().get(modality, {}), lane="heavy")
     if not encoders:
         raise ValueError("at least one of text_model, speech_model, face_model must not be 'none'")
     config_dict = {k: v for k, v in asdict(config).items() if k not in ("host", "port", "metrics_port", "tls_cert", "tls_key")}
