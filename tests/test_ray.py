@@ -174,8 +174,12 @@ def test_a_heavy_turn_is_read_in_the_heavy_lane(ray_target):
     for result in (light, heavy):  # noise: the face deployments looked and found no face; the text was read
         assert Modality.FACE in result.absent and Modality.TEXT in result.present
     key = ("ray_affect_batch_size_count", frozenset({("encoder", "face-heavy")}))
+
+    def searches(seen: dict) -> float:
+        return sum(v for (name, _), v in seen.items() if name == "ray_affect_face_searches_total")
+
     deadline, seen = time.monotonic() + 90, {}
-    while time.monotonic() < deadline and seen.get(key, 0) < 1:  # Ray's agent exports every few seconds
+    while time.monotonic() < deadline and (seen.get(key, 0) < 1 or searches(seen) < 2):  # exported every few seconds
         try:
             seen = _scraped(METRICS_PORT)
         except OSError:
@@ -183,6 +187,9 @@ def test_a_heavy_turn_is_read_in_the_heavy_lane(ray_target):
         time.sleep(2)
     assert seen.get(key, 0) == 1, sorted(seen)  # the heavy frame alone
     assert seen.get(("ray_affect_batch_size_count", frozenset({("encoder", "face")})), 0) >= 1, sorted(seen)
+    # the two face deployments' detectors: one full search per frame (each conversation's first), windows read
+    assert searches(seen) >= 2, sorted(seen)
+    assert seen.get(("ray_affect_face_detector_windows_total", frozenset()), 0) > 0, sorted(seen)
 
 
 def test_the_token_is_required(ray_target):

@@ -19,6 +19,9 @@ METRIC_HELP = {
     "conversation_states": "Conversation states held in memory (must fall back to the open streams).",
     "turns": "Turns answered with a result.",
     "refused": "Requests refused, by gRPC status and reason.",
+    "face_searches": "Face detector searches by kind: full (the window pyramid), focused (around the faces a "
+                     "conversation follows), focused_then_full (an expected face was not there).",
+    "face_windows": "Windows the face detector's model read (its cost).",
 }
 
 
@@ -53,11 +56,8 @@ class _FaceDetectorCollector(Collector):
         self._searches, self._windows = searches, windows
 
     def collect(self):
-        by_kind = CounterMetricFamily(
-            "affect_face_searches", "Face detector searches by kind: full (the window pyramid), focused (around the "
-            "faces a conversation follows), focused_then_full (an expected face was not there).", labels=["kind"])
+        by_kind = CounterMetricFamily("affect_face_searches", METRIC_HELP["face_searches"], labels=["kind"])
         for kind, count in self._searches().items():
             by_kind.add_metric([kind], count)
         yield by_kind
-        yield CounterMetricFamily("affect_face_detector_windows", "Windows the face detector's model read (its cost).",
-                                  value=self._windows())
+        yield CounterMetricFamily("affect_face_detector_windows", METRIC_HELP["face_windows"], value=self._windows())

@@ -137,7 +137,7 @@ class EncoderDeployment:
 
         from affect import Analyzer, Modality
         from affect.turn_flow import batch_call
-        from affect_server.ray_metrics import batch_sizes
+        from affect_server.ray_metrics import FaceDetectorCounts, batch_sizes
 
         torch.set_num_threads(max(1, threads))
         choice = {m: None for m in MODALITIES} | {modality: model}
@@ -148,6 +148,8 @@ class EncoderDeployment:
         self._run = batch_call(encoder)  # changes no conversation: the ingress records the answers
         self._batch_label = f"{modality}-{lane}" if lane else modality  # as affect_server.app._batchers names them
         self._batch_sizes = batch_sizes()
+        detector = getattr(encoder, "detector", None)  # a face encoder's
+        self._detector_counts = FaceDetectorCounts(detector) if hasattr(detector, "searches") else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{modality}-encoder")
         self.run.set_max_batch_size(max_batch_size)
         self.run.set_batch_wait_timeout_s(batch_wait_s)
@@ -160,7 +162,10 @@ class EncoderDeployment:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def run(self, items: list[Any]) -> list[Any]:
         self._batch_sizes.labels(self._batch_label).observe(len(items))
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, items)
+        answers = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, items)
+        if self._detector_counts is not None:
+            self._detector_counts.record()
+        return answers
 
 
 @serve.deployment

@@ -4,7 +4,7 @@ Each Ray node's metrics agent exports what its replicas record, beside Ray's and
 metrics, with Ray's ``ray_`` prefix (``ray_affect_turns_total``, ...) and a ``WorkerId`` per
 replica; a cluster ``affect serve --ray --metrics-port N`` starts exports on port N. The names,
 help texts and buckets are those of ``ServiceMetrics`` (one place: ``affect_server.metrics``);
-the face detector's counts are not recorded here (its encoder runs in its own deployment).
+the face deployments record their detector's counts (``FaceDetectorCounts``).
 """
 
 from __future__ import annotations
@@ -100,3 +100,26 @@ class RayServiceMetrics:
 
     def observe_batch(self, encoder: str, size: int) -> None:
         self.batch_size.labels(encoder).observe(size)
+
+
+class FaceDetectorCounts:
+    """A face detector's searches by kind and the windows its model read, as the in-process
+    server exports them; Ray's counters are increased, not read at a scrape, so ``record`` adds
+    what the detector counted since its last call (after each batch)."""
+
+    def __init__(self, detector: Any) -> None:
+        self._detector = detector
+        self._searches = Counter("affect_face_searches", METRIC_HELP["face_searches"], tag_keys=("kind",))
+        self._windows = Counter("affect_face_detector_windows", METRIC_HELP["face_windows"])
+        self._recorded: dict[str, int] = {}
+        self._recorded_windows = 0
+
+    def record(self) -> None:
+        for kind, count in dict(self._detector.searches).items():
+            if count > self._recorded.get(kind, 0):
+                self._searches.inc(count - self._recorded.get(kind, 0), tags={"kind": kind})
+                self._recorded[kind] = count
+        windows = self._detector.model.windows_read
+        if windows > self._recorded_windows:
+            self._windows.inc(windows - self._recorded_windows)
+            self._recorded_windows = windows
