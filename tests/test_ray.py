@@ -247,7 +247,7 @@ def test_the_shipped_serve_config_reads_as_settings():
 
     config = yaml.safe_load((Path(__file__).parents[1] / "deploy" / "ray-serve.yaml").read_text())
     settings = RaySettings.from_dict(config["applications"][0]["args"]["ray"])
-    assert settings.heavy is not None and settings.heavy.num_cpus == 1 and settings.speech.max_replicas == 16
+    assert settings.heavy is not None and settings.heavy.num_cpus == 0 and settings.speech.max_replicas == 16
     assert RaySettings.from_dict({"heavy": None}).heavy is None
     with pytest.raises(ValueError, match="heavy"):
         RaySettings.from_dict({"heavy": {"replica": 2}})

@@ -83,7 +83,10 @@ class RaySettings:
     text: DeploymentScale = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))
     speech: DeploymentScale = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))
     face: DeploymentScale = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))
-    heavy: DeploymentScale | None = field(default_factory=lambda: DeploymentScale(num_cpus=0.5))  # each heavy lane; None: none
+    # Each heavy lane (None: none). No CPU reserved: like the one-process server's heavy worker,
+    # it is idle but for the rare heavy turn and then uses what the other replicas leave; the
+    # four deployments above already fill two cores at their defaults.
+    heavy: DeploymentScale | None = field(default_factory=lambda: DeploymentScale(num_cpus=0.0))
     model_threads: int = 1  # torch threads per encoder replica: scale with replicas, not threads
 
     @classmethod
