@@ -129,6 +129,24 @@ def _scraped(port: int) -> dict[tuple[str, frozenset], float]:
     return values
 
 
+def _total(seen: dict, name: str, label: tuple[str, str] | None = None) -> float:
+    """A metric's samples summed, over all labels or over those with ``label``."""
+    return sum(v for (sample, labels), v in seen.items() if sample == name and (label is None or label in labels))
+
+
+def _scraped_once(done, timeout: float = 90) -> dict[tuple[str, frozenset], float]:
+    """The metrics port read every 2 s until ``done(values)`` holds (Ray's agent exports every
+    few seconds, not at the scrape) or ``timeout`` passes; the last reading."""
+    deadline, seen = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline and not done(seen):
+        time.sleep(2)
+        try:
+            seen = _scraped(METRICS_PORT)
+        except OSError:
+            seen = {}
+    return seen
+
+
 def test_the_service_metrics_are_exported_by_ray(ray_target):
     """`--metrics-port` on Ray: the cluster's metrics agent exports what the ingress replicas
     and the encoder deployments record, under the in-process names with Ray's prefix."""
@@ -138,17 +156,9 @@ def test_the_service_metrics_are_exported_by_ray(ray_target):
         with pytest.raises(TurnRefusedError):
             conversation.send(audio=Audio.pcm16(bytes(3200), sample_rate_hz=1))
     assert before == 0
-    deadline, seen = time.monotonic() + 90, {}
-    while time.monotonic() < deadline:  # Ray's agent exports every few seconds
-        try:
-            seen = _scraped(METRICS_PORT)
-        except OSError:
-            seen = {}
-        refused = sum(v for (name, labels), v in seen.items() if name == "ray_affect_refused_total"
-                      and ("code", "INVALID_ARGUMENT") in labels)
-        if seen.get(("ray_affect_turns_total", frozenset()), 0) >= 2 and refused >= 1:
-            break
-        time.sleep(2)
+    seen = _scraped_once(lambda seen: seen.get(("ray_affect_turns_total", frozenset()), 0) >= 2
+                         and _total(seen, "ray_affect_refused_total", ("code", "INVALID_ARGUMENT")) >= 1)
+    refused = _total(seen, "ray_affect_refused_total", ("code", "INVALID_ARGUMENT"))
     assert seen.get(("ray_affect_turns_total", frozenset()), 0) >= 2, sorted(seen)
     assert seen.get(("ray_affect_batch_size_count", frozenset({("encoder", "text")})), 0) >= 2, sorted(seen)
     assert seen.get(("ray_affect_turn_latency_seconds_count", frozenset({("modalities", "text")})), 0) >= 2
@@ -174,21 +184,11 @@ def test_a_heavy_turn_is_read_in_the_heavy_lane(ray_target):
     for result in (light, heavy):  # noise: the face deployments looked and found no face; the text was read
         assert Modality.FACE in result.absent and Modality.TEXT in result.present
     key = ("ray_affect_batch_size_count", frozenset({("encoder", "face-heavy")}))
-
-    def searches(seen: dict) -> float:
-        return sum(v for (name, _), v in seen.items() if name == "ray_affect_face_searches_total")
-
-    deadline, seen = time.monotonic() + 90, {}
-    while time.monotonic() < deadline and (seen.get(key, 0) < 1 or searches(seen) < 2):  # exported every few seconds
-        try:
-            seen = _scraped(METRICS_PORT)
-        except OSError:
-            seen = {}
-        time.sleep(2)
+    seen = _scraped_once(lambda seen: seen.get(key, 0) >= 1 and _total(seen, "ray_affect_face_searches_total") >= 2)
     assert seen.get(key, 0) == 1, sorted(seen)  # the heavy frame alone
     assert seen.get(("ray_affect_batch_size_count", frozenset({("encoder", "face")})), 0) >= 1, sorted(seen)
     # the two face deployments' detectors: one full search per frame (each conversation's first), windows read
-    assert searches(seen) >= 2, sorted(seen)
+    assert _total(seen, "ray_affect_face_searches_total") >= 2, sorted(seen)
     assert seen.get(("ray_affect_face_detector_windows_total", frozenset()), 0) > 0, sorted(seen)
 
 

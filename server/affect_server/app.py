@@ -152,8 +152,7 @@ def _batchers(analyzer: Analyzer, config: ServerConfig, executor, metrics: Servi
     """One batcher per encoder, named by its modality (``speech``; ``speech-heavy`` in a named lane:
     the name is the ``encoder`` label of the batch-size metric)."""
     return {m.value: MicroBatcher(f"{m.value}-{lane}" if lane else m.value, batch_call(encoder), executor=executor,
-                                  max_size=max_size,
-                                  max_wait=max_wait, on_batch=metrics.observe_batch, demand=demand,
+                                  max_size=max_size, max_wait=max_wait, on_batch=metrics.observe_batch, demand=demand,
                                   concurrency=concurrency)
             for m, encoder in analyzer.encoders.items() if m.value in modalities}
 

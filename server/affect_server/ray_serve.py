@@ -48,34 +48,15 @@ def start_on_ray(config: ServerConfig, settings: RaySettings | None = None, *, a
     log.info("affect on Ray Serve: gRPC on %s:%d, application %r", config.host, config.port, app_name)
 
 
-STOP_TIMEOUT_S = 60.0  # Serve's own wait for replicas is 20 s (graceful_shutdown_timeout_s) plus its controller's
-
-
-def stop_on_ray(app_name: str = APP_NAME, timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """Delete the application and shut Serve and the Ray connection down. Serve's calls wait for
-    a cluster that may be gone (a SIGTERM sent to the whole process group, as GNU ``timeout``
-    and systemd's default KillMode do, also stops the raylet this process started), so they run
-    on a thread that is given ``timeout_s``; Ray is shut down either way."""
+def stop_on_ray(app_name: str = APP_NAME) -> None:
     import ray
     from ray import serve
 
-    failed: list[BaseException] = []
-
-    def take_down() -> None:
-        try:
-            serve.delete(app_name)
-            serve.shutdown()
-        except BaseException as exc:  # raised below, once Ray is shut down
-            failed.append(exc)
-
-    worker = threading.Thread(target=take_down, name="serve-shutdown", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        log.warning("Serve did not stop within %.0f s (is the Ray cluster still up?); shutting Ray down", timeout_s)
-    ray.shutdown()
-    if failed:
-        raise failed[0]
+    try:
+        serve.delete(app_name)
+        serve.shutdown()
+    finally:
+        ray.shutdown()
 
 
 def serve_on_ray(config: ServerConfig, settings_file: Path | None = None, *, address: str | None = None,
