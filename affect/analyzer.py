@@ -102,6 +102,10 @@ class Analyzer:
                      text_prior: PriorSpec = None) -> Conversation:
         """A new conversation; usable directly or as a context manager.
 
+        ``conversation_id`` (and each turn's ``speaker``) is at most 128 characters with no
+        control, format or line-separator character (``affect.limits.check_id``, the rule the
+        server applies to the same fields): ``InvalidInputError`` otherwise.
+
         ``text_prior``: the label prior this conversation's text is read under, as for the
         Analyzer's (a preset or a mapping of emotions); ``None`` keeps the Analyzer's. One
         analyzer (or server) can so serve a support desk and a chatbot each under its own.

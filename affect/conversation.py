@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from affect._errors import InvalidInputError
 from affect.fusion import fuse
-from affect.limits import check_id_length, check_not_empty
+from affect.limits import check_id, check_not_empty
 from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
 from affect.turn_flow import ConversationOptions, analyze_prepared, turns_of
@@ -77,6 +77,8 @@ class Conversation:
 
     def __init__(self, analyzer: "Analyzer", conversation_id: str | None = None, *, text_context: bool = True,
                  text_prior: "PriorSpec" = None, thresholds: StateThresholds | None = None) -> None:
+        if conversation_id is not None:
+            check_id(conversation_id, "conversation_id")
         self.analyzer = analyzer
         self.id = conversation_id
         self.turns_seen = 0
@@ -95,9 +97,7 @@ class Conversation:
         carried = turn.carried()
         check_not_empty(carried)
         if turn.speaker is not None:
-            if not isinstance(turn.speaker, str):
-                raise InvalidInputError("speaker must be a string", field="speaker")
-            check_id_length(turn.speaker, "speaker")
+            check_id(turn.speaker, "speaker")
         for modality, name in carried.items():
             if modality not in self._turns:
                 raise InvalidInputError(f"this analyzer has no {modality.value} encoder loaded", field=name)

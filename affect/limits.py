@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect_proto.rules import (EMPTY_TURN, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS, id_too_long,
+from affect_proto.rules import (EMPTY_TURN, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS, id_problem,
                                 text_too_long, too_many_images)
 
-__all__ = ["EMPTY_TURN", "MAX_ID_CHARS", "MAX_IMAGES_PER_TURN", "MAX_TEXT_CHARS", "check_id_length",
+__all__ = ["EMPTY_TURN", "MAX_ID_CHARS", "MAX_IMAGES_PER_TURN", "MAX_TEXT_CHARS", "check_id",
            "check_image_count", "check_not_empty", "check_text_length"]
 
 
@@ -32,9 +32,13 @@ def check_image_count(images: int, field: str = "images") -> None:
         raise InvalidInputError(problem, field=field)
 
 
-def check_id_length(value: str, field: str) -> None:
-    """Refuse an id or name longer than ``MAX_ID_CHARS``."""
-    if problem := id_too_long(value, field):
+def check_id(value: object, field: str) -> None:
+    """Refuse an id or name that is not a string, is longer than ``MAX_ID_CHARS`` or holds a
+    control, format or line-separator character (``affect_proto.rules.id_problem``: a newline in
+    a speaker's name would forge lines in a log that names it)."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{field} must be a string", field=field)
+    if problem := id_problem(value, field):
         raise InvalidInputError(problem, field=field)
 
 

@@ -34,6 +34,23 @@ def test_one_id_length_for_a_speaker_in_the_library_and_every_id_on_the_wire(ana
             check_id("s" * (MAX_ID_CHARS + 1), field)
 
 
+@pytest.mark.parametrize("forged", ["agent\n2030-01-01 INFO affect.server: FORGED", "caller\u2028", "a\u202eb", "tab\there"])
+def test_an_id_with_a_control_or_format_character_is_refused_by_the_library_as_on_the_wire(analyzer, forged):
+    """A speaker or conversation id holding a newline, a line separator or a bidi override would
+    forge or hide lines in a log that names it: refused alike in the library and on the wire."""
+    with pytest.raises(InvalidInputError, match="control or format character") as library:
+        analyzer.conversation().prepare(Turn(text="hello", speaker=forged))
+    with pytest.raises(InvalidInputError, match="control or format character") as wire:
+        check_id(forged, "speaker")
+    assert str(library.value) == str(wire.value) and library.value.field == "speaker"
+    with pytest.raises(InvalidInputError, match="control or format character") as opened:
+        analyzer.conversation(forged)
+    assert opened.value.field == "conversation_id"
+    with pytest.raises(InvalidInputError, match="must be a string"):
+        analyzer.conversation(b"bytes-id")  # type: ignore[arg-type]
+    analyzer.conversation("caller-7 / Zoë")  # letters of any script, spaces and punctuation are fine
+
+
 def test_one_text_limit_for_the_encoder_and_the_server(analyzer):
     assert analyzer.text.max_chars == ServerConfig().max_text_chars == MAX_TEXT_CHARS
     conversation = analyzer.conversation()

@@ -6,19 +6,17 @@ import numpy as np
 
 from affect import InvalidInputError, Modality as LibModality, ModalityResult, Turn, TurnResult
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
-from affect.limits import check_not_empty
+from affect.limits import check_id as check_id_rule, check_not_empty
 from affect.results import AffectEstimate
 from affect.text.prior import PriorSpec, parse_prior
 from affect_proto import affect_pb2 as pb
-from affect_proto.rules import id_problem
 
 MODALITY_TO_PB = {LibModality.TEXT: pb.TEXT, LibModality.SPEECH: pb.SPEECH, LibModality.FACE: pb.FACE}
 
 
 def check_id(value: str, field: str) -> str | None:
-    """An id or name as the contract allows it (``affect_proto.rules.id_problem``); None if empty."""
-    if problem := id_problem(value, field):
-        raise InvalidInputError(problem, field=field)
+    """An id or name as the contract allows it (``affect.limits.check_id``); None if empty."""
+    check_id_rule(value, field)
     return value or None
 
 
