@@ -76,9 +76,10 @@ class VoiceActivity:
             return []
         longest = max(max(len(c) for c in clips), WINDOW)
         padded = -(-longest // WINDOW) * WINDOW
-        batch = torch.zeros(len(clips), padded)
+        rows = np.zeros((len(clips), padded), dtype=np.float32)
         for row, clip in enumerate(clips):
-            batch[row, : len(clip)] = torch.from_numpy(np.asarray(clip, dtype=np.float32))
+            rows[row, : len(clip)] = clip  # a read-only clip (a decoded wire buffer) is copied, never wrapped
+        batch = torch.from_numpy(rows)
         with self._lock, torch.inference_mode():
             # The model is stepped over 32 ms windows: tiny ops that several threads only slow
             # down (2-10x on a busy CPU), so it runs on one thread, as its authors advise.

@@ -14,7 +14,6 @@ from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_client import _core
 from affect_client._exceptions import (
     APIStatusError,
-    ClientClosedError,
     ConversationClosedError,
     DeadlineExceededError,
     TurnRefusedError,
@@ -39,14 +38,14 @@ class AsyncAffectClient:
         # failed under asyncio.run with "attached to a different loop".
         self._connection: list[Any] = [None, None]  # [channel, stub], shared with the copies with_options makes
         self._owns_channel = True
-        self._closed = [False]  # shared with those copies too
+        self._channel_state = _core.ChannelState()  # shared with the copies with_options makes
 
     def with_options(self, **changes: object) -> "AsyncAffectClient":
         """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``)."""
         clone = object.__new__(AsyncAffectClient)
         clone.options = self.options.replace(**changes)
         clone._connection, clone._owns_channel = self._connection, False
-        clone._closed = self._closed
+        clone._channel_state = self._channel_state
         return clone
 
     async def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
@@ -77,7 +76,7 @@ class AsyncAffectClient:
     async def close(self) -> None:
         """Close the connection (copies made by ``with_options`` share it and are closed too)."""
         if self._owns_channel:
-            self._closed[0] = True
+            self._channel_state.closed = True
             if self._connection[0] is not None:
                 await self._connection[0].close()
 
@@ -90,10 +89,6 @@ class AsyncAffectClient:
             self._connection[:] = [channel, pb_grpc.AffectServiceStub(channel)]
         return self._connection[1]
 
-    def _check_open(self) -> None:
-        if self._closed[0]:
-            raise ClientClosedError("the client is closed; make a new one")
-
     async def __aenter__(self) -> "AsyncAffectClient":
         return self
 
@@ -101,7 +96,7 @@ class AsyncAffectClient:
         await self.close()
 
     async def _unary(self, method, request):
-        self._check_open()
+        self._channel_state.check_open()
 
         async def attempt():
             try:
@@ -137,7 +132,7 @@ class AsyncConversation:
         """Open the stream (``async with`` does it); a conversation already open is left as it is."""
         if self._call is not None and not self._closed:
             return self
-        self._client._check_open()
+        self._client._channel_state.check_open()
 
         async def attempt() -> pb.ConverseResponse:
             self._closed = False

@@ -19,8 +19,22 @@ import grpc
 from affect_proto import affect_pb2 as pb
 
 from affect_client import _constants as C
-from affect_client._exceptions import AffectClientError, TurnRefusedError, effective_code, status_code
+from affect_client._exceptions import AffectClientError, ClientClosedError, TurnRefusedError, effective_code, status_code
 from affect_client._types import TurnResult
+
+
+class ChannelState:
+    """Whether a client's connection is still open: one object shared by the client and the
+    copies ``with_options`` makes of it, so closing any owner closes it for all."""
+
+    __slots__ = ("closed",)
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise ClientClosedError("the client is closed; make a new one")
 
 
 @dataclass(frozen=True)

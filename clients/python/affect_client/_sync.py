@@ -15,7 +15,6 @@ from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_client import _core
 from affect_client._exceptions import (
     APIStatusError,
-    ClientClosedError,
     ConversationClosedError,
     DeadlineExceededError,
     TurnRefusedError,
@@ -44,14 +43,14 @@ class AffectClient:
                          else grpc.insecure_channel(self.options.target, args))
         self._stub = pb_grpc.AffectServiceStub(self._channel)
         self._owns_channel = True
-        self._closed = [False]  # shared with the copies with_options makes: they use this channel
+        self._channel_state = _core.ChannelState()  # shared with the copies with_options makes
 
     def with_options(self, **changes: object) -> "AffectClient":
         """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``)."""
         clone = object.__new__(AffectClient)
         clone.options = self.options.replace(**changes)
         clone._channel, clone._stub, clone._owns_channel = self._channel, self._stub, False
-        clone._closed = self._closed
+        clone._channel_state = self._channel_state
         return clone
 
     def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
@@ -82,12 +81,8 @@ class AffectClient:
     def close(self) -> None:
         """Close the connection (copies made by ``with_options`` share it and are closed too)."""
         if self._owns_channel:
-            self._closed[0] = True
+            self._channel_state.closed = True
             self._channel.close()
-
-    def _check_open(self) -> None:
-        if self._closed[0]:
-            raise ClientClosedError("the client is closed; make a new one")
 
     def __enter__(self) -> "AffectClient":
         return self
@@ -96,7 +91,7 @@ class AffectClient:
         self.close()
 
     def _unary(self, method, request):
-        self._check_open()
+        self._channel_state.check_open()
 
         def attempt():
             try:
@@ -139,7 +134,7 @@ class Conversation:
     """
 
     def __init__(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
-        client._check_open()
+        client._channel_state.check_open()
         self._options = client.options
         self._closed = False
         self._turn = threading.Lock()  # one turn on the stream at a time: answers come back in order
