@@ -10,6 +10,7 @@ stopped at the end.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import urllib.request
@@ -166,6 +167,29 @@ def test_the_service_metrics_are_exported_by_ray(ray_target):
     assert ("ray_affect_active_conversations", frozenset()) in seen
 
 
+def _replicas_nice(deployment: str) -> list[list[int]]:
+    """For each process running a replica of ``deployment`` (Ray titles it
+    ``ray::ServeReplica:<app>:<deployment>``), the nice value of each of its threads."""
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read().split(b"\0")[0].decode(errors="replace")
+            if title.startswith("ray::ServeReplica:") and title.split(":")[-1].strip() == deployment:
+                found.append([int(_stat(f"/proc/{pid}/task/{tid}/stat")[18]) for tid in os.listdir(f"/proc/{pid}/task")])
+        except (OSError, ValueError):
+            continue
+    assert found, f"no replica process of {deployment}"
+    return found
+
+
+def _stat(path: str) -> list[str]:
+    """A /proc stat line's fields after the command name (which may hold spaces), numbered as in proc(5)."""
+    with open(path) as f:
+        line = f.read()
+    return ["", "", *line[line.rindex(")") + 2:].split()]
+
+
 def _frame(width: int, height: int) -> bytes:
     import cv2
     import numpy as np
@@ -190,6 +214,11 @@ def test_a_heavy_turn_is_read_in_the_heavy_lane(ray_target):
     # the two face deployments' detectors: one full search per frame (each conversation's first), windows read
     assert _total(seen, "ray_affect_face_searches_total") >= 2, sorted(seen)
     assert seen.get(("ray_affect_face_detector_windows_total", frozenset()), 0) > 0, sorted(seen)
+    # the heavy replica runs at the lowest CPU priority, every thread of it; the ordinary one does not
+    assert [set(threads) for threads in _replicas_nice("face-encoder-heavy")] == [{19}]
+    assert all(19 not in threads for threads in _replicas_nice("face-encoder"))
+    # and the ingress replica that decoded the heavy frame did it on a thread of its own at 19
+    assert any(19 in threads for threads in _replicas_nice("AffectIngress"))
 
 
 def test_the_token_is_required(ray_target):

@@ -20,6 +20,7 @@ from affect_server.auth import BearerTokenInterceptor
 from affect_server.batching import MicroBatcher
 from affect_server.config import ServerConfig
 from affect_server.metrics import ServiceMetrics
+from affect_server.priority import lower_this_thread
 from affect_server.servicer import SERVICE_NAME, AffectServicer, Lane, method_handlers
 
 log = logging.getLogger("affect.server")
@@ -67,17 +68,6 @@ async def _busy_threads(executors, wait: float) -> int:
         if not alive or loop.time() >= deadline:
             return alive
         await asyncio.sleep(0.05)
-
-
-def _lowest_priority() -> None:
-    """Nice 19 for the calling thread (Linux schedules threads apart); elsewhere nothing."""
-    import os
-    import threading
-
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):
-        pass
 
 
 def _own_speech_encoder(shared, threads: int):
@@ -181,7 +171,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")
     # Heavy turns (long audio, many pixels) get one worker and batchers of their own, at the
     # lowest CPU priority: they use the cores the other conversations leave.
-    heavy_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-heavy", initializer=_lowest_priority)
+    heavy_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-heavy", initializer=lower_this_thread)
     in_flight = (lambda: servicer.in_flight) if config.adaptive_batch_wait else None  # noqa: E731 - read once the servicer exists
     batchers = _batchers(analyzer, config, executor, metrics, max_size=config.batch_max_size,
                          max_wait=config.batch_max_wait_ms / 1000, demand=in_flight,

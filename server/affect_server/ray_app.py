@@ -11,7 +11,8 @@ Deployments:
   (``@serve.batch``), so a costly encoder scales apart from the cheap ones.
 - ``speech-encoder-heavy``, ``face-encoder-heavy``: the heavy lane (``RaySettings.heavy``): a
   turn with more audio or pixels than the server's ``heavy_*`` settings is read there, in batches
-  of at most ``max_heavy_turns`` sent at once, so that a ten-minute clip never holds up a batch of
+  of at most ``max_heavy_turns`` sent at once and at the lowest CPU priority (as is the
+  ingress's thread that decodes such turns), so that a ten-minute clip never holds up a batch of
   short turns; as in one process (``affect_server.app``).
 
 Build it with :func:`build_app` (``affect serve --ray`` does) or let ``serve run`` /
@@ -140,8 +141,11 @@ class EncoderDeployment:
 
         from affect import Analyzer, Modality
         from affect.turn_flow import batch_call
+        from affect_server.priority import lower_this_process
         from affect_server.ray_metrics import FaceDetectorCounts, batch_sizes
 
+        if lane == "heavy":  # before the model exists, so that its threads inherit the priority
+            lower_this_process()
         torch.set_num_threads(max(1, threads))
         choice = {m: None for m in MODALITIES} | {modality: model}
         analyzer = Analyzer(**choice, runtime=runtime,  # the server's --runtime and encoder settings, as in one process
@@ -193,6 +197,7 @@ class AffectIngress:
         async with self._ready:
             if self._servicer is None:
                 from affect import Analyzer
+                from affect_server.priority import lower_this_thread
                 from affect_server.ray_metrics import RayServiceMetrics
                 from affect_server.remote import RemoteEncoder
                 from affect_server.servicer import AffectServicer, Lane
@@ -203,7 +208,8 @@ class AffectIngress:
                 analyzer = Analyzer(**{m: fronts.get(m) for m in MODALITIES})
                 submitters = {m: RemoteEncoder(h) for m, h in main.items()}
                 executor = ThreadPoolExecutor(max_workers=self._config.workers, thread_name_prefix="affect-prepare")
-                heavy_lane = Lane(ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-prepare-heavy"),
+                heavy_lane = Lane(ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-prepare-heavy",
+                                                     initializer=lower_this_thread),
                                   {m: RemoteEncoder(h) for m, h in heavy.items()}) if heavy else None
                 self._servicer = AffectServicer(analyzer, self._config, RayServiceMetrics(), submitters, executor,
                                                 heavy=heavy_lane)
