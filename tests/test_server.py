@@ -805,3 +805,28 @@ def test_an_async_client_made_before_any_event_loop_runs_works_under_asyncio_run
 
     assert asyncio.run(use()) == "True ('text',)"
     asyncio.run(client.close())
+
+
+def test_an_adapting_server_reads_a_heavy_clip_against_the_same_running_statistics(data_root):
+    """With ``--speech-adapt``, a clip over ``heavy_audio_seconds`` goes to the heavy lane's own
+    speech model, which must read it through the loaded encoder's channel reader: the clip
+    counts in the deployment's running statistics as a short one would (it did not before:
+    the heavy model adapted to nothing)."""
+    import numpy as np
+    import soundfile as sf
+
+    from affect import Analyzer
+    from affect_client import Audio
+
+    analyzer = Analyzer(text=None, face=None, forecast=None, encoder_options={"speech": {"adapt": True}})
+    reader = analyzer.speech.reader
+    clip = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[0]
+    samples = sf.read(str(clip), dtype="float32")[0]
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    with ServerThread(analyzer, heavy_audio_seconds=1.0, metrics_port=_free_port()) as server, \
+            AffectClient(server.target) as client, client.conversation() as conversation:
+        assert reader.frames_heard == 0
+        result = conversation.send(audio=Audio(pcm, pb.PCM_S16LE, sample_rate_hz=16_000))
+        assert [str(m) for m in result.present] == ["speech"], result.absent
+        assert _metric(server, 'affect_batch_size_count{encoder="speech-heavy"}') == 1  # the heavy lane read it
+        assert reader.frames_heard > 0

@@ -71,8 +71,12 @@ async def _busy_threads(executors, wait: float) -> int:
 
 
 def _own_speech_encoder(shared, threads: int):
-    """A second instance of the loaded speech encoder (same weights, settings and runtime)."""
-    encoder = type(shared)(weights=shared.weights, max_seconds=shared.max_seconds, threads=threads)
+    """A second instance of the loaded speech encoder (same weights, settings and runtime). It
+    reads through the loaded one's channel reader: adapting (``--speech-adapt``), a long clip is
+    read against, and counts in, the same running statistics as every other turn."""
+    encoder = type(shared)(weights=shared.weights, max_seconds=shared.max_seconds, threads=threads,
+                           vad=shared.vad.settings)
+    encoder.reader = shared.reader  # its statistics lock their own updates
     if getattr(shared, "runtime", "torch") != "torch":
         from affect.onnx import use_runtime
 
