@@ -698,6 +698,16 @@ def test_a_token_is_never_sent_in_clear_text_off_this_machine():
                 make(target, token="s3cret")
     AffectClient("localhost:50051", token="s3cret").close()  # loopback, as the server allows it
     AffectClient("example.com:443", token="s3cret", tls=True).close()
+    for make in (AffectClient, AsyncAffectClient):  # nor through a copy that shares the connection
+        client = make("10.1.2.3:50051")
+        with pytest.raises(AffectClientError, match="clear text"):
+            client.with_options(token="s3cret")
+        for change in ({"target": "localhost:1"}, {"tls": True}, {"root_certificates": b"PEM"}):
+            with pytest.raises(ValueError, match=f"cannot change {next(iter(change))}"):  # the connection's own
+                client.with_options(**change)
+        assert client.with_options(timeout=3).options.timeout == 3
+        if make is AffectClient:  # the async twin makes its channel on first use: none here
+            client.close()
 
 
 def test_a_result_naming_a_modality_this_client_does_not_know_is_still_read():

@@ -41,9 +41,10 @@ class AsyncAffectClient:
         self._channel_state = _core.ChannelState()  # shared with the copies with_options makes
 
     def with_options(self, **changes: object) -> "AsyncAffectClient":
-        """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``)."""
+        """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``);
+        not ``target``, ``tls`` or ``root_certificates`` (the connection's own: make a new client)."""
         clone = object.__new__(AsyncAffectClient)
-        clone.options = self.options.replace(**changes)
+        clone.options = _core.copied_options(self.options, changes)
         clone._connection, clone._owns_channel = self._connection, False
         clone._channel_state = self._channel_state
         return clone

@@ -64,7 +64,22 @@ def resolve_options(options: ClientOptions | None, target: str | None, settings:
     options = options or environment_options()
     if target:
         settings = {**settings, "target": target}
-    options = options.replace(**settings) if settings else options
+    return _checked(options.replace(**settings) if settings else options)
+
+
+CONNECTION_OPTIONS = frozenset({"target", "tls", "root_certificates"})  # fixed once the channel exists
+
+
+def copied_options(options: ClientOptions, changes: dict[str, object]) -> ClientOptions:
+    """The options of a copy ``with_options`` makes: it shares the connection, so what the
+    connection was made with cannot change, and a token still needs TLS off this machine."""
+    if fixed := sorted(CONNECTION_OPTIONS & changes.keys()):
+        raise ValueError(f"with_options cannot change {', '.join(fixed)}: a copy shares this client's connection; "
+                         "make a new client for another target or transport")
+    return _checked(options.replace(**changes))
+
+
+def _checked(options: ClientOptions) -> ClientOptions:
     if options.token and not options.tls and not _is_loopback_target(options.target):
         raise AffectClientError(f"a token without TLS would travel in clear text to {options.target}: use tls=True "
                                 "(plaintext with a token is allowed on loopback only, as the server allows it)")

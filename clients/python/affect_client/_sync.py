@@ -46,9 +46,10 @@ class AffectClient:
         self._channel_state = _core.ChannelState()  # shared with the copies with_options makes
 
     def with_options(self, **changes: object) -> "AffectClient":
-        """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``)."""
+        """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``);
+        not ``target``, ``tls`` or ``root_certificates`` (the connection's own: make a new client)."""
         clone = object.__new__(AffectClient)
-        clone.options = self.options.replace(**changes)
+        clone.options = _core.copied_options(self.options, changes)
         clone._channel, clone._stub, clone._owns_channel = self._channel, self._stub, False
         clone._channel_state = self._channel_state
         return clone
