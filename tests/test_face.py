@@ -353,6 +353,22 @@ def test_a_jpegs_size_is_read_as_libjpeg_reads_it(progressive: bool):
     assert read_header(hidden).size == (200, 120) and decode_image(hidden).shape == (120, 200)
 
 
+def test_a_jpeg_padded_with_empty_segments_is_refused_after_a_bounded_walk():
+    """Restart markers and empty APP segments before the frame header are 2-4 bytes each: 16 MB
+    of them once cost seconds of CPU per image (one step of the walk each), twice per turn. The
+    walk stops at MAX_JPEG_HEADER_SEGMENTS; a file with many (but fewer) segments is still read."""
+    from affect.face._input import MAX_JPEG_HEADER_SEGMENTS, decode_image, read_header
+
+    data = cv2.imencode(".jpg", np.zeros((64, 64), np.uint8))[1].tobytes()
+    for segment in (b"\xff\xd0", b"\xff\xe0\x00\x02", b"\x01\xff\x01"):  # RST0, empty APP0, TEM after garbage
+        padded = data[:2] + segment * 4_000_000 + data[2:]
+        with pytest.raises(InputTooLargeError, match="segments before its frame header") as info:
+            read_header(padded)
+        assert info.value.field == "image"
+    many = data[:2] + b"\xff\xe1\x00\x02" * (MAX_JPEG_HEADER_SEGMENTS - 20) + data[2:]
+    assert read_header(many).size == (64, 64) and decode_image(many).shape == (64, 64)
+
+
 def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
     from affect.face._input import MAX_JPEG_SCANS, decode_image
 

@@ -36,6 +36,10 @@ MAX_ASPECT = 10  # long side / short side; no face frame is a strip
 _NEXT_MARKER = re.compile(rb"(?<!\xff)\xff++([^\x00\xff])")
 _SOF_MARKERS = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
 MAX_JPEG_SCANS = 100  # a progressive JPEG's cost grows with its scans, not its pixels; encoders write about 10
+# Segments before the frame header: a camera's or editor's file has tens (APPn metadata, an ICC
+# profile in 64 KB pieces, tables). Each costs one step of the walk, and a segment can be 2-4
+# bytes, so 16 MB of empty segments would cost seconds of CPU per image without a cap.
+MAX_JPEG_HEADER_SEGMENTS = 1_000
 
 
 _PROGRESSIVE_SOF = frozenset((0xC2, 0xC6, 0xCA, 0xCE))
@@ -51,8 +55,9 @@ class EncodedHeader:
 
 
 def read_header(data: bytes) -> EncodedHeader:
-    """The header of a JPEG, PNG, BMP or WebP file; raises for other formats and for a JPEG of
-    more than ``MAX_JPEG_SCANS`` scans."""
+    """The header of a JPEG, PNG, BMP or WebP file; raises for other formats, for a JPEG of
+    more than ``MAX_JPEG_SCANS`` scans and for one with more than ``MAX_JPEG_HEADER_SEGMENTS``
+    segments before its frame header."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         size = struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None
         return EncodedHeader("png", size)
@@ -84,9 +89,9 @@ def _jpeg_header(data: bytes) -> EncodedHeader:
 def _jpeg_frame(data: bytes) -> tuple[int, int, int, bool] | None:
     """(width, height, components, progressive) of the frame libjpeg will decode: the first SOF
     marker, found by walking the markers after SOI the way libjpeg does; None when there is none
-    before a scan or the end."""
+    before a scan or the end. Raises past ``MAX_JPEG_HEADER_SEGMENTS`` segments."""
     i = 2
-    while True:
+    for _ in range(MAX_JPEG_HEADER_SEGMENTS + 1):
         found = _NEXT_MARKER.search(data, i)
         if found is None:
             return None
@@ -107,6 +112,8 @@ def _jpeg_frame(data: bytes) -> tuple[int, int, int, bool] | None:
         if length < 2:
             return None
         i = at + 2 + length
+    raise InputTooLargeError(f"image is a JPEG with more than {MAX_JPEG_HEADER_SEGMENTS:,} segments before its frame "
+                             f"header; the limit is {MAX_JPEG_HEADER_SEGMENTS:,}", field="image")
 
 
 def _webp_size(data: bytes) -> tuple[int, int] | None:
