@@ -79,12 +79,31 @@ def test_while_every_slot_is_busy_waiting_turns_join_one_batch():
     assert batch.sizes == [1, 5]
 
 
-def test_a_failing_batch_fails_its_own_callers_only():
+def test_a_request_that_breaks_its_batch_fails_alone():
+    """When a batch call raises, its requests are run one by one: the one that broke it gets the
+    error, the others of its batch their answers (before, every caller in the batch failed)."""
     batch = CountingBatch(0.05, fail_on=3)
     results = asyncio.run(_serve(batch, list(range(6)), concurrency=2))
     failed = [i for i, r in enumerate(results) if isinstance(r, RuntimeError)]
-    assert 3 in failed and len(failed) == 2  # request 3 and the one that shared its batch
-    assert all(results[i] == i * 10 for i in range(6) if i not in failed)
+    assert failed == [3] and "request 3 broke its batch" in str(results[3])
+    assert all(results[i] == i * 10 for i in range(6) if i != 3)
+    assert sorted(batch.sizes).count(1) >= 2  # the broken batch of two, run again one request at a time
+
+
+def test_a_batch_call_that_answers_too_few_fails_its_callers_instead_of_leaving_them_waiting():
+    async def main():
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            batcher = MicroBatcher("short", lambda requests: list(requests)[:-1], executor=executor, max_size=4,
+                                   max_wait=0.05)
+            batcher.start()
+            try:
+                return await asyncio.wait_for(asyncio.gather(*(batcher.submit(r) for r in range(3)),
+                                                             return_exceptions=True), 10)
+            finally:
+                await batcher.stop()
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, RuntimeError) and "results for" in str(r) for r in results), results
 
 
 def test_stopping_cancels_the_turns_still_waiting():

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from affect_client import (
     AffectClient,
+    APIStatusError,
     AsyncAffectClient,
     InvalidArgumentError,
     ResourceExhaustedError,
@@ -840,3 +841,48 @@ def test_an_adapting_server_reads_a_heavy_clip_against_the_same_running_statisti
         assert [str(m) for m in result.present] == ["speech"], result.absent
         assert _metric(server, 'affect_batch_size_count{encoder="speech-heavy"}') == 1  # the heavy lane read it
         assert reader.frames_heard > 0
+
+
+def test_a_turn_that_breaks_an_encoder_fails_alone_and_the_stream_goes_on(text_encoder, caplog):
+    """Fault injection (no real input is known to break an encoder, which is the point of the
+    rule): the text model raises on one turn. That turn gets INTERNAL with an error id, its
+    conversation goes on, a turn of another conversation batched with it is answered, and the
+    log names the error's type and id but never the turn's text (the error's message quotes it)."""
+    import copy
+    import logging
+
+    from affect import Analyzer
+
+    secret = "POISON my card number is 4111 1111 1111 1111"
+    faulty = copy.copy(text_encoder)  # the same loaded model; only its batch call is wrapped
+
+    def analyze_prepared(requests):
+        if any(str(r.text).startswith("POISON") for r in requests):
+            raise RuntimeError(f"cannot read {requests[0].text!r}")
+        return text_encoder.analyze_prepared(requests)
+
+    faulty.analyze_prepared = analyze_prepared
+    analyzer = Analyzer(text=faulty, speech=None, face=None)
+
+    async def both(target: str):
+        async with AsyncAffectClient(target, max_retries=0) as client, client.conversation() as poisoned, \
+                client.conversation() as other:
+            answers = await asyncio.gather(poisoned.send(secret), other.send("Thank you, that helps a lot."),
+                                           return_exceptions=True)
+            after = await poisoned.send("Hello again.")
+            return answers, after
+
+    with caplog.at_level(logging.ERROR, logger="affect.server"), \
+            ServerThread(analyzer, batch_max_wait_ms=300, adaptive_batch_wait=False, metrics_port=_free_port()) as server:
+        (refused, answered), after = asyncio.run(both(server.target))
+        with AffectClient(server.target, max_retries=0) as client, pytest.raises(APIStatusError) as unary:
+            client.analyze(secret)
+        assert _metric(server, 'affect_batch_size_sum{encoder="text"}') == 4  # the first two turns shared a batch
+        assert _metric(server, 'affect_batch_size_count{encoder="text"}') == 3
+    assert isinstance(refused, TurnRefusedError) and refused.code == grpc.StatusCode.INTERNAL, refused
+    assert refused.field == "turn" and "error " in str(refused)
+    assert answered.emotion is not None and after.emotion is not None  # the batch-mate and the next turn
+    assert unary.value.code == grpc.StatusCode.INTERNAL and "POISON" not in str(unary.value)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    error_id = str(refused).split("error ")[1].split(")")[0]
+    assert f"RuntimeError (error {error_id})" in logged and "4111" not in logged and "POISON" not in logged

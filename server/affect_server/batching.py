@@ -123,13 +123,11 @@ class MicroBatcher(Generic[Req, Res]):
         assert self._slots is not None
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self._executor, self._run_batch, [req for req, _ in live])
+            results = await loop.run_in_executor(self._executor, self._batch_or_each, [req for req, _ in live])
         except asyncio.CancelledError:  # stopping: the callers are told, and the task ends
             for _, fut in live:
                 fut.cancel()
             raise
-        except Exception as exc:  # the whole batch failed: every caller hears why
-            results = [exc] * len(live)
         finally:
             self._slots.release()
         for (_, fut), result in zip(live, results):
@@ -139,3 +137,26 @@ class MicroBatcher(Generic[Req, Res]):
                 fut.set_exception(result)
             else:
                 fut.set_result(result)
+
+    def _batch_or_each(self, requests: list[Req]) -> list["Res | BaseException"]:
+        """The batch's results, one per request. When the batch call itself fails, each request
+        is run alone (in this worker thread, in this slot), so the request that broke it fails
+        alone and the others of its batch are answered."""
+        try:
+            return self._checked(self._run_batch(requests), len(requests))
+        except Exception as exc:
+            if len(requests) == 1:
+                return [exc]
+        answers: list[Res | BaseException] = []
+        for request in requests:
+            try:
+                answers.extend(self._checked(self._run_batch([request]), 1))
+            except Exception as exc:
+                answers.append(exc)
+        return answers
+
+    def _checked(self, results: Sequence["Res | BaseException"], expected: int) -> list["Res | BaseException"]:
+        results = list(results)
+        if len(results) != expected:  # a caller without a result would wait for ever
+            raise RuntimeError(f"batcher {self.name}: the batch call gave {len(results)} results for {expected} requests")
+        return results

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from affect import Analyzer, InputTooLargeError, InvalidInputError
+from affect import Analyzer, InputTooLargeError, InvalidInputError, TurnResult
 from affect.conversation import Conversation, PreparedTurn
 from affect.fusion import FusionWeights
 from affect.registry import list_weights
@@ -281,13 +282,12 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 conversation = self.analyzer.conversation(text_context=False, text_prior=text_prior_from_pb(request.options))
             except InvalidInputError as exc:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "invalid")
-            try:
-                prepared = await self._prepare(conversation, request.turn, lane)
-            except InvalidInputError as exc:
-                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _reason(exc))
-            result = await self._run(conversation, prepared, lane)
+            outcome = await self._analysed(conversation, request.turn, lane)
         finally:
             ticket.release()
+        if isinstance(outcome, _Failure):
+            await self._abort(context, outcome.code, outcome.message, outcome.reason)
+        result = outcome
         return pb.AnalyzeResponse(result=turn_result_to_pb(
             result, request.turn.turn_id, include_modalities=not request.options.omit_modality_results))
 
@@ -312,16 +312,32 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                     retry_after_ms=self._busy_retry_ms())
         try:
             lane = self.heavy_lane if ticket.heavy else self.lane
-            try:
-                prepared = await self._prepare(conversation, request.turn, lane)
-            except InvalidInputError as exc:
-                return self._turn_error(turn_id, grpc.StatusCode.INVALID_ARGUMENT, _message(exc),
-                                        _wire_field(exc.field), _reason(exc))
-            result = await self._run(conversation, prepared, lane)
+            outcome = await self._analysed(conversation, request.turn, lane)
         finally:
             ticket.release()
+        if isinstance(outcome, _Failure):
+            return self._turn_error(turn_id, outcome.code, outcome.message, outcome.field, outcome.reason)
+        result = outcome
         return pb.ConverseResponse(result=turn_result_to_pb(
             result, turn_id, include_modalities=not options.omit_modality_results))
+
+    async def _analysed(self, conversation: Conversation, message: pb.Turn, lane: Lane) -> TurnResult | _Failure:
+        """The turn decoded, checked and read, or why not. A turn the input rules refuse is
+        INVALID_ARGUMENT; any other error (a bug, an encoder that failed) is INTERNAL for this
+        turn alone: the stream goes on, the conversation's state is as before the turn, and the
+        log gets the error's type and stack under an id the caller is given, never its message
+        (which could quote the turn's content)."""
+        try:
+            prepared = await self._prepare(conversation, message, lane)
+            return await self._run(conversation, prepared, lane)
+        except InvalidInputError as exc:
+            return _Failure(grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _wire_field(exc.field), _reason(exc))
+        except Exception as exc:  # noqa: BLE001 - one turn's failure must not end the stream
+            error_id = uuid.uuid4().hex[:12]
+            log.error("a turn failed with %s (error %s); stack:\n%s", type(exc).__name__, error_id,
+                      "".join(traceback.format_tb(exc.__traceback__)))
+            return _Failure(grpc.StatusCode.INTERNAL, f"the server failed to analyse this turn (error {error_id}); "
+                            "the conversation goes on", "turn", "internal")
 
     async def _prepare(self, conversation: Conversation, message: pb.Turn, lane: Lane) -> PreparedTurn:
         """Decode and check the turn (audio resampling, image decoding) off the event loop. A
@@ -375,6 +391,16 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         if retry_after_ms:
             await context.abort(code, message, trailing_metadata=retry_trailers(code, message, retry_after_ms))
         await context.abort(code, message)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why a turn got no result: the status, message, field and metric reason it is refused with."""
+
+    code: grpc.StatusCode
+    message: str
+    field: str
+    reason: str
 
 
 async def _read_one(request_iterator):
