@@ -139,24 +139,30 @@ class MicroBatcher(Generic[Req, Res]):
                 fut.set_result(result)
 
     def _batch_or_each(self, requests: list[Req]) -> list["Res | BaseException"]:
-        """The batch's results, one per request. When the batch call itself fails, each request
-        is run alone (in this worker thread, in this slot), so the request that broke it fails
-        alone and the others of its batch are answered."""
-        try:
-            return self._checked(self._run_batch(requests), len(requests))
-        except Exception as exc:
-            if len(requests) == 1:
-                return [exc]
-        answers: list[Res | BaseException] = []
-        for request in requests:
-            try:
-                answers.extend(self._checked(self._run_batch([request]), 1))
-            except Exception as exc:
-                answers.append(exc)
-        return answers
+        return batch_or_each(self._run_batch, requests, self.name)
 
-    def _checked(self, results: Sequence["Res | BaseException"], expected: int) -> list["Res | BaseException"]:
-        results = list(results)
-        if len(results) != expected:  # a caller without a result would wait for ever
-            raise RuntimeError(f"batcher {self.name}: the batch call gave {len(results)} results for {expected} requests")
-        return results
+
+def batch_or_each(run_batch: BatchFn, requests: Sequence[Req], name: str) -> list["Res | BaseException"]:
+    """``run_batch``'s results, one per request. When the batch call itself fails, each request
+    is run alone (in the calling worker thread), so the request that broke it fails alone and
+    the others of its batch are answered. The one-process batcher and the Ray encoder
+    deployments both call it."""
+    try:
+        return _one_each(run_batch(requests), len(requests), name)
+    except Exception as exc:
+        if len(requests) == 1:
+            return [exc]
+    answers: list[Res | BaseException] = []
+    for request in requests:
+        try:
+            answers.extend(_one_each(run_batch([request]), 1, name))
+        except Exception as exc:
+            answers.append(exc)
+    return answers
+
+
+def _one_each(results: Sequence["Res | BaseException"], expected: int, name: str) -> list["Res | BaseException"]:
+    results = list(results)
+    if len(results) != expected:  # a caller without a result would wait for ever
+        raise RuntimeError(f"batcher {name}: the batch call gave {len(results)} results for {expected} requests")
+    return results

@@ -33,6 +33,7 @@ from ray import serve
 from ray.serve import Application
 
 from affect.results import MODALITIES as LIB_MODALITIES
+from affect_server.batching import batch_or_each
 from affect_server.config import ServerConfig
 
 log = logging.getLogger("affect.server.ray")
@@ -169,7 +170,8 @@ class EncoderDeployment:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def run(self, items: list[Any]) -> list[Any]:
         self._batch_sizes.labels(self._batch_label).observe(len(items))
-        answers = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, items)
+        answers = await asyncio.get_running_loop().run_in_executor(
+            self._executor, batch_or_each, self._run, items, self._batch_label)  # a failed batch: each alone
         if self._detector_counts is not None:
             self._detector_counts.record()
         return answers

@@ -23,4 +23,7 @@ class RemoteEncoder:
         self.handle = handle
 
     async def submit(self, request: Any) -> Any:
-        return await self.handle.run.remote(request)
+        answer = await self.handle.run.remote(request)
+        if isinstance(answer, BaseException):  # this request's own failure (``batching.batch_or_each``)
+            raise answer
+        return answer
