@@ -886,3 +886,29 @@ def test_a_turn_that_breaks_an_encoder_fails_alone_and_the_stream_goes_on(text_e
     logged = "\n".join(r.getMessage() for r in caplog.records)
     error_id = str(refused).split("error ")[1].split(")")[0]
     assert f"RuntimeError (error {error_id})" in logged and "4111" not in logged and "POISON" not in logged
+
+
+def test_an_analyze_call_whose_request_never_arrives_gives_its_slot_back(analyzer):
+    """A client that opens Analyze and sends nothing (or too slowly) is ended with
+    DEADLINE_EXCEEDED after analyze_body_timeout_s, and its per-client slot is free again (it
+    was held for as long as the call stayed open)."""
+    async def stalled_then_normal(target: str):
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = channel.stream_unary("/affect.v1.AffectService/Analyze",
+                                        request_serializer=pb.AnalyzeRequest.SerializeToString,
+                                        response_deserializer=pb.AnalyzeResponse.FromString)
+
+            async def nothing():
+                await asyncio.sleep(3600)
+                yield pb.AnalyzeRequest()
+
+            with pytest.raises(grpc.aio.AioRpcError) as stalled:
+                await call(nothing(), timeout=60)
+            answer = await call(iter([pb.AnalyzeRequest(turn=pb.Turn(text=b"Is it fixed now?"))]), timeout=60)
+            return stalled.value, answer
+
+    with ServerThread(analyzer, analyze_body_timeout_s=1.0, max_analyze_per_peer=1) as server:
+        stalled, answer = asyncio.run(stalled_then_normal(server.target))
+    # ended by the server (its message), not by the client's own 60 s deadline
+    assert stalled.code() == grpc.StatusCode.DEADLINE_EXCEEDED and "did not arrive whole within 1 s" in stalled.details()
+    assert answer.result.HasField("fused")  # the one slot this client has was given back

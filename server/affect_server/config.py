@@ -45,6 +45,9 @@ class ServerConfig:
     max_analyze_in_flight: int = 16  # Analyze calls being read or served; bodies beyond this are not read
     max_analyze_per_peer: int = 2  # Analyze calls in flight from one client address
     max_analyze_per_second_per_peer: float = 20.0  # token bucket per client address, burst of 1 s
+    # An Analyze call's request must have arrived this long after the call was admitted: a client
+    # that opens the call and sends slowly or never would otherwise hold its slot for ever.
+    analyze_body_timeout_s: float = 30.0
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0
     adaptive_batch_wait: bool = True  # stop waiting once every turn in flight is in the batch
@@ -146,7 +149,8 @@ class ServerConfig:
             if getattr(self, name) < 1:
                 raise SystemExit(f"affect serve: {name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_turns_per_second", "max_message_mb", "max_audio_seconds", "max_in_flight_mb",
-                     "max_analyze_per_second_per_peer", "grace_s", "heavy_audio_seconds", "idle_timeout_s"):
+                     "max_analyze_per_second_per_peer", "grace_s", "heavy_audio_seconds", "idle_timeout_s",
+                     "analyze_body_timeout_s"):
             if not 0 < getattr(self, name) < math.inf:  # NaN fails too
                 raise SystemExit(f"affect serve: {name} must be a positive number, got {getattr(self, name)}")
         if not 0 <= self.batch_max_wait_ms < math.inf:

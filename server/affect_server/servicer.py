@@ -199,13 +199,17 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """``Analyze`` served as a client-streaming method (the wire is the same for one message),
         so that a call refused by admission is refused before its body is read."""
         async with self._analyze_admission(context):
-            request = None
-            async for message in request_iterator:
-                if request is not None:
-                    await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "Analyze takes one request", "invalid")
-                request = message
-            if request is None:
+            try:
+                requests = await asyncio.wait_for(_all_of(request_iterator, 2), self.config.analyze_body_timeout_s)
+            except asyncio.TimeoutError:
+                await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                  f"the Analyze request did not arrive whole within {self.config.analyze_body_timeout_s:g} s "
+                                  "of the call", "slow_body")
+            if len(requests) > 1:
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "Analyze takes one request", "invalid")
+            if not requests:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "Analyze needs a request", "invalid")
+            (request,) = requests
             if isinstance(request, Unreadable):
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                                   f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable")
@@ -401,6 +405,16 @@ class _Failure:
     message: str
     field: str
     reason: str
+
+
+async def _all_of(request_iterator, at_most: int) -> list:
+    """The stream's messages until it ends or ``at_most`` have come."""
+    messages = []
+    async for message in request_iterator:
+        messages.append(message)
+        if len(messages) >= at_most:
+            break
+    return messages
 
 
 async def _read_one(request_iterator):
