@@ -82,6 +82,7 @@ class Conversation:
         self.analyzer = analyzer
         self.id = conversation_id
         self.turns_seen = 0
+        self.closed = False
         self.state = ConversationState(thresholds, forecaster=getattr(analyzer, "forecaster", None))
         options = ConversationOptions(text_context=text_context, text_prior=text_prior)
         self._turns = {m: turns_of(encoder) for m, encoder in analyzer.encoders.items()}  # the one table
@@ -108,8 +109,13 @@ class Conversation:
 
     def record(self, modality: Modality, prepared: PreparedTurn, answers: list[Any]) -> None:
         """One encoder's answers to this turn's requests into the turn and this conversation's
-        state for that modality (``affect.turn_flow.record`` calls it in the one order)."""
-        self._turns[modality].record(prepared, answers, self._states[modality])
+        state for that modality (``affect.turn_flow.record`` calls it in the one order). Once the
+        conversation is closed, answers that arrive late (a server finishing a turn whose caller
+        left) change nothing."""
+        state = self._states[modality]
+        if state is None and self.closed:
+            return
+        self._turns[modality].record(prepared, answers, state)
 
     def _as_the_forecaster_learnt(self, prepared: PreparedTurn, per_modality: dict[Modality, ModalityResult],
                                   fused: AffectEstimate | None) -> AffectEstimate | None:
@@ -154,6 +160,7 @@ class Conversation:
     def close(self) -> None:
         """Drop the state at once (it is also dropped when the object is)."""
         self._states = {m: None for m in self._states}
+        self.closed = True
 
     def __enter__(self) -> "Conversation":
         return self

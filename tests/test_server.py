@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -912,3 +913,38 @@ def test_an_analyze_call_whose_request_never_arrives_gives_its_slot_back(analyze
     # ended by the server (its message), not by the client's own 60 s deadline
     assert stalled.code() == grpc.StatusCode.DEADLINE_EXCEEDED and "did not arrive whole within 1 s" in stalled.details()
     assert answer.result.HasField("fused")  # the one slot this client has was given back
+
+
+def test_a_turn_whose_caller_left_keeps_its_budget_until_its_work_is_over(analyzer, caplog):
+    """A turn cancelled by its caller (a deadline, a disconnect) still has its decoded data in a
+    worker's queue or a batch: its share of the in-flight budget is given back when that work
+    ends, not when the caller leaves (before, a client that sent and cancelled at once could
+    fill memory past max_in_flight_mb while every ticket was already free)."""
+    def in_flight_turns(server) -> int:
+        async def read():
+            return server.running.servicer.budget.turns
+
+        return server.call(read())
+
+    with ServerThread(analyzer, batch_max_wait_ms=3000, adaptive_batch_wait=False) as server, \
+            AffectClient(server.target, max_retries=0, timeout=0.5) as client:
+        with pytest.raises(APIStatusError) as gone:  # the batch waits 3 s for company: the caller gives up first
+            client.analyze("Where is my parcel?")
+        assert gone.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        held_after_the_caller_left = in_flight_turns(server)
+        deadline = time.monotonic() + 60
+        while in_flight_turns(server) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert held_after_the_caller_left == 1 and in_flight_turns(server) == 0  # held, then given back
+        assert client.with_options(timeout=30).analyze("Is it there yet?").emotion is not None
+        # a conversation whose turn timed out is closed; its turn's late answer changes nothing
+        with caplog.at_level(logging.ERROR, logger="affect.server"), \
+                AffectClient(server.target, max_retries=0, turn_timeout=0.5) as impatient:
+            conversation = impatient.conversation().__enter__()
+            with pytest.raises(APIStatusError):
+                conversation.send("Hello?")
+            deadline = time.monotonic() + 60
+            while in_flight_turns(server) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert in_flight_turns(server) == 0 and server.open_conversations() == 0
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

@@ -112,6 +112,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         self.budget = InFlightBudget(config.max_in_flight_turns, int(config.max_in_flight_mb * 2**20), config.max_heavy_turns)
         self.peers = PeerLimits(config.max_analyze_per_peer, config.max_analyze_per_second_per_peer)
         self.analyze_in_flight = 0
+        self._turn_tasks: set[asyncio.Future] = set()  # admitted turns' work, each holding its ticket
         self.latency = LatencyEstimate()
         self.conversations: dict[str, Conversation] = {}
         metrics.conversation_states.set_function(lambda: len(self.conversations))
@@ -281,14 +282,11 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{cost.heaviest_field()}: {busy}", "busy",
                               retry_after_ms=self._busy_retry_ms())
         try:
-            lane = self.heavy_lane if ticket.heavy else self.lane
-            try:
-                conversation = self.analyzer.conversation(text_context=False, text_prior=text_prior_from_pb(request.options))
-            except InvalidInputError as exc:
-                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "invalid")
-            outcome = await self._analysed(conversation, request.turn, lane)
-        finally:
+            conversation = self.analyzer.conversation(text_context=False, text_prior=text_prior_from_pb(request.options))
+        except InvalidInputError as exc:
             ticket.release()
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "invalid")
+        outcome = await self._turn(conversation, request.turn, ticket)
         if isinstance(outcome, _Failure):
             await self._abort(context, outcome.code, outcome.message, outcome.reason)
         result = outcome
@@ -314,16 +312,30 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         if ticket is None:
             return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED, busy, cost.heaviest_field(), "busy",
                                     retry_after_ms=self._busy_retry_ms())
-        try:
-            lane = self.heavy_lane if ticket.heavy else self.lane
-            outcome = await self._analysed(conversation, request.turn, lane)
-        finally:
-            ticket.release()
+        outcome = await self._turn(conversation, request.turn, ticket)
         if isinstance(outcome, _Failure):
             return self._turn_error(turn_id, outcome.code, outcome.message, outcome.field, outcome.reason)
         result = outcome
         return pb.ConverseResponse(result=turn_result_to_pb(
             result, turn_id, include_modalities=not options.omit_modality_results))
+
+    async def _turn(self, conversation: Conversation, message: pb.Turn, ticket: Ticket) -> TurnResult | _Failure:
+        """The admitted turn's work, run as a task of its own that the caller's going away does
+        not cancel: its ticket is given back when that work is over, not when the caller leaves.
+        (Cancelled with its caller, the decoded turn stayed in a worker's queue or a batch while
+        its share of the in-flight budget was already free: a client that sent turns and cancelled
+        them at once could fill memory past ``max_in_flight_mb``.) A conversation closed meanwhile
+        records nothing (``Conversation.record``)."""
+        async def held() -> TurnResult | _Failure:
+            try:
+                return await self._analysed(conversation, message, self.heavy_lane if ticket.heavy else self.lane)
+            finally:
+                ticket.release()
+
+        work = asyncio.ensure_future(held())
+        self._turn_tasks.add(work)  # the loop keeps only a weak reference to a task
+        work.add_done_callback(self._turn_tasks.discard)
+        return await asyncio.shield(work)
 
     async def _analysed(self, conversation: Conversation, message: pb.Turn, lane: Lane) -> TurnResult | _Failure:
         """The turn decoded, checked and read, or why not. A turn the input rules refuse is
