@@ -948,3 +948,28 @@ def test_a_turn_whose_caller_left_keeps_its_budget_until_its_work_is_over(analyz
                 time.sleep(0.1)
         assert in_flight_turns(server) == 0 and server.open_conversations() == 0
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+class _Peer:
+    """What a gRPC context tells of its caller (``context.peer()``), for addresses this loopback
+    test cannot connect from."""
+
+    def __init__(self, peer: str) -> None:
+        self._peer = peer
+
+    def peer(self) -> str:
+        return self._peer
+
+
+@pytest.mark.parametrize("peers, same", [
+    (["ipv4:10.0.0.7:5555", "ipv4:10.0.0.7:6000"], True),  # new connections of one client
+    (["ipv4:10.0.0.7:5555", "ipv4:10.0.0.8:5555"], False),
+    (["ipv6:[2001:db8:1:2:aaaa::1]:443", "ipv6:%5B2001:db8:1:2:bbbb::9%5D:80"], True),  # one /64, as gRPC may quote it
+    (["ipv6:[2001:db8:1:2::1]:443", "ipv6:[2001:db8:1:3::1]:443"], False),
+    (["ipv6:[::ffff:10.0.0.7]:1", "ipv4:10.0.0.7:2"], True),  # an IPv4-mapped address is its IPv4 client
+])
+def test_per_client_limits_count_an_ipv6_client_by_its_64_block(peers, same):
+    from affect_server.servicer import _peer_host
+
+    first, second = (_peer_host(_Peer(p)) for p in peers)
+    assert (first == second) is same, (first, second)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import time
 import traceback
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
@@ -445,16 +447,25 @@ def _log_id(conversation_id: str) -> str:
 
 def _peer_host(context) -> str:
     """The client's address without its port ("ipv4:10.0.0.7"), so that new connections from
-    one client share its limits."""
+    one client share its limits. An IPv6 client is its /64 network, the block one host or site
+    is given: counted by full address, a client could spread its calls over its 2**64 addresses
+    and escape every per-client limit. An IPv4-mapped address counts as its IPv4 address."""
     try:
         peer = context.peer() or ""
     except Exception:  # noqa: BLE001 - a context without peer() (Ray Serve's): one shared bucket
         return ""
     kind, _, address = peer.partition(":")
-    if kind == "ipv6":
-        return "ipv6:" + address.rsplit(":", 1)[0]
     if kind == "ipv4":
         return "ipv4:" + address.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        host = urllib.parse.unquote(address.rsplit(":", 1)[0]).strip("[]").split("%")[0]
+        try:
+            ip = ipaddress.IPv6Address(host)
+        except ValueError:
+            return "ipv6:" + host
+        if ip.ipv4_mapped is not None:
+            return f"ipv4:{ip.ipv4_mapped}"
+        return f"ipv6:{ipaddress.IPv6Network((ip, 64), strict=False)}"
     return peer
 
 
