@@ -973,3 +973,30 @@ def test_per_client_limits_count_an_ipv6_client_by_its_64_block(peers, same):
 
     first, second = (_peer_host(_Peer(p)) for p in peers)
     assert (first == second) is same, (first, second)
+
+
+def test_a_thread_waiting_behind_a_timed_out_turn_is_told_the_conversation_closed(analyzer):
+    """Thread A's turn times out, which ends the stream; thread B, waiting for its turn on the
+    same conversation, must get ConversationClosedError, never whatever answer is still queued
+    (A's late answer could be read as B's)."""
+    from affect_client import ConversationClosedError, DeadlineExceededError
+
+    outcomes: dict[str, BaseException | str] = {}
+    with ServerThread(analyzer, batch_max_wait_ms=2000, adaptive_batch_wait=False) as server, \
+            AffectClient(server.target, max_retries=0, turn_timeout=0.5) as client, \
+            client.conversation() as conversation:
+        def send(name: str) -> None:
+            try:
+                outcomes[name] = conversation.send(f"Turn from {name}.", turn_id=name).turn_id
+            except Exception as exc:  # noqa: BLE001 - the outcome is the point
+                outcomes[name] = exc
+
+        first = threading.Thread(target=send, args=("A",))
+        first.start()
+        time.sleep(0.1)  # A holds the conversation; B queues behind it
+        second = threading.Thread(target=send, args=("B",))
+        second.start()
+        first.join(30)
+        second.join(30)
+    assert isinstance(outcomes["A"], DeadlineExceededError), outcomes
+    assert isinstance(outcomes["B"], ConversationClosedError), outcomes

@@ -173,6 +173,10 @@ class Conversation:
     def _exchange(self, request: pb.ConverseRequest) -> TurnResult:
         """Send the turn and wait for its answer; a busy refusal is resent as ``busy_retries`` allows."""
         def attempt() -> TurnResult:
+            # Checked under the lock: a turn that timed out before this one closed the stream, and
+            # its late answer may still be queued; it must not be read as this turn's.
+            if self._closed:
+                raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
             self._requests.put(request)
             return _core.parse_turn_response(self._next_response(self._options.turn_timeout))
 
