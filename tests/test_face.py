@@ -369,6 +369,37 @@ def test_a_jpeg_padded_with_empty_segments_is_refused_after_a_bounded_walk():
     assert read_header(many).size == (64, 64) and decode_image(many).shape == (64, 64)
 
 
+_DECODE_PEAK = """
+import resource, sys
+import cv2, numpy as np
+from affect.face._input import decode_image, read_header
+data = open(sys.argv[1], "rb").read()
+decode_image(cv2.imencode(sys.argv[2], np.zeros((64, 64, 3), np.uint8))[1].tobytes())  # the decoder's own set-up
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+decode_image(data)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024, read_header(data).decode_bytes_per_pixel)
+"""
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".webp"])
+def test_what_decoding_a_picture_holds_is_within_what_admission_counts(extension: str, tmp_path):
+    """A 16 MP colour picture decoded in a fresh process: its peak memory rise stays within
+    the gray pixels, the decoder's working copy (2 bytes a pixel in all) and what the header says
+    decoding holds besides (``decode_bytes_per_pixel``), which the server's admission counts.
+    WebP is decoded whole in colour first: counted as a JPEG, it was under-counted by 5 bytes a pixel."""
+    import subprocess
+    import sys
+
+    picture = cv2.resize(np.random.default_rng(0).integers(0, 255, (500, 500, 3), dtype=np.uint8), (4000, 4000))
+    path = tmp_path / f"big{extension}"
+    path.write_bytes(cv2.imencode(extension, picture)[1].tobytes())
+    out = subprocess.run([sys.executable, "-c", _DECODE_PEAK, str(path), extension], capture_output=True, text=True,
+                         check=True).stdout.split()
+    rise, extra_per_pixel = int(out[0]), int(out[1])
+    pixels = 4000 * 4000
+    assert rise <= (2 + extra_per_pixel) * pixels * 1.05, (rise / pixels, extra_per_pixel)
+
+
 def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
     from affect.face._input import MAX_JPEG_SCANS, decode_image
 
