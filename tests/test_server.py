@@ -401,7 +401,27 @@ def test_a_duplicate_conversation_id_leaves_the_open_conversation_alone(server):
 
 
 async def _ids(server) -> set[str]:
-    return set(server.running.servicer.conversations)
+    return {conversation_id for _client, conversation_id in server.running.servicer.conversations}
+
+
+def test_conversation_ids_are_each_clients_own(analyzer):
+    """Two clients (over IPv4 and IPv6 loopback: two addresses) open the same id: each gets its
+    own conversation, so ALREADY_EXISTS cannot tell one client which ids another has open; a
+    client's own second open of the id is still refused."""
+    from affect_client import APIStatusError
+
+    with ServerThread(analyzer, host="localhost") as server:
+        port = server.running.port
+        with AffectClient(f"127.0.0.1:{port}", max_retries=0) as v4, AffectClient(f"[::1]:{port}", max_retries=0) as v6:
+            with v4.conversation("+15550100") as first, v6.conversation("+15550100") as second:
+                assert first.send("hello").turn_index == 0
+                assert second.send("hi").turn_index == 0
+                assert first.send("again").turn_index == 1  # the two do not share a history
+                assert server.open_conversations() == 2
+                with pytest.raises(APIStatusError) as refused:
+                    v6.conversation("+15550100")
+                assert refused.value.code == grpc.StatusCode.ALREADY_EXISTS
+                assert second.send("still here").turn_index == 1
 
 
 def test_max_text_chars_is_enforced(analyzer):

@@ -116,7 +116,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         self.analyze_in_flight = 0
         self._turn_tasks: set[asyncio.Future] = set()  # admitted turns' work, each holding its ticket
         self.latency = LatencyEstimate()
-        self.conversations: dict[str, Conversation] = {}
+        # Keyed by (client, id): ids are the client's own, so that one client's ALREADY_EXISTS
+        # never tells it which ids another client has open (an id may be a caller's number).
+        self.conversations: dict[tuple[str, str], Conversation] = {}
         metrics.conversation_states.set_function(lambda: len(self.conversations))
         self.draining = asyncio.Event()
         self.in_flight = 0
@@ -150,16 +152,18 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 conversation_id = check_id(first.open.conversation_id, "open.conversation_id") or uuid.uuid4().hex
             except InvalidInputError as exc:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
-            if conversation_id in self.conversations:
+            key = (peer, conversation_id)
+            if key in self.conversations:
                 await self._abort(context, grpc.StatusCode.ALREADY_EXISTS,
-                                  "a conversation with this open.conversation_id is already open", "duplicate")  # the id is not echoed: logs keep messages
+                                  "this client already has a conversation with this open.conversation_id open",
+                                  "duplicate")  # the id is not echoed: logs keep messages
             options = first.open.options
             try:
                 conversation = self.analyzer.conversation(conversation_id, text_context=not options.disable_text_context,
                                                           text_prior=text_prior_from_pb(options))
             except InvalidInputError as exc:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
-            self.conversations[conversation_id] = conversation
+            self.conversations[key] = conversation
             bucket = TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
             log.info("conversation %s opened (%d open)", _log_id(conversation_id), self.slots.open)
             yield pb.ConverseResponse(opened=pb.ConversationOpened(
@@ -184,8 +188,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             self.slots.release(peer)
             # Only this stream's own conversation: a stream refused as a duplicate must not
             # close the conversation that holds the id.
-            if conversation is not None and self.conversations.get(conversation_id) is conversation:
-                self.conversations.pop(conversation_id).close()
+            if conversation is not None and self.conversations.get((peer, conversation_id)) is conversation:
+                self.conversations.pop((peer, conversation_id)).close()
                 log.info("conversation %s closed (%d open)", _log_id(conversation_id), self.slots.open)
             self.metrics.active_conversations.dec()
 
