@@ -384,6 +384,49 @@ def test_idle_conversations_expire_and_free_their_state(analyzer):
                 conversation.send("anyone there?")
 
 
+def test_a_client_that_reads_no_answer_loses_its_conversation_within_the_idle_limit(analyzer):
+    """A client sends turns and never reads: its answers fill its flow-control window and the
+    server's next answer waits. The conversation was kept (state, id, slot) past every idle limit;
+    now its state is freed within the limit, its slot stays with the stream until the stream
+    ends, and when the client reads at last it gets its answers, then DEADLINE_EXCEEDED."""
+    stop = threading.Event()
+    sent = 0
+
+    def turns_until_stopped():
+        nonlocal sent
+        yield pb.ConverseRequest(open=pb.OpenConversation())
+        while not stop.is_set():
+            sent += 1
+            yield pb.ConverseRequest(turn=pb.Turn(speaker="c", turn_id="t" * 128, text=b"ok"))
+
+    with ServerThread(analyzer, idle_timeout_s=1.0, max_turns_per_second=1e6) as server:
+        # No BDP probing: the client's window stays at gRPC's 64 KiB, as a hostile client keeps it.
+        with grpc.insecure_channel(server.target, options=[("grpc.http2.bdp_probe", 0)]) as channel:
+            answers = pb_grpc.AffectServiceStub(channel).Converse(turns_until_stopped())
+            deadline = time.monotonic() + 30
+            while (sent == 0 or server.open_conversations()) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert server.open_conversations() == 0, f"the conversation outlived the idle limit ({sent} turns sent)"
+            assert server.call(_slots_open(server)) == 1  # the stream still holds its slot
+            stop.set()
+            read = 0
+            with pytest.raises(grpc.RpcError) as ended:
+                for _ in answers:
+                    read += 1
+        assert read > 50  # the window's worth it had not read (64 KiB of answers)
+        assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED and "read no answer for 1 s" in ended.value.details()
+        deadline = time.monotonic() + 10
+        while server.call(_slots_open(server)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.call(_slots_open(server)) == 0  # the slot is back once the stream ended
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            assert conversation.send("still serving").turn_index == 0
+
+
+async def _slots_open(server) -> int:
+    return server.running.servicer.slots.open
+
+
 # ---------------------------------------------------------------------------- issue 18: bugs found under attack
 
 def test_a_duplicate_conversation_id_leaves_the_open_conversation_alone(server):

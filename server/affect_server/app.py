@@ -133,7 +133,7 @@ def _bind_problem(host: str, port: int) -> str | None:
 def _add_service(server: grpc.aio.Server, servicer: AffectServicer) -> None:
     """The AffectService handlers (``method_handlers``), Analyze read as a client stream so that
     a call refused by admission or auth is refused before its body is read."""
-    handlers = method_handlers(servicer.Converse, servicer.analyze_unread, servicer.ListModels, analyze_streamed=True)
+    handlers = method_handlers(servicer.converse_written, servicer.analyze_unread, servicer.ListModels, analyze_streamed=True)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 

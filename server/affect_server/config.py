@@ -55,7 +55,7 @@ class ServerConfig:
     # as many turns as 1 at 32 conversations (two servers of each, taking turns) and took more CPU
     # a turn (smaller batches): benchmarks/results/load-concurrency.md, load-variants.md.
     batch_concurrency: int = 1
-    idle_timeout_s: float = 900.0  # a stream with no turn for this long is closed
+    idle_timeout_s: float = 900.0  # a stream with no turn, or no answer read, for this long is closed
     grace_s: float = 30.0  # on SIGTERM, time given to turns in flight
     text_model: str = "default"  # a weights name (see `affect models`), or "none" to serve without text
     speech_model: str = "default"

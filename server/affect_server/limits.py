@@ -49,9 +49,13 @@ class ConversationSlots:
             return "server"
         if self._by_peer.get(peer, 0) >= self.per_peer:
             return "peer"
+        self.take(peer)
+        return None
+
+    def take(self, peer: str = "") -> None:
+        """A slot taken whatever the limits: for a stream that outlives its conversation."""
         self.open += 1
         self._by_peer[peer] = self._by_peer.get(peer, 0) + 1
-        return None
 
     def release(self, peer: str = "") -> None:
         self.open = max(0, self.open - 1)

@@ -193,6 +193,34 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 log.info("conversation %s closed (%d open)", _log_id(conversation_id), self.slots.open)
             self.metrics.active_conversations.dec()
 
+    async def converse_written(self, request_iterator: AsyncIterator[pb.ConverseRequest],
+                               context: grpc.aio.ServicerContext) -> None:
+        """``Converse`` with each answer written under a time limit. A written answer waits on the
+        client's flow-control window: a client that sends turns but never reads its answers kept
+        its conversation's state past every idle limit. An answer not taken within
+        ``idle_timeout_s`` closes the conversation and frees its state; the stream keeps its slot
+        until it really ends (the status waits behind the unread answers, and gRPC's aio server
+        cannot reset a stream), so what such streams hold stays within the per-client limits."""
+        answers = self.Converse(request_iterator, context)
+        peer = _peer_host(context)
+        stalled = False
+        try:
+            async for answer in answers:
+                written = asyncio.ensure_future(context.write(answer))
+                written.add_done_callback(_retrieved)
+                done, _ = await asyncio.wait({written}, timeout=self.config.idle_timeout_s)
+                if not done:
+                    stalled = True
+                    self.slots.take(peer)  # held for the stream, as the conversation gives its own back
+                    await answers.aclose()
+                    await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                      f"the client read no answer for {self.config.idle_timeout_s:g} s; "
+                                      "the conversation was closed", "unread")
+        finally:
+            await answers.aclose()
+            if stalled:
+                self.slots.release(peer)
+
     async def Analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
         """One turn whose body was already read (Ray Serve's proxy reads it)."""
         async with self._analyze_admission(context):
@@ -471,6 +499,12 @@ def _peer_host(context) -> str:
             return f"ipv4:{ip.ipv4_mapped}"
         return f"ipv6:{ipaddress.IPv6Network((ip, 64), strict=False)}"
     return peer
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Marks a write's failure as seen: a write fails when its call ended first, as the call says."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _reason(exc: InvalidInputError) -> str:
