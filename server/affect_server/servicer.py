@@ -484,7 +484,7 @@ def _peer_host(context) -> str:
     and escape every per-client limit. An IPv4-mapped address counts as its IPv4 address."""
     try:
         peer = context.peer() or ""
-    except Exception:  # noqa: BLE001 - a context without peer() (Ray Serve's): one shared bucket
+    except Exception:  # noqa: BLE001 - a context without peer(): one shared bucket (Ray's proxy passes the client's)
         return ""
     kind, _, address = peer.partition(":")
     if kind == "ipv4":
