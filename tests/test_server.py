@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -404,7 +405,10 @@ def test_a_client_that_reads_no_answer_loses_its_conversation_within_the_idle_li
         with grpc.insecure_channel(server.target, options=[("grpc.http2.bdp_probe", 0)]) as channel:
             answers = pb_grpc.AffectServiceStub(channel).Converse(turns_until_stopped())
             deadline = time.monotonic() + 30
-            while (sent == 0 or server.open_conversations()) and time.monotonic() < deadline:
+            while not server.open_conversations() and time.monotonic() < deadline:
+                time.sleep(0.05)  # opened (the turns are taken from the iterator before that)
+            assert server.open_conversations() == 1
+            while server.open_conversations() and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert server.open_conversations() == 0, f"the conversation outlived the idle limit ({sent} turns sent)"
             assert server.call(_slots_open(server)) == 1  # the stream still holds its slot
@@ -879,6 +883,7 @@ def test_an_async_client_made_before_any_event_loop_runs_works_under_asyncio_run
             return f"{len(models) > 0} {result.present}"
 
     assert asyncio.run(use()) == "True ('text',)"
+    assert asyncio.run(use()) == "True ('text',)"  # a second loop (the next asyncio.run) gets its own channel
     asyncio.run(client.close())
 
 
@@ -1063,3 +1068,109 @@ def test_a_thread_waiting_behind_a_timed_out_turn_is_told_the_conversation_close
         second.join(30)
     assert isinstance(outcomes["A"], DeadlineExceededError), outcomes
     assert isinstance(outcomes["B"], ConversationClosedError), outcomes
+
+
+def test_a_task_waiting_behind_a_timed_out_turn_is_told_the_conversation_closed(analyzer):
+    """The async twin of the test above: task B, queued behind A's timed-out turn, gets
+    ConversationClosedError (it got the cancelled stream's CANCELLED)."""
+    from affect_client import ConversationClosedError, DeadlineExceededError
+
+    async def two_tasks(target: str) -> list:
+        async with AsyncAffectClient(target, max_retries=0, turn_timeout=0.5) as client, \
+                client.conversation() as conversation:
+            first = asyncio.create_task(conversation.send("Turn from A.", turn_id="A"))
+            await asyncio.sleep(0.1)  # A holds the conversation; B queues behind it
+            second = asyncio.create_task(conversation.send("Turn from B.", turn_id="B"))
+            return await asyncio.gather(first, second, return_exceptions=True)
+
+    with ServerThread(analyzer, batch_max_wait_ms=2000, adaptive_batch_wait=False) as server:
+        a, b = asyncio.run(two_tasks(server.target))
+    assert isinstance(a, DeadlineExceededError), a
+    assert isinstance(b, ConversationClosedError), b
+
+
+def test_closing_a_client_ends_its_conversations_with_client_closed_error(analyzer):
+    """A turn waiting when its client is closed, and a turn sent after, raise ClientClosedError
+    in both twins (the sync one raised CANCELLED, the async one a CancelledError of a task that
+    nobody cancelled); closing the conversation then is quiet."""
+    from affect_client import ClientClosedError
+
+    def sync_side(target: str) -> list:
+        client = AffectClient(target, max_retries=0)
+        conversation = client.conversation()
+        outcome: list = []
+
+        def send() -> None:
+            try:
+                outcome.append(conversation.send("pending"))
+            except Exception as exc:  # noqa: BLE001 - the outcome is the point
+                outcome.append(exc)
+
+        waiting = threading.Thread(target=send)
+        waiting.start()
+        time.sleep(0.3)  # the turn waits in a 2 s batch
+        client.close()
+        waiting.join(10)
+        with pytest.raises(ClientClosedError):
+            conversation.send("after")
+        conversation.close()
+        return outcome
+
+    async def async_side(target: str) -> list:
+        client = AsyncAffectClient(target, max_retries=0)
+        conversation = await client.conversation().open()
+        waiting = asyncio.create_task(conversation.send("pending"))
+        await asyncio.sleep(0.3)
+        await client.close()
+        outcome = await asyncio.gather(waiting, return_exceptions=True)
+        with pytest.raises(ClientClosedError):
+            await conversation.send("after")
+        await conversation.close()
+        return outcome
+
+    with ServerThread(analyzer, batch_max_wait_ms=2000, adaptive_batch_wait=False) as server:
+        for outcome in (sync_side(server.target), asyncio.run(async_side(server.target))):
+            assert isinstance(outcome[0], ClientClosedError), outcome
+
+
+def test_an_async_open_cancelled_midway_leaves_the_conversation_to_open_again(server):
+    """An open() cancelled before the server's answer (``asyncio.wait_for``) left the stream set
+    and marked open: the next open() returned it as it was, and every answer came one turn late."""
+    async def cancel_then_open() -> tuple[str, list[int]]:
+        async with AsyncAffectClient(server.target, max_retries=0) as client:
+            conversation = client.conversation()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(conversation.open(), 0.001)
+            await conversation.open()
+            indexes = [(await conversation.send(f"turn {i}", turn_id=f"t{i}")).turn_index for i in range(2)]
+            await conversation.close()
+            return conversation.id, indexes
+
+    conversation_id, indexes = asyncio.run(cancel_then_open())
+    assert conversation_id and indexes == [0, 1]
+
+
+def test_a_turn_too_big_to_send_is_refused_before_sending_and_the_conversation_goes_on(server):
+    """Over the channel's 16 MiB a message, gRPC refused the turn only once on its way, which
+    ended the conversation (and read as INTERNAL in the async client)."""
+    from affect_client import InvalidInputError
+
+    big = b"RIFF" + bytes(17 * 2**20)
+    with AffectClient(server.target, max_retries=0) as client, client.conversation() as conversation:
+        with pytest.raises(InvalidInputError, match="17.0 MiB") as refused:
+            conversation.send(audio=big)
+        assert refused.value.field == "turn"
+        assert conversation.send("next").turn_index == 0
+        with pytest.raises(InvalidInputError, match="17.0 MiB"):
+            client.analyze(audio=big)
+
+    async def async_twin() -> int:
+        async with AsyncAffectClient(server.target, max_retries=0) as client, client.conversation() as conversation:
+            with pytest.raises(InvalidInputError, match="17.0 MiB") as refused:
+                await conversation.send(audio=big)
+            assert refused.value.field == "turn"
+            with pytest.raises(InvalidInputError, match="17.0 MiB"):
+                await client.analyze(audio=big)
+            return (await conversation.send("next")).turn_index
+
+    assert asyncio.run(async_twin()) == 0

@@ -13,7 +13,9 @@ from affect_proto import affect_pb2_grpc as pb_grpc
 
 from affect_client import _core
 from affect_client._exceptions import (
+    AffectClientError,
     APIStatusError,
+    ClientClosedError,
     ConversationClosedError,
     DeadlineExceededError,
     TurnRefusedError,
@@ -35,8 +37,9 @@ class AsyncAffectClient:
         self.options = _core.resolve_options(options, target, settings)
         # The channel is made on first use, inside the event loop that uses it: grpc.aio binds a
         # channel to the loop it was made in, so a client made at import time (no loop running)
-        # failed under asyncio.run with "attached to a different loop".
-        self._connection: list[Any] = [None, None]  # [channel, stub], shared with the copies with_options makes
+        # failed under asyncio.run with "attached to a different loop". A later loop (the next
+        # asyncio.run) gets a new channel once the first loop has closed.
+        self._connection: list[Any] = [None, None, None]  # [channel, stub, loop], shared with with_options copies
         self._owns_channel = True
         self._channel_state = _core.ChannelState()  # shared with the copies with_options makes
 
@@ -78,16 +81,23 @@ class AsyncAffectClient:
         """Close the connection (copies made by ``with_options`` share it and are closed too)."""
         if self._owns_channel:
             self._channel_state.closed = True
-            if self._connection[0] is not None:
-                await self._connection[0].close()
+            channel, _, loop = self._connection
+            if channel is not None and loop is asyncio.get_running_loop():
+                await channel.close()
 
     @property
     def _stub(self) -> pb_grpc.AffectServiceStub:
-        if self._connection[1] is None:
+        self._channel_state.check_open()
+        loop = asyncio.get_running_loop()
+        owner = self._connection[2]
+        if owner is not loop:
+            if owner is not None and not owner.is_closed():
+                raise AffectClientError("this client's connection belongs to another running event loop: "
+                                        "make one client per event loop")
             creds, args = _core.credentials(self.options), _core.channel_arguments()
             channel = (grpc.aio.secure_channel(self.options.target, creds, args) if creds
                        else grpc.aio.insecure_channel(self.options.target, args))
-            self._connection[:] = [channel, pb_grpc.AffectServiceStub(channel)]
+            self._connection[:] = [channel, pb_grpc.AffectServiceStub(channel), loop]
         return self._connection[1]
 
     async def __aenter__(self) -> "AsyncAffectClient":
@@ -148,6 +158,12 @@ class AsyncConversation:
                 failure = await self._ended()
             except APIStatusError as error:
                 failure = error
+            except asyncio.CancelledError:  # a later open() must open a new stream, not find this one
+                self._call.cancel()
+                self._closed = True
+                if (gone := self._client_gone()) is not None:
+                    raise gone from None
+                raise
             self._call.cancel()
             self._closed = True  # open again when the flow retries
             raise failure
@@ -163,9 +179,10 @@ class AsyncConversation:
                    channel_order: str | None = None, turn_id: str = "") -> TurnResult:
         """Send one turn and wait for its result. A refused turn raises ``TurnRefusedError``;
         the conversation stays usable."""
+        self._client._channel_state.check_open()
         if self._closed or self._call is None:
             raise ConversationClosedError(f"conversation {self.id} is closed" if self.id else "the conversation is not open")
-        request = pb.ConverseRequest(turn=turn_message(
+        request = _core.turn_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
             channel_order=channel_order, turn_id=turn_id))
         return await self._exchange(request)
@@ -176,23 +193,38 @@ class AsyncConversation:
         call = self._call
 
         async def attempt() -> TurnResult:
+            # Checked under the lock: a turn that timed out before this one closed the stream, and
+            # its late answer may still be queued; it must not be read as this turn's.
+            if self._closed:
+                raise ConversationClosedError(f"conversation {self.id} is closed")
             try:
                 await call.write(request)
                 response = await self._read(self._options.turn_timeout)
             except grpc.RpcError as error:
                 self._closed = True
-                raise status_error(error) from None
+                raise self._client_gone() or status_error(error) from None
             except asyncio.InvalidStateError:  # grpc.aio: the server already ended the stream
                 self._closed = True
-                raise await self._ended() from None
+                raise self._client_gone() or await self._ended() from None
             except asyncio.CancelledError:  # the answer would go to the next turn: the stream ends here
                 self._closed = True
                 call.cancel()
+                if (gone := self._client_gone()) is not None:
+                    raise gone from None
                 raise
             return _core.parse_turn_response(response)
 
         async with self._turn:  # tasks sharing a conversation take turns, each getting its own answer
             return await _core.retrying_async(attempt, self._options, unavailable=False, catch=TurnRefusedError)
+
+    def _client_gone(self) -> ClientClosedError | None:
+        """The error for a stream that ended because its client was closed (grpc.aio cancels the
+        call, which surfaces as a ``CancelledError`` in a task nobody cancelled), else None; a
+        real cancellation of this task stays a cancellation."""
+        task = asyncio.current_task()
+        if self._client._channel_state.closed and not (task is not None and task.cancelling()):
+            return ClientClosedError("the client was closed; make a new one")
+        return None
 
     async def _ended(self) -> Exception:
         """The error for a call the server has ended."""
@@ -208,6 +240,8 @@ class AsyncConversation:
         if self._call is not None and not self._closed:
             self._closed = True
             call = self._call
+            if call.done():  # ended already (the client closed, the server ended it): nothing to say
+                return
 
             async def drain() -> None:
                 await call.done_writing()
@@ -218,6 +252,11 @@ class AsyncConversation:
                 await asyncio.wait_for(drain(), self._options.open_timeout)
             except (grpc.RpcError, asyncio.TimeoutError, asyncio.InvalidStateError):
                 call.cancel()
+            except asyncio.CancelledError:
+                call.cancel()
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # this task was cancelled: let it be
+                    raise
 
     async def __aenter__(self) -> "AsyncConversation":
         return await self.open()

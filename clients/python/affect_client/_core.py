@@ -19,7 +19,14 @@ import grpc
 from affect_proto import affect_pb2 as pb
 
 from affect_client import _constants as C
-from affect_client._exceptions import AffectClientError, ClientClosedError, TurnRefusedError, effective_code, status_code
+from affect_client._exceptions import (
+    AffectClientError,
+    ClientClosedError,
+    InvalidInputError,
+    TurnRefusedError,
+    effective_code,
+    status_code,
+)
 from affect_client._types import TurnResult
 
 
@@ -165,6 +172,7 @@ class Retries:
 
 
 T = TypeVar("T")
+_Request = TypeVar("_Request", pb.ConverseRequest, pb.AnalyzeRequest)
 
 
 def retry_flow(options: ClientOptions, *, unavailable: bool = True) -> Generator[float, AffectClientError, None]:
@@ -236,7 +244,21 @@ def open_request(conversation_id: str | None, *, omit_modality_results: bool, di
 
 
 def analyze_request(turn: pb.Turn, *, text_prior: TextPrior = None) -> pb.AnalyzeRequest:
-    return pb.AnalyzeRequest(turn=turn, options=pb.ConversationOptions(text_prior=prior_option(text_prior)))
+    return sendable(pb.AnalyzeRequest(turn=turn, options=pb.ConversationOptions(text_prior=prior_option(text_prior))))
+
+
+def turn_request(turn: pb.Turn) -> pb.ConverseRequest:
+    return sendable(pb.ConverseRequest(turn=turn))
+
+
+def sendable(request: _Request) -> _Request:
+    """The request, if the channel may send it: gRPC refuses a bigger one only once it is on its
+    way, which ends a conversation's stream (and read as INTERNAL in grpc.aio)."""
+    size = request.ByteSize()
+    if size > C.MAX_MESSAGE_BYTES:
+        raise InvalidInputError(f"the turn is {size / 2**20:.1f} MiB on the wire, over the {C.MAX_MESSAGE_BYTES / 2**20:g} MiB "
+                                "a message may be: send shorter audio or smaller pictures", field="turn")
+    return request
 
 
 def parse_turn_response(response: pb.ConverseResponse) -> TurnResult:

@@ -137,6 +137,7 @@ class Conversation:
     def __init__(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
         client._channel_state.check_open()
         self._options = client.options
+        self._channel_state = client._channel_state
         self._closed = False
         self._turn = threading.Lock()  # one turn on the stream at a time: answers come back in order
         _core.retrying(lambda: self._start(client, open_request), self._options, catch=APIStatusError)
@@ -163,9 +164,10 @@ class Conversation:
              channel_order: str | None = None, turn_id: str = "") -> TurnResult:
         """Send one turn and wait for its result. A refused turn raises ``TurnRefusedError``;
         the conversation stays usable."""
+        self._channel_state.check_open()
         if self._closed:
             raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
-        request = pb.ConverseRequest(turn=turn_message(
+        request = _core.turn_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
             channel_order=channel_order, turn_id=turn_id))
         return self._exchange(request)
@@ -206,6 +208,7 @@ class Conversation:
             raise
         if isinstance(item, grpc.RpcError):
             self._fail()
+            self._channel_state.check_open()  # the stream ended because the client was closed
             raise status_error(item) from None
         if item is _CLOSE:
             self._fail()
