@@ -431,3 +431,39 @@ def test_an_ogg_file_must_be_pages_end_to_end(subtype: str) -> None:
         assert info.value.field == "turn.audio.data"
     empty_page = b"OggS\x00\x00" + bytes(20) + b"\x00"  # 27 bytes, no segments
     assert "more than" in ogg_structure_problem(ogg + empty_page * (MAX_OGG_PAGES + 1))
+
+
+_LONG_CLIP_PEAK = """
+import sys
+import numpy as np, soundfile as sf
+from affect.speech import SpeechEncoder
+
+def status_kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+encoder = SpeechEncoder()
+samples, rate = sf.read(sys.argv[1], dtype="float32")
+encoder.analyze(samples, rate)  # the models' own set-up
+clip = np.tile(samples, int(599 * rate / len(samples)) + 1)[: int(599 * rate)]
+with open("/proc/self/clear_refs", "w") as refs:
+    refs.write("5")  # the peak (VmHWM) starts again from what is held now
+before = status_kb("VmRSS")
+result = encoder.analyze(clip, rate)
+print((status_kb("VmHWM") - before) // 1024, len(result.segment_results))
+"""
+
+
+def test_a_long_clip_is_read_in_calls_of_bounded_memory(clips) -> None:
+    """A clip just under the library's 600 s limit (19 MB of samples at 16 kHz): its 30 s segments
+    of one length went to the encoder in one call, whose memory grows with its frames (the peak
+    rose 652 MB); read in calls of at most ``MEL_FRAMES_PER_CALL`` frames, 241 MB."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _LONG_CLIP_PEAK, str(clips[0].path)], capture_output=True, text=True,
+                         check=True).stdout.split()
+    rise_mb, segments = int(out[0]), int(out[1])
+    assert segments >= 10  # the clip was read whole, in many segments
+    assert 50 < rise_mb < 400, rise_mb
