@@ -6,11 +6,13 @@ from typing import Any
 
 from affect._weights import WeightsEnum
 from affect.face.weights import FaceWeights
+from affect.forecast import ForecastWeights
 from affect.fusion import FusionWeights
 from affect.speech.weights import SpeechWeights
 from affect.text.weights import TextWeights
 
-WEIGHT_FAMILIES: tuple[type[WeightsEnum], ...] = (TextWeights, SpeechWeights, FaceWeights, FusionWeights)
+WEIGHT_FAMILIES: tuple[type[WeightsEnum], ...] = (TextWeights, SpeechWeights, FaceWeights, FusionWeights,
+                                                  ForecastWeights)
 
 
 def list_weights() -> list[dict[str, Any]]:

@@ -5,10 +5,12 @@ import hashlib
 import pytest
 
 from affect._weights import REQUIRED_META_KEYS
+from affect.forecast import OUTPUTS
 from affect.labels import EMOTION_NAMES
 from affect.registry import WEIGHT_FAMILIES
 
-SIZE_LIMIT_MB = {"text": 25, "face": 15, "speech": 15, "fusion": 5}
+SIZE_LIMIT_MB = {"text": 25, "face": 15, "speech": 15, "fusion": 5, "forecast": 1}
+CATEGORIES = {"forecast": list(OUTPUTS)}  # what it forecasts; every other family reads the seven emotions
 MEMBERS = [(family.__name__, name, member) for family in WEIGHT_FAMILIES for name, member in family.__members__.items()]
 
 
@@ -16,7 +18,7 @@ MEMBERS = [(family.__name__, name, member) for family in WEIGHT_FAMILIES for nam
 def test_weights_meta_schema_and_file(family, name, member):
     meta = member.meta
     assert set(REQUIRED_META_KEYS) <= set(meta), set(REQUIRED_META_KEYS) - set(meta)
-    assert list(meta["categories"]) == list(EMOTION_NAMES)
+    assert list(meta["categories"]) == CATEGORIES.get(meta["modality"], list(EMOTION_NAMES))
     assert meta["num_params"] > 0
     assert meta["metrics"], "measured metrics belong in the meta"
     assert all(isinstance(v, (int, float)) for v in meta["metrics"].values())
