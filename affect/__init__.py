@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 # ``import affect`` (and ``affect --help``) does not pay for torch, OpenCV or the models.
 _LAZY: dict[str, str] = {
     "AffectError": "affect._errors",
+    "ConversationClosedError": "affect._errors",
     "InputTooLargeError": "affect._errors",
     "InvalidInputError": "affect._errors",
     "ModelLoadError": "affect._errors",
@@ -44,7 +45,14 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from affect._errors import AffectError, InputTooLargeError, InvalidInputError, ModelLoadError, UnknownModelError
+    from affect._errors import (
+        AffectError,
+        ConversationClosedError,
+        InputTooLargeError,
+        InvalidInputError,
+        ModelLoadError,
+        UnknownModelError,
+    )
     from affect.analyzer import Analyzer
     from affect.conversation import Conversation, Turn
     from affect.face import FaceEncoder
@@ -71,6 +79,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AffectError",
+    "ConversationClosedError",
     "AffectEstimate",
     "Analyzer",
     "Conversation",

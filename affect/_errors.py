@@ -3,6 +3,7 @@
     AffectError
     ├── InvalidInputError        bad input from the caller (empty, too large, undecodable, ...)
     │   └── InputTooLargeError   within the rules but over a size limit
+    ├── ConversationClosedError  a turn given to a conversation after close()
     ├── ModelLoadError           shipped weights missing, corrupt, or not matching their hash
     │   └── UnknownModelError    a weights name that no model family knows
     └── DatasetNotFoundError     (affect.datasets) data files absent
@@ -27,6 +28,10 @@ class InvalidInputError(AffectError, ValueError):
 
 class InputTooLargeError(InvalidInputError):
     """The input is over a configured size limit."""
+
+
+class ConversationClosedError(AffectError, RuntimeError):
+    """The conversation was closed (its state is gone): open a new one for more turns."""
 
 
 class ModelLoadError(AffectError, RuntimeError):

@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from affect._errors import AffectError, InvalidInputError
+from affect.runtime_names import RUNTIMES
 from affect.turns_file import MAX_CONVERSATION_BYTES, read_conversation  # noqa: F401 (read_conversation: public here)
 
 EXIT_OK = 0
@@ -42,15 +43,18 @@ def sample_conversation() -> list[dict]:
         return json.loads(fh.read().decode("utf-8"))
 
 
-def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, encoder_options: dict | None = None):
+def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, encoder_options: dict | None = None,
+                  runtime: str = "auto"):
     """An ``Analyzer`` with only the encoders in ``needs`` ("face", "speech", "text"), with a
     progress line on the terminal while the models load (or on ``status``, a running one).
-    ``encoder_options``: keyword arguments by modality, as ``Analyzer`` takes them."""
+    ``encoder_options``: keyword arguments by modality, as ``Analyzer`` takes them; ``runtime``:
+    what runs the networks, as ``Analyzer(runtime=...)`` takes it (the encoders are built here,
+    one progress line each, and then put on it as ``Analyzer()`` puts its own)."""
     from affect._progress import Status, wants_progress
 
     if status is None:
         with Status("loading", wants_progress(quiet)) as status:
-            return load_analyzer(needs, status=status, encoder_options=encoder_options)
+            return load_analyzer(needs, status=status, encoder_options=encoder_options, runtime=runtime)
     status.update("loading torch")
     from affect.analyzer import Analyzer
     from affect.results import MODALITIES
@@ -65,7 +69,11 @@ def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, encoder_
         from affect.fusion import load_head
 
         load_head()
-    return Analyzer(**{m.value: encoders.get(m.value) for m in MODALITIES})
+    if runtime != "torch":
+        status.update("preparing the runtime")
+    # Named per modality: Analyzer leaves encoders passed to it on PyTorch under a plain "auto".
+    return Analyzer(**{m.value: encoders.get(m.value) for m in MODALITIES},
+                    runtime="torch" if runtime == "torch" else {name: runtime for name in encoders})
 
 
 
@@ -121,7 +129,8 @@ def _analyze_turns(turns: list[dict], args: argparse.Namespace) -> int:
 
     needs = turn_modalities(turns)
     with Status("loading", wants_progress(args.quiet)) as status:
-        conversation = load_analyzer(needs, status=status, encoder_options=_encoder_options(args)).conversation()
+        conversation = load_analyzer(needs, status=status, encoder_options=_encoder_options(args),
+                                     runtime=args.runtime).conversation()
         results = TurnResults()
         for i, turn in enumerate(turns):
             status.update(f"analysing turn {i + 1} of {len(turns)}")
@@ -173,7 +182,8 @@ def _analyze_files(args: argparse.Namespace) -> int:
     if args.out:
         _output_format(args.out)
     inputs = find_inputs(args.inputs)
-    analyzer = load_analyzer(kinds_needed(inputs) or {"text"}, quiet=args.quiet, encoder_options=_encoder_options(args))
+    analyzer = load_analyzer(kinds_needed(inputs) or {"text"}, quiet=args.quiet, encoder_options=_encoder_options(args),
+                             runtime=args.runtime)
     errors: list[str] = []
     counts = {"rows": 0, "readings": 0}
 
@@ -465,6 +475,10 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
     analyze.add_argument("--face-detector", default=None, metavar="NAME",
                          help="blazeface (the default), blazeface+mtcnn (MTCNN looks again after each full search: more "
                               "small, dim and side-lit faces, about 1.6x the detector's CPU) or haar; see the face model card")
+    analyze.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                         help="what runs the networks: auto (the default: ONNX Runtime where it is faster and installed, "
+                              "else PyTorch, as the library and the server choose), torch, onnx or onnx-int8 "
+                              "(pip install 'affect[onnx]')")
     analyze.set_defaults(func=cmd_analyze)
 
     plot = sub.add_parser("plot", parents=[common], epilog=EXIT_CODES,

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from affect._errors import InvalidInputError
+from affect._errors import ConversationClosedError, InvalidInputError
 from affect.fusion import fuse
-from affect.limits import check_id, check_not_empty
+from affect.limits import check_id, check_images_list, check_not_empty
 from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
 from affect.turn_flow import ConversationOptions, analyze_prepared, turns_of
@@ -43,6 +43,7 @@ class Turn:
     channel_order: str | None = None
 
     def all_images(self) -> list[Any]:
+        check_images_list(self.images)
         return ([self.image] if self.image is not None else []) + list(self.images)
 
     def carried(self) -> dict[Modality, str]:
@@ -90,11 +91,16 @@ class Conversation:
 
     def analyze(self, turn: Turn | None = None, /, **fields: object) -> TurnResult:
         """Analyse the next turn: ``conversation.analyze(text="...", speaker="caller")``."""
+        if turn is not None and fields:
+            raise TypeError(f"pass a Turn or its fields, not both (got a Turn and {', '.join(sorted(fields))})")
         prepared = self.prepare(turn if turn is not None else Turn(**fields))  # type: ignore[arg-type]
         return analyze_prepared(self, prepared)  # each encoder on this turn alone (affect.turn_flow)
 
     def prepare(self, turn: Turn) -> PreparedTurn:
-        """Check the turn (raising ``InvalidInputError`` naming the field) and build its requests."""
+        """Check the turn (raising ``InvalidInputError`` naming the field) and build its requests.
+        A closed conversation has no state to read a turn against: ``ConversationClosedError``."""
+        if self.closed:
+            raise ConversationClosedError("this conversation is closed: open a new one for more turns")
         carried = turn.carried()
         check_not_empty(carried)
         if turn.speaker is not None:

@@ -15,10 +15,10 @@ from collections.abc import Collection
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect_proto.rules import (EMPTY_TURN, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS, id_problem,
-                                text_too_long, too_many_images)
+                                images_not_a_list, text_too_long, too_many_images)
 
 __all__ = ["EMPTY_TURN", "MAX_ID_CHARS", "MAX_IMAGES_PER_TURN", "MAX_TEXT_CHARS", "check_id",
-           "check_image_count", "check_not_empty", "check_text_length"]
+           "check_image_count", "check_images_list", "check_not_empty", "check_text_length"]
 
 
 def check_not_empty(carried: Collection[object], field: str = "turn") -> None:
@@ -29,6 +29,12 @@ def check_not_empty(carried: Collection[object], field: str = "turn") -> None:
 
 def check_image_count(images: int, field: str = "images") -> None:
     if problem := too_many_images(images):
+        raise InvalidInputError(problem, field=field)
+
+
+def check_images_list(images: object, field: str = "images") -> None:
+    """Refuse one picture given as the list of pictures (it would be read piece by piece)."""
+    if problem := images_not_a_list(images):
         raise InvalidInputError(problem, field=field)
 
 

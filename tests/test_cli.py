@@ -65,11 +65,15 @@ def test_bad_conversation_files_are_refused(tmp_path: Path, content: bytes, mess
     assert out.returncode == 2 and message in err and "Traceback" not in err
 
 
-def test_models_lists_the_shipped_text_model():
+def test_models_lists_every_shipped_family_with_its_default():
     out = affect("models", "--json")
     assert out.returncode == 0
     rows = json.loads(out.stdout)
-    assert any(r["modality"] == "text" and r["default"] for r in rows)
+    defaults = {r["modality"]: r["id"] for r in rows if r["default"]}
+    assert set(defaults) == {"text", "speech", "face", "fusion", "forecast"}, defaults  # the forecast was left out
+    from affect.forecast import ForecastWeights
+
+    assert defaults["forecast"] == ForecastWeights.DEFAULT.value.id
 
 
 def test_analyze_audio_and_image_files(tmp_path: Path, data_root: Path):
@@ -320,3 +324,17 @@ def test_plot_names_its_own_argument_when_given_a_folder(tmp_path: Path):
     out = affect("plot", str(tmp_path))
     err = out.stderr.decode()
     assert out.returncode == 2 and "is a directory" in err and "--conversation" not in err, err
+
+
+def test_the_command_line_runs_the_networks_where_the_library_does():
+    """``affect analyze`` builds its encoders itself (a progress line each) and left them on
+    PyTorch, where ``Analyzer()`` puts them on ONNX Runtime under "auto" (about 4x the CPU for
+    text); ``--runtime torch`` keeps PyTorch."""
+    from affect import Analyzer
+    from affect.cli import load_analyzer
+
+    library = type(Analyzer(text=True, speech=None, face=None).text.net).__name__
+    assert type(load_analyzer({"text"}, quiet=True).text.net).__name__ == library
+    assert type(load_analyzer({"text"}, quiet=True, runtime="torch").text.net).__name__ == "TextAffectNet"
+    out = affect("analyze", "--text", "You lied to me again!", "--runtime", "torch", "--quiet")
+    assert out.returncode == 0 and "anger" in out.stdout.decode(), out.stderr.decode()

@@ -64,6 +64,35 @@ def test_too_many_images_are_refused_before_any_is_decoded(full_analyzer):
         full_analyzer.conversation().prepare(Turn(images=[b"not an image"] * (MAX_IMAGES_PER_TURN + 1)))
 
 
+@pytest.mark.parametrize("single", ["face.png", b"\x89PNG\r\n\x1a\n", "array"])
+def test_one_picture_given_as_the_list_of_pictures_is_refused_alike_by_library_and_client(analyzer, single):
+    """``images="face.png"`` was read as eight one-letter file names ("at most 8 images", or
+    "image file not found: f"): one message, from the one rule, in the library and the client."""
+    import numpy as np
+    from affect_client import InvalidInputError as ClientInputError
+    from affect_client._inputs import turn_message
+
+    single = np.zeros((48, 48), np.uint8) if single == "array" else single
+    with pytest.raises(InvalidInputError, match="images must be a list") as library:
+        analyzer.conversation().prepare(Turn(text="hi", images=single))
+    with pytest.raises(ClientInputError, match="images must be a list") as client:
+        turn_message("hi", images=single)
+    assert library.value.field == client.value.field == "images" and str(library.value) == str(client.value)
+
+
+def test_a_closed_conversation_refuses_turns_instead_of_reading_them_without_state(analyzer):
+    """Used after its ``with`` block, a conversation read audio and images as "nothing was sent"
+    and failed on text with an AttributeError: its state is gone, so it says so."""
+    from affect import ConversationClosedError
+
+    with analyzer.conversation() as conversation:
+        assert conversation.analyze(text="Where is my parcel?").turn_index == 0
+    with pytest.raises(ConversationClosedError, match="closed"):
+        conversation.analyze(text="Still there?")
+    with pytest.raises(TypeError, match="not both"):  # a Turn and loose fields: the fields were dropped
+        analyzer.conversation().analyze(Turn(text="hi"), speaker="bob")
+
+
 def test_an_unknown_weights_name_raises_unknown_model_error():
     from affect.text.weights import TextWeights
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,9 +27,7 @@ import torch
 from affect.onnx._graphs import BertEmbedGraph, FaceGraph, SpeechHeadGraph, TextClassifyGraph, to_onnx
 from affect.onnx._session import cached, make_session, quantize_int8
 from affect.results import Modality
-
-Runtime = Literal["torch", "onnx", "onnx-int8", "auto"]
-RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "auto")
+from affect.runtime_names import RUNTIMES, Runtime  # noqa: F401 (Runtime: public here)
 # What "auto" runs, from benchmarks/results/speed.md (ONNX Runtime against PyTorch eager, taking
 # turns in one run; AMD EPYC, 2 cores, 0% CPU steal, 3% taken by other processes, 2026-12-04
 # 12:25): text 2.2x faster at batch 1, 1.1-1.5x at 2-64; face 1.7x at 1, 1.6x at 64; speech (head +

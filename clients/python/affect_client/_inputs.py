@@ -96,8 +96,8 @@ def turn_message(
     """The wire message of one turn (arguments as the library's ``Turn``), after the contract's
     rules (``affect_proto.rules``) that can be checked here: a turn that breaks one is refused
     before it is sent, with the message the server would give."""
-    if isinstance(images, (str, bytes, PathLike)) or _is_array(images):
-        raise InvalidInputError("images must be a list; pass a single image as image=", field="images")
+    if problem := rules.images_not_a_list(images):
+        raise InvalidInputError(problem, field="images")
     every = ([image] if image is not None else []) + list(images)
     _check_rules(text, speaker, turn_id, audio is not None, len(every))
     turn = pb.Turn(turn_id=turn_id, speaker=speaker or "")

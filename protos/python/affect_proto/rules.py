@@ -9,6 +9,7 @@ looser. Hand-written: ``python -m protos.generate`` leaves this file alone.
 from __future__ import annotations
 
 import unicodedata
+from os import PathLike
 
 MAX_ID_CHARS = 128  # a speaker's name, a turn id, a conversation id
 MAX_IMAGES_PER_TURN = 8
@@ -44,6 +45,14 @@ def cleaned_text(text: str) -> str:
 
 def too_many_images(images: int) -> str | None:
     return f"a turn may carry at most {MAX_IMAGES_PER_TURN} images" if images > MAX_IMAGES_PER_TURN else None
+
+
+def images_not_a_list(images: object) -> str | None:
+    """A single picture given as ``images`` (a path, encoded bytes, an array) would be read as a
+    list of its characters, bytes or rows."""
+    single = isinstance(images, (str, bytes, bytearray, memoryview, PathLike)) or (
+        hasattr(images, "ndim") and hasattr(images, "dtype"))
+    return "images must be a list; pass a single image as image=" if single else None
 
 
 def text_too_long(chars: int, field: str = "text", limit: int = MAX_TEXT_CHARS) -> str | None:
