@@ -288,3 +288,26 @@ def test_v6_ships_its_whole_fine_tuned_encoder_but_the_frozen_word_embeddings_an
     assert not any(name.startswith("encoder.embeddings.") for name in tensors)
     result = TextEncoder(weights="text-minilm-multicorpus@6").analyze("I can't stop smiling, this is the best news ever!")
     assert result.emotion == "happiness"
+
+
+def test_a_long_text_is_read_to_its_end_within_a_bounded_number_of_windows(text_encoder: TextEncoder):
+    """What a long message says after the network's first 96 word pieces was never read: an
+    angry close after a neutral account read exactly as the account alone. Text within one
+    window reads as before, and a text of many windows costs at most ``MAX_WINDOWS`` of them."""
+    from affect.text._batching import MAX_WINDOWS, embed_texts, text_windows, tokenize
+
+    account = ("I wanted to write to you about the order I placed last month for a set of kitchen chairs and the "
+               "table that goes with them, which was delivered on Tuesday afternoon by the usual courier. ") * 4
+    alone, with_close = (text_encoder.analyze(t).emotions["anger"] for t in (account, account + "I hate you, I am furious!"))
+    assert with_close > alone + 0.2, (alone, with_close)
+
+    short = ["hi", "Where is my parcel?", "a " * 94]  # the last fills one window exactly
+    with torch.inference_mode():
+        truncated = text_encoder.net.embed(**tokenize(text_encoder.tokenizer, short, text_encoder.max_tokens))
+        windowed = embed_texts(text_encoder.net, text_encoder.tokenizer, short, max_tokens=text_encoder.max_tokens)
+    assert torch.equal(truncated, windowed)
+
+    pieces = list(range(1000, 1000 + 2000))  # 2,000 word pieces: 22 windows, read as the first and last two
+    windows = text_windows(text_encoder.tokenizer, pieces, text_encoder.max_tokens)
+    assert len(windows) == MAX_WINDOWS and all(len(w) <= text_encoder.max_tokens for w in windows)
+    assert windows[0][1] == pieces[0] and windows[-1][-2] == pieces[-1]
