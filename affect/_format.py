@@ -39,9 +39,15 @@ def turn_table(results: Sequence[object], texts: Sequence[str | None] | None = N
             *([_short(texts[i], 44)] if texts else []),
             *reading,
             "+".join(_value(m) for m in r.present),
-            *([", ".join(e.kind for e in r.events)] if show_events else []),
+            *([", ".join(event_label(e.kind, e.speaker, r.speaker) for e in r.events)] if show_events else []),
         ])
     return table(columns, rows)
+
+
+def event_label(kind: str, about: str | None, speaker: str | None) -> str:
+    """An event as a row shows it: its kind, and whom it is about when that is not the row's
+    speaker (a turn of the customer's can raise the agent's ``escalation_risk``)."""
+    return kind if about == speaker else f"{kind}({about or 'unnamed'})"
 
 
 def no_reading_line(result: object) -> str:

@@ -78,6 +78,13 @@ def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, encoder_
 
 
 
+def _add_runtime(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="what runs the networks: auto (the default: ONNX Runtime where it is faster and installed, "
+                             "else PyTorch, as the library and the server choose), torch, onnx or onnx-int8 "
+                             "(pip install 'affect[onnx]')")
+
+
 def _encoder_class(name: str) -> type:
     if name == "text":
         from affect.text.encoder import TextEncoder
@@ -475,16 +482,14 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
     analyze.add_argument("--face-detector", default=None, metavar="NAME",
                          help="blazeface (the default), blazeface+mtcnn (MTCNN looks again after each full search: more "
                               "small, dim and side-lit faces, about 1.6x the detector's CPU) or haar; see the face model card")
-    analyze.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                         help="what runs the networks: auto (the default: ONNX Runtime where it is faster and installed, "
-                              "else PyTorch, as the library and the server choose), torch, onnx or onnx-int8 "
-                              "(pip install 'affect[onnx]')")
+    _add_runtime(analyze)
     analyze.set_defaults(func=cmd_analyze)
 
     plot = sub.add_parser("plot", parents=[common], epilog=EXIT_CODES,
                           help="draw a conversation: valence, arousal and the top emotion over its turns, events marked")
     plot.add_argument("file", type=Path, help="results (.jsonl or .json from affect analyze) or a conversation file of turns")
     plot.add_argument("--out", type=Path, help="the .png to write (default: FILE with .png)")
+    _add_runtime(plot)  # a file of turns is analysed first
     plot.set_defaults(func=cmd_plot)
 
     if add_commands is not None:

@@ -143,8 +143,9 @@ class Conversation:
         if per_modality:  # else every modality sent was absent (silence, no face): no reading
             reading = fuse(per_modality)
             fused, shares, rule = reading.estimate, reading.shares, reading.fusion
-        state, events = self.state.update(fused, prepared.turn.speaker, self.turns_seen,
-                                          forecast_reading=self._as_the_forecaster_learnt(prepared, per_modality, fused))
+        state, events = (None, ()) if self.closed else self.state.update(  # a late turn adds nothing to a closed one
+            fused, prepared.turn.speaker, self.turns_seen,
+            forecast_reading=self._as_the_forecaster_learnt(prepared, per_modality, fused))
         result = TurnResult(
             fused=fused,
             turn_index=self.turns_seen,
@@ -164,8 +165,10 @@ class Conversation:
         return result
 
     def close(self) -> None:
-        """Drop the state at once (it is also dropped when the object is)."""
+        """Drop the state at once (it is also dropped when the object is): each encoder's and the
+        conversation's own (its speakers' names, readings and forecast)."""
         self._states = {m: None for m in self._states}
+        self.state = ConversationState(self.state.thresholds, forecaster=self.state.forecaster)
         self.closed = True
 
     def __enter__(self) -> "Conversation":

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from affect._format import event_label
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 
 # The columns of a row, in order (a file's rows add a leading "file" column).
@@ -44,7 +45,7 @@ def turn_row(data: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
         "present": "+".join(data.get("present") or ()),
         "no_reading": None if reading or "error" in data else ("; ".join(f"{m}: {why}" for m, why in absent.items()) or "nothing was sent"),
         "absent": "; ".join(f"{m}: {why}" for m, why in absent.items()),
-        "events": ",".join(e["kind"] for e in data.get("events") or ()),
+        "events": ",".join(event_label(e["kind"], e.get("speaker"), data.get("speaker")) for e in data.get("events") or ()),
         "faces": len(data.get("faces") or ()),
         "state_valence": state.get("valence"),
         "state_arousal": state.get("arousal"),

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from affect._format import event_label
 from affect.labels import EMOTION_NAMES
 
 EMOTION_COLOURS: Mapping[str, str] = {
@@ -63,7 +64,8 @@ def plot_conversation(records: Sequence[Mapping[str, Any]], out: Path, *, title:
     for i, record in enumerate(records):
         for k, event in enumerate(record.get("events") or ()):
             top.axvline(i, color="#b00020", linestyle=":", linewidth=1.2)
-            top.annotate(EVENT_LABELS.get(event["kind"], event["kind"]), (i, -1.0 + 0.14 * k), xytext=(4, 0),
+            label = EVENT_LABELS.get(event["kind"], event["kind"])
+            top.annotate(event_label(label, event.get("speaker"), record.get("speaker")), (i, -1.0 + 0.14 * k), xytext=(4, 0),
                          textcoords="offset points", fontsize=8, color="#b00020", rotation=0)
     top.legend(loc="lower left", fontsize=8, framealpha=0.9)
     top.set_title(title or "affect: the conversation turn by turn", fontsize=11)

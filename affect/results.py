@@ -209,7 +209,7 @@ class StateSnapshot:
         return {
             "turns": self.turns, "valence": self.valence, "arousal": self.arousal,
             "valence_trend": self.valence_trend, "arousal_trend": self.arousal_trend,
-            "speakers": [s.__dict__ for s in self.speakers],
+            "speakers": [dict(s.__dict__) for s in self.speakers],  # copies: editing the dict leaves the result
             "forecast": [dict(f.__dict__) for f in self.forecast],
         }
 

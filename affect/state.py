@@ -119,12 +119,13 @@ class ConversationState:
         return self._forecaster
 
     def update(self, estimate: AffectEstimate | None, speaker: str | None, turn_index: int, *,
-               forecast_reading: AffectEstimate | None = None) -> tuple[StateSnapshot, tuple[Event, ...]]:
+               forecast_reading: AffectEstimate | None = None) -> tuple[StateSnapshot | None, tuple[Event, ...]]:
         """Advance by one turn's reading. A turn without a reading (``None``) is ignored: the
-        state is returned as it was and no event is raised, so silence never reads as calm.
+        state is returned as it was and no event is raised, so silence never reads as calm; before
+        the first reading there is no state to return (``None``: its numbers would read as neutral).
         ``forecast_reading``: the turn as the forecaster is to read it, if not ``estimate``."""
         if estimate is None:
-            return self.snapshot(), ()
+            return (self.snapshot() if self._all.turns else None), ()
         t = self.thresholds
         self._all.update(estimate, t.smoothing)
         track = self._speakers.pop(speaker, None) or _Track(t.history)
@@ -185,7 +186,7 @@ class ConversationState:
         peak = max(track.valence_history)
         if track.valence < t.negative_valence and peak - track.valence >= t.negative_drop:
             track.negative_run += 1
-        elif track.valence >= t.negative_valence:
+        else:  # turns in a row: a turn that fails either rule ends the run
             track.negative_run = 0
         if track.negative_armed and track.negative_run >= t.negative_turns:
             track.negative_armed, track.in_negative = False, True

@@ -326,7 +326,7 @@ def test_plot_names_its_own_argument_when_given_a_folder(tmp_path: Path):
     assert out.returncode == 2 and "is a directory" in err and "--conversation" not in err, err
 
 
-def test_the_command_line_runs_the_networks_where_the_library_does():
+def test_the_command_line_runs_the_networks_where_the_library_does(tmp_path: Path):
     """``affect analyze`` builds its encoders itself (a progress line each) and left them on
     PyTorch, where ``Analyzer()`` puts them on ONNX Runtime under "auto" (about 4x the CPU for
     text); ``--runtime torch`` keeps PyTorch."""
@@ -338,3 +338,6 @@ def test_the_command_line_runs_the_networks_where_the_library_does():
     assert type(load_analyzer({"text"}, quiet=True, runtime="torch").text.net).__name__ == "TextAffectNet"
     out = affect("analyze", "--text", "You lied to me again!", "--runtime", "torch", "--quiet")
     assert out.returncode == 0 and "anger" in out.stdout.decode(), out.stderr.decode()
+    turns = Path(__file__).resolve().parents[1] / "docs" / "examples" / "support-call.jsonl"
+    out = affect("plot", str(turns), "--out", str(tmp_path / "call.png"), "--quiet")  # a file of turns is analysed first
+    assert out.returncode == 0 and (tmp_path / "call.png").stat().st_size > 10_000, out.stderr.decode()

@@ -86,7 +86,8 @@ def test_a_closed_conversation_refuses_turns_instead_of_reading_them_without_sta
     from affect import ConversationClosedError
 
     with analyzer.conversation() as conversation:
-        assert conversation.analyze(text="Where is my parcel?").turn_index == 0
+        assert conversation.analyze(text="Where is my parcel?", speaker="Jane Doe +1-555-0100").turn_index == 0
+    assert conversation.state.snapshot().speakers == ()  # the speaker's name and readings were kept after close
     with pytest.raises(ConversationClosedError, match="closed"):
         conversation.analyze(text="Still there?")
     with pytest.raises(TypeError, match="not both"):  # a Turn and loose fields: the fields were dropped

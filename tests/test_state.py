@@ -74,3 +74,41 @@ def test_first_turn_is_taken_as_is(alpha):
     state = ConversationState(StateThresholds(smoothing=alpha))
     snapshot, _ = state.update(reading("anger"), None, 0)
     assert snapshot.valence == pytest.approx(reading("anger").valence)
+
+
+def _valence(v: float) -> AffectEstimate:
+    return AffectEstimate(**AffectEstimate.fields_from_probs([1, 0, 0, 0, 0, 0, 0], [0.3, 0.4, 0.3], valence=v, arousal=0.0))
+
+
+def test_a_negative_shift_needs_its_turns_in_a_row():
+    """A turn that fails the drop rule (below -0.25 but within 0.3 of the peak) ends the run: it
+    left the count as it was, and the next qualifying turn fired the event on turns not in a row."""
+    state = ConversationState(StateThresholds(smoothing=1.0))  # each turn's valence as it is
+    kinds = [[e.kind for e in state.update(_valence(v), "a", i)[1]] for i, v in enumerate([0.0, -0.5, -0.28, -0.31])]
+    assert "sustained_negative_shift" not in sum(kinds, [])
+    assert "sustained_negative_shift" in [e.kind for e in state.update(_valence(-0.4), "a", 4)[1]]  # -0.31, -0.4: two
+
+
+def test_no_state_is_reported_before_the_first_reading_and_a_dict_is_a_copy():
+    """Before any reading the state's numbers read as neutral: there is none (``None``) until the
+    first reading; and editing ``to_dict()`` left the result changed."""
+    state = ConversationState()
+    assert state.update(None, "a", 0) == (None, ())
+    snapshot, _ = state.update(_valence(-0.5), "a", 1)
+    assert state.update(None, "a", 2)[0] == snapshot  # a turn without a reading changes nothing
+    as_dict = snapshot.to_dict()
+    as_dict["speakers"][0]["valence"] = 99.0
+    assert snapshot.speakers[0].valence == -0.5
+
+
+def test_an_event_about_another_speaker_says_whom_it_is_about_in_rows():
+    """A customer's turn can raise the agent's escalation_risk: the table, CSV and plot showed it
+    as the customer's own."""
+    from affect._format import event_label
+    from affect.export import turn_row
+
+    turn = {"turn_index": 5, "speaker": "customer", "events": [
+        {"kind": "rising_anger", "speaker": "customer"}, {"kind": "escalation_risk", "speaker": "agent"},
+        {"kind": "escalation_risk", "speaker": None}]}
+    assert turn_row(turn)["events"] == "rising_anger,escalation_risk(agent),escalation_risk(unnamed)"
+    assert event_label("escalation_risk", None, None) == "escalation_risk"
