@@ -289,19 +289,29 @@ def _plot(results, path: Path, texts=None) -> None:
     print(f"affect: plot written to {path}", file=sys.stderr)
 
 
-def _analyze_video(path: Path, fps: float, as_json: bool, quiet: bool) -> None:
+def _analyze_video(path: Path, fps: float, as_json: bool, quiet: bool, max_frames: int) -> int:
+    """The video's table (or JSON); ``EXIT_NO_READING`` when no sampled frame had a face. A video
+    read in part (``--max-frames``, or a file that stops decoding) says so on standard error."""
+    import warnings
+
     from affect._format import table
     from affect._progress import Status, wants_progress
 
     with Status("loading the face model", wants_progress(quiet)) as status:
-        from affect.face import FaceEncoder
+        from affect.face import FaceEncoder, VideoIncompleteWarning
 
         encoder = FaceEncoder()
         status.update(f"reading the faces of {path.name} at {fps:g} frames per second")
-        frames = encoder.analyze_video(path, fps=fps)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", VideoIncompleteWarning)
+            frames = encoder.analyze_video(path, fps=fps, max_frames=max_frames)
+    for warning in caught:
+        print(f"affect: {warning.message}" + (" (--max-frames for more)" if "max_frames" in str(warning.message) else ""),
+              file=sys.stderr)
+    found = any(frame.analysis.faces for frame in frames)
     if as_json:
         print(json.dumps([f.to_dict() for f in frames], indent=2))
-        return
+        return EXIT_OK if found else EXIT_NO_READING
     rows = []
     for frame in frames:
         primary = frame.analysis.primary
@@ -310,6 +320,9 @@ def _analyze_video(path: Path, fps: float, as_json: bool, quiet: bool) -> None:
                      f"{primary.result.confidence:.2f}" if primary else "",
                      f"{primary.result.valence:+.2f}" if primary else ""])
     print(table(["time s", "faces", "emotion (largest face)", "p", "valence"], rows))
+    if not found:
+        print("no reading: face: no face detected in any sampled frame", file=sys.stderr)
+    return EXIT_OK if found else EXIT_NO_READING
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -318,8 +331,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.video:
         if args.text or args.audio or args.image or args.conversation:
             raise InvalidInputError("--video is analysed on its own", field="video")
-        _analyze_video(_existing(args.video, "video"), args.fps, args.json, args.quiet)
-        return EXIT_OK
+        return _analyze_video(_existing(args.video, "video"), args.fps, args.json, args.quiet, args.max_frames)
     if args.out:
         _output_format(args.out)
     if args.plot:
@@ -460,6 +472,8 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
     analyze.add_argument("--image", type=Path, help="the turn's image: a JPEG or PNG file")
     analyze.add_argument("--video", type=Path, help="a video file: the faces of frames sampled at --fps")
     analyze.add_argument("--fps", type=float, default=1.0, help="frames per second sampled from --video (default 1)")
+    analyze.add_argument("--max-frames", type=int, default=600, metavar="N",
+                         help="at most this many frames sampled from --video (default 600: ten minutes at 1 fps)")
     analyze.add_argument("--speaker", help="who said --text")
     analyze.add_argument("--conversation", type=Path,
                          help="a JSON list or JSON Lines file of turns: strings, or objects with text, speaker, audio, "

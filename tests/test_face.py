@@ -299,7 +299,10 @@ def test_video_is_sampled_at_the_given_rate(face_encoder: FaceEncoder, detectabl
     assert [f.time_s for f in frames] == pytest.approx([0.0, 0.5, 1.0, 1.5])
     # MJPG compression blurs the faces a little, so the detector may miss one of the three.
     assert all(N_FACES - 1 <= len(f.analysis.faces) <= N_FACES for f in frames)
-    assert len(face_encoder.analyze_video(path, fps=2.0, max_frames=2)) == 2
+    from affect.face import VideoIncompleteWarning
+
+    with pytest.warns(VideoIncompleteWarning):  # a video read in part says so
+        assert len(face_encoder.analyze_video(path, fps=2.0, max_frames=2)) == 2
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,23 @@ def test_a_conversations_successive_images_keep_track_ids(two_faces):
     assert turns[0].to_dict()["faces"][0]["track_id"] in (1, 2)
 
 
+def test_each_speakers_images_are_tracked_apart(two_faces):
+    """A caller and an agent, each centred in their own camera's frame, taking turns: one tracker
+    for the conversation gave both faces the same track id (their boxes overlap). Each speaker
+    keeps their own id, turn after turn, and no id is shared."""
+    analyzer = Analyzer(text=None, speech=None)
+    with analyzer.conversation() as conversation:
+        ids: dict[str, list[int]] = {"caller": [], "agent": []}
+        for t in range(3):
+            for speaker, face in zip(("caller", "agent"), two_faces):
+                frame = np.full((360, 640), 120, np.uint8)
+                frame[180 - SIDE // 2 : 180 + SIDE // 2, 320 - SIDE // 2 + 4 * t : 320 + SIDE // 2 + 4 * t] = face
+                (found,) = conversation.analyze(image=frame, speaker=speaker).faces
+                ids[speaker].append(found.track_id)
+    assert len(set(ids["caller"])) == 1 and len(set(ids["agent"])) == 1, ids
+    assert ids["caller"][0] != ids["agent"][0], ids
+
+
 def _frame(faces_at: list[tuple[np.ndarray, int, int]]) -> np.ndarray:
     frame = np.full((360, 640), 120, np.uint8)
     for face, cx, cy in faces_at:
@@ -225,3 +242,47 @@ def test_expected_faces_never_cost_more_windows_than_a_full_search(encoder: Face
     before = model.windows_read
     encoder.analyze_many([FaceRequest(frame, near=tuple((10.0 * k, 10.0, 10.0 * k + 40, 50.0) for k in range(30)))])
     assert model.windows_read - before == full
+
+
+def _still_video(path: Path, face: np.ndarray | None, frames: int, fps: float = 10.0) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 360))
+    for _ in range(frames):
+        frame = np.full((360, 640), 120, np.uint8)
+        if face is not None:
+            frame[120 : 120 + SIDE, 256 : 256 + SIDE] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def test_a_video_read_in_part_says_so_and_a_playlist_is_not_opened(encoder: FaceEncoder, two_faces, tmp_path: Path):
+    """``max_frames`` reached before the end returned the first part as if it were the whole; a
+    text file naming other videos (FFmpeg's ffconcat playlist) was read, videos beside it and all."""
+    from affect.face import VideoIncompleteWarning
+
+    video = _still_video(tmp_path / "call.avi", two_faces[0], 30)  # 3 s
+    with pytest.warns(VideoIncompleteWarning, match="read to 1.0 s only"):
+        assert len(encoder.analyze_video(video, fps=1.0, max_frames=2)) == 2
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VideoIncompleteWarning)
+        assert len(encoder.analyze_video(video, fps=1.0, max_frames=3)) == 3  # the whole video: no warning
+
+    playlist = tmp_path / "upload.mp4"
+    playlist.write_text(f"ffconcat version 1.0\nfile {video.name}\nfile {video.name}\n")
+    with pytest.raises(InvalidInputError, match="not in a container") as refused:
+        encoder.analyze_video(playlist)
+    assert refused.value.field == "video"
+    with pytest.raises(InvalidInputError, match="max_frames"):
+        encoder.analyze_video(video, max_frames=float("nan"))  # type: ignore[arg-type]
+
+
+def test_the_command_line_says_no_reading_for_a_video_without_a_face(tmp_path: Path):
+    import subprocess
+    import sys
+
+    video = _still_video(tmp_path / "empty-room.avi", None, 20)
+    out = subprocess.run([sys.executable, "-m", "affect_server.cli", "analyze", "--video", str(video), "--quiet"],
+                         capture_output=True, timeout=300)
+    assert out.returncode == 3 and b"no face detected" in out.stderr, out.stderr.decode()

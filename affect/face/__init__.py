@@ -9,6 +9,7 @@ circumplex mapping of the emotion distribution (``affect.labels.valence_arousal`
 
 from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, FaceTrackSummary, VideoFrameFaces
 from affect.face._track import FaceTracker, summarize_tracks
+from affect.face._video import VideoIncompleteWarning
 from affect.face.encoder import FaceEncoder, FaceRequest
 from affect.face.weights import FaceWeights
 
@@ -23,5 +24,6 @@ __all__ = [
     "FaceTracker",
     "FaceWeights",
     "VideoFrameFaces",
+    "VideoIncompleteWarning",
     "summarize_tracks",
 ]

@@ -22,7 +22,9 @@ it only part of the way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -80,7 +82,7 @@ class FaceTracker:
     smoothing: float = 0.5
     max_centre_shift: float = 1.0  # second pass: centres this close (in box sides) match when the boxes overlap too little
     _tracks: list[_Track] = field(default_factory=list, init=False, repr=False)
-    _next_id: int = field(default=1, init=False, repr=False)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1), init=False, repr=False)
     _frames: int = field(default=0, init=False, repr=False)  # frames seen
     _size: tuple[int, int] = field(default=(0, 0), init=False, repr=False)  # the last frame's width and height
 
@@ -125,8 +127,7 @@ class FaceTracker:
             probs = np.array([face.result.emotions[name] for name in EMOTION_NAMES], float)
             track = track_of.get(fi)
             if track is None:
-                track = _Track(self._next_id, box, np.zeros(4), probs)
-                self._next_id += 1
+                track = _Track(next(self._ids), box, np.zeros(4), probs)
                 self._tracks.append(track)
             else:
                 shift = _centre(box) - _centre(track.box)  # the box's move, not its change of size
@@ -161,3 +162,25 @@ def summarize_tracks(frames: Sequence[VideoFrameFaces]) -> list[FaceTrackSummary
         out.append(FaceTrackSummary(track_id=track_id, first_s=seen[0][0], last_s=seen[-1][0], frames=len(seen),
                                     result=smoothed_result(probs, seen[0][1].result)))
     return out
+
+
+class SpeakerTrackers:
+    """A conversation's face tracking: one ``FaceTracker`` per speaker, since each speaker's images
+    come from their own camera (one tracker for all gave a caller's face and the agent's the same
+    id when their turns alternated), with ids unique across them. The same person seen in two
+    speakers' images is two tracks. At most ``max_speakers`` are kept, the least recent dropped."""
+
+    def __init__(self, max_speakers: int = 8) -> None:
+        self.max_speakers = max_speakers
+        self._trackers: OrderedDict[str | None, FaceTracker] = OrderedDict()
+        self._ids = itertools.count(1)
+
+    def for_speaker(self, speaker: str | None) -> FaceTracker:
+        tracker = self._trackers.pop(speaker, None)
+        if tracker is None:
+            tracker = FaceTracker()
+            tracker._ids = self._ids
+        self._trackers[speaker] = tracker  # most recent last
+        while len(self._trackers) > self.max_speakers:
+            self._trackers.popitem(last=False)
+        return tracker

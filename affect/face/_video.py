@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
@@ -16,6 +17,36 @@ from affect.face._input import check_size
 MAX_SAMPLE_FPS = 60.0
 
 
+class VideoIncompleteWarning(UserWarning):
+    """Frames were sampled from part of the video only (``max_frames`` reached, or the decoder
+    stopped before the end the file announces): the results cover that part."""
+
+
+def container(head: bytes) -> str | None:
+    """The video container these leading bytes open, of those read here, or None. FFmpeg would
+    open more (a text file naming other files, read as an ffconcat playlist, pulled the videos
+    beside it into the analysis): only these containers are opened."""
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "mp4"  # MP4, QuickTime, 3GP
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"  # MKV, WebM
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:3] == b"FLV":
+        return "flv"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "mpeg-ps"
+    if head[:1] == b"\x47" and head[188:189] == b"\x47":
+        return "mpeg-ts"
+    if head[:4] == b"\x30\x26\xb2\x75":
+        return "asf"  # WMV
+    if head[:3] == b"\xff\xd8\xff":
+        return "mjpeg"
+    return None
+
+
 def sample_frames(path: str | PathLike, fps: float, max_frames: int) -> Iterator[tuple[float, int, np.ndarray]]:
     """``(time_s, frame_index, gray_frame)`` every ``1 / fps`` seconds, at most ``max_frames`` of them.
 
@@ -24,13 +55,17 @@ def sample_frames(path: str | PathLike, fps: float, max_frames: int) -> Iterator
     """
     if not isinstance(fps, (int, float)) or not math.isfinite(fps) or not 0 < fps <= MAX_SAMPLE_FPS:
         raise InvalidInputError(f"fps must be a number in (0, {MAX_SAMPLE_FPS:g}], got {fps!r}", field="fps")
-    if max_frames < 1:
-        raise InvalidInputError(f"max_frames must be at least 1, got {max_frames}", field="max_frames")
+    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
+        raise InvalidInputError(f"max_frames must be a whole number of at least 1, got {max_frames!r}", field="max_frames")
     if not isinstance(path, (str, PathLike)):
         raise InvalidInputError(f"video must be a file path, got {type(path).__name__}", field="video")
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         raise InvalidInputError(f"video file not found or empty: {path}", field="video")
+    with path.open("rb") as fh:
+        if container(fh.read(189)) is None:
+            raise InvalidInputError(f"video is not in a container read here (MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, "
+                                    f"WMV, MJPEG): {path.name}", field="video")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -39,10 +74,11 @@ def sample_frames(path: str | PathLike, fps: float, max_frames: int) -> Iterator
         native = float(cap.get(cv2.CAP_PROP_FPS))
         if not math.isfinite(native) or native <= 0:
             raise InvalidInputError("video has no valid frame rate", field="video")
+        announced = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         step = 1.0 / fps
-        next_time, index, emitted = 0.0, 0, 0
+        next_time, index, emitted, t = 0.0, 0, 0, 0.0
         while emitted < max_frames and cap.grab():
-            t = index / native
+            t = _frame_time(cap, index, native, t)
             if t + 1e-6 >= next_time:
                 ok, frame = cap.retrieve()
                 if ok and frame is not None:
@@ -54,5 +90,30 @@ def sample_frames(path: str | PathLike, fps: float, max_frames: int) -> Iterator
             index += 1
         if index == 0:
             raise InvalidInputError(f"no frame of the video could be decoded: {path.name}", field="video")
+        if emitted >= max_frames and _sample_left(cap, index, native, t, next_time):
+            warnings.warn(f"the video was read to {t:.1f} s only: max_frames={max_frames} frames were sampled",
+                          VideoIncompleteWarning, stacklevel=3)
+        elif emitted < max_frames and announced > 0 and index < 0.95 * announced:
+            warnings.warn(f"decoding stopped at frame {index} of the {announced} the video announces "
+                          f"(at {t:.1f} s): the rest could not be read", VideoIncompleteWarning, stacklevel=3)
     finally:
         cap.release()
+
+
+def _frame_time(cap: cv2.VideoCapture, index: int, native: float, previous: float) -> float:
+    """The grabbed frame's own time (a phone's or WebRTC's variable frame rate makes ``index /
+    rate`` wrong), or that where the container gives none."""
+    stamp = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+    if math.isfinite(stamp) and stamp >= previous and (index == 0 or stamp > 0):
+        return stamp
+    return index / native
+
+
+def _sample_left(cap: cv2.VideoCapture, index: int, native: float, t: float, next_time: float) -> bool:
+    """Whether a frame due for sampling follows (decoding at most ``1 / fps`` seconds more)."""
+    while cap.grab():
+        index += 1
+        t = _frame_time(cap, index, native, t)
+        if t + 1e-6 >= next_time:
+            return True
+    return False

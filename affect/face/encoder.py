@@ -19,7 +19,7 @@ from affect.face._detect import DETECT_SIDE, DetectorName, crop_face, make_detec
 from affect.face._input import ChannelOrder, ImageInput, load_gray
 from affect.face._network import CROP_SIZE, FACE_SIZE
 from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, VideoFrameFaces
-from affect.face._track import FaceTracker
+from affect.face._track import FaceTracker, SpeakerTrackers
 from affect.face._video import sample_frames
 from affect.face._weights_io import load_face_entry
 from affect.face.weights import FaceWeights
@@ -54,29 +54,31 @@ class FaceRequest:
 class FaceTurns:
     """What a conversation needs of a face encoder (``affect.turn_flow.ModalityTurns``), here or
     in another process: images are decoded to gray arrays where the turn enters. The
-    conversation's state is its ``FaceTracker`` (boxes, no pixels)."""
+    conversation's state is its ``SpeakerTrackers`` (boxes, no pixels)."""
 
     model_id: str
     full_search_every: int = FULL_SEARCH_EVERY
     modality: ClassVar[Modality] = Modality.FACE
     batch_method: ClassVar[str] = "analyze_many"
 
-    def new_state(self, options: ConversationOptions) -> FaceTracker:
-        return FaceTracker()
+    def new_state(self, options: ConversationOptions) -> SpeakerTrackers:
+        return SpeakerTrackers()
 
     def check(self, turn: "Turn") -> None:
         check_image_count(len(turn.all_images()))
 
-    def requests(self, turn: "Turn", state: FaceTracker | None) -> list[FaceRequest]:
+    def requests(self, turn: "Turn", state: SpeakerTrackers | None) -> list[FaceRequest]:
         """The turn's images as gray arrays (``check`` has passed: the conversation calls it first),
-        each with where the conversation's tracked faces are expected."""
+        each with where the speaker's tracked faces are expected."""
         grays = [load_gray(image, turn.channel_order) for image in turn.all_images()]  # type: ignore[arg-type]
-        return [FaceRequest(g, state.search_hints(g.shape[1], g.shape[0], self.full_search_every) if state else ())
+        tracker = state.for_speaker(turn.speaker) if state is not None else None
+        return [FaceRequest(g, tracker.search_hints(g.shape[1], g.shape[0], self.full_search_every) if tracker else ())
                 for g in grays]
 
-    def record(self, prepared: "PreparedTurn", answers: list[Any], tracker: FaceTracker | None) -> None:
-        """Every face of the turn's images, with track ids that follow them from the conversation's
+    def record(self, prepared: "PreparedTurn", answers: list[Any], state: SpeakerTrackers | None) -> None:
+        """Every face of the turn's images, with track ids that follow them from the speaker's
         earlier images; the turn's face reading is its largest face."""
+        tracker = state.for_speaker(prepared.turn.speaker) if state is not None else None
         analyses = [tracker.update(a) for a in answers] if tracker is not None else list(answers)
         prepared.faces = tuple(
             FaceReading(i, f.box.x, f.box.y, f.box.w, f.box.h, f.detection_score, f.result, f.track_id)
@@ -198,7 +200,11 @@ class FaceEncoder:
     def analyze_video(
         self, path: str | PathLike, *, fps: float = 1.0, max_frames: int = 600
     ) -> list[VideoFrameFaces]:
-        """The faces of a video file sampled every ``1 / fps`` seconds (at most ``max_frames`` frames).
+        """The faces of a video file sampled every ``1 / fps`` seconds (at most ``max_frames`` frames),
+        at each frame's own time (variable frame rates too). A video read in part (``max_frames``
+        reached, or a file whose decoding stops before its announced end) warns with
+        ``VideoIncompleteWarning``; only MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, WMV and MJPEG
+        files are opened (FFmpeg would read a playlist naming other files too).
 
         Faces are followed from frame to frame: each carries a ``track_id`` and its track's
         ``smoothed`` expression; ``affect.face.summarize_tracks(frames)`` gives one entry per track.
