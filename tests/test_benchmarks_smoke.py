@@ -139,3 +139,17 @@ def test_accuracy_speech_unheard_voices_smoke(tmp_path: Path, data_root: Path):
             assert 0 < metrics[f"max_predicted_share_tess_{tag}{reading}"] <= 1
             assert metrics[f"tess_{tag}{reading}_no_speech"] == 0  # real speech, clean or through a phone line, is heard
     assert (tmp_path / "speech-tess-confusion.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["text", "--limit", "5"], "give --json or --out-dir"),  # a part run replaced the committed report
+    (["all", "--json", "all.json"], "one report per task"),  # all wrote the committed reports, --json unread
+    (["text", "--limit", "0", "--json", "t.json"], "at least 1"),  # 0 ran the whole test set
+    (["text", "--data-root", "empty", "--json", "t.json"], "build_datasets.sh"),  # a traceback
+])
+def test_accuracy_refuses_in_one_message_what_would_mislead_or_crash(tmp_path: Path, args: list[str], message: str):
+    (tmp_path / "empty").mkdir()
+    args = [str(tmp_path / a) if a in ("all.json", "t.json", "empty") else a for a in args]
+    out = run("-m", "benchmarks.accuracy", *args, "--no-progress")
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not list(tmp_path.glob("*.json"))

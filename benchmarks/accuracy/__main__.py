@@ -1,11 +1,14 @@
 """Accuracy on real test data, each model beside its baseline in the same run.
 
     python -m benchmarks.accuracy {text,face,speech,fusion,forecast,all} [--data-root DIR]
-        [--full-data DIR] [--json FILE] [--markdown FILE] [--limit N] [--cross-corpus] [--everyday-dialogue] [--unheard-voices]
+        [--full-data DIR] [--json FILE] [--markdown FILE] [--out-dir DIR] [--limit N] [--cross-corpus]
+        [--everyday-dialogue] [--unheard-voices]
 
 Each task is a module ``benchmarks/accuracy/<task>.py`` with ``run(args) -> Report``; plots
 go to ``args.out_dir``. Writes a JSON report (``--json``), a Markdown report (``--markdown``, default beside the JSON)
-and PNG plots beside them; by default all of it lands in ``benchmarks/results/``.
+and PNG plots beside them; by default all of it lands in ``benchmarks/results/``, the committed
+reports (``--out-dir`` for another folder; ``all`` writes one report per task there). A run of
+part of a test set (``--limit``) must say where it goes, so that it never replaces them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-data", type=Path, default=None, help="the folder build_datasets.sh filled")
     ap.add_argument("--json", type=Path, default=None, help="JSON report path (default benchmarks/results/accuracy-TASK.json)")
     ap.add_argument("--markdown", type=Path, default=None, help="Markdown report path (default: the JSON path with .md)")
-    ap.add_argument("--limit", type=int, default=None, help="score only the first N test items (smoke runs)")
+    ap.add_argument("--out-dir", type=Path, default=None,
+                    help="the folder of the reports and plots (default benchmarks/results/, the committed reports)")
+    ap.add_argument("--limit", type=_positive, default=None,
+                    help="score only the first N test items (smoke runs; needs --json or --out-dir)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--cross-corpus", "--cross-dataset", action="store_true",
                     help="text, speech: leave-one-corpus-out figures (trains or reuses the recipes' heads); face: CK+")
@@ -43,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     tasks = TASKS if args.task == "all" else (args.task,)
+    if len(tasks) > 1 and (args.json or args.markdown):
+        ap.error("all writes one report per task: give --out-dir, not --json or --markdown")
+    if args.limit and not (args.json or args.out_dir):
+        ap.error("--limit scores part of the test set: give --json or --out-dir, so that the committed reports "
+                 "in benchmarks/results are not replaced")
+    results = args.out_dir or RESULTS_DIR
     if args.everyday_dialogue and tasks != ("text",):
         ap.error("--everyday-dialogue is a text benchmark: give the task text")
     if args.unheard_voices and tasks != ("speech",):
@@ -63,28 +75,45 @@ def main(argv: list[str] | None = None) -> int:
         # An entry picked by name has its own report and plots; the default's are never replaced by them.
         args.entry_suffix = "-" + chosen.lower().replace("_", "-") if chosen else ""
         name += args.entry_suffix
-        json_path = args.json if (args.json and len(tasks) == 1) else RESULTS_DIR / f"accuracy-{name}.json"
-        md_path = args.markdown if (args.markdown and len(tasks) == 1) else json_path.with_suffix(".md")
+        json_path = args.json or results / f"accuracy-{name}.json"
+        md_path = args.markdown or json_path.with_suffix(".md")
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         args.out_dir = json_path.parent  # plots go beside the report
-        if args.cross_corpus:
-            if not hasattr(module, "run_cross_corpus"):
-                print(f"--cross-corpus is not defined for {task!r}", file=sys.stderr)
-                return 2
-            report = module.run_cross_corpus(args)
-        elif args.everyday_dialogue:
-            from benchmarks.accuracy.text_dialogue import run_everyday_dialogue
-
-            report = run_everyday_dialogue(args)
-        elif args.unheard_voices:
-            from benchmarks.accuracy.speech_unheard import run_unheard_voices
-
-            report = run_unheard_voices(args)
-        else:
-            report = module.run(args)
+        if args.cross_corpus and not hasattr(module, "run_cross_corpus"):
+            print(f"--cross-corpus is not defined for {task!r}", file=sys.stderr)
+            return 2
+        try:
+            report = _run(module, args)
+        except FileNotFoundError as exc:  # DatasetNotFoundError too: data or a recipe's cache not on this machine
+            print(f"accuracy {task}: {exc}\n  the shared data comes from --data-root (default ../shared/data), the full "
+                  "face and speech sets from --full-data (../shared/data/build_datasets.sh builds them), the recipes' "
+                  "caches from their own steps (see the recipe's README)", file=sys.stderr)
+            return 2
         write_report(report, json_path, md_path)
         print(md_path.read_text())
         print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     return 0
+
+
+def _run(module, args: argparse.Namespace):
+    if args.cross_corpus:
+        return module.run_cross_corpus(args)
+    if args.everyday_dialogue:
+        from benchmarks.accuracy.text_dialogue import run_everyday_dialogue
+
+        return run_everyday_dialogue(args)
+    if args.unheard_voices:
+        from benchmarks.accuracy.speech_unheard import run_unheard_voices
+
+        return run_unheard_voices(args)
+    return module.run(args)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return value
 
 
 if __name__ == "__main__":
