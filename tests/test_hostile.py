@@ -33,13 +33,14 @@ from affect_proto import affect_pb2_grpc as pb_grpc
 from tests._serving import ServerProcess
 
 MAX_GROWTH_MB = 500
+LOG_ID_KEY = "a deployment's own secret"
 HEAP_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 ANSWER_WITHIN_S = 5.0
 
 
 @pytest.fixture(scope="module")
 def hostile_server():
-    server = ServerProcess("--max-turns-per-second", "1000", "--log-level", "info")
+    server = ServerProcess("--max-turns-per-second", "1000", "--log-level", "info", "--log-id-key", LOG_ID_KEY)
     try:
         with AffectClient(server.target) as client:  # warm up every encoder once
             client.analyze("warming up")
@@ -337,7 +338,12 @@ def test_the_log_holds_no_content_and_no_forged_lines(hostile_server):
             conversation_id="+44 20 7946 0958"))]), timeout=30))
     log = hostile_server.log()
     assert "FORGED" not in log and "12345678" not in log
-    assert "7946" not in log and "#" + hashlib.sha256(b"+44 20 7946 0958").hexdigest()[:12] in log  # its digest only
+    import hmac
+
+    assert "7946" not in log
+    # its keyed digest only: an unkeyed one is found again by trying phone numbers
+    assert "#" + hashlib.sha256(b"+44 20 7946 0958").hexdigest()[:12] not in log
+    assert "#" + hmac.new(LOG_ID_KEY.encode(), b"+44 20 7946 0958", hashlib.sha256).hexdigest()[:12] in log
 
 
 # ---------------------------------------------------------------------------- fuzzing

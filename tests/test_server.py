@@ -315,11 +315,25 @@ def test_sigterm_finishes_turns_in_flight_then_exits(tmp_path: Path):
             server.kill()
 
 
-def test_tls_when_configured(analyzer, tmp_path: Path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+def _cert(folder: Path, name: str = "") -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and its key: (key, cert)."""
+    key, cert = folder / f"key{name}.pem", folder / f"cert{name}.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
                    check=True, capture_output=True)
+    return key, cert
+
+
+def test_an_ipv6_host_is_listened_on(analyzer):
+    """``--host ::1`` (or ``::``, the usual dual-stack setting) gave "cannot listen on ::1:PORT": the
+    address was written without the brackets an IPv6 literal needs."""
+    for host in ("::1", "[::1]"):
+        with ServerThread(analyzer, host=host) as server, AffectClient(f"[::1]:{server.running.port}") as client:
+            assert client.analyze("hello over IPv6").present == ("text",)
+
+
+def test_tls_when_configured(analyzer, tmp_path: Path):
+    key, cert = _cert(tmp_path)
     with ServerThread(analyzer, tls_cert=str(cert), tls_key=str(key)) as server:
         target = f"localhost:{server.running.port}"
         with AffectClient(target, tls=True, root_certificates=cert.read_bytes()) as client, client.conversation() as conv:
@@ -523,6 +537,8 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--port", "99999"], "port must be between 0 and 65535"),  # it once served on 34463
             (["--metrics-port", "-1"], "metrics_port must be between 0 and 65535"),
             (["--workers", "two"], "workers must be a whole number"),
+            (["--tls-cert", str(_cert(tmp_path, "a")[1]), "--tls-key", str(_cert(tmp_path, "b")[0])],
+             "are not a certificate and its key"),  # gRPC said only "cannot listen", after its own error lines
         ]
         for args, words in cases:
             out = subprocess.run([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", *args,

@@ -89,6 +89,10 @@ class ServerConfig:
     token: str | None = None  # bearer token required from clients, if set
     tls_cert: str | None = None
     tls_key: str | None = None
+    # The key of the digests the log names conversations by (HMAC-SHA-256): an unkeyed digest of a
+    # phone number is reversed by trying numbers. Unset: a random key per process (its log lines
+    # still follow each conversation); set it (AFFECT_LOG_ID_KEY) to compute digests yourself.
+    log_id_key: str | None = None
 
     ENV_PREFIX = "AFFECT_"
 
@@ -134,6 +138,8 @@ class ServerConfig:
                         fh.read(1)
                 except OSError as exc:
                     raise SystemExit(f"affect serve: {flag} {path}: {exc.strerror or exc}") from None
+        if self.tls_cert:
+            _check_tls_pair(self.tls_cert, self.tls_key)
         warnings = []
         if self.token and not self.tls_cert:
             if not _is_loopback(self.host):
@@ -218,6 +224,17 @@ class ServerConfig:
             return parse_prior(self.text_prior)
         except ValueError as exc:
             raise SystemExit(f"affect serve: {exc}") from None
+
+
+def _check_tls_pair(cert: str, key: str | None) -> None:
+    """The certificate and key load as one pair (gRPC would say only that it cannot listen)."""
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise SystemExit(f"affect serve: --tls-cert {cert} and --tls-key {key} are not a certificate and its key "
+                         f"({exc.reason or exc})") from None
 
 
 def _is_loopback(host: str) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
+import os
 import ipaddress
 import logging
 import time
@@ -119,6 +121,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         # Keyed by (client, id): ids are the client's own, so that one client's ALREADY_EXISTS
         # never tells it which ids another client has open (an id may be a caller's number).
         self.conversations: dict[tuple[str, str], Conversation] = {}
+        self._log_id_key = (config.log_id_key or "").encode() or os.urandom(32)
         metrics.conversation_states.set_function(lambda: len(self.conversations))
         self.draining = asyncio.Event()
         self.in_flight = 0
@@ -165,7 +168,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
             self.conversations[key] = conversation
             bucket = TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
-            log.info("conversation %s opened (%d open)", _log_id(conversation_id), self.slots.open)
+            log.info("conversation %s opened (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             yield pb.ConverseResponse(opened=pb.ConversationOpened(
                 conversation_id=conversation_id, models=self._loaded_models(),
                 max_turns_per_second=self.config.max_turns_per_second))
@@ -190,7 +193,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             # close the conversation that holds the id.
             if conversation is not None and self.conversations.get((peer, conversation_id)) is conversation:
                 self.conversations.pop((peer, conversation_id)).close()
-                log.info("conversation %s closed (%d open)", _log_id(conversation_id), self.slots.open)
+                log.info("conversation %s closed (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             self.metrics.active_conversations.dec()
 
     async def converse_written(self, request_iterator: AsyncIterator[pb.ConverseRequest],
@@ -470,11 +473,12 @@ async def _read_one(request_iterator):
         return _END
 
 
-def _log_id(conversation_id: str) -> str:
-    """A conversation's id as the log shows it: a short digest. A client chooses its ids, and
-    they may be names, phone numbers or ticket numbers; the digest still follows one
-    conversation through the log (the client can compute it: SHA-256, first 12 hex digits)."""
-    return "#" + hashlib.sha256(conversation_id.encode()).hexdigest()[:12]
+def log_id(conversation_id: str, key: bytes) -> str:
+    """A conversation's id as the log shows it: a short keyed digest (HMAC-SHA-256 under the
+    server's ``log_id_key``, first 12 hex digits). A client chooses its ids, and they may be
+    names or phone numbers: an unkeyed digest of a phone number is found again by trying the
+    numbers (121 guesses for one). The digest still follows one conversation through the log."""
+    return "#" + hmac.new(key, conversation_id.encode(), hashlib.sha256).hexdigest()[:12]
 
 
 def _peer_host(context) -> str:
