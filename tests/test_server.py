@@ -1190,3 +1190,45 @@ def test_a_turn_too_big_to_send_is_refused_before_sending_and_the_conversation_g
             return (await conversation.send("next")).turn_index
 
     assert asyncio.run(async_twin()) == 0
+
+
+def test_a_drain_waits_for_the_service_not_for_idle_streams_of_others(analyzer):
+    """An idle Health.Watch stream (gRPC's client-side health checking keeps one open) and an
+    Analyze call whose body never comes each held the stop for the whole grace period: longer
+    than an orchestrator's 30 s before it kills the process. The service's own calls end, the
+    Watch sees NOT_SERVING, and the stop follows."""
+    server = ServerThread(analyzer).__enter__()
+    seen: list[int] = []
+    try:
+        channel = grpc.insecure_channel(server.target)
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        reader = threading.Thread(target=lambda: [seen.append(r.status) for r in _until_error(watch)], daemon=True)
+        reader.start()
+        never = threading.Event()
+
+        def no_body():
+            never.wait(60)
+            yield pb.AnalyzeRequest()
+
+        slow = channel.stream_unary("/affect.v1.AffectService/Analyze", request_serializer=pb.AnalyzeRequest.SerializeToString,
+                                    response_deserializer=pb.AnalyzeResponse.FromString).future(no_body())
+        time.sleep(0.5)
+        started = time.monotonic()
+        server.call(server.running.drain_and_stop(30.0), timeout=60)
+        took = time.monotonic() - started
+        assert took < 10, took  # it took the 30 s grace
+        assert slow.exception(timeout=10).code() == grpc.StatusCode.UNAVAILABLE
+        reader.join(10)
+        assert health_pb2.HealthCheckResponse.NOT_SERVING in seen
+        never.set()
+        channel.close()
+    finally:
+        server.loop.call_soon_threadsafe(server.loop.stop)
+        server._thread.join(10)
+
+
+def _until_error(stream):
+    try:
+        yield from stream
+    except grpc.RpcError:
+        return

@@ -43,7 +43,14 @@ class RunningServer:
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.servicer.draining.set()
-        await self.server.stop(grace)  # after the grace period the calls still running are cancelled
+        # The service's own calls end (conversations and Analyze calls are told UNAVAILABLE); then
+        # the others (an idle Health.Watch stream) need not hold the stop for the whole grace period,
+        # which is what an orchestrator gives the process before it kills it.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while not self.servicer.idle() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await self.server.stop(0 if self.servicer.idle() else max(0.0, deadline - loop.time()))
         lanes = {id(lane): lane for lane in (self.servicer.lane, self.servicer.heavy_lane)}.values()
         for lane in lanes:
             for batcher in lane.batchers.values():

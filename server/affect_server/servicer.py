@@ -237,12 +237,21 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """``Analyze`` served as a client-streaming method (the wire is the same for one message),
         so that a call refused by admission is refused before its body is read."""
         async with self._analyze_admission(context):
+            body = asyncio.ensure_future(_all_of(request_iterator, 2))
+            drained = asyncio.ensure_future(self.draining.wait())  # a body still on its way does not hold a drain
             try:
-                requests = await asyncio.wait_for(_all_of(request_iterator, 2), self.config.analyze_body_timeout_s)
-            except asyncio.TimeoutError:
+                await asyncio.wait({body, drained}, timeout=self.config.analyze_body_timeout_s,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                drained.cancel()
+            if not body.done():
+                body.cancel()
+                if self.draining.is_set():
+                    await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
                 await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
                                   f"the Analyze request did not arrive whole within {self.config.analyze_body_timeout_s:g} s "
                                   "of the call", "slow_body")
+            requests = body.result()
             if len(requests) > 1:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "Analyze takes one request", "invalid")
             if not requests:
@@ -255,6 +264,10 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(models=self._loaded_models(), fusion=FusionWeights.DEFAULT.value.id)
+
+    def idle(self) -> bool:
+        """No conversation open, no turn or Analyze call in flight: what draining waits for."""
+        return self.slots.open == 0 and self.in_flight == 0 and self.analyze_in_flight == 0 and not self._turn_tasks
 
     def _loaded_models(self) -> list:
         """The models this server runs (not every model the package ships)."""
