@@ -40,6 +40,7 @@ import numpy as np
 
 from affect.datasets import default_data_root
 from affect_server.launch import ServeProcess, ServerStartError, free_port
+from benchmarks._args import names_of, positive_ints
 from benchmarks._report import RESULTS_DIR, Report, load_curves_png, publish
 
 # One replica per deployment on this 2-core machine, one thread per encoder replica.
@@ -392,9 +393,9 @@ def beside_shipped(metrics: dict[str, float], levels: list[int], prefix: str, ti
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--conversations", default="1,8,32,128")
+    ap.add_argument("--conversations", type=positive_ints, default="1,8,32,128")
     ap.add_argument("--seconds", type=float, default=20.0, help="per level and server")
-    ap.add_argument("--mix", default="text,text+speech,text+speech+face")
+    ap.add_argument("--mix", type=names_of(("text", "speech", "face"), joined_by="+"), default="text,text+speech,text+speech+face")
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None,
                     help="default: results/load.json (load-ray.json, load-soak.json, load-chaos.json, load-variants.json)")

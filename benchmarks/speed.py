@@ -25,6 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from affect.datasets import default_data_root, read_meld
+from benchmarks._args import names_of, positive_ints
 from benchmarks._report import RESULTS_DIR, Report, publish
 
 WHISPER_TINY = {"layers": 4, "width": 384, "frames_per_second": 50}
@@ -186,10 +187,10 @@ def bench_forecast(repeats: int, calls: int = 200) -> tuple[str, dict[int, float
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
+    ap.add_argument("--batch-sizes", type=positive_ints, default="1,2,4,8,16,32,64")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--encoders", default="text,face,speech,forecast")
-    ap.add_argument("--runtimes", default="torch,onnx,onnx-int8",
+    ap.add_argument("--encoders", type=names_of(("text", "face", "speech", "forecast")), default="text,face,speech,forecast")
+    ap.add_argument("--runtimes", type=names_of(("torch", "onnx", "onnx-int8")), default="torch,onnx,onnx-int8",
                     help="PyTorch eager is always timed, as the baseline; onnx-int8 where affect.onnx offers it")
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=RESULTS_DIR / "speed.json")

@@ -153,3 +153,15 @@ def test_accuracy_refuses_in_one_message_what_would_mislead_or_crash(tmp_path: P
     out = run("-m", "benchmarks.accuracy", *args, "--no-progress")
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert not list(tmp_path.glob("*.json"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["benchmarks.speed", "--encoders", "txt"], "'txt' is not one of"),  # a KeyError after the first measurement
+    (["benchmarks.speed", "--runtimes", "tensorrt"], "'tensorrt' is not one of"),  # silently measured nothing
+    (["benchmarks.speed", "--batch-sizes", "a,b"], "not a whole number"),
+    (["benchmarks.load", "--mix", "foo"], "'foo' is not one of"),  # ran both servers, then crashed in its plot
+    (["benchmarks.load", "--conversations", "x"], "not a whole number"),
+])
+def test_a_bad_option_value_is_one_usage_line_before_any_work(args: list[str], message: str):
+    out = run("-m", *args)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr

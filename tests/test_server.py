@@ -539,6 +539,8 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--workers", "two"], "workers must be a whole number"),
             (["--tls-cert", str(_cert(tmp_path, "a")[1]), "--tls-key", str(_cert(tmp_path, "b")[0])],
              "are not a certificate and its key"),  # gRPC said only "cannot listen", after its own error lines
+            (["--metrics-port", str(held.getsockname()[1])], "cannot serve metrics"),  # a traceback after loading
+            (["--ready-file", str(tmp_path / "absent" / "port.txt")], "its folder does not exist"),  # the same
         ]
         for args, words in cases:
             out = subprocess.run([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", *args,

@@ -116,6 +116,10 @@ def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
         port = 0
     if port == 0:
         raise SystemExit(f"affect serve: cannot listen on {address}")
+    if config.metrics_port:  # served once the models are loaded: asked now, so that a mistake costs no loading
+        problem = "it is the gRPC port" if config.metrics_port == port else _bind_problem(host, config.metrics_port)
+        if problem:
+            raise SystemExit(f"affect serve: cannot serve metrics on port {config.metrics_port}: {problem}")
     return port
 
 

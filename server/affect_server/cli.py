@@ -45,6 +45,8 @@ def _serve(args: argparse.Namespace) -> None:
     from affect_server.config import ServerConfig
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.ready_file and not args.ready_file.parent.is_dir():  # written once the models are loaded
+        raise SystemExit(f"affect serve: --ready-file {args.ready_file}: its folder does not exist")
     config = ServerConfig.from_args(args)
     if args.ray:
         for warning in config.check():  # the in-process server checks (and binds) before loading models
