@@ -76,8 +76,6 @@ def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, encoder_
                     runtime="torch" if runtime == "torch" else {name: runtime for name in encoders})
 
 
-
-
 def _add_runtime(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="what runs the networks: auto (the default: ONNX Runtime where it is faster and installed, "

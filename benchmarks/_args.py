@@ -24,6 +24,13 @@ def names_of(allowed: Iterable[str], *, joined_by: str | None = None) -> Callabl
     return check
 
 
+def positive_int(text: str) -> int:
+    """A type for one whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return int(text)
+
+
 def positive_ints(text: str) -> str:
     """A type for "1,8,32": whole numbers of at least 1; the value is returned as given."""
     for item in text.split(","):

@@ -82,7 +82,7 @@ class FaceTracker:
     smoothing: float = 0.5
     max_centre_shift: float = 1.0  # second pass: centres this close (in box sides) match when the boxes overlap too little
     _tracks: list[_Track] = field(default_factory=list, init=False, repr=False)
-    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1), init=False, repr=False)
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)  # shared by a conversation's trackers
     _frames: int = field(default=0, init=False, repr=False)  # frames seen
     _size: tuple[int, int] = field(default=(0, 0), init=False, repr=False)  # the last frame's width and height
 
@@ -127,7 +127,7 @@ class FaceTracker:
             probs = np.array([face.result.emotions[name] for name in EMOTION_NAMES], float)
             track = track_of.get(fi)
             if track is None:
-                track = _Track(next(self._ids), box, np.zeros(4), probs)
+                track = _Track(next(self.ids), box, np.zeros(4), probs)
                 self._tracks.append(track)
             else:
                 shift = _centre(box) - _centre(track.box)  # the box's move, not its change of size
@@ -176,10 +176,7 @@ class SpeakerTrackers:
         self._ids = itertools.count(1)
 
     def for_speaker(self, speaker: str | None) -> FaceTracker:
-        tracker = self._trackers.pop(speaker, None)
-        if tracker is None:
-            tracker = FaceTracker()
-            tracker._ids = self._ids
+        tracker = self._trackers.pop(speaker, None) or FaceTracker(ids=self._ids)
         self._trackers[speaker] = tracker  # most recent last
         while len(self._trackers) > self.max_speakers:
             self._trackers.popitem(last=False)

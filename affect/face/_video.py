@@ -76,24 +76,28 @@ def sample_frames(path: str | PathLike, fps: float, max_frames: int) -> Iterator
             raise InvalidInputError("video has no valid frame rate", field="video")
         announced = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         step = 1.0 / fps
-        next_time, index, emitted, t = 0.0, 0, 0, 0.0
-        while emitted < max_frames and cap.grab():
+        next_time, index, emitted, t, last = 0.0, 0, 0, 0.0, 0.0
+        cut_short = False
+        while cap.grab():
             t = _frame_time(cap, index, native, t)
             if t + 1e-6 >= next_time:
+                if emitted >= max_frames:  # a frame is due past the last one allowed
+                    cut_short = True
+                    break
                 ok, frame = cap.retrieve()
                 if ok and frame is not None:
                     gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
                     yield t, index, gray
-                    emitted += 1
+                    emitted, last = emitted + 1, t
                 while next_time <= t + 1e-6:
                     next_time += step
             index += 1
         if index == 0:
             raise InvalidInputError(f"no frame of the video could be decoded: {path.name}", field="video")
-        if emitted >= max_frames and _sample_left(cap, index, native, t, next_time):
-            warnings.warn(f"the video was read to {t:.1f} s only: max_frames={max_frames} frames were sampled",
+        if cut_short:
+            warnings.warn(f"the video was read to {last:.1f} s only: max_frames={max_frames} frames were sampled",
                           VideoIncompleteWarning, stacklevel=3)
-        elif emitted < max_frames and announced > 0 and index < 0.95 * announced:
+        elif announced > 0 and index < 0.95 * announced:
             warnings.warn(f"decoding stopped at frame {index} of the {announced} the video announces "
                           f"(at {t:.1f} s): the rest could not be read", VideoIncompleteWarning, stacklevel=3)
     finally:
@@ -108,12 +112,3 @@ def _frame_time(cap: cv2.VideoCapture, index: int, native: float, previous: floa
         return stamp
     return index / native
 
-
-def _sample_left(cap: cv2.VideoCapture, index: int, native: float, t: float, next_time: float) -> bool:
-    """Whether a frame due for sampling follows (decoding at most ``1 / fps`` seconds more)."""
-    while cap.grab():
-        index += 1
-        t = _frame_time(cap, index, native, t)
-        if t + 1e-6 >= next_time:
-            return True
-    return False

@@ -34,7 +34,8 @@ def embed_texts(
     windows allow. (It was cut to its first window: what a long message said after that was
     never read.) A text within one window is read exactly as before."""
     pieces = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
-    windows = [text_windows(tokenizer, ids, max_tokens) for ids in pieces]
+    markers = _markers(tokenizer)
+    windows = [text_windows(tokenizer, ids, max_tokens, markers) for ids in pieces]
     order = sorted(range(len(texts)), key=lambda i: len(pieces[i]))
     out = torch.empty(len(texts), net.emotion_head.in_features)
     for group in _groups(order, [len(w) for w in windows], batch_size):
@@ -61,15 +62,23 @@ def embed_texts(
 MAX_WINDOWS = 4
 
 
-def text_windows(tokenizer, ids: list[int], max_tokens: int) -> list[list[int]]:
-    """A text's word pieces in windows of at most ``max_tokens`` with the markers the tokenizer
-    puts around an empty text ([CLS] and [SEP]; <s> and </s>): one at least, ``MAX_WINDOWS`` at most."""
-    first, *last = tokenizer("")["input_ids"]
+def text_windows(tokenizer, ids: list[int], max_tokens: int,
+                 markers: tuple[int, list[int]] | None = None) -> list[list[int]]:
+    """A text's word pieces in windows of at most ``max_tokens`` with the tokenizer's markers
+    (``_markers``; given by a caller that windows many texts): one at least, ``MAX_WINDOWS`` at most."""
+    first, last = markers or _markers(tokenizer)
     size = max_tokens - 1 - len(last)
     windows = [[first, *ids[i:i + size], *last] for i in range(0, max(len(ids), 1), size)]
     if len(windows) > MAX_WINDOWS:
         windows = windows[:MAX_WINDOWS // 2] + windows[-(MAX_WINDOWS - MAX_WINDOWS // 2):]
     return windows
+
+
+def _markers(tokenizer) -> tuple[int, list[int]]:
+    """The ids the tokenizer puts before and after a text ([CLS] and [SEP]; <s> and </s>), read
+    from an empty text."""
+    first, *last = tokenizer("")["input_ids"]
+    return first, last
 
 
 def _groups(order: list[int], windows: list[int], batch_size: int) -> list[list[int]]:

@@ -18,6 +18,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from benchmarks._args import positive_int
 from benchmarks._report import RESULTS_DIR, write_report
 
 TASKS = ("text", "face", "speech", "fusion", "forecast")
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, default=None, help="Markdown report path (default: the JSON path with .md)")
     ap.add_argument("--out-dir", type=Path, default=None,
                     help="the folder of the reports and plots (default benchmarks/results/, the committed reports)")
-    ap.add_argument("--limit", type=_positive, default=None,
+    ap.add_argument("--limit", type=positive_int, default=None,
                     help="score only the first N test items (smoke runs; needs --json or --out-dir)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--cross-corpus", "--cross-dataset", action="store_true",
@@ -107,13 +108,6 @@ def _run(module, args: argparse.Namespace):
 
         return run_unheard_voices(args)
     return module.run(args)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
-    return value
 
 
 if __name__ == "__main__":

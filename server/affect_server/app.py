@@ -101,7 +101,7 @@ def set_model_threads(threads: int) -> None:
 
 def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
     """Listen on the configured address (TLS if configured); one line and exit if impossible."""
-    host = config.host.strip("[]")
+    host = config.bare_host
     address = f"[{host}]:{config.port}" if ":" in host else f"{host}:{config.port}"  # an IPv6 literal is bracketed
     problem = _bind_problem(host, config.port)  # asked first: gRPC would log its own error lines
     if problem:
@@ -213,7 +213,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     if config.metrics_port:
-        metrics.serve(config.metrics_port, config.host.strip("[]"))
+        metrics.serve(config.metrics_port, config.bare_host)
     log.info("affect serving on %s:%d (%s), models %s", config.host, port, "TLS" if config.tls_cert else "plaintext",
              ", ".join(analyzer.models.values()))
     return RunningServer(server, servicer, health_servicer, port, executor, (executor, heavy_executor))

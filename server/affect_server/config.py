@@ -96,6 +96,11 @@ class ServerConfig:
 
     ENV_PREFIX = "AFFECT_"
 
+    @property
+    def bare_host(self) -> str:
+        """``host`` without the brackets an IPv6 literal may be given in ("[::1]" -> "::1")."""
+        return self.host.strip("[]")
+
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         for f in fields(cls):

@@ -13,10 +13,7 @@ LOWEST = 19
 def lower_this_thread() -> None:
     """Nice 19 for the calling thread; threads it starts later (a model's pool) inherit it.
     Meant as a ``ThreadPoolExecutor`` initializer."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST)
-    except (AttributeError, OSError):
-        pass
+    _lower(threading.get_native_id())
 
 
 def lower_this_process() -> None:
@@ -27,7 +24,11 @@ def lower_this_process() -> None:
     except OSError:
         threads = [threading.get_native_id()]
     for tid in threads:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, LOWEST)
-        except (AttributeError, OSError):
-            pass
+        _lower(tid)
+
+
+def _lower(thread_id: int) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread_id, LOWEST)
+    except (AttributeError, OSError):
+        pass

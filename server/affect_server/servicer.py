@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import os
 import ipaddress
 import logging
+import os
 import time
 import traceback
 import urllib.parse
@@ -237,15 +237,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """``Analyze`` served as a client-streaming method (the wire is the same for one message),
         so that a call refused by admission is refused before its body is read."""
         async with self._analyze_admission(context):
-            body = asyncio.ensure_future(_all_of(request_iterator, 2))
-            drained = asyncio.ensure_future(self.draining.wait())  # a body still on its way does not hold a drain
-            try:
-                await asyncio.wait({body, drained}, timeout=self.config.analyze_body_timeout_s,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                drained.cancel()
-            if not body.done():
-                body.cancel()
+            body = await self._unless_drained(_all_of(request_iterator, 2), self.config.analyze_body_timeout_s)
+            if body is None:  # a body still on its way does not hold a drain
                 if self.draining.is_set():
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
                 await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -336,10 +329,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         except InvalidInputError as exc:
             ticket.release()
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "invalid")
-        outcome = await self._turn(conversation, request.turn, ticket)
-        if isinstance(outcome, _Failure):
-            await self._abort(context, outcome.code, outcome.message, outcome.reason)
-        result = outcome
+        result = await self._turn(conversation, request.turn, ticket)
+        if isinstance(result, _Failure):
+            await self._abort(context, result.code, result.message, result.reason)
         return pb.AnalyzeResponse(result=turn_result_to_pb(
             result, request.turn.turn_id, include_modalities=not request.options.omit_modality_results))
 
@@ -362,10 +354,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         if ticket is None:
             return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED, busy, cost.heaviest_field(), "busy",
                                     retry_after_ms=self._busy_retry_ms())
-        outcome = await self._turn(conversation, request.turn, ticket)
-        if isinstance(outcome, _Failure):
-            return self._turn_error(turn_id, outcome.code, outcome.message, outcome.field, outcome.reason)
-        result = outcome
+        result = await self._turn(conversation, request.turn, ticket)
+        if isinstance(result, _Failure):
+            return self._turn_error(turn_id, result.code, result.message, result.field, result.reason)
         return pb.ConverseResponse(result=turn_result_to_pb(
             result, turn_id, include_modalities=not options.omit_modality_results))
 
@@ -435,21 +426,28 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     async def _next_request(self, request_iterator, context):
         """The next request, or _END when the client closed its side; ends idle streams."""
-        next_request = asyncio.ensure_future(_read_one(request_iterator))
-        drained = asyncio.ensure_future(self.draining.wait())
-        try:
-            done, _ = await asyncio.wait({next_request, drained}, timeout=self.config.idle_timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            drained.cancel()
-        if next_request in done:
+        next_request = await self._unless_drained(_read_one(request_iterator), self.config.idle_timeout_s)
+        if next_request is not None:
             return next_request.result()
-        next_request.cancel()
         if self.draining.is_set():
             await self._abort(context, grpc.StatusCode.UNAVAILABLE,
                               "server is shutting down; reopen the conversation to continue", "draining")
         await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
                           f"no turn for {self.config.idle_timeout_s:g} s; the conversation was closed", "idle")
+
+    async def _unless_drained(self, read, timeout: float) -> asyncio.Future | None:
+        """``read`` run until it is done (the finished task), or ``None`` when the server began
+        draining or ``timeout`` passed first (``read`` is then cancelled)."""
+        task = asyncio.ensure_future(read)
+        drained = asyncio.ensure_future(self.draining.wait())
+        try:
+            await asyncio.wait({task, drained}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+        if task.done():
+            return task
+        task.cancel()
+        return None
 
     async def _abort(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: str,
                      retry_after_ms: int = 0):

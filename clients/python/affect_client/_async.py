@@ -221,8 +221,7 @@ class AsyncConversation:
         """The error for a stream that ended because its client was closed (grpc.aio cancels the
         call, which surfaces as a ``CancelledError`` in a task nobody cancelled), else None; a
         real cancellation of this task stays a cancellation."""
-        task = asyncio.current_task()
-        if self._client._channel_state.closed and not (task is not None and task.cancelling()):
+        if self._client._channel_state.closed and not _cancelling():
             return ClientClosedError("the client was closed; make a new one")
         return None
 
@@ -254,8 +253,7 @@ class AsyncConversation:
                 call.cancel()
             except asyncio.CancelledError:
                 call.cancel()
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():  # this task was cancelled: let it be
+                if _cancelling():  # this task was cancelled: let it be
                     raise
 
     async def __aenter__(self) -> "AsyncConversation":
@@ -290,3 +288,9 @@ class _StatusOnly(grpc.RpcError):
 
     def details(self) -> str | None:
         return self._details
+
+
+def _cancelling() -> bool:
+    """Whether this task is being cancelled (rather than seeing its gRPC call cancelled under it)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
