@@ -467,7 +467,7 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
                               "(one per turn for conversation files), with a progress bar")
     analyze.add_argument("--text", help="one turn of text ('-' reads it from standard input)")
     analyze.add_argument("--audio", type=Path, help="the turn's audio: a WAV, FLAC or OGG file")
-    analyze.add_argument("--image", type=Path, help="the turn's image: a JPEG or PNG file")
+    analyze.add_argument("--image", type=Path, help="the turn's image: a JPEG, PNG, WebP or BMP file")
     analyze.add_argument("--video", type=Path, help="a video file: the faces of frames sampled at --fps")
     analyze.add_argument("--fps", type=float, default=1.0, help="frames per second sampled from --video (default 1)")
     analyze.add_argument("--max-frames", type=int, default=600, metavar="N",
