@@ -36,6 +36,7 @@ _LAZY: dict[str, str] = {
     "AffectEstimate": "affect.results",
     "Modality": "affect.results",
     "ModalityResult": "affect.results",
+    "ModelLoadEvent": "affect.results",
     "TurnResult": "affect.results",
     "TurnResults": "affect.results",
     "TextEncoder": "affect.text.encoder",
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from affect.face import FaceEncoder
     from affect.labels import EMOTIONS, SENTIMENTS, Emotion, Sentiment
     from affect.registry import list_weights
-    from affect.results import AffectEstimate, Modality, ModalityResult, TurnResult, TurnResults
+    from affect.results import AffectEstimate, Modality, ModalityResult, ModelLoadEvent, TurnResult, TurnResults
     from affect.speech import SpeechEncoder
     from affect.text.encoder import TextEncoder
     from affect.text.weights import TextWeights
@@ -91,6 +92,7 @@ __all__ = [
     "Modality",
     "ModalityResult",
     "ModelLoadError",
+    "ModelLoadEvent",
     "SENTIMENTS",
     "Sentiment",
     "SpeechEncoder",

@@ -32,11 +32,15 @@ class Status:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # the spinner's thread and update() draw the one line
         self._thread: threading.Thread | None = None
         self._started = 0.0
+        self._frame = 0
 
     def update(self, message: str) -> None:
+        """Show ``message`` now (each message is seen once however soon the next comes), then spin on it."""
         self.message = message
+        self._draw()
 
     def __enter__(self) -> "Status":
         if self.enabled:
@@ -49,13 +53,20 @@ class Status:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+            with self._lock:
+                self._thread = None  # update() draws no more
+                self.stream.write("\r\033[K")
+                self.stream.flush()
 
     def _spin(self) -> None:
-        frame = 0
         while not self._stop.wait(_INTERVAL_S):
+            self._draw()
+
+    def _draw(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                return
             elapsed = time.monotonic() - self._started
-            self.stream.write(f"\r\033[K{_FRAMES[frame % len(_FRAMES)]} {self.message} ({elapsed:.0f} s)")
+            self.stream.write(f"\r\033[K{_FRAMES[self._frame % len(_FRAMES)]} {self.message} ({elapsed:.0f} s)")
             self.stream.flush()
-            frame += 1
+            self._frame += 1

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from affect.conversation import Conversation, Turn
-from affect.results import MODALITIES, Modality, ModalityResult, TurnResult
+from affect.results import MODALITIES, Modality, ModalityResult, ModelLoadEvent, TurnResult
 from affect.text.encoder import TextEncoder
 from affect.text.prior import DEFAULT_PRIOR, PriorSpec
 from affect.text.weights import TextWeights
@@ -26,7 +27,8 @@ class Analyzer:
 
     def __init__(self, *, text_prior: PriorSpec = DEFAULT_PRIOR, forecast: Any = True,
                  runtime: str | Mapping[str, str] = "auto",
-                 encoder_options: Mapping[str, Mapping[str, Any]] | None = None, **encoders: Any) -> None:
+                 encoder_options: Mapping[str, Mapping[str, Any]] | None = None,
+                 on_progress: Callable[[ModelLoadEvent], None] | None = None, **encoders: Any) -> None:
         """One keyword per modality (``text``, ``speech``, ``face``: the keys of
         ``ENCODER_CLASSES``), each ``True`` for the default weights (also when left out), a
         weights name or enum member, an encoder instance (or an object standing in for one, as
@@ -50,7 +52,12 @@ class Analyzer:
         ``encoder_options``: keyword arguments, by modality, for the encoders the Analyzer builds
         (not for instances you pass), such as ``{"face": {"min_face_fraction": 0.3}}`` for webcam
         frames where the face is large (one detector window instead of dozens; see
-        ``affect.face.FaceEncoder``)."""
+        ``affect.face.FaceEncoder``).
+
+        ``on_progress``: called with a ``ModelLoadEvent`` as each model the Analyzer loads
+        starts and is done (on its runtime), in load order: the encoders in the modality order,
+        then the forecaster. Models you pass as instances are not loaded here and not reported.
+        The ``affect`` command line draws its progress line from these."""
         unknown = sorted(set(encoders) - {m.value for m in ENCODER_CLASSES})
         if unknown:
             raise TypeError(f"Analyzer() got unexpected keyword arguments {unknown}; the modalities are "
@@ -63,16 +70,15 @@ class Analyzer:
                             f"{[m.value for m in ENCODER_CLASSES]}")
         options = {m: dict((encoder_options or {}).get(m.value, {})) for m in ENCODER_CLASSES}
         options[Modality.TEXT].setdefault("prior", text_prior)
-        loaded = {m: encoder for m, choice in choices.items()
-                  if (encoder := _build(choice, ENCODER_CLASSES[m], **options.get(m, {}))) is not None}
-        for m, encoder in loaded.items():
-            passed = not isinstance(choices[m], (bool, str, Enum))  # an instance the caller built
-            if m.value in runtimes and not (runtime == "auto" and passed):
-                from affect.onnx import use_runtime
-
-                use_runtime(encoder, runtimes[m.value])
+        loaded = {}
+        for m, choice in choices.items():
+            # "auto" leaves an instance the caller built as it is; a named runtime applies to it too
+            on = runtimes.get(m.value) if _builds(choice) or runtime != "auto" else None
+            encoder = _load(m.value, choice, ENCODER_CLASSES[m], on_progress, runtime=on, **options.get(m, {}))
+            if encoder is not None:
+                loaded[m] = encoder
         self._encoders: dict[Modality, Encoder] = loaded  # in the one modality order
-        self.forecaster = _build(forecast, _forecaster_class)
+        self.forecaster = _load("forecast", forecast, _forecaster_class, on_progress)
 
     @property
     def encoders(self) -> dict[Modality, "Encoder"]:
@@ -127,6 +133,31 @@ class Analyzer:
         if self.text is None:
             raise RuntimeError("no text encoder loaded")
         return self.text.analyze(text)
+
+
+def _builds(choice: Any) -> bool:
+    """Whether the Analyzer loads this ``choice`` itself (default weights, or named ones)."""
+    return choice is True or isinstance(choice, (str, Enum))
+
+
+def _load(name: str, choice: Any, load_class: Callable[[], type], on_progress: Callable[[ModelLoadEvent], None] | None,
+          *, runtime: str | None = None, **options: Any) -> Any:
+    """``choice`` as the Analyzer takes it, put on ``runtime`` (``None``: left as it is); a model
+    loaded here is reported to ``on_progress`` as it starts (before its class is imported, which
+    may be torch's first import) and when it is ready."""
+    report = on_progress if on_progress is not None and _builds(choice) else None
+    started = time.perf_counter()
+    if report:
+        report(ModelLoadEvent(name, "start"))
+    model = _build(choice, load_class, **options)
+    if model is not None and runtime is not None:
+        from affect.onnx import use_runtime
+
+        use_runtime(model, runtime)
+    if report:
+        report(ModelLoadEvent(name, "done", model_id=model.model_id, runtime=getattr(model, "runtime", "torch"),
+                              seconds=time.perf_counter() - started))
+    return model
 
 
 def _build(choice: Any, load_class: Callable[[], type], **options: Any) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES, Emotion, Sentiment, valence_arousal
 
@@ -160,6 +160,24 @@ class FaceReading:
     def to_dict(self) -> dict[str, Any]:
         return {"image_index": self.image_index, "box": [self.x, self.y, self.width, self.height],
                 "detection_score": self.detection_score, "track_id": self.track_id, **self.result.to_dict()}
+
+
+# What an Analyzer reports while it loads its models (its ``on_progress`` hook).
+
+@dataclass(frozen=True)
+class ModelLoadEvent:
+    """One model an ``Analyzer`` loads: told once with ``stage="start"`` before it is read, and
+    once with ``"done"`` when it is ready to run (on its runtime), with what was loaded.
+
+    ``model`` is the modality (``"face"``, ``"speech"``, ``"text"``) or ``"forecast"``;
+    ``model_id`` (``name@version``), ``runtime`` and ``seconds`` (since its start) come with
+    ``"done"`` only, ``None`` at the start."""
+
+    model: str
+    stage: Literal["start", "done"]
+    model_id: str | None = None
+    runtime: str | None = None
+    seconds: float | None = None
 
 
 # The conversation's state after a turn (computed by affect.state.ConversationState).

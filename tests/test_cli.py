@@ -327,9 +327,9 @@ def test_plot_names_its_own_argument_when_given_a_folder(tmp_path: Path):
 
 
 def test_the_command_line_runs_the_networks_where_the_library_does(tmp_path: Path):
-    """``affect analyze`` builds its encoders itself (a progress line each) and left them on
-    PyTorch, where ``Analyzer()`` puts them on ONNX Runtime under "auto" (about 4x the CPU for
-    text); ``--runtime torch`` keeps PyTorch."""
+    """``affect analyze`` once built its encoders itself and left them on PyTorch, where
+    ``Analyzer()`` puts them on ONNX Runtime under "auto" (about 4x the CPU for text);
+    ``--runtime torch`` keeps PyTorch."""
     from affect import Analyzer
     from affect.cli import load_analyzer
 
@@ -341,3 +341,32 @@ def test_the_command_line_runs_the_networks_where_the_library_does(tmp_path: Pat
     turns = Path(__file__).resolve().parents[1] / "docs" / "examples" / "support-call.jsonl"
     out = affect("plot", str(turns), "--out", str(tmp_path / "call.png"), "--quiet")  # a file of turns is analysed first
     assert out.returncode == 0 and (tmp_path / "call.png").stat().st_size > 10_000, out.stderr.decode()
+
+
+def test_the_command_line_loads_what_a_library_user_loads_and_hears_each_model_load(text_encoder):
+    """The command line built its encoders itself, only to show a line per model, and had to
+    name the runtime per modality to get ``Analyzer``'s "auto": now it is ``Analyzer(...)`` with
+    an ``on_progress`` hook, told a start and a done for each model it loads, in order."""
+    from affect import Analyzer, ModelLoadEvent
+    from affect.cli import load_analyzer
+
+    options = {"text": {"context_weight": 1.0}}
+    events: list[ModelLoadEvent] = []
+    library = Analyzer(speech=None, face=None, encoder_options=options, on_progress=events.append)
+    command = load_analyzer({"text"}, quiet=True, encoder_options=options)
+    for analyzer in (library, command):
+        assert analyzer.models == {"text": library.text.model_id} and analyzer.speech is None and analyzer.face is None
+    assert type(command.text.net) is type(library.text.net) and command.text.runtime == library.text.runtime
+    assert command.text.context_weight == library.text.context_weight == 1.0
+    assert command.forecaster.model_id == library.forecaster.model_id
+
+    assert [(e.model, e.stage) for e in events] == [("text", "start"), ("text", "done"),
+                                                      ("forecast", "start"), ("forecast", "done")]
+    text_done, forecast_done = events[1], events[3]
+    assert (text_done.model_id, text_done.runtime) == (library.text.model_id, library.text.runtime)
+    assert forecast_done.model_id == library.forecaster.model_id and forecast_done.runtime == "torch"
+    assert all(e.seconds is None for e in events[::2]) and all(e.seconds > 0 for e in events[1::2])
+    assert text_done.seconds > forecast_done.seconds  # the text network is the one that costs
+    passed: list[ModelLoadEvent] = []
+    Analyzer(text=text_encoder, speech=None, face=None, forecast=None, on_progress=passed.append)
+    assert passed == []  # an instance the caller built is not loaded here
