@@ -31,7 +31,8 @@ class Turn:
 
     ``audio`` is an array of samples (with ``sample_rate``) or a WAV/FLAC/OGG file (path or
     bytes). ``images`` are encoded bytes, file paths or uint8 arrays; colour arrays need
-    ``channel_order`` ("bgr" or "rgb"). ``image`` is shorthand for a single image.
+    ``channel_order`` ("bgr" or "rgb"). ``image`` is shorthand for a single image; one image
+    given as ``images`` is refused when the turn is made (``InvalidInputError``, field ``images``).
     """
 
     text: str | bytes | None = None
@@ -42,8 +43,11 @@ class Turn:
     images: Sequence[Any] = ()
     channel_order: str | None = None
 
-    def all_images(self) -> list[Any]:
+    def __post_init__(self) -> None:
+        # Checked where a turn is made, so that a Turn read piece by piece cannot exist.
         check_images_list(self.images)
+
+    def all_images(self) -> list[Any]:
         return ([self.image] if self.image is not None else []) + list(self.images)
 
     def carried(self) -> dict[Modality, str]:

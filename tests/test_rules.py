@@ -80,6 +80,25 @@ def test_one_picture_given_as_the_list_of_pictures_is_refused_alike_by_library_a
     assert library.value.field == client.value.field == "images" and str(library.value) == str(client.value)
 
 
+def test_a_turn_meets_the_images_rule_once_where_it_is_made(full_analyzer, data_root, monkeypatch):
+    """``Turn.all_images`` checked the rule on each of its three calls a turn (what the turn
+    carries, the face encoder's count and its decoding): a turn is checked once, when made, and
+    one picture given as ``images`` cannot make one."""
+    from affect import limits
+
+    checked: list[object] = []
+    rule = limits.images_not_a_list
+    monkeypatch.setattr(limits, "images_not_a_list", lambda images: checked.append(images) or rule(images))
+    with pytest.raises(InvalidInputError, match="images must be a list") as refused:
+        Turn(text="hi", images="face.png")
+    assert refused.value.field == "images" and checked == ["face.png"]
+    face = sorted((data_root / "face" / "fer2013-test-slice" / "happy").glob("*.jpg"))[0]
+    turn = Turn(text="Thanks, that's sorted!", images=[str(face), face.read_bytes()])
+    result = full_analyzer.conversation().analyze(turn)
+    assert result.present == (Modality.FACE, Modality.TEXT) and len(result.faces) == 2
+    assert len(checked) == 2  # the refused turn's check and this turn's one
+
+
 def test_a_closed_conversation_refuses_turns_instead_of_reading_them_without_state(analyzer):
     """Used after its ``with`` block, a conversation read audio and images as "nothing was sent"
     and failed on text with an AttributeError: its state is gone, so it says so."""
