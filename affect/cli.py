@@ -288,8 +288,10 @@ def _analyze_video(path: Path, args: argparse.Namespace) -> int:
             warnings.simplefilter("always", VideoIncompleteWarning)
             frames = encoder.analyze_video(path, fps=fps, max_frames=max_frames)
     for warning in caught:
-        print(f"affect: {warning.message}" + (" (--max-frames for more)" if "max_frames" in str(warning.message) else ""),
-              file=sys.stderr)
+        message, hint = warning.message, ""
+        if isinstance(message, VideoIncompleteWarning) and message.reason == "max_frames":
+            hint = f" (--max-frames {message.max_frames} reached: raise it to read more)"
+        print(f"affect: {message}{hint}", file=sys.stderr)
     found = any(frame.analysis.faces for frame in frames)
     if as_json:
         print(json.dumps([f.to_dict() for f in frames], indent=2))

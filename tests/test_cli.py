@@ -370,3 +370,33 @@ def test_the_command_line_loads_what_a_library_user_loads_and_hears_each_model_l
     passed: list[ModelLoadEvent] = []
     Analyzer(text=text_encoder, speech=None, face=None, forecast=None, on_progress=passed.append)
     assert passed == []  # an instance the caller built is not loaded here
+
+
+def test_a_video_cut_at_max_frames_gets_the_flag_hint_and_one_that_stopped_decoding_does_not(tmp_path: Path, data_root):
+    """The hint was added when the warning's text held "max_frames"; it reads the warning's
+    fields now (``VideoIncompleteWarning.reason``, ``max_frames``)."""
+    import cv2
+    import numpy as np
+
+    face = sorted((data_root / "face" / "fer2013-test-slice" / "happy").glob("*.jpg"))[0]
+    face = cv2.resize(cv2.imread(str(face), cv2.IMREAD_GRAYSCALE), (160, 160), interpolation=cv2.INTER_CUBIC)
+    video = tmp_path / "call.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 360))
+    for _ in range(30):  # 3 s: three frames at 1 fps
+        frame = np.full((360, 640), 120, np.uint8)
+        frame[100:260, 240:400] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    cut = tmp_path / "cut.avi"  # its second half lost: decoding stops before the 30 frames announced
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+
+    out = affect("analyze", "--video", str(video), "--max-frames", "2", "--quiet")
+    err = out.stderr.decode()
+    assert out.returncode == 0 and "happiness" in out.stdout.decode(), err
+    assert err.splitlines() == ["affect: the video was read to 1.0 s only: max_frames=2 frames were sampled "
+                                "(--max-frames 2 reached: raise it to read more)"]
+    out = affect("analyze", "--video", str(video), "--max-frames", "3", "--quiet")
+    assert out.returncode == 0 and out.stderr.decode() == "", out.stderr.decode()  # the whole video: nothing to say
+    out = affect("analyze", "--video", str(cut), "--quiet")
+    err = out.stderr.decode()
+    assert out.returncode == 0 and "decoding stopped at frame" in err and "--max-frames" not in err, err

@@ -261,9 +261,21 @@ def test_a_video_read_in_part_says_so_and_a_playlist_is_not_opened(encoder: Face
     from affect.face import VideoIncompleteWarning
 
     video = _still_video(tmp_path / "call.avi", two_faces[0], 30)  # 3 s
-    with pytest.warns(VideoIncompleteWarning, match="read to 1.0 s only"):
+    with pytest.warns(VideoIncompleteWarning, match="read to 1.0 s only") as caught:
         assert len(encoder.analyze_video(video, fps=1.0, max_frames=2)) == 2
+    cut = caught[0].message
+    assert (cut.reason, cut.frames_read, cut.max_frames, cut.read_to_s) == ("max_frames", 2, 2, pytest.approx(1.0))
+    import pickle
     import warnings
+
+    assert str(pickle.loads(pickle.dumps(cut))) == str(cut)
+    broken = tmp_path / "broken.avi"  # its second half lost
+    broken.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    with pytest.warns(VideoIncompleteWarning, match="decoding stopped at frame") as caught:
+        read = encoder.analyze_video(broken, fps=1.0)
+    stopped = caught[0].message
+    assert (stopped.reason, stopped.frames_read, stopped.frames_announced) == ("decoding_stopped", len(read), 30)
+    assert 10 <= stopped.frames_decoded < 20 and stopped.read_to_s == pytest.approx((stopped.frames_decoded - 1) / 10)
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", VideoIncompleteWarning)

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -18,8 +19,28 @@ MAX_SAMPLE_FPS = 60.0
 
 
 class VideoIncompleteWarning(UserWarning):
-    """Frames were sampled from part of the video only (``max_frames`` reached, or the decoder
-    stopped before the end the file announces): the results cover that part."""
+    """Frames were sampled from part of the video only: the results cover that part.
+
+    ``reason`` is ``"max_frames"`` (a frame was due past the ``max_frames`` allowed) or
+    ``"decoding_stopped"`` (the decoder stopped before the end the file announces, at frame
+    ``frames_decoded`` of ``frames_announced``); ``frames_read`` frames were sampled, up to
+    ``read_to_s`` seconds into the video. The message is written from these fields."""
+
+    def __init__(self, reason: Literal["max_frames", "decoding_stopped"], frames_read: int, max_frames: int,
+                 read_to_s: float, frames_decoded: int | None = None, frames_announced: int | None = None) -> None:
+        super().__init__(reason, frames_read, max_frames, read_to_s, frames_decoded, frames_announced)  # pickles
+        self.reason = reason
+        self.frames_read = frames_read
+        self.max_frames = max_frames
+        self.read_to_s = read_to_s
+        self.frames_decoded = frames_decoded
+        self.frames_announced = frames_announced
+
+    def __str__(self) -> str:
+        if self.reason == "max_frames":
+            return f"the video was read to {self.read_to_s:.1f} s only: max_frames={self.max_frames} frames were sampled"
+        return (f"decoding stopped at frame {self.frames_decoded} of the {self.frames_announced} the video announces "
+                f"(at {self.read_to_s:.1f} s): the rest could not be read")
 
 
 def container(head: bytes) -> str | None:
@@ -95,11 +116,10 @@ def sample_frames(path: str | PathLike, fps: float, max_frames: int) -> Iterator
         if index == 0:
             raise InvalidInputError(f"no frame of the video could be decoded: {path.name}", field="video")
         if cut_short:
-            warnings.warn(f"the video was read to {last:.1f} s only: max_frames={max_frames} frames were sampled",
-                          VideoIncompleteWarning, stacklevel=3)
+            warnings.warn(VideoIncompleteWarning("max_frames", emitted, max_frames, last), stacklevel=3)
         elif announced > 0 and index < 0.95 * announced:
-            warnings.warn(f"decoding stopped at frame {index} of the {announced} the video announces "
-                          f"(at {t:.1f} s): the rest could not be read", VideoIncompleteWarning, stacklevel=3)
+            warnings.warn(VideoIncompleteWarning("decoding_stopped", emitted, max_frames, t, index, announced),
+                          stacklevel=3)
     finally:
         cap.release()
 
