@@ -290,7 +290,9 @@ def _analyze_video(path: Path, args: argparse.Namespace) -> int:
     for warning in caught:
         message, hint = warning.message, ""
         if isinstance(message, VideoIncompleteWarning) and message.reason == "max_frames":
-            hint = f" (--max-frames {message.max_frames} reached: raise it to read more)"
+            hint = f" (--max-frames {message.max_frames} reached: " + (
+                f"--max-frames {message.frames_to_end} reads the whole video at --fps {fps:g})"
+                if message.frames_to_end and message.frames_to_end > message.max_frames else "raise it to read more)")
         print(f"affect: {message}{hint}", file=sys.stderr)
     found = any(frame.analysis.faces for frame in frames)
     if as_json:

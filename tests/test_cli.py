@@ -394,7 +394,7 @@ def test_a_video_cut_at_max_frames_gets_the_flag_hint_and_one_that_stopped_decod
     err = out.stderr.decode()
     assert out.returncode == 0 and "happiness" in out.stdout.decode(), err
     assert err.splitlines() == ["affect: the video was read to 1.0 s only: max_frames=2 frames were sampled "
-                                "(--max-frames 2 reached: raise it to read more)"]
+                                "(--max-frames 2 reached: --max-frames 3 reads the whole video at --fps 1)"]
     out = affect("analyze", "--video", str(video), "--max-frames", "3", "--quiet")
     assert out.returncode == 0 and out.stderr.decode() == "", out.stderr.decode()  # the whole video: nothing to say
     out = affect("analyze", "--video", str(cut), "--quiet")

@@ -265,6 +265,7 @@ def test_a_video_read_in_part_says_so_and_a_playlist_is_not_opened(encoder: Face
         assert len(encoder.analyze_video(video, fps=1.0, max_frames=2)) == 2
     cut = caught[0].message
     assert (cut.reason, cut.frames_read, cut.max_frames, cut.read_to_s) == ("max_frames", 2, 2, pytest.approx(1.0))
+    assert cut.frames_to_end == 3  # samples at 0, 1 and 2 s of the 3 s the file announces
     import pickle
     import warnings
 

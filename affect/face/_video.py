@@ -24,17 +24,22 @@ class VideoIncompleteWarning(UserWarning):
     ``reason`` is ``"max_frames"`` (a frame was due past the ``max_frames`` allowed) or
     ``"decoding_stopped"`` (the decoder stopped before the end the file announces, at frame
     ``frames_decoded`` of ``frames_announced``); ``frames_read`` frames were sampled, up to
-    ``read_to_s`` seconds into the video. The message is written from these fields."""
+    ``read_to_s`` seconds into the video. ``frames_to_end``: the ``max_frames`` that would sample
+    the whole video as long as its container announces it (``None`` where it announces no
+    length). The message is written from these fields."""
 
     def __init__(self, reason: Literal["max_frames", "decoding_stopped"], frames_read: int, max_frames: int,
-                 read_to_s: float, frames_decoded: int | None = None, frames_announced: int | None = None) -> None:
-        super().__init__(reason, frames_read, max_frames, read_to_s, frames_decoded, frames_announced)  # pickles
+                 read_to_s: float, frames_decoded: int | None = None, frames_announced: int | None = None,
+                 frames_to_end: int | None = None) -> None:
+        super().__init__(reason, frames_read, max_frames, read_to_s, frames_decoded, frames_announced,
+                         frames_to_end)  # pickles
         self.reason = reason
         self.frames_read = frames_read
         self.max_frames = max_frames
         self.read_to_s = read_to_s
         self.frames_decoded = frames_decoded
         self.frames_announced = frames_announced
+        self.frames_to_end = frames_to_end
 
     def __str__(self) -> str:
         if self.reason == "max_frames":
@@ -116,7 +121,10 @@ def sample_frames(path: str | PathLike, fps: float, max_frames: int) -> Iterator
         if index == 0:
             raise InvalidInputError(f"no frame of the video could be decoded: {path.name}", field="video")
         if cut_short:
-            warnings.warn(VideoIncompleteWarning("max_frames", emitted, max_frames, last), stacklevel=3)
+            # samples due at 0, 1/fps, 2/fps ... before the announced end (frame count / frame rate)
+            to_end = math.ceil(announced / native * fps - 1e-6) if announced > 0 else None
+            warnings.warn(VideoIncompleteWarning("max_frames", emitted, max_frames, last, frames_to_end=to_end),
+                          stacklevel=3)
         elif announced > 0 and index < 0.95 * announced:
             warnings.warn(VideoIncompleteWarning("decoding_stopped", emitted, max_frames, t, index, announced),
                           stacklevel=3)
