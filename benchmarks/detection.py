@@ -31,6 +31,7 @@ from affect.datasets import default_data_root
 from affect.datasets.face import read_fer2013_test
 from affect.face import FaceEncoder
 from affect.face._detect import BlazeFaceDetector, FaceDetector, HaarFaceDetector, crop_face
+from benchmarks._data import missing_data_exits
 from benchmarks._report import RESULTS_DIR, Report, publish
 from evaluation.face_scenes import LOOSE_IOU, MATCH_IOU, PICTURE, SIZES, empty_scenes, face_scenes, match, plain_scenes
 
@@ -180,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=RESULTS_DIR / "detection.json")
     args = ap.parse_args(argv)
-    return publish(run(args), args.json)
+    with missing_data_exits("benchmarks.detection"):
+        report = run(args)
+    return publish(report, args.json)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from affect.face import FaceEncoder, FaceRequest
 from affect.face._framing import MEDIAN_SIDE_PER_BOX_WIDTH
 from affect.face._results import FaceAnalysis
 from affect.labels import EMOTIONS
+from benchmarks._data import missing_data_exits
 from benchmarks._report import RESULTS_DIR, Report, publish
 from evaluation.face_scenes import MATCH_IOU, iou, moving_sequences
 
@@ -135,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=RESULTS_DIR / "face-frames.json")
     args = ap.parse_args(argv)
-    return publish(run(args), args.json)
+    with missing_data_exits("benchmarks.face_frames"):
+        report = run(args)
+    return publish(report, args.json)
 
 
 if __name__ == "__main__":

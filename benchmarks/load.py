@@ -41,6 +41,7 @@ import numpy as np
 from affect.datasets import default_data_root
 from affect_server.launch import ServeProcess, ServerStartError, free_port
 from benchmarks._args import names_of, positive_ints
+from benchmarks._data import missing_data_exits
 from benchmarks._report import RESULTS_DIR, Report, load_curves_png, publish
 
 # One replica per deployment on this 2-core machine, one thread per encoder replica.
@@ -63,19 +64,31 @@ class Payloads:
     image: bytes  # a PNG webcam frame with one face
 
 
+def payload_sources(data_root: Path) -> tuple[Path, np.ndarray]:
+    """The test data the payloads are made from: a RAVDESS test clip and the FER-2013 test slice's
+    angry faces (``DatasetNotFoundError`` when they are not under ``data_root``)."""
+    from affect.datasets.face import read_fer2013_test
+    from affect.datasets.ravdess import read_test_slice
+    from affect.labels import Emotion, emotion_index
+
+    audio = [clip.path for clip in read_test_slice(data_root) if clip.actor == 24][40]
+    faces, labels, _ = read_fer2013_test(data_root / "face" / "fer2013-test-slice", None, None)
+    return audio, faces[labels == emotion_index(Emotion.ANGER)]
+
+
 def load_payloads(data_root: Path) -> Payloads:
     import cv2
 
-    audio = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[40].read_bytes()
     from affect.face import FaceEncoder
 
+    audio, faces = payload_sources(data_root)
     detector = FaceEncoder()
-    for path in sorted((data_root / "face" / "fer2013-test-slice" / "angry").glob("*.jpg")):  # the first one found
+    for face in faces:  # the first one found
         canvas = np.full((320, 320), 110, np.uint8)
-        canvas[60:260, 60:260] = cv2.resize(cv2.imread(str(path), 0), (200, 200), interpolation=cv2.INTER_CUBIC)
+        canvas[60:260, 60:260] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)
         image = cv2.imencode(".png", canvas)[1].tobytes()
         if detector.analyze(image).faces:
-            return Payloads(audio, image)
+            return Payloads(audio.read_bytes(), image)
     raise SystemExit("no test face was detected")
 
 
@@ -419,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     levels = [int(n) for n in args.conversations.split(",")]
     mixes = args.mix.split(",")
-    payloads = load_payloads(args.data_root or default_data_root())
+    with missing_data_exits("benchmarks.load"):
+        payloads = load_payloads(args.data_root or default_data_root())
     servers = {"affect": ["--batch-max-size", "32", "--batch-max-wait-ms", "5", "--workers", "2"]}
     if args.ray:
         ray_config = Path(tempfile.mkdtemp()) / "ray.json"

@@ -1,6 +1,6 @@
 """Where a mixed turn's CPU time goes: the batch path the server runs, sampled by py-spy, summed by stage.
 
-    python -m benchmarks.profile [--batch 32] [--rounds 20] [--rate 100] [--json FILE]
+    python -m benchmarks.profile [--batch 32] [--rounds 20] [--rate 100] [--data-root DIR] [--json FILE]
 
 Issue 20 asks to find where the time goes before changing code. This runs ``benchmarks.load``'s
 mixed turns (text; text + a 3.5 s clip; text + the clip + a 320x320 frame with one face) through
@@ -26,7 +26,10 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from affect.datasets import default_data_root
+from benchmarks._data import missing_data_exits
 from benchmarks._report import RESULTS_DIR, Report, write_report
+from benchmarks.load import payload_sources
 
 # (module path fragment, stage), innermost match wins; the first fragment that matches a frame names it.
 STAGES: tuple[tuple[str, str], ...] = (
@@ -97,16 +100,15 @@ def run_batches(analyzer, conversations: list, turns: list) -> None:
             c.complete(p)
 
 
-def workload(batch: int, rounds: int, threads: int) -> None:
+def workload(batch: int, rounds: int, threads: int, data_root: Path) -> None:
     """The profiled child: load the models with ``threads`` threads per model call (the server's
     default with two workers on two cores is one), then ``rounds`` batches of ``batch`` mixed turns."""
     from affect import Analyzer, Turn
-    from affect.datasets import default_data_root
     from benchmarks.load import TEXTS, load_payloads
 
     from affect_server.app import set_model_threads
 
-    payloads = load_payloads(default_data_root())
+    payloads = load_payloads(data_root)
     set_model_threads(threads)  # before the models load, as the server does (CTranslate2 reads it then)
     analyzer = Analyzer(runtime="auto")
     conversations = [analyzer.conversation() for _ in range(batch)]
@@ -121,12 +123,12 @@ def workload(batch: int, rounds: int, threads: int) -> None:
     print(f"turns {len(turns)} seconds {time.perf_counter() - start:.3f}", flush=True)
 
 
-def profile(batch: int, rounds: int, rate: int, threads: int) -> tuple[Counter, int, float, int]:
+def profile(batch: int, rounds: int, rate: int, threads: int, data_root: Path) -> tuple[Counter, int, float, int]:
     """Run the workload under py-spy; samples per stage, total samples, workload seconds, turns."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "raw.txt"
         cmd = [sys.executable, "-m", "benchmarks.profile", "--child", "--batch", str(batch), "--rounds", str(rounds),
-               "--threads", str(threads)]
+               "--threads", str(threads), "--data-root", str(data_root)]
         # The workload is this process's own child and py-spy attaches to it, so that waiting for it
         # counts its CPU as this run's (py-spy does not always wait for a child it starts itself).
         workload_process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -153,12 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--json", type=Path, default=RESULTS_DIR / "profile.json")
     ap.add_argument("--threads", type=int, default=1, help="threads per model call (the server gives each of its two workers one core)")
+    ap.add_argument("--data-root", type=Path, default=None, help="the shared data folder (default ../shared/data)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    data_root = args.data_root or default_data_root()
     if args.child:
-        workload(args.batch, args.rounds, args.threads)
+        workload(args.batch, args.rounds, args.threads, data_root)
         return 0
-    per_stage, total, seconds, turns = profile(args.batch, args.rounds, args.rate, args.threads)
+    with missing_data_exits("benchmarks.profile"):
+        payload_sources(data_root)  # here, before the child: its traceback would be all a missing file showed
+    per_stage, total, seconds, turns = profile(args.batch, args.rounds, args.rate, args.threads, data_root)
     rows = [[stage, n, n / total] for stage, n in per_stage.most_common()]
     metrics = {"turns": turns, "seconds": seconds, "ms_per_turn": 1000 * seconds / turns, "samples": total}
     for stage in dict.fromkeys([s for _, s in STAGES] + [OTHER]):  # every stage, 0 when never sampled

@@ -165,3 +165,15 @@ def test_accuracy_refuses_in_one_message_what_would_mislead_or_crash(tmp_path: P
 def test_a_bad_option_value_is_one_usage_line_before_any_work(args: list[str], message: str):
     out = run("-m", *args)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("command", ["benchmarks.speed", "benchmarks.load", "benchmarks.detection", "benchmarks.face_frames",
+                                     "benchmarks.profile"])
+def test_missing_data_is_one_message_naming_it_and_where_it_comes_from(tmp_path: Path, command: str):
+    """As benchmarks.accuracy does: each of these ended in a traceback (an IndexError, a ValueError
+    of an empty stack, the profiled child's own) when --data-root held no test data."""
+    (tmp_path / "empty").mkdir()
+    out = run("-m", command, "--data-root", str(tmp_path / "empty"), "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert f"{command}: " in out.stderr and "not found at " + str(tmp_path / "empty") in out.stderr, out.stderr
+    assert "build_datasets.sh" in out.stderr and not list(tmp_path.glob("r.*"))

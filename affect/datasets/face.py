@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from affect.datasets._common import DatasetNotFoundError
 from affect.labels import emotion_index, map_label
 
 FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
@@ -23,6 +24,8 @@ def read_fer2013_test(root: Path, duplicates: Path | None, limit: int | None) ->
     skip = set()
     if duplicates is not None:
         skip = {line.strip().split("/", 1)[1] for line in duplicates.read_text().splitlines() if line.strip()}
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"FER-2013 test faces not found at {root}")
     faces, labels, dropped = [], [], 0
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         emotion = map_label("fer2013", folder.name)
@@ -34,6 +37,8 @@ def read_fer2013_test(root: Path, duplicates: Path | None, limit: int | None) ->
                 continue
             faces.append(_read48(path))
             labels.append(emotion_index(emotion))
+    if not faces:
+        raise DatasetNotFoundError(f"no FER-2013 test faces (<emotion>/*.jpg) in {root}")
     faces_arr, labels_arr = np.stack(faces), np.array(labels)
     if limit:
         pick = np.random.default_rng(0).permutation(len(labels_arr))[:limit]  # all classes, not the first folder

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from benchmarks._args import positive_int
+from benchmarks._data import missing_data_exits
 from benchmarks._report import RESULTS_DIR, write_report
 
 TASKS = ("text", "face", "speech", "fusion", "forecast")
@@ -83,13 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cross_corpus and not hasattr(module, "run_cross_corpus"):
             print(f"--cross-corpus is not defined for {task!r}", file=sys.stderr)
             return 2
-        try:
+        with missing_data_exits(f"accuracy {task}"):
             report = _run(module, args)
-        except FileNotFoundError as exc:  # DatasetNotFoundError too: data or a recipe's cache not on this machine
-            print(f"accuracy {task}: {exc}\n  the shared data comes from --data-root (default ../shared/data), the full "
-                  "face and speech sets from --full-data (../shared/data/build_datasets.sh builds them), the recipes' "
-                  "caches from their own steps (see the recipe's README)", file=sys.stderr)
-            return 2
         write_report(report, json_path, md_path)
         print(md_path.read_text())
         print(f"wrote {json_path} and {md_path}", file=sys.stderr)
