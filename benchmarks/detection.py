@@ -1,6 +1,6 @@
 """Face detection: BlazeFace beside OpenCV's Haar cascades on synthetic scenes with known boxes.
 
-    python -m benchmarks.detection [--empty 100] [--limit N] [--json FILE]
+    python -m benchmarks.detection [--empty 100] [--limit N] [--json FILE | --out-dir DIR]
 
 The FER-2013 test-slice faces are placed in 640x480 cluttered pictures at five sizes (48 to
 240 pixels), five in-plane rotations (-30 to +30 degrees) and four lightings
@@ -32,7 +32,8 @@ from affect.datasets.face import read_fer2013_test
 from affect.face import FaceEncoder
 from affect.face._detect import BlazeFaceDetector, FaceDetector, HaarFaceDetector, crop_face
 from benchmarks._data import missing_data_exits
-from benchmarks._report import RESULTS_DIR, Report, publish
+from benchmarks._output import add_output_options, committed_run, report_json
+from benchmarks._report import Report, publish
 from evaluation.face_scenes import LOOSE_IOU, MATCH_IOU, PICTURE, SIZES, empty_scenes, face_scenes, match, plain_scenes
 
 def evaluate(name: str, detector: FaceDetector, scenes: list, empties: list[np.ndarray], faces: np.ndarray,
@@ -179,11 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--empty", type=int, default=100, help="face-free pictures")
     ap.add_argument("--limit", type=int, default=None, help="only the first N faces (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path, default=RESULTS_DIR / "detection.json")
+    add_output_options(ap)
     args = ap.parse_args(argv)
+    json_path = report_json(ap, args, "detection", committed_run(ap, "empty", "limit", "seed"))
     with missing_data_exits("benchmarks.detection"):
         report = run(args)
-    return publish(report, args.json)
+    return publish(report, json_path)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Faces in successive frames: BlazeFace's full search on every frame beside the focused search.
 
-    python -m benchmarks.face_frames [--faces 60] [--frames 30] [--every 10] [--json FILE]
+    python -m benchmarks.face_frames [--faces 60] [--frames 30] [--every 10] [--json FILE | --out-dir DIR]
 
 Each FER-2013 test-slice face drifts across a still cluttered 640x480 background for a number
 of frames (``evaluation.face_scenes.moving_sequences``: up to a sixth of its side per frame, a
@@ -37,7 +37,8 @@ from affect.face._framing import MEDIAN_SIDE_PER_BOX_WIDTH
 from affect.face._results import FaceAnalysis
 from affect.labels import EMOTIONS
 from benchmarks._data import missing_data_exits
-from benchmarks._report import RESULTS_DIR, Report, publish
+from benchmarks._output import add_output_options, committed_run, report_json
+from benchmarks._report import Report, publish
 from evaluation.face_scenes import MATCH_IOU, iou, moving_sequences
 
 
@@ -134,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--every", type=int, default=10, help="focused: one full search in this many frames")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path, default=RESULTS_DIR / "face-frames.json")
+    add_output_options(ap)
     args = ap.parse_args(argv)
+    json_path = report_json(ap, args, "face-frames", committed_run(ap, "faces", "frames", "every", "seed"))
     with missing_data_exits("benchmarks.face_frames"):
         report = run(args)
-    return publish(report, args.json)
+    return publish(report, json_path)
 
 
 if __name__ == "__main__":

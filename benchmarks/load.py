@@ -1,6 +1,6 @@
 """Load: how many conversations one machine holds, against a server that does not batch.
 
-    python -m benchmarks.load [--conversations 1,8,32,128] [--seconds 20] [--json FILE]
+    python -m benchmarks.load [--conversations 1,8,32,128] [--seconds 20] [--json FILE | --out-dir DIR]
         [--mix text,text+speech,text+speech+face] [--soak-turns N] [--ray] [--chaos] [--variant FLAGS]...
 
 Starts the real server (``affect serve``) on loopback twice, in the same run: once as shipped
@@ -42,7 +42,20 @@ from affect.datasets import default_data_root
 from affect_server.launch import ServeProcess, ServerStartError, free_port
 from benchmarks._args import names_of, positive_ints
 from benchmarks._data import missing_data_exits
-from benchmarks._report import RESULTS_DIR, Report, load_curves_png, publish
+from benchmarks._output import add_output_options, report_json
+from benchmarks._report import Report, load_curves_png, publish
+
+# The run of each committed report (benchmarks/results/<name>.json), by mode: a run with other
+# values of these options is another run and names its output (benchmarks/_output.py).
+THROUGHPUT_RUN = {"conversations": "1,8,32,128", "seconds": 20.0, "mix": "text,text+speech,text+speech+face",
+                  "runtime": None, "baseline_runtime": None, "no_baseline": False}
+COMMITTED_RUNS = {
+    "load": THROUGHPUT_RUN,
+    "load-ray": THROUGHPUT_RUN,
+    "load-variants": {**THROUGHPUT_RUN, "conversations": "8,32", "variant": ["--batch-concurrency 2", "--model-threads 2"]},
+    "load-chaos": {**THROUGHPUT_RUN, "conversations": "8"},
+    "load-soak": {"soak_turns": 12000, "runtime": None},
+}
 
 # One replica per deployment on this 2-core machine, one thread per encoder replica.
 RAY_LAYOUT = {"ingress": {"replicas": 1, "num_cpus": 0.5}, "text": {"replicas": 1, "num_cpus": 0.5},
@@ -406,12 +419,11 @@ def beside_shipped(metrics: dict[str, float], levels: list[int], prefix: str, ti
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--conversations", type=positive_ints, default="1,8,32,128")
-    ap.add_argument("--seconds", type=float, default=20.0, help="per level and server")
-    ap.add_argument("--mix", type=names_of(("text", "speech", "face"), joined_by="+"), default="text,text+speech,text+speech+face")
+    ap.add_argument("--conversations", type=positive_ints, default=THROUGHPUT_RUN["conversations"])
+    ap.add_argument("--seconds", type=float, default=THROUGHPUT_RUN["seconds"], help="per level and server")
+    ap.add_argument("--mix", type=names_of(("text", "speech", "face"), joined_by="+"), default=THROUGHPUT_RUN["mix"])
     ap.add_argument("--data-root", type=Path, default=None)
-    ap.add_argument("--json", type=Path, default=None,
-                    help="default: results/load.json (load-ray.json, load-soak.json, load-chaos.json, load-variants.json)")
+    add_output_options(ap)  # the report's name: load.json, load-ray, load-soak, load-chaos or load-variants.json
     ap.add_argument("--markdown", type=Path, default=None)
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--soak-turns", type=int, default=0, help="run the soak mode with this many turns instead")
@@ -425,10 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.variant and (args.soak_turns or args.chaos):
         ap.error("--variant goes with the throughput run, not with --soak-turns or --chaos")
 
-    if args.json is None:
-        args.json = RESULTS_DIR / ("load-soak.json" if args.soak_turns else "load-ray.json" if args.ray
-                                   else "load-chaos.json" if args.chaos else "load-variants.json" if args.variant
-                                   else "load.json")
+    name = ("load-soak" if args.soak_turns else "load-ray" if args.ray else "load-chaos" if args.chaos
+            else "load-variants" if args.variant else "load")
+    args.json = report_json(ap, args, name, COMMITTED_RUNS[name])
     load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     levels = [int(n) for n in args.conversations.split(",")]
     mixes = args.mix.split(",")

@@ -1,6 +1,6 @@
 """Where a mixed turn's CPU time goes: the batch path the server runs, sampled by py-spy, summed by stage.
 
-    python -m benchmarks.profile [--batch 32] [--rounds 20] [--rate 100] [--data-root DIR] [--json FILE]
+    python -m benchmarks.profile [--batch 32] [--rounds 20] [--rate 100] [--data-root DIR] [--json FILE | --out-dir DIR]
 
 Issue 20 asks to find where the time goes before changing code. This runs ``benchmarks.load``'s
 mixed turns (text; text + a 3.5 s clip; text + the clip + a 320x320 frame with one face) through
@@ -28,7 +28,8 @@ from pathlib import Path
 
 from affect.datasets import default_data_root
 from benchmarks._data import missing_data_exits
-from benchmarks._report import RESULTS_DIR, Report, write_report
+from benchmarks._output import add_output_options, committed_run, report_json
+from benchmarks._report import Report, write_report
 from benchmarks.load import payload_sources
 
 # (module path fragment, stage), innermost match wins; the first fragment that matches a frame names it.
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=20,
                     help="batches; each conversation sends one turn a batch, so fewer rounds weigh its first, full face search more")
     ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
-    ap.add_argument("--json", type=Path, default=RESULTS_DIR / "profile.json")
+    add_output_options(ap)
     ap.add_argument("--threads", type=int, default=1, help="threads per model call (the server gives each of its two workers one core)")
     ap.add_argument("--data-root", type=Path, default=None, help="the shared data folder (default ../shared/data)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         workload(args.batch, args.rounds, args.threads, data_root)
         return 0
+    json_path = report_json(ap, args, "profile", committed_run(ap, "batch", "rounds", "rate", "threads"))
     with missing_data_exits("benchmarks.profile"):
         payload_sources(data_root)  # here, before the child: its traceback would be all a missing file showed
     per_stage, total, seconds, turns = profile(args.batch, args.rounds, args.rate, args.threads, data_root)
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             "Not in this path: gRPC, asyncio and admission (benchmarks.load measures the whole service).",
         ],
     )
-    write_report(report, args.json, args.json.with_suffix(".md"))
+    write_report(report, json_path, json_path.with_suffix(".md"))
     print(f"{turns} turns in {seconds:.1f} s ({1000 * seconds / turns:.0f} ms a turn); samples by stage:")
     for stage, n, share in rows:
         print(f"  {share:6.1%}  {stage}")

@@ -1,6 +1,6 @@
 """Speed: each encoder's latency and throughput across batch sizes, against the machine's peak.
 
-    python -m benchmarks.speed [--batch-sizes 1,2,4,8,16,32,64] [--repeats 5] [--json FILE]
+    python -m benchmarks.speed [--batch-sizes 1,2,4,8,16,32,64] [--repeats 5] [--json FILE | --out-dir DIR]
 
 For every encoder and batch size: milliseconds per batch and per item, items per second. Beside
 them, the encoder's floating-point operations per item (counted by torch's FlopCounterMode on a
@@ -29,7 +29,8 @@ from affect.datasets.face import read_fer2013_test
 from affect.datasets.ravdess import read_test_slice
 from benchmarks._args import names_of, positive_ints
 from benchmarks._data import missing_data_exits
-from benchmarks._report import RESULTS_DIR, Report, publish
+from benchmarks._output import add_output_options, committed_run, report_json
+from benchmarks._report import Report, publish
 
 WHISPER_TINY = {"layers": 4, "width": 384, "frames_per_second": 50}
 
@@ -193,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runtimes", type=names_of(("torch", "onnx", "onnx-int8")), default="torch,onnx,onnx-int8",
                     help="PyTorch eager is always timed, as the baseline; onnx-int8 where affect.onnx offers it")
     ap.add_argument("--data-root", type=Path, default=None)
-    ap.add_argument("--json", type=Path, default=RESULTS_DIR / "speed.json")
+    add_output_options(ap)
     args = ap.parse_args(argv)
+    json_path = report_json(ap, args, "speed", committed_run(ap, "batch_sizes", "repeats", "encoders", "runtimes"))
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     runtimes = args.runtimes.split(",")
     data_root = args.data_root or default_data_root()
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                "shared by 2 speakers (and by 4); forecast_share_of_text_turn divides it by the text encoder's "
                "ms per item at batch 1 on its fastest runtime, the cost of reading the same turn."],
     )
-    return publish(report, args.json)
+    return publish(report, json_path)
 
 
 if __name__ == "__main__":

@@ -78,12 +78,12 @@ def test_profile_smoke(tmp_path: Path):
 
 def test_face_frames_smoke(tmp_path: Path):
     """Both ways read the same moving-face frames; the focused search reads fewer detector windows."""
-    out = run("-m", "benchmarks.face_frames", "--faces", "3", "--frames", "6", "--every", "3", "--json", str(tmp_path / "f.json"))
+    out = run("-m", "benchmarks.face_frames", "--faces", "3", "--frames", "6", "--every", "3", "--out-dir", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    metrics = json.loads((tmp_path / "f.json").read_text())["metrics"]
+    metrics = json.loads((tmp_path / "face-frames.json").read_text())["metrics"]
     assert metrics["focused_windows_per_frame"] < metrics["full_windows_per_frame"]
     assert 0 <= metrics["focused_found_share"] <= 1 and 0 <= metrics["same_top_emotion_share"] <= 1
-    assert (tmp_path / "f.md").is_file()
+    assert (tmp_path / "face-frames.md").is_file()
 
 
 def test_accuracy_text_everyday_dialogue_smoke(tmp_path: Path):
@@ -177,3 +177,20 @@ def test_missing_data_is_one_message_naming_it_and_where_it_comes_from(tmp_path:
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert f"{command}: " in out.stderr and "not found at " + str(tmp_path / "empty") in out.stderr, out.stderr
     assert "build_datasets.sh" in out.stderr and not list(tmp_path.glob("r.*"))
+
+
+@pytest.mark.parametrize("args, report", [
+    (["benchmarks.speed", "--encoders", "forecast", "--repeats", "1"], "speed"),
+    (["benchmarks.load", "--soak-turns", "16"], "load-soak"),
+    (["benchmarks.load", "--chaos", "--seconds", "1"], "load-chaos"),
+    (["benchmarks.detection", "--limit", "5", "--empty", "1"], "detection"),
+    (["benchmarks.face_frames", "--faces", "1", "--frames", "2"], "face-frames"),
+    (["benchmarks.profile", "--batch", "1", "--rounds", "1"], "profile"),
+])
+def test_a_run_other_than_the_committed_one_must_name_its_output(args: list[str], report: str):
+    """As benchmarks.accuracy's --limit: these runs replaced the committed report of the full run."""
+    committed = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{report}.json"
+    before = committed.read_bytes()
+    out = run("-m", *args)
+    assert out.returncode == 2 and "give --json or --out-dir" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert committed.read_bytes() == before

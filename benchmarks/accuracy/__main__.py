@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks._args import positive_int
 from benchmarks._data import missing_data_exits
+from benchmarks._output import require_named_output
 from benchmarks._report import RESULTS_DIR, write_report
 
 TASKS = ("text", "face", "speech", "fusion", "forecast")
@@ -53,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = TASKS if args.task == "all" else (args.task,)
     if len(tasks) > 1 and (args.json or args.markdown):
         ap.error("all writes one report per task: give --out-dir, not --json or --markdown")
-    if args.limit and not (args.json or args.out_dir):
-        ap.error("--limit scores part of the test set: give --json or --out-dir, so that the committed reports "
-                 "in benchmarks/results are not replaced")
+    require_named_output(ap, args, {"limit": None})  # a part of the test set
     results = args.out_dir or RESULTS_DIR
     if args.everyday_dialogue and tasks != ("text",):
         ap.error("--everyday-dialogue is a text benchmark: give the task text")
