@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="score only the first N test items (smoke runs; needs --json or --out-dir)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--cross-corpus", "--cross-dataset", action="store_true",
-                    help="text, speech: leave-one-corpus-out figures (trains or reuses the recipes' heads); face: CK+")
+                    help="text, speech: leave-one-corpus-out figures (trains or reuses the recipes' heads; text needs "
+                         "`python -m recipes.text_multicorpus.embed --encoders round1` first, about 30 min); face: CK+")
     ap.add_argument("--everyday-dialogue", action="store_true",
                     help="text: every shipped entry on DailyDialog test, dialogue none of them saw (needs --full-data)")
     ap.add_argument("--unheard-voices", action="store_true",

@@ -5,7 +5,9 @@ Run by ``python -m benchmarks.accuracy text --cross-corpus``. For each of the ei
 embeddings of the other seven and scored on the test sample of the one left out (macro-F1 over
 the emotions that corpus names, strict argmax over all seven). The recipe
 (``recipes/text_multicorpus``) trains the heads, caches the embeddings and reuses its results
-when they exist. The round-1 model (text-minilm-meld@1) reads the same turns. For the dialogue
+when they exist; the round-1 embeddings it reads are not made here: run
+``python -m recipes.text_multicorpus.embed --encoders round1`` first (about 30 min on 2 cores;
+without them the benchmark names the missing cache file). The round-1 model (text-minilm-meld@1) reads the same turns. For the dialogue
 corpora the figures come with and without the earlier turns.
 """
 
