@@ -194,3 +194,17 @@ def test_a_run_other_than_the_committed_one_must_name_its_output(args: list[str]
     out = run("-m", *args)
     assert out.returncode == 2 and "give --json or --out-dir" in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert committed.read_bytes() == before
+
+
+def test_accuracy_fusion_runs_on_the_smallest_limit(tmp_path: Path):
+    """--limit 5 crashed (numpy: 'a cannot be empty'): the first 5 RAVDESS clips are all neutral and
+    shared no emotion with 5 faces and the first MELD dialogue, so no combination could be matched.
+    A limited run is computed, not cached (its few items went into recipes/fusion/cache)."""
+    from recipes.fusion.predictions import CACHE
+
+    cached_before = sorted(CACHE.glob("*")) if CACHE.is_dir() else []
+    out = run("-m", "benchmarks.accuracy", "fusion", "--limit", "1", "--no-progress", "--out-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "accuracy-fusion.json").read_text())["metrics"]
+    assert 0 <= metrics["fusion_accuracy_face+speech+text"] <= 1
+    assert (sorted(CACHE.glob("*")) if CACHE.is_dir() else []) == cached_before
