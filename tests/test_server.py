@@ -516,6 +516,26 @@ def test_an_unauthenticated_body_is_never_parsed(analyzer):
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, (method, refused.value)
 
 
+def test_unauthenticated_refusals_are_counted_with_the_others(analyzer):
+    """A call refused for its token is in ``affect_refused_total`` under UNAUTHENTICATED, by
+    whether a token came at all; the health checks it leaves open are not counted."""
+    with ServerThread(analyzer, token="s3cret", metrics_port=_free_port()) as server:
+        with AffectClient(server.target, max_retries=0) as client:
+            with pytest.raises(UnauthenticatedError):
+                client.analyze("hi")
+            with pytest.raises(UnauthenticatedError):
+                client.conversation()
+        with AffectClient(server.target, token="guess", max_retries=0) as client:
+            with pytest.raises(UnauthenticatedError):
+                client.analyze("hi")
+        with grpc.insecure_channel(server.target) as channel:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        refused = 'affect_refused_total{code="UNAUTHENTICATED",reason='
+        assert _metric(server, refused + '"no_token"}') == 2
+        assert _metric(server, refused + '"wrong_token"}') == 1
+        assert _metric(server, "affect_refused_total") == 3
+
+
 def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
     """An unknown model is given too: the error shown is the start-up one, so it came first."""
     import socket

@@ -169,7 +169,9 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     for warning in config.check():
         log.warning("%s", warning)
     max_bytes = int(config.max_message_mb * 2**20)
-    interceptors = [BearerTokenInterceptor(config.token)] if config.token else []
+    metrics = ServiceMetrics()
+    interceptors = [BearerTokenInterceptor(config.token, on_refused=lambda reason: metrics.refused.labels(
+        grpc.StatusCode.UNAUTHENTICATED.name, reason).inc())] if config.token else []
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes),
@@ -180,7 +182,6 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     set_model_threads(config.threads_per_worker())  # before the encoders load: CTranslate2 reads it then
     analyzer = analyzer or Analyzer(**config.analyzer_choices(), encoder_options=config.encoder_options(),
                                     runtime=config.runtime)
-    metrics = ServiceMetrics()
     detector = getattr(getattr(analyzer, "face", None), "detector", None)  # a loaded face encoder's
     if hasattr(detector, "searches"):
         metrics.watch_face_detector(lambda: dict(detector.searches), lambda: detector.model.windows_read)

@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 import grpc
 
 # Health checks and reflection stay open so that load balancers and tools can reach them.
 OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+REFUSAL = "missing or wrong bearer token"
+
+
+def token_refusal(metadata, token: str) -> str | None:
+    """None when the call's ``authorization`` metadata is ``Bearer <token>``, else the reason
+    the refusal is counted under: ``no_token`` (none sent: a client not configured) or
+    ``wrong_token`` (another token, or a header of another kind)."""
+    header = dict(metadata or ()).get("authorization")
+    if header is None:
+        return "no_token"
+    return None if hmac.compare_digest(str(header).encode(), f"Bearer {token}".encode()) else "wrong_token"
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+    """``on_refused(reason)`` is called for each call refused, when its refusal is sent (the
+    server counts it in ``affect_refused_total`` beside its other refusals)."""
+
+    def __init__(self, token: str, on_refused: Callable[[str], None] = lambda reason: None) -> None:
+        self._token = token
+        self._on_refused = on_refused
 
     async def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method or ""
         if method.startswith(OPEN_METHODS):
             return await continuation(handler_call_details)
-        header = dict(handler_call_details.invocation_metadata or ()).get("authorization", "")
-        if hmac.compare_digest(str(header).encode(), self._expected):
+        reason = token_refusal(handler_call_details.invocation_metadata, self._token)
+        if reason is None:
             return await continuation(handler_call_details)
-        return _refusal(await continuation(handler_call_details))
+        return _refusal(await continuation(handler_call_details), lambda: self._on_refused(reason))
 
 
 def _skip(_: bytes) -> None:
@@ -29,18 +45,21 @@ def _skip(_: bytes) -> None:
     return None
 
 
-def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+def _refusal(handler: grpc.RpcMethodHandler | None, counted: Callable[[], None]) -> grpc.RpcMethodHandler | None:
     """A handler of the same shape as the real one that aborts with UNAUTHENTICATED without
     parsing the request: a streaming request (Converse, and Analyze, which the server reads as
-    a stream) is not even read; a unary one is read by gRPC but never parsed."""
+    a stream) is not even read; a unary one is read by gRPC but never parsed. An unknown
+    method stays unknown (UNIMPLEMENTED, not a refusal)."""
     if handler is None:
         return None
 
     async def abort_unary(request, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        counted()
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
 
     async def abort_stream(request_iterator, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        counted()
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
         yield  # pragma: no cover - makes this an async generator
 
     serialize = handler.response_serializer

@@ -22,7 +22,6 @@ Build it with :func:`build_app` (``affect serve --ray`` does) or let ``serve run
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
@@ -33,6 +32,7 @@ from ray import serve
 from ray.serve import Application
 
 from affect.results import MODALITIES as LIB_MODALITIES
+from affect_server.auth import REFUSAL, token_refusal
 from affect_server.batching import batch_or_each
 from affect_server.config import ServerConfig
 
@@ -233,12 +233,14 @@ class AffectIngress:
         return await (await self._get_servicer()).ListModels(request, context)
 
     async def _checked(self, grpc_context: Any) -> _RayContext:
-        """The call's context, once its bearer token (when one is configured) is right."""
+        """The call's context, once its bearer token (when one is configured) is right; a
+        refusal is counted as the in-process server counts it (``affect_server.auth``)."""
         context = _RayContext(grpc_context)
         if self._config.token:
-            header = dict(grpc_context.invocation_metadata()).get("authorization", "")
-            if not hmac.compare_digest(str(header).encode(), f"Bearer {self._config.token}".encode()):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+            reason = token_refusal(grpc_context.invocation_metadata(), self._config.token)
+            if reason is not None:
+                (await self._get_servicer()).metrics.refused.labels(grpc.StatusCode.UNAUTHENTICATED.name, reason).inc()
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
         return context
 
 
