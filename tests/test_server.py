@@ -213,6 +213,28 @@ def test_open_conversation_limit_and_message_size_limit(analyzer):
                 assert third.send("hello").turn_index == 0
 
 
+def test_a_request_over_the_message_size_is_counted_as_the_client_sees_it(analyzer):
+    """gRPC refuses an Analyze request over ``max_message_mb`` itself, with RESOURCE_EXHAUSTED:
+    the refusal counter says the same (it said INVALID_ARGUMENT, as for a call with no request,
+    which is still refused and counted as such)."""
+    with ServerThread(analyzer, max_message_mb=0.05, metrics_port=_free_port()) as server:
+        with AffectClient(server.target, max_retries=0) as client:
+            with pytest.raises(ResourceExhaustedError, match="larger than max"):
+                client.analyze(audio=b"RIFF" + bytes(100_000))
+        with grpc.insecure_channel(server.target) as channel:
+            with pytest.raises(grpc.RpcError) as empty:
+                channel.stream_unary("/affect.v1.AffectService/Analyze", request_serializer=pb.AnalyzeRequest.SerializeToString,
+                                     response_deserializer=pb.AnalyzeResponse.FromString)(iter([]), timeout=30)
+        assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "needs a request" in empty.value.details()
+        too_big = 'affect_refused_total{code="RESOURCE_EXHAUSTED",reason="message_size"}'
+        deadline = time.monotonic() + 10  # counted when gRPC's cancellation reaches the call
+        while _metric(server, too_big) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _metric(server, too_big) == 1
+        assert _metric(server, 'affect_refused_total{code="INVALID_ARGUMENT"') == 1  # the empty call alone
+        assert _metric(server, "affect_refused_total") == 2
+
+
 def test_one_client_may_hold_only_its_share_of_the_conversations(analyzer):
     """``max_conversations_per_peer``: the server has slots left, this client has used its own;
     its slots are given back when its conversations close."""

@@ -43,6 +43,9 @@ from affect_server.retry_hint import LatencyEstimate, clamp_ms, retry_trailers
 log = logging.getLogger("affect.server")
 
 _END = object()
+# How long a request stream that ended with no message waits for gRPC's cancellation, which
+# follows at once when gRPC refused the message itself (see AffectServicer._analyze_body).
+ENDED_BY_GRPC_WAIT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """``Analyze`` served as a client-streaming method (the wire is the same for one message),
         so that a call refused by admission is refused before its body is read."""
         async with self._analyze_admission(context):
-            body = await self._unless_drained(_all_of(request_iterator, 2), self.config.analyze_body_timeout_s)
+            body = await self._analyze_body(request_iterator, context)
             if body is None:  # a body still on its way does not hold a drain
                 if self.draining.is_set():
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
@@ -254,6 +257,27 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                                   f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable")
             return await self._analyze(request, context)
+
+    async def _analyze_body(self, request_iterator: AsyncIterator[pb.AnalyzeRequest],
+                            context: grpc.aio.ServicerContext) -> asyncio.Future | None:
+        """The Analyze call's messages (as ``_unless_drained`` gives them), counting the refusal
+        gRPC itself makes. A message over ``max_message_mb`` never reaches the servicer: gRPC ends
+        the call with RESOURCE_EXHAUSTED, and all this side sees is the request stream ending
+        without a message, then this task cancelled. Counted as the client sees it (reason
+        ``message_size``), not as a call that sent no request: a stream that ended empty is
+        given a moment for gRPC's cancellation to arrive before it is refused as such. A client
+        that goes away while its request is on its way looks the same here and is counted alike;
+        one whose own deadline passed is not (it is told DEADLINE_EXCEEDED by its own side)."""
+        try:
+            body = await self._unless_drained(_all_of(request_iterator, 2), self.config.analyze_body_timeout_s)
+            if body is not None and not body.result():
+                await asyncio.sleep(ENDED_BY_GRPC_WAIT_S)
+            return body
+        except asyncio.CancelledError:
+            remaining = context.time_remaining()
+            if remaining is None or remaining > 0:
+                self.metrics.refused.labels(grpc.StatusCode.RESOURCE_EXHAUSTED.name, "message_size").inc()
+            raise
 
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(models=self._loaded_models(), fusion=FusionWeights.DEFAULT.value.id)
