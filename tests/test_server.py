@@ -573,6 +573,7 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--face-full-search-every", "-1"], "face_full_search_every must be 0 (the default) or more"),
             (["--face-detector", "mtcnn"], "face_detector must be one of blazeface, blazeface+mtcnn, haar"),
             (["--batch-concurrency", "0"], "batch_concurrency must be at least 1"),
+            (["--model-threads", "-3"], "model_threads must be 0 (cores // workers) or more"),  # it served on cores // workers
             (["--speech-adapt", "true", "--speech-model", "none"], "--speech-adapt needs a speech model"),
             (["--text-context-weight", "1.5"], "text_context_weight must be between 0 and 1"),
             (["--text-prior", "neutral=0.8,calm=0.2"], "'calm', which is not an emotion"),
@@ -628,7 +629,8 @@ def test_a_boolean_server_option_is_a_flag_alone_or_takes_a_value():
 
 @pytest.mark.parametrize("setting", [{"heavy_audio_seconds": float("nan")}, {"idle_timeout_s": -1.0},
                                      {"batch_max_wait_ms": float("inf")}, {"batch_max_size": 0},
-                                     {"heavy_image_pixels": 0}, {"max_turns_per_second": float("inf")}])
+                                     {"heavy_image_pixels": 0}, {"max_turns_per_second": float("inf")},
+                                     {"model_threads": -3}])
 def test_every_numeric_server_setting_is_checked_before_start(setting):
     from affect_server.config import ServerConfig
 

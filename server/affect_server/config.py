@@ -170,6 +170,8 @@ class ServerConfig:
             raise SystemExit(f"affect serve: face_min_fraction must be between 0.05 and 1, got {self.face_min_fraction}")
         if self.face_detector not in FACE_DETECTORS:
             raise SystemExit(f"affect serve: face_detector must be one of {', '.join(FACE_DETECTORS)}, got {self.face_detector!r}")
+        if self.model_threads < 0:
+            raise SystemExit(f"affect serve: model_threads must be 0 (cores // workers) or more, got {self.model_threads}")
         if self.face_full_search_every < 0:
             raise SystemExit(f"affect serve: face_full_search_every must be 0 (the default) or more, got {self.face_full_search_every}")
         if self.text_context_weight != -1.0:
