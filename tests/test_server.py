@@ -337,6 +337,29 @@ def test_sigterm_finishes_turns_in_flight_then_exits(tmp_path: Path):
             server.kill()
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_models_load_stops_cleanly(stop):
+    """An operator who stops the server while it loads gets a clean stop: one line that says
+    so and exit status 0, as after a drain (SIGTERM ended it with -15, SIGINT in a traceback)."""
+    server = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0",
+                               "--speech-model", "none", "--face-model", "none"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = []
+        for line in server.stdout:  # the text model takes seconds to load after this line
+            seen.append(line)
+            if "loading the models" in line:
+                server.send_signal(stop)
+                break
+        assert server.wait(timeout=60) == 0, "".join(seen) + server.stdout.read()
+        seen += server.stdout.readlines()
+    finally:
+        if server.poll() is None:
+            server.kill()
+    after = "".join(seen).split("loading the models", 1)[1].splitlines()[1:]
+    assert len(after) == 1 and f"{stop.name} while starting (the models were loading): stopped before serving" in after[0], seen
+
+
 def _cert(folder: Path, name: str = "") -> tuple[Path, Path]:
     """A self-signed certificate for localhost and its key: (key, cert)."""
     key, cert = folder / f"key{name}.pem", folder / f"cert{name}.pem"

@@ -180,6 +180,8 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     port = _bind(server, config)
 
     set_model_threads(config.threads_per_worker())  # before the encoders load: CTranslate2 reads it then
+    if analyzer is None:
+        log.info("loading the models")
     analyzer = analyzer or Analyzer(**config.analyzer_choices(), encoder_options=config.encoder_options(),
                                     runtime=config.runtime)
     detector = getattr(getattr(analyzer, "face", None), "detector", None)  # a loaded face encoder's
@@ -222,7 +224,8 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
 
 async def serve(config: ServerConfig, analyzer: Analyzer | None = None, *, ready_file: Path | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain gracefully: exit within the grace period and a
-    second or so. A second signal during the drain ends the process at once."""
+    second or so. A second signal during the drain ends the process at once. (Before this
+    serves, ``affect serve`` stops at once on either: ``affect_server.cli``.)"""
     running = await start_server(config, analyzer)
     if ready_file:
         ready_file.write_text(str(running.port))

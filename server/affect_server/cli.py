@@ -45,6 +45,8 @@ def _serve(args: argparse.Namespace) -> None:
     from affect_server.config import ServerConfig
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.ray:  # Ray's start-up has its own processes to take down
+        _stop_at_once_until_serving()
     if args.ready_file and not args.ready_file.parent.is_dir():  # written once the models are loaded
         raise SystemExit(f"affect serve: --ready-file {args.ready_file}: its folder does not exist")
     config = ServerConfig.from_args(args)
@@ -59,6 +61,26 @@ def _serve(args: argparse.Namespace) -> None:
                      ready_file=args.ready_file)
         return
     asyncio.run(serve(config, ready_file=args.ready_file))
+
+
+def _stop_at_once_until_serving() -> None:
+    """SIGTERM or SIGINT before the server serves (importing, checking the settings, loading the
+    models) stops it at once: one log line and exit status 0, as after a drain. The models load
+    on the event loop's thread, so the loop's own handlers, which ``affect_server.app.serve``
+    sets once serving, could not run before the load was over: SIGTERM's default ended the
+    process with -15, and SIGINT waited for the load, then ended in a traceback."""
+    import logging
+    import os
+    import signal
+
+    def stop(signum: int, _frame) -> None:
+        logging.getLogger("affect.server").info("%s while starting (the models were loading): stopped before serving",
+                                                signal.Signals(signum).name)
+        logging.shutdown()
+        os._exit(0)  # not a normal exit: it would wait for a model loading in a worker thread
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
 
 
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", common: argparse.ArgumentParser) -> None:
