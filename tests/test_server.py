@@ -99,6 +99,27 @@ def _metric(server, name: str) -> float:
     return sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith(name))
 
 
+def test_turn_latency_counts_from_the_turns_receipt_through_its_decoding(analyzer):
+    """The latency metric covers a turn from its message's receipt, decoding included: here the
+    server's model workers are held for ``hold`` s as the turn arrives, so that its decoding (run
+    on them) cannot begin before then. Counted from after the decoding, as it was, the turn took
+    its model time alone (tens of ms); now at least ``hold`` less the time to send it, and no more
+    than the client's own round trip, which holds it."""
+    hold = 2.0
+    with ServerThread(analyzer, metrics_port=_free_port()) as server:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            conversation.send("a first turn, so that nothing is still starting")
+            count, total = _metric(server, "affect_turn_latency_seconds_count"), _metric(server, "affect_turn_latency_seconds_sum")
+            held = [server.running.executor.submit(time.sleep, hold) for _ in range(server.config.workers)]
+            sent = time.perf_counter()
+            conversation.send("this turn waits for a worker to decode it")
+            round_trip = time.perf_counter() - sent
+            assert all(h.done() for h in held)
+        assert _metric(server, "affect_turn_latency_seconds_count") == count + 1
+        latency = _metric(server, "affect_turn_latency_seconds_sum") - total
+    assert hold - 0.5 < latency <= round_trip, (latency, round_trip)
+
+
 @pytest.mark.parametrize(
     "turn, field, message",
     [

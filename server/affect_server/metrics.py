@@ -13,7 +13,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 METRIC_HELP = {
-    "turn_latency": "Time from a turn's arrival to its answer, by modalities present.",
+    "turn_latency": "Time from a turn's receipt (its message read) to its result, by modalities present: reading its "
+                    "media headers, decoding, waiting for a worker and the models; the time on the wire is the client's.",
     "batch_size": "Requests per encoder forward pass.",
     "active_conversations": "Conversation streams open now.",
     "conversation_states": "Conversation states held in memory (must fall back to the open streams).",

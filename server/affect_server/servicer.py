@@ -341,6 +341,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     # ------------------------------------------------------------------ turns
 
     async def _analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
+        received = time.perf_counter()
         try:
             cost, ticket, busy = await self._admit(request.turn)
         except InvalidInputError as exc:
@@ -353,7 +354,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         except InvalidInputError as exc:
             ticket.release()
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "invalid")
-        result = await self._turn(conversation, request.turn, ticket)
+        result = await self._turn(conversation, request.turn, ticket, received)
         if isinstance(result, _Failure):
             await self._abort(context, result.code, result.message, result.reason)
         return pb.AnalyzeResponse(result=turn_result_to_pb(
@@ -361,6 +362,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     async def _answer(self, request: pb.ConverseRequest, conversation: Conversation, bucket: TokenBucket,
                       options: pb.ConversationOptions) -> pb.ConverseResponse:
+        received = time.perf_counter()
         kind = request.WhichOneof("kind")
         turn_id = request.turn.turn_id if kind == "turn" else ""
         if kind != "turn":
@@ -378,13 +380,14 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         if ticket is None:
             return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED, busy, cost.heaviest_field(), "busy",
                                     retry_after_ms=self._busy_retry_ms())
-        result = await self._turn(conversation, request.turn, ticket)
+        result = await self._turn(conversation, request.turn, ticket, received)
         if isinstance(result, _Failure):
             return self._turn_error(turn_id, result.code, result.message, result.field, result.reason)
         return pb.ConverseResponse(result=turn_result_to_pb(
             result, turn_id, include_modalities=not options.omit_modality_results))
 
-    async def _turn(self, conversation: Conversation, message: pb.Turn, ticket: Ticket) -> TurnResult | _Failure:
+    async def _turn(self, conversation: Conversation, message: pb.Turn, ticket: Ticket,
+                    received: float) -> TurnResult | _Failure:
         """The admitted turn's work, run as a task of its own that the caller's going away does
         not cancel: its ticket is given back when that work is over, not when the caller leaves.
         (Cancelled with its caller, the decoded turn stayed in a worker's queue or a batch while
@@ -393,7 +396,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         records nothing (``Conversation.record``)."""
         async def held() -> TurnResult | _Failure:
             try:
-                return await self._analysed(conversation, message, self.heavy_lane if ticket.heavy else self.lane)
+                return await self._analysed(conversation, message, self.heavy_lane if ticket.heavy else self.lane, received)
             finally:
                 ticket.release()
 
@@ -402,7 +405,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         work.add_done_callback(self._turn_tasks.discard)
         return await asyncio.shield(work)
 
-    async def _analysed(self, conversation: Conversation, message: pb.Turn, lane: Lane) -> TurnResult | _Failure:
+    async def _analysed(self, conversation: Conversation, message: pb.Turn, lane: Lane,
+                        received: float) -> TurnResult | _Failure:
         """The turn decoded, checked and read, or why not. A turn the input rules refuse is
         INVALID_ARGUMENT; any other error (a bug, an encoder that failed) is INTERNAL for this
         turn alone: the stream goes on, the conversation's state is as before the turn, and the
@@ -410,7 +414,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         (which could quote the turn's content)."""
         try:
             prepared = await self._prepare(conversation, message, lane)
-            return await self._run(conversation, prepared, lane)
+            return await self._run(conversation, prepared, lane, received)
         except InvalidInputError as exc:
             return _Failure(grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _wire_field(exc.field), _reason(exc))
         except Exception as exc:  # noqa: BLE001 - one turn's failure must not end the stream
@@ -426,8 +430,11 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         turn = turn_from_pb(message)
         return await asyncio.get_running_loop().run_in_executor(lane.executor, conversation.prepare, turn)
 
-    async def _run(self, conversation: Conversation, prepared: PreparedTurn, lane: Lane):
-        started = time.perf_counter()
+    async def _run(self, conversation: Conversation, prepared: PreparedTurn, lane: Lane, received: float):
+        """The prepared turn read by the encoders; its latency is counted from ``received``
+        (``time.perf_counter()`` when its message was in hand), so that it covers reading the
+        media headers, decoding and waiting for a worker as well as the models: counted from
+        here, it left out the decoding (about 8% under the client's figure)."""
         self.in_flight += 1
         try:
             # the lane's batchers (the heavy lane has its own for speech and faces), else the main ones
@@ -435,7 +442,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 lane.batchers[m.value] if m.value in lane.batchers else self.batchers[m.value]).submit)
         finally:
             self.in_flight -= 1
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - received
         if lane is self.lane:
             self.latency.observe(elapsed)
         self.metrics.turn_latency.labels("+".join(m.value for m in result.present)).observe(elapsed)
