@@ -671,6 +671,30 @@ def test_a_boolean_server_option_is_a_flag_alone_or_takes_a_value():
         parser.parse_args(["--workers"])
 
 
+def test_every_server_option_says_what_it_does_in_serve_help():
+    """``affect serve --help`` showed only ``(env ..., default 0)`` for every setting: a default
+    such as 0 or -1 that stands for something else (cores // workers, the weights' own value)
+    could not be read from it."""
+    import argparse
+    import subprocess
+    import sys
+    from dataclasses import fields
+
+    from affect_server.cli import build_parser
+    from affect_server.config import ServerConfig
+
+    serve = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["serve"]
+    helps = {flag: action.help or "" for action in serve._actions for flag in action.option_strings}
+    for f in fields(ServerConfig):
+        flag = "--" + f.name.replace("_", "-")
+        about = helps[flag].split(f"(env AFFECT_{f.name.upper()}, default")[0].strip()
+        assert len(about) > 10, f"{flag} says nothing of what it does: {helps[flag]!r}"
+    shown = subprocess.run([sys.executable, "-m", "affect_server.cli", "serve", "--help"], capture_output=True,
+                           text=True, env={**os.environ, "COLUMNS": "1000"}, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "0: cores // workers" in shown.stdout and "-1: the text weights' own value" in shown.stdout
+
+
 @pytest.mark.parametrize("setting", [{"heavy_audio_seconds": float("nan")}, {"idle_timeout_s": -1.0},
                                      {"batch_max_wait_ms": float("inf")}, {"batch_max_size": 0},
                                      {"heavy_image_pixels": 0}, {"max_turns_per_second": float("inf")},

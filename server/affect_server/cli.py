@@ -96,7 +96,8 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", com
                            description="Flags override AFFECT_* environment variables, which override defaults.")
     ServerConfig.add_arguments(serve)
     serve.add_argument("--ready-file", type=Path, help="write the bound port here once serving (for scripts)")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                       help="the lowest level logged (default info; no media or text is ever logged)")
     ray = serve.add_argument_group("Ray Serve (see docs/deploy-ray.md)")
     ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of one process")
     ray.add_argument("--ray-address", help="an existing Ray cluster ('auto' or ray://host:10001); default: start one here")

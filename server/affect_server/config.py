@@ -6,7 +6,8 @@ import argparse
 import importlib.util
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from affect.limits import MAX_TEXT_CHARS
 from affect.results import MODALITIES
@@ -15,84 +16,91 @@ RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")  # as affect.onnx.RUNTIMES, wh
 FACE_DETECTORS = ("blazeface", "blazeface+mtcnn", "haar")  # as affect.face._detect.DETECTORS (tests/test_server.py checks)
 
 
+def _opt(default: Any, help: str) -> Any:
+    """A setting's default and its one-line help (``affect serve --help`` shows it)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 50051
-    metrics_port: int = 0  # 0: no Prometheus endpoint
-    workers: int = 2  # threads that run model work, off the event loop
-    model_threads: int = 0  # threads each model call may use (torch, OpenCV, CTranslate2); 0: cores // workers
-    max_conversations: int = 1000  # open streams; more are refused with RESOURCE_EXHAUSTED
-    # ... and from one client address: one client cannot hold every slot, and what gRPC buffers of
-    # partly sent turns is bounded per client by this times max_message_mb (all told, by
-    # max_conversations times it). A backend that carries more conversations from one address raises it.
-    max_conversations_per_peer: int = 256
-    max_turns_per_second: float = 10.0  # per conversation, token bucket with a burst of 2 s
-    max_message_mb: float = 16.0  # one request; larger ones are refused with RESOURCE_EXHAUSTED
+    """Every setting of ``affect serve``: the help of each is its ``--flag``'s in ``affect serve --help``."""
+
+    host: str = _opt("127.0.0.1", "the address to listen on (0.0.0.0 or :: for every interface)")
+    port: int = _opt(50051, "the gRPC port (0: any free port; see --ready-file)")
+    metrics_port: int = _opt(0, "the Prometheus /metrics port (0: no metrics endpoint)")
+    workers: int = _opt(2, "threads that run model work, off the event loop")
+    model_threads: int = _opt(0, "threads each model call may use (torch, OpenCV, CTranslate2); 0: cores // workers")
+    max_conversations: int = _opt(1000, "open conversations; more are refused with RESOURCE_EXHAUSTED")
+    # One client cannot hold every slot, and what gRPC buffers of partly sent turns is bounded per
+    # client by this times max_message_mb (all told, by max_conversations times it).
+    max_conversations_per_peer: int = _opt(256, "open conversations from one client address (IPv6: one /64); a "
+                                                "backend that carries many conversations from one address raises it")
+    max_turns_per_second: float = _opt(10.0, "turns per second of one conversation (a token bucket, burst of 2 s)")
+    max_message_mb: float = _opt(16.0, "one request's size in MB; larger ones are refused with RESOURCE_EXHAUSTED")
     # Per turn, in decoded units, checked from the headers before anything is decoded
     # (INVALID_ARGUMENT naming the field: such a turn never fits).
-    max_text_chars: int = MAX_TEXT_CHARS  # the library's limit (affect.limits)
-    max_audio_seconds: float = 120.0
-    max_audio_samples: int = 11_520_000  # samples x channels at the source rate: 120 s of 48 kHz stereo
-    max_image_pixels: int = 16_777_216  # width x height summed over the turn's images (<= 8 images)
+    max_text_chars: int = _opt(MAX_TEXT_CHARS, "characters of a turn's text (the library's limit, affect.limits)")
+    max_audio_seconds: float = _opt(120.0, "seconds of a turn's audio")
+    max_audio_samples: int = _opt(11_520_000, "samples x channels of a turn's audio at its own rate "
+                                              "(the default: 120 s of 48 kHz stereo)")
+    max_image_pixels: int = _opt(16_777_216, "width x height summed over a turn's images (at most 8 images)")
     # Per process: turns admitted and not yet answered, Converse and Analyze alike
     # (RESOURCE_EXHAUSTED with a retry hint when full).
-    max_in_flight_turns: int = 64
-    max_in_flight_mb: float = 1024.0  # request bytes + estimated decoded size of the turns in flight
-    max_heavy_turns: int = 2  # heavy turns in flight; they run on their own worker, apart from the others
-    heavy_audio_seconds: float = 20.0  # a turn with more audio than this is heavy
-    heavy_image_pixels: int = 4_194_304  # ... or more pixels than this
-    max_analyze_in_flight: int = 16  # Analyze calls being read or served; bodies beyond this are not read
-    max_analyze_per_peer: int = 2  # Analyze calls in flight from one client address
-    max_analyze_per_second_per_peer: float = 20.0  # token bucket per client address, burst of 1 s
-    # An Analyze call's request must have arrived this long after the call was admitted: a client
-    # that opens the call and sends slowly or never would otherwise hold its slot for ever.
-    analyze_body_timeout_s: float = 30.0
-    batch_max_size: int = 32
-    batch_max_wait_ms: float = 5.0
-    adaptive_batch_wait: bool = True  # stop waiting once every turn in flight is in the batch
-    # Batches of one encoder that may run at once (affect_server.batching). On two workers, 2 served
-    # as many turns as 1 at 32 conversations (two servers of each, taking turns) and took more CPU
-    # a turn (smaller batches): benchmarks/results/load-concurrency.md, load-variants.md.
-    batch_concurrency: int = 1
-    idle_timeout_s: float = 900.0  # a stream with no turn, or no answer read, for this long is closed
-    grace_s: float = 30.0  # on SIGTERM, time given to turns in flight
-    text_model: str = "default"  # a weights name (see `affect models`), or "none" to serve without text
-    speech_model: str = "default"
-    face_model: str = "default"
-    # The smallest face looked for, as a fraction of a picture's short side. The detector's cost
-    # grows with its inverse squared (0.1: 59 windows for a 320x320 frame, 148 ms of CPU; 0.3: one
-    # window, 4 ms; benchmarks/results/profile.md): 0.3 suits webcam frames, where the face is large.
-    face_min_fraction: float = 0.1
-    # "blazeface" (the default), "blazeface+mtcnn" (MTCNN looks again over each full search: more of
-    # the small, dim and side-lit faces found, at about 1.6x the detector's CPU; see the face model
-    # card) or "haar" (OpenCV's cascades).
-    face_detector: str = "blazeface"
-    # In a conversation's successive images, one full detector search in this many; in between the
-    # detector looks only around the faces it follows (affect.face.FaceEncoder's full_search_every).
-    # 1: a full search on every image; 0: the library's default.
-    face_full_search_every: int = 0
-    # Read voices against the running statistics of all the speech this server has heard (its
-    # microphones, lines and callers), for speech weights trained with corpus statistics
-    # (affect.speech.adaptation). Off: every turn is read against the training statistics, and
-    # the same turn always gets the same answer.
-    speech_adapt: bool = False
-    # How much of a text turn's answer comes from reading it with the conversation's past turns,
-    # the rest from reading it alone (affect.text.TextEncoder's context_weight): 0 to 1, or -1 for
-    # the text weights' own value (chosen on held-out dialogue; see the text model card).
-    text_context_weight: float = -1.0
-    # The emotion frequencies the traffic is expected to have (affect.text.prior): "default" (the
-    # library's, "trained"), a preset (trained, conversational, uniform) or
-    # emotion=weight pairs such as "neutral=0.8,happiness=0.06,anger=0.06,sadness=0.04,surprise=0.04".
-    text_prior: str = "default"
-    runtime: str = "auto"  # what runs the networks: auto, torch, onnx or onnx-int8 (see affect.onnx; pip install 'affect[onnx]')
-    token: str | None = None  # bearer token required from clients, if set
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    # The key of the digests the log names conversations by (HMAC-SHA-256): an unkeyed digest of a
-    # phone number is reversed by trying numbers. Unset: a random key per process (its log lines
-    # still follow each conversation); set it (AFFECT_LOG_ID_KEY) to compute digests yourself.
-    log_id_key: str | None = None
+    max_in_flight_turns: int = _opt(64, "turns admitted and not yet answered, all conversations and Analyze "
+                                        "calls together; more are refused with RESOURCE_EXHAUSTED and a retry hint")
+    max_in_flight_mb: float = _opt(1024.0, "MB of the turns in flight: request bytes + their estimated decoded size")
+    max_heavy_turns: int = _opt(2, "heavy turns in flight; they run on their own worker, apart from the others")
+    heavy_audio_seconds: float = _opt(20.0, "a turn with more audio than this is heavy")
+    heavy_image_pixels: int = _opt(4_194_304, "a turn with more pixels than this is heavy")
+    max_analyze_in_flight: int = _opt(16, "Analyze calls being read or served; bodies beyond this are not read")
+    max_analyze_per_peer: int = _opt(2, "Analyze calls in flight from one client address")
+    max_analyze_per_second_per_peer: float = _opt(20.0, "Analyze calls per second from one client address "
+                                                        "(a token bucket, burst of 1 s)")
+    # A client that opens the call and sends slowly or never would otherwise hold its slot for ever.
+    analyze_body_timeout_s: float = _opt(30.0, "seconds an admitted Analyze call's request may take to arrive")
+    batch_max_size: int = _opt(32, "turns an encoder reads in one batch")
+    batch_max_wait_ms: float = _opt(5.0, "milliseconds a batch waits for more turns")
+    adaptive_batch_wait: bool = _opt(True, "stop waiting once every turn in flight is in the batch")
+    # On two workers, 2 served as many turns as 1 at 32 conversations (two servers of each, taking
+    # turns) and took more CPU a turn (smaller batches): benchmarks/results/load-concurrency.md,
+    # load-variants.md.
+    batch_concurrency: int = _opt(1, "batches of one encoder that may run at once (affect_server.batching)")
+    idle_timeout_s: float = _opt(900.0, "a conversation with no turn, or no answer read, for this long is closed")
+    grace_s: float = _opt(30.0, "on SIGTERM, seconds given to the turns in flight")
+    text_model: str = _opt("default", "the text weights (see `affect models`), or none to serve without text")
+    speech_model: str = _opt("default", "the speech weights (see `affect models`), or none")
+    face_model: str = _opt("default", "the face weights (see `affect models`), or none")
+    # The detector's cost grows with its inverse squared (0.1: 59 windows for a 320x320 frame,
+    # 148 ms of CPU; 0.3: one window, 4 ms; benchmarks/results/profile.md).
+    face_min_fraction: float = _opt(0.1, "the smallest face looked for, as a fraction of a picture's short side "
+                                         "(0.3 suits webcam frames, where the face is large: far less CPU)")
+    # blazeface+mtcnn: more of the small, dim and side-lit faces found, at about 1.6x the
+    # detector's CPU (see the face model card).
+    face_detector: str = _opt("blazeface", "blazeface, blazeface+mtcnn (MTCNN looks again over each full search) "
+                                           "or haar (OpenCV's cascades)")
+    # affect.face.FaceEncoder's full_search_every: in between, the detector looks only around the
+    # faces it follows.
+    face_full_search_every: int = _opt(0, "in a conversation's successive images, one full face search in this many "
+                                          "(1: every image; 0: the library's default, 10)")
+    # For speech weights trained with corpus statistics (affect.speech.adaptation). Off: the same
+    # turn always gets the same answer.
+    speech_adapt: bool = _opt(False, "read voices against the running statistics of all the speech this server "
+                                     "has heard (its microphones, lines and callers), not the training statistics")
+    # affect.text.TextEncoder's context_weight, chosen on held-out dialogue (see the text model card).
+    text_context_weight: float = _opt(-1.0, "how much of a text turn's answer comes from reading it with the "
+                                            "conversation's past turns, 0 to 1 (-1: the text weights' own value)")
+    # affect.text.prior: the presets and the pairs' rules.
+    text_prior: str = _opt("default", "the emotion frequencies the traffic is expected to have: default (the "
+                                      "library's, trained), a preset (trained, conversational, uniform) or pairs "
+                                      "such as neutral=0.8,happiness=0.06,anger=0.06,sadness=0.04,surprise=0.04")
+    runtime: str = _opt("auto", "what runs the networks: auto, torch, onnx or onnx-int8 "
+                                "(see affect.onnx; pip install 'affect[onnx]')")
+    token: str | None = _opt(None, "the bearer token clients must send (prefer the variable: a flag shows in `ps`)")
+    tls_cert: str | None = _opt(None, "a PEM certificate (chain) file: serve TLS with --tls-key")
+    tls_key: str | None = _opt(None, "the PEM private key of --tls-cert")
+    # An unkeyed digest of a phone number is reversed by trying numbers.
+    log_id_key: str | None = _opt(None, "the key of the digests (HMAC-SHA-256) the log names conversations by "
+                                        "(unset: a random key per process)")
 
     ENV_PREFIX = "AFFECT_"
 
@@ -106,11 +114,13 @@ class ServerConfig:
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
             env = cls.ENV_PREFIX + f.name.upper()
+            about = f.metadata["help"]
             if isinstance(f.default, bool):  # `--speech-adapt` alone turns it on; `--speech-adapt false` too
                 parser.add_argument(flag, default=None, nargs="?", const="true", metavar="BOOL",
-                                    help=f"(env {env}, default {f.default!r}; alone: true)")
+                                    help=f"{about} (env {env}, default {f.default!r}; alone: true)")
             else:
-                parser.add_argument(flag, default=None, help=f"(env {env}, default {f.default!r})")
+                shown = "unset" if f.default is None else repr(f.default)
+                parser.add_argument(flag, default=None, help=f"{about} (env {env}, default {shown})")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> "ServerConfig":
