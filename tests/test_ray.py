@@ -280,3 +280,31 @@ def test_the_shipped_serve_config_reads_as_settings():
     assert RaySettings.from_dict({"heavy": None}).heavy is None
     with pytest.raises(ValueError, match="heavy"):
         RaySettings.from_dict({"heavy": {"replica": 2}})
+
+
+@pytest.mark.parametrize("content, said", [
+    ('{"text": {"replica": 2}}', "unknown settings for text: ['replica']"),
+    ('{"model_threads": -2}', "model_threads must be a whole number of at least 1, got -2"),
+    ('{"speech": {"replicas": 0}}', "speech: replicas must be a whole number of at least 1, got 0"),
+    ('{"face": {"num_cpus": "half"}}', "face: num_cpus must be a non-negative number, got 'half'"),
+    ('{"ingress": 3}', "ingress must be an object of settings, got 3"),
+    ('[1, 2]', "the file must hold a JSON object, got list"),
+    ('{nope', "Expecting property name enclosed in double quotes"),
+    (None, "No such file or directory"),
+])
+def test_a_bad_ray_config_is_one_line_before_ray_starts(tmp_path, content, said):
+    """``--ray-config`` was read with a traceback for a missing file, bad JSON or a misspelt key,
+    and a negative model_threads or a replica count of 0 passed to Serve, which failed minutes
+    later once Ray had started; each is now one line naming the setting, exit 2, Ray never started."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "ray.json"
+    if content is not None:
+        path.write_text(content)
+    done = subprocess.run([sys.executable, "-m", "affect_server.cli", "serve", "--ray", "--ray-config", str(path),
+                           "--port", "0"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"affect serve: --ray-config {path}: ") and said in line
+    assert DeploymentScale(replicas=0, max_replicas=4).options()["autoscaling_config"]["min_replicas"] == 0  # a floor of 0 autoscales

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -65,6 +66,14 @@ class DeploymentScale:
     num_cpus: float = 1.0
     max_ongoing_requests: int = 256
 
+    def __post_init__(self) -> None:
+        """Refused here, in one line naming the setting, rather than by Serve after Ray has started."""
+        _whole("max_replicas", self.max_replicas, 0)
+        _whole("replicas", self.replicas, 0 if self.max_replicas > 0 else 1)  # 0 only as an autoscaling floor
+        _whole("max_ongoing_requests", self.max_ongoing_requests, 1)
+        _number("target_ongoing_requests", self.target_ongoing_requests, positive=True)
+        _number("num_cpus", self.num_cpus, positive=False)
+
     def options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"ray_actor_options": {"num_cpus": self.num_cpus},
                                 "max_ongoing_requests": self.max_ongoing_requests}
@@ -91,6 +100,9 @@ class RaySettings:
     heavy: DeploymentScale | None = field(default_factory=lambda: DeploymentScale(num_cpus=0.0))
     model_threads: int = 1  # torch threads per encoder replica: scale with replicas, not threads
 
+    def __post_init__(self) -> None:
+        _whole("model_threads", self.model_threads, 1)
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "RaySettings":
         known = {f.name for f in fields(DeploymentScale)}
@@ -99,15 +111,31 @@ class RaySettings:
             if key == "heavy" and value is None:
                 values[key] = None
             elif key in ("ingress", "heavy", *MODALITIES):
+                if not isinstance(value, dict):
+                    raise ValueError(f"{key} must be an object of settings, got {value!r}")
                 unknown = set(value) - known
                 if unknown:
                     raise ValueError(f"unknown settings for {key}: {sorted(unknown)}")
-                values[key] = DeploymentScale(**value)
+                try:
+                    values[key] = DeploymentScale(**value)
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc}") from None
             elif key == "model_threads":
-                values[key] = int(value)
+                values[key] = value
             else:
                 raise ValueError(f"unknown Ray setting {key!r}")
         return cls(**values)
+
+
+def _whole(name: str, value: Any, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name} must be a whole number of at least {least}, got {value!r}")
+
+
+def _number(name: str, value: Any, *, positive: bool) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
 
 
 class _RayContext:

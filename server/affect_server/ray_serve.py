@@ -59,12 +59,25 @@ def stop_on_ray(app_name: str = APP_NAME) -> None:
         ray.shutdown()
 
 
+def read_settings(path: Path) -> "RaySettings":
+    """``--ray-config``'s settings, or one line saying what is wrong with the file (before Ray starts)."""
+    from affect_server.ray_app import RaySettings
+
+    try:
+        raw = json.loads(path.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError(f"the file must hold a JSON object, got {type(raw).__name__}")
+        return RaySettings.from_dict(raw)
+    except OSError as exc:
+        raise SystemExit(f"affect serve: --ray-config {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # json.JSONDecodeError too
+        raise SystemExit(f"affect serve: --ray-config {path}: {exc}") from None
+
+
 def serve_on_ray(config: ServerConfig, settings_file: Path | None = None, *, address: str | None = None,
                  http_port: int = 8000, ready_file: Path | None = None) -> None:
     """Deploy, then wait for SIGTERM or SIGINT and take the application down."""
-    from affect_server.ray_app import RaySettings
-
-    settings = RaySettings.from_dict(json.loads(settings_file.read_text())) if settings_file else None
+    settings = read_settings(settings_file) if settings_file else None
     start_on_ray(config, settings, address=address, http_port=http_port)
     if ready_file:
         ready_file.write_text(str(config.port))
