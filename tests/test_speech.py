@@ -207,6 +207,22 @@ def test_speech_encoder_reads_the_backbone_its_head_names() -> None:
     assert out.shape[1] == BACKBONES["whisper-base"].feature_dim == 512
 
 
+def test_a_folder_named_like_an_encoders_package_is_reported_as_the_package_missing(tmp_path, monkeypatch) -> None:
+    """A folder with the package's import name on the path (a namespace package: no ``__file__``)
+    is not the installed package: the encoder says which to install (it was a TypeError)."""
+    from dataclasses import replace
+
+    from affect._errors import ModelLoadError
+    from affect.speech._backbone import BACKBONES
+
+    (tmp_path / "affect_missing_model_package").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = replace(BACKBONES["whisper-tiny.en"], packages=("affect-missing-model-package",),
+                   modules=("affect_missing_model_package",))
+    with pytest.raises(ModelLoadError, match="pip install affect-missing-model-package"):
+        spec.files()
+
+
 @pytest.mark.parametrize(("key", "outputs", "width"), [("whisper-tiny.en", 5, 384), ("whisper-base", 7, 512)])
 def test_every_layer_encoder_ends_where_ctranslate2_does(clips, key: str, outputs: int, width: int) -> None:
     """The torch encoder read from the CTranslate2 file gives every layer's output per frame (five

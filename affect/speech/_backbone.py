@@ -62,6 +62,10 @@ class BackboneSpec:
             return "torch-dynamic-int8" if self.int8 else "float32"
         return COMPUTE_TYPE
 
+    def _missing(self) -> ModelLoadError:
+        needed = " ".join(self.packages)
+        return ModelLoadError(f"the {self.key} speech encoder needs the packages {needed}: pip install {needed}")
+
     def files(self) -> dict[str, bytes] | Path:
         """The model folder (one package) or its files joined in memory (a split model)."""
         folders = []
@@ -69,8 +73,9 @@ class BackboneSpec:
             try:
                 mod = importlib.import_module(module)
             except ImportError as exc:
-                needed = " ".join(self.packages)
-                raise ModelLoadError(f"the {self.key} speech encoder needs the packages {needed}: pip install {needed}") from exc
+                raise self._missing() from exc
+            if mod.__file__ is None:  # a folder of that name on the path (a namespace package), not the package
+                raise self._missing()
             folders.append(Path(mod.__file__).resolve().parent / self.subfolder)
         if len(folders) == 1:
             if not (folders[0] / "model.bin").is_file():
