@@ -84,6 +84,19 @@ def test_face_and_speech_parity_on_the_test_slices(data_root):
         assert parity.accuracy_runtime == parity.accuracy_torch
 
 
+def test_a_face_parity_check_names_a_file_that_is_not_an_image(tmp_path):
+    """An unreadable file among the test faces is named (it was 'all input arrays must have the
+    same shape', from stacking OpenCV's None beside the faces)."""
+    from affect.onnx._parity import _face_probe
+
+    folder = tmp_path / "face" / "fer2013-test-slice" / "angry"
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.jpg"), np.zeros((48, 48), np.uint8))
+    (folder / "b.jpg").write_bytes(b"not a picture")
+    with pytest.raises(ValueError, match="b.jpg is not a readable image"):
+        _face_probe(None, tmp_path, None)
+
+
 def test_export_writes_graphs_whose_sidecar_is_enough_to_use_them(tmp_path, data_root, capsys):
     """Run the graph with onnxruntime alone, doing only what the sidecar says, and get what the
     library gets for the same faces."""

@@ -11,6 +11,7 @@ test-slice clips (speech), all from the shared data (``affect.datasets.default_d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,10 @@ class Parity:
         return asdict(self) | {"accuracy_drop_points": self.accuracy_drop_points}
 
 
+# What a probe gives: the call that reads the test items (probabilities, one row an item) and their gold labels.
+_Probe = tuple[Callable[[], np.ndarray], np.ndarray]
+
+
 def check_parity(encoder: Any, runtime: str, data_root: Path, *, limit: int | None = None) -> Parity:
     """``encoder`` on PyTorch and on ``runtime``, on up to ``limit`` test items; the encoder is
     left on ``runtime``."""
@@ -70,7 +75,7 @@ def check_parity(encoder: Any, runtime: str, data_root: Path, *, limit: int | No
     )
 
 
-def _text_probe(encoder: Any, data_root: Path, limit: int | None):
+def _text_probe(encoder: Any, data_root: Path, limit: int | None) -> _Probe:
     """Emotion (7) and sentiment (3) probabilities of MELD test turns, each read after the turns
     before it in its dialogue, as the library reports them (calibrated, with the label prior and
     the entry's ``context_weight``: ``TextEncoder.read_dialogues`` and ``reported``)."""
@@ -92,16 +97,20 @@ def _text_probe(encoder: Any, data_root: Path, limit: int | None):
     return probe, gold
 
 
-def _face_probe(encoder: Any, data_root: Path, limit: int | None):
+def _face_probe(encoder: Any, data_root: Path, limit: int | None) -> _Probe:
     import cv2
 
-    faces, gold = [], []
+    faces: list[np.ndarray] = []
+    gold = []
     for folder in sorted(p for p in (data_root / "face" / "fer2013-test-slice").iterdir() if p.is_dir()):
         emotion = map_label("fer2013", folder.name)
         if emotion is None:
             continue
         for path in sorted(folder.glob("*.jpg")):
-            faces.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+            face = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if face is None:
+                raise ValueError(f"{path} is not a readable image")
+            faces.append(face)
             gold.append(emotion_index(emotion))
     faces_arr, gold_arr = np.stack(faces), np.array(gold)
     if limit:
@@ -110,7 +119,7 @@ def _face_probe(encoder: Any, data_root: Path, limit: int | None):
     return (lambda: encoder.predict_proba(faces_arr)), gold_arr
 
 
-def _speech_probe(encoder: Any, data_root: Path, limit: int | None):
+def _speech_probe(encoder: Any, data_root: Path, limit: int | None) -> _Probe:
     from affect.datasets.ravdess import read_test_slice
 
     clips = read_test_slice(data_root)[:limit] if limit else read_test_slice(data_root)
