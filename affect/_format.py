@@ -2,7 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+
+class _Event(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def speaker(self) -> str | None: ...
+
+
+class TurnRow(Protocol):
+    """What a row reads of a turn's result: the library's ``TurnResult`` and the client's both have it."""
+
+    @property
+    def turn_index(self) -> int: ...
+    @property
+    def speaker(self) -> str | None: ...
+    @property
+    def emotion(self) -> object: ...
+    @property
+    def confidence(self) -> float | None: ...
+    @property
+    def sentiment(self) -> object: ...
+    @property
+    def valence(self) -> float | None: ...
+    @property
+    def arousal(self) -> float | None: ...
+    @property
+    def present(self) -> Iterable[object]: ...
+    @property
+    def absent(self) -> Mapping[Any, str]: ...
+    @property
+    def events(self) -> Sequence[_Event]: ...
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -18,7 +51,7 @@ def _short(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def turn_table(results: Sequence[object], texts: Sequence[str | None] | None = None) -> str:
+def turn_table(results: Sequence[TurnRow], texts: Sequence[str | None] | None = None) -> str:
     """One row per turn: who, what was said (shortened), emotion, sentiment, valence, arousal.
 
     Takes the library's ``TurnResult`` or the client's (they have the same attributes). A turn
@@ -50,7 +83,7 @@ def event_label(kind: str, about: str | None, speaker: str | None) -> str:
     return kind if about == speaker else f"{kind}({about or 'unnamed'})"
 
 
-def no_reading_line(result: object) -> str:
+def no_reading_line(result: TurnRow) -> str:
     """``no reading: speech: no speech detected; face: no face detected``."""
     reasons = "; ".join(f"{_value(m)}: {why}" for m, why in result.absent.items()) or "nothing was sent"
     return f"no reading: {reasons}"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Self
 
 from affect._errors import ModelLoadError, UnknownModelError
 
@@ -53,7 +53,7 @@ class WeightsEnum(Enum):
     """Base of each model family's weights enum; ``DEFAULT`` names the recommended member."""
 
     @classmethod
-    def resolve(cls, value: "WeightsEnum | str | None") -> "WeightsEnum":
+    def resolve(cls, value: Self | str | None) -> Self:
         if value is None:
             return cls["DEFAULT"]
         if isinstance(value, cls):

@@ -87,7 +87,7 @@ class Analyzer:
 
     @property
     def text(self) -> TextEncoder | None:
-        return self._encoders.get(Modality.TEXT)  # type: ignore[return-value]
+        return self._encoders.get(Modality.TEXT)  # type: ignore[return-value]  # the text entry's class
 
     @property
     def speech(self) -> Any:

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from affect._errors import AffectError, InvalidInputError
 from affect.runtime_names import RUNTIMES
@@ -62,7 +62,8 @@ def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, encoder_
     status.update("loading torch")  # imported with the library's models, before the first is loaded
     from affect.analyzer import ENCODER_CLASSES, Analyzer
 
-    return Analyzer(**{m.value: m.value in needs for m in ENCODER_CLASSES}, encoder_options=encoder_options,
+    encoders: dict[str, Any] = {m.value: m.value in needs for m in ENCODER_CLASSES}
+    return Analyzer(**encoders, encoder_options=encoder_options,
                     runtime=runtime, forecast=forecast, on_progress=lambda event: status.update(loading_line(event)))
 
 

@@ -97,7 +97,7 @@ class Conversation:
         """Analyse the next turn: ``conversation.analyze(text="...", speaker="caller")``."""
         if turn is not None and fields:
             raise TypeError(f"pass a Turn or its fields, not both (got a Turn and {', '.join(sorted(fields))})")
-        prepared = self.prepare(turn if turn is not None else Turn(**fields))  # type: ignore[arg-type]
+        prepared = self.prepare(turn if turn is not None else Turn(**fields))  # type: ignore[arg-type]  # Turn checks its fields
         return analyze_prepared(self, prepared)  # each encoder on this turn alone (affect.turn_flow)
 
     def prepare(self, turn: Turn) -> PreparedTurn:

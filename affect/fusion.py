@@ -60,7 +60,7 @@ class LateFusionHead(nn.Module):
         with torch.no_grad():
             self.exponents.fill_(1.0)
             for i, subset in enumerate(MULTI_SUBSETS):
-                b = -sum(log_priors[MODALITIES.index(m)] for m in subset)
+                b = -sum((log_priors[MODALITIES.index(m)] for m in subset), torch.zeros_like(log_priors[0]))
                 self.bias[i] = b - b.mean()
 
     def shares(self, subset_index: int) -> list[float]:

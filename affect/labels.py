@@ -16,7 +16,9 @@ class Emotion(str, Enum):
     """The 7 emotion categories. The order of this enum is the order of every probability vector."""
 
     __str__ = str.__str__  # print and format as the value ("sadness"), not "Emotion.SADNESS"
-    __format__ = str.__format__
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
     NEUTRAL = "neutral"
     HAPPINESS = "happiness"
@@ -31,7 +33,9 @@ class Sentiment(str, Enum):
     """Three-way sentiment, in the order of every sentiment probability vector."""
 
     __str__ = str.__str__
-    __format__ = str.__format__
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
     NEGATIVE = "negative"
     NEUTRAL = "neutral"

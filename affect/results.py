@@ -37,7 +37,8 @@ class Modality(str, Enum):
     def __repr__(self) -> str:
         return repr(self.value)
 
-    __format__ = str.__format__
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
 
 MODALITIES: tuple[Modality, ...] = tuple(Modality)
@@ -341,10 +342,7 @@ class TurnResult:
             fusion=str(data.get("fusion", "")),
             state=_state_from_dict(data.get("state")),
             events=tuple(_event_from_dict(e) for e in data.get("events", ())),
-            faces=tuple(
-                FaceReading(f["image_index"], *f["box"], f["detection_score"], ModalityResult.from_dict(f), f.get("track_id"))
-                for f in data.get("faces", ())
-            ),
+            faces=tuple(_face_from_dict(f) for f in data.get("faces", ())),
         )
 
 
@@ -374,4 +372,10 @@ def _state_from_dict(data: Mapping[str, Any] | None) -> StateSnapshot | None:
 
 def _event_from_dict(data: Mapping[str, Any]) -> Event:
     return Event(**data)
+
+
+def _face_from_dict(data: Mapping[str, Any]) -> FaceReading:
+    x, y, width, height = data["box"]
+    return FaceReading(data["image_index"], x, y, width, height, data["detection_score"], ModalityResult.from_dict(data),
+                       data.get("track_id"))
 

@@ -29,6 +29,7 @@ from affect.results import MODALITIES, Modality, TurnResult
 
 if TYPE_CHECKING:
     from affect.conversation import Conversation, PreparedTurn, Turn
+    from affect.text.prior import PriorSpec
 
 BatchCall = Callable[[Sequence[Any]], Sequence[Any]]
 Submit = Callable[[Any], Awaitable[Any]]
@@ -41,7 +42,7 @@ class ConversationOptions:
     text_context: bool = True  # read each text turn with the turns before it
     # The label prior this conversation's text is reported under (``affect.text.prior``: a preset
     # name or a mapping of emotions); ``None``: the text encoder's own (``Analyzer(text_prior=...)``).
-    text_prior: str | Mapping[str, float] | None = None
+    text_prior: PriorSpec = None
 
 
 @runtime_checkable

@@ -107,8 +107,9 @@ def read_dailydialog(split: str, full_data: Path) -> list[list[DialogueTurn]]:
     for number, (line, codes) in enumerate(zip(texts, labels)):
         utterances = [u.strip().replace("\u2019", "'") for u in line.split("__eou__")]
         utterances = utterances[:-1] if utterances and not utterances[-1] else utterances
-        emotions = [map_label("dailydialog", code) for code in codes.split()]
-        if len(utterances) != len(emotions) or None in emotions:
+        mapped = [map_label("dailydialog", code) for code in codes.split()]
+        emotions = [e for e in mapped if e is not None]
+        if len(utterances) != len(mapped) or len(emotions) != len(mapped):
             raise ValueError(f"DailyDialog {split} dialogue {number}: {len(utterances)} utterances, labels {codes!r}")
         dialogues.append([
             DialogueTurn(dialogue_id=f"{split}-{number}", turn_index=i, speaker="AB"[i % 2], text=text,

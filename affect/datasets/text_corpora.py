@@ -67,8 +67,8 @@ def _emotions(corpus: str, labels: list[str]) -> frozenset[Emotion]:
             continue
         if label not in table:
             raise KeyError(f"{corpus}: unknown label {label!r}; known: {sorted(table)}")
-        if table[label] is not None:
-            out.add(table[label])
+        if (emotion := table[label]) is not None:
+            out.add(emotion)
     return frozenset(out)
 
 
@@ -83,12 +83,13 @@ def _turn(corpus: str, split: Split, text: str, allowed: frozenset[Emotion], **k
     if not text or not allowed:
         return None
     kw.setdefault("sentiment", _implied_sentiment(allowed))
-    return LabelledTurn(corpus=corpus, split=split, text=text, allowed=allowed, **kw)  # type: ignore[arg-type]
+    return LabelledTurn(corpus=corpus, split=split, text=text, allowed=allowed, **kw)  # type: ignore[arg-type]  # the callers' fields
 
 
 def _meld(root: Path) -> list[LabelledTurn]:
     out: list[LabelledTurn] = []
-    for split, name in (("train", "train"), ("dev", "dev"), ("test", "test")):
+    splits: tuple[tuple[Split, str], ...] = (("train", "train"), ("dev", "dev"), ("test", "test"))
+    for split, name in splits:
         path = require_file(root / "meld" / f"{name}_sent_emo.csv", f"MELD {name}")
         dialogues: dict[str, list[dict[str, str]]] = {}
         with path.open(encoding="utf-8", newline="") as fh:
@@ -124,7 +125,8 @@ def _goemotions(root: Path) -> list[LabelledTurn]:
 
 def _dair(root: Path) -> list[LabelledTurn]:
     out: list[LabelledTurn] = []
-    for split, name in (("train", "train"), ("dev", "val"), ("test", "test")):
+    splits: tuple[tuple[Split, str], ...] = (("train", "train"), ("dev", "val"), ("test", "test"))
+    for split, name in splits:
         with require_file(root / "dair-emotion" / f"{name}.txt", f"dair-ai {name}").open(encoding="utf-8") as fh:
             next(fh)
             for line in fh:

@@ -23,9 +23,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from threading import Lock
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import cv2
+import cv2.data  # the Haar cascades' folder (cv2's type stubs do not name the submodule)
 import numpy as np
 
 from affect.face._blazeface import BlazeFace, Box, RawFace, Window, _iou, around, pyramid, whole_picture
@@ -171,12 +172,11 @@ class BlazeFaceDetector:
 def make_detector(name: str, *, min_face_size: int = 24, min_score: float | None = None,
                   detect_side: int | None = DETECT_SIDE, min_face_fraction: float = 0.1) -> FaceDetector:
     """The detector called ``name`` (one of ``DETECTORS``) with the encoder's settings."""
+    score: dict[str, Any] = {} if min_score is None else {"min_score": min_score}  # else the detector's own default
     if name in ("blazeface", "blazeface+mtcnn"):
-        return BlazeFaceDetector(min_face_fraction=min_face_fraction, second_look=name == "blazeface+mtcnn",
-                                 **({} if min_score is None else {"min_score": min_score}))
+        return BlazeFaceDetector(min_face_fraction=min_face_fraction, second_look=name == "blazeface+mtcnn", **score)
     if name == "haar":
-        return HaarFaceDetector(min_face_size=min_face_size, detect_side=detect_side,
-                                **({} if min_score is None else {"min_score": min_score}))
+        return HaarFaceDetector(min_face_size=min_face_size, detect_side=detect_side, **score)
     raise ValueError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
 
 
@@ -251,9 +251,9 @@ class HaarFaceDetector:
         with self._lock:
             eyes = self.eyes.detectMultiScale(upper, scaleFactor=1.1, minNeighbors=6, minSize=(max(6, w // 8), max(6, w // 8)),
                                               maxSize=(w // 2, w // 2))
-        eyes = np.asarray(eyes).reshape(-1, 4)
-        left = [e for e in eyes if e[0] + e[2] / 2 < w / 2]
-        right = [e for e in eyes if e[0] + e[2] / 2 >= w / 2]
+        boxes = np.asarray(eyes).reshape(-1, 4)
+        left = [e for e in boxes if e[0] + e[2] / 2 < w / 2]
+        right = [e for e in boxes if e[0] + e[2] / 2 >= w / 2]
         if not left or not right:
             return None
         lx, ly, lw, lh = max(left, key=lambda e: e[2])

@@ -109,7 +109,7 @@ def load_networks(path: Path | None = None) -> tuple[PNet, RNet, ONet]:
         except RuntimeError as exc:
             raise ModelLoadError(f"MTCNN {name}: the weights do not fit the network: {exc}") from exc
         nets.append(net.eval())
-    return tuple(nets)  # type: ignore[return-value]
+    return tuple(nets)  # type: ignore[return-value]  # NETWORKS: P-, R- and O-Net, in that order
 
 
 @dataclass(frozen=True)
@@ -242,4 +242,8 @@ class Mtcnn:
                               boxes[:, None, 1] + marks[:, 5:10] * size[:, None, 1]], -1)  # (K, 5, 2)
         refined = _refine(boxes, offsets)
         keep = _nms(refined, prob, 0.7, by_min=True)
-        return [MtcnnFace(*map(float, refined[i]), float(prob[i]), landmarks[i]) for i in keep]
+        faces = []
+        for i in keep:
+            x0, y0, x1, y1 = map(float, refined[i])
+            faces.append(MtcnnFace(x0, y0, x1, y1, float(prob[i]), landmarks[i]))
+        return faces

@@ -125,7 +125,7 @@ class FaceExpressionEnsemble(nn.Module):
 
     def crop_proba(self, crops: torch.Tensor) -> torch.Tensor:
         """Mean of the members' probabilities for already cropped, normalised faces ``(N, 1, 40, 40)``."""
-        return torch.stack([m.crop_proba(crops) for m in self.members]).mean(0)
+        return torch.stack([m.crop_proba(crops) for m in self.members]).mean(0)  # type: ignore[operator]  # ModuleList items are typed Module
 
     def predict_proba(self, faces: torch.Tensor, flip: bool = True, crops: Sequence[int] = (CROP_SIZE,)) -> torch.Tensor:
         """Mean of the members' probabilities, averaged over test-time views, for gray faces ``(N, 1, 48, 48)``.

@@ -96,7 +96,7 @@ class FaceTracker:
         every ``full_search_every``-th frame (1: always), a new frame size, or no face tracked."""
         if full_search_every <= 1 or self._frames % full_search_every == 0 or (width, height) != self._size:
             return ()
-        return tuple(tuple(float(v) for v in t.box + t.step) for t in self._tracks if t.missed == 0)  # type: ignore[misc]
+        return tuple(tuple(float(v) for v in t.box + t.step) for t in self._tracks if t.missed == 0)  # type: ignore[misc]  # four values a box
 
     def update(self, analysis: FaceAnalysis) -> FaceAnalysis:
         """The same analysis with each face's ``track_id`` and ``smoothed`` reading filled in."""

@@ -70,7 +70,8 @@ class FaceTurns:
     def requests(self, turn: "Turn", state: SpeakerTrackers | None) -> list[FaceRequest]:
         """The turn's images as gray arrays (``check`` has passed: the conversation calls it first),
         each with where the speaker's tracked faces are expected."""
-        grays = [load_gray(image, turn.channel_order) for image in turn.all_images()]  # type: ignore[arg-type]
+        grays = [load_gray(image, turn.channel_order)  # type: ignore[arg-type]  # a str, checked where it is read
+                 for image in turn.all_images()]
         tracker = state.for_speaker(turn.speaker) if state is not None else None
         return [FaceRequest(g, tracker.search_hints(g.shape[1], g.shape[0], self.full_search_every) if tracker else ())
                 for g in grays]
@@ -87,7 +88,7 @@ class FaceTurns:
         if faces:
             prepared.results[Modality.FACE] = max(faces, key=lambda f: f.box.area).result
         else:
-            prepared.absent[Modality.FACE] = analyses[0].reason if analyses else "no image"
+            prepared.absent[Modality.FACE] = (analyses[0].reason or NO_FACE_REASON) if analyses else "no image"
 
 
 class FaceEncoder:

@@ -18,12 +18,14 @@ pixels and their mirrors (``tta_crops``). See recipes/face_fer/README.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 from affect._weights import Weights, WeightsEnum
 from affect.labels import EMOTION_NAMES
 
 _FACE_FILE = "face/vgg_fer_v2.safetensors"
 _FACE_SHA256 = "fb99e2c5820a8d8f07cdbc93c89c916f215ddbd8a87e9ac5fbb0646145b46e4b"
-_V2_META = {
+_V2_META: dict[str, Any] = {
     "name": "face-vgg-fer",
     "version": "2",
     "modality": "face",

@@ -54,30 +54,30 @@ def export_onnx(out_dir: Path, *, encoders: Sequence[str] = ENCODERS, text: Any 
         from affect.text import TextEncoder
 
         say("text: loading")
-        encoder = TextEncoder(weights=text)
+        text_encoder = TextEncoder(weights=text)
         say("text: exporting")
-        sidecars["text"] = _write_text(encoder, out_dir)
+        sidecars["text"] = _write_text(text_encoder, out_dir)
         for runtime in ("onnx", "onnx-int8"):
             say(f"text: parity of {runtime}")
-            parities.append(check_parity(encoder, runtime, data_root, limit=parity_items))
+            parities.append(check_parity(text_encoder, runtime, data_root, limit=parity_items))
     if "face" in encoders:
         from affect.face import FaceEncoder
 
         say("face: loading")
-        encoder = FaceEncoder(weights=face)
+        face_encoder = FaceEncoder(weights=face)
         say("face: exporting")
-        sidecars["face"] = _write_face(encoder, out_dir)
+        sidecars["face"] = _write_face(face_encoder, out_dir)
         say("face: parity of onnx")
-        parities.append(check_parity(encoder, "onnx", data_root, limit=parity_items))
+        parities.append(check_parity(face_encoder, "onnx", data_root, limit=parity_items))
     if "speech" in encoders:
         from affect.speech import SpeechEncoder
 
         say("speech: loading")
-        encoder = SpeechEncoder(weights=speech)
+        speech_encoder = SpeechEncoder(weights=speech)
         say("speech: exporting")
-        sidecars["speech"] = _write_speech(encoder, out_dir)
+        sidecars["speech"] = _write_speech(speech_encoder, out_dir)
         say("speech: parity of onnx")
-        parities.append(check_parity(encoder, "onnx", data_root, limit=parity_items))
+        parities.append(check_parity(speech_encoder, "onnx", data_root, limit=parity_items))
     (out_dir / "parity.json").write_text(json.dumps([p.to_dict() for p in parities], indent=2) + "\n")
     (out_dir / "README.md").write_text(_readme(sidecars, parities))
     return parities

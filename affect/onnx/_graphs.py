@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,7 +38,7 @@ class BertEmbedGraph(nn.Module):
             raise ValueError(f"ONNX export knows BERT text encoders only, not {type(bert).__name__}")
         if getattr(bert.config, "position_embedding_type", "absolute") != "absolute":
             raise ValueError("ONNX export knows BERT with absolute position embeddings only")
-        self.bert = bert
+        self.bert: Any = bert  # transformers' BertModel, read by its submodules' names
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         emb = self.bert.embeddings
@@ -51,7 +52,7 @@ class BertEmbedGraph(nn.Module):
         return mean_pool(x, attention_mask)
 
     @staticmethod
-    def _layer(layer: nn.Module, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def _layer(layer: Any, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # a BertLayer
         attn = layer.attention.self
         heads, size = attn.num_attention_heads, attn.attention_head_size
         batch, tokens = x.shape[0], x.shape[1]
@@ -91,7 +92,7 @@ class FaceGraph(nn.Module):
     def __init__(self, net: nn.Module, *, flip: bool, crops: Sequence[int]) -> None:
         super().__init__()
         self.net, self.flip, self.crops = net, flip, tuple(crops)
-        self.members = list(net.members) if hasattr(net, "members") else [net]
+        self.members: list[Any] = list(getattr(net, "members", [net]))  # an ensemble's networks, or the one
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         x = self.members[0].normalise(faces)
@@ -122,6 +123,8 @@ def to_onnx(graph: nn.Module, example: tuple[torch.Tensor, ...], inputs: Sequenc
     graph = graph.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on Python values it fixed (none matter here)
-        torch.onnx.export(graph, example, buffer, dynamo=False, opset_version=OPSET, input_names=list(inputs),
-                          output_names=list(outputs), dynamic_axes=dynamic, do_constant_folding=True)
+        # The stubs name a path only; the TorchScript exporter (dynamo=False) writes to a file object too.
+        torch.onnx.export(graph, example, buffer, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
+                          input_names=list(inputs), output_names=list(outputs), dynamic_axes=dynamic,
+                          do_constant_folding=True)
     return buffer.getvalue()

@@ -265,7 +265,7 @@ def weights_digest(net: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _torch_net(encoder: Any) -> torch.nn.Module:
+def _torch_net(encoder: Any) -> Any:  # the modality's network class: TextAffectNet, a face or speech network
     net = encoder.head if encoder.modality == Modality.SPEECH else encoder.net
     return net.torch_net if isinstance(net, _StandIn) else net
 

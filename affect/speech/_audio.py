@@ -18,7 +18,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 import soxr
@@ -307,7 +307,7 @@ def wav_header_problem(head: bytes, size: int) -> str | None:
     """
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
         return None
-    order = "little" if head[:4] == b"RIFF" else "big"
+    order: Literal["little", "big"] = "little" if head[:4] == b"RIFF" else "big"
     riff_end = 8 + int.from_bytes(head[4:8], order)
     if riff_end - 8 in (0, 0xFFFFFFFF):
         return "is a WAV file whose header gives no length (a streamed WAV); send the complete file"

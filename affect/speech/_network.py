@@ -71,6 +71,11 @@ class FrameStandardiser(nn.Module):
     narrowband (telephone) recordings'; a narrowband clip is moved from its pair onto the first
     before this standardisation (``affect.speech.adaptation.ChannelReader``)."""
 
+    mean: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    std: torch.Tensor
+    narrowband_mean: torch.Tensor
+    narrowband_std: torch.Tensor
+
     def __init__(self, dim: int, *, channels: bool = False) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
@@ -158,7 +163,7 @@ class SpeechHeadEnsemble(nn.Module):
     @property
     def standardise(self) -> FrameStandardiser | None:
         """The first member's (every member is trained on, and holds, the same statistics)."""
-        return self.members[0].standardise
+        return self.members[0].standardise  # type: ignore[return-value]  # a ModuleList's items are typed Module
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logp = torch.stack([torch.log_softmax(m(frames, mask), dim=-1) for m in self.members])

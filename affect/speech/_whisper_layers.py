@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,6 +96,8 @@ class WhisperLayers(nn.Module):
     them, so without the final layer norm unless the last layer is kept), for that share of the
     layers' CPU."""
 
+    positions: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+
     def __init__(self, variables: dict[str, np.ndarray], blocks: int | None = None) -> None:
         super().__init__()
         dim = int(variables["conv1/bias"].shape[0])
@@ -123,8 +126,9 @@ class WhisperLayers(nn.Module):
             param.data.copy_(value)
 
         # CTranslate2 names a layer norm's weight and bias gamma and beta, a linear's weight and bias.
-        norms = [(self.final_norm, "layer_norm")] if self.final_norm is not None else []
-        linears = [(self.conv1, "conv1"), (self.conv2, "conv2")]
+        # (module, name): modules read by their weight and bias (a ModuleList's blocks are typed Module)
+        norms: list[tuple[Any, str]] = [(self.final_norm, "layer_norm")] if self.final_norm is not None else []
+        linears: list[tuple[Any, str]] = [(self.conv1, "conv1"), (self.conv2, "conv2")]
         for i, block in enumerate(self.blocks):
             norms += [(block.attn_norm, f"layer_{i}/self_attention/layer_norm"), (block.ffn_norm, f"layer_{i}/ffn/layer_norm")]
             linears += [(block.qkv, f"layer_{i}/self_attention/linear_0"), (block.out, f"layer_{i}/self_attention/linear_1"),

@@ -137,7 +137,8 @@ class ChannelReader:
         self.adaptation: dict[Channel, DeploymentStatistics] | None = None
         if adapt:  # weights without channel statistics keep one estimate over all the traffic (speech@4)
             if standardiser.channels:
-                self.adaptation = {ch: DeploymentStatistics(*self.head_statistics[ch], **adapt_options) for ch in CHANNELS}
+                self.adaptation = {ch: DeploymentStatistics(mean, std, **adapt_options)
+                                   for ch, (mean, std) in self.head_statistics.items()}
             else:
                 shared = DeploymentStatistics(standardiser.mean, standardiser.std, **adapt_options)
                 self.adaptation = {ch: shared for ch in CHANNELS}

@@ -106,7 +106,7 @@ def prepare_clip(audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: in
     :meth:`SpeechEncoder.prepare` does, usable where the encoder runs elsewhere."""
     check_audio_source(audio, sample_rate)
     if isinstance(audio, (np.ndarray, torch.Tensor)):
-        clip = prepare_array(audio, sample_rate, max_seconds=max_seconds)  # type: ignore[arg-type]
+        clip = prepare_array(audio, sample_rate, max_seconds=max_seconds)
     else:
         clip = prepare_file(audio, max_seconds=max_seconds)
     return PreparedClip(audio=clip)
@@ -234,7 +234,7 @@ class SpeechEncoder:
         in a single forward pass.
         """
         clips = self.find_speech(clips)
-        jobs = [(ci, s, e) for ci, clip in enumerate(clips) for s, e in clip.spans]
+        jobs = [(ci, s, e) for ci, clip in enumerate(clips) for s, e in clip.spans or ()]
         channels = [self._channel(clip) for clip in clips]
         probs = (self._segment_probs([clips[ci].audio.samples[s:e] for ci, s, e in jobs], [channels[ci] for ci, _, _ in jobs])
                  if jobs else np.zeros((0, 7)))
@@ -273,7 +273,7 @@ class SpeechEncoder:
         return np.concatenate(probs) if probs else np.zeros((0, 7))
 
     def _answer(self, clip: PreparedClip, parts: list[tuple[float, np.ndarray]]) -> SpeechResult:
-        common = {"segments": clip.segments, "duration": clip.audio.duration, "source_rate": clip.audio.source_rate}
+        common: dict[str, Any] = {"segments": clip.segments, "duration": clip.audio.duration, "source_rate": clip.audio.source_rate}
         if not parts:
             return SpeechResult(result=None, reason=NO_SPEECH, **common)
         seconds = np.array([w for w, _ in parts])

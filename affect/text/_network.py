@@ -54,6 +54,10 @@ class CausalContext(nn.Module):
 class TextAffectNet(nn.Module):
     """Turn encoder + context + emotion and sentiment heads."""
 
+    emotion_bias: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    emotion_temperature: torch.Tensor
+    sentiment_temperature: torch.Tensor
+
     def __init__(self, encoder: nn.Module, *, dim: int = 384, window: int = 8, dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = encoder

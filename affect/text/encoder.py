@@ -60,7 +60,7 @@ class TextRequest:
     """One turn to analyse: its text, its speaker, the context it belongs to (if any) and its
     conversation's prior shift (``None``: the encoder's)."""
 
-    text: str
+    text: str | bytes  # UTF-8 bytes are decoded where the text is cleaned
     speaker: str | None = None
     context: TextContext | None = None
     prior_shift: torch.Tensor | None = None
@@ -94,7 +94,8 @@ class Readings:
 
     def rows(self, index: torch.Tensor) -> Readings:
         """The readings of the turns at ``index`` (in that order)."""
-        return Readings(tuple(t[index] for t in self.with_context), tuple(t[index] for t in self.without_context))
+        (emo, sent), (emo_alone, sent_alone) = self.with_context, self.without_context
+        return Readings((emo[index], sent[index]), (emo_alone[index], sent_alone[index]))
 
     def last_turns(self, lengths: Sequence[int]) -> Readings:
         """Each dialogue's last turn, of dialogues of these lengths read in one ``read_dialogues`` call:

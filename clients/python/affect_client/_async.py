@@ -133,7 +133,7 @@ class AsyncConversation:
         self._client = client
         self._options = client.options
         self._open_request = open_request
-        self._call = None
+        self._call: grpc.aio.StreamStreamCall | None = None
         self._closed = False
         self._turn = asyncio.Lock()  # one turn on the stream at a time: answers come back in order
         self.id = ""
@@ -149,6 +149,7 @@ class AsyncConversation:
             self._closed = False
             self._call = self._client._stub.Converse(timeout=self._options.conversation_deadline,
                                                      metadata=_core.call_metadata(self._options))
+            failure: Exception
             try:
                 await self._call.write(self._open_request)
                 return await self._read(self._options.open_timeout)
@@ -169,6 +170,7 @@ class AsyncConversation:
             raise failure
 
         opened = await _core.retrying_async(attempt, self._options)
+        assert self._call is not None  # attempt() made it
         weakref.finalize(self, self._call.cancel)  # dropped without close(): the stream ends with it
         self.id = opened.opened.conversation_id
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]

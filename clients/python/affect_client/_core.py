@@ -62,7 +62,7 @@ class ClientOptions:
     metadata: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     def replace(self, **changes: object) -> "ClientOptions":
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # any field, by name
 
 
 def resolve_options(options: ClientOptions | None, target: str | None, settings: dict[str, object]) -> ClientOptions:
@@ -119,7 +119,7 @@ def _is_loopback_target(target: str) -> bool:
 def environment_options() -> ClientOptions:
     """The defaults, with the target and token read from ``AFFECT_TARGET`` / ``AFFECT_TOKEN`` if set."""
     env = {"target": os.environ.get("AFFECT_TARGET"), "token": os.environ.get("AFFECT_TOKEN")}
-    return ClientOptions(**{k: v for k, v in env.items() if v})
+    return ClientOptions().replace(**{k: v for k, v in env.items() if v})
 
 
 def call_metadata(options: ClientOptions) -> tuple[tuple[str, str], ...]:

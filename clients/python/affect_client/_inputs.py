@@ -23,7 +23,7 @@ class Audio:
     """A turn's audio. Build it with one of the class methods."""
 
     data: bytes
-    encoding: int
+    encoding: pb.AudioEncoding
     sample_rate_hz: int = 0
     channels: int = 0
 
@@ -52,7 +52,7 @@ class Image:
     """A turn's image (a video frame, a webcam still). Build it with one of the class methods."""
 
     data: bytes
-    encoding: int
+    encoding: pb.ImageEncoding
     width: int = 0
     height: int = 0
 

@@ -26,7 +26,8 @@ class _Label(str, Enum):
     def __repr__(self) -> str:
         return repr(self.value)
 
-    __format__ = str.__format__
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
 
 class Emotion(_Label):
@@ -53,7 +54,7 @@ class Modality(_Label):
     TEXT = "text"
 
 
-MODALITY_NAMES = {pb.TEXT: Modality.TEXT, pb.SPEECH: Modality.SPEECH, pb.FACE: Modality.FACE}
+MODALITY_NAMES: dict[int, Modality] = {pb.TEXT: Modality.TEXT, pb.SPEECH: Modality.SPEECH, pb.FACE: Modality.FACE}
 _L = TypeVar("_L", bound=_Label)
 
 
@@ -77,16 +78,16 @@ class Affect:
     distributions with their top labels, valence and arousal in [-1, 1], and the probability of
     the top emotion as ``confidence``."""
 
-    emotion: Emotion
+    emotion: Emotion | str  # a label this client does not know (a newer server) stays a string
     emotions: Mapping[str, float]
-    sentiment: Sentiment
+    sentiment: Sentiment | str
     sentiments: Mapping[str, float]
     valence: float
     arousal: float
     confidence: float
 
     @property
-    def sentiment_label(self) -> Sentiment:
+    def sentiment_label(self) -> Sentiment | str:
         """The library's older name of ``sentiment``."""
         return self.sentiment
 
@@ -219,10 +220,10 @@ class TurnResult:
     turn_index: int
     speaker: str | None
     fused: Affect | None
-    present: tuple[Modality, ...]
-    modalities: Mapping[Modality, ModalityResult] = field(default_factory=dict)
-    absent: Mapping[Modality, str] = field(default_factory=dict)
-    shares: Mapping[Modality, float] = field(default_factory=dict)
+    present: tuple[Modality | str, ...]  # a modality this client does not know stays a string (see _modality)
+    modalities: Mapping[Modality | str, ModalityResult] = field(default_factory=dict)
+    absent: Mapping[Modality | str, str] = field(default_factory=dict)
+    shares: Mapping[Modality | str, float] = field(default_factory=dict)
     fusion: str = ""
     state: ConversationState | None = None
     events: tuple[Event, ...] = ()
@@ -240,7 +241,7 @@ class TurnResult:
         return "; ".join(f"{m}: {why}" for m, why in self.absent.items()) or "nothing was sent"
 
     @property
-    def emotion(self) -> Emotion | None:
+    def emotion(self) -> Emotion | str | None:
         return self.fused.emotion if self.fused else None
 
     @property
@@ -248,11 +249,11 @@ class TurnResult:
         return self.fused.emotions if self.fused else None
 
     @property
-    def sentiment(self) -> Sentiment | None:
+    def sentiment(self) -> Sentiment | str | None:
         return self.fused.sentiment if self.fused else None
 
     @property
-    def sentiment_label(self) -> Sentiment | None:
+    def sentiment_label(self) -> Sentiment | str | None:
         return self.sentiment
 
     @property
