@@ -1,0 +1,44 @@
+"""What users of the typed API see: mypy, with the project's configuration (pyproject.toml), finds
+no error in the library, the client, or user code written as the READMEs show it
+(tests/typing_usage/public_api_usage.py), and does find one in code that misuses the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+mypy_api = pytest.importorskip("mypy.api", reason="mypy is in the dev extra: pip install -e '.[dev]'")
+
+ROOT = Path(__file__).resolve().parents[1]
+USAGE = ROOT / "tests" / "typing_usage" / "public_api_usage.py"
+
+pytestmark = pytest.mark.slow  # under a minute with an empty cache, a few seconds after
+
+
+def _mypy(*paths: Path) -> tuple[int, str]:
+    """mypy's exit status and report; the cache is the project's .mypy_cache (ignored by git)."""
+    out, err, status = mypy_api.run(["--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(ROOT / ".mypy_cache"),
+                                     *map(str, paths)])
+    return status, out + err
+
+
+def test_the_library_the_client_and_code_using_them_type_check(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    status, report = _mypy(ROOT / "affect", ROOT / "clients" / "python" / "affect_client", USAGE)
+    print(report)
+    assert status == 0, report
+
+
+def test_the_check_finds_a_misuse(tmp_path, monkeypatch):
+    """The check bites: a string where a Turn is expected, a reading used as if it were always there."""
+    monkeypatch.chdir(ROOT)
+    wrong = tmp_path / "wrong_usage.py"
+    wrong.write_text("from affect import Analyzer\n"
+                     "result = Analyzer().analyze('My parcel is lost again.')\n"
+                     "print(result.valence + 1)\n")
+    status, report = _mypy(wrong)
+    print(report)
+    assert status == 1
+    assert 'wrong_usage.py:2: error: Argument 1 to "analyze" of "Analyzer" has incompatible type "str"' in report
+    assert "wrong_usage.py:3: error: Unsupported operand types" in report and '"None"' in report
