@@ -74,7 +74,7 @@ def test_the_same_conversation_through_library_and_client_gives_the_same_results
     assert [r.has_reading for r in expected] == [True, True, True, False, True, True]
     for i, (e, g) in enumerate(zip(expected, got)):
         lib, wire = e.to_dict(), g.to_dict()
-        assert wire.pop("turn_id") == ""
+        assert wire.pop("turn_id") == "" and wire.pop("resumed") is False  # the client's own fields
         _assert_same(lib, wire, f"turn {i}")
         # attributes too, with the same names and types
         assert g.emotion == e.emotion and g.sentiment == e.sentiment and g.present == e.present
@@ -128,6 +128,10 @@ def test_the_sync_and_async_twins_offer_the_same_calls_alike():
     def public(cls: type) -> dict[str, object]:
         return {n: getattr(cls, n) for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n))}
 
+    def properties(cls: type) -> set[str]:
+        return {n for n in dir(cls) if not n.startswith("_") and isinstance(getattr(cls, n), property)}
+
+    assert properties(Conversation) == properties(AsyncConversation) == {"resumes"}
     for sync_cls, async_cls in ((AffectClient, AsyncAffectClient), (Conversation, AsyncConversation)):
         sync_calls, async_calls = public(sync_cls), public(async_cls)
         assert set(sync_calls) == set(async_calls) - {"open"}, (sync_cls, set(sync_calls) ^ set(async_calls))

@@ -250,7 +250,8 @@ def test_killing_a_replica_interrupts_only_its_conversations(ray_target):
             outcomes[k] = "unavailable"
 
     async def run() -> None:
-        async with AsyncAffectClient(ray_target, max_retries=0, turn_timeout=60, token=TOKEN) as client:
+        # resume_turns=0: the killed replica's conversations raise rather than resume on the survivor
+        async with AsyncAffectClient(ray_target, max_retries=0, resume_turns=0, turn_timeout=60, token=TOKEN) as client:
             tasks = [asyncio.create_task(one(client, k)) for k in range(8)]
             await asyncio.sleep(4)
             victim = ray.get_actor(replicas[0], namespace="serve")

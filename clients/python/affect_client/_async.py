@@ -11,14 +11,13 @@ import grpc
 from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
 
-from affect_client import _core
+from affect_client import _core, _resume
 from affect_client._exceptions import (
     AffectClientError,
     APIStatusError,
     ClientClosedError,
     ConversationClosedError,
     DeadlineExceededError,
-    TurnRefusedError,
     status_error,
 )
 from affect_client._inputs import turn_message
@@ -122,11 +121,13 @@ class AsyncConversation:
     """One conversation stream; ``async with`` opens (retried on UNAVAILABLE) and closes it.
 
     A turn refused because the server is busy (RESOURCE_EXHAUSTED with a retry hint) is sent
-    again after the hinted delay when ``busy_retries`` allows. Answers come in order, so one
-    turn cannot be abandoned on its own: a turn with no answer within ``turn_timeout`` raises
-    ``DeadlineExceededError``, and a ``send()`` that is cancelled (``asyncio.CancelledError``,
-    e.g. from ``asyncio.wait_for``) cancels the stream; either way later ``send()`` calls raise
-    ``ConversationClosedError`` and a new conversation must be opened.
+    again after the hinted delay when ``busy_retries`` allows. A stream that ends UNAVAILABLE
+    (the server restarted) is opened again and the text of the last ``resume_turns`` turns
+    replayed before the turn is sent again (``affect_client._resume``; ``resumes`` counts it).
+    Answers come in order, so one turn cannot be abandoned on its own: a turn with no answer
+    within ``turn_timeout`` raises ``DeadlineExceededError``, and a ``send()`` that is cancelled
+    (``asyncio.CancelledError``, e.g. from ``asyncio.wait_for``) cancels the stream; either way
+    later ``send()`` calls raise ``ConversationClosedError`` and a new conversation must be opened.
     """
 
     def __init__(self, client: AsyncAffectClient, open_request: pb.ConverseRequest) -> None:
@@ -136,22 +137,41 @@ class AsyncConversation:
         self._call: grpc.aio.StreamStreamCall | None = None
         self._closed = False
         self._turn = asyncio.Lock()  # one turn on the stream at a time: answers come back in order
+        self._memory = _resume.ConversationMemory(self._options)
         self.id = ""
         self.models: list[ModelInfo] = []
+
+    @property
+    def resumes(self) -> int:
+        """How many times this conversation was carried to a new stream after its server went away."""
+        return self._memory.resumes
 
     async def open(self) -> "AsyncConversation":
         """Open the stream (``async with`` does it); a conversation already open is left as it is."""
         if self._call is not None and not self._closed:
             return self
         self._client._channel_state.check_open()
+        self._memory = _resume.ConversationMemory(self._options)  # a new stream: a new conversation
+        self._memory.opened(await self._open(self._open_request))
+        return self
 
+    async def _reopen(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
+        if self._memory.closed:  # closed by its user while the turn waited
+            raise ConversationClosedError(f"conversation {self.id} is closed")
+        self._client._channel_state.check_open()
+        if self._call is not None:
+            self._call.cancel()  # the stream that failed, if it has not ended yet
+        return await self._open(open_request)
+
+    async def _open(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
+        """Open the stream, retried on UNAVAILABLE."""
         async def attempt() -> pb.ConverseResponse:
             self._closed = False
             self._call = self._client._stub.Converse(timeout=self._options.conversation_deadline,
                                                      metadata=_core.call_metadata(self._options))
             failure: Exception
             try:
-                await self._call.write(self._open_request)
+                await self._call.write(open_request)
                 return await self._read(self._options.open_timeout)
             except grpc.RpcError as error:
                 failure = status_error(error)
@@ -174,13 +194,14 @@ class AsyncConversation:
         weakref.finalize(self, self._call.cancel)  # dropped without close(): the stream ends with it
         self.id = opened.opened.conversation_id
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
-        return self
+        return opened.opened
 
     async def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
                    sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
                    channel_order: str | None = None, turn_id: str = "") -> TurnResult:
         """Send one turn and wait for its result. A refused turn raises ``TurnRefusedError``;
-        the conversation stays usable."""
+        the conversation stays usable. One whose server went away is sent again on a new stream
+        (at-least-once; ``resumed`` in its result)."""
         self._client._channel_state.check_open()
         if self._closed or self._call is None:
             raise ConversationClosedError(f"conversation {self.id} is closed" if self.id else "the conversation is not open")
@@ -190,34 +211,35 @@ class AsyncConversation:
         return await self._exchange(request)
 
     async def _exchange(self, request: pb.ConverseRequest) -> TurnResult:
-        """Send the turn and wait for its answer; a busy refusal is resent as ``busy_retries`` allows."""
+        """Send the turn and wait for its answer, as the turn's flow says (busy refusals resent,
+        the conversation resumed on a new stream)."""
+        async with self._turn:  # tasks sharing a conversation take turns, each getting its own answer
+            flow = self._memory.turn_flow(request, _resume.reopen_request(self._open_request, self.id))
+            return await _resume.driving_async(flow, self._exchange_once, self._reopen)
+
+    async def _exchange_once(self, request: pb.ConverseRequest) -> TurnResult:
+        # Checked under the lock: a turn that timed out before this one closed the stream, and
+        # its late answer may still be queued; it must not be read as this turn's.
+        if self._closed:
+            raise ConversationClosedError(f"conversation {self.id} is closed")
         assert self._call is not None
         call = self._call
-
-        async def attempt() -> TurnResult:
-            # Checked under the lock: a turn that timed out before this one closed the stream, and
-            # its late answer may still be queued; it must not be read as this turn's.
-            if self._closed:
-                raise ConversationClosedError(f"conversation {self.id} is closed")
-            try:
-                await call.write(request)
-                response = await self._read(self._options.turn_timeout)
-            except grpc.RpcError as error:
-                self._closed = True
-                raise self._client_gone() or status_error(error) from None
-            except asyncio.InvalidStateError:  # grpc.aio: the server already ended the stream
-                self._closed = True
-                raise self._client_gone() or await self._ended() from None
-            except asyncio.CancelledError:  # the answer would go to the next turn: the stream ends here
-                self._closed = True
-                call.cancel()
-                if (gone := self._client_gone()) is not None:
-                    raise gone from None
-                raise
-            return _core.parse_turn_response(response)
-
-        async with self._turn:  # tasks sharing a conversation take turns, each getting its own answer
-            return await _core.retrying_async(attempt, self._options, unavailable=False, catch=TurnRefusedError)
+        try:
+            await call.write(request)
+            response = await self._read(self._options.turn_timeout)
+        except grpc.RpcError as error:
+            self._closed = True
+            raise self._client_gone() or status_error(error) from None
+        except asyncio.InvalidStateError:  # grpc.aio: the server already ended the stream
+            self._closed = True
+            raise self._client_gone() or await self._ended() from None
+        except asyncio.CancelledError:  # the answer would go to the next turn: the stream ends here
+            self._closed = True
+            call.cancel()
+            if (gone := self._client_gone()) is not None:
+                raise gone from None
+            raise
+        return _core.parse_turn_response(response)
 
     def _client_gone(self) -> ClientClosedError | None:
         """The error for a stream that ended because its client was closed (grpc.aio cancels the
@@ -238,6 +260,7 @@ class AsyncConversation:
     async def close(self) -> None:
         """End the stream politely (the server frees the conversation's state), waiting for the
         server's end of it at most ``open_timeout`` seconds, then cancelling."""
+        self._memory.close()
         if self._call is not None and not self._closed:
             self._closed = True
             call = self._call

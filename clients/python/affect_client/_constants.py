@@ -11,6 +11,14 @@ DEFAULT_MAX_RETRIES = 6
 # delay at most this many times per call or turn. Off by default: the caller opts in.
 DEFAULT_BUSY_RETRIES = 0
 MAX_BUSY_WAIT_S = 30.0  # a hint longer than this is not waited for: the error is raised
+# A conversation whose stream ends with UNAVAILABLE (a server draining or gone) is opened again
+# and the text of its last turns replayed: as many as the shipped text model reads as context
+# (affect's TextEncoder.window, 8 past turns). At most MAX_RESUMES times per conversation.
+DEFAULT_RESUME_TURNS = 8
+MAX_RESUMES = 3
+# A replayed turn (or the turn resent after it) refused as busy is sent again after the server's
+# hint this many times, whatever busy_retries says: the replay, not the caller, made it busy.
+RESUME_BUSY_RETRIES = 5
 INITIAL_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 4.0
 MAX_MESSAGE_BYTES = 16 * 2**20

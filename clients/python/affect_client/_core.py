@@ -58,6 +58,9 @@ class ClientOptions:
     conversation_deadline: float | None = None  # whole stream; None: no deadline
     max_retries: int = C.DEFAULT_MAX_RETRIES
     busy_retries: int = C.DEFAULT_BUSY_RETRIES  # RESOURCE_EXHAUSTED with a retry hint: resent after the hint
+    # a conversation's stream ended UNAVAILABLE: reopened, the text of this many last turns replayed
+    # (affect_client._resume); 0: not resumed, UnavailableError is raised
+    resume_turns: int = C.DEFAULT_RESUME_TURNS
     application: str | None = None  # Ray Serve's "application" metadata, for a multi-app cluster
     metadata: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -87,6 +90,8 @@ def copied_options(options: ClientOptions, changes: dict[str, object]) -> Client
 
 
 def _checked(options: ClientOptions) -> ClientOptions:
+    if options.resume_turns < 0:
+        raise ValueError(f"resume_turns must be 0 (no resuming) or more, not {options.resume_turns}")
     if options.token and not options.tls and not _is_loopback_target(options.target):
         raise AffectClientError(f"a token without TLS would travel in clear text to {options.target}: use tls=True "
                                 "(plaintext with a token is allowed on loopback only, as the server allows it)")

@@ -5,7 +5,8 @@
     │   ├── InvalidArgumentError    INVALID_ARGUMENT
     │   ├── ResourceExhaustedError  RESOURCE_EXHAUSTED (limits; ``.retry_after`` when the server is busy)
     │   ├── UnauthenticatedError    UNAUTHENTICATED (token)
-    │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation must be reopened)
+    │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation resumes on a new stream
+    │   │                           itself, unless resume_turns=0 or it has resumed 3 times)
     │   └── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout)
     ├── TurnRefusedError            one turn was refused; the conversation goes on (``.code``, ``.field``,
     │                               ``.retry_after``)

@@ -12,12 +12,11 @@ import grpc
 from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
 
-from affect_client import _core
+from affect_client import _core, _resume
 from affect_client._exceptions import (
     APIStatusError,
     ConversationClosedError,
     DeadlineExceededError,
-    TurnRefusedError,
     status_error,
 )
 from affect_client._inputs import turn_message
@@ -128,6 +127,9 @@ class Conversation:
     Opening is retried on UNAVAILABLE (``max_retries``, jittered backoff: by default up to
     about 12 s), e.g. while the server starts or restarts. A turn refused because the server is busy (RESOURCE_EXHAUSTED
     with a retry hint) is sent again after the hinted delay when ``busy_retries`` allows.
+    A stream that ends UNAVAILABLE (the server restarted) is opened again and the text of the
+    last ``resume_turns`` turns replayed before the turn is sent again (``affect_client._resume``;
+    ``resumes`` counts it).
     Answers come in order, so one turn cannot be abandoned on its own: a turn that gets no
     answer within ``turn_timeout`` raises ``DeadlineExceededError``, and a wait interrupted
     (``KeyboardInterrupt``) closes the conversation; either way later ``send()`` calls raise
@@ -138,32 +140,54 @@ class Conversation:
         client._channel_state.check_open()
         self._options = client.options
         self._channel_state = client._channel_state
+        self._stub = client._stub
+        self._open_request = open_request
         self._closed = False
+        self._memory = _resume.ConversationMemory(self._options)
         self._turn = threading.Lock()  # one turn on the stream at a time: answers come back in order
-        _core.retrying(lambda: self._start(client, open_request), self._options, catch=APIStatusError)
+        self._memory.opened(self._open(open_request))
 
-    def _start(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
+    @property
+    def resumes(self) -> int:
+        """How many times this conversation was carried to a new stream after its server went away."""
+        return self._memory.resumes
+
+    def _open(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
+        """Open the stream, retried on UNAVAILABLE."""
+        return _core.retrying(lambda: self._start(open_request), self._options, catch=APIStatusError)
+
+    def _reopen(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
+        if self._memory.closed:  # closed by its user while the turn waited
+            raise ConversationClosedError(f"conversation {self.id} is closed")
+        self._call.cancel()  # the stream that failed, if it has not ended yet
+        return self._open(open_request)
+
+    def _start(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
         self._closed = False
         self._requests: queue.Queue = queue.Queue()
         self._responses: queue.Queue = queue.Queue()
         # Neither the stream's request iterator nor its reader thread holds this object, so a
         # conversation dropped without close() is collected and its stream ended (finalize below).
-        self._call = client._stub.Converse(_requests_until_close(self._requests), timeout=self._options.conversation_deadline,
+        self._call = self._stub.Converse(_requests_until_close(self._requests), timeout=self._options.conversation_deadline,
                                            metadata=_core.call_metadata(self._options))
         self._reader = threading.Thread(target=_read_into, args=(self._call, self._responses), daemon=True,
                                         name="affect-conversation-reader")
         self._reader.start()
+        if (earlier := getattr(self, "_finalizer", None)) is not None:
+            earlier.detach()  # a stream reopened: the one before has ended
         self._finalizer = weakref.finalize(self, self._requests.put, _CLOSE)
         self._requests.put(open_request)
         opened = self._next_response(self._options.open_timeout)
         self.id: str = opened.opened.conversation_id
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
+        return opened.opened
 
     def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
              sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
              channel_order: str | None = None, turn_id: str = "") -> TurnResult:
         """Send one turn and wait for its result. A refused turn raises ``TurnRefusedError``;
-        the conversation stays usable."""
+        the conversation stays usable. One whose server went away is sent again on a new stream
+        (at-least-once; ``resumed`` in its result)."""
         self._channel_state.check_open()
         if self._closed:
             raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
@@ -173,20 +197,23 @@ class Conversation:
         return self._exchange(request)
 
     def _exchange(self, request: pb.ConverseRequest) -> TurnResult:
-        """Send the turn and wait for its answer; a busy refusal is resent as ``busy_retries`` allows."""
-        def attempt() -> TurnResult:
-            # Checked under the lock: a turn that timed out before this one closed the stream, and
-            # its late answer may still be queued; it must not be read as this turn's.
-            if self._closed:
-                raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
-            self._requests.put(request)
-            return _core.parse_turn_response(self._next_response(self._options.turn_timeout))
-
+        """Send the turn and wait for its answer, as the turn's flow says (busy refusals resent,
+        the conversation resumed on a new stream)."""
         with self._turn:  # threads sharing a conversation take turns, each getting its own answer
-            return _core.retrying(attempt, self._options, unavailable=False, catch=TurnRefusedError)
+            flow = self._memory.turn_flow(request, _resume.reopen_request(self._open_request, self.id))
+            return _resume.driving(flow, self._exchange_once, self._reopen)
+
+    def _exchange_once(self, request: pb.ConverseRequest) -> TurnResult:
+        # Checked under the lock: a turn that timed out before this one closed the stream, and
+        # its late answer may still be queued; it must not be read as this turn's.
+        if self._closed:
+            raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
+        self._requests.put(request)
+        return _core.parse_turn_response(self._next_response(self._options.turn_timeout))
 
     def close(self) -> None:
         """End the stream politely (the server frees the conversation's state)."""
+        self._memory.close()
         if not self._closed:
             self._closed = True
             self._requests.put(_CLOSE)

@@ -214,6 +214,8 @@ class TurnResult:
 
     ``fused`` is ``None`` when no modality gave a reading; ``emotion``, ``emotions``,
     ``sentiment``, ``sentiments``, ``valence``, ``arousal`` and ``confidence`` read through to it.
+    ``resumed``: this turn's stream had ended (a server restart) and the conversation was carried
+    to a new one before this turn was sent again (``affect_client._resume``); the client's own field.
     """
 
     turn_id: str
@@ -228,6 +230,7 @@ class TurnResult:
     state: ConversationState | None = None
     events: tuple[Event, ...] = ()
     faces: tuple[Face, ...] = ()
+    resumed: bool = False
 
     @property
     def has_reading(self) -> bool:
@@ -273,7 +276,7 @@ class TurnResult:
         return self.fused.confidence if self.fused else None
 
     def to_dict(self) -> dict[str, Any]:
-        """The library's ``TurnResult.to_dict()`` keys, and ``turn_id``."""
+        """The library's ``TurnResult.to_dict()`` keys, and ``turn_id`` and ``resumed``."""
         reading = self.fused.estimate_dict() if self.fused else dict.fromkeys(
             ("emotion", "emotions", "sentiment", "sentiments", "valence", "arousal", "confidence"))
         return {
@@ -289,6 +292,7 @@ class TurnResult:
             "state": self.state.to_dict() if self.state else None,
             "events": [dict(e.__dict__) for e in self.events],
             "faces": [f.to_dict() for f in self.faces],
+            "resumed": self.resumed,
         }
 
     def to_json(self, **kwargs: Any) -> str:

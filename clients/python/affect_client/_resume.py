@@ -1,0 +1,245 @@
+"""Carrying a conversation across a server restart, written once for both clients.
+
+A conversation's state lives in the server that holds its stream. When that stream ends with
+UNAVAILABLE (the server drained on SIGTERM, a Ray Serve replica was stopped or died), the
+conversation opens a new stream under the same id, sends the text of its last
+``resume_turns`` answered turns again as ordinary turns, with their speakers, discarding their
+answers (so that the new server rebuilds the text context and the trajectory from them), then
+sends the turn that failed again and returns its answer, marked ``resumed``, numbered on from
+the turns before. A turn whose answer never came is sent again: at-least-once.
+
+Only text is kept, never audio or images (biometric data, not held once a turn is answered),
+in a bounded deque that is emptied when the conversation closes or fails. A conversation is
+resumed at most ``MAX_RESUMES`` times; one closed by its user, or a turn refused
+(``TurnRefusedError``: its content, a limit), is never resumed.
+
+``ConversationMemory.turn_flow`` is a generator of steps (``Exchange``, ``Reopen``, ``Wait``),
+as ``_core.retry_flow`` is; ``driving`` (blocking) and ``driving_async`` (asyncio) perform them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any, Union
+
+import grpc
+from affect_proto import affect_pb2 as pb
+
+from affect_client import _constants as C
+from affect_client._core import ClientOptions, Retries
+from affect_client._exceptions import AffectClientError, APIStatusError, TurnRefusedError
+from affect_client._types import TurnResult
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """Send ``request`` on the stream; the answer is sent back into the flow (a ``TurnResult``),
+    or its failure thrown in."""
+
+    request: pb.ConverseRequest
+
+
+@dataclass(frozen=True)
+class Reopen:
+    """Open the conversation's stream again with ``request`` (with the opening's retries on
+    UNAVAILABLE); the server's ``ConversationOpened`` is sent back into the flow."""
+
+    request: pb.ConverseRequest
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+
+
+Step = Union[Exchange, Reopen, Wait]
+TurnFlow = Generator[Step, Any, TurnResult]
+
+
+@dataclass(frozen=True)
+class KeptTurn:
+    """What is kept of an answered turn to replay it: its text and who said it."""
+
+    text: bytes
+    speaker: str
+    turn_id: str
+
+    def request(self) -> pb.ConverseRequest:
+        return pb.ConverseRequest(turn=pb.Turn(text=self.text, speaker=self.speaker, turn_id=self.turn_id))
+
+
+def reopen_request(open_request: pb.ConverseRequest, conversation_id: str) -> pb.ConverseRequest:
+    """The opening a resume sends: the conversation's own options, under the id it already has
+    (the one the first server gave, when the caller gave none), so that it stays one conversation."""
+    again = pb.ConverseRequest()
+    again.CopyFrom(open_request)
+    again.open.conversation_id = conversation_id
+    return again
+
+
+def replay_pace(turns_per_second: float) -> Iterator[float]:
+    """Seconds to wait before each turn sent on a reopened stream (the replay, then the turn that
+    failed), so that the server's per-conversation rate limit (``ConversationOpened.max_turns_per_second``)
+    does not refuse them: its bucket starts full with 2 s of that rate (at least one turn), so one
+    second's worth goes at once, then one turn per 1/rate. At the default rate (10 a second) the
+    8 turns of a replay and the turn resent go without a wait. A refusal anyway (a server with a
+    smaller burst) is waited out after its hint (``RESUME_BUSY_RETRIES``)."""
+    if turns_per_second <= 0:  # no limit said
+        while True:
+            yield 0.0
+    for _ in range(max(1, int(turns_per_second))):
+        yield 0.0
+    while True:
+        yield 1.0 / turns_per_second
+
+
+class ConversationMemory:
+    """What one conversation keeps to resume on a new stream: the text of its last answered turns,
+    its own turn numbering, and how often it has resumed. The twins run each turn through
+    ``turn_flow`` under their turn lock, and ``close()`` it when the conversation closes."""
+
+    def __init__(self, options: ClientOptions) -> None:
+        self._options = options
+        self._kept: deque[KeptTurn] = deque(maxlen=options.resume_turns)
+        self._next_index = 0  # the conversation's index of its next answered turn
+        self._offset: int | None = 0  # added to the stream's turn_index; None: set by the next answer
+        self._turns_per_second = 0.0
+        self.resumes = 0
+        self.closed = False
+
+    def opened(self, opened: pb.ConversationOpened) -> None:
+        """The stream (first or reopened) is open: its rate limit paces a replay."""
+        self._turns_per_second = opened.max_turns_per_second
+
+    def close(self) -> None:
+        """Forget the kept texts; the conversation is not resumed after this."""
+        self.closed = True
+        self._kept.clear()
+
+    def kept(self) -> tuple[KeptTurn, ...]:
+        return tuple(self._kept)
+
+    def resumable(self, failure: AffectClientError) -> bool:
+        """Whether a turn's failure is met by resuming: the stream ended UNAVAILABLE (a Ray
+        replica's death reads as that, ``effective_code``), resuming is on, and allowed again."""
+        return (isinstance(failure, APIStatusError) and failure.code == grpc.StatusCode.UNAVAILABLE
+                and not self.closed and self._options.resume_turns > 0 and self.resumes < C.MAX_RESUMES)
+
+    def turn_flow(self, request: pb.ConverseRequest, reopen: pb.ConverseRequest) -> TurnFlow:
+        """One turn: sent (a busy refusal resent as ``busy_retries`` allows), and when its stream
+        ends UNAVAILABLE, the conversation reopened with ``reopen``, its kept texts replayed and
+        the turn sent again. Returns the turn's answer in this conversation's numbering."""
+        resumed = False
+        try:
+            while True:
+                try:
+                    if not resumed:
+                        answer = yield from _sent(request, Retries(self._options, unavailable=False))
+                    else:
+                        pace = replay_pace(self._turns_per_second)
+                        for kept in tuple(self._kept):
+                            yield from _replayed(kept.request(), self._resume_retries(), next(pace))
+                        yield Wait(next(pace))
+                        answer = yield from _sent(request, self._resume_retries())
+                    return self._answered(request.turn, answer, resumed)
+                except APIStatusError as failure:
+                    if not self.resumable(failure):
+                        raise
+                self.resumes += 1
+                resumed = True
+                self._offset = None  # the new stream counts from 0, the replay included
+                self.opened((yield Reopen(reopen)))
+        except TurnRefusedError:
+            raise  # one turn refused: the conversation goes on
+        except AffectClientError:
+            self.close()  # the conversation has ended
+            raise
+
+    def _resume_retries(self) -> Retries:
+        busy = max(self._options.busy_retries, C.RESUME_BUSY_RETRIES)
+        return Retries(self._options.replace(busy_retries=busy), unavailable=False)
+
+    def _answered(self, turn: pb.Turn, answer: TurnResult, resumed: bool) -> TurnResult:
+        """The answer numbered on from the conversation's earlier turns (a reopened stream counts
+        its replayed turns from 0), its text kept for a later resume."""
+        if self._offset is None:
+            self._offset = self._next_index - answer.turn_index
+        offset = self._offset
+        self._next_index = answer.turn_index + offset + 1
+        if turn.HasField("text"):
+            self._kept.append(KeptTurn(turn.text, turn.speaker, turn.turn_id))
+        if not offset and not resumed:
+            return answer
+        return dataclasses.replace(
+            answer, turn_index=answer.turn_index + offset, resumed=resumed,
+            events=tuple(dataclasses.replace(e, turn_index=e.turn_index + offset) for e in answer.events))
+
+
+def _sent(request: pb.ConverseRequest, retries: Retries) -> Generator[Step, Any, TurnResult]:
+    """The turn's answer; a refusal that ``retries`` allows is resent after its delay."""
+    while True:
+        try:
+            return (yield Exchange(request))
+        except TurnRefusedError as refused:
+            delay = retries.delay(refused)
+            if delay is None:
+                raise
+        yield Wait(delay)
+
+
+def _replayed(request: pb.ConverseRequest, retries: Retries, pause: float) -> Generator[Step, Any, None]:
+    """A kept turn sent again, its answer discarded. One the new server refuses for good (a
+    smaller text limit) is left out: the replay goes on without it."""
+    yield Wait(pause)
+    try:
+        yield from _sent(request, retries)
+    except TurnRefusedError:
+        pass
+
+
+def driving(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], TurnResult],
+            reopen: Callable[[pb.ConverseRequest], pb.ConversationOpened]) -> TurnResult:
+    """Run a turn's flow, blocking: each step performed, its outcome sent back in (or its
+    failure thrown in), until the flow returns the turn's result."""
+    perform: dict[type, Callable[[Any], Any]] = {
+        Exchange: lambda step: exchange(step.request),
+        Reopen: lambda step: reopen(step.request),
+        Wait: lambda step: time.sleep(step.seconds) if step.seconds > 0 else None,
+    }
+    outcome: Any = None  # the first send starts the flow
+    failure: AffectClientError | None = None
+    while True:
+        try:
+            step = flow.throw(failure) if failure is not None else flow.send(outcome)
+        except StopIteration as done:
+            return done.value
+        try:
+            outcome, failure = perform[type(step)](step), None
+        except AffectClientError as error:
+            outcome, failure = None, error
+
+
+async def driving_async(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], Awaitable[TurnResult]],
+                        reopen: Callable[[pb.ConverseRequest], Awaitable[pb.ConversationOpened]]) -> TurnResult:
+    """``driving`` for coroutines: the same flow, waiting with ``asyncio.sleep``."""
+    perform: dict[type, Callable[[Any], Awaitable[Any]]] = {
+        Exchange: lambda step: exchange(step.request),
+        Reopen: lambda step: reopen(step.request),
+        Wait: lambda step: asyncio.sleep(step.seconds),
+    }
+    outcome: Any = None
+    failure: AffectClientError | None = None
+    while True:
+        try:
+            step = flow.throw(failure) if failure is not None else flow.send(outcome)
+        except StopIteration as done:
+            return done.value
+        try:
+            outcome, failure = await perform[type(step)](step), None
+        except AffectClientError as error:
+            outcome, failure = None, error

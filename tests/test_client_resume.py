@@ -1,0 +1,211 @@
+"""A conversation carried across a server restart (``affect_client._resume``): against real
+servers on loopback, drained and started again on the same port mid-conversation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from affect_client import AffectClient, AsyncAffectClient, TurnRefusedError, UnavailableError
+from affect_client import _constants as C
+from affect_client._core import ClientOptions
+from affect_client._types import TurnResult
+from affect_proto import affect_pb2 as pb
+from affect_server.launch import free_port
+from tests._serving import ServerThread
+from tests.conftest import framed_face_png
+
+SCRIPT = [  # (speaker, text): the conversation before the restart
+    ("caller", "Hi, I ordered a present for my daughter and it never came."),
+    ("agent", "I'm so sorry, let me look into it."),
+    ("caller", "This is the third time this has happened!"),
+    ("agent", "I understand. I can see the parcel was returned to our depot."),
+]
+AFTER = ("caller", "Returned? I want my money back, now.")  # the turn sent once the server is gone
+
+
+def _restarted(server: ServerThread, analyzer, **settings) -> ServerThread:
+    """``server`` drained (its open conversations told UNAVAILABLE), and a new one on its port."""
+    port = server.running.port
+    server.__exit__(None, None, None)
+    return ServerThread(analyzer, port=port, **settings).__enter__()
+
+
+def _control(target: str) -> TurnResult:
+    """The answer to AFTER in a conversation that sent SCRIPT to one server, with no restart."""
+    with AffectClient(target) as client, client.conversation() as conversation:
+        for speaker, text in SCRIPT:
+            conversation.send(text, speaker=speaker)
+        return conversation.send(AFTER[1], speaker=AFTER[0])
+
+
+def _assert_same_answer(resumed: TurnResult, control: TurnResult) -> None:
+    assert resumed.emotions == pytest.approx(control.emotions, abs=1e-5)
+    assert resumed.state.valence == pytest.approx(control.state.valence, abs=1e-5)
+    assert resumed.state.arousal == pytest.approx(control.state.arousal, abs=1e-5)
+    assert resumed.state.turns == control.state.turns == len(SCRIPT) + 1
+
+
+def test_the_default_replay_is_the_text_models_context_window(text_encoder):
+    assert C.DEFAULT_RESUME_TURNS == text_encoder.window == ClientOptions().resume_turns
+
+
+def test_a_conversation_resumes_on_the_restarted_server_with_its_context_rebuilt(analyzer):
+    """The new server reads the turn after the restart as the old one would have: the replayed
+    texts rebuilt the text context and the trajectory (the answer equals a control's that never
+    met a restart); the turn is numbered on, marked resumed, and the conversation goes on."""
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+    try:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            before = [conversation.send(text, speaker=speaker) for speaker, text in SCRIPT]
+            first_id = conversation.id
+            server = _restarted(server, analyzer)
+            after = conversation.send(AFTER[1], speaker=AFTER[0], turn_id="after")
+            then = conversation.send("Thank you.", speaker="caller")
+            assert conversation.resumes == 1 and conversation.id == first_id
+        assert [r.turn_index for r in before] == [0, 1, 2, 3] and not any(r.resumed for r in before)
+        assert after.resumed and after.turn_index == 4 and after.turn_id == "after" and after.to_dict()["resumed"] is True
+        assert not then.resumed and then.turn_index == 5
+        _assert_same_answer(after, _control(server.target))
+    finally:
+        server.__exit__(None, None, None)
+
+
+def test_an_async_conversation_resumes_alike(analyzer):
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+
+    async def twin() -> tuple[TurnResult, TurnResult, int]:
+        nonlocal server
+        async with AsyncAffectClient(server.target) as client, client.conversation() as conversation:
+            for speaker, text in SCRIPT:
+                await conversation.send(text, speaker=speaker)
+            server = await asyncio.to_thread(_restarted, server, analyzer)
+            after = await conversation.send(AFTER[1], speaker=AFTER[0])
+            then = await conversation.send("Thank you.", speaker="caller")
+            return after, then, conversation.resumes
+
+    try:
+        after, then, resumes = asyncio.run(twin())
+        assert resumes == 1 and after.resumed and after.turn_index == 4
+        assert not then.resumed and then.turn_index == 5
+        _assert_same_answer(after, _control(server.target))
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_with_resume_turns_0_the_failure_is_raised_as_before(analyzer, twin):
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+
+    async def async_twin() -> None:
+        nonlocal server
+        async with AsyncAffectClient(server.target, resume_turns=0) as client, client.conversation() as conversation:
+            await conversation.send(SCRIPT[0][1])
+            server = await asyncio.to_thread(_restarted, server, analyzer)
+            with pytest.raises(UnavailableError):
+                await conversation.send(AFTER[1])
+            assert conversation.resumes == 0
+
+    try:
+        if twin == "async":
+            asyncio.run(async_twin())
+        else:
+            with AffectClient(server.target, resume_turns=0) as client, client.conversation() as conversation:
+                conversation.send(SCRIPT[0][1])
+                server = _restarted(server, analyzer)
+                with pytest.raises(UnavailableError):
+                    conversation.send(AFTER[1])
+                assert conversation.resumes == 0
+    finally:
+        server.__exit__(None, None, None)
+
+
+def test_only_the_text_of_past_turns_is_kept_and_replayed(full_analyzer, data_root):
+    """A turn with a face and text: after the restart the new server read its text alone (no
+    turn with a face reached it but the one resent), and the client holds no image."""
+    face = framed_face_png(data_root, "happy")
+    server = ServerThread(full_analyzer, port=free_port()).__enter__()
+    try:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            seen = conversation.send(SCRIPT[0][1], speaker="caller", image=face)
+            conversation.send(SCRIPT[1][1], speaker="agent")
+            assert seen.present == ("face", "text")
+            server = _restarted(server, full_analyzer)
+            after = conversation.send(AFTER[1], speaker="caller", image=face)
+            kept = conversation._memory.kept()
+        assert after.resumed and after.turn_index == 2 and after.present == ("face", "text")
+        assert [(k.speaker, k.text.decode()) for k in kept] == [("caller", SCRIPT[0][1]), ("agent", SCRIPT[1][1]),
+                                                                ("caller", AFTER[1])]
+        assert all(type(value) in (bytes, str) for k in kept for value in vars(k).values())
+
+        def turns(modalities: str) -> float:
+            return server.running.servicer.metrics.registry.get_sample_value(
+                "affect_turn_latency_seconds_count", {"modalities": modalities}) or 0.0
+
+        assert (turns("text"), turns("face+text")) == (2.0, 1.0)  # the two replayed, the one resent
+        assert not conversation._memory.kept()  # dropped at close
+    finally:
+        server.__exit__(None, None, None)
+
+
+def test_the_replay_keeps_within_the_servers_turn_rate(analyzer):
+    """A server allowing 1 turn a second (a bucket of 2): the replay of four turns and the turn
+    resent are paced by the rate the new stream announced, and none is refused."""
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+    try:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            for speaker, text in SCRIPT:
+                conversation.send(text, speaker=speaker)
+            server = _restarted(server, analyzer, max_turns_per_second=1.0)
+            after = conversation.send(AFTER[1], speaker=AFTER[0])
+        assert after.resumed and after.turn_index == len(SCRIPT) and after.state.turns == len(SCRIPT) + 1
+        registry = server.running.servicer.metrics.registry
+        assert registry.get_sample_value("affect_refused_total", {"code": "RESOURCE_EXHAUSTED", "reason": "rate"}) is None
+        assert registry.get_sample_value("affect_turns_total") == len(SCRIPT) + 1
+    finally:
+        server.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------- the decision, without a server
+
+
+def _answer(index: int) -> TurnResult:
+    return TurnResult(turn_id="", turn_index=index, speaker=None, fused=None, present=())
+
+
+def _unavailable() -> UnavailableError:
+    return UnavailableError(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
+
+
+def test_resumes_are_bounded_and_a_refused_or_closed_conversation_is_not_resumed():
+    from affect_client._resume import ConversationMemory, driving
+
+    memory = ConversationMemory(ClientOptions())
+    turn = pb.ConverseRequest(turn=pb.Turn(text=b"hello"))
+    reopened: list[str] = []
+
+    def reopen(request: pb.ConverseRequest) -> pb.ConversationOpened:
+        reopened.append(request.open.conversation_id)
+        return pb.ConversationOpened()
+
+    def fails(request: pb.ConverseRequest) -> TurnResult:
+        raise _unavailable()
+
+    assert driving(memory.turn_flow(turn, pb.ConverseRequest()), lambda request: _answer(0), reopen).turn_index == 0
+    with pytest.raises(UnavailableError):  # never answered: resumed MAX_RESUMES times, then raised
+        driving(memory.turn_flow(turn, pb.ConverseRequest()), fails, reopen)
+    assert memory.resumes == len(reopened) == C.MAX_RESUMES and memory.closed and not memory.kept()
+
+    refusing = ConversationMemory(ClientOptions())
+    refused = TurnRefusedError(grpc.StatusCode.INVALID_ARGUMENT, "text is empty", "turn.text", "")
+    with pytest.raises(TurnRefusedError):
+        driving(refusing.turn_flow(turn, pb.ConverseRequest()), lambda request: (_ for _ in ()).throw(refused), reopen)
+    assert refusing.resumes == 0 and not refusing.closed  # the conversation goes on
+
+    closed = ConversationMemory(ClientOptions())
+    closed.close()
+    with pytest.raises(UnavailableError):
+        driving(closed.turn_flow(turn, pb.ConverseRequest()), fails, reopen)
+    assert closed.resumes == 0 and len(reopened) == C.MAX_RESUMES
