@@ -4,6 +4,7 @@ servers on loopback, drained and started again on the same port mid-conversation
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import pytest
@@ -50,6 +51,8 @@ def _assert_same_answer(resumed: TurnResult, control: TurnResult) -> None:
 
 def test_the_default_replay_is_the_text_models_context_window(text_encoder):
     assert C.DEFAULT_RESUME_TURNS == text_encoder.window == ClientOptions().resume_turns
+    with pytest.raises(ValueError, match="resume_turns must be 0"):
+        AffectClient("127.0.0.1:9", resume_turns=-1)
 
 
 def test_a_conversation_resumes_on_the_restarted_server_with_its_context_rebuilt(analyzer):
@@ -91,6 +94,30 @@ def test_an_async_conversation_resumes_alike(analyzer):
         assert resumes == 1 and after.resumed and after.turn_index == 4
         assert not then.resumed and then.turn_index == 5
         _assert_same_answer(after, _control(server.target))
+    finally:
+        server.__exit__(None, None, None)
+
+
+def test_a_turn_whose_answer_never_came_is_sent_again(analyzer):
+    """The server stops at once while a turn waits in its batch window (a crash, a replica's
+    death): that turn is sent again on the new server, once its context is replayed."""
+    import threading
+
+    server = ServerThread(analyzer, port=free_port(), batch_max_wait_ms=1000, adaptive_batch_wait=False).__enter__()
+    answers: list[TurnResult] = []
+    try:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            conversation.send(SCRIPT[0][1], speaker=SCRIPT[0][0])
+            waiting = threading.Thread(target=lambda: answers.append(conversation.send(AFTER[1], speaker=AFTER[0])))
+            waiting.start()
+            time.sleep(0.3)  # the turn waits in the 1 s batch window
+            port = server.running.port
+            server.call(server.running.drain_and_stop(0.0))  # no grace: the turn in flight is cut off
+            server.loop.call_soon_threadsafe(server.loop.stop)
+            server = ServerThread(analyzer, port=port).__enter__()
+            waiting.join(60)
+            assert conversation.resumes == 1
+        assert [(a.resumed, a.turn_index, a.state.turns) for a in answers] == [(True, 1, 2)]
     finally:
         server.__exit__(None, None, None)
 
