@@ -1346,3 +1346,34 @@ def _until_error(stream):
         yield from stream
     except grpc.RpcError:
         return
+
+
+def test_json_logs_are_one_object_a_line_and_hold_no_content():
+    """``--log-format json`` for a log pipeline: every line the server logs is one JSON object
+    (time, level, logger, message), a turn's text is never among them, and a failure's stack comes
+    without its message (``affect_server.logs``)."""
+    import json
+
+    from affect_server.logs import JsonLineFormatter
+    from tests._serving import ServerProcess
+
+    secret = "my card number is 4929 1234 5678 9012"
+    server = ServerProcess("--log-format", "json", "--speech-model", "none", "--face-model", "none")
+    try:
+        with AffectClient(server.target) as client, client.conversation(conversation_id="call-7") as conversation:
+            assert conversation.send(secret, speaker="caller").emotion is not None
+    finally:
+        assert server.stop() == 0
+    lines = [line for line in server.log().splitlines() if not line.startswith("affect: serving on")]  # stdout's line
+    records = [json.loads(line) for line in lines]
+    assert records and all(set(r) == {"time", "level", "logger", "message"} for r in records)
+    assert any(r["message"].startswith("affect serving on") for r in records)
+    assert any("closed" in r["message"] for r in records) and "call-7" not in server.log()  # ids as digests
+    assert "4929" not in server.log() and "card" not in server.log()
+
+    try:
+        raise ValueError(secret)
+    except ValueError:
+        record = logging.LogRecord("affect.server", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    shown = json.loads(JsonLineFormatter().format(record))
+    assert shown["exception"].startswith("ValueError; stack:") and "4929" not in shown["exception"]

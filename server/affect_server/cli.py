@@ -16,6 +16,7 @@ from pathlib import Path
 
 from affect import cli as library_cli
 from affect._errors import AffectError
+from affect_server.logs import LOG_FORMATS
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -43,8 +44,9 @@ def _serve(args: argparse.Namespace) -> None:
 
     from affect_server.app import serve
     from affect_server.config import ServerConfig
+    from affect_server.logs import configure_logging
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, args.log_format)
     if not args.ray:  # Ray's start-up has its own processes to take down
         _stop_at_once_until_serving()
     if args.ready_file and not args.ready_file.parent.is_dir():  # written once the models are loaded
@@ -98,6 +100,9 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", com
     serve.add_argument("--ready-file", type=Path, help="write the bound port here once serving (for scripts)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                        help="the lowest level logged (default info; no media or text is ever logged)")
+    serve.add_argument("--log-format", default="text", choices=LOG_FORMATS,
+                       help="text (default) or json: one JSON object a line (time, level, logger, message) "
+                            "for a log pipeline")
     ray = serve.add_argument_group("Ray Serve (see docs/deploy-ray.md)")
     ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of one process")
     ray.add_argument("--ray-address", help="an existing Ray cluster ('auto' or ray://host:10001); default: start one here")

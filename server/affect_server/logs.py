@@ -1,0 +1,39 @@
+"""The server's log lines: plain text for a terminal, or one JSON object a line for a log
+pipeline (``affect serve --log-format json``: Loki, Elasticsearch, Cloud Logging read it as is).
+
+Either way a line holds what the code wrote and nothing of a request's content: the service
+logs conversation digests, counts and error ids, never text, audio or images. An exception
+attached to a record is given as its type and stack, without its message, which could quote a
+turn's content (as ``AffectServicer`` logs a failed turn).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from datetime import datetime, timezone
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonLineFormatter(logging.Formatter):
+    """``{"time", "level", "logger", "message"}`` (and ``"exception"``: type and stack) a line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info and record.exc_info[0] is not None:
+            kind, _, stack = record.exc_info
+            line["exception"] = f"{kind.__name__}; stack:\n" + "".join(traceback.format_tb(stack))
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """The root logger at ``level`` (debug, info, warning, error), writing to stderr as ``log_format``."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {LOG_FORMATS}, got {log_format!r}")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLineFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
