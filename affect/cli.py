@@ -436,11 +436,22 @@ def cmd_models(args: argparse.Namespace) -> None:
 AddCommands = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]", argparse.ArgumentParser], None]
 
 
+def _installed_version() -> str:
+    """The installed package's version (a checkout not installed says so)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("affect")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentParser:
     """The library's commands; ``add_commands(subparsers, common)`` adds more after ``plot``
     (``affect_server.cli`` adds ``demo`` and ``serve``; ``common`` is the ``--quiet`` parent)."""
     parser = argparse.ArgumentParser(prog="affect", description="Emotion, sentiment, valence and arousal per conversation turn.",
                                      epilog=EXIT_CODES)
+    parser.add_argument("--version", action="version", version=f"affect {_installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     common = argparse.ArgumentParser(add_help=False)

@@ -192,6 +192,14 @@ def test_help_and_input_errors_import_no_model_machinery(tmp_path: Path):
     assert _no_heavy_imports(run.format(["analyze", str(tmp_path / "nothing-here")])) == []
 
 
+def test_version_is_the_installed_packages_and_loads_nothing():
+    from importlib.metadata import version
+
+    out = affect("--version")
+    assert out.returncode == 0 and out.stdout.decode().strip() == f"affect {version('affect')}"
+    assert _no_heavy_imports("from affect_server.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass") == []
+
+
 @pytest.mark.parametrize("flag", ["--audio", "--image", "--conversation", "--video"])
 def test_a_directory_where_a_file_is_expected_gets_one_line(tmp_path: Path, flag: str):
     out = affect("analyze", flag, str(tmp_path))
