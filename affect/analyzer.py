@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from affect.conversation import Conversation, Turn
+from affect.conversation import Conversation, Turn, TurnFields
 from affect.results import MODALITIES, Modality, ModalityResult, ModelLoadEvent, TurnResult
 from affect.text.encoder import TextEncoder
 from affect.text.prior import DEFAULT_PRIOR, PriorSpec
@@ -119,8 +119,9 @@ class Analyzer:
         """
         return Conversation(self, conversation_id, text_context=text_context, text_prior=text_prior)
 
-    def analyze(self, turn: Turn | None = None, /, **fields: object) -> TurnResult:
-        """One turn on its own, with no conversation around it."""
+    def analyze(self, turn: Turn | str | bytes | None = None, /, **fields: Unpack[TurnFields]) -> TurnResult:
+        """One turn on its own, with no conversation around it: a text first, its fields as
+        keywords, or a ``Turn`` (as ``Conversation.analyze``)."""
         return Conversation(self).analyze(turn, **fields)
 
     def analyze_conversation(self, turns: Iterable[Turn]) -> list[TurnResult]:

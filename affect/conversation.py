@@ -10,8 +10,8 @@ three, live in ``affect.turn_flow``, which ``analyze`` (in place), the server an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from affect._errors import ConversationClosedError, InvalidInputError
 from affect.fusion import fuse
@@ -61,6 +61,35 @@ class Turn:
         return not self.carried()
 
 
+class TurnFields(TypedDict, total=False):
+    """``Turn``'s fields as keywords (``conversation.analyze(text=..., speaker=...)``), typed for
+    editors and type checkers; ``tests/test_rules.py`` keeps the two alike."""
+
+    text: str | bytes | None
+    speaker: str | None
+    audio: Any
+    sample_rate: int | None
+    image: Any
+    images: Sequence[Any]
+    channel_order: str | None
+
+
+def as_turn(turn: "Turn | str | bytes | None", fields: TurnFields) -> Turn:
+    """The turn ``analyze`` was given: a ``Turn``, its fields as keywords, or its text first
+    (``analyze("Where is my refund?", speaker="caller")``, as the client's ``send`` takes it)."""
+    if isinstance(turn, (str, bytes)):
+        if "text" in fields:
+            raise TypeError("the text was given twice: first and as text=")
+        return replace(Turn(**fields), text=turn)
+    if turn is None:
+        return Turn(**fields)
+    if not isinstance(turn, Turn):
+        raise TypeError(f"analyze() takes a Turn, a text or a turn's fields as keywords, got {type(turn).__name__}")
+    if fields:
+        raise TypeError(f"pass a Turn or its fields, not both (got a Turn and {', '.join(sorted(fields))})")
+    return turn
+
+
 @dataclass
 class PreparedTurn:
     """A checked turn and the requests it makes of each encoder (decoded audio and images,
@@ -93,11 +122,10 @@ class Conversation:
         self._turns = {m: turns_of(encoder) for m, encoder in analyzer.encoders.items()}  # the one table
         self._states: dict[Modality, Any] = {m: turns.new_state(options) for m, turns in self._turns.items()}
 
-    def analyze(self, turn: Turn | None = None, /, **fields: object) -> TurnResult:
-        """Analyse the next turn: ``conversation.analyze(text="...", speaker="caller")``."""
-        if turn is not None and fields:
-            raise TypeError(f"pass a Turn or its fields, not both (got a Turn and {', '.join(sorted(fields))})")
-        prepared = self.prepare(turn if turn is not None else Turn(**fields))  # type: ignore[arg-type]  # Turn checks its fields
+    def analyze(self, turn: Turn | str | bytes | None = None, /, **fields: Unpack[TurnFields]) -> TurnResult:
+        """Analyse the next turn: ``conversation.analyze("...", speaker="caller")``, its fields as
+        keywords (``text=``, ``audio=``, ``image=`` ...) or a ``Turn``."""
+        prepared = self.prepare(as_turn(turn, fields))
         return analyze_prepared(self, prepared)  # each encoder on this turn alone (affect.turn_flow)
 
     def prepare(self, turn: Turn) -> PreparedTurn:

@@ -99,6 +99,28 @@ def test_a_turn_meets_the_images_rule_once_where_it_is_made(full_analyzer, data_
     assert len(checked) == 2  # the refused turn's check and this turn's one
 
 
+def test_a_text_first_is_the_turns_text_as_in_the_client(analyzer):
+    """``analyzer.analyze("...")`` (as the client's ``send("...")`` takes it) failed with an
+    AttributeError deep inside; a text first is the turn's text, and the keyword fields are typed
+    as Turn's (``TurnFields``, kept alike here)."""
+    from dataclasses import fields
+
+    from affect.conversation import TurnFields
+
+    assert set(TurnFields.__annotations__) == {f.name for f in fields(Turn)}
+    line = "My parcel is lost again."
+    alone = analyzer.analyze(line)
+    assert alone.to_dict() == analyzer.analyze(text=line).to_dict() == analyzer.analyze(Turn(text=line)).to_dict()
+    conversation = analyzer.conversation()
+    first = conversation.analyze(line, speaker="caller")
+    assert first.turn_index == 0 and first.state.speakers[0].speaker == "caller"
+    assert conversation.analyze(line.encode(), speaker="caller").turn_index == 1  # bytes, as Turn takes them
+    with pytest.raises(TypeError, match="got int"):
+        conversation.analyze(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="twice"):
+        conversation.analyze(line, text="another")
+
+
 def test_a_closed_conversation_refuses_turns_instead_of_reading_them_without_state(analyzer):
     """Used after its ``with`` block, a conversation read audio and images as "nothing was sent"
     and failed on text with an AttributeError: its state is gone, so it says so."""

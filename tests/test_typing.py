@@ -31,14 +31,14 @@ def test_the_library_the_client_and_code_using_them_type_check(monkeypatch):
 
 
 def test_the_check_finds_a_misuse(tmp_path, monkeypatch):
-    """The check bites: a string where a Turn is expected, a reading used as if it were always there."""
+    """The check bites: a misspelt turn field, a reading used as if it were always there."""
     monkeypatch.chdir(ROOT)
     wrong = tmp_path / "wrong_usage.py"
     wrong.write_text("from affect import Analyzer\n"
-                     "result = Analyzer().analyze('My parcel is lost again.')\n"
+                     "result = Analyzer().analyze('My parcel is lost again.', speeker='caller')\n"
                      "print(result.valence + 1)\n")
     status, report = _mypy(wrong)
     print(report)
     assert status == 1
-    assert 'wrong_usage.py:2: error: Argument 1 to "analyze" of "Analyzer" has incompatible type "str"' in report
+    assert 'wrong_usage.py:2: error: Unexpected keyword argument "speeker" for "analyze" of "Analyzer"' in report
     assert "wrong_usage.py:3: error: Unsupported operand types" in report and '"None"' in report
