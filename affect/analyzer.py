@@ -124,8 +124,8 @@ class Analyzer:
         keywords, or a ``Turn`` (as ``Conversation.analyze``)."""
         return Conversation(self).analyze(turn, **fields)
 
-    def analyze_conversation(self, turns: Iterable[Turn]) -> list[TurnResult]:
-        """Every turn of a whole conversation, in order."""
+    def analyze_conversation(self, turns: Iterable[Turn | str | bytes]) -> list[TurnResult]:
+        """Every turn of a whole conversation, in order (each a ``Turn``, or a text alone)."""
         conversation = Conversation(self)
         return [conversation.analyze(turn) for turn in turns]
 

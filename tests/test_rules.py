@@ -115,6 +115,8 @@ def test_a_text_first_is_the_turns_text_as_in_the_client(analyzer):
     first = conversation.analyze(line, speaker="caller")
     assert first.turn_index == 0 and first.state.speakers[0].speaker == "caller"
     assert conversation.analyze(line.encode(), speaker="caller").turn_index == 1  # bytes, as Turn takes them
+    whole = analyzer.analyze_conversation([line, Turn(text="Thanks, that helps.")])
+    assert [r.turn_index for r in whole] == [0, 1] and whole[0].emotions == first.emotions
     with pytest.raises(TypeError, match="got int"):
         conversation.analyze(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="twice"):
