@@ -1,5 +1,5 @@
 """What users of the typed API see: mypy, with the project's configuration (pyproject.toml), finds
-no error in the library, the client, or user code written as the READMEs show it
+no error in the library, the client, the server, or user code written as the READMEs show it
 (tests/typing_usage/public_api_usage.py), and does find one in code that misuses the API."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def _mypy(*paths: Path) -> tuple[int, str]:
 
 def test_the_library_the_client_and_code_using_them_type_check(monkeypatch):
     monkeypatch.chdir(ROOT)
-    status, report = _mypy(ROOT / "affect", ROOT / "clients" / "python" / "affect_client", USAGE)
+    status, report = _mypy(ROOT / "affect", ROOT / "clients" / "python" / "affect_client", ROOT / "server" / "affect_server",
+                           USAGE)
     print(report)
     assert status == 0, report
 

@@ -107,7 +107,7 @@ def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
     if problem:
         raise SystemExit(f"affect serve: cannot listen on {address}: {problem}")
     try:
-        if config.tls_cert:
+        if config.tls_cert and config.tls_key:  # ServerConfig.check refuses one without the other
             credentials = grpc.ssl_server_credentials([(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())])
             port = server.add_secure_port(address, credentials)
         else:
@@ -185,12 +185,13 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     analyzer = analyzer or Analyzer(**config.analyzer_choices(), encoder_options=config.encoder_options(),
                                     runtime=config.runtime)
     detector = getattr(getattr(analyzer, "face", None), "detector", None)  # a loaded face encoder's
-    if hasattr(detector, "searches"):
+    if detector is not None and hasattr(detector, "searches"):
         metrics.watch_face_detector(lambda: dict(detector.searches), lambda: detector.model.windows_read)
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="affect-model")
     # Heavy turns (long audio, many pixels) get one worker and batchers of their own, at the
     # lowest CPU priority: they use the cores the other conversations leave.
     heavy_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-heavy", initializer=lower_this_thread)
+    servicer: AffectServicer  # made below, once its batchers exist
     in_flight = (lambda: servicer.in_flight) if config.adaptive_batch_wait else None  # noqa: E731 - read once the servicer exists
     batchers = _batchers(analyzer, config, executor, metrics, max_size=config.batch_max_size,
                          max_wait=config.batch_max_wait_ms / 1000, demand=in_flight,

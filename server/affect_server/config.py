@@ -126,14 +126,14 @@ class ServerConfig:
     def from_args(cls, args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> "ServerConfig":
         """Flags win over ``AFFECT_*`` environment variables, which win over defaults."""
         env = dict(os.environ if env is None else env)
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             raw = getattr(args, f.name, None) if args is not None else None
             if raw is None:
                 raw = env.get(cls.ENV_PREFIX + f.name.upper())
             if raw is None or raw == "":
                 continue
-            kind = type(f.default) if f.default is not None else str
+            kind: Any = type(f.default) if f.default is not None else str
             try:
                 values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError:
@@ -209,10 +209,10 @@ class ServerConfig:
             return self.model_threads
         return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
-    def analyzer_choices(self) -> dict[str, object]:
+    def analyzer_choices(self) -> dict[str, Any]:
         """Keyword arguments of ``affect.Analyzer`` for the configured models."""
 
-        def choice(name: str) -> object:
+        def choice(name: str) -> Any:
             return None if name.lower() == "none" else (True if name.lower() == "default" else name)
 
         return {m.value: choice(getattr(self, f"{m.value}_model")) for m in MODALITIES}  # a <modality>_model setting each

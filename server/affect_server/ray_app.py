@@ -187,8 +187,8 @@ class EncoderDeployment:
         detector = getattr(encoder, "detector", None)  # a face encoder's
         self._detector_counts = FaceDetectorCounts(detector) if hasattr(detector, "searches") else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{modality}-encoder")
-        self.run.set_max_batch_size(max_batch_size)
-        self.run.set_batch_wait_timeout_s(batch_wait_s)
+        self.run.set_max_batch_size(max_batch_size)  # type: ignore[attr-defined]  # added by @serve.batch
+        self.run.set_batch_wait_timeout_s(batch_wait_s)  # type: ignore[attr-defined]
         log.info("%s encoder ready: %s", modality, encoder.model_id)
 
     async def describe(self) -> Any:
@@ -235,7 +235,8 @@ class AffectIngress:
                 main = {m: h for m, h in self._handles.items() if m in MODALITIES}
                 heavy = {m.removesuffix(HEAVY_SUFFIX): h for m, h in self._handles.items() if m.endswith(HEAVY_SUFFIX)}
                 fronts = {m: await h.describe.remote() for m, h in main.items()}
-                analyzer = Analyzer(**{m: fronts.get(m) for m in MODALITIES})
+                stand_ins: dict[str, Any] = {m: fronts.get(m) for m in MODALITIES}
+                analyzer = Analyzer(**stand_ins)
                 submitters = {m: RemoteEncoder(h) for m, h in main.items()}
                 executor = ThreadPoolExecutor(max_workers=self._config.workers, thread_name_prefix="affect-prepare")
                 heavy_lane = Lane(ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-prepare-heavy",
@@ -286,19 +287,22 @@ def build_app(config: ServerConfig, settings: RaySettings | None = None) -> Appl
         if choices[modality] is None:
             continue
         scale: DeploymentScale = getattr(settings, modality)
-        encoders[modality] = EncoderDeployment.options(name=f"{modality}-encoder", **scale.options()).bind(
+        # @serve.deployment made each class a Deployment, whose options() mypy does not see
+        encoders[modality] = EncoderDeployment.options(  # type: ignore[attr-defined]
+            name=f"{modality}-encoder", **scale.options()).bind(
             modality, choices[modality], config.batch_max_size, config.batch_max_wait_ms / 1000, settings.model_threads,
             config.runtime, config.encoder_options().get(modality, {}))
         if settings.heavy is not None and modality in HEAVY_MODALITIES:
             # sent at once (no wait), at most as many as the server lets in flight
-            encoders[modality + HEAVY_SUFFIX] = EncoderDeployment.options(
+            encoders[modality + HEAVY_SUFFIX] = EncoderDeployment.options(  # type: ignore[attr-defined]
                 name=f"{modality}-encoder-heavy", **settings.heavy.options()).bind(
                 modality, choices[modality], config.max_heavy_turns, 0.0, settings.model_threads, config.runtime,
                 config.encoder_options().get(modality, {}), lane="heavy")
     if not encoders:
         raise ValueError("at least one of text_model, speech_model, face_model must not be 'none'")
     config_dict = {k: v for k, v in asdict(config).items() if k not in ("host", "port", "metrics_port", "tls_cert", "tls_key")}
-    return AffectIngress.options(name="AffectIngress", **settings.ingress.options()).bind(config_dict, **encoders)
+    return AffectIngress.options(  # type: ignore[attr-defined]
+        name="AffectIngress", **settings.ingress.options()).bind(config_dict, **encoders)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

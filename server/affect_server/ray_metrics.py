@@ -53,7 +53,8 @@ class _Level:
     is recorded (``on_move``)."""
 
     def __init__(self, gauge: Gauge, on_move: Callable[[], None] = _NOTHING) -> None:
-        self._gauge, self._value, self._function, self._on_move = gauge, 0.0, None, on_move
+        self._gauge, self._value, self._on_move = gauge, 0.0, on_move
+        self._function: Callable[[], float] | None = None
         gauge.set(0.0)
 
     def inc(self, amount: float = 1.0) -> None:

@@ -8,7 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from affect_server.config import ServerConfig
 
@@ -37,7 +37,8 @@ def start_on_ray(config: ServerConfig, settings: RaySettings | None = None, *, a
         # --metrics-port: this cluster's metrics agent exports Ray's, Serve's and the service's own
         # metrics there (affect_server.ray_metrics); a cluster started apart sets its own
         # (`ray start --metrics-export-port`).
-        metrics = {"_metrics_export_port": config.metrics_port} if address is None and config.metrics_port else {}
+        metrics: dict[str, Any] = ({"_metrics_export_port": config.metrics_port}
+                                   if address is None and config.metrics_port else {})
         ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                  configure_logging=False, _system_config=system, **metrics)
     serve.start(

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
 
 import grpc
 
@@ -39,6 +40,9 @@ from affect_server.convert import check_id, model_infos, text_prior_from_pb, tur
 from affect_server.limits import ConversationSlots, InFlightBudget, PeerLimits, Ticket, TokenBucket
 from affect_server.metrics import ServiceMetrics
 from affect_server.retry_hint import LatencyEstimate, clamp_ms, retry_trailers
+
+if TYPE_CHECKING:
+    from affect_server.ray_metrics import RayServiceMetrics
 
 log = logging.getLogger("affect.server")
 
@@ -106,8 +110,8 @@ _BUSY = {
 
 
 class AffectServicer(pb_grpc.AffectServiceServicer):
-    def __init__(self, analyzer: Analyzer, config: ServerConfig, metrics: ServiceMetrics, batchers: dict,
-                 executor: Executor, heavy: Lane | None = None) -> None:
+    def __init__(self, analyzer: Analyzer, config: ServerConfig, metrics: ServiceMetrics | RayServiceMetrics,
+                 batchers: dict, executor: Executor, heavy: Lane | None = None) -> None:
         self.analyzer = analyzer
         self.executor = executor
         self.config = config
@@ -481,11 +485,13 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return None
 
     async def _abort(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: str,
-                     retry_after_ms: int = 0):
+                     retry_after_ms: int = 0) -> NoReturn:
+        """End the call with ``code`` (``context.abort`` raises), counted under ``reason``."""
         self.metrics.refused.labels(code.name, reason).inc()
         if retry_after_ms:
             await context.abort(code, message, trailing_metadata=retry_trailers(code, message, retry_after_ms))
         await context.abort(code, message)
+        raise AssertionError("grpc's abort returned")  # it raises; here for the type checker
 
 
 @dataclass(frozen=True)
