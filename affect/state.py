@@ -9,7 +9,9 @@ recent values per speaker and at most ``max_speakers`` speakers (the least recen
 With a forecaster (``affect.forecast.Forecaster``, loaded by default by ``Analyzer``), every turn
 with a reading also gives each recent speaker's next-turn P(negative) and P(anger)
 (``StateSnapshot.forecast``), and ``escalation_risk`` is raised when a speaker's forecast anger
-reaches ``escalation_anger``: the warning comes before the angry turn, not after it.
+reaches ``escalation_anger``. It is a forecast of the speaker's next turn: often raised once
+their anger has begun (on MELD, most warnings come on a turn already read as anger), sometimes
+before it; its event-level precision and recall are in the forecast model card.
 """
 
 from __future__ import annotations
@@ -45,7 +47,32 @@ class StateThresholds:
     # escalation_risk: a speaker's forecast P(anger) for their next turn at least this (chosen on
     # MELD dev by recipes/forecast: see affect/models/forecast/MODEL_CARD.md) ...
     escalation_anger: float = 0.20  # forecast-gru@2 on MELD dev: 36% of the next turns so warned were angry (base rate 15%)
-    escalation_rearm: float = 0.13  # ... re-armed when it falls below this (two thirds of it)
+    escalation_rearm: float = 0.13  # ... re-armed when it falls below this (two thirds of it), or when
+    escalation_calm_turns: int = 3  # ... the speaker's smoothed anger has stayed under anger_rearm this many turns
+
+    def __post_init__(self) -> None:
+        """Values that would break the events silently (no speaker kept, a warning on every turn,
+        an empty history) are refused here, naming the field."""
+        def refuse(name: str, rule: str) -> None:
+            raise ValueError(f"StateThresholds.{name} must be {rule}, got {getattr(self, name)!r}")
+
+        if not 0 < self.smoothing <= 1:
+            refuse("smoothing", "in (0, 1]")
+        for name in ("trend_turns", "negative_turns", "anger_rise_turns", "max_speakers", "escalation_calm_turns"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                refuse(name, "a whole number of at least 1")
+        if not isinstance(self.history, int) or self.history < max(self.trend_turns, self.anger_rise_turns + 1):
+            refuse("history", f"a whole number of at least trend_turns and anger_rise_turns + 1 "
+                              f"({max(self.trend_turns, self.anger_rise_turns + 1)})")
+        for name in ("anger_level", "anger_rearm", "escalation_anger", "escalation_rearm"):
+            if not 0 <= getattr(self, name) <= 1:
+                refuse(name, "a probability in [0, 1]")
+        if self.anger_rearm > self.anger_level:
+            refuse("anger_rearm", f"at most anger_level ({self.anger_level})")
+        if self.escalation_rearm > self.escalation_anger:
+            refuse("escalation_rearm", f"at most escalation_anger ({self.escalation_anger})")
+        if not self.recovered_valence >= self.negative_valence:
+            refuse("recovered_valence", f"at least negative_valence ({self.negative_valence})")
 
 
 class ForecasterLike(Protocol):
@@ -85,6 +112,7 @@ class _Track:
     negative_armed: bool = True
     in_negative: bool = False
     anger_armed: bool = True
+    calm_turns: int = 0  # the speaker's turns in a row with smoothed anger under anger_rearm
     escalation_armed: bool = True
 
     def update(self, estimate: AffectEstimate, alpha: float) -> None:
@@ -113,6 +141,7 @@ class ConversationState:
         self._forecaster = forecaster
         self._readings: deque[Reading] = deque(maxlen=forecaster.window if forecaster else 1)
         self._forecast: tuple[SpeakerForecast, ...] = ()
+        self._last_index: int | None = None
 
     @property
     def forecaster(self) -> ForecasterLike | None:
@@ -126,6 +155,10 @@ class ConversationState:
         ``forecast_reading``: the turn as the forecaster is to read it, if not ``estimate``."""
         if estimate is None:
             return (self.snapshot() if self._all.turns else None), ()
+        if self._last_index is not None and turn_index <= self._last_index:
+            raise ValueError(f"turn_index {turn_index} after turn {self._last_index}: a conversation's turns come in order")
+        self._last_index = turn_index
+        speaker = speaker or None  # "" is no speaker, as on the wire (affect_server.convert)
         t = self.thresholds
         self._all.update(estimate, t.smoothing)
         track = self._speakers.pop(speaker, None) or _Track(t.history)
@@ -151,7 +184,10 @@ class ConversationState:
                 track.escalation_armed = False
                 out.append(Event("escalation_risk", f.speaker, turn_index, f.anger,
                                  f"{f.speaker or 'the speaker'}'s next turn is likely to be angry (P {f.anger:.2f})"))
-            elif not track.escalation_armed and f.anger < t.escalation_rearm:
+            elif not track.escalation_armed and (f.anger < t.escalation_rearm
+                                                 or track.calm_turns >= t.escalation_calm_turns):
+                # The forecast remembers an angry spell for many turns after it: a speaker seen calm
+                # again is warned of a second spell too, as rising_anger re-arms on their own anger.
                 track.escalation_armed = True
         return tuple(out)
 
@@ -206,4 +242,5 @@ class ConversationState:
                                 f"{who} is getting angrier (anger {anger[-1]:.2f})"))
         elif not track.anger_armed and anger[-1] < t.anger_rearm:
             track.anger_armed = True
+        track.calm_turns = track.calm_turns + 1 if anger[-1] < t.anger_rearm else 0
         return tuple(events)

@@ -4,10 +4,12 @@
     python examples/chatbot.py [--target 127.0.0.1:50051]
 
 Each line you type is one turn of one conversation stream. The bot picks its tone from the
-turn's emotion, and it hands over to a human *before* the anger arrives: each result carries
-the forecast of how your next turn is likely to feel (``result.state.forecast``), and when the
-server raises ``escalation_risk`` for you (forecast P(anger) past the threshold documented in
-``affect/state.py``), the bot passes the conversation on instead of answering again.
+turn's emotion, and it hands over to a human when your next turn is forecast to be angry: each
+result carries the forecast of how your next turn is likely to feel (``result.state.forecast``),
+and when the server raises ``escalation_risk`` for you (forecast P(anger) past the threshold
+documented in ``affect/state.py``), the bot passes the conversation on instead of answering
+again. The warning often comes once anger has begun, sometimes before it (its precision and
+recall: the forecast model card).
 """
 
 from __future__ import annotations

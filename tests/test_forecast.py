@@ -161,3 +161,18 @@ def test_escalation_risk_fires_on_a_real_escalating_conversation(analyzer, data_
     assert warned, "no escalation_risk for Rachel"
     assert warned[0].turn_index < angry[1], warned
     assert warned[0].value >= StateThresholds().escalation_anger and "Rachel" in warned[0].message
+
+
+def test_escalation_risk_warns_again_after_the_speaker_has_calmed_down():
+    """The forecast remembers an angry spell for many turns after it (it stayed above the 0.13
+    re-arm level through twelve calm turns), so a second spell raised no warning; the warning
+    re-arms too once the speaker's own anger has stayed low for ``escalation_calm_turns`` turns."""
+    from affect.forecast import Forecaster
+    from affect.state import ConversationState
+    from tests.test_state import reading
+
+    state = ConversationState(forecaster=Forecaster())
+    script = ["anger"] * 3 + ["neutral"] * 12 + ["anger"] * 4
+    warned = [i for i, emotion in enumerate(script)
+              for e in state.update(reading(emotion), "customer", i)[1] if e.kind == "escalation_risk"]
+    assert len(warned) == 2 and warned[0] < 3 and warned[1] >= 15, warned  # one per angry spell, none while calm

@@ -112,3 +112,35 @@ def test_an_event_about_another_speaker_says_whom_it_is_about_in_rows():
         {"kind": "escalation_risk", "speaker": None}]}
     assert turn_row(turn)["events"] == "rising_anger,escalation_risk(agent),escalation_risk(unnamed)"
     assert event_label("escalation_risk", None, None) == "escalation_risk"
+
+
+@pytest.mark.parametrize("setting, named", [({"history": 0}, "history"), ({"max_speakers": 0}, "max_speakers"),
+                                            ({"escalation_rearm": 0.3}, "escalation_rearm"),
+                                            ({"trend_turns": 0}, "trend_turns"), ({"negative_turns": 0}, "negative_turns"),
+                                            ({"smoothing": 0.0}, "smoothing"), ({"smoothing": 1.5}, "smoothing"),
+                                            ({"anger_rearm": 0.5}, "anger_rearm")])
+def test_thresholds_that_would_break_the_events_are_refused(setting, named):
+    """history=0 failed on the first turn (max() of nothing), max_speakers=0 dropped every event,
+    a re-arm level above its warning level warned on every turn: each is refused, naming it."""
+    with pytest.raises(ValueError, match=f"StateThresholds.{named} must be"):
+        StateThresholds(**setting)
+
+
+def test_turns_out_of_order_are_refused_before_anything_changes():
+    """A turn index lower than the last one failed deep in the forecaster with 'math domain error',
+    after the turn count and speakers had changed."""
+    state = ConversationState()
+    state.update(reading("neutral"), "a", 5)
+    before = state.snapshot()
+    with pytest.raises(ValueError, match="turn_index 3 after turn 5"):
+        state.update(reading("anger"), "b", 3)
+    assert state.snapshot() == before
+
+
+def test_an_empty_speaker_is_no_speaker_as_on_the_wire():
+    """The server reads speaker "" as no speaker; the library kept "" and None as two speakers, so
+    the same traffic gave other states and events in-process than over the wire."""
+    state = ConversationState()
+    state.update(reading("neutral"), None, 0)
+    snapshot, _ = state.update(reading("anger"), "", 1)
+    assert [s.speaker for s in snapshot.speakers] == [None] and snapshot.speakers[0].turns == 2

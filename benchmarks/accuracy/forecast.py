@@ -32,7 +32,9 @@ from affect.datasets.text_corpora import read_text_corpus
 from affect.forecast import Forecaster
 from affect.forecast_baselines import persistence_scores, trend_scores
 from affect.forecast_features import Reading, next_turn_pairs
-from affect.labels import Emotion, Sentiment
+from affect.labels import EMOTION_NAMES, Emotion, Sentiment
+from affect.results import AffectEstimate
+from affect.state import ConversationState, StateThresholds
 from affect.text import TextEncoder
 from affect.text.encoder import TextRequest
 from affect.text.prior import DEFAULT_PRIOR
@@ -106,6 +108,51 @@ def score(forecaster: Forecaster, dialogues: Sequence[Dialogue], readings: Seque
     return Scored(np.array(labels), {s: np.concatenate(v) for s, v in parts.items()}, np.array(owner))
 
 
+def escalation_events(forecaster: Forecaster, dialogues: Sequence[Dialogue], readings: Sequence[Sequence[Reading]],
+                      thresholds: StateThresholds | None = None) -> dict[str, float]:
+    """What a console is told: each dialogue's readings through ``ConversationState`` (text alone,
+    so the fused reading is the text's), and its ``escalation_risk`` events judged against the
+    gold of the warned speaker's next turn.
+
+    ``event_precision``: of the events whose speaker speaks again, the share whose next turn is
+    angry; ``event_recall``: of the angry turns of a speaker heard before in the dialogue, the
+    share warned about since that speaker's previous turn; ``events_on_angry_reading``: events
+    raised when the speaker's latest reading already had anger on top; ``events_never_answered``:
+    events about a speaker who does not speak again."""
+    anger = EMOTION_NAMES.index("anger")
+    events = judged = hits = on_angry = unanswered = angry = warned = with_event = 0
+    for d, rs in zip(dialogues, readings):
+        state = ConversationState(thresholds, forecaster=forecaster)
+        raised: list[tuple[int, str | None]] = []  # (position in the dialogue, speaker)
+        for position, r in enumerate(rs):
+            estimate = AffectEstimate(**AffectEstimate.fields_from_probs(r.probs[:len(EMOTION_NAMES)],
+                                                                          r.probs[len(EMOTION_NAMES):]))
+            _, fired = state.update(estimate, r.speaker, r.turn_index)
+            raised += [(position, e.speaker) for e in fired if e.kind == "escalation_risk"]
+        with_event += bool(raised)
+        speakers = [r.speaker for r in rs]
+        for position, who in raised:
+            events += 1
+            own = [q for q in range(position + 1) if speakers[q] == who]
+            on_angry += bool(own) and max(range(len(EMOTION_NAMES)), key=rs[own[-1]].probs.__getitem__) == anger
+            later = next((q for q in range(position + 1, len(rs)) if speakers[q] == who), None)
+            if later is None:
+                unanswered += 1
+            elif d.gold[later][1] >= 0:
+                judged += 1
+                hits += d.gold[later][1]
+        for q, who in enumerate(speakers):
+            before = [p for p in range(q) if speakers[p] == who]
+            if d.gold[q][1] == 1 and before:
+                angry += 1
+                warned += any(s == who and before[-1] <= p < q for p, s in raised)
+    n = max(1, len(dialogues))
+    return {"event_precision": hits / max(1, judged), "event_recall": warned / max(1, angry),
+            "events_per_dialogue": events / n, "dialogues_with_event": with_event / n,
+            "events_on_angry_reading": on_angry / max(1, events), "events_never_answered": unanswered / max(1, events),
+            "events": float(events), "angry_turns_after_a_turn": float(angry)}
+
+
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     known = labels >= 0
     y = labels[known]
@@ -157,18 +204,30 @@ def run(args: argparse.Namespace) -> Report:
     sets = {"MELD test": ("", meld_dialogues("test", args.data_root)),
             "EmoContext test": ("emocontext_", emocontext_dialogues(args.data_root))}
     data = {}
+    event_rows: list[list] = []
     for name, (prefix, dialogues) in sets.items():
         if args.limit:
             dialogues = dialogues[: args.limit]
-        scored = score(forecaster, dialogues, read_all(encoder, dialogues))
+        readings = read_all(encoder, dialogues)
+        scored = score(forecaster, dialogues, readings)
         figures(scored, prefix, metrics, rows, name)
         data[name] = f"{len(dialogues)} dialogues, {len(scored.labels)} forecast pairs"
+        if name == "MELD test":  # EmoContext's chats end on the turn forecast: no event can be judged in them
+            told = escalation_events(forecaster, dialogues, readings)
+            metrics.update({f"escalation_{k}": v for k, v in told.items()})
+            event_rows.append([name, f"{told['events']:.0f}", f"{told['event_precision']:.3f}", f"{told['event_recall']:.3f}",
+                               f"{told['events_per_dialogue']:.2f}", f"{told['dialogues_with_event']:.2f}",
+                               f"{told['events_on_angry_reading']:.2f}", f"{told['events_never_answered']:.2f}"])
     return Report(
         task="forecast",
         metrics=metrics,
         tables={"Next-turn forecast AUROC [95% bootstrap interval over dialogues]": (
             ["set", "next turn is", "pairs", "base rate", "forecast", "persistence", "trend", "interval of the lead excludes both"],
-            rows)},
+            rows),
+                "The escalation_risk events a console is told (affect/state.py's default thresholds)": (
+            ["set", "events", "next turn angry (precision)", "angry turns warned since the speaker's last (recall)",
+             "events per dialogue", "dialogues with one", "raised on a turn read as anger", "speaker never speaks again"],
+            event_rows)},
         models={"text": encoder.model_id, "forecast": forecaster.model_id, "text prior": f"{DEFAULT_PRIOR} (the library's default; the forecaster learnt from readings under "
                       f"'{forecaster.weights.value.meta['readings_prior']}')"},
         data=data,
