@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from affect.conversation import Conversation, Turn, TurnFields
 from affect.results import MODALITIES, Modality, ModalityResult, ModelLoadEvent, TurnResult
+from affect.state import StateThresholds
 from affect.text.encoder import TextEncoder
 from affect.text.prior import DEFAULT_PRIOR, PriorSpec
 from affect.text.weights import TextWeights
@@ -105,7 +106,7 @@ class Analyzer:
         return {m.value: enc.model_id for m, enc in self.encoders.items() if enc}
 
     def conversation(self, conversation_id: str | None = None, *, text_context: bool = True,
-                     text_prior: PriorSpec = None) -> Conversation:
+                     text_prior: PriorSpec = None, thresholds: StateThresholds | None = None) -> Conversation:
         """A new conversation; usable directly or as a context manager.
 
         ``conversation_id`` (and each turn's ``speaker``) is at most 128 characters with no
@@ -116,8 +117,12 @@ class Analyzer:
         Analyzer's (a preset or a mapping of emotions); ``None`` keeps the Analyzer's. One
         analyzer (or server) can so serve a support desk and a chatbot each under its own.
         Raises ``ValueError`` naming what is wrong with it.
+
+        ``thresholds``: the numbers behind this conversation's events (``affect.state.StateThresholds``:
+        e.g. ``StateThresholds(escalation_anger=0.3)`` for fewer, surer escalation warnings).
         """
-        return Conversation(self, conversation_id, text_context=text_context, text_prior=text_prior)
+        return Conversation(self, conversation_id, text_context=text_context, text_prior=text_prior,
+                            thresholds=thresholds)
 
     def analyze(self, turn: Turn | str | bytes | None = None, /, **fields: Unpack[TurnFields]) -> TurnResult:
         """One turn on its own, with no conversation around it: a text first, its fields as

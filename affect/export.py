@@ -19,7 +19,7 @@ from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 # The columns of a row, in order (a file's rows add a leading "file" column).
 COLUMNS: tuple[str, ...] = (
     "turn_index", "speaker", "emotion", "confidence", "sentiment", "valence", "arousal", "present", "no_reading",
-    "absent", "events", "faces", "state_valence", "state_arousal", "valence_trend",
+    "absent", "events", "faces", "state_valence", "state_arousal", "valence_trend", "next_p_negative", "next_p_anger",
     *(f"p_{name}" for name in EMOTION_NAMES), *(f"p_sentiment_{name}" for name in SENTIMENT_NAMES),
 )
 
@@ -50,10 +50,17 @@ def turn_row(data: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
         "state_valence": state.get("valence"),
         "state_arousal": state.get("arousal"),
         "valence_trend": state.get("valence_trend"),
+        # the forecast of this row's speaker's next turn (the state forecasts every recent speaker's)
+        **_own_forecast(state.get("forecast") or (), data.get("speaker")),
     }
     row.update({f"p_{name}": emotions.get(name) for name in EMOTION_NAMES})
     row.update({f"p_sentiment_{name}": sentiments.get(name) for name in SENTIMENT_NAMES})
     return row
+
+
+def _own_forecast(forecast: Iterable[Mapping[str, Any]], speaker: Any) -> dict[str, Any]:
+    own = next((f for f in forecast if f.get("speaker") == speaker), {})
+    return {"next_p_negative": own.get("negative"), "next_p_anger": own.get("anger")}
 
 
 def to_pandas(rows: Sequence[Mapping[str, Any]]) -> Any:

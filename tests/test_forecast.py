@@ -176,3 +176,18 @@ def test_escalation_risk_warns_again_after_the_speaker_has_calmed_down():
     warned = [i for i, emotion in enumerate(script)
               for e in state.update(reading(emotion), "customer", i)[1] if e.kind == "escalation_risk"]
     assert len(warned) == 2 and warned[0] < 3 and warned[1] >= 15, warned  # one per angry spell, none while calm
+
+
+def test_a_rows_next_turn_forecast_is_its_speakers(analyzer):
+    """CSV and pandas rows carried the state but not the forecast: ``next_p_negative`` and
+    ``next_p_anger`` are the forecast of the row's own speaker's next turn."""
+    from affect.export import COLUMNS, turn_row
+
+    with analyzer.conversation() as conversation:
+        conversation.analyze("Where is my refund? I asked twice already.", speaker="customer")
+        result = conversation.analyze("Let me check that for you right away.", speaker="agent")
+    row = turn_row(result.to_dict())
+    agent = next(f for f in result.state.forecast if f.speaker == "agent")
+    assert (row["next_p_negative"], row["next_p_anger"]) == (agent.negative, agent.anger)
+    assert {"next_p_negative", "next_p_anger"} <= set(COLUMNS)
+    assert turn_row({"speaker": "x"})["next_p_anger"] is None  # no state yet: an empty cell

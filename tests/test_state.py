@@ -144,3 +144,16 @@ def test_an_empty_speaker_is_no_speaker_as_on_the_wire():
     state.update(reading("neutral"), None, 0)
     snapshot, _ = state.update(reading("anger"), "", 1)
     assert [s.speaker for s in snapshot.speakers] == [None] and snapshot.speakers[0].turns == 2
+
+
+def test_an_analyzers_conversation_takes_its_own_thresholds(analyzer):
+    """Thresholds could be set only through Conversation(analyzer, thresholds=...), not where a
+    conversation is opened (analyzer.conversation()): a desk that wants fewer warnings had no way."""
+    strict = StateThresholds(escalation_anger=0.9, escalation_rearm=0.5)
+    conversation = analyzer.conversation(thresholds=strict)
+    assert conversation.state.thresholds is strict
+    lines = ["This is ridiculous, I'm paying for this!", "I'm furious. Cancel my account now!"]
+    assert not [e for line in lines for e in conversation.analyze(line, speaker="customer").events
+                if e.kind == "escalation_risk"]
+    default = analyzer.conversation()
+    assert [e for line in lines for e in default.analyze(line, speaker="customer").events if e.kind == "escalation_risk"]
