@@ -40,7 +40,7 @@ class StateThresholds:
     negative_turns: int = 2  # ... for this many turns in a row
     recovered_valence: float = 0.0  # re-armed (and negative_recovered raised) above this
     anger_level: float = 0.3  # rising_anger: smoothed anger probability at least this ...
-    anger_rise_turns: int = 2  # ... and rising for this many turns in a row
+    anger_rise_turns: int = 2  # ... and rising for this many turns in a row (or the speaker's first turn)
     anger_rearm: float = 0.15  # re-armed below this
     history: int = 8  # recent smoothed values kept per speaker
     max_speakers: int = 16
@@ -236,10 +236,11 @@ class ConversationState:
         anger = list(track.anger_history)
         rising = len(anger) > t.anger_rise_turns and all(
             b > a for a, b in zip(anger[-t.anger_rise_turns - 1:-1], anger[-t.anger_rise_turns:]))
-        if track.anger_armed and rising and anger[-1] >= t.anger_level:
+        opens_angry = track.turns == 1  # a first turn already angry has no rise to show: it counts as one
+        if track.anger_armed and (rising or opens_angry) and anger[-1] >= t.anger_level:
             track.anger_armed = False
-            events.append(Event("rising_anger", speaker, turn_index, anger[-1],
-                                f"{who} is getting angrier (anger {anger[-1]:.2f})"))
+            how = "is angry from the first turn" if opens_angry else "is getting angrier"
+            events.append(Event("rising_anger", speaker, turn_index, anger[-1], f"{who} {how} (anger {anger[-1]:.2f})"))
         elif not track.anger_armed and anger[-1] < t.anger_rearm:
             track.anger_armed = True
         track.calm_turns = track.calm_turns + 1 if anger[-1] < t.anger_rearm else 0

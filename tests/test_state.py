@@ -157,3 +157,15 @@ def test_an_analyzers_conversation_takes_its_own_thresholds(analyzer):
                 if e.kind == "escalation_risk"]
     default = analyzer.conversation()
     assert [e for line in lines for e in default.analyze(line, speaker="customer").events if e.kind == "escalation_risk"]
+
+
+def test_a_speaker_angry_from_the_first_turn_raises_rising_anger():
+    """A caller who opens angry had no rise to show, so no rising_anger (nor a negative shift,
+    which needs a drop): only a forecast's warning, if any. The first turn counts as the rise."""
+    state = ConversationState()
+    events = [e for _, es in run(state, [("agent", "happiness"), ("caller", "anger"), ("caller", "anger")]) for e in es]
+    anger = [e for e in events if e.kind == "rising_anger"]
+    assert len(anger) == 1 and anger[0].speaker == "caller" and anger[0].turn_index == 1
+    assert "from the first turn" in anger[0].message
+    calm = [e for _, es in run(ConversationState(), [("caller", "neutral"), ("caller", "neutral")]) for e in es]
+    assert not calm
