@@ -4,12 +4,20 @@ servers on loopback, drained and started again on the same port mid-conversation
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import grpc
 import pytest
 
-from affect_client import AffectClient, AsyncAffectClient, TurnRefusedError, UnavailableError
+from affect_client import (
+    AffectClient,
+    AsyncAffectClient,
+    ClientClosedError,
+    ConversationClosedError,
+    TurnRefusedError,
+    UnavailableError,
+)
 from affect_client import _constants as C
 from affect_client._core import ClientOptions
 from affect_client._types import TurnResult
@@ -101,8 +109,6 @@ def test_an_async_conversation_resumes_alike(analyzer):
 def test_a_turn_whose_answer_never_came_is_sent_again(analyzer):
     """The server stops at once while a turn waits in its batch window (a crash, a replica's
     death): that turn is sent again on the new server, once its context is replayed."""
-    import threading
-
     server = ServerThread(analyzer, port=free_port(), batch_max_wait_ms=1000, adaptive_batch_wait=False).__enter__()
     answers: list[TurnResult] = []
     try:
@@ -223,7 +229,8 @@ def test_resumes_are_bounded_and_a_refused_or_closed_conversation_is_not_resumed
     assert driving(memory.turn_flow(turn, pb.ConverseRequest()), lambda request: _answer(0), reopen).turn_index == 0
     with pytest.raises(UnavailableError):  # never answered: resumed MAX_RESUMES times, then raised
         driving(memory.turn_flow(turn, pb.ConverseRequest()), fails, reopen)
-    assert memory.resumes == len(reopened) == C.MAX_RESUMES and memory.closed and not memory.kept()
+    # reopened MAX_RESUMES times, but no resume got its turn answered: none counts
+    assert memory.resumes == 0 and len(reopened) == C.MAX_RESUMES and memory.closed and not memory.kept()
 
     refusing = ConversationMemory(ClientOptions())
     refused = TurnRefusedError(grpc.StatusCode.INVALID_ARGUMENT, "text is empty", "turn.text", "")
@@ -233,6 +240,202 @@ def test_resumes_are_bounded_and_a_refused_or_closed_conversation_is_not_resumed
 
     closed = ConversationMemory(ClientOptions())
     closed.close()
-    with pytest.raises(UnavailableError):
+    with pytest.raises(ConversationClosedError):  # not even sent
         driving(closed.turn_flow(turn, pb.ConverseRequest()), fails, reopen)
     assert closed.resumes == 0 and len(reopened) == C.MAX_RESUMES
+
+
+def test_a_kept_turns_repr_shows_no_text():
+    from affect_client._resume import KeptTurn
+
+    kept = KeptTurn(b"my account number is 12345", "caller", "t1")
+    assert "12345" not in repr(kept) and "caller" in repr(kept)
+
+
+# ------------------------------------------------ while a resume waits for its server to come back
+
+
+def _down(server: ServerThread) -> int:
+    """``server`` drained and stopped (its conversations told UNAVAILABLE); its port."""
+    port = server.running.port
+    server.__exit__(None, None, None)
+    return port
+
+
+def _in_thread(call) -> tuple[threading.Thread, list]:
+    """``call()`` run in a thread; what it returned or raised lands in the list."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as error:  # noqa: BLE001 - the test looks at it
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.parametrize("closing", ["conversation", "client"])
+def test_a_close_during_a_resume_ends_it_and_is_not_undone(analyzer, closing):
+    """The server is gone and a send resumes (its reopen retried while no server listens); the
+    conversation (or its client) is closed from another thread: the send raises at once, nothing
+    is reopened when the server is back, no text is kept, later sends raise."""
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+    client = AffectClient(server.target)
+    try:
+        conversation = client.conversation()
+        conversation.send(SCRIPT[0][1], speaker="caller")
+        port = _down(server)
+        thread, outcome = _in_thread(lambda: conversation.send(AFTER[1], speaker="caller"))
+        time.sleep(1.0)  # the send is retrying its reopen
+        started = time.monotonic()
+        conversation.close() if closing == "conversation" else client.close()
+        server = ServerThread(analyzer, port=port).__enter__()
+        thread.join(30)
+        expected = ConversationClosedError if closing == "conversation" else ClientClosedError
+        assert isinstance(outcome[0], expected), outcome
+        assert time.monotonic() - started < C.MAX_BACKOFF_S + 2  # not after the reopen's whole budget
+        assert not conversation._memory.kept() and conversation.resumes == 0
+        time.sleep(0.5)
+        assert server.open_conversations() == 0
+        with pytest.raises(expected):
+            conversation.send("Hello again.")
+    finally:
+        client.close()
+        server.__exit__(None, None, None)
+
+
+def test_an_async_close_during_a_resume_ends_it(analyzer):
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+
+    async def twin() -> None:
+        nonlocal server
+        async with AsyncAffectClient(server.target) as client:
+            conversation = await client.conversation().open()
+            await conversation.send(SCRIPT[0][1], speaker="caller")
+            port = await asyncio.to_thread(_down, server)
+            sending = asyncio.ensure_future(conversation.send(AFTER[1], speaker="caller"))
+            await asyncio.sleep(1.0)
+            await conversation.close()
+            server = await asyncio.to_thread(lambda: ServerThread(analyzer, port=port).__enter__())
+            with pytest.raises(ConversationClosedError):
+                await asyncio.wait_for(sending, 30)
+            assert not conversation._memory.kept() and conversation.resumes == 0
+            await asyncio.sleep(0.5)
+            assert server.open_conversations() == 0
+            with pytest.raises(ConversationClosedError):
+                await conversation.send("Hello again.")
+
+    try:
+        asyncio.run(twin())
+    finally:
+        server.__exit__(None, None, None)
+
+
+def test_an_async_send_cancelled_during_a_resume_ends_the_conversation(analyzer):
+    """As a cancelled send always did (its answer would go to the next turn): and its texts go."""
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+
+    async def twin() -> None:
+        async with AsyncAffectClient(server.target) as client:
+            conversation = await client.conversation().open()
+            await conversation.send(SCRIPT[0][1], speaker="caller")
+            await asyncio.to_thread(_down, server)
+            sending = asyncio.ensure_future(conversation.send(AFTER[1], speaker="caller"))
+            await asyncio.sleep(1.0)
+            sending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+            assert conversation._memory.closed and not conversation._memory.kept()
+            with pytest.raises(ConversationClosedError):
+                await conversation.send("Hello again.")
+
+    asyncio.run(twin())
+
+
+def test_a_send_from_another_thread_during_a_resume_waits_and_is_answered(analyzer):
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+    try:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            for speaker, text in SCRIPT[:2]:
+                conversation.send(text, speaker=speaker)
+            port = _down(server)
+            first, first_outcome = _in_thread(lambda: conversation.send(AFTER[1], speaker="caller"))
+            time.sleep(0.5)
+            second, second_outcome = _in_thread(lambda: conversation.send("And quickly.", speaker="caller"))
+            time.sleep(1.0)
+            server = ServerThread(analyzer, port=port).__enter__()
+            first.join(60)
+            second.join(60)
+            assert [(r.resumed, r.turn_index) for r in first_outcome + second_outcome] == [(True, 2), (False, 3)]
+            assert conversation.resumes == 1
+    finally:
+        server.__exit__(None, None, None)
+
+
+def test_tasks_sharing_a_conversation_wait_for_its_resume(analyzer):
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+
+    async def twin() -> list[TurnResult]:
+        nonlocal server
+        async with AsyncAffectClient(server.target) as client, client.conversation() as conversation:
+            await conversation.send(SCRIPT[0][1], speaker="caller")
+            port = await asyncio.to_thread(_down, server)
+            first = asyncio.ensure_future(conversation.send(AFTER[1], speaker="caller"))
+            await asyncio.sleep(0.5)
+            second = asyncio.ensure_future(conversation.send("And quickly.", speaker="caller"))
+            await asyncio.sleep(1.0)
+            server = await asyncio.to_thread(lambda: ServerThread(analyzer, port=port).__enter__())
+            return list(await asyncio.wait_for(asyncio.gather(first, second), 60))
+
+    try:
+        answers = asyncio.run(twin())
+        assert [(r.resumed, r.turn_index) for r in answers] == [(True, 1), (False, 2)]
+    finally:
+        server.__exit__(None, None, None)
+
+
+def test_a_send_waiting_behind_a_failed_resume_gets_its_error():
+    """The unit of the rule: a turn that waited behind a resume that failed raises that error."""
+    from affect_client._resume import ConversationMemory, driving
+
+    memory = ConversationMemory(ClientOptions())
+    turn = pb.ConverseRequest(turn=pb.Turn(text=b"hello"))
+
+    def reopen(request: pb.ConverseRequest) -> pb.ConversationOpened:
+        raise _unavailable()
+
+    def fails(request: pb.ConverseRequest) -> TurnResult:
+        raise _unavailable()
+
+    with pytest.raises(UnavailableError) as first:
+        driving(memory.turn_flow(turn, pb.ConverseRequest()), fails, reopen)
+    with pytest.raises(UnavailableError) as waiting:
+        driving(memory.turn_flow(turn, pb.ConverseRequest()), fails, reopen)
+    assert waiting.value is first.value and memory.resumes == 0
+
+
+def test_a_blip_while_the_same_server_holds_the_conversation_is_resumed(analyzer):
+    """The client's connection resets but the server's end stays open (half-open): reopening
+    the same id is refused ALREADY_EXISTS until the server's keepalive finds the old connection
+    dead and frees the conversation; the resume retries it meanwhile, and carries the turn on."""
+    from tests._proxy import HalfOpenProxy
+
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+    proxy = HalfOpenProxy(server.running.port)
+    try:
+        with AffectClient(proxy.target) as client, client.conversation() as conversation:
+            for speaker, text in SCRIPT[:2]:
+                conversation.send(text, speaker=speaker)
+            proxy.cut_client_side()
+            started = time.monotonic()
+            after = conversation.send(AFTER[1], speaker=AFTER[0])
+            assert after.resumed and after.turn_index == 2 and conversation.resumes == 1
+            assert time.monotonic() - started < C.RESUME_REOPEN_S
+            registry = server.running.servicer.metrics.registry
+            assert registry.get_sample_value("affect_refused_total", {"code": "ALREADY_EXISTS", "reason": "duplicate"}) >= 1
+    finally:
+        proxy.close()
+        server.__exit__(None, None, None)

@@ -163,6 +163,18 @@ def _batchers(analyzer: Analyzer, config: ServerConfig, executor, metrics: Servi
             for m, encoder in analyzer.encoders.items() if m.value in modalities}
 
 
+# The server pings each connection that has a call open, and drops one whose ping goes unanswered:
+# a conversation whose client's connection broke without a reset (a NAT timeout, a network blip)
+# is freed within about 20 s, not at idle_timeout_s, so the client's resume under the same id
+# (affect_client._resume, retrying ALREADY_EXISTS for 30 s) finds it gone. Clients need not ping
+# (a client ping cannot tell this server about a connection the client has already lost), and the
+# server's ping policy towards clients' pings stays gRPC's default.
+# (gRPC 1.85 times a ping out after grpc.http2.ping_timeout_ms, 60 s by default, whatever
+# keepalive_timeout_ms says: both are set.)
+KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 10_000),
+             ("grpc.http2.ping_timeout_ms", 10_000), ("grpc.http2.max_pings_without_data", 0)]
+
+
 async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -> RunningServer:
     """Check the settings and bind the port first (a mistake there is one line, before any
     model loads), then load the models and start serving."""
@@ -175,7 +187,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes),
-                 ("grpc.so_reuseport", 0), ("grpc.http2.bdp_probe", 0)],
+                 ("grpc.so_reuseport", 0), ("grpc.http2.bdp_probe", 0), *KEEPALIVE],
     )
     port = _bind(server, config)
 

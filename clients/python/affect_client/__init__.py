@@ -13,6 +13,7 @@ affect library's field names and ``to_dict()`` / ``to_json()``; see clients/pyth
 from affect_client._core import ClientOptions
 from affect_client._exceptions import (
     AffectClientError,
+    AlreadyExistsError,
     APIStatusError,
     ClientClosedError,
     ConversationClosedError,
@@ -47,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "APIStatusError",
+    "AlreadyExistsError",
     "Affect",
     "AffectClient",
     "AffectEstimate",

@@ -156,23 +156,27 @@ class AsyncConversation:
         return self
 
     async def _reopen(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
-        if self._memory.closed:  # closed by its user while the turn waited
-            raise ConversationClosedError(f"conversation {self.id} is closed")
-        self._client._channel_state.check_open()
         if self._call is not None:
             self._call.cancel()  # the stream that failed, if it has not ended yet
-        return await self._open(open_request)
+        return await self._open(open_request, resuming=True)
 
-    async def _open(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
-        """Open the stream, retried on UNAVAILABLE."""
+    async def _open(self, open_request: pb.ConverseRequest, *, resuming: bool = False) -> pb.ConversationOpened:
+        """Open the stream, retried on UNAVAILABLE (and as a resume's opening is, ``resuming``)."""
         async def attempt() -> pb.ConverseResponse:
-            self._closed = False
+            self._memory.check_open()  # closed by its user between a resume's attempts
+            self._client._channel_state.check_open()
+            self._closed = False  # this stream's; the conversation's own end is the memory's
             self._call = self._client._stub.Converse(timeout=self._options.conversation_deadline,
                                                      metadata=_core.call_metadata(self._options))
             failure: Exception
             try:
                 await self._call.write(open_request)
-                return await self._read(self._options.open_timeout)
+                opened = await self._read(self._options.open_timeout)
+                if self._memory.closed:  # closed while this stream opened: it ends at once
+                    self._call.cancel()
+                    self._closed = True
+                    self._memory.check_open()
+                return opened
             except grpc.RpcError as error:
                 failure = status_error(error)
             except asyncio.InvalidStateError:  # the call already ended: its status says why
@@ -189,7 +193,7 @@ class AsyncConversation:
             self._closed = True  # open again when the flow retries
             raise failure
 
-        opened = await _core.retrying_async(attempt, self._options)
+        opened = await _core.retrying_async(attempt, self._options, resuming=resuming)
         assert self._call is not None  # attempt() made it
         weakref.finalize(self, self._call.cancel)  # dropped without close(): the stream ends with it
         self.id = opened.opened.conversation_id
@@ -203,8 +207,10 @@ class AsyncConversation:
         the conversation stays usable. One whose server went away is sent again on a new stream
         (at-least-once; ``resumed`` in its result)."""
         self._client._channel_state.check_open()
-        if self._closed or self._call is None:
-            raise ConversationClosedError(f"conversation {self.id} is closed" if self.id else "the conversation is not open")
+        if self._call is None:
+            raise ConversationClosedError("the conversation is not open")
+        if self._memory.closed:  # not the stream's state: a send during another's resume waits its turn
+            raise ConversationClosedError(f"conversation {self.id} is closed")
         request = _core.turn_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
             channel_order=channel_order, turn_id=turn_id))
@@ -215,7 +221,12 @@ class AsyncConversation:
         the conversation resumed on a new stream)."""
         async with self._turn:  # tasks sharing a conversation take turns, each getting its own answer
             flow = self._memory.turn_flow(request, _resume.reopen_request(self._open_request, self.id))
-            return await _resume.driving_async(flow, self._exchange_once, self._reopen)
+            try:
+                return await _resume.driving_async(flow, self._exchange_once, self._reopen)
+            finally:
+                if self._memory.closed and not self._closed and self._call is not None:  # ended with its stream open
+                    self._closed = True
+                    self._call.cancel()
 
     async def _exchange_once(self, request: pb.ConverseRequest) -> TurnResult:
         # Checked under the lock: a turn that timed out before this one closed the stream, and

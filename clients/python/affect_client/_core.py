@@ -158,17 +158,30 @@ class Retries:
     """The retries of one call, one conversation's opening or one turn: UNAVAILABLE with
     jittered backoff, up to ``max_retries`` (calls and openings only); RESOURCE_EXHAUSTED that
     carries the server's retry hint, after the hinted delay, up to ``busy_retries``. Nothing
-    else is retried. Every request retried is safe to resend: a refused turn is not counted."""
+    else is retried. Every request retried is safe to resend: a refused turn is not counted.
 
-    def __init__(self, options: ClientOptions, *, unavailable: bool = True) -> None:
+    ``resuming``: a conversation's stream opened again after its server went away
+    (``affect_client._resume``). UNAVAILABLE is retried until ``max_retries`` are spent and
+    ``RESUME_REOPEN_S`` have passed, whichever comes last (a restarting server may take longer
+    to load than the backoff's median 6 s); so is ALREADY_EXISTS, which the same server says
+    while it still holds the conversation on a connection that broke (it frees it once its
+    keepalive finds the connection dead)."""
+
+    def __init__(self, options: ClientOptions, *, unavailable: bool = True, resuming: bool = False) -> None:
         self._backoff = backoff_delays(options.max_retries if unavailable else 0)
         self._busy_left = options.busy_retries
+        self._codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ALREADY_EXISTS) if resuming else (grpc.StatusCode.UNAVAILABLE,)
+        self._until = time.monotonic() + (C.RESUME_REOPEN_S if resuming else 0.0)
 
     def delay(self, error: AffectClientError) -> float | None:
         """Seconds to wait before sending again, or None to raise ``error``."""
         code = getattr(error, "code", None)
-        if code == grpc.StatusCode.UNAVAILABLE:
-            return next(self._backoff, None)
+        if code in self._codes:
+            delay = next(self._backoff, None)
+            left = self._until - time.monotonic()
+            if delay is None and left > 0:
+                delay = random.uniform(0, min(C.MAX_BACKOFF_S, left))
+            return delay
         hint = getattr(error, "retry_after", None)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED and hint is not None and hint <= C.MAX_BUSY_WAIT_S and self._busy_left > 0:
             self._busy_left -= 1
@@ -180,13 +193,14 @@ T = TypeVar("T")
 _Request = TypeVar("_Request", pb.ConverseRequest, pb.AnalyzeRequest)
 
 
-def retry_flow(options: ClientOptions, *, unavailable: bool = True) -> Generator[float, AffectClientError, None]:
+def retry_flow(options: ClientOptions, *, unavailable: bool = True,
+               resuming: bool = False) -> Generator[float, AffectClientError, None]:
     """The retry rule, written once and driven by ``retrying`` (blocking) and ``retrying_async``
     (asyncio), as httpx writes its auth flows once for both clients.
 
     Started with ``next()``; each failed attempt is sent in, and the flow answers with the
     seconds to wait before the next attempt, or raises the failure when it is not retried."""
-    retries = Retries(options, unavailable=unavailable)
+    retries = Retries(options, unavailable=unavailable, resuming=resuming)
     failure = yield 0.0
     while True:
         delay = retries.delay(failure)
@@ -195,10 +209,10 @@ def retry_flow(options: ClientOptions, *, unavailable: bool = True) -> Generator
         failure = yield delay
 
 
-def retrying(attempt: Callable[[], T], options: ClientOptions, *, unavailable: bool = True,
+def retrying(attempt: Callable[[], T], options: ClientOptions, *, unavailable: bool = True, resuming: bool = False,
              catch: type[AffectClientError] = AffectClientError) -> T:
     """``attempt()`` until it returns, retried on the failures (of type ``catch``) the flow retries."""
-    flow = retry_flow(options, unavailable=unavailable)
+    flow = retry_flow(options, unavailable=unavailable, resuming=resuming)
     next(flow)
     while True:
         try:
@@ -208,10 +222,10 @@ def retrying(attempt: Callable[[], T], options: ClientOptions, *, unavailable: b
         time.sleep(delay)
 
 
-async def retrying_async(attempt: Callable[[], Awaitable[T]], options: ClientOptions, *, unavailable: bool = True,
+async def retrying_async(attempt: Callable[[], Awaitable[T]], options: ClientOptions, *, unavailable: bool = True, resuming: bool = False,
                          catch: type[AffectClientError] = AffectClientError) -> T:
     """``retrying`` for coroutines: the same flow, waiting with ``asyncio.sleep``."""
-    flow = retry_flow(options, unavailable=unavailable)
+    flow = retry_flow(options, unavailable=unavailable, resuming=resuming)
     next(flow)
     while True:
         try:

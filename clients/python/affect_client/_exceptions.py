@@ -5,6 +5,8 @@
     │   ├── InvalidArgumentError    INVALID_ARGUMENT
     │   ├── ResourceExhaustedError  RESOURCE_EXHAUSTED (limits; ``.retry_after`` when the server is busy)
     │   ├── UnauthenticatedError    UNAUTHENTICATED (token)
+    │   ├── AlreadyExistsError      ALREADY_EXISTS (this conversation id is open on the server: yours,
+    │   │                           or a resume whose old stream the server still held after 30 s)
     │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation resumes on a new stream
     │   │                           itself, unless resume_turns=0 or it has resumed 3 times)
     │   └── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout)
@@ -47,6 +49,9 @@ class ResourceExhaustedError(APIStatusError): ...
 class UnauthenticatedError(APIStatusError): ...
 
 
+class AlreadyExistsError(APIStatusError): ...
+
+
 class UnavailableError(APIStatusError): ...
 
 
@@ -86,6 +91,7 @@ _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
 }

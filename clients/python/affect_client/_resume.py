@@ -10,8 +10,15 @@ the turns before. A turn whose answer never came is sent again: at-least-once.
 
 Only text is kept, never audio or images (biometric data, not held once a turn is answered),
 in a bounded deque that is emptied when the conversation closes or fails. A conversation is
-resumed at most ``MAX_RESUMES`` times; one closed by its user, or a turn refused
+resumed at most ``MAX_RESUMES`` times in its life; one closed by its user, or a turn refused
 (``TurnRefusedError``: its content, a limit), is never resumed.
+
+A user's ``close()`` is final: from any thread or task, during a resume too, the send waiting on
+it raises ``ConversationClosedError``, a stream opened after it is ended at once, no text is kept.
+A send cancelled or interrupted (``CancelledError``, ``KeyboardInterrupt``) ends the conversation
+as it always did (its answer would go to the next turn): the flow is closed, the texts dropped.
+Sends waiting their turn behind a resume are answered on the new stream, or raise the error
+the resume ended with.
 
 ``ConversationMemory.turn_flow`` is a generator of steps (``Exchange``, ``Reopen``, ``Wait``),
 as ``_core.retry_flow`` is; ``driving`` (blocking) and ``driving_async`` (asyncio) perform them.
@@ -24,7 +31,7 @@ import dataclasses
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 import grpc
@@ -32,7 +39,7 @@ from affect_proto import affect_pb2 as pb
 
 from affect_client import _constants as C
 from affect_client._core import ClientOptions, Retries
-from affect_client._exceptions import AffectClientError, APIStatusError, TurnRefusedError
+from affect_client._exceptions import AffectClientError, APIStatusError, ConversationClosedError, TurnRefusedError
 from affect_client._types import TurnResult
 
 
@@ -65,7 +72,7 @@ TurnFlow = Generator[Step, Any, TurnResult]
 class KeptTurn:
     """What is kept of an answered turn to replay it: its text and who said it."""
 
-    text: bytes
+    text: bytes = field(repr=False)  # not in logs or tracebacks
     speaker: str
     turn_id: str
 
@@ -109,8 +116,10 @@ class ConversationMemory:
         self._next_index = 0  # the conversation's index of its next answered turn
         self._offset: int | None = 0  # added to the stream's turn_index; None: set by the next answer
         self._turns_per_second = 0.0
-        self.resumes = 0
+        self._attempts = 0  # resumes begun, bounded by MAX_RESUMES
+        self.resumes = 0  # resumes that got their turn answered
         self.closed = False
+        self._ended_by: AffectClientError | None = None  # the error a failed resume ended the conversation with
 
     def opened(self, opened: pb.ConversationOpened) -> None:
         """The stream (first or reopened) is open: its rate limit paces a replay."""
@@ -121,6 +130,11 @@ class ConversationMemory:
         self.closed = True
         self._kept.clear()
 
+    def check_open(self) -> None:
+        """Raise ``ConversationClosedError`` once the conversation has ended (closed, or failed)."""
+        if self.closed:
+            raise ConversationClosedError("the conversation is closed")
+
     def kept(self) -> tuple[KeptTurn, ...]:
         return tuple(self._kept)
 
@@ -128,12 +142,17 @@ class ConversationMemory:
         """Whether a turn's failure is met by resuming: the stream ended UNAVAILABLE (a Ray
         replica's death reads as that, ``effective_code``), resuming is on, and allowed again."""
         return (isinstance(failure, APIStatusError) and failure.code == grpc.StatusCode.UNAVAILABLE
-                and not self.closed and self._options.resume_turns > 0 and self.resumes < C.MAX_RESUMES)
+                and not self.closed and self._options.resume_turns > 0 and self._attempts < C.MAX_RESUMES)
 
     def turn_flow(self, request: pb.ConverseRequest, reopen: pb.ConverseRequest) -> TurnFlow:
         """One turn: sent (a busy refusal resent as ``busy_retries`` allows), and when its stream
         ends UNAVAILABLE, the conversation reopened with ``reopen``, its kept texts replayed and
-        the turn sent again. Returns the turn's answer in this conversation's numbering."""
+        the turn sent again. Returns the turn's answer in this conversation's numbering.
+
+        A turn that waited behind a resume that failed raises that resume's error; one sent
+        after the conversation ended, ``ConversationClosedError``."""
+        if self.closed:
+            raise self._ended_by or ConversationClosedError("the conversation is closed")
         resumed = False
         try:
             while True:
@@ -143,6 +162,7 @@ class ConversationMemory:
                     else:
                         pace = replay_pace(self._turns_per_second)
                         for kept in tuple(self._kept):
+                            self.check_open()
                             yield from _replayed(kept.request(), self._resume_retries(), next(pace))
                         yield Wait(next(pace))
                         answer = yield from _sent(request, self._resume_retries())
@@ -150,14 +170,22 @@ class ConversationMemory:
                 except APIStatusError as failure:
                     if not self.resumable(failure):
                         raise
-                self.resumes += 1
+                self._attempts += 1
                 resumed = True
                 self._offset = None  # the new stream counts from 0, the replay included
-                self.opened((yield Reopen(reopen)))
+                self.check_open()  # closed by its user while the turn waited
+                opened = yield Reopen(reopen)
+                self.check_open()  # closed while the stream opened: the twin ends that stream
+                self.opened(opened)
         except TurnRefusedError:
             raise  # one turn refused: the conversation goes on
-        except AffectClientError:
+        except AffectClientError as failure:
+            if resumed:
+                self._ended_by = failure  # for the turns waiting behind this one
             self.close()  # the conversation has ended
+            raise
+        except BaseException:  # GeneratorExit: the send was cancelled or interrupted, which ends it
+            self.close()
             raise
 
     def _resume_retries(self) -> Retries:
@@ -166,13 +194,20 @@ class ConversationMemory:
 
     def _answered(self, turn: pb.Turn, answer: TurnResult, resumed: bool) -> TurnResult:
         """The answer numbered on from the conversation's earlier turns (a reopened stream counts
-        its replayed turns from 0), its text kept for a later resume."""
+        its replayed turns from 0), its text kept for a later resume. A resumed turn answered
+        after its conversation was closed is not returned: that close ended the send."""
+        if resumed:
+            self.check_open()
         if self._offset is None:
             self._offset = self._next_index - answer.turn_index
         offset = self._offset
         self._next_index = answer.turn_index + offset + 1
-        if turn.HasField("text"):
+        if turn.HasField("text") and not self.closed:
             self._kept.append(KeptTurn(turn.text, turn.speaker, turn.turn_id))
+            if self.closed:  # closed from another thread meanwhile (close() sets closed, then clears)
+                self._kept.clear()
+        if resumed:
+            self.resumes += 1
         if not offset and not resumed:
             return answer
         return dataclasses.replace(
@@ -222,6 +257,9 @@ def driving(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], TurnResult]
             outcome, failure = perform[type(step)](step), None
         except AffectClientError as error:
             outcome, failure = None, error
+        except BaseException:  # interrupted: the flow ends the conversation
+            flow.close()
+            raise
 
 
 async def driving_async(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], Awaitable[TurnResult]],
@@ -243,3 +281,6 @@ async def driving_async(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest],
             outcome, failure = await perform[type(step)](step), None
         except AffectClientError as error:
             outcome, failure = None, error
+        except BaseException:  # cancelled: the flow ends the conversation
+            flow.close()
+            raise

@@ -152,24 +152,30 @@ class Conversation:
         """How many times this conversation was carried to a new stream after its server went away."""
         return self._memory.resumes
 
-    def _open(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
-        """Open the stream, retried on UNAVAILABLE."""
-        return _core.retrying(lambda: self._start(open_request), self._options, catch=APIStatusError)
+    def _open(self, open_request: pb.ConverseRequest, *, resuming: bool = False) -> pb.ConversationOpened:
+        """Open the stream, retried on UNAVAILABLE (and as a resume's opening is, ``resuming``)."""
+        return _core.retrying(lambda: self._start(open_request), self._options, resuming=resuming, catch=APIStatusError)
 
     def _reopen(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
-        if self._memory.closed:  # closed by its user while the turn waited
-            raise ConversationClosedError(f"conversation {self.id} is closed")
         self._call.cancel()  # the stream that failed, if it has not ended yet
-        return self._open(open_request)
+        return self._open(open_request, resuming=True)
 
     def _start(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
-        self._closed = False
+        self._memory.check_open()  # closed by its user between a resume's attempts
+        self._channel_state.check_open()
         self._requests: queue.Queue = queue.Queue()
         self._responses: queue.Queue = queue.Queue()
+        self._closed = False  # this stream's; the conversation's own end is the memory's
         # Neither the stream's request iterator nor its reader thread holds this object, so a
         # conversation dropped without close() is collected and its stream ended (finalize below).
-        self._call = self._stub.Converse(_requests_until_close(self._requests), timeout=self._options.conversation_deadline,
-                                           metadata=_core.call_metadata(self._options))
+        try:
+            self._call = self._stub.Converse(_requests_until_close(self._requests),
+                                               timeout=self._options.conversation_deadline,
+                                               metadata=_core.call_metadata(self._options))
+        except ValueError:  # "Cannot invoke RPC: Channel closed!": the client was closed meanwhile
+            self._closed = True
+            self._channel_state.check_open()
+            raise
         self._reader = threading.Thread(target=_read_into, args=(self._call, self._responses), daemon=True,
                                         name="affect-conversation-reader")
         self._reader.start()
@@ -178,6 +184,9 @@ class Conversation:
         self._finalizer = weakref.finalize(self, self._requests.put, _CLOSE)
         self._requests.put(open_request)
         opened = self._next_response(self._options.open_timeout)
+        if self._memory.closed:  # closed while this stream opened: it ends at once
+            self._fail()
+            self._memory.check_open()
         self.id: str = opened.opened.conversation_id
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
         return opened.opened
@@ -189,7 +198,7 @@ class Conversation:
         the conversation stays usable. One whose server went away is sent again on a new stream
         (at-least-once; ``resumed`` in its result)."""
         self._channel_state.check_open()
-        if self._closed:
+        if self._memory.closed:  # not the stream's state: a send during another's resume waits its turn
             raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
         request = _core.turn_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
@@ -201,7 +210,11 @@ class Conversation:
         the conversation resumed on a new stream)."""
         with self._turn:  # threads sharing a conversation take turns, each getting its own answer
             flow = self._memory.turn_flow(request, _resume.reopen_request(self._open_request, self.id))
-            return _resume.driving(flow, self._exchange_once, self._reopen)
+            try:
+                return _resume.driving(flow, self._exchange_once, self._reopen)
+            finally:
+                if self._memory.closed and not self._closed:  # ended (closed, cancelled) with its stream open
+                    self._fail()
 
     def _exchange_once(self, request: pb.ConverseRequest) -> TurnResult:
         # Checked under the lock: a turn that timed out before this one closed the stream, and
