@@ -24,6 +24,9 @@ class ServerThread:
         return self
 
     def __exit__(self, *exc) -> None:
+        """Drain and stop; a second call (a test's ``finally`` after it stopped the server) does nothing."""
+        if self.running is None or not self.loop.is_running():
+            return
         self.call(self.running.drain_and_stop(1.0))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)

@@ -116,10 +116,11 @@ def test_a_turn_whose_answer_never_came_is_sent_again(analyzer):
             conversation.send(SCRIPT[0][1], speaker=SCRIPT[0][0])
             waiting = threading.Thread(target=lambda: answers.append(conversation.send(AFTER[1], speaker=AFTER[0])))
             waiting.start()
-            time.sleep(0.3)  # the turn waits in the 1 s batch window
+            _until(lambda: server.running.servicer.in_flight >= 1)  # admitted: it waits in the 1 s batch window
             port = server.running.port
             server.call(server.running.drain_and_stop(0.0))  # no grace: the turn in flight is cut off
             server.loop.call_soon_threadsafe(server.loop.stop)
+            server._thread.join(10)
             server = ServerThread(analyzer, port=port).__enter__()
             waiting.join(60)
             assert conversation.resumes == 1
@@ -262,6 +263,21 @@ def _down(server: ServerThread) -> int:
     return port
 
 
+def _until(condition, timeout: float = 30.0) -> None:
+    """Wait until ``condition()`` holds (polled): a state the test needs, not a guessed delay."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.02)
+
+
+async def _until_async(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.02)
+
+
 def _in_thread(call) -> tuple[threading.Thread, list]:
     """``call()`` run in a thread; what it returned or raised lands in the list."""
     outcome: list = []
@@ -289,17 +305,17 @@ def test_a_close_during_a_resume_ends_it_and_is_not_undone(analyzer, closing):
         conversation.send(SCRIPT[0][1], speaker="caller")
         port = _down(server)
         thread, outcome = _in_thread(lambda: conversation.send(AFTER[1], speaker="caller"))
-        time.sleep(1.0)  # the send is retrying its reopen
+        _until(lambda: conversation._memory._attempts == 1)  # the send is resuming: retrying its reopen
         started = time.monotonic()
         conversation.close() if closing == "conversation" else client.close()
-        server = ServerThread(analyzer, port=port).__enter__()
         thread.join(30)
         expected = ConversationClosedError if closing == "conversation" else ClientClosedError
         assert isinstance(outcome[0], expected), outcome
-        assert time.monotonic() - started < C.MAX_BACKOFF_S + 2  # not after the reopen's whole budget
+        assert time.monotonic() - started < C.MAX_BACKOFF_S + 2  # at its next attempt, not after the whole budget
         assert not conversation._memory.kept() and conversation.resumes == 0
+        server = ServerThread(analyzer, port=port).__enter__()
         time.sleep(0.5)
-        assert server.open_conversations() == 0
+        assert server.open_conversations() == 0  # nothing reopened once a server is back
         with pytest.raises(expected):
             conversation.send("Hello again.")
     finally:
@@ -317,12 +333,12 @@ def test_an_async_close_during_a_resume_ends_it(analyzer):
             await conversation.send(SCRIPT[0][1], speaker="caller")
             port = await asyncio.to_thread(_down, server)
             sending = asyncio.ensure_future(conversation.send(AFTER[1], speaker="caller"))
-            await asyncio.sleep(1.0)
+            await _until_async(lambda: conversation._memory._attempts == 1)
             await conversation.close()
-            server = await asyncio.to_thread(lambda: ServerThread(analyzer, port=port).__enter__())
             with pytest.raises(ConversationClosedError):
                 await asyncio.wait_for(sending, 30)
             assert not conversation._memory.kept() and conversation.resumes == 0
+            server = await asyncio.to_thread(lambda: ServerThread(analyzer, port=port).__enter__())
             await asyncio.sleep(0.5)
             assert server.open_conversations() == 0
             with pytest.raises(ConversationClosedError):
@@ -344,7 +360,7 @@ def test_an_async_send_cancelled_during_a_resume_ends_the_conversation(analyzer)
             await conversation.send(SCRIPT[0][1], speaker="caller")
             await asyncio.to_thread(_down, server)
             sending = asyncio.ensure_future(conversation.send(AFTER[1], speaker="caller"))
-            await asyncio.sleep(1.0)
+            await _until_async(lambda: conversation._memory._attempts == 1)
             sending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await sending
@@ -352,7 +368,10 @@ def test_an_async_send_cancelled_during_a_resume_ends_the_conversation(analyzer)
             with pytest.raises(ConversationClosedError):
                 await conversation.send("Hello again.")
 
-    asyncio.run(twin())
+    try:
+        asyncio.run(twin())
+    finally:
+        server.__exit__(None, None, None)
 
 
 def test_a_send_from_another_thread_during_a_resume_waits_and_is_answered(analyzer):
@@ -363,9 +382,9 @@ def test_a_send_from_another_thread_during_a_resume_waits_and_is_answered(analyz
                 conversation.send(text, speaker=speaker)
             port = _down(server)
             first, first_outcome = _in_thread(lambda: conversation.send(AFTER[1], speaker="caller"))
-            time.sleep(0.5)
+            _until(lambda: conversation._memory._attempts == 1)  # the first send is resuming
             second, second_outcome = _in_thread(lambda: conversation.send("And quickly.", speaker="caller"))
-            time.sleep(1.0)
+            time.sleep(0.5)  # the second send waits behind it (nothing to poll: it waits on the turn lock)
             server = ServerThread(analyzer, port=port).__enter__()
             first.join(60)
             second.join(60)
@@ -384,9 +403,9 @@ def test_tasks_sharing_a_conversation_wait_for_its_resume(analyzer):
             await conversation.send(SCRIPT[0][1], speaker="caller")
             port = await asyncio.to_thread(_down, server)
             first = asyncio.ensure_future(conversation.send(AFTER[1], speaker="caller"))
-            await asyncio.sleep(0.5)
+            await _until_async(lambda: conversation._memory._attempts == 1)
             second = asyncio.ensure_future(conversation.send("And quickly.", speaker="caller"))
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)  # the second send waits behind it on the turn lock
             server = await asyncio.to_thread(lambda: ServerThread(analyzer, port=port).__enter__())
             return list(await asyncio.wait_for(asyncio.gather(first, second), 60))
 
@@ -414,7 +433,46 @@ def test_a_send_waiting_behind_a_failed_resume_gets_its_error():
         driving(memory.turn_flow(turn, pb.ConverseRequest()), fails, reopen)
     with pytest.raises(UnavailableError) as waiting:
         driving(memory.turn_flow(turn, pb.ConverseRequest()), fails, reopen)
-    assert waiting.value is first.value and memory.resumes == 0
+    assert (waiting.value.code, str(waiting.value)) == (first.value.code, str(first.value)) and memory.resumes == 0
+    assert waiting.value is not first.value  # each waiting turn its own error, not one shared by threads
+
+
+def test_a_failed_resume_keeps_nothing_of_the_turn_that_failed():
+    """The error a failed resume ended the conversation with was kept for the turns waiting behind
+    it, and its traceback's frames held the failed turn's text and audio (and a replayed turn's
+    text) after the kept texts were dropped: the conversation keeps only how to make that error."""
+    import gc
+    import types
+
+    from affect_client._resume import ConversationMemory, driving
+
+    memory = ConversationMemory(ClientOptions(max_retries=0))
+    driving(memory.turn_flow(pb.ConverseRequest(turn=pb.Turn(text=b"kept secret")), pb.ConverseRequest()),
+            lambda request: TurnResult(turn_id="", turn_index=0, speaker=None, fused=None, present=()),
+            lambda request: pb.ConversationOpened())
+
+    def gone(request: pb.ConverseRequest) -> TurnResult:
+        raise _unavailable()
+
+    turn = pb.ConverseRequest(turn=pb.Turn(text=b"my card 4929", audio=pb.Audio(data=b"RAWAUDIO")))
+    with pytest.raises(UnavailableError):
+        driving(memory.turn_flow(turn, pb.ConverseRequest()), gone, gone)
+    del turn
+    gc.collect()
+    seen, todo, found = set(), [memory], []
+    while todo:  # what the conversation's memory reaches (a function: its closure, not its module)
+        item = todo.pop()
+        if id(item) in seen or isinstance(item, (type, types.ModuleType)):
+            continue
+        seen.add(id(item))
+        if isinstance(item, types.FunctionType):
+            todo.extend(cell.cell_contents for cell in item.__closure__ or ())
+            continue
+        if isinstance(item, pb.ConverseRequest) or (
+                isinstance(item, bytes) and any(secret in item for secret in (b"4929", b"RAWAUDIO", b"kept secret"))):
+            found.append(item)
+        todo.extend(gc.get_referents(item))
+    assert memory.closed and not found, found
 
 
 def test_a_blip_while_the_same_server_holds_the_conversation_is_resumed(analyzer):

@@ -1354,7 +1354,7 @@ def test_json_logs_are_one_object_a_line_and_hold_no_content():
     without its message (``affect_server.logs``)."""
     import json
 
-    from affect_server.logs import JsonLineFormatter
+    from affect_server.logs import TEXT_FORMAT, JsonLineFormatter, TextFormatter
     from tests._serving import ServerProcess
 
     secret = "my card number is 4929 1234 5678 9012"
@@ -1377,3 +1377,5 @@ def test_json_logs_are_one_object_a_line_and_hold_no_content():
         record = logging.LogRecord("affect.server", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
     shown = json.loads(JsonLineFormatter().format(record))
     assert shown["exception"].startswith("ValueError; stack:") and "4929" not in shown["exception"]
+    plain = TextFormatter(TEXT_FORMAT).format(record)  # the text format too (the stock one printed it)
+    assert "ValueError; stack:" in plain and "4929" not in plain

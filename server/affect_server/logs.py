@@ -18,15 +18,27 @@ LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def type_and_stack(exc_info: tuple) -> str:
+    """An exception as its type and stack, without its message (which could quote a turn)."""
+    kind, _, stack = exc_info
+    return f"{kind.__name__ if kind else 'exception'}; stack:\n" + "".join(traceback.format_tb(stack)).rstrip("\n")
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format, an exception given as ``type_and_stack`` (the stock one prints its message)."""
+
+    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+        return type_and_stack(ei)
+
+
 class JsonLineFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "message"}`` (and ``"exception"``: type and stack) a line."""
+    """``{"time", "level", "logger", "message"}`` (and ``"exception"``: ``type_and_stack``) a line."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
         if record.exc_info and record.exc_info[0] is not None:
-            kind, _, stack = record.exc_info
-            line["exception"] = f"{kind.__name__}; stack:\n" + "".join(traceback.format_tb(stack))
+            line["exception"] = type_and_stack(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
 
 
@@ -35,5 +47,5 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {LOG_FORMATS}, got {log_format!r}")
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonLineFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonLineFormatter() if log_format == "json" else TextFormatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

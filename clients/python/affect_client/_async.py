@@ -195,7 +195,9 @@ class AsyncConversation:
 
         opened = await _core.retrying_async(attempt, self._options, resuming=resuming)
         assert self._call is not None  # attempt() made it
-        weakref.finalize(self, self._call.cancel)  # dropped without close(): the stream ends with it
+        if (earlier := getattr(self, "_finalizer", None)) is not None:
+            earlier.detach()  # a stream reopened: the one before has ended (and is not kept alive by it)
+        self._finalizer = weakref.finalize(self, self._call.cancel)  # dropped without close(): the stream ends with it
         self.id = opened.opened.conversation_id
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
         return opened.opened

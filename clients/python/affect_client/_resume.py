@@ -48,7 +48,7 @@ class Exchange:
     """Send ``request`` on the stream; the answer is sent back into the flow (a ``TurnResult``),
     or its failure thrown in."""
 
-    request: pb.ConverseRequest
+    request: pb.ConverseRequest = field(repr=False)  # a turn: its text, audio and images
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Reopen:
     """Open the conversation's stream again with ``request`` (with the opening's retries on
     UNAVAILABLE); the server's ``ConversationOpened`` is sent back into the flow."""
 
-    request: pb.ConverseRequest
+    request: pb.ConverseRequest = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,9 @@ class ConversationMemory:
         self._attempts = 0  # resumes begun, bounded by MAX_RESUMES
         self.resumes = 0  # resumes that got their turn answered
         self.closed = False
-        self._ended_by: AffectClientError | None = None  # the error a failed resume ended the conversation with
+        # Makes the error a failed resume ended the conversation with, afresh for each turn that waited
+        # behind it (the error itself is not kept: its traceback's frames hold the failed turn).
+        self._ended_by: Callable[[], AffectClientError] | None = None
 
     def opened(self, opened: pb.ConversationOpened) -> None:
         """The stream (first or reopened) is open: its rate limit paces a replay."""
@@ -152,7 +154,7 @@ class ConversationMemory:
         A turn that waited behind a resume that failed raises that resume's error; one sent
         after the conversation ended, ``ConversationClosedError``."""
         if self.closed:
-            raise self._ended_by or ConversationClosedError("the conversation is closed")
+            raise self._ended_by() if self._ended_by else ConversationClosedError("the conversation is closed")
         resumed = False
         try:
             while True:
@@ -181,7 +183,7 @@ class ConversationMemory:
             raise  # one turn refused: the conversation goes on
         except AffectClientError as failure:
             if resumed:
-                self._ended_by = failure  # for the turns waiting behind this one
+                self._ended_by = _error_again(failure)  # for the turns waiting behind this one
             self.close()  # the conversation has ended
             raise
         except BaseException:  # GeneratorExit: the send was cancelled or interrupted, which ends it
@@ -213,6 +215,17 @@ class ConversationMemory:
         return dataclasses.replace(
             answer, turn_index=answer.turn_index + offset, resumed=resumed,
             events=tuple(dataclasses.replace(e, turn_index=e.turn_index + offset) for e in answer.events))
+
+
+def _error_again(failure: AffectClientError) -> Callable[[], AffectClientError]:
+    """A maker of ``failure`` anew, holding only its status and message: kept, the error's
+    traceback would keep the frames of the turn that failed, and with them its text, audio and images."""
+    kind = type(failure)
+    if isinstance(failure, APIStatusError):
+        code, details, retry_after = failure.code, failure.details, failure.retry_after
+        return lambda: kind(code, details, retry_after)
+    args = failure.args
+    return lambda: kind(*args)
 
 
 def _sent(request: pb.ConverseRequest, retries: Retries) -> Generator[Step, Any, TurnResult]:
