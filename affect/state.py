@@ -236,7 +236,9 @@ class ConversationState:
         anger = list(track.anger_history)
         rising = len(anger) > t.anger_rise_turns and all(
             b > a for a, b in zip(anger[-t.anger_rise_turns - 1:-1], anger[-t.anger_rise_turns:]))
-        opens_angry = track.turns == 1  # a first turn already angry has no rise to show: it counts as one
+        # A first turn already angry has no rise to show: it counts as one. (A speaker dropped for
+        # max_speakers who comes back starts again as new, this rule too: their state is gone.)
+        opens_angry = track.turns == 1
         if track.anger_armed and (rising or opens_angry) and anger[-1] >= t.anger_level:
             track.anger_armed = False
             how = "is angry from the first turn" if opens_angry else "is getting angrier"

@@ -213,6 +213,7 @@ class AffectIngress:
         self._config = ServerConfig(**config)
         self._handles = encoders
         self._servicer: Any = None
+        self._service_metrics: Any = None  # made once, before the servicer if a refusal comes first
         self._ready = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -228,7 +229,6 @@ class AffectIngress:
             if self._servicer is None:
                 from affect import Analyzer
                 from affect_server.priority import lower_this_thread
-                from affect_server.ray_metrics import RayServiceMetrics
                 from affect_server.remote import RemoteEncoder
                 from affect_server.servicer import AffectServicer, Lane
 
@@ -242,7 +242,7 @@ class AffectIngress:
                 heavy_lane = Lane(ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-prepare-heavy",
                                                      initializer=lower_this_thread),
                                   {m: RemoteEncoder(h) for m, h in heavy.items()}) if heavy else None
-                self._servicer = AffectServicer(analyzer, self._config, RayServiceMetrics(), submitters, executor,
+                self._servicer = AffectServicer(analyzer, self._config, self._metrics(), submitters, executor,
                                                 heavy=heavy_lane)
                 self._loop = asyncio.get_running_loop()
         return self._servicer
@@ -261,6 +261,13 @@ class AffectIngress:
         context = await self._checked(grpc_context)
         return await (await self._get_servicer()).ListModels(request, context)
 
+    def _metrics(self) -> Any:
+        if self._service_metrics is None:
+            from affect_server.ray_metrics import RayServiceMetrics
+
+            self._service_metrics = RayServiceMetrics()
+        return self._service_metrics
+
     async def _checked(self, grpc_context: Any) -> _RayContext:
         """The call's context, once its bearer token (when one is configured) is right; a
         refusal is counted as the in-process server counts it (``affect_server.auth``)."""
@@ -268,7 +275,8 @@ class AffectIngress:
         if self._config.token:
             reason = token_refusal(grpc_context.invocation_metadata(), self._config.token)
             if reason is not None:
-                (await self._get_servicer()).metrics.refused.labels(grpc.StatusCode.UNAUTHENTICATED.name, reason).inc()
+                # counted without building the servicer: a caller without the token sets nothing in motion
+                self._metrics().refused.labels(grpc.StatusCode.UNAUTHENTICATED.name, reason).inc()
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
         return context
 
