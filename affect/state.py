@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from affect.forecast_features import Reading
@@ -73,6 +73,17 @@ class StateThresholds:
             refuse("escalation_rearm", f"at most escalation_anger ({self.escalation_anger})")
         if not self.recovered_valence >= self.negative_valence:
             refuse("recovered_valence", f"at least negative_valence ({self.negative_valence})")
+
+
+def escalation_at(level: float, base: StateThresholds | None = None) -> StateThresholds:
+    """``base`` (the defaults) with ``escalation_risk`` raised at a forecast P(anger) of ``level``
+    and re-armed at the same fraction of it as by default (0.13 / 0.20): one knob for a desk
+    that wants fewer, surer warnings (or more). Raises ``ValueError`` outside (0, 1]."""
+    base = base or StateThresholds()
+    if not isinstance(level, (int, float)) or isinstance(level, bool) or not 0 < level <= 1:
+        raise ValueError(f"escalation_anger must be in (0, 1], got {level!r}")
+    return replace(base, escalation_anger=float(level),
+                   escalation_rearm=float(level) * base.escalation_rearm / base.escalation_anger)
 
 
 class ForecasterLike(Protocol):

@@ -202,6 +202,37 @@ def test_a_conversation_may_bring_its_own_text_prior(server, analyzer):
         assert client.analyze("still serving").present == ("text",)
 
 
+def test_a_conversation_may_set_when_escalation_risk_is_raised(server, analyzer):
+    """A console over gRPC could not tune escalation_risk (only a library user could, through
+    StateThresholds): ``ConversationOptions.escalation_anger`` (the client's ``escalation_anger=``)
+    sets that conversation's level, as the library's ``affect.state.escalation_at`` does; a bad
+    value is refused on opening, naming the option."""
+    import math
+
+    from affect.state import escalation_at
+
+    lines = ["This is ridiculous, I'm paying for this!", "I'm furious. Cancel my account now!"]
+
+    def warnings(conversation) -> list[float]:
+        return [e.value for line in lines for e in conversation.send(line, speaker="customer").events
+                if e.kind == "escalation_risk"]
+
+    with analyzer.conversation(thresholds=escalation_at(0.5)) as local:
+        expected = [e.value for line in lines for e in local.analyze(line, speaker="customer").events
+                    if e.kind == "escalation_risk"]
+    with AffectClient(server.target) as client:
+        with client.conversation() as default, client.conversation(escalation_anger=0.5) as surer, \
+                client.conversation(escalation_anger=0.95) as strict:
+            assert warnings(default)  # these turns warn at the library's 0.20
+            assert expected and expected[0] >= 0.5 and warnings(surer) == pytest.approx(expected, abs=1e-5)
+            assert warnings(strict) == []
+        for bad in (0.0, 1.5, math.nan):
+            with pytest.raises(InvalidArgumentError, match="options.escalation_anger must be in"):
+                with client.conversation(escalation_anger=bad) as refused:
+                    refused.send("hello")
+    assert escalation_at(0.5).escalation_rearm == pytest.approx(0.5 * 0.13 / 0.20)
+
+
 def test_turn_rate_limit_is_refused_with_resource_exhausted(analyzer):
     with ServerThread(analyzer, max_turns_per_second=1.0) as server:
         with AffectClient(server.target) as client, client.conversation() as conversation:

@@ -8,6 +8,7 @@ from affect import InvalidInputError, Modality as LibModality, ModalityResult, T
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 from affect.limits import check_id as check_id_rule, check_not_empty
 from affect.results import AffectEstimate
+from affect.state import StateThresholds, escalation_at
 from affect.text.prior import PriorSpec, parse_prior
 from affect_proto import affect_pb2 as pb
 
@@ -29,6 +30,17 @@ def text_prior_from_pb(options: pb.ConversationOptions) -> PriorSpec:
         return parse_prior(options.text_prior)
     except ValueError as exc:
         raise InvalidInputError(f"options.text_prior: {exc}", field="options.text_prior") from None
+
+
+def thresholds_from_pb(options: pb.ConversationOptions) -> StateThresholds | None:
+    """The conversation's event thresholds (``None``: the library's); raises ``InvalidInputError``
+    naming ``options.escalation_anger``."""
+    if not options.HasField("escalation_anger"):
+        return None
+    try:
+        return escalation_at(options.escalation_anger)
+    except ValueError as exc:
+        raise InvalidInputError(f"options.{exc}", field="options.escalation_anger") from None
 
 
 def turn_from_pb(message: pb.Turn) -> Turn:

@@ -66,15 +66,21 @@ class AsyncAffectClient:
         return [ModelInfo.from_pb(m) for m in (await self._unary(self._stub.ListModels, pb.ListModelsRequest())).models]
 
     def conversation(self, conversation_id: str | None = None, *, omit_modality_results: bool = False,
-                     disable_text_context: bool = False, text_prior: _core.TextPrior = None) -> "AsyncConversation":
+                     disable_text_context: bool = False, text_prior: _core.TextPrior = None,
+                     escalation_anger: float | None = None) -> "AsyncConversation":
         """A conversation; ``async with`` opens it (retried on UNAVAILABLE) and closes it.
 
         ``text_prior``: the emotion frequencies this conversation's text is expected to have (a preset
         such as ``"conversational"`` or a mapping such as ``{"neutral": 0.8, "anger": 0.2}``); ``None``: the
         server's. A value the server refuses raises ``InvalidArgumentError`` on opening.
+
+        ``escalation_anger``: the forecast P(anger) of a speaker's next turn that raises
+        ``escalation_risk`` in this conversation, in (0, 1] (``None``: the server's, 0.20); higher
+        for fewer, surer warnings.
         """
         return AsyncConversation(self, _core.open_request(conversation_id, omit_modality_results=omit_modality_results,
-                                                          disable_text_context=disable_text_context, text_prior=text_prior))
+                                                          disable_text_context=disable_text_context, text_prior=text_prior,
+                                                          escalation_anger=escalation_anger))
 
     async def close(self) -> None:
         """Close the connection (copies made by ``with_options`` share it and are closed too)."""

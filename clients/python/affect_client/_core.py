@@ -254,12 +254,13 @@ def prior_option(text_prior: TextPrior) -> str:
 
 
 def open_request(conversation_id: str | None, *, omit_modality_results: bool, disable_text_context: bool,
-                 text_prior: TextPrior = None) -> pb.ConverseRequest:
-    return pb.ConverseRequest(open=pb.OpenConversation(
-        conversation_id=conversation_id or "",
-        options=pb.ConversationOptions(omit_modality_results=omit_modality_results, disable_text_context=disable_text_context,
-                                       text_prior=prior_option(text_prior)),
-    ))
+                 text_prior: TextPrior = None, escalation_anger: float | None = None) -> pb.ConverseRequest:
+    """A conversation's opening; ``escalation_anger`` is sent only when given (unset: the server's)."""
+    options = pb.ConversationOptions(omit_modality_results=omit_modality_results, disable_text_context=disable_text_context,
+                                     text_prior=prior_option(text_prior))
+    if escalation_anger is not None:
+        options.escalation_anger = escalation_anger
+    return pb.ConverseRequest(open=pb.OpenConversation(conversation_id=conversation_id or "", options=options))
 
 
 def analyze_request(turn: pb.Turn, *, text_prior: TextPrior = None) -> pb.AnalyzeRequest:

@@ -60,14 +60,16 @@ class OpenConversation(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., options: _Optional[_Union[ConversationOptions, _Mapping]] = ...) -> None: ...
 
 class ConversationOptions(_message.Message):
-    __slots__ = ("omit_modality_results", "disable_text_context", "text_prior")
+    __slots__ = ("omit_modality_results", "disable_text_context", "text_prior", "escalation_anger")
     OMIT_MODALITY_RESULTS_FIELD_NUMBER: _ClassVar[int]
     DISABLE_TEXT_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     TEXT_PRIOR_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_ANGER_FIELD_NUMBER: _ClassVar[int]
     omit_modality_results: bool
     disable_text_context: bool
     text_prior: str
-    def __init__(self, omit_modality_results: _Optional[bool] = ..., disable_text_context: _Optional[bool] = ..., text_prior: _Optional[str] = ...) -> None: ...
+    escalation_anger: float
+    def __init__(self, omit_modality_results: _Optional[bool] = ..., disable_text_context: _Optional[bool] = ..., text_prior: _Optional[str] = ..., escalation_anger: _Optional[float] = ...) -> None: ...
 
 class Turn(_message.Message):
     __slots__ = ("turn_id", "speaker", "text", "audio", "images")
