@@ -51,15 +51,18 @@ def turn_row(data: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
         "state_arousal": state.get("arousal"),
         "valence_trend": state.get("valence_trend"),
         # the forecast of this row's speaker's next turn (the state forecasts every recent speaker's)
-        **_own_forecast(state.get("forecast") or (), data.get("speaker")),
+        **own_forecast(data),
     }
     row.update({f"p_{name}": emotions.get(name) for name in EMOTION_NAMES})
     row.update({f"p_sentiment_{name}": sentiments.get(name) for name in SENTIMENT_NAMES})
     return row
 
 
-def _own_forecast(forecast: Iterable[Mapping[str, Any]], speaker: Any) -> dict[str, Any]:
-    own = next((f for f in forecast if f.get("speaker") == speaker), {})
+def own_forecast(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``next_p_negative`` and ``next_p_anger``: the forecast of the turn's own speaker's next
+    turn in a turn's ``to_dict()`` data (``None`` each where the state has none for them)."""
+    state = data.get("state") or {}
+    own = next((f for f in state.get("forecast") or () if f.get("speaker") == data.get("speaker")), {})
     return {"next_p_negative": own.get("negative"), "next_p_anger": own.get("anger")}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from affect._format import event_label
+from affect.export import own_forecast
 from affect.labels import EMOTION_NAMES
 
 EMOTION_COLOURS: Mapping[str, str] = {
@@ -43,6 +44,7 @@ def plot_conversation(records: Sequence[Mapping[str, Any]], out: Path, *, title:
     valence = [r["valence"] if ok else nan for r, ok in zip(records, read)]
     arousal = [r["arousal"] if ok else nan for r, ok in zip(records, read)]
     smoothed = [(r.get("state") or {}).get("valence", nan) if (r.get("state") or {}).get("turns") else nan for r in records]
+    next_anger = [nan if (p := own_forecast(r)["next_p_anger"]) is None else p for r in records]
 
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(max(7.0, 0.9 * len(records) + 3), 6.2),
                                       gridspec_kw={"height_ratios": [3, 1.3]}, constrained_layout=True)
@@ -50,6 +52,9 @@ def plot_conversation(records: Sequence[Mapping[str, Any]], out: Path, *, title:
     top.plot(x, valence, "o-", color="#1f5fa8", label="valence", linewidth=2)
     top.plot(x, arousal, "s-", color="#e07b00", label="arousal", linewidth=1.5, alpha=0.85)
     top.plot(x, smoothed, "--", color="#1f5fa8", label="valence, conversation (smoothed)", linewidth=1, alpha=0.6)
+    if any(p == p for p in next_anger):  # a forecaster was loaded: the speaker's next turn, P(anger)
+        top.plot(x, next_anger, "^:", color=EMOTION_COLOURS["anger"], label="next turn P(anger), this speaker",
+                 linewidth=1.2, markersize=4, alpha=0.8)
     top.set_ylim(-1.15, 1.45)
     top.set_ylabel("valence / arousal  [-1, 1]")
     for i, (record, ok) in enumerate(zip(records, read)):
