@@ -62,7 +62,8 @@ def own_forecast(data: Mapping[str, Any]) -> dict[str, Any]:
     """``next_p_negative`` and ``next_p_anger``: the forecast of the turn's own speaker's next
     turn in a turn's ``to_dict()`` data (``None`` each where the state has none for them)."""
     state = data.get("state") or {}
-    own = next((f for f in state.get("forecast") or () if f.get("speaker") == data.get("speaker")), {})
+    speaker = data.get("speaker")
+    own: Mapping[str, Any] = next((f for f in state.get("forecast") or () if f.get("speaker") == speaker), {})
     return {"next_p_negative": own.get("negative"), "next_p_anger": own.get("anger")}
 
 
