@@ -278,6 +278,17 @@ async def _until_async(condition, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def _a_send_resuming(client: AsyncAffectClient, server: ServerThread):
+    """A conversation of one turn, its server stopped, and a send resuming (retrying its reopen):
+    the conversation, the send's task and the port a new server may take."""
+    conversation = await client.conversation().open()
+    await conversation.send(SCRIPT[0][1], speaker="caller")
+    port = await asyncio.to_thread(_down, server)
+    sending = asyncio.ensure_future(conversation.send(AFTER[1], speaker="caller"))
+    await _until_async(lambda: conversation._memory._attempts == 1)
+    return conversation, sending, port
+
+
 def _in_thread(call) -> tuple[threading.Thread, list]:
     """``call()`` run in a thread; what it returned or raised lands in the list."""
     outcome: list = []
@@ -329,11 +340,7 @@ def test_an_async_close_during_a_resume_ends_it(analyzer):
     async def twin() -> None:
         nonlocal server
         async with AsyncAffectClient(server.target) as client:
-            conversation = await client.conversation().open()
-            await conversation.send(SCRIPT[0][1], speaker="caller")
-            port = await asyncio.to_thread(_down, server)
-            sending = asyncio.ensure_future(conversation.send(AFTER[1], speaker="caller"))
-            await _until_async(lambda: conversation._memory._attempts == 1)
+            conversation, sending, port = await _a_send_resuming(client, server)
             await conversation.close()
             with pytest.raises(ConversationClosedError):
                 await asyncio.wait_for(sending, 30)
@@ -356,11 +363,7 @@ def test_an_async_send_cancelled_during_a_resume_ends_the_conversation(analyzer)
 
     async def twin() -> None:
         async with AsyncAffectClient(server.target) as client:
-            conversation = await client.conversation().open()
-            await conversation.send(SCRIPT[0][1], speaker="caller")
-            await asyncio.to_thread(_down, server)
-            sending = asyncio.ensure_future(conversation.send(AFTER[1], speaker="caller"))
-            await _until_async(lambda: conversation._memory._attempts == 1)
+            conversation, sending, _ = await _a_send_resuming(client, server)
             sending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await sending
