@@ -78,6 +78,7 @@ def test_a_conversation_resumes_on_the_restarted_server_with_its_context_rebuilt
             assert conversation.resumes == 1 and conversation.id == first_id
         assert [r.turn_index for r in before] == [0, 1, 2, 3] and not any(r.resumed for r in before)
         assert after.resumed and after.turn_index == 4 and after.turn_id == "after" and after.to_dict()["resumed"] is True
+        assert after.replayed == len(SCRIPT) and then.replayed == 0
         assert not then.resumed and then.turn_index == 5
         _assert_same_answer(after, _control(server.target))
     finally:
@@ -180,6 +181,24 @@ def test_only_the_text_of_past_turns_is_kept_and_replayed(full_analyzer, data_ro
 
         assert (turns("text"), turns("face+text")) == (2.0, 1.0)  # the two replayed, the one resent
         assert not conversation._memory.kept()  # dropped at close
+    finally:
+        server.__exit__(None, None, None)
+
+
+def test_a_resumed_answer_says_how_many_turns_the_new_server_read(analyzer):
+    """A new server with a smaller text limit refuses some replayed turns: they are left out and
+    the answer says how many were read (it said nothing of what was lost)."""
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+    try:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            for speaker, text in SCRIPT:
+                conversation.send(text, speaker=speaker)
+            limit = 40
+            server = _restarted(server, analyzer, max_text_chars=limit)
+            after = conversation.send(AFTER[1], speaker=AFTER[0])
+        fits = sum(len(text) <= limit for _, text in SCRIPT)
+        assert 0 < fits < len(SCRIPT) and after.resumed and after.replayed == fits
+        assert after.state.turns == fits + 1
     finally:
         server.__exit__(None, None, None)
 

@@ -155,7 +155,7 @@ class ConversationMemory:
         after the conversation ended, ``ConversationClosedError``."""
         if self.closed:
             raise self._ended_by() if self._ended_by else ConversationClosedError("the conversation is closed")
-        resumed = False
+        resumed, replayed = False, 0
         try:
             while True:
                 try:
@@ -163,12 +163,13 @@ class ConversationMemory:
                         answer = yield from _sent(request, Retries(self._options, unavailable=False))
                     else:
                         pace = replay_pace(self._turns_per_second)
+                        replayed = 0
                         for kept in tuple(self._kept):
                             self.check_open()
-                            yield from _replayed(kept.request(), self._resume_retries(), next(pace))
+                            replayed += yield from _replayed(kept.request(), self._resume_retries(), next(pace))
                         yield Wait(next(pace))
                         answer = yield from _sent(request, self._resume_retries())
-                    return self._answered(request.turn, answer, resumed)
+                    return self._answered(request.turn, answer, resumed, replayed)
                 except APIStatusError as failure:
                     if not self.resumable(failure):
                         raise
@@ -194,7 +195,7 @@ class ConversationMemory:
         busy = max(self._options.busy_retries, C.RESUME_BUSY_RETRIES)
         return Retries(self._options.replace(busy_retries=busy), unavailable=False)
 
-    def _answered(self, turn: pb.Turn, answer: TurnResult, resumed: bool) -> TurnResult:
+    def _answered(self, turn: pb.Turn, answer: TurnResult, resumed: bool, replayed: int = 0) -> TurnResult:
         """The answer numbered on from the conversation's earlier turns (a reopened stream counts
         its replayed turns from 0), its text kept for a later resume. A resumed turn answered
         after its conversation was closed is not returned: that close ended the send."""
@@ -213,7 +214,7 @@ class ConversationMemory:
         if not offset and not resumed:
             return answer
         return dataclasses.replace(
-            answer, turn_index=answer.turn_index + offset, resumed=resumed,
+            answer, turn_index=answer.turn_index + offset, resumed=resumed, replayed=replayed,
             events=tuple(dataclasses.replace(e, turn_index=e.turn_index + offset) for e in answer.events))
 
 
@@ -240,14 +241,15 @@ def _sent(request: pb.ConverseRequest, retries: Retries) -> Generator[Step, Any,
         yield Wait(delay)
 
 
-def _replayed(request: pb.ConverseRequest, retries: Retries, pause: float) -> Generator[Step, Any, None]:
-    """A kept turn sent again, its answer discarded. One the new server refuses for good (a
-    smaller text limit) is left out: the replay goes on without it."""
+def _replayed(request: pb.ConverseRequest, retries: Retries, pause: float) -> Generator[Step, Any, int]:
+    """A kept turn sent again, its answer discarded: 1, or 0 when the new server refuses it for
+    good (a smaller text limit): the replay goes on without it."""
     yield Wait(pause)
     try:
         yield from _sent(request, retries)
     except TurnRefusedError:
-        pass
+        return 0
+    return 1
 
 
 def driving(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], TurnResult],

@@ -215,7 +215,9 @@ class TurnResult:
     ``fused`` is ``None`` when no modality gave a reading; ``emotion``, ``emotions``,
     ``sentiment``, ``sentiments``, ``valence``, ``arousal`` and ``confidence`` read through to it.
     ``resumed``: this turn's stream had ended (a server restart) and the conversation was carried
-    to a new one before this turn was sent again (``affect_client._resume``); the client's own field.
+    to a new one before this turn was sent again (``affect_client._resume``); ``replayed``: how many
+    earlier turns' texts the new stream read before it (fewer than were kept when the new server
+    refused some, e.g. a smaller text limit). Both the client's own fields.
     """
 
     turn_id: str
@@ -231,6 +233,7 @@ class TurnResult:
     events: tuple[Event, ...] = ()
     faces: tuple[Face, ...] = ()
     resumed: bool = False
+    replayed: int = 0
 
     @property
     def has_reading(self) -> bool:
@@ -276,7 +279,7 @@ class TurnResult:
         return self.fused.confidence if self.fused else None
 
     def to_dict(self) -> dict[str, Any]:
-        """The library's ``TurnResult.to_dict()`` keys, and ``turn_id`` and ``resumed``."""
+        """The library's ``TurnResult.to_dict()`` keys, and ``turn_id``, ``resumed`` and ``replayed``."""
         reading = self.fused.estimate_dict() if self.fused else dict.fromkeys(
             ("emotion", "emotions", "sentiment", "sentiments", "valence", "arousal", "confidence"))
         return {
@@ -293,6 +296,7 @@ class TurnResult:
             "events": [dict(e.__dict__) for e in self.events],
             "faces": [f.to_dict() for f in self.faces],
             "resumed": self.resumed,
+            "replayed": self.replayed,
         }
 
     def to_json(self, **kwargs: Any) -> str:
