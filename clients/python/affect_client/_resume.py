@@ -252,6 +252,20 @@ def _replayed(request: pb.ConverseRequest, retries: Retries, pause: float) -> Ge
     return 1
 
 
+@dataclass(frozen=True)
+class _Done:
+    result: TurnResult
+
+
+def _advance(flow: TurnFlow, outcome: Any, failure: AffectClientError | None) -> Step | _Done:
+    """The flow's next step, given the last step's outcome (or its failure thrown in); ``_Done``
+    with the turn's result when the flow has returned. Both drivers advance it so."""
+    try:
+        return flow.throw(failure) if failure is not None else flow.send(outcome)
+    except StopIteration as done:
+        return _Done(done.value)
+
+
 def driving(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], TurnResult],
             reopen: Callable[[pb.ConverseRequest], pb.ConversationOpened]) -> TurnResult:
     """Run a turn's flow, blocking: each step performed, its outcome sent back in (or its
@@ -263,11 +277,7 @@ def driving(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], TurnResult]
     }
     outcome: Any = None  # the first send starts the flow
     failure: AffectClientError | None = None
-    while True:
-        try:
-            step = flow.throw(failure) if failure is not None else flow.send(outcome)
-        except StopIteration as done:
-            return done.value
+    while not isinstance(step := _advance(flow, outcome, failure), _Done):
         try:
             outcome, failure = perform[type(step)](step), None
         except AffectClientError as error:
@@ -275,6 +285,7 @@ def driving(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], TurnResult]
         except BaseException:  # interrupted: the flow ends the conversation
             flow.close()
             raise
+    return step.result
 
 
 async def driving_async(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], Awaitable[TurnResult]],
@@ -287,11 +298,7 @@ async def driving_async(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest],
     }
     outcome: Any = None
     failure: AffectClientError | None = None
-    while True:
-        try:
-            step = flow.throw(failure) if failure is not None else flow.send(outcome)
-        except StopIteration as done:
-            return done.value
+    while not isinstance(step := _advance(flow, outcome, failure), _Done):
         try:
             outcome, failure = await perform[type(step)](step), None
         except AffectClientError as error:
@@ -299,3 +306,4 @@ async def driving_async(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest],
         except BaseException:  # cancelled: the flow ends the conversation
             flow.close()
             raise
+    return step.result
