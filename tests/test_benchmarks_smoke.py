@@ -146,13 +146,31 @@ def test_accuracy_speech_unheard_voices_smoke(tmp_path: Path, data_root: Path):
     (["all", "--json", "all.json"], "one report per task"),  # all wrote the committed reports, --json unread
     (["text", "--limit", "0", "--json", "t.json"], "at least 1"),  # 0 ran the whole test set
     (["text", "--data-root", "empty", "--json", "t.json"], "build_datasets.sh"),  # a traceback
+    # CK+ and FER+ missing from --full-data were bare FileNotFoundErrors, which are no longer data
+    (["face", "--cross-corpus", "--full-data", "empty", "--json", "t.json"], "CK+48 not found at"),
+    (["face", "--full-data", "fer-only", "--limit", "2", "--json", "t.json"], "FER+ labels not found at"),
 ])
-def test_accuracy_refuses_in_one_message_what_would_mislead_or_crash(tmp_path: Path, args: list[str], message: str):
+def test_accuracy_refuses_in_one_message_what_would_mislead_or_crash(tmp_path: Path, data_root: Path, args: list[str],
+                                                                     message: str):
     (tmp_path / "empty").mkdir()
-    args = [str(tmp_path / a) if a in ("all.json", "t.json", "empty") else a for a in args]
+    (tmp_path / "fer-only" / "fer2013" / "archive").mkdir(parents=True)  # FER-2013's test faces, FER+ not built
+    (tmp_path / "fer-only" / "fer2013" / "archive" / "test").symlink_to(data_root / "face" / "fer2013-test-slice")
+    args = [str(tmp_path / a) if a in ("all.json", "t.json", "empty", "fer-only") else a for a in args]
     out = run("-m", "benchmarks.accuracy", *args, "--no-progress")
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_missing_file_that_is_not_data_is_named_without_the_data_hint(tmp_path: Path):
+    """A weights file the user named ($AFFECT_FER_MODEL, the face benchmark's baseline) was reported
+    as missing data, pointing at --data-root, --full-data and build_datasets.sh."""
+    missing = tmp_path / "emotion_model.hdf5"
+    out = run("-m", "benchmarks.accuracy", "face", "--limit", "2", "--no-progress", "--json", str(tmp_path / "f.json"),
+              env={"AFFECT_FER_MODEL": str(missing)})
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"accuracy face: AFFECT_FER_MODEL={missing}: no such file" in out.stderr, out.stderr
+    assert "build_datasets.sh" not in out.stderr and "--data-root" not in out.stderr
+    assert not list(tmp_path.glob("f.*"))
 
 
 @pytest.mark.parametrize("args, message", [

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from affect.datasets._common import DatasetNotFoundError
+from affect.datasets._common import DatasetNotFoundError, require_file
 from affect.labels import emotion_index, map_label
 
 FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
@@ -23,7 +23,8 @@ def read_fer2013_test(root: Path, duplicates: Path | None, limit: int | None) ->
     """Faces and labels of ``root/<emotion>/*.jpg``, minus the listed duplicates; also how many were dropped."""
     skip = set()
     if duplicates is not None:
-        skip = {line.strip().split("/", 1)[1] for line in duplicates.read_text().splitlines() if line.strip()}
+        skip = {line.strip().split("/", 1)[1]
+                for line in require_file(duplicates, "FER-2013 test duplicates list").read_text().splitlines() if line.strip()}
     if not root.is_dir():
         raise DatasetNotFoundError(f"FER-2013 test faces not found at {root}")
     faces, labels, dropped = [], [], 0
@@ -48,9 +49,11 @@ def read_fer2013_test(root: Path, duplicates: Path | None, limit: int | None) ->
 
 def read_ferplus_test(full_data: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray, int]:
     """FER+ Test PNGs with their majority label; contempt/unknown/not-a-face and tied votes are dropped."""
-    folder = full_data / "ferplus/data/FER2013Test"
+    folder, table = full_data / "ferplus/data/FER2013Test", full_data / "ferplus/fer2013new.csv"
+    if not table.is_file():
+        raise DatasetNotFoundError(f"FER+ labels not found at {table}")
     faces, labels, dropped = [], [], 0
-    with (full_data / "ferplus/fer2013new.csv").open(newline="") as f:
+    with table.open(newline="") as f:
         for row in csv.DictReader(f):
             name = row["Image name"].strip()
             if row["Usage"] != "PrivateTest" or not name or not (folder / name).is_file():
@@ -65,6 +68,8 @@ def read_ferplus_test(full_data: Path, limit: int | None) -> tuple[np.ndarray, n
             labels.append(emotion_index(emotion))
             if limit and len(labels) >= limit:
                 break
+    if not faces:
+        raise DatasetNotFoundError(f"no FER+ test faces of {table} in {folder}")
     return np.stack(faces), np.array(labels), dropped
 
 
@@ -82,6 +87,8 @@ CKPLUS_FOLDERS = {"anger": "anger", "disgust": "disgust", "fear": "fear", "happy
 
 def read_ckplus(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """CK+48 faces (48x48 gray, the last frames of each posed sequence), their labels and subject ids."""
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"CK+48 not found at {root}")
     faces, labels, subjects = [], [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if folder.name not in CKPLUS_FOLDERS:
@@ -93,4 +100,6 @@ def read_ckplus(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
             faces.append(_read48(path))
             labels.append(emotion_index(emotion))
             subjects.append(path.name.split("_")[0])
+    if not faces:
+        raise DatasetNotFoundError(f"no CK+48 faces (<emotion>/*.png) in {root}")
     return np.stack(faces), np.array(labels), subjects
