@@ -71,22 +71,34 @@ TEXTS = [
 ]
 
 
+# The RAVDESS test clip the committed load and profile reports sent (actor 24, fearful, 3.8 s).
+PAYLOAD_CLIP = "03-01-06-02-01-01-24"
+
+
 @dataclass
 class Payloads:
     audio: bytes  # a FLAC turn
     image: bytes  # a PNG webcam frame with one face
+    audio_name: str  # the clip's file name
 
 
 def payload_sources(data_root: Path) -> tuple[Path, np.ndarray]:
-    """The test data the payloads are made from: a RAVDESS test clip and the FER-2013 test slice's
-    angry faces (``DatasetNotFoundError`` when they are not under ``data_root``)."""
+    """The test data the payloads are made from: a RAVDESS test clip (``PAYLOAD_CLIP``, or the
+    slice's first clip when a partial slice lacks it) and the FER-2013 test slice's angry faces
+    (``DatasetNotFoundError`` when there is no clip or no angry face under ``data_root``)."""
+    from affect.datasets import DatasetNotFoundError
     from affect.datasets.face import read_fer2013_test
     from affect.datasets.ravdess import read_test_slice
     from affect.labels import Emotion, emotion_index
 
-    audio = [clip.path for clip in read_test_slice(data_root) if clip.actor == 24][40]
-    faces, labels, _ = read_fer2013_test(data_root / "face" / "fer2013-test-slice", None, None)
-    return audio, faces[labels == emotion_index(Emotion.ANGER)]
+    clips = read_test_slice(data_root)
+    audio = next((clip.path for clip in clips if clip.path.stem == PAYLOAD_CLIP), clips[0].path)
+    root = data_root / "face" / "fer2013-test-slice"
+    faces, labels, _ = read_fer2013_test(root, None, None)
+    angry = faces[labels == emotion_index(Emotion.ANGER)]
+    if not len(angry):
+        raise DatasetNotFoundError(f"no angry FER-2013 test face in {root}")
+    return audio, angry
 
 
 def load_payloads(data_root: Path) -> Payloads:
@@ -101,7 +113,7 @@ def load_payloads(data_root: Path) -> Payloads:
         canvas[60:260, 60:260] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)
         image = cv2.imencode(".png", canvas)[1].tobytes()
         if detector.analyze(image).faces:
-            return Payloads(audio.read_bytes(), image)
+            return Payloads(audio.read_bytes(), image, audio.name)
     raise SystemExit("no test face was detected")
 
 
@@ -577,7 +589,8 @@ def main(argv: list[str] | None = None) -> int:
                  "CPU: the server's user + system time over the level (every thread and child process), per turn answered "
                  "and per second of the level (cores busy); the load generator (this process, the gRPC client) shares the "
                  f"same {os.cpu_count()} cores, so a server can use at most what the generator leaves.",
-                 "Audio is a RAVDESS test clip (FLAC); the face is a FER-2013 test face enlarged on a 320x320 frame."]
+                 f"Audio is a RAVDESS test clip ({payloads.audio_name}); the face is a FER-2013 test face enlarged on a "
+                 "320x320 frame."]
         plot = load_curves_png(curves, args.json.with_suffix(".png"),
                                f"{' / '.join(mixes)} turns in turn, {args.seconds:g} s a level")
         report = Report(task="load", metrics=metrics, tables=tables, notes=notes, plots=[str(plot)])

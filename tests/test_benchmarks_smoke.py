@@ -197,6 +197,43 @@ def test_missing_data_is_one_message_naming_it_and_where_it_comes_from(tmp_path:
     assert "build_datasets.sh" in out.stderr and not list(tmp_path.glob("r.*"))
 
 
+def test_load_sends_a_clip_that_a_partial_slice_has(tmp_path: Path, data_root: Path):
+    """benchmarks.load took the 41st clip of actor 24: a slice with fewer clips raised IndexError."""
+    from affect.datasets import DatasetNotFoundError
+    from benchmarks.load import payload_sources
+
+    (tmp_path / "face").symlink_to(data_root / "face")
+    actor = tmp_path / "speech" / "ravdess-test-slice" / "Actor_24"
+    actor.mkdir(parents=True)
+    kept = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[:5]
+    for clip in kept:
+        (actor / clip.name).symlink_to(clip)
+    audio, faces = payload_sources(tmp_path)
+    assert audio.name in {clip.name for clip in kept} and audio.is_file() and len(faces) > 0
+    for clip in kept:
+        (actor / clip.name).unlink()
+    with pytest.raises(DatasetNotFoundError, match="no RAVDESS speech clips"):  # the data message, not an IndexError
+        payload_sources(tmp_path)
+
+
+def test_load_without_an_angry_face_is_missing_data(tmp_path: Path, data_root: Path):
+    """A face slice with no angry face ended in 'no test face was detected', which is not what was missing."""
+    from affect.datasets import DatasetNotFoundError
+    from benchmarks.load import payload_sources
+
+    (tmp_path / "speech").symlink_to(data_root / "speech")
+    (tmp_path / "face" / "fer2013-test-slice").mkdir(parents=True)
+    (tmp_path / "face" / "fer2013-test-slice" / "happy").symlink_to(data_root / "face" / "fer2013-test-slice" / "happy")
+    with pytest.raises(DatasetNotFoundError, match="no angry FER-2013 test face"):
+        payload_sources(tmp_path)
+
+
+def test_load_sends_the_committed_reports_clip_when_the_slice_has_it(data_root: Path):
+    from benchmarks.load import PAYLOAD_CLIP, payload_sources
+
+    assert payload_sources(data_root)[0].stem == PAYLOAD_CLIP
+
+
 @pytest.mark.parametrize("args, report", [
     (["benchmarks.speed", "--encoders", "forecast", "--repeats", "1"], "speed"),
     (["benchmarks.load", "--soak-turns", "16"], "load-soak"),
