@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,11 +81,25 @@ class Bench:
     run: Callable[[int], object]
 
 
-def bench_text(batch_sizes, data_root) -> Bench:
+def text_inputs(n: int, data_root: Path) -> list[str]:
+    """The first ``n`` MELD test turns."""
+    return [t.text for d in read_meld("test", data_root) for t in d][:n]
+
+
+def face_inputs(n: int, data_root: Path) -> np.ndarray:
+    """The first ``n`` FER-2013 test-slice faces."""
+    return read_fer2013_test(data_root / "face" / "fer2013-test-slice", None, None)[0][:n]
+
+
+def speech_inputs(n: int, data_root: Path) -> list[Path]:
+    """The first ``n`` RAVDESS test-slice clips."""
+    return [clip.path for clip in read_test_slice(data_root)[:n]]
+
+
+def bench_text(texts: list[str]) -> Bench:
     from affect.text import TextEncoder
     from affect.text._batching import tokenize
 
-    texts = [t.text for d in read_meld("test", data_root) for t in d][: max(batch_sizes)]
     encoder = TextEncoder()
 
     def run(b: int) -> None:
@@ -98,24 +113,35 @@ def bench_text(batch_sizes, data_root) -> Bench:
     return Bench(encoder, ("net",), counted_flops(lambda: run(16)) / 16, run)
 
 
-def bench_face(batch_sizes, data_root) -> Bench:
+def bench_face(faces: np.ndarray) -> Bench:
     from affect.face import FaceEncoder
 
-    faces = read_fer2013_test(data_root / "face" / "fer2013-test-slice", None, None)[0][: max(batch_sizes)]
     encoder = FaceEncoder()
     return Bench(encoder, ("net",), counted_flops(lambda: encoder.predict_proba(faces[:16])) / 16,
                  lambda b: encoder.predict_proba(faces[:b]))
 
 
-def bench_speech(batch_sizes, data_root) -> Bench:
+def bench_speech(paths: list[Path]) -> Bench:
     from affect.speech import SpeechEncoder
 
-    paths = [clip.path for clip in read_test_slice(data_root)[: max(batch_sizes)]]
     encoder = SpeechEncoder()
     clips = [encoder.prepare(p.read_bytes()) for p in paths]
     seconds = np.mean([sum(e - s for s, e in c.spans) / 16000 for c in encoder.find_speech(clips)])  # timed below with the VAD
     return Bench(encoder, ("head", "vad._model"), whisper_encoder_flops(seconds, encoder.backbone.blocks_run or WHISPER_TINY["layers"]),
                  lambda b: encoder.analyze_prepared(clips[:b]))
+
+
+@dataclass(frozen=True)
+class Timed:
+    """An encoder this benchmark times: ``inputs(n, data_root)`` reads its first ``n`` test inputs
+    (for every encoder before anything is timed), ``bench(inputs)`` loads it over them."""
+
+    inputs: Callable[[int, Path], Any]
+    bench: Callable[[Any], Bench]
+
+
+ENCODERS = {"text": Timed(text_inputs, bench_text), "face": Timed(face_inputs, bench_face),
+            "speech": Timed(speech_inputs, bench_speech)}
 
 
 def runtimes_of(name: str, asked: list[str]) -> list[str]:
@@ -200,18 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     runtimes = args.runtimes.split(",")
     data_root = args.data_root or default_data_root()
+    names = args.encoders.split(",")
+    with missing_data_exits("benchmarks.speed"):  # every encoder's inputs, so that missing data ends the run before any timing
+        inputs = {name: ENCODERS[name].inputs(max(batch_sizes), data_root) for name in names if name in ENCODERS}
 
     load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     peak = matmul_flops_per_second()
     print(f"float32 matmul: {peak / 1e9:.1f} GFLOP/s", file=sys.stderr)
-    benches = {"text": bench_text, "face": bench_face, "speech": bench_speech}
     metrics: dict[str, float] = {"matmul_gflops": peak / 1e9}
     rows = []
     models = {}
-    names = args.encoders.split(",")
-    for name in [n for n in names if n != "forecast"]:
-        with missing_data_exits("benchmarks.speed"):
-            bench = benches[name](batch_sizes, data_root)
+    for name, items in inputs.items():
+        bench = ENCODERS[name].bench(items)
         models[name] = bench.encoder.model_id
         flops = bench.flops
         metrics[f"{name}_gflop_per_item"] = flops / 1e9

@@ -234,6 +234,20 @@ def test_load_sends_the_committed_reports_clip_when_the_slice_has_it(data_root: 
     assert payload_sources(data_root)[0].stem == PAYLOAD_CLIP
 
 
+@pytest.mark.parametrize("present, missing", [("text", "FER-2013 test faces not found at"),
+                                              ("text,face", "RAVDESS speech not found at")])
+def test_speed_finds_missing_data_before_timing_anything(tmp_path: Path, data_root: Path, present: str, missing: str):
+    """It found the faces or clips missing only after timing text (minutes of a full run)."""
+    for modality in present.split(","):
+        (tmp_path / "data" / modality).parent.mkdir(exist_ok=True)
+        (tmp_path / "data" / modality).symlink_to(data_root / modality)
+    out = run("-m", "benchmarks.speed", "--data-root", str(tmp_path / "data"), "--batch-sizes", "1", "--repeats", "1",
+              "--runtimes", "torch", "--encoders", "text,face,speech", "--json", str(tmp_path / "s.json"))
+    assert out.returncode == 2 and missing in out.stderr and "build_datasets.sh" in out.stderr, out.stderr
+    assert "GFLOP" not in out.stderr and "Traceback" not in out.stderr, out.stderr  # neither the matmul peak nor text timed
+    assert not list(tmp_path.glob("s.*"))
+
+
 @pytest.mark.parametrize("args, report", [
     (["benchmarks.speed", "--encoders", "forecast", "--repeats", "1"], "speed"),
     (["benchmarks.load", "--soak-turns", "16"], "load-soak"),
