@@ -34,6 +34,7 @@ from benchmarks._output import add_output_options, committed_run, report_json
 from benchmarks._report import Report, publish
 
 WHISPER_TINY = {"layers": 4, "width": 384, "frames_per_second": 50}
+FLOP_BATCH = 16  # the items an encoder's FLOPs are counted on (text's padding included), whatever the batch sizes
 
 
 def matmul_flops_per_second(n: int = 1024, repeats: int = 20) -> float:
@@ -110,14 +111,16 @@ def bench_text(texts: list[str]) -> Bench:
             encoder.net.classify(emb, torch.zeros(len(batch), k, emb.shape[1]), torch.zeros(len(batch), k, dtype=torch.bool),
                                  torch.full((len(batch), k), 2))
 
-    return Bench(encoder, ("net",), counted_flops(lambda: run(16)) / 16, run)
+    n = min(FLOP_BATCH, len(texts))
+    return Bench(encoder, ("net",), counted_flops(lambda: run(n)) / n, run)
 
 
 def bench_face(faces: np.ndarray) -> Bench:
     from affect.face import FaceEncoder
 
     encoder = FaceEncoder()
-    return Bench(encoder, ("net",), counted_flops(lambda: encoder.predict_proba(faces[:16])) / 16,
+    n = min(FLOP_BATCH, len(faces))
+    return Bench(encoder, ("net",), counted_flops(lambda: encoder.predict_proba(faces[:n])) / n,
                  lambda b: encoder.predict_proba(faces[:b]))
 
 
@@ -228,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     data_root = args.data_root or default_data_root()
     names = args.encoders.split(",")
     with missing_data_exits("benchmarks.speed"):  # every encoder's inputs, so that missing data ends the run before any timing
-        inputs = {name: ENCODERS[name].inputs(max(batch_sizes), data_root) for name in names if name in ENCODERS}
+        inputs = {name: ENCODERS[name].inputs(max(*batch_sizes, FLOP_BATCH), data_root) for name in names if name in ENCODERS}
+    for name, items in inputs.items():  # a larger batch would time fewer items than it names
+        if len(items) < max(batch_sizes):
+            ap.error(f"--batch-sizes up to {max(batch_sizes)}: the {name} test inputs under {data_root} are only {len(items)}")
 
     load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     peak = matmul_flops_per_second()
@@ -285,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                "Speech FLOPs are the Whisper tiny encoder's, computed from its shape for the mean speech length of the "
                "clips; the trained head adds little. Speech times include the voice detector (Silero, stepped over "
                "32 ms windows, all clips of a batch together): its many small steps, not FLOPs, are most of the time "
-               "at small batches, so the speech encoder's fraction of peak is low. Text FLOPs are counted on a batch of 16 "
-               "MELD turns (padding included).",
+               "at small batches, so the speech encoder's fraction of peak is low. Text and face FLOPs are counted on a "
+               f"batch of {FLOP_BATCH} MELD turns (padding included) and of {FLOP_BATCH} faces, whatever the batch sizes.",
                "forecast_ms_per_turn: the next-turn forecast of every speaker after one turn, over a full window "
                "shared by 2 speakers (and by 4); forecast_share_of_text_turn divides it by the text encoder's "
                "ms per item at batch 1 on its fastest runtime, the cost of reading the same turn."],

@@ -248,6 +248,31 @@ def test_speed_finds_missing_data_before_timing_anything(tmp_path: Path, data_ro
     assert not list(tmp_path.glob("s.*"))
 
 
+def test_speed_counts_flops_on_as_many_items_as_it_divides_by(tmp_path: Path, data_root: Path):
+    """With batch sizes below 16 the FLOPs of the few items read were divided by 16."""
+    from affect.datasets.face import read_fer2013_test
+    from affect.face import FaceEncoder
+    from benchmarks.speed import counted_flops, main
+
+    assert main(["--encoders", "face", "--batch-sizes", "1", "--repeats", "1", "--runtimes", "torch",
+                 "--json", str(tmp_path / "s.json")]) == 0
+    metrics = json.loads((tmp_path / "s.json").read_text())["metrics"]
+    face = read_fer2013_test(data_root / "face" / "fer2013-test-slice", None, None)[0][:1]
+    assert metrics["face_gflop_per_item"] * 1e9 == pytest.approx(counted_flops(lambda: FaceEncoder().predict_proba(face)))
+
+
+def test_speed_refuses_a_batch_larger_than_its_test_inputs(tmp_path: Path, data_root: Path):
+    """A batch of 4 over a slice of 3 clips timed 3 clips and reported them as 4."""
+    actor = tmp_path / "speech" / "ravdess-test-slice" / "Actor_24"
+    actor.mkdir(parents=True)
+    for clip in sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[:3]:
+        (actor / clip.name).symlink_to(clip)
+    out = run("-m", "benchmarks.speed", "--data-root", str(tmp_path), "--encoders", "speech", "--batch-sizes", "1,4",
+              "--repeats", "1", "--runtimes", "torch", "--json", str(tmp_path / "s.json"))
+    assert out.returncode == 2 and "the speech test inputs under" in out.stderr and "only 3" in out.stderr, out.stderr
+    assert not list(tmp_path.glob("s.*"))
+
+
 @pytest.mark.parametrize("args, report", [
     (["benchmarks.speed", "--encoders", "forecast", "--repeats", "1"], "speed"),
     (["benchmarks.load", "--soak-turns", "16"], "load-soak"),
