@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from affect.datasets import default_data_root
+from affect_server.config import ServerConfig
 from affect_server.launch import ServeProcess, ServerStartError, free_port
 from benchmarks._args import names_of, positive_ints
 from benchmarks._data import missing_data_exits
@@ -56,6 +57,10 @@ COMMITTED_RUNS = {
     "load-chaos": {**THROUGHPUT_RUN, "conversations": "8"},
     "load-soak": {"soak_turns": 12000, "runtime": None},
 }
+# The servers started here read every `affect serve` setting from its AFFECT_* variable when no flag
+# gives it (the weights, --runtime, --model-threads, the face detector's settings, ...), as the
+# committed runs had none of them set.
+SERVER_ENVIRONMENT = tuple(ServerConfig.environment_variables().values())
 
 # One replica per deployment on this 2-core machine, one thread per encoder replica.
 RAY_LAYOUT = {"ingress": {"replicas": 1, "num_cpus": 0.5}, "text": {"replicas": 1, "num_cpus": 0.5},
@@ -451,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
 
     name = ("load-soak" if args.soak_turns else "load-ray" if args.ray else "load-chaos" if args.chaos
             else "load-variants" if args.variant else "load")
-    args.json = report_json(ap, args, name, COMMITTED_RUNS[name])
+    args.json = report_json(ap, args, name, COMMITTED_RUNS[name], SERVER_ENVIRONMENT)
     load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     levels = [int(n) for n in args.conversations.split(",")]
     mixes = args.mix.split(",")

