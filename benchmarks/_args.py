@@ -31,6 +31,17 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def positive_number(text: str) -> float:
+    """A type for one number above 0 (seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
 def positive_ints(text: str) -> str:
     """A type for "1,8,32": whole numbers of at least 1; the value is returned as given."""
     for item in text.split(","):

@@ -31,6 +31,7 @@ from affect.datasets import default_data_root
 from affect.datasets.face import read_fer2013_test
 from affect.face import FaceEncoder
 from affect.face._detect import BlazeFaceDetector, FaceDetector, HaarFaceDetector, crop_face
+from benchmarks._args import positive_int
 from benchmarks._data import missing_data_exits
 from benchmarks._output import add_output_options, committed_run, report_json
 from benchmarks._report import Report, publish
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--empty", type=int, default=100, help="face-free pictures")
-    ap.add_argument("--limit", type=int, default=None, help="only the first N faces (smoke runs)")
+    ap.add_argument("--limit", type=positive_int, default=None, help="only the first N faces (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
     add_output_options(ap)
     args = ap.parse_args(argv)

@@ -36,6 +36,7 @@ from affect.face import FaceEncoder, FaceRequest
 from affect.face._framing import MEDIAN_SIDE_PER_BOX_WIDTH
 from affect.face._results import FaceAnalysis
 from affect.labels import EMOTIONS
+from benchmarks._args import positive_int
 from benchmarks._data import missing_data_exits
 from benchmarks._output import add_output_options, committed_run, report_json
 from benchmarks._report import Report, publish
@@ -131,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.face_frames", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", type=Path, default=None)
-    ap.add_argument("--faces", type=int, default=60, help="sequences (one test-slice face each)")
-    ap.add_argument("--frames", type=int, default=30)
-    ap.add_argument("--every", type=int, default=10, help="focused: one full search in this many frames")
+    ap.add_argument("--faces", type=positive_int, default=60, help="sequences (one test-slice face each)")
+    ap.add_argument("--frames", type=positive_int, default=30)
+    ap.add_argument("--every", type=positive_int, default=10, help="focused: one full search in this many frames")
     ap.add_argument("--seed", type=int, default=0)
     add_output_options(ap)
     args = ap.parse_args(argv)

@@ -41,7 +41,7 @@ import numpy as np
 from affect.datasets import default_data_root
 from affect_server.config import ServerConfig
 from affect_server.launch import ServeProcess, ServerStartError, free_port
-from benchmarks._args import names_of, positive_ints
+from benchmarks._args import names_of, positive_int, positive_ints, positive_number
 from benchmarks._data import missing_data_exits
 from benchmarks._output import add_output_options, report_json
 from benchmarks._report import Report, load_curves_png, publish
@@ -437,13 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--conversations", type=positive_ints, default=THROUGHPUT_RUN["conversations"])
-    ap.add_argument("--seconds", type=float, default=THROUGHPUT_RUN["seconds"], help="per level and server")
+    ap.add_argument("--seconds", type=positive_number, default=THROUGHPUT_RUN["seconds"], help="per level and server")
     ap.add_argument("--mix", type=names_of(("text", "speech", "face"), joined_by="+"), default=THROUGHPUT_RUN["mix"])
     ap.add_argument("--data-root", type=Path, default=None)
     add_output_options(ap)  # the report's name: load.json, load-ray, load-soak, load-chaos or load-variants.json
     ap.add_argument("--markdown", type=Path, default=None)
     ap.add_argument("--no-baseline", action="store_true")
-    ap.add_argument("--soak-turns", type=int, default=0, help="run the soak mode with this many turns instead")
+    ap.add_argument("--soak-turns", type=positive_int, default=None, help="run the soak mode with this many turns instead")
     ap.add_argument("--ray", action="store_true", help="also (instead of the baseline) drive the service on a local Ray Serve")
     ap.add_argument("--chaos", action="store_true", help="good conversations alone, then beside attackers (first --conversations level)")
     ap.add_argument("--runtime", default=None, help="affect serve --runtime for every server (default: the server's own)")

@@ -27,6 +27,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from affect.datasets import default_data_root
+from benchmarks._args import positive_int
 from benchmarks._data import missing_data_exits
 from benchmarks._output import add_output_options, committed_run, report_json
 from benchmarks._report import Report, write_report
@@ -150,12 +151,12 @@ def profile(batch: int, rounds: int, rate: int, threads: int, data_root: Path) -
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch", type=int, default=32, help="turns (of as many conversations) per batch")
-    ap.add_argument("--rounds", type=int, default=20,
+    ap.add_argument("--batch", type=positive_int, default=32, help="turns (of as many conversations) per batch")
+    ap.add_argument("--rounds", type=positive_int, default=20,
                     help="batches; each conversation sends one turn a batch, so fewer rounds weigh its first, full face search more")
-    ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    ap.add_argument("--rate", type=positive_int, default=100, help="py-spy samples per second")
     add_output_options(ap)
-    ap.add_argument("--threads", type=int, default=1, help="threads per model call (the server gives each of its two workers one core)")
+    ap.add_argument("--threads", type=positive_int, default=1, help="threads per model call (the server gives each of its two workers one core)")
     ap.add_argument("--data-root", type=Path, default=None, help="the shared data folder (default ../shared/data)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

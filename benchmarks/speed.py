@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from affect.datasets import default_data_root, read_meld
 from affect.datasets.face import read_fer2013_test
 from affect.datasets.ravdess import read_test_slice
-from benchmarks._args import names_of, positive_ints
+from benchmarks._args import names_of, positive_int, positive_ints
 from benchmarks._data import missing_data_exits
 from benchmarks._output import add_output_options, committed_run, report_json
 from benchmarks._report import Report, publish
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch-sizes", type=positive_ints, default="1,2,4,8,16,32,64")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=positive_int, default=5)
     ap.add_argument("--encoders", type=names_of(("text", "face", "speech", "forecast")), default="text,face,speech,forecast")
     ap.add_argument("--runtimes", type=names_of(("torch", "onnx", "onnx-int8")), default="torch,onnx,onnx-int8",
                     help="PyTorch eager is always timed, as the baseline; onnx-int8 where affect.onnx offers it")

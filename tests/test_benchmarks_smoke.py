@@ -179,6 +179,13 @@ def test_a_missing_file_that_is_not_data_is_named_without_the_data_hint(tmp_path
     (["benchmarks.speed", "--batch-sizes", "a,b"], "not a whole number"),
     (["benchmarks.load", "--mix", "foo"], "'foo' is not one of"),  # ran both servers, then crashed in its plot
     (["benchmarks.load", "--conversations", "x"], "not a whole number"),
+    (["benchmarks.speed", "--repeats", "0"], "at least 1"),  # reported infinite milliseconds
+    (["benchmarks.face_frames", "--faces", "0"], "at least 1"),  # a ZeroDivisionError
+    (["benchmarks.face_frames", "--every", "0"], "at least 1"),  # 'a full search once in 0 frames'
+    (["benchmarks.profile", "--batch", "0"], "at least 1"),  # the profiled child's ValueError
+    (["benchmarks.detection", "--limit", "0"], "at least 1"),  # ran every face
+    (["benchmarks.load", "--soak-turns", "-5"], "at least 1"),  # an IndexError after a server started
+    (["benchmarks.load", "--seconds", "0"], "above 0"),  # levels of no turns
 ])
 def test_a_bad_option_value_is_one_usage_line_before_any_work(args: list[str], message: str):
     out = run("-m", *args)
