@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, cast
 
 from affect.conversation import Conversation, Turn, TurnFields
 from affect.results import MODALITIES, Modality, ModalityResult, ModelLoadEvent, TurnResult
@@ -14,8 +14,22 @@ from affect.text.encoder import TextEncoder
 from affect.text.prior import DEFAULT_PRIOR, PriorSpec
 from affect.text.weights import TextWeights
 
-if TYPE_CHECKING:
-    from affect.turn_flow import Encoder
+if TYPE_CHECKING:  # the encoders' classes are imported when one is built: they bring torch (and OpenCV)
+    from affect.face import FaceEncoder, FaceWeights
+    from affect.forecast import Forecaster
+    from affect.speech import SpeechEncoder, SpeechWeights
+    from affect.turn_flow import Encoder, ModalityTurns
+
+
+class EncoderChoices(TypedDict, total=False):
+    """``Analyzer``'s keyword per modality (the modalities of ``ENCODER_CLASSES``, kept alike by
+    ``tests/test_layering.py``), typed for editors and type checkers: ``True`` for the default weights,
+    a weights name or member, an encoder, a stand-in for one that runs elsewhere (its
+    ``ModalityTurns``, as the Ray Serve ingress passes), or ``None``/``False`` to leave it out."""
+
+    face: FaceEncoder | FaceWeights | ModalityTurns | str | bool | None
+    speech: SpeechEncoder | SpeechWeights | ModalityTurns | str | bool | None
+    text: TextEncoder | TextWeights | ModalityTurns | str | bool | None
 
 
 class Analyzer:
@@ -26,10 +40,11 @@ class Analyzer:
     ...     conv.analyze(text="Hi, my order never arrived.", speaker="caller").emotion
     """
 
-    def __init__(self, *, text_prior: PriorSpec = DEFAULT_PRIOR, forecast: Any = True,
+    def __init__(self, *, text_prior: PriorSpec = DEFAULT_PRIOR, forecast: Forecaster | bool | None = True,
                  runtime: str | Mapping[str, str] = "auto",
                  encoder_options: Mapping[str, Mapping[str, Any]] | None = None,
-                 on_progress: Callable[[ModelLoadEvent], None] | None = None, **encoders: Any) -> None:
+                 on_progress: Callable[[ModelLoadEvent], None] | None = None,
+                 **encoders: Unpack[EncoderChoices]) -> None:
         """One keyword per modality (``text``, ``speech``, ``face``: the keys of
         ``ENCODER_CLASSES``), each ``True`` for the default weights (also when left out), a
         weights name or enum member, an encoder instance (or an object standing in for one, as
@@ -79,26 +94,29 @@ class Analyzer:
             if encoder is not None:
                 loaded[m] = encoder
         self._encoders: dict[Modality, Encoder] = loaded  # in the one modality order
-        self.forecaster = _load("forecast", forecast, _forecaster_class, on_progress)
+        self.forecaster: Forecaster | None = _load("forecast", forecast, _forecaster_class, on_progress)
 
     @property
     def encoders(self) -> dict[Modality, "Encoder"]:
         """The loaded encoders by modality, in the one modality order (``affect.results.MODALITIES``)."""
         return dict(self._encoders)
 
+    # Each modality's entry is built from its class in ENCODER_CLASSES, or is the encoder the caller
+    # passed (EncoderChoices); an Analyzer built with stand-ins (the Ray Serve ingress's) holds those.
     @property
     def text(self) -> TextEncoder | None:
-        return self._encoders.get(Modality.TEXT)  # type: ignore[return-value]  # the text entry's class
+        """The ``affect.TextEncoder`` (or ``None``)."""
+        return cast("TextEncoder | None", self._encoders.get(Modality.TEXT))
 
     @property
-    def speech(self) -> Any:
+    def speech(self) -> SpeechEncoder | None:
         """The ``affect.speech.SpeechEncoder`` (or ``None``)."""
-        return self._encoders.get(Modality.SPEECH)
+        return cast("SpeechEncoder | None", self._encoders.get(Modality.SPEECH))
 
     @property
-    def face(self) -> Any:
+    def face(self) -> FaceEncoder | None:
         """The ``affect.face.FaceEncoder`` (or ``None``)."""
-        return self._encoders.get(Modality.FACE)
+        return cast("FaceEncoder | None", self._encoders.get(Modality.FACE))
 
     @property
     def models(self) -> dict[str, str]:
@@ -185,23 +203,23 @@ def _runtimes(runtime: str | Mapping[str, str]) -> dict[str, str]:
     return {m.value: runtime_for(runtime, m.value) for m in MODALITIES}
 
 
-def _text_encoder_class() -> type:
+def _text_encoder_class() -> type[TextEncoder]:
     return TextEncoder
 
 
-def _speech_encoder_class():
+def _speech_encoder_class() -> type[SpeechEncoder]:
     from affect.speech import SpeechEncoder
 
     return SpeechEncoder
 
 
-def _forecaster_class():
+def _forecaster_class() -> type[Forecaster]:
     from affect.forecast import Forecaster
 
     return Forecaster
 
 
-def _face_encoder_class():
+def _face_encoder_class() -> type[FaceEncoder]:
     from affect.face import FaceEncoder
 
     return FaceEncoder
@@ -209,7 +227,8 @@ def _face_encoder_class():
 
 # The encoder class of each modality (imported when first built: loading one is costly): the
 # registry. A new modality is its input field on ``Turn``, its encoder class with its ``turns``
-# (see ``affect.turn_flow``) and its entry here; it is then a keyword of ``Analyzer``.
+# (see ``affect.turn_flow``) and its entry here; it is then a keyword of ``Analyzer`` (typed in
+# ``EncoderChoices``).
 ENCODER_CLASSES: Mapping[Modality, Callable[[], type]] = {
     Modality.FACE: _face_encoder_class,
     Modality.SPEECH: _speech_encoder_class,

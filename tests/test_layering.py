@@ -311,15 +311,16 @@ def test_each_distribution_declares_what_it_imports(pyproject: Path):
 def test_adding_a_modality_is_its_encoder_class_and_its_registration(analyzer):
     """The Analyzer keeps its encoders in one mapping by Modality (``.text`` and the others read
     it); the registry of encoder classes covers every modality, each is a keyword of
-    ``Analyzer``, and a loaded encoder gives the conversation its ``ModalityTurns`` (issue 19)."""
+    ``Analyzer`` (typed: ``EncoderChoices``), and a loaded encoder gives the conversation its ``ModalityTurns`` (issue 19)."""
     import pickle
 
     from affect import Analyzer
-    from affect.analyzer import ENCODER_CLASSES
+    from affect.analyzer import ENCODER_CLASSES, EncoderChoices
     from affect.results import Modality
     from affect.turn_flow import ModalityTurns, batch_call, turns_of
 
     assert set(ENCODER_CLASSES) == set(Modality)
+    assert set(EncoderChoices.__annotations__) == {m.value for m in ENCODER_CLASSES}
     assert analyzer.encoders == {Modality.TEXT: analyzer.text} and analyzer.speech is None is analyzer.face
     with pytest.raises(AttributeError):
         analyzer.text = None
