@@ -6,7 +6,7 @@ checks) do not pay for torch and transformers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from affect.text.encoder import TextContext, TextEncoder, TextRequest
@@ -17,9 +17,11 @@ _HOME = {"TextContext": "affect.text.encoder", "TextEncoder": "affect.text.encod
          "TextRequest": "affect.text.encoder", "TextWeights": "affect.text.weights"}
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module 'affect.text' has no attribute {name!r}")
-    import importlib
+if not TYPE_CHECKING:  # type checkers see the imports above: a misspelt name is an error, not Any
 
-    return getattr(importlib.import_module(_HOME[name]), name)
+    def __getattr__(name: str) -> object:
+        if name not in _HOME:
+            raise AttributeError(f"module 'affect.text' has no attribute {name!r}")
+        import importlib
+
+        return getattr(importlib.import_module(_HOME[name]), name)
