@@ -139,3 +139,19 @@ def test_the_sync_and_async_twins_offer_the_same_calls_alike():
             twin = async_calls[name]
             assert list(inspect.signature(call).parameters.values()) == list(inspect.signature(twin).parameters.values()), name
             assert inspect.getdoc(call) and inspect.getdoc(twin), f"{sync_cls.__name__}.{name} or its twin has no docstring"
+
+
+def test_the_typed_settings_are_the_options_fields():
+    """``AffectClient(target, **settings)`` and ``with_options(**changes)`` take typed keywords
+    (``ClientSettings``, ``CallSettings``), so that mypy catches a misspelt one: they name every
+    field of ``ClientOptions`` (the target apart: the first argument), and the copy's keywords
+    leave out exactly the connection's own, which ``with_options`` refuses at run time."""
+    from dataclasses import fields
+
+    from affect_client import ClientOptions
+    from affect_client._core import CONNECTION_OPTIONS, CallSettings, ClientSettings
+
+    settings, changes = set(ClientSettings.__annotations__), set(CallSettings.__annotations__)
+    assert settings | {"target"} == {f.name for f in fields(ClientOptions)}
+    assert "target" not in settings and changes < settings
+    assert settings - changes == CONNECTION_OPTIONS - {"target"}

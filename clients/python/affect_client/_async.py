@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar, Unpack
 
 import grpc
 from affect_proto import affect_pb2 as pb
@@ -23,6 +23,8 @@ from affect_client._exceptions import (
 from affect_client._inputs import turn_message
 from affect_client._types import ModelInfo, TurnResult
 
+_R = TypeVar("_R")  # a unary call's response message
+
 
 class AsyncAffectClient:
     """asyncio client of the affect service.
@@ -32,7 +34,8 @@ class AsyncAffectClient:
     ...         result = await conversation.send("Where is my parcel?", speaker="caller")
     """
 
-    def __init__(self, target: str | None = None, *, options: _core.ClientOptions | None = None, **settings: object) -> None:
+    def __init__(self, target: str | None = None, *, options: _core.ClientOptions | None = None,
+                 **settings: Unpack[_core.ClientSettings]) -> None:
         self.options = _core.resolve_options(options, target, settings)
         # The channel is made on first use, inside the event loop that uses it: grpc.aio binds a
         # channel to the loop it was made in, so a client made at import time (no loop running)
@@ -42,7 +45,7 @@ class AsyncAffectClient:
         self._owns_channel = True
         self._channel_state = _core.ChannelState()  # shared with the copies with_options makes
 
-    def with_options(self, **changes: object) -> "AsyncAffectClient":
+    def with_options(self, **changes: Unpack[_core.CallSettings]) -> "AsyncAffectClient":
         """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``);
         not ``target``, ``tls`` or ``root_certificates`` (the connection's own: make a new client)."""
         clone = object.__new__(AsyncAffectClient)
@@ -111,10 +114,10 @@ class AsyncAffectClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _unary(self, method, request):
+    async def _unary(self, method: Callable[..., Awaitable[_R]], request: object) -> _R:
         self._channel_state.check_open()
 
-        async def attempt():
+        async def attempt() -> _R:
             try:
                 return await method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
             except grpc.RpcError as error:
@@ -321,10 +324,10 @@ class AsyncConversation:
 
 
 class _StatusOnly(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str | None, trailers=()) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str | None, trailers: Iterable[tuple[str, str | bytes]] = ()) -> None:
         self._code, self._details, self._trailers = code, details, trailers
 
-    def trailing_metadata(self):
+    def trailing_metadata(self) -> Iterable[tuple[str, str | bytes]]:
         return self._trailers
 
     def code(self) -> grpc.StatusCode:

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar, Union
+from typing import TypedDict, TypeVar, Union
 
 import grpc
 from affect_proto import affect_pb2 as pb
@@ -68,7 +68,32 @@ class ClientOptions:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # any field, by name
 
 
-def resolve_options(options: ClientOptions | None, target: str | None, settings: dict[str, object]) -> ClientOptions:
+class CallSettings(TypedDict, total=False):
+    """What ``with_options(...)`` may change: the fields of ``ClientOptions`` but the connection's
+    own (``CONNECTION_OPTIONS``), as typed keywords, so that an editor and mypy catch a misspelt or
+    mistyped one (``tests/test_client_parity.py`` keeps them alike)."""
+
+    token: str | None
+    timeout: float | None
+    open_timeout: float | None
+    turn_timeout: float | None
+    conversation_deadline: float | None
+    max_retries: int
+    busy_retries: int
+    resume_turns: int
+    application: str | None
+    metadata: tuple[tuple[str, str], ...]
+
+
+class ClientSettings(CallSettings, total=False):
+    """A new client's keyword settings (``AffectClient(target, token=..., tls=True)``): the fields
+    of ``ClientOptions`` but ``target``, which is the client's first argument."""
+
+    tls: bool
+    root_certificates: bytes | None
+
+
+def resolve_options(options: ClientOptions | None, target: str | None, settings: Mapping[str, object]) -> ClientOptions:
     """A client's options: ``options`` (or the defaults, with ``AFFECT_TARGET`` and ``AFFECT_TOKEN``
     from the environment when set), then ``target``, then keyword settings."""
     options = options or environment_options()
@@ -80,7 +105,7 @@ def resolve_options(options: ClientOptions | None, target: str | None, settings:
 CONNECTION_OPTIONS = frozenset({"target", "tls", "root_certificates"})  # fixed once the channel exists
 
 
-def copied_options(options: ClientOptions, changes: dict[str, object]) -> ClientOptions:
+def copied_options(options: ClientOptions, changes: Mapping[str, object]) -> ClientOptions:
     """The options of a copy ``with_options`` makes: it shares the connection, so what the
     connection was made with cannot change, and a token still needs TLS off this machine."""
     if fixed := sorted(CONNECTION_OPTIONS & changes.keys()):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import queue
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar, Unpack
 
 import grpc
 from affect_proto import affect_pb2 as pb
@@ -23,6 +23,7 @@ from affect_client._inputs import turn_message
 from affect_client._types import ModelInfo, TurnResult
 
 _CLOSE = object()
+_R = TypeVar("_R")  # a unary call's response message
 
 
 class AffectClient:
@@ -34,7 +35,8 @@ class AffectClient:
     ...         print(result.emotion, result.fused.valence)
     """
 
-    def __init__(self, target: str | None = None, *, options: _core.ClientOptions | None = None, **settings: object) -> None:
+    def __init__(self, target: str | None = None, *, options: _core.ClientOptions | None = None,
+                 **settings: Unpack[_core.ClientSettings]) -> None:
         self.options = _core.resolve_options(options, target, settings)
         creds = _core.credentials(self.options)
         args = _core.channel_arguments()
@@ -44,7 +46,7 @@ class AffectClient:
         self._owns_channel = True
         self._channel_state = _core.ChannelState()  # shared with the copies with_options makes
 
-    def with_options(self, **changes: object) -> "AffectClient":
+    def with_options(self, **changes: Unpack[_core.CallSettings]) -> "AffectClient":
         """A client sharing this one's connection, with some options changed (e.g. ``timeout=5``);
         not ``target``, ``tls`` or ``root_certificates`` (the connection's own: make a new client)."""
         clone = object.__new__(AffectClient)
@@ -96,10 +98,10 @@ class AffectClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _unary(self, method, request):
+    def _unary(self, method: Callable[..., _R], request: object) -> _R:
         self._channel_state.check_open()
 
-        def attempt():
+        def attempt() -> _R:
             try:
                 return method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
             except grpc.RpcError as error:
@@ -117,7 +119,7 @@ def _requests_until_close(requests: queue.Queue) -> Iterator[pb.ConverseRequest]
         yield item
 
 
-def _read_into(call, responses: queue.Queue) -> None:
+def _read_into(call: Iterable[pb.ConverseResponse], responses: queue.Queue) -> None:
     """Every answer of the stream into ``responses``, then ``_CLOSE`` (or the error that ended it)."""
     try:
         for response in call:
