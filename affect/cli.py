@@ -22,7 +22,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,9 @@ from affect.runtime_names import RUNTIMES
 from affect.turns_file import MAX_CONVERSATION_BYTES, read_conversation  # noqa: F401 (read_conversation: public here)
 
 if TYPE_CHECKING:
-    from affect.results import ModelLoadEvent
+    from affect._progress import Status
+    from affect.analyzer import Analyzer
+    from affect.results import ModelLoadEvent, TurnResult
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -47,8 +49,8 @@ def sample_conversation() -> list[dict]:
         return json.loads(fh.read().decode("utf-8"))
 
 
-def load_analyzer(needs: set[str], *, quiet: bool = False, status=None, encoder_options: dict | None = None,
-                  runtime: str = "auto", forecast: bool = True):
+def load_analyzer(needs: set[str], *, quiet: bool = False, status: Status | None = None,
+                  encoder_options: dict | None = None, runtime: str = "auto", forecast: bool = True) -> Analyzer:
     """``Analyzer(...)`` with only the encoders in ``needs`` ("face", "speech", "text"), loaded as
     the library loads them, with a progress line on the terminal for each model (or on
     ``status``, a running one). ``encoder_options``, ``runtime`` and ``forecast`` go to
@@ -175,7 +177,8 @@ def _analyze_files(args: argparse.Namespace) -> int:
     errors: list[str] = []
     counts = {"rows": 0, "readings": 0}
 
-    def counted(records):  # records are written as they come: a large folder is never held in memory
+    def counted(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        # records are written as they come: a large folder is never held in memory
         for record in records:
             counts["rows"] += 1
             counts["readings"] += record.get("emotion") is not None
@@ -261,7 +264,7 @@ def _write_results(path: Path, records: Iterable[dict], *, extra_columns: Sequen
             write_jsonl(records, out)
 
 
-def _plot(results, path: Path, texts=None) -> None:
+def _plot(results: Iterable[TurnResult | dict[str, Any]], path: Path, texts: Sequence[str | None] | None = None) -> None:
     from affect.plot import plot_conversation
 
     _png_target(path, "plot")
@@ -282,6 +285,7 @@ def _analyze_video(path: Path, args: argparse.Namespace) -> int:
     with Status("loading", wants_progress(args.quiet)) as status:
         encoder = load_analyzer({"face"}, status=status, encoder_options=_encoder_options(args), runtime=args.runtime,
                                 forecast=False).face
+        assert encoder is not None  # the one encoder asked for
         from affect.face import VideoIncompleteWarning
 
         status.update(f"reading the faces of {path.name} at {fps:g} frames per second")

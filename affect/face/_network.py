@@ -6,7 +6,7 @@ has to hand over 48x48 gray faces scaled to [0, 1]: exactly what training saw.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -90,7 +90,7 @@ class FaceExpressionNet(nn.Module):
         return _mean_over_views(self.crop_proba, faces, flip, crops)
 
 
-def _mean_over_views(crop_proba, faces: torch.Tensor, flip: bool, crops: Sequence[int]) -> torch.Tensor:
+def _mean_over_views(crop_proba: Callable[[torch.Tensor], torch.Tensor], faces: torch.Tensor, flip: bool, crops: Sequence[int]) -> torch.Tensor:
     """``crop_proba`` of each test-time view of ``faces``, averaged over the views.
 
     All views go through in one pass: one larger batch is cheaper than several small ones.

@@ -15,7 +15,7 @@ What is written (``<model>`` is the model id with ``@`` as ``-``, e.g. ``text-mi
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ def file_stem(model_id: str) -> str:
 
 def export_onnx(out_dir: Path, *, encoders: Sequence[str] = ENCODERS, text: Any = None, face: Any = None,
                 speech: Any = None, data_root: Path | None = None, parity_items: int | None = 600,
-                progress=None) -> list[Parity]:
+                progress: Callable[[str], object] | None = None) -> list[Parity]:
     """Write the chosen encoders' graphs and sidecars into ``out_dir``; return the parity checks.
 
     ``text``, ``face``, ``speech``: weights (enum member or name; ``None`` for ``DEFAULT``).

@@ -77,7 +77,8 @@ class TextClassifyGraph(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, current, context, context_mask, relation):
+    def forward(self, current: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor,
+                relation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net.classify(current, context, context_mask, relation)
 
 

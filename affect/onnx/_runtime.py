@@ -18,7 +18,7 @@ PyTorch. ``auto`` never picks int8: int8 changes the answers, so it is asked for
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -183,12 +183,12 @@ class OnnxTextNet(_StandIn):
 class OnnxFaceNet(_StandIn):
     """The face network's ``predict_proba`` by ONNX Runtime, for the views built into the graph."""
 
-    def __init__(self, torch_net: torch.nn.Module, graph: bytes, runtime: str, *, flip: bool, crops) -> None:
+    def __init__(self, torch_net: torch.nn.Module, graph: bytes, runtime: str, *, flip: bool, crops: Sequence[int]) -> None:
         super().__init__(torch_net, runtime)
         self._session = make_session(graph)
         self._views = (bool(flip), tuple(crops))
 
-    def predict_proba(self, faces: torch.Tensor, flip: bool = True, crops=(40,)) -> torch.Tensor:
+    def predict_proba(self, faces: torch.Tensor, flip: bool = True, crops: Sequence[int] = (40,)) -> torch.Tensor:
         if (bool(flip), tuple(crops)) != self._views:
             raise ValueError(f"this ONNX face graph was built for flip={self._views[0]}, crops={self._views[1]}")
         return torch.from_numpy(self._session.run(None, {"faces": _np(faces, np.float32)})[0])
@@ -270,6 +270,6 @@ def _torch_net(encoder: Any) -> Any:  # the modality's network class: TextAffect
     return net.torch_net if isinstance(net, _StandIn) else net
 
 
-def _np(tensor: torch.Tensor | np.ndarray, dtype) -> np.ndarray:
+def _np(tensor: torch.Tensor | np.ndarray, dtype: type[np.generic]) -> np.ndarray:
     array = tensor.numpy() if isinstance(tensor, torch.Tensor) else np.asarray(tensor)
     return np.ascontiguousarray(array, dtype=dtype)

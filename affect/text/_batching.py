@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from affect.text._network import TextAffectNet, context_tensors
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 DialogueTexts = Sequence[tuple[str, str | None]]  # (text, speaker) per turn, in order
 
 
-def tokenize(tokenizer, texts: Sequence[str], max_tokens: int) -> dict[str, torch.Tensor]:
+def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_tokens: int) -> dict[str, torch.Tensor]:
     batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
@@ -19,7 +23,7 @@ def tokenize(tokenizer, texts: Sequence[str], max_tokens: int) -> dict[str, torc
 @torch.inference_mode()
 def embed_texts(
     net: TextAffectNet,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     max_tokens: int,
@@ -62,7 +66,7 @@ def embed_texts(
 MAX_WINDOWS = 4
 
 
-def text_windows(tokenizer, ids: list[int], max_tokens: int,
+def text_windows(tokenizer: PreTrainedTokenizerBase, ids: list[int], max_tokens: int,
                  markers: tuple[int, list[int]] | None = None) -> list[list[int]]:
     """A text's word pieces in windows of at most ``max_tokens`` with the tokenizer's markers
     (``_markers``; given by a caller that windows many texts): one at least, ``MAX_WINDOWS`` at most."""
@@ -74,7 +78,7 @@ def text_windows(tokenizer, ids: list[int], max_tokens: int,
     return windows
 
 
-def _markers(tokenizer) -> tuple[int, list[int]]:
+def _markers(tokenizer: PreTrainedTokenizerBase) -> tuple[int, list[int]]:
     """The ids the tokenizer puts before and after a text ([CLS] and [SEP]; <s> and </s>), read
     from an empty text."""
     first, *last = tokenizer("")["input_ids"]
@@ -108,7 +112,7 @@ def dialogue_inputs(
 @torch.inference_mode()
 def dialogue_batch(
     net: TextAffectNet,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     dialogues: Sequence[DialogueTexts],
     *,
     max_tokens: int = 128,
@@ -126,7 +130,7 @@ def dialogue_batch(
 @torch.inference_mode()
 def predict_dialogues(
     net: TextAffectNet,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     dialogues: Sequence[DialogueTexts],
     *,
     use_context: bool = True,
