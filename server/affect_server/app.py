@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +24,9 @@ from affect_server.config import ServerConfig
 from affect_server.metrics import ServiceMetrics
 from affect_server.priority import lower_this_thread
 from affect_server.servicer import SERVICE_NAME, AffectServicer, Lane, method_handlers
+
+if TYPE_CHECKING:
+    from affect.speech import SpeechEncoder
 
 log = logging.getLogger("affect.server")
 
@@ -66,7 +71,7 @@ class RunningServer:
         return busy == 0
 
 
-async def _busy_threads(executors, wait: float) -> int:
+async def _busy_threads(executors: Iterable[Executor], wait: float) -> int:
     """Worker threads still alive after ``wait`` seconds (each holds a model call)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
@@ -77,17 +82,18 @@ async def _busy_threads(executors, wait: float) -> int:
         await asyncio.sleep(0.05)
 
 
-def _own_speech_encoder(shared, threads: int):
+def _own_speech_encoder(shared: SpeechEncoder, threads: int) -> SpeechEncoder:
     """A second instance of the loaded speech encoder (same weights, settings and runtime). It
     reads through the loaded one's channel reader: adapting (``--speech-adapt``), a long clip is
     read against, and counts in, the same running statistics as every other turn."""
     encoder = type(shared)(weights=shared.weights, max_seconds=shared.max_seconds, threads=threads,
                            vad=shared.vad.settings)
     encoder.reader = shared.reader  # its statistics lock their own updates
-    if getattr(shared, "runtime", "torch") != "torch":
+    runtime = getattr(shared, "runtime", "torch")  # set by affect.onnx.use_runtime
+    if runtime != "torch":
         from affect.onnx import use_runtime
 
-        use_runtime(encoder, shared.runtime)
+        use_runtime(encoder, runtime)
     return encoder
 
 
@@ -152,8 +158,8 @@ def _add_service(server: grpc.aio.Server, servicer: AffectServicer) -> None:
 MODALITY_NAMES = tuple(m.value for m in MODALITIES)
 
 
-def _batchers(analyzer: Analyzer, config: ServerConfig, executor, metrics: ServiceMetrics, *, max_size: int,
-              max_wait: float, demand, modalities: tuple[str, ...] = MODALITY_NAMES,
+def _batchers(analyzer: Analyzer, config: ServerConfig, executor: Executor, metrics: ServiceMetrics, *, max_size: int,
+              max_wait: float, demand: Callable[[], int] | None, modalities: tuple[str, ...] = MODALITY_NAMES,
               concurrency: int = 1, lane: str = "") -> dict[str, MicroBatcher]:
     """One batcher per encoder, named by its modality (``speech``; ``speech-heavy`` in a named lane:
     the name is the ``encoder`` label of the batch-size metric)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import grpc
 
@@ -12,7 +12,7 @@ OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 REFUSAL = "missing or wrong bearer token"
 
 
-def token_refusal(metadata, token: str) -> str | None:
+def token_refusal(metadata: Iterable[tuple[str, str | bytes]] | None, token: str) -> str | None:
     """None when the call's ``authorization`` metadata is ``Bearer <token>``, else the reason
     the refusal is counted under: ``no_token`` (none sent: a client not configured) or
     ``wrong_token`` (another token, or a header of another kind)."""
@@ -30,7 +30,10 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         self._token = token
         self._on_refused = on_refused
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method or ""
         if method.startswith(OPEN_METHODS):
             return await continuation(handler_call_details)
@@ -53,11 +56,11 @@ def _refusal(handler: grpc.RpcMethodHandler | None, counted: Callable[[], None])
     if handler is None:
         return None
 
-    async def abort_unary(request, context):
+    async def abort_unary(request: object, context: grpc.aio.ServicerContext) -> None:
         counted()
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
 
-    async def abort_stream(request_iterator, context):
+    async def abort_stream(request_iterator: object, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         counted()
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
         yield  # pragma: no cover - makes this an async generator

@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from affect import cli as library_cli
 from affect._errors import AffectError
@@ -75,7 +76,7 @@ def _stop_at_once_until_serving() -> None:
     import os
     import signal
 
-    def stop(signum: int, _frame) -> None:
+    def stop(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("affect.server").info("%s while starting (the models were loading): stopped before serving",
                                                 signal.Signals(signum).name)
         logging.shutdown()

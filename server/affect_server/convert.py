@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from affect import InvalidInputError, Modality as LibModality, ModalityResult, Turn, TurnResult
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 from affect.limits import check_id as check_id_rule, check_not_empty
-from affect.results import AffectEstimate
+from affect.results import AffectEstimate, FaceReading, StateSnapshot
 from affect.state import StateThresholds, escalation_at
 from affect.text.prior import PriorSpec, parse_prior
 from affect_proto import affect_pb2 as pb
@@ -117,7 +119,7 @@ def affect_to_pb(estimate: AffectEstimate) -> pb.Affect:
     )
 
 
-def modality_result_to_pb(result: ModalityResult, faces=()) -> pb.ModalityResult:
+def modality_result_to_pb(result: ModalityResult, faces: Sequence[FaceReading] = ()) -> pb.ModalityResult:
     return pb.ModalityResult(
         modality=MODALITY_TO_PB[result.modality], affect=affect_to_pb(result), model=result.model,
         faces=[pb.FaceBox(x=f.x, y=f.y, width=f.width, height=f.height, detection_score=f.detection_score,
@@ -144,7 +146,7 @@ def turn_result_to_pb(result: TurnResult, turn_id: str, *, include_modalities: b
     )
 
 
-def state_to_pb(state) -> pb.ConversationState:
+def state_to_pb(state: StateSnapshot) -> pb.ConversationState:
     return pb.ConversationState(
         turns=state.turns, valence=state.valence, arousal=state.arousal, valence_trend=state.valence_trend,
         arousal_trend=state.arousal_trend,

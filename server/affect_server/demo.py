@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from affect._errors import AffectError
-from affect._format import turn_table
+from affect._format import TurnRow, turn_table
+
+_R = TypeVar("_R", bound=TurnRow)  # the library's TurnResult, or the client's
 
 START_TIMEOUT_S = 180
 
@@ -23,9 +27,9 @@ def run_demo(turns: list[dict], *, as_json: bool = False, local: bool = False, q
         from affect import Turn
         from affect.cli import load_analyzer
 
-        conversation = load_analyzer({"text"}, quiet=quiet).conversation()  # the sample's turns are text
-        results = [conversation.analyze(Turn(text=t["text"], speaker=t.get("speaker"))) for t in turns]
-        _print(results, turns, as_json, lambda r: r.to_dict())
+        in_process = load_analyzer({"text"}, quiet=quiet).conversation()  # the sample's turns are text
+        read = [in_process.analyze(Turn(text=t["text"], speaker=t.get("speaker"))) for t in turns]
+        _print(read, turns, as_json, lambda r: r.to_dict())
         return
     try:
         from affect_client import AffectClient
@@ -49,7 +53,7 @@ def run_demo(turns: list[dict], *, as_json: bool = False, local: bool = False, q
         print(f"\naffect demo: server stopped (exit code {code})", file=sys.stderr)
 
 
-def _print(results, turns, as_json, to_dict) -> None:
+def _print(results: Sequence[_R], turns: list[dict], as_json: bool, to_dict: Callable[[_R], dict[str, Any]]) -> None:
     if as_json:
         print(json.dumps([to_dict(r) for r in results], indent=2))
     else:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
 class TokenBucket:
     """``rate`` turns per second on average, bursts of up to ``burst`` turns."""
 
-    def __init__(self, rate: float, burst: float, clock=time.monotonic) -> None:
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.capacity, self._clock = rate, burst, clock
         self._tokens, self._last = burst, clock()
 
@@ -112,7 +113,8 @@ class PeerLimits:
     """Per client address: calls in flight and a token bucket of calls per second. Remembers
     at most ``max_peers`` addresses (the least recently seen idle ones are forgotten)."""
 
-    def __init__(self, max_in_flight: int, per_second: float, max_peers: int = 10_000, clock=time.monotonic) -> None:
+    def __init__(self, max_in_flight: int, per_second: float, max_peers: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max_in_flight, self.per_second, self.max_peers, self._clock = max_in_flight, per_second, max_peers, clock
         self._peers: OrderedDict[str, list] = OrderedDict()  # peer -> [in flight, bucket]
 

@@ -13,12 +13,17 @@ import json
 import logging
 import traceback
 from datetime import datetime, timezone
+from types import TracebackType
+from typing import Union
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+# What sys.exc_info() gives (logging's exc_info), as logging.Formatter.formatException takes it.
+ExcInfo = Union[tuple[type[BaseException], BaseException, TracebackType | None], tuple[None, None, None]]
 
-def type_and_stack(exc_info: tuple) -> str:
+
+def type_and_stack(exc_info: ExcInfo) -> str:
     """An exception as its type and stack, without its message (which could quote a turn)."""
     kind, _, stack = exc_info
     return f"{kind.__name__ if kind else 'exception'}; stack:\n" + "".join(traceback.format_tb(stack)).rstrip("\n")
@@ -27,7 +32,7 @@ def type_and_stack(exc_info: tuple) -> str:
 class TextFormatter(logging.Formatter):
     """The plain format, an exception given as ``type_and_stack`` (the stock one prints its message)."""
 
-    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+    def formatException(self, ei: ExcInfo) -> str:  # noqa: N802 - logging's name
         return type_and_stack(ei)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -56,7 +56,7 @@ class _FaceDetectorCollector(Collector):
     def __init__(self, searches: Callable[[], Mapping[str, int]], windows: Callable[[], int]) -> None:
         self._searches, self._windows = searches, windows
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         by_kind = CounterMetricFamily("affect_face_searches", METRIC_HELP["face_searches"], labels=["kind"])
         for kind, count in self._searches().items():
             by_kind.add_metric([kind], count)

@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from ray import serve
@@ -36,6 +37,9 @@ from affect.results import MODALITIES as LIB_MODALITIES
 from affect_server.auth import REFUSAL, token_refusal
 from affect_server.batching import batch_or_each
 from affect_server.config import ServerConfig
+
+if TYPE_CHECKING:
+    from affect_proto import affect_pb2 as pb
 
 log = logging.getLogger("affect.server.ray")
 GRPC_SERVICER_FUNCTION = "affect_server.ray_app.add_affect_service"
@@ -144,7 +148,8 @@ class _RayContext:
     def __init__(self, context: Any) -> None:
         self._context = context
 
-    async def abort(self, code: grpc.StatusCode, details: str, trailing_metadata=()) -> None:
+    async def abort(self, code: grpc.StatusCode, details: str,
+                    trailing_metadata: Iterable[tuple[str, str | bytes]] = ()) -> None:
         # Ray Serve's proxy ends the stream with the code set here when the method raises.
         self._context.set_code(code)
         self._context.set_details(details)
@@ -247,17 +252,17 @@ class AffectIngress:
                 self._loop = asyncio.get_running_loop()
         return self._servicer
 
-    async def Converse(self, request_stream: Any, grpc_context: Any):
+    async def Converse(self, request_stream: Any, grpc_context: Any) -> AsyncIterator[pb.ConverseResponse]:
         context = await self._checked(grpc_context)
         servicer = await self._get_servicer()
         async for response in servicer.Converse(request_stream, context):
             yield response
 
-    async def Analyze(self, request: Any, grpc_context: Any):
+    async def Analyze(self, request: Any, grpc_context: Any) -> pb.AnalyzeResponse:
         context = await self._checked(grpc_context)
         return await (await self._get_servicer()).Analyze(request, context)
 
-    async def ListModels(self, request: Any, grpc_context: Any):
+    async def ListModels(self, request: Any, grpc_context: Any) -> pb.ListModelsResponse:
         context = await self._checked(grpc_context)
         return await (await self._get_servicer()).ListModels(request, context)
 

@@ -20,10 +20,11 @@ import time
 import traceback
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar
 
 import grpc
 
@@ -47,10 +48,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("affect.server")
 
-_END = object()
 # How long a request stream that ended with no message waits for gRPC's cancellation, which
 # follows at once when gRPC refused the message itself (see AffectServicer._analyze_body).
 ENDED_BY_GRPC_WAIT_S = 0.5
+_M = TypeVar("_M")  # a request message
+_M_co = TypeVar("_M_co", covariant=True)
+
+
+class _Ended(Enum):
+    """The client closed its side of the stream: what ``_read_one`` gives then."""
+
+    END = "end"
+
+
+_END: Final = _Ended.END
+
+
+class _Message(Protocol[_M_co]):
+    """A generated message class, as a request deserializer uses it."""
+
+    def FromString(self, data: bytes) -> _M_co: ...  # noqa: N802 - protobuf's name
 
 
 @dataclass(frozen=True)
@@ -64,7 +81,10 @@ class Unreadable:
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AffectService"].full_name
 
 
-def method_handlers(converse, analyze, list_models, *, analyze_streamed: bool) -> dict:
+def method_handlers(converse: Callable[..., AsyncIterator[pb.ConverseResponse] | Awaitable[None]],
+                    analyze: Callable[..., Awaitable[pb.AnalyzeResponse]],
+                    list_models: Callable[..., Awaitable[pb.ListModelsResponse]], *,
+                    analyze_streamed: bool) -> dict[str, grpc.RpcMethodHandler]:
     """The AffectService handlers as the generated code builds them, but requests parsed by
     :func:`lenient_parser`; ``analyze_streamed`` serves Analyze as a client stream (the same
     bytes on the wire), so that the in-process server can refuse a call before reading its body."""
@@ -81,12 +101,12 @@ def method_handlers(converse, analyze, list_models, *, analyze_streamed: bool) -
     }
 
 
-def lenient_parser(message_type):
+def lenient_parser(message_type: _Message[_M]) -> Callable[[bytes], _M | Unreadable]:
     """``message_type.FromString`` for a request deserializer, giving :class:`Unreadable` where
     gRPC would end the call with UNKNOWN."""
     from google.protobuf.message import DecodeError
 
-    def parse(data: bytes):
+    def parse(data: bytes) -> _M | Unreadable:
         try:
             return message_type.FromString(data)
         except DecodeError as exc:
@@ -136,7 +156,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     # ------------------------------------------------------------------ RPCs
 
-    async def Converse(self, request_iterator: AsyncIterator[pb.ConverseRequest], context: grpc.aio.ServicerContext):
+    async def Converse(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],
+                       context: grpc.aio.ServicerContext) -> AsyncGenerator[pb.ConverseResponse, None]:
         if self.draining.is_set():
             await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
         peer = _peer_host(context)
@@ -205,7 +226,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 log.info("conversation %s closed (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             self.metrics.active_conversations.dec()
 
-    async def converse_written(self, request_iterator: AsyncIterator[pb.ConverseRequest],
+    async def converse_written(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],
                                context: grpc.aio.ServicerContext) -> None:
         """``Converse`` with each answer written under a time limit. A written answer waits on the
         client's flow-control window: a client that sends turns but never reads its answers kept
@@ -233,7 +254,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             if stalled:
                 self.slots.release(peer)
 
-    async def Analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
+    async def Analyze(self, request: pb.AnalyzeRequest | Unreadable, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
         """One turn whose body was already read (Ray Serve's proxy reads it)."""
         async with self._analyze_admission(context):
             if isinstance(request, Unreadable):
@@ -241,7 +262,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                   f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable")
             return await self._analyze(request, context)
 
-    async def analyze_unread(self, request_iterator: AsyncIterator[pb.AnalyzeRequest],
+    async def analyze_unread(self, request_iterator: AsyncIterator[pb.AnalyzeRequest | Unreadable],
                              context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
         """``Analyze`` served as a client-streaming method (the wire is the same for one message),
         so that a call refused by admission is refused before its body is read."""
@@ -264,7 +285,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                   f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable")
             return await self._analyze(request, context)
 
-    async def _analyze_body(self, request_iterator: AsyncIterator[pb.AnalyzeRequest],
+    async def _analyze_body(self, request_iterator: AsyncIterator[pb.AnalyzeRequest | Unreadable],
                             context: grpc.aio.ServicerContext) -> asyncio.Future | None:
         """The Analyze call's messages (as ``_unless_drained`` gives them), counting the refusal
         gRPC itself makes. A message over ``max_message_mb`` never reaches the servicer: gRPC ends
@@ -292,7 +313,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """No conversation open, no turn or Analyze call in flight: what draining waits for."""
         return self.slots.open == 0 and self.in_flight == 0 and self.analyze_in_flight == 0 and not self._turn_tasks
 
-    def _loaded_models(self) -> list:
+    def _loaded_models(self) -> list[pb.ModelInfo]:
         """The models this server runs (not every model the package ships)."""
         loaded = set(self.analyzer.models.values())
         return model_infos([r for r in list_weights() if r["id"] in loaded])
@@ -300,7 +321,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     # ------------------------------------------------------------------ admission
 
     @contextlib.asynccontextmanager
-    async def _analyze_admission(self, context: grpc.aio.ServicerContext):
+    async def _analyze_admission(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         """Analyze calls in flight: at most ``max_analyze_in_flight`` in all and
         ``max_analyze_per_peer`` (and ``max_analyze_per_second_per_peer``) per client address."""
         if self.draining.is_set():
@@ -437,7 +458,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         turn = turn_from_pb(message)
         return await asyncio.get_running_loop().run_in_executor(lane.executor, conversation.prepare, turn)
 
-    async def _run(self, conversation: Conversation, prepared: PreparedTurn, lane: Lane, received: float):
+    async def _run(self, conversation: Conversation, prepared: PreparedTurn, lane: Lane, received: float) -> TurnResult:
         """The prepared turn read by the encoders; its latency is counted from ``received``
         (``time.perf_counter()`` when its message was in hand), so that it covers reading the
         media headers, decoding and waiting for a worker as well as the models: counted from
@@ -462,7 +483,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return pb.ConverseResponse(error=pb.TurnError(turn_id=turn_id, code=code.value[0], message=message, field=field,
                                                       retry_after_ms=retry_after_ms))
 
-    async def _next_request(self, request_iterator, context):
+    async def _next_request(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],
+                            context: grpc.aio.ServicerContext) -> pb.ConverseRequest | Unreadable | _Ended:
         """The next request, or _END when the client closed its side; ends idle streams."""
         next_request = await self._unless_drained(_read_one(request_iterator), self.config.idle_timeout_s)
         if next_request is not None:
@@ -473,7 +495,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
                           f"no turn for {self.config.idle_timeout_s:g} s; the conversation was closed", "idle")
 
-    async def _unless_drained(self, read, timeout: float) -> asyncio.Future | None:
+    async def _unless_drained(self, read: Coroutine[Any, Any, Any], timeout: float) -> asyncio.Future | None:
         """``read`` run until it is done (the finished task), or ``None`` when the server began
         draining or ``timeout`` passed first (``read`` is then cancelled)."""
         task = asyncio.ensure_future(read)
@@ -507,9 +529,9 @@ class _Failure:
     reason: str
 
 
-async def _all_of(request_iterator, at_most: int) -> list:
+async def _all_of(request_iterator: AsyncIterator[_M], at_most: int) -> list[_M]:
     """The stream's messages until it ends or ``at_most`` have come."""
-    messages = []
+    messages: list[_M] = []
     async for message in request_iterator:
         messages.append(message)
         if len(messages) >= at_most:
@@ -517,7 +539,7 @@ async def _all_of(request_iterator, at_most: int) -> list:
     return messages
 
 
-async def _read_one(request_iterator):
+async def _read_one(request_iterator: AsyncIterator[_M]) -> _M | _Ended:
     try:
         return await request_iterator.__anext__()
     except StopAsyncIteration:
@@ -532,7 +554,7 @@ def log_id(conversation_id: str, key: bytes) -> str:
     return "#" + hmac.new(key, conversation_id.encode(), hashlib.sha256).hexdigest()[:12]
 
 
-def _peer_host(context) -> str:
+def _peer_host(context: grpc.aio.ServicerContext) -> str:
     """The client's address without its port ("ipv4:10.0.0.7"), so that new connections from
     one client share its limits. An IPv6 client is its /64 network, the block one host or site
     is given: counted by full address, a client could spread its calls over its 2**64 addresses
