@@ -1,9 +1,11 @@
 """What users of the typed API see: mypy, with the project's configuration (pyproject.toml), finds
-no error in the library, the client, the server, or user code written as the READMEs show it
-(tests/typing_usage/public_api_usage.py), and does find one in code that misuses the API."""
+no error in the library, the client, the server, the READMEs' examples as they are written, or user
+code of the rest of the API (tests/typing_usage/public_api_usage.py), and does find one in code
+that misuses the API."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ mypy_api = pytest.importorskip("mypy.api", reason="mypy is in the dev extra: pip
 
 ROOT = Path(__file__).resolve().parents[1]
 USAGE = ROOT / "tests" / "typing_usage" / "public_api_usage.py"
+READMES = (ROOT / "README.md", ROOT / "clients" / "python" / "README.md")
+EXAMPLE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
 
 pytestmark = pytest.mark.slow  # under a minute with an empty cache, a few seconds after
 
@@ -23,10 +27,26 @@ def _mypy(*paths: Path) -> tuple[int, str]:
     return status, out + err
 
 
-def test_the_library_the_client_and_code_using_them_type_check(monkeypatch):
+def readme_examples(folder: Path) -> list[Path]:
+    """Each README's ```python examples as they are written, a module each in ``folder``, named
+    after its README and its number there (``clients_python_README_example_1.py``: the first)."""
+    examples = []
+    for readme in READMES:
+        blocks = EXAMPLE.findall(readme.read_text(encoding="utf-8"))
+        assert blocks, f"{readme.relative_to(ROOT)} shows no ```python example: none would be checked"
+        stem = str(readme.relative_to(ROOT).with_suffix("")).replace("/", "_")
+        for number, block in enumerate(blocks, 1):
+            examples.append(folder / f"{stem}_example_{number}.py")
+            examples[-1].write_text(block, encoding="utf-8")
+    return examples
+
+
+def test_the_library_the_client_and_code_using_them_type_check(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
+    examples = readme_examples(tmp_path)
+    assert len(examples) >= 5  # README.md's three, the client README's quick start and its asyncio twin
     status, report = _mypy(ROOT / "affect", ROOT / "clients" / "python" / "affect_client", ROOT / "server" / "affect_server",
-                           USAGE)
+                           USAGE, *examples)
     print(report)
     assert status == 0, report
 

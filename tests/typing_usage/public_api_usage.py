@@ -1,26 +1,50 @@
-"""User code of the public API as README.md and clients/python/README.md show it, for the type
-checker only (tests/test_typing.py runs mypy on it; nothing here is run, and pytest does not
-collect it). A wrong annotation in the library or the client makes this file fail to check."""
+"""User code of the public API, for the type checker only (tests/test_typing.py runs mypy on it;
+nothing here is run, and pytest does not collect it). The READMEs' ```python examples are checked
+as they are written (test_typing.py reads them out of README.md and clients/python/README.md);
+this file holds what the READMEs show in their prose (``Analyzer(on_progress=print)``,
+``client.with_options(timeout=5)``, ...) and what a user reads off the results and the loaded
+models. ``assert_type`` fails the check when an attribute's type is not exactly the one written
+(``Any`` included), so a wrong or lost annotation in the library or the client makes this file
+fail to check."""
 
 from __future__ import annotations
 
+import asyncio
+import warnings
+from typing import assert_type
+
 import numpy as np
 
+import affect
 from affect import (
     Analyzer,
     Emotion,
+    FaceEncoder,
     Modality,
     ModalityResult,
     ModelLoadEvent,
     Sentiment,
+    SpeechEncoder,
+    TextEncoder,
     TextWeights,
     Turn,
     TurnResult,
     TurnResults,
 )
-from affect.face import FaceEncoder, FaceWeights
-from affect.speech import SpeechWeights
-from affect_client import AffectClient, Audio, AsyncAffectClient, ClientOptions
+from affect.face import FaceWeights, VideoFrameFaces, VideoIncompleteWarning
+from affect.forecast import Forecaster
+from affect.results import AffectEstimate, StateSnapshot
+from affect.speech import SpeechResult, SpeechWeights
+from affect.state import StateThresholds, escalation_at
+from affect_client import (
+    AffectClient,
+    AsyncAffectClient,
+    Audio,
+    ClientOptions,
+    InvalidInputError,
+    ModelInfo,
+    TurnRefusedError,
+)
 from affect_client import TurnResult as ClientTurnResult
 
 
@@ -39,17 +63,48 @@ def library() -> None:
             sentiment: Sentiment | None = turn.sentiment
             if turn.valence is not None and turn.state is not None:
                 print(emotion, sentiment, round(turn.valence, 2), turn.state.valence_trend, [e.kind for e in turn.events])
+            reading: AffectEstimate | None = turn.fused  # one check gives every reading as a number
+            if reading is not None:
+                print(reading.emotion, f"{reading.confidence:.2f}", round(reading.valence, 2), round(reading.arousal, 2))
             print(turn.to_json())
         result = conversation.analyze(Turn(text="Are you serious?", audio="turn.flac", image="frame.png", speaker="caller"))
         face: ModalityResult | None = result.modalities.get(Modality.FACE)
         shares: dict[str, float] = {m.value: round(s, 2) for m, s in result.shares.items()}
         print(face.emotion if face else None, shares, [f.width for f in result.faces], result.no_reading_reason)
+        print(conversation.analyze("Where is my refund?", speaker="caller").emotion)  # its text first
+    state: StateSnapshot | None = result.state
+    print(state.valence_trend if state else None)
 
     text_only = Analyzer(speech=None, face=None)
     results = TurnResults(text_only.analyze_conversation([Turn(text="Cancel my account, now!", speaker="caller")]))
     rows: list[dict[str, object]] = results.to_rows()
     silent = text_only.analyze(Turn(audio=np.zeros(32000, dtype=np.float32), sample_rate=16000))
     print(rows, silent.has_reading, TurnResult.from_dict(silent.to_dict()).present)
+
+    # The README's prose: progress, weights by name, encoder options, a conversation's thresholds.
+    Analyzer(on_progress=print)
+    Analyzer(face="VGG_DISTILLED_FER_V5", text=TextWeights.DEFAULT, speech=SpeechWeights.DEFAULT, forecast=False)
+    Analyzer(encoder_options={"face": {"full_search_every": 1}, "speech": {"adapt": True},
+                              "text": {"context_weight": 1.0}})
+    text_only.conversation(thresholds=StateThresholds(escalation_anger=0.3))
+    text_only.conversation(thresholds=escalation_at(0.3))
+
+    # The loaded models, typed as their classes (None when left out), never Any.
+    assert_type(analyzer.text, TextEncoder | None)
+    assert_type(analyzer.speech, SpeechEncoder | None)
+    assert_type(analyzer.face, FaceEncoder | None)
+    assert_type(analyzer.forecaster, Forecaster | None)
+    assert_type(affect.Analyzer, type[Analyzer])  # the package's lazy names are the classes
+    if analyzer.speech is not None:
+        clip: SpeechResult = analyzer.speech.analyze_file("turn.flac")
+        print(clip.has_speech, clip.speech_seconds, analyzer.speech.model_id)
+    if analyzer.face is not None:
+        with warnings.catch_warnings(record=True) as caught:
+            frames: list[VideoFrameFaces] = analyzer.face.analyze_video("call.mp4", fps=2, max_frames=600)
+        for warning in caught:
+            if isinstance(warning.message, VideoIncompleteWarning):
+                print(warning.message.reason, warning.message.frames_read, warning.message.read_to_s)
+        print([frame.analysis.faces for frame in frames])
 
     weights: FaceWeights = FaceWeights.resolve("DEFAULT")
     encoder = FaceEncoder(weights=weights, detector="blazeface")
@@ -69,7 +124,22 @@ def client() -> None:
               {m: r.emotion for m, r in result.modalities.items()}, [f.width for f in result.faces])
         silent = conversation.send(audio=np.zeros(32000, dtype=np.float32), sample_rate=16000, speaker="caller")
         print(silent.emotion, silent.present, silent.no_reading_reason, silent.to_json()[:124])
+        models: list[ModelInfo] = conversation.models
+        print(conversation.id, conversation.resumes, result.resumed, result.replayed, [m.to_dict() for m in models])
     print([m.to_dict() for m in client.with_options(timeout=2.0).list_models()])
+
+    # The README's prose: settings, a conversation's prior and escalation level, the errors' fields.
+    with AffectClient("127.0.0.1:50051", token="s3cret", tls=True, root_certificates=b"PEM", timeout=5.0,
+                      max_retries=6, resume_turns=8) as configured:
+        patient = configured.with_options(timeout=5, busy_retries=3)
+        with patient.conversation(text_prior={"neutral": 0.8, "anger": 0.2}, escalation_anger=0.3) as conversation:
+            try:
+                conversation.send("Where is my refund?", speaker="caller")
+            except TurnRefusedError as refused:
+                print(refused.code)
+            except InvalidInputError as invalid:
+                print(invalid.field)
+        print(configured.analyze("Thank you!", text_prior="conversational").emotion)
 
 
 async def async_client() -> None:
@@ -79,3 +149,4 @@ async def async_client() -> None:
             print(result.emotion, result.sentiment, f"{result.valence:+.2f}", result.state.valence_trend)
     one: ClientTurnResult = await client.analyze("Thank you!")
     print(one.to_dict())
+    await asyncio.wait_for(client.with_options(turn_timeout=10.0).analyze("Hello?"), timeout=30)
