@@ -63,3 +63,39 @@ def test_the_check_finds_a_misuse(tmp_path, monkeypatch):
     assert status == 1
     assert 'wrong_usage.py:2: error: Unexpected keyword argument "speeker" for "analyze" of "Analyzer"' in report
     assert "wrong_usage.py:3: error: Unsupported operand types" in report and '"None"' in report
+
+
+def test_the_check_is_strict_where_users_feel_it(tmp_path, monkeypatch):
+    """What the real types and the stricter settings catch, each of which a public attribute or
+    keyword typed ``Any`` (or the settings turned off) would let through: a misspelt name imported
+    from ``affect``, a misspelt modality of ``Analyzer`` or setting of the client, a setting a
+    copy cannot change, a method the loaded encoder does not have, an encoder or the forecaster
+    used as if always loaded, a function without annotations (``disallow_untyped_defs``) and the
+    misuse in its body (``check_untyped_defs``)."""
+    monkeypatch.chdir(ROOT)
+    wrong = tmp_path / "strict_usage.py"
+    wrong.write_text("from affect import Analyzer, Anlyzer\n"
+                     "from affect_client import AffectClient\n"
+                     "analyzer = Analyzer(speech=None, txt=None)\n"
+                     "AffectClient(timeuot=5.0).with_options(target='10.0.0.1:50051')\n"
+                     "analyzer.speech.analyze_file('turn.flac')\n"
+                     "if analyzer.face is not None:\n"
+                     "    analyzer.face.analyse_video('call.mp4')\n"
+                     "print(analyzer.forecaster.window)\n"
+                     "def report(turn):\n"
+                     "    return Analyzer().analyze('Hello?').valence + 1\n")
+    status, report = _mypy(wrong)
+    print(report)
+    assert status == 1
+    for line, error in [
+        (1, 'Module "affect" has no attribute "Anlyzer"'),
+        (3, 'Unexpected keyword argument "txt" for "Analyzer"'),
+        (4, 'Unexpected keyword argument "timeuot" for "AffectClient"'),
+        (4, 'Unexpected keyword argument "target" for "with_options" of "AffectClient"'),
+        (5, 'Item "None" of "SpeechEncoder | None" has no attribute "analyze_file"'),
+        (7, '"FaceEncoder" has no attribute "analyse_video"'),
+        (8, 'Item "None" of "Forecaster | None" has no attribute "window"'),
+        (9, "Function is missing a type annotation  [no-untyped-def]"),
+        (10, 'Unsupported operand types for + ("None" and "int")'),
+    ]:
+        assert f"strict_usage.py:{line}: error: {error}" in report, (line, error)
