@@ -52,12 +52,14 @@ class ConverseRequest(_message.Message):
     def __init__(self, open: _Optional[_Union[OpenConversation, _Mapping]] = ..., turn: _Optional[_Union[Turn, _Mapping]] = ...) -> None: ...
 
 class OpenConversation(_message.Message):
-    __slots__ = ("conversation_id", "options")
+    __slots__ = ("conversation_id", "options", "resume")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     options: ConversationOptions
-    def __init__(self, conversation_id: _Optional[str] = ..., options: _Optional[_Union[ConversationOptions, _Mapping]] = ...) -> None: ...
+    resume: bool
+    def __init__(self, conversation_id: _Optional[str] = ..., options: _Optional[_Union[ConversationOptions, _Mapping]] = ..., resume: _Optional[bool] = ...) -> None: ...
 
 class ConversationOptions(_message.Message):
     __slots__ = ("omit_modality_results", "disable_text_context", "text_prior", "escalation_anger")
