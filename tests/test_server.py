@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -580,6 +581,142 @@ def test_conversation_ids_are_each_clients_own(analyzer):
                     v6.conversation("+15550100")
                 assert refused.value.code == grpc.StatusCode.ALREADY_EXISTS
                 assert second.send("still here").turn_index == 1
+
+
+# ---------------------------------------------------------------------------- a resume takes its conversation over
+
+
+class _Stream:
+    """A Converse stream driven message by message, as a client of its own drives it: the Python
+    client sets ``OpenConversation.resume`` only when it resumes, so these tests set it here."""
+
+    def __init__(self, target: str) -> None:
+        self._channel = grpc.insecure_channel(target)
+        self._requests: queue.Queue = queue.Queue()
+        self._answers = pb_grpc.AffectServiceStub(self._channel).Converse(iter(self._requests.get, None), timeout=120)
+
+    def __enter__(self) -> "_Stream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._requests.put(None)
+        self._answers.cancel()
+        self._channel.close()
+
+    def open(self, conversation_id: str, *, resume: bool = False) -> pb.ConversationOpened:
+        self._requests.put(pb.ConverseRequest(open=pb.OpenConversation(conversation_id=conversation_id, resume=resume)))
+        return next(self._answers).opened
+
+    def turn(self, text: str) -> pb.TurnResult:
+        self._requests.put(pb.ConverseRequest(turn=pb.Turn(text=text.encode(), speaker="caller")))
+        answer = next(self._answers)
+        assert answer.WhichOneof("kind") == "result", answer
+        return answer.result
+
+    def end(self) -> grpc.RpcError:
+        """The status the stream ended with (the answers still unread are read first)."""
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in self._answers:
+                pass
+        return ended.value
+
+
+def _taken_over(server) -> float | None:
+    return server.running.servicer.metrics.registry.get_sample_value(
+        "affect_refused_total", {"code": "ABORTED", "reason": "taken_over"})
+
+
+def test_a_resume_takes_over_its_own_conversation_and_a_fresh_open_is_still_refused(analyzer):
+    """An opening without ``resume`` of an id this client has open is refused ALREADY_EXISTS and
+    changes nothing; with ``resume`` it is admitted at once: the stream that held the id ends with
+    ABORTED (taken over), its state and slot are freed, and the new stream starts a new state."""
+    with ServerThread(analyzer, max_turns_per_second=1000) as server:
+        with _Stream(server.target) as old, _Stream(server.target) as fresh, _Stream(server.target) as new:
+            assert old.open("tk-1").conversation_id == "tk-1"
+            assert old.turn("Hello, my parcel never came.").turn_index == 0
+            with pytest.raises(grpc.RpcError) as refused:
+                fresh.open("tk-1")
+            assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+            assert old.turn("Still mine.").turn_index == 1  # the refused opening changed nothing
+            assert _taken_over(server) is None
+
+            assert new.open("tk-1", resume=True).conversation_id == "tk-1"
+            ended = old.end()
+            assert ended.code() == grpc.StatusCode.ABORTED and "taken over" in ended.details()
+            assert new.turn("I'm back.").turn_index == 0  # a new state: the client sends again what it needs
+            assert _taken_over(server) == 1
+            assert server.open_conversations() == 1
+            deadline = time.monotonic() + 10
+            while server.call(_slots_open(server)) > 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.call(_slots_open(server)) == 1  # the old stream gave its slot back
+        deadline = time.monotonic() + 10
+        while server.call(_slots_open(server)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.call(_slots_open(server)) == 0 and server.open_conversations() == 0
+        assert server.running.servicer.budget.turns == 0  # no turn's ticket left behind
+
+
+def test_another_client_cannot_take_a_conversation_over(analyzer):
+    """A resume of the same id from another address (IPv6 loopback beside IPv4) opens that
+    client's own conversation of the id and leaves the first client's stream alone."""
+    with ServerThread(analyzer, host="localhost", max_turns_per_second=1000) as server:
+        port = server.running.port
+        with _Stream(f"127.0.0.1:{port}") as v4, _Stream(f"[::1]:{port}") as v6:
+            v4.open("+15550100")
+            assert v4.turn("hello").turn_index == 0
+            assert v6.open("+15550100", resume=True).conversation_id == "+15550100"
+            assert v6.turn("hi").turn_index == 0  # its own conversation, not the other's state
+            assert v4.turn("still mine").turn_index == 1
+            assert server.open_conversations() == 2 and _taken_over(server) is None
+
+
+def test_a_resume_takes_over_a_stream_whose_answers_wait_unread(analyzer):
+    """The old stream's client stopped reading (a connection that died with answers on their way):
+    the server's next answer waits on the flow-control window, far from its idle limit. A resume
+    takes the conversation over at once; the old stream's handler ends then, though its client
+    still reads nothing (the stream keeps its slot until it really ends, as for the idle limit),
+    and the stream ends with ABORTED behind the answers it had not read."""
+    stop = threading.Event()
+
+    def turns_until_stopped():
+        yield pb.ConverseRequest(open=pb.OpenConversation(conversation_id="tk-2"))
+        while not stop.is_set():
+            yield pb.ConverseRequest(turn=pb.Turn(speaker="c", turn_id="t" * 128, text=b"ok"))
+
+    with ServerThread(analyzer, idle_timeout_s=600, max_turns_per_second=1e6) as server:
+        registry = server.running.servicer.metrics.registry
+        # No BDP probing: the client's window stays at gRPC's 64 KiB.
+        with grpc.insecure_channel(server.target, options=[("grpc.http2.bdp_probe", 0)]) as channel:
+            answers = pb_grpc.AffectServiceStub(channel).Converse(turns_until_stopped())
+            deadline = time.monotonic() + 60
+            seen, since = -1.0, time.monotonic()
+            while time.monotonic() < deadline:  # until the server answers no more: its write waits
+                now = registry.get_sample_value("affect_turns_total") or 0.0
+                if now != seen:
+                    seen, since = now, time.monotonic()
+                elif now > 50 and time.monotonic() - since > 1.0:
+                    break
+                time.sleep(0.05)
+            assert seen > 50, seen  # more than a window's worth answered, the rest waits
+            with _Stream(server.target) as new:
+                assert new.open("tk-2", resume=True).conversation_id == "tk-2"
+                assert new.turn("I'm back.").turn_index == 0
+                assert _taken_over(server) == 1 and server.open_conversations() == 1
+                deadline = time.monotonic() + 10
+                while registry.get_sample_value("affect_active_conversations") > 1 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert registry.get_sample_value("affect_active_conversations") == 1  # nothing read meanwhile
+                assert server.call(_slots_open(server)) == 2
+                stop.set()
+                with pytest.raises(grpc.RpcError) as ended:
+                    for _ in answers:
+                        pass
+                assert ended.value.code() == grpc.StatusCode.ABORTED and "taken over" in ended.value.details()
+                deadline = time.monotonic() + 10
+                while server.call(_slots_open(server)) > 1 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert server.call(_slots_open(server)) == 1
 
 
 def test_max_text_chars_is_enforced(analyzer):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar
 
 import grpc
 
-from affect import Analyzer, InputTooLargeError, InvalidInputError, TurnResult
+from affect import Analyzer, ConversationClosedError, InputTooLargeError, InvalidInputError, TurnResult
 from affect.conversation import Conversation, PreparedTurn
 from affect.fusion import FusionWeights
 from affect.registry import list_weights
@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("affect.server")
 
+# The status a stream ends with when a resume of its own client takes its conversation over
+# (OpenConversation.resume): ABORTED, so that the client (if it is still there) does not resume it.
+TAKEN_OVER = "taken over by a newer stream of this conversation (this client's resume)"
 # How long a request stream that ended with no message waits for gRPC's cancellation, which
 # follows at once when gRPC refused the message itself (see AffectServicer._analyze_body).
 ENDED_BY_GRPC_WAIT_S = 0.5
@@ -123,6 +126,15 @@ class Lane:
     batchers: dict
 
 
+@dataclass(frozen=True)
+class HeldConversation:
+    """A conversation in the registry, with the event its stream ends on when a resume of the
+    same client takes the conversation over (``AffectServicer.Converse``)."""
+
+    conversation: Conversation
+    taken_over: asyncio.Event
+
+
 _BUSY = {
     "turns": "the server has {n} turns in flight (limit {limit})",
     "memory": "the turns in flight hold the server's memory budget for work in flight",
@@ -147,8 +159,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         self._turn_tasks: set[asyncio.Future] = set()  # admitted turns' work, each holding its ticket
         self.latency = LatencyEstimate()
         # Keyed by (client, id): ids are the client's own, so that one client's ALREADY_EXISTS
-        # never tells it which ids another client has open (an id may be a caller's number).
-        self.conversations: dict[tuple[str, str], Conversation] = {}
+        # never tells it which ids another client has open (an id may be a caller's number), and
+        # only that client's resume can take one over.
+        self.conversations: dict[tuple[str, str], HeldConversation] = {}
         self._log_id_key = (config.log_id_key or "").encode() or os.urandom(32)
         metrics.conversation_states.set_function(lambda: len(self.conversations))
         self.draining = asyncio.Event()
@@ -157,7 +170,16 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     # ------------------------------------------------------------------ RPCs
 
     async def Converse(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],
-                       context: grpc.aio.ServicerContext) -> AsyncGenerator[pb.ConverseResponse, None]:
+                       context: grpc.aio.ServicerContext, *,
+                       taken_over: asyncio.Event | None = None) -> AsyncGenerator[pb.ConverseResponse, None]:
+        """One conversation's stream. An opening with ``resume`` whose id this client already has
+        open takes that conversation over (a connection that broke without the server learning
+        of it still holds it): the old stream's state is closed at once and the stream ends with
+        ABORTED (``TAKEN_OVER``) as soon as it wakes, its slot given back then; this stream opens
+        with a new state. ``taken_over`` is the event this stream's own end waits on (given by
+        ``converse_written``, which also waits on it while an answer is written)."""
+        if taken_over is None:
+            taken_over = asyncio.Event()
         if self.draining.is_set():
             await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
         peer = _peer_host(context)
@@ -185,7 +207,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             except InvalidInputError as exc:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
             key = (peer, conversation_id)
-            if key in self.conversations:
+            if key in self.conversations and not first.open.resume:
                 await self._abort(context, grpc.StatusCode.ALREADY_EXISTS,
                                   "this client already has a conversation with this open.conversation_id open",
                                   "duplicate")  # the id is not echoed: logs keep messages
@@ -196,7 +218,10 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                                           thresholds=thresholds_from_pb(options))
             except InvalidInputError as exc:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
-            self.conversations[key] = conversation
+            # From the look-up above to here nothing awaits: no other stream can open the id between.
+            if (held := self.conversations.pop(key, None)) is not None:
+                self._take_over(held, conversation_id)
+            self.conversations[key] = HeldConversation(conversation, taken_over)
             bucket = TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
             log.info("conversation %s opened (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             yield pb.ConverseResponse(opened=pb.ConversationOpened(
@@ -204,7 +229,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 max_turns_per_second=self.config.max_turns_per_second))
 
             while True:
-                request = await self._next_request(request_iterator, context)
+                request = await self._next_request(request_iterator, context, taken_over)
                 if request is _END:
                     return
                 if isinstance(request, Unreadable):
@@ -212,19 +237,39 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                            f"a message could not be read as a ConverseRequest ({request.reason}); "
                                            "the conversation goes on", "turn", "unreadable")
                     continue
-                yield await self._answer(request, conversation, bucket, options)
+                answer = await self._answer(request, conversation, bucket, options)
                 del request  # the turn's bytes are not kept while the stream waits for the next one
+                if taken_over.is_set():  # while the turn was read: its answer is the closed conversation's
+                    await self._end_taken_over(context)
+                yield answer
+                del answer
                 if self.draining.is_set():
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE,
                                       "server is shutting down; reopen the conversation to continue", "draining")
         finally:
             self.slots.release(peer)
-            # Only this stream's own conversation: a stream refused as a duplicate must not
-            # close the conversation that holds the id.
-            if conversation is not None and self.conversations.get((peer, conversation_id)) is conversation:
-                self.conversations.pop((peer, conversation_id)).close()
+            # Only this stream's own conversation: a stream refused as a duplicate must not close
+            # the conversation that holds the id, nor a stream taken over its successor's.
+            held = self.conversations.get((peer, conversation_id))
+            if conversation is not None and held is not None and held.conversation is conversation:
+                self.conversations.pop((peer, conversation_id)).conversation.close()
                 log.info("conversation %s closed (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             self.metrics.active_conversations.dec()
+
+    def _take_over(self, held: HeldConversation, conversation_id: str) -> None:
+        """End an open conversation for a resume of the same client: its state is dropped now (a
+        turn of it still being read records nothing, ``Conversation.record``; its ticket is given
+        back when that work is over, as for any turn), and its stream, woken by ``taken_over``,
+        ends with ABORTED and gives its slot back. Counted here, once per takeover."""
+        held.conversation.close()
+        held.taken_over.set()
+        self.metrics.refused.labels(grpc.StatusCode.ABORTED.name, "taken_over").inc()
+        log.info("conversation %s taken over by a resume of its client", log_id(conversation_id, self._log_id_key))
+
+    async def _end_taken_over(self, context: grpc.aio.ServicerContext) -> NoReturn:
+        """End a stream whose conversation was taken over (counted by ``_take_over``)."""
+        await context.abort(grpc.StatusCode.ABORTED, TAKEN_OVER)
+        raise AssertionError("grpc's abort returned")  # it raises; here for the type checker
 
     async def converse_written(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],
                                context: grpc.aio.ServicerContext) -> None:
@@ -234,22 +279,28 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         ``idle_timeout_s`` closes the conversation and frees its state; the stream keeps its slot
         until it really ends (the status waits behind the unread answers, and gRPC's aio server
         cannot reset a stream), so what such streams hold stays within the per-client limits."""
-        answers = self.Converse(request_iterator, context)
+        taken_over = asyncio.Event()
+        answers = self.Converse(request_iterator, context, taken_over=taken_over)
         peer = _peer_host(context)
         stalled = False
+        taken = asyncio.ensure_future(taken_over.wait())  # a takeover ends a stalled write too
         try:
             async for answer in answers:
                 written = asyncio.ensure_future(context.write(answer))
                 written.add_done_callback(_retrieved)
-                done, _ = await asyncio.wait({written}, timeout=self.config.idle_timeout_s)
-                if not done:
+                done, _ = await asyncio.wait({written, taken}, timeout=self.config.idle_timeout_s,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if written not in done:
                     stalled = True
                     self.slots.take(peer)  # held for the stream, as the conversation gives its own back
                     await answers.aclose()
+                    if taken_over.is_set():
+                        await self._end_taken_over(context)
                     await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
                                       f"the client read no answer for {self.config.idle_timeout_s:g} s; "
                                       "the conversation was closed", "unread")
         finally:
+            taken.cancel()
             await answers.aclose()
             if stalled:
                 self.slots.release(peer)
@@ -446,6 +497,10 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         except InvalidInputError as exc:
             return _Failure(grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _wire_field(exc.field), _reason(exc))
         except Exception as exc:  # noqa: BLE001 - one turn's failure must not end the stream
+            if isinstance(exc, ConversationClosedError) and conversation.closed:
+                # closed before the turn was decoded (taken over, its caller gone): nothing to read it against
+                return _Failure(grpc.StatusCode.ABORTED, "the conversation was closed before this turn was read",
+                                "turn", "closed")
             error_id = uuid.uuid4().hex[:12]
             log.error("a turn failed with %s (error %s); stack:\n%s", type(exc).__name__, error_id,
                       "".join(traceback.format_tb(exc.__traceback__)))
@@ -484,9 +539,14 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                                       retry_after_ms=retry_after_ms))
 
     async def _next_request(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],
-                            context: grpc.aio.ServicerContext) -> pb.ConverseRequest | Unreadable | _Ended:
-        """The next request, or _END when the client closed its side; ends idle streams."""
-        next_request = await self._unless_drained(_read_one(request_iterator), self.config.idle_timeout_s)
+                            context: grpc.aio.ServicerContext,
+                            taken_over: asyncio.Event | None = None) -> pb.ConverseRequest | Unreadable | _Ended:
+        """The next request, or _END when the client closed its side; ends idle streams, and a
+        stream whose conversation was taken over (``taken_over`` set)."""
+        ended = (taken_over,) if taken_over is not None else ()
+        next_request = await self._unless_drained(_read_one(request_iterator), self.config.idle_timeout_s, *ended)
+        if taken_over is not None and taken_over.is_set():  # a turn read meanwhile is not read against a closed state
+            await self._end_taken_over(context)
         if next_request is not None:
             return next_request.result()
         if self.draining.is_set():
@@ -495,15 +555,16 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
                           f"no turn for {self.config.idle_timeout_s:g} s; the conversation was closed", "idle")
 
-    async def _unless_drained(self, read: Coroutine[Any, Any, Any], timeout: float) -> asyncio.Future | None:
+    async def _unless_drained(self, read: Coroutine[Any, Any, Any], timeout: float, *also: asyncio.Event) -> asyncio.Future | None:
         """``read`` run until it is done (the finished task), or ``None`` when the server began
-        draining or ``timeout`` passed first (``read`` is then cancelled)."""
+        draining, one of ``also`` was set or ``timeout`` passed first (``read`` is then cancelled)."""
         task = asyncio.ensure_future(read)
-        drained = asyncio.ensure_future(self.draining.wait())
+        ends = [asyncio.ensure_future(event.wait()) for event in (self.draining, *also)]
         try:
-            await asyncio.wait({task, drained}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({task, *ends}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            drained.cancel()
+            for end in ends:
+                end.cancel()
         if task.done():
             return task
         task.cancel()
