@@ -171,8 +171,9 @@ def _batchers(analyzer: Analyzer, config: ServerConfig, executor: Executor, metr
 
 # The server pings each connection that has a call open, and drops one whose ping goes unanswered:
 # a conversation whose client's connection broke without a reset (a NAT timeout, a network blip)
-# is freed within about 20 s, not at idle_timeout_s, so the client's resume under the same id
-# (affect_client._resume, retrying ALREADY_EXISTS for 30 s) finds it gone. Clients need not ping
+# is freed within about 20 s, not at idle_timeout_s. The Python client's resume takes such a
+# conversation over at once (OpenConversation.resume, AffectServicer.Converse); a client without
+# it (retrying ALREADY_EXISTS, as that client did for 30 s) finds it gone then. Clients need not ping
 # (a client ping cannot tell this server about a connection the client has already lost), and the
 # server's ping policy towards clients' pings stays gRPC's default.
 # (gRPC 1.85 times a ping out after grpc.http2.ping_timeout_ms, 60 s by default, whatever
