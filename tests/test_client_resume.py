@@ -497,25 +497,56 @@ def test_a_failed_resume_keeps_nothing_of_the_turn_that_failed():
     assert memory.closed and not found, found
 
 
-def test_a_blip_while_the_same_server_holds_the_conversation_is_resumed(analyzer):
-    """The client's connection resets but the server's end stays open (half-open): reopening
-    the same id is refused ALREADY_EXISTS until the server's keepalive finds the old connection
-    dead and frees the conversation; the resume retries it meanwhile, and carries the turn on."""
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_a_blip_while_the_same_server_holds_the_conversation_is_taken_over(analyzer, twin):
+    """The client's connection resets but the server's end stays open (half-open: a NAT dropped
+    it, or a proxy that sends no keepalive pings holds it), so the server still holds the
+    conversation: an opening of its id without ``resume`` is refused ALREADY_EXISTS. The resume's
+    reopen says it is a resume and takes the conversation over at once: it is never refused (it
+    would wait until the server's keepalive, or behind Ray's proxy its idle limit, freed the old
+    stream), the old stream is ended as taken over, and the turn is carried on."""
+    from affect_client import AlreadyExistsError
+
     from tests._proxy import HalfOpenProxy
 
     server = ServerThread(analyzer, port=free_port()).__enter__()
     proxy = HalfOpenProxy(server.running.port)
-    try:
-        with AffectClient(proxy.target) as client, client.conversation() as conversation:
+    registry = server.running.servicer.metrics.registry
+
+    def refused(code: str, reason: str) -> float | None:
+        return registry.get_sample_value("affect_refused_total", {"code": code, "reason": reason})
+
+    def fresh_open_is_refused(conversation_id: str) -> None:
+        with AffectClient(server.target, max_retries=0) as other:  # the same address, no resume
+            with pytest.raises(AlreadyExistsError):
+                other.conversation(conversation_id)
+
+    async def async_twin() -> TurnResult:
+        async with AsyncAffectClient(proxy.target) as client, client.conversation() as conversation:
             for speaker, text in SCRIPT[:2]:
-                conversation.send(text, speaker=speaker)
+                await conversation.send(text, speaker=speaker)
             proxy.cut_client_side()
-            started = time.monotonic()
-            after = conversation.send(AFTER[1], speaker=AFTER[0])
-            assert after.resumed and after.turn_index == 2 and conversation.resumes == 1
-            assert time.monotonic() - started < C.RESUME_REOPEN_S
-            registry = server.running.servicer.metrics.registry
-            assert registry.get_sample_value("affect_refused_total", {"code": "ALREADY_EXISTS", "reason": "duplicate"}) >= 1
+            await asyncio.to_thread(fresh_open_is_refused, conversation.id)
+            after = await conversation.send(AFTER[1], speaker=AFTER[0])
+            assert conversation.resumes == 1
+            return after
+
+    try:
+        if twin == "async":
+            after = asyncio.run(async_twin())
+        else:
+            with AffectClient(proxy.target) as client, client.conversation() as conversation:
+                for speaker, text in SCRIPT[:2]:
+                    conversation.send(text, speaker=speaker)
+                proxy.cut_client_side()
+                fresh_open_is_refused(conversation.id)
+                after = conversation.send(AFTER[1], speaker=AFTER[0])
+                assert conversation.resumes == 1
+        assert after.resumed and after.turn_index == 2 and after.replayed == 2 and after.state.turns == 3
+        assert refused("ALREADY_EXISTS", "duplicate") == 1  # the fresh opening only: the resume was never refused
+        assert refused("ABORTED", "taken_over") == 1
+        _until(lambda: server.running.servicer.slots.open == 0)  # the old stream ended too, its slot given back
+        assert server.open_conversations() == 0 and server.running.servicer.budget.turns == 0
     finally:
         proxy.close()
         server.__exit__(None, None, None)

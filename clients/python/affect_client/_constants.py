@@ -16,9 +16,10 @@ MAX_BUSY_WAIT_S = 30.0  # a hint longer than this is not waited for: the error i
 # (affect's TextEncoder.window, 8 past turns). At most MAX_RESUMES times per conversation.
 DEFAULT_RESUME_TURNS = 8
 MAX_RESUMES = 3  # in a conversation's whole life, not per turn
-# A resume's opening retries UNAVAILABLE (the server still starting) and ALREADY_EXISTS (the same
-# server still holding the conversation on a broken connection) until max_retries are spent and
-# this long has passed, whichever is last: the backoff alone gives up after 6 s (median).
+# A resume's opening retries UNAVAILABLE (the server still starting) and ALREADY_EXISTS (a server
+# from before OpenConversation.resume still holding the conversation on a broken connection; a
+# newer one takes it over at once) until max_retries are spent and this long has passed,
+# whichever is last: the backoff alone gives up after 6 s (median).
 RESUME_REOPEN_S = 30.0
 # A replayed turn (or the turn resent after it) refused as busy is sent again after the server's
 # hint this many times, whatever busy_retries says: the replay, not the caller, made it busy.

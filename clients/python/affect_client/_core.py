@@ -188,9 +188,10 @@ class Retries:
     ``resuming``: a conversation's stream opened again after its server went away
     (``affect_client._resume``). UNAVAILABLE is retried until ``max_retries`` are spent and
     ``RESUME_REOPEN_S`` have passed, whichever comes last (a restarting server may take longer
-    to load than the backoff's median 6 s); so is ALREADY_EXISTS, which the same server says
-    while it still holds the conversation on a connection that broke (it frees it once its
-    keepalive finds the connection dead)."""
+    to load than the backoff's median 6 s); so is ALREADY_EXISTS, which a server from before
+    ``OpenConversation.resume`` says while it still holds the conversation on a connection that
+    broke (it frees it once its keepalive finds the connection dead); a newer one takes the
+    conversation over at once."""
 
     def __init__(self, options: ClientOptions, *, unavailable: bool = True, resuming: bool = False) -> None:
         self._backoff = backoff_delays(options.max_retries if unavailable else 0)

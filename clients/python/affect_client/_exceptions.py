@@ -6,7 +6,8 @@
     │   ├── ResourceExhaustedError  RESOURCE_EXHAUSTED (limits; ``.retry_after`` when the server is busy)
     │   ├── UnauthenticatedError    UNAUTHENTICATED (token)
     │   ├── AlreadyExistsError      ALREADY_EXISTS (this conversation id is open on the server: yours,
-    │   │                           or a resume whose old stream the server still held after 30 s)
+    │   │                           or a resume whose old stream a server from before takeovers
+    │   │                           still held after 30 s)
     │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation resumes on a new stream
     │   │                           itself, unless resume_turns=0 or it has resumed 3 times)
     │   └── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout)

@@ -1,8 +1,10 @@
 """Carrying a conversation across a server restart, written once for both clients.
 
 A conversation's state lives in the server that holds its stream. When that stream ends with
-UNAVAILABLE (the server drained on SIGTERM, a Ray Serve replica was stopped or died), the
-conversation opens a new stream under the same id, sends the text of its last
+UNAVAILABLE (the server drained on SIGTERM, a Ray Serve replica was stopped or died, the
+connection broke), the conversation opens a new stream under the same id (marked
+``OpenConversation.resume``: a server still holding the id on the broken connection hands it
+over at once, ending the old stream with ABORTED), sends the text of its last
 ``resume_turns`` answered turns again as ordinary turns, with their speakers, discarding their
 answers (so that the new server rebuilds the text context and the trajectory from them), then
 sends the turn that failed again and returns its answer, marked ``resumed``, numbered on from
@@ -82,10 +84,14 @@ class KeptTurn:
 
 def reopen_request(open_request: pb.ConverseRequest, conversation_id: str) -> pb.ConverseRequest:
     """The opening a resume sends: the conversation's own options, under the id it already has
-    (the one the first server gave, when the caller gave none), so that it stays one conversation."""
+    (the one the first server gave, when the caller gave none), so that it stays one conversation,
+    marked ``resume``: a server that still holds the id on this client's broken stream (it never
+    learnt the connection died) ends that stream and opens this one at once, instead of refusing
+    it ALREADY_EXISTS until it frees the old one itself."""
     again = pb.ConverseRequest()
     again.CopyFrom(open_request)
     again.open.conversation_id = conversation_id
+    again.open.resume = True
     return again
 
 
