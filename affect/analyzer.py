@@ -124,7 +124,8 @@ class Analyzer:
         return {m.value: enc.model_id for m, enc in self.encoders.items() if enc}
 
     def conversation(self, conversation_id: str | None = None, *, text_context: bool = True,
-                     text_prior: PriorSpec = None, thresholds: StateThresholds | None = None) -> Conversation:
+                     text_prior: PriorSpec = None, thresholds: StateThresholds | None = None,
+                     event_speakers: Iterable[str] = ()) -> Conversation:
         """A new conversation; usable directly or as a context manager.
 
         ``conversation_id`` (and each turn's ``speaker``) is at most 128 characters with no
@@ -138,9 +139,16 @@ class Analyzer:
 
         ``thresholds``: the numbers behind this conversation's events (``affect.state.StateThresholds``:
         e.g. ``StateThresholds(escalation_anger=0.3)`` for fewer, surer escalation warnings).
+
+        ``event_speakers``: the speakers whose events are raised, e.g. ``["caller"]`` for a console
+        that wants no warnings about its own agents (empty: every speaker's, as by default). Every
+        speaker's readings, state and forecast are kept all the same (the forecast reads the
+        other speakers' turns too); only the events of the others are not raised. At most 16
+        names, each a speaker's name as a turn gives it (``InvalidInputError`` naming
+        ``event_speakers`` otherwise; one name alone, as a string, too).
         """
         return Conversation(self, conversation_id, text_context=text_context, text_prior=text_prior,
-                            thresholds=thresholds)
+                            thresholds=thresholds, event_speakers=event_speakers)
 
     def analyze(self, turn: Turn | str | bytes | None = None, /, **fields: Unpack[TurnFields]) -> TurnResult:
         """One turn on its own, with no conversation around it: a text first, its fields as

@@ -9,7 +9,7 @@ three, live in ``affect.turn_flow``, which ``analyze`` (in place), the server an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
@@ -110,14 +110,16 @@ class Conversation:
     never raw text or media, and is bounded however long the conversation runs."""
 
     def __init__(self, analyzer: "Analyzer", conversation_id: str | None = None, *, text_context: bool = True,
-                 text_prior: "PriorSpec" = None, thresholds: StateThresholds | None = None) -> None:
+                 text_prior: "PriorSpec" = None, thresholds: StateThresholds | None = None,
+                 event_speakers: Iterable[str] = ()) -> None:
         if conversation_id is not None:
             check_id(conversation_id, "conversation_id")
         self.analyzer = analyzer
         self.id = conversation_id
         self.turns_seen = 0
         self.closed = False
-        self.state = ConversationState(thresholds, forecaster=getattr(analyzer, "forecaster", None))
+        self.state = ConversationState(thresholds, forecaster=getattr(analyzer, "forecaster", None),
+                                       event_speakers=event_speakers)
         options = ConversationOptions(text_context=text_context, text_prior=text_prior)
         self._turns = {m: turns_of(encoder) for m, encoder in analyzer.encoders.items()}  # the one table
         self._states: dict[Modality, Any] = {m: turns.new_state(options) for m, turns in self._turns.items()}
@@ -200,7 +202,8 @@ class Conversation:
         """Drop the state at once (it is also dropped when the object is): each encoder's and the
         conversation's own (its speakers' names, readings and forecast)."""
         self._states = {m: None for m in self._states}
-        self.state = ConversationState(self.state.thresholds, forecaster=self.state.forecaster)
+        self.state = ConversationState(self.state.thresholds, forecaster=self.state.forecaster,
+                                       event_speakers=self.state.event_speakers)
         self.closed = True
 
     def __enter__(self) -> "Conversation":

@@ -11,14 +11,16 @@ budgets are its settings, stricter by default.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect_proto.rules import (EMPTY_TURN, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS, id_problem,
-                                images_not_a_list, text_too_long, too_many_images)
+from affect_proto.rules import (EMPTY_TURN, MAX_EVENT_SPEAKERS, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS,
+                                event_speakers_problem, id_problem, images_not_a_list, named_speaker_problem,
+                                text_too_long, too_many_images)
 
-__all__ = ["EMPTY_TURN", "MAX_ID_CHARS", "MAX_IMAGES_PER_TURN", "MAX_TEXT_CHARS", "check_id",
-           "check_image_count", "check_images_list", "check_not_empty", "check_text_length"]
+__all__ = ["EMPTY_TURN", "MAX_EVENT_SPEAKERS", "MAX_ID_CHARS", "MAX_IMAGES_PER_TURN", "MAX_TEXT_CHARS",
+           "check_event_speakers", "check_id", "check_image_count", "check_images_list", "check_named_speaker",
+           "check_not_empty", "check_text_length"]
 
 
 def check_not_empty(carried: Collection[object], field: str = "turn") -> None:
@@ -46,6 +48,27 @@ def check_id(value: object, field: str) -> None:
         raise InvalidInputError(f"{field} must be a string", field=field)
     if problem := id_problem(value, field):
         raise InvalidInputError(problem, field=field)
+
+
+def check_named_speaker(speaker: object, field: str = "speaker") -> str:
+    """``speaker``, if it names one speaker (``check_id``'s rule, and not empty: turns without a
+    speaker are one unnamed speaker, who cannot be picked out alone)."""
+    if not isinstance(speaker, str):
+        raise InvalidInputError(f"{field} must be a string", field=field)
+    if problem := named_speaker_problem(speaker, field):
+        raise InvalidInputError(problem, field=field)
+    return speaker
+
+
+def check_event_speakers(names: object, field: str = "event_speakers") -> tuple[str, ...]:
+    """The speakers whose events a conversation raises, as a tuple (empty: everyone's); refuses
+    one name given alone, more than ``MAX_EVENT_SPEAKERS``, and names a turn's speaker could not
+    have or that are empty (``affect_proto.rules.event_speakers_problem``), naming ``field``."""
+    listed = tuple(names) if isinstance(names, Iterable) and not isinstance(names, (str, bytes)) else names
+    if problem := event_speakers_problem(listed, field):  # an iterator is read once, here
+        raise InvalidInputError(problem, field=field)
+    assert isinstance(listed, tuple)  # the rule has checked it
+    return listed
 
 
 def check_text_length(chars: int, field: str = "text", limit: int = MAX_TEXT_CHARS) -> None:

@@ -12,17 +12,22 @@ with a reading also gives each recent speaker's next-turn P(negative) and P(ange
 reaches ``escalation_anger``. It is a forecast of the speaker's next turn: often raised once
 their anger has begun (on MELD, most warnings come on a turn already read as anger), sometimes
 before it; its event-level precision and recall are in the forecast model card.
+
+Events are raised for every speaker, or only for those named in ``event_speakers`` (a console
+that wants no warnings about its own agents); the state and forecast are kept for everyone all
+the same, and an unwatched speaker's events are armed and disarmed as always, only not raised.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from affect.forecast_features import Reading
 from affect.labels import EMOTION_NAMES
+from affect.limits import check_event_speakers
 from affect.results import AffectEstimate, Event, SpeakerForecast, SpeakerSnapshot, StateSnapshot
 
 __all__ = ["ConversationState", "Event", "ForecasterLike", "SpeakerForecast", "SpeakerSnapshot", "StateSnapshot",
@@ -145,8 +150,14 @@ class _Track:
 class ConversationState:
     """Updated by each turn's fused reading; gives a snapshot and the events the turn raised."""
 
-    def __init__(self, thresholds: StateThresholds | None = None, forecaster: ForecasterLike | None = None) -> None:
+    def __init__(self, thresholds: StateThresholds | None = None, forecaster: ForecasterLike | None = None, *,
+                 event_speakers: Iterable[str] = ()) -> None:
+        """``event_speakers``: the speakers whose events are raised (empty: everyone's); the state
+        and forecast are kept for every speaker either way. Refused (``InvalidInputError``) as
+        ``affect.limits.check_event_speakers`` says: a list of at most 16 speakers' names."""
         self.thresholds = thresholds or StateThresholds()
+        self.event_speakers = check_event_speakers(event_speakers)
+        self._watched = frozenset(self.event_speakers)
         self._all = _Track(self.thresholds.history)
         self._speakers: OrderedDict[str | None, _Track] = OrderedDict()
         self._forecaster = forecaster
@@ -183,7 +194,15 @@ class ConversationState:
             self._readings.append(Reading.of(turn_index, speaker, seen.emotion_vector(), seen.sentiment_vector()))
             self._forecast = self._forecaster.forecast(self._readings)
             events += self._escalations(turn_index)
-        return self.snapshot(), events
+        return self.snapshot(), self._raised(events)
+
+    def _raised(self, events: tuple[Event, ...]) -> tuple[Event, ...]:
+        """The events of the watched speakers (``event_speakers``; all when empty). An event names
+        the speaker it is about, who may not be the turn's (an escalation_risk forecast for the
+        caller on the agent's turn): that is the speaker watched."""
+        if not self._watched:
+            return events
+        return tuple(e for e in events if e.speaker in self._watched)
 
     def _escalations(self, turn_index: int) -> tuple[Event, ...]:
         t, out = self.thresholds, []

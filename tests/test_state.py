@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from affect.results import AffectEstimate
@@ -169,3 +171,47 @@ def test_a_speaker_angry_from_the_first_turn_raises_rising_anger():
     assert "from the first turn" in anger[0].message
     calm = [e for _, es in run(ConversationState(), [("caller", "neutral"), ("caller", "neutral")]) for e in es]
     assert not calm
+
+
+def _support_call() -> list[tuple[str, str]]:
+    import json
+    from pathlib import Path
+
+    lines = (Path(__file__).parents[1] / "docs" / "examples" / "support-call.jsonl").read_text().splitlines()
+    return [(turn["speaker"], turn["text"]) for turn in map(json.loads, lines)]
+
+
+def test_events_are_raised_only_for_the_event_speakers(analyzer):
+    """A console was warned about its own agents: on the support call docs/examples/support-call.jsonl
+    the customer's outburst raises escalation_risk for the agent too. With
+    ``event_speakers=["customer"]`` only the customer's events are raised, the same as before; every
+    turn's reading, state and forecast, the agent's included, is as without the option."""
+    with analyzer.conversation() as every, analyzer.conversation(event_speakers=["customer"]) as watched:
+        pairs = [(every.analyze(text, speaker=speaker), watched.analyze(text, speaker=speaker))
+                 for speaker, text in _support_call()]
+    everyone = [e for a, _ in pairs for e in a.events]
+    assert {e.speaker for e in everyone} == {"customer", "agent"}, everyone  # the agent is warned about too
+    for a, w in pairs:
+        assert w.events == tuple(e for e in a.events if e.speaker == "customer")
+        assert w.fused == a.fused and w.state == a.state  # readings, per-speaker state and forecast kept for all
+    agent_turns = [w for _, w in pairs if w.speaker == "agent"]
+    assert agent_turns and all(w.has_reading for w in agent_turns)
+    assert any(f.speaker == "agent" for f in pairs[-1][1].state.forecast)
+    assert watched.state.event_speakers == ("customer",)
+
+
+@pytest.mark.parametrize("names, where", [
+    ("customer", "must be a list"),  # one name alone would be read letter by letter
+    ([f"agent {i}" for i in range(17)], "names 17 speakers; the limit is 16"),
+    (["customer", ""], "event_speakers[1] is empty"),
+    (["x" * 129], "event_speakers[0] is longer than 128 characters"),
+    (["cust\nomer"], "event_speakers[0] has a control or format character"),
+    ([None], "event_speakers[0] must be a string"),
+])
+def test_event_speakers_that_could_not_name_speakers_are_refused(analyzer, names, where):
+    from affect import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=re.escape(where)) as refused:
+        analyzer.conversation(event_speakers=names)
+    assert refused.value.field == "event_speakers"
+    assert analyzer.conversation(event_speakers=iter(["customer", "x" * 128])).state.event_speakers == ("customer", "x" * 128)

@@ -9,11 +9,13 @@ looser. Hand-written: ``python -m protos.generate`` leaves this file alone.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from os import PathLike
 
 MAX_ID_CHARS = 128  # a speaker's name, a turn id, a conversation id
 MAX_IMAGES_PER_TURN = 8
 MAX_TEXT_CHARS = 10_000  # longer text is refused, never cut
+MAX_EVENT_SPEAKERS = 16  # names in a conversation's event_speakers: as many speakers as its state keeps
 
 EMPTY_TURN = "a turn needs at least one of text, audio or images"
 
@@ -36,6 +38,34 @@ def id_problem(value: str, field: str) -> str | None:
         if unicodedata.category(char) in _NOT_IN_IDS:
             return f"{field} has a control or format character (U+{ord(char):04X}) at position {position}"
     return None
+
+
+def event_speakers_problem(names: object, field: str = "event_speakers") -> str | None:
+    """Why ``names`` may not be a conversation's event speakers (the speakers whose events are
+    raised), or None when they may: a list (not one name alone, which would be read letter by
+    letter) of at most ``MAX_EVENT_SPEAKERS`` names, each a speaker's name as a turn gives it and
+    not empty (turns without a speaker are one unnamed speaker, which is watched only with all)."""
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+        return f"{field} must be a list of speaker names (one name as [name])"
+    listed = list(names)
+    if len(listed) > MAX_EVENT_SPEAKERS:
+        return f"{field} names {len(listed)} speakers; the limit is {MAX_EVENT_SPEAKERS}"
+    for index, name in enumerate(listed):
+        where = f"{field}[{index}]"
+        if not isinstance(name, str):
+            return f"{where} must be a string, got {type(name).__name__}"
+        if problem := named_speaker_problem(name, where):
+            return problem
+    return None
+
+
+def named_speaker_problem(value: str, field: str = "speaker") -> str | None:
+    """Why ``value`` may not name one speaker, or None when it may: a speaker's name as a turn
+    gives it (``id_problem``), and not empty: turns without a speaker are one unnamed speaker,
+    who cannot be picked out alone (name your speakers)."""
+    if not value:
+        return f"{field} is empty: name the speaker (turns without a speaker cannot be picked out)"
+    return id_problem(value, field)
 
 
 def cleaned_text(text: str) -> str:
