@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from affect._errors import ConversationClosedError, InvalidInputError
 from affect.fusion import fuse
-from affect.limits import check_id, check_images_list, check_not_empty
+from affect.limits import check_id, check_images_list, check_named_speaker, check_not_empty
 from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
 from affect.turn_flow import ConversationOptions, analyze_prepared, turns_of
@@ -197,6 +197,25 @@ class Conversation:
         )
         self.turns_seen += 1
         return result
+
+    def reset_speaker(self, speaker: str) -> int:
+        """Start ``speaker`` anew mid-conversation, as a speaker not yet heard (a human agent taking
+        over from a bot under the same name, a new caller put through): their smoothed readings and
+        history are dropped, their events armed again (a first angry turn raises ``rising_anger``
+        as a new speaker's does), and what is kept of their earlier turns reads as another
+        person's: the forecaster's window (their forecast starts from scratch) and the text
+        context (their next text is not read as theirs continuing); their face tracks start
+        anew. Every other speaker's state, events and forecast are as they were, and the
+        conversation's own smoothed state goes on. Returns how many turns their state held (0:
+        none under that name: a misspelt name?). ``InvalidInputError`` for a name a turn's speaker
+        could not have or an empty one (the unnamed speaker cannot be reset); ``ConversationClosedError``
+        once closed."""
+        if self.closed:
+            raise ConversationClosedError("this conversation is closed: open a new one for more turns")
+        check_named_speaker(speaker)
+        for modality, turns in self._turns.items():
+            turns.forget_speaker(self._states[modality], speaker)
+        return self.state.reset_speaker(speaker)
 
     def close(self) -> None:
         """Drop the state at once (it is also dropped when the object is): each encoder's and the

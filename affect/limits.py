@@ -60,6 +60,19 @@ def check_named_speaker(speaker: object, field: str = "speaker") -> str:
     return speaker
 
 
+FORMER_SPEAKER = "\x00former-"  # begins with a control character: no turn's speaker can (check_id)
+
+
+def former_speaker(count: int) -> str:
+    """The name a reset speaker's earlier turns are given (``Conversation.reset_speaker``), so that
+    they read as another person's: one that no turn can have, a new one for each reset."""
+    return f"{FORMER_SPEAKER}{count}"
+
+
+def is_former_speaker(speaker: str | None) -> bool:
+    return speaker is not None and speaker.startswith(FORMER_SPEAKER)
+
+
 def check_event_speakers(names: object, field: str = "event_speakers") -> tuple[str, ...]:
     """The speakers whose events a conversation raises, as a tuple (empty: everyone's); refuses
     one name given alone, more than ``MAX_EVENT_SPEAKERS``, and names a turn's speaker could not

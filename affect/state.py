@@ -16,6 +16,9 @@ before it; its event-level precision and recall are in the forecast model card.
 Events are raised for every speaker, or only for those named in ``event_speakers`` (a console
 that wants no warnings about its own agents); the state and forecast are kept for everyone all
 the same, and an unwatched speaker's events are armed and disarmed as always, only not raised.
+``reset_speaker`` starts one speaker anew mid-conversation (a human agent taking over from a bot
+under the same name, a new caller put through): their smoothed state is dropped, their events
+armed, and their earlier turns read by the forecaster as another person's.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Protocol
 
 from affect.forecast_features import Reading
 from affect.labels import EMOTION_NAMES
-from affect.limits import check_event_speakers
+from affect.limits import check_event_speakers, check_named_speaker, former_speaker, is_former_speaker
 from affect.results import AffectEstimate, Event, SpeakerForecast, SpeakerSnapshot, StateSnapshot
 
 __all__ = ["ConversationState", "Event", "ForecasterLike", "SpeakerForecast", "SpeakerSnapshot", "StateSnapshot",
@@ -164,6 +167,7 @@ class ConversationState:
         self._readings: deque[Reading] = deque(maxlen=forecaster.window if forecaster else 1)
         self._forecast: tuple[SpeakerForecast, ...] = ()
         self._last_index: int | None = None
+        self._resets = 0
 
     @property
     def forecaster(self) -> ForecasterLike | None:
@@ -192,7 +196,8 @@ class ConversationState:
         if self._forecaster is not None:
             seen = estimate if forecast_reading is None else forecast_reading
             self._readings.append(Reading.of(turn_index, speaker, seen.emotion_vector(), seen.sentiment_vector()))
-            self._forecast = self._forecaster.forecast(self._readings)
+            # A reset speaker's earlier turns are read as another person's, who gets no forecast.
+            self._forecast = tuple(f for f in self._forecaster.forecast(self._readings) if not is_former_speaker(f.speaker))
             events += self._escalations(turn_index)
         return self.snapshot(), self._raised(events)
 
@@ -203,6 +208,25 @@ class ConversationState:
         if not self._watched:
             return events
         return tuple(e for e in events if e.speaker in self._watched)
+
+    def reset_speaker(self, speaker: str) -> int:
+        """Start ``speaker`` anew, as a speaker the conversation has not heard: their smoothed
+        readings and history dropped, their events armed again, and their earlier turns still in
+        the forecaster's window read as another person's (a name no turn can have), so that their
+        forecast starts from scratch while every other speaker's is as before (the forecaster
+        reads the same turns for them). The conversation's own smoothed valence, arousal and trend
+        and the other speakers' state are kept. Returns how many turns their state held (0: none
+        under that name, or dropped for ``max_speakers``). The unnamed speaker cannot be reset
+        (``InvalidInputError``): name your speakers."""
+        check_named_speaker(speaker)
+        track = self._speakers.pop(speaker, None)
+        if any(r.speaker == speaker for r in self._readings):
+            self._resets += 1
+            former = former_speaker(self._resets)
+            self._readings = deque((replace(r, speaker=former) if r.speaker == speaker else r for r in self._readings),
+                                   maxlen=self._readings.maxlen)
+        self._forecast = tuple(f for f in self._forecast if f.speaker != speaker)
+        return track.turns if track is not None else 0
 
     def _escalations(self, turn_index: int) -> tuple[Event, ...]:
         t, out = self.thresholds, []

@@ -55,7 +55,9 @@ class ModalityTurns(Protocol):
     decoding. ``requests`` checks the rest and decodes it; ``batch_method`` names the encoder's batch call (requests of
     many turns in, one answer per request out, no conversation state changed: it may run in
     another process); ``record`` puts the answers into the turn (``prepared.results`` or
-    ``prepared.absent``) and into the conversation's state for this modality.
+    ``prepared.absent``) and into the conversation's state for this modality. ``forget_speaker``
+    starts a speaker anew in that state (``Conversation.reset_speaker``): what it holds of their
+    earlier turns reads as another person's, or is dropped.
     """
 
     modality: Modality
@@ -69,6 +71,8 @@ class ModalityTurns(Protocol):
     def requests(self, turn: "Turn", state: Any) -> list[Any]: ...
 
     def record(self, prepared: "PreparedTurn", answers: list[Any], state: Any) -> None: ...
+
+    def forget_speaker(self, state: Any, speaker: str) -> None: ...
 
 
 class Encoder(Protocol):

@@ -160,6 +160,25 @@ def test_each_speakers_images_are_tracked_apart(two_faces):
     assert ids["caller"][0] != ids["agent"][0], ids
 
 
+def test_a_reset_speakers_faces_are_tracked_anew(two_faces):
+    """A new caller put through under the same name (``reset_speaker``) is someone else in front of
+    the camera: their face gets a new track id (never one used before), the agent's keeps its own."""
+    analyzer = Analyzer(text=None, speech=None)
+    with analyzer.conversation() as conversation:
+        ids: dict[str, list[int]] = {"caller": [], "agent": []}
+        for t in range(4):
+            if t == 2:
+                conversation.reset_speaker("caller")
+            for speaker, face in zip(("caller", "agent"), two_faces):
+                frame = np.full((360, 640), 120, np.uint8)
+                frame[180 - SIDE // 2 : 180 + SIDE // 2, 320 - SIDE // 2 + 4 * t : 320 + SIDE // 2 + 4 * t] = face
+                (found,) = conversation.analyze(image=frame, speaker=speaker).faces
+                ids[speaker].append(found.track_id)
+    assert ids["caller"][0] == ids["caller"][1] != ids["caller"][2] == ids["caller"][3], ids
+    assert ids["caller"][2] not in ids["agent"] + ids["caller"][:2]
+    assert len(set(ids["agent"])) == 1, ids
+
+
 def _frame(faces_at: list[tuple[np.ndarray, int, int]]) -> np.ndarray:
     frame = np.full((360, 640), 120, np.uint8)
     for face, cx, cy in faces_at:

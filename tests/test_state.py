@@ -215,3 +215,60 @@ def test_event_speakers_that_could_not_name_speakers_are_refused(analyzer, names
         analyzer.conversation(event_speakers=names)
     assert refused.value.field == "event_speakers"
     assert analyzer.conversation(event_speakers=iter(["customer", "x" * 128])).state.event_speakers == ("customer", "x" * 128)
+
+
+_BEFORE = [("customer", "This is ridiculous, I'm paying for this and nothing works!"),
+           ("customer", "I'm furious. Cancel my account now!"),
+           ("agent", "I understand. I'm putting you through to a colleague who can help.")]
+_AFTER = [("customer", "Hello? I've been on hold for an hour, this is outrageous!"),
+          ("agent", "I'm sorry for the wait, let me look at your account."),
+          ("customer", "Fine. Just fix it please.")]
+
+
+def _without(state, name: str):
+    """The snapshot without the speaker ``name`` (in its speakers and forecast)."""
+    return (state.turns, state.valence, state.arousal, state.valence_trend, state.arousal_trend,
+            tuple(s for s in state.speakers if s.speaker != name), tuple(f for f in state.forecast if f.speaker != name))
+
+
+def test_a_reset_speaker_starts_anew_and_the_others_keep_their_state(analyzer):
+    """A new caller put through under the same name (or a human agent taking over from a bot) had
+    the earlier one's state: no rising_anger for an angry first turn (disarmed), their smoothed
+    mood and forecast. After ``reset_speaker`` they are as a speaker not heard before: the
+    conversation goes on exactly as if the earlier turns had been another speaker's (here "earlier
+    caller"), with the agent's state, readings and forecast untouched by the reset."""
+    from affect import ConversationClosedError, InvalidInputError
+
+    with analyzer.conversation() as kept, analyzer.conversation() as reset, analyzer.conversation() as renamed:
+        for speaker, text in _BEFORE:
+            kept.analyze(text, speaker=speaker)
+            reset.analyze(text, speaker=speaker)
+            renamed.analyze(text, speaker="earlier caller" if speaker == "customer" else speaker)
+        before = reset.state.snapshot()
+        assert reset.reset_speaker("customer") == 2  # the turns the customer's state held
+        after = reset.state.snapshot()
+        assert [s.speaker for s in after.speakers] == ["agent"] and after.speakers[0] == before.speakers[-1]
+        assert after.forecast == tuple(f for f in before.forecast if f.speaker == "agent")  # the agent's, as it was
+        assert (after.turns, after.valence) == (before.turns, before.valence)  # the conversation's own goes on
+        assert reset.reset_speaker("nobody by that name") == 0
+        got = [(kept.analyze(text, speaker=speaker), reset.analyze(text, speaker=speaker),
+                renamed.analyze(text, speaker=speaker)) for speaker, text in _AFTER]
+
+    first_kept, first_reset, first_renamed = got[0]
+    assert not [e for e in first_kept.events if e.kind == "rising_anger"]  # disarmed by the earlier caller
+    anger = [e for e in first_reset.events if e.kind == "rising_anger"]
+    assert len(anger) == 1 and "from the first turn" in anger[0].message
+    assert [e.kind for e in first_reset.events] == ["rising_anger", "escalation_risk"]
+    assert next(s for s in first_reset.state.speakers if s.speaker == "customer").turns == 1
+    for k, r, n in got:
+        assert r.fused == n.fused and r.events == n.events
+        assert _without(r.state, "earlier caller") == _without(n.state, "earlier caller")
+        agent = [s for s in r.state.speakers if s.speaker == "agent"]
+        assert agent == [s for s in k.state.speakers if s.speaker == "agent"]  # the agent's own state untouched
+        if r.speaker == "agent":
+            assert r.fused == k.fused
+    with pytest.raises(InvalidInputError, match="speaker is empty") as refused:
+        analyzer.conversation().reset_speaker("")
+    assert refused.value.field == "speaker"
+    with pytest.raises(ConversationClosedError):
+        reset.reset_speaker("customer")

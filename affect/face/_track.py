@@ -175,6 +175,10 @@ class SpeakerTrackers:
         self._trackers: OrderedDict[str | None, FaceTracker] = OrderedDict()
         self._ids = itertools.count(1)
 
+    def forget(self, speaker: str | None) -> None:
+        """Drop the speaker's tracker: their next image starts new tracks (ids never reused)."""
+        self._trackers.pop(speaker, None)
+
     def for_speaker(self, speaker: str | None) -> FaceTracker:
         tracker = self._trackers.pop(speaker, None) or FaceTracker(ids=self._ids)
         self._trackers[speaker] = tracker  # most recent last

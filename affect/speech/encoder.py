@@ -152,6 +152,9 @@ class SpeechTurns:
         else:
             prepared.absent[Modality.SPEECH] = analysis.reason
 
+    def forget_speaker(self, state: None, speaker: str) -> None:
+        """Nothing is kept per conversation (``adapt``'s running statistics are the encoder's own)."""
+
 
 class SpeechEncoder:
     """Emotion from the voice, offline: Silero VAD + frozen Whisper tiny.en encoder + a trained head.

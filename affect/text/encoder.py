@@ -12,6 +12,7 @@ import torch
 
 from affect._errors import InvalidInputError
 from affect._weights import WeightsEnum
+from affect.limits import former_speaker
 from affect.results import AffectEstimate, Modality, ModalityResult
 from affect.text._base import load_base
 from affect.text._batching import DialogueTexts, dialogue_batch, embed_texts
@@ -36,11 +37,20 @@ class TextContext:
 
     window: int
     turns: deque = field(default_factory=deque)
+    resets: int = 0  # speakers started anew (``forget``)
 
     def push(self, embedding: torch.Tensor, speaker: str | None) -> None:
         self.turns.append((embedding, speaker))
         while len(self.turns) > self.window:
             self.turns.popleft()
+
+    def forget(self, speaker: str) -> None:
+        """``speaker`` starts anew: their past turns here are read as another person's (a name
+        no turn can have, a new one each time), not as the same speaker's."""
+        if any(s == speaker for _, s in self.turns):
+            self.resets += 1
+            former = former_speaker(self.resets)
+            self.turns = deque((e, former if s == speaker else s) for e, s in self.turns)
 
     def __len__(self) -> int:
         return len(self.turns)
@@ -133,6 +143,11 @@ class TextTurns:
         prepared.results[Modality.TEXT] = request.record(analysis)  # the turn joins the text context
         if analysis.as_trained is not None:
             prepared.as_trained[Modality.TEXT] = analysis.as_trained
+
+    def forget_speaker(self, state: TextConversation, speaker: str) -> None:
+        """The speaker's past turns in the context read as another speaker's from now on."""
+        if state.context is not None:
+            state.context.forget(speaker)
 
 
 class TextEncoder:
