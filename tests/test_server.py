@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -232,6 +233,82 @@ def test_a_conversation_may_set_when_escalation_risk_is_raised(server, analyzer)
                 with client.conversation(escalation_anger=bad) as refused:
                     refused.send("hello")
     assert escalation_at(0.5).escalation_rearm == pytest.approx(0.5 * 0.13 / 0.20)
+
+
+def _assert_close(got, expected, where: str = "") -> None:
+    """Equal, floats to the wire's float32 precision, in nested dicts and lists."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and set(got) == set(expected), (where, got, expected)
+        for key in expected:
+            _assert_close(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, (list, tuple)):
+        assert isinstance(got, (list, tuple)) and len(got) == len(expected), (where, got, expected)
+        for i, (g, e) in enumerate(zip(got, expected)):
+            _assert_close(g, e, f"{where}[{i}]")
+    elif isinstance(expected, float):
+        assert got == pytest.approx(expected, abs=1e-5), where
+    else:
+        assert got == expected, (where, got, expected)
+
+
+def _support_call() -> list[tuple[str, str]]:
+    import json
+
+    lines = (Path(__file__).parents[1] / "docs" / "examples" / "support-call.jsonl").read_text().splitlines()
+    return [(turn["speaker"], turn["text"]) for turn in map(json.loads, lines)]
+
+
+def test_a_conversation_raises_events_only_for_its_event_speakers(server):
+    """A console over gRPC was warned about its own agents (the customer's outburst on the support
+    call raises escalation_risk for the agent too) and had to filter by hand:
+    ``ConversationOptions.event_speakers`` (the client's ``event_speakers=``, both twins) raises only
+    the named speakers' events; every turn's reading, state and forecast arrive as without it."""
+    call = _support_call()
+
+    async def watched_async() -> list:
+        async with AsyncAffectClient(server.target) as client, client.conversation(event_speakers=["customer"]) as c:
+            return [await c.send(text, speaker=speaker) for speaker, text in call]
+
+    with AffectClient(server.target) as client:
+        with client.conversation() as every, client.conversation(event_speakers=["customer"]) as watched:
+            pairs = [(every.send(text, speaker=speaker), watched.send(text, speaker=speaker)) for speaker, text in call]
+    assert {e.speaker for a, _ in pairs for e in a.events} == {"customer", "agent"}  # the agent is warned about too
+    for (a, w), w_async in zip(pairs, asyncio.run(watched_async())):
+        assert w.events == tuple(e for e in a.events if e.speaker == "customer")
+        _assert_close(w_async.to_dict(), w.to_dict())
+        _assert_close({**w.to_dict(), "events": None}, {**a.to_dict(), "events": None})  # readings, state, forecast
+    agent = [w for _, w in pairs if w.speaker == "agent"]
+    assert agent and all(w.has_reading for w in agent) and any(f.speaker == "agent" for f in pairs[-1][1].state.forecast)
+
+
+@pytest.mark.parametrize("names, where", [
+    ([f"agent {i}" for i in range(17)], "options.event_speakers names 17 speakers; the limit is 16"),
+    (["customer", ""], "options.event_speakers[1] is empty"),
+    (["x" * 129], "options.event_speakers[0] is longer than 128 characters"),
+    (["cust\u2028omer"], "options.event_speakers[0] has a control or format character (U+2028)"),
+])
+def test_event_speakers_that_could_not_name_speakers_are_refused_with_invalid_argument(server, names, where):
+    """Refused when the conversation opens (and by Analyze), naming the option; the client refuses
+    the same before sending (sent raw here, as another client could)."""
+    from affect_client import InvalidInputError as ClientInputError
+
+    options = pb.ConversationOptions(event_speakers=names)
+    with grpc.insecure_channel(server.target) as channel:
+        stub = pb_grpc.AffectServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            list(stub.Converse(iter([pb.ConverseRequest(open=pb.OpenConversation(options=options))]), timeout=30))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and where in refused.value.details()
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Analyze(pb.AnalyzeRequest(turn=pb.Turn(text=b"hello"), options=options), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and where in refused.value.details()
+    with AffectClient(server.target) as client:
+        with pytest.raises(ClientInputError, match=re.escape(where.removeprefix("options."))) as early:
+            client.conversation(event_speakers=names)
+        assert early.value.field == "event_speakers"
+        with pytest.raises(ClientInputError, match="must be a list of speaker names"):
+            client.conversation(event_speakers="customer")  # one name alone: it would go letter by letter
+        with client.conversation(event_speakers=["customer"]) as fine:
+            assert fine.send("still serving", speaker="customer").present == ("text",)
 
 
 def test_turn_rate_limit_is_refused_with_resource_exhausted(analyzer):

@@ -8,7 +8,7 @@ import numpy as np
 
 from affect import InvalidInputError, Modality as LibModality, ModalityResult, Turn, TurnResult
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
-from affect.limits import check_id as check_id_rule, check_not_empty
+from affect.limits import check_event_speakers, check_id as check_id_rule, check_not_empty
 from affect.results import AffectEstimate, FaceReading, StateSnapshot
 from affect.state import StateThresholds, escalation_at
 from affect.text.prior import PriorSpec, parse_prior
@@ -43,6 +43,12 @@ def thresholds_from_pb(options: pb.ConversationOptions) -> StateThresholds | Non
         return escalation_at(options.escalation_anger)
     except ValueError as exc:
         raise InvalidInputError(f"options.{exc}", field="options.escalation_anger") from None
+
+
+def event_speakers_from_pb(options: pb.ConversationOptions) -> tuple[str, ...]:
+    """The speakers whose events the conversation raises (empty: everyone's); raises
+    ``InvalidInputError`` naming ``options.event_speakers``."""
+    return check_event_speakers(list(options.event_speakers), "options.event_speakers")
 
 
 def turn_from_pb(message: pb.Turn) -> Turn:

@@ -37,8 +37,8 @@ from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_server.budget import TurnCost, measure
 from affect_server.config import ServerConfig
-from affect_server.convert import (check_id, model_infos, text_prior_from_pb, thresholds_from_pb, turn_from_pb,
-                                   turn_result_to_pb)
+from affect_server.convert import (check_id, event_speakers_from_pb, model_infos, text_prior_from_pb, thresholds_from_pb,
+                                   turn_from_pb, turn_result_to_pb)
 from affect_server.limits import ConversationSlots, InFlightBudget, PeerLimits, Ticket, TokenBucket
 from affect_server.metrics import ServiceMetrics
 from affect_server.retry_hint import LatencyEstimate, clamp_ms, retry_trailers
@@ -215,7 +215,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             try:
                 conversation = self.analyzer.conversation(conversation_id, text_context=not options.disable_text_context,
                                                           text_prior=text_prior_from_pb(options),
-                                                          thresholds=thresholds_from_pb(options))
+                                                          thresholds=thresholds_from_pb(options),
+                                                          event_speakers=event_speakers_from_pb(options))
             except InvalidInputError as exc:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
             # From the look-up above to here nothing awaits: no other stream can open the id between.
@@ -429,7 +430,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                               retry_after_ms=self._busy_retry_ms())
         try:
             conversation = self.analyzer.conversation(text_context=False, text_prior=text_prior_from_pb(request.options),
-                                                      thresholds=thresholds_from_pb(request.options))
+                                                      thresholds=thresholds_from_pb(request.options),
+                                                      event_speakers=event_speakers_from_pb(request.options))
         except InvalidInputError as exc:
             ticket.release()
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "invalid")

@@ -70,7 +70,7 @@ class AsyncAffectClient:
 
     def conversation(self, conversation_id: str | None = None, *, omit_modality_results: bool = False,
                      disable_text_context: bool = False, text_prior: _core.TextPrior = None,
-                     escalation_anger: float | None = None) -> "AsyncConversation":
+                     escalation_anger: float | None = None, event_speakers: Sequence[str] = ()) -> "AsyncConversation":
         """A conversation; ``async with`` opens it (retried on UNAVAILABLE) and closes it.
 
         ``text_prior``: the emotion frequencies this conversation's text is expected to have (a preset
@@ -80,10 +80,15 @@ class AsyncAffectClient:
         ``escalation_anger``: the forecast P(anger) of a speaker's next turn that raises
         ``escalation_risk`` in this conversation, in (0, 1] (``None``: the server's, 0.20); higher
         for fewer, surer warnings.
+
+        ``event_speakers``: the speakers whose events are raised, e.g. ``["customer"]`` for a console
+        that wants no warnings about its own agents (empty: every speaker's). Every turn still gets
+        its reading, state and forecast. At most 16 names, each a speaker's name (checked here,
+        before anything is sent: ``InvalidInputError``, field ``event_speakers``).
         """
         return AsyncConversation(self, _core.open_request(conversation_id, omit_modality_results=omit_modality_results,
                                                           disable_text_context=disable_text_context, text_prior=text_prior,
-                                                          escalation_anger=escalation_anger))
+                                                          escalation_anger=escalation_anger, event_speakers=event_speakers))
 
     async def close(self) -> None:
         """Close the connection (copies made by ``with_options`` share it and are closed too)."""

@@ -11,12 +11,13 @@ import ipaddress
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypedDict, TypeVar, Union
 
 import grpc
 from affect_proto import affect_pb2 as pb
+from affect_proto import rules
 
 from affect_client import _constants as C
 from affect_client._exceptions import (
@@ -280,10 +281,19 @@ def prior_option(text_prior: TextPrior) -> str:
 
 
 def open_request(conversation_id: str | None, *, omit_modality_results: bool, disable_text_context: bool,
-                 text_prior: TextPrior = None, escalation_anger: float | None = None) -> pb.ConverseRequest:
-    """A conversation's opening; ``escalation_anger`` is sent only when given (unset: the server's)."""
+                 text_prior: TextPrior = None, escalation_anger: float | None = None,
+                 event_speakers: Iterable[str] = ()) -> pb.ConverseRequest:
+    """A conversation's opening; ``escalation_anger`` is sent only when given (unset: the server's).
+    ``event_speakers`` is checked here by the contract's rule (``InvalidInputError``, field
+    ``event_speakers``): one name given alone would be sent letter by letter."""
+    speakers: object = event_speakers
+    if isinstance(event_speakers, Iterable) and not isinstance(event_speakers, (str, bytes)):
+        speakers = tuple(event_speakers)  # an iterator is read once, here
+    if problem := rules.event_speakers_problem(speakers):
+        raise InvalidInputError(problem, field="event_speakers")
+    assert isinstance(speakers, tuple)  # the rule has checked it
     options = pb.ConversationOptions(omit_modality_results=omit_modality_results, disable_text_context=disable_text_context,
-                                     text_prior=prior_option(text_prior))
+                                     text_prior=prior_option(text_prior), event_speakers=speakers)
     if escalation_anger is not None:
         options.escalation_anger = escalation_anger
     return pb.ConverseRequest(open=pb.OpenConversation(conversation_id=conversation_id or "", options=options))

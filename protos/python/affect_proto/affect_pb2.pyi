@@ -62,16 +62,18 @@ class OpenConversation(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., options: _Optional[_Union[ConversationOptions, _Mapping]] = ..., resume: _Optional[bool] = ...) -> None: ...
 
 class ConversationOptions(_message.Message):
-    __slots__ = ("omit_modality_results", "disable_text_context", "text_prior", "escalation_anger")
+    __slots__ = ("omit_modality_results", "disable_text_context", "text_prior", "escalation_anger", "event_speakers")
     OMIT_MODALITY_RESULTS_FIELD_NUMBER: _ClassVar[int]
     DISABLE_TEXT_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     TEXT_PRIOR_FIELD_NUMBER: _ClassVar[int]
     ESCALATION_ANGER_FIELD_NUMBER: _ClassVar[int]
+    EVENT_SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     omit_modality_results: bool
     disable_text_context: bool
     text_prior: str
     escalation_anger: float
-    def __init__(self, omit_modality_results: _Optional[bool] = ..., disable_text_context: _Optional[bool] = ..., text_prior: _Optional[str] = ..., escalation_anger: _Optional[float] = ...) -> None: ...
+    event_speakers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, omit_modality_results: _Optional[bool] = ..., disable_text_context: _Optional[bool] = ..., text_prior: _Optional[str] = ..., escalation_anger: _Optional[float] = ..., event_speakers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Turn(_message.Message):
     __slots__ = ("turn_id", "speaker", "text", "audio", "images")
