@@ -221,6 +221,93 @@ def test_the_replay_keeps_within_the_servers_turn_rate(analyzer):
         server.__exit__(None, None, None)
 
 
+RESET_BEFORE = [("caller", "This is ridiculous, I'm paying for this and nothing works!"),
+                ("caller", "I'm furious. Cancel my account now!"),
+                ("agent", "I understand. I'm putting you through to a colleague who can help.")]
+RESET_AFTER = ("caller", "Hello? I've been on hold for an hour, this is outrageous!")
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_a_speakers_reset_is_replayed_in_its_place_after_a_restart(analyzer, twin):
+    """A caller reset (``reset_speaker``: a new caller put through) before the server restarts:
+    the replay sends the reset again between the same turns, so the new server starts the caller
+    anew where the old one did, and the new caller's turn is answered as with no restart (replayed
+    without it, the new server held the earlier caller's state: three turns, rising_anger disarmed)."""
+    server = ServerThread(analyzer, port=free_port()).__enter__()
+
+    def before(conversation) -> None:
+        for speaker, text in RESET_BEFORE[:2]:
+            conversation.send(text, speaker=speaker)
+        assert conversation.reset_speaker("caller") == 2
+        conversation.send(RESET_BEFORE[2][1], speaker=RESET_BEFORE[2][0])
+
+    async def async_twin() -> TurnResult:
+        nonlocal server
+        async with AsyncAffectClient(server.target) as client, client.conversation() as conversation:
+            for speaker, text in RESET_BEFORE[:2]:
+                await conversation.send(text, speaker=speaker)
+            assert await conversation.reset_speaker("caller") == 2
+            await conversation.send(RESET_BEFORE[2][1], speaker=RESET_BEFORE[2][0])
+            server = await asyncio.to_thread(_restarted, server, analyzer)
+            return await conversation.send(RESET_AFTER[1], speaker=RESET_AFTER[0])
+
+    try:
+        if twin == "async":
+            resumed = asyncio.run(async_twin())
+        else:
+            with AffectClient(server.target) as client, client.conversation() as conversation:
+                before(conversation)
+                server = _restarted(server, analyzer)
+                resumed = conversation.send(RESET_AFTER[1], speaker=RESET_AFTER[0])
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            before(conversation)
+            control = conversation.send(RESET_AFTER[1], speaker=RESET_AFTER[0])
+        assert resumed.resumed and resumed.replayed == 3 and resumed.turn_index == control.turn_index == 3
+        assert [e.kind for e in resumed.events] == [e.kind for e in control.events] == ["rising_anger", "escalation_risk"]
+        assert [e.value for e in resumed.events] == pytest.approx([e.value for e in control.events], abs=1e-5)
+        assert resumed.emotions == pytest.approx(control.emotions, abs=1e-5)
+        assert [(s.speaker, s.turns) for s in resumed.state.speakers] == [("agent", 1), ("caller", 1)]
+        assert [(f.speaker, f.anger) for f in resumed.state.forecast] == \
+            [(f.speaker, pytest.approx(f.anger, abs=1e-5)) for f in control.state.forecast]
+    finally:
+        server.__exit__(None, None, None)
+
+
+def test_a_reset_is_kept_only_while_a_kept_turn_of_its_speaker_is_before_it():
+    """The replay keeps the last ``resume_turns`` turns and the resets among them; a reset before
+    every kept turn of its speaker would change nothing on a new server, and is not kept (so
+    resets never outnumber the kept turns)."""
+    from affect_client._resume import ConversationMemory, KeptReset, KeptTurn, driving
+
+    memory = ConversationMemory(ClientOptions(resume_turns=2))
+
+    def say(speaker: str) -> None:
+        request = pb.ConverseRequest(turn=pb.Turn(text=speaker.encode(), speaker=speaker))
+        driving(memory.turn_flow(request, pb.ConverseRequest()), lambda r: _answer(0), lambda r: pb.ConversationOpened())
+
+    def reset(speaker: str) -> None:
+        request = pb.ConverseRequest(reset_speaker=pb.ResetSpeaker(speaker=speaker))
+        answer = driving(memory.reset_flow(request, pb.ConverseRequest()), lambda r: pb.SpeakerReset(speaker=speaker),
+                         lambda r: pb.ConversationOpened())
+        assert answer.speaker == speaker
+
+    def kept() -> list[str]:
+        return [f"{'turn' if isinstance(k, KeptTurn) else 'reset'} {k.speaker}" for k in memory.kept()]
+
+    reset("caller")
+    assert kept() == []  # nothing of the caller kept: nothing to reset
+    say("caller")
+    reset("caller")
+    reset("caller")  # a second reset with no turn between: the same as one
+    reset("agent")
+    assert kept() == ["turn caller", "reset caller"]
+    say("agent")
+    assert kept() == ["turn caller", "reset caller", "turn agent"]
+    say("caller")  # the first turn goes, and with it the reset after it
+    assert kept() == ["turn agent", "turn caller"]
+    assert all(isinstance(k, (KeptTurn, KeptReset)) for k in memory.kept())
+
+
 # ---------------------------------------------------------------- the decision, without a server
 
 

@@ -311,6 +311,80 @@ def test_event_speakers_that_could_not_name_speakers_are_refused_with_invalid_ar
             assert fine.send("still serving", speaker="customer").present == ("text",)
 
 
+_BEFORE = [("customer", "This is ridiculous, I'm paying for this and nothing works!"),
+           ("customer", "I'm furious. Cancel my account now!"),
+           ("agent", "I understand. I'm putting you through to a colleague who can help.")]
+_AFTER = [("customer", "Hello? I've been on hold for an hour, this is outrageous!"),
+          ("agent", "I'm sorry for the wait, let me look at your account."),
+          ("customer", "Fine. Just fix it please.")]
+
+
+def _without(result, name: str) -> dict:
+    """A result as a dict, without the speaker ``name`` in its state (speakers and forecast)."""
+    d = result.to_dict()
+    d["state"]["speakers"] = [s for s in d["state"]["speakers"] if s["speaker"] != name]
+    d["state"]["forecast"] = [f for f in d["state"]["forecast"] if f["speaker"] != name]
+    return d
+
+
+def test_a_speaker_reset_over_the_wire_starts_them_anew_and_keeps_the_others(server):
+    """A new caller put through (or a human agent taking over from a bot) had no way to start
+    anew but closing the conversation, which lost the others' state: ``ResetSpeaker`` (the client's
+    ``conversation.reset_speaker``, both twins) does what the library's does. The conversation goes
+    on exactly as if the earlier caller's turns had been another speaker's: the new caller's angry
+    first turn raises rising_anger (disarmed without the reset), and the agent's state is untouched."""
+    async def reset_async() -> tuple[int, list]:
+        async with AsyncAffectClient(server.target) as client, client.conversation() as c:
+            for speaker, text in _BEFORE:
+                await c.send(text, speaker=speaker)
+            held = await c.reset_speaker("customer")
+            return held, [await c.send(text, speaker=speaker) for speaker, text in _AFTER]
+
+    with AffectClient(server.target) as client:
+        with client.conversation() as kept, client.conversation() as reset, client.conversation() as renamed:
+            for speaker, text in _BEFORE:
+                kept.send(text, speaker=speaker)
+                reset.send(text, speaker=speaker)
+                renamed.send(text, speaker="earlier caller" if speaker == "customer" else speaker)
+            assert reset.reset_speaker("customer") == 2 and reset.reset_speaker("nobody by that name") == 0
+            got = [(kept.send(text, speaker=speaker), reset.send(text, speaker=speaker),
+                    renamed.send(text, speaker=speaker)) for speaker, text in _AFTER]
+    held, got_async = asyncio.run(reset_async())
+    assert held == 2
+    first_kept, first_reset, _ = got[0]
+    assert not [e for e in first_kept.events if e.kind == "rising_anger"]
+    assert [e.kind for e in first_reset.events] == ["rising_anger", "escalation_risk"]
+    assert "from the first turn" in first_reset.events[0].message
+    assert [s.turns for s in first_reset.state.speakers if s.speaker == "customer"] == [1]
+    for (k, r, n), a in zip(got, got_async):
+        _assert_close(_without(r, "earlier caller"), _without(n, "earlier caller"))
+        _assert_close(a.to_dict(), r.to_dict())
+        agent = [s for s in r.to_dict()["state"]["speakers"] if s["speaker"] == "agent"]
+        _assert_close(agent, [s for s in k.to_dict()["state"]["speakers"] if s["speaker"] == "agent"])
+
+
+def test_a_bad_reset_is_refused_and_the_conversation_goes_on(server):
+    """An empty name (the unnamed speaker cannot be reset) or one a turn's speaker could not have:
+    the client refuses it before sending; sent raw, the server answers a TurnError naming
+    reset_speaker.speaker and the stream goes on."""
+    from affect_client import InvalidInputError as ClientInputError
+
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        for bad in ("", "a\nb", "x" * 129):
+            with pytest.raises(ClientInputError) as early:
+                conversation.reset_speaker(bad)
+            assert early.value.field == "speaker"
+        for bad in ("", "a\nb"):
+            conversation._requests.put(pb.ConverseRequest(reset_speaker=pb.ResetSpeaker(speaker=bad)))
+            from affect_client._core import parse_reset_response
+
+            with pytest.raises(TurnRefusedError) as refused:
+                parse_reset_response(conversation._next_response(30))
+            assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and refused.value.field == "reset_speaker.speaker"
+        assert conversation.send("still here", speaker="caller").turn_index == 0
+        assert conversation.reset_speaker("caller") == 1
+
+
 def test_turn_rate_limit_is_refused_with_resource_exhausted(analyzer):
     with ServerThread(analyzer, max_turns_per_second=1.0) as server:
         with AffectClient(server.target) as client, client.conversation() as conversation:

@@ -8,7 +8,7 @@ import numpy as np
 
 from affect import InvalidInputError, Modality as LibModality, ModalityResult, Turn, TurnResult
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
-from affect.limits import check_event_speakers, check_id as check_id_rule, check_not_empty
+from affect.limits import check_event_speakers, check_id as check_id_rule, check_named_speaker, check_not_empty
 from affect.results import AffectEstimate, FaceReading, StateSnapshot
 from affect.state import StateThresholds, escalation_at
 from affect.text.prior import PriorSpec, parse_prior
@@ -49,6 +49,11 @@ def event_speakers_from_pb(options: pb.ConversationOptions) -> tuple[str, ...]:
     """The speakers whose events the conversation raises (empty: everyone's); raises
     ``InvalidInputError`` naming ``options.event_speakers``."""
     return check_event_speakers(list(options.event_speakers), "options.event_speakers")
+
+
+def reset_speaker_from_pb(message: pb.ResetSpeaker) -> str:
+    """The speaker a ``ResetSpeaker`` starts anew; raises ``InvalidInputError`` naming ``reset_speaker.speaker``."""
+    return check_named_speaker(message.speaker, "reset_speaker.speaker")
 
 
 def turn_from_pb(message: pb.Turn) -> Turn:

@@ -37,8 +37,8 @@ from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_server.budget import TurnCost, measure
 from affect_server.config import ServerConfig
-from affect_server.convert import (check_id, event_speakers_from_pb, model_infos, text_prior_from_pb, thresholds_from_pb,
-                                   turn_from_pb, turn_result_to_pb)
+from affect_server.convert import (check_id, event_speakers_from_pb, model_infos, reset_speaker_from_pb,
+                                   text_prior_from_pb, thresholds_from_pb, turn_from_pb, turn_result_to_pb)
 from affect_server.limits import ConversationSlots, InFlightBudget, PeerLimits, Ticket, TokenBucket
 from affect_server.metrics import ServiceMetrics
 from affect_server.retry_hint import LatencyEstimate, clamp_ms, retry_trailers
@@ -446,9 +446,12 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         received = time.perf_counter()
         kind = request.WhichOneof("kind")
         turn_id = request.turn.turn_id if kind == "turn" else ""
+        if kind == "reset_speaker":
+            return self._reset_speaker(request.reset_speaker, conversation)
         if kind != "turn":
             return self._turn_error(turn_id, grpc.StatusCode.INVALID_ARGUMENT,
-                                    "only the first message may be `open`; send `turn` messages", "open", "invalid")
+                                    "only the first message may be `open`; send `turn` or `reset_speaker` messages",
+                                    "open", "invalid")
         if not bucket.take():
             return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     f"more than {self.config.max_turns_per_second:g} turns per second", "turn", "rate",
@@ -466,6 +469,15 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             return self._turn_error(turn_id, result.code, result.message, result.field, result.reason)
         return pb.ConverseResponse(result=turn_result_to_pb(
             result, turn_id, include_modalities=not options.omit_modality_results))
+
+    def _reset_speaker(self, message: pb.ResetSpeaker, conversation: Conversation) -> pb.ConverseResponse:
+        """One speaker started anew (``Conversation.reset_speaker``): cheap, and in order, since the
+        stream's requests are answered one after another (the turn before it is complete)."""
+        try:
+            turns = conversation.reset_speaker(reset_speaker_from_pb(message))
+        except InvalidInputError as exc:
+            return self._turn_error("", grpc.StatusCode.INVALID_ARGUMENT, str(exc), "reset_speaker.speaker", "invalid")
+        return pb.ConverseResponse(speaker_reset=pb.SpeakerReset(speaker=message.speaker, turns=turns))
 
     async def _turn(self, conversation: Conversation, message: pb.Turn, ticket: Ticket,
                     received: float) -> TurnResult | _Failure:

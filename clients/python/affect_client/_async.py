@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from typing import Any, TypeVar, Unpack
 
 import grpc
@@ -230,13 +230,30 @@ class AsyncConversation:
         request = _core.turn_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
             channel_order=channel_order, turn_id=turn_id))
-        return await self._exchange(request)
+        return await self._exchange(request, self._memory.turn_flow)
 
-    async def _exchange(self, request: pb.ConverseRequest) -> TurnResult:
-        """Send the turn and wait for its answer, as the turn's flow says (busy refusals resent,
-        the conversation resumed on a new stream)."""
+    async def reset_speaker(self, speaker: str) -> int:
+        """Start ``speaker`` anew, as a speaker this conversation has not heard (a human agent taking
+        over from a bot under the same name, a new caller put through): their smoothed state is
+        dropped, their events armed again, their earlier turns read as another person's by the
+        forecast and the text context. The other speakers' state is kept. Returns how many turns
+        the speaker's state held (0: no one by that name). Taken in order with the turns, and
+        carried to a new stream as they are. An empty name or one a turn's speaker could not have
+        raises ``InvalidInputError`` before anything is sent; a server older than the reset
+        refuses it (``TurnRefusedError``, INVALID_ARGUMENT)."""
+        self._client._channel_state.check_open()
+        if self._call is None:
+            raise ConversationClosedError("the conversation is not open")
+        if self._memory.closed:
+            raise ConversationClosedError(f"conversation {self.id} is closed")
+        return (await self._exchange(_core.reset_request(speaker), self._memory.reset_flow)).turns
+
+    async def _exchange(self, request: pb.ConverseRequest,
+                        flow_of: Callable[[pb.ConverseRequest, pb.ConverseRequest], Generator[_resume.Step, Any, _R]]) -> _R:
+        """Send the request (a turn, a reset) and wait for its answer, as its flow says (busy
+        refusals resent, the conversation resumed on a new stream)."""
         async with self._turn:  # tasks sharing a conversation take turns, each getting its own answer
-            flow = self._memory.turn_flow(request, _resume.reopen_request(self._open_request, self.id))
+            flow = flow_of(request, _resume.reopen_request(self._open_request, self.id))
             try:
                 return await _resume.driving_async(flow, self._exchange_once, self._reopen)
             finally:
@@ -244,7 +261,7 @@ class AsyncConversation:
                     self._closed = True
                     self._call.cancel()
 
-    async def _exchange_once(self, request: pb.ConverseRequest) -> TurnResult:
+    async def _exchange_once(self, request: pb.ConverseRequest) -> _core.Answer:
         # Checked under the lock: a turn that timed out before this one closed the stream, and
         # its late answer may still be queued; it must not be read as this turn's.
         if self._closed:
@@ -266,7 +283,7 @@ class AsyncConversation:
             if (gone := self._client_gone()) is not None:
                 raise gone from None
             raise
-        return _core.parse_turn_response(response)
+        return _core.parse_answer(request, response)
 
     def _client_gone(self) -> ClientClosedError | None:
         """The error for a stream that ended because its client was closed (grpc.aio cancels the

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypedDict, TypeVar, Union
+from typing import NoReturn, TypedDict, TypeVar, Union
 
 import grpc
 from affect_proto import affect_pb2 as pb
@@ -299,6 +299,16 @@ def open_request(conversation_id: str | None, *, omit_modality_results: bool, di
     return pb.ConverseRequest(open=pb.OpenConversation(conversation_id=conversation_id or "", options=options))
 
 
+def reset_request(speaker: str) -> pb.ConverseRequest:
+    """A ``ResetSpeaker`` for ``speaker``, checked here by the contract's rule (``InvalidInputError``,
+    field ``speaker``: a name a turn's speaker could not have, or an empty one)."""
+    if not isinstance(speaker, str):
+        raise InvalidInputError(f"speaker must be a string, got {type(speaker).__name__}", field="speaker")
+    if problem := rules.named_speaker_problem(speaker):
+        raise InvalidInputError(problem, field="speaker")
+    return pb.ConverseRequest(reset_speaker=pb.ResetSpeaker(speaker=speaker))
+
+
 def analyze_request(turn: pb.Turn, *, text_prior: TextPrior = None) -> pb.AnalyzeRequest:
     return sendable(pb.AnalyzeRequest(turn=turn, options=pb.ConversationOptions(text_prior=prior_option(text_prior))))
 
@@ -317,13 +327,36 @@ def sendable(request: _Request) -> _Request:
     return request
 
 
+Answer = Union[TurnResult, pb.SpeakerReset]  # what a conversation's request is answered with
+
+
+def parse_answer(request: pb.ConverseRequest, response: pb.ConverseResponse) -> Answer:
+    """The answer to ``request``: a turn's result, a reset's acknowledgement, or
+    ``TurnRefusedError`` when the server refused it."""
+    if request.WhichOneof("kind") == "reset_speaker":
+        return parse_reset_response(response)
+    return parse_turn_response(response)
+
+
+def parse_reset_response(response: pb.ConverseResponse) -> pb.SpeakerReset:
+    """The reset's acknowledgement, or ``TurnRefusedError`` when the server refused it (a server
+    older than ``ResetSpeaker`` refuses it INVALID_ARGUMENT)."""
+    if response.WhichOneof("kind") == "speaker_reset":
+        return response.speaker_reset
+    return _refused_or_unexpected(response, "a speaker's reset")
+
+
 def parse_turn_response(response: pb.ConverseResponse) -> TurnResult:
     """The turn's result, or ``TurnRefusedError`` when the server refused it."""
-    kind = response.WhichOneof("kind")
-    if kind == "result":
+    if response.WhichOneof("kind") == "result":
         return TurnResult.from_pb(response.result)
+    return _refused_or_unexpected(response, "a turn")
+
+
+def _refused_or_unexpected(response: pb.ConverseResponse, what: str) -> NoReturn:
+    kind = response.WhichOneof("kind")
     if kind == "error":
         e = response.error
         raise TurnRefusedError(status_code(e.code), e.message, e.field, e.turn_id,
                                e.retry_after_ms / 1000 if e.retry_after_ms else None)
-    raise RuntimeError(f"unexpected {kind!r} message in answer to a turn")
+    raise RuntimeError(f"unexpected {kind!r} message in answer to {what}")

@@ -11,7 +11,10 @@ sends the turn that failed again and returns its answer, marked ``resumed``, num
 the turns before. A turn whose answer never came is sent again: at-least-once.
 
 Only text is kept, never audio or images (biometric data, not held once a turn is answered),
-in a bounded deque that is emptied when the conversation closes or fails. A conversation is
+in a bounded deque that is emptied when the conversation closes or fails. A speaker's reset
+(``reset_speaker``) is kept in its place among the texts and replayed there, so that the new
+server starts that speaker anew where the old one did; a reset before every kept text of its
+speaker is not kept (the new server has nothing of them to reset). A conversation is
 resumed at most ``MAX_RESUMES`` times in its life; one closed by its user, or a turn refused
 (``TurnRefusedError``: its content, a limit), is never resumed.
 
@@ -22,8 +25,9 @@ as it always did (its answer would go to the next turn): the flow is closed, the
 Sends waiting their turn behind a resume are answered on the new stream, or raise the error
 the resume ended with.
 
-``ConversationMemory.turn_flow`` is a generator of steps (``Exchange``, ``Reopen``, ``Wait``),
-as ``_core.retry_flow`` is; ``driving`` (blocking) and ``driving_async`` (asyncio) perform them.
+``ConversationMemory.turn_flow`` (and ``reset_flow``, a reset's) is a generator of steps
+(``Exchange``, ``Reopen``, ``Wait``), as ``_core.retry_flow`` is; ``driving`` (blocking) and
+``driving_async`` (asyncio) perform them.
 """
 
 from __future__ import annotations
@@ -34,23 +38,23 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Generic, TypeVar, Union
 
 import grpc
 from affect_proto import affect_pb2 as pb
 
 from affect_client import _constants as C
-from affect_client._core import ClientOptions, Retries
+from affect_client._core import Answer, ClientOptions, Retries
 from affect_client._exceptions import AffectClientError, APIStatusError, ConversationClosedError, TurnRefusedError
 from affect_client._types import TurnResult
 
 
 @dataclass(frozen=True)
 class Exchange:
-    """Send ``request`` on the stream; the answer is sent back into the flow (a ``TurnResult``),
-    or its failure thrown in."""
+    """Send ``request`` on the stream; the answer is sent back into the flow (a ``TurnResult``, or
+    a ``SpeakerReset`` for a reset), or its failure thrown in."""
 
-    request: pb.ConverseRequest = field(repr=False)  # a turn: its text, audio and images
+    request: pb.ConverseRequest = field(repr=False)  # a turn (its text, audio and images) or a reset
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Wait:
 
 
 Step = Union[Exchange, Reopen, Wait]
+R = TypeVar("R")
 TurnFlow = Generator[Step, Any, TurnResult]
 
 
@@ -80,6 +85,16 @@ class KeptTurn:
 
     def request(self) -> pb.ConverseRequest:
         return pb.ConverseRequest(turn=pb.Turn(text=self.text, speaker=self.speaker, turn_id=self.turn_id))
+
+
+@dataclass(frozen=True)
+class KeptReset:
+    """A speaker's reset, kept in its place among the kept turns to replay it there."""
+
+    speaker: str
+
+    def request(self) -> pb.ConverseRequest:
+        return pb.ConverseRequest(reset_speaker=pb.ResetSpeaker(speaker=self.speaker))
 
 
 def reopen_request(open_request: pb.ConverseRequest, conversation_id: str) -> pb.ConverseRequest:
@@ -118,7 +133,7 @@ class ConversationMemory:
 
     def __init__(self, options: ClientOptions) -> None:
         self._options = options
-        self._kept: deque[KeptTurn] = deque(maxlen=options.resume_turns)
+        self._kept: deque[KeptTurn | KeptReset] = deque()  # the last resume_turns turns, and resets among them
         self._next_index = 0  # the conversation's index of its next answered turn
         self._offset: int | None = 0  # added to the stream's turn_index; None: set by the next answer
         self._turns_per_second = 0.0
@@ -143,8 +158,32 @@ class ConversationMemory:
         if self.closed:
             raise ConversationClosedError("the conversation is closed")
 
-    def kept(self) -> tuple[KeptTurn, ...]:
+    def kept(self) -> tuple[KeptTurn | KeptReset, ...]:
         return tuple(self._kept)
+
+    def _keep(self, item: KeptTurn | KeptReset) -> None:
+        """``item`` kept for a later resume, the memory pruned: the last ``resume_turns`` turns, and
+        a reset only after a kept turn of its speaker (before it, replaying it changes nothing),
+        so at most as many resets as turns."""
+        if self.closed or self._options.resume_turns <= 0:
+            return
+        self._kept.append(item)
+        turns = sum(isinstance(k, KeptTurn) for k in self._kept)
+        while turns > self._options.resume_turns:
+            turns -= isinstance(self._kept.popleft(), KeptTurn)
+        heard: set[str] = set()  # speakers with a kept turn since their last kept reset
+        pruned: deque[KeptTurn | KeptReset] = deque()
+        for k in self._kept:
+            if isinstance(k, KeptTurn):
+                heard.add(k.speaker)
+            elif k.speaker in heard:
+                heard.discard(k.speaker)
+            else:
+                continue
+            pruned.append(k)
+        self._kept = pruned
+        if self.closed:  # closed from another thread meanwhile (close() sets closed, then clears)
+            self._kept.clear()
 
     def resumable(self, failure: AffectClientError) -> bool:
         """Whether a turn's failure is met by resuming: the stream ended UNAVAILABLE (a Ray
@@ -159,6 +198,20 @@ class ConversationMemory:
 
         A turn that waited behind a resume that failed raises that resume's error; one sent
         after the conversation ended, ``ConversationClosedError``."""
+        answer = yield from self._flow(request, reopen)
+        assert isinstance(answer, TurnResult)
+        return answer
+
+    def reset_flow(self, request: pb.ConverseRequest,
+                   reopen: pb.ConverseRequest) -> Generator[Step, Any, pb.SpeakerReset]:
+        """A speaker's reset (``ResetSpeaker``), carried to a new stream as a turn is; kept to be
+        replayed in its place among the kept texts."""
+        answer = yield from self._flow(request, reopen)
+        assert isinstance(answer, pb.SpeakerReset)
+        return answer
+
+    def _flow(self, request: pb.ConverseRequest, reopen: pb.ConverseRequest) -> Generator[Step, Any, Answer]:
+        """One request's way (``turn_flow``, ``reset_flow``)."""
         if self.closed:
             raise self._ended_by() if self._ended_by else ConversationClosedError("the conversation is closed")
         resumed, replayed = False, 0
@@ -172,9 +225,14 @@ class ConversationMemory:
                         replayed = 0
                         for kept in tuple(self._kept):
                             self.check_open()
-                            replayed += yield from _replayed(kept.request(), self._resume_retries(), next(pace))
-                        yield Wait(next(pace))
+                            is_turn = isinstance(kept, KeptTurn)  # a reset is not paced: it takes no turn's rate
+                            pause = next(pace) if is_turn else 0.0
+                            answered = yield from _replayed(kept.request(), self._resume_retries(), pause)
+                            replayed += answered if is_turn else 0
+                        yield Wait(next(pace) if request.HasField("turn") else 0.0)
                         answer = yield from _sent(request, self._resume_retries())
+                    if isinstance(answer, pb.SpeakerReset):  # the answer to a reset (``_core.parse_answer``)
+                        return self._reset_answered(request.reset_speaker, answer, resumed)
                     return self._answered(request.turn, answer, resumed, replayed)
                 except APIStatusError as failure:
                     if not self.resumable(failure):
@@ -201,6 +259,14 @@ class ConversationMemory:
         busy = max(self._options.busy_retries, C.RESUME_BUSY_RETRIES)
         return Retries(self._options.replace(busy_retries=busy), unavailable=False)
 
+    def _reset_answered(self, reset: pb.ResetSpeaker, answer: pb.SpeakerReset, resumed: bool) -> pb.SpeakerReset:
+        """The reset kept in its place, to be replayed there by a later resume."""
+        if resumed:
+            self.check_open()
+            self.resumes += 1
+        self._keep(KeptReset(reset.speaker))
+        return answer
+
     def _answered(self, turn: pb.Turn, answer: TurnResult, resumed: bool, replayed: int = 0) -> TurnResult:
         """The answer numbered on from the conversation's earlier turns (a reopened stream counts
         its replayed turns from 0), its text kept for a later resume. A resumed turn answered
@@ -211,10 +277,8 @@ class ConversationMemory:
             self._offset = self._next_index - answer.turn_index
         offset = self._offset
         self._next_index = answer.turn_index + offset + 1
-        if turn.HasField("text") and not self.closed:
-            self._kept.append(KeptTurn(turn.text, turn.speaker, turn.turn_id))
-            if self.closed:  # closed from another thread meanwhile (close() sets closed, then clears)
-                self._kept.clear()
+        if turn.HasField("text"):
+            self._keep(KeptTurn(turn.text, turn.speaker, turn.turn_id))
         if resumed:
             self.resumes += 1
         if not offset and not resumed:
@@ -235,7 +299,7 @@ def _error_again(failure: AffectClientError) -> Callable[[], AffectClientError]:
     return lambda: kind(*args)
 
 
-def _sent(request: pb.ConverseRequest, retries: Retries) -> Generator[Step, Any, TurnResult]:
+def _sent(request: pb.ConverseRequest, retries: Retries) -> Generator[Step, Any, Answer]:
     """The turn's answer; a refusal that ``retries`` allows is resent after its delay."""
     while True:
         try:
@@ -259,21 +323,21 @@ def _replayed(request: pb.ConverseRequest, retries: Retries, pause: float) -> Ge
 
 
 @dataclass(frozen=True)
-class _Done:
-    result: TurnResult
+class _Done(Generic[R]):
+    result: R
 
 
-def _advance(flow: TurnFlow, outcome: Any, failure: AffectClientError | None) -> Step | _Done:
+def _advance(flow: Generator[Step, Any, R], outcome: Any, failure: AffectClientError | None) -> Step | _Done[R]:
     """The flow's next step, given the last step's outcome (or its failure thrown in); ``_Done``
-    with the turn's result when the flow has returned. Both drivers advance it so."""
+    with the flow's result (the turn's, or the reset's) when it has returned. Both drivers advance it so."""
     try:
         return flow.throw(failure) if failure is not None else flow.send(outcome)
     except StopIteration as done:
         return _Done(done.value)
 
 
-def driving(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], TurnResult],
-            reopen: Callable[[pb.ConverseRequest], pb.ConversationOpened]) -> TurnResult:
+def driving(flow: Generator[Step, Any, R], exchange: Callable[[pb.ConverseRequest], Answer],
+            reopen: Callable[[pb.ConverseRequest], pb.ConversationOpened]) -> R:
     """Run a turn's flow, blocking: each step performed, its outcome sent back in (or its
     failure thrown in), until the flow returns the turn's result."""
     perform: dict[type, Callable[[Any], Any]] = {
@@ -294,8 +358,8 @@ def driving(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], TurnResult]
     return step.result
 
 
-async def driving_async(flow: TurnFlow, exchange: Callable[[pb.ConverseRequest], Awaitable[TurnResult]],
-                        reopen: Callable[[pb.ConverseRequest], Awaitable[pb.ConversationOpened]]) -> TurnResult:
+async def driving_async(flow: Generator[Step, Any, R], exchange: Callable[[pb.ConverseRequest], Awaitable[Answer]],
+                        reopen: Callable[[pb.ConverseRequest], Awaitable[pb.ConversationOpened]]) -> R:
     """``driving`` for coroutines: the same flow, waiting with ``asyncio.sleep``."""
     perform: dict[type, Callable[[Any], Awaitable[Any]]] = {
         Exchange: lambda step: exchange(step.request),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, Unpack
 
 import grpc
@@ -216,26 +216,41 @@ class Conversation:
         request = _core.turn_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
             channel_order=channel_order, turn_id=turn_id))
-        return self._exchange(request)
+        return self._exchange(request, self._memory.turn_flow)
 
-    def _exchange(self, request: pb.ConverseRequest) -> TurnResult:
-        """Send the turn and wait for its answer, as the turn's flow says (busy refusals resent,
-        the conversation resumed on a new stream)."""
+    def reset_speaker(self, speaker: str) -> int:
+        """Start ``speaker`` anew, as a speaker this conversation has not heard (a human agent taking
+        over from a bot under the same name, a new caller put through): their smoothed state is
+        dropped, their events armed again, their earlier turns read as another person's by the
+        forecast and the text context. The other speakers' state is kept. Returns how many turns
+        the speaker's state held (0: no one by that name). Taken in order with the turns, and
+        carried to a new stream as they are. An empty name or one a turn's speaker could not have
+        raises ``InvalidInputError`` before anything is sent; a server older than the reset
+        refuses it (``TurnRefusedError``, INVALID_ARGUMENT)."""
+        self._channel_state.check_open()
+        if self._memory.closed:
+            raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
+        return self._exchange(_core.reset_request(speaker), self._memory.reset_flow).turns
+
+    def _exchange(self, request: pb.ConverseRequest,
+                  flow_of: Callable[[pb.ConverseRequest, pb.ConverseRequest], Generator[_resume.Step, Any, _R]]) -> _R:
+        """Send the request (a turn, a reset) and wait for its answer, as its flow says (busy
+        refusals resent, the conversation resumed on a new stream)."""
         with self._turn:  # threads sharing a conversation take turns, each getting its own answer
-            flow = self._memory.turn_flow(request, _resume.reopen_request(self._open_request, self.id))
+            flow = flow_of(request, _resume.reopen_request(self._open_request, self.id))
             try:
                 return _resume.driving(flow, self._exchange_once, self._reopen)
             finally:
                 if self._memory.closed and not self._closed:  # ended (closed, cancelled) with its stream open
                     self._fail()
 
-    def _exchange_once(self, request: pb.ConverseRequest) -> TurnResult:
+    def _exchange_once(self, request: pb.ConverseRequest) -> _core.Answer:
         # Checked under the lock: a turn that timed out before this one closed the stream, and
         # its late answer may still be queued; it must not be read as this turn's.
         if self._closed:
             raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
         self._requests.put(request)
-        return _core.parse_turn_response(self._next_response(self._options.turn_timeout))
+        return _core.parse_answer(request, self._next_response(self._options.turn_timeout))
 
     def close(self) -> None:
         """End the stream politely (the server frees the conversation's state)."""

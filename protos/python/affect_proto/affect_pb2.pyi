@@ -44,12 +44,14 @@ SPEECH: Modality
 FACE: Modality
 
 class ConverseRequest(_message.Message):
-    __slots__ = ("open", "turn")
+    __slots__ = ("open", "turn", "reset_speaker")
     OPEN_FIELD_NUMBER: _ClassVar[int]
     TURN_FIELD_NUMBER: _ClassVar[int]
+    RESET_SPEAKER_FIELD_NUMBER: _ClassVar[int]
     open: OpenConversation
     turn: Turn
-    def __init__(self, open: _Optional[_Union[OpenConversation, _Mapping]] = ..., turn: _Optional[_Union[Turn, _Mapping]] = ...) -> None: ...
+    reset_speaker: ResetSpeaker
+    def __init__(self, open: _Optional[_Union[OpenConversation, _Mapping]] = ..., turn: _Optional[_Union[Turn, _Mapping]] = ..., reset_speaker: _Optional[_Union[ResetSpeaker, _Mapping]] = ...) -> None: ...
 
 class OpenConversation(_message.Message):
     __slots__ = ("conversation_id", "options", "resume")
@@ -74,6 +76,12 @@ class ConversationOptions(_message.Message):
     escalation_anger: float
     event_speakers: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, omit_modality_results: _Optional[bool] = ..., disable_text_context: _Optional[bool] = ..., text_prior: _Optional[str] = ..., escalation_anger: _Optional[float] = ..., event_speakers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ResetSpeaker(_message.Message):
+    __slots__ = ("speaker",)
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    speaker: str
+    def __init__(self, speaker: _Optional[str] = ...) -> None: ...
 
 class Turn(_message.Message):
     __slots__ = ("turn_id", "speaker", "text", "audio", "images")
@@ -126,14 +134,24 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ConverseResponse(_message.Message):
-    __slots__ = ("opened", "result", "error")
+    __slots__ = ("opened", "result", "error", "speaker_reset")
     OPENED_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_RESET_FIELD_NUMBER: _ClassVar[int]
     opened: ConversationOpened
     result: TurnResult
     error: TurnError
-    def __init__(self, opened: _Optional[_Union[ConversationOpened, _Mapping]] = ..., result: _Optional[_Union[TurnResult, _Mapping]] = ..., error: _Optional[_Union[TurnError, _Mapping]] = ...) -> None: ...
+    speaker_reset: SpeakerReset
+    def __init__(self, opened: _Optional[_Union[ConversationOpened, _Mapping]] = ..., result: _Optional[_Union[TurnResult, _Mapping]] = ..., error: _Optional[_Union[TurnError, _Mapping]] = ..., speaker_reset: _Optional[_Union[SpeakerReset, _Mapping]] = ...) -> None: ...
+
+class SpeakerReset(_message.Message):
+    __slots__ = ("speaker", "turns")
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    TURNS_FIELD_NUMBER: _ClassVar[int]
+    speaker: str
+    turns: int
+    def __init__(self, speaker: _Optional[str] = ..., turns: _Optional[int] = ...) -> None: ...
 
 class ConversationOpened(_message.Message):
     __slots__ = ("conversation_id", "models", "max_turns_per_second")

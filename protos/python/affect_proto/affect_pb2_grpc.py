@@ -56,7 +56,8 @@ class AffectServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Converse(self, request_iterator, context):
-        """A conversation: OpenConversation first, then one Turn per request; one response per request.
+        """A conversation: OpenConversation first, then one Turn (or ResetSpeaker) per request; one
+        response per request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
