@@ -9,7 +9,9 @@ result carries the forecast of how your next turn is likely to feel (``result.st
 and when the server raises ``escalation_risk`` for you (forecast P(anger) past the threshold
 documented in ``affect/state.py``), the bot passes the conversation on instead of answering
 again. The warning often comes once anger has begun, sometimes before it (its precision and
-recall: the forecast model card).
+recall: the forecast model card). The conversation raises only the user's events
+(``event_speakers=["user"]``): were the bot's own replies sent as turns too, no warning about
+the bot would reach this loop.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def main() -> None:
     parser.add_argument("--token", default=None)
     args = parser.parse_args()
 
-    with AffectClient(args.target, token=args.token) as client, client.conversation() as conversation:
+    with AffectClient(args.target, token=args.token) as client, client.conversation(event_speakers=["user"]) as conversation:
         print("Talk to the bot (an empty line or Ctrl-D ends).")
         while True:
             try:
@@ -58,7 +60,7 @@ def main() -> None:
                 continue
             forecast = next((f for f in result.state.forecast if f.speaker == "user"), None) if result.state else None
             outlook = f", next turn P(anger) {forecast.anger:.2f} P(negative) {forecast.negative:.2f}" if forecast else ""
-            if any(e.kind == "escalation_risk" and e.speaker == "user" for e in result.events):
+            if any(e.kind == "escalation_risk" for e in result.events):  # the user's: the only speaker watched
                 print(f"bot> {HANDOVER}   [{result.emotion} {result.fused.confidence:.2f}{outlook}]")
                 print("(a human agent takes over the conversation)")
                 break

@@ -76,6 +76,12 @@ def library() -> None:
     print(state.valence_trend if state else None)
 
     text_only = Analyzer(speech=None, face=None)
+    with text_only.conversation(event_speakers=["customer"]) as watched:
+        said = watched.analyze("I'm furious. Cancel my account now!", speaker="customer")
+        if said.state is not None:
+            print([f"{f.speaker} {f.anger:.2f}" for f in said.state.forecast], [e.kind for e in said.events])
+        dropped: int = watched.reset_speaker("customer")
+        print("reset:", dropped, "turns dropped", [(s.speaker, s.turns) for s in watched.state.snapshot().speakers])
     results = TurnResults(text_only.analyze_conversation([Turn(text="Cancel my account, now!", speaker="caller")]))
     rows: list[dict[str, object]] = results.to_rows()
     silent = text_only.analyze(Turn(audio=np.zeros(32000, dtype=np.float32), sample_rate=16000))
@@ -127,6 +133,11 @@ def client() -> None:
         models: list[ModelInfo] = conversation.models
         print(conversation.id, conversation.resumes, result.resumed, result.replayed, [m.to_dict() for m in models])
     print([m.to_dict() for m in client.with_options(timeout=2.0).list_models()])
+    with AffectClient() as console, console.conversation(event_speakers=["customer"]) as watched:
+        said = watched.send("I'm furious. Cancel my account now!", speaker="customer")
+        held: int = watched.reset_speaker("customer")
+        if said.state is not None:
+            print(said.turn_index, [(s.speaker, s.turns) for s in said.state.speakers], [e.message for e in said.events], held)
 
     # The README's prose: settings, a conversation's prior and escalation level, the errors' fields.
     with AffectClient("127.0.0.1:50051", token="s3cret", tls=True, root_certificates=b"PEM", timeout=5.0,
@@ -150,3 +161,7 @@ async def async_client() -> None:
     one: ClientTurnResult = await client.analyze("Thank you!")
     print(one.to_dict())
     await asyncio.wait_for(client.with_options(turn_timeout=10.0).analyze("Hello?"), timeout=30)
+    async with AsyncAffectClient() as client, client.conversation(event_speakers=("customer",)) as watched:
+        await watched.send("I'm furious. Cancel my account now!", speaker="customer")
+        dropped: int = await watched.reset_speaker("customer")
+        print(dropped)
