@@ -81,6 +81,10 @@ class AsyncAffectClient:
         ``escalation_risk`` in this conversation, in (0, 1] (``None``: the server's, 0.20); higher
         for fewer, surer warnings.
 
+        ``omit_modality_results``: each answer carries the fused reading alone, without each
+        modality's own result; the face boxes (and track ids) are part of the face modality's
+        result, so they are left out too.
+
         ``event_speakers``: the speakers whose events are raised, e.g. ``["customer"]`` for a console
         that wants no warnings about its own agents (empty: every speaker's). Every turn still gets
         its reading, state and forecast. At most 16 names, each a speaker's name (checked here,
