@@ -943,6 +943,7 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--port", "99999"], "port must be between 0 and 65535"),  # it once served on 34463
             (["--metrics-port", "-1"], "metrics_port must be between 0 and 65535"),
             (["--workers", "two"], "workers must be a whole number"),
+            (["--max-text-chars", "20000"], "max_text_chars must be at most 10000"),  # accepted, and 14,400 still refused
             (["--tls-cert", str(_cert(tmp_path, "a")[1]), "--tls-key", str(_cert(tmp_path, "b")[0])],
              "are not a certificate and its key"),  # gRPC said only "cannot listen", after its own error lines
             (["--metrics-port", str(held.getsockname()[1])], "cannot serve metrics"),  # a traceback after loading

@@ -39,7 +39,9 @@ class ServerConfig:
     max_message_mb: float = _opt(16.0, "one request's size in MB; larger ones are refused with RESOURCE_EXHAUSTED")
     # Per turn, in decoded units, checked from the headers before anything is decoded
     # (INVALID_ARGUMENT naming the field: such a turn never fits).
-    max_text_chars: int = _opt(MAX_TEXT_CHARS, "characters of a turn's text (the library's limit, affect.limits)")
+    # At most the library's own limit, which the library and the client apply whatever the server says.
+    max_text_chars: int = _opt(MAX_TEXT_CHARS, "characters of a turn's text, at most the library's limit "
+                                               "(affect.limits.MAX_TEXT_CHARS, the default)")
     max_audio_seconds: float = _opt(120.0, "seconds of a turn's audio")
     max_audio_samples: int = _opt(11_520_000, "samples x channels of a turn's audio at its own rate "
                                               "(the default: 120 s of 48 kHz stereo)")
@@ -176,6 +178,9 @@ class ServerConfig:
                      "max_image_pixels", "heavy_image_pixels", "batch_max_size"):
             if getattr(self, name) < 1:
                 raise SystemExit(f"affect serve: {name} must be at least 1, got {getattr(self, name)}")
+        if self.max_text_chars > MAX_TEXT_CHARS:  # longer texts would still be refused, by the library and the client
+            raise SystemExit(f"affect serve: max_text_chars must be at most {MAX_TEXT_CHARS} (the library's limit on a "
+                             f"turn's text, which a server cannot raise), got {self.max_text_chars}")
         for name in ("max_turns_per_second", "max_message_mb", "max_audio_seconds", "max_in_flight_mb",
                      "max_analyze_per_second_per_peer", "grace_s", "heavy_audio_seconds", "idle_timeout_s",
                      "analyze_body_timeout_s"):
