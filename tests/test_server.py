@@ -502,6 +502,34 @@ def test_bearer_token_is_required_when_set(analyzer):
         channel.close()
 
 
+def test_a_token_on_plaintext_is_served_when_tls_is_ended_in_front(analyzer):
+    """README recommends TLS ended in front (an ingress, a load balancer), yet a token on a
+    non-loopback host was refused with no way round (AFFECT_TOKEN=x affect serve --host 0.0.0.0:
+    exit 2). The refusal now names where the token came from and the setting that says TLS is
+    ended upstream; with that setting the token is required on plaintext."""
+    def serve(*args: str, **env: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", "--host", "0.0.0.0",
+                              *args, "--text-model", "no-such-model"], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, **env})
+        assert out.returncode == 2, out  # the unknown model or the setting: either way before any model loads
+        return [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+
+    (line,) = serve(AFFECT_TOKEN="s3cret")
+    assert "AFFECT_TOKEN without TLS" in line and "--tls-terminated-upstream" in line, line
+    (line,) = serve("--token", "s3cret")
+    assert "--token without TLS" in line and "--tls-terminated-upstream" in line, line
+    for args, env in ((["--tls-terminated-upstream"], {}), ([], {"AFFECT_TLS_TERMINATED_UPSTREAM": "true"})):
+        lines = serve(*args, **env, AFFECT_TOKEN="s3cret")  # the settings pass: the unknown model is what stops it
+        assert "without TLS" not in "".join(lines) and "no-such-model" in lines[-1], lines
+        assert any("accepted because TLS is ended in front" in line for line in lines), lines  # said in the log
+
+    with ServerThread(analyzer, host="0.0.0.0", token="s3cret", tls_terminated_upstream=True) as server:
+        with AffectClient(server.target, max_retries=0) as client, pytest.raises(UnauthenticatedError):
+            client.list_models()
+        with AffectClient(server.target, token="s3cret") as client:
+            assert client.list_models() is not None
+
+
 def test_sigterm_finishes_turns_in_flight_then_exits(tmp_path: Path):
     ready = tmp_path / "port"
     server = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", "--ready-file", str(ready),
@@ -932,6 +960,8 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--port", str(held.getsockname()[1])], "cannot listen"),
             (["--tls-cert", str(tmp_path / "absent.pem"), "--tls-key", str(tmp_path / "absent.key")], "--tls-cert"),
             (["--host", "0.0.0.0", "--token", "s3cret"], "--token without TLS"),
+            (["--tls-terminated-upstream", "--tls-cert", str(_cert(tmp_path, "c")[1]), "--tls-key",
+              str(tmp_path / "keyc.pem")], "not both"),
             (["--face-min-fraction", "0.01"], "face_min_fraction must be between 0.05 and 1"),
             (["--face-full-search-every", "-1"], "face_full_search_every must be 0 (the default) or more"),
             (["--face-detector", "mtcnn"], "face_detector must be one of blazeface, blazeface+mtcnn, haar"),

@@ -6,8 +6,10 @@ import argparse
 import importlib.util
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from affect.limits import MAX_TEXT_CHARS
 from affect.results import MODALITIES
@@ -100,11 +102,19 @@ class ServerConfig:
     token: str | None = _opt(None, "the bearer token clients must send (prefer the variable: a flag shows in `ps`)")
     tls_cert: str | None = _opt(None, "a PEM certificate (chain) file: serve TLS with --tls-key")
     tls_key: str | None = _opt(None, "the PEM private key of --tls-cert")
+    # README, "Running it in production": an ingress or load balancer ends TLS and passes the
+    # calls on in plaintext; this server cannot see that, so the operator says it.
+    tls_terminated_upstream: bool = _opt(False, "TLS is ended in front of this server (an ingress or load balancer): "
+                                                "accept a token on plaintext on a non-loopback host; only the proxy "
+                                                "must reach this port")
     # An unkeyed digest of a phone number is reversed by trying numbers.
     log_id_key: str | None = _opt(None, "the key of the digests (HMAC-SHA-256) the log names conversations by "
                                         "(unset: a random key per process)")
 
     ENV_PREFIX = "AFFECT_"
+    # Where from_args read each setting it was given (its flag or its variable), for messages
+    # that name it; not a setting. Empty for a config built in code.
+    _given_by: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @property
     def bare_host(self) -> str:
@@ -136,11 +146,15 @@ class ServerConfig:
         env = dict(os.environ if env is None else env)
         variables = cls.environment_variables()
         values: dict[str, Any] = {}
+        given_by: dict[str, str] = {}
         for f in fields(cls):
             raw = getattr(args, f.name, None) if args is not None else None
+            given_by[f.name] = "--" + f.name.replace("_", "-")
             if raw is None:
                 raw = env.get(variables[f.name])
+                given_by[f.name] = variables[f.name]
             if raw is None or raw == "":
+                del given_by[f.name]
                 continue
             kind: Any = type(f.default) if f.default is not None else str
             try:
@@ -148,7 +162,9 @@ class ServerConfig:
             except ValueError:
                 what = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, kind.__name__)
                 raise SystemExit(f"affect serve: {f.name} must be {what}, got {raw!r}") from None
-        return cls(**values)
+        config = cls(**values)
+        object.__setattr__(config, "_given_by", MappingProxyType(given_by))  # frozen: set as the dataclass sets fields
+        return config
 
     def check(self) -> list[str]:
         """What is wrong with these settings, before anything is loaded; also the warnings
@@ -165,11 +181,23 @@ class ServerConfig:
         if self.tls_cert:
             _check_tls_pair(self.tls_cert, self.tls_key)
         warnings = []
+        if self.tls_terminated_upstream and self.tls_cert:
+            raise SystemExit("affect serve: give --tls-terminated-upstream (TLS ended in front of this server) or "
+                             "--tls-cert and --tls-key (TLS ended here), not both")
         if self.token and not self.tls_cert:
-            if not _is_loopback(self.host):
-                raise SystemExit(f"affect serve: --token without TLS would send the token in clear text on {self.host}; "
-                                 "give --tls-cert and --tls-key (plaintext with a token is allowed on loopback only)")
-            warnings.append("--token without TLS: the token travels in clear text (accepted because the host is loopback)")
+            given = self._given_by.get("token", "a token")
+            if self.tls_terminated_upstream:
+                if not _is_loopback(self.host):
+                    warnings.append(f"{given} on plaintext on {self.host}: accepted because TLS is ended in front of "
+                                    "this server (--tls-terminated-upstream); only the proxy must reach this port")
+            elif not _is_loopback(self.host):
+                raise SystemExit(f"affect serve: {given} without TLS would send the token in clear text on {self.host}; "
+                                 "give --tls-cert and --tls-key, or --tls-terminated-upstream "
+                                 "(AFFECT_TLS_TERMINATED_UPSTREAM) when an ingress or load balancer ends TLS in front "
+                                 "of this server (plaintext with a token is otherwise allowed on loopback only)")
+            else:
+                warnings.append(f"{given} without TLS: the token travels in clear text (accepted because the host is "
+                                "loopback)")
         for name in ("port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise SystemExit(f"affect serve: {name} must be between 0 and 65535, got {getattr(self, name)}")
