@@ -499,6 +499,15 @@ def test_bearer_token_is_required_when_set(analyzer):
             assert conversation.send("hi").turn_index == 0
         channel = grpc.insecure_channel(server.target)  # health stays open for load balancers
         assert health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status == 1
+        # reflection (the services and their schema) needs the token, as the service does
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        listing = [reflection_pb2.ServerReflectionRequest(list_services="")]
+        with pytest.raises(grpc.RpcError) as refused:
+            list(reflection.ServerReflectionInfo(iter(listing), timeout=10))
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        (answer,) = reflection.ServerReflectionInfo(iter(listing), timeout=10,
+                                                    metadata=[("authorization", "Bearer s3cret")])
+        assert "affect.v1.AffectService" in [s.name for s in answer.list_services_response.service]
         channel.close()
 
 

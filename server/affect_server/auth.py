@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import grpc
 
-# Health checks and reflection stay open so that load balancers and tools can reach them.
-OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# Health checks stay open so that probes and load balancers can reach them (they tell only
+# SERVING or NOT_SERVING). Reflection, which lists the services and gives their schema, needs the
+# token as the service does: a tool sends it (grpcurl -H 'authorization: Bearer ...').
+OPEN_METHODS = ("/grpc.health.v1.Health/",)
 REFUSAL = "missing or wrong bearer token"
 
 
