@@ -21,6 +21,7 @@ from affect.turn_flow import ModalityTurns, batch_call
 from affect_server.auth import BearerTokenInterceptor
 from affect_server.batching import MicroBatcher
 from affect_server.config import ServerConfig
+from affect_server.logs import announce
 from affect_server.metrics import ServiceMetrics
 from affect_server.priority import lower_this_thread
 from affect_server.servicer import SERVICE_NAME, AffectServicer, Lane, method_handlers
@@ -249,7 +250,7 @@ async def serve(config: ServerConfig, analyzer: Analyzer | None = None, *, ready
     running = await start_server(config, analyzer)
     if ready_file:
         ready_file.write_text(str(running.port))
-    print(f"affect: serving on {config.host}:{running.port}", flush=True)
+    announce(f"affect: serving on {config.host}:{running.port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

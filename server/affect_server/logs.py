@@ -47,6 +47,17 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+def announce(message: str, logger: str = "affect.server") -> None:
+    """A line on standard output for whoever started the server (``affect: serving on ...``; the
+    log itself goes to standard error): as written, or one JSON record as the log's lines
+    (level INFO) when the log is JSON, so that a pipeline reading both streams reads only JSON.
+    Scripts wait for ``--ready-file``, not for this line."""
+    if any(isinstance(h.formatter, JsonLineFormatter) for h in logging.getLogger().handlers):
+        record = logging.LogRecord(logger, logging.INFO, __file__, 0, message, None, None)
+        message = JsonLineFormatter().format(record)
+    print(message, flush=True)
+
+
 def configure_logging(level: str, log_format: str = "text") -> None:
     """The root logger at ``level`` (debug, info, warning, error), writing to stderr as ``log_format``."""
     if log_format not in LOG_FORMATS:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from affect_server.config import ServerConfig
+from affect_server.logs import announce
 
 if TYPE_CHECKING:
     from affect_server.ray_app import RaySettings
@@ -82,7 +83,7 @@ def serve_on_ray(config: ServerConfig, settings_file: Path | None = None, *, add
     start_on_ray(config, settings, address=address, http_port=http_port)
     if ready_file:
         ready_file.write_text(str(config.port))
-    print(f"affect: serving on Ray Serve, gRPC port {config.port}", flush=True)
+    announce(f"affect: serving on Ray Serve, gRPC port {config.port}", log.name)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
