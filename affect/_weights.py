@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -15,6 +16,19 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 # Every weights meta carries these keys (checked by tests/test_weights_meta.py).
 REQUIRED_META_KEYS = ("name", "version", "modality", "categories", "num_params", "recipe", "trained_on", "licence", "metrics")
+# A meta's "licence" is the use its weights allow, then the data they come from and each one's
+# licence in brackets: "research use only (MELD GPL-3.0)". `affect models` shows it as written;
+# `affect serve` logs the loaded models' by their terms (affect.registry.licences).
+_LICENCE = re.compile(r"(?P<terms>[^()]+?) \((?P<data>.+)\)")
+
+
+def licence_parts(licence: str) -> tuple[str, str]:
+    """A meta's ``licence`` as (terms, data): ``"research use only (MELD GPL-3.0)"`` ->
+    ``("research use only", "MELD GPL-3.0")``; ``ValueError`` if it is not of that form."""
+    match = _LICENCE.fullmatch(licence)
+    if match is None:
+        raise ValueError(f"a weights licence reads 'TERMS (DATA AND THEIR LICENCES)', got {licence!r}")
+    return match["terms"], match["data"]
 
 
 @dataclass(frozen=True)

@@ -434,7 +434,9 @@ def cmd_models(args: argparse.Namespace) -> None:
         return
     from affect._format import table
 
-    print(table(["model", "modality", "file", "trained on"], [[r["id"], r["modality"], r["file"], r["trained_on"]] for r in rows]))
+    # The licence before the rest: every shipped model's data limits its use (the model cards say how).
+    print(table(["model", "modality", "licence (see the model card)", "file", "trained on"],
+                [[r["id"], r["modality"], r["licence"], r["file"], r["trained_on"]] for r in rows]))
 
 
 AddCommands = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]", argparse.ArgumentParser], None]

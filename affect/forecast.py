@@ -74,7 +74,7 @@ _GRU_META = {
     "categories": list(OUTPUTS),
     "num_params": 4698,  # GRU(14 -> 32) and a linear head over it and the target's 12 numbers
     "recipe": "recipes/forecast",
-    "licence": "derived from MELD (GPL-3.0): research use; see the model card",
+    "licence": "research use only (MELD GPL-3.0)",
     "window": 16,
     "card": "affect/models/forecast/MODEL_CARD.md",
 }

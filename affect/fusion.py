@@ -80,7 +80,7 @@ _LATE_FUSION_META = {
     "recipe": "recipes/fusion",
     "trained_on": "label-matched combinations of the encoders' validation outputs: FER+ Train held-back faces, "
                   "RAVDESS actors 21-22, MELD dev",
-    "licence": "derived from FER-2013 (research use), RAVDESS (CC BY-NC-SA 4.0) and MELD (GPL-3.0)",
+    "licence": "research use only (FER-2013 research use only, RAVDESS CC BY-NC-SA 4.0, MELD GPL-3.0)",
     "card": "affect/models/fusion/MODEL_CARD.md",
 }
 

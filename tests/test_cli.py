@@ -76,6 +76,23 @@ def test_models_lists_every_shipped_family_with_its_default():
     assert defaults["forecast"] == ForecastWeights.DEFAULT.value.id
 
 
+def test_models_table_shows_each_models_licence():
+    """Every shipped model is for research or non-commercial use only (its data's licence); the plain
+    table showed it nowhere, only ``--json`` and the model cards did."""
+    rows = {r["id"]: r for r in json.loads(affect("models", "--json").stdout)}
+    out = affect("models")
+    assert out.returncode == 0, out.stderr.decode()
+    header, _, *lines = out.stdout.decode().splitlines()
+    start = header.index("licence")
+    assert start < header.index("file")  # before the long columns, where it is seen
+    shown = {line.split()[0]: line[start:] for line in lines}
+    assert set(shown) == set(rows)
+    for model_id, row in rows.items():
+        assert shown[model_id].startswith(row["licence"] + "  "), (model_id, shown[model_id])
+    defaults = [row["licence"] for row in rows.values() if row["default"]]
+    assert all(" use only (" in licence for licence in defaults), defaults
+
+
 def test_analyze_audio_and_image_files(tmp_path: Path, data_root: Path):
     from tests.conftest import framed_face_png
 

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from affect._weights import REQUIRED_META_KEYS
+from affect._weights import REQUIRED_META_KEYS, licence_parts
 from affect.forecast import OUTPUTS
 from affect.labels import EMOTION_NAMES
 from affect.registry import WEIGHT_FAMILIES
@@ -21,6 +21,8 @@ def test_weights_meta_schema_and_file(family, name, member):
     assert list(meta["categories"]) == CATEGORIES.get(meta["modality"], list(EMOTION_NAMES))
     assert meta["num_params"] > 0
     assert meta["metrics"], "measured metrics belong in the meta"
+    terms, data = licence_parts(meta["licence"])  # the use allowed first, as `affect models` and `affect serve` show it
+    assert terms.endswith("use only") and data, meta["licence"]  # every shipped entry's data limits its use
     assert all(isinstance(v, (int, float)) for v in meta["metrics"].values())
     path = member.value.path
     assert hashlib.sha256(path.read_bytes()).hexdigest() == member.value.sha256

@@ -36,7 +36,7 @@ _V2_META: dict[str, Any] = {
                 "cascades with detector='haar'; see the face model card",
     "recipe": "recipes/face_fer",
     "trained_on": "FER+ Train PNGs (sharp FER-2013 train faces) with the original FER-2013 labels softened by FER+ votes",
-    "licence": "weights derived from FER-2013 (research use only) and FER+ labels (MIT); see the model card",
+    "licence": "research use only (FER-2013 research use only, FER+ labels MIT)",
 }
 
 

