@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from affect._weights import WeightsEnum
+from affect._weights import WeightsEnum, licence_parts
 from affect.face.weights import FaceWeights
 from affect.forecast import ForecastWeights
 from affect.fusion import FusionWeights
@@ -37,3 +38,20 @@ def list_weights() -> list[dict[str, Any]]:
                 "metrics": dict(meta["metrics"]),
             })
     return rows
+
+
+def licences(model_ids: Iterable[str]) -> str:
+    """The licences of these models (weights ids, ``name@version``) in one line, by the terms of
+    use each weights entry's ``licence`` states first, each model with the data it comes from:
+    ``research use only: text-minilm-meld@1 (MELD GPL-3.0, GoEmotions Apache-2.0); non-commercial
+    use only: speech-whisper-tiny-ravdess@1 (RAVDESS CC BY-NC-SA 4.0)``. An id no shipped entry
+    has is said to be so."""
+    by_id = {row["id"]: row["licence"] for row in list_weights()}
+    groups: dict[str, list[str]] = {}
+    for model_id in dict.fromkeys(model_ids):
+        if model_id in by_id:
+            terms, data = licence_parts(by_id[model_id])
+            groups.setdefault(terms, []).append(f"{model_id} ({data})")
+        else:
+            groups.setdefault("not a shipped model, its licence its own", []).append(model_id)
+    return "; ".join(f"{terms}: {', '.join(models)}" for terms, models in groups.items())

@@ -1707,6 +1707,25 @@ def _until_error(stream):
         return
 
 
+def test_serve_logs_the_licences_of_the_models_it_loaded_once():
+    """Every shipped model is for research or non-commercial use only; an operator starting the
+    server was told so nowhere. The log names each loaded model's licence, as its weights entry
+    holds it, in one line."""
+    from affect._weights import licence_parts
+    from affect.forecast import ForecastWeights
+    from tests._serving import ServerProcess
+
+    server = ServerProcess("--speech-model", "none", "--face-model", "none")
+    assert server.stop() == 0
+    (line,) = [line for line in server.log().splitlines() if "licences:" in line]
+    text, forecast = TextWeights.DEFAULT.value, ForecastWeights.DEFAULT.value
+    assert f"models loaded: {text.id}, {forecast.id}; licences: " in line, line  # no fusion: one encoder
+    for weights in (text, forecast):
+        terms, data = licence_parts(weights.meta["licence"])
+        assert f"{terms}: " in line and f"{weights.id} ({data})" in line, line
+    assert line.endswith("see `affect models`")
+
+
 def test_json_logs_are_one_object_a_line_and_hold_no_content():
     """``--log-format json`` for a log pipeline: every line the server logs is one JSON object
     (time, level, logger, message), a turn's text is never among them, and a failure's stack comes

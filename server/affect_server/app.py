@@ -183,6 +183,21 @@ KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 1
              ("grpc.http2.ping_timeout_ms", 10_000), ("grpc.http2.max_pings_without_data", 0)]
 
 
+def models_and_licences(analyzer: Analyzer) -> str:
+    """The line ``affect serve`` logs once its models are loaded: the models a turn may go through
+    (the encoders, the fusion head when two or more encoders can meet in a turn, the forecaster)
+    and their licences, from their weights entries (``affect.registry.licences``)."""
+    from affect.fusion import FusionWeights
+    from affect.registry import licences
+
+    ids = list(analyzer.models.values())
+    if len(ids) > 1:
+        ids.append(FusionWeights.DEFAULT.value.id)  # affect.fusion.fuse's head
+    if analyzer.forecaster is not None:
+        ids.append(analyzer.forecaster.model_id)
+    return f"models loaded: {', '.join(ids)}; licences: {licences(ids)}: see `affect models`"
+
+
 async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -> RunningServer:
     """Check the settings and bind the port first (a mistake there is one line, before any
     model loads), then load the models and start serving."""
@@ -204,6 +219,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
         log.info("loading the models")
     analyzer = analyzer or Analyzer(**config.analyzer_choices(), encoder_options=config.encoder_options(),
                                     runtime=config.runtime)
+    log.info("%s", models_and_licences(analyzer))
     detector = getattr(getattr(analyzer, "face", None), "detector", None)  # a loaded face encoder's
     if detector is not None and hasattr(detector, "searches"):
         metrics.watch_face_detector(lambda: dict(detector.searches), lambda: detector.model.windows_read)
