@@ -14,7 +14,7 @@ _MULTICORPUS_META = {
     "recipe": "recipes/speech_multicorpus",
     "trained_on": "RAVDESS actors 1-20, EmoDB and URDU train speakers (validation: RAVDESS 21-22 and two "
                   "EmoDB and five URDU speakers), each clip with degraded copies",
-    "licence": "research and non-commercial use only (RAVDESS CC BY-NC-SA 4.0, URDU research use only, EmoDB CC0)",
+    "licence": "non-commercial research use only (RAVDESS CC BY-NC-SA 4.0, URDU research use only, EmoDB CC0)",
 }
 
 
@@ -372,7 +372,7 @@ class SpeechWeights(WeightsEnum):
             "version": "10",
             "trained_on": "RAVDESS actors 1-20, EmoDB, URDU and EMOVO train speakers (validation: RAVDESS 21-22, two "
                           "EmoDB, five URDU speakers and EMOVO's f3), each clip with degraded copies",
-            "licence": "research and non-commercial use only (RAVDESS CC BY-NC-SA 4.0, URDU research use only, "
+            "licence": "non-commercial research use only (RAVDESS CC BY-NC-SA 4.0, URDU research use only, "
                        "EMOVO research use only, EmoDB CC0)",
             # `python -m benchmarks.accuracy speech --full-data /work/full-data` (read once, after the choice on
             # leave-one-corpus-out figures, round 16); loco_*: `train loco --variant ..._outputs3_emovo` (four folds;
