@@ -77,7 +77,7 @@ def test_models_lists_every_shipped_family_with_its_default():
 
 
 def test_models_table_shows_each_models_licence():
-    """Every shipped model is for research or non-commercial use only (its data's licence); the plain
+    """Every shipped model is for non-commercial research use only (its data's licence); the plain
     table showed it nowhere, only ``--json`` and the model cards did."""
     rows = {r["id"]: r for r in json.loads(affect("models", "--json").stdout)}
     out = affect("models")

@@ -1708,7 +1708,7 @@ def _until_error(stream):
 
 
 def test_serve_logs_the_licences_of_the_models_it_loaded_once():
-    """Every shipped model is for research or non-commercial use only; an operator starting the
+    """Every shipped model is for non-commercial research use only; an operator starting the
     server was told so nowhere. The log names each loaded model's licence, as its weights entry
     holds it, in one line."""
     from affect._weights import licence_parts
