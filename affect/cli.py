@@ -25,9 +25,11 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from affect._errors import AffectError, InvalidInputError
+from affect.option_rules import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, context_weight_problem, face_detector_problem,
+                                 fps_problem, max_frames_problem)
 from affect.runtime_names import RUNTIMES
 from affect.turns_file import MAX_CONVERSATION_BYTES, read_conversation  # noqa: F401 (read_conversation: public here)
 
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from affect._progress import Status
     from affect.analyzer import Analyzer
     from affect.results import ModelLoadEvent, TurnResult
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -96,6 +100,30 @@ def _encoder_options(args: argparse.Namespace) -> dict[str, dict]:
     if args.face_detector is not None:
         options["face"] = {"detector": args.face_detector}
     return options
+
+
+def _checked(parse: Callable[[str], T], problem: Callable[[object], str | None]) -> Callable[[str], T]:
+    """An argparse ``type``: the flag's text parsed, then checked by the library's rule for the
+    option (``affect.option_rules``), so that a bad value is refused when the command line is
+    parsed (exit 2, naming the flag), before any model loads."""
+
+    def check(text: str) -> T:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(problem(text) or f"cannot read {text!r}") from None
+        if (why := problem(value)) is not None:
+            raise argparse.ArgumentTypeError(why)
+        return value
+
+    return check
+
+
+def _speaker_problem(name: object) -> str | None:
+    """``--speaker`` by the library's rule for a speaker's name (``affect.limits.check_id``)."""
+    from affect_proto.rules import id_problem
+
+    return id_problem(str(name), "the name")
 
 
 def _text_prior(text: str) -> object:
@@ -281,7 +309,9 @@ def _analyze_video(path: Path, args: argparse.Namespace) -> int:
     from affect._format import table
     from affect._progress import Status, wants_progress
 
-    fps, as_json, max_frames = args.fps, args.json, args.max_frames
+    as_json = args.json
+    fps = DEFAULT_FPS if args.fps is None else args.fps
+    max_frames = DEFAULT_MAX_FRAMES if args.max_frames is None else args.max_frames
     with Status("loading", wants_progress(args.quiet)) as status:
         encoder = load_analyzer({"face"}, status=status, encoder_options=_encoder_options(args), runtime=args.runtime,
                                 forecast=False).face
@@ -475,10 +505,12 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
     analyze.add_argument("--audio", type=Path, help="the turn's audio: a WAV, FLAC or OGG file")
     analyze.add_argument("--image", type=Path, help="the turn's image: a JPEG, PNG, WebP or BMP file")
     analyze.add_argument("--video", type=Path, help="a video file: the faces of frames sampled at --fps")
-    analyze.add_argument("--fps", type=float, default=1.0, help="frames per second sampled from --video (default 1)")
-    analyze.add_argument("--max-frames", type=int, default=600, metavar="N",
-                         help="at most this many frames sampled from --video (default 600: ten minutes at 1 fps)")
-    analyze.add_argument("--speaker", help="who said --text")
+    analyze.add_argument("--fps", type=_checked(float, fps_problem), default=None,
+                         help=f"frames per second sampled from --video (default {DEFAULT_FPS:g})")
+    analyze.add_argument("--max-frames", type=_checked(int, max_frames_problem), default=None, metavar="N",
+                         help=f"at most this many frames sampled from --video (default {DEFAULT_MAX_FRAMES}: ten minutes "
+                              f"at 1 fps)")
+    analyze.add_argument("--speaker", type=_checked(str, _speaker_problem), help="who said --text")
     analyze.add_argument("--conversation", type=Path,
                          help="a JSON list or JSON Lines file of turns: strings, or objects with text, speaker, audio, "
                               "image (file paths relative to the conversation file)")
@@ -489,7 +521,7 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
                          help="read voices against the statistics of all the speech heard in this run, clip after clip, "
                               "instead of the training corpora's (recordings of one deployment: its lines, rooms and "
                               "callers; see the speech model card for when not to)")
-    analyze.add_argument("--text-context-weight", type=float, default=None, metavar="W",
+    analyze.add_argument("--text-context-weight", type=_checked(float, context_weight_problem), default=None, metavar="W",
                          help="how much of a text turn's answer comes from reading it with the turns before it, 0 to 1 "
                               "(default: the text model's own, 0.5 for the default; 1 suits chats like the text model's "
                               "training dialogue; see the text model card)")
@@ -497,7 +529,7 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
                          help="the emotion frequencies the turns are expected to have: trained (the default: as the text "
                               "model learnt them), conversational, uniform, or emotion=weight pairs such as "
                               "neutral=0.8,happiness=0.06,anger=0.06,sadness=0.04,surprise=0.04 (see the text model card)")
-    analyze.add_argument("--face-detector", default=None, metavar="NAME",
+    analyze.add_argument("--face-detector", type=_checked(str, face_detector_problem), default=None, metavar="NAME",
                          help="blazeface (the default), blazeface+mtcnn (MTCNN looks again after each full search: more "
                               "small, dim and side-lit faces, about 1.6x the detector's CPU) or haar; see the face model card")
     _add_runtime(analyze)

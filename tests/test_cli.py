@@ -160,7 +160,8 @@ def test_the_text_context_weight_can_be_set_for_a_conversation(tmp_path: Path):
     assert max(moved(d, a) for d, a in zip(default[1:], alone[1:])) > 0.05
     refused = affect("analyze", "--text", "hello", "--text-context-weight", "2")
     lines = [line for line in refused.stderr.decode().splitlines() if line.strip()]
-    assert refused.returncode != 0 and len(lines) == 1 and "context_weight" in lines[0], lines
+    assert refused.returncode == 2 and lines[-1].endswith("argument --text-context-weight: must be a number between 0 "
+                                                          "and 1, got 2.0"), lines
 
 
 def test_the_text_prior_can_be_set_for_a_conversation():
@@ -425,3 +426,40 @@ def test_a_video_cut_at_max_frames_gets_the_flag_hint_and_one_that_stopped_decod
     out = affect("analyze", "--video", str(cut), "--quiet")
     err = out.stderr.decode()
     assert out.returncode == 0 and "decoding stopped at frame" in err and "--max-frames" not in err, err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--text", "hi", "--text-context-weight", "2"], "argument --text-context-weight: must be a number between 0 and 1"),
+    (["--text", "hi", "--text-context-weight", "nan"], "argument --text-context-weight: must be a number between 0 and 1"),
+    (["--video", "call.mp4", "--fps", "0"], "argument --fps: must be a number of frames a second in (0, 60]"),
+    (["--video", "call.mp4", "--fps", "fast"], "argument --fps: must be a number of frames a second in (0, 60], got 'fast'"),
+    (["--video", "call.mp4", "--max-frames", "0"], "argument --max-frames: must be a whole number of at least 1, got 0"),
+    (["--text", "hi", "--face-detector", "bogus"], "argument --face-detector: unknown face detector 'bogus'; known: "
+                                                   "blazeface, blazeface+mtcnn, haar"),
+    (["--text", "hi", "--speaker", "agent\nINFO forged"], "argument --speaker: the name has a control or format "
+                                                          "character (U+000A)"),
+])
+def test_every_flag_is_checked_by_the_librarys_rule_when_parsed(flags, message):
+    """A bad value is refused when the command line is parsed (exit 2, the flag named), whether
+    or not it applies to the input (a face detector for text alone), and before any model loads:
+    the flags were checked by the library after the models had loaded (5-13 s), under the
+    library's names (``context_weight``, ``fps``), and not at all where they did not apply."""
+    out = affect("analyze", *flags)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and message in err and "Traceback" not in err, err
+    assert _no_heavy_imports(f"from affect_server.cli import main\ntry:\n    main({['analyze', *flags]!r})\n"
+                             "except SystemExit:\n    pass") == []
+
+
+def test_the_library_applies_the_same_option_rules():
+    """One rule per option: the library's messages are the command line's, after the option's own name."""
+    from affect import InvalidInputError
+    from affect.face import FaceEncoder
+    from affect.text import TextEncoder
+
+    with pytest.raises(InvalidInputError, match=r"^context_weight must be a number between 0 and 1, got 2$"):
+        TextEncoder(context_weight=2)
+    with pytest.raises(InvalidInputError, match=r"^unknown face detector 'bogus'; known: blazeface, blazeface\+mtcnn, haar$"):
+        FaceEncoder(detector="bogus")
+    with pytest.raises(InvalidInputError, match=r"^fps must be a number of frames a second in \(0, 60\], got 0$"):
+        FaceEncoder().analyze_video("call.mp4", fps=0)

@@ -33,9 +33,10 @@ from affect.face._blazeface import BlazeFace, Box, RawFace, Window, _iou, around
 from affect.face._framing import FER_FRAMING
 from affect.face._mtcnn import Mtcnn
 from affect.face._network import FACE_SIZE
+from affect.option_rules import FACE_DETECTORS, face_detector_problem
 
 DetectorName = Literal["blazeface", "blazeface+mtcnn", "haar"]
-DETECTORS: tuple[str, ...] = ("blazeface", "blazeface+mtcnn", "haar")
+DETECTORS: tuple[str, ...] = FACE_DETECTORS  # the names, in affect.option_rules: a command line checks them unloaded
 SECOND_LOOK_IOU = 0.3  # an MTCNN box overlapping a BlazeFace box this much is the same face
 # MTCNN looks for face boxes down to this share of the pyramid's smallest face (a face's box is
 # smaller than its FER square), never under 20 px: chosen on training faces by
@@ -177,7 +178,7 @@ def make_detector(name: str, *, min_face_size: int = 24, min_score: float | None
         return BlazeFaceDetector(min_face_fraction=min_face_fraction, second_look=name == "blazeface+mtcnn", **score)
     if name == "haar":
         return HaarFaceDetector(min_face_size=min_face_size, detect_side=detect_side, **score)
-    raise ValueError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
+    raise ValueError(face_detector_problem(name) or f"no detector made for {name!r}")
 
 
 def _cascade(name: str) -> cv2.CascadeClassifier:

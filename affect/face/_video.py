@@ -14,8 +14,7 @@ import numpy as np
 
 from affect._errors import InvalidInputError
 from affect.face._input import check_size
-
-MAX_SAMPLE_FPS = 60.0
+from affect.option_rules import fps_problem, max_frames_problem
 
 
 class VideoIncompleteWarning(UserWarning):
@@ -79,10 +78,10 @@ def sample_frames(path: str | PathLike, fps: float, max_frames: int) -> Iterator
     Frames are decoded in order and only the sampled ones are converted; a rate above the
     video's own gives every frame once.
     """
-    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or not 0 < fps <= MAX_SAMPLE_FPS:
-        raise InvalidInputError(f"fps must be a number in (0, {MAX_SAMPLE_FPS:g}], got {fps!r}", field="fps")
-    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
-        raise InvalidInputError(f"max_frames must be a whole number of at least 1, got {max_frames!r}", field="max_frames")
+    if problem := fps_problem(fps):
+        raise InvalidInputError(f"fps {problem}", field="fps")
+    if problem := max_frames_problem(max_frames):
+        raise InvalidInputError(f"max_frames {problem}", field="max_frames")
     if not isinstance(path, (str, PathLike)):
         raise InvalidInputError(f"video must be a file path, got {type(path).__name__}", field="video")
     path = Path(path)

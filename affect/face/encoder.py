@@ -25,6 +25,7 @@ from affect.face._weights_io import load_face_entry
 from affect.face.weights import FaceWeights
 from affect.labels import EMOTIONS, sentiment_from_emotions
 from affect.limits import check_image_count
+from affect.option_rules import DEFAULT_FPS, DEFAULT_MAX_FRAMES, face_detector_problem
 from affect.results import AffectEstimate, FaceReading, Modality, ModalityResult
 from affect.turn_flow import ConversationOptions
 
@@ -136,6 +137,8 @@ class FaceEncoder:
     ) -> None:
         if not isinstance(full_search_every, int) or full_search_every < 1:
             raise InvalidInputError(f"full_search_every must be an integer >= 1, got {full_search_every!r}", field="full_search_every")
+        if problem := face_detector_problem(detector):  # before the network loads
+            raise InvalidInputError(problem, field="detector")
         self.full_search_every = full_search_every
         self.weights = FaceWeights.resolve(weights)
         self.net = load_face_entry(self.weights)
@@ -204,7 +207,7 @@ class FaceEncoder:
         return self.analyze(image, channel_order=channel_order).modality_result()
 
     def analyze_video(
-        self, path: str | PathLike, *, fps: float = 1.0, max_frames: int = 600
+        self, path: str | PathLike, *, fps: float = DEFAULT_FPS, max_frames: int = DEFAULT_MAX_FRAMES
     ) -> list[VideoFrameFaces]:
         """The faces of a video file sampled every ``1 / fps`` seconds (at most ``max_frames`` frames),
         at each frame's own time (variable frame rates too). A video read in part (``max_frames``

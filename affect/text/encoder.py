@@ -13,6 +13,7 @@ import torch
 from affect._errors import InvalidInputError
 from affect._weights import WeightsEnum
 from affect.limits import former_speaker
+from affect.option_rules import context_weight_problem
 from affect.results import AffectEstimate, Modality, ModalityResult
 from affect.text._base import load_base
 from affect.text._batching import DialogueTexts, dialogue_batch, embed_texts
@@ -178,6 +179,8 @@ class TextEncoder:
         (the rest from reading it alone; ``affect.text._network.mix_context``), from 0 (past turns
         ignored) to 1 (the context reading only). ``None``: the weights entry's own value
         (``context_weight`` in its meta, chosen on held-out dialogue; 1 where it says none)."""
+        if context_weight is not None and (problem := context_weight_problem(context_weight)):
+            raise InvalidInputError(f"context_weight {problem}", field="context_weight")  # before the network loads
         self.weights = TextWeights.resolve(weights)
         meta = self.weights.meta
         self.max_chars = max_chars
@@ -188,8 +191,6 @@ class TextEncoder:
         self.net, self.train_meta = load_text_net(self.weights.value.verified_path(), base)
         self.model_id = self.weights.value.id
         self.context_weight = float(meta.get("context_weight", 1.0) if context_weight is None else context_weight)
-        if not 0.0 <= self.context_weight <= 1.0:
-            raise InvalidInputError(f"context_weight must be between 0 and 1, got {context_weight!r}", field="context_weight")
         self.set_prior(prior)
         self._lock = Lock()  # the network is not re-entrant across threads
 

@@ -12,10 +12,10 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from affect.limits import MAX_TEXT_CHARS
+from affect.option_rules import FACE_DETECTORS
 from affect.results import MODALITIES
 
 RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")  # as affect.onnx.RUNTIMES, which imports torch: not at start-up
-FACE_DETECTORS = ("blazeface", "blazeface+mtcnn", "haar")  # as affect.face._detect.DETECTORS (tests/test_server.py checks)
 
 
 def _opt(default: Any, help: str) -> Any:
