@@ -191,12 +191,6 @@ def _analyze_files(args: argparse.Namespace) -> int:
     from affect._progress import wants_progress
     from affect.batch import analyze_inputs, find_inputs, kinds_needed
 
-    if args.text or args.audio or args.image or args.video or args.conversation:
-        raise InvalidInputError("give files or folders to analyse, or --text/--audio/--image/--video/--conversation, "
-                                "not both", field="inputs")
-    if args.plot:
-        raise InvalidInputError("--plot draws one conversation: use it with --conversation, or run "
-                                "`affect plot FILE` on one conversation file", field="plot")
     if args.out:
         _output_format(args.out)
     inputs = find_inputs(args.inputs)
@@ -346,12 +340,43 @@ def _analyze_video(path: Path, args: argparse.Namespace) -> int:
     return EXIT_OK if found else EXIT_NO_READING
 
 
+# ``affect analyze``'s flags that carry input or settings for one way of giving it input, with
+# the ``args`` attribute that is set (not None, not False) when the flag is given.
+_INPUT_FLAGS = {"--text": "text", "--audio": "audio", "--image": "image", "--video": "video",
+                "--conversation": "conversation", "--speaker": "speaker"}
+_VIDEO_FLAGS = {"--fps": "fps", "--max-frames": "max_frames"}
+_TURN_FLAGS = {"--out": "out", "--plot": "plot", "--speech-adapt": "speech_adapt",
+               "--text-context-weight": "text_context_weight", "--text-prior": "text_prior"}
+# What each way leaves unused, and why: given with it, these flags are refused by name (exit 2)
+# rather than ignored.
+_UNUSED_FLAGS: dict[str, tuple[dict[str, str], str]] = {
+    "inputs": ({**_INPUT_FLAGS, "--plot": "plot", **_VIDEO_FLAGS},
+               "with files and folders: each image or clip is a turn of its own, each conversation file a conversation"),
+    "video": ({k: v for k, v in {**_INPUT_FLAGS, **_TURN_FLAGS}.items() if k != "--video"},
+              "with --video: the faces of its sampled frames are analysed on their own"),
+    "conversation": ({k: v for k, v in {**_INPUT_FLAGS, **_VIDEO_FLAGS}.items() if k != "--conversation"},
+                     "with --conversation: its turns carry their own text, speaker, audio and images"),
+    "turn": (_VIDEO_FLAGS, "without --video: --fps and --max-frames say how a video is sampled"),
+}
+_HINTS = {"--plot": " (--plot draws one conversation: give it with --conversation, or run `affect plot FILE` on a "
+                    "conversation's results)"}
+
+
+def _refuse_unused_flags(args: argparse.Namespace, way: str) -> None:
+    """A usage error naming the flags given that ``way`` of giving input would leave unused."""
+    flags, why = _UNUSED_FLAGS[way]
+    given = [flag for flag, name in flags.items() if getattr(args, name, None) not in (None, False, [])]
+    if given:
+        hints = "".join(_HINTS.get(flag, "") for flag in given)
+        raise InvalidInputError(f"{', '.join(given)} cannot be given {why}{hints}", field=flags[given[0]])
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
+    way = ("inputs" if args.inputs else "video" if args.video else "conversation" if args.conversation else "turn")
+    _refuse_unused_flags(args, way)
     if args.inputs:
         return _analyze_files(args)
     if args.video:
-        if args.text or args.audio or args.image or args.conversation:
-            raise InvalidInputError("--video is analysed on its own", field="video")
         return _analyze_video(_existing(args.video, "video"), args)
     if args.out:
         _output_format(args.out)

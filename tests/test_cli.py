@@ -463,3 +463,32 @@ def test_the_library_applies_the_same_option_rules():
         FaceEncoder(detector="bogus")
     with pytest.raises(InvalidInputError, match=r"^fps must be a number of frames a second in \(0, 60\], got 0$"):
         FaceEncoder().analyze_video("call.mp4", fps=0)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--text", "hi", "--speaker", "x"], "--text, --speaker cannot be given with --conversation"),
+    (["--audio", "a.wav", "--image", "b.png"], "--audio, --image cannot be given with --conversation"),
+])
+def test_a_conversation_file_with_turn_flags_is_refused_naming_them(tmp_path: Path, flags, message):
+    """``--conversation FILE --text ...`` analysed the file and dropped the flags (exit 0)."""
+    path = tmp_path / "turns.json"
+    path.write_text(json.dumps(["We won the cup!"]))
+    args = ["analyze", "--conversation", str(path), *flags]
+    out = affect(*args)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and message in err and "Traceback" not in err, err
+    assert _no_heavy_imports(f"from affect_server.cli import main\nmain({args!r})") == []
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--text", "hi", "--fps", "2"], "--fps cannot be given without --video"),
+    (["--image", "x.png", "--max-frames", "10"], "--max-frames cannot be given without --video"),
+    (["--video", "call.mp4", "--speaker", "caller", "--out", "x.csv"], "--speaker, --out cannot be given with --video"),
+    (["DIR", "--speaker", "caller"], "--speaker cannot be given with files and folders"),
+    (["DIR", "--plot", "x.png"], "--plot draws one conversation"),
+])
+def test_flags_that_do_not_apply_to_the_input_are_refused(tmp_path: Path, flags, message):
+    args = ["analyze", *(str(tmp_path) if f == "DIR" else f for f in flags)]
+    out = affect(*args)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and message in err and "Traceback" not in err, err
