@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from affect._errors import AffectError, InvalidInputError
 from affect.option_rules import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, context_weight_problem, face_detector_problem,
-                                 fps_problem, max_frames_problem)
+                                 fps_problem, max_frames_problem, parity_items_problem)
 from affect.runtime_names import RUNTIMES
 from affect.turns_file import MAX_CONVERSATION_BYTES, read_conversation  # noqa: F401 (read_conversation: public here)
 
@@ -117,6 +117,13 @@ def _checked(parse: Callable[[str], T], problem: Callable[[object], str | None])
         return value
 
     return check
+
+
+def _folder(text: str) -> Path:
+    """An argparse ``type``: a folder that exists."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder" if Path(text).exists() else f"no such folder: {text}")
+    return Path(text)
 
 
 def _speaker_problem(name: object) -> str | None:
@@ -583,8 +590,10 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
     export.add_argument("--encoders", default="face,speech,text", help="any of face, speech, text (comma-separated)")
     for name in ("face", "speech", "text"):
         export.add_argument(f"--{name}-weights", default=None, help=f"the {name} weights to export (default: DEFAULT; see affect models)")
-    export.add_argument("--parity-items", type=int, default=600, help="test items per parity check; 0 for the whole test set")
-    export.add_argument("--data-root", type=Path, default=None, help="the shared data (default: ../shared/data or $AFFECT_DATA_ROOT)")
+    export.add_argument("--parity-items", type=_checked(int, parity_items_problem), default=600,
+                        help="test items per parity check; 0 for the whole test set")
+    export.add_argument("--data-root", type=_folder, default=None,
+                        help="the shared data (default: ../shared/data or $AFFECT_DATA_ROOT)")
     export.set_defaults(func=cmd_export)
     return parser
 
@@ -607,7 +616,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     with Status("exporting", wants_progress(args.quiet)) as status:
         parities = export_onnx(args.dir, encoders=encoders,
                                text=args.text_weights, face=args.face_weights, speech=args.speech_weights,
-                               data_root=args.data_root, parity_items=args.parity_items or None, progress=status.update)
+                               data_root=args.data_root, parity_items=args.parity_items, progress=status.update)
     print(parity_table(parities), end="")
     print(f"written to {args.dir} (README.md says what each file is)")
     return EXIT_OK

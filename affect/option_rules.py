@@ -48,6 +48,13 @@ def max_frames_problem(value: object) -> str | None:
     return None
 
 
+def parity_items_problem(value: object) -> str | None:
+    """Test items an export's parity check reads (0 or None: the whole test set)."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        return f"must be a whole number of test items, 0 or more (0: the whole test set), got {value!r}"
+    return None
+
+
 def face_detector_problem(value: object) -> str | None:
     """A face detector's name (``FACE_DETECTORS``)."""
     if value not in FACE_DETECTORS:

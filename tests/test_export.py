@@ -135,6 +135,31 @@ def test_export_refuses_bad_arguments_with_one_line(tmp_path, capsys):
     assert main(["export", "--format", "onnx", str(file)]) == 2
 
 
+def test_export_checks_its_arguments_and_its_data_before_writing_anything(tmp_path, capsys):
+    """``--parity-items -3`` ended in an IndexError; ``--data-root /nonexistent`` wrote the ONNX
+    files, then failed on the first parity check and left a partial export."""
+    from affect.cli import main
+    from affect.datasets import DatasetNotFoundError
+    from affect.onnx import export_onnx
+
+    out, empty = tmp_path / "out", tmp_path / "empty"
+    empty.mkdir()
+    for flags, message in ((["--parity-items", "-3"], "argument --parity-items: must be a whole number of test items, 0 "
+                                                      "or more (0: the whole test set), got -3"),
+                           (["--data-root", str(tmp_path / "nonexistent")], "argument --data-root: no such folder")):
+        with pytest.raises(SystemExit) as exited:
+            main(["export", "--format", "onnx", str(out), "--encoders", "face", *flags])
+        assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert main(["export", "--format", "onnx", str(out), "--encoders", "face", "--data-root", str(empty), "-q"]) == 2
+    assert "FER-2013 test slice (face/*.jpg) not found in" in capsys.readouterr().err
+    for encoders in (["text"], ["speech"]):
+        with pytest.raises(DatasetNotFoundError):
+            export_onnx(out, encoders=encoders, data_root=empty)
+    with pytest.raises(ValueError, match="parity_items must be a whole number"):
+        export_onnx(out, encoders=["face"], parity_items=-3)
+    assert not out.exists()
+
+
 def test_runtime_choices_are_checked():
     from affect import Analyzer
 

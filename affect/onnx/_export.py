@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
-from affect.onnx._parity import Parity, check_parity
+from affect._errors import InvalidInputError
+from affect.onnx._parity import Parity, check_parity, check_parity_data
+from affect.option_rules import parity_items_problem
 from affect.onnx._runtime import face_graph, speech_head_graph, text_graphs, whisper_layers_graph
 from affect.speech._channel import EDGE_HZ, NARROWBAND_SHARE
 
@@ -37,14 +39,19 @@ def export_onnx(out_dir: Path, *, encoders: Sequence[str] = ENCODERS, text: Any 
     """Write the chosen encoders' graphs and sidecars into ``out_dir``; return the parity checks.
 
     ``text``, ``face``, ``speech``: weights (enum member or name; ``None`` for ``DEFAULT``).
-    ``parity_items`` bounds the test items each check reads (``None``: the whole test set).
+    ``parity_items`` bounds the test items each check reads (``None`` or 0: the whole test set).
+    The test items are looked for first: without them (``DatasetNotFoundError``) nothing is written.
     """
     from affect.datasets import default_data_root
 
     unknown = set(encoders) - set(ENCODERS)
     if unknown:
         raise ValueError(f"unknown encoders {sorted(unknown)}; known: {', '.join(ENCODERS)}")
+    if problem := parity_items_problem(parity_items):
+        raise InvalidInputError(f"parity_items {problem}", field="parity_items")
     data_root = Path(data_root) if data_root else default_data_root()
+    for name in encoders:
+        check_parity_data(name, data_root)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda message: None)

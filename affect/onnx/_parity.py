@@ -48,6 +48,24 @@ class Parity:
 
 # What a probe gives: the call that reads the test items (probabilities, one row an item) and their gold labels.
 _Probe = tuple[Callable[[], np.ndarray], np.ndarray]
+FER_TEST_SLICE = Path("face") / "fer2013-test-slice"
+
+
+def check_parity_data(encoder: str, data_root: Path) -> None:
+    """Raise ``DatasetNotFoundError`` unless the test items of ``encoder``'s parity check
+    ("text", "face" or "speech") are in ``data_root``: an export checks this before it writes."""
+    from affect.datasets import DatasetNotFoundError, read_meld
+    from affect.datasets.ravdess import read_test_slice
+
+    if encoder == "text":
+        read_meld("test", data_root)
+    elif encoder == "face":
+        folder = data_root / FER_TEST_SLICE
+        if not any(folder.glob("*/*.jpg")):
+            raise DatasetNotFoundError(f"the FER-2013 test slice (face/*.jpg) not found in {folder} "
+                                       "(pass --data-root or set $AFFECT_DATA_ROOT)")
+    elif encoder == "speech":
+        read_test_slice(data_root)
 
 
 def check_parity(encoder: Any, runtime: str, data_root: Path, *, limit: int | None = None) -> Parity:
@@ -102,7 +120,7 @@ def _face_probe(encoder: Any, data_root: Path, limit: int | None) -> _Probe:
 
     faces: list[np.ndarray] = []
     gold = []
-    for folder in sorted(p for p in (data_root / "face" / "fer2013-test-slice").iterdir() if p.is_dir()):
+    for folder in sorted(p for p in (data_root / FER_TEST_SLICE).iterdir() if p.is_dir()):
         emotion = map_label("fer2013", folder.name)
         if emotion is None:
             continue
