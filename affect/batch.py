@@ -1,16 +1,18 @@
 """A folder (or glob) of files analysed in one go: images, audio clips and conversation files.
 
 Each image or audio file is one turn on its own; each conversation file is a conversation
-(see ``affect.turns_file``). A file that cannot be read is reported in its own record and the
-others go on. Records are ``{"file": ..., **TurnResult.to_dict()}`` or ``{"file": ...,
+(see ``affect.turns_file``). Other files in a folder or glob are skipped and counted
+(``FoundInputs.skipped``, which the command line reports in one line). A file that cannot be
+read is reported in its own record and the others go on. Records are ``{"file": ..., **TurnResult.to_dict()}`` or ``{"file": ...,
 "error": ...}``; ``affect.export`` turns them into CSV rows, JSON Lines or a DataFrame.
 """
 
 from __future__ import annotations
 
 import glob
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +26,36 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 CONVERSATION_SUFFIXES = (".json", ".jsonl", ".ndjson")
 MAX_FILES = 100_000
+ACCEPTED_KINDS = (f"images ({', '.join(IMAGE_SUFFIXES)}), audio ({', '.join(AUDIO_SUFFIXES)}) and conversation files "
+                  f"({', '.join(CONVERSATION_SUFFIXES)})")
 
 
 @dataclass(frozen=True)
 class InputFile:
     path: Path
     kind: str  # "image", "audio" or "conversation"
+
+
+@dataclass(frozen=True)
+class FoundInputs:
+    """What ``find_inputs`` found: the files to analyse, in order, and the files of other kinds
+    that its folders and globs held (skipped)."""
+
+    files: list[InputFile]
+    skipped: list[Path] = field(default_factory=list)
+
+    def skipped_line(self, most_kinds: int = 6) -> str:
+        """The skipped files in one line, by kind: ``3 files skipped (2 .mp3, 1 .gif): only images
+        (...), audio (...) and conversation files (...) are analysed``; "" when none was."""
+        if not self.skipped:
+            return ""
+        counted = Counter(p.suffix.lower() or "without a suffix" for p in self.skipped)
+        kinds = sorted(counted.items(), key=lambda kind: (-kind[1], kind[0]))  # the most first, then by name
+        shown = [f"{count} {kind}" for kind, count in kinds[:most_kinds]]
+        if len(kinds) > most_kinds:
+            shown.append(f"{len(kinds) - most_kinds} more kinds")
+        files = "1 file" if len(self.skipped) == 1 else f"{len(self.skipped):,} files"
+        return f"{files} skipped ({', '.join(shown)}): only {ACCEPTED_KINDS} are analysed"
 
 
 def kind_of(path: Path) -> str | None:
@@ -43,11 +69,12 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
-def find_inputs(patterns: Sequence[str]) -> list[InputFile]:
+def find_inputs(patterns: Sequence[str]) -> FoundInputs:
     """The files named by folders (searched recursively), glob patterns and file names, in
-    sorted order without repeats; other files in a folder are skipped, a named file of an
-    unknown kind is refused."""
+    sorted order without repeats; other files in a folder or glob are skipped (and listed), a
+    named file of an unknown kind is refused."""
     found: dict[Path, InputFile] = {}
+    skipped: dict[Path, None] = {}
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
@@ -66,11 +93,15 @@ def find_inputs(patterns: Sequence[str]) -> list[InputFile]:
             kind = kind_of(candidate)
             if kind is not None:
                 found.setdefault(candidate, InputFile(candidate, kind))
+            else:
+                skipped[candidate] = None
         if len(found) > MAX_FILES:
             raise InvalidInputError(f"more than {MAX_FILES:,} files; analyse them in parts", field="inputs")
+    result = FoundInputs(list(found.values()), list(skipped))
     if not found:
-        raise InvalidInputError(f"no image, audio or conversation files in {' '.join(patterns)}", field="inputs")
-    return list(found.values())
+        also = f"; {result.skipped_line()}" if skipped else ""
+        raise InvalidInputError(f"no image, audio or conversation files in {' '.join(patterns)}{also}", field="inputs")
+    return result
 
 
 def kinds_needed(inputs: Sequence[InputFile]) -> set[str]:

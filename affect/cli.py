@@ -12,8 +12,10 @@
     affect models
     affect export --format onnx DIR                   # the encoders as ONNX, with their processing and parity
 
-Exit codes: 0 done, 2 bad input (a one-line message), 3 no reading (nothing in the input
-could be read: silence, no face; the reasons are printed), 130 interrupted.
+Exit codes: 0 done, 2 bad input (a one-line message; files and folders: every file failed),
+3 no reading (nothing in the input could be read: silence, no face; the reasons are printed),
+4 some of the files and folders' files could not be read (the others' rows are written), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ T = TypeVar("T")
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_NO_READING = 3
+EXIT_SOME_FAILED = 4
 EXIT_INTERRUPTED = 130
 EXIT_CODES = f"""exit codes: {EXIT_OK} done, {EXIT_BAD_INPUT} bad input, {EXIT_NO_READING} no reading (nothing in the input could be
-read: silence, no face; the reasons are printed), {EXIT_INTERRUPTED} interrupted"""
+read: silence, no face; the reasons are printed), {EXIT_SOME_FAILED} files and folders: some files could not be read
+(the others' rows are written; every file failing is {EXIT_BAD_INPUT}), {EXIT_INTERRUPTED} interrupted"""
 
 
 def sample_conversation() -> list[dict]:
@@ -200,7 +204,10 @@ def _analyze_files(args: argparse.Namespace) -> int:
 
     if args.out:
         _output_format(args.out)
-    inputs = find_inputs(args.inputs)
+    found = find_inputs(args.inputs)
+    inputs = found.files
+    if found.skipped:  # before the models load: a folder of MP3s is seen at once
+        print(f"affect: {found.skipped_line()}", file=sys.stderr)
     analyzer = load_analyzer(kinds_needed(inputs) or {"text"}, quiet=args.quiet, encoder_options=_encoder_options(args),
                              runtime=args.runtime)
     errors: list[str] = []
@@ -232,8 +239,11 @@ def _analyze_files(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if not counts["readings"]:
         print("affect: no reading in any file", file=sys.stderr)
-        return EXIT_NO_READING
-    return EXIT_OK
+    if errors:
+        print(f"affect: {len(errors)} of {len(inputs)} files could not be read (above; their rows say why)",
+              file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return EXIT_OK if counts["readings"] else EXIT_NO_READING
 
 
 def _files_table(records: list[dict]) -> str:

@@ -298,10 +298,15 @@ def test_analyze_a_folder_to_csv_and_jsonl_then_plot(tmp_path: Path, data_root: 
         (folder / face.name).write_bytes(face.read_bytes())
     (folder / "blank.png").write_bytes(blank.read_bytes())
     (folder / "notes.txt").write_text("not analysed")
+    (folder / "call.mp3").write_bytes(b"ID3\x04\x00 an MP3 is not read")
+    (folder / "frame.gif").write_bytes(b"GIF89a nor is a GIF")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = affect("analyze", str(folder), "--out", str(tmp_path / "photos.csv"))
-    assert out.returncode == 0, out.stderr.decode()
-    assert f"{folder / 'broken.png'}: image header is truncated or corrupt" in out.stderr.decode()
+    err = out.stderr.decode()
+    assert out.returncode == 4, err  # a file failed: the rest are written, and the status says so (it was 0)
+    assert f"{folder / 'broken.png'}: image header is truncated or corrupt" in err
+    assert "affect: 3 files skipped (1 .gif, 1 .mp3, 1 .txt): only images (.jpg" in err  # skipped without a word before
+    assert "affect: 1 of 5 files could not be read" in err
     rows = list(csv.DictReader((tmp_path / "photos.csv").open()))
     assert [Path(r["file"]).name for r in rows] == sorted(["blank.png", "broken.png", *(f.name for f in faces)])
     blank_row = next(r for r in rows if r["file"].endswith("blank.png"))
@@ -323,8 +328,16 @@ def test_analyze_a_folder_to_csv_and_jsonl_then_plot(tmp_path: Path, data_root: 
 
 def test_a_folder_with_nothing_to_analyse_is_refused(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "call.mp3").write_bytes(b"ID3")
     out = affect("analyze", str(tmp_path))
     assert out.returncode == 2 and "no image, audio or conversation files" in out.stderr.decode()
+    assert "2 files skipped (1 .mp3, 1 .txt)" in out.stderr.decode()
+
+
+def test_a_folder_whose_every_file_is_read_exits_0_without_a_skipped_line(tmp_path: Path):
+    (tmp_path / "call.json").write_text(json.dumps(["We won the cup!"]))
+    out = affect("analyze", str(tmp_path), "--json", "-q")
+    assert out.returncode == 0 and out.stderr.decode() == "", out.stderr.decode()
 
 
 @pytest.mark.parametrize("flag, name", [("--out", "turns.csv"), ("--plot", "turns.png")])
