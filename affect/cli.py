@@ -452,13 +452,24 @@ def _is_utf8(raw: bytes) -> bool:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """``affect plot FILE``: a conversation's results (JSON or JSON Lines that ``affect analyze``
-    wrote) drawn as a PNG; a conversation file of turns is analysed first."""
+    wrote) drawn as a PNG; a conversation file of turns is analysed first. The error rows of
+    ``affect analyze DIR`` results (files that could not be read) are left out, with a line
+    saying so."""
     from affect.turns_file import read_conversation as read_turns
 
     path: Path = args.file
     out: Path = args.out or path.with_suffix(".png")
     _png_target(out, "out")
     records = _result_records(path)
+    if records is not None:
+        failed = [r for r in records if _is_error_row(r)]
+        records = [r for r in records if not _is_error_row(r)]
+        if not records:
+            raise InvalidInputError(f"{path} holds only error rows (files `affect analyze` could not read): no turn to "
+                                    f"plot; the first: {failed[0]['file']}: {failed[0]['error']}", field="file")
+        if failed:
+            print(f"affect: {path}: {len(failed)} error {'row' if len(failed) == 1 else 'rows'} left out (files that "
+                  f"could not be read: {', '.join(str(r['file']) for r in failed)})", file=sys.stderr)
     if records is None:  # turns, not results: analyse them
         turns = read_turns(path)
         _check_texts(turns)
@@ -492,9 +503,15 @@ def _result_records(path: Path) -> list[dict] | None:
     except (UnicodeDecodeError, json.JSONDecodeError):
         read_turns(path)  # the same checks and messages as a conversation file
         raise
-    if isinstance(data, list) and data and all(isinstance(r, dict) and "present" in r for r in data):
+    if isinstance(data, list) and data and all(isinstance(r, dict) and ("present" in r or _is_error_row(r))
+                                               for r in data):
         return data
     return None
+
+
+def _is_error_row(record: dict[str, Any]) -> bool:
+    """A row of ``affect analyze DIR``'s results for a file that could not be read: its file and why."""
+    return "error" in record and "file" in record and "present" not in record
 
 
 def cmd_models(args: argparse.Namespace) -> None:

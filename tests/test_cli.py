@@ -326,6 +326,26 @@ def test_analyze_a_folder_to_csv_and_jsonl_then_plot(tmp_path: Path, data_root: 
     assert (tmp_path / "call.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_plot_reads_folder_results_with_error_rows(tmp_path: Path):
+    """``affect plot`` on the results of a folder where a file failed said "unknown keys
+    ['error', 'file']": an error row has no "present", so the file was read as turns."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    (folder / "call.json").write_text(json.dumps(["We won the cup!", "Seriously? That's brilliant!"]))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    results = tmp_path / "results.jsonl"
+    assert affect("analyze", str(folder), "--out", str(results), "-q").returncode == 4
+    out = affect("plot", str(results), "-q")
+    err = out.stderr.decode()
+    assert out.returncode == 0 and (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG"), err
+    assert f"1 error row left out (files that could not be read: {folder / 'broken.png'})" in err
+    errors_only = tmp_path / "errors.jsonl"
+    errors_only.write_text("".join(line + "\n" for line in results.read_text().splitlines() if '"error"' in line))
+    out = affect("plot", str(errors_only), "-q")
+    err = out.stderr.decode()
+    assert out.returncode == 2 and "holds only error rows" in err and "unknown keys" not in err, err
+
+
 def test_a_folder_with_nothing_to_analyse_is_refused(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "call.mp3").write_bytes(b"ID3")
