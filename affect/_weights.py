@@ -79,7 +79,18 @@ class WeightsEnum(Enum):
             for member in cls:
                 if member.value.id == value or member.value.meta.get("name") == value:
                     return member
-        raise UnknownModelError(f"unknown {cls.__name__} {value!r}; known: {', '.join(cls.__members__)}")
+        raise UnknownModelError(f"unknown {cls.__name__} {value!r}; known (name / id): {cls.known()}")
+
+    @classmethod
+    def known(cls) -> str:
+        """What ``resolve`` takes, for messages: each member's name and its model id, with the
+        aliases that name it: ``MINILM_MULTICORPUS_V5 / text-minilm-multicorpus@5 (DEFAULT)``."""
+        aliases: dict[str, list[str]] = {}
+        for name, member in cls.__members__.items():
+            if name != member.name:
+                aliases.setdefault(member.name, []).append(name)
+        return ", ".join(f"{member.name} / {member.value.id}" + (f" ({', '.join(aliases[member.name])})"
+                                                                  if member.name in aliases else "") for member in cls)
 
     @property
     def meta(self) -> Mapping[str, Any]:

@@ -160,6 +160,21 @@ def test_export_checks_its_arguments_and_its_data_before_writing_anything(tmp_pa
     assert not out.exists()
 
 
+def test_export_looks_its_weights_up_before_writing_anything(tmp_path, capsys):
+    """An unknown name made the output folder, then failed loading, listing the members' names
+    alone (the model ids it takes too were left out)."""
+    from affect import UnknownModelError
+    from affect.cli import main
+    from affect.onnx import export_onnx
+
+    out = tmp_path / "out"
+    assert main(["export", "--format", "onnx", str(out), "--encoders", "text", "--text-weights", "bogus", "-q"]) == 2
+    assert f"unknown TextWeights 'bogus'; known (name / id): " in capsys.readouterr().err
+    with pytest.raises(UnknownModelError, match="text-minilm-multicorpus@"):
+        export_onnx(out, encoders=["text"], text="bogus")
+    assert not out.exists()
+
+
 def test_runtime_choices_are_checked():
     from affect import Analyzer
 

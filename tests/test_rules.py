@@ -143,6 +143,11 @@ def test_an_unknown_weights_name_raises_unknown_model_error():
     with pytest.raises(UnknownModelError, match="no-such-model") as raised:
         TextWeights.resolve("no-such-model")
     assert isinstance(raised.value, ModelLoadError)  # what it was before it had its own class
+    # every name it takes is listed: the members' names listed alone left out the ids, which are taken too
+    default = TextWeights.DEFAULT
+    assert f"{default.name} / {default.value.id} (DEFAULT)" in str(raised.value)
+    assert all(f"{m.name} / {m.value.id}" in str(raised.value) for m in TextWeights)
+    assert all(TextWeights.resolve(m.value.id) is m for m in TextWeights)
 
 
 def test_text_is_cleaned_once_where_the_turn_enters(analyzer):

@@ -40,15 +40,22 @@ def export_onnx(out_dir: Path, *, encoders: Sequence[str] = ENCODERS, text: Any 
 
     ``text``, ``face``, ``speech``: weights (enum member or name; ``None`` for ``DEFAULT``).
     ``parity_items`` bounds the test items each check reads (``None`` or 0: the whole test set).
-    The test items are looked for first: without them (``DatasetNotFoundError``) nothing is written.
+    The weights and the test items are looked for first: an unknown name (``UnknownModelError``)
+    or missing test items (``DatasetNotFoundError``) leave nothing written.
     """
     from affect.datasets import default_data_root
+    from affect.face.weights import FaceWeights
+    from affect.speech.weights import SpeechWeights
+    from affect.text.weights import TextWeights
 
     unknown = set(encoders) - set(ENCODERS)
     if unknown:
         raise ValueError(f"unknown encoders {sorted(unknown)}; known: {', '.join(ENCODERS)}")
     if problem := parity_items_problem(parity_items):
         raise InvalidInputError(f"parity_items {problem}", field="parity_items")
+    text = TextWeights.resolve(text) if "text" in encoders else None
+    face = FaceWeights.resolve(face) if "face" in encoders else None
+    speech = SpeechWeights.resolve(speech) if "speech" in encoders else None
     data_root = Path(data_root) if data_root else default_data_root()
     for name in encoders:
         check_parity_data(name, data_root)
