@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from affect._errors import InputTooLargeError, InvalidInputError
+from affect_proto.rules import id_problem
 
 MAX_CONVERSATION_BYTES = 5_000_000
 TURN_KEYS = ("text", "speaker", "audio", "image", "images")
@@ -72,6 +73,8 @@ def _turn(path: Path, i: int, item: Any) -> dict[str, Any]:
     for key in ("text", "speaker"):
         if item.get(key) is not None and not isinstance(item[key], str):
             raise InvalidInputError(f'{where}: "{key}" must be a string', field=f"conversation[{i}].{key}")
+    if item.get("speaker") is not None and (problem := id_problem(item["speaker"], '"speaker"')):
+        raise InvalidInputError(f"{where}: {problem}", field=f"conversation[{i}].speaker")  # the library's rule (check_id)
     images = item.get("images") or []
     if not isinstance(images, list):
         raise InvalidInputError(f'{where}: "images" must be a list of file names', field=f"conversation[{i}].images")

@@ -525,3 +525,15 @@ def test_flags_that_do_not_apply_to_the_input_are_refused(tmp_path: Path, flags,
     out = affect(*args)
     err = out.stderr.decode()
     assert out.returncode == 2 and message in err and "Traceback" not in err, err
+
+
+def test_a_bad_speaker_in_a_conversation_file_is_refused_naming_its_turn_before_loading(tmp_path: Path):
+    """A speaker a turn cannot have was refused after the models loaded, without the turn:
+    "speaker has a control or format character"."""
+    turns = tmp_path / "call.jsonl"
+    turns.write_text('{"speaker": "caller", "text": "hi"}\n{"speaker": "caller\\tX", "text": "yo"}\n')
+    args = ["analyze", "--conversation", str(turns)]
+    out = affect(*args)
+    assert out.returncode == 2 and out.stderr.decode().strip() == (
+        f'affect: error: turn 1 of {turns}: "speaker" has a control or format character (U+0009) at position 6')
+    assert _no_heavy_imports(f"from affect_server.cli import main\nmain({args!r})") == []
