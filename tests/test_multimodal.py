@@ -160,3 +160,40 @@ def test_a_conversations_frames_are_searched_around_its_face_and_the_metrics_say
     assert grew['affect_face_searches_total{kind="focused"}'] == 2
     full_windows = server.analyzer.face.detector.windows(*cv2.imdecode(np.frombuffer(face_png, np.uint8), 0).shape)
     assert grew["affect_face_detector_windows_total"] < full_windows + 2 * full_windows / 4
+
+
+def test_wire_refusals_name_their_field_once_and_say_what_is_wrong(full_analyzer, face_png):
+    """What the audit read: "turn.images[0].data: turn.images[0]: image is not ..." (the field
+    three times), a truncated JPEG under "turn.images" where the others say "turn.images[0]", a
+    0x0 picture asked for its "width and height"."""
+    from affect_client._core import parse_turn_response
+
+    jpeg = cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(face_png, np.uint8), cv2.IMREAD_GRAYSCALE))[1].tobytes()
+    cases = [
+        (pb.Turn(images=[pb.Image(data=b"GIF89a\x01\x00\x01\x00 a GIF", encoding=pb.ENCODED)]),
+         "turn.images[0].data", "turn.images[0].data is not a JPEG, PNG, BMP or WebP file"),
+        (pb.Turn(images=[pb.Image(data=face_png, encoding=pb.ENCODED),
+                         pb.Image(data=jpeg[: len(jpeg) // 2], encoding=pb.ENCODED)]),
+         "turn.images[1]", "turn.images[1] could not be decoded (corrupt or truncated)"),
+        (pb.Turn(images=[pb.Image(data=b"", encoding=pb.RAW_GRAY8, width=0, height=0)]),
+         "turn.images[0]", "turn.images[0] has zero size (0x0)"),
+    ]
+    with ServerThread(full_analyzer, max_turns_per_second=1000) as server:
+        with AffectClient(server.target) as client, client.conversation() as conversation:
+            for turn, field, message in cases:
+                conversation._requests.put(pb.ConverseRequest(turn=turn))
+                with pytest.raises(TurnRefusedError) as refused:
+                    parse_turn_response(conversation._next_response(60))
+                assert (refused.value.field, refused.value.details) == (field, message)
+
+
+def test_a_directory_given_as_a_turns_media_is_called_a_directory(full_analyzer, tmp_path: Path):
+    """The library said "image file not found" for a folder."""
+    from affect import InvalidInputError
+
+    blank = cv2.imencode(".png", np.full((48, 48), 128, np.uint8))[1].tobytes()
+    for turn, message in ((Turn(image=str(tmp_path)), f"image: {tmp_path} is a directory, not an image file"),
+                          (Turn(images=[blank, str(tmp_path)]), f"images[1]: {tmp_path} is a directory, not an image file")):
+        with pytest.raises(InvalidInputError) as refused:
+            full_analyzer.conversation().analyze(turn)
+        assert str(refused.value) == message

@@ -58,15 +58,15 @@ class EncodedHeader:
     decode_bytes_per_pixel: int = 0  # what decoding holds besides the gray result (``_jpeg_header``, WebP's colour frame)
 
 
-def read_header(data: bytes) -> EncodedHeader:
+def read_header(data: bytes, field: str = "image") -> EncodedHeader:
     """The header of a JPEG, PNG, BMP or WebP file; raises for other formats, for a JPEG of
     more than ``MAX_JPEG_SCANS`` scans and for one with more than ``MAX_JPEG_HEADER_SEGMENTS``
-    segments before its frame header."""
+    segments before its frame header (naming ``field``, the image's own: ``images[2]``)."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         size = struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None
         return EncodedHeader("png", size)
     if data.startswith(b"\xff\xd8"):
-        return _jpeg_header(data)
+        return _jpeg_header(data, field)
     if data.startswith(b"BM"):
         if len(data) < 26:
             return EncodedHeader("bmp", None)
@@ -74,23 +74,23 @@ def read_header(data: bytes) -> EncodedHeader:
         return EncodedHeader("bmp", (abs(w), abs(h)))
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
         return EncodedHeader("webp", _webp_size(data), WEBP_DECODE_BYTES_PER_PIXEL)
-    raise InvalidInputError("image is not a JPEG, PNG, BMP or WebP file", field="image")
+    raise InvalidInputError(f"{field} is not a JPEG, PNG, BMP or WebP file", field=field)
 
 
-def _jpeg_header(data: bytes) -> EncodedHeader:
+def _jpeg_header(data: bytes, field: str) -> EncodedHeader:
     """The frame libjpeg will decode (``_jpeg_frame``). A progressive JPEG keeps every coefficient
     of every component until its last scan (2 bytes each, 64 per 8x8 block: 2 bytes a pixel a
     component); a baseline one is decoded a few rows at a time."""
     if (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:  # 0xFF 0xDA cannot occur in entropy-coded data
-        raise InputTooLargeError(f"image is a JPEG of {scans:,} scans; the limit is {MAX_JPEG_SCANS}", field="image")
-    frame = _jpeg_frame(data)
+        raise InputTooLargeError(f"{field} is a JPEG of {scans:,} scans; the limit is {MAX_JPEG_SCANS}", field=field)
+    frame = _jpeg_frame(data, field)
     if frame is None:
         return EncodedHeader("jpeg", None)
     width, height, components, progressive = frame
     return EncodedHeader("jpeg", (width, height), 2 * components if progressive else 0)
 
 
-def _jpeg_frame(data: bytes) -> tuple[int, int, int, bool] | None:
+def _jpeg_frame(data: bytes, field: str) -> tuple[int, int, int, bool] | None:
     """(width, height, components, progressive) of the frame libjpeg will decode: the first SOF
     marker, found by walking the markers after SOI the way libjpeg does; None when there is none
     before a scan or the end. Raises past ``MAX_JPEG_HEADER_SEGMENTS`` segments."""
@@ -116,8 +116,8 @@ def _jpeg_frame(data: bytes) -> tuple[int, int, int, bool] | None:
         if length < 2:
             return None
         i = at + 2 + length
-    raise InputTooLargeError(f"image is a JPEG with more than {MAX_JPEG_HEADER_SEGMENTS:,} segments before its frame "
-                             f"header; the limit is {MAX_JPEG_HEADER_SEGMENTS:,}", field="image")
+    raise InputTooLargeError(f"{field} is a JPEG with more than {MAX_JPEG_HEADER_SEGMENTS:,} segments before its frame "
+                             f"header; the limit is {MAX_JPEG_HEADER_SEGMENTS:,}", field=field)
 
 
 def _webp_size(data: bytes) -> tuple[int, int] | None:
@@ -148,39 +148,40 @@ def check_size(width: int, height: int, field: str = "image") -> None:
         )
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Gray uint8 image from encoded bytes (EXIF orientation applied)."""
+def decode_image(data: bytes, field: str = "image") -> np.ndarray:
+    """Gray uint8 image from encoded bytes (EXIF orientation applied); problems name ``field``."""
     if len(data) == 0:
-        raise InvalidInputError("image is empty (0 bytes)", field="image")
+        raise InvalidInputError(f"{field} is empty (0 bytes)", field=field)
     if len(data) > MAX_BYTES:
-        raise InputTooLargeError(f"image is {len(data):,} bytes; the limit is {MAX_BYTES:,}", field="image")
-    size = read_header(data).size
+        raise InputTooLargeError(f"{field} is {len(data):,} bytes; the limit is {MAX_BYTES:,}", field=field)
+    size = read_header(data, field).size
     if size is None:
-        raise InvalidInputError("image header is truncated or corrupt", field="image")
-    check_size(*size)
+        raise InvalidInputError(f"{field} header is truncated or corrupt", field=field)
+    check_size(*size, field=field)
     try:
         gray = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
     except cv2.error:  # OpenCV's own pixel limit (OPENCV_IO_MAX_IMAGE_PIXELS; the server sets it) refused it
-        raise InputTooLargeError(f"image decodes past {MAX_PIXELS:,} pixels", field="image") from None
+        raise InputTooLargeError(f"{field} decodes past {MAX_PIXELS:,} pixels", field=field) from None
     if gray is None or gray.size == 0:
-        raise InvalidInputError("image could not be decoded (corrupt or truncated)", field="image")
+        raise InvalidInputError(f"{field} could not be decoded (corrupt or truncated)", field=field)
     if gray.shape not in ((size[1], size[0]), (size[0], size[1])):  # EXIF orientation may turn it
-        raise InvalidInputError(f"image decodes to {gray.shape[1]}x{gray.shape[0]} pixels but its header says "
-                                f"{size[0]}x{size[1]}", field="image")
+        raise InvalidInputError(f"{field} decodes to {gray.shape[1]}x{gray.shape[0]} pixels but its header says "
+                                f"{size[0]}x{size[1]}", field=field)
     return gray
 
 
-def array_to_gray(array: np.ndarray, channel_order: ChannelOrder | None) -> np.ndarray:
+def array_to_gray(array: np.ndarray, channel_order: ChannelOrder | None, field: str = "image") -> np.ndarray:
     """Gray uint8 image from an ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8 array.
 
     Colour arrays need ``channel_order`` ("bgr" as OpenCV gives, "rgb" as PIL/imageio give):
     guessing would silently swap red and blue.
     """
     if array.dtype != np.uint8:
-        raise InvalidInputError(f"image array must be uint8, got {array.dtype}", field="image")
+        raise InvalidInputError(f"{field}: an image array must be uint8, got {array.dtype}", field=field)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-        raise InvalidInputError(f"image array must be (H, W) or (H, W, 1|3|4), got shape {array.shape}", field="image")
-    check_size(array.shape[1], array.shape[0])
+        raise InvalidInputError(f"{field}: an image array must be (H, W) or (H, W, 1|3|4), got shape {array.shape}",
+                                field=field)
+    check_size(array.shape[1], array.shape[0], field)
     if array.ndim == 2:
         return np.ascontiguousarray(array)
     if array.shape[2] == 1:
@@ -198,19 +199,22 @@ def array_to_gray(array: np.ndarray, channel_order: ChannelOrder | None) -> np.n
     return cv2.cvtColor(np.ascontiguousarray(array), codes[(array.shape[2], channel_order)])
 
 
-def load_gray(image: ImageInput, channel_order: ChannelOrder | None = None) -> np.ndarray:
-    """Any accepted image input as a gray uint8 ``(H, W)`` array."""
+def load_gray(image: ImageInput, channel_order: ChannelOrder | None = None, field: str = "image") -> np.ndarray:
+    """Any accepted image input as a gray uint8 ``(H, W)`` array; problems name ``field`` (a
+    turn's ``image`` or ``images[i]``)."""
     if isinstance(image, np.ndarray):
-        return array_to_gray(image, channel_order)
+        return array_to_gray(image, channel_order, field)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return decode_image(bytes(image))
+        return decode_image(bytes(image), field)
     if isinstance(image, (str, PathLike)):
         path = Path(image)
+        if path.is_dir():
+            raise InvalidInputError(f"{field}: {path} is a directory, not an image file", field=field)
         if not path.is_file():
-            raise InvalidInputError(f"image file not found: {path}", field="image")
+            raise InvalidInputError(f"{field} file not found: {path}", field=field)
         if path.stat().st_size > MAX_BYTES:
-            raise InputTooLargeError(f"image file is {path.stat().st_size:,} bytes; the limit is {MAX_BYTES:,}", field="image")
-        return decode_image(path.read_bytes())
+            raise InputTooLargeError(f"{field} file is {path.stat().st_size:,} bytes; the limit is {MAX_BYTES:,}", field=field)
+        return decode_image(path.read_bytes(), field)
     raise InvalidInputError(
-        f"image must be encoded bytes, a file path or a uint8 numpy array, got {type(image).__name__}", field="image"
+        f"{field} must be encoded bytes, a file path or a uint8 numpy array, got {type(image).__name__}", field=field
     )

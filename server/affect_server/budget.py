@@ -104,12 +104,9 @@ def _image_pixels(image: pb.Image, field: str) -> tuple[int, int]:
     if image.encoding == pb.ENCODED:
         if not image.data:
             raise InvalidInputError(f"{field}.data is empty", field=f"{field}.data")
-        try:
-            header = read_header(image.data)
-        except InvalidInputError as exc:
-            raise type(exc)(f"{field}: {exc}", field=f"{field}.data") from None
+        header = read_header(image.data, f"{field}.data")  # its problems name the field: "turn.images[0].data is not ..."
         if header.size is None:
-            raise InvalidInputError(f"{field}: the image header is truncated or corrupt", field=f"{field}.data")
+            raise InvalidInputError(f"{field}.data: the image header is truncated or corrupt", field=f"{field}.data")
         (width, height), per_pixel = header.size, header.decode_bytes_per_pixel
     elif image.encoding in RAW_IMAGE_CHANNELS:
         width, height = image.width, image.height
@@ -117,8 +114,5 @@ def _image_pixels(image: pb.Image, field: str) -> tuple[int, int]:
             return 0, 0  # refused with its field by the conversion (convert.py)
     else:
         return 0, 0
-    try:
-        check_size(width, height, field=field)
-    except InvalidInputError as exc:
-        raise type(exc)(str(exc), field=field) from None
+    check_size(width, height, field=field)
     return width * height, per_pixel

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from affect import InvalidInputError, Modality as LibModality, ModalityResult, Turn, TurnResult
+from affect.face._input import check_size
 from affect.labels import EMOTION_NAMES, SENTIMENT_NAMES
 from affect.limits import check_event_speakers, check_id as check_id_rule, check_named_speaker, check_not_empty
 from affect.results import AffectEstimate, FaceReading, StateSnapshot
@@ -108,7 +109,10 @@ def _image(image: pb.Image, index: int) -> object:
         raise InvalidInputError(f"{field}.encoding must be ENCODED, RAW_GRAY8, RAW_BGR8 or RAW_RGB8", field=f"{field}.encoding")
     channels = RAW_IMAGE_CHANNELS[image.encoding]
     if not image.width or not image.height:
-        raise InvalidInputError(f"{field}: width and height are required for raw pixels", field=f"{field}.width")
+        if not image.data:  # a picture of no pixels (0x0, or 0 rows): proto3 cannot tell a 0 from a field unset
+            check_size(image.width, image.height, field)  # "turn.images[0] has zero size (0x0)", the library's words
+        raise InvalidInputError(f"{field}: width and height are required for raw pixels (got {image.width}x{image.height} "
+                                f"for {len(image.data):,} bytes)", field=f"{field}.width")
     if len(image.data) != image.width * image.height * channels:
         raise InvalidInputError(f"{field}.data has {len(image.data)} bytes; {image.width}x{image.height}x{channels} "
                                 f"needs {image.width * image.height * channels}", field=f"{field}.data")
