@@ -537,3 +537,15 @@ def test_a_bad_speaker_in_a_conversation_file_is_refused_naming_its_turn_before_
     assert out.returncode == 2 and out.stderr.decode().strip() == (
         f'affect: error: turn 1 of {turns}: "speaker" has a control or format character (U+0009) at position 6')
     assert _no_heavy_imports(f"from affect_server.cli import main\nmain({args!r})") == []
+
+
+def test_an_empty_wav_is_said_to_hold_no_samples(tmp_path: Path):
+    """A complete WAV file of 0 frames was "a WAV file whose data length is not given (a streamed WAV)"."""
+    import numpy as np
+    import soundfile as sf
+
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16000, subtype="PCM_16")
+    out = affect("analyze", "--audio", str(empty))
+    assert out.returncode == 2 and out.stderr.decode().strip() == \
+        "affect: error: audio_file: empty.wav holds no samples (a WAV file of 0 frames)", out.stderr.decode()

@@ -162,13 +162,23 @@ def test_a_conversations_frames_are_searched_around_its_face_and_the_metrics_say
     assert grew["affect_face_detector_windows_total"] < full_windows + 2 * full_windows / 4
 
 
+def _audio_file(samples: np.ndarray, rate: int, fmt: str) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format=fmt, subtype="PCM_16" if fmt == "WAV" else None)
+    return buffer.getvalue()
+
+
 def test_wire_refusals_name_their_field_once_and_say_what_is_wrong(full_analyzer, face_png):
     """What the audit read: "turn.images[0].data: turn.images[0]: image is not ..." (the field
     three times), a truncated JPEG under "turn.images" where the others say "turn.images[0]", a
-    0x0 picture asked for its "width and height"."""
+    0x0 picture asked for its "width and height", "the audio bytes is MP3 audio", an empty WAV
+    called a streamed one, and 3.5 s of audio that "lasts 4 s; the limit is 3 s"."""
     from affect_client._core import parse_turn_response
 
     jpeg = cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(face_png, np.uint8), cv2.IMREAD_GRAYSCALE))[1].tobytes()
+    clip = (np.random.default_rng(0).standard_normal(56_000) * 0.1).astype(np.float32)  # 3.5 s at 16 kHz
     cases = [
         (pb.Turn(images=[pb.Image(data=b"GIF89a\x01\x00\x01\x00 a GIF", encoding=pb.ENCODED)]),
          "turn.images[0].data", "turn.images[0].data is not a JPEG, PNG, BMP or WebP file"),
@@ -177,8 +187,16 @@ def test_wire_refusals_name_their_field_once_and_say_what_is_wrong(full_analyzer
          "turn.images[1]", "turn.images[1] could not be decoded (corrupt or truncated)"),
         (pb.Turn(images=[pb.Image(data=b"", encoding=pb.RAW_GRAY8, width=0, height=0)]),
          "turn.images[0]", "turn.images[0] has zero size (0x0)"),
+        (pb.Turn(audio=pb.Audio(data=_audio_file(clip, 16_000, "MP3"), encoding=pb.AUDIO_FILE)),
+         "turn.audio.data", "turn.audio.data: the file is MP3 audio; accepted files are WAV, FLAC and OGG"),
+        (pb.Turn(audio=pb.Audio(data=_audio_file(clip[:0], 16_000, "WAV"), encoding=pb.AUDIO_FILE)),
+         "turn.audio.data", "turn.audio.data: the file holds no samples (a WAV file of 0 frames)"),
+        (pb.Turn(audio=pb.Audio(data=_audio_file(clip, 16_000, "WAV"), encoding=pb.AUDIO_FILE)),
+         "turn.audio.data", "turn.audio.data: the file lasts 3.5 s; the limit is 3 s (split long recordings into turns)"),
+        (pb.Turn(audio=pb.Audio(data=(clip * 32767).astype("<i2").tobytes(), encoding=pb.PCM_S16LE, sample_rate_hz=16_000)),
+         "turn.audio.data", "turn.audio.data lasts 3.5 s; the limit is 3 s (split long recordings into turns)"),
     ]
-    with ServerThread(full_analyzer, max_turns_per_second=1000) as server:
+    with ServerThread(full_analyzer, max_turns_per_second=1000, max_audio_seconds=3.0) as server:
         with AffectClient(server.target) as client, client.conversation() as conversation:
             for turn, field, message in cases:
                 conversation._requests.put(pb.ConverseRequest(turn=turn))
@@ -188,11 +206,12 @@ def test_wire_refusals_name_their_field_once_and_say_what_is_wrong(full_analyzer
 
 
 def test_a_directory_given_as_a_turns_media_is_called_a_directory(full_analyzer, tmp_path: Path):
-    """The library said "image file not found" for a folder."""
+    """The library said "no such file" (audio) and "image file not found" (image) for a folder."""
     from affect import InvalidInputError
 
     blank = cv2.imencode(".png", np.full((48, 48), 128, np.uint8))[1].tobytes()
-    for turn, message in ((Turn(image=str(tmp_path)), f"image: {tmp_path} is a directory, not an image file"),
+    for turn, message in ((Turn(audio=str(tmp_path)), f"audio_file: {str(tmp_path)!r} is a directory, not an audio file"),
+                          (Turn(image=str(tmp_path)), f"image: {tmp_path} is a directory, not an image file"),
                           (Turn(images=[blank, str(tmp_path)]), f"images[1]: {tmp_path} is a directory, not an image file")):
         with pytest.raises(InvalidInputError) as refused:
             full_analyzer.conversation().analyze(turn)

@@ -111,15 +111,27 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int = MODEL_RATE) -> 
     return np.asarray(out, dtype=np.float32)
 
 
+def _over(seconds: float, limit: float) -> tuple[str, str]:
+    """``seconds`` and ``limit`` as a message shows them: the limit as set (3, 2.5), the length to
+    a tenth below 100 s and with more decimals (up to 3) where it would read as the limit
+    ("lasts 3.5 s; the limit is 3 s", not "lasts 4 s"; "3.04 s", not "3.0 s")."""
+    bound = f"{limit:,.3f}".rstrip("0").rstrip(".")
+    digits = max(len(bound.partition(".")[2]), 1 if seconds < 100 else 0)
+    while (shown := f"{seconds:,.{digits}f}") == f"{limit:,.{digits}f}" and digits < 3:
+        digits += 1
+    trimmed = shown.rstrip("0").rstrip(".") if "." in shown else shown  # 4.0 s as 4 s, 3.000 s kept beside 3 s
+    return (trimmed if trimmed != bound else shown), bound
+
+
 def check_budget(frames: int, channels: int, rate: int, *, max_seconds: float, max_values: int, field: str,
                  name: str | None = None) -> None:
     """Refuse audio longer than ``max_seconds`` or with more than ``max_values`` samples x channels
     (its decoded size), from what the header or the array's shape says: before decoding."""
     what = f"{field}: {name}" if name else field
     if frames / rate > max_seconds:
+        shown, limit = _over(frames / rate, max_seconds)
         raise InputTooLargeError(
-            f"{what} lasts {frames / rate:,.0f} s; the limit is {max_seconds:,.0f} s (split long recordings into turns)",
-            field=field,
+            f"{what} lasts {shown} s; the limit is {limit} s (split long recordings into turns)", field=field
         )
     if frames * channels > max_values:
         raise InputTooLargeError(
@@ -242,9 +254,11 @@ def _open_source(source: AudioSource, field: str) -> tuple[object, str, bytes, i
             raise InvalidInputError(f"{field} is empty (0 bytes)", field=field)
         if len(raw) > MAX_FILE_BYTES:
             raise InputTooLargeError(f"{field} has {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}", field=field)
-        return io.BytesIO(raw), "the audio bytes", raw[:_WAV_HEAD_BYTES], len(raw)
+        return io.BytesIO(raw), "the file", raw[:_WAV_HEAD_BYTES], len(raw)  # "the file is MP3 audio"
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if path.is_dir():
+            raise InvalidInputError(f"{field}: {str(path)!r} is a directory, not an audio file", field=field)
         if not path.is_file():
             raise InvalidInputError(f"{field}: no such file {str(path)!r}", field=field)
         size = path.stat().st_size
@@ -321,6 +335,8 @@ def wav_header_problem(head: bytes, size: int) -> str | None:
             block_align = int.from_bytes(head[pos + 20 : pos + 22], order)
         if chunk == b"data":
             end = pos + 8 + length
+            if length == 0 and end == riff_end == size:  # a complete file whose data chunk is empty
+                return "holds no samples (a WAV file of 0 frames)"
             if length in (0, 0xFFFFFFFF):
                 return "is a WAV file whose data length is not given (a streamed WAV); send the complete file"
             if end > size:

@@ -16,7 +16,7 @@ import numpy as np
 from affect import InputTooLargeError, InvalidInputError
 from affect.face._input import check_size, read_header
 from affect.limits import check_image_count, check_text_length
-from affect.speech._audio import check_rate, probe_file
+from affect.speech._audio import check_budget, check_rate, probe_file
 from affect_proto import affect_pb2 as pb
 from affect_server.config import ServerConfig
 from affect_server.convert import RAW_AUDIO_DTYPES, RAW_IMAGE_CHANNELS
@@ -88,14 +88,9 @@ def _audio_cost(audio: pb.Audio, config: ServerConfig) -> tuple[float, int]:
     check_rate(audio.sample_rate_hz, field="turn.audio.sample_rate_hz")  # before a length read at a rate we refuse
     channels = audio.channels or 1
     values = len(audio.data) // np.dtype(dtype).itemsize
-    seconds = values / max(1, channels) / audio.sample_rate_hz
-    if seconds > config.max_audio_seconds:
-        raise InputTooLargeError(f"turn.audio.data lasts {seconds:,.0f} s; the limit is {config.max_audio_seconds:,.0f} s "
-                                 "per turn (split long recordings into turns)", field="turn.audio.data")
-    if values > config.max_audio_samples:
-        raise InputTooLargeError(f"turn.audio.data holds {values:,} samples; the limit is {config.max_audio_samples:,} "
-                                 "(samples x channels) per turn", field="turn.audio.data")
-    return seconds, values
+    check_budget(values // channels, channels, audio.sample_rate_hz, max_seconds=config.max_audio_seconds,
+                 max_values=config.max_audio_samples, field="turn.audio.data")  # the library's rule and words
+    return values / channels / audio.sample_rate_hz, values
 
 
 def _image_pixels(image: pb.Image, field: str) -> tuple[int, int]:
