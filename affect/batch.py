@@ -126,7 +126,8 @@ def kinds_needed(inputs: Sequence[InputFile]) -> set[str]:
 def turn_modalities(turns: Sequence[dict[str, Any]]) -> set[str]:
     needs: set[str] = set()
     for t in turns:
-        needs |= {m for key, m in (("text", "text"), ("audio", "speech"), ("images", "face")) if t.get(key)}
+        needs |= {m for key, m in (("text", "text"), ("audio", "speech"), ("image", "face"), ("images", "face"))
+                  if t.get(key)}
     return needs
 
 

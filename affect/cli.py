@@ -417,7 +417,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                                     field="input")
         turns = [{"text": text, "speaker": args.speaker,
                   "audio": str(_existing(args.audio, "audio")) if args.audio else None,
-                  "images": [str(_existing(args.image, "image"))] if args.image else []}]
+                  "image": str(_existing(args.image, "image")) if args.image else None}]  # refused as "image ..."
     _check_texts(turns)
     return _analyze_turns(turns, args)
 

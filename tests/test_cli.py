@@ -549,3 +549,14 @@ def test_an_empty_wav_is_said_to_hold_no_samples(tmp_path: Path):
     out = affect("analyze", "--audio", str(empty))
     assert out.returncode == 2 and out.stderr.decode().strip() == \
         "affect: error: audio_file: empty.wav holds no samples (a WAV file of 0 frames)", out.stderr.decode()
+
+
+def test_a_truncated_image_is_refused_as_the_image(tmp_path: Path, data_root: Path):
+    """``--image`` is the turn's one image: its refusal says "image", as before the library named a
+    turn's images each by its own field (``images[0]`` is a conversation file's list)."""
+    face = sorted((data_root / "face" / "fer2013-test-slice" / "happy").glob("*.jpg"))[0].read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(face[: len(face) // 2])
+    out = affect("analyze", "--image", str(cut))
+    assert out.returncode == 2 and out.stderr.decode().strip() == \
+        "affect: error: image could not be decoded (corrupt or truncated)", out.stderr.decode()
