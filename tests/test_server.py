@@ -180,6 +180,45 @@ def test_unary_analyze_and_its_errors(server):
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "turn.text" in refused.value.details()
 
 
+def test_a_turn_refused_by_analyze_raises_what_it_raises_in_a_conversation(analyzer):
+    """``analyze()`` raised ``InvalidArgumentError`` without ``.field`` (the field was only inside the
+    message) where ``send()`` raises ``TurnRefusedError`` naming it: the server names the refused
+    field in a trailer (``rules.REFUSED_FIELD_TRAILER``), so a turn refused by Analyze raises
+    ``TurnRefusedError`` with the field, code, message and turn id the same turn gets in a
+    conversation, in both twins; options refused raise ``InvalidArgumentError`` naming the option,
+    as on opening a conversation."""
+    from affect_proto import rules
+
+    refused_turns = [({"text": "a" * 41}, "turn.text"), ({"audio": b"not audio at all"}, "turn.audio.data")]
+    with ServerThread(analyzer, max_text_chars=40) as server, AffectClient(server.target, max_retries=0) as client:
+        for kwargs, field in refused_turns:
+            with client.conversation() as conversation, pytest.raises(TurnRefusedError) as in_conversation:
+                conversation.send(**kwargs, turn_id="t1")
+            with pytest.raises(TurnRefusedError) as alone:
+                client.analyze(**kwargs, turn_id="t1")
+            assert alone.value.field == in_conversation.value.field == field
+            assert alone.value.code == in_conversation.value.code == grpc.StatusCode.INVALID_ARGUMENT
+            assert alone.value.details == in_conversation.value.details and alone.value.turn_id == "t1"
+
+            async def refused_async(kwargs: dict = kwargs) -> TurnRefusedError:
+                async with AsyncAffectClient(server.target, max_retries=0) as async_client:
+                    with pytest.raises(TurnRefusedError) as refused:
+                        await async_client.analyze(**kwargs)
+                return refused.value
+
+            assert asyncio.run(refused_async()).field == field
+        with pytest.raises(InvalidArgumentError) as bad_option:
+            client.analyze("hello", text_prior="calm=1")
+        assert bad_option.value.field == "options.text_prior"
+        with pytest.raises(InvalidArgumentError) as on_opening:
+            client.conversation(text_prior="desk")
+        assert on_opening.value.field == "options.text_prior"
+        with grpc.insecure_channel(server.target) as channel:  # what the wire says
+            with pytest.raises(grpc.RpcError) as raw:
+                pb_grpc.AffectServiceStub(channel).Analyze(pb.AnalyzeRequest(turn=pb.Turn(text=b"a" * 41)), timeout=30)
+        assert (rules.REFUSED_FIELD_TRAILER, "turn.text") in tuple(raw.value.trailing_metadata())
+
+
 def test_a_conversation_may_bring_its_own_text_prior(server, analyzer):
     """``ConversationOptions.text_prior`` (the client's ``text_prior=``): that conversation's text is
     read under it, as the library reads it, while a conversation opened beside it without one keeps
@@ -1193,8 +1232,9 @@ def test_busy_refusals_carry_a_hint_and_are_retried_when_allowed(analyzer):
     with ServerThread(analyzer, max_turns_per_second=1.0, max_analyze_per_second_per_peer=1.0) as server:
         with AffectClient(server.target, max_retries=0) as client:
             client.analyze("first")
-            with pytest.raises(ResourceExhaustedError) as refused:
+            with pytest.raises(TurnRefusedError) as refused:  # as a turn refused as busy in a conversation
                 client.analyze("second, too soon")
+            assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and refused.value.field == "turn"
             assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 1.0
             patient = client.with_options(busy_retries=3)
             assert [patient.analyze(f"call {i}").turn_index for i in range(3)] == [0, 0, 0]
@@ -1433,14 +1473,14 @@ def test_a_turn_that_breaks_an_encoder_fails_alone_and_the_stream_goes_on(text_e
     with caplog.at_level(logging.ERROR, logger="affect.server"), \
             ServerThread(analyzer, batch_max_wait_ms=300, adaptive_batch_wait=False, metrics_port=_free_port()) as server:
         (refused, answered), after = asyncio.run(both(server.target))
-        with AffectClient(server.target, max_retries=0) as client, pytest.raises(APIStatusError) as unary:
-            client.analyze(secret)
+        with AffectClient(server.target, max_retries=0) as client, pytest.raises(TurnRefusedError) as unary:
+            client.analyze(secret)  # as in a conversation
         assert _metric(server, 'affect_batch_size_sum{encoder="text"}') == 4  # the first two turns shared a batch
         assert _metric(server, 'affect_batch_size_count{encoder="text"}') == 3
     assert isinstance(refused, TurnRefusedError) and refused.code == grpc.StatusCode.INTERNAL, refused
     assert refused.field == "turn" and "error " in str(refused)
     assert answered.emotion is not None and after.emotion is not None  # the batch-mate and the next turn
-    assert unary.value.code == grpc.StatusCode.INTERNAL and "POISON" not in str(unary.value)
+    assert unary.value.code == grpc.StatusCode.INTERNAL and unary.value.field == "turn" and "POISON" not in str(unary.value)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     error_id = str(refused).split("error ")[1].split(")")[0]
     assert f"RuntimeError (error {error_id})" in logged and "4111" not in logged and "POISON" not in logged

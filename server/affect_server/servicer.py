@@ -36,6 +36,7 @@ from affect.registry import list_weights
 from affect.turn_flow import analyze_submitted
 from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
+from affect_proto import rules
 from affect_server.budget import TurnCost, measure
 from affect_server.config import ServerConfig
 from affect_server.convert import (check_id, event_speakers_from_pb, model_infos, reset_speaker_from_pb,
@@ -199,19 +200,21 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 return
             if isinstance(first, Unreadable):
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"the first message could not be read as a ConverseRequest ({first.reason})", "unreadable")
+                                  f"the first message could not be read as a ConverseRequest ({first.reason})", "unreadable",
+                                  field="open")
             if first.WhichOneof("kind") != "open":
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                                  "the first message of a conversation must be `open` (OpenConversation)", "first_message")
+                                  "the first message of a conversation must be `open` (OpenConversation)", "first_message",
+                                  field="open")
             try:
                 conversation_id = check_id(first.open.conversation_id, "open.conversation_id") or uuid.uuid4().hex
             except InvalidInputError as exc:
-                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open", field=exc.field)
             key = (peer, conversation_id)
             if key in self.conversations and not first.open.resume:
                 await self._abort(context, grpc.StatusCode.ALREADY_EXISTS,
                                   "this client already has a conversation with this open.conversation_id open",
-                                  "duplicate")  # the id is not echoed: logs keep messages
+                                  "duplicate", field="open.conversation_id")  # the id is not echoed: logs keep messages
             options = first.open.options
             try:
                 conversation = self.analyzer.conversation(conversation_id, text_context=not options.disable_text_context,
@@ -219,7 +222,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                                           thresholds=thresholds_from_pb(options),
                                                           event_speakers=event_speakers_from_pb(options))
             except InvalidInputError as exc:
-                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open")
+                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open", field=exc.field)
             # From the look-up above to here nothing awaits: no other stream can open the id between.
             if (held := self.conversations.pop(key, None)) is not None:
                 self._take_over(held, conversation_id)
@@ -312,7 +315,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         async with self._analyze_admission(context):
             if isinstance(request, Unreadable):
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable")
+                                  f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable",
+                                  field="turn")
             return await self._analyze(request, context)
 
     async def analyze_unread(self, request_iterator: AsyncIterator[pb.AnalyzeRequest | Unreadable],
@@ -335,7 +339,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             (request,) = requests
             if isinstance(request, Unreadable):
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable")
+                                  f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable",
+                                  field="turn")
             return await self._analyze(request, context)
 
     async def _analyze_body(self, request_iterator: AsyncIterator[pb.AnalyzeRequest | Unreadable],
@@ -383,7 +388,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
                               f"the server is serving {self.analyze_in_flight} Analyze calls (limit "
                               f"{self.config.max_analyze_in_flight})", "analyze_in_flight",
-                              retry_after_ms=self._busy_retry_ms())
+                              retry_after_ms=self._busy_retry_ms(), field="turn")
         peer = _peer_host(context)
         refused = self.peers.acquire(peer)
         if refused is not None:
@@ -392,7 +397,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                        if why == "rate" else
                        f"this client has {self.config.max_analyze_per_peer} Analyze calls in flight (limit)")
             await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message, f"peer_{why}",
-                              retry_after_ms=clamp_ms(wait_s * 1000) if wait_s is not None else self._busy_retry_ms())
+                              retry_after_ms=clamp_ms(wait_s * 1000) if wait_s is not None else self._busy_retry_ms(),
+                              field="turn")
         self.analyze_in_flight += 1
         try:
             yield
@@ -425,20 +431,21 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         try:
             cost, ticket, busy = await self._admit(request.turn)
         except InvalidInputError as exc:
-            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _reason(exc))
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _reason(exc),
+                              field=_wire_field(exc.field))
         if ticket is None:
             await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{cost.heaviest_field()}: {busy}", "busy",
-                              retry_after_ms=self._busy_retry_ms())
+                              retry_after_ms=self._busy_retry_ms(), field=cost.heaviest_field())
         try:
             conversation = self.analyzer.conversation(text_context=False, text_prior=text_prior_from_pb(request.options),
                                                       thresholds=thresholds_from_pb(request.options),
                                                       event_speakers=event_speakers_from_pb(request.options))
         except InvalidInputError as exc:
             ticket.release()
-            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "invalid")
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "invalid", field=exc.field)
         result = await self._turn(conversation, request.turn, ticket, received)
         if isinstance(result, _Failure):
-            await self._abort(context, result.code, result.message, result.reason)
+            await self._abort(context, result.code, result.message, result.reason, field=result.field)
         return pb.AnalyzeResponse(result=turn_result_to_pb(
             result, request.turn.turn_id, include_modalities=not request.options.omit_modality_results))
 
@@ -586,11 +593,17 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return None
 
     async def _abort(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: str,
-                     retry_after_ms: int = 0) -> NoReturn:
-        """End the call with ``code`` (``context.abort`` raises), counted under ``reason``."""
+                     retry_after_ms: int = 0, *, field: str | None = None) -> NoReturn:
+        """End the call with ``code`` (``context.abort`` raises), counted under ``reason``. ``field``:
+        what of the request was refused (``turn.audio.data``, ``options.text_prior``; a whole turn
+        refused, e.g. as busy: ``turn``), sent in the trailer ``rules.REFUSED_FIELD_TRAILER`` as a
+        ``TurnError`` names it; none for a refusal of the call itself (draining, a deadline)."""
         self.metrics.refused.labels(code.name, reason).inc()
-        if retry_after_ms:
-            await context.abort(code, message, trailing_metadata=retry_trailers(code, message, retry_after_ms))
+        trailers = retry_trailers(code, message, retry_after_ms) if retry_after_ms else ()
+        if field:
+            trailers = (*trailers, (rules.REFUSED_FIELD_TRAILER, field))
+        if trailers:
+            await context.abort(code, message, trailing_metadata=trailers)
         await context.abort(code, message)
         raise AssertionError("grpc's abort returned")  # it raises; here for the type checker
 

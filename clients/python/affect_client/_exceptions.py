@@ -1,7 +1,8 @@
 """The client's one exception tree.
 
     AffectClientError
-    ├── APIStatusError              the server ended a call with a gRPC status (``.code``)
+    ├── APIStatusError              the server ended a call with a gRPC status (``.code``; ``.field`` when
+    │   │                           it names what it refused: a conversation's opening, ``options.*``)
     │   ├── InvalidArgumentError    INVALID_ARGUMENT
     │   ├── ResourceExhaustedError  RESOURCE_EXHAUSTED (limits; ``.retry_after`` when the server is busy)
     │   ├── UnauthenticatedError    UNAUTHENTICATED (token)
@@ -11,8 +12,8 @@
     │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation resumes on a new stream
     │   │                           itself, unless resume_turns=0 or it has resumed 3 times)
     │   └── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout)
-    ├── TurnRefusedError            one turn was refused; the conversation goes on (``.code``, ``.field``,
-    │                               ``.retry_after``)
+    ├── TurnRefusedError            the server refused one turn, sent by send() or analyze() alike (``.code``,
+    │                               ``.field``, ``.retry_after``); a conversation goes on
     ├── ConversationClosedError     send() on a conversation that has ended
     ├── ClientClosedError           a call on a client that is closed (or a copy made of it)
     └── InvalidInputError           (also a ValueError) refused before sending: a missing file, an
@@ -27,6 +28,7 @@ will never fit). A conversation whose turn timed out or was cancelled is closed:
 from __future__ import annotations
 
 import grpc
+from affect_proto import rules
 
 
 class AffectClientError(Exception):
@@ -34,11 +36,15 @@ class AffectClientError(Exception):
 
 
 class APIStatusError(AffectClientError):
-    def __init__(self, code: grpc.StatusCode, message: str, retry_after: float | None = None) -> None:
+    """The server ended a call with a status. ``field`` names what it refused, when it says
+    (``options.text_prior`` on opening a conversation); empty otherwise."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after: float | None = None, *, field: str = "") -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.details = message
         self.retry_after = retry_after
+        self.field = field
 
 
 class InvalidArgumentError(APIStatusError): ...
@@ -60,7 +66,8 @@ class DeadlineExceededError(APIStatusError): ...
 
 
 class TurnRefusedError(AffectClientError):
-    """The server refused one turn (bad input or a rate limit) and kept the conversation open."""
+    """The server refused one turn (its input, a limit, busy, or it failed on it): a conversation's
+    turn (the conversation goes on) or an ``analyze()`` call's, alike."""
 
     def __init__(self, code: grpc.StatusCode, message: str, field: str, turn_id: str,
                  retry_after: float | None = None) -> None:
@@ -113,13 +120,19 @@ def effective_code(error: grpc.RpcError) -> grpc.StatusCode:
     return code
 
 
-def status_error(error: grpc.RpcError) -> APIStatusError:
-    """The SDK exception for a failed call, keeping its status code as an enum."""
+def status_error(error: grpc.RpcError, *, turn_id: str | None = None) -> APIStatusError | TurnRefusedError:
+    """The SDK exception for a failed call, keeping its status code as an enum and the field the
+    server names (``refused_field``). ``turn_id``: the call carried one turn (Analyze), so a
+    refusal of that turn (a field of it, ``rules.is_turn_field``) is ``TurnRefusedError``, as
+    the same turn refused in a conversation is."""
     code = effective_code(error)
     details = error.details() if hasattr(error, "details") else str(error)
     if code != (error.code() if hasattr(error, "code") else code):
         details = f"the server replica holding this call died; send it again (proxy said: {(details or '').splitlines()[0]})"
-    return _BY_CODE.get(code, APIStatusError)(code, details or "", retry_hint(error))
+    field = refused_field(error)
+    if turn_id is not None and rules.is_turn_field(field):
+        return TurnRefusedError(code, details or "", field, turn_id, retry_hint(error))
+    return _BY_CODE.get(code, APIStatusError)(code, details or "", retry_hint(error), field=field)
 
 
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
@@ -127,17 +140,30 @@ RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 
 def retry_hint(error: grpc.RpcError) -> float | None:
     """The server's retry hint in seconds (the trailer ``grpc-retry-pushback-ms``), if it sent one."""
+    value = _trailer(error, RETRY_PUSHBACK_KEY)
+    if value is None:
+        return None
+    try:
+        milliseconds = int(value)
+    except (TypeError, ValueError):
+        return None
+    return milliseconds / 1000 if milliseconds >= 0 else None
+
+
+def refused_field(error: grpc.RpcError) -> str:
+    """The field the server says it refused (the trailer ``rules.REFUSED_FIELD_TRAILER``), or ""."""
+    value = _trailer(error, rules.REFUSED_FIELD_TRAILER)
+    return value if isinstance(value, str) else ""
+
+
+def _trailer(error: grpc.RpcError, name: str) -> str | bytes | None:
     try:
         trailers = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
-    except Exception:  # noqa: BLE001 - a call that ended before any metadata: no hint
+    except Exception:  # noqa: BLE001 - a call that ended before any metadata: none
         return None
     for key, value in trailers or ():
-        if key == RETRY_PUSHBACK_KEY:
-            try:
-                milliseconds = int(value)
-            except (TypeError, ValueError):
-                return None
-            return milliseconds / 1000 if milliseconds >= 0 else None
+        if key == name:
+            return value
     return None
 
 

@@ -59,11 +59,12 @@ class AffectClient:
                 sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
                 channel_order: str | None = None, turn_id: str = "",
                 text_prior: _core.TextPrior = None) -> TurnResult:
-        """One turn on its own (no conversation context)."""
+        """One turn on its own (no conversation context). A turn the server refuses raises
+        ``TurnRefusedError``, as in a conversation."""
         request = _core.analyze_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
             channel_order=channel_order, turn_id=turn_id), text_prior=text_prior)
-        return TurnResult.from_pb(self._unary(self._stub.Analyze, request).result)
+        return TurnResult.from_pb(self._unary(self._stub.Analyze, request, turn_id=turn_id).result)
 
     def list_models(self) -> list[ModelInfo]:
         """The models the server runs."""
@@ -107,14 +108,15 @@ class AffectClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _unary(self, method: Callable[..., _R], request: object) -> _R:
+    def _unary(self, method: Callable[..., _R], request: object, *, turn_id: str | None = None) -> _R:
+        """A unary call, retried as the options say; ``turn_id``: the call carries that one turn (Analyze)."""
         self._channel_state.check_open()
 
         def attempt() -> _R:
             try:
                 return method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
             except grpc.RpcError as error:
-                raise status_error(error) from None
+                raise status_error(error, turn_id=turn_id) from None
 
         return _core.retrying(attempt, self.options)
 

@@ -88,3 +88,17 @@ def images_not_a_list(images: object) -> str | None:
 def text_too_long(chars: int, field: str = "text", limit: int = MAX_TEXT_CHARS) -> str | None:
     """Text is measured as sent (characters, before any cleaning)."""
     return f"{field} has {chars:,} characters; the limit is {limit:,}" if chars > limit else None
+
+
+# A call the server ends by refusing what it was sent (an Analyze request's turn or options, a
+# conversation's opening) names the refused field, as a ``TurnError``'s ``field`` does
+# (``turn.audio.data``, ``options.text_prior``; ``turn`` for a whole turn, e.g. refused as busy),
+# in this trailing metadata key. A refusal of the call itself (a server draining, a deadline,
+# gRPC's own message size limit) names none.
+REFUSED_FIELD_TRAILER = "affect-field"
+
+
+def is_turn_field(field: str) -> bool:
+    """Whether a refusal naming ``field`` refused a turn (what ``TurnError`` reports in a
+    conversation), rather than a conversation's or a call's options."""
+    return field == "turn" or field.startswith("turn.")
