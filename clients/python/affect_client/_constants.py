@@ -4,9 +4,11 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_S = 30.0  # unary calls (Analyze, ListModels)
 DEFAULT_OPEN_TIMEOUT_S = 30.0  # waiting for a conversation to open
 DEFAULT_TURN_TIMEOUT_S = 60.0  # waiting for one turn's answer
-# On UNAVAILABLE only, before a call or a conversation has started: with the backoff below, up to
-# about 12 s (6 s expected), as long as a server takes to restart and load its models.
-DEFAULT_MAX_RETRIES = 6
+# On UNAVAILABLE only, before a call or a conversation has started: jittered waits of the backoff
+# below until this many are spent and as long as they take at their longest has passed, whichever
+# is last (_core.retry_window_s: 19.75 s at 8), so that a call made while a server restarts (8-10 s
+# here, its models loaded) reaches it, the channel reconnecting at most MAX_BACKOFF_S apart.
+DEFAULT_MAX_RETRIES = 8
 # RESOURCE_EXHAUSTED with the server's retry hint (a busy server): resent after the hinted
 # delay at most this many times per call or turn. Off by default: the caller opts in.
 DEFAULT_BUSY_RETRIES = 0
@@ -19,7 +21,7 @@ MAX_RESUMES = 3  # in a conversation's whole life, not per turn
 # A resume's opening retries UNAVAILABLE (the server still starting) and ALREADY_EXISTS (a server
 # from before OpenConversation.resume still holding the conversation on a broken connection; a
 # newer one takes it over at once) until max_retries are spent and this long has passed,
-# whichever is last: the backoff alone gives up after 6 s (median).
+# whichever is last (a new call's window, 19.75 s at the default, is shorter).
 RESUME_REOPEN_S = 30.0
 # A replayed turn (or the turn resent after it) refused as busy is sent again after the server's
 # hint this many times, whatever busy_retries says: the replay, not the caller, made it busy.

@@ -163,7 +163,16 @@ def call_metadata(options: ClientOptions) -> tuple[tuple[str, str], ...]:
 
 
 def channel_arguments() -> list[tuple[str, int]]:
-    return [("grpc.max_receive_message_length", C.MAX_MESSAGE_BYTES), ("grpc.max_send_message_length", C.MAX_MESSAGE_BYTES)]
+    return [("grpc.max_receive_message_length", C.MAX_MESSAGE_BYTES), ("grpc.max_send_message_length", C.MAX_MESSAGE_BYTES),
+            *reconnect_arguments()]
+
+
+def reconnect_arguments() -> list[tuple[str, int]]:
+    """The channel's own reconnection backoff, on the retries' schedule. A channel that failed to
+    connect fails calls at once until its next attempt, which gRPC makes after 1 s growing 1.6-fold
+    to 120 s: a server listening again at 9 s was reached at 14 s whatever the retries did."""
+    return [("grpc.initial_reconnect_backoff_ms", round(C.INITIAL_BACKOFF_S * 1000)),
+            ("grpc.max_reconnect_backoff_ms", round(C.MAX_BACKOFF_S * 1000))]
 
 
 def credentials(options: ClientOptions) -> grpc.ChannelCredentials | None:
@@ -174,40 +183,57 @@ def credentials(options: ClientOptions) -> grpc.ChannelCredentials | None:
 
 def backoff_delays(max_retries: int) -> Iterator[float]:
     """Exponential backoff with full jitter: how long to wait before each retry."""
+    for cap in _backoff_caps(max_retries):
+        yield random.uniform(0, cap)
+
+
+def _backoff_caps(max_retries: int) -> Iterator[float]:
     delay = C.INITIAL_BACKOFF_S
     for _ in range(max_retries):
-        yield random.uniform(0, delay)
+        yield delay
         delay = min(C.MAX_BACKOFF_S, delay * 2)
 
 
+def retry_window_s(max_retries: int) -> float:
+    """How long a call refused UNAVAILABLE is retried: as long as ``max_retries`` waits of the
+    backoff take at their longest (19.75 s at the default 8; 0: not retried). Full jitter makes
+    the waits themselves shorter (about half, on average), so the retries go on past them."""
+    return sum(_backoff_caps(max_retries))
+
+
 class Retries:
-    """The retries of one call, one conversation's opening or one turn: UNAVAILABLE with
-    jittered backoff, up to ``max_retries`` (calls and openings only); RESOURCE_EXHAUSTED that
-    carries the server's retry hint, after the hinted delay, up to ``busy_retries``. Nothing
-    else is retried. Every request retried is safe to resend: a refused turn is not counted.
+    """The retries of one call, one conversation's opening or one turn: UNAVAILABLE (calls and
+    openings only) with jittered backoff, until ``max_retries`` are spent and their window has
+    passed (``retry_window_s``), whichever comes last, so that the last attempt is made at the
+    window's end or after whatever the jitter drew; RESOURCE_EXHAUSTED that carries the server's
+    retry hint, after the hinted delay, up to ``busy_retries``. Nothing else is retried. Every
+    request retried is safe to resend: a refused turn is not counted.
 
     ``resuming``: a conversation's stream opened again after its server went away
-    (``affect_client._resume``). UNAVAILABLE is retried until ``max_retries`` are spent and
-    ``RESUME_REOPEN_S`` have passed, whichever comes last (a restarting server may take longer
-    to load than the backoff's median 6 s); so is ALREADY_EXISTS, which a server from before
-    ``OpenConversation.resume`` says while it still holds the conversation on a connection that
-    broke (it frees it once its keepalive finds the connection dead); a newer one takes the
-    conversation over at once."""
+    (``affect_client._resume``): the window is at least ``RESUME_REOPEN_S``; ALREADY_EXISTS is
+    retried too, which a server from before ``OpenConversation.resume`` says while it still holds
+    the conversation on a connection that broke (it frees it once its keepalive finds the
+    connection dead); a newer one takes the conversation over at once.
 
-    def __init__(self, options: ClientOptions, *, unavailable: bool = True, resuming: bool = False) -> None:
-        self._backoff = backoff_delays(options.max_retries if unavailable else 0)
+    ``clock``: seconds, as ``time.monotonic`` counts them (which it is, but in a test of the rule)."""
+
+    def __init__(self, options: ClientOptions, *, unavailable: bool = True, resuming: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        retries = options.max_retries if unavailable else 0
+        self._backoff = backoff_delays(retries)
         self._busy_left = options.busy_retries
         self._codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ALREADY_EXISTS) if resuming else (grpc.StatusCode.UNAVAILABLE,)
-        self._until = time.monotonic() + (C.RESUME_REOPEN_S if resuming else 0.0)
+        self._clock = clock
+        self._until = clock() + max(retry_window_s(retries), C.RESUME_REOPEN_S if resuming else 0.0)
 
     def delay(self, error: AffectClientError) -> float | None:
         """Seconds to wait before sending again, or None to raise ``error``."""
         code = getattr(error, "code", None)
         if code in self._codes:
             delay = next(self._backoff, None)
-            left = self._until - time.monotonic()
+            left = self._until - self._clock()
             if delay is None and left > 0:
-                delay = random.uniform(0, min(C.MAX_BACKOFF_S, left))
+                delay = min(random.uniform(0, C.MAX_BACKOFF_S), left)  # the last one ends at the window's end
             return delay
         hint = getattr(error, "retry_after", None)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED and hint is not None and hint <= C.MAX_BUSY_WAIT_S and self._busy_left > 0:

@@ -143,8 +143,8 @@ def _read_into(call: Iterable[pb.ConverseResponse], responses: queue.Queue) -> N
 class Conversation:
     """One conversation stream. ``send()`` returns that turn's result, in order.
 
-    Opening is retried on UNAVAILABLE (``max_retries``, jittered backoff: by default up to
-    about 12 s), e.g. while the server starts or restarts. A turn refused because the server is busy (RESOURCE_EXHAUSTED
+    Opening is retried on UNAVAILABLE (``max_retries``, jittered backoff: by default for about
+    20 s), e.g. while the server starts or restarts. A turn refused because the server is busy (RESOURCE_EXHAUSTED
     with a retry hint) is sent again after the hinted delay when ``busy_retries`` allows.
     A stream that ends UNAVAILABLE (the server restarted) is opened again and the text of the
     last ``resume_turns`` turns replayed before the turn is sent again (``affect_client._resume``;
