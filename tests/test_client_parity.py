@@ -155,3 +155,46 @@ def test_the_typed_settings_are_the_options_fields():
     assert settings | {"target"} == {f.name for f in fields(ClientOptions)}
     assert "target" not in settings and changes < settings
     assert settings - changes == CONNECTION_OPTIONS - {"target"}
+
+
+_CLIP = np.sin(np.arange(16000) / 8.0).astype(np.float32) * 0.1
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"audio": _CLIP, "sample_rate": -1}, "sample_rate"),  # was protobuf's ValueError
+    ({"audio": _CLIP, "sample_rate": 16000.5}, "sample_rate"),  # was sent as 16000
+    ({"audio": _CLIP, "sample_rate": float("nan")}, "sample_rate"),
+    ({"audio": _CLIP, "sample_rate": "16000"}, "sample_rate"),
+    ({"audio": _CLIP.astype(np.float16), "sample_rate": 16000}, "audio"),  # was sent; the library refuses it
+    ({"audio": np.zeros(0, np.float32), "sample_rate": 16000}, "audio"),
+    ({"audio": np.zeros((9, 10), np.float32), "sample_rate": 16000}, "audio"),
+    ({"audio": _CLIP.reshape(1, -1, 1), "sample_rate": 16000}, "audio"),
+])
+def test_the_client_refuses_audio_by_the_librarys_rules_before_sending(kwargs, field):
+    """One rule per check (``affect_proto.rules``): what the library refuses in an array of samples
+    the client refuses before anything is sent, with the library's message and field."""
+    from affect import InvalidInputError as LibraryInputError
+    from affect.speech._audio import prepare_array
+
+    with AffectClient("127.0.0.1:9", max_retries=0) as client:  # nothing listens: the error must come first
+        with pytest.raises(InvalidInputError) as refused:
+            client.analyze(**kwargs)
+    with pytest.raises(LibraryInputError) as library:
+        prepare_array(kwargs["audio"], kwargs["sample_rate"])
+    assert refused.value.field == library.value.field == field and str(refused.value) == str(library.value)
+
+
+def test_arrays_of_several_channels_reach_the_server_as_the_library_reads_them(full_analyzer, media):
+    """A ``(channels, n)`` array went out as n channels and a 3-channel one as 3, both refused by the
+    server ("channels must be 1 or 2") though the library reads them: the client lays them out as
+    the library reads them (``rules.audio_layout``) and the server takes as many channels as a file
+    may have, so both give the library's reading."""
+    clip, rate = media["clip_int16"], media["rate"]
+    arrays = [np.stack([clip, clip]), np.stack([clip / 32768.0] * 3, axis=1)]  # (2, n) int16; (n, 3) float
+    with ServerThread(full_analyzer, max_turns_per_second=1000) as server:
+        with AffectClient(server.target) as client:
+            for samples in arrays:
+                expected = full_analyzer.analyze(audio=samples, sample_rate=rate)
+                got = client.analyze(audio=samples, sample_rate=rate)
+                assert got.present == expected.present == ("speech",)
+                assert got.emotions == pytest.approx(expected.emotions, abs=2e-4)

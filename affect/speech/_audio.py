@@ -25,11 +25,13 @@ import soxr
 import torch
 
 from affect._errors import InputTooLargeError, InvalidInputError
+from affect_proto.rules import (MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_dtype_problem, audio_layout,
+                                audio_shape_problem, sample_rate_problem)
 
 MODEL_RATE = 16_000
-MIN_RATE, MAX_RATE = 8_000, 48_000  # the contract's range (protos/affect/v1/affect.proto), arrays and files alike
+MIN_RATE, MAX_RATE = MIN_SAMPLE_RATE, MAX_SAMPLE_RATE  # the contract's range (affect_proto.rules), arrays and files alike
 DEFAULT_MAX_SECONDS = 600.0
-MAX_CHANNELS = 8
+MAX_CHANNELS = MAX_AUDIO_CHANNELS
 MAX_FILE_BYTES = 512 * 2**20
 # Decoded samples x channels of one clip: 600 s of 48 kHz mono, 300 s of stereo (115 MB as float32).
 DEFAULT_MAX_VALUES = 28_800_000
@@ -57,40 +59,22 @@ class Audio:
 
 
 def check_rate(sample_rate: object, field: str = "sample_rate") -> int:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer, float, np.floating)):
-        raise InvalidInputError(f"{field} must be a number of samples per second, got {type(sample_rate).__name__}", field=field)
-    if not np.isfinite(sample_rate) or float(sample_rate) != int(sample_rate):
-        raise InvalidInputError(f"{field} must be a whole number of Hz, got {sample_rate!r}", field=field)
-    rate = int(sample_rate)
-    if not MIN_RATE <= rate <= MAX_RATE:
-        raise InvalidInputError(f"{field} is {rate} Hz; supported rates are {MIN_RATE}-{MAX_RATE} Hz", field=field)
-    return rate
+    """The rate as a whole number of Hz, by the contract's rule (``affect_proto.rules``), which
+    the client applies before sending."""
+    if problem := sample_rate_problem(sample_rate, field):
+        raise InvalidInputError(problem, field=field)
+    return int(sample_rate)  # type: ignore[call-overload]  # the rule has checked it is a whole number
 
 
 def _to_mono_float(samples: np.ndarray, field: str) -> np.ndarray:
-    """``[frames]``, ``[frames, channels]`` or ``[channels, frames]`` of int16/float -> mono float32."""
-    if samples.dtype == np.int16:
-        data = samples.astype(np.float32) / 32768.0
-    elif samples.dtype in (np.float32, np.float64):
-        data = samples.astype(np.float32, copy=False)
-    else:
-        raise InvalidInputError(
-            f"{field} must hold 16-bit PCM (int16) or float samples, got dtype {samples.dtype}", field=field
-        )
+    """``[frames]``, ``[frames, channels]`` or ``[channels, frames]`` of int16/float -> mono float32,
+    the layout read by the contract's rule (``affect_proto.rules.audio_layout``), as the client reads it."""
+    if problem := audio_dtype_problem(str(samples.dtype), field) or audio_shape_problem(samples.shape, field):
+        raise InvalidInputError(problem, field=field)
+    data = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples.astype(np.float32, copy=False)
     if data.ndim == 2:
-        rows, cols = data.shape
-        if min(rows, cols) == 0:
-            raise InvalidInputError(f"{field} is empty", field=field)
-        if cols <= MAX_CHANNELS and cols <= rows:
-            data = data.mean(axis=1)
-        elif rows <= MAX_CHANNELS:
-            data = data.mean(axis=0)
-        else:
-            raise InvalidInputError(f"{field} has shape {samples.shape}: expected [frames] or [frames, channels]", field=field)
-    elif data.ndim != 1:
-        raise InvalidInputError(f"{field} has {data.ndim} dimensions; expected 1 (mono) or 2 (channels)", field=field)
-    if data.size == 0:
-        raise InvalidInputError(f"{field} is empty", field=field)
+        _, _, channels_first = audio_layout(data.shape) or (0, 0, False)
+        data = data.mean(axis=0 if channels_first else 1)
     if not np.isfinite(data).all():
         raise InvalidInputError(f"{field} contains NaN or infinite samples", field=field)
     peak = float(np.abs(data).max())

@@ -14,6 +14,7 @@ from affect.results import AffectEstimate, FaceReading, StateSnapshot
 from affect.state import StateThresholds, escalation_at
 from affect.text.prior import PriorSpec, parse_prior
 from affect_proto import affect_pb2 as pb
+from affect_proto import rules
 
 MODALITY_TO_PB = {LibModality.TEXT: pb.TEXT, LibModality.SPEECH: pb.SPEECH, LibModality.FACE: pb.FACE}
 
@@ -88,14 +89,15 @@ def _audio(audio: pb.Audio) -> tuple[object, int | None]:
     if audio.sample_rate_hz == 0:
         raise InvalidInputError("turn.audio.sample_rate_hz is required for raw audio", field="turn.audio.sample_rate_hz")
     channels = audio.channels or 1
-    if channels not in (1, 2):
-        raise InvalidInputError("turn.audio.channels must be 1 or 2", field="turn.audio.channels")
+    if channels > rules.MAX_AUDIO_CHANNELS:  # as many as a file may have, and as the library reads in an array
+        raise InvalidInputError(f"turn.audio.channels must be 1 to {rules.MAX_AUDIO_CHANNELS}",
+                                field="turn.audio.channels")
     dtype = np.dtype(RAW_AUDIO_DTYPES[audio.encoding])
     if len(audio.data) % (dtype.itemsize * channels):
         raise InvalidInputError(f"turn.audio.data is not a whole number of {channels}-channel {dtype.itemsize * 8}-bit frames",
                                 field="turn.audio.data")
     samples = np.frombuffer(audio.data, dtype=dtype).astype(dtype.newbyteorder("="), copy=False)  # no copy on little-endian
-    return (samples.reshape(-1, channels) if channels == 2 else samples), audio.sample_rate_hz
+    return (samples.reshape(-1, channels) if channels > 1 else samples), audio.sample_rate_hz
 
 
 RAW_IMAGE_CHANNELS = {pb.RAW_GRAY8: 1, pb.RAW_BGR8: 3, pb.RAW_RGB8: 3}  # the raw pixel encodings

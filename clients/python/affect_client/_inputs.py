@@ -39,9 +39,9 @@ class Audio:
 
     @classmethod
     def from_array(cls, samples: Any, sample_rate_hz: int) -> "Audio":
-        """A numpy array of float samples in [-1, 1], shape (n,) or (n, channels)."""
-        channels = 1 if samples.ndim == 1 else int(samples.shape[1])
-        return cls(samples.astype("<f4").tobytes(), pb.FLOAT32_LE, sample_rate_hz, channels)
+        """A numpy array of int16 or float samples (in [-1, 1]), shape (n,), (n, channels) or
+        (channels, n), read as the library reads it (``affect_proto.rules.audio_layout``)."""
+        return _array_audio(samples, sample_rate_hz)
 
     def to_pb(self) -> pb.Audio:
         return pb.Audio(data=self.data, encoding=self.encoding, sample_rate_hz=self.sample_rate_hz, channels=self.channels)
@@ -159,6 +159,11 @@ def _read(path: str | PathLike[str], field: str) -> bytes:
 def to_audio(audio: Any, sample_rate: int | None = None) -> Audio:
     """An ``Audio`` from a path, file bytes, a sample array (with ``sample_rate``) or an ``Audio``."""
     if isinstance(audio, Audio):
+        if audio.encoding != pb.AUDIO_FILE:  # raw samples: their rate and channels as an array's
+            if problem := rules.sample_rate_problem(audio.sample_rate_hz, "audio.sample_rate_hz"):
+                raise InvalidInputError(problem, field="audio.sample_rate_hz")
+            if not 0 <= audio.channels <= rules.MAX_AUDIO_CHANNELS:
+                raise InvalidInputError(f"audio.channels must be 1 to {rules.MAX_AUDIO_CHANNELS}", field="audio.channels")
         return audio
     if isinstance(audio, (str, PathLike)):
         return Audio(_read(audio, "audio"), pb.AUDIO_FILE)
@@ -167,20 +172,29 @@ def to_audio(audio: Any, sample_rate: int | None = None) -> Audio:
             raise InvalidInputError("audio is empty (0 bytes)", field="audio")
         return Audio(bytes(audio), pb.AUDIO_FILE)
     if _is_array(audio):
-        if not sample_rate:
+        if sample_rate is None:
             raise InvalidInputError("an audio array needs sample_rate=", field="sample_rate")
-        if audio.ndim not in (1, 2):
-            raise InvalidInputError(f"audio array must be (n,) or (n, channels), got shape {tuple(audio.shape)}",
-                                    field="audio")
-        channels = 1 if audio.ndim == 1 else int(audio.shape[1])
-        kind = getattr(audio.dtype, "kind", "")
-        if str(audio.dtype) == "int16":
-            return Audio(audio.astype("<i2").tobytes(), pb.PCM_S16LE, int(sample_rate), channels)
-        if kind == "f":
-            return Audio(audio.astype("<f4").tobytes(), pb.FLOAT32_LE, int(sample_rate), channels)
-        raise InvalidInputError(f"audio array must hold int16 or float samples, got dtype {audio.dtype}", field="audio")
+        return _array_audio(audio, sample_rate)
     raise InvalidInputError(f"audio must be a file path, file bytes, a sample array or Audio, not {type(audio).__name__}",
                             field="audio")
+
+
+def _array_audio(samples: Any, sample_rate: object) -> Audio:
+    """Raw audio from an array of samples, checked by the library's rules (``affect_proto.rules``:
+    the rate, the sample type, the shape), laid out as the library reads it: frames of
+    interleaved channels, a ``(channels, n)`` array transposed."""
+    problem = rules.sample_rate_problem(sample_rate)
+    if problem:
+        raise InvalidInputError(problem, field="sample_rate")
+    shape = tuple(int(n) for n in samples.shape)
+    if problem := rules.audio_dtype_problem(str(samples.dtype)) or rules.audio_shape_problem(shape):
+        raise InvalidInputError(problem, field="audio")
+    _, channels, channels_first = rules.audio_layout(shape) or (0, 1, False)
+    frames = samples.T if channels_first else samples
+    rate = int(sample_rate)  # type: ignore[call-overload]  # the rule has checked it is a whole number
+    if str(samples.dtype) == "int16":
+        return Audio(frames.astype("<i2").tobytes(), pb.PCM_S16LE, rate, channels)
+    return Audio(frames.astype("<f4").tobytes(), pb.FLOAT32_LE, rate, channels)
 
 
 def to_image(image: Any, channel_order: str | None = None, index: int = 0) -> Image:

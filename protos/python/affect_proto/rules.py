@@ -8,6 +8,8 @@ looser. Hand-written: ``python -m protos.generate`` leaves this file alone.
 
 from __future__ import annotations
 
+import math
+import numbers
 import unicodedata
 from collections.abc import Iterable
 from os import PathLike
@@ -102,3 +104,60 @@ def is_turn_field(field: str) -> bool:
     """Whether a refusal naming ``field`` refused a turn (what ``TurnError`` reports in a
     conversation), rather than a conversation's or a call's options."""
     return field == "turn" or field.startswith("turn.")
+
+
+# ---------------------------------------------------------------- audio given as samples
+
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8_000, 48_000  # Hz, raw samples and files alike (affect.proto)
+MAX_AUDIO_CHANNELS = 8  # raw samples and files alike
+AUDIO_ARRAY_DTYPES = ("int16", "float32", "float64")  # 16-bit PCM, or float samples in [-1, 1]
+
+
+def sample_rate_problem(sample_rate: object, field: str = "sample_rate") -> str | None:
+    """Why ``sample_rate`` may not be the rate of audio samples, or None when it may: a whole
+    number of Hz (never rounded: 16000.5 is refused), from ``MIN_SAMPLE_RATE`` to ``MAX_SAMPLE_RATE``."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
+        return f"{field} must be a number of samples per second, got {type(sample_rate).__name__}"
+    value = float(sample_rate)
+    if not math.isfinite(value) or value != int(value):
+        return f"{field} must be a whole number of Hz, got {sample_rate!r}"
+    rate = int(value)
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        return f"{field} is {rate} Hz; supported rates are {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+    return None
+
+
+def audio_dtype_problem(dtype: str, field: str = "audio") -> str | None:
+    """Why samples of ``dtype`` (numpy's name, ``str(array.dtype)``) may not be audio, or None."""
+    if dtype not in AUDIO_ARRAY_DTYPES:
+        return f"{field} must hold 16-bit PCM (int16) or float samples, got dtype {dtype}"
+    return None
+
+
+def audio_layout(shape: tuple[int, ...]) -> tuple[int, int, bool] | None:
+    """How samples of this shape are read: ``(frames, channels, channels_first)``, or None when
+    they cannot be. ``[frames]`` is mono; two dimensions are ``[frames, channels]`` when the
+    second is at most ``MAX_AUDIO_CHANNELS`` and no longer than the first, else ``[channels,
+    frames]`` when the first is at most ``MAX_AUDIO_CHANNELS``."""
+    if len(shape) == 1:
+        return shape[0], 1, False
+    if len(shape) != 2:
+        return None
+    rows, cols = shape
+    if cols <= MAX_AUDIO_CHANNELS and cols <= rows:
+        return rows, cols, False
+    if rows <= MAX_AUDIO_CHANNELS:
+        return cols, rows, True
+    return None
+
+
+def audio_shape_problem(shape: tuple[int, ...], field: str = "audio") -> str | None:
+    """Why samples of this shape may not be audio (``audio_layout``), or None: no empty one."""
+    if len(shape) not in (1, 2):
+        return f"{field} has {len(shape)} dimensions; expected 1 (mono) or 2 (channels)"
+    if min(shape) == 0:
+        return f"{field} is empty"
+    if audio_layout(shape) is None:
+        return f"{field} has shape {shape}: expected [frames] or [frames, channels]"
+    return None
+
