@@ -198,3 +198,22 @@ def test_arrays_of_several_channels_reach_the_server_as_the_library_reads_them(f
                 got = client.analyze(audio=samples, sample_rate=rate)
                 assert got.present == expected.present == ("speech",)
                 assert got.emotions == pytest.approx(expected.emotions, abs=2e-4)
+
+
+@pytest.mark.parametrize("prior", [{"neutral": "x"}, {"neutral": -1.0, "anger": 1.0}, {"anger": float("inf")}, {"anger": None}])
+def test_a_text_prior_whose_weights_the_library_refuses_is_refused_before_sending(prior):
+    """``text_prior={"neutral": "x"}`` raised float()'s ValueError: the weights are checked by the
+    library's rule, with its message, as ``InvalidInputError`` naming ``text_prior``."""
+    from affect.text.prior import checked_weights
+
+    with AffectClient("127.0.0.1:9", max_retries=0) as client:
+        for call in (lambda: client.analyze("hello", text_prior=prior), lambda: client.conversation(text_prior=prior)):
+            with pytest.raises(InvalidInputError) as refused:
+                call()
+            assert refused.value.field == "text_prior"
+            with pytest.raises(ValueError) as library:
+                checked_weights(prior)
+            assert str(refused.value) == str(library.value)
+        with pytest.raises(InvalidInputError, match="preset name or a mapping") as not_a_prior:
+            client.analyze("hello", text_prior=3)  # type: ignore[arg-type]
+        assert not_a_prior.value.field == "text_prior"

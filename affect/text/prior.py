@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Union
 
 from affect.labels import EMOTION_NAMES, EMOTIONS, Emotion
+from affect_proto.rules import prior_weight_problem
 
 if TYPE_CHECKING:
     import torch
@@ -92,8 +93,8 @@ def checked_weights(spec: Mapping[str, float] | Mapping[Emotion, float]) -> dict
         name = key.value if isinstance(key, Emotion) else str(key)
         if name not in EMOTION_NAMES:
             raise ValueError(f"text prior names {name!r}, which is not an emotion; known: {', '.join(EMOTION_NAMES)}")
-        if not 0 <= float(value) < math.inf:
-            raise ValueError(f"text prior for {name} must be a finite number >= 0, got {value!r}")
+        if problem := prior_weight_problem(name, value):  # the contract's rule, which the client applies too
+            raise ValueError(problem)
         weights[name] = float(value)
     total = sum(weights.values())
     if not total > 0:

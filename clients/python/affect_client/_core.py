@@ -299,11 +299,21 @@ TextPrior = Union[str, Mapping[str, float], None]
 
 def prior_option(text_prior: TextPrior) -> str:
     """A text prior as the wire carries it (``ConversationOptions.text_prior``): a preset name as it
-    is, a mapping as ``emotion=weight`` pairs, ``None`` as empty (the server's own prior). The
-    server checks it."""
+    is, a mapping as ``emotion=weight`` pairs, ``None`` as empty (the server's own prior). Its
+    weights are checked here by the library's rule (``InvalidInputError``, field ``text_prior``);
+    the server checks the names."""
     if text_prior is None or isinstance(text_prior, str):
         return text_prior or ""
-    return ",".join(f"{getattr(name, 'value', name)}={float(weight)!r}" for name, weight in text_prior.items())
+    if not isinstance(text_prior, Mapping):
+        raise InvalidInputError(f"text_prior must be a preset name or a mapping of emotions to weights, "
+                                f"got {type(text_prior).__name__}", field="text_prior")
+    pairs: list[str] = []
+    for key, weight in text_prior.items():
+        name = getattr(key, "value", key)
+        if problem := rules.prior_weight_problem(str(name), weight):
+            raise InvalidInputError(problem, field="text_prior")
+        pairs.append(f"{name}={float(weight)!r}")
+    return ",".join(pairs)
 
 
 def open_request(conversation_id: str | None, *, omit_modality_results: bool, disable_text_context: bool,

@@ -161,3 +161,16 @@ def audio_shape_problem(shape: tuple[int, ...], field: str = "audio") -> str | N
         return f"{field} has shape {shape}: expected [frames] or [frames, channels]"
     return None
 
+
+# ---------------------------------------------------------------- text priors
+
+def prior_weight_problem(emotion: str, weight: object) -> str | None:
+    """Why ``weight`` may not be ``emotion``'s weight in a text prior, or None when it may: a
+    finite number, 0 or more (weights are relative: they need not add up to 1)."""
+    try:
+        value = float(weight)  # type: ignore[arg-type]  # anything float() reads, as the library took it
+    except (TypeError, ValueError):
+        return f"text prior for {emotion} must be a finite number >= 0, got {weight!r}"
+    if not 0 <= value < math.inf:
+        return f"text prior for {emotion} must be a finite number >= 0, got {weight!r}"
+    return None
