@@ -217,3 +217,32 @@ def test_a_text_prior_whose_weights_the_library_refuses_is_refused_before_sendin
         with pytest.raises(InvalidInputError, match="preset name or a mapping") as not_a_prior:
             client.analyze("hello", text_prior=3)  # type: ignore[arg-type]
         assert not_a_prior.value.field == "text_prior"
+
+
+@pytest.mark.parametrize("settings, field", [
+    ({"max_retries": -1}, "max_retries"),  # was accepted
+    ({"resume_turns": -1}, "resume_turns"),  # was a plain ValueError
+    ({"busy_retries": 1.5}, "busy_retries"),
+    ({"timeout": 0}, "timeout"),
+    ({"turn_timeout": -5.0}, "turn_timeout"),
+    ({"open_timeout": "30"}, "open_timeout"),
+    ({"token": 12345}, "token"),
+    ({"metadata": "x-trace: 1"}, "metadata"),
+])
+def test_every_bad_setting_is_an_invalid_setting_error_before_anything_is_sent(settings, field):
+    """Settings errors were plain ValueErrors outside the client's tree (and ``max_retries=-1`` was
+    taken): each is an ``InvalidSettingError`` (an ``InvalidInputError``, so a ``ValueError`` too)
+    naming the setting, from both twins, their options and ``with_options``."""
+    from affect_client import AffectClientError, AsyncAffectClient, ClientOptions, InvalidSettingError
+
+    for make in (AffectClient, AsyncAffectClient):
+        for attempt in (lambda: make("127.0.0.1:9", **settings),
+                        lambda: make(options=ClientOptions(target="127.0.0.1:9", **settings)),
+                        lambda: make("127.0.0.1:9").with_options(**settings)):
+            with pytest.raises(InvalidSettingError) as refused:
+                attempt()
+            assert refused.value.field == field
+            assert all(isinstance(refused.value, kind) for kind in (AffectClientError, InvalidInputError, ValueError))
+    with pytest.raises(InvalidSettingError) as fixed:
+        AffectClient("127.0.0.1:9").with_options(target="127.0.0.1:10")  # type: ignore[call-arg]
+    assert fixed.value.field == "target"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import math
 import os
 import random
 import time
@@ -24,6 +25,7 @@ from affect_client._exceptions import (
     AffectClientError,
     ClientClosedError,
     InvalidInputError,
+    InvalidSettingError,
     TurnRefusedError,
     effective_code,
     status_code,
@@ -110,18 +112,53 @@ def copied_options(options: ClientOptions, changes: Mapping[str, object]) -> Cli
     """The options of a copy ``with_options`` makes: it shares the connection, so what the
     connection was made with cannot change, and a token still needs TLS off this machine."""
     if fixed := sorted(CONNECTION_OPTIONS & changes.keys()):
-        raise ValueError(f"with_options cannot change {', '.join(fixed)}: a copy shares this client's connection; "
-                         "make a new client for another target or transport")
+        raise InvalidSettingError(f"with_options cannot change {', '.join(fixed)}: a copy shares this client's connection; "
+                                  "make a new client for another target or transport", field=fixed[0])
     return _checked(options.replace(**changes))
 
 
 def _checked(options: ClientOptions) -> ClientOptions:
-    if options.resume_turns < 0:
-        raise ValueError(f"resume_turns must be 0 (no resuming) or more, not {options.resume_turns}")
+    """The options, if every setting can be used; else ``InvalidSettingError`` naming the first that cannot."""
+    if problem := setting_problem(options):
+        raise InvalidSettingError(problem[1], field=problem[0])
     if options.token and not options.tls and not _is_loopback_target(options.target):
-        raise AffectClientError(f"a token without TLS would travel in clear text to {options.target}: use tls=True "
-                                "(plaintext with a token is allowed on loopback only, as the server allows it)")
+        raise InvalidSettingError(f"a token without TLS would travel in clear text to {options.target}: use tls=True "
+                                  "(plaintext with a token is allowed on loopback only, as the server allows it)",
+                                  field="token")
     return options
+
+
+_COUNTS = {"max_retries": "no retries", "busy_retries": "none", "resume_turns": "no resuming"}  # what 0 means
+_SECONDS = ("timeout", "open_timeout", "turn_timeout", "conversation_deadline")  # None: no limit
+_TEXTS = ("token", "application")  # None: none
+
+
+def setting_problem(options: ClientOptions) -> tuple[str, str] | None:
+    """The first setting of ``options`` that cannot be used and why, or None."""
+    if not isinstance(options.target, str) or not options.target.strip():
+        return "target", f"target must be a gRPC target such as 127.0.0.1:50051, got {options.target!r}"
+    for name, zero in _COUNTS.items():
+        value = getattr(options, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return name, f"{name} must be 0 ({zero}) or a larger whole number, got {value!r}"
+    for name in _SECONDS:
+        value = getattr(options, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 < value < math.inf):
+            return name, f"{name} must be a number of seconds above 0, or None for no limit, got {value!r}"
+    for name in _TEXTS:
+        value = getattr(options, name)
+        if value is not None and not isinstance(value, str):
+            return name, f"{name} must be a string or None, got {type(value).__name__}"
+    if not isinstance(options.tls, bool):
+        return "tls", f"tls must be True or False, got {options.tls!r}"
+    if options.root_certificates is not None and not isinstance(options.root_certificates, bytes):
+        return "root_certificates", f"root_certificates must be PEM bytes or None, got {type(options.root_certificates).__name__}"
+    if not isinstance(options.metadata, (tuple, list)) or not all(
+            isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
+            for pair in options.metadata):
+        return "metadata", "metadata must be (key, value) pairs of strings"
+    return None
 
 
 def _is_loopback_target(target: str) -> bool:

@@ -17,7 +17,9 @@
     ├── ConversationClosedError     send() on a conversation that has ended
     ├── ClientClosedError           a call on a client that is closed (or a copy made of it)
     └── InvalidInputError           (also a ValueError) refused before sending: a missing file, an
-                                    array without its sample rate (``.field``)
+        │                           array without its sample rate (``.field``)
+        └── InvalidSettingError     a client setting that cannot be used (``.field`` names it:
+                                    ``max_retries=-1``, ``with_options(target=...)``)
 
 ``retry_after`` is the server's hint, in seconds, for a refusal because it is busy: the same
 request sent again after that long may succeed. None when there is none (a limit the request
@@ -88,11 +90,17 @@ class ClientClosedError(AffectClientError):
 
 
 class InvalidInputError(AffectClientError, ValueError):
-    """A turn the client cannot send as given (checked before anything goes on the wire)."""
+    """What was given cannot be used as it is (a turn's input, an option, a setting): refused
+    before anything goes on the wire. ``field`` names it."""
 
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class InvalidSettingError(InvalidInputError):
+    """A client setting that cannot be used (``field`` names it), refused when the client or a
+    copy of it (``with_options``) is made."""
 
 
 _BY_CODE = {
