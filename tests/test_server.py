@@ -1375,7 +1375,7 @@ def test_unavailable_is_retried_for_the_whole_window_whatever_the_jitter(resumin
             attempts.append(now[0])
         assert attempts[-1] == pytest.approx(window) and len(attempts) > C.DEFAULT_MAX_RETRIES
     assert _core.Retries(ClientOptions(max_retries=0), clock=lambda: 0.0).delay(refused) is None
-    assert ("grpc.max_reconnect_backoff_ms", C.MAX_BACKOFF_S * 1000) in _core.channel_arguments()
+    assert ("grpc.max_reconnect_backoff_ms", C.MAX_BACKOFF_S * 1000) in _core.channel_arguments(_core.ClientOptions("127.0.0.1:1"))
 
 
 def test_calls_made_while_the_server_restarts_reach_it_with_the_default_retries(analyzer):

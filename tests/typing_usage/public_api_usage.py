@@ -141,7 +141,7 @@ def client() -> None:
 
     # The README's prose: settings, a conversation's prior and escalation level, the errors' fields.
     with AffectClient("127.0.0.1:50051", token="s3cret", tls=True, root_certificates=b"PEM", timeout=5.0,
-                      max_retries=6, resume_turns=8) as configured:
+                      max_retries=6, resume_turns=8, keepalive_s=15.0) as configured:
         patient = configured.with_options(timeout=5, busy_retries=3)
         with patient.conversation(text_prior={"neutral": 0.8, "anger": 0.2}, escalation_anger=0.3) as conversation:
             try:

@@ -112,7 +112,7 @@ class AsyncAffectClient:
             if owner is not None and not owner.is_closed():
                 raise AffectClientError("this client's connection belongs to another running event loop: "
                                         "make one client per event loop")
-            creds, args = _core.credentials(self.options), _core.channel_arguments()
+            creds, args = _core.credentials(self.options), _core.channel_arguments(self.options)
             channel = (grpc.aio.secure_channel(self.options.target, creds, args) if creds
                        else grpc.aio.insecure_channel(self.options.target, args))
             self._connection[:] = [channel, pb_grpc.AffectServiceStub(channel), loop]

@@ -26,6 +26,14 @@ RESUME_REOPEN_S = 30.0
 # A replayed turn (or the turn resent after it) refused as busy is sent again after the server's
 # hint this many times, whatever busy_retries says: the replay, not the caller, made it busy.
 RESUME_BUSY_RETRIES = 5
+# Keepalive (ClientOptions.keepalive_s, _core.keepalive_args): a connection silent this long while a
+# call is open is pinged, and closed when the ping is not answered within as long, at most
+# KEEPALIVE_TIMEOUT_S: a path that died silently (a NAT or load balancer dropped the connection
+# without a reset) ends its streams UNAVAILABLE within about 25 s, and they are resumed, before a
+# turn's 60 s run out. Longer than the affect server's own 10 s, so a client talking to it directly
+# sends no ping while the path works (what it reads puts its ping off).
+DEFAULT_KEEPALIVE_S = 15.0
+KEEPALIVE_TIMEOUT_S = 10.0
 INITIAL_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 4.0
 MAX_MESSAGE_BYTES = 16 * 2**20

@@ -64,6 +64,10 @@ class ClientOptions:
     # a conversation's stream ended UNAVAILABLE: reopened, the text of this many last turns replayed
     # (affect_client._resume); 0: not resumed, UnavailableError is raised
     resume_turns: int = C.DEFAULT_RESUME_TURNS
+    # while a call is open, the connection is pinged when nothing has arrived on it for this long and
+    # closed when a ping goes unanswered as long (at most 10 s): a stream whose path died silently ends
+    # UNAVAILABLE, and is resumed; 0: no pings; else at least affect_proto.rules.MIN_KEEPALIVE_S
+    keepalive_s: float = C.DEFAULT_KEEPALIVE_S
     application: str | None = None  # Ray Serve's "application" metadata, for a multi-app cluster
     metadata: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -94,6 +98,7 @@ class ClientSettings(CallSettings, total=False):
 
     tls: bool
     root_certificates: bytes | None
+    keepalive_s: float
 
 
 def resolve_options(options: ClientOptions | None, target: str | None, settings: Mapping[str, object]) -> ClientOptions:
@@ -105,7 +110,7 @@ def resolve_options(options: ClientOptions | None, target: str | None, settings:
     return _checked(options.replace(**settings) if settings else options)
 
 
-CONNECTION_OPTIONS = frozenset({"target", "tls", "root_certificates"})  # fixed once the channel exists
+CONNECTION_OPTIONS = frozenset({"target", "tls", "root_certificates", "keepalive_s"})  # fixed once the channel exists
 
 
 def copied_options(options: ClientOptions, changes: Mapping[str, object]) -> ClientOptions:
@@ -158,6 +163,11 @@ def setting_problem(options: ClientOptions) -> tuple[str, str] | None:
             isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
             for pair in options.metadata):
         return "metadata", "metadata must be (key, value) pairs of strings"
+    keepalive = options.keepalive_s
+    if isinstance(keepalive, bool) or not isinstance(keepalive, (int, float)) or not (
+            keepalive == 0 or rules.MIN_KEEPALIVE_S <= keepalive < math.inf):
+        return "keepalive_s", (f"keepalive_s must be 0 (no pings) or at least {rules.MIN_KEEPALIVE_S:g} s, not {keepalive!r}: "
+                               "a server takes pings more often than that as abuse and ends the connection")
     return None
 
 
@@ -199,9 +209,11 @@ def call_metadata(options: ClientOptions) -> tuple[tuple[str, str], ...]:
     return tuple(metadata)
 
 
-def channel_arguments() -> list[tuple[str, int]]:
+def channel_arguments(options: ClientOptions) -> list[tuple[str, int]]:
+    """The channel's settings: the message size, its reconnection backoff (``reconnect_arguments``)
+    and its keepalive (``keepalive_args``)."""
     return [("grpc.max_receive_message_length", C.MAX_MESSAGE_BYTES), ("grpc.max_send_message_length", C.MAX_MESSAGE_BYTES),
-            *reconnect_arguments()]
+            *reconnect_arguments(), *keepalive_args(options.keepalive_s)]
 
 
 def reconnect_arguments() -> list[tuple[str, int]]:
@@ -210,6 +222,27 @@ def reconnect_arguments() -> list[tuple[str, int]]:
     to 120 s: a server listening again at 9 s was reached at 14 s whatever the retries did."""
     return [("grpc.initial_reconnect_backoff_ms", round(C.INITIAL_BACKOFF_S * 1000)),
             ("grpc.max_reconnect_backoff_ms", round(C.MAX_BACKOFF_S * 1000))]
+
+
+def keepalive_args(keepalive_s: float) -> list[tuple[str, int]]:
+    """gRPC's keepalive (its ``doc/keepalive.md``): a ping when nothing has been read for
+    ``keepalive_s`` (any frame read restarts the wait: an affect server's own pings, every 10 s,
+    keep a client with a longer interval from pinging at all), and the connection closed, its calls
+    ended UNAVAILABLE, when a ping (any: flow control's too) is not answered within ``keepalive_s``,
+    at most ``KEEPALIVE_TIMEOUT_S``. gRPC 1.85 times pings out after ``grpc.http2.ping_timeout_ms``
+    (60 s by default) whatever ``keepalive_timeout_ms`` says: both are set.
+
+    Only while a call is open (``keepalive_permit_without_calls`` 0: a server takes pings on a
+    connection without calls as abuse unless 2 hours apart), and with no cap on the pings sent while
+    the client sends nothing else (``max_pings_without_data`` 0; gRPC's 2 left a quiet
+    conversation's path unwatched after 2 pings)."""
+    if not keepalive_s:
+        return []
+    time_ms = min(round(keepalive_s * 1000), 2**31 - 1)  # gRPC reads an int
+    timeout_ms = round(min(keepalive_s, C.KEEPALIVE_TIMEOUT_S) * 1000)
+    return [("grpc.keepalive_time_ms", time_ms), ("grpc.keepalive_timeout_ms", timeout_ms),
+            ("grpc.http2.ping_timeout_ms", timeout_ms), ("grpc.keepalive_permit_without_calls", 0),
+            ("grpc.http2.max_pings_without_data", 0)]
 
 
 def credentials(options: ClientOptions) -> grpc.ChannelCredentials | None:

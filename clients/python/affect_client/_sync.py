@@ -39,7 +39,7 @@ class AffectClient:
                  **settings: Unpack[_core.ClientSettings]) -> None:
         self.options = _core.resolve_options(options, target, settings)
         creds = _core.credentials(self.options)
-        args = _core.channel_arguments()
+        args = _core.channel_arguments(self.options)
         self._channel = (grpc.secure_channel(self.options.target, creds, args) if creds
                          else grpc.insecure_channel(self.options.target, args))
         self._stub = pb_grpc.AffectServiceStub(self._channel)

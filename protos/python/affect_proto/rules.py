@@ -18,6 +18,12 @@ MAX_ID_CHARS = 128  # a speaker's name, a turn id, a conversation id
 MAX_IMAGES_PER_TURN = 8
 MAX_TEXT_CHARS = 10_000  # longer text is refused, never cut
 MAX_EVENT_SPEAKERS = 16  # names in a conversation's event_speakers: as many speakers as its state keeps
+# Keepalive: a client may send HTTP/2 pings on its connection as often as every MIN_KEEPALIVE_S
+# while a call is open (the Python client's keepalive_s may not be shorter), and an affect server
+# accepts them that often: it takes a ping that comes less than half of it after the one before,
+# with nothing sent between, as a strike, and ends the connection at the third (GOAWAY
+# "too_many_pings"), as gRPC's servers do by default at 5 minutes.
+MIN_KEEPALIVE_S = 5.0
 
 EMPTY_TURN = "a turn needs at least one of text, audio or images"
 
