@@ -1,6 +1,7 @@
 """Liveness of a conversation's connection: the client's keepalive pings (``keepalive_s``) find a
 path that died silently, so that the conversation is resumed instead of its turn waiting out
-``turn_timeout``. Against real servers on loopback, through a proxy that
+``turn_timeout``; and the server accepts a client's pings at the rate the contract allows
+(``affect_proto.rules.MIN_KEEPALIVE_S``). Against real servers on loopback, through a proxy that
 can blackhole its connections (``tests/_proxy.py``)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from affect_client import _constants as C
 from affect_client._core import ClientOptions, channel_arguments
 from affect_client._types import TurnResult
 from affect_proto import rules
+from affect_server.app import KEEPALIVE
 from tests._proxy import HalfOpenProxy
 from tests._serving import ServerThread
 from tests.test_client_resume import AFTER, SCRIPT, _until
@@ -23,7 +25,7 @@ FAST = rules.MIN_KEEPALIVE_S  # the shortest keepalive a client may ask for: a d
 QUIET_S = 1.0  # after an answer, until the pings gRPC sends on its own (flow control's) are answered
 
 
-def test_the_keepalive_setting_is_the_channels():
+def test_the_keepalive_setting_is_the_channels_and_the_servers_policy_takes_it():
     def keepalive(options: ClientOptions) -> dict[str, int]:
         return {k: v for k, v in channel_arguments(options) if "ping" in k or "keepalive" in k}
 
@@ -39,6 +41,10 @@ def test_the_keepalive_setting_is_the_channels():
             AffectClient("127.0.0.1:9", keepalive_s=wrong)
     with AffectClient("127.0.0.1:9") as client, pytest.raises(ValueError, match="keepalive_s"):
         client.with_options(keepalive_s=30.0)  # the connection's own
+    # The server takes a ping as a strike only when it comes sooner than any a client may send.
+    policy = dict(KEEPALIVE)
+    assert policy["grpc.http2.min_ping_interval_without_data_ms"] <= FAST * 1000 / 2
+    assert policy["grpc.http2.max_ping_strikes"] == 2
 
 
 @pytest.mark.parametrize("twin", ["sync", "async"])
@@ -102,3 +108,25 @@ def test_with_keepalive_off_a_silent_path_holds_the_turn_until_its_timeout(analy
         finally:
             proxy.close()
 
+
+def test_a_quiet_conversation_pinged_at_the_shortest_keepalive_keeps_its_connection(analyzer):
+    """A conversation with no turn for a while, its client pinging every ``MIN_KEEPALIVE_S`` (the
+    most often a client may, so three times as often as the default; the server sends nothing
+    between, its own pings put off by the client's): the server answers every ping and never sends
+    GOAWAY, and the next turn is answered on the same stream. With gRPC's default policy (a ping
+    without data at most every 5 minutes, 2 strikes) the fourth ping ended the connection with
+    GOAWAY "too_many_pings", and the turn was answered only by resuming."""
+    with ServerThread(analyzer) as server:
+        proxy = HalfOpenProxy(server.running.port)
+        try:
+            with AffectClient(proxy.target, keepalive_s=FAST) as client, client.conversation() as conversation:
+                conversation.send(SCRIPT[0][1], speaker=SCRIPT[0][0])
+                time.sleep(QUIET_S)
+                before = proxy.pings["client"]
+                _until(lambda: proxy.pings["client"] >= before + 6 or proxy.goaways, timeout=12 * FAST)
+                assert proxy.goaways == [] and proxy.connections == 1
+                after = conversation.send(AFTER[1], speaker=AFTER[0])
+                assert not after.resumed and after.turn_index == 1 and conversation.resumes == 0
+            assert proxy.goaways == []
+        finally:
+            proxy.close()

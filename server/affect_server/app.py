@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from affect import Analyzer
 from affect.results import MODALITIES
 from affect.turn_flow import ModalityTurns, batch_call
+from affect_proto import rules
 from affect_server.auth import BearerTokenInterceptor
 from affect_server.batching import MicroBatcher
 from affect_server.config import ServerConfig
@@ -174,13 +175,19 @@ def _batchers(analyzer: Analyzer, config: ServerConfig, executor: Executor, metr
 # a conversation whose client's connection broke without a reset (a NAT timeout, a network blip)
 # is freed within about 20 s, not at idle_timeout_s. The Python client's resume takes such a
 # conversation over at once (OpenConversation.resume, AffectServicer.Converse); a client without
-# it (retrying ALREADY_EXISTS, as that client did for 30 s) finds it gone then. Clients need not ping
-# (a client ping cannot tell this server about a connection the client has already lost), and the
-# server's ping policy towards clients' pings stays gRPC's default.
+# it (retrying ALREADY_EXISTS, as that client did for 30 s) finds it gone then.
 # (gRPC 1.85 times a ping out after grpc.http2.ping_timeout_ms, 60 s by default, whatever
 # keepalive_timeout_ms says: both are set.)
+# Clients ping too (the Python client's keepalive_s, its own way to learn that its path died) when
+# nothing has reached them for a while, as often as every rules.MIN_KEEPALIVE_S: a ping less than
+# half of that after the one before, with nothing sent between, is a strike, and the third ends the
+# connection (GOAWAY "too_many_pings"). gRPC's default, 5 minutes, ended a quiet conversation whose
+# client pinged every 5 s within 20 s (a client pinging more often than this server does puts the
+# server's pings off; one pinging less often, 15 s by default, sends none while they arrive).
 KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 10_000),
-             ("grpc.http2.ping_timeout_ms", 10_000), ("grpc.http2.max_pings_without_data", 0)]
+             ("grpc.http2.ping_timeout_ms", 10_000), ("grpc.http2.max_pings_without_data", 0),
+             ("grpc.http2.min_ping_interval_without_data_ms", round(rules.MIN_KEEPALIVE_S * 1000 / 2)),
+             ("grpc.http2.max_ping_strikes", 2)]
 
 
 def models_and_licences(analyzer: Analyzer) -> str:
