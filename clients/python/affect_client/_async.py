@@ -198,7 +198,7 @@ class AsyncConversation:
                     self._memory.check_open()
                 return opened
             except grpc.RpcError as error:
-                failure = status_error(error)
+                failure = status_error(await _real_status(self._call, error))
             except asyncio.InvalidStateError:  # the call already ended: its status says why
                 failure = await self._ended()
             except APIStatusError as error:
@@ -279,7 +279,7 @@ class AsyncConversation:
             response = await self._read(self._options.turn_timeout)
         except grpc.RpcError as error:
             self._closed = True
-            raise self._client_gone() or status_error(error) from None
+            raise self._client_gone() or status_error(await _real_status(call, error)) from None
         except asyncio.InvalidStateError:  # grpc.aio: the server already ended the stream
             self._closed = True
             raise self._client_gone() or await self._ended() from None
@@ -363,6 +363,29 @@ class _StatusOnly(grpc.RpcError):
 
     def details(self) -> str | None:
         return self._details
+
+
+_WRITE_FAILED = "Internal error from Core"  # grpc.aio's status for a write that failed as its call ended
+
+
+async def _real_status(call: grpc.aio.StreamStreamCall, error: grpc.RpcError) -> grpc.RpcError:
+    """The status ``call`` ended with, when ``error`` is grpc.aio's for a write that failed as the
+    call ended: grpc.aio reports such a write as INTERNAL "Internal error from Core" (grpc/grpc#36066)
+    in place of the call's own status, which it sets when Core's arrives: waited for, at most a
+    second (a stream the server ended has its trailers, ABORTED for a takeover, read already). A
+    stream put on a connection as a keepalive closed it (the reopen of a resume) got none in 5 s
+    with gRPC 1.85, and its opening was not retried: its message never left, and it is read as
+    UNAVAILABLE, retried and resumed as the blocking client's is."""
+    if error.code() != grpc.StatusCode.INTERNAL or error.details() != _WRITE_FAILED:
+        return error
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 1.0
+    while loop.time() < deadline:
+        await asyncio.sleep(0.01)
+        if (details := await call.details()) != _WRITE_FAILED:
+            return _StatusOnly(await call.code(), details, await call.trailing_metadata())
+    return _StatusOnly(grpc.StatusCode.UNAVAILABLE, "the stream's connection closed as a message was written "
+                       f"(grpc.aio: INTERNAL, {_WRITE_FAILED})")
 
 
 def _cancelling() -> bool:
