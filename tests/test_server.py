@@ -36,6 +36,7 @@ from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
 from affect_server.launch import free_port as _free_port
 from affect_server.limits import ConversationSlots
+from tests._handover import AFTER_HANDOVER as _AFTER, BEFORE_HANDOVER as _BEFORE
 from tests._serving import ServerThread
 
 from affect.text.weights import TextWeights
@@ -351,12 +352,6 @@ def test_event_speakers_that_could_not_name_speakers_are_refused_with_invalid_ar
             assert fine.send("still serving", speaker="customer").present == ("text",)
 
 
-_BEFORE = [("customer", "This is ridiculous, I'm paying for this and nothing works!"),
-           ("customer", "I'm furious. Cancel my account now!"),
-           ("agent", "I understand. I'm putting you through to a colleague who can help.")]
-_AFTER = [("customer", "Hello? I've been on hold for an hour, this is outrageous!"),
-          ("agent", "I'm sorry for the wait, let me look at your account."),
-          ("customer", "Fine. Just fix it please.")]
 
 
 def _without(result, name: str) -> dict:

@@ -8,6 +8,7 @@ import pytest
 
 from affect.results import AffectEstimate
 from affect.state import ConversationState, StateThresholds
+from tests._handover import AFTER_HANDOVER as _AFTER, BEFORE_HANDOVER as _BEFORE
 
 ORDER = ["neutral", "happiness", "sadness", "anger", "fear", "disgust", "surprise"]
 
@@ -217,12 +218,6 @@ def test_event_speakers_that_could_not_name_speakers_are_refused(analyzer, names
     assert analyzer.conversation(event_speakers=iter(["customer", "x" * 128])).state.event_speakers == ("customer", "x" * 128)
 
 
-_BEFORE = [("customer", "This is ridiculous, I'm paying for this and nothing works!"),
-           ("customer", "I'm furious. Cancel my account now!"),
-           ("agent", "I understand. I'm putting you through to a colleague who can help.")]
-_AFTER = [("customer", "Hello? I've been on hold for an hour, this is outrageous!"),
-          ("agent", "I'm sorry for the wait, let me look at your account."),
-          ("customer", "Fine. Just fix it please.")]
 
 
 def _without(state, name: str):
