@@ -22,7 +22,7 @@ ray = pytest.importorskip("ray")
 from ray import serve  # noqa: E402
 
 from affect_client import (  # noqa: E402
-    AffectClient, AsyncAffectClient, Audio, Image, Modality, TurnRefusedError, UnauthenticatedError, UnavailableError)
+    AffectClient, AsyncAffectClient, Image, Modality, TurnRefusedError, UnauthenticatedError, UnavailableError)
 from affect_server.config import ServerConfig  # noqa: E402
 from affect_server.launch import free_port as _free_port  # noqa: E402
 from affect_server.ray_app import DeploymentScale, RaySettings  # noqa: E402
@@ -94,10 +94,10 @@ def test_models_listed_and_a_conversation_keeps_its_context(ray_target):
 
 def test_bad_turn_is_refused_and_the_stream_goes_on(ray_target):
     with AffectClient(ray_target, token=TOKEN) as client, client.conversation() as conversation:
-        with pytest.raises(TurnRefusedError) as refused:  # the client cannot tell; the server refuses it
-            conversation.send(audio=Audio.pcm16(bytes(3200), sample_rate_hz=1))
+        with pytest.raises(TurnRefusedError) as refused:  # the client does not decode files; the server refuses it
+            conversation.send(audio=b"not audio at all")
         assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
-        assert refused.value.field == "turn.audio.sample_rate_hz"
+        assert refused.value.field == "turn.audio.data"
         assert conversation.send("Fine, thanks.").turn_index == 0
 
 
@@ -155,7 +155,7 @@ def test_the_service_metrics_are_exported_by_ray(ray_target):
         before = conversation.send("Hello there.").turn_index
         conversation.send("Still waiting for my refund.")
         with pytest.raises(TurnRefusedError):
-            conversation.send(audio=Audio.pcm16(bytes(3200), sample_rate_hz=1))
+            conversation.send(audio=b"not audio at all")
     assert before == 0
     seen = _scraped_once(lambda seen: seen.get(("ray_affect_turns_total", frozenset()), 0) >= 2
                          and _total(seen, "ray_affect_refused_total", ("code", "INVALID_ARGUMENT")) >= 1)
