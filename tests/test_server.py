@@ -706,7 +706,10 @@ def test_client_retries_unavailable_until_the_server_is_up(analyzer):
 
 
 def test_idle_conversations_expire_and_free_their_state(analyzer):
+    """The stream ends DEADLINE_EXCEEDED with the reason ``rules.IDLE_REASON`` in its trailer
+    (``rules.ABORT_REASON_TRAILER``)."""
     from affect_client import DeadlineExceededError
+    from affect_proto import rules
 
     with ServerThread(analyzer, idle_timeout_s=1.0) as server:
         with AffectClient(server.target) as client:
@@ -718,6 +721,19 @@ def test_idle_conversations_expire_and_free_their_state(analyzer):
             assert server.open_conversations() == 0
             with pytest.raises(DeadlineExceededError, match="no turn for 1 s"):
                 conversation.send("anyone there?")
+        held = threading.Event()
+
+        def opening_then_nothing():
+            yield pb.ConverseRequest(open=pb.OpenConversation())
+            held.wait(30)  # the stream stays open, with no turn
+
+        with grpc.insecure_channel(server.target) as channel:  # what the wire says
+            with pytest.raises(grpc.RpcError) as raw:
+                for _ in pb_grpc.AffectServiceStub(channel).Converse(opening_then_nothing(), timeout=30):
+                    pass
+            held.set()
+        assert raw.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert (rules.ABORT_REASON_TRAILER, rules.IDLE_REASON) in tuple(raw.value.trailing_metadata())
 
 
 def test_a_client_that_reads_no_answer_loses_its_conversation_within_the_idle_limit(analyzer):

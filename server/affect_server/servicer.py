@@ -575,7 +575,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             await self._abort(context, grpc.StatusCode.UNAVAILABLE,
                               "server is shutting down; reopen the conversation to continue", "draining")
         await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
-                          f"no turn for {self.config.idle_timeout_s:g} s; the conversation was closed", "idle")
+                          f"no turn for {self.config.idle_timeout_s:g} s; the conversation was closed", rules.IDLE_REASON)
 
     async def _unless_drained(self, read: Coroutine[Any, Any, Any], timeout: float, *also: asyncio.Event) -> asyncio.Future | None:
         """``read`` run until it is done (the finished task), or ``None`` when the server began
@@ -594,17 +594,18 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     async def _abort(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: str,
                      retry_after_ms: int = 0, *, field: str | None = None) -> NoReturn:
-        """End the call with ``code`` (``context.abort`` raises), counted under ``reason``. ``field``:
-        what of the request was refused (``turn.audio.data``, ``options.text_prior``; a whole turn
-        refused, e.g. as busy: ``turn``), sent in the trailer ``rules.REFUSED_FIELD_TRAILER`` as a
+        """End the call with ``code`` (``context.abort`` raises), counted under ``reason``, which
+        the trailer ``rules.ABORT_REASON_TRAILER`` carries to the client (``rules.IDLE_REASON``: a
+        conversation closed for idleness, which a client may resume). ``field``: what of the
+        request was refused (``turn.audio.data``, ``options.text_prior``; a whole turn refused,
+        e.g. as busy: ``turn``), sent in the trailer ``rules.REFUSED_FIELD_TRAILER`` as a
         ``TurnError`` names it; none for a refusal of the call itself (draining, a deadline)."""
         self.metrics.refused.labels(code.name, reason).inc()
         trailers = retry_trailers(code, message, retry_after_ms) if retry_after_ms else ()
+        trailers = (*trailers, (rules.ABORT_REASON_TRAILER, reason))
         if field:
             trailers = (*trailers, (rules.REFUSED_FIELD_TRAILER, field))
-        if trailers:
-            await context.abort(code, message, trailing_metadata=trailers)
-        await context.abort(code, message)
+        await context.abort(code, message, trailing_metadata=trailers)
         raise AssertionError("grpc's abort returned")  # it raises; here for the type checker
 
 

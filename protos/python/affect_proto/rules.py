@@ -106,6 +106,17 @@ def text_too_long(chars: int, field: str = "text", limit: int = MAX_TEXT_CHARS) 
 REFUSED_FIELD_TRAILER = "affect-field"
 
 
+# A call the server ends of its own accord (not a refusal of one turn, which a ``TurnError`` answers)
+# says why in this trailing metadata key: a short word, the reason the server counts it under in its
+# metrics ("draining", "duplicate", "busy", ...). A client may act on the ones named below; the
+# others are for logs. A server from before this key sends none.
+ABORT_REASON_TRAILER = "affect-reason"
+# A conversation's stream ended DEADLINE_EXCEEDED with this reason: the server closed it after its
+# idle_timeout_s without a turn (a caller on hold), and freed its state. The client kept what a
+# resume needs: it may open the conversation again (``OpenConversation.resume``) and carry on.
+IDLE_REASON = "idle"
+
+
 def is_turn_field(field: str) -> bool:
     """Whether a refusal naming ``field`` refused a turn (what ``TurnError`` reports in a
     conversation), rather than a conversation's or a call's options."""
