@@ -707,20 +707,22 @@ def test_client_retries_unavailable_until_the_server_is_up(analyzer):
 
 def test_idle_conversations_expire_and_free_their_state(analyzer):
     """The stream ends DEADLINE_EXCEEDED with the reason ``rules.IDLE_REASON`` in its trailer
-    (``rules.ABORT_REASON_TRAILER``)."""
+    (``rules.ABORT_REASON_TRAILER``), which the client keeps on the error (``.reason``) and resumes
+    by (``tests/test_client_idle.py``; here resuming is off, to see the close itself)."""
     from affect_client import DeadlineExceededError
     from affect_proto import rules
 
     with ServerThread(analyzer, idle_timeout_s=1.0) as server:
-        with AffectClient(server.target) as client:
+        with AffectClient(server.target, resume_turns=0) as client:
             conversation = client.conversation()
             conversation.send("hello")
             deadline = time.monotonic() + 10
             while server.open_conversations() and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert server.open_conversations() == 0
-            with pytest.raises(DeadlineExceededError, match="no turn for 1 s"):
+            with pytest.raises(DeadlineExceededError, match="no turn for 1 s") as closed:
                 conversation.send("anyone there?")
+            assert closed.value.reason == rules.IDLE_REASON
         held = threading.Event()
 
         def opening_then_nothing():

@@ -142,8 +142,10 @@ class AsyncConversation:
 
     A turn refused because the server is busy (RESOURCE_EXHAUSTED with a retry hint) is sent
     again after the hinted delay when ``busy_retries`` allows. A stream that ends UNAVAILABLE
-    (the server restarted) is opened again and the text of the last ``resume_turns`` turns
-    replayed before the turn is sent again (``affect_client._resume``; ``resumes`` counts it).
+    (the server restarted), or that the server closed for idleness (no turn for its
+    ``idle_timeout_s``: a caller on hold), is opened again and the text of the last
+    ``resume_turns`` turns replayed before the turn is sent again (``affect_client._resume``;
+    ``resumes`` counts it).
     Answers come in order, so one turn cannot be abandoned on its own: a turn with no answer
     within ``turn_timeout`` raises ``DeadlineExceededError``, and a ``send()`` that is cancelled
     (``asyncio.CancelledError``, e.g. from ``asyncio.wait_for``) cancels the stream; either way
@@ -163,7 +165,8 @@ class AsyncConversation:
 
     @property
     def resumes(self) -> int:
-        """How many times this conversation was carried to a new stream after its server went away."""
+        """How many times this conversation was carried to a new stream after its server went
+        away or closed it for idleness."""
         return self._memory.resumes
 
     async def open(self) -> "AsyncConversation":

@@ -15,9 +15,11 @@ DEFAULT_BUSY_RETRIES = 0
 MAX_BUSY_WAIT_S = 30.0  # a hint longer than this is not waited for: the error is raised
 # A conversation whose stream ends with UNAVAILABLE (a server draining or gone) is opened again
 # and the text of its last turns replayed: as many as the shipped text model reads as context
-# (affect's TextEncoder.window, 8 past turns). At most MAX_RESUMES times per conversation.
+# (affect's TextEncoder.window, 8 past turns). At most MAX_RESUMES times per conversation. One the
+# server closed for idleness (a caller on hold past its idle_timeout_s) is resumed so too, as often
+# as it comes (once a send), without using these up.
 DEFAULT_RESUME_TURNS = 8
-MAX_RESUMES = 3  # in a conversation's whole life, not per turn
+MAX_RESUMES = 3  # after UNAVAILABLE, in a conversation's whole life, not per turn
 # A resume's opening retries UNAVAILABLE (the server still starting) and ALREADY_EXISTS (a server
 # from before OpenConversation.resume still holding the conversation on a broken connection; a
 # newer one takes it over at once) until max_retries are spent and this long has passed,

@@ -61,8 +61,8 @@ class ClientOptions:
     conversation_deadline: float | None = None  # whole stream; None: no deadline
     max_retries: int = C.DEFAULT_MAX_RETRIES
     busy_retries: int = C.DEFAULT_BUSY_RETRIES  # RESOURCE_EXHAUSTED with a retry hint: resent after the hint
-    # a conversation's stream ended UNAVAILABLE: reopened, the text of this many last turns replayed
-    # (affect_client._resume); 0: not resumed, UnavailableError is raised
+    # a conversation's stream ended UNAVAILABLE, or the server closed it for idleness: reopened, the text
+    # of this many last turns replayed (affect_client._resume); 0: not resumed, the error is raised
     resume_turns: int = C.DEFAULT_RESUME_TURNS
     # while a call is open, the connection is pinged when nothing has arrived on it for this long and
     # closed when a ping goes unanswered as long (at most 10 s): a stream whose path died silently ends

@@ -2,7 +2,8 @@
 
     AffectClientError
     ├── APIStatusError              the server ended a call with a gRPC status (``.code``; ``.field`` when
-    │   │                           it names what it refused: a conversation's opening, ``options.*``)
+    │   │                           it names what it refused: a conversation's opening, ``options.*``;
+    │   │                           ``.reason`` when it says why: ``"idle"``, ``"draining"``)
     │   ├── InvalidArgumentError    INVALID_ARGUMENT
     │   ├── ResourceExhaustedError  RESOURCE_EXHAUSTED (limits; ``.retry_after`` when the server is busy)
     │   ├── UnauthenticatedError    UNAUTHENTICATED (token)
@@ -11,7 +12,9 @@
     │   │                           still held after 30 s)
     │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation resumes on a new stream
     │   │                           itself, unless resume_turns=0 or it has resumed 3 times)
-    │   └── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout)
+    │   └── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout; a
+    │                               conversation the server closed for idleness, reason "idle", is
+    │                               resumed on the next send unless resume_turns=0)
     ├── TurnRefusedError            the server refused one turn, sent by send() or analyze() alike (``.code``,
     │                               ``.field``, ``.retry_after``); a conversation goes on
     ├── ConversationClosedError     send() on a conversation that has ended
@@ -39,14 +42,19 @@ class AffectClientError(Exception):
 
 class APIStatusError(AffectClientError):
     """The server ended a call with a status. ``field`` names what it refused, when it says
-    (``options.text_prior`` on opening a conversation); empty otherwise."""
+    (``options.text_prior`` on opening a conversation); empty otherwise. ``reason`` is why the
+    server ended it, when it says (the trailer ``rules.ABORT_REASON_TRAILER``: ``"idle"`` for a
+    conversation it closed after its idle timeout, ``"draining"``, ...); empty for a status the
+    client or gRPC set (``turn_timeout``, a deadline) or a server from before reasons."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, retry_after: float | None = None, *, field: str = "") -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after: float | None = None, *, field: str = "",
+                 reason: str = "") -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.details = message
         self.retry_after = retry_after
         self.field = field
+        self.reason = reason
 
 
 class InvalidArgumentError(APIStatusError): ...
@@ -129,10 +137,10 @@ def effective_code(error: grpc.RpcError) -> grpc.StatusCode:
 
 
 def status_error(error: grpc.RpcError, *, turn_id: str | None = None) -> APIStatusError | TurnRefusedError:
-    """The SDK exception for a failed call, keeping its status code as an enum and the field the
-    server names (``refused_field``). ``turn_id``: the call carried one turn (Analyze), so a
-    refusal of that turn (a field of it, ``rules.is_turn_field``) is ``TurnRefusedError``, as
-    the same turn refused in a conversation is."""
+    """The SDK exception for a failed call, keeping its status code as an enum, the field the
+    server names (``refused_field``) and the reason it gives (``abort_reason``). ``turn_id``: the
+    call carried one turn (Analyze), so a refusal of that turn (a field of it,
+    ``rules.is_turn_field``) is ``TurnRefusedError``, as the same turn refused in a conversation is."""
     code = effective_code(error)
     details = error.details() if hasattr(error, "details") else str(error)
     if code != (error.code() if hasattr(error, "code") else code):
@@ -140,7 +148,8 @@ def status_error(error: grpc.RpcError, *, turn_id: str | None = None) -> APIStat
     field = refused_field(error)
     if turn_id is not None and rules.is_turn_field(field):
         return TurnRefusedError(code, details or "", field, turn_id, retry_hint(error))
-    return _BY_CODE.get(code, APIStatusError)(code, details or "", retry_hint(error), field=field)
+    return _BY_CODE.get(code, APIStatusError)(code, details or "", retry_hint(error), field=field,
+                                              reason=abort_reason(error))
 
 
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
@@ -162,6 +171,19 @@ def refused_field(error: grpc.RpcError) -> str:
     """The field the server says it refused (the trailer ``rules.REFUSED_FIELD_TRAILER``), or ""."""
     value = _trailer(error, rules.REFUSED_FIELD_TRAILER)
     return value if isinstance(value, str) else ""
+
+
+def abort_reason(error: grpc.RpcError) -> str:
+    """Why the server says it ended the call (the trailer ``rules.ABORT_REASON_TRAILER``), or ""."""
+    value = _trailer(error, rules.ABORT_REASON_TRAILER)
+    return value if isinstance(value, str) else ""
+
+
+def closed_for_idleness(error: AffectClientError) -> bool:
+    """Whether ``error`` is the server's close of a conversation after its idle timeout
+    (DEADLINE_EXCEEDED with the reason ``rules.IDLE_REASON``), not a deadline or ``turn_timeout``."""
+    return (isinstance(error, APIStatusError) and error.code == grpc.StatusCode.DEADLINE_EXCEEDED
+            and error.reason == rules.IDLE_REASON)
 
 
 def _trailer(error: grpc.RpcError, name: str) -> str | bytes | None:

@@ -2,7 +2,9 @@
 
 A conversation's state lives in the server that holds its stream. When that stream ends with
 UNAVAILABLE (the server drained on SIGTERM, a Ray Serve replica was stopped or died, the
-connection broke), the conversation opens a new stream under the same id (marked
+connection broke), or the server closed it for idleness (DEADLINE_EXCEEDED with the reason
+``"idle"`` in its trailer: no turn for its ``idle_timeout_s``, a caller on hold; the next send
+finds the stream ended), the conversation opens a new stream under the same id (marked
 ``OpenConversation.resume``: a server still holding the id on the broken connection hands it
 over at once, ending the old stream with ABORTED), sends the text of its last
 ``resume_turns`` answered turns again as ordinary turns, with their speakers, discarding their
@@ -15,8 +17,10 @@ in a bounded deque that is emptied when the conversation closes or fails. A spea
 (``reset_speaker``) is kept in its place among the texts and replayed there, so that the new
 server starts that speaker anew where the old one did; a reset before every kept text of its
 speaker is not kept (the new server has nothing of them to reset). A conversation is
-resumed at most ``MAX_RESUMES`` times in its life; one closed by its user, or a turn refused
-(``TurnRefusedError``: its content, a limit), is never resumed.
+resumed after UNAVAILABLE at most ``MAX_RESUMES`` times in its life; after an idle close as
+often as holds come (one resume a send: a reopened stream closed for idleness again before its
+turn is answered raises). One closed by its user, a turn refused (``TurnRefusedError``: its
+content, a limit) and any other DEADLINE_EXCEEDED (``turn_timeout``, a deadline) are never resumed.
 
 A user's ``close()`` is final: from any thread or task, during a resume too, the send waiting on
 it raises ``ConversationClosedError``, a stream opened after it is ended at once, no text is kept.
@@ -45,7 +49,13 @@ from affect_proto import affect_pb2 as pb
 
 from affect_client import _constants as C
 from affect_client._core import Answer, ClientOptions, Retries
-from affect_client._exceptions import AffectClientError, APIStatusError, ConversationClosedError, TurnRefusedError
+from affect_client._exceptions import (
+    AffectClientError,
+    APIStatusError,
+    ConversationClosedError,
+    TurnRefusedError,
+    closed_for_idleness,
+)
 from affect_client._types import TurnResult
 
 
@@ -186,15 +196,24 @@ class ConversationMemory:
             self._kept.clear()
 
     def resumable(self, failure: AffectClientError) -> bool:
-        """Whether a turn's failure is met by resuming: the stream ended UNAVAILABLE (a Ray
-        replica's death reads as that, ``effective_code``), resuming is on, and allowed again."""
+        """Whether a turn's failure is met by resuming, when resuming is on and the conversation
+        open: its stream ended UNAVAILABLE (a Ray replica's death reads as that, ``effective_code``)
+        and it may resume again (``MAX_RESUMES``), or the server closed it for idleness
+        (``closed_for_idleness``: DEADLINE_EXCEEDED, reason ``"idle"``; never a deadline or
+        ``turn_timeout``), which is not counted against ``MAX_RESUMES``: a caller on hold past the
+        server's idle timeout, as often in a call as holds come. ``_flow`` meets that once a send."""
+        if self.closed or self._options.resume_turns <= 0:
+            return False
+        if closed_for_idleness(failure):
+            return True
         return (isinstance(failure, APIStatusError) and failure.code == grpc.StatusCode.UNAVAILABLE
-                and not self.closed and self._options.resume_turns > 0 and self._attempts < C.MAX_RESUMES)
+                and self._attempts < C.MAX_RESUMES)
 
     def turn_flow(self, request: pb.ConverseRequest, reopen: pb.ConverseRequest) -> TurnFlow:
         """One turn: sent (a busy refusal resent as ``busy_retries`` allows), and when its stream
-        ends UNAVAILABLE, the conversation reopened with ``reopen``, its kept texts replayed and
-        the turn sent again. Returns the turn's answer in this conversation's numbering.
+        ends UNAVAILABLE or was closed by the server for idleness (``resumable``), the
+        conversation reopened with ``reopen``, its kept texts replayed and the turn sent again.
+        Returns the turn's answer in this conversation's numbering.
 
         A turn that waited behind a resume that failed raises that resume's error; one sent
         after the conversation ended, ``ConversationClosedError``."""
@@ -215,6 +234,7 @@ class ConversationMemory:
         if self.closed:
             raise self._ended_by() if self._ended_by else ConversationClosedError("the conversation is closed")
         resumed, replayed = False, 0
+        idle_resumed = False  # a send resumes once at most for idleness: a new stream closed so at once is raised
         try:
             while True:
                 try:
@@ -235,9 +255,13 @@ class ConversationMemory:
                         return self._reset_answered(request.reset_speaker, answer, resumed)
                     return self._answered(request.turn, answer, resumed, replayed)
                 except APIStatusError as failure:
-                    if not self.resumable(failure):
+                    idle = closed_for_idleness(failure)
+                    if not self.resumable(failure) or (idle and idle_resumed):
                         raise
-                self._attempts += 1
+                if idle:
+                    idle_resumed = True
+                else:
+                    self._attempts += 1
                 resumed = True
                 self._offset = None  # the new stream counts from 0, the replay included
                 self.check_open()  # closed by its user while the turn waited
@@ -294,7 +318,8 @@ def _error_again(failure: AffectClientError) -> Callable[[], AffectClientError]:
     kind = type(failure)
     if isinstance(failure, APIStatusError):
         code, details, retry_after = failure.code, failure.details, failure.retry_after
-        return lambda: kind(code, details, retry_after)
+        field, reason = failure.field, failure.reason
+        return lambda: kind(code, details, retry_after, field=field, reason=reason)
     args = failure.args
     return lambda: kind(*args)
 

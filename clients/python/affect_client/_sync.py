@@ -146,9 +146,10 @@ class Conversation:
     Opening is retried on UNAVAILABLE (``max_retries``, jittered backoff: by default for about
     20 s), e.g. while the server starts or restarts. A turn refused because the server is busy (RESOURCE_EXHAUSTED
     with a retry hint) is sent again after the hinted delay when ``busy_retries`` allows.
-    A stream that ends UNAVAILABLE (the server restarted) is opened again and the text of the
-    last ``resume_turns`` turns replayed before the turn is sent again (``affect_client._resume``;
-    ``resumes`` counts it).
+    A stream that ends UNAVAILABLE (the server restarted), or that the server closed for
+    idleness (no turn for its ``idle_timeout_s``: a caller on hold), is opened again and the text
+    of the last ``resume_turns`` turns replayed before the turn is sent again
+    (``affect_client._resume``; ``resumes`` counts it).
     Answers come in order, so one turn cannot be abandoned on its own: a turn that gets no
     answer within ``turn_timeout`` raises ``DeadlineExceededError``, and a wait interrupted
     (``KeyboardInterrupt``) closes the conversation; either way later ``send()`` calls raise
@@ -168,7 +169,8 @@ class Conversation:
 
     @property
     def resumes(self) -> int:
-        """How many times this conversation was carried to a new stream after its server went away."""
+        """How many times this conversation was carried to a new stream after its server went
+        away or closed it for idleness."""
         return self._memory.resumes
 
     def _open(self, open_request: pb.ConverseRequest, *, resuming: bool = False) -> pb.ConversationOpened:
