@@ -315,11 +315,12 @@ class ConversationMemory:
 def _error_again(failure: AffectClientError) -> Callable[[], AffectClientError]:
     """A maker of ``failure`` anew, holding only its status and message: kept, the error's
     traceback would keep the frames of the turn that failed, and with them its text, audio and images."""
-    kind = type(failure)
     if isinstance(failure, APIStatusError):
+        status = type(failure)
         code, details, retry_after = failure.code, failure.details, failure.retry_after
         field, reason = failure.field, failure.reason
-        return lambda: kind(code, details, retry_after, field=field, reason=reason)
+        return lambda: status(code, details, retry_after, field=field, reason=reason)
+    kind = type(failure)
     args = failure.args
     return lambda: kind(*args)
 
