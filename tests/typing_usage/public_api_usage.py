@@ -41,6 +41,7 @@ from affect_client import (
     AsyncAffectClient,
     Audio,
     ClientOptions,
+    DeadlineExceededError,
     InvalidInputError,
     ModelInfo,
     TurnRefusedError,
@@ -148,6 +149,8 @@ def client() -> None:
                 conversation.send("Where is my refund?", speaker="caller")
             except TurnRefusedError as refused:
                 print(refused.code)
+            except DeadlineExceededError as late:
+                print(late.reason == "idle", conversation.resumes)
             except InvalidInputError as invalid:
                 print(invalid.field)
         print(configured.analyze("Thank you!", text_prior="conversational").emotion)
