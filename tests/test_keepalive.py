@@ -29,7 +29,8 @@ def test_the_keepalive_setting_is_the_channels_and_the_servers_policy_takes_it()
     def keepalive(options: ClientOptions) -> dict[str, int]:
         return {k: v for k, v in channel_arguments(options) if "ping" in k or "keepalive" in k}
 
-    assert keepalive(ClientOptions()) == {
+    assert keepalive(ClientOptions()) == {}  # off by default: a proxy with gRPC's default policy ends pinged connections
+    assert keepalive(ClientOptions(keepalive_s=C.RECOMMENDED_KEEPALIVE_S)) == {
         "grpc.keepalive_time_ms": 15_000, "grpc.keepalive_timeout_ms": 10_000, "grpc.http2.ping_timeout_ms": 10_000,
         "grpc.keepalive_permit_without_calls": 0, "grpc.http2.max_pings_without_data": 0}
     assert C.DEFAULT_KEEPALIVE_S == ClientOptions().keepalive_s

@@ -33,8 +33,12 @@ RESUME_BUSY_RETRIES = 5
 # KEEPALIVE_TIMEOUT_S: a path that died silently (a NAT or load balancer dropped the connection
 # without a reset) ends its streams UNAVAILABLE within about 25 s, and they are resumed, before a
 # turn's 60 s run out. Longer than the affect server's own 10 s, so a client talking to it directly
-# sends no ping while the path works (what it reads puts its ping off).
-DEFAULT_KEEPALIVE_S = 15.0
+# sends no ping while the path works (what it reads puts its ping off). Off (0) by default: a
+# gRPC proxy with gRPC's default ping policy (Ray Serve's) ends a connection pinged more often
+# than every 5 minutes while its conversations are quiet, and each such end costs every
+# conversation on it one of its MAX_RESUMES; 15 is the value for clients of affect serve itself.
+DEFAULT_KEEPALIVE_S = 0.0
+RECOMMENDED_KEEPALIVE_S = 15.0
 KEEPALIVE_TIMEOUT_S = 10.0
 INITIAL_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 4.0

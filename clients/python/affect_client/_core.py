@@ -66,7 +66,8 @@ class ClientOptions:
     resume_turns: int = C.DEFAULT_RESUME_TURNS
     # while a call is open, the connection is pinged when nothing has arrived on it for this long and
     # closed when a ping goes unanswered as long (at most 10 s): a stream whose path died silently ends
-    # UNAVAILABLE, and is resumed; 0: no pings; else at least affect_proto.rules.MIN_KEEPALIVE_S
+    # UNAVAILABLE, and is resumed; 0 (the default): no pings; else at least affect_proto.rules.MIN_KEEPALIVE_S
+    # (15 for a client of affect serve itself; see _constants.DEFAULT_KEEPALIVE_S for why off)
     keepalive_s: float = C.DEFAULT_KEEPALIVE_S
     application: str | None = None  # Ray Serve's "application" metadata, for a multi-app cluster
     metadata: tuple[tuple[str, str], ...] = field(default_factory=tuple)
