@@ -11,10 +11,10 @@ budgets are its settings, stricter by default.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect_proto.rules import (EMPTY_TURN, MAX_EVENT_SPEAKERS, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS,
+from affect_proto.rules import (EMPTY_TURN, as_listed, MAX_EVENT_SPEAKERS, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS,
                                 event_speakers_problem, id_problem, images_not_a_list, named_speaker_problem,
                                 text_too_long, too_many_images)
 
@@ -53,10 +53,9 @@ def check_id(value: object, field: str) -> None:
 def check_named_speaker(speaker: object, field: str = "speaker") -> str:
     """``speaker``, if it names one speaker (``check_id``'s rule, and not empty: turns without a
     speaker are one unnamed speaker, who cannot be picked out alone)."""
-    if not isinstance(speaker, str):
-        raise InvalidInputError(f"{field} must be a string", field=field)
     if problem := named_speaker_problem(speaker, field):
         raise InvalidInputError(problem, field=field)
+    assert isinstance(speaker, str)  # the rule has checked it
     return speaker
 
 
@@ -77,8 +76,8 @@ def check_event_speakers(names: object, field: str = "event_speakers") -> tuple[
     """The speakers whose events a conversation raises, as a tuple (empty: everyone's); refuses
     one name given alone, more than ``MAX_EVENT_SPEAKERS``, and names a turn's speaker could not
     have or that are empty (``affect_proto.rules.event_speakers_problem``), naming ``field``."""
-    listed = tuple(names) if isinstance(names, Iterable) and not isinstance(names, (str, bytes)) else names
-    if problem := event_speakers_problem(listed, field):  # an iterator is read once, here
+    listed = as_listed(names)  # an iterator is read once, here
+    if problem := event_speakers_problem(listed, field):
         raise InvalidInputError(problem, field=field)
     assert isinstance(listed, tuple)  # the rule has checked it
     return listed

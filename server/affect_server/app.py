@@ -183,7 +183,7 @@ def _batchers(analyzer: Analyzer, config: ServerConfig, executor: Executor, metr
 # half of that after the one before, with nothing sent between, is a strike, and the third ends the
 # connection (GOAWAY "too_many_pings"). gRPC's default, 5 minutes, ended a quiet conversation whose
 # client pinged every 5 s within 20 s (a client pinging more often than this server does puts the
-# server's pings off; one pinging less often, 15 s by default, sends none while they arrive).
+# server's pings off; one pinging less often, 15 s as the client README recommends, sends none while they arrive).
 KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 10_000),
              ("grpc.http2.ping_timeout_ms", 10_000), ("grpc.http2.max_pings_without_data", 0),
              ("grpc.http2.min_ping_interval_without_data_ms", round(rules.MIN_KEEPALIVE_S * 1000 / 2)),

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from affect.limits import MAX_TEXT_CHARS
-from affect.option_rules import FACE_DETECTORS
+from affect.option_rules import FACE_DETECTORS, context_weight_problem, face_detector_problem
 from affect.results import MODALITIES
 
 RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")  # as affect.onnx.RUNTIMES, which imports torch: not at start-up
@@ -218,14 +218,14 @@ class ServerConfig:
             raise SystemExit(f"affect serve: batch_max_wait_ms must be 0 or more, got {self.batch_max_wait_ms}")
         if not 0.05 <= self.face_min_fraction <= 1:  # below 0.05 a picture costs hundreds of detector windows
             raise SystemExit(f"affect serve: face_min_fraction must be between 0.05 and 1, got {self.face_min_fraction}")
-        if self.face_detector not in FACE_DETECTORS:
+        if face_detector_problem(self.face_detector):  # the library's rule (affect.option_rules)
             raise SystemExit(f"affect serve: face_detector must be one of {', '.join(FACE_DETECTORS)}, got {self.face_detector!r}")
         if self.model_threads < 0:
             raise SystemExit(f"affect serve: model_threads must be 0 (cores // workers) or more, got {self.model_threads}")
         if self.face_full_search_every < 0:
             raise SystemExit(f"affect serve: face_full_search_every must be 0 (the default) or more, got {self.face_full_search_every}")
         if self.text_context_weight != -1.0:
-            if not 0.0 <= self.text_context_weight <= 1.0:
+            if context_weight_problem(self.text_context_weight):  # the library's rule
                 raise SystemExit(f"affect serve: text_context_weight must be between 0 and 1 (or -1: the weights' own), "
                                  f"got {self.text_context_weight}")
             if self.text_model.lower() == "none":

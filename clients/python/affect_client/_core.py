@@ -393,9 +393,7 @@ def open_request(conversation_id: str | None, *, omit_modality_results: bool, di
     """A conversation's opening; ``escalation_anger`` is sent only when given (unset: the server's).
     ``event_speakers`` is checked here by the contract's rule (``InvalidInputError``, field
     ``event_speakers``): one name given alone would be sent letter by letter."""
-    speakers: object = event_speakers
-    if isinstance(event_speakers, Iterable) and not isinstance(event_speakers, (str, bytes)):
-        speakers = tuple(event_speakers)  # an iterator is read once, here
+    speakers = rules.as_listed(event_speakers)  # an iterator is read once, here
     if problem := rules.event_speakers_problem(speakers):
         raise InvalidInputError(problem, field="event_speakers")
     assert isinstance(speakers, tuple)  # the rule has checked it
@@ -409,8 +407,6 @@ def open_request(conversation_id: str | None, *, omit_modality_results: bool, di
 def reset_request(speaker: str) -> pb.ConverseRequest:
     """A ``ResetSpeaker`` for ``speaker``, checked here by the contract's rule (``InvalidInputError``,
     field ``speaker``: a name a turn's speaker could not have, or an empty one)."""
-    if not isinstance(speaker, str):
-        raise InvalidInputError(f"speaker must be a string, got {type(speaker).__name__}", field="speaker")
     if problem := rules.named_speaker_problem(speaker):
         raise InvalidInputError(problem, field="speaker")
     return pb.ConverseRequest(reset_speaker=pb.ResetSpeaker(speaker=speaker))

@@ -59,18 +59,23 @@ def event_speakers_problem(names: object, field: str = "event_speakers") -> str 
     if len(listed) > MAX_EVENT_SPEAKERS:
         return f"{field} names {len(listed)} speakers; the limit is {MAX_EVENT_SPEAKERS}"
     for index, name in enumerate(listed):
-        where = f"{field}[{index}]"
-        if not isinstance(name, str):
-            return f"{where} must be a string, got {type(name).__name__}"
-        if problem := named_speaker_problem(name, where):
+        if problem := named_speaker_problem(name, f"{field}[{index}]"):
             return problem
     return None
 
 
-def named_speaker_problem(value: str, field: str = "speaker") -> str | None:
-    """Why ``value`` may not name one speaker, or None when it may: a speaker's name as a turn
-    gives it (``id_problem``), and not empty: turns without a speaker are one unnamed speaker,
-    who cannot be picked out alone (name your speakers)."""
+def as_listed(names: object) -> object:
+    """``names`` read once into a tuple when it is a collection or an iterator of names (not one
+    name alone, which ``event_speakers_problem`` refuses as it is); anything else as it is."""
+    return tuple(names) if isinstance(names, Iterable) and not isinstance(names, (str, bytes)) else names
+
+
+def named_speaker_problem(value: object, field: str = "speaker") -> str | None:
+    """Why ``value`` may not name one speaker, or None when it may: a string, a speaker's name as
+    a turn gives it (``id_problem``), and not empty: turns without a speaker are one unnamed
+    speaker, who cannot be picked out alone (name your speakers)."""
+    if not isinstance(value, str):
+        return f"{field} must be a string, got {type(value).__name__}"
     if not value:
         return f"{field} is empty: name the speaker (turns without a speaker cannot be picked out)"
     return id_problem(value, field)
