@@ -24,19 +24,31 @@ EVENT_LABELS: Mapping[str, str] = {
     "negative_recovered": "mood recovered",
 }
 
+# Event labels start at the foot of the valence panel and are lifted a row at a time, at most
+# EVENT_LABEL_ROWS rows, until they clear the labels placed before them.
+EVENT_LABEL_BOTTOM = -1.0
+EVENT_LABEL_ROW = 0.14
+EVENT_LABEL_ROWS = 6
+
 
 def plot_conversation(records: Sequence[Mapping[str, Any]], out: Path, *, title: str | None = None,
                       texts: Sequence[str | None] | None = None) -> Path:
     """Write a PNG of the conversation whose turns' ``to_dict()`` data are ``records``."""
+    fig = conversation_figure(records, title=title, texts=texts)
+    out = Path(out)
     try:
-        import matplotlib
+        fig.savefig(out, dpi=120)
+    finally:
+        _pyplot().close(fig)
+    return out
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("plotting needs matplotlib: pip install matplotlib") from None
+
+def conversation_figure(records: Sequence[Mapping[str, Any]], *, title: str | None = None,
+                        texts: Sequence[str | None] | None = None) -> Any:
+    """The matplotlib figure ``plot_conversation`` writes (the caller closes it)."""
     if not records:
         raise ValueError("nothing to plot: no turns")
+    plt = _pyplot()
 
     x = list(range(len(records)))
     read = [r.get("emotion") is not None for r in records]
@@ -66,12 +78,14 @@ def plot_conversation(records: Sequence[Mapping[str, Any]], out: Path, *, title:
         else:
             top.axvspan(i - 0.4, i + 0.4, color="#eeeeee", zorder=0)
             top.annotate("no\nreading", (i, 1.2), ha="center", va="center", fontsize=8, color="#777777")
+    event_labels = []
     for i, record in enumerate(records):
-        for k, event in enumerate(record.get("events") or ()):
+        for event in record.get("events") or ():
             top.axvline(i, color="#b00020", linestyle=":", linewidth=1.2)
             label = EVENT_LABELS.get(event["kind"], event["kind"])
-            top.annotate(event_label(label, event.get("speaker"), record.get("speaker")), (i, -1.0 + 0.14 * k), xytext=(4, 0),
-                         textcoords="offset points", fontsize=8, color="#b00020", rotation=0)
+            event_labels.append(top.annotate(event_label(label, event.get("speaker"), record.get("speaker")),
+                                             (i, EVENT_LABEL_BOTTOM), xytext=(4, 0), textcoords="offset points",
+                                             fontsize=8, color="#b00020", rotation=0))
     top.legend(loc="lower left", fontsize=8, framealpha=0.9)
     top.set_title(title or "affect: the conversation turn by turn", fontsize=11)
 
@@ -87,10 +101,38 @@ def plot_conversation(records: Sequence[Mapping[str, Any]], out: Path, *, title:
     bottom.set_xticklabels([_tick(i, r, texts[i] if texts else None) for i, r in enumerate(records)], fontsize=8)
     bottom.set_xlim(-0.6, len(records) - 0.4)
 
-    out = Path(out)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    _lift_overlapping(fig, event_labels)
+    return fig
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("plotting needs matplotlib: pip install matplotlib") from None
+    return plt
+
+
+def _lift_overlapping(fig: Any, labels: Sequence[Any]) -> None:
+    """Lift each event label a row at a time until it clears the ones placed before it: a label
+    runs right of its turn's line, over the next turns, so events in neighbouring turns (or two
+    in one turn) would otherwise print over each other. Measured on the laid-out figure."""
+    if not labels:
+        return
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for label in labels:
+        x, _ = label.xy
+        for row in range(EVENT_LABEL_ROWS):
+            label.xy = (x, EVENT_LABEL_BOTTOM + EVENT_LABEL_ROW * row)
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        placed.append(box)
 
 
 def _tick(i: int, record: Mapping[str, Any], text: str | None) -> str:
