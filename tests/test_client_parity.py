@@ -131,7 +131,7 @@ def test_the_sync_and_async_twins_offer_the_same_calls_alike():
     def properties(cls: type) -> set[str]:
         return {n for n in dir(cls) if not n.startswith("_") and isinstance(getattr(cls, n), property)}
 
-    assert properties(Conversation) == properties(AsyncConversation) == {"resumes"}
+    assert properties(Conversation) == properties(AsyncConversation) == {"resumes", "limits"}
     for sync_cls, async_cls in ((AffectClient, AsyncAffectClient), (Conversation, AsyncConversation)):
         sync_calls, async_calls = public(sync_cls), public(async_cls)
         assert set(sync_calls) == set(async_calls) - {"open"}, (sync_cls, set(sync_calls) ^ set(async_calls))

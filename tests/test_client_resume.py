@@ -186,19 +186,24 @@ def test_only_the_text_of_past_turns_is_kept_and_replayed(full_analyzer, data_ro
 
 
 def test_a_resumed_answer_says_how_many_turns_the_new_server_read(analyzer):
-    """A new server with a smaller text limit refuses some replayed turns: they are left out and
-    the answer says how many were read (it said nothing of what was lost)."""
+    """A new server with a smaller text limit: some replayed turns are over it, left out and the
+    answer says how many were read (it said nothing of what was lost). The limit the new stream
+    told replaced the old one's, so those turns were refused by the client, never sent."""
     server = ServerThread(analyzer, port=free_port()).__enter__()
     try:
         with AffectClient(server.target) as client, client.conversation() as conversation:
             for speaker, text in SCRIPT:
                 conversation.send(text, speaker=speaker)
+            assert conversation.limits.max_text_chars == 10_000
             limit = 40
             server = _restarted(server, analyzer, max_text_chars=limit)
             after = conversation.send(AFTER[1], speaker=AFTER[0])
+            assert conversation.limits.max_text_chars == limit
         fits = sum(len(text) <= limit for _, text in SCRIPT)
         assert 0 < fits < len(SCRIPT) and after.resumed and after.replayed == fits
         assert after.state.turns == fits + 1
+        assert server.running.servicer.metrics.registry.get_sample_value(
+            "affect_refused_total", {"code": "INVALID_ARGUMENT", "reason": "too_large"}) is None
     finally:
         server.__exit__(None, None, None)
 

@@ -81,7 +81,11 @@ def test_models_listed_and_a_conversation_keeps_its_context(ray_target):
         assert sorted(m.modality for m in client.list_models()) == ["face", "text"]
         with client.conversation() as conversation:
             results = [conversation.send(line, speaker="caller") for line in LINES]
+            limits = conversation.limits
     assert [r.turn_index for r in results] == [0, 1, 2]
+    # the turn limits are told, but the message size, which is Serve's proxy's, not max_message_mb
+    assert limits.max_text_chars == ServerConfig().max_text_chars and limits.max_images == 8
+    assert limits.max_message_bytes == 0
     assert results[1].emotion == "anger"
     # one stream stays on one replica: the state (turn index, trajectory) continued across turns
     assert results[2].state.turns == 3 and results[2].state.speakers[0].turns == 3

@@ -1751,19 +1751,19 @@ def test_a_turn_too_big_to_send_is_refused_before_sending_and_the_conversation_g
 
     big = b"RIFF" + bytes(17 * 2**20)
     with AffectClient(server.target, max_retries=0) as client, client.conversation() as conversation:
-        with pytest.raises(InvalidInputError, match="17.0 MiB") as refused:
+        with pytest.raises(InvalidInputError, match="17.00 MiB") as refused:
             conversation.send(audio=big)
         assert refused.value.field == "turn"
         assert conversation.send("next").turn_index == 0
-        with pytest.raises(InvalidInputError, match="17.0 MiB"):
+        with pytest.raises(InvalidInputError, match="17.00 MiB"):
             client.analyze(audio=big)
 
     async def async_twin() -> int:
         async with AsyncAffectClient(server.target, max_retries=0) as client, client.conversation() as conversation:
-            with pytest.raises(InvalidInputError, match="17.0 MiB") as refused:
+            with pytest.raises(InvalidInputError, match="17.00 MiB") as refused:
                 await conversation.send(audio=big)
             assert refused.value.field == "turn"
-            with pytest.raises(InvalidInputError, match="17.0 MiB"):
+            with pytest.raises(InvalidInputError, match="17.00 MiB"):
                 await client.analyze(audio=big)
             return (await conversation.send("next")).turn_index
 

@@ -25,8 +25,8 @@ import soxr
 import torch
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect_proto.rules import (MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_dtype_problem, audio_layout,
-                                audio_shape_problem, sample_rate_problem)
+from affect_proto.rules import (MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_budget_problem,
+                                audio_dtype_problem, audio_layout, audio_shape_problem, sample_rate_problem)
 
 MODEL_RATE = 16_000
 MIN_RATE, MAX_RATE = MIN_SAMPLE_RATE, MAX_SAMPLE_RATE  # the contract's range (affect_proto.rules), arrays and files alike
@@ -95,34 +95,14 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int = MODEL_RATE) -> 
     return np.asarray(out, dtype=np.float32)
 
 
-def _over(seconds: float, limit: float) -> tuple[str, str]:
-    """``seconds`` and ``limit`` as a message shows them: the limit as set (3, 2.5), the length to
-    a tenth below 100 s and with more decimals (up to 3) where it would read as the limit
-    ("lasts 3.5 s; the limit is 3 s", not "lasts 4 s"; "3.04 s", not "3.0 s")."""
-    bound = f"{limit:,.3f}".rstrip("0").rstrip(".")
-    digits = max(len(bound.partition(".")[2]), 1 if seconds < 100 else 0)
-    while (shown := f"{seconds:,.{digits}f}") == f"{limit:,.{digits}f}" and digits < 3:
-        digits += 1
-    trimmed = shown.rstrip("0").rstrip(".") if "." in shown else shown  # 4.0 s as 4 s, 3.000 s kept beside 3 s
-    return (trimmed if trimmed != bound else shown), bound
-
-
 def check_budget(frames: int, channels: int, rate: int, *, max_seconds: float, max_values: int, field: str,
                  name: str | None = None) -> None:
     """Refuse audio longer than ``max_seconds`` or with more than ``max_values`` samples x channels
-    (its decoded size), from what the header or the array's shape says: before decoding."""
-    what = f"{field}: {name}" if name else field
-    if frames / rate > max_seconds:
-        shown, limit = _over(frames / rate, max_seconds)
-        raise InputTooLargeError(
-            f"{what} lasts {shown} s; the limit is {limit} s (split long recordings into turns)", field=field
-        )
-    if frames * channels > max_values:
-        raise InputTooLargeError(
-            f"{what} holds {frames:,} frames x {channels} channels = {frames * channels:,} samples; "
-            f"the limit is {max_values:,} per turn",
-            field=field,
-        )
+    (its decoded size), from what the header or the array's shape says: before decoding, by the
+    contract's rule (``affect_proto.rules.audio_budget_problem``), which the client applies too."""
+    if problem := audio_budget_problem(frames, channels, rate, max_seconds=max_seconds, max_values=max_values,
+                                       field=field, name=name):
+        raise InputTooLargeError(problem, field=field)
 
 
 def prepare_array(

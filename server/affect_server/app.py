@@ -210,7 +210,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     model loads), then load the models and start serving."""
     for warning in config.check():
         log.warning("%s", warning)
-    max_bytes = int(config.max_message_mb * 2**20)
+    max_bytes = config.max_message_bytes
     metrics = ServiceMetrics()
     interceptors = [BearerTokenInterceptor(config.token, on_refused=lambda reason: metrics.refused.labels(
         grpc.StatusCode.UNAUTHENTICATED.name, reason).inc())] if config.token else []
@@ -250,7 +250,8 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     for batcher in (*batchers.values(), *heavy_batchers.values()):
         batcher.start()
 
-    servicer = AffectServicer(analyzer, config, metrics, batchers, executor, heavy=Lane(heavy_executor, heavy_batchers))
+    servicer = AffectServicer(analyzer, config, metrics, batchers, executor, heavy=Lane(heavy_executor, heavy_batchers),
+                              max_message_bytes=max_bytes)
     _add_service(server, servicer)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -18,6 +18,7 @@ from affect.face._input import check_size, read_header
 from affect.limits import check_image_count, check_text_length
 from affect.speech._audio import check_budget, check_rate, probe_file
 from affect_proto import affect_pb2 as pb
+from affect_proto import rules
 from affect_server.config import ServerConfig
 from affect_server.convert import RAW_AUDIO_DTYPES, RAW_IMAGE_CHANNELS
 MODEL_RATE = 16_000
@@ -68,9 +69,8 @@ def measure(message: pb.Turn, config: ServerConfig) -> TurnCost:
         image_pixels, per_pixel = _image_pixels(image, f"turn.images[{index}]")
         pixels += image_pixels
         decode_bytes = max(decode_bytes, image_pixels * per_pixel)  # decoded one by one
-    if pixels > config.max_image_pixels:
-        raise InputTooLargeError(f"turn.images hold {pixels:,} pixels in all; the limit is {config.max_image_pixels:,} "
-                                 "per turn", field="turn.images")
+    if problem := rules.too_many_pixels(pixels, config.max_image_pixels, "turn.images"):
+        raise InputTooLargeError(problem, field="turn.images")
     return TurnCost(message_bytes=message.ByteSize(), text_chars=text_chars, audio_seconds=seconds, audio_values=values,
                     image_pixels=pixels, image_decode_bytes=decode_bytes)
 

@@ -117,6 +117,11 @@ class ServerConfig:
     _given_by: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @property
+    def max_message_bytes(self) -> int:
+        """``max_message_mb`` in bytes (MiB of 2**20), as gRPC is given it and clients are told it."""
+        return int(self.max_message_mb * 2**20)
+
+    @property
     def bare_host(self) -> str:
         """``host`` without the brackets an IPv6 literal may be given in ("[::1]" -> "::1")."""
         return self.host.strip("[]")

@@ -247,8 +247,10 @@ class AffectIngress:
                 heavy_lane = Lane(ThreadPoolExecutor(max_workers=1, thread_name_prefix="affect-prepare-heavy",
                                                      initializer=lower_this_thread),
                                   {m: RemoteEncoder(h) for m, h in heavy.items()}) if heavy else None
+                # The message size is Serve's gRPC proxy's (RAY_SERVE_GRPC_MAX_MESSAGE_SIZE), not
+                # max_message_mb: not told, so a client keeps to its own.
                 self._servicer = AffectServicer(analyzer, self._config, self._metrics(), submitters, executor,
-                                                heavy=heavy_lane)
+                                                heavy=heavy_lane, max_message_bytes=0)
                 self._loop = asyncio.get_running_loop()
         return self._servicer
 

@@ -144,12 +144,25 @@ _BUSY = {
 }
 
 
+def turn_limits(config: ServerConfig, max_message_bytes: int) -> pb.TurnLimits:
+    """What a conversation is told on opening that its turns must fit (``ConversationOpened.limits``):
+    the settings ``budget.measure`` checks a turn against, the contract's image count, and the
+    request size gRPC reads (0: not told)."""
+    return pb.TurnLimits(max_message_bytes=max_message_bytes, max_text_chars=config.max_text_chars,
+                         max_audio_seconds=config.max_audio_seconds, max_audio_samples=config.max_audio_samples,
+                         max_image_pixels=config.max_image_pixels, max_images=rules.MAX_IMAGES_PER_TURN)
+
+
 class AffectServicer(pb_grpc.AffectServiceServicer):
+    """``max_message_bytes``: the largest request gRPC reads for this servicer, which conversations
+    are told; 0 where that is not this process's setting (behind Ray Serve's gRPC proxy)."""
+
     def __init__(self, analyzer: Analyzer, config: ServerConfig, metrics: ServiceMetrics | RayServiceMetrics,
-                 batchers: dict, executor: Executor, heavy: Lane | None = None) -> None:
+                 batchers: dict, executor: Executor, heavy: Lane | None = None, *, max_message_bytes: int) -> None:
         self.analyzer = analyzer
         self.executor = executor
         self.config = config
+        self.turn_limits = turn_limits(config, max_message_bytes)
         self.metrics = metrics
         self.batchers = batchers
         self.lane = Lane(executor, batchers)
@@ -231,7 +244,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             log.info("conversation %s opened (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             yield pb.ConverseResponse(opened=pb.ConversationOpened(
                 conversation_id=conversation_id, models=self._loaded_models(),
-                max_turns_per_second=self.config.max_turns_per_second))
+                max_turns_per_second=self.config.max_turns_per_second, limits=self.turn_limits))
 
             while True:
                 request = await self._next_request(request_iterator, context, taken_over)

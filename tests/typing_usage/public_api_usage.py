@@ -44,7 +44,9 @@ from affect_client import (
     DeadlineExceededError,
     InvalidInputError,
     ModelInfo,
+    TurnLimits,
     TurnRefusedError,
+    TurnTooLargeError,
 )
 from affect_client import TurnResult as ClientTurnResult
 
@@ -145,8 +147,12 @@ def client() -> None:
                       max_retries=6, resume_turns=8, keepalive_s=15.0) as configured:
         patient = configured.with_options(timeout=5, busy_retries=3)
         with patient.conversation(text_prior={"neutral": 0.8, "anger": 0.2}, escalation_anger=0.3) as conversation:
+            limits: TurnLimits = conversation.limits
+            print(limits.max_message_bytes, limits.max_text_chars, limits.max_audio_seconds, limits.to_dict())
             try:
                 conversation.send("Where is my refund?", speaker="caller")
+            except TurnTooLargeError as too_large:
+                print(too_large.size, too_large.limit, too_large.field, too_large.code)
             except TurnRefusedError as refused:
                 print(refused.code)
             except DeadlineExceededError as late:

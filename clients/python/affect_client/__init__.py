@@ -23,6 +23,7 @@ from affect_client._exceptions import (
     InvalidSettingError,
     ResourceExhaustedError,
     TurnRefusedError,
+    TurnTooLargeError,
     UnauthenticatedError,
     UnavailableError,
 )
@@ -42,6 +43,7 @@ from affect_client._types import (
     ModelInfo,
     Sentiment,
     SpeakerState,
+    TurnLimits,
     TurnResult,
 )
 
@@ -77,8 +79,10 @@ __all__ = [
     "ResourceExhaustedError",
     "Sentiment",
     "SpeakerState",
+    "TurnLimits",
     "TurnRefusedError",
     "TurnResult",
+    "TurnTooLargeError",
     "UnauthenticatedError",
     "UnavailableError",
 ]

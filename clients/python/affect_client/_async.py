@@ -21,7 +21,7 @@ from affect_client._exceptions import (
     status_error,
 )
 from affect_client._inputs import turn_message
-from affect_client._types import ModelInfo, TurnResult
+from affect_client._types import ModelInfo, TurnLimits, TurnResult
 
 _R = TypeVar("_R")  # a unary call's response message
 
@@ -169,6 +169,13 @@ class AsyncConversation:
         away or closed it for idleness."""
         return self._memory.resumes
 
+    @property
+    def limits(self) -> TurnLimits:
+        """What a turn must fit, as the server told on opening (after a resume, the new stream's
+        server); a turn over one is refused before it is sent (``TurnTooLargeError``,
+        ``TurnRefusedError``) and the conversation goes on. Zeros: not told (an older server)."""
+        return self._memory.limits
+
     async def open(self) -> "AsyncConversation":
         """Open the stream (``async with`` does it); a conversation already open is left as it is."""
         if self._call is not None and not self._closed:
@@ -229,8 +236,9 @@ class AsyncConversation:
                    sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
                    channel_order: str | None = None, turn_id: str = "") -> TurnResult:
         """Send one turn and wait for its result. A refused turn raises ``TurnRefusedError``;
-        the conversation stays usable. One whose server went away is sent again on a new stream
-        (at-least-once; ``resumed`` in its result)."""
+        the conversation stays usable. A turn over the server's ``limits`` is refused so before it
+        is sent (``TurnTooLargeError`` for its size). One whose server went away is sent again on a
+        new stream (at-least-once; ``resumed`` in its result)."""
         self._client._channel_state.check_open()
         if self._call is None:
             raise ConversationClosedError("the conversation is not open")

@@ -30,6 +30,7 @@ from affect_client._exceptions import (
     effective_code,
     status_code,
 )
+from affect_client._limits import check_size
 from affect_client._types import TurnResult
 
 
@@ -314,7 +315,6 @@ class Retries:
 
 
 T = TypeVar("T")
-_Request = TypeVar("_Request", pb.ConverseRequest, pb.AnalyzeRequest)
 
 
 def retry_flow(options: ClientOptions, *, unavailable: bool = True,
@@ -413,21 +413,17 @@ def reset_request(speaker: str) -> pb.ConverseRequest:
 
 
 def analyze_request(turn: pb.Turn, *, text_prior: TextPrior = None) -> pb.AnalyzeRequest:
-    return sendable(pb.AnalyzeRequest(turn=turn, options=pb.ConversationOptions(text_prior=prior_option(text_prior))))
+    """An Analyze call's request, if this client may send it (``_limits.check_size``: no server has
+    told its limits to a call)."""
+    request = pb.AnalyzeRequest(turn=turn, options=pb.ConversationOptions(text_prior=prior_option(text_prior)))
+    check_size(request)
+    return request
 
 
 def turn_request(turn: pb.Turn) -> pb.ConverseRequest:
-    return sendable(pb.ConverseRequest(turn=turn))
-
-
-def sendable(request: _Request) -> _Request:
-    """The request, if the channel may send it: gRPC refuses a bigger one only once it is on its
-    way, which ends a conversation's stream (and read as INTERNAL in grpc.aio)."""
-    size = request.ByteSize()
-    if size > C.MAX_MESSAGE_BYTES:
-        raise InvalidInputError(f"the turn is {size / 2**20:.1f} MiB on the wire, over the {C.MAX_MESSAGE_BYTES / 2**20:g} MiB "
-                                "a message may be: send shorter audio or smaller pictures", field="turn")
-    return request
+    """A conversation's turn; its flow checks it against the limits of the stream it goes on
+    (``_limits.check_fits``), which a resume may change."""
+    return pb.ConverseRequest(turn=turn)
 
 
 Answer = Union[TurnResult, pb.SpeakerReset]  # what a conversation's request is answered with

@@ -15,8 +15,11 @@
     │   └── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout; a
     │                               conversation the server closed for idleness, reason "idle", is
     │                               resumed on the next send unless resume_turns=0)
-    ├── TurnRefusedError            the server refused one turn, sent by send() or analyze() alike (``.code``,
-    │                               ``.field``, ``.retry_after``); a conversation goes on
+    ├── TurnRefusedError            one turn refused, sent by send() or analyze() alike (``.code``, ``.field``,
+    │   │                           ``.retry_after``); a conversation goes on. By the server, or by the client
+    │   │                           before sending, against the limits its server told (``conversation.limits``)
+    │   └── TurnTooLargeError       (also an InvalidInputError) over the size of a message the server reads
+    │                               or the client sends: not sent (``.size``, ``.limit``, in bytes)
     ├── ConversationClosedError     send() on a conversation that has ended
     ├── ClientClosedError           a call on a client that is closed (or a copy made of it)
     └── InvalidInputError           (also a ValueError) refused before sending: a missing file, an
@@ -76,12 +79,15 @@ class DeadlineExceededError(APIStatusError): ...
 
 
 class TurnRefusedError(AffectClientError):
-    """The server refused one turn (its input, a limit, busy, or it failed on it): a conversation's
-    turn (the conversation goes on) or an ``analyze()`` call's, alike."""
+    """One turn refused (its input, a limit, busy, or the server failed on it): a conversation's
+    turn (the conversation goes on) or an ``analyze()`` call's, alike. Refused by the server, or
+    by the client before sending when it is over a limit the server told on opening
+    (``Conversation.limits``), with the code, field and message the server would have given."""
 
     def __init__(self, code: grpc.StatusCode, message: str, field: str, turn_id: str,
                  retry_after: float | None = None) -> None:
-        super().__init__(f"{code.name}: {message}")
+        # Not super(): TurnTooLargeError is an InvalidInputError too, whose __init__ takes a field.
+        AffectClientError.__init__(self, f"{code.name}: {message}")
         self.code = code
         self.details = message
         self.field = field
@@ -104,6 +110,21 @@ class InvalidInputError(AffectClientError, ValueError):
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class TurnTooLargeError(TurnRefusedError, InvalidInputError):
+    """A turn over the size of one message (``size`` bytes on the wire, ``limit`` the most that
+    may go), refused by the client before sending: over its server's ``max_message_mb``, which
+    the server told on opening (``Conversation.limits.max_message_bytes``), or over the client's
+    own limit (``MAX_MESSAGE_BYTES``, 16 MiB) when it told none. Sent, gRPC would refuse it and
+    end the conversation's whole stream; unsent, the conversation goes on. RESOURCE_EXHAUSTED, as
+    gRPC says, field ``turn``, no ``retry_after``: it will never fit. An ``InvalidInputError``
+    too, as this refusal was before the server told its limits."""
+
+    def __init__(self, message: str, *, size: int, limit: int, turn_id: str = "") -> None:
+        super().__init__(grpc.StatusCode.RESOURCE_EXHAUSTED, message, "turn", turn_id)
+        self.size = size
+        self.limit = limit
 
 
 class InvalidSettingError(InvalidInputError):

@@ -56,7 +56,8 @@ from affect_client._exceptions import (
     TurnRefusedError,
     closed_for_idleness,
 )
-from affect_client._types import TurnResult
+from affect_client._limits import NOT_TOLD, check_fits
+from affect_client._types import TurnLimits, TurnResult
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class ConversationMemory:
         self._next_index = 0  # the conversation's index of its next answered turn
         self._offset: int | None = 0  # added to the stream's turn_index; None: set by the next answer
         self._turns_per_second = 0.0
+        self.limits = NOT_TOLD  # what a turn must fit on the stream open now (_limits.check_fits)
         self._attempts = 0  # resumes begun, bounded by MAX_RESUMES
         self.resumes = 0  # resumes that got their turn answered
         self.closed = False
@@ -155,8 +157,10 @@ class ConversationMemory:
         self._ended_by: Callable[[], AffectClientError] | None = None
 
     def opened(self, opened: pb.ConversationOpened) -> None:
-        """The stream (first or reopened) is open: its rate limit paces a replay."""
+        """The stream (first or reopened) is open: its rate limit paces a replay, and its limits
+        (none told by an older server) replace the stream's before."""
         self._turns_per_second = opened.max_turns_per_second
+        self.limits = TurnLimits.from_pb(opened.limits)
 
     def close(self) -> None:
         """Forget the kept texts; the conversation is not resumed after this."""
@@ -239,7 +243,7 @@ class ConversationMemory:
             while True:
                 try:
                     if not resumed:
-                        answer = yield from _sent(request, Retries(self._options, unavailable=False))
+                        answer = yield from _sent(request, Retries(self._options, unavailable=False), self.limits)
                     else:
                         pace = replay_pace(self._turns_per_second)
                         replayed = 0
@@ -247,10 +251,10 @@ class ConversationMemory:
                             self.check_open()
                             is_turn = isinstance(kept, KeptTurn)  # a reset is not paced: it takes no turn's rate
                             pause = next(pace) if is_turn else 0.0
-                            answered = yield from _replayed(kept.request(), self._resume_retries(), pause)
+                            answered = yield from _replayed(kept.request(), self._resume_retries(), pause, self.limits)
                             replayed += answered if is_turn else 0
                         yield Wait(next(pace) if request.HasField("turn") else 0.0)
-                        answer = yield from _sent(request, self._resume_retries())
+                        answer = yield from _sent(request, self._resume_retries(), self.limits)
                     if isinstance(answer, pb.SpeakerReset):  # the answer to a reset (``_core.parse_answer``)
                         return self._reset_answered(request.reset_speaker, answer, resumed)
                     return self._answered(request.turn, answer, resumed, replayed)
@@ -325,8 +329,10 @@ def _error_again(failure: AffectClientError) -> Callable[[], AffectClientError]:
     return lambda: kind(*args)
 
 
-def _sent(request: pb.ConverseRequest, retries: Retries) -> Generator[Step, Any, Answer]:
-    """The turn's answer; a refusal that ``retries`` allows is resent after its delay."""
+def _sent(request: pb.ConverseRequest, retries: Retries, limits: TurnLimits) -> Generator[Step, Any, Answer]:
+    """The turn's answer; a refusal that ``retries`` allows is resent after its delay. One that
+    would not fit the stream's ``limits`` is refused unsent (``TurnRefusedError``)."""
+    check_fits(request, limits)
     while True:
         try:
             return (yield Exchange(request))
@@ -337,12 +343,13 @@ def _sent(request: pb.ConverseRequest, retries: Retries) -> Generator[Step, Any,
         yield Wait(delay)
 
 
-def _replayed(request: pb.ConverseRequest, retries: Retries, pause: float) -> Generator[Step, Any, int]:
-    """A kept turn sent again, its answer discarded: 1, or 0 when the new server refuses it for
-    good (a smaller text limit): the replay goes on without it."""
+def _replayed(request: pb.ConverseRequest, retries: Retries, pause: float,
+              limits: TurnLimits) -> Generator[Step, Any, int]:
+    """A kept turn sent again, its answer discarded: 1, or 0 when it is refused for good (over a
+    smaller text limit the new server told, unsent, or refused by it): the replay goes on without it."""
     yield Wait(pause)
     try:
-        yield from _sent(request, retries)
+        yield from _sent(request, retries, limits)
     except TurnRefusedError:
         return 0
     return 1

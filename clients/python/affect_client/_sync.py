@@ -20,7 +20,7 @@ from affect_client._exceptions import (
     status_error,
 )
 from affect_client._inputs import turn_message
-from affect_client._types import ModelInfo, TurnResult
+from affect_client._types import ModelInfo, TurnLimits, TurnResult
 
 _CLOSE = object()
 _R = TypeVar("_R")  # a unary call's response message
@@ -173,6 +173,13 @@ class Conversation:
         away or closed it for idleness."""
         return self._memory.resumes
 
+    @property
+    def limits(self) -> TurnLimits:
+        """What a turn must fit, as the server told on opening (after a resume, the new stream's
+        server); a turn over one is refused before it is sent (``TurnTooLargeError``,
+        ``TurnRefusedError``) and the conversation goes on. Zeros: not told (an older server)."""
+        return self._memory.limits
+
     def _open(self, open_request: pb.ConverseRequest, *, resuming: bool = False) -> pb.ConversationOpened:
         """Open the stream, retried on UNAVAILABLE (and as a resume's opening is, ``resuming``)."""
         return _core.retrying(lambda: self._start(open_request), self._options, resuming=resuming, catch=APIStatusError)
@@ -216,8 +223,9 @@ class Conversation:
              sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
              channel_order: str | None = None, turn_id: str = "") -> TurnResult:
         """Send one turn and wait for its result. A refused turn raises ``TurnRefusedError``;
-        the conversation stays usable. One whose server went away is sent again on a new stream
-        (at-least-once; ``resumed`` in its result)."""
+        the conversation stays usable. A turn over the server's ``limits`` is refused so before it
+        is sent (``TurnTooLargeError`` for its size). One whose server went away is sent again on a
+        new stream (at-least-once; ``resumed`` in its result)."""
         self._channel_state.check_open()
         if self._memory.closed:  # not the stream's state: a send during another's resume waits its turn
             raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")

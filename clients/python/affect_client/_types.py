@@ -363,3 +363,27 @@ class ModelInfo:
         names = {pb.TEXT: "text", pb.SPEECH: "speech", pb.FACE: "face"}
         return cls(m.id, names.get(m.modality, "unspecified"), m.version, tuple(m.categories), m.trained_on,
                    m.licence, m.is_default, dict(m.metrics))
+
+
+@dataclass(frozen=True)
+class TurnLimits:
+    """What a conversation's turns must fit, as its server told them on opening
+    (``ConversationOpened.limits``): ``conversation.limits``. The client refuses a turn over one
+    before sending it (``TurnTooLargeError`` for the message size, else ``TurnRefusedError``, as
+    the server would). 0: not told (a server from before it told them; ``max_message_bytes`` behind
+    Ray Serve's gRPC proxy, whose own limit applies): the client keeps to its own 16 MiB a message."""
+
+    max_message_bytes: int = 0  # a request's size on the wire: the server's max_message_mb, in bytes
+    max_text_chars: int = 0  # characters of a turn's text
+    max_audio_seconds: float = 0.0  # seconds of a turn's audio
+    max_audio_samples: int = 0  # samples x channels of a turn's audio, at its own rate
+    max_image_pixels: int = 0  # width x height summed over a turn's images
+    max_images: int = 0  # images a turn may carry
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_pb(cls, m: pb.TurnLimits) -> "TurnLimits":
+        return cls(m.max_message_bytes, m.max_text_chars, m.max_audio_seconds, m.max_audio_samples, m.max_image_pixels,
+                   m.max_images)

@@ -154,14 +154,32 @@ class SpeakerReset(_message.Message):
     def __init__(self, speaker: _Optional[str] = ..., turns: _Optional[int] = ...) -> None: ...
 
 class ConversationOpened(_message.Message):
-    __slots__ = ("conversation_id", "models", "max_turns_per_second")
+    __slots__ = ("conversation_id", "models", "max_turns_per_second", "limits")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     MAX_TURNS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     max_turns_per_second: float
-    def __init__(self, conversation_id: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., max_turns_per_second: _Optional[float] = ...) -> None: ...
+    limits: TurnLimits
+    def __init__(self, conversation_id: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., max_turns_per_second: _Optional[float] = ..., limits: _Optional[_Union[TurnLimits, _Mapping]] = ...) -> None: ...
+
+class TurnLimits(_message.Message):
+    __slots__ = ("max_message_bytes", "max_text_chars", "max_audio_seconds", "max_audio_samples", "max_image_pixels", "max_images")
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
+    MAX_AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_AUDIO_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    MAX_IMAGE_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    max_message_bytes: int
+    max_text_chars: int
+    max_audio_seconds: float
+    max_audio_samples: int
+    max_image_pixels: int
+    max_images: int
+    def __init__(self, max_message_bytes: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_audio_seconds: _Optional[float] = ..., max_audio_samples: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_images: _Optional[int] = ...) -> None: ...
 
 class LabelProbability(_message.Message):
     __slots__ = ("label", "probability")

@@ -86,8 +86,14 @@ def cleaned_text(text: str) -> str:
     return "".join(ch for ch in text if ch.isprintable() or ch.isspace()).strip()
 
 
-def too_many_images(images: int) -> str | None:
-    return f"a turn may carry at most {MAX_IMAGES_PER_TURN} images" if images > MAX_IMAGES_PER_TURN else None
+def too_many_images(images: int, limit: int = MAX_IMAGES_PER_TURN) -> str | None:
+    return f"a turn may carry at most {limit} images" if images > limit else None
+
+
+def too_many_pixels(pixels: int, limit: int, field: str = "turn.images") -> str | None:
+    """A turn's images measured by their pixels (width x height) summed, against a server's
+    per-turn budget (its ``max_image_pixels``)."""
+    return f"{field} hold {pixels:,} pixels in all; the limit is {limit:,} per turn" if pixels > limit else None
 
 
 def images_not_a_list(images: object) -> str | None:
@@ -147,6 +153,33 @@ def sample_rate_problem(sample_rate: object, field: str = "sample_rate") -> str 
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         return f"{field} is {rate} Hz; supported rates are {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
     return None
+
+
+def audio_budget_problem(frames: int, channels: int, rate: int, *, max_seconds: float, max_values: float, field: str,
+                         name: str | None = None) -> str | None:
+    """Why audio of ``frames`` x ``channels`` at ``rate`` Hz is over a budget, or None: longer than
+    ``max_seconds``, or more than ``max_values`` samples x channels (its decoded size). Read from a
+    header or an array's shape, before anything is decoded; ``name``: the file's, in the message."""
+    what = f"{field}: {name}" if name else field
+    if frames / rate > max_seconds:
+        shown, limit = _seconds_over(frames / rate, max_seconds)
+        return f"{what} lasts {shown} s; the limit is {limit} s (split long recordings into turns)"
+    if frames * channels > max_values:
+        return (f"{what} holds {frames:,} frames x {channels} channels = {frames * channels:,} samples; "
+                f"the limit is {max_values:,} per turn")
+    return None
+
+
+def _seconds_over(seconds: float, limit: float) -> tuple[str, str]:
+    """``seconds`` and ``limit`` as a message shows them: the limit as set (3, 2.5), the length to
+    a tenth below 100 s and with more decimals (up to 3) where it would read as the limit
+    ("lasts 3.5 s; the limit is 3 s", not "lasts 4 s"; "3.04 s", not "3.0 s")."""
+    bound = f"{limit:,.3f}".rstrip("0").rstrip(".")
+    digits = max(len(bound.partition(".")[2]), 1 if seconds < 100 else 0)
+    while (shown := f"{seconds:,.{digits}f}") == f"{limit:,.{digits}f}" and digits < 3:
+        digits += 1
+    trimmed = shown.rstrip("0").rstrip(".") if "." in shown else shown  # 4.0 s as 4 s, 3.000 s kept beside 3 s
+    return (trimmed if trimmed != bound else shown), bound
 
 
 def audio_dtype_problem(dtype: str, field: str = "audio") -> str | None:

@@ -1,0 +1,107 @@
+"""Whether a turn fits before it is sent: the client's own message size, and the limits the server
+told its conversation on opening (``TurnLimits``).
+
+A request over the message size a server reads is refused by gRPC itself once it is on its way,
+and a conversation's whole stream ends with it (RESOURCE_EXHAUSTED; grpc.aio reads it as
+INTERNAL). So every request's size is checked here first, against the smaller of the client's
+own limit (``MAX_MESSAGE_BYTES``, its channel's) and the server's ``max_message_bytes``: one that
+would not fit raises ``TurnTooLargeError`` unsent, and the conversation goes on.
+
+The server's per-turn limits that the message itself shows are checked too (the number of
+images, text characters, raw audio's length and samples, raw images' pixels), raising the
+``TurnRefusedError`` the server would answer with: its code, field and message, by the
+contract's rules (``affect_proto.rules``). Audio files and encoded images are measured by the
+server alone, from their headers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Union
+
+import grpc
+from affect_proto import affect_pb2 as pb
+from affect_proto import rules
+
+from affect_client import _constants as C
+from affect_client._exceptions import TurnRefusedError, TurnTooLargeError
+from affect_client._types import TurnLimits
+
+NOT_TOLD = TurnLimits()
+_RAW_SAMPLE_BYTES = {pb.PCM_S16LE: 2, pb.FLOAT32_LE: 4}
+_RAW_IMAGES = frozenset({pb.RAW_GRAY8, pb.RAW_BGR8, pb.RAW_RGB8})
+
+Request = Union[pb.ConverseRequest, pb.AnalyzeRequest]
+
+
+def check_size(request: Request, limits: TurnLimits = NOT_TOLD) -> None:
+    """Raise ``TurnTooLargeError`` when ``request`` is larger on the wire than the server reads
+    (``limits.max_message_bytes``, when told) or than this client sends (``MAX_MESSAGE_BYTES``)."""
+    size = request.ByteSize()
+    told = limits.max_message_bytes
+    limit = min(told, C.MAX_MESSAGE_BYTES) if told else C.MAX_MESSAGE_BYTES
+    if size <= limit:
+        return
+    over = (f"this server's max_message_mb of {_mib(limit)} MiB ({limit:,} bytes)" if limit == told else
+            f"the {_mib(limit)} MiB ({limit:,} bytes) this client sends in one message")
+    turn_id = request.turn.turn_id if request.HasField("turn") else ""
+    raise TurnTooLargeError(f"the turn is {size / 2**20:.2f} MiB ({size:,} bytes) on the wire, over {over}: it was not "
+                            "sent; send shorter audio or smaller pictures", size=size, limit=limit, turn_id=turn_id)
+
+
+def check_fits(request: pb.ConverseRequest, limits: TurnLimits) -> None:
+    """Raise the refusal of a conversation's request that would not fit: ``check_size``, then a
+    turn's own limits as the server checks them (``turn_problem``)."""
+    check_size(request, limits)
+    if request.HasField("turn") and (problem := turn_problem(request.turn, limits)):
+        field, message = problem
+        raise TurnRefusedError(grpc.StatusCode.INVALID_ARGUMENT, message, field, request.turn.turn_id)
+
+
+def turn_problem(turn: pb.Turn, limits: TurnLimits) -> tuple[str, str] | None:
+    """The wire field and the server's message for the first told limit ``turn`` is over, in the
+    order the server checks them, or None."""
+    if limits.max_images and (problem := rules.too_many_images(len(turn.images), limits.max_images)):
+        return "turn.images", f"turn.images: {problem}"
+    # UTF-8 never has fewer bytes than characters: the byte count bounds the characters.
+    if limits.max_text_chars and turn.HasField("text") and len(turn.text) > limits.max_text_chars:
+        chars = len(turn.text.decode("utf-8", "replace"))
+        if problem := rules.text_too_long(chars, "turn.text", limits.max_text_chars):
+            return "turn.text", problem
+    if turn.HasField("audio") and (problem := _raw_audio_problem(turn.audio, limits)):
+        return "turn.audio.data", problem
+    pixels = _raw_pixels(turn.images)
+    if limits.max_image_pixels and pixels and (problem := rules.too_many_pixels(pixels, limits.max_image_pixels)):
+        return "turn.images", problem
+    return None
+
+
+def _raw_audio_problem(audio: pb.Audio, limits: TurnLimits) -> str | None:
+    """Raw samples over the told seconds or samples x channels; a file's length is in its header,
+    which the server reads."""
+    width = _RAW_SAMPLE_BYTES.get(audio.encoding)
+    if not width or not (limits.max_audio_seconds or limits.max_audio_samples):
+        return None
+    rate, channels = audio.sample_rate_hz, audio.channels or 1
+    if rules.sample_rate_problem(rate) or channels > rules.MAX_AUDIO_CHANNELS:
+        return None  # the server refuses it with its own field
+    values = len(audio.data) // width
+    return rules.audio_budget_problem(values // channels, channels, rate, max_seconds=limits.max_audio_seconds or math.inf,
+                                      max_values=limits.max_audio_samples or math.inf, field="turn.audio.data")
+
+
+def _raw_pixels(images: Iterable[pb.Image]) -> int:
+    """Width x height summed over the images, when every one is raw (an encoded one's size is in
+    its header, which the server reads); 0 otherwise."""
+    total = 0
+    for image in images:
+        if image.encoding not in _RAW_IMAGES:
+            return 0
+        total += image.width * image.height
+    return total
+
+
+def _mib(size: int) -> str:
+    """A limit in MiB, as ``max_message_mb`` counts them and as it was set: 16, 1.5, 0.05."""
+    return f"{size / 2**20:.2f}".rstrip("0").rstrip(".")
