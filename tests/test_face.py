@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -303,6 +304,69 @@ def test_video_is_sampled_at_the_given_rate(face_encoder: FaceEncoder, detectabl
 
     with pytest.warns(VideoIncompleteWarning):  # a video read in part says so
         assert len(face_encoder.analyze_video(path, fps=2.0, max_frames=2)) == 2
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", np.full((height, width), 90, np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+def test_a_video_frame_larger_than_its_stream_announces_is_refused_before_it_is_decoded(
+        face_encoder: FaceEncoder, tmp_path: Path):
+    """A video's size was checked as its stream announces it (its first frame's), but every JPEG
+    frame of an MJPEG video has its own: FFmpeg decoded a later 6400x6400 frame of a 64x48 stream
+    whole (over the 40,000,000 pixels an image may have), then OpenCV scaled it down to 64x48, so
+    that nothing showed. Each frame's header is read before it is decoded, and the video refused
+    naming the frame. (Both of OpenCV's video writers refuse a frame of another size: the video is
+    an MJPEG stream, JPEG pictures one after another, which FFmpeg reads as any MJPEG file.)"""
+    from affect.face._input import MAX_PIXELS
+
+    small = _jpeg(64, 48)
+    video = tmp_path / "grows.mjpeg"
+    video.write_bytes(small * 3 + _jpeg(6400, 6400) + small * 2)
+    assert 6400 * 6400 > MAX_PIXELS
+    capture = cv2.VideoCapture(str(video))
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (64, 48)  # as announced
+    capture.release()
+    with pytest.raises(InputTooLargeError) as refused:
+        face_encoder.analyze_video(video, fps=30.0)
+    assert refused.value.field == "video"
+    assert str(refused.value).startswith("video frame 3 is 6400x6400 pixels; the limit is 40,000,000 pixels")
+
+    within = tmp_path / "grows-within.mjpeg"  # a larger frame within the limits is read
+    within.write_bytes(small * 3 + _jpeg(640, 480) + small * 2)
+    assert [f.frame_index for f in face_encoder.analyze_video(within, fps=30.0)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_video_whose_frames_come_faster_than_the_decode_budget_is_read_in_part(
+        face_encoder: FaceEncoder, tmp_path: Path):
+    """Every frame is decoded, sampled or not, and the frames decoded were bounded only by the
+    samples' times: a video whose frames come by the thousand a second (or whose times stand
+    still) had every frame decoded for one sample. At most 240 frames are decoded for each
+    second the samples may cover (max_frames / fps), and 240 more; the rest is not read, and the
+    warning says so."""
+    from affect.face import VideoIncompleteWarning
+    from affect.face._video import MAX_DECODED_FPS, decode_budget
+
+    path = tmp_path / "fast.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 1000.0, (32, 32))
+    assert writer.isOpened()
+    for i in range(600):  # 0.6 s at 1000 frames a second
+        writer.write(np.full((32, 32, 3), i % 200, np.uint8))
+    writer.release()
+    budget = decode_budget(1.0, 1)
+    assert budget == 2 * MAX_DECODED_FPS < 600
+    with pytest.warns(VideoIncompleteWarning, match=f"{budget} frames were decoded, the most for max_frames=1") as caught:
+        frames = face_encoder.analyze_video(path, fps=1.0, max_frames=1)
+    assert [f.frame_index for f in frames] == [0]
+    (warning,) = [w.message for w in caught if isinstance(w.message, VideoIncompleteWarning)]
+    assert warning.reason == "decode_budget" and warning.frames_decoded == budget
+    assert warning.read_to_s == pytest.approx((budget - 1) / 1000)
+    assert decode_budget(4.0, 6) == 600  # samples that may cover 1.5 s: the whole video, to its last frame
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VideoIncompleteWarning)
+        assert [f.frame_index for f in face_encoder.analyze_video(path, fps=4.0, max_frames=6)] == [0, 250, 500]
 
 
 @pytest.mark.parametrize(

@@ -214,7 +214,10 @@ class FaceEncoder:
         at each frame's own time (variable frame rates too). A video read in part (``max_frames``
         reached, or a file whose decoding stops before its announced end) warns with
         ``VideoIncompleteWarning``; only MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, WMV and MJPEG
-        files are opened (FFmpeg would read a playlist naming other files too).
+        files are opened (FFmpeg would read a playlist naming other files too). A frame over an
+        image's pixel limits (announced, in a JPEG frame's header, or as decoded) refuses the
+        video with ``InputTooLargeError`` naming it; at most ``MAX_DECODED_FPS`` (240) frames are
+        decoded for each second the samples may cover, and 240 more (``reason="decode_budget"``).
 
         Faces are followed from frame to frame: each carries a ``track_id`` and its track's
         ``smoothed`` expression; ``affect.face.summarize_tracks(frames)`` gives one entry per track.
