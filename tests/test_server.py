@@ -435,6 +435,32 @@ def test_turn_rate_limit_is_refused_with_resource_exhausted(analyzer):
             assert conversation.send("after a pause").present == ("text",)
 
 
+def test_speaker_resets_are_rate_limited_apart_from_the_turns(analyzer):
+    """``ResetSpeaker`` is cheap, but each is answered, and a conversation could send them without
+    end: they are counted at ``max_turns_per_second`` in a bucket of their own (burst of 2 s), and
+    refused past it as turns are (RESOURCE_EXHAUSTED with a retry hint, field ``reset_speaker``),
+    the stream going on; a reset never costs a turn its place."""
+    with ServerThread(analyzer, max_turns_per_second=1.0, metrics_port=_free_port()) as server:
+        with AffectClient(server.target, max_retries=0) as client, client.conversation() as conversation:
+            assert conversation.send("Hello, I'm calling about my order.", speaker="caller").turn_index == 0
+            assert [conversation.reset_speaker("caller"), conversation.reset_speaker("caller")] == [1, 0]
+            with pytest.raises(TurnRefusedError) as refused:
+                conversation.reset_speaker("caller")
+            assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert refused.value.field == "reset_speaker" and "speaker resets per second" in str(refused.value)
+            assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 1.0
+            assert conversation.send("Still there?", speaker="caller").turn_index == 1  # the turns' own bucket
+            time.sleep(refused.value.retry_after + 0.05)
+            assert conversation.reset_speaker("caller") == 1
+        assert _metric(server, 'affect_refused_total{code="RESOURCE_EXHAUSTED",reason="reset_rate"}') == 1
+
+    with ServerThread(analyzer, max_turns_per_second=1.0) as server:  # waited out with busy_retries
+        with AffectClient(server.target, max_retries=0, busy_retries=1) as client, client.conversation() as conversation:
+            started = time.monotonic()
+            assert [conversation.reset_speaker("caller") for _ in range(3)] == [0, 0, 0]
+            assert time.monotonic() - started >= 0.5
+
+
 def test_open_conversation_limit_and_message_size_limit(analyzer):
     with ServerThread(analyzer, max_conversations=2, max_message_mb=0.05) as server:
         with AffectClient(server.target, max_retries=0) as client:

@@ -37,7 +37,8 @@ class ServerConfig:
     # client by this times max_message_mb (all told, by max_conversations times it).
     max_conversations_per_peer: int = _opt(256, "open conversations from one client address (IPv6: one /64); a "
                                                 "backend that carries many conversations from one address raises it")
-    max_turns_per_second: float = _opt(10.0, "turns per second of one conversation (a token bucket, burst of 2 s)")
+    max_turns_per_second: float = _opt(10.0, "turns per second of one conversation (a token bucket, burst of 2 s); "
+                                                 "its speaker resets have a bucket of their own at this rate")
     max_message_mb: float = _opt(16.0, "one request's size in MB; larger ones are refused with RESOURCE_EXHAUSTED")
     # Per turn, in decoded units, checked from the headers before anything is decoded
     # (INVALID_ARGUMENT naming the field: such a turn never fits).

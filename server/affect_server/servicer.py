@@ -240,7 +240,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             if (held := self.conversations.pop(key, None)) is not None:
                 self._take_over(held, conversation_id)
             self.conversations[key] = HeldConversation(conversation, taken_over)
-            bucket = TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
+            rates = _Rates(self._rate_bucket(), self._rate_bucket())
             log.info("conversation %s opened (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             yield pb.ConverseResponse(opened=pb.ConversationOpened(
                 conversation_id=conversation_id, models=self._loaded_models(),
@@ -255,7 +255,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                            f"a message could not be read as a ConverseRequest ({request.reason}); "
                                            "the conversation goes on", "turn", "unreadable")
                     continue
-                answer = await self._answer(request, conversation, bucket, options)
+                answer = await self._answer(request, conversation, rates, options)
                 del request  # the turn's bytes are not kept while the stream waits for the next one
                 if taken_over.is_set():  # while the turn was read: its answer is the closed conversation's
                     await self._end_taken_over(context)
@@ -462,21 +462,30 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return pb.AnalyzeResponse(result=turn_result_to_pb(
             result, request.turn.turn_id, include_modalities=not request.options.omit_modality_results))
 
-    async def _answer(self, request: pb.ConverseRequest, conversation: Conversation, bucket: TokenBucket,
+    def _rate_bucket(self) -> TokenBucket:
+        """One conversation's ``max_turns_per_second``, with a burst of 2 s of it (at least one)."""
+        return TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
+
+    async def _answer(self, request: pb.ConverseRequest, conversation: Conversation, rates: _Rates,
                       options: pb.ConversationOptions) -> pb.ConverseResponse:
         received = time.perf_counter()
         kind = request.WhichOneof("kind")
         turn_id = request.turn.turn_id if kind == "turn" else ""
         if kind == "reset_speaker":
+            if not rates.resets.take():
+                return self._turn_error("", grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                        f"more than {self.config.max_turns_per_second:g} speaker resets per second",
+                                        "reset_speaker", "reset_rate",
+                                        retry_after_ms=clamp_ms(rates.resets.wait_time() * 1000))
             return self._reset_speaker(request.reset_speaker, conversation)
         if kind != "turn":
             return self._turn_error(turn_id, grpc.StatusCode.INVALID_ARGUMENT,
                                     "only the first message may be `open`; send `turn` or `reset_speaker` messages",
                                     "open", "invalid")
-        if not bucket.take():
+        if not rates.turns.take():
             return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     f"more than {self.config.max_turns_per_second:g} turns per second", "turn", "rate",
-                                    retry_after_ms=clamp_ms(bucket.wait_time() * 1000))
+                                    retry_after_ms=clamp_ms(rates.turns.wait_time() * 1000))
         try:
             cost, ticket, busy = await self._admit(request.turn)
         except InvalidInputError as exc:
@@ -620,6 +629,16 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             trailers = (*trailers, (rules.REFUSED_FIELD_TRAILER, field))
         await context.abort(code, message, trailing_metadata=trailers)
         raise AssertionError("grpc's abort returned")  # it raises; here for the type checker
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """One conversation's token buckets, each at ``max_turns_per_second``: its turns', and its
+    speaker resets' apart (cheap, but not free: each is answered, and uncounted they were
+    unbounded), so that a reset never costs a turn its place, as the client's replay expects."""
+
+    turns: TokenBucket
+    resets: TokenBucket
 
 
 @dataclass(frozen=True)
