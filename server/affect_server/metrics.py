@@ -19,7 +19,9 @@ METRIC_HELP = {
     "active_conversations": "Conversation streams open now.",
     "conversation_states": "Conversation states held in memory (must fall back to the open streams).",
     "turns": "Turns answered with a result.",
-    "refused": "Requests refused, by gRPC status and reason.",
+    "refused": "Refusals and ends, by the gRPC status the client gets and a reason: calls refused (admission, "
+               "a bad opening, no token), turns and speaker resets refused (the stream goes on), and conversation "
+               "streams the server ended (idle, an answer unread, draining, taken over by a resume).",
     "face_searches": "Face detector searches by kind: full (the window pyramid), focused (around the faces a "
                      "conversation follows), focused_then_full (an expected face was not there).",
     "face_windows": "Windows the face detector's model read (its cost).",
