@@ -1123,7 +1123,8 @@ def test_every_server_option_says_what_it_does_in_serve_help():
 
     serve = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["serve"]
     helps = {flag: action.help or "" for action in serve._actions for flag in action.option_strings}
-    for f in fields(ServerConfig):
+    assert {f.name for f in ServerConfig.settings()} == {f.name for f in fields(ServerConfig)} - {"_given_by"}
+    for f in ServerConfig.settings():
         flag = "--" + f.name.replace("_", "-")
         about = helps[flag].split(f"(env AFFECT_{f.name.upper()}, default")[0].strip()
         assert len(about) > 10, f"{flag} says nothing of what it does: {helps[flag]!r}"
@@ -1131,6 +1132,28 @@ def test_every_server_option_says_what_it_does_in_serve_help():
                            text=True, env={**os.environ, "COLUMNS": "1000"}, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert "0: cores // workers" in shown.stdout and "-1: the text weights' own value" in shown.stdout
+
+
+def test_where_a_setting_was_given_survives_a_replaced_config():
+    """A refusal names where the token came from (``--token`` or ``AFFECT_TOKEN``), kept on the
+    config: as a hidden attribute, it was lost by ``dataclasses.replace`` (the message fell back to
+    "a token"); as a field, it is kept, and it is no setting of its own nor part of equality."""
+    import argparse
+    from dataclasses import replace
+
+    from affect_server.config import ServerConfig
+
+    by_variable = ServerConfig.from_args(env={"AFFECT_TOKEN": "s3cret"})
+    by_flag = ServerConfig.from_args(argparse.Namespace(token="s3cret"), env={})
+    for config, source in ((by_variable, "AFFECT_TOKEN"), (by_flag, "--token")):
+        moved = replace(config, host="0.0.0.0")
+        assert moved.given_by("token") == source and moved.given_by("host") is None
+        with pytest.raises(SystemExit, match=f"^affect serve: {source} without TLS would send the token in clear text"):
+            moved.check()
+        assert moved == ServerConfig(host="0.0.0.0", token="s3cret")
+    with pytest.raises(SystemExit, match="^affect serve: a token without TLS"):
+        ServerConfig(host="0.0.0.0", token="s3cret").check()  # built in code: no source to name
+    assert "_given_by" not in ServerConfig.environment_variables() and "s3cret" not in repr(by_flag._given_by)
 
 
 @pytest.mark.parametrize("setting", [{"heavy_audio_seconds": float("nan")}, {"idle_timeout_s": -1.0},

@@ -6,10 +6,8 @@ import argparse
 import importlib.util
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from types import MappingProxyType
-from typing import Any, ClassVar
+from dataclasses import Field, dataclass, field, fields
+from typing import Any
 
 from affect.limits import MAX_TEXT_CHARS
 from affect.option_rules import FACE_DETECTORS, context_weight_problem, face_detector_problem
@@ -112,10 +110,12 @@ class ServerConfig:
     log_id_key: str | None = _opt(None, "the key of the digests (HMAC-SHA-256) the log names conversations by "
                                         "(unset: a random key per process)")
 
+    # Where from_args read each setting it was given, (setting, its flag or its variable), for
+    # messages that name it (``given_by``). Not a setting: no flag, no variable (``settings``);
+    # a field, so that ``dataclasses.replace`` keeps it. Empty for a config built in code.
+    _given_by: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
+
     ENV_PREFIX = "AFFECT_"
-    # Where from_args read each setting it was given (its flag or its variable), for messages
-    # that name it; not a setting. Empty for a config built in code.
-    _given_by: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @property
     def max_message_bytes(self) -> int:
@@ -128,14 +128,24 @@ class ServerConfig:
         return self.host.strip("[]")
 
     @classmethod
+    def settings(cls) -> tuple[Field[Any], ...]:
+        """The settings: the fields with a flag and a variable (each has its help)."""
+        return tuple(f for f in fields(cls) if "help" in f.metadata)
+
+    def given_by(self, setting: str) -> str | None:
+        """The flag or variable ``from_args`` read ``setting`` from; None when it was not given
+        there (its default, or a config built in code)."""
+        return dict(self._given_by).get(setting)
+
+    @classmethod
     def environment_variables(cls) -> dict[str, str]:
         """Each setting's environment variable (``AFFECT_<NAME>``), by setting name."""
-        return {f.name: cls.ENV_PREFIX + f.name.upper() for f in fields(cls)}
+        return {f.name: cls.ENV_PREFIX + f.name.upper() for f in cls.settings()}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         variables = cls.environment_variables()
-        for f in fields(cls):
+        for f in cls.settings():
             flag = "--" + f.name.replace("_", "-")
             env = variables[f.name]
             about = f.metadata["help"]
@@ -153,7 +163,7 @@ class ServerConfig:
         variables = cls.environment_variables()
         values: dict[str, Any] = {}
         given_by: dict[str, str] = {}
-        for f in fields(cls):
+        for f in cls.settings():
             raw = getattr(args, f.name, None) if args is not None else None
             given_by[f.name] = "--" + f.name.replace("_", "-")
             if raw is None:
@@ -168,9 +178,7 @@ class ServerConfig:
             except ValueError:
                 what = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, kind.__name__)
                 raise SystemExit(f"affect serve: {f.name} must be {what}, got {raw!r}") from None
-        config = cls(**values)
-        object.__setattr__(config, "_given_by", MappingProxyType(given_by))  # frozen: set as the dataclass sets fields
-        return config
+        return cls(**values, _given_by=tuple(given_by.items()))
 
     def check(self) -> list[str]:
         """What is wrong with these settings, before anything is loaded; also the warnings
@@ -191,7 +199,7 @@ class ServerConfig:
             raise SystemExit("affect serve: give --tls-terminated-upstream (TLS ended in front of this server) or "
                              "--tls-cert and --tls-key (TLS ended here), not both")
         if self.token and not self.tls_cert:
-            given = self._given_by.get("token", "a token")
+            given = self.given_by("token") or "a token"
             if self.tls_terminated_upstream:
                 if not _is_loopback(self.host):
                     warnings.append(f"{given} on plaintext on {self.host}: accepted because TLS is ended in front of "
