@@ -924,6 +924,44 @@ def test_a_resume_takes_over_its_own_conversation_and_a_fresh_open_is_still_refu
         assert server.running.servicer.budget.turns == 0  # no turn's ticket left behind
 
 
+def test_a_client_at_its_conversation_limit_may_still_resume_its_own_conversation(analyzer):
+    """The stream's slot was claimed before its opening was read: a client holding its
+    ``max_conversations_per_peer`` could not take over its own conversation from a stream its
+    broken connection left (the takeover frees that stream's slot), and stayed locked out until the
+    server learnt the connection was dead. The opening of such a stream is read in a spare slot,
+    one at a time per client: a resume of a conversation this client holds is admitted; anything
+    else is refused as before."""
+    with ServerThread(analyzer, max_conversations_per_peer=1, max_turns_per_second=1000) as server:
+        with _Stream(server.target) as old:  # each stream starts when made: one at a time here
+            assert old.open("tk-3").conversation_id == "tk-3"
+            assert old.turn("Hello, my parcel never came.").turn_index == 0
+            for opening in ({"conversation_id": "another"}, {"conversation_id": "not-held", "resume": True}):
+                with _Stream(server.target) as refused_stream, pytest.raises(grpc.RpcError) as refused:
+                    refused_stream.open(**opening)
+                assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "this client has 1 conversations open" in refused.value.details()
+            assert old.turn("Still mine.").turn_index == 1
+
+            with _Stream(server.target) as new:
+                assert new.open("tk-3", resume=True).conversation_id == "tk-3"
+                ended = old.end()
+                assert ended.code() == grpc.StatusCode.ABORTED and "taken over" in ended.details()
+                assert new.turn("I'm back.").turn_index == 0
+                deadline = time.monotonic() + 10
+                while server.call(_slots_open(server)) > 1 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert server.call(_slots_open(server)) == 1 and not server.running.servicer.slots._spares
+    slots = ConversationSlots(3, per_peer=1)
+    assert [slots.acquire("a"), slots.acquire("a")] == [None, "peer"]
+    assert [slots.acquire_spare("a"), slots.acquire_spare("a")] == [True, False]  # one at a time per client
+    slots.spare_done("a")
+    assert slots.acquire_spare("a") and not slots.acquire_spare("b")  # within the server's limit
+    for _ in range(3):
+        slots.release("a")
+    slots.spare_done("a")
+    assert slots.open == 0 and not slots._by_peer and not slots._spares
+
+
 def test_another_client_cannot_take_a_conversation_over(analyzer):
     """A resume of the same id from another address (IPv6 loopback beside IPv4) opens that
     client's own conversation of the id and leaves the first client's stream alone."""

@@ -36,13 +36,14 @@ class TokenBucket:
 class ConversationSlots:
     """At most ``limit`` conversations open at once, and at most ``per_peer`` of them from one
     client address, so that one client cannot hold every slot (nor buffer a partly sent turn
-    in each of them)."""
+    in each of them); and one spare slot per client past ``per_peer`` (``acquire_spare``)."""
 
     def __init__(self, limit: int, per_peer: int | None = None) -> None:
         self.limit = limit
         self.per_peer = per_peer if per_peer is not None else limit
         self.open = 0
         self._by_peer: dict[str, int] = {}
+        self._spares: set[str] = set()  # clients whose spare slot is taken
 
     def acquire(self, peer: str = "") -> str | None:
         """None when a slot was taken for ``peer``, else why not ("server" or "peer")."""
@@ -52,6 +53,20 @@ class ConversationSlots:
             return "peer"
         self.take(peer)
         return None
+
+    def acquire_spare(self, peer: str = "") -> bool:
+        """A slot past ``per_peer`` for a stream of ``peer`` that may resume a conversation this
+        client holds (whose stream would give its own slot back): one at a time per client,
+        within ``limit``, so that what such streams buffer stays bounded. ``spare_done`` once
+        its opening is read, whatever it was; ``release`` as any slot."""
+        if self.open >= self.limit or peer in self._spares:
+            return False
+        self._spares.add(peer)
+        self.take(peer)
+        return True
+
+    def spare_done(self, peer: str = "") -> None:
+        self._spares.discard(peer)
 
     def take(self, peer: str = "") -> None:
         """A slot taken whatever the limits: for a stream that outlives its conversation."""

@@ -199,11 +199,11 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
         peer = _peer_host(context)
         refused = self.slots.acquire(peer)
-        if refused is not None:
-            message = (f"too many open conversations (limit {self.config.max_conversations})" if refused == "server" else
-                       f"this client has {self.config.max_conversations_per_peer} conversations open (limit per client)")
-            await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message,
-                              "conversations" if refused == "server" else "peer_conversations", retry_after_ms=clamp_ms(1000))
+        # A client at its limit may be resuming a conversation it holds, on a stream its broken
+        # connection left: the takeover frees that stream's slot, so the opening is read first.
+        spare = refused == "peer" and self.slots.acquire_spare(peer)
+        if refused is not None and not spare:
+            await self._refuse_slot(context, refused)
         conversation: Conversation | None = None
         conversation_id = ""
         self.metrics.active_conversations.inc()
@@ -224,6 +224,11 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             except InvalidInputError as exc:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open", field=exc.field)
             key = (peer, conversation_id)
+            if spare:
+                if not (first.open.resume and key in self.conversations):
+                    await self._refuse_slot(context, "peer")
+                self.slots.spare_done(peer)
+                spare = False
             if key in self.conversations and not first.open.resume:
                 await self._abort(context, grpc.StatusCode.ALREADY_EXISTS,
                                   "this client already has a conversation with this open.conversation_id open",
@@ -265,6 +270,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE,
                                       "server is shutting down; reopen the conversation to continue", "draining")
         finally:
+            if spare:
+                self.slots.spare_done(peer)
             self.slots.release(peer)
             # Only this stream's own conversation: a stream refused as a duplicate must not close
             # the conversation that holds the id, nor a stream taken over its successor's.
@@ -273,6 +280,13 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 self.conversations.pop((peer, conversation_id)).conversation.close()
                 log.info("conversation %s closed (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             self.metrics.active_conversations.dec()
+
+    async def _refuse_slot(self, context: grpc.aio.ServicerContext, refused: str) -> NoReturn:
+        """No slot for a new conversation: the server's (``"server"``) or this client's (``"peer"``) are all taken."""
+        message = (f"too many open conversations (limit {self.config.max_conversations})" if refused == "server" else
+                   f"this client has {self.config.max_conversations_per_peer} conversations open (limit per client)")
+        await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message,
+                          "conversations" if refused == "server" else "peer_conversations", retry_after_ms=clamp_ms(1000))
 
     def _take_over(self, held: HeldConversation, conversation_id: str) -> None:
         """End an open conversation for a resume of the same client: its state is dropped now (a
