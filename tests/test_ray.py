@@ -10,6 +10,7 @@ stopped at the end.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -35,6 +36,12 @@ LINES = ["Hello, my parcel never arrived.", "This is the third time I call!", "T
 
 METRICS_PORT = _free_port()
 HEAVY_PIXELS = 200_000  # a 640x480 frame is a heavy turn here, a 320x240 one is not
+STARTED_LOG: list[str] = []  # what start_on_ray logged
+
+
+class _Kept(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        STARTED_LOG.append(record.getMessage())
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +52,16 @@ def ray_target():
     settings = RaySettings(ingress=DeploymentScale(replicas=2, num_cpus=0.25),
                            text=DeploymentScale(replicas=1, num_cpus=0.25), face=DeploymentScale(num_cpus=0.25),
                            heavy=DeploymentScale(num_cpus=0.25))
+    kept, log = _Kept(), logging.getLogger("affect.server.ray")
+    level = log.level
+    log.addHandler(kept)
+    log.setLevel(logging.INFO)
     try:
-        start_on_ray(config, settings, http_port=_free_port(), num_cpus=2)
+        try:
+            start_on_ray(config, settings, http_port=_free_port(), num_cpus=2)
+        finally:
+            log.removeHandler(kept)
+            log.setLevel(level)
         # turns pass through the object store: a cluster started by affect never spills them to disk
         assert ray._private.worker._global_node._config.get("automatic_object_spilling_enabled") is False
         target = f"127.0.0.1:{port}"
@@ -94,6 +109,22 @@ def test_models_listed_and_a_conversation_keeps_its_context(ray_target):
         desk = [at_desk.send(line, speaker="caller") for line in LINES]
     assert all(r.emotion in ("neutral", "anger") for r in desk)
     assert desk[0].fused.emotions["neutral"] > results[0].fused.emotions["neutral"]
+
+
+def test_the_licences_of_the_models_it_serves_are_logged_at_start(ray_target):
+    """``affect serve --ray`` loads its models in Ray's workers and logged no licence line, which
+    plain ``affect serve`` logs once its models are loaded: it logs the same line once every
+    replica is up, for the models the application serves."""
+    from affect.face.weights import FaceWeights
+    from affect.forecast import ForecastWeights
+    from affect.fusion import FusionWeights
+    from affect.registry import licences
+    from affect.text.weights import TextWeights
+
+    ids = [w.DEFAULT.value.id for w in (FaceWeights, TextWeights, FusionWeights, ForecastWeights)]
+    (line,) = [line for line in STARTED_LOG if "licences:" in line]
+    assert line == f"models loaded: {', '.join(ids)}; licences: {licences(ids)}: see `affect models`"
+    assert STARTED_LOG[-2:] == [line, f"affect on Ray Serve: gRPC on 127.0.0.1:{ray_target.rsplit(':', 1)[1]}, application 'affect'"]
 
 
 def test_bad_turn_is_refused_and_the_stream_goes_on(ray_target):

@@ -1918,6 +1918,24 @@ def test_serve_logs_the_licences_of_the_models_it_loaded_once():
     assert line.endswith("see `affect models`")
 
 
+def test_the_licence_line_of_configured_models_is_the_loaded_models_one(analyzer, full_analyzer):
+    """``affect serve --ray`` loads its models in Ray's workers, and logged no licence line: it
+    logs the one plain ``affect serve`` logs, read from the settings (the weights each encoder
+    resolves to, the fusion head, the forecaster) without loading a model."""
+    from affect._errors import UnknownModelError
+    from affect.forecast import ForecastWeights
+    from affect_server.app import configured_models_and_licences, models_and_licences
+    from affect_server.config import ServerConfig
+
+    assert configured_models_and_licences(ServerConfig(speech_model="none", face_model="none")) == \
+        models_and_licences(analyzer)
+    assert configured_models_and_licences(ServerConfig()) == models_and_licences(full_analyzer)
+    named = configured_models_and_licences(ServerConfig(text_model="MINILM_MELD_V1", speech_model="none", face_model="none"))
+    assert named.startswith(f"models loaded: text-minilm-meld@1, {ForecastWeights.DEFAULT.value.id}; licences: ")
+    with pytest.raises(UnknownModelError, match="unknown TextWeights 'bogus'"):
+        configured_models_and_licences(ServerConfig(text_model="bogus"))
+
+
 def test_json_logs_are_one_object_a_line_and_hold_no_content():
     """``--log-format json`` for a log pipeline: every line the server logs is one JSON object
     (time, level, logger, message), a turn's text is never among them, and a failure's stack comes

@@ -194,14 +194,33 @@ def models_and_licences(analyzer: Analyzer) -> str:
     """The line ``affect serve`` logs once its models are loaded: the models a turn may go through
     (the encoders, the fusion head when two or more encoders can meet in a turn, the forecaster)
     and their licences, from their weights entries (``affect.registry.licences``)."""
+    forecaster = analyzer.forecaster.model_id if analyzer.forecaster is not None else None
+    return _licence_line(list(analyzer.models.values()), forecaster)
+
+
+def configured_models_and_licences(config: ServerConfig) -> str:
+    """``models_and_licences`` for the models ``config`` serves, read from their weights entries
+    without loading them: ``affect serve --ray`` logs it, its models being loaded in Ray's workers.
+    Each encoder's weights are resolved as ``affect.Analyzer`` resolves them (``UnknownModelError``
+    for a name no family knows, before Ray starts); the ingress runs the shipped forecaster."""
+    from affect.forecast import ForecastWeights
+    from affect.registry import WEIGHT_FAMILIES
+
+    families = {family["DEFAULT"].meta["modality"]: family for family in WEIGHT_FAMILIES}
+    ids = [families[modality].resolve(None if choice is True else choice).value.id
+           for modality, choice in config.analyzer_choices().items() if choice is not None]
+    return _licence_line(ids, ForecastWeights.DEFAULT.value.id)
+
+
+def _licence_line(encoder_ids: list[str], forecaster_id: str | None) -> str:
     from affect.fusion import FusionWeights
     from affect.registry import licences
 
-    ids = list(analyzer.models.values())
+    ids = list(encoder_ids)
     if len(ids) > 1:
         ids.append(FusionWeights.DEFAULT.value.id)  # affect.fusion.fuse's head
-    if analyzer.forecaster is not None:
-        ids.append(analyzer.forecaster.model_id)
+    if forecaster_id is not None:
+        ids.append(forecaster_id)
     return f"models loaded: {', '.join(ids)}; licences: {licences(ids)}: see `affect models`"
 
 

@@ -28,8 +28,10 @@ def start_on_ray(config: ServerConfig, settings: RaySettings | None = None, *, a
     from ray import serve
     from ray.serve.config import HTTPOptions, gRPCOptions
 
+    from affect_server.app import configured_models_and_licences
     from affect_server.ray_app import GRPC_SERVICER_FUNCTION, build_app
 
+    models = configured_models_and_licences(config)  # a weights name no family knows: before Ray starts
     if not ray.is_initialized():
         # Raw turns (voices, faces, text) pass through Ray's object store; spilled to disk under
         # memory pressure, they would be written in Ray's temp folder. A cluster started here
@@ -47,6 +49,7 @@ def start_on_ray(config: ServerConfig, settings: RaySettings | None = None, *, a
         grpc_options=gRPCOptions(port=config.port, grpc_servicer_functions=[GRPC_SERVICER_FUNCTION]),
     )
     serve.run(build_app(config, settings), name=app_name, route_prefix=f"/{app_name}")
+    log.info("%s", models)  # as `affect serve` logs it once its models are loaded: here every replica is up
     log.info("affect on Ray Serve: gRPC on %s:%d, application %r", config.host, config.port, app_name)
 
 
