@@ -424,13 +424,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _check_texts(turns: list[dict]) -> None:
     """Refuse bad text before loading any model (the text rules of ``affect.text._input``); the
-    clean text (a ``CleanText``) goes on to the library, which does not clean it again."""
+    clean text (a ``CleanText``) goes on to the library, which does not clean it again. Text that
+    is none to read (an empty transcript) beside audio or images is left as it is, for the
+    library to leave unread (``Turn.unread``); alone, it is refused as the library refuses it."""
     if any(t.get("text") is not None for t in turns):
+        from affect.conversation import Turn
+        from affect.limits import is_no_text
         from affect.text._input import clean_text
+        from affect_proto.rules import only_empty_text
 
         for i, turn in enumerate(turns):
-            if turn.get("text") is not None:
-                turn["text"] = clean_text(turn["text"], field="text" if len(turns) == 1 else f"conversation[{i}].text")
+            field = "text" if len(turns) == 1 else f"conversation[{i}].text"
+            if turn.get("text") is None or Turn(**turn).unread():
+                continue
+            if is_no_text(turn["text"]):
+                raise InvalidInputError(only_empty_text(field), field=field)
+            turn["text"] = clean_text(turn["text"], field=field)
 
 
 def _existing(path: Path, field: str) -> Path:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from affect._errors import ConversationClosedError, InvalidInputError
 from affect.fusion import fuse
-from affect.limits import check_id, check_images_list, check_named_speaker, check_not_empty
+from affect.limits import EMPTY_TEXT, check_id, check_images_list, check_named_speaker, check_not_empty, is_no_text
 from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
 from affect.turn_flow import ConversationOptions, analyze_prepared, turns_of
@@ -50,12 +50,25 @@ class Turn:
     def all_images(self) -> list[Any]:
         return ([self.image] if self.image is not None else []) + list(self.images)
 
-    def carried(self) -> dict[Modality, str]:
-        """The modalities this turn carries, each with the field that carries it."""
+    def sent(self) -> dict[Modality, str]:
+        """The modalities this turn was given, each with the field that gives it (empty text too)."""
         fields = {Modality.FACE: ("images", bool(self.all_images())),  # in the one modality order
                   Modality.SPEECH: ("audio", self.audio is not None),
                   Modality.TEXT: ("text", self.text is not None)}
         return {m: name for m, (name, sent) in fields.items() if sent}
+
+    def unread(self) -> dict[Modality, str]:
+        """The modalities sent that are not read, with why: text that is none to read (empty or
+        white space, ``affect.limits.is_no_text``: a speech recogniser's empty transcript) beside
+        audio or images, ``{Modality.TEXT: "empty text"}``; the turn is read from those."""
+        sent = self.sent()
+        return {Modality.TEXT: EMPTY_TEXT} if Modality.TEXT in sent and len(sent) > 1 and is_no_text(self.text) else {}
+
+    def carried(self) -> dict[Modality, str]:
+        """The modalities this turn is read from, each with the field that carries it: those sent,
+        but the ``unread``."""
+        unread = self.unread()
+        return {m: name for m, name in self.sent().items() if m not in unread}
 
     def is_empty(self) -> bool:
         return not self.carried()
@@ -135,8 +148,8 @@ class Conversation:
         A closed conversation has no state to read a turn against: ``ConversationClosedError``."""
         if self.closed:
             raise ConversationClosedError("this conversation is closed: open a new one for more turns")
+        check_not_empty(turn)
         carried = turn.carried()
-        check_not_empty(carried)
         if turn.speaker is not None:
             check_id(turn.speaker, "speaker")
         for modality, name in carried.items():
@@ -145,7 +158,7 @@ class Conversation:
         for modality in carried:  # every cheap check before any decoding
             self._turns[modality].check(turn)
         requests = {m: self._turns[m].requests(turn, self._states[m]) for m in carried}
-        return PreparedTurn(turn, requests={m: r for m, r in requests.items() if r})
+        return PreparedTurn(turn, requests={m: r for m, r in requests.items() if r}, absent=turn.unread())
 
     def record(self, modality: Modality, prepared: PreparedTurn, answers: list[Any]) -> None:
         """One encoder's answers to this turn's requests into the turn and this conversation's

@@ -11,22 +11,42 @@ budgets are its settings, stricter by default.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect_proto.rules import (EMPTY_TURN, as_listed, MAX_EVENT_SPEAKERS, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS,
-                                event_speakers_problem, id_problem, images_not_a_list, named_speaker_problem,
-                                text_too_long, too_many_images)
+from affect.results import Modality
+from affect_proto.rules import (EMPTY_TEXT, EMPTY_TURN, as_listed, MAX_EVENT_SPEAKERS, MAX_ID_CHARS, MAX_IMAGES_PER_TURN,
+                                MAX_TEXT_CHARS, event_speakers_problem, id_problem, images_not_a_list,
+                                named_speaker_problem, only_empty_text, reads_as_no_text, text_too_long, too_many_images)
 
-__all__ = ["EMPTY_TURN", "MAX_EVENT_SPEAKERS", "MAX_ID_CHARS", "MAX_IMAGES_PER_TURN", "MAX_TEXT_CHARS",
+if TYPE_CHECKING:
+    from affect.conversation import Turn
+
+__all__ = ["EMPTY_TEXT", "EMPTY_TURN", "MAX_EVENT_SPEAKERS", "MAX_ID_CHARS", "MAX_IMAGES_PER_TURN", "MAX_TEXT_CHARS",
            "check_event_speakers", "check_id", "check_image_count", "check_images_list", "check_named_speaker",
-           "check_not_empty", "check_text_length"]
+           "check_not_empty", "check_text_length", "is_no_text"]
 
 
-def check_not_empty(carried: Collection[object], field: str = "turn") -> None:
-    """Refuse a turn that carries nothing to analyse (``carried``: its modalities, ``Turn.carried``)."""
+def is_no_text(text: object) -> bool:
+    """Whether a turn's text (a string or UTF-8 bytes) is none to read (``affect_proto.rules.reads_as_no_text``:
+    empty or white space, an empty transcript). Anything else, bytes that are not UTF-8 too, is
+    not: the text's own checks refuse it as it is."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return isinstance(text, str) and reads_as_no_text(text)
+
+
+def check_not_empty(turn: "Turn") -> None:
+    """Refuse a turn with nothing to read: nothing sent (field ``turn``), or only text that is
+    none to read (field ``text``; beside audio or images it is left unread, ``Turn.unread``)."""
+    carried = turn.carried()
     if not carried:
-        raise InvalidInputError(EMPTY_TURN, field=field)
+        raise InvalidInputError(EMPTY_TURN, field="turn")
+    if list(carried) == [Modality.TEXT] and is_no_text(turn.text):
+        raise InvalidInputError(only_empty_text("text"), field="text")
 
 
 def check_image_count(images: int, field: str = "images") -> None:

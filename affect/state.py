@@ -32,6 +32,7 @@ from affect.forecast_features import Reading
 from affect.labels import EMOTION_NAMES
 from affect.limits import check_event_speakers, check_named_speaker, former_speaker, is_former_speaker
 from affect.results import AffectEstimate, Event, SpeakerForecast, SpeakerSnapshot, StateSnapshot
+from affect_proto.rules import escalation_anger_problem
 
 __all__ = ["ConversationState", "Event", "ForecasterLike", "SpeakerForecast", "SpeakerSnapshot", "StateSnapshot",
            "StateThresholds"]  # the snapshot value types live in affect.results; importable here too
@@ -88,8 +89,8 @@ def escalation_at(level: float, base: StateThresholds | None = None) -> StateThr
     and re-armed at the same fraction of it as by default (0.13 / 0.20): one knob for a desk
     that wants fewer, surer warnings (or more). Raises ``ValueError`` outside (0, 1]."""
     base = base or StateThresholds()
-    if not isinstance(level, (int, float)) or isinstance(level, bool) or not 0 < level <= 1:
-        raise ValueError(f"escalation_anger must be in (0, 1], got {level!r}")
+    if problem := escalation_anger_problem(level):  # the contract's rule, which the client applies before sending
+        raise ValueError(problem)
     return replace(base, escalation_anger=float(level),
                    escalation_rearm=float(level) * base.escalation_rearm / base.escalation_anger)
 

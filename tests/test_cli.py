@@ -247,6 +247,9 @@ def test_no_reading_is_said_with_its_reasons_and_exit_code_3(nothing_to_read):
     assert out.returncode == 3 and "no reading: face: no face detected" in out.stderr.decode()
     (result,) = json.loads(out.stdout)
     assert result["emotion"] is None and result["valence"] is None and result["present"] == []
+    out = affect("analyze", "--text", " ", "--audio", str(silence))  # an empty transcript beside the audio: no text
+    assert out.returncode == 3, out.stderr.decode()
+    assert out.stdout.decode().strip() == "no reading: text: empty text; speech: no speech detected"
 
 
 def test_conversation_file_turns_carry_audio_and_images(tmp_path: Path, data_root: Path, nothing_to_read):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from affect import Analyzer
 from affect_client import AffectClient, Emotion, InvalidInputError, Modality, Sentiment
 from tests._serving import ServerThread
 from tests.conftest import framed_face_png
@@ -169,6 +170,12 @@ _CLIP = np.sin(np.arange(16000) / 8.0).astype(np.float32) * 0.1
     ({"audio": np.zeros(0, np.float32), "sample_rate": 16000}, "audio"),
     ({"audio": np.zeros((9, 10), np.float32), "sample_rate": 16000}, "audio"),
     ({"audio": _CLIP.reshape(1, -1, 1), "sample_rate": 16000}, "audio"),
+    # the samples' values, which only the server checked (a round trip; a TurnError in a stream)
+    ({"audio": np.where(np.arange(16000) == 700, np.nan, _CLIP).astype(np.float32), "sample_rate": 16000}, "audio"),
+    ({"audio": np.where(np.arange(16000) == 9, -np.inf, _CLIP), "sample_rate": 16000}, "audio"),  # float64
+    ({"audio": np.stack([_CLIP, _CLIP * 0 + np.inf]), "sample_rate": 16000}, "audio"),  # (channels, n): one channel inf
+    ({"audio": (_CLIP * 32767).astype(np.float32), "sample_rate": 16000}, "audio"),  # int16 PCM passed as floats
+    ({"audio": np.stack([_CLIP * 90, _CLIP * 90], axis=1), "sample_rate": 16000}, "audio"),  # (n, 2), over range
 ])
 def test_the_client_refuses_audio_by_the_librarys_rules_before_sending(kwargs, field):
     """One rule per check (``affect_proto.rules``): what the library refuses in an array of samples
@@ -217,6 +224,114 @@ def test_a_text_prior_whose_weights_the_library_refuses_is_refused_before_sendin
         with pytest.raises(InvalidInputError, match="preset name or a mapping") as not_a_prior:
             client.analyze("hello", text_prior=3)  # type: ignore[arg-type]
         assert not_a_prior.value.field == "text_prior"
+
+
+def test_samples_within_range_are_not_refused_at_the_edge() -> None:
+    """The rule reads the peak of the mono mix, as the library does: a channel over range beside a
+    quiet one (their mean within range) is sent, and is what the library takes too."""
+    from affect.speech._audio import prepare_array
+    from affect_client._inputs import to_audio
+
+    loud_and_quiet = np.stack([np.full(16000, 6.0, np.float32), np.full(16000, -0.5, np.float32)], axis=1)  # mean 2.75
+    assert prepare_array(loud_and_quiet, 16000).source_rate == 16000
+    assert to_audio(loud_and_quiet, 16000).channels == 2
+
+
+@pytest.mark.parametrize("prior, message", [
+    ("desk", "unknown text prior 'desk'"),
+    (" calm ", "unknown text prior 'calm'"),
+    ("calm=1", "text prior names 'calm', which is not an emotion"),
+    ("neutral=0.8,neutral=0.2", "text prior names 'neutral' twice"),
+    ("neutral=0.8,anger", "text prior: 'anger' is not emotion=weight"),
+    ("neutral=0,anger=0", "some emotion a positive weight"),
+    ("neutral=1e308,anger=1e308", "too large to add up"),
+    ("neutral=" + "1" * 600, "at most 512"),
+    ({"joy": 1.0}, "text prior names 'joy', which is not an emotion"),
+    ({"neutral": 0.0}, "some emotion a positive weight"),
+])
+def test_a_text_prior_the_server_refuses_is_refused_before_sending_by_both_twins(prior: str | dict[str, float],
+                                                                                message: str) -> None:
+    """Unknown preset and emotion names (and the rest of what the server's ``parse_prior`` refuses)
+    were refused only by the server, on opening or in an Analyze call: one rule
+    (``affect_proto.rules.text_prior_problem``, ``prior_weights_problem``) now checks them in the
+    library, the server and both client twins, which refuse them before anything is sent, with the
+    library's message, as ``InvalidInputError`` naming ``text_prior``."""
+    import asyncio
+
+    from affect.text.prior import checked_weights, parse_prior
+    from affect_client import AsyncAffectClient
+
+    with pytest.raises(ValueError, match=message) as library:
+        parse_prior(prior) if isinstance(prior, str) else checked_weights(prior)
+    refusals: list[InvalidInputError] = []
+    with AffectClient("127.0.0.1:9", max_retries=0) as client:  # nothing listens: the error must come first
+        for call in (lambda: client.analyze("hello", text_prior=prior), lambda: client.conversation(text_prior=prior)):
+            with pytest.raises(InvalidInputError) as refused:
+                call()
+            refusals.append(refused.value)
+
+    async def async_twin() -> None:
+        async with AsyncAffectClient("127.0.0.1:9", max_retries=0) as client:
+            with pytest.raises(InvalidInputError) as alone:
+                await client.analyze("hello", text_prior=prior)
+            with pytest.raises(InvalidInputError) as opened:
+                async with client.conversation(text_prior=prior):
+                    pass
+            refusals.extend((alone.value, opened.value))
+
+    asyncio.run(async_twin())
+    assert len(refusals) == 4
+    assert all(r.field == "text_prior" and str(r) == str(library.value) for r in refusals), refusals
+
+
+@pytest.mark.parametrize("level", [0, 0.0, -0.2, 1.5, float("nan"), float("inf"), True, "0.3"])
+def test_an_escalation_level_the_server_refuses_is_refused_before_sending_by_both_twins(level: object) -> None:
+    """``escalation_anger`` outside (0, 1] was refused only by the server, on opening: one rule
+    (``affect_proto.rules.escalation_anger_problem``) now checks it in the library
+    (``affect.state.escalation_at``), the server and both twins, which refuse it before anything
+    is sent with the library's message, as ``InvalidInputError`` naming ``escalation_anger``."""
+    import asyncio
+
+    from affect.state import escalation_at
+    from affect_client import AsyncAffectClient
+
+    with pytest.raises(ValueError, match=r"escalation_anger must be in \(0, 1\]") as library:
+        escalation_at(level)  # type: ignore[arg-type]
+    with AffectClient("127.0.0.1:9", max_retries=0) as client, pytest.raises(InvalidInputError) as refused:
+        client.conversation(escalation_anger=level)  # type: ignore[arg-type]
+
+    async def async_twin() -> InvalidInputError:
+        async with AsyncAffectClient("127.0.0.1:9", max_retries=0) as client:
+            with pytest.raises(InvalidInputError) as opened:
+                async with client.conversation(escalation_anger=level):  # type: ignore[arg-type]
+                    pass
+        return opened.value
+
+    for error in (refused.value, asyncio.run(async_twin())):
+        assert error.field == "escalation_anger" and str(error) == str(library.value)
+
+
+def test_values_the_client_now_checks_never_reach_the_server_and_the_conversation_goes_on(analyzer: Analyzer) -> None:
+    """Through a real server: NaN samples, an unknown prior and a bad escalation level are refused
+    by the client (no TurnError, nothing counted refused on the server), and the conversation they
+    were tried in goes on; what the rules take is still answered."""
+    with ServerThread(analyzer) as server, AffectClient(server.target) as client:
+        registry = server.running.servicer.metrics.registry
+        with client.conversation() as conversation:
+            assert conversation.send("first", speaker="caller").turn_index == 0
+            with pytest.raises(InvalidInputError, match="NaN or infinite samples") as samples:
+                conversation.send(audio=np.full(16000, np.nan, np.float32), sample_rate=16000)
+            assert samples.value.field == "audio"
+            assert conversation.send("second", speaker="caller").turn_index == 1
+        with pytest.raises(InvalidInputError, match="unknown text prior 'desk'"):
+            client.conversation(text_prior="desk")
+        with pytest.raises(InvalidInputError, match="escalation_anger"):
+            client.conversation(escalation_anger=0.0)
+        with client.conversation(text_prior="neutral=0.9,anger=0.1", escalation_anger=1.0) as taken:
+            assert taken.send("fine").turn_index == 0
+        refused = [s for metric in registry.collect() if metric.name == "affect_refused" for s in metric.samples
+                   if s.name == "affect_refused_total" and s.value]
+        assert refused == [], refused
 
 
 @pytest.mark.parametrize("settings, field", [

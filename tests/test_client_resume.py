@@ -10,6 +10,8 @@ import time
 import grpc
 import pytest
 
+from affect import Analyzer
+
 from affect_client import (
     AffectClient,
     AsyncAffectClient,
@@ -642,3 +644,83 @@ def test_a_blip_while_the_same_server_holds_the_conversation_is_taken_over(analy
     finally:
         proxy.close()
         server.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_a_conversation_another_stream_took_over_raises_its_own_error_and_is_not_resumed(analyzer: Analyzer,
+                                                                                           twin: str) -> None:
+    """A second client on the same address resumes the first's conversation id (the opening a
+    resume sends, ``OpenConversation.resume``): the server ends the first's stream ABORTED with the
+    reason ``taken_over``. The first's next send raised a generic ``APIStatusError``: it raises
+    ``ConversationTakenOverError`` (an ``APIStatusError``, code and reason kept), is not resumed
+    (that would take the conversation back, and the second would then resume: a fight), and is
+    closed; the second goes on with the conversation, taken over once."""
+    from affect_client import AffectClientError, APIStatusError, AsyncConversation, Conversation, ConversationTakenOverError
+    from affect_client._core import open_request
+    from affect_client._resume import reopen_request
+    from affect_proto import rules
+
+    def resume_of(conversation_id: str) -> pb.ConverseRequest:
+        return reopen_request(open_request(conversation_id, omit_modality_results=False, disable_text_context=False),
+                              conversation_id)
+
+    def checked(taken: AffectClientError, closed_after: AffectClientError, first_resumes: int,
+                second: TurnResult) -> None:
+        assert isinstance(taken, ConversationTakenOverError) and isinstance(taken, APIStatusError)
+        assert taken.code == grpc.StatusCode.ABORTED and taken.reason == rules.TAKEN_OVER_REASON == "taken_over"
+        assert "taken over" in str(taken)
+        assert isinstance(closed_after, ConversationClosedError) and first_resumes == 0
+        assert second.turn_index == 1 and not second.resumed  # the second's own state: its first turn, then this
+
+    with ServerThread(analyzer, max_turns_per_second=1000) as server:
+        registry = server.running.servicer.metrics.registry
+
+        async def async_twin() -> tuple[AffectClientError, AffectClientError, int, TurnResult]:
+            async with AsyncAffectClient(server.target) as client, client.conversation() as first:
+                await first.send(SCRIPT[0][1], speaker=SCRIPT[0][0])
+                async with AsyncAffectClient(server.target) as other:
+                    async with AsyncConversation(other, resume_of(first.id)) as second:
+                        assert (await second.send(SCRIPT[1][1], speaker=SCRIPT[1][0])).turn_index == 0
+                        with pytest.raises(AffectClientError) as taken:
+                            await first.send(SCRIPT[2][1], speaker=SCRIPT[2][0])
+                        with pytest.raises(AffectClientError) as closed_after:
+                            await first.send(SCRIPT[2][1], speaker=SCRIPT[2][0])
+                        later = await second.send(SCRIPT[3][1], speaker=SCRIPT[3][0])
+                        assert server.open_conversations() == 1
+                return taken.value, closed_after.value, first.resumes, later
+
+        if twin == "async":
+            checked(*asyncio.run(async_twin()))
+        else:
+            with AffectClient(server.target) as client, client.conversation() as first:
+                first.send(SCRIPT[0][1], speaker=SCRIPT[0][0])
+                with AffectClient(server.target) as other, Conversation(other, resume_of(first.id)) as second:
+                    assert second.send(SCRIPT[1][1], speaker=SCRIPT[1][0]).turn_index == 0
+                    with pytest.raises(AffectClientError) as taken:
+                        first.send(SCRIPT[2][1], speaker=SCRIPT[2][0])
+                    with pytest.raises(AffectClientError) as closed_after:
+                        first.send(SCRIPT[2][1], speaker=SCRIPT[2][0])
+                    later = second.send(SCRIPT[3][1], speaker=SCRIPT[3][0])
+                    assert server.open_conversations() == 1
+                checked(taken.value, closed_after.value, first.resumes, later)
+        assert registry.get_sample_value("affect_refused_total", {"code": "ABORTED", "reason": "taken_over"}) == 1
+        assert registry.get_sample_value("affect_refused_total", {"code": "ALREADY_EXISTS", "reason": "duplicate"}) is None
+
+
+def test_a_taken_over_stream_is_never_resumed_and_a_server_without_the_reason_gives_the_generic_error() -> None:
+    """The rule under the test above: the takeover's status and reason make ``ConversationTakenOverError``,
+    which no resume meets; ABORTED without the reason (a server from before it) stays ``APIStatusError``."""
+    from affect_client import APIStatusError, ConversationTakenOverError
+    from affect_client._async import _StatusOnly
+    from affect_client._exceptions import status_error
+    from affect_client._resume import ConversationMemory
+    from affect_proto import rules
+
+    details = "taken over by a newer stream of this conversation (this client's resume)"
+    taken = status_error(_StatusOnly(grpc.StatusCode.ABORTED, details, [(rules.ABORT_REASON_TRAILER, rules.TAKEN_OVER_REASON)]))
+    older = status_error(_StatusOnly(grpc.StatusCode.ABORTED, details))
+    assert type(taken) is ConversationTakenOverError and taken.reason == "taken_over"
+    assert type(older) is APIStatusError and older.reason == ""
+    memory = ConversationMemory(ClientOptions())
+    assert not memory.resumable(taken) and not memory.resumable(older)
+    assert memory.resumable(UnavailableError(grpc.StatusCode.UNAVAILABLE, "gone"))  # what is resumed, for contrast

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from affect import Turn
+from affect import Analyzer, Turn
 from affect_client import AffectClient, Audio, Image, TurnRefusedError
 from affect_proto import affect_pb2 as pb
 from affect_server.launch import free_port as _free_port
@@ -216,3 +216,80 @@ def test_a_directory_given_as_a_turns_media_is_called_a_directory(full_analyzer,
         with pytest.raises(InvalidInputError) as refused:
             full_analyzer.conversation().analyze(turn)
         assert str(refused.value) == message
+
+
+# What a voice bot's speech recogniser gives for a turn it heard nothing in: empty, or white space.
+EMPTY_TRANSCRIPTS: list[str | bytes] = ["", "   ", " \n\t\x00 ", b""]
+
+
+def test_an_empty_transcript_beside_audio_is_read_from_the_audio_by_the_library(full_analyzer: Analyzer, speech_flac: bytes,
+                                                                                  face_png: bytes) -> None:
+    """A turn with audio whose text is empty or white space was refused whole ("text is empty"):
+    it is read from what it carries, TEXT absent with why, as silence is for speech; text that is
+    none to read with nothing else is still refused, naming the field."""
+    from affect import InvalidInputError, Modality
+    from affect.limits import EMPTY_TEXT
+    from affect_proto import rules
+
+    assert EMPTY_TEXT == "empty text"
+    alone = full_analyzer.analyze(audio=speech_flac)
+    for empty in EMPTY_TRANSCRIPTS:
+        with full_analyzer.conversation() as conversation:
+            result = conversation.analyze(empty, audio=speech_flac, speaker="caller")
+        assert result.present == (Modality.SPEECH,) and result.absent == {Modality.TEXT: EMPTY_TEXT}, result.absent
+        assert result.emotions == pytest.approx(alone.emotions, abs=1e-6) and result.state is not None
+    pictured = full_analyzer.analyze(Turn(text="", image=face_png))
+    assert pictured.present == (Modality.FACE,) and pictured.absent == {Modality.TEXT: "empty text"}
+    silent = full_analyzer.analyze(text=" ", audio=np.zeros(32000, np.float32), sample_rate=16000)
+    assert silent.fused is None and silent.no_reading_reason == "text: empty text; speech: no speech detected"
+    speech_only = Analyzer(text=None, speech=full_analyzer.speech, face=None)  # no text encoder is needed for it
+    assert speech_only.analyze(text="", audio=speech_flac).emotions == pytest.approx(alone.emotions, abs=1e-6)
+    for empty in EMPTY_TRANSCRIPTS:
+        with pytest.raises(InvalidInputError) as refused:
+            full_analyzer.analyze(text=empty)
+        assert refused.value.field == "text" and str(refused.value) == rules.only_empty_text("text")
+    with pytest.raises(InvalidInputError, match="not valid UTF-8"):  # text that is not none to read is checked as ever
+        full_analyzer.analyze(text=b"\xff\xfe", audio=speech_flac)
+
+
+def test_an_empty_transcript_beside_audio_is_read_from_the_audio_over_grpc(full_analyzer: Analyzer, server: ServerThread,
+                                                                            speech_flac: bytes, face_png: bytes) -> None:
+    """The same through a real server and both client twins: the client sends the empty text as it
+    is (the result says TEXT was absent, and why), in a conversation and alone; empty text alone is
+    refused by the client before anything is sent, with the library's message and field."""
+    import asyncio
+
+    from affect import InvalidInputError as LibraryInputError
+    from affect_client import AsyncAffectClient, InvalidInputError
+
+    expected = full_analyzer.analyze(text="", audio=speech_flac, speaker="caller")
+    audio = Audio(speech_flac, pb.AUDIO_FILE)
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        for empty in EMPTY_TRANSCRIPTS:
+            for result in (conversation.send(empty, audio=audio, speaker="caller"), client.analyze(empty, audio=audio)):
+                assert result.present == ("speech",) and result.absent == {"text": "empty text"}, result.absent
+                assert result.emotions == pytest.approx(expected.emotions, abs=2e-4)
+        pictured = conversation.send("  ", images=[Image.encoded(face_png)])
+        assert pictured.present == ("face",) and pictured.absent == {"text": "empty text"}
+        assert conversation.send("and text still works").present == ("text",)
+
+    async def async_twin() -> tuple[tuple[str, ...], dict[str, str]]:
+        async with AsyncAffectClient(server.target) as client, client.conversation() as conversation:
+            result = await conversation.send("", audio=audio, speaker="caller")
+            return result.present, dict(result.absent)
+
+    assert asyncio.run(async_twin()) == (("speech",), {"text": "empty text"})
+    with pytest.raises(LibraryInputError) as library:
+        full_analyzer.analyze(text="  ")
+
+    async def async_refused() -> InvalidInputError:
+        async with AsyncAffectClient("127.0.0.1:9", max_retries=0) as nowhere:
+            with pytest.raises(InvalidInputError) as refused:
+                await nowhere.analyze("  ")
+        return refused.value
+
+    with AffectClient("127.0.0.1:9", max_retries=0) as nowhere:  # nothing listens: refused before sending
+        with pytest.raises(InvalidInputError) as refused:
+            nowhere.analyze("  ")
+    for error in (refused.value, asyncio.run(async_refused())):
+        assert error.field == library.value.field == "text" and str(error) == str(library.value)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from affect import InputTooLargeError, InvalidInputError, ModelLoadError, Turn, UnknownModelError
-from affect.limits import EMPTY_TURN, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS
+from affect import Analyzer, InputTooLargeError, InvalidInputError, ModelLoadError, Turn, UnknownModelError
+from affect.limits import EMPTY_TEXT, EMPTY_TURN, MAX_ID_CHARS, MAX_IMAGES_PER_TURN, MAX_TEXT_CHARS
 from affect.results import Modality
 from affect.text._input import CleanText, clean_text
 from affect_proto import affect_pb2 as pb
@@ -206,3 +206,48 @@ def test_the_client_pre_checks_the_same_rules_and_the_stream_goes_on(analyzer):
             conversation.send("hi", speaker="agent\n2030-01-01 INFO affect.server: FORGED")
         assert forged.value.field == "speaker"
         assert conversation.send("nothing was sent before this turn").turn_index == 0
+
+
+def test_the_names_the_contracts_prior_rule_knows_are_the_librarys_and_the_clients() -> None:
+    """The text prior's rule (``affect_proto.rules``), which the client applies before sending, names
+    the emotions and presets itself (it imports nothing): they are the library's and the client's."""
+    from affect.labels import EMOTION_NAMES
+    from affect.text.prior import PRIOR_PRESETS
+    from affect_client import Emotion as ClientEmotion
+    from affect_proto import rules
+
+    assert rules.EMOTION_NAMES == EMOTION_NAMES == tuple(e.value for e in ClientEmotion)
+    assert rules.PRIOR_PRESET_NAMES == tuple(PRIOR_PRESETS)
+
+
+def test_text_that_is_none_to_read_is_one_rule_for_the_library_the_wire_and_the_client(analyzer: Analyzer) -> None:
+    """Empty or white-space text (an empty transcript) beside audio or images is left unread; alone,
+    it is refused naming ``text``, alike in the library, the server's conversion and the client's
+    message building; text over the limit is refused as too long whatever it holds."""
+    from affect.limits import is_no_text
+    from affect_client import InvalidInputError as ClientInputError
+    from affect_client._inputs import turn_message
+    from affect_proto import rules
+
+    for text in ("", "  ", "\t\n", " \x00 ", b"", b"  "):
+        assert is_no_text(text)
+        assert Turn(text=text, audio=b"RIFF").unread() == {Modality.TEXT: EMPTY_TEXT}
+        assert Turn(text=text, audio=b"RIFF").carried() == {Modality.SPEECH: "audio"}
+        assert turn_message(text, audio=b"RIFF").HasField("text")  # sent as it is: the result says it was empty
+        wire = turn_from_pb(pb.Turn(text=text if isinstance(text, bytes) else text.encode(),
+                                    audio=pb.Audio(data=b"RIFF", encoding=pb.AUDIO_FILE)))
+        assert wire.unread() == {Modality.TEXT: EMPTY_TEXT}
+        with pytest.raises(InvalidInputError) as library:
+            analyzer.conversation().prepare(Turn(text=text))
+        with pytest.raises(InvalidInputError) as on_the_wire:
+            turn_from_pb(pb.Turn(text=text if isinstance(text, bytes) else text.encode()))
+        with pytest.raises(ClientInputError) as client:
+            turn_message(text)
+        assert library.value.field == on_the_wire.value.field == client.value.field == "text"
+        assert str(library.value) == str(on_the_wire.value) == str(client.value) == rules.only_empty_text("text")
+    for text in ("hi", " a ", b"\xff", 3):
+        assert not is_no_text(text)
+    spaces = " " * (MAX_TEXT_CHARS + 1)
+    assert not is_no_text(spaces) and Turn(text=spaces, audio=b"RIFF").unread() == {}
+    with pytest.raises(ClientInputError, match=f"{MAX_TEXT_CHARS:,}"):
+        turn_message(spaces, audio=b"RIFF")

@@ -26,7 +26,9 @@ from affect_client import (
     AffectClient,
     APIStatusError,
     AsyncAffectClient,
+    Conversation,
     InvalidArgumentError,
+    InvalidInputError,
     ResourceExhaustedError,
     TurnRefusedError,
     UnauthenticatedError,
@@ -34,6 +36,7 @@ from affect_client import (
 )
 from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
+from affect_proto import rules
 from affect_server.launch import free_port as _free_port
 from affect_server.limits import ConversationSlots
 from tests._handover import AFTER_HANDOVER as _AFTER, BEFORE_HANDOVER as _BEFORE
@@ -209,11 +212,14 @@ def test_a_turn_refused_by_analyze_raises_what_it_raises_in_a_conversation(analy
                 return refused.value
 
             assert asyncio.run(refused_async()).field == field
+        # Options the server refuses (the client refuses these before sending, by the same rule:
+        # tests/test_client_parity.py), sent as they are, through the client's own call and stream.
+        bad_prior = pb.ConversationOptions(text_prior="calm=1")
         with pytest.raises(InvalidArgumentError) as bad_option:
-            client.analyze("hello", text_prior="calm=1")
+            client._unary(client._stub.Analyze, pb.AnalyzeRequest(turn=pb.Turn(text=b"hello"), options=bad_prior), turn_id="")
         assert bad_option.value.field == "options.text_prior"
         with pytest.raises(InvalidArgumentError) as on_opening:
-            client.conversation(text_prior="desk")
+            Conversation(client, pb.ConverseRequest(open=pb.OpenConversation(options=pb.ConversationOptions(text_prior="desk"))))
         assert on_opening.value.field == "options.text_prior"
         with grpc.insecure_channel(server.target) as channel:  # what the wire says
             with pytest.raises(grpc.RpcError) as raw:
@@ -237,11 +243,14 @@ def test_a_conversation_may_bring_its_own_text_prior(server, analyzer):
                 assert got.emotion in ("neutral", "anger") and got.fused.emotions["neutral"] > other.fused.emotions["neutral"]
         unary = client.analyze(texts[1], text_prior="neutral=0.9,anger=0.1")
         assert unary.fused.emotions["happiness"] == pytest.approx(0.0, abs=1e-6)
-        with pytest.raises(InvalidArgumentError, match="options.text_prior: unknown text prior 'desk'"):
-            with client.conversation(text_prior="desk") as refused:
-                refused.send("hello")
+        with pytest.raises(InvalidArgumentError, match="options.text_prior: unknown text prior 'desk'"):  # sent as it is
+            Conversation(client, pb.ConverseRequest(open=pb.OpenConversation(options=pb.ConversationOptions(text_prior="desk"))))
         with pytest.raises(InvalidArgumentError, match="options.text_prior"):
-            client.analyze("hello", text_prior="calm=1")
+            client._unary(client._stub.Analyze, pb.AnalyzeRequest(turn=pb.Turn(text=b"hello"),
+                                                                  options=pb.ConversationOptions(text_prior="calm=1")))
+        with pytest.raises(InvalidInputError, match="unknown text prior 'desk'") as before_sending:  # the client's check
+            client.conversation(text_prior="desk")
+        assert before_sending.value.field == "text_prior"
         assert client.analyze("still serving").present == ("text",)
 
 
@@ -270,9 +279,11 @@ def test_a_conversation_may_set_when_escalation_risk_is_raised(server, analyzer)
             assert expected and expected[0] >= 0.5 and warnings(surer) == pytest.approx(expected, abs=1e-5)
             assert warnings(strict) == []
         for bad in (0.0, 1.5, math.nan):
-            with pytest.raises(InvalidArgumentError, match="options.escalation_anger must be in"):
-                with client.conversation(escalation_anger=bad) as refused:
-                    refused.send("hello")
+            with pytest.raises(InvalidArgumentError, match="options.escalation_anger must be in"):  # sent as it is
+                Conversation(client, pb.ConverseRequest(open=pb.OpenConversation(
+                    options=pb.ConversationOptions(escalation_anger=bad))))
+            with pytest.raises(InvalidInputError, match="escalation_anger must be in"):  # the client's check, by the same rule
+                client.conversation(escalation_anger=bad)
     assert escalation_at(0.5).escalation_rearm == pytest.approx(0.5 * 0.13 / 0.20)
 
 
@@ -910,6 +921,7 @@ def test_a_resume_takes_over_its_own_conversation_and_a_fresh_open_is_still_refu
             assert new.open("tk-1", resume=True).conversation_id == "tk-1"
             ended = old.end()
             assert ended.code() == grpc.StatusCode.ABORTED and "taken over" in ended.details()
+            assert (rules.ABORT_REASON_TRAILER, rules.TAKEN_OVER_REASON) in tuple(ended.trailing_metadata())
             assert new.turn("I'm back.").turn_index == 0  # a new state: the client sends again what it needs
             assert _taken_over(server) == 1
             assert server.open_conversations() == 1
@@ -1018,6 +1030,7 @@ def test_a_resume_takes_over_a_stream_whose_answers_wait_unread(analyzer):
                     for _ in answers:
                         pass
                 assert ended.value.code() == grpc.StatusCode.ABORTED and "taken over" in ended.value.details()
+                assert (rules.ABORT_REASON_TRAILER, rules.TAKEN_OVER_REASON) in tuple(ended.value.trailing_metadata())
                 deadline = time.monotonic() + 10
                 while server.call(_slots_open(server)) > 1 and time.monotonic() < deadline:
                     time.sleep(0.05)

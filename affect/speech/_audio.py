@@ -26,7 +26,8 @@ import torch
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect_proto.rules import (MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_budget_problem,
-                                audio_dtype_problem, audio_layout, audio_shape_problem, sample_rate_problem)
+                                audio_dtype_problem, audio_layout, audio_shape_problem, sample_rate_problem,
+                                samples_peak_problem)
 
 MODEL_RATE = 16_000
 MIN_RATE, MAX_RATE = MIN_SAMPLE_RATE, MAX_SAMPLE_RATE  # the contract's range (affect_proto.rules), arrays and files alike
@@ -38,9 +39,6 @@ DEFAULT_MAX_VALUES = 28_800_000
 # What libsndfile may read: the formats the contract names. Everything else it can read (MP3,
 # AIFF, CAF, ...) is refused, so that what is accepted is what is documented and tested.
 ACCEPTED_FORMATS = {"WAV": "WAV", "WAVEX": "WAV", "FLAC": "FLAC", "OGG": "OGG"}
-# Float samples live in [-1, 1]; a little overshoot happens after filtering, much more means
-# integer PCM was passed as floats, which would be read as extreme clipping.
-FLOAT_SLACK = 4.0
 
 AudioSource = Union[str, Path, bytes, bytearray, memoryview]
 _WAV_HEAD_BYTES = 1 << 20
@@ -75,14 +73,8 @@ def _to_mono_float(samples: np.ndarray, field: str) -> np.ndarray:
     if data.ndim == 2:
         _, _, channels_first = audio_layout(data.shape) or (0, 0, False)
         data = data.mean(axis=0 if channels_first else 1)
-    if not np.isfinite(data).all():
-        raise InvalidInputError(f"{field} contains NaN or infinite samples", field=field)
-    peak = float(np.abs(data).max())
-    if peak > FLOAT_SLACK:
-        raise InvalidInputError(
-            f"{field} has float samples up to {peak:.3g}; float audio must be in [-1, 1] (pass int16 PCM as int16)",
-            field=field,
-        )
+    if problem := samples_peak_problem(float(np.abs(data).max()), field):  # NaN or inf make the peak so
+        raise InvalidInputError(problem, field=field)
     return np.ascontiguousarray(data, dtype=np.float32)
 
 

@@ -17,12 +17,11 @@ Importing this module does not import torch (the server checks its flags before 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Union
 
 from affect.labels import EMOTION_NAMES, EMOTIONS, Emotion
-from affect_proto.rules import prior_weight_problem
+from affect_proto.rules import prior_pairs, prior_preset_problem, prior_weights_problem, text_prior_problem
 
 if TYPE_CHECKING:
     import torch
@@ -58,55 +57,32 @@ PRIOR_PRESETS: Mapping[str, Mapping[Emotion, float] | None] = {
 # (the text model card, "The expected prior").
 DEFAULT_PRIOR = "trained"
 
-MAX_PRIOR_CHARS = 512  # seven emotion=weight pairs take about 100
-
 PriorSpec = Union[str, Mapping[str, float], Mapping[Emotion, float], None]
 
 
 def parse_prior(text: str) -> PriorSpec:
     """A prior as written in a flag or an environment variable: a preset name (``uniform``) or
     comma-separated ``emotion=weight`` pairs (``neutral=0.8,happiness=0.05,anger=0.05``; emotions
-    left out get 0). Raises ``ValueError`` naming what is wrong."""
-    if len(text) > MAX_PRIOR_CHARS:  # a flag, a variable or a wire option: no list of thousands of pairs is parsed
-        raise ValueError(f"text prior is {len(text)} characters long; at most {MAX_PRIOR_CHARS}")
+    left out get 0). Raises ``ValueError`` naming what is wrong (the contract's rule,
+    ``affect_proto.rules.text_prior_problem``, which the client applies before sending)."""
+    if problem := text_prior_problem(text):
+        raise ValueError(problem)
     text = text.strip()
-    if "=" not in text:
-        _preset(text)
-        return text
-    pairs: dict[str, float] = {}
-    for part in text.split(","):
-        name, _, value = part.partition("=")
-        if name.strip() in pairs:
-            raise ValueError(f"text prior names {name.strip()!r} twice")
-        try:
-            pairs[name.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"text prior: {part.strip()!r} is not emotion=weight") from None
-    checked_weights(pairs)
-    return pairs
+    return text if "=" not in text else {name: float(value) for name, value in prior_pairs(text)}
 
 
 def checked_weights(spec: Mapping[str, float] | Mapping[Emotion, float]) -> dict[str, float]:
-    """The mapping's weights by emotion name, after checking names and values."""
-    weights: dict[str, float] = {}
-    for key, value in spec.items():
-        name = key.value if isinstance(key, Emotion) else str(key)
-        if name not in EMOTION_NAMES:
-            raise ValueError(f"text prior names {name!r}, which is not an emotion; known: {', '.join(EMOTION_NAMES)}")
-        if problem := prior_weight_problem(name, value):  # the contract's rule, which the client applies too
-            raise ValueError(problem)
-        weights[name] = float(value)
-    total = sum(weights.values())
-    if not total > 0:
-        raise ValueError("text prior must give some emotion a positive weight")
-    if not math.isfinite(total):
-        raise ValueError("text prior weights are too large to add up; give relative weights such as 0.8 and 0.2")
-    return weights
+    """The mapping's weights by emotion name, after checking names and values (the contract's
+    rule, ``affect_proto.rules.prior_weights_problem``, which the client applies too)."""
+    weights = {key.value if isinstance(key, Emotion) else str(key): value for key, value in spec.items()}
+    if problem := prior_weights_problem(weights):
+        raise ValueError(problem)
+    return {name: float(value) for name, value in weights.items()}
 
 
 def _preset(name: str) -> Mapping[Emotion, float] | None:
-    if name not in PRIOR_PRESETS:
-        raise ValueError(f"unknown text prior {name!r}; presets: {', '.join(PRIOR_PRESETS)}, or a mapping of emotions")
+    if problem := prior_preset_problem(name):
+        raise ValueError(problem)
     return PRIOR_PRESETS[name]
 
 

@@ -71,7 +71,7 @@ def turn_from_pb(message: pb.Turn) -> Turn:
     audio, sample_rate = _audio(message.audio) if message.HasField("audio") else (None, None)
     images = [_image(image, i) for i, image in enumerate(message.images)]
     turn = Turn(text=text, speaker=speaker, audio=audio, sample_rate=sample_rate, images=images, channel_order="bgr")
-    check_not_empty(turn.carried())
+    check_not_empty(turn)
     return turn
 
 

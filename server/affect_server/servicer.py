@@ -295,12 +295,15 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         ends with ABORTED and gives its slot back. Counted here, once per takeover."""
         held.conversation.close()
         held.taken_over.set()
-        self.metrics.refused.labels(grpc.StatusCode.ABORTED.name, "taken_over").inc()
+        self.metrics.refused.labels(grpc.StatusCode.ABORTED.name, rules.TAKEN_OVER_REASON).inc()
         log.info("conversation %s taken over by a resume of its client", log_id(conversation_id, self._log_id_key))
 
     async def _end_taken_over(self, context: grpc.aio.ServicerContext) -> NoReturn:
-        """End a stream whose conversation was taken over (counted by ``_take_over``)."""
-        await context.abort(grpc.StatusCode.ABORTED, TAKEN_OVER)
+        """End a stream whose conversation was taken over (counted by ``_take_over``), saying so in
+        the trailer ``rules.ABORT_REASON_TRAILER`` (``rules.TAKEN_OVER_REASON``), by which the client
+        tells it apart and does not resume it."""
+        await context.abort(grpc.StatusCode.ABORTED, TAKEN_OVER,
+                            trailing_metadata=((rules.ABORT_REASON_TRAILER, rules.TAKEN_OVER_REASON),))
         raise AssertionError("grpc's abort returned")  # it raises; here for the type checker
 
     async def converse_written(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],

@@ -41,6 +41,7 @@ from affect_client import (
     AsyncAffectClient,
     Audio,
     ClientOptions,
+    ConversationTakenOverError,
     DeadlineExceededError,
     InvalidInputError,
     ModelInfo,
@@ -157,6 +158,8 @@ def client() -> None:
                 print(refused.code)
             except DeadlineExceededError as late:
                 print(late.reason == "idle", conversation.resumes)
+            except ConversationTakenOverError as taken:
+                print(taken.code, taken.reason == "taken_over")
             except InvalidInputError as invalid:
                 print(invalid.field)
         print(configured.analyze("Thank you!", text_prior="conversational").emotion)

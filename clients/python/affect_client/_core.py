@@ -369,34 +369,37 @@ TextPrior = Union[str, Mapping[str, float], None]
 
 
 def prior_option(text_prior: TextPrior) -> str:
-    """A text prior as the wire carries it (``ConversationOptions.text_prior``): a preset name as it
-    is, a mapping as ``emotion=weight`` pairs, ``None`` as empty (the server's own prior). Its
-    weights are checked here by the library's rule (``InvalidInputError``, field ``text_prior``);
-    the server checks the names."""
+    """A text prior as the wire carries it (``ConversationOptions.text_prior``): a preset name or
+    ``emotion=weight`` pairs as they are, a mapping as ``emotion=weight`` pairs, ``None`` as empty
+    (the server's own prior). Checked here by the contract's rules, which the server applies
+    (``rules.text_prior_problem``, ``rules.prior_weights_problem``: ``InvalidInputError``, field
+    ``text_prior``): an unknown preset or emotion, a weight that is not a finite number >= 0."""
     if text_prior is None or isinstance(text_prior, str):
+        if text_prior and (problem := rules.text_prior_problem(text_prior)):
+            raise InvalidInputError(problem, field="text_prior")
         return text_prior or ""
     if not isinstance(text_prior, Mapping):
         raise InvalidInputError(f"text_prior must be a preset name or a mapping of emotions to weights, "
                                 f"got {type(text_prior).__name__}", field="text_prior")
-    pairs: list[str] = []
-    for key, weight in text_prior.items():
-        name = getattr(key, "value", key)
-        if problem := rules.prior_weight_problem(str(name), weight):
-            raise InvalidInputError(problem, field="text_prior")
-        pairs.append(f"{name}={float(weight)!r}")
-    return ",".join(pairs)
+    weights = {str(getattr(key, "value", key)): weight for key, weight in text_prior.items()}
+    if problem := rules.prior_weights_problem(weights):
+        raise InvalidInputError(problem, field="text_prior")
+    return ",".join(f"{name}={float(weight)!r}" for name, weight in weights.items())  # each weight checked above
 
 
 def open_request(conversation_id: str | None, *, omit_modality_results: bool, disable_text_context: bool,
                  text_prior: TextPrior = None, escalation_anger: float | None = None,
                  event_speakers: Iterable[str] = ()) -> pb.ConverseRequest:
     """A conversation's opening; ``escalation_anger`` is sent only when given (unset: the server's).
-    ``event_speakers`` is checked here by the contract's rule (``InvalidInputError``, field
-    ``event_speakers``): one name given alone would be sent letter by letter."""
+    The options are checked here by the contract's rules, which the server applies
+    (``InvalidInputError`` naming the option): ``event_speakers`` (one name given alone would be
+    sent letter by letter), ``text_prior`` (``prior_option``) and ``escalation_anger`` (in (0, 1])."""
     speakers = rules.as_listed(event_speakers)  # an iterator is read once, here
     if problem := rules.event_speakers_problem(speakers):
         raise InvalidInputError(problem, field="event_speakers")
     assert isinstance(speakers, tuple)  # the rule has checked it
+    if escalation_anger is not None and (problem := rules.escalation_anger_problem(escalation_anger)):
+        raise InvalidInputError(problem, field="escalation_anger")
     options = pb.ConversationOptions(omit_modality_results=omit_modality_results, disable_text_context=disable_text_context,
                                      text_prior=prior_option(text_prior), event_speakers=speakers)
     if escalation_anger is not None:

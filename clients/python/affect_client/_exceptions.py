@@ -12,9 +12,12 @@
     │   │                           still held after 30 s)
     │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation resumes on a new stream
     │   │                           itself, unless resume_turns=0 or it has resumed 3 times)
-    │   └── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout; a
-    │                               conversation the server closed for idleness, reason "idle", is
-    │                               resumed on the next send unless resume_turns=0)
+    │   ├── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout; a
+    │   │                           conversation the server closed for idleness, reason "idle", is
+    │   │                           resumed on the next send unless resume_turns=0)
+    │   └── ConversationTakenOverError  ABORTED, reason "taken_over": a newer stream of this
+    │                               conversation id from the same address (a resume) holds it now;
+    │                               never resumed (that would take it back)
     ├── TurnRefusedError            one turn refused, sent by send() or analyze() alike (``.code``, ``.field``,
     │   │                           ``.retry_after``); a conversation goes on. By the server, or by the client
     │   │                           before sending, against the limits its server told (``conversation.limits``)
@@ -76,6 +79,14 @@ class UnavailableError(APIStatusError): ...
 
 
 class DeadlineExceededError(APIStatusError): ...
+
+
+class ConversationTakenOverError(APIStatusError):
+    """The conversation's stream was ended (ABORTED, reason ``rules.TAKEN_OVER_REASON``) because a
+    newer stream of the same conversation id from the same client address opened it as a resume
+    (``OpenConversation.resume``): that stream holds the conversation now, with its own state. This
+    one is not resumed (it would take the conversation back, and the two would take it in turns);
+    it is closed, and later sends raise ``ConversationClosedError``."""
 
 
 class TurnRefusedError(AffectClientError):
@@ -169,8 +180,14 @@ def status_error(error: grpc.RpcError, *, turn_id: str | None = None) -> APIStat
     field = refused_field(error)
     if turn_id is not None and rules.is_turn_field(field):
         return TurnRefusedError(code, details or "", field, turn_id, retry_hint(error))
-    return _BY_CODE.get(code, APIStatusError)(code, details or "", retry_hint(error), field=field,
-                                              reason=abort_reason(error))
+    reason = abort_reason(error)
+    kind = ConversationTakenOverError if _taken_over(code, reason) else _BY_CODE.get(code, APIStatusError)
+    return kind(code, details or "", retry_hint(error), field=field, reason=reason)
+
+
+def _taken_over(code: grpc.StatusCode, reason: str) -> bool:
+    """Whether a call's end is the server's takeover of its conversation by a newer stream of it."""
+    return code == grpc.StatusCode.ABORTED and reason == rules.TAKEN_OVER_REASON
 
 
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"

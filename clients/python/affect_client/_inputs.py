@@ -110,7 +110,8 @@ def turn_message(
 
 
 def _check_rules(text: str | bytes | None, speaker: str | None, turn_id: str, has_audio: bool, images: int) -> None:
-    if text is None and not has_audio and not images:
+    media = has_audio or images > 0
+    if text is None and not media:
         raise InvalidInputError(rules.EMPTY_TURN, field="turn")
     for field, value in (("speaker", speaker), ("turn_id", turn_id)):
         if value is not None and not isinstance(value, str):
@@ -119,15 +120,18 @@ def _check_rules(text: str | bytes | None, speaker: str | None, turn_id: str, ha
         ("speaker", rules.id_problem(speaker or "", "speaker")),
         ("turn_id", rules.id_problem(turn_id, "turn_id")),
         ("images", rules.too_many_images(images)),
-        ("text", _text_problem(text)),
+        ("text", _text_problem(text, media)),
     ]
     for field, problem in problems:
         if problem:
             raise InvalidInputError(problem, field=field)
 
 
-def _text_problem(text: object) -> str | None:
-    """What the server would refuse in a turn's text (the library's ``clean_text``), or None."""
+def _text_problem(text: object, media: bool) -> str | None:
+    """What the server would refuse in a turn's text (the library's ``clean_text``), or None. Text
+    that is none to read (``rules.reads_as_no_text``: empty or white space, an empty transcript)
+    is sent as it is beside audio or images (``media``), which the turn is read from, TEXT absent
+    (``rules.EMPTY_TEXT``); alone, it is refused."""
     if text is None:
         return None
     if isinstance(text, (bytes, bytearray, memoryview)):
@@ -137,7 +141,9 @@ def _text_problem(text: object) -> str | None:
             return f"text is not valid UTF-8 (byte {exc.start})"
     if not isinstance(text, str):
         return f"text must be a string, got {type(text).__name__}"
-    return rules.text_too_long(len(text)) or (None if rules.cleaned_text(text) else "text is empty")
+    if rules.reads_as_no_text(text):
+        return None if media else rules.only_empty_text("text")
+    return rules.text_too_long(len(text))
 
 
 def _is_array(value: Any) -> bool:
@@ -181,8 +187,8 @@ def to_audio(audio: Any, sample_rate: int | None = None) -> Audio:
 
 def _array_audio(samples: Any, sample_rate: object) -> Audio:
     """Raw audio from an array of samples, checked by the library's rules (``affect_proto.rules``:
-    the rate, the sample type, the shape), laid out as the library reads it: frames of
-    interleaved channels, a ``(channels, n)`` array transposed."""
+    the rate, the sample type, the shape, and float samples' values), laid out as the library
+    reads it: frames of interleaved channels, a ``(channels, n)`` array transposed."""
     problem = rules.sample_rate_problem(sample_rate)
     if problem:
         raise InvalidInputError(problem, field="sample_rate")
@@ -192,9 +198,13 @@ def _array_audio(samples: Any, sample_rate: object) -> Audio:
     _, channels, channels_first = rules.audio_layout(shape) or (0, 1, False)
     frames = samples.T if channels_first else samples
     rate = int(sample_rate)  # type: ignore[call-overload]  # the rule has checked it is a whole number
-    if str(samples.dtype) == "int16":
+    if str(samples.dtype) == "int16":  # int16 PCM is always within range
         return Audio(frames.astype("<i2").tobytes(), pb.PCM_S16LE, rate, channels)
-    return Audio(frames.astype("<f4").tobytes(), pb.FLOAT32_LE, rate, channels)
+    floats = frames.astype("<f4")
+    mono = floats.mean(axis=1) if floats.ndim == 2 else floats  # the mix whose peak the rule reads, as the library's
+    if problem := rules.samples_peak_problem(float(abs(mono).max())):  # NaN or inf make the peak so
+        raise InvalidInputError(problem, field="audio")
+    return Audio(floats.tobytes(), pb.FLOAT32_LE, rate, channels)
 
 
 def to_image(image: Any, channel_order: str | None = None, index: int = 0) -> Image:

@@ -20,7 +20,8 @@ speaker is not kept (the new server has nothing of them to reset). A conversatio
 resumed after UNAVAILABLE at most ``MAX_RESUMES`` times in its life; after an idle close as
 often as holds come (one resume a send: a reopened stream closed for idleness again before its
 turn is answered raises). One closed by its user, a turn refused (``TurnRefusedError``: its
-content, a limit) and any other DEADLINE_EXCEEDED (``turn_timeout``, a deadline) are never resumed.
+content, a limit), any other DEADLINE_EXCEEDED (``turn_timeout``, a deadline) and a stream taken
+over by a newer one of the same conversation (``ConversationTakenOverError``) are never resumed.
 
 A user's ``close()`` is final: from any thread or task, during a resume too, the send waiting on
 it raises ``ConversationClosedError``, a stream opened after it is ended at once, no text is kept.
@@ -53,6 +54,7 @@ from affect_client._exceptions import (
     AffectClientError,
     APIStatusError,
     ConversationClosedError,
+    ConversationTakenOverError,
     TurnRefusedError,
     closed_for_idleness,
 )
@@ -205,8 +207,10 @@ class ConversationMemory:
         and it may resume again (``MAX_RESUMES``), or the server closed it for idleness
         (``closed_for_idleness``: DEADLINE_EXCEEDED, reason ``"idle"``; never a deadline or
         ``turn_timeout``), which is not counted against ``MAX_RESUMES``: a caller on hold past the
-        server's idle timeout, as often in a call as holds come. ``_flow`` meets that once a send."""
-        if self.closed or self._options.resume_turns <= 0:
+        server's idle timeout, as often in a call as holds come. ``_flow`` meets that once a send.
+        Never a stream taken over by a newer one of the same conversation (``ConversationTakenOverError``):
+        resuming it would take the conversation back from that stream, which would resume in turn."""
+        if self.closed or self._options.resume_turns <= 0 or isinstance(failure, ConversationTakenOverError):
             return False
         if closed_for_idleness(failure):
             return True

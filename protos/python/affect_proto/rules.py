@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from os import PathLike
 
 MAX_ID_CHARS = 128  # a speaker's name, a turn id, a conversation id
@@ -86,6 +86,25 @@ def cleaned_text(text: str) -> str:
     return "".join(ch for ch in text if ch.isprintable() or ch.isspace()).strip()
 
 
+# Why TEXT is absent from a turn's result (``TurnResult.absent``, as "no speech detected" is for
+# silence) when its text reads as none (``reads_as_no_text``) and it carries audio or images.
+EMPTY_TEXT = "empty text"
+
+
+def reads_as_no_text(text: str) -> bool:
+    """Whether a turn's text is none to read: empty, or nothing left once cleaned (``cleaned_text``:
+    white space and control characters only), as a speech recogniser's empty transcript is. A
+    turn that also carries audio or images is read from them, TEXT absent (``EMPTY_TEXT``); one
+    that carries nothing else is refused (``only_empty_text``). Text over ``MAX_TEXT_CHARS`` is
+    never none: it is refused as too long, whatever it holds."""
+    return len(text) <= MAX_TEXT_CHARS and not cleaned_text(text)
+
+
+def only_empty_text(field: str = "text") -> str:
+    """Why a turn whose only modality is text that reads as none is refused."""
+    return f"{field} is empty (nothing but white space) and the turn has no audio or images to read instead"
+
+
 def too_many_images(images: int, limit: int = MAX_IMAGES_PER_TURN) -> str | None:
     return f"a turn may carry at most {limit} images" if images > limit else None
 
@@ -126,6 +145,10 @@ ABORT_REASON_TRAILER = "affect-reason"
 # idle_timeout_s without a turn (a caller on hold), and freed its state. The client kept what a
 # resume needs: it may open the conversation again (``OpenConversation.resume``) and carry on.
 IDLE_REASON = "idle"
+# A conversation's stream ended ABORTED with this reason: a newer stream of the same conversation id
+# from the same client address (``OpenConversation.resume``) took the conversation over. The newer
+# stream holds it: a client must not resume this one (it would take it back, and the two would fight).
+TAKEN_OVER_REASON = "taken_over"
 
 
 def is_turn_field(field: str) -> bool:
@@ -206,6 +229,22 @@ def audio_layout(shape: tuple[int, ...]) -> tuple[int, int, bool] | None:
     return None
 
 
+# Float samples live in [-1, 1]; a little overshoot happens after filtering, much more means
+# integer PCM was passed as floats, which would be read as extreme clipping.
+MAX_FLOAT_PEAK = 4.0
+
+
+def samples_peak_problem(peak: float, field: str = "audio") -> str | None:
+    """Why samples may not be audio for their values, or None: ``peak`` is the largest magnitude
+    of their mono mix (channels averaged, in float32; int16 PCM scaled by 1/32768), which NaN or
+    infinite samples make NaN or infinite, and which may be at most ``MAX_FLOAT_PEAK``."""
+    if not math.isfinite(peak):
+        return f"{field} contains NaN or infinite samples"
+    if peak > MAX_FLOAT_PEAK:
+        return f"{field} has float samples up to {peak:.3g}; float audio must be in [-1, 1] (pass int16 PCM as int16)"
+    return None
+
+
 def audio_shape_problem(shape: tuple[int, ...], field: str = "audio") -> str | None:
     """Why samples of this shape may not be audio (``audio_layout``), or None: no empty one."""
     if len(shape) not in (1, 2):
@@ -217,7 +256,74 @@ def audio_shape_problem(shape: tuple[int, ...], field: str = "audio") -> str | N
     return None
 
 
+# ---------------------------------------------------------------- conversation options
+
+def escalation_anger_problem(level: object, field: str = "escalation_anger") -> str | None:
+    """Why ``level`` may not be the forecast P(anger) that raises ``escalation_risk``, or None when
+    it may: a number in (0, 1] (not a bool; NaN is refused)."""
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level <= 1:
+        return f"{field} must be in (0, 1], got {level!r}"
+    return None
+
+
 # ---------------------------------------------------------------- text priors
+
+# The contract's emotions, in the order of every probability vector (``affect.labels.Emotion``,
+# the client's ``Emotion``; tests/test_rules.py keeps the three alike).
+EMOTION_NAMES = ("neutral", "happiness", "sadness", "anger", "fear", "disgust", "surprise")
+# The text priors a name gives (``affect.text.prior.PRIOR_PRESETS``, kept alike by tests/test_rules.py).
+PRIOR_PRESET_NAMES = ("trained", "conversational", "uniform")
+MAX_PRIOR_CHARS = 512  # a prior written out (a flag, a variable, the wire): seven emotion=weight pairs take about 100
+
+
+def prior_preset_problem(name: str) -> str | None:
+    """Why ``name`` is not a text prior's preset, or None when it is."""
+    if name not in PRIOR_PRESET_NAMES:
+        return f"unknown text prior {name!r}; presets: {', '.join(PRIOR_PRESET_NAMES)}, or a mapping of emotions"
+    return None
+
+
+def prior_weights_problem(weights: Mapping[str, object]) -> str | None:
+    """Why ``weights`` (emotion name to weight) may not be a text prior, or None when they may: each
+    name an emotion (``EMOTION_NAMES``), each weight a finite number of 0 or more
+    (``prior_weight_problem``), some weight positive and all of them adding up to a finite total."""
+    for name, weight in weights.items():
+        if name not in EMOTION_NAMES:
+            return f"text prior names {name!r}, which is not an emotion; known: {', '.join(EMOTION_NAMES)}"
+        if problem := prior_weight_problem(name, weight):
+            return problem
+    total = sum(float(w) for w in weights.values())  # type: ignore[arg-type]  # each read by prior_weight_problem
+    if not total > 0:
+        return "text prior must give some emotion a positive weight"
+    if not math.isfinite(total):
+        return "text prior weights are too large to add up; give relative weights such as 0.8 and 0.2"
+    return None
+
+
+def prior_pairs(text: str) -> list[tuple[str, str]]:
+    """A written prior's ``emotion=weight`` pairs (``neutral=0.8,anger=0.2``), each name stripped."""
+    return [(name.strip(), value) for name, _, value in (part.partition("=") for part in text.strip().split(","))]
+
+
+def text_prior_problem(text: str) -> str | None:
+    """Why ``text`` may not be a text prior as written (a flag, a variable, ``ConversationOptions.text_prior``),
+    or None when it may: at most ``MAX_PRIOR_CHARS`` characters, a preset name
+    (``PRIOR_PRESET_NAMES``) or comma-separated ``emotion=weight`` pairs, each emotion once, by
+    ``prior_weights_problem``'s rule."""
+    if len(text) > MAX_PRIOR_CHARS:  # no list of thousands of pairs is parsed
+        return f"text prior is {len(text)} characters long; at most {MAX_PRIOR_CHARS}"
+    if "=" not in text:
+        return prior_preset_problem(text.strip())
+    weights: dict[str, object] = {}
+    for (name, value), part in zip(prior_pairs(text), text.strip().split(",")):
+        if name in weights:
+            return f"text prior names {name!r} twice"
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            return f"text prior: {part.strip()!r} is not emotion=weight"
+    return prior_weights_problem(weights)
+
 
 def prior_weight_problem(emotion: str, weight: object) -> str | None:
     """Why ``weight`` may not be ``emotion``'s weight in a text prior, or None when it may: a
