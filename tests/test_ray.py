@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -23,11 +24,14 @@ ray = pytest.importorskip("ray")
 from ray import serve  # noqa: E402
 
 from affect_client import (  # noqa: E402
-    AffectClient, AsyncAffectClient, Image, Modality, TurnRefusedError, UnauthenticatedError, UnavailableError)
+    AffectClient, AsyncAffectClient, Image, Modality, ResourceExhaustedError, TurnRefusedError, UnauthenticatedError,
+    UnavailableError)
 from affect_server.config import ServerConfig  # noqa: E402
 from affect_server.launch import free_port as _free_port  # noqa: E402
-from affect_server.ray_app import DeploymentScale, RaySettings  # noqa: E402
+from affect_server.ray_app import DeploymentScale, RaySettings, build_app  # noqa: E402
 from affect_proto import affect_pb2 as pb  # noqa: E402
+from affect_proto import affect_pb2_grpc as pb_grpc  # noqa: E402
+from affect_proto import rules  # noqa: E402
 from affect_server.ray_serve import start_on_ray, stop_on_ray  # noqa: E402
 
 TOKEN = "ray-test-token"
@@ -149,6 +153,86 @@ def test_an_unreadable_message_is_refused_and_the_stream_goes_on(ray_target):
                                 metadata=[("authorization", f"Bearer {TOKEN}")]))
     assert [a.WhichOneof("kind") for a in answers] == ["opened", "error", "result"], answers
     assert answers[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+def test_an_analyze_refusal_names_its_field(ray_target: str) -> None:
+    """Serve's proxy drops the trailers the server ends a call with (``affect-field``,
+    ``affect-reason``, the retry hint); the ingress writes them at the end of the status message
+    too (``rules.message_with_trailers``), and the client reads them there: an Analyze turn refused
+    through Ray raises ``TurnRefusedError`` naming the field, with the plain server's message."""
+    with AffectClient(ray_target, token=TOKEN, max_retries=0) as client:
+        with pytest.raises(TurnRefusedError) as refused:
+            client.analyze(audio=b"not audio at all", turn_id="t1")
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.value.field, refused.value.turn_id) == ("turn.audio.data", "t1")
+    assert refused.value.details == "turn.audio.data: the file is not a readable WAV/FLAC/OGG file (Format not recognised.)"
+    # what another client reads: the same status, the trailers at the end of its message
+    request = pb.AnalyzeRequest(turn=pb.Turn(audio=pb.Audio(data=b"not audio at all", encoding=pb.AUDIO_FILE)))
+    with grpc.insecure_channel(ray_target) as channel, pytest.raises(grpc.RpcError) as raw:
+        pb_grpc.AffectServiceStub(channel).Analyze(request, timeout=60, metadata=[("authorization", f"Bearer {TOKEN}")])
+    message, carried = rules.trailers_in_message(raw.value.details())
+    assert message == refused.value.details
+    assert carried == {rules.ABORT_REASON_TRAILER: "invalid", rules.REFUSED_FIELD_TRAILER: "turn.audio.data"}
+
+
+STRICT_APP = "affect-strict"  # a second application on the same Serve, for the calls the server ends itself
+STRICT_IDLE_S = 3.0
+
+
+@pytest.fixture(scope="class")
+def strict_target(ray_target: str) -> Iterator[str]:
+    """An application of one ingress replica and a text encoder beside the module's, on the same
+    proxy (clients name it: ``application``), with limits small enough to reach: an idle timeout
+    of 3 s, one open conversation, one Analyze call a second. Deleted after its class: with two
+    applications, a call that names none is refused NOT_FOUND by the proxy."""
+    config = ServerConfig(speech_model="none", face_model="none", idle_timeout_s=STRICT_IDLE_S, max_conversations=1,
+                          max_analyze_per_second_per_peer=1.0)
+    settings = RaySettings(ingress=DeploymentScale(num_cpus=0.1), text=DeploymentScale(num_cpus=0.1), heavy=None)
+    serve.run(build_app(config, settings), name=STRICT_APP, route_prefix=f"/{STRICT_APP}")
+    try:
+        yield ray_target
+    finally:
+        serve.delete(STRICT_APP)
+
+
+class TestWhatTheServerEndsArrivesThroughTheProxy:
+    """What the client does on a call the server ends, through Serve's proxy as with plain
+    ``affect serve``: an idle close resumed, a retry hint waited for."""
+
+    def test_an_idle_close_is_resumed_on_the_next_send(self, strict_target: str) -> None:
+        with AffectClient(strict_target, application=STRICT_APP, max_retries=0) as client, \
+                client.conversation() as conversation:
+            first = conversation.send(LINES[0], speaker="caller")
+            time.sleep(STRICT_IDLE_S + 1.5)  # a caller on hold: the ingress closes the stream, reason "idle"
+            second = conversation.send(LINES[1], speaker="caller")
+            assert (first.turn_index, second.turn_index) == (0, 1)
+            assert second.resumed and second.replayed == 1 and conversation.resumes == 1
+            assert second.state.turns == 2  # the replayed turn rebuilt the trajectory on the new stream
+
+    def test_a_refused_stream_is_opened_again_after_its_hint(self, strict_target: str) -> None:
+        with AffectClient(strict_target, application=STRICT_APP, max_retries=0) as client:
+            holder = client.conversation()  # the one conversation the application takes
+            with pytest.raises(ResourceExhaustedError) as refused:
+                client.conversation()
+            assert refused.value.details == "too many open conversations (limit 1)"
+            assert refused.value.retry_after == 1.0 and refused.value.reason == "conversations"
+            threading.Timer(0.3, holder.close).start()  # its slot is free before the hint is up
+            started = time.monotonic()
+            with client.with_options(busy_retries=2).conversation() as patient:
+                waited = time.monotonic() - started
+                assert patient.send(LINES[0]).turn_index == 0
+            assert waited >= 1.0  # refused at once, sent again after the hint
+
+    def test_a_busy_analyze_is_sent_again_after_its_hint(self, strict_target: str) -> None:
+        with AffectClient(strict_target, application=STRICT_APP, max_retries=0) as client:
+            time.sleep(1.0)  # the client's Analyze bucket (1 a second) full again after any call before
+            client.analyze(LINES[0])
+            with pytest.raises(TurnRefusedError) as refused:  # as with plain affect serve: a turn refused as busy
+                client.analyze(LINES[1])
+            assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and refused.value.field == "turn"
+            assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 1.0
+            patient = client.with_options(busy_retries=3)
+            assert [patient.analyze(line).turn_index for line in LINES] == [0, 0, 0]
 
 
 def _scraped(port: int) -> dict[tuple[str, frozenset], float]:

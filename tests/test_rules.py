@@ -251,3 +251,25 @@ def test_text_that_is_none_to_read_is_one_rule_for_the_library_the_wire_and_the_
     assert not is_no_text(spaces) and Turn(text=spaces, audio=b"RIFF").unread() == {}
     with pytest.raises(ClientInputError, match=f"{MAX_TEXT_CHARS:,}"):
         turn_message(spaces, audio=b"RIFF")
+
+
+def test_trailers_written_into_a_status_message_read_back_as_sent() -> None:
+    """Behind a proxy that drops trailers (Ray Serve's), the server writes its text trailers at the
+    end of the status message (``rules.message_with_trailers``) and the client reads them there;
+    a message without the marker, or with something else after it, is read as it is."""
+    from affect_proto import rules
+
+    trailers = [(rules.RETRY_PUSHBACK_TRAILER, "1000"), ("grpc-status-details-bin", b"\x08\x08"),
+                (rules.ABORT_REASON_TRAILER, "peer_rate"), (rules.REFUSED_FIELD_TRAILER, "turn.audio.data")]
+    message = "more than 1 Analyze calls per second (this client); see docs"
+    carried = rules.message_with_trailers(message, trailers)
+    assert carried == (f"{message} (affect-trailers: grpc-retry-pushback-ms=1000&affect-reason=peer_rate"
+                       "&affect-field=turn.audio.data)")
+    assert rules.trailers_in_message(carried) == (message, {rules.RETRY_PUSHBACK_TRAILER: "1000",  # binary not carried
+                                                            rules.ABORT_REASON_TRAILER: "peer_rate",
+                                                            rules.REFUSED_FIELD_TRAILER: "turn.audio.data"})
+    odd = rules.message_with_trailers("why", [("affect-reason", "a b&c=d)")])
+    assert rules.trailers_in_message(odd) == ("why", {"affect-reason": "a b&c=d)"})
+    assert rules.message_with_trailers(message, [("grpc-status-details-bin", b"\x08")]) == message
+    for plain in (message, "x (affect-trailers: not a query)", "x (affect-trailers: a=1"):
+        assert rules.trailers_in_message(plain) == (plain, {})

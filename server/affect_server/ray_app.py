@@ -34,6 +34,7 @@ from ray import serve
 from ray.serve import Application
 
 from affect.results import MODALITIES as LIB_MODALITIES
+from affect_proto import rules
 from affect_server.auth import REFUSAL, token_refusal
 from affect_server.batching import batch_or_each
 from affect_server.config import ServerConfig
@@ -150,11 +151,16 @@ class _RayContext:
 
     async def abort(self, code: grpc.StatusCode, details: str,
                     trailing_metadata: Iterable[tuple[str, str | bytes]] = ()) -> None:
-        # Ray Serve's proxy ends the stream with the code set here when the method raises.
+        """Serve's proxy ends the call with the code and message set here when the method raises,
+        and drops the trailing metadata (Ray 2.60, measured: docs/deploy-ray.md): the text
+        trailers (the refused field, the reason, the retry hint) go at the end of the message too,
+        where the client reads them (``rules.message_with_trailers``)."""
+        trailers = list(trailing_metadata)
+        message = rules.message_with_trailers(details, trailers)
         self._context.set_code(code)
-        self._context.set_details(details)
-        if trailing_metadata and hasattr(self._context, "set_trailing_metadata"):
-            self._context.set_trailing_metadata(list(trailing_metadata))
+        self._context.set_details(message)
+        if trailers and hasattr(self._context, "set_trailing_metadata"):
+            self._context.set_trailing_metadata(trailers)
         raise _Aborted(details)
 
     def __getattr__(self, name: str) -> Any:

@@ -1,13 +1,14 @@
 """When a refused client should come back: estimated from recent turn latencies, and written
 into a call's trailers the two ways clients read it.
 
-- ``grpc-retry-pushback-ms``: the trailer gRPC's own retry policy honours;
+- ``grpc-retry-pushback-ms`` (``rules.RETRY_PUSHBACK_TRAILER``): the trailer gRPC's own retry policy honours;
 - ``grpc-status-details-bin``: a ``google.rpc.Status`` carrying a ``google.rpc.RetryInfo``.
 """
 
 from __future__ import annotations
 
 import grpc
+from affect_proto import rules
 from google.rpc import error_details_pb2, status_pb2
 
 MIN_MS, MAX_MS = 50, 10_000
@@ -36,4 +37,4 @@ def retry_trailers(code: grpc.StatusCode, message: str, delay_ms: int) -> tuple[
     info = error_details_pb2.RetryInfo()
     info.retry_delay.FromMilliseconds(delay_ms)
     status.details.add().Pack(info)
-    return (("grpc-retry-pushback-ms", str(delay_ms)), ("grpc-status-details-bin", status.SerializeToString()))
+    return ((rules.RETRY_PUSHBACK_TRAILER, str(delay_ms)), ("grpc-status-details-bin", status.SerializeToString()))

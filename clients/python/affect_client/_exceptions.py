@@ -51,7 +51,9 @@ class APIStatusError(AffectClientError):
     (``options.text_prior`` on opening a conversation); empty otherwise. ``reason`` is why the
     server ended it, when it says (the trailer ``rules.ABORT_REASON_TRAILER``: ``"idle"`` for a
     conversation it closed after its idle timeout, ``"draining"``, ...); empty for a status the
-    client or gRPC set (``turn_timeout``, a deadline) or a server from before reasons."""
+    client or gRPC set (``turn_timeout``, a deadline) or a server from before reasons. Behind
+    Ray Serve's proxy, which drops trailers, both are read from the end of the status message
+    (``rules.TRAILERS_IN_MESSAGE``), and ``details`` is the message without them."""
 
     def __init__(self, code: grpc.StatusCode, message: str, retry_after: float | None = None, *, field: str = "",
                  reason: str = "") -> None:
@@ -162,7 +164,7 @@ _REPLICA_DIED = "The actor died unexpectedly"
 def effective_code(error: grpc.RpcError) -> grpc.StatusCode:
     """The call's status code, with a Ray Serve replica's death read as UNAVAILABLE."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-    details = (error.details() if hasattr(error, "details") else "") or ""
+    details = _raw_message(error)
     if code == grpc.StatusCode.INTERNAL and _REPLICA_DIED in details:
         return grpc.StatusCode.UNAVAILABLE
     return code
@@ -174,7 +176,7 @@ def status_error(error: grpc.RpcError, *, turn_id: str | None = None) -> APIStat
     call carried one turn (Analyze), so a refusal of that turn (a field of it,
     ``rules.is_turn_field``) is ``TurnRefusedError``, as the same turn refused in a conversation is."""
     code = effective_code(error)
-    details = error.details() if hasattr(error, "details") else str(error)
+    details = status_message(error) if hasattr(error, "details") else str(error)
     if code != (error.code() if hasattr(error, "code") else code):
         details = f"the server replica holding this call died; send it again (proxy said: {(details or '').splitlines()[0]})"
     field = refused_field(error)
@@ -190,7 +192,7 @@ def _taken_over(code: grpc.StatusCode, reason: str) -> bool:
     return code == grpc.StatusCode.ABORTED and reason == rules.TAKEN_OVER_REASON
 
 
-RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+RETRY_PUSHBACK_KEY = rules.RETRY_PUSHBACK_TRAILER
 
 
 def retry_hint(error: grpc.RpcError) -> float | None:
@@ -224,15 +226,27 @@ def closed_for_idleness(error: AffectClientError) -> bool:
             and error.reason == rules.IDLE_REASON)
 
 
+def status_message(error: grpc.RpcError) -> str:
+    """The call's status message, without the trailers a server behind Ray Serve's proxy writes
+    at its end (``rules.trailers_in_message``): the message plain ``affect serve`` gives."""
+    return rules.trailers_in_message(_raw_message(error))[0]
+
+
+def _raw_message(error: grpc.RpcError) -> str:
+    return (error.details() if hasattr(error, "details") else "") or ""
+
+
 def _trailer(error: grpc.RpcError, name: str) -> str | bytes | None:
+    """The trailer ``name`` the call ended with; else the one the status message carries
+    (``rules.TRAILERS_IN_MESSAGE``: a proxy such as Ray Serve's dropped the trailers)."""
     try:
         trailers = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
     except Exception:  # noqa: BLE001 - a call that ended before any metadata: none
-        return None
+        trailers = None
     for key, value in trailers or ():
         if key == name:
             return value
-    return None
+    return rules.trailers_in_message(_raw_message(error))[1].get(name)
 
 
 def status_code(value: int) -> grpc.StatusCode:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from os import PathLike
+from urllib.parse import parse_qsl, urlencode
 
 MAX_ID_CHARS = 128  # a speaker's name, a turn id, a conversation id
 MAX_IMAGES_PER_TURN = 8
@@ -149,6 +151,33 @@ IDLE_REASON = "idle"
 # from the same client address (``OpenConversation.resume``) took the conversation over. The newer
 # stream holds it: a client must not resume this one (it would take it back, and the two would fight).
 TAKEN_OVER_REASON = "taken_over"
+# A call refused because the server is busy says when to come back, in milliseconds, in this
+# trailing metadata key (the one gRPC's own retry policy honours).
+RETRY_PUSHBACK_TRAILER = "grpc-retry-pushback-ms"
+
+# Behind a proxy that forwards a call's status code and message but drops its trailing metadata
+# (Ray Serve's gRPC proxy, 2.60: measured, docs/deploy-ray.md), the server also writes its text
+# trailers (the three keys above) at the end of the status message, after this marker, as a URL
+# query, and closes it with ")": "no turn for 900 s; the conversation was closed (affect-trailers:
+# affect-reason=idle)". A client reads each key from the trailing metadata, else from there, and
+# shows the message without it. Binary trailers (``grpc-status-details-bin``) are not carried.
+TRAILERS_IN_MESSAGE = " (affect-trailers: "
+_QUERY = re.compile(r"[A-Za-z0-9._~%+&=-]*")  # what urlencode writes
+
+
+def message_with_trailers(message: str, trailers: Iterable[tuple[str, str | bytes]]) -> str:
+    """``message`` with the text ``trailers`` after ``TRAILERS_IN_MESSAGE``; unchanged when there are none."""
+    text = [(key, value) for key, value in trailers if isinstance(value, str)]
+    return f"{message}{TRAILERS_IN_MESSAGE}{urlencode(text)})" if text else message
+
+
+def trailers_in_message(message: str) -> tuple[str, dict[str, str]]:
+    """The message without the trailers ``message_with_trailers`` wrote at its end, and those
+    trailers by key; ``(message, {})`` when it carries none."""
+    head, marker, tail = message.rpartition(TRAILERS_IN_MESSAGE)
+    if not marker or not tail.endswith(")") or not _QUERY.fullmatch(tail[:-1]):
+        return message, {}
+    return head, dict(parse_qsl(tail[:-1], keep_blank_values=True))
 
 
 def is_turn_field(field: str) -> bool:
