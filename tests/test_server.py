@@ -1565,22 +1565,6 @@ def test_a_closed_client_says_so_in_its_own_error(server):
     assert asyncio.run(async_side()) == ["ClientClosedError"] * 3
 
 
-def test_an_async_client_made_before_any_event_loop_runs_works_under_asyncio_run(server):
-    """A client made at import time (a module-level client, no loop running yet) once failed on
-    first use with grpc.aio's "attached to a different loop"."""
-    client = AsyncAffectClient(server.target)
-
-    async def use() -> str:
-        async with client.with_options(timeout=30) as copy:
-            models = await copy.list_models()
-            result = await client.analyze("My parcel is late again.")
-            return f"{len(models) > 0} {result.present}"
-
-    assert asyncio.run(use()) == "True ('text',)"
-    assert asyncio.run(use()) == "True ('text',)"  # a second loop (the next asyncio.run) gets its own channel
-    asyncio.run(client.close())
-
-
 def test_an_adapting_server_reads_a_heavy_clip_against_the_same_running_statistics(data_root):
     """With ``--speech-adapt``, a clip over ``heavy_audio_seconds`` goes to the heavy lane's own
     speech model, which must read it through the loaded encoder's channel reader: the clip

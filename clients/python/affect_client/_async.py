@@ -13,7 +13,6 @@ from affect_proto import affect_pb2_grpc as pb_grpc
 
 from affect_client import _core, _resume
 from affect_client._exceptions import (
-    AffectClientError,
     APIStatusError,
     ClientClosedError,
     ConversationClosedError,
@@ -21,13 +20,15 @@ from affect_client._exceptions import (
     status_error,
 )
 from affect_client._inputs import turn_message
+from affect_client._loop_channel import LoopChannel as _LoopChannel
 from affect_client._types import ModelInfo, TurnLimits, TurnResult
 
 _R = TypeVar("_R")  # a unary call's response message
 
 
 class AsyncAffectClient:
-    """asyncio client of the affect service.
+    """asyncio client of the affect service. One client may serve one event loop after another
+    (its connection is made in each and closed with it: ``affect_client._loop_channel``).
 
     >>> async with AsyncAffectClient("127.0.0.1:50051") as client:
     ...     async with client.conversation() as conversation:
@@ -37,11 +38,7 @@ class AsyncAffectClient:
     def __init__(self, target: str | None = None, *, options: _core.ClientOptions | None = None,
                  **settings: Unpack[_core.ClientSettings]) -> None:
         self.options = _core.resolve_options(options, target, settings)
-        # The channel is made on first use, inside the event loop that uses it: grpc.aio binds a
-        # channel to the loop it was made in, so a client made at import time (no loop running)
-        # failed under asyncio.run with "attached to a different loop". A later loop (the next
-        # asyncio.run) gets a new channel once the first loop has closed.
-        self._connection: list[Any] = [None, None, None]  # [channel, stub, loop], shared with with_options copies
+        self._connection = _LoopChannel(self._new_channel)  # one per event loop, made on first use
         self._owns_channel = True
         self._channel_state = _core.ChannelState()  # shared with the copies with_options makes
 
@@ -96,27 +93,21 @@ class AsyncAffectClient:
                                                           escalation_anger=escalation_anger, event_speakers=event_speakers))
 
     async def close(self) -> None:
-        """Close the connection (copies made by ``with_options`` share it and are closed too)."""
+        """Close the connection (copies made by ``with_options`` share it and are closed too); its
+        conversations still open are cancelled."""
         if self._owns_channel:
             self._channel_state.closed = True
-            channel, _, loop = self._connection
-            if channel is not None and loop is asyncio.get_running_loop():
-                await channel.close()
+            await self._connection.close()
 
     @property
     def _stub(self) -> pb_grpc.AffectServiceStub:
         self._channel_state.check_open()
-        loop = asyncio.get_running_loop()
-        owner = self._connection[2]
-        if owner is not loop:
-            if owner is not None and not owner.is_closed():
-                raise AffectClientError("this client's connection belongs to another running event loop: "
-                                        "make one client per event loop")
-            creds, args = _core.credentials(self.options), _core.channel_arguments(self.options)
-            channel = (grpc.aio.secure_channel(self.options.target, creds, args) if creds
-                       else grpc.aio.insecure_channel(self.options.target, args))
-            self._connection[:] = [channel, pb_grpc.AffectServiceStub(channel), loop]
-        return self._connection[1]
+        return self._connection.stub()
+
+    def _new_channel(self) -> grpc.aio.Channel:
+        creds, args = _core.credentials(self.options), _core.channel_arguments(self.options)
+        return (grpc.aio.secure_channel(self.options.target, creds, args) if creds
+                else grpc.aio.insecure_channel(self.options.target, args))
 
     async def __aenter__(self) -> "AsyncAffectClient":
         return self
@@ -130,7 +121,9 @@ class AsyncAffectClient:
 
         async def attempt() -> _R:
             try:
-                return await method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
+                call = method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
+                self._connection.watch(call)
+                return await call
             except grpc.RpcError as error:
                 raise status_error(error, turn_id=turn_id) from None
 
@@ -157,6 +150,7 @@ class AsyncConversation:
         self._options = client.options
         self._open_request = open_request
         self._call: grpc.aio.StreamStreamCall | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the stream's: grpc.aio binds a call to its loop
         self._closed = False
         self._turn = asyncio.Lock()  # one turn on the stream at a time: answers come back in order
         self._memory = _resume.ConversationMemory(self._options)
@@ -178,7 +172,7 @@ class AsyncConversation:
 
     async def open(self) -> "AsyncConversation":
         """Open the stream (``async with`` does it); a conversation already open is left as it is."""
-        if self._call is not None and not self._closed:
+        if self._call is not None and not self._closed and self._loop is asyncio.get_running_loop():
             return self
         self._client._channel_state.check_open()
         self._memory = _resume.ConversationMemory(self._options)  # a new stream: a new conversation
@@ -198,6 +192,8 @@ class AsyncConversation:
             self._closed = False  # this stream's; the conversation's own end is the memory's
             self._call = self._client._stub.Converse(timeout=self._options.conversation_deadline,
                                                      metadata=_core.call_metadata(self._options))
+            self._client._connection.watch(self._call)
+            self._loop = asyncio.get_running_loop()
             failure: Exception
             try:
                 await self._call.write(open_request)
@@ -239,11 +235,7 @@ class AsyncConversation:
         the conversation stays usable. A turn over the server's ``limits`` is refused so before it
         is sent (``TurnTooLargeError`` for its size). One whose server went away is sent again on a
         new stream (at-least-once; ``resumed`` in its result)."""
-        self._client._channel_state.check_open()
-        if self._call is None:
-            raise ConversationClosedError("the conversation is not open")
-        if self._memory.closed:  # not the stream's state: a send during another's resume waits its turn
-            raise ConversationClosedError(f"conversation {self.id} is closed")
+        self._check_usable()
         request = _core.turn_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
             channel_order=channel_order, turn_id=turn_id))
@@ -258,12 +250,20 @@ class AsyncConversation:
         carried to a new stream as they are. An empty name or one a turn's speaker could not have
         raises ``InvalidInputError`` before anything is sent; a server older than the reset
         refuses it (``TurnRefusedError``, INVALID_ARGUMENT)."""
+        self._check_usable()
+        return (await self._exchange(_core.reset_request(speaker), self._memory.reset_flow)).turns
+
+    def _check_usable(self) -> None:
+        """Raise unless a turn (or a reset) may be sent now, in this event loop."""
         self._client._channel_state.check_open()
         if self._call is None:
             raise ConversationClosedError("the conversation is not open")
-        if self._memory.closed:
+        if self._loop is not asyncio.get_running_loop():
+            raise ConversationClosedError(
+                f"conversation {self.id} was opened in another event loop (an earlier asyncio.run?), and its stream "
+                "is bound to that loop and ends with it: open a new conversation in this one")
+        if self._memory.closed:  # not the stream's state: a send during another's resume waits its turn
             raise ConversationClosedError(f"conversation {self.id} is closed")
-        return (await self._exchange(_core.reset_request(speaker), self._memory.reset_flow)).turns
 
     async def _exchange(self, request: pb.ConverseRequest,
                         flow_of: Callable[[pb.ConverseRequest, pb.ConverseRequest], Generator[_resume.Step, Any, _R]]) -> _R:
@@ -326,6 +326,8 @@ class AsyncConversation:
             self._closed = True
             call = self._call
             if call.done():  # ended already (the client closed, the server ended it): nothing to say
+                return
+            if self._loop is not asyncio.get_running_loop():  # its stream ends with its own loop's channel
                 return
 
             async def drain() -> None:
