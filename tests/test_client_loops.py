@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from affect_client import AffectClientError, AsyncAffectClient, AsyncConversation, ClientClosedError, ConversationClosedError
+from affect_client import (AffectClientError, AsyncAffectClient, AsyncConversation, ClientClosedError,
+                           ConversationClosedError)
 from tests._serving import ServerThread
 
 LOOP_CLOSED = "Event loop is closed"
