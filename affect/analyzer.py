@@ -155,9 +155,11 @@ class Analyzer:
         keywords, or a ``Turn`` (as ``Conversation.analyze``)."""
         return Conversation(self).analyze(turn, **fields)
 
-    def analyze_conversation(self, turns: Iterable[Turn | str | bytes]) -> list[TurnResult]:
-        """Every turn of a whole conversation, in order (each a ``Turn``, or a text alone)."""
-        conversation = Conversation(self)
+    def analyze_conversation(self, turns: Iterable[Turn | str | bytes], *,
+                             event_speakers: Iterable[str] = ()) -> list[TurnResult]:
+        """Every turn of a whole conversation, in order (each a ``Turn``, or a text alone);
+        ``event_speakers`` as for ``conversation()`` (checked before the first turn is read)."""
+        conversation = Conversation(self, event_speakers=event_speakers)
         return [conversation.analyze(turn) for turn in turns]
 
     def analyze_text(self, text: str) -> ModalityResult:

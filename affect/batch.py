@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import glob
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,16 +131,22 @@ def turn_modalities(turns: Sequence[dict[str, Any]]) -> set[str]:
     return needs
 
 
-def analyze_inputs(analyzer: "Analyzer", inputs: Sequence[InputFile], *, progress: bool) -> Iterator[dict[str, Any]]:
+def analyze_inputs(analyzer: "Analyzer", inputs: Sequence[InputFile], *, progress: bool,
+                   event_speakers: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
     """One record per turn (per file for images and audio), in file order, with a progress bar
-    on standard error when ``progress``."""
+    on standard error when ``progress``. ``event_speakers``: the speakers whose events are raised
+    in each conversation (``Analyzer.conversation``; empty: everyone's), checked before any file
+    is read; an image or a clip on its own has no speaker, so none of its events is raised then."""
     from tqdm import tqdm
 
+    from affect.limits import check_event_speakers
+
+    watched = check_event_speakers(event_speakers)
     with tqdm(total=len(inputs), unit="file", disable=not progress, dynamic_ncols=True, leave=False) as bar:
         for item in inputs:
             bar.set_postfix_str(item.path.name[-40:], refresh=False)
             try:
-                results = _analyze_one(analyzer, item)
+                results = _analyze_one(analyzer, item, watched)
             except AffectError as exc:
                 yield {"file": str(item.path), "error": str(exc)}
             else:
@@ -149,12 +155,14 @@ def analyze_inputs(analyzer: "Analyzer", inputs: Sequence[InputFile], *, progres
             bar.update(1)
 
 
-def _analyze_one(analyzer: "Analyzer", item: InputFile) -> list["TurnResult"]:
+def _analyze_one(analyzer: "Analyzer", item: InputFile, event_speakers: tuple[str, ...]) -> list["TurnResult"]:
     from affect.conversation import Turn
-    from affect.turns_file import read_conversation
+    from affect.turns_file import play, read_conversation
 
     if item.kind == "image":
-        return [analyzer.analyze(Turn(image=str(item.path)))]
+        return analyzer.analyze_conversation([Turn(image=str(item.path))], event_speakers=event_speakers)
     if item.kind == "audio":
-        return [analyzer.analyze(Turn(audio=str(item.path)))]
-    return list(analyzer.analyze_conversation(Turn(**t) for t in read_conversation(item.path)))
+        return analyzer.analyze_conversation([Turn(audio=str(item.path))], event_speakers=event_speakers)
+    items = read_conversation(item.path)
+    with analyzer.conversation(event_speakers=event_speakers) as conversation:
+        return list(play(conversation, items))

@@ -2,7 +2,7 @@
 
     affect analyze --text "I can't believe you did that!" [--json]
     echo "..." | affect analyze --text -
-    affect analyze --conversation turns.json [--json]
+    affect analyze --conversation turns.json [--json] [--event-speakers customer]
     affect analyze --text "..." --audio turn.wav --image frame.jpg
     affect analyze --video call.mp4 --fps 2
     affect analyze photos/ --out results.csv          # a folder or glob of images, audio or conversation files
@@ -24,7 +24,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -137,6 +137,18 @@ def _speaker_problem(name: object) -> str | None:
     return id_problem(str(name), "the name")
 
 
+def _speaker_names(text: str) -> tuple[str, ...]:
+    """``--event-speakers``'s names: comma-separated, spaces around them ignored."""
+    return tuple(name.strip() for name in text.split(","))
+
+
+def _event_speakers_problem(names: object) -> str | None:
+    """``--event-speakers`` by the library's rule (``affect.limits.check_event_speakers``)."""
+    from affect_proto.rules import event_speakers_problem
+
+    return event_speakers_problem(names, "event_speakers")
+
+
 def _text_prior(text: str) -> object:
     """``--text-prior`` checked as the library checks it (``affect.text.prior.parse_prior``)."""
     from affect.text.prior import parse_prior
@@ -147,23 +159,27 @@ def _text_prior(text: str) -> object:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _analyze_turns(turns: list[dict], args: argparse.Namespace) -> int:
-    """Analyse turns in one conversation, loading only the encoders the turns need."""
+def _analyze_turns(items: list[dict], args: argparse.Namespace) -> int:
+    """Analyse the turns of one conversation (and its speaker resets: ``affect.turns_file``),
+    loading only the encoders the turns need."""
     from affect._format import no_reading_line, turn_table
     from affect.batch import turn_modalities
-    from affect.conversation import Turn
     from affect.results import TurnResults
+    from affect.turns_file import is_reset, play
 
     from affect._progress import Status, wants_progress
 
+    turns = [item for item in items if not is_reset(item)]
     needs = turn_modalities(turns)
     with Status("loading", wants_progress(args.quiet)) as status:
         conversation = load_analyzer(needs, status=status, encoder_options=_encoder_options(args),
-                                     runtime=args.runtime).conversation()
+                                     runtime=args.runtime).conversation(event_speakers=args.event_speakers or ())
         results = TurnResults()
-        for i, turn in enumerate(turns):
-            status.update(f"analysing turn {i + 1} of {len(turns)}")
-            results.append(conversation.analyze(Turn(**turn)))
+        status.update(f"analysing turn 1 of {len(turns)}")
+        for result in play(conversation, items):
+            results.append(result)
+            if len(results) < len(turns):
+                status.update(f"analysing turn {len(results) + 1} of {len(turns)}")
     if args.out:
         _write_results(args.out, [r.to_dict() for r in results])
     if args.plot:
@@ -208,7 +224,9 @@ def _analyze_files(args: argparse.Namespace) -> int:
     inputs = found.files
     if found.skipped:  # before the models load: a folder of MP3s is seen at once
         print(f"affect: {found.skipped_line()}", file=sys.stderr)
-    analyzer = load_analyzer(kinds_needed(inputs) or {"text"}, quiet=args.quiet, encoder_options=_encoder_options(args),
+    kinds = kinds_needed(inputs)
+    _refuse_unused_flags(args, "inputs", kinds)
+    analyzer = load_analyzer(kinds or {"text"}, quiet=args.quiet, encoder_options=_encoder_options(args),
                              runtime=args.runtime)
     errors: list[str] = []
     counts = {"rows": 0, "readings": 0}
@@ -222,7 +240,8 @@ def _analyze_files(args: argparse.Namespace) -> int:
                 errors.append(f"affect: {record['file']}: {record['error']}")
             yield record
 
-    records = counted(analyze_inputs(analyzer, inputs, progress=wants_progress(args.quiet)))
+    records = counted(analyze_inputs(analyzer, inputs, progress=wants_progress(args.quiet),
+                                     event_speakers=args.event_speakers or ()))
     if args.out:
         _write_results(args.out, records, extra_columns=("file", "error"))
     elif args.json:
@@ -362,35 +381,58 @@ def _analyze_video(path: Path, args: argparse.Namespace) -> int:
 _INPUT_FLAGS = {"--text": "text", "--audio": "audio", "--image": "image", "--video": "video",
                 "--conversation": "conversation", "--speaker": "speaker"}
 _VIDEO_FLAGS = {"--fps": "fps", "--max-frames": "max_frames"}
-_TURN_FLAGS = {"--out": "out", "--plot": "plot", "--speech-adapt": "speech_adapt",
-               "--text-context-weight": "text_context_weight", "--text-prior": "text_prior"}
+_CONVERSATION_FLAGS = {"--out": "out", "--plot": "plot", "--event-speakers": "event_speakers"}
 # What each way leaves unused, and why: given with it, these flags are refused by name (exit 2)
 # rather than ignored.
 _UNUSED_FLAGS: dict[str, tuple[dict[str, str], str]] = {
     "inputs": ({**_INPUT_FLAGS, "--plot": "plot", **_VIDEO_FLAGS},
                "with files and folders: each image or clip is a turn of its own, each conversation file a conversation"),
-    "video": ({k: v for k, v in {**_INPUT_FLAGS, **_TURN_FLAGS}.items() if k != "--video"},
+    "video": ({k: v for k, v in {**_INPUT_FLAGS, **_CONVERSATION_FLAGS}.items() if k != "--video"},
               "with --video: the faces of its sampled frames are analysed on their own"),
     "conversation": ({k: v for k, v in {**_INPUT_FLAGS, **_VIDEO_FLAGS}.items() if k != "--conversation"},
                      "with --conversation: its turns carry their own text, speaker, audio and images"),
     "turn": (_VIDEO_FLAGS, "without --video: --fps and --max-frames say how a video is sampled"),
 }
+# The settings of how one modality is read (by the modality, as ``affect.batch.turn_modalities``
+# names them, and what in the input carries it): refused too when the input has none of it.
+_MODALITY_FLAGS: dict[str, tuple[dict[str, str], str]] = {
+    "text": ({"--text-context-weight": "text_context_weight", "--text-prior": "text_prior"}, "text"),
+    "speech": ({"--speech-adapt": "speech_adapt"}, "audio"),
+    "face": ({"--face-detector": "face_detector"}, "images"),
+}
 _HINTS = {"--plot": " (--plot draws one conversation: give it with --conversation, or run `affect plot FILE` on a "
                     "conversation's results)"}
 
 
-def _refuse_unused_flags(args: argparse.Namespace, way: str) -> None:
-    """A usage error naming the flags given that ``way`` of giving input would leave unused."""
+def _refuse_unused_flags(args: argparse.Namespace, way: str, modalities: Collection[str] = ()) -> None:
+    """A usage error naming the flags given that ``way`` of giving input would leave unused and,
+    once what the input carries is known (``modalities``: "text", "speech", "face"), the
+    settings of the modalities it does not carry. With none known (a conversation file not read
+    yet; an input with nothing to read, refused for that), only the first."""
     flags, why = _UNUSED_FLAGS[way]
-    given = [flag for flag, name in flags.items() if getattr(args, name, None) not in (None, False, [])]
-    if given:
+    if given := _given(args, flags):
         hints = "".join(_HINTS.get(flag, "") for flag in given)
         raise InvalidInputError(f"{', '.join(given)} cannot be given {why}{hints}", field=flags[given[0]])
+    unread: list[str] = []  # "--text-prior cannot be given without text in the input", a modality each
+    fields: list[str] = []
+    for modality, (settings, what) in _MODALITY_FLAGS.items():
+        if modalities and modality not in modalities and (set_ := _given(args, settings)):
+            unread.append(f"{', '.join(set_)} cannot be given without {what} in the input")
+            fields.append(settings[set_[0]])
+    if unread:
+        raise InvalidInputError("; ".join(unread), field=fields[0])
+
+
+def _given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
+    """The flags of ``flags`` given on the command line, in the table's order."""
+    return [flag for flag, name in flags.items() if getattr(args, name, None) not in (None, False, [])]
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     way = ("inputs" if args.inputs else "video" if args.video else "conversation" if args.conversation else "turn")
-    _refuse_unused_flags(args, way)
+    carried = {"video": {"face"}, "turn": {m for m, given in (("text", args.text is not None), ("speech", args.audio),
+                                                               ("face", args.image)) if given}}
+    _refuse_unused_flags(args, way, carried.get(way, ()))  # a conversation's or files' once read
     if args.inputs:
         return _analyze_files(args)
     if args.video:
@@ -400,7 +442,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.plot:
         _png_target(args.plot, "plot")
     if args.conversation:
+        from affect.batch import turn_modalities
+
         turns = read_conversation(args.conversation)
+        _refuse_unused_flags(args, way, turn_modalities(turns))
     else:
         text = None
         if args.text == "-":
@@ -483,7 +528,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         turns = read_turns(path)
         _check_texts(turns)
         args.out, args.plot, args.json, args.speech_adapt, args.text_context_weight = None, out, False, False, None
-        args.face_detector = args.text_prior = None
+        args.face_detector = args.text_prior = args.event_speakers = None
         return _analyze_turns(turns, args)
     files = {r.get("file") for r in records}
     if len(files) > 1:
@@ -581,7 +626,12 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
     analyze.add_argument("--speaker", type=_checked(str, _speaker_problem), help="who said --text")
     analyze.add_argument("--conversation", type=Path,
                          help="a JSON list or JSON Lines file of turns: strings, or objects with text, speaker, audio, "
-                              "image (file paths relative to the conversation file)")
+                              "image (file paths relative to the conversation file); between turns, "
+                              '{"reset_speaker": NAME} starts that speaker anew')
+    analyze.add_argument("--event-speakers", type=_checked(_speaker_names, _event_speakers_problem), default=None,
+                         metavar="NAME[,NAME]",
+                         help="raise events only about these speakers, e.g. --event-speakers customer for no warnings "
+                              "about the agents (default: everyone's); every turn is still read")
     analyze.add_argument("--json", action="store_true", help="print JSON instead of a table (JSON Lines for files)")
     analyze.add_argument("--out", type=Path, help="write the results to a .csv or .jsonl file")
     analyze.add_argument("--plot", type=Path, help="draw the conversation's valence, arousal and emotions to a .png file")

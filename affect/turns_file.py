@@ -3,25 +3,34 @@
 A JSON list, or JSON Lines (one turn per line, ``.jsonl``). Each turn is a string (its text)
 or an object with any of ``text``, ``speaker``, ``audio`` (a WAV/FLAC/OGG file), ``image`` (a
 JPEG/PNG file) and ``images`` (a list of them). Media paths are relative to the conversation
-file's folder. Every problem is refused with the turn and key it concerns, before any model
-is loaded.
+file's folder. Between turns, ``{"reset_speaker": NAME}`` starts that speaker anew
+(``Conversation.reset_speaker``: a human agent taking over from a bot under the same name, a new
+caller put through); it names a speaker of an earlier turn. Every problem is refused with the
+item and key it concerns (items are counted from 0, resets too), before any model is loaded.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect_proto.rules import id_problem
+from affect_proto.rules import id_problem, named_speaker_problem
+
+if TYPE_CHECKING:
+    from affect.conversation import Conversation
+    from affect.results import TurnResult
 
 MAX_CONVERSATION_BYTES = 5_000_000
 TURN_KEYS = ("text", "speaker", "audio", "image", "images")
+RESET_KEY = "reset_speaker"  # an item {"reset_speaker": NAME} between turns
 
 
 def read_conversation(path: Path) -> list[dict[str, Any]]:
-    """The turns of a conversation file, with media paths made absolute and checked to exist."""
+    """The items of a conversation file: its turns, with media paths made absolute and checked
+    to exist, and its speaker resets (``is_reset``) where they stand."""
     if path.is_dir():
         raise InvalidInputError(f"--conversation: {path} is a directory; to analyse every file in it, "
                                 f"run `affect analyze {path}`", field="conversation")
@@ -38,7 +47,28 @@ def read_conversation(path: Path) -> list[dict[str, Any]]:
     data = _json_lines(path, raw) if path.suffix.lower() in (".jsonl", ".ndjson") else _json(path, raw)
     if not isinstance(data, list) or not data:
         raise InvalidInputError(f"{path} must hold a non-empty JSON list of turns", field="conversation")
-    return [_turn(path, i, item) for i, item in enumerate(data)]
+    items: list[dict[str, Any]] = []
+    for i, item in enumerate(data):
+        is_a_reset = isinstance(item, dict) and RESET_KEY in item
+        items.append(_reset(path, i, item, items) if is_a_reset else _turn(path, i, item))
+    return items  # never resets alone: a reset names the speaker of a turn before it
+
+
+def is_reset(item: dict[str, Any]) -> bool:
+    """Whether an item of ``read_conversation`` is a speaker reset rather than a turn."""
+    return RESET_KEY in item
+
+
+def play(conversation: Conversation, items: Iterable[dict[str, Any]]) -> Iterator[TurnResult]:
+    """The result of each turn of ``items`` (``read_conversation``'s) analysed in ``conversation``,
+    in order, its speaker resets made where they stand."""
+    from affect.conversation import Turn
+
+    for item in items:
+        if is_reset(item):
+            conversation.reset_speaker(item[RESET_KEY])
+        else:
+            yield conversation.analyze(Turn(**item))
 
 
 def _json(path: Path, raw: str) -> Any:
@@ -68,8 +98,8 @@ def _turn(path: Path, i: int, item: Any) -> dict[str, Any]:
         raise InvalidInputError(f"{where} must be a string or an object", field=f"conversation[{i}]")
     unknown = sorted(set(item) - set(TURN_KEYS))
     if unknown:
-        raise InvalidInputError(f"{where} has unknown keys {unknown}; a turn may carry {', '.join(TURN_KEYS)}",
-                                field=f"conversation[{i}]")
+        raise InvalidInputError(f"{where} has unknown keys {unknown}; a turn may carry {', '.join(TURN_KEYS)} "
+                                f'(a speaker reset is {{"{RESET_KEY}": NAME}} alone)', field=f"conversation[{i}]")
     for key in ("text", "speaker"):
         if item.get(key) is not None and not isinstance(item[key], str):
             raise InvalidInputError(f'{where}: "{key}" must be a string', field=f"conversation[{i}].{key}")
@@ -88,6 +118,21 @@ def _turn(path: Path, i: int, item: Any) -> dict[str, Any]:
         raise InvalidInputError(f'{where} needs a "text" string, an "audio" file or an "image" file',
                                 field=f"conversation[{i}].text")
     return turn
+
+
+def _reset(path: Path, i: int, item: dict[str, Any], before: list[dict[str, Any]]) -> dict[str, Any]:
+    """A speaker reset: alone in its object, naming a speaker of an earlier turn (a name no turn
+    has yet would reset nobody: a misspelt one)."""
+    where, field = f"item {i} of {path}", f"conversation[{i}].{RESET_KEY}"
+    if len(item) > 1:
+        raise InvalidInputError(f'{where}: "{RESET_KEY}" stands alone in its object (a reset is not a turn), '
+                                f"found also {sorted(set(item) - {RESET_KEY})}", field=f"conversation[{i}]")
+    name = item[RESET_KEY]
+    if problem := named_speaker_problem(name, f'"{RESET_KEY}"'):
+        raise InvalidInputError(f"{where}: {problem}", field=field)
+    if not any(turn.get("speaker") == name for turn in before):
+        raise InvalidInputError(f'{where}: "{RESET_KEY}" names {name!r}, the speaker of no turn before it', field=field)
+    return {RESET_KEY: name}
 
 
 def _media(path: Path, name: Any, field: str, where: str) -> str:

@@ -563,3 +563,110 @@ def test_a_truncated_image_is_refused_as_the_image(tmp_path: Path, data_root: Pa
     out = affect("analyze", "--image", str(cut))
     assert out.returncode == 2 and out.stderr.decode().strip() == \
         "affect: error: image could not be decoded (corrupt or truncated)", out.stderr.decode()
+
+
+def _handover_file(path: Path, *, reset: bool) -> Path:
+    """tests/_handover.py's call as a conversation file, with the new caller's reset line or without it."""
+    from tests._handover import AFTER_HANDOVER, BEFORE_HANDOVER
+
+    items: list[dict[str, str]] = [{"speaker": s, "text": t} for s, t in BEFORE_HANDOVER]
+    items += [{"reset_speaker": "customer"}] if reset else []
+    items += [{"speaker": s, "text": t} for s, t in AFTER_HANDOVER]
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    return path
+
+
+def _events(results: list[dict]) -> list[list[str]]:
+    return [[f"{e['kind']}:{e['speaker']}" for e in r["events"]] for r in results]
+
+
+def test_events_about_the_named_speakers_only_and_a_speaker_reset_between_turns(tmp_path: Path):
+    """``--event-speakers customer``: the agent's warning (escalation_risk on turn 2) is not raised,
+    the readings are as without it, and the same holds for a conversation file in a folder. A
+    ``{"reset_speaker": "customer"}`` line puts a new caller through: their angry first turn
+    raises rising_anger and escalation_risk again, which the earlier caller's had used up."""
+    call = _handover_file(tmp_path / "call.jsonl", reset=True)
+    runs = []
+    for args in (["--conversation", str(call)], ["--conversation", str(call), "--event-speakers", "customer"],
+                 [str(call), "--event-speakers", "customer"],
+                 ["--conversation", str(_handover_file(tmp_path / "no-reset.jsonl", reset=False)),
+                  "--event-speakers", "customer"]):
+        out = affect("analyze", *args, "--json", "-q")
+        assert out.returncode == 0, out.stderr.decode()
+        text = out.stdout.decode()
+        runs.append([json.loads(line) for line in text.splitlines()] if args[0] == str(call) else json.loads(text))
+    every, watched, in_a_folder, not_reset = runs
+    assert [r["turn_index"] for r in every] == [0, 1, 2, 3, 4, 5]  # the reset line is no turn
+    assert _events(every)[2] == ["escalation_risk:agent"]
+    assert _events(watched) == [[e for e in turn if e.endswith(":customer")] for turn in _events(every)]
+    assert _events(watched)[3] == ["rising_anger:customer", "escalation_risk:customer"]  # the new caller
+    assert [r["emotions"] for r in watched] == [r["emotions"] for r in every]
+    assert _events(in_a_folder) == _events(watched) and all(r["file"] == str(call) for r in in_a_folder)
+    assert _events(not_reset)[3] == []  # the same caller as before, already warned about
+
+    table = affect("analyze", "--conversation", str(call), "--event-speakers", "customer", "-q")
+    lines = table.stdout.decode().splitlines()
+    assert table.returncode == 0 and lines[0].split()[-1] == "events" and len(lines) == 8, lines
+    assert lines[4].split()[:2] == ["2", "agent"] and not lines[4].endswith("escalation_risk")
+
+
+@pytest.mark.parametrize("names, message", [
+    ("customer,,agent", "argument --event-speakers: event_speakers[1] is empty: name the speaker"),
+    (",".join(f"agent {i}" for i in range(17)),
+     "argument --event-speakers: event_speakers names 17 speakers; the limit is 16"),
+    ("cust\u2028omer", "argument --event-speakers: event_speakers[0] has a control or format character (U+2028)"),
+])
+def test_event_speakers_are_checked_by_the_librarys_rule_when_parsed(names: str, message: str):
+    args = ["analyze", "--text", "hi", "--event-speakers", names]
+    out = affect(*args)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and message in err and "Traceback" not in err, err
+    assert _no_heavy_imports(f"from affect_server.cli import main\ntry:\n    main({args!r})\n"
+                             "except SystemExit:\n    pass") == []
+
+
+@pytest.mark.parametrize("reset, message", [
+    ({"reset_speaker": "custmer"}, '"reset_speaker" names \'custmer\', the speaker of no turn before it'),
+    ({"reset_speaker": "customer", "text": "Hi"}, '"reset_speaker" stands alone in its object (a reset is not a turn)'),
+    ({"reset_speaker": ""}, '"reset_speaker" is empty: name the speaker'),
+    ({"reset_speaker": ["customer"]}, '"reset_speaker" must be a string, got list'),
+    ({"reset": "customer"}, "unknown keys ['reset']; a turn may carry text, speaker, audio, image, images "
+                            '(a speaker reset is {"reset_speaker": NAME} alone)'),
+])
+def test_a_speaker_reset_that_could_reset_nobody_is_refused_naming_its_item_before_loading(
+        tmp_path: Path, reset: dict, message: str):
+    call = tmp_path / "call.jsonl"
+    call.write_text(f'{{"speaker": "customer", "text": "Hi"}}\n{json.dumps(reset)}\n')
+    args = ["analyze", "--conversation", str(call)]
+    out = affect(*args)
+    err = out.stderr.decode().strip()
+    assert out.returncode == 2 and f" 1 of {call}" in err and message in err, err
+    assert _no_heavy_imports(f"from affect_server.cli import main\nmain({args!r})") == []
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--image", "face.png", "--text-prior", "conversational"],
+     "--text-prior cannot be given without text in the input"),
+    (["--text", "hi", "--speech-adapt", "--face-detector", "haar"],
+     "--speech-adapt cannot be given without audio in the input; --face-detector cannot be given without images in "
+     "the input"),
+    (["--video", "call.mp4", "--text-context-weight", "0.5"],
+     "--text-context-weight cannot be given without text in the input"),
+    (["--conversation", "CALL", "--face-detector", "haar"],
+     "--face-detector cannot be given without images in the input"),
+    (["FOLDER", "--speech-adapt"], "--speech-adapt cannot be given without audio in the input"),
+])
+def test_a_setting_for_a_modality_the_input_does_not_have_is_refused_before_loading(
+        tmp_path: Path, flags: list[str], message: str):
+    """``--text-prior`` with only ``--image`` (or ``--face-detector`` for a conversation of text) was
+    read by no model, and the run said nothing of it; a conversation file's or a folder's modalities
+    are known once their files are read, before any model loads."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    call = folder / "call.jsonl"
+    call.write_text('{"speaker": "customer", "text": "My parcel is late again."}\n')
+    args = ["analyze", *(str(call) if f == "CALL" else str(folder) if f == "FOLDER" else f for f in flags)]
+    out = affect(*args)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.strip() == f"affect: error: {message}", err
+    assert _no_heavy_imports(f"from affect_server.cli import main\nmain({args!r})") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 
@@ -199,6 +200,29 @@ def test_events_are_raised_only_for_the_event_speakers(analyzer):
     assert agent_turns and all(w.has_reading for w in agent_turns)
     assert any(f.speaker == "agent" for f in pairs[-1][1].state.forecast)
     assert watched.state.event_speakers == ("customer",)
+
+
+def test_a_whole_conversation_is_analysed_with_its_event_speakers(analyzer) -> None:
+    """``Analyzer.analyze_conversation(turns, event_speakers=...)``, as a conversation opened with
+    them reads it; names it cannot take are refused before any turn is read."""
+    from affect import InvalidInputError, Turn
+
+    turns = [Turn(text=text, speaker=speaker) for speaker, text in _support_call()]
+    every = analyzer.analyze_conversation(turns)
+    watched = analyzer.analyze_conversation(turns, event_speakers=["customer"])
+    assert any(e.speaker == "agent" for r in every for e in r.events)
+    assert [r.events for r in watched] == [tuple(e for e in r.events if e.speaker == "customer") for r in every]
+    assert [r.fused for r in watched] == [r.fused for r in every]
+    read: list[Turn] = []
+
+    def reading() -> Iterator[Turn]:
+        for turn in turns:
+            read.append(turn)
+            yield turn
+
+    with pytest.raises(InvalidInputError, match="event_speakers must be a list"):
+        analyzer.analyze_conversation(reading(), event_speakers="customer")
+    assert read == []
 
 
 @pytest.mark.parametrize("names, where", [
