@@ -32,6 +32,9 @@ _LAZY: dict[str, str] = {
     "SENTIMENTS": "affect.labels",
     "Emotion": "affect.labels",
     "Sentiment": "affect.labels",
+    "AudioInput": "affect.media",
+    "ImageInput": "affect.media",
+    "VideoInput": "affect.media",
     "list_weights": "affect.registry",
     "AffectEstimate": "affect.results",
     "Modality": "affect.results",
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
     from affect.conversation import Conversation, Turn
     from affect.face import FaceEncoder
     from affect.labels import EMOTIONS, SENTIMENTS, Emotion, Sentiment
+    from affect.media import AudioInput, ImageInput, VideoInput
     from affect.registry import list_weights
     from affect.results import AffectEstimate, Modality, ModalityResult, ModelLoadEvent, TurnResult, TurnResults
     from affect.speech import SpeechEncoder

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from affect._errors import ConversationClosedError, InvalidInputError
 from affect.fusion import fuse
 from affect.limits import EMPTY_TEXT, check_id, check_images_list, check_named_speaker, check_not_empty, is_no_text
+from affect.media import AudioInput, ImageInput
 from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
 from affect.turn_flow import ConversationOptions, analyze_prepared, turns_of
@@ -33,21 +34,22 @@ class Turn:
     bytes). ``images`` are encoded bytes, file paths or uint8 arrays; colour arrays need
     ``channel_order`` ("bgr" or "rgb"). ``image`` is shorthand for a single image; one image
     given as ``images`` is refused when the turn is made (``InvalidInputError``, field ``images``).
+    Their types, ``AudioInput`` and ``ImageInput`` (``affect.media``), say what is accepted.
     """
 
     text: str | bytes | None = None
     speaker: str | None = None
-    audio: Any = None
+    audio: AudioInput | None = None
     sample_rate: int | None = None
-    image: Any = None
-    images: Sequence[Any] = ()
+    image: ImageInput | None = None
+    images: Sequence[ImageInput] = ()
     channel_order: str | None = None
 
     def __post_init__(self) -> None:
         # Checked where a turn is made, so that a Turn read piece by piece cannot exist.
         check_images_list(self.images)
 
-    def all_images(self) -> list[Any]:
+    def all_images(self) -> list[ImageInput]:
         return ([self.image] if self.image is not None else []) + list(self.images)
 
     def sent(self) -> dict[Modality, str]:
@@ -80,10 +82,10 @@ class TurnFields(TypedDict, total=False):
 
     text: str | bytes | None
     speaker: str | None
-    audio: Any
+    audio: AudioInput | None
     sample_rate: int | None
-    image: Any
-    images: Sequence[Any]
+    image: ImageInput | None
+    images: Sequence[ImageInput]
     channel_order: str | None
 
 

@@ -99,3 +99,44 @@ def test_the_check_is_strict_where_users_feel_it(tmp_path, monkeypatch):
         (10, 'Unsupported operand types for + ("None" and "int")'),
     ]:
         assert f"strict_usage.py:{line}: error: {error}" in report, (line, error)
+
+
+def test_media_of_a_kind_no_check_accepts_is_refused(tmp_path, monkeypatch):
+    """A turn's media are typed as the checks that read them accept them (``affect.media``, the
+    client's ``AudioInput`` and ``ImageInput``), not ``Any``: a number, a path the library's audio
+    check refuses (only ``str`` and ``pathlib.Path``), a torch tensor the client cannot send, a
+    list where an array is asked for, each refused before it runs, in both twins."""
+    monkeypatch.chdir(ROOT)
+    wrong = tmp_path / "media_usage.py"
+    wrong.write_text("from pathlib import PurePosixPath\n"
+                     "import numpy as np\n"
+                     "import torch\n"
+                     "from affect import Analyzer, Turn\n"
+                     "from affect_client import AffectClient, AsyncAffectClient, Audio, Image\n"
+                     "Turn(audio=123)\n"
+                     "Analyzer().analyze(image=3.5, images=[b'png', 7])\n"
+                     "Turn(audio=PurePosixPath('turn.flac'))\n"
+                     "with AffectClient() as client, client.conversation() as conversation:\n"
+                     "    conversation.send(audio=123)\n"
+                     "    conversation.send(images=[np.zeros((2, 2), np.uint8), 7])\n"
+                     "    client.analyze(audio=torch.zeros(16000), sample_rate=16000)\n"
+                     "    client.analyze(audio=Image.encoded(b'png'))\n"
+                     "Audio.from_array([0.0, 0.1], 16000)\n"
+                     "async def send() -> None:\n"
+                     "    await AsyncAffectClient().analyze(audio=123)\n")
+    status, report = _mypy(wrong)
+    print(report)
+    assert status == 1
+    for line, error in [
+        (6, 'Argument "audio" to "Turn" has incompatible type "int"'),
+        (7, 'Argument "image" to "analyze" of "Analyzer" has incompatible type "float"'),
+        (7, 'List item 1 has incompatible type "int"'),
+        (8, 'Argument "audio" to "Turn" has incompatible type "PurePosixPath"'),
+        (10, 'Argument "audio" to "send" of "Conversation" has incompatible type "int"'),
+        (11, 'List item 1 has incompatible type "int"'),
+        (12, 'Argument "audio" to "analyze" of "AffectClient" has incompatible type "Tensor"'),
+        (13, 'Argument "audio" to "analyze" of "AffectClient" has incompatible type "Image"'),
+        (14, 'Argument 1 to "from_array" of "Audio" has incompatible type "list[float]"; expected "Array"'),
+        (16, 'Argument "audio" to "analyze" of "AsyncAffectClient" has incompatible type "int"'),
+    ]:
+        assert f"media_usage.py:{line}: error: {error}" in report, (line, error)

@@ -13,14 +13,14 @@ import struct
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from affect._errors import InputTooLargeError, InvalidInputError
+from affect.media import ImageInput
 
-ImageInput = Union[bytes, bytearray, memoryview, str, PathLike, np.ndarray]
 ChannelOrder = Literal["bgr", "rgb"]
 
 MAX_PIXELS = 40_000_000  # e.g. 8000x5000

@@ -14,6 +14,7 @@ import numpy as np
 
 from affect._errors import InvalidInputError
 from affect.face._input import check_size, read_header
+from affect.media import VideoInput
 from affect.option_rules import fps_problem, max_frames_problem
 
 # Frames decoded for each second of video the samples may cover (``max_frames / fps``), and one
@@ -88,7 +89,7 @@ def container(head: bytes) -> str | None:
     return None
 
 
-def sample_frames(path: str | PathLike, fps: float, max_frames: int) -> Iterator[tuple[float, int, np.ndarray]]:
+def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tuple[float, int, np.ndarray]]:
     """``(time_s, frame_index, gray_frame)`` every ``1 / fps`` seconds, at most ``max_frames`` of them.
 
     Frames are decoded in order and only the sampled ones are converted; a rate above the

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from os import PathLike
 from threading import Lock
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,7 +15,7 @@ import torch
 from affect._errors import InvalidInputError
 from affect.face._blazeface import Box
 from affect.face._detect import DETECT_SIDE, DetectorName, crop_face, make_detector
-from affect.face._input import ChannelOrder, ImageInput, load_gray
+from affect.face._input import ChannelOrder, load_gray
 from affect.face._network import CROP_SIZE, FACE_SIZE
 from affect.face._results import NO_FACE_REASON, DetectedFace, FaceAnalysis, FaceBox, VideoFrameFaces
 from affect.face._track import FaceTracker, SpeakerTrackers
@@ -25,6 +24,7 @@ from affect.face._weights_io import load_face_entry
 from affect.face.weights import FaceWeights
 from affect.labels import EMOTIONS, sentiment_from_emotions
 from affect.limits import check_image_count
+from affect.media import ImageInput, VideoInput
 from affect.option_rules import DEFAULT_FPS, DEFAULT_MAX_FRAMES, face_detector_problem
 from affect.results import AffectEstimate, FaceReading, Modality, ModalityResult
 from affect.turn_flow import ConversationOptions
@@ -41,7 +41,7 @@ class FaceRequest:
     """One image for ``analyze_many``, with where its faces are expected (``near``: boxes
     ``x0, y0, x1, y1`` from a tracker, or none); see ``FaceDetector.detect``."""
 
-    image: Any  # an ImageInput
+    image: ImageInput
     near: tuple[Box, ...] = ()
 
     def __post_init__(self) -> None:
@@ -208,7 +208,7 @@ class FaceEncoder:
         return self.analyze(image, channel_order=channel_order).modality_result()
 
     def analyze_video(
-        self, path: str | PathLike, *, fps: float = DEFAULT_FPS, max_frames: int = DEFAULT_MAX_FRAMES
+        self, path: VideoInput, *, fps: float = DEFAULT_FPS, max_frames: int = DEFAULT_MAX_FRAMES
     ) -> list[VideoFrameFaces]:
         """The faces of a video file sampled every ``1 / fps`` seconds (at most ``max_frames`` frames),
         at each frame's own time (variable frame rates too). A video read in part (``max_frames``

@@ -18,13 +18,14 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 import soxr
 import torch
 
 from affect._errors import InputTooLargeError, InvalidInputError
+from affect.media import AudioFile
 from affect_proto.rules import (MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_budget_problem,
                                 audio_dtype_problem, audio_layout, audio_shape_problem, sample_rate_problem,
                                 samples_peak_problem)
@@ -40,7 +41,6 @@ DEFAULT_MAX_VALUES = 28_800_000
 # AIFF, CAF, ...) is refused, so that what is accepted is what is documented and tested.
 ACCEPTED_FORMATS = {"WAV": "WAV", "WAVEX": "WAV", "FLAC": "FLAC", "OGG": "OGG"}
 
-AudioSource = Union[str, Path, bytes, bytearray, memoryview]
 _WAV_HEAD_BYTES = 1 << 20
 
 
@@ -124,7 +124,7 @@ class AudioInfo:
     frames: int
 
 
-def probe_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_values: int = DEFAULT_MAX_VALUES,
+def probe_file(source: AudioFile, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_values: int = DEFAULT_MAX_VALUES,
                field: str = "audio_file") -> AudioInfo:
     """Read and check a file's header only (nothing is decoded): its format is WAV, FLAC or
     OGG, a WAV's length fields are true, its rate is supported and its decoded size is within
@@ -139,7 +139,7 @@ def probe_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS,
     return _checked_header(info, name, max_seconds=max_seconds, max_values=max_values, field=field)
 
 
-def prepare_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_values: int = DEFAULT_MAX_VALUES,
+def prepare_file(source: AudioFile, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_values: int = DEFAULT_MAX_VALUES,
                  field: str = "audio_file") -> Audio:
     """Validated mono 16 kHz audio from a WAV/FLAC/OGG file, given as a path or as its bytes:
     the checks of ``probe_file`` on the header of the one handle that is then decoded."""
@@ -165,7 +165,7 @@ def prepare_file(source: AudioSource, *, max_seconds: float = DEFAULT_MAX_SECOND
     return Audio(samples=resample(mono, info.sample_rate), source_rate=info.sample_rate)
 
 
-def _structurally_sound(source: AudioSource, field: str) -> tuple[object, str]:
+def _structurally_sound(source: AudioFile, field: str) -> tuple[object, str]:
     """(handle for soundfile, a name for messages) of a source whose structure libsndfile may
     safely read: a WAV's length fields are true, an Ogg file is pages end to end."""
     handle, name, head, size = _open_source(source, field)
@@ -197,12 +197,12 @@ def _checked_header(info: Any, name: str, *, max_seconds: float, max_values: int
     return AudioInfo(kind, rate, info.channels, info.frames)
 
 
-def _whole(source: AudioSource) -> bytes:
+def _whole(source: AudioFile) -> bytes:
     """The file's bytes (``_open_source`` has checked the source and its size)."""
     return bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
 
 
-def _open_source(source: AudioSource, field: str) -> tuple[object, str, bytes, int]:
+def _open_source(source: AudioFile, field: str) -> tuple[object, str, bytes, int]:
     """(handle for soundfile, a name for messages, the first bytes, the size) of a path or bytes."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw = bytes(source)

@@ -20,7 +20,8 @@ import torch
 
 from affect._errors import InvalidInputError
 from affect.results import AffectEstimate, Modality, ModalityResult
-from affect.speech._audio import DEFAULT_MAX_SECONDS, MODEL_RATE, Audio, AudioSource, prepare_array, prepare_file
+from affect.media import AudioFile, AudioInput
+from affect.speech._audio import DEFAULT_MAX_SECONDS, MODEL_RATE, Audio, prepare_array, prepare_file
 from affect.speech._backbone import BACKBONES, WhisperBackbone, valid_outputs
 from affect.speech._network import pad_frames
 from affect.labels import sentiment_from_emotions
@@ -96,11 +97,11 @@ class SpeechResult:
 class SpeechRequest:
     """One turn for ``analyze_many``: an array with its sample rate, or a file (path or bytes)."""
 
-    audio: Any
+    audio: AudioInput
     sample_rate: int | None = None
 
 
-def prepare_clip(audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: int | None = None, *,
+def prepare_clip(audio: AudioInput, sample_rate: int | None = None, *,
                  max_seconds: float = DEFAULT_MAX_SECONDS) -> PreparedClip:
     """A turn's audio checked and resampled to 16 kHz, with no model: what
     :meth:`SpeechEncoder.prepare` does, usable where the encoder runs elsewhere."""
@@ -113,7 +114,8 @@ def prepare_clip(audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: in
 
 
 def check_audio_source(audio: object, sample_rate: int | None) -> None:
-    """Refuse audio of a kind the encoder cannot read, before anything is decoded."""
+    """Refuse audio of a kind the encoder cannot read, before anything is decoded: what is not
+    an ``affect.media.AudioInput``."""
     if isinstance(audio, (np.ndarray, torch.Tensor)):
         if sample_rate is None:
             raise InvalidInputError("sample_rate is required with an array of samples", field="sample_rate")
@@ -142,6 +144,7 @@ class SpeechTurns:
         check_audio_source(turn.audio, turn.sample_rate)
 
     def requests(self, turn: "Turn", state: None) -> list[PreparedClip]:
+        assert turn.audio is not None  # asked only of a turn that carries audio
         return [prepare_clip(turn.audio, turn.sample_rate, max_seconds=self.max_seconds)]
 
     def record(self, prepared: "PreparedTurn", answers: list[Any], state: None) -> None:
@@ -203,7 +206,7 @@ class SpeechEncoder:
         return SpeechTurns(self.model_id, self.max_seconds)
 
     # -- preparing -----------------------------------------------------------------------
-    def prepare(self, audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: int | None = None) -> PreparedClip:
+    def prepare(self, audio: AudioInput, sample_rate: int | None = None) -> PreparedClip:
         """Validate and resample (cheap; the speech is found in the batch call). Arrays need
         ``sample_rate``; files carry their own."""
         return prepare_clip(audio, sample_rate, max_seconds=self.max_seconds)
@@ -218,11 +221,11 @@ class SpeechEncoder:
         return out
 
     # -- analysing -----------------------------------------------------------------------
-    def analyze(self, audio: np.ndarray | torch.Tensor | AudioSource, sample_rate: int | None = None) -> SpeechResult:
+    def analyze(self, audio: AudioInput, sample_rate: int | None = None) -> SpeechResult:
         """One turn: samples with their ``sample_rate``, or a WAV/FLAC/OGG file (path or bytes)."""
         return self.analyze_prepared([self.prepare(audio, sample_rate)])[0]
 
-    def analyze_file(self, path: AudioSource) -> SpeechResult:
+    def analyze_file(self, path: AudioFile) -> SpeechResult:
         return self.analyze(path)
 
     def analyze_many(self, requests: Sequence[SpeechRequest]) -> list[SpeechResult]:

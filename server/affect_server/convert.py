@@ -78,7 +78,7 @@ def turn_from_pb(message: pb.Turn) -> Turn:
 RAW_AUDIO_DTYPES = {pb.PCM_S16LE: "<i2", pb.FLOAT32_LE: "<f4"}  # the raw audio encodings (budget.py sizes them)
 
 
-def _audio(audio: pb.Audio) -> tuple[object, int | None]:
+def _audio(audio: pb.Audio) -> tuple[bytes | np.ndarray, int | None]:
     if audio.encoding == pb.AUDIO_FILE:
         if not audio.data:
             raise InvalidInputError("turn.audio.data is empty", field="turn.audio.data")
@@ -103,7 +103,7 @@ def _audio(audio: pb.Audio) -> tuple[object, int | None]:
 RAW_IMAGE_CHANNELS = {pb.RAW_GRAY8: 1, pb.RAW_BGR8: 3, pb.RAW_RGB8: 3}  # the raw pixel encodings
 
 
-def _image(image: pb.Image, index: int) -> object:
+def _image(image: pb.Image, index: int) -> bytes | np.ndarray:
     field = f"turn.images[{index}]"
     if image.encoding == pb.ENCODED:
         return bytes(image.data)

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from pathlib import Path
 from typing import assert_type
 
 import numpy as np
+import torch
 
 import affect
 from affect import (
     Analyzer,
+    AudioInput,
     Emotion,
     FaceEncoder,
+    ImageInput,
     Modality,
     ModalityResult,
     ModelLoadEvent,
@@ -30,6 +34,7 @@ from affect import (
     Turn,
     TurnResult,
     TurnResults,
+    VideoInput,
 )
 from affect.face import FaceWeights, VideoFrameFaces, VideoIncompleteWarning
 from affect.forecast import Forecaster
@@ -43,12 +48,15 @@ from affect_client import (
     ClientOptions,
     ConversationTakenOverError,
     DeadlineExceededError,
+    Image,
     InvalidInputError,
     ModelInfo,
     TurnLimits,
     TurnRefusedError,
     TurnTooLargeError,
 )
+from affect_client import AudioInput as ClientAudioInput
+from affect_client import ImageInput as ClientImageInput
 from affect_client import TurnResult as ClientTurnResult
 
 
@@ -116,6 +124,21 @@ def library() -> None:
                 print(warning.message.reason, warning.message.frames_read, warning.message.read_to_s)
         print([frame.analysis.faces for frame in frames])
 
+    # Every kind of media the checks accept, typed as such (affect.media), never Any.
+    pcm = np.zeros((2, 16000), dtype=np.int16)  # (channels, n)
+    sounds: list[AudioInput] = [Path("turn.flac"), "turn.wav", b"RIFF", bytearray(b"OggS"), memoryview(b"fLaC"), pcm,
+                                torch.zeros(16000)]
+    pictures: list[ImageInput] = [Path("frame.png"), "frame.jpg", b"\x89PNG", np.zeros((48, 64, 3), dtype=np.uint8)]
+    for sound in sounds:
+        text_only.analyze(audio=sound, sample_rate=16000, images=pictures, channel_order="rgb")
+    framed = Turn(audio=pcm, sample_rate=8000, image=pictures[0])
+    assert_type(framed.audio, AudioInput | None)
+    assert_type(framed.image, ImageInput | None)
+    assert_type(framed.all_images(), list[ImageInput])
+    video: VideoInput = Path("call.mp4")
+    if analyzer.face is not None:
+        print(analyzer.face.analyze(pictures[3], channel_order="rgb").faces, len(analyzer.face.analyze_video(video)))
+
     weights: FaceWeights = FaceWeights.resolve("DEFAULT")
     encoder = FaceEncoder(weights=weights, detector="blazeface")
     chosen: FaceWeights = encoder.weights
@@ -134,6 +157,15 @@ def client() -> None:
               {m: r.emotion for m, r in result.modalities.items()}, [f.width for f in result.faces])
         silent = conversation.send(audio=np.zeros(32000, dtype=np.float32), sample_rate=16000, speaker="caller")
         print(silent.emotion, silent.present, silent.no_reading_reason, silent.to_json()[:124])
+        # Every kind of media the client sends, typed as such (numpy arrays by their shape: numpy is no dependency).
+        sounds: list[ClientAudioInput] = [Path("turn.flac"), "turn.wav", b"RIFF", np.zeros(8000, dtype=np.int16),
+                                          Audio.from_array(np.zeros((8000, 2), dtype=np.float32), 16000),
+                                          Audio.pcm16(bytes(3200), 16000)]
+        pictures: list[ClientImageInput] = [Path("frame.png"), b"\x89PNG", np.zeros((48, 64), dtype=np.uint8),
+                                            Image.from_file("frame.jpg"), Image.from_array(np.zeros((48, 64, 3), np.uint8),
+                                                                                           channel_order="bgr")]
+        for sound in sounds:
+            conversation.send(audio=sound, sample_rate=16000, images=pictures, channel_order="bgr", speaker="caller")
         models: list[ModelInfo] = conversation.models
         print(conversation.id, conversation.resumes, result.resumed, result.replayed, [m.to_dict() for m in models])
     print([m.to_dict() for m in client.with_options(timeout=2.0).list_models()])
@@ -171,6 +203,7 @@ async def async_client() -> None:
         if result.valence is not None and result.state is not None:
             print(result.emotion, result.sentiment, f"{result.valence:+.2f}", result.state.valence_trend)
     one: ClientTurnResult = await client.analyze("Thank you!")
+    await client.analyze(audio=Path("turn.flac"), image=np.zeros((48, 64), dtype=np.uint8))
     print(one.to_dict())
     await asyncio.wait_for(client.with_options(turn_timeout=10.0).analyze("Hello?"), timeout=30)
     async with AsyncAffectClient() as client, client.conversation(event_speakers=("customer",)) as watched:

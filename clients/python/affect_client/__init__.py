@@ -28,7 +28,7 @@ from affect_client._exceptions import (
     UnauthenticatedError,
     UnavailableError,
 )
-from affect_client._inputs import Audio, Image
+from affect_client._inputs import Audio, AudioInput, Image, ImageInput
 from affect_client._async import AsyncAffectClient, AsyncConversation
 from affect_client._sync import AffectClient, Conversation
 from affect_client._types import (
@@ -60,6 +60,7 @@ __all__ = [
     "AsyncAffectClient",
     "AsyncConversation",
     "Audio",
+    "AudioInput",
     "ClientOptions",
     "Conversation",
     "ClientClosedError",
@@ -72,6 +73,7 @@ __all__ = [
     "Face",
     "FaceReading",
     "Image",
+    "ImageInput",
     "InvalidArgumentError",
     "InvalidInputError",
     "InvalidSettingError",

@@ -3,7 +3,8 @@
 A turn takes what the library's ``Turn`` takes: ``audio`` as a file path, the bytes of a
 WAV/FLAC/OGG file, an int16 or float array (with ``sample_rate``) or an ``Audio``; ``image`` /
 ``images`` as file paths, JPEG/PNG bytes, uint8 arrays (colour ones with ``channel_order``) or
-``Image``. Arrays are duck-typed (numpy is not a dependency of the client).
+``Image``: ``AudioInput`` and ``ImageInput``, which a type checker holds callers to. Arrays are
+duck-typed (numpy is not a dependency of the client): ``Array`` is what is read of one.
 """
 
 from __future__ import annotations
@@ -11,11 +12,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence, TypeAlias
 
 from affect_client._exceptions import InvalidInputError
 from affect_proto import affect_pb2 as pb
 from affect_proto import rules
+
+
+class Array(Protocol):
+    """A numpy array, as the client reads one (``_is_array``: ``ndim``, ``dtype``, ``tobytes``)
+    and lays it out for the wire (``shape``, ``astype``): numpy's ``ndarray`` is one."""
+
+    @property
+    def ndim(self) -> int: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> object: ...
+
+    def astype(self, dtype: str) -> Array: ...
+
+    def tobytes(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +57,7 @@ class Audio:
         return cls(bytes(data), pb.PCM_S16LE, sample_rate_hz, channels)
 
     @classmethod
-    def from_array(cls, samples: Any, sample_rate_hz: int) -> "Audio":
+    def from_array(cls, samples: Array, sample_rate_hz: int) -> "Audio":
         """A numpy array of int16 or float samples (in [-1, 1]), shape (n,), (n, channels) or
         (channels, n), read as the library reads it (``affect_proto.rules.audio_layout``)."""
         return _array_audio(samples, sample_rate_hz)
@@ -66,7 +85,7 @@ class Image:
         return cls(bytes(data), pb.ENCODED)
 
     @classmethod
-    def from_array(cls, pixels: Any, *, color_order: str | None = None, channel_order: str | None = None) -> "Image":
+    def from_array(cls, pixels: Array, *, color_order: str | None = None, channel_order: str | None = None) -> "Image":
         """A uint8 numpy array: (h, w) gray, or (h, w, 3) with ``channel_order`` "bgr" or "rgb"
         (``color_order`` is the older name)."""
         color_order = channel_order or color_order or ""
@@ -82,14 +101,23 @@ class Image:
         return pb.Image(data=self.data, encoding=self.encoding, width=self.width, height=self.height)
 
 
+AudioInput: TypeAlias = str | PathLike[str] | bytes | bytearray | memoryview | Array | Audio
+"""A turn's audio (``to_audio``): a WAV/FLAC/OGG file's path or bytes, an int16 or float array
+(with ``sample_rate``), or an ``Audio``."""
+
+ImageInput: TypeAlias = str | PathLike[str] | bytes | bytearray | memoryview | Array | Image
+"""A turn's image (``to_image``): a JPEG/PNG file's path or bytes, a uint8 array (colour ones
+with ``channel_order``), or an ``Image``."""
+
+
 def turn_message(
     text: str | bytes | None = None,
     *,
     speaker: str | None = None,
-    audio: Any = None,
+    audio: AudioInput | None = None,
     sample_rate: int | None = None,
-    image: Any = None,
-    images: Sequence[Any] = (),
+    image: ImageInput | None = None,
+    images: Sequence[ImageInput] = (),
     channel_order: str | None = None,
     turn_id: str = "",
 ) -> pb.Turn:

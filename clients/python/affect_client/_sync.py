@@ -19,7 +19,7 @@ from affect_client._exceptions import (
     DeadlineExceededError,
     status_error,
 )
-from affect_client._inputs import turn_message
+from affect_client._inputs import AudioInput, ImageInput, turn_message
 from affect_client._types import ModelInfo, TurnLimits, TurnResult
 
 _CLOSE = object()
@@ -55,8 +55,8 @@ class AffectClient:
         clone._channel_state = self._channel_state
         return clone
 
-    def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
-                sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
+    def analyze(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: AudioInput | None = None,
+                sample_rate: int | None = None, image: ImageInput | None = None, images: Sequence[ImageInput] = (),
                 channel_order: str | None = None, turn_id: str = "",
                 text_prior: _core.TextPrior = None) -> TurnResult:
         """One turn on its own (no conversation context). A turn the server refuses raises
@@ -219,8 +219,8 @@ class Conversation:
         self.models = [ModelInfo.from_pb(m) for m in opened.opened.models]
         return opened.opened
 
-    def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: Any = None,
-             sample_rate: int | None = None, image: Any = None, images: Sequence[Any] = (),
+    def send(self, text: str | bytes | None = None, *, speaker: str | None = None, audio: AudioInput | None = None,
+             sample_rate: int | None = None, image: ImageInput | None = None, images: Sequence[ImageInput] = (),
              channel_order: str | None = None, turn_id: str = "") -> TurnResult:
         """Send one turn and wait for its result. A refused turn raises ``TurnRefusedError``;
         the conversation stays usable. A turn over the server's ``limits`` is refused so before it

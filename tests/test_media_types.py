@@ -1,0 +1,75 @@
+"""The media types say what the checks accept, at run time too: a value of each kind the library's
+``AudioInput`` and ``ImageInput`` (``affect.media``) and the client's name passes the check that
+reads it, and a value of no kind is refused by it. tests/test_typing.py checks that a type checker
+holds callers to them."""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path, PurePosixPath
+from typing import get_args
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import affect_client
+from affect import AudioInput, ImageInput, InvalidInputError, VideoInput
+from affect.face._input import load_gray
+from affect.speech.encoder import check_audio_source
+from affect_client._inputs import Array, to_audio, to_image
+
+
+@pytest.fixture(scope="module")
+def png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("media") / "gray.png"
+    path.write_bytes(cv2.imencode(".png", np.full((40, 48), 128, np.uint8))[1].tobytes())
+    return path
+
+
+def test_every_kind_of_library_audio_passes_its_check_and_no_other() -> None:
+    kinds = {np.ndarray: np.zeros(1600, np.float32), torch.Tensor: torch.zeros(1600), str: "turn.flac",
+             Path: Path("turn.flac"), bytes: b"RIFF", bytearray: bytearray(b"RIFF"), memoryview: memoryview(b"RIFF")}
+    assert set(get_args(AudioInput)) == set(kinds)
+    for value in kinds.values():
+        check_audio_source(value, 16000)  # the kind is accepted; what a file holds is read later
+    for value in (123, PurePosixPath("turn.flac"), [0.0, 0.1]):
+        with pytest.raises(InvalidInputError, match="audio must be"):
+            check_audio_source(value, 16000)
+
+
+def test_every_kind_of_library_image_passes_its_check_and_no_other(png: Path) -> None:
+    kinds = {str: str(png), PathLike[str]: png, bytes: png.read_bytes(), bytearray: bytearray(png.read_bytes()),
+             memoryview: memoryview(png.read_bytes()), np.ndarray: np.zeros((40, 48), np.uint8)}
+    assert set(get_args(ImageInput)) == set(kinds)
+    for value in kinds.values():
+        assert load_gray(value).shape == (40, 48)
+    for value in (3.5, [[0, 1], [1, 0]]):
+        with pytest.raises(InvalidInputError, match="must be encoded bytes, a file path or a uint8 numpy array"):
+            load_gray(value)
+    assert set(get_args(VideoInput)) == {str, PathLike[str]}
+
+
+def test_every_kind_of_client_audio_passes_its_check_and_no_other(png: Path) -> None:
+    kinds = {str: str(png), PathLike[str]: png, bytes: b"RIFF", bytearray: bytearray(b"RIFF"),
+             memoryview: memoryview(b"RIFF"), Array: np.zeros(1600, np.int16),
+             affect_client.Audio: affect_client.Audio.pcm16(bytes(3200), 16000)}
+    assert set(get_args(affect_client.AudioInput)) == set(kinds)
+    for value in kinds.values():
+        assert isinstance(to_audio(value, 16000), affect_client.Audio)  # a file is sent as its bytes, unread
+    for value in (123, torch.zeros(1600), [0.0, 0.1], affect_client.Image.encoded(b"png")):
+        with pytest.raises(affect_client.InvalidInputError, match="audio must be"):
+            to_audio(value, 16000)
+
+
+def test_every_kind_of_client_image_passes_its_check_and_no_other(png: Path) -> None:
+    kinds = {str: str(png), PathLike[str]: png, bytes: png.read_bytes(), bytearray: bytearray(png.read_bytes()),
+             memoryview: memoryview(png.read_bytes()), Array: np.zeros((40, 48), np.uint8),
+             affect_client.Image: affect_client.Image.from_file(png)}
+    assert set(get_args(affect_client.ImageInput)) == set(kinds)
+    for value in kinds.values():
+        assert isinstance(to_image(value), affect_client.Image)
+    for value in (3.5, [[0, 1], [1, 0]], affect_client.Audio.pcm16(bytes(2), 16000)):
+        with pytest.raises(affect_client.InvalidInputError, match="must be a file path"):
+            to_image(value)
