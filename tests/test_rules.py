@@ -80,6 +80,27 @@ def test_one_picture_given_as_the_list_of_pictures_is_refused_alike_by_library_a
     assert library.value.field == client.value.field == "images" and str(library.value) == str(client.value)
 
 
+@pytest.mark.parametrize("shape, channels", [((16000, 9), 9), ((9, 16000), 9), ((9, 10), 9), ((40, 12), 12)])
+def test_audio_with_more_channels_than_the_contract_takes_is_refused_naming_the_channel_limit(shape, channels):
+    """``(16000, 9)`` was refused as "expected [frames] or [frames, channels]", never saying that
+    the 9 channels were what was wrong: the one rule (``affect_proto.rules``) says so, in the
+    library and in the client alike; 8 channels either way round are taken."""
+    import numpy as np
+    from affect.speech._audio import prepare_array
+    from affect_client import InvalidInputError as ClientInputError
+    from affect_client._inputs import turn_message
+    from affect_proto import rules
+
+    expected = f"audio has shape {shape}: {channels} channels; the limit is {rules.MAX_AUDIO_CHANNELS}"
+    with pytest.raises(InvalidInputError) as library:
+        prepare_array(np.zeros(shape, np.float32), 16000)
+    with pytest.raises(ClientInputError) as client:
+        turn_message(audio=np.zeros(shape, np.float32), sample_rate=16000)
+    assert library.value.field == client.value.field == "audio" and str(library.value) == str(client.value)
+    assert str(client.value).startswith(expected)
+    assert rules.audio_shape_problem((16000, 8)) is None and rules.audio_shape_problem((8, 16000)) is None
+
+
 def test_a_turn_meets_the_images_rule_once_where_it_is_made(full_analyzer, data_root, monkeypatch):
     """``Turn.all_images`` checked the rule on each of its three calls a turn (what the turn
     carries, the face encoder's count and its decoding): a turn is checked once, when made, and

@@ -275,13 +275,15 @@ def samples_peak_problem(peak: float, field: str = "audio") -> str | None:
 
 
 def audio_shape_problem(shape: tuple[int, ...], field: str = "audio") -> str | None:
-    """Why samples of this shape may not be audio (``audio_layout``), or None: no empty one."""
+    """Why samples of this shape may not be audio (``audio_layout``), or None: no empty one, none
+    whose channels (its shorter dimension) are more than ``MAX_AUDIO_CHANNELS``."""
     if len(shape) not in (1, 2):
         return f"{field} has {len(shape)} dimensions; expected 1 (mono) or 2 (channels)"
     if min(shape) == 0:
         return f"{field} is empty"
-    if audio_layout(shape) is None:
-        return f"{field} has shape {shape}: expected [frames] or [frames, channels]"
+    if audio_layout(shape) is None:  # two dimensions, both longer than a channel count may be
+        return (f"{field} has shape {shape}: {min(shape)} channels; the limit is {MAX_AUDIO_CHANNELS} "
+                "(expected [frames], [frames, channels] or [channels, frames])")
     return None
 
 
