@@ -646,7 +646,8 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
     analyze.add_argument("--text-prior", type=_text_prior, default=None, metavar="PRIOR",
                          help="the emotion frequencies the turns are expected to have: trained (the default: as the text "
                               "model learnt them), conversational, uniform, or emotion=weight pairs such as "
-                              "neutral=0.8,happiness=0.06,anger=0.06,sadness=0.04,surprise=0.04 (see the text model card)")
+                              "neutral=0.8,anger=0.08,sadness=0.05,happiness=0.05,fear=0.01,disgust=0.005,surprise=0.005 "
+                              "(an emotion left out is never read; see the text model card)")
     analyze.add_argument("--face-detector", type=_checked(str, face_detector_problem), default=None, metavar="NAME",
                          help="blazeface (the default), blazeface+mtcnn (MTCNN looks again after each full search: more "
                               "small, dim and side-lit faces, about 1.6x the detector's CPU) or haar; see the face model card")

@@ -63,7 +63,7 @@ PriorSpec = Union[str, Mapping[str, float], Mapping[Emotion, float], None]
 def parse_prior(text: str) -> PriorSpec:
     """A prior as written in a flag or an environment variable: a preset name (``uniform``) or
     comma-separated ``emotion=weight`` pairs (``neutral=0.8,happiness=0.05,anger=0.05``; emotions
-    left out get 0). Raises ``ValueError`` naming what is wrong (the contract's rule,
+    left out get 0, and are never read). Raises ``ValueError`` naming what is wrong (the contract's rule,
     ``affect_proto.rules.text_prior_problem``, which the client applies before sending)."""
     if problem := text_prior_problem(text):
         raise ValueError(problem)

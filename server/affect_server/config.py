@@ -95,7 +95,8 @@ class ServerConfig:
     # affect.text.prior: the presets and the pairs' rules.
     text_prior: str = _opt("default", "the emotion frequencies the traffic is expected to have: default (the "
                                       "library's, trained), a preset (trained, conversational, uniform) or pairs "
-                                      "such as neutral=0.8,happiness=0.06,anger=0.06,sadness=0.04,surprise=0.04")
+                                      "such as neutral=0.8,anger=0.08,sadness=0.05,happiness=0.05,fear=0.01,"
+                                      "disgust=0.005,surprise=0.005 (an emotion left out is never read)")
     runtime: str = _opt("auto", "what runs the networks: auto, torch, onnx or onnx-int8 "
                                 "(see affect.onnx; pip install 'affect[onnx]')")
     token: str | None = _opt(None, "the bearer token clients must send (prefer the variable: a flag shows in `ps`)")

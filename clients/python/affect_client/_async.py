@@ -72,8 +72,10 @@ class AsyncAffectClient:
         """A conversation; ``async with`` opens it (retried on UNAVAILABLE) and closes it.
 
         ``text_prior``: the emotion frequencies this conversation's text is expected to have (a preset
-        such as ``"conversational"`` or a mapping such as ``{"neutral": 0.8, "anger": 0.2}``); ``None``: the
-        server's. A value the server refuses raises ``InvalidArgumentError`` on opening.
+        such as ``"conversational"`` or a mapping such as ``{"neutral": 0.8, "anger": 0.08, "sadness": 0.05,
+        "happiness": 0.05, "fear": 0.01, "disgust": 0.005, "surprise": 0.005}``: an emotion left out gets
+        0 and is never read); ``None``: the server's. A value the server refuses raises
+        ``InvalidArgumentError`` on opening.
 
         ``escalation_anger``: the forecast P(anger) of a speaker's next turn that raises
         ``escalation_risk`` in this conversation, in (0, 1] (``None``: the server's, 0.20); higher
