@@ -1,7 +1,9 @@
 """A server tells its turn limits on opening (``ConversationOpened.limits``), and the client refuses
 a turn that would not fit before sending it: over the message size (which, sent, ends the whole
-stream) with ``TurnTooLargeError``, over a per-turn limit with the ``TurnRefusedError`` the server
-would answer; the conversation goes on. Real servers on loopback, the real client."""
+stream) with ``TurnTooLargeError``, over a per-turn limit with ``TurnInputError`` (the server's
+field and message for a limit it told, the argument and the library's message for the contract's
+own); each a ``TurnRefusedError`` and an ``InvalidInputError``, whatever the server's limits, and
+the conversation goes on. Real servers on loopback, the real client."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from affect_client import (
     AffectClient,
     AsyncAffectClient,
     InvalidInputError,
+    TurnInputError,
     TurnLimits,
     TurnRefusedError,
     TurnTooLargeError,
@@ -126,10 +129,53 @@ def test_a_turn_over_a_told_limit_is_refused_as_the_server_would_without_being_s
         with pytest.raises(TurnRefusedError) as by_server:
             client.analyze(**turn, turn_id="t1")
         assert _refused(server) == 1
-    assert not isinstance(unsent.value, InvalidInputError)  # the server's refusal, only earlier
+    assert isinstance(unsent.value, TurnInputError) and isinstance(unsent.value, InvalidInputError)  # refused unsent
+    assert not isinstance(by_server.value, InvalidInputError)  # the server's refusal, which was sent
     assert unsent.value.field == by_server.value.field == field and unsent.value.turn_id == "t1"
     assert unsent.value.code == by_server.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert unsent.value.details == by_server.value.details and unsent.value.retry_after is None
+    assert unsent.value.details == by_server.value.details == str(unsent.value) and unsent.value.retry_after is None
+
+
+_TEXT_OVER = "a" * (rules.MAX_TEXT_CHARS + 1)
+_IMAGES_OVER = [np.zeros((8, 8), np.uint8)] * (rules.MAX_IMAGES_PER_TURN + 1)
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+@pytest.mark.parametrize("setting, turn, field, message", [
+    # the server at its defaults: the contract's own limits, which the client checks first
+    ({}, {"text": _TEXT_OVER}, "text", "text has 10,001 characters; the limit is 10,000"),
+    ({}, {"images": _IMAGES_OVER}, "images", "a turn may carry at most 8 images"),
+    # a lower limit the server told: refused with the server's field and message
+    ({"max_text_chars": 50}, {"text": "x" * 60}, "turn.text", "turn.text has 60 characters; the limit is 50"),
+    # over both: the contract's limit is checked first, as before the turn is made
+    ({"max_text_chars": 50}, {"text": _TEXT_OVER}, "text", "text has 10,001 characters; the limit is 10,000"),
+])
+def test_every_turn_refused_before_sending_for_its_input_is_one_type_whatever_the_servers_limits(
+        analyzer: Any, twin: str, setting: dict[str, Any], turn: dict[str, Any], field: str, message: str) -> None:
+    """At the server's defaults the client's own checks of the contract's limits fired first and
+    raised a plain ``InvalidInputError``; under a lower told limit, a ``TurnRefusedError`` that was
+    not one: ``except TurnRefusedError`` (the turn could not be read, carry on) missed the first.
+    Every one is now ``TurnInputError``, both at once, INVALID_ARGUMENT; the server never sees the
+    turn and the conversation goes on, sync and async alike."""
+    with ServerThread(analyzer, **setting) as server:
+        if twin == "sync":
+            with AffectClient(server.target) as client, client.conversation() as conversation:
+                with pytest.raises(TurnRefusedError) as refused:
+                    conversation.send(**turn, turn_id="t1")
+                after = conversation.send("Can you look into it?")
+        else:
+            async def run() -> tuple[pytest.ExceptionInfo[TurnRefusedError], Any]:
+                async with AsyncAffectClient(server.target) as client, client.conversation() as conversation:
+                    with pytest.raises(TurnRefusedError) as refused:
+                        await conversation.send(**turn, turn_id="t1")
+                    return refused, await conversation.send("Can you look into it?")
+
+            refused, after = asyncio.run(run())
+        assert _refused(server) == 0 and after.turn_index == 0
+    error = refused.value
+    assert type(error) is TurnInputError and isinstance(error, InvalidInputError) and isinstance(error, ValueError)
+    assert (error.field, error.code, error.turn_id, error.retry_after) == (field, grpc.StatusCode.INVALID_ARGUMENT, "t1", None)
+    assert error.details == str(error) == message
 
 
 def test_an_async_turn_over_the_told_text_limit_is_refused_unsent(analyzer: Any) -> None:
@@ -192,3 +238,28 @@ def test_without_told_limits_the_clients_own_message_size_holds() -> None:
     assert refused.value.limit == C.MAX_MESSAGE_BYTES and f"the 16 MiB ({C.MAX_MESSAGE_BYTES:,} bytes) this client" in str(refused.value)
     with pytest.raises(TurnTooLargeError, match="this client sends"):  # a server reading more than the client sends
         check_size(pb.ConverseRequest(turn=big), TurnLimits(max_message_bytes=64 * 2**20))
+
+
+def test_a_busy_refusal_names_the_turns_heaviest_part(analyzer: Any) -> None:
+    """The client README said ``.field`` is ``turn`` for the whole turn; a refusal because the server
+    is busy (``--max-in-flight-turns`` full) names the part of the turn that weighs most on it, as
+    the server measures it (``budget.heaviest_field``): ``turn`` for text alone."""
+    turns: list[tuple[dict[str, Any], str]] = [
+        ({"text": "Hello?"}, "turn"),
+        ({"text": "Hello?", "image": np.zeros((64, 64), np.uint8)}, "turn.images"),
+        ({"audio": SPEECH[:RATE], "sample_rate": RATE}, "turn.audio.data"),
+        ({"audio": SPEECH[:RATE // 10], "sample_rate": RATE, "image": np.zeros((640, 640), np.uint8)}, "turn.images"),
+    ]
+    with ServerThread(analyzer, max_in_flight_turns=1) as server:
+        async def hold() -> Any:
+            return server.running.servicer.budget.admit(0, False)
+
+        held = server.call(hold())  # the one turn in flight the server takes
+        with AffectClient(server.target, busy_retries=0) as client, client.conversation() as conversation:
+            for turn, field in turns:
+                with pytest.raises(TurnRefusedError) as busy:
+                    conversation.send(**turn)
+                assert (busy.value.code, busy.value.field) == (grpc.StatusCode.RESOURCE_EXHAUSTED, field), turn
+                assert busy.value.retry_after and "turns in flight" in busy.value.details
+            server.loop.call_soon_threadsafe(held.release)
+            assert conversation.send("Hello again.").turn_index == 0

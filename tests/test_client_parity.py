@@ -113,10 +113,15 @@ def test_client_reads_target_and_token_from_the_environment(analyzer, monkeypatc
     ({"images": "face.png"}, "images"),
 ])
 def test_client_refuses_what_it_cannot_send_before_sending(kwargs, field):
+    """An ``InvalidInputError`` (a ``ValueError``) as always, and one turn's refusal too
+    (``TurnInputError``, a ``TurnRefusedError``), as the same turn over a limit its server told is."""
+    from affect_client import TurnInputError
+
     with AffectClient("127.0.0.1:9") as client:  # nothing listens: the error must come first
         with pytest.raises(InvalidInputError) as refused:
             client.analyze(**kwargs)
     assert refused.value.field == field and isinstance(refused.value, ValueError)
+    assert isinstance(refused.value, TurnInputError) and refused.value.code.name == "INVALID_ARGUMENT"
 
 
 def test_the_sync_and_async_twins_offer_the_same_calls_alike():

@@ -20,13 +20,17 @@
     │                               never resumed (that would take it back)
     ├── TurnRefusedError            one turn refused, sent by send() or analyze() alike (``.code``, ``.field``,
     │   │                           ``.retry_after``); a conversation goes on. By the server, or by the client
-    │   │                           before sending, against the limits its server told (``conversation.limits``)
+    │   │                           before sending (then also an InvalidInputError: the two below)
+    │   ├── TurnInputError          (also an InvalidInputError) its input, refused unsent: a rule of the
+    │   │                           contract (``.field`` the argument: ``text``, ``images``, ``audio``) or a
+    │   │                           limit its server told (``conversation.limits``; ``.field`` the server's: ``turn.text``)
     │   └── TurnTooLargeError       (also an InvalidInputError) over the size of a message the server reads
     │                               or the client sends: not sent (``.size``, ``.limit``, in bytes)
     ├── ConversationClosedError     send() on a conversation that has ended
     ├── ClientClosedError           a call on a client that is closed (or a copy made of it)
-    └── InvalidInputError           (also a ValueError) refused before sending: a missing file, an
-        │                           array without its sample rate (``.field``)
+    └── InvalidInputError           (also a ValueError) refused before sending (``.field``): a turn's input
+        │                           (TurnInputError above: a missing file, an array without its sample
+        │                           rate), an option (``text_prior``), a speaker to reset
         └── InvalidSettingError     a client setting that cannot be used (``.field`` names it:
                                     ``max_retries=-1``, ``with_options(target=...)``)
 
@@ -94,8 +98,9 @@ class ConversationTakenOverError(APIStatusError):
 class TurnRefusedError(AffectClientError):
     """One turn refused (its input, a limit, busy, or the server failed on it): a conversation's
     turn (the conversation goes on) or an ``analyze()`` call's, alike. Refused by the server, or
-    by the client before sending when it is over a limit the server told on opening
-    (``Conversation.limits``), with the code, field and message the server would have given."""
+    by the client before sending: ``TurnInputError`` for its input (a rule of the contract, or a
+    limit the server told on opening, ``Conversation.limits``), ``TurnTooLargeError`` for its size,
+    each an ``InvalidInputError`` too."""
 
     def __init__(self, code: grpc.StatusCode, message: str, field: str, turn_id: str,
                  retry_after: float | None = None) -> None:
@@ -123,6 +128,22 @@ class InvalidInputError(AffectClientError, ValueError):
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class TurnInputError(TurnRefusedError, InvalidInputError):
+    """A turn refused by the client before sending it, for its input: the server never saw it, and
+    a conversation goes on. It breaks a rule of the contract (``affect_proto.rules``: text over the
+    contract's 10,000 characters, more than 8 images, a missing file, an array without its sample
+    rate; ``field`` the argument, ``text``, ``images``, ``audio``, with the library's message) or
+    is over a lower limit its server told on opening (``Conversation.limits``; the field and
+    message the server would give, ``turn.text``). INVALID_ARGUMENT, no ``retry_after``. Both a
+    ``TurnRefusedError`` (one turn refused, whoever refused it) and an ``InvalidInputError`` (refused
+    before sending, as these always were), whatever limits the server has; ``str()`` is the
+    message, as every ``InvalidInputError``'s."""
+
+    def __init__(self, message: str, *, field: str, turn_id: str = "") -> None:
+        super().__init__(grpc.StatusCode.INVALID_ARGUMENT, message, field, turn_id)
+        self.args = (message,)
 
 
 class TurnTooLargeError(TurnRefusedError, InvalidInputError):

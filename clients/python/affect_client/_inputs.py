@@ -14,7 +14,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol, Sequence, TypeAlias
 
-from affect_client._exceptions import InvalidInputError
+from affect_client._exceptions import InvalidInputError, TurnInputError
 from affect_proto import affect_pb2 as pb
 from affect_proto import rules
 
@@ -123,18 +123,22 @@ def turn_message(
 ) -> pb.Turn:
     """The wire message of one turn (arguments as the library's ``Turn``), after the contract's
     rules (``affect_proto.rules``) that can be checked here: a turn that breaks one is refused
-    before it is sent, with the message the server would give."""
-    if problem := rules.images_not_a_list(images):
-        raise InvalidInputError(problem, field="images")
-    every = ([image] if image is not None else []) + list(images)
-    _check_rules(text, speaker, turn_id, audio is not None, len(every))
-    turn = pb.Turn(turn_id=turn_id, speaker=speaker or "")
-    if text is not None:
-        turn.text = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-    if audio is not None:
-        turn.audio.CopyFrom(to_audio(audio, sample_rate).to_pb())
-    turn.images.extend(to_image(item, channel_order, i).to_pb() for i, item in enumerate(every))
-    return turn
+    before it is sent (``TurnInputError``, field the argument), with the library's message."""
+    try:
+        if problem := rules.images_not_a_list(images):
+            raise InvalidInputError(problem, field="images")
+        every = ([image] if image is not None else []) + list(images)
+        _check_rules(text, speaker, turn_id, audio is not None, len(every))
+        turn = pb.Turn(turn_id=turn_id, speaker=speaker or "")
+        if text is not None:
+            turn.text = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        if audio is not None:
+            turn.audio.CopyFrom(to_audio(audio, sample_rate).to_pb())
+        turn.images.extend(to_image(item, channel_order, i).to_pb() for i, item in enumerate(every))
+        return turn
+    except InvalidInputError as refused:  # raised as one turn's refusal, as one over a told limit is (_limits)
+        raise TurnInputError(str(refused), field=refused.field,
+                             turn_id=turn_id if isinstance(turn_id, str) else "") from None
 
 
 def _check_rules(text: str | bytes | None, speaker: str | None, turn_id: str, has_audio: bool, images: int) -> None:

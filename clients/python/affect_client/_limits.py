@@ -8,8 +8,9 @@ own limit (``MAX_MESSAGE_BYTES``, its channel's) and the server's ``max_message_
 would not fit raises ``TurnTooLargeError`` unsent, and the conversation goes on.
 
 The server's per-turn limits that the message itself shows are checked too (the number of
-images, text characters, raw audio's length and samples, raw images' pixels), raising the
-``TurnRefusedError`` the server would answer with: its code, field and message, by the
+images, text characters, raw audio's length and samples, raw images' pixels), raising
+``TurnInputError`` (a ``TurnRefusedError`` and an ``InvalidInputError``, as the turn's own
+input checks raise) with the code, field and message the server would answer with, by the
 contract's rules (``affect_proto.rules``). Audio files and encoded images are measured by the
 server alone, from their headers.
 """
@@ -20,12 +21,11 @@ import math
 from collections.abc import Iterable
 from typing import Union
 
-import grpc
 from affect_proto import affect_pb2 as pb
 from affect_proto import rules
 
 from affect_client import _constants as C
-from affect_client._exceptions import TurnRefusedError, TurnTooLargeError
+from affect_client._exceptions import TurnInputError, TurnTooLargeError
 from affect_client._types import TurnLimits
 
 NOT_TOLD = TurnLimits()
@@ -52,11 +52,11 @@ def check_size(request: Request, limits: TurnLimits = NOT_TOLD) -> None:
 
 def check_fits(request: pb.ConverseRequest, limits: TurnLimits) -> None:
     """Raise the refusal of a conversation's request that would not fit: ``check_size``, then a
-    turn's own limits as the server checks them (``turn_problem``)."""
+    turn's own limits as the server checks them (``turn_problem``: ``TurnInputError``)."""
     check_size(request, limits)
     if request.HasField("turn") and (problem := turn_problem(request.turn, limits)):
         field, message = problem
-        raise TurnRefusedError(grpc.StatusCode.INVALID_ARGUMENT, message, field, request.turn.turn_id)
+        raise TurnInputError(message, field=field, turn_id=request.turn.turn_id)
 
 
 def turn_problem(turn: pb.Turn, limits: TurnLimits) -> tuple[str, str] | None:
