@@ -1,6 +1,6 @@
 """What users of the typed API see: mypy, with the project's configuration (pyproject.toml), finds
-no error in the library, the client, the server, the READMEs' examples as they are written, or user
-code of the rest of the API (tests/typing_usage/public_api_usage.py), and does find one in code
+no error in the library, the client, the server, the READMEs' examples as they are written, the
+example programs (``examples/``), or user code of the rest of the API (tests/typing_usage/public_api_usage.py), and does find one in code
 that misuses the API."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_the_library_the_client_and_code_using_them_type_check(tmp_path, monkeyp
     examples = readme_examples(tmp_path)
     assert len(examples) >= 5  # README.md's three, the client README's quick start and its asyncio twin
     status, report = _mypy(ROOT / "affect", ROOT / "clients" / "python" / "affect_client", ROOT / "server" / "affect_server",
-                           USAGE, *examples)
+                           ROOT / "examples", USAGE, *examples)
     print(report)
     assert status == 0, report
 
