@@ -9,13 +9,14 @@ three, live in ``affect.turn_flow``, which ``analyze`` (in place), the server an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from affect._errors import ConversationClosedError, InvalidInputError
+from affect._errors import ConversationClosedError
 from affect.fusion import fuse
-from affect.limits import EMPTY_TEXT, check_id, check_images_list, check_named_speaker, check_not_empty, is_no_text
+from affect.limits import (check_id, check_images_list, check_loaded, check_named_speaker, check_not_empty,
+                           unread_modalities)
 from affect.media import AudioInput, ImageInput
 from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
@@ -59,17 +60,19 @@ class Turn:
                   Modality.TEXT: ("text", self.text is not None)}
         return {m: name for m, (name, sent) in fields.items() if sent}
 
-    def unread(self) -> dict[Modality, str]:
-        """The modalities sent that are not read, with why: text that is none to read (empty or
-        white space, ``affect.limits.is_no_text``: a speech recogniser's empty transcript) beside
-        audio or images, ``{Modality.TEXT: "empty text"}``; the turn is read from those."""
-        sent = self.sent()
-        return {Modality.TEXT: EMPTY_TEXT} if Modality.TEXT in sent and len(sent) > 1 and is_no_text(self.text) else {}
+    def unread(self, loaded: Collection[Modality] | None = None) -> dict[Modality, str]:
+        """The modalities sent that are not read, with why (``affect.limits.unread_modalities``):
+        text that is none to read (empty or white space, ``affect.limits.is_no_text``: a speech
+        recogniser's empty transcript) beside audio or images, ``{Modality.TEXT: "empty text"}``;
+        and, given the modalities whose models are ``loaded``, one without its model beside
+        another that is read, ``{Modality.TEXT: "no text model loaded"}``. The turn is read from
+        the others."""
+        return unread_modalities(self.sent(), self.text, loaded)
 
-    def carried(self) -> dict[Modality, str]:
+    def carried(self, loaded: Collection[Modality] | None = None) -> dict[Modality, str]:
         """The modalities this turn is read from, each with the field that carries it: those sent,
         but the ``unread``."""
-        unread = self.unread()
+        unread = self.unread(loaded)
         return {m: name for m, name in self.sent().items() if m not in unread}
 
     def is_empty(self) -> bool:
@@ -151,16 +154,14 @@ class Conversation:
         if self.closed:
             raise ConversationClosedError("this conversation is closed: open a new one for more turns")
         check_not_empty(turn)
-        carried = turn.carried()
+        carried = turn.carried(self._turns)  # a modality without its model is left unread beside one read
         if turn.speaker is not None:
             check_id(turn.speaker, "speaker")
-        for modality, name in carried.items():
-            if modality not in self._turns:
-                raise InvalidInputError(f"this analyzer has no {modality.value} encoder loaded", field=name)
+        check_loaded(carried, self._turns)  # nothing can be read: refused, naming what is missing
         for modality in carried:  # every cheap check before any decoding
             self._turns[modality].check(turn)
         requests = {m: self._turns[m].requests(turn, self._states[m]) for m in carried}
-        return PreparedTurn(turn, requests={m: r for m, r in requests.items() if r}, absent=turn.unread())
+        return PreparedTurn(turn, requests={m: r for m, r in requests.items() if r}, absent=turn.unread(self._turns))
 
     def record(self, modality: Modality, prepared: PreparedTurn, answers: list[Any]) -> None:
         """One encoder's answers to this turn's requests into the turn and this conversation's

@@ -11,20 +11,22 @@ budgets are its settings, stricter by default.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.results import Modality
 from affect_proto.rules import (EMPTY_TEXT, EMPTY_TURN, as_listed, MAX_EVENT_SPEAKERS, MAX_ID_CHARS, MAX_IMAGES_PER_TURN,
                                 MAX_TEXT_CHARS, event_speakers_problem, id_problem, images_not_a_list,
-                                named_speaker_problem, only_empty_text, reads_as_no_text, text_too_long, too_many_images)
+                                named_speaker_problem, no_model_for, no_model_loaded, only_empty_text, reads_as_no_text,
+                                text_too_long, too_many_images)
 
 if TYPE_CHECKING:
     from affect.conversation import Turn
 
 __all__ = ["EMPTY_TEXT", "EMPTY_TURN", "MAX_EVENT_SPEAKERS", "MAX_ID_CHARS", "MAX_IMAGES_PER_TURN", "MAX_TEXT_CHARS",
-           "check_event_speakers", "check_id", "check_image_count", "check_images_list", "check_named_speaker",
-           "check_not_empty", "check_text_length", "is_no_text"]
+           "check_event_speakers", "check_id", "check_image_count", "check_images_list", "check_loaded",
+           "check_named_speaker", "check_not_empty", "check_text_length", "is_no_text", "unread_modalities"]
 
 
 def is_no_text(text: object) -> bool:
@@ -37,6 +39,30 @@ def is_no_text(text: object) -> bool:
         except UnicodeDecodeError:
             return False
     return isinstance(text, str) and reads_as_no_text(text)
+
+
+def unread_modalities(sent: Collection[Modality], text: object,
+                      loaded: Collection[Modality] | None = None) -> dict[Modality, str]:
+    """Which of the modalities a turn was given (``sent``, ``Turn.sent``) are not read, with why
+    (what ``TurnResult.absent`` says): text that is none to read (``is_no_text``: an empty
+    transcript) beside audio or images, ``EMPTY_TEXT``; and, where ``loaded`` names the modalities
+    whose models are loaded, each one without its model, ``no_model_loaded`` ("no text model
+    loaded"), as long as another is read. When none would be, those stay to be read, and
+    ``check_loaded`` refuses the turn naming them."""
+    unread = {Modality.TEXT: EMPTY_TEXT} if Modality.TEXT in sent and len(sent) > 1 and is_no_text(text) else {}
+    unloaded = {m: no_model_loaded(m.value) for m in sent if loaded is not None and m not in loaded and m not in unread}
+    if len(unread) + len(unloaded) < len(sent):  # another modality is read: the turn is read from it
+        unread.update(unloaded)
+    return unread
+
+
+def check_loaded(carried: Mapping[Modality, str], loaded: Collection[Modality]) -> None:
+    """Refuse a turn none of whose modalities can be read for want of their models (``carried``:
+    those it is read from, each with its field, ``Turn.carried``; once another is read, a
+    modality without its model is left unread instead, ``unread_modalities``), naming them all
+    and the field of the first."""
+    if unloaded := [m for m in carried if m not in loaded]:
+        raise InvalidInputError(no_model_for(m.value for m in unloaded), field=carried[unloaded[0]])
 
 
 def check_not_empty(turn: "Turn") -> None:

@@ -293,3 +293,67 @@ def test_an_empty_transcript_beside_audio_is_read_from_the_audio_over_grpc(full_
             nowhere.analyze("  ")
     for error in (refused.value, asyncio.run(async_refused())):
         assert error.field == library.value.field == "text" and str(error) == str(library.value)
+
+
+def test_a_modality_without_its_model_is_absent_beside_one_that_is_read_by_the_library(
+        full_analyzer: Analyzer, analyzer: Analyzer, speech_flac: bytes, face_png: bytes) -> None:
+    """A speech-only analyzer refused a voice bot's usual turn, transcript and audio ("this analyzer
+    has no text encoder loaded"): it reads the audio, TEXT absent with why, as empty text is; the
+    same for face and speech. A turn with nothing it can read is still refused, naming what is missing."""
+    from affect import InvalidInputError, Modality
+    from affect_proto import rules
+
+    assert rules.no_model_loaded("text") == "no text model loaded"
+    speech_only = Analyzer(text=None, speech=full_analyzer.speech, face=None, forecast=None)
+    alone = speech_only.analyze(audio=speech_flac)
+    with speech_only.conversation() as conversation:
+        heard = conversation.analyze("hello", audio=speech_flac, speaker="caller")
+        seen = conversation.analyze("hello", audio=speech_flac, image=face_png, speaker="caller")
+        empty = conversation.analyze("", audio=speech_flac, speaker="caller")
+    assert heard.present == (Modality.SPEECH,) and heard.absent == {Modality.TEXT: "no text model loaded"}
+    assert heard.emotions == pytest.approx(alone.emotions, abs=1e-6) and heard.state is not None
+    assert seen.present == (Modality.SPEECH,)
+    assert list(seen.absent.items()) == [(Modality.TEXT, "no text model loaded"), (Modality.FACE, "no face model loaded")]
+    assert seen.emotions == pytest.approx(alone.emotions, abs=1e-6) and seen.turn_index == 1
+    assert empty.absent == {Modality.TEXT: rules.EMPTY_TEXT}  # what the turn holds is said before what the analyzer lacks
+    text_only = analyzer.analyze("I can't believe it, this is great!", audio=speech_flac, image=face_png)
+    assert text_only.present == (Modality.TEXT,)
+    assert text_only.absent == {Modality.SPEECH: "no speech model loaded", Modality.FACE: "no face model loaded"}
+    assert text_only.emotions == pytest.approx(analyzer.analyze("I can't believe it, this is great!").emotions, abs=1e-6)
+    refused = [(speech_only, Turn(text="hello"), "text", "this analyzer has no text encoder loaded"),
+               (speech_only, Turn(text="hello", image=face_png), "images", "this analyzer has no face or text encoder loaded"),
+               (analyzer, Turn(text=" ", audio=speech_flac), "audio", "this analyzer has no speech encoder loaded")]
+    for reader, turn, field, message in refused:
+        with pytest.raises(InvalidInputError) as nothing_to_read:
+            reader.analyze(turn)
+        assert (nothing_to_read.value.field, str(nothing_to_read.value)) == (field, message)
+    assert message == rules.no_model_for(["speech"])
+
+
+def test_a_modality_without_its_model_is_absent_over_grpc_on_a_server_started_without_it(
+        full_analyzer: Analyzer, speech_flac: bytes, face_png: bytes) -> None:
+    """``affect serve --text-model none --face-model none`` (a speech-only deployment) refused
+    ``send("hello", audio=...)`` (INVALID_ARGUMENT, turn.text); it reads the audio and says TEXT was
+    absent, as the library does, in a conversation and alone; text alone is refused naming
+    ``turn.text``, and the conversation goes on."""
+    speech_only = Analyzer(text=None, speech=full_analyzer.speech, face=None, forecast=None)
+    expected = speech_only.analyze("hello", audio=speech_flac, image=face_png, speaker="caller")
+    audio = Audio(speech_flac, pb.AUDIO_FILE)
+    with ServerThread(None, text_model="none", face_model="none", max_turns_per_second=1000) as server, \
+            AffectClient(server.target) as client:
+        with client.conversation() as conversation:
+            heard = conversation.send("hello", audio=audio, speaker="caller")
+            assert heard.present == ("speech",) and heard.absent == {"text": "no text model loaded"}, heard.absent
+            with pytest.raises(TurnRefusedError) as refused:
+                conversation.send("hello", speaker="caller")
+            assert refused.value.code.name == "INVALID_ARGUMENT"
+            assert (refused.value.field, refused.value.details) == ("turn.text",
+                                                                    "turn.text: this analyzer has no text encoder loaded")
+            seen = conversation.send("hello", audio=audio, images=[Image.encoded(face_png)], speaker="caller")
+            assert seen.turn_index == 1  # the refused turn was not counted
+        alone = client.analyze("hello", audio=audio, images=[Image.encoded(face_png)], speaker="caller")
+    for result in (seen, alone):
+        assert result.present == ("speech",)
+        assert list(result.absent.items()) == [(m.value, why) for m, why in expected.absent.items()] == \
+            [("text", "no text model loaded"), ("face", "no face model loaded")]
+        assert result.emotions == pytest.approx(expected.emotions, abs=2e-4)

@@ -107,6 +107,21 @@ def only_empty_text(field: str = "text") -> str:
     return f"{field} is empty (nothing but white space) and the turn has no audio or images to read instead"
 
 
+def no_model_loaded(modality: str) -> str:
+    """Why a modality a turn carries is absent from its result (``TurnResult.absent``) where no
+    model of it is loaded (``Analyzer(text=None)``, ``affect serve --text-model none``) and the
+    turn carries another that is read: a voice bot's transcript beside its audio, on a
+    speech-only deployment. ``modality``: its name ("text", "speech", "face")."""
+    return f"no {modality} model loaded"
+
+
+def no_model_for(modalities: Iterable[str]) -> str:
+    """Why a turn is refused when nothing it carries can be read for want of the models
+    (``modalities``: the names of those it carries, in the modality order); the refusal names the
+    field of the first."""
+    return f"this analyzer has no {' or '.join(modalities)} encoder loaded"
+
+
 def too_many_images(images: int, limit: int = MAX_IMAGES_PER_TURN) -> str | None:
     return f"a turn may carry at most {limit} images" if images > limit else None
 
