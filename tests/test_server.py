@@ -1126,6 +1126,24 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             assert len(lines) == 1 and words in lines[0], (args, lines)
 
 
+def test_an_unknown_weights_name_is_a_settings_error_before_any_model_loads() -> None:
+    """``affect serve --face-model bogus`` was refused by the library as the models loaded ("loading
+    the models" logged first), as "affect: error: ..."; it is one line naming the flag (or the
+    variable) that gave it, as the other settings' mistakes are, exit status 2, plain and on Ray
+    alike (``configured_models_and_licences``, which Ray's start calls before Ray starts)."""
+    from affect.face import FaceWeights
+
+    for args, env, given in ((["--face-model", "bogus"], {}, "--face-model"),
+                             (["--ray", "--face-model", "bogus"], {}, "--face-model"),
+                             ([], {"AFFECT_FACE_MODEL": "bogus"}, "AFFECT_FACE_MODEL")):
+        out = subprocess.run([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0", *args],
+                             capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+        lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+        assert out.returncode == 2, (args, lines)
+        assert lines == [f"affect serve: {given}: unknown FaceWeights 'bogus'; known (name / id): {FaceWeights.known()}"], \
+            (args, lines)
+
+
 def test_the_servers_face_detector_choices_are_the_librarys():
     """The server names them without importing the library at start-up; the two lists must agree."""
     from affect.face._detect import DETECTORS
@@ -1919,7 +1937,6 @@ def test_the_licence_line_of_configured_models_is_the_loaded_models_one(analyzer
     """``affect serve --ray`` loads its models in Ray's workers, and logged no licence line: it
     logs the one plain ``affect serve`` logs, read from the settings (the weights each encoder
     resolves to, the fusion head, the forecaster) without loading a model."""
-    from affect._errors import UnknownModelError
     from affect.forecast import ForecastWeights
     from affect_server.app import configured_models_and_licences, models_and_licences
     from affect_server.config import ServerConfig
@@ -1929,8 +1946,8 @@ def test_the_licence_line_of_configured_models_is_the_loaded_models_one(analyzer
     assert configured_models_and_licences(ServerConfig()) == models_and_licences(full_analyzer)
     named = configured_models_and_licences(ServerConfig(text_model="MINILM_MELD_V1", speech_model="none", face_model="none"))
     assert named.startswith(f"models loaded: text-minilm-meld@1, {ForecastWeights.DEFAULT.value.id}; licences: ")
-    with pytest.raises(UnknownModelError, match="unknown TextWeights 'bogus'"):
-        configured_models_and_licences(ServerConfig(text_model="bogus"))
+    with pytest.raises(SystemExit, match=r"^affect serve: text_model: unknown TextWeights 'bogus'; known \(name / id\): "):
+        configured_models_and_licences(ServerConfig(text_model="bogus"))  # refused as the other settings are
 
 
 def test_json_logs_are_one_object_a_line_and_hold_no_content():

@@ -200,15 +200,26 @@ def models_and_licences(analyzer: Analyzer) -> str:
 
 def configured_models_and_licences(config: ServerConfig) -> str:
     """``models_and_licences`` for the models ``config`` serves, read from their weights entries
-    without loading them: ``affect serve --ray`` logs it, its models being loaded in Ray's workers.
-    Each encoder's weights are resolved as ``affect.Analyzer`` resolves them (``UnknownModelError``
-    for a name no family knows, before Ray starts); the ingress runs the shipped forecaster."""
+    without loading them: ``affect serve --ray`` logs it, its models being loaded in Ray's workers;
+    plain ``affect serve`` calls it to check the names before it loads them. Each encoder's
+    weights are resolved as ``affect.Analyzer`` resolves them; a name no family knows is refused
+    as the other settings are (``SystemExit``, "affect serve: --face-model: unknown FaceWeights
+    'bogus'; known ...": one line, exit status 2), before a model loads or Ray starts. The ingress
+    runs the shipped forecaster."""
+    from affect._errors import UnknownModelError
     from affect.forecast import ForecastWeights
     from affect.registry import WEIGHT_FAMILIES
 
     families = {family["DEFAULT"].meta["modality"]: family for family in WEIGHT_FAMILIES}
-    ids = [families[modality].resolve(None if choice is True else choice).value.id
-           for modality, choice in config.analyzer_choices().items() if choice is not None]
+    ids = []
+    for modality, choice in config.analyzer_choices().items():
+        if choice is None:
+            continue
+        try:
+            ids.append(families[modality].resolve(None if choice is True else choice).value.id)
+        except UnknownModelError as exc:
+            setting = f"{modality}_model"
+            raise SystemExit(f"affect serve: {config.given_by(setting) or setting}: {exc}") from None
     return _licence_line(ids, ForecastWeights.DEFAULT.value.id)
 
 
@@ -225,8 +236,9 @@ def _licence_line(encoder_ids: list[str], forecaster_id: str | None) -> str:
 
 
 async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -> RunningServer:
-    """Check the settings and bind the port first (a mistake there is one line, before any
-    model loads), then load the models and start serving."""
+    """Check the settings, bind the port and check the weights names (when the models are loaded
+    here) first: a mistake there is one line, before any model loads. Then load the models and
+    start serving."""
     for warning in config.check():
         log.warning("%s", warning)
     max_bytes = config.max_message_bytes
@@ -239,6 +251,8 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
                  ("grpc.so_reuseport", 0), ("grpc.http2.bdp_probe", 0), *KEEPALIVE],
     )
     port = _bind(server, config)
+    if analyzer is None:
+        configured_models_and_licences(config)  # a weights name no family knows: one line, before any model loads
 
     set_model_threads(config.threads_per_worker())  # before the encoders load: CTranslate2 reads it then
     if analyzer is None:

@@ -31,7 +31,7 @@ def start_on_ray(config: ServerConfig, settings: RaySettings | None = None, *, a
     from affect_server.app import configured_models_and_licences
     from affect_server.ray_app import GRPC_SERVICER_FUNCTION, build_app
 
-    models = configured_models_and_licences(config)  # a weights name no family knows: before Ray starts
+    models = configured_models_and_licences(config)  # a weights name no family knows: refused before Ray starts
     if not ray.is_initialized():
         # Raw turns (voices, faces, text) pass through Ray's object store; spilled to disk under
         # memory pressure, they would be written in Ray's temp folder. A cluster started here
