@@ -468,19 +468,24 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _check_texts(turns: list[dict]) -> None:
-    """Refuse bad text before loading any model (the text rules of ``affect.text._input``); the
-    clean text (a ``CleanText``) goes on to the library, which does not clean it again. Text that
-    is none to read (an empty transcript) beside audio or images is left as it is, for the
-    library to leave unread (``Turn.unread``); alone, it is refused as the library refuses it."""
+    """Refuse bad text before loading any model, or importing torch (the text rules of
+    ``affect.text._input``); the clean text (a ``CleanText``) goes on to the library, which does
+    not clean it again. Text that is none to read (an empty transcript) beside audio or images is
+    left as it is, for the library to leave unread (``affect.limits.unread_modalities``, the
+    rule of ``Turn.unread``); alone, it is refused as the library refuses it."""
     if any(t.get("text") is not None for t in turns):
-        from affect.conversation import Turn
-        from affect.limits import is_no_text
+        from affect.batch import turn_modalities
+        from affect.limits import is_no_text, unread_modalities
+        from affect.results import Modality
         from affect.text._input import clean_text
         from affect_proto.rules import only_empty_text
 
         for i, turn in enumerate(turns):
             field = "text" if len(turns) == 1 else f"conversation[{i}].text"
-            if turn.get("text") is None or Turn(**turn).unread():
+            if turn.get("text") is None:
+                continue
+            sent = {Modality.TEXT, *(Modality(m) for m in turn_modalities([turn]))}
+            if Modality.TEXT in unread_modalities(sent, turn["text"]):  # beside audio or images: left unread
                 continue
             if is_no_text(turn["text"]):
                 raise InvalidInputError(only_empty_text(field), field=field)

@@ -208,6 +208,13 @@ def test_help_and_input_errors_import_no_model_machinery(tmp_path: Path):
     assert _no_heavy_imports(run.format(["analyze", "--audio", str(tmp_path)])) == []
     assert _no_heavy_imports(run.format(["analyze", "--conversation", str(tmp_path / "missing.json")])) == []
     assert _no_heavy_imports(run.format(["analyze", str(tmp_path / "nothing-here")])) == []
+    # Text refused by its own rules (empty, white space, too long) is refused before torch is imported,
+    # alone and in a conversation file (the check that leaves an empty transcript beside audio unread).
+    for text in ("", "   ", "x" * 10_001):
+        assert _no_heavy_imports(run.format(["analyze", "--text", text])) == [], text
+    conversation = tmp_path / "turns.json"
+    conversation.write_text(json.dumps(["Hello there.", "  "]))
+    assert _no_heavy_imports(run.format(["analyze", "--conversation", str(conversation)])) == []
 
 
 def test_version_is_the_installed_packages_and_loads_nothing():
