@@ -560,7 +560,11 @@ def _result_records(path: Path) -> list[dict] | None:
         else:
             data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        read_turns(path)  # the same checks and messages as a conversation file
+        try:
+            read_turns(path)  # the same checks and messages as a conversation file, then what plot takes
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{exc}; `affect plot` takes a JSON Lines (or JSON) file of turns, or of the "
+                                    f"results `affect analyze --out FILE.jsonl` writes", field="file") from None
         raise
     if isinstance(data, list) and data and all(isinstance(r, dict) and ("present" in r or _is_error_row(r))
                                                for r in data):

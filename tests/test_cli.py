@@ -395,6 +395,23 @@ def test_plot_names_its_own_argument_when_given_a_folder(tmp_path: Path):
     assert out.returncode == 2 and "is a directory" in err and "--conversation" not in err, err
 
 
+@pytest.mark.parametrize("name, content, problem", [
+    ("turn.flac", b"fLaC\x00\x00\x00\x22\x10\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\xff\xfe", "is not valid UTF-8 (byte 19)"),
+    ("notes.txt", b"hello", "is not valid JSON: Expecting value at line 1"),
+    ("turns.jsonl", b'{"text": "hi"}\nnot json\n', "line 2 is not valid JSON: Expecting value"),
+])
+def test_plot_of_a_file_it_cannot_read_says_what_it_takes(tmp_path: Path, name: str, content: bytes, problem: str) -> None:
+    """``affect plot turn.flac`` said only "turn.flac is not valid UTF-8 (byte 19)"; it says what the
+    command takes too, before any model loads."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = affect("plot", str(path))
+    assert out.returncode == 2 and out.stdout == b"", out.stderr.decode()
+    assert out.stderr.decode() == (f"affect: error: {path} {problem}; `affect plot` takes a JSON Lines (or JSON) file of "
+                                   "turns, or of the results `affect analyze --out FILE.jsonl` writes\n")
+    assert _no_heavy_imports(f"from affect_server.cli import main\nmain({['plot', str(path)]!r})") == []
+
+
 def test_the_command_line_runs_the_networks_where_the_library_does(tmp_path: Path):
     """``affect analyze`` once built its encoders itself and left them on PyTorch, where
     ``Analyzer()`` puts them on ONNX Runtime under "auto" (about 4x the CPU for text);
