@@ -34,6 +34,7 @@ from affect.option_rules import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, context_weight
                                  fps_problem, max_frames_problem, parity_items_problem)
 from affect.runtime_names import RUNTIMES
 from affect.turns_file import MAX_CONVERSATION_BYTES, read_conversation  # noqa: F401 (read_conversation: public here)
+from affect_proto.rules import event_speakers_problem
 
 if TYPE_CHECKING:
     from affect._progress import Status
@@ -140,13 +141,6 @@ def _speaker_problem(name: object) -> str | None:
 def _speaker_names(text: str) -> tuple[str, ...]:
     """``--event-speakers``'s names: comma-separated, spaces around them ignored."""
     return tuple(name.strip() for name in text.split(","))
-
-
-def _event_speakers_problem(names: object) -> str | None:
-    """``--event-speakers`` by the library's rule (``affect.limits.check_event_speakers``)."""
-    from affect_proto.rules import event_speakers_problem
-
-    return event_speakers_problem(names, "event_speakers")
 
 
 def _text_prior(text: str) -> object:
@@ -637,7 +631,7 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
                          help="a JSON list or JSON Lines file of turns: strings, or objects with text, speaker, audio, "
                               "image (file paths relative to the conversation file); between turns, "
                               '{"reset_speaker": NAME} starts that speaker anew')
-    analyze.add_argument("--event-speakers", type=_checked(_speaker_names, _event_speakers_problem), default=None,
+    analyze.add_argument("--event-speakers", type=_checked(_speaker_names, event_speakers_problem), default=None,
                          metavar="NAME[,NAME]",
                          help="raise events only about these speakers, e.g. --event-speakers customer for no warnings "
                               "about the agents (default: everyone's); every turn is still read")

@@ -75,9 +75,6 @@ class Turn:
         unread = self.unread(loaded)
         return {m: name for m, name in self.sent().items() if m not in unread}
 
-    def is_empty(self) -> bool:
-        return not self.carried()
-
 
 class TurnFields(TypedDict, total=False):
     """``Turn``'s fields as keywords (``conversation.analyze(text=..., speaker=...)``), typed for

@@ -68,10 +68,10 @@ def check_loaded(carried: Mapping[Modality, str], loaded: Collection[Modality]) 
 def check_not_empty(turn: "Turn") -> None:
     """Refuse a turn with nothing to read: nothing sent (field ``turn``), or only text that is
     none to read (field ``text``; beside audio or images it is left unread, ``Turn.unread``)."""
-    carried = turn.carried()
-    if not carried:
+    sent = turn.sent()
+    if not sent:
         raise InvalidInputError(EMPTY_TURN, field="turn")
-    if list(carried) == [Modality.TEXT] and is_no_text(turn.text):
+    if list(sent) == [Modality.TEXT] and is_no_text(turn.text):
         raise InvalidInputError(only_empty_text("text"), field="text")
 
 

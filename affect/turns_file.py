@@ -48,9 +48,14 @@ def read_conversation(path: Path) -> list[dict[str, Any]]:
     if not isinstance(data, list) or not data:
         raise InvalidInputError(f"{path} must hold a non-empty JSON list of turns", field="conversation")
     items: list[dict[str, Any]] = []
+    speakers: set[str] = set()  # of the turns so far, which a reset must name
     for i, item in enumerate(data):
-        is_a_reset = isinstance(item, dict) and RESET_KEY in item
-        items.append(_reset(path, i, item, items) if is_a_reset else _turn(path, i, item))
+        if isinstance(item, dict) and RESET_KEY in item:
+            items.append(_reset(path, i, item, speakers))
+        else:
+            items.append(turn := _turn(path, i, item))
+            if turn["speaker"] is not None:
+                speakers.add(turn["speaker"])
     return items  # never resets alone: a reset names the speaker of a turn before it
 
 
@@ -120,7 +125,7 @@ def _turn(path: Path, i: int, item: Any) -> dict[str, Any]:
     return turn
 
 
-def _reset(path: Path, i: int, item: dict[str, Any], before: list[dict[str, Any]]) -> dict[str, Any]:
+def _reset(path: Path, i: int, item: dict[str, Any], speakers_before: set[str]) -> dict[str, Any]:
     """A speaker reset: alone in its object, naming a speaker of an earlier turn (a name no turn
     has yet would reset nobody: a misspelt one)."""
     where, field = f"item {i} of {path}", f"conversation[{i}].{RESET_KEY}"
@@ -130,7 +135,7 @@ def _reset(path: Path, i: int, item: dict[str, Any], before: list[dict[str, Any]
     name = item[RESET_KEY]
     if problem := named_speaker_problem(name, f'"{RESET_KEY}"'):
         raise InvalidInputError(f"{where}: {problem}", field=field)
-    if not any(turn.get("speaker") == name for turn in before):
+    if name not in speakers_before:
         raise InvalidInputError(f'{where}: "{RESET_KEY}" names {name!r}, the speaker of no turn before it', field=field)
     return {RESET_KEY: name}
 

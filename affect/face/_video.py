@@ -97,7 +97,8 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
     (``affect.face._input.check_size``): the size the video announces, each JPEG frame's own
     header before it is decoded (``JpegFrameSizes``), and each sampled frame as decoded; one
     over them is refused (``InputTooLargeError`` naming the frame). At most
-    ``decode_budget(fps, max_frames)`` frames are decoded.
+    ``decode_budget(fps, max_frames)`` frames are decoded and one more, which says the video goes
+    on (it is not counted among the warning's ``frames_decoded``).
     """
     if problem := fps_problem(fps):
         raise InvalidInputError(f"fps {problem}", field="fps")

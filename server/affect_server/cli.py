@@ -41,7 +41,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     import asyncio
-    import logging
 
     from affect_server.app import serve
     from affect_server.config import ServerConfig
@@ -54,8 +53,7 @@ def _serve(args: argparse.Namespace) -> None:
         raise SystemExit(f"affect serve: --ready-file {args.ready_file}: its folder does not exist")
     config = ServerConfig.from_args(args)
     if args.ray:
-        for warning in config.check():  # the in-process server checks (and binds) before loading models
-            logging.getLogger("affect.server").warning("%s", warning)
+        config.check()  # a setting refused stops it before Ray starts; build_app logs the warnings, once
         try:
             from affect_server.ray_serve import serve_on_ray
         except ImportError as exc:

@@ -163,6 +163,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         self.executor = executor
         self.config = config
         self.turn_limits = turn_limits(config, max_message_bytes)
+        self.models = self._loaded_models()  # fixed once the models are loaded: listed once
         self.metrics = metrics
         self.batchers = batchers
         self.lane = Lane(executor, batchers)
@@ -248,7 +249,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             rates = _Rates(self._rate_bucket(), self._rate_bucket())
             log.info("conversation %s opened (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             yield pb.ConverseResponse(opened=pb.ConversationOpened(
-                conversation_id=conversation_id, models=self._loaded_models(),
+                conversation_id=conversation_id, models=self.models,
                 max_turns_per_second=self.config.max_turns_per_second, limits=self.turn_limits))
 
             while True:
@@ -302,9 +303,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """End a stream whose conversation was taken over (counted by ``_take_over``), saying so in
         the trailer ``rules.ABORT_REASON_TRAILER`` (``rules.TAKEN_OVER_REASON``), by which the client
         tells it apart and does not resume it."""
-        await context.abort(grpc.StatusCode.ABORTED, TAKEN_OVER,
-                            trailing_metadata=((rules.ABORT_REASON_TRAILER, rules.TAKEN_OVER_REASON),))
-        raise AssertionError("grpc's abort returned")  # it raises; here for the type checker
+        await self._abort(context, grpc.StatusCode.ABORTED, TAKEN_OVER, rules.TAKEN_OVER_REASON, counted=False)
 
     async def converse_written(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],
                                context: grpc.aio.ServicerContext) -> None:
@@ -395,7 +394,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             raise
 
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(models=self._loaded_models(), fusion=FusionWeights.DEFAULT.value.id)
+        return pb.ListModelsResponse(models=self.models, fusion=FusionWeights.DEFAULT.value.id)
 
     def idle(self) -> bool:
         """No conversation open, no turn or Analyze call in flight: what draining waits for."""
@@ -632,14 +631,16 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return None
 
     async def _abort(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: str,
-                     retry_after_ms: int = 0, *, field: str | None = None) -> NoReturn:
+                     retry_after_ms: int = 0, *, field: str | None = None, counted: bool = True) -> NoReturn:
         """End the call with ``code`` (``context.abort`` raises), counted under ``reason``, which
         the trailer ``rules.ABORT_REASON_TRAILER`` carries to the client (``rules.IDLE_REASON``: a
         conversation closed for idleness, which a client may resume). ``field``: what of the
         request was refused (``turn.audio.data``, ``options.text_prior``; a whole turn refused,
         e.g. as busy: ``turn``), sent in the trailer ``rules.REFUSED_FIELD_TRAILER`` as a
-        ``TurnError`` names it; none for a refusal of the call itself (draining, a deadline)."""
-        self.metrics.refused.labels(code.name, reason).inc()
+        ``TurnError`` names it; none for a refusal of the call itself (draining, a deadline).
+        ``counted=False``: counted already where the cause was met (a takeover)."""
+        if counted:
+            self.metrics.refused.labels(code.name, reason).inc()
         trailers = retry_trailers(code, message, retry_after_ms) if retry_after_ms else ()
         trailers = (*trailers, (rules.ABORT_REASON_TRAILER, reason))
         if field:

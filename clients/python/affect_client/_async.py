@@ -74,12 +74,12 @@ class AsyncAffectClient:
         ``text_prior``: the emotion frequencies this conversation's text is expected to have (a preset
         such as ``"conversational"`` or a mapping such as ``{"neutral": 0.8, "anger": 0.08, "sadness": 0.05,
         "happiness": 0.05, "fear": 0.01, "disgust": 0.005, "surprise": 0.005}``: an emotion left out gets
-        0 and is never read); ``None``: the server's. A value the server refuses raises
-        ``InvalidArgumentError`` on opening.
+        0 and is never read); ``None``: the server's. A value the contract's rule refuses raises
+        ``InvalidInputError`` (field ``text_prior``) here, before anything is sent.
 
         ``escalation_anger``: the forecast P(anger) of a speaker's next turn that raises
-        ``escalation_risk`` in this conversation, in (0, 1] (``None``: the server's, 0.20); higher
-        for fewer, surer warnings.
+        ``escalation_risk`` in this conversation, in (0, 1] (``None``: the server's, 0.20; outside it:
+        ``InvalidInputError`` here); higher for fewer, surer warnings.
 
         ``omit_modality_results``: each answer carries the fused reading alone, without each
         modality's own result; the face boxes (and track ids) are part of the face modality's

@@ -359,12 +359,6 @@ async def retrying_async(attempt: Callable[[], Awaitable[T]], options: ClientOpt
         await asyncio.sleep(delay)
 
 
-def retryable(error: grpc.RpcError) -> bool:
-    """Only UNAVAILABLE is retried (a server shutting down, or a Ray replica that died): the
-    calls retried are stateless (Analyze, ListModels, opening a conversation), so it is safe."""
-    return hasattr(error, "code") and effective_code(error) == grpc.StatusCode.UNAVAILABLE
-
-
 TextPrior = Union[str, Mapping[str, float], None]
 
 

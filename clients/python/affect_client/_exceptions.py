@@ -139,7 +139,7 @@ class TurnInputError(TurnRefusedError, InvalidInputError):
     message the server would give, ``turn.text``). INVALID_ARGUMENT, no ``retry_after``. Both a
     ``TurnRefusedError`` (one turn refused, whoever refused it) and an ``InvalidInputError`` (refused
     before sending, as these always were), whatever limits the server has; ``str()`` is the
-    message, as every ``InvalidInputError``'s."""
+    message alone (``TurnTooLargeError``'s begins with its code, as a ``TurnRefusedError``'s)."""
 
     def __init__(self, message: str, *, field: str, turn_id: str = "") -> None:
         super().__init__(grpc.StatusCode.INVALID_ARGUMENT, message, field, turn_id)
@@ -213,12 +213,9 @@ def _taken_over(code: grpc.StatusCode, reason: str) -> bool:
     return code == grpc.StatusCode.ABORTED and reason == rules.TAKEN_OVER_REASON
 
 
-RETRY_PUSHBACK_KEY = rules.RETRY_PUSHBACK_TRAILER
-
-
 def retry_hint(error: grpc.RpcError) -> float | None:
     """The server's retry hint in seconds (the trailer ``grpc-retry-pushback-ms``), if it sent one."""
-    value = _trailer(error, RETRY_PUSHBACK_KEY)
+    value = _trailer(error, rules.RETRY_PUSHBACK_TRAILER)
     if value is None:
         return None
     try:

@@ -85,7 +85,7 @@ def _raw_audio_problem(audio: pb.Audio, limits: TurnLimits) -> str | None:
         return None
     rate, channels = audio.sample_rate_hz, audio.channels or 1
     if rules.sample_rate_problem(rate) or channels > rules.MAX_AUDIO_CHANNELS:
-        return None  # the server refuses it with its own field
+        return None  # refused already by the client's own checks (``_inputs.to_audio``); no budget to divide by
     values = len(audio.data) // width
     return rules.audio_budget_problem(values // channels, channels, rate, max_seconds=limits.max_audio_seconds or math.inf,
                                       max_values=limits.max_audio_samples or math.inf, field="turn.audio.data")

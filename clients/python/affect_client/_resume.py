@@ -54,7 +54,6 @@ from affect_client._exceptions import (
     AffectClientError,
     APIStatusError,
     ConversationClosedError,
-    ConversationTakenOverError,
     TurnRefusedError,
     closed_for_idleness,
 )
@@ -146,6 +145,8 @@ class ConversationMemory:
 
     def __init__(self, options: ClientOptions) -> None:
         self._options = options
+        # A resume's requests wait out more busy refusals than a turn's own (a replay is a burst).
+        self._resume_options = options.replace(busy_retries=max(options.busy_retries, C.RESUME_BUSY_RETRIES))
         self._kept: deque[KeptTurn | KeptReset] = deque()  # the last resume_turns turns, and resets among them
         self._next_index = 0  # the conversation's index of its next answered turn
         self._offset: int | None = 0  # added to the stream's turn_index; None: set by the next answer
@@ -208,9 +209,10 @@ class ConversationMemory:
         (``closed_for_idleness``: DEADLINE_EXCEEDED, reason ``"idle"``; never a deadline or
         ``turn_timeout``), which is not counted against ``MAX_RESUMES``: a caller on hold past the
         server's idle timeout, as often in a call as holds come. ``_flow`` meets that once a send.
-        Never a stream taken over by a newer one of the same conversation (``ConversationTakenOverError``):
-        resuming it would take the conversation back from that stream, which would resume in turn."""
-        if self.closed or self._options.resume_turns <= 0 or isinstance(failure, ConversationTakenOverError):
+        Never a stream taken over by a newer one of the same conversation (``ConversationTakenOverError``,
+        ABORTED: neither of the two): resuming it would take the conversation back from that stream,
+        which would resume in turn."""
+        if self.closed or self._options.resume_turns <= 0:
             return False
         if closed_for_idleness(failure):
             return True
@@ -288,8 +290,7 @@ class ConversationMemory:
             raise
 
     def _resume_retries(self) -> Retries:
-        busy = max(self._options.busy_retries, C.RESUME_BUSY_RETRIES)
-        return Retries(self._options.replace(busy_retries=busy), unavailable=False)
+        return Retries(self._resume_options, unavailable=False)
 
     def _reset_answered(self, reset: pb.ResetSpeaker, answer: pb.SpeakerReset, resumed: bool) -> pb.SpeakerReset:
         """The reset kept in its place, to be replayed there by a later resume."""

@@ -78,12 +78,12 @@ class AffectClient:
         ``text_prior``: the emotion frequencies this conversation's text is expected to have (a preset
         such as ``"conversational"`` or a mapping such as ``{"neutral": 0.8, "anger": 0.08, "sadness": 0.05,
         "happiness": 0.05, "fear": 0.01, "disgust": 0.005, "surprise": 0.005}``: an emotion left out gets
-        0 and is never read); ``None``: the server's. A value the server refuses raises
-        ``InvalidArgumentError`` on opening.
+        0 and is never read); ``None``: the server's. A value the contract's rule refuses raises
+        ``InvalidInputError`` (field ``text_prior``) here, before anything is sent.
 
         ``escalation_anger``: the forecast P(anger) of a speaker's next turn that raises
-        ``escalation_risk`` in this conversation, in (0, 1] (``None``: the server's, 0.20); higher
-        for fewer, surer warnings.
+        ``escalation_risk`` in this conversation, in (0, 1] (``None``: the server's, 0.20; outside it:
+        ``InvalidInputError`` here); higher for fewer, surer warnings.
 
         ``omit_modality_results``: each answer carries the fused reading alone, without each
         modality's own result; the face boxes (and track ids) are part of the face modality's
@@ -228,9 +228,7 @@ class Conversation:
         the conversation stays usable. A turn over the server's ``limits`` is refused so before it
         is sent (``TurnTooLargeError`` for its size). One whose server went away is sent again on a
         new stream (at-least-once; ``resumed`` in its result)."""
-        self._channel_state.check_open()
-        if self._memory.closed:  # not the stream's state: a send during another's resume waits its turn
-            raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
+        self._check_usable()
         request = _core.turn_request(turn_message(
             text, speaker=speaker, audio=audio, sample_rate=sample_rate, image=image, images=images,
             channel_order=channel_order, turn_id=turn_id))
@@ -245,10 +243,14 @@ class Conversation:
         carried to a new stream as they are. An empty name or one a turn's speaker could not have
         raises ``InvalidInputError`` before anything is sent; a server older than the reset
         refuses it (``TurnRefusedError``, INVALID_ARGUMENT)."""
-        self._channel_state.check_open()
-        if self._memory.closed:
-            raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
+        self._check_usable()
         return self._exchange(_core.reset_request(speaker), self._memory.reset_flow).turns
+
+    def _check_usable(self) -> None:
+        """Raise unless a turn (or a reset) may be sent now."""
+        self._channel_state.check_open()
+        if self._memory.closed:  # not the stream's state: a send during another's resume waits its turn
+            raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
 
     def _exchange(self, request: pb.ConverseRequest,
                   flow_of: Callable[[pb.ConverseRequest, pb.ConverseRequest], Generator[_resume.Step, Any, _R]]) -> _R:
