@@ -670,7 +670,31 @@ def test_a_signal_while_the_models_load_stops_cleanly(stop):
         if server.poll() is None:
             server.kill()
     after = "".join(seen).split("loading the models", 1)[1].splitlines()[1:]
-    assert len(after) == 1 and f"{stop.name} while starting (the models were loading): stopped before serving" in after[0], seen
+    assert len(after) == 1 and f"{stop.name} while starting: stopped before serving" in after[0], seen
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads the server's /proc/PID/maps (Linux)")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_libraries_import_stops_cleanly(stop: signal.Signals) -> None:
+    """An orchestrator's SIGTERM in the first seconds, while torch is still being imported (long
+    before "loading the models"), stops the server as cleanly as later: one line and exit status
+    0. The handler was set only after those imports: SIGTERM ended it with -15 (143 in a shell)."""
+    server = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0",
+                               "--speech-model", "none", "--face-model", "none"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "libtorch" not in Path(f"/proc/{server.pid}/maps").read_text():  # torch's import has begun
+            assert server.poll() is None and time.monotonic() < deadline, server.communicate()[0]
+            time.sleep(0.005)
+        server.send_signal(stop)
+        out = server.communicate(timeout=60)[0]
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode == 0, out
+    (line,) = out.splitlines()
+    assert line.endswith(f"INFO affect.server: {stop.name} while starting: stopped before serving"), out
 
 
 def _cert(folder: Path, name: str = "") -> tuple[Path, Path]:

@@ -40,15 +40,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    import asyncio
-
-    from affect_server.app import serve
-    from affect_server.config import ServerConfig
     from affect_server.logs import configure_logging
 
     configure_logging(args.log_level, args.log_format)
     if not args.ray:  # Ray's start-up has its own processes to take down
-        _stop_at_once_until_serving()
+        _stop_at_once_until_serving()  # before the imports below: they take seconds (torch)
+    import asyncio
+
+    from affect_server.app import serve
+    from affect_server.config import ServerConfig
+
     if args.ready_file and not args.ready_file.parent.is_dir():  # written once the models are loaded
         raise SystemExit(f"affect serve: --ready-file {args.ready_file}: its folder does not exist")
     config = ServerConfig.from_args(args)
@@ -65,17 +66,19 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _stop_at_once_until_serving() -> None:
-    """SIGTERM or SIGINT before the server serves (importing, checking the settings, loading the
-    models) stops it at once: one log line and exit status 0, as after a drain. The models load
-    on the event loop's thread, so the loop's own handlers, which ``affect_server.app.serve``
-    sets once serving, could not run before the load was over: SIGTERM's default ended the
-    process with -15, and SIGINT waited for the load, then ended in a traceback."""
+    """SIGTERM or SIGINT before the server serves (importing the libraries, checking the settings,
+    loading the models) stops it at once: one log line and exit status 0, as after a drain. The
+    models load on the event loop's thread, so the loop's own handlers, which
+    ``affect_server.app.serve`` sets once serving, could not run before the load was over:
+    SIGTERM's default ended the process with -15, and SIGINT waited for the load, then ended in
+    a traceback. Set before the server's modules are imported, which takes seconds (torch), so
+    that an orchestrator's SIGTERM in those seconds is as clean as later."""
     import logging
     import os
     import signal
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("affect.server").info("%s while starting (the models were loading): stopped before serving",
+        logging.getLogger("affect.server").info("%s while starting: stopped before serving",
                                                 signal.Signals(signum).name)
         logging.shutdown()
         os._exit(0)  # not a normal exit: it would wait for a model loading in a worker thread
