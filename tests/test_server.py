@@ -960,6 +960,35 @@ def test_a_resume_takes_over_its_own_conversation_and_a_fresh_open_is_still_refu
         assert server.running.servicer.budget.turns == 0  # no turn's ticket left behind
 
 
+def test_a_turn_in_flight_when_its_conversation_is_taken_over_is_counted_once(analyzer) -> None:
+    """The old stream's turn waits for a worker to decode it (the workers are held) while a resume
+    takes its conversation over: it is read against no state, and its stream ends ABORTED (taken
+    over) without its answer. It was counted twice: taken over, and refused ABORTED ``closed``
+    for the answer that was never sent."""
+    gate = threading.Event()
+    with ServerThread(analyzer, max_turns_per_second=1000) as server:
+        with _Stream(server.target) as old, _Stream(server.target) as new:
+            old.open("tk-4")
+            held = [server.running.executor.submit(gate.wait, 60) for _ in range(server.config.workers)]
+            try:
+                old._requests.put(pb.ConverseRequest(turn=pb.Turn(text=b"waiting for a worker", speaker="caller")))
+                deadline = time.monotonic() + 10
+                while server.running.servicer.budget.turns == 0 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert server.running.servicer.budget.turns == 1  # admitted: its decoding waits for a worker
+                assert new.open("tk-4", resume=True).conversation_id == "tk-4"
+            finally:
+                gate.set()
+            assert all(h.result(10) for h in held)
+            ended = old.end()
+            assert ended.code() == grpc.StatusCode.ABORTED and "taken over" in ended.details()
+            assert new.turn("I'm back.").turn_index == 0
+        assert _taken_over(server) == 1
+        registry = server.running.servicer.metrics.registry
+        assert registry.get_sample_value("affect_refused_total", {"code": "ABORTED", "reason": "closed"}) is None
+        assert server.running.servicer.budget.turns == 0  # its ticket given back
+
+
 def test_a_client_at_its_conversation_limit_may_still_resume_its_own_conversation(analyzer):
     """The stream's slot was claimed before its opening was read: a client holding its
     ``max_conversations_per_peer`` could not take over its own conversation from a stream its

@@ -257,15 +257,15 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 if request is _END:
                     return
                 if isinstance(request, Unreadable):
-                    yield self._turn_error("", grpc.StatusCode.INVALID_ARGUMENT,
-                                           f"a message could not be read as a ConverseRequest ({request.reason}); "
-                                           "the conversation goes on", "turn", "unreadable")
+                    yield self._sent(self._turn_error("", grpc.StatusCode.INVALID_ARGUMENT,
+                                                      f"a message could not be read as a ConverseRequest ({request.reason}); "
+                                                      "the conversation goes on", "turn", "unreadable"))
                     continue
                 answer = await self._answer(request, conversation, rates, options)
                 del request  # the turn's bytes are not kept while the stream waits for the next one
-                if taken_over.is_set():  # while the turn was read: its answer is the closed conversation's
+                if taken_over.is_set():  # while the turn was read: its answer is the closed conversation's, never sent
                     await self._end_taken_over(context)
-                yield answer
+                yield self._sent(answer)
                 del answer
                 if self.draining.is_set():
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE,
@@ -293,7 +293,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """End an open conversation for a resume of the same client: its state is dropped now (a
         turn of it still being read records nothing, ``Conversation.record``; its ticket is given
         back when that work is over, as for any turn), and its stream, woken by ``taken_over``,
-        ends with ABORTED and gives its slot back. Counted here, once per takeover."""
+        ends with ABORTED and gives its slot back. Counted here, once per takeover: a turn it was
+        reading is not counted apart (its answer is never sent, ``_sent``)."""
         held.conversation.close()
         held.taken_over.set()
         self.metrics.refused.labels(grpc.StatusCode.ABORTED.name, rules.TAKEN_OVER_REASON).inc()
@@ -483,7 +484,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
 
     async def _answer(self, request: pb.ConverseRequest, conversation: Conversation, rates: _Rates,
-                      options: pb.ConversationOptions) -> pb.ConverseResponse:
+                      options: pb.ConversationOptions) -> pb.ConverseResponse | _Refusal:
         received = time.perf_counter()
         kind = request.WhichOneof("kind")
         turn_id = request.turn.turn_id if kind == "turn" else ""
@@ -516,7 +517,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return pb.ConverseResponse(result=turn_result_to_pb(
             result, turn_id, include_modalities=not options.omit_modality_results))
 
-    def _reset_speaker(self, message: pb.ResetSpeaker, conversation: Conversation) -> pb.ConverseResponse:
+    def _reset_speaker(self, message: pb.ResetSpeaker, conversation: Conversation) -> pb.ConverseResponse | _Refusal:
         """One speaker started anew (``Conversation.reset_speaker``): cheap, and in order, since the
         stream's requests are answered one after another (the turn before it is complete)."""
         try:
@@ -592,11 +593,19 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         self.metrics.turns.inc()
         return result
 
-    def _turn_error(self, turn_id: str, code: grpc.StatusCode, message: str, field: str, reason: str,
-                    retry_after_ms: int = 0) -> pb.ConverseResponse:
-        self.metrics.refused.labels(code.name, reason).inc()
-        return pb.ConverseResponse(error=pb.TurnError(turn_id=turn_id, code=code.value[0], message=message, field=field,
-                                                      retry_after_ms=retry_after_ms))
+    @staticmethod
+    def _turn_error(turn_id: str, code: grpc.StatusCode, message: str, field: str, reason: str,
+                    retry_after_ms: int = 0) -> _Refusal:
+        return _Refusal(pb.ConverseResponse(error=pb.TurnError(turn_id=turn_id, code=code.value[0], message=message,
+                                                               field=field, retry_after_ms=retry_after_ms)),
+                        code, reason)
+
+    def _sent(self, answer: pb.ConverseResponse | _Refusal) -> pb.ConverseResponse:
+        """The answer as the stream sends it; a refusal counted now, under its reason."""
+        if isinstance(answer, _Refusal):
+            self.metrics.refused.labels(answer.code.name, answer.reason).inc()
+            return answer.answer
+        return answer
 
     async def _next_request(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],
                             context: grpc.aio.ServicerContext,
@@ -657,6 +666,17 @@ class _Rates:
 
     turns: TokenBucket
     resets: TokenBucket
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """A turn's ``TurnError`` answer, counted (``affect_refused_total``) when it is sent, not when it
+    is made: a turn read while its conversation is taken over gets no answer, and is counted
+    once, as taken over."""
+
+    answer: pb.ConverseResponse
+    code: grpc.StatusCode
+    reason: str
 
 
 @dataclass(frozen=True)
