@@ -185,6 +185,19 @@ def test_unary_analyze_and_its_errors(server):
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "turn.text" in refused.value.details()
 
 
+def test_an_unreadable_analyze_request_is_refused_as_invalid(server) -> None:
+    """Bytes that do not parse as an AnalyzeRequest (a speaker name that is not UTF-8) are
+    INVALID_ARGUMENT for the turn, with the reason ``unreadable``, not gRPC's UNKNOWN."""
+    bad = pb.AnalyzeRequest(turn=pb.Turn(speaker="ab", text=b"hello")).SerializeToString().replace(b"ab", b"\xff\xfe")
+    with grpc.insecure_channel(server.target) as channel, pytest.raises(grpc.RpcError) as refused:
+        channel.unary_unary(f"/{pb.DESCRIPTOR.services_by_name['AffectService'].full_name}/Analyze",
+                            request_serializer=None, response_deserializer=pb.AnalyzeResponse.FromString)(bad, timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value
+    assert "could not be read as an AnalyzeRequest" in refused.value.details()
+    trailers = dict(refused.value.trailing_metadata())
+    assert (trailers[rules.ABORT_REASON_TRAILER], trailers[rules.REFUSED_FIELD_TRAILER]) == ("unreadable", "turn")
+
+
 def test_a_turn_refused_by_analyze_raises_what_it_raises_in_a_conversation(analyzer):
     """``analyze()`` raised ``InvalidArgumentError`` without ``.field`` (the field was only inside the
     message) where ``send()`` raises ``TurnRefusedError`` naming it: the server names the refused

@@ -209,7 +209,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         conversation_id = ""
         self.metrics.active_conversations.inc()
         try:
-            first = await self._next_request(request_iterator, context)
+            first = await self._next_request(request_iterator, context, taken_over)  # not set before it is registered
             if first is _END:
                 return
             if isinstance(first, Unreadable):
@@ -343,10 +343,6 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     async def Analyze(self, request: pb.AnalyzeRequest | Unreadable, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
         """One turn whose body was already read (Ray Serve's proxy reads it)."""
         async with self._analyze_admission(context):
-            if isinstance(request, Unreadable):
-                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable",
-                                  field="turn")
             return await self._analyze(request, context)
 
     async def analyze_unread(self, request_iterator: AsyncIterator[pb.AnalyzeRequest | Unreadable],
@@ -367,10 +363,6 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             if not requests:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "Analyze needs a request", "invalid")
             (request,) = requests
-            if isinstance(request, Unreadable):
-                await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable",
-                                  field="turn")
             return await self._analyze(request, context)
 
     async def _analyze_body(self, request_iterator: AsyncIterator[pb.AnalyzeRequest | Unreadable],
@@ -456,7 +448,12 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     # ------------------------------------------------------------------ turns
 
-    async def _analyze(self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
+    async def _analyze(self, request: pb.AnalyzeRequest | Unreadable, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
+        """One Analyze request, read or not (``Analyze`` and ``analyze_unread`` both end here)."""
+        if isinstance(request, Unreadable):
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                              f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable",
+                              field="turn")
         received = time.perf_counter()
         try:
             cost, ticket, busy = await self._admit(request.turn)
@@ -609,12 +606,11 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     async def _next_request(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],
                             context: grpc.aio.ServicerContext,
-                            taken_over: asyncio.Event | None = None) -> pb.ConverseRequest | Unreadable | _Ended:
+                            taken_over: asyncio.Event) -> pb.ConverseRequest | Unreadable | _Ended:
         """The next request, or _END when the client closed its side; ends idle streams, and a
         stream whose conversation was taken over (``taken_over`` set)."""
-        ended = (taken_over,) if taken_over is not None else ()
-        next_request = await self._unless_drained(_read_one(request_iterator), self.config.idle_timeout_s, *ended)
-        if taken_over is not None and taken_over.is_set():  # a turn read meanwhile is not read against a closed state
+        next_request = await self._unless_drained(_read_one(request_iterator), self.config.idle_timeout_s, taken_over)
+        if taken_over.is_set():  # a turn read meanwhile is not read against a closed state
             await self._end_taken_over(context)
         if next_request is not None:
             return next_request.result()
