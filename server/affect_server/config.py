@@ -201,11 +201,12 @@ class ServerConfig:
                              "--tls-cert and --tls-key (TLS ended here), not both")
         if self.token and not self.tls_cert:
             given = self.given_by("token") or "a token"
+            loopback = _is_loopback(self.host)
             if self.tls_terminated_upstream:
-                if not _is_loopback(self.host):
+                if not loopback:
                     warnings.append(f"{given} on plaintext on {self.host}: accepted because TLS is ended in front of "
                                     "this server (--tls-terminated-upstream); only the proxy must reach this port")
-            elif not _is_loopback(self.host):
+            elif not loopback:
                 raise SystemExit(f"affect serve: {given} without TLS would send the token in clear text on {self.host}; "
                                  "give --tls-cert and --tls-key, or --tls-terminated-upstream "
                                  "(AFFECT_TLS_TERMINATED_UPSTREAM) when an ingress or load balancer ends TLS in front "
