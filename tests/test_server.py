@@ -1196,7 +1196,7 @@ def test_an_unknown_weights_name_is_a_settings_error_before_any_model_loads() ->
     """``affect serve --face-model bogus`` was refused by the library as the models loaded ("loading
     the models" logged first), as "affect: error: ..."; it is one line naming the flag (or the
     variable) that gave it, as the other settings' mistakes are, exit status 2, plain and on Ray
-    alike (``configured_models_and_licences``, which Ray's start calls before Ray starts)."""
+    alike (``configured_model_ids``, which Ray's start calls too, before Ray starts)."""
     from affect.face import FaceWeights
 
     for args, env, given in ((["--face-model", "bogus"], {}, "--face-model"),

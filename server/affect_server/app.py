@@ -200,14 +200,20 @@ def models_and_licences(analyzer: Analyzer) -> str:
 
 def configured_models_and_licences(config: ServerConfig) -> str:
     """``models_and_licences`` for the models ``config`` serves, read from their weights entries
-    without loading them: ``affect serve --ray`` logs it, its models being loaded in Ray's workers;
-    plain ``affect serve`` calls it to check the names before it loads them. Each encoder's
-    weights are resolved as ``affect.Analyzer`` resolves them; a name no family knows is refused
-    as the other settings are (``SystemExit``, "affect serve: --face-model: unknown FaceWeights
-    'bogus'; known ...": one line, exit status 2), before a model loads or Ray starts. The ingress
-    runs the shipped forecaster."""
-    from affect._errors import UnknownModelError
+    without loading them: ``affect serve --ray`` logs it, its models being loaded in Ray's
+    workers. The ingress runs the shipped forecaster."""
     from affect.forecast import ForecastWeights
+
+    return _licence_line(configured_model_ids(config), ForecastWeights.DEFAULT.value.id)
+
+
+def configured_model_ids(config: ServerConfig) -> list[str]:
+    """The weights ids of the encoders ``config`` serves, each resolved as ``affect.Analyzer``
+    resolves it, without loading them: plain ``affect serve`` calls it to check the names before
+    it loads them. A name no family knows is refused as the other settings are (``SystemExit``,
+    "affect serve: --face-model: unknown FaceWeights 'bogus'; known ...": one line, exit status
+    2), before a model loads or Ray starts."""
+    from affect._errors import UnknownModelError
     from affect.registry import WEIGHT_FAMILIES
 
     families = {family["DEFAULT"].meta["modality"]: family for family in WEIGHT_FAMILIES}
@@ -220,7 +226,7 @@ def configured_models_and_licences(config: ServerConfig) -> str:
         except UnknownModelError as exc:
             setting = f"{modality}_model"
             raise SystemExit(f"affect serve: {config.given_by(setting) or setting}: {exc}") from None
-    return _licence_line(ids, ForecastWeights.DEFAULT.value.id)
+    return ids
 
 
 def _licence_line(encoder_ids: list[str], forecaster_id: str | None) -> str:
@@ -252,7 +258,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     )
     port = _bind(server, config)
     if analyzer is None:
-        configured_models_and_licences(config)  # a weights name no family knows: one line, before any model loads
+        configured_model_ids(config)  # a weights name no family knows: one line, before any model loads
 
     set_model_threads(config.threads_per_worker())  # before the encoders load: CTranslate2 reads it then
     if analyzer is None:
@@ -307,7 +313,7 @@ async def serve(config: ServerConfig, analyzer: Analyzer | None = None, *, ready
     running = await start_server(config, analyzer)
     if ready_file:
         ready_file.write_text(str(running.port))
-    announce(f"affect: serving on {config.host}:{running.port}")
+    announce(f"affect: serving on {config.host}:{running.port}", log.name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -47,10 +47,11 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def announce(message: str, logger: str = "affect.server") -> None:
+def announce(message: str, logger: str) -> None:
     """A line on standard output for whoever started the server (``affect: serving on ...``; the
     log itself goes to standard error): as written, or one JSON record as the log's lines
-    (level INFO) when the log is JSON, so that a pipeline reading both streams reads only JSON.
+    (level INFO, under the caller's ``logger`` name) when the log is JSON, so that a pipeline
+    reading both streams reads only JSON.
     Scripts wait for ``--ready-file``, not for this line."""
     if any(isinstance(h.formatter, JsonLineFormatter) for h in logging.getLogger().handlers):
         record = logging.LogRecord(logger, logging.INFO, __file__, 0, message, None, None)
