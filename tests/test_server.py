@@ -42,6 +42,7 @@ from affect_server.limits import ConversationSlots
 from tests._handover import AFTER_HANDOVER as _AFTER, BEFORE_HANDOVER as _BEFORE
 from tests._serving import ServerThread
 
+from affect import Analyzer
 from affect.text.weights import TextWeights
 
 TEXT_MODEL_ID = TextWeights.DEFAULT.value.id  # the shipped default text model
@@ -185,7 +186,7 @@ def test_unary_analyze_and_its_errors(server):
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "turn.text" in refused.value.details()
 
 
-def test_an_unreadable_analyze_request_is_refused_as_invalid(server) -> None:
+def test_an_unreadable_analyze_request_is_refused_as_invalid(server: ServerThread) -> None:
     """Bytes that do not parse as an AnalyzeRequest (a speaker name that is not UTF-8) are
     INVALID_ARGUMENT for the turn, with the reason ``unreadable``, not gRPC's UNKNOWN."""
     bad = pb.AnalyzeRequest(turn=pb.Turn(speaker="ab", text=b"hello")).SerializeToString().replace(b"ab", b"\xff\xfe")
@@ -973,22 +974,24 @@ def test_a_resume_takes_over_its_own_conversation_and_a_fresh_open_is_still_refu
         assert server.running.servicer.budget.turns == 0  # no turn's ticket left behind
 
 
-def test_a_turn_in_flight_when_its_conversation_is_taken_over_is_counted_once(analyzer) -> None:
+def test_a_turn_in_flight_when_its_conversation_is_taken_over_is_counted_once(analyzer: Analyzer) -> None:
     """The old stream's turn waits for a worker to decode it (the workers are held) while a resume
     takes its conversation over: it is read against no state, and its stream ends ABORTED (taken
     over) without its answer. It was counted twice: taken over, and refused ABORTED ``closed``
     for the answer that was never sent."""
     gate = threading.Event()
     with ServerThread(analyzer, max_turns_per_second=1000) as server:
+        running = server.running
+        assert running is not None
         with _Stream(server.target) as old, _Stream(server.target) as new:
             old.open("tk-4")
-            held = [server.running.executor.submit(gate.wait, 60) for _ in range(server.config.workers)]
+            held = [running.executor.submit(gate.wait, 60) for _ in range(server.config.workers)]
             try:
                 old._requests.put(pb.ConverseRequest(turn=pb.Turn(text=b"waiting for a worker", speaker="caller")))
                 deadline = time.monotonic() + 10
-                while server.running.servicer.budget.turns == 0 and time.monotonic() < deadline:
+                while running.servicer.budget.turns == 0 and time.monotonic() < deadline:
                     time.sleep(0.01)
-                assert server.running.servicer.budget.turns == 1  # admitted: its decoding waits for a worker
+                assert running.servicer.budget.turns == 1  # admitted: its decoding waits for a worker
                 assert new.open("tk-4", resume=True).conversation_id == "tk-4"
             finally:
                 gate.set()
@@ -997,9 +1000,9 @@ def test_a_turn_in_flight_when_its_conversation_is_taken_over_is_counted_once(an
             assert ended.code() == grpc.StatusCode.ABORTED and "taken over" in ended.details()
             assert new.turn("I'm back.").turn_index == 0
         assert _taken_over(server) == 1
-        registry = server.running.servicer.metrics.registry
+        registry = running.servicer.metrics.registry
         assert registry.get_sample_value("affect_refused_total", {"code": "ABORTED", "reason": "closed"}) is None
-        assert server.running.servicer.budget.turns == 0  # its ticket given back
+        assert running.servicer.budget.turns == 0  # its ticket given back
 
 
 def test_a_client_at_its_conversation_limit_may_still_resume_its_own_conversation(analyzer):
