@@ -26,7 +26,7 @@ from affect_client import (
 from affect_client import _constants as C
 from affect_client._core import ClientOptions, analyze_request
 from affect_client._inputs import turn_message
-from affect_client._limits import check_size
+from affect_client._limits import check_size, turn_problem
 from affect_client._resume import ConversationMemory, driving
 from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
@@ -263,3 +263,38 @@ def test_a_busy_refusal_names_the_turns_heaviest_part(analyzer: Any) -> None:
                 assert busy.value.retry_after and "turns in flight" in busy.value.details
             server.loop.call_soon_threadsafe(held.release)
             assert conversation.send("Hello again.").turn_index == 0
+
+
+_RAW_TURNS = [  # raw samples (a budget read from the bytes, the rate and the channels) and UTF-8 text, over and within
+    pb.Turn(audio=pb.Audio(data=bytes(2 * 16_000 * 3), encoding=pb.PCM_S16LE, sample_rate_hz=16_000)),  # 3 s
+    pb.Turn(audio=pb.Audio(data=bytes(2 * 16_000 * 2), encoding=pb.PCM_S16LE, sample_rate_hz=16_000)),  # 2 s: fits
+    pb.Turn(audio=pb.Audio(data=bytes(4 * 20_000 * 2 + 3), encoding=pb.FLOAT32_LE, sample_rate_hz=8_000, channels=2)),  # 2.5 s
+    pb.Turn(audio=pb.Audio(data=bytes(4 * 11_025 * 8), encoding=pb.FLOAT32_LE, sample_rate_hz=44_100, channels=8)),
+    pb.Turn(audio=pb.Audio(data=bytes(2 * 48_000 * 3 + 1), encoding=pb.PCM_S16LE, sample_rate_hz=48_000, channels=3)),
+    pb.Turn(audio=pb.Audio(data=bytes(2 * 16_000 * 9), encoding=pb.PCM_S16LE, sample_rate_hz=16_000, channels=9)),
+    pb.Turn(audio=pb.Audio(data=bytes(2 * 16_000 * 3), encoding=pb.PCM_S16LE)),  # no rate: the conversion's to refuse
+    pb.Turn(text="é".encode() * 30), pb.Turn(text="é".encode() * 51), pb.Turn(text=b"\xff" * 60),
+]
+
+
+@pytest.mark.parametrize("turn", _RAW_TURNS, ids=range(len(_RAW_TURNS)))
+@pytest.mark.parametrize("seconds, samples, chars", [(2.0, 10**9, 50), (100.0, 40_000, 50), (2.5, 64_000, 10_000)])
+def test_the_client_measures_a_raw_turn_as_the_server_does(turn: pb.Turn, seconds: float, samples: int, chars: int) -> None:
+    """Text bytes, raw samples and their channels are read by one module (``affect_proto.encodings``):
+    the client's check before sending answers a turn with the server's field and message, or lets
+    it through where the server's measure does."""
+    from affect import InvalidInputError as ServerRefusal
+    from affect_server.budget import measure
+    from affect_server.config import ServerConfig
+
+    told = TurnLimits(max_text_chars=chars, max_audio_seconds=seconds, max_audio_samples=samples)
+    try:
+        measure(turn, ServerConfig(max_text_chars=chars, max_audio_seconds=seconds, max_audio_samples=samples))
+        server: tuple[str, str] | None = None
+    except ServerRefusal as refused:
+        server = (refused.field, str(refused))
+    client = turn_problem(turn, told)
+    if turn.audio.channels > rules.MAX_AUDIO_CHANNELS:  # refused by the client's own input checks before this one
+        assert client is None
+        return
+    assert client == server

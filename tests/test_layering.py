@@ -113,6 +113,42 @@ def test_the_client_imports_neither_the_library_nor_the_server():
     assert offending == []
 
 
+
+RAW_ENCODINGS = {"PCM_S16LE", "FLOAT32_LE", "RAW_GRAY8", "RAW_BGR8", "RAW_RGB8"}
+
+
+def raw_encoding_tables(tree: ast.AST) -> list[int]:
+    """The lines of collections (a dict, set, list or tuple written out) that list two or more of
+    the wire's raw encodings, and of numpy type strings of raw samples: a table of them restated."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Dict, ast.Set, ast.List, ast.Tuple)):
+            items = node.keys if isinstance(node, ast.Dict) else node.elts
+            named = {item.attr for item in items if isinstance(item, ast.Attribute) and item.attr in RAW_ENCODINGS}
+            if len(named) >= 2:
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Constant) and node.value in ("<i2", "<f4"):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_table_finder_finds_a_table():  # the check below could fail
+    assert raw_encoding_tables(ast.parse("WIDTH = {pb.PCM_S16LE: 2, pb.FLOAT32_LE: 4}\nRAW = frozenset({pb.RAW_GRAY8, pb.RAW_BGR8})")) == [1, 2]
+    assert raw_encoding_tables(ast.parse("x = samples.astype('<i2')")) == [1]
+    assert raw_encoding_tables(ast.parse("e = pb.RAW_BGR8 if bgr else pb.RAW_RGB8")) == []
+
+
+def test_the_wires_raw_encodings_are_laid_out_in_one_module():
+    """The raw samples' types, the raw pixels' channels, the text bytes' bound and the audio
+    budget read from them are ``affect_proto.encodings``'s, which the server's conversion and
+    budget and the client's checks before sending all read: neither restates them."""
+    offending = [f"{module}:{line}" for package in ("affect_server", "affect_client")
+                 for module, path in _modules(package).items()
+                 for line in raw_encoding_tables(ast.parse(path.read_text(encoding="utf-8")))]
+    assert offending == []
+    tree = ast.parse((PACKAGES["affect_proto"] / "encodings.py").read_text(encoding="utf-8"))
+    assert len(raw_encoding_tables(tree)) >= 2  # ... and that module lists them
+
 def _lazy_exports() -> dict[str, str]:
     """``affect.__getattr__``'s table: ``from affect import Turn`` imports ``affect.conversation``."""
     tree = ast.parse((PACKAGES["affect"] / "__init__.py").read_text(encoding="utf-8"))

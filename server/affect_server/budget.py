@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from affect import InputTooLargeError, InvalidInputError
 from affect.face._input import check_size, read_header
-from affect.limits import check_image_count, check_text_length
-from affect.speech._audio import check_budget, check_rate, probe_file
+from affect.limits import check_image_count
+from affect.speech._audio import check_rate, probe_file
 from affect_proto import affect_pb2 as pb
-from affect_proto import rules
+from affect_proto import encodings, rules
 from affect_server.config import ServerConfig
-from affect_server.convert import RAW_AUDIO_DTYPES, RAW_IMAGE_CHANNELS
+
 MODEL_RATE = 16_000
 
 
@@ -59,10 +57,9 @@ def measure(message: pb.Turn, config: ServerConfig) -> TurnCost:
     check_image_count(len(message.images), field="turn.images")  # first: a count is free, each image is not
     text_chars = 0
     if message.HasField("text"):
-        # UTF-8 never has fewer bytes than characters: the byte count bounds the characters.
-        text_chars = len(message.text)
-        if text_chars > config.max_text_chars:
-            check_text_length(len(message.text.decode("utf-8", "replace")), "turn.text", config.max_text_chars)
+        text_chars = len(message.text)  # UTF-8 never has fewer bytes than characters: the bytes bound them
+        if problem := encodings.text_too_long(message.text, config.max_text_chars):
+            raise InputTooLargeError(problem, field="turn.text")
     seconds, values = _audio_cost(message.audio, config) if message.HasField("audio") else (0.0, 0)
     pixels = decode_bytes = 0
     for index, image in enumerate(message.images):
@@ -82,15 +79,13 @@ def _audio_cost(audio: pb.Audio, config: ServerConfig) -> tuple[float, int]:
         info = probe_file(audio.data, max_seconds=config.max_audio_seconds,
                           max_values=config.max_audio_samples, field="turn.audio.data")
         return info.frames / info.sample_rate, info.frames * info.channels
-    dtype = RAW_AUDIO_DTYPES.get(audio.encoding)
-    if dtype is None or not audio.sample_rate_hz:
+    size = encodings.raw_audio_size(audio)
+    if size is None:
         return 0.0, 0  # refused with its field by the conversion (convert.py)
-    check_rate(audio.sample_rate_hz, field="turn.audio.sample_rate_hz")  # before a length read at a rate we refuse
-    channels = audio.channels or 1
-    values = len(audio.data) // np.dtype(dtype).itemsize
-    check_budget(values // channels, channels, audio.sample_rate_hz, max_seconds=config.max_audio_seconds,
-                 max_values=config.max_audio_samples, field="turn.audio.data")  # the library's rule and words
-    return values / channels / audio.sample_rate_hz, values
+    check_rate(size.rate, field="turn.audio.sample_rate_hz")  # before a length read at a rate we refuse
+    if problem := size.budget_problem(max_seconds=config.max_audio_seconds, max_values=config.max_audio_samples):
+        raise InputTooLargeError(problem, field="turn.audio.data")
+    return size.seconds, size.values
 
 
 def _image_pixels(image: pb.Image, field: str) -> tuple[int, int]:
@@ -103,7 +98,7 @@ def _image_pixels(image: pb.Image, field: str) -> tuple[int, int]:
         if header.size is None:
             raise InvalidInputError(f"{field}.data: the image header is truncated or corrupt", field=f"{field}.data")
         (width, height), per_pixel = header.size, header.decode_bytes_per_pixel
-    elif image.encoding in RAW_IMAGE_CHANNELS:
+    elif image.encoding in encodings.RAW_IMAGE_CHANNELS:
         width, height = image.width, image.height
         if not width or not height:
             return 0, 0  # refused with its field by the conversion (convert.py)

@@ -14,7 +14,7 @@ from affect.results import AffectEstimate, FaceReading, StateSnapshot
 from affect.state import StateThresholds, escalation_at
 from affect.text.prior import PriorSpec, parse_prior
 from affect_proto import affect_pb2 as pb
-from affect_proto import rules
+from affect_proto.encodings import RAW_AUDIO_DTYPES, RAW_IMAGE_CHANNELS, channels_problem
 
 MODALITY_TO_PB = {LibModality.TEXT: pb.TEXT, LibModality.SPEECH: pb.SPEECH, LibModality.FACE: pb.FACE}
 
@@ -75,9 +75,6 @@ def turn_from_pb(message: pb.Turn) -> Turn:
     return turn
 
 
-RAW_AUDIO_DTYPES = {pb.PCM_S16LE: "<i2", pb.FLOAT32_LE: "<f4"}  # the raw audio encodings (budget.py sizes them)
-
-
 def _audio(audio: pb.Audio) -> tuple[bytes | np.ndarray, int | None]:
     if audio.encoding == pb.AUDIO_FILE:
         if not audio.data:
@@ -88,19 +85,15 @@ def _audio(audio: pb.Audio) -> tuple[bytes | np.ndarray, int | None]:
                                 field="turn.audio.encoding")
     if audio.sample_rate_hz == 0:
         raise InvalidInputError("turn.audio.sample_rate_hz is required for raw audio", field="turn.audio.sample_rate_hz")
+    if problem := channels_problem(audio.channels):
+        raise InvalidInputError(problem, field="turn.audio.channels")
     channels = audio.channels or 1
-    if channels > rules.MAX_AUDIO_CHANNELS:  # as many as a file may have, and as the library reads in an array
-        raise InvalidInputError(f"turn.audio.channels must be 1 to {rules.MAX_AUDIO_CHANNELS}",
-                                field="turn.audio.channels")
     dtype = np.dtype(RAW_AUDIO_DTYPES[audio.encoding])
     if len(audio.data) % (dtype.itemsize * channels):
         raise InvalidInputError(f"turn.audio.data is not a whole number of {channels}-channel {dtype.itemsize * 8}-bit frames",
                                 field="turn.audio.data")
     samples = np.frombuffer(audio.data, dtype=dtype).astype(dtype.newbyteorder("="), copy=False)  # no copy on little-endian
     return (samples.reshape(-1, channels) if channels > 1 else samples), audio.sample_rate_hz
-
-
-RAW_IMAGE_CHANNELS = {pb.RAW_GRAY8: 1, pb.RAW_BGR8: 3, pb.RAW_RGB8: 3}  # the raw pixel encodings
 
 
 def _image(image: pb.Image, index: int) -> bytes | np.ndarray:

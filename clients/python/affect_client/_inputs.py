@@ -16,7 +16,7 @@ from typing import Any, Protocol, Sequence, TypeAlias
 
 from affect_client._exceptions import InvalidInputError, TurnInputError
 from affect_proto import affect_pb2 as pb
-from affect_proto import rules
+from affect_proto import encodings, rules
 
 
 class Array(Protocol):
@@ -200,8 +200,8 @@ def to_audio(audio: Any, sample_rate: int | None = None) -> Audio:
         if audio.encoding != pb.AUDIO_FILE:  # raw samples: their rate and channels as an array's
             if problem := rules.sample_rate_problem(audio.sample_rate_hz, "audio.sample_rate_hz"):
                 raise InvalidInputError(problem, field="audio.sample_rate_hz")
-            if not 0 <= audio.channels <= rules.MAX_AUDIO_CHANNELS:
-                raise InvalidInputError(f"audio.channels must be 1 to {rules.MAX_AUDIO_CHANNELS}", field="audio.channels")
+            if problem := encodings.channels_problem(audio.channels, "audio.channels"):
+                raise InvalidInputError(problem, field="audio.channels")
         return audio
     if isinstance(audio, (str, PathLike)):
         return Audio(_read(audio, "audio"), pb.AUDIO_FILE)
@@ -231,8 +231,8 @@ def _array_audio(samples: Any, sample_rate: object) -> Audio:
     frames = samples.T if channels_first else samples
     rate = int(sample_rate)  # type: ignore[call-overload]  # the rule has checked it is a whole number
     if str(samples.dtype) == "int16":  # int16 PCM is always within range
-        return Audio(frames.astype("<i2").tobytes(), pb.PCM_S16LE, rate, channels)
-    floats = frames.astype("<f4")
+        return Audio(frames.astype(encodings.RAW_AUDIO_DTYPES[pb.PCM_S16LE]).tobytes(), pb.PCM_S16LE, rate, channels)
+    floats = frames.astype(encodings.RAW_AUDIO_DTYPES[pb.FLOAT32_LE])
     mono = floats.mean(axis=1) if floats.ndim == 2 else floats  # the mix whose peak the rule reads, as the library's
     if problem := rules.samples_peak_problem(float(abs(mono).max())):  # NaN or inf make the peak so
         raise InvalidInputError(problem, field="audio")

@@ -11,7 +11,8 @@ The server's per-turn limits that the message itself shows are checked too (the 
 images, text characters, raw audio's length and samples, raw images' pixels), raising
 ``TurnInputError`` (a ``TurnRefusedError`` and an ``InvalidInputError``, as the turn's own
 input checks raise) with the code, field and message the server would answer with, by the
-contract's rules (``affect_proto.rules``). Audio files and encoded images are measured by the
+contract's rules (``affect_proto.rules``), read from the message as the server reads them
+(``affect_proto.encodings``). Audio files and encoded images are measured by the
 server alone, from their headers.
 """
 
@@ -22,15 +23,13 @@ from collections.abc import Iterable
 from typing import Union
 
 from affect_proto import affect_pb2 as pb
-from affect_proto import rules
+from affect_proto import encodings, rules
 
 from affect_client import _constants as C
 from affect_client._exceptions import TurnInputError, TurnTooLargeError
 from affect_client._types import TurnLimits
 
 NOT_TOLD = TurnLimits()
-_RAW_SAMPLE_BYTES = {pb.PCM_S16LE: 2, pb.FLOAT32_LE: 4}
-_RAW_IMAGES = frozenset({pb.RAW_GRAY8, pb.RAW_BGR8, pb.RAW_RGB8})
 
 Request = Union[pb.ConverseRequest, pb.AnalyzeRequest]
 
@@ -64,11 +63,9 @@ def turn_problem(turn: pb.Turn, limits: TurnLimits) -> tuple[str, str] | None:
     order the server checks them, or None."""
     if limits.max_images and (problem := rules.too_many_images(len(turn.images), limits.max_images)):
         return "turn.images", f"turn.images: {problem}"
-    # UTF-8 never has fewer bytes than characters: the byte count bounds the characters.
-    if limits.max_text_chars and turn.HasField("text") and len(turn.text) > limits.max_text_chars:
-        chars = len(turn.text.decode("utf-8", "replace"))
-        if problem := rules.text_too_long(chars, "turn.text", limits.max_text_chars):
-            return "turn.text", problem
+    if limits.max_text_chars and turn.HasField("text") and (
+            problem := encodings.text_too_long(turn.text, limits.max_text_chars)):
+        return "turn.text", problem
     if turn.HasField("audio") and (problem := _raw_audio_problem(turn.audio, limits)):
         return "turn.audio.data", problem
     pixels = _raw_pixels(turn.images)
@@ -80,15 +77,13 @@ def turn_problem(turn: pb.Turn, limits: TurnLimits) -> tuple[str, str] | None:
 def _raw_audio_problem(audio: pb.Audio, limits: TurnLimits) -> str | None:
     """Raw samples over the told seconds or samples x channels; a file's length is in its header,
     which the server reads."""
-    width = _RAW_SAMPLE_BYTES.get(audio.encoding)
-    if not width or not (limits.max_audio_seconds or limits.max_audio_samples):
+    size = encodings.raw_audio_size(audio)
+    if size is None or not (limits.max_audio_seconds or limits.max_audio_samples):
         return None
-    rate, channels = audio.sample_rate_hz, audio.channels or 1
-    if rules.sample_rate_problem(rate) or channels > rules.MAX_AUDIO_CHANNELS:
+    if rules.sample_rate_problem(size.rate) or encodings.channels_problem(audio.channels):
         return None  # refused already by the client's own checks (``_inputs.to_audio``); no budget to divide by
-    values = len(audio.data) // width
-    return rules.audio_budget_problem(values // channels, channels, rate, max_seconds=limits.max_audio_seconds or math.inf,
-                                      max_values=limits.max_audio_samples or math.inf, field="turn.audio.data")
+    return size.budget_problem(max_seconds=limits.max_audio_seconds or math.inf,
+                               max_values=limits.max_audio_samples or math.inf)
 
 
 def _raw_pixels(images: Iterable[pb.Image]) -> int:
@@ -96,7 +91,7 @@ def _raw_pixels(images: Iterable[pb.Image]) -> int:
     its header, which the server reads); 0 otherwise."""
     total = 0
     for image in images:
-        if image.encoding not in _RAW_IMAGES:
+        if image.encoding not in encodings.RAW_IMAGE_CHANNELS:
             return 0
         total += image.width * image.height
     return total
