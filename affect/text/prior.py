@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Union
 
 from affect.labels import EMOTION_NAMES, EMOTIONS, Emotion
-from affect_proto.rules import prior_pairs, prior_preset_problem, prior_weights_problem, text_prior_problem
+from affect_proto.rules import parse_text_prior, prior_preset_problem, prior_weights_problem
 
 if TYPE_CHECKING:
     import torch
@@ -60,15 +60,11 @@ DEFAULT_PRIOR = "trained"
 PriorSpec = Union[str, Mapping[str, float], Mapping[Emotion, float], None]
 
 
-def parse_prior(text: str) -> PriorSpec:
-    """A prior as written in a flag or an environment variable: a preset name (``uniform``) or
-    comma-separated ``emotion=weight`` pairs (``neutral=0.8,happiness=0.05,anger=0.05``; emotions
-    left out get 0, and are never read). Raises ``ValueError`` naming what is wrong (the contract's rule,
-    ``affect_proto.rules.text_prior_problem``, which the client applies before sending)."""
-    if problem := text_prior_problem(text):
-        raise ValueError(problem)
-    text = text.strip()
-    return text if "=" not in text else {name: float(value) for name, value in prior_pairs(text)}
+# A prior as written in a flag or an environment variable: a preset name (``uniform``) or
+# comma-separated ``emotion=weight`` pairs (``neutral=0.8,happiness=0.05,anger=0.05``; emotions left
+# out get 0, and are never read). Raises ``ValueError`` naming what is wrong: the contract's rule,
+# read once (``affect_proto.rules.parse_text_prior``), which the client applies before sending.
+parse_prior = parse_text_prior
 
 
 def checked_weights(spec: Mapping[str, float] | Mapping[Emotion, float]) -> dict[str, float]:

@@ -346,29 +346,41 @@ def prior_weights_problem(weights: Mapping[str, object]) -> str | None:
     return None
 
 
-def prior_pairs(text: str) -> list[tuple[str, str]]:
-    """A written prior's ``emotion=weight`` pairs (``neutral=0.8,anger=0.2``), each name stripped."""
-    return [(name.strip(), value) for name, _, value in (part.partition("=") for part in text.strip().split(","))]
-
-
-def text_prior_problem(text: str) -> str | None:
-    """Why ``text`` may not be a text prior as written (a flag, a variable, ``ConversationOptions.text_prior``),
-    or None when it may: at most ``MAX_PRIOR_CHARS`` characters, a preset name
-    (``PRIOR_PRESET_NAMES``) or comma-separated ``emotion=weight`` pairs, each emotion once, by
-    ``prior_weights_problem``'s rule."""
+def parse_text_prior(text: str) -> str | dict[str, float]:
+    """The text prior ``text`` writes (a flag, a variable, ``ConversationOptions.text_prior``): a
+    preset's name (``PRIOR_PRESET_NAMES``), or the weights by emotion of comma-separated
+    ``emotion=weight`` pairs (``neutral=0.8,anger=0.2``), each emotion once, by
+    ``prior_weights_problem``'s rule; at most ``MAX_PRIOR_CHARS`` characters. Raises ``ValueError``
+    saying what is wrong (``text_prior_problem``: the message)."""
     if len(text) > MAX_PRIOR_CHARS:  # no list of thousands of pairs is parsed
-        return f"text prior is {len(text)} characters long; at most {MAX_PRIOR_CHARS}"
+        raise ValueError(f"text prior is {len(text)} characters long; at most {MAX_PRIOR_CHARS}")
+    text = text.strip()
     if "=" not in text:
-        return prior_preset_problem(text.strip())
-    weights: dict[str, object] = {}
-    for (name, value), part in zip(prior_pairs(text), text.strip().split(",")):
+        if problem := prior_preset_problem(text):
+            raise ValueError(problem)
+        return text
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        name = name.strip()
         if name in weights:
-            return f"text prior names {name!r} twice"
+            raise ValueError(f"text prior names {name!r} twice")
         try:
             weights[name] = float(value)
         except ValueError:
-            return f"text prior: {part.strip()!r} is not emotion=weight"
-    return prior_weights_problem(weights)
+            raise ValueError(f"text prior: {part.strip()!r} is not emotion=weight") from None
+    if problem := prior_weights_problem(weights):
+        raise ValueError(problem)
+    return weights
+
+
+def text_prior_problem(text: str) -> str | None:
+    """Why ``text`` may not be a text prior as written (``parse_text_prior``), or None when it may."""
+    try:
+        parse_text_prior(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def prior_weight_problem(emotion: str, weight: object) -> str | None:
