@@ -318,7 +318,7 @@ class AsyncConversation:
         code = await self._call.code()
         if code == grpc.StatusCode.OK:
             return ConversationClosedError("the server ended the conversation")
-        return status_error(_StatusOnly(code, await self._call.details(), await self._call.trailing_metadata()))
+        return status_error(await _StatusOnly.of(self._call))
 
     async def close(self) -> None:
         """End the stream politely (the server frees the conversation's state), waiting for the
@@ -370,6 +370,11 @@ class _StatusOnly(grpc.RpcError):
     def __init__(self, code: grpc.StatusCode, details: str | None, trailers: Iterable[tuple[str, str | bytes]] = ()) -> None:
         self._code, self._details, self._trailers = code, details, trailers
 
+    @classmethod
+    async def of(cls, call: grpc.aio.Call) -> "_StatusOnly":
+        """The status ``call`` ended with: its code, details and trailing metadata."""
+        return cls(await call.code(), await call.details(), await call.trailing_metadata())
+
     def trailing_metadata(self) -> Iterable[tuple[str, str | bytes]]:
         return self._trailers
 
@@ -397,8 +402,8 @@ async def _real_status(call: grpc.aio.StreamStreamCall, error: grpc.RpcError) ->
     deadline = loop.time() + 1.0
     while loop.time() < deadline:
         await asyncio.sleep(0.01)
-        if (details := await call.details()) != _WRITE_FAILED:
-            return _StatusOnly(await call.code(), details, await call.trailing_metadata())
+        if await call.details() != _WRITE_FAILED:
+            return await _StatusOnly.of(call)
     return _StatusOnly(grpc.StatusCode.UNAVAILABLE, "the stream's connection closed as a message was written "
                        f"(grpc.aio: INTERNAL, {_WRITE_FAILED})")
 

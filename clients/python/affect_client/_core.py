@@ -253,17 +253,20 @@ def credentials(options: ClientOptions) -> grpc.ChannelCredentials | None:
     return grpc.ssl_channel_credentials(root_certificates=options.root_certificates)
 
 
-def backoff_delays(max_retries: int) -> Iterator[float]:
-    """Exponential backoff with full jitter: how long to wait before each retry."""
-    for cap in _backoff_caps(max_retries):
+def backoff_delays(caps: Iterable[float]) -> Iterator[float]:
+    """Exponential backoff with full jitter: how long to wait before each retry, below its cap."""
+    for cap in caps:
         yield random.uniform(0, cap)
 
 
-def _backoff_caps(max_retries: int) -> Iterator[float]:
+def _backoff_caps(max_retries: int) -> list[float]:
+    """The longest wait before each of ``max_retries`` retries: doubling up to ``MAX_BACKOFF_S``."""
+    caps: list[float] = []
     delay = C.INITIAL_BACKOFF_S
     for _ in range(max_retries):
-        yield delay
+        caps.append(delay)
         delay = min(C.MAX_BACKOFF_S, delay * 2)
+    return caps
 
 
 def retry_window_s(max_retries: int) -> float:
@@ -291,12 +294,12 @@ class Retries:
 
     def __init__(self, options: ClientOptions, *, unavailable: bool = True, resuming: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        retries = options.max_retries if unavailable else 0
-        self._backoff = backoff_delays(retries)
+        caps = _backoff_caps(options.max_retries if unavailable else 0)
+        self._backoff = backoff_delays(caps)
         self._busy_left = options.busy_retries
         self._codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ALREADY_EXISTS) if resuming else (grpc.StatusCode.UNAVAILABLE,)
         self._clock = clock
-        self._until = clock() + max(retry_window_s(retries), C.RESUME_REOPEN_S if resuming else 0.0)
+        self._until = clock() + max(sum(caps), C.RESUME_REOPEN_S if resuming else 0.0)  # sum: retry_window_s
 
     def delay(self, error: AffectClientError) -> float | None:
         """Seconds to wait before sending again, or None to raise ``error``."""
