@@ -420,6 +420,80 @@ def test_a_jpegs_size_is_read_as_libjpeg_reads_it(progressive: bool):
     assert read_header(hidden).size == (200, 120) and decode_image(hidden).shape == (120, 200)
 
 
+
+def _lying_jpeg(width: int, height: int) -> bytes:
+    """The audit's file: a progressive JPEG cut after its first scan's header, whose first
+    quantisation table ends in 0xFF and whose second hides a 64x64 frame header. A walk that
+    searched for each marker stepped over the second table's own marker (right after a 0xFF)
+    and read the hidden one, so a 6000x6000 picture (36 MP decoded) passed as 64x64."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, 50, cv2.IMWRITE_JPEG_PROGRESSIVE, 1]
+    data = bytearray(cv2.imencode(".jpg", np.zeros((height, width, 3), np.uint8), params)[1].tobytes())
+    first = data.find(b"\xff\xdb")
+    second = data.find(b"\xff\xdb", first + 2)
+    assert data[first + 2 : first + 4] == data[second + 2 : second + 4] == b"\x00\x43"  # one 8-bit table each
+    data[first + 5 + 63] = 0xFF  # the first table's last entry
+    fake = b"\xff\xc0\x00\x11\x08\x00\x40\x00\x40\x03"  # a 64x64 baseline frame header
+    data[second + 5 : second + 5 + len(fake)] = fake
+    scan = data.find(b"\xff\xda")
+    (length,) = struct.unpack(">H", data[scan + 2 : scan + 4])
+    return bytes(data[: scan + 2 + length + 64]) + b"\xff\xd9"
+
+
+def test_a_jpeg_hiding_a_small_frame_header_after_a_segment_ending_in_0xff_is_read_at_its_real_size() -> None:
+    from affect.face._input import decode_image, read_header
+
+    lying = _lying_jpeg(3000, 2000)
+    assert len(lying) < 400
+    header = read_header(lying)
+    assert header.size == (3000, 2000) and header.decode_bytes_per_pixel == 6  # 3 components' coefficients
+    assert decode_image(lying).shape == (2000, 3000)  # libjpeg decodes what the header says
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_real_low_quality_jpegs_are_read(slice_faces: tuple[np.ndarray, np.ndarray], progressive: bool) -> None:
+    """Below quality 20 a quantisation table's last entries are 255 (0xFF), right before the
+    next segment's marker: quality 8, 12 and 15 were refused as "truncated or corrupt"."""
+    from affect.face._input import decode_image, read_header
+
+    gray = cv2.resize(slice_faces[0][0], (120, 90), interpolation=cv2.INTER_CUBIC)
+    colour = cv2.applyColorMap(gray, cv2.COLORMAP_JET)
+    tables_ending_in_ff = 0
+    for picture in (gray, colour):
+        for quality in range(1, 21):
+            params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
+            data = cv2.imencode(".jpg", picture, params)[1].tobytes()
+            table = data.find(b"\xff\xdb")
+            tables_ending_in_ff += data[table + 5 + 63] == 0xFF
+            assert read_header(data).size == (120, 90), (picture.ndim, quality)
+            assert decode_image(data).shape == (90, 120)
+    assert tables_ending_in_ff >= 30  # the case this is about, not a lucky layout
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_segments_ending_in_0xff_and_fill_bytes_before_the_next_marker(progressive: bool) -> None:
+    """APPn and COM segments whose last byte is 0xFF, fill bytes between segments, and a comment
+    holding a 1x1 frame header: the walk reads each marker where the segment before ends, as
+    libjpeg does, never one inside a segment."""
+    from affect.face._input import decode_image, read_header
+
+    picture = (np.arange(120 * 200) % 251).astype(np.uint8).reshape(120, 200)
+    data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])[1].tobytes()
+
+    def segment(marker: int, payload: bytes) -> bytes:
+        return bytes((0xFF, marker)) + struct.pack(">H", 2 + len(payload)) + payload
+
+    tiny_frame = b"\xff\xc0\x00\x0b\x08\x00\x01\x00\x01\x01\x01\x11\x00"
+    extra = (segment(0xE1, b"Exif\x00\x00\xff")  # its next marker comes right after a 0xFF
+             + segment(0xFE, tiny_frame + b"\xff")  # a comment holding a frame header, ending in 0xFF
+             + b"\xff" * 7  # fill
+             + segment(0xFE, b"\xff" * 5)  # a comment of 0xFF only
+             + segment(0xEC, b"\xff"))
+    padded = data[:2] + extra + data[2:]
+    assert read_header(padded).size == (200, 120) and decode_image(padded).shape == (120, 200)
+    app0_end = 4 + struct.unpack(">H", data[4:6])[0]  # APP0 follows SOI: its marker at 2, its length at 4
+    after_app0 = data[:app0_end] + extra + data[app0_end:]
+    assert read_header(after_app0).size == (200, 120) and decode_image(after_app0).shape == (120, 200)
+
 def test_a_jpeg_padded_with_empty_segments_is_refused_after_a_bounded_walk():
     """Restart markers and empty APP segments before the frame header are 2-4 bytes each: 16 MB
     of them once cost seconds of CPU per image (one step of the walk each), twice per turn. The

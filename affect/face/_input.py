@@ -29,11 +29,13 @@ MAX_BYTES = 50 * 2**20
 MAX_ASPECT = 10  # long side / short side; no face frame is a strip
 
 
-# The next marker as libjpeg finds it (jdmarker.c, next_marker): bytes other than 0xFF are skipped,
-# a run of 0xFF is fill, and 0xFF 0x00 is a stuffed byte, not a marker. The look-behind makes
-# each search start at the beginning of a run, so a long run of 0xFF is scanned once, not again
-# from each of its bytes.
-_NEXT_MARKER = re.compile(rb"(?<!\xff)\xff++([^\x00\xff])")
+# The next marker as libjpeg reads it (jdmarker.c, next_marker), from exactly where the previous
+# segment ends: bytes other than 0xFF are skipped, a run of 0xFF is fill, 0xFF 0x00 is a stuffed
+# byte, and the byte after the run is the marker. Matched at that spot, never searched for: a
+# search stepped over a marker right after a segment ending in 0xFF (a low-quality JPEG's
+# quantisation table does) and read the marker-like bytes of the next segment instead. Possessive,
+# so a long run of 0xFF is scanned once.
+_NEXT_MARKER = re.compile(rb"[^\xff]*+(?:\xff++\x00[^\xff]*+)*+\xff++([^\x00\xff])")
 _SOF_MARKERS = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
 MAX_JPEG_SCANS = 100  # a progressive JPEG's cost grows with its scans, not its pixels; encoders write about 10
 # Segments before the frame header: a camera's or editor's file has tens (APPn metadata, an ICC
@@ -92,11 +94,11 @@ def _jpeg_header(data: bytes, field: str) -> EncodedHeader:
 
 def _jpeg_frame(data: bytes, field: str) -> tuple[int, int, int, bool] | None:
     """(width, height, components, progressive) of the frame libjpeg will decode: the first SOF
-    marker, found by walking the markers after SOI the way libjpeg does; None when there is none
-    before a scan or the end. Raises past ``MAX_JPEG_HEADER_SEGMENTS`` segments."""
+    marker, found by walking the markers after SOI the way libjpeg does (each read where the
+    segment before ends); None when there is none before a scan or the end. Raises past ``MAX_JPEG_HEADER_SEGMENTS`` segments."""
     i = 2
     for _ in range(MAX_JPEG_HEADER_SEGMENTS + 1):
-        found = _NEXT_MARKER.search(data, i)
+        found = _NEXT_MARKER.match(data, i)
         if found is None:
             return None
         at, marker = found.start(1) - 1, found.group(1)[0]
