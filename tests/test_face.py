@@ -550,6 +550,44 @@ def test_what_decoding_a_picture_holds_is_within_what_admission_counts(extension
     assert rise <= (2 + extra_per_pixel) * pixels * 1.05, (rise / pixels, extra_per_pixel)
 
 
+_DECODE_CORRUPT = """
+import struct
+import cv2, numpy as np
+from affect._errors import InvalidInputError
+from affect.face._input import decode_image
+
+png = cv2.imencode(".png", np.zeros((64, 64), np.uint8))[1].tobytes()
+corrupt = [
+    png[:8] + struct.pack(">I", 14) + png[12:],  # IHDR of the wrong length
+    png[:40],  # cut after IHDR
+    png[:33] + b"x" * 40,  # junk where the chunks should be
+    b"BM" + bytes(16) + struct.pack("<ii", 64, 64) + bytes(40),  # a BMP header of zeros
+]
+for data in corrupt:
+    try:
+        decode_image(data)
+    except InvalidInputError:
+        continue
+    raise SystemExit("a corrupt image was decoded")
+"""
+
+
+def test_corrupt_images_leave_nothing_on_standard_error() -> None:
+    """OpenCV logged each corrupt image a caller sent ("[ERROR:0@..] global loadsave.cpp ...
+    imdecode_", "IHDR chunk shall be first") on standard error, outside the server's JSON log;
+    the caller gets an InvalidInputError anyway. Off once the library is imported; an operator's
+    OPENCV_LOG_LEVEL stands (and shows that these images do reach OpenCV's log)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {name: value for name, value in os.environ.items() if name != "OPENCV_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-c", _DECODE_CORRUPT], capture_output=True, text=True, env=env, check=True)
+    assert quiet.stderr == ""
+    told = subprocess.run([sys.executable, "-c", _DECODE_CORRUPT], capture_output=True, text=True,
+                          env=env | {"OPENCV_LOG_LEVEL": "WARNING"}, check=True)
+    assert "IHDR chunk shall be first" in told.stderr and "imdecode_" in told.stderr
+
 def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
     from affect.face._input import MAX_JPEG_SCANS, decode_image
 

@@ -8,6 +8,7 @@ its working size, so a 16384x1 strip would otherwise become a 2.6-gigapixel imag
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -27,6 +28,15 @@ MAX_PIXELS = 40_000_000  # e.g. 8000x5000
 MAX_SIDE = 16_384
 MAX_BYTES = 50 * 2**20
 MAX_ASPECT = 10  # long side / short side; no face frame is a strip
+
+# OpenCV logs each corrupt image it is handed ("[ERROR:0@0.04] global loadsave.cpp ... imdecode_",
+# "IHDR chunk shall be first") on standard error, outside any log format and as often as callers
+# send one, when the caller gets an InvalidInputError anyway. Turned off (fatal errors only) here,
+# where the library decodes what callers send; an operator's OPENCV_LOG_LEVEL stands. libjpeg's
+# and libpng's own warnings ("Corrupt JPEG data: ...", "libpng error: ...") are printed by those
+# libraries, not through OpenCV's log, and cannot be turned off from here.
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_FATAL)
 
 
 # The next marker as libjpeg reads it (jdmarker.c, next_marker), from exactly where the previous
