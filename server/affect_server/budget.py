@@ -74,8 +74,7 @@ def measure(message: pb.Turn, config: ServerConfig) -> TurnCost:
 
 def _audio_cost(audio: pb.Audio, config: ServerConfig) -> tuple[float, int]:
     if audio.encoding == pb.AUDIO_FILE:
-        if not audio.data:
-            raise InvalidInputError("turn.audio.data is empty", field="turn.audio.data")
+        _check_not_empty(audio)
         info = probe_file(audio.data, max_seconds=config.max_audio_seconds,
                           max_values=config.max_audio_samples, field="turn.audio.data")
         return info.frames / info.sample_rate, info.frames * info.channels
@@ -83,9 +82,17 @@ def _audio_cost(audio: pb.Audio, config: ServerConfig) -> tuple[float, int]:
     if size is None:
         return 0.0, 0  # refused with its field by the conversion (convert.py)
     check_rate(size.rate, field="turn.audio.sample_rate_hz")  # before a length read at a rate we refuse
+    _check_not_empty(audio)
     if problem := size.budget_problem(max_seconds=config.max_audio_seconds, max_values=config.max_audio_samples):
         raise InputTooLargeError(problem, field="turn.audio.data")
     return size.seconds, size.values
+
+
+def _check_not_empty(audio: pb.Audio) -> None:
+    """Refuse a file or raw samples of 0 bytes under the field that is empty (left to the
+    library, empty samples were refused as ``turn.audio``)."""
+    if not audio.data:
+        raise InvalidInputError("turn.audio.data is empty", field="turn.audio.data")
 
 
 def _image_pixels(image: pb.Image, field: str) -> tuple[int, int]:
