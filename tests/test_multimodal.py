@@ -112,6 +112,8 @@ def test_nothing_to_read_is_said_not_guessed(server):
         (pb.Turn(audio=pb.Audio(data=b"", encoding=pb.PCM_S16LE, sample_rate_hz=16000)), "turn.audio.data"),
         (pb.Turn(audio=pb.Audio(data=b"", encoding=pb.FLOAT32_LE, sample_rate_hz=16000)), "turn.audio.data"),
         (pb.Turn(audio=pb.Audio(data=b"", encoding=pb.AUDIO_FILE)), "turn.audio.data"),
+        (pb.Turn(audio=pb.Audio(data=np.full(160, np.nan, "<f4").tobytes(), encoding=pb.FLOAT32_LE, sample_rate_hz=16000)),
+         "turn.audio.data"),
         (pb.Turn(images=[pb.Image(data=b"\x89PNG\r\n\x1a\nbroken", encoding=pb.ENCODED)]), "turn.images"),
         (pb.Turn(images=[pb.Image(data=b"\x00" * 10, encoding=pb.RAW_GRAY8, width=4, height=4)]), "turn.images[0].data"),
     ],

@@ -759,7 +759,7 @@ def _message(exc: InvalidInputError) -> str:
 
 
 _WIRE_FIELDS = {"text": "turn.text", "speaker": "turn.speaker", "sample_rate": "turn.audio.sample_rate_hz",
-                "audio": "turn.audio", "audio_file": "turn.audio.data", "samples": "turn.audio.data",
+                "audio": "turn.audio.data", "audio_file": "turn.audio.data",
                 "image": "turn.images", "images": "turn.images", "audio_file.sample_rate": "turn.audio.data"}
 
 
