@@ -1,4 +1,4 @@
-"""Reading a video file as gray frames sampled at a fixed rate (OpenCV's FFmpeg backend)."""
+"""Reading a video file as gray frames sampled at a fixed rate (FFmpeg, through PyAV)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from os import PathLike
 from pathlib import Path
 from typing import Literal
 
-import cv2
+import av
 import numpy as np
+from av.container import InputContainer
+from av.video.codeccontext import VideoCodecContext
+from av.video.stream import VideoStream
 
-from affect._errors import InvalidInputError
-from affect.face._input import check_size, read_header
+from affect._errors import InputTooLargeError, InvalidInputError
+from affect.face._input import MAX_PIXELS, check_size, read_header
 from affect.media import VideoInput
 from affect.option_rules import fps_problem, max_frames_problem
 
@@ -22,9 +25,12 @@ from affect.option_rules import fps_problem, max_frames_problem
 # faster, or whose frame times stand still, is read only as far as that (every frame is
 # decoded, sampled or not).
 MAX_DECODED_FPS = 240
-# Packets whose JPEG headers are read ahead of the decoder: more than FFmpeg's decoder holds
-# before it gives a frame (a frame thread each, at most 16 as OpenCV sets them).
-HEADER_LEAD = 32
+# FFmpeg's decoder refuses a frame over an image's pixels where it would allocate it (its own cap
+# is about 268 million: a 16000x16000 frame held 384 MB, and OpenCV's colour copy of it 768 MB).
+_DECODER_OPTIONS = {"max_pixels": str(MAX_PIXELS)}
+# Packets in a row that give no frame before the stream is taken to have ended (OpenCV's grab
+# gave up after as many reads).
+MAX_PACKETS_WITHOUT_FRAME = 4096
 
 
 class VideoIncompleteWarning(UserWarning):
@@ -94,9 +100,11 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
 
     Frames are decoded in order and only the sampled ones are converted; a rate above the
     video's own gives every frame once. Every frame is held to the pixel limits of an image
-    (``affect.face._input.check_size``): the size the video announces, each JPEG frame's own
-    header before it is decoded (``JpegFrameSizes``), and each sampled frame as decoded; one
-    over them is refused (``InputTooLargeError`` naming the frame). At most
+    (``affect.face._input.check_size``): the size the video announces, each frame's size as the
+    decoder meets it, before the frame is allocated (FFmpeg's ``max_pixels``, for every codec:
+    a stream whose frames grow mid-way, an H.264 or HEVC stream's new parameter set or a VP9 key
+    frame, is refused there), each JPEG frame's own header before it is decoded, and each frame
+    as decoded; one over them is refused (``InputTooLargeError`` naming the frame). At most
     ``decode_budget(fps, max_frames)`` frames are decoded and one more, which says the video goes
     on (it is not counted among the warning's ``frames_decoded``).
     """
@@ -113,39 +121,41 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
         if container(fh.read(189)) is None:
             raise InvalidInputError(f"video is not in a container read here (MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, "
                                     f"WMV, MJPEG): {path.name}", field="video")
-    cap = cv2.VideoCapture(str(path))
-    headers: JpegFrameSizes | None = None
     try:
-        if not cap.isOpened():
-            raise InvalidInputError(f"video could not be opened (unknown or corrupt format): {path.name}", field="video")
-        check_size(int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), field="video")
-        native = float(cap.get(cv2.CAP_PROP_FPS))
+        # max_pixels also bounds the frames FFmpeg decodes while it probes the streams (where the
+        # container names them in its header: MPEG-TS, MPEG-PS and FLV name them only as they come)
+        opened = av.open(str(path), options=_DECODER_OPTIONS)
+    except (av.error.FFmpegError, UnicodeDecodeError):
+        raise InvalidInputError(f"video could not be opened (unknown or corrupt format): {path.name}",
+                                field="video") from None
+    with opened:
+        if not opened.streams.video or opened.streams.video[0].codec_context is None:
+            raise InvalidInputError(f"video has no video stream that can be decoded: {path.name}", field="video")
+        stream = opened.streams.video[0]
+        decoder = stream.codec_context
+        check_size(decoder.width, decoder.height, field="video")
+        native = float(stream.guessed_rate or 0)
         if not math.isfinite(native) or native <= 0:
             raise InvalidInputError("video has no valid frame rate", field="video")
-        announced = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        headers = JpegFrameSizes(path)
+        announced = _announced_frames(opened, stream, native)
+        decoder.options = dict(_DECODER_OPTIONS)
+        decoder.thread_type = "SLICE"  # frame threads hold a frame each and report a refused size frames later
+        frames = _decoded(opened, stream, decoder)
         budget = decode_budget(fps, max_frames)
         step = 1.0 / fps
         next_time, index, emitted, t, last = 0.0, 0, 0, 0.0, 0.0
         cut_short = over_budget = False
-        while True:
-            headers.check_through(index + HEADER_LEAD)
-            if not cap.grab():
-                break
+        for frame in frames:
             if index >= budget:  # a frame past the budget: the video goes on
                 over_budget = True
                 break
-            t = _frame_time(cap, index, native, t)
+            t = _frame_time(frame, stream, index, native, t)
             if t + 1e-6 >= next_time:
                 if emitted >= max_frames:  # a frame is due past the last one allowed
                     cut_short = True
                     break
-                ok, frame = cap.retrieve()
-                if ok and frame is not None:
-                    check_frame_size(frame.shape[1], frame.shape[0], index)
-                    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                    yield t, index, gray
-                    emitted, last = emitted + 1, t
+                yield t, index, _gray(frame)
+                emitted, last = emitted + 1, t
                 while next_time <= t + 1e-6:
                     next_time += step
             index += 1
@@ -161,10 +171,6 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
         elif announced > 0 and index < 0.95 * announced:
             warnings.warn(VideoIncompleteWarning("decoding_stopped", emitted, max_frames, t, index, announced),
                           stacklevel=3)
-    finally:
-        cap.release()
-        if headers is not None:
-            headers.release()
 
 
 def decode_budget(fps: float, max_frames: int) -> int:
@@ -181,52 +187,75 @@ def check_frame_size(width: int, height: int, index: int) -> None:
         raise type(exc)(str(exc), field="video") from None
 
 
-class JpegFrameSizes:
-    """The size of each frame of a video whose frames are JPEG pictures (MJPEG, in any
-    container), read from its header before FFmpeg decodes it. Each such frame has its own
-    size, which may be far more than the stream announces (all that OpenCV tells): FFmpeg
-    decoded a later 6400x6400 frame of a 64x48 stream whole, then OpenCV scaled it down to
-    64x48, so that the frame as handed over showed nothing.
+def _decoded(opened: InputContainer, stream: VideoStream, decoder: VideoCodecContext) -> Iterator[av.VideoFrame]:
+    """The stream's frames as decoded, each packet's size checked before its frame is allocated.
 
-    A second reader of the file, FFmpeg's demuxer alone (nothing is decoded), kept
-    ``HEADER_LEAD`` packets ahead of the decoder. The first packet says whether the frames are
-    JPEG pictures (they begin with its start marker); a video of another codec is left to the
-    checks on its announced and decoded sizes, as OpenCV gives no way to read or cap the size
-    its decoder meets."""
-
-    def __init__(self, path: Path) -> None:
-        self._packets = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
-        self._read = 0  # packets read
-        self._done = not self._packets.isOpened()
-
-    def check_through(self, index: int) -> None:
-        """Every frame up to ``index`` checked (or the video's end reached); raises
-        ``InputTooLargeError`` naming the first frame over an image's limits."""
-        while not self._done and self._read <= index:
-            got, packet = self._packets.read()
-            data = packet.tobytes() if got and packet is not None else b""
-            start = data.find(b"\xff\xd8")
-            if not data or (self._read == 0 and start != 0):  # the end, or frames that are not JPEG pictures
-                self._done = True
-                return
-            if start >= 0:
-                try:
-                    size = read_header(data[start:], f"video frame {self._read}").size
-                except InvalidInputError as exc:  # a JPEG over the header limits (scans, segments)
-                    raise type(exc)(str(exc), field="video") from None
-                if size is not None:  # None: a corrupt header, which the decoder refuses
-                    check_frame_size(*size, self._read)
-            self._read += 1
-
-    def release(self) -> None:
-        self._packets.release()
+    FFmpeg's decoder holds every frame to ``max_pixels`` (``_DECODER_OPTIONS``) where it
+    allocates it, and fails that packet; which frame it was is read from the decoder's size then
+    (H.264, HEVC: the new size; VP9 and others: none, the size refused). A packet that fails
+    otherwise (a damaged one) is skipped, as FFmpeg's own tools do; ``MAX_PACKETS_WITHOUT_FRAME``
+    in a row end the stream. Frames whose packets are JPEG pictures (MJPEG, in any container) are
+    held to their headers first (``read_header``: the size, and the scans a progressive one costs)."""
+    jpeg: bool | None = None
+    barren = 0  # packets in a row that gave no frame
+    for number, packet in enumerate(opened.demux(stream)):
+        data = bytes(packet) if packet.size and jpeg is not False else b""
+        if jpeg is None and data:
+            jpeg = data.startswith(b"\xff\xd8")
+        if jpeg and data:
+            _check_jpeg(data, number)
+        try:
+            frames = decoder.decode(packet)
+        except av.error.FFmpegError:
+            frames = []
+        if not decoder.width or not decoder.height:  # FFmpeg refused the size it met (ff_set_dimensions)
+            raise InputTooLargeError(f"video frame {number} is over the limit of {MAX_PIXELS:,} pixels", field="video")
+        check_frame_size(decoder.width, decoder.height, number)
+        barren = 0 if frames else barren + 1
+        if barren > MAX_PACKETS_WITHOUT_FRAME:
+            return
+        for frame in frames:
+            check_frame_size(frame.width, frame.height, number)
+            yield frame
 
 
-def _frame_time(cap: cv2.VideoCapture, index: int, native: float, previous: float) -> float:
-    """The grabbed frame's own time (a phone's or WebRTC's variable frame rate makes ``index /
-    rate`` wrong), or that where the container gives none."""
-    stamp = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-    if math.isfinite(stamp) and stamp >= previous and (index == 0 or stamp > 0):
-        return stamp
+def _check_jpeg(data: bytes, number: int) -> None:
+    """A JPEG frame's header held to an image's limits before it is decoded."""
+    start = data.find(b"\xff\xd8")
+    if start < 0:
+        return  # not a picture: the decoder refuses it
+    try:
+        size = read_header(data[start:], f"video frame {number}").size
+    except InvalidInputError as exc:  # a JPEG over the header limits (scans, segments)
+        raise type(exc)(str(exc), field="video") from None
+    if size is not None:  # None: a corrupt header, which the decoder refuses
+        check_frame_size(*size, number)
+
+
+def _announced_frames(opened: InputContainer, stream: VideoStream, native: float) -> int:
+    """The frames the container announces (as OpenCV counts them): its count, or its length at
+    the frame rate; 0 where it announces neither."""
+    if stream.frames > 0:
+        return int(stream.frames)
+    if opened.duration is not None and opened.duration > 0:
+        return math.floor(opened.duration / av.time_base * native + 0.5)
+    if stream.duration is not None and stream.time_base is not None:
+        return math.floor(float(stream.duration * stream.time_base) * native + 0.5)
+    return 0
+
+
+def _frame_time(frame: av.VideoFrame, stream: VideoStream, index: int, native: float, previous: float) -> float:
+    """The frame's own time from the stream's start (a phone's or WebRTC's variable frame rate
+    makes ``index / rate`` wrong), or that where the container gives none."""
+    if frame.pts is not None and stream.time_base is not None:
+        stamp = float((frame.pts - (stream.start_time or 0)) * stream.time_base)
+        if math.isfinite(stamp) and stamp >= previous and (index == 0 or stamp > 0):
+            return stamp
     return index / native
 
+
+def _gray(frame: av.VideoFrame) -> np.ndarray:
+    """The frame in gray, turned upright as its display matrix says (a phone's portrait video)."""
+    gray = frame.to_ndarray(format="gray")
+    clockwise = -round(frame.rotation) % 360  # ``rotation`` is counter-clockwise
+    return np.ascontiguousarray(np.rot90(gray, k=-clockwise // 90)) if clockwise in (90, 180, 270) else gray
