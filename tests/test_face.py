@@ -339,6 +339,98 @@ def test_a_video_frame_larger_than_its_stream_announces_is_refused_before_it_is_
     assert [f.frame_index for f in face_encoder.analyze_video(within, fps=30.0)] == [0, 1, 2, 3, 4, 5]
 
 
+def _growing_video(path: Path, codec: str, raw_format: str, big: int) -> Path:
+    """Six seconds of 64x64 frames, then two ``big`` x ``big`` ones, in one Matroska stream: the
+    new size is in band (H.264: a new SPS before the key frame; VP9: the key frame's own header),
+    past the 5 s FFmpeg probes, so the container and the stream announce 64x64. Each part is
+    encoded alone and their packets joined, as an editor's cut or a camera switching resolution
+    does."""
+    import fractions
+    import io
+
+    import av
+
+    def encoded(side: int, count: int) -> tuple[av.container.InputContainer, list[av.Packet]]:
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format=raw_format) as out:
+            stream = out.add_stream(codec, rate=10)
+            stream.width, stream.height, stream.pix_fmt = side, side, "yuv420p"
+            stream.options = {"preset": "ultrafast"} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
+            picture = av.VideoFrame.from_ndarray(np.full((side, side), 128, np.uint8), format="gray")
+            for _ in range(count):
+                out.mux(stream.encode(picture))
+            out.mux(stream.encode(None))
+        source = av.open(io.BytesIO(buffer.getvalue()), format=raw_format)
+        return source, [packet for packet in source.demux(video=0) if packet.size]
+
+    small, first = encoded(64, 60)
+    large, then = encoded(big, 2)
+    with av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream_from_template(small.streams.video[0])
+        for number, packet in enumerate(first + then):
+            packet.stream, packet.pts, packet.dts, packet.duration = stream, number, number, 1
+            packet.time_base = fractions.Fraction(1, 10)
+            out.mux(packet)
+    small.close()
+    large.close()
+    return path
+
+
+_VIDEO_PEAK = """
+import sys
+from affect._errors import InputTooLargeError
+from affect.face._video import sample_frames
+
+def status_kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+list(sample_frames(sys.argv[2], 10.0, 100))  # the decoder's own set-up
+with open("/proc/self/clear_refs", "w") as refs:
+    refs.write("5")  # the peak (VmHWM) starts again from what is held now
+before = status_kb("VmRSS")
+try:
+    list(sample_frames(sys.argv[1], 10.0, 100))
+except InputTooLargeError as refused:
+    print(refused)
+print((status_kb("VmHWM") - before) * 1024)
+"""
+
+
+@pytest.mark.parametrize("codec, raw_format", [("libx264", "h264"), ("libvpx-vp9", "ivf")], ids=["h264", "vp9"])
+def test_a_video_whose_frames_grow_mid_stream_is_refused_before_the_large_frame_is_allocated(
+        face_encoder: FaceEncoder, tmp_path: Path, codec: str, raw_format: str):
+    """Only an MJPEG frame's size was read before decoding: an H.264 stream of 64x64 frames that
+    turned 16000x16000 had each such frame decoded whole by FFmpeg (384 MB, up to its own cap of
+    about 268 million pixels, and OpenCV's colour copy of 768 MB: three of them raised the peak by
+    1.7 GB), then scaled down to the announced 64x64 so that nothing showed. The decoder now holds
+    every frame to the pixel limit where it would allocate it, and the video is refused naming
+    the frame; measured in a fresh process, the refusal costs less than the large frame alone."""
+    import subprocess
+    import sys
+
+    from affect.face._input import MAX_PIXELS
+
+    side = 6400
+    assert side * side > MAX_PIXELS
+    video = _growing_video(tmp_path / "grows.mkv", codec, raw_format, side)
+    with pytest.raises(InputTooLargeError) as refused:
+        face_encoder.analyze_video(video, fps=10.0)
+    assert refused.value.field == "video"
+    named = "video frame 60 is 6400x6400 pixels" if codec == "libx264" else "video frame 60 is over the limit"
+    assert str(refused.value).startswith(named), str(refused.value)
+
+    within = _growing_video(tmp_path / "small.mkv", codec, raw_format, 96)
+    out = subprocess.run([sys.executable, "-c", _VIDEO_PEAK, str(video), str(within)], capture_output=True, text=True,
+                         timeout=300, check=True)
+    message, peak = out.stdout.splitlines()
+    assert message.startswith(named)
+    assert int(peak) < side * side * 3 // 2 // 2, int(peak)  # under half the large frame's YUV 4:2:0 (61 MB)
+    frames = face_encoder.analyze_video(within, fps=10.0)  # a larger frame within the limits is read, as decoded
+    assert [f.frame_index for f in frames] == list(range(62))
+
+
 def test_a_video_whose_frames_come_faster_than_the_decode_budget_is_read_in_part(
         face_encoder: FaceEncoder, tmp_path: Path):
     """Every frame is decoded, sampled or not, and the frames decoded were bounded only by the
