@@ -27,6 +27,8 @@ from affect.option_rules import fps_problem, max_frames_problem
 MAX_DECODED_FPS = 240
 # FFmpeg's decoder refuses a frame over an image's pixels where it would allocate it (its own cap
 # is about 268 million: a 16000x16000 frame held 384 MB, and OpenCV's colour copy of it 768 MB).
+# What a refusal holds is the decoder's tables for the new size: 94 MB for a 16000x16000 H.264
+# parameter set (by macroblock, up to FFmpeg's cap), nothing measurable for VP9.
 _DECODER_OPTIONS = {"max_pixels": str(MAX_PIXELS)}
 # Packets in a row that give no frame before the stream is taken to have ended (OpenCV's grab
 # gave up after as many reads).
@@ -122,8 +124,10 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
             raise InvalidInputError(f"video is not in a container read here (MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, "
                                     f"WMV, MJPEG): {path.name}", field="video")
     try:
-        # max_pixels also bounds the frames FFmpeg decodes while it probes the streams (where the
-        # container names them in its header: MPEG-TS, MPEG-PS and FLV name them only as they come)
+        # max_pixels also bounds the frames FFmpeg decodes while it probes the streams, where the
+        # container names them in its header. MPEG-TS, MPEG-PS and FLV name them only as they
+        # come, and FFmpeg's probe decodes their first frames uncapped: a 16000x16000 FLV frame
+        # raised the peak by 217 MB before its announced size refused it (as under OpenCV).
         opened = av.open(str(path), options=_DECODER_OPTIONS)
     except (av.error.FFmpegError, UnicodeDecodeError):
         raise InvalidInputError(f"video could not be opened (unknown or corrupt format): {path.name}",

@@ -215,8 +215,9 @@ class FaceEncoder:
         reached, or a file whose decoding stops before its announced end) warns with
         ``VideoIncompleteWarning``; only MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, WMV and MJPEG
         files are opened (FFmpeg would read a playlist naming other files too). A frame over an
-        image's pixel limits (announced, in a JPEG frame's header, or as decoded) refuses the
-        video with ``InputTooLargeError`` naming it; at most ``MAX_DECODED_FPS`` (240) frames are
+        image's pixel limits (announced, met by the decoder before it allocates the frame, as a
+        stream that grows mid-way, or as decoded) refuses the video with ``InputTooLargeError``
+        naming it; at most ``MAX_DECODED_FPS`` (240) frames are
         decoded for each second the samples may cover, and 240 more (``reason="decode_budget"``).
 
         Faces are followed from frame to frame: each carries a ``track_id`` and its track's
