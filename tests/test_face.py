@@ -354,13 +354,14 @@ def _growing_video(path: Path, codec: str, raw_format: str, big: int) -> Path:
         buffer = io.BytesIO()
         with av.open(buffer, "w", format=raw_format) as out:
             stream = out.add_stream(codec, rate=10)
+            assert isinstance(stream, av.VideoStream)
             stream.width, stream.height, stream.pix_fmt = side, side, "yuv420p"
             stream.options = {"preset": "ultrafast"} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
             picture = av.VideoFrame.from_ndarray(np.full((side, side), 128, np.uint8), format="gray")
             for _ in range(count):
                 out.mux(stream.encode(picture))
             out.mux(stream.encode(None))
-        source = av.open(io.BytesIO(buffer.getvalue()), format=raw_format)
+        source = av.open(io.BytesIO(buffer.getvalue()), "r", format=raw_format)
         return source, [packet for packet in source.demux(video=0) if packet.size]
 
     small, first = encoded(64, 60)
@@ -400,7 +401,7 @@ print((status_kb("VmHWM") - before) * 1024)
 
 @pytest.mark.parametrize("codec, raw_format", [("libx264", "h264"), ("libvpx-vp9", "ivf")], ids=["h264", "vp9"])
 def test_a_video_whose_frames_grow_mid_stream_is_refused_before_the_large_frame_is_allocated(
-        face_encoder: FaceEncoder, tmp_path: Path, codec: str, raw_format: str):
+        face_encoder: FaceEncoder, tmp_path: Path, codec: str, raw_format: str) -> None:
     """Only an MJPEG frame's size was read before decoding: an H.264 stream of 64x64 frames that
     turned 16000x16000 had each such frame decoded whole by FFmpeg (384 MB, up to its own cap of
     about 268 million pixels, and OpenCV's colour copy of 768 MB: three of them raised the peak by
@@ -416,7 +417,7 @@ def test_a_video_whose_frames_grow_mid_stream_is_refused_before_the_large_frame_
     assert side * side > MAX_PIXELS
     video = _growing_video(tmp_path / "grows.mkv", codec, raw_format, side)
     with pytest.raises(InputTooLargeError) as refused:
-        face_encoder.analyze_video(video, fps=10.0)
+        face_encoder.analyze_video(video, fps=1.0)  # every frame is decoded, sampled or not
     assert refused.value.field == "video"
     named = "video frame 60 is 6400x6400 pixels" if codec == "libx264" else "video frame 60 is over the limit"
     assert str(refused.value).startswith(named), str(refused.value)
@@ -427,8 +428,43 @@ def test_a_video_whose_frames_grow_mid_stream_is_refused_before_the_large_frame_
     message, peak = out.stdout.splitlines()
     assert message.startswith(named)
     assert int(peak) < side * side * 3 // 2 // 2, int(peak)  # under half the large frame's YUV 4:2:0 (61 MB)
-    frames = face_encoder.analyze_video(within, fps=10.0)  # a larger frame within the limits is read, as decoded
-    assert [f.frame_index for f in frames] == list(range(62))
+    frames = face_encoder.analyze_video(within, fps=1.0)  # a larger frame within the limits is read, as decoded
+    assert [f.frame_index for f in frames] == [0, 10, 20, 30, 40, 50, 60]
+
+
+@pytest.mark.parametrize("turn, band", [(0, "left"), (90, "top"), (180, "right"), (270, "bottom")])
+def test_a_video_is_sampled_upright_as_its_display_matrix_turns_it(tmp_path: Path, turn: int, band: str) -> None:
+    """A phone's portrait video is stored sideways with a display matrix that turns it; frames
+    are handed over turned as it says (as OpenCV's reading did): 64x32 frames with a white left
+    band, turned 90 degrees clockwise, are 32x64 with the band on top."""
+    import struct
+
+    import av
+
+    from affect.face._video import sample_frames
+
+    stored = tmp_path / "stored.mp4"
+    with av.open(str(stored), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        picture = np.zeros((32, 64), np.uint8)
+        picture[:, :16] = 255
+        for _ in range(3):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="gray")))
+        out.mux(stream.encode(None))
+    data = bytearray(stored.read_bytes())
+    header = data.index(b"tkhd") - 4  # a version 0 track header: its 3x3 matrix (16.16 and 2.30 fixed point) at 48
+    assert data[header + 8] == 0
+    cos, sin = {0: (1, 0), 90: (0, 1), 180: (-1, 0), 270: (0, -1)}[turn]
+    data[header + 48 : header + 84] = struct.pack(">9i", cos << 16, sin << 16, 0, -sin << 16, cos << 16, 0, 0, 0, 1 << 30)
+    video = tmp_path / f"turned-{turn}.mp4"
+    video.write_bytes(bytes(data))
+    (_, _, gray), *_ = sample_frames(video, 10.0, 3)  # all three frames: no warning
+    assert gray.shape == ((32, 64) if turn in (0, 180) else (64, 32))
+    edges = {"left": gray[:, 0], "right": gray[:, -1], "top": gray[0], "bottom": gray[-1]}
+    opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}[band]
+    assert edges[band].mean() > 200 and edges[opposite].mean() < 50
 
 
 def test_a_video_whose_frames_come_faster_than_the_decode_budget_is_read_in_part(
