@@ -341,10 +341,10 @@ def test_a_video_frame_larger_than_its_stream_announces_is_refused_before_it_is_
 
 def _growing_video(path: Path, codec: str, raw_format: str, big: int) -> Path:
     """Six seconds of 64x64 frames, then two ``big`` x ``big`` ones, in one Matroska stream: the
-    new size is in band (H.264: a new SPS before the key frame; VP9: the key frame's own header),
-    past the 5 s FFmpeg probes, so the container and the stream announce 64x64. Each part is
-    encoded alone and their packets joined, as an editor's cut or a camera switching resolution
-    does."""
+    new size is in band (H.264: a new SPS before the key frame; VP9: the key frame's own header;
+    AV1: a new sequence header), past the 5 s FFmpeg probes, so the container and the stream
+    announce 64x64. Each part is encoded alone and their packets joined, as an editor's cut or a
+    camera switching resolution does."""
     import fractions
     import io
 
@@ -356,7 +356,8 @@ def _growing_video(path: Path, codec: str, raw_format: str, big: int) -> Path:
             stream = out.add_stream(codec, rate=10)
             assert isinstance(stream, av.VideoStream)
             stream.width, stream.height, stream.pix_fmt = side, side, "yuv420p"
-            stream.options = {"preset": "ultrafast"} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
+            stream.options = {"libx264": {"preset": "ultrafast"}, "libsvtav1": {"preset": "12"},
+                              "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"}}[codec]
             picture = av.VideoFrame.from_ndarray(np.full((side, side), 128, np.uint8), format="gray")
             for _ in range(count):
                 out.mux(stream.encode(picture))
@@ -367,7 +368,7 @@ def _growing_video(path: Path, codec: str, raw_format: str, big: int) -> Path:
     small, first = encoded(64, 60)
     large, then = encoded(big, 2)
     with av.open(str(path), "w", format="matroska") as out:
-        stream = out.add_stream_from_template(small.streams.video[0])
+        stream = out.add_stream_from_template(small.streams.video[0], opaque=True)  # packets as they are
         for number, packet in enumerate(first + then):
             packet.stream, packet.pts, packet.dts, packet.duration = stream, number, number, 1
             packet.time_base = fractions.Fraction(1, 10)
@@ -399,7 +400,8 @@ print((status_kb("VmHWM") - before) * 1024)
 """
 
 
-@pytest.mark.parametrize("codec, raw_format", [("libx264", "h264"), ("libvpx-vp9", "ivf")], ids=["h264", "vp9"])
+@pytest.mark.parametrize("codec, raw_format", [("libx264", "h264"), ("libvpx-vp9", "ivf"), ("libsvtav1", "ivf")],
+                         ids=["h264", "vp9", "av1"])
 def test_a_video_whose_frames_grow_mid_stream_is_refused_before_the_large_frame_is_allocated(
         face_encoder: FaceEncoder, tmp_path: Path, codec: str, raw_format: str) -> None:
     """Only an MJPEG frame's size was read before decoding: an H.264 stream of 64x64 frames that
@@ -457,7 +459,8 @@ def test_a_video_is_sampled_upright_as_its_display_matrix_turns_it(tmp_path: Pat
     header = data.index(b"tkhd") - 4  # a version 0 track header: its 3x3 matrix (16.16 and 2.30 fixed point) at 48
     assert data[header + 8] == 0
     cos, sin = {0: (1, 0), 90: (0, 1), 180: (-1, 0), 270: (0, -1)}[turn]
-    data[header + 48 : header + 84] = struct.pack(">9i", cos << 16, sin << 16, 0, -sin << 16, cos << 16, 0, 0, 0, 1 << 30)
+    matrix = (cos << 16, sin << 16, 0, -sin << 16, cos << 16, 0, 0, 0, 1 << 30)
+    data[header + 48 : header + 84] = struct.pack(">9i", *matrix)
     video = tmp_path / f"turned-{turn}.mp4"
     video.write_bytes(bytes(data))
     (_, _, gray), *_ = sample_frames(video, 10.0, 3)  # all three frames: no warning

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import warnings
 from collections.abc import Iterator
@@ -104,8 +105,8 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
     video's own gives every frame once. Every frame is held to the pixel limits of an image
     (``affect.face._input.check_size``): the size the video announces, each frame's size as the
     decoder meets it, before the frame is allocated (FFmpeg's ``max_pixels``, for every codec:
-    a stream whose frames grow mid-way, an H.264 or HEVC stream's new parameter set or a VP9 key
-    frame, is refused there), each JPEG frame's own header before it is decoded, and each frame
+    a stream whose frames grow mid-way, an H.264, HEVC or AV1 stream's new parameter set or a VP9
+    key frame, is refused there), each JPEG frame's own header before it is decoded, and each frame
     as decoded; one over them is refused (``InputTooLargeError`` naming the frame). At most
     ``decode_budget(fps, max_frames)`` frames are decoded and one more, which says the video goes
     on (it is not counted among the warning's ``frames_decoded``).
@@ -196,7 +197,8 @@ def _decoded(opened: InputContainer, stream: VideoStream, decoder: VideoCodecCon
 
     FFmpeg's decoder holds every frame to ``max_pixels`` (``_DECODER_OPTIONS``) where it
     allocates it, and fails that packet; which frame it was is read from the decoder's size then
-    (H.264, HEVC: the new size; VP9 and others: none, the size refused). A packet that fails
+    (H.264, HEVC: the new size; VP9 and others: none, the size refused; AV1's dav1d: its own
+    error, ERANGE). A packet that fails
     otherwise (a damaged one) is skipped, as FFmpeg's own tools do; ``MAX_PACKETS_WITHOUT_FRAME``
     in a row end the stream. Frames whose packets are JPEG pictures (MJPEG, in any container) are
     held to their headers first (``read_header``: the size, and the scans a progressive one costs)."""
@@ -210,10 +212,12 @@ def _decoded(opened: InputContainer, stream: VideoStream, decoder: VideoCodecCon
             _check_jpeg(data, number)
         try:
             frames = decoder.decode(packet)
-        except av.error.FFmpegError:
+        except av.error.FFmpegError as failed:
+            if failed.errno == errno.ERANGE:  # dav1d (AV1) refused the size (its frame_size_limit, set from max_pixels)
+                raise _over_the_limit(number) from None
             frames = []
         if not decoder.width or not decoder.height:  # FFmpeg refused the size it met (ff_set_dimensions)
-            raise InputTooLargeError(f"video frame {number} is over the limit of {MAX_PIXELS:,} pixels", field="video")
+            raise _over_the_limit(number)
         check_frame_size(decoder.width, decoder.height, number)
         barren = 0 if frames else barren + 1
         if barren > MAX_PACKETS_WITHOUT_FRAME:
@@ -221,6 +225,11 @@ def _decoded(opened: InputContainer, stream: VideoStream, decoder: VideoCodecCon
         for frame in frames:
             check_frame_size(frame.width, frame.height, number)
             yield frame
+
+
+def _over_the_limit(number: int) -> InputTooLargeError:
+    """The refusal of a frame whose size the decoder refused without telling it."""
+    return InputTooLargeError(f"video frame {number} is over the limit of {MAX_PIXELS:,} pixels", field="video")
 
 
 def _check_jpeg(data: bytes, number: int) -> None:
