@@ -196,12 +196,12 @@ def _decoded(opened: InputContainer, stream: VideoStream, decoder: VideoCodecCon
     """The stream's frames as decoded, each packet's size checked before its frame is allocated.
 
     FFmpeg's decoder holds every frame to ``max_pixels`` (``_DECODER_OPTIONS``) where it
-    allocates it, and fails that packet; which frame it was is read from the decoder's size then
-    (H.264, HEVC: the new size; VP9 and others: none, the size refused; AV1's dav1d: its own
-    error, ERANGE). A packet that fails
-    otherwise (a damaged one) is skipped, as FFmpeg's own tools do; ``MAX_PACKETS_WITHOUT_FRAME``
-    in a row end the stream. Frames whose packets are JPEG pictures (MJPEG, in any container) are
-    held to their headers first (``read_header``: the size, and the scans a progressive one costs)."""
+    allocates it, and fails that packet; that it was the size is read from the decoder then
+    (H.264, HEVC: its size is the new one; VP9, MPEG-4, MPEG-2: its size is cleared; AV1's dav1d:
+    its own error, ERANGE). A packet that fails otherwise (a damaged one) is skipped, as FFmpeg's
+    own tools do; ``MAX_PACKETS_WITHOUT_FRAME`` in a row end the stream. Frames whose packets are
+    JPEG pictures (MJPEG, in any container) are held to their headers first (``read_header``:
+    the size, and the scans a progressive one costs)."""
     jpeg: bool | None = None
     barren = 0  # packets in a row that gave no frame
     for number, packet in enumerate(opened.demux(stream)):
