@@ -919,8 +919,9 @@ class _Stream:
         self._answers.cancel()
         self._channel.close()
 
-    def open(self, conversation_id: str, *, resume: bool = False) -> pb.ConversationOpened:
-        self._requests.put(pb.ConverseRequest(open=pb.OpenConversation(conversation_id=conversation_id, resume=resume)))
+    def open(self, conversation_id: str, *, resume: bool = False, resume_token: str = "") -> pb.ConversationOpened:
+        self._requests.put(pb.ConverseRequest(open=pb.OpenConversation(conversation_id=conversation_id, resume=resume,
+                                                                       resume_token=resume_token)))
         return next(self._answers).opened
 
     def turn(self, text: str) -> pb.TurnResult:
@@ -942,27 +943,44 @@ def _taken_over(server) -> float | None:
         "affect_refused_total", {"code": "ABORTED", "reason": "taken_over"})
 
 
-def test_a_resume_takes_over_its_own_conversation_and_a_fresh_open_is_still_refused(analyzer):
+def test_a_resume_takes_over_its_own_conversation_and_a_fresh_open_is_still_refused(analyzer: Analyzer,
+                                                                                    caplog: pytest.LogCaptureFixture) -> None:
     """An opening without ``resume`` of an id this client has open is refused ALREADY_EXISTS and
-    changes nothing; with ``resume`` it is admitted at once: the stream that held the id ends with
-    ABORTED (taken over), its state and slot are freed, and the new stream starts a new state."""
+    changes nothing; so is a resume without the open stream's ``resume_token`` (none, or a wrong
+    one: a caller sharing the address that knows the id), with the same message. With ``resume``
+    and the token it is admitted at once: the stream that held the id ends with ABORTED (taken
+    over), its state and slot are freed, and the new stream starts a new state, with a new token.
+    No token is logged."""
+    caplog.set_level(logging.DEBUG)
     with ServerThread(analyzer, max_turns_per_second=1000) as server:
-        with _Stream(server.target) as old, _Stream(server.target) as fresh, _Stream(server.target) as new:
-            assert old.open("tk-1").conversation_id == "tk-1"
+        with _Stream(server.target) as old, _Stream(server.target) as new:
+            first = old.open("tk-1")
+            assert first.conversation_id == "tk-1" and len(first.resume_token) >= 22  # 128 bits, url-safe base64
             assert old.turn("Hello, my parcel never came.").turn_index == 0
-            with pytest.raises(grpc.RpcError) as refused:
-                fresh.open("tk-1")
-            assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
-            assert old.turn("Still mine.").turn_index == 1  # the refused opening changed nothing
-            assert _taken_over(server) is None
+            openings = [(False, ""), (True, ""), (True, "x" * len(first.resume_token)), (True, first.resume_token[:-1]),
+                        (True, "é"), (False, first.resume_token)]  # (resume, resume_token); the last: a fresh opening
+            details = set()
+            for turn_index, (resume, sent) in enumerate(openings, start=1):
+                with _Stream(server.target) as other, pytest.raises(grpc.RpcError) as refused:
+                    other.open("tk-1", resume=resume, resume_token=sent)
+                assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS, (resume, sent)
+                details.add(refused.value.details())
+                assert old.turn("Still mine.").turn_index == turn_index  # the refused opening changed nothing
+            assert len(details) == 1  # a resume without the token is told what a fresh opening is
+            assert _taken_over(server) is None and server.open_conversations() == 1
 
-            assert new.open("tk-1", resume=True).conversation_id == "tk-1"
+            second = new.open("tk-1", resume=True, resume_token=first.resume_token)
+            assert second.conversation_id == "tk-1" and second.resume_token not in ("", first.resume_token)
             ended = old.end()
             assert ended.code() == grpc.StatusCode.ABORTED and "taken over" in ended.details()
             assert (rules.ABORT_REASON_TRAILER, rules.TAKEN_OVER_REASON) in tuple(ended.trailing_metadata())
             assert new.turn("I'm back.").turn_index == 0  # a new state: the client sends again what it needs
             assert _taken_over(server) == 1
             assert server.open_conversations() == 1
+            with _Stream(server.target) as late, pytest.raises(grpc.RpcError) as refused:  # the old stream's token
+                late.open("tk-1", resume=True, resume_token=first.resume_token)
+            assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+            assert new.turn("Still here.").turn_index == 1
             deadline = time.monotonic() + 10
             while server.call(_slots_open(server)) > 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -972,6 +990,8 @@ def test_a_resume_takes_over_its_own_conversation_and_a_fresh_open_is_still_refu
             time.sleep(0.05)
         assert server.call(_slots_open(server)) == 0 and server.open_conversations() == 0
         assert server.running.servicer.budget.turns == 0  # no turn's ticket left behind
+    assert any("taken over" in r.getMessage() for r in caplog.records)  # the server's logs were captured
+    assert not any(token in caplog.text for token in (first.resume_token, second.resume_token))
 
 
 def test_a_turn_in_flight_when_its_conversation_is_taken_over_is_counted_once(analyzer: Analyzer) -> None:
@@ -984,7 +1004,7 @@ def test_a_turn_in_flight_when_its_conversation_is_taken_over_is_counted_once(an
         running = server.running
         assert running is not None
         with _Stream(server.target) as old, _Stream(server.target) as new:
-            old.open("tk-4")
+            token = old.open("tk-4").resume_token
             held = [running.executor.submit(gate.wait, 60) for _ in range(server.config.workers)]
             try:
                 old._requests.put(pb.ConverseRequest(turn=pb.Turn(text=b"waiting for a worker", speaker="caller")))
@@ -992,7 +1012,7 @@ def test_a_turn_in_flight_when_its_conversation_is_taken_over_is_counted_once(an
                 while running.servicer.budget.turns == 0 and time.monotonic() < deadline:
                     time.sleep(0.01)
                 assert running.servicer.budget.turns == 1  # admitted: its decoding waits for a worker
-                assert new.open("tk-4", resume=True).conversation_id == "tk-4"
+                assert new.open("tk-4", resume=True, resume_token=token).conversation_id == "tk-4"
             finally:
                 gate.set()
             assert all(h.result(10) for h in held)
@@ -1010,13 +1030,16 @@ def test_a_client_at_its_conversation_limit_may_still_resume_its_own_conversatio
     ``max_conversations_per_peer`` could not take over its own conversation from a stream its
     broken connection left (the takeover frees that stream's slot), and stayed locked out until the
     server learnt the connection was dead. The opening of such a stream is read in a spare slot,
-    one at a time per client: a resume of a conversation this client holds is admitted; anything
-    else is refused as before."""
+    one at a time per client: a resume of a conversation this client holds, with its stream's
+    token, is admitted; anything else is refused as before (a resume of the id without the token
+    too, as its opening without ``resume`` is)."""
     with ServerThread(analyzer, max_conversations_per_peer=1, max_turns_per_second=1000) as server:
         with _Stream(server.target) as old:  # each stream starts when made: one at a time here
-            assert old.open("tk-3").conversation_id == "tk-3"
+            token = old.open("tk-3").resume_token
             assert old.turn("Hello, my parcel never came.").turn_index == 0
-            for opening in ({"conversation_id": "another"}, {"conversation_id": "not-held", "resume": True}):
+            for opening in ({"conversation_id": "another"}, {"conversation_id": "not-held", "resume": True},
+                            {"conversation_id": "tk-3", "resume": True},
+                            {"conversation_id": "tk-3", "resume": True, "resume_token": token[::-1]}):
                 with _Stream(server.target) as refused_stream, pytest.raises(grpc.RpcError) as refused:
                     refused_stream.open(**opening)
                 assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -1024,7 +1047,7 @@ def test_a_client_at_its_conversation_limit_may_still_resume_its_own_conversatio
             assert old.turn("Still mine.").turn_index == 1
 
             with _Stream(server.target) as new:
-                assert new.open("tk-3", resume=True).conversation_id == "tk-3"
+                assert new.open("tk-3", resume=True, resume_token=token).conversation_id == "tk-3"
                 ended = old.end()
                 assert ended.code() == grpc.StatusCode.ABORTED and "taken over" in ended.details()
                 assert new.turn("I'm back.").turn_index == 0
@@ -1075,6 +1098,7 @@ def test_a_resume_takes_over_a_stream_whose_answers_wait_unread(analyzer):
         # No BDP probing: the client's window stays at gRPC's 64 KiB.
         with grpc.insecure_channel(server.target, options=[("grpc.http2.bdp_probe", 0)]) as channel:
             answers = pb_grpc.AffectServiceStub(channel).Converse(turns_until_stopped())
+            token = next(answers).opened.resume_token
             deadline = time.monotonic() + 60
             seen, since = -1.0, time.monotonic()
             while time.monotonic() < deadline:  # until the server answers no more: its write waits
@@ -1086,7 +1110,7 @@ def test_a_resume_takes_over_a_stream_whose_answers_wait_unread(analyzer):
                 time.sleep(0.05)
             assert seen > 50, seen  # more than a window's worth answered, the rest waits
             with _Stream(server.target) as new:
-                assert new.open("tk-2", resume=True).conversation_id == "tk-2"
+                assert new.open("tk-2", resume=True, resume_token=token).conversation_id == "tk-2"
                 assert new.turn("I'm back.").turn_index == 0
                 assert _taken_over(server) == 1 and server.open_conversations() == 1
                 deadline = time.monotonic() + 10

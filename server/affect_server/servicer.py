@@ -17,13 +17,14 @@ import ipaddress
 import logging
 import os
 import re
+import secrets
 import time
 import traceback
 import urllib.parse
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar
 
@@ -131,10 +132,17 @@ class Lane:
 @dataclass(frozen=True)
 class HeldConversation:
     """A conversation in the registry, with the event its stream ends on when a resume of the
-    same client takes the conversation over (``AffectServicer.Converse``)."""
+    same client takes the conversation over (``AffectServicer.Converse``), and the secret that
+    resume must carry (``ConversationOpened.resume_token``, issued to this stream's client only)."""
 
     conversation: Conversation
     taken_over: asyncio.Event
+    resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)  # 128 bits; never logged
+
+    def taken_over_by(self, opening: pb.OpenConversation) -> bool:
+        """Whether ``opening`` takes this conversation over: a resume carrying this stream's token
+        (compared in constant time; as bytes, which any string a client sends can be)."""
+        return opening.resume and hmac.compare_digest(opening.resume_token.encode(), self.resume_token.encode())
 
 
 _BUSY = {
@@ -225,12 +233,15 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             except InvalidInputError as exc:
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "open", field=exc.field)
             key = (peer, conversation_id)
+            # Only the open stream's own client holds its token: a caller sharing the address that
+            # knows the id is refused as a fresh opening is, with nothing new revealed.
+            takes_over = key in self.conversations and self.conversations[key].taken_over_by(first.open)
             if spare:
-                if not (first.open.resume and key in self.conversations):
+                if not takes_over:
                     await self._refuse_slot(context, "peer")
                 self.slots.spare_done(peer)
                 spare = False
-            if key in self.conversations and not first.open.resume:
+            if key in self.conversations and not takes_over:
                 await self._abort(context, grpc.StatusCode.ALREADY_EXISTS,
                                   "this client already has a conversation with this open.conversation_id open",
                                   "duplicate", field="open.conversation_id")  # the id is not echoed: logs keep messages
@@ -245,12 +256,13 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             # From the look-up above to here nothing awaits: no other stream can open the id between.
             if (held := self.conversations.pop(key, None)) is not None:
                 self._take_over(held, conversation_id)
-            self.conversations[key] = HeldConversation(conversation, taken_over)
+            self.conversations[key] = opened = HeldConversation(conversation, taken_over)
             rates = _Rates(self._rate_bucket(), self._rate_bucket())
             log.info("conversation %s opened (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             yield pb.ConverseResponse(opened=pb.ConversationOpened(
                 conversation_id=conversation_id, models=self.models,
-                max_turns_per_second=self.config.max_turns_per_second, limits=self.turn_limits))
+                max_turns_per_second=self.config.max_turns_per_second, limits=self.turn_limits,
+                resume_token=opened.resume_token))
 
             while True:
                 request = await self._next_request(request_iterator, context, taken_over)

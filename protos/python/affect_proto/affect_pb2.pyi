@@ -54,14 +54,16 @@ class ConverseRequest(_message.Message):
     def __init__(self, open: _Optional[_Union[OpenConversation, _Mapping]] = ..., turn: _Optional[_Union[Turn, _Mapping]] = ..., reset_speaker: _Optional[_Union[ResetSpeaker, _Mapping]] = ...) -> None: ...
 
 class OpenConversation(_message.Message):
-    __slots__ = ("conversation_id", "options", "resume")
+    __slots__ = ("conversation_id", "options", "resume", "resume_token")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     options: ConversationOptions
     resume: bool
-    def __init__(self, conversation_id: _Optional[str] = ..., options: _Optional[_Union[ConversationOptions, _Mapping]] = ..., resume: _Optional[bool] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, conversation_id: _Optional[str] = ..., options: _Optional[_Union[ConversationOptions, _Mapping]] = ..., resume: _Optional[bool] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class ConversationOptions(_message.Message):
     __slots__ = ("omit_modality_results", "disable_text_context", "text_prior", "escalation_anger", "event_speakers")
@@ -154,16 +156,18 @@ class SpeakerReset(_message.Message):
     def __init__(self, speaker: _Optional[str] = ..., turns: _Optional[int] = ...) -> None: ...
 
 class ConversationOpened(_message.Message):
-    __slots__ = ("conversation_id", "models", "max_turns_per_second", "limits")
+    __slots__ = ("conversation_id", "models", "max_turns_per_second", "limits", "resume_token")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     MAX_TURNS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     max_turns_per_second: float
     limits: TurnLimits
-    def __init__(self, conversation_id: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., max_turns_per_second: _Optional[float] = ..., limits: _Optional[_Union[TurnLimits, _Mapping]] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, conversation_id: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., max_turns_per_second: _Optional[float] = ..., limits: _Optional[_Union[TurnLimits, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class TurnLimits(_message.Message):
     __slots__ = ("max_message_bytes", "max_text_chars", "max_audio_seconds", "max_audio_samples", "max_image_pixels", "max_images")
