@@ -596,9 +596,11 @@ def test_a_blip_while_the_same_server_holds_the_conversation_is_taken_over(analy
     """The client's connection resets but the server's end stays open (half-open: a NAT dropped
     it, or a proxy that sends no keepalive pings holds it), so the server still holds the
     conversation: an opening of its id without ``resume`` is refused ALREADY_EXISTS. The resume's
-    reopen says it is a resume and takes the conversation over at once: it is never refused (it
-    would wait until the server's keepalive, or behind Ray's proxy its idle limit, freed the old
-    stream), the old stream is ended as taken over, and the turn is carried on."""
+    reopen says it is a resume, with the token the server gave the stream, and takes the
+    conversation over at once: it is never refused (it would wait until the server's keepalive, or
+    behind Ray's proxy its idle limit, freed the old stream), the old stream is ended as taken
+    over, and the turn is carried on. A second blip is met alike: the resume sends the token of
+    the stream the first resume opened, not the first stream's."""
     from affect_client import AlreadyExistsError
 
     from tests._proxy import HalfOpenProxy
@@ -615,7 +617,7 @@ def test_a_blip_while_the_same_server_holds_the_conversation_is_taken_over(analy
             with pytest.raises(AlreadyExistsError):
                 other.conversation(conversation_id)
 
-    async def async_twin() -> TurnResult:
+    async def async_twin() -> tuple[TurnResult, TurnResult]:
         async with AsyncAffectClient(proxy.target) as client, client.conversation() as conversation:
             for speaker, text in SCRIPT[:2]:
                 await conversation.send(text, speaker=speaker)
@@ -623,11 +625,14 @@ def test_a_blip_while_the_same_server_holds_the_conversation_is_taken_over(analy
             await asyncio.to_thread(fresh_open_is_refused, conversation.id)
             after = await conversation.send(AFTER[1], speaker=AFTER[0])
             assert conversation.resumes == 1
-            return after
+            proxy.cut_client_side()
+            again = await conversation.send(SCRIPT[2][1], speaker=SCRIPT[2][0])
+            assert conversation.resumes == 2
+            return after, again
 
     try:
         if twin == "async":
-            after = asyncio.run(async_twin())
+            after, again = asyncio.run(async_twin())
         else:
             with AffectClient(proxy.target) as client, client.conversation() as conversation:
                 for speaker, text in SCRIPT[:2]:
@@ -636,9 +641,13 @@ def test_a_blip_while_the_same_server_holds_the_conversation_is_taken_over(analy
                 fresh_open_is_refused(conversation.id)
                 after = conversation.send(AFTER[1], speaker=AFTER[0])
                 assert conversation.resumes == 1
+                proxy.cut_client_side()
+                again = conversation.send(SCRIPT[2][1], speaker=SCRIPT[2][0])
+                assert conversation.resumes == 2
         assert after.resumed and after.turn_index == 2 and after.replayed == 2 and after.state.turns == 3
-        assert refused("ALREADY_EXISTS", "duplicate") == 1  # the fresh opening only: the resume was never refused
-        assert refused("ABORTED", "taken_over") == 1
+        assert again.resumed and again.turn_index == 3 and again.replayed == 3 and again.state.turns == 4
+        assert refused("ALREADY_EXISTS", "duplicate") == 1  # the fresh opening only: the resumes were never refused
+        assert refused("ABORTED", "taken_over") == 2
         _until(lambda: server.running.servicer.slots.open == 0)  # the old stream ended too, its slot given back
         assert server.open_conversations() == 0 and server.running.servicer.budget.turns == 0
     finally:
@@ -650,12 +659,15 @@ def test_a_blip_while_the_same_server_holds_the_conversation_is_taken_over(analy
 def test_a_conversation_another_stream_took_over_raises_its_own_error_and_is_not_resumed(analyzer: Analyzer,
                                                                                            twin: str) -> None:
     """A second client on the same address resumes the first's conversation id (the opening a
-    resume sends, ``OpenConversation.resume``): the server ends the first's stream ABORTED with the
-    reason ``taken_over``. The first's next send raised a generic ``APIStatusError``: it raises
-    ``ConversationTakenOverError`` (an ``APIStatusError``, code and reason kept), is not resumed
-    (that would take the conversation back, and the second would then resume: a fight), and is
-    closed; the second goes on with the conversation, taken over once."""
-    from affect_client import AffectClientError, APIStatusError, AsyncConversation, Conversation, ConversationTakenOverError
+    resume sends, ``OpenConversation.resume``). Without the first stream's resume token (a caller
+    behind the same NAT that knows the id) it is refused ALREADY_EXISTS, as a fresh opening is,
+    and the first goes on. With it (handed over by the first's own program) the server ends the
+    first's stream ABORTED with the reason ``taken_over``. The first's next send raised a generic
+    ``APIStatusError``: it raises ``ConversationTakenOverError`` (an ``APIStatusError``, code and
+    reason kept), is not resumed (that would take the conversation back, and the second would then
+    resume: a fight), and is closed; the second goes on with the conversation, taken over once."""
+    from affect_client import (AffectClientError, AlreadyExistsError, APIStatusError, AsyncConversation, Conversation,
+                               ConversationTakenOverError)
     from affect_client._core import open_request
     from affect_client._resume import reopen_request
     from affect_proto import rules
@@ -678,8 +690,11 @@ def test_a_conversation_another_stream_took_over_raises_its_own_error_and_is_not
         async def async_twin() -> tuple[AffectClientError, AffectClientError, int, TurnResult]:
             async with AsyncAffectClient(server.target) as client, client.conversation() as first:
                 await first.send(SCRIPT[0][1], speaker=SCRIPT[0][0])
-                async with AsyncAffectClient(server.target) as other:
-                    async with AsyncConversation(other, resume_of(first.id)) as second:
+                async with AsyncAffectClient(server.target, max_retries=0) as other:
+                    with pytest.raises(AlreadyExistsError):
+                        await AsyncConversation(other, resume_of(first.id)).open()
+                    assert (await first.send(SCRIPT[1][1], speaker=SCRIPT[1][0])).turn_index == 1
+                    async with AsyncConversation(other, first._memory.reopening(resume_of(first.id))) as second:
                         assert (await second.send(SCRIPT[1][1], speaker=SCRIPT[1][0])).turn_index == 0
                         with pytest.raises(AffectClientError) as taken:
                             await first.send(SCRIPT[2][1], speaker=SCRIPT[2][0])
@@ -694,7 +709,11 @@ def test_a_conversation_another_stream_took_over_raises_its_own_error_and_is_not
         else:
             with AffectClient(server.target) as client, client.conversation() as first:
                 first.send(SCRIPT[0][1], speaker=SCRIPT[0][0])
-                with AffectClient(server.target) as other, Conversation(other, resume_of(first.id)) as second:
+                with AffectClient(server.target, max_retries=0) as other, pytest.raises(AlreadyExistsError):
+                    Conversation(other, resume_of(first.id))
+                assert first.send(SCRIPT[1][1], speaker=SCRIPT[1][0]).turn_index == 1
+                with AffectClient(server.target) as other, \
+                        Conversation(other, first._memory.reopening(resume_of(first.id))) as second:
                     assert second.send(SCRIPT[1][1], speaker=SCRIPT[1][0]).turn_index == 0
                     with pytest.raises(AffectClientError) as taken:
                         first.send(SCRIPT[2][1], speaker=SCRIPT[2][0])
@@ -704,7 +723,7 @@ def test_a_conversation_another_stream_took_over_raises_its_own_error_and_is_not
                     assert server.open_conversations() == 1
                 checked(taken.value, closed_after.value, first.resumes, later)
         assert registry.get_sample_value("affect_refused_total", {"code": "ABORTED", "reason": "taken_over"}) == 1
-        assert registry.get_sample_value("affect_refused_total", {"code": "ALREADY_EXISTS", "reason": "duplicate"}) is None
+        assert registry.get_sample_value("affect_refused_total", {"code": "ALREADY_EXISTS", "reason": "duplicate"}) == 1
 
 
 def test_a_taken_over_stream_is_never_resumed_and_a_server_without_the_reason_gives_the_generic_error() -> None:

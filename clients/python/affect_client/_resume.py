@@ -5,8 +5,9 @@ UNAVAILABLE (the server drained on SIGTERM, a Ray Serve replica was stopped or d
 connection broke), or the server closed it for idleness (DEADLINE_EXCEEDED with the reason
 ``"idle"`` in its trailer: no turn for its ``idle_timeout_s``, a caller on hold; the next send
 finds the stream ended), the conversation opens a new stream under the same id (marked
-``OpenConversation.resume``: a server still holding the id on the broken connection hands it
-over at once, ending the old stream with ABORTED), sends the text of its last
+``OpenConversation.resume``, with the ``resume_token`` the server gave the stream opened last:
+a server still holding the id on the broken connection hands it over at once, ending the old
+stream with ABORTED; a caller without the token cannot), sends the text of its last
 ``resume_turns`` answered turns again as ordinary turns, with their speakers, discarding their
 answers (so that the new server rebuilds the text context and the trajectory from them), then
 sends the turn that failed again and returns its answer, marked ``resumed``, numbered on from
@@ -109,16 +110,18 @@ class KeptReset:
         return pb.ConverseRequest(reset_speaker=pb.ResetSpeaker(speaker=self.speaker))
 
 
-def reopen_request(open_request: pb.ConverseRequest, conversation_id: str) -> pb.ConverseRequest:
+def reopen_request(open_request: pb.ConverseRequest, conversation_id: str, resume_token: str = "") -> pb.ConverseRequest:
     """The opening a resume sends: the conversation's own options, under the id it already has
     (the one the first server gave, when the caller gave none), so that it stays one conversation,
-    marked ``resume``: a server that still holds the id on this client's broken stream (it never
-    learnt the connection died) ends that stream and opens this one at once, instead of refusing
-    it ALREADY_EXISTS until it frees the old one itself."""
+    marked ``resume`` with the ``resume_token`` of the stream opened last (``ConversationMemory``
+    sets it as it reopens): a server that still holds the id on this client's broken stream (it
+    never learnt the connection died) ends that stream and opens this one at once, instead of
+    refusing it ALREADY_EXISTS until it frees the old one itself."""
     again = pb.ConverseRequest()
     again.CopyFrom(open_request)
     again.open.conversation_id = conversation_id
     again.open.resume = True
+    again.open.resume_token = resume_token
     return again
 
 
@@ -152,6 +155,7 @@ class ConversationMemory:
         self._offset: int | None = 0  # added to the stream's turn_index; None: set by the next answer
         self._turns_per_second = 0.0
         self.limits = NOT_TOLD  # what a turn must fit on the stream open now (_limits.check_fits)
+        self._resume_token = ""  # the stream open now's (ConversationOpened.resume_token): a secret, never shown
         self._attempts = 0  # resumes begun, bounded by MAX_RESUMES
         self.resumes = 0  # resumes that got their turn answered
         self.closed = False
@@ -160,10 +164,18 @@ class ConversationMemory:
         self._ended_by: Callable[[], AffectClientError] | None = None
 
     def opened(self, opened: pb.ConversationOpened) -> None:
-        """The stream (first or reopened) is open: its rate limit paces a replay, and its limits
-        (none told by an older server) replace the stream's before."""
+        """The stream (first or reopened) is open: its rate limit paces a replay, its limits
+        (none told by an older server) replace the stream's before, and its resume token is the
+        one the next resume sends (empty from an older server, which needs none)."""
         self._turns_per_second = opened.max_turns_per_second
         self.limits = TurnLimits.from_pb(opened.limits)
+        self._resume_token = opened.resume_token
+
+    def reopening(self, reopen: pb.ConverseRequest) -> pb.ConverseRequest:
+        """``reopen`` (``reopen_request``) carrying the resume token of the stream opened last, so
+        that the server hands this conversation over to it: a resume that failed after its stream
+        opened resumes from that stream, with that stream's token."""
+        return reopen_request(reopen, reopen.open.conversation_id, self._resume_token)
 
     def close(self) -> None:
         """Forget the kept texts; the conversation is not resumed after this."""
@@ -275,7 +287,7 @@ class ConversationMemory:
                 resumed = True
                 self._offset = None  # the new stream counts from 0, the replay included
                 self.check_open()  # closed by its user while the turn waited
-                opened = yield Reopen(reopen)
+                opened = yield Reopen(self.reopening(reopen))
                 self.check_open()  # closed while the stream opened: the twin ends that stream
                 self.opened(opened)
         except TurnRefusedError:
