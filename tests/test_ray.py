@@ -155,6 +155,18 @@ def test_an_unreadable_message_is_refused_and_the_stream_goes_on(ray_target):
     assert answers[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
 
+def test_a_streams_resume_token_arrives_through_the_proxy(ray_target: str) -> None:
+    """``ConversationOpened.resume_token``, the secret a takeover needs, is carried by Serve's proxy
+    as any field: each stream gets its own. (Which ingress replica a resume reaches is the proxy's
+    choice, so the takeover itself is tested in one process: tests/test_server.py.)"""
+    opening = pb.ConverseRequest(open=pb.OpenConversation())
+    with grpc.insecure_channel(ray_target) as channel:
+        converse = pb_grpc.AffectServiceStub(channel).Converse
+        tokens = {next(iter(converse(iter([opening]), timeout=120, metadata=[("authorization", f"Bearer {TOKEN}")])))
+                  .opened.resume_token for _ in range(2)}
+    assert len(tokens) == 2 and all(len(token) >= 22 for token in tokens)
+
+
 def test_an_analyze_refusal_names_its_field(ray_target: str) -> None:
     """Serve's proxy drops the trailers the server ends a call with (``affect-field``,
     ``affect-reason``, the retry hint); the ingress writes them at the end of the status message

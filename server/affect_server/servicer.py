@@ -197,8 +197,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                        context: grpc.aio.ServicerContext, *,
                        taken_over: asyncio.Event | None = None) -> AsyncGenerator[pb.ConverseResponse, None]:
         """One conversation's stream. An opening with ``resume`` whose id this client already has
-        open takes that conversation over (a connection that broke without the server learning
-        of it still holds it): the old stream's state is closed at once and the stream ends with
+        open, carrying that stream's ``resume_token`` (``HeldConversation.taken_over_by``; else it
+        is refused as a duplicate), takes that conversation over (a connection that broke without
+        the server learning of it still holds it): the old stream's state is closed at once and the stream ends with
         ABORTED (``TAKEN_OVER``) as soon as it wakes, its slot given back then; this stream opens
         with a new state. ``taken_over`` is the event this stream's own end waits on (given by
         ``converse_written``, which also waits on it while an answer is written)."""
