@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -853,6 +854,50 @@ def test_a_client_that_reads_no_answer_loses_its_conversation_within_the_idle_li
         assert server.call(_slots_open(server)) == 0  # the slot is back once the stream ended
         with AffectClient(server.target) as client, client.conversation() as conversation:
             assert conversation.send("still serving").turn_index == 0
+
+
+def _raw_converse(channel: grpc.Channel) -> Callable[..., Iterator[pb.ConverseResponse]]:
+    """Converse with each request given as its bytes: the test holds no request message."""
+    return channel.stream_stream("/affect.v1.AffectService/Converse", request_serializer=lambda data: data,
+                                 response_deserializer=pb.ConverseResponse.FromString)
+
+
+async def _request_messages() -> int:
+    """ConverseRequests, and the messages inside one, alive in this process (server and test)."""
+    import gc
+
+    gc.collect()
+    kinds = (pb.ConverseRequest, pb.OpenConversation, pb.ConversationOptions)
+    return sum(isinstance(obj, kinds) for obj in gc.get_objects())
+
+
+def test_an_open_conversation_keeps_nothing_of_its_opening(analyzer: Analyzer) -> None:
+    """The stream kept its opening message for as long as it waited for a turn (in a view into
+    it, its options, and in gRPC's request iterator until the next message): an opening carrying
+    15 MiB of unknown fields, gzipped to a few KB on the wire, held 15 MiB a conversation for up
+    to idle_timeout_s. Only the option values are kept now."""
+    padded = pb.ConverseRequest(open=pb.OpenConversation(
+        options=pb.ConversationOptions(omit_modality_results=True, event_speakers=["caller"]))).SerializeToString()
+    padded += b"\xfa\x07\x80\x80\x04" + bytes(2**16)  # an unknown field 127 of 64 KiB
+    with ServerThread(analyzer) as server, grpc.insecure_channel(server.target) as channel:
+        before = server.call(_request_messages())
+        feeds: list[queue.Queue] = []
+        streams = []
+        for _ in range(3):
+            feeds.append(queue.Queue())
+            feeds[-1].put(padded)
+            streams.append(_raw_converse(channel)(iter(feeds[-1].get, None), timeout=60))
+            assert next(streams[-1]).WhichOneof("kind") == "opened"
+        assert server.open_conversations() == 3
+        held = server.call(_request_messages()) - before
+        feeds[0].put(pb.ConverseRequest(turn=pb.Turn(text=b"Hello?", speaker="caller")).SerializeToString())
+        answer = next(streams[0]).result
+        assert answer.HasField("fused") and not answer.modalities  # the options still apply
+        for feed in feeds:
+            feed.put(None)
+        for stream in streams:
+            assert list(stream) == []
+    assert held == 0, f"{held} request messages held by 3 open conversations"
 
 
 async def _slots_open(server) -> int:

@@ -258,6 +258,10 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             if (held := self.conversations.pop(key, None)) is not None:
                 self._take_over(held, conversation_id)
             self.conversations[key] = opened = HeldConversation(conversation, taken_over)
+            # The opening is not kept: the stream may last for hours, and an opening may carry up to
+            # max_message_mb (unknown fields, padding) that a view into it (`options`) would hold.
+            include_modalities = not options.omit_modality_results
+            del first, options
             rates = _Rates(self._rate_bucket(), self._rate_bucket())
             log.info("conversation %s opened (%d open)", log_id(conversation_id, self._log_id_key), self.slots.open)
             yield pb.ConverseResponse(opened=pb.ConversationOpened(
@@ -274,7 +278,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                                       f"a message could not be read as a ConverseRequest ({request.reason}); "
                                                       "the conversation goes on", "turn", "unreadable"))
                     continue
-                answer = await self._answer(request, conversation, rates, options)
+                answer = await self._answer(request, conversation, rates, include_modalities)
                 del request  # the turn's bytes are not kept while the stream waits for the next one
                 if taken_over.is_set():  # while the turn was read: its answer is the closed conversation's, never sent
                     await self._end_taken_over(context)
@@ -328,7 +332,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         until it really ends (the status waits behind the unread answers, and gRPC's aio server
         cannot reset a stream), so what such streams hold stays within the per-client limits."""
         taken_over = asyncio.Event()
-        answers = self.Converse(request_iterator, context, taken_over=taken_over)
+        answers = self.Converse(_Reads(context), context, taken_over=taken_over)
         peer = _peer_host(context)
         stalled = False
         taken = asyncio.ensure_future(taken_over.wait())  # a takeover ends a stalled write too
@@ -494,7 +498,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
 
     async def _answer(self, request: pb.ConverseRequest, conversation: Conversation, rates: _Rates,
-                      options: pb.ConversationOptions) -> pb.ConverseResponse | _Refusal:
+                      include_modalities: bool) -> pb.ConverseResponse | _Refusal:
         received = time.perf_counter()
         kind = request.WhichOneof("kind")
         turn_id = request.turn.turn_id if kind == "turn" else ""
@@ -525,7 +529,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         if isinstance(result, _Failure):
             return self._turn_error(turn_id, result.code, result.message, result.field, result.reason)
         return pb.ConverseResponse(result=turn_result_to_pb(
-            result, turn_id, include_modalities=not options.omit_modality_results))
+            result, turn_id, include_modalities=include_modalities))
 
     def _reset_speaker(self, message: pb.ResetSpeaker, conversation: Conversation) -> pb.ConverseResponse | _Refusal:
         """One speaker started anew (``Conversation.reset_speaker``): cheap, and in order, since the
@@ -706,6 +710,25 @@ async def _all_of(request_iterator: AsyncIterator[_M], at_most: int) -> list[_M]
         if len(messages) >= at_most:
             break
     return messages
+
+
+class _Reads:
+    """A call's requests read one by one with ``context.read()``, keeping none of them: gRPC's own
+    request iterator (an async generator) holds the last message it gave until the next one
+    arrives, and a conversation's opening stayed alive for as long as its stream waited for a
+    turn (up to ``idle_timeout_s``, and an opening may carry up to ``max_message_mb``)."""
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._context = context
+
+    def __aiter__(self) -> "_Reads":
+        return self
+
+    async def __anext__(self) -> Any:
+        message = await self._context.read()
+        if message is grpc.aio.EOF:
+            raise StopAsyncIteration
+        return message
 
 
 async def _read_one(request_iterator: AsyncIterator[_M]) -> _M | _Ended:
