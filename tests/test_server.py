@@ -856,6 +856,37 @@ def test_a_client_that_reads_no_answer_loses_its_conversation_within_the_idle_li
             assert conversation.send("still serving").turn_index == 0
 
 
+def test_a_stream_that_never_opens_gives_its_slot_back_within_the_opening_deadline(analyzer: Analyzer) -> None:
+    """A stream holds its conversation slot from the call on: one that sent no opening held it for
+    idle_timeout_s (900 s), and a few addresses of such streams locked every other client out. The
+    opening has ``open_timeout_s``; then the stream ends with DEADLINE_EXCEEDED (reason
+    ``slow_open``, not ``idle``: there is no conversation to resume) and its slot is free."""
+    never = threading.Event()
+
+    def nothing() -> Iterator[bytes]:
+        never.wait(60)
+        yield b""
+
+    with ServerThread(analyzer, open_timeout_s=1.0, max_conversations_per_peer=1) as server, \
+            grpc.insecure_channel(server.target) as channel:
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as ended:
+            list(_raw_converse(channel)(nothing(), timeout=30))
+        took = time.monotonic() - started
+        never.set()
+        assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert ended.value.details() == "no opening message (OpenConversation) within 1 s of the call"
+        assert (rules.ABORT_REASON_TRAILER, "slow_open") in tuple(ended.value.trailing_metadata())
+        assert 0.9 < took < 5, took
+        deadline = time.monotonic() + 10
+        while server.call(_slots_open(server)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with AffectClient(server.target, max_retries=0) as client, client.conversation() as conversation:
+            assert conversation.send("Is anyone there?").turn_index == 0  # its one slot is free again
+            time.sleep(1.5)  # past the opening's deadline: an opened conversation has idle_timeout_s
+            assert conversation.send("Still here.").turn_index == 1
+
+
 def _raw_converse(channel: grpc.Channel) -> Callable[..., Iterator[pb.ConverseResponse]]:
     """Converse with each request given as its bytes: the test holds no request message."""
     return channel.stream_stream("/affect.v1.AffectService/Converse", request_serializer=lambda data: data,
@@ -1366,7 +1397,7 @@ def test_where_a_setting_was_given_survives_a_replaced_config():
 @pytest.mark.parametrize("setting", [{"heavy_audio_seconds": float("nan")}, {"idle_timeout_s": -1.0},
                                      {"batch_max_wait_ms": float("inf")}, {"batch_max_size": 0},
                                      {"heavy_image_pixels": 0}, {"max_turns_per_second": float("inf")},
-                                     {"model_threads": -3}])
+                                     {"model_threads": -3}, {"open_timeout_s": 0.0}])
 def test_every_numeric_server_setting_is_checked_before_start(setting):
     from affect_server.config import ServerConfig
 

@@ -68,6 +68,10 @@ class ServerConfig:
     # turns) and took more CPU a turn (smaller batches): benchmarks/results/load-concurrency.md,
     # load-variants.md.
     batch_concurrency: int = _opt(1, "batches of one encoder that may run at once (affect_server.batching)")
+    # A stream holds its slot from the call on (which bounds what partly sent openings buffer): one
+    # that never sent its opening held it for idle_timeout_s. The Python client sends it with the call.
+    open_timeout_s: float = _opt(5.0, "seconds a new Converse stream may take to send its opening (OpenConversation); "
+                                      "then it ends with DEADLINE_EXCEEDED")
     idle_timeout_s: float = _opt(900.0, "a conversation with no turn, or no answer read, for this long is closed")
     grace_s: float = _opt(30.0, "on SIGTERM, seconds given to the turns in flight")
     text_model: str = _opt("default", "the text weights (see `affect models`), or none to serve without text")
@@ -227,7 +231,7 @@ class ServerConfig:
                              f"turn's text, which a server cannot raise), got {self.max_text_chars}")
         for name in ("max_turns_per_second", "max_message_mb", "max_audio_seconds", "max_in_flight_mb",
                      "max_analyze_per_second_per_peer", "grace_s", "heavy_audio_seconds", "idle_timeout_s",
-                     "analyze_body_timeout_s"):
+                     "analyze_body_timeout_s", "open_timeout_s"):
             if not 0 < getattr(self, name) < math.inf:  # NaN fails too
                 raise SystemExit(f"affect serve: {name} must be a positive number, got {getattr(self, name)}")
         if not 0 <= self.batch_max_wait_ms < math.inf:

@@ -218,7 +218,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         conversation_id = ""
         self.metrics.active_conversations.inc()
         try:
-            first = await self._next_request(request_iterator, context, taken_over)  # not set before it is registered
+            first = await self._next_request(request_iterator, context, taken_over,  # not set before it is registered
+                                             opening=True)
             if first is _END:
                 return
             if isinstance(first, Unreadable):
@@ -623,10 +624,12 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     async def _next_request(self, request_iterator: AsyncIterator[pb.ConverseRequest | Unreadable],
                             context: grpc.aio.ServicerContext,
-                            taken_over: asyncio.Event) -> pb.ConverseRequest | Unreadable | _Ended:
+                            taken_over: asyncio.Event, *, opening: bool = False) -> pb.ConverseRequest | Unreadable | _Ended:
         """The next request, or _END when the client closed its side; ends idle streams, and a
-        stream whose conversation was taken over (``taken_over`` set)."""
-        next_request = await self._unless_drained(_read_one(request_iterator), self.config.idle_timeout_s, taken_over)
+        stream whose conversation was taken over (``taken_over`` set). The ``opening`` has
+        ``open_timeout_s``, not ``idle_timeout_s``: a stream that sends nothing holds a slot."""
+        timeout = self.config.open_timeout_s if opening else self.config.idle_timeout_s
+        next_request = await self._unless_drained(_read_one(request_iterator), timeout, taken_over)
         if taken_over.is_set():  # a turn read meanwhile is not read against a closed state
             await self._end_taken_over(context)
         if next_request is not None:
@@ -634,6 +637,10 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         if self.draining.is_set():
             await self._abort(context, grpc.StatusCode.UNAVAILABLE,
                               "server is shutting down; reopen the conversation to continue", "draining")
+        if opening:
+            await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                              f"no opening message (OpenConversation) within {self.config.open_timeout_s:g} s of the call",
+                              "slow_open")
         await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
                           f"no turn for {self.config.idle_timeout_s:g} s; the conversation was closed", rules.IDLE_REASON)
 
