@@ -461,6 +461,36 @@ def test_turn_rate_limit_is_refused_with_resource_exhausted(analyzer):
             assert conversation.send("after a pause").present == ("text",)
 
 
+def test_messages_that_are_no_turn_count_against_the_turn_rate(analyzer: Analyzer) -> None:
+    """Unreadable messages, empty ones and a second opening were answered before the rate limit
+    was asked: a flood of them got INVALID_ARGUMENT as fast as it came (2,900 answers a second
+    from one client, 10 CPU-s in 17 s). Each counts as a turn now, and past the rate gets
+    RESOURCE_EXHAUSTED as a turn does; an empty message (or one with only fields the server does
+    not know) is told so, not that only the first message may be an opening."""
+    def answers(messages: list[bytes]) -> list[pb.TurnError]:
+        opening = pb.ConverseRequest(open=pb.OpenConversation()).SerializeToString()
+        with grpc.insecure_channel(server.target) as channel:
+            got = list(_raw_converse(channel)(iter([opening, *messages]), timeout=30))
+        assert got[0].WhichOneof("kind") == "opened" and all(a.WhichOneof("kind") == "error" for a in got[1:])
+        return [a.error for a in got[1:]]
+
+    unknown_field = b"\xfa\x07\x01x"  # field 127, which this server does not know
+    with ServerThread(analyzer, max_turns_per_second=1.0) as server:  # a burst of 2, then 1 a second
+        errors = answers([b"", unknown_field, b"\xff", b""])
+        assert [(e.code, e.field) for e in errors[:2]] == [(grpc.StatusCode.INVALID_ARGUMENT.value[0], "turn")] * 2
+        assert all(e.message == "the message carries no `turn`, `reset_speaker` or `open`; the conversation goes on"
+                   for e in errors[:2])
+        assert [(e.code, e.field) for e in errors[2:]] == [(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], "turn")] * 2
+        assert "more than 1 turns per second (a message that is no turn counts as one)" in errors[2].message
+        assert 0 < errors[2].retry_after_ms <= 1000
+        second_open = pb.ConverseRequest(open=pb.OpenConversation()).SerializeToString()
+        errors = answers([b"\xff", second_open, second_open])  # a new conversation: a bucket of its own
+        assert [(e.code, e.field) for e in errors] == [(grpc.StatusCode.INVALID_ARGUMENT.value[0], "turn"),
+                                                        (grpc.StatusCode.INVALID_ARGUMENT.value[0], "open"),
+                                                        (grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], "turn")]
+        assert errors[0].message.startswith("a message could not be read as a ConverseRequest")
+
+
 def test_speaker_resets_are_rate_limited_apart_from_the_turns(analyzer):
     """``ResetSpeaker`` is cheap, but each is answered, and a conversation could send them without
     end: they are counted at ``max_turns_per_second`` in a bucket of their own (burst of 2 s), and

@@ -274,11 +274,6 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 request = await self._next_request(request_iterator, context, taken_over)
                 if request is _END:
                     return
-                if isinstance(request, Unreadable):
-                    yield self._sent(self._turn_error("", grpc.StatusCode.INVALID_ARGUMENT,
-                                                      f"a message could not be read as a ConverseRequest ({request.reason}); "
-                                                      "the conversation goes on", "turn", "unreadable"))
-                    continue
                 answer = await self._answer(request, conversation, rates, include_modalities)
                 del request  # the turn's bytes are not kept while the stream waits for the next one
                 if taken_over.is_set():  # while the turn was read: its answer is the closed conversation's, never sent
@@ -498,11 +493,13 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """One conversation's ``max_turns_per_second``, with a burst of 2 s of it (at least one)."""
         return TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
 
-    async def _answer(self, request: pb.ConverseRequest, conversation: Conversation, rates: _Rates,
+    async def _answer(self, request: pb.ConverseRequest | Unreadable, conversation: Conversation, rates: _Rates,
                       include_modalities: bool) -> pb.ConverseResponse | _Refusal:
+        """A message after the opening answered. Every one but a speaker reset is counted against the
+        conversation's turns (``rates.turns``), a refused one too: each is answered, and a flood of
+        unreadable or empty messages was answered as fast as it came."""
         received = time.perf_counter()
-        kind = request.WhichOneof("kind")
-        turn_id = request.turn.turn_id if kind == "turn" else ""
+        kind = None if isinstance(request, Unreadable) else request.WhichOneof("kind")
         if kind == "reset_speaker":
             if not rates.resets.take():
                 return self._turn_error("", grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -510,14 +507,24 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                         "reset_speaker", "reset_rate",
                                         retry_after_ms=clamp_ms(rates.resets.wait_time() * 1000))
             return self._reset_speaker(request.reset_speaker, conversation)
-        if kind != "turn":
-            return self._turn_error(turn_id, grpc.StatusCode.INVALID_ARGUMENT,
+        turn_id = request.turn.turn_id if kind == "turn" else ""
+        if not rates.turns.take():
+            counted = "" if kind == "turn" else " (a message that is no turn counts as one)"
+            return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"more than {self.config.max_turns_per_second:g} turns per second{counted}", "turn",
+                                    "rate", retry_after_ms=clamp_ms(rates.turns.wait_time() * 1000))
+        if isinstance(request, Unreadable):
+            return self._turn_error("", grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"a message could not be read as a ConverseRequest ({request.reason}); "
+                                    "the conversation goes on", "turn", "unreadable")
+        if kind == "open":
+            return self._turn_error("", grpc.StatusCode.INVALID_ARGUMENT,
                                     "only the first message may be `open`; send `turn` or `reset_speaker` messages",
                                     "open", "invalid")
-        if not rates.turns.take():
-            return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                    f"more than {self.config.max_turns_per_second:g} turns per second", "turn", "rate",
-                                    retry_after_ms=clamp_ms(rates.turns.wait_time() * 1000))
+        if kind != "turn":  # empty, or only fields this server does not know
+            return self._turn_error("", grpc.StatusCode.INVALID_ARGUMENT,
+                                    "the message carries no `turn`, `reset_speaker` or `open`; "
+                                    "the conversation goes on", "turn", "invalid")
         try:
             cost, ticket, busy = await self._admit(request.turn)
         except InvalidInputError as exc:
