@@ -135,6 +135,7 @@ class ServerProcess:
             port += ["--metrics-port", str(self.metrics_port)]
         self._server = ServeProcess(*port, "--max-turns-per-second", "1000", "--max-conversations", "10000", "--max-conversations-per-peer", "10000",
                                     "--max-in-flight-turns", str(max(64, max_in_flight_turns)),
+                                    "--max-in-flight-share-per-peer", "1",  # every conversation comes from here
                                     "--log-level", "warning", *extra_args,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.proc = self._server.proc

@@ -580,6 +580,60 @@ def test_one_client_may_hold_only_its_share_of_the_conversations(analyzer):
     assert slots.open == 0 and not slots._by_peer  # nothing kept of a client with nothing open
 
 
+def test_one_client_may_hold_only_its_share_of_the_turns_in_flight(analyzer: Analyzer) -> None:
+    """One client address filled ``max_in_flight_turns`` with its conversations' turns, and every
+    other client was refused busy. A client holds at most ``max_in_flight_share_per_peer`` of the
+    turns (and of the MB) in flight; past it, its turn is refused RESOURCE_EXHAUSTED with the retry
+    hint, while another client (IPv6 loopback beside IPv4: another address) is still admitted."""
+    gate = threading.Event()
+    with ServerThread(analyzer, host="localhost", max_in_flight_turns=4, max_in_flight_share_per_peer=0.5,
+                      max_turns_per_second=1000) as server:
+        running = server.running
+        assert running is not None
+        registry = running.servicer.metrics.registry
+        port = running.port
+        streams = [_Stream(f"127.0.0.1:{port}") for _ in range(3)] + [_Stream(f"[::1]:{port}")]
+        try:
+            for i, stream in enumerate(streams):
+                stream.open(f"share-{i}")
+            held = [running.executor.submit(gate.wait, 60) for _ in range(server.config.workers)]
+            try:  # the workers are held: admitted turns stay in flight
+                for stream in streams[:3]:
+                    stream._requests.put(pb.ConverseRequest(turn=pb.Turn(text=b"Where is my parcel?", speaker="caller")))
+                deadline = time.monotonic() + 10
+                while running.servicer.budget.turns < 3 and not registry.get_sample_value(
+                        "affect_refused_total", {"code": "RESOURCE_EXHAUSTED", "reason": "peer_busy"}) \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert running.servicer.budget.turns == 2  # this client's share of 4
+                streams[3]._requests.put(pb.ConverseRequest(turn=pb.Turn(text=b"Hello?", speaker="caller")))
+                while running.servicer.budget.turns < 3 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert running.servicer.budget.turns == 3  # the other client's turn is admitted
+            finally:
+                gate.set()
+            assert all(h.result(10) for h in held)
+            answers = [next(stream._answers) for stream in streams]
+        finally:
+            for stream in streams:
+                stream.__exit__(None, None, None)
+    assert [a.WhichOneof("kind") for a in answers] == ["result", "result", "error", "result"]
+    refused = answers[2].error
+    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0] and refused.field == "turn"
+    assert refused.message == "this client has 2 turns in flight (limit 2 per client)" and refused.retry_after_ms > 0
+    assert registry.get_sample_value("affect_refused_total", {"code": "RESOURCE_EXHAUSTED", "reason": "peer_busy"}) == 1
+
+    from affect_server.limits import InFlightBudget  # the memory share: a client's lone turn still goes in
+
+    budget = InFlightBudget(max_turns=10, max_bytes=100, max_heavy=2, peer_share=0.5)
+    first = budget.admit(60, False, "a")
+    assert not isinstance(first, str)
+    assert [budget.admit(10, False, "a"), budget.admit(30, True, "a")] == ["peer_memory", "peer_memory"]
+    assert not isinstance(budget.admit(30, False, "b"), str) and budget.admit(20, False, "c") == "memory"
+    first.release()
+    assert not isinstance(budget.admit(50, False, "a"), str) and budget.held_by("a") == 1
+
+
 def test_a_client_that_vanishes_frees_its_state(server):
     client = AffectClient(server.target)
     conversation = client.conversation()

@@ -52,6 +52,9 @@ class ServerConfig:
     max_in_flight_turns: int = _opt(64, "turns admitted and not yet answered, all conversations and Analyze "
                                         "calls together; more are refused with RESOURCE_EXHAUSTED and a retry hint")
     max_in_flight_mb: float = _opt(1024.0, "MB of the turns in flight: request bytes + their estimated decoded size")
+    max_in_flight_share_per_peer: float = _opt(0.5, "the share of --max-in-flight-turns and --max-in-flight-mb one "
+                                                    "client address may hold (IPv6: one /64); a backend that carries "
+                                                    "every conversation from one address raises it (1: no share)")
     max_heavy_turns: int = _opt(2, "heavy turns in flight; they run on their own worker, apart from the others")
     heavy_audio_seconds: float = _opt(20.0, "a turn with more audio than this is heavy")
     heavy_image_pixels: int = _opt(4_194_304, "a turn with more pixels than this is heavy")
@@ -234,6 +237,9 @@ class ServerConfig:
                      "analyze_body_timeout_s", "open_timeout_s"):
             if not 0 < getattr(self, name) < math.inf:  # NaN fails too
                 raise SystemExit(f"affect serve: {name} must be a positive number, got {getattr(self, name)}")
+        if not 0 < self.max_in_flight_share_per_peer <= 1:
+            raise SystemExit("affect serve: max_in_flight_share_per_peer must be more than 0 and at most 1, "
+                             f"got {self.max_in_flight_share_per_peer}")
         if not 0 <= self.batch_max_wait_ms < math.inf:
             raise SystemExit(f"affect serve: batch_max_wait_ms must be 0 or more, got {self.batch_max_wait_ms}")
         if not 0.05 <= self.face_min_fraction <= 1:  # below 0.05 a picture costs hundreds of detector windows

@@ -89,6 +89,7 @@ class Ticket:
     budget: "InFlightBudget"
     nbytes: int
     heavy: bool
+    peer: str = ""
     released: bool = False
 
     def release(self) -> None:
@@ -99,29 +100,51 @@ class Ticket:
 
 class InFlightBudget:
     """Turns admitted and not yet answered (Converse and Analyze alike): at most ``max_turns``,
-    at most ``max_bytes`` of their estimated peak memory, at most ``max_heavy`` heavy ones."""
+    at most ``max_bytes`` of their estimated peak memory, at most ``max_heavy`` heavy ones; and
+    of the turns and the bytes, one client address (``peer``) holds at most ``peer_share``, so
+    that one client's conversations cannot fill the budget every other client is served from."""
 
-    def __init__(self, max_turns: int, max_bytes: int, max_heavy: int) -> None:
+    def __init__(self, max_turns: int, max_bytes: int, max_heavy: int, peer_share: float = 1.0) -> None:
         self.max_turns, self.max_bytes, self.max_heavy = max_turns, max_bytes, max_heavy
+        self.peer_turns = max(1, int(max_turns * peer_share))
+        self.peer_bytes = int(max_bytes * peer_share)
         self.turns = self.nbytes = self.heavy = 0
+        self._by_peer: dict[str, list[int]] = {}  # peer -> [turns, bytes]; no entry for a peer with none
 
-    def admit(self, nbytes: int, heavy: bool) -> Ticket | str:
-        """A ticket, or why not: "turns", "memory" or "heavy" (which limit is full)."""
+    def admit(self, nbytes: int, heavy: bool, peer: str = "") -> Ticket | str:
+        """A ticket, or why not: "turns", "memory" or "heavy" (which limit is full), or
+        "peer_turns", "peer_memory" (which of ``peer``'s shares is)."""
+        held_turns, held_bytes = self._by_peer.get(peer, (0, 0))
         if self.turns >= self.max_turns:
             return "turns"
+        if held_turns >= self.peer_turns:
+            return "peer_turns"
         if heavy and self.heavy >= self.max_heavy:
             return "heavy"
+        # a lone turn over the whole budget (or a client's share of it) is still let in: per-turn limits bound it
         if self.nbytes + nbytes > self.max_bytes and self.turns > 0:
-            return "memory"  # a lone turn over the whole budget is still let in: per-turn limits bound it
+            return "memory"
+        if held_bytes + nbytes > self.peer_bytes and held_turns > 0:
+            return "peer_memory"
         self.turns += 1
         self.nbytes += nbytes
         self.heavy += heavy
-        return Ticket(self, nbytes, heavy)
+        self._by_peer[peer] = [held_turns + 1, held_bytes + nbytes]
+        return Ticket(self, nbytes, heavy, peer)
+
+    def held_by(self, peer: str) -> int:
+        """The turns ``peer`` has in flight."""
+        return self._by_peer.get(peer, (0, 0))[0]
 
     def _give_back(self, ticket: Ticket) -> None:
         self.turns -= 1
         self.nbytes -= ticket.nbytes
         self.heavy -= ticket.heavy
+        held = self._by_peer[ticket.peer]
+        held[0] -= 1
+        held[1] -= ticket.nbytes
+        if held[0] == 0:
+            del self._by_peer[ticket.peer]
 
 
 class PeerLimits:

@@ -149,6 +149,8 @@ _BUSY = {
     "turns": "the server has {n} turns in flight (limit {limit})",
     "memory": "the turns in flight hold the server's memory budget for work in flight",
     "heavy": "the server is already working on {limit} heavy turns (long audio or many pixels)",
+    "peer_turns": "this client has {n} turns in flight (limit {limit} per client)",
+    "peer_memory": "this client's turns in flight hold its share of the server's memory budget for work in flight",
 }
 
 
@@ -177,7 +179,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         self.lane = Lane(executor, batchers)
         self.heavy_lane = heavy or self.lane
         self.slots = ConversationSlots(config.max_conversations, config.max_conversations_per_peer)
-        self.budget = InFlightBudget(config.max_in_flight_turns, int(config.max_in_flight_mb * 2**20), config.max_heavy_turns)
+        self.budget = InFlightBudget(config.max_in_flight_turns, int(config.max_in_flight_mb * 2**20), config.max_heavy_turns,
+                                     config.max_in_flight_share_per_peer)
         self.peers = PeerLimits(config.max_analyze_per_peer, config.max_analyze_per_second_per_peer)
         self.analyze_in_flight = 0
         self._turn_tasks: set[asyncio.Future] = set()  # admitted turns' work, each holding its ticket
@@ -274,7 +277,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 request = await self._next_request(request_iterator, context, taken_over)
                 if request is _END:
                     return
-                answer = await self._answer(request, conversation, rates, include_modalities)
+                answer = await self._answer(request, conversation, rates, include_modalities, peer)
                 del request  # the turn's bytes are not kept while the stream waits for the next one
                 if taken_over.is_set():  # while the turn was read: its answer is the closed conversation's, never sent
                     await self._end_taken_over(context)
@@ -441,8 +444,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             self.analyze_in_flight -= 1
             self.peers.release(peer)
 
-    async def _admit(self, message: pb.Turn) -> tuple[TurnCost, Ticket | None, str]:
-        """The turn's cost and its ticket, or (cost, None, why) when the server is too busy.
+    async def _admit(self, message: pb.Turn, peer: str) -> tuple[TurnCost, Ticket | None, str, str]:
+        """The turn's cost and its ticket, or (cost, None, why, reason) when the server, or this
+        client's share of it (``peer``), is too busy (reason ``busy`` or ``peer_busy``).
         Raises ``InvalidInputError`` for a turn over a per-turn limit. Media headers are read off
         the event loop (a crafted header may take a fraction of a second to walk), text-only turns
         on it."""
@@ -450,11 +454,13 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             cost = await asyncio.to_thread(measure, message, self.config)
         else:
             cost = measure(message, self.config)
-        admitted = self.budget.admit(cost.decoded_bytes, cost.is_heavy(self.config))
+        admitted = self.budget.admit(cost.decoded_bytes, cost.is_heavy(self.config), peer)
         if isinstance(admitted, str):
-            limit = {"turns": self.budget.max_turns, "heavy": self.budget.max_heavy}.get(admitted, 0)
-            return cost, None, _BUSY[admitted].format(n=self.budget.turns, limit=limit)
-        return cost, admitted, ""
+            limit = {"turns": self.budget.max_turns, "heavy": self.budget.max_heavy,
+                     "peer_turns": self.budget.peer_turns}.get(admitted, 0)
+            n = self.budget.held_by(peer) if admitted.startswith("peer") else self.budget.turns
+            return cost, None, _BUSY[admitted].format(n=n, limit=limit), "peer_busy" if admitted.startswith("peer") else "busy"
+        return cost, admitted, "", ""
 
     def _busy_retry_ms(self) -> int:
         return self.latency.retry_after_ms(self.budget.turns + self.analyze_in_flight, self.config.workers)
@@ -469,12 +475,12 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                               field="turn")
         received = time.perf_counter()
         try:
-            cost, ticket, busy = await self._admit(request.turn)
+            cost, ticket, busy, reason = await self._admit(request.turn, _peer_host(context))
         except InvalidInputError as exc:
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _reason(exc),
                               field=_wire_field(exc.field))
         if ticket is None:
-            await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{cost.heaviest_field()}: {busy}", "busy",
+            await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{cost.heaviest_field()}: {busy}", reason,
                               retry_after_ms=self._busy_retry_ms(), field=cost.heaviest_field())
         try:
             conversation = self.analyzer.conversation(text_context=False, text_prior=text_prior_from_pb(request.options),
@@ -494,7 +500,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
 
     async def _answer(self, request: pb.ConverseRequest | Unreadable, conversation: Conversation, rates: _Rates,
-                      include_modalities: bool) -> pb.ConverseResponse | _Refusal:
+                      include_modalities: bool, peer: str) -> pb.ConverseResponse | _Refusal:
         """A message after the opening answered. Every one but a speaker reset is counted against the
         conversation's turns (``rates.turns``), a refused one too: each is answered, and a flood of
         unreadable or empty messages was answered as fast as it came."""
@@ -526,12 +532,12 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                     "the message carries no `turn`, `reset_speaker` or `open`; "
                                     "the conversation goes on", "turn", "invalid")
         try:
-            cost, ticket, busy = await self._admit(request.turn)
+            cost, ticket, busy, reason = await self._admit(request.turn, peer)
         except InvalidInputError as exc:
             return self._turn_error(turn_id, grpc.StatusCode.INVALID_ARGUMENT, _message(exc), _wire_field(exc.field),
                                     _reason(exc))
         if ticket is None:
-            return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED, busy, cost.heaviest_field(), "busy",
+            return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED, busy, cost.heaviest_field(), reason,
                                     retry_after_ms=self._busy_retry_ms())
         result = await self._turn(conversation, request.turn, ticket, received)
         if isinstance(result, _Failure):
