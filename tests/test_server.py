@@ -986,6 +986,44 @@ async def _request_messages() -> int:
     return sum(isinstance(obj, kinds) for obj in gc.get_objects())
 
 
+def test_a_client_that_never_reads_its_first_answer_is_told_why_its_conversation_closed(
+        analyzer: Analyzer, caplog: pytest.LogCaptureFixture) -> None:
+    """A client whose stream window stays shut (it reads nothing, not even the opening's answer):
+    the abort at the idle limit sent the headers a second time (gRPC counts them sent with the
+    first answer, still waiting), which gRPC refused with an ERROR and its stack; the stream then
+    held nothing of the server's limits and never got a status. Now it keeps its slot until it
+    ends, and once it reads it gets its answer, then DEADLINE_EXCEEDED (reason ``unread``)."""
+    from tests._h2raw import RawConnection
+
+    opening = pb.ConverseRequest(open=pb.OpenConversation()).SerializeToString()
+    with caplog.at_level(logging.ERROR), ServerThread(analyzer, idle_timeout_s=1.0) as server:
+        running = server.running
+        assert running is not None
+        connection = RawConnection("127.0.0.1", running.port, stream_window=0)
+        try:
+            stream = connection.open_stream("/affect.v1.AffectService/Converse", opening)
+            deadline = time.monotonic() + 10
+            while not server.open_conversations() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            while server.open_conversations() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.open_conversations() == 0  # closed at the idle limit
+            assert server.call(_slots_open(server)) == 1  # the stream still holds its slot
+            assert connection.ended(stream, 0.5) is None  # its answer and status wait on its window
+            connection.open_window(stream, 2**20)
+            ended = connection.ended(stream, 10)
+        finally:
+            connection.close()
+        deadline = time.monotonic() + 10
+        while server.call(_slots_open(server)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.call(_slots_open(server)) == 0
+    assert ended is not None, "no status"
+    assert b"grpc-status\x014" in ended  # DEADLINE_EXCEEDED (gRPC writes these trailers uncompressed)
+    assert b"the client read no answer for 1 s; the conversation was closed" in ended and b"unread" in ended
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
 def test_an_open_conversation_keeps_nothing_of_its_opening(analyzer: Analyzer) -> None:
     """The stream kept its opening message for as long as it waited for a turn (in a view into
     it, its options, and in gRPC's request iterator until the next message): an opening carrying

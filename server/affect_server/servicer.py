@@ -335,8 +335,16 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         peer = _peer_host(context)
         stalled = False
         taken = asyncio.ensure_future(taken_over.wait())  # a takeover ends a stalled write too
+        headers_sent = False
         try:
             async for answer in answers:
+                if not headers_sent:
+                    # Sent apart from the first answer (headers are not held by flow control): gRPC
+                    # counts them sent only once a write is done, and an abort while the first
+                    # answer waited unread sent them a second time, which gRPC refused
+                    # (TOO_MANY_OPERATIONS, logged with its stack): no status ever reached the client.
+                    await context.send_initial_metadata(())
+                    headers_sent = True
                 written = asyncio.ensure_future(context.write(answer))
                 written.add_done_callback(_retrieved)
                 done, _ = await asyncio.wait({written, taken}, timeout=self.config.idle_timeout_s,
