@@ -277,7 +277,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 request = await self._next_request(request_iterator, context, taken_over)
                 if request is _END:
                     return
-                answer = await self._answer(request, conversation, rates, include_modalities, peer)
+                answer = (self._unreadable(request, rates) if isinstance(request, Unreadable) else
+                          await self._answer(request, conversation, rates, include_modalities, peer))
                 del request  # the turn's bytes are not kept while the stream waits for the next one
                 if taken_over.is_set():  # while the turn was read: its answer is the closed conversation's, never sent
                     await self._end_taken_over(context)
@@ -507,13 +508,27 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """One conversation's ``max_turns_per_second``, with a burst of 2 s of it (at least one)."""
         return TokenBucket(self.config.max_turns_per_second, burst=max(1.0, 2 * self.config.max_turns_per_second))
 
-    async def _answer(self, request: pb.ConverseRequest | Unreadable, conversation: Conversation, rates: _Rates,
+    def _over_turn_rate(self, rates: _Rates, turn_id: str, is_turn: bool) -> _Refusal | None:
+        """A message after the opening counted against the conversation's turns (``rates.turns``),
+        whatever it is but a speaker reset (which has its own bucket): each is answered, and a flood
+        of unreadable or empty messages was answered as fast as it came. Its refusal if over the rate."""
+        if rates.turns.take():
+            return None
+        counted = "" if is_turn else " (a message that is no turn counts as one)"
+        return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"more than {self.config.max_turns_per_second:g} turns per second{counted}", "turn",
+                                "rate", retry_after_ms=clamp_ms(rates.turns.wait_time() * 1000))
+
+    def _unreadable(self, request: Unreadable, rates: _Rates) -> _Refusal:
+        return self._over_turn_rate(rates, "", False) or self._turn_error(
+            "", grpc.StatusCode.INVALID_ARGUMENT,
+            f"a message could not be read as a ConverseRequest ({request.reason}); the conversation goes on",
+            "turn", "unreadable")
+
+    async def _answer(self, request: pb.ConverseRequest, conversation: Conversation, rates: _Rates,
                       include_modalities: bool, peer: str) -> pb.ConverseResponse | _Refusal:
-        """A message after the opening answered. Every one but a speaker reset is counted against the
-        conversation's turns (``rates.turns``), a refused one too: each is answered, and a flood of
-        unreadable or empty messages was answered as fast as it came."""
         received = time.perf_counter()
-        kind = None if isinstance(request, Unreadable) else request.WhichOneof("kind")
+        kind = request.WhichOneof("kind")
         if kind == "reset_speaker":
             if not rates.resets.take():
                 return self._turn_error("", grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -522,15 +537,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                         retry_after_ms=clamp_ms(rates.resets.wait_time() * 1000))
             return self._reset_speaker(request.reset_speaker, conversation)
         turn_id = request.turn.turn_id if kind == "turn" else ""
-        if not rates.turns.take():
-            counted = "" if kind == "turn" else " (a message that is no turn counts as one)"
-            return self._turn_error(turn_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                    f"more than {self.config.max_turns_per_second:g} turns per second{counted}", "turn",
-                                    "rate", retry_after_ms=clamp_ms(rates.turns.wait_time() * 1000))
-        if isinstance(request, Unreadable):
-            return self._turn_error("", grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"a message could not be read as a ConverseRequest ({request.reason}); "
-                                    "the conversation goes on", "turn", "unreadable")
+        if (over := self._over_turn_rate(rates, turn_id, kind == "turn")) is not None:
+            return over
         if kind == "open":
             return self._turn_error("", grpc.StatusCode.INVALID_ARGUMENT,
                                     "only the first message may be `open`; send `turn` or `reset_speaker` messages",
