@@ -51,7 +51,9 @@ TEXT_MODEL_ID = TextWeights.DEFAULT.value.id  # the shipped default text model
 
 @pytest.fixture(scope="module")
 def server(analyzer):
-    with ServerThread(analyzer, max_turns_per_second=1000, metrics_port=_free_port()) as running:
+    # every conversation comes from this one address: it may hold every turn in flight
+    with ServerThread(analyzer, max_turns_per_second=1000, max_in_flight_share_per_peer=1.0,
+                      metrics_port=_free_port()) as running:
         yield running
 
 
@@ -598,9 +600,11 @@ def test_one_client_may_hold_only_its_share_of_the_turns_in_flight(analyzer: Ana
                 stream.open(f"share-{i}")
             held = [running.executor.submit(gate.wait, 60) for _ in range(server.config.workers)]
             try:  # the workers are held: admitted turns stay in flight
-                for stream in streams[:3]:
-                    stream._requests.put(pb.ConverseRequest(turn=pb.Turn(text=b"Where is my parcel?", speaker="caller")))
                 deadline = time.monotonic() + 10
+                for admitted, stream in enumerate(streams[:3]):  # one after the other: the third is refused
+                    stream._requests.put(pb.ConverseRequest(turn=pb.Turn(text=b"Where is my parcel?", speaker="caller")))
+                    while admitted < 2 and running.servicer.budget.turns <= admitted and time.monotonic() < deadline:
+                        time.sleep(0.01)
                 while running.servicer.budget.turns < 3 and not registry.get_sample_value(
                         "affect_refused_total", {"code": "RESOURCE_EXHAUSTED", "reason": "peer_busy"}) \
                         and time.monotonic() < deadline:
