@@ -69,10 +69,9 @@ class Turn:
         the others."""
         return unread_modalities(self.sent(), self.text, loaded)
 
-    def carried(self, loaded: Collection[Modality] | None = None) -> dict[Modality, str]:
+    def carried(self, unread: Collection[Modality]) -> dict[Modality, str]:
         """The modalities this turn is read from, each with the field that carries it: those sent,
-        but the ``unread``."""
-        unread = self.unread(loaded)
+        but the ``unread`` (``Turn.unread``, derived once by the caller)."""
         return {m: name for m, name in self.sent().items() if m not in unread}
 
 
@@ -151,14 +150,15 @@ class Conversation:
         if self.closed:
             raise ConversationClosedError("this conversation is closed: open a new one for more turns")
         check_not_empty(turn)
-        carried = turn.carried(self._turns)  # a modality without its model is left unread beside one read
+        unread = turn.unread(self._turns)  # a modality without its model is left unread beside one read
+        carried = turn.carried(unread)
         if turn.speaker is not None:
             check_id(turn.speaker, "speaker")
         check_loaded(carried, self._turns)  # nothing can be read: refused, naming what is missing
         for modality in carried:  # every cheap check before any decoding
             self._turns[modality].check(turn)
         requests = {m: self._turns[m].requests(turn, self._states[m]) for m in carried}
-        return PreparedTurn(turn, requests={m: r for m, r in requests.items() if r}, absent=turn.unread(self._turns))
+        return PreparedTurn(turn, requests={m: r for m, r in requests.items() if r}, absent=unread)
 
     def record(self, modality: Modality, prepared: PreparedTurn, answers: list[Any]) -> None:
         """One encoder's answers to this turn's requests into the turn and this conversation's

@@ -253,7 +253,8 @@ def test_text_that_is_none_to_read_is_one_rule_for_the_library_the_wire_and_the_
     for text in ("", "  ", "\t\n", " \x00 ", b"", b"  "):
         assert is_no_text(text)
         assert Turn(text=text, audio=b"RIFF").unread() == {Modality.TEXT: EMPTY_TEXT}
-        assert Turn(text=text, audio=b"RIFF").carried() == {Modality.SPEECH: "audio"}
+        turn = Turn(text=text, audio=b"RIFF")
+        assert turn.carried(turn.unread()) == {Modality.SPEECH: "audio"}
         assert turn_message(text, audio=b"RIFF").HasField("text")  # sent as it is: the result says it was empty
         wire = turn_from_pb(pb.Turn(text=text if isinstance(text, bytes) else text.encode(),
                                     audio=pb.Audio(data=b"RIFF", encoding=pb.AUDIO_FILE)))
