@@ -219,7 +219,7 @@ def _analyze_files(args: argparse.Namespace) -> int:
     if found.skipped:  # before the models load: a folder of MP3s is seen at once
         print(f"affect: {found.skipped_line()}", file=sys.stderr)
     kinds = kinds_needed(inputs)
-    _refuse_unused_flags(args, "inputs", kinds)
+    _refuse_unread_settings(args, kinds)
     analyzer = load_analyzer(kinds or {"text"}, quiet=args.quiet, encoder_options=_encoder_options(args),
                              runtime=args.runtime)
     errors: list[str] = []
@@ -398,15 +398,19 @@ _HINTS = {"--plot": " (--plot draws one conversation: give it with --conversatio
                     "conversation's results)"}
 
 
-def _refuse_unused_flags(args: argparse.Namespace, way: str, modalities: Collection[str] = ()) -> None:
-    """A usage error naming the flags given that ``way`` of giving input would leave unused and,
-    once what the input carries is known (``modalities``: "text", "speech", "face"), the
-    settings of the modalities it does not carry. With none known (a conversation file not read
-    yet; an input with nothing to read, refused for that), only the first."""
+def _refuse_unused_flags(args: argparse.Namespace, way: str) -> None:
+    """A usage error naming the flags given that ``way`` of giving input would leave unused."""
     flags, why = _UNUSED_FLAGS[way]
     if given := _given(args, flags):
         hints = "".join(_HINTS.get(flag, "") for flag in given)
         raise InvalidInputError(f"{', '.join(given)} cannot be given {why}{hints}", field=flags[given[0]])
+
+
+def _refuse_unread_settings(args: argparse.Namespace, modalities: Collection[str]) -> None:
+    """A usage error naming the settings given of the modalities the input does not carry
+    (``modalities``: "text", "speech", "face", once what the input carries is known). With none
+    (every conversation file of a folder refused: an input with nothing to read is refused for
+    that), nothing is refused here."""
     unread: list[str] = []  # "--text-prior cannot be given without text in the input", a modality each
     fields: list[str] = []
     for modality, (settings, what) in _MODALITY_FLAGS.items():
@@ -424,9 +428,12 @@ def _given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     way = ("inputs" if args.inputs else "video" if args.video else "conversation" if args.conversation else "turn")
-    carried = {"video": {"face"}, "turn": {m for m, given in (("text", args.text is not None), ("speech", args.audio),
-                                                               ("face", args.image)) if given}}
-    _refuse_unused_flags(args, way, carried.get(way, ()))  # a conversation's or files' once read
+    _refuse_unused_flags(args, way)
+    if way == "video":  # a conversation's settings are checked once it is read, files' once they are
+        _refuse_unread_settings(args, {"face"})
+    elif way == "turn":
+        _refuse_unread_settings(args, {m for m, given in (("text", args.text is not None), ("speech", args.audio),
+                                                          ("face", args.image)) if given})
     if args.inputs:
         return _analyze_files(args)
     if args.video:
@@ -439,7 +446,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from affect.batch import turn_modalities
 
         turns = read_conversation(args.conversation)
-        _refuse_unused_flags(args, way, turn_modalities(turns))
+        _refuse_unread_settings(args, turn_modalities(turns))
     else:
         text = None
         if args.text == "-":
