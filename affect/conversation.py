@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from affect._errors import ConversationClosedError
 from affect.fusion import fuse
 from affect.limits import (check_id, check_images_list, check_loaded, check_named_speaker, check_not_empty,
-                           unread_modalities)
+                           former_speaker, unread_modalities)
 from affect.media import AudioInput, ImageInput
 from affect.results import MODALITIES, AffectEstimate, FaceReading, Modality, ModalityResult, TurnResult
 from affect.state import ConversationState, StateThresholds
@@ -132,6 +132,7 @@ class Conversation:
         self.id = conversation_id
         self.turns_seen = 0
         self.closed = False
+        self._resets = 0  # speakers started anew (reset_speaker): each reset's former speaker a new name
         self.state = ConversationState(thresholds, forecaster=getattr(analyzer, "forecaster", None),
                                        event_speakers=event_speakers)
         options = ConversationOptions(text_context=text_context, text_prior=text_prior)
@@ -226,9 +227,11 @@ class Conversation:
         if self.closed:
             raise ConversationClosedError("this conversation is closed: open a new one for more turns")
         check_named_speaker(speaker)
+        self._resets += 1
+        former = former_speaker(self._resets)  # what their earlier turns are called, in every state alike
         for modality, turns in self._turns.items():
-            turns.forget_speaker(self._states[modality], speaker)
-        return self.state.reset_speaker(speaker)
+            turns.forget_speaker(self._states[modality], speaker, former)
+        return self.state.reset_speaker(speaker, former)
 
     def close(self) -> None:
         """Drop the state at once (it is also dropped when the object is): each encoder's and the

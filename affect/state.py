@@ -30,7 +30,7 @@ from typing import Protocol
 
 from affect.forecast_features import Reading
 from affect.labels import EMOTION_NAMES
-from affect.limits import check_event_speakers, check_named_speaker, former_speaker, is_former_speaker
+from affect.limits import check_event_speakers, is_former_speaker
 from affect.results import AffectEstimate, Event, SpeakerForecast, SpeakerSnapshot, StateSnapshot
 from affect_proto.rules import escalation_anger_problem
 
@@ -168,7 +168,6 @@ class ConversationState:
         self._readings: deque[Reading] = deque(maxlen=forecaster.window if forecaster else 1)
         self._forecast: tuple[SpeakerForecast, ...] = ()
         self._last_index: int | None = None
-        self._resets = 0
 
     @property
     def forecaster(self) -> ForecasterLike | None:
@@ -210,20 +209,18 @@ class ConversationState:
             return events
         return tuple(e for e in events if e.speaker in self._watched)
 
-    def reset_speaker(self, speaker: str) -> int:
+    def reset_speaker(self, speaker: str, former: str) -> int:
         """Start ``speaker`` anew, as a speaker the conversation has not heard: their smoothed
         readings and history dropped, their events armed again, and their earlier turns still in
-        the forecaster's window read as another person's (a name no turn can have), so that their
-        forecast starts from scratch while every other speaker's is as before (the forecaster
-        reads the same turns for them). The conversation's own smoothed valence, arousal and trend
-        and the other speakers' state are kept. Returns how many turns their state held (0: none
-        under that name, or dropped for ``max_speakers``). The unnamed speaker cannot be reset
-        (``InvalidInputError``): name your speakers."""
-        check_named_speaker(speaker)
+        the forecaster's window read as another person's (``former``, a name no turn can have:
+        ``affect.limits.former_speaker``), so that their forecast starts from scratch while every
+        other speaker's is as before (the forecaster reads the same turns for them). The
+        conversation's own smoothed valence, arousal and trend and the other speakers' state are
+        kept. Returns how many turns their state held (0: none under that name, or dropped for
+        ``max_speakers``). ``speaker`` is checked by the caller (``Conversation.reset_speaker``:
+        the unnamed speaker cannot be reset)."""
         track = self._speakers.pop(speaker, None)
         if any(r.speaker == speaker for r in self._readings):
-            self._resets += 1
-            former = former_speaker(self._resets)
             self._readings = deque((replace(r, speaker=former) if r.speaker == speaker else r for r in self._readings),
                                    maxlen=self._readings.maxlen)
         self._forecast = tuple(f for f in self._forecast if f.speaker != speaker)

@@ -57,7 +57,8 @@ class ModalityTurns(Protocol):
     another process); ``record`` puts the answers into the turn (``prepared.results`` or
     ``prepared.absent``) and into the conversation's state for this modality. ``forget_speaker``
     starts a speaker anew in that state (``Conversation.reset_speaker``): what it holds of their
-    earlier turns reads as another person's, or is dropped.
+    earlier turns reads as another person's (``former``, the name the conversation gives them
+    for this reset), or is dropped.
     """
 
     modality: Modality
@@ -72,7 +73,7 @@ class ModalityTurns(Protocol):
 
     def record(self, prepared: "PreparedTurn", answers: list[Any], state: Any) -> None: ...
 
-    def forget_speaker(self, state: Any, speaker: str) -> None: ...
+    def forget_speaker(self, state: Any, speaker: str, former: str) -> None: ...
 
 
 class Encoder(Protocol):

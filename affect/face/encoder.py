@@ -92,7 +92,7 @@ class FaceTurns:
         else:
             prepared.absent[Modality.FACE] = (analyses[0].reason or NO_FACE_REASON) if analyses else "no image"
 
-    def forget_speaker(self, state: SpeakerTrackers | None, speaker: str) -> None:
+    def forget_speaker(self, state: SpeakerTrackers | None, speaker: str, former: str) -> None:
         """The speaker's faces are tracked afresh (new track ids, a full search first)."""
         if state is not None:
             state.forget(speaker)

@@ -155,7 +155,7 @@ class SpeechTurns:
         else:
             prepared.absent[Modality.SPEECH] = analysis.reason
 
-    def forget_speaker(self, state: None, speaker: str) -> None:
+    def forget_speaker(self, state: None, speaker: str, former: str) -> None:
         """Nothing is kept per conversation (``adapt``'s running statistics are the encoder's own)."""
 
 

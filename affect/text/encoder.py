@@ -12,7 +12,6 @@ import torch
 
 from affect._errors import InvalidInputError
 from affect._weights import WeightsEnum
-from affect.limits import former_speaker
 from affect.option_rules import context_weight_problem
 from affect.results import AffectEstimate, Modality, ModalityResult
 from affect.text._base import load_base
@@ -38,19 +37,16 @@ class TextContext:
 
     window: int
     turns: deque = field(default_factory=deque)
-    resets: int = 0  # speakers started anew (``forget``)
 
     def push(self, embedding: torch.Tensor, speaker: str | None) -> None:
         self.turns.append((embedding, speaker))
         while len(self.turns) > self.window:
             self.turns.popleft()
 
-    def forget(self, speaker: str) -> None:
-        """``speaker`` starts anew: their past turns here are read as another person's (a name
-        no turn can have, a new one each time), not as the same speaker's."""
+    def forget(self, speaker: str, former: str) -> None:
+        """``speaker`` starts anew: their past turns here are read as another person's (``former``,
+        a name no turn can have: ``affect.limits.former_speaker``), not as the same speaker's."""
         if any(s == speaker for _, s in self.turns):
-            self.resets += 1
-            former = former_speaker(self.resets)
             self.turns = deque((e, former if s == speaker else s) for e, s in self.turns)
 
     def __len__(self) -> int:
@@ -145,10 +141,10 @@ class TextTurns:
         if analysis.as_trained is not None:
             prepared.as_trained[Modality.TEXT] = analysis.as_trained
 
-    def forget_speaker(self, state: TextConversation, speaker: str) -> None:
-        """The speaker's past turns in the context read as another speaker's from now on."""
+    def forget_speaker(self, state: TextConversation, speaker: str, former: str) -> None:
+        """The speaker's past turns in the context read as another speaker's (``former``) from now on."""
         if state.context is not None:
-            state.context.forget(speaker)
+            state.context.forget(speaker, former)
 
 
 class TextEncoder:
