@@ -51,7 +51,13 @@ class Turn:
         check_images_list(self.images)
 
     def all_images(self) -> list[ImageInput]:
-        return ([self.image] if self.image is not None else []) + list(self.images)
+        """``image`` (when given), then ``images``: the order the turn's images are read in."""
+        return list(self.images_by_field().values())
+
+    def images_by_field(self) -> dict[str, ImageInput]:
+        """``all_images`` by the field that gives each (``image``, ``images[0]`` ...), in that order."""
+        first = {"image": self.image} if self.image is not None else {}
+        return first | {f"images[{i}]": image for i, image in enumerate(self.images)}
 
     def sent(self) -> dict[Modality, str]:
         """The modalities this turn was given, each with the field that gives it (empty text too)."""

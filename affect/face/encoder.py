@@ -71,9 +71,8 @@ class FaceTurns:
     def requests(self, turn: "Turn", state: SpeakerTrackers | None) -> list[FaceRequest]:
         """The turn's images as gray arrays (``check`` has passed: the conversation calls it first),
         each with where the speaker's tracked faces are expected."""
-        fields = (["image"] if turn.image is not None else []) + [f"images[{i}]" for i in range(len(turn.images))]
         grays = [load_gray(image, turn.channel_order, field)  # type: ignore[arg-type]  # a str, checked where it is read
-                 for image, field in zip(turn.all_images(), fields)]
+                 for field, image in turn.images_by_field().items()]
         tracker = state.for_speaker(turn.speaker) if state is not None else None
         return [FaceRequest(g, tracker.search_hints(g.shape[1], g.shape[0], self.full_search_every) if tracker else ())
                 for g in grays]
