@@ -483,3 +483,21 @@ def test_a_long_clip_is_read_in_calls_of_bounded_memory(clips) -> None:
     rise_mb, segments = int(out[0]), int(out[1])
     assert segments >= 10  # the clip was read whole, in many segments
     assert 50 < rise_mb < 400, rise_mb
+
+
+@pytest.mark.parametrize("rate, channels, message", [
+    (6_000, 1, "audio_file: the file is sampled at 6000 Hz; supported rates are 8000-48000 Hz"),
+    (16_000, 9, "audio_file: the file has 9 channels; at most 8 are accepted"),
+])
+def test_a_file_outside_the_contracts_rates_and_channels_is_refused_from_its_header(rate: int, channels: int,
+                                                                                     message: str) -> None:
+    """A file's rate and channels are held to the contract's range (``affect_proto.rules``), as
+    arrays are, before anything is decoded; the message says what is accepted."""
+    from affect.speech._audio import prepare_file, probe_file
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((rate // 10, channels), np.float32), rate, format="WAV")
+    for read in (probe_file, prepare_file):
+        with pytest.raises(InvalidInputError) as info:
+            read(buf.getvalue())
+        assert str(info.value) == message and info.value.field == "audio_file"

@@ -31,9 +31,7 @@ from affect_proto.rules import (MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_
                                 samples_peak_problem)
 
 MODEL_RATE = 16_000
-MIN_RATE, MAX_RATE = MIN_SAMPLE_RATE, MAX_SAMPLE_RATE  # the contract's range (affect_proto.rules), arrays and files alike
 DEFAULT_MAX_SECONDS = 600.0
-MAX_CHANNELS = MAX_AUDIO_CHANNELS
 MAX_FILE_BYTES = 512 * 2**20
 # Decoded samples x channels of one clip: 600 s of 48 kHz mono, 300 s of stereo (115 MB as float32).
 DEFAULT_MAX_VALUES = 28_800_000
@@ -71,7 +69,9 @@ def _to_mono_float(samples: np.ndarray, field: str) -> np.ndarray:
         raise InvalidInputError(problem, field=field)
     data = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples.astype(np.float32, copy=False)
     if data.ndim == 2:
-        _, _, channels_first = audio_layout(data.shape) or (0, 0, False)
+        layout = audio_layout(data.shape)
+        assert layout is not None  # audio_shape_problem has refused every shape it cannot read
+        _, _, channels_first = layout
         data = data.mean(axis=0 if channels_first else 1)
     if problem := samples_peak_problem(float(np.abs(data).max()), field):  # NaN or inf make the peak so
         raise InvalidInputError(problem, field=field)
@@ -185,11 +185,12 @@ def _checked_header(info: Any, name: str, *, max_seconds: float, max_values: int
     if kind is None:
         raise InvalidInputError(f"{field}: {name} is {info.format} audio; accepted files are WAV, FLAC and OGG", field=field)
     rate = int(info.samplerate)
-    if not MIN_RATE <= rate <= MAX_RATE:
-        raise InvalidInputError(f"{field}: {name} is sampled at {rate} Hz; supported rates are {MIN_RATE}-{MAX_RATE} Hz",
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:  # the contract's range (affect_proto.rules), arrays and files alike
+        raise InvalidInputError(f"{field}: {name} is sampled at {rate} Hz; supported rates are "
+                                f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz", field=field)
+    if not 1 <= info.channels <= MAX_AUDIO_CHANNELS:
+        raise InvalidInputError(f"{field}: {name} has {info.channels} channels; at most {MAX_AUDIO_CHANNELS} are accepted",
                                 field=field)
-    if not 1 <= info.channels <= MAX_CHANNELS:
-        raise InvalidInputError(f"{field}: {name} has {info.channels} channels; at most {MAX_CHANNELS} are accepted", field=field)
     if info.frames >= 2**62:  # libsndfile's "unknown": a FLAC written as a stream leaves its length out
         raise InvalidInputError(f"{field}: {name} does not say how long it is (written as a stream?); send a complete "
                                 "file", field=field)
