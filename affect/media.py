@@ -7,21 +7,26 @@ with ``sample_rate``) or a WAV/FLAC/OGG file, as a ``str`` or ``pathlib.Path`` p
 file's bytes. An image (``affect.face._input.load_gray``) is a uint8 numpy array, the bytes of
 an encoded file, or its path (any ``os.PathLike[str]``). A video (``FaceEncoder.analyze_video``)
 is a file's path. An array's type, shape and values are checked when it is read.
+
+Importing this module does not import torch: a torch tensor is named by a forward reference
+(``"torch.Tensor"``), so the aliases stay real unions at run time (``AudioInput | None``).
 """
 
 from __future__ import annotations
 
 from os import PathLike
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, Union
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 AudioFile: TypeAlias = str | Path | bytes | bytearray | memoryview
 """A WAV, FLAC or OGG file: its path (``str`` or ``pathlib.Path``) or its bytes."""
 
-AudioInput: TypeAlias = np.ndarray | torch.Tensor | AudioFile
+AudioInput: TypeAlias = Union[np.ndarray, "torch.Tensor", AudioFile]  # Union: ``|`` takes no forward reference
 """A turn's audio: int16 or float samples (with ``sample_rate``), or a file."""
 
 ImageInput: TypeAlias = str | PathLike[str] | bytes | bytearray | memoryview | np.ndarray

@@ -5,9 +5,11 @@ holds callers to them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from os import PathLike
 from pathlib import Path, PurePosixPath
-from typing import get_args
+from typing import ForwardRef, get_args
 
 import cv2
 import numpy as np
@@ -21,6 +23,13 @@ from affect.speech.encoder import check_audio_source
 from affect_client._inputs import Array, to_audio, to_image
 
 
+def test_the_media_types_import_no_torch() -> None:
+    """``affect.media`` (``Turn``'s field types) names torch's tensor without importing torch."""
+    probe = "import sys\nimport affect.media\nprint('torch' in sys.modules, 'affect.media' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120)
+    assert out.stdout.decode().split() == ["False", "True"], out.stderr.decode()
+
+
 @pytest.fixture(scope="module")
 def png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("media") / "gray.png"
@@ -31,7 +40,9 @@ def png(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_kind_of_library_audio_passes_its_check_and_no_other() -> None:
     kinds = {np.ndarray: np.zeros(1600, np.float32), torch.Tensor: torch.zeros(1600), str: "turn.flac",
              Path: Path("turn.flac"), bytes: b"RIFF", bytearray: bytearray(b"RIFF"), memoryview: memoryview(b"RIFF")}
-    assert set(get_args(AudioInput)) == set(kinds)
+    # A tensor is named by a forward reference: importing affect.media imports no torch.
+    assert set(get_args(AudioInput)) == set(kinds) - {torch.Tensor} | {ForwardRef("torch.Tensor")}
+    assert type(None) in get_args(AudioInput | None)  # still a union at run time, for callers' annotations
     for value in kinds.values():
         check_audio_source(value, 16000)  # the kind is accepted; what a file holds is read later
     for value in (123, PurePosixPath("turn.flac"), [0.0, 0.1]):
