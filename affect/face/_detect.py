@@ -33,10 +33,11 @@ from affect.face._blazeface import BlazeFace, Box, RawFace, Window, _iou, around
 from affect.face._framing import FER_FRAMING
 from affect.face._mtcnn import Mtcnn
 from affect.face._network import FACE_SIZE
-from affect.option_rules import FACE_DETECTORS, face_detector_problem
+from affect.option_rules import face_detector_problem
 
+# The names are affect.option_rules.FACE_DETECTORS (a command line checks them unloaded); this is
+# them for a type checker (tests/test_server.py keeps the two alike).
 DetectorName = Literal["blazeface", "blazeface+mtcnn", "haar"]
-DETECTORS: tuple[str, ...] = FACE_DETECTORS  # the names, in affect.option_rules: a command line checks them unloaded
 SECOND_LOOK_IOU = 0.3  # an MTCNN box overlapping a BlazeFace box this much is the same face
 # MTCNN looks for face boxes down to this share of the pyramid's smallest face (a face's box is
 # smaller than its FER square), never under 20 px: chosen on training faces by
@@ -172,7 +173,7 @@ class BlazeFaceDetector:
 
 def make_detector(name: str, *, min_face_size: int = 24, min_score: float | None = None,
                   detect_side: int | None = DETECT_SIDE, min_face_fraction: float = 0.1) -> FaceDetector:
-    """The detector called ``name`` (one of ``DETECTORS``) with the encoder's settings."""
+    """The detector called ``name`` (one of ``affect.option_rules.FACE_DETECTORS``) with the encoder's settings."""
     score: dict[str, Any] = {} if min_score is None else {"min_score": min_score}  # else the detector's own default
     if name in ("blazeface", "blazeface+mtcnn"):
         return BlazeFaceDetector(min_face_fraction=min_face_fraction, second_look=name == "blazeface+mtcnn", **score)
