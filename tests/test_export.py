@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -158,6 +159,20 @@ def test_export_checks_its_arguments_and_its_data_before_writing_anything(tmp_pa
     with pytest.raises(ValueError, match="parity_items must be a whole number"):
         export_onnx(out, encoders=["face"], parity_items=-3)
     assert not out.exists()
+
+
+def test_the_text_parity_data_is_looked_for_not_read_before_an_export(tmp_path: Path) -> None:
+    """Whether MELD test is there is all an export asks before it writes: the file is read once,
+    when the parity check runs (a file that is no MELD table is not opened yet)."""
+    from affect.datasets import DatasetNotFoundError
+    from affect.onnx._parity import check_parity_data
+
+    with pytest.raises(DatasetNotFoundError, match=f"MELD test not found at {tmp_path / 'text' / 'meld'}"):
+        check_parity_data("text", tmp_path)
+    meld = tmp_path / "text" / "meld" / "test_sent_emo.csv"
+    meld.parent.mkdir(parents=True)
+    meld.write_bytes(b"\xff not a MELD table")
+    check_parity_data("text", tmp_path)  # there; reading it would fail
 
 
 def test_export_looks_its_weights_up_before_writing_anything(tmp_path, capsys):

@@ -31,10 +31,15 @@ class TextExample:
     sentiment: Sentiment | None
 
 
+def meld_file(split: str, data_root: Path | None = None) -> Path:
+    """The file of MELD ``train``/``dev``/``test``, unread; ``DatasetNotFoundError`` when it is not there."""
+    root = Path(data_root) if data_root else default_data_root()
+    return require_file(root / "text" / "meld" / f"{split}_sent_emo.csv", f"MELD {split}")
+
+
 def read_meld(split: str, data_root: Path | None = None) -> list[list[DialogueTurn]]:
     """MELD ``train``/``dev``/``test`` as a list of dialogues, each a list of turns in order."""
-    root = Path(data_root) if data_root else default_data_root()
-    path = require_file(root / "text" / "meld" / f"{split}_sent_emo.csv", f"MELD {split}")
+    path = meld_file(split, data_root)
     dialogues: dict[str, list[DialogueTurn]] = {}
     with path.open(encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):

@@ -54,11 +54,12 @@ FER_TEST_SLICE = Path("face") / "fer2013-test-slice"
 def check_parity_data(encoder: str, data_root: Path) -> None:
     """Raise ``DatasetNotFoundError`` unless the test items of ``encoder``'s parity check
     ("text", "face" or "speech") are in ``data_root``: an export checks this before it writes."""
-    from affect.datasets import DatasetNotFoundError, read_meld
+    from affect.datasets import DatasetNotFoundError
     from affect.datasets.ravdess import read_test_slice
+    from affect.datasets.text import meld_file
 
     if encoder == "text":
-        read_meld("test", data_root)
+        meld_file("test", data_root)  # there: it is read when the check runs
     elif encoder == "face":
         folder = data_root / FER_TEST_SLICE
         if not any(folder.glob("*/*.jpg")):
