@@ -48,6 +48,10 @@ EXIT_BAD_INPUT = 2
 EXIT_NO_READING = 3
 EXIT_SOME_FAILED = 4
 EXIT_INTERRUPTED = 130
+# Said after the refusal of a --conversation file that is no conversation file at all (a clip or
+# an image given in its place), as `affect plot` says what it takes.
+CONVERSATION_TAKES = ("`affect analyze --conversation` takes a JSON Lines conversation file, one turn per line (a string, "
+                      "or an object with text, speaker, audio, image), or a JSON list of turns")
 EXIT_CODES = f"""exit codes: {EXIT_OK} done, {EXIT_BAD_INPUT} bad input, {EXIT_NO_READING} no reading (nothing in the input could be
 read: silence, no face; the reasons are printed), {EXIT_SOME_FAILED} files and folders: some files could not be read
 (the others' rows are written; every file failing is {EXIT_BAD_INPUT}), {EXIT_INTERRUPTED} interrupted"""
@@ -445,7 +449,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.conversation:
         from affect.batch import turn_modalities
 
-        turns = read_conversation(args.conversation)
+        turns = read_conversation(args.conversation, takes=CONVERSATION_TAKES)
         _refuse_unread_settings(args, turn_modalities(turns))
     else:
         text = None

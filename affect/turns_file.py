@@ -28,9 +28,11 @@ TURN_KEYS = ("text", "speaker", "audio", "image", "images")
 RESET_KEY = "reset_speaker"  # an item {"reset_speaker": NAME} between turns
 
 
-def read_conversation(path: Path) -> list[dict[str, Any]]:
+def read_conversation(path: Path, *, takes: str = "") -> list[dict[str, Any]]:
     """The items of a conversation file: its turns, with media paths made absolute and checked
-    to exist, and its speaker resets (``is_reset``) where they stand."""
+    to exist, and its speaker resets (``is_reset``) where they stand. ``takes``: what the caller
+    takes, said after the refusal of a file that is no conversation file at all (not UTF-8, not
+    JSON, not a list of turns: a file given in the wrong place)."""
     if path.is_dir():
         raise InvalidInputError(f"--conversation: {path} is a directory; to analyse every file in it, "
                                 f"run `affect analyze {path}`", field="conversation")
@@ -41,12 +43,11 @@ def read_conversation(path: Path) -> list[dict[str, Any]]:
     if size > MAX_CONVERSATION_BYTES:
         raise InputTooLargeError(f"{path} is {size:,} bytes; the limit is {MAX_CONVERSATION_BYTES:,}", field="conversation")
     try:
-        raw = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path} is not valid UTF-8 (byte {exc.start})", field="conversation") from None
-    data = _json_lines(path, raw) if path.suffix.lower() in (".jsonl", ".ndjson") else _json(path, raw)
-    if not isinstance(data, list) or not data:
-        raise InvalidInputError(f"{path} must hold a non-empty JSON list of turns", field="conversation")
+        data = _turn_list(path)
+    except InvalidInputError as exc:
+        if not takes:
+            raise
+        raise InvalidInputError(f"{exc}; {takes}", field=exc.field) from None
     items: list[dict[str, Any]] = []
     speakers: set[str] = set()  # of the turns so far, which a reset must name
     for i, item in enumerate(data):
@@ -74,6 +75,18 @@ def play(conversation: Conversation, items: Iterable[dict[str, Any]]) -> Iterato
             conversation.reset_speaker(item[RESET_KEY])
         else:
             yield conversation.analyze(Turn(**item))
+
+
+def _turn_list(path: Path) -> list[Any]:
+    """The file's items as JSON values: UTF-8, then a JSON list or JSON Lines, not empty."""
+    try:
+        raw = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is not valid UTF-8 (byte {exc.start})", field="conversation") from None
+    data = _json_lines(path, raw) if path.suffix.lower() in (".jsonl", ".ndjson") else _json(path, raw)
+    if not isinstance(data, list) or not data:
+        raise InvalidInputError(f"{path} must hold a non-empty JSON list of turns", field="conversation")
+    return data
 
 
 def _json(path: Path, raw: str) -> Any:

@@ -412,6 +412,32 @@ def test_plot_of_a_file_it_cannot_read_says_what_it_takes(tmp_path: Path, name: 
     assert _no_heavy_imports(f"from affect_server.cli import main\nmain({['plot', str(path)]!r})") == []
 
 
+@pytest.mark.parametrize("name, content, problem", [
+    ("turn.flac", b"fLaC\x00\x00\x00\x22\x10\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\xff\xfe", "is not valid UTF-8 (byte 19)"),
+    ("notes.txt", b"hello", "is not valid JSON: Expecting value at line 1"),
+    ("turns.jsonl", b'{"text": "hi"}\nnot json\n', "line 2 is not valid JSON: Expecting value"),
+    ("turns.json", b"{}", "must hold a non-empty JSON list of turns"),
+])
+def test_a_conversation_file_that_is_none_says_what_analyze_takes(tmp_path: Path, name: str, content: bytes,
+                                                                  problem: str) -> None:
+    """``affect analyze --conversation turn.flac`` said only "turn.flac is not valid UTF-8 (byte 19)";
+    it says what ``--conversation`` takes too, before any model loads. A wrong turn in a
+    conversation file is still refused naming the turn alone."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = affect("analyze", "--conversation", str(path))
+    assert out.returncode == 2 and out.stdout == b"", out.stderr.decode()
+    assert out.stderr.decode() == (f"affect: error: {path} {problem}; `affect analyze --conversation` takes a JSON Lines "
+                                   "conversation file, one turn per line (a string, or an object with text, speaker, "
+                                   "audio, image), or a JSON list of turns\n")
+    assert _no_heavy_imports(f"from affect_server.cli import main\nmain({['analyze', '--conversation', str(path)]!r})") == []
+    wrong_turn = tmp_path / "wrong_turn.json"
+    wrong_turn.write_text(json.dumps([{"txt": "hi"}]))
+    out = affect("analyze", "--conversation", str(wrong_turn))
+    assert out.returncode == 2 and "has unknown keys ['txt']" in out.stderr.decode()
+    assert "takes a JSON Lines" not in out.stderr.decode()
+
+
 def test_the_command_line_runs_the_networks_where_the_library_does(tmp_path: Path):
     """``affect analyze`` once built its encoders itself and left them on PyTorch, where
     ``Analyzer()`` puts them on ONNX Runtime under "auto" (about 4x the CPU for text);
