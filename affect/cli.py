@@ -180,6 +180,8 @@ def _analyze_turns(items: list[dict], args: argparse.Namespace) -> int:
                 status.update(f"analysing turn {len(results) + 1} of {len(turns)}")
     if args.out:
         _write_results(args.out, [r.to_dict() for r in results])
+        if not args.quiet:
+            print(_written_line(args.out, len(results)), file=sys.stderr)
     if args.plot:
         _plot(results, args.plot, [t.get("text") for t in turns])
     any_reading = any(r.has_reading for r in results)
@@ -250,8 +252,8 @@ def _analyze_files(args: argparse.Namespace) -> int:
         print(_files_table(list(records)))
     for line in errors:
         print(line, file=sys.stderr)
-    if args.out and not args.quiet:
-        print(f"affect: {len(inputs)} files, {counts['rows']} rows written to {args.out}", file=sys.stderr)
+    if args.out and not args.quiet:  # no table: it would be as long as the folder, its rows held to align it
+        print(_written_line(args.out, counts["rows"], files=len(inputs)), file=sys.stderr)
     if len(errors) == counts["rows"]:
         return EXIT_BAD_INPUT
     if not counts["readings"]:
@@ -261,6 +263,14 @@ def _analyze_files(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_SOME_FAILED
     return EXIT_OK if counts["readings"] else EXIT_NO_READING
+
+
+def _written_line(path: Path, rows: int, *, files: int | None = None) -> str:
+    """What ``--out`` wrote, on standard error: ``affect: 3 rows written to turns.csv`` (a conversation,
+    whose table is printed too), ``affect: 2 files, 5 rows written to results.csv`` (files and folders)."""
+    counted = ([(files, "file")] if files is not None else []) + [(rows, "row")]
+    said = ", ".join(f"{n:,} {noun}{'' if n == 1 else 's'}" for n, noun in counted)
+    return f"affect: {said} written to {path}"
 
 
 def _files_table(records: list[dict]) -> str:
@@ -647,7 +657,10 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
                          help="raise events only about these speakers, e.g. --event-speakers customer for no warnings "
                               "about the agents (default: everyone's); every turn is still read")
     analyze.add_argument("--json", action="store_true", help="print JSON instead of a table (JSON Lines for files)")
-    analyze.add_argument("--out", type=Path, help="write the results to a .csv or .jsonl file")
+    analyze.add_argument("--out", type=Path,
+                         help="write the results to a .csv or .jsonl file, then say how many rows on standard error; "
+                              "a conversation's table is printed too, but not that of files and folders (their rows "
+                              "are written as they come, a table would be as long as the folder)")
     analyze.add_argument("--plot", type=Path, help="draw the conversation's valence, arousal and emotions to a .png file")
     analyze.add_argument("--speech-adapt", action="store_true",
                          help="read voices against the statistics of all the speech heard in this run, clip after clip, "

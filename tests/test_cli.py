@@ -336,6 +336,30 @@ def test_analyze_a_folder_to_csv_and_jsonl_then_plot(tmp_path: Path, data_root: 
     assert (tmp_path / "call.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_out_says_what_it_wrote_for_a_conversation_and_for_files_and_only_a_conversation_prints_its_table(
+        tmp_path: Path) -> None:
+    """``--conversation --out`` printed the table and said nothing of the file; files and folders with
+    ``--out`` said how many rows and printed no table. Both say what was written, the same line; the
+    conversation's table is printed too, a folder's is not (its rows are written as they come)."""
+    import csv
+
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    (calls / "call.json").write_text(json.dumps(["We won the cup!", "Seriously? That's brilliant!"]))
+    (calls / "second.json").write_text(json.dumps(["My parcel is late again."]))
+    turns_csv, folder_csv = tmp_path / "turns.csv", tmp_path / "folder.csv"
+    one = affect("analyze", "--conversation", str(calls / "call.json"), "--out", str(turns_csv))
+    assert one.returncode == 0, one.stderr.decode()
+    assert one.stdout.decode().splitlines()[0].split()[:3] == ["turn", "speaker", "text"]
+    assert f"affect: 2 rows written to {turns_csv}" in one.stderr.decode().replace("\r", "\n").splitlines()
+    folder = affect("analyze", str(calls), "--out", str(folder_csv))
+    assert folder.returncode == 0 and folder.stdout == b"", folder.stderr.decode()
+    assert f"affect: 2 files, 3 rows written to {folder_csv}" in folder.stderr.decode().replace("\r", "\n").splitlines()
+    assert len(list(csv.DictReader(turns_csv.open()))) == 2 and len(list(csv.DictReader(folder_csv.open()))) == 3
+    quiet = affect("analyze", "--conversation", str(calls / "second.json"), "--out", str(turns_csv), "-q")
+    assert quiet.returncode == 0 and quiet.stderr == b"", quiet.stderr.decode()  # -q: as with files and folders
+
+
 def test_plot_reads_folder_results_with_error_rows(tmp_path: Path):
     """``affect plot`` on the results of a folder where a file failed said "unknown keys
     ['error', 'file']": an error row has no "present", so the file was read as turns."""
