@@ -29,6 +29,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar
 
 import grpc
+from google.protobuf.descriptor import Descriptor
 
 from affect import Analyzer, ConversationClosedError, InputTooLargeError, InvalidInputError, TurnResult
 from affect.conversation import Conversation, PreparedTurn
@@ -44,6 +45,7 @@ from affect_server.convert import (check_id, event_speakers_from_pb, model_infos
                                    text_prior_from_pb, thresholds_from_pb, turn_from_pb, turn_result_to_pb)
 from affect_server.limits import ConversationSlots, InFlightBudget, PeerLimits, Ticket, TokenBucket
 from affect_server.metrics import ServiceMetrics
+from affect_server.request_bounds import excess
 from affect_server.retry_hint import LatencyEstimate, clamp_ms, retry_trailers
 
 if TYPE_CHECKING:
@@ -73,15 +75,26 @@ _END: Final = _Ended.END
 class _Message(Protocol[_M_co]):
     """A generated message class, as a request deserializer uses it."""
 
+    DESCRIPTOR: Descriptor
+
     def FromString(self, data: bytes) -> _M_co: ...  # noqa: N802 - protobuf's name
 
 
 @dataclass(frozen=True)
 class Unreadable:
     """A request whose bytes do not parse as its message (bad UTF-8 in a string field, a broken
-    varint, nesting past protobuf's limit): answered as a bad turn, not by ending the stream."""
+    varint, nesting past protobuf's limit), or that holds more fields than a valid one can and
+    was refused unread (``field``, e.g. ``turn.images``: ``request_bounds``): answered as a bad
+    turn, not by ending the stream."""
 
     reason: str
+    field: str = ""
+
+    def told(self, could_not: str) -> str:
+        """What the client is told: a refusal by count in the words of the check made after
+        parsing (``turn.images: a turn may carry at most 8 images``); else ``could_not`` (what
+        could not be read) with the parser's reason."""
+        return self.reason if self.field else f"{could_not} ({self.reason})"
 
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AffectService"].full_name
@@ -109,10 +122,14 @@ def method_handlers(converse: Callable[..., AsyncIterator[pb.ConverseResponse] |
 
 def lenient_parser(message_type: _Message[_M]) -> Callable[[bytes], _M | Unreadable]:
     """``message_type.FromString`` for a request deserializer, giving :class:`Unreadable` where
-    gRPC would end the call with UNKNOWN."""
+    gRPC would end the call with UNKNOWN, and for a request with more fields than a valid one
+    can hold, before it is parsed (``request_bounds``: parsing such a request cost 28 times its
+    size)."""
     from google.protobuf.message import DecodeError
 
     def parse(data: bytes) -> _M | Unreadable:
+        if (refused := excess(data, message_type.DESCRIPTOR)) is not None:
+            return Unreadable(refused.message, refused.field)
         try:
             return message_type.FromString(data)
         except DecodeError as exc:
@@ -227,8 +244,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 return
             if isinstance(first, Unreadable):
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"the first message could not be read as a ConverseRequest ({first.reason})", "unreadable",
-                                  field="open")
+                                  first.told("the first message could not be read as a ConverseRequest"), "unreadable",
+                                  field=first.field or "open")
             if first.WhichOneof("kind") != "open":
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                                   "the first message of a conversation must be `open` (OpenConversation)", "first_message",
@@ -480,8 +497,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """One Analyze request, read or not (``Analyze`` and ``analyze_unread`` both end here)."""
         if isinstance(request, Unreadable):
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                              f"the request could not be read as an AnalyzeRequest ({request.reason})", "unreadable",
-                              field="turn")
+                              request.told("the request could not be read as an AnalyzeRequest"), "unreadable",
+                              field=request.field or "turn")
         received = time.perf_counter()
         try:
             cost, ticket, busy, reason = await self._admit(request.turn, _peer_host(context))
@@ -522,8 +539,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     def _unreadable(self, request: Unreadable, rates: _Rates) -> _Refusal:
         return self._over_turn_rate(rates, "", False) or self._turn_error(
             "", grpc.StatusCode.INVALID_ARGUMENT,
-            f"a message could not be read as a ConverseRequest ({request.reason}); the conversation goes on",
-            "turn", "unreadable")
+            request.told("a message could not be read as a ConverseRequest") + "; the conversation goes on",
+            request.field or "turn", "unreadable")
 
     async def _answer(self, request: pb.ConverseRequest, conversation: Conversation, rates: _Rates,
                       include_modalities: bool, peer: str) -> pb.ConverseResponse | _Refusal:
