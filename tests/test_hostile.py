@@ -288,6 +288,78 @@ def test_an_unreadable_message_is_a_bad_turn_and_the_conversation_goes_on(hostil
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value
 
 
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field on the wire, written by hand (no message object made)."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while n > 0x7F:
+            out.append(n & 0x7F | 0x80)
+            n >>= 7
+        return bytes(out) + bytes([n])
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+# ConverseRequest.turn holding 7.8 million empty images: 15 MiB, about 15 KB gzip-compressed.
+# Parsed, it cost about 450 MB of memory before its images were counted.
+IMAGE_BOMB = _field(2, _field(5, b"") * ((15 << 20) // 2))
+
+
+def test_a_turn_of_millions_of_empty_images_is_refused_unread(hostile_server):
+    """Eight at once, uncompressed: each refused with the image count's status, field and words,
+    read only as far as the ninth image (before, 1.25 -> 4.7 GB and 8 s)."""
+    opening = pb.ConverseRequest(open=pb.OpenConversation()).SerializeToString()
+
+    async def one(channel: grpc.aio.Channel) -> pb.ConverseResponse:
+        call = channel.stream_stream("/affect.v1.AffectService/Converse", request_serializer=lambda b: b,
+                                     response_deserializer=pb.ConverseResponse.FromString)(timeout=60)
+        await call.write(opening)
+        await call.read()
+        await call.write(IMAGE_BOMB)
+        answer = await call.read()
+        await call.done_writing()
+        return answer
+
+    async def eight() -> list[pb.ConverseResponse]:
+        async with grpc.aio.insecure_channel(hostile_server.target,
+                                             options=[("grpc.max_send_message_length", 32 * 2**20)]) as channel:
+            return await asyncio.gather(*(one(channel) for _ in range(8)))
+
+    hostile_server.reset_peak()
+    before = hostile_server.rss_mb()
+    started = time.perf_counter()
+    answers = asyncio.run(eight())
+    elapsed = time.perf_counter() - started
+    growth = hostile_server.peak_rss_mb() - before
+    for answer in answers:
+        assert answer.WhichOneof("kind") == "error", answer
+        assert answer.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert answer.error.field == "turn.images"
+        assert answer.error.message.startswith("turn.images: a turn may carry at most 8 images"), answer.error.message
+    assert elapsed < ANSWER_WITHIN_S, elapsed
+    assert growth < 8 * 15 * 1.5 + 100, growth  # the requests' own bytes, not 28 times them
+
+
+def test_a_compressed_request_is_refused_before_it_is_inflated(hostile_server):
+    """The bomb gzip-compressed is about 15 KB on the wire: gRPC refuses any compressed request
+    itself (only identity is enabled), the call ending with UNIMPLEMENTED."""
+    async def compressed(message: bytes) -> grpc.aio.AioRpcError:
+        async with grpc.aio.insecure_channel(hostile_server.target, compression=grpc.Compression.Gzip) as channel:
+            call = channel.stream_stream("/affect.v1.AffectService/Converse", request_serializer=lambda b: b,
+                                         response_deserializer=pb.ConverseResponse.FromString)(timeout=60)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call.write(message)
+                await call.read()
+            return refused.value
+
+    for message in (pb.ConverseRequest(open=pb.OpenConversation()).SerializeToString(), IMAGE_BOMB):
+        error = asyncio.run(compressed(message))
+        assert error.code() == grpc.StatusCode.UNIMPLEMENTED, error
+        assert error.details() == "Compression algorithm 'gzip' is disabled.", error.details()
+    answer, _ = converse_one(hostile_server.target, pb.Turn(text=b"Still there?"))  # uncompressed: served
+    assert answer.WhichOneof("kind") == "result", answer
+
+
 def test_a_flood_of_big_analyze_calls_is_admitted_or_refused_with_a_hint(hostile_server):
     """100 concurrent 15 MB Analyze calls (82 s of float audio each, inside every per-turn
     limit): each is answered or refused with RESOURCE_EXHAUSTED and a retry hint; bodies of

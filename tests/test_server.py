@@ -350,15 +350,17 @@ def test_a_conversation_raises_events_only_for_its_event_speakers(server):
     assert agent and all(w.has_reading for w in agent) and any(f.speaker == "agent" for f in pairs[-1][1].state.forecast)
 
 
-@pytest.mark.parametrize("names, where", [
-    ([f"agent {i}" for i in range(17)], "options.event_speakers names 17 speakers; the limit is 16"),
-    (["customer", ""], "options.event_speakers[1] is empty"),
-    (["x" * 129], "options.event_speakers[0] is longer than 128 characters"),
-    (["cust\u2028omer"], "options.event_speakers[0] has a control or format character (U+2028)"),
+@pytest.mark.parametrize("names, where, client_says", [
+    ([f"agent {i}" for i in range(17)], "options.event_speakers names more than 16 speakers; the limit is 16",
+     "event_speakers names 17 speakers; the limit is 16"),
+    (["customer", ""], "options.event_speakers[1] is empty", None),
+    (["x" * 129], "options.event_speakers[0] is longer than 128 characters", None),
+    (["cust\u2028omer"], "options.event_speakers[0] has a control or format character (U+2028)", None),
 ])
-def test_event_speakers_that_could_not_name_speakers_are_refused_with_invalid_argument(server, names, where):
+def test_event_speakers_that_could_not_name_speakers_are_refused_with_invalid_argument(server, names, where, client_says):
     """Refused when the conversation opens (and by Analyze), naming the option; the client refuses
-    the same before sending (sent raw here, as another client could)."""
+    the same before sending (sent raw here, as another client could). Too many names are refused
+    before the request is parsed (``request_bounds``), counted only as far as the limit."""
     from affect_client import InvalidInputError as ClientInputError
 
     options = pb.ConversationOptions(event_speakers=names)
@@ -371,7 +373,7 @@ def test_event_speakers_that_could_not_name_speakers_are_refused_with_invalid_ar
             stub.Analyze(pb.AnalyzeRequest(turn=pb.Turn(text=b"hello"), options=options), timeout=30)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and where in refused.value.details()
     with AffectClient(server.target) as client:
-        with pytest.raises(ClientInputError, match=re.escape(where.removeprefix("options."))) as early:
+        with pytest.raises(ClientInputError, match=re.escape(client_says or where.removeprefix("options."))) as early:
             client.conversation(event_speakers=names)
         assert early.value.field == "event_speakers"
         with pytest.raises(ClientInputError, match="must be a list of speaker names"):
@@ -380,6 +382,33 @@ def test_event_speakers_that_could_not_name_speakers_are_refused_with_invalid_ar
             assert fine.send("still serving", speaker="customer").present == ("text",)
 
 
+
+
+def test_one_connection_may_hold_a_clients_streams_and_no_more(analyzer: Analyzer) -> None:
+    """HTTP/2 MAX_CONCURRENT_STREAMS, as the server announces it in its first SETTINGS frame: the
+    conversations and Analyze calls one client may hold, its spare slot and a few more streams
+    (unset, it was unlimited)."""
+    import socket
+    import struct
+
+    from affect_server.app import OTHER_STREAMS_PER_CONNECTION
+
+    with ServerThread(analyzer, max_conversations_per_peer=5, max_analyze_per_peer=3) as running:
+        with socket.create_connection(("127.0.0.1", int(running.target.rsplit(":", 1)[1])), timeout=10) as raw:
+            raw.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # preface, empty SETTINGS
+            header = raw.recv(9, socket.MSG_WAITALL)
+            assert header[3] == 4, header  # the server's SETTINGS first
+            body = raw.recv(int.from_bytes(header[:3], "big"), socket.MSG_WAITALL)
+    settings = dict(struct.unpack(">HI", body[i:i + 6]) for i in range(0, len(body), 6))
+    assert settings[3] == 5 + 1 + 3 + OTHER_STREAMS_PER_CONNECTION  # SETTINGS_MAX_CONCURRENT_STREAMS
+
+
+def test_the_worst_case_of_requests_partly_received_is_the_one_the_help_states() -> None:
+    """``affect serve --help`` states the defaults' figure, which the server logs at start."""
+    from affect_server.config import ServerConfig
+
+    help_text = next(f.metadata["help"] for f in ServerConfig.settings() if f.name == "max_message_mb")
+    assert f"{ServerConfig().requests_on_the_way_bytes / 2**30:.1f} GiB with the defaults" in help_text
 
 
 def _without(result, name: str) -> dict:

@@ -190,6 +190,30 @@ KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 1
              ("grpc.http2.max_ping_strikes", 2)]
 
 
+# Requests arrive uncompressed or not at all: a gzip-compressed request of 15 KB on the wire
+# inflated to a 15 MiB one (``max_receive_message_length`` bounds the inflated size only), so
+# that a few kilobytes a call made the server parse and hold hundreds of megabytes. With only
+# identity enabled gRPC refuses a compressed request itself, before it is inflated: the call ends
+# with UNIMPLEMENTED "Compression algorithm 'gzip' is disabled." (the server's answers were never
+# compressed).
+IDENTITY_ONLY = 1  # the bitset of grpc_compression_algorithm: bit 0, GRPC_COMPRESS_NONE
+# Streams one connection may hold beside its conversations and Analyze calls: a Health.Watch,
+# ListModels, reflection.
+OTHER_STREAMS_PER_CONNECTION = 8
+
+
+def connection_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """gRPC's per-connection limits. A connection is one client's, which may hold at most
+    ``max_conversations_per_peer`` conversations (and a spare slot to resume one) and
+    ``max_analyze_per_peer`` Analyze calls: HTTP/2's MAX_CONCURRENT_STREAMS is set to that and
+    a few more streams (unset, it is unlimited). Beyond it, gRPC's defence against a client that
+    opens and resets streams faster than they are served (HTTP/2 "rapid reset") applies: streams
+    over the limit are refused after a delay, and reading the connection pauses while it owes
+    many answers to the client's frames."""
+    streams = config.max_conversations_per_peer + 1 + config.max_analyze_per_peer + OTHER_STREAMS_PER_CONNECTION
+    return [("grpc.compression_enabled_algorithms_bitset", IDENTITY_ONLY), ("grpc.max_concurrent_streams", streams)]
+
+
 def models_and_licences(analyzer: Analyzer) -> str:
     """The line ``affect serve`` logs once its models are loaded: the models a turn may go through
     (the encoders, the fusion head when two or more encoders can meet in a turn, the forecaster)
@@ -254,7 +278,7 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes),
-                 ("grpc.so_reuseport", 0), ("grpc.http2.bdp_probe", 0), *KEEPALIVE],
+                 ("grpc.so_reuseport", 0), ("grpc.http2.bdp_probe", 0), *KEEPALIVE, *connection_options(config)],
     )
     port = _bind(server, config)
     if analyzer is None:
@@ -266,6 +290,10 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     analyzer = analyzer or Analyzer(**config.analyzer_choices(), encoder_options=config.encoder_options(),
                                     runtime=config.runtime)
     log.info("%s", models_and_licences(analyzer))
+    log.info("memory beside the models, at most: %.1f GiB of turns in flight (--max-in-flight-mb) and %.1f GiB of "
+             "requests partly received ((--max-conversations %d + --max-analyze-in-flight %d) x --max-message-mb %g)",
+             config.max_in_flight_mb / 1024, config.requests_on_the_way_bytes / 2**30, config.max_conversations,
+             config.max_analyze_in_flight, config.max_message_mb)
     detector = getattr(getattr(analyzer, "face", None), "detector", None)  # a loaded face encoder's
     if detector is not None and hasattr(detector, "searches"):
         metrics.watch_face_detector(lambda: dict(detector.searches), lambda: detector.model.windows_read)

@@ -37,7 +37,12 @@ class ServerConfig:
                                                 "backend that carries many conversations from one address raises it")
     max_turns_per_second: float = _opt(10.0, "turns per second of one conversation (a token bucket, burst of 2 s); "
                                                  "its speaker resets have a bucket of their own at this rate")
-    max_message_mb: float = _opt(16.0, "one request's size in MB; larger ones are refused with RESOURCE_EXHAUSTED")
+    # gRPC reads a request whole before the server sees it, and each stream waiting for its next
+    # request may be sent a partial one of up to this size: README, "Running it in production".
+    max_message_mb: float = _opt(16.0, "one request's size in MB; larger ones are refused with RESOURCE_EXHAUSTED. "
+                                       "gRPC may hold a partly received request this large for every open "
+                                       "conversation and Analyze call: at worst (max_conversations + "
+                                       "max_analyze_in_flight) x this, 15.9 GiB with the defaults (logged at start)")
     # Per turn, in decoded units, checked from the headers before anything is decoded
     # (INVALID_ARGUMENT naming the field: such a turn never fits).
     # At most the library's own limit, which the library and the client apply whatever the server says.
@@ -129,6 +134,14 @@ class ServerConfig:
     def max_message_bytes(self) -> int:
         """``max_message_mb`` in bytes (MiB of 2**20), as gRPC is given it and clients are told it."""
         return int(self.max_message_mb * 2**20)
+
+    @property
+    def requests_on_the_way_bytes(self) -> int:
+        """The most gRPC may hold of requests partly received: one of up to ``max_message_mb``
+        for each open conversation (its spare slots included) and each admitted Analyze call
+        (one refused is refused before its body is read). Not counted in ``max_in_flight_mb``,
+        which admission applies once a request is whole."""
+        return (self.max_conversations + self.max_analyze_in_flight) * self.max_message_bytes
 
     @property
     def bare_host(self) -> str:
