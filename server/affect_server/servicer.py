@@ -75,8 +75,6 @@ _END: Final = _Ended.END
 class _Message(Protocol[_M_co]):
     """A generated message class, as a request deserializer uses it."""
 
-    DESCRIPTOR: Descriptor
-
     def FromString(self, data: bytes) -> _M_co: ...  # noqa: N802 - protobuf's name
 
 
@@ -127,8 +125,10 @@ def lenient_parser(message_type: _Message[_M]) -> Callable[[bytes], _M | Unreada
     size)."""
     from google.protobuf.message import DecodeError
 
+    descriptor: Descriptor = getattr(message_type, "DESCRIPTOR")  # the generated stubs do not declare it
+
     def parse(data: bytes) -> _M | Unreadable:
-        if (refused := excess(data, message_type.DESCRIPTOR)) is not None:
+        if (refused := excess(data, descriptor)) is not None:
             return Unreadable(refused.message, refused.field)
         try:
             return message_type.FromString(data)
