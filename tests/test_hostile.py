@@ -342,20 +342,31 @@ def test_a_turn_of_millions_of_empty_images_is_refused_unread(hostile_server):
 
 def test_a_compressed_request_is_refused_before_it_is_inflated(hostile_server):
     """The bomb gzip-compressed is about 15 KB on the wire: gRPC refuses any compressed request
-    itself (only identity is enabled), the call ending with UNIMPLEMENTED."""
-    async def compressed(message: bytes) -> grpc.aio.AioRpcError:
+    itself (only identity is enabled), the call ending with UNIMPLEMENTED. An asyncio client's
+    write may race that refusal and fail on its own side, INTERNAL "Internal error from Core"
+    (about a third of the calls here); the blocking client always reports the server's status."""
+    messages = (pb.ConverseRequest(open=pb.OpenConversation()).SerializeToString(), IMAGE_BOMB)
+    disabled = (grpc.StatusCode.UNIMPLEMENTED, "Compression algorithm 'gzip' is disabled.")
+    for message in messages:
+        with grpc.insecure_channel(hostile_server.target, compression=grpc.Compression.Gzip) as channel:
+            converse = channel.stream_stream("/affect.v1.AffectService/Converse", request_serializer=lambda b: b,
+                                             response_deserializer=pb.ConverseResponse.FromString)
+            with pytest.raises(grpc.RpcError) as refused:
+                list(converse(iter([message]), timeout=60))
+        assert (refused.value.code(), refused.value.details()) == disabled, refused.value
+
+    async def compressed(message: bytes) -> tuple[grpc.StatusCode, str | None]:
         async with grpc.aio.insecure_channel(hostile_server.target, compression=grpc.Compression.Gzip) as channel:
             call = channel.stream_stream("/affect.v1.AffectService/Converse", request_serializer=lambda b: b,
                                          response_deserializer=pb.ConverseResponse.FromString)(timeout=60)
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
+            with pytest.raises(grpc.aio.AioRpcError):
                 await call.write(message)
                 await call.read()
-            return refused.value
+            return await call.code(), await call.details()
 
-    for message in (pb.ConverseRequest(open=pb.OpenConversation()).SerializeToString(), IMAGE_BOMB):
-        error = asyncio.run(compressed(message))
-        assert error.code() == grpc.StatusCode.UNIMPLEMENTED, error
-        assert error.details() == "Compression algorithm 'gzip' is disabled.", error.details()
+    seen = [asyncio.run(compressed(message)) for message in messages * 5]
+    assert set(seen) <= {disabled, (grpc.StatusCode.INTERNAL, "Internal error from Core")}, seen
+    assert disabled in seen, seen
     answer, _ = converse_one(hostile_server.target, pb.Turn(text=b"Still there?"))  # uncompressed: served
     assert answer.WhichOneof("kind") == "result", answer
 

@@ -194,7 +194,8 @@ KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 1
 # inflated to a 15 MiB one (``max_receive_message_length`` bounds the inflated size only), so
 # that a few kilobytes a call made the server parse and hold hundreds of megabytes. With only
 # identity enabled gRPC refuses a compressed request itself, before it is inflated: the call ends
-# with UNIMPLEMENTED "Compression algorithm 'gzip' is disabled." (the server's answers were never
+# with UNIMPLEMENTED "Compression algorithm 'gzip' is disabled." (a grpc.aio client whose write
+# races that refusal reports INTERNAL "Internal error from Core"; the server's answers were never
 # compressed).
 IDENTITY_ONLY = 1  # the bitset of grpc_compression_algorithm: bit 0, GRPC_COMPRESS_NONE
 # Streams one connection may hold beside its conversations and Analyze calls: a Health.Watch,
