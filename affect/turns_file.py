@@ -11,13 +11,14 @@ item and key it concerns (items are counted from 0, resets too), before any mode
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect_proto.rules import id_problem, named_speaker_problem
+from affect_proto.rules import file_path_problem, id_problem, named_speaker_problem
 
 if TYPE_CHECKING:
     from affect.conversation import Conversation
@@ -158,8 +159,12 @@ def _media(path: Path, name: Any, field: str, where: str) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f'{where}: "{key}" must be a file name', field=field)
     media = Path(name) if Path(name).is_absolute() else path.parent / name
-    if media.is_dir():
-        raise InvalidInputError(f'{where}: "{key}" {media} is a directory, not a file', field=field)
-    if not media.is_file():
-        raise InvalidInputError(f'{where}: "{key}" file not found: {media}', field=field)
+    try:
+        error = errno.EISDIR if media.is_dir() else 0 if media.is_file() else errno.ENOENT
+    except OSError as exc:  # ENAMETOOLONG: base64 or a data: URI where a file name belongs
+        error = exc.errno or errno.EIO
+    except ValueError:  # a NUL character
+        error = errno.EINVAL
+    if error:  # named as the rule says, never quoting a string that is no path
+        raise InvalidInputError(f"{where}: " + file_path_problem(name, f'"{key}"', error), field=field)
     return str(media)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -744,3 +746,31 @@ def test_a_setting_for_a_modality_the_input_does_not_have_is_refused_before_load
     err = out.stderr.decode()
     assert out.returncode == 2 and err.strip() == f"affect: error: {message}", err
     assert _no_heavy_imports(f"from affect_server.cli import main\nmain({args!r})") == []
+
+
+def test_media_given_as_a_data_uri_in_a_conversation_file_is_refused_in_one_line_never_quoted(tmp_path: Path) -> None:
+    """A conversation file whose "image" held a data: URI crashed ``affect analyze`` with exit
+    code 1 and a traceback holding the whole base64 face (``OSError: File name too long``); in a
+    folder it aborted the batch and no CSV was written. Now one line (exit 2) that gives only the
+    string's length; in a folder, that file's row says so and the other files are analysed."""
+    import base64
+
+    face = base64.b64encode(bytes(range(256)) * 12).decode()  # 4 KB: longer than any path
+    data_uri = f"data:image/jpeg;base64,ZQXMARK{face}"
+    (tmp_path / "calls").mkdir()
+    call = tmp_path / "calls" / "call.json"
+    call.write_text(json.dumps([{"text": "Here is my photo", "image": data_uri}]))
+    (tmp_path / "calls" / "other.json").write_text(json.dumps(["I am happy today"]))
+    expected = f'turn 0 of {call}: "image": a string is a file path; this one is not a file that exists ({len(data_uri):,} characters'
+
+    out = affect("analyze", "--conversation", str(call))
+    err = out.stderr.decode()
+    assert out.returncode == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+    assert "ZQXMARK" not in err and "Traceback" not in err and face[:40] not in err
+
+    out = affect("analyze", str(tmp_path / "calls"), "--out", str(tmp_path / "calls.csv"))
+    err, table = out.stderr.decode(), (tmp_path / "calls.csv").read_text()
+    assert out.returncode == 4 and expected in err and "Traceback" not in err, err
+    rows = {row["file"]: row for row in csv.DictReader(io.StringIO(table))}
+    assert expected in rows[str(call)]["error"] and rows[str(tmp_path / "calls" / "other.json")]["emotion"] == "happiness"
+    assert "ZQXMARK" not in err + table and face[:40] not in err + table

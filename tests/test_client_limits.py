@@ -298,3 +298,44 @@ def test_the_client_measures_a_raw_turn_as_the_server_does(turn: pb.Turn, second
         assert client is None
         return
     assert client == server
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_media_given_as_base64_is_refused_unsent_and_never_quoted(analyzer: Any, twin: str) -> None:
+    """A base64 picture or a data: URI given where a file path belongs escaped as ``OSError: [Errno
+    36] File name too long: '<the whole face>'``: now a ``TurnInputError`` that gives the string's
+    length, not its text (``rules.file_path_problem``); the server never sees the turn and the
+    conversation goes on."""
+    import base64
+
+    face = "ZQXMARK" + base64.b64encode(bytes(range(256)) * 12).decode()
+    data_uri = "data:audio/wav;base64," + face
+    with ServerThread(analyzer) as server:
+        if twin == "sync":
+            with AffectClient(server.target) as client:
+                with pytest.raises(TurnInputError) as by_analyze:
+                    client.analyze("Here I am", images=[face])
+                with client.conversation() as conversation:
+                    with pytest.raises(TurnInputError) as by_send:
+                        conversation.send("Hear this", audio=data_uri)
+                    after = conversation.send("Can you look into it?")
+        else:
+            async def run() -> tuple[pytest.ExceptionInfo[TurnInputError], pytest.ExceptionInfo[TurnInputError], Any]:
+                async with AsyncAffectClient(server.target) as client:
+                    with pytest.raises(TurnInputError) as by_analyze:
+                        await client.analyze("Here I am", images=[face])
+                    async with client.conversation() as conversation:
+                        with pytest.raises(TurnInputError) as by_send:
+                            await conversation.send("Hear this", audio=data_uri)
+                        return by_analyze, by_send, await conversation.send("Can you look into it?")
+
+            by_analyze, by_send, after = asyncio.run(run())
+        assert _refused(server) == 0 and after.turn_index == 0
+    hint = "characters; media given as base64 or a data: URI must be decoded to bytes first)"
+    for error, field, blob in ((by_analyze.value, "images[0]", face), (by_send.value, "audio", data_uri)):
+        assert error.field == field and isinstance(error, ValueError) and error.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert str(error) == f"{field}: a string is a file path; this one is not a file that exists ({len(blob):,} {hint}"
+        chained: BaseException | None = error
+        while chained is not None:  # no OSError quoting the string behind it, not even suppressed
+            assert "ZQXMARK" not in str(chained) and not isinstance(chained, OSError), repr(chained)
+            chained = chained.__cause__ or chained.__context__

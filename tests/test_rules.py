@@ -3,6 +3,8 @@ on the wire (issue 19)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from affect import Analyzer, InputTooLargeError, InvalidInputError, ModelLoadError, Turn, UnknownModelError
@@ -295,3 +297,76 @@ def test_trailers_written_into_a_status_message_read_back_as_sent() -> None:
     assert rules.message_with_trailers(message, [("grpc-status-details-bin", b"\x08")]) == message
     for plain in (message, "x (affect-trailers: not a query)", "x (affect-trailers: a=1"):
         assert rules.trailers_in_message(plain) == (plain, {})
+
+
+def _media_as_strings() -> dict[str, str]:
+    """What web apps hold media as, each carrying a marker: a 48x48 JPEG in base64 and as a data:
+    URI, a short WAV in base64."""
+    import base64
+    import io
+    import wave
+
+    import cv2
+    import numpy as np
+
+    jpeg = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8))[1].tobytes()
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(bytes(3200))
+    return {"image base64": "ZQXMARK" + base64.b64encode(jpeg).decode(),
+            "image data URI": "data:image/jpeg;base64,ZQXMARK" + base64.b64encode(jpeg).decode(),
+            "audio base64": "ZQXMARK" + base64.b64encode(wav.getvalue()).decode()}
+
+
+@pytest.mark.parametrize("kind", ["image base64", "image data URI", "audio base64"])
+def test_media_given_as_base64_is_refused_without_being_quoted_by_the_library_and_the_client(full_analyzer: Analyzer,
+                                                                                            kind: str) -> None:
+    """A base64 picture given where a path belongs escaped as ``OSError: [Errno 36] File name too
+    long: '<the whole face>'`` (``Path.is_dir``), or was quoted in "no such file: ...": now an
+    ``InvalidInputError`` saying what was expected, giving only the string's length (one rule,
+    ``rules.file_path_problem``), in the library and the client alike."""
+    from affect_client import TurnInputError
+    from affect_client._inputs import turn_message
+
+    blob = _media_as_strings()[kind]
+    media = {"audio": blob} if kind.startswith("audio") else {"images": [blob]}
+    with pytest.raises(InvalidInputError) as library:
+        full_analyzer.conversation().analyze(Turn(**media))
+    with pytest.raises(TurnInputError) as client:
+        turn_message(**media)
+    expected = (f"a string is a file path; this one is not a file that exists ({len(blob):,} characters; media given "
+                "as base64 or a data: URI must be decoded to bytes first)")
+    for error in (library.value, client.value):
+        assert str(error).endswith(expected), str(error)
+        chained: BaseException | None = error
+        while chained is not None:  # no OSError quoting the string behind it, not even suppressed
+            assert "ZQXMARK" not in str(chained) and not isinstance(chained, OSError), repr(chained)
+            chained = chained.__cause__ or chained.__context__
+    assert str(library.value).startswith("audio_file: " if kind.startswith("audio") else "images[0]: ")
+    assert str(client.value).startswith("audio: " if kind.startswith("audio") else "images[0]: ")
+
+
+def test_a_path_is_named_by_its_file_name_only_and_only_when_it_is_plausibly_a_path(tmp_path: Path) -> None:
+    """The rule, once (``rules.shown_path``): a missing file, a folder or an unreadable path is
+    named by its file name; a string no path could be (too long, a control character, a data:
+    URI, a NUL) by its length; never an OSError."""
+    from affect.face._input import load_gray
+    from affect_client._inputs import turn_message
+    from affect_proto import rules
+
+    assert rules.shown_path(tmp_path / "calls" / "face.jpg") == "'face.jpg'"
+    for no_path in ("x" * (rules.MAX_SHOWN_PATH_CHARS + 1), "face\n.jpg", "data:image/png;base64,AAAA", "a\0b"):
+        assert rules.shown_path(no_path) is None
+        with pytest.raises(InvalidInputError, match=f"exists \\({len(no_path):,} characters") as library:
+            load_gray(no_path)
+        assert no_path not in str(library.value)
+    for path, message in ((tmp_path / "missing" / "face.jpg", "images[0]: no such file 'face.jpg'"),
+                          (tmp_path, f"images[0]: {tmp_path.name!r} is a directory, not a file")):
+        with pytest.raises(InvalidInputError) as library:
+            load_gray(str(path), field="images[0]")
+        with pytest.raises(ValueError) as client:
+            turn_message(images=[str(path)])
+        assert str(library.value) == str(client.value) == message and str(tmp_path.parent) not in message

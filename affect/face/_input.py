@@ -8,6 +8,7 @@ its working size, so a 16384x1 strip would otherwise become a 2.6-gigapixel imag
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import struct
@@ -21,6 +22,7 @@ import numpy as np
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.media import ImageInput
+from affect_proto.rules import file_path_problem
 
 ChannelOrder = Literal["bgr", "rgb"]
 
@@ -219,14 +221,30 @@ def load_gray(image: ImageInput, channel_order: ChannelOrder | None = None, fiel
     if isinstance(image, (bytes, bytearray, memoryview)):
         return decode_image(bytes(image), field)
     if isinstance(image, (str, PathLike)):
-        path = Path(image)
-        if path.is_dir():
-            raise InvalidInputError(f"{field}: {path} is a directory, not an image file", field=field)
-        if not path.is_file():
-            raise InvalidInputError(f"{field} file not found: {path}", field=field)
-        if path.stat().st_size > MAX_BYTES:
-            raise InputTooLargeError(f"{field} file is {path.stat().st_size:,} bytes; the limit is {MAX_BYTES:,}", field=field)
-        return decode_image(path.read_bytes(), field)
+        return decode_image(_read_file(image, field), field)
     raise InvalidInputError(
         f"{field} must be encoded bytes, a file path or a uint8 numpy array, got {type(image).__name__}", field=field
     )
+
+
+def _read_file(image: str | PathLike[str], field: str) -> bytes:
+    """The bytes of the image file at ``image``; a path that cannot be read is refused as
+    ``rules.file_path_problem`` says, never quoting a string that is no path (base64, a data: URI),
+    and raised outside any handler, so no OSError quoting it rides along as its context."""
+    try:
+        path = Path(image)
+        if path.is_dir():
+            error = errno.EISDIR
+        elif not path.is_file():
+            error = errno.ENOENT
+        elif (size := path.stat().st_size) > MAX_BYTES:
+            raise InputTooLargeError(f"{field} file is {size:,} bytes; the limit is {MAX_BYTES:,}", field=field)
+        else:
+            return path.read_bytes()
+    except InvalidInputError:
+        raise
+    except OSError as exc:  # ENAMETOOLONG from is_dir, a permission, a file gone meanwhile
+        error = exc.errno or errno.EIO
+    except ValueError:  # a NUL character
+        error = errno.EINVAL
+    raise InvalidInputError(file_path_problem(image, field, error), field=field)

@@ -14,6 +14,7 @@ rate / gcd(rate, 16000): 3.8 s declared at 48,001 Hz took 13 GB there).
 
 from __future__ import annotations
 
+import errno
 import io
 import re
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ import torch
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.media import AudioFile
 from affect_proto.rules import (MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_budget_problem,
-                                audio_dtype_problem, audio_layout, audio_shape_problem, sample_rate_problem,
-                                samples_peak_problem)
+                                audio_dtype_problem, audio_layout, audio_shape_problem, file_path_problem,
+                                sample_rate_problem, samples_peak_problem)
 
 MODEL_RATE = 16_000
 DEFAULT_MAX_SECONDS = 600.0
@@ -213,20 +214,37 @@ def _open_source(source: AudioFile, field: str) -> tuple[object, str, bytes, int
             raise InputTooLargeError(f"{field} has {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}", field=field)
         return io.BytesIO(raw), "the file", raw[:_WAV_HEAD_BYTES], len(raw)  # "the file is MP3 audio"
     if isinstance(source, (str, Path)):
+        return _open_path(source, field)
+    raise InvalidInputError(f"{field} must be a path or the file's bytes, got {type(source).__name__}", field=field)
+
+
+def _open_path(source: str | Path, field: str) -> tuple[object, str, bytes, int]:
+    """``_open_source`` of a path; one that cannot be read is refused as ``rules.file_path_problem``
+    says, never quoting a string that is no path (base64, a data: URI), and raised outside any
+    handler, so no OSError quoting it rides along as its context."""
+    try:
         path = Path(source)
         if path.is_dir():
-            raise InvalidInputError(f"{field}: {str(path)!r} is a directory, not an audio file", field=field)
-        if not path.is_file():
-            raise InvalidInputError(f"{field}: no such file {str(path)!r}", field=field)
-        size = path.stat().st_size
-        if size == 0:
-            raise InvalidInputError(f"{field}: {path.name} is empty (0 bytes)", field=field)
-        if size > MAX_FILE_BYTES:
-            raise InputTooLargeError(f"{field}: {path.name} has {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", field=field)
-        with path.open("rb") as fh:
-            head = fh.read(_WAV_HEAD_BYTES)
-        return str(path), path.name, head, size
-    raise InvalidInputError(f"{field} must be a path or the file's bytes, got {type(source).__name__}", field=field)
+            error = errno.EISDIR
+        elif not path.is_file():
+            error = errno.ENOENT
+        else:
+            size = path.stat().st_size
+            if size == 0:
+                raise InvalidInputError(f"{field}: {path.name} is empty (0 bytes)", field=field)
+            if size > MAX_FILE_BYTES:
+                raise InputTooLargeError(f"{field}: {path.name} has {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
+                                         field=field)
+            with path.open("rb") as fh:
+                head = fh.read(_WAV_HEAD_BYTES)
+            return str(path), path.name, head, size
+    except InvalidInputError:
+        raise
+    except OSError as exc:  # ENAMETOOLONG from is_dir, a permission, a file gone meanwhile
+        error = exc.errno or errno.EIO
+    except ValueError:  # a NUL character
+        error = errno.EINVAL
+    raise InvalidInputError(file_path_problem(source, field, error), field=field)
 
 
 _ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>|0x[0-9a-fA-F]{6,}")

@@ -9,6 +9,7 @@ duck-typed (numpy is not a dependency of the client): ``Array`` is what is read 
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -183,15 +184,18 @@ def _is_array(value: Any) -> bool:
 
 
 def _read(path: str | PathLike[str], field: str) -> bytes:
-    p = Path(path)
-    if p.is_dir():
-        raise InvalidInputError(f"{field}: {p} is a directory, not a file", field=field)
+    """The bytes of the file at ``path``; one that cannot be read is refused as
+    ``rules.file_path_problem`` says, never quoting a string that is no path (base64, a data: URI)."""
     try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInputError(f"{field}: no such file: {p}", field=field) from None
-    except OSError as exc:
-        raise InvalidInputError(f"{field}: cannot read {p}: {exc.strerror}", field=field) from None
+        p = Path(path)
+        error = errno.EISDIR if p.is_dir() else 0
+        if not error:
+            return p.read_bytes()
+    except OSError as exc:  # ENAMETOOLONG from is_dir, no such file, a permission
+        error = exc.errno or errno.EIO
+    except ValueError:  # a NUL character
+        error = errno.EINVAL
+    raise InvalidInputError(rules.file_path_problem(path, field, error), field=field)
 
 
 def to_audio(audio: Any, sample_rate: int | None = None) -> Audio:

@@ -8,12 +8,15 @@ looser. Hand-written: ``python -m protos.generate`` leaves this file alone.
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from os import PathLike
+from pathlib import PurePath
 from urllib.parse import parse_qsl, urlencode
 
 MAX_ID_CHARS = 128  # a speaker's name, a turn id, a conversation id
@@ -199,6 +202,42 @@ def is_turn_field(field: str) -> bool:
     """Whether a refusal naming ``field`` refused a turn (what ``TurnError`` reports in a
     conversation), rather than a conversation's or a call's options."""
     return field == "turn" or field.startswith("turn.")
+
+
+# ---------------------------------------------------------------- media given as a file path
+
+# A str given as media is a file path. Web apps often hold a picture or a recording as base64 or a
+# data: URI instead, so a message about a path that cannot be read must not quote it: it may be a
+# face or a voice. A path is named by its file name only, and only when the string is plausibly a
+# path (at most MAX_SHOWN_PATH_CHARS characters, no control character, no "data:" prefix); any
+# other string by its length.
+MAX_SHOWN_PATH_CHARS = 255
+_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EINVAL, errno.ELOOP)
+
+
+def shown_path(path: str | PathLike[str]) -> str | None:
+    """How a message may name a file path a caller gave: its file name, quoted (``'face.jpg'``),
+    or None when the string is not plausibly a path (too long, a control character, a data: URI)."""
+    text = os.fspath(path)
+    if (len(text) > MAX_SHOWN_PATH_CHARS or text[:5].lower() == "data:"
+            or any(unicodedata.category(char) in _NOT_IN_IDS for char in text)):
+        return None
+    return repr(PurePath(text).name or text)
+
+
+def file_path_problem(path: str | PathLike[str], field: str, error: int) -> str:
+    """Why the file path given as ``field`` cannot be read, ``error`` being the errno of what
+    checking or opening it met (``errno.EISDIR`` for a folder, ``errno.ENOENT`` for none, an
+    ``OSError``'s; ``errno.EINVAL`` for a NUL character), naming it as ``shown_path`` does."""
+    shown = shown_path(path)
+    if shown is None:  # base64, a data: URI, text: never quoted
+        return (f"{field}: a string is a file path; this one is not a file that exists ({len(os.fspath(path)):,} "
+                "characters; media given as base64 or a data: URI must be decoded to bytes first)")
+    if error == errno.EISDIR:
+        return f"{field}: {shown} is a directory, not a file"
+    if error in _MISSING:
+        return f"{field}: no such file {shown}"
+    return f"{field}: cannot read {shown}: {os.strerror(error)}"
 
 
 # ---------------------------------------------------------------- audio given as samples
