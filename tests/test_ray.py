@@ -187,6 +187,29 @@ def test_an_analyze_refusal_names_its_field(ray_target: str) -> None:
     assert carried == {rules.ABORT_REASON_TRAILER: "invalid", rules.REFUSED_FIELD_TRAILER: "turn.audio.data"}
 
 
+def test_a_refusal_reaches_the_caller_whole_and_rays_logs_without_its_message(ray_target: str) -> None:
+    """Serve logs what a method raises, message and traceback ("Request failed."), to the log files
+    of the replica and the proxy: a refusal quoted what the caller sent there (a text prior's
+    emotion, ``text prior names 'ZQXMARK'``), and any future message quoting input would have been
+    kept on disk. The caller still gets the whole message; Ray's logs name only the status code and
+    the reason."""
+    from pathlib import Path
+
+    request = pb.AnalyzeRequest(turn=pb.Turn(text=b"hello"), options=pb.ConversationOptions(text_prior="ZQXMARK=1"))
+    with grpc.insecure_channel(ray_target) as channel, pytest.raises(grpc.RpcError) as raw:
+        pb_grpc.AffectServiceStub(channel).Analyze(request, timeout=60, metadata=[("authorization", f"Bearer {TOKEN}")])
+    assert raw.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'ZQXMARK', which is not an emotion" in raw.value.details()
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    deadline = time.monotonic() + 30
+    while True:  # the replica's record of this refusal, once written
+        written = "\n".join(path.read_text(errors="replace") for path in logs.rglob("*")
+                            if path.is_file() and path.suffix in (".log", ".err", ".out"))
+        if "_Aborted: INVALID_ARGUMENT (invalid)" in written or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert "_Aborted: INVALID_ARGUMENT (invalid)" in written and "ZQXMARK" not in written
+
+
 STRICT_APP = "affect-strict"  # a second application on the same Serve, for the calls the server ends itself
 STRICT_IDLE_S = 3.0
 

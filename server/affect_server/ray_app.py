@@ -161,14 +161,23 @@ class _RayContext:
         self._context.set_details(message)
         if trailers and hasattr(self._context, "set_trailing_metadata"):
             self._context.set_trailing_metadata(trailers)
-        raise _Aborted(details)
+        raise _Aborted.logged_as(code, trailers) from None  # nor the refused input's error as its context
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
 
 
 class _Aborted(Exception):
-    pass
+    """A call the servicer ended (``_RayContext.abort``). Serve logs what a method raises, its
+    message and traceback, to the replica's and the proxy's log files ("Request failed.", Ray 2.60,
+    with no setting to leave expected refusals out), so this carries only the status code and the
+    reason word: the message, which may quote what a caller sent, reaches the caller through the
+    context's details alone."""
+
+    @classmethod
+    def logged_as(cls, code: grpc.StatusCode, trailers: Iterable[tuple[str, str | bytes]]) -> _Aborted:
+        reason = dict(trailers).get(rules.ABORT_REASON_TRAILER)
+        return cls(f"{code.name} ({reason})" if isinstance(reason, str) else code.name)
 
 
 @serve.deployment
