@@ -6,13 +6,17 @@ JPEG/PNG file) and ``images`` (a list of them). Media paths are relative to the 
 file's folder. Between turns, ``{"reset_speaker": NAME}`` starts that speaker anew
 (``Conversation.reset_speaker``: a human agent taking over from a bot under the same name, a new
 caller put through); it names a speaker of an earlier turn. Every problem is refused with the
-item and key it concerns (items are counted from 0, resets too), before any model is loaded.
+item and key it concerns (items are counted from 0, resets too), before any model is loaded,
+in a message that quotes no speaker's name, no text and no media string (errors reach a terminal
+and, in folder mode, a CSV): a name is given by its length, a media path by its file name
+(``affect_proto.rules.shown_path``), an unknown key only when it reads as a field name.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,7 +121,7 @@ def _turn(path: Path, i: int, item: Any) -> dict[str, Any]:
         raise InvalidInputError(f"{where} must be a string or an object", field=f"conversation[{i}]")
     unknown = sorted(set(item) - set(TURN_KEYS))
     if unknown:
-        raise InvalidInputError(f"{where} has unknown keys {unknown}; a turn may carry {', '.join(TURN_KEYS)} "
+        raise InvalidInputError(f"{where} has unknown keys {_keys_shown(unknown)}; a turn may carry {', '.join(TURN_KEYS)} "
                                 f'(a speaker reset is {{"{RESET_KEY}": NAME}} alone)', field=f"conversation[{i}]")
     for key in ("text", "speaker"):
         if item.get(key) is not None and not isinstance(item[key], str):
@@ -139,18 +143,31 @@ def _turn(path: Path, i: int, item: Any) -> dict[str, Any]:
     return turn
 
 
+# A key a turn may not carry is quoted in an error only when it reads as a misspelt field name:
+# a short ASCII identifier. Any other (a sentence, a name, a phone number: what a file holds as a
+# key by mistake) is given by its length; errors reach a terminal and, in folder mode, a CSV.
+_SHOWN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,23}")
+
+
+def _keys_shown(keys: list[str]) -> str:
+    """``keys`` as an error lists them: ``['video', <a key of 23 characters>]``."""
+    return "[" + ", ".join(repr(key) if _SHOWN_KEY.fullmatch(key) else f"<a key of {len(key)} characters>"
+                           for key in keys) + "]"
+
+
 def _reset(path: Path, i: int, item: dict[str, Any], speakers_before: set[str]) -> dict[str, Any]:
     """A speaker reset: alone in its object, naming a speaker of an earlier turn (a name no turn
     has yet would reset nobody: a misspelt one)."""
     where, field = f"item {i} of {path}", f"conversation[{i}].{RESET_KEY}"
     if len(item) > 1:
         raise InvalidInputError(f'{where}: "{RESET_KEY}" stands alone in its object (a reset is not a turn), '
-                                f"found also {sorted(set(item) - {RESET_KEY})}", field=f"conversation[{i}]")
+                                f"found also {_keys_shown(sorted(set(item) - {RESET_KEY}))}", field=f"conversation[{i}]")
     name = item[RESET_KEY]
     if problem := named_speaker_problem(name, f'"{RESET_KEY}"'):
         raise InvalidInputError(f"{where}: {problem}", field=field)
-    if name not in speakers_before:
-        raise InvalidInputError(f'{where}: "{RESET_KEY}" names {name!r}, the speaker of no turn before it', field=field)
+    if name not in speakers_before:  # a speaker's name is personal: not quoted (folder mode writes errors to its CSV)
+        raise InvalidInputError(f'{where}: "{RESET_KEY}" names a speaker of no turn before it (a name of '
+                                f"{len(name)} characters)", field=field)
     return {RESET_KEY: name}
 
 

@@ -702,12 +702,14 @@ def test_event_speakers_are_checked_by_the_librarys_rule_when_parsed(names: str,
 
 
 @pytest.mark.parametrize("reset, message", [
-    ({"reset_speaker": "custmer"}, '"reset_speaker" names \'custmer\', the speaker of no turn before it'),
+    ({"reset_speaker": "custmer"}, '"reset_speaker" names a speaker of no turn before it (a name of 7 characters)'),
     ({"reset_speaker": "customer", "text": "Hi"}, '"reset_speaker" stands alone in its object (a reset is not a turn)'),
     ({"reset_speaker": ""}, '"reset_speaker" is empty: name the speaker'),
     ({"reset_speaker": ["customer"]}, '"reset_speaker" must be a string, got list'),
     ({"reset": "customer"}, "unknown keys ['reset']; a turn may carry text, speaker, audio, image, images "
                             '(a speaker reset is {"reset_speaker": NAME} alone)'),
+    ({"reset_speaker": "customer", "Bob +15551234567": 1, "text": "Hi"},
+     "stands alone in its object (a reset is not a turn), found also [<a key of 16 characters>, 'text']"),
 ])
 def test_a_speaker_reset_that_could_reset_nobody_is_refused_naming_its_item_before_loading(
         tmp_path: Path, reset: dict, message: str):
@@ -717,6 +719,7 @@ def test_a_speaker_reset_that_could_reset_nobody_is_refused_naming_its_item_befo
     out = affect(*args)
     err = out.stderr.decode().strip()
     assert out.returncode == 2 and f" 1 of {call}" in err and message in err, err
+    assert "custmer" not in err and "Bob" not in err  # names are personal: only their length is said
     assert _no_heavy_imports(f"from affect_server.cli import main\nmain({args!r})") == []
 
 
@@ -774,3 +777,22 @@ def test_media_given_as_a_data_uri_in_a_conversation_file_is_refused_in_one_line
     rows = {row["file"]: row for row in csv.DictReader(io.StringIO(table))}
     assert expected in rows[str(call)]["error"] and rows[str(tmp_path / "calls" / "other.json")]["emotion"] == "happiness"
     assert "ZQXMARK" not in err + table and face[:40] not in err + table
+
+
+def test_errors_about_a_conversation_file_quote_no_speaker_name_or_key_text(tmp_path: Path) -> None:
+    """A reset naming no earlier speaker quoted the name (``names 'Bob ...', the speaker of no
+    turn``) and a turn's unknown keys were quoted whole, and folder mode wrote both into its CSV:
+    now the name's length, and a key only when it reads as a misspelt field name."""
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    (calls / "reset.jsonl").write_text('{"speaker": "agent", "text": "Hi"}\n{"reset_speaker": "Bob ZQXMARK +15551234567"}\n')
+    (calls / "keys.json").write_text(json.dumps([{"text": "Hi", "ZQXMARK my secret is 42": 1, "vidoe": "x.mp4"}]))
+    (calls / "fine.json").write_text(json.dumps(["I am happy today"]))
+    out = affect("analyze", str(calls), "--out", str(tmp_path / "calls.csv"))
+    err, table = out.stderr.decode(), (tmp_path / "calls.csv").read_text()
+    assert out.returncode == 4 and "Traceback" not in err, err
+    rows = {Path(row["file"]).name: row["error"] for row in csv.DictReader(io.StringIO(table))}
+    assert rows["reset.jsonl"].endswith('item 1 of ' + str(calls / "reset.jsonl") + ': "reset_speaker" names a speaker of '
+                                        "no turn before it (a name of 24 characters)"), rows
+    assert "has unknown keys [<a key of 23 characters>, 'vidoe']" in rows["keys.json"] and rows["fine.json"] == ""
+    assert "ZQXMARK" not in err + table and "5551234567" not in err + table
