@@ -796,3 +796,19 @@ def test_errors_about_a_conversation_file_quote_no_speaker_name_or_key_text(tmp_
                                         "no turn before it (a name of 24 characters)"), rows
     assert "has unknown keys [<a key of 23 characters>, 'vidoe']" in rows["keys.json"] and rows["fine.json"] == ""
     assert "ZQXMARK" not in err + table and "5551234567" not in err + table
+
+
+@pytest.mark.parametrize("flag", ["--image", "--audio"])
+def test_base64_given_as_a_media_flag_is_refused_in_one_line_never_quoted(flag: str) -> None:
+    """``--audio "$(base64 call.wav)"`` crashed with ``OSError: File name too long`` and a traceback
+    holding the recording; a data: URI was quoted whole as "no such file: data:image/...". Now one
+    line (exit 2) giving the string's length."""
+    import base64
+
+    blob = base64.b64encode(bytes(range(256)) * 12).decode().replace("/", "_")  # one 4 KB path component
+    for given in ("ZQXMARK" + blob, "data:image/png;base64,ZQXMARK" + blob):
+        out = affect("analyze", flag, given)
+        err = out.stderr.decode()
+        assert out.returncode == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert f"{flag}: a string is a file path; this one is not a file that exists ({len(given):,} characters" in err
+        assert "ZQXMARK" not in err and blob[:40] not in err
