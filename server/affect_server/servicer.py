@@ -155,11 +155,18 @@ class HeldConversation:
     conversation: Conversation
     taken_over: asyncio.Event
     resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)  # 128 bits; never logged
+    # The token the resume that opened this stream proved itself with: its client may never have
+    # read this stream's own (a connection dropped before ConversationOpened arrived) and resumes
+    # again with the one it holds. Only that client ever had it.
+    proven_token: str = field(default="", repr=False)
 
     def taken_over_by(self, opening: pb.OpenConversation) -> bool:
-        """Whether ``opening`` takes this conversation over: a resume carrying this stream's token
-        (compared in constant time; as bytes, which any string a client sends can be)."""
-        return opening.resume and hmac.compare_digest(opening.resume_token.encode(), self.resume_token.encode())
+        """Whether ``opening`` takes this conversation over: a resume carrying this stream's token,
+        or the one its own opening proved itself with (compared in constant time; as bytes,
+        which any string a client sends can be)."""
+        given = opening.resume_token.encode()
+        return opening.resume and any(token and hmac.compare_digest(given, token.encode())
+                                      for token in (self.resume_token, self.proven_token))
 
 
 _BUSY = {
@@ -278,7 +285,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             # From the look-up above to here nothing awaits: no other stream can open the id between.
             if (held := self.conversations.pop(key, None)) is not None:
                 self._take_over(held, conversation_id)
-            self.conversations[key] = opened = HeldConversation(conversation, taken_over)
+            self.conversations[key] = opened = HeldConversation(
+                conversation, taken_over, proven_token=first.open.resume_token if takes_over else "")
             # The opening is not kept: the stream may last for hours, and an opening may carry up to
             # max_message_mb (unknown fields, padding) that a view into it (`options`) would hold.
             include_modalities = not options.omit_modality_results
