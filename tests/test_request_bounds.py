@@ -121,3 +121,20 @@ def test_bytes_that_are_not_the_wire_format_are_left_to_the_parser() -> None:
         parsed = lenient_parser(pb.ConverseRequest)(data)
         assert isinstance(parsed, Unreadable) and parsed.field == ""
         assert parsed.told("the request could not be read").startswith("the request could not be read (")
+
+
+def test_keys_the_parser_keeps_unknown_are_not_counted_as_the_field_they_number() -> None:
+    """Nine keys numbered as ``turn.images`` (5) but of another wire type, or inside a group, are
+    fields the parser keeps unknown (it reads no image): they count towards the request's bound,
+    not towards the images' limit."""
+    nine = rules.MAX_IMAGES_PER_TURN + 1
+    as_varints = (_varint(5 << 3 | 0) + b"\x00") * nine
+    in_a_group = _varint(99 << 3 | 3) + (_varint(5 << 3 | 2) + b"\x00") * nine + _varint(99 << 3 | 4)
+    for turn in (as_varints, in_a_group):
+        data = _field(2, turn)  # ConverseRequest.turn
+        assert excess(data, pb.ConverseRequest.DESCRIPTOR) is None
+        parsed = lenient_parser(pb.ConverseRequest)(data)
+        assert isinstance(parsed, pb.ConverseRequest) and len(parsed.turn.images) == 0
+    nine_images = _field(2, _field(5, b"") * nine)
+    refused = excess(nine_images, pb.ConverseRequest.DESCRIPTOR)
+    assert refused is not None and refused.field == "turn.images"

@@ -100,16 +100,22 @@ class _Walk:
 
     def message(self, start: int, end: int, message: Descriptor, path: str) -> Excess | None:
         counts: dict[int, int] = {}
+        groups = 0  # the groups the walk is inside: their keys are not this message's fields
         pos = start
         while pos < end:
             key, pos = self._varint(pos, end)
             number, wire_type = key >> 3, key & 7
             self.fields += 1
+            groups += (wire_type == 3) - (wire_type == 4)
+            if groups < 0:
+                raise _Malformed
             if self.fields > self.at_most:
                 where = path or "request"
                 return Excess(where, f"{where}: the request holds more than {self.at_most} fields (nested ones "
                                      f"counted), more than any valid {self.root} can")
-            f = message.fields_by_number.get(number)
+            # Every repeated and message field of the contract is length-delimited: a key of another
+            # wire type, or inside a group, is a field the parser keeps unknown, counted but not this one.
+            f = message.fields_by_number.get(number) if wire_type == 2 and not groups else None
             if f is not None and _is_repeated(f):
                 counts[number] = counts.get(number, 0) + 1
                 if counts[number] > (bound := _repeated(f)).limit:
