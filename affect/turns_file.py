@@ -14,6 +14,7 @@ and, in folder mode, a CSV): a name is given by its length, a media path by its 
 
 from __future__ import annotations
 
+import difflib
 import errno
 import json
 import re
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect_proto.rules import file_path_problem, id_problem, named_speaker_problem
+from affect_proto.rules import file_path_problem, id_problem, named_speaker_problem, shown_path
 
 if TYPE_CHECKING:
     from affect.conversation import Conversation
@@ -33,18 +34,30 @@ TURN_KEYS = ("text", "speaker", "audio", "image", "images")
 RESET_KEY = "reset_speaker"  # an item {"reset_speaker": NAME} between turns
 
 
+def _file_size(path: Path) -> int:
+    """The size of the conversation file at ``path``; a path that is no file is refused as
+    ``rules.file_path_problem`` says (a string no path could be, such as base64, never quoted),
+    and raised outside any handler, so no OSError quoting it rides along."""
+    try:
+        if not path.is_dir():
+            return path.stat().st_size
+        error = errno.EISDIR
+    except OSError as exc:  # ENAMETOOLONG, a permission, no such file
+        error = exc.errno or errno.EIO
+    except ValueError:  # a NUL character
+        error = errno.EINVAL
+    if error == errno.EISDIR and shown_path(path) is not None:
+        raise InvalidInputError(f"--conversation: {path} is a directory; to analyse every file in it, "
+                                f"run `affect analyze {path}`", field="conversation")
+    raise InvalidInputError(file_path_problem(path, "--conversation", error), field="conversation")
+
+
 def read_conversation(path: Path, *, takes: str = "") -> list[dict[str, Any]]:
     """The items of a conversation file: its turns, with media paths made absolute and checked
     to exist, and its speaker resets (``is_reset``) where they stand. ``takes``: what the caller
     takes, said after the refusal of a file that is no conversation file at all (not UTF-8, not
     JSON, not a list of turns: a file given in the wrong place)."""
-    if path.is_dir():
-        raise InvalidInputError(f"--conversation: {path} is a directory; to analyse every file in it, "
-                                f"run `affect analyze {path}`", field="conversation")
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror}", field="conversation") from None
+    size = _file_size(path)
     if size > MAX_CONVERSATION_BYTES:
         raise InputTooLargeError(f"{path} is {size:,} bytes; the limit is {MAX_CONVERSATION_BYTES:,}", field="conversation")
     try:
@@ -144,15 +157,24 @@ def _turn(path: Path, i: int, item: Any) -> dict[str, Any]:
 
 
 # A key a turn may not carry is quoted in an error only when it reads as a misspelt field name:
-# a short ASCII identifier. Any other (a sentence, a name, a phone number: what a file holds as a
-# key by mistake) is given by its length; errors reach a terminal and, in folder mode, a CSV.
+# a short ASCII identifier close to a field's name or to a word a file's author would use for one.
+# Any other (a sentence, a person's name, a phone number: what a file holds as a key by mistake,
+# e.g. turns keyed by speaker) is given by its length; errors reach a terminal and, in folder
+# mode, a CSV.
 _SHOWN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,23}")
+_FIELD_LIKE = (*TURN_KEYS, RESET_KEY, "reset", "video", "photo", "picture", "voice", "sound", "transcript", "role",
+               "timestamp", "turn", "message", "content")
+
+
+def _key_shown(key: str) -> str:
+    if _SHOWN_KEY.fullmatch(key) and difflib.get_close_matches(key.lower(), _FIELD_LIKE, n=1, cutoff=0.75):
+        return repr(key)
+    return f"<a key of {len(key)} characters>"
 
 
 def _keys_shown(keys: list[str]) -> str:
     """``keys`` as an error lists them: ``['video', <a key of 23 characters>]``."""
-    return "[" + ", ".join(repr(key) if _SHOWN_KEY.fullmatch(key) else f"<a key of {len(key)} characters>"
-                           for key in keys) + "]"
+    return "[" + ", ".join(_key_shown(key) for key in keys) + "]"
 
 
 def _reset(path: Path, i: int, item: dict[str, Any], speakers_before: set[str]) -> dict[str, Any]:

@@ -370,3 +370,60 @@ def test_a_path_is_named_by_its_file_name_only_and_only_when_it_is_plausibly_a_p
         with pytest.raises(ValueError) as client:
             turn_message(images=[str(path)])
         assert str(library.value) == str(client.value) == message and str(tmp_path.parent) not in message
+
+
+def test_a_real_path_too_long_to_quote_is_said_to_be_what_it_is(tmp_path: Path) -> None:
+    """A real folder (or unreadable file) whose path is longer than a path quoted is described by
+    its length and what it is, not as base64 or a data: URI."""
+    from affect.face._input import load_gray
+    from affect_proto import rules
+
+    folder = tmp_path / ("d" * 200) / ("e" * 100)
+    folder.mkdir(parents=True)
+    assert len(str(folder)) > rules.MAX_SHOWN_PATH_CHARS
+    with pytest.raises(InvalidInputError) as refused:
+        load_gray(str(folder))
+    message = str(refused.value)
+    assert message == f"image: the path given ({len(str(folder)):,} characters) is a directory, not a file"
+    assert "base64" not in message and "d" * 20 not in message
+
+
+def test_a_video_a_conversation_file_and_the_clients_from_file_never_quote_a_string_no_path_could_be() -> None:
+    """The same rule where a path names a video (``sample_frames``), a conversation file
+    (``read_conversation``, the CLI's ``--conversation`` and ``affect plot``) or the client's
+    ``Image.from_file`` / ``Audio.from_file``: InvalidInputError giving the string's length, never
+    the string, never an OSError (a long one made ``is_dir`` raise "File name too long")."""
+    from affect.face._video import sample_frames
+    from affect.turns_file import read_conversation
+    from affect_client import Audio, Image
+    from affect_client import InvalidInputError as ClientInvalidInputError
+
+    for blob in ("ZQXMARK" + "A" * 5000, "data:video/mp4;base64,ZQXMARKAAAAIGZ0eXBpc29t"):
+        with pytest.raises(InvalidInputError) as video:
+            list(sample_frames(blob, 2, 10))
+        with pytest.raises(InvalidInputError) as conversation:
+            read_conversation(Path(blob))
+        refusals = [video.value, conversation.value]
+        for from_file in (Image.from_file, Audio.from_file):
+            with pytest.raises(ClientInvalidInputError) as client:
+                from_file(blob)
+            refusals.append(client.value)
+        for refused in refusals:
+            assert f"({len(blob):,} characters" in str(refused) and "ZQXMARK" not in str(refused), refused
+            assert refused.__context__ is None and refused.__cause__ is None
+
+
+def test_a_conversation_files_unknown_key_is_quoted_only_when_it_reads_as_a_field_name(tmp_path: Path) -> None:
+    """Turns keyed by speaker by mistake ({"Alice": ...}) must not put the name into an error
+    (a terminal, folder mode's CSV); a misspelt field name is quoted to help."""
+    from affect.turns_file import read_conversation
+
+    path = tmp_path / "keys.jsonl"
+    path.write_text('{"Alice": "I want a refund", "speaker": "x"}\n')
+    with pytest.raises(InvalidInputError) as named:
+        read_conversation(path)
+    assert "Alice" not in str(named.value) and "<a key of 5 characters>" in str(named.value)
+    path.write_text('{"txt": "I want a refund", "vidoe": "a.mp4"}\n')
+    with pytest.raises(InvalidInputError) as misspelt:
+        read_conversation(path)
+    assert "['txt', 'vidoe']" in str(misspelt.value)

@@ -20,6 +20,7 @@ from affect._errors import InputTooLargeError, InvalidInputError
 from affect.face._input import MAX_PIXELS, check_size, read_header
 from affect.media import VideoInput
 from affect.option_rules import fps_problem, max_frames_problem
+from affect_proto.rules import file_path_problem
 
 # Frames decoded for each second of video the samples may cover (``max_frames / fps``), and one
 # second more: a phone's slow motion (240 a second) is read whole; a video whose frames come
@@ -98,6 +99,26 @@ def container(head: bytes) -> str | None:
     return None
 
 
+def _existing_file(path: Path) -> Path:
+    """``path``, a file with something in it; else refused as ``rules.file_path_problem`` says (a
+    string no path could be, such as base64, never quoted), outside any handler, so no OSError
+    quoting it rides along."""
+    try:
+        if path.is_file():
+            if path.stat().st_size:
+                return path
+            error = 0
+        else:
+            error = errno.EISDIR if path.is_dir() else errno.ENOENT
+    except OSError as exc:  # ENAMETOOLONG, a permission
+        error = exc.errno or errno.EIO
+    except ValueError:  # a NUL character
+        error = errno.EINVAL
+    if not error:
+        raise InvalidInputError(f"video: {path.name!r} is empty (0 bytes)", field="video")
+    raise InvalidInputError(file_path_problem(path, "video", error), field="video")
+
+
 def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tuple[float, int, np.ndarray]]:
     """``(time_s, frame_index, gray_frame)`` every ``1 / fps`` seconds, at most ``max_frames`` of them.
 
@@ -117,9 +138,7 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
         raise InvalidInputError(f"max_frames {problem}", field="max_frames")
     if not isinstance(path, (str, PathLike)):
         raise InvalidInputError(f"video must be a file path, got {type(path).__name__}", field="video")
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise InvalidInputError(f"video file not found or empty: {path}", field="video")
+    path = _existing_file(Path(path))
     with path.open("rb") as fh:
         if container(fh.read(189)) is None:
             raise InvalidInputError(f"video is not in a container read here (MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, "

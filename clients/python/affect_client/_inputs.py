@@ -49,8 +49,10 @@ class Audio:
 
     @classmethod
     def from_file(cls, path: str | PathLike[str]) -> "Audio":
-        """A WAV, FLAC or OGG file, sent whole; the server reads its rate and channels."""
-        return cls(Path(path).read_bytes(), pb.AUDIO_FILE)
+        """A WAV, FLAC or OGG file, sent whole; the server reads its rate and channels. A path that
+        cannot be read raises ``InvalidInputError`` (a string no path could be, such as base64,
+        is never quoted)."""
+        return cls(_read(path, "audio"), pb.AUDIO_FILE)
 
     @classmethod
     def pcm16(cls, data: bytes, sample_rate_hz: int, channels: int = 1) -> "Audio":
@@ -78,8 +80,9 @@ class Image:
 
     @classmethod
     def from_file(cls, path: str | PathLike[str]) -> "Image":
-        """A JPEG or PNG file."""
-        return cls(Path(path).read_bytes(), pb.ENCODED)
+        """A JPEG or PNG file. A path that cannot be read raises ``InvalidInputError`` (a string no
+        path could be, such as base64, is never quoted)."""
+        return cls(_read(path, "image"), pb.ENCODED)
 
     @classmethod
     def encoded(cls, data: bytes) -> "Image":

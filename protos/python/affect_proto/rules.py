@@ -230,8 +230,13 @@ def file_path_problem(path: str | PathLike[str], field: str, error: int) -> str:
     checking or opening it met (``errno.EISDIR`` for a folder, ``errno.ENOENT`` for none, an
     ``OSError``'s; ``errno.EINVAL`` for a NUL character), naming it as ``shown_path`` does."""
     shown = shown_path(path)
-    if shown is None:  # base64, a data: URI, text: never quoted
-        return (f"{field}: a string is a file path; this one is not a file that exists ({len(os.fspath(path)):,} "
+    if shown is None:  # base64, a data: URI, text, or a path too long to quote: never quoted
+        length = len(os.fspath(path))
+        if error == errno.EISDIR:
+            return f"{field}: the path given ({length:,} characters) is a directory, not a file"
+        if error not in _MISSING:
+            return f"{field}: the file at the path given ({length:,} characters) cannot be read: {os.strerror(error)}"
+        return (f"{field}: a string is a file path; this one is not a file that exists ({length:,} "
                 "characters; media given as base64 or a data: URI must be decoded to bytes first)")
     if error == errno.EISDIR:
         return f"{field}: {shown} is a directory, not a file"
