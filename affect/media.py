@@ -9,24 +9,28 @@ an encoded file, or its path (any ``os.PathLike[str]``). A video (``FaceEncoder.
 is a file's path. An array's type, shape and values are checked when it is read.
 
 Importing this module does not import torch: a torch tensor is named by a forward reference
-(``"torch.Tensor"``), so the aliases stay real unions at run time (``AudioInput | None``).
+resolved in torch's module (``ForwardRef("Tensor", module="torch")``), so the aliases stay real
+unions at run time (``AudioInput | None``) and ``typing.get_type_hints`` resolves them once torch
+is imported.
 """
 
 from __future__ import annotations
 
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias, Union
+from typing import TYPE_CHECKING, ForwardRef, TypeAlias, Union
 
 import numpy as np
-
-if TYPE_CHECKING:
-    import torch
 
 AudioFile: TypeAlias = str | Path | bytes | bytearray | memoryview
 """A WAV, FLAC or OGG file: its path (``str`` or ``pathlib.Path``) or its bytes."""
 
-AudioInput: TypeAlias = Union[np.ndarray, "torch.Tensor", AudioFile]  # Union: ``|`` takes no forward reference
+if TYPE_CHECKING:
+    import torch
+
+    AudioInput: TypeAlias = Union[np.ndarray, torch.Tensor, AudioFile]
+else:  # resolved in torch's own namespace once torch is imported (typing.get_type_hints, pydantic)
+    AudioInput = Union[np.ndarray, ForwardRef("Tensor", module="torch"), AudioFile]
 """A turn's audio: int16 or float samples (with ``sample_rate``), or a file."""
 
 ImageInput: TypeAlias = str | PathLike[str] | bytes | bytearray | memoryview | np.ndarray
