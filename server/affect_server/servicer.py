@@ -492,8 +492,9 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         if isinstance(admitted, str):
             limit = {"turns": self.budget.max_turns, "heavy": self.budget.max_heavy,
                      "peer_turns": self.budget.peer_turns}.get(admitted, 0)
-            n = self.budget.held_by(peer) if admitted.startswith("peer") else self.budget.turns
-            return cost, None, _BUSY[admitted].format(n=n, limit=limit), "peer_busy" if admitted.startswith("peer") else "busy"
+            by_peer = admitted.startswith("peer")
+            n = self.budget.held_by(peer) if by_peer else self.budget.turns
+            return cost, None, _BUSY[admitted].format(n=n, limit=limit), "peer_busy" if by_peer else "busy"
         return cost, admitted, "", ""
 
     def _busy_retry_ms(self) -> int:
