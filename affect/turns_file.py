@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect_proto.rules import file_path_problem, id_problem, named_speaker_problem, shown_path
+from affect_proto.rules import file_path_problem, file_size, id_problem, named_speaker_problem, shown_path
 
 if TYPE_CHECKING:
     from affect.conversation import Conversation
@@ -38,14 +38,9 @@ def _file_size(path: Path) -> int:
     """The size of the conversation file at ``path``; a path that is no file is refused as
     ``rules.file_path_problem`` says (a string no path could be, such as base64, never quoted),
     and raised outside any handler, so no OSError quoting it rides along."""
-    try:
-        if not path.is_dir():
-            return path.stat().st_size
-        error = errno.EISDIR
-    except OSError as exc:  # ENAMETOOLONG, a permission, no such file
-        error = exc.errno or errno.EIO
-    except ValueError:  # a NUL character
-        error = errno.EINVAL
+    size, error = file_size(path)
+    if not error:
+        return size
     if error == errno.EISDIR and shown_path(path) is not None:
         raise InvalidInputError(f"--conversation: {path} is a directory; to analyse every file in it, "
                                 f"run `affect analyze {path}`", field="conversation")

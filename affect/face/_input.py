@@ -22,7 +22,7 @@ import numpy as np
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.media import ImageInput
-from affect_proto.rules import file_path_problem
+from affect_proto.rules import file_path_problem, file_size
 
 ChannelOrder = Literal["bgr", "rgb"]
 
@@ -231,20 +231,12 @@ def _read_file(image: str | PathLike[str], field: str) -> bytes:
     """The bytes of the image file at ``image``; a path that cannot be read is refused as
     ``rules.file_path_problem`` says, never quoting a string that is no path (base64, a data: URI),
     and raised outside any handler, so no OSError quoting it rides along as its context."""
-    try:
-        path = Path(image)
-        if path.is_dir():
-            error = errno.EISDIR
-        elif not path.is_file():
-            error = errno.ENOENT
-        elif (size := path.stat().st_size) > MAX_BYTES:
+    size, error = file_size(image)
+    if not error:
+        if size > MAX_BYTES:
             raise InputTooLargeError(f"{field} file is {size:,} bytes; the limit is {MAX_BYTES:,}", field=field)
-        else:
-            return path.read_bytes()
-    except InvalidInputError:
-        raise
-    except OSError as exc:  # ENAMETOOLONG from is_dir, a permission, a file gone meanwhile
-        error = exc.errno or errno.EIO
-    except ValueError:  # a NUL character
-        error = errno.EINVAL
+        try:
+            return Path(image).read_bytes()
+        except OSError as exc:  # a permission, a file gone meanwhile
+            error = exc.errno or errno.EIO
     raise InvalidInputError(file_path_problem(image, field, error), field=field)

@@ -20,7 +20,7 @@ from affect._errors import InputTooLargeError, InvalidInputError
 from affect.face._input import MAX_PIXELS, check_size, read_header
 from affect.media import VideoInput
 from affect.option_rules import fps_problem, max_frames_problem
-from affect_proto.rules import file_path_problem
+from affect_proto.rules import file_path_problem, file_size
 
 # Frames decoded for each second of video the samples may cover (``max_frames / fps``), and one
 # second more: a phone's slow motion (240 a second) is read whole; a video whose frames come
@@ -103,20 +103,12 @@ def _existing_file(path: Path) -> Path:
     """``path``, a file with something in it; else refused as ``rules.file_path_problem`` says (a
     string no path could be, such as base64, never quoted), outside any handler, so no OSError
     quoting it rides along."""
-    try:
-        if path.is_file():
-            if path.stat().st_size:
-                return path
-            error = 0
-        else:
-            error = errno.EISDIR if path.is_dir() else errno.ENOENT
-    except OSError as exc:  # ENAMETOOLONG, a permission
-        error = exc.errno or errno.EIO
-    except ValueError:  # a NUL character
-        error = errno.EINVAL
-    if not error:
+    size, error = file_size(path)
+    if error:
+        raise InvalidInputError(file_path_problem(path, "video", error), field="video")
+    if not size:
         raise InvalidInputError(f"video: {path.name!r} is empty (0 bytes)", field="video")
-    raise InvalidInputError(file_path_problem(path, "video", error), field="video")
+    return path
 
 
 def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tuple[float, int, np.ndarray]]:

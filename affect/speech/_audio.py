@@ -28,7 +28,7 @@ import torch
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.media import AudioFile
 from affect_proto.rules import (MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_budget_problem,
-                                audio_dtype_problem, audio_layout, audio_shape_problem, file_path_problem,
+                                audio_dtype_problem, audio_layout, audio_shape_problem, file_path_problem, file_size,
                                 sample_rate_problem, samples_peak_problem)
 
 MODEL_RATE = 16_000
@@ -222,28 +222,20 @@ def _open_path(source: str | Path, field: str) -> tuple[object, str, bytes, int]
     """``_open_source`` of a path; one that cannot be read is refused as ``rules.file_path_problem``
     says, never quoting a string that is no path (base64, a data: URI), and raised outside any
     handler, so no OSError quoting it rides along as its context."""
-    try:
+    size, error = file_size(source)
+    if not error:
         path = Path(source)
-        if path.is_dir():
-            error = errno.EISDIR
-        elif not path.is_file():
-            error = errno.ENOENT
-        else:
-            size = path.stat().st_size
-            if size == 0:
-                raise InvalidInputError(f"{field}: {path.name} is empty (0 bytes)", field=field)
-            if size > MAX_FILE_BYTES:
-                raise InputTooLargeError(f"{field}: {path.name} has {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
-                                         field=field)
+        if size == 0:
+            raise InvalidInputError(f"{field}: {path.name} is empty (0 bytes)", field=field)
+        if size > MAX_FILE_BYTES:
+            raise InputTooLargeError(f"{field}: {path.name} has {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
+                                     field=field)
+        try:
             with path.open("rb") as fh:
                 head = fh.read(_WAV_HEAD_BYTES)
             return str(path), path.name, head, size
-    except InvalidInputError:
-        raise
-    except OSError as exc:  # ENAMETOOLONG from is_dir, a permission, a file gone meanwhile
-        error = exc.errno or errno.EIO
-    except ValueError:  # a NUL character
-        error = errno.EINVAL
+        except OSError as exc:  # a permission, a file gone meanwhile
+            error = exc.errno or errno.EIO
     raise InvalidInputError(file_path_problem(source, field, error), field=field)
 
 

@@ -189,15 +189,12 @@ def _is_array(value: Any) -> bool:
 def _read(path: str | PathLike[str], field: str) -> bytes:
     """The bytes of the file at ``path``; one that cannot be read is refused as
     ``rules.file_path_problem`` says, never quoting a string that is no path (base64, a data: URI)."""
-    try:
-        p = Path(path)
-        error = errno.EISDIR if p.is_dir() else 0
-        if not error:
-            return p.read_bytes()
-    except OSError as exc:  # ENAMETOOLONG from is_dir, no such file, a permission
-        error = exc.errno or errno.EIO
-    except ValueError:  # a NUL character
-        error = errno.EINVAL
+    _, error = rules.file_size(path)
+    if not error:
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:  # a permission, a file gone meanwhile
+            error = exc.errno or errno.EIO
     raise InvalidInputError(rules.file_path_problem(path, field, error), field=field)
 
 

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from os import PathLike
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from urllib.parse import parse_qsl, urlencode
 
 MAX_ID_CHARS = 128  # a speaker's name, a turn id, a conversation id
@@ -223,6 +223,22 @@ def shown_path(path: str | PathLike[str]) -> str | None:
             or any(unicodedata.category(char) in _NOT_IN_IDS for char in text)):
         return None
     return repr(PurePath(text).name or text)
+
+
+def file_size(path: str | PathLike[str]) -> tuple[int, int]:
+    """``(size, 0)`` of the file at ``path``, or ``(0, errno)`` saying why there is none: EISDIR
+    for a folder, ENOENT for nothing there, an OSError's (ENAMETOOLONG for base64 given as a
+    path, EACCES), EINVAL for a NUL character. It never raises, so the caller refuses with
+    ``file_path_problem`` outside any handler: no OSError quoting the string rides along."""
+    try:
+        p = Path(path)
+        if p.is_file():
+            return p.stat().st_size, 0
+        return 0, errno.EISDIR if p.is_dir() else errno.ENOENT
+    except OSError as exc:
+        return 0, exc.errno or errno.EIO
+    except ValueError:
+        return 0, errno.EINVAL
 
 
 def file_path_problem(path: str | PathLike[str], field: str, error: int) -> str:
