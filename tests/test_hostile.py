@@ -31,6 +31,7 @@ from affect_client import AffectClient
 from affect_proto import affect_pb2 as pb
 from affect_proto import affect_pb2_grpc as pb_grpc
 from tests._serving import ServerProcess
+from tests._wire import field as wire_field
 
 MAX_GROWTH_MB = 500
 LOG_ID_KEY = "a deployment's own secret"
@@ -288,21 +289,9 @@ def test_an_unreadable_message_is_a_bad_turn_and_the_conversation_goes_on(hostil
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field on the wire, written by hand (no message object made)."""
-    def varint(n: int) -> bytes:
-        out = bytearray()
-        while n > 0x7F:
-            out.append(n & 0x7F | 0x80)
-            n >>= 7
-        return bytes(out) + bytes([n])
-
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
 # ConverseRequest.turn holding 7.8 million empty images: 15 MiB, about 15 KB gzip-compressed.
 # Parsed, it cost about 450 MB of memory before its images were counted.
-IMAGE_BOMB = _field(2, _field(5, b"") * ((15 << 20) // 2))
+IMAGE_BOMB = wire_field(2, wire_field(5, b"") * ((15 << 20) // 2))
 
 
 def test_a_turn_of_millions_of_empty_images_is_refused_unread(hostile_server):

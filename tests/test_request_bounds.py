@@ -13,18 +13,8 @@ from affect_proto import affect_pb2 as pb
 from affect_proto import rules
 from affect_server.request_bounds import REPEATED, SPARE_FIELDS, excess, fields_at_most
 from affect_server.servicer import Unreadable, lenient_parser
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    return bytes(out) + bytes([n])
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+from tests._wire import field as _field
+from tests._wire import varint as _varint
 
 
 def _unknown(count: int) -> bytes:
