@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -611,60 +612,170 @@ def test_one_client_may_hold_only_its_share_of_the_conversations(analyzer):
     assert slots.open == 0 and not slots._by_peer  # nothing kept of a client with nothing open
 
 
-def test_one_client_may_hold_only_its_share_of_the_turns_in_flight(analyzer: Analyzer) -> None:
-    """One client address filled ``max_in_flight_turns`` with its conversations' turns, and every
-    other client was refused busy. A client holds at most ``max_in_flight_share_per_peer`` of the
-    turns (and of the MB) in flight; past it, its turn is refused RESOURCE_EXHAUSTED with the retry
-    hint, while another client (IPv6 loopback beside IPv4: another address) is still admitted."""
+def _refused(registry: Any, reason: str) -> float:
+    return registry.get_sample_value("affect_refused_total", {"code": "RESOURCE_EXHAUSTED", "reason": reason}) or 0.0
+
+
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout_s} s: {what}")
+        time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def _workers_held(server: ServerThread) -> Iterator[None]:
+    """The server's model workers held: the turns admitted meanwhile stay in flight (their decoding
+    waits for a worker) until the block ends."""
+    running = server.running
+    assert running is not None
     gate = threading.Event()
+    held = [running.executor.submit(gate.wait, 60) for _ in range(server.config.workers)]
+    try:
+        yield
+    finally:
+        gate.set()
+        assert all(h.result(10) for h in held)
+
+
+def _send(stream: "_Stream", text: bytes) -> None:
+    stream._requests.put(pb.ConverseRequest(turn=pb.Turn(text=text, speaker="caller")))
+
+
+def test_a_client_past_its_share_is_refused_while_another_has_turns_in_flight(analyzer: Analyzer) -> None:
+    """One client address filled ``max_in_flight_turns`` with its conversations' turns, and every
+    other client was refused busy. While another client has turns in flight, a client holds at most
+    ``max_in_flight_share_per_peer`` of the turns (and of the MB) in flight; past it, its turn is
+    refused RESOURCE_EXHAUSTED with the retry hint (reason ``peer_busy``). The other client is IPv6
+    loopback beside IPv4: another address."""
     with ServerThread(analyzer, host="localhost", max_in_flight_turns=4, max_in_flight_share_per_peer=0.5,
                       max_turns_per_second=1000) as server:
         running = server.running
         assert running is not None
-        registry = running.servicer.metrics.registry
-        port = running.port
-        streams = [_Stream(f"127.0.0.1:{port}") for _ in range(3)] + [_Stream(f"[::1]:{port}")]
+        registry, budget = running.servicer.metrics.registry, running.servicer.budget
+        streams = [_Stream(f"[::1]:{running.port}")] + [_Stream(f"127.0.0.1:{running.port}") for _ in range(3)]
         try:
             for i, stream in enumerate(streams):
                 stream.open(f"share-{i}")
-            held = [running.executor.submit(gate.wait, 60) for _ in range(server.config.workers)]
-            try:  # the workers are held: admitted turns stay in flight
-                deadline = time.monotonic() + 10
-                for admitted, stream in enumerate(streams[:3]):  # one after the other: the third is refused
-                    stream._requests.put(pb.ConverseRequest(turn=pb.Turn(text=b"Where is my parcel?", speaker="caller")))
-                    while admitted < 2 and running.servicer.budget.turns <= admitted and time.monotonic() < deadline:
-                        time.sleep(0.01)
-                while running.servicer.budget.turns < 3 and not registry.get_sample_value(
-                        "affect_refused_total", {"code": "RESOURCE_EXHAUSTED", "reason": "peer_busy"}) \
-                        and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                assert running.servicer.budget.turns == 2  # this client's share of 4
-                streams[3]._requests.put(pb.ConverseRequest(turn=pb.Turn(text=b"Hello?", speaker="caller")))
-                while running.servicer.budget.turns < 3 and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                assert running.servicer.budget.turns == 3  # the other client's turn is admitted
-            finally:
-                gate.set()
-            assert all(h.result(10) for h in held)
-            answers = [next(stream._answers) for stream in streams]
+            with _workers_held(server):
+                for admitted, stream in enumerate(streams[:3], start=1):  # one after the other: the fourth is refused
+                    _send(stream, b"Where is my parcel?")
+                    _until(lambda: budget.turns == admitted, f"{admitted} turns in flight")  # noqa: B023 - called at once
+                _send(streams[3], b"Where is my parcel?")
+                refused = next(streams[3]._answers)  # answered at once, the workers still held
+                assert budget.turns == 3 and budget.held_by("ipv4:127.0.0.1") == 2  # this client's share of 4
+            answers = [next(stream._answers) for stream in streams[:3]]
         finally:
             for stream in streams:
                 stream.__exit__(None, None, None)
-    assert [a.WhichOneof("kind") for a in answers] == ["result", "result", "error", "result"]
-    refused = answers[2].error
-    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0] and refused.field == "turn"
-    assert refused.message == "this client has 2 turns in flight (limit 2 per client)" and refused.retry_after_ms > 0
-    assert registry.get_sample_value("affect_refused_total", {"code": "RESOURCE_EXHAUSTED", "reason": "peer_busy"}) == 1
+    assert [a.WhichOneof("kind") for a in answers] == ["result", "result", "result"]
+    assert refused.WhichOneof("kind") == "error"
+    assert refused.error.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0] and refused.error.field == "turn"
+    assert refused.error.message == "this client has 2 turns in flight (limit 2 per client)"
+    assert refused.error.retry_after_ms > 0
+    assert (_refused(registry, "peer_busy"), _refused(registry, "busy")) == (1, 0)
 
-    from affect_server.limits import InFlightBudget  # the memory share: a client's lone turn still goes in
 
-    budget = InFlightBudget(max_turns=10, max_bytes=100, max_heavy=2, peer_share=0.5)
-    first = budget.admit(60, False, "a")
-    assert not isinstance(first, str)
+def test_a_lone_client_may_use_the_whole_budget_until_another_is_refused(analyzer: Analyzer) -> None:
+    """The share holds only while another client contends: a chatbot backend carrying every
+    conversation from one address was refused at half the server (its third turn in flight of 4
+    here) with nobody else on it. Alone, it fills the budget. A newcomer (another address, by
+    Analyze) is then refused busy, and that refusal holds the first client to its share: its next
+    turns past it are refused ``peer_busy`` while its turns in flight finish, and the newcomer's
+    retry (after the hint) is admitted. Converse and Analyze share the rule."""
+    with ServerThread(analyzer, host="localhost", max_in_flight_turns=4, max_in_flight_share_per_peer=0.5,
+                      max_turns_per_second=1000) as server:
+        running = server.running
+        assert running is not None
+        registry, budget = running.servicer.metrics.registry, running.servicer.budget
+        streams = [_Stream(f"127.0.0.1:{running.port}") for _ in range(4)]
+        newcomer = AffectClient(f"[::1]:{running.port}", max_retries=0, busy_retries=0)
+        try:
+            for i, stream in enumerate(streams):
+                stream.open(f"lone-{i}")
+            with _workers_held(server):
+                for stream in streams:
+                    _send(stream, b"Where is my parcel?")
+                _until(lambda: budget.turns == 4, "the lone client's 4 turns in flight")
+                assert _refused(registry, "peer_busy") == 0
+                with pytest.raises(TurnRefusedError, match="the server has 4 turns in flight") as busy:
+                    newcomer.analyze("Hello?")
+            assert busy.value.retry_after and busy.value.retry_after > 0
+            alone = [next(stream._answers) for stream in streams]
+            _until(lambda: budget.turns == 0, "the turns given back")
+            with concurrent.futures.ThreadPoolExecutor(1) as waiting, _workers_held(server):
+                for admitted, stream in enumerate(streams[:2], start=1):
+                    _send(stream, b"Where is my parcel?")
+                    _until(lambda: budget.turns == admitted, f"{admitted} turns in flight")  # noqa: B023 - called at once
+                _send(streams[2], b"Where is my parcel?")
+                held_to_share = next(streams[2]._answers)  # refused at once: the newcomer waits for room
+                retried = waiting.submit(newcomer.analyze, "Hello?")
+                _until(lambda: budget.turns == 3, "the newcomer's retry admitted")
+            contended = [next(stream._answers) for stream in streams[:2]]
+            assert retried.result(60).emotion
+        finally:
+            newcomer.close()
+            for stream in streams:
+                stream.__exit__(None, None, None)
+    assert [a.WhichOneof("kind") for a in alone + contended] == ["result"] * 6
+    assert held_to_share.WhichOneof("kind") == "error"
+    assert held_to_share.error.message == "this client has 2 turns in flight (limit 2 per client)"
+    assert held_to_share.error.retry_after_ms > 0
+    assert (_refused(registry, "busy"), _refused(registry, "peer_busy")) == (1, 1)
+
+
+def test_the_in_flight_budget_holds_a_client_to_its_share_only_while_another_contends() -> None:
+    """``InFlightBudget`` with its clock in hand: another client contends while it has turns in
+    flight, or for ``CONTENTION_WINDOW_S`` after a refusal for lack of room (a heavy-lane refusal
+    is none); the bookkeeping keeps no client with nothing in flight past the window, and at most
+    two refused ones within it."""
+    from affect_server.limits import CONTENTION_WINDOW_S, InFlightBudget, Ticket
+
+    now = [100.0]
+    budget = InFlightBudget(max_turns=4, max_bytes=100, max_heavy=1, peer_share=0.5, clock=lambda: now[0])
+
+    def admitted(nbytes: int, peer: str, heavy: bool = False) -> Ticket:
+        ticket = budget.admit(nbytes, heavy, peer)
+        assert isinstance(ticket, Ticket), (peer, ticket)
+        return ticket
+
+    lone = [admitted(10, "a") for _ in range(4)]  # alone: the whole budget, past its share of 2
+    assert budget.admit(10, False, "b") == "turns"  # b is refused: it contends
+    assert budget.admit(10, False, "a") == "turns"  # a's own refusal hides not b's
+    lone.pop().release()
+    assert budget.admit(10, False, "a") == "peer_turns"  # held to its share: 3 of 2
+    lone.pop().release()
+    newcomer = admitted(10, "b")
+    now[0] += 2 * CONTENTION_WINDOW_S
+    assert budget.admit(10, False, "a") == "peer_turns"  # b has a turn in flight
+    newcomer.release()
+    lone.append(admitted(10, "a"))  # b's refusal is past the window: a is alone again
+    assert "b" not in dict(budget._refused) and list(budget._by_peer) == ["a"]  # nothing kept of b
+
+    lone.append(admitted(10, "a"))
+    for i in range(100):  # many refused clients: two remembered
+        assert budget.admit(10, False, f"c{i}") == "turns"
+    assert [peer for peer, _ in budget._refused] == ["c99", "c98"]
+    for ticket in lone:
+        ticket.release()
+    now[0] += 2 * CONTENTION_WINDOW_S
+
+    heavy = admitted(10, "h", heavy=True)  # a full heavy lane is not what the shares divide
+    assert budget.admit(10, True, "b") == "heavy" and budget._refused == []  # the c refusals are past the window
+    heavy.release()
+    mine = [admitted(40, "a"), admitted(40, "a"), admitted(10, "a")]  # alone again at once: past both its shares
+    for ticket in mine:
+        ticket.release()
+
+    # the memory share: past it while another client has a turn in flight; a client's lone turn still goes in
+    others = [admitted(10, "b")]
+    first = admitted(45, "a")
     assert [budget.admit(10, False, "a"), budget.admit(30, True, "a")] == ["peer_memory", "peer_memory"]
-    assert not isinstance(budget.admit(30, False, "b"), str) and budget.admit(20, False, "c") == "memory"
+    others.append(admitted(30, "c"))
+    assert budget.admit(20, False, "d") == "memory"
     first.release()
-    assert not isinstance(budget.admit(50, False, "a"), str) and budget.held_by("a") == 1
+    assert isinstance(budget.admit(50, False, "a"), Ticket) and budget.held_by("a") == 1
 
 
 def test_a_client_that_vanishes_frees_its_state(server):

@@ -12,6 +12,7 @@ from typing import Any
 from affect.limits import MAX_TEXT_CHARS
 from affect.option_rules import FACE_DETECTORS, context_weight_problem, face_detector_problem
 from affect.results import MODALITIES
+from affect_server.limits import CONTENTION_WINDOW_S
 
 RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")  # as affect.onnx.RUNTIMES, which imports torch: not at start-up
 
@@ -58,8 +59,10 @@ class ServerConfig:
                                         "calls together; more are refused with RESOURCE_EXHAUSTED and a retry hint")
     max_in_flight_mb: float = _opt(1024.0, "MB of the turns in flight: request bytes + their estimated decoded size")
     max_in_flight_share_per_peer: float = _opt(0.5, "the share of --max-in-flight-turns and --max-in-flight-mb one "
-                                                    "client address may hold (IPv6: one /64); a backend that carries "
-                                                    "every conversation from one address raises it (1: no share)")
+                                                    "client address (IPv6: one /64) may hold while another address "
+                                                    "has turns in flight or was refused busy in the last "
+                                                    f"{CONTENTION_WINDOW_S:g} s; alone, a client may use all of "
+                                                    "them (1: no share)")
     max_heavy_turns: int = _opt(2, "heavy turns in flight; they run on their own worker, apart from the others")
     heavy_audio_seconds: float = _opt(20.0, "a turn with more audio than this is heavy")
     heavy_image_pixels: int = _opt(4_194_304, "a turn with more pixels than this is heavy")

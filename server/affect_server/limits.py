@@ -1,5 +1,5 @@
 """Admission limits: how many conversations may be open, how fast each may send turns, how
-much work may be in flight, and how much of it one client may hold.
+much work may be in flight, and how much of it one client may hold while others wait.
 
 Plain counters, no gRPC: the servicer asks them and answers with the status.
 """
@@ -10,6 +10,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from affect_server.retry_hint import MAX_MS as MAX_RETRY_HINT_MS
+
+CONTENTION_WINDOW_S = 3 * MAX_RETRY_HINT_MS / 1000
+"""How long a client refused as busy counts as waiting for room (``InFlightBudget``): 30 s, three
+times the longest retry hint the server gives. A refused client told to come back after the hint
+(which the Python client stretches by up to a quarter, so that refused clients do not all come
+back at once) finds the other clients still held to their shares when it does, even after a
+retry that came too soon and was refused again; each refusal starts the window anew."""
 
 
 class TokenBucket:
@@ -100,37 +109,74 @@ class Ticket:
 
 class InFlightBudget:
     """Turns admitted and not yet answered (Converse and Analyze alike): at most ``max_turns``,
-    at most ``max_bytes`` of their estimated peak memory, at most ``max_heavy`` heavy ones; and
-    of the turns and the bytes, one client address (``peer``) holds at most ``peer_share``, so
-    that one client's conversations cannot fill the budget every other client is served from."""
+    at most ``max_bytes`` of their estimated peak memory, at most ``max_heavy`` heavy ones.
 
-    def __init__(self, max_turns: int, max_bytes: int, max_heavy: int, peer_share: float = 1.0) -> None:
+    Of the turns and the bytes, one client address (``peer``) holds at most ``peer_share`` while
+    another client contends for them, so that one client's conversations cannot fill the budget
+    every other client is served from; while none does, it may use the whole budget (a chatbot
+    backend that carries every conversation from one address is not refused at half the server).
+    Another client contends while it has turns in flight, or for ``CONTENTION_WINDOW_S`` after it
+    was refused for lack of room (the budget's turns or memory, or its own share): then a client
+    past its share is refused, its turns in flight finish within a turn's time, and the refused
+    client's retry finds room. Kept per admission in constant time and memory: the turns each
+    address has in flight (no entry for one with none), and the two most recently refused
+    addresses, forgotten once the window has passed."""
+
+    def __init__(self, max_turns: int, max_bytes: int, max_heavy: int, peer_share: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max_turns, self.max_bytes, self.max_heavy = max_turns, max_bytes, max_heavy
         self.peer_turns = max(1, int(max_turns * peer_share))
         self.peer_bytes = int(max_bytes * peer_share)
         self.turns = self.nbytes = self.heavy = 0
         self._by_peer: dict[str, list[int]] = {}  # peer -> [turns, bytes]; no entry for a peer with none
+        self._clock = clock
+        # The last refusal, and the last of another address before it: (peer, when), newest first.
+        # Two, so that a client refused itself (the budget full) never hides another's refusal.
+        self._refused: list[tuple[str, float]] = []
 
     def admit(self, nbytes: int, heavy: bool, peer: str = "") -> Ticket | str:
         """A ticket, or why not: "turns", "memory" or "heavy" (which limit is full), or
-        "peer_turns", "peer_memory" (which of ``peer``'s shares is)."""
+        "peer_turns", "peer_memory" (which of ``peer``'s shares is, while another client contends)."""
+        now = self._clock()
+        self._forget_refusals(now)
+        why = self._refusal(nbytes, heavy, peer)
+        if why is not None:
+            if why != "heavy":  # the heavy lane's slots are not what the shares divide
+                self._note_refusal(peer, now)
+            return why
+        held_turns, held_bytes = self._by_peer.get(peer, (0, 0))
+        self.turns += 1
+        self.nbytes += nbytes
+        self.heavy += heavy
+        self._by_peer[peer] = [held_turns + 1, held_bytes + nbytes]
+        return Ticket(self, nbytes, heavy, peer)
+
+    def _refusal(self, nbytes: int, heavy: bool, peer: str) -> str | None:
         held_turns, held_bytes = self._by_peer.get(peer, (0, 0))
         if self.turns >= self.max_turns:
             return "turns"
-        if held_turns >= self.peer_turns:
+        if held_turns >= self.peer_turns and self._contended(peer):
             return "peer_turns"
         if heavy and self.heavy >= self.max_heavy:
             return "heavy"
         # a lone turn over the whole budget (or a client's share of it) is still let in: per-turn limits bound it
         if self.nbytes + nbytes > self.max_bytes and self.turns > 0:
             return "memory"
-        if held_bytes + nbytes > self.peer_bytes and held_turns > 0:
+        if held_bytes + nbytes > self.peer_bytes and held_turns > 0 and self._contended(peer):
             return "peer_memory"
-        self.turns += 1
-        self.nbytes += nbytes
-        self.heavy += heavy
-        self._by_peer[peer] = [held_turns + 1, held_bytes + nbytes]
-        return Ticket(self, nbytes, heavy, peer)
+        return None
+
+    def _contended(self, peer: str) -> bool:
+        """Whether a client other than ``peer`` has turns in flight or was refused within the window."""
+        others_in_flight = len(self._by_peer) - (peer in self._by_peer)
+        return others_in_flight > 0 or any(refused != peer for refused, _ in self._refused)
+
+    def _note_refusal(self, peer: str, now: float) -> None:
+        other = next(((p, t) for p, t in self._refused if p != peer), None)
+        self._refused = [(peer, now)] if other is None else [(peer, now), other]
+
+    def _forget_refusals(self, now: float) -> None:
+        self._refused = [(p, t) for p, t in self._refused if now - t < CONTENTION_WINDOW_S]
 
     def held_by(self, peer: str) -> int:
         """The turns ``peer`` has in flight."""
