@@ -9,13 +9,15 @@ whatever its size. The bounds are in one place, ``REPEATED``: a repeated field's
 contract's; every other field counts once, and each message may carry ``SPARE_FIELDS`` more
 (fields of a newer contract, a field sent twice).
 
-Bytes that are not protobuf's wire format are left to the parser, which refuses them.
+Bytes that are not protobuf's wire format are left to the parser, which refuses them. A turn's
+``turn_id`` read before the excess is kept (a slice of the bytes already walked), so that the
+refusal can name the turn it refuses as every other refusal of a turn does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -46,12 +48,20 @@ REPEATED = {
 }
 
 
+# Turn.turn_id, which a refusal echoes: read by the walk where it meets it (a string, length-delimited).
+_TURN_ID = pb.Turn.DESCRIPTOR.fields_by_name["turn_id"].full_name
+
+
 @dataclass(frozen=True)
 class Excess:
-    """Why a request is refused unread: the field named as a refusal names it, and the message."""
+    """Why a request is refused unread: the field named as a refusal names it (``turn.images``;
+    empty for the request as a whole, which the call names: ``open`` or ``turn``), the message,
+    and the turn's ``turn_id`` if the walk read it before the excess (empty if not, or if it is
+    not UTF-8, which the parser would refuse)."""
 
     field: str
     message: str
+    turn_id: str = ""
 
 
 def excess(data: bytes, message: Descriptor) -> Excess | None:
@@ -59,9 +69,10 @@ def excess(data: bytes, message: Descriptor) -> Excess | None:
     None (also for bytes that are not the wire format: the parser says why)."""
     walk = _Walk(data, fields_at_most(message), message.name)
     try:
-        return walk.message(0, len(data), message, "")
+        found = walk.message(0, len(data), message, "")
     except _Malformed:
         return None
+    return None if found is None else replace(found, turn_id=walk.turn_id())
 
 
 @cache
@@ -97,6 +108,15 @@ class _Walk:
         self.at_most = at_most
         self.root = root
         self.fields = 0
+        self.turn_id_at: tuple[int, int] | None = None  # the last turn_id met (the parser keeps the last)
+
+    def turn_id(self) -> str:
+        if self.turn_id_at is None:
+            return ""
+        try:
+            return str(self.data[slice(*self.turn_id_at)], "utf-8")
+        except UnicodeDecodeError:
+            return ""
 
     def message(self, start: int, end: int, message: Descriptor, path: str) -> Excess | None:
         counts: dict[int, int] = {}
@@ -110,9 +130,9 @@ class _Walk:
             if groups < 0:
                 raise _Malformed
             if self.fields > self.at_most:
-                where = path or "request"
-                return Excess(where, f"{where}: the request holds more than {self.at_most} fields (nested ones "
-                                     f"counted), more than any valid {self.root} can")
+                held = (f"the request holds more than {self.at_most} fields (nested ones counted), more than "
+                        f"any valid {self.root} can")
+                return Excess(path, f"{path}: {held}" if path else held)
             # Every repeated and message field of the contract is length-delimited: a key of another
             # wire type, or inside a group, is a field the parser keeps unknown, counted but not this one.
             f = message.fields_by_number.get(number) if wire_type == 2 and not groups else None
@@ -131,6 +151,8 @@ class _Walk:
                 inner_end = pos + length
                 if inner_end > end:
                     raise _Malformed
+                if f is not None and f.full_name == _TURN_ID:
+                    self.turn_id_at = (pos, inner_end)
                 if f is not None and f.type == FieldDescriptor.TYPE_MESSAGE:
                     inner_path = f"{path}.{f.name}" if path else f.name
                     if (found := self.message(pos, inner_end, f.message_type, inner_path)) is not None:

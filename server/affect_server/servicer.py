@@ -45,7 +45,7 @@ from affect_server.convert import (check_id, event_speakers_from_pb, model_infos
                                    text_prior_from_pb, thresholds_from_pb, turn_from_pb, turn_result_to_pb)
 from affect_server.limits import ConversationSlots, InFlightBudget, PeerLimits, Ticket, TokenBucket
 from affect_server.metrics import ServiceMetrics
-from affect_server.request_bounds import excess
+from affect_server.request_bounds import Excess, excess
 from affect_server.retry_hint import LatencyEstimate, clamp_ms, retry_trailers
 
 if TYPE_CHECKING:
@@ -81,18 +81,41 @@ class _Message(Protocol[_M_co]):
 @dataclass(frozen=True)
 class Unreadable:
     """A request whose bytes do not parse as its message (bad UTF-8 in a string field, a broken
-    varint, nesting past protobuf's limit), or that holds more fields than a valid one can and
-    was refused unread (``field``, e.g. ``turn.images``: ``request_bounds``): answered as a bad
-    turn, not by ending the stream."""
+    varint, nesting past protobuf's limit: ``problem``, the parser's reason), or that holds more
+    fields than a valid one can and was refused unread (``excess``: ``request_bounds``): answered
+    as a bad turn, not by ending the stream. An excess is refused as the checks made after
+    parsing refuse the same mistake: the same reason, the field named alike, the turn's id echoed."""
 
-    reason: str
-    field: str = ""
+    problem: str = ""
+    excess: Excess | None = None
 
     def told(self, could_not: str) -> str:
-        """What the client is told: a refusal by count in the words of the check made after
-        parsing (``turn.images: a turn may carry at most 8 images``); else ``could_not`` (what
-        could not be read) with the parser's reason."""
-        return self.reason if self.field else f"{could_not} ({self.reason})"
+        """What the client is told: an excess in the words of the check made after parsing
+        (``turn.images: a turn may carry at most 8 images``); else ``could_not`` (what could not
+        be read) with the parser's reason."""
+        return self.excess.message if self.excess else f"{could_not} ({self.problem})"
+
+    def field(self, *, opening: bool) -> str:
+        """The field refused: the excess's (``turn.images``), else the whole request as the call
+        names it: ``open`` for a conversation's opening, else ``turn``."""
+        if self.excess and self.excess.field:
+            return self.excess.field
+        return "open" if opening else "turn"
+
+    def reason(self, *, opening: bool) -> str:
+        """What the refusal is counted under and the trailer ``rules.ABORT_REASON_TRAILER`` says:
+        ``unreadable`` for bytes that do not parse; for an excess, what the checks made after
+        parsing say (``open`` for a conversation's opening, else ``invalid``), so that nine
+        images are one mistake to a client or a dashboard, whichever check met them."""
+        if self.excess is None:
+            return "unreadable"
+        return "open" if opening else "invalid"
+
+    @property
+    def turn_id(self) -> str:
+        """The refused turn's ``turn_id``, as the walk read it (``Excess.turn_id``); empty for
+        bytes that do not parse."""
+        return self.excess.turn_id if self.excess else ""
 
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AffectService"].full_name
@@ -129,7 +152,7 @@ def lenient_parser(message_type: _Message[_M]) -> Callable[[bytes], _M | Unreada
 
     def parse(data: bytes) -> _M | Unreadable:
         if (refused := excess(data, descriptor)) is not None:
-            return Unreadable(refused.message, refused.field)
+            return Unreadable(excess=refused)
         try:
             return message_type.FromString(data)
         except DecodeError as exc:
@@ -251,8 +274,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 return
             if isinstance(first, Unreadable):
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                                  first.told("the first message could not be read as a ConverseRequest"), "unreadable",
-                                  field=first.field or "open")
+                                  first.told("the first message could not be read as a ConverseRequest"),
+                                  first.reason(opening=True), field=first.field(opening=True))
             if first.WhichOneof("kind") != "open":
                 await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                                   "the first message of a conversation must be `open` (OpenConversation)", "first_message",
@@ -506,8 +529,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         """One Analyze request, read or not (``Analyze`` and ``analyze_unread`` both end here)."""
         if isinstance(request, Unreadable):
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                              request.told("the request could not be read as an AnalyzeRequest"), "unreadable",
-                              field=request.field or "turn")
+                              request.told("the request could not be read as an AnalyzeRequest"),
+                              request.reason(opening=False), field=request.field(opening=False))
         received = time.perf_counter()
         try:
             cost, ticket, busy, reason = await self._admit(request.turn, _peer_host(context))
@@ -546,10 +569,10 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                                 "rate", retry_after_ms=clamp_ms(rates.turns.wait_time() * 1000))
 
     def _unreadable(self, request: Unreadable, rates: _Rates) -> _Refusal:
-        return self._over_turn_rate(rates, "", False) or self._turn_error(
-            "", grpc.StatusCode.INVALID_ARGUMENT,
+        return self._over_turn_rate(rates, request.turn_id, False) or self._turn_error(
+            request.turn_id, grpc.StatusCode.INVALID_ARGUMENT,
             request.told("a message could not be read as a ConverseRequest") + "; the conversation goes on",
-            request.field or "turn", "unreadable")
+            request.field(opening=False), request.reason(opening=False))
 
     async def _answer(self, request: pb.ConverseRequest, conversation: Conversation, rates: _Rates,
                       include_modalities: bool, peer: str) -> pb.ConverseResponse | _Refusal:
