@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import threading
 import time
 import urllib.request
@@ -26,6 +27,7 @@ from ray import serve  # noqa: E402
 from affect_client import (  # noqa: E402
     AffectClient, AsyncAffectClient, Image, Modality, ResourceExhaustedError, TurnRefusedError, UnauthenticatedError,
     UnavailableError)
+from affect_server.cli import _stop_at_once_until_serving  # noqa: E402
 from affect_server.config import ServerConfig  # noqa: E402
 from affect_server.launch import free_port as _free_port  # noqa: E402
 from affect_server.ray_app import DeploymentScale, RaySettings, build_app  # noqa: E402
@@ -41,6 +43,9 @@ LINES = ["Hello, my parcel never arrived.", "This is the third time I call!", "T
 METRICS_PORT = _free_port()
 HEAVY_PIXELS = 200_000  # a 640x480 frame is a heavy turn here, a 320x240 one is not
 STARTED_LOG: list[str] = []  # what start_on_ray logged
+# The SIGTERM and SIGINT handlers: before `affect serve`'s stop-at-once ones were set, those, and
+# after Ray started (start_on_ray, handed their end as `affect serve --ray` hands it)
+HANDLERS: dict[str, tuple[object, object]] = {}
 
 
 class _Kept(logging.Handler):
@@ -49,7 +54,7 @@ class _Kept(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def ray_target():
+def ray_target() -> Iterator[str]:
     port = _free_port()
     config = ServerConfig(port=port, speech_model="none", max_turns_per_second=1000, token=TOKEN,
                           metrics_port=METRICS_PORT, heavy_image_pixels=HEAVY_PIXELS)
@@ -62,7 +67,14 @@ def ray_target():
     log.setLevel(logging.INFO)
     try:
         try:
-            start_on_ray(config, settings, http_port=_free_port(), num_cpus=2)
+            HANDLERS["before"] = _handlers()
+            end_stop_at_once = _stop_at_once_until_serving()
+            HANDLERS["stop_at_once"] = _handlers()
+            try:
+                start_on_ray(config, settings, http_port=_free_port(), num_cpus=2, before_ray_starts=end_stop_at_once)
+            finally:
+                HANDLERS["started"] = _handlers()
+                end_stop_at_once()  # if Ray's start failed before it ended them
         finally:
             log.removeHandler(kept)
             log.setLevel(level)
@@ -74,6 +86,11 @@ def ray_target():
     finally:
         stop_on_ray()
     assert not ray.is_initialized()
+
+
+def _handlers() -> tuple[object, object]:
+    """This process's SIGTERM and SIGINT handlers."""
+    return signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
 
 
 def _wait_until_serving(target: str, timeout: float = 120) -> None:
@@ -129,6 +146,17 @@ def test_the_licences_of_the_models_it_serves_are_logged_at_start(ray_target):
     (line,) = [line for line in STARTED_LOG if "licences:" in line]
     assert line == f"models loaded: {', '.join(ids)}; licences: {licences(ids)}: see `affect models`"
     assert STARTED_LOG[-2:] == [line, f"affect on Ray Serve: gRPC on 127.0.0.1:{ray_target.rsplit(':', 1)[1]}, application 'affect'"]
+
+
+def test_affect_serves_stop_at_once_handlers_end_before_ray_starts(ray_target: str) -> None:
+    """``affect serve --ray`` stops at once on SIGTERM or SIGINT while it imports (tests/test_server.py)
+    and ends that before Ray starts, whose processes stopping at once would leave running: SIGINT's
+    handler is the one before again, and SIGTERM's is Ray's own, set by ``ray.init`` after the end
+    (ended after it, SIGTERM's would be the one before)."""
+    before, stop_at_once, started = HANDLERS["before"], HANDLERS["stop_at_once"], HANDLERS["started"]
+    assert stop_at_once[0] is stop_at_once[1] and stop_at_once[0] not in before
+    assert started[1] is before[1]
+    assert started[0] not in (before[0], stop_at_once[0])
 
 
 def test_bad_turn_is_refused_and_the_stream_goes_on(ray_target):

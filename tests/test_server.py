@@ -918,12 +918,15 @@ def test_a_signal_while_the_models_load_stops_cleanly(stop):
 
 @pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads the server's /proc/PID/maps (Linux)")
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_while_the_libraries_import_stops_cleanly(stop: signal.Signals) -> None:
+@pytest.mark.parametrize("on_ray", [[], ["--ray"]], ids=["one-process", "ray"])
+def test_a_signal_while_the_libraries_import_stops_cleanly(stop: signal.Signals, on_ray: list[str]) -> None:
     """An orchestrator's SIGTERM in the first seconds, while torch is still being imported (long
     before "loading the models"), stops the server as cleanly as later: one line and exit status
-    0. The handler was set only after those imports: SIGTERM ended it with -15 (143 in a shell)."""
+    0. The handler was set only after those imports: SIGTERM ended it with -15 (143 in a shell).
+    ``--ray`` alike, the signal arriving long before Ray would start (none is started): it set no
+    handler at all, and SIGINT ended in a traceback."""
     server = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "serve", "--port", "0",
-                               "--speech-model", "none", "--face-model", "none"],
+                               "--speech-model", "none", "--face-model", "none", *on_ray],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -43,8 +43,7 @@ def _serve(args: argparse.Namespace) -> None:
     from affect_server.logs import configure_logging
 
     configure_logging(args.log_level, args.log_format)
-    if not args.ray:  # Ray's start-up has its own processes to take down
-        _stop_at_once_until_serving()  # before the imports below: they take seconds (torch)
+    end_stop_at_once = _stop_at_once_until_serving()  # before the imports below: they take seconds (torch)
     import asyncio
 
     from affect_server.app import serve
@@ -60,19 +59,24 @@ def _serve(args: argparse.Namespace) -> None:
         except ImportError as exc:
             raise AffectError(f"affect serve --ray needs Ray Serve (pip install 'ray[serve]'): {exc}") from None
         serve_on_ray(config, args.ray_config, address=args.ray_address, http_port=args.ray_http_port,
-                     ready_file=args.ready_file)
+                     ready_file=args.ready_file, before_ray_starts=end_stop_at_once)
         return
     asyncio.run(serve(config, ready_file=args.ready_file))
 
 
-def _stop_at_once_until_serving() -> None:
+def _stop_at_once_until_serving() -> Callable[[], None]:
     """SIGTERM or SIGINT before the server serves (importing the libraries, checking the settings,
     loading the models) stops it at once: one log line and exit status 0, as after a drain. The
     models load on the event loop's thread, so the loop's own handlers, which
     ``affect_server.app.serve`` sets once serving, could not run before the load was over:
     SIGTERM's default ended the process with -15, and SIGINT waited for the load, then ended in
     a traceback. Set before the server's modules are imported, which takes seconds (torch), so
-    that an orchestrator's SIGTERM in those seconds is as clean as later."""
+    that an orchestrator's SIGTERM in those seconds is as clean as later.
+
+    Returns what ends it (the handlers before it set again), for ``--ray``, which ends it before
+    Ray starts: from then on there are Ray's processes to take down, which stopping at once would
+    leave running, and ``ray.init`` sets its own SIGTERM handler (a cluster started here takes its
+    processes down on it)."""
     import logging
     import os
     import signal
@@ -83,8 +87,13 @@ def _stop_at_once_until_serving() -> None:
         logging.shutdown()
         os._exit(0)  # not a normal exit: it would wait for a model loading in a worker thread
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, stop)
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def end() -> None:
+        for sig, handler in before.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+
+    return end
 
 
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", common: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from typing import TYPE_CHECKING, Any
@@ -21,9 +22,12 @@ APP_NAME = "affect"
 
 
 def start_on_ray(config: ServerConfig, settings: RaySettings | None = None, *, address: str | None = None,
-                 http_port: int = 8000, num_cpus: int | None = None, app_name: str = APP_NAME) -> None:
+                 http_port: int = 8000, num_cpus: int | None = None, app_name: str = APP_NAME,
+                 before_ray_starts: Callable[[], None] | None = None) -> None:
     """Connect to (``address``) or start a Ray cluster, start Serve's gRPC proxy on
-    ``config.port`` and deploy the application. Returns once every replica is up."""
+    ``config.port`` and deploy the application. Returns once every replica is up.
+    ``before_ray_starts`` is called once the libraries are imported and the models' names
+    checked, just before Ray starts (``affect serve`` ends its stop-at-once signal handlers there)."""
     import ray
     from ray import serve
     from ray.serve.config import HTTPOptions, gRPCOptions
@@ -32,6 +36,8 @@ def start_on_ray(config: ServerConfig, settings: RaySettings | None = None, *, a
     from affect_server.ray_app import GRPC_SERVICER_FUNCTION, build_app
 
     models = configured_models_and_licences(config)  # a weights name no family knows: refused before Ray starts
+    if before_ray_starts is not None:
+        before_ray_starts()
     if not ray.is_initialized():
         # Raw turns (voices, faces, text) pass through Ray's object store; spilled to disk under
         # memory pressure, they would be written in Ray's temp folder. A cluster started here
@@ -80,10 +86,12 @@ def read_settings(path: Path) -> "RaySettings":
 
 
 def serve_on_ray(config: ServerConfig, settings_file: Path | None = None, *, address: str | None = None,
-                 http_port: int = 8000, ready_file: Path | None = None) -> None:
-    """Deploy, then wait for SIGTERM or SIGINT and take the application down."""
+                 http_port: int = 8000, ready_file: Path | None = None,
+                 before_ray_starts: Callable[[], None] | None = None) -> None:
+    """Deploy, then wait for SIGTERM or SIGINT and take the application down (``before_ray_starts``:
+    see ``start_on_ray``)."""
     settings = read_settings(settings_file) if settings_file else None
-    start_on_ray(config, settings, address=address, http_port=http_port)
+    start_on_ray(config, settings, address=address, http_port=http_port, before_ray_starts=before_ray_starts)
     if ready_file:
         ready_file.write_text(str(config.port))
     announce(f"affect: serving on Ray Serve, gRPC port {config.port}", log.name)
