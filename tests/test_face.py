@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import struct
 import warnings
 import zlib
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -304,6 +306,129 @@ def test_video_is_sampled_at_the_given_rate(face_encoder: FaceEncoder, detectabl
 
     with pytest.warns(VideoIncompleteWarning):  # a video read in part says so
         assert len(face_encoder.analyze_video(path, fps=2.0, max_frames=2)) == 2
+
+
+def _shade(index: int) -> int:
+    """The gray of frame ``index`` in the videos below: 7 levels apart, so a frame's gray names it."""
+    return 5 + 7 * index
+
+
+def _encoded_video(path: Path, codec: str, rate: int, count: int) -> Path:
+    """``count`` 32x32 frames at ``rate`` a second, frame i of gray ``_shade(i)``, encoded and muxed by
+    FFmpeg as the file's extension says (its own time base: 1/1000 in Matroska and WebM)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.options = {"deadline": "realtime"} if codec.startswith("libvpx") else {"preset": "ultrafast"}
+        for i in range(count):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((32, 32), _shade(i), np.uint8), format="gray")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def _stamps(path: Path) -> list[float]:
+    """Each frame's time from the stream's start, as its container stamps it."""
+    import av
+
+    with av.open(str(path)) as opened:
+        stream = opened.streams.video[0]
+        assert stream.time_base is not None
+        return [float((frame.pts - (stream.start_time or 0)) * stream.time_base) for frame in opened.decode(stream)]
+
+
+def _sampled(path: Path, fps: float) -> list[tuple[float, int]]:
+    """``(time_s, frame_index)`` of each frame sampled, each frame's gray checked to be its own."""
+    from affect.face._video import sample_frames
+
+    sampled = []
+    for t, i, gray in sample_frames(path, fps, 1000):
+        assert abs(float(gray.mean()) - _shade(i)) < 3, (i, float(gray.mean()))
+        sampled.append((t, i))
+    return sampled
+
+
+@pytest.mark.parametrize("name, codec, rate, time_base", [
+    ("vp8.webm", "libvpx", 30, "1/1000"), ("vp9.webm", "libvpx-vp9", 25, "1/1000"), ("h264.mkv", "libx264", 30, "1/1000"),
+    ("h264.mkv", "libx264", 25, "1/1000"), ("h264.mp4", "libx264", 30, "1/15360"), ("h264.mp4", "libx264", 25, "1/12800"),
+])
+def test_a_video_sampled_at_its_own_rate_gives_every_frame(tmp_path: Path, name: str, codec: str, rate: int,
+                                                           time_base: str) -> None:
+    """Matroska and WebM (browsers' MediaRecorder, most webcam apps) stamp frames in whole
+    milliseconds: a 30 fps video's frames at 0, 33, 67, 100 ms. A frame stamped 33 ms was taken as
+    before the sample due at 1/30 s, and every third frame was dropped when sampling at the video's
+    own rate (and at half its rate frames 0, 2, 5, 6, 8 ... were taken). A frame now counts for a
+    sample when its stamp is less than one tick of its time base before it: every frame at the
+    video's rate, every second one at half of it, each at its own time; a rate that is no divisor
+    of the video's takes the first frame at or after each sample's time, in MP4 as before."""
+    import av
+
+    count = 36
+    video = _encoded_video(tmp_path / name, codec, rate, count)
+    with av.open(str(video)) as opened:
+        assert str(opened.streams.video[0].time_base) == time_base
+    stamps = _stamps(video)
+    assert len(stamps) == count
+    if time_base == "1/1000" and rate == 30:
+        assert stamps[:4] == pytest.approx([0, 0.033, 0.067, 0.1])  # before 1/30 s and 2/30 s
+    every = [(stamps[i], i) for i in range(count)]
+    assert _sampled(video, rate) == every
+    assert _sampled(video, rate / 2) == every[::2]
+    assert _sampled(video, rate * 2) == every  # a rate above the video's own: every frame once
+    # at 7 a second: sample k takes the first frame i with i / rate >= k / 7
+    firsts = [math.ceil(Fraction(k, 7) * rate) for k in range(7 * count // rate + 1)]
+    assert _sampled(video, 7.0) == [every[i] for i in firsts if i < count]
+
+
+def _restamped_video(path: Path, stamps_ms: list[int]) -> Path:
+    """An H.264 stream of ``len(stamps_ms)`` frames (frame i of gray ``_shade(i)``) in Matroska, each
+    frame stamped as given (time base 1/1000): a muxer that cuts times to the millisecond, as
+    libwebm in browsers does, or a variable frame rate."""
+    import io
+
+    import av
+
+    raw = io.BytesIO()
+    with av.open(raw, "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=30)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.options = {"preset": "ultrafast", "tune": "zerolatency"}  # no B-frames: decoded in stamp order
+        for i in range(len(stamps_ms)):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((32, 32), _shade(i), np.uint8), format="gray")))
+        out.mux(stream.encode(None))
+    with av.open(io.BytesIO(raw.getvalue()), "r", format="h264") as source, \
+            av.open(str(path), "w", format="matroska") as out:
+        packets = [packet for packet in source.demux(video=0) if packet.size]
+        assert len(packets) == len(stamps_ms)
+        target = out.add_stream_from_template(source.streams.video[0], opaque=True)
+        for packet, stamp in zip(packets, stamps_ms):
+            packet.stream, packet.pts, packet.dts, packet.time_base = target, stamp, stamp, Fraction(1, 1000)
+            packet.duration = 0  # unknown: the next frame's stamp ends it
+            out.mux(packet)
+    return path
+
+
+def test_frames_stamped_early_by_a_cut_millisecond_or_at_a_variable_rate_are_sampled_once(tmp_path: Path) -> None:
+    """A muxer that cuts times to the millisecond (libwebm, in browsers' MediaRecorder) stamps a
+    30 fps video's frames 0, 33, 66, 100 ms, up to a tick early: every frame at 30 a second. At a
+    variable rate each sample is the first frame less than a tick before it or after it, no frame
+    is sampled twice (two frames of one time, a gap that spans two samples), and a frame more
+    than a tick early (198 ms, for the sample at 200 ms) is not taken for it."""
+    from affect.face import VideoIncompleteWarning
+
+    cut = [int(i * 1000 / 30) for i in range(12)]
+    assert cut[:4] == [0, 33, 66, 100]
+    video = _restamped_video(tmp_path / "cut.mkv", cut)
+    assert _sampled(video, 30.0) == [(ms / 1000, i) for i, ms in enumerate(cut)]
+    assert _sampled(video, 15.0) == [(ms / 1000, i) for i, ms in enumerate(cut)][::2]
+
+    variable = _restamped_video(tmp_path / "variable.mkv", [0, 50, 60, 130, 198, 210, 220, 400, 400, 500])
+    with warnings.catch_warnings():  # its H.264 stream says 30 a second: 16 frames in its 0.53 s, it warns, 10 came
+        warnings.simplefilter("ignore", VideoIncompleteWarning)
+        assert _sampled(variable, 10.0) == [(0.0, 0), (0.13, 3), (0.21, 5), (0.4, 7), (0.5, 9)]
 
 
 def _jpeg(width: int, height: int) -> bytes:

@@ -114,8 +114,10 @@ def _existing_file(path: Path) -> Path:
 def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tuple[float, int, np.ndarray]]:
     """``(time_s, frame_index, gray_frame)`` every ``1 / fps`` seconds, at most ``max_frames`` of them.
 
-    Frames are decoded in order and only the sampled ones are converted; a rate above the
-    video's own gives every frame once. Every frame is held to the pixel limits of an image
+    Each sample is the first frame at or after its time, or less than ``stamp_tolerance`` before
+    it (a tick of the stream's time base: a 30 fps WebM's frames stamped 0, 33, 67 ms are every
+    frame at 30 a second). Frames are decoded in order and only the sampled ones are converted; a
+    rate above the video's own gives every frame once. Every frame is held to the pixel limits of an image
     (``affect.face._input.check_size``): the size the video announces, each frame's size as the
     decoder meets it, before the frame is allocated (FFmpeg's ``max_pixels``, for every codec:
     a stream whose frames grow mid-way, an H.264, HEVC or AV1 stream's new parameter set or a VP9
@@ -158,22 +160,23 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
         decoder.thread_type = "SLICE"  # frame threads hold a frame each and report a refused size frames later
         frames = _decoded(opened, stream, decoder)
         budget = decode_budget(fps, max_frames)
-        step = 1.0 / fps
-        next_time, index, emitted, t, last = 0.0, 0, 0, 0.0, 0.0
+        tolerance = stamp_tolerance(stream, native)
+        due, index, emitted, t, last = 0, 0, 0, 0.0, 0.0  # the next sample is due at due / fps seconds
         cut_short = over_budget = False
         for frame in frames:
             if index >= budget:  # a frame past the budget: the video goes on
                 over_budget = True
                 break
             t = _frame_time(frame, stream, index, native, t)
-            if t + 1e-6 >= next_time:
+            if t + tolerance > due / fps:
                 if emitted >= max_frames:  # a frame is due past the last one allowed
                     cut_short = True
                     break
                 yield t, index, _gray(frame)
                 emitted, last = emitted + 1, t
-                while next_time <= t + 1e-6:
-                    next_time += step
+                due = math.floor((t + tolerance) * fps)  # the first sample this frame does not count for
+                while due / fps < t + tolerance:
+                    due += 1
             index += 1
         if index == 0:
             raise InvalidInputError(f"no frame of the video could be decoded: {path.name}", field="video")
@@ -187,6 +190,21 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
         elif announced > 0 and index < 0.95 * announced:
             warnings.warn(VideoIncompleteWarning("decoding_stopped", emitted, max_frames, t, index, announced),
                           stacklevel=3)
+
+
+def stamp_tolerance(stream: VideoStream, native: float) -> float:
+    """How much earlier than a sample's time a frame's time may be and still count for it.
+
+    One tick of the stream's time base: a muxer stores each frame's time rounded (FFmpeg's) or
+    cut (libwebm's, in browsers' MediaRecorder) to a tick, so a frame stamped less than a tick
+    before a sample may be at or after it. In a 1 ms time base (MKV, WebM, FLV) a 30 fps video's
+    second frame is stamped 33 ms, before the sample due at 1/30 s; read as before it, every third
+    frame was dropped when sampling at the video's own rate. At most a quarter of the video's
+    frame period, so a time base as coarse as its frames (an AVI's, 1/fps) never lets a frame
+    stand for a sample nearer the next one; a microsecond, for the sums of floats, where the
+    stream has no time base."""
+    tick = float(stream.time_base) if stream.time_base else 1e-6
+    return min(tick, 0.25 / native)
 
 
 def decode_budget(fps: float, max_frames: int) -> int:
