@@ -315,14 +315,15 @@ def _shade(index: int) -> int:
 
 def _encoded_video(path: Path, codec: str, rate: int, count: int) -> Path:
     """``count`` 32x32 frames at ``rate`` a second, frame i of gray ``_shade(i)``, encoded and muxed by
-    FFmpeg as the file's extension says (its own time base: 1/1000 in Matroska and WebM)."""
+    FFmpeg as the file's extension says (its own time base: 1/1000 in Matroska, WebM and FLV)."""
     import av
 
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=rate)
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        stream.options = {"deadline": "realtime"} if codec.startswith("libvpx") else {"preset": "ultrafast"}
+        stream.options = {"libvpx": {"deadline": "realtime"}, "libvpx-vp9": {"deadline": "realtime"},
+                          "libx264": {"preset": "ultrafast"}}.get(codec, {})
         for i in range(count):
             out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((32, 32), _shade(i), np.uint8), format="gray")))
         out.mux(stream.encode(None))
@@ -466,12 +467,13 @@ def test_a_video_frame_larger_than_its_stream_announces_is_refused_before_it_is_
     assert [f.frame_index for f in face_encoder.analyze_video(within, fps=30.0)] == [0, 1, 2, 3, 4, 5]
 
 
-def _growing_video(path: Path, codec: str, raw_format: str, big: int) -> Path:
-    """Six seconds of 64x64 frames, then two ``big`` x ``big`` ones, in one Matroska stream: the
-    new size is in band (H.264: a new SPS before the key frame; VP9: the key frame's own header;
-    AV1: a new sequence header), past the 5 s FFmpeg probes, so the container and the stream
-    announce 64x64. Each part is encoded alone and their packets joined, as an editor's cut or a
-    camera switching resolution does."""
+def _growing_video(path: Path, codec: str, raw_format: str, big: int, *, small: int = 60,
+                   container: str = "matroska") -> Path:
+    """``small`` 64x64 frames at 10 a second (six seconds), then two ``big`` x ``big`` ones, in one
+    stream (Matroska): the new size is in band (H.264: a new SPS before the key frame; VP9: the key
+    frame's own header; AV1: a new sequence header), past the 5 s FFmpeg probes, so the container
+    and the stream announce 64x64. Each part is encoded alone and their packets joined, as an
+    editor's cut or a camera switching resolution does."""
     import fractions
     import io
 
@@ -492,15 +494,15 @@ def _growing_video(path: Path, codec: str, raw_format: str, big: int) -> Path:
         source = av.open(io.BytesIO(buffer.getvalue()), "r", format=raw_format)
         return source, [packet for packet in source.demux(video=0) if packet.size]
 
-    small, first = encoded(64, 60)
+    start, first = encoded(64, small)
     large, then = encoded(big, 2)
-    with av.open(str(path), "w", format="matroska") as out:
-        stream = out.add_stream_from_template(small.streams.video[0], opaque=True)  # packets as they are
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream_from_template(start.streams.video[0], opaque=True)  # packets as they are
         for number, packet in enumerate(first + then):
             packet.stream, packet.pts, packet.dts, packet.duration = stream, number, number, 1
             packet.time_base = fractions.Fraction(1, 10)
             out.mux(packet)
-    small.close()
+    start.close()
     large.close()
     return path
 
@@ -559,6 +561,59 @@ def test_a_video_whose_frames_grow_mid_stream_is_refused_before_the_large_frame_
     assert int(peak) < side * side * 3 // 2 // 2, int(peak)  # under half the large frame's YUV 4:2:0 (61 MB)
     frames = face_encoder.analyze_video(within, fps=1.0)  # a larger frame within the limits is read, as decoded
     assert [f.frame_index for f in frames] == [0, 10, 20, 30, 40, 50, 60]
+
+
+@pytest.mark.parametrize("container, extension, late_program_table", [
+    ("flv", "flv", False), ("mpeg", "mpg", False), ("mpegts", "ts", False), ("mpegts", "ts", True),
+], ids=["flv", "mpeg-ps", "mpeg-ts", "mpeg-ts-late-program-table"])
+def test_ffmpegs_first_look_at_a_container_naming_its_streams_as_they_come_decodes_no_frame_over_the_cap(
+        tmp_path: Path, container: str, extension: str, late_program_table: bool) -> None:
+    """FFmpeg's first look at a file (avformat_find_stream_info) decodes a stream's first frames,
+    holding them to the pixel cap only where the container names the stream in its header. FLV
+    and MPEG-PS name theirs as their packets come, as MPEG-TS does when its program table comes
+    after the first 5 MB: a 64x64 H.264 frame and then two 6400x6400 ones were decoded whole there
+    (the peak rose by 173 to 175 MB) before the size they left announced refused the video. In
+    these containers the first look now decodes nothing, and the video is refused for the size
+    its headers announce or that the capped decoder meets, for less than half the large frame."""
+    import subprocess
+    import sys
+
+    side = 6400
+    video = _growing_video(tmp_path / f"grows.{extension}", "libx264", "h264", side, small=1, container=container)
+    within = _growing_video(tmp_path / f"small.{extension}", "libx264", "h264", 96, small=1, container=container)
+    if late_program_table:
+        empty = b"\x47\x1f\xff\x10" + b"\xff" * 184  # a null packet (PID 0x1FFF), which carries nothing
+        for made in (video, within):
+            made.write_bytes(empty * 27_000 + made.read_bytes())  # 5.1 MB: past what FFmpeg reads for the table
+    out = subprocess.run([sys.executable, "-c", _VIDEO_PEAK, str(video), str(within)], capture_output=True, text=True,
+                         timeout=300, check=True)
+    message, peak = out.stdout.splitlines()
+    assert f"is {side}x{side} pixels; the limit is 40,000,000 pixels" in message, message
+    assert int(peak) < side * side * 3 // 2 // 2, int(peak)  # under half the large frame's YUV 4:2:0 (61 MB)
+    assert [(round(t, 3), i) for t, i in _sampled_times(within, 10.0)] == [(0.0, 0), (0.1, 1), (0.2, 2)]
+
+
+def _sampled_times(path: Path, fps: float) -> list[tuple[float, int]]:
+    """``(time_s, frame_index)`` of each frame sampled."""
+    from affect.face._video import sample_frames
+
+    return [(t, i) for t, i, _ in sample_frames(path, fps, 1000)]
+
+
+@pytest.mark.parametrize("name, codec", [
+    ("sorenson.flv", "flv"), ("h264.flv", "libx264"), ("mpeg1.mpg", "mpeg1video"), ("mpeg2.mpg", "mpeg2video"),
+    ("h264.mpg", "libx264"), ("mpeg2.ts", "mpeg2video"), ("h264.ts", "libx264"),
+])
+def test_a_video_whose_first_look_decodes_nothing_is_sampled_as_ffmpeg_times_it(tmp_path: Path, name: str,
+                                                                                codec: str) -> None:
+    """FLV, MPEG-PS and MPEG-TS are opened without FFmpeg's first look decoding a frame: every frame
+    is still sampled at its time (MPEG-1 in MPEG-PS, whose frames FFmpeg then times a frame early
+    where their packets carry no time, at its count), and a stream whose size nothing reads before
+    decoding (FLV's Sorenson H.263) is read from its first frame on."""
+    video = _encoded_video(tmp_path / name, codec, 25, 12)
+    every = [(pytest.approx(i / 25, abs=1e-3), i) for i in range(12)]  # FLV stamps whole milliseconds
+    assert _sampled(video, 25.0) == every
+    assert _sampled(video, 12.5) == every[::2]
 
 
 @pytest.mark.parametrize("turn, band", [(0, "left"), (90, "top"), (180, "right"), (270, "bottom")])

@@ -32,6 +32,11 @@ MAX_DECODED_FPS = 240
 # What a refusal holds is the decoder's tables for the new size: 94 MB for a 16000x16000 H.264
 # parameter set (by macroblock, up to FFmpeg's cap), nothing measurable for VP9.
 _DECODER_OPTIONS = {"max_pixels": str(MAX_PIXELS)}
+# Containers that name their streams as their packets come, not in a header (MPEG-TS: when its
+# program table comes late), so that FFmpeg's first look at them decodes frames uncapped
+# (``_open``), and the list of allowed decoders that names none, which keeps it from decoding.
+_STREAMS_NAMED_AS_THEY_COME = ("flv", "mpeg-ps", "mpeg-ts")
+_FIRST_LOOK_WITHOUT_DECODING = {"codec_whitelist": "none"}
 # Packets in a row that give no frame before the stream is taken to have ended (OpenCV's grab
 # gave up after as many reads).
 MAX_PACKETS_WITHOUT_FRAME = 4096
@@ -117,9 +122,10 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
     Each sample is the first frame at or after its time, or less than ``stamp_tolerance`` before
     it (a tick of the stream's time base: a 30 fps WebM's frames stamped 0, 33, 67 ms are every
     frame at 30 a second). Frames are decoded in order and only the sampled ones are converted; a
-    rate above the video's own gives every frame once. Every frame is held to the pixel limits of an image
-    (``affect.face._input.check_size``): the size the video announces, each frame's size as the
-    decoder meets it, before the frame is allocated (FFmpeg's ``max_pixels``, for every codec:
+    rate above the video's own gives every frame once. Every frame is held to the pixel limits of
+    an image (``affect.face._input.check_size``): the size the video announces, each frame's size
+    as a decoder meets it, FFmpeg's first look at the file too (``_open``), before the frame is
+    allocated (FFmpeg's ``max_pixels``, for every codec:
     a stream whose frames grow mid-way, an H.264, HEVC or AV1 stream's new parameter set or a VP9
     key frame, is refused there), each JPEG frame's own header before it is decoded, and each frame
     as decoded; one over them is refused (``InputTooLargeError`` naming the frame). At most
@@ -134,15 +140,12 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
         raise InvalidInputError(f"video must be a file path, got {type(path).__name__}", field="video")
     path = _existing_file(Path(path))
     with path.open("rb") as fh:
-        if container(fh.read(189)) is None:
-            raise InvalidInputError(f"video is not in a container read here (MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, "
-                                    f"WMV, MJPEG): {path.name}", field="video")
+        kind = container(fh.read(189))
+    if kind is None:
+        raise InvalidInputError(f"video is not in a container read here (MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, "
+                                f"WMV, MJPEG): {path.name}", field="video")
     try:
-        # max_pixels also bounds the frames FFmpeg decodes while it probes the streams, where the
-        # container names them in its header. MPEG-TS, MPEG-PS and FLV name them only as they
-        # come, and FFmpeg's probe decodes their first frames uncapped: a 16000x16000 FLV frame
-        # raised the peak by 217 MB before its announced size refused it (as under OpenCV).
-        opened = av.open(str(path), options=_DECODER_OPTIONS)
+        opened = _open(path, kind)
     except (av.error.FFmpegError, UnicodeDecodeError):
         raise InvalidInputError(f"video could not be opened (unknown or corrupt format): {path.name}",
                                 field="video") from None
@@ -151,7 +154,8 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
             raise InvalidInputError(f"video has no video stream that can be decoded: {path.name}", field="video")
         stream = opened.streams.video[0]
         decoder = stream.codec_context
-        check_size(decoder.width, decoder.height, field="video")
+        if decoder.width or decoder.height:  # none announced (FLV's Sorenson H.263 after a first look without
+            check_size(decoder.width, decoder.height, field="video")  # decoding): the decoder meets it, capped
         native = float(stream.guessed_rate or 0)
         if not math.isfinite(native) or native <= 0:
             raise InvalidInputError("video has no valid frame rate", field="video")
@@ -161,13 +165,17 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
         frames = _decoded(opened, stream, decoder)
         budget = decode_budget(fps, max_frames)
         tolerance = stamp_tolerance(stream, native)
+        # MPEG-1 in MPEG-PS, looked at without decoding: FFmpeg times a frame whose packet carries no
+        # time as if MPEG-1 had no decoder delay, a frame early (in .mpg files FFmpeg writes, with no
+        # B-frames). Its pictures come at the one rate its sequence header gives: they are counted.
+        counted = kind == "mpeg-ps" and decoder.name == "mpeg1video"
         due, index, emitted, t, last = 0, 0, 0, 0.0, 0.0  # the next sample is due at due / fps seconds
         cut_short = over_budget = False
         for frame in frames:
             if index >= budget:  # a frame past the budget: the video goes on
                 over_budget = True
                 break
-            t = _frame_time(frame, stream, index, native, t)
+            t = index / native if counted else _frame_time(frame, stream, index, native, t)
             if t + tolerance > due / fps:
                 if emitted >= max_frames:  # a frame is due past the last one allowed
                     cut_short = True
@@ -207,6 +215,22 @@ def stamp_tolerance(stream: VideoStream, native: float) -> float:
     return min(tick, 0.25 / native)
 
 
+def _open(path: Path, kind: str) -> InputContainer:
+    """The file opened by FFmpeg, whose first look at it decodes no frame over the pixel cap.
+
+    That look (avformat_find_stream_info) decodes a stream's first frames to learn its size and
+    pixel format, with the options given (``max_pixels``) only for the streams the container
+    names in its header; PyAV has no way to give any to the others. FLV and MPEG-PS name theirs
+    as their packets come, as MPEG-TS does when its program table comes late, and their first
+    frames were decoded uncapped: two 6400x6400 H.264 frames after a 64x64 one raised the peak
+    by 175 MB (a 16000x16000 Sorenson H.263 frame in FLV: 209 MB) before the size the look left
+    announced refused the video. In these containers the look decodes nothing: a stream's size is
+    what its parser reads in its headers, and its frames are decoded only by the decoder opened
+    here, capped."""
+    first_look = _FIRST_LOOK_WITHOUT_DECODING if kind in _STREAMS_NAMED_AS_THEY_COME else None
+    return av.open(str(path), options=_DECODER_OPTIONS, container_options=first_look)
+
+
 def decode_budget(fps: float, max_frames: int) -> int:
     """The most frames decoded to sample ``max_frames`` at ``fps``: ``MAX_DECODED_FPS`` for each
     second the samples may cover, and one second more."""
@@ -228,11 +252,14 @@ def _decoded(opened: InputContainer, stream: VideoStream, decoder: VideoCodecCon
     allocates it, and fails that packet; that it was the size is read from the decoder then
     (H.264, HEVC: its size is the new one; VP9, MPEG-4, MPEG-2: its size is cleared; AV1's dav1d:
     its own error, ERANGE). A packet that fails otherwise (a damaged one) is skipped, as FFmpeg's
-    own tools do; ``MAX_PACKETS_WITHOUT_FRAME`` in a row end the stream. Frames whose packets are
-    JPEG pictures (MJPEG, in any container) are held to their headers first (``read_header``:
-    the size, and the scans a progressive one costs)."""
+    own tools do; ``MAX_PACKETS_WITHOUT_FRAME`` in a row end the stream. A stream whose size is
+    not known before its first frame (``_FIRST_LOOK_WITHOUT_DECODING``) has no size to clear
+    until then: a packet that fails before it is skipped, and a first frame over the cap leaves
+    none decoded. Frames whose packets are JPEG pictures (MJPEG, in any container) are held to
+    their headers first (``read_header``: the size, and the scans a progressive one costs)."""
     jpeg: bool | None = None
     barren = 0  # packets in a row that gave no frame
+    sized = bool(decoder.width and decoder.height)  # the decoder has a size FFmpeg would clear on refusing one
     for number, packet in enumerate(opened.demux(stream)):
         data = bytes(packet) if packet.size and jpeg is not False else b""
         if jpeg is None and data:
@@ -245,9 +272,11 @@ def _decoded(opened: InputContainer, stream: VideoStream, decoder: VideoCodecCon
             if failed.errno == errno.ERANGE:  # dav1d (AV1) refused the size (its frame_size_limit, set from max_pixels)
                 raise _over_the_limit(number) from None
             frames = []
-        if not decoder.width or not decoder.height:  # FFmpeg refused the size it met (ff_set_dimensions)
+        if decoder.width and decoder.height:
+            sized = True
+            check_frame_size(decoder.width, decoder.height, number)
+        elif sized:  # FFmpeg refused the size it met (ff_set_dimensions)
             raise _over_the_limit(number)
-        check_frame_size(decoder.width, decoder.height, number)
         barren = 0 if frames else barren + 1
         if barren > MAX_PACKETS_WITHOUT_FRAME:
             return
