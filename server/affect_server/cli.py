@@ -41,7 +41,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     from affect_server.logs import configure_logging
+    from affect_server.native_log import log_native_stderr
 
+    if not args.ray:  # Ray's processes, which serve the requests there, write their stderr into Ray's log files
+        log_native_stderr()  # before the log's handler is made: it writes to the original stderr
     configure_logging(args.log_level, args.log_format)
     end_stop_at_once = _stop_at_once_until_serving()  # before the imports below: they take seconds (torch)
     import asyncio
@@ -99,6 +102,7 @@ def _stop_at_once_until_serving() -> Callable[[], None]:
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", common: argparse.ArgumentParser) -> None:
     """``demo`` and ``serve``, added to the library's parser (``affect.cli.build_parser``)."""
     from affect_server.config import ServerConfig
+    from affect_server.native_log import INTERVAL_S, LINES_PER_INTERVAL, SWITCH
 
     demo = sub.add_parser("demo", parents=[common], help="serve the default models and send the sample conversation through the client")
     demo.add_argument("--json", action="store_true")
@@ -113,7 +117,9 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", com
                        help="the lowest level logged (default info; no media or text is ever logged)")
     serve.add_argument("--log-format", default="text", choices=LOG_FORMATS,
                        help="text (default) or json: one JSON object a line (time, level, logger, message) "
-                            "for a log pipeline")
+                            "for a log pipeline. Either way (without --ray), what native libraries (gRPC, libjpeg, "
+                            "libpng) write to stderr is logged as records of affect.native, at most "
+                            f"{LINES_PER_INTERVAL} lines in {INTERVAL_S:g} s (env {SWITCH}=raw leaves it raw)")
     ray = serve.add_argument_group("Ray Serve (see docs/deploy-ray.md)")
     ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of one process")
     ray.add_argument("--ray-address", help="an existing Ray cluster ('auto' or ray://host:10001); default: start one here")
