@@ -32,9 +32,10 @@ class Turn:
     """One turn as a caller sends it: any of the modalities, and who spoke.
 
     ``audio`` is an array of samples (with ``sample_rate``) or a WAV/FLAC/OGG file (path or
-    bytes). ``images`` are encoded bytes, file paths or uint8 arrays; colour arrays need
-    ``channel_order`` ("bgr" or "rgb"). ``image`` is shorthand for a single image; one image
-    given as ``images`` is refused when the turn is made (``InvalidInputError``, field ``images``).
+    bytes, which carry their own rate: bytes with a ``sample_rate`` are refused). ``images`` are
+    encoded bytes, file paths or uint8 arrays; colour arrays need ``channel_order`` ("bgr" or "rgb").
+    ``image`` is shorthand for a single image; one image given as ``images`` is refused when the
+    turn is made (``InvalidInputError``, field ``images``).
     Their types, ``AudioInput`` and ``ImageInput`` (``affect.media``), say what is accepted.
     """
 

@@ -134,3 +134,24 @@ def test_a_client_used_by_a_loop_still_running_elsewhere_says_to_make_one_per_lo
         other.call_soon_threadsafe(other.stop)
         thread.join(10)
         other.close()
+
+
+def test_an_async_conversation_used_before_it_is_opened_says_how_to_open_it(server: ServerThread) -> None:
+    """``await client.conversation().send(...)`` raised "the conversation is not open", where the
+    blocking twin opens on ``conversation()``: the error names both ways to open it, and the one
+    it names works on the same conversation."""
+    async def scoped() -> tuple[str, ...]:
+        async with AsyncAffectClient(server.target) as client:
+            conversation = client.conversation()
+            for attempt in (lambda: conversation.send("Hello?"), lambda: conversation.reset_speaker("caller")):
+                with pytest.raises(ConversationClosedError) as unopened:
+                    await attempt()
+                assert "async with client.conversation() as conversation" in str(unopened.value)
+                assert "await conversation.open()" in str(unopened.value)
+            await conversation.open()
+            try:
+                return (await conversation.send("Hello?")).present
+            finally:
+                await conversation.close()
+
+    assert asyncio.run(scoped()) == ("text",)

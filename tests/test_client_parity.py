@@ -366,3 +366,84 @@ def test_every_bad_setting_is_an_invalid_setting_error_before_anything_is_sent(s
     with pytest.raises(InvalidSettingError) as fixed:
         AffectClient("127.0.0.1:9").with_options(target="127.0.0.1:10")  # type: ignore[call-arg]
     assert fixed.value.field == "target"
+
+
+def test_raw_samples_given_as_bytes_with_a_sample_rate_are_refused_by_the_client_and_the_library(
+        full_analyzer: Analyzer, media: dict) -> None:
+    """``send(audio=x.tobytes(), sample_rate=8000)``, a voice bot's RTP payload, went out as a file and
+    came back INVALID_ARGUMENT ("the file is not a readable WAV/FLAC/OGG file"; the library the same,
+    field ``audio_file``). Bytes are a file: given with a rate, both refuse them before anything is
+    sent or decoded, by one rule (``affect_proto.rules.file_bytes_with_rate_problem``), saying how
+    raw samples are given each side; and what it names reads the samples."""
+    import asyncio
+    import io
+
+    import soxr
+    from affect import InvalidInputError as LibraryInputError
+    from affect_client import Audio, AsyncAffectClient
+    from affect_proto import rules
+
+    telephone = (soxr.resample(media["clip_int16"], media["rate"], 8000)).astype(np.int16)  # a call's 8 kHz PCM
+    ulaw = io.BytesIO()
+    sf.write(ulaw, telephone, 8000, format="WAV", subtype="ULAW")
+    client_says = rules.file_bytes_with_rate_problem(b"x", 8000, "Audio.pcm16(data, sample_rate)")
+    library_says = rules.file_bytes_with_rate_problem(b"x", 8000, "np.frombuffer(data, np.int16) with sample_rate=")
+    assert client_says and library_says and "read as an audio file (WAV/FLAC/OGG)" in client_says
+    assert "ULAW subtype" in client_says and "decoded to int16" in client_says
+    refusals: list[InvalidInputError] = []
+
+    async def async_twin(payload: bytes | bytearray | memoryview) -> None:
+        async with AsyncAffectClient("127.0.0.1:9", max_retries=0) as client:
+            with pytest.raises(InvalidInputError) as refused:
+                await client.analyze(audio=payload, sample_rate=8000)
+            refusals.append(refused.value)
+
+    for payload in (telephone.tobytes(), bytearray(telephone.tobytes()), memoryview(ulaw.getvalue())):
+        with AffectClient("127.0.0.1:9", max_retries=0) as client:  # nothing listens: the error must come first
+            with pytest.raises(InvalidInputError) as refused:
+                client.analyze(audio=payload, sample_rate=8000)
+            refusals.append(refused.value)
+        asyncio.run(async_twin(payload))
+        with pytest.raises(LibraryInputError) as library:
+            full_analyzer.analyze(audio=payload, sample_rate=8000)
+        assert library.value.field == "audio" and str(library.value) == library_says
+    assert len(refusals) == 6 and all(r.field == "audio" and str(r) == client_says for r in refusals), refusals
+
+    # What the message names: the library's int16 array, a μ-law WAV (no rate: it carries its own),
+    # and the client's Audio.pcm16 through a real server, each read as the samples they hold.
+    from_array = full_analyzer.analyze(audio=np.frombuffer(telephone.tobytes(), np.int16), sample_rate=8000)
+    from_ulaw = full_analyzer.analyze(audio=ulaw.getvalue())
+    assert from_array.present == from_ulaw.present == ("speech",)
+    assert from_ulaw.emotions == pytest.approx(from_array.emotions, abs=0.05)  # μ-law's quantisation apart
+    with ServerThread(full_analyzer, max_turns_per_second=1000) as server, AffectClient(server.target) as client:
+        got = client.analyze(audio=Audio.pcm16(telephone.tobytes(), 8000))
+    assert got.present == ("speech",) and got.emotions == pytest.approx(from_array.emotions, abs=2e-4)
+
+
+def test_every_type_a_result_holds_is_importable_from_the_package() -> None:
+    """``ConversationState.forecast`` held ``SpeakerForecast``s that only ``affect_client._types``
+    named, so a type hint needed the private module: every class of the client that a public
+    result's fields hold, however deep, is exported (``__all__``) under its own name."""
+    import dataclasses
+    import typing
+
+    import affect_client
+    from affect_client import ConversationState, ModelInfo, TurnLimits, TurnResult
+
+    def held(hint: object) -> set[type]:
+        found = {hint} if isinstance(hint, type) and hint.__module__.startswith("affect_client") else set()
+        return found.union(*(held(arg) for arg in typing.get_args(hint)))
+
+    seen: set[type] = set()
+    todo: list[type] = [TurnResult, ModelInfo, TurnLimits, ConversationState]
+    while todo:
+        cls = todo.pop()
+        if cls not in seen:
+            seen.add(cls)
+            if dataclasses.is_dataclass(cls):
+                for hint in typing.get_type_hints(cls).values():
+                    todo.extend(held(hint))
+    assert {"SpeakerForecast", "SpeakerState", "Face", "Event"} <= {c.__name__ for c in seen}
+    missing = {c.__name__ for c in seen if getattr(affect_client, c.__name__, None) is not c
+               or c.__name__ not in affect_client.__all__}
+    assert not missing, missing

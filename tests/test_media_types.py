@@ -45,8 +45,8 @@ def test_every_kind_of_library_audio_passes_its_check_and_no_other() -> None:
     assert type(None) in get_args(AudioInput | None)  # still a union at run time, for callers' annotations
     hints = get_type_hints(Turn)  # tools that read hints at run time (pydantic, typeguard) resolve the tensor
     assert torch.Tensor in get_args(hints["audio"])
-    for value in kinds.values():
-        check_audio_source(value, 16000)  # the kind is accepted; what a file holds is read later
+    for value in kinds.values():  # the kind is accepted (a rate with samples only); what a file holds is read later
+        check_audio_source(value, 16000 if isinstance(value, (np.ndarray, torch.Tensor)) else None)
     for value in (123, PurePosixPath("turn.flac"), [0.0, 0.1]):
         with pytest.raises(InvalidInputError, match="audio must be"):
             check_audio_source(value, 16000)
@@ -69,8 +69,8 @@ def test_every_kind_of_client_audio_passes_its_check_and_no_other(png: Path) -> 
              memoryview: memoryview(b"RIFF"), Array: np.zeros(1600, np.int16),
              affect_client.Audio: affect_client.Audio.pcm16(bytes(3200), 16000)}
     assert set(get_args(affect_client.AudioInput)) == set(kinds)
-    for value in kinds.values():
-        assert isinstance(to_audio(value, 16000), affect_client.Audio)  # a file is sent as its bytes, unread
+    for value in kinds.values():  # a file is sent as its bytes, unread (a rate with samples only)
+        assert isinstance(to_audio(value, 16000 if isinstance(value, np.ndarray) else None), affect_client.Audio)
     for value in (123, torch.zeros(1600), [0.0, 0.1], affect_client.Image.encoded(b"png")):
         with pytest.raises(affect_client.InvalidInputError, match="audio must be"):
             to_audio(value, 16000)
@@ -86,3 +86,42 @@ def test_every_kind_of_client_image_passes_its_check_and_no_other(png: Path) -> 
     for value in (3.5, [[0, 1], [1, 0]], affect_client.Audio.pcm16(bytes(2), 16000)):
         with pytest.raises(affect_client.InvalidInputError, match="must be a file path"):
             to_image(value)
+
+
+@pytest.mark.parametrize("pixels, channel_order", [
+    (np.random.default_rng(0).random((40, 48, 3)), "bgr"),  # float in [0, 1]: was cast to zeros, "no face detected"
+    (np.zeros((40, 48, 3), np.uint8), None),  # was a plain ValueError naming color_order
+    (np.zeros((40, 48, 4), np.uint8), None),
+    (np.zeros((40, 48, 3), np.uint8), "BGR"),
+    (np.zeros((40, 48, 2), np.uint8), "rgb"),
+    (np.zeros((2, 40, 48, 3), np.uint8), "rgb"),
+])
+def test_image_from_array_refuses_what_send_refuses_with_the_same_message(pixels: np.ndarray,
+                                                                         channel_order: str | None) -> None:
+    """``Image.from_array`` checked less than ``send(image=array)``: it cast floats to uint8 and let
+    an RGBA array through with its alpha (the server then counted its bytes as 3 channels'). Both
+    read an array by one rule (``affect_client._inputs._array_image``): the same refusal, the
+    same field (the array's own name, ``pixels``, or ``channel_order``) and message, naming
+    ``channel_order``, never the older ``color_order``."""
+    with pytest.raises(affect_client.InvalidInputError) as built:
+        affect_client.Image.from_array(pixels, channel_order=channel_order)
+    with affect_client.AffectClient("127.0.0.1:9", max_retries=0) as client:  # nothing listens: refused first
+        with pytest.raises(affect_client.TurnInputError) as sent:
+            client.analyze(image=pixels, channel_order=channel_order)
+    assert str(built.value).removeprefix("pixels") == str(sent.value).removeprefix("images[0]")
+    assert {built.value.field, sent.value.field} in ({"pixels", "images[0]"}, {"channel_order"})
+    assert "color_order" not in str(built.value)
+
+
+def test_image_from_array_sends_what_send_sends() -> None:
+    """An RGBA array's colour alone (alpha dropped, 3 bytes a pixel, as the wire's RAW_RGB8 says),
+    and the same message ``send(image=array)`` builds, for each kind of array; ``color_order``,
+    the older name, still works."""
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (40, 48, 4), dtype=np.uint8)
+    image = affect_client.Image.from_array(rgba, channel_order="rgb")
+    assert (image.width, image.height, len(image.data)) == (48, 40, 40 * 48 * 3)
+    assert image.data == np.ascontiguousarray(rgba[:, :, :3]).tobytes()
+    for pixels, order in ((rgba, "rgb"), (rgba[:, :, :3], "bgr"), (rgba[:, :, :1], None), (rgba[:, :, 0], None)):
+        assert affect_client.Image.from_array(pixels, channel_order=order) == to_image(pixels, order)
+    assert affect_client.Image.from_array(rgba, color_order="rgb") == image

@@ -31,6 +31,7 @@ from affect.speech._channel import Channel, detect_channel
 from affect.speech.adaptation import ChannelReader
 from affect.speech.weights import SpeechWeights
 from affect.turn_flow import ConversationOptions
+from affect_proto.rules import file_bytes_with_rate_problem
 
 if TYPE_CHECKING:
     from affect.conversation import PreparedTurn, Turn
@@ -115,7 +116,8 @@ def prepare_clip(audio: AudioInput, sample_rate: int | None = None, *,
 
 def check_audio_source(audio: object, sample_rate: int | None) -> None:
     """Refuse audio of a kind the encoder cannot read, before anything is decoded: what is not
-    an ``affect.media.AudioInput``."""
+    an ``affect.media.AudioInput``, and bytes given a ``sample_rate`` (raw samples, which would be
+    read as a file: ``affect_proto.rules.file_bytes_with_rate_problem``)."""
     if isinstance(audio, (np.ndarray, torch.Tensor)):
         if sample_rate is None:
             raise InvalidInputError("sample_rate is required with an array of samples", field="sample_rate")
@@ -124,6 +126,8 @@ def check_audio_source(audio: object, sample_rate: int | None) -> None:
             f"audio must be a numpy array, a tensor, a file path or a file's bytes, got {type(audio).__name__}",
             field="audio",
         )
+    elif problem := file_bytes_with_rate_problem(audio, sample_rate, "np.frombuffer(data, np.int16) with sample_rate="):
+        raise InvalidInputError(problem, field="audio")
 
 
 @dataclass(frozen=True)

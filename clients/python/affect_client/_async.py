@@ -259,7 +259,8 @@ class AsyncConversation:
         """Raise unless a turn (or a reset) may be sent now, in this event loop."""
         self._client._channel_state.check_open()
         if self._call is None:
-            raise ConversationClosedError("the conversation is not open")
+            raise ConversationClosedError("the conversation is not open; use `async with client.conversation() as "
+                                          "conversation` or `await conversation.open()`")
         if self._loop is not asyncio.get_running_loop():
             raise ConversationClosedError(
                 f"conversation {self.id} was opened in another event loop (an earlier asyncio.run?), and its stream "

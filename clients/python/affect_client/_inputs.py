@@ -89,17 +89,12 @@ class Image:
         return cls(bytes(data), pb.ENCODED)
 
     @classmethod
-    def from_array(cls, pixels: Array, *, color_order: str | None = None, channel_order: str | None = None) -> "Image":
-        """A uint8 numpy array: (h, w) gray, or (h, w, 3) with ``channel_order`` "bgr" or "rgb"
-        (``color_order`` is the older name)."""
-        color_order = channel_order or color_order or ""
-        if pixels.ndim == 2:
-            encoding = pb.RAW_GRAY8
-        elif color_order.lower() in ("bgr", "rgb"):
-            encoding = pb.RAW_BGR8 if color_order.lower() == "bgr" else pb.RAW_RGB8
-        else:
-            raise ValueError('color_order must be "bgr" or "rgb"')
-        return cls(pixels.astype("u1").tobytes(), encoding, int(pixels.shape[1]), int(pixels.shape[0]))
+    def from_array(cls, pixels: Array, *, channel_order: str | None = None, color_order: str | None = None) -> "Image":
+        """A uint8 numpy array: (h, w) gray, (h, w, 1), or (h, w, 3) / (h, w, 4) colour with
+        ``channel_order`` "bgr" (OpenCV) or "rgb" (PIL), its alpha not sent (``color_order``: the
+        older name). Checked as ``send(image=array)`` checks one: an array it refuses raises
+        ``InvalidInputError`` (field ``pixels``, or ``channel_order``)."""
+        return _array_image(pixels, channel_order or color_order, "pixels")
 
     def to_pb(self) -> pb.Image:
         return pb.Image(data=self.data, encoding=self.encoding, width=self.width, height=self.height)
@@ -199,7 +194,8 @@ def _read(path: str | PathLike[str], field: str) -> bytes:
 
 
 def to_audio(audio: Any, sample_rate: int | None = None) -> Audio:
-    """An ``Audio`` from a path, file bytes, a sample array (with ``sample_rate``) or an ``Audio``."""
+    """An ``Audio`` from a path, file bytes, a sample array (with ``sample_rate``) or an ``Audio``.
+    Bytes are a file: with ``sample_rate`` they are raw samples, refused (``Audio.pcm16`` sends those)."""
     if isinstance(audio, Audio):
         if audio.encoding != pb.AUDIO_FILE:  # raw samples: their rate and channels as an array's
             if problem := rules.sample_rate_problem(audio.sample_rate_hz, "audio.sample_rate_hz"):
@@ -212,6 +208,8 @@ def to_audio(audio: Any, sample_rate: int | None = None) -> Audio:
     if isinstance(audio, (bytes, bytearray, memoryview)):
         if not len(audio):
             raise InvalidInputError("audio is empty (0 bytes)", field="audio")
+        if problem := rules.file_bytes_with_rate_problem(audio, sample_rate, "Audio.pcm16(data, sample_rate)"):
+            raise InvalidInputError(problem, field="audio")
         return Audio(bytes(audio), pb.AUDIO_FILE)
     if _is_array(audio):
         if sample_rate is None:
@@ -255,18 +253,28 @@ def to_image(image: Any, channel_order: str | None = None, index: int = 0) -> Im
             raise InvalidInputError(f"{field} is empty (0 bytes)", field=field)
         return Image(bytes(image), pb.ENCODED)
     if _is_array(image):
-        if str(image.dtype) != "uint8":
-            raise InvalidInputError(f"{field}: an image array must be uint8, got {image.dtype}", field=field)
-        if image.ndim == 3 and image.shape[2] == 1:
-            image = image[:, :, 0]
-        elif image.ndim == 3 and image.shape[2] == 4:
-            image = image[:, :, :3]  # alpha is not sent
-        if image.ndim == 3 and image.shape[2] == 3 and channel_order not in ("bgr", "rgb"):
-            raise InvalidInputError(f'{field}: a colour array needs channel_order="bgr" (OpenCV) or "rgb" (PIL)',
-                                    field="channel_order")
-        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-            raise InvalidInputError(f"{field}: an image array must be (H, W) or (H, W, 1|3|4), got shape "
-                                    f"{tuple(image.shape)}", field=field)
-        return Image.from_array(image, color_order=channel_order or "bgr")
+        return _array_image(image, channel_order, field)
     raise InvalidInputError(f"{field} must be a file path, JPEG/PNG bytes, a uint8 array or Image, "
                             f"not {type(image).__name__}", field=field)
+
+
+def _array_image(pixels: Any, channel_order: str | None, field: str) -> Image:
+    """An ``Image`` of a uint8 array, checked as the library checks one (``affect.face._input``):
+    (H, W) or (H, W, 1|3|4), colour ones with ``channel_order``; alpha is not sent. ``field``
+    names the array in a refusal."""
+    if str(pixels.dtype) != "uint8":
+        raise InvalidInputError(f"{field}: an image array must be uint8, got {pixels.dtype}", field=field)
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 3, 4)):
+        raise InvalidInputError(f"{field}: an image array must be (H, W) or (H, W, 1|3|4), got shape "
+                                f"{tuple(pixels.shape)}", field=field)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim == 2:
+        encoding = pb.RAW_GRAY8
+    elif channel_order in ("bgr", "rgb"):
+        pixels = pixels[:, :, :3]  # alpha is not sent
+        encoding = pb.RAW_BGR8 if channel_order == "bgr" else pb.RAW_RGB8
+    else:
+        raise InvalidInputError(f'{field}: a colour array needs channel_order="bgr" (OpenCV) or "rgb" (PIL), '
+                                f"got {channel_order!r}", field="channel_order")
+    return Image(pixels.tobytes(), encoding, int(pixels.shape[1]), int(pixels.shape[0]))

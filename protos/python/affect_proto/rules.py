@@ -282,6 +282,18 @@ def sample_rate_problem(sample_rate: object, field: str = "sample_rate") -> str 
     return None
 
 
+def file_bytes_with_rate_problem(audio: object, sample_rate: object, raw_pcm: str, field: str = "audio") -> str | None:
+    """Why ``audio`` may not be given with ``sample_rate``, or None when it may: bytes are read as
+    an audio file, which carries its own rate; bytes given with a rate are raw samples (a voice
+    bot's RTP payload), which would be refused later as a file that cannot be read. ``raw_pcm``: how the caller's
+    API takes raw 16-bit PCM (the client's ``Audio.pcm16``, the library's int16 array)."""
+    if sample_rate is None or not isinstance(audio, (bytes, bytearray, memoryview)):
+        return None
+    return (f"{field}: bytes are read as an audio file (WAV/FLAC/OGG), which carries its own rate, so they "
+            f"take no sample_rate=; raw 16-bit PCM is {raw_pcm}; μ-law (telephone audio) is a WAV with the "
+            "ULAW subtype, or samples decoded to int16 first")
+
+
 def audio_budget_problem(frames: int, channels: int, rate: int, *, max_seconds: float, max_values: float, field: str,
                          name: str | None = None) -> str | None:
     """Why audio of ``frames`` x ``channels`` at ``rate`` Hz is over a budget, or None: longer than
