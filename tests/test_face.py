@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import struct
 import warnings
 import zlib
@@ -360,10 +359,10 @@ def test_a_video_sampled_at_its_own_rate_gives_every_frame(tmp_path: Path, name:
     """Matroska and WebM (browsers' MediaRecorder, most webcam apps) stamp frames in whole
     milliseconds: a 30 fps video's frames at 0, 33, 67, 100 ms. A frame stamped 33 ms was taken as
     before the sample due at 1/30 s, and every third frame was dropped when sampling at the video's
-    own rate (and at half its rate frames 0, 2, 5, 6, 8 ... were taken). A frame now counts for a
-    sample when its stamp is less than one tick of its time base before it: every frame at the
-    video's rate, every second one at half of it, each at its own time; a rate that is no divisor
-    of the video's takes the first frame at or after each sample's time, in MP4 as before."""
+    own rate (and at half its rate frames 0, 2, 5, 6, 8 ... were taken). Each sample takes the frame
+    stamped nearest its time: every frame at the video's rate, every second one at half of it,
+    each at its own time, every frame once at twice its rate; at a rate that is no divisor of the
+    video's, the nearest frame to each sample's time, in every container alike."""
     import av
 
     count = 36
@@ -378,9 +377,12 @@ def test_a_video_sampled_at_its_own_rate_gives_every_frame(tmp_path: Path, name:
     assert _sampled(video, rate) == every
     assert _sampled(video, rate / 2) == every[::2]
     assert _sampled(video, rate * 2) == every  # a rate above the video's own: every frame once
-    # at 7 a second: sample k takes the first frame i with i / rate >= k / 7
-    firsts = [math.ceil(Fraction(k, 7) * rate) for k in range(7 * count // rate + 1)]
-    assert _sampled(video, 7.0) == [every[i] for i in firsts if i < count]
+    # At 7 a second sample k takes the frame i nearest k / 7 s (no sample is midway between two frames
+    # at these rates; a millisecond time base's rounding, under 0.5 ms, moves none past the 2.4 ms
+    # between a sample and a midway point). It took the first frame at or after k / 7, not always the
+    # nearer: frame 5 at 0.167 s for the sample at 0.143 s at 30 a second, where frame 4 at 0.133 s is.
+    nearest = [round(Fraction(k * rate, 7)) for k in range(7 * count // rate + 2)]
+    assert _sampled(video, 7.0) == [every[i] for i in nearest if i < count]
 
 
 def _restamped_video(path: Path, stamps_ms: list[int]) -> Path:
@@ -415,9 +417,10 @@ def _restamped_video(path: Path, stamps_ms: list[int]) -> Path:
 def test_frames_stamped_early_by_a_cut_millisecond_or_at_a_variable_rate_are_sampled_once(tmp_path: Path) -> None:
     """A muxer that cuts times to the millisecond (libwebm, in browsers' MediaRecorder) stamps a
     30 fps video's frames 0, 33, 66, 100 ms, up to a tick early: every frame at 30 a second. At a
-    variable rate each sample is the first frame less than a tick before it or after it, no frame
-    is sampled twice (two frames of one time, a gap that spans two samples), and a frame more
-    than a tick early (198 ms, for the sample at 200 ms) is not taken for it."""
+    variable rate each sample takes the frame stamped nearest it, before or after (198 ms for the
+    sample at 200 ms, which took 210 ms when only a tick early counted), no frame is sampled twice
+    (two frames of one time, a gap that spans two samples), and a sample midway between two frames
+    takes the earlier, the one on screen at its time."""
     from affect.face import VideoIncompleteWarning
 
     cut = [int(i * 1000 / 30) for i in range(12)]
@@ -429,7 +432,30 @@ def test_frames_stamped_early_by_a_cut_millisecond_or_at_a_variable_rate_are_sam
     variable = _restamped_video(tmp_path / "variable.mkv", [0, 50, 60, 130, 198, 210, 220, 400, 400, 500])
     with warnings.catch_warnings():  # its H.264 stream says 30 a second: 16 frames in its 0.53 s, it warns, 10 came
         warnings.simplefilter("ignore", VideoIncompleteWarning)
-        assert _sampled(variable, 10.0) == [(0.0, 0), (0.13, 3), (0.21, 5), (0.4, 7), (0.5, 9)]
+        # 100 ms: 130 (30 ms) not 60; 200 ms: 198 (2 ms) not 210; 300 ms: 220 (80 ms) not 400 (100 ms);
+        # 400 ms: the first frame at 400 ms; 500 ms: 500 ms
+        assert _sampled(variable, 10.0) == [(0.0, 0), (0.13, 3), (0.198, 4), (0.22, 6), (0.4, 7), (0.5, 9)]
+        midway = _restamped_video(tmp_path / "midway.mkv", [0, 50, 150])
+        assert _sampled(midway, 10.0) == [(0.0, 0), (0.05, 1)]  # 100 ms: 50 ms away from either frame
+
+
+# Capture times as a browser's MediaRecorder stamps them: each frame up to 4 ms off its slot at
+# 30 a second, either way (the first on its slot, the last 3 ms early), in a 1 ms time base.
+_JITTER_MS = [0, -3, 4, -4, 2, -1, 3, -2, 1, -4, 4, 0, -3, 2, -4, 3, -1, 4, -2, 1, -3, 0, 2, -4, -3]
+
+
+def test_frames_whose_capture_times_jitter_are_each_sampled_once_at_their_own_rate(tmp_path: Path) -> None:
+    """A frame stamped a few milliseconds before its sample (a capture time that jitters, more than
+    a tick of the time base) was passed over for the next one, which stood for that sample: at 30 a
+    second frames were dropped. Each sample takes the frame stamped nearest its time: every frame
+    once at the video's rate, every second one at half of it; the last frame, stamped 3 ms before
+    the last sample, is taken for it."""
+    stamps = [round(k * 1000 / 30) + jitter for k, jitter in enumerate(_JITTER_MS)]
+    assert stamps[:5] == [0, 30, 71, 96, 135] and stamps[-1] == 797
+    video = _restamped_video(tmp_path / "jittered.mkv", stamps)
+    every = [(ms / 1000, i) for i, ms in enumerate(stamps)]
+    assert _sampled(video, 30.0) == every
+    assert _sampled(video, 15.0) == every[::2]
 
 
 def _jpeg(width: int, height: int) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
 from typing import Literal
@@ -40,6 +40,10 @@ _FIRST_LOOK_WITHOUT_DECODING = {"codec_whitelist": "none"}
 # Packets in a row that give no frame before the stream is taken to have ended (OpenCV's grab
 # gave up after as many reads).
 MAX_PACKETS_WITHOUT_FRAME = 4096
+# Two distances from a sample's time that are this close are equal: times are ticks of a time base
+# (a microsecond or coarser) made floats, whose rounding parts equal ones (a sample at 0.1 s is
+# 0.05 s after 0.05 s and 0.04999999999999999 s before 0.15 s).
+_AS_NEAR_S = 1e-9
 
 
 class VideoIncompleteWarning(UserWarning):
@@ -119,10 +123,11 @@ def _existing_file(path: Path) -> Path:
 def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tuple[float, int, np.ndarray]]:
     """``(time_s, frame_index, gray_frame)`` every ``1 / fps`` seconds, at most ``max_frames`` of them.
 
-    Each sample is the first frame at or after its time, or less than ``stamp_tolerance`` before
-    it (a tick of the stream's time base: a 30 fps WebM's frames stamped 0, 33, 67 ms are every
-    frame at 30 a second). Frames are decoded in order and only the sampled ones are converted; a
-    rate above the video's own gives every frame once. Every frame is held to the pixel limits of
+    Each sample is the frame stamped nearest its time (``_nearest_frames``): a 30 fps WebM's frames
+    stamped 0, 33, 67 ms, or a browser's at capture times a few milliseconds either side, are every
+    frame at 30 a second. Each frame is sampled once at most, at its own time: a rate above the
+    video's own gives every frame once. Frames are decoded in order and only the sampled ones are
+    converted. Every frame is held to the pixel limits of
     an image (``affect.face._input.check_size``): the size the video announces, each frame's size
     as a decoder meets it, FFmpeg's first look at the file too (``_open``), before the frame is
     allocated (FFmpeg's ``max_pixels``, for every codec:
@@ -162,57 +167,112 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
         announced = _announced_frames(opened, stream, native)
         decoder.options = dict(_DECODER_OPTIONS)
         decoder.thread_type = "SLICE"  # frame threads hold a frame each and report a refused size frames later
-        frames = _decoded(opened, stream, decoder)
-        budget = decode_budget(fps, max_frames)
-        tolerance = stamp_tolerance(stream, native)
         # MPEG-1 in MPEG-PS, looked at without decoding: FFmpeg times a frame whose packet carries no
         # time as if MPEG-1 had no decoder delay, a frame early (in .mpg files FFmpeg writes, with no
         # B-frames). Its pictures come at the one rate its sequence header gives: they are counted.
         counted = kind == "mpeg-ps" and decoder.name == "mpeg1video"
-        due, index, emitted, t, last = 0, 0, 0, 0.0, 0.0  # the next sample is due at due / fps seconds
-        cut_short = over_budget = False
-        for frame in frames:
-            if index >= budget:  # a frame past the budget: the video goes on
-                over_budget = True
+        read = _TimedFrames(_decoded(opened, stream, decoder), stream, native, counted, decode_budget(fps, max_frames))
+        emitted, last = 0, 0.0
+        cut_short = False
+        for t, index, frame in _nearest_frames(read, fps, 1 / native):
+            if emitted >= max_frames:  # a frame is due past the last one allowed
+                cut_short = True
                 break
-            t = index / native if counted else _frame_time(frame, stream, index, native, t)
-            if t + tolerance > due / fps:
-                if emitted >= max_frames:  # a frame is due past the last one allowed
-                    cut_short = True
-                    break
-                yield t, index, _gray(frame)
-                emitted, last = emitted + 1, t
-                due = math.floor((t + tolerance) * fps)  # the first sample this frame does not count for
-                while due / fps < t + tolerance:
-                    due += 1
-            index += 1
-        if index == 0:
+            yield t, index, _gray(frame)
+            emitted, last = emitted + 1, t
+        if read.decoded == 0:
             raise InvalidInputError(f"no frame of the video could be decoded: {path.name}", field="video")
         if cut_short:
             # samples due at 0, 1/fps, 2/fps ... before the announced end (frame count / frame rate)
             to_end = math.ceil(announced / native * fps - 1e-6) if announced > 0 else None
             warnings.warn(VideoIncompleteWarning("max_frames", emitted, max_frames, last, frames_to_end=to_end),
                           stacklevel=3)
-        elif over_budget:
-            warnings.warn(VideoIncompleteWarning("decode_budget", emitted, max_frames, t, index), stacklevel=3)
-        elif announced > 0 and index < 0.95 * announced:
-            warnings.warn(VideoIncompleteWarning("decoding_stopped", emitted, max_frames, t, index, announced),
+        elif read.over_budget:
+            warnings.warn(VideoIncompleteWarning("decode_budget", emitted, max_frames, read.last_time, read.decoded),
                           stacklevel=3)
+        elif announced > 0 and read.decoded < 0.95 * announced:
+            warnings.warn(VideoIncompleteWarning("decoding_stopped", emitted, max_frames, read.last_time, read.decoded,
+                                                 announced), stacklevel=3)
 
 
-def stamp_tolerance(stream: VideoStream, native: float) -> float:
-    """How much earlier than a sample's time a frame's time may be and still count for it.
+_Timed = tuple[float, int, av.VideoFrame]  # a frame's time from the stream's start, its index, the frame
 
-    One tick of the stream's time base: a muxer stores each frame's time rounded (FFmpeg's) or
-    cut (libwebm's, in browsers' MediaRecorder) to a tick, so a frame stamped less than a tick
-    before a sample may be at or after it. In a 1 ms time base (MKV, WebM, FLV) a 30 fps video's
-    second frame is stamped 33 ms, before the sample due at 1/30 s; read as before it, every third
-    frame was dropped when sampling at the video's own rate. At most a quarter of the video's
-    frame period, so a time base as coarse as its frames (an AVI's, 1/fps) never lets a frame
-    stand for a sample nearer the next one; a microsecond, for the sums of floats, where the
-    stream has no time base."""
-    tick = float(stream.time_base) if stream.time_base else 1e-6
-    return min(tick, 0.25 / native)
+
+class _TimedFrames:
+    """The decoded frames, each with its time and index, up to the decode budget, and what was read:
+    ``decoded`` frames, the last one at ``last_time`` seconds; ``over_budget`` when a frame past the
+    budget came (decoded, not counted: the video goes on)."""
+
+    def __init__(self, frames: Iterator[av.VideoFrame], stream: VideoStream, native: float, counted: bool,
+                 budget: int) -> None:
+        self._frames, self._stream, self._native, self._counted, self._budget = frames, stream, native, counted, budget
+        self.decoded = 0
+        self.last_time = 0.0
+        self.over_budget = False
+
+    def __iter__(self) -> Iterator[_Timed]:
+        for frame in self._frames:
+            if self.decoded >= self._budget:
+                self.over_budget = True
+                return
+            index = self.decoded
+            self.last_time = (index / self._native if self._counted
+                              else _frame_time(frame, self._stream, index, self._native, self.last_time))
+            self.decoded += 1
+            yield self.last_time, index, frame
+
+
+def _nearest_frames(frames: Iterable[_Timed], fps: float, period: float) -> Iterator[_Timed]:
+    """The frames stamped nearest the samples due at ``k / fps`` seconds, each frame once, in order.
+
+    A sample between two frames' times takes the nearer one; at equal distances the earlier, the
+    one on screen at the sample's time (a frame shows until the next replaces it), which is also
+    why, of frames stamped alike, the first is kept. A muxer's rounding or cutting of times to its
+    clock's tick (a 1 ms time base: 33 ms for a 30 fps video's second frame) and a browser's
+    capture times, a few milliseconds either side of a frame's slot, are far less than half a
+    frame apart: at a video's own rate every frame is sampled. A frame nearest several samples (a
+    rate above the video's own, a gap in a variable-rate video) is sampled once, at its own time:
+    a rate above the video's gives every frame once. The last frame stands for a
+    sample after it when nearer than a frame ``period`` (the video's rate) after it would be.
+
+    Decided as the frames come: a sample is decided by the first frame past its time, against the
+    frame before it, which is the one frame held (unconverted) until then.
+    """
+    held: _Timed | None = None  # the frame read last, at or before the next sample's time
+    held_sampled = False
+    due = 0  # the next sample to decide is due at due / fps seconds
+    for frame in frames:
+        t = frame[0]
+        if held is not None and t <= held[0]:
+            continue  # stamped as the frame before it (or earlier): that one is as near every sample
+        sampled = False
+        if due / fps < t:  # samples due before this frame, each the nearer of it and the frame held
+            after = _first_sample_at_or_after(t, fps)
+            if held is not None and not held_sampled and _earlier_is_nearer(held[0], due / fps, t):
+                yield held
+            if held is None or not _earlier_is_nearer(held[0], (after - 1) / fps, t):
+                yield frame
+                sampled = True
+            due = after
+        held, held_sampled = frame, sampled
+    if held is not None and not held_sampled and _earlier_is_nearer(held[0], due / fps, held[0] + period):
+        yield held
+
+
+def _earlier_is_nearer(earlier: float, sample: float, later: float) -> bool:
+    """Whether a sample between two frames' times takes the earlier frame: nearer it, or as near
+    (within ``_AS_NEAR_S``)."""
+    return sample - earlier <= later - sample + _AS_NEAR_S
+
+
+def _first_sample_at_or_after(t: float, fps: float) -> int:
+    """The first ``k`` whose sample, due at ``k / fps`` seconds, is not before ``t``, as ``k / fps`` computes it."""
+    k = max(math.ceil(t * fps), 0)
+    while k > 0 and (k - 1) / fps >= t:
+        k -= 1
+    while k / fps < t:
+        k += 1
+    return k
 
 
 def _open(path: Path, kind: str) -> InputContainer:

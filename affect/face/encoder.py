@@ -210,8 +210,8 @@ class FaceEncoder:
         self, path: VideoInput, *, fps: float = DEFAULT_FPS, max_frames: int = DEFAULT_MAX_FRAMES
     ) -> list[VideoFrameFaces]:
         """The faces of a video file sampled every ``1 / fps`` seconds (at most ``max_frames`` frames),
-        at each frame's own time (variable frame rates too; a frame stamped less than a tick of its
-        container's clock before a sample counts for it, so a video's own rate gives every frame).
+        at each frame's own time (variable frame rates too; each sample is the frame stamped nearest
+        its time, each frame once, so a video's own rate gives every frame).
         A video read in part (``max_frames`` reached, or a file whose decoding stops before its
         announced end) warns with
         ``VideoIncompleteWarning``; only MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, WMV and MJPEG
