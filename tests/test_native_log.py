@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import cv2
 import grpc
@@ -220,3 +221,44 @@ def test_a_flood_is_throttled_and_what_was_suppressed_is_said_once_an_interval(n
     os.close(write_end)
     assert reader.join(10)
     assert native_records.messages[-1] == "after"
+
+
+def test_a_record_logged_from_a_signal_handler_inside_a_write_reaches_the_stream() -> None:
+    """The early stop's handler (``affect serve`` before it serves) logs one line and ends the
+    process. Python runs a signal handler inside a buffered write that the signal interrupted, and
+    the stream refused the handler's own write as reentrant ("Logging error", the record lost, the
+    exception out of the handler: the server went on loading instead of stopping, one run in
+    three). ``log_from_signal_handler`` writes past the stream's buffer. The handler is run here
+    where the signal runs it: inside the stream's write, on its own descriptor."""
+    import io
+
+    from affect_server.logs import TextFormatter, log_from_signal_handler
+
+    read_end, write_end = os.pipe()
+    logger = logging.getLogger("affect.test-signal-write")
+    logger.propagate, logger.level = False, logging.INFO
+
+    class InterruptedRaw(io.FileIO):
+        """A descriptor whose write is interrupted once by the handler, as a signal would."""
+
+        interrupted = False
+
+        def write(self, data: Any) -> int:
+            if not InterruptedRaw.interrupted:
+                InterruptedRaw.interrupted = True
+                log_from_signal_handler(logger, logging.INFO, "SIGTERM while starting: stopped before serving")
+            return super().write(data)
+
+    stream = io.TextIOWrapper(io.BufferedWriter(InterruptedRaw(write_end, "w")), line_buffering=True)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        logger.info("loading the models")
+    finally:
+        logger.removeHandler(handler)
+        stream.close()  # closes write_end: the read below meets the end
+    with os.fdopen(read_end, "rb") as pipe:
+        written = pipe.read().decode()
+    assert "INFO affect.test-signal-write: SIGTERM while starting: stopped before serving\n" in written
+    assert "INFO affect.test-signal-write: loading the models\n" in written

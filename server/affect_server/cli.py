@@ -84,11 +84,14 @@ def _stop_at_once_until_serving() -> Callable[[], None]:
     import os
     import signal
 
+    from affect_server.logs import log_from_signal_handler
+
     def stop(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("affect.server").info("%s while starting: stopped before serving",
-                                                signal.Signals(signum).name)
-        logging.shutdown()
-        os._exit(0)  # not a normal exit: it would wait for a model loading in a worker thread
+        try:
+            log_from_signal_handler(logging.getLogger("affect.server"), logging.INFO,
+                                    f"{signal.Signals(signum).name} while starting: stopped before serving")
+        finally:
+            os._exit(0)  # not a normal exit: it would wait for a model loading in a worker thread
 
     before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import traceback
 from datetime import datetime, timezone
 from types import TracebackType
@@ -57,6 +58,33 @@ def announce(message: str, logger: str) -> None:
         record = logging.LogRecord(logger, logging.INFO, __file__, 0, message, None, None)
         message = JsonLineFormatter().format(record)
     print(message, flush=True)
+
+
+def log_from_signal_handler(logger: logging.Logger, level: int, message: str) -> None:
+    """Log ``message`` from a signal handler that ends the process next (``os._exit``).
+
+    A handler runs between two bytecodes of the main thread, which may be in the middle of writing
+    a record to the same stream: a buffered stream refuses that reentrant write (RuntimeError), the
+    record is lost and the exception escapes the handler, so the process went on instead of
+    ending. Each handler's formatter formats the record here, and ``os.write`` puts it on its
+    stream's descriptor, unbuffered, after what the stream already holds is flushed if it can be."""
+    if not logger.isEnabledFor(level):
+        return
+    record = logger.makeRecord(logger.name, level, "(signal)", 0, message, None, None)
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if isinstance(handler, logging.StreamHandler) and record.levelno >= handler.level:
+                stream = handler.stream
+                try:
+                    stream.flush()
+                except (RuntimeError, OSError, ValueError):
+                    pass  # the interrupted write's own buffer: written when it can be, or lost with the exit
+                try:
+                    os.write(stream.fileno(), (handler.format(record) + "\n").encode("utf-8", "replace"))
+                except (OSError, ValueError, AttributeError):
+                    pass  # no descriptor (a test's StringIO) or a closed stream: nothing more to do on the way out
+        current = current.parent if current.propagate else None
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:
