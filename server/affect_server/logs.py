@@ -70,7 +70,7 @@ def log_from_signal_handler(logger: logging.Logger, level: int, message: str) ->
     stream's descriptor, unbuffered, after what the stream already holds is flushed if it can be."""
     if not logger.isEnabledFor(level):
         return
-    record = logger.makeRecord(logger.name, level, "(signal)", 0, message, None, None)
+    record = logger.makeRecord(logger.name, level, "(signal)", 0, message, (), None)
     current: logging.Logger | None = logger
     while current is not None:
         for handler in current.handlers:
