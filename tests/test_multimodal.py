@@ -102,6 +102,25 @@ def test_nothing_to_read_is_said_not_guessed(server):
         assert conversation.send("but text still works").present == ("text",)
 
 
+def test_audio_too_short_for_an_utterance_is_said_so_over_grpc(server: ServerThread, full_analyzer: Analyzer,
+                                                                speech_flac: bytes) -> None:
+    """A 0.2 s slice of real speech (a streaming frame, not an utterance) gets the library's reason,
+    word for word, through the server and the client; the whole clip is read, 2 s of silence has no speech."""
+    samples, rate = sf.read(__import__("io").BytesIO(speech_flac), dtype="int16")
+    middle = len(samples) // 2
+    short = samples[middle:middle + rate // 5]
+    too_short = "audio too short (0.20 s; at least 0.5 s needed: send one utterance per turn)"
+    with full_analyzer.conversation() as conversation:
+        assert conversation.analyze(audio=short, sample_rate=rate).no_reading_reason == f"speech: {too_short}"
+    with AffectClient(server.target) as client, client.conversation() as conversation:
+        result = conversation.send(audio=Audio.from_array(short, rate))
+        assert result.fused is None and result.absent == {"speech": too_short}
+        assert result.no_reading_reason == f"speech: {too_short}"
+        assert conversation.send(audio=Audio(speech_flac, pb.AUDIO_FILE)).present == ("speech",)
+        silence = conversation.send(audio=Audio.from_array(np.zeros(2 * 16_000, np.float32), 16_000))
+        assert silence.absent == {"speech": "no speech detected"}
+
+
 @pytest.mark.parametrize(
     "turn, field",
     [

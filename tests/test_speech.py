@@ -107,6 +107,31 @@ def test_silence_and_quiet_noise_have_no_speech(speech_encoder: SpeechEncoder) -
         assert answer.to_dict()["reason"] == "no speech detected"
 
 
+ANGRY_CLIP = "03-01-05-02-01-01-24.flac"  # the clip of the audit that found streaming frames read as silence
+
+
+def test_audio_shorter_than_an_utterance_is_said_too_short(speech_encoder: SpeechEncoder, clips) -> None:
+    """A turn too short for the VAD to find speech in says so, not that there was no speech: the angry
+    clip through an 8 kHz phone band, read whole and as 0.25 s streaming frames, and a 0.2 s slice
+    from the middle of its speech; 2 s of silence still has no speech."""
+    assert speech_encoder.vad.settings.shortest_turn_s == 0.5
+    (clip,) = [c for c in clips if c.path.name == ANGRY_CLIP]
+    samples, rate = _read(clip.path)
+    phone = (telephone_band(AF.resample(torch.from_numpy(samples), rate, 8_000).numpy(), 8_000) * 32767).astype(np.int16)
+    whole = speech_encoder.analyze(phone, sample_rate=8_000)
+    assert whole.has_speech and whole.result.emotion.value == "anger"
+    middle = (whole.segments[0].start + whole.segments[-1].end) / 2
+    start = int(middle * 8_000)
+    slice_ = speech_encoder.analyze(phone[start:start + 1_600], sample_rate=8_000)
+    assert slice_.result is None
+    assert slice_.reason == "audio too short (0.20 s; at least 0.5 s needed: send one utterance per turn)"
+    frames = speech_encoder.analyze_many([SpeechRequest(phone[i:i + 2_000], 8_000) for i in range(0, len(phone) - 2_000 + 1, 2_000)])
+    assert len(frames) >= 15 and {f.reason for f in frames} == {
+        "audio too short (0.25 s; at least 0.5 s needed: send one utterance per turn)"}
+    silence = speech_encoder.analyze(np.zeros(2 * 16_000, np.float32), sample_rate=16_000)
+    assert silence.result is None and silence.reason == NO_SPEECH == "no speech detected"
+
+
 def test_long_turn_is_split_and_pooled(speech_encoder: SpeechEncoder, clips) -> None:
     parts = [_read(c.path)[0] for c in clips[:7]]
     long_turn = np.concatenate(parts)  # about 25 s, with the pauses between clips

@@ -1,9 +1,9 @@
 """The speech encoder: emotion, sentiment, valence and arousal of a turn's audio, fully offline.
 
 Pipeline: validate and resample to 16 kHz mono -> Silero VAD finds the speech (none: the answer
-is "no speech detected") -> speech is grouped into segments of at most 12 s -> each segment goes
-through the frozen Whisper tiny.en encoder and the trained head -> segment probabilities are
-pooled, weighted by segment length.
+is "no speech detected", or "audio too short (...)" for audio shorter than an utterance) -> speech
+is grouped into segments of at most 12 s -> each segment goes through the frozen Whisper tiny.en
+encoder and the trained head -> segment probabilities are pooled, weighted by segment length.
 """
 
 from __future__ import annotations
@@ -61,8 +61,10 @@ class SpeechResult:
     """What the speech branch says about one turn.
 
     ``result`` is ``None`` when there is nothing to analyse, and ``reason`` then says why
-    (``"no speech detected"``). ``segments`` are the speech stretches found (seconds from the
-    start), ``segment_results`` the reading of each; ``result`` pools them by length.
+    (``"no speech detected"``, or for audio shorter than ``VadSettings.shortest_turn_s``
+    ``"audio too short (0.25 s; at least 0.5 s needed: send one utterance per turn)"``).
+    ``segments`` are the speech stretches found (seconds from the start), ``segment_results`` the
+    reading of each; ``result`` pools them by length.
     """
 
     result: ModalityResult | None
@@ -152,7 +154,7 @@ class SpeechTurns:
         return [prepare_clip(turn.audio, turn.sample_rate, max_seconds=self.max_seconds)]
 
     def record(self, prepared: "PreparedTurn", answers: list[Any], state: None) -> None:
-        """A result, or why there is none ("no speech detected")."""
+        """A result, or why there is none ("no speech detected", "audio too short (...)")."""
         (analysis,) = answers
         if analysis.result is not None:
             prepared.results[Modality.SPEECH] = analysis.result
@@ -285,7 +287,8 @@ class SpeechEncoder:
     def _answer(self, clip: PreparedClip, parts: list[tuple[float, np.ndarray]]) -> SpeechResult:
         common: dict[str, Any] = {"segments": clip.segments, "duration": clip.audio.duration, "source_rate": clip.audio.source_rate}
         if not parts:
-            return SpeechResult(result=None, reason=NO_SPEECH, **common)
+            reason = self.vad.settings.too_short(clip.audio.duration) or NO_SPEECH
+            return SpeechResult(result=None, reason=reason, **common)
         seconds = np.array([w for w, _ in parts])
         pooled = (seconds[:, None] * np.stack([p for _, p in parts])).sum(0) / seconds.sum()
         return SpeechResult(
