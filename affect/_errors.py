@@ -13,6 +13,8 @@ Every message names what was wrong and with which field, so a service can pass i
 
 from __future__ import annotations
 
+import re
+
 
 class AffectError(Exception):
     """Base class of every error affect raises on purpose."""
@@ -24,6 +26,19 @@ class InvalidInputError(AffectError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+    def message_naming(self, name: str) -> str:
+        """The message under another name of its field, once, for a caller who knows the field by
+        that name (the server's wire field, the command line's flag): one that begins with the
+        field (``audio_file: x.wav is ...``, ``images[0] could not be decoded``) begins with ``name``
+        instead (``--audio: x.wav is ...``); one that begins with ``name`` is kept; any other is
+        prefixed with it."""
+        message = str(self)
+        if message.startswith(name):
+            return message
+        if self.field and re.match(re.escape(self.field) + r"(?![\w\[.])", message):
+            return name + message[len(self.field):]
+        return f"{name}: {message}"
 
 
 class InputTooLargeError(InvalidInputError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -42,6 +43,24 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
     line = lambda cells: "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def licence_lines(rows: Sequence[Mapping[str, Any]], width: int = 100) -> list[str]:
+    """``affect models``' licences: one paragraph per licence (``rows`` of ``list_weights``), naming
+    its models, a family's versions after its first id (``late-fusion@3, @4``), wrapped to ``width``."""
+    by_licence: dict[str, list[str]] = {}
+    for row in rows:
+        by_licence.setdefault(row["licence"], []).append(row["id"])
+    lines = ["licences (each model card says what they mean):"]
+    for licence, ids in by_licence.items():
+        named, last = [], ""
+        for model_id in ids:
+            stem, _, version = model_id.rpartition("@")
+            named.append(f"@{version}" if stem == last else model_id)
+            last = stem
+        lines += textwrap.wrap(f"{licence}: {', '.join(named)}", width, initial_indent="  ", subsequent_indent="    ",
+                               break_on_hyphens=False)
+    return lines
 
 
 def _short(text: str | None, width: int) -> str:

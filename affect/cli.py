@@ -478,9 +478,29 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                                     field="input")
         turns = [{"text": text, "speaker": args.speaker,
                   "audio": str(_existing(args.audio, "audio")) if args.audio else None,
-                  "image": str(_existing(args.image, "image")) if args.image else None}]  # refused as "image ..."
-    _check_texts(turns)
-    return _analyze_turns(turns, args)
+                  "image": str(_existing(args.image, "image")) if args.image else None}]
+    try:
+        _check_texts(turns)
+        return _analyze_turns(turns, args)
+    except InvalidInputError as exc:
+        if args.conversation:  # a conversation file's turns: their fields are its keys, not flags
+            raise
+        raise _by_flag(exc) from None
+
+
+# The library's names of the fields of the one turn ``affect analyze`` makes of its flags, and the
+# flag that gives each: a refusal of that turn names the flag the user typed (``--audio: x.ulaw is
+# not a readable WAV/FLAC/OGG file``), not the library's field (``audio_file``).
+_TURN_FLAGS = {"text": "--text", "speaker": "--speaker", "audio": "--audio", "audio_file": "--audio",
+               "image": "--image"}
+
+
+def _by_flag(exc: InvalidInputError) -> InvalidInputError:
+    """``exc`` naming the flag that gave its field (``_TURN_FLAGS``); as it is for any other field."""
+    flag = _TURN_FLAGS.get(exc.field or "")
+    if flag is None:
+        return exc
+    return type(exc)(exc.message_naming(flag), field=flag.lstrip("-"))
 
 
 def _check_texts(turns: list[dict]) -> None:
@@ -604,11 +624,15 @@ def cmd_models(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    from affect._format import table
+    from affect._format import licence_lines, table
 
-    # The licence before the rest: every shipped model's data limits its use (the model cards say how).
-    print(table(["model", "modality", "licence (see the model card)", "file", "trained on"],
-                [[r["id"], r["modality"], r["licence"], r["file"], r["trained_on"]] for r in rows]))
+    # Narrow enough for a terminal of 100 columns: the name a model is chosen by (Analyzer(text=...),
+    # affect serve --text-model; its id is taken too) and each modality's default, then every model's
+    # licence, which its data limits (the model cards say how). --json has the files, data and figures.
+    print(table(["model", "modality", "default", "name"],
+                [[r["id"], r["modality"], "default" if r["default"] else "", r["member"]] for r in rows]))
+    print()
+    print("\n".join(licence_lines(rows)))
 
 
 AddCommands = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]", argparse.ArgumentParser], None]
@@ -696,7 +720,8 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
     if add_commands is not None:
         add_commands(sub, common)
 
-    models = sub.add_parser("models", help="list the shipped models")
+    models = sub.add_parser("models", help="list the shipped models: each modality's default, the name to choose one by, "
+                                           "their licences (--json: files, data and test figures too)")
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=cmd_models)
 

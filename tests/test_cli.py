@@ -78,21 +78,42 @@ def test_models_lists_every_shipped_family_with_its_default():
     assert defaults["forecast"] == ForecastWeights.DEFAULT.value.id
 
 
-def test_models_table_shows_each_models_licence():
-    """Every shipped model is for non-commercial research use only (its data's licence); the plain
-    table showed it nowhere, only ``--json`` and the model cards did."""
+def test_models_table_shows_each_models_default_name_and_licence() -> None:
+    """The plain table says which entry is each modality's default and the name to choose one by
+    (``--json`` alone had them), and every model's licence (every shipped model is for non-commercial
+    research use only, by its data's licence), in a terminal of 100 columns."""
     rows = {r["id"]: r for r in json.loads(affect("models", "--json").stdout)}
     out = affect("models")
     assert out.returncode == 0, out.stderr.decode()
-    header, _, *lines = out.stdout.decode().splitlines()
-    start = header.index("licence")
-    assert start < header.index("file")  # before the long columns, where it is seen
-    shown = {line.split()[0]: line[start:] for line in lines}
+    text = out.stdout.decode()
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    table, licences = text.split("\n\n")
+    header, _, *lines = table.splitlines()
+    assert header.split() == ["model", "modality", "default", "name"]
+    shown = {cells[0]: cells[1:] for cells in (line.split() for line in lines)}
     assert set(shown) == set(rows)
     for model_id, row in rows.items():
-        assert shown[model_id].startswith(row["licence"] + "  "), (model_id, shown[model_id])
+        assert shown[model_id] == [row["modality"], *(["default"] if row["default"] else []), row["member"]], model_id
+    paragraphs = _licence_paragraphs(licences)
+    for model_id, row in rows.items():
+        said = [p for p in paragraphs if p.startswith(row["licence"] + ": ")]
+        assert len(said) == 1, (model_id, paragraphs)
+        stem, _, version = model_id.rpartition("@")
+        named = said[0][len(row["licence"]) + 2:].split(", ")
+        assert model_id in named or (f"@{version}" in named and any(n.startswith(stem + "@") for n in named)), model_id
     defaults = [row["licence"] for row in rows.values() if row["default"]]
     assert all(" use only (" in licence for licence in defaults), defaults
+
+
+def _licence_paragraphs(block: str) -> list[str]:
+    """The licence paragraphs of ``affect models``, each unwrapped to one line."""
+    paragraphs: list[str] = []
+    for line in block.splitlines()[1:]:
+        if line.startswith("    "):
+            paragraphs[-1] += " " + line.strip()
+        else:
+            paragraphs.append(line.strip())
+    return paragraphs
 
 
 def test_analyze_audio_and_image_files(tmp_path: Path, data_root: Path):
@@ -627,18 +648,33 @@ def test_an_empty_wav_is_said_to_hold_no_samples(tmp_path: Path):
     sf.write(empty, np.zeros(0, np.float32), 16000, subtype="PCM_16")
     out = affect("analyze", "--audio", str(empty))
     assert out.returncode == 2 and out.stderr.decode().strip() == \
-        "affect: error: audio_file: empty.wav holds no samples (a WAV file of 0 frames)", out.stderr.decode()
+        "affect: error: --audio: empty.wav holds no samples (a WAV file of 0 frames)", out.stderr.decode()
+
+
+def test_a_file_given_to_audio_that_is_no_audio_file_is_refused_naming_the_flag(tmp_path: Path) -> None:
+    """Raw mu-law bytes given to ``--audio`` are refused naming ``--audio``, the flag the user typed,
+    not ``audio_file``, the library's name for a file's field; so is a bad ``--image``."""
+    raw = tmp_path / "raw.ulaw"
+    raw.write_bytes(bytes(range(256)) * 40)
+    out = affect("analyze", "--audio", str(raw))
+    assert out.returncode == 2 and out.stderr.decode().strip() == (
+        "affect: error: --audio: raw.ulaw is not a readable WAV/FLAC/OGG file, or is truncated or corrupt "
+        "(Format not recognised.)"), out.stderr.decode()
+    (tmp_path / "raw.jpg").write_bytes(bytes(range(256)) * 40)
+    out = affect("analyze", "--image", str(tmp_path / "raw.jpg"))
+    assert out.returncode == 2 and out.stderr.decode().strip() == \
+        "affect: error: --image is not a JPEG, PNG, BMP or WebP file", out.stderr.decode()
 
 
 def test_a_truncated_image_is_refused_as_the_image(tmp_path: Path, data_root: Path):
-    """``--image`` is the turn's one image: its refusal says "image", as before the library named a
-    turn's images each by its own field (``images[0]`` is a conversation file's list)."""
+    """``--image`` is the turn's one image: its refusal names the flag, "--image", not "images[0]"
+    (the library names a turn's images each by its own field; ``images[0]`` is a conversation file's list)."""
     face = sorted((data_root / "face" / "fer2013-test-slice" / "happy").glob("*.jpg"))[0].read_bytes()
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(face[: len(face) // 2])
     out = affect("analyze", "--image", str(cut))
     assert out.returncode == 2 and out.stderr.decode().strip() == \
-        "affect: error: image could not be decoded (corrupt or truncated)", out.stderr.decode()
+        "affect: error: --image could not be decoded (corrupt or truncated)", out.stderr.decode()
 
 
 def _handover_file(path: Path, *, reset: bool) -> Path:

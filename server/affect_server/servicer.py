@@ -16,7 +16,6 @@ import hmac
 import ipaddress
 import logging
 import os
-import re
 import secrets
 import time
 import traceback
@@ -866,17 +865,10 @@ def _reason(exc: InvalidInputError) -> str:
 
 
 def _message(exc: InvalidInputError) -> str:
-    """The message under the wire's name of its field, once: one that begins with the library's
-    name (``images[0] could not be decoded``, ``audio_file: the file is MP3 audio``) begins with the
-    wire's instead (``turn.images[0] could not be decoded``, ``turn.audio.data: the file ...``);
-    any other is prefixed with it."""
-    message = str(exc)
-    field = _wire_field(exc.field)
-    if message.startswith(field):
-        return message
-    if exc.field and re.match(re.escape(exc.field) + r"(?![\w\[.])", message):
-        return field + message[len(exc.field):]
-    return f"{field}: {message}"
+    """The message under the wire's name of its field, once (``InvalidInputError.message_naming``):
+    ``images[0] could not be decoded`` becomes ``turn.images[0] could not be decoded``,
+    ``audio_file: the file is MP3 audio`` ``turn.audio.data: the file ...``."""
+    return exc.message_naming(_wire_field(exc.field))
 
 
 _WIRE_FIELDS = {"text": "turn.text", "speaker": "turn.speaker", "sample_rate": "turn.audio.sample_rate_hz",
