@@ -230,7 +230,9 @@ def _turn_kwargs(mix: str, i: int, payloads: Payloads) -> dict:
 
 
 async def drive(target: str, conversations: int, seconds: float, mixes: list[str], payloads: Payloads) -> dict:
-    """N conversations, each sending turns back to back until the time is up."""
+    """N conversations, each sending turns back to back until the time is up. A turn refused as
+    busy is an error, not waited out (``busy_retries=0``), as in the runs recorded before the
+    client's default became 3 retries."""
     from affect_client import AffectClientError, AsyncAffectClient
 
     latencies: list[float] = []
@@ -254,7 +256,7 @@ async def drive(target: str, conversations: int, seconds: float, mixes: list[str
         except AffectClientError:
             errors += 1
 
-    async with AsyncAffectClient(target, turn_timeout=120, max_retries=0) as client:
+    async with AsyncAffectClient(target, turn_timeout=120, max_retries=0, busy_retries=0) as client:
         started = time.monotonic()
         await asyncio.gather(*(one(client, k) for k in range(conversations)))
         elapsed = time.monotonic() - started
@@ -403,7 +405,7 @@ async def soak(server: ServerProcess, total_turns: int, per_conversation: int, c
     from affect_client import AsyncAffectClient
 
     samples, sent = [], 0
-    async with AsyncAffectClient(server.target, turn_timeout=120, max_retries=0) as client:
+    async with AsyncAffectClient(server.target, turn_timeout=120, max_retries=0, busy_retries=0) as client:
         async def conversation_of(k: int) -> None:
             async with client.conversation() as conversation:
                 for i in range(per_conversation):

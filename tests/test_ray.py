@@ -273,7 +273,7 @@ class TestWhatTheServerEndsArrivesThroughTheProxy:
             assert second.state.turns == 2  # the replayed turn rebuilt the trajectory on the new stream
 
     def test_a_refused_stream_is_opened_again_after_its_hint(self, strict_target: str) -> None:
-        with AffectClient(strict_target, application=STRICT_APP, max_retries=0) as client:
+        with AffectClient(strict_target, application=STRICT_APP, max_retries=0, busy_retries=0) as client:
             holder = client.conversation()  # the one conversation the application takes
             with pytest.raises(ResourceExhaustedError) as refused:
                 client.conversation()
@@ -287,7 +287,7 @@ class TestWhatTheServerEndsArrivesThroughTheProxy:
             assert waited >= 1.0  # refused at once, sent again after the hint
 
     def test_a_busy_analyze_is_sent_again_after_its_hint(self, strict_target: str) -> None:
-        with AffectClient(strict_target, application=STRICT_APP, max_retries=0) as client:
+        with AffectClient(strict_target, application=STRICT_APP, max_retries=0, busy_retries=0) as client:
             time.sleep(1.0)  # the client's Analyze bucket (1 a second) full again after any call before
             client.analyze(LINES[0])
             with pytest.raises(TurnRefusedError) as refused:  # as with plain affect serve: a turn refused as busy

@@ -480,7 +480,7 @@ def test_a_bad_reset_is_refused_and_the_conversation_goes_on(server):
 
 def test_turn_rate_limit_is_refused_with_resource_exhausted(analyzer):
     with ServerThread(analyzer, max_turns_per_second=1.0) as server:
-        with AffectClient(server.target) as client, client.conversation() as conversation:
+        with AffectClient(server.target, busy_retries=0) as client, client.conversation() as conversation:
             codes = []
             for i in range(6):
                 try:
@@ -529,7 +529,7 @@ def test_speaker_resets_are_rate_limited_apart_from_the_turns(analyzer):
     refused past it as turns are (RESOURCE_EXHAUSTED with a retry hint, field ``reset_speaker``),
     the stream going on; a reset never costs a turn its place."""
     with ServerThread(analyzer, max_turns_per_second=1.0, metrics_port=_free_port()) as server:
-        with AffectClient(server.target, max_retries=0) as client, client.conversation() as conversation:
+        with AffectClient(server.target, max_retries=0, busy_retries=0) as client, client.conversation() as conversation:
             assert conversation.send("Hello, I'm calling about my order.", speaker="caller").turn_index == 0
             assert [conversation.reset_speaker("caller"), conversation.reset_speaker("caller")] == [1, 0]
             with pytest.raises(TurnRefusedError) as refused:
@@ -551,7 +551,7 @@ def test_speaker_resets_are_rate_limited_apart_from_the_turns(analyzer):
 
 def test_open_conversation_limit_and_message_size_limit(analyzer):
     with ServerThread(analyzer, max_conversations=2, max_message_mb=0.05) as server:
-        with AffectClient(server.target, max_retries=0) as client:
+        with AffectClient(server.target, max_retries=0, busy_retries=0) as client:
             first, second = client.conversation(), client.conversation()
             with pytest.raises(ResourceExhaustedError, match="too many open conversations"):
                 client.conversation()
@@ -592,7 +592,7 @@ def test_one_client_may_hold_only_its_share_of_the_conversations(analyzer):
     """``max_conversations_per_peer``: the server has slots left, this client has used its own;
     its slots are given back when its conversations close."""
     with ServerThread(analyzer, max_conversations=10, max_conversations_per_peer=2) as server:
-        with AffectClient(server.target, max_retries=0) as client:
+        with AffectClient(server.target, max_retries=0, busy_retries=0) as client:
             first, second = client.conversation(), client.conversation()
             with pytest.raises(ResourceExhaustedError, match="this client has 2 conversations open") as refused:
                 client.conversation()
@@ -1822,7 +1822,7 @@ def test_sync_conversation_retries_unavailable_until_the_server_is_up(analyzer):
 
 def test_busy_refusals_carry_a_hint_and_are_retried_when_allowed(analyzer):
     with ServerThread(analyzer, max_turns_per_second=1.0, max_analyze_per_second_per_peer=1.0) as server:
-        with AffectClient(server.target, max_retries=0) as client:
+        with AffectClient(server.target, max_retries=0, busy_retries=0) as client:
             client.analyze("first")
             with pytest.raises(TurnRefusedError) as refused:  # as a turn refused as busy in a conversation
                 client.analyze("second, too soon")

@@ -45,7 +45,7 @@ from affect_server.convert import (check_id, event_speakers_from_pb, model_infos
 from affect_server.limits import ConversationSlots, InFlightBudget, PeerLimits, Ticket, TokenBucket
 from affect_server.metrics import ServiceMetrics
 from affect_server.request_bounds import Excess, excess
-from affect_server.retry_hint import LatencyEstimate, clamp_ms, retry_trailers
+from affect_server.retry_hint import DrainEstimate, clamp_ms, retry_trailers
 
 if TYPE_CHECKING:
     from affect_server.ray_metrics import RayServiceMetrics
@@ -230,7 +230,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         self.peers = PeerLimits(config.max_analyze_per_peer, config.max_analyze_per_second_per_peer)
         self.analyze_in_flight = 0
         self._turn_tasks: set[asyncio.Future] = set()  # admitted turns' work, each holding its ticket
-        self.latency = LatencyEstimate()
+        self.drain = DrainEstimate()  # the retry hint of a busy refusal
         # Keyed by (client, id): ids are the client's own, so that one client's ALREADY_EXISTS
         # never tells it which ids another client has open (an id may be a caller's number), and
         # only that client's resume can take one over.
@@ -520,7 +520,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return cost, admitted, "", ""
 
     def _busy_retry_ms(self) -> int:
-        return self.latency.retry_after_ms(self.budget.turns + self.analyze_in_flight, self.config.workers)
+        return self.drain.retry_after_ms(self.budget.turns + self.analyze_in_flight, self.config.workers)
 
     # ------------------------------------------------------------------ turns
 
@@ -680,7 +680,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
             self.in_flight -= 1
         elapsed = time.perf_counter() - received
         if lane is self.lane:
-            self.latency.observe(elapsed)
+            self.drain.answered(elapsed)
         self.metrics.turn_latency.labels("+".join(m.value for m in result.present)).observe(elapsed)
         self.metrics.turns.inc()
         return result

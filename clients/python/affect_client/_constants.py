@@ -10,8 +10,12 @@ DEFAULT_TURN_TIMEOUT_S = 60.0  # waiting for one turn's answer
 # here, its models loaded) reaches it, the channel reconnecting at most MAX_BACKOFF_S apart.
 DEFAULT_MAX_RETRIES = 8
 # RESOURCE_EXHAUSTED with the server's retry hint (a busy server): resent after the hinted
-# delay at most this many times per call or turn. Off by default: the caller opts in.
-DEFAULT_BUSY_RETRIES = 0
+# delay at most this many times per call or turn, as SDKs retry a 429 after its Retry-After and
+# gRPC's retry policy honours grpc-retry-pushback-ms: a busy server says when to come back, and a
+# backend should not have to opt in to hearing it (0: the refusal is raised at once). A chatbot
+# backend's 100 conversations at once (3 text turns each) against affect serve's defaults were all
+# answered with 3.
+DEFAULT_BUSY_RETRIES = 3
 MAX_BUSY_WAIT_S = 30.0  # a hint longer than this is not waited for: the error is raised
 # A conversation whose stream ends with UNAVAILABLE (a server draining or gone) is opened again
 # and the text of its last turns replayed: as many as the shipped text model reads as context
