@@ -17,6 +17,7 @@ from affect_client import (
     AsyncAffectClient,
     ConversationClosedError,
     DeadlineExceededError,
+    TurnTimeoutError,
 )
 from affect_client import _constants as C
 from affect_client._core import ClientOptions
@@ -130,40 +131,43 @@ def test_a_turn_sent_as_the_idle_close_happens_is_resumed_not_lost(analyzer, twi
 @pytest.mark.parametrize("twin", ["sync", "async"])
 def test_the_clients_own_turn_timeout_is_not_resumed(analyzer, twin):
     """In a conversation that resumes after an idle close, a turn whose answer does not come within
-    the client's ``turn_timeout`` (the server's loop held up) raises DeadlineExceededError with no
-    reason and ends the conversation, as before: it is not the server's idle close."""
+    the client's ``turn_timeout`` (the server's loop held up) raises TurnTimeoutError (a
+    DeadlineExceededError) with no reason and is not resumed: it is not the server's idle close.
+    The conversation goes on on its stream: the next send, once the server is back, is answered
+    without a resume (it was closed, ConversationClosedError)."""
     with ServerThread(analyzer, idle_timeout_s=IDLE_S) as server:
 
         def stall_server() -> None:  # the server's loop held for longer than the turn_timeout
             server.loop.call_soon_threadsafe(time.sleep, 1.5)
 
-        async def async_twin() -> tuple[TurnResult, DeadlineExceededError, int]:
+        async def async_twin() -> tuple[TurnResult, DeadlineExceededError, TurnResult, int]:
             async with AsyncAffectClient(server.target, turn_timeout=0.5) as client, client.conversation() as conversation:
                 await conversation.send(SCRIPT[0][1], speaker=SCRIPT[0][0])
                 await asyncio.to_thread(_closed_for_idleness, server)
                 resumed = await conversation.send(AFTER[1], speaker=AFTER[0])
                 stall_server()
-                with pytest.raises(DeadlineExceededError) as timed_out:
+                with pytest.raises(TurnTimeoutError) as timed_out:
                     await conversation.send("Hello?", speaker="caller")
-                with pytest.raises(ConversationClosedError):
-                    await conversation.send("Hello??", speaker="caller")
-                return resumed, timed_out.value, conversation.resumes
+                await asyncio.sleep(1.5)  # the server's loop free again
+                later = await conversation.send("Hello??", speaker="caller")
+                return resumed, timed_out.value, later, conversation.resumes
 
         if twin == "async":
-            resumed, timed_out, resumes = asyncio.run(async_twin())
+            resumed, timed_out, later, resumes = asyncio.run(async_twin())
         else:
             with AffectClient(server.target, turn_timeout=0.5) as client, client.conversation() as conversation:
                 conversation.send(SCRIPT[0][1], speaker=SCRIPT[0][0])
                 _closed_for_idleness(server)
                 resumed = conversation.send(AFTER[1], speaker=AFTER[0])
                 stall_server()
-                with pytest.raises(DeadlineExceededError) as raised:
+                with pytest.raises(TurnTimeoutError) as raised:
                     conversation.send("Hello?", speaker="caller")
-                with pytest.raises(ConversationClosedError):
-                    conversation.send("Hello??", speaker="caller")
+                time.sleep(1.5)  # the server's loop free again
+                later = conversation.send("Hello??", speaker="caller")
                 timed_out, resumes = raised.value, conversation.resumes
-        assert resumed.resumed and resumes == 1
-        assert timed_out.reason == "" and "no answer within 0.5 s" in str(timed_out)
+        assert resumed.resumed and resumes == 1 and not later.resumed and later.turn_index == 3
+        assert isinstance(timed_out, DeadlineExceededError)
+        assert timed_out.reason == "" and "no answer within 0.5 s; the conversation goes on" in str(timed_out)
 
 
 @pytest.mark.parametrize("twin", ["sync", "async"])
@@ -242,7 +246,7 @@ def test_idle_closes_are_resumed_as_often_as_holds_come_but_once_a_send():
         stream.update(next_index=0, opened=stream["opened"] + 1)  # a new stream counts from 0
         return pb.ConversationOpened()
 
-    def closed_after_a_hold(request: pb.ConverseRequest) -> TurnResult:
+    def closed_after_a_hold(request: pb.ConverseRequest, timeout: float | None) -> TurnResult:
         if stream["held"]:  # the first request after a hold finds the stream closed
             stream["held"] = False
             raise _deadline(rules.IDLE_REASON)
@@ -256,7 +260,7 @@ def test_idle_closes_are_resumed_as_often_as_holds_come_but_once_a_send():
         assert answer.resumed and answer.turn_index == hold and answer.replayed == min(hold, C.DEFAULT_RESUME_TURNS)
     assert memory.resumes == C.MAX_RESUMES + 2 == stream["opened"] - 1 and not memory.closed
 
-    def always_idle(request: pb.ConverseRequest) -> TurnResult:
+    def always_idle(request: pb.ConverseRequest, timeout: float | None) -> TurnResult:
         raise _deadline(rules.IDLE_REASON)
 
     opened = stream["opened"]

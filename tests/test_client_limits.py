@@ -211,7 +211,7 @@ def _flow_sends(memory: ConversationMemory, request: pb.ConverseRequest) -> list
     """The requests a turn's flow put on the stream; its refusal raised."""
     sent: list[pb.ConverseRequest] = []
 
-    def exchange(sent_request: pb.ConverseRequest) -> Any:
+    def exchange(sent_request: pb.ConverseRequest, timeout: float | None) -> Any:
         sent.append(sent_request)
         raise TurnRefusedError(grpc.StatusCode.INVALID_ARGUMENT, "refused by the server", "turn", "")
 

@@ -290,11 +290,11 @@ def test_a_reset_is_kept_only_while_a_kept_turn_of_its_speaker_is_before_it():
 
     def say(speaker: str) -> None:
         request = pb.ConverseRequest(turn=pb.Turn(text=speaker.encode(), speaker=speaker))
-        driving(memory.turn_flow(request, pb.ConverseRequest()), lambda r: _answer(0), lambda r: pb.ConversationOpened())
+        driving(memory.turn_flow(request, pb.ConverseRequest()), lambda r, t: _answer(0), lambda r: pb.ConversationOpened())
 
     def reset(speaker: str) -> None:
         request = pb.ConverseRequest(reset_speaker=pb.ResetSpeaker(speaker=speaker))
-        answer = driving(memory.reset_flow(request, pb.ConverseRequest()), lambda r: pb.SpeakerReset(speaker=speaker),
+        answer = driving(memory.reset_flow(request, pb.ConverseRequest()), lambda r, t: pb.SpeakerReset(speaker=speaker),
                          lambda r: pb.ConversationOpened())
         assert answer.speaker == speaker
 
@@ -337,10 +337,10 @@ def test_resumes_are_bounded_and_a_refused_or_closed_conversation_is_not_resumed
         reopened.append(request.open.conversation_id)
         return pb.ConversationOpened()
 
-    def fails(request: pb.ConverseRequest) -> TurnResult:
+    def fails(request: pb.ConverseRequest, timeout: float | None) -> TurnResult:
         raise _unavailable()
 
-    assert driving(memory.turn_flow(turn, pb.ConverseRequest()), lambda request: _answer(0), reopen).turn_index == 0
+    assert driving(memory.turn_flow(turn, pb.ConverseRequest()), lambda request, timeout: _answer(0), reopen).turn_index == 0
     with pytest.raises(UnavailableError):  # never answered: resumed MAX_RESUMES times, then raised
         driving(memory.turn_flow(turn, pb.ConverseRequest()), fails, reopen)
     # reopened MAX_RESUMES times, but no resume got its turn answered: none counts
@@ -349,7 +349,7 @@ def test_resumes_are_bounded_and_a_refused_or_closed_conversation_is_not_resumed
     refusing = ConversationMemory(ClientOptions())
     refused = TurnRefusedError(grpc.StatusCode.INVALID_ARGUMENT, "text is empty", "turn.text", "")
     with pytest.raises(TurnRefusedError):
-        driving(refusing.turn_flow(turn, pb.ConverseRequest()), lambda request: (_ for _ in ()).throw(refused), reopen)
+        driving(refusing.turn_flow(turn, pb.ConverseRequest()), lambda request, timeout: (_ for _ in ()).throw(refused), reopen)
     assert refusing.resumes == 0 and not refusing.closed  # the conversation goes on
 
     closed = ConversationMemory(ClientOptions())
@@ -542,7 +542,7 @@ def test_a_send_waiting_behind_a_failed_resume_gets_its_error():
     def reopen(request: pb.ConverseRequest) -> pb.ConversationOpened:
         raise _unavailable()
 
-    def fails(request: pb.ConverseRequest) -> TurnResult:
+    def fails(request: pb.ConverseRequest, timeout: float | None) -> TurnResult:
         raise _unavailable()
 
     with pytest.raises(UnavailableError) as first:
@@ -564,10 +564,10 @@ def test_a_failed_resume_keeps_nothing_of_the_turn_that_failed():
 
     memory = ConversationMemory(ClientOptions(max_retries=0))
     driving(memory.turn_flow(pb.ConverseRequest(turn=pb.Turn(text=b"kept secret")), pb.ConverseRequest()),
-            lambda request: TurnResult(turn_id="", turn_index=0, speaker=None, fused=None, present=()),
+            lambda request, timeout: TurnResult(turn_id="", turn_index=0, speaker=None, fused=None, present=()),
             lambda request: pb.ConversationOpened())
 
-    def gone(request: pb.ConverseRequest) -> TurnResult:
+    def gone(request: pb.ConverseRequest, timeout: float | None = None) -> TurnResult:
         raise _unavailable()
 
     turn = pb.ConverseRequest(turn=pb.Turn(text=b"my card 4929", audio=pb.Audio(data=b"RAWAUDIO")))

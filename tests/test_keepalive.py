@@ -94,7 +94,8 @@ def test_a_conversation_whose_path_dies_silently_is_resumed(analyzer, twin):
 
 def test_with_keepalive_off_a_silent_path_holds_the_turn_until_its_timeout(analyzer):
     """What the pings are for: with ``keepalive_s=0`` nothing tells the client that its path died,
-    so the turn waits its whole ``turn_timeout`` (shortened here) and the conversation ends."""
+    so the turn waits its whole ``turn_timeout`` (shortened here) and raises, not resumed: the
+    conversation stays on its dead stream, where every later turn times out too."""
     with ServerThread(analyzer) as server:
         proxy = HalfOpenProxy(server.running.port)
         try:

@@ -53,6 +53,7 @@ from affect_client import (
     ModelInfo,
     TurnLimits,
     TurnRefusedError,
+    TurnTimeoutError,
     TurnTooLargeError,
 )
 from affect_client import AudioInput as ClientAudioInput
@@ -188,6 +189,8 @@ def client() -> None:
                 print(too_large.size, too_large.limit, too_large.field, too_large.code)
             except TurnRefusedError as refused:
                 print(refused.code)
+            except TurnTimeoutError as slow:
+                print(slow.code, conversation.send("Are you there?", speaker="caller").turn_index)
             except DeadlineExceededError as late:
                 print(late.reason == "idle", conversation.resumes)
             except ConversationTakenOverError as taken:

@@ -17,6 +17,7 @@ from affect_client._exceptions import (
     ClientClosedError,
     ConversationClosedError,
     DeadlineExceededError,
+    TurnTimeoutError,
     status_error,
 )
 from affect_client._inputs import AudioInput, ImageInput, turn_message
@@ -118,18 +119,19 @@ class AsyncAffectClient:
         await self.close()
 
     async def _unary(self, method: Callable[..., Awaitable[_R]], request: object, *, turn_id: str | None = None) -> _R:
-        """A unary call, retried as the options say; ``turn_id``: the call carries that one turn (Analyze)."""
+        """A unary call, retried as the options say within its ``timeout``; ``turn_id``: the call
+        carries that one turn (Analyze)."""
         self._channel_state.check_open()
 
-        async def attempt() -> _R:
+        async def attempt(left: float | None) -> _R:
             try:
-                call = method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
+                call = method(request, timeout=left, metadata=_core.call_metadata(self.options))
                 self._connection.watch(call)
                 return await call
             except grpc.RpcError as error:
                 raise status_error(error, turn_id=turn_id) from None
 
-        return await _core.retrying_async(attempt, self.options)
+        return await _core.retrying_async(attempt, self.options, within="timeout")
 
 
 class AsyncConversation:
@@ -141,10 +143,11 @@ class AsyncConversation:
     ``idle_timeout_s``: a caller on hold), is opened again and the text of the last
     ``resume_turns`` turns replayed before the turn is sent again (``affect_client._resume``;
     ``resumes`` counts it).
-    Answers come in order, so one turn cannot be abandoned on its own: a turn with no answer
-    within ``turn_timeout`` raises ``DeadlineExceededError``, and a ``send()`` that is cancelled
-    (``asyncio.CancelledError``, e.g. from ``asyncio.wait_for``) cancels the stream; either way
-    later ``send()`` calls raise ``ConversationClosedError`` and a new conversation must be opened.
+    A turn that gets no answer within ``turn_timeout`` raises ``TurnTimeoutError`` and the
+    conversation goes on: answers come once each and in order, so its late answer is dropped
+    when it comes. A ``send()`` that is cancelled (``asyncio.CancelledError``, e.g. from
+    ``asyncio.wait_for``) cancels the stream; later ``send()`` calls raise
+    ``ConversationClosedError`` and a new conversation must be opened.
     """
 
     def __init__(self, client: AsyncAffectClient, open_request: pb.ConverseRequest) -> None:
@@ -154,6 +157,8 @@ class AsyncConversation:
         self._call: grpc.aio.StreamStreamCall | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the stream's: grpc.aio binds a call to its loop
         self._closed = False
+        self._reading: asyncio.Future[Any] | None = None  # the stream's read under way (_next_message)
+        self._late = 0  # the stream's turns that timed out and whose answers are still to come
         self._turn = asyncio.Lock()  # one turn on the stream at a time: answers come back in order
         self._memory = _resume.ConversationMemory(self._options)
         self.id = ""
@@ -187,11 +192,13 @@ class AsyncConversation:
         return await self._open(open_request, resuming=True)
 
     async def _open(self, open_request: pb.ConverseRequest, *, resuming: bool = False) -> pb.ConversationOpened:
-        """Open the stream, retried on UNAVAILABLE (and as a resume's opening is, ``resuming``)."""
-        async def attempt() -> pb.ConverseResponse:
+        """Open the stream, retried on UNAVAILABLE within ``open_timeout`` (and as a resume's opening
+        is, ``resuming``)."""
+        async def attempt(left: float | None) -> pb.ConverseResponse:
             self._memory.check_open()  # closed by its user between a resume's attempts
             self._client._channel_state.check_open()
             self._closed = False  # this stream's; the conversation's own end is the memory's
+            self._reading, self._late = None, 0
             self._call = self._client._stub.Converse(timeout=self._options.conversation_deadline,
                                                      metadata=_core.call_metadata(self._options))
             self._client._connection.watch(self._call)
@@ -199,7 +206,7 @@ class AsyncConversation:
             failure: Exception
             try:
                 await self._call.write(open_request)
-                opened = await self._read(self._options.open_timeout)
+                opened = await self._read(left)
                 if self._memory.closed:  # closed while this stream opened: it ends at once
                     self._call.cancel()
                     self._closed = True
@@ -221,7 +228,7 @@ class AsyncConversation:
             self._closed = True  # open again when the flow retries
             raise failure
 
-        opened = await _core.retrying_async(attempt, self._options, resuming=resuming)
+        opened = await _core.retrying_async(attempt, self._options, within="open_timeout", resuming=resuming)
         assert self._call is not None  # attempt() made it
         if (earlier := getattr(self, "_finalizer", None)) is not None:
             earlier.detach()  # a stream reopened: the one before has ended (and is not kept alive by it)
@@ -281,16 +288,15 @@ class AsyncConversation:
                     self._closed = True
                     self._call.cancel()
 
-    async def _exchange_once(self, request: pb.ConverseRequest) -> _core.Answer:
-        # Checked under the lock: a turn that timed out before this one closed the stream, and
-        # its late answer may still be queued; it must not be read as this turn's.
+    async def _exchange_once(self, request: pb.ConverseRequest, timeout: float | None) -> _core.Answer:
+        # Checked under the lock: a stream that ended (cancelled) must not be written to again.
         if self._closed:
             raise ConversationClosedError(f"conversation {self.id} is closed")
         assert self._call is not None
         call = self._call
         try:
             await call.write(request)
-            response = await self._read(self._options.turn_timeout)
+            response = await self._answer(timeout)
         except grpc.RpcError as error:
             self._closed = True
             raise self._client_gone() or status_error(await _real_status(call, error)) from None
@@ -335,7 +341,7 @@ class AsyncConversation:
 
             async def drain() -> None:
                 await call.done_writing()
-                while await call.read() is not grpc.aio.EOF:
+                while await self._next_message(None) is not grpc.aio.EOF:
                     pass
 
             try:
@@ -354,17 +360,59 @@ class AsyncConversation:
         await self.close()
 
     async def _read(self, timeout: float | None) -> pb.ConverseResponse:
+        """The stream's next message (its opening's answer), within ``timeout`` s, or the stream ends."""
         assert self._call is not None
         try:
-            response = await asyncio.wait_for(self._call.read(), timeout)
+            response = await self._next_message(timeout)
         except asyncio.TimeoutError:
             self._closed = True
             self._call.cancel()
-            raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout:g} s") from None
+            raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                        f"the conversation did not open within {timeout or 0.0:.1f} s") from None
         if response is grpc.aio.EOF:
             self._closed = True
             raise await self._ended()
         return response
+
+    async def _answer(self, timeout: float | None) -> pb.ConverseResponse:
+        """The answer to the request just sent, within ``timeout`` s: the late answers of turns that
+        timed out before it come first (the server answers in order) and are dropped; if it does
+        not come in time, it is owed too, and ``TurnTimeoutError`` is raised with the stream kept."""
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        while True:
+            try:
+                response = await self._next_message(None if end is None else max(0.0, end - loop.time()))
+            except asyncio.TimeoutError:
+                self._late += 1
+                raise TurnTimeoutError(self._options.turn_timeout or 0.0) from None
+            if response is grpc.aio.EOF:
+                self._closed = True
+                raise await self._ended()
+            if not self._late:
+                return response
+            self._late -= 1  # a timed-out turn's answer: dropped
+
+    async def _next_message(self, timeout: float | None) -> Any:
+        """The stream's next message (or ``grpc.aio.EOF``), waited for at most ``timeout`` s
+        (``asyncio.TimeoutError``). The read itself is not cancelled when the wait ends (grpc.aio
+        cancels the whole call with a cancelled read): a message that comes later is the next one read."""
+        assert self._call is not None
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._call.read())
+            self._reading.add_done_callback(_retrieved)
+        reading = self._reading
+        done, _ = await asyncio.wait({reading}, timeout=timeout)
+        if not done:
+            raise asyncio.TimeoutError
+        self._reading = None
+        return reading.result()
+
+
+def _retrieved(read: "asyncio.Future[Any]") -> None:
+    """A read's outcome marked as seen: one whose stream was cancelled meanwhile is nobody's."""
+    if not read.cancelled():
+        read.exception()
 
 
 class _StatusOnly(grpc.RpcError):

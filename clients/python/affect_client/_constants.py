@@ -1,9 +1,10 @@
 """Defaults for every call, in one place. Override per client or per call with ``with_options``."""
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-DEFAULT_TIMEOUT_S = 30.0  # unary calls (Analyze, ListModels)
-DEFAULT_OPEN_TIMEOUT_S = 30.0  # waiting for a conversation to open
-DEFAULT_TURN_TIMEOUT_S = 60.0  # waiting for one turn's answer
+# Each timeout is a deadline for the whole, its retries included (_core.Retries, within):
+DEFAULT_TIMEOUT_S = 30.0  # a unary call (Analyze, ListModels)
+DEFAULT_OPEN_TIMEOUT_S = 30.0  # a conversation's opening
+DEFAULT_TURN_TIMEOUT_S = 60.0  # one turn's answer, its busy resends included
 # On UNAVAILABLE only, before a call or a conversation has started: jittered waits of the backoff
 # below until this many are spent and as long as they take at their longest has passed, whichever
 # is last (_core.retry_window_s: 19.75 s at 8), so that a call made while a server restarts (8-10 s

@@ -12,7 +12,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn, TypedDict, TypeVar, Union
 
@@ -28,6 +28,7 @@ from affect_client._exceptions import (
     InvalidSettingError,
     TurnRefusedError,
     effective_code,
+    noted,
     status_code,
 )
 from affect_client._limits import check_size
@@ -56,7 +57,8 @@ class ClientOptions:
     token: str | None = None  # sent as "authorization: Bearer <token>"
     tls: bool = False
     root_certificates: bytes | None = None  # PEM; None uses the system's roots
-    timeout: float | None = C.DEFAULT_TIMEOUT_S  # unary calls
+    # deadlines, retries included (Retries, within): a unary call; an opening; one turn
+    timeout: float | None = C.DEFAULT_TIMEOUT_S
     open_timeout: float | None = C.DEFAULT_OPEN_TIMEOUT_S
     turn_timeout: float | None = C.DEFAULT_TURN_TIMEOUT_S
     conversation_deadline: float | None = None  # whole stream; None: no deadline
@@ -284,81 +286,125 @@ class Retries:
     retry hint, after the hinted delay, up to ``busy_retries``. Nothing else is retried. Every
     request retried is safe to resend: a refused turn is not counted.
 
+    ``within``: the setting whose seconds are the whole's deadline, retries included, as gRPC's own
+    deadline covers its retry policy: ``timeout`` for a call (Analyze, ListModels),
+    ``open_timeout`` for a conversation's opening, ``turn_timeout`` for a turn (its busy resends
+    included). No retry starts, and no wait before one ends, past the deadline (a wait that would
+    is cut to half the time left, for one last attempt), and each attempt may take what is left of
+    it (``left``). A setting of None: no deadline, the window alone.
+
     ``resuming``: a conversation's stream opened again after its server went away
-    (``affect_client._resume``): the window is at least ``RESUME_REOPEN_S``; ALREADY_EXISTS is
-    retried too, which a server from before ``OpenConversation.resume`` says while it still holds
-    the conversation on a connection that broke (it frees it once its keepalive finds the
-    connection dead); a newer one takes the conversation over at once.
+    (``affect_client._resume``). A resume is recovery, not the turn's: its window is its own, at
+    least ``RESUME_REOPEN_S`` (``within``, the opening's timeout, bounds each attempt alone), and
+    the turns it sends then each have their own ``turn_timeout``. ALREADY_EXISTS is retried too,
+    which a server from before ``OpenConversation.resume`` says while it still holds the
+    conversation on a connection that broke (it frees it once its keepalive finds the connection
+    dead); a newer one takes the conversation over at once.
 
     ``clock``: seconds, as ``time.monotonic`` counts them (which it is, but in a test of the rule)."""
 
-    def __init__(self, options: ClientOptions, *, unavailable: bool = True, resuming: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, options: ClientOptions, *, within: str | None = None, unavailable: bool = True,
+                 resuming: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
         caps = _backoff_caps(options.max_retries if unavailable else 0)
+        self._options = options
         self._backoff = backoff_delays(caps)
         self._busy_left = options.busy_retries
         self._codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ALREADY_EXISTS) if resuming else (grpc.StatusCode.UNAVAILABLE,)
         self._clock = clock
-        self._until = clock() + max(sum(caps), C.RESUME_REOPEN_S if resuming else 0.0)  # sum: retry_window_s
+        self._started = clock()
+        self._until = self._started + max(sum(caps), C.RESUME_REOPEN_S if resuming else 0.0)  # sum: retry_window_s
+        seconds: float | None = getattr(options, within) if within else None
+        self._within, self._seconds = within, seconds
+        self._deadline = None if seconds is None or resuming else self._started + seconds
+        self._each = seconds if resuming else None
+        self._attempts = 0  # failed so far
+        self._spent = ""  # the count the last failure found spent, if it did
+        self._cut = False  # a retry's wait reached the deadline: the last attempt is made
+
+    def left(self) -> float | None:
+        """Seconds the next attempt may take (its gRPC deadline, its wait for an answer): what is
+        left of the deadline, or the opening's timeout for each of a resume's; None: no limit."""
+        if self._deadline is None:
+            return self._each
+        return max(0.0, self._deadline - self._clock())
 
     def delay(self, error: AffectClientError) -> float | None:
-        """Seconds to wait before sending again, or None to raise ``error``."""
+        """Seconds to wait before sending again, or None to raise ``error`` (``given_up``)."""
+        self._attempts += 1
+        delay = self._retry_delay(error)
+        if delay is None or self._deadline is None:
+            return delay
+        left = self._deadline - self._clock()
+        if delay >= left:
+            if self._cut or left <= 0:  # the last attempt the deadline allowed was made
+                self._cut = True
+                return None
+            self._cut = True  # one last attempt, halfway to the deadline, with half the time left for it
+            delay = left / 2
+        return delay
+
+    def _retry_delay(self, error: AffectClientError) -> float | None:
         code = getattr(error, "code", None)
         if code in self._codes:
             delay = next(self._backoff, None)
             left = self._until - self._clock()
             if delay is None and left > 0:
                 delay = min(random.uniform(0, C.MAX_BACKOFF_S), left)  # the last one ends at the window's end
+            self._spent = "" if delay is not None else "max_retries"
             return delay
         hint = getattr(error, "retry_after", None)
-        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and hint is not None and hint <= C.MAX_BUSY_WAIT_S and self._busy_left > 0:
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and hint is not None and hint <= C.MAX_BUSY_WAIT_S:
+            if self._busy_left <= 0:
+                self._spent = "busy_retries"
+                return None
             self._busy_left -= 1
             return hint * random.uniform(1.0, 1.25)  # not before the hint, and not all refused clients at once
+        self._spent = ""
         return None
+
+    def given_up(self, failure: AffectClientError) -> AffectClientError:
+        """``failure`` as it is raised when it is not retried: after retries, or cut short by the
+        deadline, its message says how many attempts were made over how long, and why they
+        stopped (``(3 attempts over 2.0 s: timeout=2 s reached)``)."""
+        reached = self._cut or (self._deadline is not None and self._clock() >= self._deadline)
+        if self._attempts <= 1 and not reached:
+            return failure
+        note = f"{self._attempts} attempt{'s' if self._attempts != 1 else ''} over {self._clock() - self._started:.1f} s"
+        if reached:
+            note += f": {self._within}={self._seconds:g} s reached"
+        elif self._spent:
+            note += f": {self._spent}={getattr(self._options, self._spent)} spent"
+        return noted(failure, note)
 
 
 T = TypeVar("T")
 
 
-def retry_flow(options: ClientOptions, *, unavailable: bool = True,
-               resuming: bool = False) -> Generator[float, AffectClientError, None]:
-    """The retry rule, written once and driven by ``retrying`` (blocking) and ``retrying_async``
-    (asyncio), as httpx writes its auth flows once for both clients.
-
-    Started with ``next()``; each failed attempt is sent in, and the flow answers with the
-    seconds to wait before the next attempt, or raises the failure when it is not retried."""
-    retries = Retries(options, unavailable=unavailable, resuming=resuming)
-    failure = yield 0.0
-    while True:
-        delay = retries.delay(failure)
-        if delay is None:
-            raise failure
-        failure = yield delay
-
-
-def retrying(attempt: Callable[[], T], options: ClientOptions, *, unavailable: bool = True, resuming: bool = False,
-             catch: type[AffectClientError] = AffectClientError) -> T:
-    """``attempt()`` until it returns, retried on the failures (of type ``catch``) the flow retries."""
-    flow = retry_flow(options, unavailable=unavailable, resuming=resuming)
-    next(flow)
+def retrying(attempt: Callable[[float | None], T], options: ClientOptions, *, within: str | None,
+             unavailable: bool = True, resuming: bool = False, catch: type[AffectClientError] = AffectClientError) -> T:
+    """``attempt(left)`` until it returns, retried on the failures (of type ``catch``) that
+    ``Retries`` retries; ``left``: the seconds the attempt may take (``Retries.left``)."""
+    retries = Retries(options, within=within, unavailable=unavailable, resuming=resuming)
     while True:
         try:
-            return attempt()
+            return attempt(retries.left())
         except catch as failure:
-            delay = flow.send(failure)  # raises the failure when it is not retried
+            if (delay := retries.delay(failure)) is None:
+                raise retries.given_up(failure) from None
         time.sleep(delay)
 
 
-async def retrying_async(attempt: Callable[[], Awaitable[T]], options: ClientOptions, *, unavailable: bool = True, resuming: bool = False,
+async def retrying_async(attempt: Callable[[float | None], Awaitable[T]], options: ClientOptions, *, within: str | None,
+                         unavailable: bool = True, resuming: bool = False,
                          catch: type[AffectClientError] = AffectClientError) -> T:
-    """``retrying`` for coroutines: the same flow, waiting with ``asyncio.sleep``."""
-    flow = retry_flow(options, unavailable=unavailable, resuming=resuming)
-    next(flow)
+    """``retrying`` for coroutines: the same rule, waiting with ``asyncio.sleep``."""
+    retries = Retries(options, within=within, unavailable=unavailable, resuming=resuming)
     while True:
         try:
-            return await attempt()
+            return await attempt(retries.left())
         except catch as failure:
-            delay = flow.send(failure)  # raises the failure when it is not retried
+            if (delay := retries.delay(failure)) is None:
+                raise retries.given_up(failure) from None
         await asyncio.sleep(delay)
 
 

@@ -12,9 +12,11 @@
     │   │                           still held after 30 s)
     │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation resumes on a new stream
     │   │                           itself, unless resume_turns=0 or it has resumed 3 times)
-    │   ├── DeadlineExceededError   DEADLINE_EXCEEDED (a deadline, or the client's turn_timeout; a
-    │   │                           conversation the server closed for idleness, reason "idle", is
-    │   │                           resumed on the next send unless resume_turns=0)
+    │   ├── DeadlineExceededError   DEADLINE_EXCEEDED (a call's timeout or open_timeout, its retries
+    │   │   │                       included; a conversation the server closed for idleness, reason
+    │   │   │                       "idle", is resumed on the next send unless resume_turns=0)
+    │   │   └── TurnTimeoutError    no answer to a turn within turn_timeout: the conversation goes on,
+    │   │                           the turn's late answer is dropped when it comes
     │   └── ConversationTakenOverError  ABORTED, reason "taken_over": a newer stream of this
     │                               conversation id from the same address (a resume) holds it now;
     │                               never resumed (that would take it back)
@@ -36,8 +38,10 @@
 
 ``retry_after`` is the server's hint, in seconds, for a refusal because it is busy: the same
 request sent again after that long may succeed. None when there is none (a limit the request
-will never fit). A conversation whose turn timed out or was cancelled is closed: its later
-``send()`` raises ``ConversationClosedError``.
+will never fit). A conversation whose ``send()`` was cancelled or interrupted is closed: its later
+``send()`` raises ``ConversationClosedError``; one whose turn timed out (``TurnTimeoutError``) goes on.
+A call given up after retries says so at the end of its message: ``(3 attempts over 2.0 s:
+timeout=2 s reached)``, ``(9 attempts over 19.8 s: max_retries=8 spent)``.
 """
 
 from __future__ import annotations
@@ -85,6 +89,19 @@ class UnavailableError(APIStatusError): ...
 
 
 class DeadlineExceededError(APIStatusError): ...
+
+
+class TurnTimeoutError(DeadlineExceededError):
+    """A conversation's turn (or reset) got no answer within ``turn_timeout``. The conversation
+    goes on, on the same stream: the server answers a stream's turns once each and in order, so
+    the late answer is known when it comes and dropped, and the next ``send()`` gets its own (its
+    wait, within its own ``turn_timeout``, includes the late answer's). The server may still read
+    the late turn: its text joins the conversation's context there. Not resumed, no ``reason``."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(grpc.StatusCode.DEADLINE_EXCEEDED,
+                         f"no answer within {timeout:g} s; the conversation goes on (this turn's answer is "
+                         "dropped when it comes)")
 
 
 class ConversationTakenOverError(APIStatusError):
@@ -164,6 +181,15 @@ class TurnTooLargeError(TurnRefusedError, InvalidInputError):
 class InvalidSettingError(InvalidInputError):
     """A client setting that cannot be used (``field`` names it), refused when the client or a
     copy of it (``with_options``) is made."""
+
+
+def noted(error: AffectClientError, note: str) -> AffectClientError:
+    """``error`` (a status or a refusal) with ``note`` after its message, in ``details`` and
+    ``str()`` alike; any other error (one refused before sending) as it is."""
+    if isinstance(error, (APIStatusError, TurnRefusedError)) and not isinstance(error, InvalidInputError):
+        error.details = f"{error.details} ({note})"
+        error.args = (f"{error.code.name}: {error.details}",)
+    return error
 
 
 _BY_CODE = {

@@ -23,6 +23,13 @@ often as holds come (one resume a send: a reopened stream closed for idleness ag
 turn is answered raises). One closed by its user, a turn refused (``TurnRefusedError``: its
 content, a limit), any other DEADLINE_EXCEEDED (``turn_timeout``, a deadline) and a stream taken
 over by a newer one of the same conversation (``ConversationTakenOverError``) are never resumed.
+A turn refused or timed out (``TurnTimeoutError``: the stream goes on, its late answer dropped
+by the twin) leaves the conversation open.
+
+How long each part may take: a turn (its busy resends included) has ``turn_timeout``, its own
+deadline (``Retries``, ``within``). A resume is recovery, not part of the failed turn's budget:
+its reopening has its own window (``Retries``, ``resuming``), and each turn it sends then (every
+kept text replayed, the turn sent again) has a ``turn_timeout`` of its own.
 
 A user's ``close()`` is final: from any thread or task, during a resume too, the send waiting on
 it raises ``ConversationClosedError``, a stream opened after it is ended at once, no text is kept.
@@ -32,7 +39,7 @@ Sends waiting their turn behind a resume are answered on the new stream, or rais
 the resume ended with.
 
 ``ConversationMemory.turn_flow`` (and ``reset_flow``, a reset's) is a generator of steps
-(``Exchange``, ``Reopen``, ``Wait``), as ``_core.retry_flow`` is; ``driving`` (blocking) and
+(``Exchange``, ``Reopen``, ``Wait``); ``driving`` (blocking) and
 ``driving_async`` (asyncio) perform them.
 """
 
@@ -56,6 +63,7 @@ from affect_client._exceptions import (
     APIStatusError,
     ConversationClosedError,
     TurnRefusedError,
+    TurnTimeoutError,
     closed_for_idleness,
 )
 from affect_client._limits import NOT_TOLD, check_fits
@@ -64,10 +72,12 @@ from affect_client._types import TurnLimits, TurnResult
 
 @dataclass(frozen=True)
 class Exchange:
-    """Send ``request`` on the stream; the answer is sent back into the flow (a ``TurnResult``, or
-    a ``SpeakerReset`` for a reset), or its failure thrown in."""
+    """Send ``request`` on the stream and wait at most ``timeout`` s for its answer (None: no
+    limit); the answer is sent back into the flow (a ``TurnResult``, or a ``SpeakerReset`` for a
+    reset), or its failure thrown in."""
 
     request: pb.ConverseRequest = field(repr=False)  # a turn (its text, audio and images) or a reset
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -261,7 +271,7 @@ class ConversationMemory:
             while True:
                 try:
                     if not resumed:
-                        answer = yield from _sent(request, Retries(self._options, unavailable=False), self.limits)
+                        answer = yield from _sent(request, self._turn_retries(self._options), self.limits)
                     else:
                         pace = replay_pace(self._turns_per_second)
                         replayed = 0
@@ -269,7 +279,7 @@ class ConversationMemory:
                             self.check_open()
                             is_turn = isinstance(kept, KeptTurn)  # a reset is not paced: it takes no turn's rate
                             pause = next(pace) if is_turn else 0.0
-                            answered = yield from _replayed(kept.request(), self._resume_retries(), pause, self.limits)
+                            answered = yield from _replayed(kept.request(), self._resume_retries, pause, self.limits)
                             replayed += answered if is_turn else 0
                         yield Wait(next(pace) if request.HasField("turn") else 0.0)
                         answer = yield from _sent(request, self._resume_retries(), self.limits)
@@ -290,8 +300,8 @@ class ConversationMemory:
                 opened = yield Reopen(self.reopening(reopen))
                 self.check_open()  # closed while the stream opened: the twin ends that stream
                 self.opened(opened)
-        except TurnRefusedError:
-            raise  # one turn refused: the conversation goes on
+        except (TurnRefusedError, TurnTimeoutError):
+            raise  # one turn refused, or its answer late: the conversation goes on
         except AffectClientError as failure:
             if resumed:
                 self._ended_by = _error_again(failure)  # for the turns waiting behind this one
@@ -301,8 +311,13 @@ class ConversationMemory:
             self.close()
             raise
 
+    @staticmethod
+    def _turn_retries(options: ClientOptions) -> Retries:
+        """A turn's busy resends, within its ``turn_timeout``."""
+        return Retries(options, within="turn_timeout", unavailable=False)
+
     def _resume_retries(self) -> Retries:
-        return Retries(self._resume_options, unavailable=False)
+        return self._turn_retries(self._resume_options)
 
     def _reset_answered(self, reset: pb.ResetSpeaker, answer: pb.SpeakerReset, resumed: bool) -> pb.SpeakerReset:
         """The reset kept in its place, to be replayed there by a later resume."""
@@ -352,21 +367,22 @@ def _sent(request: pb.ConverseRequest, retries: Retries, limits: TurnLimits) -> 
     check_fits(request, limits)
     while True:
         try:
-            return (yield Exchange(request))
+            return (yield Exchange(request, retries.left()))
         except TurnRefusedError as refused:
             delay = retries.delay(refused)
             if delay is None:
-                raise
+                raise retries.given_up(refused) from None
         yield Wait(delay)
 
 
-def _replayed(request: pb.ConverseRequest, retries: Retries, pause: float,
+def _replayed(request: pb.ConverseRequest, retries: Callable[[], Retries], pause: float,
               limits: TurnLimits) -> Generator[Step, Any, int]:
     """A kept turn sent again, its answer discarded: 1, or 0 when it is refused for good (over a
-    smaller text limit the new server told, unsent, or refused by it): the replay goes on without it."""
+    smaller text limit the new server told, unsent, or refused by it): the replay goes on without it.
+    Its ``retries`` (its own ``turn_timeout``) start after the pause."""
     yield Wait(pause)
     try:
-        yield from _sent(request, retries, limits)
+        yield from _sent(request, retries(), limits)
     except TurnRefusedError:
         return 0
     return 1
@@ -386,12 +402,12 @@ def _advance(flow: Generator[Step, Any, R], outcome: Any, failure: AffectClientE
         return _Done(done.value)
 
 
-def driving(flow: Generator[Step, Any, R], exchange: Callable[[pb.ConverseRequest], Answer],
+def driving(flow: Generator[Step, Any, R], exchange: Callable[[pb.ConverseRequest, float | None], Answer],
             reopen: Callable[[pb.ConverseRequest], pb.ConversationOpened]) -> R:
     """Run a turn's flow, blocking: each step performed, its outcome sent back in (or its
     failure thrown in), until the flow returns the turn's result."""
     perform: dict[type, Callable[[Any], Any]] = {
-        Exchange: lambda step: exchange(step.request),
+        Exchange: lambda step: exchange(step.request, step.timeout),
         Reopen: lambda step: reopen(step.request),
         Wait: lambda step: time.sleep(step.seconds) if step.seconds > 0 else None,
     }
@@ -408,11 +424,12 @@ def driving(flow: Generator[Step, Any, R], exchange: Callable[[pb.ConverseReques
     return step.result
 
 
-async def driving_async(flow: Generator[Step, Any, R], exchange: Callable[[pb.ConverseRequest], Awaitable[Answer]],
+async def driving_async(flow: Generator[Step, Any, R],
+                        exchange: Callable[[pb.ConverseRequest, float | None], Awaitable[Answer]],
                         reopen: Callable[[pb.ConverseRequest], Awaitable[pb.ConversationOpened]]) -> R:
     """``driving`` for coroutines: the same flow, waiting with ``asyncio.sleep``."""
     perform: dict[type, Callable[[Any], Awaitable[Any]]] = {
-        Exchange: lambda step: exchange(step.request),
+        Exchange: lambda step: exchange(step.request, step.timeout),
         Reopen: lambda step: reopen(step.request),
         Wait: lambda step: asyncio.sleep(step.seconds),
     }

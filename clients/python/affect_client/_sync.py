@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, Unpack
@@ -17,6 +18,7 @@ from affect_client._exceptions import (
     APIStatusError,
     ConversationClosedError,
     DeadlineExceededError,
+    TurnTimeoutError,
     status_error,
 )
 from affect_client._inputs import AudioInput, ImageInput, turn_message
@@ -111,16 +113,17 @@ class AffectClient:
         self.close()
 
     def _unary(self, method: Callable[..., _R], request: object, *, turn_id: str | None = None) -> _R:
-        """A unary call, retried as the options say; ``turn_id``: the call carries that one turn (Analyze)."""
+        """A unary call, retried as the options say within its ``timeout``; ``turn_id``: the call
+        carries that one turn (Analyze)."""
         self._channel_state.check_open()
 
-        def attempt() -> _R:
+        def attempt(left: float | None) -> _R:
             try:
-                return method(request, timeout=self.options.timeout, metadata=_core.call_metadata(self.options))
+                return method(request, timeout=left, metadata=_core.call_metadata(self.options))
             except grpc.RpcError as error:
                 raise status_error(error, turn_id=turn_id) from None
 
-        return _core.retrying(attempt, self.options)
+        return _core.retrying(attempt, self.options, within="timeout")
 
 
 def _requests_until_close(requests: queue.Queue) -> Iterator[pb.ConverseRequest]:
@@ -146,16 +149,16 @@ class Conversation:
     """One conversation stream. ``send()`` returns that turn's result, in order.
 
     Opening is retried on UNAVAILABLE (``max_retries``, jittered backoff: by default for about
-    20 s), e.g. while the server starts or restarts. A turn refused because the server is busy (RESOURCE_EXHAUSTED
+    20 s), e.g. while the server starts or restarts, within ``open_timeout``. A turn refused because the server is busy (RESOURCE_EXHAUSTED
     with a retry hint) is sent again after the hinted delay when ``busy_retries`` allows.
     A stream that ends UNAVAILABLE (the server restarted), or that the server closed for
     idleness (no turn for its ``idle_timeout_s``: a caller on hold), is opened again and the text
     of the last ``resume_turns`` turns replayed before the turn is sent again
     (``affect_client._resume``; ``resumes`` counts it).
-    Answers come in order, so one turn cannot be abandoned on its own: a turn that gets no
-    answer within ``turn_timeout`` raises ``DeadlineExceededError``, and a wait interrupted
-    (``KeyboardInterrupt``) closes the conversation; either way later ``send()`` calls raise
-    ``ConversationClosedError`` and a new conversation must be opened.
+    A turn that gets no answer within ``turn_timeout`` raises ``TurnTimeoutError`` and the
+    conversation goes on: answers come once each and in order, so its late answer is dropped
+    when it comes. A wait interrupted (``KeyboardInterrupt``) closes the conversation; later
+    ``send()`` calls raise ``ConversationClosedError`` and a new conversation must be opened.
     """
 
     def __init__(self, client: AffectClient, open_request: pb.ConverseRequest) -> None:
@@ -183,19 +186,22 @@ class Conversation:
         return self._memory.limits
 
     def _open(self, open_request: pb.ConverseRequest, *, resuming: bool = False) -> pb.ConversationOpened:
-        """Open the stream, retried on UNAVAILABLE (and as a resume's opening is, ``resuming``)."""
-        return _core.retrying(lambda: self._start(open_request), self._options, resuming=resuming, catch=APIStatusError)
+        """Open the stream, retried on UNAVAILABLE within ``open_timeout`` (and as a resume's opening
+        is, ``resuming``)."""
+        return _core.retrying(lambda left: self._start(open_request, left), self._options, within="open_timeout",
+                              resuming=resuming, catch=APIStatusError)
 
     def _reopen(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
         self._call.cancel()  # the stream that failed, if it has not ended yet
         return self._open(open_request, resuming=True)
 
-    def _start(self, open_request: pb.ConverseRequest) -> pb.ConversationOpened:
+    def _start(self, open_request: pb.ConverseRequest, timeout: float | None) -> pb.ConversationOpened:
         self._memory.check_open()  # closed by its user between a resume's attempts
         self._channel_state.check_open()
         self._requests: queue.Queue = queue.Queue()
         self._responses: queue.Queue = queue.Queue()
         self._closed = False  # this stream's; the conversation's own end is the memory's
+        self._late = 0  # this stream's turns that timed out and whose answers are still to come
         # Neither the stream's request iterator nor its reader thread holds this object, so a
         # conversation dropped without close() is collected and its stream ended (finalize below).
         try:
@@ -213,7 +219,7 @@ class Conversation:
             earlier.detach()  # a stream reopened: the one before has ended
         self._finalizer = weakref.finalize(self, self._requests.put, _CLOSE)
         self._requests.put(open_request)
-        opened = self._next_response(self._options.open_timeout)
+        opened = self._next_response(timeout)
         if self._memory.closed:  # closed while this stream opened: it ends at once
             self._fail()
             self._memory.check_open()
@@ -264,13 +270,32 @@ class Conversation:
                 if self._memory.closed and not self._closed:  # ended (closed, cancelled) with its stream open
                     self._fail()
 
-    def _exchange_once(self, request: pb.ConverseRequest) -> _core.Answer:
-        # Checked under the lock: a turn that timed out before this one closed the stream, and
-        # its late answer may still be queued; it must not be read as this turn's.
+    def _exchange_once(self, request: pb.ConverseRequest, timeout: float | None) -> _core.Answer:
+        # Checked under the lock: a stream that ended (interrupted) may still have answers queued,
+        # which must not be read as this turn's.
         if self._closed:
             raise ConversationClosedError(f"conversation {getattr(self, 'id', '')} is closed")
         self._requests.put(request)
-        return _core.parse_answer(request, self._next_response(self._options.turn_timeout))
+        return _core.parse_answer(request, self._answer(timeout))
+
+    def _answer(self, timeout: float | None) -> pb.ConverseResponse:
+        """The answer to the request just sent, within ``timeout`` s: the late answers of turns that
+        timed out before it come first (the server answers in order) and are dropped; if it does
+        not come in time, it is owed too, and ``TurnTimeoutError`` is raised with the stream kept."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                item = self._responses.get(timeout=None if end is None else max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                self._late += 1
+                raise TurnTimeoutError(self._options.turn_timeout or 0.0) from None
+            except BaseException:  # interrupted (KeyboardInterrupt): the answer would go to the next turn
+                self._fail()
+                raise
+            response = self._received(item)
+            if not self._late:
+                return response
+            self._late -= 1  # a timed-out turn's answer: dropped
 
     def close(self) -> None:
         """End the stream politely (the server frees the conversation's state)."""
@@ -286,14 +311,20 @@ class Conversation:
         self.close()
 
     def _next_response(self, timeout: float | None) -> pb.ConverseResponse:
+        """The stream's next message (its opening's answer), within ``timeout`` s, or the stream ends."""
         try:
             item = self._responses.get(timeout=timeout)
         except queue.Empty:
             self._fail()
-            raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout:g} s") from None
+            raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                        f"the conversation did not open within {timeout or 0.0:.1f} s") from None
         except BaseException:  # interrupted (KeyboardInterrupt): the answer would go to the next turn
             self._fail()
             raise
+        return self._received(item)
+
+    def _received(self, item: object) -> pb.ConverseResponse:
+        """A message read from the stream, or the error that ended it (raised, the stream failed)."""
         if isinstance(item, grpc.RpcError):
             self._fail()
             self._channel_state.check_open()  # the stream ended because the client was closed
@@ -301,6 +332,7 @@ class Conversation:
         if item is _CLOSE:
             self._fail()
             raise ConversationClosedError("the server ended the conversation")
+        assert isinstance(item, pb.ConverseResponse)
         return item
 
     def _fail(self) -> None:
