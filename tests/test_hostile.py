@@ -363,7 +363,8 @@ def test_a_compressed_request_is_refused_before_it_is_inflated(hostile_server):
 def test_a_flood_of_big_analyze_calls_is_admitted_or_refused_with_a_hint(hostile_server):
     """100 concurrent 15 MB Analyze calls (82 s of float audio each, inside every per-turn
     limit): each is answered or refused with RESOURCE_EXHAUSTED and a retry hint; bodies of
-    refused calls are not read, so memory stays bounded; a conversation is served meanwhile."""
+    refused calls are not read, nor those of calls waiting for the client's slots (gRPC holds a
+    flow-control window of each), so memory stays bounded; a conversation is served meanwhile."""
     samples = (0.01 * np.random.default_rng(0).standard_normal(int(15 * 2**20 / 4))).astype("<f4")
     request = pb.AnalyzeRequest(turn=pb.Turn(audio=pb.Audio(data=samples.tobytes(), encoding=pb.FLOAT32_LE,
                                                             sample_rate_hz=48_000)))

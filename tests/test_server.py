@@ -387,21 +387,21 @@ def test_event_speakers_that_could_not_name_speakers_are_refused_with_invalid_ar
 
 def test_one_connection_may_hold_a_clients_streams_and_no_more(analyzer: Analyzer) -> None:
     """HTTP/2 MAX_CONCURRENT_STREAMS, as the server announces it in its first SETTINGS frame: the
-    conversations and Analyze calls one client may hold, its spare slot and a few more streams
-    (unset, it was unlimited)."""
+    conversations and Analyze calls one client may hold (and its Analyze calls waiting), its spare slot and a
+    few more streams (unset, it was unlimited)."""
     import socket
     import struct
 
     from affect_server.app import OTHER_STREAMS_PER_CONNECTION
 
-    with ServerThread(analyzer, max_conversations_per_peer=5, max_analyze_per_peer=3) as running:
+    with ServerThread(analyzer, max_conversations_per_peer=5, max_analyze_per_peer=3, max_analyze_queued_per_peer=4) as running:
         with socket.create_connection(("127.0.0.1", int(running.target.rsplit(":", 1)[1])), timeout=10) as raw:
             raw.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # preface, empty SETTINGS
             header = raw.recv(9, socket.MSG_WAITALL)
             assert header[3] == 4, header  # the server's SETTINGS first
             body = raw.recv(int.from_bytes(header[:3], "big"), socket.MSG_WAITALL)
     settings = dict(struct.unpack(">HI", body[i:i + 6]) for i in range(0, len(body), 6))
-    assert settings[3] == 5 + 1 + 3 + OTHER_STREAMS_PER_CONNECTION  # SETTINGS_MAX_CONCURRENT_STREAMS
+    assert settings[3] == 5 + 1 + 3 + 4 + OTHER_STREAMS_PER_CONNECTION  # SETTINGS_MAX_CONCURRENT_STREAMS
 
 
 def test_the_worst_case_of_requests_partly_received_is_the_one_the_help_states() -> None:

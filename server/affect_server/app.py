@@ -205,13 +205,14 @@ OTHER_STREAMS_PER_CONNECTION = 8
 
 def connection_options(config: ServerConfig) -> list[tuple[str, int]]:
     """gRPC's per-connection limits. A connection is one client's, which may hold at most
-    ``max_conversations_per_peer`` conversations (and a spare slot to resume one) and
-    ``max_analyze_per_peer`` Analyze calls: HTTP/2's MAX_CONCURRENT_STREAMS is set to that and
-    a few more streams (unset, it is unlimited). Beyond it, gRPC's defence against a client that
+    ``max_conversations_per_peer`` conversations (and a spare slot to resume one),
+    ``max_analyze_per_peer`` Analyze calls and ``max_analyze_queued_per_peer`` waiting for them:
+    HTTP/2's MAX_CONCURRENT_STREAMS is set to that and a few more streams (unset, it is unlimited). Beyond it, gRPC's defence against a client that
     opens and resets streams faster than they are served (HTTP/2 "rapid reset") applies: streams
     over the limit are refused after a delay, and reading the connection pauses while it owes
     many answers to the client's frames."""
-    streams = config.max_conversations_per_peer + 1 + config.max_analyze_per_peer + OTHER_STREAMS_PER_CONNECTION
+    streams = (config.max_conversations_per_peer + 1 + config.max_analyze_per_peer + config.max_analyze_queued_per_peer
+               + OTHER_STREAMS_PER_CONNECTION)
     return [("grpc.compression_enabled_algorithms_bitset", IDENTITY_ONLY), ("grpc.max_concurrent_streams", streams)]
 
 
@@ -276,6 +277,10 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     metrics = ServiceMetrics()
     interceptors = [BearerTokenInterceptor(config.token, on_refused=lambda reason: metrics.refused.labels(
         grpc.StatusCode.UNAUTHENTICATED.name, reason).inc())] if config.token else []
+    # BDP probing off: a stream the server does not read keeps HTTP/2's initial window (64 KiB),
+    # and gRPC buffers no more of its request than that. With it on, gRPC grew the windows of
+    # unread streams and took in their whole requests: 50 waiting 15 MiB Analyze calls held
+    # 4 MB with it off, 750 MB with it on (config.ServerConfig.waiting_requests_bytes).
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes),
@@ -291,10 +296,12 @@ async def start_server(config: ServerConfig, analyzer: Analyzer | None = None) -
     analyzer = analyzer or Analyzer(**config.analyzer_choices(), encoder_options=config.encoder_options(),
                                     runtime=config.runtime)
     log.info("%s", models_and_licences(analyzer))
-    log.info("memory beside the models, at most: %.1f GiB of turns in flight (--max-in-flight-mb) and %.1f GiB of "
-             "requests partly received ((--max-conversations %d + --max-analyze-in-flight %d) x --max-message-mb %g)",
+    log.info("memory beside the models, at most: %.1f GiB of turns in flight (--max-in-flight-mb), %.1f GiB of "
+             "requests partly received ((--max-conversations %d + --max-analyze-in-flight %d) x --max-message-mb %g) "
+             "and %.0f MiB of Analyze calls waiting unread (--max-analyze-queued-per-peer %d)",
              config.max_in_flight_mb / 1024, config.requests_on_the_way_bytes / 2**30, config.max_conversations,
-             config.max_analyze_in_flight, config.max_message_mb)
+             config.max_analyze_in_flight, config.max_message_mb, config.waiting_requests_bytes / 2**20,
+             config.max_analyze_queued_per_peer)
     detector = getattr(getattr(analyzer, "face", None), "detector", None)  # a loaded face encoder's
     if detector is not None and hasattr(detector, "searches"):
         metrics.watch_face_detector(lambda: dict(detector.searches), lambda: detector.model.windows_read)

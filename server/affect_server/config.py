@@ -14,6 +14,9 @@ from affect.option_rules import FACE_DETECTORS, context_weight_problem, face_det
 from affect.results import MODALITIES
 from affect_server.limits import CONTENTION_WINDOW_S
 
+# HTTP/2's initial flow-control window of a stream, which gRPC keeps while the server does not
+# read it (BDP probing, which would grow it, is off: app.start_server).
+HTTP2_WINDOW_BYTES = 65_535
 RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")  # as affect.onnx.RUNTIMES, which imports torch: not at start-up
 
 
@@ -68,6 +71,12 @@ class ServerConfig:
     heavy_image_pixels: int = _opt(4_194_304, "a turn with more pixels than this is heavy")
     max_analyze_in_flight: int = _opt(16, "Analyze calls being read or served; bodies beyond this are not read")
     max_analyze_per_peer: int = _opt(2, "Analyze calls in flight from one client address")
+    # A waiting call's body is not read: gRPC holds one flow-control window of it (app.start_server).
+    max_analyze_queued_per_peer: int = _opt(16, "Analyze calls from one client address that wait, unread, for one of "
+                                                "its --max-analyze-per-peer slots (first come, first served, within "
+                                                "their deadlines); more are refused (0: none wait). Each holds a 64 KiB "
+                                                "flow-control window of its request: 1 MiB a client address, 8 MiB in "
+                                                "all with the defaults")
     max_analyze_per_second_per_peer: float = _opt(20.0, "Analyze calls per second from one client address "
                                                         "(a token bucket, burst of 1 s)")
     # A client that opens the call and sends slowly or never would otherwise hold its slot for ever.
@@ -145,6 +154,15 @@ class ServerConfig:
         (one refused is refused before its body is read). Not counted in ``max_in_flight_mb``,
         which admission applies once a request is whole."""
         return (self.max_conversations + self.max_analyze_in_flight) * self.max_message_bytes
+
+    @property
+    def waiting_requests_bytes(self) -> int:
+        """The most gRPC holds of the requests of Analyze calls waiting for a slot: a flow-control
+        window each (``HTTP2_WINDOW_BYTES``), for at most ``max_analyze_queued_per_peer`` calls of
+        each client address whose ``max_analyze_per_peer`` slots are taken, which at most
+        ``max_analyze_in_flight // max_analyze_per_peer`` addresses can be at once."""
+        addresses = self.max_analyze_in_flight // self.max_analyze_per_peer
+        return addresses * self.max_analyze_queued_per_peer * HTTP2_WINDOW_BYTES
 
     @property
     def bare_host(self) -> str:
@@ -245,6 +263,8 @@ class ServerConfig:
                      "max_image_pixels", "heavy_image_pixels", "batch_max_size"):
             if getattr(self, name) < 1:
                 raise SystemExit(f"affect serve: {name} must be at least 1, got {getattr(self, name)}")
+        if self.max_analyze_queued_per_peer < 0:
+            raise SystemExit(f"affect serve: max_analyze_queued_per_peer must be 0 or more, got {self.max_analyze_queued_per_peer}")
         if self.max_text_chars > MAX_TEXT_CHARS:  # longer texts would still be refused, by the library and the client
             raise SystemExit(f"affect serve: max_text_chars must be at most {MAX_TEXT_CHARS} (the library's limit on a "
                              f"turn's text, which a server cannot raise), got {self.max_text_chars}")

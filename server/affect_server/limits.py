@@ -1,15 +1,17 @@
 """Admission limits: how many conversations may be open, how fast each may send turns, how
-much work may be in flight, and how much of it one client may hold while others wait.
+much work may be in flight, how much of it one client may hold while others wait, and the
+Analyze calls each client may have in flight or waiting.
 
 Plain counters, no gRPC: the servicer asks them and answers with the status.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from affect_server.retry_hint import MAX_MS as MAX_RETRY_HINT_MS
 
@@ -193,38 +195,98 @@ class InFlightBudget:
             del self._by_peer[ticket.peer]
 
 
-class PeerLimits:
-    """Per client address: calls in flight and a token bucket of calls per second. Remembers
-    at most ``max_peers`` addresses (the least recently seen idle ones are forgotten)."""
+class AnalyzeSlots:
+    """Analyze calls in flight: at most ``max_total`` in all and ``per_peer`` from one client
+    address, and at most ``per_second`` calls a second from one address (a token bucket, burst of
+    1 s). A call past its address's ``per_peer`` waits for one of that address's slots, first come
+    first served, up to ``max_queued`` waiting per address (past them it is refused): a slot given
+    back while calls wait passes to the first of them, so the calls in flight (in all and per
+    address) never go past their limits, and an address has calls waiting only while its
+    ``per_peer`` slots are taken. So at most ``max_total // per_peer`` addresses have calls waiting:
+    ``max_waiting`` in all. The rate is a call's on arrival, whether it waits or not. Remembers at
+    most ``max_peers`` addresses (the least recently seen idle ones are forgotten).
 
-    def __init__(self, max_in_flight: int, per_second: float, max_peers: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_in_flight, self.per_second, self.max_peers, self._clock = max_in_flight, per_second, max_peers, clock
-        self._peers: OrderedDict[str, list] = OrderedDict()  # peer -> [in flight, bucket]
+    A waiting call is a future (``acquire``), so this needs the event loop its callers run on."""
 
-    def acquire(self, peer: str) -> tuple[str, float | None] | None:
-        """None when admitted (call ``release`` later), else why not ("in_flight" or "rate") and,
-        for the rate, the seconds until the next call is allowed."""
+    def __init__(self, max_total: int, per_peer: int, per_second: float, max_queued: int = 0,
+                 max_peers: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_total, self.per_peer, self.per_second, self.max_queued = max_total, per_peer, per_second, max_queued
+        self.max_peers, self._clock = max_peers, clock
+        self.in_flight = 0
+        self._peers: OrderedDict[str, _PeerCalls] = OrderedDict()
+
+    @property
+    def max_waiting(self) -> int:
+        """The most calls that may wait at once, all addresses together."""
+        return self.max_total // self.per_peer * self.max_queued
+
+    def acquire(self, peer: str, *, may_wait: bool = True) -> None | asyncio.Future[None] | tuple[str, float | None]:
+        """None when admitted (``release`` later). A future when the call waits for a slot of
+        ``peer``'s (``may_wait``): it is admitted once the future is done (``release`` then too);
+        one that stops waiting calls ``leave``. Else why not: "server" (``max_total``),
+        "in_flight" (``peer``'s slots, and its queue when it may wait) or "rate", and for the rate
+        the seconds until the next call is allowed."""
+        if self.in_flight >= self.max_total:
+            return "server", None
         entry = self._peers.get(peer)
         if entry is None:
-            entry = self._peers[peer] = [0, TokenBucket(self.per_second, max(1.0, self.per_second), self._clock)]
+            entry = self._peers[peer] = _PeerCalls(TokenBucket(self.per_second, max(1.0, self.per_second), self._clock))
             self._forget_idle()
         self._peers.move_to_end(peer)
-        if entry[0] >= self.max_in_flight:
+        waits = entry.in_flight >= self.per_peer
+        if waits and (not may_wait or len(entry.waiting) >= self.max_queued):
             return "in_flight", None
-        if not entry[1].take():
-            return "rate", entry[1].wait_time()
-        entry[0] += 1
+        if not entry.bucket.take():
+            return "rate", entry.bucket.wait_time()
+        if waits:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            entry.waiting.append(waiter)
+            return waiter
+        entry.in_flight += 1
+        self.in_flight += 1
         return None
 
-    def release(self, peer: str) -> None:
+    def waiting(self, peer: str) -> int:
+        """The calls of ``peer`` waiting for a slot."""
         entry = self._peers.get(peer)
-        if entry is not None:
-            entry[0] = max(0, entry[0] - 1)
+        return len(entry.waiting) if entry is not None else 0
+
+    def leave(self, peer: str, waiter: asyncio.Future[None]) -> None:
+        """A waiting call that stops waiting (its deadline, a drain, its client gone): out of the
+        queue; a slot handed to it meanwhile passes on (``release``)."""
+        if waiter.done() and not waiter.cancelled():
+            self.release(peer)
+            return
+        waiter.cancel()
+        entry = self._peers.get(peer)
+        if entry is not None and waiter in entry.waiting:
+            entry.waiting.remove(waiter)
+
+    def release(self, peer: str) -> None:
+        """A slot given back: to the first call of ``peer`` still waiting, else freed."""
+        entry = self._peers.get(peer)
+        if entry is None:
+            return
+        while entry.waiting:
+            waiter = entry.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        entry.in_flight = max(0, entry.in_flight - 1)
+        self.in_flight = max(0, self.in_flight - 1)
 
     def _forget_idle(self) -> None:
         for peer in list(self._peers):
             if len(self._peers) <= self.max_peers:
                 return
-            if self._peers[peer][0] == 0:
+            if self._peers[peer].in_flight == 0:
                 del self._peers[peer]
+
+
+@dataclass
+class _PeerCalls:
+    """One address's Analyze calls: its rate, its calls in flight and those waiting, in order."""
+
+    bucket: TokenBucket
+    in_flight: int = 0
+    waiting: deque[asyncio.Future[None]] = field(default_factory=deque)

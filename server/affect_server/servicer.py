@@ -42,7 +42,7 @@ from affect_server.budget import TurnCost, measure
 from affect_server.config import ServerConfig
 from affect_server.convert import (check_id, event_speakers_from_pb, model_infos, reset_speaker_from_pb,
                                    text_prior_from_pb, thresholds_from_pb, turn_from_pb, turn_result_to_pb)
-from affect_server.limits import ConversationSlots, InFlightBudget, PeerLimits, Ticket, TokenBucket
+from affect_server.limits import AnalyzeSlots, ConversationSlots, InFlightBudget, Ticket, TokenBucket
 from affect_server.metrics import ServiceMetrics
 from affect_server.request_bounds import Excess, excess
 from affect_server.retry_hint import DrainEstimate, clamp_ms, retry_trailers
@@ -227,8 +227,8 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         self.slots = ConversationSlots(config.max_conversations, config.max_conversations_per_peer)
         self.budget = InFlightBudget(config.max_in_flight_turns, int(config.max_in_flight_mb * 2**20), config.max_heavy_turns,
                                      config.max_in_flight_share_per_peer)
-        self.peers = PeerLimits(config.max_analyze_per_peer, config.max_analyze_per_second_per_peer)
-        self.analyze_in_flight = 0
+        self.analyze_slots = AnalyzeSlots(config.max_analyze_in_flight, config.max_analyze_per_peer,
+                                          config.max_analyze_per_second_per_peer, config.max_analyze_queued_per_peer)
         self._turn_tasks: set[asyncio.Future] = set()  # admitted turns' work, each holding its ticket
         self.drain = DrainEstimate()  # the retry hint of a busy refusal
         # Keyed by (client, id): ids are the client's own, so that one client's ALREADY_EXISTS
@@ -413,14 +413,16 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
                 self.slots.release(peer)
 
     async def Analyze(self, request: pb.AnalyzeRequest | Unreadable, context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
-        """One turn whose body was already read (Ray Serve's proxy reads it)."""
-        async with self._analyze_admission(context):
+        """One turn whose body was already read (Ray Serve's proxy reads it): a call past its
+        client's slots is refused at once, since waiting it would hold the whole body."""
+        async with self._analyze_admission(context, may_wait=False):
             return await self._analyze(request, context)
 
     async def analyze_unread(self, request_iterator: AsyncIterator[pb.AnalyzeRequest | Unreadable],
                              context: grpc.aio.ServicerContext) -> pb.AnalyzeResponse:
         """``Analyze`` served as a client-streaming method (the wire is the same for one message),
-        so that a call refused by admission is refused before its body is read."""
+        so that a call refused by admission is refused before its body is read, and one waiting
+        for its client's slot waits unread."""
         async with self._analyze_admission(context):
             body = await self._analyze_body(request_iterator, context)
             if body is None:  # a body still on its way does not hold a drain
@@ -463,7 +465,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
 
     def idle(self) -> bool:
         """No conversation open, no turn or Analyze call in flight: what draining waits for."""
-        return self.slots.open == 0 and self.in_flight == 0 and self.analyze_in_flight == 0 and not self._turn_tasks
+        return self.slots.open == 0 and self.in_flight == 0 and self.analyze_slots.in_flight == 0 and not self._turn_tasks
 
     def _loaded_models(self) -> list[pb.ModelInfo]:
         """The models this server runs (not every model the package ships)."""
@@ -473,32 +475,59 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
     # ------------------------------------------------------------------ admission
 
     @contextlib.asynccontextmanager
-    async def _analyze_admission(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        """Analyze calls in flight: at most ``max_analyze_in_flight`` in all and
-        ``max_analyze_per_peer`` (and ``max_analyze_per_second_per_peer``) per client address."""
+    async def _analyze_admission(self, context: grpc.aio.ServicerContext, *, may_wait: bool = True) -> AsyncIterator[None]:
+        """An Analyze call's slot (``limits.AnalyzeSlots``): at most ``max_analyze_in_flight`` in all
+        and ``max_analyze_per_peer`` per client address, whose further calls wait for one
+        (``may_wait``), up to ``max_analyze_queued_per_peer``, within their deadlines; and at most
+        ``max_analyze_per_second_per_peer`` calls a second per address. Refused: RESOURCE_EXHAUSTED
+        with a retry hint."""
         if self.draining.is_set():
             await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
-        if self.analyze_in_flight >= self.config.max_analyze_in_flight:
-            await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"the server is serving {self.analyze_in_flight} Analyze calls (limit "
-                              f"{self.config.max_analyze_in_flight})", "analyze_in_flight",
-                              retry_after_ms=self._busy_retry_ms(), field="turn")
         peer = _peer_host(context)
-        refused = self.peers.acquire(peer)
-        if refused is not None:
-            why, wait_s = refused
-            message = (f"more than {self.config.max_analyze_per_second_per_peer:g} Analyze calls per second from this client"
-                       if why == "rate" else
-                       f"this client has {self.config.max_analyze_per_peer} Analyze calls in flight (limit)")
+        slots = self.analyze_slots
+        admitted = slots.acquire(peer, may_wait=may_wait)
+        if isinstance(admitted, asyncio.Future):
+            await self._wait_for_slot(admitted, peer, context)
+        elif admitted is not None:
+            why, wait_s = admitted
+            if why == "server":
+                await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                  f"the server is serving {slots.in_flight} Analyze calls (limit {slots.max_total})",
+                                  "analyze_in_flight", retry_after_ms=self._busy_retry_ms(), field="turn")
+            message = (f"more than {slots.per_second:g} Analyze calls per second from this client" if why == "rate" else
+                       f"this client has {slots.per_peer} Analyze calls in flight"
+                       f"{f' and {slots.waiting(peer)} waiting' if may_wait and slots.max_queued else ''} (limit)")
             await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message, f"peer_{why}",
                               retry_after_ms=clamp_ms(wait_s * 1000) if wait_s is not None else self._busy_retry_ms(),
                               field="turn")
-        self.analyze_in_flight += 1
         try:
             yield
         finally:
-            self.analyze_in_flight -= 1
-            self.peers.release(peer)
+            slots.release(peer)
+
+    async def _wait_for_slot(self, waiter: asyncio.Future[None], peer: str, context: grpc.aio.ServicerContext) -> None:
+        """Returns once ``waiter`` (``AnalyzeSlots.acquire``) gives the call its slot, its body
+        unread meanwhile (gRPC holds a flow-control window of it, 64 KiB: ``app.start_server``).
+        Draining ends the wait with UNAVAILABLE, as it ends every call; the call's deadline with
+        DEADLINE_EXCEEDED, the status its client's gRPC gives it then whatever the server says:
+        its time is over, so a retry hint would only invite an attempt it did not ask for."""
+        drained = asyncio.ensure_future(self.draining.wait())
+        either: set[asyncio.Future[Any]] = {waiter, drained}
+        try:
+            await asyncio.wait(either, timeout=context.time_remaining(), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the client went away (or gRPC ended the call at its deadline)
+            self.analyze_slots.leave(peer, waiter)
+            raise
+        finally:
+            drained.cancel()
+        if waiter.done():
+            return
+        self.analyze_slots.leave(peer, waiter)
+        if self.draining.is_set():
+            await self._abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down", "draining")
+        await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                          f"the call's deadline passed while it waited for one of this client's "
+                          f"{self.analyze_slots.per_peer} Analyze slots", "queued_deadline")
 
     async def _admit(self, message: pb.Turn, peer: str) -> tuple[TurnCost, Ticket | None, str, str]:
         """The turn's cost and its ticket, or (cost, None, why, reason) when the server, or this
@@ -520,7 +549,7 @@ class AffectServicer(pb_grpc.AffectServiceServicer):
         return cost, admitted, "", ""
 
     def _busy_retry_ms(self) -> int:
-        return self.drain.retry_after_ms(self.budget.turns + self.analyze_in_flight, self.config.workers)
+        return self.drain.retry_after_ms(self.budget.turns + self.analyze_slots.in_flight, self.config.workers)
 
     # ------------------------------------------------------------------ turns
 
