@@ -19,12 +19,14 @@ from affect_client import (
     AsyncAffectClient,
     ClientOptions,
     DeadlineExceededError,
+    TurnRefusedError,
     TurnResult,
     TurnTimeoutError,
     UnavailableError,
 )
 from affect_client import _constants as C
 from affect_client import _core
+from affect_proto import affect_pb2 as pb
 from affect_server.launch import free_port as _free_port
 from tests._serving import ServerThread
 from tests.test_server import _workers_held
@@ -181,3 +183,50 @@ def test_a_turn_that_times_out_leaves_the_conversation_usable(analyzer: Analyzer
                                                    "(this turn's answer is dropped when it comes)")
     assert (answered.turn_id, answered.turn_index, after.turn_id, after.turn_index) == ("next", 3, "after", 4)
     assert answered.state is not None and answered.state.turns == 4 and not answered.resumed and resumes == 0
+
+
+def test_a_busy_refusal_whose_hint_passes_the_deadline_is_not_sent_again() -> None:
+    """gRPC's pushback rule: a server that asks for more time than the call has left is not asked
+    again (the deadline's cut to half the time left sent it back before its hint, where it was
+    refused again and its contention window started anew); the UNAVAILABLE backoff is still cut."""
+    now = [0.0]
+    retries = _core.Retries(ClientOptions(turn_timeout=1.0, busy_retries=3), within="turn_timeout", clock=lambda: now[0])
+    busy = TurnRefusedError(grpc.StatusCode.RESOURCE_EXHAUSTED, "the server has 64 turns in flight", "turn", "t",
+                            retry_after=2.0)
+    assert retries.delay(busy) is None
+    assert retries.given_up(busy).details.endswith(": turn_timeout=1 s reached)")
+    soon = _core.Retries(ClientOptions(turn_timeout=1.0, busy_retries=3), within="turn_timeout", clock=lambda: now[0])
+    delay = soon.delay(TurnRefusedError(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy", "turn", "t", retry_after=0.2))
+    assert delay is not None and 0.2 <= delay <= 0.25  # a hint within the deadline is waited out
+
+
+def test_a_replayed_turn_without_an_answer_in_time_does_not_stand_for_the_callers_turn() -> None:
+    """After a resume the kept turns are sent again before the caller's; one whose answer is late
+    raised the caller's ``TurnTimeoutError`` ("this turn's answer is dropped when it comes") though
+    the caller's turn was never sent, and the rest of the replay was skipped. Now the replay goes on
+    without it, and the caller's turn is sent and answered."""
+    from affect_client import _resume
+
+    memory = _resume.ConversationMemory(ClientOptions())
+    opened = pb.ConversationOpened(max_turns_per_second=1000)
+    memory.opened(opened)
+    reopen = pb.ConverseRequest(open=pb.OpenConversation(conversation_id="c"))
+    script = iter(["answer", "unavailable", "late", "answer"])
+    sent: list[tuple[str, str]] = []
+
+    def exchange(request: pb.ConverseRequest, timeout: float | None) -> TurnResult:
+        what = next(script)
+        sent.append((request.turn.turn_id, what))
+        if what == "unavailable":
+            raise UnavailableError(grpc.StatusCode.UNAVAILABLE, "the connection broke")
+        if what == "late":
+            raise TurnTimeoutError(60.0)
+        return TurnResult.from_pb(pb.TurnResult(turn_id=request.turn.turn_id, turn_index=len(sent)))
+
+    def turn(turn_id: str) -> pb.ConverseRequest:
+        return pb.ConverseRequest(turn=pb.Turn(turn_id=turn_id, text=f"hello {turn_id}".encode()))
+
+    assert _resume.driving(memory.turn_flow(turn("t1"), reopen), exchange, lambda _: opened).turn_id == "t1"
+    assert _resume.driving(memory.turn_flow(turn("t2"), reopen), exchange, lambda _: opened).turn_id == "t2"
+    assert sent == [("t1", "answer"), ("t2", "unavailable"), ("t1", "late"), ("t2", "answer")]
+    assert not memory.closed and memory.resumes == 1

@@ -336,8 +336,9 @@ class Retries:
             return delay
         left = self._deadline - self._clock()
         if delay >= left:
-            if self._cut or left <= 0:  # the last attempt the deadline allowed was made
-                self._cut = True
+            busy = getattr(error, "code", None) == grpc.StatusCode.RESOURCE_EXHAUSTED
+            if self._cut or left <= 0 or busy:  # the last attempt the deadline allowed was made, or the
+                self._cut = True  # server asked for more time than is left (gRPC's pushback rule: no retry)
                 return None
             self._cut = True  # one last attempt, halfway to the deadline, with half the time left for it
             delay = left / 2

@@ -378,12 +378,13 @@ def _sent(request: pb.ConverseRequest, retries: Retries, limits: TurnLimits) -> 
 def _replayed(request: pb.ConverseRequest, retries: Callable[[], Retries], pause: float,
               limits: TurnLimits) -> Generator[Step, Any, int]:
     """A kept turn sent again, its answer discarded: 1, or 0 when it is refused for good (over a
-    smaller text limit the new server told, unsent, or refused by it): the replay goes on without it.
+    smaller text limit the new server told, unsent, or refused by it) or its answer is late (the
+    caller's own turn was not sent yet: its timeout is not the caller's): the replay goes on without it.
     Its ``retries`` (its own ``turn_timeout``) start after the pause."""
     yield Wait(pause)
     try:
         yield from _sent(request, retries(), limits)
-    except TurnRefusedError:
+    except (TurnRefusedError, TurnTimeoutError):  # a late answer is owed and dropped, as for any turn
         return 0
     return 1
 
