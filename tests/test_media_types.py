@@ -92,7 +92,7 @@ def test_every_kind_of_client_image_passes_its_check_and_no_other(png: Path) -> 
     (np.random.default_rng(0).random((40, 48, 3)), "bgr"),  # float in [0, 1]: was cast to zeros, "no face detected"
     (np.zeros((40, 48, 3), np.uint8), None),  # was a plain ValueError naming color_order
     (np.zeros((40, 48, 4), np.uint8), None),
-    (np.zeros((40, 48, 3), np.uint8), "BGR"),
+    (np.zeros((40, 48, 3), np.uint8), "bgra"),
     (np.zeros((40, 48, 2), np.uint8), "rgb"),
     (np.zeros((2, 40, 48, 3), np.uint8), "rgb"),
 ])
@@ -125,3 +125,18 @@ def test_image_from_array_sends_what_send_sends() -> None:
     for pixels, order in ((rgba, "rgb"), (rgba[:, :, :3], "bgr"), (rgba[:, :, :1], None), (rgba[:, :, 0], None)):
         assert affect_client.Image.from_array(pixels, channel_order=order) == to_image(pixels, order)
     assert affect_client.Image.from_array(rgba, color_order="rgb") == image
+
+
+def test_a_channel_order_is_read_in_either_case_by_library_and_client() -> None:
+    """OpenCV's documentation writes "BGR": ``Image.from_array`` took it (it lowered the name) where
+    ``send()`` and the library refused it. One rule now (``affect_proto.rules.channel_order_of``):
+    either case, the same pixels; anything else refused naming ``channel_order`` alike."""
+    from affect.face._input import array_to_gray
+
+    pixels = np.random.default_rng(1).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    assert affect_client.Image.from_array(pixels, channel_order="BGR") == affect_client.Image.from_array(
+        pixels, channel_order="bgr")
+    assert np.array_equal(array_to_gray(pixels, "RGB", "image"), array_to_gray(pixels, "rgb", "image"))
+    with pytest.raises(InvalidInputError, match='channel_order "bgr" \\(OpenCV\\) or "rgb"') as library:
+        array_to_gray(pixels, "bgra", "image")
+    assert library.value.field == "channel_order"

@@ -2207,7 +2207,7 @@ def test_a_thread_waiting_behind_a_timed_out_turn_gets_its_own_answer(analyzer):
 
     outcomes: dict[str, BaseException | str] = {}
     with ServerThread(analyzer) as server, \
-            AffectClient(server.target, max_retries=0, turn_timeout=1.0) as client, \
+            AffectClient(server.target, max_retries=0, turn_timeout=2.0) as client, \
             client.conversation() as conversation:
         def send(name: str) -> None:
             try:
@@ -2215,7 +2215,7 @@ def test_a_thread_waiting_behind_a_timed_out_turn_gets_its_own_answer(analyzer):
             except Exception as exc:  # noqa: BLE001 - the outcome is the point
                 outcomes[name] = exc
 
-        server.loop.call_soon_threadsafe(time.sleep, 1.5)  # A gets no answer within its 1 s
+        server.loop.call_soon_threadsafe(time.sleep, 2.4)  # A gets no answer within its 2 s; B, asking from 2 s, has until 4 s
         first = threading.Thread(target=send, args=("A",))
         first.start()
         time.sleep(0.1)  # A holds the conversation; B queues behind it
@@ -2233,9 +2233,9 @@ def test_a_task_waiting_behind_a_timed_out_turn_gets_its_own_answer(analyzer):
     from affect_client import TurnResult, TurnTimeoutError
 
     async def two_tasks(server: ServerThread) -> list:
-        async with AsyncAffectClient(server.target, max_retries=0, turn_timeout=1.0) as client, \
+        async with AsyncAffectClient(server.target, max_retries=0, turn_timeout=2.0) as client, \
                 client.conversation() as conversation:
-            server.loop.call_soon_threadsafe(time.sleep, 1.5)
+            server.loop.call_soon_threadsafe(time.sleep, 2.4)
             first = asyncio.create_task(conversation.send("Turn from A.", turn_id="A"))
             await asyncio.sleep(0.1)  # A holds the conversation; B queues behind it
             second = asyncio.create_task(conversation.send("Turn from B.", turn_id="B"))

@@ -22,7 +22,7 @@ import numpy as np
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.media import ImageInput
-from affect_proto.rules import file_path_problem, file_size
+from affect_proto.rules import channel_order_of, channel_order_problem, file_path_problem, file_size
 
 ChannelOrder = Literal["bgr", "rgb"]
 
@@ -200,17 +200,16 @@ def array_to_gray(array: np.ndarray, channel_order: ChannelOrder | None, field: 
         return np.ascontiguousarray(array)
     if array.shape[2] == 1:
         return np.ascontiguousarray(array[:, :, 0])
-    if channel_order not in ("bgr", "rgb"):
-        raise InvalidInputError(
-            f"a colour image array needs channel_order='bgr' or 'rgb', got {channel_order!r}", field="channel_order"
-        )
+    order = channel_order_of(channel_order)
+    if order is None:
+        raise InvalidInputError(channel_order_problem(channel_order), field="channel_order")
     codes = {
         (3, "bgr"): cv2.COLOR_BGR2GRAY,
         (3, "rgb"): cv2.COLOR_RGB2GRAY,
         (4, "bgr"): cv2.COLOR_BGRA2GRAY,
         (4, "rgb"): cv2.COLOR_RGBA2GRAY,
     }
-    return cv2.cvtColor(np.ascontiguousarray(array), codes[(array.shape[2], channel_order)])
+    return cv2.cvtColor(np.ascontiguousarray(array), codes[(array.shape[2], order)])
 
 
 def load_gray(image: ImageInput, channel_order: ChannelOrder | None = None, field: str = "image") -> np.ndarray:

@@ -96,7 +96,9 @@ def _stop_at_once_until_serving() -> Callable[[], None]:
     before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def end() -> None:
-        for sig, handler in before.items():
+        """Once: a second call would put back, over Ray's own SIGTERM handler, the handlers from before."""
+        while before:
+            sig, handler = before.popitem()
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
 
     return end

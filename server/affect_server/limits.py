@@ -13,7 +13,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from affect_server.retry_hint import MAX_MS as MAX_RETRY_HINT_MS
+MIN_RETRY_HINT_MS, MAX_RETRY_HINT_MS = 50, 10_000
+"""The bounds of a busy refusal's retry hint (``retry_hint.clamp_ms``), kept here, without gRPC,
+for the contention window below."""
 
 CONTENTION_WINDOW_S = 3 * MAX_RETRY_HINT_MS / 1000
 """How long a client refused as busy counts as waiting for room (``InFlightBudget``): 30 s, three

@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 import grpc
 from affect_proto import rules
+from affect_server.limits import MAX_RETRY_HINT_MS as MAX_MS
+from affect_server.limits import MIN_RETRY_HINT_MS as MIN_MS
 from google.rpc import error_details_pb2, status_pb2
 
-MIN_MS, MAX_MS = 50, 10_000
 WINDOW_S = 3.0
 """The drain rate is read over the turns answered in the server's last 3 s of work (time with a
 turn in flight; idle time does not count, nor age what was measured): several batches of a loaded

@@ -271,10 +271,9 @@ def _array_image(pixels: Any, channel_order: str | None, field: str) -> Image:
         pixels = pixels[:, :, 0]
     if pixels.ndim == 2:
         encoding = pb.RAW_GRAY8
-    elif channel_order in ("bgr", "rgb"):
+    elif (order := rules.channel_order_of(channel_order)) is not None:
         pixels = pixels[:, :, :3]  # alpha is not sent
-        encoding = pb.RAW_BGR8 if channel_order == "bgr" else pb.RAW_RGB8
+        encoding = pb.RAW_BGR8 if order == "bgr" else pb.RAW_RGB8
     else:
-        raise InvalidInputError(f'{field}: a colour array needs channel_order="bgr" (OpenCV) or "rgb" (PIL), '
-                                f"got {channel_order!r}", field="channel_order")
+        raise InvalidInputError(f"{field}: {rules.channel_order_problem(channel_order)}", field="channel_order")
     return Image(pixels.tobytes(), encoding, int(pixels.shape[1]), int(pixels.shape[0]))

@@ -129,6 +129,22 @@ def too_many_images(images: int, limit: int = MAX_IMAGES_PER_TURN) -> str | None
     return f"a turn may carry at most {limit} images" if images > limit else None
 
 
+CHANNEL_ORDERS = ("bgr", "rgb")  # OpenCV's, PIL's
+
+
+def channel_order_of(value: object) -> str | None:
+    """A colour image array's channel order as the readers take it ("bgr" or "rgb", given in
+    either case: "BGR" is how OpenCV's documentation writes it), or None for anything else."""
+    if isinstance(value, str) and value.lower() in CHANNEL_ORDERS:
+        return value.lower()
+    return None
+
+
+def channel_order_problem(value: object) -> str:
+    """The refusal of a colour array's ``value`` that ``channel_order_of`` does not take (field ``channel_order``)."""
+    return f'a colour image array needs channel_order "bgr" (OpenCV) or "rgb" (PIL), got {value!r}'
+
+
 def too_many_pixels(pixels: int, limit: int, field: str = "turn.images") -> str | None:
     """A turn's images measured by their pixels (width x height) summed, against a server's
     per-turn budget (its ``max_image_pixels``)."""
