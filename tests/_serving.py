@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 from affect_server.app import RunningServer, start_server
 from affect_server.config import ServerConfig
@@ -95,3 +98,18 @@ class ServerProcess:
         code = self._server.stop(timeout)
         self._log.close()
         return code
+
+
+@contextlib.contextmanager
+def server_starting_later(analyzer: Any, port: int, after_s: float) -> Iterator[None]:
+    """A ``ServerThread`` on ``port`` that starts listening ``after_s`` seconds into the block (a
+    client's retries meet a server that is not up yet), stopped when the block ends."""
+    started: list[ServerThread] = []
+    timer = threading.Timer(after_s, lambda: started.append(ServerThread(analyzer, port=port).__enter__()))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()
+        for server in started:
+            server.__exit__(None, None, None)

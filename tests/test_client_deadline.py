@@ -28,7 +28,7 @@ from affect_client import _constants as C
 from affect_client import _core
 from affect_proto import affect_pb2 as pb
 from affect_server.launch import free_port as _free_port
-from tests._serving import ServerThread
+from tests._serving import ServerThread, server_starting_later
 from tests.test_server import _workers_held
 
 NOBODY = "127.0.0.1:1"  # nothing listens: every attempt is refused UNAVAILABLE at once
@@ -125,19 +125,9 @@ def test_the_deadline_rule_gives_each_attempt_the_time_left_and_starts_none_past
 def test_a_call_made_before_its_server_listens_is_answered_within_its_timeout(analyzer: Analyzer) -> None:
     """The deadline bounds the retries; it does not stop them early: a server listening 1 s after
     the call is reached within a 10 s timeout."""
-    import threading
-
     port = _free_port()
-    started: list[ServerThread] = []
-    timer = threading.Timer(1.0, lambda: started.append(ServerThread(analyzer, port=port).__enter__()))
-    timer.start()
-    try:
-        with AffectClient(f"127.0.0.1:{port}", timeout=10) as client:
-            assert client.analyze("Are you there?").present == ("text",)
-    finally:
-        timer.join()
-        for server in started:
-            server.__exit__(None, None, None)
+    with server_starting_later(analyzer, port, 1.0), AffectClient(f"127.0.0.1:{port}", timeout=10) as client:
+        assert client.analyze("Are you there?").present == ("text",)
 
 
 @pytest.mark.parametrize("twin", ["sync", "async"])

@@ -42,7 +42,7 @@ from affect_proto import rules
 from affect_server.launch import free_port as _free_port
 from affect_server.limits import ConversationSlots
 from tests._handover import AFTER_HANDOVER as _AFTER, BEFORE_HANDOVER as _BEFORE
-from tests._serving import ServerThread
+from tests._serving import ServerThread, server_starting_later
 
 from affect import Analyzer
 from affect.text.weights import TextWeights
@@ -993,23 +993,9 @@ def test_client_package_needs_no_torch():
 
 
 def test_client_retries_unavailable_until_the_server_is_up(analyzer):
-    import threading
-
     port = _free_port()
-    holder = {}
-
-    def start_later():
-        time.sleep(0.3)
-        holder["server"] = ServerThread(analyzer, port=port).__enter__()
-
-    thread = threading.Thread(target=start_later)
-    thread.start()
-    try:
-        with AffectClient(f"127.0.0.1:{port}", max_retries=8) as client:
-            assert client.analyze("are you there?").present == ("text",)
-    finally:
-        thread.join()
-        holder["server"].__exit__(None, None, None)
+    with server_starting_later(analyzer, port, 0.3), AffectClient(f"127.0.0.1:{port}", max_retries=8) as client:
+        assert client.analyze("are you there?").present == ("text",)
 
 
 def test_idle_conversations_expire_and_free_their_state(analyzer):
