@@ -35,7 +35,7 @@ from affect.option_rules import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, context_weight
                                  fps_problem, max_frames_problem, parity_items_problem)
 from affect.runtime_names import RUNTIMES
 from affect.turns_file import MAX_CONVERSATION_BYTES, read_conversation  # noqa: F401 (read_conversation: public here)
-from affect_proto.rules import event_speakers_problem, file_path_problem
+from affect_proto.rules import event_speakers_problem, file_path_problem, file_size
 
 if TYPE_CHECKING:
     from affect._progress import Status
@@ -529,14 +529,11 @@ def _check_texts(turns: list[dict]) -> None:
 
 
 def _existing(path: Path, field: str) -> Path:
-    try:
-        folder, missing = path.is_dir(), not path.is_file()
-    except (OSError, ValueError):  # ENAMETOOLONG, a NUL: base64 or a data: URI given as the file
-        folder, missing = False, True
-    if folder:
+    _, error = file_size(path)  # ENAMETOOLONG, a NUL: base64 or a data: URI given as the file
+    if error == errno.EISDIR:
         raise InvalidInputError(f"--{field}: {path} is a directory; to analyse every file in it, run "
                                 f"`affect analyze {path}`", field=field)
-    if missing:  # named as the rule says, never quoting a string that is no path
+    if error:  # named as the rule says, never quoting a string that is no path
         raise InvalidInputError(file_path_problem(path, f"--{field}", errno.ENOENT), field=field)
     return path
 

@@ -193,12 +193,7 @@ def _media(path: Path, name: Any, field: str, where: str) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f'{where}: "{key}" must be a file name', field=field)
     media = Path(name) if Path(name).is_absolute() else path.parent / name
-    try:
-        error = errno.EISDIR if media.is_dir() else 0 if media.is_file() else errno.ENOENT
-    except OSError as exc:  # ENAMETOOLONG: base64 or a data: URI where a file name belongs
-        error = exc.errno or errno.EIO
-    except ValueError:  # a NUL character
-        error = errno.EINVAL
+    _, error = file_size(media)  # ENAMETOOLONG: base64 or a data: URI where a file name belongs
     if error:  # named as the rule says, never quoting a string that is no path
         raise InvalidInputError(f"{where}: " + file_path_problem(name, f'"{key}"', error), field=field)
     return str(media)

@@ -204,8 +204,8 @@ class AnalyzeSlots:
     first served, up to ``max_queued`` waiting per address (past them it is refused): a slot given
     back while calls wait passes to the first of them, so the calls in flight (in all and per
     address) never go past their limits, and an address has calls waiting only while its
-    ``per_peer`` slots are taken. So at most ``max_total // per_peer`` addresses have calls waiting:
-    ``max_waiting`` in all. The rate is a call's on arrival, whether it waits or not. Remembers at
+    ``per_peer`` slots are taken. So at most ``max_total // per_peer`` addresses have calls waiting
+    (``ServerConfig.waiting_requests_bytes`` counts what their requests hold). The rate is a call's on arrival, whether it waits or not. Remembers at
     most ``max_peers`` addresses (the least recently seen idle ones are forgotten).
 
     A waiting call is a future (``acquire``), so this needs the event loop its callers run on."""
@@ -216,11 +216,6 @@ class AnalyzeSlots:
         self.max_peers, self._clock = max_peers, clock
         self.in_flight = 0
         self._peers: OrderedDict[str, _PeerCalls] = OrderedDict()
-
-    @property
-    def max_waiting(self) -> int:
-        """The most calls that may wait at once, all addresses together."""
-        return self.max_total // self.per_peer * self.max_queued
 
     def acquire(self, peer: str, *, may_wait: bool = True) -> None | asyncio.Future[None] | tuple[str, float | None]:
         """None when admitted (``release`` later). A future when the call waits for a slot of

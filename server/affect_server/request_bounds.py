@@ -49,7 +49,7 @@ REPEATED = {
 
 
 # Turn.turn_id, which a refusal echoes: read by the walk where it meets it (a string, length-delimited).
-_TURN_ID = pb.Turn.DESCRIPTOR.fields_by_name["turn_id"].full_name
+_TURN_ID = pb.Turn.DESCRIPTOR.fields_by_name["turn_id"]
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class _Walk:
                 inner_end = pos + length
                 if inner_end > end:
                     raise _Malformed
-                if f is not None and f.full_name == _TURN_ID:
+                if f is _TURN_ID:  # one descriptor object: compared by identity on every field of every request
                     self.turn_id_at = (pos, inner_end)
                 if f is not None and f.type == FieldDescriptor.TYPE_MESSAGE:
                     inner_path = f"{path}.{f.name}" if path else f.name

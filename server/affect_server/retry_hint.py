@@ -46,7 +46,7 @@ class DrainEstimate:
     backlog per worker (``LatencyEstimate``) counted 20 ms a turn per worker, a hint 16 times too
     long on two workers (refused text turns of a chatbot backend were told 0.887 s).
     Slow turns answered one after another drain slowly, and their hint is as long. Before the
-    server has answered a turn the hint is ``LatencyEstimate``'s.
+    server has answered a turn the hint is ``LatencyEstimate``'s first guess (nothing observed yet).
 
     The work's time is the time with a turn in flight, from the turns' own receipt and answer:
     a turn adds the time from its receipt, or from the answer before it if that came later,
@@ -63,7 +63,6 @@ class DrainEstimate:
     def answered(self, seconds: float) -> None:
         """A turn answered now, ``seconds`` after it was received."""
         now = self._clock()
-        self.latency.observe(seconds)
         before = self._work_s
         self._work_s += max(0.0, now - max(now - seconds, self._last_answer))
         self._last_answer = max(self._last_answer, now)
