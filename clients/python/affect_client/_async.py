@@ -16,8 +16,6 @@ from affect_client._exceptions import (
     APIStatusError,
     ClientClosedError,
     ConversationClosedError,
-    DeadlineExceededError,
-    TurnTimeoutError,
     status_error,
 )
 from affect_client._inputs import AudioInput, ImageInput, turn_message
@@ -158,7 +156,7 @@ class AsyncConversation:
         self._loop: asyncio.AbstractEventLoop | None = None  # the stream's: grpc.aio binds a call to its loop
         self._closed = False
         self._reading: asyncio.Future[Any] | None = None  # the stream's read under way (_next_message)
-        self._late = 0  # the stream's turns that timed out and whose answers are still to come
+        self._late = _core.LateAnswers()  # the stream's
         self._turn = asyncio.Lock()  # one turn on the stream at a time: answers come back in order
         self._memory = _resume.ConversationMemory(self._options)
         self.id = ""
@@ -198,7 +196,7 @@ class AsyncConversation:
             self._memory.check_open()  # closed by its user between a resume's attempts
             self._client._channel_state.check_open()
             self._closed = False  # this stream's; the conversation's own end is the memory's
-            self._reading, self._late = None, 0
+            self._reading, self._late = None, _core.LateAnswers()
             self._call = self._client._stub.Converse(timeout=self._options.conversation_deadline,
                                                      metadata=_core.call_metadata(self._options))
             self._client._connection.watch(self._call)
@@ -367,8 +365,7 @@ class AsyncConversation:
         except asyncio.TimeoutError:
             self._closed = True
             self._call.cancel()
-            raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                        f"the conversation did not open within {timeout or 0.0:.1f} s") from None
+            raise _core.not_opened(timeout) from None
         if response is grpc.aio.EOF:
             self._closed = True
             raise await self._ended()
@@ -384,14 +381,12 @@ class AsyncConversation:
             try:
                 response = await self._next_message(None if end is None else max(0.0, end - loop.time()))
             except asyncio.TimeoutError:
-                self._late += 1
-                raise TurnTimeoutError(self._options.turn_timeout or 0.0) from None
+                raise self._late.timed_out(self._options.turn_timeout) from None
             if response is grpc.aio.EOF:
                 self._closed = True
                 raise await self._ended()
-            if not self._late:
+            if not self._late.drops():
                 return response
-            self._late -= 1  # a timed-out turn's answer: dropped
 
     async def _next_message(self, timeout: float | None) -> Any:
         """The stream's next message (or ``grpc.aio.EOF``), waited for at most ``timeout`` s

@@ -24,9 +24,11 @@ from affect_client import _constants as C
 from affect_client._exceptions import (
     AffectClientError,
     ClientClosedError,
+    DeadlineExceededError,
     InvalidInputError,
     InvalidSettingError,
     TurnRefusedError,
+    TurnTimeoutError,
     effective_code,
     noted,
     status_code,
@@ -276,6 +278,33 @@ def retry_window_s(max_retries: int) -> float:
     backoff take at their longest (19.75 s at the default 8; 0: not retried). Full jitter makes
     the waits themselves shorter (about half, on average), so the retries go on past them."""
     return sum(_backoff_caps(max_retries))
+
+
+class LateAnswers:
+    """A stream's turns that timed out, whose answers are still to come. The server answers each
+    request of a stream once, in order, so those answers come before the next turn's: both twins
+    count them here and drop them as they come (``Conversation._answer``)."""
+
+    def __init__(self) -> None:
+        self.owed = 0
+
+    def timed_out(self, turn_timeout: float | None) -> TurnTimeoutError:
+        """The error of a turn with no answer within ``turn_timeout``, its answer now owed."""
+        self.owed += 1
+        return TurnTimeoutError(turn_timeout or 0.0)
+
+    def drops(self) -> bool:
+        """Whether the answer just read is a timed-out turn's, to be dropped (one fewer owed)."""
+        if not self.owed:
+            return False
+        self.owed -= 1
+        return True
+
+
+def not_opened(timeout: float | None) -> DeadlineExceededError:
+    """A conversation's opening with no answer within ``timeout`` s."""
+    return DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                 f"the conversation did not open within {timeout or 0.0:.1f} s")
 
 
 class Retries:

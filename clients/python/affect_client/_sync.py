@@ -17,8 +17,6 @@ from affect_client import _core, _resume
 from affect_client._exceptions import (
     APIStatusError,
     ConversationClosedError,
-    DeadlineExceededError,
-    TurnTimeoutError,
     status_error,
 )
 from affect_client._inputs import AudioInput, ImageInput, turn_message
@@ -201,7 +199,7 @@ class Conversation:
         self._requests: queue.Queue = queue.Queue()
         self._responses: queue.Queue = queue.Queue()
         self._closed = False  # this stream's; the conversation's own end is the memory's
-        self._late = 0  # this stream's turns that timed out and whose answers are still to come
+        self._late = _core.LateAnswers()  # this stream's
         # Neither the stream's request iterator nor its reader thread holds this object, so a
         # conversation dropped without close() is collected and its stream ended (finalize below).
         try:
@@ -287,15 +285,13 @@ class Conversation:
             try:
                 item = self._responses.get(timeout=None if end is None else max(0.0, end - time.monotonic()))
             except queue.Empty:
-                self._late += 1
-                raise TurnTimeoutError(self._options.turn_timeout or 0.0) from None
+                raise self._late.timed_out(self._options.turn_timeout) from None
             except BaseException:  # interrupted (KeyboardInterrupt): the answer would go to the next turn
                 self._fail()
                 raise
             response = self._received(item)
-            if not self._late:
+            if not self._late.drops():
                 return response
-            self._late -= 1  # a timed-out turn's answer: dropped
 
     def close(self) -> None:
         """End the stream politely (the server frees the conversation's state)."""
@@ -316,8 +312,7 @@ class Conversation:
             item = self._responses.get(timeout=timeout)
         except queue.Empty:
             self._fail()
-            raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                        f"the conversation did not open within {timeout or 0.0:.1f} s") from None
+            raise _core.not_opened(timeout) from None
         except BaseException:  # interrupted (KeyboardInterrupt): the answer would go to the next turn
             self._fail()
             raise
