@@ -93,7 +93,15 @@ def play(conversation: Conversation, items: Iterable[dict[str, Any]]) -> Iterato
 def _turn_list(path: Path) -> list[Any]:
     """The file's items as JSON values: UTF-8, then a JSON list or JSON Lines, not empty."""
     try:
-        raw = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
+    except OSError as exc:  # a file its reader may not read (is_file needs no permission), one gone meanwhile
+        error = exc.errno or errno.EIO
+    else:
+        error = 0
+    if error:  # raised outside the handler: no OSError quoting the path rides along
+        raise InvalidInputError(file_path_problem(path, "--conversation", error), field="conversation")
+    try:
+        raw = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"{path} is not valid UTF-8 (byte {exc.start})", field="conversation") from None
     data = _json_lines(path, raw) if path.suffix.lower() in (".jsonl", ".ndjson") else _json(path, raw)

@@ -427,3 +427,68 @@ def test_a_conversation_files_unknown_key_is_quoted_only_when_it_reads_as_a_fiel
     with pytest.raises(InvalidInputError) as misspelt:
         read_conversation(path)
     assert "['txt', 'vidoe']" in str(misspelt.value)
+
+
+def _small_video(path: Path) -> Path:
+    """Three 32x32 gray frames at 10 a second, H.264 in MP4."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for _ in range(3):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((32, 32), 120, np.uint8), format="gray")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def _small_files(folder: Path) -> dict[str, Path]:
+    """A real file of each kind a path may name: a video, a conversation file, an image, a WAV."""
+    import io
+
+    import cv2
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir()
+    (folder / "call.jsonl").write_text('{"text": "I want a refund"}\n')
+    (folder / "face.png").write_bytes(cv2.imencode(".png", np.full((48, 48), 120, np.uint8))[1].tobytes())
+    wav = io.BytesIO()
+    sf.write(wav, np.zeros(16000, np.float32), 16000, format="WAV", subtype="PCM_16")
+    (folder / "voice.wav").write_bytes(wav.getvalue())
+    return {"video": _small_video(folder / "call.mp4"), "conversation": folder / "call.jsonl",
+            "image": folder / "face.png", "audio": folder / "voice.wav"}
+
+
+def test_a_file_its_reader_may_not_read_is_refused_alike_by_every_reader(tmp_path: Path) -> None:
+    """A video or a conversation file its reader may not read (mode 000) escaped as a bare
+    ``PermissionError`` quoting the whole path (the check before opening it, ``is_file``, needs no
+    read permission). Now every reader, in the library and the client, refuses such a file as
+    ``rules.file_path_problem`` words it: its field, its file name only, "Permission denied",
+    raised outside any handler (no OSError quoting the path behind it)."""
+    from affect.face._input import load_gray
+    from affect.face._video import sample_frames
+    from affect.speech._audio import probe_file
+    from affect.turns_file import read_conversation
+    from affect_client import Audio, Image
+    from affect_client import InvalidInputError as ClientInvalidInputError
+    from tests._unreadable import unreadable
+
+    files = _small_files(tmp_path / "private-folder")
+    readers = [("video", lambda: list(sample_frames(files["video"], 2, 10))),
+               ("--conversation", lambda: read_conversation(files["conversation"])),
+               ("image", lambda: load_gray(str(files["image"]))),
+               ("audio_file", lambda: probe_file(str(files["audio"]))),
+               ("image", lambda: Image.from_file(files["image"])),
+               ("audio", lambda: Audio.from_file(files["audio"]))]
+    kinds = ["video", "conversation", "image", "audio", "image", "audio"]
+    for (field, read), kind in zip(readers, kinds):
+        with unreadable(files[kind]):
+            with pytest.raises((InvalidInputError, ClientInvalidInputError)) as refused:
+                read()
+        assert str(refused.value) == f"{field}: cannot read {files[kind].name!r}: Permission denied", refused.value
+        assert "private-folder" not in str(refused.value)
+        assert refused.value.__context__ is None and refused.value.__cause__ is None
+        read()  # readable again: the same reader takes it

@@ -144,8 +144,16 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
     if not isinstance(path, (str, PathLike)):
         raise InvalidInputError(f"video must be a file path, got {type(path).__name__}", field="video")
     path = _existing_file(Path(path))
-    with path.open("rb") as fh:
-        kind = container(fh.read(189))
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(189)
+    except OSError as exc:  # a file its reader may not read (is_file needs no permission), one gone meanwhile
+        error = exc.errno or errno.EIO
+    else:
+        error = 0
+    if error:  # raised outside the handler: no OSError quoting the path rides along
+        raise InvalidInputError(file_path_problem(path, "video", error), field="video")
+    kind = container(head)
     if kind is None:
         raise InvalidInputError(f"video is not in a container read here (MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, "
                                 f"WMV, MJPEG): {path.name}", field="video")
