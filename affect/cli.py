@@ -21,7 +21,6 @@ interrupted.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import sys
@@ -34,8 +33,9 @@ from affect._errors import AffectError, InvalidInputError
 from affect.option_rules import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, context_weight_problem, face_detector_problem,
                                  fps_problem, max_frames_problem, parity_items_problem)
 from affect.runtime_names import RUNTIMES
-from affect.turns_file import MAX_CONVERSATION_BYTES, read_conversation  # noqa: F401 (read_conversation: public here)
-from affect_proto.rules import event_speakers_problem, file_path_problem, file_size
+from affect.turns_file import (MAX_CONVERSATION_BYTES, command_line_file_size,
+                               read_conversation)  # noqa: F401 (read_conversation: public here)
+from affect_proto.rules import event_speakers_problem, read_checked_file
 
 if TYPE_CHECKING:
     from affect._progress import Status
@@ -529,12 +529,8 @@ def _check_texts(turns: list[dict]) -> None:
 
 
 def _existing(path: Path, field: str) -> Path:
-    _, error = file_size(path)  # ENAMETOOLONG, a NUL: base64 or a data: URI given as the file
-    if error == errno.EISDIR:
-        raise InvalidInputError(f"--{field}: {path} is a directory; to analyse every file in it, run "
-                                f"`affect analyze {path}`", field=field)
-    if error:  # named as the rule says, never quoting a string that is no path
-        raise InvalidInputError(file_path_problem(path, f"--{field}", errno.ENOENT), field=field)
+    """``path``, given as ``--field``, when it is a file (``turns_file.command_line_file_size``)."""
+    command_line_file_size(path, f"--{field}")
     return path
 
 
@@ -590,8 +586,11 @@ def _result_records(path: Path) -> list[dict] | None:
         raise InvalidInputError(f"{path} is a directory; name one file of turn results (or of turns)", field="file")
     if not path.is_file():
         read_turns(path)  # raises the one-line message for a missing file
+    content, problem = read_checked_file(path, "FILE")  # one its reader may not read: is_file needs no permission
+    if problem:
+        raise InvalidInputError(problem, field="file")
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = content.decode("utf-8")
         if path.suffix.lower() in (".jsonl", ".ndjson"):
             data = [json.loads(line) for line in raw.splitlines() if line.strip()]
         else:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect_proto.rules import file_path_problem, file_size, id_problem, named_speaker_problem, shown_path
+from affect_proto.rules import (file_path_problem, file_size, id_problem, named_speaker_problem, read_checked_file,
+                                shown_path)
 
 if TYPE_CHECKING:
     from affect.conversation import Conversation
@@ -34,17 +35,19 @@ TURN_KEYS = ("text", "speaker", "audio", "image", "images")
 RESET_KEY = "reset_speaker"  # an item {"reset_speaker": NAME} between turns
 
 
-def _file_size(path: Path) -> int:
-    """The size of the conversation file at ``path``; a path that is no file is refused as
+def command_line_file_size(path: Path, flag: str) -> int:
+    """The size of the file at ``path``, given with ``flag`` (``--conversation``, ``--audio``); a
+    folder is refused saying how to analyse every file in it, any other path that is no file as
     ``rules.file_path_problem`` says (a string no path could be, such as base64, never quoted),
-    and raised outside any handler, so no OSError quoting it rides along."""
+    outside any handler, so no OSError quoting it rides along."""
+    field = flag.lstrip("-")
     size, error = file_size(path)
-    if not error:
-        return size
     if error == errno.EISDIR and shown_path(path) is not None:
-        raise InvalidInputError(f"--conversation: {path} is a directory; to analyse every file in it, "
-                                f"run `affect analyze {path}`", field="conversation")
-    raise InvalidInputError(file_path_problem(path, "--conversation", error), field="conversation")
+        raise InvalidInputError(f"{flag}: {path} is a directory; to analyse every file in it, run "
+                                f"`affect analyze {path}`", field=field)
+    if error:
+        raise InvalidInputError(file_path_problem(path, flag, error), field=field)
+    return size
 
 
 def read_conversation(path: Path, *, takes: str = "") -> list[dict[str, Any]]:
@@ -52,7 +55,7 @@ def read_conversation(path: Path, *, takes: str = "") -> list[dict[str, Any]]:
     to exist, and its speaker resets (``is_reset``) where they stand. ``takes``: what the caller
     takes, said after the refusal of a file that is no conversation file at all (not UTF-8, not
     JSON, not a list of turns: a file given in the wrong place)."""
-    size = _file_size(path)
+    size = command_line_file_size(path, "--conversation")
     if size > MAX_CONVERSATION_BYTES:
         raise InputTooLargeError(f"{path} is {size:,} bytes; the limit is {MAX_CONVERSATION_BYTES:,}", field="conversation")
     try:
@@ -92,16 +95,11 @@ def play(conversation: Conversation, items: Iterable[dict[str, Any]]) -> Iterato
 
 def _turn_list(path: Path) -> list[Any]:
     """The file's items as JSON values: UTF-8, then a JSON list or JSON Lines, not empty."""
+    content, problem = read_checked_file(path, "--conversation")
+    if problem:
+        raise InvalidInputError(problem, field="conversation")
     try:
-        data = path.read_bytes()
-    except OSError as exc:  # a file its reader may not read (is_file needs no permission), one gone meanwhile
-        error = exc.errno or errno.EIO
-    else:
-        error = 0
-    if error:  # raised outside the handler: no OSError quoting the path rides along
-        raise InvalidInputError(file_path_problem(path, "--conversation", error), field="conversation")
-    try:
-        raw = data.decode("utf-8")
+        raw = content.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"{path} is not valid UTF-8 (byte {exc.start})", field="conversation") from None
     data = _json_lines(path, raw) if path.suffix.lower() in (".jsonl", ".ndjson") else _json(path, raw)

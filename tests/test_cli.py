@@ -848,3 +848,18 @@ def test_base64_given_as_a_media_flag_is_refused_in_one_line_never_quoted(flag: 
         assert out.returncode == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert f"{flag}: a string is a file path; this one is not a file that exists ({len(given):,} characters" in err
         assert "ZQXMARK" not in err and blob[:40] not in err
+
+
+def test_plot_refuses_a_file_it_may_not_read_naming_the_file_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``affect plot FILE`` on a file its user may not read (mode 000) ended in a PermissionError
+    traceback quoting the whole path (``is_file`` needs no read permission); now one line, exit 2."""
+    from affect.cli import main
+    from tests._unreadable import unreadable
+
+    results = tmp_path / "private-folder" / "results.jsonl"
+    results.parent.mkdir()
+    results.write_text('{"text": "I want a refund"}\n')
+    with unreadable(results):
+        code = main(["plot", str(results)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "affect: error: FILE: cannot read 'results.jsonl': Permission denied", err

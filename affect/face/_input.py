@@ -8,13 +8,11 @@ its working size, so a 16384x1 strip would otherwise become a 2.6-gigapixel imag
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import struct
 from dataclasses import dataclass
 from os import PathLike
-from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -22,7 +20,7 @@ import numpy as np
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.media import ImageInput
-from affect_proto.rules import channel_order_of, channel_order_problem, file_path_problem, file_size
+from affect_proto.rules import channel_order_of, channel_order_problem, checked_file_size, read_checked_file
 
 ChannelOrder = Literal["bgr", "rgb"]
 
@@ -228,14 +226,13 @@ def load_gray(image: ImageInput, channel_order: ChannelOrder | None = None, fiel
 
 def _read_file(image: str | PathLike[str], field: str) -> bytes:
     """The bytes of the image file at ``image``; a path that cannot be read is refused as
-    ``rules.file_path_problem`` says, never quoting a string that is no path (base64, a data: URI),
-    and raised outside any handler, so no OSError quoting it rides along as its context."""
-    size, error = file_size(image)
-    if not error:
-        if size > MAX_BYTES:
-            raise InputTooLargeError(f"{field} file is {size:,} bytes; the limit is {MAX_BYTES:,}", field=field)
-        try:
-            return Path(image).read_bytes()
-        except OSError as exc:  # a permission, a file gone meanwhile
-            error = exc.errno or errno.EIO
-    raise InvalidInputError(file_path_problem(image, field, error), field=field)
+    ``rules.file_path_problem`` says (``rules.checked_file_size``, ``rules.read_checked_file``)."""
+    size, problem = checked_file_size(image, field)
+    if problem:
+        raise InvalidInputError(problem, field=field)
+    if size > MAX_BYTES:
+        raise InputTooLargeError(f"{field} file is {size:,} bytes; the limit is {MAX_BYTES:,}", field=field)
+    data, problem = read_checked_file(image, field)
+    if problem:
+        raise InvalidInputError(problem, field=field)
+    return data

@@ -20,7 +20,7 @@ from affect._errors import InputTooLargeError, InvalidInputError
 from affect.face._input import MAX_PIXELS, check_size, read_header
 from affect.media import VideoInput
 from affect.option_rules import fps_problem, max_frames_problem
-from affect_proto.rules import file_path_problem, file_size
+from affect_proto.rules import checked_file_size, read_checked_file
 
 # Frames decoded for each second of video the samples may cover (``max_frames / fps``), and one
 # second more: a phone's slow motion (240 a second) is read whole; a video whose frames come
@@ -108,16 +108,20 @@ def container(head: bytes) -> str | None:
     return None
 
 
-def _existing_file(path: Path) -> Path:
-    """``path``, a file with something in it; else refused as ``rules.file_path_problem`` says (a
-    string no path could be, such as base64, never quoted), outside any handler, so no OSError
-    quoting it rides along."""
-    size, error = file_size(path)
-    if error:
-        raise InvalidInputError(file_path_problem(path, "video", error), field="video")
+def _container_of(path: Path) -> str | None:
+    """The container (``container``) of the video file at ``path``, a file with something in it
+    that its reader may read; else refused as ``rules.file_path_problem`` says
+    (``rules.checked_file_size``, ``rules.read_checked_file``: a string no path could be, such as
+    base64, never quoted)."""
+    size, problem = checked_file_size(path, "video")
+    if problem:
+        raise InvalidInputError(problem, field="video")
     if not size:
         raise InvalidInputError(f"video: {path.name!r} is empty (0 bytes)", field="video")
-    return path
+    head, problem = read_checked_file(path, "video", 189)
+    if problem:
+        raise InvalidInputError(problem, field="video")
+    return container(head)
 
 
 def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tuple[float, int, np.ndarray]]:
@@ -143,17 +147,8 @@ def sample_frames(path: VideoInput, fps: float, max_frames: int) -> Iterator[tup
         raise InvalidInputError(f"max_frames {problem}", field="max_frames")
     if not isinstance(path, (str, PathLike)):
         raise InvalidInputError(f"video must be a file path, got {type(path).__name__}", field="video")
-    path = _existing_file(Path(path))
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(189)
-    except OSError as exc:  # a file its reader may not read (is_file needs no permission), one gone meanwhile
-        error = exc.errno or errno.EIO
-    else:
-        error = 0
-    if error:  # raised outside the handler: no OSError quoting the path rides along
-        raise InvalidInputError(file_path_problem(path, "video", error), field="video")
-    kind = container(head)
+    path = Path(path)
+    kind = _container_of(path)
     if kind is None:
         raise InvalidInputError(f"video is not in a container read here (MP4/MOV, AVI, MKV/WebM, Ogg, FLV, MPEG, "
                                 f"WMV, MJPEG): {path.name}", field="video")

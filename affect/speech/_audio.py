@@ -14,7 +14,6 @@ rate / gcd(rate, 16000): 3.8 s declared at 48,001 Hz took 13 GB there).
 
 from __future__ import annotations
 
-import errno
 import io
 import re
 from dataclasses import dataclass
@@ -28,8 +27,8 @@ import torch
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.media import AudioFile
 from affect_proto.rules import (MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_budget_problem,
-                                audio_dtype_problem, audio_layout, audio_shape_problem, file_path_problem, file_size,
-                                sample_rate_problem, samples_peak_problem)
+                                audio_dtype_problem, audio_layout, audio_shape_problem, checked_file_size,
+                                read_checked_file, sample_rate_problem, samples_peak_problem)
 
 MODEL_RATE = 16_000
 DEFAULT_MAX_SECONDS = 600.0
@@ -220,23 +219,21 @@ def _open_source(source: AudioFile, field: str) -> tuple[object, str, bytes, int
 
 def _open_path(source: str | Path, field: str) -> tuple[object, str, bytes, int]:
     """``_open_source`` of a path; one that cannot be read is refused as ``rules.file_path_problem``
-    says, never quoting a string that is no path (base64, a data: URI), and raised outside any
-    handler, so no OSError quoting it rides along as its context."""
-    size, error = file_size(source)
-    if not error:
-        path = Path(source)
-        if size == 0:
-            raise InvalidInputError(f"{field}: {path.name} is empty (0 bytes)", field=field)
-        if size > MAX_FILE_BYTES:
-            raise InputTooLargeError(f"{field}: {path.name} has {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
-                                     field=field)
-        try:
-            with path.open("rb") as fh:
-                head = fh.read(_WAV_HEAD_BYTES)
-            return str(path), path.name, head, size
-        except OSError as exc:  # a permission, a file gone meanwhile
-            error = exc.errno or errno.EIO
-    raise InvalidInputError(file_path_problem(source, field, error), field=field)
+    says (``rules.checked_file_size``, ``rules.read_checked_file``), never quoting a string that is
+    no path (base64, a data: URI)."""
+    size, problem = checked_file_size(source, field)
+    if problem:
+        raise InvalidInputError(problem, field=field)
+    path = Path(source)
+    if size == 0:
+        raise InvalidInputError(f"{field}: {path.name} is empty (0 bytes)", field=field)
+    if size > MAX_FILE_BYTES:
+        raise InputTooLargeError(f"{field}: {path.name} has {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
+                                 field=field)
+    head, problem = read_checked_file(path, field, _WAV_HEAD_BYTES)
+    if problem:
+        raise InvalidInputError(problem, field=field)
+    return str(path), path.name, head, size
 
 
 _ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>|0x[0-9a-fA-F]{6,}")

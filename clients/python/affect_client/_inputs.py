@@ -9,10 +9,8 @@ duck-typed (numpy is not a dependency of the client): ``Array`` is what is read 
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass
 from os import PathLike
-from pathlib import Path
 from typing import Any, Protocol, Sequence, TypeAlias
 
 from affect_client._exceptions import InvalidInputError, TurnInputError
@@ -183,14 +181,15 @@ def _is_array(value: Any) -> bool:
 
 def _read(path: str | PathLike[str], field: str) -> bytes:
     """The bytes of the file at ``path``; one that cannot be read is refused as
-    ``rules.file_path_problem`` says, never quoting a string that is no path (base64, a data: URI)."""
-    _, error = rules.file_size(path)
-    if not error:
-        try:
-            return Path(path).read_bytes()
-        except OSError as exc:  # a permission, a file gone meanwhile
-            error = exc.errno or errno.EIO
-    raise InvalidInputError(rules.file_path_problem(path, field, error), field=field)
+    ``rules.file_path_problem`` says (``rules.checked_file_size``, ``rules.read_checked_file``),
+    never quoting a string that is no path (base64, a data: URI)."""
+    _, problem = rules.checked_file_size(path, field)
+    if problem:
+        raise InvalidInputError(problem, field=field)
+    data, problem = rules.read_checked_file(path, field)
+    if problem:
+        raise InvalidInputError(problem, field=field)
+    return data
 
 
 def to_audio(audio: Any, sample_rate: int | None = None) -> Audio:

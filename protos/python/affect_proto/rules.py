@@ -277,6 +277,31 @@ def file_path_problem(path: str | PathLike[str], field: str, error: int) -> str:
     return f"{field}: cannot read {shown}: {os.strerror(error)}"
 
 
+def checked_file_size(path: str | PathLike[str], field: str) -> tuple[int, str | None]:
+    """``(size, None)`` of the file at ``path`` given as ``field``, or ``(0, why there is none)``
+    as ``file_path_problem`` words it (``file_size``'s errno: a folder, nothing there, base64
+    given as a path). It never raises: the caller refuses outside any handler, its own error type
+    for ``field``. A file it may not read passes (``is_file`` needs no read permission):
+    ``read_checked_file`` refuses it where it is read."""
+    size, error = file_size(path)
+    return (size, None) if not error else (0, file_path_problem(path, field, error))
+
+
+def read_checked_file(path: str | PathLike[str], field: str, limit: int = -1) -> tuple[bytes, str | None]:
+    """``(bytes, None)``: the file's bytes (its first ``limit``, or all), or ``(b"", why not)``
+    as ``file_path_problem`` words the OSError met opening or reading it (a file its reader may
+    not read, one gone since ``checked_file_size``). It never raises: the caller refuses outside
+    any handler, so no OSError quoting the path rides along as the refusal's context."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(limit), None
+    except OSError as exc:
+        error = exc.errno or errno.EIO
+    except ValueError:  # a NUL character (checked_file_size refuses it first)
+        error = errno.EINVAL
+    return b"", file_path_problem(path, field, error)
+
+
 # ---------------------------------------------------------------- audio given as samples
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8_000, 48_000  # Hz, raw samples and files alike (affect.proto)
