@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from affect import Analyzer, InputTooLargeError, InvalidInputError, ModelLoadError, Turn, UnknownModelError
@@ -492,3 +493,23 @@ def test_a_file_its_reader_may_not_read_is_refused_alike_by_every_reader(tmp_pat
         assert "private-folder" not in str(refused.value)
         assert refused.value.__context__ is None and refused.value.__cause__ is None
         read()  # readable again: the same reader takes it
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros((8, 8), np.float32), "images[0]: an image array must be uint8, got float32"),
+    (np.zeros((8, 8, 2), np.uint8), "images[0]: an image array must be (H, W) or (H, W, 1|3|4), got shape (8, 8, 2)"),
+    (np.zeros((2, 8, 8, 3), np.uint8), "images[0]: an image array must be (H, W) or (H, W, 1|3|4), got shape (2, 8, 8, 3)"),
+], ids=["float32", "two-channels", "a-batch"])
+def test_an_image_array_is_refused_with_one_message_by_the_library_and_the_client(array: np.ndarray, message: str) -> None:
+    """One rule (``rules.image_array_problem``) for an image array's dtype and shape, which the
+    library (``array_to_gray``) and the client (``turn_message``) each wrote with the same words."""
+    from affect.face._input import load_gray
+    from affect_client import TurnInputError
+    from affect_client._inputs import turn_message
+
+    with pytest.raises(InvalidInputError) as library:
+        load_gray(array, "rgb", field="images[0]")
+    with pytest.raises(TurnInputError) as client:
+        turn_message(images=[array], channel_order="rgb")
+    assert str(library.value) == str(client.value) == message
+    assert library.value.field == client.value.field == "images[0]"

@@ -20,7 +20,8 @@ import numpy as np
 
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect.media import ImageInput
-from affect_proto.rules import channel_order_of, channel_order_problem, checked_file_size, read_checked_file
+from affect_proto.rules import (channel_order_of, channel_order_problem, checked_file_size, image_array_problem,
+                                read_checked_file)
 
 ChannelOrder = Literal["bgr", "rgb"]
 
@@ -188,11 +189,8 @@ def array_to_gray(array: np.ndarray, channel_order: ChannelOrder | None, field: 
     Colour arrays need ``channel_order`` ("bgr" as OpenCV gives, "rgb" as PIL/imageio give):
     guessing would silently swap red and blue.
     """
-    if array.dtype != np.uint8:
-        raise InvalidInputError(f"{field}: an image array must be uint8, got {array.dtype}", field=field)
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-        raise InvalidInputError(f"{field}: an image array must be (H, W) or (H, W, 1|3|4), got shape {array.shape}",
-                                field=field)
+    if problem := image_array_problem(str(array.dtype), tuple(array.shape), field):
+        raise InvalidInputError(problem, field=field)
     check_size(array.shape[1], array.shape[0], field)
     if array.ndim == 2:
         return np.ascontiguousarray(array)

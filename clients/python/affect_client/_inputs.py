@@ -258,14 +258,11 @@ def to_image(image: Any, channel_order: str | None = None, index: int = 0) -> Im
 
 
 def _array_image(pixels: Any, channel_order: str | None, field: str) -> Image:
-    """An ``Image`` of a uint8 array, checked as the library checks one (``affect.face._input``):
+    """An ``Image`` of a uint8 array, checked as the library checks one (``rules.image_array_problem``):
     (H, W) or (H, W, 1|3|4), colour ones with ``channel_order``; alpha is not sent. ``field``
     names the array in a refusal."""
-    if str(pixels.dtype) != "uint8":
-        raise InvalidInputError(f"{field}: an image array must be uint8, got {pixels.dtype}", field=field)
-    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 3, 4)):
-        raise InvalidInputError(f"{field}: an image array must be (H, W) or (H, W, 1|3|4), got shape "
-                                f"{tuple(pixels.shape)}", field=field)
+    if problem := rules.image_array_problem(str(pixels.dtype), tuple(pixels.shape), field):
+        raise InvalidInputError(problem, field=field)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     if pixels.ndim == 2:

@@ -145,6 +145,20 @@ def channel_order_problem(value: object) -> str:
     return f'a colour image array needs channel_order "bgr" (OpenCV) or "rgb" (PIL), got {value!r}'
 
 
+IMAGE_ARRAY_CHANNELS = (1, 3, 4)  # gray, colour, colour with alpha (not read)
+
+
+def image_array_problem(dtype: str, shape: tuple[int, ...], field: str = "image") -> str | None:
+    """Why pixels of ``dtype`` (numpy's name, ``str(array.dtype)``) and ``shape`` may not be an
+    image, or None when they may: uint8, ``(H, W)`` or ``(H, W, 1|3|4)``. Its size is checked
+    apart (the library's pixel limits, a server's per-turn budget)."""
+    if dtype != "uint8":
+        return f"{field}: an image array must be uint8, got {dtype}"
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in IMAGE_ARRAY_CHANNELS):
+        return f"{field}: an image array must be (H, W) or (H, W, 1|3|4), got shape {shape}"
+    return None
+
+
 def too_many_pixels(pixels: int, limit: int, field: str = "turn.images") -> str | None:
     """A turn's images measured by their pixels (width x height) summed, against a server's
     per-turn budget (its ``max_image_pixels``)."""
