@@ -863,3 +863,20 @@ def test_plot_refuses_a_file_it_may_not_read_naming_the_file_only(tmp_path: Path
         code = main(["plot", str(results)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == "affect: error: FILE: cannot read 'results.jsonl': Permission denied", err
+
+
+def test_a_refusal_of_the_turns_images_or_sample_rate_names_the_flag_that_gave_them() -> None:
+    """``affect analyze``'s one turn is made of its flags: a refusal naming the library's
+    ``images`` or ``sample_rate`` names ``--image`` (the command line's one image) or ``--audio``
+    (the file whose rate it is), as one naming ``audio_file`` names ``--audio``."""
+    from affect import InvalidInputError
+    from affect.cli import _by_flag
+    from affect.limits import check_image_count
+    from affect.speech._audio import check_rate
+
+    for refuse, expected in ((lambda: check_image_count(9), ("image", "--image: a turn may carry at most 8 images")),
+                             (lambda: check_rate(4000), ("audio", "--audio is 4000 Hz; supported rates are 8000-48000 Hz"))):
+        with pytest.raises(InvalidInputError) as refused:
+            refuse()
+        named = _by_flag(refused.value)
+        assert (named.field, str(named)) == expected, named
