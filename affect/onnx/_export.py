@@ -25,6 +25,7 @@ from affect.onnx._parity import Parity, check_parity, check_parity_data
 from affect.option_rules import parity_items_problem
 from affect.onnx._runtime import face_graph, speech_head_graph, text_graphs, whisper_layers_graph
 from affect.speech._channel import EDGE_HZ, NARROWBAND_SHARE
+from affect.speech._vad import WINDOWS
 
 ENCODERS = ("face", "speech", "text")  # the modality order (affect.results.Modality)
 
@@ -204,7 +205,11 @@ def _write_speech(encoder: Any, out_dir: Path) -> dict:
         "preprocessing": [
             "audio: WAV/FLAC/OGG or PCM at 8-48 kHz, mixed to mono, resampled to 16 kHz (soxr)",
             f"speech found by Silero VAD (threshold {vad.threshold}, min speech {vad.min_speech_ms} ms, min silence "
-            f"{vad.min_silence_ms} ms, pad {vad.speech_pad_ms} ms); spans merged into segments of at most {vad.max_segment_s} s",
+            f"{vad.min_silence_ms} ms, pad {vad.speech_pad_ms} ms); a narrowband clip (source rate 8 kHz or less, or "
+            f"under {NARROWBAND_SHARE:g} of its whole audio's energy above {EDGE_HZ:g} Hz: affect.speech._channel) "
+            f"resampled to {vad.narrowband_rate} Hz and read by the VAD at that rate ({WINDOWS[vad.narrowband_rate]} "
+            f"samples a window) with threshold {vad.narrowband_threshold}; spans merged into segments of at most "
+            f"{vad.max_segment_s} s",
             f"each segment: Whisper's 80-band log-mel spectrogram, zero-padded to a whole {PAD_SECONDS:g} s, through the "
             "Whisper encoder; the outputs of the segment's own samples kept (one per 20 ms), averaged in pairs",
         ] + ([

@@ -1,9 +1,10 @@
 """The speech encoder: emotion, sentiment, valence and arousal of a turn's audio, fully offline.
 
-Pipeline: validate and resample to 16 kHz mono -> Silero VAD finds the speech (none: the answer
-is "no speech detected", or "audio too short (...)" for audio shorter than an utterance) -> speech
-is grouped into segments of at most 12 s -> each segment goes through the frozen Whisper tiny.en
-encoder and the trained head -> segment probabilities are pooled, weighted by segment length.
+Pipeline: validate and resample to 16 kHz mono -> Silero VAD finds the speech (a phone line's by
+its own 8 kHz mode; none: the answer is "no speech detected", or "audio too short (...)" for audio
+shorter than an utterance) -> speech is grouped into segments of at most 12 s -> each segment goes
+through the frozen Whisper tiny.en encoder and the trained head -> segment probabilities are
+pooled, weighted by segment length.
 """
 
 from __future__ import annotations
@@ -218,9 +219,12 @@ class SpeechEncoder:
         return prepare_clip(audio, sample_rate, max_seconds=self.max_seconds)
 
     def find_speech(self, clips: Sequence[PreparedClip]) -> list[PreparedClip]:
-        """The clips with their speech segments found, by one batched VAD pass over those without."""
+        """The clips with their speech segments found, by one batched VAD pass (one per channel)
+        over those without. A clip's channel for the VAD is told from all its audio (its speech is
+        not found yet): a phone line's is read by the VAD's narrowband path (``VadSettings``)."""
         todo = [i for i, clip in enumerate(clips) if clip.spans is None]
-        found = self.vad.segments_many([clips[i].audio.samples for i in todo]) if todo else []
+        channels = [detect_channel(clips[i].audio.samples, clips[i].audio.source_rate) for i in todo]
+        found = self.vad.segments_many([clips[i].audio.samples for i in todo], channels) if todo else []
         out = list(clips)
         for i, spans in zip(todo, found):
             out[i] = replace(clips[i], spans=tuple(spans))

@@ -151,7 +151,7 @@ def speech_and_silence(vad: VoiceActivity, full_data: Path, every: int) -> tuple
                     quiet_clean.append(Slice(x[s:e], audio.source_rate, "clip silence", length))
                     quiet_phone.append(Slice(delivered(phone8k[s // 2 : e // 2]), PHONE_RATE, "clip silence", length))
     # only the silences in which today's clean path finds no speech
-    keep = [not any(vad.speech_spans(q.samples)) for q in quiet_clean]
+    keep = [not spans for spans in vad.speech_spans_many([q.samples for q in quiet_clean])]
     return (speech, [q for q, k in zip(quiet_clean, keep) if k], [q for q, k in zip(quiet_phone, keep) if k])
 
 
