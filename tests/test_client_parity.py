@@ -108,8 +108,9 @@ def test_client_reads_target_and_token_from_the_environment(analyzer, monkeypatc
     ({"audio": np.zeros(100, np.float32)}, "sample_rate"),
     ({"audio": np.zeros(100, np.int32), "sample_rate": 16000}, "audio"),
     ({"image": np.zeros((8, 8, 3), np.uint8)}, "channel_order"),
-    ({"image": np.zeros((8, 8), np.float32)}, "images[0]"),
-    ({"image": "."}, "images[0]"),
+    ({"image": np.zeros((8, 8), np.float32)}, "image"),  # the argument the user wrote, not the wire's list
+    ({"image": "."}, "image"),
+    ({"image": np.zeros((8, 8), np.uint8), "images": [np.zeros((8, 8), np.uint8), "."]}, "images[1]"),
     ({"images": "face.png"}, "images"),
 ])
 def test_client_refuses_what_it_cannot_send_before_sending(kwargs, field):

@@ -108,8 +108,8 @@ def test_image_from_array_refuses_what_send_refuses_with_the_same_message(pixels
     with affect_client.AffectClient("127.0.0.1:9", max_retries=0) as client:  # nothing listens: refused first
         with pytest.raises(affect_client.TurnInputError) as sent:
             client.analyze(image=pixels, channel_order=channel_order)
-    assert str(built.value).removeprefix("pixels") == str(sent.value).removeprefix("images[0]")
-    assert {built.value.field, sent.value.field} in ({"pixels", "images[0]"}, {"channel_order"})
+    assert str(built.value).removeprefix("pixels") == str(sent.value).removeprefix("image")
+    assert {built.value.field, sent.value.field} in ({"pixels", "image"}, {"channel_order"})
     assert "color_order" not in str(built.value)
 
 

@@ -131,11 +131,16 @@ def turn_message(
             turn.text = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         if audio is not None:
             turn.audio.CopyFrom(to_audio(audio, sample_rate).to_pb())
-        turn.images.extend(to_image(item, channel_order, i).to_pb() for i, item in enumerate(every))
+        turn.images.extend(to_image(item, channel_order, name).to_pb() for item, name in zip(every, _image_fields(image, images)))
         return turn
     except InvalidInputError as refused:  # raised as one turn's refusal, as one over a told limit is (_limits)
         raise TurnInputError(str(refused), field=refused.field,
                              turn_id=turn_id if isinstance(turn_id, str) else "") from None
+
+
+def _image_fields(image: ImageInput | None, images: Sequence[ImageInput]) -> list[str]:
+    """How the user wrote each image sent, in order, to name it in a refusal: ``image``, then ``images[i]``."""
+    return (["image"] if image is not None else []) + [f"images[{i}]" for i in range(len(images))]
 
 
 def _check_rules(text: str | bytes | None, speaker: str | None, turn_id: str, has_audio: bool, images: int) -> None:
@@ -240,9 +245,9 @@ def _array_audio(samples: Any, sample_rate: object) -> Audio:
     return Audio(floats.tobytes(), pb.FLOAT32_LE, rate, channels)
 
 
-def to_image(image: Any, channel_order: str | None = None, index: int = 0) -> Image:
-    """An ``Image`` from a path, JPEG/PNG bytes, a uint8 array or an ``Image``."""
-    field = f"images[{index}]"
+def to_image(image: Any, channel_order: str | None = None, field: str = "image") -> Image:
+    """An ``Image`` from a path, JPEG/PNG bytes, a uint8 array or an ``Image``; ``field``: the
+    argument it was given as (``image``, ``images[2]``), named in a refusal."""
     if isinstance(image, Image):
         return image
     if isinstance(image, (str, PathLike)):
