@@ -119,7 +119,7 @@ def test_the_deadline_rule_gives_each_attempt_the_time_left_and_starts_none_past
     while (delay := window.delay(refused)) is not None:
         clock[0] += delay
     assert clock[0] == pytest.approx(_core.retry_window_s(2))  # today's window: 0.75 s at 2
-    assert window.given_up(refused).details.endswith(": max_retries=2 spent)")
+    assert window.given_up(refused).details.endswith(": max_retries=2 spent and their 0.8 s window passed)")
 
 
 def test_a_call_made_before_its_server_listens_is_answered_within_its_timeout(analyzer: Analyzer) -> None:

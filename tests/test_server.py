@@ -33,6 +33,7 @@ from affect_client import (
     InvalidInputError,
     ResourceExhaustedError,
     TurnRefusedError,
+    TurnTooLargeError,
     UnauthenticatedError,
     UnavailableError,
 )
@@ -557,7 +558,7 @@ def test_open_conversation_limit_and_message_size_limit(analyzer):
                 client.conversation()
             first.close()
             second.close()
-            with pytest.raises(ResourceExhaustedError):  # a 100 KB message against 0.05 MB
+            with pytest.raises(TurnTooLargeError):  # a 100 KB message against 0.05 MB, refused by gRPC there
                 client.analyze(audio=b"RIFF" + bytes(100_000))
             deadline = time.monotonic() + 10
             while server.open_conversations() and time.monotonic() < deadline:
@@ -572,7 +573,7 @@ def test_a_request_over_the_message_size_is_counted_as_the_client_sees_it(analyz
     which is still refused and counted as such)."""
     with ServerThread(analyzer, max_message_mb=0.05, metrics_port=_free_port()) as server:
         with AffectClient(server.target, max_retries=0) as client:
-            with pytest.raises(ResourceExhaustedError, match="larger than max"):
+            with pytest.raises(TurnTooLargeError, match="over this server's max_message_mb of 0.05 MiB"):
                 client.analyze(audio=b"RIFF" + bytes(100_000))
         with grpc.insecure_channel(server.target) as channel:
             with pytest.raises(grpc.RpcError) as empty:

@@ -6,9 +6,12 @@
         result = conversation.send("My order never arrived.", speaker="caller")
         print(result.emotion, result.sentiment, result.valence)
 
-The target and token default to ``AFFECT_TARGET`` and ``AFFECT_TOKEN``. Results have the
+The target and token default to ``AFFECT_TARGET`` and ``AFFECT_TOKEN``. Retries are logged (INFO)
+to the ``affect_client`` logger, which has only a ``NullHandler`` until the application configures logging. Results have the
 affect library's field names and ``to_dict()`` / ``to_json()``; see clients/python/README.md.
 """
+
+import logging
 
 from affect_client._core import ClientOptions
 from affect_client._exceptions import (
@@ -16,6 +19,7 @@ from affect_client._exceptions import (
     AlreadyExistsError,
     APIStatusError,
     ClientClosedError,
+    ConnectionSettingError,
     ConversationClosedError,
     ConversationTakenOverError,
     DeadlineExceededError,
@@ -53,6 +57,8 @@ from affect_client._types import (
 
 __version__ = "0.1.0"
 
+logging.getLogger("affect_client").addHandler(logging.NullHandler())  # a library's logger: silent until configured
+
 __all__ = [
     "APIStatusError",
     "AlreadyExistsError",
@@ -67,6 +73,7 @@ __all__ = [
     "ClientOptions",
     "Conversation",
     "ClientClosedError",
+    "ConnectionSettingError",
     "ConversationClosedError",
     "ConversationState",
     "ConversationTakenOverError",

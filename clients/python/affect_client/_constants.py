@@ -1,6 +1,7 @@
 """Defaults for every call, in one place. Override per client or per call with ``with_options``."""
 
-DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_PORT = 50051  # affect serve's; a target without a port gets it (_target.with_default_port), not gRPC's 443
+DEFAULT_TARGET = f"127.0.0.1:{DEFAULT_PORT}"
 # Each timeout is a deadline for the whole, its retries included (_core.Retries, within):
 DEFAULT_TIMEOUT_S = 30.0  # a unary call (Analyze, ListModels)
 DEFAULT_OPEN_TIMEOUT_S = 30.0  # a conversation's opening

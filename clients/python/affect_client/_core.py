@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
+import logging
 import math
 import os
 import random
@@ -24,6 +24,7 @@ from affect_client import _constants as C
 from affect_client._exceptions import (
     AffectClientError,
     ClientClosedError,
+    ConnectionSettingError,
     DeadlineExceededError,
     InvalidInputError,
     InvalidSettingError,
@@ -34,7 +35,10 @@ from affect_client._exceptions import (
     status_code,
 )
 from affect_client._limits import check_size
+from affect_client._target import is_loopback, target_problem, with_default_port
 from affect_client._types import TurnResult
+
+logger = logging.getLogger("affect_client")  # retries, at INFO; never a turn's content
 
 
 class ChannelState:
@@ -132,7 +136,8 @@ def _checked(options: ClientOptions) -> ClientOptions:
     """The options, if every setting can be used; else ``InvalidSettingError`` naming the first that cannot."""
     if problem := setting_problem(options):
         raise InvalidSettingError(problem[1], field=problem[0])
-    if options.token and not options.tls and not _is_loopback_target(options.target):
+    options = options.replace(target=with_default_port(options.target))  # one rule for a port-less target
+    if options.token and not options.tls and not is_loopback(options.target):
         raise InvalidSettingError(f"a token without TLS would travel in clear text to {options.target}: use tls=True "
                                   "(plaintext with a token is allowed on loopback only, as the server allows it)",
                                   field="token")
@@ -147,7 +152,9 @@ _TEXTS = ("token", "application")  # None: none
 def setting_problem(options: ClientOptions) -> tuple[str, str] | None:
     """The first setting of ``options`` that cannot be used and why, or None."""
     if not isinstance(options.target, str) or not options.target.strip():
-        return "target", f"target must be a gRPC target such as 127.0.0.1:50051, got {options.target!r}"
+        return "target", f"target must be a gRPC target such as {C.DEFAULT_TARGET}, got {options.target!r}"
+    if problem := target_problem(options.target):
+        return "target", problem
     for name, zero in _COUNTS.items():
         value = getattr(options, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -175,29 +182,6 @@ def setting_problem(options: ClientOptions) -> tuple[str, str] | None:
         return "keepalive_s", (f"keepalive_s must be 0 (no pings) or at least {rules.MIN_KEEPALIVE_S:g} s, not {keepalive!r}: "
                                "a server takes pings more often than that as abuse and ends the connection")
     return None
-
-
-def _is_loopback_target(target: str) -> bool:
-    """Whether a gRPC target (``host:port``, ``[::1]:port``, ``dns:///host:port``, ``unix:...``) is this machine."""
-    if target.startswith(("unix:", "unix-abstract:")):
-        return True
-    address = target
-    if "///" in address:  # dns:///host:port
-        address = address.split("///", 1)[1]
-    elif address.startswith(("ipv4:", "ipv6:")):
-        address = address.split(":", 1)[1]
-    if address.startswith("["):  # [::1]:port
-        host = address[1:address.index("]")]
-    elif address.count(":") == 1:  # host:port
-        host = address.rsplit(":", 1)[0]
-    else:  # a bare host or IPv6 address
-        host = address
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def environment_options() -> ClientOptions:
@@ -312,8 +296,11 @@ class Retries:
     openings only) with jittered backoff, until ``max_retries`` are spent and their window has
     passed (``retry_window_s``), whichever comes last, so that the last attempt is made at the
     window's end or after whatever the jitter drew; RESOURCE_EXHAUSTED that carries the server's
-    retry hint, after the hinted delay, up to ``busy_retries``. Nothing else is retried. Every
-    request retried is safe to resend: a refused turn is not counted.
+    retry hint, after the hinted delay, up to ``busy_retries``. Nothing else is retried, nor an
+    UNAVAILABLE no wait will cure (``ConnectionSettingError``: a name that does not resolve, TLS
+    that does not match the server) but in a resume. Every request retried is safe to resend: a
+    refused turn is not counted. Each retry is logged at INFO (``affect_client``): the status and
+    gRPC's words for UNAVAILABLE, the wait, never what was sent.
 
     ``within``: the setting whose seconds are the whole's deadline, retries included, as gRPC's own
     deadline covers its retry policy: ``timeout`` for a call (Analyze, ListModels),
@@ -339,6 +326,7 @@ class Retries:
         self._backoff = backoff_delays(caps)
         self._busy_left = options.busy_retries
         self._codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ALREADY_EXISTS) if resuming else (grpc.StatusCode.UNAVAILABLE,)
+        self._resuming = resuming
         self._clock = clock
         self._started = clock()
         self._until = self._started + max(sum(caps), C.RESUME_REOPEN_S if resuming else 0.0)  # sum: retry_window_s
@@ -361,20 +349,34 @@ class Retries:
         """Seconds to wait before sending again, or None to raise ``error`` (``given_up``)."""
         self._attempts += 1
         delay = self._retry_delay(error)
-        if delay is None or self._deadline is None:
-            return delay
-        left = self._deadline - self._clock()
-        if delay >= left:
-            busy = getattr(error, "code", None) == grpc.StatusCode.RESOURCE_EXHAUSTED
-            if self._cut or left <= 0 or busy:  # the last attempt the deadline allowed was made, or the
-                self._cut = True  # server asked for more time than is left (gRPC's pushback rule: no retry)
-                return None
-            self._cut = True  # one last attempt, halfway to the deadline, with half the time left for it
-            delay = left / 2
+        if delay is not None and self._deadline is not None:
+            left = self._deadline - self._clock()
+            if delay >= left:
+                busy = getattr(error, "code", None) == grpc.StatusCode.RESOURCE_EXHAUSTED
+                if self._cut or left <= 0 or busy:  # the last attempt the deadline allowed was made, or the
+                    self._cut = True  # server asked for more time than is left (gRPC's pushback rule: no retry)
+                    return None
+                self._cut = True  # one last attempt, halfway to the deadline, with half the time left for it
+                delay = left / 2
+        if delay is not None:
+            self._log_retry(error, delay)
         return delay
+
+    def _log_retry(self, error: AffectClientError, delay: float) -> None:
+        """One retry, at INFO: what failed (gRPC's connection words for UNAVAILABLE; a busy
+        refusal's hint), the attempt, the wait. Never a request's content."""
+        code = getattr(error, "code", grpc.StatusCode.UNKNOWN)
+        said = {grpc.StatusCode.UNAVAILABLE: ((getattr(error, "details", "") or "").splitlines() or [""])[0],
+                grpc.StatusCode.ALREADY_EXISTS: "the conversation is still held by the old stream"}.get(code, "busy")
+        logger.info("%s: %s; attempt %d failed, retrying in %.2f s (%s)", code.name, said, self._attempts, delay,
+                    f"{self._within}={self._seconds:g} s" if self._within and self._seconds is not None
+                    else f"max_retries={self._options.max_retries}")
 
     def _retry_delay(self, error: AffectClientError) -> float | None:
         code = getattr(error, "code", None)
+        if isinstance(error, ConnectionSettingError) and not self._resuming:
+            self._spent = ""
+            return None
         if code in self._codes:
             delay = next(self._backoff, None)
             left = self._until - self._clock()
@@ -402,6 +404,8 @@ class Retries:
         note = f"{self._attempts} attempt{'s' if self._attempts != 1 else ''} over {self._clock() - self._started:.1f} s"
         if reached:
             note += f": {self._within}={self._seconds:g} s reached"
+        elif self._spent == "max_retries":  # retried past them until their window ended: more attempts than retries
+            note += f": max_retries={self._options.max_retries} spent and their {self._until - self._started:.1f} s window passed"
         elif self._spent:
             note += f": {self._spent}={getattr(self._options, self._spent)} spent"
         return noted(failure, note)

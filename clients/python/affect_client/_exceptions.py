@@ -11,7 +11,11 @@
     │   │                           or a resume whose old stream a server from before takeovers
     │   │                           still held after 30 s)
     │   ├── UnavailableError        UNAVAILABLE (retryable; a conversation resumes on a new stream
-    │   │                           itself, unless resume_turns=0 or it has resumed 3 times)
+    │   │   │                       itself, unless resume_turns=0 or it has resumed 3 times)
+    │   │   └── ConnectionSettingError  UNAVAILABLE that waiting will not cure (``.field`` names the
+    │   │                           setting): the target's host name does not resolve (``target``), the
+    │   │                           server does not speak TLS (``tls``) or its certificate is not trusted
+    │   │                           (``root_certificates``); not retried (but in a resume)
     │   ├── DeadlineExceededError   DEADLINE_EXCEEDED (a call's timeout or open_timeout, its retries
     │   │   │                       included; a conversation the server closed for idleness, reason
     │   │   │                       "idle", is resumed on the next send unless resume_turns=0)
@@ -45,6 +49,8 @@ timeout=2 s reached)``, ``(9 attempts over 19.8 s: max_retries=8 spent)``.
 """
 
 from __future__ import annotations
+
+import re
 
 import grpc
 from affect_proto import rules
@@ -86,6 +92,14 @@ class AlreadyExistsError(APIStatusError): ...
 
 
 class UnavailableError(APIStatusError): ...
+
+
+class ConnectionSettingError(UnavailableError):
+    """UNAVAILABLE because of how the client was told to connect, not because the server is away
+    (``connection_setting_problem``): raised at the first attempt of a call or an opening, where
+    retries would only delay it (19.8 s at the default ``max_retries``). ``field`` names the
+    setting to check; ``details`` says what gRPC reported. A resume still retries it: the target
+    worked before (a Kubernetes headless service's name does not resolve while it has no ready pod)."""
 
 
 class DeadlineExceededError(APIStatusError): ...
@@ -177,6 +191,22 @@ class TurnTooLargeError(TurnRefusedError, InvalidInputError):
         self.size = size
         self.limit = limit
 
+    @classmethod
+    def over(cls, size: int, limit: int, *, told: bool, sent: bool = False, turn_id: str = "") -> "TurnTooLargeError":
+        """The refusal of a turn of ``size`` bytes over ``limit``: the server's ``max_message_mb``
+        (``told``: it said so, on opening a conversation, or ``sent``: gRPC refused an Analyze call's
+        request there) or the client's own; one wording, whoever found it."""
+        over = (f"this server's max_message_mb of {_mib(limit)} MiB ({limit:,} bytes)" if told or sent else
+                f"the {_mib(limit)} MiB ({limit:,} bytes) this client sends in one message")
+        return cls(f"the turn is {size / 2**20:.2f} MiB ({size:,} bytes) on the wire, over {over}: "
+                   f"{'the server refused it' if sent else 'it was not sent'}; send shorter audio or smaller pictures",
+                   size=size, limit=limit, turn_id=turn_id)
+
+
+def _mib(size: int) -> str:
+    """A limit in MiB, as ``max_message_mb`` counts them and as it was set: 16, 1.5, 0.05."""
+    return f"{size / 2**20:.2f}".rstrip("0").rstrip(".")
+
 
 class InvalidSettingError(InvalidInputError):
     """A client setting that cannot be used (``field`` names it), refused when the client or a
@@ -217,6 +247,32 @@ def effective_code(error: grpc.RpcError) -> grpc.StatusCode:
     return code
 
 
+# What gRPC's UNAVAILABLE says of a connection its settings keep from ever working (gRPC 1.85, checked
+# on loopback against affect serve, tests/test_client_target.py), the setting to check, and why. A server
+# that is restarting says "Connection refused"; nothing it does gives these. A plaintext client against
+# a TLS server sees only "Socket closed", as from a server going away, so that one is retried.
+_SETTING_PROBLEMS = (
+    ("Domain name not found", "target", "the target's host name does not resolve: check the name in the target"),
+    ("Name or service not known", "target", "the target's host name does not resolve: check the name in the target"),
+    ("Misformatted domain name", "target", "the target's host is no host name: write host:port"),
+    ("WRONG_VERSION_NUMBER", "tls",
+     "the TLS handshake failed: the server does not speak TLS (tls=True against a plaintext server? leave tls off, "
+     "or use the server's TLS port)"),
+    ("CERTIFICATE_VERIFY_FAILED", "root_certificates",
+     "the TLS handshake failed: the server's certificate is not trusted (give its CA as root_certificates=, and "
+     "check that the target's host name is one the certificate names)"),
+    ("handshake failed", "tls", "the TLS handshake failed: check tls= and root_certificates= against the server's TLS"),
+)
+
+
+def connection_setting_problem(code: grpc.StatusCode, details: str) -> tuple[str, str] | None:
+    """The setting and the likely cause of an UNAVAILABLE that no retry will cure, or None."""
+    if code != grpc.StatusCode.UNAVAILABLE:
+        return None
+    folded = details.lower()
+    return next(((field, cause) for text, field, cause in _SETTING_PROBLEMS if text.lower() in folded), None)
+
+
 def status_error(error: grpc.RpcError, *, turn_id: str | None = None) -> APIStatusError | TurnRefusedError:
     """The SDK exception for a failed call, keeping its status code as an enum, the field the
     server names (``refused_field``) and the reason it gives (``abort_reason``). ``turn_id``: the
@@ -227,11 +283,29 @@ def status_error(error: grpc.RpcError, *, turn_id: str | None = None) -> APIStat
     if code != (error.code() if hasattr(error, "code") else code):
         details = f"the server replica holding this call died; send it again (proxy said: {(details or '').splitlines()[0]})"
     field = refused_field(error)
+    if turn_id is not None and (too_large := _over_message_size(code, details or "", turn_id)):
+        return too_large
     if turn_id is not None and rules.is_turn_field(field):
         return TurnRefusedError(code, details or "", field, turn_id, retry_hint(error))
+    if problem := connection_setting_problem(code, details or ""):
+        return ConnectionSettingError(code, f"{problem[1]} (gRPC said: {details})", field=problem[0])
     reason = abort_reason(error)
     kind = ConversationTakenOverError if _taken_over(code, reason) else _BY_CODE.get(code, APIStatusError)
     return kind(code, details or "", retry_hint(error), field=field, reason=reason)
+
+
+# gRPC's own refusal of a request over the server's max receive size (its C-core's words, 1.85).
+_OVER_MAX = re.compile(r"Received message larger than max \((\d+) vs\. (\d+)\)")
+
+
+def _over_message_size(code: grpc.StatusCode, details: str, turn_id: str) -> TurnTooLargeError | None:
+    """An Analyze call's turn that gRPC refused for its size at the server (RESOURCE_EXHAUSTED,
+    "SERVER: Received message larger than max (4000025 vs. 1048576)"), raised as ``send()`` raises
+    one it finds over the limit its conversation was told (``TurnTooLargeError.over``): no server
+    tells a call its limit beforehand."""
+    if code != grpc.StatusCode.RESOURCE_EXHAUSTED or not (match := _OVER_MAX.search(details)):
+        return None
+    return TurnTooLargeError.over(int(match.group(1)), int(match.group(2)), told=False, sent=True, turn_id=turn_id)
 
 
 def _taken_over(code: grpc.StatusCode, reason: str) -> bool:

@@ -42,11 +42,8 @@ def check_size(request: Request, limits: TurnLimits = NOT_TOLD) -> None:
     limit = min(told, C.MAX_MESSAGE_BYTES) if told else C.MAX_MESSAGE_BYTES
     if size <= limit:
         return
-    over = (f"this server's max_message_mb of {_mib(limit)} MiB ({limit:,} bytes)" if limit == told else
-            f"the {_mib(limit)} MiB ({limit:,} bytes) this client sends in one message")
     turn_id = request.turn.turn_id if request.HasField("turn") else ""
-    raise TurnTooLargeError(f"the turn is {size / 2**20:.2f} MiB ({size:,} bytes) on the wire, over {over}: it was not "
-                            "sent; send shorter audio or smaller pictures", size=size, limit=limit, turn_id=turn_id)
+    raise TurnTooLargeError.over(size, limit, told=limit == told, turn_id=turn_id)
 
 
 def check_fits(request: pb.ConverseRequest, limits: TurnLimits) -> None:
@@ -95,8 +92,3 @@ def _raw_pixels(images: Iterable[pb.Image]) -> int:
             return 0
         total += image.width * image.height
     return total
-
-
-def _mib(size: int) -> str:
-    """A limit in MiB, as ``max_message_mb`` counts them and as it was set: 16, 1.5, 0.05."""
-    return f"{size / 2**20:.2f}".rstrip("0").rstrip(".")
