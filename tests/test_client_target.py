@@ -173,7 +173,7 @@ def test_each_retry_is_logged_at_info_without_what_was_sent(twin: str, caplog: p
     assert len(retries) == attempts - 1, (len(retries), str(error))  # one a retry; the last attempt is raised
     first = retries[0].getMessage()
     assert first.startswith("UNAVAILABLE: failed to connect to all addresses; ") and "127.0.0.1:1" in first, first
-    assert "; attempt 1 failed, retrying in " in first and first.endswith(" s (timeout=1 s)"), first
+    assert "; attempt 1 failed, retrying in " in first and first.endswith(" s (max_retries=8, timeout=1 s)"), first
     assert not any("4111" in r.getMessage() for r in caplog.records)
 
 

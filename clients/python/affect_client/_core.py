@@ -368,9 +368,10 @@ class Retries:
         code = getattr(error, "code", grpc.StatusCode.UNKNOWN)
         said = {grpc.StatusCode.UNAVAILABLE: ((getattr(error, "details", "") or "").splitlines() or [""])[0],
                 grpc.StatusCode.ALREADY_EXISTS: "the conversation is still held by the old stream"}.get(code, "busy")
-        logger.info("%s: %s; attempt %d failed, retrying in %.2f s (%s)", code.name, said, self._attempts, delay,
-                    f"{self._within}={self._seconds:g} s" if self._within and self._seconds is not None
-                    else f"max_retries={self._options.max_retries}")
+        bounds = f"max_retries={self._options.max_retries}" if code in self._codes else f"busy_retries={self._options.busy_retries}"
+        if self._within and self._seconds is not None:
+            bounds += f", {self._within}={self._seconds:g} s"
+        logger.info("%s: %s; attempt %d failed, retrying in %.2f s (%s)", code.name, said, self._attempts, delay, bounds)
 
     def _retry_delay(self, error: AffectClientError) -> float | None:
         code = getattr(error, "code", None)

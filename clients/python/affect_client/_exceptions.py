@@ -45,7 +45,7 @@ request sent again after that long may succeed. None when there is none (a limit
 will never fit). A conversation whose ``send()`` was cancelled or interrupted is closed: its later
 ``send()`` raises ``ConversationClosedError``; one whose turn timed out (``TurnTimeoutError``) goes on.
 A call given up after retries says so at the end of its message: ``(3 attempts over 2.0 s:
-timeout=2 s reached)``, ``(9 attempts over 19.8 s: max_retries=8 spent)``.
+timeout=2 s reached)``, ``(17 attempts over 19.8 s: max_retries=8 spent and their 19.8 s window passed)``.
 """
 
 from __future__ import annotations
