@@ -101,11 +101,12 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def server_starting_later(analyzer: Any, port: int, after_s: float) -> Iterator[None]:
-    """A ``ServerThread`` on ``port`` that starts listening ``after_s`` seconds into the block (a
-    client's retries meet a server that is not up yet), stopped when the block ends."""
+def server_starting_later(analyzer: Any, port: int, after_s: float, **settings: Any) -> Iterator[None]:
+    """A ``ServerThread`` on ``port`` (with ``settings``: TLS, ...) that starts listening ``after_s``
+    seconds into the block (a client's retries meet a server that is not up yet), stopped when the
+    block ends."""
     started: list[ServerThread] = []
-    timer = threading.Timer(after_s, lambda: started.append(ServerThread(analyzer, port=port).__enter__()))
+    timer = threading.Timer(after_s, lambda: started.append(ServerThread(analyzer, port=port, **settings).__enter__()))
     timer.start()
     try:
         yield

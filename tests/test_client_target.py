@@ -31,7 +31,8 @@ from affect_client import (
 )
 from affect_client import _core
 from affect_client._target import with_default_port
-from tests._serving import ServerThread
+from affect_server.launch import free_port
+from tests._serving import ServerThread, server_starting_later
 from tests.test_server import _cert
 
 TWINS = ["sync", "async"]
@@ -122,6 +123,17 @@ def test_a_name_that_does_not_resolve_fails_at_once_saying_so(twin: str) -> None
                                  "(gRPC said: "), str(error)
     assert "nosuchhost.invalid" in str(error) and "attempts" not in str(error)
 
+    async def open_async() -> None:
+        async with AsyncAffectClient("nosuchhost.invalid:50051") as client, client.conversation():
+            pass
+
+    def open_sync() -> None:
+        with AffectClient("nosuchhost.invalid:50051") as client, client.conversation():
+            pass
+
+    opening, took = _refusal(lambda: asyncio.run(open_async()) if twin == "async" else open_sync())  # a conversation too
+    assert type(opening) is ConnectionSettingError and str(opening) == str(error) and took < 3, (repr(opening), took)
+
 
 @pytest.mark.parametrize("twin", TWINS)
 def test_tls_that_does_not_match_the_server_fails_at_once_naming_the_setting(analyzer: Analyzer, twin: str,
@@ -143,6 +155,16 @@ def test_tls_that_does_not_match_the_server_fails_at_once_naming_the_setting(ana
         assert _list_models(twin, tls_target, tls=True, root_certificates=cert.read_bytes())  # the right settings work
         error, took = _refusal(lambda: _list_models(twin, tls_target, timeout=1))
         assert type(error) is UnavailableError and error.details.endswith(": timeout=1 s reached)"), repr(error)
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_a_tls_server_not_up_yet_is_still_waited_for(analyzer: Analyzer, twin: str, tmp_path: Path) -> None:
+    """What a restarting TLS server says before it listens is "Connection refused", not a handshake
+    failure: the TLS client's retries reach it once it is up."""
+    key, cert = _cert(tmp_path)
+    port = free_port()
+    with server_starting_later(analyzer, port, 1.0, tls_cert=str(cert), tls_key=str(key)):
+        assert _list_models(twin, f"localhost:{port}", tls=True, root_certificates=cert.read_bytes(), timeout=10)
 
 
 def test_a_resume_still_retries_what_a_new_call_does_not() -> None:
