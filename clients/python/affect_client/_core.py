@@ -59,7 +59,7 @@ class ChannelState:
 class ClientOptions:
     """Every setting of a client. ``with_options(...)`` returns a copy with some changed."""
 
-    target: str = C.DEFAULT_TARGET
+    target: str = C.DEFAULT_TARGET  # host:port or a gRPC scheme's; a host without a port gets 50051 (_target)
     token: str | None = None  # sent as "authorization: Bearer <token>"
     tls: bool = False
     root_certificates: bytes | None = None  # PEM; None uses the system's roots
