@@ -17,7 +17,6 @@ from types import FrameType
 
 from affect import cli as library_cli
 from affect._errors import AffectError
-from affect_server.logs import LOG_FORMATS
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -40,31 +39,51 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from affect_server.config import ServerConfig
     from affect_server.logs import configure_logging
     from affect_server.native_log import log_native_stderr
+    from affect_server.serve_options import ServeOptions
 
-    if not args.ray:  # Ray's processes, which serve the requests there, write their stderr into Ray's log files
+    options = ServeOptions.from_args(args)  # a mistake in either is refused before the imports below
+    config = ServerConfig.from_args(args)
+    if not options.ray:  # Ray's processes, which serve the requests there, write their stderr into Ray's log files
         log_native_stderr()  # before the log's handler is made: it writes to the original stderr
-    configure_logging(args.log_level, args.log_format)
+    configure_logging(options.log_level, options.log_format)
+    _warn_of_unread_variables()
     end_stop_at_once = _stop_at_once_until_serving()  # before the imports below: they take seconds (torch)
+    ready_file = Path(options.ready_file) if options.ready_file else None
+    if ready_file and not ready_file.parent.is_dir():  # written once the models are loaded
+        raise SystemExit(f"affect serve: {options.source('ready_file')} {ready_file}: its folder does not exist")
+    config.check()  # a setting refused stops it before the imports; serve (or build_app on Ray) logs the warnings
     import asyncio
 
     from affect_server.app import serve
-    from affect_server.config import ServerConfig
 
-    if args.ready_file and not args.ready_file.parent.is_dir():  # written once the models are loaded
-        raise SystemExit(f"affect serve: --ready-file {args.ready_file}: its folder does not exist")
-    config = ServerConfig.from_args(args)
-    if args.ray:
-        config.check()  # a setting refused stops it before Ray starts; build_app logs the warnings, once
+    if options.ray:
         try:
             from affect_server.ray_serve import serve_on_ray
         except ImportError as exc:
             raise AffectError(f"affect serve --ray needs Ray Serve (pip install 'ray[serve]'): {exc}") from None
-        serve_on_ray(config, args.ray_config, address=args.ray_address, http_port=args.ray_http_port,
-                     ready_file=args.ready_file, before_ray_starts=end_stop_at_once)
+        serve_on_ray(config, Path(options.ray_config) if options.ray_config else None, address=options.ray_address,
+                     http_port=options.ray_http_port, ready_file=ready_file, before_ray_starts=end_stop_at_once)
         return
-    asyncio.run(serve(config, ready_file=args.ready_file))
+    asyncio.run(serve(config, ready_file=ready_file))
+
+
+def _warn_of_unread_variables() -> None:
+    """A warning, once, for each ``AFFECT_*`` variable that nothing reads: a misspelt one
+    (``AFFECT_LOG_FORMT``) would otherwise leave its setting at its default, unseen."""
+    import logging
+    import os
+
+    from affect_server.config import ServerConfig
+    from affect_server.serve_options import ServeOptions
+    from affect_server.settings import OTHER_VARIABLES, unread_variables
+
+    known = {*ServerConfig.environment_variables().values(), *ServeOptions.environment_variables().values(),
+             *OTHER_VARIABLES}
+    for warning in unread_variables(os.environ, known):
+        logging.getLogger("affect.server").warning(warning)
 
 
 def _stop_at_once_until_serving() -> Callable[[], None]:
@@ -107,7 +126,7 @@ def _stop_at_once_until_serving() -> Callable[[], None]:
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", common: argparse.ArgumentParser) -> None:
     """``demo`` and ``serve``, added to the library's parser (``affect.cli.build_parser``)."""
     from affect_server.config import ServerConfig
-    from affect_server.native_log import INTERVAL_S, LINES_PER_INTERVAL, SWITCH
+    from affect_server.serve_options import RAY_OPTIONS, ServeOptions
 
     demo = sub.add_parser("demo", parents=[common], help="serve the default models and send the sample conversation through the client")
     demo.add_argument("--json", action="store_true")
@@ -115,21 +134,13 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", com
     demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="run the gRPC streaming service",
-                           description="Flags override AFFECT_* environment variables, which override defaults.")
+                           description="Every flag has an environment variable: AFFECT_ and the flag's name in "
+                                       "capitals, - as _ (--log-format: AFFECT_LOG_FORMAT). Flags override them, "
+                                       "which override defaults; an AFFECT_* variable nothing reads is warned of.")
     ServerConfig.add_arguments(serve)
-    serve.add_argument("--ready-file", type=Path, help="write the bound port here once serving (for scripts)")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                       help="the lowest level logged (default info; no media or text is ever logged)")
-    serve.add_argument("--log-format", default="text", choices=LOG_FORMATS,
-                       help="text (default) or json: one JSON object a line (time, level, logger, message) "
-                            "for a log pipeline. Either way (without --ray), what native libraries (gRPC, libjpeg, "
-                            "libpng) write to stderr is logged as records of affect.native, at most "
-                            f"{LINES_PER_INTERVAL} lines in {INTERVAL_S:g} s (env {SWITCH}=raw leaves it raw)")
-    ray = serve.add_argument_group("Ray Serve (see docs/deploy-ray.md)")
-    ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of one process")
-    ray.add_argument("--ray-address", help="an existing Ray cluster ('auto' or ray://host:10001); default: start one here")
-    ray.add_argument("--ray-config", type=Path, help="JSON: replicas, autoscaling and CPUs per deployment")
-    ray.add_argument("--ray-http-port", type=int, default=8000, help="Serve's HTTP proxy port (unused by affect)")
+    ServeOptions.add_arguments(serve, only=[name for name in ServeOptions.environment_variables()
+                                            if name not in RAY_OPTIONS])
+    ServeOptions.add_arguments(serve.add_argument_group("Ray Serve (see docs/deploy-ray.md)"), only=RAY_OPTIONS)
     serve.set_defaults(func=cmd_serve)
 
 

@@ -1,18 +1,21 @@
-"""Server settings: one dataclass, filled from flags, then environment variables, then defaults."""
+"""Server settings: one dataclass, filled from flags, then environment variables, then defaults
+(``affect_server.settings``: the rule that names a setting's flag and variable)."""
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import math
 import os
-from dataclasses import Field, dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
+
 from affect.limits import MAX_TEXT_CHARS
-from affect.option_rules import FACE_DETECTORS, context_weight_problem, face_detector_problem
+from affect.option_rules import FACE_DETECTORS, context_weight_problem
 from affect.results import MODALITIES
 from affect_server.limits import CONTENTION_WINDOW_S
+from affect_server.settings import Settings
+from affect_server.settings import opt as _opt
 
 # HTTP/2's initial flow-control window of a stream, which gRPC keeps while the server does not
 # read it (BDP probing, which would grow it, is off: app.start_server).
@@ -20,13 +23,8 @@ HTTP2_WINDOW_BYTES = 65_535
 RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")  # as affect.onnx.RUNTIMES, which imports torch: not at start-up
 
 
-def _opt(default: Any, help: str) -> Any:
-    """A setting's default and its one-line help (``affect serve --help`` shows it)."""
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass(frozen=True)
-class ServerConfig:
+class ServerConfig(Settings):
     """Every setting of ``affect serve``: the help of each is its ``--flag``'s in ``affect serve --help``."""
 
     host: str = _opt("127.0.0.1", "the address to listen on (0.0.0.0 or :: for every interface)")
@@ -104,7 +102,7 @@ class ServerConfig:
     # blazeface+mtcnn: more of the small, dim and side-lit faces found, at about 1.6x the
     # detector's CPU (see the face model card).
     face_detector: str = _opt("blazeface", "blazeface, blazeface+mtcnn (MTCNN looks again over each full search) "
-                                           "or haar (OpenCV's cascades)")
+                                           "or haar (OpenCV's cascades)", choices=FACE_DETECTORS)
     # affect.face.FaceEncoder's full_search_every: in between, the detector looks only around the
     # faces it follows.
     face_full_search_every: int = _opt(0, "in a conversation's successive images, one full face search in this many "
@@ -122,7 +120,7 @@ class ServerConfig:
                                       "such as neutral=0.8,anger=0.08,sadness=0.05,happiness=0.05,fear=0.01,"
                                       "disgust=0.005,surprise=0.005 (an emotion left out is never read)")
     runtime: str = _opt("auto", "what runs the networks: auto, torch, onnx or onnx-int8 "
-                                "(see affect.onnx; pip install 'affect[onnx]')")
+                                "(see affect.onnx; pip install 'affect[onnx]')", choices=RUNTIMES)
     token: str | None = _opt(None, "the bearer token clients must send (prefer the variable: a flag shows in `ps`)")
     tls_cert: str | None = _opt(None, "a PEM certificate (chain) file: serve TLS with --tls-key")
     tls_key: str | None = _opt(None, "the PEM private key of --tls-cert")
@@ -134,13 +132,6 @@ class ServerConfig:
     # An unkeyed digest of a phone number is reversed by trying numbers.
     log_id_key: str | None = _opt(None, "the key of the digests (HMAC-SHA-256) the log names conversations by "
                                         "(unset: a random key per process)")
-
-    # Where from_args read each setting it was given, (setting, its flag or its variable), for
-    # messages that name it (``given_by``). Not a setting: no flag, no variable (``settings``);
-    # a field, so that ``dataclasses.replace`` keeps it. Empty for a config built in code.
-    _given_by: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
-
-    ENV_PREFIX = "AFFECT_"
 
     @property
     def max_message_bytes(self) -> int:
@@ -169,71 +160,18 @@ class ServerConfig:
         """``host`` without the brackets an IPv6 literal may be given in ("[::1]" -> "::1")."""
         return self.host.strip("[]")
 
-    @classmethod
-    def settings(cls) -> tuple[Field[Any], ...]:
-        """The settings: the fields with a flag and a variable (each has its help)."""
-        return tuple(f for f in fields(cls) if "help" in f.metadata)
-
-    def given_by(self, setting: str) -> str | None:
-        """The flag or variable ``from_args`` read ``setting`` from; None when it was not given
-        there (its default, or a config built in code)."""
-        return dict(self._given_by).get(setting)
-
-    @classmethod
-    def environment_variables(cls) -> dict[str, str]:
-        """Each setting's environment variable (``AFFECT_<NAME>``), by setting name."""
-        return {f.name: cls.ENV_PREFIX + f.name.upper() for f in cls.settings()}
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        variables = cls.environment_variables()
-        for f in cls.settings():
-            flag = "--" + f.name.replace("_", "-")
-            env = variables[f.name]
-            about = f.metadata["help"]
-            if isinstance(f.default, bool):  # `--speech-adapt` alone turns it on; `--speech-adapt false` too
-                parser.add_argument(flag, default=None, nargs="?", const="true", metavar="BOOL",
-                                    help=f"{about} (env {env}, default {f.default!r}; alone: true)")
-            else:
-                shown = "unset" if f.default is None else repr(f.default)
-                parser.add_argument(flag, default=None, help=f"{about} (env {env}, default {shown})")
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> "ServerConfig":
-        """Flags win over ``AFFECT_*`` environment variables, which win over defaults."""
-        env = dict(os.environ if env is None else env)
-        variables = cls.environment_variables()
-        values: dict[str, Any] = {}
-        given_by: dict[str, str] = {}
-        for f in cls.settings():
-            raw = getattr(args, f.name, None) if args is not None else None
-            given_by[f.name] = "--" + f.name.replace("_", "-")
-            if raw is None:
-                raw = env.get(variables[f.name])
-                given_by[f.name] = variables[f.name]
-            if raw is None or raw == "":
-                del given_by[f.name]
-                continue
-            kind: Any = type(f.default) if f.default is not None else str
-            try:
-                values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
-            except ValueError:
-                what = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, kind.__name__)
-                raise SystemExit(f"affect serve: {f.name} must be {what}, got {raw!r}") from None
-        return cls(**values, _given_by=tuple(given_by.items()))
-
     def check(self) -> list[str]:
         """What is wrong with these settings, before anything is loaded; also the warnings
         (returned, to be logged). Raises ``SystemExit`` with one line for a fatal problem."""
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SystemExit("affect serve: give both --tls-cert and --tls-key, or neither")
-        for flag, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key)):
+        for name, path in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
             if path:
                 try:
                     with open(path, "rb") as fh:
                         fh.read(1)
                 except OSError as exc:
-                    raise SystemExit(f"affect serve: {flag} {path}: {exc.strerror or exc}") from None
+                    raise SystemExit(f"affect serve: {self.source(name)} {path}: {exc.strerror or exc}") from None
         if self.tls_cert:
             _check_tls_pair(self.tls_cert, self.tls_key)
         warnings = []
@@ -257,51 +195,56 @@ class ServerConfig:
                                 "loopback)")
         for name in ("port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
-                raise SystemExit(f"affect serve: {name} must be between 0 and 65535, got {getattr(self, name)}")
+                raise SystemExit(f"affect serve: {self.source(name)}: must be between 0 and 65535, got {getattr(self, name)}")
         for name in ("workers", "batch_concurrency", "max_conversations", "max_conversations_per_peer", "max_in_flight_turns", "max_heavy_turns",
                      "max_analyze_in_flight", "max_analyze_per_peer", "max_text_chars", "max_audio_samples",
                      "max_image_pixels", "heavy_image_pixels", "batch_max_size"):
             if getattr(self, name) < 1:
-                raise SystemExit(f"affect serve: {name} must be at least 1, got {getattr(self, name)}")
+                raise SystemExit(f"affect serve: {self.source(name)}: must be at least 1, got {getattr(self, name)}")
         if self.max_analyze_queued_per_peer < 0:
-            raise SystemExit(f"affect serve: max_analyze_queued_per_peer must be 0 or more, got {self.max_analyze_queued_per_peer}")
+            raise SystemExit(f"affect serve: {self.source('max_analyze_queued_per_peer')}: must be 0 or more, "
+                             f"got {self.max_analyze_queued_per_peer}")
         if self.max_text_chars > MAX_TEXT_CHARS:  # longer texts would still be refused, by the library and the client
-            raise SystemExit(f"affect serve: max_text_chars must be at most {MAX_TEXT_CHARS} (the library's limit on a "
+            raise SystemExit(f"affect serve: {self.source('max_text_chars')}: must be at most {MAX_TEXT_CHARS} (the library's limit on a "
                              f"turn's text, which a server cannot raise), got {self.max_text_chars}")
         for name in ("max_turns_per_second", "max_message_mb", "max_audio_seconds", "max_in_flight_mb",
                      "max_analyze_per_second_per_peer", "grace_s", "heavy_audio_seconds", "idle_timeout_s",
                      "analyze_body_timeout_s", "open_timeout_s"):
             if not 0 < getattr(self, name) < math.inf:  # NaN fails too
-                raise SystemExit(f"affect serve: {name} must be a positive number, got {getattr(self, name)}")
+                raise SystemExit(f"affect serve: {self.source(name)}: must be a positive number, got {getattr(self, name)}")
         if not 0 < self.max_in_flight_share_per_peer <= 1:
-            raise SystemExit("affect serve: max_in_flight_share_per_peer must be more than 0 and at most 1, "
+            raise SystemExit(f"affect serve: {self.source('max_in_flight_share_per_peer')}: must be more than 0 and at most 1, "
                              f"got {self.max_in_flight_share_per_peer}")
         if not 0 <= self.batch_max_wait_ms < math.inf:
-            raise SystemExit(f"affect serve: batch_max_wait_ms must be 0 or more, got {self.batch_max_wait_ms}")
+            raise SystemExit(f"affect serve: {self.source('batch_max_wait_ms')}: must be 0 or more, got {self.batch_max_wait_ms}")
         if not 0.05 <= self.face_min_fraction <= 1:  # below 0.05 a picture costs hundreds of detector windows
-            raise SystemExit(f"affect serve: face_min_fraction must be between 0.05 and 1, got {self.face_min_fraction}")
-        if face_detector_problem(self.face_detector):  # the library's rule (affect.option_rules)
-            raise SystemExit(f"affect serve: face_detector must be one of {', '.join(FACE_DETECTORS)}, got {self.face_detector!r}")
+            raise SystemExit(f"affect serve: {self.source('face_min_fraction')}: must be between 0.05 and 1, "
+                             f"got {self.face_min_fraction}")
+        self.check_choices()  # --face-detector's are the library's (affect.option_rules), --runtime's are RUNTIMES
         if self.model_threads < 0:
-            raise SystemExit(f"affect serve: model_threads must be 0 (cores // workers) or more, got {self.model_threads}")
+            raise SystemExit(f"affect serve: {self.source('model_threads')}: must be 0 (cores // workers) or more, "
+                             f"got {self.model_threads}")
         if self.face_full_search_every < 0:
-            raise SystemExit(f"affect serve: face_full_search_every must be 0 (the default) or more, got {self.face_full_search_every}")
+            raise SystemExit(f"affect serve: {self.source('face_full_search_every')}: must be 0 (the default) or more, "
+                             f"got {self.face_full_search_every}")
         if self.text_context_weight != -1.0:
             if context_weight_problem(self.text_context_weight):  # the library's rule
-                raise SystemExit(f"affect serve: text_context_weight must be between 0 and 1 (or -1: the weights' own), "
-                                 f"got {self.text_context_weight}")
+                raise SystemExit(f"affect serve: {self.source('text_context_weight')}: must be between 0 and 1 "
+                                 f"(or -1: the weights' own), got {self.text_context_weight}")
             if self.text_model.lower() == "none":
-                raise SystemExit("affect serve: --text-context-weight needs a text model, and --text-model is none")
+                raise SystemExit(f"affect serve: {self.source('text_context_weight')} needs a text model, and "
+                                 f"{self.source('text_model')} is none")
         if self.text_prior != "default":
             self.text_prior_spec()  # SystemExit with the reason
             if self.text_model.lower() == "none":
-                raise SystemExit("affect serve: --text-prior needs a text model, and --text-model is none")
+                raise SystemExit(f"affect serve: {self.source('text_prior')} needs a text model, and "
+                                 f"{self.source('text_model')} is none")
         if self.speech_adapt and self.speech_model.lower() == "none":
-            raise SystemExit("affect serve: --speech-adapt needs a speech model, and --speech-model is none")
-        if self.runtime not in RUNTIMES:
-            raise SystemExit(f"affect serve: runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+            raise SystemExit(f"affect serve: {self.source('speech_adapt')} needs a speech model, and "
+                             f"{self.source('speech_model')} is none")
         if self.runtime not in ("torch", "auto") and importlib.util.find_spec("onnxruntime") is None:
-            raise SystemExit(f"affect serve: --runtime {self.runtime} needs onnxruntime: pip install 'affect[onnx]'")
+            raise SystemExit(f"affect serve: {self.source('runtime')} {self.runtime} needs onnxruntime: "
+                             "pip install 'affect[onnx]'")
         return warnings
 
     def threads_per_worker(self) -> int:
@@ -342,7 +285,7 @@ class ServerConfig:
         try:
             return parse_prior(self.text_prior)
         except ValueError as exc:
-            raise SystemExit(f"affect serve: {exc}") from None
+            raise SystemExit(f"affect serve: {self.source('text_prior')}: {exc}") from None
 
 
 def _check_tls_pair(cert: str, key: str | None) -> None:
@@ -366,13 +309,3 @@ def _is_loopback(host: str) -> bool:
     except ValueError:
         return False
 
-
-def _parse_bool(raw: object) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    value = str(raw).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Union
 
 LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # What sys.exc_info() gives (logging's exc_info), as logging.Formatter.formatException takes it.
@@ -88,7 +89,7 @@ def log_from_signal_handler(logger: logging.Logger, level: int, message: str) ->
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:
-    """The root logger at ``level`` (debug, info, warning, error), writing to stderr as ``log_format``."""
+    """The root logger at ``level`` (``LOG_LEVELS``), writing to stderr as ``log_format``."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {LOG_FORMATS}, got {log_format!r}")
     handler = logging.StreamHandler()
