@@ -206,7 +206,7 @@ def test_runtime_choices_are_checked():
 def test_serve_refuses_an_unknown_runtime_before_loading():
     from affect_server.config import ServerConfig
 
-    with pytest.raises(SystemExit, match="runtime must be one of"):
+    with pytest.raises(SystemExit, match="^affect serve: runtime: must be one of torch, onnx, onnx-int8, auto, got 'tensorrt'$"):
         ServerConfig(runtime="tensorrt").check()
 
 

@@ -1544,18 +1544,17 @@ def test_start_up_errors_are_one_line_before_any_model_loads(tmp_path: Path):
             (["--host", "0.0.0.0", "--token", "s3cret"], "--token without TLS"),
             (["--tls-terminated-upstream", "--tls-cert", str(_cert(tmp_path, "c")[1]), "--tls-key",
               str(tmp_path / "keyc.pem")], "not both"),
-            (["--face-min-fraction", "0.01"], "face_min_fraction must be between 0.05 and 1"),
-            (["--face-full-search-every", "-1"], "face_full_search_every must be 0 (the default) or more"),
-            (["--face-detector", "mtcnn"], "face_detector must be one of blazeface, blazeface+mtcnn, haar"),
-            (["--batch-concurrency", "0"], "batch_concurrency must be at least 1"),
-            (["--model-threads", "-3"], "model_threads must be 0 (cores // workers) or more"),  # it served on cores // workers
+            (["--face-min-fraction", "0.01"], "--face-min-fraction: must be between 0.05 and 1"),
+            (["--face-full-search-every", "-1"], "--face-full-search-every: must be 0 (the default) or more"),
+            (["--batch-concurrency", "0"], "--batch-concurrency: must be at least 1"),
+            (["--model-threads", "-3"], "--model-threads: must be 0 (cores // workers) or more"),  # it served on cores // workers
             (["--speech-adapt", "true", "--speech-model", "none"], "--speech-adapt needs a speech model"),
-            (["--text-context-weight", "1.5"], "text_context_weight must be between 0 and 1"),
-            (["--text-prior", "neutral=0.8,calm=0.2"], "'calm', which is not an emotion"),
-            (["--port", "99999"], "port must be between 0 and 65535"),  # it once served on 34463
-            (["--metrics-port", "-1"], "metrics_port must be between 0 and 65535"),
-            (["--workers", "two"], "workers must be a whole number"),
-            (["--max-text-chars", "20000"], "max_text_chars must be at most 10000"),  # accepted, and 14,400 still refused
+            (["--text-context-weight", "1.5"], "--text-context-weight: must be between 0 and 1"),
+            (["--text-prior", "neutral=0.8,calm=0.2"], "--text-prior: text prior names 'calm', which is not an emotion"),
+            (["--port", "99999"], "--port: must be between 0 and 65535"),  # it once served on 34463
+            (["--metrics-port", "-1"], "--metrics-port: must be between 0 and 65535"),
+            (["--workers", "two"], "--workers: must be a whole number"),
+            (["--max-text-chars", "20000"], "--max-text-chars: must be at most 10000"),  # accepted, and 14,400 still refused
             (["--tls-cert", str(_cert(tmp_path, "a")[1]), "--tls-key", str(_cert(tmp_path, "b")[0])],
              "are not a certificate and its key"),  # gRPC said only "cannot listen", after its own error lines
             (["--metrics-port", str(held.getsockname()[1])], "cannot serve metrics"),  # a traceback after loading
@@ -1716,8 +1715,11 @@ def test_the_servers_text_prior_reaches_the_text_encoder():
     assert ServerConfig(text_prior="trained").encoder_options()["text"] == {"prior": "trained"}
     options = ServerConfig(text_prior="neutral=0.9,anger=0.1", text_context_weight=0.0).encoder_options()
     assert options["text"] == {"prior": {"neutral": 0.9, "anger": 0.1}, "context_weight": 0.0}
-    with pytest.raises(SystemExit, match="--text-prior needs a text model"):
-        ServerConfig(text_prior="uniform", text_model="none").check()
+    with pytest.raises(SystemExit, match="^affect serve: text_prior needs a text model, and text_model is none$"):
+        ServerConfig(text_prior="uniform", text_model="none").check()  # built in code: its settings' names
+    given = ServerConfig.from_args(env={"AFFECT_TEXT_PRIOR": "uniform", "AFFECT_TEXT_MODEL": "none"})
+    with pytest.raises(SystemExit, match="^affect serve: AFFECT_TEXT_PRIOR needs a text model, and AFFECT_TEXT_MODEL is none$"):
+        given.check()
 
 
 def _long_turn_server(tmp_path: Path, grace: float) -> tuple[subprocess.Popen, str]:

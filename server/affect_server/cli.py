@@ -65,14 +65,15 @@ def _serve(args: argparse.Namespace) -> None:
         except ImportError as exc:
             raise AffectError(f"affect serve --ray needs Ray Serve (pip install 'ray[serve]'): {exc}") from None
         serve_on_ray(config, Path(options.ray_config) if options.ray_config else None, address=options.ray_address,
-                     http_port=options.ray_http_port, ready_file=ready_file, before_ray_starts=end_stop_at_once)
+                     http_port=options.ray_http_port, ready_file=ready_file, before_ray_starts=end_stop_at_once,
+                     settings_given_by=options.source("ray_config"))
         return
     asyncio.run(serve(config, ready_file=ready_file))
 
 
 def _warn_of_unread_variables() -> None:
-    """A warning, once, for each ``AFFECT_*`` variable that nothing reads: a misspelt one
-    (``AFFECT_LOG_FORMT``) would otherwise leave its setting at its default, unseen."""
+    """A warning, once, for each ``AFFECT_*`` variable that nothing reads: a misspelt one would
+    otherwise leave its setting at its default, unseen."""
     import logging
     import os
 

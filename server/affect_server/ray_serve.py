@@ -70,8 +70,9 @@ def stop_on_ray(app_name: str = APP_NAME) -> None:
         ray.shutdown()
 
 
-def read_settings(path: Path) -> "RaySettings":
-    """``--ray-config``'s settings, or one line saying what is wrong with the file (before Ray starts)."""
+def read_settings(path: Path, given_by: str = "--ray-config") -> "RaySettings":
+    """``--ray-config``'s settings, or one line saying what is wrong with the file (before Ray
+    starts), naming where the path was given (``--ray-config`` or ``AFFECT_RAY_CONFIG``)."""
     from affect_server.ray_app import RaySettings
 
     try:
@@ -80,17 +81,17 @@ def read_settings(path: Path) -> "RaySettings":
             raise ValueError(f"the file must hold a JSON object, got {type(raw).__name__}")
         return RaySettings.from_dict(raw)
     except OSError as exc:
-        raise SystemExit(f"affect serve: --ray-config {path}: {exc.strerror or exc}") from None
+        raise SystemExit(f"affect serve: {given_by} {path}: {exc.strerror or exc}") from None
     except ValueError as exc:  # json.JSONDecodeError too
-        raise SystemExit(f"affect serve: --ray-config {path}: {exc}") from None
+        raise SystemExit(f"affect serve: {given_by} {path}: {exc}") from None
 
 
 def serve_on_ray(config: ServerConfig, settings_file: Path | None = None, *, address: str | None = None,
                  http_port: int = 8000, ready_file: Path | None = None,
-                 before_ray_starts: Callable[[], None] | None = None) -> None:
+                 before_ray_starts: Callable[[], None] | None = None, settings_given_by: str = "--ray-config") -> None:
     """Deploy, then wait for SIGTERM or SIGINT and take the application down (``before_ray_starts``:
-    see ``start_on_ray``)."""
-    settings = read_settings(settings_file) if settings_file else None
+    see ``start_on_ray``; ``settings_given_by``: see ``read_settings``)."""
+    settings = read_settings(settings_file, settings_given_by) if settings_file else None
     start_on_ray(config, settings, address=address, http_port=http_port, before_ray_starts=before_ray_starts)
     if ready_file:
         ready_file.write_text(str(config.port))
