@@ -2,7 +2,9 @@
 
 Each image or audio file is one turn on its own; each conversation file is a conversation
 (see ``affect.turns_file``). Other files in a folder or glob are skipped and counted
-(``FoundInputs.skipped``, which the command line reports in one line). A file that cannot be
+(``FoundInputs.skipped``, which the command line reports in one line), and so are the results
+that affect wrote (``FoundInputs.results``, told by ``affect.results_files``: ``--out`` written into
+the folder it reads is not read back as a conversation on the next run). A file that cannot be
 read is reported in its own record and the others go on. Records are ``{"file": ..., **TurnResult.to_dict()}`` or ``{"file": ...,
 "error": ...}``; ``affect.export`` turns them into CSV rows, JSON Lines or a DataFrame.
 """
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 CONVERSATION_SUFFIXES = (".json", ".jsonl", ".ndjson")
+RESULT_SUFFIXES = (*CONVERSATION_SUFFIXES, ".csv")  # what affect's results may be written as (--out, --json >)
 MAX_FILES = 100_000
 ACCEPTED_KINDS = (f"images ({', '.join(IMAGE_SUFFIXES)}), audio ({', '.join(AUDIO_SUFFIXES)}) and conversation files "
                   f"({', '.join(CONVERSATION_SUFFIXES)})")
@@ -43,19 +46,31 @@ class FoundInputs:
 
     files: list[InputFile]
     skipped: list[Path] = field(default_factory=list)
+    results: list[Path] = field(default_factory=list)  # affect's own results (``affect.results_files``)
 
-    def skipped_line(self, most_kinds: int = 6) -> str:
+    def skipped_line(self, most_kinds: int = 6, most_results: int = 3) -> str:
         """The skipped files in one line, by kind: ``3 files skipped (2 .mp3, 1 .gif): only images
-        (...), audio (...) and conversation files (...) are analysed``; "" when none was."""
-        if not self.skipped:
-            return ""
-        counted = Counter(p.suffix.lower() or "without a suffix" for p in self.skipped)
-        kinds = sorted(counted.items(), key=lambda kind: (-kind[1], kind[0]))  # the most first, then by name
-        shown = [f"{count} {kind}" for kind, count in kinds[:most_kinds]]
-        if len(kinds) > most_kinds:
-            shown.append(f"{len(kinds) - most_kinds} more kinds")
-        files = "1 file" if len(self.skipped) == 1 else f"{len(self.skipped):,} files"
-        return f"{files} skipped ({', '.join(shown)}): only {ACCEPTED_KINDS} are analysed"
+        (...), audio (...) and conversation files (...) are analysed``, then ``1 file skipped as
+        results that affect wrote (calls/results.jsonl), not input``; "" when none was."""
+        said = []
+        if self.skipped:
+            counted = Counter(p.suffix.lower() or "without a suffix" for p in self.skipped)
+            kinds = sorted(counted.items(), key=lambda kind: (-kind[1], kind[0]))  # the most first, then by name
+            shown = [f"{count} {kind}" for kind, count in kinds[:most_kinds]]
+            if len(kinds) > most_kinds:
+                shown.append(f"{len(kinds) - most_kinds} more kinds")
+            said.append(f"{_files(len(self.skipped))} skipped ({', '.join(shown)}): only {ACCEPTED_KINDS} are analysed")
+        if self.results:
+            named = [str(p) for p in self.results[:most_results]]
+            if len(self.results) > most_results:
+                named.append(f"{len(self.results) - most_results:,} more")
+            said.append(f"{_files(len(self.results))} skipped as results that affect wrote ({', '.join(named)}), "
+                        f"not input")
+        return "; ".join(said)
+
+
+def _files(count: int) -> str:
+    return "1 file" if count == 1 else f"{count:,} files"
 
 
 def kind_of(path: Path) -> str | None:
@@ -73,14 +88,17 @@ def find_inputs(patterns: Sequence[str]) -> FoundInputs:
     """The files named by folders (searched recursively), glob patterns and file names, in
     sorted order without repeats; other files in a folder or glob are skipped (and listed), a
     named file of an unknown kind is refused."""
+    from affect.results_files import is_results_file
+
     found: dict[Path, InputFile] = {}
     skipped: dict[Path, None] = {}
+    results: dict[Path, None] = {}
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
             candidates = sorted(p for p in path.rglob("*") if p.is_file())
         elif path.is_file():
-            if kind_of(path) is None:
+            if kind_of(path) is None and not (path.suffix.lower() == ".csv" and is_results_file(path)):
                 raise InvalidInputError(f"{path}: not an image ({', '.join(IMAGE_SUFFIXES)}), audio file "
                                         f"({', '.join(AUDIO_SUFFIXES)}) or conversation ({', '.join(CONVERSATION_SUFFIXES)})",
                                         field="inputs")
@@ -91,15 +109,18 @@ def find_inputs(patterns: Sequence[str]) -> FoundInputs:
             raise InvalidInputError(f"{pattern}: no such file or directory", field="inputs")
         for candidate in candidates:
             kind = kind_of(candidate)
-            if kind is not None:
+            if kind in ("conversation", None) and candidate.suffix.lower() in RESULT_SUFFIXES and \
+                    is_results_file(candidate):
+                results[candidate] = None
+            elif kind is not None:
                 found.setdefault(candidate, InputFile(candidate, kind))
             else:
                 skipped[candidate] = None
         if len(found) > MAX_FILES:
             raise InvalidInputError(f"more than {MAX_FILES:,} files; analyse them in parts", field="inputs")
-    result = FoundInputs(list(found.values()), list(skipped))
+    result = FoundInputs(list(found.values()), list(skipped), list(results))
     if not found:
-        also = f"; {result.skipped_line()}" if skipped else ""
+        also = f"; {result.skipped_line()}" if skipped or results else ""
         raise InvalidInputError(f"no image, audio or conversation files in {' '.join(patterns)}{also}", field="inputs")
     return result
 

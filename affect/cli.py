@@ -181,8 +181,7 @@ def _analyze_turns(items: list[dict], args: argparse.Namespace) -> int:
                 status.update(f"analysing turn {len(results) + 1} of {len(turns)}")
     if args.out:
         _write_results(args.out, [r.to_dict() for r in results])
-        if not args.quiet:
-            print(_written_line(args.out, len(results)), file=sys.stderr)
+        print(_written_line(args.out, len(results)), file=sys.stderr)
     if args.plot:
         _plot(results, args.plot, [t.get("text") for t in turns])
     any_reading = any(r.has_reading for r in results)
@@ -223,7 +222,7 @@ def _analyze_files(args: argparse.Namespace) -> int:
         _output_format(args.out)
     found = find_inputs(args.inputs)
     inputs = found.files
-    if found.skipped:  # before the models load: a folder of MP3s is seen at once
+    if found.skipped or found.results:  # before the models load: a folder of MP3s is seen at once
         print(f"affect: {found.skipped_line()}", file=sys.stderr)
     kinds = kinds_needed(inputs)
     _refuse_unread_settings(args, kinds)
@@ -253,7 +252,7 @@ def _analyze_files(args: argparse.Namespace) -> int:
         print(_files_table(list(records)))
     for line in errors:
         print(line, file=sys.stderr)
-    if args.out and not args.quiet:  # no table: it would be as long as the folder, its rows held to align it
+    if args.out:  # no table: it would be as long as the folder, its rows held to align it
         print(_written_line(args.out, counts["rows"], files=len(inputs)), file=sys.stderr)
     if len(errors) == counts["rows"]:
         return EXIT_BAD_INPUT
@@ -323,12 +322,29 @@ def _write_results(path: Path, records: Iterable[dict], *, extra_columns: Sequen
     from affect.export import turn_row, write_csv, write_jsonl
 
     kind = _output_format(path)
-    with path.open("w", encoding="utf-8", newline="") as out:
-        if kind == "csv":
-            rows = (turn_row(r, **{k: r.get(k) for k in extra_columns}) for r in records)
-            write_csv(rows, out, extra_columns=extra_columns)
-        else:
-            write_jsonl(records, out)
+    written = [0]  # rows the writer has finished: it asks for the next only once one is written
+
+    def counted(rows: Iterable[dict]) -> Iterator[dict]:
+        for row in rows:
+            yield row
+            written[0] += 1
+
+    try:
+        with path.open("w", encoding="utf-8", newline="") as out:
+            if kind == "csv":
+                rows = (turn_row(r, **{k: r.get(k) for k in extra_columns}) for r in records)
+                write_csv(counted(rows), out, extra_columns=extra_columns)
+            else:
+                write_jsonl(counted(records), out)
+    except KeyboardInterrupt:  # the file is closed: its rows so far are whole, and it must not pass for complete
+        print(_interrupted_line(path, written[0]), file=sys.stderr)
+        raise
+
+
+def _interrupted_line(path: Path, rows: int) -> str:
+    """Said on standard error when Ctrl-C stops ``--out``: ``affect: interrupted; 50 complete rows
+    written to results.csv (partial)``."""
+    return f"affect: interrupted; {rows:,} complete {'row' if rows == 1 else 'rows'} written to {path} (partial)"
 
 
 def _plot(results: Iterable[TurnResult | dict[str, Any]], path: Path, texts: Sequence[str | None] | None = None) -> None:
@@ -469,6 +485,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             text = raw.decode("utf-8") if _is_utf8(raw) else None
             if text is None:
                 raise InvalidInputError("--text is not valid UTF-8", field="text")
+            text = _without_final_newline(text)
         elif args.text is not None:  # undecodable argv bytes arrive as lone surrogates
             if any(0xDC80 <= ord(c) <= 0xDCFF for c in args.text):
                 raise InvalidInputError("--text is not valid UTF-8", field="text")
@@ -485,7 +502,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     except InvalidInputError as exc:
         if args.conversation:  # a conversation file's turns: their fields are its keys, not flags
             raise
-        raise _by_flag(exc) from None
+        raise _by_flag(exc, _other_flag_hint(exc, args)) from None
 
 
 # The library's names of the fields of the one turn ``affect analyze`` makes of its flags, and the
@@ -497,12 +514,37 @@ _TURN_FLAGS = {"text": "--text", "speaker": "--speaker", "audio": "--audio", "au
                "sample_rate": "--audio", "image": "--image", "images": "--image"}
 
 
-def _by_flag(exc: InvalidInputError) -> InvalidInputError:
-    """``exc`` naming the flag that gave its field (``_TURN_FLAGS``); as it is for any other field."""
+def _by_flag(exc: InvalidInputError, hint: str = "") -> InvalidInputError:
+    """``exc`` naming the flag that gave its field (``_TURN_FLAGS``), ``hint`` after it; as it is
+    for any other field."""
     flag = _TURN_FLAGS.get(exc.field or "")
     if flag is None:
         return exc
-    return type(exc)(exc.message_naming(flag), field=flag.lstrip("-"))
+    return type(exc)(exc.message_naming(flag) + hint, field=flag.lstrip("-"))
+
+
+# The flag that takes a file of each kind (``affect._file_kinds``), for a file given to another.
+_FLAG_OF_KIND = {"video": "--video", "audio": "--audio", "image": "--image"}
+
+
+def _other_flag_hint(exc: InvalidInputError, args: argparse.Namespace) -> str:
+    """``; give a video with --video`` after the refusal of an ``--image`` that is a video (or of
+    an ``--audio`` that is one), where the file's header says what it is; "" otherwise."""
+    from affect._file_kinds import HEAD_BYTES, file_kind
+
+    flag = _TURN_FLAGS.get(exc.field or "")
+    path = args.image if flag == "--image" else args.audio if flag == "--audio" else None
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            found = file_kind(fh.read(HEAD_BYTES))
+    except OSError:
+        return ""
+    other = _FLAG_OF_KIND.get(found.kind) if found else None
+    if found is None or other is None or other == flag or found.kind == "image":
+        return ""  # an image of another format has no other flag to go to
+    return f"; give {'a video' if found.kind == 'video' else 'audio'} with {other}"
 
 
 def _check_texts(turns: list[dict]) -> None:
@@ -534,6 +576,12 @@ def _existing(path: Path, field: str) -> Path:
     """``path``, given as ``--field``, when it is a file (``turns_file.command_line_file_size``)."""
     command_line_file_size(path, f"--{field}")
     return path
+
+
+def _without_final_newline(text: str) -> str:
+    """Text piped in without the one line ending that ``echo`` and ``print`` add (``\\n`` or
+    ``\\r\\n``), so that it is not counted against the length limit; other whitespace is the text's."""
+    return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
 
 
 def _is_utf8(raw: bytes) -> bool:
@@ -646,16 +694,19 @@ def _installed_version() -> str:
         return "(not installed)"
 
 
-def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentParser:
+def build_parser(add_commands: AddCommands | None = None, *, prog: str = "affect") -> argparse.ArgumentParser:
     """The library's commands; ``add_commands(subparsers, common)`` adds more after ``plot``
     (``affect_server.cli`` adds ``demo`` and ``serve``; ``common`` is the ``--quiet`` parent)."""
-    parser = argparse.ArgumentParser(prog="affect", description="Emotion, sentiment, valence and arousal per conversation turn.",
+    parser = argparse.ArgumentParser(prog=prog, description="Emotion, sentiment, valence and arousal per conversation turn.",
                                      epilog=EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"affect {_installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress line while models load")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress line or bar (a terminal shows them while models load and files are read); "
+                             "what was written (`N rows written to FILE`) and every problem are still said on "
+                             "standard error")
 
     analyze = sub.add_parser(
         "analyze", parents=[common], epilog=EXIT_CODES,
@@ -711,7 +762,9 @@ def build_parser(add_commands: AddCommands | None = None) -> argparse.ArgumentPa
     plot = sub.add_parser("plot", parents=[common], epilog=EXIT_CODES,
                           help="draw a conversation: valence, arousal and the top emotion over its turns, events marked")
     plot.add_argument("file", type=Path, help="results (.jsonl or .json from affect analyze) or a conversation file of turns")
-    plot.add_argument("--out", type=Path, help="the .png to write (default: FILE with .png)")
+    plot.add_argument("--out", type=Path,
+                      help="the .png to write (default: beside FILE, its name with .png: turns.jsonl draws turns.png "
+                           "in turns.jsonl's folder)")
     _add_runtime(plot)  # a file of turns is analysed first
     plot.set_defaults(func=cmd_plot)
 
@@ -764,9 +817,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> int:
-    """Run a command; ``parser`` defaults to the library's commands (see ``affect_server.cli``)."""
-    args = (parser or build_parser()).parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, parser: argparse.ArgumentParser | None = None,
+         prog: str = "affect") -> int:
+    """Run a command; ``parser`` defaults to the library's commands (see ``affect_server.cli``),
+    named ``prog`` in usage lines (``python -m affect``)."""
+    args = (parser or build_parser(prog=prog)).parse_args(argv)
     try:
         code = args.func(args)
         sys.stdout.flush()

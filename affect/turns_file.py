@@ -9,7 +9,9 @@ caller put through); it names a speaker of an earlier turn. Every problem is ref
 item and key it concerns (items are counted from 0, resets too), before any model is loaded,
 in a message that quotes no speaker's name, no text and no media string (errors reach a terminal
 and, in folder mode, a CSV): a name is given by its length, a media path by its file name
-(``affect_proto.rules.shown_path``), an unknown key only when it reads as a field name.
+(``affect_proto.rules.shown_path``), an unknown key only when it reads as a field name or is one
+of the names affect itself writes (``affect.results_files.OUTPUT_KEYS``: the schema's, not data).
+A file of results that affect wrote, given where turns belong, is refused saying so.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from affect._errors import InputTooLargeError, InvalidInputError
+from affect.results_files import OUTPUT_KEYS, is_result_record
 from affect_proto.rules import (file_path_problem, file_size, id_problem, named_speaker_problem, read_checked_file,
                                 shown_path)
 
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 MAX_CONVERSATION_BYTES = 5_000_000
 TURN_KEYS = ("text", "speaker", "audio", "image", "images")
 RESET_KEY = "reset_speaker"  # an item {"reset_speaker": NAME} between turns
+_RESULT_MARKS = ("file", "turn_index", "present", "emotion", "error", "time_s", "frame_index")  # shown as a result's
 
 
 def command_line_file_size(path: Path, flag: str) -> int:
@@ -134,6 +138,11 @@ def _turn(path: Path, i: int, item: Any) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise InvalidInputError(f"{where} must be a string or an object", field=f"conversation[{i}]")
     unknown = sorted(set(item) - set(TURN_KEYS))
+    if unknown and is_result_record(item):
+        raise InvalidInputError(f"{where} is a result that affect wrote, not a turn (its keys include "
+                                f"{_keys_shown([k for k in _RESULT_MARKS if k in item])}): {path.name} holds the results "
+                                f"of an earlier run (`affect analyze --out`, `--json`); a turn may carry "
+                                f"{', '.join(TURN_KEYS)}", field=f"conversation[{i}]")
     if unknown:
         raise InvalidInputError(f"{where} has unknown keys {_keys_shown(unknown)}; a turn may carry {', '.join(TURN_KEYS)} "
                                 f'(a speaker reset is {{"{RESET_KEY}": NAME}} alone)', field=f"conversation[{i}]")
@@ -159,6 +168,7 @@ def _turn(path: Path, i: int, item: Any) -> dict[str, Any]:
 
 # A key a turn may not carry is quoted in an error only when it reads as a misspelt field name:
 # a short ASCII identifier close to a field's name or to a word a file's author would use for one.
+# affect's own output names (``OUTPUT_KEYS``) are shown as they are: they are its schema, not data.
 # Any other (a sentence, a person's name, a phone number: what a file holds as a key by mistake,
 # e.g. turns keyed by speaker) is given by its length; errors reach a terminal and, in folder
 # mode, a CSV.
@@ -168,7 +178,8 @@ _FIELD_LIKE = (*TURN_KEYS, RESET_KEY, "reset", "video", "photo", "picture", "voi
 
 
 def _key_shown(key: str) -> str:
-    if _SHOWN_KEY.fullmatch(key) and difflib.get_close_matches(key.lower(), _FIELD_LIKE, n=1, cutoff=0.75):
+    if key in OUTPUT_KEYS or (_SHOWN_KEY.fullmatch(key)
+                              and difflib.get_close_matches(key.lower(), _FIELD_LIKE, n=1, cutoff=0.75)):
         return repr(key)
     return f"<a key of {len(key)} characters>"
 

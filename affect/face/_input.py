@@ -13,12 +13,14 @@ import re
 import struct
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import PurePath
 from typing import Literal
 
 import cv2
 import numpy as np
 
 from affect._errors import InputTooLargeError, InvalidInputError
+from affect._file_kinds import HEAD_BYTES, file_kind
 from affect.media import ImageInput
 from affect_proto.rules import (channel_order_of, channel_order_problem, checked_file_size, image_array_problem,
                                 read_checked_file)
@@ -71,10 +73,12 @@ class EncodedHeader:
     decode_bytes_per_pixel: int = 0  # what decoding holds besides the gray result (``_jpeg_header``, WebP's colour frame)
 
 
-def read_header(data: bytes, field: str = "image") -> EncodedHeader:
-    """The header of a JPEG, PNG, BMP or WebP file; raises for other formats, for a JPEG of
-    more than ``MAX_JPEG_SCANS`` scans and for one with more than ``MAX_JPEG_HEADER_SEGMENTS``
-    segments before its frame header (naming ``field``, the image's own: ``images[2]``)."""
+def read_header(data: bytes, field: str = "image", name: str | None = None) -> EncodedHeader:
+    """The header of a JPEG, PNG, BMP or WebP file; raises for other formats (naming the file,
+    ``name``, when it was given as a path, and what its header says it is: ``image: call.mp4 is
+    an MP4 video, not ...``), for a JPEG of more than ``MAX_JPEG_SCANS`` scans and for one with
+    more than ``MAX_JPEG_HEADER_SEGMENTS`` segments before its frame header (naming ``field``, the
+    image's own: ``images[2]``)."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         size = struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None
         return EncodedHeader("png", size)
@@ -87,7 +91,10 @@ def read_header(data: bytes, field: str = "image") -> EncodedHeader:
         return EncodedHeader("bmp", (abs(w), abs(h)))
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
         return EncodedHeader("webp", _webp_size(data), WEBP_DECODE_BYTES_PER_PIXEL)
-    raise InvalidInputError(f"{field} is not a JPEG, PNG, BMP or WebP file", field=field)
+    found = file_kind(data[:HEAD_BYTES])
+    what = f"{field}: {name} is" if name else f"{field} is"
+    raise InvalidInputError(f"{what} {found.described + ', ' if found else ''}not a JPEG, PNG, BMP or WebP file",
+                            field=field)
 
 
 def _jpeg_header(data: bytes, field: str) -> EncodedHeader:
@@ -161,13 +168,14 @@ def check_size(width: int, height: int, field: str = "image") -> None:
         )
 
 
-def decode_image(data: bytes, field: str = "image") -> np.ndarray:
-    """Gray uint8 image from encoded bytes (EXIF orientation applied); problems name ``field``."""
+def decode_image(data: bytes, field: str = "image", name: str | None = None) -> np.ndarray:
+    """Gray uint8 image from encoded bytes (EXIF orientation applied); problems name ``field``
+    (and a file of another kind, ``name``: its file name)."""
     if len(data) == 0:
         raise InvalidInputError(f"{field} is empty (0 bytes)", field=field)
     if len(data) > MAX_BYTES:
         raise InputTooLargeError(f"{field} is {len(data):,} bytes; the limit is {MAX_BYTES:,}", field=field)
-    size = read_header(data, field).size
+    size = read_header(data, field, name).size
     if size is None:
         raise InvalidInputError(f"{field} header is truncated or corrupt", field=field)
     check_size(*size, field=field)
@@ -216,7 +224,7 @@ def load_gray(image: ImageInput, channel_order: ChannelOrder | None = None, fiel
     if isinstance(image, (bytes, bytearray, memoryview)):
         return decode_image(bytes(image), field)
     if isinstance(image, (str, PathLike)):
-        return decode_image(_read_file(image, field), field)
+        return decode_image(_read_file(image, field), field, PurePath(image).name)  # read: a path, its name shown
     raise InvalidInputError(
         f"{field} must be encoded bytes, a file path or a uint8 numpy array, got {type(image).__name__}", field=field
     )

@@ -1,0 +1,60 @@
+"""What ``affect`` writes, told apart from what it reads.
+
+``affect analyze FOLDER --out FOLDER/results.jsonl`` leaves its results in the folder it reads;
+the next run must not read them as a conversation. A results file is known by its first record
+(or, for CSV, its header), never by its name: one of a result (``TurnResult.to_dict()``, with a
+folder run's ``file``), an error row of a folder run (``file`` and ``error``), or a frame of
+``affect analyze --video --json``; or a CSV whose header is ``--out``'s columns. Only the first
+``HEAD_BYTES`` are read, whatever the file's size.
+
+``OUTPUT_KEYS`` are the names of the keys and columns affect writes: the schema's, never a user's
+data, so an error may quote them (``affect.turns_file``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from affect.export import COLUMNS
+
+HEAD_BYTES = 1 << 20
+# The keys of a result's to_dict() and of a video frame's beyond the CSV columns, and the
+# columns a folder run adds (tests/test_cli.py checks them against real results).
+OUTPUT_KEYS = frozenset((*COLUMNS, "file", "error", "emotions", "sentiments", "shares", "fusion", "modalities",
+                         "state", "time_s", "frame_index", "width", "height", "reason"))
+FOLDER_COLUMNS = ("file", "error")  # what a folder run's CSV adds before COLUMNS
+
+
+def is_result_record(item: object) -> bool:
+    """Whether one JSON value is a record that affect wrote rather than a turn."""
+    if not isinstance(item, dict):
+        return False
+    return ({"turn_index", "present"} <= item.keys() or {"time_s", "frame_index"} <= item.keys()
+            or set(item) == set(FOLDER_COLUMNS))
+
+
+def is_results_file(path: Path) -> bool:
+    """Whether the file at ``path`` (a .json, .jsonl, .ndjson or .csv file) holds results that
+    affect wrote, by its first record or CSV header; ``False`` for a file that cannot be read
+    (its reader then says why)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(HEAD_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        header = head.split("\n", 1)[0].rstrip("\r").split(",")
+        return header in (list(COLUMNS), [*FOLDER_COLUMNS, *COLUMNS])
+    if suffix in (".jsonl", ".ndjson"):
+        first = next((line for line in head.splitlines() if line.strip()), "")
+    elif (text := head.lstrip()).startswith("["):
+        first = text[1:].lstrip()
+    else:
+        return False
+    try:
+        record, _ = json.JSONDecoder().raw_decode(first)
+    except ValueError:
+        return False
+    return is_result_record(record)
