@@ -9,6 +9,7 @@
     affect plot turns.jsonl [--out turns.png]         # valence, arousal and emotion over a conversation
     affect demo
     affect serve [--port 50051] [--metrics-port 9100] ... [--ray [--ray-address auto] [--ray-config FILE]]
+    affect analyze --text "..." --text-model MINILM_MELD_V1   # a model by the name `affect models` prints
     affect models
     affect export --format onnx DIR                   # the encoders as ONNX, with their processing and parity
 
@@ -24,7 +25,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -64,21 +65,24 @@ def sample_conversation() -> list[dict]:
 
 
 def load_analyzer(needs: set[str], *, quiet: bool = False, status: Status | None = None,
-                  encoder_options: dict | None = None, runtime: str = "auto", forecast: bool = True) -> Analyzer:
+                  encoder_options: dict | None = None, runtime: str = "auto", forecast: bool = True,
+                  models: Mapping[str, str | bool | None] | None = None) -> Analyzer:
     """``Analyzer(...)`` with only the encoders in ``needs`` ("face", "speech", "text"), loaded as
     the library loads them, with a progress line on the terminal for each model (or on
-    ``status``, a running one). ``encoder_options``, ``runtime`` and ``forecast`` go to
+    ``status``, a running one). ``models``: each needed encoder's choice (``affect.registry.model_choice``;
+    the default weights where none is given). ``encoder_options``, ``runtime`` and ``forecast`` go to
     ``Analyzer`` as they are."""
     from affect._progress import Status, wants_progress
 
     if status is None:
         with Status("loading", wants_progress(quiet)) as status:
             return load_analyzer(needs, status=status, encoder_options=encoder_options, runtime=runtime,
-                                 forecast=forecast)
+                                 forecast=forecast, models=models)
     status.update("loading torch")  # imported with the library's models, before the first is loaded
     from affect.analyzer import ENCODER_CLASSES, Analyzer
 
-    encoders: dict[str, Any] = {m.value: m.value in needs for m in ENCODER_CLASSES}
+    chosen = models or {}
+    encoders: dict[str, Any] = {m.value: m.value in needs and chosen.get(m.value, True) for m in ENCODER_CLASSES}
     return Analyzer(**encoders, encoder_options=encoder_options,
                     runtime=runtime, forecast=forecast, on_progress=lambda event: status.update(loading_line(event)))
 
@@ -96,6 +100,41 @@ def _add_runtime(parser: argparse.ArgumentParser) -> None:
                         help="what runs the networks: auto (the default: ONNX Runtime where it is faster and installed, "
                              "else PyTorch, as the library and the server choose), torch, onnx or onnx-int8 "
                              "(pip install 'affect[onnx]')")
+
+
+def _add_model_flags(parser: argparse.ArgumentParser, *, none: bool) -> None:
+    """``--text-model``, ``--speech-model``, ``--face-model``: named as ``affect serve`` names them,
+    each checked by the one rule (``affect.registry.model_choice``) when the command line is read;
+    ``none`` (leave the modality out) where the command takes it."""
+    for modality in ("text", "speech", "face"):
+        parser.add_argument(f"--{modality}-model", type=_model_choice(modality, none=none), default=None,
+                            metavar="NAME", dest=f"{modality}_model",
+                            help=f"the {modality} weights: a name or id that `affect models` lists (default: "
+                                 f"its default{'; none leaves ' + modality + ' unread' if none else ''})")
+
+
+def _model_choice(modality: str, *, none: bool) -> Callable[[str], str | bool]:
+    """An argparse ``type`` for ``--<modality>-model`` (importing the weights families: torch):
+    ``False`` for none, as ``Analyzer`` takes it (``None`` is the flag not given)."""
+
+    def check(text: str) -> str | bool:
+        from affect._errors import UnknownModelError
+        from affect.registry import model_choice
+
+        try:
+            choice = model_choice(modality, text)
+        except UnknownModelError as exc:
+            raise argparse.ArgumentTypeError(str(exc).strip('"')) from None
+        if choice is None and not none:
+            raise argparse.ArgumentTypeError(f"none: leave {modality} out of --encoders instead")
+        return False if choice is None else choice
+
+    return check
+
+
+def _models(args: argparse.Namespace) -> dict[str, str | bool | None]:
+    """The models chosen by ``--text-model`` etc. (``load_analyzer(models=...)``)."""
+    return {m: choice for m in ("text", "speech", "face") if (choice := getattr(args, f"{m}_model", None)) is not None}
 
 
 def _encoder_options(args: argparse.Namespace) -> dict[str, dict]:
@@ -172,7 +211,7 @@ def _analyze_turns(items: list[dict], args: argparse.Namespace) -> int:
     needs = turn_modalities(turns)
     with Status("loading", wants_progress(args.quiet)) as status:
         conversation = load_analyzer(needs, status=status, encoder_options=_encoder_options(args),
-                                     runtime=args.runtime).conversation(event_speakers=args.event_speakers or ())
+                                     runtime=args.runtime, models=_models(args)).conversation(event_speakers=args.event_speakers or ())
         results = TurnResults()
         status.update(f"analysing turn 1 of {len(turns)}")
         for result in play(conversation, items):
@@ -227,7 +266,7 @@ def _analyze_files(args: argparse.Namespace) -> int:
     kinds = kinds_needed(inputs)
     _refuse_unread_settings(args, kinds)
     analyzer = load_analyzer(kinds or {"text"}, quiet=args.quiet, encoder_options=_encoder_options(args),
-                             runtime=args.runtime)
+                             runtime=args.runtime, models=_models(args))
     errors: list[str] = []
     counts = {"rows": 0, "readings": 0}
 
@@ -369,7 +408,7 @@ def _analyze_video(path: Path, args: argparse.Namespace) -> int:
     max_frames = DEFAULT_MAX_FRAMES if args.max_frames is None else args.max_frames
     with Status("loading", wants_progress(args.quiet)) as status:
         encoder = load_analyzer({"face"}, status=status, encoder_options=_encoder_options(args), runtime=args.runtime,
-                                forecast=False).face
+                                forecast=False, models=_models(args)).face
         assert encoder is not None  # the one encoder asked for
         from affect.face import VideoIncompleteWarning
 
@@ -421,9 +460,10 @@ _UNUSED_FLAGS: dict[str, tuple[dict[str, str], str]] = {
 # The settings of how one modality is read (by the modality, as ``affect.batch.turn_modalities``
 # names them, and what in the input carries it): refused too when the input has none of it.
 _MODALITY_FLAGS: dict[str, tuple[dict[str, str], str]] = {
-    "text": ({"--text-context-weight": "text_context_weight", "--text-prior": "text_prior"}, "text"),
-    "speech": ({"--speech-adapt": "speech_adapt"}, "audio"),
-    "face": ({"--face-detector": "face_detector"}, "images"),
+    "text": ({"--text-model": "text_model", "--text-context-weight": "text_context_weight", "--text-prior": "text_prior"},
+             "text"),
+    "speech": ({"--speech-model": "speech_model", "--speech-adapt": "speech_adapt"}, "audio"),
+    "face": ({"--face-model": "face_model", "--face-detector": "face_detector"}, "images"),
 }
 _HINTS = {"--plot": " (--plot draws one conversation: give it with --conversation, or run `affect plot FILE` on a "
                     "conversation's results)"}
@@ -756,6 +796,7 @@ def build_parser(add_commands: AddCommands | None = None, *, prog: str = "affect
     analyze.add_argument("--face-detector", type=_checked(str, face_detector_problem), default=None, metavar="NAME",
                          help="blazeface (the default), blazeface+mtcnn (MTCNN looks again after each full search: more "
                               "small, dim and side-lit faces, about 1.6x the detector's CPU) or haar; see the face model card")
+    _add_model_flags(analyze, none=True)
     _add_runtime(analyze)
     analyze.set_defaults(func=cmd_analyze)
 
@@ -783,8 +824,10 @@ def build_parser(add_commands: AddCommands | None = None, *, prog: str = "affect
     export.add_argument("dir", type=Path, metavar="DIR")
     export.add_argument("--format", choices=["onnx"], required=True)
     export.add_argument("--encoders", default="face,speech,text", help="any of face, speech, text (comma-separated)")
-    for name in ("face", "speech", "text"):
-        export.add_argument(f"--{name}-weights", default=None, help=f"the {name} weights to export (default: DEFAULT; see affect models)")
+    _add_model_flags(export, none=False)
+    for name in ("text", "speech", "face"):  # the names before --<modality>-model, as affect serve names it
+        export.add_argument(f"--{name}-weights", type=_model_choice(name, none=False), dest=f"{name}_model",
+                            help=argparse.SUPPRESS)
     export.add_argument("--parity-items", type=_checked(int, parity_items_problem), default=600,
                         help="test items per parity check; 0 for the whole test set")
     export.add_argument("--data-root", type=_folder, default=None,
@@ -810,7 +853,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     require_onnxruntime()  # a one-line error (exit 2) when onnxruntime is missing
     with Status("exporting", wants_progress(args.quiet)) as status:
         parities = export_onnx(args.dir, encoders=encoders,
-                               text=args.text_weights, face=args.face_weights, speech=args.speech_weights,
+                               **{m: None if choice in (None, True) else choice for m, choice in _models(args).items()},
                                data_root=args.data_root, parity_items=args.parity_items, progress=status.update)
     print(parity_table(parities), end="")
     print(f"written to {args.dir} (README.md says what each file is)")

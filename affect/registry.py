@@ -55,3 +55,21 @@ def licences(model_ids: Iterable[str]) -> str:
         else:
             groups.setdefault("not a shipped model, its licence its own", []).append(model_id)
     return "; ".join(f"{terms}: {', '.join(models)}" for terms, models in groups.items())
+
+
+ENCODER_FAMILIES: dict[str, type[WeightsEnum]] = {family["DEFAULT"].meta["modality"]: family
+                                                  for family in (TextWeights, SpeechWeights, FaceWeights)}
+
+
+def model_choice(modality: str, name: str) -> str | bool | None:
+    """One encoder's model as a setting names it (``affect analyze --face-model``, ``affect serve
+    --face-model`` / ``AFFECT_FACE_MODEL``), as ``Analyzer(face=...)`` takes it: ``default`` (any
+    case) for the default weights (``True``), ``none`` to leave the modality out (``None``), else a
+    name or id that ``affect models`` lists, checked here: a name no family knows raises
+    ``UnknownModelError`` saying which are known."""
+    if name.lower() == "default":
+        return True
+    if name.lower() == "none":
+        return None
+    ENCODER_FAMILIES[modality].resolve(name)
+    return name

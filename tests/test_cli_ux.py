@@ -146,3 +146,38 @@ def test_text_piped_in_is_not_counted_with_the_newline_the_shell_adds(piped: str
     assert out.returncode == code, out.stderr.decode()
     if code == 2:
         assert "10,001 characters" in out.stderr.decode(), out.stderr.decode()
+
+
+def test_analyze_chooses_a_model_by_the_name_affect_models_prints_and_as_affect_serve_names_the_flag() -> None:
+    """``affect models`` prints "the name to choose one by" and ``affect serve`` takes ``--text-model``,
+    but ``affect analyze --text-model`` was "unrecognized arguments". Names and ids are checked by
+    one rule (``affect.registry.model_choice``) when the command line is read."""
+    from affect.registry import ENCODER_FAMILIES
+    from affect.text.weights import TextWeights
+
+    chosen = TextWeights.MINILM_MELD_V1
+    assert chosen is not TextWeights.DEFAULT and set(ENCODER_FAMILIES) == {"text", "speech", "face"}
+    for name in (chosen.name, chosen.value.id):
+        out = affect("analyze", "--text", "You lied to me again!", "--text-model", name, "--json", "-q")
+        assert out.returncode == 0, out.stderr.decode()
+        (result,) = json.loads(out.stdout)
+        assert result["modalities"]["text"]["model"] == chosen.value.id, result["modalities"]
+    default = json.loads(affect("analyze", "--text", "You lied to me again!", "--text-model", "default", "--json",
+                                "-q").stdout)
+    assert default[0]["modalities"]["text"]["model"] == TextWeights.DEFAULT.value.id
+    wrong = affect("analyze", "--text", "hi", "--text-model", "bogus")
+    err = wrong.stderr.decode()
+    assert wrong.returncode == 2 and "argument --text-model: unknown TextWeights 'bogus'; known (name / id): " in err
+    unread = affect("analyze", "--text", "hi", "--face-model", "default")
+    assert unread.returncode == 2 and "--face-model cannot be given without images in the input" in unread.stderr.decode()
+
+
+def test_export_takes_the_model_flags_by_serves_names_and_its_old_names_still() -> None:
+    helped = " ".join(affect("export", "--help").stdout.decode().split())
+    assert "--face-model NAME" in helped and "--face-weights" not in helped, helped
+    for flag in ("--face-model", "--face-weights"):
+        out = affect("export", "--format", "onnx", "/nonexistent-dir", flag, "bogus")
+        err = out.stderr.decode()
+        assert out.returncode == 2 and f"argument {flag}: unknown FaceWeights 'bogus'" in err, err
+    out = affect("export", "--format", "onnx", "/nonexistent-dir", "--text-model", "none")
+    assert out.returncode == 2 and "none: leave text out of --encoders instead" in out.stderr.decode()

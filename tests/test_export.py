@@ -183,8 +183,11 @@ def test_export_looks_its_weights_up_before_writing_anything(tmp_path, capsys):
     from affect.onnx import export_onnx
 
     out = tmp_path / "out"
-    assert main(["export", "--format", "onnx", str(out), "--encoders", "text", "--text-weights", "bogus", "-q"]) == 2
-    assert f"unknown TextWeights 'bogus'; known (name / id): " in capsys.readouterr().err
+    for flag in ("--text-model", "--text-weights"):  # the name affect serve uses, and the one before it
+        with pytest.raises(SystemExit) as refused:  # refused as the command line is read: argparse's exit 2
+            main(["export", "--format", "onnx", str(out), "--encoders", "text", flag, "bogus", "-q"])
+        assert refused.value.code == 2
+        assert f"argument {flag}: unknown TextWeights 'bogus'; known (name / id): " in capsys.readouterr().err
     with pytest.raises(UnknownModelError, match="text-minilm-multicorpus@"):
         export_onnx(out, encoders=["text"], text="bogus")
     assert not out.exists()
