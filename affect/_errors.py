@@ -30,7 +30,7 @@ class InvalidInputError(AffectError, ValueError):
     def message_naming(self, name: str) -> str:
         """The message under another name of its field, once, for a caller who knows the field by
         that name (the server's wire field, the command line's flag): one that begins with the
-        field (``audio_file: x.wav is ...``, ``images[0] could not be decoded``) begins with ``name``
+        field (``audio: x.wav is ...``, ``images[0] could not be decoded``) begins with ``name``
         instead (``--audio: x.wav is ...``); one that begins with ``name`` is kept; any other is
         prefixed with it."""
         message = str(self)

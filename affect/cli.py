@@ -547,10 +547,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 # The library's names of the fields of the one turn ``affect analyze`` makes of its flags, and the
 # flag that gives each: a refusal of that turn names the flag the user typed (``--audio: x.ulaw is
-# not a readable WAV/FLAC/OGG file``), not the library's field (``audio_file``). The command line
+# not a readable WAV/FLAC/OGG file``), not the library's field (``audio``). The command line
 # has no flag of its own for a list of images or a sample rate: its one image is ``--image``, and
 # a rate is that of the ``--audio`` file.
-_TURN_FLAGS = {"text": "--text", "speaker": "--speaker", "audio": "--audio", "audio_file": "--audio",
+_TURN_FLAGS = {"text": "--text", "speaker": "--speaker", "audio": "--audio",
                "sample_rate": "--audio", "image": "--image", "images": "--image"}
 
 

@@ -653,7 +653,7 @@ def test_an_empty_wav_is_said_to_hold_no_samples(tmp_path: Path):
 
 def test_a_file_given_to_audio_that_is_no_audio_file_is_refused_naming_the_flag(tmp_path: Path) -> None:
     """Raw mu-law bytes given to ``--audio`` are refused naming ``--audio``, the flag the user typed,
-    not ``audio_file``, the library's name for a file's field; so is a bad ``--image``."""
+    not ``audio``, the library's name for the turn's field; so is a bad ``--image``."""
     raw = tmp_path / "raw.ulaw"
     raw.write_bytes(bytes(range(256)) * 40)
     out = affect("analyze", "--audio", str(raw))
@@ -868,7 +868,7 @@ def test_plot_refuses_a_file_it_may_not_read_naming_the_file_only(tmp_path: Path
 def test_a_refusal_of_the_turns_images_or_sample_rate_names_the_flag_that_gave_them() -> None:
     """``affect analyze``'s one turn is made of its flags: a refusal naming the library's
     ``images`` or ``sample_rate`` names ``--image`` (the command line's one image) or ``--audio``
-    (the file whose rate it is), as one naming ``audio_file`` names ``--audio``."""
+    (the file whose rate it is), as one naming ``audio`` names ``--audio``."""
     from affect import InvalidInputError
     from affect.cli import _by_flag
     from affect.limits import check_image_count

@@ -181,3 +181,26 @@ def test_export_takes_the_model_flags_by_serves_names_and_its_old_names_still() 
         assert out.returncode == 2 and f"argument {flag}: unknown FaceWeights 'bogus'" in err, err
     out = affect("export", "--format", "onnx", "/nonexistent-dir", "--text-model", "none")
     assert out.returncode == 2 and "none: leave text out of --encoders instead" in out.stderr.decode()
+
+
+def test_a_bad_audio_file_is_named_by_the_argument_the_user_wrote_in_the_library_and_in_a_folders_rows(
+        tmp_path: Path) -> None:
+    """``analyze(audio="calls/x.wav")`` was refused with ``field=audio_file``, a name no public API
+    has, and that name reached the folder run's error line and CSV ``error`` column; the client
+    names it ``audio``, as the argument is."""
+    from affect import Analyzer, InvalidInputError
+
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    broken = folder / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wave file" * 10)
+    (folder / "call.json").write_text(json.dumps(["We won the cup!"]))
+    with pytest.raises(InvalidInputError) as refused:
+        Analyzer(face=False, text=False, forecast=False).conversation().analyze(audio=str(broken))
+    assert refused.value.field == "audio" and str(refused.value).startswith("audio: broken.wav is not a readable")
+    results = tmp_path / "results.csv"
+    out = affect("analyze", str(folder), "--out", str(results), "-q")
+    assert out.returncode == 4, out.stderr.decode()
+    assert f"affect: {broken}: {refused.value}" in _lines(out.stderr)
+    errors = [row["error"] for row in csv.DictReader(results.open()) if row["error"]]
+    assert errors == [str(refused.value)]

@@ -233,7 +233,7 @@ def test_a_directory_given_as_a_turns_media_is_called_a_directory(full_analyzer,
     from affect import InvalidInputError
 
     blank = cv2.imencode(".png", np.full((48, 48), 128, np.uint8))[1].tobytes()
-    for turn, message in ((Turn(audio=str(tmp_path)), f"audio_file: {tmp_path.name!r} is a directory, not a file"),
+    for turn, message in ((Turn(audio=str(tmp_path)), f"audio: {tmp_path.name!r} is a directory, not a file"),
                           (Turn(image=str(tmp_path)), f"image: {tmp_path.name!r} is a directory, not a file"),
                           (Turn(images=[blank, str(tmp_path)]), f"images[1]: {tmp_path.name!r} is a directory, not a file")):
         with pytest.raises(InvalidInputError) as refused:

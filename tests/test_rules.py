@@ -346,7 +346,7 @@ def test_media_given_as_base64_is_refused_without_being_quoted_by_the_library_an
         while chained is not None:  # no OSError quoting the string behind it, not even suppressed
             assert "ZQXMARK" not in str(chained) and not isinstance(chained, OSError), repr(chained)
             chained = chained.__cause__ or chained.__context__
-    assert str(library.value).startswith("audio_file: " if kind.startswith("audio") else "images[0]: ")
+    assert str(library.value).startswith("audio: " if kind.startswith("audio") else "images[0]: ")
     assert str(client.value).startswith("audio: " if kind.startswith("audio") else "images[0]: ")
 
 
@@ -481,7 +481,7 @@ def test_a_file_its_reader_may_not_read_is_refused_alike_by_every_reader(tmp_pat
     readers = [("video", lambda: list(sample_frames(files["video"], 2, 10))),
                ("--conversation", lambda: read_conversation(files["conversation"])),
                ("image", lambda: load_gray(str(files["image"]))),
-               ("audio_file", lambda: probe_file(str(files["audio"]))),
+               ("audio", lambda: probe_file(str(files["audio"]))),
                ("image", lambda: Image.from_file(files["image"])),
                ("audio", lambda: Audio.from_file(files["audio"]))]
     kinds = ["video", "conversation", "image", "audio", "image", "audio"]

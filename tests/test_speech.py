@@ -249,11 +249,11 @@ def test_bad_input_is_refused(speech_encoder: SpeechEncoder, clips, tmp_path: Pa
         (lambda: speech_encoder.analyze(samples.astype(np.int32), sample_rate=rate), InvalidInputError, "audio"),
         (lambda: speech_encoder.analyze(samples * 32767, sample_rate=rate), InvalidInputError, "audio"),
         (lambda: speech_encoder.analyze(list(samples), sample_rate=rate), InvalidInputError, "audio"),
-        (lambda: speech_encoder.analyze(truncated), InvalidInputError, "audio_file"),
-        (lambda: speech_encoder.analyze(flac[: len(flac) // 2]), InvalidInputError, "audio_file"),
-        (lambda: speech_encoder.analyze(b"RIFF not really a wave file" * 10), InvalidInputError, "audio_file"),
-        (lambda: speech_encoder.analyze(b""), InvalidInputError, "audio_file"),
-        (lambda: speech_encoder.analyze(tmp_path / "absent.wav"), InvalidInputError, "audio_file"),
+        (lambda: speech_encoder.analyze(truncated), InvalidInputError, "audio"),
+        (lambda: speech_encoder.analyze(flac[: len(flac) // 2]), InvalidInputError, "audio"),
+        (lambda: speech_encoder.analyze(b"RIFF not really a wave file" * 10), InvalidInputError, "audio"),
+        (lambda: speech_encoder.analyze(b""), InvalidInputError, "audio"),
+        (lambda: speech_encoder.analyze(tmp_path / "absent.wav"), InvalidInputError, "audio"),
     ]
     for call, error, field in cases:
         with pytest.raises(error) as caught:
@@ -266,7 +266,7 @@ def test_max_duration_is_configurable(clips) -> None:
     short = SpeechEncoder(max_seconds=2.0)
     with pytest.raises(InputTooLargeError) as caught:
         short.analyze_file(clips[0].path)
-    assert caught.value.field == "audio_file"
+    assert caught.value.field == "audio"
 
 
 def test_no_single_class_takes_over_on_clean_or_telephone_clips(speech_encoder: SpeechEncoder, clips) -> None:
@@ -571,8 +571,8 @@ def test_a_long_clip_is_read_in_calls_of_bounded_memory(clips) -> None:
 
 
 @pytest.mark.parametrize("rate, channels, message", [
-    (6_000, 1, "audio_file: the file is sampled at 6000 Hz; supported rates are 8000-48000 Hz"),
-    (16_000, 9, "audio_file: the file has 9 channels; at most 8 are accepted"),
+    (6_000, 1, "audio: the file is sampled at 6000 Hz; supported rates are 8000-48000 Hz"),
+    (16_000, 9, "audio: the file has 9 channels; at most 8 are accepted"),
 ])
 def test_a_file_outside_the_contracts_rates_and_channels_is_refused_from_its_header(rate: int, channels: int,
                                                                                      message: str) -> None:
@@ -585,4 +585,4 @@ def test_a_file_outside_the_contracts_rates_and_channels_is_refused_from_its_hea
     for read in (probe_file, prepare_file):
         with pytest.raises(InvalidInputError) as info:
             read(buf.getvalue())
-        assert str(info.value) == message and info.value.field == "audio_file"
+        assert str(info.value) == message and info.value.field == "audio"

@@ -125,7 +125,7 @@ class AudioInfo:
 
 
 def probe_file(source: AudioFile, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_values: int = DEFAULT_MAX_VALUES,
-               field: str = "audio_file") -> AudioInfo:
+               field: str = "audio") -> AudioInfo:
     """Read and check a file's header only (nothing is decoded): its format is WAV, FLAC or
     OGG, a WAV's length fields are true, its rate is supported and its decoded size is within
     ``max_seconds`` and ``max_values`` (frames x channels)."""
@@ -140,7 +140,7 @@ def probe_file(source: AudioFile, *, max_seconds: float = DEFAULT_MAX_SECONDS, m
 
 
 def prepare_file(source: AudioFile, *, max_seconds: float = DEFAULT_MAX_SECONDS, max_values: int = DEFAULT_MAX_VALUES,
-                 field: str = "audio_file") -> Audio:
+                 field: str = "audio") -> Audio:
     """Validated mono 16 kHz audio from a WAV/FLAC/OGG file, given as a path or as its bytes:
     the checks of ``probe_file`` on the header of the one handle that is then decoded."""
     import soundfile as sf
