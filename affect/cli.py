@@ -106,7 +106,7 @@ def _add_model_flags(parser: argparse.ArgumentParser, *, none: bool) -> None:
     """``--text-model``, ``--speech-model``, ``--face-model``: named as ``affect serve`` names them,
     each checked by the one rule (``affect.registry.model_choice``) when the command line is read;
     ``none`` (leave the modality out) where the command takes it."""
-    for modality in ("text", "speech", "face"):
+    for modality in ("face", "speech", "text"):
         parser.add_argument(f"--{modality}-model", type=_model_choice(modality, none=none), default=None,
                             metavar="NAME", dest=f"{modality}_model",
                             help=f"the {modality} weights: a name or id that `affect models` lists (default: "
@@ -134,7 +134,7 @@ def _model_choice(modality: str, *, none: bool) -> Callable[[str], str | bool]:
 
 def _models(args: argparse.Namespace) -> dict[str, str | bool | None]:
     """The models chosen by ``--text-model`` etc. (``load_analyzer(models=...)``)."""
-    return {m: choice for m in ("text", "speech", "face") if (choice := getattr(args, f"{m}_model", None)) is not None}
+    return {m: choice for m in ("face", "speech", "text") if (choice := getattr(args, f"{m}_model", None)) is not None}
 
 
 def _encoder_options(args: argparse.Namespace) -> dict[str, dict]:
@@ -825,7 +825,7 @@ def build_parser(add_commands: AddCommands | None = None, *, prog: str = "affect
     export.add_argument("--format", choices=["onnx"], required=True)
     export.add_argument("--encoders", default="face,speech,text", help="any of face, speech, text (comma-separated)")
     _add_model_flags(export, none=False)
-    for name in ("text", "speech", "face"):  # the names before --<modality>-model, as affect serve names it
+    for name in ("face", "speech", "text"):  # the names before --<modality>-model, as affect serve names it
         export.add_argument(f"--{name}-weights", type=_model_choice(name, none=False), dest=f"{name}_model",
                             help=argparse.SUPPRESS)
     export.add_argument("--parity-items", type=_checked(int, parity_items_problem), default=600,
