@@ -5,7 +5,8 @@ the next run must not read them as a conversation. A results file is known by it
 (or, for CSV, its header), never by its name: one of a result (``TurnResult.to_dict()``, with a
 folder run's ``file``), an error row of a folder run (``file`` and ``error``), or a frame of
 ``affect analyze --video --json``; or a CSV whose header is ``--out``'s columns. Only the first
-``HEAD_BYTES`` are read, whatever the file's size.
+``HEAD_BYTES`` are read, whatever the file's size. No such record is a turn (each has keys a
+turn may not carry), so a conversation file is never taken for results.
 
 ``OUTPUT_KEYS`` are the names of the keys and columns affect writes: the schema's, never a user's
 data, so an error may quote them (``affect.turns_file``).
@@ -38,18 +39,23 @@ def is_results_file(path: Path) -> bool:
     """Whether the file at ``path`` (a .json, .jsonl, .ndjson or .csv file) holds results that
     affect wrote, by its first record or CSV header; ``False`` for a file that cannot be read
     (its reader then says why)."""
+    suffix = path.suffix.lower()
     try:
         with path.open("rb") as fh:
-            head = fh.read(HEAD_BYTES).decode("utf-8", errors="replace")
+            if suffix == ".json":
+                head = fh.read(HEAD_BYTES)
+            else:  # a CSV header or a JSON line: the first line that is not blank
+                head, read = b"", 0
+                while not head.strip() and read < HEAD_BYTES and (line := fh.readline(HEAD_BYTES)):
+                    head, read = line, read + len(line)
     except OSError:
         return False
-    suffix = path.suffix.lower()
+    text = head.decode("utf-8", errors="replace")
     if suffix == ".csv":
-        header = head.split("\n", 1)[0].rstrip("\r").split(",")
-        return header in (list(COLUMNS), [*FOLDER_COLUMNS, *COLUMNS])
+        return text.rstrip("\r\n").split(",") in (list(COLUMNS), [*FOLDER_COLUMNS, *COLUMNS])
     if suffix in (".jsonl", ".ndjson"):
-        first = next((line for line in head.splitlines() if line.strip()), "")
-    elif (text := head.lstrip()).startswith("["):
+        first = text
+    elif (text := text.lstrip()).startswith("["):
         first = text[1:].lstrip()
     else:
         return False
