@@ -255,12 +255,11 @@ class ServerConfig(Settings):
         return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
     def analyzer_choices(self) -> dict[str, Any]:
-        """Keyword arguments of ``affect.Analyzer`` for the configured models."""
+        """Keyword arguments of ``affect.Analyzer`` for the configured models, each read by the rule
+        ``affect analyze`` reads its flags by (``affect.registry.model_choice``, which checks the name)."""
+        from affect.registry import model_choice
 
-        def choice(name: str) -> Any:
-            return None if name.lower() == "none" else (True if name.lower() == "default" else name)
-
-        return {m.value: choice(getattr(self, f"{m.value}_model")) for m in MODALITIES}  # a <modality>_model setting each
+        return {m.value: model_choice(m.value, getattr(self, f"{m.value}_model")) for m in MODALITIES}
 
     def encoder_options(self) -> dict[str, dict[str, object]]:
         """``affect.Analyzer``'s ``encoder_options`` for these settings."""

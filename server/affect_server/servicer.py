@@ -896,13 +896,13 @@ def _reason(exc: InvalidInputError) -> str:
 def _message(exc: InvalidInputError) -> str:
     """The message under the wire's name of its field, once (``InvalidInputError.message_naming``):
     ``images[0] could not be decoded`` becomes ``turn.images[0] could not be decoded``,
-    ``audio_file: the file is MP3 audio`` ``turn.audio.data: the file ...``."""
+    ``audio: the file is MP3 audio`` ``turn.audio.data: the file ...``."""
     return exc.message_naming(_wire_field(exc.field))
 
 
 _WIRE_FIELDS = {"text": "turn.text", "speaker": "turn.speaker", "sample_rate": "turn.audio.sample_rate_hz",
-                "audio": "turn.audio.data", "audio_file": "turn.audio.data",
-                "image": "turn.images", "images": "turn.images", "audio_file.sample_rate": "turn.audio.data"}
+                "audio": "turn.audio.data",
+                "image": "turn.images", "images": "turn.images"}
 
 
 def _wire_field(field: str | None) -> str:
