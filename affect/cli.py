@@ -479,7 +479,8 @@ def _refuse_unused_flags(args: argparse.Namespace, way: str) -> None:
 
 def _refuse_unread_settings(args: argparse.Namespace, modalities: Collection[str]) -> None:
     """A usage error naming the settings given of the modalities the input does not carry
-    (``modalities``: "text", "speech", "face", once what the input carries is known). With none
+    (``modalities``: "text", "speech", "face", once what the input carries is known), or the
+    ``--<modality>-model none`` that leave out every modality it carries. With none
     (every conversation file of a folder refused: an input with nothing to read is refused for
     that), nothing is refused here."""
     unread: list[str] = []  # "--text-prior cannot be given without text in the input", a modality each
@@ -490,6 +491,11 @@ def _refuse_unread_settings(args: argparse.Namespace, modalities: Collection[str
             fields.append(settings[set_[0]])
     if unread:
         raise InvalidInputError("; ".join(unread), field=fields[0])
+    left_out = [m for m in modalities if getattr(args, f"{m}_model", None) is False]  # False: --<m>-model none
+    if modalities and len(left_out) == len(modalities):  # every modality of the input left out: nothing to read
+        flags = ", ".join(f"--{m}-model none" for m in left_out)
+        raise InvalidInputError(f"{flags} leaves nothing to read: the input carries only "
+                                f"{' and '.join(_MODALITY_FLAGS[m][1] for m in left_out)}", field=f"{left_out[0]}_model")
 
 
 def _given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:

@@ -53,9 +53,10 @@ def is_results_file(path: Path) -> bool:
     text = head.decode("utf-8", errors="replace")
     if suffix == ".csv":
         return text.rstrip("\r\n").split(",") in (list(COLUMNS), [*FOLDER_COLUMNS, *COLUMNS])
-    if suffix in (".jsonl", ".ndjson"):
+    text = text.lstrip()
+    if suffix in (".jsonl", ".ndjson") or text.startswith("{"):  # a .json may hold --json's lines (a folder run's)
         first = text
-    elif (text := text.lstrip()).startswith("["):
+    elif text.startswith("["):
         first = text[1:].lstrip()
     else:
         return False

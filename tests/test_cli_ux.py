@@ -99,9 +99,9 @@ def test_a_video_or_audio_given_as_the_image_is_named_with_the_flag_it_belongs_t
     writer.release()
     Image.new("L", (32, 32), 90).save(tmp_path / "private" / "anim.gif")
     clip = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[0]
-    expected = {video: "call.mp4 is an MP4 video, not a JPEG, PNG, BMP or WebP file; give a video with --video",
-                tmp_path / "private" / "anim.gif": "anim.gif is a GIF image, not a JPEG, PNG, BMP or WebP file",
-                clip: f"{clip.name} is FLAC audio, not a JPEG, PNG, BMP or WebP file; give audio with --audio"}
+    expected = {video: "'call.mp4' is an MP4 video, not a JPEG, PNG, BMP or WebP file; give a video with --video",
+                tmp_path / "private" / "anim.gif": "'anim.gif' is a GIF image, not a JPEG, PNG, BMP or WebP file",
+                clip: f"'{clip.name}' is FLAC audio, not a JPEG, PNG, BMP or WebP file; give audio with --audio"}
     for path, said in expected.items():
         out = affect("analyze", "--image", str(path), "-q")
         assert out.returncode == 2 and _lines(out.stderr) == [f"affect: error: --image: {said}"], out.stderr.decode()
@@ -204,3 +204,29 @@ def test_a_bad_audio_file_is_named_by_the_argument_the_user_wrote_in_the_library
     assert f"affect: {broken}: {refused.value}" in _lines(out.stderr)
     errors = [row["error"] for row in csv.DictReader(results.open()) if row["error"]]
     assert errors == [str(refused.value)]
+
+
+def test_a_json_file_of_folder_results_kept_by_json_is_skipped_as_results(tmp_path: Path) -> None:
+    """``affect analyze calls/ --json > calls/results.json`` keeps JSON Lines under a .json name: the
+    next run read it as a conversation (only a .json starting with ``[`` was known as results)."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    (folder / "call.json").write_text(json.dumps(["We won the cup!", "Seriously? That's brilliant!"]))
+    kept = affect("analyze", str(folder), "--json", "-q")
+    assert kept.returncode == 0 and kept.stdout.decode().startswith("{"), kept.stderr
+    (folder / "results.json").write_bytes(kept.stdout)
+    rerun = affect("analyze", str(folder), "--json", "-q")
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert _lines(rerun.stderr) == [f"affect: 1 file skipped as results that affect wrote ({folder / 'results.json'}), "
+                                    "not input"]
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    (("--text", "hi", "--text-model", "none"), "--text-model none leaves nothing to read: the input carries only text"),
+    (("--video", "call.mp4", "--face-model", "none"), "--face-model none leaves nothing to read: the input carries only images"),
+])
+def test_leaving_out_every_modality_the_input_carries_is_a_usage_error(given: tuple[str, ...], said: str) -> None:
+    """``--video x.mp4 --face-model none`` ended in an AssertionError traceback (an analyzer with no
+    encoder), and ``--text hi --text-model none`` only after torch had loaded: refused by the flag."""
+    out = affect("analyze", *given, "-q")
+    assert out.returncode == 2 and _lines(out.stderr) == [f"affect: error: {said}"], out.stderr.decode()
