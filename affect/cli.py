@@ -11,7 +11,7 @@
     affect serve [--port 50051] [--metrics-port 9100] ... [--ray [--ray-address auto] [--ray-config FILE]]
     affect analyze --text "..." --text-model MINILM_MELD_V1   # a model by the name `affect models` prints
     affect models
-    affect export --format onnx DIR                   # the encoders as ONNX, with their processing and parity
+    affect export DIR [--format onnx]                 # the encoders as ONNX, with their processing and parity
 
 Exit codes: 0 done, 2 bad input (a one-line message; files and folders: every file failed),
 3 no reading (nothing in the input could be read: silence, no face; the reasons are printed),
@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from affect._errors import AffectError, InvalidInputError
 from affect.option_rules import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, context_weight_problem, face_detector_problem,
-                                 fps_problem, max_frames_problem, parity_items_problem)
+                                 fps_problem, max_frames_problem, parity_items_problem,
+                                 parity_items_value)
 from affect.runtime_names import RUNTIMES
 from affect.turns_file import (MAX_CONVERSATION_BYTES, command_line_file_size,
                                read_conversation)  # noqa: F401 (read_conversation: public here)
@@ -826,24 +827,30 @@ def build_parser(add_commands: AddCommands | None = None, *, prog: str = "affect
     export = sub.add_parser("export", parents=[common], help="write the encoders as ONNX, with their processing and parity",
                             description="Each encoder's network as ONNX in DIR, a JSON sidecar per model with the processing "
                                         "before and after the graph, and parity.json / README.md: each graph against "
-                                        "PyTorch on real test items (needs pip install 'affect[onnx]' and the shared data).")
+                                        "PyTorch, on the research test items where they are (--data-root), else on inputs "
+                                        "the library makes itself (built-in sentences, synthetic faces and speech; the "
+                                        "output says which). Needs pip install 'affect[onnx]'.")
     export.add_argument("dir", type=Path, metavar="DIR")
-    export.add_argument("--format", choices=["onnx"], required=True)
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="the only format: onnx (the default)")
     export.add_argument("--encoders", default="face,speech,text", help="any of face, speech, text (comma-separated)")
     _add_model_flags(export, none=False)
     for name in ("face", "speech", "text"):  # the names before --<modality>-model, as affect serve names it
         export.add_argument(f"--{name}-weights", type=_model_choice(name, none=False), dest=f"{name}_model",
                             help=argparse.SUPPRESS)
-    export.add_argument("--parity-items", type=_checked(int, parity_items_problem), default=600,
-                        help="test items per parity check; 0 for the whole test set")
+    parity = export.add_mutually_exclusive_group()
+    parity.add_argument("--parity-items", type=_checked(parity_items_value, parity_items_problem), default=600,
+                        metavar="N", help="items per parity check: a whole number, 1 or more, or all (default: 600)")
+    parity.add_argument("--no-parity", action="store_true",
+                        help="skip the parity check: the graphs are not compared with PyTorch (the output says so)")
     export.add_argument("--data-root", type=_folder, default=None,
-                        help="the shared data (default: ../shared/data or $AFFECT_DATA_ROOT)")
+                        help="the research test data to check parity on; it must hold each encoder's test items "
+                             "(default: $AFFECT_DATA_ROOT or ../shared/data where they are there, else built-in inputs)")
     export.set_defaults(func=cmd_export)
     return parser
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``affect export --format onnx DIR``: see ``affect.onnx``."""
+    """``affect export DIR``: see ``affect.onnx``."""
     from affect._progress import Status, wants_progress
 
     if args.dir.exists() and not args.dir.is_dir():
@@ -853,6 +860,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if unknown or not encoders:
         raise InvalidInputError(f"--encoders: unknown {', '.join(unknown) or '(none given)'}; known: face, speech, text",
                                 field="encoders")
+    if args.no_parity and args.data_root is not None:
+        raise InvalidInputError("--data-root cannot be given with --no-parity (the data is read for the parity check only)",
+                                field="data_root")
     from affect.onnx import export_onnx, parity_table
     from affect.onnx._session import require_onnxruntime
 
@@ -860,7 +870,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     with Status("exporting", wants_progress(args.quiet)) as status:
         parities = export_onnx(args.dir, encoders=encoders,
                                **{m: None if choice in (None, True) else choice for m, choice in _models(args).items()},
-                               data_root=args.data_root, parity_items=args.parity_items, progress=status.update)
+                               data_root=args.data_root, parity_items=args.parity_items, parity=not args.no_parity,
+                               progress=status.update)
     print(parity_table(parities), end="")
     print(f"written to {args.dir} (README.md says what each file is)")
     return EXIT_OK

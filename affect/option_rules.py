@@ -49,10 +49,17 @@ def max_frames_problem(value: object) -> str | None:
 
 
 def parity_items_problem(value: object) -> str | None:
-    """Test items an export's parity check reads (0 or None: the whole test set)."""
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        return f"must be a whole number of test items, 0 or more (0: the whole test set), got {value!r}"
+    """Items an export's parity check reads: a whole number, 1 or more, or None (``all`` on the
+    command line): every test item. 0 is refused, not taken for "all" nor for "none": skipping
+    the check is said by name (``--no-parity``, ``export_onnx(parity=False)``)."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        return f"must be a whole number of items, 1 or more, or all, got {value!r} (to skip the check: --no-parity)"
     return None
+
+
+def parity_items_value(text: str) -> int | None:
+    """``--parity-items``'s text: ``all`` (None: every item) or a whole number (checked by ``parity_items_problem``)."""
+    return None if text.strip().lower() == "all" else int(text)
 
 
 def face_detector_problem(value: object) -> str | None:

@@ -1,5 +1,6 @@
-"""``affect export --format onnx DIR``: each encoder we own as ONNX, its pre- and post-processing
-written down beside it, and its parity with PyTorch checked on real test items.
+"""``affect export DIR``: each encoder we own as ONNX, its pre- and post-processing written down
+beside it, and its parity with PyTorch checked: on the research test items where they are, else
+on inputs the library makes itself (``affect.onnx._builtin_inputs``).
 
 What is written (``<model>`` is the model id with ``@`` as ``-``, e.g. ``text-minilm-meld-1``):
 
@@ -9,7 +10,7 @@ What is written (``<model>`` is the model id with ``@`` as ``-``, e.g. ``text-mi
 - ``<face model>.onnx`` (the network or ensemble, test-time views inside) and ``.json``;
 - ``<speech model>.head.onnx`` (the head over Whisper encoder frames) and ``.json``; the Whisper
   encoder is a CTranslate2 model inside its PyPI package and stays as it is;
-- ``parity.json`` and ``README.md``: each graph against PyTorch on test items.
+- ``parity.json`` and ``README.md``: each graph against PyTorch, and on which inputs.
 """
 
 from __future__ import annotations
@@ -36,15 +37,19 @@ def file_stem(model_id: str) -> str:
 
 def export_onnx(out_dir: Path, *, encoders: Sequence[str] = ENCODERS, text: Any = None, face: Any = None,
                 speech: Any = None, data_root: Path | None = None, parity_items: int | None = 600,
-                progress: Callable[[str], object] | None = None) -> list[Parity]:
+                parity: bool = True, progress: Callable[[str], object] | None = None) -> list[Parity]:
     """Write the chosen encoders' graphs and sidecars into ``out_dir``; return the parity checks.
 
     ``text``, ``face``, ``speech``: weights (enum member or name; ``None`` for ``DEFAULT``).
-    ``parity_items`` bounds the test items each check reads (``None`` or 0: the whole test set).
+    Each graph is checked against PyTorch on the test items of ``data_root``; with no
+    ``data_root``, on those of the default one (``default_data_root``) where they are there, and
+    on the library's built-in inputs where they are not (``Parity.built_in``). ``parity_items``
+    bounds the items each check reads (1 or more; ``None``: all). ``parity=False`` checks nothing
+    (an empty ``parity.json``, and the README says the graphs were not checked).
     The weights and the test items are looked for first: an unknown name (``UnknownModelError``)
-    or missing test items (``DatasetNotFoundError``) leave nothing written.
+    or test items missing from a ``data_root`` given (``DatasetNotFoundError``) leave nothing written.
     """
-    from affect.datasets import default_data_root
+    from affect.datasets import DatasetNotFoundError, default_data_root
     from affect.face.weights import FaceWeights
     from affect.speech.weights import SpeechWeights
     from affect.text.weights import TextWeights
@@ -57,9 +62,17 @@ def export_onnx(out_dir: Path, *, encoders: Sequence[str] = ENCODERS, text: Any 
     text = TextWeights.resolve(text) if "text" in encoders else None
     face = FaceWeights.resolve(face) if "face" in encoders else None
     speech = SpeechWeights.resolve(speech) if "speech" in encoders else None
-    data_root = Path(data_root) if data_root else default_data_root()
-    for name in encoders:
-        check_parity_data(name, data_root)
+    given = data_root is not None
+    root = Path(data_root) if data_root is not None else default_data_root()
+    sources: dict[str, Path | None] = {}  # each encoder's parity items: a data root, or None for the built-in inputs
+    for name in encoders if parity else ():
+        try:
+            check_parity_data(name, root)
+            sources[name] = root
+        except DatasetNotFoundError:
+            if given:
+                raise
+            sources[name] = None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda message: None)
@@ -72,9 +85,9 @@ def export_onnx(out_dir: Path, *, encoders: Sequence[str] = ENCODERS, text: Any 
         text_encoder = TextEncoder(weights=text)
         say("text: exporting")
         sidecars["text"] = _write_text(text_encoder, out_dir)
-        for runtime in ("onnx", "onnx-int8"):
+        for runtime in ("onnx", "onnx-int8") if parity else ():
             say(f"text: parity of {runtime}")
-            parities.append(check_parity(text_encoder, runtime, data_root, limit=parity_items))
+            parities.append(check_parity(text_encoder, runtime, sources["text"], limit=parity_items))
     if "face" in encoders:
         from affect.face import FaceEncoder
 
@@ -82,8 +95,9 @@ def export_onnx(out_dir: Path, *, encoders: Sequence[str] = ENCODERS, text: Any 
         face_encoder = FaceEncoder(weights=face)
         say("face: exporting")
         sidecars["face"] = _write_face(face_encoder, out_dir)
-        say("face: parity of onnx")
-        parities.append(check_parity(face_encoder, "onnx", data_root, limit=parity_items))
+        if parity:
+            say("face: parity of onnx")
+            parities.append(check_parity(face_encoder, "onnx", sources["face"], limit=parity_items))
     if "speech" in encoders:
         from affect.speech import SpeechEncoder
 
@@ -91,8 +105,9 @@ def export_onnx(out_dir: Path, *, encoders: Sequence[str] = ENCODERS, text: Any 
         speech_encoder = SpeechEncoder(weights=speech)
         say("speech: exporting")
         sidecars["speech"] = _write_speech(speech_encoder, out_dir)
-        say("speech: parity of onnx")
-        parities.append(check_parity(speech_encoder, "onnx", data_root, limit=parity_items))
+        if parity:
+            say("speech: parity of onnx")
+            parities.append(check_parity(speech_encoder, "onnx", sources["speech"], limit=parity_items))
     (out_dir / "parity.json").write_text(json.dumps([p.to_dict() for p in parities], indent=2) + "\n")
     (out_dir / "README.md").write_text(_readme(sidecars, parities))
     return parities
@@ -240,13 +255,28 @@ def _write_speech(encoder: Any, out_dir: Path) -> dict:
     return sidecar
 
 
+NOT_CHECKED = "warning: parity not checked (--no-parity): the graphs were not compared with PyTorch"
+
+
 def parity_table(parities: Sequence[Parity]) -> str:
-    rows = ["| encoder | model | runtime | test items | max abs diff of p | top label agreement | accuracy torch | accuracy runtime |",
+    """The checks as a Markdown table, and a line saying which inputs they were made on."""
+    if not parities:
+        return NOT_CHECKED + "\n"
+    rows = ["| encoder | model | runtime | items | max abs diff of p | top label agreement | accuracy torch | accuracy runtime |",
             "|---|---|---|---|---|---|---|---|"]
     for p in parities:
         rows.append(f"| {p.encoder} | {p.model} | {p.runtime} | {p.items} ({p.test_set}) | {p.max_abs_diff:.2e} | "
-                    f"{p.top_label_agreement:.4f} | {p.accuracy_torch:.4f} | {p.accuracy_runtime:.4f} |")
+                    f"{p.top_label_agreement:.4f} | {_accuracy(p.accuracy_torch)} | {_accuracy(p.accuracy_runtime)} |")
+    checked_on = {p.encoder: f"{p.items} {p.test_set}" if p.built_in else f"{p.items} {p.test_set} items" for p in parities}
+    rows.append("")
+    rows.append("parity checked on " + ", ".join(f"{encoder}: {what}" for encoder, what in checked_on.items()))
+    if any(p.built_in for p in parities):
+        rows.append("(built-in inputs: the research test data was not found, see --data-root; they have no labels, so no accuracy)")
     return "\n".join(rows) + "\n"
+
+
+def _accuracy(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _readme(sidecars: dict[str, dict], parities: Sequence[Parity]) -> str:
