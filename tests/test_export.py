@@ -145,8 +145,8 @@ def test_export_checks_its_arguments_and_its_data_before_writing_anything(tmp_pa
 
     out, empty = tmp_path / "out", tmp_path / "empty"
     empty.mkdir()
-    for flags, message in ((["--parity-items", "-3"], "argument --parity-items: must be a whole number of test items, 0 "
-                                                      "or more (0: the whole test set), got -3"),
+    for flags, message in ((["--parity-items", "-3"], "argument --parity-items: must be a whole number of items, 1 or "
+                                                      "more, or all, got -3"),
                            (["--data-root", str(tmp_path / "nonexistent")], "argument --data-root: no such folder")):
         with pytest.raises(SystemExit) as exited:
             main(["export", "--format", "onnx", str(out), "--encoders", "face", *flags])
@@ -159,6 +159,69 @@ def test_export_checks_its_arguments_and_its_data_before_writing_anything(tmp_pa
     with pytest.raises(ValueError, match="parity_items must be a whole number"):
         export_onnx(out, encoders=["face"], parity_items=-3)
     assert not out.exists()
+
+
+def test_export_without_the_research_data_checks_parity_on_built_in_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A user's machine has no MELD, FER-2013 or RAVDESS: with the default data root empty (and no
+    --format: onnx is its default), every graph is still checked against PyTorch, on the inputs the
+    library makes itself, and the output says so."""
+    from affect.cli import main
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv("AFFECT_DATA_ROOT", str(empty))
+    out = tmp_path / "out"
+    assert main(["export", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert ("parity checked on text: 24 built-in sentences with past turns, face: 32 built-in synthetic faces, "
+            "speech: 8 built-in synthetic speech clips") in printed
+    assert "the research test data was not found" in printed
+    parity = {(p["encoder"], p["runtime"]): p for p in json.loads((out / "parity.json").read_text())}
+    assert set(parity) == {("face", "onnx"), ("speech", "onnx"), ("text", "onnx"), ("text", "onnx-int8")}
+    for key, p in parity.items():
+        assert p["test_set"].startswith("built-in") and p["accuracy_torch"] is None and p["accuracy_drop_points"] is None
+        if key[1] == "onnx":  # float32 graphs: the PyTorch answers to rounding
+            assert p["max_abs_diff"] < FLOAT_TOLERANCE and p["top_label_agreement"] == 1.0, p
+    assert 0 < parity["text", "onnx-int8"]["max_abs_diff"] < 0.5
+    assert "24 (built-in sentences with past turns)" in (out / "README.md").read_text()
+
+
+def test_the_built_in_parity_inputs_are_the_same_on_every_machine() -> None:
+    from affect.onnx._builtin_inputs import SAMPLE_RATE, dialogues, synthetic_faces, synthetic_speech
+
+    faces = synthetic_faces()
+    assert faces.shape == (32, 48, 48) and faces.dtype == np.uint8 and faces.std() > 20
+    assert np.array_equal(faces, synthetic_faces()) and not np.array_equal(faces, synthetic_faces(seed=1))
+    clips = synthetic_speech()
+    assert len(clips) == 8 and all(1.5 * SAMPLE_RATE <= len(c) <= 3 * SAMPLE_RATE for c in clips)
+    assert all(np.array_equal(a, b) for a, b in zip(clips, synthetic_speech()))
+    assert sum(len(d) for d in dialogues()) == 24 and any(speaker is None for d in dialogues() for _, speaker in d)
+
+
+def test_export_parity_can_be_skipped_by_name_and_never_by_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--parity-items 0`` once meant the whole test set; now it is refused, ``all`` says that,
+    and ``--no-parity`` skips the check with a warning in the output and in the export's README."""
+    from affect.cli import build_parser, main
+
+    out = tmp_path / "out"
+    for flags, message in ((["--parity-items", "0"], "argument --parity-items: must be a whole number of items, 1 or more, "
+                                                     "or all, got 0 (to skip the check: --no-parity)"),
+                           (["--parity-items", "5", "--no-parity"], "argument --no-parity: not allowed with argument "
+                                                                    "--parity-items")):
+        with pytest.raises(SystemExit) as exited:
+            main(["export", str(out), "--encoders", "face", *flags])
+        assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert build_parser().parse_args(["export", str(out), "--parity-items", "all"]).parity_items is None
+    assert main(["export", str(out), "--encoders", "face", "--no-parity", "--data-root", str(tmp_path)]) == 2
+    assert "--data-root cannot be given with --no-parity" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["export", "--format", "onnx", str(out), "--encoders", "face", "--no-parity", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: parity not checked (--no-parity): the graphs were not compared with PyTorch" in printed
+    assert json.loads((out / "parity.json").read_text()) == []
+    assert "warning: parity not checked" in (out / "README.md").read_text()
+    assert any(out.glob("face-*.onnx"))
 
 
 def test_the_text_parity_data_is_looked_for_not_read_before_an_export(tmp_path: Path) -> None:
