@@ -1,6 +1,6 @@
 """The encoders on ONNX Runtime: export, runtimes, and the parity check between them.
 
-    affect export --format onnx DIR        # graphs + pre/post-processing sidecars + parity report
+    affect export DIR                      # graphs + pre/post-processing sidecars + parity report
     Analyzer(runtime="onnx")               # the same models run by ONNX Runtime
     affect serve --runtime onnx
 

@@ -82,9 +82,9 @@ def synthetic_faces(count: int = FACES, seed: int = 0) -> np.ndarray:
             cv2.ellipse(img, (int(cx), mouth_y + 2), (mouth_w, int(rng.integers(2, 4))), 0, 190, 350, dark, 1)
         else:  # open
             cv2.ellipse(img, (int(cx), mouth_y), (int(rng.integers(2, 5)), int(rng.integers(2, 6))), 0, 0, 360, dark, -1)
-        img = cv2.GaussianBlur(img, (3, 3), rng.uniform(0.3, 1.0))
-        img += rng.normal(0, rng.uniform(2, 8), img.shape)  # sensor noise
-        faces[i] = np.clip(img, 0, 255).astype(np.uint8)
+        blurred = cv2.GaussianBlur(img, (3, 3), rng.uniform(0.3, 1.0))
+        noisy = blurred + rng.normal(0, rng.uniform(2, 8), blurred.shape)  # sensor noise
+        faces[i] = np.clip(noisy, 0, 255).astype(np.uint8)
     return faces
 
 
