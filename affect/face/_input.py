@@ -236,9 +236,9 @@ def _read_file(image: str | PathLike[str], field: str) -> bytes:
     size, problem = checked_file_size(image, field)
     if problem:
         raise InvalidInputError(problem, field=field)
-    if size > MAX_BYTES:
-        raise InputTooLargeError(f"{field} file is {size:,} bytes; the limit is {MAX_BYTES:,}", field=field)
-    data, problem = read_checked_file(image, field)
+    data, problem = (b"", None) if size > MAX_BYTES else read_checked_file(image, field, MAX_BYTES + 1)
     if problem:
         raise InvalidInputError(problem, field=field)
+    if max(size, len(data)) > MAX_BYTES:  # read no further than the limit: a file that grew since is not read whole
+        raise InputTooLargeError(f"{field} file is {max(size, len(data)):,} bytes; the limit is {MAX_BYTES:,}", field=field)
     return data

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 ENV_PREFIX = "AFFECT_"
 
 # The AFFECT_* variables read outside these settings, so that a deployment whose one environment
-# holds them is not warned of them (tests/test_server_settings.py finds every name the code reads).
+# holds them is not warned of them (tests/test_serve_settings.py finds every name the code reads).
 OTHER_VARIABLES = {
     "AFFECT_TARGET": "the Python client's target (affect_client)",
     "AFFECT_TOKEN": "the Python client's token (affect_client); the server's --token too",

@@ -261,8 +261,7 @@ _SETTING_PROBLEMS = (
     ("CERTIFICATE_VERIFY_FAILED", "root_certificates",
      "the TLS handshake failed: the server's certificate is not trusted (give its CA as root_certificates=, and "
      "check that the target's host name is one the certificate names)"),
-    ("handshake failed", "tls", "the TLS handshake failed: check tls= and root_certificates= against the server's TLS"),
-)
+)  # a handshake that failed otherwise (a connection reset mid-handshake by a restarting server) is retried
 
 
 def connection_setting_problem(code: grpc.StatusCode, details: str) -> tuple[str, str] | None:
