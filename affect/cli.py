@@ -34,6 +34,7 @@ from affect._errors import AffectError, InvalidInputError
 from affect.option_rules import (DEFAULT_FPS, DEFAULT_MAX_FRAMES, context_weight_problem, face_detector_problem,
                                  fps_problem, max_frames_problem, parity_items_problem,
                                  parity_items_value)
+from affect.results_files import is_error_row
 from affect.runtime_names import RUNTIMES
 from affect.turns_file import (MAX_CONVERSATION_BYTES, command_line_file_size,
                                read_conversation)  # noqa: F401 (read_conversation: public here)
@@ -651,8 +652,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     _png_target(out, "out")
     records = _result_records(path)
     if records is not None:
-        failed = [r for r in records if _is_error_row(r)]
-        records = [r for r in records if not _is_error_row(r)]
+        failed = [r for r in records if is_error_row(r)]
+        records = [r for r in records if not is_error_row(r)]
         if not records:
             raise InvalidInputError(f"{path} holds only error rows (files `affect analyze` could not read): no turn to "
                                     f"plot; the first: {failed[0]['file']}: {failed[0]['error']}", field="file")
@@ -699,15 +700,10 @@ def _result_records(path: Path) -> list[dict] | None:
             raise InvalidInputError(f"{exc}; `affect plot` takes a JSON Lines (or JSON) file of turns, or of the "
                                     f"results `affect analyze --out FILE.jsonl` writes", field="file") from None
         raise
-    if isinstance(data, list) and data and all(isinstance(r, dict) and ("present" in r or _is_error_row(r))
+    if isinstance(data, list) and data and all(isinstance(r, dict) and ("present" in r or is_error_row(r))
                                                for r in data):
         return data
     return None
-
-
-def _is_error_row(record: dict[str, Any]) -> bool:
-    """A row of ``affect analyze DIR``'s results for a file that could not be read: its file and why."""
-    return "error" in record and "file" in record and "present" not in record
 
 
 def cmd_models(args: argparse.Namespace) -> None:

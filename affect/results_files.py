@@ -25,14 +25,20 @@ HEAD_BYTES = 1 << 20
 OUTPUT_KEYS = frozenset((*COLUMNS, "file", "error", "emotions", "sentiments", "shares", "fusion", "modalities",
                          "state", "time_s", "frame_index", "width", "height", "reason"))
 FOLDER_COLUMNS = ("file", "error")  # what a folder run's CSV adds before COLUMNS
+# The keys a refusal quotes to say why a record is a result, not a turn (affect.turns_file).
+RESULT_MARKS = ("file", "turn_index", "present", "emotion", "error", "time_s", "frame_index")
+
+
+def is_error_row(record: dict) -> bool:
+    """A folder run's row for a file that could not be read: its file and why, nothing else."""
+    return set(record) == set(FOLDER_COLUMNS)
 
 
 def is_result_record(item: object) -> bool:
     """Whether one JSON value is a record that affect wrote rather than a turn."""
     if not isinstance(item, dict):
         return False
-    return ({"turn_index", "present"} <= item.keys() or {"time_s", "frame_index"} <= item.keys()
-            or set(item) == set(FOLDER_COLUMNS))
+    return {"turn_index", "present"} <= item.keys() or {"time_s", "frame_index"} <= item.keys() or is_error_row(item)
 
 
 def is_results_file(path: Path) -> bool:

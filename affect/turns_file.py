@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from affect._errors import InputTooLargeError, InvalidInputError
-from affect.results_files import OUTPUT_KEYS, is_result_record
+from affect.results_files import OUTPUT_KEYS, RESULT_MARKS, is_result_record
 from affect_proto.rules import (file_path_problem, file_size, id_problem, named_speaker_problem, read_checked_file,
                                 shown_path)
 
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 MAX_CONVERSATION_BYTES = 5_000_000
 TURN_KEYS = ("text", "speaker", "audio", "image", "images")
 RESET_KEY = "reset_speaker"  # an item {"reset_speaker": NAME} between turns
-_RESULT_MARKS = ("file", "turn_index", "present", "emotion", "error", "time_s", "frame_index")  # shown as a result's
 
 
 def command_line_file_size(path: Path, flag: str) -> int:
@@ -140,7 +139,7 @@ def _turn(path: Path, i: int, item: Any) -> dict[str, Any]:
     unknown = sorted(set(item) - set(TURN_KEYS))
     if unknown and is_result_record(item):
         raise InvalidInputError(f"{where} is a result that affect wrote, not a turn (its keys include "
-                                f"{_keys_shown([k for k in _RESULT_MARKS if k in item])}): {path.name} holds the results "
+                                f"{_keys_shown([k for k in RESULT_MARKS if k in item])}): {path.name} holds the results "
                                 f"of an earlier run (`affect analyze --out`, `--json`); a turn may carry "
                                 f"{', '.join(TURN_KEYS)}", field=f"conversation[{i}]")
     if unknown:
