@@ -182,6 +182,45 @@ def _averaged(net: FaceExpressionNet, cfg: dict) -> torch.optim.swa_utils.Averag
         net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg["ema_decay"]), use_buffers=True)
 
 
+def soft_target_step(net: FaceExpressionNet, ema: torch.optim.swa_utils.AveragedModel, opt: torch.optim.Optimizer,
+                     sched: torch.optim.lr_scheduler.LRScheduler, crops: torch.Tensor, target: torch.Tensor,
+                     use_bf16: bool) -> float:
+    """One optimiser step on soft targets (cross-entropy against ``target``'s distributions), the
+    averaged network updated after it; the batch's mean loss."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+        logits = net.forward_crops(crops)
+    loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    ema.update_parameters(net)
+    return float(loss.item())
+
+
+def save_run_state(path: Path, net: FaceExpressionNet, ema: torch.optim.swa_utils.AveragedModel,
+                   opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator,
+                   order_rng: np.random.Generator, epoch: int, history: list, **extra: object) -> None:
+    """Everything ``--resume`` needs after ``epoch`` (0-based), with the run's own ``extra``."""
+    torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "gen": gen.get_state(), "order_rng": order_rng.bit_generator.state, "epoch": epoch,
+                "history": history, **extra}, path)
+
+
+def restore_run_state(path: Path, net: FaceExpressionNet, ema: torch.optim.swa_utils.AveragedModel,
+                      opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator,
+                      order_rng: np.random.Generator) -> dict:
+    """``save_run_state``'s checkpoint read back into the run's objects; the checkpoint (its epoch, history, extras)."""
+    ck = torch.load(path, weights_only=False)
+    net.load_state_dict(ck["net"])
+    ema.load_state_dict(ck["ema"])
+    opt.load_state_dict(ck["opt"])
+    sched.load_state_dict(ck["sched"])
+    gen.set_state(ck["gen"])
+    order_rng.bit_generator.state = ck["order_rng"]
+    return ck
+
+
 def export_last(cfg: dict, checkpoint: Path, out: Path) -> None:
     """The averaged (EMA) network of a run's last epoch as weights (the run itself exports its best epoch's)."""
     net, arch = build_student(cfg)
@@ -228,18 +267,12 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.workdir / "last.pt"
     if args.resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False)
-        net.load_state_dict(ck["net"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
+        ck = restore_run_state(ckpt_path, net, ema, opt, sched, gen, order_rng)
         if sched.total_steps != cfg["epochs"] * steps_per_epoch:  # the epoch budget changed: the new curve from here
             sched = _one_cycle(opt, cfg, steps_per_epoch)
             sched.last_epoch = (ck["epoch"] + 1) * steps_per_epoch - 1
             sched.step()
             log.info("schedule re-planned for %d epochs; lr now %.5f", cfg["epochs"], opt.param_groups[0]["lr"])
-        gen.set_state(ck["gen"])
-        order_rng.bit_generator.state = ck["order_rng"]
         start_epoch, best_acc, history = ck["epoch"] + 1, ck["best_acc"], ck["history"]
         log.info("resumed after epoch %d (best held-back acc %.4f)", start_epoch, best_acc)
 
@@ -263,15 +296,7 @@ def main() -> None:
             target = t_all[idx]
             if online_teacher is not None:
                 target = target + teacher_share * online_teacher(x)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = net.forward_crops(x)
-            loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            ema.update_parameters(net)
-            total += loss.item() * len(idx)
+            total += soft_target_step(net, ema, opt, sched, x, target, use_bf16) * len(idx)
             seen += len(idx)
         probs = predict(ema.module, faces_va, flip_test)
         pred = probs.argmax(1)
@@ -288,9 +313,7 @@ def main() -> None:
             best_acc = acc
             log.info("new best, exporting to %s", args.out)
             save_face_weights(ema.module, args.out, arch, dtype=torch.float16)
-        torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "gen": gen.get_state(), "order_rng": order_rng.bit_generator.state, "epoch": epoch,
-                    "best_acc": best_acc, "history": history}, ckpt_path)
+        save_run_state(ckpt_path, net, ema, opt, sched, gen, order_rng, epoch, history, best_acc=best_acc)
         (args.workdir / "history.json").write_text(json.dumps(history, indent=1))
     log.info("done; best held-back acc %.4f; weights at %s", best_acc, args.out)
 

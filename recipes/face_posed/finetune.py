@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from affect.face._weights_io import save_face_weights
 from affect.labels import EMOTIONS
-from recipes.face_fer.distill import OnlineTeacher, _averaged, _one_cycle, augment_wide, build_student, fixed_targets
+from recipes.face_fer.distill import (OnlineTeacher, _averaged, _one_cycle, augment_wide, build_student, fixed_targets,
+                                      restore_run_state, save_run_state, soft_target_step)
 from recipes.face_fer.train import load_train, predict, split, start_run
 from recipes.face_posed.faces import DEFAULT_CACHE, load_posed
 
@@ -77,13 +77,9 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.workdir / "last.pt"
     if args.resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False)
-        net.load_state_dict(ck["net"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        gen.set_state(ck["gen"])
-        order_rng.bit_generator.state = ck["order_rng"]
+        ck = restore_run_state(ckpt_path, net, ema, opt, sched, gen, order_rng)
+        if sched.total_steps != cfg["epochs"] * steps_per_epoch:
+            raise SystemExit(f"{ckpt_path} was planned for another number of epochs or faces: resume it as it was started")
         start_epoch, history = ck["epoch"] + 1, ck["history"]
         log.info("resumed after epoch %d", start_epoch)
 
@@ -102,22 +98,12 @@ def main() -> None:
             x = augment_wide(x_all[idx].float().div_(255), cfg["aug"], gen).contiguous(memory_format=torch.channels_last)
             weight = teacher_weight[idx].unsqueeze(1)
             target = t_all[idx] + weight * teacher(x) if bool(weight.any()) else t_all[idx]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = net.forward_crops(x)
-            loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            ema.update_parameters(net)
-            total += loss.item() * len(idx)
+            total += soft_target_step(net, ema, opt, sched, x, target, use_bf16) * len(idx)
             seen += len(idx)
         acc = float((predict(ema.module, faces_va, False).argmax(1) == labels_va).mean())
         history.append({"epoch": epoch + 1, "loss": total / seen, "heldback_acc": acc, "seconds": time.time() - t0})
         log.info("epoch %d loss %.4f held-back acc %.4f %.0fs", epoch + 1, total / seen, acc, time.time() - t0)
-        torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "gen": gen.get_state(), "order_rng": order_rng.bit_generator.state, "epoch": epoch,
-                    "history": history}, ckpt_path)
+        save_run_state(ckpt_path, net, ema, opt, sched, gen, order_rng, epoch, history)
         (args.workdir / "history.json").write_text(json.dumps(history, indent=1))
     save_face_weights(ema.module, args.out, arch, dtype=torch.float16)
     log.info("done; the last epoch's averaged network written to %s", args.out)
