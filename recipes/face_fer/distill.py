@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,30 @@ def _averaged(net: FaceExpressionNet, cfg: dict) -> torch.optim.swa_utils.Averag
         net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg["ema_decay"]), use_buffers=True)
 
 
+def training_parts(cfg: dict, draws_per_epoch: int) -> tuple[FaceExpressionNet, dict, torch.optim.swa_utils.AveragedModel,
+                                                              torch.optim.Optimizer, torch.optim.lr_scheduler.OneCycleLR,
+                                                              torch.Generator, np.random.Generator]:
+    """A run's student (channels last), its architecture, averaged copy, optimiser, one-cycle
+    schedule over ``draws_per_epoch`` draws an epoch, and the two seeded generators (augmentation, order)."""
+    net, arch = build_student(cfg)
+    net = net.to(memory_format=torch.channels_last)
+    log.info("parameters: %d", sum(p.numel() for p in net.parameters()))
+    ema = _averaged(net, cfg)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["max_lr"], weight_decay=cfg["weight_decay"])
+    sched = _one_cycle(opt, cfg, math.ceil(draws_per_epoch / cfg["batch_size"]))
+    return net, arch, ema, opt, sched, torch.Generator().manual_seed(cfg["seed"]), np.random.default_rng(cfg["seed"])
+
+
+def augmented_batches(draws: np.ndarray, order_rng: np.random.Generator, x_all: torch.Tensor, cfg: dict,
+                      gen: torch.Generator, desc: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch: the indices of ``draws`` in a new order, batch by batch, each with its faces as
+    ``augment_wide`` crops (channels last)."""
+    order = draws[order_rng.permutation(len(draws))]
+    for i in tqdm(range(0, len(order), cfg["batch_size"]), desc=desc, mininterval=60):
+        idx = torch.from_numpy(order[i : i + cfg["batch_size"]])
+        yield idx, augment_wide(x_all[idx].float().div_(255), cfg["aug"], gen).contiguous(memory_format=torch.channels_last)
+
+
 def soft_target_step(net: FaceExpressionNet, ema: torch.optim.swa_utils.AveragedModel, opt: torch.optim.Optimizer,
                      sched: torch.optim.lr_scheduler.LRScheduler, crops: torch.Tensor, target: torch.Tensor,
                      use_bf16: bool) -> float:
@@ -254,15 +279,8 @@ def main() -> None:
              len(tr), len(va), float((teacher[va].argmax(1) == labels[va]).mean()))
     crowd, has_crowd = crowd_majority(votes[va], labels[va], 0.0)
 
-    net, arch = build_student(cfg)
-    net = net.to(memory_format=torch.channels_last)
-    log.info("parameters: %d", sum(p.numel() for p in net.parameters()))
-    ema = _averaged(net, cfg)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg["max_lr"], weight_decay=cfg["weight_decay"])
+    net, arch, ema, opt, sched, gen, order_rng = training_parts(cfg, len(tr))
     steps_per_epoch = math.ceil(len(tr) / cfg["batch_size"])
-    sched = _one_cycle(opt, cfg, steps_per_epoch)
-    gen = torch.Generator().manual_seed(cfg["seed"])
-    order_rng = np.random.default_rng(cfg["seed"])
     start_epoch, best_acc, history = 0, -1.0, []
     args.workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.workdir / "last.pt"
@@ -288,11 +306,8 @@ def main() -> None:
     for epoch in range(start_epoch, cfg["epochs"]):
         net.train()
         t0 = time.time()
-        order = tr[order_rng.permutation(len(tr))]
         total, seen = 0.0, 0
-        for i in tqdm(range(0, len(order), cfg["batch_size"]), desc=f"epoch {epoch + 1}", mininterval=60):
-            idx = torch.from_numpy(order[i : i + cfg["batch_size"]])
-            x = augment_wide(x_all[idx].float().div_(255), cfg["aug"], gen).contiguous(memory_format=torch.channels_last)
+        for idx, x in augmented_batches(tr, order_rng, x_all, cfg, gen, f"epoch {epoch + 1}"):
             target = t_all[idx]
             if online_teacher is not None:
                 target = target + teacher_share * online_teacher(x)

@@ -25,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from affect.face._weights_io import save_face_weights
 from affect.labels import EMOTIONS
-from recipes.face_fer.distill import (OnlineTeacher, _averaged, _one_cycle, augment_wide, build_student, fixed_targets,
-                                      restore_run_state, save_run_state, soft_target_step)
+from recipes.face_fer.distill import (OnlineTeacher, augmented_batches, fixed_targets, restore_run_state, save_run_state,
+                                      soft_target_step, training_parts)
 from recipes.face_fer.train import load_train, predict, split, start_run
 from recipes.face_posed.faces import DEFAULT_CACHE, load_posed
 
@@ -65,14 +64,8 @@ def main() -> None:
     log.info("FER+ train %d, held back %d; posed %d x %d (%.1f%% of each epoch's draws)", len(tr), len(va),
              len(posed_faces), repeat, 100 * (len(draws) - len(tr)) / len(draws))
 
-    net, arch = build_student(cfg)
-    net = net.to(memory_format=torch.channels_last)
-    ema = _averaged(net, cfg)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg["max_lr"], weight_decay=cfg["weight_decay"])
+    net, arch, ema, opt, sched, gen, order_rng = training_parts(cfg, len(draws))
     steps_per_epoch = math.ceil(len(draws) / cfg["batch_size"])
-    sched = _one_cycle(opt, cfg, steps_per_epoch)
-    gen = torch.Generator().manual_seed(cfg["seed"])
-    order_rng = np.random.default_rng(cfg["seed"])
     start_epoch, history = 0, []
     args.workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.workdir / "last.pt"
@@ -91,11 +84,8 @@ def main() -> None:
     for epoch in range(start_epoch, cfg["epochs"]):
         net.train()
         t0 = time.time()
-        order = draws[order_rng.permutation(len(draws))]
         total, seen = 0.0, 0
-        for i in tqdm(range(0, len(order), cfg["batch_size"]), desc=f"epoch {epoch + 1}", mininterval=60):
-            idx = torch.from_numpy(order[i : i + cfg["batch_size"]])
-            x = augment_wide(x_all[idx].float().div_(255), cfg["aug"], gen).contiguous(memory_format=torch.channels_last)
+        for idx, x in augmented_batches(draws, order_rng, x_all, cfg, gen, f"epoch {epoch + 1}"):
             weight = teacher_weight[idx].unsqueeze(1)
             target = t_all[idx] + weight * teacher(x) if bool(weight.any()) else t_all[idx]
             total += soft_target_step(net, ema, opt, sched, x, target, use_bf16) * len(idx)
