@@ -1,5 +1,5 @@
 """What a media file's first bytes say it is, for a message that refuses a file given in the
-wrong place: ``'call.mp4' is an MP4 video, not a JPEG, PNG, BMP or WebP file``. Only the kinds a
+wrong place: ``call.mp4 is an MP4 video, not a JPEG, PNG, BMP or WebP file``. Only the kinds a
 caller plausibly mixes up (videos, audio, other images) are told; anything else is ``None``.
 """
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from affect.export import COLUMNS
 from tests.test_cli import affect
 
 
@@ -99,9 +100,9 @@ def test_a_video_or_audio_given_as_the_image_is_named_with_the_flag_it_belongs_t
     writer.release()
     Image.new("L", (32, 32), 90).save(tmp_path / "private" / "anim.gif")
     clip = sorted((data_root / "speech" / "ravdess-test-slice" / "Actor_24").glob("*.flac"))[0]
-    expected = {video: "'call.mp4' is an MP4 video, not a JPEG, PNG, BMP or WebP file; give a video with --video",
-                tmp_path / "private" / "anim.gif": "'anim.gif' is a GIF image, not a JPEG, PNG, BMP or WebP file",
-                clip: f"'{clip.name}' is FLAC audio, not a JPEG, PNG, BMP or WebP file; give audio with --audio"}
+    expected = {video: "call.mp4 is an MP4 video, not a JPEG, PNG, BMP or WebP file; give a video with --video",
+                tmp_path / "private" / "anim.gif": "anim.gif is a GIF image, not a JPEG, PNG, BMP or WebP file",
+                clip: f"{clip.name} is FLAC audio, not a JPEG, PNG, BMP or WebP file; give audio with --audio"}
     for path, said in expected.items():
         out = affect("analyze", "--image", str(path), "-q")
         assert out.returncode == 2 and _lines(out.stderr) == [f"affect: error: --image: {said}"], out.stderr.decode()
@@ -120,10 +121,10 @@ def test_ctrl_c_during_out_says_how_many_complete_rows_the_partial_file_holds(tm
     run = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "analyze", str(folder), "--out", str(results)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
-    while not (results.exists() and results.stat().st_size > 0) and time.monotonic() < deadline:
-        time.sleep(0.2)  # the header is written once the model is loaded; then rows, 8 KB at a time
-    time.sleep(2)
-    run.send_signal(signal.SIGINT)
+    header = len(",".join(COLUMNS)) + len("file,error,") + 2
+    while not (results.exists() and results.stat().st_size > header) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the header is written once the model is loaded; then rows, 8 KB at a time
+    run.send_signal(signal.SIGINT)  # at the first rows: a loaded machine's run must not end before it
     _, err = run.communicate(timeout=60)
     rows = list(csv.DictReader(results.open()))
     assert run.returncode == 130, err.decode()

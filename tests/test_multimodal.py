@@ -204,7 +204,7 @@ def test_wire_refusals_name_their_field_once_and_say_what_is_wrong(full_analyzer
     clip = (np.random.default_rng(0).standard_normal(56_000) * 0.1).astype(np.float32)  # 3.5 s at 16 kHz
     cases = [
         (pb.Turn(images=[pb.Image(data=b"GIF89a\x01\x00\x01\x00 a GIF", encoding=pb.ENCODED)]),
-         "turn.images[0].data", "turn.images[0].data is not a JPEG, PNG, BMP or WebP file"),
+         "turn.images[0].data", "turn.images[0].data is a GIF image, not a JPEG, PNG, BMP or WebP file"),
         (pb.Turn(images=[pb.Image(data=face_png, encoding=pb.ENCODED),
                          pb.Image(data=jpeg[: len(jpeg) // 2], encoding=pb.ENCODED)]),
          "turn.images[1]", "turn.images[1] could not be decoded (corrupt or truncated)"),

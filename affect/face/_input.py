@@ -22,7 +22,7 @@ import numpy as np
 from affect._errors import InputTooLargeError, InvalidInputError
 from affect._file_kinds import HEAD_BYTES, file_kind
 from affect.media import ImageInput
-from affect_proto.rules import (channel_order_of, channel_order_problem, checked_file_size, image_array_problem, shown_path,
+from affect_proto.rules import (channel_order_of, channel_order_problem, checked_file_size, image_array_problem, shown_name,
                                 read_checked_file)
 
 ChannelOrder = Literal["bgr", "rgb"]
@@ -224,7 +224,7 @@ def load_gray(image: ImageInput, channel_order: ChannelOrder | None = None, fiel
     if isinstance(image, (bytes, bytearray, memoryview)):
         return decode_image(bytes(image), field)
     if isinstance(image, (str, PathLike)):
-        return decode_image(_read_file(image, field), field, shown_path(image))  # read: a path, its name shown
+        return decode_image(_read_file(image, field), field, shown_name(image))  # read: a path, its name shown
     raise InvalidInputError(
         f"{field} must be encoded bytes, a file path or a uint8 numpy array, got {type(image).__name__}", field=field
     )

@@ -28,7 +28,7 @@ from affect._errors import InputTooLargeError, InvalidInputError
 from affect.media import AudioFile
 from affect_proto.rules import (MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_budget_problem,
                                 audio_dtype_problem, audio_layout, audio_shape_problem, checked_file_size,
-                                read_checked_file, sample_rate_problem, samples_peak_problem)
+                                read_checked_file, sample_rate_problem, samples_peak_problem, shown_name)
 
 MODEL_RATE = 16_000
 DEFAULT_MAX_SECONDS = 600.0
@@ -224,16 +224,16 @@ def _open_path(source: str | Path, field: str) -> tuple[object, str, bytes, int]
     size, problem = checked_file_size(source, field)
     if problem:
         raise InvalidInputError(problem, field=field)
-    path = Path(source)
+    path, name = Path(source), shown_name(source) or "the file"
     if size == 0:
-        raise InvalidInputError(f"{field}: {path.name} is empty (0 bytes)", field=field)
+        raise InvalidInputError(f"{field}: {name} is empty (0 bytes)", field=field)
     if size > MAX_FILE_BYTES:
-        raise InputTooLargeError(f"{field}: {path.name} has {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
+        raise InputTooLargeError(f"{field}: {name} has {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
                                  field=field)
     head, problem = read_checked_file(path, field, _WAV_HEAD_BYTES)
     if problem:
         raise InvalidInputError(problem, field=field)
-    return str(path), path.name, head, size
+    return str(path), name, head, size
 
 
 _ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>|0x[0-9a-fA-F]{6,}")

@@ -245,14 +245,21 @@ MAX_SHOWN_PATH_CHARS = 255
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EINVAL, errno.ELOOP)
 
 
-def shown_path(path: str | PathLike[str]) -> str | None:
-    """How a message may name a file path a caller gave: its file name, quoted (``'face.jpg'``),
-    or None when the string is not plausibly a path (too long, a control character, a data: URI)."""
+def shown_name(path: str | PathLike[str]) -> str | None:
+    """How a message about a file's content may name the file a caller gave: its file name
+    (``call.mp4 is an MP4 video``), or None when the string is not plausibly a path (too long, a
+    control character that could forge a line of a log or a CSV, a data: URI)."""
     text = os.fspath(path)
     if (len(text) > MAX_SHOWN_PATH_CHARS or text[:5].lower() == "data:"
             or any(unicodedata.category(char) in _NOT_IN_IDS for char in text)):
         return None
-    return repr(PurePath(text).name or text)
+    return PurePath(text).name or text
+
+
+def shown_path(path: str | PathLike[str]) -> str | None:
+    """How a message about reaching a file may name it: ``shown_name`` quoted (``'face.jpg'``), or None."""
+    name = shown_name(path)
+    return None if name is None else repr(name)
 
 
 def file_size(path: str | PathLike[str]) -> tuple[int, int]:
