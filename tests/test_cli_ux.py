@@ -118,7 +118,10 @@ def test_ctrl_c_during_out_says_how_many_complete_rows_the_partial_file_holds(tm
         (folder / f"call-{i:04}.json").write_text(json.dumps([f"My parcel number {i} is late again.", "Sorry!"]))
     results = tmp_path / "results.csv"
     run = subprocess.Popen([sys.executable, "-m", "affect_server.cli", "analyze", str(folder), "--out", str(results)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           # a suite started in the background (nohup, &) ignores SIGINT, and its children would
+                           # too: Python turns it into KeyboardInterrupt only where it is not ignored at start
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not (results.exists() and results.stat().st_size > 0) and time.monotonic() < deadline:
         time.sleep(0.02)  # the file is opened once the model is loaded; rows then come in batches, 8 KB at a time
