@@ -240,19 +240,18 @@ def configured_model_ids(config: ServerConfig) -> list[str]:
     "affect serve: --face-model: unknown FaceWeights 'bogus'; known ...": one line, exit status
     2), before a model loads or Ray starts."""
     from affect._errors import UnknownModelError
-    from affect.registry import WEIGHT_FAMILIES, model_choice
+    from affect.registry import ENCODER_FAMILIES, model_choice
     from affect.results import MODALITIES
 
-    families = {family["DEFAULT"].meta["modality"]: family for family in WEIGHT_FAMILIES}
     ids = []
     for modality in (m.value for m in MODALITIES):
         setting = f"{modality}_model"
         try:
             choice = model_choice(modality, getattr(config, setting))
         except UnknownModelError as exc:
-            raise SystemExit(f"affect serve: {config.given_by(setting) or setting}: {exc}") from None
+            raise SystemExit(f"affect serve: {config.source(setting)}: {exc}") from None
         if choice is not None:
-            ids.append(families[modality].resolve(choice if isinstance(choice, str) else None).value.id)
+            ids.append(ENCODER_FAMILIES[modality].resolve(choice if isinstance(choice, str) else None).value.id)
     return ids
 
 
